@@ -1,0 +1,383 @@
+"""The `netlab` command: kubectl- and containerlab-like verbs over an emulated cluster."""
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+
+import click
+
+from . import __version__
+from .errors import NetlabError, SpecError
+
+RESOURCES = {
+    "nodes": "nodes", "node": "nodes", "no": "nodes",
+    "pods": "pods", "pod": "pods", "po": "pods",
+    "services": "services", "service": "services", "svc": "services",
+    "endpoints": "endpoints", "ep": "endpoints",
+    "labs": "labs", "lab": "labs",
+}
+
+
+def default_scenario_text() -> tuple[str, str]:
+    return resources.files("netlab").joinpath("data/default.yaml").read_text(), "<default>"
+
+
+def read_scenario(path: str | None) -> tuple[str, str]:
+    if path is None:
+        return default_scenario_text()
+    from .spec.parse import MAX_BYTES
+    try:
+        size = os.stat(path).st_size
+    except OSError as e:
+        raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "give the path of a YAML file") from None
+    if size > MAX_BYTES:
+        raise SpecError(path, f"is {size} bytes, more than the {MAX_BYTES} a scenario may have", "split it")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(), path
+    except UnicodeDecodeError:
+        raise SpecError(path, "is not UTF-8 text", "save the scenario as UTF-8 YAML") from None
+    except OSError as e:
+        raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "check the path") from None
+
+
+def load_scenario(path: str | None, lab: str | None):
+    from .spec.fields import check_name
+    from .spec.parse import MAX_LAB_NAME, load_text
+    text, source = read_scenario(path)
+    scenario = load_text(text, source)
+    if lab:
+        check_name(lab, "--lab", "value", max_len=MAX_LAB_NAME)
+        scenario.name = lab
+    return scenario, text
+
+
+class Progress:
+    """One updating line on a terminal (stderr); silent elsewhere."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.tty:
+            sys.stderr.write(f"\r\033[K  {what} {done}/{total}")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
+def warn_ignored(scenario) -> None:
+    if scenario.ignored:
+        shown = scenario.ignored[:8]
+        more = f" (and {len(scenario.ignored) - 8} more)" if len(scenario.ignored) > 8 else ""
+        click.echo(f"netlab: ignoring fields netlab does not emulate: {'; '.join(shown)}{more}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netlab")
+def cli() -> None:
+    """netlab: a Kubernetes network dataplane (nodes, pods, VXLAN/host-gw, kube-proxy rules) built
+    from real Linux network namespaces. Run as root."""
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
+@click.option("-v", "--verbose", is_flag=True, help="List every change made.")
+def up(scenario: str | None, lab: str | None, verbose: bool) -> None:
+    """Build the lab described by SCENARIO (default: the built-in two-node demo), or reconcile it.
+
+    Running it again changes nothing; after editing the scenario only the difference is applied.
+    """
+    from .dataplane import lab as labmod
+    sc, text = load_scenario(scenario, lab)
+    warn_ignored(sc)
+    progress = Progress()
+    try:
+        result = labmod.up(sc, text, progress)
+    except KeyboardInterrupt:
+        progress.clear()
+        click.echo(f"interrupted: lab '{sc.name}' may be half built; run 'sudo netlab up' again to finish it "
+                   f"or 'sudo netlab down {sc.name}' to remove it", err=True)
+        sys.exit(130)
+    except NetlabError as e:
+        progress.clear()
+        raise click.exceptions.Exit(_fail(f"{e}\n  lab '{sc.name}' may be half built: run 'sudo netlab up' again "
+                                          f"or remove it with 'sudo netlab down {sc.name}'", e.exit_code)) from None
+    progress.clear()
+    c = result.cluster
+    if verbose:
+        for ch in result.changes:
+            click.echo(f"  {ch}")
+    n = len(result.changes)
+    verb = "created" if n and any(ch.startswith("namespace nl.") for ch in result.changes) else "reconciled"
+    click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {len(c.pods)} pods, {len(c.services)} services; "
+               f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
+               f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour})")
+
+
+def _fail(msg: str, code: int) -> int:
+    click.echo(f"error: {msg}", err=True)
+    return code
+
+
+@cli.command()
+@click.argument("lab_arg", metavar="[LAB]", required=False)
+@click.option("--lab", "lab_opt", metavar="NAME", help="Lab to remove (same as the LAB argument).")
+@click.option("--all", "all_labs", is_flag=True, help="Remove every netlab lab on this machine.")
+def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool) -> None:
+    """Remove a lab: its processes, namespaces and state. Works even if the scenario file is gone."""
+    from .dataplane import lab as labmod
+    labmod.require_root("remove a lab")
+    if all_labs:
+        names = labmod.labs()
+        if not names:
+            click.echo("no lab is up")
+            return
+    else:
+        name = lab_arg or lab_opt
+        if name is None:
+            name = labmod.resolve_lab(None)
+        elif name not in labmod.labs():
+            click.echo(f"lab {name}: nothing to remove")
+            return
+        names = [name]
+    for name in names:
+        r = labmod.down(name)
+        click.echo(f"lab {name} removed: {r.namespaces} namespaces, {r.processes} processes in {r.elapsed:.2f}s")
+
+
+@cli.command()
+@click.argument("resource", metavar="RESOURCE")
+@click.argument("names", nargs=-1)
+@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="List objects of every namespace.")
+@click.option("-o", "--output", type=click.Choice(["wide", "json", "yaml", "name"]), help="Output format.")
+@click.option("--lab", metavar="NAME", help="Lab to look at (needed when several are up).")
+def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
+        lab: str | None) -> None:
+    """Show nodes, pods, services, endpoints (or labs), like kubectl get."""
+    from . import output as out
+    from .dataplane import lab as labmod
+    from .dataplane import nsfs
+    kind = RESOURCES.get(resource.lower())
+    if kind is None:
+        raise click.BadParameter(f"unknown resource {resource!r}; use nodes, pods, services, endpoints or labs",
+                                 param_hint="RESOURCE")
+    if kind == "labs":
+        rows = [[n] for n in labmod.labs()]
+        click.echo(out.table(["NAME"], rows) if rows else "No labs are up.", nl=bool(not rows))
+        return
+    name = labmod.resolve_lab(lab)
+    cluster, st = labmod.load_cluster(name)
+    created = st.get("created")
+    fmt = output
+    if kind == "nodes":
+        ready = {n.name: os.path.exists(nsfs.netns_path(n.netns)) for n in cluster.nodes}
+        objs = [o for o in out.node_objects(cluster, ready, created) if not names or o["metadata"]["name"] in names]
+        _missing(names, [o["metadata"]["name"] for o in objs], "node")
+        if fmt in ("json", "yaml"):
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"node/{o['metadata']['name']}\n" for o in objs), nl=False)
+        else:
+            cl = _subset_nodes(cluster, names)
+            click.echo(out.node_table(cl, ready, created, fmt == "wide"), nl=False)
+        return
+    if kind == "pods":
+        statuses = [s for s in labmod.pod_statuses(cluster, st)
+                    if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)]
+        _missing(names, [s.pod.name for s in statuses], "pod")
+        if fmt in ("json", "yaml"):
+            objs = out.pod_objects(statuses, cluster)
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"pod/{s.pod.name}\n" for s in statuses), nl=False)
+        elif not statuses:
+            click.echo(f"No resources found in {namespace} namespace." if not all_namespaces else "No resources found",
+                       err=True)
+        else:
+            click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide"), nl=False)
+        return
+    cluster.services = [s for s in cluster.services if (all_namespaces or s.namespace == namespace)
+                        and (not names or s.name in names)]
+    _missing(names, [s.name for s in cluster.services], kind[:-1])
+    if kind == "services":
+        if fmt in ("json", "yaml"):
+            objs = out.service_objects(cluster, created)
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"service/{s.name}\n" for s in cluster.services), nl=False)
+        elif not cluster.services:
+            click.echo(f"No resources found in {namespace} namespace.", err=True)
+        else:
+            click.echo(out.service_table(cluster, created, all_namespaces, fmt == "wide", namespace), nl=False)
+    else:
+        if fmt in ("json", "yaml"):
+            objs = out.endpoints_objects(cluster, created)
+            click.echo(out.dump(objs[0] if len(names) == 1 and objs else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"endpoints/{s.name}\n" for s in cluster.services), nl=False)
+        elif not cluster.services:
+            click.echo(f"No resources found in {namespace} namespace.", err=True)
+        else:
+            click.echo(out.endpoints_table(cluster, created, all_namespaces, namespace), nl=False)
+
+
+def _missing(wanted: tuple[str, ...], found: list[str], kind: str) -> None:
+    for n in wanted:
+        if n not in found:
+            raise NetlabError(f'{kind} "{n}" not found')
+
+
+def _subset_nodes(cluster, names):
+    if names:
+        cluster.nodes = [n for n in cluster.nodes if n.name in names]
+    return cluster
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("pod", required=False)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of POD.")
+@click.option("--node", metavar="NODE", help="Run in a node's namespace instead of a pod's.")
+@click.option("--external", is_flag=True, help="Run in the external client host on the underlay.")
+@click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
+def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | None, external: bool,
+         lab: str | None) -> None:
+    """Run COMMAND inside a pod (or --node NODE, or --external) and exit with its status.
+
+    \b
+    Examples:
+      sudo netlab exec client -- curl -s web:80/hostname
+      sudo netlab exec --node demo-worker -- ip route
+      sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
+    """
+    from .dataplane import lab as labmod
+    labmod.require_root("enter a lab's namespaces")
+    argv = list(command)
+    if node or external:
+        if pod is not None:
+            argv = [pod] + argv
+        pod = None
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise click.UsageError("give a command after --, e.g. netlab exec POD -- ip addr")
+    name = labmod.resolve_lab(lab)
+    cluster, _ = labmod.load_cluster(name)
+    if external:
+        full = labmod.netns_exec_argv(cluster.external_netns, argv)
+    elif node:
+        try:
+            n = cluster.node(node)
+        except KeyError:
+            raise NetlabError(f'node "{node}" not found (nodes: {", ".join(x.name for x in cluster.nodes)})') from None
+        full = labmod.netns_exec_argv(n.netns, argv)
+    else:
+        if pod is None:
+            raise click.UsageError("name a pod, or use --node NODE or --external")
+        p = cluster.pod(namespace, pod)
+        if p is None:
+            raise NetlabError(f'pod "{pod}" not found in namespace {namespace}')
+        full = labmod.pod_exec_argv(name, p, argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(full[0], full)
+    except OSError as e:
+        raise NetlabError(f"cannot run {full[0]}: {e.strerror}") from None
+
+
+@cli.command()
+@click.argument("pod")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-c", "--container", help="Container name (default: all).")
+@click.option("--lab", metavar="NAME")
+def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> None:
+    """Print a pod's container logs (the built-in server logs every request it answers)."""
+    from .dataplane import lab as labmod
+    from .dataplane import state
+    labmod.require_root("read a lab's logs")
+    name = labmod.resolve_lab(lab)
+    cluster, _ = labmod.load_cluster(name)
+    p = cluster.pod(namespace, pod)
+    if p is None:
+        raise NetlabError(f'pod "{pod}" not found in namespace {namespace}')
+    names = [c.name for c in p.containers if container in (None, c.name)]
+    if not names:
+        raise NetlabError(f'container "{container}" not found in pod {pod}')
+    for cname in names:
+        c = next(x for x in p.containers if x.name == cname)
+        fname = f"{p.namespace}_{p.name}_{'netexec' if not (c.command or c.args) else cname}.log"
+        path = os.path.join(state.lab_dir(name), "logs", fname)
+        try:
+            with open(path, errors="replace") as f:
+                click.echo(f.read(), nl=False)
+        except FileNotFoundError:
+            pass
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
+@click.option("--lab", metavar="NAME", help="Lab name to render for.")
+@click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
+def render(scenario: str | None, node_name: str | None, lab: str | None, fabric: bool) -> None:
+    """Print what `up` would program into a node, without root and without changing anything:
+    the iptables-restore payload (default) or the fabric (--fabric)."""
+    from .model.build import build
+    from .render import fabric as fab
+    from .render.iptables import node_rules, to_restore
+    sc, _ = load_scenario(scenario, lab)
+    warn_ignored(sc)
+    cluster = build(sc)
+    nodes = cluster.nodes
+    if node_name:
+        try:
+            nodes = [cluster.node(node_name)]
+        except KeyError:
+            raise SpecError("--node", f"'{node_name}' is not a node of this scenario",
+                            f"use one of: {', '.join(n.name for n in cluster.nodes)}") from None
+    for n in nodes:
+        if len(nodes) > 1:
+            click.echo(f"# ---- node {n.name}")
+        click.echo(fab.describe(cluster, n) if fabric else to_restore(node_rules(cluster, n)), nl=False)
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+def validate(scenario: str | None) -> None:
+    """Check a scenario without building it (no root needed)."""
+    from .model.build import build
+    sc, _ = load_scenario(scenario, None)
+    warn_ignored(sc)
+    c = build(sc)
+    click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {len(c.pods)} pods, "
+               f"{len(c.services)} services")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except NetlabError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

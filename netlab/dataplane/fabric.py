@@ -1,0 +1,459 @@
+"""The kernel side of the fabric: make the namespaces, links, addresses, routes, neighbours and FDB
+entries of a lab match what `netlab.render.fabric` asks for, changing only what differs.
+
+All netlink work goes through pyroute2. Everything runs on one dedicated thread (`Fabric.apply`)
+that hops between the lab's namespaces; a netlink socket stays bound to the namespace it was opened
+in, so the thread opens one socket per node once and keeps using it while it builds that node's pods.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..errors import KernelError
+from ..model.objects import Cluster, Node, Pod
+from ..render.fabric import BRIDGE, UNDERLAY_BRIDGE, NodeFabric, PodFabric, node_fabric, pod_fabric
+from . import nsfs
+
+IFF_UP = 1
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
+RTNH_F_ONLINK = 4
+AF_BRIDGE = 7
+
+
+@dataclass
+class Changes:
+    """What an apply changed, in words; `up` prints the count, `-v` the list."""
+    items: list[str] = field(default_factory=list)
+
+    def add(self, what: str) -> None:
+        self.items.append(what)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def kernel_error(e: Exception, what: str, netns: str) -> KernelError:
+    if isinstance(e, NetlinkError):
+        reason = os.strerror(e.code) if e.code > 0 else str(e)
+    elif isinstance(e, OSError):
+        reason = e.strerror or str(e)
+    else:
+        reason = str(e)
+    return KernelError(f"{what} in network namespace {netns}: {reason}")
+
+
+class Netns:
+    """A netlink socket bound to one namespace, with the few idempotent operations netlab needs."""
+
+    def __init__(self, name: str, ipr: IPRoute):
+        self.name, self.ipr = name, ipr
+        self._links: dict[str, dict] | None = None
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def _do(self, what: str, fn: Callable, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (NetlinkError, OSError) as e:
+            raise kernel_error(e, what, self.name) from None
+
+    # ---- links
+    def links(self, refresh: bool = False) -> dict[str, dict]:
+        if self._links is None or refresh:
+            self._links = {}
+            for msg in self._do("list links", self.ipr.get_links):
+                info = msg.get("IFLA_LINKINFO")
+                slave = info.get("IFLA_INFO_SLAVE_DATA") if info else None
+                data = info.get("IFLA_INFO_DATA") if info else None
+                self._links[msg.get("IFLA_IFNAME")] = {
+                    "index": msg["index"], "up": bool(msg["flags"] & IFF_UP), "mtu": msg.get("IFLA_MTU"),
+                    "master": msg.get("IFLA_MASTER"), "mac": msg.get("IFLA_ADDRESS"),
+                    "kind": info.get("IFLA_INFO_KIND") if info else None,
+                    "hairpin": slave.get("IFLA_BRPORT_MODE") if slave else None,
+                    "vxlan": {"id": data.get("IFLA_VXLAN_ID"), "port": data.get("IFLA_VXLAN_PORT"),
+                              "local": data.get("IFLA_VXLAN_LOCAL"), "learning": data.get("IFLA_VXLAN_LEARNING")}
+                    if data is not None and info.get("IFLA_INFO_KIND") == "vxlan" else None,
+                }
+        return self._links
+
+    def index(self, ifname: str) -> int:
+        link = self.links().get(ifname) or self.links(refresh=True).get(ifname)
+        if link is None:
+            raise KernelError(f"link {ifname} is missing in network namespace {self.name}")
+        return link["index"]
+
+    def ensure_up(self, ifname: str, changes: Changes, mtu: int | None = None) -> None:
+        link = self.links()[ifname]
+        if mtu is not None and link["mtu"] != mtu:
+            self._do(f"set mtu {mtu} on {ifname}", self.ipr.link, "set", index=link["index"], mtu=mtu)
+            changes.add(f"{self.name}: mtu {mtu} on {ifname}")
+        if not link["up"]:
+            self._do(f"set {ifname} up", self.ipr.link, "set", index=link["index"], state="up")
+            changes.add(f"{self.name}: {ifname} up")
+
+    def ensure_bridge(self, ifname: str, changes: Changes, mtu: int | None = None) -> int:
+        link = self.links().get(ifname)
+        if link is not None and link["kind"] != "bridge":
+            self._do(f"delete incompatible {ifname} ({link['kind']})", self.ipr.link, "del", index=link["index"])
+            changes.add(f"{self.name}: removed {ifname}, a {link['kind']} where a bridge belongs")
+            link = None
+        if link is None:
+            kw = {"mtu": mtu} if mtu else {}
+            self._do(f"create bridge {ifname}", self.ipr.link, "add", ifname=ifname, kind="bridge", **kw)
+            changes.add(f"{self.name}: bridge {ifname}")
+            self.links(refresh=True)
+        self.ensure_up(ifname, changes)
+        return self.index(ifname)
+
+    def ensure_addresses(self, ifname: str, cidrs: list[str], changes: Changes, exclusive: bool = True) -> None:
+        idx = self.index(ifname)
+        have = set()
+        for msg in self._do(f"list addresses of {ifname}", self.ipr.get_addr, index=idx, family=2):
+            have.add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+        want = set(cidrs)
+        for cidr in sorted(want - have):
+            ip, plen = cidr.split("/")
+            self._do(f"add address {cidr} to {ifname}", self.ipr.addr, "add", index=idx, address=ip,
+                     prefixlen=int(plen))
+            changes.add(f"{self.name}: address {cidr} on {ifname}")
+        if exclusive:
+            for cidr in sorted(have - want):
+                ip, plen = cidr.split("/")
+                self._do(f"delete address {cidr} from {ifname}", self.ipr.addr, "del", index=idx, address=ip,
+                         prefixlen=int(plen))
+                changes.add(f"{self.name}: removed stray address {cidr} from {ifname}")
+
+    # ---- routes, neighbours, fdb
+    def routes(self) -> dict[str, dict]:
+        out = {}
+        for msg in self._do("list routes", self.ipr.get_routes, family=2, table=254):
+            dst = msg.get("RTA_DST")
+            key = f"{dst}/{msg['dst_len']}" if dst else "default"
+            out[key] = {"gateway": msg.get("RTA_GATEWAY"), "oif": msg.get("RTA_OIF"),
+                        "onlink": bool(msg["flags"] & RTNH_F_ONLINK), "proto": msg["proto"]}
+        return out
+
+    def ensure_routes(self, routes: list, changes: Changes, owned: list[ipaddress.IPv4Network]) -> None:
+        """Add or fix every desired route; delete routes inside `owned` networks that are not desired."""
+        have = self.routes()
+        want = {}
+        for r in routes:
+            want[r.dst] = r
+        for dst, r in want.items():
+            oif = self.index(r.dev) if r.dev else None
+            cur = have.get(dst)
+            if cur and cur["gateway"] == r.gateway and (oif is None or cur["oif"] == oif) and \
+                    cur["onlink"] == r.onlink:
+                continue
+            kw = {"dst": "0.0.0.0/0" if dst == "default" else dst}
+            if r.gateway:
+                kw["gateway"] = r.gateway
+            if oif:
+                kw["oif"] = oif
+            if r.onlink:
+                kw["flags"] = RTNH_F_ONLINK
+            self._do(f"set route {dst}", self.ipr.route, "replace", **kw)
+            changes.add(f"{self.name}: route {dst}" + (f" via {r.gateway}" if r.gateway else ""))
+        for dst, cur in have.items():
+            if dst in want or dst == "default" or cur["proto"] == 2:  # 2: kernel (connected) routes
+                continue
+            net = ipaddress.ip_network(dst)
+            if any(net.subnet_of(o) for o in owned):
+                self._do(f"delete route {dst}", self.ipr.route, "del", dst=dst)
+                changes.add(f"{self.name}: removed stale route {dst}")
+
+    def ensure_neighbours(self, neighbours: list, dev: str, changes: Changes) -> None:
+        idx = self.index(dev)
+        have = {}
+        for msg in self._do(f"list neighbours on {dev}", self.ipr.get_neighbours, ifindex=idx, family=2):
+            if msg["state"] & NUD_PERMANENT:
+                have[msg.get("NDA_DST")] = msg.get("NDA_LLADDR")
+        want = {n.dst: n.lladdr for n in neighbours if n.dev == dev}
+        for dst, mac in want.items():
+            if have.get(dst) != mac:
+                self._do(f"set neighbour {dst} on {dev}", self.ipr.neigh, "replace", dst=dst, lladdr=mac,
+                         ifindex=idx, state=NUD_PERMANENT)
+                changes.add(f"{self.name}: neighbour {dst} -> {mac} on {dev}")
+        for dst in set(have) - set(want):
+            self._do(f"delete neighbour {dst} on {dev}", self.ipr.neigh, "del", dst=dst, ifindex=idx)
+            changes.add(f"{self.name}: removed stale neighbour {dst} on {dev}")
+
+    def ensure_fdb(self, entries: list, dev: str, changes: Changes) -> None:
+        idx = self.index(dev)
+        have = set()
+        for msg in self._do(f"list fdb of {dev}", self.ipr.fdb, "dump", ifindex=idx):
+            if msg.get("NDA_DST") and msg["state"] & NUD_PERMANENT and msg["ifindex"] == idx:
+                have.add((msg.get("NDA_LLADDR"), msg.get("NDA_DST")))
+        want = {(f.lladdr, f.dst) for f in entries if f.dev == dev}
+        for mac, dst in sorted(want - have):
+            self._do(f"add fdb {mac} dst {dst} on {dev}", self.ipr.fdb, "append", ifindex=idx, lladdr=mac,
+                     dst=dst, state=NUD_PERMANENT, flags=NTF_SELF)
+            changes.add(f"{self.name}: fdb {mac} dst {dst} on {dev}")
+        for mac, dst in sorted(have - want):
+            self._do(f"delete fdb {mac} dst {dst} on {dev}", self.ipr.fdb, "del", ifindex=idx, lladdr=mac,
+                     dst=dst, flags=NTF_SELF)
+            changes.add(f"{self.name}: removed stale fdb {mac} dst {dst} on {dev}")
+
+
+def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes) -> None:
+    """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace."""
+    for key, value in sysctls.items():
+        path = f"/proc/sys/{key}"
+        try:
+            with open(path) as f:
+                if f.read().strip() == value:
+                    continue
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise KernelError(f"sysctl {key.replace('/', '.')}={value} in network namespace {netns}: "
+                              f"{e.strerror}" + (" (is br_netfilter available?)" if "bridge" in key else "")) from None
+        changes.add(f"{netns}: sysctl {key.replace('/', '.')}={value}")
+
+
+@dataclass
+class PodHealth:
+    ok: bool
+    problem: str = ""
+
+
+class Fabric:
+    """Applies a cluster's fabric. Construct, then call `apply()` (which runs on its own thread)."""
+
+    def __init__(self, cluster: Cluster, changes: Changes, progress: Callable[[str, int, int], None] | None = None):
+        self.cluster = cluster
+        self.changes = changes
+        self.progress = progress or (lambda *a: None)
+        self.nodes: dict[str, Netns] = {}
+        self.broken_pods: dict[str, str] = {}
+
+    # entry point ------------------------------------------------------------
+    def apply(self, create_pods: list[Pod], check_pods: list[Pod]) -> dict[str, str]:
+        """Build the underlay, the nodes, then create `create_pods` and verify `check_pods`.
+
+        Returns the pods found broken among `check_pods` (key -> problem); the caller recreates them.
+        """
+        return nsfs.run_in_thread(lambda: self._apply(create_pods, check_pods))
+
+    def _apply(self, create_pods: list[Pod], check_pods: list[Pod]) -> dict[str, str]:
+        nsfs.ensure_run_dir()
+        c = self.cluster
+        try:
+            underlay = self._open(c.underlay_netns)
+            mtu = c.networking.mtu
+            underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
+            underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"],
+                                      self.changes)
+            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "0"}, self.changes)
+            total = len(c.nodes)
+            for i, node in enumerate(c.nodes):
+                self.progress("nodes", i, total)
+                nf = node_fabric(c, node)
+                ns = self._open(node.netns)
+                write_sysctls(node.netns, nf.sysctls, self.changes)
+                self.nodes[node.name] = ns
+                self._ensure_uplink(underlay, ns, node.underlay_veth, node.netns, mtu)
+                self._ensure_node(ns, nf)
+            self.progress("nodes", total, total)
+            ext = self._open(c.external_netns)
+            self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
+            ext.ensure_addresses("eth0", [f"{c.external_ip}/{c.networking.node_subnet.prefixlen}"], self.changes)
+            ext.ensure_up("lo", self.changes)
+            ext.ensure_routes([], self.changes, owned=[])
+            for ns in self.nodes.values():
+                ns.links(refresh=True)
+            broken = {}
+            for i, pod in enumerate(check_pods):
+                h = self._check_pod(pod)
+                if not h.ok:
+                    broken[pod.key] = h.problem
+            total = len(create_pods)
+            for i, pod in enumerate(create_pods):
+                if i % 10 == 0:
+                    self.progress("pods", i, total)
+                self._create_pod(pod)
+            self.progress("pods", total, total)
+            return broken
+        finally:
+            for ns in self.nodes.values():
+                ns.close()
+
+    # namespaces -------------------------------------------------------------
+    def _open(self, name: str) -> Netns:
+        """Enter namespace `name` (creating it if missing) and open a netlink socket in it."""
+        path = nsfs.netns_path(name)
+        try:
+            if os.path.exists(path):
+                nsfs.enter_netns_here(path)
+            else:
+                nsfs.new_netns_here(name)
+                self.changes.add(f"namespace {name}")
+        except OSError as e:
+            raise KernelError(f"cannot create or enter network namespace {name}: {e.strerror}") from None
+        ns = Netns(name, IPRoute())
+        ns.ensure_up("lo", self.changes) if "lo" in ns.links() else None
+        return ns
+
+    def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int) -> None:
+        """A veth from the underlay bridge to `eth0` in a node (or the external host)."""
+        bridge = underlay.index(UNDERLAY_BRIDGE)
+        outer = underlay.links().get(outer_name)
+        inner_eth = inner.links().get("eth0")
+        if outer is not None and inner_eth is None:  # half of a pair: start again
+            underlay._do(f"delete {outer_name}", underlay.ipr.link, "del", index=outer["index"])
+            outer = None
+        if outer is None:
+            if inner_eth is not None:
+                inner._do("delete eth0", inner.ipr.link, "del", index=inner_eth["index"])
+            with nsfs.opened(nsfs.netns_path(inner_ns)) as fd:
+                underlay._do(f"create veth {outer_name} <-> {inner_ns}:eth0", underlay.ipr.link, "add",
+                             ifname=outer_name, kind="veth", mtu=mtu, master=bridge, state="up",
+                             peer={"ifname": "eth0", "net_ns_fd": fd, "mtu": mtu})
+            self.changes.add(f"{underlay.name}: veth {outer_name} to {inner_ns}")
+            underlay.links(refresh=True)
+            inner.links(refresh=True)
+        else:
+            if outer["master"] != bridge:
+                underlay._do(f"attach {outer_name} to {UNDERLAY_BRIDGE}", underlay.ipr.link, "set",
+                             index=outer["index"], master=bridge)
+                self.changes.add(f"{underlay.name}: {outer_name} on {UNDERLAY_BRIDGE}")
+            underlay.ensure_up(outer_name, self.changes)
+        inner.ensure_up("eth0", self.changes, mtu=mtu)
+
+    def _ensure_node(self, ns: Netns, nf: NodeFabric) -> None:
+        ns.ensure_addresses("eth0", [nf.eth0_address], self.changes)
+        ns.ensure_bridge(BRIDGE, self.changes)
+        ns.ensure_addresses(BRIDGE, [nf.bridge_address], self.changes)
+        vx = nf.vxlan
+        link = ns.links().get(vx.name) if vx else None
+        stale_vxlan = [name for name, l in ns.links().items() if l["kind"] == "vxlan" and (vx is None or name != vx.name)]
+        for name in stale_vxlan:  # backend switched away from vxlan
+            ns._do(f"delete {name}", ns.ipr.link, "del", index=ns.links()[name]["index"])
+            self.changes.add(f"{ns.name}: removed {name}")
+            ns.links(refresh=True)
+        if vx:
+            if link is not None:
+                info = link["vxlan"] or {}
+                differs = []
+                if link["kind"] != "vxlan":
+                    differs.append(f"kind {link['kind']}")
+                elif info.get("id") != vx.vni or info.get("port") != vx.port or info.get("local") != vx.local:
+                    differs.append(f"vni {info.get('id')} port {info.get('port')} local {info.get('local')}")
+                if differs:
+                    ns._do(f"delete incompatible {vx.name}", ns.ipr.link, "del", index=link["index"])
+                    self.changes.add(f"{ns.name}: recreate {vx.name} ({', '.join(differs)} differed)")
+                    link = None
+            if link is None:
+                ns._do(f"create {vx.name}", ns.ipr.link, "add", ifname=vx.name, kind="vxlan", vxlan_id=vx.vni,
+                       vxlan_local=vx.local, vxlan_link=ns.index(vx.dev), vxlan_port=vx.port, vxlan_learning=0,
+                       address=vx.mac, mtu=vx.mtu)
+                self.changes.add(f"{ns.name}: vxlan {vx.name} vni {vx.vni} port {vx.port}")
+                ns.links(refresh=True)
+            elif link["mac"] != vx.mac:
+                ns._do(f"set address of {vx.name}", ns.ipr.link, "set", index=link["index"], address=vx.mac)
+                self.changes.add(f"{ns.name}: {vx.name} address {vx.mac}")
+            ns.ensure_up(vx.name, self.changes, mtu=vx.mtu)
+            ns.ensure_addresses(vx.name, [vx.address], self.changes)
+            ns.ensure_neighbours(nf.neighbours, vx.name, self.changes)
+            ns.ensure_fdb(nf.fdb, vx.name, self.changes)
+        ns.ensure_routes(nf.routes, self.changes, owned=[self.cluster.networking.pod_subnet])
+
+    # pods -------------------------------------------------------------------
+    def _create_pod(self, pod: Pod) -> None:
+        pf = pod_fabric(self.cluster, pod)
+        node = self.nodes[pod.node]
+        uts = uts_path(self.cluster.name, pod)
+        try:
+            nsfs.new_netns_here(pf.netns, uts, pf.hostname)
+        except OSError as e:
+            raise KernelError(f"cannot create network namespace {pf.netns} for pod {pod.key}: {e.strerror}") from None
+        bridge = node.index(BRIDGE)
+        with nsfs.opened(nsfs.netns_path(pf.netns)) as fd:
+            node._do(f"create veth {pf.host_veth} for pod {pod.key}", node.ipr.link, "add", ifname=pf.host_veth,
+                     kind="veth", mtu=pf.mtu, master=bridge, state="up",
+                     peer={"ifname": "eth0", "net_ns_fd": fd, "mtu": pf.mtu})
+        idx = node._do(f"look up {pf.host_veth}", node.ipr.link_lookup, ifname=pf.host_veth)[0]
+        node._do(f"set hairpin on {pf.host_veth}", node.ipr.brport, "set", index=idx, mode=1)
+        inner = Netns(pf.netns, IPRoute())
+        try:
+            inner._do("set lo up", inner.ipr.link, "set", index=1, state="up")
+            eth0 = inner._do("look up eth0", inner.ipr.link_lookup, ifname="eth0")[0]
+            ip, plen = pf.address.split("/")
+            inner._do(f"add address {pf.address} to eth0", inner.ipr.addr, "add", index=eth0, address=ip,
+                      prefixlen=int(plen))
+            inner._do("set eth0 up", inner.ipr.link, "set", index=eth0, state="up")
+            inner._do(f"add default route via {pf.gateway}", inner.ipr.route, "add", dst="0.0.0.0/0",
+                      gateway=pf.gateway)
+        finally:
+            inner.close()
+        self.changes.add(f"pod {pod.key}: namespace, {pf.host_veth} <-> eth0 {pf.address}")
+
+    def _check_pod(self, pod: Pod) -> PodHealth:
+        pf = pod_fabric(self.cluster, pod)
+        node = self.nodes.get(pod.node)
+        path = nsfs.netns_path(pf.netns)
+        if not os.path.exists(path):
+            return PodHealth(False, "its network namespace is missing")
+        if not os.path.exists(uts_path(self.cluster.name, pod)):
+            return PodHealth(False, "its UTS namespace is missing")
+        link = node.links().get(pf.host_veth) if node else None
+        if link is None:
+            return PodHealth(False, f"its veth {pf.host_veth} is missing on node {pod.node}")
+        if link["master"] != node.index(BRIDGE):
+            return PodHealth(False, f"its veth {pf.host_veth} is not on {BRIDGE}")
+        if not link["up"] or link["hairpin"] != 1:
+            # repairable in place
+            if not link["up"]:
+                node._do(f"set {pf.host_veth} up", node.ipr.link, "set", index=link["index"], state="up")
+                self.changes.add(f"pod {pod.key}: {pf.host_veth} up")
+            if link["hairpin"] != 1:
+                node._do(f"set hairpin on {pf.host_veth}", node.ipr.brport, "set", index=link["index"], mode=1)
+                self.changes.add(f"pod {pod.key}: hairpin on {pf.host_veth}")
+        try:
+            nsfs.enter_netns_here(path)
+        except OSError as e:
+            return PodHealth(False, f"cannot enter its namespace: {e.strerror}")
+        inner = Netns(pf.netns, IPRoute())
+        try:
+            links = inner.links()
+            eth0 = links.get("eth0")
+            if eth0 is None:
+                return PodHealth(False, "its eth0 is missing")
+            if not links.get("lo", {}).get("up"):
+                inner.ensure_up("lo", self.changes)
+            inner.ensure_up("eth0", self.changes, mtu=pf.mtu)
+            inner.ensure_addresses("eth0", [pf.address], self.changes)
+            routes = inner.routes()
+            d = routes.get("default")
+            if d is None or d["gateway"] != pf.gateway:
+                inner.ensure_routes([_default(pf.gateway)], self.changes, owned=[])
+        finally:
+            inner.close()
+        return PodHealth(True)
+
+
+def _default(gw: str):
+    from ..render.fabric import Route
+    return Route("default", gw, "eth0")
+
+
+def uts_path(lab: str, pod: Pod) -> str:
+    from .state import lab_dir
+    return os.path.join(lab_dir(lab), "uts", f"{pod.namespace}.{pod.name}")
+
+
+def ignore_missing(fn: Callable, *args, **kwargs) -> None:
+    try:
+        fn(*args, **kwargs)
+    except NetlinkError as e:
+        if e.code not in (errno.ENODEV, errno.ENOENT, errno.ESRCH):
+            raise

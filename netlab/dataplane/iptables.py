@@ -1,0 +1,133 @@
+"""Apply rendered iptables state to a node: one `iptables-restore --noflush` per node per sync.
+
+Why not python-iptables: it drives libiptc, which writes the *legacy* tables one rule at a time. The
+`iptables` command of an nft-based distribution (Debian 12, Ubuntu 22.04) does not show those tables,
+and per-rule calls cannot give kube-proxy's atomic whole-payload sync. So netlab does what kube-proxy
+does: render text, apply it with `iptables-restore --noflush`, read back with `iptables-save`.
+
+The flavour (legacy or nft) is a setting: `auto` follows the host's `iptables` command.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+from ..errors import KernelError, UsageError
+from ..render.iptables import Desired, TableState
+
+OWNED_CHAIN = re.compile(r"^(KUBE-|FLANNEL-)")
+JUMP = re.compile(r"(?:^|\s)-[jg]\s+(\S+)")
+
+
+def flavour_commands(flavour: str) -> tuple[str, str, str]:
+    """(resolved flavour, restore command, save command)."""
+    if flavour == "auto":
+        exe = shutil.which("iptables")
+        if exe is None:
+            raise UsageError("iptables is not installed: run scripts/setup (or apt-get install iptables)")
+        try:
+            out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+        except OSError as e:
+            raise UsageError(f"cannot run iptables: {e.strerror}") from None
+        flavour = "nft" if "nf_tables" in out else "legacy"
+    restore, save = f"iptables-{flavour}-restore", f"iptables-{flavour}-save"
+    for cmd in (restore, save):
+        if shutil.which(cmd) is None:
+            raise UsageError(f"{cmd} is not installed: run scripts/setup (or apt-get install iptables)")
+    return flavour, restore, save
+
+
+def parse_save(text: str) -> dict[str, dict[str, list[str]]]:
+    """iptables-save text -> table -> chain -> rule lines ('-A CHAIN ...'); built-in chains included."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    cur = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            cur = tables.setdefault(line[1:].strip(), {})
+        elif line.startswith(":") and cur is not None:
+            cur.setdefault(line[1:].split()[0], [])
+        elif line.startswith("-A ") and cur is not None:
+            chain = line.split()[1]
+            cur.setdefault(chain, []).append(line)
+    return tables
+
+
+def _norm(rule: str) -> str:
+    return " ".join(rule.split())
+
+
+def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
+                 force: bool = False) -> tuple[str, list[str]]:
+    """The restore payload that takes `current` to `desired` (empty if nothing differs) and what changes.
+
+    Only owned chains are written; stale owned chains are flushed and deleted; missing jumps from
+    built-in chains are inserted at the top, present ones are left alone.
+    """
+    out: list[str] = []
+    changes: list[str] = []
+    for table in sorted(set(desired) | {t for t in current if any(OWNED_CHAIN.match(c) for c in current[t])}):
+        want = desired.get(table, TableState())
+        have = current.get(table, {})
+        body: list[str] = []
+        decl: list[str] = []
+        for chain, rules in want.chains.items():
+            if not force and chain in have and [_norm(r) for r in have[chain]] == [_norm(r) for r in rules]:
+                continue
+            decl.append(f":{chain} - [0:0]")
+            body.extend(rules)
+            changes.append(f"{table}/{chain} ({len(rules)} rules)")
+        stale = [c for c in have if OWNED_CHAIN.match(c) and c not in want.chains]
+        for chain in stale:
+            decl.append(f":{chain} - [0:0]")
+        for chain, spec in want.jumps:
+            line = _norm(f"-A {chain} {spec}")
+            if not any(_norm(r) == line for r in have.get(chain, [])):
+                body.insert(0, f"-I {chain} 1 {spec}")
+                m = JUMP.search(spec)
+                changes.append(f"{table}/{chain} jump to {m.group(1) if m else spec}")
+        # jumps into stale chains must go before the chains themselves
+        for chain in stale:
+            for builtin, rules in have.items():
+                for r in rules:
+                    m = JUMP.search(r)
+                    if m and m.group(1) == chain and builtin not in stale:
+                        body.append("-D" + r[2:])
+        for chain in stale:
+            body.append(f"-X {chain}")
+            changes.append(f"{table}/{chain} removed")
+        if decl or body:
+            out.append(f"*{table}")
+            out.extend(decl)
+            out.extend(body)
+            out.append("COMMIT")
+    return ("\n".join(out) + "\n") if out else "", changes
+
+
+def nsenter(netns_path: str, argv: list[str]) -> list[str]:
+    return ["nsenter", f"--net={netns_path}", "--", *argv]
+
+
+def save(netns_path: str, save_cmd: str) -> str:
+    try:
+        p = subprocess.run(nsenter(netns_path, [save_cmd]), capture_output=True, text=True, timeout=120)
+    except OSError as e:
+        raise KernelError(f"{save_cmd} in {netns_path}: {e.strerror}") from None
+    if p.returncode != 0:
+        raise KernelError(f"{save_cmd} in network namespace {netns_path}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def restore_async(netns_path: str, restore_cmd: str, payload: str) -> subprocess.Popen:
+    try:
+        p = subprocess.Popen(nsenter(netns_path, [restore_cmd, "--noflush", "-w", "5"]), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except OSError as e:
+        raise KernelError(f"{restore_cmd} in {netns_path}: {e.strerror}") from None
+    return p
+
+
+def finish_restore(p: subprocess.Popen, payload: str, where: str, timeout: float = 600) -> None:
+    _, err = p.communicate(payload, timeout=timeout)
+    if p.returncode != 0:
+        raise KernelError(f"iptables-restore in network namespace {where} failed: {err.strip()[:500]}")

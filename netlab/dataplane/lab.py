@@ -1,0 +1,398 @@
+"""Bring a lab up (a reconcile: only the difference is applied), inspect it, and take it down.
+
+`down` works from what the kernel shows (the lab's named namespaces and the processes inside them),
+so it succeeds even if the scenario file and the state file are gone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import KernelError, NetlabError, UsageError
+from ..model.build import build
+from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
+from ..render.iptables import node_rules
+from ..spec.parse import load_text
+from ..spec.types import Scenario
+from . import iptables, nsfs, procs, state
+from .fabric import Changes, Fabric, uts_path
+
+Progress = Callable[[str, int, int], None]
+
+
+def require_root(action: str = "this") -> None:
+    if os.geteuid() != 0:
+        raise UsageError(f"netlab must run as root to {action} (it creates network namespaces): "
+                         f"try sudo {os.path.basename(sys.argv[0]) or 'netlab'} ...")
+
+
+def require_tools(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise UsageError(f"missing tool(s): {', '.join(missing)}; run scripts/setup "
+                         f"(or apt-get install iproute2 util-linux iptables)")
+
+
+# ------------------------------------------------------------------ discovery
+
+def lab_namespaces(lab: str) -> list[str]:
+    prefix = lab_prefix(lab)
+    return [n for n in nsfs.list_netns() if n == prefix or n.startswith(prefix + ".")]
+
+
+def labs() -> list[str]:
+    """Labs that exist: by their namespaces (nl.<lab>.underlay) or their state directory."""
+    found = set()
+    for n in nsfs.list_netns():
+        if n.startswith(NETNS_PREFIX):
+            parts = n[len(NETNS_PREFIX):].split(".")
+            if len(parts) >= 2 and parts[1] in ("underlay", "external", "node", "pod"):
+                found.add(parts[0])
+    for d in state.labs_on_disk():
+        if os.path.exists(os.path.join(state.lab_dir(d), "state.json")):
+            found.add(d)
+    return sorted(found)
+
+
+def resolve_lab(name: str | None) -> str:
+    existing = labs()
+    if name:
+        if name not in existing:
+            hint = f" (labs up: {', '.join(existing)})" if existing else ""
+            raise NetlabError(f"lab '{name}' is not up{hint}; bring it up with: sudo netlab up SCENARIO")
+        return name
+    if not existing:
+        raise NetlabError("no lab is up; bring one up with: sudo netlab up [SCENARIO]")
+    if len(existing) > 1:
+        raise NetlabError(f"several labs are up ({', '.join(existing)}); choose one with --lab NAME")
+    return existing[0]
+
+
+def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
+    """The cluster as the last `up` decided it, rebuilt from the state file."""
+    st = state.load(lab)
+    if st is None or not st.get("scenario"):
+        raise NetlabError(f"lab '{lab}' has no readable state (/run/netlab/{lab}/state.json); "
+                          f"remove it with: sudo netlab down {lab}")
+    scenario = load_text(st["scenario"], st.get("source") or "<state>")
+    scenario.name = lab
+    return build(scenario, st), st
+
+
+# ------------------------------------------------------------------ up
+
+@dataclass
+class UpResult:
+    cluster: Cluster
+    changes: list[str] = field(default_factory=list)
+    flavour: str = ""
+    elapsed: float = 0.0
+
+
+def preflight(cluster: Cluster) -> None:
+    """Everything that can be checked before the kernel is touched."""
+    require_root("build a lab")
+    require_tools("nsenter")
+    for pod in cluster.pods:
+        for cname, argv in pod.commands:
+            if procs.which(argv[0]) is None:
+                raise UsageError(f"Pod {pod.key}: container {cname} runs {argv[0]!r}, which is not installed on "
+                                 "this machine (netlab runs commands from the host's filesystem); install it "
+                                 "or drop the command to get the built-in test server")
+
+
+def _state_doc(cluster: Cluster, scenario_text: str, prev: dict[str, Any], phase: str,
+               pods_extra: dict[str, dict], servers: dict[str, Any], flavour: str) -> dict[str, Any]:
+    return {
+        "lab": cluster.name, "scenario": scenario_text, "source": cluster.source, "phase": phase,
+        "created": prev.get("created") or time.time(),
+        "nodes": {n.name: {"ip": str(n.ip), "podCIDR": str(n.pod_cidr), "netns": n.netns} for n in cluster.nodes},
+        "pods": {p.key: dict({"node": p.node, "ip": str(p.ip), "uid": p.uid, "fingerprint": p.fingerprint(),
+                              "netns": p.netns}, **pods_extra.get(p.key, {})) for p in cluster.pods},
+        "ipam": cluster.ipam_last,
+        "services": {s.key: {"clusterIP": str(s.cluster_ip) if s.cluster_ip else None,
+                             "nodePorts": {f"{p.name or ''}/{p.protocol}": p.node_port for p in s.ports if p.node_port}}
+                     for s in cluster.services},
+        "servers": servers,
+        "iptables": {"flavour": flavour},
+    }
+
+
+def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
+       proxy_mode: str | None = None) -> UpResult:
+    t0 = time.monotonic()
+    lab = scenario.name
+    if proxy_mode:
+        scenario.networking.proxy_mode = proxy_mode
+    prev = state.load(lab) or {}
+    cluster = build(scenario, prev)
+    preflight(cluster)
+    flavour, restore_cmd, save_cmd = iptables.flavour_commands(cluster.networking.iptables_flavour)
+    if cluster.networking.proxy_mode != "iptables":
+        raise UsageError(f"kubeProxyMode {cluster.networking.proxy_mode} is not available yet; use iptables")
+    state.ensure_dirs(lab)
+    changes = Changes()
+    prev_pods: dict[str, dict] = prev.get("pods", {})
+    desired = {p.key: p for p in cluster.pods}
+    existing = set(lab_namespaces(lab))
+
+    # ---- what goes away: pods and nodes no longer wanted, pods whose spec changed
+    doomed_ns = []
+    for name in sorted(existing):
+        if name.startswith(f"{cluster.prefix}.pod."):
+            key = _pod_key_of(name, cluster.prefix)
+            pod = desired.get(key)
+            old = prev_pods.get(key, {})
+            if pod is None or old.get("fingerprint") != pod.fingerprint() or old.get("uid") != pod.uid:
+                doomed_ns.append(name)
+        elif name.startswith(f"{cluster.prefix}.node."):
+            if name not in {n.netns for n in cluster.nodes}:
+                doomed_ns.append(name)
+    pods_extra = {k: {kk: v for kk, v in prev_pods.get(k, {}).items() if kk in ("procs", "restarts", "created")}
+                  for k in desired}
+    servers = dict(prev.get("servers", {}))
+    # intent first: if we die from here on, the next up (or down) knows what was meant
+    state.save(lab, _state_doc(cluster, scenario_text, prev, "applying", pods_extra, servers, flavour))
+    if doomed_ns:
+        _remove_namespaces(lab, doomed_ns, prev, changes)
+        existing -= set(doomed_ns)
+        for name in doomed_ns:
+            if ".node." in name:
+                servers.pop(name.split(".node.", 1)[1], None)
+
+    create = [p for p in cluster.pods if p.netns not in existing]
+    check = [p for p in cluster.pods if p.netns in existing]
+    fabric = Fabric(cluster, changes, progress)
+    broken = fabric.apply(create, check)
+    fresh = {p.key for p in create}
+    if broken:
+        for key, problem in broken.items():
+            changes.add(f"pod {key}: rebuilt ({problem})")
+        again = [desired[k] for k in broken]
+        _remove_namespaces(lab, [p.netns for p in again], prev, changes, quiet=True)
+        Fabric(cluster, changes, progress).apply(again, [])
+        fresh |= set(broken)
+    for key in fresh:
+        pods_extra.setdefault(key, {})["created"] = time.time()
+        if key in prev_pods and key in broken:
+            pods_extra[key]["restarts"] = int(pods_extra[key].get("restarts", 0)) + 1
+        pods_extra[key].pop("procs", None)
+
+    # ---- netfilter: one restore per node
+    sync_iptables(cluster, restore_cmd, save_cmd, changes)
+
+    # ---- processes
+    _ensure_processes(cluster, pods_extra, servers, fresh, changes)
+    state.save(lab, _state_doc(cluster, scenario_text, prev, "ready", pods_extra, servers, flavour))
+    return UpResult(cluster, changes.items, flavour, time.monotonic() - t0)
+
+
+def _pod_key_of(netns: str, prefix: str) -> str:
+    rest = netns[len(prefix) + len(".pod."):]
+    ns, _, name = rest.partition(".")
+    return f"{ns}/{name}"
+
+
+def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False) -> None:
+    pending = []
+    for node in cluster.nodes:
+        path = nsfs.netns_path(node.netns)
+        current = iptables.parse_save(iptables.save(path, save_cmd))
+        payload, what = iptables.plan_restore(node_rules(cluster, node), current, force=force)
+        if payload:
+            pending.append((node, iptables.restore_async(path, restore_cmd, payload), payload, what))
+    for node, proc, payload, what in pending:
+        iptables.finish_restore(proc, payload, node.netns)
+        for w in what:
+            changes.add(f"{node.netns}: iptables {w}")
+
+
+def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: dict[str, Any], fresh: set[str],
+                      changes: Changes) -> None:
+    base = state.lab_dir(cluster.name)
+    waits = []
+    for node in cluster.nodes:
+        pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
+        cfg_path = os.path.join(base, "run", f"netexec-{node.name}.json")
+        pidfile = os.path.join(base, "run", f"netexec-{node.name}.pid")
+        cfg = {"pods": [{"key": p.key, "name": p.name, "netns": nsfs.netns_path(p.netns),
+                         "ports": [{"port": port, "protocol": proto} for port, proto in p.builtin_ports],
+                         "log": _log_path(cluster.name, p, "netexec")} for p in pods]}
+        text = json.dumps(cfg, indent=1, sort_keys=True)
+        try:
+            with open(cfg_path) as f:
+                same = f.read() == text
+        except OSError:
+            same = False
+        rec = servers.get(node.name)
+        running = procs.alive(rec)
+        touched = any(p.key in fresh for p in pods)
+        if running and same and not touched:
+            continue
+        if not pods and not running:
+            continue
+        _write_private(cfg_path, text)
+        if running:
+            got = procs.read_pidfile(pidfile)
+            os.kill(int(rec["pid"]), signal.SIGHUP)
+            waits.append((pidfile, int(rec["pid"]), got[1] if got else -1))
+            changes.add(f"node {node.name}: built-in server reloaded")
+        else:
+            try:
+                os.unlink(pidfile)
+            except FileNotFoundError:
+                pass
+            rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns),
+                              os.path.join(base, "logs", f"netexec-{node.name}.log"))
+            servers[node.name] = rec
+            waits.append((pidfile, int(rec["pid"]), None))
+            changes.add(f"node {node.name}: built-in server started (pid {rec['pid']})")
+    for pod in cluster.pods:
+        extra = pods_extra.setdefault(pod.key, {})
+        recs = extra.setdefault("procs", {})
+        for cname, argv in pod.commands:
+            rec = recs.get(cname)
+            if procs.alive(rec):
+                continue
+            if rec is not None and pod.key not in fresh:
+                extra["restarts"] = int(extra.get("restarts", 0)) + 1
+            recs[cname] = procs.spawn(argv, nsfs.netns_path(pod.netns), _log_path(cluster.name, pod, cname),
+                                      uts_path(cluster.name, pod), env=_container_env(pod))
+            changes.add(f"pod {pod.key}: container {cname} started (pid {recs[cname]['pid']})")
+    procs.wait_pidfiles(waits)
+
+
+def _container_env(pod: Pod) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            "HOSTNAME": pod.name, "POD_NAME": pod.name, "POD_NAMESPACE": pod.namespace, "POD_IP": str(pod.ip),
+            "NODE_NAME": pod.node, "HOME": "/root", "LANG": "C.UTF-8"}
+
+
+def _log_path(lab: str, pod: Pod, container: str) -> str:
+    return os.path.join(state.lab_dir(lab), "logs", f"{pod.namespace}_{pod.name}_{container}.log")
+
+
+def _write_private(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _remove_namespaces(lab: str, names: list[str], prev: dict[str, Any], changes: Changes, quiet: bool = False) -> None:
+    """Kill what runs in these namespaces (by membership and by record), then delete them."""
+    paths = [nsfs.netns_path(n) for n in names]
+    records = []
+    for key, pod in prev.get("pods", {}).items():
+        if pod.get("netns") in names:
+            records.extend((pod.get("procs") or {}).values())
+    procs.terminate(records, procs.netns_members(paths))
+    for name in names:
+        nsfs.delete_ns_file(nsfs.netns_path(name))
+        if ".pod." in name:
+            key = _pod_key_of(name, lab_prefix(lab))
+            ns, _, pod = key.partition("/")
+            u = os.path.join(state.lab_dir(lab), "uts", f"{ns}.{pod}")
+            nsfs.delete_ns_file(u)
+        if not quiet:
+            changes.add(f"removed namespace {name}")
+
+
+# ------------------------------------------------------------------ down
+
+@dataclass
+class DownResult:
+    lab: str
+    namespaces: int = 0
+    processes: int = 0
+    elapsed: float = 0.0
+
+
+def down(lab: str) -> DownResult:
+    t0 = time.monotonic()
+    require_root("remove a lab")
+    names = lab_namespaces(lab)
+    st = state.load(lab) or {}
+    paths = [nsfs.netns_path(n) for n in names]
+    records = [r for p in st.get("pods", {}).values() for r in (p.get("procs") or {}).values()]
+    records += list(st.get("servers", {}).values())
+    killed = procs.terminate(records, procs.netns_members(paths), grace=1.0)
+    # pods first, then nodes, the external host and the underlay
+    order = sorted(names, key=lambda n: (0 if ".pod." in n else 1 if ".node." in n else 2, n))
+    for n in order:
+        nsfs.delete_ns_file(nsfs.netns_path(n))
+    base = state.lab_dir(lab)
+    uts_dir = os.path.join(base, "uts")
+    if os.path.isdir(uts_dir):
+        for f in os.listdir(uts_dir):
+            nsfs.delete_ns_file(os.path.join(uts_dir, f))
+    if os.path.isdir(base):
+        shutil.rmtree(base, ignore_errors=True)
+    try:
+        os.rmdir(state.RUN_DIR)  # only if no other lab is left
+    except OSError:
+        pass
+    return DownResult(lab, len(names), killed, time.monotonic() - t0)
+
+
+# ------------------------------------------------------------------ status
+
+@dataclass
+class PodStatus:
+    pod: Pod
+    phase: str          # Running | Error | Unknown
+    ready: int
+    total: int
+    restarts: int
+    created: float | None
+    problem: str = ""
+
+
+def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
+    out = []
+    servers = st.get("servers", {})
+    for pod in cluster.pods:
+        rec = st.get("pods", {}).get(pod.key, {})
+        total = len(pod.containers)
+        ready = 0
+        problems = []
+        ns_ok = os.path.exists(nsfs.netns_path(pod.netns))
+        for c in pod.containers:
+            if c.command or c.args:
+                ok = procs.alive((rec.get("procs") or {}).get(c.name))
+            else:
+                ok = procs.alive(servers.get(pod.node))
+            ready += ok
+            if not ok:
+                problems.append(f"container {c.name} is not running")
+        if not ns_ok:
+            phase, problems = "Unknown", ["network namespace missing"]
+            ready = 0
+        elif ready < total:
+            phase = "Error"
+        else:
+            phase = "Running"
+        out.append(PodStatus(pod, phase, ready, total, int(rec.get("restarts", 0)), rec.get("created"),
+                             "; ".join(problems)))
+    return out
+
+
+def pod_exec_argv(lab: str, pod: Pod, argv: list[str]) -> list[str]:
+    path = nsfs.netns_path(pod.netns)
+    if not os.path.exists(path):
+        raise KernelError(f"pod {pod.key} has no network namespace ({pod.netns}); run: sudo netlab up")
+    return ["nsenter", f"--net={path}", f"--uts={uts_path(lab, pod)}", "--", *argv]
+
+
+def netns_exec_argv(netns: str, argv: list[str]) -> list[str]:
+    path = nsfs.netns_path(netns)
+    if not os.path.exists(path):
+        raise KernelError(f"network namespace {netns} does not exist; run: sudo netlab up")
+    return ["nsenter", f"--net={path}", "--", *argv]

@@ -1,0 +1,66 @@
+"""A lab's state directory, /run/netlab/<lab>/ (root only: 0700 directories, 0600 files).
+
+state.json records what `up` decided (addresses, pod UIDs, processes) so the next `up` keeps them.
+It is a hint, not the truth: `down` works from what the kernel shows even if the file is gone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+RUN_DIR = os.environ.get("NETLAB_RUN_DIR", "/run/netlab")
+STATE_VERSION = 1
+
+
+def lab_dir(lab: str) -> str:
+    return os.path.join(RUN_DIR, lab)
+
+
+def ensure_dirs(lab: str) -> str:
+    base = lab_dir(lab)
+    for d in (RUN_DIR, base, os.path.join(base, "logs"), os.path.join(base, "uts"), os.path.join(base, "run")):
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)
+    return base
+
+
+def load(lab: str) -> dict[str, Any] | None:
+    path = os.path.join(lab_dir(lab), "state.json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None  # a torn or corrupt file: the kernel is the truth, the next up rebuilds the state
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        return None
+    return data
+
+
+def save(lab: str, data: dict[str, Any]) -> None:
+    base = ensure_dirs(lab)
+    data = dict(data, version=STATE_VERSION)
+    fd, tmp = tempfile.mkstemp(prefix=".state.", dir=base)
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(base, "state.json"))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def labs_on_disk() -> list[str]:
+    try:
+        return sorted(d for d in os.listdir(RUN_DIR) if os.path.isdir(os.path.join(RUN_DIR, d)))
+    except FileNotFoundError:
+        return []

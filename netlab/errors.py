@@ -1,0 +1,38 @@
+"""Error types. Every error netlab reports to a user is one line that names the object and the fix."""
+
+
+class NetlabError(Exception):
+    """Base class: an error the CLI prints as one line and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class SpecError(NetlabError):
+    """Bad input in a scenario or on the command line. Nothing was changed."""
+
+    exit_code = 2
+
+    def __init__(self, where: str, problem: str, fix: str | None = None):
+        self.where, self.problem, self.fix = where, problem, fix
+        msg = f"{where}: {problem}" if where else problem
+        if fix:
+            msg += f"; {fix}"
+        super().__init__(msg)
+
+
+class UsageError(NetlabError):
+    """A precondition of the environment is missing (not root, a tool, a kernel feature)."""
+
+    exit_code = 2
+
+
+class KernelError(NetlabError):
+    """The kernel refused an operation; the message names the object and the namespace."""
+
+    exit_code = 1
+
+
+class NotFound(NetlabError):
+    """A named object (lab, pod, node, service) does not exist."""
+
+    exit_code = 2

@@ -1,0 +1,309 @@
+"""Scenario -> Cluster: expand Deployments, schedule pods, allocate node and pod addresses (host-local
+style), ClusterIPs and NodePorts, and compute endpoints. Pure: the previous allocation is passed in
+(from the lab's state) so that a reconcile keeps every address that is still valid.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import secrets
+from typing import Any
+
+from ..errors import SpecError
+from ..spec.types import PodSpec, PodTemplate, Scenario
+from .objects import Cluster, Endpoint, Node, Pod, Service, ServicePort, node_netns, pod_netns, short_hash
+
+# Kubernetes' "safe" alphabet for generated names (no vowels, no confusable digits).
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _safe_encode(data: bytes, n: int) -> str:
+    value = int.from_bytes(hashlib.sha256(data).digest(), "big")
+    out = []
+    for _ in range(n):
+        value, r = divmod(value, len(SAFE_ALPHABET))
+        out.append(SAFE_ALPHABET[r])
+    return "".join(out)
+
+
+def template_hash(template: PodTemplate) -> str:
+    """Stands in for pod-template-hash: changes exactly when the pod template changes."""
+    doc = {"labels": template.labels, "nodeName": template.node_name, "nodeSelector": template.node_selector,
+           "containers": [[c.name, c.image, c.command, c.args, [[p.port, p.protocol, p.name] for p in c.ports]]
+                          for c in template.containers]}
+    return _safe_encode(json.dumps(doc, sort_keys=True).encode(), 10)
+
+
+def expand(scenario: Scenario) -> list[PodSpec]:
+    """Bare pods plus the pods of every Deployment, named <deploy>-<template-hash>-<5 chars>."""
+    pods = list(scenario.pods)
+    names = {(p.namespace, p.name) for p in pods}
+    for d in scenario.deployments:
+        h = template_hash(d.template)
+        for i in range(d.replicas):
+            suffix = _safe_encode(f"{d.namespace}/{d.name}/{h}/{i}".encode(), 5)
+            name = f"{d.name}-{h}-{suffix}"
+            if (d.namespace, name) in names:
+                raise SpecError(f"Deployment {d.namespace}/{d.name}", f"pod name {name} is taken by another Pod",
+                                "rename that Pod")
+            names.add((d.namespace, name))
+            labels = dict(d.template.labels)
+            labels["pod-template-hash"] = h
+            tmpl = PodTemplate(labels, d.template.node_name, d.template.node_selector, d.template.containers,
+                               d.template.tolerate_control_plane)
+            pods.append(PodSpec(d.namespace, name, tmpl, owner=f"Deployment/{d.name}"))
+    return pods
+
+
+def _pick_node(pod: PodSpec, nodes: list[Node], load: dict[str, int]) -> Node:
+    t = pod.template
+    where = f"Pod {pod.namespace}/{pod.name}" if pod.owner is None else \
+        f"{pod.owner.replace('/', ' ' + pod.namespace + '/')}"
+    if t.node_name is not None:  # nodeName bypasses the scheduler, as in Kubernetes
+        return next(n for n in nodes if n.name == t.node_name)
+    fits = [n for n in nodes if (n.schedulable or t.tolerate_control_plane)
+            and all(n.labels.get(k) == v for k, v in t.node_selector.items())]
+    if not fits:
+        sel = ",".join(f"{k}={v}" for k, v in t.node_selector.items()) or "(none)"
+        raise SpecError(where, f"no node fits nodeSelector {sel}",
+                        "label a node in the Cluster document (nodes[].labels) or change the nodeSelector")
+    return min(fits, key=lambda n: (load[n.name], n.index))
+
+
+def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster:
+    prev = previous or {}
+    prev_nodes = prev.get("nodes", {})
+    prev_pods = prev.get("pods", {})
+    prev_ipam = prev.get("ipam", {})
+    net = scenario.networking
+    lab = scenario.name
+
+    # ---- nodes: IPs .2 upward in the node subnet, podCIDRs in order; both kept across reconciles
+    node_hosts = net.node_subnet.hosts()
+    gateway_ip = next(node_hosts)
+    external_ip = net.node_subnet.broadcast_address - 1
+    cidrs = list(net.pod_subnet.subnets(new_prefix=net.node_cidr_mask)) \
+        if 2 ** (net.node_cidr_mask - net.pod_subnet.prefixlen) <= 4096 else None
+    used_ips, used_cidrs = set(), set()
+    kept: dict[str, tuple[ipaddress.IPv4Address, ipaddress.IPv4Network]] = {}
+    for spec in scenario.nodes:
+        old = prev_nodes.get(spec.name)
+        if not old:
+            continue
+        try:
+            ip, cidr = ipaddress.IPv4Address(old["ip"]), ipaddress.IPv4Network(old["podCIDR"])
+        except (KeyError, ValueError):
+            continue
+        if ip in net.node_subnet and ip not in (gateway_ip, external_ip) and ip not in used_ips and \
+                cidr.subnet_of(net.pod_subnet) and cidr.prefixlen == net.node_cidr_mask and cidr not in used_cidrs:
+            kept[spec.name] = (ip, cidr)
+            used_ips.add(ip)
+            used_cidrs.add(cidr)
+    nodes: list[Node] = []
+    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in (gateway_ip, external_ip))
+    free_cidrs = (c for c in (cidrs or net.pod_subnet.subnets(new_prefix=net.node_cidr_mask)) if c not in used_cidrs)
+    for i, spec in enumerate(scenario.nodes):
+        ip, cidr = kept.get(spec.name) or (next(free_ips), next(free_cidrs))
+        mac_bytes = bytes.fromhex(short_hash(lab, spec.name, "vtep", n=12))
+        mac = ":".join(f"{b:02x}" for b in bytes([(mac_bytes[0] & 0xFE) | 0x02]) + mac_bytes[1:])
+        nodes.append(Node(spec.name, spec.role, i, dict(spec.labels), spec.schedulable, ip, cidr,
+                          node_netns(lab, spec.name), mac))
+    by_name = {n.name: n for n in nodes}
+
+    # ---- pods: keep the node and IP of pods that already exist, schedule the rest
+    specs = expand(scenario)
+    load = {n.name: 0 for n in nodes}
+    placed: dict[str, Node] = {}
+    for ps in specs:
+        key = f"{ps.namespace}/{ps.name}"
+        old = prev_pods.get(key)
+        if old and old.get("node") in by_name:
+            node = by_name[old["node"]]
+            t = ps.template
+            ok = (t.node_name in (None, node.name)) and \
+                all(node.labels.get(k) == v for k, v in t.node_selector.items())
+            if ok:
+                placed[key] = node
+                load[node.name] += 1
+    for ps in specs:
+        key = f"{ps.namespace}/{ps.name}"
+        if key not in placed:
+            node = _pick_node(ps, nodes, load)
+            placed[key] = node
+            load[node.name] += 1
+
+    for n in nodes:
+        capacity = n.pod_cidr.num_addresses - 3
+        if load[n.name] > capacity:
+            raise SpecError(f"node {n.name}", f"podCIDR {n.pod_cidr} holds {capacity} pod addresses but "
+                            f"{load[n.name]} pods are scheduled on it",
+                            "use fewer replicas, more nodes or a shorter networking.nodeCIDRMaskSize")
+
+    # host-local IPAM: .2 upward, gateway .1, continuing after the last reserved address
+    used: dict[str, set] = {n.name: set() for n in nodes}
+    ips: dict[str, ipaddress.IPv4Address] = {}
+    uids: dict[str, str] = {}
+    for ps in specs:
+        key = f"{ps.namespace}/{ps.name}"
+        old = prev_pods.get(key)
+        node = placed[key]
+        if old and old.get("node") == node.name:
+            try:
+                ip = ipaddress.IPv4Address(old.get("ip"))
+            except ValueError:
+                continue
+            if ip in node.pod_cidr and ip not in used[node.name] and \
+                    node.pod_cidr.network_address + 2 <= ip < node.pod_cidr.broadcast_address:
+                ips[key] = ip
+                used[node.name].add(ip)
+                uids[key] = str(old.get("uid") or "")
+    last = {}
+    for n in nodes:
+        try:
+            last_ip = ipaddress.IPv4Address(prev_ipam.get(n.name, ""))
+            last[n.name] = last_ip if last_ip in n.pod_cidr else None
+        except ValueError:
+            last[n.name] = None
+    for ps in specs:
+        key = f"{ps.namespace}/{ps.name}"
+        if key in ips:
+            continue
+        node = placed[key]
+        first = int(node.pod_cidr.network_address) + 2
+        end = int(node.pod_cidr.broadcast_address) - 1
+        start = int(last[node.name]) + 1 if last[node.name] is not None else first
+        size = end - first + 1
+        for k in range(size):
+            cand = ipaddress.IPv4Address(first + ((start - first + k) % size))
+            if cand not in used[node.name]:
+                break
+        ips[key] = cand
+        used[node.name].add(cand)
+        last[node.name] = cand
+    pods = []
+    for ps in specs:
+        key = f"{ps.namespace}/{ps.name}"
+        uid = uids.get(key) or secrets.token_hex(8)
+        pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
+                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name)))
+
+    services = _services(scenario, prev.get("services", {}), pods, nodes)
+    return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]
+                   + [ns for ns in scenario.namespaces if ns not in ("default", "kube-system", "kube-public",
+                                                                      "kube-node-lease")],
+                   pods, services, gateway_ip, external_ip, scenario.source,
+                   {k: str(v) for k, v in last.items() if v is not None})
+
+
+def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: list[Node]) -> list[Service]:
+    net = scenario.networking
+    subnet = net.service_subnet
+    reserved = {subnet.network_address + 1: "the kubernetes Service", subnet.network_address + 10: "cluster DNS"}
+    taken: dict[ipaddress.IPv4Address, str] = {}
+    specs = [s for s in scenario.services]
+    ips: dict[str, ipaddress.IPv4Address | None] = {}
+    for s in specs:
+        where = f"Service {s.namespace}/{s.name}"
+        if s.cluster_ip in (None, "None") or s.type == "ExternalName":
+            continue
+        ip = ipaddress.IPv4Address(s.cluster_ip)
+        if ip in reserved:
+            raise SpecError(where, f"spec.clusterIP {ip} is reserved for {reserved[ip]}", "pick another address")
+        if ip in taken:
+            raise SpecError(where, f"spec.clusterIP {ip} is taken by Service {taken[ip]}", "pick another address")
+        taken[ip] = f"{s.namespace}/{s.name}"
+        ips[f"{s.namespace}/{s.name}"] = ip
+    first, last = int(subnet.network_address) + 1, int(subnet.broadcast_address) - 1
+    size = last - first + 1
+    for s in specs:
+        key = f"{s.namespace}/{s.name}"
+        if key in ips or s.cluster_ip == "None" or s.type == "ExternalName":
+            continue
+        old = (prev.get(key) or {}).get("clusterIP")
+        cand = None
+        try:
+            if old and ipaddress.IPv4Address(old) in subnet and ipaddress.IPv4Address(old) not in taken \
+                    and ipaddress.IPv4Address(old) not in reserved:
+                cand = ipaddress.IPv4Address(old)
+        except ValueError:
+            cand = None
+        if cand is None:
+            start = int(short_hash(key, "clusterip", n=8), 16) % size
+            for k in range(size):
+                c = ipaddress.IPv4Address(first + (start + k) % size)
+                if c not in taken and c not in reserved:
+                    cand = c
+                    break
+            else:
+                raise SpecError(f"Service {key}", f"the service subnet {subnet} is full", "use a larger serviceSubnet")
+        taken[cand] = key
+        ips[key] = cand
+
+    lo, hi = net.nodeport_range
+    used_np: dict[tuple[int, str], str] = {}
+    for s in specs:
+        for p in s.ports:
+            if p.node_port is not None:
+                k = (p.node_port, p.protocol)
+                if k in used_np and used_np[k] != s.name:
+                    raise SpecError(f"Service {s.namespace}/{s.name}", f"spec.ports nodePort {p.node_port}/{p.protocol} "
+                                    f"is also used by Service {used_np[k]}", "pick another nodePort or leave it out")
+                used_np[k] = f"{s.namespace}/{s.name}"
+    out = []
+    for s in specs:
+        key = f"{s.namespace}/{s.name}"
+        ports = []
+        old_np = (prev.get(key) or {}).get("nodePorts", {})
+        for p in s.ports:
+            np = p.node_port
+            if np is None and s.type in ("NodePort", "LoadBalancer"):
+                pk = f"{p.name or ''}/{p.protocol}"
+                cand = old_np.get(pk)
+                if not (isinstance(cand, int) and lo <= cand <= hi and (cand, p.protocol) not in used_np):
+                    span = hi - lo + 1
+                    start = int(short_hash(key, pk, "nodeport", n=8), 16) % span
+                    cand = None
+                    for k in range(span):
+                        c = lo + (start + k) % span
+                        if (c, p.protocol) not in used_np:
+                            cand = c
+                            break
+                    if cand is None:
+                        raise SpecError(f"Service {key}", "the node port range is full", "widen serviceNodePortRange")
+                np = cand
+                used_np[(np, p.protocol)] = key
+            ports.append(ServicePort(p.name, p.port, p.protocol, p.target_port, np))
+        svc = Service(s, ips.get(key), ports)
+        svc.endpoints = endpoints_for(svc, pods)
+        out.append(svc)
+    return out
+
+
+def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
+    """Kubernetes' endpoints controller: ready pods selected by the service, per service port."""
+    s = svc.spec
+    result: dict[str, list[Endpoint]] = {}
+    if s.selector is None or s.type == "ExternalName":
+        return result
+    selected = [p for p in pods if p.namespace == s.namespace and s.selector and
+                all(p.labels.get(k) == v for k, v in s.selector.items())]
+    for port in svc.ports:
+        eps = []
+        named_somewhere = False
+        for p in selected:
+            if isinstance(port.target_port, str):
+                num = p.port_named(port.target_port, port.protocol)
+                if num is None:
+                    continue
+                named_somewhere = True
+            else:
+                num = port.target_port
+            eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
+        if isinstance(port.target_port, str) and selected and not named_somewhere:
+            raise SpecError(f"Service {svc.key}", f"spec.ports targetPort '{port.target_port}' is not a "
+                            f"{port.protocol} containerPort name of any pod it selects",
+                            "name the containerPort or use a port number")
+        eps.sort(key=lambda e: (int(e.ip), e.port))
+        result[port.name or ""] = eps
+    return result

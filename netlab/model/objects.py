@@ -1,0 +1,198 @@
+"""Resolved objects: what the lab should look like, with every address and name decided.
+
+Built from a `Scenario` (and the previous state, so reconciles keep addresses stable) by
+`netlab.model.build`. Pure data; the renderers and the kernel layer read it, nobody writes it back.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from ..spec.types import ContainerSpec, Networking, ServiceSpec
+
+NETNS_PREFIX = "nl."
+
+
+def lab_prefix(lab: str) -> str:
+    """Every namespace of lab `lab` is named `nl.<lab>` or starts with `nl.<lab>.`."""
+    return f"{NETNS_PREFIX}{lab}"
+
+
+def short_hash(*parts: str, n: int = 8) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:n]
+
+
+@dataclass
+class Node:
+    name: str
+    role: str
+    index: int
+    labels: dict[str, str]
+    schedulable: bool
+    ip: ipaddress.IPv4Address
+    pod_cidr: ipaddress.IPv4Network
+    netns: str
+    vtep_mac: str            # flannel.1's MAC, derived from lab and node so it is stable
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        """The pod gateway on cni0: the podCIDR's first address."""
+        return self.pod_cidr.network_address + 1
+
+    @property
+    def vtep_ip(self) -> ipaddress.IPv4Address:
+        """flannel.1's /32: the podCIDR's network address."""
+        return self.pod_cidr.network_address
+
+    @property
+    def underlay_veth(self) -> str:
+        """Name of the underlay side of the node's eth0 veth (in the underlay namespace)."""
+        return "node" + short_hash(self.name, n=8)
+
+
+@dataclass
+class Pod:
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    node: str
+    ip: ipaddress.IPv4Address
+    uid: str
+    containers: list[ContainerSpec]
+    owner: str | None
+    netns: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def host_veth(self) -> str:
+        """The node-side veth, named like the kubelet's: 'veth' + 8 hex digits (15 bytes at most)."""
+        return "veth" + short_hash(self.namespace, self.name, self.uid)
+
+    @property
+    def builtin_ports(self) -> list[tuple[int, str]]:
+        """(port, protocol) served by netlab's built-in test server: ports of containers with no command."""
+        out = []
+        for c in self.containers:
+            if not c.command and not c.args:
+                out.extend((p.port, p.protocol) for p in c.ports if p.protocol in ("TCP", "UDP"))
+        return out
+
+    @property
+    def commands(self) -> list[tuple[str, list[str]]]:
+        """(container name, argv) of containers that run a real command."""
+        return [(c.name, c.command + c.args) for c in self.containers if c.command or c.args]
+
+    def port_named(self, name: str, protocol: str) -> int | None:
+        for c in self.containers:
+            for p in c.ports:
+                if p.name == name and p.protocol == protocol:
+                    return p.port
+        return None
+
+    def fingerprint(self) -> str:
+        """What, if it changes, means the pod must be recreated (its spec; not its labels)."""
+        parts = [self.node, str(self.ip)]
+        for c in self.containers:
+            parts.append(repr((c.name, c.image, c.command, c.args, [(p.port, p.protocol, p.name) for p in c.ports])))
+        return short_hash(*parts, n=16)
+
+
+@dataclass
+class ServicePort:
+    name: str | None
+    port: int
+    protocol: str
+    target_port: int | str
+    node_port: int | None
+
+
+@dataclass
+class Endpoint:
+    ip: ipaddress.IPv4Address
+    port: int
+    node: str
+    pod: str                 # pod name
+    namespace: str
+    ready: bool = True
+
+
+@dataclass
+class Service:
+    spec: ServiceSpec
+    cluster_ip: ipaddress.IPv4Address | None      # None for headless and ExternalName
+    ports: list[ServicePort]
+    # endpoints per service port name ("" for an unnamed port)
+    endpoints: dict[str, list[Endpoint]] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return self.spec.namespace
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def headless(self) -> bool:
+        return self.spec.cluster_ip == "None"
+
+
+@dataclass
+class Cluster:
+    name: str                # the lab name
+    networking: Networking
+    nodes: list[Node]
+    namespaces: list[str]
+    pods: list[Pod]
+    services: list[Service]
+    gateway_ip: ipaddress.IPv4Address      # the underlay's "outside world" address
+    external_ip: ipaddress.IPv4Address     # the external client host
+    source: str | None = None
+    ipam_last: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return lab_prefix(self.name)
+
+    @property
+    def underlay_netns(self) -> str:
+        return f"{self.prefix}.underlay"
+
+    @property
+    def external_netns(self) -> str:
+        return f"{self.prefix}.external"
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def pods_on(self, node: str) -> list[Pod]:
+        return [p for p in self.pods if p.node == node]
+
+    def pod(self, namespace: str, name: str) -> Pod | None:
+        for p in self.pods:
+            if p.namespace == namespace and p.name == name:
+                return p
+        return None
+
+
+def node_netns(lab: str, node: str) -> str:
+    return f"{lab_prefix(lab)}.node.{node}"
+
+
+def pod_netns(lab: str, namespace: str, name: str) -> str:
+    return f"{lab_prefix(lab)}.pod.{namespace}.{name}"

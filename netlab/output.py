@@ -1,0 +1,281 @@
+"""kubectl-shaped output: tables with kubectl's columns, and `List` objects for -o json|yaml."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import time
+from typing import Any
+
+import yaml
+
+from . import __version__
+from .model.objects import Cluster, Service
+
+VERSION = f"v1.33.0-netlab.{__version__}"
+
+
+def age(since: float | None, now: float | None = None) -> str:
+    """kubectl's human duration: 45s, 3m20s, 25m, 5h10m, 20h, 3d4h, 12d."""
+    if not since:
+        return "<unknown>"
+    s = max(0, int((now or time.time()) - since))
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if d < 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d"
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return ""
+    cols = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cols) for i in range(len(headers))]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cols]
+    return "\n".join(lines) + "\n"
+
+
+def timestamp(t: float | None) -> str | None:
+    if not t:
+        return None
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_list(items: list[dict]) -> dict:
+    return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+
+
+def dump(obj: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(obj, indent=4) + "\n"
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+
+
+# ---------------------------------------------------------------- nodes
+
+def node_objects(cluster: Cluster, ready: dict[str, bool], created: float | None) -> list[dict]:
+    out = []
+    for n in cluster.nodes:
+        out.append({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": n.name, "labels": dict(n.labels), "creationTimestamp": timestamp(created),
+                         "annotations": {"netlab.dev/netns": n.netns,
+                                         "flannel.alpha.coreos.com/backend-type": cluster.networking.backend,
+                                         "flannel.alpha.coreos.com/public-ip": str(n.ip),
+                                         **({"flannel.alpha.coreos.com/backend-data":
+                                             json.dumps({"VNI": 1, "VtepMAC": n.vtep_mac})}
+                                            if cluster.networking.backend == "vxlan" else {})}},
+            "spec": {"podCIDR": str(n.pod_cidr), "podCIDRs": [str(n.pod_cidr)],
+                     **({"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}
+                        if not n.schedulable else {})},
+            "status": {"addresses": [{"type": "InternalIP", "address": str(n.ip)},
+                                     {"type": "Hostname", "address": n.name}],
+                       "conditions": [{"type": "Ready", "status": "True" if ready.get(n.name) else "False"}],
+                       "nodeInfo": {"kubeletVersion": VERSION, "kernelVersion": platform.release(),
+                                    "osImage": "netlab network namespace", "containerRuntimeVersion": "netlab://"
+                                    + __version__}},
+        })
+    return out
+
+
+def node_table(cluster: Cluster, ready: dict[str, bool], created: float | None, wide: bool) -> str:
+    headers = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    if wide:
+        headers += ["INTERNAL-IP", "POD-CIDR", "KERNEL-VERSION", "NETNS"]
+    rows = []
+    for n in cluster.nodes:
+        row = [n.name, "Ready" if ready.get(n.name) else "NotReady",
+               "control-plane" if n.role == "control-plane" else "<none>", age(created), VERSION]
+        if wide:
+            row += [str(n.ip), str(n.pod_cidr), platform.release(), n.netns]
+        rows.append(row)
+    return table(headers, rows)
+
+
+# ---------------------------------------------------------------- pods
+
+def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
+    out = []
+    for s in statuses:
+        p = s.pod
+        node = cluster.node(p.node)
+        meta: dict[str, Any] = {"name": p.name, "namespace": p.namespace, "labels": dict(p.labels), "uid": p.uid,
+                                "creationTimestamp": timestamp(s.created),
+                                "annotations": {"netlab.dev/netns": p.netns}}
+        if p.owner:
+            kind, name = p.owner.split("/", 1)
+            meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                        "name": f"{name}-{p.labels.get('pod-template-hash', '')}"}]
+        containers = []
+        for c in p.containers:
+            cd: dict[str, Any] = {"name": c.name, "image": c.image or "netlab/netexec"}
+            if c.command:
+                cd["command"] = c.command
+            if c.args:
+                cd["args"] = c.args
+            if c.ports:
+                cd["ports"] = [dict({"containerPort": x.port, "protocol": x.protocol},
+                                    **({"name": x.name} if x.name else {})) for x in c.ports]
+            containers.append(cd)
+        out.append({
+            "apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"nodeName": p.node, "containers": containers},
+            "status": {"phase": "Running" if s.phase == "Running" else ("Failed" if s.phase == "Error" else "Unknown"),
+                       "podIP": str(p.ip), "podIPs": [{"ip": str(p.ip)}],
+                       "hostIP": str(node.ip), "hostIPs": [{"ip": str(node.ip)}],
+                       "startTime": timestamp(s.created),
+                       "containerStatuses": [{"name": c.name, "ready": s.phase == "Running",
+                                              "restartCount": s.restarts} for c in p.containers],
+                       **({"message": s.problem} if s.problem else {})},
+        })
+    return out
+
+
+def pod_table(statuses: list, all_namespaces: bool, wide: bool) -> str:
+    headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    if wide:
+        headers += ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+    rows = []
+    for s in statuses:
+        p = s.pod
+        row = ([p.namespace] if all_namespaces else []) + [p.name, f"{s.ready}/{s.total}", s.phase, s.restarts,
+                                                           age(s.created)]
+        if wide:
+            row += [str(p.ip), p.node, "<none>", "<none>"]
+        rows.append(row)
+    return table(headers, rows)
+
+
+# ---------------------------------------------------------------- services and endpoints
+
+def _ports_text(svc: Service) -> str:
+    parts = []
+    for p in svc.ports:
+        parts.append(f"{p.port}:{p.node_port}/{p.protocol}" if p.node_port else f"{p.port}/{p.protocol}")
+    return ",".join(parts) or "<none>"
+
+
+def _external(svc: Service) -> str:
+    s = svc.spec
+    if s.type == "ExternalName":
+        return s.external_name or "<none>"
+    ips = list(s.external_ips)
+    if s.type == "LoadBalancer":
+        ips = ([s.load_balancer_ip] if s.load_balancer_ip else []) + ips
+        if not ips:
+            return "<pending>"
+    return ",".join(ips) or "<none>"
+
+
+def service_table(cluster: Cluster, created: float | None, all_namespaces: bool, wide: bool,
+                  namespace: str | None) -> str:
+    headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)",
+                                                            "AGE"]
+    if wide:
+        headers.append("SELECTOR")
+    rows = []
+    for svc in cluster.services:
+        if not all_namespaces and svc.namespace != namespace:
+            continue
+        cip = "None" if svc.headless else (str(svc.cluster_ip) if svc.cluster_ip else "<none>")
+        row = ([svc.namespace] if all_namespaces else []) + [svc.name, svc.type, cip, _external(svc),
+                                                             _ports_text(svc), age(created)]
+        if wide:
+            row.append(",".join(f"{k}={v}" for k, v in (svc.spec.selector or {}).items()) or "<none>")
+        rows.append(row)
+    return table(headers, rows)
+
+
+def service_objects(cluster: Cluster, created: float | None) -> list[dict]:
+    out = []
+    for svc in cluster.services:
+        s = svc.spec
+        spec: dict[str, Any] = {"type": s.type}
+        if s.selector is not None:
+            spec["selector"] = dict(s.selector)
+        if s.type != "ExternalName":
+            cip = "None" if svc.headless else str(svc.cluster_ip)
+            spec["clusterIP"] = cip
+            spec["clusterIPs"] = [cip]
+        ports = []
+        for p in svc.ports:
+            pd: dict[str, Any] = {"port": p.port, "targetPort": p.target_port, "protocol": p.protocol}
+            if p.name:
+                pd["name"] = p.name
+            if p.node_port:
+                pd["nodePort"] = p.node_port
+            ports.append(pd)
+        spec["ports"] = ports
+        spec["sessionAffinity"] = s.session_affinity
+        if s.session_affinity == "ClientIP":
+            spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": s.affinity_timeout}}
+        if s.type in ("NodePort", "LoadBalancer"):
+            spec["externalTrafficPolicy"] = s.external_traffic_policy
+        spec["internalTrafficPolicy"] = s.internal_traffic_policy
+        if s.external_ips:
+            spec["externalIPs"] = list(s.external_ips)
+        if s.external_name:
+            spec["externalName"] = s.external_name
+        status: dict[str, Any] = {"loadBalancer": {}}
+        if s.type == "LoadBalancer" and s.load_balancer_ip:
+            status["loadBalancer"] = {"ingress": [{"ip": s.load_balancer_ip}]}
+        out.append({"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": s.name, "namespace": s.namespace, "labels": dict(s.labels),
+                                 "creationTimestamp": timestamp(created)},
+                    "spec": spec, "status": status})
+    return out
+
+
+def endpoints_objects(cluster: Cluster, created: float | None) -> list[dict]:
+    out = []
+    for svc in cluster.services:
+        if svc.spec.selector is None or svc.type == "ExternalName":
+            continue
+        # group ports that share the same addresses, as the endpoints controller does
+        groups: dict[tuple, dict] = {}
+        for port in svc.ports:
+            eps = svc.endpoints.get(port.name or "", [])
+            if not eps:
+                continue
+            addr_key = tuple((str(e.ip), e.port) for e in eps)
+            key = tuple(sorted({a for a, _ in addr_key}))
+            g = groups.setdefault(key, {"addresses": [{"ip": str(e.ip), "nodeName": e.node,
+                                                       "targetRef": {"kind": "Pod", "name": e.pod,
+                                                                     "namespace": e.namespace}} for e in eps],
+                                        "ports": []})
+            pd: dict[str, Any] = {"port": eps[0].port, "protocol": port.protocol}
+            if port.name:
+                pd["name"] = port.name
+            g["ports"].append(pd)
+        out.append({"apiVersion": "v1", "kind": "Endpoints",
+                    "metadata": {"name": svc.name, "namespace": svc.namespace, "creationTimestamp": timestamp(created)},
+                    "subsets": list(groups.values())})
+    return out
+
+
+def endpoints_table(cluster: Cluster, created: float | None, all_namespaces: bool, namespace: str | None) -> str:
+    headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "ENDPOINTS", "AGE"]
+    rows = []
+    for svc in cluster.services:
+        if svc.spec.selector is None or svc.type == "ExternalName":
+            continue
+        if not all_namespaces and svc.namespace != namespace:
+            continue
+        addrs = []
+        for port in svc.ports:
+            addrs += [f"{e.ip}:{e.port}" for e in svc.endpoints.get(port.name or "", [])]
+        text = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "") if addrs else "<none>"
+        rows.append(([svc.namespace] if all_namespaces else []) + [svc.name, text, age(created)])
+    return table(headers, rows)

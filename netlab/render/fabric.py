@@ -1,0 +1,193 @@
+"""The desired L2/L3 state of every namespace of a lab, as data. Pure: no root, golden-testable.
+
+The overlay backends live in a small registry (`OVERLAYS`); each one adds, per node, what that node
+needs to reach every *other* node's podCIDR, the way flannel's backends do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..model.objects import Cluster, Node, Pod
+
+UNDERLAY_BRIDGE = "underlay0"
+VXLAN_DEV = "flannel.1"
+VXLAN_VNI = 1
+VXLAN_PORT = 8472
+VXLAN_OVERHEAD = 50
+BRIDGE = "cni0"
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str                       # CIDR, "default" for 0.0.0.0/0
+    gateway: str | None = None
+    dev: str | None = None
+    onlink: bool = False
+
+
+@dataclass(frozen=True)
+class Neigh:
+    dst: str
+    lladdr: str
+    dev: str
+
+
+@dataclass(frozen=True)
+class Fdb:
+    lladdr: str
+    dst: str
+    dev: str
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    name: str
+    vni: int
+    port: int
+    local: str
+    dev: str                       # underlay device
+    mac: str
+    mtu: int
+    address: str                   # CIDR
+
+
+@dataclass
+class NodeFabric:
+    node: str
+    netns: str
+    eth0_address: str              # CIDR
+    eth0_mtu: int
+    gateway: str
+    bridge_address: str            # CIDR on cni0
+    pod_mtu: int
+    vxlan: Vxlan | None = None
+    routes: list[Route] = field(default_factory=list)
+    neighbours: list[Neigh] = field(default_factory=list)
+    fdb: list[Fdb] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PodFabric:
+    key: str
+    netns: str
+    hostname: str
+    host_veth: str
+    address: str                   # CIDR on eth0
+    gateway: str
+    mtu: int
+
+
+def pod_mtu(cluster: Cluster) -> int:
+    mtu = cluster.networking.mtu
+    return mtu - VXLAN_OVERHEAD if cluster.networking.backend == "vxlan" else mtu
+
+
+def _vxlan(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
+    nf.vxlan = Vxlan(VXLAN_DEV, VXLAN_VNI, VXLAN_PORT, str(node.ip), "eth0", node.vtep_mac,
+                     cluster.networking.mtu - VXLAN_OVERHEAD, f"{node.vtep_ip}/32")
+    for peer in cluster.nodes:
+        if peer.name == node.name:
+            continue
+        nf.neighbours.append(Neigh(str(peer.vtep_ip), peer.vtep_mac, VXLAN_DEV))
+        nf.fdb.append(Fdb(peer.vtep_mac, str(peer.ip), VXLAN_DEV))
+        nf.routes.append(Route(str(peer.pod_cidr), str(peer.vtep_ip), VXLAN_DEV, onlink=True))
+
+
+def _host_gw(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
+    for peer in cluster.nodes:
+        if peer.name != node.name:
+            nf.routes.append(Route(str(peer.pod_cidr), str(peer.ip), "eth0"))
+
+
+OVERLAYS: dict[str, Callable[[Cluster, Node, NodeFabric], None]] = {"vxlan": _vxlan, "host-gw": _host_gw}
+
+NODE_SYSCTLS = {
+    "net/ipv4/ip_forward": "1",
+    "net/bridge/bridge-nf-call-iptables": "1",
+    "net/ipv4/conf/all/rp_filter": "0",
+    "net/ipv4/conf/default/rp_filter": "0",
+}
+
+
+def node_fabric(cluster: Cluster, node: Node) -> NodeFabric:
+    net = cluster.networking
+    nf = NodeFabric(node=node.name, netns=node.netns,
+                    eth0_address=f"{node.ip}/{net.node_subnet.prefixlen}", eth0_mtu=net.mtu,
+                    gateway=str(cluster.gateway_ip),
+                    bridge_address=f"{node.gateway}/{node.pod_cidr.prefixlen}", pod_mtu=pod_mtu(cluster),
+                    sysctls=dict(NODE_SYSCTLS))
+    nf.routes.append(Route("default", str(cluster.gateway_ip), "eth0"))
+    overlay = OVERLAYS.get(net.backend)
+    if overlay is None:
+        raise ValueError(f"unknown overlay backend {net.backend!r}; valid: {', '.join(OVERLAYS)}")
+    overlay(cluster, node, nf)
+    return nf
+
+
+def pod_fabric(cluster: Cluster, pod: Pod) -> PodFabric:
+    node = cluster.node(pod.node)
+    return PodFabric(pod.key, pod.netns, pod.name, pod.host_veth, f"{pod.ip}/{node.pod_cidr.prefixlen}",
+                     str(node.gateway), pod_mtu(cluster))
+
+
+def describe(cluster: Cluster, node: Node) -> str:
+    """`ip`-command-like text of a node's desired fabric (for `netlab render --fabric` and golden tests)."""
+    nf = node_fabric(cluster, node)
+    lines = [f"# node {node.name} (netns {nf.netns})"]
+    for k, v in nf.sysctls.items():
+        lines.append(f"sysctl -w {k.replace('/', '.')}={v}")
+    lines.append(f"ip link set eth0 mtu {nf.eth0_mtu} up; ip addr add {nf.eth0_address} dev eth0")
+    lines.append(f"ip link add {BRIDGE} type bridge; ip addr add {nf.bridge_address} dev {BRIDGE}; "
+                 f"ip link set {BRIDGE} up")
+    if nf.vxlan:
+        v = nf.vxlan
+        lines.append(f"ip link add {v.name} type vxlan id {v.vni} local {v.local} dev {v.dev} dstport {v.port} "
+                     f"nolearning; ip link set {v.name} address {v.mac} mtu {v.mtu} up; "
+                     f"ip addr add {v.address} dev {v.name}")
+    for n in nf.neighbours:
+        lines.append(f"ip neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud permanent")
+    for f in nf.fdb:
+        lines.append(f"bridge fdb append {f.lladdr} dev {f.dev} dst {f.dst} self permanent")
+    for r in nf.routes:
+        via = f" via {r.gateway}" if r.gateway else ""
+        dev = f" dev {r.dev}" if r.dev else ""
+        lines.append(f"ip route replace {r.dst}{via}{dev}{' onlink' if r.onlink else ''}")
+    for pod in cluster.pods_on(node.name):
+        pf = pod_fabric(cluster, pod)
+        lines.append(f"# pod {pod.key}: netns {pf.netns}, {pf.host_veth} <-> eth0 {pf.address} "
+                     f"mtu {pf.mtu}, default via {pf.gateway}")
+    return "\n".join(lines) + "\n"
+
+
+def iptables_flannel(cluster: Cluster, node: Node) -> dict[str, list[str]]:
+    """flannel's masquerade and forward chains for one node, as iptables-restore lines per table.
+
+    Pod-to-pod traffic is never NATed; traffic from pods to anything outside the pod network is
+    masqueraded to the node's address.
+    """
+    pod_net = str(cluster.networking.pod_subnet)
+    cidr = str(node.pod_cidr)
+    masq = '-m comment --comment "flanneld masq"'
+    fwd = '-m comment --comment "flanneld forward"'
+    nat = [
+        f"-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {cidr} -d {pod_net} {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {pod_net} -d {cidr} {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG ! -s {pod_net} -d {cidr} {masq} -j RETURN",
+        f"-A FLANNEL-POSTRTG -s {pod_net} ! -d 224.0.0.0/4 {masq} -j MASQUERADE --random-fully",
+        f"-A FLANNEL-POSTRTG ! -s {pod_net} -d {pod_net} {masq} -j MASQUERADE --random-fully",
+    ]
+    flt = [
+        f"-A FLANNEL-FWD -s {pod_net} {fwd} -j ACCEPT",
+        f"-A FLANNEL-FWD -d {pod_net} {fwd} -j ACCEPT",
+    ]
+    return {"nat": nat, "filter": flt}
+
+
+FLANNEL_JUMPS = {
+    "nat": [("POSTROUTING", '-m comment --comment "flanneld masq" -j FLANNEL-POSTRTG')],
+    "filter": [("FORWARD", '-m comment --comment "flanneld forward" -j FLANNEL-FWD')],
+}
+FLANNEL_CHAINS = {"nat": ["FLANNEL-POSTRTG"], "filter": ["FLANNEL-FWD"]}

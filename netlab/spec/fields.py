@@ -1,0 +1,204 @@
+"""Typed access to one YAML mapping, with errors that carry the document and the field path.
+
+A `Fields` wraps one mapping of a document. Every getter names the path it read, so an error reads
+`Pod default/web: spec.containers[0].ports[1].containerPort 70000 is out of range 1-65535; ...`.
+Keys that the code never asked for are collected as "ignored" so the user hears once that netlab
+does not emulate them, instead of having them silently dropped.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Iterator
+
+from ..errors import SpecError
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+IANA_SVC_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as it is quoted in an error: repr-like, cut short, with control characters escaped."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii")
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return f"'{text}'" if isinstance(value, str) else text
+
+
+class Fields:
+    """One mapping inside a document; `where` names the document, `path` the mapping's place in it."""
+
+    def __init__(self, data: Any, where: str, path: str, ignored: list[str]):
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SpecError(where, f"{path or 'the document'} must be a mapping, not {type_name(data)}")
+        self.data, self.where, self.path, self.ignored = data, where, path, ignored
+        self.seen: set[str] = set()
+
+    # ---- paths and errors ----
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str | None, problem: str, fix: str | None = None) -> SpecError:
+        path = self.at(key) if key else (self.path or "document")
+        return SpecError(self.where, f"{path} {problem}", fix)
+
+    def has(self, key: str) -> bool:
+        return key in self.data and self.data[key] is not None
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        value = self.data.get(key, default)
+        return default if value is None else value
+
+    def skip(self, *keys: str) -> None:
+        """Keys that are accepted and deliberately not used (they carry no dataplane meaning)."""
+        self.seen.update(keys)
+
+    def done(self) -> None:
+        """Record every key that was not read as ignored (reported to the user once)."""
+        for key in self.data:
+            if key not in self.seen:
+                self.ignored.append(f"{self.where}: {self.at(str(key))}")
+
+    # ---- typed getters ----
+    def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self.raw(key)
+        if value is None:
+            if required:
+                raise self.error(key, "is required")
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.error(key, f"must be a string, not {type_name(value)}")
+        return str(value)
+
+    def int(self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None,
+            required: bool = False) -> int | None:
+        value = self.raw(key)
+        if value is None:
+            if required:
+                raise self.error(key, "is required")
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+                value = int(value)
+            else:
+                raise self.error(key, f"must be an integer, not {shown(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.error(key, f"{value} is out of range {lo}-{hi}")
+        return value
+
+    def bool(self, key: str, default: bool = False) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {shown(value)}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+        value = self.str(key)
+        if value is None:
+            return default
+        if value not in choices:
+            raise self.error(key, f"{shown(value)} is not supported", f"use one of: {', '.join(choices)}")
+        return value
+
+    def map(self, key: str) -> "Fields":
+        return Fields(self.raw(key, {}), self.where, self.at(key), self.ignored)
+
+    def list(self, key: str) -> list[Any]:
+        value = self.raw(key, [])
+        if not isinstance(value, list):
+            raise self.error(key, f"must be a list, not {type_name(value)}")
+        return value
+
+    def maps(self, key: str) -> Iterator["Fields"]:
+        for i, item in enumerate(self.list(key)):
+            yield Fields(item, self.where, f"{self.at(key)}[{i}]", self.ignored)
+
+    def strmap(self, key: str, labels: bool = True) -> dict[str, str]:
+        """A map of string to string (labels, nodeSelector, matchLabels)."""
+        value = self.raw(key, {})
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a mapping of strings, not {type_name(value)}")
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)):
+                raise self.error(f"{key}.{k}", f"must be a string, not {type_name(v)}",
+                                 "quote it, e.g. \"true\"" if isinstance(v, bool) else None)
+            k, v = str(k), str(v)
+            if labels and not LABEL_KEY.match(k):
+                raise self.error(key, f"key {shown(k)} is not a valid label key")
+            if labels and not LABEL_VALUE.match(v):
+                raise self.error(f"{key}.{k}", f"{shown(v)} is not a valid label value",
+                                 "use at most 63 characters: letters, digits, '-', '_', '.'")
+            out[k] = v
+        return out
+
+    def strlist(self, key: str) -> list[str]:
+        out = []
+        for i, v in enumerate(self.list(key)):
+            if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)):
+                raise self.error(f"{key}[{i}]", f"must be a string, not {type_name(v)}")
+            out.append(str(v))
+        return out
+
+    def network(self, key: str, default: str, min_prefix: int = 0, max_prefix: int = 32) -> ipaddress.IPv4Network:
+        value = self.str(key, default)
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise self.error(key, f"{shown(value)} is not a CIDR", "write it like 10.244.0.0/16") from None
+            raise self.error(key, f"{shown(value)} has host bits set",
+                             f"use {ipaddress.ip_network(value, strict=False)}") from None
+        if net.version != 4:
+            raise self.error(key, f"{value} is IPv6", "netlab emulates IPv4 clusters only; use an IPv4 CIDR")
+        if not min_prefix <= net.prefixlen <= max_prefix:
+            raise self.error(key, f"{value} has prefix /{net.prefixlen}",
+                             f"use a prefix between /{min_prefix} and /{max_prefix}")
+        return net
+
+    def name(self, key: str, what: str = "name", required: bool = True, subdomain: bool = False,
+             default: str | None = None) -> str | None:
+        value = self.str(key, default, required=required)
+        if value is None:
+            return None
+        check_name(value, self.where, self.at(key), subdomain=subdomain)
+        return value
+
+
+def check_name(value: str, where: str, path: str, subdomain: bool = False, max_len: int | None = None) -> None:
+    limit = max_len or (253 if subdomain else 63)
+    pattern = DNS1123_SUBDOMAIN if subdomain else DNS1123_LABEL
+    if len(value) > limit or not pattern.match(value):
+        kind = "subdomain" if subdomain else "label"
+        raise SpecError(where, f"{path} {shown(value)} is not a valid DNS-1123 {kind}",
+                        f"use at most {limit} lowercase letters, digits and '-'"
+                        + (" or '.'" if subdomain else "") + ", starting and ending with a letter or digit")
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return f"the string {shown(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "null"
+    return type(value).__name__

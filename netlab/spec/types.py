@@ -1,0 +1,127 @@
+"""The scenario as parsed and validated: plain data, no defaults left to resolve, no kernel state."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+BACKENDS = ("vxlan", "host-gw")
+PROXY_MODES = ("iptables", "nftables", "ipvs")
+IPTABLES_FLAVOURS = ("auto", "legacy", "nft")
+IPVS_SCHEDULERS = ("rr", "lc", "dh", "sh", "sed", "nq", "wrr", "wlc", "lblc", "lblcr", "mh")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    role: str                      # control-plane | worker
+    labels: dict[str, str] = field(default_factory=dict)
+    schedulable: bool = True       # kind taints the control plane when workers exist
+
+
+@dataclass
+class Networking:
+    pod_subnet: ipaddress.IPv4Network
+    service_subnet: ipaddress.IPv4Network
+    node_subnet: ipaddress.IPv4Network
+    node_cidr_mask: int
+    backend: str
+    proxy_mode: str
+    iptables_flavour: str
+    ipvs_scheduler: str
+    dns_domain: str
+    nodeport_range: tuple[int, int]
+    mtu: int                       # underlay MTU; pods get mtu - 50 with VXLAN
+
+
+@dataclass
+class ContainerPort:
+    port: int
+    protocol: str = "TCP"
+    name: str | None = None
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    image: str | None
+    command: list[str]
+    args: list[str]
+    ports: list[ContainerPort]
+
+
+@dataclass
+class PodTemplate:
+    labels: dict[str, str]
+    node_name: str | None
+    node_selector: dict[str, str]
+    containers: list[ContainerSpec]
+    tolerate_control_plane: bool = False
+
+
+@dataclass
+class PodSpec:
+    namespace: str
+    name: str
+    template: PodTemplate
+    owner: str | None = None       # "Deployment/name" for generated pods
+
+
+@dataclass
+class DeploymentSpec:
+    namespace: str
+    name: str
+    replicas: int
+    selector: dict[str, str]
+    template: PodTemplate
+
+
+@dataclass
+class ServicePortSpec:
+    name: str | None
+    port: int
+    protocol: str
+    target_port: int | str         # a number, or a named containerPort
+    node_port: int | None
+
+
+@dataclass
+class ServiceSpec:
+    namespace: str
+    name: str
+    type: str                      # ClusterIP | NodePort | LoadBalancer | ExternalName
+    selector: dict[str, str] | None
+    ports: list[ServicePortSpec]
+    cluster_ip: str | None         # None: allocate; "None": headless
+    external_ips: list[str]
+    load_balancer_ip: str | None
+    session_affinity: str
+    affinity_timeout: int
+    external_traffic_policy: str
+    internal_traffic_policy: str
+    external_name: str | None
+    labels: dict[str, str]
+
+
+@dataclass
+class ExpectSpec:
+    """An expectation for `netlab probe`: what must (not) be reachable."""
+    source: str
+    target: str
+    expect: str                    # reachable | refused | timeout | unreachable | blocked
+    backends: str | int | None = None
+    protocol: str | None = None
+
+
+@dataclass
+class Scenario:
+    name: str
+    nodes: list[NodeSpec]
+    networking: Networking
+    namespaces: list[str]
+    pods: list[PodSpec]
+    deployments: list[DeploymentSpec]
+    services: list[ServiceSpec]
+    expectations: list[ExpectSpec]
+    ignored: list[str]
+    source: str | None = None      # file path, or "<default>"

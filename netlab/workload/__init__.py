@@ -1,0 +1,1 @@
+"""Workloads run inside emulated pods (built-in test servers)."""
