@@ -8,7 +8,7 @@ from importlib import resources
 import click
 
 from . import __version__
-from .errors import NetlabError, SpecError
+from .errors import NetlabError, NotFound, SpecError
 
 RESOURCES = {
     "nodes": "nodes", "node": "nodes", "no": "nodes",
@@ -234,7 +234,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
 def _missing(wanted: tuple[str, ...], found: list[str], kind: str) -> None:
     for n in wanted:
         if n not in found:
-            raise NetlabError(f'{kind} "{n}" not found')
+            raise NotFound(f'{kind} "{n}" not found')
 
 
 def _subset_nodes(cluster, names):
@@ -279,14 +279,14 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
         try:
             n = cluster.node(node)
         except KeyError:
-            raise NetlabError(f'node "{node}" not found (nodes: {", ".join(x.name for x in cluster.nodes)})') from None
+            raise NotFound(f'node "{node}" not found (nodes: {", ".join(x.name for x in cluster.nodes)})') from None
         full = labmod.netns_exec_argv(n.netns, argv)
     else:
         if pod is None:
             raise click.UsageError("name a pod, or use --node NODE or --external")
         p = cluster.pod(namespace, pod)
         if p is None:
-            raise NetlabError(f'pod "{pod}" not found in namespace {namespace}')
+            raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
         full = labmod.pod_exec_argv(name, p, argv)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -310,10 +310,10 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
     cluster, _ = labmod.load_cluster(name)
     p = cluster.pod(namespace, pod)
     if p is None:
-        raise NetlabError(f'pod "{pod}" not found in namespace {namespace}')
+        raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
     names = [c.name for c in p.containers if container in (None, c.name)]
     if not names:
-        raise NetlabError(f'container "{container}" not found in pod {pod}')
+        raise NotFound(f'container "{container}" not found in pod {pod}')
     for cname in names:
         c = next(x for x in p.containers if x.name == cname)
         fname = f"{p.namespace}_{p.name}_{'netexec' if not (c.command or c.args) else cname}.log"

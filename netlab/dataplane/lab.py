@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import KernelError, NetlabError, UsageError
+from ..errors import KernelError, NetlabError, NotFound, UsageError
 from ..model.build import build
 from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
 from ..render.iptables import node_rules
@@ -65,12 +65,12 @@ def resolve_lab(name: str | None) -> str:
     if name:
         if name not in existing:
             hint = f" (labs up: {', '.join(existing)})" if existing else ""
-            raise NetlabError(f"lab '{name}' is not up{hint}; bring it up with: sudo netlab up SCENARIO")
+            raise NotFound(f"lab '{name}' is not up{hint}; bring it up with: sudo netlab up SCENARIO")
         return name
     if not existing:
-        raise NetlabError("no lab is up; bring one up with: sudo netlab up [SCENARIO]")
+        raise NotFound("no lab is up; bring one up with: sudo netlab up [SCENARIO]")
     if len(existing) > 1:
-        raise NetlabError(f"several labs are up ({', '.join(existing)}); choose one with --lab NAME")
+        raise UsageError(f"several labs are up ({', '.join(existing)}); choose one with --lab NAME")
     return existing[0]
 
 

@@ -141,6 +141,7 @@ def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace
     for pid in pids:
         targets.setdefault(pid, start_time(pid))
     targets = {p: s for p, s in targets.items() if s is not None}
+    count = len(targets)
     for pid in targets:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -165,4 +166,4 @@ def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace
             break
         if pid == 0:
             break
-    return len(targets)
+    return count

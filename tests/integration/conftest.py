@@ -1,0 +1,132 @@
+"""Fixtures for privileged tests: each test gets its own lab (unique name) and always loses it again."""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from netlab.dataplane import lab as labmod
+from netlab.spec.parse import load_text
+
+if os.geteuid() != 0:
+    pytest.skip("integration tests need root (they build real network namespaces): run them with sudo",
+                allow_module_level=True)
+
+UDP_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(float(sys.argv[4]) if len(sys.argv) > 4 else 2.0)
+s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recvfrom(65535)[0].decode())
+except socket.timeout:
+    print("TIMEOUT"); sys.exit(3)
+"""
+
+
+class Lab:
+    def __init__(self, name: str):
+        self.name = name
+        self.cluster = None
+        self.result = None
+
+    def up(self, text: str, **kw):
+        sc = load_text(text, f"<test {self.name}>")
+        sc.name = self.name
+        self.result = labmod.up(sc, text, **kw)
+        self.cluster = self.result.cluster
+        return self.result
+
+    def down(self):
+        return labmod.down(self.name)
+
+    # ---- lookups
+    def pod(self, name: str, namespace: str = "default"):
+        p = self.cluster.pod(namespace, name)
+        assert p is not None, f"no pod {namespace}/{name}"
+        return p
+
+    def pods(self, prefix: str):
+        return [p for p in self.cluster.pods if p.name.startswith(prefix)]
+
+    def node(self, name: str):
+        return self.cluster.node(name)
+
+    # ---- running things inside
+    def pod_exec(self, pod: str, argv: list[str], timeout: float = 15, namespace: str = "default"):
+        p = self.pod(pod, namespace)
+        return subprocess.run(labmod.pod_exec_argv(self.name, p, argv), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def ns_exec(self, netns: str, argv: list[str], timeout: float = 15):
+        return subprocess.run(labmod.netns_exec_argv(netns, argv), capture_output=True, text=True, timeout=timeout)
+
+    def node_exec(self, node: str, argv: list[str], timeout: float = 15):
+        return self.ns_exec(self.node(node).netns, argv, timeout)
+
+    def ext_exec(self, argv: list[str], timeout: float = 15):
+        return self.ns_exec(self.cluster.external_netns, argv, timeout)
+
+    def http(self, where: tuple[str, str], ip, port: int, path: str) -> str:
+        """GET http://ip:port/path from ('pod'|'node'|'external', name); returns the body (asserts success)."""
+        argv = ["curl", "-sS", "--max-time", "5", f"http://{ip}:{port}{path}"]
+        r = self._run(where, argv)
+        assert r.returncode == 0, f"curl from {where} to {ip}:{port}{path} failed: {r.stderr.strip()}"
+        return r.stdout.strip()
+
+    def udp(self, where: tuple[str, str], ip, port: int, msg: str, timeout: float = 2.0):
+        return self._run(where, [sys.executable, "-c", UDP_CLIENT, str(ip), str(port), msg, str(timeout)])
+
+    def ping(self, where: tuple[str, str], ip) -> bool:
+        r = self._run(where, ["ping", "-c", "1", "-W", "2", str(ip)])
+        return r.returncode == 0
+
+    def _run(self, where, argv):
+        kind, name = where
+        if kind == "pod":
+            return self.pod_exec(name, argv)
+        if kind == "node":
+            return self.node_exec(name, argv)
+        return self.ext_exec(argv)
+
+
+@pytest.fixture
+def lab():
+    """A lab with a unique name; removed at the end of the test whatever happened."""
+    handle = Lab(f"t-{secrets.token_hex(4)}")
+    try:
+        yield handle
+    finally:
+        labmod.down(handle.name)
+        assert not labmod.lab_namespaces(handle.name), f"down left namespaces of {handle.name}"
+
+
+@pytest.fixture
+def lab_factory():
+    """Several labs in one test."""
+    made = []
+
+    def make() -> Lab:
+        h = Lab(f"t-{secrets.token_hex(4)}")
+        made.append(h)
+        return h
+    try:
+        yield make
+    finally:
+        for h in made:
+            labmod.down(h.name)
+
+
+def netlab_cli(*args: str, check: bool = False, user: str | None = None, timeout: float = 120):
+    """Run the installed CLI the way a user does."""
+    exe = os.path.join(os.path.dirname(sys.executable), "netlab")
+    argv = [exe, *args] if os.path.exists(exe) else [sys.executable, "-m", "netlab", *args]
+    if user:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"netlab {' '.join(args)} failed ({r.returncode}): {r.stderr}"
+    return r

@@ -1,0 +1,316 @@
+"""The cluster fabric on real namespaces: nodes, pods, cni0, VXLAN and host-gw.
+
+Every check sends real traffic (ICMP, TCP, UDP to the built-in server) and looks at the answer:
+which pod answered and which source address it saw.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from netlab.dataplane import nsfs
+
+from .conftest import netlab_cli
+
+SCENARIO = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: fab
+nodes:
+- {role: worker, name: n1}
+- {role: worker, name: n2}
+networking:
+  backend: BACKEND
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a1, labels: {app: a}}
+spec:
+  nodeName: n1
+  containers: [{name: srv, ports: [{containerPort: 8080}, {containerPort: 8081, protocol: UDP}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a2, labels: {app: a}}
+spec:
+  nodeName: n1
+  containers: [{name: srv, ports: [{containerPort: 8080}, {containerPort: 8081, protocol: UDP}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b1, labels: {app: b}}
+spec:
+  nodeName: n2
+  containers: [{name: srv, ports: [{containerPort: 8080}, {containerPort: 8081, protocol: UDP}]}]
+"""
+
+
+def ip_of(text: str) -> str:
+    return text.rsplit(":", 1)[0]
+
+
+@pytest.fixture(params=["vxlan", "host-gw"])
+def fab(request, lab):
+    lab.up(SCENARIO.replace("BACKEND", request.param))
+    lab.backend = request.param
+    return lab
+
+
+def test_node_to_pod(fab):
+    a1 = fab.pod("a1")
+    assert fab.http(("node", "n1"), a1.ip, 8080, "/hostname") == "a1"
+    # the node reaches its pods from the cni0 gateway address
+    assert ip_of(fab.http(("node", "n1"), a1.ip, 8080, "/clientip")) == str(fab.node("n1").gateway)
+    assert fab.ping(("node", "n1"), a1.ip)
+    # and pods on the other node, through the overlay
+    assert fab.http(("node", "n2"), a1.ip, 8080, "/hostname") == "a1"
+    assert fab.ping(("node", "n2"), a1.ip)
+
+
+def test_pod_to_node(fab):
+    assert fab.ping(("pod", "a1"), fab.node("n1").ip)
+    assert fab.ping(("pod", "a1"), fab.node("n2").ip)
+    assert fab.ping(("pod", "b1"), fab.node("n1").gateway)
+
+
+def test_pod_to_pod_same_node(fab):
+    a1, a2 = fab.pod("a1"), fab.pod("a2")
+    assert fab.http(("pod", "a1"), a2.ip, 8080, "/hostname") == "a2"
+    assert ip_of(fab.http(("pod", "a1"), a2.ip, 8080, "/clientip")) == str(a1.ip)
+    r = fab.udp(("pod", "a1"), a2.ip, 8081, "hostname")
+    assert r.stdout.strip() == "a2", r
+    r = fab.udp(("pod", "a1"), a2.ip, 8081, "clientip")
+    assert ip_of(r.stdout.strip()) == str(a1.ip)
+    assert fab.ping(("pod", "a1"), a2.ip)
+
+
+def test_pod_to_pod_across_nodes_keeps_source_ip(fab):
+    a1, b1 = fab.pod("a1"), fab.pod("b1")
+    assert fab.http(("pod", "a1"), b1.ip, 8080, "/hostname") == "b1"
+    assert ip_of(fab.http(("pod", "a1"), b1.ip, 8080, "/clientip")) == str(a1.ip)
+    assert ip_of(fab.http(("pod", "b1"), a1.ip, 8080, "/clientip")) == str(b1.ip)
+    r = fab.udp(("pod", "b1"), a1.ip, 8081, "echo across")
+    assert r.stdout.strip() == "across"
+    r = fab.udp(("pod", "b1"), a1.ip, 8081, "clientip")
+    assert ip_of(r.stdout.strip()) == str(b1.ip)
+    assert fab.ping(("pod", "b1"), a1.ip)
+
+
+def test_traffic_leaving_the_cluster_is_masqueraded(fab):
+    """A pod talking to the external host (outside the pod network) shows up as its node's IP."""
+    import subprocess
+    import sys
+    listener = subprocess.Popen(
+        ["nsenter", f"--net={nsfs.netns_path(fab.cluster.external_netns)}", "--", sys.executable, "-c",
+         "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',9999));"
+         "s.settimeout(8);d,a=s.recvfrom(100);print(a[0]);s.sendto(b'ok',a)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        import time
+        time.sleep(0.3)
+        r = fab.udp(("pod", "b1"), fab.cluster.external_ip, 9999, "hi")
+        assert r.stdout.strip() == "ok"
+        out, _ = listener.communicate(timeout=10)
+        assert out.strip() == str(fab.node("n2").ip)
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+def test_pod_namespace_details(fab):
+    a1 = fab.pod("a1")
+    assert fab.pod_exec("a1", ["hostname"]).stdout.strip() == "a1"
+    route = fab.pod_exec("a1", ["ip", "route"]).stdout
+    assert f"default via {fab.node('n1').gateway} dev eth0" in route
+    link = fab.pod_exec("a1", ["ip", "-o", "link", "show", "eth0"]).stdout
+    mtu = 1450 if fab.backend == "vxlan" else 1500
+    assert f"mtu {mtu}" in link
+    assert "state UP" in link
+    assert "lo" in fab.pod_exec("a1", ["ip", "-o", "link", "show", "up"]).stdout
+    veth = fab.node_exec("n1", ["ip", "-d", "link", "show", a1.host_veth]).stdout
+    assert "master cni0" in veth and "hairpin on" in veth
+    assert len(a1.host_veth) <= 15 and a1.host_veth.startswith("veth")
+    sysctl = fab.node_exec("n1", ["sysctl", "-n", "net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"])
+    assert sysctl.stdout.split() == ["1", "1"]
+
+
+def test_overlay_objects(fab):
+    n1, n2 = fab.node("n1"), fab.node("n2")
+    routes = fab.node_exec("n1", ["ip", "route"]).stdout
+    if fab.backend == "vxlan":
+        d = fab.node_exec("n1", ["ip", "-d", "link", "show", "flannel.1"]).stdout
+        assert "vxlan id 1 " in d and "dstport 8472" in d and "nolearning" in d and "mtu 1450" in d
+        assert f"local {n1.ip}" in d
+        assert f"inet {n1.pod_cidr.network_address}/32" in fab.node_exec("n1", ["ip", "addr", "show", "flannel.1"]).stdout
+        assert f"{n2.pod_cidr} via {n2.pod_cidr.network_address} dev flannel.1 proto static onlink" in routes
+        neigh = fab.node_exec("n1", ["ip", "neigh", "show", "dev", "flannel.1"]).stdout
+        assert f"{n2.pod_cidr.network_address} lladdr {n2.vtep_mac} PERMANENT" in neigh
+        fdb = fab.node_exec("n1", ["bridge", "fdb", "show", "dev", "flannel.1"]).stdout
+        assert f"{n2.vtep_mac} dst {n2.ip} self permanent" in fdb
+    else:
+        assert f"{n2.pod_cidr} via {n2.ip} dev eth0" in routes
+        assert "flannel.1" not in fab.node_exec("n1", ["ip", "link"]).stdout
+
+
+def test_no_nat_between_pods_in_rules(fab):
+    """flannel's masquerade chain returns early for pod-to-pod traffic and masquerades the rest."""
+    from netlab.dataplane.iptables import flavour_commands
+    _, _, save = flavour_commands("auto")
+    text = fab.node_exec("n1", [save, "-t", "nat"]).stdout
+    assert "-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG" in text
+    assert f"-A FLANNEL-POSTRTG -s {fab.node('n1').pod_cidr} -d 10.244.0.0/16" in text
+
+
+def test_reconcile_is_idempotent(lab):
+    text = SCENARIO.replace("BACKEND", "vxlan")
+    lab.up(text)
+    n1 = lab.node("n1")
+    before_links = lab.node_exec("n1", ["ip", "-o", "link"]).stdout
+    before_ns = nsfs.ns_inode(nsfs.netns_path(lab.pod("a1").netns))
+    r = lab.up(text)
+    assert r.changes == [], r.changes
+    assert lab.node_exec("n1", ["ip", "-o", "link"]).stdout == before_links
+    assert nsfs.ns_inode(nsfs.netns_path(lab.pod("a1").netns)) == before_ns
+    assert lab.http(("node", n1.name), lab.pod("b1").ip, 8080, "/hostname") == "b1"
+
+
+def test_reconcile_applies_only_the_difference(lab):
+    base = """
+kind: Cluster
+apiVersion: netlab.dev/v1alpha1
+nodes: [{role: worker, name: w1}, {role: worker, name: w2}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo}
+spec:
+  nodeName: w1
+  containers: [{name: c, ports: [{containerPort: 8080}]}]
+"""
+    lab.up(base.replace("REPLICAS", "2"))
+    web = {p.name: (p.ip, nsfs.ns_inode(nsfs.netns_path(p.netns))) for p in lab.pods("web-")}
+    solo_ns = nsfs.ns_inode(nsfs.netns_path(lab.pod("solo").netns))
+    st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
+    servers = {k: v["pid"] for k, v in st["servers"].items()}
+
+    # scale up, remove the bare pod, add a node
+    edited = base.replace("REPLICAS", "4").split("---\napiVersion: v1\nkind: Pod")[0]
+    edited = edited.replace("{role: worker, name: w2}]", "{role: worker, name: w2}, {role: worker, name: w3}]")
+    r = lab.up(edited)
+    now = {p.name: (p.ip, nsfs.ns_inode(nsfs.netns_path(p.netns))) for p in lab.pods("web-")}
+    assert len(now) == 4
+    for name, (ip, ino) in web.items():  # unaffected pods: same address, same namespace (not restarted)
+        assert now[name] == (ip, ino)
+    assert not os.path.exists(nsfs.netns_path(f"nl.{lab.name}.pod.default.solo"))
+    assert solo_ns is not None
+    assert lab.node("w3").netns in os.listdir("/run/netns")
+    st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
+    for node, pid in servers.items():  # the per-node servers were reloaded, not restarted
+        assert st["servers"][node]["pid"] == pid
+    assert any("removed namespace" in c and "solo" in c for c in r.changes)
+    # every pod answers, including the new ones, from every node
+    for p in lab.pods("web-"):
+        assert lab.http(("node", "w3"), p.ip, 8080, "/hostname") == p.name
+
+
+def test_containers_run_real_commands(lab):
+    lab.up("""
+kind: Cluster
+apiVersion: netlab.dev/v1alpha1
+nodes: [{role: worker, name: w1}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  containers:
+  - name: main
+    command: ["sh", "-c"]
+    args: ["echo started $(hostname); exec sleep 600"]
+""")
+    st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
+    rec = st["pods"]["default/sleeper"]["procs"]["main"]
+    pid = rec["pid"]
+    # the process lives in the pod's network namespace
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(nsfs.netns_path(lab.pod("sleeper").netns)).st_ino
+    log = f"/run/netlab/{lab.name}/logs/default_sleeper_main.log"
+    import time
+    for _ in range(100):
+        if os.path.exists(log) and "started" in open(log).read():
+            break
+        time.sleep(0.05)
+    assert "started sleeper" in open(log).read()
+    assert oct(os.stat(log).st_mode & 0o777) == "0o600"
+    # kill it: get pods reports it, up restarts it
+    os.kill(pid, 9)
+    time.sleep(0.2)
+    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
+    assert "sleeper" in out and "Error" in out and "0/1" in out
+    r = lab.up(lab_text(lab))
+    assert any("container main started" in c for c in r.changes)
+    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
+    assert "Running" in out and " 1 " in out  # one restart
+
+
+def lab_text(lab) -> str:
+    return json.load(open(f"/run/netlab/{lab.name}/state.json"))["scenario"]
+
+
+def test_get_json_is_kubectl_shaped(fab):
+    out = json.loads(netlab_cli("get", "pods", "-o", "json", "--lab", fab.name, check=True).stdout)
+    assert out["kind"] == "List"
+    items = {i["metadata"]["name"]: i for i in out["items"]}
+    a1 = items["a1"]
+    assert a1["metadata"]["namespace"] == "default" and a1["metadata"]["labels"] == {"app": "a"}
+    assert a1["spec"]["nodeName"] == "n1"
+    assert a1["status"]["podIP"] == str(fab.pod("a1").ip)
+    assert a1["status"]["hostIP"] == str(fab.node("n1").ip)
+    assert a1["status"]["phase"] == "Running"
+    nodes = json.loads(netlab_cli("get", "nodes", "-o", "json", "--lab", fab.name, check=True).stdout)
+    addrs = {n["metadata"]["name"]: n["status"]["addresses"] for n in nodes["items"]}
+    assert {"type": "InternalIP", "address": str(fab.node("n2").ip)} in addrs["n2"]
+    wide = netlab_cli("get", "pods", "-o", "wide", "--lab", fab.name, check=True).stdout
+    assert wide.split("\n")[0].split()[:7] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+
+
+def test_exec_passes_exit_status(fab):
+    r = netlab_cli("exec", "--lab", fab.name, "a1", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7
+    r = netlab_cli("exec", "--lab", fab.name, "--node", "n2", "--", "ip", "-o", "addr", "show", "eth0")
+    assert r.returncode == 0 and str(fab.node("n2").ip) in r.stdout
+    r = netlab_cli("exec", "--lab", fab.name, "nosuchpod", "--", "true")
+    assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_down_works_without_state_file(lab):
+    lab.up(SCENARIO.replace("BACKEND", "vxlan"))
+    os.unlink(f"/run/netlab/{lab.name}/state.json")
+    r = netlab_cli("down", lab.name, check=True)
+    assert "removed" in r.stdout
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(f"nl.{lab.name}")]
+    assert not os.path.exists(f"/run/netlab/{lab.name}")
+
+
+def test_two_labs_side_by_side(lab_factory):
+    a, b = lab_factory(), lab_factory()
+    text = SCENARIO.replace("BACKEND", "vxlan")
+    a.up(text)
+    b.up(text)
+    assert a.pod("a1").ip == b.pod("a1").ip  # same subnets, separate namespaces
+    assert a.http(("pod", "a1"), a.pod("b1").ip, 8080, "/hostname") == "b1"
+    a.down()
+    assert b.http(("pod", "a1"), b.pod("b1").ip, 8080, "/hostname") == "b1"
+    assert b.http(("pod", "b1"), b.pod("a2").ip, 8080, "/hostname") == "a2"
