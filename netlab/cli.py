@@ -8,7 +8,7 @@ from importlib import resources
 import click
 
 from . import __version__
-from .errors import NetlabError, NotFound, SpecError
+from .errors import NetlabError, NotFound, SpecError, UsageError
 
 RESOURCES = {
     "nodes": "nodes", "node": "nodes", "no": "nodes",
@@ -107,10 +107,14 @@ def up(scenario: str | None, lab: str | None, verbose: bool) -> None:
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run 'sudo netlab up' again to finish it "
                    f"or 'sudo netlab down {sc.name}' to remove it", err=True)
         sys.exit(130)
+    except (SpecError, UsageError):
+        progress.clear()
+        raise  # refused before anything was changed
     except NetlabError as e:
         progress.clear()
-        raise click.exceptions.Exit(_fail(f"{e}\n  lab '{sc.name}' may be half built: run 'sudo netlab up' again "
-                                          f"or remove it with 'sudo netlab down {sc.name}'", e.exit_code)) from None
+        e.args = (f"{e}\n  lab '{sc.name}' may be half built: run 'sudo netlab up' again "
+                  f"or remove it with 'sudo netlab down {sc.name}'",)
+        raise
     progress.clear()
     c = result.cluster
     if verbose:
@@ -121,11 +125,6 @@ def up(scenario: str | None, lab: str | None, verbose: bool) -> None:
     click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {len(c.pods)} pods, {len(c.services)} services; "
                f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
                f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour})")
-
-
-def _fail(msg: str, code: int) -> int:
-    click.echo(f"error: {msg}", err=True)
-    return code
 
 
 @cli.command()
@@ -366,9 +365,8 @@ def validate(scenario: str | None) -> None:
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        rv = cli.main(standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
     except click.ClickException as e:
         e.show()
         sys.exit(2 if isinstance(e, click.UsageError) else e.exit_code)

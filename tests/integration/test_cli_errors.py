@@ -1,0 +1,79 @@
+"""Bad input and missing privileges: a one-line error, exit status 2, and nothing changed in the kernel."""
+from __future__ import annotations
+
+import os
+import pwd
+
+import pytest
+
+from .conftest import netlab_cli
+
+BAD = {
+    "not-yaml.yaml": ("a: [1,\n", "is not valid YAML"),
+    "overlap.yaml": ("kind: Cluster\nnetworking: {podSubnet: 10.96.0.0/12}\n", "overlaps"),
+    "badname.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: Web_1}\nspec: {containers: [{name: c}]}\n",
+                     "metadata.name 'Web_1' is not a valid DNS-1123"),
+    "nonode.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: nope, containers: [{name: c}]}\n",
+                    "spec.nodeName 'nope' is not a node"),
+    "kind.yaml": ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: x}\n", "kind 'Ingress' is not supported"),
+    "dup.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n---\n"
+                 "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n", "defined twice"),
+    "shell.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: '$(touch /tmp/pwned)'}\nspec: {containers: [{name: c}]}\n",
+                   "is not a valid DNS-1123"),
+    "full.yaml": ("kind: Cluster\nnodes: [{role: worker}]\nnetworking: {nodeCIDRMaskSize: 29}\n---\napiVersion: apps/v1\n"
+                  "kind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 9\n  selector: {matchLabels: {a: b}}\n"
+                  "  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c}]}\n", "holds 5 pod addresses"),
+}
+
+
+@pytest.mark.parametrize("fname", sorted(BAD))
+def test_bad_scenario_is_refused_without_kernel_change(tmp_path, fname):
+    text, expected = BAD[fname]
+    path = tmp_path / fname
+    path.write_text(text)
+    before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    r = netlab_cli("up", str(path), "--lab", "t-badinput")
+    assert r.returncode == 2, r
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, r.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in r.stderr
+    after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    assert before == after
+    assert not os.path.exists("/run/netlab/t-badinput")
+    assert not os.path.exists("/tmp/pwned")
+
+
+def test_missing_file():
+    r = netlab_cli("up", "/nonexistent/scenario.yaml")
+    assert r.returncode == 2 and "cannot read scenario" in r.stderr
+
+
+def _nobody() -> str | None:
+    try:
+        return str(pwd.getpwnam("nobody").pw_uid)
+    except KeyError:
+        return None
+
+
+@pytest.mark.skipif(_nobody() is None, reason="no 'nobody' user to drop privileges to")
+@pytest.mark.parametrize("args", [["up"], ["down", "x"], ["exec", "p", "--", "true"]])
+def test_not_root(args):
+    r = netlab_cli(*args, user=_nobody())
+    assert r.returncode == 2, r
+    assert "must run as root" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_no_lab_up_says_how():
+    r = netlab_cli("get", "pods", "--lab", "t-notthere")
+    assert r.returncode == 2 and "is not up" in r.stderr and "netlab up" in r.stderr
+
+
+def test_render_needs_no_root_and_changes_nothing():
+    before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    r = netlab_cli("render", "--node", "demo-worker", user=_nobody())
+    assert r.returncode == 0, r.stderr
+    assert "*nat" in r.stdout and "FLANNEL-POSTRTG" in r.stdout
+    after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    assert before == after
