@@ -108,6 +108,8 @@ NODE_SYSCTLS = {
     "net/bridge/bridge-nf-call-iptables": "1",
     "net/ipv4/conf/all/rp_filter": "0",
     "net/ipv4/conf/default/rp_filter": "0",
+    # kube-proxy sets this so NodePorts answer on 127.0.0.1 (DNAT of localhost traffic)
+    "net/ipv4/conf/all/route_localnet": "1",
 }
 
 

@@ -18,14 +18,30 @@ Desired = dict[str, TableState]   # table -> state
 
 
 def node_rules(cluster: Cluster, node: Node) -> Desired:
-    """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's."""
+    """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's.
+
+    In the built-in chains the proxy's jumps come first, as on a real node (kube-proxy prepends its
+    jumps, flannel appends): FORWARD must reach KUBE-SERVICES' REJECT of a Service without endpoints
+    before FLANNEL-FWD accepts all pod traffic.
+    """
     out: Desired = {}
     for table, rules in iptables_flannel(cluster, node).items():
         ts = out.setdefault(table, TableState())
         for r in rules:
             ts.chains.setdefault(r.split()[1], []).append(r)
-    for table, jumps in FLANNEL_JUMPS.items():
-        out.setdefault(table, TableState()).jumps.extend(jumps)
+    proxy: Desired = {}
+    if cluster.networking.proxy_mode == "iptables":
+        from .kubeproxy_iptables import kube_proxy_tables   # imports TableState from this module
+        proxy = kube_proxy_tables(cluster, node)
+    for table in sorted(set(FLANNEL_JUMPS) | set(proxy)):
+        ts = out.setdefault(table, TableState())
+        if table in proxy:
+            ts.jumps.extend(proxy[table].jumps)
+            for chain, rules in proxy[table].chains.items():
+                if chain in ts.chains:
+                    raise ValueError(f"chain {table}/{chain} is rendered twice")
+                ts.chains[chain] = list(rules)
+        ts.jumps.extend(FLANNEL_JUMPS.get(table, []))
     return out
 
 

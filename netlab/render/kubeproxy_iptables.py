@@ -1,0 +1,408 @@
+"""kube-proxy's iptables mode, rendered per node as data. Pure: no root, no kernel, golden-testable.
+
+What a node's nat and filter tables hold when kube-proxy (Kubernetes ~1.33, `mode: iptables`) runs on it
+with the settings a kind/kubeadm cluster uses: `--cluster-cidr` = the pod subnet (so the "local traffic
+detector" is `-s <podSubnet>`), masquerade bit 14 (mark 0x4000), `masqueradeAll: false`,
+`nodePortAddresses` unset (NodePorts on every local address), `localhostNodePorts: true`, iptables with
+`--random-fully`, no nfacct counters, `nf_conntrack_tcp_be_liberal=0`.
+
+Rule text is written the way `iptables-save` prints it back, not the way kube-proxy happens to order
+its arguments: address and protocol matches first, then the `-m` modules in kube-proxy's order, `-d`/`-s`
+as CIDRs, `MARK --set-xmark`, `REJECT --reject-with icmp-port-unreachable`, `recent` with its implicit
+`--mask`/`--rsource`, and the statistic probability as the kernel stores it. The kernel state is exactly
+what kube-proxy creates; the text is what `iptables-save` (legacy and nft) shows on a real node, which is
+also what the apply layer compares the live tables with, so an unchanged chain is never rewritten.
+
+kube-proxy walks its service map (a Go map) in random order; here service ports are sorted by
+(namespace, name, port name, protocol) so that the output is deterministic. Endpoints are sorted by their
+"ip:port" string, as kube-proxy's endpoints map sorts them.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import math
+from dataclasses import dataclass
+
+from ..model.objects import Cluster, Endpoint, Node, Service, ServicePort
+from .iptables import TableState
+
+MASQ_MARK = "0x4000"                      # 1 << masqueradeBit (14), printed like kube-proxy's %#08x
+
+# Labels that make kube-proxy ignore a Service (its informers select them out).
+LABEL_SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
+LABEL_HEADLESS = "service.kubernetes.io/headless"
+
+# Chain prefixes (pkg/proxy/iptables).
+SVC_PREFIX = "KUBE-SVC-"                  # Cluster traffic policy: every usable endpoint
+SVL_PREFIX = "KUBE-SVL-"                  # Local traffic policy: this node's endpoints only
+EXT_PREFIX = "KUBE-EXT-"                  # NodePort / externalIP / LoadBalancer entry
+FW_PREFIX = "KUBE-FW-"                    # loadBalancerSourceRanges (not rendered: not in the model)
+SEP_PREFIX = "KUBE-SEP-"                  # one endpoint: hairpin masquerade + DNAT
+
+NAT_BASE_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
+FILTER_BASE_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS",
+                      "KUBE-PROXY-FIREWALL")
+KUBELET_FIREWALL = "KUBE-FIREWALL"        # kube-proxy keeps its own copy of kubelet's anti-martian chain
+
+NODEPORTS_COMMENT = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
+
+
+# ---------------------------------------------------------------- names
+
+def _hash16(text: str) -> str:
+    """First 16 characters of base32 (standard alphabet, upper case) of sha256(text)."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+
+
+def port_proto_hash(service_port_name: str, protocol: str) -> str:
+    """kube-proxy's hash for per-service-port chains: of 'ns/name:port' + lowercase protocol."""
+    return _hash16(service_port_name + protocol.lower())
+
+
+def svc_chain(service_port_name: str, protocol: str) -> str:
+    return SVC_PREFIX + port_proto_hash(service_port_name, protocol)
+
+
+def svl_chain(service_port_name: str, protocol: str) -> str:
+    return SVL_PREFIX + port_proto_hash(service_port_name, protocol)
+
+
+def ext_chain(service_port_name: str, protocol: str) -> str:
+    return EXT_PREFIX + port_proto_hash(service_port_name, protocol)
+
+
+def fw_chain(service_port_name: str, protocol: str) -> str:
+    return FW_PREFIX + port_proto_hash(service_port_name, protocol)
+
+
+def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
+    """Endpoint chain: hash of 'ns/name:port' + lowercase protocol + 'ip:port'."""
+    return SEP_PREFIX + _hash16(service_port_name + protocol.lower() + endpoint)
+
+
+def service_port_name(svc: Service, port: ServicePort) -> str:
+    """proxy.ServicePortName.String(): 'ns/name:port', or just 'ns/name' for an unnamed port."""
+    return f"{svc.namespace}/{svc.name}" + (f":{port.name}" if port.name else "")
+
+
+def probability(n: int) -> str:
+    """The `--probability` of a 1-in-n rule as iptables-save prints it.
+
+    kube-proxy writes 1/n with ten decimals ("%0.10f"); libxt_statistic stores lround(p * 2^31) and
+    prints that back divided by 2^31 with eleven decimals (1/3 -> 0.3333333333 -> 0.33333333349).
+    """
+    written = float(f"{1.0 / n:0.10f}")
+    stored = math.floor(written * 0x80000000 + 0.5)
+    return f"{stored / 0x80000000:.11f}"
+
+
+# ---------------------------------------------------------------- which services
+
+def is_proxied(svc: Service) -> bool:
+    """kube-proxy's view: no headless, no ExternalName, no Service handed to another proxy."""
+    labels = svc.spec.labels or {}
+    if LABEL_SERVICE_PROXY_NAME in labels or LABEL_HEADLESS in labels:
+        return False
+    if svc.type == "ExternalName" or svc.headless or svc.cluster_ip is None:
+        return False
+    return True
+
+
+@dataclass
+class _PortInfo:
+    svc: Service
+    port: ServicePort
+    name: str                       # service port name string
+    proto: str                      # lowercase
+    cluster_ip: str
+    node_port: int | None
+    external_ips: list[str]
+    lb_vips: list[str]
+    sticky_seconds: int | None      # sessionAffinity ClientIP timeout, None without affinity
+    itp_local: bool
+    etp_local: bool
+
+    @property
+    def externally_accessible(self) -> bool:
+        return bool(self.node_port) or bool(self.lb_vips) or bool(self.external_ips)
+
+    @property
+    def uses_cluster_endpoints(self) -> bool:
+        # Even with externalTrafficPolicy Local the cluster chain is needed for short-circuiting.
+        return not self.itp_local or self.externally_accessible
+
+    @property
+    def uses_local_endpoints(self) -> bool:
+        return self.itp_local or (self.etp_local and self.externally_accessible)
+
+
+def _port_info(svc: Service, port: ServicePort) -> _PortInfo:
+    spec = svc.spec
+    external = spec.type in ("NodePort", "LoadBalancer")
+    lb_vips = [spec.load_balancer_ip] if spec.type == "LoadBalancer" and spec.load_balancer_ip else []
+    return _PortInfo(
+        svc=svc, port=port, name=service_port_name(svc, port), proto=port.protocol.lower(),
+        cluster_ip=str(svc.cluster_ip),
+        node_port=port.node_port if external else None,
+        external_ips=list(spec.external_ips), lb_vips=lb_vips,
+        sticky_seconds=spec.affinity_timeout if spec.session_affinity == "ClientIP" else None,
+        itp_local=spec.internal_traffic_policy == "Local",
+        # apiservice.ExternalPolicyLocal: only NodePort and LoadBalancer Services have one
+        etp_local=external and spec.external_traffic_policy == "Local",
+    )
+
+
+def _ep_string(ep: Endpoint) -> str:
+    return f"{ep.ip}:{ep.port}"
+
+
+# ---------------------------------------------------------------- rule text
+
+def _cidr(addr: str) -> str:
+    return str(ipaddress.ip_network(addr, strict=False))
+
+
+def _addr(flag: str, value: str | None) -> list[str]:
+    if value is None:
+        return []
+    if value.startswith("!"):
+        return ["!", flag, _cidr(value[1:])]
+    return [flag, _cidr(value)]
+
+
+def _comment(text: str) -> str:
+    return f'-m comment --comment "{text}"'
+
+
+def _rule(chain: str, *matches: str, target: str, src: str | None = None, dst: str | None = None,
+          proto: str | None = None) -> str:
+    """One rule in iptables-save order: -s, -d, -p, then the modules in the order given, then -j."""
+    parts = ["-A", chain, *_addr("-s", src), *_addr("-d", dst)]
+    if proto:
+        parts += ["-p", proto]
+    parts += [m for m in matches if m]
+    parts += ["-j", target]
+    return " ".join(parts)
+
+
+def _dport(proto: str, port: int) -> str:
+    return f"-m {proto} --dport {port}"
+
+
+MARK_MASQ = f"MARK --set-xmark {MASQ_MARK}/{MASQ_MARK}"        # kube-proxy: --or-mark 0x4000
+MARK_CLEAR = f"MARK --set-xmark {MASQ_MARK}/0x0"               # kube-proxy: --xor-mark 0x4000
+REJECT = "REJECT --reject-with icmp-port-unreachable"
+
+
+# ---------------------------------------------------------------- the renderer
+
+def _jumps() -> dict[str, list[tuple[str, str]]]:
+    """Jumps from the built-in chains, in the order they end up in: kube-proxy prepends each one."""
+    new = "-m conntrack --ctstate NEW"
+    fw = f'{new} {_comment("kubernetes load balancer firewall")} -j KUBE-PROXY-FIREWALL'
+    ext = f'{new} {_comment("kubernetes externally-visible service portals")} -j KUBE-EXTERNAL-SERVICES'
+    svc = f'{new} {_comment("kubernetes service portals")} -j KUBE-SERVICES'
+    kubelet_fw = [f"-j {KUBELET_FIREWALL}"]      # ensured on every full sync, whatever the settings
+    filter_jumps = (
+        [("INPUT", j) for j in kubelet_fw]
+        + [("INPUT", fw),
+           ("INPUT", f'{_comment("kubernetes health check service ports")} -j KUBE-NODEPORTS'),
+           ("INPUT", ext),
+           ("FORWARD", fw),
+           ("FORWARD", f'{_comment("kubernetes forwarding rules")} -j KUBE-FORWARD'),
+           ("FORWARD", svc),
+           ("FORWARD", ext)]
+        + [("OUTPUT", j) for j in kubelet_fw]
+        + [("OUTPUT", fw),
+           ("OUTPUT", svc)]
+    )
+    portals = f'{_comment("kubernetes service portals")} -j KUBE-SERVICES'
+    nat_jumps = [
+        ("PREROUTING", portals),
+        ("OUTPUT", portals),
+        ("POSTROUTING", f'{_comment("kubernetes postrouting rules")} -j KUBE-POSTROUTING'),
+    ]
+    return {"nat": nat_jumps, "filter": filter_jumps}
+
+
+def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool = True) -> dict[str, TableState]:
+    """kube-proxy's nat and filter state on `node` (iptables mode), as TableStates."""
+    pod_net = str(cluster.networking.pod_subnet)        # --cluster-cidr: the local traffic detector
+    nat = TableState(chains={c: [] for c in NAT_BASE_CHAINS})
+    flt = TableState(chains={c: [] for c in FILTER_BASE_CHAINS})
+    flt.chains[KUBELET_FIREWALL] = []
+    jumps = _jumps()
+    nat.jumps.extend(jumps["nat"])
+    flt.jumps.extend(jumps["filter"])
+
+    nat.chains["KUBE-POSTROUTING"] += [
+        _rule("KUBE-POSTROUTING", f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK}", target="RETURN"),
+        _rule("KUBE-POSTROUTING", target=MARK_CLEAR),
+        _rule("KUBE-POSTROUTING", _comment("kubernetes service traffic requiring SNAT"),
+              target="MASQUERADE --random-fully"),
+    ]
+    nat.chains["KUBE-MARK-MASQ"].append(_rule("KUBE-MARK-MASQ", target=MARK_MASQ))
+    if localhost_nodeports:
+        # route_localnet=1 exposes NodePorts on 127.0.0.1; this blocks martians sent to 127/8 from outside.
+        flt.chains[KUBELET_FIREWALL].append(_rule(
+            KUBELET_FIREWALL, _comment("block incoming localnet connections"),
+            "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT", target="DROP",
+            src="!127.0.0.0/8", dst="127.0.0.0/8"))
+
+    ports = [(svc, port) for svc in cluster.services if is_proxied(svc) for port in svc.ports]
+    ports.sort(key=lambda sp: (sp[0].namespace, sp[0].name, sp[1].name or "", sp[1].protocol))
+    for svc, port in ports:
+        _render_port(_port_info(svc, port), node, pod_net, nat, flt)
+
+    # Always last, even with no NodePort Service (nodePortAddresses unset: every local address).
+    nodeports_dst = None if localhost_nodeports else "!127.0.0.0/8"
+    nat.chains["KUBE-SERVICES"].append(_rule(
+        "KUBE-SERVICES", _comment(NODEPORTS_COMMENT), "-m addrtype --dst-type LOCAL",
+        target="KUBE-NODEPORTS", dst=nodeports_dst))
+
+    flt.chains["KUBE-FORWARD"] += [
+        _rule("KUBE-FORWARD", "-m conntrack --ctstate INVALID", target="DROP"),
+        _rule("KUBE-FORWARD", _comment("kubernetes forwarding rules"), f"-m mark --mark {MASQ_MARK}/{MASQ_MARK}",
+              target="ACCEPT"),
+        _rule("KUBE-FORWARD", _comment("kubernetes forwarding conntrack rule"),
+              "-m conntrack --ctstate RELATED,ESTABLISHED", target="ACCEPT"),
+    ]
+    return {"nat": nat, "filter": flt}
+
+
+def _render_port(info: _PortInfo, node: Node, pod_net: str, nat: TableState, flt: TableState) -> None:
+    name, proto = info.name, info.proto
+    ready = sorted((e for e in info.svc.endpoints.get(info.port.name or "", []) if e.ready), key=_ep_string)
+    cluster_eps = ready if info.uses_cluster_endpoints else []
+    local_eps = [e for e in ready if e.node == node.name] if info.uses_local_endpoints else []
+    # No topology hints and no terminating endpoints in the model: the cluster list is a superset.
+    reachable = cluster_eps if info.uses_cluster_endpoints else local_eps
+    has_endpoints = bool(ready)
+
+    cluster_chain = svc_chain(name, proto)
+    local_chain = svl_chain(name, proto)
+    external_chain = ext_chain(name, proto)
+    uses_cluster_chain = bool(cluster_eps)
+    uses_local_chain = bool(local_eps)
+
+    internal_chain, has_internal = cluster_chain, has_endpoints
+    if info.itp_local:
+        internal_chain, has_internal = local_chain, bool(local_eps)
+    external_policy_chain, has_external = cluster_chain, has_endpoints
+    if info.etp_local:
+        external_policy_chain, has_external = local_chain, bool(local_eps)
+    uses_external_chain = has_endpoints and info.externally_accessible
+
+    # Filter-table verdict for traffic that has nowhere to go: REJECT when the Service has no endpoints
+    # at all, DROP when only the Local policy lacks endpoints on this node.
+    if not has_endpoints:
+        filter_target, filter_comment = REJECT, f"{name} has no endpoints"
+    else:
+        filter_target, filter_comment = "DROP", f"{name} has no local endpoints"
+
+    svcs_nat, svcs_flt = nat.chains["KUBE-SERVICES"], flt.chains["KUBE-SERVICES"]
+    ext_flt = flt.chains["KUBE-EXTERNAL-SERVICES"]
+    dport = _dport(proto, info.port.port)
+    cip = info.cluster_ip
+
+    # ClusterIP
+    if has_internal:
+        svcs_nat.append(_rule("KUBE-SERVICES", _comment(f"{name} cluster IP"), dport, target=internal_chain,
+                              dst=cip, proto=proto))
+    else:
+        svcs_flt.append(_rule("KUBE-SERVICES", _comment(filter_comment), dport, target=filter_target,
+                              dst=cip, proto=proto))
+
+    # externalIPs
+    for eip in info.external_ips:
+        if has_endpoints:
+            svcs_nat.append(_rule("KUBE-SERVICES", _comment(f"{name} external IP"), dport, target=external_chain,
+                                  dst=eip, proto=proto))
+        if not has_external:
+            ext_flt.append(_rule("KUBE-EXTERNAL-SERVICES", _comment(filter_comment), dport, target=filter_target,
+                                 dst=eip, proto=proto))
+
+    # LoadBalancer ingress IPs (no loadBalancerSourceRanges in the model, so never a KUBE-FW chain)
+    for vip in info.lb_vips:
+        if has_endpoints:
+            svcs_nat.append(_rule("KUBE-SERVICES", _comment(f"{name} loadbalancer IP"), dport,
+                                  target=external_chain, dst=vip, proto=proto))
+    if not has_external:
+        for vip in info.lb_vips:
+            ext_flt.append(_rule("KUBE-EXTERNAL-SERVICES", _comment(filter_comment), dport, target=filter_target,
+                                 dst=vip, proto=proto))
+
+    # NodePort
+    if info.node_port:
+        np_dport = _dport(proto, info.node_port)
+        if has_endpoints:
+            nat.chains["KUBE-NODEPORTS"].append(_rule("KUBE-NODEPORTS", _comment(name), np_dport,
+                                                      target=external_chain, proto=proto))
+        if not has_external:
+            ext_flt.append(_rule("KUBE-EXTERNAL-SERVICES", _comment(filter_comment),
+                                 "-m addrtype --dst-type LOCAL", np_dport, target=filter_target, proto=proto))
+
+    chains: dict[str, list[str]] = {}
+
+    # Internal traffic: masquerade what comes from outside the pod network (a route to the service
+    # range via some node), since the chosen endpoint may be on another node.
+    if has_internal:
+        chains.setdefault(internal_chain, []).append(_rule(
+            internal_chain, _comment(f"{name} cluster IP"), dport, target="KUBE-MARK-MASQ",
+            src=f"!{pod_net}", dst=cip, proto=proto))
+
+    if uses_external_chain:
+        ext = chains.setdefault(external_chain, [])
+        if not info.etp_local:
+            ext.append(_rule(external_chain, _comment(f"masquerade traffic for {name} external destinations"),
+                             target="KUBE-MARK-MASQ"))
+        else:
+            # Pods on this node and the node itself are short-circuited to the cluster-wide chain.
+            ext.append(_rule(external_chain, _comment(f"pod traffic for {name} external destinations"),
+                             target=cluster_chain, src=pod_net))
+            ext.append(_rule(external_chain, _comment(f"masquerade LOCAL traffic for {name} external destinations"),
+                             "-m addrtype --src-type LOCAL", target="KUBE-MARK-MASQ"))
+            ext.append(_rule(external_chain, _comment(f"route LOCAL traffic for {name} external destinations"),
+                             "-m addrtype --src-type LOCAL", target=cluster_chain))
+        if has_external:
+            ext.append(_rule(external_chain, target=external_policy_chain))
+
+    if uses_cluster_chain:
+        chains.setdefault(cluster_chain, []).extend(_to_endpoints(info, cluster_chain, cluster_eps))
+    if uses_local_chain:
+        chains.setdefault(local_chain, []).extend(_to_endpoints(info, local_chain, local_eps))
+
+    for ep in reachable:
+        chain = sep_chain(name, proto, _ep_string(ep))
+        affinity = f"-m recent --set --name {chain} --mask 255.255.255.255 --rsource" \
+            if info.sticky_seconds is not None else None
+        chains[chain] = [
+            _rule(chain, _comment(name), target="KUBE-MARK-MASQ", src=str(ep.ip)),          # hairpin
+            _rule(chain, _comment(name), affinity, f"-m {proto}", target=f"DNAT --to-destination {_ep_string(ep)}",
+                  proto=proto),
+        ]
+
+    # Declare in kube-proxy's order (EXT, SVC, SVL, then the endpoints) whatever is used.
+    order = [external_chain, cluster_chain, local_chain]
+    for chain in order + [c for c in chains if c not in order]:
+        if chain in chains:
+            nat.chains[chain] = chains[chain]
+
+
+def _to_endpoints(info: _PortInfo, chain: str, endpoints: list[Endpoint]) -> list[str]:
+    """Affinity checks first (one per endpoint), then the random ladder: 1/n, 1/(n-1), ..., then the last."""
+    rules = []
+    if info.sticky_seconds is not None:
+        for ep in endpoints:
+            sep = sep_chain(info.name, info.proto, _ep_string(ep))
+            rules.append(_rule(chain, _comment(f"{info.name} -> {_ep_string(ep)}"),
+                               f"-m recent --rcheck --seconds {info.sticky_seconds} --reap --name {sep} "
+                               f"--mask 255.255.255.255 --rsource", target=sep))
+    n = len(endpoints)
+    for i, ep in enumerate(endpoints):
+        sep = sep_chain(info.name, info.proto, _ep_string(ep))
+        stat = f"-m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else None
+        rules.append(_rule(chain, _comment(f"{info.name} -> {_ep_string(ep)}"), stat, target=sep))
+    return rules
