@@ -86,12 +86,16 @@ def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
                 body.insert(0, f"-I {chain} 1 {spec}")
                 m = JUMP.search(spec)
                 changes.append(f"{table}/{chain} jump to {m.group(1) if m else spec}")
-        # jumps into stale chains must go before the chains themselves
+        # jumps into stale chains must go before the chains themselves; chains declared above are
+        # flushed by the declaration already, so only the others (built-in chains) need a -D
+        rewritten = {d[1:].split()[0] for d in decl}
         for chain in stale:
-            for builtin, rules in have.items():
+            for other, rules in have.items():
+                if other in rewritten:
+                    continue
                 for r in rules:
                     m = JUMP.search(r)
-                    if m and m.group(1) == chain and builtin not in stale:
+                    if m and m.group(1) == chain:
                         body.append("-D" + r[2:])
         for chain in stale:
             body.append(f"-X {chain}")

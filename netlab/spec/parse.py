@@ -20,6 +20,7 @@ from .types import (BACKENDS, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, PROTOCOLS, PRO
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200_000            # YAML nodes after alias expansion: stops "billion laughs"
+MAX_DEPTH = 100                # nesting of YAML collections: deeper input crashes libyaml's composer
 MAX_LAB_NAME = 24
 MAX_CLUSTER_NODES = 64
 MAX_PODS = 5000
@@ -60,6 +61,7 @@ def load_text(text: str, source: str = "<scenario>") -> Scenario:
 def _yaml_documents(text: str, source: str) -> list[Any]:
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        _check_depth(loader_cls(text), source)
         loader = loader_cls(text)
         try:
             nodes = []
@@ -68,10 +70,7 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
         finally:
             loader.dispose()
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(source, f"is not valid YAML{where}: {problem}", "fix the YAML syntax") from None
+        raise _yaml_error(e, source) from None
     except (ValueError, RecursionError) as e:
         raise SpecError(source, f"is not valid YAML: {e}", "fix the YAML syntax") from None
     docs = []
@@ -82,9 +81,38 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
                             "write the values out instead of nesting aliases")
         try:
             docs.append(yaml.constructor.SafeConstructor.construct_document(_Constructor(), node))
-        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as e:
+        except yaml.YAMLError as e:
+            raise _yaml_error(e, source) from None
+        except (ValueError, TypeError, RecursionError) as e:
             raise SpecError(source, f"is not valid YAML: {str(e).splitlines()[0]}", "fix the YAML") from None
     return docs
+
+
+def _yaml_error(e: yaml.YAMLError, source: str) -> SpecError:
+    """The problem and its position, not the context line ("while constructing a mapping")."""
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return SpecError(source, f"is not valid YAML{where}: {problem}", "fix the YAML syntax")
+
+
+def _check_depth(loader: Any, source: str) -> None:
+    """Refuse deeply nested collections before composing: the C composer recurses without a limit
+    (a few ten thousand '[' overflow the stack and kill the process)."""
+    try:
+        depth = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise SpecError(source, f"nests collections more than {MAX_DEPTH} levels deep at line "
+                                    f"{mark.line + 1}, column {mark.column + 1}", "flatten the YAML")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
 
 
 class _Constructor(yaml.constructor.SafeConstructor):

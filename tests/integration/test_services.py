@@ -1,0 +1,278 @@
+"""Services through the kube-proxy-shaped iptables rules, verified on the wire.
+
+Each check opens real connections and reads the built-in server's answer: which pod answered
+(/hostname) and which source address it saw (/clientip).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netlab.dataplane.iptables import flavour_commands
+
+from .conftest import netlab_cli
+
+SCENARIO = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: svc
+nodes: [{role: worker, name: n1}, {role: worker, name: n2}]
+networking: {backend: BACKEND}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: REPLICAS
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        ports: [{name: http, containerPort: 8080}, {name: dns-ish, containerPort: 8081, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+  - {name: udp, port: 81, targetPort: dns-ish, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: webnp}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky}
+spec:
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  type: NodePort
+  selector: {app: nothing}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30099}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lonely}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: lonely}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30081}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ignored, labels: {service.kubernetes.io/service-proxy-name: other-proxy}}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: lonely, labels: {app: lonely}}
+spec:
+  nodeName: n1
+  containers: [{name: c, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: n2
+  containers: [{name: c, ports: [{containerPort: 8080}]}]
+"""
+
+MANY = r"""
+import socket, sys, json
+ip, port, path, n, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+out = []
+for _ in range(n):
+    try:
+        if proto == "udp":
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+            s.connect((ip, port)); s.send(path.encode()); out.append(s.recv(1000).decode()); s.close()
+        else:
+            s = socket.create_connection((ip, port), timeout=3)
+            s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode()); data = b""
+            while True:
+                c = s.recv(4096)
+                if not c: break
+                data += c
+            s.close(); out.append(data.split(b"\r\n\r\n", 1)[1].decode())
+    except Exception as e:
+        out.append("ERR " + type(e).__name__ + " " + str(e))
+print(json.dumps(out))
+"""
+
+
+def many(lab, where, ip, port, path="/hostname", n=30, proto="tcp") -> list[str]:
+    r = lab._run(where, [sys.executable, "-c", MANY, str(ip), str(port), path, str(n), proto])
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def svc_ip(lab, name):
+    return next(s.cluster_ip for s in lab.cluster.services if s.name == name)
+
+
+@pytest.fixture(params=["vxlan", "host-gw"])
+def svc(request, lab):
+    lab.up(SCENARIO.replace("BACKEND", request.param).replace("REPLICAS", "3"))
+    lab.web = sorted(p.name for p in lab.pods("web-"))
+    assert len(lab.web) == 3
+    return lab
+
+
+def test_pod_to_clusterip_reaches_every_backend_and_keeps_source(svc):
+    client = svc.pod("client")
+    answers = many(svc, ("pod", "client"), svc_ip(svc, "web"), 80, n=40)
+    assert sorted(set(answers)) == svc.web
+    seen = many(svc, ("pod", "client"), svc_ip(svc, "web"), 80, "/clientip", n=20)
+    assert {a.rsplit(":", 1)[0] for a in seen} == {str(client.ip)}  # pod -> ClusterIP is not NATed
+
+
+def test_udp_through_clusterip(svc):
+    answers = many(svc, ("pod", "client"), svc_ip(svc, "web"), 81, "hostname", n=30, proto="udp")
+    assert sorted(set(answers)) == svc.web
+
+
+def test_node_to_clusterip(svc):
+    for node in ("n1", "n2"):
+        assert sorted(set(many(svc, ("node", node), svc_ip(svc, "web"), 80, n=40))) == svc.web
+
+
+@pytest.mark.parametrize("src", [("external", ""), ("pod", "client"), ("node", "n1")])
+def test_nodeport_on_every_node(svc, src):
+    for node in svc.cluster.nodes:
+        answers = many(svc, src, node.ip, 30080, n=40)
+        assert sorted(set(answers)) == svc.web, (node.name, answers)
+
+
+def test_nodeport_from_outside_is_masqueraded(svc):
+    # masqueraded to the address of the node's interface towards the backend: cni0 for a local pod,
+    # flannel.1 (vxlan) or eth0 (host-gw) for a pod on the other node
+    node_addrs = {str(a) for n in svc.cluster.nodes for a in (n.ip, n.gateway, n.vtep_ip)}
+    for node in svc.cluster.nodes:
+        seen = {a.rsplit(":", 1)[0] for a in many(svc, ("external", ""), node.ip, 30080, "/clientip", n=20)}
+        assert str(svc.cluster.external_ip) not in seen
+        assert seen <= node_addrs, seen
+
+
+def test_external_traffic_policy_local(svc):
+    n1, n2 = svc.node("n1"), svc.node("n2")
+    answers = many(svc, ("external", ""), n1.ip, 30081, "/clientip", n=5)
+    assert {a.rsplit(":", 1)[0] for a in answers} == {str(svc.cluster.external_ip)}  # source kept
+    assert set(many(svc, ("external", ""), n1.ip, 30081, n=5)) == {"lonely"}
+    r = svc.ext_exec(["curl", "-sS", "--max-time", "2", f"http://{n2.ip}:30081/hostname"])
+    assert r.returncode != 0  # n2 has no local endpoint: dropped
+
+
+def test_hairpin(svc):
+    """A pod reaching itself through its own Service is masqueraded (the SEP chain's -s rule): its own
+    requests come back from the node's bridge address, while the other backends see its pod IP."""
+    for name in svc.web:
+        pod = svc.pod(name)
+        node = svc.node(pod.node)
+        seen = {a.rsplit(":", 1)[0] for a in many(svc, ("pod", name), svc_ip(svc, "web"), 80, "/clientip", n=50)}
+        assert seen == {str(pod.ip), str(node.gateway)}, (name, seen)
+
+
+def test_session_affinity_sticks(svc):
+    answers = many(svc, ("pod", "client"), svc_ip(svc, "sticky"), 80, n=20)
+    assert len(set(answers)) == 1 and answers[0] in svc.web
+
+
+def test_no_endpoints_is_refused_at_once(svc):
+    t0 = time.monotonic()
+    r = svc.pod_exec("client", ["curl", "-sS", "--max-time", "5", f"http://{svc_ip(svc, 'empty')}/"])
+    assert r.returncode == 7, r  # curl: could not connect (refused)
+    assert time.monotonic() - t0 < 2
+    r = svc.ext_exec(["curl", "-sS", "--max-time", "5", f"http://{svc.node('n1').ip}:30099/"])
+    assert r.returncode == 7, r
+
+
+def test_clusterip_does_not_answer_ping(svc):
+    assert not svc.ping(("pod", "client"), svc_ip(svc, "web"))
+
+
+def test_service_with_proxy_name_label_is_ignored(svc):
+    _, _, save = flavour_commands("auto")
+    text = svc.node_exec("n1", [save, "-t", "nat"]).stdout
+    assert "default/web:http cluster IP" in text
+    assert "default/ignored" not in text
+    r = svc.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{svc_ip(svc, 'ignored')}/"])
+    assert r.returncode != 0
+
+
+def test_rules_are_kube_proxy_shaped(svc):
+    _, _, save = flavour_commands("auto")
+    text = svc.node_exec("n1", [save]).stdout
+    for needle in ("-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+                   "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING",
+                   "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+                   "-m statistic --mode random --probability 0.33333333349",
+                   "--dst-type LOCAL -j KUBE-NODEPORTS",
+                   "-m conntrack --ctstate INVALID -j DROP",
+                   "has no endpoints\" -m tcp --dport 80 -j REJECT"):
+        assert needle in text, needle
+
+
+def test_endpoints_follow_pods_and_partial_sync(svc):
+    old = set(svc.web)
+    text = SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "1")
+    r = svc.up(text)
+    now = {p.name for p in svc.pods("web-")}
+    assert len(now) == 1 and now <= old
+    answers = many(svc, ("pod", "client"), svc_ip(svc, "web"), 80, n=20)
+    assert set(answers) == now
+    # only the chains of services whose endpoints changed were rewritten: lonely's were not
+    iptables_changes = [c for c in r.changes if "iptables" in c]
+    assert iptables_changes
+    from netlab.render.kubeproxy_iptables import svc_chain
+    assert not any(svc_chain("default/lonely", "TCP") in c for c in iptables_changes)
+    assert any(svc_chain("default/web:http", "TCP") in c for c in iptables_changes)
+
+
+def test_tampered_rules_are_restored(svc):
+    _, _, save = flavour_commands("auto")
+    restore = save.replace("-save", "")
+    svc.node_exec("n1", [restore, "-t", "nat", "-F"])
+    r = svc.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{svc.node('n1').ip}:30080/"])
+    assert r.returncode != 0  # n1's NodePort rules are gone
+    res = svc.up(SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "3"))
+    assert any("iptables" in c for c in res.changes)
+    assert sorted(set(many(svc, ("external", ""), svc.node("n1").ip, 30080, n=30))) == svc.web
+    assert svc.up(SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "3")).changes == []
+
+
+def test_get_services_and_endpoints(svc):
+    out = netlab_cli("get", "svc", "--lab", svc.name, check=True).stdout
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert "80:30080/TCP" in out
+    objs = json.loads(netlab_cli("get", "svc", "webnp", "-o", "json", "--lab", svc.name, check=True).stdout)
+    assert objs["spec"]["type"] == "NodePort" and objs["spec"]["ports"][0]["nodePort"] == 30080
+    assert objs["spec"]["clusterIP"] == str(svc_ip(svc, "webnp"))
+    eps = json.loads(netlab_cli("get", "endpoints", "web", "-o", "json", "--lab", svc.name, check=True).stdout)
+    addrs = eps["subsets"][0]["addresses"]
+    assert sorted(a["targetRef"]["name"] for a in addrs) == svc.web
+    assert {p["name"] for s in eps["subsets"] for p in s["ports"]} == {"http", "udp"}
