@@ -91,7 +91,9 @@ def cli() -> None:
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
-def up(scenario: str | None, lab: str | None, verbose: bool) -> None:
+@click.option("--probe", "then_probe", is_flag=True,
+              help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
+def up(scenario: str | None, lab: str | None, verbose: bool, then_probe: bool) -> None:
     """Build the lab described by SCENARIO (default: the built-in two-node demo), or reconcile it.
 
     Running it again changes nothing; after editing the scenario only the difference is applied.
@@ -125,6 +127,8 @@ def up(scenario: str | None, lab: str | None, verbose: bool) -> None:
     click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {len(c.pods)} pods, {len(c.services)} services; "
                f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
                f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour})")
+    if then_probe:
+        sys.exit(_probe_and_report(c, [], None, 1, "table", False))
 
 
 @cli.command()
@@ -293,6 +297,77 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
         os.execvp(full[0], full)
     except OSError as e:
         raise NetlabError(f"cannot run {full[0]}: {e.strerror}") from None
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("--from", "source", metavar="SOURCE",
+              help="Where probes start: pod/NAME, pod/NS/NAME, node/NAME or external (default: every pod, "
+                   "or the first pod for IP targets).")
+@click.option("--count", type=click.IntRange(1, 100000), default=1, show_default=True,
+              help="New connections per target; prints how many each backend received.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Explain every check, not only failures.")
+@click.option("--lab", metavar="NAME")
+def probe(targets: tuple[str, ...], source: str | None, count: int, output: str, verbose: bool,
+          lab: str | None) -> None:
+    """Prove reachability with real packets and say who answered.
+
+    \b
+    With no TARGET: the default matrix (node<->pod, pod<->pod on one node and across nodes for every
+    node pair, every pod to every Service port, the external host to every NodePort on every node)
+    plus the scenario's expectations. TARGETs: pod/NAME, node/NAME, svc/NAME[:PORT],
+    nodeport/NAME[:PORT][@NODE], extip/NAME, IP, IP:PORT, IP:PORT/udp.
+    Outcomes: reachable (with the pod that answered and the source IP it saw), refused (RST or ICMP
+    port unreachable), unreachable (ICMP host/net unreachable), timeout (nothing came back).
+    Exit status 0 only if every check met its expectation.
+
+    \b
+    Examples:
+      sudo netlab probe
+      sudo netlab probe --from pod/client svc/web:80 --count 300
+      sudo netlab probe --from external nodeport/web
+    """
+    from .dataplane import lab as labmod
+    labmod.require_root("send probes inside a lab's namespaces")
+    name = labmod.resolve_lab(lab)
+    cluster, _ = labmod.load_cluster(name)
+    sys.exit(_probe_and_report(cluster, list(targets), source, count, output, verbose))
+
+
+def _probe_and_report(cluster, targets: list[str], source: str | None, count: int, output: str,
+                      verbose: bool) -> int:
+    import json
+
+    from .probe import plan, run
+    checks = []
+    if not targets:
+        if source:
+            raise click.UsageError("--from needs a TARGET")
+        checks = plan.default_matrix(cluster) + plan.expectation_checks(cluster)
+    else:
+        if source:
+            sources = plan.resolve_sources(cluster, source)
+        else:
+            sources = [plan.pod_source(p) for p in cluster.pods]
+            if not sources:
+                raise NotFound("the lab has no pods to probe from; use --from node/NAME or --from external")
+            if any(not t.startswith(("pod/", "svc/")) for t in targets) or count > 1:
+                sources = sources[:1]
+        for src in sources:
+            for t in targets:
+                checks += plan.target_checks(cluster, src, t, count=count, need_all=False)
+    if not checks:
+        click.echo("nothing to probe")
+        return 0
+    results, elapsed = run.run_checks(checks)
+    if output == "json":
+        click.echo(json.dumps(run.as_json(results, elapsed), indent=2))
+    else:
+        if count > 1:
+            click.echo(run.distribution(results), nl=False)
+        click.echo(run.table(results, elapsed, verbose), nl=False)
+    return 0 if all(r.ok for r in results) else 1
 
 
 @cli.command()

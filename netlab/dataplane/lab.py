@@ -262,8 +262,10 @@ def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: di
                 continue
             if rec is not None and pod.key not in fresh:
                 extra["restarts"] = int(extra.get("restarts", 0)) + 1
+            container = next(c for c in pod.containers if c.name == cname)
             recs[cname] = procs.spawn(argv, nsfs.netns_path(pod.netns), _log_path(cluster.name, pod, cname),
-                                      uts_path(cluster.name, pod), env=_container_env(pod))
+                                      uts_path(cluster.name, pod), env={**_container_env(pod), **container.env},
+                                      cwd=container.working_dir or "/")
             changes.add(f"pod {pod.key}: container {cname} started (pid {recs[cname]['pid']})")
     procs.wait_pidfiles(waits)
 

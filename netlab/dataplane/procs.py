@@ -54,7 +54,7 @@ def _open_log(path: str):
 
 
 def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None = None,
-          env: dict[str, str] | None = None) -> dict[str, Any]:
+          env: dict[str, str] | None = None, cwd: str = "/") -> dict[str, Any]:
     """Start argv inside a namespace; returns its record. nsenter execs argv, so the PID is argv's."""
     cmd = ["nsenter", f"--net={netns_path}"]
     if uts_path:
@@ -63,7 +63,7 @@ def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None 
     log = _open_log(log_path)
     try:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                             close_fds=True, env=env, cwd="/")
+                             close_fds=True, env=env, cwd=cwd if os.path.isdir(cwd) else "/")
     except OSError as e:
         raise KernelError(f"cannot start {argv[0]} in {netns_path}: {e.strerror}") from None
     finally:

@@ -30,7 +30,9 @@ def _safe_encode(data: bytes, n: int) -> str:
 def template_hash(template: PodTemplate) -> str:
     """Stands in for pod-template-hash: changes exactly when the pod template changes."""
     doc = {"labels": template.labels, "nodeName": template.node_name, "nodeSelector": template.node_selector,
-           "containers": [[c.name, c.image, c.command, c.args, [[p.port, p.protocol, p.name] for p in c.ports]]
+           "tolerateControlPlane": template.tolerate_control_plane,
+           "containers": [[c.name, c.image, c.command, c.args, [[p.port, p.protocol, p.name] for p in c.ports],
+                           sorted(c.env.items()), c.working_dir]
                           for c in template.containers]}
     return _safe_encode(json.dumps(doc, sort_keys=True).encode(), 10)
 
@@ -62,20 +64,32 @@ def _pick_node(pod: PodSpec, nodes: list[Node], load: dict[str, int]) -> Node:
         f"{pod.owner.replace('/', ' ' + pod.namespace + '/')}"
     if t.node_name is not None:  # nodeName bypasses the scheduler, as in Kubernetes
         return next(n for n in nodes if n.name == t.node_name)
-    fits = [n for n in nodes if (n.schedulable or t.tolerate_control_plane)
-            and all(n.labels.get(k) == v for k, v in t.node_selector.items())]
+    selected = [n for n in nodes if all(n.labels.get(k) == v for k, v in t.node_selector.items())]
+    fits = [n for n in selected if n.schedulable or t.tolerate_control_plane]
     if not fits:
+        path = "spec.nodeSelector" if pod.owner is None else "spec.template.spec.nodeSelector"
         sel = ",".join(f"{k}={v}" for k, v in t.node_selector.items()) or "(none)"
-        raise SpecError(where, f"no node fits nodeSelector {sel}",
+        if selected:
+            raise SpecError(where, f"{path} {sel} only matches the tainted control-plane node "
+                            f"{', '.join(n.name for n in selected)}",
+                            "add a toleration for node-role.kubernetes.io/control-plane or change the nodeSelector")
+        raise SpecError(where, f"{path} {sel} matches no node",
                         "label a node in the Cluster document (nodes[].labels) or change the nodeSelector")
     return min(fits, key=lambda n: (load[n.name], n.index))
 
 
 def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster:
-    prev = previous or {}
-    prev_nodes = prev.get("nodes", {})
-    prev_pods = prev.get("pods", {})
-    prev_ipam = prev.get("ipam", {})
+    prev = previous if isinstance(previous, dict) else {}
+
+    def table(key: str) -> dict[str, dict]:
+        """A mapping from the previous state, keeping only well-formed entries (the file is a hint)."""
+        value = prev.get(key)
+        if not isinstance(value, dict):
+            return {}
+        return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, (dict, str))}
+    prev_nodes = {k: v for k, v in table("nodes").items() if isinstance(v, dict)}
+    prev_pods = {k: v for k, v in table("pods").items() if isinstance(v, dict)}
+    prev_ipam = {k: v for k, v in table("ipam").items() if isinstance(v, str)}
     net = scenario.networking
     lab = scenario.name
 
@@ -188,12 +202,12 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster
         pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
                         ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name)))
 
-    services = _services(scenario, prev.get("services", {}), pods, nodes)
+    services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]
                    + [ns for ns in scenario.namespaces if ns not in ("default", "kube-system", "kube-public",
                                                                       "kube-node-lease")],
                    pods, services, gateway_ip, external_ip, scenario.source,
-                   {k: str(v) for k, v in last.items() if v is not None})
+                   {k: str(v) for k, v in last.items() if v is not None}, list(scenario.expectations))
 
 
 def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: list[Node]) -> list[Service]:
@@ -216,51 +230,69 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
         ips[f"{s.namespace}/{s.name}"] = ip
     first, last = int(subnet.network_address) + 1, int(subnet.broadcast_address) - 1
     size = last - first + 1
-    for s in specs:
+    wanted = [s for s in specs if f"{s.namespace}/{s.name}" not in ips and s.cluster_ip != "None"
+              and s.type != "ExternalName"]
+    for s in wanted:  # first keep the previous addresses, so a new service cannot take one by hash
         key = f"{s.namespace}/{s.name}"
-        if key in ips or s.cluster_ip == "None" or s.type == "ExternalName":
-            continue
         old = (prev.get(key) or {}).get("clusterIP")
-        cand = None
         try:
-            if old and ipaddress.IPv4Address(old) in subnet and ipaddress.IPv4Address(old) not in taken \
-                    and ipaddress.IPv4Address(old) not in reserved:
-                cand = ipaddress.IPv4Address(old)
+            cand = ipaddress.IPv4Address(old) if isinstance(old, str) else None
         except ValueError:
             cand = None
-        if cand is None:
-            start = int(short_hash(key, "clusterip", n=8), 16) % size
-            for k in range(size):
-                c = ipaddress.IPv4Address(first + (start + k) % size)
-                if c not in taken and c not in reserved:
-                    cand = c
-                    break
-            else:
-                raise SpecError(f"Service {key}", f"the service subnet {subnet} is full", "use a larger serviceSubnet")
+        if cand is not None and cand in subnet and cand not in taken and cand not in reserved \
+                and cand not in (subnet.network_address, subnet.broadcast_address):
+            taken[cand] = key
+            ips[key] = cand
+    for s in wanted:
+        key = f"{s.namespace}/{s.name}"
+        if key in ips:
+            continue
+        start = int(short_hash(key, "clusterip", n=8), 16) % size
+        for k in range(size):
+            c = ipaddress.IPv4Address(first + (start + k) % size)
+            if c not in taken and c not in reserved:
+                cand = c
+                break
+        else:
+            raise SpecError(f"Service {key}", f"the service subnet {subnet} is full", "use a larger serviceSubnet")
         taken[cand] = key
         ips[key] = cand
 
     lo, hi = net.nodeport_range
     used_np: dict[tuple[int, str], str] = {}
     for s in specs:
-        for p in s.ports:
+        key = f"{s.namespace}/{s.name}"
+        for i, p in enumerate(s.ports):
             if p.node_port is not None:
                 k = (p.node_port, p.protocol)
-                if k in used_np and used_np[k] != s.name:
-                    raise SpecError(f"Service {s.namespace}/{s.name}", f"spec.ports nodePort {p.node_port}/{p.protocol} "
-                                    f"is also used by Service {used_np[k]}", "pick another nodePort or leave it out")
-                used_np[k] = f"{s.namespace}/{s.name}"
+                if k in used_np:
+                    other = "another port of this Service" if used_np[k] == key else f"Service {used_np[k]}"
+                    raise SpecError(f"Service {key}", f"spec.ports[{i}].nodePort {p.node_port}/{p.protocol} "
+                                    f"is also used by {other}", "pick another nodePort or leave it out")
+                used_np[k] = key
+    # then the node ports the services had before, so a new service cannot take one by hash
+    kept_np: dict[tuple[str, int], int] = {}
+    for s in specs:
+        key = f"{s.namespace}/{s.name}"
+        old_np = (prev.get(key) or {}).get("nodePorts") or {}
+        if s.type not in ("NodePort", "LoadBalancer") or not isinstance(old_np, dict):
+            continue
+        for i, p in enumerate(s.ports):
+            cand = old_np.get(f"{p.name or ''}/{p.protocol}")
+            if p.node_port is None and isinstance(cand, int) and not isinstance(cand, bool) and lo <= cand <= hi \
+                    and (cand, p.protocol) not in used_np:
+                kept_np[(key, i)] = cand
+                used_np[(cand, p.protocol)] = key
     out = []
     for s in specs:
         key = f"{s.namespace}/{s.name}"
         ports = []
-        old_np = (prev.get(key) or {}).get("nodePorts", {})
-        for p in s.ports:
+        for i, p in enumerate(s.ports):
             np = p.node_port
             if np is None and s.type in ("NodePort", "LoadBalancer"):
                 pk = f"{p.name or ''}/{p.protocol}"
-                cand = old_np.get(pk)
-                if not (isinstance(cand, int) and lo <= cand <= hi and (cand, p.protocol) not in used_np):
+                cand = kept_np.get((key, i))
+                if cand is None:
                     span = hi - lo + 1
                     start = int(short_hash(key, pk, "nodeport", n=8), 16) % span
                     cand = None
@@ -288,7 +320,7 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
         return result
     selected = [p for p in pods if p.namespace == s.namespace and s.selector and
                 all(p.labels.get(k) == v for k, v in s.selector.items())]
-    for port in svc.ports:
+    for i, port in enumerate(svc.ports):
         eps = []
         named_somewhere = False
         for p in selected:
@@ -301,7 +333,7 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
                 num = port.target_port
             eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
         if isinstance(port.target_port, str) and selected and not named_somewhere:
-            raise SpecError(f"Service {svc.key}", f"spec.ports targetPort '{port.target_port}' is not a "
+            raise SpecError(f"Service {svc.key}", f"spec.ports[{i}].targetPort '{port.target_port}' is not a "
                             f"{port.protocol} containerPort name of any pod it selects",
                             "name the containerPort or use a port number")
         eps.sort(key=lambda e: (int(e.ip), e.port))

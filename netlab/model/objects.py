@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
-from ..spec.types import ContainerSpec, Networking, ServiceSpec
+from ..spec.types import ContainerSpec, ExpectSpec, Networking, ServiceSpec
 
 NETNS_PREFIX = "nl."
 
@@ -97,7 +97,8 @@ class Pod:
         """What, if it changes, means the pod must be recreated (its spec; not its labels)."""
         parts = [self.node, str(self.ip)]
         for c in self.containers:
-            parts.append(repr((c.name, c.image, c.command, c.args, [(p.port, p.protocol, p.name) for p in c.ports])))
+            parts.append(repr((c.name, c.image, c.command, c.args, [(p.port, p.protocol, p.name) for p in c.ports],
+                               sorted(c.env.items()), c.working_dir)))
         return short_hash(*parts, n=16)
 
 
@@ -161,6 +162,7 @@ class Cluster:
     external_ip: ipaddress.IPv4Address     # the external client host
     source: str | None = None
     ipam_last: dict[str, str] = field(default_factory=dict)
+    expectations: list[ExpectSpec] = field(default_factory=list)
 
     @property
     def prefix(self) -> str:

@@ -14,15 +14,20 @@ A probe never reports "reachable" unless the answer was seen coming back:
 * http / udp-app: a real TCP / connected UDP socket created in the source namespace exchanges the
   built-in server's requests (GET path + GET /clientip, or "hostname" + "clientip").
 
-Threads: probes are grouped by source namespace; each group runs on a fresh thread that enters the
-namespace (nsfs.enter_netns_here), creates all its sockets there, runs every probe of the group
-concurrently from one selector loop and ends; no thread is ever reused for another namespace. At most
-`max_threads` groups run at once and at most `concurrency` probes are in flight per group.
+Threads: a socket belongs to the namespace in which it was *created*; connect/send/recv then work
+from any thread. Probes are grouped by source namespace; a group's sockets are created by a
+throwaway thread that enters the namespace and ends (nsfs.in_netns; sockets for HTTP/UDP exchanges
+come from a pool refilled the same way), and a single event loop on the caller's thread, which never
+changes namespace, drives every probe of every group with non-blocking sockets and epoll. So all
+groups are in flight together and a run with timeouts lasts about one timeout, not one per wave of
+groups. Limits: `concurrency` probes in flight per source namespace, `max_groups` namespaces with
+open sockets at once, `max_in_flight` probes in flight overall.
 """
 from __future__ import annotations
 
 import ctypes
 import errno
+import heapq
 import ipaddress
 import itertools
 import logging
@@ -86,11 +91,15 @@ DLT_RAW = 12            # libpcap link type whose packets start at the IP header
 BPF_ACCEPT = 0x40000    # snap length returned by an accepting filter
 
 # Source ports of crafted TCP/UDP probes: above the default ephemeral range (32768-60999), so the
-# kernel never hands them to a local socket; ports found bound in the namespace are skipped too.
+# kernel never hands them to a local socket. (Not checked against sockets bound explicitly in the
+# namespace: /proc/net/tcp walks the whole host's hash table, ~5 ms per namespace. Such a collision
+# does not fool a probe, the raw socket still gets its copy; the local socket may see a stray reply.)
 SPORT_LO, SPORT_HI = 61000, 65535
 MAX_FILTER_HOSTS = 256  # beyond this many destinations the BPF filter does not list source hosts
 RAW_RCVBUF = 4 << 20
 ICMP_TYPES = (0, 3, 11)  # echo-reply, destination-unreachable, time-exceeded
+START_BATCH = 32        # probes started per event-loop turn before replies are read again
+ADMIT_BATCH = 16        # source namespaces set up per event-loop turn
 EPERM_GRACE = 0.1       # after a send refused by local netfilter, wait this long for its ICMP error
 
 UNREACH_CODES = {
@@ -131,6 +140,9 @@ def icmp_error_outcome(kind: str, itype: int, code: int) -> str:
 # Classic BPF: compiled with libpcap through scapy (link type DLT_RAW), or written by hand
 
 _compile_lock = threading.Lock()
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.getsockopt.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                             ctypes.POINTER(ctypes.c_uint32)]
 
 # struct sock_filter { __u16 code; __u8 jt; __u8 jf; __u32 k; }
 _INSN = struct.Struct("=HBBI")
@@ -189,8 +201,9 @@ def handwritten_bpf(proto: int, srcs: Iterable[str]) -> bytes:
     labels: dict[str, int] = {}
     addrs = sorted(set(srcs))
     op(0x30, 9)                                   # ldb [9]  (protocol)
-    j = op(BPF_JEQ_K, proto)
-    patches.append((j, "jf:reject"))
+    op(BPF_JEQ_K, proto, jt=1, jf=0)              # conditional jumps reach 255 insns at most:
+    j = op(BPF_JA)                                # the long way to "reject" is an unconditional ja
+    patches.append((j, "ja:reject"))
     if proto == socket.IPPROTO_ICMP:
         op(BPF_LDX_MSH, 0)                        # x = 4 * (ip[0] & 0xf)
         op(BPF_LD_B_IND, 0)                       # a = icmp type
@@ -248,12 +261,32 @@ def attach_bpf(sock: socket.socket, prog: bytes) -> int:
     buf = ctypes.create_string_buffer(prog, len(prog))
     fprog = struct.pack("@HP", n, ctypes.addressof(buf))  # struct sock_fprog
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-    # SO_GET_FILTER counts in instructions, not bytes: it copies n instructions into our buffer and
-    # reports n as the length, so Python hands back the first n bytes of the program.
-    got = sock.getsockopt(socket.SOL_SOCKET, SO_GET_FILTER, len(prog))
-    if len(got) != n or got != prog[:n]:
+    # SO_GET_FILTER counts in instructions, not bytes (optlen in and out); Python's getsockopt caps
+    # its buffer at 1024 bytes, so call libc directly.
+    out = ctypes.create_string_buffer(len(prog))
+    optlen = ctypes.c_uint32(n)
+    if _libc.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_GET_FILTER, out, ctypes.byref(optlen)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"SO_GET_FILTER: {os.strerror(e)}")
+    if optlen.value != n or out.raw != prog:
         raise OSError(errno.EIO, "the kernel does not hold the BPF filter that was attached")
     return n
+
+
+def attached_bpf(sock: socket.socket) -> bytes:
+    """The classic BPF program the kernel holds for this socket (b"" if none)."""
+    count = ctypes.c_uint32(0)
+    if _libc.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_GET_FILTER, None, ctypes.byref(count)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"SO_GET_FILTER: {os.strerror(e)}")
+    if not count.value:
+        return b""
+    out = ctypes.create_string_buffer(count.value * _INSN.size)
+    optlen = ctypes.c_uint32(count.value)
+    if _libc.getsockopt(sock.fileno(), socket.SOL_SOCKET, SO_GET_FILTER, out, ctypes.byref(optlen)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"SO_GET_FILTER: {os.strerror(e)}")
+    return out.raw[:optlen.value * _INSN.size]
 
 
 def open_raw_receiver(proto: int, srcs: Iterable[str] = (), echo_srcs: Iterable[str] = (),
@@ -275,8 +308,8 @@ def open_raw_receiver(proto: int, srcs: Iterable[str] = (), echo_srcs: Iterable[
                         raise
                     log.debug("libpcap could not compile the probe filter (%s); using the hand-written one", e)
             if prog is None:
-                prog = handwritten_bpf(proto, list(srcs) + list(echo_srcs)
-                                       if proto != socket.IPPROTO_ICMP else ())
+                # (for ICMP it checks the types only)
+                prog = handwritten_bpf(proto, [] if proto == socket.IPPROTO_ICMP else list(srcs))
                 how = "handwritten"
             attach_bpf(s, prog)
         try:
@@ -303,6 +336,7 @@ def open_raw_receiver(proto: int, srcs: Iterable[str] = (), echo_srcs: Iterable[
 _port_counter = itertools.count(random.randrange(SPORT_HI - SPORT_LO + 1))
 _icmp_counter = itertools.count(random.randrange(1 << 16))
 _counter_lock = threading.Lock()
+_heap_seq = itertools.count()
 
 
 def _ms(seconds: float) -> float:
@@ -311,24 +345,6 @@ def _ms(seconds: float) -> float:
 
 def _errname(err: int) -> str:
     return f"{errno.errorcode.get(err, err)} ({os.strerror(err)})"
-
-
-def _local_ports_in_use() -> set[int]:
-    """Ports bound by sockets of the calling thread's namespace in our probe port range."""
-    used: set[int] = set()
-    for name in ("tcp", "udp", "raw"):
-        try:
-            with open(f"/proc/thread-self/net/{name}") as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 1:
-                        port = int(fields[1].rsplit(":", 1)[1], 16)
-                        if SPORT_LO <= port <= SPORT_HI:
-                            used.add(port)
-        except (OSError, ValueError):
-            pass
-    return used
 
 
 def _read_errqueue(sock: socket.socket) -> tuple[int, int, int, int, str | None] | None:
@@ -375,15 +391,20 @@ def _ip_only(s: str) -> str | None:
 # Probes
 
 class _Probe:
-    __slots__ = ("idx", "spec", "deadline", "done")
+    __slots__ = ("idx", "spec", "deadline", "done", "group")
 
     def __init__(self, idx: int, spec: ProbeSpec):
         self.idx, self.spec = idx, spec
         self.deadline = 0.0
         self.done = False
+        self.group: _Group | None = None
 
     def start(self, g: "_Group") -> None:
         raise NotImplementedError
+
+    def set_deadline(self, g: "_Group", seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        heapq.heappush(g.engine.heap, (self.deadline, next(_heap_seq), self, g))
 
     def on_deadline(self, g: "_Group") -> None:
         raise NotImplementedError
@@ -438,7 +459,7 @@ class _RawProbe(_Probe):
                 UDP(sport=self.key, dport=spec.port) / spec.payload.encode()
         data = bytes(pkt)
         self._table(g)[self.key] = self
-        self.deadline = time.monotonic() + spec.timeout
+        self.set_deadline(g, spec.timeout)
         self.t_send_ns = time.time_ns()
         try:
             g.send_sock.sendto(data, (spec.dst, 0))
@@ -449,7 +470,7 @@ class _RawProbe(_Probe):
                 # refused by netfilter in this namespace: a REJECT rule has queued its ICMP error
                 # already; give it a moment, else report the local drop
                 self.eperm = True
-                self.deadline = time.monotonic() + min(spec.timeout, EPERM_GRACE)
+                self.set_deadline(g, min(spec.timeout, EPERM_GRACE))
                 return
             raise
 
@@ -612,12 +633,16 @@ class _HttpProbe(_SockProbe):
 
     def _open(self, g: "_Group") -> None:
         self.connected, self.sent, self.buf = False, 0, bytearray()
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            s = g.new_socket(socket.SOCK_STREAM)   # made in the source namespace
+        except OSError as e:
+            self._fail(g, e.errno or errno.EIO, "socket")
+            return
         self.sock = s
         s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.t_phase = time.perf_counter()
-        self.deadline = time.monotonic() + self.spec.timeout
+        self.set_deadline(g, self.spec.timeout)
         err = s.connect_ex((self.spec.dst, self.spec.port))
         if err not in (0, errno.EINPROGRESS):
             self._fail(g, err, "connect")
@@ -744,10 +769,15 @@ class _UdpAppProbe(_SockProbe):
         return "UDP clientip"
 
     def start(self, g: "_Group") -> None:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            s = g.new_socket(socket.SOCK_DGRAM)    # made in the source namespace
+        except OSError as e:
+            self._fail(g, e.errno or errno.EIO, "socket")
+            return
         self.sock = s
         s.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
         self.t_phase = time.perf_counter()
+        self.set_deadline(g, self.spec.timeout)
         try:
             s.connect((self.spec.dst, self.spec.port))
         except OSError as e:
@@ -758,7 +788,7 @@ class _UdpAppProbe(_SockProbe):
 
     def _send(self, g: "_Group") -> None:
         self.t_phase = time.perf_counter()
-        self.deadline = time.monotonic() + self.spec.timeout
+        self.set_deadline(g, self.spec.timeout)
         try:
             self.sock.send(self.cmds[self.phase].encode())
         except OSError as e:
@@ -801,41 +831,145 @@ _PROBE_CLASSES = {"icmp": _RawProbe, "tcp": _RawProbe, "udp": _RawProbe,
 
 
 # ----------------------------------------------------------------------------------------------
-# A group: every probe of one source namespace, on one thread that lives in that namespace
+# Groups and the engine
+#
+# A socket belongs to the namespace that was current on the thread that *created* it; everything
+# else (connect, sendto, recv, setsockopt) works from any thread. So each group's sockets are made
+# by a throwaway thread that enters the group's namespace and ends (nsfs.in_netns), and one event
+# loop on the caller's thread, which never changes namespace, drives the probes of every group.
+
+def _group_setup(netns: str, kinds: set[str], dsts: dict[str, set[str]], all_dsts: dict[str, int | None],
+                 filter_mode: str, n_stream: int, n_dgram: int) -> dict:
+    """Runs inside the group's namespace (on a throwaway thread): every socket the group starts with
+    and the source address the kernel picks for each destination of a crafted probe."""
+    out: dict = {"raw": {}, "filters": {}, "send": None, "src": {}, "pool": None}
+    try:
+        if kinds & {"icmp", "tcp", "udp"}:
+            wanted = [(socket.IPPROTO_ICMP, "icmp", (), dsts["icmp"])]
+            if dsts["tcp"]:
+                wanted.append((socket.IPPROTO_TCP, "tcp", dsts["tcp"], ()))
+            if dsts["udp"]:
+                wanted.append((socket.IPPROTO_UDP, "udp", dsts["udp"], ()))
+            for proto, name, srcs, echo_srcs in wanted:
+                sock, how = open_raw_receiver(proto, srcs, echo_srcs, filter_mode)
+                out["raw"][proto] = sock
+                out["filters"][name] = how
+            out["send"] = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK |
+                                        socket.SOCK_CLOEXEC, socket.IPPROTO_RAW)
+            for dst, port in all_dsts.items():
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                try:
+                    s.connect((dst, port or 9))
+                    out["src"][dst] = s.getsockname()[0]
+                except OSError as e:
+                    out["src"][dst] = e
+                finally:
+                    s.close()
+        out["pool"] = _make_sockets(n_stream, n_dgram)
+        return out
+    except BaseException:
+        _close_setup(out)
+        raise
+
+
+def _make_sockets(n_stream: int, n_dgram: int) -> dict[int, list[socket.socket]]:
+    """Non-blocking TCP/UDP sockets of the calling thread's namespace, for later use from any thread."""
+    pool: dict[int, list[socket.socket]] = {socket.SOCK_STREAM: [], socket.SOCK_DGRAM: []}
+    try:
+        for kind, n in ((socket.SOCK_STREAM, n_stream), (socket.SOCK_DGRAM, n_dgram)):
+            for _ in range(n):
+                pool[kind].append(socket.socket(socket.AF_INET, kind | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC))
+    except OSError:
+        if not any(pool.values()):
+            raise
+    return pool
+
+
+def _close_setup(out: dict) -> None:
+    for s in out.get("raw", {}).values():
+        s.close()
+    if out.get("send") is not None:
+        out["send"].close()
+    for socks in (out.get("pool") or {}).values():
+        for s in socks:
+            s.close()
+
 
 class _Group:
-    def __init__(self, items: list[tuple[int, ProbeSpec]], concurrency: int, results: list,
-                 filter_mode: str = "auto"):
+    """The probes of one source namespace."""
+
+    def __init__(self, engine: "_Engine", netns: str, items: list[tuple[int, ProbeSpec]]):
+        self.engine = engine
+        self.netns = netns
         self.items = items
-        self.concurrency = max(1, concurrency)
-        self.results = results
-        self.filter_mode = filter_mode
-        self.filters: dict[str, str] = {}  # protocol -> how its filter was made (for tests/debugging)
-        self.sel: selectors.BaseSelector | None = None
+        self.results = engine.results
+        self.sel = engine.sel
+        self.pending: deque[_Probe] = deque(_PROBE_CLASSES[spec.kind](idx, spec) for idx, spec in items)
+        self.active: set[_Probe] = set()
+        self.blocked = False
+        self.filters: dict[str, str] = {}  # protocol -> how its BPF filter was made (tests, debugging)
+        self.stats = {"packets": 0, "matched": 0, "socket_batches": 0}
         self.send_sock: socket.socket | None = None
         self.raw: dict[int, socket.socket] = {}
-        self.active: set[_Probe] = set()
         self.icmp_by_id: dict[int, _RawProbe] = {}
         self.tcp_by_sport: dict[int, _RawProbe] = {}
         self.udp_by_sport: dict[int, _RawProbe] = {}
-        self._src_cache: dict[str, str | OSError] = {}
-        self._ports_in_use: set[int] = set()
-        self.stats = {"packets": 0, "matched": 0}
+        self._src: dict[str, str | OSError] = {}
+        self._pool: dict[int, list[socket.socket]] = {socket.SOCK_STREAM: [], socket.SOCK_DGRAM: []}
+        # sockets still to be handed out: two per http probe (GET path, GET /clientip), one per udp-app
+        self._need = {socket.SOCK_STREAM: 2 * sum(s.kind == "http" for _, s in items),
+                      socket.SOCK_DGRAM: sum(s.kind == "udp-app" for _, s in items)}
 
-    # -- resources
-    def source_for(self, dst: str, port: int | None) -> str:
-        """The source address the kernel picks for dst in this namespace (UDP connect() trick)."""
-        got = self._src_cache.get(dst)
-        if got is None:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    def _batch(self, kind: int) -> int:
+        return min(self._need[kind], self.engine.concurrency)
+
+    def _in_ns(self, fn):
+        return nsfs.in_netns(self.netns, fn) if self.netns else nsfs.run_in_thread(fn)
+
+    def setup(self) -> None:
+        kinds = {spec.kind for _, spec in self.items}
+        raw_specs = [spec for _, spec in self.items if spec.kind in ("icmp", "tcp", "udp")]
+        dsts = {k: {spec.dst for spec in raw_specs if spec.kind == k} for k in ("icmp", "tcp", "udp")}
+        all_dsts = {spec.dst: spec.port for spec in raw_specs}
+        n_stream, n_dgram = self._batch(socket.SOCK_STREAM), self._batch(socket.SOCK_DGRAM)
+        mode = self.engine.filter_mode
+        out = self._in_ns(lambda: _group_setup(self.netns, kinds, dsts, all_dsts, mode, n_stream, n_dgram))
+        self.raw, self.filters, self.send_sock = out["raw"], out["filters"], out["send"]
+        self._src, self._pool = out["src"], out["pool"]
+        self.stats["socket_batches"] += 1
+        for proto, sock in self.raw.items():
+            self.sel.register(sock, selectors.EVENT_READ, (self, proto))
+
+    def teardown(self) -> None:
+        for p in list(self.active):
+            p.close(self)
+        self.active.clear()
+        for sock in self.raw.values():
             try:
-                s.connect((dst, port or 9))
-                got = s.getsockname()[0]
-            except OSError as e:
-                got = e
-            finally:
-                s.close()
-            self._src_cache[dst] = got
+                self.sel.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+        _close_setup({"raw": self.raw, "send": self.send_sock, "pool": self._pool})
+        self.raw, self.send_sock = {}, None
+        self._pool = {socket.SOCK_STREAM: [], socket.SOCK_DGRAM: []}
+
+    # -- resources for the probes
+    def new_socket(self, kind: int) -> socket.socket:
+        """A fresh socket of the group's namespace (from the pool, refilled from the namespace)."""
+        if not self._pool[kind]:
+            n = max(1, self._batch(kind))
+            made = self._in_ns(lambda: _make_sockets(n if kind == socket.SOCK_STREAM else 0,
+                                                     n if kind == socket.SOCK_DGRAM else 0))
+            self.stats["socket_batches"] += 1
+            for k, socks in made.items():
+                self._pool[k].extend(socks)
+        self._need[kind] = max(0, self._need[kind] - 1)
+        return self._pool[kind].pop()
+
+    def source_for(self, dst: str, port: int | None) -> str:
+        got = self._src.get(dst)
+        if got is None:  # every raw probe's destination was looked up in setup
+            raise OSError(errno.EINVAL, f"no source address looked up for {dst}")
         if isinstance(got, OSError):
             raise got
         return got
@@ -845,8 +979,7 @@ class _Group:
         for _ in range(span):
             with _counter_lock:
                 port = SPORT_LO + next(_port_counter) % span
-            if port not in self.tcp_by_sport and port not in self.udp_by_sport \
-                    and port not in self._ports_in_use:
+            if port not in self.tcp_by_sport and port not in self.udp_by_sport:
                 return port
         raise OSError(errno.EADDRINUSE, "no free probe source port")
 
@@ -858,49 +991,29 @@ class _Group:
                 return ident
         raise OSError(errno.EADDRINUSE, "no free ICMP echo id")
 
-    def _setup(self) -> None:
-        kinds = {spec.kind for _, spec in self.items}
-        self.sel = selectors.DefaultSelector()
-        if kinds & {"icmp", "tcp", "udp"}:
-            dsts = {k: {spec.dst for _, spec in self.items if spec.kind == k} for k in ("icmp", "tcp", "udp")}
-            wanted = [(socket.IPPROTO_ICMP, "icmp", (), dsts["icmp"])]
-            if dsts["tcp"]:
-                wanted.append((socket.IPPROTO_TCP, "tcp", dsts["tcp"], ()))
-            if dsts["udp"]:
-                wanted.append((socket.IPPROTO_UDP, "udp", dsts["udp"], ()))
-            for proto, name, srcs, echo_srcs in wanted:
-                s, how = open_raw_receiver(proto, srcs, echo_srcs, self.filter_mode)
-                self.raw[proto] = s
-                self.filters[name] = how
-                self.sel.register(s, selectors.EVENT_READ, proto)
-            self.send_sock = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK |
-                                           socket.SOCK_CLOEXEC, socket.IPPROTO_RAW)
-            if kinds & {"tcp", "udp"}:
-                self._ports_in_use = _local_ports_in_use()
+    # -- starting probes
+    def can_start(self) -> bool:
+        return bool(self.pending) and not self.blocked and len(self.active) < self.engine.concurrency
 
-    def _teardown(self) -> None:
-        for p in list(self.active):
-            p.close(self)
-        self.active.clear()
-        if self.sel is not None:
-            self.sel.close()
-        for s in self.raw.values():
-            s.close()
-        self.raw.clear()
-        if self.send_sock is not None:
-            self.send_sock.close()
-
-    # -- the loop
-    def run(self) -> None:
-        try:
-            self._setup()
-            self._loop()
-        finally:
-            self._teardown()
+    def start_more(self, budget: int) -> int:
+        """Start up to `budget` probes; returns how many were started."""
+        self.blocked = False
+        eng = self.engine
+        started = 0
+        while started < budget and self.pending and len(self.active) < eng.concurrency \
+                and eng.in_flight < eng.max_in_flight:
+            p = self.pending.popleft()
+            if not self._start(p):
+                self.pending.appendleft(p)
+                self.blocked = True
+                break
+            started += 1
+        return started
 
     def _start(self, p: _Probe) -> bool:
         """Start one probe; False if it must be retried later (send buffer full)."""
         self.active.add(p)
+        p.group = self
         try:
             p.start(self)
         except _Retry:
@@ -913,36 +1026,18 @@ class _Group:
                 what = "no usable route" if err in (errno.EINVAL, errno.EACCES) else "send"
                 p.finish(self, "unreachable", f"{what}: {_errname(err)}")
             else:
-                p.finish(self, "error", f"{type(e).__name__}: {e}")
+                p.finish(self, "error", f"{'send' if isinstance(p, _RawProbe) else 'socket'}: {_errname(err)}")
+        except Exception as e:  # noqa: BLE001 - a bug must only cost this probe
+            log.exception("probe %s failed", p.spec)
+            p.finish(self, "error", f"internal error: {type(e).__name__}: {e}")
         return True
 
-    def _loop(self) -> None:
-        pending = deque(_PROBE_CLASSES[spec.kind](idx, spec) for idx, spec in self.items)
-        while pending or self.active:
-            blocked = False
-            while pending and len(self.active) < self.concurrency:
-                p = pending.popleft()
-                if not self._start(p):
-                    pending.appendleft(p)
-                    blocked = True
-                    break
-            if not pending and not self.active:
-                break
-            now = time.monotonic()
-            wait = min((p.deadline for p in self.active), default=now + 0.001) - now
-            if blocked:
-                wait = min(wait, 0.001)
-            for key, mask in self.sel.select(max(0.0, wait)):
-                if isinstance(key.data, int):
-                    self._drain(key.fileobj, key.data)
-                else:
-                    key.data.on_event(self, mask)
-            now = time.monotonic()
-            for p in [p for p in self.active if p.deadline <= now]:
-                if not p.done:
-                    p.on_deadline(self)
+    @property
+    def finished(self) -> bool:
+        return not self.pending and not self.active
 
-    def _drain(self, sock: socket.socket, proto: int) -> None:
+    # -- replies from the raw sockets
+    def drain(self, sock: socket.socket, proto: int) -> None:
         for _ in range(4096):
             try:
                 data, anc, _, _ = sock.recvmsg(65535, 64)
@@ -951,7 +1046,7 @@ class _Group:
             self.stats["packets"] += 1
             try:
                 self._dispatch(proto, data, _kernel_ts_ns(anc))
-            except Exception:  # noqa: BLE001 - a malformed packet must not kill the group
+            except Exception:  # noqa: BLE001 - a malformed packet must not stop the group
                 log.debug("cannot dissect a %d-byte packet of protocol %d", len(data), proto, exc_info=True)
 
     def _dispatch(self, proto: int, data: bytes, ts: int | None) -> None:
@@ -1011,6 +1106,102 @@ class _Group:
         p.on_icmp_error(self, icmp.type, icmp.code, pkt.src, inner.dst, dport, seq, ts)
 
 
+class _Engine:
+    def __init__(self, groups: dict[str, list[tuple[int, ProbeSpec]]], results: list, concurrency: int,
+                 max_groups: int, max_in_flight: int, filter_mode: str, groups_out: list | None):
+        self.results = results
+        self.concurrency = max(1, concurrency)
+        self.max_groups = max(1, max_groups)
+        self.max_in_flight = max(1, max_in_flight)
+        self.filter_mode = filter_mode
+        self.groups_out = groups_out
+        self.waiting = deque(groups.items())
+        self.live: list[_Group] = []
+        self.heap: list = []
+        self.sel: selectors.BaseSelector = selectors.DefaultSelector()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(g.active) for g in self.live)
+
+    def _can_admit(self) -> bool:
+        return bool(self.waiting) and len(self.live) < self.max_groups
+
+    def _admit(self) -> None:
+        for _ in range(ADMIT_BATCH):  # a few per turn: the groups already admitted start meanwhile
+            if not self._can_admit():
+                return
+            netns, items = self.waiting.popleft()
+            g = _Group(self, netns, items)
+            try:
+                g.setup()
+            except Exception as e:  # noqa: BLE001 - every probe of the group gets the error
+                g.teardown()
+                why = f"{type(e).__name__}: {e}"
+                if isinstance(e, OSError) and e.errno == errno.ENOENT and not os.path.exists(
+                        netns if netns.startswith("/") else nsfs.netns_path(netns)):
+                    why = f"no network namespace {netns!r}"
+                for idx, spec in items:
+                    self.results[idx] = ProbeResult(spec, "error", None, why)
+                continue
+            if self.groups_out is not None:
+                self.groups_out.append(g)
+            self.live.append(g)
+
+    def run(self) -> None:
+        try:
+            rr = 0
+            while self.waiting or self.live:
+                self._admit()
+                # Start probes round-robin over the groups, a bounded number per turn, so that
+                # replies are read (and connections moved on) while a big matrix is being sent.
+                budget, n = START_BATCH, len(self.live)
+                for k in range(n):
+                    budget -= self.live[(rr + k) % n].start_more(budget)
+                    if budget <= 0:
+                        rr = (rr + k + 1) % n
+                        break
+                blocked = any(g.blocked for g in self.live)
+                more = self._can_admit() or (self.in_flight < self.max_in_flight
+                                             and any(g.can_start() for g in self.live))
+                self._retire()
+                if not self.live:
+                    continue
+                now = time.monotonic()
+                wait = self.heap[0][0] - now if self.heap else 0.05
+                if more:
+                    wait = 0.0
+                elif blocked:
+                    wait = min(wait, 0.001)
+                for key, mask in self.sel.select(max(0.0, wait)):
+                    data = key.data
+                    if isinstance(data, tuple):
+                        data[0].drain(key.fileobj, data[1])
+                    elif not data.done:
+                        try:
+                            data.on_event(data.group, mask)
+                        except Exception as e:  # noqa: BLE001 - a bug must only cost this probe
+                            log.exception("probe %s failed", data.spec)
+                            data.finish(data.group, "error", f"internal error: {type(e).__name__}: {e}")
+                now = time.monotonic()
+                while self.heap and self.heap[0][0] <= now:
+                    t, _, p, g = heapq.heappop(self.heap)
+                    if not p.done and p.deadline == t and p in g.active:
+                        p.on_deadline(g)
+                self._retire()
+        finally:
+            for g in self.live:
+                g.teardown()
+            self.live.clear()
+            self.sel.close()
+
+    def _retire(self) -> None:
+        if any(g.finished for g in self.live):
+            for g in [g for g in self.live if g.finished]:
+                g.teardown()
+                self.live.remove(g)
+
+
 # ----------------------------------------------------------------------------------------------
 # Entry point
 
@@ -1024,7 +1215,7 @@ def _validate(spec: ProbeSpec) -> str | None:
     if spec.kind != "icmp":
         if not isinstance(spec.port, int) or isinstance(spec.port, bool) or not 0 < spec.port < 65536:
             return f"{spec.kind} probe needs a port in 1..65535, got {spec.port!r}"
-    if not spec.timeout or spec.timeout <= 0:
+    if not isinstance(spec.timeout, (int, float)) or not spec.timeout > 0:
         return f"timeout must be positive, got {spec.timeout!r}"
     if spec.kind == "http" and (not spec.path.startswith("/") or any(c in spec.path for c in " \r\n")):
         return f"bad HTTP path {spec.path!r}"
@@ -1042,38 +1233,20 @@ def _ensure_fd_limit(needed: int) -> None:
         pass
 
 
-def _group_thread(netns: str, items: list[tuple[int, ProbeSpec]], concurrency: int, results: list,
-                  filter_mode: str, slots: threading.Semaphore, groups_out: list | None) -> None:
-    try:
-        try:
-            if netns:
-                nsfs.enter_netns_here(netns)
-            g = _Group(items, concurrency, results, filter_mode)
-            if groups_out is not None:
-                groups_out.append(g)
-            g.run()
-        except Exception as e:  # noqa: BLE001 - becomes the result of every unfinished probe
-            why = f"{type(e).__name__}: {e}"
-            if isinstance(e, OSError) and e.errno == errno.ENOENT and not os.path.exists(
-                    netns if netns.startswith("/") else nsfs.netns_path(netns)):
-                why = f"no network namespace {netns!r}"
-            for idx, spec in items:
-                if results[idx] is None:
-                    results[idx] = ProbeResult(spec, "error", None, why)
-    finally:
-        slots.release()
-    # the thread ends here: it is never reused in another namespace
-
-
-def run_probes(specs: list[ProbeSpec], concurrency: int = 64, *, max_threads: int = 16,
-               filter_mode: str = "auto", _groups: list | None = None) -> list[ProbeResult]:
+def run_probes(specs: list[ProbeSpec], concurrency: int = 64, *, max_groups: int = 128,
+               max_in_flight: int = 4096, filter_mode: str = "auto",
+               _groups: list | None = None) -> list[ProbeResult]:
     """Run every probe and return the results in the same order.
 
-    Probes are grouped by source namespace ("" = the caller's namespace); each group runs on its own
-    fresh thread inside that namespace, with at most `concurrency` probes in flight; at most
-    `max_threads` groups run at once. filter_mode: "auto" | "pcap" | "handwritten" | "none" (BPF
-    filters of the raw receive sockets; matching in user space is the same whatever the filter).
+    Probes are grouped by source namespace ("" = the caller's own namespace). Each group's sockets
+    are created by a throwaway thread inside its namespace; one event loop on the calling thread
+    (which never changes namespace) runs all groups at once. Limits: `concurrency` probes in flight
+    per source namespace, `max_groups` namespaces with open sockets at once, `max_in_flight` probes
+    in flight overall. filter_mode: "auto" | "pcap" | "handwritten" | "none" (the BPF filters of the
+    raw receive sockets; matching in user space is the same whatever the filter).
     """
+    if filter_mode not in ("auto", "pcap", "handwritten", "none"):
+        raise ValueError(f"filter_mode must be auto, pcap, handwritten or none, not {filter_mode!r}")
     results: list[ProbeResult | None] = [None] * len(specs)
     groups: dict[str, list[tuple[int, ProbeSpec]]] = {}
     for idx, spec in enumerate(specs):
@@ -1083,20 +1256,11 @@ def run_probes(specs: list[ProbeSpec], concurrency: int = 64, *, max_threads: in
         else:
             groups.setdefault(spec.source_netns or "", []).append((idx, spec))
     if groups:
-        nthreads = max(1, min(max_threads, len(groups)))
-        _ensure_fd_limit(nthreads * (max(1, concurrency) + 8) + 256)
-        slots = threading.Semaphore(nthreads)
-        threads = []
-        for netns, items in groups.items():
-            slots.acquire()
-            t = threading.Thread(target=_group_thread, name=f"netlab-probe:{netns or '-'}",
-                                 args=(netns, items, concurrency, results, filter_mode, slots, _groups),
-                                 daemon=True)
-            t.start()
-            threads.append(t)
-        for t in threads:
-            t.join()
+        live = min(max_groups, len(groups))
+        # per live group: 4 raw sockets, a pool of up to `concurrency` sockets and the in-flight ones
+        _ensure_fd_limit(live * (8 + 2 * max(1, concurrency)) + 256)
+        _Engine(groups, results, concurrency, max_groups, max_in_flight, filter_mode, _groups).run()
     for idx, r in enumerate(results):
-        if r is None:  # cannot happen unless a group thread died in a way we did not foresee
+        if r is None:  # cannot happen unless the loop died in a way we did not foresee
             results[idx] = ProbeResult(specs[idx], "error", None, "probe did not complete")
     return results  # type: ignore[return-value]

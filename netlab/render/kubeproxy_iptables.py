@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..model.objects import Cluster, Endpoint, Node, Service, ServicePort
 from .iptables import TableState
@@ -51,9 +52,13 @@ NODEPORTS_COMMENT = "kubernetes service nodeports; NOTE: this must be the last r
 
 # ---------------------------------------------------------------- names
 
+@lru_cache(maxsize=1 << 17)
 def _hash16(text: str) -> str:
-    """First 16 characters of base32 (standard alphabet, upper case) of sha256(text)."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    """First 16 characters of base32 (standard alphabet, upper case) of sha256(text).
+
+    16 base32 characters are exactly the first 10 bytes of the digest, so only those are encoded.
+    """
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def port_proto_hash(service_port_name: str, protocol: str) -> str:
@@ -155,11 +160,17 @@ def _port_info(svc: Service, port: ServicePort) -> _PortInfo:
 
 
 def _ep_string(ep: Endpoint) -> str:
-    return f"{ep.ip}:{ep.port}"
+    return _ip_port(ep.ip, ep.port)
+
+
+@lru_cache(maxsize=1 << 17)
+def _ip_port(ip: ipaddress.IPv4Address, port: int) -> str:
+    return f"{ip}:{port}"
 
 
 # ---------------------------------------------------------------- rule text
 
+@lru_cache(maxsize=1 << 17)
 def _cidr(addr: str) -> str:
     return str(ipaddress.ip_network(addr, strict=False))
 

@@ -7,6 +7,7 @@ does not emulate them, instead of having them silently dropped.
 """
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 from typing import Any, Iterator
@@ -36,7 +37,8 @@ class Fields:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise SpecError(where, f"{path or 'the document'} must be a mapping, not {type_name(data)}")
+            raise SpecError(where, f"{path or 'the document'} must be a mapping, not {type_name(data)}",
+                            "write it as 'key: value' lines")
         self.data, self.where, self.path, self.ignored = data, where, path, ignored
         self.seen: set[str] = set()
 
@@ -71,10 +73,10 @@ class Fields:
         value = self.raw(key)
         if value is None:
             if required:
-                raise self.error(key, "is required")
+                raise self.error(key, "is required", f"set {self.at(key)}")
             return default
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self.error(key, f"must be a string, not {type_name(value)}")
+            raise self.error(key, f"must be a string, not {type_name(value)}", quote_fix(value))
         return str(value)
 
     def int(self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None,
@@ -82,15 +84,20 @@ class Fields:
         value = self.raw(key)
         if value is None:
             if required:
-                raise self.error(key, "is required")
+                raise self.error(key, "is required", f"set {self.at(key)}")
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+            # only ASCII digits: str.isdigit() also accepts '²', which int() refuses
+            if isinstance(value, str) and len(value) < 20 and re.fullmatch(r"\s*-?[0-9]+\s*", value):
                 value = int(value)
             else:
-                raise self.error(key, f"must be an integer, not {shown(value)}")
+                raise self.error(key, f"must be an integer, not {shown(value)}", "write a whole number")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise self.error(key, f"{value} is out of range {lo}-{hi}")
+            bounds = f"{lo}-{hi}" if lo is not None and hi is not None else \
+                f"at least {lo}" if lo is not None else f"at most {hi}"
+            raise self.error(key, f"{value} is out of range {bounds}",
+                             f"use a number from {lo} to {hi}" if lo is not None and hi is not None
+                             else f"use a number {bounds}")
         return value
 
     def bool(self, key: str, default: bool = False) -> bool:
@@ -98,7 +105,7 @@ class Fields:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, not {shown(value)}")
+            raise self.error(key, f"must be true or false, not {shown(value)}", "write true or false")
         return value
 
     def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
@@ -115,7 +122,7 @@ class Fields:
     def list(self, key: str) -> list[Any]:
         value = self.raw(key, [])
         if not isinstance(value, list):
-            raise self.error(key, f"must be a list, not {type_name(value)}")
+            raise self.error(key, f"must be a list, not {type_name(value)}", "write it as '- item' lines")
         return value
 
     def maps(self, key: str) -> Iterator["Fields"]:
@@ -126,15 +133,18 @@ class Fields:
         """A map of string to string (labels, nodeSelector, matchLabels)."""
         value = self.raw(key, {})
         if not isinstance(value, dict):
-            raise self.error(key, f"must be a mapping of strings, not {type_name(value)}")
+            raise self.error(key, f"must be a mapping of strings, not {type_name(value)}",
+                             "write it as 'key: value' lines")
         out = {}
         for k, v in value.items():
+            if isinstance(k, bool) or k is None or not isinstance(k, (str, int, float)):
+                raise self.error(key, f"key {'null' if k is None else shown(k)} is not a string", quote_fix(k))
             if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)):
-                raise self.error(f"{key}.{k}", f"must be a string, not {type_name(v)}",
-                                 "quote it, e.g. \"true\"" if isinstance(v, bool) else None)
+                raise self.error(f"{key}.{k}", f"must be a string, not {type_name(v)}", quote_fix(v))
             k, v = str(k), str(v)
             if labels and not LABEL_KEY.match(k):
-                raise self.error(key, f"key {shown(k)} is not a valid label key")
+                raise self.error(key, f"key {shown(k)} is not a valid label key",
+                                 "use an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_', '.'")
             if labels and not LABEL_VALUE.match(v):
                 raise self.error(f"{key}.{k}", f"{shown(v)} is not a valid label value",
                                  "use at most 63 characters: letters, digits, '-', '_', '.'")
@@ -145,7 +155,7 @@ class Fields:
         out = []
         for i, v in enumerate(self.list(key)):
             if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)):
-                raise self.error(f"{key}[{i}]", f"must be a string, not {type_name(v)}")
+                raise self.error(f"{key}[{i}]", f"must be a string, not {type_name(v)}", quote_fix(v))
             out.append(str(v))
         return out
 
@@ -186,6 +196,14 @@ def check_name(value: str, where: str, path: str, subdomain: bool = False, max_l
                         + (" or '.'" if subdomain else "") + ", starting and ending with a letter or digit")
 
 
+def quote_fix(value: Any) -> str:
+    """The fix for a value of the wrong type where a string is expected."""
+    if value is None or isinstance(value, (list, dict)):
+        return "write a string"
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"quote it, e.g. \"{shown(text)[1:-1]}\""
+
+
 def type_name(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -201,4 +219,8 @@ def type_name(value: Any) -> str:
         return "a mapping"
     if value is None:
         return "null"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return f"a date ({value})"
+    if isinstance(value, bytes):
+        return "binary data"
     return type(value).__name__

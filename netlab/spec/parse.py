@@ -163,10 +163,14 @@ def parse_documents(docs: list[Any], source: str = "<scenario>") -> Scenario:
         if doc.get("kind") == "List":
             items = doc.get("items")
             if not isinstance(items, list):
-                raise SpecError(f"List (document {i + 1})", "items must be a list")
+                raise SpecError(f"List (document {i + 1})", "items must be a list", "write items as '- item' lines")
             for item in items:
                 if not isinstance(item, dict):
-                    raise SpecError(f"List (document {i + 1})", f"items must be objects, not {type_name(item)}")
+                    raise SpecError(f"List (document {i + 1})", f"items must be objects, not {type_name(item)}",
+                                    "each item must be a Kubernetes-style object")
+                if item.get("kind") == "List":
+                    raise SpecError(f"List (document {i + 1})", "has a List inside its items",
+                                    "move the inner List's items into the outer List")
                 flat.append((i, item))
         else:
             flat.append((i, doc))
@@ -191,8 +195,10 @@ def parse_documents(docs: list[Any], source: str = "<scenario>") -> Scenario:
         where = _describe(doc, i)
         if kind == "Cluster":
             continue
-        if not isinstance(kind, str) or not kind:
+        if kind is None or kind == "":
             raise SpecError(where, "has no kind", f"set kind to one of {KINDS}")
+        if not isinstance(kind, str):
+            raise SpecError(where, f"kind {shown(kind)} is not supported", f"netlab understands {KINDS}")
         api = doc.get("apiVersion")
         expected = {"Namespace": "v1", "Pod": "v1", "Service": "v1", "Deployment": "apps/v1"}.get(kind)
         if expected is None:
@@ -323,9 +329,10 @@ def _parse_cluster(doc: dict, where: str, ignored: list[str]):
         raise top.error("nodes", f"lists {len(node_docs)} nodes, more than {MAX_CLUSTER_NODES}", "use fewer nodes")
     for nd in node_docs:
         role = nd.choice("role", ("control-plane", "worker"), "control-plane")
-        counters[role] += 1
-        default = f"{name}-{role}" + (str(counters[role]) if counters[role] > 1 else "")
-        node_name = nd.name("name", required=False, default=default)
+        node_name = nd.name("name", required=False)
+        if node_name is None:  # kind-like: <lab>-worker, <lab>-worker2, ... counting only unnamed nodes
+            counters[role] += 1
+            node_name = f"{name}-{role}" + (str(counters[role]) if counters[role] > 1 else "")
         labels = nd.strmap("labels")
         nd.skip("image", "extraMounts", "extraPortMappings", "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902")
         nd.done()
@@ -344,7 +351,7 @@ def _parse_cluster(doc: dict, where: str, ignored: list[str]):
     if len(nodes) > cidrs:
         raise SpecError(where, f"networking.podSubnet {pod_subnet} holds {cidrs} /{mask} node ranges "
                         f"but the cluster has {len(nodes)} nodes", "use a larger podSubnet or a longer nodeCIDRMaskSize")
-    if len(nodes) + 3 > node_subnet.num_addresses - 2:
+    if len(nodes) + 2 > node_subnet.num_addresses - 2:  # nodes, the gateway (.1), the external host (last)
         raise SpecError(where, f"networking.nodeSubnet {node_subnet} is too small for {len(nodes)} nodes, "
                         "its gateway and the external host", "use a larger nodeSubnet")
     if service_subnet.num_addresses < 16:
@@ -424,31 +431,51 @@ def _parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
                     ports.append(port)
                     used_ports[(port.port, port.protocol)] = f"container {cname}"
             command, args = [], []
-        c.skip("env", "envFrom", "resources", "imagePullPolicy", "readinessProbe", "livenessProbe", "startupProbe",
-               "securityContext", "volumeMounts", "workingDir", "terminationMessagePath", "terminationMessagePolicy",
-               "stdin", "tty")
+        env = {}
+        for e in c.maps("env"):
+            ename = e.str("name", required=True)
+            if not re.match(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", ename):
+                raise e.error("name", f"{shown(ename)} is not a valid environment variable name",
+                              "use letters, digits, '_', '-' and '.', not starting with a digit")
+            if e.has("valueFrom"):  # secrets, field refs: nothing to resolve them from
+                e.raw("valueFrom")
+                e.ignored.append(f"{e.where}: {e.at('valueFrom')}")
+            env[ename] = e.str("value", "")
+            e.done()
+        working_dir = c.str("workingDir")
+        # no meaning for a network dataplane: accepted without a word
+        c.skip("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty")
         c.done()
-        containers.append(ContainerSpec(cname, image, command, args, ports))
-    spec.skip("restartPolicy", "terminationGracePeriodSeconds", "dnsPolicy", "serviceAccountName", "serviceAccount",
-              "securityContext", "schedulerName", "volumes", "initContainers", "affinity", "imagePullSecrets",
-              "enableServiceLinks", "automountServiceAccountToken", "priority", "priorityClassName",
-              "hostname", "subdomain", "dnsConfig", "readinessGates", "topologySpreadConstraints")
+        containers.append(ContainerSpec(cname, image, command, args, ports, env, working_dir))
+    # no meaning for a network dataplane: accepted without a word (resources, probes, volumes, affinity,
+    # securityContext, dnsPolicy... are reported as ignored: they would change behaviour on a real cluster)
+    spec.skip("restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName", "serviceAccount",
+              "schedulerName", "imagePullSecrets", "enableServiceLinks", "automountServiceAccountToken", "priority",
+              "priorityClassName")
     spec.done()
     return PodTemplate(labels, node_name, node_selector, containers, tolerate)
 
 
 def _netexec_ports(argv: list[str]) -> list[ContainerPort] | None:
-    """agnhost args like ["netexec", "--http-port=8080", "--udp-port=8081"] -> the ports it serves."""
-    if not argv or argv[0] not in ("netexec", "/agnhost") or (argv[0] == "/agnhost" and argv[1:2] != ["netexec"]):
+    """agnhost args like ["netexec", "--http-port=8080", "--udp-port=8081"] -> the ports it serves.
+
+    Accepted spellings: `netexec ...`, `/agnhost netexec ...`, `agnhost netexec ...`. agnhost's
+    defaults are HTTP 8080 and UDP 8081; `--udp-port=-1` turns UDP off.
+    """
+    if argv[:1] in (["/agnhost"], ["agnhost"]):
+        argv = argv[1:]
+    if argv[:1] != ["netexec"]:
         return None
     http, udp = 8080, 8081
     for arg in argv[1:]:
-        m = re.match(r"^--(http|udp)-port=(\d+)$", arg)
-        if m and 1 <= int(m.group(2)) <= 65535:
-            if m.group(1) == "http":
-                http = int(m.group(2))
-            else:
-                udp = int(m.group(2))
+        m = re.match(r"^--(http|udp)-port[= ](-?\d+)$", arg)
+        if not m:
+            continue
+        value = int(m.group(2))
+        if m.group(1) == "http" and 1 <= value <= 65535:
+            http = value
+        elif m.group(1) == "udp":
+            udp = value if 1 <= value <= 65535 else 0
     out = [ContainerPort(http, "TCP", None)]
     if udp:
         out.append(ContainerPort(udp, "UDP", None))
@@ -456,9 +483,9 @@ def _netexec_ports(argv: list[str]) -> list[ContainerPort] | None:
 
 
 def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec:
-    if len(name) > 47:
-        raise spec.error(None, f"name '{name}' is longer than 47 characters",
-                         "shorten it: pod names (name-hash-suffix) must fit in 63")
+    if len(name) > 46:  # name + '-' + 10-character template hash + '-' + 5-character suffix <= 63
+        raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 46 characters",
+                        "shorten it: pod names (name-hash-suffix) must fit in 63")
     replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
     sel = spec.map("selector")
     match = sel.strmap("matchLabels")
@@ -486,11 +513,10 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
 # ---------------------------------------------------------------- Services
 
 def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, str], net: Networking) -> ServiceSpec:
-    if len(name) > 63:
-        raise spec.error(None, f"name '{name}' is longer than 63 characters", "a Service name is a DNS-1123 label")
-    check_name(name, spec.where, "metadata.name")
+    check_name(name, spec.where, "metadata.name")  # a Service name is a DNS-1123 label (at most 63)
     stype = spec.choice("type", ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"), "ClusterIP")
     selector = spec.strmap("selector") if spec.has("selector") else None
+    spec.skip("selector")  # `selector: null` is a service without a selector, not an ignored field
     cluster_ip = spec.str("clusterIP")
     if cluster_ip is not None and cluster_ip not in ("None", ""):
         try:
@@ -525,7 +551,7 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
             target: int | str = port
         elif isinstance(raw_target, int) and not isinstance(raw_target, bool):
             target = p.int("targetPort", lo=1, hi=65535)
-        elif isinstance(raw_target, str) and raw_target.isdigit():
+        elif isinstance(raw_target, str) and re.fullmatch(r"[0-9]+", raw_target):
             target = p.int("targetPort", lo=1, hi=65535)
         elif isinstance(raw_target, str):
             if len(raw_target) > 15 or not IANA_SVC_NAME.match(raw_target):
@@ -533,7 +559,8 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
                               "use a number or the name of a containerPort")
             target = raw_target
         else:
-            raise p.error("targetPort", f"must be a number or a name, not {type_name(raw_target)}")
+            raise p.error("targetPort", f"must be a number or a name, not {type_name(raw_target)}",
+                          "use a number or the name of a containerPort")
         node_port = p.int("nodePort", lo=1, hi=65535)
         if node_port is not None:
             if stype not in ("NodePort", "LoadBalancer"):

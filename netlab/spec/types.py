@@ -48,6 +48,8 @@ class ContainerSpec:
     command: list[str]
     args: list[str]
     ports: list[ContainerPort]
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
 
 
 @dataclass

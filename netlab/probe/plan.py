@@ -1,0 +1,326 @@
+"""What to probe and what to expect: pure functions of the cluster model (no root, no kernel).
+
+A `Check` is one question ("can pod/client reach svc/web:80?") answered by one or more probes, with
+the outcome the model predicts (kube-proxy's semantics: no endpoints -> refused; a Local traffic
+policy with no endpoint on that node -> dropped, so timeout) and, for Services, the pods that may
+answer.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from ..errors import NotFound, SpecError
+from ..model.objects import Cluster, Node, Pod, Service, ServicePort
+from ..render.kubeproxy_iptables import is_proxied
+from .engine import ProbeSpec
+
+DEFAULT_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str          # pod | node | external
+    name: str          # "ns/pod", node name, or "external"
+    netns: str
+    node: str | None = None
+    ip: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "pod":
+            ns, _, pod = self.name.partition("/")
+            return f"pod/{pod}" if ns == "default" else f"pod/{self.name}"
+        return self.name if self.kind == "external" else f"node/{self.name}"
+
+
+@dataclass
+class Check:
+    group: str
+    source: Source
+    target: str
+    probes: list[ProbeSpec]
+    expect: str                       # reachable | refused | timeout | unreachable | unreachable-or-timeout
+    backends: set[str] | None = None  # pods allowed to answer (None: no app-level answer expected)
+    need_all_backends: bool = False   # every backend must answer at least once
+    expect_source_ip: str | None = None
+    min_backends: int = 0             # at least this many distinct pods must answer
+
+
+# ------------------------------------------------------------------ resolving names
+
+def _pod_label(p: Pod) -> str:
+    return f"pod/{p.name}" if p.namespace == "default" else f"pod/{p.namespace}/{p.name}"
+
+
+def pod_source(p: Pod) -> Source:
+    return Source("pod", p.key, p.netns, p.node, str(p.ip))
+
+
+def node_source(n: Node) -> Source:
+    return Source("node", n.name, n.netns, n.name, str(n.ip))
+
+
+def find_pods(cluster: Cluster, ref: str) -> list[Pod]:
+    """`NAME`, `NS/NAME`, or a Deployment's name (`web` -> every pod of Deployment web)."""
+    ns, _, name = ref.rpartition("/")
+    ns = ns or "default"
+    exact = cluster.pod(ns, name)
+    if exact is not None:
+        return [exact]
+    owned = [p for p in cluster.pods if p.namespace == ns and p.owner == f"Deployment/{name}"]
+    if owned:
+        return owned
+    raise NotFound(f"no pod or Deployment '{ref}' in namespace {ns} "
+                   f"(pods: {', '.join(p.name for p in cluster.pods if p.namespace == ns) or 'none'})")
+
+
+def find_service(cluster: Cluster, ref: str) -> tuple[Service, list[ServicePort]]:
+    name, _, port = ref.partition(":")
+    ns, _, name = name.rpartition("/")
+    ns = ns or "default"
+    svc = next((s for s in cluster.services if s.namespace == ns and s.name == name), None)
+    if svc is None:
+        raise NotFound(f"no Service '{name}' in namespace {ns} "
+                       f"(services: {', '.join(s.name for s in cluster.services if s.namespace == ns) or 'none'})")
+    ports = svc.ports
+    if port:
+        ports = [p for p in svc.ports if str(p.port) == port or p.name == port]
+        if not ports:
+            raise NotFound(f"Service {svc.key} has no port '{port}' "
+                           f"(ports: {', '.join(p.name or str(p.port) for p in svc.ports)})")
+    return svc, ports
+
+
+def resolve_sources(cluster: Cluster, text: str) -> list[Source]:
+    kind, _, rest = text.partition("/")
+    if text == "external":
+        return [Source("external", "external", cluster.external_netns, None, str(cluster.external_ip))]
+    if kind == "node" and rest:
+        try:
+            return [node_source(cluster.node(rest))]
+        except KeyError:
+            raise NotFound(f"no node '{rest}' (nodes: {', '.join(n.name for n in cluster.nodes)})") from None
+    if kind == "pod" and rest:
+        return [pod_source(p) for p in find_pods(cluster, rest)]
+    raise SpecError("source", f"'{text}' is not a probe source", "use pod/NAME, pod/NS/NAME, node/NAME or external")
+
+
+# ------------------------------------------------------------------ per-target probes
+
+def _builtin_serves(pods: list[Pod], port: int, proto: str) -> bool:
+    return bool(pods) and all((port, proto) in p.builtin_ports for p in pods)
+
+
+def _app_probe(src: Source, dst: str, port: int, proto: str, app: bool, label: str,
+               timeout: float = DEFAULT_TIMEOUT) -> ProbeSpec:
+    if proto == "UDP":
+        return ProbeSpec(src.netns, "udp-app" if app else "udp", dst, port, timeout, label=label)
+    return ProbeSpec(src.netns, "http" if app else "tcp", dst, port, timeout, label=label)
+
+
+def pod_checks(cluster: Cluster, src: Source, pod: Pod, group: str) -> list[Check]:
+    """ICMP to the pod, and every port its built-in server serves (the answer names the pod)."""
+    checks = [Check(group, src, _pod_label(pod), [ProbeSpec(src.netns, "icmp", str(pod.ip), None,
+                                                            DEFAULT_TIMEOUT, label="icmp")], "reachable")]
+    for port, proto in pod.builtin_ports:
+        # across pods the source address is kept (no NAT between pods); from a node it is the node's
+        # address on the path, which the model does not pin down
+        keep = src.ip if src.kind == "pod" else None
+        checks.append(Check(group, src, f"{_pod_label(pod)}:{port}/{proto.lower()}",
+                            [_app_probe(src, str(pod.ip), port, proto, True, f"{proto.lower()}/{port}")],
+                            "reachable", {pod.name}, False, keep))
+    return checks
+
+
+def node_checks(src: Source, node: Node, group: str) -> list[Check]:
+    return [Check(group, src, f"node/{node.name}", [ProbeSpec(src.netns, "icmp", str(node.ip), None,
+                                                              DEFAULT_TIMEOUT, label="icmp")], "reachable")]
+
+
+def _service_expectation(svc: Service, port: ServicePort, node: str | None, external: bool) -> tuple[str, set[str]]:
+    """(outcome, pods that may answer) for traffic to a Service port entering at `node`."""
+    eps = [e for e in svc.endpoints.get(port.name or "", []) if e.ready]
+    if not eps:
+        return "refused", set()
+    local_only = (svc.spec.external_traffic_policy == "Local" and svc.type in ("NodePort", "LoadBalancer")) \
+        if external else svc.spec.internal_traffic_policy == "Local"
+    if local_only:
+        eps = [e for e in eps if e.node == node]
+        if not eps:
+            return "timeout", set()
+    return "reachable", {e.pod for e in eps}
+
+
+def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[ServicePort], group: str,
+                   count: int = 1, via: str = "cluster-ip", nodes: list[Node] | None = None,
+                   need_all: bool = False) -> list[Check]:
+    """Checks for a Service: via its ClusterIP, its NodePort on `nodes`, or its external/LB IPs."""
+    if not is_proxied(svc):
+        return []
+    checks = []
+    selected = [p for p in cluster.pods if p.namespace == svc.namespace and svc.spec.selector and
+                all(p.labels.get(k) == v for k, v in svc.spec.selector.items())]
+    for port in ports:
+        if port.protocol == "SCTP":
+            continue
+        eps = svc.endpoints.get(port.name or "", [])
+        target_port = eps[0].port if eps else None
+        app = target_port is not None and _builtin_serves(
+            [p for p in selected if any(e.pod == p.name for e in eps)], target_port, port.protocol)
+        pname = port.name or str(port.port)
+        entries: list[tuple[str, int, str | None, bool, str]] = []
+        if via == "cluster-ip":
+            entries.append((str(svc.cluster_ip), port.port, src.node, src.kind == "external",
+                            f"svc/{_svc_ref(svc)}:{pname}"))
+        elif via == "nodeport" and port.node_port:
+            for n in nodes or cluster.nodes:
+                entries.append((str(n.ip), port.node_port, n.name, True, f"nodeport/{_svc_ref(svc)}:{pname}@{n.name}"))
+        elif via == "external-ip":
+            ips = list(svc.spec.external_ips)
+            if svc.type == "LoadBalancer" and svc.spec.load_balancer_ip:
+                ips.insert(0, svc.spec.load_balancer_ip)
+            for ip in ips:
+                # traffic to an external IP is handled on the node it enters; from outside we send it to
+                # the first node (the underlay has no route for it otherwise)
+                entries.append((ip, port.port, src.node or cluster.nodes[0].name, True,
+                                f"extip/{_svc_ref(svc)}:{pname}@{ip}"))
+        for dst, dport, node, external, label in entries:
+            expect, backends = _service_expectation(svc, port, node, external)
+            n = count if expect == "reachable" else 1
+            # a refused/dropped connection is shown by a SYN probe; a working one by the app exchange
+            probes = [_app_probe(src, dst, dport, port.protocol, app and expect == "reachable", label)
+                      for _ in range(n)]
+            checks.append(Check(group, src, label, probes, expect, backends if app else None,
+                                need_all and app and expect == "reachable"))
+    return checks
+
+
+def _svc_ref(svc: Service) -> str:
+    return svc.name if svc.namespace == "default" else f"{svc.namespace}/{svc.name}"
+
+
+# ------------------------------------------------------------------ parsing a target
+
+def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, expect: str | None = None,
+                  need_all: bool = False, group: str = "probe") -> list[Check]:
+    kind, _, rest = target.partition("/")
+    if kind == "pod" and rest:
+        pods = find_pods(cluster, rest)
+        checks = [c for p in pods if pod_source(p) != src for c in pod_checks(cluster, src, p, group)]
+    elif kind == "node" and rest:
+        try:
+            checks = node_checks(src, cluster.node(rest), group)
+        except KeyError:
+            raise NotFound(f"no node '{rest}' (nodes: {', '.join(n.name for n in cluster.nodes)})") from None
+    elif kind == "svc" and rest:
+        svc, ports = find_service(cluster, rest)
+        if svc.cluster_ip is None or not is_proxied(svc):
+            raise NotFound(f"Service {svc.key} has no ClusterIP that kube-proxy serves (headless, ExternalName "
+                           "or handled by another proxy)")
+        checks = service_checks(cluster, src, svc, ports, group, count, "cluster-ip", need_all=need_all)
+    elif kind == "nodeport" and rest:
+        ref, _, node = rest.partition("@")
+        svc, ports = find_service(cluster, ref)
+        ports = [p for p in ports if p.node_port]
+        if not ports:
+            raise NotFound(f"Service {svc.key} has no NodePort")
+        nodes = cluster.nodes
+        if node:
+            try:
+                nodes = [cluster.node(node)]
+            except KeyError:
+                raise NotFound(f"no node '{node}'") from None
+        checks = service_checks(cluster, src, svc, ports, group, count, "nodeport", nodes, need_all=need_all)
+    elif kind in ("extip", "lb") and rest:
+        svc, ports = find_service(cluster, rest)
+        checks = service_checks(cluster, src, svc, ports, group, count, "external-ip", need_all=need_all)
+        if not checks:
+            raise NotFound(f"Service {svc.key} has no externalIPs or LoadBalancer IP")
+    else:
+        checks = _raw_target(src, target, group, count)
+    if expect is not None:
+        for c in checks:
+            c.expect = expect
+            if expect != "reachable":
+                c.backends = None
+                c.need_all_backends = False
+    return checks
+
+
+_RAW = re.compile(r"^(?P<ip>\d+\.\d+\.\d+\.\d+)(:(?P<port>\d+))?(/(?P<proto>tcp|udp|icmp))?$")
+
+
+def _raw_target(src: Source, target: str, group: str, count: int) -> list[Check]:
+    m = _RAW.match(target)
+    if not m:
+        raise SpecError("target", f"'{target}' is not a probe target",
+                        "use pod/NAME, node/NAME, svc/NAME[:PORT], nodeport/NAME[:PORT][@NODE], extip/NAME, "
+                        "IP, IP:PORT or IP:PORT/udp")
+    try:
+        ipaddress.IPv4Address(m.group("ip"))
+    except ValueError:
+        raise SpecError("target", f"'{m.group('ip')}' is not an IPv4 address", "fix the address") from None
+    port = int(m.group("port")) if m.group("port") else None
+    if port is not None and not 1 <= port <= 65535:
+        raise SpecError("target", f"port {port} is out of range 1-65535", "fix the port")
+    proto = m.group("proto") or ("tcp" if port else "icmp")
+    if proto != "icmp" and port is None:
+        raise SpecError("target", f"'{target}' needs a port for {proto}", "write it as IP:PORT/" + proto)
+    kind = {"icmp": "icmp", "tcp": "tcp", "udp": "udp"}[proto]
+    return [Check(group, src, target, [ProbeSpec(src.netns, kind, m.group("ip"), port, DEFAULT_TIMEOUT,
+                                                 label=proto) for _ in range(max(1, count))], "reachable")]
+
+
+# ------------------------------------------------------------------ the default matrix
+
+def default_matrix(cluster: Cluster) -> list[Check]:
+    """node<->pod, pod<->pod on one node and across nodes for every node pair; every pod to every
+    Service port; the external host to every NodePort on every node."""
+    checks: list[Check] = []
+    by_node = {n.name: cluster.pods_on(n.name) for n in cluster.nodes}
+    for a in cluster.nodes:
+        for b in cluster.nodes:
+            pods_b = by_node[b.name]
+            if pods_b:
+                checks += pod_checks(cluster, node_source(a), pods_b[0], "node -> pod")
+            pods_a = by_node[a.name]
+            if pods_a:
+                checks += node_checks(pod_source(pods_a[0]), b, "pod -> node")
+                if a.name == b.name:
+                    if len(pods_a) > 1:
+                        checks += pod_checks(cluster, pod_source(pods_a[0]), pods_a[1], "pod -> pod (same node)")
+                elif pods_b:
+                    checks += pod_checks(cluster, pod_source(pods_a[0]), pods_b[0], "pod -> pod (across nodes)")
+    services = [s for s in cluster.services if is_proxied(s) and s.cluster_ip is not None]
+    for p in cluster.pods:
+        for svc in services:
+            checks += service_checks(cluster, pod_source(p), svc, svc.ports, "pod -> service")
+    ext = resolve_sources(cluster, "external")[0]
+    for svc in services:
+        if any(port.node_port for port in svc.ports):
+            checks += service_checks(cluster, ext, svc, [p for p in svc.ports if p.node_port], "external -> nodeport",
+                                     via="nodeport")
+    return checks
+
+
+def expectation_checks(cluster: Cluster) -> list[Check]:
+    """The scenario's own `expectations` (Cluster document), each turned into checks."""
+    checks: list[Check] = []
+    for ex in cluster.expectations:
+        group = f"expect: {ex.source} -> {ex.target}"
+        for src in resolve_sources(cluster, ex.source):
+            need_all = ex.backends == "all"
+            count = 1
+            if ex.target.startswith(("svc/", "nodeport/", "extip/", "lb/")) and ex.expect == "reachable":
+                # enough new connections that a random choice misses a backend with odds below 1e-4
+                n_eps = max((len(v) for s in cluster.services for v in s.endpoints.values()), default=1)
+                count = max(10, 10 * n_eps) if (need_all or isinstance(ex.backends, int)) else 1
+            cs = target_checks(cluster, src, ex.target, count=count, expect=ex.expect, need_all=need_all,
+                               group=group)
+            if isinstance(ex.backends, int) and not isinstance(ex.backends, bool):
+                for c in cs:
+                    c.min_backends = ex.backends
+            checks += cs
+    return checks

@@ -1,0 +1,154 @@
+"""Run checks through the probe engine and judge them against what the model predicts."""
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .engine import ProbeResult, run_probes
+from .plan import Check
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    results: list[ProbeResult]
+    outcome: str
+    ok: bool
+    answered: Counter = field(default_factory=Counter)
+    seen_as: set[str] = field(default_factory=set)
+    rtt_ms: float | None = None
+    why: str = ""
+
+
+def _matches(expect: str, outcome: str) -> bool:
+    if expect == "unreachable-or-timeout":
+        return outcome in ("unreachable", "timeout")
+    return expect == outcome
+
+
+def judge(check: Check, results: list[ProbeResult]) -> CheckResult:
+    outcomes = Counter(r.outcome for r in results)
+    if len(outcomes) == 1:
+        outcome = next(iter(outcomes))
+    else:  # mixed: the worst one names the check, the counts go to `why`
+        outcome = next(o for o in ("error", "unreachable", "timeout", "refused", "reachable") if o in outcomes)
+    answered = Counter(r.answered_by for r in results if r.answered_by)
+    seen = {r.client_ip for r in results if r.client_ip}
+    rtts = [r.rtt_ms for r in results if r.rtt_ms is not None]
+    problems = []
+    if len(outcomes) > 1:
+        problems.append(", ".join(f"{n} {o}" for o, n in outcomes.most_common()))
+    ok = _matches(check.expect, outcome) and len(outcomes) == 1
+    if not _matches(check.expect, outcome):
+        detail = next((r.detail for r in results if r.outcome == outcome and r.detail), "")
+        problems.append(f"expected {check.expect}, got {outcome}" + (f" ({detail})" if detail else ""))
+    if outcome == "reachable" and check.backends is not None:
+        stray = set(answered) - check.backends
+        if stray:
+            ok = False
+            problems.append(f"answered by {', '.join(sorted(stray))}, which must not answer")
+        if check.need_all_backends and set(answered) != check.backends:
+            ok = False
+            missing = sorted(check.backends - set(answered))
+            problems.append(f"{len(missing)} backend(s) never answered in {len(results)} tries: {', '.join(missing)}")
+        if check.min_backends and len(answered) < check.min_backends:
+            ok = False
+            problems.append(f"only {len(answered)} distinct backends answered, {check.min_backends} expected")
+        if not answered:
+            ok = False
+            problems.append("no pod named itself in the answer")
+    if outcome == "reachable" and check.expect_source_ip and seen and seen != {check.expect_source_ip}:
+        ok = False
+        problems.append(f"the server saw {', '.join(sorted(seen))}, not {check.expect_source_ip} (NAT?)")
+    return CheckResult(check, results, outcome, ok, answered, seen,
+                       statistics.median(rtts) if rtts else None, "; ".join(problems))
+
+
+def run_checks(checks: list[Check], concurrency: int = 64) -> tuple[list[CheckResult], float]:
+    specs = [p for c in checks for p in c.probes]
+    t0 = time.monotonic()
+    results = run_probes(specs, concurrency=concurrency)
+    elapsed = time.monotonic() - t0
+    out = []
+    i = 0
+    for c in checks:
+        n = len(c.probes)
+        out.append(judge(c, results[i:i + n]))
+        i += n
+    return out, elapsed
+
+
+# ------------------------------------------------------------------ output
+
+def _short(names: Counter, limit: int = 40) -> str:
+    if not names:
+        return "-"
+    if len(names) == 1 and sum(names.values()) == 1:
+        return next(iter(names))
+    text = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(names.items()))
+    return text if len(text) <= limit else f"{len(names)} pods"
+
+
+def table(results: list[CheckResult], elapsed: float, verbose: bool = False) -> str:
+    lines = []
+    group = None
+    headers = ["SOURCE", "TARGET", "EXPECT", "RESULT", "RTT", "ANSWERED BY", "SEEN AS", ""]
+    rows = []
+    for r in results:
+        if r.check.group != group:
+            group = r.check.group
+            rows.append((group,))
+        rtt = f"{r.rtt_ms:.2f}ms" if r.rtt_ms is not None else "-"
+        rows.append((r.check.source.label, r.check.target, r.check.expect,
+                     r.outcome if len(r.results) == 1 else f"{r.outcome} x{len(r.results)}", rtt,
+                     _short(r.answered), ",".join(sorted(r.seen_as)) or "-", "ok" if r.ok else "FAIL"))
+        if r.why and (not r.ok or verbose):
+            rows.append(("", f"  -> {r.why}"))
+    widths = [max([len(headers[i])] + [len(row[i]) for row in rows if len(row) == len(headers)])
+              for i in range(len(headers))]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in rows:
+        if len(row) == 1:
+            lines.append(f"# {row[0]}")
+        elif len(row) == 2:
+            lines.append(f"{row[1]}")
+        else:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    good = sum(r.ok for r in results)
+    probes = sum(len(r.results) for r in results)
+    lines.append(f"{len(results)} checks ({probes} probes): {good} as expected, {len(results) - good} not, "
+                 f"in {elapsed:.2f}s")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(results: list[CheckResult], elapsed: float) -> dict:
+    return {
+        "elapsed_s": round(elapsed, 3),
+        "ok": all(r.ok for r in results),
+        "checks": [{
+            "group": r.check.group, "source": r.check.source.label, "target": r.check.target,
+            "expect": r.check.expect, "outcome": r.outcome, "ok": r.ok, "why": r.why or None,
+            "rtt_ms": r.rtt_ms, "answered_by": dict(r.answered), "seen_as": sorted(r.seen_as),
+            "probes": [{"kind": x.spec.kind, "dst": x.spec.dst, "port": x.spec.port, "outcome": x.outcome,
+                        "rtt_ms": x.rtt_ms, "detail": x.detail, "answered_by": x.answered_by,
+                        "client_ip": x.client_ip} for x in r.results],
+        } for r in results],
+    }
+
+
+def distribution(results: list[CheckResult]) -> str:
+    """How many of the connections each backend received (load-balancing evidence)."""
+    lines = []
+    for r in results:
+        total = len(r.results)
+        lines.append(f"{r.check.source.label} -> {r.check.target}: {total} connections")
+        for name, n in sorted(r.answered.items(), key=lambda kv: (-kv[1], kv[0])):
+            bar = "#" * max(1, round(40 * n / total))
+            lines.append(f"  {name:40} {n:5}  {100 * n / total:5.1f}%  {bar}")
+        other = total - sum(r.answered.values())
+        if other:
+            outs = Counter(x.outcome for x in r.results if not x.answered_by)
+            lines.append(f"  {'(no answer)':40} {other:5}  " + ", ".join(f"{o} {n}" for o, n in outs.items()))
+    return "\n".join(lines) + "\n"
