@@ -18,7 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import KernelError
 from ..model.objects import Cluster, Node, Pod
-from ..render.fabric import BRIDGE, UNDERLAY_BRIDGE, NodeFabric, PodFabric, node_fabric, pod_fabric
+from ..render.fabric import BRIDGE, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, node_fabric, pod_fabric
 from . import nsfs
 
 IFF_UP = 1
@@ -253,7 +253,8 @@ class Fabric:
             underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
             underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"],
                                       self.changes)
-            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "0"}, self.changes)
+            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "0", "net/ipv4/icmp_ratelimit": "0"},
+                          self.changes)
             total = len(c.nodes)
             for i, node in enumerate(c.nodes):
                 self.progress("nodes", i, total)
@@ -265,6 +266,7 @@ class Fabric:
                 self._ensure_node(ns, nf)
             self.progress("nodes", total, total)
             ext = self._open(c.external_netns)
+            write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
             self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
             ext.ensure_addresses("eth0", [f"{c.external_ip}/{c.networking.node_subnet.prefixlen}"], self.changes)
             ext.ensure_up("lo", self.changes)
@@ -383,6 +385,7 @@ class Fabric:
                      peer={"ifname": "eth0", "net_ns_fd": fd, "mtu": pf.mtu})
         idx = node._do(f"look up {pf.host_veth}", node.ipr.link_lookup, ifname=pf.host_veth)[0]
         node._do(f"set hairpin on {pf.host_veth}", node.ipr.brport, "set", index=idx, mode=1)
+        write_sysctls(pf.netns, POD_SYSCTLS, Changes())  # this thread is inside the pod's namespace
         inner = Netns(pf.netns, IPRoute())
         try:
             inner._do("set lo up", inner.ipr.link, "set", index=1, state="up")
@@ -422,6 +425,7 @@ class Fabric:
             nsfs.enter_netns_here(path)
         except OSError as e:
             return PodHealth(False, f"cannot enter its namespace: {e.strerror}")
+        write_sysctls(pf.netns, POD_SYSCTLS, self.changes)
         inner = Netns(pf.netns, IPRoute())
         try:
             links = inner.links()

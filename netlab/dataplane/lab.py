@@ -82,7 +82,15 @@ def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
                           f"remove it with: sudo netlab down {lab}")
     scenario = load_text(st["scenario"], st.get("source") or "<state>")
     scenario.name = lab
-    return build(scenario, st), st
+    cluster = build(scenario, st)
+    src = st.get("source") if st.get("source") not in (None, "<default>") else ""
+    if {p.key for p in cluster.pods} != set(st.get("pods", {})):
+        raise NetlabError(f"lab '{lab}' was built by another version of netlab (its pods would be named "
+                          f"differently now); reconcile it with: sudo netlab up {src}".rstrip())
+    if st.get("phase") != "ready":
+        sys.stderr.write(f"warning: the last 'netlab up' of lab '{lab}' did not finish; what is shown may be "
+                         f"incomplete (finish it with: sudo netlab up {src})\n".replace("  ", " "))
+    return cluster, st
 
 
 # ------------------------------------------------------------------ up

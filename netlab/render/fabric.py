@@ -110,7 +110,11 @@ NODE_SYSCTLS = {
     "net/ipv4/conf/default/rp_filter": "0",
     # kube-proxy sets this so NodePorts answer on 127.0.0.1 (DNAT of localhost traffic)
     "net/ipv4/conf/all/route_localnet": "1",
+    # answer every probe with its ICMP error (REJECT, closed port) instead of rate-limiting them
+    "net/ipv4/icmp_ratelimit": "0",
 }
+# pods answer closed UDP ports with ICMP port-unreachable; bulk probes must not hit the rate limit
+POD_SYSCTLS = {"net/ipv4/icmp_ratelimit": "0"}
 
 
 def node_fabric(cluster: Cluster, node: Node) -> NodeFabric:
