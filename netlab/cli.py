@@ -127,6 +127,12 @@ def up(scenario: str | None, lab: str | None, verbose: bool, then_probe: bool) -
     click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {len(c.pods)} pods, {len(c.services)} services; "
                f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
                f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour})")
+    from .probe.run import arp_limit
+    limit = arp_limit()
+    if limit.isdigit() and len(c.pods) * 4 > int(limit):
+        click.echo(f"note: {len(c.pods)} pods can need more neighbour (ARP) entries than the host allows "
+                   f"(net.ipv4.neigh.default.gc_thresh3={limit}, shared by all namespaces); if probes time out, "
+                   "raise it on the host (netlab never changes the host)", err=True)
     if then_probe:
         sys.exit(_probe_and_report(c, [], None, 1, "table", False))
 
@@ -360,9 +366,11 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
     if not checks:
         click.echo("nothing to probe")
         return 0
-    results, elapsed = run.run_checks(checks)
+    results, elapsed, warnings = run.run_checks(checks)
+    for w in warnings:
+        click.echo(w, err=True)
     if output == "json":
-        click.echo(json.dumps(run.as_json(results, elapsed), indent=2))
+        click.echo(json.dumps(run.as_json(results, elapsed, warnings), indent=2))
     else:
         if count > 1:
             click.echo(run.distribution(results), nl=False)

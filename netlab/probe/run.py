@@ -66,18 +66,53 @@ def judge(check: Check, results: list[ProbeResult]) -> CheckResult:
                        statistics.median(rtts) if rtts else None, "; ".join(problems))
 
 
-def run_checks(checks: list[Check], concurrency: int = 64) -> tuple[list[CheckResult], float]:
+def neighbour_table_fulls() -> int:
+    """How often the kernel's neighbour (ARP) table was full: /proc/net/stat/arp_cache, summed over CPUs.
+
+    The table is shared by every network namespace and capped by the root namespace's
+    net.ipv4.neigh.default.gc_thresh3 (1024 by default); a full table drops packets silently.
+    """
+    try:
+        with open("/proc/net/stat/arp_cache") as f:
+            lines = f.read().split("\n")
+        head = lines[0].split()
+        col = head.index("table_fulls")
+        return sum(int(line.split()[col], 16) for line in lines[1:] if line.strip())
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+ARP_WARNING = ("warning: the kernel's neighbour (ARP) table overflowed {n} times during these probes; it is "
+               "shared by all namespaces and capped by the host's net.ipv4.neigh.default.gc_thresh3 ({limit}), "
+               "so some packets were dropped and some timeouts above may be that, not the lab. netlab never "
+               "changes the host: raise it yourself (e.g. sysctl -w net.ipv4.neigh.default.gc_thresh3=16384 "
+               "gc_thresh2=8192) or probe fewer pairs")
+
+
+def arp_limit() -> str:
+    try:
+        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def run_checks(checks: list[Check], concurrency: int = 64) -> tuple[list[CheckResult], float, list[str]]:
+    """Run every probe of every check; returns the judged checks, the time taken and warnings."""
     specs = [p for c in checks for p in c.probes]
+    fulls = neighbour_table_fulls()
     t0 = time.monotonic()
     results = run_probes(specs, concurrency=concurrency)
     elapsed = time.monotonic() - t0
+    overflow = neighbour_table_fulls() - fulls
+    warnings = [ARP_WARNING.format(n=overflow, limit=arp_limit())] if overflow > 0 else []
     out = []
     i = 0
     for c in checks:
         n = len(c.probes)
         out.append(judge(c, results[i:i + n]))
         i += n
-    return out, elapsed
+    return out, elapsed, warnings
 
 
 # ------------------------------------------------------------------ output
@@ -123,9 +158,10 @@ def table(results: list[CheckResult], elapsed: float, verbose: bool = False) -> 
     return "\n".join(lines) + "\n"
 
 
-def as_json(results: list[CheckResult], elapsed: float) -> dict:
+def as_json(results: list[CheckResult], elapsed: float, warnings: list[str] = ()) -> dict:
     return {
         "elapsed_s": round(elapsed, 3),
+        "warnings": list(warnings),
         "ok": all(r.ok for r in results),
         "checks": [{
             "group": r.check.group, "source": r.check.source.label, "target": r.check.target,

@@ -105,7 +105,7 @@ def test_reachable_carries_the_backend_and_source_ip(plab):
     client = plab.pod("client")
     src = plan.resolve_sources(plab.cluster, "pod/client")[0]
     checks = plan.target_checks(plab.cluster, src, "pod/far")
-    results, _ = run.run_checks(checks)
+    results, _, _ = run.run_checks(checks)
     tcp = next(r for r in results if r.check.target.endswith("8080/tcp"))
     assert tcp.outcome == "reachable" and tcp.ok
     assert dict(tcp.answered) == {"far": 1}
@@ -137,12 +137,12 @@ def test_deleted_route_across_nodes(plab):
     n2 = plab.node("n2")
     plab.node_exec("n1", ["ip", "route", "del", str(n2.pod_cidr)])
     src = plan.resolve_sources(plab.cluster, "pod/client")[0]
-    results, _ = run.run_checks(plan.target_checks(plab.cluster, src, "pod/far"))
+    results, _, _ = run.run_checks(plan.target_checks(plab.cluster, src, "pod/far"))
     assert all(r.outcome in ("timeout", "unreachable") for r in results), [(r.outcome, r.why) for r in results]
     assert not any(r.ok for r in results)
     # netlab up repairs it
     assert any("route" in c for c in plab.up(SCENARIO).changes)
-    results, _ = run.run_checks(plan.target_checks(plab.cluster, src, "pod/far"))
+    results, _, _ = run.run_checks(plan.target_checks(plab.cluster, src, "pod/far"))
     assert all(r.ok for r in results)
 
 
