@@ -18,7 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import KernelError
 from ..model.objects import Cluster, Node, Pod
-from ..render.fabric import BRIDGE, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, node_fabric, pod_fabric
+from ..render.fabric import BRIDGE, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric, pod_fabric
 from . import nsfs
 
 IFF_UP = 1
@@ -270,7 +270,10 @@ class Fabric:
             self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
             ext.ensure_addresses("eth0", [f"{c.external_ip}/{c.networking.node_subnet.prefixlen}"], self.changes)
             ext.ensure_up("lo", self.changes)
-            ext.ensure_routes([], self.changes, owned=[])
+            # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
+            # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
+            ext.ensure_routes([Route(str(c.networking.service_subnet), str(c.nodes[0].ip), "eth0")], self.changes,
+                              owned=[c.networking.service_subnet])
             for ns in self.nodes.values():
                 ns.links(refresh=True)
             broken = {}
@@ -445,8 +448,7 @@ class Fabric:
         return PodHealth(True)
 
 
-def _default(gw: str):
-    from ..render.fabric import Route
+def _default(gw: str) -> Route:
     return Route("default", gw, "eth0")
 
 

@@ -87,6 +87,14 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 ---
 apiVersion: v1
+kind: Service
+metadata: {name: itp}
+spec:
+  internalTrafficPolicy: Local
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: lonely, labels: {app: lonely}}
 spec:
@@ -155,6 +163,14 @@ def test_udp_through_clusterip(svc):
     assert sorted(set(answers)) == svc.web
 
 
+def test_external_to_clusterip_is_masqueraded(svc):
+    """The external host routes the service range to the first node; kube-proxy masquerades it."""
+    answers = many(svc, ("external", ""), svc_ip(svc, "web"), 80, n=40)
+    assert sorted(set(answers)) == svc.web
+    seen = {a.rsplit(":", 1)[0] for a in many(svc, ("external", ""), svc_ip(svc, "web"), 80, "/clientip", n=10)}
+    assert str(svc.cluster.external_ip) not in seen
+
+
 def test_node_to_clusterip(svc):
     for node in ("n1", "n2"):
         assert sorted(set(many(svc, ("node", node), svc_ip(svc, "web"), 80, n=40))) == svc.web
@@ -194,6 +210,13 @@ def test_hairpin(svc):
         node = svc.node(pod.node)
         seen = {a.rsplit(":", 1)[0] for a in many(svc, ("pod", name), svc_ip(svc, "web"), 80, "/clientip", n=50)}
         assert seen == {str(pod.ip), str(node.gateway)}, (name, seen)
+
+
+def test_internal_traffic_policy_local(svc):
+    """Only the endpoints on the client's own node answer."""
+    local = sorted(p.name for p in svc.pods("web-") if p.node == svc.pod("client").node)
+    assert local  # the scheduler puts one web pod next to the client
+    assert sorted(set(many(svc, ("pod", "client"), svc_ip(svc, "itp"), 80, n=20))) == local
 
 
 def test_session_affinity_sticks(svc):
