@@ -172,14 +172,25 @@ def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool) -> None:
 @click.option("--lab", metavar="NAME", help="Lab to look at (needed when several are up).")
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         lab: str | None) -> None:
-    """Show nodes, pods, services, endpoints (or labs), like kubectl get."""
+    """Show nodes, pods, services, endpoints (or labs), like kubectl get (RESOURCE may be a comma list)."""
+    kinds = []
+    for part in resource.split(","):
+        kind = RESOURCES.get(part.strip().lower())
+        if kind is None:
+            raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints or labs",
+                                     param_hint="RESOURCE")
+        kinds.append(kind)
+    for i, kind in enumerate(kinds):
+        if i and output not in ("json", "yaml", "name"):
+            click.echo()
+        _get_one(kind, names, namespace, all_namespaces, output, lab)
+
+
+def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
+             lab: str | None) -> None:
     from . import output as out
     from .dataplane import lab as labmod
     from .dataplane import nsfs
-    kind = RESOURCES.get(resource.lower())
-    if kind is None:
-        raise click.BadParameter(f"unknown resource {resource!r}; use nodes, pods, services, endpoints or labs",
-                                 param_hint="RESOURCE")
     if kind == "labs":
         rows = [[n] for n in labmod.labs()]
         click.echo(out.table(["NAME"], rows) if rows else "No labs are up.", nl=bool(not rows))

@@ -68,9 +68,7 @@ def pytest_sessionfinish(session, exitstatus):
     leaked = sorted(netlab_namespaces() - ns0)
     if leaked:
         problems.append(f"{len(leaked)} netlab namespaces left behind: {', '.join(leaked[:10])}")
-        for n in leaked:  # after reporting, remove test labs' leftovers so the next run starts clean
-            if n.startswith(("nl.t-", "nl.ptest-")):
-                subprocess.run(["ip", "netns", "del", n], capture_output=True)
+        # nothing is deleted here: another test session may own them; `netlab down --all` cleans up
     dirs = set(os.listdir("/run/netlab")) if os.path.isdir("/run/netlab") else set()
     if dirs - dirs0:
         problems.append(f"state directories left behind in /run/netlab: {', '.join(sorted(dirs - dirs0))}")
