@@ -90,10 +90,12 @@ def cli() -> None:
 @cli.command()
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
+@click.option("--proxy-mode", type=click.Choice(["iptables", "nftables", "ipvs"]),
+              help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
               help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
-def up(scenario: str | None, lab: str | None, verbose: bool, then_probe: bool) -> None:
+def up(scenario: str | None, lab: str | None, proxy_mode: str | None, verbose: bool, then_probe: bool) -> None:
     """Build the lab described by SCENARIO (default: the built-in two-node demo), or reconcile it.
 
     Running it again changes nothing; after editing the scenario only the difference is applied.
@@ -103,7 +105,7 @@ def up(scenario: str | None, lab: str | None, verbose: bool, then_probe: bool) -
     warn_ignored(sc)
     progress = Progress()
     try:
-        result = labmod.up(sc, text, progress)
+        result = labmod.up(sc, text, progress, proxy_mode=proxy_mode)
     except KeyboardInterrupt:
         progress.clear()
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run 'sudo netlab up' again to finish it "

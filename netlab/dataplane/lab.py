@@ -17,10 +17,9 @@ from typing import Any, Callable
 from ..errors import KernelError, NetlabError, NotFound, UsageError
 from ..model.build import build
 from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
-from ..render.iptables import node_rules
 from ..spec.parse import load_text
-from ..spec.types import Scenario
-from . import iptables, nsfs, procs, state
+from ..spec.types import PROXY_MODES, Scenario
+from . import iptables, nsfs, procs, proxy, state
 from .fabric import Changes, Fabric, uts_path
 
 Progress = Callable[[str, int, int], None]
@@ -82,6 +81,8 @@ def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
                           f"remove it with: sudo netlab down {lab}")
     scenario = load_text(st["scenario"], st.get("source") or "<state>")
     scenario.name = lab
+    if st.get("proxyMode") in PROXY_MODES:  # `up --proxy-mode` overrides the scenario
+        scenario.networking.proxy_mode = st["proxyMode"]
     cluster = build(scenario, st)
     src = st.get("source") if st.get("source") not in (None, "<default>") else ""
     if {p.key for p in cluster.pods} != set(st.get("pods", {})):
@@ -129,6 +130,7 @@ def _state_doc(cluster: Cluster, scenario_text: str, prev: dict[str, Any], phase
                      for s in cluster.services},
         "servers": servers,
         "iptables": {"flavour": flavour},
+        "proxyMode": cluster.networking.proxy_mode,
     }
 
 
@@ -142,8 +144,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     cluster = build(scenario, prev)
     preflight(cluster)
     flavour, restore_cmd, save_cmd = iptables.flavour_commands(cluster.networking.iptables_flavour)
-    if cluster.networking.proxy_mode != "iptables":
-        raise UsageError(f"kubeProxyMode {cluster.networking.proxy_mode} is not available yet; use iptables")
+    proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
     state.ensure_dirs(lab)
     changes = Changes()
     prev_pods: dict[str, dict] = prev.get("pods", {})
@@ -192,8 +193,8 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
             pods_extra[key]["restarts"] = int(pods_extra[key].get("restarts", 0)) + 1
         pods_extra[key].pop("procs", None)
 
-    # ---- netfilter: one restore per node
-    sync_iptables(cluster, restore_cmd, save_cmd, changes)
+    # ---- netfilter: flannel's chains and the proxy mode's state, one restore per node
+    proxy.sync(cluster, restore_cmd, save_cmd, changes)
 
     # ---- processes
     _ensure_processes(cluster, pods_extra, servers, fresh, changes)
@@ -205,20 +206,6 @@ def _pod_key_of(netns: str, prefix: str) -> str:
     rest = netns[len(prefix) + len(".pod."):]
     ns, _, name = rest.partition(".")
     return f"{ns}/{name}"
-
-
-def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False) -> None:
-    pending = []
-    for node in cluster.nodes:
-        path = nsfs.netns_path(node.netns)
-        current = iptables.parse_save(iptables.save(path, save_cmd))
-        payload, what = iptables.plan_restore(node_rules(cluster, node), current, force=force)
-        if payload:
-            pending.append((node, iptables.restore_async(path, restore_cmd, payload), payload, what))
-    for node, proc, payload, what in pending:
-        iptables.finish_restore(proc, payload, node.netns)
-        for w in what:
-            changes.add(f"{node.netns}: iptables {w}")
 
 
 def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: dict[str, Any], fresh: set[str],
