@@ -7,7 +7,11 @@ mode on a running lab (`up --proxy-mode`) leaves no stale rules.
 """
 from __future__ import annotations
 
-from ..errors import UsageError
+import os
+import shutil
+import subprocess
+
+from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
 from ..render.iptables import node_rules
 from . import iptables, nsfs
@@ -37,7 +41,59 @@ class IptablesProxy(ProxyBackend):
     name = "iptables"
 
 
-PROXIES: dict[str, ProxyBackend] = {"iptables": IptablesProxy()}
+class NftablesProxy(ProxyBackend):
+    """kube-proxy's nftables mode: table `ip kube-proxy` in every node, synced by diff in one transaction.
+
+    The live table is read back (`nft -j list table`) on every sync, so hand-made changes are repaired,
+    and only the difference is sent: a one-endpoint change is a handful of commands.
+    """
+
+    name = "nftables"
+    TABLE = ("ip", "kube-proxy")
+
+    def preflight(self, cluster: Cluster) -> None:
+        if shutil.which("nft") is None:
+            raise UsageError("nftables mode needs the nft command: run scripts/setup (or apt-get install nftables)")
+
+    def _nft(self, netns: str, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(["nsenter", f"--net={nsfs.netns_path(netns)}", "--", "nft", *args], input=stdin,
+                                  capture_output=True, text=True, timeout=600)
+        except OSError as e:
+            raise KernelError(f"nft in network namespace {netns}: {e.strerror}") from None
+
+    def sync(self, cluster: Cluster, changes: Changes, force: bool = False) -> None:
+        from ..render import kubeproxy_nftables as knft
+        for node in cluster.nodes:
+            desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
+            live = None
+            if not force:
+                r = self._nft(node.netns, ["-j", "list", "table", *self.TABLE])
+                live = knft.parse_nft_json(r.stdout) if r.returncode == 0 else None
+            script = knft.diff_script(desired, live)
+            if force and script:
+                script = f"add table ip kube-proxy\ndelete table ip kube-proxy\n{script}"
+            if not script:
+                continue
+            r = self._nft(node.netns, ["-f", "-"], script)
+            if r.returncode != 0:
+                raise KernelError(f"nft -f in network namespace {node.netns} failed: {r.stderr.strip()[:500]}")
+            n = sum(1 for line in script.splitlines() if line.strip())
+            changes.add(f"{node.netns}: nftables table ip kube-proxy ({n} commands)")
+
+    def remove(self, cluster: Cluster, changes: Changes) -> None:
+        for node in cluster.nodes:
+            if not os.path.exists(nsfs.netns_path(node.netns)):
+                continue
+            r = self._nft(node.netns, ["list", "table", *self.TABLE])
+            if r.returncode == 0:
+                d = self._nft(node.netns, ["delete", "table", *self.TABLE])
+                if d.returncode != 0:
+                    raise KernelError(f"nft delete table ip kube-proxy in {node.netns}: {d.stderr.strip()}")
+                changes.add(f"{node.netns}: removed nftables table ip kube-proxy")
+
+
+PROXIES: dict[str, ProxyBackend] = {"iptables": IptablesProxy(), "nftables": NftablesProxy()}
 
 
 def backend(mode: str) -> ProxyBackend:

@@ -163,6 +163,26 @@ def _ep_string(ep: Endpoint) -> str:
     return _ip_port(ep.ip, ep.port)
 
 
+def categorize_endpoints(info: _PortInfo, node: Node) -> tuple[list[Endpoint], list[Endpoint], list[Endpoint], bool]:
+    """proxy.CategorizeEndpoints for `node`: (cluster, local, all locally reachable, has any endpoint).
+
+    Ready endpoints only, sorted by their "ip:port" string. No topology hints and no terminating
+    endpoints in the model, so the cluster list is a superset of the local one. Shared by the
+    iptables and nftables renderers so that both modes pick the same endpoints.
+    """
+    ready = sorted((e for e in info.svc.endpoints.get(info.port.name or "", []) if e.ready), key=_ep_string)
+    cluster_eps = ready if info.uses_cluster_endpoints else []
+    local_eps = [e for e in ready if e.node == node.name] if info.uses_local_endpoints else []
+    reachable = cluster_eps if info.uses_cluster_endpoints else local_eps
+    return cluster_eps, local_eps, reachable, bool(ready)
+
+
+# Public names for the other proxy-mode renderers (same objects as the private ones).
+PortInfo = _PortInfo
+port_info = _port_info
+ep_string = _ep_string
+
+
 @lru_cache(maxsize=1 << 17)
 def _ip_port(ip: ipaddress.IPv4Address, port: int) -> str:
     return f"{ip}:{port}"
@@ -285,12 +305,7 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
 
 def _render_port(info: _PortInfo, node: Node, pod_net: str, nat: TableState, flt: TableState) -> None:
     name, proto = info.name, info.proto
-    ready = sorted((e for e in info.svc.endpoints.get(info.port.name or "", []) if e.ready), key=_ep_string)
-    cluster_eps = ready if info.uses_cluster_endpoints else []
-    local_eps = [e for e in ready if e.node == node.name] if info.uses_local_endpoints else []
-    # No topology hints and no terminating endpoints in the model: the cluster list is a superset.
-    reachable = cluster_eps if info.uses_cluster_endpoints else local_eps
-    has_endpoints = bool(ready)
+    cluster_eps, local_eps, reachable, has_endpoints = categorize_endpoints(info, node)
 
     cluster_chain = svc_chain(name, proto)
     local_chain = svl_chain(name, proto)

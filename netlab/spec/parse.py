@@ -14,13 +14,15 @@ import yaml
 
 from ..errors import SpecError
 from .fields import IANA_SVC_NAME, Fields, check_name, shown, type_name
-from .types import (BACKENDS, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, PROTOCOLS, PROXY_MODES, ContainerPort,
+from .types import (BACKENDS, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROTOCOLS, PROXY_MODES, ContainerPort,
                     ContainerSpec, DeploymentSpec, ExpectSpec, Networking, NodeSpec, PodSpec, PodTemplate,
                     Scenario, ServicePortSpec, ServiceSpec)
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_NODES = 200_000            # YAML nodes after alias expansion: stops "billion laughs"
 MAX_DEPTH = 100                # nesting of YAML collections: deeper input crashes libyaml's composer
+MAX_STREAM_NODES = 400_000     # YAML nodes in the whole file as written: composing millions takes ~10 s
+MAX_DOCUMENTS = 20_000
 MAX_LAB_NAME = 24
 MAX_CLUSTER_NODES = 64
 MAX_PODS = 5000
@@ -83,8 +85,10 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
             docs.append(yaml.constructor.SafeConstructor.construct_document(_Constructor(), node))
         except yaml.YAMLError as e:
             raise _yaml_error(e, source) from None
-        except (ValueError, TypeError, RecursionError) as e:
-            raise SpecError(source, f"is not valid YAML: {str(e).splitlines()[0]}", "fix the YAML") from None
+        except (ValueError, TypeError, RecursionError, IndexError, AttributeError, KeyError, OverflowError) as e:
+            # PyYAML's constructors fail like this on some tagged values (`!!float ''` is an IndexError)
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise SpecError(source, f"is not valid YAML: {first}", "fix the YAML") from None
     return docs
 
 
@@ -92,17 +96,28 @@ def _yaml_error(e: yaml.YAMLError, source: str) -> SpecError:
     """The problem and its position, not the context line ("while constructing a mapping")."""
     mark = getattr(e, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    problem = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
     return SpecError(source, f"is not valid YAML{where}: {problem}", "fix the YAML syntax")
 
 
 def _check_depth(loader: Any, source: str) -> None:
     """Refuse deeply nested collections before composing: the C composer recurses without a limit
-    (a few ten thousand '[' overflow the stack and kill the process)."""
+    (a few ten thousand '[' overflow the stack and kill the process). Also refuse, while only reading
+    events (fast), a stream with too many nodes or documents: composing an 8 MB file of millions of
+    tiny nodes would take many seconds before the limits below could say no."""
     try:
-        depth = 0
+        depth = nodes = docs = 0
         while loader.check_event():
             event = loader.get_event()
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes > MAX_STREAM_NODES:
+                    raise SpecError(source, f"has more than {MAX_STREAM_NODES} YAML nodes",
+                                    "a scenario this large is not useful; split it or write less")
+            elif isinstance(event, yaml.DocumentStartEvent):
+                docs += 1
+                if docs > MAX_DOCUMENTS:
+                    raise SpecError(source, f"has more than {MAX_DOCUMENTS} YAML documents", "split it")
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -292,6 +307,7 @@ def _parse_cluster(doc: dict, where: str, ignored: list[str]):
     proxy_mode = net.choice("kubeProxyMode", PROXY_MODES, "iptables")
     flavour = net.choice("iptablesFlavour", IPTABLES_FLAVOURS, "auto")
     scheduler = net.choice("ipvsScheduler", IPVS_SCHEDULERS, "rr")
+    nft_choice = net.choice("nftablesEndpointChoice", NFT_CHOICES, "vmap")
     domain = net.str("dnsDomain", "cluster.local")
     check_name(domain, where, "networking.dnsDomain", subdomain=True)
     mtu = net.int("mtu", 1500, lo=1280, hi=9000)
@@ -370,7 +386,7 @@ def _parse_cluster(doc: dict, where: str, ignored: list[str]):
         expectations.append(ExpectSpec(src, dst, outcome, backends, proto))
     top.done()
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
-                            scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu)
+                            scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice)
     return name, nodes, networking, expectations
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 BACKENDS = ("vxlan", "host-gw")
 PROXY_MODES = ("iptables", "nftables", "ipvs")
 IPTABLES_FLAVOURS = ("auto", "legacy", "nft")
+NFT_CHOICES = ("vmap", "ladder")
 IPVS_SCHEDULERS = ("rr", "lc", "dh", "sh", "sed", "nq", "wrr", "wlc", "lblc", "lblcr", "mh")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
@@ -32,6 +33,7 @@ class Networking:
     dns_domain: str
     nodeport_range: tuple[int, int]
     mtu: int                       # underlay MTU; pods get mtu - 50 with VXLAN
+    nft_choice: str = "vmap"       # nftables mode's endpoint choice: kube-proxy's vmap, or the faster ladder
 
 
 @dataclass

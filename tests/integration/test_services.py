@@ -142,12 +142,27 @@ def svc_ip(lab, name):
     return next(s.cluster_ip for s in lab.cluster.services if s.name == name)
 
 
-@pytest.fixture(params=["vxlan", "host-gw"])
+MODES = [("vxlan", "iptables"), ("host-gw", "iptables"), ("vxlan", "nftables")]
+
+
+@pytest.fixture(params=MODES, ids=[f"{b}-{m}" for b, m in MODES])
 def svc(request, lab):
-    lab.up(SCENARIO.replace("BACKEND", request.param).replace("REPLICAS", "3"))
+    backend, mode = request.param
+    lab.mode = mode
+    lab.text = lambda replicas=3: SCENARIO.replace("BACKEND", backend).replace("REPLICAS", str(replicas)) \
+        .replace("networking: {backend:", f"networking: {{kubeProxyMode: {mode}, backend:")
+    lab.up(lab.text())
     lab.web = sorted(p.name for p in lab.pods("web-"))
     assert len(lab.web) == 3
     return lab
+
+
+def ruleset(lab, node: str) -> str:
+    """What the proxy mode programmed into a node, as its own tool prints it."""
+    if lab.mode == "nftables":
+        return lab.node_exec(node, ["nft", "list", "table", "ip", "kube-proxy"]).stdout
+    _, _, save = flavour_commands("auto")
+    return lab.node_exec(node, [save]).stdout
 
 
 def test_pod_to_clusterip_reaches_every_backend_and_keeps_source(svc):
@@ -238,53 +253,67 @@ def test_clusterip_does_not_answer_ping(svc):
 
 
 def test_service_with_proxy_name_label_is_ignored(svc):
-    _, _, save = flavour_commands("auto")
-    text = svc.node_exec("n1", [save, "-t", "nat"]).stdout
-    assert "default/web:http cluster IP" in text
-    assert "default/ignored" not in text
+    text = ruleset(svc, "n1")
+    assert str(svc_ip(svc, "web")) in text
+    assert "default/ignored" not in text and str(svc_ip(svc, "ignored")) not in text
     r = svc.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{svc_ip(svc, 'ignored')}/"])
     assert r.returncode != 0
 
 
 def test_rules_are_kube_proxy_shaped(svc):
-    _, _, save = flavour_commands("auto")
-    text = svc.node_exec("n1", [save]).stdout
-    for needle in ("-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+    text = ruleset(svc, "n1")
+    if svc.mode == "iptables":
+        needles = ("-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
                    "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING",
                    "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
                    "-m statistic --mode random --probability 0.33333333349",
                    "--dst-type LOCAL -j KUBE-NODEPORTS",
                    "-m conntrack --ctstate INVALID -j DROP",
-                   "has no endpoints\" -m tcp --dport 80 -j REJECT"):
+                   "has no endpoints\" -m tcp --dport 80 -j REJECT")
+    else:
+        needles = ("map service-ips {", "map service-nodeports {", "map no-endpoint-services {",
+                   "chain mark-for-masquerade {", "meta mark set meta mark | 0x00004000",
+                   "numgen random mod 3 vmap {", "chain service-", "-default/web/tcp/http__",
+                   "meta l4proto tcp dnat to ")
+        # the iptables mode's chains are gone: only flannel's remain in iptables
+        _, _, save = flavour_commands("auto")
+        assert "KUBE-" not in svc.node_exec("n1", [save]).stdout
+    for needle in needles:
         assert needle in text, needle
 
 
 def test_endpoints_follow_pods_and_partial_sync(svc):
     old = set(svc.web)
-    text = SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "1")
-    r = svc.up(text)
+    r = svc.up(svc.text(1))
     now = {p.name for p in svc.pods("web-")}
     assert len(now) == 1 and now <= old
     answers = many(svc, ("pod", "client"), svc_ip(svc, "web"), 80, n=20)
     assert set(answers) == now
-    # only the chains of services whose endpoints changed were rewritten: lonely's were not
-    iptables_changes = [c for c in r.changes if "iptables" in c]
-    assert iptables_changes
-    from netlab.render.kubeproxy_iptables import svc_chain
-    assert not any(svc_chain("default/lonely", "TCP") in c for c in iptables_changes)
-    assert any(svc_chain("default/web:http", "TCP") in c for c in iptables_changes)
+    if svc.mode == "iptables":
+        # only the chains of services whose endpoints changed were rewritten: lonely's were not
+        iptables_changes = [c for c in r.changes if "iptables" in c]
+        assert iptables_changes
+        from netlab.render.kubeproxy_iptables import svc_chain
+        assert not any(svc_chain("default/lonely", "TCP") in c for c in iptables_changes)
+        assert any(svc_chain("default/web:http", "TCP") in c for c in iptables_changes)
+    else:
+        # a small transaction, not a reload of the table
+        nft = [c for c in r.changes if "nftables" in c]
+        assert nft and all(int(c.split("(")[1].split()[0]) < 60 for c in nft), nft
 
 
 def test_tampered_rules_are_restored(svc):
-    _, _, save = flavour_commands("auto")
-    restore = save.replace("-save", "")
-    svc.node_exec("n1", [restore, "-t", "nat", "-F"])
+    if svc.mode == "iptables":
+        _, _, save = flavour_commands("auto")
+        svc.node_exec("n1", [save.replace("-save", ""), "-t", "nat", "-F"])
+    else:
+        svc.node_exec("n1", ["nft", "flush", "map", "ip", "kube-proxy", "service-nodeports"])
     r = svc.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{svc.node('n1').ip}:30080/"])
     assert r.returncode != 0  # n1's NodePort rules are gone
-    res = svc.up(SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "3"))
-    assert any("iptables" in c for c in res.changes)
+    res = svc.up(svc.text())
+    assert any(svc.mode in c for c in res.changes), res.changes
     assert sorted(set(many(svc, ("external", ""), svc.node("n1").ip, 30080, n=30))) == svc.web
-    assert svc.up(SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "3")).changes == []
+    assert svc.up(svc.text()).changes == []
 
 
 def test_get_services_and_endpoints(svc):
