@@ -62,7 +62,8 @@ def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
     """The restore payload that takes `current` to `desired` (empty if nothing differs) and what changes.
 
     Only owned chains are written; stale owned chains are flushed and deleted; missing jumps from
-    built-in chains are inserted at the top, present ones are left alone.
+    built-in chains are inserted at the top, present ones are left alone, and jumps into owned chains
+    that are no longer wanted are deleted.
     """
     out: list[str] = []
     changes: list[str] = []
@@ -86,17 +87,19 @@ def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
                 body.insert(0, f"-I {chain} 1 {spec}")
                 m = JUMP.search(spec)
                 changes.append(f"{table}/{chain} jump to {m.group(1) if m else spec}")
-        # jumps into stale chains must go before the chains themselves; chains declared above are
-        # flushed by the declaration already, so only the others (built-in chains) need a -D
-        rewritten = {d[1:].split()[0] for d in decl}
-        for chain in stale:
-            for other, rules in have.items():
-                if other in rewritten:
-                    continue
-                for r in rules:
-                    m = JUMP.search(r)
-                    if m and m.group(1) == chain:
-                        body.append("-D" + r[2:])
+        # Jumps from built-in chains into netlab's chains that are not wanted (into a stale chain, or
+        # another proxy mode's jump after a mode switch) are deleted, before any chain is. Owned chains
+        # declared above are flushed by the declaration already and need no -D.
+        wanted = {_norm(f"-A {c} {spec}") for c, spec in want.jumps}
+        for other, rules in have.items():
+            if OWNED_CHAIN.match(other):
+                continue
+            for r in rules:
+                m = JUMP.search(r)
+                if m and OWNED_CHAIN.match(m.group(1)) and _norm(r) not in wanted:
+                    body.append("-D" + r[2:])
+                    if m.group(1) not in stale:
+                        changes.append(f"{table}/{other} stray jump to {m.group(1)} removed")
         for chain in stale:
             body.append(f"-X {chain}")
             changes.append(f"{table}/{chain} removed")

@@ -18,7 +18,8 @@ Desired = dict[str, TableState]   # table -> state
 
 
 def node_rules(cluster: Cluster, node: Node) -> Desired:
-    """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's.
+    """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's
+    (kube-proxy's iptables-mode chains, or its IPVS-mode chains; nftables mode has none here).
 
     In the built-in chains the proxy's jumps come first, as on a real node (kube-proxy prepends its
     jumps, flannel appends): FORWARD must reach KUBE-SERVICES' REJECT of a Service without endpoints
@@ -30,9 +31,14 @@ def node_rules(cluster: Cluster, node: Node) -> Desired:
         for r in rules:
             ts.chains.setdefault(r.split()[1], []).append(r)
     proxy: Desired = {}
-    if cluster.networking.proxy_mode == "iptables":
+    mode = cluster.networking.proxy_mode
+    if mode == "iptables":
         from .kubeproxy_iptables import kube_proxy_tables   # imports TableState from this module
         proxy = kube_proxy_tables(cluster, node)
+    elif mode == "ipvs":
+        # IPVS mode's few set-matching chains (they need kube-proxy's ipsets to exist first)
+        from .kubeproxy_ipvs import node_ipvs_tables
+        proxy = node_ipvs_tables(cluster, node)
     for table in sorted(set(FLANNEL_JUMPS) | set(proxy)):
         ts = out.setdefault(table, TableState())
         if table in proxy:

@@ -66,3 +66,13 @@ def test_force_rewrites_everything():
     payload, _ = plan_restore(desired(False), parse_save(LIVE), force=True)
     for chain in ("KUBE-SERVICES", "KUBE-SVC-A", "KUBE-SEP-KEEP"):
         assert f":{chain} - [0:0]" in payload
+
+
+def test_stray_jump_into_a_kept_chain_is_removed():
+    """After a mode switch the other mode's jump (another comment) into a surviving chain must go."""
+    live = LIVE.replace("-A PREROUTING -j KUBE-SERVICES",
+                        "-A PREROUTING -j KUBE-SERVICES\n-A PREROUTING -m comment --comment old -j KUBE-SERVICES")
+    payload, changes = plan_restore(desired(False), parse_save(live))
+    assert "-D PREROUTING -m comment --comment old -j KUBE-SERVICES" in payload.splitlines()
+    assert "-D PREROUTING -j KUBE-SERVICES" not in payload.splitlines()
+    assert any("stray jump" in c for c in changes)

@@ -1,0 +1,765 @@
+"""kube-proxy's IPVS mode, rendered per node as data, plus pure diffs against the live state. Pure.
+
+What a node holds when kube-proxy (Kubernetes 1.31+, `mode: ipvs`, pkg/proxy/ipvs) runs on it with the
+settings a kind/kubeadm cluster uses: `--cluster-cidr` = the pod subnet (local traffic detector
+`! -s <podSubnet>`), masquerade bit 14 (mark 0x4000), `masqueradeAll: false`, `strictARP: false`,
+`nodePortAddresses` unset, no `excludeCIDRs`, no IPVS timeouts, iptables with `--random-fully`.
+
+  dummy device  `kube-ipvs0` (kube-proxy leaves it down) holding a /32 of every ClusterIP, and of every
+                externalIP / LoadBalancer IP that is not already an address of another interface.
+  IPVS          one virtual server per ClusterIP:port, externalIP:port, LB IP:port, and per node
+                address:nodePort; scheduler `networking.ipvsScheduler`; sessionAffinity ClientIP ->
+                persistent with the affinity timeout; scheduler `mh` -> flag `mh-port` (kube-proxy's
+                FlagSourceHash, 0x10). Real servers: the endpoints, masquerading, weight 1.
+  ipsets        all 17 of kube-proxy's sets, created on every sync even when empty (IPSET_INFO).
+  iptables      nat: KUBE-SERVICES, KUBE-POSTROUTING, KUBE-NODE-PORT, KUBE-LOAD-BALANCER, KUBE-MARK-MASQ;
+                filter: KUBE-FORWARD, KUBE-NODE-PORT, KUBE-PROXY-FIREWALL, KUBE-SOURCE-RANGES-FIREWALL,
+                KUBE-IPVS-FILTER, KUBE-IPVS-OUT-FILTER; rules that match the sets (a rule whose set is empty
+                is left out, as kube-proxy does), in iptables-save form like kubeproxy_iptables.
+  sysctls       net/ipv4/vs/conntrack=1, expire_nodest_conn=1, expire_quiescent_template=1, ip_forward=1;
+                vs/conn_reuse_mode=0 only on kernels in [4.1, 5.9) (newer ones are left as they are);
+                conf/all/arp_ignore=1 and arp_announce=2 only with strictARP.
+
+Endpoint choice (kube-proxy's syncEndpoint, with proxy.CategorizeEndpoints via `categorize_endpoints`,
+the same function the iptables and nftables renderers use): a virtual server whose traffic policy is
+Local (internalTrafficPolicy for the ClusterIP, externalTrafficPolicy for NodePorts, externalIPs and LB
+IPs) gets the node's local endpoints *if there are any*, and otherwise the cluster-wide list
+(kubernetes#97081: local pods can still reach the Service). That list is empty for an
+internalTrafficPolicy: Local Service that is not externally accessible. Unlike iptables mode there is no
+REJECT/DROP rule for a Service without endpoints: the virtual server exists with no real server, and
+IPVS answers a new connection to it with ICMP port-unreachable itself (ip_vs_leave), so clients are
+refused all the same. So, compared with iptables mode on the same node:
+  - externalTrafficPolicy: Local without local endpoints: iptables mode drops external traffic, IPVS mode
+    forwards it to remote endpoints without SNAT (the reply then bypasses the node and is lost);
+  - internalTrafficPolicy: Local without local endpoints: iptables mode drops, IPVS mode refuses (no real
+    server) - or, for a NodePort/LB Service, sends ClusterIP traffic to every endpoint.
+KUBE-IPVS-FILTER (INPUT) rejects new connections to a kube-ipvs0 address that match no Service ip:port,
+so a ClusterIP does *not* answer ping in current kube-proxy (it did before that chain existed).
+
+NodePorts: with nodePortAddresses unset kube-proxy creates the virtual servers on every address of every
+interface except kube-ipvs0 and loopback addresses. A netlab node has the node IP (eth0), the pod gateway
+(cni0) and with VXLAN the flannel.1 /32, so a NodePort gets 2 or 3 virtual servers per node - as on a
+real flannel node. The NodePort ipsets are bitmap:port (any local address), SCTP uses hash:ip,port with
+the node addresses.
+
+Not rendered because the model has no such fields: loadBalancerSourceRanges (KUBE-LOAD-BALANCER-FW,
+-SOURCE-IP, -SOURCE-CIDR stay empty; KUBE-IPVS-OUT-FILTER stays empty), healthCheckNodePort
+(KUBE-HEALTH-CHECK-NODE-PORT stays empty), terminating endpoints and graceful deletion (kube-proxy sets a
+removed real server's weight to 0 and deletes it when its connections are gone; here it is deleted at
+once - expire_nodest_conn=1 then expires its connections on their next packet).
+
+Order: kube-proxy walks Go maps; here virtual servers are sorted by (address, port, protocol), real
+servers by their "ip:port" string (like the endpoint lists), ipset entries naturally (numbers as numbers).
+Neither ipvsadm nor ipset guarantee an order, so the parsers below sort the same way and the diffs
+compare sets.
+
+API (all pure):
+  ipvs_state(cluster, node) -> IpvsState            what the node should hold
+  node_ipvs_tables(cluster, node) -> {table: TableState}   the iptables part (used by render.iptables)
+  ipvsadm_save_text(vss) / parse_ipvsadm_save(text)   `ipvsadm -Sn` text, both ways
+  ipvs_diff(desired, live) -> [op]                    add/edit/del service/real; op.restore_line()
+  ipvsadm_restore_text(ops)                           `ipvsadm-restore` payload of those ops
+  ipset_restore_text(state) / parse_ipset_save(text) / ipset_diff(state, live_save_text)
+  ipset_destroy_text(live_save_text)                  destroy kube-proxy's sets (mode switch)
+  address_diff(state, live_addresses) -> (add, remove)
+  describe(cluster, node)                             everything as text (golden files, `netlab render`)
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Union
+
+from ..model.objects import Cluster, Endpoint, Node
+from .iptables import TableState
+from .kubeproxy_iptables import MASQ_MARK, PortInfo, categorize_endpoints, is_proxied, port_info
+
+DUMMY_DEVICE = "kube-ipvs0"
+DEFAULT_SCHEDULER = "rr"
+
+# ---------------------------------------------------------------- ipsets (pkg/proxy/ipvs/ipset.go)
+
+LOOP_BACK = "KUBE-LOOP-BACK"
+CLUSTER_IP = "KUBE-CLUSTER-IP"
+EXTERNAL_IP = "KUBE-EXTERNAL-IP"
+EXTERNAL_IP_LOCAL = "KUBE-EXTERNAL-IP-LOCAL"
+LOAD_BALANCER = "KUBE-LOAD-BALANCER"
+LOAD_BALANCER_FW = "KUBE-LOAD-BALANCER-FW"
+LOAD_BALANCER_LOCAL = "KUBE-LOAD-BALANCER-LOCAL"
+LOAD_BALANCER_SOURCE_IP = "KUBE-LOAD-BALANCER-SOURCE-IP"
+LOAD_BALANCER_SOURCE_CIDR = "KUBE-LOAD-BALANCER-SOURCE-CIDR"
+NODE_PORT_TCP = "KUBE-NODE-PORT-TCP"
+NODE_PORT_LOCAL_TCP = "KUBE-NODE-PORT-LOCAL-TCP"
+NODE_PORT_UDP = "KUBE-NODE-PORT-UDP"
+NODE_PORT_LOCAL_UDP = "KUBE-NODE-PORT-LOCAL-UDP"
+NODE_PORT_SCTP = "KUBE-NODE-PORT-SCTP-HASH"
+NODE_PORT_LOCAL_SCTP = "KUBE-NODE-PORT-LOCAL-SCTP-HASH"
+HEALTH_CHECK_NODE_PORT = "KUBE-HEALTH-CHECK-NODE-PORT"
+IPVS_IPS = "KUBE-IPVS-IPS"
+
+HASH_IP = "hash:ip"
+HASH_IP_PORT = "hash:ip,port"
+HASH_IP_PORT_IP = "hash:ip,port,ip"
+HASH_IP_PORT_NET = "hash:ip,port,net"
+BITMAP_PORT = "bitmap:port"
+
+# kube-proxy's ipsetInfo: (name, type, comment), in its order. The comment is not stored in the kernel
+# (kube-proxy creates the sets without the comment extension); it is the iptables comment of the rule
+# that matches the set.
+IPSET_INFO: list[tuple[str, str, str]] = [
+    (LOOP_BACK, HASH_IP_PORT_IP, "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"),
+    (CLUSTER_IP, HASH_IP_PORT, "Kubernetes service cluster ip + port for masquerade purpose"),
+    (EXTERNAL_IP, HASH_IP_PORT, "Kubernetes service external ip + port for masquerade and filter purpose"),
+    (EXTERNAL_IP_LOCAL, HASH_IP_PORT, "Kubernetes service external ip + port with externalTrafficPolicy=local"),
+    (LOAD_BALANCER, HASH_IP_PORT, "Kubernetes service lb portal"),
+    (LOAD_BALANCER_FW, HASH_IP_PORT,
+     "Kubernetes service load balancer ip + port for load balancer with sourceRange"),
+    (LOAD_BALANCER_LOCAL, HASH_IP_PORT,
+     "Kubernetes service load balancer ip + port with externalTrafficPolicy=local"),
+    (LOAD_BALANCER_SOURCE_IP, HASH_IP_PORT_IP,
+     "Kubernetes service load balancer ip + port + source IP for packet filter purpose"),
+    (LOAD_BALANCER_SOURCE_CIDR, HASH_IP_PORT_NET,
+     "Kubernetes service load balancer ip + port + source cidr for packet filter purpose"),
+    (NODE_PORT_TCP, BITMAP_PORT, "Kubernetes nodeport TCP port for masquerade purpose"),
+    (NODE_PORT_LOCAL_TCP, BITMAP_PORT, "Kubernetes nodeport TCP port with externalTrafficPolicy=local"),
+    (NODE_PORT_UDP, BITMAP_PORT, "Kubernetes nodeport UDP port for masquerade purpose"),
+    (NODE_PORT_LOCAL_UDP, BITMAP_PORT, "Kubernetes nodeport UDP port with externalTrafficPolicy=local"),
+    (NODE_PORT_SCTP, HASH_IP_PORT, "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'"),
+    (NODE_PORT_LOCAL_SCTP, HASH_IP_PORT,
+     "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"),
+    (HEALTH_CHECK_NODE_PORT, BITMAP_PORT, "Kubernetes health check node port"),
+    (IPVS_IPS, HASH_IP, "Addresses on the ipvs interface"),
+]
+IPSET_NAMES = tuple(name for name, _, _ in IPSET_INFO)
+
+# kube-proxy's defaults for every set it creates (setIPSetDefaults)
+HASH_FAMILY = "inet"
+HASH_SIZE = 1024
+MAX_ELEM = 65536
+PORT_RANGE = "0-65535"
+
+# (set, table, chain, match type, protocol match, target) - kube-proxy's ipsetWithIptablesChain, in order.
+# A rule is written only when its set is not empty.
+IPSET_RULES: list[tuple[str, str, str, str, str | None, str]] = [
+    (LOOP_BACK, "nat", "KUBE-POSTROUTING", "dst,dst,src", None, "MASQUERADE"),
+    (LOAD_BALANCER, "nat", "KUBE-SERVICES", "dst,dst", None, "KUBE-LOAD-BALANCER"),
+    (LOAD_BALANCER_LOCAL, "nat", "KUBE-LOAD-BALANCER", "dst,dst", None, "RETURN"),
+    (NODE_PORT_LOCAL_TCP, "nat", "KUBE-NODE-PORT", "dst", "tcp", "RETURN"),
+    (NODE_PORT_TCP, "nat", "KUBE-NODE-PORT", "dst", "tcp", "KUBE-MARK-MASQ"),
+    (NODE_PORT_LOCAL_UDP, "nat", "KUBE-NODE-PORT", "dst", "udp", "RETURN"),
+    (NODE_PORT_UDP, "nat", "KUBE-NODE-PORT", "dst", "udp", "KUBE-MARK-MASQ"),
+    (NODE_PORT_LOCAL_SCTP, "nat", "KUBE-NODE-PORT", "dst,dst", "sctp", "RETURN"),
+    (NODE_PORT_SCTP, "nat", "KUBE-NODE-PORT", "dst,dst", "sctp", "KUBE-MARK-MASQ"),
+    (LOAD_BALANCER_FW, "filter", "KUBE-PROXY-FIREWALL", "dst,dst", None, "KUBE-SOURCE-RANGES-FIREWALL"),
+    (LOAD_BALANCER_SOURCE_CIDR, "filter", "KUBE-SOURCE-RANGES-FIREWALL", "dst,dst,src", None, "RETURN"),
+    (LOAD_BALANCER_SOURCE_IP, "filter", "KUBE-SOURCE-RANGES-FIREWALL", "dst,dst,src", None, "RETURN"),
+]
+
+# ---------------------------------------------------------------- iptables (pkg/proxy/ipvs/proxier.go)
+
+NAT_CHAINS = ("KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-NODE-PORT", "KUBE-LOAD-BALANCER", "KUBE-MARK-MASQ")
+FILTER_CHAINS = ("KUBE-FORWARD", "KUBE-NODE-PORT", "KUBE-PROXY-FIREWALL", "KUBE-SOURCE-RANGES-FIREWALL",
+                 "KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER")
+
+# Jumps from built-in chains in the order they end up in: kube-proxy prepends each of its
+# iptablesJumpChain entries (nat OUTPUT, PREROUTING, POSTROUTING; filter FORWARD->KUBE-FORWARD,
+# INPUT->KUBE-NODE-PORT, INPUT/FORWARD->KUBE-PROXY-FIREWALL, INPUT->KUBE-IPVS-FILTER,
+# OUTPUT->KUBE-IPVS-OUT-FILTER), so a later entry ends up above an earlier one in the same chain.
+NAT_JUMPS = [
+    ("PREROUTING", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
+    ("OUTPUT", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
+    ("POSTROUTING", '-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING'),
+]
+FILTER_JUMPS = [
+    ("INPUT", '-m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER'),
+    ("INPUT", '-m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL'),
+    ("INPUT", '-m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT'),
+    ("FORWARD", '-m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL'),
+    ("FORWARD", '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD'),
+    ("OUTPUT", '-m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-OUT-FILTER'),
+]
+
+# ---------------------------------------------------------------- sysctls
+
+SYSCTLS = {
+    "net/ipv4/vs/conntrack": "1",
+    "net/ipv4/vs/expire_nodest_conn": "1",
+    "net/ipv4/vs/expire_quiescent_template": "1",
+    "net/ipv4/ip_forward": "1",
+}
+CONN_REUSE_MODE = "net/ipv4/vs/conn_reuse_mode"
+CONN_REUSE_MIN_KERNEL = (4, 1)        # utilkernel.IPVSConnReuseModeMinSupportedKernelVersion
+CONN_REUSE_FIXED_KERNEL = (5, 9)      # utilkernel.IPVSConnReuseModeFixedKernelVersion (kubernetes#93297)
+STRICT_ARP_SYSCTLS = {"net/ipv4/conf/all/arp_ignore": "1", "net/ipv4/conf/all/arp_announce": "2"}
+
+# scheduler flag names as ipvsadm prints them (`-b`), for kube-proxy's FlagSourceHash (0x10 = SCHED2)
+SOURCE_HASH_FLAG = {"mh": "mh-port", "sh": "sh-port"}
+
+PROTO_SWITCH = {"TCP": "-t", "UDP": "-u", "SCTP": "--sctp-service"}
+SWITCH_PROTO = {v: k for k, v in PROTO_SWITCH.items()} | {"--tcp-service": "TCP", "--udp-service": "UDP"}
+FWD_SWITCH = {"masq": "-m", "route": "-g", "tunnel": "-i"}
+SWITCH_FWD = {v: k for k, v in FWD_SWITCH.items()} | {"--masquerading": "masq", "--gatewaying": "route",
+                                                      "--ipip": "tunnel"}
+
+
+# ---------------------------------------------------------------- data
+
+def _natural(text: str) -> tuple:
+    """Sort key with numbers compared as numbers: 10.244.1.10 after 10.244.1.9, port 8080 before 30080."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+
+
+def _ip_key(addr: str) -> int:
+    return int(ipaddress.ip_address(addr))
+
+
+@dataclass(frozen=True)
+class RealServer:
+    address: str
+    port: int
+    weight: int = 1
+    forwarding: str = "masq"           # masq | route | tunnel (ipvsadm -m | -g | -i)
+
+    @property
+    def key(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+@dataclass
+class VirtualServer:
+    protocol: str                      # TCP | UDP | SCTP
+    address: str
+    port: int
+    scheduler: str = DEFAULT_SCHEDULER
+    persistent: int | None = None      # persistence timeout in seconds (sessionAffinity ClientIP)
+    flags: tuple[str, ...] = ()        # scheduler flags as ipvsadm names them, e.g. ("mh-port",)
+    real_servers: list[RealServer] = field(default_factory=list)
+    comment: str = field(default="", compare=False)     # which Service port (not in the kernel)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.protocol, self.address, self.port)
+
+    @property
+    def sort_key(self) -> tuple:
+        return (_ip_key(self.address), self.port, self.protocol)
+
+    @property
+    def target(self) -> str:
+        """The service as ipvsadm names it: `-t 10.96.0.1:443`."""
+        return f"{PROTO_SWITCH[self.protocol]} {self.address}:{self.port}"
+
+    def header(self) -> "VirtualServer":
+        """This virtual server without its real servers."""
+        return replace(self, real_servers=[])
+
+    def same_header(self, other: "VirtualServer") -> bool:
+        return (self.key, self.scheduler, self.persistent, tuple(sorted(self.flags))) == \
+            (other.key, other.scheduler, other.persistent, tuple(sorted(other.flags)))
+
+
+@dataclass
+class IpSet:
+    name: str
+    type: str
+    entries: list[str] = field(default_factory=list)
+    comment: str = field(default="", compare=False)
+
+    def create_line(self, exist: bool = True) -> str:
+        """`create` as kube-proxy runs it (family/hashsize/maxelem for hash sets, range for bitmap:port)."""
+        opts = f"range {PORT_RANGE}" if self.type == BITMAP_PORT else \
+            f"family {HASH_FAMILY} hashsize {HASH_SIZE} maxelem {MAX_ELEM}"
+        return f"create {self.name} {self.type} {opts}" + (" -exist" if exist else "")
+
+
+@dataclass
+class IpvsState:
+    node: str
+    addresses: list[str]                       # "10.96.0.1/32" on the dummy device, sorted
+    virtual_servers: list[VirtualServer]
+    ipsets: dict[str, IpSet]                   # every kube-proxy set, in IPSET_INFO order
+    iptables: dict[str, TableState]            # "nat", "filter"
+    sysctls: dict[str, str]
+    dummy_device: str = DUMMY_DEVICE
+
+
+# ---------------------------------------------------------------- the renderer
+
+def node_addresses(cluster: Cluster, node: Node) -> list[str]:
+    """Every non-loopback address of the node's interfaces other than kube-ipvs0 (kube-proxy's
+    GetAllLocalAddressesExcept): node IP on eth0, the pod gateway on cni0, flannel.1's /32 with VXLAN."""
+    from .trace import node_local_ips          # the same list the packet tracer treats as LOCAL
+    return list(node_local_ips(cluster, node))
+
+
+def _vs_endpoints(cluster_eps: list[Endpoint], local_eps: list[Endpoint], only_local: bool) -> list[Endpoint]:
+    """syncEndpoint's choice: the local endpoints for a Local policy when there are any, else the cluster ones."""
+    if only_local and local_eps:
+        return local_eps
+    return cluster_eps
+
+
+def ipvs_state(cluster: Cluster, node: Node, *, kernel: tuple[int, int] | None = None,
+               strict_arp: bool = False) -> IpvsState:
+    """kube-proxy's IPVS-mode state on `node`.
+
+    kernel: the (major, minor) of the node's kernel, for vs/conn_reuse_mode (None: a current kernel,
+    >= 5.9, where kube-proxy leaves it alone). strict_arp: kube-proxy's ipvs.strictARP (default false).
+    """
+    scheduler = cluster.networking.ipvs_scheduler or DEFAULT_SCHEDULER
+    flags = (SOURCE_HASH_FLAG[scheduler],) if scheduler == "mh" else ()
+    local_addrs = node_addresses(cluster, node)
+    local_set = set(local_addrs)
+    sets = {name: IpSet(name, typ, [], comment) for name, typ, comment in IPSET_INFO}
+    entries: dict[str, set[str]] = {name: set() for name in IPSET_NAMES}
+    bound: set[str] = set()
+    vss: dict[tuple, VirtualServer] = {}
+
+    ports = [(svc, port) for svc in cluster.services if is_proxied(svc) for port in svc.ports]
+    ports.sort(key=lambda sp: (sp[0].namespace, sp[0].name, sp[1].name or "", sp[1].protocol))
+    has_node_port = any(port_info(svc, port).node_port for svc, port in ports)
+    node_ips = local_addrs if has_node_port else []
+
+    for svc, port in ports:
+        info: PortInfo = port_info(svc, port)
+        proto = info.proto
+        cluster_eps, local_eps, _, _ = categorize_endpoints(info, node)
+
+        def add_vs(address: str, vport: int, only_local: bool, what: str) -> None:
+            vs = VirtualServer(port.protocol, address, vport, scheduler, info.sticky_seconds, flags,
+                               [RealServer(str(e.ip), e.port) for e in
+                                _vs_endpoints(cluster_eps, local_eps, only_local)],
+                               comment=f"{info.name} {what}")
+            vss.setdefault(vs.key, vs)           # two Services claiming one ip:port: the first wins
+
+        # hairpin: every endpoint of this node (ready or not), dst ip:port and src ip
+        for ep in svc.endpoints.get(port.name or "", []):
+            if ep.node == node.name:
+                entries[LOOP_BACK].add(f"{ep.ip},{proto}:{ep.port},{ep.ip}")
+
+        entries[CLUSTER_IP].add(f"{info.cluster_ip},{proto}:{port.port}")
+        add_vs(info.cluster_ip, port.port, info.itp_local, "cluster IP")
+        bound.add(info.cluster_ip)
+
+        for eip in info.external_ips:
+            entries[EXTERNAL_IP_LOCAL if info.etp_local else EXTERNAL_IP].add(f"{eip},{proto}:{port.port}")
+            add_vs(eip, port.port, info.etp_local, "external IP")
+            if eip not in local_set:             # not bound when another interface has it
+                bound.add(eip)
+
+        for vip in info.lb_vips:
+            entries[LOAD_BALANCER].add(f"{vip},{proto}:{port.port}")
+            if info.etp_local:
+                entries[LOAD_BALANCER_LOCAL].add(f"{vip},{proto}:{port.port}")
+            add_vs(vip, port.port, info.etp_local, "load balancer IP")
+            if vip not in local_set:
+                bound.add(vip)
+
+        if info.node_port:
+            np = info.node_port
+            if proto == "sctp":
+                np_entries = [(NODE_PORT_SCTP, NODE_PORT_LOCAL_SCTP, f"{ip},sctp:{np}") for ip in node_ips]
+            else:
+                tcp = proto == "tcp"
+                np_entries = [(NODE_PORT_TCP if tcp else NODE_PORT_UDP,
+                               NODE_PORT_LOCAL_TCP if tcp else NODE_PORT_LOCAL_UDP, str(np))]
+            for all_set, local_set_name, entry in np_entries:
+                entries[all_set].add(entry)
+                if info.etp_local:
+                    entries[local_set_name].add(entry)
+            for ip in node_ips:                  # not bound: they are the node's own addresses
+                add_vs(ip, np, info.etp_local, "node port")
+
+    entries[IPVS_IPS] = set(bound)
+    for name, s in sets.items():
+        s.entries = sorted(entries[name], key=_natural)
+
+    sysctls = dict(SYSCTLS)
+    if kernel is not None and CONN_REUSE_MIN_KERNEL <= kernel < CONN_REUSE_FIXED_KERNEL:
+        sysctls[CONN_REUSE_MODE] = "0"
+    if strict_arp:
+        sysctls.update(STRICT_ARP_SYSCTLS)
+
+    return IpvsState(
+        node=node.name,
+        addresses=[f"{a}/32" for a in sorted(bound, key=_ip_key)],
+        virtual_servers=sorted(vss.values(), key=lambda v: v.sort_key),
+        ipsets=sets,
+        iptables=_tables(sets, str(cluster.networking.pod_subnet)),
+        sysctls=sysctls,
+    )
+
+
+def node_ipvs_tables(cluster: Cluster, node: Node) -> dict[str, TableState]:
+    """The IPVS-mode iptables chains of `node` (what `render.iptables.node_rules` merges with flannel's)."""
+    return ipvs_state(cluster, node).iptables
+
+
+# ---------------------------------------------------------------- iptables rules
+
+def _rule(chain: str, *parts: str | None, target: str, src: str | None = None, proto: str | None = None) -> str:
+    """One rule as iptables-save prints it: -s, -p, then the matches in the order given, then -j."""
+    out = ["-A", chain]
+    if src:
+        out += ["!", "-s", src[1:]] if src.startswith("!") else ["-s", src]
+    if proto:
+        out += ["-p", proto]
+    out += [p for p in parts if p]
+    out += ["-j", target]
+    return " ".join(out)
+
+
+def _comment(text: str) -> str:
+    return f'-m comment --comment "{text}"'
+
+
+def _match_set(name: str, how: str) -> str:
+    return f"-m set --match-set {name} {how}"
+
+
+def _tables(sets: dict[str, IpSet], pod_net: str) -> dict[str, TableState]:
+    """writeIptablesRules: the rules follow what the sets hold (a set's rule only when it is not empty)."""
+    nat = TableState(chains={c: [] for c in NAT_CHAINS}, jumps=list(NAT_JUMPS))
+    flt = TableState(chains={c: [] for c in FILTER_CHAINS}, jumps=list(FILTER_JUMPS))
+    tables = {"nat": nat, "filter": flt}
+    full = {name: bool(s.entries) for name, s in sets.items()}
+    comment = {name: _comment(s.comment) for name, s in sets.items()}
+    svcs = nat.chains["KUBE-SERVICES"]
+
+    # connections from localhost are not proxied (no localhost NodePorts in IPVS mode)
+    svcs.append(_rule("KUBE-SERVICES", target="RETURN", src="127.0.0.0/8"))
+
+    for name, table, chain, how, proto, target in IPSET_RULES:
+        if full[name]:
+            tables[table].chains[chain].append(
+                _rule(chain, comment[name], _match_set(name, how), target=target, proto=proto))
+
+    if full[CLUSTER_IP]:
+        # off-cluster traffic to a ClusterIP (a route to the service range via a node) is masqueraded
+        svcs.append(_rule("KUBE-SERVICES", comment[CLUSTER_IP], _match_set(CLUSTER_IP, "dst,dst"),
+                          target="KUBE-MARK-MASQ", src=f"!{pod_net}"))
+
+    def external_ip_rules(name: str) -> None:
+        base = (comment[name], _match_set(name, "dst,dst"))
+        # from off the machine (not bridged from a pod, not sent by the node), and to local addresses
+        svcs.append(_rule("KUBE-SERVICES", *base, "-m physdev ! --physdev-is-in", "-m addrtype ! --src-type LOCAL",
+                          target="ACCEPT"))
+        svcs.append(_rule("KUBE-SERVICES", *base, "-m addrtype --dst-type LOCAL", target="ACCEPT"))
+
+    if full[EXTERNAL_IP]:
+        svcs.append(_rule("KUBE-SERVICES", comment[EXTERNAL_IP], _match_set(EXTERNAL_IP, "dst,dst"),
+                          target="KUBE-MARK-MASQ"))
+        external_ip_rules(EXTERNAL_IP)
+    if full[EXTERNAL_IP_LOCAL]:
+        external_ip_rules(EXTERNAL_IP_LOCAL)
+
+    svcs.append(_rule("KUBE-SERVICES", "-m addrtype --dst-type LOCAL", target="KUBE-NODE-PORT"))
+    nat.chains["KUBE-LOAD-BALANCER"].append(_rule("KUBE-LOAD-BALANCER", target="KUBE-MARK-MASQ"))
+    flt.chains["KUBE-SOURCE-RANGES-FIREWALL"].append(_rule("KUBE-SOURCE-RANGES-FIREWALL", target="DROP"))
+    # KUBE-IPVS-OUT-FILTER: one DROP per LB ip:port with source ranges that exclude the node - none here
+
+    # accept what IPVS will take, whatever other rules in the table might do (acceptIPVSTraffic)
+    for name in (CLUSTER_IP, LOAD_BALANCER):
+        if full[name]:
+            svcs.append(_rule("KUBE-SERVICES", _match_set(name, "dst,dst"), target="ACCEPT"))
+
+    flt.chains["KUBE-FORWARD"] += [
+        _rule("KUBE-FORWARD", _comment("kubernetes forwarding rules"), f"-m mark --mark {MASQ_MARK}/{MASQ_MARK}",
+              target="ACCEPT"),
+        _rule("KUBE-FORWARD", _comment("kubernetes forwarding conntrack rule"),
+              "-m conntrack --ctstate RELATED,ESTABLISHED", target="ACCEPT"),
+    ]
+    flt.chains["KUBE-NODE-PORT"].append(
+        _rule("KUBE-NODE-PORT", comment[HEALTH_CHECK_NODE_PORT], _match_set(HEALTH_CHECK_NODE_PORT, "dst"),
+              target="ACCEPT"))
+
+    # kubernetes#72236: a VIP reaches only its Service ports, not whatever listens on the node
+    ipvs_filter = flt.chains["KUBE-IPVS-FILTER"]
+    for name, how in ((LOAD_BALANCER, "dst,dst"), (CLUSTER_IP, "dst,dst"), (EXTERNAL_IP, "dst,dst"),
+                      (EXTERNAL_IP_LOCAL, "dst,dst"), (HEALTH_CHECK_NODE_PORT, "dst")):
+        ipvs_filter.append(_rule("KUBE-IPVS-FILTER", _match_set(name, how), target="RETURN"))
+    ipvs_filter.append(_rule("KUBE-IPVS-FILTER", "-m conntrack --ctstate NEW", _match_set(IPVS_IPS, "dst"),
+                             target="REJECT --reject-with icmp-port-unreachable"))
+
+    nat.chains["KUBE-POSTROUTING"] += [
+        _rule("KUBE-POSTROUTING", f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK}", target="RETURN"),
+        _rule("KUBE-POSTROUTING", target=f"MARK --set-xmark {MASQ_MARK}/0x0"),          # --xor-mark
+        _rule("KUBE-POSTROUTING", _comment("kubernetes service traffic requiring SNAT"),
+              target="MASQUERADE --random-fully"),
+    ]
+    nat.chains["KUBE-MARK-MASQ"].append(_rule("KUBE-MARK-MASQ", target=f"MARK --set-xmark {MASQ_MARK}/{MASQ_MARK}"))
+    return tables
+
+
+# ---------------------------------------------------------------- ipvsadm text
+
+def _vs_line(cmd: str, vs: VirtualServer) -> str:
+    line = f"{cmd} {vs.target} -s {vs.scheduler}"
+    if vs.persistent is not None:
+        line += f" -p {vs.persistent}"
+    if vs.flags:
+        line += f" -b {','.join(vs.flags)}"
+    return line
+
+
+def _rs_line(cmd: str, vs: VirtualServer, rs: RealServer) -> str:
+    return f"{cmd} {vs.target} -r {rs.address}:{rs.port} {FWD_SWITCH[rs.forwarding]} -w {rs.weight}"
+
+
+def ipvsadm_save_text(virtual_servers: Iterable[VirtualServer]) -> str:
+    """The virtual servers as `ipvsadm -Sn` prints them (and `ipvsadm-restore` reads them)."""
+    lines = []
+    for vs in virtual_servers:
+        lines.append(_vs_line("-A", vs))
+        lines.extend(_rs_line("-a", vs, rs) for rs in vs.real_servers)
+    return "".join(line + "\n" for line in lines)
+
+
+def _split_addr(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def parse_ipvsadm_save(text: str) -> list[VirtualServer]:
+    """`ipvsadm -Sn` output -> virtual servers, sorted like the renderer sorts them.
+
+    Firewall-mark services (`-f`) are skipped (kube-proxy makes none); options netlab does not use
+    (`-M`, `--pe`, `-x`, `-y`, tunnel options) are read and ignored.
+    """
+    vss: dict[tuple, VirtualServer] = {}
+    for raw in text.splitlines():
+        tok = raw.split()
+        if not tok or tok[0] not in ("-A", "-a"):
+            continue
+        proto = addr = None
+        opts: dict[str, str | None] = {}
+        i = 1
+        while i < len(tok):
+            t = tok[i]
+            if t in SWITCH_PROTO:
+                proto, addr = SWITCH_PROTO[t], tok[i + 1]
+                i += 2
+                continue
+            if t in ("-f", "--fwmark-service"):
+                proto = None
+                break
+            if t in SWITCH_FWD:
+                opts["fwd"] = SWITCH_FWD[t]
+            elif t == "-p" or t == "--persistent":
+                # the timeout is optional for ipvsadm; -Sn always prints it
+                if i + 1 < len(tok) and tok[i + 1].isdigit():
+                    opts["p"] = tok[i + 1]
+                    i += 1
+                else:
+                    opts["p"] = "300"
+            elif i + 1 < len(tok):
+                opts[t] = tok[i + 1]
+                i += 1
+            i += 1
+        if proto is None or addr is None:
+            continue
+        vaddr, vport = _split_addr(addr)
+        key = (proto, vaddr, vport)
+        if tok[0] == "-A":
+            flags = tuple(opts["-b"].split(",")) if opts.get("-b") else ()
+            vss[key] = VirtualServer(proto, vaddr, vport, opts.get("-s") or opts.get("--scheduler") or "wlc",
+                                     int(opts["p"]) if "p" in opts else None, flags)
+        else:
+            rip, rport = _split_addr(opts.get("-r") or opts["--real-server"])
+            vs = vss.setdefault(key, VirtualServer(proto, vaddr, vport))
+            vs.real_servers.append(RealServer(rip, rport, int(opts.get("-w") or opts.get("--weight") or 1),
+                                              opts.get("fwd") or "route"))
+    out = sorted(vss.values(), key=lambda v: v.sort_key)
+    for vs in out:
+        vs.real_servers.sort(key=lambda r: r.key)
+    return out
+
+
+# ---------------------------------------------------------------- IPVS diff
+
+@dataclass(frozen=True)
+class AddService:
+    vs: VirtualServer
+
+    def restore_line(self) -> str:
+        return _vs_line("-A", self.vs)
+
+
+@dataclass(frozen=True)
+class EditService:
+    vs: VirtualServer
+
+    def restore_line(self) -> str:
+        return _vs_line("-E", self.vs)
+
+
+@dataclass(frozen=True)
+class DelService:
+    vs: VirtualServer
+
+    def restore_line(self) -> str:
+        return f"-D {self.vs.target}"
+
+
+@dataclass(frozen=True)
+class AddReal:
+    vs: VirtualServer
+    rs: RealServer
+
+    def restore_line(self) -> str:
+        return _rs_line("-a", self.vs, self.rs)
+
+
+@dataclass(frozen=True)
+class EditReal:
+    vs: VirtualServer
+    rs: RealServer
+
+    def restore_line(self) -> str:
+        return _rs_line("-e", self.vs, self.rs)
+
+
+@dataclass(frozen=True)
+class DelReal:
+    vs: VirtualServer
+    rs: RealServer
+
+    def restore_line(self) -> str:
+        return f"-d {self.vs.target} -r {self.rs.address}:{self.rs.port}"
+
+
+IpvsOp = Union[AddService, EditService, DelService, AddReal, EditReal, DelReal]
+
+
+def ipvs_diff(desired: Iterable[VirtualServer], live: Iterable[VirtualServer]) -> list[IpvsOp]:
+    """Operations that take `live` (parse_ipvsadm_save, or a previous desired list) to `desired`.
+
+    Order, as kube-proxy's sync goes: new and changed services with their real servers first (added
+    before stale ones are deleted, so a service never runs empty during a change), then stale real
+    servers, then stale services (deleting a service deletes its real servers, so they get no op).
+    Ops carry header-only VirtualServers (no real servers), so they compare and print small.
+    """
+    want = {vs.key: vs for vs in desired}
+    have = {vs.key: vs for vs in live}
+    adds: list[IpvsOp] = []
+    dels: list[IpvsOp] = []
+    for key in sorted(want, key=lambda k: want[k].sort_key):
+        vs = want[key]
+        head = vs.header()
+        cur = have.get(key)
+        if cur is None:
+            adds.append(AddService(head))
+            adds.extend(AddReal(head, rs) for rs in vs.real_servers)
+            continue
+        if not vs.same_header(cur):
+            adds.append(EditService(head))
+        cur_rs = {rs.key: rs for rs in cur.real_servers}
+        want_rs = {rs.key: rs for rs in vs.real_servers}
+        for rs in vs.real_servers:
+            old = cur_rs.get(rs.key)
+            if old is None:
+                adds.append(AddReal(head, rs))
+            elif old != rs:
+                adds.append(EditReal(head, rs))
+        dels.extend(DelReal(head, rs) for k, rs in sorted(cur_rs.items()) if k not in want_rs)
+    stale = sorted((vs for key, vs in have.items() if key not in want), key=lambda v: v.sort_key)
+    dels.extend(DelService(vs.header()) for vs in stale)
+    return adds + dels
+
+
+def ipvsadm_restore_text(ops: Iterable[IpvsOp]) -> str:
+    """The ops as an `ipvsadm-restore` (`ipvsadm -R`) payload; "" for no ops."""
+    return "".join(op.restore_line() + "\n" for op in ops)
+
+
+# ---------------------------------------------------------------- ipset text
+
+def ipset_restore_text(state: IpvsState) -> str:
+    """A full `ipset restore` payload: create every set (-exist), flush it, add its entries.
+
+    Idempotent and exact whatever the sets held before; the flush leaves a set briefly empty, so a
+    running node should get `ipset_diff` instead.
+    """
+    lines = []
+    for s in state.ipsets.values():
+        lines.append(s.create_line())
+        lines.append(f"flush {s.name}")
+        lines.extend(f"add {s.name} {e}" for e in s.entries)
+    return "".join(line + "\n" for line in lines)
+
+
+def parse_ipset_save(text: str) -> dict[str, IpSet]:
+    """`ipset save` output -> name -> IpSet (type and entries; entries sorted like the renderer's)."""
+    sets: dict[str, IpSet] = {}
+    for raw in text.splitlines():
+        tok = raw.split()
+        if len(tok) >= 3 and tok[0] == "create":
+            sets[tok[1]] = IpSet(tok[1], tok[2])
+        elif len(tok) >= 3 and tok[0] == "add":
+            sets.setdefault(tok[1], IpSet(tok[1], "")).entries.append(tok[2])
+    for s in sets.values():
+        s.entries.sort(key=_natural)
+    return sets
+
+
+def ipset_diff(desired: IpvsState, live_save_text: str) -> str:
+    """An `ipset restore` payload taking the live sets to `desired`: "" when nothing differs.
+
+    Missing sets are created and filled; entries are added before stale ones are deleted; sets that are
+    not kube-proxy's are left alone. A set of the wrong type is destroyed and created again (which the
+    kernel refuses while an iptables rule still references it).
+    """
+    live = parse_ipset_save(live_save_text)
+    lines: list[str] = []
+    for s in desired.ipsets.values():
+        cur = live.get(s.name)
+        if cur is not None and cur.type != s.type:
+            lines += [f"flush {s.name}", f"destroy {s.name}"]
+            cur = None
+        if cur is None:
+            lines.append(s.create_line())
+            lines.extend(f"add {s.name} {e}" for e in s.entries)
+            continue
+        have, want = set(cur.entries), set(s.entries)
+        lines.extend(f"add {s.name} {e} -exist" for e in s.entries if e not in have)
+        lines.extend(f"del {s.name} {e} -exist" for e in cur.entries if e not in want)
+    return "".join(line + "\n" for line in lines)
+
+
+def ipset_destroy_text(live_save_text: str) -> str:
+    """`ipset restore` payload destroying kube-proxy's sets that exist (after their iptables rules are gone)."""
+    live = parse_ipset_save(live_save_text)
+    return "".join(f"flush {n}\ndestroy {n}\n" for n in IPSET_NAMES if n in live)
+
+
+# ---------------------------------------------------------------- addresses
+
+def address_diff(desired: IpvsState, live: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(to add, to remove) on the dummy device; `live` as "ip/prefix" or bare ip strings."""
+    have = {a if "/" in a else f"{a}/32" for a in live}
+    want = set(desired.addresses)
+    key = lambda a: _ip_key(a.split("/")[0])      # noqa: E731
+    return sorted(want - have, key=key), sorted(have - want, key=key)
+
+
+# ---------------------------------------------------------------- text
+
+def describe(cluster: Cluster, node: Node) -> str:
+    """Everything IPVS mode programs on `node`, as commands and payloads (golden files, `netlab render`)."""
+    from .iptables import node_rules, to_restore
+    st = ipvs_state(cluster, node)
+    out = [f"# node {node.name}: kube-proxy IPVS mode (scheduler {cluster.networking.ipvs_scheduler})"]
+    out.append("## sysctls")
+    out += [f"sysctl -w {k.replace('/', '.')}={v}" for k, v in st.sysctls.items()]
+    out.append(f"## ip link add {st.dummy_device} type dummy")
+    out += [f"ip addr add {a} dev {st.dummy_device}" for a in st.addresses]
+    out.append("## ipset restore")
+    out += ipset_restore_text(st).splitlines()
+    out.append("## ipvsadm-restore")
+    for vs in st.virtual_servers:
+        out.append(f"# {vs.comment}")
+        out += ipvsadm_save_text([vs]).splitlines()
+    out.append("## iptables-restore --noflush")
+    out += to_restore(node_rules(cluster, node)).splitlines()
+    return "\n".join(out) + "\n"
