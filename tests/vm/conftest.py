@@ -10,7 +10,11 @@ import subprocess
 
 import pytest
 
-MODULES = ("ip_vs", "ip_vs_rr", "dummy", "sch_netem", "ipip")
+MODULES = ("ip_vs", "ip_vs_rr", "dummy", "sch_netem", "ipip",
+           # what a netlab lab needs on a stock kernel (autoloaded elsewhere, but br_netfilter is not)
+           "br_netfilter", "bridge", "veth", "vxlan", "ip_set", "xt_set", "nf_conntrack", "iptable_nat",
+           "iptable_filter", "xt_statistic", "xt_recent", "xt_comment", "xt_addrtype", "xt_mark",
+           "xt_MASQUERADE", "xt_conntrack", "nft_chain_nat")
 
 
 @pytest.hookimpl(tryfirst=True)
