@@ -328,3 +328,29 @@ def test_get_services_and_endpoints(svc):
     addrs = eps["subsets"][0]["addresses"]
     assert sorted(a["targetRef"]["name"] for a in addrs) == svc.web
     assert {p["name"] for s in eps["subsets"] for p in s["ports"]} == {"http", "udp"}
+
+
+def test_switching_proxy_mode_in_place(lab):
+    """iptables -> nftables -> iptables on a running lab: the old mode's rules go, pods stay."""
+    text = SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "3")
+    lab.up(text)
+    pods = {p.key: nsfs_inode(p) for p in lab.cluster.pods}
+    sc_changes = lab.up(text, proxy_mode="nftables").changes
+    assert any("nftables table ip kube-proxy" in c for c in sc_changes)
+    _, _, save = flavour_commands("auto")
+    assert "KUBE-" not in lab.node_exec("n1", [save]).stdout
+    assert "table ip kube-proxy" in lab.node_exec("n1", ["nft", "list", "tables"]).stdout
+    web = sorted(p.name for p in lab.pods("web-"))
+    assert sorted(set(many(lab, ("pod", "client"), svc_ip(lab, "web"), 80, n=30))) == web
+    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout  # the mode is kept in the state
+    assert "Running" in out
+    lab.up(text)  # back to the scenario's mode
+    assert "table ip kube-proxy" not in lab.node_exec("n1", ["nft", "list", "tables"]).stdout
+    assert "KUBE-SVC-" in lab.node_exec("n1", [save]).stdout
+    assert {p.key: nsfs_inode(p) for p in lab.cluster.pods} == pods
+    assert sorted(set(many(lab, ("pod", "client"), svc_ip(lab, "web"), 80, n=30))) == web
+
+
+def nsfs_inode(pod):
+    from netlab.dataplane import nsfs
+    return nsfs.ns_inode(nsfs.netns_path(pod.netns))
