@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from importlib import resources
 
@@ -100,15 +101,18 @@ def up(scenario: str | None, lab: str | None, proxy_mode: str | None, verbose: b
 
     Running it again changes nothing; after editing the scenario only the difference is applied.
     """
-    from .dataplane import lab as labmod
+    from .dataplane.host import require_root
+    require_root("build a lab")  # before anything else, even reading the scenario
     sc, text = load_scenario(scenario, lab)
+    from .dataplane import lab as labmod  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
     progress = Progress()
+    again = "sudo " + shlex.join(["netlab", "up"] + ([scenario] if scenario else []) + (["--lab", lab] if lab else []))
     try:
         result = labmod.up(sc, text, progress, proxy_mode=proxy_mode)
     except KeyboardInterrupt:
         progress.clear()
-        click.echo(f"interrupted: lab '{sc.name}' may be half built; run 'sudo netlab up' again to finish it "
+        click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "
                    f"or 'sudo netlab down {sc.name}' to remove it", err=True)
         sys.exit(130)
     except (SpecError, UsageError):
@@ -193,6 +197,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     from . import output as out
     from .dataplane import lab as labmod
     from .dataplane import nsfs
+    labmod.require_root("read a lab's state")
     if kind == "labs":
         rows = [[n] for n in labmod.labs()]
         click.echo(out.table(["NAME"], rows) if rows else "No labs are up.", nl=bool(not rows))
@@ -425,14 +430,20 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
 @click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
 @click.option("--lab", metavar="NAME", help="Lab name to render for.")
 @click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
-def render(scenario: str | None, node_name: str | None, lab: str | None, fabric: bool) -> None:
+@click.option("--proxy-mode", type=click.Choice(["iptables", "nftables", "ipvs"]),
+              help="Render for this kube-proxy mode instead of the scenario's.")
+def render(scenario: str | None, node_name: str | None, lab: str | None, fabric: bool,
+           proxy_mode: str | None) -> None:
     """Print what `up` would program into a node, without root and without changing anything:
-    the iptables-restore payload (default) or the fabric (--fabric)."""
+    the iptables-restore payload, plus the nft script (nftables mode) or the IPVS state (ipvs mode);
+    or the fabric (--fabric)."""
     from .model.build import build
     from .render import fabric as fab
     from .render.iptables import node_rules, to_restore
     sc, _ = load_scenario(scenario, lab)
     warn_ignored(sc)
+    if proxy_mode:
+        sc.networking.proxy_mode = proxy_mode
     cluster = build(sc)
     nodes = cluster.nodes
     if node_name:
@@ -444,7 +455,19 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
     for n in nodes:
         if len(nodes) > 1:
             click.echo(f"# ---- node {n.name}")
-        click.echo(fab.describe(cluster, n) if fabric else to_restore(node_rules(cluster, n)), nl=False)
+        if fabric:
+            click.echo(fab.describe(cluster, n), nl=False)
+            continue
+        click.echo(to_restore(node_rules(cluster, n)), nl=False)
+        mode = cluster.networking.proxy_mode
+        if mode == "nftables":
+            from .render.kubeproxy_nftables import nft_script
+            click.echo(f"# nft -f - (kube-proxy nftables mode, endpoint choice {cluster.networking.nft_choice})")
+            click.echo(nft_script(cluster, n, choice=cluster.networking.nft_choice), nl=False)
+        elif mode == "ipvs":
+            from .render.kubeproxy_ipvs import describe
+            click.echo("# IPVS mode: kube-ipvs0 addresses, ipvsadm -Sn, ipset save")
+            click.echo(describe(cluster, n), nl=False)
 
 
 @cli.command()

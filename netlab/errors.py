@@ -17,7 +17,15 @@ class SpecError(NetlabError):
         msg = f"{where}: {problem}" if where else problem
         if fix:
             msg += f"; {fix}"
-        super().__init__(msg)
+        super().__init__(one_line(msg))
+
+
+def one_line(text: str) -> str:
+    """`text` as one printable line: line breaks, control and format characters (which a scenario's
+    names and paths may carry) are escaped, never printed to the user's terminal as they are."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class UsageError(NetlabError):

@@ -132,7 +132,8 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
         out.append({
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": p.node, "containers": containers},
-            "status": {"phase": "Running" if s.phase == "Running" else ("Failed" if s.phase == "Error" else "Unknown"),
+            "status": {"phase": {"Running": "Running", "Error": "Failed", "NetworkBroken": "Running"}.get(s.phase, "Unknown"),
+                       **({"reason": s.phase} if s.phase != "Running" else {}),
                        "podIP": str(p.ip), "podIPs": [{"ip": str(p.ip)}],
                        "hostIP": str(node.ip), "hostIPs": [{"ip": str(node.ip)}],
                        "startTime": timestamp(s.created),

@@ -234,6 +234,7 @@ class Fabric:
         self.changes = changes
         self.progress = progress or (lambda *a: None)
         self.nodes: dict[str, Netns] = {}
+        self._opened: list[Netns] = []  # every socket _open made, closed when apply ends
         self.broken_pods: dict[str, str] = {}
 
     # entry point ------------------------------------------------------------
@@ -289,14 +290,21 @@ class Fabric:
             self.progress("pods", total, total)
             return broken
         finally:
-            for ns in self.nodes.values():
+            # all of them, the underlay's and the external host's too: an open netlink socket keeps its
+            # namespace alive after `down` (until the garbage collector finds it)
+            for ns in self._opened:
                 ns.close()
+            self._opened.clear()
 
     # namespaces -------------------------------------------------------------
     def _open(self, name: str) -> Netns:
         """Enter namespace `name` (creating it if missing) and open a netlink socket in it."""
         path = nsfs.netns_path(name)
         try:
+            if os.path.lexists(path) and not nsfs.is_ns_file(path):
+                # the empty placeholder of a netlab killed between creating and mounting it
+                nsfs.delete_ns_file(path)
+                self.changes.add(f"removed stale namespace file {path}")
             if os.path.exists(path):
                 nsfs.enter_netns_here(path)
             else:
@@ -305,6 +313,7 @@ class Fabric:
         except OSError as e:
             raise KernelError(f"cannot create or enter network namespace {name}: {e.strerror}") from None
         ns = Netns(name, IPRoute())
+        self._opened.append(ns)
         ns.ensure_up("lo", self.changes) if "lo" in ns.links() else None
         return ns
 
@@ -407,9 +416,9 @@ class Fabric:
         pf = pod_fabric(self.cluster, pod)
         node = self.nodes.get(pod.node)
         path = nsfs.netns_path(pf.netns)
-        if not os.path.exists(path):
+        if not nsfs.is_ns_file(path):
             return PodHealth(False, "its network namespace is missing")
-        if not os.path.exists(uts_path(self.cluster.name, pod)):
+        if not nsfs.is_ns_file(uts_path(self.cluster.name, pod)):
             return PodHealth(False, "its UTS namespace is missing")
         link = node.links().get(pf.host_veth) if node else None
         if link is None:
@@ -446,6 +455,35 @@ class Fabric:
         finally:
             inner.close()
         return PodHealth(True)
+
+
+def node_links(netns: str) -> dict[str, dict] | None:
+    """The links of a namespace (one netlink dump, on a throwaway thread), or None if it is gone."""
+    if not nsfs.is_ns_file(nsfs.netns_path(netns)):
+        return None
+
+    def dump() -> dict[str, dict]:
+        ns = Netns(netns, IPRoute())
+        try:
+            return ns.links()
+        finally:
+            ns.close()
+    return nsfs.in_netns(netns, dump)
+
+
+def pod_link_problem(pod: Pod, links: dict[str, dict] | None) -> str:
+    """What is wrong with a pod's node-side veth, given its node's links ('' if nothing)."""
+    if links is None:
+        return f"node {pod.node} has no network namespace"
+    veth = links.get(pod.host_veth)
+    if veth is None:
+        return f"its veth {pod.host_veth} is missing on node {pod.node}"
+    bridge = links.get(BRIDGE)
+    if bridge is None or veth["master"] != bridge["index"]:
+        return f"its veth {pod.host_veth} is not on {BRIDGE} on node {pod.node}"
+    if not veth["up"]:
+        return f"its veth {pod.host_veth} is down on node {pod.node}"
+    return ""
 
 
 def _default(gw: str) -> Route:

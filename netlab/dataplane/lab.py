@@ -20,29 +20,20 @@ from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
 from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
 from . import iptables, nsfs, procs, proxy, state
-from .fabric import Changes, Fabric, uts_path
+from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
+from .fabric import Changes, Fabric, node_links, pod_link_problem, uts_path
 
 Progress = Callable[[str, int, int], None]
-
-
-def require_root(action: str = "this") -> None:
-    if os.geteuid() != 0:
-        raise UsageError(f"netlab must run as root to {action} (it creates network namespaces): "
-                         f"try sudo {os.path.basename(sys.argv[0]) or 'netlab'} ...")
-
-
-def require_tools(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        raise UsageError(f"missing tool(s): {', '.join(missing)}; run scripts/setup "
-                         f"(or apt-get install iproute2 util-linux iptables)")
 
 
 # ------------------------------------------------------------------ discovery
 
 def lab_namespaces(lab: str) -> list[str]:
+    """The namespaces netlab makes for `lab` (and only those: a namespace someone else named
+    `nl.<lab>` or `nl.<lab>.mine` is not ours, so `down` leaves it alone)."""
     prefix = lab_prefix(lab)
-    return [n for n in nsfs.list_netns() if n == prefix or n.startswith(prefix + ".")]
+    own = (f"{prefix}.underlay", f"{prefix}.external")
+    return [n for n in nsfs.list_netns() if n in own or n.startswith((f"{prefix}.node.", f"{prefix}.pod."))]
 
 
 def labs() -> list[str]:
@@ -53,9 +44,8 @@ def labs() -> list[str]:
             parts = n[len(NETNS_PREFIX):].split(".")
             if len(parts) >= 2 and parts[1] in ("underlay", "external", "node", "pod"):
                 found.add(parts[0])
-    for d in state.labs_on_disk():
-        if os.path.exists(os.path.join(state.lab_dir(d), "state.json")):
-            found.add(d)
+    # a state directory alone is a lab too: an `up` killed before it wrote state.json leaves one
+    found.update(state.labs_on_disk())
     return sorted(found)
 
 
@@ -194,7 +184,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
         pods_extra[key].pop("procs", None)
 
     # ---- netfilter: flannel's chains and the proxy mode's state, one restore per node
-    proxy.sync(cluster, restore_cmd, save_cmd, changes)
+    proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"))
 
     # ---- processes
     _ensure_processes(cluster, pods_extra, servers, fresh, changes)
@@ -212,6 +202,7 @@ def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: di
                       changes: Changes) -> None:
     base = state.lab_dir(cluster.name)
     waits = []
+    strays = _unrecorded_processes(cluster, pods_extra, servers, fresh)
     for node in cluster.nodes:
         pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
         cfg_path = os.path.join(base, "run", f"netexec-{node.name}.json")
@@ -226,7 +217,11 @@ def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: di
         except OSError:
             same = False
         rec = servers.get(node.name)
-        running = procs.alive(rec)
+        running = procs.alive(rec, _server_owner(cluster.name, node.name), nsfs.netns_path(node.netns))
+        if not running and strays.get(_server_owner(cluster.name, node.name)):
+            # a server started by an `up` that was killed before recording it: replace it
+            procs.terminate([], strays[_server_owner(cluster.name, node.name)])
+            changes.add(f"node {node.name}: stopped an unrecorded built-in server")
         touched = any(p.key in fresh for p in pods)
         if running and same and not touched:
             continue
@@ -244,7 +239,8 @@ def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: di
             except FileNotFoundError:
                 pass
             rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns),
-                              os.path.join(base, "logs", f"netexec-{node.name}.log"))
+                              os.path.join(base, "logs", f"netexec-{node.name}.log"),
+                              owner=_server_owner(cluster.name, node.name))
             servers[node.name] = rec
             waits.append((pidfile, int(rec["pid"]), None))
             changes.add(f"node {node.name}: built-in server started (pid {rec['pid']})")
@@ -253,16 +249,51 @@ def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: di
         recs = extra.setdefault("procs", {})
         for cname, argv in pod.commands:
             rec = recs.get(cname)
-            if procs.alive(rec):
+            if procs.alive(rec, _container_owner(cluster.name, pod, cname), nsfs.netns_path(pod.netns)):
                 continue
             if rec is not None and pod.key not in fresh:
                 extra["restarts"] = int(extra.get("restarts", 0)) + 1
+            found = strays.get(_container_owner(cluster.name, pod, cname))
+            if found:
+                # started by an `up` that was killed before recording it: keep the oldest, end the others
+                procs.terminate([], found[1:])
+                recs[cname] = procs.record(found[0])
+                changes.add(f"pod {pod.key}: container {cname} adopted (pid {found[0]}, started by an "
+                            "interrupted up)")
+                continue
             container = next(c for c in pod.containers if c.name == cname)
             recs[cname] = procs.spawn(argv, nsfs.netns_path(pod.netns), _log_path(cluster.name, pod, cname),
                                       uts_path(cluster.name, pod), env={**_container_env(pod), **container.env},
-                                      cwd=container.working_dir or "/")
+                                      cwd=container.working_dir or "/",
+                                      owner=_container_owner(cluster.name, pod, cname))
             changes.add(f"pod {pod.key}: container {cname} started (pid {recs[cname]['pid']})")
     procs.wait_pidfiles(waits)
+
+
+def _server_owner(lab: str, node: str) -> str:
+    return f"{lab}/node/{node}/netexec"
+
+
+def _container_owner(lab: str, pod: Pod, container: str) -> str:
+    return f"{lab}/pod/{pod.namespace}/{pod.name}/{container}"
+
+
+def _unrecorded_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: dict[str, Any],
+                          fresh: set[str]) -> dict[str, list[int]]:
+    """Processes netlab started in this lab's namespaces that the state does not record (an `up`
+    killed between starting them and saving the state), by owner tag. One /proc scan, and only when
+    some record is missing or dead in a namespace that existed before this run."""
+    lab = cluster.name
+    paths = [nsfs.netns_path(n.netns) for n in cluster.nodes
+             if not procs.alive(servers.get(n.name), _server_owner(lab, n.name), nsfs.netns_path(n.netns))]
+    for pod in cluster.pods:
+        if pod.key in fresh or not pod.commands:
+            continue
+        recs = pods_extra.get(pod.key, {}).get("procs") or {}
+        if any(not procs.alive(recs.get(cname), _container_owner(lab, pod, cname), nsfs.netns_path(pod.netns))
+               for cname, _ in pod.commands):
+            paths.append(nsfs.netns_path(pod.netns))
+    return procs.owned(paths) if paths else {}
 
 
 def _container_env(pod: Pod) -> dict[str, str]:
@@ -290,7 +321,7 @@ def _remove_namespaces(lab: str, names: list[str], prev: dict[str, Any], changes
     for key, pod in prev.get("pods", {}).items():
         if pod.get("netns") in names:
             records.extend((pod.get("procs") or {}).values())
-    procs.terminate(records, procs.netns_members(paths))
+    procs.terminate(records, procs.netns_members(paths), owner=f"{lab}/")
     for name in names:
         nsfs.delete_ns_file(nsfs.netns_path(name))
         if ".pod." in name:
@@ -320,7 +351,7 @@ def down(lab: str) -> DownResult:
     paths = [nsfs.netns_path(n) for n in names]
     records = [r for p in st.get("pods", {}).values() for r in (p.get("procs") or {}).values()]
     records += list(st.get("servers", {}).values())
-    killed = procs.terminate(records, procs.netns_members(paths), grace=1.0)
+    killed = procs.terminate(records, procs.netns_members(paths), grace=1.0, owner=f"{lab}/")
     # pods first, then nodes, the external host and the underlay
     order = sorted(names, key=lambda n: (0 if ".pod." in n else 1 if ".node." in n else 2, n))
     for n in order:
@@ -344,7 +375,7 @@ def down(lab: str) -> DownResult:
 @dataclass
 class PodStatus:
     pod: Pod
-    phase: str          # Running | Error | Unknown
+    phase: str          # Running | Error | NetworkBroken | Unknown
     ready: int
     total: int
     restarts: int
@@ -353,29 +384,41 @@ class PodStatus:
 
 
 def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
+    """Each pod's containers (recorded processes alive?) and network (namespace there, node-side veth
+    present, up and on cni0: one link dump per node). STATUS is Running, Error (a container is not
+    running), NetworkBroken (containers run but the pod is cut off) or Unknown (no namespace)."""
     out = []
     servers = st.get("servers", {})
+    links = {n.name: node_links(n.netns) for n in cluster.nodes}
+    server_ok = {n.name: procs.alive(servers.get(n.name), _server_owner(cluster.name, n.name), nsfs.netns_path(n.netns))
+                 for n in cluster.nodes}
     for pod in cluster.pods:
         rec = st.get("pods", {}).get(pod.key, {})
         total = len(pod.containers)
         ready = 0
         problems = []
-        ns_ok = os.path.exists(nsfs.netns_path(pod.netns))
+        ns_ok = nsfs.is_ns_file(nsfs.netns_path(pod.netns))
         for c in pod.containers:
             if c.command or c.args:
-                ok = procs.alive((rec.get("procs") or {}).get(c.name))
+                ok = procs.alive((rec.get("procs") or {}).get(c.name), _container_owner(cluster.name, pod, c.name),
+                                 nsfs.netns_path(pod.netns))
             else:
-                ok = procs.alive(servers.get(pod.node))
+                ok = server_ok.get(pod.node, False)
             ready += ok
             if not ok:
                 problems.append(f"container {c.name} is not running")
+        net_problem = pod_link_problem(pod, links.get(pod.node)) if ns_ok else ""
         if not ns_ok:
             phase, problems = "Unknown", ["network namespace missing"]
             ready = 0
         elif ready < total:
             phase = "Error"
+        elif net_problem:
+            phase = "NetworkBroken"
         else:
             phase = "Running"
+        if net_problem:
+            problems.append(net_problem)
         out.append(PodStatus(pod, phase, ready, total, int(rec.get("restarts", 0)), rec.get("created"),
                              "; ".join(problems)))
     return out

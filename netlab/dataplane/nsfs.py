@@ -146,6 +146,15 @@ def delete_ns_file(path: str) -> bool:
     return existed
 
 
+def is_ns_file(path: str) -> bool:
+    """Whether `path` is a mounted namespace (not the empty placeholder file a process killed between
+    creating it and bind-mounting onto it leaves behind)."""
+    try:
+        return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev  # both live on nsfs
+    except OSError:
+        return False
+
+
 def ns_inode(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)

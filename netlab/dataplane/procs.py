@@ -17,6 +17,8 @@ from typing import Any, Iterable
 
 from ..errors import KernelError
 
+OWNER_VAR = "NETLAB_OWNER"
+
 
 def start_time(pid: int) -> str | None:
     try:
@@ -31,10 +33,34 @@ def start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def alive(rec: dict[str, Any] | None) -> bool:
-    if not rec or not rec.get("pid"):
+def alive(rec: dict[str, Any] | None, owner: str | None = None, netns: str | None = None) -> bool:
+    """Whether a recorded process still runs (the same one: its start time matches) and, with `owner`
+    and `netns`, carries that NETLAB_OWNER tag and lives in that network namespace. A record read from a
+    torn or edited state file may hold anything: that is simply not alive, and never a process netlab
+    would signal."""
+    if not isinstance(rec, dict):
         return False
-    return start_time(int(rec["pid"])) == rec.get("start")
+    try:
+        pid = int(rec.get("pid") or 0)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0 or start_time(pid) != rec.get("start"):
+        return False
+    if netns is not None and _netns_of(pid) != _inode(netns):
+        return False
+    return owner is None or owner_of(pid) == owner
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _netns_of(pid: int) -> tuple[int, int] | None:
+    return _inode(f"/proc/{pid}/ns/net")
 
 
 def record(pid: int) -> dict[str, Any]:
@@ -54,8 +80,14 @@ def _open_log(path: str):
 
 
 def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None = None,
-          env: dict[str, str] | None = None, cwd: str = "/") -> dict[str, Any]:
-    """Start argv inside a namespace; returns its record. nsenter execs argv, so the PID is argv's."""
+          env: dict[str, str] | None = None, cwd: str = "/", owner: str | None = None) -> dict[str, Any]:
+    """Start argv inside a namespace; returns its record. nsenter execs argv, so the PID is argv's.
+
+    `owner` is put in the process's environment as NETLAB_OWNER: if this netlab is killed before it
+    records the PID, the next `up` finds the process by it (see `owned`) instead of starting another.
+    """
+    if owner is not None:
+        env = dict(os.environ if env is None else env, **{OWNER_VAR: owner})
     cmd = ["nsenter", f"--net={netns_path}"]
     if uts_path:
         cmd.append(f"--uts={uts_path}")
@@ -71,6 +103,30 @@ def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None 
     # Popen keeps a handle that would reap the child; the lab outlives this process, so let it go.
     p.returncode = 0
     return {"pid": p.pid, "start": start_time(p.pid) or ""}
+
+
+def owner_of(pid: int) -> str | None:
+    """The NETLAB_OWNER a process was started with (from /proc/PID/environ), if any."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    tag = OWNER_VAR.encode() + b"="
+    for item in data.split(b"\0"):
+        if item.startswith(tag):
+            return item[len(tag):].decode(errors="replace")
+    return None
+
+
+def owned(paths: Iterable[str]) -> dict[str, list[int]]:
+    """Processes inside the namespaces `paths` that netlab started, by owner tag (oldest PID first)."""
+    out: dict[str, list[int]] = {}
+    for pid in sorted(netns_members(paths)):
+        tag = owner_of(pid)
+        if tag is not None and start_time(pid) is not None:
+            out.setdefault(tag, []).append(pid)
+    return out
 
 
 def netexec_argv(config: str, pidfile: str) -> list[str]:
@@ -132,12 +188,22 @@ def netns_members(paths: Iterable[str]) -> dict[int, str]:
     return found
 
 
-def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace: float = 1.0) -> int:
-    """SIGTERM, then SIGKILL after `grace` seconds: recorded processes (if still the same) and `pids`."""
+def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace: float = 1.0,
+              owner: str | None = None) -> int:
+    """SIGTERM, then SIGKILL after `grace` seconds: recorded processes (if still the same) and `pids`.
+
+    With `owner` (a NETLAB_OWNER prefix such as "lab/"), a recorded process is ended only if it carries
+    that tag and lives outside this process's network namespace (the host's, where netlab never starts
+    anything): a state file that was edited or mixed up can never make netlab kill a process it did not
+    start. (`pids` are the members of the lab's own namespaces and need no tag.)
+    """
     targets: dict[int, str | None] = {}
+    here = _netns_of(os.getpid())
     for rec in records:
         if alive(rec):
-            targets[int(rec["pid"])] = rec.get("start")
+            pid = int(rec["pid"])  # type: ignore[index]
+            if owner is None or ((owner_of(pid) or "").startswith(owner) and _netns_of(pid) != here):
+                targets[pid] = rec.get("start")  # type: ignore[union-attr]
     for pid in pids:
         targets.setdefault(pid, start_time(pid))
     targets = {p: s for p, s in targets.items() if s is not None}

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from typing import Any
 
 RUN_DIR = os.environ.get("NETLAB_RUN_DIR", "/run/netlab")
 STATE_VERSION = 1
+LAB_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TABLES = ("nodes", "pods", "services", "servers", "ipam", "iptables")
 
 
 def lab_dir(lab: str) -> str:
@@ -37,6 +40,31 @@ def load(lab: str) -> dict[str, Any] | None:
         return None  # a torn or corrupt file: the kernel is the truth, the next up rebuilds the state
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
         return None
+    return _sane(data)
+
+
+def _sane(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop what does not have the shape netlab writes (an edited or half-written file is a hint at
+    best): tables must map names to mappings (ipam: to strings), scalars must be strings."""
+    for key in TABLES:
+        table = data.get(key)
+        if not isinstance(table, dict):
+            data.pop(key, None)
+            continue
+        ok = str if key == "ipam" else (str, dict) if key == "iptables" else dict
+        data[key] = {k: v for k, v in table.items() if isinstance(k, str) and isinstance(v, ok)}
+    for rec in data.get("pods", {}).values():
+        if not isinstance(rec.get("procs"), dict):
+            rec.pop("procs", None)
+        if not isinstance(rec.get("restarts"), int) or isinstance(rec.get("restarts"), bool):
+            rec.pop("restarts", None)
+        if not isinstance(rec.get("created"), (int, float)) or isinstance(rec.get("created"), bool):
+            rec.pop("created", None)
+    for key in ("scenario", "source", "phase"):
+        if not isinstance(data.get(key), str):
+            data.pop(key, None)
+    if not isinstance(data.get("created"), (int, float)) or isinstance(data.get("created"), bool):
+        data.pop("created", None)
     return data
 
 
@@ -61,6 +89,6 @@ def save(lab: str, data: dict[str, Any]) -> None:
 
 def labs_on_disk() -> list[str]:
     try:
-        return sorted(d for d in os.listdir(RUN_DIR) if os.path.isdir(os.path.join(RUN_DIR, d)))
+        return sorted(d for d in os.listdir(RUN_DIR) if LAB_NAME.match(d) and os.path.isdir(os.path.join(RUN_DIR, d)))
     except FileNotFoundError:
         return []

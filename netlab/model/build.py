@@ -40,15 +40,20 @@ def template_hash(template: PodTemplate) -> str:
 def expand(scenario: Scenario) -> list[PodSpec]:
     """Bare pods plus the pods of every Deployment, named <deploy>-<template-hash>-<5 chars>."""
     pods = list(scenario.pods)
-    names = {(p.namespace, p.name) for p in pods}
+    bare = {(p.namespace, p.name) for p in pods}
+    names = set(bare)
     for d in scenario.deployments:
         h = template_hash(d.template)
         for i in range(d.replicas):
-            suffix = _safe_encode(f"{d.namespace}/{d.name}/{h}/{i}".encode(), 5)
-            name = f"{d.name}-{h}-{suffix}"
-            if (d.namespace, name) in names:
+            seed = f"{d.namespace}/{d.name}/{h}/{i}"
+            name = f"{d.name}-{h}-{_safe_encode(seed.encode(), 5)}"
+            if (d.namespace, name) in bare:
                 raise SpecError(f"Deployment {d.namespace}/{d.name}", f"pod name {name} is taken by another Pod",
                                 "rename that Pod")
+            attempt = 0
+            while (d.namespace, name) in names:  # two replicas drew the same suffix (27^5 of them): draw again
+                attempt += 1
+                name = f"{d.name}-{h}-{_safe_encode(f'{seed}/{attempt}'.encode(), 5)}"
             names.add((d.namespace, name))
             labels = dict(d.template.labels)
             labels["pod-template-hash"] = h

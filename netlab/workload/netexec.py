@@ -795,7 +795,7 @@ class Server:
             return
         tmp = f"{self.pidfile}.tmp.{os.getpid()}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with open(fd, "w") as f:
                 f.write(f"{os.getpid()} {self.generation}\n")
             os.replace(tmp, self.pidfile)

@@ -31,17 +31,24 @@ def test_bad_scenario_is_refused_without_kernel_change(tmp_path, fname):
     text, expected = BAD[fname]
     path = tmp_path / fname
     path.write_text(text)
-    before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    before = _namespaces("t-badinput")
     r = netlab_cli("up", str(path), "--lab", "t-badinput")
     assert r.returncode == 2, r
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1, r.stderr
     assert expected in lines[0]
     assert "Traceback" not in r.stderr
-    after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    assert before == after
+    assert before == _namespaces("t-badinput") == []
     assert not os.path.exists("/run/netlab/t-badinput")
     assert not os.path.exists("/tmp/pwned")
+
+
+def _namespaces(lab: str) -> list[str]:
+    """The lab's namespaces only: other tests may create and remove theirs meanwhile (pytest -n)."""
+    try:
+        return sorted(n for n in os.listdir("/run/netns") if n.startswith(f"nl.{lab}."))
+    except FileNotFoundError:
+        return []
 
 
 def test_missing_file():
@@ -71,9 +78,8 @@ def test_no_lab_up_says_how():
 
 
 def test_render_needs_no_root_and_changes_nothing():
-    before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    before = _namespaces("demo")
     r = netlab_cli("render", "--node", "demo-worker", user=_nobody())
     assert r.returncode == 0, r.stderr
     assert "*nat" in r.stdout and "FLANNEL-POSTRTG" in r.stdout
-    after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    assert before == after
+    assert before == _namespaces("demo")
