@@ -177,6 +177,24 @@ def categorize_endpoints(info: _PortInfo, node: Node) -> tuple[list[Endpoint], l
     return cluster_eps, local_eps, reachable, bool(ready)
 
 
+@dataclass
+class TrafficRoutes:
+    """Where a service port's internal (ClusterIP) and external (NodePort, externalIP, LB) traffic goes
+    on one node, as kube-proxy decides it for both its iptables and nftables modes."""
+    internal_local: bool        # internal traffic goes to the Local-policy chain (internalTrafficPolicy)
+    has_internal: bool          # ... and that chain has somewhere to send it
+    external_local: bool        # external traffic goes to the Local-policy chain (externalTrafficPolicy)
+    has_external: bool
+    uses_external_chain: bool   # the external entry chain exists
+
+
+def traffic_routes(info: _PortInfo, local_eps: list[Endpoint], has_endpoints: bool) -> TrafficRoutes:
+    return TrafficRoutes(
+        internal_local=info.itp_local, has_internal=bool(local_eps) if info.itp_local else has_endpoints,
+        external_local=info.etp_local, has_external=bool(local_eps) if info.etp_local else has_endpoints,
+        uses_external_chain=has_endpoints and info.externally_accessible)
+
+
 # Public names for the other proxy-mode renderers (same objects as the private ones).
 PortInfo = _PortInfo
 port_info = _port_info
@@ -313,13 +331,11 @@ def _render_port(info: _PortInfo, node: Node, pod_net: str, nat: TableState, flt
     uses_cluster_chain = bool(cluster_eps)
     uses_local_chain = bool(local_eps)
 
-    internal_chain, has_internal = cluster_chain, has_endpoints
-    if info.itp_local:
-        internal_chain, has_internal = local_chain, bool(local_eps)
-    external_policy_chain, has_external = cluster_chain, has_endpoints
-    if info.etp_local:
-        external_policy_chain, has_external = local_chain, bool(local_eps)
-    uses_external_chain = has_endpoints and info.externally_accessible
+    routes = traffic_routes(info, local_eps, has_endpoints)
+    internal_chain = local_chain if routes.internal_local else cluster_chain
+    external_policy_chain = local_chain if routes.external_local else cluster_chain
+    has_internal, has_external = routes.has_internal, routes.has_external
+    uses_external_chain = routes.uses_external_chain
 
     # Filter-table verdict for traffic that has nowhere to go: REJECT when the Service has no endpoints
     # at all, DROP when only the Local policy lacks endpoints on this node.

@@ -66,7 +66,8 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from ..model.objects import Cluster, Endpoint, Node, Service
-from .kubeproxy_iptables import (MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info)
+from .kubeproxy_iptables import (MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info,
+                                traffic_routes)
 
 FAMILY = "ip"
 TABLE = "kube-proxy"
@@ -377,13 +378,11 @@ def _render_port(t: NftTable, info: PortInfo, node: Node, pod_net: str, choice: 
     uses_cluster_chain = bool(cluster_eps)
     uses_local_chain = bool(local_eps)
 
-    internal_chain, has_internal = cluster_chain, has_endpoints
-    if info.itp_local:
-        internal_chain, has_internal = local_chain, bool(local_eps)
-    external_policy_chain, has_external = cluster_chain, has_endpoints
-    if info.etp_local:
-        external_policy_chain, has_external = local_chain, bool(local_eps)
-    uses_external_chain = has_endpoints and info.externally_accessible
+    routes = traffic_routes(info, local_eps, has_endpoints)
+    internal_chain = local_chain if routes.internal_local else cluster_chain
+    external_policy_chain = local_chain if routes.external_local else cluster_chain
+    has_internal, has_external = routes.has_internal, routes.has_external
+    uses_external_chain = routes.uses_external_chain
 
     if not has_endpoints:
         internal_verdict = external_verdict = f"goto {REJECT_CHAIN}"
