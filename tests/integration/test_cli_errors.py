@@ -83,3 +83,16 @@ def test_render_needs_no_root_and_changes_nothing():
     assert r.returncode == 0, r.stderr
     assert "*nat" in r.stdout and "FLANNEL-POSTRTG" in r.stdout
     assert before == _namespaces("demo")
+
+
+def test_ipvs_mode_without_ipvs_is_refused_before_any_change():
+    """On a kernel without ip_vs/dummy, --proxy-mode ipvs names what is missing; no silent fallback."""
+    from netlab.dataplane import kernelcheck
+    if not kernelcheck.missing_for_ipvs():
+        pytest.skip("this kernel has IPVS; the refusal is for kernels without it")
+    r = netlab_cli("up", "--lab", "t-noipvs", "--proxy-mode", "ipvs")
+    assert r.returncode == 2, r
+    assert "ipvs cannot run on this kernel" in r.stderr and "ip_vs" in r.stderr and "vm-run" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not [n for n in os.listdir("/run/netns") if n.startswith("nl.t-noipvs.")]
+    assert not os.path.exists("/run/netlab/t-noipvs")
