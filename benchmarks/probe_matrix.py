@@ -1,6 +1,6 @@
 """Time of the default probe matrix (`netlab probe` with no target) for 3 nodes x P pods x S services.
 
-    sudo .venv/bin/python benchmarks/probe_matrix.py [--pods 90] [--services 10] [--repeat 3]
+    sudo .venv/bin/python benchmarks/probe_matrix.py [--pods 90] [--services 10] [--repeat 3] [--json out.json]
 
 Builds the lab once, then runs the matrix --repeat times and prints every sample and the median.
 Each Service selects a tenth of the pods and exposes a NodePort, so the matrix has every group:
@@ -15,6 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 from netlab.dataplane import lab as labmod  # noqa: E402
 from netlab.probe import plan, run  # noqa: E402
@@ -54,6 +56,7 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=90)
     ap.add_argument("--services", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json")
     ap.add_argument("--raise-arp-limit", action="store_true",
                     help="for the duration of the run, raise the host's neighbour table limit "
                          "(net.ipv4.neigh.default.gc_thresh2/3) and restore it afterwards: the one host setting "
@@ -76,6 +79,8 @@ def main() -> None:
 
 
 def run_matrix(args) -> None:
+    info = common.banner("default probe matrix", {"nodes": 3, "pods": args.pods, "services": args.services,
+                                                  "repeat": args.repeat, "raise_arp_limit": args.raise_arp_limit})
     text = scenario(args.pods, args.services)
     sc = load_text(text)
     labmod.down(sc.name)
@@ -83,7 +88,7 @@ def run_matrix(args) -> None:
         cluster = labmod.up(sc, text).cluster
         checks = plan.default_matrix(cluster)
         probes = sum(len(c.probes) for c in checks)
-        times = []
+        times, samples = [], []
         for i in range(args.repeat):
             t0 = time.perf_counter()
             results, _, warnings = run.run_checks(plan.default_matrix(cluster))
@@ -92,9 +97,15 @@ def run_matrix(args) -> None:
                 print("  " + w)
             bad = [r for r in results if not r.ok]
             times.append(dt)
+            samples.append({"seconds": dt, "checks": len(results), "not_as_expected": len(bad),
+                            "warnings": list(warnings)})
             print(f"  sample {i + 1}: {len(results)} checks, {probes} probes in {dt:.3f}s, {len(bad)} not as expected")
         print(f"\ndefault probe matrix, 3 nodes x {args.pods} pods x {args.services} services: "
               f"{len(checks)} checks / {probes} probes, median {statistics.median(times):.3f}s")
+        common.dump(args.json, {"info": info, "results": {
+            "nodes": 3, "pods": args.pods, "services": args.services, "checks": len(checks), "probes": probes,
+            "median_s": statistics.median(times), "per_probe_ms": statistics.median(times) / probes * 1000,
+            "samples": samples}})
     finally:
         labmod.down(sc.name)
 

@@ -1,43 +1,56 @@
-"""kube-proxy iptables-mode sync time vs number of services, both iptables flavours. Run as root:
+"""kube-proxy sync time vs number of services, per proxy mode, as netlab syncs a node. Run as root:
 
-    sudo .venv/bin/python benchmarks/proxy_sync.py [--services 100,1000,10000] [--flavours legacy,nft]
-                                                   [--repeat 3] [--json out.json]
+    sudo .venv/bin/python benchmarks/proxy_sync.py [--services 100,1000,5000,10000]
+        [--modes iptables-legacy,iptables-nft,nftables-ladder,nftables-vmap] [--repeat 3] [--json out.json]
+
+(`--flavours legacy,nft` is still understood: the iptables modes with those flavours.)
 
 For each size, a throwaway node namespace gets N ClusterIP services x 3 endpoints, synced the way
-`netlab up` syncs a node (render, iptables-save, diff, one iptables-restore --noflush):
+`netlab up` syncs a node:
+  iptables-legacy / iptables-nft   (netlab.dataplane.proxy.sync_iptables) iptables-save, render, diff,
+                                   one iptables-restore --noflush (with iptables-legacy-* or iptables-nft-*)
+  nftables-vmap / nftables-ladder  (netlab.dataplane.proxy.NftablesProxy.sync) render the table
+                                   (nftablesEndpointChoice vmap: kube-proxy's `numgen ... vmap {}` rule;
+                                   ladder: netlab's equivalent without anonymous sets), `nft -j list table`,
+                                   parse, diff, one `nft -f` transaction
+and then:
   full   - the first sync into empty tables
-  change - then one endpoint of one service changes; the time of that second sync
-  noop   - a sync with nothing to change (save + render + diff, no restore)
-Each figure is the median of --repeat samples, interleaved across sizes. Nothing is estimated.
+  change - one endpoint of one service changes; the time of that second sync (everything above again:
+           netlab renders the whole node and diffs it against the live state; only the difference is sent)
+  noop   - a sync with nothing to change (read back + render + diff, nothing sent)
+Each figure is the median of --repeat samples, interleaved across sizes and modes. Nothing is estimated.
+IPVS mode needs a kernel with ip_vs: see benchmarks/ipvs_vm.py (run in the VM).
 """
 from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 from netlab.dataplane import iptables as ipt  # noqa: E402
 from netlab.dataplane import nsfs  # noqa: E402
 from netlab.model.build import build  # noqa: E402
 from netlab.model.objects import Endpoint, Service, ServicePort  # noqa: E402
+from netlab.render import kubeproxy_nftables as knft  # noqa: E402
 from netlab.render.iptables import node_rules  # noqa: E402
 from netlab.spec.parse import load_text  # noqa: E402
 from netlab.spec.types import ServicePortSpec, ServiceSpec  # noqa: E402
 
-NETNS = f"nl.benchsync{os.getpid()}.node.n1"  # unique: runs may overlap
+NETNS = f"bench-sync{os.getpid()}.node"  # unique: runs may overlap; not nl.*, which test sessions watch
+MODES = ("iptables-legacy", "iptables-nft", "nftables-ladder", "nftables-vmap")
 
 
-def cluster_with(n: int):
+def cluster_with(n: int, proxy_mode: str = "iptables"):
     sc = load_text("kind: Cluster\nname: benchsync\nnodes: [{role: worker, name: n1}, {role: worker, name: n2}]\n"
-                   "networking: {serviceSubnet: 10.96.0.0/12}\n")
+                   f"networking: {{serviceSubnet: 10.96.0.0/12, kubeProxyMode: {proxy_mode}}}\n")
     cluster = build(sc)
     base = int(ipaddress.ip_address("10.96.0.0"))
     services = []
@@ -57,7 +70,8 @@ def cluster_with(n: int):
     return cluster
 
 
-def sync(cluster, restore: str, save: str) -> tuple[float, int]:
+def sync_iptables(cluster, restore: str, save: str) -> tuple[float, int]:
+    """One node's iptables sync as netlab.dataplane.proxy.sync_iptables does it."""
     t0 = time.perf_counter()
     path = nsfs.netns_path(NETNS)
     current = ipt.parse_save(ipt.save(path, save))
@@ -68,68 +82,102 @@ def sync(cluster, restore: str, save: str) -> tuple[float, int]:
     return time.perf_counter() - t0, payload.count("\n")
 
 
+def _nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", f"--net={nsfs.netns_path(NETNS)}", "--", "nft", *args], input=stdin,
+                          capture_output=True, text=True, timeout=3600)
+
+
+def sync_nftables(cluster, choice: str) -> tuple[float, int]:
+    """One node's nftables sync as netlab.dataplane.proxy.NftablesProxy.sync does it."""
+    t0 = time.perf_counter()
+    desired = knft.desired_objects(cluster, cluster.nodes[0], choice=choice)
+    r = _nft(["-j", "list", "table", "ip", "kube-proxy"])
+    live = knft.parse_nft_json(r.stdout) if r.returncode == 0 else None
+    script = knft.diff_script(desired, live)
+    if script:
+        r = _nft(["-f", "-"], script)
+        if r.returncode:
+            raise SystemExit(f"nft -f failed: {r.stderr[:1000]}")
+    return time.perf_counter() - t0, sum(1 for line in script.splitlines() if line.strip())
+
+
 def fresh_netns() -> None:
     nsfs.delete_ns_file(nsfs.netns_path(NETNS))
     nsfs.ensure_run_dir()
     nsfs.run_in_thread(lambda: nsfs.new_netns_here(NETNS))
 
 
-def sample(n: int, flavour: str) -> dict:
-    _, restore, save = ipt.flavour_commands(flavour)
-    cluster = cluster_with(n)
+def sample(n: int, mode: str) -> dict:
+    family, variant = mode.split("-", 1)
+    cluster = cluster_with(n, "iptables" if family == "iptables" else "nftables")
+    if family == "iptables":
+        _, restore, save = ipt.flavour_commands(variant)
+
+        def sync():
+            return sync_iptables(cluster, restore, save)
+    else:
+        def sync():
+            return sync_nftables(cluster, variant)
     fresh_netns()
     try:
-        full, lines = sync(cluster, restore, save)
-        noop, noop_lines = sync(cluster, restore, save)
+        full, lines = sync()
+        noop, noop_lines = sync()
         assert noop_lines == 0, "second sync of the same state should change nothing"
         svc = cluster.services[n // 2]
         ep = svc.endpoints["http"][0]
         svc.endpoints["http"][0] = Endpoint(ep.ip + 1 if int(ep.ip) % 256 < 250 else ep.ip - 1, 8080, ep.node,
                                             ep.pod + "x", ep.namespace)
-        change, change_lines = sync(cluster, restore, save)
-        rules = ipt.save(nsfs.netns_path(NETNS), save).count("\n-A ") + 1
+        change, change_lines = sync()
+        if family == "iptables":
+            rules = ipt.save(nsfs.netns_path(NETNS), save).count("\n-A ")
+        else:
+            rules = knft.desired_objects(cluster, cluster.nodes[0], choice=variant).rule_count()
     finally:
         nsfs.delete_ns_file(nsfs.netns_path(NETNS))
-    return {"services": n, "flavour": flavour, "full_s": full, "change_s": change, "noop_s": noop,
+    return {"services": n, "mode": mode, "full_s": full, "change_s": change, "noop_s": noop,
             "payload_lines": lines, "change_payload_lines": change_lines, "rules": rules}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--services", default="100,1000,10000")
-    ap.add_argument("--flavours", default="legacy,nft")
+    ap.add_argument("--services", default="100,1000,5000,10000")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--flavours", help="legacy,nft: shorthand for --modes iptables-legacy,iptables-nft")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json")
     args = ap.parse_args()
     sizes = [int(x) for x in args.services.split(",")]
-    flavours = args.flavours.split(",")
-    versions = {f: subprocess.run([f"iptables-{f}", "--version"], capture_output=True, text=True).stdout.strip()
-                for f in flavours}
-    runs: dict[tuple[str, int], list[dict]] = {(f, n): [] for f in flavours for n in sizes}
-    for _ in range(args.repeat):
+    modes = [f"iptables-{f}" for f in args.flavours.split(",")] if args.flavours else args.modes.split(",")
+    bad = set(modes) - set(MODES)
+    if bad:
+        raise SystemExit(f"unknown modes {bad}; known: {', '.join(MODES)}")
+    versions = {f"iptables-{f}": common.tool_version(f"iptables-{f}") for f in ("legacy", "nft")}
+    versions["nft"] = common.tool_version("nft")
+    info = common.banner("kube-proxy sync time vs number of services (one node, 3 endpoints per service)",
+                         {"sizes": sizes, "modes": modes, "repeat": args.repeat, "versions": versions,
+                          "ipvs": "IPVS: needs a kernel with ip_vs; see benchmarks/ipvs_vm.py (VM)"})
+    runs: dict[tuple[str, int], list[dict]] = {(m, n): [] for m in modes for n in sizes}
+    for r in range(args.repeat):
         for n in sizes:
-            for f in flavours:
-                s = sample(n, f)
-                runs[(f, n)].append(s)
-                print(f"  {f:6} {n:6} services: full {s['full_s']:.3f}s  one-endpoint change "
-                      f"{s['change_s']:.3f}s  noop {s['noop_s']:.3f}s  ({s['rules']} rules, "
+            for m in (modes if r % 2 == 0 else modes[::-1]):
+                s = sample(n, m)
+                s["repeat"] = r
+                runs[(m, n)].append(s)
+                print(f"  {m:16} {n:6} services: full {s['full_s']:8.3f}s  one-endpoint change "
+                      f"{s['change_s']:7.3f}s  noop {s['noop_s']:7.3f}s  ({s['rules']} rules, "
                       f"change payload {s['change_payload_lines']} lines)", flush=True)
-    print(f"\nkube-proxy iptables mode sync, 3 endpoints/service (kernel {platform.release()}, "
-          f"{time.strftime('%Y-%m-%d')})")
-    for f in flavours:
-        print(f"  {versions[f]}")
-    print(f"{'flavour':8} {'services':>8} {'rules':>8} {'full sync':>10} {'1-ep change':>12} {'no-op':>8}")
+    print(f"\nkube-proxy sync, 3 endpoints/service, medians of {args.repeat}")
+    print(f"{'mode':16} {'services':>8} {'rules':>8} {'full sync':>10} {'1-ep change':>12} {'no-op':>8}")
     summary = []
-    for f in flavours:
+    for m in modes:
         for n in sizes:
-            rs = runs[(f, n)]
+            rs = runs[(m, n)]
             med = {k: statistics.median(r[k] for r in rs) for k in ("full_s", "change_s", "noop_s")}
-            print(f"{f:8} {n:>8} {rs[0]['rules']:>8} {med['full_s']:>9.3f}s {med['change_s']:>11.3f}s "
+            print(f"{m:16} {n:>8} {rs[0]['rules']:>8} {med['full_s']:>9.3f}s {med['change_s']:>11.3f}s "
                   f"{med['noop_s']:>7.3f}s")
-            summary.append({"flavour": f, "services": n, **{k + "_median": v for k, v in med.items()}, "samples": rs})
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"kernel": platform.release(), "versions": versions, "results": summary}, fh, indent=1)
+            summary.append({"mode": m, "flavour": m.split("-", 1)[1], "services": n,
+                            **{k + "_median": v for k, v in med.items()}, "samples": rs})
+    common.dump(args.json, {"info": info, "kernel": info["kernel"], "versions": versions, "results": summary})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,198 @@
+"""Shared helpers of the benchmark suite: what machine this is, statistics, the host checks.
+
+Nothing here measures anything; every figure the suite reports is a sample taken by one of the
+benchmarks and kept in its JSON (raw samples and their medians).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+# ---------------------------------------------------------------- the machine and the tools
+
+def run_text(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unavailable ({e.__class__.__name__})"
+    return (p.stdout or p.stderr).strip()
+
+
+def tool_version(name: str, argv: list[str] | None = None) -> str | None:
+    """First line of `NAME --version` (or argv), None if the tool is not installed."""
+    if shutil.which(name) is None:
+        return None
+    text = run_text(argv or [name, "--version"])
+    return text.splitlines()[0].strip() if text else ""
+
+
+def deb_version(pkg: str) -> str | None:
+    text = run_text(["dpkg-query", "-W", "-f=${Status} ${Version}", pkg])
+    return text.split()[-1] if text.startswith("install ok installed") else None
+
+
+def machine() -> dict:
+    cpu_model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    distro = ""
+    if os.path.exists("/etc/os-release"):
+        with open("/etc/os-release") as f:
+            m = re.search(r'^PRETTY_NAME="?([^"\n]*)', f.read(), re.M)
+            distro = m.group(1) if m else ""
+    commit = run_text(["git", "--no-optional-locks", "-C", ROOT, "rev-parse", "--short", "HEAD"])   # read-only
+    dirty = bool(run_text(["git", "--no-optional-locks", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).strip())
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(), "cpu_model": cpu_model, "mem_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(), "distro": distro, "python": platform.python_version(),
+        "netlab_commit": commit + ("+local changes" if dirty else ""),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+# ---------------------------------------------------------------- statistics
+
+def median(xs) -> float | None:
+    xs = list(xs)
+    return statistics.median(xs) if xs else None
+
+
+def percentile(xs, p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), p in [0, 100]."""
+    xs = sorted(xs)
+    if not xs:
+        return None
+    k = (len(xs) - 1) * p / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def fmt_s(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 10:
+        return f"{x:.1f} s"
+    if x >= 1:
+        return f"{x:.2f} s"
+    if x >= 0.001:
+        return f"{x * 1000:.1f} ms"
+    return f"{x * 1e6:.0f} us"
+
+
+def dump(path: str | None, obj) -> None:
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1, default=str)
+        f.write("\n")
+
+
+def banner(title: str, extra: dict | None = None) -> dict:
+    """Print what is being run on what, and return it for the JSON."""
+    m = machine()
+    print(f"== {title}")
+    print(f"   {m['date']}, kernel {m['kernel']}, {m['distro']}, {m['cpus']} cpus ({m['cpu_model']}), "
+          f"{m['mem_gib']} GiB, Python {m['python']}, netlab {m['netlab_commit']}, load {m['loadavg_at_start']}")
+    for k, v in (extra or {}).items():
+        print(f"   {k}: {v}")
+    sys.stdout.flush()
+    return {**m, **(extra or {})}
+
+
+# ---------------------------------------------------------------- the host's neighbour table
+
+ARP_STAT = "/proc/net/stat/arp_cache"
+
+
+def arp_stat() -> dict:
+    """Entries (one global count) and table_fulls (summed over CPUs) of the kernel's IPv4 neighbour table."""
+    with open(ARP_STAT) as f:
+        head = f.readline().split()
+        rows = [[int(x, 16) for x in line.split()] for line in f if line.strip()]
+    col = {name: i for i, name in enumerate(head)}
+    return {"entries": rows[0][col["entries"]] if rows else 0,
+            "table_fulls": sum(r[col["table_fulls"]] for r in rows) if "table_fulls" in col else 0}
+
+
+def gc_thresh3() -> int:
+    with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+        return int(f.read())
+
+
+# ---------------------------------------------------------------- the host's root network namespace
+
+def root_netns_snapshot() -> dict[str, str]:
+    """The root namespace as text (run from the host's root netns): links, addresses, routes, rules,
+    neighbour-table limits. Compared before and after a run to show the benchmark changed nothing."""
+    snap = {
+        "links": run_text(["ip", "-o", "link", "show"]),
+        "addresses": run_text(["ip", "-o", "addr", "show"]),
+        "routes": run_text(["ip", "route", "show", "table", "all"]),
+        "rules": run_text(["ip", "rule", "show"]),
+    }
+    for key in ("gc_thresh1", "gc_thresh2", "gc_thresh3"):
+        with open(f"/proc/sys/net/ipv4/neigh/default/{key}") as f:
+            snap[key] = f.read().strip()
+    # link statistics change all the time: compare names, flags and addresses only
+    snap["links"] = "\n".join(re.sub(r"\s+link/\S+ \S+( brd \S+)?", "", line).split(" qlen")[0]
+                              for line in snap["links"].splitlines())
+    return snap
+
+
+def snapshot_diff(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    return [k for k in a if a[k] != b.get(k)]
+
+
+def live_netns() -> int:
+    """Network namespaces alive in the kernel, dying ones included: the active objects of the
+    net_namespace slab cache (/proc/slabinfo). The kernel frees a namespace asynchronously (cleanup_net, in
+    a workqueue) after its last reference is gone; for 1000 namespaces with veths that takes seconds, and
+    it holds the locks a new namespace or link needs."""
+    with open("/proc/slabinfo") as f:
+        for line in f:
+            if line.startswith("net_namespace "):
+                return int(line.split()[1])
+    return -1
+
+
+def settle(baseline: int | None = None, timeout: float = 60.0) -> dict:
+    """Wait until the kernel has freed the namespaces of the previous sample: live_netns() back to within a
+    few of `baseline` (taken before the sample), or no longer falling for 5 s (other sessions on the machine
+    create namespaces too, so the count need not come all the way back), so that one sample's cleanup is
+    not billed to the next. Returns how long that took."""
+    t0 = time.perf_counter()
+    n = live_netns()
+    if baseline is not None and n >= 0:
+        low, since = n, time.perf_counter()
+        while n > baseline + 8 and time.perf_counter() - t0 < timeout and time.perf_counter() - since < 5.0:
+            time.sleep(0.1)
+            n = live_netns()
+            if n < low:
+                low, since = n, time.perf_counter()
+    time.sleep(0.3)
+    return {"settle_s": round(time.perf_counter() - t0, 2), "netns_left": n - (baseline or 0)}

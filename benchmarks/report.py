@@ -1,0 +1,269 @@
+"""Plots and summary tables from the suite's merged results (benchmarks/run.py writes them).
+
+    .venv/bin/python benchmarks/report.py docs/bench/results.json [--out docs/bench]
+
+Writes OUT/bringup.png, OUT/proxy_sync.png, OUT/first_packet.png, OUT/network.png (matplotlib, only what
+the results hold) and OUT/summary.md (the headline tables in Markdown, quoted in README.md), and prints the
+tables. Every number comes from results.json; nothing is computed here but medians' ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+COLORS = {"netlab": "tab:blue", "shell": "tab:orange", "mininet": "tab:red", "floor": "tab:gray",
+          "iptables-legacy": "tab:orange", "iptables-nft": "tab:red", "nftables-ladder": "tab:blue",
+          "nftables-vmap": "tab:purple", "iptables": "tab:orange", "nftables": "tab:blue"}
+
+
+def ms(x):
+    return "-" if x is None else f"{x:.2f}"
+
+
+def s_(x):
+    return common.fmt_s(x)
+
+
+# ---------------------------------------------------------------- tables
+
+def t_bringup(r: dict) -> list[str]:
+    rows = r["results"]
+    tools = [t for t in ("netlab", "shell", "mininet", "floor") if t in rows[0]]
+    head = "| pods | " + " | ".join(f"{t} up (per pod)" for t in tools) + \
+        " | Mininet / netlab (target ≥ 5) | netlab / floor (target ≤ 2) | netlab down | Mininet down |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        cells = []
+        for t in tools:
+            x = row[t]
+            cells.append(x["unavailable"] if "unavailable" in x else
+                         f"{s_(x['up_median_s'])} ({x['up_per_pod_ms']:.1f} ms)")
+        nl, mn, fl = row.get("netlab", {}), row.get("mininet", {}), row.get("floor", {})
+        r1 = f"{mn['up_median_s'] / nl['up_median_s']:.1f}x" if "up_median_s" in mn and "up_median_s" in nl else \
+            mn.get("unavailable", "-")
+        r2 = f"{nl['up_median_s'] / fl['up_median_s']:.1f}x" if "up_median_s" in fl and "up_median_s" in nl else "-"
+        cells += [r1, r2, s_(nl.get("down_median_s")), s_(mn.get("down_median_s")) if "down_median_s" in mn else "-"]
+        out.append(f"| {row['pods']} | " + " | ".join(cells) + " |")
+    return out
+
+
+def t_sync(r: dict, ipvs: dict | None) -> list[str]:
+    rows = r["results"]
+    modes = list(dict.fromkeys(x["mode"] for x in rows))
+    sizes = list(dict.fromkeys(x["services"] for x in rows))
+    by = {(x["mode"], x["services"]): x for x in rows}
+    ipvs_rows = {x["services"]: x for x in (ipvs or {}).get("results", [])}
+    head = "| services | " + " | ".join(f"{m} full / 1-ep change" for m in modes) + " | IPVS |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for n in sizes:
+        cells = [f"{s_(by[(m, n)]['full_s_median'])} / {s_(by[(m, n)]['change_s_median'])}" if (m, n) in by else "-"
+                 for m in modes]
+        v = ipvs_rows.get(n)
+        if not v and ipvs_rows:
+            cells.append("needs ip_vs (this size not run in the VM)")
+        elif v:
+            cells.append(f"needs ip_vs; in the VM: {s_(v['ipvs_full_total_median_s'])} / "
+                         f"{s_(v['ipvsadm_delta_s_median'])} ({v['ipvs_over_iptables_legacy']:.1f}x iptables-legacy "
+                         f"in the same VM)")
+        else:
+            cells.append("IPVS: needs a kernel with ip_vs; see VM")
+        out.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    return out
+
+
+def t_first(r: dict) -> list[str]:
+    rows = r["results"]
+    modes = [m for m in ("iptables", "nftables") if m in rows[0]]
+    head = "| services | " + " | ".join(f"{m} p50 / p99 (µs) | {m} cost of the other Services (p50)" for m in modes) + \
+        " | control lab p50 / p99 (µs) |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        cells = []
+        for m in modes:
+            x = row[m]
+            cells += [f"{x['p50_us']:.1f} / {x['p99_us']:.1f}", f"{x['excess_over_control_p50_us']:+.1f} µs"]
+        cells.append(f"{row['control']['p50_us']:.1f} / {row['control']['p99_us']:.1f}")
+        out.append(f"| {row['services']:,} | " + " | ".join(cells) + " |")
+    return out
+
+
+def t_network(r: dict) -> list[str]:
+    out = ["| path | pod MTU | iperf3 Gbit/s | vs same node | TCP RR p50 / p99 (µs) | transactions/s |",
+           "|---|---|---|---|---|---|"]
+    for x in r["results"]:
+        out.append(f"| {x['path']} | {x['mtu']} | {x['gbps_median']:.2f} | {x['gbps_vs_same_node']:.2f}x | "
+                   f"{x['rr_p50_us']:.1f} / {x['rr_p99_us']:.1f} | {x['rr_tps_median']:,.0f} |")
+    return out
+
+
+def t_probe(r: dict) -> list[str]:
+    x = r["results"]
+    return ["| cluster | checks | probes | median time | per probe | not as expected |", "|---|---|---|---|---|---|",
+            f"| 3 nodes, {x['pods']} pods, {x['services']} services | {x['checks']} | {x['probes']} | "
+            f"{s_(x['median_s'])} | {x['per_probe_ms']:.2f} ms | "
+            f"{max(s['not_as_expected'] for s in x['samples'])} |"]
+
+
+def t_nftload(r: dict) -> list[str]:
+    out = ["| choice | services | rules | nft -f full | kernel (sys) | partial-sync delta (kube-proxy style) | render |",
+           "|---|---|---|---|---|---|---|"]
+    for x in r["results"]:
+        out.append(f"| {x['choice']} | {x['services']:,} | {x['samples'][0]['rules']:,} | {s_(x['full_wall_median'])} | "
+                   f"{s_(x['full_sys_median'])} | {s_(x['delta_wall_median'])} | {s_(x['render_s_median'])} |")
+    return out
+
+
+# ---------------------------------------------------------------- plots
+
+def plots(res: dict, out: str) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    made = []
+    meta = res["meta"]
+    foot = f"{meta['date']}, {meta['cpus']} cpus, kernel {meta['kernel']}"
+
+    def save(fig, name):
+        fig.text(0.99, 0.01, foot, ha="right", va="bottom", fontsize=7, color="gray")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        path = os.path.join(out, name)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        made.append(path)
+
+    r = res["results"]
+    if "results" in r.get("bringup", {}):
+        rows = r["bringup"]["results"]
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+        for t in ("netlab", "shell", "mininet", "floor"):
+            pts = [(row["pods"], row[t]) for row in rows if t in row and "up_median_s" in row[t]]
+            if not pts:
+                continue
+            xs = [p for p, _ in pts]
+            a.plot(xs, [x["up_per_pod_ms"] for _, x in pts], "o-", color=COLORS[t], label=t)
+            b.plot(xs, [x["down_per_pod_ms"] for _, x in pts], "o-", color=COLORS[t], label=t)
+        for ax, what in ((a, "bring-up"), (b, "teardown")):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("pods (3 nodes)")
+            ax.set_ylabel(f"{what} time per pod (ms, median)")
+            ax.set_title(f"{what} per pod")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+        save(fig, "bringup.png")
+    if "results" in r.get("sync", {}):
+        rows = r["sync"]["results"]
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+        for m in dict.fromkeys(x["mode"] for x in rows):
+            pts = [x for x in rows if x["mode"] == m]
+            a.plot([x["services"] for x in pts], [x["full_s_median"] for x in pts], "o-", color=COLORS.get(m), label=m)
+            b.plot([x["services"] for x in pts], [x["change_s_median"] for x in pts], "o-", color=COLORS.get(m), label=m)
+        for ax, what in ((a, "full sync"), (b, "one-endpoint change")):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("services (3 endpoints each)")
+            ax.set_ylabel("seconds (median)")
+            ax.set_title(what)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+        save(fig, "proxy_sync.png")
+    if "results" in r.get("firstpacket", {}):
+        rows = r["firstpacket"]["results"]
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+        for m in ("iptables", "nftables"):
+            if m not in rows[0]:
+                continue
+            xs = [row["services"] for row in rows]
+            a.plot(xs, [row[m]["p50_us"] for row in rows], "o-", color=COLORS[m], label=f"{m} p50")
+            a.plot(xs, [row[m]["p99_us"] for row in rows], "s--", color=COLORS[m], alpha=0.6, label=f"{m} p99")
+            b.plot(xs, [row[m]["excess_over_control_p50_us"] for row in rows], "o-", color=COLORS[m],
+                   label=f"{m}: p50 - control p50")
+        a.plot([row["services"] for row in rows], [row["control"]["p50_us"] for row in rows], "^:", color="gray",
+               label="control lab (no other Services) p50")
+        a.set_ylabel("connect() time (µs)")
+        a.set_title("first packet: connect() to a ClusterIP")
+        b.set_ylabel("p50 minus the control lab's p50 (µs)")
+        b.set_title("cost of the other Services' rules")
+        for ax in (a, b):
+            ax.set_xlabel("other Services (target is the last)")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        save(fig, "first_packet.png")
+    if "results" in r.get("network", {}):
+        rows = r["network"]["results"]
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+        names = [f"{x['path']}\n(MTU {x['mtu']})" for x in rows]
+        a.bar(names, [x["gbps_median"] for x in rows], color="tab:blue")
+        a.set_ylabel("iperf3, one TCP stream (Gbit/s, median)")
+        a.set_title("throughput")
+        b.bar(names, [x["rr_p50_us"] for x in rows], color="tab:green", label="p50")
+        b.scatter(names, [x["rr_p99_us"] for x in rows], color="black", marker="_", s=300, label="p99", zorder=3)
+        b.set_ylabel("64-byte round trip (µs)")
+        b.set_title("request/response latency")
+        b.legend()
+        for ax in (a, b):
+            ax.tick_params(axis="x", labelsize=7)
+            ax.grid(True, axis="y", alpha=0.3)
+        save(fig, "network.png")
+    return made
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results")
+    ap.add_argument("--out", default=os.path.join(common.ROOT, "docs", "bench"))
+    args = ap.parse_args()
+    with open(args.results) as f:
+        res = json.load(f)
+    meta, r = res["meta"], res["results"]
+    when = f"Last run: {meta['date']}, `{meta['command']}`"
+    if meta.get("full_run"):
+        when = (f"Last full run: {meta['full_run']['date']}, `{meta['full_run']['command']}`; "
+                f"re-run of {', '.join(meta['rerun_parts'])}: {meta['date']}")
+    md = [f"{when}, on {meta['cpus']} cores ({meta['cpu_model']}), "
+          f"{meta['mem_gib']} GiB, kernel {meta['kernel']}, {meta['distro']}, netlab "
+          f"{(meta.get('full_run') or meta).get('netlab_commit', meta['netlab_commit'])}"
+          f"{' (re-run: ' + meta['netlab_commit'] + ')' if meta.get('full_run') else ''}; "
+          f"load average at the start {', '.join(f'{x:.1f}' for x in (meta.get('full_run') or meta)['loadavg_at_start'])} "
+          "(a shared machine). "
+          "Absolute times vary between machines: compare the ratios.", ""]
+    sections = [("Bring-up vs cluster size (median of each size; per pod = time / pods)", "bringup", t_bringup),
+                ("kube-proxy sync time (one node, 3 endpoints per Service; full sync / one-endpoint change)", "sync",
+                 lambda x: t_sync(x, r.get("ipvs") if "results" in r.get("ipvs", {}) else None)),
+                ("nftables load breakdown (benchmarks/nft_load.py)", "nftload", t_nftload),
+                ("First packet through a ClusterIP (connect() time; the target is the last Service)", "firstpacket",
+                 t_first),
+                ("Pod network (iperf3 one stream; 64-byte TCP request/response)", "network", t_network),
+                ("Default probe matrix", "probe", t_probe)]
+    for title, key, fn in sections:
+        part = r.get(key)
+        if not part:
+            continue
+        md.append(f"#### {title}")
+        md.append("")
+        if "failed" in part:
+            md.append(f"not measured: {part['failed']}")
+        else:
+            try:
+                md += fn(part)
+            except (KeyError, IndexError, TypeError, ZeroDivisionError) as e:
+                md.append(f"(no table: {e.__class__.__name__} {e})")
+        md.append("")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write("\n".join(md))
+    print("\n" + "\n".join(md))
+    try:
+        made = plots(res, args.out)
+        print("plots: " + ", ".join(os.path.relpath(p, common.ROOT) for p in made))
+    except ImportError:
+        print("plots: matplotlib is not installed in this Python (scripts/bench installs it)")
+
+
+if __name__ == "__main__":
+    main()
