@@ -196,3 +196,35 @@ def settle(baseline: int | None = None, timeout: float = 60.0) -> dict:
                 low, since = n, time.perf_counter()
     time.sleep(0.3)
     return {"settle_s": round(time.perf_counter() - t0, 2), "netns_left": n - (baseline or 0)}
+
+
+# ---------------------------------------------------------------- a synthetic cluster
+
+def synthetic_cluster(n: int, name: str, proxy_mode: str = "iptables"):
+    """Two worker nodes and N ClusterIP Services of one TCP port, 3 endpoints each spread over both
+    nodes, with no pods behind them: what the proxy-sync benchmarks render and load."""
+    import ipaddress
+
+    from netlab.model.build import build
+    from netlab.model.objects import Endpoint, Service, ServicePort
+    from netlab.spec.parse import load_text
+    from netlab.spec.types import ServicePortSpec, ServiceSpec
+    sc = load_text(f"kind: Cluster\nname: {name}\nnodes: [{{role: worker, name: n1}}, {{role: worker, name: n2}}]\n"
+                   f"networking: {{serviceSubnet: 10.96.0.0/12, kubeProxyMode: {proxy_mode}}}\n")
+    cluster = build(sc)
+    base = int(ipaddress.ip_address("10.96.0.0"))
+    services = []
+    for i in range(n):
+        spec = ServiceSpec("default", f"svc{i}", "ClusterIP", {"app": f"a{i}"},
+                           [ServicePortSpec("http", 80, "TCP", 8080, None)], None, [], None, "None", 10800,
+                           "Cluster", "Cluster", None, {})
+        svc = Service(spec, ipaddress.IPv4Address(base + 20 + i), [ServicePort("http", 80, "TCP", 8080, None)])
+        eps = []
+        for k in range(3):
+            node = cluster.nodes[k % 2]
+            ip = node.pod_cidr.network_address + 2 + (i * 3 + k) % 250
+            eps.append(Endpoint(ip, 8080, node.name, f"p{i}-{k}", "default"))
+        svc.endpoints = {"http": eps}
+        services.append(svc)
+    cluster.services = services
+    return cluster

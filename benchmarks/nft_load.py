@@ -20,7 +20,6 @@ Each figure is the median of --repeat samples. `--choices vmap` measures kube-pr
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import platform
@@ -31,36 +30,17 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (also puts the repository on sys.path)
 
-from netlab.model.build import build  # noqa: E402
-from netlab.model.objects import Endpoint, Service, ServicePort  # noqa: E402
+from netlab.model.objects import Endpoint  # noqa: E402
 from netlab.render import kubeproxy_nftables as kn  # noqa: E402
-from netlab.spec.parse import load_text  # noqa: E402
-from netlab.spec.types import ServicePortSpec, ServiceSpec  # noqa: E402
 
 
 def cluster_with(n: int):
-    """N ClusterIP services, 3 endpoints each, spread over two nodes (as benchmarks/proxy_sync.py)."""
-    sc = load_text("kind: Cluster\nname: benchnft\nnodes: [{role: worker, name: n1}, {role: worker, name: n2}]\n"
-                   "networking: {serviceSubnet: 10.96.0.0/12}\n")
-    cluster = build(sc)
-    base = int(ipaddress.ip_address("10.96.0.0"))
-    services = []
-    for i in range(n):
-        spec = ServiceSpec("default", f"svc{i}", "ClusterIP", {"app": f"a{i}"},
-                           [ServicePortSpec("http", 80, "TCP", 8080, None)], None, [], None, "None", 10800,
-                           "Cluster", "Cluster", None, {})
-        svc = Service(spec, ipaddress.IPv4Address(base + 20 + i), [ServicePort("http", 80, "TCP", 8080, None)])
-        eps = []
-        for k in range(3):
-            node = cluster.nodes[k % 2]
-            ip = node.pod_cidr.network_address + 2 + (i * 3 + k) % 250
-            eps.append(Endpoint(ip, 8080, node.name, f"p{i}-{k}", "default"))
-        svc.endpoints = {"http": eps}
-        services.append(svc)
-    cluster.services = services
-    return cluster
+    """N ClusterIP services, 3 endpoints each, spread over two nodes (benchmarks/common.py)."""
+    return common.synthetic_cluster(n, "benchnft")
+
 
 
 def _timed(fn):

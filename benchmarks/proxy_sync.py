@@ -24,7 +24,6 @@ IPVS mode needs a kernel with ip_vs: see benchmarks/ipvs_vm.py (run in the VM).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import statistics
 import subprocess
@@ -37,37 +36,17 @@ import common  # noqa: E402
 
 from netlab.dataplane import iptables as ipt  # noqa: E402
 from netlab.dataplane import nsfs  # noqa: E402
-from netlab.model.build import build  # noqa: E402
-from netlab.model.objects import Endpoint, Service, ServicePort  # noqa: E402
+from netlab.model.objects import Endpoint  # noqa: E402
 from netlab.render import kubeproxy_nftables as knft  # noqa: E402
 from netlab.render.iptables import node_rules  # noqa: E402
-from netlab.spec.parse import load_text  # noqa: E402
-from netlab.spec.types import ServicePortSpec, ServiceSpec  # noqa: E402
 
 NETNS = f"bench-sync{os.getpid()}.node"  # unique: runs may overlap; not nl.*, which test sessions watch
 MODES = ("iptables-legacy", "iptables-nft", "nftables-ladder", "nftables-vmap")
 
 
 def cluster_with(n: int, proxy_mode: str = "iptables"):
-    sc = load_text("kind: Cluster\nname: benchsync\nnodes: [{role: worker, name: n1}, {role: worker, name: n2}]\n"
-                   f"networking: {{serviceSubnet: 10.96.0.0/12, kubeProxyMode: {proxy_mode}}}\n")
-    cluster = build(sc)
-    base = int(ipaddress.ip_address("10.96.0.0"))
-    services = []
-    for i in range(n):
-        spec = ServiceSpec("default", f"svc{i}", "ClusterIP", {"app": f"a{i}"},
-                           [ServicePortSpec("http", 80, "TCP", 8080, None)], None, [], None, "None", 10800,
-                           "Cluster", "Cluster", None, {})
-        svc = Service(spec, ipaddress.IPv4Address(base + 20 + i), [ServicePort("http", 80, "TCP", 8080, None)])
-        eps = []
-        for k in range(3):
-            node = cluster.nodes[k % 2]
-            ip = node.pod_cidr.network_address + 2 + (i * 3 + k) % 250
-            eps.append(Endpoint(ip, 8080, node.name, f"p{i}-{k}", "default"))
-        svc.endpoints = {"http": eps}
-        services.append(svc)
-    cluster.services = services
-    return cluster
+    return common.synthetic_cluster(n, "benchsync", proxy_mode)
+
 
 
 def sync_iptables(cluster, restore: str, save: str) -> tuple[float, int]:
