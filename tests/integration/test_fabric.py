@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from netlab.dataplane import nsfs
+from netlab.dataplane import nsfs, procs
 
 from .conftest import netlab_cli
 
@@ -260,7 +260,10 @@ spec:
     assert oct(os.stat(log).st_mode & 0o777) == "0o600"
     # kill it: get pods reports it, up restarts it
     os.kill(pid, 9)
-    time.sleep(0.2)
+    for _ in range(200):  # wait until the kernel has it dead (zombie or reaped)
+        if procs.start_time(pid) is None:
+            break
+        time.sleep(0.05)
     out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
     assert "sleeper" in out and "Error" in out and "0/1" in out
     r = lab.up(lab_text(lab))

@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from netlab.dataplane import lab as labmod
-from netlab.dataplane import nsfs, state
+from netlab.dataplane import nsfs, procs, state
 from netlab.errors import NetlabError, SpecError
 from netlab.model.build import build
 from netlab.spec.parse import MAX_BYTES, load_text
@@ -525,7 +525,11 @@ def test_dead_processes_are_reported_then_restarted(tmp_path):
         os.kill(sleeper, signal.SIGKILL)
         server = st["servers"]["n2"]["pid"]
         os.kill(server, signal.SIGKILL)
-        time.sleep(0.2)
+        for pid in (sleeper, server):  # wait until the kernel has them dead
+            for _ in range(200):
+                if procs.start_time(pid) is None:
+                    break
+                time.sleep(0.05)
         rows = _pod_rows(lab)
         assert rows["client"][1:3] == ["0/1", "Error"], rows
         cluster, _ = labmod.load_cluster(lab)
