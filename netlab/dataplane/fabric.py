@@ -1,15 +1,18 @@
 """The kernel side of the fabric: make the namespaces, links, addresses, routes, neighbours and FDB
 entries of a lab match what `netlab.render.fabric` asks for, changing only what differs.
 
-All netlink work goes through pyroute2. Everything runs on one dedicated thread (`Fabric.apply`)
-that hops between the lab's namespaces; a netlink socket stays bound to the namespace it was opened
-in, so the thread opens one socket per node once and keeps using it while it builds that node's pods.
+Netlink work goes through pyroute2, except the six fixed requests that create a pod's network, which
+`rtnl` sends itself (pyroute2's per-request cost was most of a pod's bring-up; see rtnl.py). Everything
+runs on one dedicated thread (`Fabric.apply`) that hops between the lab's namespaces; a netlink socket
+stays bound to the namespace it was opened in, so the thread opens one socket per node once and keeps
+using it while it builds that node's pods.
 """
 from __future__ import annotations
 
 import errno
 import ipaddress
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,7 +22,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ..errors import KernelError
 from ..model.objects import Cluster, Node, Pod
 from ..render.fabric import BRIDGE, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric, pod_fabric
-from . import nsfs
+from . import nsfs, rtnl
 
 IFF_UP = 1
 NUD_PERMANENT = 0x80
@@ -56,9 +59,22 @@ class Netns:
     def __init__(self, name: str, ipr: IPRoute):
         self.name, self.ipr = name, ipr
         self._links: dict[str, dict] | None = None
+        self._raw: rtnl.Rtnl | None = None
 
     def close(self) -> None:
         self.ipr.close()
+        if self._raw is not None:
+            self._raw.close()
+
+    def open_raw(self) -> None:
+        """Open the fast-path socket too; call it on a thread that is inside this namespace."""
+        if self._raw is None:
+            self._raw = rtnl.Rtnl()
+
+    def raw(self, *steps: tuple[str, tuple[int, int, bytes]]) -> list[bytes | None]:
+        """Send (what, request) steps in one write through the fast path; errors name the failed step."""
+        assert self._raw is not None, "open_raw() first"
+        return raw_call(self._raw, self.name, steps)
 
     def _do(self, what: str, fn: Callable, *args, **kwargs):
         try:
@@ -204,6 +220,15 @@ class Netns:
             changes.add(f"{self.name}: removed stale fdb {mac} dst {dst} on {dev}")
 
 
+def raw_call(sock: rtnl.Rtnl, netns: str, steps) -> list[bytes | None]:
+    try:
+        return sock.call(*(req for _, req in steps))
+    except rtnl.RtnlError as e:
+        raise kernel_error(e, steps[e.position][0], netns) from None
+    except OSError as e:
+        raise kernel_error(e, " + ".join(what for what, _ in steps), netns) from None
+
+
 def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes) -> None:
     """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace."""
     for key, value in sysctls.items():
@@ -261,6 +286,7 @@ class Fabric:
                 self.progress("nodes", i, total)
                 nf = node_fabric(c, node)
                 ns = self._open(node.netns)
+                ns.open_raw()  # pods are created through it
                 write_sysctls(node.netns, nf.sysctls, self.changes)
                 self.nodes[node.name] = ns
                 self._ensure_uplink(underlay, ns, node.underlay_veth, node.netns, mtu)
@@ -275,8 +301,9 @@ class Fabric:
             # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
             ext.ensure_routes([Route(str(c.networking.service_subnet), str(c.nodes[0].ip), "eth0")], self.changes,
                               owned=[c.networking.service_subnet])
-            for ns in self.nodes.values():
-                ns.links(refresh=True)
+            if check_pods:  # their veths are checked against a fresh view of each node
+                for ns in self.nodes.values():
+                    ns.links(refresh=True)
             broken = {}
             for i, pod in enumerate(check_pods):
                 h = self._check_pod(pod)
@@ -391,25 +418,24 @@ class Fabric:
         except OSError as e:
             raise KernelError(f"cannot create network namespace {pf.netns} for pod {pod.key}: {e.strerror}") from None
         bridge = node.index(BRIDGE)
-        with nsfs.opened(nsfs.netns_path(pf.netns)) as fd:
-            node._do(f"create veth {pf.host_veth} for pod {pod.key}", node.ipr.link, "add", ifname=pf.host_veth,
-                     kind="veth", mtu=pf.mtu, master=bridge, state="up",
-                     peer={"ifname": "eth0", "net_ns_fd": fd, "mtu": pf.mtu})
-        idx = node._do(f"look up {pf.host_veth}", node.ipr.link_lookup, ifname=pf.host_veth)[0]
-        node._do(f"set hairpin on {pf.host_veth}", node.ipr.brport, "set", index=idx, mode=1)
-        write_sysctls(pf.netns, POD_SYSCTLS, Changes())  # this thread is inside the pod's namespace
-        inner = Netns(pf.netns, IPRoute())
-        try:
-            inner._do("set lo up", inner.ipr.link, "set", index=1, state="up")
-            eth0 = inner._do("look up eth0", inner.ipr.link_lookup, ifname="eth0")[0]
-            ip, plen = pf.address.split("/")
-            inner._do(f"add address {pf.address} to eth0", inner.ipr.addr, "add", index=eth0, address=ip,
-                      prefixlen=int(plen))
-            inner._do("set eth0 up", inner.ipr.link, "set", index=eth0, state="up")
-            inner._do(f"add default route via {pf.gateway}", inner.ipr.route, "add", dst="0.0.0.0/0",
-                      gateway=pf.gateway)
-        finally:
-            inner.close()
+        # This thread is in the pod's new namespace now: the veth's peer goes there by our thread id.
+        node.raw((f"create veth {pf.host_veth} for pod {pod.key}",
+                  rtnl.veth_create(pf.host_veth, "eth0", pf.mtu, bridge, threading.get_native_id())),
+                 (f"set hairpin on {pf.host_veth}", rtnl.hairpin_on(pf.host_veth)))
+        for key, value in POD_SYSCTLS.items():  # a new namespace: write, no need to read first
+            try:
+                with open(f"/proc/sys/{key}", "w") as f:
+                    f.write(value)
+            except OSError as e:
+                raise KernelError(f"sysctl {key.replace('/', '.')}={value} in network namespace {pf.netns}: "
+                                  f"{e.strerror}") from None
+        with rtnl.Rtnl() as inner:
+            got = raw_call(inner, pf.netns, (("set lo up", rtnl.link_up("lo")),
+                                             ("set eth0 up", rtnl.link_up("eth0")),
+                                             ("look up eth0", rtnl.get_link("eth0"))))
+            raw_call(inner, pf.netns, ((f"add address {pf.address} to eth0",
+                                        rtnl.address_add(rtnl.link_index(got[2]), pf.address)),
+                                       (f"add default route via {pf.gateway}", rtnl.default_route_add(pf.gateway))))
         self.changes.add(f"pod {pod.key}: namespace, {pf.host_veth} <-> eth0 {pf.address}")
 
     def _check_pod(self, pod: Pod) -> PodHealth:

@@ -183,11 +183,14 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
             pods_extra[key]["restarts"] = int(pods_extra[key].get("restarts", 0)) + 1
         pods_extra[key].pop("procs", None)
 
-    # ---- netfilter: flannel's chains and the proxy mode's state, one restore per node
+    # ---- processes and netfilter. The built-in servers only listen, so they start first and get
+    # ready while the rules are written; containers with commands start once the Services work.
+    strays = _unrecorded_processes(cluster, pods_extra, servers, fresh)
+    waits = _ensure_servers(cluster, fresh, servers, strays, changes)
+    # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"))
-
-    # ---- processes
-    _ensure_processes(cluster, pods_extra, servers, fresh, changes)
+    _ensure_containers(cluster, pods_extra, fresh, strays, changes)
+    procs.wait_pidfiles(waits)
     state.save(lab, _state_doc(cluster, scenario_text, prev, "ready", pods_extra, servers, flavour))
     return UpResult(cluster, changes.items, flavour, time.monotonic() - t0)
 
@@ -198,11 +201,11 @@ def _pod_key_of(netns: str, prefix: str) -> str:
     return f"{ns}/{name}"
 
 
-def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: dict[str, Any], fresh: set[str],
-                      changes: Changes) -> None:
+def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], strays: dict[str, list[int]],
+                    changes: Changes) -> list[tuple[str, int, int | None]]:
+    """Start (or reload) each node's built-in server; returns what `procs.wait_pidfiles` should wait for."""
     base = state.lab_dir(cluster.name)
     waits = []
-    strays = _unrecorded_processes(cluster, pods_extra, servers, fresh)
     for node in cluster.nodes:
         pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
         cfg_path = os.path.join(base, "run", f"netexec-{node.name}.json")
@@ -239,11 +242,17 @@ def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: di
             except FileNotFoundError:
                 pass
             rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns),
-                              os.path.join(base, "logs", f"netexec-{node.name}.log"),
+                              os.path.join(base, "logs", f"netexec-{node.name}.log"), env=procs.netexec_env(),
                               owner=_server_owner(cluster.name, node.name))
             servers[node.name] = rec
             waits.append((pidfile, int(rec["pid"]), None))
             changes.add(f"node {node.name}: built-in server started (pid {rec['pid']})")
+    return waits
+
+
+def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str], strays: dict[str, list[int]],
+                       changes: Changes) -> None:
+    """Start every container with a command that is not running (restarts counted, strays adopted)."""
     for pod in cluster.pods:
         extra = pods_extra.setdefault(pod.key, {})
         recs = extra.setdefault("procs", {})
@@ -267,7 +276,6 @@ def _ensure_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: di
                                       cwd=container.working_dir or "/",
                                       owner=_container_owner(cluster.name, pod, cname))
             changes.add(f"pod {pod.key}: container {cname} started (pid {recs[cname]['pid']})")
-    procs.wait_pidfiles(waits)
 
 
 def _server_owner(lab: str, node: str) -> str:

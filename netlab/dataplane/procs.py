@@ -130,7 +130,15 @@ def owned(paths: Iterable[str]) -> dict[str, list[int]]:
 
 
 def netexec_argv(config: str, pidfile: str) -> list[str]:
-    return [sys.executable, "-m", "netlab.workload.netexec", "--config", config, "--pidfile", pidfile]
+    # -S: no site initialisation (the server needs only the standard library and this package, which
+    # netexec_env puts on the path); it starts ~10 ms sooner, once per node on every bring-up
+    return [sys.executable, "-S", "-m", "netlab.workload.netexec", "--config", config, "--pidfile", pidfile]
+
+
+def netexec_env() -> dict[str, str]:
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(package)  # the directory that holds netlab/
+    return dict(os.environ, PYTHONPATH=root)
 
 
 def read_pidfile(path: str) -> tuple[int, int] | None:
@@ -140,6 +148,12 @@ def read_pidfile(path: str) -> tuple[int, int] | None:
         return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
     except (OSError, ValueError, IndexError):
         return None
+
+
+def server_log(pidfile: str) -> str:
+    """A built-in server's log from its pidfile: <lab dir>/run/netexec-NODE.pid -> <lab dir>/logs/netexec-NODE.log"""
+    base = os.path.dirname(os.path.dirname(pidfile))
+    return os.path.join(base, "logs", os.path.basename(pidfile)[:-len(".pid")] + ".log")
 
 
 def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 15.0) -> None:
@@ -153,7 +167,7 @@ def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 15.
             if got and (not pid or got[0] == pid) and (gen is None or got[1] > gen):
                 continue
             if pid and start_time(pid) is None:
-                raise KernelError(f"the built-in server (pid {pid}) died while starting; see {path[:-4]}.log")
+                raise KernelError(f"the built-in server (pid {pid}) died while starting; see {server_log(path)}")
             left.append((path, pid, gen))
         pending = left
         if pending:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
@@ -85,11 +86,14 @@ class NftablesProxy(ProxyBackend):
             changes.add(f"{node.netns}: nftables table ip kube-proxy ({n} commands)")
 
     def remove(self, cluster: Cluster, changes: Changes) -> None:
-        for node in cluster.nodes:
-            if not os.path.exists(nsfs.netns_path(node.netns)):
-                continue
-            r = self._nft(node.netns, ["list", "table", *self.TABLE])
-            if r.returncode == 0:
+        nodes = [n for n in cluster.nodes if os.path.exists(nsfs.netns_path(n.netns))]
+        if not nodes or shutil.which("nft") is None:
+            return
+        with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:  # called on every iptables-mode up
+            found = list(pool.map(lambda n: self._nft(n.netns, ["list", "table", *self.TABLE]).returncode == 0,
+                                  nodes))
+        for node, present in zip(nodes, found):
+            if present:
                 d = self._nft(node.netns, ["delete", "table", *self.TABLE])
                 if d.returncode != 0:
                     raise KernelError(f"nft delete table ip kube-proxy in {node.netns}: {d.stderr.strip()}")
@@ -254,9 +258,11 @@ def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, fo
 def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False) -> None:
     """One iptables-save and (if anything differs) one iptables-restore --noflush per node, nodes in parallel."""
     pending = []
-    for node in cluster.nodes:
+    with ThreadPoolExecutor(max_workers=min(8, len(cluster.nodes) or 1)) as pool:  # the saves wait on processes
+        saved = list(pool.map(lambda n: iptables.save(nsfs.netns_path(n.netns), save_cmd), cluster.nodes))
+    for node, text in zip(cluster.nodes, saved):
         path = nsfs.netns_path(node.netns)
-        current = iptables.parse_save(iptables.save(path, save_cmd))
+        current = iptables.parse_save(text)
         payload, what = iptables.plan_restore(node_rules(cluster, node), current, force=force)
         if payload:
             pending.append((node, iptables.restore_async(path, restore_cmd, payload), payload, what))

@@ -130,6 +130,9 @@ def test_pod_namespace_details(fab):
     assert f"mtu {mtu}" in link
     assert "state UP" in link
     assert "lo" in fab.pod_exec("a1", ["ip", "-o", "link", "show", "up"]).stdout
+    addr = fab.pod_exec("a1", ["ip", "-o", "-4", "addr", "show", "eth0"]).stdout
+    assert f"inet {a1.ip}/{fab.node('n1').pod_cidr.prefixlen} scope global eth0" in addr, addr
+    assert fab.pod_exec("a1", ["sysctl", "-n", "net.ipv4.icmp_ratelimit"]).stdout.strip() == "0"
     veth = fab.node_exec("n1", ["ip", "-d", "link", "show", a1.host_veth]).stdout
     assert "master cni0" in veth and "hairpin on" in veth
     assert len(a1.host_veth) <= 15 and a1.host_veth.startswith("veth")
