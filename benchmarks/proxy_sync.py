@@ -9,21 +9,26 @@ For each size, a throwaway node namespace gets N ClusterIP services x 3 endpoint
 `netlab up` syncs a node:
   iptables-legacy / iptables-nft   (netlab.dataplane.proxy.sync_iptables) iptables-save, render, diff,
                                    one iptables-restore --noflush (with iptables-legacy-* or iptables-nft-*)
-  nftables-vmap / nftables-ladder  (netlab.dataplane.proxy.NftablesProxy.sync) render the table
+  nftables-vmap / nftables-ladder  (netlab.dataplane.proxy.NftablesProxy.sync_node) render the table
                                    (nftablesEndpointChoice vmap: kube-proxy's `numgen ... vmap {}` rule;
-                                   ladder: netlab's equivalent without anonymous sets), `nft -j list table`,
-                                   parse, diff, one `nft -f` transaction
+                                   ladder: netlab's equivalent without anonymous sets), diff it against the
+                                   record of the last sync (trusted while the node's nf_tables generation is
+                                   unchanged) or else the live table (`nft -j list table`, parsed), one
+                                   `nft -f` transaction
 and then:
   full   - the first sync into empty tables
   change - one endpoint of one service changes; the time of that second sync (everything above again:
-           netlab renders the whole node and diffs it against the live state; only the difference is sent)
-  noop   - a sync with nothing to change (read back + render + diff, nothing sent)
+           netlab renders the whole node and diffs it; only the difference is sent)
+  noop   - a sync with nothing to change (nothing sent)
+  change, re-read (nftables) - another one-endpoint change, synced without the record, as after somebody
+           else changed nftables in the node: the live table is listed and parsed first
 Each figure is the median of --repeat samples, interleaved across sizes and modes. Nothing is estimated.
 IPVS mode needs a kernel with ip_vs: see benchmarks/ipvs_vm.py (run in the VM).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -35,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from netlab.dataplane import iptables as ipt  # noqa: E402
-from netlab.dataplane import nsfs  # noqa: E402
+from netlab.dataplane import nsfs, proxy  # noqa: E402
 from netlab.model.objects import Endpoint  # noqa: E402
 from netlab.render import kubeproxy_nftables as knft  # noqa: E402
 from netlab.render.iptables import node_rules  # noqa: E402
@@ -61,23 +66,20 @@ def sync_iptables(cluster, restore: str, save: str) -> tuple[float, int]:
     return time.perf_counter() - t0, payload.count("\n")
 
 
-def _nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["nsenter", f"--net={nsfs.netns_path(NETNS)}", "--", "nft", *args], input=stdin,
-                          capture_output=True, text=True, timeout=3600)
+RECORD = f"/tmp/bench-sync{os.getpid()}.nft.json"  # the node's record of its last sync (see NftablesProxy)
 
 
-def sync_nftables(cluster, choice: str) -> tuple[float, int]:
-    """One node's nftables sync as netlab.dataplane.proxy.NftablesProxy.sync does it."""
+def sync_nftables(cluster, choice: str, record: str | None = RECORD) -> tuple[float, int]:
+    """One node's nftables sync: netlab.dataplane.proxy.NftablesProxy.sync_node itself, on the bench node.
+
+    With `record`, the way `netlab up` runs it (the last sync's table is trusted while the node's nf_tables
+    generation is unchanged); with None, the live table is read back first, which is what happens after
+    anybody else changed nftables in the node."""
+    cluster.networking.nft_choice = choice
+    node = dataclasses.replace(cluster.nodes[0], netns=NETNS)
     t0 = time.perf_counter()
-    desired = knft.desired_objects(cluster, cluster.nodes[0], choice=choice)
-    r = _nft(["-j", "list", "table", "ip", "kube-proxy"])
-    live = knft.parse_nft_json(r.stdout) if r.returncode == 0 else None
-    script = knft.diff_script(desired, live)
-    if script:
-        r = _nft(["-f", "-"], script)
-        if r.returncode:
-            raise SystemExit(f"nft -f failed: {r.stderr[:1000]}")
-    return time.perf_counter() - t0, sum(1 for line in script.splitlines() if line.strip())
+    sent = proxy.NftablesProxy().sync_node(cluster, node, record)
+    return time.perf_counter() - t0, sent
 
 
 def fresh_netns() -> None:
@@ -107,13 +109,24 @@ def sample(n: int, mode: str) -> dict:
         svc.endpoints["http"][0] = Endpoint(ep.ip + 1 if int(ep.ip) % 256 < 250 else ep.ip - 1, 8080, ep.node,
                                             ep.pod + "x", ep.namespace)
         change, change_lines = sync()
+        reread = None
+        if family == "nftables":
+            # the same kind of change once more, when the record cannot be trusted (someone else changed
+            # nftables in the node): the live table is listed and parsed first
+            ep = svc.endpoints["http"][1]
+            svc.endpoints["http"][1] = Endpoint(ep.ip + 1 if int(ep.ip) % 256 < 250 else ep.ip - 1, 8080, ep.node,
+                                                ep.pod + "y", ep.namespace)
+            reread, _ = sync_nftables(cluster, variant, record=None)
         if family == "iptables":
             rules = ipt.save(nsfs.netns_path(NETNS), save).count("\n-A ")
         else:
             rules = knft.desired_objects(cluster, cluster.nodes[0], choice=variant).rule_count()
     finally:
         nsfs.delete_ns_file(nsfs.netns_path(NETNS))
+        if os.path.exists(RECORD):
+            os.unlink(RECORD)
     return {"services": n, "mode": mode, "full_s": full, "change_s": change, "noop_s": noop,
+            "change_reread_s": reread,
             "payload_lines": lines, "change_payload_lines": change_lines, "rules": rules}
 
 
@@ -142,8 +155,9 @@ def main() -> None:
                 s = sample(n, m)
                 s["repeat"] = r
                 runs[(m, n)].append(s)
+                reread = "" if s["change_reread_s"] is None else f"  change, re-read {s['change_reread_s']:7.3f}s"
                 print(f"  {m:16} {n:6} services: full {s['full_s']:8.3f}s  one-endpoint change "
-                      f"{s['change_s']:7.3f}s  noop {s['noop_s']:7.3f}s  ({s['rules']} rules, "
+                      f"{s['change_s']:7.3f}s  noop {s['noop_s']:7.3f}s{reread}  ({s['rules']} rules, "
                       f"change payload {s['change_payload_lines']} lines)", flush=True)
     print(f"\nkube-proxy sync, 3 endpoints/service, medians of {args.repeat}")
     print(f"{'mode':16} {'services':>8} {'rules':>8} {'full sync':>10} {'1-ep change':>12} {'no-op':>8}")
@@ -152,6 +166,8 @@ def main() -> None:
         for n in sizes:
             rs = runs[(m, n)]
             med = {k: statistics.median(r[k] for r in rs) for k in ("full_s", "change_s", "noop_s")}
+            if rs[0]["change_reread_s"] is not None:
+                med["change_reread_s"] = statistics.median(r["change_reread_s"] for r in rs)
             print(f"{m:16} {n:>8} {rs[0]['rules']:>8} {med['full_s']:>9.3f}s {med['change_s']:>11.3f}s "
                   f"{med['noop_s']:>7.3f}s")
             summary.append({"mode": m, "flavour": m.split("-", 1)[1], "services": n,

@@ -35,8 +35,10 @@ def t_bringup(r: dict) -> list[str]:
     rows = r["results"]
     tools = [t for t in ("netlab", "shell", "mininet", "floor") if t in rows[0]]
     head = "| pods | " + " | ".join(f"{t} up (per pod)" for t in tools) + \
-        " | Mininet / netlab (target ≥ 5) | netlab / floor (target ≤ 2) | netlab down | Mininet down |"
+        " | Mininet / netlab (target ≥ 5) | netlab / floor (target ≤ 2) | cost of each added pod: netlab, " \
+        "Mininet, floor | netlab down | Mininet down |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
+    prev = None
     for row in rows:
         cells = []
         for t in tools:
@@ -47,8 +49,18 @@ def t_bringup(r: dict) -> list[str]:
         r1 = f"{mn['up_median_s'] / nl['up_median_s']:.1f}x" if "up_median_s" in mn and "up_median_s" in nl else \
             mn.get("unavailable", "-")
         r2 = f"{nl['up_median_s'] / fl['up_median_s']:.1f}x" if "up_median_s" in fl and "up_median_s" in nl else "-"
-        cells += [r1, r2, s_(nl.get("down_median_s")), s_(mn.get("down_median_s")) if "down_median_s" in mn else "-"]
+        added = "-"
+        if prev is not None:
+            def slope(t: str) -> str:
+                a, b = prev.get(t, {}), row.get(t, {})
+                if "up_median_s" not in a or "up_median_s" not in b:
+                    return "-"
+                return f"{(b['up_median_s'] - a['up_median_s']) * 1000 / (row['pods'] - prev['pods']):.1f} ms"
+            added = f"{slope('netlab')}, {slope('mininet')}, {slope('floor')} (from {prev['pods']})"
+        cells += [r1, r2, added, s_(nl.get("down_median_s")),
+                  s_(mn.get("down_median_s")) if "down_median_s" in mn else "-"]
         out.append(f"| {row['pods']} | " + " | ".join(cells) + " |")
+        prev = row
     return out
 
 
@@ -60,9 +72,14 @@ def t_sync(r: dict, ipvs: dict | None) -> list[str]:
     ipvs_rows = {x["services"]: x for x in (ipvs or {}).get("results", [])}
     head = "| services | " + " | ".join(f"{m} full / 1-ep change" for m in modes) + " | IPVS |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
+
+    def cell(x: dict) -> str:
+        text = f"{s_(x['full_s_median'])} / {s_(x['change_s_median'])}"
+        if x.get("change_reread_s_median") is not None:
+            text += f" (re-read: {s_(x['change_reread_s_median'])})"
+        return text
     for n in sizes:
-        cells = [f"{s_(by[(m, n)]['full_s_median'])} / {s_(by[(m, n)]['change_s_median'])}" if (m, n) in by else "-"
-                 for m in modes]
+        cells = [cell(by[(m, n)]) if (m, n) in by else "-" for m in modes]
         v = ipvs_rows.get(n)
         if not v and ipvs_rows:
             cells.append("needs ip_vs (this size not run in the VM)")
@@ -233,7 +250,8 @@ def main() -> None:
           "(a shared machine). "
           "Absolute times vary between machines: compare the ratios.", ""]
     sections = [("Bring-up vs cluster size (median of each size; per pod = time / pods)", "bringup", t_bringup),
-                ("kube-proxy sync time (one node, 3 endpoints per Service; full sync / one-endpoint change)", "sync",
+                ("kube-proxy sync time (one node, 3 endpoints per Service; full sync / one-endpoint change; re-read: the "
+                 "change when the node's record of its last sync cannot be trusted and the table is read back)", "sync",
                  lambda x: t_sync(x, r.get("ipvs") if "results" in r.get("ipvs", {}) else None)),
                 ("nftables load breakdown (benchmarks/nft_load.py)", "nftload", t_nftload),
                 ("First packet through a ClusterIP (connect() time; the target is the last Service)", "firstpacket",

@@ -230,7 +230,7 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
             continue
         if not pods and not running:
             continue
-        _write_private(cfg_path, text)
+        state.write_private(cfg_path, text)
         if running:
             got = procs.read_pidfile(pidfile)
             os.kill(int(rec["pid"]), signal.SIGHUP)
@@ -312,14 +312,6 @@ def _container_env(pod: Pod) -> dict[str, str]:
 
 def _log_path(lab: str, pod: Pod, container: str) -> str:
     return os.path.join(state.lab_dir(lab), "logs", f"{pod.namespace}_{pod.name}_{container}.log")
-
-
-def _write_private(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _remove_namespaces(lab: str, names: list[str], prev: dict[str, Any], changes: Changes, quiet: bool = False) -> None:

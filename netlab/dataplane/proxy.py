@@ -7,6 +7,7 @@ mode on a running lab (`up --proxy-mode`) leaves no stale rules.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
 from ..render.iptables import node_rules
-from . import iptables, nsfs
+from . import iptables, nsfs, rtnl, state
 from .fabric import Changes
 
 
@@ -48,12 +49,18 @@ class IptablesProxy(ProxyBackend):
 class NftablesProxy(ProxyBackend):
     """kube-proxy's nftables mode: table `ip kube-proxy` in every node, synced by diff in one transaction.
 
-    The live table is read back (`nft -j list table`) on every sync, so hand-made changes are repaired,
-    and only the difference is sent: a one-endpoint change is a handful of commands.
+    Only the difference is sent: a one-endpoint change is a handful of commands. The difference is taken
+    against the live table, read back with `nft -j list table` (seconds at 10,000 Services), unless the
+    node's record of its last sync can be trusted: the table netlab applied, kept with the namespace's
+    cookie and its nf_tables generation right after that commit. The kernel adds one to the generation
+    on every nftables commit in the namespace (nft, iptables-nft, anyone's), so an unchanged generation
+    means nothing was changed since, and a hand-made change (a different generation) makes the next sync
+    read the table back and repair it. kube-proxy also diffs against its own last sync, not the kernel.
     """
 
     name = "nftables"
     TABLE = ("ip", "kube-proxy")
+    RECORD_VERSION = 1
 
     def preflight(self, cluster: Cluster) -> None:
         if shutil.which("nft") is None:
@@ -66,24 +73,87 @@ class NftablesProxy(ProxyBackend):
         except OSError as e:
             raise KernelError(f"nft in network namespace {netns}: {e.strerror}") from None
 
-    def sync(self, cluster: Cluster, changes: Changes, force: bool = False) -> None:
+    @staticmethod
+    def record_path(lab: str, node: str) -> str:
+        return os.path.join(state.lab_dir(lab), "run", f"nft-{node}.json")
+
+    @staticmethod
+    def _identity(netns: str) -> tuple[int, int] | None:
+        """(namespace cookie, nf_tables generation) of a node, or None if the kernel cannot tell."""
+        def read() -> tuple[int, int] | None:
+            cookie = rtnl.netns_cookie()
+            return None if cookie is None else (cookie, rtnl.nft_generation())
+        try:
+            return nsfs.in_netns(netns, read)
+        except OSError:
+            return None
+
+    def _live(self, netns: str):
         from ..render import kubeproxy_nftables as knft
+        r = self._nft(netns, ["-j", "list", "table", *self.TABLE])
+        return knft.parse_nft_json(r.stdout) if r.returncode == 0 else None
+
+    def _recorded(self, path: str | None, ident: tuple[int, int] | None):
+        from ..render import kubeproxy_nftables as knft
+        if path is None or ident is None:
+            return None
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+            if rec.get("version") != self.RECORD_VERSION or [rec.get("cookie"), rec.get("generation")] != list(ident):
+                return None
+            return knft.table_from_data(rec["table"])
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None  # missing, torn or foreign: read the live table instead
+
+    def _record(self, path: str | None, ident: tuple[int, int] | None, table) -> None:
+        from ..render import kubeproxy_nftables as knft
+        if path is None:
+            return
+        if ident is None:
+            _unlink(path)
+            return
+        state.write_private(path, json.dumps({"version": self.RECORD_VERSION, "cookie": ident[0],
+                                              "generation": ident[1], "table": knft.table_to_data(table)}))
+
+    def sync(self, cluster: Cluster, changes: Changes, force: bool = False) -> None:
         for node in cluster.nodes:
-            desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
-            live = None
-            if not force:
-                r = self._nft(node.netns, ["-j", "list", "table", *self.TABLE])
-                live = knft.parse_nft_json(r.stdout) if r.returncode == 0 else None
-            script = knft.diff_script(desired, live)
-            if force and script:
-                script = f"add table ip kube-proxy\ndelete table ip kube-proxy\n{script}"
-            if not script:
-                continue
+            n = self.sync_node(cluster, node, self.record_path(cluster.name, node.name), force)
+            if n:
+                changes.add(f"{node.netns}: nftables table ip kube-proxy ({n} commands)")
+
+    def sync_node(self, cluster: Cluster, node, record: str | None, force: bool = False) -> int:
+        """Sync one node's table; returns the number of commands sent (0: it was right already).
+
+        `record`: the file that keeps this node's last sync (None: always read the live table)."""
+        from ..render import kubeproxy_nftables as knft
+        desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
+        ident = self._identity(node.netns)
+        live, trusted = None, False
+        if not force:
+            live = self._recorded(record, ident)
+            trusted = live is not None
+            if not trusted:
+                live = self._live(node.netns)
+        script = knft.diff_script(desired, live)
+        if force and script:
+            script = f"add table ip kube-proxy\ndelete table ip kube-proxy\n{script}"
+        if script:
             r = self._nft(node.netns, ["-f", "-"], script)
+            if r.returncode != 0 and trusted:
+                # the record did not match the kernel after all: read the table back and try once more
+                script = knft.diff_script(desired, self._live(node.netns))
+                r = self._nft(node.netns, ["-f", "-"], script)
             if r.returncode != 0:
+                _unlink(record)
                 raise KernelError(f"nft -f in network namespace {node.netns} failed: {r.stderr.strip()[:500]}")
-            n = sum(1 for line in script.splitlines() if line.strip())
-            changes.add(f"{node.netns}: nftables table ip kube-proxy ({n} commands)")
+        if trusted and not script:
+            return 0  # the record stands as it is
+        after = self._identity(node.netns)
+        # trust the record next time only if our own commit (if any) was the only one in between
+        expected = None if ident is None else (ident[0], ident[1] + (1 if script else 0))
+        self._record(record, after if after is not None and after == expected else None, desired)
+        return sum(1 for line in script.splitlines() if line.strip())
 
     def remove(self, cluster: Cluster, changes: Changes) -> None:
         nodes = [n for n in cluster.nodes if os.path.exists(nsfs.netns_path(n.netns))]
@@ -92,6 +162,8 @@ class NftablesProxy(ProxyBackend):
         with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:  # called on every iptables-mode up
             found = list(pool.map(lambda n: self._nft(n.netns, ["list", "table", *self.TABLE]).returncode == 0,
                                   nodes))
+        for node in cluster.nodes:
+            _unlink(self.record_path(cluster.name, node.name))
         for node, present in zip(nodes, found):
             if present:
                 d = self._nft(node.netns, ["delete", "table", *self.TABLE])
@@ -225,6 +297,15 @@ class IpvsProxy(ProxyBackend):
                 if script.strip():
                     self._run(node.netns, ["ipset", "restore"], script)
                     changes.add(f"{node.netns}: removed kube-proxy's ipsets")
+
+
+def _unlink(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 PROXIES: dict[str, ProxyBackend] = {"iptables": IptablesProxy(), "nftables": NftablesProxy(), "ipvs": IpvsProxy()}

@@ -132,10 +132,11 @@ class RtnlError(OSError):
 
 
 class Rtnl:
-    """An rtnetlink socket bound to the namespace of the thread that opens it (like any socket)."""
+    """A netlink socket (rtnetlink unless told otherwise) bound to the namespace of the thread that
+    opens it, like any socket."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    def __init__(self, protocol: int = socket.NETLINK_ROUTE) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -189,3 +190,45 @@ class Rtnl:
 def link_index(reply: bytes) -> int:
     """The ifindex from the body of an RTM_NEWLINK reply."""
     return _IFI.unpack_from(reply)[2]
+
+
+# ---- where a cached view of nftables state may be trusted (netlab.dataplane.proxy.NftablesProxy)
+
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_NEWGEN = 15
+NFT_MSG_GETGEN = 16
+NFTA_GEN_ID = 1
+SO_NETNS_COOKIE = 71  # Linux 5.14
+
+
+def nft_generation() -> int:
+    """The nf_tables ruleset generation of the caller's network namespace.
+
+    The kernel adds one on every committed nftables transaction in the namespace (nft, iptables-nft,
+    anyone's), and never otherwise: equal numbers mean nothing in nftables changed in between.
+    """
+    with Rtnl(NETLINK_NETFILTER) as nl:
+        got = nl.call(((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, 0, struct.pack("=BBH", socket.AF_UNSPEC, 0, 0)))
+    reply = got[0]
+    if reply is None:
+        raise OSError(0, "no reply to NFT_MSG_GETGEN")
+    off = 4  # nfgenmsg
+    while off + 4 <= len(reply):
+        length, kind = _ATTR.unpack_from(reply, off)
+        if length < 4:
+            break
+        if kind & 0x3FFF == NFTA_GEN_ID:
+            return struct.unpack_from("!I", reply, off + 4)[0]
+        off += (length + 3) & ~3
+    raise OSError(0, "NFT_MSG_GETGEN reply without a generation")
+
+
+def netns_cookie() -> int | None:
+    """The caller's network namespace's cookie: unique for the whole boot, never reused (unlike an inode
+    number). None on kernels before 5.14."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            return struct.unpack("=Q", s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+        except OSError:
+            return None

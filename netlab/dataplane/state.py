@@ -87,6 +87,15 @@ def save(lab: str, data: dict[str, Any]) -> None:
         raise
 
 
+def write_private(path: str, text: str) -> None:
+    """Replace a file in the lab's directory at once (write a 0600 temporary, rename)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def labs_on_disk() -> list[str]:
     try:
         return sorted(d for d in os.listdir(RUN_DIR) if LAB_NAME.match(d) and os.path.isdir(os.path.join(RUN_DIR, d)))

@@ -673,6 +673,26 @@ def _views(a: NftTable, b: NftTable, keys: set[str]) -> tuple[NftTable, NftTable
     return va, vb
 
 
+# ---------------------------------------------------------------- a table as plain data
+
+def table_to_data(t: NftTable) -> dict[str, Any]:
+    """What diff_script compares, as JSON-able data (the record of the last table a sync applied)."""
+    return {"chains": t.chains, "hooks": {n: list(h) for n, h in t.hooks.items()},
+            "chain_comments": t.chain_comments, "options": t.options,
+            "sets": {n: {"type": x.type, "data": x.data, "flags": list(x.flags), "timeout": x.timeout,
+                         "comment": x.comment, "dynamic": x.dynamic,
+                         "elements": {k: list(e) for k, e in x.elements.items()}} for n, x in t.sets.items()}}
+
+
+def table_from_data(d: dict[str, Any]) -> NftTable:
+    return NftTable(chains=d["chains"],
+                    hooks={n: (h[0], h[1], int(h[2])) for n, h in d["hooks"].items()},
+                    sets={n: NftSet(x["type"], x["data"], tuple(x["flags"]), x["timeout"], x["comment"],
+                                    {k: tuple(e) for k, e in x["elements"].items()}, bool(x["dynamic"]))
+                          for n, x in d["sets"].items()},
+                    chain_comments=dict(d["chain_comments"]), options=dict(d["options"]))
+
+
 # ---------------------------------------------------------------- the live table
 
 def parse_nft_json(text: str, table: str = TABLE, family: str = FAMILY) -> NftTable | None:

@@ -485,6 +485,19 @@ def test_diff_of_equal_tables_is_empty():
         assert kn.diff_script(kn.desired_objects(c, node), kn.desired_objects(c, node)) == ""
 
 
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("choice", kn.CHOICES)
+def test_a_table_survives_its_record(name, choice):
+    """The record NftablesProxy keeps of its last sync (JSON) gives back a table that diffs as equal."""
+    c = cluster_of(name)
+    for node in c.nodes:
+        t = kn.desired_objects(c, node, choice=choice)
+        back = kn.table_from_data(json.loads(json.dumps(kn.table_to_data(t))))
+        assert back.content() == t.content() and back.hooks == t.hooks and back.chain_comments == t.chain_comments
+        assert kn.diff_script(t, back) == "" and kn.diff_script(back, t) == ""
+        assert kn.diff_script(t, back) == kn.diff_script(t, t)
+
+
 def test_one_endpoint_change_is_a_small_transaction():
     c = cluster_of("basic")
     node = c.nodes[0]
