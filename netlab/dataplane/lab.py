@@ -188,7 +188,8 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     strays = _unrecorded_processes(cluster, pods_extra, servers, fresh)
     waits = _ensure_servers(cluster, fresh, servers, strays, changes)
     # flannel's chains and the proxy mode's state, one restore per node
-    proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"))
+    proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
+               fresh={n.name for n in cluster.nodes if n.netns not in existing})
     _ensure_containers(cluster, pods_extra, fresh, strays, changes)
     procs.wait_pidfiles(waits)
     state.save(lab, _state_doc(cluster, scenario_text, prev, "ready", pods_extra, servers, flavour))

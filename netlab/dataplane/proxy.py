@@ -7,11 +7,13 @@ mode on a running lab (`up --proxy-mode`) leaves no stale rules.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from typing import Collection
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
@@ -320,27 +322,39 @@ def backend(mode: str) -> ProxyBackend:
 
 
 def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
-         previous_mode: str | None = None) -> None:
+         previous_mode: str | None = None, fresh: Collection[str] = ()) -> None:
     """Program the cluster's proxy mode on every node and remove what the previous mode left behind.
 
     The iptables sync comes between `prepare` and `sync`: it needs the ipsets IPVS mode refers to, and
-    it drops the old mode's rules before that mode's ipsets are destroyed.
+    it drops the old mode's rules before that mode's ipsets are destroyed. `fresh`: the nodes whose
+    namespaces this run created, so they hold no rules yet: nothing is read back from them, and no other
+    mode's leftovers are looked for in them.
     """
     mode = backend(cluster.networking.proxy_mode)
     mode.prepare(cluster, changes)
-    sync_iptables(cluster, restore_cmd, save_cmd, changes, force)
+    sync_iptables(cluster, restore_cmd, save_cmd, changes, force, fresh)
     mode.sync(cluster, changes, force)
+    older = [n for n in cluster.nodes if n.name not in fresh]
+    if not older:
+        return
+    view = dataclasses.replace(cluster, nodes=older)
     for other in PROXIES.values():
         # nftables' table is cheap to look for, so it is always checked; IPVS state only after IPVS mode
         if other is not mode and (other.name == "nftables" or other.name == previous_mode or force):
-            other.remove(cluster, changes)
+            other.remove(view, changes)
 
 
-def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False) -> None:
-    """One iptables-save and (if anything differs) one iptables-restore --noflush per node, nodes in parallel."""
+def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
+                  fresh: Collection[str] = ()) -> None:
+    """One iptables-save and (if anything differs) one iptables-restore --noflush per node, nodes in parallel.
+
+    Nodes in `fresh` (namespaces created by this run) are known to be empty: not read back."""
     pending = []
+
+    def save(node) -> str:
+        return "" if node.name in fresh and not force else iptables.save(nsfs.netns_path(node.netns), save_cmd)
     with ThreadPoolExecutor(max_workers=min(8, len(cluster.nodes) or 1)) as pool:  # the saves wait on processes
-        saved = list(pool.map(lambda n: iptables.save(nsfs.netns_path(n.netns), save_cmd), cluster.nodes))
+        saved = list(pool.map(save, cluster.nodes))
     for node, text in zip(cluster.nodes, saved):
         path = nsfs.netns_path(node.netns)
         current = iptables.parse_save(text)
