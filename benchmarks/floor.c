@@ -13,8 +13,9 @@
  *              /run/netns/PREFIX.pod.I and /run/netlab/floor/PREFIX/I.uts; sethostname;
  *              RTM_NEWLINK veth (node side on cni0, up, peer eth0 put straight into the pod by
  *              IFLA_NET_NS_FD) through a netlink socket opened in the node; hairpin on (AF_BRIDGE
- *              IFLA_PROTINFO); icmp_ratelimit=0 in the pod; through a socket opened in the pod: lo up,
- *              10.244.x.y/22 on eth0, eth0 up, default route via the node's cni0 address.
+ *              IFLA_PROTINFO); in the pod icmp_ratelimit=0 and, as the CNI bridge plugin sets them, eth0's
+ *              accept_dad=0 and arp_notify=1; through a socket opened in the pod: lo up, eth0 up,
+ *              10.244.x.y/22 on eth0, default route via the node's cni0 address.
  * Pods are spread round-robin over the nodes. Teardown unmounts and unlinks the namespace files (the
  * kernel frees the links with the namespaces), as `netlab down` does.
  *
@@ -318,12 +319,14 @@ static void *build(void *unused) {
         close(fd);
         hairpin(nl_node[k], ifindex(ioc_node[k], veth));
         write_file("/proc/sys/net/ipv4/icmp_ratelimit", "0");
+        if (!no_ipv6) write_file("/proc/sys/net/ipv6/conf/eth0/accept_dad", "0");
+        write_file("/proc/sys/net/ipv4/conf/eth0/arp_notify", "1");
         int nl = nl_open(), ioc = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         link_up(nl, 1);
         int eth0 = ifindex(ioc, "eth0");
+        link_up(nl, eth0);
         snprintf(ip, sizeof ip, "10.244.%d.%d", 4 * k + (n + 2) / 256, (n + 2) % 256);
         add_addr(nl, eth0, ip, 22);
-        link_up(nl, eth0);
         snprintf(gw, sizeof gw, "10.244.%d.1", 4 * k);
         add_route(nl, "0.0.0.0", 0, gw);
         close(nl);

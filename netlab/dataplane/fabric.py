@@ -21,7 +21,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import KernelError
 from ..model.objects import Cluster, Node, Pod
-from ..render.fabric import BRIDGE, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric, pod_fabric
+from ..render.fabric import BRIDGE, POD_ETH0_SYSCTLS, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric, pod_fabric
 from . import nsfs, rtnl
 
 IFF_UP = 1
@@ -229,6 +229,15 @@ def raw_call(sock: rtnl.Rtnl, netns: str, steps) -> list[bytes | None]:
         raise kernel_error(e, " + ".join(what for what, _ in steps), netns) from None
 
 
+def pod_sysctls() -> dict[str, str]:
+    """A pod's sysctls, its eth0's included; called on a thread inside the pod's namespace. On a kernel
+    without IPv6 (ipv6.disable=1) there is no IPv6 sysctl to set."""
+    out = dict(POD_SYSCTLS, **POD_ETH0_SYSCTLS)
+    if not os.path.isdir("/proc/sys/net/ipv6"):
+        out = {k: v for k, v in out.items() if not k.startswith("net/ipv6/")}
+    return out
+
+
 def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes) -> None:
     """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace."""
     for key, value in sysctls.items():
@@ -422,13 +431,14 @@ class Fabric:
         node.raw((f"create veth {pf.host_veth} for pod {pod.key}",
                   rtnl.veth_create(pf.host_veth, "eth0", pf.mtu, bridge, threading.get_native_id())),
                  (f"set hairpin on {pf.host_veth}", rtnl.hairpin_on(pf.host_veth)))
-        for key, value in POD_SYSCTLS.items():  # a new namespace: write, no need to read first
+        for key, value in pod_sysctls().items():  # a new namespace: write, no need to read first
             try:
                 with open(f"/proc/sys/{key}", "w") as f:
                     f.write(value)
             except OSError as e:
                 raise KernelError(f"sysctl {key.replace('/', '.')}={value} in network namespace {pf.netns}: "
                                   f"{e.strerror}") from None
+        # in the CNI bridge plugin's order: eth0 up, then its address and route
         with rtnl.Rtnl() as inner:
             got = raw_call(inner, pf.netns, (("set lo up", rtnl.link_up("lo")),
                                              ("set eth0 up", rtnl.link_up("eth0")),
@@ -470,6 +480,7 @@ class Fabric:
             eth0 = links.get("eth0")
             if eth0 is None:
                 return PodHealth(False, "its eth0 is missing")
+            write_sysctls(pf.netns, pod_sysctls(), self.changes)
             if not links.get("lo", {}).get("up"):
                 inner.ensure_up("lo", self.changes)
             inner.ensure_up("eth0", self.changes, mtu=pf.mtu)

@@ -115,6 +115,9 @@ NODE_SYSCTLS = {
 }
 # pods answer closed UDP ports with ICMP port-unreachable; bulk probes must not hit the rate limit
 POD_SYSCTLS = {"net/ipv4/icmp_ratelimit": "0"}
+# what the CNI bridge plugin (flannel's delegate) sets on the pod's interface: no IPv6 duplicate address
+# detection (its default, enableDad false: DAD and hairpin mode do not mix) and arp_notify
+POD_ETH0_SYSCTLS = {"net/ipv6/conf/eth0/accept_dad": "0", "net/ipv4/conf/eth0/arp_notify": "1"}
 
 
 def node_fabric(cluster: Cluster, node: Node) -> NodeFabric:

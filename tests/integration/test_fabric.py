@@ -133,6 +133,10 @@ def test_pod_namespace_details(fab):
     addr = fab.pod_exec("a1", ["ip", "-o", "-4", "addr", "show", "eth0"]).stdout
     assert f"inet {a1.ip}/{fab.node('n1').pod_cidr.prefixlen} scope global eth0" in addr, addr
     assert fab.pod_exec("a1", ["sysctl", "-n", "net.ipv4.icmp_ratelimit"]).stdout.strip() == "0"
+    # as the CNI bridge plugin leaves a pod's interface: no IPv6 DAD, arp_notify on
+    assert fab.pod_exec("a1", ["sysctl", "-n", "net.ipv6.conf.eth0.accept_dad",
+                               "net.ipv4.conf.eth0.arp_notify"]).stdout.split() == ["0", "1"]
+    assert "tentative" not in fab.pod_exec("a1", ["ip", "-6", "addr", "show", "eth0"]).stdout
     veth = fab.node_exec("n1", ["ip", "-d", "link", "show", a1.host_veth]).stdout
     assert "master cni0" in veth and "hairpin on" in veth
     assert len(a1.host_veth) <= 15 and a1.host_veth.startswith("veth")
