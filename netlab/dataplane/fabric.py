@@ -272,14 +272,18 @@ class Fabric:
         self.broken_pods: dict[str, str] = {}
 
     # entry point ------------------------------------------------------------
-    def apply(self, create_pods: list[Pod], check_pods: list[Pod]) -> dict[str, str]:
+    def apply(self, create_pods: list[Pod], check_pods: list[Pod],
+              before_pods: Callable[[], None] | None = None) -> dict[str, str]:
         """Build the underlay, the nodes, then create `create_pods` and verify `check_pods`.
 
+        `before_pods` is called (on the fabric's thread) once every node's namespace is ready, before
+        the first pod is created: work that needs the nodes but not the pods can overlap with them.
         Returns the pods found broken among `check_pods` (key -> problem); the caller recreates them.
         """
-        return nsfs.run_in_thread(lambda: self._apply(create_pods, check_pods))
+        return nsfs.run_in_thread(lambda: self._apply(create_pods, check_pods, before_pods))
 
-    def _apply(self, create_pods: list[Pod], check_pods: list[Pod]) -> dict[str, str]:
+    def _apply(self, create_pods: list[Pod], check_pods: list[Pod],
+               before_pods: Callable[[], None] | None = None) -> dict[str, str]:
         nsfs.ensure_run_dir()
         c = self.cluster
         try:
@@ -318,6 +322,8 @@ class Fabric:
                 h = self._check_pod(pod)
                 if not h.ok:
                     broken[pod.key] = h.problem
+            if before_pods is not None:
+                before_pods()
             total = len(create_pods)
             for i, pod in enumerate(create_pods):
                 if i % 10 == 0:

@@ -168,7 +168,11 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     create = [p for p in cluster.pods if p.netns not in existing]
     check = [p for p in cluster.pods if p.netns in existing]
     fabric = Fabric(cluster, changes, progress)
-    broken = fabric.apply(create, check)
+    # nodes without a running built-in server get one as soon as their namespaces exist, serving no pod
+    # yet: its interpreter starts while the pods are built; it is given its pods (SIGHUP) below
+    started = {}
+    broken = fabric.apply(create, check, before_pods=lambda: started.update(
+        _start_idle_servers(cluster, servers, changes)))
     fresh = {p.key for p in create}
     if broken:
         for key, problem in broken.items():
@@ -186,7 +190,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     # ---- processes and netfilter. The built-in servers only listen, so they start first and get
     # ready while the rules are written; containers with commands start once the Services work.
     strays = _unrecorded_processes(cluster, pods_extra, servers, fresh)
-    waits = _ensure_servers(cluster, fresh, servers, strays, changes)
+    waits = _ensure_servers(cluster, fresh, servers, strays, changes, started)
     # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
                fresh={n.name for n in cluster.nodes if n.netns not in existing})
@@ -202,15 +206,60 @@ def _pod_key_of(netns: str, prefix: str) -> str:
     return f"{ns}/{name}"
 
 
+def _server_paths(lab: str, node: str) -> tuple[str, str, str]:
+    """(config, pidfile, log) of a node's built-in server."""
+    base = state.lab_dir(lab)
+    return (os.path.join(base, "run", f"netexec-{node}.json"), os.path.join(base, "run", f"netexec-{node}.pid"),
+            os.path.join(base, "logs", f"netexec-{node}.log"))
+
+
+def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any], changes: Changes) -> dict:
+    cfg_path, pidfile, log = _server_paths(cluster.name, node.name)
+    state.write_private(cfg_path, cfg_text)
+    try:
+        os.unlink(pidfile)
+    except FileNotFoundError:
+        pass
+    rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns), log,
+                      env=procs.netexec_env(), owner=_server_owner(cluster.name, node.name))
+    servers[node.name] = rec
+    changes.add(f"node {node.name}: built-in server started (pid {rec['pid']})")
+    return rec
+
+
+def _start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Changes) -> dict[str, int]:
+    """Start a server, with no pod yet, in each node that will need one and has none running (an
+    unrecorded one left by an interrupted `up` is replaced). Returns node -> pid of those started."""
+    started = {}
+    wanted = [n for n in cluster.nodes if any(p.builtin_ports for p in cluster.pods_on(n.name))]
+    missing = [n for n in wanted if not procs.alive(servers.get(n.name), _server_owner(cluster.name, n.name),
+                                                    nsfs.netns_path(n.netns))]
+    if not missing:
+        return started
+    strays = procs.owned([nsfs.netns_path(n.netns) for n in missing])
+    for node in missing:
+        found = strays.get(_server_owner(cluster.name, node.name))
+        if found:
+            procs.terminate([], found)
+            changes.add(f"node {node.name}: stopped an unrecorded built-in server")
+        rec = _spawn_server(cluster, node, json.dumps({"pods": []}), servers, changes)
+        started[node.name] = int(rec["pid"])
+    return started
+
+
 def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], strays: dict[str, list[int]],
-                    changes: Changes) -> list[tuple[str, int, int | None]]:
-    """Start (or reload) each node's built-in server; returns what `procs.wait_pidfiles` should wait for."""
-    base = state.lab_dir(cluster.name)
+                    changes: Changes, started: dict[str, int] | None = None) -> list[tuple[str, int, int | None]]:
+    """Start (or reload) each node's built-in server; returns what `procs.wait_pidfiles` should wait for.
+
+    `started`: servers `_start_idle_servers` just started (node -> pid); they are given their pods by a
+    reload once they are listening (a SIGHUP before their handler is in place would end them)."""
+    started = started or {}
+    if started:
+        procs.wait_pidfiles([(_server_paths(cluster.name, n)[1], pid, None) for n, pid in started.items()])
     waits = []
     for node in cluster.nodes:
         pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
-        cfg_path = os.path.join(base, "run", f"netexec-{node.name}.json")
-        pidfile = os.path.join(base, "run", f"netexec-{node.name}.pid")
+        cfg_path, pidfile, _ = _server_paths(cluster.name, node.name)
         cfg = {"pods": [{"key": p.key, "name": p.name, "netns": nsfs.netns_path(p.netns),
                          "ports": [{"port": port, "protocol": proto} for port, proto in p.builtin_ports],
                          "log": _log_path(cluster.name, p, "netexec")} for p in pods]}
@@ -231,23 +280,16 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
             continue
         if not pods and not running:
             continue
-        state.write_private(cfg_path, text)
         if running:
+            state.write_private(cfg_path, text)
             got = procs.read_pidfile(pidfile)
             os.kill(int(rec["pid"]), signal.SIGHUP)
             waits.append((pidfile, int(rec["pid"]), got[1] if got else -1))
-            changes.add(f"node {node.name}: built-in server reloaded")
+            if node.name not in started:
+                changes.add(f"node {node.name}: built-in server reloaded")
         else:
-            try:
-                os.unlink(pidfile)
-            except FileNotFoundError:
-                pass
-            rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns),
-                              os.path.join(base, "logs", f"netexec-{node.name}.log"), env=procs.netexec_env(),
-                              owner=_server_owner(cluster.name, node.name))
-            servers[node.name] = rec
+            rec = _spawn_server(cluster, node, text, servers, changes)
             waits.append((pidfile, int(rec["pid"]), None))
-            changes.add(f"node {node.name}: built-in server started (pid {rec['pid']})")
     return waits
 
 

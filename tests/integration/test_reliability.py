@@ -411,17 +411,31 @@ def test_sigkill_at_points_spread_over_the_bring_up(tmp_path):
     figures.add("SIGKILL bring-up measured (s)", round(full, 2))
     seed = int(os.environ.get("NETLAB_KILL_SEED") or secrets.randbits(32))
     rng = random.Random(seed)
-    delays = [(i + rng.random()) * full / KILL_POINTS for i in range(KILL_POINTS)]
     failures: list[str] = []
     phases: Counter = Counter()
     recovered = 0
     total = 80 + 4  # namespaces: 80 pods, 2 nodes, the underlay, the external host
     clean_downs = 0
-    for i, delay in enumerate(delays):
-        p = subprocess.Popen([NETLAB, "up", path, "--lab", lab], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(delay)
-        p.send_signal(signal.SIGKILL)
-        p.communicate()
+    i = retries = 0
+    while i < KILL_POINTS:
+        delay = (i + rng.random()) * full / KILL_POINTS
+        t0 = time.monotonic()
+        p = subprocess.Popen([NETLAB, "up", path, "--lab", lab], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            p.wait(timeout=delay)
+            took = time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            took = None
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        if took is not None and retries < 2 * KILL_POINTS:
+            # this bring-up was over before its point (the machine got less busy than when it was
+            # measured): the slices follow the shorter time and the point is tried again
+            retries += 1
+            full = min(full, took)
+            assert cli("down", lab).returncode == 0
+            assert not gone(lab)
+            continue
         n = len(footprint.lab_namespace_files(lab))
         phase = "finished before the kill" if p.returncode == 0 else \
             "before any change" if not os.path.exists(state.lab_dir(lab)) else \
@@ -450,7 +464,10 @@ def test_sigkill_at_points_spread_over_the_bring_up(tmp_path):
             force_clean(lab)
         elif r.returncode == 0:
             clean_downs += 1
+        i += 1
     figures.add("SIGKILL points tried", KILL_POINTS)
+    figures.add("SIGKILL points tried again (bring-up over before the point)", retries)
+    figures.add("SIGKILL bring-up, shortest seen (s)", round(full, 2))
     figures.add("SIGKILL points: down left nothing", clean_downs)
     figures.add("SIGKILL points: up after the kill finished a correct lab", recovered)
     figures.add("SIGKILL points failed", len(failures))
