@@ -240,12 +240,13 @@ def main() -> None:
     meta, r = res["meta"], res["results"]
     when = f"Last run: {meta['date']}, `{meta['command']}`"
     if meta.get("full_run"):
+        dates = [f"{p} {(r.get(p, {}).get('info') or {}).get('date', '?')}" for p in meta["rerun_parts"]]
         when = (f"Last full run: {meta['full_run']['date']}, `{meta['full_run']['command']}`; "
-                f"re-run of {', '.join(meta['rerun_parts'])}: {meta['date']}")
+                f"parts re-run since (`scripts/bench --only ...`): {', '.join(dates)}")
     md = [f"{when}, on {meta['cpus']} cores ({meta['cpu_model']}), "
           f"{meta['mem_gib']} GiB, kernel {meta['kernel']}, {meta['distro']}, netlab "
           f"{(meta.get('full_run') or meta).get('netlab_commit', meta['netlab_commit'])}"
-          f"{' (re-run: ' + meta['netlab_commit'] + ')' if meta.get('full_run') else ''}; "
+          f"{' (the full run; each section says its own run)' if meta.get('full_run') else ''}; "
           f"load average at the start {', '.join(f'{x:.1f}' for x in (meta.get('full_run') or meta)['loadavg_at_start'])} "
           "(a shared machine). "
           "Absolute times vary between machines: compare the ratios.", ""]
@@ -264,6 +265,9 @@ def main() -> None:
             continue
         md.append(f"#### {title}")
         md.append("")
+        info = part.get("info") or {}
+        if info.get("date"):
+            md += [f"Run {info['date']}, netlab {info.get('netlab_commit', '?')}.", ""]
         if "failed" in part:
             md.append(f"not measured: {part['failed']}")
         else:
