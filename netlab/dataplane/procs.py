@@ -16,6 +16,7 @@ import time
 from typing import Any, Iterable
 
 from ..errors import KernelError
+from . import nsfs
 
 OWNER_VAR = "NETLAB_OWNER"
 
@@ -46,21 +47,13 @@ def alive(rec: dict[str, Any] | None, owner: str | None = None, netns: str | Non
         return False
     if pid <= 0 or start_time(pid) != rec.get("start"):
         return False
-    if netns is not None and _netns_of(pid) != _inode(netns):
+    if netns is not None and _netns_of(pid) != nsfs.ns_inode(netns):
         return False
     return owner is None or owner_of(pid) == owner
 
 
-def _inode(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
 def _netns_of(pid: int) -> tuple[int, int] | None:
-    return _inode(f"/proc/{pid}/ns/net")
+    return nsfs.ns_inode(f"/proc/{pid}/ns/net")
 
 
 def record(pid: int) -> dict[str, Any]:
@@ -180,11 +173,9 @@ def netns_members(paths: Iterable[str]) -> dict[int, str]:
     """PIDs whose network namespace is one of `paths` (the kernel's `ip netns pids`), pid -> path."""
     wanted = {}
     for p in paths:
-        try:
-            st = os.stat(p)
-            wanted[(st.st_dev, st.st_ino)] = p
-        except OSError:
-            pass
+        key = nsfs.ns_inode(p)
+        if key is not None:
+            wanted[key] = p
     found: dict[int, str] = {}
     if not wanted:
         return found
@@ -192,12 +183,8 @@ def netns_members(paths: Iterable[str]) -> dict[int, str]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
-        try:
-            st = os.stat(f"/proc/{entry.name}/ns/net")
-        except OSError:
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in wanted:
+        key = _netns_of(int(entry.name))
+        if key is not None and key in wanted:
             found[int(entry.name)] = wanted[key]
     return found
 
