@@ -10,6 +10,7 @@ using it while it builds that node's pods.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import threading
@@ -20,7 +21,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import KernelError
-from ..model.objects import Cluster, Node, Pod
+from ..model.objects import Cluster, Pod
 from ..render.fabric import BRIDGE, POD_ETH0_SYSCTLS, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric, pod_fabric
 from . import nsfs, rtnl
 
@@ -229,29 +230,35 @@ def raw_call(sock: rtnl.Rtnl, netns: str, steps) -> list[bytes | None]:
         raise kernel_error(e, " + ".join(what for what, _ in steps), netns) from None
 
 
+@functools.lru_cache(maxsize=1)
 def pod_sysctls() -> dict[str, str]:
-    """A pod's sysctls, its eth0's included; called on a thread inside the pod's namespace. On a kernel
-    without IPv6 (ipv6.disable=1) there is no IPv6 sysctl to set."""
+    """A pod's sysctls, its eth0's included. On a kernel without IPv6 (ipv6.disable=1, the same in every
+    namespace) there is no IPv6 sysctl to set."""
     out = dict(POD_SYSCTLS, **POD_ETH0_SYSCTLS)
     if not os.path.isdir("/proc/sys/net/ipv6"):
         out = {k: v for k, v in out.items() if not k.startswith("net/ipv6/")}
     return out
 
 
-def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes) -> None:
-    """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace."""
+def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes | None) -> None:
+    """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace.
+
+    `changes` None: the namespace is new, so every value is written without being read first, and not
+    reported as a change."""
     for key, value in sysctls.items():
         path = f"/proc/sys/{key}"
         try:
-            with open(path) as f:
-                if f.read().strip() == value:
-                    continue
+            if changes is not None:
+                with open(path) as f:
+                    if f.read().strip() == value:
+                        continue
             with open(path, "w") as f:
                 f.write(value)
         except OSError as e:
             raise KernelError(f"sysctl {key.replace('/', '.')}={value} in network namespace {netns}: "
                               f"{e.strerror}" + (" (is br_netfilter available?)" if "bridge" in key else "")) from None
-        changes.add(f"{netns}: sysctl {key.replace('/', '.')}={value}")
+        if changes is not None:
+            changes.add(f"{netns}: sysctl {key.replace('/', '.')}={value}")
 
 
 @dataclass
@@ -437,13 +444,7 @@ class Fabric:
         node.raw((f"create veth {pf.host_veth} for pod {pod.key}",
                   rtnl.veth_create(pf.host_veth, "eth0", pf.mtu, bridge, threading.get_native_id())),
                  (f"set hairpin on {pf.host_veth}", rtnl.hairpin_on(pf.host_veth)))
-        for key, value in pod_sysctls().items():  # a new namespace: write, no need to read first
-            try:
-                with open(f"/proc/sys/{key}", "w") as f:
-                    f.write(value)
-            except OSError as e:
-                raise KernelError(f"sysctl {key.replace('/', '.')}={value} in network namespace {pf.netns}: "
-                                  f"{e.strerror}") from None
+        write_sysctls(pf.netns, pod_sysctls(), None)  # this thread is in the new namespace
         # in the CNI bridge plugin's order: eth0 up, then its address and route
         with rtnl.Rtnl() as inner:
             got = raw_call(inner, pf.netns, (("set lo up", rtnl.link_up("lo")),
