@@ -189,8 +189,8 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
 
     # ---- processes and netfilter. The built-in servers only listen, so they start first and get
     # ready while the rules are written; containers with commands start once the Services work.
-    strays = _unrecorded_processes(cluster, pods_extra, servers, fresh)
-    waits = _ensure_servers(cluster, fresh, servers, strays, changes, started)
+    strays = _unrecorded_containers(cluster, pods_extra, fresh)
+    waits = _ensure_servers(cluster, fresh, servers, changes, started)
     # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
                fresh={n.name for n in cluster.nodes if n.netns not in existing})
@@ -228,12 +228,12 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
 
 
 def _start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Changes) -> dict[str, int]:
-    """Start a server, with no pod yet, in each node that will need one and has none running (an
-    unrecorded one left by an interrupted `up` is replaced). Returns node -> pid of those started."""
+    """For every node without a running recorded server: stop an unrecorded one (started by an `up`
+    killed before recording it), and if the node will need a server, start one with no pod yet.
+    Returns node -> pid of those started."""
     started = {}
-    wanted = [n for n in cluster.nodes if any(p.builtin_ports for p in cluster.pods_on(n.name))]
-    missing = [n for n in wanted if not procs.alive(servers.get(n.name), _server_owner(cluster.name, n.name),
-                                                    nsfs.netns_path(n.netns))]
+    missing = [n for n in cluster.nodes if not procs.alive(servers.get(n.name), _server_owner(cluster.name, n.name),
+                                                           nsfs.netns_path(n.netns))]
     if not missing:
         return started
     strays = procs.owned([nsfs.netns_path(n.netns) for n in missing])
@@ -242,17 +242,19 @@ def _start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chan
         if found:
             procs.terminate([], found)
             changes.add(f"node {node.name}: stopped an unrecorded built-in server")
-        rec = _spawn_server(cluster, node, json.dumps({"pods": []}), servers, changes)
-        started[node.name] = int(rec["pid"])
+        if any(p.builtin_ports for p in cluster.pods_on(node.name)):
+            rec = _spawn_server(cluster, node, json.dumps({"pods": []}), servers, changes)
+            started[node.name] = int(rec["pid"])
     return started
 
 
-def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], strays: dict[str, list[int]],
-                    changes: Changes, started: dict[str, int] | None = None) -> list[tuple[str, int, int | None]]:
+def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], changes: Changes,
+                    started: dict[str, int] | None = None) -> list[tuple[str, int, int | None]]:
     """Start (or reload) each node's built-in server; returns what `procs.wait_pidfiles` should wait for.
 
-    `started`: servers `_start_idle_servers` just started (node -> pid); they are given their pods by a
-    reload once they are listening (a SIGHUP before their handler is in place would end them)."""
+    Runs after `_start_idle_servers` (which also stopped unrecorded servers). `started`: the servers it
+    just started (node -> pid); they are given their pods by a reload once they are listening (a SIGHUP
+    before their handler is in place would end them)."""
     started = started or {}
     if started:
         procs.wait_pidfiles([(_server_paths(cluster.name, n)[1], pid, None) for n, pid in started.items()])
@@ -271,10 +273,6 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
             same = False
         rec = servers.get(node.name)
         running = procs.alive(rec, _server_owner(cluster.name, node.name), nsfs.netns_path(node.netns))
-        if not running and strays.get(_server_owner(cluster.name, node.name)):
-            # a server started by an `up` that was killed before recording it: replace it
-            procs.terminate([], strays[_server_owner(cluster.name, node.name)])
-            changes.add(f"node {node.name}: stopped an unrecorded built-in server")
         touched = any(p.key in fresh for p in pods)
         if running and same and not touched:
             continue
@@ -329,14 +327,13 @@ def _container_owner(lab: str, pod: Pod, container: str) -> str:
     return f"{lab}/pod/{pod.namespace}/{pod.name}/{container}"
 
 
-def _unrecorded_processes(cluster: Cluster, pods_extra: dict[str, dict], servers: dict[str, Any],
-                          fresh: set[str]) -> dict[str, list[int]]:
-    """Processes netlab started in this lab's namespaces that the state does not record (an `up`
-    killed between starting them and saving the state), by owner tag. One /proc scan, and only when
-    some record is missing or dead in a namespace that existed before this run."""
+def _unrecorded_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str]) -> dict[str, list[int]]:
+    """Containers netlab started in this lab's pods that the state does not record (an `up` killed
+    between starting them and saving the state), by owner tag. One /proc scan, and only when some
+    record is missing or dead in a pod that existed before this run. (Unrecorded built-in servers are
+    `_start_idle_servers`' business.)"""
     lab = cluster.name
-    paths = [nsfs.netns_path(n.netns) for n in cluster.nodes
-             if not procs.alive(servers.get(n.name), _server_owner(lab, n.name), nsfs.netns_path(n.netns))]
+    paths = []
     for pod in cluster.pods:
         if pod.key in fresh or not pod.commands:
             continue
