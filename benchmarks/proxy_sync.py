@@ -7,7 +7,7 @@
 
 For each size, a throwaway node namespace gets N ClusterIP services x 3 endpoints, synced the way
 `netlab up` syncs a node:
-  iptables-legacy / iptables-nft   (netlab.dataplane.proxy.sync_iptables) iptables-save, render, diff,
+  iptables-legacy / iptables-nft   (netlab.dataplane.proxy.sync_iptables itself) iptables-save, render, diff,
                                    one iptables-restore --noflush (with iptables-legacy-* or iptables-nft-*)
   nftables-vmap / nftables-ladder  (netlab.dataplane.proxy.NftablesProxy.sync_node) render the table
                                    (nftablesEndpointChoice vmap: kube-proxy's `numgen ... vmap {}` rule;
@@ -31,7 +31,6 @@ import argparse
 import dataclasses
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -43,7 +42,7 @@ from netlab.dataplane import iptables as ipt  # noqa: E402
 from netlab.dataplane import nsfs, proxy  # noqa: E402
 from netlab.model.objects import Endpoint  # noqa: E402
 from netlab.render import kubeproxy_nftables as knft  # noqa: E402
-from netlab.render.iptables import node_rules  # noqa: E402
+from netlab.dataplane.fabric import Changes  # noqa: E402
 
 NETNS = f"bench-sync{os.getpid()}.node"  # unique: runs may overlap; not nl.*, which test sessions watch
 MODES = ("iptables-legacy", "iptables-nft", "nftables-ladder", "nftables-vmap")
@@ -54,16 +53,18 @@ def cluster_with(n: int, proxy_mode: str = "iptables"):
 
 
 
+def bench_node(cluster) -> tuple:
+    """The cluster seen as its first node only, living in the benchmark's namespace."""
+    node = dataclasses.replace(cluster.nodes[0], netns=NETNS)
+    return dataclasses.replace(cluster, nodes=[node]), node
+
+
 def sync_iptables(cluster, restore: str, save: str) -> tuple[float, int]:
-    """One node's iptables sync as netlab.dataplane.proxy.sync_iptables does it."""
+    """One node's iptables sync: netlab.dataplane.proxy.sync_iptables itself, on the bench node."""
+    view, _ = bench_node(cluster)
     t0 = time.perf_counter()
-    path = nsfs.netns_path(NETNS)
-    current = ipt.parse_save(ipt.save(path, save))
-    payload, _ = ipt.plan_restore(node_rules(cluster, cluster.nodes[0]), current)
-    if payload:
-        p = ipt.restore_async(path, restore, payload)
-        ipt.finish_restore(p, payload, NETNS)
-    return time.perf_counter() - t0, payload.count("\n")
+    lines = proxy.sync_iptables(view, restore, save, Changes())
+    return time.perf_counter() - t0, lines
 
 
 RECORD = f"/tmp/bench-sync{os.getpid()}.nft.json"  # the node's record of its last sync (see NftablesProxy)
@@ -76,7 +77,7 @@ def sync_nftables(cluster, choice: str, record: str | None = RECORD) -> tuple[fl
     generation is unchanged); with None, the live table is read back first, which is what happens after
     anybody else changed nftables in the node."""
     cluster.networking.nft_choice = choice
-    node = dataclasses.replace(cluster.nodes[0], netns=NETNS)
+    _, node = bench_node(cluster)
     t0 = time.perf_counter()
     sent = proxy.NftablesProxy().sync_node(cluster, node, record)
     return time.perf_counter() - t0, sent

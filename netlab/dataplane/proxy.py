@@ -13,13 +13,15 @@ import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from typing import Collection
+from typing import Any, Callable, Collection, TypeVar
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
 from ..render.iptables import node_rules
 from . import iptables, nsfs, rtnl, state
 from .fabric import Changes
+
+T = TypeVar("T")
 
 
 class ProxyBackend:
@@ -161,9 +163,8 @@ class NftablesProxy(ProxyBackend):
         nodes = [n for n in cluster.nodes if os.path.exists(nsfs.netns_path(n.netns))]
         if not nodes or shutil.which("nft") is None:
             return
-        with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:  # called on every iptables-mode up
-            found = list(pool.map(lambda n: self._nft(n.netns, ["list", "table", *self.TABLE]).returncode == 0,
-                                  nodes))
+        # called on every iptables-mode up
+        found = per_node(lambda n: self._nft(n.netns, ["list", "table", *self.TABLE]).returncode == 0, nodes)
         for node in cluster.nodes:
             _unlink(self.record_path(cluster.name, node.name))
         for node, present in zip(nodes, found):
@@ -301,6 +302,12 @@ class IpvsProxy(ProxyBackend):
                     changes.add(f"{node.netns}: removed kube-proxy's ipsets")
 
 
+def per_node(fn: Callable[[Any], T], nodes: list) -> list[T]:
+    """fn(node) for every node, in parallel threads (for work that waits on a process per node)."""
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes) or 1)) as pool:
+        return list(pool.map(fn, nodes))
+
+
 def _unlink(path: str | None) -> None:
     if path is None:
         return
@@ -345,16 +352,16 @@ def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, fo
 
 
 def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
-                  fresh: Collection[str] = ()) -> None:
+                  fresh: Collection[str] = ()) -> int:
     """One iptables-save and (if anything differs) one iptables-restore --noflush per node, nodes in parallel.
+    Returns the number of lines sent to iptables-restore, all nodes together (0: nothing differed).
 
     Nodes in `fresh` (namespaces created by this run) are known to be empty: not read back."""
     pending = []
 
     def save(node) -> str:
         return "" if node.name in fresh and not force else iptables.save(nsfs.netns_path(node.netns), save_cmd)
-    with ThreadPoolExecutor(max_workers=min(8, len(cluster.nodes) or 1)) as pool:  # the saves wait on processes
-        saved = list(pool.map(save, cluster.nodes))
+    saved = per_node(save, cluster.nodes)
     for node, text in zip(cluster.nodes, saved):
         path = nsfs.netns_path(node.netns)
         current = iptables.parse_save(text)
@@ -365,3 +372,4 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
         iptables.finish_restore(proc, payload, node.netns)
         for w in what:
             changes.add(f"{node.netns}: iptables {w}")
+    return sum(payload.count("\n") for _, _, payload, _ in pending)
