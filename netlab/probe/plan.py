@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import NotFound, SpecError
 from ..model.objects import Cluster, Node, Pod, Service, ServicePort

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import subprocess
 import sys
@@ -118,6 +119,14 @@ def lab_factory():
     finally:
         for h in made:
             labmod.down(h.name)
+
+
+def nobody_uid() -> str | None:
+    """The uid of the unprivileged `nobody` user (for netlab_cli(user=...)), or None if there is none."""
+    try:
+        return str(pwd.getpwnam("nobody").pw_uid)
+    except KeyError:
+        return None
 
 
 def netlab_cli(*args: str, check: bool = False, user: str | None = None, timeout: float = 120):

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import os
-import pwd
 
 import pytest
 
-from .conftest import netlab_cli
+from .conftest import netlab_cli, nobody_uid
 
 BAD = {
     "not-yaml.yaml": ("a: [1,\n", "is not valid YAML"),
@@ -56,17 +55,10 @@ def test_missing_file():
     assert r.returncode == 2 and "cannot read scenario" in r.stderr
 
 
-def _nobody() -> str | None:
-    try:
-        return str(pwd.getpwnam("nobody").pw_uid)
-    except KeyError:
-        return None
-
-
-@pytest.mark.skipif(_nobody() is None, reason="no 'nobody' user to drop privileges to")
+@pytest.mark.skipif(nobody_uid() is None, reason="no 'nobody' user to drop privileges to")
 @pytest.mark.parametrize("args", [["up"], ["down", "x"], ["exec", "p", "--", "true"]])
 def test_not_root(args):
-    r = netlab_cli(*args, user=_nobody())
+    r = netlab_cli(*args, user=nobody_uid())
     assert r.returncode == 2, r
     assert "must run as root" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -79,7 +71,7 @@ def test_no_lab_up_says_how():
 
 def test_render_needs_no_root_and_changes_nothing():
     before = _namespaces("demo")
-    r = netlab_cli("render", "--node", "demo-worker", user=_nobody())
+    r = netlab_cli("render", "--node", "demo-worker", user=nobody_uid())
     assert r.returncode == 0, r.stderr
     assert "*nat" in r.stdout and "FLANNEL-POSTRTG" in r.stdout
     assert before == _namespaces("demo")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import pwd
 import random
 import secrets
 import signal
@@ -44,7 +43,7 @@ from netlab.model.build import build
 from netlab.spec.parse import MAX_BYTES, load_text
 
 from .. import figures, footprint, hostile
-from .conftest import netlab_cli
+from .conftest import netlab_cli, nobody_uid
 
 REPO = Path(__file__).resolve().parents[2]
 NETLAB = os.path.join(os.path.dirname(sys.executable), "netlab")
@@ -722,14 +721,7 @@ def test_down_never_removes_what_it_did_not_create(tmp_path):
 
 # ------------------------------------------------------------------ privileges, paths, shells
 
-def _nobody() -> str | None:
-    try:
-        return str(pwd.getpwnam("nobody").pw_uid)
-    except KeyError:
-        return None
-
-
-@pytest.mark.skipif(_nobody() is None, reason="no 'nobody' user to drop privileges to")
+@pytest.mark.skipif(nobody_uid() is None, reason="no 'nobody' user to drop privileges to")
 def test_not_root_is_refused_before_anything_else(tmp_path):
     lab = new_lab()
     bad = write(tmp_path, "kind: Cluster\nname: [oops\n", "bad.yaml")
@@ -740,7 +732,7 @@ def test_not_root_is_refused_before_anything_else(tmp_path):
     for args in (["up"], ["up", good, "--lab", lab], ["up", bad], ["up", "/nonexistent.yaml"], ["down", lab],
                  ["down", "--all"], ["get", "pods"], ["get", "labs"], ["exec", "p", "--", "true"],
                  ["probe"], ["logs", "p"]):
-        r = cli(*args, user=_nobody())
+        r = cli(*args, user=nobody_uid())
         assert r.returncode == 2, (args, r.stderr)
         assert one_line_error(r) and "must run as root" in r.stderr, (args, r.stderr)
     assert not footprint.leftovers(footprint.lab_footprint(lab))

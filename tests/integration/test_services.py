@@ -6,7 +6,6 @@ Each check opens real connections and reads the built-in server's answer: which 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 

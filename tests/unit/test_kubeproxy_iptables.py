@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from netlab.render.iptables import node_rules, to_restore
 from netlab.render.trace import Tracer, node_local_ips, parse_rule
 from netlab.spec.parse import load_text
 
-GOLDEN = Path(__file__).parent / "golden"
+from . import golden  # noqa: E402
 
 # ---------------------------------------------------------------- scenarios
 
@@ -257,13 +256,7 @@ def golden_text(name: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden(name):
-    path = GOLDEN / f"kubeproxy_{name}.txt"
-    text = golden_text(name)
-    if os.environ.get("NETLAB_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with NETLAB_UPDATE_GOLDEN=1 to create it"
-    assert text == path.read_text(), f"rendered rules differ from {path.name} (NETLAB_UPDATE_GOLDEN=1 to accept)"
+    golden.check(f"kubeproxy_{name}", golden_text(name), "rules differ")
 
 
 def test_render_is_deterministic():

@@ -27,7 +27,7 @@ from netlab.render.trace import parse_rule
 from .test_kubeproxy_iptables import SCENARIOS
 from .test_kubeproxy_iptables import cluster_of as _cluster_of
 
-GOLDEN = Path(__file__).parent / "golden"
+from . import golden  # noqa: E402
 
 
 def cluster_of(name: str, scheduler: str | None = None, backend: str | None = None):
@@ -67,12 +67,7 @@ def svc_eps(c, key: str, port: str = "") -> set[str]:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden(name):
-    path = GOLDEN / f"ipvs_{name}.txt"
-    text = golden_text(name)
-    if os.environ.get("NETLAB_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with NETLAB_UPDATE_GOLDEN=1 to create it"
-    assert text == path.read_text(), f"rendered state differs from {path.name} (NETLAB_UPDATE_GOLDEN=1 to accept)"
+    golden.check(f"ipvs_{name}", golden_text(name), "state differs")
 
 
 def test_render_is_deterministic():

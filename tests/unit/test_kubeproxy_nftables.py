@@ -31,7 +31,8 @@ from netlab.render.trace import Tracer, node_local_ips
 
 from .test_kubeproxy_iptables import SCENARIOS, cluster_of
 
-GOLDEN = Path(__file__).parent / "golden"
+from . import golden  # noqa: E402
+from .golden import GOLDEN  # noqa: E402
 
 
 def golden_text(name: str, **options) -> str:
@@ -44,19 +45,14 @@ GOLDENS = {f"nft_{name}": (name, {}) for name in SCENARIOS} | {"nft_basic_vmap":
 
 # ---------------------------------------------------------------- golden files
 
-@pytest.mark.parametrize("golden", sorted(GOLDENS))
-def test_golden(golden):
-    name, options = GOLDENS[golden]
-    path = GOLDEN / f"{golden}.txt"
-    text = golden_text(name, **options)
-    if os.environ.get("NETLAB_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with NETLAB_UPDATE_GOLDEN=1 to create it"
-    assert text == path.read_text(), f"rendered script differs from {path.name} (NETLAB_UPDATE_GOLDEN=1 to accept)"
+@pytest.mark.parametrize("key", sorted(GOLDENS))
+def test_golden(key):
+    name, options = GOLDENS[key]
+    golden.check(key, golden_text(name, **options), "script differs")
 
 
 def test_render_is_deterministic():
-    for golden, (name, options) in GOLDENS.items():
+    for name, options in GOLDENS.values():
         assert golden_text(name, **options) == golden_text(name, **options)
 
 

@@ -19,7 +19,7 @@ if os.environ.get("NETLAB_IN_VM") != "1":
 
 from netlab.dataplane import lab as labmod  # noqa: E402
 from netlab.dataplane import nsfs  # noqa: E402
-from netlab.probe import plan, run  # noqa: E402
+from netlab.probe import plan  # noqa: E402
 from netlab.probe.engine import ProbeSpec, run_probes  # noqa: E402
 from netlab.spec.parse import load_text  # noqa: E402
 
