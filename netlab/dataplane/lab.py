@@ -293,7 +293,9 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
 
 def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str], strays: dict[str, list[int]],
                        changes: Changes) -> None:
-    """Start every container with a command that is not running (restarts counted, strays adopted)."""
+    """Start every container with a command that is not running (restarts counted, strays adopted).
+    Returns once every container started is inside its pod's namespaces (or has already exited)."""
+    started = []
     for pod in cluster.pods:
         extra = pods_extra.setdefault(pod.key, {})
         recs = extra.setdefault("procs", {})
@@ -316,7 +318,9 @@ def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set
                                       uts_path(cluster.name, pod), env={**_container_env(pod), **container.env},
                                       cwd=container.working_dir or "/",
                                       owner=_container_owner(cluster.name, pod, cname))
+            started.append((recs[cname], nsfs.netns_path(pod.netns)))
             changes.add(f"pod {pod.key}: container {cname} started (pid {recs[cname]['pid']})")
+    procs.wait_entered(started)
 
 
 def _server_owner(lab: str, node: str) -> str:

@@ -75,6 +75,7 @@ def _open_log(path: str):
 def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None = None,
           env: dict[str, str] | None = None, cwd: str = "/", owner: str | None = None) -> dict[str, Any]:
     """Start argv inside a namespace; returns its record. nsenter execs argv, so the PID is argv's.
+    It may not be inside the namespace yet when this returns: see `wait_entered`.
 
     `owner` is put in the process's environment as NETLAB_OWNER: if this netlab is killed before it
     records the PID, the next `up` finds the process by it (see `owned`) instead of starting another.
@@ -96,6 +97,24 @@ def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None 
     # Popen keeps a handle that would reap the child; the lab outlives this process, so let it go.
     p.returncode = 0
     return {"pid": p.pid, "start": start_time(p.pid) or ""}
+
+
+def wait_entered(started: Iterable[tuple[dict[str, Any], str]], timeout: float = 10.0) -> None:
+    """Wait until every (record, netns path) started by `spawn` is inside its namespace, or dead.
+
+    Popen returns once nsenter runs, before nsenter has joined the namespace; a check made in that
+    window (a second `up`, `get pods`) would take the new container for one that is not running.
+    A process that exits instead (its command failed) ends the wait for it: it is reported as dead.
+    """
+    pending = [(int(rec["pid"]), rec.get("start"), nsfs.ns_inode(path)) for rec, path in started]
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while pending and time.monotonic() < deadline:
+        pending = [(pid, st, ino) for pid, st, ino in pending
+                   if start_time(pid) == st and _netns_of(pid) != ino]
+        if pending:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
 
 def owner_of(pid: int) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -277,6 +278,34 @@ spec:
     assert any("container main started" in c for c in r.changes)
     out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
     assert "Running" in out and " 1 " in out  # one restart
+
+
+def test_up_returns_only_when_containers_are_inside_their_pods(lab, tmp_path, monkeypatch):
+    """Popen returns as soon as nsenter runs, before nsenter has joined the pod's namespaces. With a
+    slow nsenter (a shim that waits before exec'ing the real one), `up` must still return only once
+    every container is inside its pod: otherwise a check right after `up` finds it outside, `get pods`
+    says Error and a second `up` starts it again."""
+    real = shutil.which("nsenter")
+    shim = tmp_path / "nsenter"
+    shim.write_text(f'#!/bin/sh\nsleep 0.4\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    pods = "".join(f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: s{i}}}
+spec:
+  containers: [{{name: main, command: [sleep, "600"]}}]
+""" for i in range(3))
+    lab.up("kind: Cluster\napiVersion: netlab.dev/v1alpha1\nnodes: [{role: worker, name: w1}]\n" + pods)
+    st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
+    for i in range(3):
+        pid = st["pods"][f"default/s{i}"]["procs"]["main"]["pid"]
+        assert nsfs.ns_inode(f"/proc/{pid}/ns/net") == nsfs.ns_inode(nsfs.netns_path(lab.pod(f"s{i}").netns))
+    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
+    assert out.count("Running") == 3, out
+    r = lab.up(lab_text(lab))
+    assert r.changes == [], r.changes
 
 
 def lab_text(lab) -> str:
