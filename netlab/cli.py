@@ -270,7 +270,28 @@ def _subset_nodes(cluster, names):
     return cluster
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+class _ExecCommand(click.Command):
+    """kubectl's shape: flags anywhere before `--`, the command after it, taken as it is.
+
+    Without `--` the first word is the pod and the rest is the command (flags must then come first,
+    as the command's own flags cannot be told from ours)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            return super().parse_args(ctx, args)
+        i = args.index("--")
+        before, after = args[:i], args[i + 1:]
+        ctx.allow_interspersed_args = True
+        ctx.ignore_unknown_options = False
+        rest = super().parse_args(ctx, before)
+        extra = ctx.params.get("command") or ()
+        if extra:
+            raise click.UsageError(f"unexpected {' '.join(extra)!r} before --: give one POD, then -- COMMAND", ctx)
+        ctx.params["command"] = ("--", *after)
+        return rest
+
+
+@cli.command(cls=_ExecCommand, context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("pod", required=False)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of POD.")
@@ -284,6 +305,7 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
     \b
     Examples:
       sudo netlab exec client -- curl -s web:80/hostname
+      sudo netlab exec client -n prod --lab demo -- cat /etc/resolv.conf
       sudo netlab exec --node demo-worker -- ip route
       sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
     """

@@ -336,6 +336,15 @@ def test_exec_passes_exit_status(fab):
     assert r.returncode == 0 and str(fab.node("n2").ip) in r.stdout
     r = netlab_cli("exec", "--lab", fab.name, "nosuchpod", "--", "true")
     assert r.returncode == 2 and "not found" in r.stderr
+    # kubectl's order: flags after the pod, before --; the command's own flags are left alone
+    r = netlab_cli("exec", "a1", "--lab", fab.name, "-n", "default", "--", "sh", "-c", "hostname; echo $0", "--lab")
+    assert r.returncode == 0 and r.stdout.split() == ["a1", "--lab"], r.stdout
+    r = netlab_cli("exec", "--node", "n2", "--lab", fab.name, "--", "ip", "-o", "-4", "addr", "show", "eth0")
+    assert r.returncode == 0 and str(fab.node("n2").ip) in r.stdout
+    r = netlab_cli("exec", "a1", "a2", "--lab", fab.name, "--", "true")
+    assert r.returncode == 2 and "before --" in r.stderr
+    r = netlab_cli("exec", "a1", "--no-such-flag", "--lab", fab.name, "--", "true")
+    assert r.returncode == 2 and "--no-such-flag" in r.stderr
 
 
 def test_down_works_without_state_file(lab):
