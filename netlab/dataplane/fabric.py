@@ -440,6 +440,15 @@ class Fabric:
         except OSError as e:
             raise KernelError(f"cannot create network namespace {pf.netns} for pod {pod.key}: {e.strerror}") from None
         bridge = node.index(BRIDGE)
+        stale = node.links().get(pf.host_veth)
+        if stale is not None:
+            # the veth of the pod's previous namespace: the kernel destroys a deleted namespace (and
+            # the veths in it) later, asynchronously, or never while something still holds it open
+            try:
+                node.ipr.link("del", index=stale["index"])
+            except NetlinkError as e:
+                if e.code != errno.ENODEV:
+                    raise kernel_error(e, f"delete stale {pf.host_veth}", node.name) from None
         # This thread is in the pod's new namespace now: the veth's peer goes there by our thread id.
         node.raw((f"create veth {pf.host_veth} for pod {pod.key}",
                   rtnl.veth_create(pf.host_veth, "eth0", pf.mtu, bridge, threading.get_native_id())),
@@ -466,8 +475,11 @@ class Fabric:
         link = node.links().get(pf.host_veth) if node else None
         if link is None:
             return PodHealth(False, f"its veth {pf.host_veth} is missing on node {pod.node}")
-        if link["master"] != node.index(BRIDGE):
-            return PodHealth(False, f"its veth {pf.host_veth} is not on {BRIDGE}")
+        if link["master"] != node.index(BRIDGE):  # e.g. cni0 was deleted and made again: attach it again
+            node._do(f"attach {pf.host_veth} to {BRIDGE}", node.ipr.link, "set", index=link["index"],
+                     master=node.index(BRIDGE))
+            self.changes.add(f"pod {pod.key}: {pf.host_veth} on {BRIDGE}")
+            link = dict(link, hairpin=None)  # a new bridge port: hairpin is off again
         if not link["up"] or link["hairpin"] != 1:
             # repairable in place
             if not link["up"]:

@@ -308,6 +308,35 @@ spec:
     assert r.changes == [], r.changes
 
 
+def test_recreated_pod_gets_its_veth_name_back_while_the_old_namespace_lingers(lab):
+    """A pod whose spec changed is recreated with the same veth name. The kernel destroys a deleted
+    namespace, and the veth in it, only once nothing holds it: while something still does (here: an open
+    file descriptor), the old veth is still on the node and `up` must remove it, not fail on it."""
+    text = """
+kind: Cluster
+apiVersion: netlab.dev/v1alpha1
+nodes: [{role: worker, name: w1}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: main, command: [sleep, "600"]}]
+"""
+    lab.up(text)
+    old = lab.pod("p")
+    fd = os.open(nsfs.netns_path(old.netns), os.O_RDONLY)
+    try:
+        r = lab.up(text.replace('"600"', '"700"'))
+        assert any(f"pod default/p: namespace, {old.host_veth}" in c for c in r.changes), r.changes
+        assert nsfs.ns_inode(f"/proc/self/fd/{fd}") != nsfs.ns_inode(nsfs.netns_path(old.netns))
+    finally:
+        os.close(fd)
+    out = lab.pod_exec("p", ["ip", "-o", "-4", "addr", "show", "eth0"]).stdout
+    assert str(old.ip) in out
+    assert lab.ping(("node", "w1"), old.ip)
+
+
 def lab_text(lab) -> str:
     return json.load(open(f"/run/netlab/{lab.name}/state.json"))["scenario"]
 
