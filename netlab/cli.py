@@ -1,6 +1,7 @@
 """The `netlab` command: kubectl- and containerlab-like verbs over an emulated cluster."""
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import sys
@@ -196,7 +197,6 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
              lab: str | None) -> None:
     from . import output as out
     from .dataplane import lab as labmod
-    from .dataplane import nsfs
     labmod.require_root("read a lab's state")
     if kind == "labs":
         rows = [[n] for n in labmod.labs()]
@@ -207,8 +207,8 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     created = st.get("created")
     fmt = output
     if kind == "nodes":
-        ready = {n.name: os.path.exists(nsfs.netns_path(n.netns)) for n in cluster.nodes}
-        objs = [o for o in out.node_objects(cluster, ready, created) if not names or o["metadata"]["name"] in names]
+        problems = labmod.node_problems(_subset_nodes(copy.copy(cluster), names), st)
+        objs = [o for o in out.node_objects(cluster, problems, created) if not names or o["metadata"]["name"] in names]
         _missing(names, [o["metadata"]["name"] for o in objs], "node")
         if fmt in ("json", "yaml"):
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
@@ -216,7 +216,10 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             click.echo("".join(f"node/{o['metadata']['name']}\n" for o in objs), nl=False)
         else:
             cl = _subset_nodes(cluster, names)
-            click.echo(out.node_table(cl, ready, created, fmt == "wide"), nl=False)
+            click.echo(out.node_table(cl, problems, created, fmt == "wide"), nl=False)
+            for node, found in problems.items():
+                if found:
+                    click.echo(f"node {node}: NotReady, `sudo netlab up` would repair: {'; '.join(found)}", err=True)
         return
     if kind == "pods":
         statuses = [s for s in labmod.pod_statuses(cluster, st)

@@ -65,7 +65,21 @@ def dump(obj: dict, fmt: str) -> str:
 
 # ---------------------------------------------------------------- nodes
 
-def node_objects(cluster: Cluster, ready: dict[str, bool], created: float | None) -> list[dict]:
+def _node_conditions(found: list[str] | None) -> list[dict]:
+    """Ready, and NetworkUnavailable as a cloud route controller or flannel sets it, from what netlab
+    found different from what it built (None: not checked)."""
+    if found is None:
+        return [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]
+    if found:
+        msg = "`sudo netlab up` would repair: " + "; ".join(found)
+        return [{"type": "NetworkUnavailable", "status": "True", "reason": "NetlabFabricDamaged", "message": msg},
+                {"type": "Ready", "status": "False", "reason": "NetworkDamaged", "message": msg}]
+    return [{"type": "NetworkUnavailable", "status": "False", "reason": "NetlabFabricUp",
+             "message": "the node's fabric and rules are as netlab built them"},
+            {"type": "Ready", "status": "True", "reason": "NetlabReady"}]
+
+
+def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: float | None) -> list[dict]:
     out = []
     for n in cluster.nodes:
         out.append({
@@ -82,7 +96,7 @@ def node_objects(cluster: Cluster, ready: dict[str, bool], created: float | None
                         if not n.schedulable else {})},
             "status": {"addresses": [{"type": "InternalIP", "address": str(n.ip)},
                                      {"type": "Hostname", "address": n.name}],
-                       "conditions": [{"type": "Ready", "status": "True" if ready.get(n.name) else "False"}],
+                       "conditions": _node_conditions(problems.get(n.name)),
                        "nodeInfo": {"kubeletVersion": VERSION, "kernelVersion": platform.release(),
                                     "osImage": "netlab network namespace", "containerRuntimeVersion": "netlab://"
                                     + __version__}},
@@ -90,13 +104,13 @@ def node_objects(cluster: Cluster, ready: dict[str, bool], created: float | None
     return out
 
 
-def node_table(cluster: Cluster, ready: dict[str, bool], created: float | None, wide: bool) -> str:
+def node_table(cluster: Cluster, problems: dict[str, list[str]], created: float | None, wide: bool) -> str:
     headers = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     if wide:
         headers += ["INTERNAL-IP", "POD-CIDR", "KERNEL-VERSION", "NETNS"]
     rows = []
     for n in cluster.nodes:
-        row = [n.name, "Ready" if ready.get(n.name) else "NotReady",
+        row = [n.name, "Ready" if problems.get(n.name) == [] else "NotReady",
                "control-plane" if n.role == "control-plane" else "<none>", age(created), VERSION]
         if wide:
             row += [str(n.ip), str(n.pod_cidr), platform.release(), n.netns]

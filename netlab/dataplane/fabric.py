@@ -527,6 +527,53 @@ def node_links(netns: str) -> dict[str, dict] | None:
     return nsfs.in_netns(netns, dump)
 
 
+class _DryNetns(Netns):
+    """A Netns that reads but does not write: each write it would make is what `up` would repair."""
+
+    def _do(self, what: str, fn: Callable, *args, **kwargs):
+        if what.startswith("list "):
+            return super()._do(what, fn, *args, **kwargs)
+        return None
+
+
+def node_fabric_drift(cluster: Cluster, node) -> list[str]:
+    """What `up` would change in a node's own fabric (eth0, cni0, flannel.1 with its neighbours and
+    FDB, routes), found by running the same reconcile without writing. Empty: the node is as built."""
+    if not nsfs.is_ns_file(nsfs.netns_path(node.netns)):
+        return ["its network namespace is missing"]
+
+    def check() -> list[str]:
+        changes = Changes()
+        nf = node_fabric(cluster, node)
+        for key, value in nf.sysctls.items():
+            try:
+                with open(f"/proc/sys/{key}") as f:
+                    have = f.read().strip()
+            except OSError:
+                have = "unreadable"
+            if have != value:
+                changes.add(f"sysctl {key.replace('/', '.')} is {have} (wants {value})")
+        ns = _DryNetns(node.netns, IPRoute())
+        try:
+            if "eth0" not in ns.links():
+                raise KeyError("eth0")
+            ns.ensure_up("eth0", changes, mtu=cluster.networking.mtu)
+            Fabric(cluster, changes)._ensure_node(ns, nf)
+        except KeyError as e:
+            # a link the reconcile would create is missing: what depends on it cannot be compared
+            name = e.args[0]
+            changes.items = [c for c in changes.items if not c.endswith(f"bridge {name}")
+                             and f"vxlan {name} " not in c]
+            changes.add(f"link {name} is missing")
+        except KernelError as e:
+            changes.add(str(e).replace(f" in network namespace {node.netns}", ""))
+        finally:
+            ns.close()
+        prefix = f"{node.netns}: "
+        return [c[len(prefix):] if c.startswith(prefix) else c for c in changes.items]
+    return nsfs.in_netns(node.netns, check)
+
+
 def pod_link_problem(pod: Pod, links: dict[str, dict] | None) -> str:
     """What is wrong with a pod's node-side veth, given its node's links ('' if nothing)."""
     if links is None:

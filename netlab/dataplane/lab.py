@@ -21,7 +21,7 @@ from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
 from . import iptables, nsfs, procs, proxy, state
 from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
-from .fabric import Changes, Fabric, node_links, pod_link_problem, uts_path
+from .fabric import Changes, Fabric, node_fabric_drift, node_links, pod_link_problem, uts_path
 
 Progress = Callable[[str, int, int], None]
 
@@ -425,6 +425,21 @@ class PodStatus:
     restarts: int
     created: float | None
     problem: str = ""
+
+
+def node_problems(cluster: Cluster, st: dict[str, Any]) -> dict[str, list[str]]:
+    """For each node, what `up` would change in it (its namespace, sysctls, links, addresses, routes,
+    VXLAN neighbours and FDB, iptables rules and the proxy mode's own objects), found by the same
+    reconcile as `up`'s, read only. An empty list: the node is as netlab built it. Nodes in parallel."""
+    flavour = (st.get("iptables") or {}).get("flavour") or cluster.networking.iptables_flavour
+    save_cmd = iptables.flavour_commands(flavour)[2]
+
+    def one(node) -> list[str]:
+        found = node_fabric_drift(cluster, node)
+        if not nsfs.is_ns_file(nsfs.netns_path(node.netns)):
+            return found
+        return found + proxy.rules_drift(cluster, node, save_cmd)
+    return dict(zip((n.name for n in cluster.nodes), proxy.per_node(one, cluster.nodes)))
 
 
 def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:

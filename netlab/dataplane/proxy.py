@@ -40,6 +40,10 @@ class ProxyBackend:
     def sync(self, cluster: Cluster, changes: Changes, force: bool = False) -> None:
         """Program the mode's non-iptables state on every node."""
 
+    def drift(self, cluster: Cluster, node) -> list[str]:
+        """What a sync would change on `node` beyond the iptables rules (read only; [] if nothing)."""
+        return []
+
     def remove(self, cluster: Cluster, changes: Changes) -> None:
         """Remove the mode's non-iptables state from every node (idempotent)."""
 
@@ -159,6 +163,13 @@ class NftablesProxy(ProxyBackend):
         self._record(record, after if after is not None and after == expected else None, desired)
         return sum(1 for line in script.splitlines() if line.strip())
 
+    def drift(self, cluster: Cluster, node) -> list[str]:
+        from ..render import kubeproxy_nftables as knft
+        desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
+        script = knft.diff_script(desired, self._live(node.netns))
+        n = sum(1 for line in script.splitlines() if line.strip())
+        return [f"nftables table ip kube-proxy differs ({n} commands to apply)"] if n else []
+
     def remove(self, cluster: Cluster, changes: Changes) -> None:
         nodes = [n for n in cluster.nodes if os.path.exists(nsfs.netns_path(n.netns))]
         if not nodes or shutil.which("nft") is None:
@@ -277,6 +288,29 @@ class IpvsProxy(ProxyBackend):
             nsfs.in_netns(node.netns, addresses)
         self._cache = None
 
+    def drift(self, cluster: Cluster, node) -> list[str]:
+        from ..render import kubeproxy_ipvs as kipvs
+        st = kipvs.ipvs_state(cluster, node)
+        out = []
+        sets = kipvs.ipset_diff(st, self._run(node.netns, ["ipset", "save"], check=False))
+        if sets.strip():
+            out.append(f"ipsets differ ({len(sets.splitlines())} commands to apply)")
+        live = kipvs.parse_ipvsadm_save(self._run(node.netns, ["ipvsadm", "-Sn"], check=False))
+        ops = kipvs.ipvs_diff(st.virtual_servers, live)
+        if ops:
+            out.append(f"IPVS virtual servers differ ({len(ops)} changes to apply)")
+
+        def addresses() -> list[str]:
+            from pyroute2 import IPRoute
+            with IPRoute() as ipr:
+                idx = ipr.link_lookup(ifname=st.dummy_device)
+                if not idx:
+                    return [f"link {st.dummy_device} is missing"]
+                have = [f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=idx[0], family=2)]
+            add, remove = kipvs.address_diff(st, have)
+            return [f"{st.dummy_device} addresses differ (+{len(add)} -{len(remove)})"] if add or remove else []
+        return out + nsfs.in_netns(node.netns, addresses)
+
     def remove(self, cluster: Cluster, changes: Changes) -> None:
         from ..render import kubeproxy_ipvs as kipvs
         for node in cluster.nodes:
@@ -300,6 +334,13 @@ class IpvsProxy(ProxyBackend):
                 if script.strip():
                     self._run(node.netns, ["ipset", "restore"], script)
                     changes.add(f"{node.netns}: removed kube-proxy's ipsets")
+
+
+def rules_drift(cluster: Cluster, node, save_cmd: str) -> list[str]:
+    """What a sync would change in `node`'s rules (iptables, and the proxy mode's own objects), read only."""
+    current = iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd))
+    _, what = iptables.plan_restore(node_rules(cluster, node), current)
+    return [f"iptables {w}" for w in what] + backend(cluster.networking.proxy_mode).drift(cluster, node)
 
 
 def per_node(fn: Callable[[Any], T], nodes: list) -> list[T]:

@@ -531,6 +531,25 @@ def _pod_json(lab: str) -> dict[str, dict]:
     return {o["metadata"]["name"]: o for o in json.loads(r.stdout)["items"]}
 
 
+def _node_status(lab: str) -> tuple[dict[str, str], str]:
+    """`get nodes`: STATUS per node, and what it says on stderr."""
+    r = cli("get", "nodes", "--lab", lab)
+    assert r.returncode == 0, r.stderr
+    return {l.split()[0]: l.split()[1] for l in r.stdout.splitlines()[1:]}, r.stderr
+
+
+def _node_conditions(lab: str) -> dict[str, dict[str, dict]]:
+    r = cli("get", "nodes", "--lab", lab, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return {o["metadata"]["name"]: {c["type"]: c for c in o["status"]["conditions"]}
+            for o in json.loads(r.stdout)["items"]}
+
+
+def _assert_nodes_ready(lab: str) -> None:
+    status, err = _node_status(lab)
+    assert set(status.values()) == {"Ready"} and not err, (status, err)
+
+
 def test_dead_processes_are_reported_then_restarted(tmp_path):
     lab = new_lab()
     path = write(tmp_path, SMALL)
@@ -573,8 +592,9 @@ def test_dead_processes_are_reported_then_restarted(tmp_path):
 # ------------------------------------------------------------------ tampering
 
 def test_tampering_is_reported_then_repaired(tmp_path):
-    """A deleted pod veth, a deleted node route and a flushed nat table: `get pods` and `probe` show the
-    damage, `up` repairs it, `probe` passes again."""
+    """A deleted pod veth, a deleted node route, a flushed nat table, a deleted cni0, ip_forward off and
+    a lost VXLAN FDB entry: `get pods`, `get nodes` and `probe` show the damage, `up` repairs it,
+    `probe` passes again and every node is Ready."""
     lab = new_lab()
     path = write(tmp_path, SMALL)
     try:
@@ -583,6 +603,9 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         cluster, _ = labmod.load_cluster(lab)
         n1, n2 = cluster.node("n1"), cluster.node("n2")
         victim = next(p for p in cluster.pods if p.node == "n2" and p.builtin_ports)
+        _assert_nodes_ready(lab)
+        cond = _node_conditions(lab)["n1"]
+        assert cond["Ready"]["status"] == "True" and cond["NetworkUnavailable"]["status"] == "False"
 
         # 1. the pod's node-side veth, deleted by hand
         assert subprocess.run(["ip", "-n", n2.netns, "link", "del", victim.host_veth]).returncode == 0
@@ -604,9 +627,15 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         assert r.returncode == 0
         r = cli("probe", "--lab", lab)
         assert r.returncode == 1, r.stdout
+        status, err = _node_status(lab)
+        assert status == {"n1": "NotReady", "n2": "Ready"} and f"route {n2.pod_cidr}" in err, (status, err)
+        cond = _node_conditions(lab)["n1"]
+        assert cond["Ready"]["status"] == "False" and cond["NetworkUnavailable"]["status"] == "True"
+        assert f"route {n2.pod_cidr}" in cond["NetworkUnavailable"]["message"]
         r = cli("up", path, "--lab", lab, "-v")
         assert r.returncode == 0 and f"route {n2.pod_cidr}" in r.stdout, r.stdout
         assert cli("probe", "--lab", lab).returncode == 0
+        _assert_nodes_ready(lab)
 
         # 3. a node's nat table, flushed
         flavour = state.load(lab)["iptables"]["flavour"]
@@ -614,11 +643,39 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         assert r.returncode == 0
         r = cli("probe", "--lab", lab)
         assert r.returncode == 1, r.stdout
+        status, err = _node_status(lab)
+        assert status == {"n1": "Ready", "n2": "NotReady"} and "nat/KUBE-SERVICES" in err, (status, err)
         r = cli("up", path, "--lab", lab, "-v")
         assert r.returncode == 0 and "nat/KUBE-SERVICES" in r.stdout, r.stdout
         assert cli("probe", "--lab", lab).returncode == 0
+        _assert_nodes_ready(lab)
+
+        # 4. a node's cni0 bridge, deleted by hand (its pods' veths stay, off any bridge)
+        assert subprocess.run(["ip", "-n", n2.netns, "link", "del", "cni0"]).returncode == 0
+        status, err = _node_status(lab)
+        assert status["n2"] == "NotReady" and "link cni0 is missing" in err, (status, err)
+        rows = _pod_rows(lab)
+        assert all(rows[p.name][2] == ("NetworkBroken" if p.node == "n2" else "Running") for p in cluster.pods), rows
+        r = cli("up", path, "--lab", lab, "-v")
+        assert r.returncode == 0 and f"{victim.host_veth} on cni0" in r.stdout, r.stdout
+        assert cli("probe", "--lab", lab).returncode == 0
+        _assert_nodes_ready(lab)
+
+        # 5. ip_forward off and a VXLAN forwarding entry gone on one node
+        mac = cluster.node("n2").vtep_mac
+        assert subprocess.run(labmod.netns_exec_argv(n1.netns, ["sysctl", "-qw", "net.ipv4.ip_forward=0"])).returncode == 0
+        assert subprocess.run(["bridge", "-n", n1.netns, "fdb", "del", mac, "dev", "flannel.1", "dst", str(n2.ip),
+                               "self"]).returncode == 0
+        status, err = _node_status(lab)
+        assert status["n1"] == "NotReady" and "net.ipv4.ip_forward is 0" in err and f"fdb {mac}" in err, err
+        r = cli("probe", "--lab", lab)
+        assert r.returncode == 1, r.stdout
+        r = cli("up", path, "--lab", lab, "-v")
+        assert r.returncode == 0 and "ip_forward=1" in r.stdout and f"fdb {mac}" in r.stdout, r.stdout
+        assert cli("probe", "--lab", lab).returncode == 0
+        _assert_nodes_ready(lab)
         assert not lab_health(lab, expect_pods=3)
-        figures.add("tamper cases reported and repaired", 3)
+        figures.add("tamper cases reported and repaired", 5)
     finally:
         cli("down", lab)
     assert not gone(lab)

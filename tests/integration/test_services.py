@@ -309,10 +309,16 @@ def test_tampered_rules_are_restored(svc):
         svc.node_exec("n1", ["nft", "flush", "map", "ip", "kube-proxy", "service-nodeports"])
     r = svc.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{svc.node('n1').ip}:30080/"])
     assert r.returncode != 0  # n1's NodePort rules are gone
+    # `get nodes` says which node and what differs, before anything is repaired
+    r = netlab_cli("get", "nodes", "--lab", svc.name, check=True)
+    status = {l.split()[0]: l.split()[1] for l in r.stdout.splitlines()[1:]}
+    assert status == {"n1": "NotReady", "n2": "Ready"}, (status, r.stderr)
+    assert ("nat/KUBE-SERVICES" if svc.mode == "iptables" else "nftables table ip kube-proxy differs") in r.stderr
     res = svc.up(svc.text())
     assert any(svc.mode in c for c in res.changes), res.changes
     assert sorted(set(many(svc, ("external", ""), svc.node("n1").ip, 30080, n=30))) == svc.web
     assert svc.up(svc.text()).changes == []
+    assert "NotReady" not in netlab_cli("get", "nodes", "--lab", svc.name, check=True).stdout
 
 
 def test_nftables_sync_trusts_its_record_only_while_nothing_else_changed(lab):

@@ -113,6 +113,19 @@ def test_kernel_objects(ipvs_lab):
     assert "KUBE-SVC-" not in node_sh(cluster, "n1", "iptables-save")  # iptables mode's chains are not here
 
 
+def test_get_nodes_reports_a_lost_virtual_server_until_up_repairs_it(ipvs_lab):
+    from netlab.dataplane import state
+    name, text, cluster = ipvs_lab
+    assert labmod.node_problems(cluster, state.load(name)) == {"n1": [], "n2": []}
+    node_sh(cluster, "n1", "ipvsadm", "-D", "-t", f"{svc_ip(cluster, 'web')}:80")
+    found = labmod.node_problems(cluster, state.load(name))
+    assert found["n2"] == [] and any("IPVS virtual servers differ" in f for f in found["n1"]), found
+    sc = load_text(text)
+    sc.name = name
+    assert any("ipvs" in c for c in labmod.up(sc, text).changes)
+    assert labmod.node_problems(cluster, state.load(name)) == {"n1": [], "n2": []}
+
+
 def test_round_robin_reaches_every_backend(ipvs_lab):
     _, _, cluster = ipvs_lab
     web = sorted(p.name for p in cluster.pods if p.name.startswith("web-"))
