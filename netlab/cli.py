@@ -179,7 +179,16 @@ def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool) -> None:
 @click.option("--lab", metavar="NAME", help="Lab to look at (needed when several are up).")
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         lab: str | None) -> None:
-    """Show nodes, pods, services, endpoints (or labs), like kubectl get (RESOURCE may be a comma list)."""
+    """Show nodes, pods, services, endpoints (or labs), like kubectl get (RESOURCE may be a comma list).
+
+    \b
+    STATUS is checked against the kernel, not just the state file:
+      pods   Running, Error (a container is not running), NetworkBroken (its veth is missing,
+             down or off cni0), Unknown (no namespace)
+      nodes  NotReady when the node differs from what netlab built (sysctls, links, routes,
+             VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
+             printed on stderr (and is the NetworkUnavailable condition in -o json)
+    """
     kinds = []
     for part in resource.split(","):
         kind = RESOURCES.get(part.strip().lower())
