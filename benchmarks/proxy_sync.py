@@ -7,8 +7,9 @@
 
 For each size, a throwaway node namespace gets N ClusterIP services x 3 endpoints, synced the way
 `netlab up` syncs a node:
-  iptables-legacy / iptables-nft   (netlab.dataplane.proxy.sync_iptables itself) iptables-save, render, diff,
-                                   one iptables-restore --noflush (with iptables-legacy-* or iptables-nft-*)
+  iptables-legacy / iptables-nft   (netlab.dataplane.proxy.sync_iptables itself) iptables-save (iptables-nft:
+                                   or the record of the last sync, trusted while the node's nf_tables
+                                   generation is unchanged), render, diff, one iptables-restore --noflush
   nftables-vmap / nftables-ladder  (netlab.dataplane.proxy.NftablesProxy.sync_node) render the table
                                    (nftablesEndpointChoice vmap: kube-proxy's `numgen ... vmap {}` rule;
                                    ladder: netlab's equivalent without anonymous sets), diff it against the
@@ -20,8 +21,8 @@ and then:
   change - one endpoint of one service changes; the time of that second sync (everything above again:
            netlab renders the whole node and diffs it; only the difference is sent)
   noop   - a sync with nothing to change (nothing sent)
-  change, re-read (nftables) - another one-endpoint change, synced without the record, as after somebody
-           else changed nftables in the node: the live table is listed and parsed first
+  change, re-read (nftables, iptables-nft) - another one-endpoint change, synced without the record, as
+           after somebody else changed the node's tables: the live tables are read and parsed first
 Each figure is the median of --repeat samples, interleaved across sizes and modes. Nothing is estimated.
 IPVS mode needs a kernel with ip_vs: see benchmarks/ipvs_vm.py (run in the VM).
 """
@@ -59,15 +60,19 @@ def bench_node(cluster) -> tuple:
     return dataclasses.replace(cluster, nodes=[node]), node
 
 
-def sync_iptables(cluster, restore: str, save: str) -> tuple[float, int]:
-    """One node's iptables sync: netlab.dataplane.proxy.sync_iptables itself, on the bench node."""
+RECORD = f"/tmp/bench-sync{os.getpid()}.nft.json"  # the node's record of its last sync (see NftablesProxy)
+RECORD_IPT = f"/tmp/bench-sync{os.getpid()}.iptables.json"  # the same for iptables-nft (see sync_iptables)
+
+
+def sync_iptables(cluster, restore: str, save: str, record: str | None = RECORD_IPT) -> tuple[float, int]:
+    """One node's iptables sync: netlab.dataplane.proxy.sync_iptables itself, on the bench node. With
+    `record`, as `netlab up` runs it (iptables-nft: the last sync's tables are trusted while the node's
+    nf_tables generation is unchanged; iptables-legacy has no generation and always reads back); with None,
+    the tables are read back first."""
     view, _ = bench_node(cluster)
     t0 = time.perf_counter()
-    lines = proxy.sync_iptables(view, restore, save, Changes())
+    lines = proxy.sync_iptables(view, restore, save, Changes(), record=lambda node: record)
     return time.perf_counter() - t0, lines
-
-
-RECORD = f"/tmp/bench-sync{os.getpid()}.nft.json"  # the node's record of its last sync (see NftablesProxy)
 
 
 def sync_nftables(cluster, choice: str, record: str | None = RECORD) -> tuple[float, int]:
@@ -111,6 +116,12 @@ def sample(n: int, mode: str) -> dict:
                                             ep.pod + "x", ep.namespace)
         change, change_lines = sync()
         reread = None
+        if family == "iptables" and variant == "nft":
+            # the same kind of change once more without the record (as after a hand-made change)
+            ep = svc.endpoints["http"][1]
+            svc.endpoints["http"][1] = Endpoint(ep.ip + 1 if int(ep.ip) % 256 < 250 else ep.ip - 1, 8080, ep.node,
+                                                ep.pod + "y", ep.namespace)
+            reread, _ = sync_iptables(cluster, restore, save, record=None)
         if family == "nftables":
             # the same kind of change once more, when the record cannot be trusted (someone else changed
             # nftables in the node): the live table is listed and parsed first
@@ -124,8 +135,9 @@ def sample(n: int, mode: str) -> dict:
             rules = knft.desired_objects(cluster, cluster.nodes[0], choice=variant).rule_count()
     finally:
         nsfs.delete_ns_file(nsfs.netns_path(NETNS))
-        if os.path.exists(RECORD):
-            os.unlink(RECORD)
+        for path in (RECORD, RECORD_IPT):
+            if os.path.exists(path):
+                os.unlink(path)
     return {"services": n, "mode": mode, "full_s": full, "change_s": change, "noop_s": noop,
             "change_reread_s": reread,
             "payload_lines": lines, "change_payload_lines": change_lines, "rules": rules}

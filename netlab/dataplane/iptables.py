@@ -111,6 +111,34 @@ def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
     return ("\n".join(out) + "\n") if out else "", changes
 
 
+def after_restore(desired: Desired, current: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    """The tables as they are once `plan_restore(desired, current)`'s payload has been applied, in
+    parse_save's shape, for what the next plan looks at: owned chains and every built-in chain's rules.
+
+    (Inserted jumps end up at the top in `desired`'s order; unwanted jumps into owned chains are gone;
+    stale owned chains are gone; owned chains hold exactly the desired rules.)"""
+    out = {t: {c: list(r) for c, r in chains.items()} for t, chains in current.items()}
+    for table in set(desired) | {t for t in current if any(OWNED_CHAIN.match(c) for c in current[t])}:
+        want = desired.get(table, TableState())
+        have = out.setdefault(table, {})
+        for chain in [c for c in have if OWNED_CHAIN.match(c) and c not in want.chains]:
+            del have[chain]
+        wanted = {_norm(f"-A {c} {spec}") for c, spec in want.jumps}
+        for chain in [c for c in have if not OWNED_CHAIN.match(c)]:
+            have[chain] = [r for r in have[chain]
+                           if not ((m := JUMP.search(r)) and OWNED_CHAIN.match(m.group(1)) and _norm(r) not in wanted)]
+        tops: dict[str, list[str]] = {}
+        for chain, spec in want.jumps:
+            line = f"-A {chain} {spec}"
+            if not any(_norm(r) == _norm(line) for r in have.get(chain, [])):
+                tops.setdefault(chain, []).append(line)
+        for chain, lines in tops.items():
+            have[chain] = lines + have.get(chain, [])
+        for chain, rules in want.chains.items():
+            have[chain] = list(rules)
+    return out
+
+
 def nsenter(netns_path: str, argv: list[str]) -> list[str]:
     return ["nsenter", f"--net={netns_path}", "--", *argv]
 

@@ -68,7 +68,7 @@ class NftablesProxy(ProxyBackend):
 
     name = "nftables"
     TABLE = ("ip", "kube-proxy")
-    RECORD_VERSION = 1
+    RECORD_VERSION = 2
 
     def preflight(self, cluster: Cluster) -> None:
         if shutil.which("nft") is None:
@@ -85,17 +85,6 @@ class NftablesProxy(ProxyBackend):
     def record_path(lab: str, node: str) -> str:
         return os.path.join(state.lab_dir(lab), "run", f"nft-{node}.json")
 
-    @staticmethod
-    def _identity(netns: str) -> tuple[int, int] | None:
-        """(namespace cookie, nf_tables generation) of a node, or None if the kernel cannot tell."""
-        def read() -> tuple[int, int] | None:
-            cookie = rtnl.netns_cookie()
-            return None if cookie is None else (cookie, rtnl.nft_generation())
-        try:
-            return nsfs.in_netns(netns, read)
-        except OSError:
-            return None
-
     def _live(self, netns: str):
         from ..render import kubeproxy_nftables as knft
         r = self._nft(netns, ["-j", "list", "table", *self.TABLE])
@@ -103,26 +92,15 @@ class NftablesProxy(ProxyBackend):
 
     def _recorded(self, path: str | None, ident: tuple[int, int] | None):
         from ..render import kubeproxy_nftables as knft
-        if path is None or ident is None:
-            return None
+        data = read_record(path, ident, self.RECORD_VERSION)
         try:
-            with open(path) as f:
-                rec = json.load(f)
-            if rec.get("version") != self.RECORD_VERSION or [rec.get("cookie"), rec.get("generation")] != list(ident):
-                return None
-            return knft.table_from_data(rec["table"])
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
-            return None  # missing, torn or foreign: read the live table instead
+            return None if data is None else knft.table_from_data(data)
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None  # torn or foreign: read the live table instead
 
     def _record(self, path: str | None, ident: tuple[int, int] | None, table) -> None:
         from ..render import kubeproxy_nftables as knft
-        if path is None:
-            return
-        if ident is None:
-            _unlink(path)
-            return
-        state.write_private(path, json.dumps({"version": self.RECORD_VERSION, "cookie": ident[0],
-                                              "generation": ident[1], "table": knft.table_to_data(table)}))
+        write_record(path, ident, self.RECORD_VERSION, lambda: knft.table_to_data(table))
 
     def sync(self, cluster: Cluster, changes: Changes, force: bool = False) -> None:
         for node in cluster.nodes:
@@ -136,7 +114,7 @@ class NftablesProxy(ProxyBackend):
         `record`: the file that keeps this node's last sync (None: always read the live table)."""
         from ..render import kubeproxy_nftables as knft
         desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
-        ident = self._identity(node.netns)
+        ident = node_identity(node.netns)
         live, trusted = None, False
         if not force:
             live = self._recorded(record, ident)
@@ -157,7 +135,7 @@ class NftablesProxy(ProxyBackend):
                 raise KernelError(f"nft -f in network namespace {node.netns} failed: {r.stderr.strip()[:500]}")
         if trusted and not script:
             return 0  # the record stands as it is
-        after = self._identity(node.netns)
+        after = node_identity(node.netns)
         # trust the record next time only if our own commit (if any) was the only one in between
         expected = None if ident is None else (ident[0], ident[1] + (1 if script else 0))
         self._record(record, after if after is not None and after == expected else None, desired)
@@ -336,6 +314,55 @@ class IpvsProxy(ProxyBackend):
                     changes.add(f"{node.netns}: removed kube-proxy's ipsets")
 
 
+def node_identity(netns: str) -> tuple[int, int] | None:
+    """(namespace cookie, nf_tables generation) of a node, or None if the kernel cannot tell. The kernel
+    adds one to the generation on every nftables commit in the namespace (nft's, iptables-nft's, anyone's):
+    a record of what netlab applied, kept with the identity read right after its own commit, is what the
+    kernel holds as long as the identity has not moved."""
+    def read() -> tuple[int, int] | None:
+        cookie = rtnl.netns_cookie()
+        return None if cookie is None else (cookie, rtnl.nft_generation())
+    try:
+        return nsfs.in_netns(netns, read)
+    except OSError:
+        return None
+
+
+def read_record(path: str | None, ident: tuple[int, int] | None, version: int) -> Any:
+    """The data of a sync record if it was written at exactly this identity, else None."""
+    if path is None or ident is None:
+        return None
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+        if rec.get("version") != version or [rec.get("cookie"), rec.get("generation")] != list(ident):
+            return None
+        return rec["data"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing, torn or foreign: the caller reads the kernel instead
+
+
+def write_record(path: str | None, ident: tuple[int, int] | None, version: int, data: Callable[[], Any]) -> None:
+    """Keep `data()` as what the kernel holds at `ident`; with no identity, drop any older record."""
+    if path is None:
+        return
+    if ident is None:
+        _unlink(path)
+        return
+    try:
+        state.write_private(path, json.dumps({"version": version, "cookie": ident[0], "generation": ident[1],
+                                              "data": data()}))
+    except OSError:
+        _unlink(path)  # a record is only a shortcut: without one, the next sync reads the kernel
+
+
+def iptables_record_path(lab: str, node: str) -> str:
+    return os.path.join(state.lab_dir(lab), "run", f"iptables-{node}.json")
+
+
+IPTABLES_RECORD_VERSION = 1
+
+
 def rules_drift(cluster: Cluster, node, save_cmd: str) -> list[str]:
     """What a sync would change in `node`'s rules (iptables, and the proxy mode's own objects), read only."""
     current = iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd))
@@ -393,24 +420,62 @@ def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, fo
 
 
 def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
-                  fresh: Collection[str] = ()) -> int:
+                  fresh: Collection[str] = (), record: Callable[[Any], str | None] | None = None) -> int:
     """One iptables-save and (if anything differs) one iptables-restore --noflush per node, nodes in parallel.
     Returns the number of lines sent to iptables-restore, all nodes together (0: nothing differed).
 
-    Nodes in `fresh` (namespaces created by this run) are known to be empty: not read back."""
-    pending = []
+    Nodes in `fresh` (namespaces created by this run) are known to be empty: not read back. With the nft
+    flavour, a node's tables as of netlab's last sync are kept in a record (`record(node)` is its path;
+    default: the lab's run directory) with the node's identity (`node_identity`); while that identity
+    has not moved, nothing has changed the node's tables since, and the record stands in for
+    iptables-save. iptables-legacy has no such counter: its tables are always read back."""
+    counted = "-nft-" in restore_cmd
+    if record is None:
+        record = lambda node: iptables_record_path(cluster.name, node.name)  # noqa: E731
 
-    def save(node) -> str:
-        return "" if node.name in fresh and not force else iptables.save(nsfs.netns_path(node.netns), save_cmd)
-    saved = per_node(save, cluster.nodes)
-    for node, text in zip(cluster.nodes, saved):
-        path = nsfs.netns_path(node.netns)
-        current = iptables.parse_save(text)
-        payload, what = iptables.plan_restore(node_rules(cluster, node), current, force=force)
+    def read(node) -> tuple[tuple[int, int] | None, dict, bool]:
+        ident = node_identity(node.netns) if counted else None  # before the tables: a later commit shows
+        if node.name in fresh and not force:
+            return ident, {}, False
+        if not force:
+            data = read_record(record(node), ident, IPTABLES_RECORD_VERSION)
+            if isinstance(data, dict):
+                return ident, data, True
+        return ident, iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd)), False
+
+    def commits(payload: str) -> int:
+        return sum(1 for line in payload.splitlines() if line == "COMMIT")
+
+    pending, sent = [], 0
+    for node, (ident, current, trusted) in zip(cluster.nodes, per_node(read, cluster.nodes)):
+        desired = node_rules(cluster, node)
+        payload, what = iptables.plan_restore(desired, current, force=force)
         if payload:
-            pending.append((node, iptables.restore_async(path, restore_cmd, payload), payload, what))
-    for node, proc, payload, what in pending:
-        iptables.finish_restore(proc, payload, node.netns)
+            proc = iptables.restore_async(nsfs.netns_path(node.netns), restore_cmd, payload)
+            pending.append((node, proc, payload, what, ident, current, desired, trusted))
+        elif not trusted:
+            write_record(record(node), ident, IPTABLES_RECORD_VERSION, lambda current=current: current)
+    for node, proc, payload, what, ident, current, desired, trusted in pending:
+        try:
+            iptables.finish_restore(proc, payload, node.netns)
+        except KernelError:
+            _unlink(record(node))
+            if not trusted:
+                raise
+            # the record did not match the kernel after all: read the tables back and try once more
+            ident = node_identity(node.netns) if counted else None
+            current = iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd))
+            payload, what = iptables.plan_restore(desired, current, force=force)
+            if payload:
+                iptables.finish_restore(iptables.restore_async(nsfs.netns_path(node.netns), restore_cmd, payload),
+                                        payload, node.netns)
+        sent += payload.count("\n")
+        after = node_identity(node.netns) if counted and ident is not None else None
+        # trust the record next time only if our own commits (one per table) were the only ones in between
+        expected = None if ident is None else (ident[0], ident[1] + commits(payload))
+        write_record(record(node), after if after is not None and after == expected else None,
+                     IPTABLES_RECORD_VERSION, lambda current=current, desired=desired:
+                     iptables.after_restore(desired, current))
         for w in what:
             changes.add(f"{node.netns}: iptables {w}")
-    return sum(payload.count("\n") for _, _, payload, _ in pending)
+    return sent

@@ -321,27 +321,33 @@ def test_tampered_rules_are_restored(svc):
     assert "NotReady" not in netlab_cli("get", "nodes", "--lab", svc.name, check=True).stdout
 
 
+def node_identity(lab, node: str) -> tuple[int, int]:
+    """(namespace cookie, nf_tables generation) of a node, read over netlink inside it."""
+    from netlab.dataplane import nsfs, rtnl
+    return nsfs.in_netns(lab.node(node).netns, lambda: (rtnl.netns_cookie(), rtnl.nft_generation()))
+
+
+def sync_record(path: str) -> tuple[tuple[int, int], object]:
+    """A sync record: ((cookie, generation) it was written at, its data)."""
+    with open(path) as f:
+        rec = json.load(f)
+    return (rec["cookie"], rec["generation"]), rec["data"]
+
+
 def test_nftables_sync_trusts_its_record_only_while_nothing_else_changed(lab):
     """nftables mode keeps the table it applied with the node's nf_tables generation; the next sync
     diffs against that record instead of listing the table, unless the generation moved."""
     import os
     import stat
 
-    from netlab.dataplane import nsfs, rtnl
     from netlab.dataplane.proxy import NftablesProxy
 
     text = lambda n: SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", str(n)) \
         .replace("networking: {backend:", "networking: {kubeProxyMode: nftables, backend:")
     lab.up(text(3))
     paths = {n.name: NftablesProxy.record_path(lab.name, n.name) for n in lab.cluster.nodes}
-
-    def generation(node):
-        return nsfs.in_netns(lab.node(node).netns, lambda: (rtnl.netns_cookie(), rtnl.nft_generation()))
-
-    def record(node):
-        with open(paths[node]) as f:
-            rec = json.load(f)
-        return rec["cookie"], rec["generation"]
+    generation = lambda node: node_identity(lab, node)  # noqa: E731
+    record = lambda node: sync_record(paths[node])[0]  # noqa: E731
 
     for node, path in paths.items():
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -374,6 +380,72 @@ def test_nftables_sync_trusts_its_record_only_while_nothing_else_changed(lab):
     # switching to iptables mode removes the table and the records
     lab.up(text(2).replace("kubeProxyMode: nftables", "kubeProxyMode: iptables"))
     assert not any(os.path.exists(p) for p in paths.values())
+
+
+def test_iptables_nft_sync_trusts_its_record_only_while_nothing_else_changed(lab, monkeypatch):
+    """With the nft flavour, iptables mode keeps each node's tables as of its last sync with the node's
+    nf_tables generation; while the generation is unchanged the next sync diffs against that record
+    (no iptables-save), and the record always matches what iptables-nft-save shows."""
+    import os
+
+    from netlab.dataplane import iptables as ipt
+    from netlab.dataplane import proxy
+
+    text = lambda n: SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", str(n)) \
+        .replace("networking: {backend:", "networking: {iptablesFlavour: nft, backend:")
+    lab.up(text(3))
+    paths = {n.name: proxy.iptables_record_path(lab.name, n.name) for n in lab.cluster.nodes}
+    generation = lambda node: node_identity(lab, node)  # noqa: E731
+    record = lambda node: sync_record(paths[node])  # noqa: E731
+
+    def view(tables):
+        """What a plan looks at: every chain that has rules, and every netlab chain, rules normalised."""
+        return {(t, c): [" ".join(r.split()) for r in rules] for t, chains in tables.items()
+                for c, rules in chains.items() if rules or ipt.OWNED_CHAIN.match(c)}
+
+    def check_records(stale_ok=False):
+        """Each record is current and matches the kernel. (A commit after the iptables sync - nftables
+        mode's own, or removing it on a switch back - leaves the record stale: the next sync reads back.)"""
+        for node in paths:
+            ident, data = record(node)
+            if stale_ok and ident != generation(node):
+                continue
+            assert ident == generation(node)
+            live = ipt.parse_save(lab.node_exec(node, ["iptables-nft-save"]).stdout)
+            assert view(data) == view(live), node
+
+    check_records()
+    # a change, synced from the records alone: iptables-save is not run at all
+    real_save = ipt.save
+    monkeypatch.setattr(ipt, "save", lambda *a: pytest.fail("iptables-save ran although the record was good"))
+    r = lab.up(text(2))
+    assert any("iptables nat/KUBE-SVC-" in c for c in r.changes), r.changes
+    assert lab.up(text(2)).changes == []
+    monkeypatch.setattr(ipt, "save", real_save)
+    check_records()
+    web = sorted(p.name for p in lab.pods("web-"))
+    assert sorted(set(many(lab, ("pod", "client"), svc_ip(lab, "web"), 80, n=20))) == web
+    # a hand-made change moves the generation: the next sync reads the tables back and repairs them
+    lab.node_exec("n1", ["iptables-nft", "-t", "nat", "-F", "KUBE-SERVICES"])
+    lab.node_exec("n1", ["iptables-nft", "-t", "nat", "-I", "PREROUTING", "-j", "KUBE-MARK-MASQ"])
+    r = lab.up(text(2))
+    assert any("nat/KUBE-SERVICES" in c for c in r.changes) and any("stray jump" in c for c in r.changes), r.changes
+    check_records()
+    # scale up again and switch modes: the records follow the kernel through every kind of change
+    lab.up(text(4))
+    check_records()
+    lab.up(text(4).replace("iptablesFlavour: nft,", "iptablesFlavour: nft, kubeProxyMode: nftables,"))
+    check_records(stale_ok=True)
+    lab.up(text(4))  # back to iptables: removing the nftables table after the iptables sync is a commit too
+    check_records(stale_ok=True)
+    assert lab.up(text(4)).changes == []
+    check_records()
+    # a torn record is not trusted
+    with open(paths["n2"], "w") as f:
+        f.write('{"version": 1, "cookie"')
+    assert lab.up(text(4)).changes == []
+    check_records()
+    assert all(os.path.exists(p) for p in paths.values())
 
 
 def test_get_services_and_endpoints(svc):
