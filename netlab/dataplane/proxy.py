@@ -356,6 +356,14 @@ def write_record(path: str | None, ident: tuple[int, int] | None, version: int, 
         _unlink(path)  # a record is only a shortcut: without one, the next sync reads the kernel
 
 
+def _tables_shaped(data: Any) -> bool:
+    """Whether a record's data has parse_save's shape (table -> chain -> rule lines)."""
+    return isinstance(data, dict) and all(
+        isinstance(chains, dict) and all(isinstance(rules, list) and all(isinstance(r, str) for r in rules)
+                                         for rules in chains.values())
+        for chains in data.values())
+
+
 def iptables_record_path(lab: str, node: str) -> str:
     return os.path.join(state.lab_dir(lab), "run", f"iptables-{node}.json")
 
@@ -439,7 +447,7 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
             return ident, {}, False
         if not force:
             data = read_record(record(node), ident, IPTABLES_RECORD_VERSION)
-            if isinstance(data, dict):
+            if _tables_shaped(data):
                 return ident, data, True
         return ident, iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd)), False
 

@@ -440,9 +440,13 @@ def test_iptables_nft_sync_trusts_its_record_only_while_nothing_else_changed(lab
     check_records(stale_ok=True)
     assert lab.up(text(4)).changes == []
     check_records()
-    # a torn record is not trusted
+    # a torn record, or one of the wrong shape at the right identity, is not trusted
     with open(paths["n2"], "w") as f:
         f.write('{"version": 1, "cookie"')
+    cookie, gen = generation("n1")
+    with open(paths["n1"], "w") as f:
+        json.dump({"version": proxy.IPTABLES_RECORD_VERSION, "cookie": cookie, "generation": gen,
+                   "data": {"nat": ["-A KUBE-SERVICES -j RETURN"]}}, f)
     assert lab.up(text(4)).changes == []
     check_records()
     assert all(os.path.exists(p) for p in paths.values())
