@@ -144,7 +144,9 @@ class NftablesProxy(ProxyBackend):
     def drift(self, cluster: Cluster, node) -> list[str]:
         from ..render import kubeproxy_nftables as knft
         desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
-        script = knft.diff_script(desired, self._live(node.netns))
+        # the record stands for the table exactly when a sync would trust it (nothing committed since)
+        live = self._recorded(self.record_path(cluster.name, node.name), node_identity(node.netns))
+        script = knft.diff_script(desired, live if live is not None else self._live(node.netns))
         n = sum(1 for line in script.splitlines() if line.strip())
         return [f"nftables table ip kube-proxy differs ({n} commands to apply)"] if n else []
 
@@ -372,8 +374,14 @@ IPTABLES_RECORD_VERSION = 1
 
 
 def rules_drift(cluster: Cluster, node, save_cmd: str) -> list[str]:
-    """What a sync would change in `node`'s rules (iptables, and the proxy mode's own objects), read only."""
-    current = iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd))
+    """What a sync would change in `node`'s rules (iptables, and the proxy mode's own objects), read only.
+    The tables come from the sync record where a sync would trust it (see sync_iptables), else the kernel."""
+    current = None
+    if "-nft-" in save_cmd:
+        current = read_record(iptables_record_path(cluster.name, node.name), node_identity(node.netns),
+                              IPTABLES_RECORD_VERSION)
+    if not _tables_shaped(current):
+        current = iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd))
     _, what = iptables.plan_restore(node_rules(cluster, node), current)
     return [f"iptables {w}" for w in what] + backend(cluster.networking.proxy_mode).drift(cluster, node)
 
