@@ -316,7 +316,7 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
 
     \b
     Examples:
-      sudo netlab exec client -- curl -s web:80/hostname
+      sudo netlab exec client -- curl -s 10.96.14.88/hostname   # web's ClusterIP in the default lab
       sudo netlab exec client -n default --lab demo -- ip -4 addr show eth0
       sudo netlab exec --node demo-worker -- ip route
       sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
