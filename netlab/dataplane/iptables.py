@@ -73,7 +73,9 @@ def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
         body: list[str] = []
         decl: list[str] = []
         for chain, rules in want.chains.items():
-            if not force and chain in have and [_norm(r) for r in have[chain]] == [_norm(r) for r in rules]:
+            # iptables-save and the renderer both write single-spaced rules: compare as they are first
+            if not force and chain in have and (have[chain] == rules or
+                                                [_norm(r) for r in have[chain]] == [_norm(r) for r in rules]):
                 continue
             decl.append(f":{chain} - [0:0]")
             body.extend(rules)

@@ -8,6 +8,8 @@ mode on a running lab (`up --proxy-mode`) leaves no stale rules.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
 import json
 import os
 import shutil
@@ -22,6 +24,22 @@ from . import iptables, nsfs, rtnl, state
 from .fabric import Changes
 
 T = TypeVar("T")
+
+
+def _gc_paused(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run fn with Python's cyclic garbage collector paused. A sync of 10,000 Services allocates
+    hundreds of thousands of lists and dicts that never form cycles; the collector's passes over them
+    were a quarter of the render time. Re-entrant: the previous state is restored."""
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> T:
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+    return run
 
 
 class ProxyBackend:
@@ -108,6 +126,7 @@ class NftablesProxy(ProxyBackend):
             if n:
                 changes.add(f"{node.netns}: nftables table ip kube-proxy ({n} commands)")
 
+    @_gc_paused
     def sync_node(self, cluster: Cluster, node, record: str | None, force: bool = False) -> int:
         """Sync one node's table; returns the number of commands sent (0: it was right already).
 
@@ -344,16 +363,19 @@ def read_record(path: str | None, ident: tuple[int, int] | None, version: int) -
         return None  # missing, torn or foreign: the caller reads the kernel instead
 
 
-def write_record(path: str | None, ident: tuple[int, int] | None, version: int, data: Callable[[], Any]) -> None:
-    """Keep `data()` as what the kernel holds at `ident`; with no identity, drop any older record."""
+def write_record(path: str | None, ident: tuple[int, int] | None, version: int,
+                 data: Callable[[], Any] | str) -> None:
+    """Keep `data()` (or `data`, already JSON) as what the kernel holds at `ident`; with no identity, drop
+    any older record."""
     if path is None:
         return
     if ident is None:
         _unlink(path)
         return
+    body = data if isinstance(data, str) else json.dumps(data())
     try:
-        state.write_private(path, json.dumps({"version": version, "cookie": ident[0], "generation": ident[1],
-                                              "data": data()}))
+        state.write_private(path, f'{{"version": {int(version)}, "cookie": {int(ident[0])}, '
+                                  f'"generation": {int(ident[1])}, "data": {body}}}')
     except OSError:
         _unlink(path)  # a record is only a shortcut: without one, the next sync reads the kernel
 
@@ -435,6 +457,7 @@ def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, fo
             other.remove(view, changes)
 
 
+@_gc_paused
 def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
                   fresh: Collection[str] = (), record: Callable[[Any], str | None] | None = None) -> int:
     """One iptables-save and (if anything differs) one iptables-restore --noflush per node, nodes in parallel.
@@ -472,6 +495,8 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
         elif not trusted:
             write_record(record(node), ident, IPTABLES_RECORD_VERSION, lambda current=current: current)
     for node, proc, payload, what, ident, current, desired, trusted in pending:
+        # the next record, made while the restore runs (only kept if the restore succeeds)
+        encoded = json.dumps(iptables.after_restore(desired, current)) if ident is not None else ""
         try:
             iptables.finish_restore(proc, payload, node.netns)
         except KernelError:
@@ -485,13 +510,13 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
             if payload:
                 iptables.finish_restore(iptables.restore_async(nsfs.netns_path(node.netns), restore_cmd, payload),
                                         payload, node.netns)
+            encoded = json.dumps(iptables.after_restore(desired, current)) if ident is not None else ""
         sent += payload.count("\n")
         after = node_identity(node.netns) if counted and ident is not None else None
         # trust the record next time only if our own commits (one per table) were the only ones in between
         expected = None if ident is None else (ident[0], ident[1] + commits(payload))
         write_record(record(node), after if after is not None and after == expected else None,
-                     IPTABLES_RECORD_VERSION, lambda current=current, desired=desired:
-                     iptables.after_restore(desired, current))
+                     IPTABLES_RECORD_VERSION, encoded)
         for w in what:
             changes.add(f"{node.netns}: iptables {w}")
     return sent

@@ -173,3 +173,31 @@ def test_after_restore_agrees_with_the_payload_on_random_tables(current, d):
     payload, _ = plan_restore(d, current)
     assert view(after_restore(d, current)) == view(apply_restore(current, payload))
     assert plan_restore(d, after_restore(d, current))[0] == ""
+
+
+def test_sync_pauses_the_garbage_collector_and_always_restores_it():
+    import gc
+
+    import pytest
+
+    from netlab.dataplane.proxy import _gc_paused
+
+    seen = []
+
+    @_gc_paused
+    def work(fail: bool) -> None:
+        seen.append(gc.isenabled())
+        if fail:
+            raise RuntimeError("boom")
+
+    assert gc.isenabled()
+    work(False)
+    with pytest.raises(RuntimeError):
+        work(True)
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        work(False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
