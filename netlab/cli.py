@@ -1,7 +1,6 @@
 """The `netlab` command: kubectl- and containerlab-like verbs over an emulated cluster."""
 from __future__ import annotations
 
-import copy
 import os
 import shlex
 import sys
@@ -216,16 +215,18 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     created = st.get("created")
     fmt = output
     if kind == "nodes":
-        problems = labmod.node_problems(_subset_nodes(copy.copy(cluster), names), st)
-        objs = [o for o in out.node_objects(cluster, problems, created) if not names or o["metadata"]["name"] in names]
-        _missing(names, [o["metadata"]["name"] for o in objs], "node")
+        shown = [n for n in cluster.nodes if not names or n.name in names]
+        _missing(names, [n.name for n in shown], "node")
+        if fmt == "name":
+            click.echo("".join(f"node/{n.name}\n" for n in shown), nl=False)
+            return
+        problems = labmod.node_problems(cluster, st, shown)  # checked against the whole cluster (its peers)
+        cluster = _subset_nodes(cluster, names)
         if fmt in ("json", "yaml"):
+            objs = out.node_objects(cluster, problems, created)
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
-        elif fmt == "name":
-            click.echo("".join(f"node/{o['metadata']['name']}\n" for o in objs), nl=False)
         else:
-            cl = _subset_nodes(cluster, names)
-            click.echo(out.node_table(cl, problems, created, fmt == "wide"), nl=False)
+            click.echo(out.node_table(cluster, problems, created, fmt == "wide"), nl=False)
             for node, found in problems.items():
                 if found:
                     click.echo(f"node {node}: NotReady, `sudo netlab up` would repair: {'; '.join(found)}", err=True)

@@ -427,10 +427,11 @@ class PodStatus:
     problem: str = ""
 
 
-def node_problems(cluster: Cluster, st: dict[str, Any]) -> dict[str, list[str]]:
-    """For each node, what `up` would change in it (its namespace, sysctls, links, addresses, routes,
-    VXLAN neighbours and FDB, iptables rules and the proxy mode's own objects), found by the same
-    reconcile as `up`'s, read only. An empty list: the node is as netlab built it. Nodes in parallel."""
+def node_problems(cluster: Cluster, st: dict[str, Any], nodes: list | None = None) -> dict[str, list[str]]:
+    """For each node (`nodes`, default all), what `up` would change in it (its namespace, sysctls, links,
+    addresses, routes, VXLAN neighbours and FDB, iptables rules and the proxy mode's own objects), found
+    by the same reconcile as `up`'s, read only, against the whole `cluster` (a node's peers decide its
+    routes and FDB). An empty list: the node is as netlab built it. Nodes in parallel."""
     flavour = (st.get("iptables") or {}).get("flavour") or cluster.networking.iptables_flavour
     save_cmd = iptables.flavour_commands(flavour)[2]
 
@@ -439,7 +440,8 @@ def node_problems(cluster: Cluster, st: dict[str, Any]) -> dict[str, list[str]]:
         if not nsfs.is_ns_file(nsfs.netns_path(node.netns)):
             return found
         return found + proxy.rules_drift(cluster, node, save_cmd)
-    return dict(zip((n.name for n in cluster.nodes), proxy.per_node(one, cluster.nodes)))
+    nodes = cluster.nodes if nodes is None else nodes
+    return dict(zip((n.name for n in nodes), proxy.per_node(one, nodes)))
 
 
 def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:

@@ -606,6 +606,9 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         _assert_nodes_ready(lab)
         cond = _node_conditions(lab)["n1"]
         assert cond["Ready"]["status"] == "True" and cond["NetworkUnavailable"]["status"] == "False"
+        # one node asked for by name is still checked against its peers (their routes, FDB entries)
+        r = cli("get", "nodes", "n2", "--lab", lab)
+        assert r.returncode == 0 and r.stdout.split("\n")[1].split()[:2] == ["n2", "Ready"] and not r.stderr, r
 
         # 1. the pod's node-side veth, deleted by hand
         assert subprocess.run(["ip", "-n", n2.netns, "link", "del", victim.host_veth]).returncode == 0
