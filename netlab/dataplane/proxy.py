@@ -120,6 +120,15 @@ class NftablesProxy(ProxyBackend):
         from ..render import kubeproxy_nftables as knft
         write_record(path, ident, self.RECORD_VERSION, lambda: knft.table_to_data(table))
 
+    def _current(self, node, record: str | None) -> tuple[tuple[int, int] | None, Any, bool]:
+        """(identity, the node's table, whether it came from the record): the record while it can be
+        trusted (nothing committed since it was written), else the live table."""
+        ident = node_identity(node.netns)
+        live = self._recorded(record, ident)
+        if live is not None:
+            return ident, live, True
+        return ident, self._live(node.netns), False
+
     def sync(self, cluster: Cluster, changes: Changes, force: bool = False) -> None:
         for node in cluster.nodes:
             n = self.sync_node(cluster, node, self.record_path(cluster.name, node.name), force)
@@ -133,13 +142,10 @@ class NftablesProxy(ProxyBackend):
         `record`: the file that keeps this node's last sync (None: always read the live table)."""
         from ..render import kubeproxy_nftables as knft
         desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
-        ident = node_identity(node.netns)
-        live, trusted = None, False
-        if not force:
-            live = self._recorded(record, ident)
-            trusted = live is not None
-            if not trusted:
-                live = self._live(node.netns)
+        if force:
+            ident, live, trusted = node_identity(node.netns), None, False
+        else:
+            ident, live, trusted = self._current(node, record)
         script = knft.diff_script(desired, live)
         if force and script:
             script = f"add table ip kube-proxy\ndelete table ip kube-proxy\n{script}"
@@ -158,15 +164,13 @@ class NftablesProxy(ProxyBackend):
         # trust the record next time only if our own commit (if any) was the only one in between
         expected = None if ident is None else (ident[0], ident[1] + (1 if script else 0))
         self._record(record, after if after is not None and after == expected else None, desired)
-        return sum(1 for line in script.splitlines() if line.strip())
+        return _commands(script)
 
     def drift(self, cluster: Cluster, node) -> list[str]:
         from ..render import kubeproxy_nftables as knft
         desired = knft.desired_objects(cluster, node, choice=cluster.networking.nft_choice)
-        # the record stands for the table exactly when a sync would trust it (nothing committed since)
-        live = self._recorded(self.record_path(cluster.name, node.name), node_identity(node.netns))
-        script = knft.diff_script(desired, live if live is not None else self._live(node.netns))
-        n = sum(1 for line in script.splitlines() if line.strip())
+        _, live, _ = self._current(node, self.record_path(cluster.name, node.name))
+        n = _commands(knft.diff_script(desired, live))
         return [f"nftables table ip kube-proxy differs ({n} commands to apply)"] if n else []
 
     def remove(self, cluster: Cluster, changes: Changes) -> None:
@@ -395,15 +399,34 @@ def iptables_record_path(lab: str, node: str) -> str:
 IPTABLES_RECORD_VERSION = 1
 
 
+def _commands(script: str) -> int:
+    return sum(1 for line in script.splitlines() if line.strip())
+
+
+def _generation_counted(iptables_cmd: str) -> bool:
+    """Whether this iptables flavour commits through nf_tables (so its commits move node_identity)."""
+    return "-nft-" in iptables_cmd
+
+
+def _iptables_current(node, save_cmd: str, record: str | None,
+                      fresh: bool = False) -> tuple[tuple[int, int] | None, dict, bool]:
+    """(identity, the node's tables in parse_save's shape, whether they came from the record): the record
+    while it can be trusted (nft flavour, nothing committed since), else iptables-save. The identity is
+    read before the tables, so a commit in between shows as a moved identity. `fresh`: a namespace this
+    run created, known to hold no rules."""
+    ident = node_identity(node.netns) if _generation_counted(save_cmd) else None
+    if fresh:
+        return ident, {}, False
+    data = read_record(record, ident, IPTABLES_RECORD_VERSION)
+    if _tables_shaped(data):
+        return ident, data, True
+    return ident, iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd)), False
+
+
 def rules_drift(cluster: Cluster, node, save_cmd: str) -> list[str]:
     """What a sync would change in `node`'s rules (iptables, and the proxy mode's own objects), read only.
     The tables come from the sync record where a sync would trust it (see sync_iptables), else the kernel."""
-    current = None
-    if "-nft-" in save_cmd:
-        current = read_record(iptables_record_path(cluster.name, node.name), node_identity(node.netns),
-                              IPTABLES_RECORD_VERSION)
-    if not _tables_shaped(current):
-        current = iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd))
+    _, current, _ = _iptables_current(node, save_cmd, iptables_record_path(cluster.name, node.name))
     _, what = iptables.plan_restore(node_rules(cluster, node), current)
     return [f"iptables {w}" for w in what] + backend(cluster.networking.proxy_mode).drift(cluster, node)
 
@@ -468,19 +491,13 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
     default: the lab's run directory) with the node's identity (`node_identity`); while that identity
     has not moved, nothing has changed the node's tables since, and the record stands in for
     iptables-save. iptables-legacy has no such counter: its tables are always read back."""
-    counted = "-nft-" in restore_cmd
     if record is None:
         record = lambda node: iptables_record_path(cluster.name, node.name)  # noqa: E731
 
     def read(node) -> tuple[tuple[int, int] | None, dict, bool]:
-        ident = node_identity(node.netns) if counted else None  # before the tables: a later commit shows
-        if node.name in fresh and not force:
-            return ident, {}, False
-        if not force:
-            data = read_record(record(node), ident, IPTABLES_RECORD_VERSION)
-            if _tables_shaped(data):
-                return ident, data, True
-        return ident, iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd)), False
+        # force: neither the record nor the knowledge that a new namespace is empty is used
+        return _iptables_current(node, save_cmd, None if force else record(node),
+                                 fresh=node.name in fresh and not force)
 
     def commits(payload: str) -> int:
         return sum(1 for line in payload.splitlines() if line == "COMMIT")
@@ -504,15 +521,14 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
             if not trusted:
                 raise
             # the record did not match the kernel after all: read the tables back and try once more
-            ident = node_identity(node.netns) if counted else None
-            current = iptables.parse_save(iptables.save(nsfs.netns_path(node.netns), save_cmd))
+            ident, current, _ = _iptables_current(node, save_cmd, None)
             payload, what = iptables.plan_restore(desired, current, force=force)
             if payload:
                 iptables.finish_restore(iptables.restore_async(nsfs.netns_path(node.netns), restore_cmd, payload),
                                         payload, node.netns)
             encoded = json.dumps(iptables.after_restore(desired, current)) if ident is not None else ""
         sent += payload.count("\n")
-        after = node_identity(node.netns) if counted and ident is not None else None
+        after = node_identity(node.netns) if ident is not None else None
         # trust the record next time only if our own commits (one per table) were the only ones in between
         expected = None if ident is None else (ident[0], ident[1] + commits(payload))
         write_record(record(node), after if after is not None and after == expected else None,
