@@ -78,16 +78,21 @@ class Netns:
         return raw_call(self._raw, self.name, steps)
 
     def _do(self, what: str, fn: Callable, *args, **kwargs):
+        """A netlink request that changes the namespace (errors name `what` and the namespace)."""
         try:
             return fn(*args, **kwargs)
         except (NetlinkError, OSError) as e:
             raise kernel_error(e, what, self.name) from None
 
+    def _read(self, what: str, fn: Callable, *args, **kwargs):
+        """A netlink request that only reads (a dump); the same error handling as `_do`."""
+        return Netns._do(self, what, fn, *args, **kwargs)
+
     # ---- links
     def links(self, refresh: bool = False) -> dict[str, dict]:
         if self._links is None or refresh:
             self._links = {}
-            for msg in self._do("list links", self.ipr.get_links):
+            for msg in self._read("list links", self.ipr.get_links):
                 info = msg.get("IFLA_LINKINFO")
                 slave = info.get("IFLA_INFO_SLAVE_DATA") if info else None
                 data = info.get("IFLA_INFO_DATA") if info else None
@@ -134,7 +139,7 @@ class Netns:
     def ensure_addresses(self, ifname: str, cidrs: list[str], changes: Changes, exclusive: bool = True) -> None:
         idx = self.index(ifname)
         have = set()
-        for msg in self._do(f"list addresses of {ifname}", self.ipr.get_addr, index=idx, family=2):
+        for msg in self._read(f"list addresses of {ifname}", self.ipr.get_addr, index=idx, family=2):
             have.add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
         want = set(cidrs)
         for cidr in sorted(want - have):
@@ -152,7 +157,7 @@ class Netns:
     # ---- routes, neighbours, fdb
     def routes(self) -> dict[str, dict]:
         out = {}
-        for msg in self._do("list routes", self.ipr.get_routes, family=2, table=254):
+        for msg in self._read("list routes", self.ipr.get_routes, family=2, table=254):
             dst = msg.get("RTA_DST")
             key = f"{dst}/{msg['dst_len']}" if dst else "default"
             out[key] = {"gateway": msg.get("RTA_GATEWAY"), "oif": msg.get("RTA_OIF"),
@@ -191,7 +196,7 @@ class Netns:
     def ensure_neighbours(self, neighbours: list, dev: str, changes: Changes) -> None:
         idx = self.index(dev)
         have = {}
-        for msg in self._do(f"list neighbours on {dev}", self.ipr.get_neighbours, ifindex=idx, family=2):
+        for msg in self._read(f"list neighbours on {dev}", self.ipr.get_neighbours, ifindex=idx, family=2):
             if msg["state"] & NUD_PERMANENT:
                 have[msg.get("NDA_DST")] = msg.get("NDA_LLADDR")
         want = {n.dst: n.lladdr for n in neighbours if n.dev == dev}
@@ -207,7 +212,7 @@ class Netns:
     def ensure_fdb(self, entries: list, dev: str, changes: Changes) -> None:
         idx = self.index(dev)
         have = set()
-        for msg in self._do(f"list fdb of {dev}", self.ipr.fdb, "dump", ifindex=idx):
+        for msg in self._read(f"list fdb of {dev}", self.ipr.fdb, "dump", ifindex=idx):
             if msg.get("NDA_DST") and msg["state"] & NUD_PERMANENT and msg["ifindex"] == idx:
                 have.add((msg.get("NDA_LLADDR"), msg.get("NDA_DST")))
         want = {(f.lladdr, f.dst) for f in entries if f.dev == dev}
@@ -531,8 +536,6 @@ class _DryNetns(Netns):
     """A Netns that reads but does not write: each write it would make is what `up` would repair."""
 
     def _do(self, what: str, fn: Callable, *args, **kwargs):
-        if what.startswith("list "):
-            return super()._do(what, fn, *args, **kwargs)
         return None
 
 
