@@ -70,30 +70,29 @@ def _sane(data: dict[str, Any]) -> dict[str, Any]:
 
 def save(lab: str, data: dict[str, Any]) -> None:
     base = ensure_dirs(lab)
-    data = dict(data, version=STATE_VERSION)
-    fd, tmp = tempfile.mkstemp(prefix=".state.", dir=base)
+    write_private(os.path.join(base, "state.json"),
+                  json.dumps(dict(data, version=STATE_VERSION), indent=1, sort_keys=True), durable=True)
+
+
+def write_private(path: str, text: str, durable: bool = False) -> None:
+    """Replace a file in the lab's directory at once: write a 0600 temporary beside it, rename it over
+    the file (a reader sees the old or the new text, never part of one). `durable`: fsync before the
+    rename, so a crash cannot leave an empty file behind either."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "w") as f:
             os.fchmod(f.fileno(), 0o600)
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(base, "state.json"))
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
-
-
-def write_private(path: str, text: str) -> None:
-    """Replace a file in the lab's directory at once (write a 0600 temporary, rename)."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def labs_on_disk() -> list[str]:
