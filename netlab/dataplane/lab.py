@@ -232,8 +232,7 @@ def _start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chan
     killed before recording it), and if the node will need a server, start one with no pod yet.
     Returns node -> pid of those started."""
     started = {}
-    missing = [n for n in cluster.nodes if not procs.alive(servers.get(n.name), _server_owner(cluster.name, n.name),
-                                                           nsfs.netns_path(n.netns))]
+    missing = [n for n in cluster.nodes if not _server_alive(cluster.name, n, servers.get(n.name))]
     if not missing:
         return started
     strays = procs.owned([nsfs.netns_path(n.netns) for n in missing])
@@ -272,7 +271,7 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
         except OSError:
             same = False
         rec = servers.get(node.name)
-        running = procs.alive(rec, _server_owner(cluster.name, node.name), nsfs.netns_path(node.netns))
+        running = _server_alive(cluster.name, node, rec)
         touched = any(p.key in fresh for p in pods)
         if running and same and not touched:
             continue
@@ -301,7 +300,7 @@ def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set
         recs = extra.setdefault("procs", {})
         for cname, argv in pod.commands:
             rec = recs.get(cname)
-            if procs.alive(rec, _container_owner(cluster.name, pod, cname), nsfs.netns_path(pod.netns)):
+            if _container_alive(cluster.name, pod, cname, rec):
                 continue
             if rec is not None and pod.key not in fresh:
                 extra["restarts"] = int(extra.get("restarts", 0)) + 1
@@ -331,6 +330,16 @@ def _container_owner(lab: str, pod: Pod, container: str) -> str:
     return f"{lab}/pod/{pod.namespace}/{pod.name}/{container}"
 
 
+def _server_alive(lab: str, node, rec: Any) -> bool:
+    """Whether a node's recorded built-in server runs: the same process, with its tag, in the node."""
+    return procs.alive(rec, _server_owner(lab, node.name), nsfs.netns_path(node.netns))
+
+
+def _container_alive(lab: str, pod: Pod, container: str, rec: Any) -> bool:
+    """Whether a recorded container runs: the same process, with its tag, in the pod."""
+    return procs.alive(rec, _container_owner(lab, pod, container), nsfs.netns_path(pod.netns))
+
+
 def _unrecorded_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str]) -> dict[str, list[int]]:
     """Containers netlab started in this lab's pods that the state does not record (an `up` killed
     between starting them and saving the state), by owner tag. One /proc scan, and only when some
@@ -342,8 +351,7 @@ def _unrecorded_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh:
         if pod.key in fresh or not pod.commands:
             continue
         recs = pods_extra.get(pod.key, {}).get("procs") or {}
-        if any(not procs.alive(recs.get(cname), _container_owner(lab, pod, cname), nsfs.netns_path(pod.netns))
-               for cname, _ in pod.commands):
+        if any(not _container_alive(lab, pod, cname, recs.get(cname)) for cname, _ in pod.commands):
             paths.append(nsfs.netns_path(pod.netns))
     return procs.owned(paths) if paths else {}
 
@@ -451,8 +459,7 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
     out = []
     servers = st.get("servers", {})
     links = {n.name: node_links(n.netns) for n in cluster.nodes}
-    server_ok = {n.name: procs.alive(servers.get(n.name), _server_owner(cluster.name, n.name), nsfs.netns_path(n.netns))
-                 for n in cluster.nodes}
+    server_ok = {n.name: _server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
     for pod in cluster.pods:
         rec = st.get("pods", {}).get(pod.key, {})
         total = len(pod.containers)
@@ -461,8 +468,7 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
         ns_ok = nsfs.is_ns_file(nsfs.netns_path(pod.netns))
         for c in pod.containers:
             if c.command or c.args:
-                ok = procs.alive((rec.get("procs") or {}).get(c.name), _container_owner(cluster.name, pod, c.name),
-                                 nsfs.netns_path(pod.netns))
+                ok = _container_alive(cluster.name, pod, c.name, (rec.get("procs") or {}).get(c.name))
             else:
                 ok = server_ok.get(pod.node, False)
             ready += ok
