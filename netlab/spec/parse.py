@@ -126,6 +126,17 @@ def _check_depth(loader: Any, source: str) -> None:
                                     f"{mark.line + 1}, column {mark.column + 1}", "flatten the YAML")
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
+    except yaml.YAMLError as e:
+        # libyaml (in PyYAML >= 6.0.4's wheels) has a nesting limit of its own, and its scanner reads
+        # far ahead in flow context, so it may stop before the events above reach netlab's limit: the
+        # message is netlab's either way.
+        problem = str(getattr(e, "problem", None) or e)
+        if "nesting" not in problem:
+            raise
+        mark = getattr(e, "problem_mark", None)
+        where = f" (the YAML library stopped at line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError(source, f"nests collections more than {MAX_DEPTH} levels deep{where}",
+                        "flatten the YAML") from None
     finally:
         loader.dispose()
 
