@@ -47,9 +47,9 @@ def _no_pwned():
 
 
 def check(text: str) -> str:
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time: a guard against runaway work, not a benchmark
     result = hostile.outcome(text)
-    assert time.monotonic() - t0 < 2.0, "one case took more than 2 s"
+    assert time.process_time() - t0 < 2.0, "one case took more than 2 s"
     figures.add("fuzz cases (unit, in-process)")
     figures.add(f"fuzz cases {result}")
     return result
@@ -230,10 +230,10 @@ def test_yaml_never_constructs_objects(text):
 def test_multi_megabyte_files_are_refused_fast(tmp_path):
     big = tmp_path / "big.yaml"
     big.write_text("# " + "x" * (MAX_BYTES + 1024 * 1024) + "\n")   # 9 MB
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time: a guard against runaway work, not a benchmark
     with pytest.raises(SpecError) as e:
         load_file(big)
-    assert time.monotonic() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     assert "more than" in str(e.value)
     with pytest.raises(SpecError):
         load_text(big.read_text())
@@ -255,9 +255,9 @@ def test_just_under_the_limit_is_handled_quickly(shape):
         text = "---\n" * (size // 4)
     else:
         text = "kind: Cluster\nname: " + "a" * size + "\n"
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time: a guard against runaway work, not a benchmark
     result = hostile.outcome(text)
-    elapsed = time.monotonic() - t0
+    elapsed = time.process_time() - t0
     assert elapsed < 5, f"{shape}: {elapsed:.1f}s"
     assert result in ("ok", "rejected")
 

@@ -646,17 +646,17 @@ def test_boolean_label_fix_says_quote_it():
 
 
 def test_alias_bomb_fails_fast():
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time: a guard against runaway work, not a benchmark
     with pytest.raises(SpecError):
         load_text(BILLION_LAUGHS)
-    assert time.monotonic() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
 
 
 def test_deep_nesting_of_the_whole_size_limit_fails_fast():
-    t0 = time.monotonic()
+    t0 = time.process_time()  # CPU time: a guard against runaway work, not a benchmark
     with pytest.raises(SpecError, match="levels deep"):
         load_text("[" * (8 * 1024 * 1024 - 1))
-    assert time.monotonic() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
 
 
 def test_oversized_text():
