@@ -45,8 +45,10 @@ Only the standard library is imported so that start-up stays fast.
 """
 
 import argparse
+import heapq
 import json
 import os
+import queue
 import selectors
 import signal
 import socket
@@ -54,7 +56,9 @@ import struct
 import sys
 import time
 import traceback
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
+
+from . import agnhost
 
 CLONE_NEWNET = 0x40000000
 # Missing from the socket module before Python 3.12; the Linux value.
@@ -69,9 +73,7 @@ TCP_BACKLOG = 1024
 
 HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ",
                 b"PATCH ", b"CONNECT ", b"TRACE ")
-HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found",
-                413: "Content Too Large", 431: "Request Header Fields Too Large",
-                501: "Not Implemented"}
+MAX_DIALS = 64  # /dial requests in flight per server (each has a thread of its own)
 
 # Control characters are replaced in log lines so that one request = one line.
 _LOG_SANITIZE = {c: "?" for c in list(range(32)) + [127]}
@@ -295,15 +297,9 @@ class PodLog:
 
 
 def line_command(pod, peer, text):
-    """Answer one agnhost-style command ("hostname", "clientip", "echo X")."""
-    cmd = text.strip()
-    if cmd == "hostname":
-        return pod.name
-    if cmd == "clientip":
-        return peer
-    if cmd == "echo" or cmd.startswith("echo "):
-        return cmd[5:]
-    return "unknown command"
+    """Answer one line of the TCP line protocol: agnhost's UDP commands, else "unknown command"."""
+    answer = agnhost.command(pod.name, peer, text.encode("utf-8", "replace"))
+    return "unknown command" if answer is None else answer
 
 
 # --------------------------------------------------------------------------
@@ -352,9 +348,12 @@ class UdpSocket(Handler):
             except OSError:  # nothing (more) to read
                 return
             peer = _peer(addr)
-            text = data.decode("utf-8", "replace")
-            self.pod.log.write(f"UDP {peer} {_summary(text.strip())}")
-            self._reply(line_command(self.pod, peer, text).encode(), anc, addr)
+            answer = agnhost.command(self.pod.name, peer, data)
+            text = data[:agnhost.UDP_READ].decode("utf-8", "replace").strip()
+            self.pod.log.write(f"UDP {peer} {_summary(text)}"
+                               + ("" if answer is not None else " (unknown command, not answered)"))
+            if answer is not None:
+                self._reply(answer.encode(), anc, addr)
 
     def _reply(self, payload, anc, addr):
         # Answer from the address the request was sent to (the socket is bound
@@ -393,6 +392,7 @@ class Connection(Handler):
         self.mode = None  # "http" or "line", decided by the first bytes
         self.eof = False  # the peer has finished sending
         self.close_after_flush = False
+        self.waiting = False  # a /dial or a delayed /exit is answering the current request
         self.last_activity = time.monotonic()
         self.events = 0
         try:
@@ -484,7 +484,7 @@ class Connection(Handler):
         return "line"
 
     def _process(self):
-        while not self.close_after_flush and len(self.outbuf) < MAX_BUFFER:
+        while not self.close_after_flush and not self.waiting and len(self.outbuf) < MAX_BUFFER:
             if self.mode is None:
                 if not self.inbuf:
                     return
@@ -499,7 +499,7 @@ class Connection(Handler):
                 break
         if self.close_after_flush:
             self.inbuf.clear()
-        elif len(self.inbuf) > MAX_BUFFER:
+        elif len(self.inbuf) > MAX_BUFFER and not self.waiting:
             # Too much input without a complete request.
             if self.mode == "http":
                 self._http_respond(431, "request too large\n", "", close=True)
@@ -536,13 +536,14 @@ class Connection(Handler):
             self._http_respond(400, "bad request\n", _summary(lines[0].strip()), close=True)
             return False
         method, target, version = parts
-        headers = {}
+        header_list = []
         for line in lines[1:]:
             name, sep, value = line.partition(":")
             if not sep:
                 self._http_respond(400, "bad header\n", f"{method} {target}", close=True)
                 return False
-            headers[name.strip().lower()] = value.strip()
+            header_list.append((name.strip(), value.strip()))
+        headers = {name.lower(): value for name, value in header_list}
         if "transfer-encoding" in headers:
             # We never need a request body; without chunked parsing we cannot
             # find where the next request starts, so refuse it.
@@ -568,33 +569,46 @@ class Connection(Handler):
             keep_alive = "keep-alive" in connection
         else:
             keep_alive = "close" not in connection
-        status, body = self._route(target)
-        self._http_respond(status, body, f"{method} {target}", close=not keep_alive,
-                           head=(method == "HEAD"))
-        return True
-
-    def _route(self, target):
         if "://" in target:  # absolute-form, e.g. through a proxy
             target = "/" + target.split("://", 1)[1].partition("/")[2]
         path, _, query = target.partition("?")
-        path = unquote(path)
-        if path in ("/", "/hostname"):
-            return 200, self.pod.name
-        if path == "/clientip":
-            return 200, self.peer
-        if path == "/echo":
-            return 200, parse_qs(query, keep_blank_values=True).get("msg", [""])[0]
-        if path == "/healthz":
-            return 200, "ok"
-        return 404, "404 page not found\n"
+        summary = f"{method} {target}"
+        result = agnhost.handle(self.pod, method, unquote(path), query, header_list, self.peer)
+        close = not keep_alive
+        if isinstance(result, agnhost.DialAction):
+            self._start_dial(result, summary, close, method == "HEAD")
+        elif isinstance(result, agnhost.ExitAction):
+            self.pod.log.write(f"HTTP {self.peer} {_summary(summary)}: the container exits with code "
+                               f"{result.code}")
+            self.server.request_exit(self.pod, self, result, head=method == "HEAD")
+        else:
+            self._http_respond(result.status, result.body, summary, close=close or result.close,
+                               head=(method == "HEAD"), extra=result.headers, ctype=result.ctype)
+        return True
 
-    def _http_respond(self, status, body, summary, close, head=False):
+    def _start_dial(self, action, summary, close, head):
+        if len(self.server.dials) >= MAX_DIALS:
+            self._http_respond(503, f"too many /dial requests in flight (netlab allows {MAX_DIALS})\n",
+                               summary, close=close, head=head)
+            return
+        self.waiting = True
+
+        def done(body):
+            self.waiting = False
+            if not self.closed:
+                self._http_respond(200, body, summary, close=close, head=head)
+
+        self.server.start_dial(self.pod, self, action, done)
+
+    def _http_respond(self, status, body, summary, close, head=False, extra=(),
+                      ctype="text/plain; charset=utf-8"):
         payload = body.encode("utf-8")
-        header = (f"HTTP/1.1 {status} {HTTP_REASONS[status]}\r\n"
-                  "Content-Type: text/plain; charset=utf-8\r\n"
-                  f"Content-Length: {len(payload)}\r\n"
-                  f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n")
-        self.outbuf += header.encode("ascii")
+        lines = [f"HTTP/1.1 {status} {agnhost.reason(status)}"]
+        if payload or extra:
+            lines.append(f"Content-Type: {ctype}")
+        lines += [f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}" for name, value in extra]
+        lines += [f"Content-Length: {len(payload)}", f"Connection: {'close' if close else 'keep-alive'}"]
+        self.outbuf += ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
         if not head:
             self.outbuf += payload
         if close:
@@ -616,6 +630,15 @@ class Pod:
         self.sockets = []  # TcpListener / UdpSocket
         self.conns = set()
         self.broken = False  # some socket could not be opened
+        self.started = time.monotonic()
+        self.exiting = False  # a graceful /exit is under way
+        self.exit_code = None  # set once the pod's "container" has exited (/exit, /shutdown)
+        self.finished_at = None
+        self.restarts = 0
+
+    @property
+    def healthy(self):
+        return not self.broken and self.exit_code is None and not self.exiting
 
     def error(self, msg):
         self.broken = True
@@ -662,6 +685,15 @@ class Server:
         self._reload = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self.dials = set()  # connections waiting for a /dial thread
+        self._done = queue.SimpleQueue()  # (callback, argument) from /dial threads
+        self._timers = []  # heap of (when, seq, callback)
+        self._seq = 0
+        self.restarts = {}  # pod key -> restarts after an exit, kept across the pod's restarts
+        self.status_path = None
+        if pidfile:
+            base = pidfile[:-4] if pidfile.endswith(".pid") else pidfile
+            self.status_path = base + ".status.json"
 
     # -- selector helpers -----------------------------------------------------
 
@@ -739,6 +771,127 @@ class Server:
         pod.log.write(f"stopped ({reason}; closed {nconns} connections)")
         pod.log.close()
 
+    # -- /dial, /exit ---------------------------------------------------------------
+
+    def add_timer(self, delay, callback):
+        self._seq += 1
+        heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, callback))
+
+    def _run_timers(self):
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, callback = heapq.heappop(self._timers)
+            callback()
+
+    def _next_timeout(self):
+        if not self._timers:
+            return SWEEP_INTERVAL
+        return min(SWEEP_INTERVAL, max(0.0, self._timers[0][0] - time.monotonic()))
+
+    def start_dial(self, pod, conn, action, done):
+        """Run /dial on a thread of its own in the pod's netns; `done(body)` then runs on this loop."""
+        self.dials.add(conn)
+
+        def finished(body):  # on the dial thread: hand over to the loop
+            self._done.put((conn, done, body))
+            try:
+                os.write(self._wake_w, b"d")
+            except OSError:
+                pass  # the pipe is full: the loop is awake anyway
+
+        pod.log.write(f"dial {action.protocol} {action.host}:{action.port} request "
+                      f"{_summary(action.request)} tries {action.tries}")
+        from . import dial  # threads and http parsing: only paid for by pods that dial
+
+        dial.start(pod.netns, action, finished)
+
+    def _finish_dials(self):
+        while True:
+            try:
+                conn, done, body = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self.dials.discard(conn)
+            if conn.closed:
+                continue
+            done(body)
+            conn.last_activity = time.monotonic()
+            conn.on_event(0)  # send the answer, go on with pipelined requests
+
+    def request_exit(self, pod, conn, action, head=False):
+        """/exit or /shutdown from `conn`: after action.wait s, the pod's container exits."""
+        def go():
+            if conn.closed or self.pods.get(pod.key) is not pod or pod.exit_code is not None:
+                return
+            conn.waiting = False
+            if action.timeout > 0:
+                conn._http_respond(200, "", "exit", close=True, head=head)
+                conn.on_event(0)
+            self.exit_pod(pod, action.code, action.timeout)
+
+        if action.wait > 0:
+            conn.waiting = True
+            self.add_timer(action.wait, go)
+        else:
+            go()
+
+    def exit_pod(self, pod, code, timeout=0.0):
+        """The pod's container exits: its sockets close, as a process's do when it ends.
+
+        With `timeout`, the listening sockets close now and open connections may finish their
+        request for up to `timeout` s (agnhost's graceful shutdown); without, everything closes now
+        (requests being answered get no answer). The pod stays exited until the server is reloaded
+        (SIGHUP), which restarts it as a kubelet restarts a container; the status file says so.
+        """
+        for handler in pod.sockets:
+            handler.close()
+        pod.sockets = []
+        if timeout > 0:
+            pod.exiting = True
+            for conn in list(pod.conns):
+                if conn.outbuf or conn.waiting or conn.inbuf:
+                    conn.close_after_flush = conn.close_after_flush or not conn.waiting
+                else:
+                    conn.close()
+            self.add_timer(timeout, lambda: self._close_conns(pod))
+        else:
+            self._close_conns(pod)
+        pod.exit_code = code
+        pod.finished_at = time.time()
+        pod.log.write(f"exited with code {code}: its ports are closed until the next reload")
+        self.write_status()
+
+    def _close_conns(self, pod):
+        pod.exiting = False
+        for conn in list(pod.conns):
+            conn.close()
+
+    def write_status(self):
+        """Write each pod's container state to the status file (atomically), for the lab to read."""
+        if not self.status_path:
+            return
+        pods = {}
+        for key, pod in sorted(self.pods.items()):
+            st = {"restarts": self.restarts.get(key, 0)}
+            if pod.exit_code is None:
+                st["state"] = "running"
+            else:
+                st.update(state="exited", exitCode=pod.exit_code,
+                          finishedAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pod.finished_at)))
+            pods[key] = st
+        tmp = f"{self.status_path}.tmp.{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "generation": self.generation, "pods": pods}, f)
+            os.replace(tmp, self.status_path)
+        except OSError as e:
+            _stderr(f"cannot write status file {self.status_path}: {e}")
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
     def _needs_restart(self, pod, spec):
         if spec.netns != pod.netns:
             return "netns changed"
@@ -746,6 +899,8 @@ class Server:
             return "ports changed"
         if pod.broken:
             return "retrying after errors"
+        if pod.exit_code is not None:
+            return f"restarted after its exit with code {pod.exit_code}"
         if pod.ns_id is not None and Netns.identity(spec.netns) != pod.ns_id:
             return "netns was recreated"
         return None
@@ -755,6 +910,10 @@ class Server:
         for key, pod in list(self.pods.items()):
             spec = specs.get(key)
             reason = "removed from config" if spec is None else self._needs_restart(pod, spec)
+            if spec is None:
+                self.restarts.pop(key, None)
+            elif pod.exit_code is not None:
+                self.restarts[key] = self.restarts.get(key, 0) + 1
             if reason:
                 self.stop_pod(pod, reason)
         for key, spec in specs.items():
@@ -775,6 +934,7 @@ class Server:
                 pod.log.write(f"log moved to {spec.log}")
                 pod.log.close()
                 pod.log = PodLog(key, spec.log)
+        self.write_status()
 
     def reload(self):
         try:
@@ -782,8 +942,8 @@ class Server:
         except ConfigError as e:
             _stderr(f"reload not applied: {e}")
             return
-        self.apply(specs)
         self.generation += 1
+        self.apply(specs)
         try:
             self.write_pidfile()
         except OSError:
@@ -823,7 +983,7 @@ class Server:
     def _sweep_idle(self, now):
         for pod in list(self.pods.values()):
             for conn in list(pod.conns):
-                if now - conn.last_activity > IDLE_TIMEOUT:
+                if now - conn.last_activity > IDLE_TIMEOUT and not conn.waiting:
                     conn.close()
 
     def start(self, specs):
@@ -833,10 +993,11 @@ class Server:
     def run(self):
         last_sweep = time.monotonic()
         while not self._stop:
-            for key, mask in self.sel.select(timeout=SWEEP_INTERVAL):
+            for key, mask in self.sel.select(timeout=self._next_timeout()):
                 handler = key.data
                 if handler is None:
                     self._drain_wakeup()
+                    self._finish_dials()
                     continue
                 if handler.closed:  # closed earlier in this batch
                     continue
@@ -847,6 +1008,7 @@ class Server:
                             f"{traceback.format_exc()}")
                     if isinstance(handler, Connection):
                         handler.close()
+            self._run_timers()
             if self._reload and not self._stop:
                 self._reload = False
                 self.reload()
@@ -859,6 +1021,11 @@ class Server:
         for pod in list(self.pods.values()):
             self.stop_pod(pod, "server shutting down")
         self._remove_pidfile()
+        if self.status_path:
+            try:
+                os.unlink(self.status_path)
+            except OSError:
+                pass
         self.sel.close()
 
 

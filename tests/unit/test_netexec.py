@@ -8,6 +8,7 @@ does not switch into, so these tests need no privileges.  One test, marked
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -204,6 +205,19 @@ def udp_request(port, payload):
         return data.decode(), s.getsockname()
 
 
+def udp_silent(port, payload, wait=0.3):
+    """No answer to `payload` within `wait` s."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(wait)
+        s.connect(("127.0.0.1", port))
+        s.send(payload)
+        try:
+            s.recv(65536)
+        except socket.timeout:
+            return True
+        return False
+
+
 def refused(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
@@ -222,7 +236,7 @@ def test_pidfile_is_readiness_signal(netexec, tmp_path):
     assert pid == srv.proc.pid
     assert generation == 0
     # Listening as soon as the pidfile exists: no retry needed.
-    assert http_get(tcp, "/healthz")[:3:2] == (200, "ok")
+    assert http_get(tcp, "/healthz")[:3:2] == (200, "")
 
 
 def test_http_endpoints(netexec, tmp_path):
@@ -234,8 +248,10 @@ def test_http_endpoints(netexec, tmp_path):
     assert headers["content-type"].startswith("text/plain")
     assert headers["content-length"] == "5"
 
-    assert http_get(tcp, "/")[:3:2] == (200, "web-1")
-    assert http_get(tcp, "/healthz")[:3:2] == (200, "ok")
+    status, _, body, _ = http_get(tcp, "/")
+    assert status == 200 and re.fullmatch(r"NOW: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC m=\+\d+\.\d{9}", body), body
+    assert http_get(tcp, "/healthz")[:3:2] == (200, "")
+    assert http_get(tcp, "/readyz")[:3:2] == (200, "ok")
 
     status, _, body, local = http_get(tcp, "/clientip")
     assert status == 200
@@ -289,8 +305,8 @@ def test_udp(netexec, tmp_path):
     assert udp_request(udp, b"echo hello world\r\n")[0] == "hello world"
     data, local = udp_request(udp, b"clientip")
     assert data == f"{local[0]}:{local[1]}"
-    assert udp_request(udp, b"what")[0] == "unknown command"
-    assert udp_request(udp, b"\xff\x00garbage")[0] == "unknown command"
+    # as agnhost: no answer to what is not a command
+    assert udp_silent(udp, b"what") and udp_silent(udp, b"\xff\x00garbage") and udp_silent(udp, b"echo")
     # UDP only: nothing listens on TCP.
     assert refused(udp)
     assert srv.proc.poll() is None
@@ -433,7 +449,7 @@ def test_garbage_clients_do_not_crash(netexec, tmp_path):
             hog.send(b"GET /hostname HTTP/1.1\r\n\r\n" * 50)
     except (BlockingIOError, ConnectionResetError, BrokenPipeError):
         pass
-    udp_request(tcp, os.urandom(1000))
+    assert udp_silent(tcp, b"\x00" + os.urandom(1000))  # not a command: no answer, as agnhost
 
     assert http_get(tcp, "/hostname")[2] == "web-1"
     assert udp_request(tcp, b"hostname")[0] == "web-1"
@@ -513,7 +529,8 @@ def test_imports_only_stdlib():
             "print(sorted(m for m in sys.modules if m.startswith('netlab')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert out.stdout.strip() == "['netlab', 'netlab.workload', 'netlab.workload.netexec']"
+    assert out.stdout.strip() == ("['netlab', 'netlab.workload', 'netlab.workload.agnhost', "
+                                  "'netlab.workload.netexec']")
 
 
 @pytest.mark.root
