@@ -1,12 +1,22 @@
-"""Multi-pod test server modelled on Kubernetes' agnhost ``netexec``.
+"""Multi-pod test server that answers as Kubernetes' agnhost ``netexec``.
 
-One process serves many pods.  Each pod is a Linux network namespace; a socket
-belongs to the namespace that was current when it was *created*, so the server
-switches into a pod's netns, creates that pod's sockets and switches straight
-back.  Everything afterwards (accept, recv, send) works on the sockets from the
-original namespace.  The server is single-threaded (one ``selectors`` loop, no
-threads), which is what makes the namespace switching safe: ``setns`` acts on
-the calling thread and nothing else can run while we are switched.
+One process serves many pods (netlab runs one per node).  Each pod is a Linux
+network namespace; a socket belongs to the namespace that was current when it
+was *created*, so the server switches into a pod's netns, creates that pod's
+sockets and switches straight back.  Everything afterwards (accept, recv, send)
+works on the sockets from the original namespace.  The loop is single-threaded
+(one ``selectors`` loop), which is what makes the namespace switching safe:
+``setns`` acts on the calling thread and nothing else runs on it while it is
+switched.  The one exception is /dial (dial.py): each runs on a thread of its
+own that enters the dialling pod's netns, makes its requests with blocking
+sockets, hands the answer back through a queue and the wakeup pipe, and ends;
+the loop keeps serving every pod meanwhile.
+
+This module is over 500 lines because the socket layer (listeners, UDP,
+HTTP/1.x connections with keep-alive, pipelining and backpressure), the pod
+lifecycle (reload diff, /exit) and the pidfile/status protocol share the one
+loop; what the server answers is in agnhost.py, /dial in dial.py and the
+command-line flags in goflags.py.
 
 Usage::
 
@@ -31,15 +41,33 @@ afterwards the pidfile is rewritten with the generation incremented.  A config
 that cannot be read or parsed is not applied and leaves the pidfile untouched.
 SIGTERM/SIGINT close everything, remove the pidfile and exit 0.
 
+Status file: next to the pidfile (``X.pid`` -> ``X.status.json``), rewritten
+atomically whenever a pod starts, exits or is restarted::
+
+    {"pid": 123, "generation": 2, "pods": {"default/web-1":
+        {"state": "exited", "exitCode": 3, "finishedAt": "2026-...Z", "restarts": 0}}}
+
+/exit and /shutdown: agnhost's process exits; here one process serves many
+pods, so the pod's *container* exits instead: that pod's listening and UDP
+sockets close (its ports refuse connections, as when a container's process
+is gone), its connections close (at once, or after ``timeout`` for a graceful
+exit), and the other pods of the node are untouched.  The pod stays exited
+(the status file says ``exited`` with the code, the pod's log says so) until
+the server is next reloaded, which starts it again and counts a restart, as a
+kubelet restarts a container; the lab reads the status file to tell that the
+pod is not Ready.
+
 Protocols on every pod port:
 
-* TCP, HTTP/1.x: ``/`` and ``/hostname`` (pod name), ``/clientip``
-  (``ip:port`` of the peer), ``/echo?msg=X`` (X, url-decoded), ``/healthz``
-  (``ok``), anything else 404.  Keep-alive is supported.
-* TCP, line protocol (first bytes are not an HTTP method): ``hostname``,
-  ``clientip``, ``echo X``; one answer line per request line.
-* UDP datagrams: ``hostname``, ``clientip``, ``echo X``; else
-  ``unknown command``.
+* TCP, HTTP/1.x: agnhost netexec's endpoints (agnhost.py): ``/``,
+  ``/hostname``, ``/hostName``, ``/clientip``, ``/echo``, ``/header``,
+  ``/healthz``, ``/readyz``, ``/redirect``, ``/dial``, ``/exit``,
+  ``/shutdown``; ``/shell`` and ``/upload`` answer 501 (they would act as root
+  on the host).  Keep-alive and pipelining are supported.
+* TCP, line protocol (netlab's own; first bytes are not an HTTP method): one
+  answer line per request line, the UDP commands or ``unknown command``.
+* UDP datagrams, as agnhost: ``hostname``, ``clientip``, ``echo X``, read
+  case-insensitively; anything else gets no answer.
 
 Only the standard library is imported so that start-up stays fast.
 """
