@@ -530,7 +530,8 @@ def test_imports_only_stdlib():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert out.stdout.strip() == ("['netlab', 'netlab.workload', 'netlab.workload.agnhost', "
-                                  "'netlab.workload.netexec']")
+                                  "'netlab.workload.conns', 'netlab.workload.netexec', "
+                                  "'netlab.workload.podconf']")
 
 
 @pytest.mark.root
@@ -840,3 +841,13 @@ def test_graceful_exit_and_shutdown(netexec, tmp_path):
         s.sendall(b"GET /shutdown HTTP/1.1\r\n\r\n")
         assert recv_all(s) == b""
     assert refused(b)
+
+
+def test_delayed_exit_happens_when_the_client_left(netexec, tmp_path):
+    a = free_port()
+    netexec([pod("a", [(a, "TCP")], tmp_path / "logs")])
+    with socket.create_connection(("127.0.0.1", a), timeout=5) as s:
+        s.sendall(b"GET /exit?code=1&wait=500ms HTTP/1.1\r\n\r\n")
+    assert http_get(a, "/hostname")[2] == "a"  # still waiting
+    time.sleep(1.0)
+    assert refused(a)
