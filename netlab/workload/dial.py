@@ -19,12 +19,15 @@ import socket
 import threading
 import time
 
+from urllib.parse import quote
+
 from . import agnhost
 
 TRY_TIMEOUT = 5.0
 MAX_BODY = 1 << 20
 MAX_REDIRECTS = 10
 CLONE_NEWNET = 0x40000000
+_URL_SAFE = "/?&=%:;@!$'()*+,-._~#[]"
 
 
 def _enter(netns_path: str) -> None:
@@ -119,7 +122,9 @@ def dial_udp(host: str, port: int, request: str) -> str:
 
 
 def dial_http(host: str, port: int, request: str) -> str:
-    url = f"http://{host}:{port}/{request}"
+    # as Go's URL parser leaves it, but a request with spaces or control characters still makes a valid
+    # request line (Go refuses such a URL; netlab sends it escaped)
+    url = f"http://{host}:{port}/{quote(request, safe=_URL_SAFE)}"
     deadline = time.monotonic() + TRY_TIMEOUT
     for _ in range(MAX_REDIRECTS + 1):
         status, location, body = _get(host, port, _target(url), deadline, url)

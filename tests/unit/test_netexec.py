@@ -851,3 +851,12 @@ def test_delayed_exit_happens_when_the_client_left(netexec, tmp_path):
     assert http_get(a, "/hostname")[2] == "a"  # still waiting
     time.sleep(1.0)
     assert refused(a)
+
+
+def test_dial_request_with_a_query(netexec, tmp_path):
+    a, b = free_port(), free_port()
+    netexec([pod("client", [(a, "TCP")], tmp_path / "logs"), pod("target", [(b, "TCP")], tmp_path / "logs")])
+    _, _, body, _ = http_get(a, f"/dial?request=echo%3Fmsg%3Dhello%20world&host=127.0.0.1&port={b}")
+    assert json.loads(body) == {"responses": ["hello world"]}
+    _, _, body, _ = http_get(a, f"/dial?request=echo%3Fmsg%3D&host=127.0.0.1&port={b}&tries=2")
+    assert json.loads(body) == {}  # agnhost lists responses only when the last one is not empty
