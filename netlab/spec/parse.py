@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import SpecError
+from ..workload import goflags
 from .fields import IANA_SVC_NAME, Fields, check_name, shown, type_name
 from .types import (BACKENDS, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROTOCOLS, PROXY_MODES, ContainerPort,
                     ContainerSpec, DeploymentSpec, ExpectSpec, Networking, NodeSpec, PodSpec, PodTemplate,
@@ -451,7 +452,11 @@ def _parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
             p.done()
             ports.append(ContainerPort(num, proto, pname))
         # agnhost's netexec, as Kubernetes' own network tests run it: netlab's built-in server.
-        netexec = _netexec_ports(command + args)
+        try:
+            netexec = _netexec_ports(command + args)
+        except goflags.FlagError as e:
+            raise c.error("args", f"of container {cname}: netexec {e}",
+                          "use agnhost netexec's flags, e.g. --http-port=8080 --udp-port=8081") from None
         if netexec is not None:
             for port in netexec:
                 if (port.port, port.protocol) not in used_ports:
@@ -484,29 +489,13 @@ def _parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
 
 
 def _netexec_ports(argv: list[str]) -> list[ContainerPort] | None:
-    """agnhost args like ["netexec", "--http-port=8080", "--udp-port=8081"] -> the ports it serves.
+    """agnhost args like ["netexec", "--http-port", "8080", "--udp-port=8081"] -> the ports it serves.
 
-    Accepted spellings: `netexec ...`, `/agnhost netexec ...`, `agnhost netexec ...`. agnhost's
-    defaults are HTTP 8080 and UDP 8081; `--udp-port=-1` turns UDP off.
-    """
-    if argv[:1] in (["/agnhost"], ["agnhost"]):
-        argv = argv[1:]
-    if argv[:1] != ["netexec"]:
-        return None
-    http, udp = 8080, 8081
-    for arg in argv[1:]:
-        m = re.match(r"^--(http|udp)-port[= ](-?\d+)$", arg)
-        if not m:
-            continue
-        value = int(m.group(2))
-        if m.group(1) == "http" and 1 <= value <= 65535:
-            http = value
-        elif m.group(1) == "udp":
-            udp = value if 1 <= value <= 65535 else 0
-    out = [ContainerPort(http, "TCP", None)]
-    if udp:
-        out.append(ContainerPort(udp, "UDP", None))
-    return out
+    Accepted spellings: `netexec ...`, `/agnhost netexec ...`, `agnhost netexec ...`; the flags are read as
+    Go's flag package reads them (netlab.workload.goflags, which also says what each flag does here).
+    Raises goflags.FlagError for a command line netexec or netlab refuses."""
+    ports = goflags.netexec_ports(argv)
+    return None if ports is None else [ContainerPort(port, proto, None) for port, proto in ports]
 
 
 def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec:

@@ -8,6 +8,7 @@ does not switch into, so these tests need no privileges.  One test, marked
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -204,6 +205,19 @@ def udp_request(port, payload):
         return data.decode(), s.getsockname()
 
 
+def udp_silent(port, payload, wait=0.3):
+    """No answer to `payload` within `wait` s."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(wait)
+        s.connect(("127.0.0.1", port))
+        s.send(payload)
+        try:
+            s.recv(65536)
+        except (socket.timeout, ConnectionRefusedError):  # no answer, or no socket any more
+            return True
+        return False
+
+
 def refused(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
@@ -222,7 +236,7 @@ def test_pidfile_is_readiness_signal(netexec, tmp_path):
     assert pid == srv.proc.pid
     assert generation == 0
     # Listening as soon as the pidfile exists: no retry needed.
-    assert http_get(tcp, "/healthz")[:3:2] == (200, "ok")
+    assert http_get(tcp, "/healthz")[:3:2] == (200, "")
 
 
 def test_http_endpoints(netexec, tmp_path):
@@ -234,8 +248,10 @@ def test_http_endpoints(netexec, tmp_path):
     assert headers["content-type"].startswith("text/plain")
     assert headers["content-length"] == "5"
 
-    assert http_get(tcp, "/")[:3:2] == (200, "web-1")
-    assert http_get(tcp, "/healthz")[:3:2] == (200, "ok")
+    status, _, body, _ = http_get(tcp, "/")
+    assert status == 200 and re.fullmatch(r"NOW: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC m=\+\d+\.\d{9}", body), body
+    assert http_get(tcp, "/healthz")[:3:2] == (200, "")
+    assert http_get(tcp, "/readyz")[:3:2] == (200, "ok")
 
     status, _, body, local = http_get(tcp, "/clientip")
     assert status == 200
@@ -289,8 +305,8 @@ def test_udp(netexec, tmp_path):
     assert udp_request(udp, b"echo hello world\r\n")[0] == "hello world"
     data, local = udp_request(udp, b"clientip")
     assert data == f"{local[0]}:{local[1]}"
-    assert udp_request(udp, b"what")[0] == "unknown command"
-    assert udp_request(udp, b"\xff\x00garbage")[0] == "unknown command"
+    # as agnhost: no answer to what is not a command
+    assert udp_silent(udp, b"what") and udp_silent(udp, b"\xff\x00garbage") and udp_silent(udp, b"echo")
     # UDP only: nothing listens on TCP.
     assert refused(udp)
     assert srv.proc.poll() is None
@@ -433,7 +449,7 @@ def test_garbage_clients_do_not_crash(netexec, tmp_path):
             hog.send(b"GET /hostname HTTP/1.1\r\n\r\n" * 50)
     except (BlockingIOError, ConnectionResetError, BrokenPipeError):
         pass
-    udp_request(tcp, os.urandom(1000))
+    assert udp_silent(tcp, b"\x00" + os.urandom(1000))  # not a command: no answer, as agnhost
 
     assert http_get(tcp, "/hostname")[2] == "web-1"
     assert udp_request(tcp, b"hostname")[0] == "web-1"
@@ -513,7 +529,9 @@ def test_imports_only_stdlib():
             "print(sorted(m for m in sys.modules if m.startswith('netlab')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert out.stdout.strip() == "['netlab', 'netlab.workload', 'netlab.workload.netexec']"
+    assert out.stdout.strip() == ("['netlab', 'netlab.workload', 'netlab.workload.agnhost', "
+                                  "'netlab.workload.conns', 'netlab.workload.netexec', "
+                                  "'netlab.workload.podconf']")
 
 
 @pytest.mark.root
@@ -559,3 +577,286 @@ def test_real_network_namespaces(netexec, tmp_path):
     finally:
         for name in names:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+# -- agnhost netexec's command line, read as Go's flag package reads it ---------------------------
+
+from netlab.workload import agnhost, goflags  # noqa: E402
+
+FLAGS = {"n": (goflags.INT, 1), "s": (goflags.STRING, ""), "b": (goflags.BOOL, False)}
+
+
+@pytest.mark.parametrize("argv, values, rest", [
+    ([], {}, []),
+    (["-n", "5"], {"n": 5}, []),
+    (["--n", "5"], {"n": 5}, []),
+    (["-n=5"], {"n": 5}, []),
+    (["--n=5"], {"n": 5}, []),
+    (["--n", "-1"], {"n": -1}, []),              # the next word is the value, whatever it looks like
+    (["--s", "--b"], {"s": "--b"}, []),
+    (["--s="], {"s": ""}, []),
+    (["--s=a=b"], {"s": "a=b"}, []),
+    (["-b"], {"b": True}, []),
+    (["-b=false"], {"b": False}, []),
+    (["-b", "false"], {"b": True}, ["false"]),   # a boolean takes a value only with =
+    (["-b=T", "-n=0x10"], {"b": True, "n": 16}, []),
+    (["-n=1", "-n=2"], {"n": 2}, []),            # the last one wins
+    (["--", "-n=2"], {}, ["-n=2"]),
+    (["x", "-n=2"], {}, ["x", "-n=2"]),          # parsing stops at the first non-flag
+    (["-", "-n=2"], {}, ["-", "-n=2"]),
+    (["-n=017", "-s", "x", "y"], {"n": 15, "s": "x"}, ["y"]),
+    (["-n=1_000"], {"n": 1000}, []),
+    (["-n=+7"], {"n": 7}, []),
+])
+def test_go_flag_parsing(argv, values, rest):
+    got, got_rest = goflags.parse(argv, FLAGS)
+    assert got == {**{"n": 1, "s": "", "b": False}, **values}
+    assert got_rest == rest
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["-x"], "flag provided but not defined: -x"),
+    (["--x=1"], "flag provided but not defined: -x"),
+    (["-n"], "flag needs an argument: -n"),
+    (["-n", "abc"], 'invalid value "abc" for flag -n: parse error'),
+    (["-n=08"], 'invalid value "08" for flag -n: parse error'),
+    (["-n=1__0"], 'invalid value "1__0" for flag -n: parse error'),
+    (["-n=9223372036854775808"], "value out of range"),
+    (["-b=maybe"], 'invalid boolean value "maybe" for -b'),
+    (["---n"], "bad flag syntax: ---n"),
+    (["-=1"], "bad flag syntax: -=1"),
+    (["-help"], "-help asks for the usage"),
+])
+def test_go_flag_errors(argv, error):
+    with pytest.raises(goflags.FlagError) as e:
+        goflags.parse(argv, FLAGS)
+    assert error in str(e.value)
+
+
+@pytest.mark.parametrize("argv, ports", [
+    (["netexec"], [(8080, "TCP"), (8081, "UDP")]),
+    (["netexec", "--http-port", "80"], [(80, "TCP"), (8081, "UDP")]),
+    (["/agnhost", "netexec", "-http-port=80", "--udp-port", "-1"], [(80, "TCP")]),
+    (["agnhost", "netexec", "--udp-port=9000", "--delay-shutdown", "5"], [(8080, "TCP"), (9000, "UDP")]),
+    (["netexec", "--sctp-port=-1", "--tls-cert-file="], [(8080, "TCP"), (8081, "UDP")]),
+    (["serve-hostname", "--port", "80"], None),
+    (["/agnhost"], None),
+])
+def test_netexec_ports(argv, ports):
+    assert goflags.netexec_ports(argv) == ports
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["netexec", "--bogus"], "flag provided but not defined: -bogus"),
+    (["netexec", "--http-port"], "flag needs an argument: -http-port"),
+    (["netexec", "--http-port", "0"], "--http-port=0 is not a port"),
+    (["netexec", "--udp-port=70000"], "--udp-port=70000 is not a port"),
+    (["netexec", "--sctp-port=9000"], "SCTP is not emulated"),
+    (["netexec", "--tls-cert-file=/localhost.crt"], "HTTPS is not emulated"),
+    (["netexec", "--http-override=/hostname"], "--http-override=/hostname: is not emulated"),
+    (["netexec", "--udp-listen-addresses=127.0.0.1"], "listens on every address"),
+    (["netexec", "80"], 'netexec takes no arguments, got "80"'),
+])
+def test_netexec_refused_args(argv, error):
+    with pytest.raises(goflags.FlagError) as e:
+        goflags.netexec_ports(argv)
+    assert error in str(e.value)
+
+
+def _deployment(args):
+    import yaml
+
+    return yaml.safe_dump({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                           "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                               "metadata": {"labels": {"app": "web"}},
+                               "spec": {"containers": [{"name": "srv", "image": "agnhost", "args": args}]}}}})
+
+
+def test_scenario_netexec_flag_as_two_words_and_unknown_flag():
+    from netlab.errors import SpecError
+    from netlab.spec.parse import load_text
+
+    s = load_text(_deployment(["netexec", "--http-port", "80"]), "s.yaml")
+    c = s.deployments[0].template.containers[0]
+    ports = [(p.port, p.protocol) for p in c.ports]
+    assert ports == [(80, "TCP"), (8081, "UDP")] and (c.command, c.args) == ([], [])
+    with pytest.raises(SpecError) as e:
+        load_text(_deployment(["netexec", "--http-port=80", "--bogus=1"]), "s.yaml")
+    msg = str(e.value)
+    assert "\n" not in msg and "container srv" in msg and "-bogus" in msg and e.value.exit_code == 2, msg
+
+
+# -- agnhost's answers (pure) --------------------------------------------------------------------------
+
+
+class FakePod:
+    name, started, healthy, exiting = "web-1", time.monotonic(), True, False
+
+
+def handle(target, headers=(), method="GET"):
+    path, _, query = target.partition("?")
+    return agnhost.handle(FakePod(), method, path, query, list(headers), "10.0.0.1:4242")
+
+
+def test_agnhost_endpoints():
+    assert handle("/hostName").body == handle("/hostname").body == "web-1"
+    assert handle("/clientip").body == "10.0.0.1:4242"
+    assert (handle("/echo?msg=hi&code=418").status, handle("/echo?msg=hi&code=418").body) == (418, "hi")
+    assert "must be an integer" in handle("/echo?msg=hi&code=x").body
+    hdrs = [("Host", "x"), ("x-forwarded-for", "1.2.3.4"), ("Accept", "*/*"), ("accept", "a<b")]
+    assert handle("/header?key=X-Forwarded-For", hdrs).body == "1.2.3.4"
+    assert handle("/header", hdrs).body == '{"Accept":["*/*","a\\u003cb"],"X-Forwarded-For":["1.2.3.4"]}'
+    r = handle("/redirect?location=/echo%3Fmsg%3Dfoobar&code=307")
+    assert (r.status, r.headers) == (307, [("Location", "/echo?msg=foobar")])
+    assert handle("/redirect?location=x").headers == [("Location", "/x")] and handle("/redirect").status == 302
+    for path in ("/shell?cmd=id", "/upload"):
+        r = handle(path)
+        assert r.status == 501 and "root on the host" in r.body
+    assert handle("/nope").status == 404
+    assert handle("/healthz").status == 200
+    sick = FakePod()
+    sick.healthy = False
+    assert agnhost.handle(sick, "GET", "/healthz", "", [], "p").status == 412
+
+
+@pytest.mark.parametrize("query, want", [
+    ("request=hostName&host=10.0.0.2&port=8080&protocol=http&tries=3", ("http", "10.0.0.2", 8080, "hostName", 3)),
+    ("request=hostname&host=10.0.0.2&port=8081&protocol=UDP", ("udp", "10.0.0.2", 8081, "hostname", 1)),
+    ("request=x&host=&port=http", ("http", "127.0.0.1", 80, "x", 1)),
+    ("host=10.0.0.2&port=80", 400),                               # no request
+    ("request=x&host=10.0.0.2&port=80&tries=two", 400),
+    ("request=x&host=10.0.0.2&port=80&protocol=sctp", 400),
+    ("request=x&host=10.0.0.2&port=80&protocol=tcp", 400),
+    ("request=x&host=web.default.svc&port=80", 400),             # no DNS in the lab
+    ("request=x&host=10.0.0.2&port=99999", 400),
+])
+def test_agnhost_dial_params(query, want):
+    r = handle(f"/dial?{query}")
+    if isinstance(want, int):
+        assert isinstance(r, agnhost.Response) and r.status == want
+    else:
+        assert isinstance(r, agnhost.DialAction)
+        assert (r.protocol, r.host, r.port, r.request, r.tries) == want
+
+
+@pytest.mark.parametrize("query, want", [
+    ("", (0, 0.0, 0.0)), ("code=3", (3, 0.0, 0.0)), ("code=300", (44, 0.0, 0.0)),
+    ("code=1&timeout=1.5s&wait=300ms", (1, 1.5, 0.3)), ("timeout=1m2s", (0, 62.0, 0.0)),
+])
+def test_agnhost_exit_params(query, want):
+    r = handle(f"/exit?{query}")
+    assert (r.code, r.timeout, pytest.approx(r.wait)) == (want[0], want[1], want[2])
+
+
+def test_agnhost_exit_bad_params_answer_and_do_not_exit():
+    r = handle("/exit?timeout=5")  # a Go duration needs a unit
+    assert isinstance(r, agnhost.Response) and "valid golang duration" in r.body
+    assert "must be an integer" in handle("/exit?code=x").body
+    assert isinstance(handle("/shutdown"), agnhost.ExitAction)
+
+
+@pytest.mark.parametrize("data, answer", [
+    (b"hostname", "web-1"), (b"hostName", "web-1"), (b"HOSTNAME\n", "web-1"), (b"  clientIP ", "1.2.3.4:5"),
+    (b"echo Hello", "hello"), (b"ECHO  x", " x"), (b"echo", None), (b"bogus", None), (b"", None),
+])
+def test_agnhost_udp_commands(data, answer):
+    assert agnhost.command("web-1", "1.2.3.4:5", data) == answer
+
+
+# -- the server: agnhost behaviours on real sockets -----------------------------------------------
+
+
+def test_hostName_and_case_insensitive_udp(netexec, tmp_path):
+    tcp, udp = free_port(), free_port()
+    netexec([pod("web-1", [(tcp, "TCP"), (udp, "UDP")], tmp_path / "logs")])
+    assert http_get(tcp, "/hostName")[:3:2] == (200, "web-1")
+    assert udp_request(udp, b"hostName")[0] == "web-1"
+    assert udp_request(udp, b"ClientIP")[0].startswith("127.0.0.1:")
+    status, _, body, _ = http_get(tcp, "/shell?cmd=touch%20/tmp/pwned")
+    assert status == 501 and "root on the host" in body
+
+
+def test_dial_between_pods(netexec, tmp_path):
+    a, b_tcp, b_udp, dead = free_port(), free_port(), free_port(), free_port()
+    netexec([pod("client", [(a, "TCP")], tmp_path / "logs"),
+             pod("target", [(b_tcp, "TCP"), (b_udp, "UDP")], tmp_path / "logs")])
+    status, _, body, _ = http_get(a, f"/dial?request=hostName&protocol=http&host=127.0.0.1&port={b_tcp}&tries=3")
+    assert status == 200 and json.loads(body) == {"responses": ["target"] * 3}
+    status, _, body, _ = http_get(a, f"/dial?request=hostname&protocol=udp&host=127.0.0.1&port={b_udp}&tries=2")
+    assert json.loads(body) == {"responses": ["target"] * 2}
+    # nothing listens: the error, no responses
+    status, _, body, _ = http_get(a, f"/dial?request=hostname&protocol=http&host=127.0.0.1&port={dead}")
+    got = json.loads(body)
+    assert status == 200 and list(got) == ["errors"] and "connection refused" in got["errors"][0], got
+    # a redirect is followed, as Go's client does
+    _, _, body, _ = http_get(a, f"/dial?request=redirect%3Flocation%3D/hostName&host=127.0.0.1&port={b_tcp}")
+    assert json.loads(body) == {"responses": ["target"]}
+
+
+def test_dial_does_not_block_other_pods(netexec, tmp_path):
+    a, b, black = free_port(), free_port(), free_port()
+    netexec([pod("client", [(a, "TCP")], tmp_path / "logs"), pod("other", [(b, "TCP"), (black, "UDP")],
+                                                                   tmp_path / "logs")])
+    # a UDP dial to a command nobody answers waits 5 s; the server keeps answering meanwhile
+    s = socket.create_connection(("127.0.0.1", a), timeout=10)
+    s.sendall(f"GET /dial?request=bogus&protocol=udp&host=127.0.0.1&port={black} HTTP/1.1\r\n\r\n".encode())
+    t0 = time.monotonic()
+    assert http_get(b, "/hostname")[2] == "other"
+    assert http_get(a, "/hostname")[2] == "client"
+    assert time.monotonic() - t0 < 2
+    status, _, body, _ = read_http_response(s)
+    s.close()
+    assert "i/o timeout" in json.loads(body)["errors"][0] and time.monotonic() - t0 >= 4.5
+
+
+def test_exit_closes_only_that_pod(netexec, tmp_path):
+    a_tcp, a_udp, b = free_port(), free_port(), free_port()
+    srv = netexec([pod("a", [(a_tcp, "TCP"), (a_udp, "UDP")], tmp_path / "logs"),
+                   pod("b", [(b, "TCP")], tmp_path / "logs")])
+    with socket.create_connection(("127.0.0.1", a_tcp), timeout=5) as s:
+        s.sendall(b"GET /exit?code=3 HTTP/1.1\r\n\r\n")
+        assert recv_all(s) == b""  # timeout 0: the process is gone before it answers, as agnhost's
+    assert refused(a_tcp)
+    assert udp_silent(a_udp, b"hostname")
+    assert http_get(b, "/hostname")[2] == "b"
+    status = json.loads((tmp_path / "run" / "netexec.status.json").read_text())
+    assert status["pods"]["default/a"]["state"] == "exited" and status["pods"]["default/a"]["exitCode"] == 3
+    assert status["pods"]["default/b"]["state"] == "running"
+    assert "exited with code 3" in srv.log("a")
+    # a reload restarts it, as a kubelet restarts a container
+    srv.reload(json.loads(srv.config.read_text())["pods"])
+    assert http_get(a_tcp, "/hostname")[2] == "a"
+    status = json.loads((tmp_path / "run" / "netexec.status.json").read_text())
+    assert status["pods"]["default/a"] == {"state": "running", "restarts": 1}
+
+
+def test_graceful_exit_and_shutdown(netexec, tmp_path):
+    a, b = free_port(), free_port()
+    netexec([pod("a", [(a, "TCP")], tmp_path / "logs"), pod("b", [(b, "TCP")], tmp_path / "logs")])
+    t0 = time.monotonic()
+    status, headers, body, _ = http_get(a, "/exit?code=0&timeout=1s&wait=300ms")
+    assert (status, body) == (200, "") and time.monotonic() - t0 >= 0.3
+    assert refused(a)
+    with socket.create_connection(("127.0.0.1", b), timeout=5) as s:
+        s.sendall(b"GET /shutdown HTTP/1.1\r\n\r\n")
+        assert recv_all(s) == b""
+    assert refused(b)
+
+
+def test_delayed_exit_happens_when_the_client_left(netexec, tmp_path):
+    a = free_port()
+    netexec([pod("a", [(a, "TCP")], tmp_path / "logs")])
+    with socket.create_connection(("127.0.0.1", a), timeout=5) as s:
+        s.sendall(b"GET /exit?code=1&wait=500ms HTTP/1.1\r\n\r\n")
+    assert http_get(a, "/hostname")[2] == "a"  # still waiting
+    time.sleep(1.0)
+    assert refused(a)
+
+
+def test_dial_request_with_a_query(netexec, tmp_path):
+    a, b = free_port(), free_port()
+    netexec([pod("client", [(a, "TCP")], tmp_path / "logs"), pod("target", [(b, "TCP")], tmp_path / "logs")])
+    _, _, body, _ = http_get(a, f"/dial?request=echo%3Fmsg%3Dhello%20world&host=127.0.0.1&port={b}")
+    assert json.loads(body) == {"responses": ["hello world"]}
+    _, _, body, _ = http_get(a, f"/dial?request=echo%3Fmsg%3D&host=127.0.0.1&port={b}&tries=2")
+    assert json.loads(body) == {}  # agnhost lists responses only when the last one is not empty
