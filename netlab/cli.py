@@ -500,9 +500,9 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
             click.echo(f"# nft -f - (kube-proxy nftables mode, endpoint choice {cluster.networking.nft_choice})")
             click.echo(nft_script(cluster, n, choice=cluster.networking.nft_choice), nl=False)
         elif mode == "ipvs":
-            from .render.kubeproxy_ipvs import describe
-            click.echo("# IPVS mode: kube-ipvs0 addresses, ipvsadm -Sn, ipset save")
-            click.echo(describe(cluster, n), nl=False)
+            from .render.kubeproxy_ipvs import describe_ipvs
+            click.echo("# IPVS mode: sysctls, kube-ipvs0 addresses, ipset restore, ipvsadm-restore")
+            click.echo(describe_ipvs(cluster, n), nl=False)
 
 
 @cli.command()

@@ -62,7 +62,8 @@ API (all pure):
   ipset_restore_text(state) / parse_ipset_save(text) / ipset_diff(state, live_save_text)
   ipset_destroy_text(live_save_text)                  destroy kube-proxy's sets (mode switch)
   address_diff(state, live_addresses) -> (add, remove)
-  describe(cluster, node)                             everything as text (golden files, `netlab render`)
+  describe(cluster, node)                             everything as text (golden files)
+  describe_ipvs(cluster, node)                        all but the iptables payload (`netlab render`)
 """
 from __future__ import annotations
 
@@ -746,8 +747,17 @@ def address_diff(desired: IpvsState, live: Iterable[str]) -> tuple[list[str], li
 # ---------------------------------------------------------------- text
 
 def describe(cluster: Cluster, node: Node) -> str:
-    """Everything IPVS mode programs on `node`, as commands and payloads (golden files, `netlab render`)."""
+    """Everything IPVS mode programs on `node`, as commands and payloads (golden files): `describe_ipvs`,
+    then the node's iptables-restore payload."""
     from .iptables import node_rules, to_restore
+    out = [describe_ipvs(cluster, node).rstrip("\n"), "## iptables-restore --noflush"]
+    out += to_restore(node_rules(cluster, node)).splitlines()
+    return "\n".join(out) + "\n"
+
+
+def describe_ipvs(cluster: Cluster, node: Node) -> str:
+    """What IPVS mode programs on `node` besides the iptables rules: sysctls, kube-ipvs0's addresses, the
+    ipsets and the virtual servers (`netlab render` prints this after the iptables payload)."""
     st = ipvs_state(cluster, node)
     out = [f"# node {node.name}: kube-proxy IPVS mode (scheduler {cluster.networking.ipvs_scheduler})"]
     out.append("## sysctls")
@@ -760,6 +770,4 @@ def describe(cluster: Cluster, node: Node) -> str:
     for vs in st.virtual_servers:
         out.append(f"# {vs.comment}")
         out += ipvsadm_save_text([vs]).splitlines()
-    out.append("## iptables-restore --noflush")
-    out += to_restore(node_rules(cluster, node)).splitlines()
     return "\n".join(out) + "\n"
