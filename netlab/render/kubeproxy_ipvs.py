@@ -62,8 +62,8 @@ API (all pure):
   ipset_restore_text(state) / parse_ipset_save(text) / ipset_diff(state, live_save_text)
   ipset_destroy_text(live_save_text)                  destroy kube-proxy's sets (mode switch)
   address_diff(state, live_addresses) -> (add, remove)
-  describe(cluster, node)                             everything as text (golden files)
-  describe_ipvs(cluster, node)                        all but the iptables payload (`netlab render`)
+  describe_ipvs(cluster, node)                        all but the iptables payload, as text (golden files,
+                                                      `netlab render`, which prints the payload before it)
 """
 from __future__ import annotations
 
@@ -73,8 +73,9 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Union
 
 from ..model.objects import Cluster, Endpoint, Node
-from .iptables import TableState
-from .kubeproxy_iptables import MASQ_MARK, PortInfo, categorize_endpoints, is_proxied, port_info
+from .fabric import node_local_ips
+from .services import MASQ_MARK, PortInfo, categorize_endpoints, is_proxied, port_info
+from .tables import TableState
 
 DUMMY_DEVICE = "kube-ipvs0"
 DEFAULT_SCHEDULER = "rr"
@@ -290,7 +291,6 @@ class IpvsState:
 def node_addresses(cluster: Cluster, node: Node) -> list[str]:
     """Every non-loopback address of the node's interfaces other than kube-ipvs0 (kube-proxy's
     GetAllLocalAddressesExcept): node IP on eth0, the pod gateway on cni0, flannel.1's /32 with VXLAN."""
-    from .trace import node_local_ips          # the same list the packet tracer treats as LOCAL
     return list(node_local_ips(cluster, node))
 
 
@@ -745,15 +745,6 @@ def address_diff(desired: IpvsState, live: Iterable[str]) -> tuple[list[str], li
 
 
 # ---------------------------------------------------------------- text
-
-def describe(cluster: Cluster, node: Node) -> str:
-    """Everything IPVS mode programs on `node`, as commands and payloads (golden files): `describe_ipvs`,
-    then the node's iptables-restore payload."""
-    from .iptables import node_rules, to_restore
-    out = [describe_ipvs(cluster, node).rstrip("\n"), "## iptables-restore --noflush"]
-    out += to_restore(node_rules(cluster, node)).splitlines()
-    return "\n".join(out) + "\n"
-
 
 def describe_ipvs(cluster: Cluster, node: Node) -> str:
     """What IPVS mode programs on `node` besides the iptables rules: sysctls, kube-ipvs0's addresses, the

@@ -66,8 +66,8 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from ..model.objects import Cluster, Endpoint, Node, Service
-from .kubeproxy_iptables import (MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info,
-                                traffic_routes)
+from .services import (MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info,
+                       traffic_routes)
 
 FAMILY = "ip"
 TABLE = "kube-proxy"

@@ -40,9 +40,14 @@ def cluster_of(name: str, scheduler: str | None = None, backend: str | None = No
     return c
 
 
+def describe(c, node) -> str:
+    """Everything IPVS mode programs on `node`: its IPVS state, then the node's iptables payload."""
+    return ki.describe_ipvs(c, node) + "## iptables-restore --noflush\n" + to_restore(node_rules(c, node))
+
+
 def golden_text(name: str) -> str:
     c = cluster_of(name)
-    return "".join(ki.describe(c, n) for n in c.nodes)
+    return "".join(describe(c, n) for n in c.nodes)
 
 
 def states(name: str, **kw):
