@@ -1,4 +1,4 @@
-"""Proxy backends (kube-proxy's modes) behind a small registry.
+"""Proxy backends (kube-proxy's modes), one per mode of the registry in netlab.proxymodes.
 
 Every backend syncs one thing per node: the netfilter state that mode needs. flannel's chains are
 iptables chains in every mode, so the iptables sync always runs; what it contains depends on the mode
@@ -17,6 +17,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Collection, TypeVar
 
+from .. import proxymodes
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
 from ..render.iptables import node_rules
@@ -48,6 +49,9 @@ class ProxyBackend:
     deletes those things when the lab switches to another mode."""
 
     name = ""
+    # whether a sync in another mode always looks for this mode's leftovers (else only right after a
+    # switch from this mode, or when forced)
+    always_remove = False
 
     def preflight(self, cluster: Cluster) -> None:
         """Fail before any change if this machine cannot run the mode (a missing tool or kernel feature)."""
@@ -85,6 +89,7 @@ class NftablesProxy(ProxyBackend):
     """
 
     name = "nftables"
+    always_remove = True             # its table is cheap to look for
     TABLE = ("ip", "kube-proxy")
     RECORD_VERSION = 2
 
@@ -446,14 +451,14 @@ def _unlink(path: str | None) -> None:
         pass
 
 
-PROXIES: dict[str, ProxyBackend] = {"iptables": IptablesProxy(), "nftables": NftablesProxy(), "ipvs": IpvsProxy()}
+_backends: dict[str, ProxyBackend] = {}
 
 
 def backend(mode: str) -> ProxyBackend:
-    b = PROXIES.get(mode)
+    """The backend of a mode of netlab.proxymodes (one per mode; an unknown mode lists the valid ones)."""
+    b = _backends.get(mode)
     if b is None:
-        raise UsageError(f"kube-proxy mode {mode!r} is not available in this version of netlab; "
-                         f"available: {', '.join(sorted(PROXIES))}")
+        b = _backends[mode] = proxymodes.get(mode).backend()
     return b
 
 
@@ -474,9 +479,9 @@ def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, fo
     if not older:
         return
     view = dataclasses.replace(cluster, nodes=older)
-    for other in PROXIES.values():
+    for other in map(backend, proxymodes.names()):
         # nftables' table is cheap to look for, so it is always checked; IPVS state only after IPVS mode
-        if other is not mode and (other.name == "nftables" or other.name == previous_mode or force):
+        if other is not mode and (other.always_remove or other.name == previous_mode or force):
             other.remove(view, changes)
 
 

@@ -55,7 +55,8 @@ compare sets.
 
 API (all pure):
   ipvs_state(cluster, node) -> IpvsState            what the node should hold
-  node_ipvs_tables(cluster, node) -> {table: TableState}   the iptables part (used by render.iptables)
+  node_ipvs_tables(cluster, node) -> {table: TableState}   the iptables part (render.iptables.node_rules
+                                                      merges it, through netlab.proxymodes.ipvs)
   ipvsadm_save_text(vss) / parse_ipvsadm_save(text)   `ipvsadm -Sn` text, both ways
   ipvs_diff(desired, live) -> [op]                    add/edit/del service/real; op.restore_line()
   ipvsadm_restore_text(ops)                           `ipvsadm-restore` payload of those ops
