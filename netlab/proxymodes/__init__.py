@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..dataplane.proxy import ProxyBackend
+    from ..dataplane.proxy.base import ProxyBackend
     from ..model.objects import Cluster, Node
     from ..render.tables import Desired
 

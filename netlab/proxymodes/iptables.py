@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from . import ProxyMode
 
 if TYPE_CHECKING:
-    from ..dataplane.proxy import ProxyBackend
+    from ..dataplane.proxy.base import ProxyBackend
     from ..model.objects import Cluster, Node
     from ..render.tables import Desired
 
@@ -17,7 +17,7 @@ def _iptables(cluster: Cluster, node: Node) -> Desired:
 
 
 def _backend() -> ProxyBackend:
-    from ..dataplane.proxy import IptablesProxy
+    from ..dataplane.proxy.iptables import IptablesProxy
     return IptablesProxy()
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from . import ProxyMode
 
 if TYPE_CHECKING:
-    from ..dataplane.proxy import ProxyBackend
+    from ..dataplane.proxy.base import ProxyBackend
     from ..model.objects import Cluster, Node
     from ..render.tables import Desired
 
@@ -25,7 +25,7 @@ def _render(cluster: Cluster, node: Node) -> str:
 
 
 def _backend() -> ProxyBackend:
-    from ..dataplane.proxy import IpvsProxy
+    from ..dataplane.proxy.ipvs import IpvsProxy
     return IpvsProxy()
 
 

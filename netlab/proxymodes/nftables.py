@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from . import ProxyMode
 
 if TYPE_CHECKING:
-    from ..dataplane.proxy import ProxyBackend
+    from ..dataplane.proxy.base import ProxyBackend
     from ..model.objects import Cluster, Node
 
 
@@ -18,7 +18,7 @@ def _render(cluster: Cluster, node: Node) -> str:
 
 
 def _backend() -> ProxyBackend:
-    from ..dataplane.proxy import NftablesProxy
+    from ..dataplane.proxy.nftables import NftablesProxy
     return NftablesProxy()
 
 

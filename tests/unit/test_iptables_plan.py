@@ -180,11 +180,11 @@ def test_sync_pauses_the_garbage_collector_and_always_restores_it():
 
     import pytest
 
-    from netlab.dataplane.proxy import _gc_paused
+    from netlab.dataplane.proxy.base import gc_paused
 
     seen = []
 
-    @_gc_paused
+    @gc_paused
     def work(fail: bool) -> None:
         seen.append(gc.isenabled())
         if fail:
