@@ -10,7 +10,7 @@ For each size, a throwaway node namespace gets N ClusterIP services x 3 endpoint
   iptables-legacy / iptables-nft   (netlab.dataplane.proxy.sync_iptables itself) iptables-save (iptables-nft:
                                    or the record of the last sync, trusted while the node's nf_tables
                                    generation is unchanged), render, diff, one iptables-restore --noflush
-  nftables-vmap / nftables-ladder  (netlab.dataplane.proxy.NftablesProxy.sync_node) render the table
+  nftables-vmap / nftables-ladder  (netlab.dataplane.proxy.nftables.NftablesProxy.sync_node) render the table
                                    (nftablesEndpointChoice vmap: kube-proxy's `numgen ... vmap {}` rule;
                                    ladder: netlab's equivalent without anonymous sets), diff it against the
                                    record of the last sync (trusted while the node's nf_tables generation is
@@ -41,6 +41,7 @@ import common  # noqa: E402
 
 from netlab.dataplane import iptables as ipt  # noqa: E402
 from netlab.dataplane import nsfs, proxy  # noqa: E402
+from netlab.dataplane.proxy.nftables import NftablesProxy  # noqa: E402
 from netlab.model.objects import Endpoint  # noqa: E402
 from netlab.render import kubeproxy_nftables as knft  # noqa: E402
 from netlab.dataplane.fabric import Changes  # noqa: E402
@@ -76,7 +77,7 @@ def sync_iptables(cluster, restore: str, save: str, record: str | None = RECORD_
 
 
 def sync_nftables(cluster, choice: str, record: str | None = RECORD) -> tuple[float, int]:
-    """One node's nftables sync: netlab.dataplane.proxy.NftablesProxy.sync_node itself, on the bench node.
+    """One node's nftables sync: netlab.dataplane.proxy.nftables.NftablesProxy.sync_node itself, on the bench node.
 
     With `record`, the way `netlab up` runs it (the last sync's table is trusted while the node's nf_tables
     generation is unchanged); with None, the live table is read back first, which is what happens after
@@ -84,7 +85,7 @@ def sync_nftables(cluster, choice: str, record: str | None = RECORD) -> tuple[fl
     cluster.networking.nft_choice = choice
     _, node = bench_node(cluster)
     t0 = time.perf_counter()
-    sent = proxy.NftablesProxy().sync_node(cluster, node, record)
+    sent = NftablesProxy().sync_node(cluster, node, record)
     return time.perf_counter() - t0, sent
 
 

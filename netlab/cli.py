@@ -8,7 +8,7 @@ from importlib import resources
 
 import click
 
-from . import __version__
+from . import __version__, proxymodes
 from .errors import NetlabError, NotFound, SpecError, UsageError
 
 RESOURCES = {
@@ -91,7 +91,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
-@click.option("--proxy-mode", type=click.Choice(["iptables", "nftables", "ipvs"]),
+@click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
               help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
@@ -465,7 +465,7 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
 @click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
 @click.option("--lab", metavar="NAME", help="Lab name to render for.")
 @click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
-@click.option("--proxy-mode", type=click.Choice(["iptables", "nftables", "ipvs"]),
+@click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
               help="Render for this kube-proxy mode instead of the scenario's.")
 def render(scenario: str | None, node_name: str | None, lab: str | None, fabric: bool,
            proxy_mode: str | None) -> None:
@@ -494,15 +494,9 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
             click.echo(fab.describe(cluster, n), nl=False)
             continue
         click.echo(to_restore(node_rules(cluster, n)), nl=False)
-        mode = cluster.networking.proxy_mode
-        if mode == "nftables":
-            from .render.kubeproxy_nftables import nft_script
-            click.echo(f"# nft -f - (kube-proxy nftables mode, endpoint choice {cluster.networking.nft_choice})")
-            click.echo(nft_script(cluster, n, choice=cluster.networking.nft_choice), nl=False)
-        elif mode == "ipvs":
-            from .render.kubeproxy_ipvs import describe
-            click.echo("# IPVS mode: kube-ipvs0 addresses, ipvsadm -Sn, ipset save")
-            click.echo(describe(cluster, n), nl=False)
+        more = proxymodes.get(cluster.networking.proxy_mode).render
+        if more:
+            click.echo(more(cluster, n), nl=False)
 
 
 @cli.command()

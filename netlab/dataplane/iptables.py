@@ -14,7 +14,7 @@ import shutil
 import subprocess
 
 from ..errors import KernelError, UsageError
-from ..render.iptables import Desired, TableState
+from ..render.tables import Desired, TableState
 
 OWNED_CHAIN = re.compile(r"^(KUBE-|FLANNEL-)")
 JUMP = re.compile(r"(?:^|\s)-[jg]\s+(\S+)")

@@ -192,7 +192,7 @@ def link_index(reply: bytes) -> int:
     return _IFI.unpack_from(reply)[2]
 
 
-# ---- where a cached view of nftables state may be trusted (netlab.dataplane.proxy.NftablesProxy)
+# ---- where a cached view of nftables state may be trusted (netlab.dataplane.proxy.nftables.NftablesProxy)
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import NotFound, SpecError
 from ..model.objects import Cluster, Node, Pod, Service, ServicePort
-from ..render.kubeproxy_iptables import is_proxied
+from ..render.services import is_proxied
 from .engine import ProbeSpec
 
 DEFAULT_TIMEOUT = 1.0

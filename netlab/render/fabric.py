@@ -141,6 +141,15 @@ def pod_fabric(cluster: Cluster, pod: Pod) -> PodFabric:
                      str(node.gateway), pod_mtu(cluster))
 
 
+def node_local_ips(cluster: Cluster, node: Node) -> list[str]:
+    """The node's own addresses: what `-m addrtype --dst-type LOCAL` matches in its namespace (the packet
+    tracer's LOCAL), and where IPVS mode puts NodePorts (every address but kube-ipvs0's and loopback)."""
+    ips = [str(node.ip), str(node.gateway)]
+    if cluster.networking.backend == "vxlan":
+        ips.append(str(node.vtep_ip))
+    return ips
+
+
 def describe(cluster: Cluster, node: Node) -> str:
     """`ip`-command-like text of a node's desired fabric (for `netlab render --fabric` and golden tests)."""
     nf = node_fabric(cluster, node)

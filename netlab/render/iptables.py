@@ -1,20 +1,10 @@
 """Per-node iptables state, rendered as data (chains and jumps) and as iptables-restore text. Pure."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from .. import proxymodes
 from ..model.objects import Cluster, Node
 from .fabric import FLANNEL_JUMPS, iptables_flannel
-
-
-@dataclass
-class TableState:
-    """Chains (name -> rule lines, each starting with '-A NAME') and jumps from built-in chains."""
-    chains: dict[str, list[str]] = field(default_factory=dict)
-    jumps: list[tuple[str, str]] = field(default_factory=list)   # (builtin chain, rule spec after '-A CHAIN ')
-
-
-Desired = dict[str, TableState]   # table -> state
+from .tables import Desired, TableState
 
 
 def node_rules(cluster: Cluster, node: Node) -> Desired:
@@ -30,15 +20,8 @@ def node_rules(cluster: Cluster, node: Node) -> Desired:
         ts = out.setdefault(table, TableState())
         for r in rules:
             ts.chains.setdefault(r.split()[1], []).append(r)
-    proxy: Desired = {}
-    mode = cluster.networking.proxy_mode
-    if mode == "iptables":
-        from .kubeproxy_iptables import kube_proxy_tables   # imports TableState from this module
-        proxy = kube_proxy_tables(cluster, node)
-    elif mode == "ipvs":
-        # IPVS mode's few set-matching chains (they need kube-proxy's ipsets to exist first)
-        from .kubeproxy_ipvs import node_ipvs_tables
-        proxy = node_ipvs_tables(cluster, node)
+    chains = proxymodes.get(cluster.networking.proxy_mode).iptables
+    proxy: Desired = chains(cluster, node) if chains else {}
     for table in sorted(set(FLANNEL_JUMPS) | set(proxy)):
         ts = out.setdefault(table, TableState())
         if table in proxy:

@@ -23,17 +23,11 @@ import base64
 import hashlib
 import ipaddress
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
-from ..model.objects import Cluster, Endpoint, Node, Service, ServicePort
-from .iptables import TableState
-
-MASQ_MARK = "0x4000"                      # 1 << masqueradeBit (14), printed like kube-proxy's %#08x
-
-# Labels that make kube-proxy ignore a Service (its informers select them out).
-LABEL_SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
-LABEL_HEADLESS = "service.kubernetes.io/headless"
+from ..model.objects import Cluster, Endpoint, Node
+from .services import MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info, traffic_routes
+from .tables import TableState
 
 # Chain prefixes (pkg/proxy/iptables).
 SVC_PREFIX = "KUBE-SVC-"                  # Cluster traffic policy: every usable endpoint
@@ -87,11 +81,6 @@ def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
     return SEP_PREFIX + _hash16(service_port_name + protocol.lower() + endpoint)
 
 
-def service_port_name(svc: Service, port: ServicePort) -> str:
-    """proxy.ServicePortName.String(): 'ns/name:port', or just 'ns/name' for an unnamed port."""
-    return f"{svc.namespace}/{svc.name}" + (f":{port.name}" if port.name else "")
-
-
 def probability(n: int) -> str:
     """The `--probability` of a 1-in-n rule as iptables-save prints it.
 
@@ -101,109 +90,6 @@ def probability(n: int) -> str:
     written = float(f"{1.0 / n:0.10f}")
     stored = math.floor(written * 0x80000000 + 0.5)
     return f"{stored / 0x80000000:.11f}"
-
-
-# ---------------------------------------------------------------- which services
-
-def is_proxied(svc: Service) -> bool:
-    """kube-proxy's view: no headless, no ExternalName, no Service handed to another proxy."""
-    labels = svc.spec.labels or {}
-    if LABEL_SERVICE_PROXY_NAME in labels or LABEL_HEADLESS in labels:
-        return False
-    if svc.type == "ExternalName" or svc.headless or svc.cluster_ip is None:
-        return False
-    return True
-
-
-@dataclass
-class _PortInfo:
-    svc: Service
-    port: ServicePort
-    name: str                       # service port name string
-    proto: str                      # lowercase
-    cluster_ip: str
-    node_port: int | None
-    external_ips: list[str]
-    lb_vips: list[str]
-    sticky_seconds: int | None      # sessionAffinity ClientIP timeout, None without affinity
-    itp_local: bool
-    etp_local: bool
-
-    @property
-    def externally_accessible(self) -> bool:
-        return bool(self.node_port) or bool(self.lb_vips) or bool(self.external_ips)
-
-    @property
-    def uses_cluster_endpoints(self) -> bool:
-        # Even with externalTrafficPolicy Local the cluster chain is needed for short-circuiting.
-        return not self.itp_local or self.externally_accessible
-
-    @property
-    def uses_local_endpoints(self) -> bool:
-        return self.itp_local or (self.etp_local and self.externally_accessible)
-
-
-def _port_info(svc: Service, port: ServicePort) -> _PortInfo:
-    spec = svc.spec
-    external = spec.type in ("NodePort", "LoadBalancer")
-    lb_vips = [spec.load_balancer_ip] if spec.type == "LoadBalancer" and spec.load_balancer_ip else []
-    return _PortInfo(
-        svc=svc, port=port, name=service_port_name(svc, port), proto=port.protocol.lower(),
-        cluster_ip=str(svc.cluster_ip),
-        node_port=port.node_port if external else None,
-        external_ips=list(spec.external_ips), lb_vips=lb_vips,
-        sticky_seconds=spec.affinity_timeout if spec.session_affinity == "ClientIP" else None,
-        itp_local=spec.internal_traffic_policy == "Local",
-        # apiservice.ExternalPolicyLocal: only NodePort and LoadBalancer Services have one
-        etp_local=external and spec.external_traffic_policy == "Local",
-    )
-
-
-def _ep_string(ep: Endpoint) -> str:
-    return _ip_port(ep.ip, ep.port)
-
-
-def categorize_endpoints(info: _PortInfo, node: Node) -> tuple[list[Endpoint], list[Endpoint], list[Endpoint], bool]:
-    """proxy.CategorizeEndpoints for `node`: (cluster, local, all locally reachable, has any endpoint).
-
-    Ready endpoints only, sorted by their "ip:port" string. No topology hints and no terminating
-    endpoints in the model, so the cluster list is a superset of the local one. Shared by the
-    iptables and nftables renderers so that both modes pick the same endpoints.
-    """
-    ready = sorted((e for e in info.svc.endpoints.get(info.port.name or "", []) if e.ready), key=_ep_string)
-    cluster_eps = ready if info.uses_cluster_endpoints else []
-    local_eps = [e for e in ready if e.node == node.name] if info.uses_local_endpoints else []
-    reachable = cluster_eps if info.uses_cluster_endpoints else local_eps
-    return cluster_eps, local_eps, reachable, bool(ready)
-
-
-@dataclass
-class TrafficRoutes:
-    """Where a service port's internal (ClusterIP) and external (NodePort, externalIP, LB) traffic goes
-    on one node, as kube-proxy decides it for both its iptables and nftables modes."""
-    internal_local: bool        # internal traffic goes to the Local-policy chain (internalTrafficPolicy)
-    has_internal: bool          # ... and that chain has somewhere to send it
-    external_local: bool        # external traffic goes to the Local-policy chain (externalTrafficPolicy)
-    has_external: bool
-    uses_external_chain: bool   # the external entry chain exists
-
-
-def traffic_routes(info: _PortInfo, local_eps: list[Endpoint], has_endpoints: bool) -> TrafficRoutes:
-    return TrafficRoutes(
-        internal_local=info.itp_local, has_internal=bool(local_eps) if info.itp_local else has_endpoints,
-        external_local=info.etp_local, has_external=bool(local_eps) if info.etp_local else has_endpoints,
-        uses_external_chain=has_endpoints and info.externally_accessible)
-
-
-# Public names for the other proxy-mode renderers (same objects as the private ones).
-PortInfo = _PortInfo
-port_info = _port_info
-ep_string = _ep_string
-
-
-@lru_cache(maxsize=1 << 17)
-def _ip_port(ip: ipaddress.IPv4Address, port: int) -> str:
-    return f"{ip}:{port}"
 
 
 # ---------------------------------------------------------------- rule text
@@ -303,7 +189,7 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
     ports = [(svc, port) for svc in cluster.services if is_proxied(svc) for port in svc.ports]
     ports.sort(key=lambda sp: (sp[0].namespace, sp[0].name, sp[1].name or "", sp[1].protocol))
     for svc, port in ports:
-        _render_port(_port_info(svc, port), node, pod_net, nat, flt)
+        _render_port(port_info(svc, port), node, pod_net, nat, flt)
 
     # Always last, even with no NodePort Service (nodePortAddresses unset: every local address).
     nodeports_dst = None if localhost_nodeports else "!127.0.0.0/8"
@@ -321,7 +207,7 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
     return {"nat": nat, "filter": flt}
 
 
-def _render_port(info: _PortInfo, node: Node, pod_net: str, nat: TableState, flt: TableState) -> None:
+def _render_port(info: PortInfo, node: Node, pod_net: str, nat: TableState, flt: TableState) -> None:
     name, proto = info.name, info.proto
     cluster_eps, local_eps, reachable, has_endpoints = categorize_endpoints(info, node)
 
@@ -417,12 +303,12 @@ def _render_port(info: _PortInfo, node: Node, pod_net: str, nat: TableState, flt
         chains.setdefault(local_chain, []).extend(_to_endpoints(info, local_chain, local_eps))
 
     for ep in reachable:
-        chain = sep_chain(name, proto, _ep_string(ep))
+        chain = sep_chain(name, proto, ep_string(ep))
         affinity = f"-m recent --set --name {chain} --mask 255.255.255.255 --rsource" \
             if info.sticky_seconds is not None else None
         chains[chain] = [
             _rule(chain, _comment(name), target="KUBE-MARK-MASQ", src=str(ep.ip)),          # hairpin
-            _rule(chain, _comment(name), affinity, f"-m {proto}", target=f"DNAT --to-destination {_ep_string(ep)}",
+            _rule(chain, _comment(name), affinity, f"-m {proto}", target=f"DNAT --to-destination {ep_string(ep)}",
                   proto=proto),
         ]
 
@@ -433,18 +319,18 @@ def _render_port(info: _PortInfo, node: Node, pod_net: str, nat: TableState, flt
             nat.chains[chain] = chains[chain]
 
 
-def _to_endpoints(info: _PortInfo, chain: str, endpoints: list[Endpoint]) -> list[str]:
+def _to_endpoints(info: PortInfo, chain: str, endpoints: list[Endpoint]) -> list[str]:
     """Affinity checks first (one per endpoint), then the random ladder: 1/n, 1/(n-1), ..., then the last."""
     rules = []
     if info.sticky_seconds is not None:
         for ep in endpoints:
-            sep = sep_chain(info.name, info.proto, _ep_string(ep))
-            rules.append(_rule(chain, _comment(f"{info.name} -> {_ep_string(ep)}"),
+            sep = sep_chain(info.name, info.proto, ep_string(ep))
+            rules.append(_rule(chain, _comment(f"{info.name} -> {ep_string(ep)}"),
                                f"-m recent --rcheck --seconds {info.sticky_seconds} --reap --name {sep} "
                                f"--mask 255.255.255.255 --rsource", target=sep))
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
-        sep = sep_chain(info.name, info.proto, _ep_string(ep))
+        sep = sep_chain(info.name, info.proto, ep_string(ep))
         stat = f"-m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else None
-        rules.append(_rule(chain, _comment(f"{info.name} -> {_ep_string(ep)}"), stat, target=sep))
+        rules.append(_rule(chain, _comment(f"{info.name} -> {ep_string(ep)}"), stat, target=sep))
     return rules

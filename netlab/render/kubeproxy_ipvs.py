@@ -50,94 +50,42 @@ once - expire_nodest_conn=1 then expires its connections on their next packet).
 
 Order: kube-proxy walks Go maps; here virtual servers are sorted by (address, port, protocol), real
 servers by their "ip:port" string (like the endpoint lists), ipset entries naturally (numbers as numbers).
-Neither ipvsadm nor ipset guarantee an order, so the parsers below sort the same way and the diffs
-compare sets.
+Neither ipvsadm nor ipset guarantee an order, so the parsers (render/ipvs_text.py) sort the same way and
+the diffs compare sets.
 
 API (all pure):
   ipvs_state(cluster, node) -> IpvsState            what the node should hold
-  node_ipvs_tables(cluster, node) -> {table: TableState}   the iptables part (used by render.iptables)
+  node_ipvs_tables(cluster, node) -> {table: TableState}   the iptables part (render.iptables.node_rules
+                                                      merges it, through netlab.proxymodes.ipvs)
   ipvsadm_save_text(vss) / parse_ipvsadm_save(text)   `ipvsadm -Sn` text, both ways
   ipvs_diff(desired, live) -> [op]                    add/edit/del service/real; op.restore_line()
   ipvsadm_restore_text(ops)                           `ipvsadm-restore` payload of those ops
   ipset_restore_text(state) / parse_ipset_save(text) / ipset_diff(state, live_save_text)
   ipset_destroy_text(live_save_text)                  destroy kube-proxy's sets (mode switch)
   address_diff(state, live_addresses) -> (add, remove)
-  describe(cluster, node)                             everything as text (golden files, `netlab render`)
+  describe_ipvs(cluster, node)                        all but the iptables payload, as text (golden files,
+                                                      `netlab render`, which prints the payload before it)
+
+This module renders. The objects (VirtualServer, RealServer, IpSet, IpvsState) and kube-proxy's ipset
+list are in render/ipvs_objects.py; the ipvsadm and ipset text and the diffs in render/ipvs_text.py;
+all importable from here too.
 """
 from __future__ import annotations
 
-import ipaddress
-import re
-from dataclasses import dataclass, field, replace
-from typing import Iterable, Union
-
 from ..model.objects import Cluster, Endpoint, Node
-from .iptables import TableState
-from .kubeproxy_iptables import MASQ_MARK, PortInfo, categorize_endpoints, is_proxied, port_info
-
-DUMMY_DEVICE = "kube-ipvs0"
-DEFAULT_SCHEDULER = "rr"
-
-# ---------------------------------------------------------------- ipsets (pkg/proxy/ipvs/ipset.go)
-
-LOOP_BACK = "KUBE-LOOP-BACK"
-CLUSTER_IP = "KUBE-CLUSTER-IP"
-EXTERNAL_IP = "KUBE-EXTERNAL-IP"
-EXTERNAL_IP_LOCAL = "KUBE-EXTERNAL-IP-LOCAL"
-LOAD_BALANCER = "KUBE-LOAD-BALANCER"
-LOAD_BALANCER_FW = "KUBE-LOAD-BALANCER-FW"
-LOAD_BALANCER_LOCAL = "KUBE-LOAD-BALANCER-LOCAL"
-LOAD_BALANCER_SOURCE_IP = "KUBE-LOAD-BALANCER-SOURCE-IP"
-LOAD_BALANCER_SOURCE_CIDR = "KUBE-LOAD-BALANCER-SOURCE-CIDR"
-NODE_PORT_TCP = "KUBE-NODE-PORT-TCP"
-NODE_PORT_LOCAL_TCP = "KUBE-NODE-PORT-LOCAL-TCP"
-NODE_PORT_UDP = "KUBE-NODE-PORT-UDP"
-NODE_PORT_LOCAL_UDP = "KUBE-NODE-PORT-LOCAL-UDP"
-NODE_PORT_SCTP = "KUBE-NODE-PORT-SCTP-HASH"
-NODE_PORT_LOCAL_SCTP = "KUBE-NODE-PORT-LOCAL-SCTP-HASH"
-HEALTH_CHECK_NODE_PORT = "KUBE-HEALTH-CHECK-NODE-PORT"
-IPVS_IPS = "KUBE-IPVS-IPS"
-
-HASH_IP = "hash:ip"
-HASH_IP_PORT = "hash:ip,port"
-HASH_IP_PORT_IP = "hash:ip,port,ip"
-HASH_IP_PORT_NET = "hash:ip,port,net"
-BITMAP_PORT = "bitmap:port"
-
-# kube-proxy's ipsetInfo: (name, type, comment), in its order. The comment is not stored in the kernel
-# (kube-proxy creates the sets without the comment extension); it is the iptables comment of the rule
-# that matches the set.
-IPSET_INFO: list[tuple[str, str, str]] = [
-    (LOOP_BACK, HASH_IP_PORT_IP, "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"),
-    (CLUSTER_IP, HASH_IP_PORT, "Kubernetes service cluster ip + port for masquerade purpose"),
-    (EXTERNAL_IP, HASH_IP_PORT, "Kubernetes service external ip + port for masquerade and filter purpose"),
-    (EXTERNAL_IP_LOCAL, HASH_IP_PORT, "Kubernetes service external ip + port with externalTrafficPolicy=local"),
-    (LOAD_BALANCER, HASH_IP_PORT, "Kubernetes service lb portal"),
-    (LOAD_BALANCER_FW, HASH_IP_PORT,
-     "Kubernetes service load balancer ip + port for load balancer with sourceRange"),
-    (LOAD_BALANCER_LOCAL, HASH_IP_PORT,
-     "Kubernetes service load balancer ip + port with externalTrafficPolicy=local"),
-    (LOAD_BALANCER_SOURCE_IP, HASH_IP_PORT_IP,
-     "Kubernetes service load balancer ip + port + source IP for packet filter purpose"),
-    (LOAD_BALANCER_SOURCE_CIDR, HASH_IP_PORT_NET,
-     "Kubernetes service load balancer ip + port + source cidr for packet filter purpose"),
-    (NODE_PORT_TCP, BITMAP_PORT, "Kubernetes nodeport TCP port for masquerade purpose"),
-    (NODE_PORT_LOCAL_TCP, BITMAP_PORT, "Kubernetes nodeport TCP port with externalTrafficPolicy=local"),
-    (NODE_PORT_UDP, BITMAP_PORT, "Kubernetes nodeport UDP port for masquerade purpose"),
-    (NODE_PORT_LOCAL_UDP, BITMAP_PORT, "Kubernetes nodeport UDP port with externalTrafficPolicy=local"),
-    (NODE_PORT_SCTP, HASH_IP_PORT, "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'"),
-    (NODE_PORT_LOCAL_SCTP, HASH_IP_PORT,
-     "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"),
-    (HEALTH_CHECK_NODE_PORT, BITMAP_PORT, "Kubernetes health check node port"),
-    (IPVS_IPS, HASH_IP, "Addresses on the ipvs interface"),
-]
-IPSET_NAMES = tuple(name for name, _, _ in IPSET_INFO)
-
-# kube-proxy's defaults for every set it creates (setIPSetDefaults)
-HASH_FAMILY = "inet"
-HASH_SIZE = 1024
-MAX_ELEM = 65536
-PORT_RANGE = "0-65535"
+from .fabric import node_local_ips
+from .ipvs_objects import (BITMAP_PORT, CLUSTER_IP, DEFAULT_SCHEDULER, DUMMY_DEVICE, EXTERNAL_IP,  # noqa: F401
+                           EXTERNAL_IP_LOCAL, HEALTH_CHECK_NODE_PORT, IPSET_INFO, IPSET_NAMES, IPVS_IPS, LOAD_BALANCER,
+                           LOAD_BALANCER_FW, LOAD_BALANCER_LOCAL, LOAD_BALANCER_SOURCE_CIDR, LOAD_BALANCER_SOURCE_IP,
+                           LOOP_BACK, NODE_PORT_LOCAL_SCTP, NODE_PORT_LOCAL_TCP, NODE_PORT_LOCAL_UDP, NODE_PORT_SCTP,
+                           NODE_PORT_TCP, NODE_PORT_UDP, IpSet, IpvsState, RealServer, VirtualServer, ip_key,
+                           natural)
+# the text of ipvsadm and ipset, both ways, and the diffs: re-exported, as callers use them through this module
+from .ipvs_text import (AddReal, AddService, DelReal, DelService, EditReal, EditService, IpvsOp,  # noqa: F401
+                        address_diff, ipset_destroy_text, ipset_diff, ipset_restore_text, ipvs_diff,
+                        ipvsadm_restore_text, ipvsadm_save_text, parse_ipset_save, parse_ipvsadm_save)
+from .services import MASQ_MARK, PortInfo, categorize_endpoints, is_proxied, port_info
+from .tables import TableState
 
 # (set, table, chain, match type, protocol match, target) - kube-proxy's ipsetWithIptablesChain, in order.
 # A rule is written only when its set is not empty.
@@ -196,100 +144,11 @@ STRICT_ARP_SYSCTLS = {"net/ipv4/conf/all/arp_ignore": "1", "net/ipv4/conf/all/ar
 # scheduler flag names as ipvsadm prints them (`-b`), for kube-proxy's FlagSourceHash (0x10 = SCHED2)
 SOURCE_HASH_FLAG = {"mh": "mh-port", "sh": "sh-port"}
 
-PROTO_SWITCH = {"TCP": "-t", "UDP": "-u", "SCTP": "--sctp-service"}
-SWITCH_PROTO = {v: k for k, v in PROTO_SWITCH.items()} | {"--tcp-service": "TCP", "--udp-service": "UDP"}
-FWD_SWITCH = {"masq": "-m", "route": "-g", "tunnel": "-i"}
-SWITCH_FWD = {v: k for k, v in FWD_SWITCH.items()} | {"--masquerading": "masq", "--gatewaying": "route",
-                                                      "--ipip": "tunnel"}
-
-
-# ---------------------------------------------------------------- data
-
-def _natural(text: str) -> tuple:
-    """Sort key with numbers compared as numbers: 10.244.1.10 after 10.244.1.9, port 8080 before 30080."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
-
-
-def _ip_key(addr: str) -> int:
-    return int(ipaddress.ip_address(addr))
-
-
-@dataclass(frozen=True)
-class RealServer:
-    address: str
-    port: int
-    weight: int = 1
-    forwarding: str = "masq"           # masq | route | tunnel (ipvsadm -m | -g | -i)
-
-    @property
-    def key(self) -> str:
-        return f"{self.address}:{self.port}"
-
-
-@dataclass
-class VirtualServer:
-    protocol: str                      # TCP | UDP | SCTP
-    address: str
-    port: int
-    scheduler: str = DEFAULT_SCHEDULER
-    persistent: int | None = None      # persistence timeout in seconds (sessionAffinity ClientIP)
-    flags: tuple[str, ...] = ()        # scheduler flags as ipvsadm names them, e.g. ("mh-port",)
-    real_servers: list[RealServer] = field(default_factory=list)
-    comment: str = field(default="", compare=False)     # which Service port (not in the kernel)
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.protocol, self.address, self.port)
-
-    @property
-    def sort_key(self) -> tuple:
-        return (_ip_key(self.address), self.port, self.protocol)
-
-    @property
-    def target(self) -> str:
-        """The service as ipvsadm names it: `-t 10.96.0.1:443`."""
-        return f"{PROTO_SWITCH[self.protocol]} {self.address}:{self.port}"
-
-    def header(self) -> "VirtualServer":
-        """This virtual server without its real servers."""
-        return replace(self, real_servers=[])
-
-    def same_header(self, other: "VirtualServer") -> bool:
-        return (self.key, self.scheduler, self.persistent, tuple(sorted(self.flags))) == \
-            (other.key, other.scheduler, other.persistent, tuple(sorted(other.flags)))
-
-
-@dataclass
-class IpSet:
-    name: str
-    type: str
-    entries: list[str] = field(default_factory=list)
-    comment: str = field(default="", compare=False)
-
-    def create_line(self, exist: bool = True) -> str:
-        """`create` as kube-proxy runs it (family/hashsize/maxelem for hash sets, range for bitmap:port)."""
-        opts = f"range {PORT_RANGE}" if self.type == BITMAP_PORT else \
-            f"family {HASH_FAMILY} hashsize {HASH_SIZE} maxelem {MAX_ELEM}"
-        return f"create {self.name} {self.type} {opts}" + (" -exist" if exist else "")
-
-
-@dataclass
-class IpvsState:
-    node: str
-    addresses: list[str]                       # "10.96.0.1/32" on the dummy device, sorted
-    virtual_servers: list[VirtualServer]
-    ipsets: dict[str, IpSet]                   # every kube-proxy set, in IPSET_INFO order
-    iptables: dict[str, TableState]            # "nat", "filter"
-    sysctls: dict[str, str]
-    dummy_device: str = DUMMY_DEVICE
-
-
 # ---------------------------------------------------------------- the renderer
 
 def node_addresses(cluster: Cluster, node: Node) -> list[str]:
     """Every non-loopback address of the node's interfaces other than kube-ipvs0 (kube-proxy's
     GetAllLocalAddressesExcept): node IP on eth0, the pod gateway on cni0, flannel.1's /32 with VXLAN."""
-    from .trace import node_local_ips          # the same list the packet tracer treats as LOCAL
     return list(node_local_ips(cluster, node))
 
 
@@ -373,7 +232,7 @@ def ipvs_state(cluster: Cluster, node: Node, *, kernel: tuple[int, int] | None =
 
     entries[IPVS_IPS] = set(bound)
     for name, s in sets.items():
-        s.entries = sorted(entries[name], key=_natural)
+        s.entries = sorted(entries[name], key=natural)
 
     sysctls = dict(SYSCTLS)
     if kernel is not None and CONN_REUSE_MIN_KERNEL <= kernel < CONN_REUSE_FIXED_KERNEL:
@@ -383,7 +242,7 @@ def ipvs_state(cluster: Cluster, node: Node, *, kernel: tuple[int, int] | None =
 
     return IpvsState(
         node=node.name,
-        addresses=[f"{a}/32" for a in sorted(bound, key=_ip_key)],
+        addresses=[f"{a}/32" for a in sorted(bound, key=ip_key)],
         virtual_servers=sorted(vss.values(), key=lambda v: v.sort_key),
         ipsets=sets,
         iptables=_tables(sets, str(cluster.networking.pod_subnet)),
@@ -492,262 +351,11 @@ def _tables(sets: dict[str, IpSet], pod_net: str) -> dict[str, TableState]:
     return tables
 
 
-# ---------------------------------------------------------------- ipvsadm text
-
-def _vs_line(cmd: str, vs: VirtualServer) -> str:
-    line = f"{cmd} {vs.target} -s {vs.scheduler}"
-    if vs.persistent is not None:
-        line += f" -p {vs.persistent}"
-    if vs.flags:
-        line += f" -b {','.join(vs.flags)}"
-    return line
-
-
-def _rs_line(cmd: str, vs: VirtualServer, rs: RealServer) -> str:
-    return f"{cmd} {vs.target} -r {rs.address}:{rs.port} {FWD_SWITCH[rs.forwarding]} -w {rs.weight}"
-
-
-def ipvsadm_save_text(virtual_servers: Iterable[VirtualServer]) -> str:
-    """The virtual servers as `ipvsadm -Sn` prints them (and `ipvsadm-restore` reads them)."""
-    lines = []
-    for vs in virtual_servers:
-        lines.append(_vs_line("-A", vs))
-        lines.extend(_rs_line("-a", vs, rs) for rs in vs.real_servers)
-    return "".join(line + "\n" for line in lines)
-
-
-def _split_addr(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def parse_ipvsadm_save(text: str) -> list[VirtualServer]:
-    """`ipvsadm -Sn` output -> virtual servers, sorted like the renderer sorts them.
-
-    Firewall-mark services (`-f`) are skipped (kube-proxy makes none); options netlab does not use
-    (`-M`, `--pe`, `-x`, `-y`, tunnel options) are read and ignored.
-    """
-    vss: dict[tuple, VirtualServer] = {}
-    for raw in text.splitlines():
-        tok = raw.split()
-        if not tok or tok[0] not in ("-A", "-a"):
-            continue
-        proto = addr = None
-        opts: dict[str, str | None] = {}
-        i = 1
-        while i < len(tok):
-            t = tok[i]
-            if t in SWITCH_PROTO:
-                proto, addr = SWITCH_PROTO[t], tok[i + 1]
-                i += 2
-                continue
-            if t in ("-f", "--fwmark-service"):
-                proto = None
-                break
-            if t in SWITCH_FWD:
-                opts["fwd"] = SWITCH_FWD[t]
-            elif t == "-p" or t == "--persistent":
-                # the timeout is optional for ipvsadm; -Sn always prints it
-                if i + 1 < len(tok) and tok[i + 1].isdigit():
-                    opts["p"] = tok[i + 1]
-                    i += 1
-                else:
-                    opts["p"] = "300"
-            elif i + 1 < len(tok):
-                opts[t] = tok[i + 1]
-                i += 1
-            i += 1
-        if proto is None or addr is None:
-            continue
-        vaddr, vport = _split_addr(addr)
-        key = (proto, vaddr, vport)
-        if tok[0] == "-A":
-            flags = tuple(opts["-b"].split(",")) if opts.get("-b") else ()
-            vss[key] = VirtualServer(proto, vaddr, vport, opts.get("-s") or opts.get("--scheduler") or "wlc",
-                                     int(opts["p"]) if "p" in opts else None, flags)
-        else:
-            rip, rport = _split_addr(opts.get("-r") or opts["--real-server"])
-            vs = vss.setdefault(key, VirtualServer(proto, vaddr, vport))
-            vs.real_servers.append(RealServer(rip, rport, int(opts.get("-w") or opts.get("--weight") or 1),
-                                              opts.get("fwd") or "route"))
-    out = sorted(vss.values(), key=lambda v: v.sort_key)
-    for vs in out:
-        vs.real_servers.sort(key=lambda r: r.key)
-    return out
-
-
-# ---------------------------------------------------------------- IPVS diff
-
-@dataclass(frozen=True)
-class AddService:
-    vs: VirtualServer
-
-    def restore_line(self) -> str:
-        return _vs_line("-A", self.vs)
-
-
-@dataclass(frozen=True)
-class EditService:
-    vs: VirtualServer
-
-    def restore_line(self) -> str:
-        return _vs_line("-E", self.vs)
-
-
-@dataclass(frozen=True)
-class DelService:
-    vs: VirtualServer
-
-    def restore_line(self) -> str:
-        return f"-D {self.vs.target}"
-
-
-@dataclass(frozen=True)
-class AddReal:
-    vs: VirtualServer
-    rs: RealServer
-
-    def restore_line(self) -> str:
-        return _rs_line("-a", self.vs, self.rs)
-
-
-@dataclass(frozen=True)
-class EditReal:
-    vs: VirtualServer
-    rs: RealServer
-
-    def restore_line(self) -> str:
-        return _rs_line("-e", self.vs, self.rs)
-
-
-@dataclass(frozen=True)
-class DelReal:
-    vs: VirtualServer
-    rs: RealServer
-
-    def restore_line(self) -> str:
-        return f"-d {self.vs.target} -r {self.rs.address}:{self.rs.port}"
-
-
-IpvsOp = Union[AddService, EditService, DelService, AddReal, EditReal, DelReal]
-
-
-def ipvs_diff(desired: Iterable[VirtualServer], live: Iterable[VirtualServer]) -> list[IpvsOp]:
-    """Operations that take `live` (parse_ipvsadm_save, or a previous desired list) to `desired`.
-
-    Order, as kube-proxy's sync goes: new and changed services with their real servers first (added
-    before stale ones are deleted, so a service never runs empty during a change), then stale real
-    servers, then stale services (deleting a service deletes its real servers, so they get no op).
-    Ops carry header-only VirtualServers (no real servers), so they compare and print small.
-    """
-    want = {vs.key: vs for vs in desired}
-    have = {vs.key: vs for vs in live}
-    adds: list[IpvsOp] = []
-    dels: list[IpvsOp] = []
-    for key in sorted(want, key=lambda k: want[k].sort_key):
-        vs = want[key]
-        head = vs.header()
-        cur = have.get(key)
-        if cur is None:
-            adds.append(AddService(head))
-            adds.extend(AddReal(head, rs) for rs in vs.real_servers)
-            continue
-        if not vs.same_header(cur):
-            adds.append(EditService(head))
-        cur_rs = {rs.key: rs for rs in cur.real_servers}
-        want_rs = {rs.key: rs for rs in vs.real_servers}
-        for rs in vs.real_servers:
-            old = cur_rs.get(rs.key)
-            if old is None:
-                adds.append(AddReal(head, rs))
-            elif old != rs:
-                adds.append(EditReal(head, rs))
-        dels.extend(DelReal(head, rs) for k, rs in sorted(cur_rs.items()) if k not in want_rs)
-    stale = sorted((vs for key, vs in have.items() if key not in want), key=lambda v: v.sort_key)
-    dels.extend(DelService(vs.header()) for vs in stale)
-    return adds + dels
-
-
-def ipvsadm_restore_text(ops: Iterable[IpvsOp]) -> str:
-    """The ops as an `ipvsadm-restore` (`ipvsadm -R`) payload; "" for no ops."""
-    return "".join(op.restore_line() + "\n" for op in ops)
-
-
-# ---------------------------------------------------------------- ipset text
-
-def ipset_restore_text(state: IpvsState) -> str:
-    """A full `ipset restore` payload: create every set (-exist), flush it, add its entries.
-
-    Idempotent and exact whatever the sets held before; the flush leaves a set briefly empty, so a
-    running node should get `ipset_diff` instead.
-    """
-    lines = []
-    for s in state.ipsets.values():
-        lines.append(s.create_line())
-        lines.append(f"flush {s.name}")
-        lines.extend(f"add {s.name} {e}" for e in s.entries)
-    return "".join(line + "\n" for line in lines)
-
-
-def parse_ipset_save(text: str) -> dict[str, IpSet]:
-    """`ipset save` output -> name -> IpSet (type and entries; entries sorted like the renderer's)."""
-    sets: dict[str, IpSet] = {}
-    for raw in text.splitlines():
-        tok = raw.split()
-        if len(tok) >= 3 and tok[0] == "create":
-            sets[tok[1]] = IpSet(tok[1], tok[2])
-        elif len(tok) >= 3 and tok[0] == "add":
-            sets.setdefault(tok[1], IpSet(tok[1], "")).entries.append(tok[2])
-    for s in sets.values():
-        s.entries.sort(key=_natural)
-    return sets
-
-
-def ipset_diff(desired: IpvsState, live_save_text: str) -> str:
-    """An `ipset restore` payload taking the live sets to `desired`: "" when nothing differs.
-
-    Missing sets are created and filled; entries are added before stale ones are deleted; sets that are
-    not kube-proxy's are left alone. A set of the wrong type is destroyed and created again (which the
-    kernel refuses while an iptables rule still references it).
-    """
-    live = parse_ipset_save(live_save_text)
-    lines: list[str] = []
-    for s in desired.ipsets.values():
-        cur = live.get(s.name)
-        if cur is not None and cur.type != s.type:
-            lines += [f"flush {s.name}", f"destroy {s.name}"]
-            cur = None
-        if cur is None:
-            lines.append(s.create_line())
-            lines.extend(f"add {s.name} {e}" for e in s.entries)
-            continue
-        have, want = set(cur.entries), set(s.entries)
-        lines.extend(f"add {s.name} {e} -exist" for e in s.entries if e not in have)
-        lines.extend(f"del {s.name} {e} -exist" for e in cur.entries if e not in want)
-    return "".join(line + "\n" for line in lines)
-
-
-def ipset_destroy_text(live_save_text: str) -> str:
-    """`ipset restore` payload destroying kube-proxy's sets that exist (after their iptables rules are gone)."""
-    live = parse_ipset_save(live_save_text)
-    return "".join(f"flush {n}\ndestroy {n}\n" for n in IPSET_NAMES if n in live)
-
-
-# ---------------------------------------------------------------- addresses
-
-def address_diff(desired: IpvsState, live: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(to add, to remove) on the dummy device; `live` as "ip/prefix" or bare ip strings."""
-    have = {a if "/" in a else f"{a}/32" for a in live}
-    want = set(desired.addresses)
-    key = lambda a: _ip_key(a.split("/")[0])      # noqa: E731
-    return sorted(want - have, key=key), sorted(have - want, key=key)
-
-
 # ---------------------------------------------------------------- text
 
-def describe(cluster: Cluster, node: Node) -> str:
-    """Everything IPVS mode programs on `node`, as commands and payloads (golden files, `netlab render`)."""
-    from .iptables import node_rules, to_restore
+def describe_ipvs(cluster: Cluster, node: Node) -> str:
+    """What IPVS mode programs on `node` besides the iptables rules: sysctls, kube-ipvs0's addresses, the
+    ipsets and the virtual servers (`netlab render` prints this after the iptables payload)."""
     st = ipvs_state(cluster, node)
     out = [f"# node {node.name}: kube-proxy IPVS mode (scheduler {cluster.networking.ipvs_scheduler})"]
     out.append("## sysctls")
@@ -760,6 +368,4 @@ def describe(cluster: Cluster, node: Node) -> str:
     for vs in st.virtual_servers:
         out.append(f"# {vs.comment}")
         out += ipvsadm_save_text([vs]).splitlines()
-    out.append("## iptables-restore --noflush")
-    out += to_restore(node_rules(cluster, node)).splitlines()
     return "\n".join(out) + "\n"

@@ -18,8 +18,7 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
-from ..model.objects import Cluster, Node
-from .iptables import Desired
+from .tables import Desired
 
 BUILTIN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 TERMINAL = ("ACCEPT", "DROP", "REJECT")
@@ -304,14 +303,6 @@ class Tracer:
                     s = replace(s, trail=post[0][0].trail) if post else s
                 paths.append(Path(v, s.dnat, bool(s.mark & 0x4000), masq, s.trail))
         return paths
-
-
-def node_local_ips(cluster: Cluster, node: Node) -> list[str]:
-    """Addresses that `-m addrtype --dst-type LOCAL` matches in a node's namespace."""
-    ips = [str(node.ip), str(node.gateway)]
-    if cluster.networking.backend == "vxlan":
-        ips.append(str(node.vtep_ip))
-    return ips
 
 
 def trace(desired: Desired, local_ips: Iterable[str], src: str, dst: str, proto: str, dport: int,

@@ -4,8 +4,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from .. import proxymodes
+
 BACKENDS = ("vxlan", "host-gw")
-PROXY_MODES = ("iptables", "nftables", "ipvs")
+PROXY_MODES = proxymodes.names()            # netlab/proxymodes/: one module per kube-proxy mode
 IPTABLES_FLAVOURS = ("auto", "legacy", "nft")
 NFT_CHOICES = ("vmap", "ladder")
 IPVS_SCHEDULERS = ("rr", "lc", "dh", "sh", "sed", "nq", "wrr", "wlc", "lblc", "lblcr", "mh")

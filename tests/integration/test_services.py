@@ -340,7 +340,7 @@ def test_nftables_sync_trusts_its_record_only_while_nothing_else_changed(lab):
     import os
     import stat
 
-    from netlab.dataplane.proxy import NftablesProxy
+    from netlab.dataplane.proxy.nftables import NftablesProxy
 
     text = lambda n: SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", str(n)) \
         .replace("networking: {backend:", "networking: {kubeProxyMode: nftables, backend:")

@@ -17,8 +17,10 @@ import pytest
 from netlab.dataplane.iptables import parse_save, plan_restore
 from netlab.model.build import build
 from netlab.render import kubeproxy_iptables as kp
+from netlab.render import services
+from netlab.render.fabric import node_local_ips
 from netlab.render.iptables import node_rules, to_restore
-from netlab.render.trace import Tracer, node_local_ips, parse_rule
+from netlab.render.trace import Tracer, parse_rule
 from netlab.spec.parse import load_text
 
 from . import golden  # noqa: E402
@@ -301,9 +303,9 @@ def test_chain_hash_against_kube_proxy():
 def test_service_port_name():
     c = cluster_of("external")
     svc = {s.key: s for s in c.services}
-    assert kp.service_port_name(svc["apps/ext"], svc["apps/ext"].ports[0]) == "apps/ext:http"
+    assert services.service_port_name(svc["apps/ext"], svc["apps/ext"].ports[0]) == "apps/ext:http"
     # ServicePortName.String() leaves out the ':' for an unnamed port
-    assert kp.service_port_name(svc["default/manual"], svc["default/manual"].ports[0]) == "default/manual"
+    assert services.service_port_name(svc["default/manual"], svc["default/manual"].ports[0]) == "default/manual"
 
 
 def test_probability_as_iptables_prints_it():

@@ -21,6 +21,7 @@ import pytest
 from netlab.dataplane.iptables import parse_save, plan_restore
 from netlab.model.objects import Endpoint
 from netlab.render import kubeproxy_ipvs as ki
+from netlab.render.ipvs_objects import natural
 from netlab.render.iptables import node_rules, to_restore
 from netlab.render.trace import parse_rule
 
@@ -40,9 +41,14 @@ def cluster_of(name: str, scheduler: str | None = None, backend: str | None = No
     return c
 
 
+def describe(c, node) -> str:
+    """Everything IPVS mode programs on `node`: its IPVS state, then the node's iptables payload."""
+    return ki.describe_ipvs(c, node) + "## iptables-restore --noflush\n" + to_restore(node_rules(c, node))
+
+
 def golden_text(name: str) -> str:
     c = cluster_of(name)
-    return "".join(ki.describe(c, n) for n in c.nodes)
+    return "".join(describe(c, n) for n in c.nodes)
 
 
 def states(name: str, **kw):
@@ -234,7 +240,7 @@ def test_entries_as_ipset_prints_them():
     assert cp.ipsets["KUBE-LOOP-BACK"].entries == [f"{web_a.ip},tcp:8080,{web_a.ip}", f"{web_a.ip},udp:8053,{web_a.ip}"]
     assert cp.ipsets["KUBE-NODE-PORT-TCP"].entries == ["30080"] and cp.ipsets["KUBE-NODE-PORT-UDP"].entries == []
     # numbers sort as numbers
-    assert ki._natural("10.244.1.9") < ki._natural("10.244.1.10") and ki._natural("8080") < ki._natural("30080")
+    assert natural("10.244.1.9") < natural("10.244.1.10") and natural("8080") < natural("30080")
 
 
 def _save_text(state: ki.IpvsState, shuffle: bool = False) -> str:

@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 
 from netlab.model.objects import Endpoint
-from netlab.render import kubeproxy_iptables as kp
 from netlab.render import kubeproxy_nftables as kn
+from netlab.render import services
+from netlab.render.fabric import node_local_ips
 from netlab.render.iptables import node_rules
-from netlab.render.trace import Tracer, node_local_ips
+from netlab.render.trace import Tracer
 
 from .test_kubeproxy_iptables import SCENARIOS, cluster_of
 
@@ -382,7 +383,7 @@ def test_packet_fates_match_iptables_mode(name, choice):
     c = cluster_of(name)
     dead_external = {ip for svc in c.services if not any(svc.endpoints.values())
                      for ip in svc.spec.external_ips + [svc.spec.load_balancer_ip or ""]}
-    ignored = {str(svc.cluster_ip) for svc in c.services if svc.cluster_ip and not kp.is_proxied(svc)}
+    ignored = {str(svc.cluster_ip) for svc in c.services if svc.cluster_ip and not services.is_proxied(svc)}
     for node in c.nodes:
         walker = NftWalker(kn.desired_objects(c, node, choice=choice), node_local_ips(c, node))
         for case in cases(c, node):
