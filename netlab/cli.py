@@ -9,7 +9,7 @@ from importlib import resources
 import click
 
 from . import __version__
-from .errors import NetlabError, NotFound, SpecError, UsageError
+from .errors import NetlabError, NotFound, SpecError, SpecProblems, UsageError
 
 RESOURCES = {
     "nodes": "nodes", "node": "nodes", "no": "nodes",
@@ -528,7 +528,8 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except NetlabError as e:
-        click.echo(f"error: {e}", err=True)
+        for line in str(e).split("\n") if isinstance(e, SpecProblems) else [str(e)]:  # one line a problem
+            click.echo(f"error: {line}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

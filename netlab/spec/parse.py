@@ -10,12 +10,12 @@ from typing import Any
 
 import yaml
 
-from ..errors import SpecError
+from ..errors import SpecError, SpecProblems
 from . import kinds
 from .fields import shown, type_name
 from .kinds import Context, ObjectDoc
 from .limits import (BUILTIN_NAMESPACES, CLUSTER_API_VERSIONS, MAX_BYTES, MAX_CLUSTER_NODES, MAX_DEPTH,  # noqa: F401
-                     MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PODS, MAX_STREAM_NODES)
+                     MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PODS, MAX_PROBLEMS, MAX_STREAM_NODES)
 from .types import Scenario
 
 
@@ -40,13 +40,71 @@ def load_file(path: str | Path) -> Scenario:
 
 
 def load_text(text: str, source: str = "<scenario>") -> Scenario:
-    if len(text) > MAX_BYTES:
-        raise SpecError(source, f"is more than {MAX_BYTES} bytes", "split it")
-    docs = _yaml_documents(text, source)
-    return parse_documents(docs, source)
+    return load_texts([(text, source)], source)
 
 
-def _yaml_documents(text: str, source: str) -> list[Any]:
+def load_texts(inputs: list[tuple[str, str]], source: str | None = None) -> Scenario:
+    """One scenario from several (text, source) inputs, as `kubectl apply -f a -f b` takes them."""
+    if sum(len(text) for text, _ in inputs) > MAX_BYTES:
+        raise SpecError(source or inputs[0][1], f"is more than {MAX_BYTES} bytes", "split it")
+    docs: list[Any] = []
+    dups: dict[int, list[SpecError]] = {}
+    for text, src in inputs:
+        found, duplicates = _yaml_documents(text, src)
+        for i, items in duplicates.items():
+            where = _describe(found[i], len(docs) + i) if isinstance(found[i], dict) else f"document {len(docs) + i + 1}"
+            dups[len(docs) + i] = [SpecError(where, f"duplicate key {path} at line {line}"
+                                             + (f" of {src}" if len(inputs) > 1 else "")
+                                             + f" (first at line {first})",
+                                             "remove one of them (or separate documents with ---)")
+                                   for path, line, first in items]
+        docs.extend(found)
+    return parse_documents(docs, source or inputs[0][1], dups)
+
+
+def _duplicate_keys(root: Any) -> list[tuple[str, int, int]]:
+    """(key path, line, line of the first one) of every key given twice in one mapping: PyYAML keeps
+    the last silently, kubectl refuses the document. Aliased nodes are looked at once; a path is a
+    linked (parent, step) pair, made into text only for a duplicate (this runs on every node)."""
+    out, done = [], set()
+    stack: list[tuple[Any, Any]] = [(root, None)]
+    collections = (yaml.MappingNode, yaml.SequenceNode)
+    while stack:
+        node, path = stack.pop()
+        if id(node) in done:
+            continue
+        done.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                scalar = isinstance(key, yaml.ScalarNode)
+                if scalar:
+                    if key.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    ident = (key.tag, key.value)
+                    if ident in first:
+                        out.append(((path, "." + key.value), key.start_mark.line + 1, first[ident]))
+                    else:
+                        first[ident] = key.start_mark.line + 1
+                if isinstance(value, collections):
+                    stack.append((value, (path, "." + key.value if scalar else ".?")))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((value, (path, f"[{i}]")) for i, value in enumerate(node.value)
+                         if isinstance(value, collections))
+    return sorted(((_path_text(p), line, first_line) for p, line, first_line in out), key=lambda d: d[1])
+
+
+def _path_text(path: Any) -> str:
+    steps = []
+    while path is not None:
+        path, step = path
+        steps.append(step)
+    text = "".join(reversed(steps)).lstrip(".")
+    return shown(text, 200)[1:-1]
+
+
+def _yaml_documents(text: str, source: str) -> tuple[list[Any], dict[int, list[tuple[str, int, int]]]]:
+    """The documents of a YAML stream, and the keys given twice in each (by document index)."""
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         _check_depth(loader_cls(text), source)
@@ -62,11 +120,15 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
     except (ValueError, RecursionError) as e:
         raise SpecError(source, f"is not valid YAML: {e}", "fix the YAML syntax") from None
     docs = []
+    dups = {}
     for node in nodes:
         size = _expanded_size(node, {}, 0)
         if size > MAX_NODES:
             raise SpecError(source, f"a document expands to more than {MAX_NODES} YAML nodes (aliases?)",
                             "write the values out instead of nesting aliases")
+        found = _duplicate_keys(node)
+        if found:
+            dups[len(docs)] = found
         try:
             docs.append(yaml.constructor.SafeConstructor.construct_document(_Constructor(), node))
         except yaml.YAMLError as e:
@@ -75,7 +137,7 @@ def _yaml_documents(text: str, source: str) -> list[Any]:
             # PyYAML's constructors fail like this on some tagged values (`!!float ''` is an IndexError)
             first = (str(e).splitlines() or [type(e).__name__])[0]
             raise SpecError(source, f"is not valid YAML: {first}", "fix the YAML") from None
-    return docs
+    return docs, dups
 
 
 def _yaml_error(e: yaml.YAMLError, source: str) -> SpecError:
@@ -164,59 +226,87 @@ def _describe(doc: dict, index: int) -> str:
     return f"document {index + 1}"
 
 
-def parse_documents(docs: list[Any], source: str = "<scenario>") -> Scenario:
+def parse_documents(docs: list[Any], source: str = "<scenario>",
+                    duplicates: dict[int, list[SpecError]] | None = None) -> Scenario:
+    """The scenario of a list of documents. Every problem found is reported (one line each, up to
+    MAX_PROBLEMS): each document is checked even when one before it is refused."""
+    duplicates = duplicates or {}
+    ctx = Context(ignored=[])
     flat: list[tuple[int, dict]] = []
     for i, doc in enumerate(docs):
-        if doc is None:
+        if i in duplicates:  # which of two values was meant is not known: the document is not used
+            ctx.problems.extend(duplicates[i])
             continue
-        if not isinstance(doc, dict):
-            raise SpecError(f"document {i + 1}", f"must be a mapping with apiVersion and kind, not {type_name(doc)}",
-                            "each YAML document must be a Kubernetes-style object")
-        if doc.get("kind") == "List":
-            items = doc.get("items")
-            if not isinstance(items, list):
-                raise SpecError(f"List (document {i + 1})", "items must be a list", "write items as '- item' lines")
-            for item in items:
-                if not isinstance(item, dict):
-                    raise SpecError(f"List (document {i + 1})", f"items must be objects, not {type_name(item)}",
-                                    "each item must be a Kubernetes-style object")
-                if item.get("kind") == "List":
-                    raise SpecError(f"List (document {i + 1})", "has a List inside its items",
-                                    "move the inner List's items into the outer List")
-                flat.append((i, item))
-        else:
-            flat.append((i, doc))
-    ctx = Context(ignored=[])
+        try:
+            flat.extend((i, item) for item in _objects(doc, i))
+        except SpecError as e:
+            ctx.problems.append(e)
+    if not flat and not ctx.problems:
+        raise SpecError(source, "has no objects (kubectl would say: no objects passed to apply)",
+                        "write a Cluster document or Kubernetes manifests in it, or run `netlab up` with no file "
+                        "to build the built-in default lab")
     cluster_parser = next(k for k in kinds.registered() if k.cluster)
     clusters = [(i, d) for i, d in flat if d.get("kind") == cluster_parser.kind]
-    if len(clusters) > 1:
-        raise SpecError(_describe(clusters[1][1], clusters[1][0]), "is a second Cluster document",
-                        "a scenario has exactly one Cluster document")
+    for i, d in clusters[1:]:
+        ctx.problems.append(SpecError(_describe(d, i), "is a second Cluster document",
+                                      "a scenario has exactly one Cluster document"))
     if clusters:
         i, d = clusters[0]
-        cluster_parser.parse(ObjectDoc(d, _describe(d, i), i), ctx)
-    else:
-        cluster_parser.parse(ObjectDoc({"kind": cluster_parser.kind}, cluster_parser.kind, -1), ctx)
-
+        kinds.attempt(ctx.problems, cluster_parser.parse, ObjectDoc(d, _describe(d, i), i), ctx)
+    if ctx.networking is None:  # no Cluster document, or a refused one: the others are checked against the default
+        default = Context(ignored=ctx.ignored if not clusters else [])
+        cluster_parser.parse(ObjectDoc({"kind": cluster_parser.kind}, cluster_parser.kind, -1), default)
+        ctx.name, ctx.nodes, ctx.networking, ctx.expectations = \
+            default.name, default.nodes, default.networking, default.expectations
     for i, doc in flat:
-        kind = doc.get("kind")
-        where = _describe(doc, i)
-        if kind == cluster_parser.kind:
-            continue
-        if kind is None or kind == "":
-            raise SpecError(where, "has no kind", f"set kind to one of {kinds.kinds_text()}")
-        parser = kinds.REGISTRY.get(kind) if isinstance(kind, str) else None
-        if parser is None:
-            raise SpecError(where, f"kind {shown(kind)} is not supported", f"netlab understands {kinds.kinds_text()}")
-        api = doc.get("apiVersion")
-        if api not in parser.api_versions:
-            raise SpecError(where, f"apiVersion {shown(api) if api is not None else 'is missing and'} "
-                            f"does not match kind {kind}", f"use apiVersion: {parser.api_versions[0]}")
-        parser.parse(ObjectDoc(doc, where, i), ctx)
-    _check_references(ctx)
+        if doc.get("kind") != cluster_parser.kind:
+            kinds.attempt(ctx.problems, _parse_object, i, doc, ctx)
+    if not ctx.problems:
+        kinds.attempt(ctx.problems, _check_references, ctx)
+    if len(ctx.problems) == 1:
+        raise ctx.problems[0]
+    if ctx.problems:
+        raise SpecProblems(ctx.problems, MAX_PROBLEMS)
     return Scenario(name=ctx.name, nodes=ctx.nodes, networking=ctx.networking, namespaces=ctx.namespaces,
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source)
+
+
+def _objects(doc: Any, i: int) -> list[dict]:
+    """The objects of one document: itself, or the items of a List."""
+    if doc is None:
+        return []
+    if not isinstance(doc, dict):
+        raise SpecError(f"document {i + 1}", f"must be a mapping with apiVersion and kind, not {type_name(doc)}",
+                        "each YAML document must be a Kubernetes-style object")
+    if doc.get("kind") != "List":
+        return [doc]
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise SpecError(f"List (document {i + 1})", "items must be a list", "write items as '- item' lines")
+    for item in items:
+        if not isinstance(item, dict):
+            raise SpecError(f"List (document {i + 1})", f"items must be objects, not {type_name(item)}",
+                            "each item must be a Kubernetes-style object")
+        if item.get("kind") == "List":
+            raise SpecError(f"List (document {i + 1})", "has a List inside its items",
+                            "move the inner List's items into the outer List")
+    return items
+
+
+def _parse_object(i: int, doc: dict, ctx: Context) -> None:
+    kind = doc.get("kind")
+    where = _describe(doc, i)
+    if kind is None or kind == "":
+        raise SpecError(where, "has no kind", f"set kind to one of {kinds.kinds_text()}")
+    parser = kinds.REGISTRY.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise SpecError(where, f"kind {shown(kind)} is not supported", f"netlab understands {kinds.kinds_text()}")
+    api = doc.get("apiVersion")
+    if api not in parser.api_versions:
+        raise SpecError(where, f"apiVersion {shown(api) if api is not None else 'is missing and'} "
+                        f"does not match kind {kind}", f"use apiVersion: {parser.api_versions[0]}")
+    parser.parse(ObjectDoc(doc, where, i), ctx)
 
 
 def _check_references(ctx: Context) -> None:

@@ -19,6 +19,13 @@ BAD = {
                  "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n", "defined twice"),
     "shell.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: '$(touch /tmp/pwned)'}\nspec: {containers: [{name: c}]}\n",
                    "is not a valid DNS-1123"),
+    "typo.yaml": ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replica: 2\n"
+                  "  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
+                  "    spec: {containers: [{name: c}]}\n", "unknown field spec.replica; did you mean replicas?"),
+    "quoted-port.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n"
+                         "    ports: [{containerPort: \"80\"}]\n", "containerPort must be an integer, not the string"),
+    "concatenated.yaml": ("kind: Cluster\nname: x\napiVersion: v1\nkind: Service\n"
+                          "metadata: {name: web}\nspec: {ports: [{port: 80}]}\n", "duplicate key"),
     "full.yaml": ("kind: Cluster\nnodes: [{role: worker}]\nnetworking: {nodeCIDRMaskSize: 29}\n---\napiVersion: apps/v1\n"
                   "kind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 9\n  selector: {matchLabels: {a: b}}\n"
                   "  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c}]}\n", "holds 5 pod addresses"),
@@ -40,6 +47,26 @@ def test_bad_scenario_is_refused_without_kernel_change(tmp_path, fname):
     assert before == _namespaces("t-badinput") == []
     assert not os.path.exists("/run/netlab/t-badinput")
     assert not os.path.exists("/tmp/pwned")
+
+
+MANY_PROBLEMS = ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replica: 2\n"
+                 "  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
+                 "    spec: {containers: [{name: c, ports: [{containerPort: '80'}]}]}\n---\n"
+                 "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80, nodeport: 1}]}\n")
+
+
+@pytest.mark.parametrize("verb", ["up", "validate"])
+def test_every_problem_of_a_file_is_reported_in_one_run(tmp_path, verb):
+    path = tmp_path / "many.yaml"
+    path.write_text(MANY_PROBLEMS)
+    r = netlab_cli(verb, str(path), "--lab", "t-badinput") if verb == "up" else netlab_cli(verb, str(path))
+    assert r.returncode == 2, r
+    assert r.stderr.splitlines() == [
+        "error: Deployment default/d: spec.template.spec.containers[0].ports[0].containerPort must be an integer, "
+        "not the string '80'; write the number without quotes",
+        "error: Deployment default/d: unknown field spec.replica; did you mean replicas?",
+        "error: Service default/web: unknown field spec.ports[0].nodeport; did you mean nodePort?"]
+    assert _namespaces("t-badinput") == [] and not os.path.exists("/run/netlab/t-badinput")
 
 
 def _namespaces(lab: str) -> list[str]:

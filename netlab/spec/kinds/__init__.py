@@ -38,6 +38,7 @@ class Context:
     deployments: list[DeploymentSpec] = field(default_factory=list)
     services: list[ServiceSpec] = field(default_factory=list)
     seen: dict[tuple, str] = field(default_factory=dict)
+    problems: list[SpecError] = field(default_factory=list)   # reported together at the end
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def object_meta(doc: ObjectDoc, ctx: Context, namespaced: bool = True) -> tuple[
     """The checks every Kubernetes object shares: metadata.name (and namespace), each object once.
     Returns the document's and its metadata's Fields (still open: the kind parser reads on and calls
     done()), the name and the namespace (None for a cluster-scoped kind)."""
-    top = Fields(doc.data, doc.where, "", ctx.ignored)
+    top = Fields(doc.data, doc.where, "", ctx.ignored, doc.data.get("kind"), ctx.problems)
     top.skip("apiVersion", "kind", "status")
     meta = top.map("metadata")
     kind = doc.data.get("kind")
@@ -88,6 +89,25 @@ def object_meta(doc: ObjectDoc, ctx: Context, namespaced: bool = True) -> tuple[
     return top, meta, name, namespace
 
 
+class Reported(SpecError):
+    """Raised by a kind parser once the problems of a document are in `Context.problems` already: the
+    document is not used, and nothing more is said about it."""
+
+    def __init__(self) -> None:
+        super().__init__("", "problems reported")
+
+
+def attempt(problems: list[SpecError], fn: Callable, *args):
+    """fn(*args), or None once its SpecError is added to `problems` (so the next part is still checked)."""
+    try:
+        return fn(*args)
+    except Reported:
+        return None
+    except SpecError as e:
+        problems.append(e)
+        return None
+
+
 def _load_all() -> None:
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
@@ -95,5 +115,5 @@ def _load_all() -> None:
 
 _load_all()
 
-__all__ = ["Context", "KindParser", "ObjectDoc", "REGISTRY", "kinds_text", "object_meta", "register",
+__all__ = ["Reported", "attempt", "Context", "KindParser", "ObjectDoc", "REGISTRY", "kinds_text", "object_meta", "register",
            "registered"]

@@ -16,11 +16,12 @@ from . import Context, ObjectDoc, register
 
 @register("Cluster", *CLUSTER_API_VERSIONS, order=0, cluster=True)
 def parse_cluster(doc: ObjectDoc, ctx: Context) -> None:
-    ctx.name, ctx.nodes, ctx.networking, ctx.expectations = _parse_cluster(doc.data, doc.where, ctx.ignored)
+    ctx.name, ctx.nodes, ctx.networking, ctx.expectations = _parse_cluster(doc.data, doc.where, ctx)
 
 
-def _parse_cluster(doc: dict, where: str, ignored: list[str]):
-    top = Fields(doc, where, "", ignored)
+def _parse_cluster(doc: dict, where: str, ctx: Context):
+    ignored = ctx.ignored
+    top = Fields(doc, where, "", ignored, "Cluster", ctx.problems)
     top.skip("kind")
     api = top.str("apiVersion")
     if api is not None and api not in CLUSTER_API_VERSIONS:

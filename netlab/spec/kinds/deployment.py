@@ -5,7 +5,7 @@ from ...errors import SpecError
 from ..fields import Fields, shown
 from ..limits import MAX_PODS
 from ..types import DeploymentSpec
-from . import Context, ObjectDoc, object_meta, register
+from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 from .pod import parse_pod_spec
 
 
@@ -14,8 +14,11 @@ def parse_deployment(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, name, namespace = object_meta(doc, ctx)
     meta.strmap("labels")
     meta.done()
-    ctx.deployments.append(_parse_deployment(top.map("spec"), namespace, name))
+    got = attempt(ctx.problems, _parse_deployment, top.map("spec"), namespace, name)
     top.done()
+    if got is None:
+        raise Reported()
+    ctx.deployments.append(got)
 
 
 def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec:
@@ -39,9 +42,11 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
         if tlabels.get(k) != v:
             raise spec.error("selector.matchLabels", f"{k}={v} does not match spec.template.metadata.labels",
                              "the selector must match the template's labels")
-    template = parse_pod_spec(tmpl.map("spec"), tlabels)
+    template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
     tmpl.done()
     spec.skip("strategy", "revisionHistoryLimit", "progressDeadlineSeconds", "minReadySeconds", "paused")
     spec.done()
+    if template is None:
+        raise Reported()
     return DeploymentSpec(namespace, name, replicas, match, template)
 

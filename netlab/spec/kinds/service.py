@@ -6,7 +6,7 @@ import re
 
 from ..fields import IANA_SVC_NAME, Fields, check_name, shown, type_name
 from ..types import PROTOCOLS, Networking, ServicePortSpec, ServiceSpec
-from . import Context, ObjectDoc, object_meta, register
+from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 
 
 @register("Service", "v1", order=4)
@@ -14,8 +14,11 @@ def parse_service(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, name, namespace = object_meta(doc, ctx)
     labels = meta.strmap("labels")
     meta.done()
-    ctx.services.append(_parse_service(top.map("spec"), namespace, name, labels, ctx.networking))
+    got = attempt(ctx.problems, _parse_service, top.map("spec"), namespace, name, labels, ctx.networking)
     top.done()
+    if got is None:
+        raise Reported()
+    ctx.services.append(got)
 
 
 def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, str], net: Networking) -> ServiceSpec:
