@@ -510,9 +510,12 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
 def validate(scenario: str | None) -> None:
     """Check a scenario without building it (no root needed)."""
     from .model.build import build
+    from .model.preflight import check_commands, check_host_commands
     sc, _ = load_scenario(scenario, None)
     warn_ignored(sc)
     c = build(sc)
+    check_commands(c)  # what `up` refuses before touching the kernel, with the same messages
+    check_host_commands(c)
     click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {len(c.pods)} pods, "
                f"{len(c.services)} services")
 

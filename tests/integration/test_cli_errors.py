@@ -115,3 +115,19 @@ def test_ipvs_mode_without_ipvs_is_refused_before_any_change():
     assert len(r.stderr.strip().splitlines()) == 1
     assert not [n for n in os.listdir("/run/netns") if n.startswith("nl.t-noipvs.")]
     assert not os.path.exists("/run/netlab/t-noipvs")
+
+
+@pytest.mark.parametrize("container, expected", [
+    ("{name: c, command: [no-such-program-xyz]}", "container c runs 'no-such-program-xyz', which is not installed"),
+    ("{name: c, args: [serve-hostname]}", "container c has args but no command"),
+    ("{name: c, args: [--port, '80']}", "spec.containers[0].args has no command to pass '--port' to"),
+], ids=["command", "args", "flag-args"])
+def test_validate_refuses_what_up_refuses_with_the_same_message(tmp_path, container, expected):
+    path = tmp_path / "cmd.yaml"
+    path.write_text(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: [{container}]}}\n")
+    v = netlab_cli("validate", str(path))
+    u = netlab_cli("up", str(path), "--lab", "t-badinput")
+    assert v.returncode == u.returncode == 2, (v, u)
+    assert v.stderr == u.stderr and v.stderr.startswith("error: Pod default/p: ") and expected in v.stderr, (v, u)
+    assert len(v.stderr.splitlines()) == 1
+    assert _namespaces("t-badinput") == [] and not os.path.exists("/run/netlab/t-badinput")
