@@ -24,10 +24,20 @@ def default_scenario_text() -> tuple[str, str]:
     return resources.files("netlab").joinpath("data/default.yaml").read_text(), "<default>"
 
 
-def read_scenario(path: str | None) -> tuple[str, str]:
-    if path is None:
-        return default_scenario_text()
+SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")  # what kubectl reads from a directory
+
+
+def read_file(path: str) -> tuple[str, str]:
+    """One input's (text, source): a file, or `-` for standard input."""
     from .spec.parse import MAX_BYTES
+    if path == "-":
+        text = sys.stdin.buffer.read(MAX_BYTES + 1)
+        if len(text) > MAX_BYTES:
+            raise SpecError("<stdin>", f"is more than the {MAX_BYTES} bytes a scenario may have", "split it")
+        try:
+            return text.decode("utf-8"), "<stdin>"
+        except UnicodeDecodeError:
+            raise SpecError("<stdin>", "is not UTF-8 text", "give the scenario as UTF-8 YAML") from None
     try:
         size = os.stat(path).st_size
     except OSError as e:
@@ -43,11 +53,57 @@ def read_scenario(path: str | None) -> tuple[str, str]:
         raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "check the path") from None
 
 
-def load_scenario(path: str | None, lab: str | None):
+def read_inputs(paths: list[str]) -> list[tuple[str, str]]:
+    """(text, source) of every input, as `kubectl apply -f` takes them: files, `-` (standard input)
+    and directories (their *.yaml, *.yml and *.json files, in name order, not recursing)."""
+    out = []
+    for path in paths:
+        if path != "-" and os.path.isdir(path):
+            try:
+                names = sorted(n for n in os.listdir(path) if n.endswith(SCENARIO_SUFFIXES)
+                               and os.path.isfile(os.path.join(path, n)))
+            except OSError as e:
+                raise SpecError("", f"cannot read directory {path}: {e.strerror}", "check the path") from None
+            if not names:
+                raise SpecError(path, "has no *.yaml, *.yml or *.json file (kubectl would say: no objects passed "
+                                "to apply)", "give a directory of manifests, or run `netlab up` with no file to "
+                                "build the built-in default lab")
+            out += [read_file(os.path.join(path, n)) for n in names]
+        else:
+            out.append(read_file(path))
+    if sum(p == "-" for p in paths) > 1:
+        raise SpecError("-f -", "is given twice", "read standard input once")
+    return out
+
+
+def scenario_paths(scenario: str | None, files: tuple[str, ...] = ()) -> list[str]:
+    """The positional SCENARIO and the -f options, in that order."""
+    return ([scenario] if scenario else []) + list(files)
+
+
+def load_scenario(paths: str | list[str] | None, lab: str | None):
+    """The scenario of the inputs (none: the built-in default lab) and the text `up` stores for it."""
+    import re
+
     from .spec.fields import check_name
-    from .spec.parse import MAX_LAB_NAME, load_text
-    text, source = read_scenario(path)
-    scenario = load_text(text, source)
+    from .spec.parse import MAX_LAB_NAME, load_text, load_texts
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths:
+        text, source = default_scenario_text()
+        scenario = load_text(text, source)
+    else:
+        inputs = read_inputs(paths)
+        if len(inputs) == 1:
+            text, source = inputs[0]
+            scenario = load_text(text, source)
+        else:
+            for t, src in inputs[1:]:
+                if re.search(r"(?m)^%", t):  # a directive must open the stream: it cannot be joined to another
+                    raise SpecError(src, "starts with a YAML directive (%...)", "remove it, or give this file alone")
+            source = paths[0] if len(paths) == 1 else shlex.join(x for p in paths for x in ("-f", p))
+            scenario = load_texts(inputs, source)
+            text = "\n---\n".join(t for t, _ in inputs)  # what `up` stores: one stream, the same documents
     if lab:
         check_name(lab, "--lab", "value", max_len=MAX_LAB_NAME)
         scenario.name = lab
@@ -89,25 +145,30 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
 @click.option("--proxy-mode", type=click.Choice(["iptables", "nftables", "ipvs"]),
               help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
               help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
-def up(scenario: str | None, lab: str | None, proxy_mode: str | None, verbose: bool, then_probe: bool) -> None:
-    """Build the lab described by SCENARIO (default: the built-in two-node demo), or reconcile it.
+def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, verbose: bool,
+       then_probe: bool) -> None:
+    """Build the lab described by SCENARIO and the -f inputs (default: the built-in two-node demo), or reconcile it.
 
     Running it again changes nothing; after editing the scenario only the difference is applied.
     """
     from .dataplane.host import require_root
     require_root("build a lab")  # before anything else, even reading the scenario
-    sc, text = load_scenario(scenario, lab)
+    paths = scenario_paths(scenario, files)
+    sc, text = load_scenario(paths, lab)
     from .dataplane import lab as labmod  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
     progress = Progress()
-    again = "sudo " + shlex.join(["netlab", "up"] + ([scenario] if scenario else []) + (["--lab", lab] if lab else []))
+    again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + (["--lab", lab] if lab else []))
     try:
         result = labmod.up(sc, text, progress, proxy_mode=proxy_mode)
     except KeyboardInterrupt:
@@ -461,13 +522,16 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
 
 
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
 @click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
 @click.option("--lab", metavar="NAME", help="Lab name to render for.")
 @click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
 @click.option("--proxy-mode", type=click.Choice(["iptables", "nftables", "ipvs"]),
               help="Render for this kube-proxy mode instead of the scenario's.")
-def render(scenario: str | None, node_name: str | None, lab: str | None, fabric: bool,
+def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, lab: str | None, fabric: bool,
            proxy_mode: str | None) -> None:
     """Print what `up` would program into a node, without root and without changing anything:
     the iptables-restore payload, plus the nft script (nftables mode) or the IPVS state (ipvs mode);
@@ -475,7 +539,7 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
     from .model.build import build
     from .render import fabric as fab
     from .render.iptables import node_rules, to_restore
-    sc, _ = load_scenario(scenario, lab)
+    sc, _ = load_scenario(scenario_paths(scenario, files), lab)
     warn_ignored(sc)
     if proxy_mode:
         sc.networking.proxy_mode = proxy_mode
@@ -506,12 +570,15 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
 
 
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-def validate(scenario: str | None) -> None:
-    """Check a scenario without building it (no root needed)."""
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
+def validate(scenario: str | None, files: tuple[str, ...]) -> None:
+    """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed)."""
     from .model.build import build
     from .model.preflight import check_commands, check_host_commands
-    sc, _ = load_scenario(scenario, None)
+    sc, _ = load_scenario(scenario_paths(scenario, files), None)
     warn_ignored(sc)
     c = build(sc)
     check_commands(c)  # what `up` refuses before touching the kernel, with the same messages

@@ -131,3 +131,86 @@ def test_validate_refuses_what_up_refuses_with_the_same_message(tmp_path, contai
     assert v.stderr == u.stderr and v.stderr.startswith("error: Pod default/p: ") and expected in v.stderr, (v, u)
     assert len(v.stderr.splitlines()) == 1
     assert _namespaces("t-badinput") == [] and not os.path.exists("/run/netlab/t-badinput")
+
+
+# ---- kubectl's habits: several -f, a directory, - (stdin)
+
+POD_A = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, ports: [{containerPort: 80}]}]}\n"
+POD_B = "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec: {containers: [{name: c, ports: [{containerPort: 80}]}]}\n"
+SVC_JSON = ('{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, '
+            '"spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}\n')
+KIND_ONE_NODE = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: t-kind1\n"
+
+
+def test_validate_takes_several_files(tmp_path):
+    (tmp_path / "a.yaml").write_text(POD_A)
+    (tmp_path / "b.yaml").write_text(POD_B)
+    r = netlab_cli("validate", str(tmp_path / "a.yaml"), "-f", str(tmp_path / "b.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert "valid: lab netlab, 2 nodes, 2 pods, 0 services" in r.stdout
+
+
+def test_validate_takes_a_directory_in_name_order(tmp_path):
+    (tmp_path / "1-cluster.yml").write_text(KIND_ONE_NODE)
+    (tmp_path / "2-pods.yaml").write_text(POD_A + "---\n" + POD_B)
+    (tmp_path / "3-svc.json").write_text(SVC_JSON)
+    (tmp_path / "README.md").write_text("not a manifest: [")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.yaml").write_text("not read: [")  # kubectl -f DIR does not recurse
+    r = netlab_cli("validate", "-f", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "valid: lab t-kind1, 1 nodes, 2 pods, 1 services" in r.stdout
+    r = netlab_cli("render", "-f", str(tmp_path), "--fabric")
+    assert r.returncode == 0 and "t-kind1-control-plane" in r.stdout, r.stderr
+
+
+def test_validate_reads_stdin(tmp_path):
+    exe = os.path.join(os.path.dirname(__import__("sys").executable), "netlab")
+    import subprocess
+    r = subprocess.run([exe, "validate", "-f", "-"], input=POD_A, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("<stdin>: valid: lab netlab, 2 nodes, 1 pods")
+
+
+def test_an_error_names_the_file_it_is_in(tmp_path):
+    (tmp_path / "a.yaml").write_text(POD_A)
+    (tmp_path / "b.yaml").write_text("a: [1,\n")
+    r = netlab_cli("validate", "-f", str(tmp_path / "a.yaml"), "-f", str(tmp_path / "b.yaml"))
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: {tmp_path / 'b.yaml'}: is not valid YAML"), r.stderr
+
+
+@pytest.mark.parametrize("content", ["", "# nothing but a comment\n", None], ids=["empty", "comment", "empty-dir"])
+def test_no_objects_is_refused_and_says_how_to_get_the_default_lab(tmp_path, content):
+    target = tmp_path / "in.yaml"
+    if content is None:
+        target = tmp_path / "empty"
+        target.mkdir()
+    else:
+        target.write_text(content)
+    for verb in (["validate"], ["up", "--lab", "t-badinput"]):
+        r = netlab_cli(*verb, str(target))
+        assert r.returncode == 2, r
+        assert "no objects passed to apply" in r.stderr and "`netlab up` with no file" in r.stderr, r.stderr
+        assert len(r.stderr.splitlines()) == 1
+    assert _namespaces("t-badinput") == [] and not os.path.exists("/run/netlab/t-badinput")
+
+
+def test_up_takes_several_files_and_a_kind_config_without_nodes_is_one_node(tmp_path, lab):
+    """`up -f kind.yaml -f pods/`: one schedulable control-plane node (kind's default) running both pods;
+    the stored scenario (the inputs joined) is what later commands read back."""
+    (tmp_path / "kind.yaml").write_text(KIND_ONE_NODE)
+    (tmp_path / "pods").mkdir()
+    (tmp_path / "pods" / "a.yaml").write_text(POD_A)
+    (tmp_path / "pods" / "b.yml").write_text(POD_B)
+    r = netlab_cli("up", "-f", str(tmp_path / "kind.yaml"), "-f", str(tmp_path / "pods"), "--lab", lab.name)
+    assert r.returncode == 0, r.stderr
+    assert f"lab {lab.name} created: 1 nodes, 2 pods" in r.stdout
+    nodes = netlab_cli("get", "nodes", "--lab", lab.name, "-o", "name", check=True)
+    assert nodes.stdout == "node/t-kind1-control-plane\n"  # named after the kind config's name
+    pods = netlab_cli("get", "pods", "--lab", lab.name, "-o", "wide", check=True)
+    rows = [line.split() for line in pods.stdout.splitlines()[1:]]
+    assert [(row[0], row[2]) for row in rows] == [("a", "Running"), ("b", "Running")], pods.stdout
+    assert all("t-kind1-control-plane" in row for row in rows), pods.stdout
+    again = netlab_cli("up", "-f", str(tmp_path / "kind.yaml"), "-f", str(tmp_path / "pods"), "--lab", lab.name)
+    assert again.returncode == 0 and "reconciled" in again.stdout and "0 changes" in again.stdout, again

@@ -143,7 +143,11 @@ def test_kind_config_pasted_as_is():
         ("kindy-worker2", "worker", True)]
     assert str(s.networking.pod_subnet) == "10.245.0.0/16"
     assert str(s.networking.service_subnet) == "10.97.0.0/16"
-    assert s.ignored == []  # everything kind-specific is understood or deliberately skipped
+    # what kind does with the rest (node images, port mappings, kubeadm patches, its API server, its CNI)
+    # has no meaning for netlab: each is reported once as ignored
+    assert s.ignored == [f"{CL1}: networking.disableDefaultCNI", f"{CL1}: networking.apiServerAddress",
+                         f"{CL1}: networking.apiServerPort", f"{CL1}: nodes[*].image",
+                         f"{CL1}: nodes[*].kubeadmConfigPatches", f"{CL1}: nodes[*].extraPortMappings"]
     cp, w1, w2 = s.nodes
     assert cp.labels[CP_TAINT] == ""
     assert w1.labels["disk"] == "ssd"
@@ -154,7 +158,24 @@ def test_kind_config_pasted_as_is():
 
 def test_kind_config_fields_netlab_does_not_emulate_are_reported():
     s = load_text(KIND_CONFIG + "featureGates:\n  SomeGate: true\nruntimeConfig:\n  api/all: \"true\"\n")
-    assert s.ignored == [f"{CL1}: featureGates", f"{CL1}: runtimeConfig"]
+    assert s.ignored[-2:] == [f"{CL1}: featureGates", f"{CL1}: runtimeConfig"]
+
+
+def test_a_kind_field_on_every_node_is_reported_once():
+    s = load_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n"
+                  "- {role: control-plane, image: 'kindest/node:v1.31.0', extraMounts: [{hostPath: /a, containerPath: /a}]}\n"
+                  "- {role: worker, image: 'kindest/node:v1.31.0'}\n- {role: worker, image: 'kindest/node:v1.31.0'}\n")
+    assert s.ignored == [f"{CL1}: nodes[*].image", f"{CL1}: nodes[*].extraMounts"]
+
+
+def test_kind_config_without_nodes_is_one_schedulable_control_plane():
+    """kind's default: one node, the control plane, without its NoSchedule taint (no workers)."""
+    s = load_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: solo\n")
+    assert [(n.name, n.role, n.schedulable) for n in s.nodes] == [("solo-control-plane", "control-plane", True)]
+    c = build(load_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: solo\n---\n" + text(pod("p"))))
+    assert [p.node for p in c.pods] == ["solo-control-plane"]
+    # netlab's own Cluster document keeps its default of two nodes
+    assert len(load_text("kind: Cluster\napiVersion: netlab.dev/v1alpha1\n").nodes) == 2
 
 
 def test_kind_like_node_names_count_per_role():

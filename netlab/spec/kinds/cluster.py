@@ -13,6 +13,8 @@ from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES,
 from ..types import BACKENDS, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROXY_MODES, ExpectSpec, Networking, NodeSpec
 from . import Context, ObjectDoc, register
 
+KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
+
 
 @register("Cluster", *CLUSTER_API_VERSIONS, order=0, cluster=True)
 def parse_cluster(doc: ObjectDoc, ctx: Context) -> None:
@@ -59,8 +61,7 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     ipfam = net.str("ipFamily", "ipv4")
     if ipfam != "ipv4":
         raise net.error("ipFamily", f"{shown(ipfam)} is not supported", "netlab emulates IPv4 clusters: use ipv4")
-    net.skip("disableDefaultCNI", "apiServerAddress", "apiServerPort", "dnsSearch")
-    net.done()
+    net.done()  # kind's disableDefaultCNI, apiServerAddress, apiServerPort, dnsSearch: reported as ignored
 
     nets = {"networking.podSubnet": pod_subnet, "networking.serviceSubnet": service_subnet,
             "networking.nodeSubnet": node_subnet}
@@ -79,11 +80,14 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     node_docs = list(top.maps("nodes")) if top.has("nodes") else None
     if node_docs is not None and not node_docs:
         raise top.error("nodes", "is empty", "list at least one node, e.g. '- role: control-plane'")
-    if node_docs is None:
+    if node_docs is None and api == KIND_API_VERSION:  # kind: one control-plane node, which takes pods
+        node_docs = [Fields({"role": "control-plane"}, where, "nodes[0]", ignored)]
+    elif node_docs is None:
         node_docs = [Fields({"role": "control-plane"}, where, "nodes[0]", ignored),
                      Fields({"role": "worker"}, where, "nodes[1]", ignored)]
     if len(node_docs) > MAX_CLUSTER_NODES:
         raise top.error("nodes", f"lists {len(node_docs)} nodes, more than {MAX_CLUSTER_NODES}", "use fewer nodes")
+    first_ignored = len(ignored)
     for nd in node_docs:
         role = nd.choice("role", ("control-plane", "worker"), "control-plane")
         node_name = nd.name("name", required=False)
@@ -91,11 +95,13 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
             counters[role] += 1
             node_name = f"{name}-{role}" + (str(counters[role]) if counters[role] > 1 else "")
         labels = nd.strmap("labels")
-        nd.skip("image", "extraMounts", "extraPortMappings", "kubeadmConfigPatches", "kubeadmConfigPatchesJSON6902")
-        nd.done()
+        nd.done()  # kind's image, extraMounts, extraPortMappings, kubeadmConfigPatches...: reported as ignored
         if any(n.name == node_name for n in nodes):
             raise nd.error("name", f"'{node_name}' is used by two nodes", "give each node its own name")
         nodes.append(NodeSpec(node_name, role, labels))
+    # a kind config repeats its dropped fields on every node: each is reported once, as nodes[*].FIELD
+    per_node = [re.sub(r": nodes\[\d+\]\.", ": nodes[*].", item, count=1) for item in ignored[first_ignored:]]
+    ignored[first_ignored:] = list(dict.fromkeys(per_node))
     has_workers = any(n.role == "worker" for n in nodes)
     for n in nodes:
         n.labels.setdefault("kubernetes.io/hostname", n.name)
