@@ -214,3 +214,52 @@ def test_up_takes_several_files_and_a_kind_config_without_nodes_is_one_node(tmp_
     assert all("t-kind1-control-plane" in row for row in rows), pods.stdout
     again = netlab_cli("up", "-f", str(tmp_path / "kind.yaml"), "-f", str(tmp_path / "pods"), "--lab", lab.name)
     assert again.returncode == 0 and "reconciled" in again.stdout and "0 changes" in again.stdout, again
+
+
+NAMED_PORT_LATER = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: web}}
+spec: {containers: [{name: c, ports: [{containerPort: 8080, name: web}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+  - {name: web, port: 81, targetPort: web}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: later}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+"""
+
+
+def test_a_named_target_port_no_pod_defines_yet_is_accepted_with_no_endpoints(tmp_path, lab):
+    """Kubernetes accepts the Service and gives the port no endpoints (connections to it are refused);
+    `up` used to refuse the whole scenario."""
+    import json
+    path = tmp_path / "named.yaml"
+    path.write_text(NAMED_PORT_LATER)
+    r = netlab_cli("up", str(path), "--lab", lab.name)
+    assert r.returncode == 0, r.stderr
+    later = json.loads(netlab_cli("get", "ep", "later", "--lab", lab.name, "-o", "json", check=True).stdout)
+    assert later["subsets"] == []
+    table = netlab_cli("get", "ep", "later", "--lab", lab.name, check=True).stdout.splitlines()
+    assert table[1].split()[:2] == ["later", "<none>"]
+    web = json.loads(netlab_cli("get", "ep", "web", "--lab", lab.name, "-o", "json", check=True).stdout)
+    assert [s["ports"] for s in web["subsets"]] == [[{"port": 8080, "protocol": "TCP", "name": "web"}]]
+    svcs = json.loads(netlab_cli("get", "svc", "web", "--lab", lab.name, "-o", "json", check=True).stdout)
+    ip = svcs["spec"]["clusterIP"]
+    node = netlab_cli("get", "nodes", "--lab", lab.name, "-o", "name", check=True).stdout.split()[-1].split("/")[1]
+    served = netlab_cli("exec", "--node", node, "--lab", lab.name, "--", "curl", "-sS", "--max-time", "5",
+                        f"http://{ip}:81/hostname")
+    assert served.returncode == 0 and served.stdout.strip() == "a", served
+    refused = netlab_cli("exec", "--node", node, "--lab", lab.name, "--", "curl", "-sS", "--max-time", "5",
+                         f"http://{ip}:80/hostname")
+    assert refused.returncode == 7, refused  # could not connect at once (REJECT: no endpoints), not a timeout (28)
