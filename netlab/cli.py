@@ -24,58 +24,6 @@ def default_scenario_text() -> tuple[str, str]:
     return resources.files("netlab").joinpath("data/default.yaml").read_text(), "<default>"
 
 
-SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")  # what kubectl reads from a directory
-
-
-def read_file(path: str) -> tuple[str, str]:
-    """One input's (text, source): a file, or `-` for standard input."""
-    from .spec.parse import MAX_BYTES
-    if path == "-":
-        text = sys.stdin.buffer.read(MAX_BYTES + 1)
-        if len(text) > MAX_BYTES:
-            raise SpecError("<stdin>", f"is more than the {MAX_BYTES} bytes a scenario may have", "split it")
-        try:
-            return text.decode("utf-8"), "<stdin>"
-        except UnicodeDecodeError:
-            raise SpecError("<stdin>", "is not UTF-8 text", "give the scenario as UTF-8 YAML") from None
-    try:
-        size = os.stat(path).st_size
-    except OSError as e:
-        raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "give the path of a YAML file") from None
-    if size > MAX_BYTES:
-        raise SpecError(path, f"is {size} bytes, more than the {MAX_BYTES} a scenario may have", "split it")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read(), path
-    except UnicodeDecodeError:
-        raise SpecError(path, "is not UTF-8 text", "save the scenario as UTF-8 YAML") from None
-    except OSError as e:
-        raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "check the path") from None
-
-
-def read_inputs(paths: list[str]) -> list[tuple[str, str]]:
-    """(text, source) of every input, as `kubectl apply -f` takes them: files, `-` (standard input)
-    and directories (their *.yaml, *.yml and *.json files, in name order, not recursing)."""
-    out = []
-    for path in paths:
-        if path != "-" and os.path.isdir(path):
-            try:
-                names = sorted(n for n in os.listdir(path) if n.endswith(SCENARIO_SUFFIXES)
-                               and os.path.isfile(os.path.join(path, n)))
-            except OSError as e:
-                raise SpecError("", f"cannot read directory {path}: {e.strerror}", "check the path") from None
-            if not names:
-                raise SpecError(path, "has no *.yaml, *.yml or *.json file (kubectl would say: no objects passed "
-                                "to apply)", "give a directory of manifests, or run `netlab up` with no file to "
-                                "build the built-in default lab")
-            out += [read_file(os.path.join(path, n)) for n in names]
-        else:
-            out.append(read_file(path))
-    if sum(p == "-" for p in paths) > 1:
-        raise SpecError("-f -", "is given twice", "read standard input once")
-    return out
-
-
 def scenario_paths(scenario: str | None, files: tuple[str, ...] = ()) -> list[str]:
     """The positional SCENARIO and the -f options, in that order."""
     return ([scenario] if scenario else []) + list(files)
@@ -83,27 +31,16 @@ def scenario_paths(scenario: str | None, files: tuple[str, ...] = ()) -> list[st
 
 def load_scenario(paths: str | list[str] | None, lab: str | None):
     """The scenario of the inputs (none: the built-in default lab) and the text `up` stores for it."""
-    import re
-
     from .spec.fields import check_name
-    from .spec.parse import MAX_LAB_NAME, load_text, load_texts
+    from .spec.parse import MAX_LAB_NAME, load_text
+    from .spec.sources import load_inputs
     if isinstance(paths, str):
         paths = [paths]
-    if not paths:
+    if paths:
+        scenario, text = load_inputs(paths)
+    else:
         text, source = default_scenario_text()
         scenario = load_text(text, source)
-    else:
-        inputs = read_inputs(paths)
-        if len(inputs) == 1:
-            text, source = inputs[0]
-            scenario = load_text(text, source)
-        else:
-            for t, src in inputs[1:]:
-                if re.search(r"(?m)^%", t):  # a directive must open the stream: it cannot be joined to another
-                    raise SpecError(src, "starts with a YAML directive (%...)", "remove it, or give this file alone")
-            source = paths[0] if len(paths) == 1 else shlex.join(x for p in paths for x in ("-f", p))
-            scenario = load_texts(inputs, source)
-            text = "\n---\n".join(t for t, _ in inputs)  # what `up` stores: one stream, the same documents
     if lab:
         check_name(lab, "--lab", "value", max_len=MAX_LAB_NAME)
         scenario.name = lab
