@@ -61,7 +61,7 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "selector clusterIP clusterIPs type externalIPs sessionAffinity loadBalancerIP loadBalancerSourceRanges "
         "externalName externalTrafficPolicy healthCheckNodePort publishNotReadyAddresses ipFamilies "
         "ipFamilyPolicy allocateLoadBalancerNodePorts loadBalancerClass internalTrafficPolicy "
-        "trafficDistribution",
+        "trafficDistribution topologyKeys",  # topologyKeys: removed in 1.22, still in old manifests
         ports="ServicePort", sessionAffinityConfig="SessionAffinityConfig"),
     "ServicePort": _fields("name protocol appProtocol port targetPort nodePort"),
     "SessionAffinityConfig": _fields("", clientIP="ClientIPConfig"),

@@ -554,7 +554,7 @@ BAD = [
      "Service default/web", "spec.ports[0].protocol 'HTTP' is not supported"),
     ("service-protocol-lower", text(cluster(), _svc_ports({"port": 80, "protocol": "tcp"})),
      "Service default/web", "spec.ports[0].protocol 'tcp' is not supported"),
-    ("multi-port-no-names", text(cluster(), _svc_ports({"port": 80}, {"port": 81})),
+    ("multi-port-no-names", text(cluster(), _svc_ports({"port": 80}, {"name": "b", "port": 81})),
      "Service default/web", "spec.ports[0].name is required when a Service has more than one port"),
     ("port-name-twice", text(cluster(), _svc_ports({"name": "a", "port": 80}, {"name": "a", "port": 81})),
      "Service default/web", "spec.ports[1].name 'a' is used by two ports"),

@@ -267,6 +267,14 @@ def test_every_problem_of_a_file_is_reported_in_one_run():
     ]
 
 
+def test_each_port_of_a_service_is_checked():
+    lines = _problems(text(service("web", [{"port": 80}, {"port": "81"}, {"port": 82, "targetPort": True}])))
+    assert [line.split(";")[0] for line in lines] == [
+        "Service default/web: spec.ports[0].name is required when a Service has more than one port",
+        "Service default/web: spec.ports[1].port must be an integer, not the string '81'",
+        "Service default/web: spec.ports[2].targetPort must be a number or a name, not a boolean"]
+
+
 def test_problems_beyond_the_limit_are_counted():
     pods = [pod(f"p{i}", bogus=1) for i in range(MAX_PROBLEMS + 5)]
     lines = _problems(text(*pods))

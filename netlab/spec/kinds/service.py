@@ -47,45 +47,12 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
     if stype != "ExternalName" and not pdocs and cluster_ip != "None":
         raise spec.error("ports", "must list at least one port", "add '- port: 80'")
     lo, hi = net.nodeport_range
-    for p in pdocs:
-        pname = p.str("name")
-        if pname is not None:
-            check_name(pname, p.where, p.at("name"))
-        port = p.int("port", required=True, lo=1, hi=65535)
-        proto = p.str("protocol", "TCP")
-        if proto not in PROTOCOLS:
-            raise p.error("protocol", f"{shown(proto)} is not supported", "use TCP, UDP or SCTP")
-        raw_target = p.raw("targetPort")
-        if raw_target is None:
-            target: int | str = port
-        elif isinstance(raw_target, int) and not isinstance(raw_target, bool):
-            target = p.int("targetPort", lo=1, hi=65535)
-        elif isinstance(raw_target, str) and re.fullmatch(r"[0-9]+", raw_target):
-            target = p.int("targetPort", lo=1, hi=65535)
-        elif isinstance(raw_target, str):
-            if len(raw_target) > 15 or not IANA_SVC_NAME.match(raw_target):
-                raise p.error("targetPort", f"{shown(raw_target)} is not a port number or port name",
-                              "use a number or the name of a containerPort")
-            target = raw_target
-        else:
-            raise p.error("targetPort", f"must be a number or a name, not {type_name(raw_target)}",
-                          "use a number or the name of a containerPort")
-        node_port = p.int("nodePort", lo=1, hi=65535)
-        if node_port is not None:
-            if stype not in ("NodePort", "LoadBalancer"):
-                raise p.error("nodePort", f"is set but the service type is {stype}", "use type: NodePort or drop nodePort")
-            if not lo <= node_port <= hi:
-                raise p.error("nodePort", f"{node_port} is outside the node port range {lo}-{hi}",
-                              "pick a port in the range or leave nodePort out")
-        p.skip("appProtocol")
-        p.done()
-        if len(pdocs) > 1 and pname is None:
-            raise p.error("name", "is required when a Service has more than one port", "name every port")
-        if pname is not None and any(x.name == pname for x in ports):
-            raise p.error("name", f"'{pname}' is used by two ports", "give each port its own name")
-        if any(x.port == port and x.protocol == proto for x in ports):
-            raise p.error("port", f"{port}/{proto} is listed twice", "list each port once")
-        ports.append(ServicePortSpec(pname, port, proto, target, node_port))
+    failed = False
+    for p in pdocs:  # each port is checked, even after one is refused
+        got = attempt(spec.problems, _parse_port, p, ports, len(pdocs), stype, lo, hi)
+        failed |= got is None
+        if got is not None:
+            ports.append(got)
     ext_ips = []
     for i, e in enumerate(spec.strlist("externalIPs")):
         try:
@@ -108,5 +75,48 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
     if stype == "ExternalName" and not ext_name:
         raise spec.error("externalName", "is required for type ExternalName", "give a DNS name")
     spec.done()
+    if failed:
+        raise Reported()
     return ServiceSpec(namespace, name, stype, selector, ports, cluster_ip, ext_ips, lb_ip, affinity, timeout,
                        etp, itp, ext_name, labels)
+
+
+def _parse_port(p: Fields, ports: list[ServicePortSpec], count: int, stype: str, lo: int, hi: int) -> ServicePortSpec:
+    pname = p.str("name")
+    if pname is not None:
+        check_name(pname, p.where, p.at("name"))
+    port = p.int("port", required=True, lo=1, hi=65535)
+    proto = p.str("protocol", "TCP")
+    if proto not in PROTOCOLS:
+        raise p.error("protocol", f"{shown(proto)} is not supported", "use TCP, UDP or SCTP")
+    raw_target = p.raw("targetPort")
+    if raw_target is None:
+        target: int | str = port
+    elif isinstance(raw_target, int) and not isinstance(raw_target, bool):
+        target = p.int("targetPort", lo=1, hi=65535)
+    elif isinstance(raw_target, str) and re.fullmatch(r"[0-9]+", raw_target):
+        target = p.int("targetPort", lo=1, hi=65535)
+    elif isinstance(raw_target, str):
+        if len(raw_target) > 15 or not IANA_SVC_NAME.match(raw_target):
+            raise p.error("targetPort", f"{shown(raw_target)} is not a port number or port name",
+                          "use a number or the name of a containerPort")
+        target = raw_target
+    else:
+        raise p.error("targetPort", f"must be a number or a name, not {type_name(raw_target)}",
+                      "use a number or the name of a containerPort")
+    node_port = p.int("nodePort", lo=1, hi=65535)
+    if node_port is not None:
+        if stype not in ("NodePort", "LoadBalancer"):
+            raise p.error("nodePort", f"is set but the service type is {stype}", "use type: NodePort or drop nodePort")
+        if not lo <= node_port <= hi:
+            raise p.error("nodePort", f"{node_port} is outside the node port range {lo}-{hi}",
+                          "pick a port in the range or leave nodePort out")
+    p.skip("appProtocol")
+    p.done()
+    if count > 1 and pname is None:
+        raise p.error("name", "is required when a Service has more than one port", "name every port")
+    if pname is not None and any(x.name == pname for x in ports):
+        raise p.error("name", f"'{pname}' is used by two ports", "give each port its own name")
+    if any(x.port == port and x.protocol == proto for x in ports):
+        raise p.error("port", f"{port}/{proto} is listed twice", "list each port once")
+    return ServicePortSpec(pname, port, proto, target, node_port)
