@@ -290,3 +290,67 @@ def test_a_document_with_an_error_does_not_hide_the_next_one():
 
 def test_structural_yaml_errors_stay_single():
     assert len(_problems("a: [1,\nb: {")) == 1
+
+
+REAL_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  creationTimestamp: "2024-05-01T10:00:00Z"
+  generateName: web-5d8f7c9b4-
+  labels: {app: web, pod-template-hash: 5d8f7c9b4}
+  name: web-5d8f7c9b4-x2x7q
+  namespace: default
+  ownerReferences:
+  - {apiVersion: apps/v1, blockOwnerDeletion: true, controller: true, kind: ReplicaSet, name: web-5d8f7c9b4, uid: u1}
+  resourceVersion: "1301"
+  uid: 7c1d5a0e-0000-4000-8000-000000000003
+spec:
+  containers:
+  - image: nginx:1.27
+    imagePullPolicy: IfNotPresent
+    name: nginx
+    ports: [{containerPort: 80, protocol: TCP}]
+    resources: {}
+    startupProbe: {httpGet: {path: /, port: 80}}
+    terminationMessagePath: /dev/termination-log
+    terminationMessagePolicy: File
+    volumeMounts:
+    - {mountPath: /var/run/secrets/kubernetes.io/serviceaccount, name: kube-api-access-abcde, readOnly: true}
+  dnsPolicy: ClusterFirst
+  enableServiceLinks: true
+  nodeName: netlab-worker
+  preemptionPolicy: PreemptLowerPriority
+  priority: 0
+  restartPolicy: Always
+  schedulerName: default-scheduler
+  securityContext: {}
+  serviceAccount: default
+  serviceAccountName: default
+  terminationGracePeriodSeconds: 30
+  tolerations:
+  - {effect: NoExecute, key: node.kubernetes.io/not-ready, operator: Exists, tolerationSeconds: 300}
+  volumes:
+  - name: kube-api-access-abcde
+    projected: {defaultMode: 420, sources: [{serviceAccountToken: {expirationSeconds: 3607, path: token}}]}
+status:
+  conditions: [{lastProbeTime: null, lastTransitionTime: "2024-05-01T10:00:02Z", status: "True", type: Ready}]
+  containerStatuses:
+  - {containerID: "containerd://abc", image: "docker.io/library/nginx:1.27", name: nginx, ready: true,
+     restartCount: 0, started: true, state: {running: {startedAt: "2024-05-01T10:00:01Z"}}}
+  hostIP: 172.18.0.3
+  phase: Running
+  podIP: 10.244.1.2
+  podIPs: [{ip: 10.244.1.2}]
+  qosClass: BestEffort
+  startTime: "2024-05-01T10:00:00Z"
+"""
+
+
+def test_a_pod_saved_from_a_live_cluster_has_no_unknown_field():
+    s = load_text(REAL_POD)
+    assert [p.name for p in s.pods] == ["web-5d8f7c9b4-x2x7q"]
+    assert [item.split(": ", 1)[1] for item in s.ignored] == [
+        "metadata.generateName", "spec.containers[0].resources", "spec.containers[0].startupProbe",
+        "spec.containers[0].volumeMounts", "spec.dnsPolicy", "spec.preemptionPolicy", "spec.securityContext",
+        "spec.volumes"]
