@@ -9,7 +9,7 @@ from importlib import resources
 import click
 
 from . import __version__, proxymodes
-from .errors import NetlabError, NotFound, SpecError, UsageError
+from .errors import NetlabError, NotFound, SpecError, SpecProblems, UsageError
 
 RESOURCES = {
     "nodes": "nodes", "node": "nodes", "no": "nodes",
@@ -24,30 +24,23 @@ def default_scenario_text() -> tuple[str, str]:
     return resources.files("netlab").joinpath("data/default.yaml").read_text(), "<default>"
 
 
-def read_scenario(path: str | None) -> tuple[str, str]:
-    if path is None:
-        return default_scenario_text()
-    from .spec.parse import MAX_BYTES
-    try:
-        size = os.stat(path).st_size
-    except OSError as e:
-        raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "give the path of a YAML file") from None
-    if size > MAX_BYTES:
-        raise SpecError(path, f"is {size} bytes, more than the {MAX_BYTES} a scenario may have", "split it")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read(), path
-    except UnicodeDecodeError:
-        raise SpecError(path, "is not UTF-8 text", "save the scenario as UTF-8 YAML") from None
-    except OSError as e:
-        raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "check the path") from None
+def scenario_paths(scenario: str | None, files: tuple[str, ...] = ()) -> list[str]:
+    """The positional SCENARIO and the -f options, in that order."""
+    return ([scenario] if scenario else []) + list(files)
 
 
-def load_scenario(path: str | None, lab: str | None):
+def load_scenario(paths: str | list[str] | None, lab: str | None):
+    """The scenario of the inputs (none: the built-in default lab) and the text `up` stores for it."""
     from .spec.fields import check_name
     from .spec.parse import MAX_LAB_NAME, load_text
-    text, source = read_scenario(path)
-    scenario = load_text(text, source)
+    from .spec.sources import load_inputs
+    if isinstance(paths, str):
+        paths = [paths]
+    if paths:
+        scenario, text = load_inputs(paths)
+    else:
+        text, source = default_scenario_text()
+        scenario = load_text(text, source)
     if lab:
         check_name(lab, "--lab", "value", max_len=MAX_LAB_NAME)
         scenario.name = lab
@@ -89,25 +82,30 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
 @click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
               help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
               help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
-def up(scenario: str | None, lab: str | None, proxy_mode: str | None, verbose: bool, then_probe: bool) -> None:
-    """Build the lab described by SCENARIO (default: the built-in two-node demo), or reconcile it.
+def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, verbose: bool,
+       then_probe: bool) -> None:
+    """Build the lab described by SCENARIO and the -f inputs (default: the built-in two-node demo), or reconcile it.
 
     Running it again changes nothing; after editing the scenario only the difference is applied.
     """
     from .dataplane.host import require_root
     require_root("build a lab")  # before anything else, even reading the scenario
-    sc, text = load_scenario(scenario, lab)
+    paths = scenario_paths(scenario, files)
+    sc, text = load_scenario(paths, lab)
     from .dataplane import lab as labmod  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
     progress = Progress()
-    again = "sudo " + shlex.join(["netlab", "up"] + ([scenario] if scenario else []) + (["--lab", lab] if lab else []))
+    again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + (["--lab", lab] if lab else []))
     try:
         result = labmod.up(sc, text, progress, proxy_mode=proxy_mode)
     except KeyboardInterrupt:
@@ -461,13 +459,16 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
 
 
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
 @click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
 @click.option("--lab", metavar="NAME", help="Lab name to render for.")
 @click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
 @click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
               help="Render for this kube-proxy mode instead of the scenario's.")
-def render(scenario: str | None, node_name: str | None, lab: str | None, fabric: bool,
+def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, lab: str | None, fabric: bool,
            proxy_mode: str | None) -> None:
     """Print what `up` would program into a node, without root and without changing anything:
     the iptables-restore payload, plus the nft script (nftables mode) or the IPVS state (ipvs mode);
@@ -475,7 +476,7 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
     from .model.build import build
     from .render import fabric as fab
     from .render.iptables import node_rules, to_restore
-    sc, _ = load_scenario(scenario, lab)
+    sc, _ = load_scenario(scenario_paths(scenario, files), lab)
     warn_ignored(sc)
     if proxy_mode:
         sc.networking.proxy_mode = proxy_mode
@@ -500,13 +501,19 @@ def render(scenario: str | None, node_name: str | None, lab: str | None, fabric:
 
 
 @cli.command()
-@click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-def validate(scenario: str | None) -> None:
-    """Check a scenario without building it (no root needed)."""
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
+def validate(scenario: str | None, files: tuple[str, ...]) -> None:
+    """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed)."""
     from .model.build import build
-    sc, _ = load_scenario(scenario, None)
+    from .model.preflight import check_commands, check_host_commands
+    sc, _ = load_scenario(scenario_paths(scenario, files), None)
     warn_ignored(sc)
     c = build(sc)
+    check_commands(c)  # what `up` refuses before touching the kernel, with the same messages
+    check_host_commands(c)
     click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {len(c.pods)} pods, "
                f"{len(c.services)} services")
 
@@ -522,7 +529,8 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except NetlabError as e:
-        click.echo(f"error: {e}", err=True)
+        for line in str(e).split("\n") if isinstance(e, SpecProblems) else [str(e)]:  # one line a problem
+            click.echo(f"error: {line}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

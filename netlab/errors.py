@@ -44,3 +44,15 @@ class NotFound(NetlabError):
     """A named object (lab, pod, node, service) does not exist."""
 
     exit_code = 2
+
+
+class SpecProblems(SpecError):
+    """Several problems in the input, all found in one run: one line each, at most `limit` of them."""
+
+    def __init__(self, problems: list[SpecError], limit: int = 20):
+        self.problems = problems
+        lines = [str(p) for p in problems[:limit]]
+        if len(problems) > limit:
+            lines.append(f"and {len(problems) - limit} more problems")
+        self.where, self.problem, self.fix = "", f"{len(problems)} problems", None
+        NetlabError.__init__(self, "\n".join(lines))

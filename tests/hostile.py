@@ -18,7 +18,7 @@ from pathlib import Path
 
 from netlab.errors import SpecError
 from netlab.model.build import build
-from netlab.spec.parse import load_text
+from netlab.spec.parse import MAX_PROBLEMS, load_text
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "scenarios").glob("*.yaml")) + [REPO / "netlab" / "data" / "default.yaml"]
@@ -82,8 +82,11 @@ def outcome(text: str) -> str:
     except SpecError as e:
         msg = str(e)
         assert e.exit_code == 2, msg
-        assert msg and len(msg.splitlines()) == 1 and msg.isprintable(), f"not one printable line: {msg!r}"
-        assert len(msg) < 2000, f"message of {len(msg)} characters"
+        lines = msg.split("\n")  # several problems: one line each, at most MAX_PROBLEMS and "and N more"
+        assert msg and len(lines) <= MAX_PROBLEMS + 1, f"{len(lines)} lines: {msg!r}"
+        for line in lines:
+            assert line and line.isprintable(), f"not one printable line: {line!r}"
+            assert len(line) < 2000, f"message of {len(line)} characters"
         return "rejected"
     check_cluster(cluster)
     return "ok"

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from ..errors import KernelError, NetlabError, NotFound, UsageError
 from ..model.build import build
 from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
+from ..model.preflight import check_commands, check_host_commands
 from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
 from . import iptables, nsfs, procs, proxy, state
@@ -98,12 +99,8 @@ def preflight(cluster: Cluster) -> None:
     """Everything that can be checked before the kernel is touched."""
     require_root("build a lab")
     require_tools("nsenter")
-    for pod in cluster.pods:
-        for cname, argv in pod.commands:
-            if procs.which(argv[0]) is None:
-                raise UsageError(f"Pod {pod.key}: container {cname} runs {argv[0]!r}, which is not installed on "
-                                 "this machine (netlab runs commands from the host's filesystem); install it "
-                                 "or drop the command to get the built-in test server")
+    check_commands(cluster)  # shared with `validate`: the same refusals, the same messages
+    check_host_commands(cluster)
 
 
 def _state_doc(cluster: Cluster, scenario_text: str, prev: dict[str, Any], phase: str,

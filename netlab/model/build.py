@@ -325,22 +325,18 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
         return result
     selected = [p for p in pods if p.namespace == s.namespace and s.selector and
                 all(p.labels.get(k) == v for k, v in s.selector.items())]
-    for i, port in enumerate(svc.ports):
+    for port in svc.ports:
         eps = []
-        named_somewhere = False
         for p in selected:
             if isinstance(port.target_port, str):
+                # a pod that does not define the named port (yet) is no endpoint of it, as in Kubernetes:
+                # a port no selected pod names has no endpoints (traffic to it is rejected), not an error
                 num = p.port_named(port.target_port, port.protocol)
                 if num is None:
                     continue
-                named_somewhere = True
             else:
                 num = port.target_port
             eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
-        if isinstance(port.target_port, str) and selected and not named_somewhere:
-            raise SpecError(f"Service {svc.key}", f"spec.ports[{i}].targetPort '{port.target_port}' is not a "
-                            f"{port.protocol} containerPort name of any pod it selects",
-                            "name the containerPort or use a port number")
         eps.sort(key=lambda e: (int(e.ip), e.port))
         result[port.name or ""] = eps
     return result

@@ -3,16 +3,21 @@
 A `Fields` wraps one mapping of a document. Every getter names the path it read, so an error reads
 `Pod default/web: spec.containers[0].ports[1].containerPort 70000 is out of range 1-65535; ...`.
 Keys that the code never asked for are collected as "ignored" so the user hears once that netlab
-does not emulate them, instead of having them silently dropped.
+does not emulate them, instead of having them silently dropped; keys that the object's type does not
+have at all (netlab/spec/known.py) are problems: "unknown field spec.replica; did you mean replicas?".
+Values must have the type Kubernetes gives the field (a string is not an integer, nor the reverse), as
+kubectl refuses them.
 """
 from __future__ import annotations
 
 import datetime
+import difflib
 import ipaddress
 import re
 from typing import Any, Iterator
 
 from ..errors import SpecError
+from .known import KNOWN
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -31,15 +36,20 @@ def shown(value: Any, limit: int = 40) -> str:
 
 
 class Fields:
-    """One mapping inside a document; `where` names the document, `path` the mapping's place in it."""
+    """One mapping inside a document; `where` names the document, `path` the mapping's place in it.
+    `schema` names its type in KNOWN (None: any key is known); problems that do not stop the parse
+    (unknown fields) are appended to `problems`."""
 
-    def __init__(self, data: Any, where: str, path: str, ignored: list[str]):
+    def __init__(self, data: Any, where: str, path: str, ignored: list[str], schema: str | None = None,
+                 problems: list[SpecError] | None = None):
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise SpecError(where, f"{path or 'the document'} must be a mapping, not {type_name(data)}",
                             "write it as 'key: value' lines")
         self.data, self.where, self.path, self.ignored = data, where, path, ignored
+        self.schema = schema
+        self.problems = problems if problems is not None else []
         self.seen: set[str] = set()
 
     # ---- paths and errors ----
@@ -63,10 +73,24 @@ class Fields:
         self.seen.update(keys)
 
     def done(self) -> None:
-        """Record every key that was not read as ignored (reported to the user once)."""
+        """Record every key that was not read: a field of the object's type as ignored (reported to
+        the user once), any other key as a problem (an unknown field, as kubectl's strict validation)."""
+        known = KNOWN.get(self.schema) if self.schema else None
         for key in self.data:
-            if key not in self.seen:
+            if key in self.seen:
+                continue
+            if known is None or key in known:
                 self.ignored.append(f"{self.where}: {self.at(str(key))}")
+                continue
+            near = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+            fix = f"did you mean {near[0]}?" if near else \
+                f"remove it: {self.schema} has no such field (kubectl's strict field validation refuses it too)"
+            label = shown(key)[1:-1] if isinstance(key, str) else shown(key)
+            self.problems.append(SpecError(self.where, f"unknown field {self.at(label)}", fix))
+
+    def child(self, key: str) -> str | None:
+        """The schema type of the value at `key`."""
+        return (KNOWN.get(self.schema) or {}).get(key) if self.schema else None
 
     # ---- typed getters ----
     def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
@@ -75,9 +99,9 @@ class Fields:
             if required:
                 raise self.error(key, "is required", f"set {self.at(key)}")
             return default
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if not isinstance(value, str):
             raise self.error(key, f"must be a string, not {type_name(value)}", quote_fix(value))
-        return str(value)
+        return value
 
     def int(self, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None,
             required: bool = False) -> int | None:
@@ -87,11 +111,10 @@ class Fields:
                 raise self.error(key, "is required", f"set {self.at(key)}")
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            # only ASCII digits: str.isdigit() also accepts '²', which int() refuses
+            # kubectl refuses a quoted number ("80") where an integer is expected: so does netlab
             if isinstance(value, str) and len(value) < 20 and re.fullmatch(r"\s*-?[0-9]+\s*", value):
-                value = int(value)
-            else:
-                raise self.error(key, f"must be an integer, not {shown(value)}", "write a whole number")
+                raise self.error(key, f"must be an integer, not {type_name(value)}", "write the number without quotes")
+            raise self.error(key, f"must be an integer, not {type_name(value)}", "write a whole number")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             bounds = f"{lo}-{hi}" if lo is not None and hi is not None else \
                 f"at least {lo}" if lo is not None else f"at most {hi}"
@@ -117,7 +140,7 @@ class Fields:
         return value
 
     def map(self, key: str) -> "Fields":
-        return Fields(self.raw(key, {}), self.where, self.at(key), self.ignored)
+        return Fields(self.raw(key, {}), self.where, self.at(key), self.ignored, self.child(key), self.problems)
 
     def list(self, key: str) -> list[Any]:
         value = self.raw(key, [])
@@ -127,7 +150,7 @@ class Fields:
 
     def maps(self, key: str) -> Iterator["Fields"]:
         for i, item in enumerate(self.list(key)):
-            yield Fields(item, self.where, f"{self.at(key)}[{i}]", self.ignored)
+            yield Fields(item, self.where, f"{self.at(key)}[{i}]", self.ignored, self.child(key), self.problems)
 
     def strmap(self, key: str, labels: bool = True) -> dict[str, str]:
         """A map of string to string (labels, nodeSelector, matchLabels)."""
@@ -137,11 +160,10 @@ class Fields:
                              "write it as 'key: value' lines")
         out = {}
         for k, v in value.items():
-            if isinstance(k, bool) or k is None or not isinstance(k, (str, int, float)):
+            if not isinstance(k, str):
                 raise self.error(key, f"key {'null' if k is None else shown(k)} is not a string", quote_fix(k))
-            if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)):
+            if not isinstance(v, str):
                 raise self.error(f"{key}.{k}", f"must be a string, not {type_name(v)}", quote_fix(v))
-            k, v = str(k), str(v)
             if labels and not LABEL_KEY.match(k):
                 raise self.error(key, f"key {shown(k)} is not a valid label key",
                                  "use an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_', '.'")
@@ -154,9 +176,9 @@ class Fields:
     def strlist(self, key: str) -> list[str]:
         out = []
         for i, v in enumerate(self.list(key)):
-            if isinstance(v, bool) or v is None or not isinstance(v, (str, int, float)):
+            if not isinstance(v, str):
                 raise self.error(f"{key}[{i}]", f"must be a string, not {type_name(v)}", quote_fix(v))
-            out.append(str(v))
+            out.append(v)
         return out
 
     def network(self, key: str, default: str, min_prefix: int = 0, max_prefix: int = 32) -> ipaddress.IPv4Network:
@@ -210,7 +232,7 @@ def type_name(value: Any) -> str:
     if isinstance(value, int):
         return "an integer"
     if isinstance(value, float):
-        return "a number"
+        return f"the number {shown(value)}"
     if isinstance(value, str):
         return f"the string {shown(value)}"
     if isinstance(value, list):

@@ -508,6 +508,17 @@ def test_deployment_pods_are_endpoints():
     assert {e.port for e in eps} == {8080}
 
 
+def test_a_named_target_port_no_selected_pod_defines_is_accepted_with_no_endpoints():
+    """Kubernetes accepts it (a pod may name the port later) and gives that port no endpoints; the
+    Service's other ports keep theirs."""
+    c = cluster_of(cluster(), pod("a", labels={"app": "web"}, containers=[container(ports=[(8080, "web"), (53, "dns")])]),
+                   service("web", [{"name": "http", "port": 80, "targetPort": "http"},
+                                   {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"},
+                                   {"name": "web", "port": 81, "targetPort": "web"}]))
+    assert svc(c, "default/web").endpoints == {"http": [], "dns": [], "web": [svc(c, "default/web").endpoints["web"][0]]}
+    assert _eps(c, "default/web", "web") == [("a", 8080)]  # 'dns' is a TCP port of the pod, not a UDP one
+
+
 def test_service_selecting_no_pod_has_empty_endpoints():
     c = cluster_of(cluster(), service("web", [{"port": 80, "targetPort": "http"}]))
     assert svc(c, "default/web").endpoints == {"": []}

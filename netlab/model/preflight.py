@@ -1,0 +1,79 @@
+"""Checks of a built cluster that `up` and `validate` share, so `validate` refuses what `up` refuses,
+with the same message: the containers' commands.
+
+netlab runs a container's command from the host's filesystem (there are no images): `check_commands`
+is pure; `check_host_commands` looks for each program on this machine (PATH, or the path given), and
+reads nothing else. Neither needs root; neither changes anything.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+from ..errors import SpecError, SpecProblems
+from ..spec.limits import MAX_PROBLEMS
+from .objects import Cluster
+
+BUILTIN_SERVER = "drop command and args to get the built-in test server"
+
+
+def _containers(cluster: Cluster):
+    """(where, path, container) once per pod template: a Deployment's replicas are one template."""
+    seen = set()
+    for pod in cluster.pods:
+        if pod.owner:
+            where, spec = f"{pod.owner.split('/', 1)[0]} {pod.namespace}/{pod.owner.split('/', 1)[1]}", \
+                "spec.template.spec"
+        else:
+            where, spec = f"Pod {pod.key}", "spec"
+        if where in seen:
+            continue
+        seen.add(where)
+        for i, c in enumerate(pod.containers):
+            if c.command or c.args:
+                yield where, f"{spec}.containers[{i}]", c
+
+
+def _raise(problems: list[SpecError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SpecProblems(problems, MAX_PROBLEMS)
+
+
+def check_commands(cluster: Cluster) -> None:
+    """`args` with no `command` run as the command (as an image without an ENTRYPOINT does): args
+    that start with a flag were meant for an image's entrypoint, which netlab does not have."""
+    problems = []
+    for where, path, c in _containers(cluster):
+        if not c.command and c.args[0].startswith("-"):
+            problems.append(SpecError(where, f"{path}.args has no command to pass {c.args[0]!r} to (netlab runs "
+                                      "no image, so there is no entrypoint)",
+                                      f"set {path}.command to a program installed on this machine, or "
+                                      + BUILTIN_SERVER))
+    _raise(problems)
+
+
+def which(argv0: str) -> str | None:
+    if "/" in argv0:
+        return argv0 if os.path.isfile(argv0) and os.access(argv0, os.X_OK) else None
+    return shutil.which(argv0) if argv0 else None
+
+
+def check_host_commands(cluster: Cluster) -> None:
+    """Every container's program is installed on this machine (reads the host's filesystem)."""
+    problems = []
+    for where, path, c in _containers(cluster):
+        argv0 = (c.command or c.args)[0]
+        if which(argv0) is not None:
+            continue
+        if c.command:
+            problems.append(SpecError(where, f"container {c.name} runs {argv0!r}, which is not installed on this "
+                                      "machine (netlab runs commands from the host's filesystem)",
+                                      "install it or " + BUILTIN_SERVER))
+        else:
+            problems.append(SpecError(where, f"container {c.name} has args but no command, so netlab runs its args: "
+                                      f"{argv0!r} is not installed on this machine (netlab runs no image entrypoint)",
+                                      f"set {path}.command to a program installed on this machine, or "
+                                      + BUILTIN_SERVER))
+    _raise(problems)

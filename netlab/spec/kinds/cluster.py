@@ -1,0 +1,138 @@
+"""The Cluster document: netlab's own (netlab.dev/v1alpha1) or a kind config (kind.x-k8s.io/v1alpha4).
+
+Its name, nodes and networking; the `expectations` that `netlab probe` checks.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ...errors import SpecError
+from ..fields import Fields, check_name, shown
+from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
+from ..types import BACKENDS, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROXY_MODES, ExpectSpec, Networking, NodeSpec
+from . import Context, ObjectDoc, register
+
+KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
+
+
+@register("Cluster", *CLUSTER_API_VERSIONS, order=0, cluster=True)
+def parse_cluster(doc: ObjectDoc, ctx: Context) -> None:
+    ctx.name, ctx.nodes, ctx.networking, ctx.expectations = _parse_cluster(doc.data, doc.where, ctx)
+
+
+def _parse_cluster(doc: dict, where: str, ctx: Context):
+    ignored = ctx.ignored
+    top = Fields(doc, where, "", ignored, "Cluster", ctx.problems)
+    top.skip("kind")
+    api = top.str("apiVersion")
+    if api is not None and api not in CLUSTER_API_VERSIONS:
+        raise top.error("apiVersion", f"{shown(api)} is not a Cluster API version",
+                        f"use {CLUSTER_API_VERSIONS[0]}")
+    name = top.str("name", "netlab")
+    if len(name) > MAX_LAB_NAME or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
+        raise top.error("name", f"{shown(name)} is not a valid lab name",
+                        f"use at most {MAX_LAB_NAME} lowercase letters, digits and '-'")
+    if top.has("metadata"):  # tolerate a metadata.name for the lab, as some tools write it
+        meta = top.map("metadata")
+        meta_name = meta.str("name")
+        meta.done()
+        if meta_name and top.data.get("name") is None:
+            name = meta_name
+            check_name(name, where, "metadata.name", max_len=MAX_LAB_NAME)
+
+    net = top.map("networking")
+    pod_subnet = net.network("podSubnet", "10.244.0.0/16", 8, 28)
+    service_subnet = net.network("serviceSubnet", "10.96.0.0/16", 8, 28)
+    node_subnet = net.network("nodeSubnet", "172.18.0.0/16", 8, 29)
+    mask = net.int("nodeCIDRMaskSize", 24, lo=pod_subnet.prefixlen, hi=29)
+    backend = net.choice("backend", BACKENDS, "vxlan")
+    proxy_mode = net.choice("kubeProxyMode", PROXY_MODES, "iptables")
+    flavour = net.choice("iptablesFlavour", IPTABLES_FLAVOURS, "auto")
+    scheduler = net.choice("ipvsScheduler", IPVS_SCHEDULERS, "rr")
+    nft_choice = net.choice("nftablesEndpointChoice", NFT_CHOICES, "vmap")
+    domain = net.str("dnsDomain", "cluster.local")
+    check_name(domain, where, "networking.dnsDomain", subdomain=True)
+    mtu = net.int("mtu", 1500, lo=1280, hi=9000)
+    npr = net.str("serviceNodePortRange", "30000-32767")
+    m = re.match(r"^(\d+)-(\d+)$", npr or "")
+    if not m or not (1 <= int(m.group(1)) <= int(m.group(2)) <= 65535):
+        raise net.error("serviceNodePortRange", f"{shown(npr)} is not a port range", "write it like 30000-32767")
+    ipfam = net.str("ipFamily", "ipv4")
+    if ipfam != "ipv4":
+        raise net.error("ipFamily", f"{shown(ipfam)} is not supported", "netlab emulates IPv4 clusters: use ipv4")
+    net.done()  # kind's disableDefaultCNI, apiServerAddress, apiServerPort, dnsSearch: reported as ignored
+
+    nets = {"networking.podSubnet": pod_subnet, "networking.serviceSubnet": service_subnet,
+            "networking.nodeSubnet": node_subnet}
+    items = list(nets.items())
+    for a in range(len(items)):
+        for b in range(a + 1, len(items)):
+            if items[a][1].overlaps(items[b][1]):
+                raise SpecError(where, f"{items[b][0]} {items[b][1]} overlaps {items[a][0]} {items[a][1]}",
+                                "give the pod, service and node networks separate ranges")
+    for key, subnet in nets.items():
+        if subnet.overlaps(ipaddress.ip_network("127.0.0.0/8")) or subnet.overlaps(ipaddress.ip_network("224.0.0.0/3")):
+            raise SpecError(where, f"{key} {subnet} overlaps loopback or multicast space", "use a private range")
+
+    nodes: list[NodeSpec] = []
+    counters = {"control-plane": 0, "worker": 0}
+    node_docs = list(top.maps("nodes")) if top.has("nodes") else None
+    if node_docs is not None and not node_docs:
+        raise top.error("nodes", "is empty", "list at least one node, e.g. '- role: control-plane'")
+    if node_docs is None and api == KIND_API_VERSION:  # kind: one control-plane node, which takes pods
+        node_docs = [Fields({"role": "control-plane"}, where, "nodes[0]", ignored)]
+    elif node_docs is None:
+        node_docs = [Fields({"role": "control-plane"}, where, "nodes[0]", ignored),
+                     Fields({"role": "worker"}, where, "nodes[1]", ignored)]
+    if len(node_docs) > MAX_CLUSTER_NODES:
+        raise top.error("nodes", f"lists {len(node_docs)} nodes, more than {MAX_CLUSTER_NODES}", "use fewer nodes")
+    first_ignored = len(ignored)
+    for nd in node_docs:
+        role = nd.choice("role", ("control-plane", "worker"), "control-plane")
+        node_name = nd.name("name", required=False)
+        if node_name is None:  # kind-like: <lab>-worker, <lab>-worker2, ... counting only unnamed nodes
+            counters[role] += 1
+            node_name = f"{name}-{role}" + (str(counters[role]) if counters[role] > 1 else "")
+        labels = nd.strmap("labels")
+        nd.done()  # kind's image, extraMounts, extraPortMappings, kubeadmConfigPatches...: reported as ignored
+        if any(n.name == node_name for n in nodes):
+            raise nd.error("name", f"'{node_name}' is used by two nodes", "give each node its own name")
+        nodes.append(NodeSpec(node_name, role, labels))
+    # a kind config repeats its dropped fields on every node: each is reported once, as nodes[*].FIELD
+    per_node = [re.sub(r": nodes\[\d+\]\.", ": nodes[*].", item, count=1) for item in ignored[first_ignored:]]
+    ignored[first_ignored:] = list(dict.fromkeys(per_node))
+    has_workers = any(n.role == "worker" for n in nodes)
+    for n in nodes:
+        n.labels.setdefault("kubernetes.io/hostname", n.name)
+        n.labels.setdefault("kubernetes.io/os", "linux")
+        if n.role == "control-plane":
+            n.labels.setdefault(CONTROL_PLANE_TAINT, "")
+            n.schedulable = not has_workers
+
+    cidrs = 2 ** (mask - pod_subnet.prefixlen)
+    if len(nodes) > cidrs:
+        raise SpecError(where, f"networking.podSubnet {pod_subnet} holds {cidrs} /{mask} node ranges "
+                        f"but the cluster has {len(nodes)} nodes", "use a larger podSubnet or a longer nodeCIDRMaskSize")
+    if len(nodes) + 2 > node_subnet.num_addresses - 2:  # nodes, the gateway (.1), the external host (last)
+        raise SpecError(where, f"networking.nodeSubnet {node_subnet} is too small for {len(nodes)} nodes, "
+                        "its gateway and the external host", "use a larger nodeSubnet")
+    if service_subnet.num_addresses < 16:
+        raise SpecError(where, f"networking.serviceSubnet {service_subnet} is too small", "use at least a /28")
+
+    expectations = []
+    for ex in top.maps("expectations"):
+        src = ex.str("from", required=True)
+        dst = ex.str("to", required=True)
+        outcome = ex.choice("expect", EXPECT_OUTCOMES, "reachable")
+        backends = ex.raw("backends")
+        if backends is not None and backends != "all" and (isinstance(backends, bool) or not isinstance(backends, int)):
+            raise ex.error("backends", f"{shown(backends)} is not 'all' or a number", "use backends: all")
+        proto = ex.choice("protocol", ("TCP", "UDP", "ICMP"), None)
+        ex.done()
+        expectations.append(ExpectSpec(src, dst, outcome, backends, proto))
+    top.done()
+    networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
+                            scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice)
+    return name, nodes, networking, expectations
+

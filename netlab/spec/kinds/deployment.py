@@ -1,0 +1,52 @@
+"""Deployment (apps/v1): its replicas of a pod template, selected by matchLabels."""
+from __future__ import annotations
+
+from ...errors import SpecError
+from ..fields import Fields, shown
+from ..limits import MAX_PODS
+from ..types import DeploymentSpec
+from . import Context, ObjectDoc, Reported, attempt, object_meta, register
+from .pod import parse_pod_spec
+
+
+@register("Deployment", "apps/v1", order=3)
+def parse_deployment(doc: ObjectDoc, ctx: Context) -> None:
+    top, meta, name, namespace = object_meta(doc, ctx)
+    meta.strmap("labels")
+    meta.done()
+    got = attempt(ctx.problems, _parse_deployment, top.map("spec"), namespace, name)
+    top.done()
+    if got is None:
+        raise Reported()
+    ctx.deployments.append(got)
+
+
+def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec:
+    if len(name) > 46:  # name + '-' + 10-character template hash + '-' + 5-character suffix <= 63
+        raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 46 characters",
+                        "shorten it: pod names (name-hash-suffix) must fit in 63")
+    replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
+    sel = spec.map("selector")
+    match = sel.strmap("matchLabels")
+    if sel.list("matchExpressions"):
+        raise sel.error("matchExpressions", "is not supported", "use matchLabels")
+    sel.done()
+    tmpl = spec.map("template")
+    tmeta = tmpl.map("metadata")
+    tlabels = tmeta.strmap("labels")
+    tmeta.skip("annotations", "name", "creationTimestamp")
+    tmeta.done()
+    if not match:
+        raise spec.error("selector.matchLabels", "is required", "select the template's labels, e.g. app: web")
+    for k, v in match.items():
+        if tlabels.get(k) != v:
+            raise spec.error("selector.matchLabels", f"{k}={v} does not match spec.template.metadata.labels",
+                             "the selector must match the template's labels")
+    template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
+    tmpl.done()
+    spec.skip("strategy", "revisionHistoryLimit", "progressDeadlineSeconds", "minReadySeconds", "paused")
+    spec.done()
+    if template is None:
+        raise Reported()
+    return DeploymentSpec(namespace, name, replicas, match, template)
+

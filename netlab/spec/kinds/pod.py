@@ -1,0 +1,141 @@
+"""Pod (v1): a pod's spec, shared with the Deployment's pod template."""
+from __future__ import annotations
+
+import re
+
+from ...workload import goflags
+from ..fields import IANA_SVC_NAME, Fields, shown
+from ..limits import CONTROL_PLANE_TAINT
+from ..types import PROTOCOLS, ContainerPort, ContainerSpec, PodSpec, PodTemplate
+from . import Context, ObjectDoc, Reported, attempt, object_meta, register
+
+
+@register("Pod", "v1", order=2)
+def parse_pod(doc: ObjectDoc, ctx: Context) -> None:
+    top, meta, name, namespace = object_meta(doc, ctx)
+    labels = meta.strmap("labels")
+    meta.done()
+    spec = top.map("spec")
+    if len(name) > 63:
+        raise meta.error("name", f"{shown(name)} is longer than 63 characters",
+                         "netlab uses the pod name as the pod's hostname: shorten it")
+    template = attempt(ctx.problems, parse_pod_spec, spec, labels)
+    top.done()
+    if template is None:
+        raise Reported()
+    ctx.pods.append(PodSpec(namespace, name, template))
+
+
+def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
+    if spec.bool("hostNetwork"):
+        raise spec.error("hostNetwork", "true is not supported", "remove hostNetwork: netlab gives every pod its own namespace")
+    node_name = spec.str("nodeName")
+    node_selector = spec.strmap("nodeSelector")
+    tolerate = False
+    for tol in spec.maps("tolerations"):
+        key = tol.str("key")
+        tol.skip("operator", "effect", "value", "tolerationSeconds")
+        tol.done()
+        if key in (CONTROL_PLANE_TAINT, "node-role.kubernetes.io/master") or key is None:
+            tolerate = True
+    containers: list[ContainerSpec] = []
+    used_ports: dict[tuple[int, str], str] = {}
+    port_names: set[str] = set()
+    cdocs = list(spec.maps("containers"))
+    if not cdocs:
+        raise spec.error("containers", "must list at least one container",
+                         "add '- name: app' (with no command netlab runs its built-in test server)")
+    failed = False
+    for c in cdocs:  # each container is checked, even after one is refused
+        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names)
+        failed |= got is None
+        if got is not None:
+            containers.append(got)
+    # no meaning for a network dataplane: accepted without a word (resources, probes, volumes, affinity,
+    # securityContext, dnsPolicy... are reported as ignored: they would change behaviour on a real cluster)
+    spec.skip("restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName", "serviceAccount",
+              "schedulerName", "imagePullSecrets", "enableServiceLinks", "automountServiceAccountToken", "priority",
+              "priorityClassName")
+    spec.done()
+    if failed:
+        raise Reported()
+    return PodTemplate(labels, node_name, node_selector, containers, tolerate)
+
+
+def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
+                     port_names: set[str]) -> ContainerSpec:
+    cname = c.name("name")
+    if any(x.name == cname for x in containers):
+        raise c.error("name", f"'{cname}' is used by two containers", "give each container its own name")
+    image = c.str("image")
+    command = c.strlist("command")
+    args = c.strlist("args")
+    ports = []
+    failed = False
+    for p in c.maps("ports"):  # each port is checked, even after one is refused
+        port = attempt(c.problems, _parse_port, p, cname, used_ports, port_names)
+        failed |= port is None
+        if port is not None:
+            ports.append(port)
+    # agnhost's netexec, as Kubernetes' own network tests run it: netlab's built-in server.
+    try:
+        netexec = netexec_ports(command + args)
+    except goflags.FlagError as e:
+        raise c.error("args", f"of container {cname}: netexec {e}",
+                      "use agnhost netexec's flags, e.g. --http-port=8080 --udp-port=8081") from None
+    if netexec is not None:
+        for port in netexec:
+            if (port.port, port.protocol) not in used_ports:
+                ports.append(port)
+                used_ports[(port.port, port.protocol)] = f"container {cname}"
+        command, args = [], []
+    env = {}
+    for e in c.maps("env"):
+        ename = e.str("name", required=True)
+        if not re.match(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", ename):
+            raise e.error("name", f"{shown(ename)} is not a valid environment variable name",
+                          "use letters, digits, '_', '-' and '.', not starting with a digit")
+        if e.has("valueFrom"):  # secrets, field refs: nothing to resolve them from
+            e.raw("valueFrom")
+            e.ignored.append(f"{e.where}: {e.at('valueFrom')}")
+        env[ename] = e.str("value", "")
+        e.done()
+    working_dir = c.str("workingDir")
+    # no meaning for a network dataplane: accepted without a word
+    c.skip("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty")
+    c.done()
+    if failed:
+        raise Reported()
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir)
+
+
+def _parse_port(p: Fields, cname: str, used_ports: dict[tuple[int, str], str], port_names: set[str]) -> ContainerPort:
+    num = p.int("containerPort", required=True, lo=1, hi=65535)
+    proto = p.str("protocol", "TCP")
+    if proto not in PROTOCOLS:
+        raise p.error("protocol", f"{shown(proto)} is not supported", "use TCP, UDP or SCTP")
+    pname = p.str("name")
+    if pname is not None:
+        if len(pname) > 15 or not IANA_SVC_NAME.match(pname) or not re.search("[a-z]", pname):
+            raise p.error("name", f"{shown(pname)} is not a valid port name",
+                          "use at most 15 lowercase letters, digits and '-', with at least one letter")
+        if pname in port_names:
+            raise p.error("name", f"'{pname}' is used by two ports of this pod", "give each port its own name")
+        port_names.add(pname)
+    if (num, proto) in used_ports:
+        raise p.error("containerPort", f"{num}/{proto} is also declared by {used_ports[(num, proto)]}",
+                      "declare each port once per pod")
+    used_ports[(num, proto)] = f"container {cname}"
+    p.skip("hostPort", "hostIP")
+    p.done()
+    return ContainerPort(num, proto, pname)
+
+
+def netexec_ports(argv: list[str]) -> list[ContainerPort] | None:
+    """agnhost args like ["netexec", "--http-port", "8080", "--udp-port=8081"] -> the ports it serves.
+
+    Accepted spellings: `netexec ...`, `/agnhost netexec ...`, `agnhost netexec ...`; the flags are read as
+    Go's flag package reads them (netlab.workload.goflags, which also says what each flag does here).
+    Raises goflags.FlagError for a command line netexec or netlab refuses."""
+    ports = goflags.netexec_ports(argv)
+    return None if ports is None else [ContainerPort(port, proto, None) for port, proto in ports]

@@ -1,0 +1,122 @@
+"""Service (v1): ClusterIP, NodePort, LoadBalancer, ExternalName and headless Services."""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ..fields import IANA_SVC_NAME, Fields, check_name, shown, type_name
+from ..types import PROTOCOLS, Networking, ServicePortSpec, ServiceSpec
+from . import Context, ObjectDoc, Reported, attempt, object_meta, register
+
+
+@register("Service", "v1", order=4)
+def parse_service(doc: ObjectDoc, ctx: Context) -> None:
+    top, meta, name, namespace = object_meta(doc, ctx)
+    labels = meta.strmap("labels")
+    meta.done()
+    got = attempt(ctx.problems, _parse_service, top.map("spec"), namespace, name, labels, ctx.networking)
+    top.done()
+    if got is None:
+        raise Reported()
+    ctx.services.append(got)
+
+
+def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, str], net: Networking) -> ServiceSpec:
+    check_name(name, spec.where, "metadata.name")  # a Service name is a DNS-1123 label (at most 63)
+    stype = spec.choice("type", ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"), "ClusterIP")
+    selector = spec.strmap("selector") if spec.has("selector") else None
+    spec.skip("selector")  # `selector: null` is a service without a selector, not an ignored field
+    cluster_ip = spec.str("clusterIP")
+    if cluster_ip is not None and cluster_ip not in ("None", ""):
+        try:
+            ip = ipaddress.ip_address(cluster_ip)
+        except ValueError:
+            raise spec.error("clusterIP", f"{shown(cluster_ip)} is not an IPv4 address", "give an address or None") from None
+        if ip not in net.service_subnet:
+            raise spec.error("clusterIP", f"{cluster_ip} is outside the service subnet {net.service_subnet}",
+                             "pick an address inside it or leave clusterIP out")
+        if ip in (net.service_subnet.network_address, net.service_subnet.broadcast_address):
+            raise spec.error("clusterIP", f"{cluster_ip} is the subnet's network or broadcast address",
+                             "pick another address")
+    if cluster_ip == "":
+        cluster_ip = None
+    spec.skip("clusterIPs", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses", "allocateLoadBalancerNodePorts",
+              "loadBalancerClass", "loadBalancerSourceRanges", "healthCheckNodePort")
+    ports: list[ServicePortSpec] = []
+    pdocs = list(spec.maps("ports"))
+    if stype != "ExternalName" and not pdocs and cluster_ip != "None":
+        raise spec.error("ports", "must list at least one port", "add '- port: 80'")
+    lo, hi = net.nodeport_range
+    failed = False
+    for p in pdocs:  # each port is checked, even after one is refused
+        got = attempt(spec.problems, _parse_port, p, ports, len(pdocs), stype, lo, hi)
+        failed |= got is None
+        if got is not None:
+            ports.append(got)
+    ext_ips = []
+    for i, e in enumerate(spec.strlist("externalIPs")):
+        try:
+            ipaddress.IPv4Address(e)
+        except ValueError:
+            raise spec.error(f"externalIPs[{i}]", f"{shown(e)} is not an IPv4 address", "fix the address") from None
+        ext_ips.append(e)
+    lb_ip = spec.str("loadBalancerIP")
+    if lb_ip is not None:
+        try:
+            ipaddress.IPv4Address(lb_ip)
+        except ValueError:
+            raise spec.error("loadBalancerIP", f"{shown(lb_ip)} is not an IPv4 address", "fix the address") from None
+    affinity = spec.choice("sessionAffinity", ("None", "ClientIP"), "None")
+    timeout = spec.map("sessionAffinityConfig").map("clientIP").int("timeoutSeconds", 10800, lo=1, hi=86400)
+    spec.seen.add("sessionAffinityConfig")
+    etp = spec.choice("externalTrafficPolicy", ("Cluster", "Local"), "Cluster")
+    itp = spec.choice("internalTrafficPolicy", ("Cluster", "Local"), "Cluster")
+    ext_name = spec.str("externalName")
+    if stype == "ExternalName" and not ext_name:
+        raise spec.error("externalName", "is required for type ExternalName", "give a DNS name")
+    spec.done()
+    if failed:
+        raise Reported()
+    return ServiceSpec(namespace, name, stype, selector, ports, cluster_ip, ext_ips, lb_ip, affinity, timeout,
+                       etp, itp, ext_name, labels)
+
+
+def _parse_port(p: Fields, ports: list[ServicePortSpec], count: int, stype: str, lo: int, hi: int) -> ServicePortSpec:
+    pname = p.str("name")
+    if pname is not None:
+        check_name(pname, p.where, p.at("name"))
+    port = p.int("port", required=True, lo=1, hi=65535)
+    proto = p.str("protocol", "TCP")
+    if proto not in PROTOCOLS:
+        raise p.error("protocol", f"{shown(proto)} is not supported", "use TCP, UDP or SCTP")
+    raw_target = p.raw("targetPort")
+    if raw_target is None:
+        target: int | str = port
+    elif isinstance(raw_target, int) and not isinstance(raw_target, bool):
+        target = p.int("targetPort", lo=1, hi=65535)
+    elif isinstance(raw_target, str) and re.fullmatch(r"[0-9]+", raw_target):
+        target = p.int("targetPort", lo=1, hi=65535)
+    elif isinstance(raw_target, str):
+        if len(raw_target) > 15 or not IANA_SVC_NAME.match(raw_target):
+            raise p.error("targetPort", f"{shown(raw_target)} is not a port number or port name",
+                          "use a number or the name of a containerPort")
+        target = raw_target
+    else:
+        raise p.error("targetPort", f"must be a number or a name, not {type_name(raw_target)}",
+                      "use a number or the name of a containerPort")
+    node_port = p.int("nodePort", lo=1, hi=65535)
+    if node_port is not None:
+        if stype not in ("NodePort", "LoadBalancer"):
+            raise p.error("nodePort", f"is set but the service type is {stype}", "use type: NodePort or drop nodePort")
+        if not lo <= node_port <= hi:
+            raise p.error("nodePort", f"{node_port} is outside the node port range {lo}-{hi}",
+                          "pick a port in the range or leave nodePort out")
+    p.skip("appProtocol")
+    p.done()
+    if count > 1 and pname is None:
+        raise p.error("name", "is required when a Service has more than one port", "name every port")
+    if pname is not None and any(x.name == pname for x in ports):
+        raise p.error("name", f"'{pname}' is used by two ports", "give each port its own name")
+    if any(x.port == port and x.protocol == proto for x in ports):
+        raise p.error("port", f"{port}/{proto} is listed twice", "list each port once")
+    return ServicePortSpec(pname, port, proto, target, node_port)

@@ -1,0 +1,81 @@
+"""The fields each object accepts, as data: what kubectl's strict field validation knows.
+
+A field listed here that netlab does not read is reported once as ignored (a real cluster would use
+it; netlab does not emulate it). A field that is not listed is refused as unknown, with the closest
+known name as a suggestion, as `kubectl apply --validate=strict` does.
+
+Each entry maps an object type to {field: the type of its value}, where that type is another entry
+when netlab reads inside the value (so its fields are checked too), else None. The Kubernetes types
+follow the API reference (core/v1 Pod, Container, Service, Namespace; apps/v1 Deployment; meta/v1
+ObjectMeta); the Cluster entry is netlab's own format plus kind's (kind.x-k8s.io/v1alpha4) config.
+Fields of recent Kubernetes releases are listed too, so a manifest taken from a live cluster
+(`kubectl get -o yaml`: status, managedFields, creationTimestamp...) is never refused.
+"""
+from __future__ import annotations
+
+
+def _fields(names: str, **typed: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {n: None for n in names.split()}
+    out.update(typed)
+    return out
+
+
+OBJECT = "apiVersion kind status"
+
+KNOWN: dict[str, dict[str, str | None]] = {
+    # ---- Kubernetes objects
+    "Pod": _fields(OBJECT, metadata="ObjectMeta", spec="PodSpec"),
+    "Deployment": _fields(OBJECT, metadata="ObjectMeta", spec="DeploymentSpec"),
+    "Service": _fields(OBJECT, metadata="ObjectMeta", spec="ServiceSpec"),
+    "Namespace": _fields(OBJECT + " spec", metadata="ObjectMeta"),
+    "ObjectMeta": _fields(
+        "name generateName namespace selfLink uid resourceVersion generation creationTimestamp deletionTimestamp "
+        "deletionGracePeriodSeconds labels annotations ownerReferences finalizers managedFields "
+        "clusterName"),  # clusterName: removed in 1.24, still in manifests saved from older clusters
+    "PodSpec": _fields(
+        "volumes initContainers ephemeralContainers restartPolicy terminationGracePeriodSeconds "
+        "activeDeadlineSeconds dnsPolicy nodeSelector serviceAccountName serviceAccount "
+        "automountServiceAccountToken nodeName hostNetwork hostPID hostIPC shareProcessNamespace securityContext "
+        "imagePullSecrets hostname subdomain affinity schedulerName hostAliases priorityClassName priority "
+        "dnsConfig readinessGates runtimeClassName enableServiceLinks preemptionPolicy overhead "
+        "topologySpreadConstraints setHostnameAsFQDN os hostUsers schedulingGates resourceClaims resources",
+        containers="Container", tolerations="Toleration"),
+    "Container": _fields(
+        "name image command args workingDir envFrom resources resizePolicy restartPolicy volumeMounts "
+        "volumeDevices lifecycle terminationMessagePath terminationMessagePolicy imagePullPolicy "
+        "securityContext stdin stdinOnce tty",
+        ports="ContainerPort", env="EnvVar", livenessProbe="Probe", readinessProbe="Probe",
+        startupProbe="Probe"),
+    "ContainerPort": _fields("name hostPort containerPort protocol hostIP"),
+    "EnvVar": _fields("name value valueFrom"),
+    "Toleration": _fields("key operator value effect tolerationSeconds"),
+    "Probe": _fields(
+        "exec httpGet tcpSocket grpc initialDelaySeconds timeoutSeconds periodSeconds successThreshold "
+        "failureThreshold terminationGracePeriodSeconds"),
+    "DeploymentSpec": _fields(
+        "replicas strategy minReadySeconds revisionHistoryLimit paused progressDeadlineSeconds",
+        selector="LabelSelector", template="PodTemplateSpec"),
+    "LabelSelector": _fields("matchLabels matchExpressions"),
+    "PodTemplateSpec": _fields("", metadata="ObjectMeta", spec="PodSpec"),
+    "ServiceSpec": _fields(
+        "selector clusterIP clusterIPs type externalIPs sessionAffinity loadBalancerIP loadBalancerSourceRanges "
+        "externalName externalTrafficPolicy healthCheckNodePort publishNotReadyAddresses ipFamilies "
+        "ipFamilyPolicy allocateLoadBalancerNodePorts loadBalancerClass internalTrafficPolicy "
+        "trafficDistribution topologyKeys",  # topologyKeys: removed in 1.22, still in old manifests
+        ports="ServicePort", sessionAffinityConfig="SessionAffinityConfig"),
+    "ServicePort": _fields("name protocol appProtocol port targetPort nodePort"),
+    "SessionAffinityConfig": _fields("", clientIP="ClientIPConfig"),
+    "ClientIPConfig": _fields("timeoutSeconds"),
+    # ---- the Cluster document: netlab's fields, then kind's (those netlab drops are reported as ignored)
+    "Cluster": _fields(
+        "apiVersion kind name featureGates runtimeConfig kubeadmConfigPatches kubeadmConfigPatchesJSON6902 "
+        "containerdConfigPatches containerdConfigPatchesJSON6902",
+        metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation"),
+    "ClusterNetworking": _fields(
+        "podSubnet serviceSubnet nodeSubnet nodeCIDRMaskSize backend kubeProxyMode iptablesFlavour ipvsScheduler "
+        "nftablesEndpointChoice dnsDomain mtu serviceNodePortRange ipFamily "
+        "disableDefaultCNI apiServerAddress apiServerPort dnsSearch"),
+    "ClusterNode": _fields(
+        "role name labels image extraMounts extraPortMappings kubeadmConfigPatches kubeadmConfigPatchesJSON6902"),
+    "Expectation": _fields("from to expect backends protocol"),
+}

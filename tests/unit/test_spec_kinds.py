@@ -1,0 +1,58 @@
+"""The kind registry (netlab.spec.kinds): a kind is parsed by the module that registered it, and a new
+kind is added by registering a parser, without touching netlab.spec.parse."""
+from __future__ import annotations
+
+import pytest
+
+from netlab.errors import SpecError
+from netlab.spec import kinds
+from netlab.spec.kinds import object_meta, register
+
+from .scenarios import cluster, load, pod
+
+
+def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
+    got = {k.kind: (k.api_versions, k.parse.__module__) for k in kinds.registered()}
+    assert got == {
+        "Cluster": (("netlab.dev/v1alpha1", "kind.x-k8s.io/v1alpha4"), "netlab.spec.kinds.cluster"),
+        "Namespace": (("v1",), "netlab.spec.kinds.namespace"),
+        "Pod": (("v1",), "netlab.spec.kinds.pod"),
+        "Deployment": (("apps/v1",), "netlab.spec.kinds.deployment"),
+        "Service": (("v1",), "netlab.spec.kinds.service"),
+    }
+    assert [k.kind for k in kinds.registered()] == ["Cluster", "Namespace", "Pod", "Deployment", "Service"]
+
+
+def test_unknown_kind_lists_the_registered_kinds():
+    with pytest.raises(SpecError) as e:
+        load({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
+    assert str(e.value) == ("Ingress x: kind 'Ingress' is not supported; netlab understands Cluster, Namespace, "
+                            "Pod, Deployment, Service (or a List of them)")
+
+
+@pytest.fixture
+def extra_kind():
+    """A kind registered the way a new module of netlab/spec/kinds does it, removed afterwards."""
+    found = []
+
+    @register("ConfigMap", "v1", order=50)
+    def parse_configmap(doc, ctx):
+        top, meta, name, namespace = object_meta(doc, ctx)
+        meta.skip("labels")
+        meta.done()
+        top.skip("data")
+        top.done()
+        found.append((namespace, name))
+    yield found
+    del kinds.REGISTRY["ConfigMap"]
+
+
+def test_a_registered_kind_is_parsed_without_changing_the_parser(extra_kind):
+    s = load(cluster(), pod(), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                                "data": {"a": "b"}})
+    assert extra_kind == [("default", "cfg")]
+    assert [p.name for p in s.pods] == ["p"]
+    with pytest.raises(SpecError, match="does not match kind ConfigMap; use apiVersion: v1"):
+        load({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}})
+    with pytest.raises(SpecError, match="netlab understands Cluster, Namespace, Pod, Deployment, Service, ConfigMap"):
+        load({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})

@@ -1,0 +1,356 @@
+"""Input kubectl refuses is refused (duplicate keys, wrong types, unknown fields, no objects), every
+problem of a file in one run; fields Kubernetes knows but netlab does not emulate are only reported."""
+from __future__ import annotations
+
+import pytest
+
+from netlab.errors import SpecError
+from netlab.spec.parse import MAX_PROBLEMS, load_text
+
+from .scenarios import cluster, container, deployment, load, pod, service, text
+
+KIND_CONFIG = """\
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+"""
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+"""
+
+
+def _problems(scenario_text: str) -> list[str]:
+    with pytest.raises(SpecError) as e:
+        load_text(scenario_text, "in.yaml")
+    assert e.value.exit_code == 2
+    return str(e.value).splitlines()
+
+
+# ---- duplicate keys
+
+def test_two_files_concatenated_without_a_separator_are_refused():
+    """PyYAML kept the last of each key: the kind config became part of the Service, silently."""
+    assert _problems(KIND_CONFIG + SERVICE) == [
+        "Service default/web: duplicate key apiVersion at line 6 (first at line 2); remove one of them "
+        "(or separate documents with ---)",
+        "Service default/web: duplicate key kind at line 7 (first at line 1); remove one of them "
+        "(or separate documents with ---)"]
+    s = load_text(KIND_CONFIG + "---\n" + SERVICE)  # with the separator: two documents
+    assert [sv.name for sv in s.services] == ["web"] and len(s.nodes) == 2
+
+
+def test_a_nested_duplicate_key_names_its_path_and_line():
+    scenario = SERVICE.replace("  - port: 80\n", "  - port: 80\n    protocol: TCP\n    port: 81\n")
+    assert _problems(scenario) == [
+        "Service default/web: duplicate key spec.ports[0].port at line 10 (first at line 8); remove one of them "
+        "(or separate documents with ---)"]
+
+
+def test_duplicate_keys_in_fields_netlab_ignores_are_refused_too():
+    scenario = text(pod(containers=[container(resources={"limits": {"cpu": "1"}})]))
+    scenario = scenario.replace("      limits:\n", "      limits: {memory: 1Gi}\n      limits:\n")
+    (line,) = _problems(scenario)
+    assert line.startswith("Pod default/p: duplicate key spec.containers[0].resources.limits at line ")
+
+
+def test_a_merge_key_is_not_a_duplicate():
+    scenario = ("base: &b {role: worker}\nkind: Cluster\nnodes:\n- <<: *b\n  role: control-plane\n")
+    with pytest.raises(SpecError, match="unknown field base"):
+        load_text(scenario)  # `base` is no Cluster field; the merge itself is fine
+    s = load_text("kind: Cluster\nnodes:\n- &w {role: worker}\n- <<: *w\n  name: other\n")
+    assert [n.name for n in s.nodes] == ["netlab-worker", "other"]
+
+
+# ---- wrong types
+
+@pytest.mark.parametrize("value, message", [
+    ('"80"', "spec.containers[0].ports[0].containerPort must be an integer, not the string '80'; "
+             "write the number without quotes"),
+    ("80.0", "spec.containers[0].ports[0].containerPort must be an integer, not the number 80.0"),
+    ("true", "spec.containers[0].ports[0].containerPort must be an integer, not a boolean"),
+])
+def test_a_quoted_number_is_not_an_integer(value, message):
+    scenario = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n"
+                f"    ports:\n    - containerPort: {value}\n")
+    (line,) = _problems(scenario)
+    assert line.startswith("Pod default/p: " + message)
+
+
+@pytest.mark.parametrize("doc, message", [
+    (pod(labels={"version": 1}), "metadata.labels.version must be a string, not an integer; quote it"),
+    (pod(containers=[container(command=["sleep", 3600])]), "spec.containers[0].command[1] must be a string, "
+                                                           "not an integer; quote it"),
+    (pod(containers=[container(env=[{"name": "A", "value": 8080}])]), "spec.containers[0].env[0].value must be "
+                                                                      "a string, not an integer"),
+    (deployment("web", "3"), "spec.replicas must be an integer, not the string '3'"),
+    (service("web", [{"port": "80"}]), "spec.ports[0].port must be an integer, not the string '80'"),
+    (service("web", [{"port": 80, "targetPort": "8080"}]), "spec.ports[0].targetPort must be an integer, not "
+                                                           "the string '8080'; write the number without quotes"),
+])
+def test_wrong_types_kubectl_refuses(doc, message):
+    with pytest.raises(SpecError) as e:
+        load(cluster(), doc)
+    assert message in str(e.value)
+
+
+# ---- unknown fields versus known fields netlab does not emulate
+
+def test_a_misspelt_field_is_unknown_with_a_suggestion():
+    d = deployment("web", 1)
+    d["spec"]["replica"] = 2
+    with pytest.raises(SpecError) as e:
+        load(cluster(), d)
+    assert str(e.value) == "Deployment default/web: unknown field spec.replica; did you mean replicas?"
+    assert e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("where, key, suggestion", [
+    ("container", "containerport", None), ("container", "imagePullPolicyy", "imagePullPolicy"),
+    ("spec", "nodeSelecter", "nodeSelector"), ("metadata", "label", "labels"), ("port", "containerPorts", "containerPort"),
+])
+def test_unknown_fields_at_each_level(where, key, suggestion):
+    c = container(ports=[80])
+    p = pod(containers=[c])
+    target = {"container": c, "spec": p["spec"], "metadata": p["metadata"], "port": c["ports"][0]}[where]
+    target[key] = "x"
+    with pytest.raises(SpecError) as e:
+        load(p)
+    assert "unknown field " in str(e.value) and key in str(e.value)
+    if suggestion:
+        assert str(e.value).endswith(f"; did you mean {suggestion}?")
+
+
+def test_known_fields_that_netlab_does_not_emulate_are_reported_once_as_ignored():
+    c = container("app", [(8080, "http")], resources={"limits": {"cpu": "1"}},
+                  volumeMounts=[{"name": "v", "mountPath": "/v"}], securityContext={"runAsUser": 1000})
+    p = pod("p", containers=[c], volumes=[{"name": "v", "emptyDir": {}}], affinity={"nodeAffinity": {}})
+    s = load(cluster(), p)
+    assert sorted(s.ignored) == sorted([
+        "Pod default/p: spec.containers[0].resources", "Pod default/p: spec.containers[0].volumeMounts",
+        "Pod default/p: spec.containers[0].securityContext", "Pod default/p: spec.volumes",
+        "Pod default/p: spec.affinity"])
+
+
+REAL_MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  annotations:
+    deployment.kubernetes.io/revision: "1"
+  creationTimestamp: "2024-05-01T10:00:00Z"
+  generation: 1
+  labels: {app: web}
+  managedFields:
+  - apiVersion: apps/v1
+    fieldsType: FieldsV1
+    fieldsV1: {"f:spec": {"f:replicas": {}}}
+    manager: kubectl-client-side-apply
+    operation: Update
+    time: "2024-05-01T10:00:00Z"
+  name: web
+  namespace: default
+  resourceVersion: "1234"
+  uid: 0b6c1a6e-0000-4000-8000-000000000001
+spec:
+  progressDeadlineSeconds: 600
+  replicas: 2
+  revisionHistoryLimit: 10
+  selector:
+    matchLabels: {app: web}
+  strategy:
+    rollingUpdate: {maxSurge: 25%, maxUnavailable: 25%}
+    type: RollingUpdate
+  template:
+    metadata:
+      creationTimestamp: null
+      labels: {app: web}
+    spec:
+      containers:
+      - args: [netexec, --http-port=8080]
+        image: registry.k8s.io/e2e-test-images/agnhost:2.47
+        imagePullPolicy: IfNotPresent
+        livenessProbe:
+          failureThreshold: 3
+          httpGet: {path: /healthz, port: 8080, scheme: HTTP}
+          periodSeconds: 10
+          successThreshold: 1
+          timeoutSeconds: 1
+        name: agnhost
+        ports:
+        - containerPort: 8080
+          name: http
+          protocol: TCP
+        readinessProbe:
+          tcpSocket: {port: 8080}
+        resources: {}
+        securityContext: {allowPrivilegeEscalation: false}
+        terminationMessagePath: /dev/termination-log
+        terminationMessagePolicy: File
+      dnsPolicy: ClusterFirst
+      restartPolicy: Always
+      schedulerName: default-scheduler
+      securityContext: {}
+      terminationGracePeriodSeconds: 30
+status:
+  availableReplicas: 2
+  conditions:
+  - type: Available
+    status: "True"
+  observedGeneration: 1
+  readyReplicas: 2
+  replicas: 2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  annotations: {kubectl.kubernetes.io/last-applied-configuration: "{}"}
+  creationTimestamp: "2024-05-01T10:00:00Z"
+  name: web
+  namespace: default
+  resourceVersion: "1240"
+  uid: 0b6c1a6e-0000-4000-8000-000000000002
+spec:
+  clusterIP: 10.96.20.30
+  clusterIPs: [10.96.20.30]
+  internalTrafficPolicy: Cluster
+  ipFamilies: [IPv4]
+  ipFamilyPolicy: SingleStack
+  ports:
+  - name: http
+    port: 80
+    protocol: TCP
+    targetPort: http
+  selector: {app: web}
+  sessionAffinity: None
+  type: ClusterIP
+status:
+  loadBalancer: {}
+"""
+
+
+def test_a_manifest_saved_from_a_live_cluster_has_no_unknown_field():
+    s = load_text(REAL_MANIFEST)
+    assert [(d.name, d.replicas) for d in s.deployments] == [("web", 2)]
+    assert sorted(s.ignored) == sorted([
+        "Deployment default/web: spec.template.spec.containers[0].livenessProbe",
+        "Deployment default/web: spec.template.spec.containers[0].readinessProbe",
+        "Deployment default/web: spec.template.spec.containers[0].resources",
+        "Deployment default/web: spec.template.spec.containers[0].securityContext",
+        "Deployment default/web: spec.template.spec.dnsPolicy",
+        "Deployment default/web: spec.template.spec.securityContext"])
+
+
+# ---- every problem in one run
+
+def test_every_problem_of_a_file_is_reported_in_one_run():
+    d = deployment("web", 1)
+    d["spec"]["replica"] = 2
+    bad_port = pod("a", containers=[container("x", [{"containerPort": "80"}]),
+                                    container("y", [{"containerPort": 70000}])])
+    lines = _problems(text(cluster(), d, bad_port, service("web", [{"port": 80, "nodeport": 30080}])))
+    assert lines == [
+        "Deployment default/web: unknown field spec.replica; did you mean replicas?",
+        "Pod default/a: spec.containers[0].ports[0].containerPort must be an integer, not the string '80'; "
+        "write the number without quotes",
+        "Pod default/a: spec.containers[1].ports[0].containerPort 70000 is out of range 1-65535; "
+        "use a number from 1 to 65535",
+        "Service default/web: unknown field spec.ports[0].nodeport; did you mean nodePort?",
+    ]
+
+
+def test_each_port_of_a_service_is_checked():
+    lines = _problems(text(service("web", [{"port": 80}, {"port": "81"}, {"port": 82, "targetPort": True}])))
+    assert [line.split(";")[0] for line in lines] == [
+        "Service default/web: spec.ports[0].name is required when a Service has more than one port",
+        "Service default/web: spec.ports[1].port must be an integer, not the string '81'",
+        "Service default/web: spec.ports[2].targetPort must be a number or a name, not a boolean"]
+
+
+def test_problems_beyond_the_limit_are_counted():
+    pods = [pod(f"p{i}", bogus=1) for i in range(MAX_PROBLEMS + 5)]
+    lines = _problems(text(*pods))
+    assert len(lines) == MAX_PROBLEMS + 1
+    assert lines[0].startswith("Pod default/p0: unknown field spec.bogus")
+    assert lines[-1] == "and 5 more problems"
+
+
+def test_a_document_with_an_error_does_not_hide_the_next_one():
+    lines = _problems(text(pod("a", nodeName=5), pod("b", hostNetwork=True)))
+    assert [line.split(":")[0] for line in lines] == ["Pod default/a", "Pod default/b"]
+
+
+def test_structural_yaml_errors_stay_single():
+    assert len(_problems("a: [1,\nb: {")) == 1
+
+
+REAL_POD = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  creationTimestamp: "2024-05-01T10:00:00Z"
+  generateName: web-5d8f7c9b4-
+  labels: {app: web, pod-template-hash: 5d8f7c9b4}
+  name: web-5d8f7c9b4-x2x7q
+  namespace: default
+  ownerReferences:
+  - {apiVersion: apps/v1, blockOwnerDeletion: true, controller: true, kind: ReplicaSet, name: web-5d8f7c9b4, uid: u1}
+  resourceVersion: "1301"
+  uid: 7c1d5a0e-0000-4000-8000-000000000003
+spec:
+  containers:
+  - image: nginx:1.27
+    imagePullPolicy: IfNotPresent
+    name: nginx
+    ports: [{containerPort: 80, protocol: TCP}]
+    resources: {}
+    startupProbe: {httpGet: {path: /, port: 80}}
+    terminationMessagePath: /dev/termination-log
+    terminationMessagePolicy: File
+    volumeMounts:
+    - {mountPath: /var/run/secrets/kubernetes.io/serviceaccount, name: kube-api-access-abcde, readOnly: true}
+  dnsPolicy: ClusterFirst
+  enableServiceLinks: true
+  nodeName: netlab-worker
+  preemptionPolicy: PreemptLowerPriority
+  priority: 0
+  restartPolicy: Always
+  schedulerName: default-scheduler
+  securityContext: {}
+  serviceAccount: default
+  serviceAccountName: default
+  terminationGracePeriodSeconds: 30
+  tolerations:
+  - {effect: NoExecute, key: node.kubernetes.io/not-ready, operator: Exists, tolerationSeconds: 300}
+  volumes:
+  - name: kube-api-access-abcde
+    projected: {defaultMode: 420, sources: [{serviceAccountToken: {expirationSeconds: 3607, path: token}}]}
+status:
+  conditions: [{lastProbeTime: null, lastTransitionTime: "2024-05-01T10:00:02Z", status: "True", type: Ready}]
+  containerStatuses:
+  - {containerID: "containerd://abc", image: "docker.io/library/nginx:1.27", name: nginx, ready: true,
+     restartCount: 0, started: true, state: {running: {startedAt: "2024-05-01T10:00:01Z"}}}
+  hostIP: 172.18.0.3
+  phase: Running
+  podIP: 10.244.1.2
+  podIPs: [{ip: 10.244.1.2}]
+  qosClass: BestEffort
+  startTime: "2024-05-01T10:00:00Z"
+"""
+
+
+def test_a_pod_saved_from_a_live_cluster_has_no_unknown_field():
+    s = load_text(REAL_POD)
+    assert [p.name for p in s.pods] == ["web-5d8f7c9b4-x2x7q"]
+    assert [item.split(": ", 1)[1] for item in s.ignored] == [
+        "metadata.generateName", "spec.containers[0].resources", "spec.containers[0].startupProbe",
+        "spec.containers[0].volumeMounts", "spec.dnsPolicy", "spec.preemptionPolicy", "spec.securityContext",
+        "spec.volumes"]
