@@ -40,7 +40,7 @@ _counter_lock = threading.Lock()
 
 
 def group_setup(netns: str, kinds: set[str], dsts: dict[str, set[str]], all_dsts: dict[str, int | None],
-                 filter_mode: str, n_stream: int, n_dgram: int) -> dict:
+                filter_mode: str, n_stream: int, n_dgram: int) -> dict:
     """Runs inside the group's namespace (on a throwaway thread): every socket the group starts with
     and the source address the kernel picks for each destination of a crafted probe."""
     out: dict = {"raw": {}, "filters": {}, "send": None, "src": {}, "pool": None}
@@ -147,7 +147,7 @@ class Group:
         if not self._pool[kind]:
             n = max(1, self._batch(kind))
             made = self._in_ns(lambda: make_sockets(n if kind == socket.SOCK_STREAM else 0,
-                                                     n if kind == socket.SOCK_DGRAM else 0))
+                                                    n if kind == socket.SOCK_DGRAM else 0))
             self.stats["socket_batches"] += 1
             for k, socks in made.items():
                 self._pool[k].extend(socks)
