@@ -195,7 +195,7 @@ def test_reconcile_applies_only_the_difference(lab):
 def test_containers_run_real_commands(lab):
     lab.up(text(cluster(None, workers("w1")),
                 pod("sleeper", containers=[container("main", command=["sh", "-c"],
-                                                      args=["echo started $(hostname); exec sleep 600"])])))
+                                                     args=["echo started $(hostname); exec sleep 600"])])))
     st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
     rec = st["pods"]["default/sleeper"]["procs"]["main"]
     pid = rec["pid"]
