@@ -14,39 +14,13 @@ import pytest
 
 from netlab.dataplane import nsfs, procs
 
+from ..builders import cluster, container, deployment, pod, text, workers
 from .conftest import netlab_cli
 
-SCENARIO = """
-apiVersion: netlab.dev/v1alpha1
-kind: Cluster
-name: fab
-nodes:
-- {role: worker, name: n1}
-- {role: worker, name: n2}
-networking:
-  backend: BACKEND
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a1, labels: {app: a}}
-spec:
-  nodeName: n1
-  containers: [{name: srv, ports: [{containerPort: 8080}, {containerPort: 8081, protocol: UDP}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a2, labels: {app: a}}
-spec:
-  nodeName: n1
-  containers: [{name: srv, ports: [{containerPort: 8080}, {containerPort: 8081, protocol: UDP}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b1, labels: {app: b}}
-spec:
-  nodeName: n2
-  containers: [{name: srv, ports: [{containerPort: 8080}, {containerPort: 8081, protocol: UDP}]}]
-"""
+SCENARIO = text(  # BACKEND: the fixture's flannel backend
+    cluster("fab", workers("n1", "n2"), backend="BACKEND"),
+    *(pod(name, {"app": app}, [container("srv", [8080, {"containerPort": 8081, "protocol": "UDP"}])], nodeName=node)
+      for name, app, node in (("a1", "a", "n1"), ("a2", "a", "n1"), ("b1", "b", "n2"))))
 
 
 def ip_of(text: str) -> str:
@@ -189,38 +163,18 @@ def test_reconcile_is_idempotent(lab):
 
 
 def test_reconcile_applies_only_the_difference(lab):
-    base = """
-kind: Cluster
-apiVersion: netlab.dev/v1alpha1
-nodes: [{role: worker, name: w1}, {role: worker, name: w2}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: REPLICAS
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: solo}
-spec:
-  nodeName: w1
-  containers: [{name: c, ports: [{containerPort: 8080}]}]
-"""
-    lab.up(base.replace("REPLICAS", "2"))
+    def scenario(replicas: int, nodes: tuple[str, ...], solo: bool) -> str:
+        return text(cluster(None, workers(*nodes)),
+                    deployment("web", replicas, containers=[container("web", [8080])]),
+                    *([pod("solo", containers=[container("c", [8080])], nodeName="w1")] if solo else []))
+    lab.up(scenario(2, ("w1", "w2"), solo=True))
     web = {p.name: (p.ip, nsfs.ns_inode(nsfs.netns_path(p.netns))) for p in lab.pods("web-")}
     solo_ns = nsfs.ns_inode(nsfs.netns_path(lab.pod("solo").netns))
     st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
     servers = {k: v["pid"] for k, v in st["servers"].items()}
 
     # scale up, remove the bare pod, add a node
-    edited = base.replace("REPLICAS", "4").split("---\napiVersion: v1\nkind: Pod")[0]
-    edited = edited.replace("{role: worker, name: w2}]", "{role: worker, name: w2}, {role: worker, name: w3}]")
+    edited = scenario(4, ("w1", "w2", "w3"), solo=False)
     r = lab.up(edited)
     now = {p.name: (p.ip, nsfs.ns_inode(nsfs.netns_path(p.netns))) for p in lab.pods("web-")}
     assert len(now) == 4
@@ -239,20 +193,9 @@ spec:
 
 
 def test_containers_run_real_commands(lab):
-    lab.up("""
-kind: Cluster
-apiVersion: netlab.dev/v1alpha1
-nodes: [{role: worker, name: w1}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: sleeper}
-spec:
-  containers:
-  - name: main
-    command: ["sh", "-c"]
-    args: ["echo started $(hostname); exec sleep 600"]
-""")
+    lab.up(text(cluster(None, workers("w1")),
+                pod("sleeper", containers=[container("main", command=["sh", "-c"],
+                                                     args=["echo started $(hostname); exec sleep 600"])])))
     st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
     rec = st["pods"]["default/sleeper"]["procs"]["main"]
     pid = rec["pid"]
@@ -290,14 +233,8 @@ def test_up_returns_only_when_containers_are_inside_their_pods(lab, tmp_path, mo
     shim.write_text(f'#!/bin/sh\nsleep 0.4\nexec {real} "$@"\n')
     shim.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    pods = "".join(f"""---
-apiVersion: v1
-kind: Pod
-metadata: {{name: s{i}}}
-spec:
-  containers: [{{name: main, command: [sleep, "600"]}}]
-""" for i in range(3))
-    lab.up("kind: Cluster\napiVersion: netlab.dev/v1alpha1\nnodes: [{role: worker, name: w1}]\n" + pods)
+    lab.up(text(cluster(None, workers("w1")),
+                *(pod(f"s{i}", containers=[container("main", command=["sleep", "600"])]) for i in range(3))))
     st = json.load(open(f"/run/netlab/{lab.name}/state.json"))
     for i in range(3):
         pid = st["pods"][f"default/s{i}"]["procs"]["main"]["pid"]
@@ -312,22 +249,13 @@ def test_recreated_pod_gets_its_veth_name_back_while_the_old_namespace_lingers(l
     """A pod whose spec changed is recreated with the same veth name. The kernel destroys a deleted
     namespace, and the veth in it, only once nothing holds it: while something still does (here: an open
     file descriptor), the old veth is still on the node and `up` must remove it, not fail on it."""
-    text = """
-kind: Cluster
-apiVersion: netlab.dev/v1alpha1
-nodes: [{role: worker, name: w1}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
-spec:
-  containers: [{name: main, command: [sleep, "600"]}]
-"""
-    lab.up(text)
+    def scenario(seconds: str) -> str:
+        return text(cluster(None, workers("w1")), pod("p", containers=[container("main", command=["sleep", seconds])]))
+    lab.up(scenario("600"))
     old = lab.pod("p")
     fd = os.open(nsfs.netns_path(old.netns), os.O_RDONLY)
     try:
-        r = lab.up(text.replace('"600"', '"700"'))
+        r = lab.up(scenario("700"))
         assert any(f"pod default/p: namespace, {old.host_veth}" in c for c in r.changes), r.changes
         assert nsfs.ns_inode(f"/proc/self/fd/{fd}") != nsfs.ns_inode(nsfs.netns_path(old.netns))
     finally:

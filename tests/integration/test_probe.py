@@ -9,66 +9,21 @@ import pytest
 
 from netlab.probe import plan, run
 
+from ..builders import cluster, container, deployment, pod, service, text, workers
 from .conftest import netlab_cli
 
-SCENARIO = """
-apiVersion: netlab.dev/v1alpha1
-kind: Cluster
-name: probe
-nodes: [{role: worker, name: n1}, {role: worker, name: n2}]
-expectations:
-- {from: pod/client, to: svc/web:80, expect: reachable, backends: all}
-- {from: pod/client, to: svc/empty, expect: refused}
-- {from: external, to: nodeport/web, expect: reachable}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, ports: [{containerPort: 8080}, {containerPort: 8081, protocol: UDP}]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}, {name: udp, port: 81, targetPort: 8081, protocol: UDP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: sticky}
-spec:
-  selector: {app: web}
-  sessionAffinity: ClientIP
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: empty}
-spec:
-  selector: {app: none}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  nodeName: n1
-  containers: [{name: c, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: far}
-spec:
-  nodeName: n2
-  containers: [{name: c, ports: [{containerPort: 8080}]}]
-"""
+SCENARIO = text(
+    cluster("probe", workers("n1", "n2"), expectations=[
+        {"from": "pod/client", "to": "svc/web:80", "expect": "reachable", "backends": "all"},
+        {"from": "pod/client", "to": "svc/empty", "expect": "refused"},
+        {"from": "external", "to": "nodeport/web", "expect": "reachable"}]),
+    deployment("web", 3, containers=[container("web", [8080, {"containerPort": 8081, "protocol": "UDP"}])]),
+    service("web", [{"name": "http", "port": 80, "targetPort": 8080},
+                    {"name": "udp", "port": 81, "targetPort": 8081, "protocol": "UDP"}], type="NodePort"),
+    service("sticky", [{"port": 80, "targetPort": 8080}], {"app": "web"}, sessionAffinity="ClientIP"),
+    service("empty", [{"port": 80, "targetPort": 8080}], {"app": "none"}),
+    pod("client", containers=[container("c", [8080])], nodeName="n1"),
+    pod("far", containers=[container("c", [8080])], nodeName="n2"))
 
 
 @pytest.fixture

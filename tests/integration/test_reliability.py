@@ -42,7 +42,7 @@ from netlab.errors import NetlabError, SpecError
 from netlab.model.build import build
 from netlab.spec.parse import MAX_BYTES, load_text
 
-from .. import figures, footprint, hostile
+from .. import builders, figures, footprint, hostile
 from .conftest import netlab_cli, nobody_uid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,78 +52,24 @@ CYCLES = int(os.environ.get("NETLAB_CYCLES", "20"))
 FUZZ_CLI = int(os.environ.get("NETLAB_FUZZ_CLI", "200"))
 CTRL_C_ROUNDS = int(os.environ.get("NETLAB_CTRL_C_ROUNDS", "1"))
 
-SMALL = """
-apiVersion: netlab.dev/v1alpha1
-kind: Cluster
-nodes: [{role: worker, name: n1}, {role: worker, name: n2}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, args: [netexec, --http-port=8080, --udp-port=8081]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}, {name: udp, port: 81, targetPort: 8081, protocol: UDP}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  nodeName: n1
-  containers: [{name: sleeper, command: [sleep, infinity]}]
-"""
+SMALL = builders.text(
+    builders.cluster(None, builders.workers("n1", "n2")),
+    builders.deployment("web", 2, containers=[
+        builders.container("web", args=["netexec", "--http-port=8080", "--udp-port=8081"])]),
+    builders.service("web", [{"name": "http", "port": 80, "targetPort": 8080},
+                             {"name": "udp", "port": 81, "targetPort": 8081, "protocol": "UDP"}], type="NodePort"),
+    builders.pod("client", containers=[builders.container("sleeper", command=["sleep", "infinity"])], nodeName="n1"))
 
 
 def big_scenario(pods: int = 80) -> str:
     """Two nodes, `pods` pods (all but two run the built-in server), a NodePort Service: `up` takes
     about half a second, long enough to be killed at many distinct points."""
-    return f"""
-apiVersion: netlab.dev/v1alpha1
-kind: Cluster
-nodes: [{{role: worker}}, {{role: worker}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web}}
-spec:
-  replicas: {pods - 2}
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers: [{{name: web, ports: [{{containerPort: 8080}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web}}
-spec:
-  type: NodePort
-  selector: {{app: web}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: sleeper-a}}
-spec:
-  containers: [{{name: s, command: [sleep, infinity]}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: sleeper-b}}
-spec:
-  containers: [{{name: s, command: [sleep, infinity]}}]
-"""
+    sleeper = [builders.container("s", command=["sleep", "infinity"])]
+    return builders.text(
+        builders.cluster(None, ("worker", "worker")),
+        builders.deployment("web", pods - 2, containers=[builders.container("web", [8080])]),
+        builders.service("web", [{"port": 80, "targetPort": 8080}], type="NodePort"),
+        builders.pod("sleeper-a", containers=sleeper), builders.pod("sleeper-b", containers=sleeper))
 
 
 def new_lab() -> str:
@@ -877,43 +823,17 @@ def test_odd_but_valid_names_work_and_reach_no_shell(tmp_path):
     long_pod = "p" + "0" * 61 + "z"
     long_deploy = "d" * 46
     args = [f"$(touch {marker})", f"; touch {marker}", f"`touch {marker}`", f"|| touch {marker}", "$HOME", "*"]
-    text = f"""
-kind: Cluster
-nodes: [{{role: worker, name: "0"}}, {{role: worker, name: n-1}}]
----
-apiVersion: v1
-kind: Namespace
-metadata: {{name: 0-0}}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: "0", namespace: 0-0}}
-spec:
-  nodeName: "0"
-  containers:
-  - name: odd
-    command: [python3, -c, "import sys, os, time; print(sys.argv[1:], os.environ['ODD'], os.getcwd(), flush=True); time.sleep(600)"]
-    args: {json.dumps(args)}
-    env: [{{name: ODD, value: {json.dumps(f"$(touch {marker}); `touch {marker}`")}}}]
-    workingDir: {json.dumps(str(odd_dir))}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: {long_pod}}}
-spec:
-  nodeName: n-1
-  containers: [{{name: web, ports: [{{containerPort: 8080}}]}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {long_deploy}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: d}}}}
-  template:
-    metadata: {{labels: {{app: d}}}}
-    spec: {{containers: [{{name: web, ports: [{{containerPort: 8080}}]}}]}}
-"""
+    odd = builders.container(
+        "odd", command=["python3", "-c", "import sys, os, time; print(sys.argv[1:], os.environ['ODD'], os.getcwd(), "
+                                         "flush=True); time.sleep(600)"],
+        args=args, env=[{"name": "ODD", "value": f"$(touch {marker}); `touch {marker}`"}], workingDir=str(odd_dir))
+    web = [builders.container("web", [8080])]
+    text = builders.text(
+        builders.cluster(None, builders.workers("0", "n-1")),
+        builders.namespace("0-0"),
+        builders.pod("0", containers=[odd], namespace="0-0", nodeName="0"),
+        builders.pod(long_pod, containers=web, nodeName="n-1"),
+        builders.deployment(long_deploy, 1, labels={"app": "d"}, containers=web))
     path = write(tmp_path, text)
     try:
         r = cli("up", path, "--lab", lab)

@@ -13,100 +13,32 @@ import pytest
 
 from netlab.dataplane.iptables import flavour_commands
 
+from ..builders import cluster, container, deployment, pod, service, text, workers
 from .conftest import netlab_cli
 
-SCENARIO = """
-apiVersion: netlab.dev/v1alpha1
-kind: Cluster
-name: svc
-nodes: [{role: worker, name: n1}, {role: worker, name: n2}]
-networking: {backend: BACKEND}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: REPLICAS
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        ports: [{name: http, containerPort: 8080}, {name: dns-ish, containerPort: 8081, protocol: UDP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: http}
-  - {name: udp, port: 81, targetPort: dns-ish, protocol: UDP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: webnp}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: sticky}
-spec:
-  selector: {app: web}
-  sessionAffinity: ClientIP
-  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: empty}
-spec:
-  type: NodePort
-  selector: {app: nothing}
-  ports: [{port: 80, targetPort: 8080, nodePort: 30099}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: lonely}
-spec:
-  type: NodePort
-  externalTrafficPolicy: Local
-  selector: {app: lonely}
-  ports: [{port: 80, targetPort: 8080, nodePort: 30081}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: ignored, labels: {service.kubernetes.io/service-proxy-name: other-proxy}}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: itp}
-spec:
-  internalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: lonely, labels: {app: lonely}}
-spec:
-  nodeName: n1
-  containers: [{name: c, ports: [{containerPort: 8080}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  nodeName: n2
-  containers: [{name: c, ports: [{containerPort: 8080}]}]
-"""
+def scenario(backend: str = "BACKEND", replicas: int | str = "REPLICAS", **networking: str) -> str:
+    """The Services lab: flannel `backend`, `replicas` web pods, more `networking` fields (kubeProxyMode...)."""
+    web_port = [{"port": 80, "targetPort": 8080}]
+    return text(
+        cluster("svc", workers("n1", "n2"), backend=backend, **networking),
+        deployment("web", replicas, containers=[container("web", [(8080, "http"), (8081, "dns-ish", "UDP")])]),
+        service("web", [{"name": "http", "port": 80, "targetPort": "http"},
+                        {"name": "udp", "port": 81, "targetPort": "dns-ish", "protocol": "UDP"}]),
+        service("webnp", [{"port": 80, "targetPort": 8080, "nodePort": 30080}], {"app": "web"}, type="NodePort"),
+        service("sticky", web_port, {"app": "web"}, sessionAffinity="ClientIP",
+                sessionAffinityConfig={"clientIP": {"timeoutSeconds": 600}}),
+        service("empty", [{"port": 80, "targetPort": 8080, "nodePort": 30099}], {"app": "nothing"}, type="NodePort"),
+        service("lonely", [{"port": 80, "targetPort": 8080, "nodePort": 30081}], type="NodePort",
+                externalTrafficPolicy="Local"),
+        service("ignored", web_port, {"app": "web"},
+                labels={"service.kubernetes.io/service-proxy-name": "other-proxy"}),
+        service("itp", web_port, {"app": "web"}, internalTrafficPolicy="Local"),
+        pod("lonely", {"app": "lonely"}, [container("c", [8080])], nodeName="n1"),
+        pod("client", containers=[container("c", [8080])], nodeName="n2"))
+
+
+# the same with BACKEND and REPLICAS left as placeholders for str.replace
+SCENARIO = scenario()
 
 MANY = r"""
 import socket, sys, json
@@ -148,8 +80,7 @@ MODES = [("vxlan", "iptables"), ("host-gw", "iptables"), ("vxlan", "nftables")]
 def svc(request, lab):
     backend, mode = request.param
     lab.mode = mode
-    lab.text = lambda replicas=3: SCENARIO.replace("BACKEND", backend).replace("REPLICAS", str(replicas)) \
-        .replace("networking: {backend:", f"networking: {{kubeProxyMode: {mode}, backend:")
+    lab.text = lambda replicas=3: scenario(backend, replicas, kubeProxyMode=mode)
     lab.up(lab.text())
     lab.web = sorted(p.name for p in lab.pods("web-"))
     assert len(lab.web) == 3
@@ -342,8 +273,7 @@ def test_nftables_sync_trusts_its_record_only_while_nothing_else_changed(lab):
 
     from netlab.dataplane.proxy.nftables import NftablesProxy
 
-    text = lambda n: SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", str(n)) \
-        .replace("networking: {backend:", "networking: {kubeProxyMode: nftables, backend:")
+    text = lambda n: scenario("vxlan", n, kubeProxyMode="nftables")
     lab.up(text(3))
     paths = {n.name: NftablesProxy.record_path(lab.name, n.name) for n in lab.cluster.nodes}
     generation = lambda node: node_identity(lab, node)  # noqa: E731
@@ -378,7 +308,7 @@ def test_nftables_sync_trusts_its_record_only_while_nothing_else_changed(lab):
     assert "table ip someone-else" in lab.node_exec("n1", ["nft", "list", "tables"]).stdout  # not netlab's
     lab.node_exec("n1", ["nft", "delete", "table", "ip", "someone-else"])
     # switching to iptables mode removes the table and the records
-    lab.up(text(2).replace("kubeProxyMode: nftables", "kubeProxyMode: iptables"))
+    lab.up(scenario("vxlan", 2, kubeProxyMode="iptables"))
     assert not any(os.path.exists(p) for p in paths.values())
 
 
@@ -391,8 +321,7 @@ def test_iptables_nft_sync_trusts_its_record_only_while_nothing_else_changed(lab
     from netlab.dataplane import iptables as ipt
     from netlab.dataplane import proxy
 
-    text = lambda n: SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", str(n)) \
-        .replace("networking: {backend:", "networking: {iptablesFlavour: nft, backend:")
+    text = lambda n: scenario("vxlan", n, iptablesFlavour="nft")
     lab.up(text(3))
     paths = {n.name: proxy.iptables_record_path(lab.name, n.name) for n in lab.cluster.nodes}
     generation = lambda node: node_identity(lab, node)  # noqa: E731
@@ -434,7 +363,7 @@ def test_iptables_nft_sync_trusts_its_record_only_while_nothing_else_changed(lab
     # scale up again and switch modes: the records follow the kernel through every kind of change
     lab.up(text(4))
     check_records()
-    lab.up(text(4).replace("iptablesFlavour: nft,", "iptablesFlavour: nft, kubeProxyMode: nftables,"))
+    lab.up(scenario("vxlan", 4, iptablesFlavour="nft", kubeProxyMode="nftables"))
     check_records(stale_ok=True)
     lab.up(text(4))  # back to iptables: removing the nftables table after the iptables sync is a commit too
     check_records(stale_ok=True)
