@@ -1,7 +1,7 @@
 """The kernel side of the fabric: make the namespaces, links, addresses, routes, neighbours and FDB
 entries of a lab match what `netlab.render.fabric` asks for, changing only what differs.
 
-Netlink work goes through pyroute2, except the six fixed requests that create a pod's network, which
+Netlink work goes through pyroute2, except the few fixed requests that create a pod's network, which
 `rtnl` sends itself (pyroute2's per-request cost was most of a pod's bring-up; see rtnl.py). Everything
 runs on one dedicated thread (`Fabric.apply`) that hops between the lab's namespaces; a netlink socket
 stays bound to the namespace it was opened in, so the thread opens one socket per node once and keeps
@@ -76,6 +76,15 @@ class Netns:
         """Send (what, request) steps in one write through the fast path; errors name the failed step."""
         assert self._raw is not None, "open_raw() first"
         return raw_call(self._raw, self.name, steps)
+
+    def refresh_neighbour(self, index: int, ip: str, mac: bytes) -> None:
+        """Give an existing neighbour entry for `ip` on link `index` the MAC `mac` (no entry: nothing)."""
+        assert self._raw is not None, "open_raw() first"
+        try:
+            self._raw.call(rtnl.neigh_refresh(index, ip, mac))
+        except rtnl.RtnlError as e:
+            if e.errno != errno.ENOENT:
+                raise kernel_error(e, f"set the neighbour entry of {ip}", self.name) from None
 
     def _do(self, what: str, fn: Callable, *args, **kwargs):
         """A netlink request that changes the namespace (errors name `what` and the namespace)."""
@@ -459,14 +468,23 @@ class Fabric:
                   rtnl.veth_create(pf.host_veth, "eth0", pf.mtu, bridge, threading.get_native_id())),
                  (f"set hairpin on {pf.host_veth}", rtnl.hairpin_on(pf.host_veth)))
         write_sysctls(pf.netns, pod_sysctls(), None)  # this thread is in the new namespace
-        # in the CNI bridge plugin's order: eth0 up, then its address and route
+        # in the CNI bridge plugin's order: eth0 up, then its address and route, then a gratuitous ARP
+        # (a pod made again with the same IP has a new MAC, which its node and the pods next to it may
+        # not know): eth0 has arp_notify=1, so setting its own MAC again makes the kernel send it
         with rtnl.Rtnl() as inner:
             got = raw_call(inner, pf.netns, (("set lo up", rtnl.link_up("lo")),
                                              ("set eth0 up", rtnl.link_up("eth0")),
                                              ("look up eth0", rtnl.get_link("eth0"))))
-            raw_call(inner, pf.netns, ((f"add address {pf.address} to eth0",
-                                        rtnl.address_add(rtnl.link_index(got[2]), pf.address)),
-                                       (f"add default route via {pf.gateway}", rtnl.default_route_add(pf.gateway))))
+            index, mac = rtnl.link_index(got[2]), rtnl.link_address(got[2])
+            raw_call(inner, pf.netns, ((f"add address {pf.address} to eth0", rtnl.address_add(index, pf.address)),
+                                       (f"add default route via {pf.gateway}", rtnl.default_route_add(pf.gateway)),
+                                       *([("announce eth0's address (gratuitous ARP)", rtnl.set_address(index, mac))]
+                                         if mac else [])))
+        if mac:
+            # The announcement can reach cni0 before the new bridge port forwards (the kernel enables
+            # the port a moment after eth0's carrier comes on), so the node's own entry for this IP,
+            # if it has one, is also given the new MAC directly.
+            node.refresh_neighbour(bridge, pf.address.split("/")[0], mac)
         self.changes.add(f"pod {pod.key}: namespace, {pf.host_veth} <-> eth0 {pf.address}")
 
     def _check_pod(self, pod: Pod) -> PodHealth:

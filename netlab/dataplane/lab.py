@@ -20,7 +20,7 @@ from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
 from ..model.preflight import check_commands, check_host_commands
 from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
-from . import iptables, nsfs, procs, proxy, state
+from . import conntrack, iptables, nsfs, procs, proxy, state
 from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
 from .fabric import Changes, Fabric, node_fabric_drift, node_links, pod_link_problem, uts_path
 
@@ -191,6 +191,8 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
                fresh={n.name for n in cluster.nodes if n.netns not in existing})
+    # UDP flows still translated to a removed endpoint (or made while a Service had none), as kube-proxy
+    conntrack.clean_stale_udp(cluster, changes, fresh={n.name for n in cluster.nodes if n.netns not in existing})
     _ensure_containers(cluster, pods_extra, fresh, strays, changes)
     procs.wait_pidfiles(waits)
     state.save(lab, _state_doc(cluster, scenario_text, prev, "ready", pods_extra, servers, flavour))

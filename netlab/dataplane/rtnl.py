@@ -1,13 +1,14 @@
 """A minimal rtnetlink client for the one hot path of a bring-up: creating a pod's network.
 
-Why not pyroute2 here (it does all other netlink work in netlab): building one pod takes six fixed
+Why not pyroute2 here (it does all other netlink work in netlab): building one pod takes eight fixed
 requests, and pyroute2 0.9 spends ~0.4 ms of Python per request on top of the kernel's own work (its
 synchronous API runs an asyncio loop per call and encodes messages field by field), about 3 ms a pod -
 more than the kernel needs for the whole pod (see the bring-up benchmark in README.md). Here each
 request is a few `struct.pack` calls, the pod-side requests go to the kernel in one `send`, and the
 replies are read in one pass. Only what the pod path needs is here: no dumps, no decoding beyond the
-error code and a link's index. The messages are the ones `ip link add ... type veth peer ... netns`,
-`ip link set ... type bridge_slave hairpin on`, `ip addr add` and `ip route add default via` send;
+error code, a link's index and its MAC. The messages are the ones `ip link add ... type veth peer ...
+netns`, `ip link set ... type bridge_slave hairpin on`, `ip addr add`, `ip route add default via`,
+`ip link set ... address` and `ip neigh change` send;
 tests/unit/test_rtnl.py decodes every one with pyroute2's parsers and checks it field by field.
 """
 from __future__ import annotations
@@ -28,6 +29,12 @@ RTM_NEWLINK = 16
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
+RTM_NEWNEIGH = 28
+NLM_F_REPLACE = 0x100
+NDA_DST = 1
+NDA_LLADDR = 2
+NUD_STALE = 0x04
+IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MTU = 4
 IFLA_MASTER = 10
@@ -53,6 +60,7 @@ _HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _IFI = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _IFA = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
 _RTM = struct.Struct("=BBBBBBBBI")  # rtmsg
+_NDM = struct.Struct("=BxxxiHBB")  # ndmsg: family, ifindex, state, flags, type
 _ATTR = struct.Struct("=HH")
 
 
@@ -107,6 +115,13 @@ def link_up(name: str) -> tuple[int, int, bytes]:
 
 def get_link(name: str) -> tuple[int, int, bytes]:
     return RTM_GETLINK, 0, ifinfo() + strz(IFLA_IFNAME, name)
+
+
+def set_address(index: int, mac: bytes) -> tuple[int, int, bytes]:
+    """`ip link set dev INDEX address MAC`. Given the MAC the link already has, nothing changes but the
+    kernel's NETDEV_CHANGEADDR event, on which a device with arp_notify=1 announces its IPv4 addresses
+    (a gratuitous ARP): what a pod's eth0 does once its address is configured."""
+    return RTM_NEWLINK, 0, ifinfo(index) + attr(IFLA_ADDRESS, mac)
 
 
 def address_add(index: int, cidr: str) -> tuple[int, int, bytes]:
@@ -187,9 +202,30 @@ class Rtnl:
         return replies
 
 
+def neigh_refresh(index: int, ip: str, mac: bytes) -> tuple[int, int, bytes]:
+    """`ip neigh change IP lladdr MAC nud stale dev INDEX`: an existing entry takes the new MAC (whatever
+    its state), to be confirmed on its next use; with no entry the kernel answers ENOENT and makes none."""
+    body = (_NDM.pack(socket.AF_INET, index, NUD_STALE, 0, 0) + attr(NDA_DST, ipaddress.IPv4Address(ip).packed)
+            + attr(NDA_LLADDR, mac))
+    return RTM_NEWNEIGH, NLM_F_REPLACE, body
+
+
 def link_index(reply: bytes) -> int:
     """The ifindex from the body of an RTM_NEWLINK reply."""
     return _IFI.unpack_from(reply)[2]
+
+
+def link_address(reply: bytes) -> bytes | None:
+    """The hardware address (IFLA_ADDRESS) from the body of an RTM_NEWLINK reply, if it has one."""
+    off = _IFI.size
+    while off + _ATTR.size <= len(reply):
+        length, kind = _ATTR.unpack_from(reply, off)
+        if length < _ATTR.size:
+            break
+        if kind & 0x3FFF == IFLA_ADDRESS:
+            return reply[off + _ATTR.size:off + length]
+        off += (length + 3) & ~3
+    return None
 
 
 # ---- where a cached view of nftables state may be trusted (netlab.dataplane.proxy.nftables.NftablesProxy)

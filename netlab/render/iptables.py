@@ -4,12 +4,14 @@ from __future__ import annotations
 from .. import proxymodes
 from ..model.objects import Cluster, Node
 from .fabric import FLANNEL_JUMPS, iptables_flannel
+from .kubelet import kubelet_chains
 from .tables import Desired, TableState
 
 
 def node_rules(cluster: Cluster, node: Node) -> Desired:
     """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's
-    (kube-proxy's iptables-mode chains, or its IPVS-mode chains; nftables mode has none here).
+    (kube-proxy's iptables-mode chains, or its IPVS-mode chains; nftables mode has none here), then
+    the kubelet's (`render.kubelet`).
 
     In the built-in chains the proxy's jumps come first, as on a real node (kube-proxy prepends its
     jumps, flannel appends): FORWARD must reach KUBE-SERVICES' REJECT of a Service without endpoints
@@ -31,6 +33,9 @@ def node_rules(cluster: Cluster, node: Node) -> Desired:
                     raise ValueError(f"chain {table}/{chain} is rendered twice")
                 ts.chains[chain] = list(rules)
         ts.jumps.extend(FLANNEL_JUMPS.get(table, []))
+    # the kubelet's chains (KUBE-IPTABLES-HINT), in every mode
+    for table, chains in kubelet_chains().items():
+        out.setdefault(table, TableState()).chains.update(chains)
     return out
 
 

@@ -270,8 +270,20 @@ def test_only_flannel_without_iptables_proxy():
     c = cluster_of("basic")
     c.networking.proxy_mode = "nftables"          # its rules live in its own nftables table
     d = node_rules(c, c.nodes[0])
-    assert not any(ch.startswith("KUBE-") for ts in d.values() for ch in ts.chains)
+    # only the kubelet's flavour hint, which every mode has
+    assert [(t, ch) for t, ts in d.items() for ch in ts.chains if ch.startswith("KUBE-")] == \
+        [("mangle", "KUBE-IPTABLES-HINT")]
     assert not any("KUBE-" in spec for ts in d.values() for _, spec in ts.jumps)
+
+
+def test_kubelet_hint_chain_in_every_mode():
+    """The kubelet's empty KUBE-IPTABLES-HINT chain in mangle, whatever the proxy mode."""
+    c = cluster_of("basic")
+    for mode in ("iptables", "nftables", "ipvs"):
+        c.networking.proxy_mode = mode
+        d = node_rules(c, c.nodes[0])
+        assert d["mangle"].chains["KUBE-IPTABLES-HINT"] == [], mode
+        assert ":KUBE-IPTABLES-HINT - [0:0]" in to_restore(d).split("*mangle\n", 1)[1].split("COMMIT")[0]
 
 
 # ---------------------------------------------------------------- names and numbers

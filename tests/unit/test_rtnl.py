@@ -74,3 +74,27 @@ def test_default_route():
 def test_link_index_from_a_reply():
     body = struct.pack("=BxHiII", 0, 1, 42, 0, 0)
     assert rtnl.link_index(body) == 42
+
+
+def test_set_address():
+    m = decode(ifinfmsg, rtnl.set_address(7, bytes.fromhex("0a58c0a80102")))
+    assert m["header"]["type"] == rtnl.RTM_NEWLINK and m["header"]["flags"] == rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK
+    assert m["index"] == 7 and m.get("IFLA_ADDRESS") == "0a:58:c0:a8:01:02"
+
+
+def test_neigh_refresh_changes_only_an_existing_entry():
+    from pyroute2.netlink.rtnl.ndmsg import ndmsg
+    m = decode(ndmsg, rtnl.neigh_refresh(4, "10.244.1.5", bytes.fromhex("0a58c0a80102")))
+    assert m["header"]["type"] == rtnl.RTM_NEWNEIGH
+    # replace, never create
+    assert m["header"]["flags"] == rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK | rtnl.NLM_F_REPLACE
+    assert (m["family"], m["ifindex"], m["state"], m["flags"], m["ndm_type"]) == (2, 4, rtnl.NUD_STALE, 0, 0)
+    assert m.get("NDA_DST") == "10.244.1.5" and m.get("NDA_LLADDR") == "0a:58:c0:a8:01:02"
+
+
+def test_link_address_from_a_reply():
+    mac = bytes.fromhex("0a58c0a80102")
+    body = (struct.pack("=BxHiII", 0, 1, 42, 0, 0) + rtnl.strz(rtnl.IFLA_IFNAME, "eth0")
+            + rtnl.attr(rtnl.IFLA_ADDRESS, mac))
+    assert rtnl.link_address(body) == mac
+    assert rtnl.link_address(struct.pack("=BxHiII", 0, 1, 42, 0, 0)) is None
