@@ -218,12 +218,18 @@ def udp_silent(port, payload, wait=0.3):
         return False
 
 
-def refused(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
-        return True
-    return False
+def refused(port, within: float = 2.0):
+    """True once a connection to the port is refused; the server closes a pod's listeners on its next
+    loop turn after answering, so a connect right after the answer may still be accepted."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 # -- tests --------------------------------------------------------------------
