@@ -93,23 +93,46 @@ def cli() -> None:
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
 @click.option("--proxy-mode", type=click.Choice(["iptables", "nftables", "ipvs"]),
               help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
+@click.option("--replace", is_flag=True,
+              help="Let SCENARIO remove or recreate nodes and pods of a lab that was built from another file.")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
               help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
-def up(scenario: str | None, lab: str | None, proxy_mode: str | None, verbose: bool, then_probe: bool) -> None:
-    """Build the lab described by SCENARIO (default: the built-in two-node demo), or reconcile it.
+def up(scenario: str | None, lab: str | None, proxy_mode: str | None, replace: bool, verbose: bool,
+       then_probe: bool) -> None:
+    """Build the lab described by SCENARIO, or reconcile it.
 
-    Running it again changes nothing; after editing the scenario only the difference is applied.
+    Without SCENARIO: a lab that exists (--lab NAME, default demo) is reconciled from the scenario it was
+    built from; otherwise the built-in two-node demo is built. Running it again changes nothing; after
+    editing the scenario only the difference is applied. A different file that would remove or recreate
+    nodes or pods of an existing lab is refused unless --replace is given.
     """
     from .dataplane.host import require_root
     require_root("build a lab")  # before anything else, even reading the scenario
-    sc, text = load_scenario(scenario, lab)
+    stored = None
+    if scenario is None:
+        from .dataplane import lab as labmod
+        name = lab or load_scenario(None, None)[0].name
+        if name in labmod.labs():
+            stored = labmod.stored_scenario(name)
+            if stored is None:
+                raise UsageError(f"lab {name} exists but its state does not record the scenario it was built "
+                                 f"from; give it: sudo netlab up SCENARIO --lab {name} (or remove the lab: "
+                                 f"sudo netlab down {name})")
+    if stored is not None:
+        from .spec.parse import load_text
+        text, source, stored_mode = stored
+        sc = load_text(text, source)
+        sc.name = name
+        proxy_mode = proxy_mode or stored_mode
+    else:
+        sc, text = load_scenario(scenario, lab)
     from .dataplane import lab as labmod  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
     progress = Progress()
-    again = "sudo " + shlex.join(["netlab", "up"] + ([scenario] if scenario else []) + (["--lab", lab] if lab else []))
+    again = "sudo " + shlex.join(["netlab", "up"] + ([scenario] if scenario else []) + ["--lab", sc.name])
     try:
-        result = labmod.up(sc, text, progress, proxy_mode=proxy_mode)
+        result = labmod.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or scenario is None)
     except KeyboardInterrupt:
         progress.clear()
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "
@@ -120,7 +143,7 @@ def up(scenario: str | None, lab: str | None, proxy_mode: str | None, verbose: b
         raise  # refused before anything was changed
     except NetlabError as e:
         progress.clear()
-        e.args = (f"{e}\n  lab '{sc.name}' may be half built: run 'sudo netlab up' again "
+        e.args = (f"{e}\n  lab '{sc.name}' may be half built: run '{again}' again "
                   f"or remove it with 'sudo netlab down {sc.name}'",)
         raise
     progress.clear()
@@ -129,7 +152,7 @@ def up(scenario: str | None, lab: str | None, proxy_mode: str | None, verbose: b
         for ch in result.changes:
             click.echo(f"  {ch}")
     n = len(result.changes)
-    verb = "created" if n and any(ch.startswith("namespace nl.") for ch in result.changes) else "reconciled"
+    verb = "created" if result.created else "reconciled"
     click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {len(c.pods)} pods, {len(c.services)} services; "
                f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
                f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour})")
@@ -223,13 +246,14 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         problems = labmod.node_problems(cluster, st, shown)  # checked against the whole cluster (its peers)
         cluster = _subset_nodes(cluster, names)
         if fmt in ("json", "yaml"):
-            objs = out.node_objects(cluster, problems, created)
+            objs = out.node_objects(cluster, problems, created, labmod.repair_command(name))
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
         else:
             click.echo(out.node_table(cluster, problems, created, fmt == "wide"), nl=False)
             for node, found in problems.items():
                 if found:
-                    click.echo(f"node {node}: NotReady, `sudo netlab up` would repair: {'; '.join(found)}", err=True)
+                    click.echo(f"node {node}: NotReady, `{labmod.repair_command(name)}` would repair: "
+                               f"{'; '.join(found)}", err=True)
         return
     if kind == "pods":
         statuses = [s for s in labmod.pod_statuses(cluster, st)

@@ -65,13 +65,13 @@ def dump(obj: dict, fmt: str) -> str:
 
 # ---------------------------------------------------------------- nodes
 
-def _node_conditions(found: list[str] | None) -> list[dict]:
+def _node_conditions(found: list[str] | None, repair: str) -> list[dict]:
     """Ready, and NetworkUnavailable as a cloud route controller or flannel sets it, from what netlab
     found different from what it built (None: not checked)."""
     if found is None:
         return [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]
     if found:
-        msg = "`sudo netlab up` would repair: " + "; ".join(found)
+        msg = f"`{repair}` would repair: " + "; ".join(found)
         return [{"type": "NetworkUnavailable", "status": "True", "reason": "NetlabFabricDamaged", "message": msg},
                 {"type": "Ready", "status": "False", "reason": "NetworkDamaged", "message": msg}]
     return [{"type": "NetworkUnavailable", "status": "False", "reason": "NetlabFabricUp",
@@ -79,7 +79,8 @@ def _node_conditions(found: list[str] | None) -> list[dict]:
             {"type": "Ready", "status": "True", "reason": "NetlabReady"}]
 
 
-def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: float | None) -> list[dict]:
+def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: float | None,
+                 repair: str = "sudo netlab up") -> list[dict]:
     out = []
     for n in cluster.nodes:
         out.append({
@@ -96,7 +97,7 @@ def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: floa
                         if not n.schedulable else {})},
             "status": {"addresses": [{"type": "InternalIP", "address": str(n.ip)},
                                      {"type": "Hostname", "address": n.name}],
-                       "conditions": _node_conditions(problems.get(n.name)),
+                       "conditions": _node_conditions(problems.get(n.name), repair),
                        "nodeInfo": {"kubeletVersion": VERSION, "kernelVersion": platform.release(),
                                     "osImage": "netlab network namespace", "containerRuntimeVersion": "netlab://"
                                     + __version__}},

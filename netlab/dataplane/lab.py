@@ -49,6 +49,45 @@ def labs() -> list[str]:
     return sorted(found)
 
 
+def repair_command(lab: str) -> str:
+    """The command that reconciles lab `lab` from the scenario it was built from."""
+    return f"sudo netlab up --lab {lab}"
+
+
+def stored_scenario(lab: str) -> tuple[str, str, str | None] | None:
+    """(scenario text, source, proxy mode) that lab `lab` was last built from, or None if its state
+    does not record them."""
+    st = state.load(lab)
+    if st is None or not st.get("scenario"):
+        return None
+    mode = st.get("proxyMode")
+    return st["scenario"], st.get("source") or "<state>", mode if mode in PROXY_MODES else None
+
+
+def source_identity(source: str | None) -> str | None:
+    """What tells two scenario sources apart: a file's real path (the same file given by another path
+    is the same source), else the source as given (`<default>`, `<stdin>`...)."""
+    if source and not source.startswith("<") and os.path.isfile(source):
+        return os.path.realpath(source)
+    return source
+
+
+def destroyed(cluster: Cluster, prev: dict[str, Any]) -> list[str]:
+    """What an `up` of `cluster` would remove or recreate of what the previous `up` built (`prev`, its
+    state): nodes no longer wanted, pods no longer wanted or whose spec changed."""
+    out = []
+    wanted_nodes = {n.name for n in cluster.nodes}
+    out += [f"node {n}" for n in sorted(prev.get("nodes", {})) if n not in wanted_nodes]
+    desired = {p.key: p for p in cluster.pods}
+    for key, old in sorted(prev.get("pods", {}).items()):
+        pod = desired.get(key)
+        if pod is None:
+            out.append(f"pod {key}")
+        elif old.get("fingerprint") != pod.fingerprint() or old.get("uid") != pod.uid:
+            out.append(f"pod {key} (recreated)")
+    return out
+
+
 def resolve_lab(name: str | None) -> str:
     existing = labs()
     if name:
@@ -74,13 +113,12 @@ def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
     if st.get("proxyMode") in PROXY_MODES:  # `up --proxy-mode` overrides the scenario
         scenario.networking.proxy_mode = st["proxyMode"]
     cluster = build(scenario, st)
-    src = st.get("source") if st.get("source") not in (None, "<default>") else ""
     if {p.key for p in cluster.pods} != set(st.get("pods", {})):
         raise NetlabError(f"lab '{lab}' was built by another version of netlab (its pods would be named "
-                          f"differently now); reconcile it with: sudo netlab up {src}".rstrip())
+                          f"differently now); reconcile it with: {repair_command(lab)}")
     if st.get("phase") != "ready":
         sys.stderr.write(f"warning: the last 'netlab up' of lab '{lab}' did not finish; what is shown may be "
-                         f"incomplete (finish it with: sudo netlab up {src})\n".replace("  ", " "))
+                         f"incomplete (finish it with: {repair_command(lab)})\n")
     return cluster, st
 
 
@@ -92,6 +130,7 @@ class UpResult:
     changes: list[str] = field(default_factory=list)
     flavour: str = ""
     elapsed: float = 0.0
+    created: bool = False    # the lab did not exist before this up
 
 
 def preflight(cluster: Cluster) -> None:
@@ -110,6 +149,7 @@ def _state_doc(cluster: Cluster, scenario_text: str, prev: dict[str, Any], phase
                pods_extra: dict[str, dict], servers: dict[str, Any], flavour: str) -> dict[str, Any]:
     return {
         "lab": cluster.name, "scenario": scenario_text, "source": cluster.source, "phase": phase,
+        "sourcePath": source_identity(cluster.source),
         "created": prev.get("created") or time.time(),
         "nodes": {n.name: {"ip": str(n.ip), "podCIDR": str(n.pod_cidr), "netns": n.netns} for n in cluster.nodes},
         "pods": {p.key: dict({"node": p.node, "ip": str(p.ip), "uid": p.uid, "fingerprint": p.fingerprint(),
@@ -125,13 +165,17 @@ def _state_doc(cluster: Cluster, scenario_text: str, prev: dict[str, Any], phase
 
 
 def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
-       proxy_mode: str | None = None) -> UpResult:
+       proxy_mode: str | None = None, replace: bool = True) -> UpResult:
+    """Build or reconcile lab `scenario.name`. `replace=False` (the CLI without --replace): refuse, before
+    any change, to remove or recreate nodes or pods of a lab that was built from another source."""
     t0 = time.monotonic()
     lab = scenario.name
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
     prev = state.load(lab) or {}
     cluster = build(scenario, prev)
+    if not replace and prev:
+        _refuse_replacing(cluster, prev)
     preflight(cluster)
     flavour, restore_cmd, save_cmd = iptables.flavour_commands(cluster.networking.iptables_flavour)
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
@@ -140,6 +184,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     prev_pods: dict[str, dict] = prev.get("pods", {})
     desired = {p.key: p for p in cluster.pods}
     existing = set(lab_namespaces(lab))
+    created = not prev and not existing
 
     # ---- what goes away: pods and nodes no longer wanted, pods whose spec changed
     doomed_ns = []
@@ -197,7 +242,22 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     _ensure_containers(cluster, pods_extra, fresh, strays, changes)
     procs.wait_pidfiles(waits)
     state.save(lab, _state_doc(cluster, scenario_text, prev, "ready", pods_extra, servers, flavour))
-    return UpResult(cluster, changes.items, flavour, time.monotonic() - t0)
+    return UpResult(cluster, changes.items, flavour, time.monotonic() - t0, created)
+
+
+def _refuse_replacing(cluster: Cluster, prev: dict[str, Any]) -> None:
+    """A lab built from one source, brought up from another that would destroy what the first built:
+    say so, and what to run to do it anyway."""
+    old = prev.get("sourcePath") or source_identity(prev.get("source"))
+    if old == source_identity(cluster.source):
+        return
+    lost = destroyed(cluster, prev)
+    if not lost:
+        return
+    shown = ", ".join(lost[:6]) + (f" and {len(lost) - 6} more" if len(lost) > 6 else "")
+    raise UsageError(f"lab {cluster.name} was built from {prev.get('source') or 'another scenario'}; "
+                     f"{cluster.source} would remove {shown}. To reconcile the lab from its own scenario run: "
+                     f"{repair_command(cluster.name)}; to replace it, add --replace")
 
 
 def _pod_key_of(netns: str, prefix: str) -> str:
@@ -494,7 +554,7 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
 def pod_exec_argv(lab: str, pod: Pod, argv: list[str]) -> list[str]:
     path = nsfs.netns_path(pod.netns)
     if not os.path.exists(path):
-        raise KernelError(f"pod {pod.key} has no network namespace ({pod.netns}); run: sudo netlab up")
+        raise KernelError(f"pod {pod.key} has no network namespace ({pod.netns}); run: {repair_command(lab)}")
     return ["nsenter", f"--net={path}", f"--uts={uts_path(lab, pod)}", "--", *argv]
 
 

@@ -60,7 +60,7 @@ def _sane(data: dict[str, Any]) -> dict[str, Any]:
             rec.pop("restarts", None)
         if not isinstance(rec.get("created"), (int, float)) or isinstance(rec.get("created"), bool):
             rec.pop("created", None)
-    for key in ("scenario", "source", "phase"):
+    for key in ("scenario", "source", "sourcePath", "phase"):
         if not isinstance(data.get(key), str):
             data.pop(key, None)
     if not isinstance(data.get("created"), (int, float)) or isinstance(data.get("created"), bool):

@@ -1,0 +1,96 @@
+"""What a new user tripped on (issue 10), each reproduced through the CLI on a real lab."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from netlab.dataplane import procs, state
+
+from .conftest import netlab_cli
+
+ECO = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: eco-a}, {role: worker, name: eco-b}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      containers: [{name: shop, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: worker}
+spec:
+  containers: [{name: main, command: [sleep, "600"]}]
+"""
+
+
+def _write(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_up_without_a_file_reconciles_the_lab_from_its_own_scenario(lab, tmp_path):
+    """`up --lab L` with no file on a lab built from another file reconciled it into the built-in demo
+    (its pods destroyed, nodes renamed) and said "created". It must reconcile the lab from the scenario
+    it was built from; another file that would destroy pods needs --replace; get nodes' hint names
+    a command that repairs this lab."""
+    eco = _write(tmp_path, "eco.yaml", ECO)
+    r = netlab_cli("up", eco, "--lab", lab.name)
+    assert r.returncode == 0, r.stderr
+    assert f"lab {lab.name} created" in r.stdout
+    before = state.load(lab.name)
+    worker = before["pods"]["default/worker"]["procs"]["main"]
+    # no file: the lab's own scenario, nothing changes, nothing is destroyed
+    r = netlab_cli("up", "--lab", lab.name)
+    assert r.returncode == 0, r.stderr
+    assert f"lab {lab.name} reconciled: 2 nodes, 3 pods, 0 services; 0 changes" in r.stdout, r.stdout
+    after = state.load(lab.name)
+    assert sorted(after["nodes"]) == ["eco-a", "eco-b"]
+    assert after["pods"].keys() == before["pods"].keys()
+    assert {k: v["uid"] for k, v in after["pods"].items()} == {k: v["uid"] for k, v in before["pods"].items()}
+    assert procs.alive(worker) and after["pods"]["default/worker"]["procs"]["main"] == worker
+    # another file that would destroy the pods: refused (exit 2, nothing changed), says what and how
+    other = _write(tmp_path, "other.yaml", "apiVersion: netlab.dev/v1alpha1\nkind: Cluster\n"
+                   "nodes: [{role: worker, name: x1}]\n")
+    r = netlab_cli("up", other, "--lab", lab.name)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "would remove node eco-a, node eco-b, pod default/shop-" in r.stderr, r.stderr
+    assert "--replace" in r.stderr and f"sudo netlab up --lab {lab.name}" in r.stderr
+    assert procs.alive(worker) and sorted(state.load(lab.name)["nodes"]) == ["eco-a", "eco-b"]
+    # the same file given by another path is the same source: edits reconcile as before
+    rel = os.path.relpath(eco)
+    r = netlab_cli("up", rel, "--lab", lab.name)
+    assert r.returncode == 0 and "0 changes" in r.stdout, (r.stdout, r.stderr)
+    # the hint of get nodes repairs this lab
+    cluster_node = json.loads(netlab_cli("get", "nodes", "eco-a", "-o", "json", "--lab", lab.name,
+                                         check=True).stdout)
+    netns = cluster_node["metadata"]["annotations"]["netlab.dev/netns"]
+    assert subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=0"]).returncode == 0
+    r = netlab_cli("get", "nodes", "--lab", lab.name)
+    assert f"`sudo netlab up --lab {lab.name}` would repair" in r.stderr, r.stderr
+    cond = json.loads(netlab_cli("get", "nodes", "eco-a", "-o", "json", "--lab", lab.name).stdout)
+    assert f"`sudo netlab up --lab {lab.name}` would repair" in json.dumps(cond["status"]["conditions"])
+    hint = r.stderr.split("`")[1]
+    assert hint.startswith("sudo ")
+    r = netlab_cli(*hint.split()[2:])
+    assert r.returncode == 0, r.stderr
+    r = netlab_cli("get", "nodes", "--lab", lab.name)
+    assert "NotReady" not in r.stdout and not r.stderr, (r.stdout, r.stderr)
+    assert procs.alive(worker)
+    # --replace does replace, and says so
+    r = netlab_cli("up", other, "--lab", lab.name, "--replace")
+    assert r.returncode == 0, r.stderr
+    assert sorted(state.load(lab.name)["nodes"]) == ["x1"]
+    assert not procs.alive(worker)
