@@ -229,14 +229,27 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     from . import output as out
     from .dataplane import lab as labmod
     labmod.require_root("read a lab's state")
+    fmt = output
     if kind == "labs":
-        rows = [[n] for n in labmod.labs()]
-        click.echo(out.table(["NAME"], rows) if rows else "No labs are up.", nl=bool(not rows))
+        shown = [n for n in labmod.labs() if not names or n in names]
+        _missing(names, shown, "lab")
+        if fmt in ("json", "yaml"):
+            from .dataplane import state
+            objs = out.lab_objects([(n, state.load(n)) for n in shown])
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"lab/{n}\n" for n in shown), nl=False)
+        elif shown:
+            click.echo(out.table(["NAME"], [[n] for n in shown]), nl=False)
+        else:
+            click.echo("No labs are up.")
         return
     name = labmod.resolve_lab(lab)
     cluster, st = labmod.load_cluster(name)
     created = st.get("created")
-    fmt = output
+    # kubectl lists by namespace, then name
+    cluster.nodes = sorted(cluster.nodes, key=lambda n: n.name)
+    cluster.services = sorted(cluster.services, key=lambda s: (s.namespace, s.name))
     if kind == "nodes":
         shown = [n for n in cluster.nodes if not names or n.name in names]
         _missing(names, [n.name for n in shown], "node")
@@ -258,6 +271,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     if kind == "pods":
         statuses = [s for s in labmod.pod_statuses(cluster, st)
                     if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)]
+        statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
         _missing(names, [s.pod.name for s in statuses], "pod")
         if fmt in ("json", "yaml"):
             objs = out.pod_objects(statuses, cluster)
@@ -332,17 +346,24 @@ class _ExecCommand(click.Command):
 @click.argument("pod", required=False)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of POD.")
+@click.option("-c", "--container", metavar="NAME", help="Container to run in (default: the pod's first); all of "
+              "a pod's containers share its namespaces, so this only checks that the pod has it.")
+@click.option("-i", "--stdin", "stdin", is_flag=True, help="Pass stdin to the command (without it: /dev/null).")
+@click.option("-t", "--tty", "tty", is_flag=True, help="Accepted as kubectl does; the command gets this terminal, "
+              "if there is one (no new one is allocated).")
 @click.option("--node", metavar="NODE", help="Run in a node's namespace instead of a pod's.")
 @click.option("--external", is_flag=True, help="Run in the external client host on the underlay.")
 @click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
-def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | None, external: bool,
-         lab: str | None) -> None:
-    """Run COMMAND inside a pod (or --node NODE, or --external) and exit with its status.
+def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: str | None, stdin: bool, tty: bool,
+         node: str | None, external: bool, lab: str | None) -> None:
+    """Run COMMAND inside a pod (POD or pod/POD, as `get pods -o name` prints it; or --node NODE, or
+    --external) and exit with its status.
 
     \b
     Examples:
       sudo netlab exec client -- curl -s 10.96.14.88/hostname   # web's ClusterIP in the default lab
-      sudo netlab exec client -n default --lab demo -- ip -4 addr show eth0
+      sudo netlab exec pod/client -n default --lab demo -- ip -4 addr show eth0
+      sudo netlab exec -i client -- sh < script.sh
       sudo netlab exec --node demo-worker -- ip route
       sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
     """
@@ -357,6 +378,10 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
         argv = argv[1:]
     if not argv:
         raise click.UsageError("give a command after --, e.g. netlab exec POD -- ip addr")
+    if pod is not None and "/" in pod:
+        kind, _, pod = pod.partition("/")
+        if kind.lower() not in ("pod", "pods", "po") or not pod:
+            raise click.UsageError(f"cannot exec into {kind}/{pod}: give a pod, as POD or pod/POD")
     name = labmod.resolve_lab(lab)
     cluster, _ = labmod.load_cluster(name)
     if external:
@@ -373,7 +398,14 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
         p = cluster.pod(namespace, pod)
         if p is None:
             raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
+        valid = [c.name for c in p.containers]
+        if container is not None and container not in valid:
+            raise NotFound(f'container {container} is not valid for pod {pod}: use one of {", ".join(valid)}')
         full = labmod.pod_exec_argv(name, p, argv)
+    if not stdin:  # kubectl without -i: the command reads nothing
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

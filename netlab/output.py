@@ -63,6 +63,28 @@ def dump(obj: dict, fmt: str) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
 
 
+# ---------------------------------------------------------------- labs
+
+def lab_objects(labs: list[tuple[str, dict | None]]) -> list[dict]:
+    """Labs as kubectl-shaped objects, from their state (None: unreadable)."""
+    out = []
+    for name, st in labs:
+        st = st or {}
+        spec: dict[str, Any] = {}
+        if st.get("source"):
+            spec["source"] = st["source"]
+        if st.get("proxyMode"):
+            spec["proxyMode"] = st["proxyMode"]
+        out.append({"apiVersion": "netlab.dev/v1alpha1", "kind": "Lab",
+                    "metadata": {"name": name, "creationTimestamp": timestamp(st.get("created"))},
+                    "spec": spec,
+                    "status": {"phase": {"ready": "Ready", "applying": "Applying"}.get(st.get("phase", ""),
+                                                                                   "Unknown"),
+                               "nodes": len(st.get("nodes", {})), "pods": len(st.get("pods", {})),
+                               "services": len(st.get("services", {}))}})
+    return out
+
+
 # ---------------------------------------------------------------- nodes
 
 def _node_conditions(found: list[str] | None, repair: str) -> list[dict]:

@@ -94,3 +94,90 @@ def test_up_without_a_file_reconciles_the_lab_from_its_own_scenario(lab, tmp_pat
     assert r.returncode == 0, r.stderr
     assert sorted(state.load(lab.name)["nodes"]) == ["x1"]
     assert not procs.alive(worker)
+
+
+UNSORTED = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: nz}, {role: worker, name: na}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: zeta, labels: {app: z}}
+spec:
+  containers: [{name: srv, ports: [{containerPort: 8080}]}, {name: side, command: [sleep, "600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: alpha, labels: {app: a}}
+spec:
+  containers: [{name: srv, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: zz}
+spec: {selector: {app: z}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: aa}
+spec: {selector: {app: a}, ports: [{port: 80, targetPort: 8080}]}
+"""
+
+
+def _names(out: str) -> list[str]:
+    return [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+
+
+def test_kubectl_habits_exec_and_get(lab):
+    """exec takes pod/NAME (what get -o name prints), -i (stdin passed; without it the command reads
+    nothing), -t, -c CONTAINER (checked); get lists sorted by name; get labs -o json|yaml|name."""
+    import yaml
+    lab.up(UNSORTED)
+    args = ("--lab", lab.name)
+    assert _names(netlab_cli("get", "pods", *args, check=True).stdout) == ["alpha", "zeta"]
+    assert _names(netlab_cli("get", "nodes", *args, check=True).stdout) == ["na", "nz"]
+    assert _names(netlab_cli("get", "svc", *args, check=True).stdout) == ["aa", "zz"]
+    assert _names(netlab_cli("get", "ep", *args, check=True).stdout) == ["aa", "zz"]
+    items = json.loads(netlab_cli("get", "pods", "-o", "json", *args, check=True).stdout)["items"]
+    assert [i["metadata"]["name"] for i in items] == ["alpha", "zeta"]
+    names = netlab_cli("get", "pods", "-o", "name", *args, check=True).stdout.split()
+    assert names == ["pod/alpha", "pod/zeta"]
+    # exec pod/NAME, as printed
+    r = netlab_cli("exec", names[1], *args, "--", "hostname")
+    assert r.returncode == 0 and r.stdout.strip() == "zeta", (r.stdout, r.stderr)
+    r = netlab_cli("exec", "svc/zz", *args, "--", "true")
+    assert r.returncode == 2 and "give a pod" in r.stderr
+    # -c: a container of the pod, or an error listing the valid ones
+    r = netlab_cli("exec", "zeta", "-c", "side", *args, "--", "hostname")
+    assert r.returncode == 0 and r.stdout.strip() == "zeta"
+    r = netlab_cli("exec", "zeta", "-c", "nope", *args, "--", "hostname")
+    assert r.returncode != 0 and "container nope is not valid for pod zeta: use one of srv, side" in r.stderr
+    # -i passes stdin; without it the command reads nothing; -t and -it are accepted
+    base = ["exec", "-it", "alpha", *args, "--", "cat"]
+    runner = _cli_argv()
+    r = subprocess.run(runner + base, input="through stdin\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "through stdin\n", (r.stdout, r.stderr)
+    r = subprocess.run(runner + ["exec", "-i", "alpha", *args, "--", "cat"], input="x\n", capture_output=True,
+                       text=True, timeout=60)
+    assert r.stdout == "x\n", r.stderr
+    r = subprocess.run(runner + ["exec", "alpha", *args, "--", "cat"], input="not passed\n", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)
+    # get labs: a table, or kubectl-shaped objects
+    assert lab.name in _names(netlab_cli("get", "labs", check=True).stdout)
+    doc = json.loads(netlab_cli("get", "labs", "-o", "json", check=True).stdout)
+    assert doc["kind"] == "List"
+    mine = [i for i in doc["items"] if i["metadata"]["name"] == lab.name]
+    assert mine and mine[0]["kind"] == "Lab" and mine[0]["status"]["pods"] == 2
+    listed = [i["metadata"]["name"] for i in doc["items"]]
+    assert listed == sorted(listed)
+    one = yaml.safe_load(netlab_cli("get", "labs", lab.name, "-o", "yaml", check=True).stdout)
+    assert one["kind"] == "Lab" and one["metadata"]["name"] == lab.name and one["status"]["phase"] == "Ready"
+    assert f"lab/{lab.name}" in netlab_cli("get", "labs", "-o", "name", check=True).stdout.split()
+
+
+def _cli_argv() -> list[str]:
+    import sys
+    exe = os.path.join(os.path.dirname(sys.executable), "netlab")
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "netlab"]
