@@ -205,8 +205,11 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
 
     \b
     STATUS is checked against the kernel, not just the state file:
-      pods   Running, Error (a container is not running), NetworkBroken (its veth is missing,
-             down or off cni0), Unknown (no namespace)
+      pods   READY counts containers running and (for those that declare containerPorts)
+             listening on them; STATUS is Running, Completed (exit 0), Error (exit code not 0, or
+             not running), CrashLoopBackOff (ended again after a restart), NetworkBroken (its veth
+             is missing, down or off cni0), Unknown (no namespace); -o json has containerStatuses
+             and conditions. Only ready pods are endpoints; `up` resyncs the rules when that changes
       nodes  NotReady when the node differs from what netlab built (sysctls, links, routes,
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
              printed on stderr (and is the NetworkUnavailable condition in -o json)
@@ -283,6 +286,10 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
                        err=True)
         else:
             click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide"), nl=False)
+            for s in statuses:
+                if s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
+                    click.echo(f"pod {s.pod.name}: {'ready' if s.is_ready else 'not ready'} since the last up; "
+                               f"`{labmod.repair_command(name)}` would update its Services' endpoints", err=True)
         return
     cluster.services = [s for s in cluster.services if (all_namespaces or s.namespace == namespace)
                         and (not names or s.name in names)]
@@ -307,6 +314,11 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             click.echo(f"No resources found in {namespace} namespace.", err=True)
         else:
             click.echo(out.endpoints_table(cluster, created, all_namespaces, namespace), nl=False)
+
+
+def _selects(svc, pod) -> bool:
+    sel = svc.spec.selector
+    return bool(sel) and svc.namespace == pod.namespace and all(pod.labels.get(k) == v for k, v in sel.items())
 
 
 def _missing(wanted: tuple[str, ...], found: list[str], kind: str) -> None:
@@ -511,9 +523,13 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
         path = os.path.join(state.lab_dir(name), "logs", fname)
         try:
             with open(path, errors="replace") as f:
-                click.echo(f.read(), nl=False)
+                text = f.read()
         except FileNotFoundError:
-            pass
+            text = ""
+        if text:
+            click.echo(text, nl=False)
+        else:
+            click.echo(f"no output from container {cname} of pod {p.name}", err=True)
 
 
 @cli.command()

@@ -166,19 +166,55 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
                 cd["ports"] = [dict({"containerPort": x.port, "protocol": x.protocol},
                                     **({"name": x.name} if x.name else {})) for x in c.ports]
             containers.append(cd)
+        started = timestamp(s.created)
+        statuses = []
+        for c in s.containers:
+            cs: dict[str, Any] = {"name": c.name, "ready": c.ready, "restartCount": s.restarts,
+                                  "started": c.state == "running", "state": _container_state(c, started),
+                                  "lastState": {}}
+            if c.state == "waiting":
+                cs["lastState"] = {"terminated": _terminated(c.last_exit, c.last_reason, "")}
+            statuses.append(cs)
+        unready = [c.name for c in s.containers if not c.ready]
+        cond_msg = f"containers with unready status: [{' '.join(unready)}]"
+        ready_cond = ({"status": "True"} if not unready and s.phase != "Unknown" else
+                      {"status": "False", "reason": "ContainersNotReady", "message": cond_msg})
+        phase = {"Running": "Running", "NetworkBroken": "Running", "CrashLoopBackOff": "Running",
+                 "NotReady": "Running", "Error": "Failed", "Completed": "Succeeded"}.get(s.phase, "Unknown")
         out.append({
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": p.node, "containers": containers},
-            "status": {"phase": {"Running": "Running", "Error": "Failed", "NetworkBroken": "Running"}.get(s.phase, "Unknown"),
+            "status": {"phase": phase,
                        **({"reason": s.phase} if s.phase != "Running" else {}),
+                       "conditions": [{"type": "Initialized", "status": "True"},
+                                      {"type": "Ready", **ready_cond},
+                                      {"type": "ContainersReady", **ready_cond},
+                                      {"type": "PodScheduled", "status": "True"}],
                        "podIP": str(p.ip), "podIPs": [{"ip": str(p.ip)}],
                        "hostIP": str(node.ip), "hostIPs": [{"ip": str(node.ip)}],
-                       "startTime": timestamp(s.created),
-                       "containerStatuses": [{"name": c.name, "ready": s.phase == "Running",
-                                              "restartCount": s.restarts} for c in p.containers],
+                       "startTime": started,
+                       "containerStatuses": statuses,
                        **({"message": s.problem} if s.problem else {})},
         })
     return out
+
+
+def _terminated(code: int | None, reason: str, message: str) -> dict:
+    t: dict[str, Any] = {"reason": reason}
+    if code is not None:
+        t["exitCode"] = code
+    if message:
+        t["message"] = message
+    return t
+
+
+def _container_state(c, started: str | None) -> dict:
+    """A container's `state`, as the kubelet reports it: running, terminated or waiting."""
+    if c.state == "running":
+        return {"running": {"startedAt": started}}
+    if c.state == "waiting":
+        return {"waiting": {"reason": c.reason, "message": c.message}}
+    return {"terminated": _terminated(c.exit_code, c.reason, c.message)}
 
 
 def pod_table(statuses: list, all_namespaces: bool, wide: bool) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import KernelError, NetlabError, NotFound, UsageError
-from ..model.build import build
+from ..model.build import build, endpoints_for
 from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
 from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
@@ -198,7 +198,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
         elif name.startswith(f"{cluster.prefix}.node."):
             if name not in {n.netns for n in cluster.nodes}:
                 doomed_ns.append(name)
-    pods_extra = {k: {kk: v for kk, v in prev_pods.get(k, {}).items() if kk in ("procs", "restarts", "created")}
+    pods_extra = {k: {kk: v for kk, v in prev_pods.get(k, {}).items() if kk in ("procs", "restarts", "created", "ready")}
                   for k in desired}
     servers = dict(prev.get("servers", {}))
     # intent first: if we die from here on, the next up (or down) knows what was meant
@@ -234,13 +234,33 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
 
     # ---- processes and netfilter. The built-in servers only listen, so they start first and get
     # ready while the rules are written; containers with commands start once the Services work.
+    # The first sync takes readiness as last observed; a pod made now whose command declares ports is
+    # not ready (not an endpoint) until it listens.
+    for pod in cluster.pods:
+        if pod.key in fresh:
+            pod.ready = not any((c.command or c.args) and c.ports for c in pod.containers)
+    _refresh_endpoints(cluster)
     strays = _unrecorded_containers(cluster, pods_extra, fresh)
     waits = _ensure_servers(cluster, fresh, servers, changes, started)
     # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
                fresh={n.name for n in cluster.nodes if n.netns not in existing})
-    _ensure_containers(cluster, pods_extra, fresh, strays, changes)
+    begun = _ensure_containers(cluster, pods_extra, fresh, strays, changes)
     procs.wait_pidfiles(waits)
+    # ---- readiness as observed now: the endpoints (and so the rules) follow it
+    _wait_listening(cluster, pods_extra, begun)
+    seen = observed_readiness(cluster, {"pods": pods_extra, "servers": servers})
+    flipped = [p for p in cluster.pods if p.ready != seen[p.key]]
+    for pod in cluster.pods:
+        pods_extra.setdefault(pod.key, {})["ready"] = seen[pod.key]
+    if flipped:
+        for pod in flipped:
+            pod.ready = seen[pod.key]
+            changes.add(f"pod {pod.key}: " + ("ready" if pod.ready else "not ready (see netlab get pods)"))
+        before = _endpoint_view(cluster)
+        _refresh_endpoints(cluster)
+        if _endpoint_view(cluster) != before:
+            proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode)
     state.save(lab, _state_doc(cluster, scenario_text, prev, "ready", pods_extra, servers, flavour))
     return UpResult(cluster, changes.items, flavour, time.monotonic() - t0, created)
 
@@ -258,6 +278,40 @@ def _refuse_replacing(cluster: Cluster, prev: dict[str, Any]) -> None:
     raise UsageError(f"lab {cluster.name} was built from {prev.get('source') or 'another scenario'}; "
                      f"{cluster.source} would remove {shown}. To reconcile the lab from its own scenario run: "
                      f"{repair_command(cluster.name)}; to replace it, add --replace")
+
+
+READY_WAIT = float(os.environ.get("NETLAB_READY_TIMEOUT", "5"))
+
+
+def _refresh_endpoints(cluster: Cluster) -> None:
+    for svc in cluster.services:
+        svc.endpoints = endpoints_for(svc, cluster.pods)
+
+
+def _endpoint_view(cluster: Cluster) -> list:
+    return [(s.key, {k: [(str(e.ip), e.port) for e in v] for k, v in s.endpoints.items()}) for s in cluster.services]
+
+
+def _wait_listening(cluster: Cluster, pods_extra: dict[str, dict], begun: list[tuple[Pod, str]],
+                    timeout: float = READY_WAIT) -> None:
+    """Give containers just started `timeout` seconds to listen on the ports they declare (or to end),
+    so that a server that needs a moment is an endpoint after this `up`, not after the next one."""
+    pending = []
+    for pod, cname in begun:
+        c = next(x for x in pod.containers if x.name == cname)
+        wanted = {(p.protocol, p.port) for p in c.ports if p.protocol in ("TCP", "UDP")}
+        if wanted:
+            pending.append((pod, cname, wanted))
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        left = []
+        for pod, cname, wanted in pending:
+            rec = (pods_extra.get(pod.key, {}).get("procs") or {}).get(cname)
+            if _container_alive(cluster.name, pod, cname, rec) and not wanted <= procs.listening(int(rec["pid"])):
+                left.append((pod, cname, wanted))
+        pending = left
+        if pending:
+            time.sleep(0.02)
 
 
 def _pod_key_of(netns: str, prefix: str) -> str:
@@ -351,9 +405,10 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
 
 
 def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str], strays: dict[str, list[int]],
-                       changes: Changes) -> None:
+                       changes: Changes) -> list[tuple[Pod, str]]:
     """Start every container with a command that is not running (restarts counted, strays adopted).
-    Returns once every container started is inside its pod's namespaces (or has already exited)."""
+    Returns once every container started is inside its pod's namespaces (or has already exited), with
+    the (pod, container) started."""
     started = []
     for pod in cluster.pods:
         extra = pods_extra.setdefault(pod.key, {})
@@ -373,13 +428,20 @@ def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set
                             "interrupted up)")
                 continue
             container = next(c for c in pod.containers if c.name == cname)
-            recs[cname] = procs.spawn(argv, nsfs.netns_path(pod.netns), _log_path(cluster.name, pod, cname),
-                                      uts_path(cluster.name, pod), env={**_container_env(pod), **container.env},
-                                      cwd=container.working_dir or "/",
-                                      owner=_container_owner(cluster.name, pod, cname))
-            started.append((recs[cname], nsfs.netns_path(pod.netns)))
-            changes.add(f"pod {pod.key}: container {cname} started (pid {recs[cname]['pid']})")
-    procs.wait_entered(started)
+            sup = procs.spawn_container(argv, nsfs.netns_path(pod.netns), _log_path(cluster.name, pod, cname),
+                                        _exit_path(cluster.name, pod, cname), uts_path(cluster.name, pod),
+                                        env={**_container_env(pod), **container.env},
+                                        cwd=container.working_dir or "/",
+                                        owner=_container_owner(cluster.name, pod, cname))
+            started.append((pod, cname, sup))
+    procs.wait_entered([(sup, nsfs.netns_path(pod.netns)) for pod, _, sup in started])
+    for (pod, cname, sup), rec in zip(started, procs.container_records(
+            [sup for _, _, sup in started], [_container_owner(cluster.name, pod, c) for pod, c, _ in started])):
+        recs = pods_extra[pod.key]["procs"]
+        recs[cname] = rec or {"pid": 0, "start": None}  # already ended: its exit status tells how
+        changes.add(f"pod {pod.key}: container {cname} started" + (f" (pid {rec['pid']})" if rec else
+                                                                  " (and has exited)"))
+    return [(pod, cname) for pod, cname, _ in started]
 
 
 def _server_owner(lab: str, node: str) -> str:
@@ -420,6 +482,11 @@ def _container_env(pod: Pod) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
             "HOSTNAME": pod.name, "POD_NAME": pod.name, "POD_NAMESPACE": pod.namespace, "POD_IP": str(pod.ip),
             "NODE_NAME": pod.node, "HOME": "/root", "LANG": "C.UTF-8"}
+
+
+def _exit_path(lab: str, pod: Pod, container: str) -> str:
+    """Where a container's supervisor writes its exit status."""
+    return os.path.join(state.lab_dir(lab), "run", f"{pod.namespace}_{pod.name}_{container}.exit")
 
 
 def _log_path(lab: str, pod: Pod, container: str) -> str:
@@ -485,14 +552,80 @@ def down(lab: str) -> DownResult:
 # ------------------------------------------------------------------ status
 
 @dataclass
+class ContainerStatus:
+    """A container as kubectl shows it: state running, terminated (exit code known or not) or waiting
+    (CrashLoopBackOff: it ended after a restart; the next `up` restarts it), and whether it is ready."""
+    name: str
+    state: str                   # running | terminated | waiting
+    ready: bool
+    reason: str = ""             # terminated: Completed | Error; waiting: CrashLoopBackOff
+    exit_code: int | None = None
+    message: str = ""
+    last_exit: int | None = None    # waiting: the exit code of the run that ended
+    last_reason: str = ""
+
+
+@dataclass
 class PodStatus:
     pod: Pod
-    phase: str          # Running | Error | NetworkBroken | Unknown
+    phase: str          # Running | Completed | Error | CrashLoopBackOff | NetworkBroken | Unknown
     ready: int
     total: int
     restarts: int
     created: float | None
     problem: str = ""
+    containers: list[ContainerStatus] = field(default_factory=list)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.phase != "Unknown" and self.ready == self.total
+
+
+def _exited(code: int | None) -> tuple[str, str]:
+    """(reason, message) of a container that ended with exit status `code` (None: not recorded)."""
+    if code is None:
+        return "Error", "its exit status was not recorded"
+    if code == 0:
+        return "Completed", "exit code 0"
+    if code > 128:
+        return "Error", f"exit code {code} (killed by signal {code - 128})"
+    return "Error", f"exit code {code}"
+
+
+def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], server_ok: bool) -> list[ContainerStatus]:
+    """Each container of `pod` from what the kernel shows. A container with a command is running while
+    its recorded process is (the same process, in the pod); it is ready when it also listens on every
+    TCP containerPort (and has every UDP one bound) it declares, in the pod's namespace. A container with
+    no command is the node's built-in server, which binds its ports before it reports ready."""
+    out = []
+    procs_rec = rec.get("procs") or {}
+    for c in pod.containers:
+        if not (c.command or c.args):
+            out.append(ContainerStatus(c.name, "running", True) if server_ok else
+                       ContainerStatus(c.name, "terminated", False, "Error", None,
+                                       f"container {c.name} is not running (the node's built-in server is not)"))
+            continue
+        crec = procs_rec.get(c.name)
+        if _container_alive(cluster.name, pod, c.name, crec):
+            wanted = {(p.protocol, p.port) for p in c.ports if p.protocol in ("TCP", "UDP")}
+            missing = sorted(wanted - procs.listening(int(crec["pid"]))) if wanted else []
+            if missing:
+                what = ", ".join(f"{proto} {port}" for proto, port in missing)
+                out.append(ContainerStatus(c.name, "running", False, message=f"container {c.name} is not "
+                                           f"ready: nothing listens on its containerPort {what}"))
+            else:
+                out.append(ContainerStatus(c.name, "running", True))
+            continue
+        code = procs.exit_status(_exit_path(cluster.name, pod, c.name)) if crec is not None else None
+        reason, how = _exited(code)
+        msg = f"container {c.name} is not running ({how})"
+        if int(rec.get("restarts", 0)) > 0 and reason == "Error":
+            out.append(ContainerStatus(c.name, "waiting", False, "CrashLoopBackOff", None,
+                                       f"{msg}; it ended again after a restart; the next "
+                                       f"`{repair_command(cluster.name)}` restarts it", code, reason))
+        else:
+            out.append(ContainerStatus(c.name, "terminated", False, reason, code, msg))
+    return out
 
 
 def node_problems(cluster: Cluster, st: dict[str, Any], nodes: list | None = None) -> dict[str, list[str]]:
@@ -513,9 +646,10 @@ def node_problems(cluster: Cluster, st: dict[str, Any], nodes: list | None = Non
 
 
 def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
-    """Each pod's containers (recorded processes alive?) and network (namespace there, node-side veth
-    present, up and on cni0: one link dump per node). STATUS is Running, Error (a container is not
-    running), NetworkBroken (containers run but the pod is cut off) or Unknown (no namespace)."""
+    """Each pod's containers (`container_statuses`) and network (namespace there, node-side veth
+    present, up and on cni0: one link dump per node). STATUS is Unknown (no namespace), CrashLoopBackOff
+    or Error or Completed (from its containers, as kubectl shows them), NetworkBroken (containers run
+    but the pod is cut off) or Running (READY says how many containers are ready)."""
     out = []
     servers = st.get("servers", {})
     links = {n.name: node_links(n.netns) for n in cluster.nodes}
@@ -523,23 +657,21 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
     for pod in cluster.pods:
         rec = st.get("pods", {}).get(pod.key, {})
         total = len(pod.containers)
-        ready = 0
-        problems = []
         ns_ok = nsfs.is_ns_file(nsfs.netns_path(pod.netns))
-        for c in pod.containers:
-            if c.command or c.args:
-                ok = _container_alive(cluster.name, pod, c.name, (rec.get("procs") or {}).get(c.name))
-            else:
-                ok = server_ok.get(pod.node, False)
-            ready += ok
-            if not ok:
-                problems.append(f"container {c.name} is not running")
+        cs = container_statuses(cluster, pod, rec, server_ok.get(pod.node, False))
+        ready = sum(c.ready for c in cs)
+        problems = [c.message for c in cs if c.message]
         net_problem = pod_link_problem(pod, links.get(pod.node)) if ns_ok else ""
+        reasons = {c.reason for c in cs if c.state != "running"}
         if not ns_ok:
             phase, problems = "Unknown", ["network namespace missing"]
             ready = 0
-        elif ready < total:
+        elif "CrashLoopBackOff" in reasons:
+            phase = "CrashLoopBackOff"
+        elif "Error" in reasons:
             phase = "Error"
+        elif reasons == {"Completed"}:  # kubectl: NotReady while others still run
+            phase = "NotReady" if any(c.state == "running" for c in cs) else "Completed"
         elif net_problem:
             phase = "NetworkBroken"
         else:
@@ -547,8 +679,17 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
         if net_problem:
             problems.append(net_problem)
         out.append(PodStatus(pod, phase, ready, total, int(rec.get("restarts", 0)), rec.get("created"),
-                             "; ".join(problems)))
+                             "; ".join(problems), cs))
     return out
+
+
+def observed_readiness(cluster: Cluster, st: dict[str, Any]) -> dict[str, bool]:
+    """pod key -> whether every container of the pod is ready (what the endpoints controller reads)."""
+    servers = st.get("servers", {})
+    server_ok = {n.name: _server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    return {pod.key: all(c.ready for c in container_statuses(cluster, pod, st.get("pods", {}).get(pod.key, {}),
+                                                             server_ok.get(pod.node, False)))
+            for pod in cluster.pods}
 
 
 def pod_exec_argv(lab: str, pod: Pod, argv: list[str]) -> list[str]:

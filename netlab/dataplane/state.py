@@ -60,6 +60,8 @@ def _sane(data: dict[str, Any]) -> dict[str, Any]:
             rec.pop("restarts", None)
         if not isinstance(rec.get("created"), (int, float)) or isinstance(rec.get("created"), bool):
             rec.pop("created", None)
+        if not isinstance(rec.get("ready"), bool):
+            rec.pop("ready", None)
     for key in ("scenario", "source", "sourcePath", "phase"):
         if not isinstance(data.get(key), str):
             data.pop(key, None)

@@ -204,8 +204,9 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster
     for ps in specs:
         key = f"{ps.namespace}/{ps.name}"
         uid = uids.get(key) or secrets.token_hex(8)
+        ready = (prev_pods.get(key) or {}).get("ready") is not False  # as `up` last observed it
         pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
-                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name)))
+                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name), ready))
 
     services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]
@@ -318,7 +319,8 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
 
 
 def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
-    """Kubernetes' endpoints controller: ready pods selected by the service, per service port."""
+    """Kubernetes' endpoints controller: ready pods selected by the service, per service port (a pod that
+    is not ready is not an endpoint)."""
     s = svc.spec
     result: dict[str, list[Endpoint]] = {}
     if s.selector is None or s.type == "ExternalName":
@@ -336,7 +338,8 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
                 named_somewhere = True
             else:
                 num = port.target_port
-            eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
+            if p.ready:
+                eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
         if isinstance(port.target_port, str) and selected and not named_somewhere:
             raise SpecError(f"Service {svc.key}", f"spec.ports[{i}].targetPort '{port.target_port}' is not a "
                             f"{port.protocol} containerPort name of any pod it selects",

@@ -62,6 +62,8 @@ class Pod:
     containers: list[ContainerSpec]
     owner: str | None
     netns: str
+    ready: bool = True       # as last observed by `up` (every container running and listening): only
+                             # ready pods are endpoints
 
     @property
     def key(self) -> str:

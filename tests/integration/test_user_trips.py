@@ -181,3 +181,144 @@ def _cli_argv() -> list[str]:
     import sys
     exe = os.path.join(os.path.dirname(sys.executable), "netlab")
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "netlab"]
+
+
+READINESS = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: r1}, {role: worker, name: r2}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: good}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: good}}
+  template:
+    metadata: {labels: {app: good, tier: web}}
+    spec:
+      containers: [{name: web, ports: [{containerPort: 80}]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: crash}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: crash}}
+  template:
+    metadata: {labels: {app: crash, tier: web}}
+    spec:
+      containers: [{name: web, command: [sh, -c, "echo crashing now; exit 3"], ports: [{containerPort: 80}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: deaf, labels: {tier: web}}
+spec:
+  containers: [{name: web, command: [sleep, "1000"], ports: [{containerPort: 80}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: brief, labels: {tier: web}}
+spec:
+  containers:
+  - name: web
+    command: [python3, -c, "import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('', 80)); s.listen(); time.sleep(10); s.close(); time.sleep(1000)"]
+    ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: done}
+spec:
+  containers: [{name: job, command: [sh, -c, "exit 0"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers: [{name: c, command: [sleep, "1000"]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {tier: web}, ports: [{port: 80, targetPort: 80}]}
+"""
+
+
+def _pods(lab) -> dict[str, list[str]]:
+    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
+    return {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+
+
+def _pod_json(lab) -> dict[str, dict]:
+    doc = json.loads(netlab_cli("get", "pods", "-o", "json", "--lab", lab.name, check=True).stdout)
+    return {i["metadata"]["name"]: i for i in doc["items"]}
+
+
+def _cond(obj: dict, kind: str) -> dict:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+def _ask_many(lab, ip, n: int = 20) -> list[str]:
+    return [lab.pod_exec("client", ["curl", "-sS", "--max-time", "3", f"http://{ip}/hostname"]).stdout.strip()
+            for _ in range(n)]
+
+
+def test_a_pod_that_does_not_listen_or_has_exited_is_not_ready_and_not_an_endpoint(lab):
+    """A container that exited (exit 3), one that runs but listens on no declared port, and one that
+    stops listening after `up`: not Ready (get pods READY 0/1 and why, -o json states and conditions),
+    not endpoints, and a ClusterIP client only ever reaches the healthy pod; `up` resyncs the rules
+    when readiness changes; logs of an exited container show its output or say there is none."""
+    t0 = time.monotonic()
+    lab.up(READINESS)
+    good = lab.pods("good-")[0]
+    crash = lab.pods("crash-")[0]
+    assert time.monotonic() - t0 < 30
+    rows = _pods(lab)
+    assert rows[good.name][1:3] == ["1/1", "Running"], rows
+    assert rows[crash.name][1:3] == ["0/1", "Error"], rows
+    assert rows["deaf"][1:3] == ["0/1", "Running"], rows
+    assert rows["brief"][1:3] == ["1/1", "Running"], rows
+    assert rows["done"][1:3] == ["0/1", "Completed"], rows
+    objs = _pod_json(lab)
+    cs = objs[crash.name]["status"]["containerStatuses"][0]
+    assert cs["ready"] is False and cs["state"]["terminated"]["exitCode"] == 3
+    assert cs["state"]["terminated"]["reason"] == "Error"
+    assert _cond(objs[crash.name], "Ready")["status"] == "False"
+    cs = objs["deaf"]["status"]["containerStatuses"][0]
+    assert cs["ready"] is False and "running" in cs["state"]
+    for kind in ("Ready", "ContainersReady"):
+        cond = _cond(objs["deaf"], kind)
+        assert cond["status"] == "False" and cond["reason"] == "ContainersNotReady", cond
+    assert "TCP 80" in objs["deaf"]["status"]["message"]
+    assert objs["done"]["status"]["phase"] == "Succeeded"
+    assert objs["done"]["status"]["containerStatuses"][0]["state"]["terminated"] == {
+        "reason": "Completed", "exitCode": 0, "message": "container job is not running (exit code 0)"}
+    assert _cond(objs[good.name], "Ready")["status"] == "True"
+    # endpoints: the ready pods only
+    ep = netlab_cli("get", "ep", "web", "--lab", lab.name, check=True).stdout
+    assert str(good.ip) in ep and str(lab.pod("brief").ip) in ep, ep
+    assert str(crash.ip) not in ep and str(lab.pod("deaf").ip) not in ep, ep
+    cip = lab.cluster.services[0].cluster_ip
+    # logs: the exited container's output; none for one that printed nothing
+    r = netlab_cli("logs", crash.name, "--lab", lab.name, check=True)
+    assert r.stdout == "crashing now\n", r.stdout
+    r = netlab_cli("logs", "done", "--lab", lab.name, check=True)
+    assert r.stdout == "" and "no output from container job of pod done" in r.stderr
+    # brief stops listening: get pods says so, and the next up takes it out of the rules
+    deadline = time.monotonic() + 15
+    while _pods(lab)["brief"][1] != "0/1" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    r = netlab_cli("get", "pods", "--lab", lab.name, check=True)
+    assert "pod brief: not ready since the last up" in r.stderr, r.stderr
+    r = lab.up(READINESS)
+    assert "pod default/brief: not ready (see netlab get pods)" in r.changes, r.changes
+    ep = netlab_cli("get", "ep", "web", "--lab", lab.name, check=True).stdout
+    assert str(lab.pod("brief").ip) not in ep and str(good.ip) in ep, ep
+    # a real client through the ClusterIP only ever reaches the healthy pod
+    assert _ask_many(lab, cip) == [good.name] * 20
+    # the crashed container was restarted by that up and ended again: CrashLoopBackOff
+    rows = _pods(lab)
+    assert rows[crash.name][1:4] == ["0/1", "CrashLoopBackOff", "1"], rows
+    cs = _pod_json(lab)[crash.name]["status"]["containerStatuses"][0]
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert cs["lastState"]["terminated"]["exitCode"] == 3
