@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from ..errors import KernelError, NetlabError, NotFound, UsageError
 from ..model.build import build, endpoints_for
-from ..model.objects import NETNS_PREFIX, Cluster, Pod, lab_prefix
+from .. import names
+from ..model.objects import Cluster, Pod
 from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
 from . import iptables, nsfs, procs, proxy, state
@@ -31,19 +32,12 @@ Progress = Callable[[str, int, int], None]
 def lab_namespaces(lab: str) -> list[str]:
     """The namespaces netlab makes for `lab` (and only those: a namespace someone else named
     `nl.<lab>` or `nl.<lab>.mine` is not ours, so `down` leaves it alone)."""
-    prefix = lab_prefix(lab)
-    own = (f"{prefix}.underlay", f"{prefix}.external")
-    return [n for n in nsfs.list_netns() if n in own or n.startswith((f"{prefix}.node.", f"{prefix}.pod."))]
+    return [n for n in nsfs.list_netns() if names.is_lab_netns(n, lab)]
 
 
 def labs() -> list[str]:
     """Labs that exist: by their namespaces (nl.<lab>.underlay) or their state directory."""
-    found = set()
-    for n in nsfs.list_netns():
-        if n.startswith(NETNS_PREFIX):
-            parts = n[len(NETNS_PREFIX):].split(".")
-            if len(parts) >= 2 and parts[1] in ("underlay", "external", "node", "pod"):
-                found.add(parts[0])
+    found = {parsed.lab for parsed in map(names.parse_netns, nsfs.list_netns()) if parsed is not None}
     # a state directory alone is a lab too: an `up` killed before it wrote state.json leaves one
     found.update(state.labs_on_disk())
     return sorted(found)
@@ -189,13 +183,14 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     # ---- what goes away: pods and nodes no longer wanted, pods whose spec changed
     doomed_ns = []
     for name in sorted(existing):
-        if name.startswith(f"{cluster.prefix}.pod."):
-            key = _pod_key_of(name, cluster.prefix)
+        parsed = names.parse_netns(name, lab)
+        if parsed is not None and parsed.kind == "pod":
+            key = parsed.pod_key
             pod = desired.get(key)
             old = prev_pods.get(key, {})
             if pod is None or old.get("fingerprint") != pod.fingerprint() or old.get("uid") != pod.uid:
                 doomed_ns.append(name)
-        elif name.startswith(f"{cluster.prefix}.node."):
+        elif parsed is not None and parsed.kind == "node":
             if name not in {n.netns for n in cluster.nodes}:
                 doomed_ns.append(name)
     pods_extra = {k: {kk: v for kk, v in prev_pods.get(k, {}).items() if kk in ("procs", "restarts", "created", "ready")}
@@ -207,8 +202,9 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
         _remove_namespaces(lab, doomed_ns, prev, changes)
         existing -= set(doomed_ns)
         for name in doomed_ns:
-            if ".node." in name:
-                servers.pop(name.split(".node.", 1)[1], None)
+            parsed = names.parse_netns(name, lab)
+            if parsed is not None and parsed.kind == "node":
+                servers.pop(parsed.node, None)
 
     create = [p for p in cluster.pods if p.netns not in existing]
     check = [p for p in cluster.pods if p.netns in existing]
@@ -312,12 +308,6 @@ def _wait_listening(cluster: Cluster, pods_extra: dict[str, dict], begun: list[t
         pending = left
         if pending:
             time.sleep(0.02)
-
-
-def _pod_key_of(netns: str, prefix: str) -> str:
-    rest = netns[len(prefix) + len(".pod."):]
-    ns, _, name = rest.partition(".")
-    return f"{ns}/{name}"
 
 
 def _server_paths(lab: str, node: str) -> tuple[str, str, str]:
@@ -445,11 +435,11 @@ def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set
 
 
 def _server_owner(lab: str, node: str) -> str:
-    return f"{lab}/node/{node}/netexec"
+    return names.server_owner(lab, node)
 
 
 def _container_owner(lab: str, pod: Pod, container: str) -> str:
-    return f"{lab}/pod/{pod.namespace}/{pod.name}/{container}"
+    return names.container_owner(lab, pod.namespace, pod.name, container)
 
 
 def _server_alive(lab: str, node, rec: Any) -> bool:
@@ -493,20 +483,19 @@ def _log_path(lab: str, pod: Pod, container: str) -> str:
     return os.path.join(state.lab_dir(lab), "logs", f"{pod.namespace}_{pod.name}_{container}.log")
 
 
-def _remove_namespaces(lab: str, names: list[str], prev: dict[str, Any], changes: Changes, quiet: bool = False) -> None:
+def _remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], changes: Changes, quiet: bool = False) -> None:
     """Kill what runs in these namespaces (by membership and by record), then delete them."""
-    paths = [nsfs.netns_path(n) for n in names]
+    paths = [nsfs.netns_path(n) for n in doomed]
     records = []
     for key, pod in prev.get("pods", {}).items():
-        if pod.get("netns") in names:
+        if pod.get("netns") in doomed:
             records.extend((pod.get("procs") or {}).values())
-    procs.terminate(records, procs.netns_members(paths), owner=f"{lab}/")
-    for name in names:
+    procs.terminate(records, procs.netns_members(paths), owner=names.lab_owner_prefix(lab))
+    for name in doomed:
         nsfs.delete_ns_file(nsfs.netns_path(name))
-        if ".pod." in name:
-            key = _pod_key_of(name, lab_prefix(lab))
-            ns, _, pod = key.partition("/")
-            u = os.path.join(state.lab_dir(lab), "uts", f"{ns}.{pod}")
+        parsed = names.parse_netns(name, lab)
+        if parsed is not None and parsed.kind == "pod":
+            u = os.path.join(state.lab_dir(lab), "uts", f"{parsed.namespace}.{parsed.pod}")
             nsfs.delete_ns_file(u)
         if not quiet:
             changes.add(f"removed namespace {name}")
@@ -525,14 +514,15 @@ class DownResult:
 def down(lab: str) -> DownResult:
     t0 = time.monotonic()
     require_root("remove a lab")
-    names = lab_namespaces(lab)
+    netns = lab_namespaces(lab)
     st = state.load(lab) or {}
-    paths = [nsfs.netns_path(n) for n in names]
+    paths = [nsfs.netns_path(n) for n in netns]
     records = [r for p in st.get("pods", {}).values() for r in (p.get("procs") or {}).values()]
     records += list(st.get("servers", {}).values())
-    killed = procs.terminate(records, procs.netns_members(paths), grace=1.0, owner=f"{lab}/")
+    killed = procs.terminate(records, procs.netns_members(paths), grace=1.0, owner=names.lab_owner_prefix(lab))
     # pods first, then nodes, the external host and the underlay
-    order = sorted(names, key=lambda n: (0 if ".pod." in n else 1 if ".node." in n else 2, n))
+    rank = {"pod": 0, "node": 1}
+    order = sorted(netns, key=lambda n: (rank.get(getattr(names.parse_netns(n, lab), "kind", ""), 2), n))
     for n in order:
         nsfs.delete_ns_file(nsfs.netns_path(n))
     base = state.lab_dir(lab)
@@ -546,7 +536,7 @@ def down(lab: str) -> DownResult:
         os.rmdir(state.RUN_DIR)  # only if no other lab is left
     except OSError:
         pass
-    return DownResult(lab, len(names), killed, time.monotonic() - t0)
+    return DownResult(lab, len(netns), killed, time.monotonic() - t0)
 
 
 # ------------------------------------------------------------------ status

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..errors import SpecError
 from ..spec.types import PodSpec, PodTemplate, Scenario
-from .objects import Cluster, Endpoint, Node, Pod, Service, ServicePort, node_netns, pod_netns, short_hash
+from ..names import node_netns, pod_netns
+from .objects import Cluster, Endpoint, Node, Pod, Service, ServicePort, short_hash
 
 # Kubernetes' "safe" alphabet for generated names (no vowels, no confusable digits).
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
