@@ -507,7 +507,7 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
 def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> None:
     """Print a pod's container logs (the built-in server logs every request it answers)."""
     from .dataplane import lab as labmod
-    from .dataplane import state
+    from .dataplane import layout
     labmod.require_root("read a lab's logs")
     name = labmod.resolve_lab(lab)
     cluster, _ = labmod.load_cluster(name)
@@ -519,8 +519,7 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
         raise NotFound(f'container "{container}" not found in pod {pod}')
     for cname in names:
         c = next(x for x in p.containers if x.name == cname)
-        fname = f"{p.namespace}_{p.name}_{'netexec' if not (c.command or c.args) else cname}.log"
-        path = os.path.join(state.lab_dir(name), "logs", fname)
+        path = layout.container_log(name, p.namespace, p.name, cname if c.command or c.args else layout.BUILTIN)
         try:
             with open(path, errors="replace") as f:
                 text = f.read()

@@ -597,8 +597,8 @@ def _default(gw: str) -> Route:
 
 
 def uts_path(lab: str, pod: Pod) -> str:
-    from .state import lab_dir
-    return os.path.join(lab_dir(lab), "uts", f"{pod.namespace}.{pod.name}")
+    from .layout import uts_file
+    return uts_file(lab, pod.namespace, pod.name)
 
 
 def ignore_missing(fn: Callable, *args, **kwargs) -> None:

@@ -20,7 +20,7 @@ from .. import names
 from ..model.objects import Cluster, Pod
 from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
-from . import iptables, nsfs, procs, proxy, state
+from . import iptables, layout, nsfs, procs, proxy, state
 from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
 from .fabric import Changes, Fabric, node_fabric_drift, node_links, pod_link_problem, uts_path
 
@@ -100,7 +100,7 @@ def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
     """The cluster as the last `up` decided it, rebuilt from the state file."""
     st = state.load(lab)
     if st is None or not st.get("scenario"):
-        raise NetlabError(f"lab '{lab}' has no readable state (/run/netlab/{lab}/state.json); "
+        raise NetlabError(f"lab '{lab}' has no readable state ({layout.state_file(lab)}); "
                           f"remove it with: sudo netlab down {lab}")
     scenario = load_text(st["scenario"], st.get("source") or "<state>")
     scenario.name = lab
@@ -137,25 +137,6 @@ def preflight(cluster: Cluster) -> None:
                 raise UsageError(f"Pod {pod.key}: container {cname} runs {argv[0]!r}, which is not installed on "
                                  "this machine (netlab runs commands from the host's filesystem); install it "
                                  "or drop the command to get the built-in test server")
-
-
-def _state_doc(cluster: Cluster, scenario_text: str, prev: dict[str, Any], phase: str,
-               pods_extra: dict[str, dict], servers: dict[str, Any], flavour: str) -> dict[str, Any]:
-    return {
-        "lab": cluster.name, "scenario": scenario_text, "source": cluster.source, "phase": phase,
-        "sourcePath": source_identity(cluster.source),
-        "created": prev.get("created") or time.time(),
-        "nodes": {n.name: {"ip": str(n.ip), "podCIDR": str(n.pod_cidr), "netns": n.netns} for n in cluster.nodes},
-        "pods": {p.key: dict({"node": p.node, "ip": str(p.ip), "uid": p.uid, "fingerprint": p.fingerprint(),
-                              "netns": p.netns}, **pods_extra.get(p.key, {})) for p in cluster.pods},
-        "ipam": cluster.ipam_last,
-        "services": {s.key: {"clusterIP": str(s.cluster_ip) if s.cluster_ip else None,
-                             "nodePorts": {f"{p.name or ''}/{p.protocol}": p.node_port for p in s.ports if p.node_port}}
-                     for s in cluster.services},
-        "servers": servers,
-        "iptables": {"flavour": flavour},
-        "proxyMode": cluster.networking.proxy_mode,
-    }
 
 
 def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
@@ -197,7 +178,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
                   for k in desired}
     servers = dict(prev.get("servers", {}))
     # intent first: if we die from here on, the next up (or down) knows what was meant
-    state.save(lab, _state_doc(cluster, scenario_text, prev, "applying", pods_extra, servers, flavour))
+    state.save(lab, layout.state_doc(cluster, scenario_text, source_identity(cluster.source), prev, "applying", pods_extra, servers, flavour))
     if doomed_ns:
         _remove_namespaces(lab, doomed_ns, prev, changes)
         existing -= set(doomed_ns)
@@ -257,7 +238,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
         _refresh_endpoints(cluster)
         if _endpoint_view(cluster) != before:
             proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode)
-    state.save(lab, _state_doc(cluster, scenario_text, prev, "ready", pods_extra, servers, flavour))
+    state.save(lab, layout.state_doc(cluster, scenario_text, source_identity(cluster.source), prev, "ready", pods_extra, servers, flavour))
     return UpResult(cluster, changes.items, flavour, time.monotonic() - t0, created)
 
 
@@ -312,9 +293,7 @@ def _wait_listening(cluster: Cluster, pods_extra: dict[str, dict], begun: list[t
 
 def _server_paths(lab: str, node: str) -> tuple[str, str, str]:
     """(config, pidfile, log) of a node's built-in server."""
-    base = state.lab_dir(lab)
-    return (os.path.join(base, "run", f"netexec-{node}.json"), os.path.join(base, "run", f"netexec-{node}.pid"),
-            os.path.join(base, "logs", f"netexec-{node}.log"))
+    return layout.server_config(lab, node), layout.server_pidfile(lab, node), layout.server_log(lab, node)
 
 
 def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any], changes: Changes) -> dict:
@@ -367,7 +346,7 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
         cfg_path, pidfile, _ = _server_paths(cluster.name, node.name)
         cfg = {"pods": [{"key": p.key, "name": p.name, "netns": nsfs.netns_path(p.netns),
                          "ports": [{"port": port, "protocol": proto} for port, proto in p.builtin_ports],
-                         "log": _log_path(cluster.name, p, "netexec")} for p in pods]}
+                         "log": _log_path(cluster.name, p, layout.BUILTIN)} for p in pods]}
         text = json.dumps(cfg, indent=1, sort_keys=True)
         try:
             with open(cfg_path) as f:
@@ -476,11 +455,11 @@ def _container_env(pod: Pod) -> dict[str, str]:
 
 def _exit_path(lab: str, pod: Pod, container: str) -> str:
     """Where a container's supervisor writes its exit status."""
-    return os.path.join(state.lab_dir(lab), "run", f"{pod.namespace}_{pod.name}_{container}.exit")
+    return layout.container_exit(lab, pod.namespace, pod.name, container)
 
 
 def _log_path(lab: str, pod: Pod, container: str) -> str:
-    return os.path.join(state.lab_dir(lab), "logs", f"{pod.namespace}_{pod.name}_{container}.log")
+    return layout.container_log(lab, pod.namespace, pod.name, container)
 
 
 def _remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], changes: Changes, quiet: bool = False) -> None:
@@ -495,8 +474,7 @@ def _remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], change
         nsfs.delete_ns_file(nsfs.netns_path(name))
         parsed = names.parse_netns(name, lab)
         if parsed is not None and parsed.kind == "pod":
-            u = os.path.join(state.lab_dir(lab), "uts", f"{parsed.namespace}.{parsed.pod}")
-            nsfs.delete_ns_file(u)
+            nsfs.delete_ns_file(layout.uts_file(lab, parsed.namespace, parsed.pod))
         if not quiet:
             changes.add(f"removed namespace {name}")
 
@@ -525,15 +503,15 @@ def down(lab: str) -> DownResult:
     order = sorted(netns, key=lambda n: (rank.get(getattr(names.parse_netns(n, lab), "kind", ""), 2), n))
     for n in order:
         nsfs.delete_ns_file(nsfs.netns_path(n))
-    base = state.lab_dir(lab)
-    uts_dir = os.path.join(base, "uts")
+    base = layout.lab_dir(lab)
+    uts_dir = layout.uts_dir(lab)
     if os.path.isdir(uts_dir):
         for f in os.listdir(uts_dir):
             nsfs.delete_ns_file(os.path.join(uts_dir, f))
     if os.path.isdir(base):
         shutil.rmtree(base, ignore_errors=True)
     try:
-        os.rmdir(state.RUN_DIR)  # only if no other lab is left
+        os.rmdir(layout.RUN_DIR)  # only if no other lab is left
     except OSError:
         pass
     return DownResult(lab, len(netns), killed, time.monotonic() - t0)

@@ -241,9 +241,9 @@ def read_pidfile(path: str) -> tuple[int, int] | None:
 
 
 def server_log(pidfile: str) -> str:
-    """A built-in server's log from its pidfile: <lab dir>/run/netexec-NODE.pid -> <lab dir>/logs/netexec-NODE.log"""
-    base = os.path.dirname(os.path.dirname(pidfile))
-    return os.path.join(base, "logs", os.path.basename(pidfile)[:-len(".pid")] + ".log")
+    """A built-in server's log from its pidfile."""
+    from .layout import server_log_of
+    return server_log_of(pidfile)
 
 
 def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 15.0) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Collection, TypeVar
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
 from ..render.iptables import node_rules
-from . import iptables, nsfs, rtnl, state
+from . import iptables, layout, nsfs, rtnl, state
 from .fabric import Changes
 
 T = TypeVar("T")
@@ -101,7 +101,7 @@ class NftablesProxy(ProxyBackend):
 
     @staticmethod
     def record_path(lab: str, node: str) -> str:
-        return os.path.join(state.lab_dir(lab), "run", f"nft-{node}.json")
+        return layout.nft_record(lab, node)
 
     def _live(self, netns: str):
         from ..render import kubeproxy_nftables as knft
@@ -393,7 +393,7 @@ def _tables_shaped(data: Any) -> bool:
 
 
 def iptables_record_path(lab: str, node: str) -> str:
-    return os.path.join(state.lab_dir(lab), "run", f"iptables-{node}.json")
+    return layout.iptables_record(lab, node)
 
 
 IPTABLES_RECORD_VERSION = 1
