@@ -20,7 +20,7 @@ from .. import names
 from ..model.objects import Cluster, Pod
 from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
-from . import iptables, layout, nsfs, procs, proxy, state
+from . import iptables, layout, nsenter, nsfs, procs, proxy, state
 from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
 from .fabric import Changes, Fabric, node_fabric_drift, node_links, pod_link_problem, uts_path
 
@@ -661,14 +661,9 @@ def observed_readiness(cluster: Cluster, st: dict[str, Any]) -> dict[str, bool]:
 
 
 def pod_exec_argv(lab: str, pod: Pod, argv: list[str]) -> list[str]:
-    path = nsfs.netns_path(pod.netns)
-    if not os.path.exists(path):
-        raise KernelError(f"pod {pod.key} has no network namespace ({pod.netns}); run: {repair_command(lab)}")
-    return ["nsenter", f"--net={path}", f"--uts={uts_path(lab, pod)}", "--", *argv]
+    return nsenter.enter(pod.netns, argv, uts_path(lab, pod),
+                         missing=f"pod {pod.key} has no network namespace ({pod.netns})")
 
 
 def netns_exec_argv(netns: str, argv: list[str]) -> list[str]:
-    path = nsfs.netns_path(netns)
-    if not os.path.exists(path):
-        raise KernelError(f"network namespace {netns} does not exist; run: sudo netlab up")
-    return ["nsenter", f"--net={path}", "--", *argv]
+    return nsenter.enter(netns, argv)

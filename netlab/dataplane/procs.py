@@ -16,7 +16,7 @@ import time
 from typing import Any, Iterable
 
 from ..errors import KernelError
-from . import nsfs
+from . import nsenter, nsfs
 
 OWNER_VAR = "NETLAB_OWNER"
 
@@ -82,10 +82,7 @@ def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None 
     """
     if owner is not None:
         env = dict(os.environ if env is None else env, **{OWNER_VAR: owner})
-    cmd = ["nsenter", f"--net={netns_path}"]
-    if uts_path:
-        cmd.append(f"--uts={uts_path}")
-    cmd += ["--", *argv]
+    cmd = nsenter.command(netns_path, argv, uts_path)
     log = _open_log(log_path)
     try:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
