@@ -22,7 +22,8 @@ from ..spec.parse import load_text
 from ..spec.types import PROXY_MODES, Scenario
 from . import iptables, layout, nsenter, nsfs, procs, proxy, state
 from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
-from .fabric import Changes, Fabric, node_fabric_drift, node_links, pod_link_problem, uts_path
+from .changes import Change, Changes
+from .fabric import Fabric, node_fabric_drift, node_links, pod_link_problem, uts_path
 
 Progress = Callable[[str, int, int], None]
 
@@ -121,10 +122,11 @@ def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
 @dataclass
 class UpResult:
     cluster: Cluster
-    changes: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)    # as text, for people
     flavour: str = ""
     elapsed: float = 0.0
     created: bool = False    # the lab did not exist before this up
+    records: list[Change] = field(default_factory=list)   # the changes as data
 
 
 def preflight(cluster: Cluster) -> None:
@@ -198,7 +200,7 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     fresh = {p.key for p in create}
     if broken:
         for key, problem in broken.items():
-            changes.add(f"pod {key}: rebuilt ({problem})")
+            changes.add(Change("pod", key, "rebuild", f"rebuilt ({problem})", desired[key].netns, f"pod {key}"))
         again = [desired[k] for k in broken]
         _remove_namespaces(lab, [p.netns for p in again], prev, changes, quiet=True)
         Fabric(cluster, changes, progress).apply(again, [])
@@ -233,13 +235,15 @@ def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
     if flipped:
         for pod in flipped:
             pod.ready = seen[pod.key]
-            changes.add(f"pod {pod.key}: " + ("ready" if pod.ready else "not ready (see netlab get pods)"))
+            changes.add(Change("readiness", pod.key, "ready" if pod.ready else "not-ready",
+                               "ready" if pod.ready else "not ready (see netlab get pods)", pod.netns,
+                               f"pod {pod.key}"))
         before = _endpoint_view(cluster)
         _refresh_endpoints(cluster)
         if _endpoint_view(cluster) != before:
             proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode)
     state.save(lab, layout.state_doc(cluster, scenario_text, source_identity(cluster.source), prev, "ready", pods_extra, servers, flavour))
-    return UpResult(cluster, changes.items, flavour, time.monotonic() - t0, created)
+    return UpResult(cluster, changes.items, flavour, time.monotonic() - t0, created, changes.records)
 
 
 def _refuse_replacing(cluster: Cluster, prev: dict[str, Any]) -> None:
@@ -306,7 +310,8 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
     rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns), log,
                       env=procs.netexec_env(), owner=_server_owner(cluster.name, node.name))
     servers[node.name] = rec
-    changes.add(f"node {node.name}: built-in server started (pid {rec['pid']})")
+    changes.add(Change("server", node.name, "start", f"built-in server started (pid {rec['pid']})", node.netns,
+                       f"node {node.name}"))
     return rec
 
 
@@ -323,7 +328,8 @@ def _start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chan
         found = strays.get(_server_owner(cluster.name, node.name))
         if found:
             procs.terminate([], found)
-            changes.add(f"node {node.name}: stopped an unrecorded built-in server")
+            changes.add(Change("server", node.name, "stop", "stopped an unrecorded built-in server", node.netns,
+                               f"node {node.name}"))
         if any(p.builtin_ports for p in cluster.pods_on(node.name)):
             rec = _spawn_server(cluster, node, json.dumps({"pods": []}), servers, changes)
             started[node.name] = int(rec["pid"])
@@ -366,7 +372,8 @@ def _ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], 
             os.kill(int(rec["pid"]), signal.SIGHUP)
             waits.append((pidfile, int(rec["pid"]), got[1] if got else -1))
             if node.name not in started:
-                changes.add(f"node {node.name}: built-in server reloaded")
+                changes.add(Change("server", node.name, "reload", "built-in server reloaded", node.netns,
+                                   f"node {node.name}"))
         else:
             rec = _spawn_server(cluster, node, text, servers, changes)
             waits.append((pidfile, int(rec["pid"]), None))
@@ -393,8 +400,8 @@ def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set
                 # started by an `up` that was killed before recording it: keep the oldest, end the others
                 procs.terminate([], found[1:])
                 recs[cname] = procs.record(found[0])
-                changes.add(f"pod {pod.key}: container {cname} adopted (pid {found[0]}, started by an "
-                            "interrupted up)")
+                changes.add(Change("container", f"{pod.key}/{cname}", "adopt", f"container {cname} adopted "
+                                   f"(pid {found[0]}, started by an interrupted up)", pod.netns, f"pod {pod.key}"))
                 continue
             container = next(c for c in pod.containers if c.name == cname)
             sup = procs.spawn_container(argv, nsfs.netns_path(pod.netns), _log_path(cluster.name, pod, cname),
@@ -408,8 +415,8 @@ def _ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set
             [sup for _, _, sup in started], [_container_owner(cluster.name, pod, c) for pod, c, _ in started])):
         recs = pods_extra[pod.key]["procs"]
         recs[cname] = rec or {"pid": 0, "start": None}  # already ended: its exit status tells how
-        changes.add(f"pod {pod.key}: container {cname} started" + (f" (pid {rec['pid']})" if rec else
-                                                                  " (and has exited)"))
+        changes.add(Change("container", f"{pod.key}/{cname}", "start", f"container {cname} started" +
+                           (f" (pid {rec['pid']})" if rec else " (and has exited)"), pod.netns, f"pod {pod.key}"))
     return [(pod, cname) for pod, cname, _ in started]
 
 
@@ -476,7 +483,7 @@ def _remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], change
         if parsed is not None and parsed.kind == "pod":
             nsfs.delete_ns_file(layout.uts_file(lab, parsed.namespace, parsed.pod))
         if not quiet:
-            changes.add(f"removed namespace {name}")
+            changes.add(Change("namespace", name, "remove", f"removed namespace {name}"))
 
 
 # ------------------------------------------------------------------ down
