@@ -89,25 +89,47 @@ def cli() -> None:
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
 @click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
               help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
+@click.option("--replace", is_flag=True,
+              help="Let SCENARIO remove or recreate nodes and pods of a lab that was built from another file.")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
               help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
-def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, verbose: bool,
-       then_probe: bool) -> None:
-    """Build the lab described by SCENARIO and the -f inputs (default: the built-in two-node demo), or reconcile it.
+def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, replace: bool,
+       verbose: bool, then_probe: bool) -> None:
+    """Build the lab described by SCENARIO and the -f inputs, or reconcile it.
 
-    Running it again changes nothing; after editing the scenario only the difference is applied.
+    Without SCENARIO or -f: a lab that exists (--lab NAME, default demo) is reconciled from the scenario it was
+    built from; otherwise the built-in two-node demo is built. Running it again changes nothing; after
+    editing the scenario only the difference is applied. A different file that would remove or recreate
+    nodes or pods of an existing lab is refused unless --replace is given.
     """
     from .dataplane.host import require_root
     require_root("build a lab")  # before anything else, even reading the scenario
     paths = scenario_paths(scenario, files)
-    sc, text = load_scenario(paths, lab)
+    stored = None
+    if not paths:
+        from .dataplane import lab as labmod
+        name = lab or load_scenario(None, None)[0].name
+        if name in labmod.labs():
+            stored = labmod.stored_scenario(name)
+            if stored is None:
+                raise UsageError(f"lab {name} exists but its state does not record the scenario it was built "
+                                 f"from; give it: sudo netlab up -f SCENARIO --lab {name} (or remove the lab: "
+                                 f"sudo netlab down {name})")
+    if stored is not None:
+        from .spec.parse import load_text
+        text, source, stored_mode = stored
+        sc = load_text(text, source)
+        sc.name = name
+        proxy_mode = proxy_mode or stored_mode
+    else:
+        sc, text = load_scenario(paths, lab)
     from .dataplane import lab as labmod  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
     progress = Progress()
-    again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + (["--lab", lab] if lab else []))
+    again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + ["--lab", sc.name])
     try:
-        result = labmod.up(sc, text, progress, proxy_mode=proxy_mode)
+        result = labmod.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or not paths)
     except KeyboardInterrupt:
         progress.clear()
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "
@@ -118,7 +140,7 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
         raise  # refused before anything was changed
     except NetlabError as e:
         progress.clear()
-        e.args = (f"{e}\n  lab '{sc.name}' may be half built: run 'sudo netlab up' again "
+        e.args = (f"{e}\n  lab '{sc.name}' may be half built: run '{again}' again "
                   f"or remove it with 'sudo netlab down {sc.name}'",)
         raise
     progress.clear()
@@ -127,7 +149,7 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
         for ch in result.changes:
             click.echo(f"  {ch}")
     n = len(result.changes)
-    verb = "created" if n and any(ch.startswith("namespace nl.") for ch in result.changes) else "reconciled"
+    verb = "created" if result.created else "reconciled"
     click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {len(c.pods)} pods, {len(c.services)} services; "
                f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
                f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour})")
@@ -180,8 +202,11 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
 
     \b
     STATUS is checked against the kernel, not just the state file:
-      pods   Running, Error (a container is not running), NetworkBroken (its veth is missing,
-             down or off cni0), Unknown (no namespace)
+      pods   READY counts containers running and (for those that declare containerPorts)
+             listening on them; STATUS is Running, Completed (exit 0), Error (exit code not 0, or
+             not running), CrashLoopBackOff (ended again after a restart), NetworkBroken (its veth
+             is missing, down or off cni0), Unknown (no namespace); -o json has containerStatuses
+             and conditions. Only ready pods are endpoints; `up` resyncs the rules when that changes
       nodes  NotReady when the node differs from what netlab built (sysctls, links, routes,
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
              printed on stderr (and is the NetworkUnavailable condition in -o json)
@@ -204,14 +229,27 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     from . import output as out
     from .dataplane import lab as labmod
     labmod.require_root("read a lab's state")
+    fmt = output
     if kind == "labs":
-        rows = [[n] for n in labmod.labs()]
-        click.echo(out.table(["NAME"], rows) if rows else "No labs are up.", nl=bool(not rows))
+        shown = [n for n in labmod.labs() if not names or n in names]
+        _missing(names, shown, "lab")
+        if fmt in ("json", "yaml"):
+            from .dataplane import state
+            objs = out.lab_objects([(n, state.load(n)) for n in shown])
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"lab/{n}\n" for n in shown), nl=False)
+        elif shown:
+            click.echo(out.table(["NAME"], [[n] for n in shown]), nl=False)
+        else:
+            click.echo("No labs are up.")
         return
     name = labmod.resolve_lab(lab)
     cluster, st = labmod.load_cluster(name)
     created = st.get("created")
-    fmt = output
+    # kubectl lists by namespace, then name
+    cluster.nodes = sorted(cluster.nodes, key=lambda n: n.name)
+    cluster.services = sorted(cluster.services, key=lambda s: (s.namespace, s.name))
     if kind == "nodes":
         shown = [n for n in cluster.nodes if not names or n.name in names]
         _missing(names, [n.name for n in shown], "node")
@@ -221,17 +259,19 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         problems = labmod.node_problems(cluster, st, shown)  # checked against the whole cluster (its peers)
         cluster = _subset_nodes(cluster, names)
         if fmt in ("json", "yaml"):
-            objs = out.node_objects(cluster, problems, created)
+            objs = out.node_objects(cluster, problems, created, labmod.repair_command(name))
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
         else:
             click.echo(out.node_table(cluster, problems, created, fmt == "wide"), nl=False)
             for node, found in problems.items():
                 if found:
-                    click.echo(f"node {node}: NotReady, `sudo netlab up` would repair: {'; '.join(found)}", err=True)
+                    click.echo(f"node {node}: NotReady, `{labmod.repair_command(name)}` would repair: "
+                               f"{'; '.join(found)}", err=True)
         return
     if kind == "pods":
         statuses = [s for s in labmod.pod_statuses(cluster, st)
                     if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)]
+        statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
         _missing(names, [s.pod.name for s in statuses], "pod")
         if fmt in ("json", "yaml"):
             objs = out.pod_objects(statuses, cluster)
@@ -243,6 +283,10 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
                        err=True)
         else:
             click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide"), nl=False)
+            for s in statuses:
+                if s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
+                    click.echo(f"pod {s.pod.name}: {'ready' if s.is_ready else 'not ready'} since the last up; "
+                               f"`{labmod.repair_command(name)}` would update its Services' endpoints", err=True)
         return
     cluster.services = [s for s in cluster.services if (all_namespaces or s.namespace == namespace)
                         and (not names or s.name in names)]
@@ -267,6 +311,11 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             click.echo(f"No resources found in {namespace} namespace.", err=True)
         else:
             click.echo(out.endpoints_table(cluster, created, all_namespaces, namespace), nl=False)
+
+
+def _selects(svc, pod) -> bool:
+    sel = svc.spec.selector
+    return bool(sel) and svc.namespace == pod.namespace and all(pod.labels.get(k) == v for k, v in sel.items())
 
 
 def _missing(wanted: tuple[str, ...], found: list[str], kind: str) -> None:
@@ -306,17 +355,24 @@ class _ExecCommand(click.Command):
 @click.argument("pod", required=False)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of POD.")
+@click.option("-c", "--container", metavar="NAME", help="Container to run in (default: the pod's first); all of "
+              "a pod's containers share its namespaces, so this only checks that the pod has it.")
+@click.option("-i", "--stdin", "stdin", is_flag=True, help="Pass stdin to the command (without it: /dev/null).")
+@click.option("-t", "--tty", "tty", is_flag=True, help="Accepted as kubectl does; the command gets this terminal, "
+              "if there is one (no new one is allocated).")
 @click.option("--node", metavar="NODE", help="Run in a node's namespace instead of a pod's.")
 @click.option("--external", is_flag=True, help="Run in the external client host on the underlay.")
 @click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
-def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | None, external: bool,
-         lab: str | None) -> None:
-    """Run COMMAND inside a pod (or --node NODE, or --external) and exit with its status.
+def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: str | None, stdin: bool, tty: bool,
+         node: str | None, external: bool, lab: str | None) -> None:
+    """Run COMMAND inside a pod (POD or pod/POD, as `get pods -o name` prints it; or --node NODE, or
+    --external) and exit with its status.
 
     \b
     Examples:
       sudo netlab exec client -- curl -s 10.96.14.88/hostname   # web's ClusterIP in the default lab
-      sudo netlab exec client -n default --lab demo -- ip -4 addr show eth0
+      sudo netlab exec pod/client -n default --lab demo -- ip -4 addr show eth0
+      sudo netlab exec -i client -- sh < script.sh
       sudo netlab exec --node demo-worker -- ip route
       sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
     """
@@ -331,6 +387,10 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
         argv = argv[1:]
     if not argv:
         raise click.UsageError("give a command after --, e.g. netlab exec POD -- ip addr")
+    if pod is not None and "/" in pod:
+        kind, _, pod = pod.partition("/")
+        if kind.lower() not in ("pod", "pods", "po") or not pod:
+            raise click.UsageError(f"cannot exec into {kind}/{pod}: give a pod, as POD or pod/POD")
     name = labmod.resolve_lab(lab)
     cluster, _ = labmod.load_cluster(name)
     if external:
@@ -347,7 +407,14 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, node: str | 
         p = cluster.pod(namespace, pod)
         if p is None:
             raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
+        valid = [c.name for c in p.containers]
+        if container is not None and container not in valid:
+            raise NotFound(f'container {container} is not valid for pod {pod}: use one of {", ".join(valid)}')
         full = labmod.pod_exec_argv(name, p, argv)
+    if not stdin:  # kubectl without -i: the command reads nothing
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -437,7 +504,7 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
 def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> None:
     """Print a pod's container logs (the built-in server logs every request it answers)."""
     from .dataplane import lab as labmod
-    from .dataplane import state
+    from .dataplane import layout
     labmod.require_root("read a lab's logs")
     name = labmod.resolve_lab(lab)
     cluster, _ = labmod.load_cluster(name)
@@ -449,13 +516,16 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
         raise NotFound(f'container "{container}" not found in pod {pod}')
     for cname in names:
         c = next(x for x in p.containers if x.name == cname)
-        fname = f"{p.namespace}_{p.name}_{'netexec' if not (c.command or c.args) else cname}.log"
-        path = os.path.join(state.lab_dir(name), "logs", fname)
+        path = layout.container_log(name, p.namespace, p.name, cname if c.command or c.args else layout.BUILTIN)
         try:
             with open(path, errors="replace") as f:
-                click.echo(f.read(), nl=False)
+                text = f.read()
         except FileNotFoundError:
-            pass
+            text = ""
+        if text:
+            click.echo(text, nl=False)
+        else:
+            click.echo(f"no output from container {cname} of pod {p.name}", err=True)
 
 
 @cli.command()

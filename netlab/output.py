@@ -63,15 +63,37 @@ def dump(obj: dict, fmt: str) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
 
 
+# ---------------------------------------------------------------- labs
+
+def lab_objects(labs: list[tuple[str, dict | None]]) -> list[dict]:
+    """Labs as kubectl-shaped objects, from their state (None: unreadable)."""
+    out = []
+    for name, st in labs:
+        st = st or {}
+        spec: dict[str, Any] = {}
+        if st.get("source"):
+            spec["source"] = st["source"]
+        if st.get("proxyMode"):
+            spec["proxyMode"] = st["proxyMode"]
+        out.append({"apiVersion": "netlab.dev/v1alpha1", "kind": "Lab",
+                    "metadata": {"name": name, "creationTimestamp": timestamp(st.get("created"))},
+                    "spec": spec,
+                    "status": {"phase": {"ready": "Ready", "applying": "Applying"}.get(st.get("phase", ""),
+                                                                                   "Unknown"),
+                               "nodes": len(st.get("nodes", {})), "pods": len(st.get("pods", {})),
+                               "services": len(st.get("services", {}))}})
+    return out
+
+
 # ---------------------------------------------------------------- nodes
 
-def _node_conditions(found: list[str] | None) -> list[dict]:
+def _node_conditions(found: list[str] | None, repair: str) -> list[dict]:
     """Ready, and NetworkUnavailable as a cloud route controller or flannel sets it, from what netlab
     found different from what it built (None: not checked)."""
     if found is None:
         return [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]
     if found:
-        msg = "`sudo netlab up` would repair: " + "; ".join(found)
+        msg = f"`{repair}` would repair: " + "; ".join(found)
         return [{"type": "NetworkUnavailable", "status": "True", "reason": "NetlabFabricDamaged", "message": msg},
                 {"type": "Ready", "status": "False", "reason": "NetworkDamaged", "message": msg}]
     return [{"type": "NetworkUnavailable", "status": "False", "reason": "NetlabFabricUp",
@@ -79,7 +101,8 @@ def _node_conditions(found: list[str] | None) -> list[dict]:
             {"type": "Ready", "status": "True", "reason": "NetlabReady"}]
 
 
-def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: float | None) -> list[dict]:
+def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: float | None,
+                 repair: str = "sudo netlab up") -> list[dict]:
     out = []
     for n in cluster.nodes:
         out.append({
@@ -96,7 +119,7 @@ def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: floa
                         if not n.schedulable else {})},
             "status": {"addresses": [{"type": "InternalIP", "address": str(n.ip)},
                                      {"type": "Hostname", "address": n.name}],
-                       "conditions": _node_conditions(problems.get(n.name)),
+                       "conditions": _node_conditions(problems.get(n.name), repair),
                        "nodeInfo": {"kubeletVersion": VERSION, "kernelVersion": platform.release(),
                                     "osImage": "netlab network namespace", "containerRuntimeVersion": "netlab://"
                                     + __version__}},
@@ -143,19 +166,55 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
                 cd["ports"] = [dict({"containerPort": x.port, "protocol": x.protocol},
                                     **({"name": x.name} if x.name else {})) for x in c.ports]
             containers.append(cd)
+        started = timestamp(s.created)
+        statuses = []
+        for c in s.containers:
+            cs: dict[str, Any] = {"name": c.name, "ready": c.ready, "restartCount": s.restarts,
+                                  "started": c.state == "running", "state": _container_state(c, started),
+                                  "lastState": {}}
+            if c.state == "waiting":
+                cs["lastState"] = {"terminated": _terminated(c.last_exit, c.last_reason, "")}
+            statuses.append(cs)
+        unready = [c.name for c in s.containers if not c.ready]
+        cond_msg = f"containers with unready status: [{' '.join(unready)}]"
+        ready_cond = ({"status": "True"} if not unready and s.phase != "Unknown" else
+                      {"status": "False", "reason": "ContainersNotReady", "message": cond_msg})
+        phase = {"Running": "Running", "NetworkBroken": "Running", "CrashLoopBackOff": "Running",
+                 "NotReady": "Running", "Error": "Failed", "Completed": "Succeeded"}.get(s.phase, "Unknown")
         out.append({
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": p.node, "containers": containers},
-            "status": {"phase": {"Running": "Running", "Error": "Failed", "NetworkBroken": "Running"}.get(s.phase, "Unknown"),
+            "status": {"phase": phase,
                        **({"reason": s.phase} if s.phase != "Running" else {}),
+                       "conditions": [{"type": "Initialized", "status": "True"},
+                                      {"type": "Ready", **ready_cond},
+                                      {"type": "ContainersReady", **ready_cond},
+                                      {"type": "PodScheduled", "status": "True"}],
                        "podIP": str(p.ip), "podIPs": [{"ip": str(p.ip)}],
                        "hostIP": str(node.ip), "hostIPs": [{"ip": str(node.ip)}],
-                       "startTime": timestamp(s.created),
-                       "containerStatuses": [{"name": c.name, "ready": s.phase == "Running",
-                                              "restartCount": s.restarts} for c in p.containers],
+                       "startTime": started,
+                       "containerStatuses": statuses,
                        **({"message": s.problem} if s.problem else {})},
         })
     return out
+
+
+def _terminated(code: int | None, reason: str, message: str) -> dict:
+    t: dict[str, Any] = {"reason": reason}
+    if code is not None:
+        t["exitCode"] = code
+    if message:
+        t["message"] = message
+    return t
+
+
+def _container_state(c, started: str | None) -> dict:
+    """A container's `state`, as the kubelet reports it: running, terminated or waiting."""
+    if c.state == "running":
+        return {"running": {"startedAt": started}}
+    if c.state == "waiting":
+        return {"waiting": {"reason": c.reason, "message": c.message}}
+    return {"terminated": _terminated(c.exit_code, c.reason, c.message)}
 
 
 def pod_table(statuses: list, all_namespaces: bool, wide: bool) -> str:

@@ -27,7 +27,7 @@ from ..errors import KernelError
 from ..model.objects import Cluster
 from ..render import conntrack as decide
 from . import nsfs, state
-from .fabric import Changes
+from .changes import Change, Changes
 
 
 def _run(netns: str, args: list[str]) -> subprocess.CompletedProcess:
@@ -78,7 +78,8 @@ def clean_stale_udp(cluster: Cluster, changes: Changes, fresh: Collection[str] =
     for node, deletions in zip(nodes, done):
         for d in deletions:
             where = f"{d.orig_dst}:{d.orig_dport}" if d.orig_dst else f"NodePort {d.orig_dport}"
-            changes.add(f"{node.netns}: conntrack: deleted UDP flows to {where} answered by {d.reply_src}")
+            changes.add(Change("conntrack", where, "remove", f"conntrack: deleted UDP flows to {where} answered by {d.reply_src}",
+                               node.netns))
     _keep(record, decide.frontends_record(frontends), last)
 
 

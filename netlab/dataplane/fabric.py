@@ -14,7 +14,7 @@ import functools
 import ipaddress
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from pyroute2 import IPRoute
@@ -24,6 +24,7 @@ from ..errors import KernelError
 from ..model.objects import Cluster, Pod
 from ..render.fabric import BRIDGE, POD_ETH0_SYSCTLS, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric, pod_fabric
 from . import nsfs, rtnl
+from .changes import Change, Changes
 
 IFF_UP = 1
 NUD_PERMANENT = 0x80
@@ -32,16 +33,6 @@ RTNH_F_ONLINK = 4
 AF_BRIDGE = 7
 
 
-@dataclass
-class Changes:
-    """What an apply changed, in words; `up` prints the count, `-v` the list."""
-    items: list[str] = field(default_factory=list)
-
-    def add(self, what: str) -> None:
-        self.items.append(what)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 def kernel_error(e: Exception, what: str, netns: str) -> KernelError:
@@ -126,21 +117,22 @@ class Netns:
         link = self.links()[ifname]
         if mtu is not None and link["mtu"] != mtu:
             self._do(f"set mtu {mtu} on {ifname}", self.ipr.link, "set", index=link["index"], mtu=mtu)
-            changes.add(f"{self.name}: mtu {mtu} on {ifname}")
+            changes.add(Change("link", ifname, "update", f"mtu {mtu} on {ifname}", self.name))
         if not link["up"]:
             self._do(f"set {ifname} up", self.ipr.link, "set", index=link["index"], state="up")
-            changes.add(f"{self.name}: {ifname} up")
+            changes.add(Change("link", ifname, "update", f"{ifname} up", self.name))
 
     def ensure_bridge(self, ifname: str, changes: Changes, mtu: int | None = None) -> int:
         link = self.links().get(ifname)
         if link is not None and link["kind"] != "bridge":
             self._do(f"delete incompatible {ifname} ({link['kind']})", self.ipr.link, "del", index=link["index"])
-            changes.add(f"{self.name}: removed {ifname}, a {link['kind']} where a bridge belongs")
+            changes.add(Change("link", ifname, "remove", f"removed {ifname}, a {link['kind']} where a bridge "
+                               "belongs", self.name))
             link = None
         if link is None:
             kw = {"mtu": mtu} if mtu else {}
             self._do(f"create bridge {ifname}", self.ipr.link, "add", ifname=ifname, kind="bridge", **kw)
-            changes.add(f"{self.name}: bridge {ifname}")
+            changes.add(Change("link", ifname, "create", f"bridge {ifname}", self.name))
             self.links(refresh=True)
         self.ensure_up(ifname, changes)
         return self.index(ifname)
@@ -155,13 +147,14 @@ class Netns:
             ip, plen = cidr.split("/")
             self._do(f"add address {cidr} to {ifname}", self.ipr.addr, "add", index=idx, address=ip,
                      prefixlen=int(plen))
-            changes.add(f"{self.name}: address {cidr} on {ifname}")
+            changes.add(Change("address", cidr, "create", f"address {cidr} on {ifname}", self.name))
         if exclusive:
             for cidr in sorted(have - want):
                 ip, plen = cidr.split("/")
                 self._do(f"delete address {cidr} from {ifname}", self.ipr.addr, "del", index=idx, address=ip,
                          prefixlen=int(plen))
-                changes.add(f"{self.name}: removed stray address {cidr} from {ifname}")
+                changes.add(Change("address", cidr, "remove", f"removed stray address {cidr} from {ifname}",
+                                   self.name))
 
     # ---- routes, neighbours, fdb
     def routes(self) -> dict[str, dict]:
@@ -193,14 +186,15 @@ class Netns:
             if r.onlink:
                 kw["flags"] = RTNH_F_ONLINK
             self._do(f"set route {dst}", self.ipr.route, "replace", **kw)
-            changes.add(f"{self.name}: route {dst}" + (f" via {r.gateway}" if r.gateway else ""))
+            changes.add(Change("route", dst, "create", f"route {dst}" + (f" via {r.gateway}" if r.gateway else ""),
+                               self.name))
         for dst, cur in have.items():
             if dst in want or dst == "default" or cur["proto"] == 2:  # 2: kernel (connected) routes
                 continue
             net = ipaddress.ip_network(dst)
             if any(net.subnet_of(o) for o in owned):
                 self._do(f"delete route {dst}", self.ipr.route, "del", dst=dst)
-                changes.add(f"{self.name}: removed stale route {dst}")
+                changes.add(Change("route", dst, "remove", f"removed stale route {dst}", self.name))
 
     def ensure_neighbours(self, neighbours: list, dev: str, changes: Changes) -> None:
         idx = self.index(dev)
@@ -213,10 +207,10 @@ class Netns:
             if have.get(dst) != mac:
                 self._do(f"set neighbour {dst} on {dev}", self.ipr.neigh, "replace", dst=dst, lladdr=mac,
                          ifindex=idx, state=NUD_PERMANENT)
-                changes.add(f"{self.name}: neighbour {dst} -> {mac} on {dev}")
+                changes.add(Change("neighbour", dst, "create", f"neighbour {dst} -> {mac} on {dev}", self.name))
         for dst in set(have) - set(want):
             self._do(f"delete neighbour {dst} on {dev}", self.ipr.neigh, "del", dst=dst, ifindex=idx)
-            changes.add(f"{self.name}: removed stale neighbour {dst} on {dev}")
+            changes.add(Change("neighbour", dst, "remove", f"removed stale neighbour {dst} on {dev}", self.name))
 
     def ensure_fdb(self, entries: list, dev: str, changes: Changes) -> None:
         idx = self.index(dev)
@@ -228,11 +222,12 @@ class Netns:
         for mac, dst in sorted(want - have):
             self._do(f"add fdb {mac} dst {dst} on {dev}", self.ipr.fdb, "append", ifindex=idx, lladdr=mac,
                      dst=dst, state=NUD_PERMANENT, flags=NTF_SELF)
-            changes.add(f"{self.name}: fdb {mac} dst {dst} on {dev}")
+            changes.add(Change("fdb", f"{mac} {dst}", "create", f"fdb {mac} dst {dst} on {dev}", self.name))
         for mac, dst in sorted(have - want):
             self._do(f"delete fdb {mac} dst {dst} on {dev}", self.ipr.fdb, "del", ifindex=idx, lladdr=mac,
                      dst=dst, flags=NTF_SELF)
-            changes.add(f"{self.name}: removed stale fdb {mac} dst {dst} on {dev}")
+            changes.add(Change("fdb", f"{mac} {dst}", "remove", f"removed stale fdb {mac} dst {dst} on {dev}",
+                               self.name))
 
 
 def raw_call(sock: rtnl.Rtnl, netns: str, steps) -> list[bytes | None]:
@@ -272,7 +267,8 @@ def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes | None) 
             raise KernelError(f"sysctl {key.replace('/', '.')}={value} in network namespace {netns}: "
                               f"{e.strerror}" + (" (is br_netfilter available?)" if "bridge" in key else "")) from None
         if changes is not None:
-            changes.add(f"{netns}: sysctl {key.replace('/', '.')}={value}")
+            changes.add(Change("sysctl", key.replace('/', '.'), "update", f"sysctl {key.replace('/', '.')}={value}",
+                               netns))
 
 
 @dataclass
@@ -367,12 +363,12 @@ class Fabric:
             if os.path.lexists(path) and not nsfs.is_ns_file(path):
                 # the empty placeholder of a netlab killed between creating and mounting it
                 nsfs.delete_ns_file(path)
-                self.changes.add(f"removed stale namespace file {path}")
+                self.changes.add(Change("namespace", name, "remove", f"removed stale namespace file {path}"))
             if os.path.exists(path):
                 nsfs.enter_netns_here(path)
             else:
                 nsfs.new_netns_here(name)
-                self.changes.add(f"namespace {name}")
+                self.changes.add(Change("namespace", name, "create", f"namespace {name}"))
         except OSError as e:
             raise KernelError(f"cannot create or enter network namespace {name}: {e.strerror}") from None
         ns = Netns(name, IPRoute())
@@ -395,14 +391,15 @@ class Fabric:
                 underlay._do(f"create veth {outer_name} <-> {inner_ns}:eth0", underlay.ipr.link, "add",
                              ifname=outer_name, kind="veth", mtu=mtu, master=bridge, state="up",
                              peer={"ifname": "eth0", "net_ns_fd": fd, "mtu": mtu})
-            self.changes.add(f"{underlay.name}: veth {outer_name} to {inner_ns}")
+            self.changes.add(Change("link", outer_name, "create", f"veth {outer_name} to {inner_ns}", underlay.name))
             underlay.links(refresh=True)
             inner.links(refresh=True)
         else:
             if outer["master"] != bridge:
                 underlay._do(f"attach {outer_name} to {UNDERLAY_BRIDGE}", underlay.ipr.link, "set",
                              index=outer["index"], master=bridge)
-                self.changes.add(f"{underlay.name}: {outer_name} on {UNDERLAY_BRIDGE}")
+                self.changes.add(Change("link", outer_name, "update", f"{outer_name} on {UNDERLAY_BRIDGE}",
+                                        underlay.name))
             underlay.ensure_up(outer_name, self.changes)
         inner.ensure_up("eth0", self.changes, mtu=mtu)
 
@@ -415,7 +412,7 @@ class Fabric:
         stale_vxlan = [name for name, l in ns.links().items() if l["kind"] == "vxlan" and (vx is None or name != vx.name)]
         for name in stale_vxlan:  # backend switched away from vxlan
             ns._do(f"delete {name}", ns.ipr.link, "del", index=ns.links()[name]["index"])
-            self.changes.add(f"{ns.name}: removed {name}")
+            self.changes.add(Change("link", name, "remove", f"removed {name}", ns.name))
             ns.links(refresh=True)
         if vx:
             if link is not None:
@@ -427,17 +424,19 @@ class Fabric:
                     differs.append(f"vni {info.get('id')} port {info.get('port')} local {info.get('local')}")
                 if differs:
                     ns._do(f"delete incompatible {vx.name}", ns.ipr.link, "del", index=link["index"])
-                    self.changes.add(f"{ns.name}: recreate {vx.name} ({', '.join(differs)} differed)")
+                    self.changes.add(Change("link", vx.name, "rebuild",
+                                            f"recreate {vx.name} ({', '.join(differs)} differed)", ns.name))
                     link = None
             if link is None:
                 ns._do(f"create {vx.name}", ns.ipr.link, "add", ifname=vx.name, kind="vxlan", vxlan_id=vx.vni,
                        vxlan_local=vx.local, vxlan_link=ns.index(vx.dev), vxlan_port=vx.port, vxlan_learning=0,
                        address=vx.mac, mtu=vx.mtu)
-                self.changes.add(f"{ns.name}: vxlan {vx.name} vni {vx.vni} port {vx.port}")
+                self.changes.add(Change("link", vx.name, "create", f"vxlan {vx.name} vni {vx.vni} port {vx.port}",
+                                        ns.name))
                 ns.links(refresh=True)
             elif link["mac"] != vx.mac:
                 ns._do(f"set address of {vx.name}", ns.ipr.link, "set", index=link["index"], address=vx.mac)
-                self.changes.add(f"{ns.name}: {vx.name} address {vx.mac}")
+                self.changes.add(Change("link", vx.name, "update", f"{vx.name} address {vx.mac}", ns.name))
             ns.ensure_up(vx.name, self.changes, mtu=vx.mtu)
             ns.ensure_addresses(vx.name, [vx.address], self.changes)
             ns.ensure_neighbours(nf.neighbours, vx.name, self.changes)
@@ -485,7 +484,8 @@ class Fabric:
             # the port a moment after eth0's carrier comes on), so the node's own entry for this IP,
             # if it has one, is also given the new MAC directly.
             node.refresh_neighbour(bridge, pf.address.split("/")[0], mac)
-        self.changes.add(f"pod {pod.key}: namespace, {pf.host_veth} <-> eth0 {pf.address}")
+        self.changes.add(Change("pod", pod.key, "create", f"namespace, {pf.host_veth} <-> eth0 {pf.address}",
+                                pod.netns, f"pod {pod.key}"))
 
     def _check_pod(self, pod: Pod) -> PodHealth:
         pf = pod_fabric(self.cluster, pod)
@@ -501,16 +501,19 @@ class Fabric:
         if link["master"] != node.index(BRIDGE):  # e.g. cni0 was deleted and made again: attach it again
             node._do(f"attach {pf.host_veth} to {BRIDGE}", node.ipr.link, "set", index=link["index"],
                      master=node.index(BRIDGE))
-            self.changes.add(f"pod {pod.key}: {pf.host_veth} on {BRIDGE}")
+            self.changes.add(Change("link", pf.host_veth, "update", f"{pf.host_veth} on {BRIDGE}", pod.netns,
+                                    f"pod {pod.key}"))
             link = dict(link, hairpin=None)  # a new bridge port: hairpin is off again
         if not link["up"] or link["hairpin"] != 1:
             # repairable in place
             if not link["up"]:
                 node._do(f"set {pf.host_veth} up", node.ipr.link, "set", index=link["index"], state="up")
-                self.changes.add(f"pod {pod.key}: {pf.host_veth} up")
+                self.changes.add(Change("link", pf.host_veth, "update", f"{pf.host_veth} up", pod.netns,
+                                        f"pod {pod.key}"))
             if link["hairpin"] != 1:
                 node._do(f"set hairpin on {pf.host_veth}", node.ipr.brport, "set", index=link["index"], mode=1)
-                self.changes.add(f"pod {pod.key}: hairpin on {pf.host_veth}")
+                self.changes.add(Change("link", pf.host_veth, "update", f"hairpin on {pf.host_veth}", pod.netns,
+                                        f"pod {pod.key}"))
         try:
             nsfs.enter_netns_here(path)
         except OSError as e:
@@ -573,7 +576,8 @@ def node_fabric_drift(cluster: Cluster, node) -> list[str]:
             except OSError:
                 have = "unreadable"
             if have != value:
-                changes.add(f"sysctl {key.replace('/', '.')} is {have} (wants {value})")
+                changes.add(Change("sysctl", key.replace('/', '.'), "update",
+                                   f"sysctl {key.replace('/', '.')} is {have} (wants {value})"))
         ns = _DryNetns(node.netns, IPRoute())
         try:
             if "eth0" not in ns.links():
@@ -583,15 +587,14 @@ def node_fabric_drift(cluster: Cluster, node) -> list[str]:
         except KeyError as e:
             # a link the reconcile would create is missing: what depends on it cannot be compared
             name = e.args[0]
-            changes.items = [c for c in changes.items if not c.endswith(f"bridge {name}")
-                             and f"vxlan {name} " not in c]
-            changes.add(f"link {name} is missing")
+            changes.records = [c for c in changes.records
+                               if not (c.kind == "link" and c.object == name and c.action == "create")]
+            changes.add(Change("link", name, "create", f"link {name} is missing"))
         except KernelError as e:
-            changes.add(str(e).replace(f" in network namespace {node.netns}", ""))
+            changes.add(Change("other", "", "update", str(e).replace(f" in network namespace {node.netns}", "")))
         finally:
             ns.close()
-        prefix = f"{node.netns}: "
-        return [c[len(prefix):] if c.startswith(prefix) else c for c in changes.items]
+        return [c.detail if c.namespace == node.netns and not c.subject else str(c) for c in changes.records]
     return nsfs.in_netns(node.netns, check)
 
 
@@ -615,8 +618,8 @@ def _default(gw: str) -> Route:
 
 
 def uts_path(lab: str, pod: Pod) -> str:
-    from .state import lab_dir
-    return os.path.join(lab_dir(lab), "uts", f"{pod.namespace}.{pod.name}")
+    from .layout import uts_file
+    return uts_file(lab, pod.namespace, pod.name)
 
 
 def ignore_missing(fn: Callable, *args, **kwargs) -> None:

@@ -142,7 +142,8 @@ def after_restore(desired: Desired, current: dict[str, dict[str, list[str]]]) ->
 
 
 def nsenter(netns_path: str, argv: list[str]) -> list[str]:
-    return ["nsenter", f"--net={netns_path}", "--", *argv]
+    from .nsenter import command  # the one builder of nsenter command lines
+    return command(netns_path, argv)
 
 
 def save(netns_path: str, save_cmd: str) -> str:

@@ -16,7 +16,7 @@ import time
 from typing import Any, Iterable
 
 from ..errors import KernelError
-from . import nsfs
+from . import nsenter, nsfs
 
 OWNER_VAR = "NETLAB_OWNER"
 
@@ -82,10 +82,7 @@ def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None 
     """
     if owner is not None:
         env = dict(os.environ if env is None else env, **{OWNER_VAR: owner})
-    cmd = ["nsenter", f"--net={netns_path}"]
-    if uts_path:
-        cmd.append(f"--uts={uts_path}")
-    cmd += ["--", *argv]
+    cmd = nsenter.command(netns_path, argv, uts_path)
     log = _open_log(log_path)
     try:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
@@ -97,6 +94,84 @@ def spawn(argv: list[str], netns_path: str, log_path: str, uts_path: str | None 
     # Popen keeps a handle that would reap the child; the lab outlives this process, so let it go.
     p.returncode = 0
     return {"pid": p.pid, "start": start_time(p.pid) or ""}
+
+
+# A container runs under a small sh that waits for it and writes its exit status (the lab outlives the
+# `up` that started it, so nobody else would learn it). The sh carries its own owner tag (with this
+# suffix) and drops the suffix for the command, so only the command is "the container".
+SUPERVISOR_TAG = "#supervisor"
+_SUPERVISOR = ('NETLAB_OWNER="${NETLAB_OWNER%' + SUPERVISOR_TAG + '}"; export NETLAB_OWNER; '
+               '"$@"; echo $? > "$0"')
+
+
+def spawn_container(argv: list[str], netns_path: str, log_path: str, exit_path: str, uts_path: str | None = None,
+                    env: dict[str, str] | None = None, cwd: str = "/", owner: str | None = None) -> dict[str, Any]:
+    """Start a container's argv under its supervisor; returns the supervisor's record. The container's
+    own record comes from `container_records` once the supervisor has started it; its exit status is
+    written to `exit_path` (removed here first) when it ends."""
+    try:
+        os.unlink(exit_path)
+    except FileNotFoundError:
+        pass
+    return spawn(["sh", "-c", _SUPERVISOR, exit_path, *argv], netns_path, log_path, uts_path, env, cwd,
+                 None if owner is None else owner + SUPERVISOR_TAG)
+
+
+def container_records(supervisors: list[dict[str, Any]], owners: list[str],
+                      timeout: float = 10.0) -> list[dict[str, Any] | None]:
+    """For each supervisor record: its container's record (its only child, once it runs the container's
+    command: it carries the container's owner tag, which the supervisor's fork does not until it has
+    exec'd), or None if the container has already ended (its exit status is then in its exit file)."""
+    out: list[dict[str, Any] | None] = [None] * len(supervisors)
+    pending = list(range(len(supervisors)))
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        left = []
+        for i in pending:
+            sup = supervisors[i]
+            pid = int(sup["pid"])
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    kids = f.read().split()
+            except OSError:
+                kids = []
+            rec = record(int(kids[0])) if kids else None
+            if rec is not None and rec["start"] is not None and owner_of(rec["pid"]) == owners[i]:
+                out[i] = rec
+            elif start_time(pid) == sup.get("start"):
+                left.append(i)
+        pending = left
+        if pending:
+            time.sleep(0.002)
+    return out
+
+
+def exit_status(path: str) -> int | None:
+    """The exit status a container's supervisor wrote (128+N: killed by signal N), or None."""
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """(protocol, port) of the TCP sockets listening and the UDP sockets bound in the network namespace
+    of process `pid` (read from /proc/PID/net: no need to enter the namespace)."""
+    found: set[tuple[str, int]] = set()
+    for proto, files in (("TCP", ("tcp", "tcp6")), ("UDP", ("udp", "udp6"))):
+        for name in files:
+            try:
+                with open(f"/proc/{pid}/net/{name}") as f:
+                    lines = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if len(fields) < 4 or (proto == "TCP" and fields[3] != "0A"):
+                    continue
+                found.add((proto, int(fields[1].rsplit(":", 1)[1], 16)))
+    return found
 
 
 def wait_entered(started: Iterable[tuple[dict[str, Any], str]], timeout: float = 10.0) -> None:
@@ -163,9 +238,9 @@ def read_pidfile(path: str) -> tuple[int, int] | None:
 
 
 def server_log(pidfile: str) -> str:
-    """A built-in server's log from its pidfile: <lab dir>/run/netexec-NODE.pid -> <lab dir>/logs/netexec-NODE.log"""
-    base = os.path.dirname(os.path.dirname(pidfile))
-    return os.path.join(base, "logs", os.path.basename(pidfile)[:-len(".pid")] + ".log")
+    """A built-in server's log from its pidfile."""
+    from .layout import server_log_of
+    return server_log_of(pidfile)
 
 
 def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 15.0) -> None:

@@ -1,4 +1,4 @@
-"""A lab's state directory, /run/netlab/<lab>/ (root only: 0700 directories, 0600 files).
+"""Reading and writing a lab's state.json (its path and schema: `layout`).
 
 state.json records what `up` decided (addresses, pod UIDs, processes) so the next `up` keeps them.
 It is a hint, not the truth: `down` works from what the kernel shows even if the file is gone.
@@ -11,26 +11,21 @@ import re
 import tempfile
 from typing import Any
 
-RUN_DIR = os.environ.get("NETLAB_RUN_DIR", "/run/netlab")
-STATE_VERSION = 1
+from . import layout
+from .layout import RUN_DIR, STATE_VERSION, STRINGS, TABLES, lab_dir  # noqa: F401 (used by callers)
+
 LAB_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-TABLES = ("nodes", "pods", "services", "servers", "ipam", "iptables")
-
-
-def lab_dir(lab: str) -> str:
-    return os.path.join(RUN_DIR, lab)
 
 
 def ensure_dirs(lab: str) -> str:
-    base = lab_dir(lab)
-    for d in (RUN_DIR, base, os.path.join(base, "logs"), os.path.join(base, "uts"), os.path.join(base, "run")):
+    for d in layout.dirs(lab):
         os.makedirs(d, mode=0o700, exist_ok=True)
         os.chmod(d, 0o700)
-    return base
+    return lab_dir(lab)
 
 
 def load(lab: str) -> dict[str, Any] | None:
-    path = os.path.join(lab_dir(lab), "state.json")
+    path = layout.state_file(lab)
     try:
         with open(path) as f:
             data = json.load(f)
@@ -60,7 +55,9 @@ def _sane(data: dict[str, Any]) -> dict[str, Any]:
             rec.pop("restarts", None)
         if not isinstance(rec.get("created"), (int, float)) or isinstance(rec.get("created"), bool):
             rec.pop("created", None)
-    for key in ("scenario", "source", "phase"):
+        if not isinstance(rec.get("ready"), bool):
+            rec.pop("ready", None)
+    for key in STRINGS:
         if not isinstance(data.get(key), str):
             data.pop(key, None)
     if not isinstance(data.get("created"), (int, float)) or isinstance(data.get("created"), bool):
@@ -69,8 +66,8 @@ def _sane(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def save(lab: str, data: dict[str, Any]) -> None:
-    base = ensure_dirs(lab)
-    write_private(os.path.join(base, "state.json"),
+    ensure_dirs(lab)
+    write_private(layout.state_file(lab),
                   json.dumps(dict(data, version=STATE_VERSION), indent=1, sort_keys=True), durable=True)
 
 

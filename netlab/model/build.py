@@ -12,7 +12,8 @@ from typing import Any
 
 from ..errors import SpecError
 from ..spec.types import PodSpec, PodTemplate, Scenario
-from .objects import Cluster, Endpoint, Node, Pod, Service, ServicePort, node_netns, pod_netns, short_hash
+from ..names import node_netns, pod_netns
+from .objects import Cluster, Endpoint, Node, Pod, Service, ServicePort, short_hash
 
 # Kubernetes' "safe" alphabet for generated names (no vowels, no confusable digits).
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -204,8 +205,9 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster
     for ps in specs:
         key = f"{ps.namespace}/{ps.name}"
         uid = uids.get(key) or secrets.token_hex(8)
+        ready = (prev_pods.get(key) or {}).get("ready") is not False  # as `up` last observed it
         pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
-                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name)))
+                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name), ready))
 
     services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]
@@ -318,7 +320,8 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
 
 
 def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
-    """Kubernetes' endpoints controller: ready pods selected by the service, per service port."""
+    """Kubernetes' endpoints controller: ready pods selected by the service, per service port (a pod that
+    is not ready is not an endpoint)."""
     s = svc.spec
     result: dict[str, list[Endpoint]] = {}
     if s.selector is None or s.type == "ExternalName":
@@ -336,7 +339,8 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
                     continue
             else:
                 num = port.target_port
-            eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
+            if p.ready:
+                eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
         eps.sort(key=lambda e: (int(e.ip), e.port))
         result[port.name or ""] = eps
     return result

@@ -9,14 +9,9 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
+from .. import names
+from ..names import NETNS_PREFIX, lab_prefix, node_netns, pod_netns  # noqa: F401 (names live in netlab.names)
 from ..spec.types import ContainerSpec, ExpectSpec, Networking, ServiceSpec
-
-NETNS_PREFIX = "nl."
-
-
-def lab_prefix(lab: str) -> str:
-    """Every namespace of lab `lab` is named `nl.<lab>` or starts with `nl.<lab>.`."""
-    return f"{NETNS_PREFIX}{lab}"
 
 
 def short_hash(*parts: str, n: int = 8) -> str:
@@ -62,6 +57,8 @@ class Pod:
     containers: list[ContainerSpec]
     owner: str | None
     netns: str
+    ready: bool = True       # as last observed by `up` (every container running and listening): only
+                             # ready pods are endpoints
 
     @property
     def key(self) -> str:
@@ -170,11 +167,11 @@ class Cluster:
 
     @property
     def underlay_netns(self) -> str:
-        return f"{self.prefix}.underlay"
+        return names.underlay_netns(self.name)
 
     @property
     def external_netns(self) -> str:
-        return f"{self.prefix}.external"
+        return names.external_netns(self.name)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -190,11 +187,3 @@ class Cluster:
             if p.namespace == namespace and p.name == name:
                 return p
         return None
-
-
-def node_netns(lab: str, node: str) -> str:
-    return f"{lab_prefix(lab)}.node.{node}"
-
-
-def pod_netns(lab: str, namespace: str, name: str) -> str:
-    return f"{lab_prefix(lab)}.pod.{namespace}.{name}"

@@ -20,7 +20,7 @@ from typing import Collection
 
 from ... import proxymodes
 from ...model.objects import Cluster
-from ..fabric import Changes
+from ..changes import Changes
 from .base import ProxyBackend, per_node
 from .iptables import IPTABLES_RECORD_VERSION, iptables_drift, iptables_record_path, sync_iptables
 

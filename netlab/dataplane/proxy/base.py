@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from ...model.objects import Cluster
-from ..fabric import Changes
+from ..changes import Changes
 
 T = TypeVar("T")
 

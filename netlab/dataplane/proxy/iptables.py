@@ -6,14 +6,13 @@ flannel's chains are iptables chains in every mode, so `sync_iptables` applies e
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Callable, Collection
 
 from ...errors import KernelError
 from ...model.objects import Cluster
 from ...render.iptables import node_rules
-from .. import iptables, nsfs, state
-from ..fabric import Changes
+from .. import iptables, layout, nsfs
+from ..changes import Changes
 from .base import ProxyBackend, gc_paused, per_node
 from .record import node_identity, read_record, unlink, write_record
 
@@ -33,7 +32,7 @@ def _tables_shaped(data: Any) -> bool:
 
 
 def iptables_record_path(lab: str, node: str) -> str:
-    return os.path.join(state.lab_dir(lab), "run", f"iptables-{node}.json")
+    return layout.iptables_record(lab, node)
 
 
 IPTABLES_RECORD_VERSION = 1

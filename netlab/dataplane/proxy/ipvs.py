@@ -9,7 +9,7 @@ from ...errors import KernelError, UsageError
 from ...model.objects import Cluster
 from ...render import kubeproxy_ipvs as kipvs
 from .. import nsfs
-from ..fabric import Changes
+from ..changes import Changes
 from .base import ProxyBackend
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from ...errors import KernelError, UsageError
 from ...model.objects import Cluster
 from ...render import kubeproxy_nftables as knft
-from .. import nsfs, state
-from ..fabric import Changes
+from .. import layout, nsfs
+from ..changes import Changes
 from .base import ProxyBackend, gc_paused, per_node
 from .record import node_identity, read_record, unlink, write_record
 
@@ -45,7 +45,7 @@ class NftablesProxy(ProxyBackend):
 
     @staticmethod
     def record_path(lab: str, node: str) -> str:
-        return os.path.join(state.lab_dir(lab), "run", f"nft-{node}.json")
+        return layout.nft_record(lab, node)
 
     def _live(self, netns: str):
         r = self._nft(netns, ["-j", "list", "table", *self.TABLE])

@@ -1,0 +1,130 @@
+"""A lab's directory, /run/netlab/<lab>/ (root only: 0700 directories, 0600 files): every path in it is
+made here, and state.json's schema is written down here.
+
+    /run/netlab/<lab>/
+      state.json                        what `up` decided (state_doc below); read back by state.load
+      logs/<ns>_<pod>_<container>.log   a container's output (containers without a command: `netexec`,
+                                        the built-in server's log of the requests it answers for the pod)
+      logs/netexec-<node>.log           a node's built-in server (its own messages)
+      run/netexec-<node>.json           the built-in server's config: the pods it serves
+      run/netexec-<node>.pid            its pidfile: "PID GENERATION", rewritten on every reload
+      run/<ns>_<pod>_<container>.exit   a container's exit status, written by its supervisor
+      run/iptables-<node>.json          the iptables-nft sync record (the node's tables as last synced)
+      run/nft-<node>.json               the nftables-mode sync record
+      uts/<ns>.<pod>                    a pod's UTS namespace (a bind mount)
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+RUN_DIR = os.environ.get("NETLAB_RUN_DIR", "/run/netlab")
+STATE_VERSION = 1
+BUILTIN = "netexec"   # the log name of a container served by the built-in server
+
+
+def lab_dir(lab: str) -> str:
+    return os.path.join(RUN_DIR, lab)
+
+
+def dirs(lab: str) -> list[str]:
+    """The directories a lab needs, parents first."""
+    base = lab_dir(lab)
+    return [RUN_DIR, base, logs_dir(lab), uts_dir(lab), run_dir(lab)]
+
+
+def state_file(lab: str) -> str:
+    return os.path.join(lab_dir(lab), "state.json")
+
+
+def logs_dir(lab: str) -> str:
+    return os.path.join(lab_dir(lab), "logs")
+
+
+def run_dir(lab: str) -> str:
+    return os.path.join(lab_dir(lab), "run")
+
+
+def uts_dir(lab: str) -> str:
+    return os.path.join(lab_dir(lab), "uts")
+
+
+# ------------------------------------------------------------------ pods and containers
+
+def uts_file(lab: str, namespace: str, pod: str) -> str:
+    return os.path.join(uts_dir(lab), f"{namespace}.{pod}")
+
+
+def container_log(lab: str, namespace: str, pod: str, container: str) -> str:
+    """A container's log; for a container without a command pass container=BUILTIN."""
+    return os.path.join(logs_dir(lab), f"{namespace}_{pod}_{container}.log")
+
+
+def container_exit(lab: str, namespace: str, pod: str, container: str) -> str:
+    return os.path.join(run_dir(lab), f"{namespace}_{pod}_{container}.exit")
+
+
+# ------------------------------------------------------------------ built-in servers
+
+def server_config(lab: str, node: str) -> str:
+    return os.path.join(run_dir(lab), f"netexec-{node}.json")
+
+
+def server_pidfile(lab: str, node: str) -> str:
+    return os.path.join(run_dir(lab), f"netexec-{node}.pid")
+
+
+def server_log(lab: str, node: str) -> str:
+    return os.path.join(logs_dir(lab), f"netexec-{node}.log")
+
+
+def server_log_of(pidfile: str) -> str:
+    """A built-in server's log from its pidfile's path (<lab dir>/run/netexec-NODE.pid)."""
+    base = os.path.dirname(os.path.dirname(pidfile))
+    return os.path.join(base, "logs", os.path.basename(pidfile)[:-len(".pid")] + ".log")
+
+
+# ------------------------------------------------------------------ proxy sync records
+
+def iptables_record(lab: str, node: str) -> str:
+    return os.path.join(run_dir(lab), f"iptables-{node}.json")
+
+
+def nft_record(lab: str, node: str) -> str:
+    return os.path.join(run_dir(lab), f"nft-{node}.json")
+
+
+# ------------------------------------------------------------------ state.json
+
+# The tables of state.json (each maps a name to a record) that state.load checks the shape of.
+TABLES = ("nodes", "pods", "services", "servers", "ipam", "iptables")
+# The scalars of state.json that must be strings.
+STRINGS = ("scenario", "source", "sourcePath", "phase")
+
+
+def state_doc(cluster, scenario_text: str, source_path: str | None, prev: dict[str, Any], phase: str,
+              pods_extra: dict[str, dict], servers: dict[str, Any], flavour: str) -> dict[str, Any]:
+    """state.json as `up` writes it (state.save adds `version`):
+
+    lab, scenario (the text it was built from), source (where that text came from), sourcePath (the
+    source's identity: a file's real path), phase (applying | ready), created (time of the first up),
+    nodes (name -> ip, podCIDR, netns), pods (key -> node, ip, uid, fingerprint, netns, and from the
+    kernel layer: procs {container -> {pid, start}}, restarts, created, ready), ipam (node -> last pod
+    IP handed out), services (key -> clusterIP, nodePorts {"name/protocol" -> port}), servers (node ->
+    {pid, start} of its built-in server), iptables {flavour}, proxyMode."""
+    return {
+        "lab": cluster.name, "scenario": scenario_text, "source": cluster.source, "phase": phase,
+        "sourcePath": source_path,
+        "created": prev.get("created") or time.time(),
+        "nodes": {n.name: {"ip": str(n.ip), "podCIDR": str(n.pod_cidr), "netns": n.netns} for n in cluster.nodes},
+        "pods": {p.key: dict({"node": p.node, "ip": str(p.ip), "uid": p.uid, "fingerprint": p.fingerprint(),
+                              "netns": p.netns}, **pods_extra.get(p.key, {})) for p in cluster.pods},
+        "ipam": cluster.ipam_last,
+        "services": {s.key: {"clusterIP": str(s.cluster_ip) if s.cluster_ip else None,
+                             "nodePorts": {f"{p.name or ''}/{p.protocol}": p.node_port for p in s.ports if p.node_port}}
+                     for s in cluster.services},
+        "servers": servers,
+        "iptables": {"flavour": flavour},
+        "proxyMode": cluster.networking.proxy_mode,
+    }
