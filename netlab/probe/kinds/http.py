@@ -144,7 +144,8 @@ class HttpProbe(SockProbe):
             status, body = parsed
             self.rtt = elapsed
             self.first_detail = f"HTTP {status} from {self.spec.dst}:{self.spec.port} GET {self.spec.path}: {body!r}"
-            if status == 200 and self.spec.path.split("?")[0] in ("/", "/hostname"):
+            # the pod that answered: netexec names itself on /hostname (agnhost: /hostName); "/" tells the time
+            if status == 200 and self.spec.path.split("?")[0] in ("/hostname", "/hostName"):
                 self.answered_by = body
             self.phase = 1
             self._open(g)
