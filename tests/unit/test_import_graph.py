@@ -98,8 +98,9 @@ def test_the_graph_is_read_right():
     assert "netlab.render.services" in g["netlab.render.kubeproxy_nftables"]
     assert "netlab.model.objects" in g["netlab.render.kubeproxy_iptables"]      # from ..model.objects import
     assert "netlab.model" in g["netlab.render.kubeproxy_iptables"]              # ... which runs the package
-    assert "netlab.spec.parse" in g["netlab.cli"]                               # a function-level import
-    assert "netlab.dataplane.lab" in g["netlab.cli"]                            # from .dataplane import lab
+    assert "netlab.spec.parse" in g["netlab.cli.common"]                        # a function-level import
+    assert "netlab.dataplane.lab" in g["netlab.cli.lifecycle"]                  # from ..dataplane import lab
+    assert "netlab.cli.common" in g["netlab.cli"]                               # from .common import (a package)
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
 

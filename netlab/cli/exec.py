@@ -1,0 +1,134 @@
+"""`netlab exec` and `netlab logs`: run a command inside a lab's namespaces, print a pod's container logs."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import NetlabError, NotFound
+
+
+class _ExecCommand(click.Command):
+    """kubectl's shape: flags anywhere before `--`, the command after it, taken as it is.
+
+    Without `--` the first word is the pod and the rest is the command (flags must then come first,
+    as the command's own flags cannot be told from ours)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            return super().parse_args(ctx, args)
+        i = args.index("--")
+        before, after = args[:i], args[i + 1:]
+        ctx.allow_interspersed_args = True
+        ctx.ignore_unknown_options = False
+        rest = super().parse_args(ctx, before)
+        extra = ctx.params.get("command") or ()
+        if extra:
+            raise click.UsageError(f"unexpected {' '.join(extra)!r} before --: give one POD, then -- COMMAND", ctx)
+        ctx.params["command"] = ("--", *after)
+        return rest
+
+
+@click.command(cls=_ExecCommand, context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("pod", required=False)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of POD.")
+@click.option("-c", "--container", metavar="NAME", help="Container to run in (default: the pod's first); all of "
+              "a pod's containers share its namespaces, so this only checks that the pod has it.")
+@click.option("-i", "--stdin", "stdin", is_flag=True, help="Pass stdin to the command (without it: /dev/null).")
+@click.option("-t", "--tty", "tty", is_flag=True, help="Accepted as kubectl does; the command gets this terminal, "
+              "if there is one (no new one is allocated).")
+@click.option("--node", metavar="NODE", help="Run in a node's namespace instead of a pod's.")
+@click.option("--external", is_flag=True, help="Run in the external client host on the underlay.")
+@click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
+def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: str | None, stdin: bool, tty: bool,
+         node: str | None, external: bool, lab: str | None) -> None:
+    """Run COMMAND inside a pod (POD or pod/POD, as `get pods -o name` prints it; or --node NODE, or
+    --external) and exit with its status.
+
+    \b
+    Examples:
+      sudo netlab exec client -- curl -s 10.96.14.88/hostname   # web's ClusterIP in the default lab
+      sudo netlab exec pod/client -n default --lab demo -- ip -4 addr show eth0
+      sudo netlab exec -i client -- sh < script.sh
+      sudo netlab exec --node demo-worker -- ip route
+      sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
+    """
+    from ..dataplane import lab as labmod
+    labmod.require_root("enter a lab's namespaces")
+    argv = list(command)
+    if node or external:
+        if pod is not None:
+            argv = [pod] + argv
+        pod = None
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise click.UsageError("give a command after --, e.g. netlab exec POD -- ip addr")
+    if pod is not None and "/" in pod:
+        kind, _, pod = pod.partition("/")
+        if kind.lower() not in ("pod", "pods", "po") or not pod:
+            raise click.UsageError(f"cannot exec into {kind}/{pod}: give a pod, as POD or pod/POD")
+    name = labmod.resolve_lab(lab)
+    cluster, _ = labmod.load_cluster(name)
+    if external:
+        full = labmod.netns_exec_argv(cluster.external_netns, argv)
+    elif node:
+        try:
+            n = cluster.node(node)
+        except KeyError:
+            raise NotFound(f'node "{node}" not found (nodes: {", ".join(x.name for x in cluster.nodes)})') from None
+        full = labmod.netns_exec_argv(n.netns, argv)
+    else:
+        if pod is None:
+            raise click.UsageError("name a pod, or use --node NODE or --external")
+        p = cluster.pod(namespace, pod)
+        if p is None:
+            raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
+        valid = [c.name for c in p.containers]
+        if container is not None and container not in valid:
+            raise NotFound(f'container {container} is not valid for pod {pod}: use one of {", ".join(valid)}')
+        full = labmod.pod_exec_argv(name, p, argv)
+    if not stdin:  # kubectl without -i: the command reads nothing
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(full[0], full)
+    except OSError as e:
+        raise NetlabError(f"cannot run {full[0]}: {e.strerror}") from None
+
+
+@click.command()
+@click.argument("pod")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-c", "--container", help="Container name (default: all).")
+@click.option("--lab", metavar="NAME")
+def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> None:
+    """Print a pod's container logs (the built-in server logs every request it answers)."""
+    from ..dataplane import lab as labmod
+    from ..dataplane import layout
+    labmod.require_root("read a lab's logs")
+    name = labmod.resolve_lab(lab)
+    cluster, _ = labmod.load_cluster(name)
+    p = cluster.pod(namespace, pod)
+    if p is None:
+        raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
+    names = [c.name for c in p.containers if container in (None, c.name)]
+    if not names:
+        raise NotFound(f'container "{container}" not found in pod {pod}')
+    for cname in names:
+        c = next(x for x in p.containers if x.name == cname)
+        path = layout.container_log(name, p.namespace, p.name, cname if c.command or c.args else layout.BUILTIN)
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        if text:
+            click.echo(text, nl=False)
+        else:
+            click.echo(f"no output from container {cname} of pod {p.name}", err=True)

@@ -1,0 +1,155 @@
+"""`netlab get`: nodes, pods, services, endpoints and labs, as kubectl get shows them."""
+from __future__ import annotations
+
+import click
+
+from ..errors import NotFound
+
+RESOURCES = {
+    "nodes": "nodes", "node": "nodes", "no": "nodes",
+    "pods": "pods", "pod": "pods", "po": "pods",
+    "services": "services", "service": "services", "svc": "services",
+    "endpoints": "endpoints", "ep": "endpoints",
+    "labs": "labs", "lab": "labs",
+}
+
+
+@click.command()
+@click.argument("resource", metavar="RESOURCE")
+@click.argument("names", nargs=-1)
+@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="List objects of every namespace.")
+@click.option("-o", "--output", type=click.Choice(["wide", "json", "yaml", "name"]), help="Output format.")
+@click.option("--lab", metavar="NAME", help="Lab to look at (needed when several are up).")
+def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
+        lab: str | None) -> None:
+    """Show nodes, pods, services, endpoints (or labs), like kubectl get (RESOURCE may be a comma list).
+
+    \b
+    STATUS is checked against the kernel, not just the state file:
+      pods   READY counts containers running and (for those that declare containerPorts)
+             listening on them; STATUS is Running, Completed (exit 0), Error (exit code not 0, or
+             not running), CrashLoopBackOff (ended again after a restart), NetworkBroken (its veth
+             is missing, down or off cni0), Unknown (no namespace); -o json has containerStatuses
+             and conditions. Only ready pods are endpoints; `up` resyncs the rules when that changes
+      nodes  NotReady when the node differs from what netlab built (sysctls, links, routes,
+             VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
+             printed on stderr (and is the NetworkUnavailable condition in -o json)
+    """
+    kinds = []
+    for part in resource.split(","):
+        kind = RESOURCES.get(part.strip().lower())
+        if kind is None:
+            raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints or labs",
+                                     param_hint="RESOURCE")
+        kinds.append(kind)
+    for i, kind in enumerate(kinds):
+        if i and output not in ("json", "yaml", "name"):
+            click.echo()
+        _get_one(kind, names, namespace, all_namespaces, output, lab)
+
+
+def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
+             lab: str | None) -> None:
+    from .. import output as out
+    from ..dataplane import lab as labmod
+    labmod.require_root("read a lab's state")
+    fmt = output
+    if kind == "labs":
+        shown = [n for n in labmod.labs() if not names or n in names]
+        _missing(names, shown, "lab")
+        if fmt in ("json", "yaml"):
+            from ..dataplane import state
+            objs = out.lab_objects([(n, state.load(n)) for n in shown])
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"lab/{n}\n" for n in shown), nl=False)
+        elif shown:
+            click.echo(out.table(["NAME"], [[n] for n in shown]), nl=False)
+        else:
+            click.echo("No labs are up.")
+        return
+    name = labmod.resolve_lab(lab)
+    cluster, st = labmod.load_cluster(name)
+    created = st.get("created")
+    # kubectl lists by namespace, then name
+    cluster.nodes = sorted(cluster.nodes, key=lambda n: n.name)
+    cluster.services = sorted(cluster.services, key=lambda s: (s.namespace, s.name))
+    if kind == "nodes":
+        shown = [n for n in cluster.nodes if not names or n.name in names]
+        _missing(names, [n.name for n in shown], "node")
+        if fmt == "name":
+            click.echo("".join(f"node/{n.name}\n" for n in shown), nl=False)
+            return
+        problems = labmod.node_problems(cluster, st, shown)  # checked against the whole cluster (its peers)
+        cluster = _subset_nodes(cluster, names)
+        if fmt in ("json", "yaml"):
+            objs = out.node_objects(cluster, problems, created, labmod.repair_command(name))
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        else:
+            click.echo(out.node_table(cluster, problems, created, fmt == "wide"), nl=False)
+            for node, found in problems.items():
+                if found:
+                    click.echo(f"node {node}: NotReady, `{labmod.repair_command(name)}` would repair: "
+                               f"{'; '.join(found)}", err=True)
+        return
+    if kind == "pods":
+        statuses = [s for s in labmod.pod_statuses(cluster, st)
+                    if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)]
+        statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
+        _missing(names, [s.pod.name for s in statuses], "pod")
+        if fmt in ("json", "yaml"):
+            objs = out.pod_objects(statuses, cluster)
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"pod/{s.pod.name}\n" for s in statuses), nl=False)
+        elif not statuses:
+            click.echo(f"No resources found in {namespace} namespace." if not all_namespaces else "No resources found",
+                       err=True)
+        else:
+            click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide"), nl=False)
+            for s in statuses:
+                if s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
+                    click.echo(f"pod {s.pod.name}: {'ready' if s.is_ready else 'not ready'} since the last up; "
+                               f"`{labmod.repair_command(name)}` would update its Services' endpoints", err=True)
+        return
+    cluster.services = [s for s in cluster.services if (all_namespaces or s.namespace == namespace)
+                        and (not names or s.name in names)]
+    _missing(names, [s.name for s in cluster.services], kind[:-1])
+    if kind == "services":
+        if fmt in ("json", "yaml"):
+            objs = out.service_objects(cluster, created)
+            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"service/{s.name}\n" for s in cluster.services), nl=False)
+        elif not cluster.services:
+            click.echo(f"No resources found in {namespace} namespace.", err=True)
+        else:
+            click.echo(out.service_table(cluster, created, all_namespaces, fmt == "wide", namespace), nl=False)
+    else:
+        if fmt in ("json", "yaml"):
+            objs = out.endpoints_objects(cluster, created)
+            click.echo(out.dump(objs[0] if len(names) == 1 and objs else out.as_list(objs), fmt), nl=False)
+        elif fmt == "name":
+            click.echo("".join(f"endpoints/{s.name}\n" for s in cluster.services), nl=False)
+        elif not cluster.services:
+            click.echo(f"No resources found in {namespace} namespace.", err=True)
+        else:
+            click.echo(out.endpoints_table(cluster, created, all_namespaces, namespace), nl=False)
+
+
+def _selects(svc, pod) -> bool:
+    sel = svc.spec.selector
+    return bool(sel) and svc.namespace == pod.namespace and all(pod.labels.get(k) == v for k, v in sel.items())
+
+
+def _missing(wanted: tuple[str, ...], found: list[str], kind: str) -> None:
+    for n in wanted:
+        if n not in found:
+            raise NotFound(f'{kind} "{n}" not found')
+
+
+def _subset_nodes(cluster, names):
+    if names:
+        cluster.nodes = [n for n in cluster.nodes if n.name in names]
+    return cluster

@@ -1,0 +1,120 @@
+"""`netlab up` and `netlab down`: build or reconcile a lab, and remove it."""
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from .. import proxymodes
+from ..errors import NetlabError, SpecError, UsageError
+from .common import Progress, load_scenario, scenario_paths, warn_ignored
+from .probe import _probe_and_report
+
+
+@click.command()
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
+@click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
+@click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
+              help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
+@click.option("--replace", is_flag=True,
+              help="Let SCENARIO remove or recreate nodes and pods of a lab that was built from another file.")
+@click.option("-v", "--verbose", is_flag=True, help="List every change made.")
+@click.option("--probe", "then_probe", is_flag=True,
+              help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
+def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, replace: bool,
+       verbose: bool, then_probe: bool) -> None:
+    """Build the lab described by SCENARIO and the -f inputs, or reconcile it.
+
+    Without SCENARIO or -f: a lab that exists (--lab NAME, default demo) is reconciled from the scenario it was
+    built from; otherwise the built-in two-node demo is built. Running it again changes nothing; after
+    editing the scenario only the difference is applied. A different file that would remove or recreate
+    nodes or pods of an existing lab is refused unless --replace is given.
+    """
+    from ..dataplane.host import require_root
+    require_root("build a lab")  # before anything else, even reading the scenario
+    paths = scenario_paths(scenario, files)
+    stored = None
+    if not paths:
+        from ..dataplane import lab as labmod
+        name = lab or load_scenario(None, None)[0].name
+        if name in labmod.labs():
+            stored = labmod.stored_scenario(name)
+            if stored is None:
+                raise UsageError(f"lab {name} exists but its state does not record the scenario it was built "
+                                 f"from; give it: sudo netlab up -f SCENARIO --lab {name} (or remove the lab: "
+                                 f"sudo netlab down {name})")
+    if stored is not None:
+        from ..spec.parse import load_text
+        text, source, stored_mode = stored
+        sc = load_text(text, source)
+        sc.name = name
+        proxy_mode = proxy_mode or stored_mode
+    else:
+        sc, text = load_scenario(paths, lab)
+    from ..dataplane import lab as labmod  # the kernel layer: only for a scenario that is valid so far
+    warn_ignored(sc)
+    progress = Progress()
+    again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + ["--lab", sc.name])
+    try:
+        result = labmod.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or not paths)
+    except KeyboardInterrupt:
+        progress.clear()
+        click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "
+                   f"or 'sudo netlab down {sc.name}' to remove it", err=True)
+        sys.exit(130)
+    except (SpecError, UsageError):
+        progress.clear()
+        raise  # refused before anything was changed
+    except NetlabError as e:
+        progress.clear()
+        e.args = (f"{e}\n  lab '{sc.name}' may be half built: run '{again}' again "
+                  f"or remove it with 'sudo netlab down {sc.name}'",)
+        raise
+    progress.clear()
+    c = result.cluster
+    if verbose:
+        for ch in result.changes:
+            click.echo(f"  {ch}")
+    n = len(result.changes)
+    verb = "created" if result.created else "reconciled"
+    click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {len(c.pods)} pods, {len(c.services)} services; "
+               f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
+               f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour})")
+    from ..probe.run import arp_limit
+    limit = arp_limit()
+    if limit.isdigit() and len(c.pods) * 4 > int(limit):
+        click.echo(f"note: {len(c.pods)} pods can need more neighbour (ARP) entries than the host allows "
+                   f"(net.ipv4.neigh.default.gc_thresh3={limit}, shared by all namespaces); if probes time out, "
+                   "raise it on the host (netlab never changes the host)", err=True)
+    if then_probe:
+        sys.exit(_probe_and_report(c, [], None, 1, "table", False))
+
+
+@click.command()
+@click.argument("lab_arg", metavar="[LAB]", required=False)
+@click.option("--lab", "lab_opt", metavar="NAME", help="Lab to remove (same as the LAB argument).")
+@click.option("--all", "all_labs", is_flag=True, help="Remove every netlab lab on this machine.")
+def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool) -> None:
+    """Remove a lab: its processes, namespaces and state. Works even if the scenario file is gone."""
+    from ..dataplane import lab as labmod
+    labmod.require_root("remove a lab")
+    if all_labs:
+        names = labmod.labs()
+        if not names:
+            click.echo("no lab is up")
+            return
+    else:
+        name = lab_arg or lab_opt
+        if name is None:
+            name = labmod.resolve_lab(None)
+        elif name not in labmod.labs():
+            click.echo(f"lab {name}: nothing to remove")
+            return
+        names = [name]
+    for name in names:
+        r = labmod.down(name)
+        click.echo(f"lab {name} removed: {r.namespaces} namespaces, {r.processes} processes in {r.elapsed:.2f}s")

@@ -1,0 +1,68 @@
+"""`netlab render` and `netlab validate`: what `up` would program, and whether a scenario is valid (no root)."""
+from __future__ import annotations
+
+import click
+
+from .. import proxymodes
+from ..errors import SpecError
+from .common import load_scenario, scenario_paths, warn_ignored
+
+
+@click.command()
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
+@click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
+@click.option("--lab", metavar="NAME", help="Lab name to render for.")
+@click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
+@click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
+              help="Render for this kube-proxy mode instead of the scenario's.")
+def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, lab: str | None, fabric: bool,
+           proxy_mode: str | None) -> None:
+    """Print what `up` would program into a node, without root and without changing anything:
+    the iptables-restore payload, plus the nft script (nftables mode) or the IPVS state (ipvs mode);
+    or the fabric (--fabric)."""
+    from ..model.build import build
+    from ..render import fabric as fab
+    from ..render.iptables import node_rules, to_restore
+    sc, _ = load_scenario(scenario_paths(scenario, files), lab)
+    warn_ignored(sc)
+    if proxy_mode:
+        sc.networking.proxy_mode = proxy_mode
+    cluster = build(sc)
+    nodes = cluster.nodes
+    if node_name:
+        try:
+            nodes = [cluster.node(node_name)]
+        except KeyError:
+            raise SpecError("--node", f"'{node_name}' is not a node of this scenario",
+                            f"use one of: {', '.join(n.name for n in cluster.nodes)}") from None
+    for n in nodes:
+        if len(nodes) > 1:
+            click.echo(f"# ---- node {n.name}")
+        if fabric:
+            click.echo(fab.describe(cluster, n), nl=False)
+            continue
+        click.echo(to_restore(node_rules(cluster, n)), nl=False)
+        more = proxymodes.get(cluster.networking.proxy_mode).render
+        if more:
+            click.echo(more(cluster, n), nl=False)
+
+
+@click.command()
+@click.argument("scenario", required=False)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times, as with kubectl apply -f.")
+def validate(scenario: str | None, files: tuple[str, ...]) -> None:
+    """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed)."""
+    from ..model.build import build
+    from ..model.preflight import check_commands, check_host_commands
+    sc, _ = load_scenario(scenario_paths(scenario, files), None)
+    warn_ignored(sc)
+    c = build(sc)
+    check_commands(c)  # what `up` refuses before touching the kernel, with the same messages
+    check_host_commands(c)
+    click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {len(c.pods)} pods, "
+               f"{len(c.services)} services")
