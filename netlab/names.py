@@ -82,6 +82,11 @@ def is_lab_netns(name: str, lab: str) -> bool:
     return parse_netns(name, lab) is not None
 
 
+def repair_command(lab: str) -> str:
+    """The command that reconciles lab `lab` from the scenario it was built from (what hints print)."""
+    return f"sudo netlab up --lab {lab}"
+
+
 # ------------------------------------------------------------------ process owner tags
 
 def server_owner(lab: str, node: str) -> str:

@@ -24,6 +24,6 @@ def enter(netns: str, argv: list[str], uts_path: str | None = None, missing: str
     path = nsfs.netns_path(netns)
     if not os.path.exists(path):
         parsed = names.parse_netns(netns)
-        fix = f"sudo netlab up --lab {parsed.lab}" if parsed is not None else "sudo netlab up"
+        fix = names.repair_command(parsed.lab) if parsed is not None else "sudo netlab up"
         raise KernelError(f"{missing or f'network namespace {netns} does not exist'}; run: {fix}")
     return command(path, argv, uts_path)

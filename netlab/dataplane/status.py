@@ -1,0 +1,152 @@
+"""What `get pods` and `get nodes` show, read from the kernel: each container's state and readiness,
+each pod's network, each node's difference from what netlab built. Read only."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model.objects import Cluster, Pod
+from ..names import repair_command
+from . import iptables, nsfs, procs, proxy, supervise
+from .fabric import node_fabric_drift, node_links, pod_link_problem
+
+
+@dataclass
+class ContainerStatus:
+    """A container as kubectl shows it: state running, terminated (exit code known or not) or waiting
+    (CrashLoopBackOff: it ended after a restart; the next `up` restarts it), and whether it is ready."""
+    name: str
+    state: str                   # running | terminated | waiting
+    ready: bool
+    reason: str = ""             # terminated: Completed | Error; waiting: CrashLoopBackOff
+    exit_code: int | None = None
+    message: str = ""
+    last_exit: int | None = None    # waiting: the exit code of the run that ended
+    last_reason: str = ""
+
+
+@dataclass
+class PodStatus:
+    pod: Pod
+    phase: str          # Running | Completed | Error | CrashLoopBackOff | NetworkBroken | Unknown
+    ready: int
+    total: int
+    restarts: int
+    created: float | None
+    problem: str = ""
+    containers: list[ContainerStatus] = field(default_factory=list)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.phase != "Unknown" and self.ready == self.total
+
+
+def _exited(code: int | None) -> tuple[str, str]:
+    """(reason, message) of a container that ended with exit status `code` (None: not recorded)."""
+    if code is None:
+        return "Error", "its exit status was not recorded"
+    if code == 0:
+        return "Completed", "exit code 0"
+    if code > 128:
+        return "Error", f"exit code {code} (killed by signal {code - 128})"
+    return "Error", f"exit code {code}"
+
+
+def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], server_ok: bool) -> list[ContainerStatus]:
+    """Each container of `pod` from what the kernel shows. A container with a command is running while
+    its recorded process is (the same process, in the pod); it is ready when it also listens on every
+    TCP containerPort (and has every UDP one bound) it declares, in the pod's namespace. A container with
+    no command is the node's built-in server, which binds its ports before it reports ready."""
+    out = []
+    procs_rec = rec.get("procs") or {}
+    for c in pod.containers:
+        if not (c.command or c.args):
+            out.append(ContainerStatus(c.name, "running", True) if server_ok else
+                       ContainerStatus(c.name, "terminated", False, "Error", None,
+                                       f"container {c.name} is not running (the node's built-in server is not)"))
+            continue
+        crec = procs_rec.get(c.name)
+        if supervise.container_alive(cluster.name, pod, c.name, crec):
+            wanted = {(p.protocol, p.port) for p in c.ports if p.protocol in ("TCP", "UDP")}
+            missing = sorted(wanted - procs.listening(int(crec["pid"]))) if wanted else []
+            if missing:
+                what = ", ".join(f"{proto} {port}" for proto, port in missing)
+                out.append(ContainerStatus(c.name, "running", False, message=f"container {c.name} is not "
+                                           f"ready: nothing listens on its containerPort {what}"))
+            else:
+                out.append(ContainerStatus(c.name, "running", True))
+            continue
+        code = procs.exit_status(supervise.exit_path(cluster.name, pod, c.name)) if crec is not None else None
+        reason, how = _exited(code)
+        msg = f"container {c.name} is not running ({how})"
+        if int(rec.get("restarts", 0)) > 0 and reason == "Error":
+            out.append(ContainerStatus(c.name, "waiting", False, "CrashLoopBackOff", None,
+                                       f"{msg}; it ended again after a restart; the next "
+                                       f"`{repair_command(cluster.name)}` restarts it", code, reason))
+        else:
+            out.append(ContainerStatus(c.name, "terminated", False, reason, code, msg))
+    return out
+
+
+def node_problems(cluster: Cluster, st: dict[str, Any], nodes: list | None = None) -> dict[str, list[str]]:
+    """For each node (`nodes`, default all), what `up` would change in it (its namespace, sysctls, links,
+    addresses, routes, VXLAN neighbours and FDB, iptables rules and the proxy mode's own objects), found
+    by the same reconcile as `up`'s, read only, against the whole `cluster` (a node's peers decide its
+    routes and FDB). An empty list: the node is as netlab built it. Nodes in parallel."""
+    flavour = (st.get("iptables") or {}).get("flavour") or cluster.networking.iptables_flavour
+    save_cmd = iptables.flavour_commands(flavour)[2]
+
+    def one(node) -> list[str]:
+        found = node_fabric_drift(cluster, node)
+        if not nsfs.is_ns_file(nsfs.netns_path(node.netns)):
+            return found
+        return found + proxy.rules_drift(cluster, node, save_cmd)
+    nodes = cluster.nodes if nodes is None else nodes
+    return dict(zip((n.name for n in nodes), proxy.per_node(one, nodes)))
+
+
+def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
+    """Each pod's containers (`container_statuses`) and network (namespace there, node-side veth
+    present, up and on cni0: one link dump per node). STATUS is Unknown (no namespace), CrashLoopBackOff
+    or Error or Completed (from its containers, as kubectl shows them), NetworkBroken (containers run
+    but the pod is cut off) or Running (READY says how many containers are ready)."""
+    out = []
+    servers = st.get("servers", {})
+    links = {n.name: node_links(n.netns) for n in cluster.nodes}
+    server_ok = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    for pod in cluster.pods:
+        rec = st.get("pods", {}).get(pod.key, {})
+        total = len(pod.containers)
+        ns_ok = nsfs.is_ns_file(nsfs.netns_path(pod.netns))
+        cs = container_statuses(cluster, pod, rec, server_ok.get(pod.node, False))
+        ready = sum(c.ready for c in cs)
+        problems = [c.message for c in cs if c.message]
+        net_problem = pod_link_problem(pod, links.get(pod.node)) if ns_ok else ""
+        reasons = {c.reason for c in cs if c.state != "running"}
+        if not ns_ok:
+            phase, problems = "Unknown", ["network namespace missing"]
+            ready = 0
+        elif "CrashLoopBackOff" in reasons:
+            phase = "CrashLoopBackOff"
+        elif "Error" in reasons:
+            phase = "Error"
+        elif reasons == {"Completed"}:  # kubectl: NotReady while others still run
+            phase = "NotReady" if any(c.state == "running" for c in cs) else "Completed"
+        elif net_problem:
+            phase = "NetworkBroken"
+        else:
+            phase = "Running"
+        if net_problem:
+            problems.append(net_problem)
+        out.append(PodStatus(pod, phase, ready, total, int(rec.get("restarts", 0)), rec.get("created"),
+                             "; ".join(problems), cs))
+    return out
+
+
+def observed_readiness(cluster: Cluster, st: dict[str, Any]) -> dict[str, bool]:
+    """pod key -> whether every container of the pod is ready (what the endpoints controller reads)."""
+    servers = st.get("servers", {})
+    server_ok = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    return {pod.key: all(c.ready for c in container_statuses(cluster, pod, st.get("pods", {}).get(pod.key, {}),
+                                                             server_ok.get(pod.node, False)))
+            for pod in cluster.pods}

@@ -1,0 +1,251 @@
+"""The lab's processes, done: each node's built-in server and every container with a command are
+started, reloaded, adopted or stopped as `plan` decides from what this module observes (which
+recorded processes are alive, which unrecorded ones carry the lab's owner tags, which servers'
+configs are current). How processes are started and recognised is `procs`' business.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+from .. import names
+from ..model.objects import Cluster, Pod
+from . import layout, nsfs, plan, procs, state
+from .changes import Change, Changes
+from .fabric import uts_path
+
+READY_WAIT = float(os.environ.get("NETLAB_READY_TIMEOUT", "5"))
+
+
+# ------------------------------------------------------------------ recognising netlab's processes
+
+def server_owner(lab: str, node: str) -> str:
+    return names.server_owner(lab, node)
+
+
+def container_owner(lab: str, pod: Pod, container: str) -> str:
+    return names.container_owner(lab, pod.namespace, pod.name, container)
+
+
+def server_alive(lab: str, node, rec: Any) -> bool:
+    """Whether a node's recorded built-in server runs: the same process, with its tag, in the node."""
+    return procs.alive(rec, server_owner(lab, node.name), nsfs.netns_path(node.netns))
+
+
+def container_alive(lab: str, pod: Pod, container: str, rec: Any) -> bool:
+    """Whether a recorded container runs: the same process, with its tag, in the pod."""
+    return procs.alive(rec, container_owner(lab, pod, container), nsfs.netns_path(pod.netns))
+
+
+def exit_path(lab: str, pod: Pod, container: str) -> str:
+    """Where a container's supervisor writes its exit status."""
+    return layout.container_exit(lab, pod.namespace, pod.name, container)
+
+
+def log_path(lab: str, pod: Pod, container: str) -> str:
+    return layout.container_log(lab, pod.namespace, pod.name, container)
+
+
+# ------------------------------------------------------------------ built-in servers
+
+def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any], changes: Changes) -> dict:
+    lab = cluster.name
+    cfg_path, pidfile = layout.server_config(lab, node.name), layout.server_pidfile(lab, node.name)
+    state.write_private(cfg_path, cfg_text)
+    try:
+        os.unlink(pidfile)
+    except FileNotFoundError:
+        pass
+    rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns),
+                      layout.server_log(lab, node.name), env=procs.netexec_env(),
+                      owner=server_owner(lab, node.name))
+    servers[node.name] = rec
+    changes.add(Change("server", node.name, "start", f"built-in server started (pid {rec['pid']})", node.netns,
+                       f"node {node.name}"))
+    return rec
+
+
+def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Changes) -> dict[str, int]:
+    """For every node without a running recorded server: stop an unrecorded one (started by an `up`
+    killed before recording it), and if the node will need a server, start one with no pod yet.
+    Returns node -> pid of those started."""
+    alive = {n.name: server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    missing = [n for n in cluster.nodes if not alive[n.name]]
+    if not missing:
+        return {}
+    found = procs.owned([nsfs.netns_path(n.netns) for n in missing])
+    strays = {n.name: found[server_owner(cluster.name, n.name)] for n in missing
+              if server_owner(cluster.name, n.name) in found}
+    todo = plan.plan_idle_servers(cluster, alive, set(strays))
+    for name in todo.stop:
+        node = cluster.node(name)
+        procs.terminate([], strays[name])
+        changes.add(Change("server", name, "stop", "stopped an unrecorded built-in server", node.netns,
+                           f"node {name}"))
+    started = {}
+    for name in todo.start:
+        rec = _spawn_server(cluster, cluster.node(name), json.dumps({"pods": []}), servers, changes)
+        started[name] = int(rec["pid"])
+    return started
+
+
+def _server_config(cluster: Cluster, node) -> str:
+    pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
+    cfg = {"pods": [{"key": p.key, "name": p.name, "netns": nsfs.netns_path(p.netns),
+                     "ports": [{"port": port, "protocol": proto} for port, proto in p.builtin_ports],
+                     "log": log_path(cluster.name, p, layout.BUILTIN)} for p in pods]}
+    return json.dumps(cfg, indent=1, sort_keys=True)
+
+
+def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], changes: Changes,
+                   started: dict[str, int] | None = None) -> list[tuple[str, int, int | None]]:
+    """Start (or reload) each node's built-in server; returns what `procs.wait_pidfiles` should wait for.
+
+    Runs after `start_idle_servers` (which also stopped unrecorded servers). `started`: the servers it
+    just started (node -> pid); they are given their pods by a reload once they are listening (a SIGHUP
+    before their handler is in place would end them)."""
+    lab = cluster.name
+    started = started or {}
+    if started:
+        procs.wait_pidfiles([(layout.server_pidfile(lab, n), pid, None) for n, pid in started.items()])
+    texts, same, alive = {}, {}, {}
+    for node in cluster.nodes:
+        texts[node.name] = _server_config(cluster, node)
+        try:
+            with open(layout.server_config(lab, node.name)) as f:
+                same[node.name] = f.read() == texts[node.name]
+        except OSError:
+            same[node.name] = False
+        alive[node.name] = server_alive(lab, node, servers.get(node.name))
+    waits = []
+    for name, action in plan.plan_servers(cluster, fresh, alive, same, set(started)).items():
+        node = cluster.node(name)
+        pidfile = layout.server_pidfile(lab, name)
+        if action == "reload":
+            rec = servers[name]
+            state.write_private(layout.server_config(lab, name), texts[name])
+            got = procs.read_pidfile(pidfile)
+            os.kill(int(rec["pid"]), signal.SIGHUP)
+            waits.append((pidfile, int(rec["pid"]), got[1] if got else -1))
+            if name not in started:
+                changes.add(Change("server", name, "reload", "built-in server reloaded", node.netns,
+                                   f"node {name}"))
+        elif action == "start":
+            rec = _spawn_server(cluster, node, texts[name], servers, changes)
+            waits.append((pidfile, int(rec["pid"]), None))
+    return waits
+
+
+# ------------------------------------------------------------------ containers
+
+def unrecorded_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str]) -> dict[str, list[int]]:
+    """Containers netlab started in this lab's pods that the state does not record (an `up` killed
+    between starting them and saving the state), by owner tag. One /proc scan, and only when some
+    record is missing or dead in a pod that existed before this run. (Unrecorded built-in servers are
+    `start_idle_servers`' business.)"""
+    lab = cluster.name
+    paths = []
+    for pod in cluster.pods:
+        if pod.key in fresh or not pod.commands:
+            continue
+        recs = pods_extra.get(pod.key, {}).get("procs") or {}
+        if any(not container_alive(lab, pod, cname, recs.get(cname)) for cname, _ in pod.commands):
+            paths.append(nsfs.netns_path(pod.netns))
+    return procs.owned(paths) if paths else {}
+
+
+def container_env(pod: Pod) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            "HOSTNAME": pod.name, "POD_NAME": pod.name, "POD_NAMESPACE": pod.namespace, "POD_IP": str(pod.ip),
+            "NODE_NAME": pod.node, "HOME": "/root", "LANG": "C.UTF-8"}
+
+
+def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str], strays: dict[str, list[int]],
+                      changes: Changes) -> list[tuple[Pod, str]]:
+    """Start every container with a command that is not running (restarts counted, strays adopted).
+    Returns once every container started is inside its pod's namespaces (or has already exited), with
+    the (pod, container) started."""
+    lab = cluster.name
+    pods = {p.key: p for p in cluster.pods}
+    recorded = {}
+    for pod in cluster.pods:
+        recs = pods_extra.setdefault(pod.key, {}).setdefault("procs", {})
+        for cname, _ in pod.commands:
+            if cname in recs:
+                recorded[(pod.key, cname)] = container_alive(lab, pod, cname, recs[cname])
+    found = {(p.key, c): strays[container_owner(lab, p, c)] for p in cluster.pods for c, _ in p.commands
+             if container_owner(lab, p, c) in strays}
+    started = []
+    for act in plan.plan_containers(cluster, recorded, fresh, found):
+        if act.action == "keep":
+            continue
+        pod = pods[act.pod]
+        extra = pods_extra[pod.key]
+        recs = extra["procs"]
+        if act.restart:
+            extra["restarts"] = int(extra.get("restarts", 0)) + 1
+        if act.action == "adopt":
+            # started by an `up` that was killed before recording it: keep the oldest, end the others
+            procs.terminate([], act.end)
+            recs[act.container] = procs.record(act.pid)
+            changes.add(Change("container", f"{pod.key}/{act.container}", "adopt", f"container {act.container} "
+                               f"adopted (pid {act.pid}, started by an interrupted up)", pod.netns, f"pod {pod.key}"))
+            continue
+        container = next(c for c in pod.containers if c.name == act.container)
+        sup = procs.spawn_container(container.command + container.args, nsfs.netns_path(pod.netns),
+                                    log_path(lab, pod, act.container), exit_path(lab, pod, act.container),
+                                    uts_path(lab, pod), env={**container_env(pod), **container.env},
+                                    cwd=container.working_dir or "/", owner=container_owner(lab, pod, act.container))
+        started.append((pod, act.container, sup))
+    procs.wait_entered([(sup, nsfs.netns_path(pod.netns)) for pod, _, sup in started])
+    for (pod, cname, sup), rec in zip(started, procs.container_records(
+            [sup for _, _, sup in started], [container_owner(lab, pod, c) for pod, c, _ in started])):
+        pods_extra[pod.key]["procs"][cname] = rec or {"pid": 0, "start": None}  # ended: its exit status tells
+        changes.add(Change("container", f"{pod.key}/{cname}", "start", f"container {cname} started" +
+                           (f" (pid {rec['pid']})" if rec else " (and has exited)"), pod.netns, f"pod {pod.key}"))
+    return [(pod, cname) for pod, cname, _ in started]
+
+
+def wait_listening(cluster: Cluster, pods_extra: dict[str, dict], begun: list[tuple[Pod, str]],
+                   timeout: float = READY_WAIT) -> None:
+    """Give containers just started `timeout` seconds to listen on the ports they declare (or to end),
+    so that a server that needs a moment is an endpoint after this `up`, not after the next one."""
+    pending = []
+    for pod, cname in begun:
+        c = next(x for x in pod.containers if x.name == cname)
+        wanted = {(p.protocol, p.port) for p in c.ports if p.protocol in ("TCP", "UDP")}
+        if wanted:
+            pending.append((pod, cname, wanted))
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        left = []
+        for pod, cname, wanted in pending:
+            rec = (pods_extra.get(pod.key, {}).get("procs") or {}).get(cname)
+            if container_alive(cluster.name, pod, cname, rec) and not wanted <= procs.listening(int(rec["pid"])):
+                left.append((pod, cname, wanted))
+        pending = left
+        if pending:
+            time.sleep(0.02)
+
+
+# ------------------------------------------------------------------ removing
+
+def remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], changes: Changes,
+                      quiet: bool = False) -> None:
+    """Kill what runs in these namespaces (by membership and by record), then delete them."""
+    paths = [nsfs.netns_path(n) for n in doomed]
+    records = []
+    for pod in prev.get("pods", {}).values():
+        if pod.get("netns") in doomed:
+            records.extend((pod.get("procs") or {}).values())
+    procs.terminate(records, procs.netns_members(paths), owner=names.lab_owner_prefix(lab))
+    for name in doomed:
+        nsfs.delete_ns_file(nsfs.netns_path(name))
+        parsed = names.parse_netns(name, lab)
+        if parsed is not None and parsed.kind == "pod":
+            nsfs.delete_ns_file(layout.uts_file(lab, parsed.namespace, parsed.pod))
+        if not quiet:
+            changes.add(Change("namespace", name, "remove", f"removed namespace {name}"))
