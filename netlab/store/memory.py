@@ -1,0 +1,79 @@
+"""In-memory store backend (tests, and labs that do not need to survive a restart)."""
+
+from __future__ import annotations
+
+from netlab.store.api import Store
+
+
+class MemoryStore(Store):
+    """The store semantics over dicts; a transaction keeps an undo log and rolls back from it."""
+
+    def __init__(self, clock=None, history_limit: int | None = None):
+        kw = {}
+        if clock is not None:
+            kw["clock"] = clock
+        if history_limit is not None:
+            kw["history_limit"] = history_limit
+        super().__init__(**kw)
+        self._objs: dict[str, dict[tuple[str, str], str]] = {}
+        self._hist: list[tuple[int, str, str, str]] = []  # (rev, type, kind, raw)
+        self._committed_rev = 0
+        self._compacted = 0
+        self._undo: dict | None = None
+
+    def _begin(self):
+        self._undo = {"objs": {}, "hist": len(self._hist)}
+
+    def _commit(self):
+        self._committed_rev = self._rev
+        self._undo = None
+
+    def _rollback(self):
+        for (kind, ns, name), raw in self._undo["objs"].items():
+            table = self._objs.setdefault(kind, {})
+            if raw is None:
+                table.pop((ns, name), None)
+            else:
+                table[(ns, name)] = raw
+        del self._hist[self._undo["hist"]:]
+        self._rev = self._committed_rev
+        self._undo = None
+
+    def _remember(self, k):
+        if k not in self._undo["objs"]:
+            self._undo["objs"][k] = self._load(k)
+
+    def _load(self, k):
+        return self._objs.get(k[0], {}).get((k[1], k[2]))
+
+    def _scan(self, kind, namespace):
+        table = self._objs.get(kind, {})
+        return [table[key] for key in sorted(table) if namespace is None or key[0] == namespace]
+
+    def _put(self, k, raw, rev, etype):
+        self._remember(k)
+        self._objs.setdefault(k[0], {})[(k[1], k[2])] = raw
+        self._hist.append((rev, etype, k[0], raw))
+
+    def _remove(self, k, raw, rev):
+        self._remember(k)
+        self._objs.get(k[0], {}).pop((k[1], k[2]), None)
+        self._hist.append((rev, "DELETED", k[0], raw))
+
+    def _read_revision(self):
+        return self._committed_rev
+
+    def _read_compacted(self):
+        return self._compacted
+
+    def _history(self, from_rev, kind):
+        return [(r, t, raw) for r, t, kd, raw in self._hist if r > from_rev and (kind is None or kd == kind)]
+
+    def _trim_history(self, upto):
+        if upto <= self._compacted:
+            return
+        i = 0
+        while i < len(self._hist) and self._hist[i][0] <= upto:
+            i += 1
+        del self._hist[:i]
+        self._compacted = upto
