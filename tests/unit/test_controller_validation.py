@@ -1,0 +1,102 @@
+"""Bad input as pure checks: one line naming the object, the field and the fix."""
+
+import pytest
+
+from netlab.controllers import deployutil as du
+from netlab.controllers.validation import (ControllerError, check_deployment, history, rollout_undo, scale,
+                                           validate_deployment)
+
+from .ctrl_sim import deployment
+
+
+def one(errs):
+    assert len(errs) == 1, errs
+    assert "\n" not in errs[0]
+    return errs[0]
+
+
+def test_valid_deployment_has_no_errors():
+    assert validate_deployment(deployment()) == []
+    assert validate_deployment(deployment(strategy="Recreate")) == []
+
+
+@pytest.mark.parametrize("surge,unavail", [(0, 0), ("0%", "0%"), (0, "0%")])
+def test_max_surge_and_max_unavailable_both_zero(surge, unavail):
+    msg = one(validate_deployment(deployment(surge=surge, unavailable=unavail)))
+    assert msg.startswith('Deployment "web" in namespace "default": spec.strategy.rollingUpdate.maxUnavailable: '
+                          "Invalid value")
+    assert "may not be 0 when `maxSurge` is 0" in msg and "set maxSurge or maxUnavailable to at least 1" in msg
+    with pytest.raises(ControllerError) as e:
+        check_deployment(deployment(surge=surge, unavailable=unavail))
+    assert e.value.exit_code == 1
+
+
+def test_rounding_to_zero_is_not_a_validation_error():
+    # 1% of 2 rounds down to 0, but the spec is not literally 0: Kubernetes accepts it (and uses 1)
+    assert validate_deployment(deployment(replicas=2, surge=0, unavailable="1%")) == []
+    assert du.max_unavailable(deployment(replicas=2, surge=0, unavailable="1%")) == 1
+
+
+def test_negative_replicas():
+    msg = one(validate_deployment(deployment(replicas=-1)))
+    assert "spec.replicas: Invalid value: -1: must be greater than or equal to 0" in msg
+
+
+def test_unknown_probe_handler():
+    d = deployment()
+    d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {"httpGett": {"port": 80}, "periodSeconds": 1}
+    msg = one(validate_deployment(d))
+    assert 'spec.template.spec.containers[0].readinessProbe.httpGett: Unsupported value: "httpGett"' in msg
+    assert '"exec", "grpc", "httpGet", "tcpSocket"' in msg
+    d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {"periodSeconds": 1}
+    assert "must specify a handler type" in one(validate_deployment(d))
+    d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] = {"tcpSocket": {"port": 80}, "successThreshold": 2}
+    d["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
+    assert "livenessProbe.successThreshold: Invalid value: 2: must be 1" in one(validate_deployment(d))
+
+
+def test_selector_must_match_template():
+    d = deployment()
+    d["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    assert "`selector` does not match template `labels`" in one(validate_deployment(d))
+
+
+def test_scale_of_something_not_scalable():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}
+    with pytest.raises(ControllerError, match="cannot scale service/web: a Service has no replicas; scale a "
+                                              "Deployment, ReplicaSet or StatefulSet instead"):
+        scale(svc, 3)
+    with pytest.raises(ControllerError, match="spec.replicas: Invalid value: -2"):
+        scale(deployment(), -2)
+    d = deployment()
+    assert scale(d, 9)["spec"]["replicas"] == 9 and d["spec"]["replicas"] == 6
+
+
+def _rs(rev, image):
+    return {"kind": "ReplicaSet", "metadata": {"name": f"web-{rev}", "annotations": {du.REVISION: str(rev), "note": image},
+                                               "ownerReferences": [{"uid": "u", "controller": True}]},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", du.HASH_LABEL: f"h{rev}"}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}}
+
+
+def test_rollout_undo_to_missing_revision_and_previous():
+    d = deployment(image="v3")
+    d["metadata"]["uid"] = "u"
+    rss = [_rs(1, "v1"), _rs(2, "v2"), _rs(3, "v3")]
+    d["spec"]["template"] = {"metadata": {"labels": {"app": "web"}},
+                             "spec": {"containers": [{"name": "app", "image": "v3"}]}}
+    with pytest.raises(ControllerError, match=r"unable to find specified revision 7 in history of deployment/web; "
+                                              r"revisions are: 1, 2, 3"):
+        rollout_undo(d, rss, 7)
+    out, msg = rollout_undo(d, rss)
+    assert msg == "deployment.apps/web rolled back"
+    assert out["spec"]["template"]["spec"]["containers"][0]["image"] == "v2"
+    assert du.HASH_LABEL not in out["spec"]["template"]["metadata"]["labels"]
+    assert out["metadata"]["annotations"]["note"] == "v2"
+    out, msg = rollout_undo(d, rss, 1)
+    assert out["spec"]["template"]["spec"]["containers"][0]["image"] == "v1"
+    _, msg = rollout_undo(d, rss, 3)
+    assert msg == "deployment.apps/web skipped rollback (current template already matches revision 3)"
+    with pytest.raises(ControllerError, match='no rollout history found for deployment "web"'):
+        rollout_undo(d, [_rs(1, "v3")])
+    assert [r for r, _ in history(d, rss)] == [1, 2, 3]
