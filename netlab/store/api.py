@@ -147,9 +147,16 @@ class Store:
         return out
 
     def list_with_revision(self, kinds) -> tuple[dict[str, list[dict]], int]:
-        """A consistent snapshot of several kinds and the revision it reflects."""
-        with self.transaction():
-            return {k: self.list(k) for k in kinds}, self.revision()
+        """A consistent snapshot of several kinds and the revision it reflects (one read
+        transaction: it does not block writers of other processes)."""
+        with self._lock:
+            if self._depth:
+                return {k: self.list(k) for k in kinds}, self.revision()
+            self._begin_read()
+            try:
+                return {k: self.list(k) for k in kinds}, self._read_revision()
+            finally:
+                self._end_read()
 
     def watch(self, from_revision: int, kind: str | None = None) -> list[WatchEvent]:
         """Changes after `from_revision`, oldest first; TooOld if history no longer reaches back."""
@@ -306,4 +313,6 @@ class Store:
     def _history(self, from_rev: int, kind: str | None) -> list[tuple[int, str, str]]: raise NotImplementedError
     def _trim_history(self, upto: int): raise NotImplementedError
     def _poll_revision(self) -> int: return self.revision()
+    def _begin_read(self): pass
+    def _end_read(self): pass
     def close(self): pass

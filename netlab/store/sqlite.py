@@ -74,6 +74,13 @@ class SQLiteStore(Store):
         self._db.execute("COMMIT")
         self._data_version = None  # data_version does not move on this connection's own commits
 
+    def _begin_read(self):
+        self._db.execute("BEGIN DEFERRED")
+
+    def _end_read(self):
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+
     def _rollback(self):
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")

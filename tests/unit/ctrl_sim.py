@@ -4,7 +4,7 @@ and a fake clock."""
 from netlab.controllers.base import Snapshot
 from netlab.controllers.runner import Runner, apply_actions, default_controllers
 from netlab.controllers.simkubelet import KINDS as KUBELET_KINDS, SimKubelet
-from netlab.store import MemoryStore
+from netlab.store import MemoryStore, SQLiteStore
 
 T0 = 1_800_000_000.0
 
@@ -47,9 +47,9 @@ def service(name="web", selector=None, target="http"):
 
 
 class Sim:
-    def __init__(self, nodes=("n1", "n2", "n3"), start=1, ready=1, node_grace=40, toleration=300):
+    def __init__(self, nodes=("n1", "n2", "n3"), start=1, ready=1, node_grace=40, toleration=300, store_dir=None):
         self.clock = Clock()
-        self.store = MemoryStore(clock=self.clock)
+        self.store = MemoryStore(clock=self.clock) if store_dir is None else SQLiteStore(store_dir, clock=self.clock)
         self.kubelet = SimKubelet(start_seconds=start, ready_seconds=ready)
         self.runner = Runner(self.store, default_controllers(node_grace=node_grace),
                              default_toleration_seconds=toleration)

@@ -154,6 +154,26 @@ def test_hash_is_deterministic_and_shaped_like_kubernetes():
 # ---------------------------------------------------------------- simulated rollouts
 
 
+def test_rolling_update_on_the_sqlite_store(tmp_path):
+    sim = Sim(store_dir=str(tmp_path))
+    sim.store.create(deployment(replicas=3, surge=1, unavailable=0))
+    sim.store.create(service())
+    for _ in range(4):
+        sim.tick(1)
+    sim.set_template("web", "v2")
+    for _ in range(20):
+        sim.tick(0.5)
+        assert len(sim.ready_endpoints()) >= 3 and len(sim.pods()) <= 4
+    assert sorted(sim.image_of(p) for p in sim.pods()) == ["v2"] * 3
+    # a second process's view: reopen the file and find the same world at the same revision
+    from netlab.store import SQLiteStore
+    other = SQLiteStore(str(tmp_path))
+    assert other.revision() == sim.store.revision()
+    assert sorted(p["metadata"]["name"] for p in other.list("Pod")) == sorted(
+        p["metadata"]["name"] for p in sim.store.list("Pod"))
+    other.close()
+
+
 def rollout_sim(**kw):
     sim = Sim(**kw)
     sim.store.create(deployment(replicas=6, surge=1, unavailable=0))

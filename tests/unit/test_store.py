@@ -66,6 +66,14 @@ def test_get_list_namespace_and_selector(store):
     assert [p["metadata"]["name"] for p in store.list("Pod", label_selector=sel)] == ["a"]
 
 
+def test_list_with_revision_is_a_consistent_snapshot(store):
+    store.create(pod("a"))
+    store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    lists, rev = store.list_with_revision(["Pod", "Node", "Service"])
+    assert rev == store.revision() == 2
+    assert [len(lists[k]) for k in ("Pod", "Node", "Service")] == [1, 1, 0]
+
+
 def test_returned_objects_are_copies(store):
     a = store.create(pod("a"))
     a["spec"]["containers"][0]["name"] = "changed"
