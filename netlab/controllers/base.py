@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 from dataclasses import dataclass, field
 
 from netlab.store.meta import (controller_ref, get_condition, is_deleting, key_of, parse_time,
@@ -151,10 +150,6 @@ def is_pod_available(pod: dict, min_ready_seconds: float, now: float) -> bool:
     return since is not None and since + min_ready_seconds < now
 
 
-def restart_count(pod: dict) -> int:
-    return sum(int(cs.get("restartCount", 0)) for cs in (pod.get("status") or {}).get("containerStatuses") or [])
-
-
 def generated_name(prefix: str, seed: str, taken) -> str:
     """prefix + 5 characters of Kubernetes' alphabet, derived from `seed` (pure and reproducible,
     where the API server draws them at random), avoiding names in `taken`."""
@@ -170,7 +165,3 @@ def generated_name(prefix: str, seed: str, taken) -> str:
             return name
         attempt += 1
 
-
-def log2_bucket(seconds: float) -> int:
-    """The power-of-two bucket Kubernetes' LogarithmicScaleDown compares ready times by."""
-    return int(math.floor(math.log2(seconds))) if seconds >= 1 else 0

@@ -7,8 +7,9 @@ Failed or being deleted); create the missing ones from the template (name = Repl
 ownerReference) or delete the surplus, the least valuable first (controller_utils' ranking:
 unassigned < assigned; Pending < Unknown < Running; not ready < ready; a lower
 controller.kubernetes.io/pod-deletion-cost first; more pods of the same ReplicaSet on its node
-first; ready for less time first (compared in power-of-two buckets, LogarithmicScaleDown); more
-restarts first; newer first). At most ``burst`` (Kubernetes' 500) creations or deletions per sync,
+first; ready for less time first; more restarts (of one container) first; newer first; ready and
+creation times compare in power-of-two buckets of nanoseconds with ties broken by uid, as
+Kubernetes' LogarithmicScaleDown does). At most ``burst`` (Kubernetes' 500) creations or deletions per sync,
 created in slow-start batches of 1, 2, 4, ... (``slow_start_batches``); status: replicas,
 fullyLabeledReplicas, readyReplicas, availableReplicas (ready for minReadySeconds),
 observedGeneration. Events SuccessfulCreate "Created pod: NAME", SuccessfulDelete "Deleted pod: NAME".
@@ -20,14 +21,15 @@ one sync is one transaction, a failed creation rolls back the whole batch instea
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 
 from netlab.controllers import deployutil as du
 from netlab.controllers.base import (PHASE_ORDINAL, Action, Snapshot, clone, create, delete, event,
-                                     generated_name, is_pod_active, is_pod_available, is_pod_ready,
-                                     log2_bucket, ready_since, restart_count, update_status)
-from netlab.store.meta import (annotations_of, fmt_time, is_deleting, labels_of, owner_reference, parse_time,
-                               selector_matches)
+                                     generated_name, is_pod_active, is_pod_available, is_pod_ready, ready_since,
+                                     update_status)
+from netlab.store.meta import annotations_of, is_deleting, labels_of, owner_reference, parse_time, selector_matches
 
 COMPONENT = "replicaset-controller"
 KINDS = ("ReplicaSet", "Pod")
@@ -61,38 +63,65 @@ def pod_from_template(rs: dict, name: str) -> dict:
             "status": {"phase": "Pending"}}
 
 
+def _log_rank(t: float | None, now: float) -> int:
+    """floor(log2(now - t in nanoseconds)), -1 when not in the past: Kubernetes' logarithmic rank."""
+    d = round((now - t) * 1e9) if t is not None else 0
+    return int(math.log2(d)) if d > 0 else -1
+
+
 def rank_for_deletion(pods: list[dict], related: list[dict], now: float) -> list[dict]:
-    """`pods` ordered from the first to delete to the last (see the module doc)."""
+    """`pods` ordered from the first to delete to the last (see the module doc). Ready and creation
+    times compare in logarithmic buckets; a tie inside a bucket goes by uid, as Kubernetes does."""
     on_node: dict[str, int] = {}
     for p in related:
-        node = (p.get("spec") or {}).get("nodeName")
-        if node and is_pod_active(p):
+        if is_pod_active(p):
+            node = (p.get("spec") or {}).get("nodeName") or ""
             on_node[node] = on_node.get(node, 0) + 1
 
-    def key(p):
-        spec, st = p.get("spec") or {}, p.get("status") or {}
-        node = spec.get("nodeName") or ""
-        ready = is_pod_ready(p)
+    def facts(p):
+        spec, st, md = p.get("spec") or {}, p.get("status") or {}, p["metadata"]
         try:
             cost = int(annotations_of(p).get(DELETION_COST, "0"))
         except ValueError:
             cost = 0
-        since = ready_since(p) if ready else None
-        ready_bucket = log2_bucket(now - since) if since is not None else -1
-        created = parse_time(p["metadata"].get("creationTimestamp")) or 0
-        return (
-            1 if node else 0,                          # unassigned first
-            PHASE_ORDINAL.get(st.get("phase"), 0),     # Pending < Unknown < Running
-            1 if ready else 0,                         # not ready first
-            cost,                                      # lower deletion cost first
-            -on_node.get(node, 0) if node else 0,      # doubled-up nodes first
-            ready_bucket,                              # ready for less time first
-            -restart_count(p),                         # more restarts first
-            -created,                                  # newer first
-            p["metadata"]["name"],
-        )
+        return {"node": spec.get("nodeName") or "", "phase": PHASE_ORDINAL.get(st.get("phase"), 0),
+                "ready": is_pod_ready(p), "cost": cost, "rank": on_node.get(spec.get("nodeName") or "", 0),
+                "since": ready_since(p), "restarts": max_restarts(p),
+                "created": parse_time(md.get("creationTimestamp")), "uid": md.get("uid", md.get("name", ""))}
 
-    return sorted(pods, key=key)
+    def time_order(t1, t2, a, b):
+        """-1 when a comes first by its time (later/zero first, in log buckets), 1, or None on equal times."""
+        if t1 == t2:
+            return None
+        if t1 is None or t2 is None:
+            return -1 if t1 is None else 1
+        diff = _log_rank(t1, now) - _log_rank(t2, now)
+        if diff == 0:
+            return -1 if a["uid"] < b["uid"] else 1
+        return -1 if diff < 0 else 1
+
+    def less(a, b) -> int:
+        if a["node"] != b["node"] and (not a["node"] or not b["node"]):
+            return -1 if not a["node"] else 1
+        for f, first in (("phase", min), ("ready", min), ("cost", min), ("rank", max)):
+            if a[f] != b[f]:
+                return -1 if first(a[f], b[f]) == a[f] else 1
+        if a["ready"] and b["ready"]:
+            o = time_order(a["since"], b["since"], a, b)
+            if o is not None:
+                return o
+        if a["restarts"] != b["restarts"]:
+            return -1 if a["restarts"] > b["restarts"] else 1
+        o = time_order(a["created"], b["created"], a, b)
+        return 0 if o is None else o
+
+    ranked = sorted(((facts(p), p) for p in pods), key=functools.cmp_to_key(lambda x, y: less(x[0], y[0])))
+    return [p for _, p in ranked]
+
+
+def max_restarts(pod: dict) -> int:
+    return max((int(cs.get("restartCount", 0)) for cs in (pod.get("status") or {}).get("containerStatuses") or []),
+               default=0)
 
 
 def calculate_status(rs: dict, pods: list[dict], now: float) -> dict:
@@ -142,5 +171,3 @@ def sync_replicaset(snap: Snapshot, rs: dict, now: float, taken: set, burst: int
     return actions
 
 
-__all__ = ["decide", "sync_replicaset", "rank_for_deletion", "slow_start_batches", "pod_from_template",
-           "calculate_status", "fmt_time"]

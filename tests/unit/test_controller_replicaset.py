@@ -79,10 +79,19 @@ def test_deletion_prefers_newer_pods_and_doubled_up_nodes():
     c = pod("c-alone", node="n2", age=50)
     ranked = [p["metadata"]["name"] for p in rsc.rank_for_deletion([a, b, c], [a, b, c], NOW)]
     assert ranked == ["b-new", "a-old", "c-alone"]
-    # ready times in the same power-of-two bucket do not decide; age does
+    # ready times in the same power-of-two bucket (of nanoseconds: 70 s and 100 s are both 2^36.x)
+    # are a tie broken by uid, before restarts and age are looked at
     x = pod("x", ready_for=70, age=500)
-    y = pod("y", ready_for=100, age=400)
-    assert [p["metadata"]["name"] for p in rsc.rank_for_deletion([x, y], [], NOW)] == ["y", "x"]
+    y = pod("y", ready_for=100, age=400, restarts=3)
+    z = pod("z", ready_for=30, age=1000)  # 2^34.8: ready for less time
+    assert [p["metadata"]["name"] for p in rsc.rank_for_deletion([y, x, z], [], NOW)] == ["z", "x", "y"]
+    # equal ready times: the most restarts of one container first, then the newer
+    a = pod("a", restarts=2, age=100)
+    a["status"]["containerStatuses"].append({"name": "side", "restartCount": 2})
+    b = pod("b", restarts=3, age=900)
+    c = pod("c", restarts=0, age=50)
+    d = pod("d", restarts=0, age=5000)
+    assert [p["metadata"]["name"] for p in rsc.rank_for_deletion([d, c, a, b], [], NOW)] == ["b", "a", "c", "d"]
 
 
 def test_surplus_pods_are_deleted_gracefully_in_rank_order():
