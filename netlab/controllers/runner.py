@@ -17,7 +17,7 @@ from typing import Callable
 from netlab.controllers import deployment, endpointslice, gc, replicaset, scheduler
 from netlab.controllers.base import Action, Snapshot
 from netlab.controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS, NodeLifecycle, default_tolerations
-from netlab.store.api import Conflict, NotFoundError
+from netlab.store.api import AlreadyExists, Conflict, NotFoundError
 from netlab.store.events import record_event
 from netlab.store.meta import key_of
 
@@ -89,8 +89,10 @@ class Runner:
             return 0
         try:
             apply_actions(self.store, actions, now, self.admission)
-        except Conflict:
-            self.conflicts += 1  # someone wrote in between: decide again next round
+        except (Conflict, AlreadyExists, NotFoundError):
+            # Someone wrote in between (another process, a CLI verb): nothing of this sync was
+            # written; the controller decides again on the next round.
+            self.conflicts += 1
         return len(actions)
 
     def round(self, now: float | None = None) -> int:

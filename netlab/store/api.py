@@ -218,8 +218,9 @@ class Store:
             if _dump(obj.get("spec")) != _dump(cur.get("spec")):
                 md["generation"] += 1
             md["resourceVersion"] = cmd["resourceVersion"]
-            if cmd.get("deletionTimestamp") and not md.get("finalizers") and cmd.get("finalizers"):
-                return self._erase(k, obj)
+            if (cmd.get("deletionTimestamp") and not md.get("finalizers") and cmd.get("finalizers")
+                    and not cmd.get("deletionGracePeriodSeconds")):
+                return self._erase(k, obj)  # the last finalizer went and no grace period is running
             if _dump(obj) == _dump(cur):
                 return cur
             return self._write(k, obj, "MODIFIED")

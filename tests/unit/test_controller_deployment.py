@@ -357,3 +357,47 @@ def test_deleting_a_deployment_removes_its_replicasets_and_pods():
         sim.tick(1)
     assert sim.rss() == [] and sim.store.list("Pod") == []
     assert all(s["endpoints"] == [] for s in sim.store.list("EndpointSlice")) or not sim.store.list("EndpointSlice")
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL in the middle of a controller's transaction."""
+
+
+def test_control_loop_killed_mid_sync_resumes_without_duplicating_or_losing_pods(tmp_path):
+    # The store's write primitive dies at the n-th write of a run: the open transaction is rolled
+    # back (as SQLite does for a killed process) and a fresh runner resumes from the store.
+    import random
+    from netlab.controllers.runner import Runner, default_controllers
+    sim = Sim(store_dir=str(tmp_path))
+    sim.store.create(deployment(replicas=6, surge=1, unavailable=0))
+    sim.store.create(service())
+    for _ in range(4):
+        sim.tick(1)
+    sim.set_template("web", "v2")
+    rng = random.Random(7)
+    real_put, kills = sim.store._put, 0
+    for _ in range(60):
+        budget = [rng.randint(1, 30)]
+
+        def dying_put(*a, budget=budget):
+            budget[0] -= 1
+            if budget[0] == 0:
+                raise Killed()
+            return real_put(*a)
+
+        sim.store._put = dying_put
+        try:
+            sim.tick(0.5)
+        except Killed:
+            kills += 1
+            assert not sim.store._db.in_transaction
+            sim.runner = Runner(sim.store, default_controllers())  # the restarted control loop
+        sim.store._put = real_put
+        check_invariants(sim)  # at most 7 pods, at least 6 ready pods and endpoints, kill or not
+        uids = {r["metadata"]["uid"] for r in sim.rss()}
+        assert all(p["metadata"]["ownerReferences"][0]["uid"] in uids for p in sim.store.list("Pod"))
+    for _ in range(20):
+        sim.tick(0.5)
+    assert kills > 10
+    assert sorted(sim.image_of(p) for p in sim.pods()) == ["v2"] * 6
+    assert len(sim.ready_endpoints()) == 6

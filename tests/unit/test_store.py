@@ -136,6 +136,17 @@ def test_graceful_delete_and_finalizers(store):
     store.update(m)
     assert store.try_get("Pod", "default", "f") is None
 
+    # with a grace period running, removing the finalizer leaves the removal to the final delete
+    g = pod("g")
+    g["metadata"]["finalizers"] = ["netlab.io/cleanup"]
+    store.create(g)
+    m = store.delete("Pod", "default", "g", grace_seconds=30)
+    m["metadata"]["finalizers"] = []
+    store.update(m)
+    assert store.get("Pod", "default", "g")["metadata"]["deletionTimestamp"]
+    store.delete("Pod", "default", "g", grace_seconds=0)
+    assert store.try_get("Pod", "default", "g") is None
+
 
 def test_watch_orders_changes_and_reports_too_old(tmp_path):
     for s in (MemoryStore(history_limit=5), SQLiteStore(str(tmp_path), history_limit=5)):
