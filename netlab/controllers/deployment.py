@@ -11,7 +11,7 @@ ScalingReplicaSet events with Kubernetes' texts.
 
 Simplifications: ReplicaSets are found by their controller reference only (no adoption or
 orphaning of ReplicaSets created by someone else); the deprecated rollbackTo field is not read
-(``rollout undo`` is a client-side template copy, as kubectl does it: see validation.rollout_undo).
+(``rollout undo`` is a client-side template copy, as kubectl does it: see verbs.rollout_undo).
 """
 
 from __future__ import annotations
@@ -68,9 +68,11 @@ class DeploymentSync:
             new, olds = self.get_all(False)
             return self.sync_status(olds + [new], new)
         if selector_is_empty((d.get("spec") or {}).get("selector")):
-            self.event("Warning", "SelectingAll",
-                       "This deployment is selecting all pods. A non-empty selector is required.")
-            d["status"]["observedGeneration"] = d["metadata"].get("generation", 1)
+            generation = d["metadata"].get("generation", 1)
+            if d["status"].get("observedGeneration") != generation:  # once per spec change
+                self.event("Warning", "SelectingAll",
+                           "This deployment is selecting all pods. A non-empty selector is required.")
+                d["status"]["observedGeneration"] = generation
             return None
         self.check_paused_conditions()
         if d["spec"].get("paused"):

@@ -1,5 +1,5 @@
-"""Pure checks and client-side verbs for the objects the controllers act on: validation with one-line
-messages naming the object, the field and the fix; ``rollout undo``; ``scale``.
+"""Pure checks of the objects the controllers act on: one-line messages naming the object, the field
+and the fix (the client-side verbs are in verbs.py).
 
 Messages follow the shape of the Kubernetes API server's field errors
 (``spec.replicas: Invalid value: -1: must be greater than or equal to 0``) followed by the fix.
@@ -10,14 +10,13 @@ these errors carry exit_code 1 (the CLI may map them as it maps its other bad in
 from __future__ import annotations
 
 from netlab.controllers import deployutil as du
-from netlab.controllers.base import clone, scaled_value
+from netlab.controllers.base import scaled_value
 from netlab.errors import NetlabError, one_line
-from netlab.store.meta import controller_ref, key_of, selector_matches
+from netlab.store.meta import key_of, selector_matches
 
 PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
 PROBE_FIELDS = set(PROBE_HANDLERS) | {"initialDelaySeconds", "periodSeconds", "timeoutSeconds",
                                       "successThreshold", "failureThreshold", "terminationGracePeriodSeconds"}
-SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController")
 
 
 class ControllerError(NetlabError):
@@ -126,60 +125,3 @@ def check_deployment(d: dict) -> None:
     errs = validate_deployment(d)
     if errs:
         raise ControllerError(errs[0])
-
-
-def scale(obj: dict, replicas) -> dict:
-    """`kubectl scale`: a copy of `obj` with spec.replicas set; an error for kinds without replicas
-    or for a negative count."""
-    kind, _, name = key_of(obj)
-    if kind not in SCALABLE:
-        raise ControllerError(f"cannot scale {kind.lower()}/{name}: a {kind} has no replicas; scale a "
-                              "Deployment, ReplicaSet or StatefulSet instead")
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        raise ControllerError(f"The {kind} \"{name}\" is invalid: spec.replicas: Invalid value: {replicas!r}: "
-                              "must be greater than or equal to 0; pass --replicas with 0 or more")
-    out = clone(obj)
-    out.setdefault("spec", {})["replicas"] = replicas
-    return out
-
-
-def history(d: dict, rss: list[dict]) -> list[tuple[int, dict]]:
-    """(revision, ReplicaSet) of the Deployment's ReplicaSets, oldest revision first
-    (``kubectl rollout history``)."""
-    uid = d["metadata"].get("uid")
-    own = [rs for rs in rss if (controller_ref(rs) or {}).get("uid") == uid]
-    return sorted(((du.revision(rs), rs) for rs in own), key=lambda x: x[0])
-
-
-def rollout_undo(d: dict, rss: list[dict], to_revision: int = 0) -> tuple[dict, str]:
-    """`kubectl rollout undo [--to-revision N]`: (the Deployment with that ReplicaSet's pod template
-    and annotations, kubectl's message). Revision 0 means the previous one."""
-    name = d["metadata"]["name"]
-    hist = history(d, rss)
-    if to_revision < 0:
-        raise ControllerError(f"deployment/{name}: --to-revision {to_revision}: revision must be 0 or more")
-    if to_revision == 0:
-        revs = [r for r, _ in hist]
-        prev = du.last_revision([rs for _, rs in hist])
-        if not revs or prev == 0:
-            raise ControllerError(f'no rollout history found for deployment "{name}"; '
-                                  "there is no previous revision to go back to")
-        to_revision = prev
-    target = next((rs for r, rs in hist if r == to_revision), None)
-    if target is None:
-        have = ", ".join(str(r) for r, _ in hist) or "none"
-        raise ControllerError(f"unable to find specified revision {to_revision} in history of deployment/{name}; "
-                              f"revisions are: {have} (see rollout history)")
-    out = clone(d)
-    template = clone(target["spec"]["template"])
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    labels.pop(du.HASH_LABEL, None)
-    if du.equal_ignore_hash(template, d["spec"].get("template")):
-        return out, f"deployment.apps/{name} skipped rollback (current template already matches revision {to_revision})"
-    out["spec"]["template"] = template
-    ann = {k: v for k, v in (out["metadata"].get("annotations") or {}).items() if k in du._SKIP_COPY}
-    for k, v in (target["metadata"].get("annotations") or {}).items():
-        if k not in du._SKIP_COPY:
-            ann[k] = v
-    out["metadata"]["annotations"] = ann
-    return out, f"deployment.apps/{name} rolled back"

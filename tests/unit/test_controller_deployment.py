@@ -7,6 +7,8 @@ from .ctrl_sim import Sim, deployment, service
 from netlab.controllers import deployutil as du
 from netlab.controllers.base import Snapshot
 from netlab.controllers.deployment import DeploymentSync
+from netlab.controllers.validation import ControllerError
+from netlab.controllers.verbs import rollout_status
 
 
 def dep(replicas, surge=0, unavailable=0, strategy="RollingUpdate"):
@@ -209,6 +211,7 @@ def test_rolling_update_keeps_ready_pods_and_switches_to_v2():
         seen.update(ready_images(sim))
     assert ready_images(sim) == ["v2"] * 6 and seen == {"v1", "v2"}
     d = sim.get("Deployment", "web")
+    assert rollout_status(d) == ('deployment "web" successfully rolled out', True)
     st = d["status"]
     assert (st["replicas"], st["updatedReplicas"], st["readyReplicas"], st["availableReplicas"]) == (6, 6, 6, 6)
     assert st["observedGeneration"] == d["metadata"]["generation"] == 2
@@ -225,7 +228,7 @@ def test_rolling_update_keeps_ready_pods_and_switches_to_v2():
 
 
 def test_rollback_restores_v1_with_the_same_guarantee():
-    from netlab.controllers.validation import rollout_undo
+    from netlab.controllers.verbs import rollout_undo
     sim = rollout_sim()
     sim.set_template("web", "v2")
     for _ in range(40):
@@ -309,6 +312,8 @@ def test_progress_deadline_exceeded():
     cond = du.get_cond(st, "Progressing")
     assert (cond["status"], cond["reason"]) == ("False", "ProgressDeadlineExceeded")
     assert cond["message"].endswith("has timed out progressing.")
+    with pytest.raises(ControllerError, match="exceeded its progress deadline"):
+        rollout_status(sim.get("Deployment", "web"))
     assert st["availableReplicas"] == 6 and du.get_cond(st, "Available")["status"] == "True"
     assert len(sim.pods()) == 7  # one surge pod that never got ready; old ones stay
 
@@ -401,3 +406,15 @@ def test_control_loop_killed_mid_sync_resumes_without_duplicating_or_losing_pods
     assert kills > 10
     assert sorted(sim.image_of(p) for p in sim.pods()) == ["v2"] * 6
     assert len(sim.ready_endpoints()) == 6
+
+
+def test_empty_selector_is_reported_once_and_nothing_is_created():
+    sim = Sim()
+    d = deployment(replicas=2)
+    d["spec"]["selector"] = {}
+    sim.store.create(d)
+    sim.tick(1)
+    sim.tick(1)
+    assert sim.rss() == [] and sim.pods() == []
+    [e] = sim.events("SelectingAll")
+    assert e["type"] == "Warning" and e["count"] == 1

@@ -3,8 +3,9 @@
 import pytest
 
 from netlab.controllers import deployutil as du
-from netlab.controllers.validation import (ControllerError, check_deployment, history, rollout_undo, scale,
-                                           validate_deployment)
+from netlab.controllers.validation import ControllerError, check_deployment, validate_deployment
+from netlab.controllers.verbs import (history, rollout_restart, rollout_status, rollout_undo, scale, set_image,
+                                      set_paused)
 
 from .ctrl_sim import deployment
 
@@ -100,3 +101,44 @@ def test_rollout_undo_to_missing_revision_and_previous():
     with pytest.raises(ControllerError, match='no rollout history found for deployment "web"'):
         rollout_undo(d, [_rs(1, "v3")])
     assert [r for r, _ in history(d, rss)] == [1, 2, 3]
+
+
+def test_rollout_status_messages_and_deadline():
+    d = deployment(replicas=3)
+    d["metadata"]["generation"] = 2
+    d["status"] = {"observedGeneration": 1}
+    assert rollout_status(d) == ("Waiting for deployment spec update to be observed...", False)
+    d["status"] = {"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3}
+    assert rollout_status(d) == ('Waiting for deployment "web" rollout to finish: 1 out of 3 new replicas have '
+                                 "been updated...", False)
+    d["status"].update(updatedReplicas=3)
+    assert rollout_status(d) == ('Waiting for deployment "web" rollout to finish: 1 old replicas are pending '
+                                 "termination...", False)
+    d["status"].update(replicas=3, availableReplicas=2)
+    assert rollout_status(d) == ('Waiting for deployment "web" rollout to finish: 2 of 3 updated replicas are '
+                                 "available...", False)
+    d["status"].update(availableReplicas=3)
+    assert rollout_status(d) == ('deployment "web" successfully rolled out', True)
+    d["status"]["conditions"] = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]
+    with pytest.raises(ControllerError, match='deployment "web" exceeded its progress deadline') as e:
+        rollout_status(d)
+    assert e.value.exit_code == 1
+
+
+def test_restart_pause_resume_set_image():
+    d = deployment()
+    r, msg = rollout_restart(d, 1_800_000_000.5)
+    assert msg == "deployment.apps/web restarted"
+    assert r["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] == "2027-01-15T08:00:00Z"
+    p, msg = set_paused(d, True)
+    assert p["spec"]["paused"] is True and msg == "deployment.apps/web paused"
+    with pytest.raises(ControllerError, match="already paused"):
+        set_paused(p, True)
+    with pytest.raises(ControllerError, match="can't restart paused deployment"):
+        rollout_restart(p, 0)
+    u, msg = set_paused(p, False)
+    assert "paused" not in u["spec"] and msg == "deployment.apps/web resumed"
+    i, msg = set_image(d, {"app": "v9"})
+    assert i["spec"]["template"]["spec"]["containers"][0]["image"] == "v9" and msg == "deployment.apps/web image updated"
+    with pytest.raises(ControllerError, match='unable to find container named "nope"'):
+        set_image(d, {"nope": "x"})

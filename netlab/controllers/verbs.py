@@ -1,0 +1,131 @@
+"""kubectl's client-side verbs on Deployments as pure functions: each takes objects as read from
+the store and returns the object to write and kubectl's message, or raises ControllerError with
+kubectl's text (exit status 1). ``rollout_status`` is kubectl's status viewer: the CLI loops on it
+while watching the store until it reports done or raises.
+"""
+
+from __future__ import annotations
+
+from netlab.controllers import deployutil as du
+from netlab.controllers.base import clone
+from netlab.controllers.validation import ControllerError
+from netlab.store.meta import controller_ref, fmt_time, key_of
+
+SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController")
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def scale(obj: dict, replicas) -> dict:
+    """`kubectl scale`: a copy of `obj` with spec.replicas set; an error for kinds without replicas
+    or for a negative count."""
+    kind, _, name = key_of(obj)
+    if kind not in SCALABLE:
+        raise ControllerError(f"cannot scale {kind.lower()}/{name}: a {kind} has no replicas; scale a "
+                              "Deployment, ReplicaSet or StatefulSet instead")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise ControllerError(f"The {kind} \"{name}\" is invalid: spec.replicas: Invalid value: {replicas!r}: "
+                              "must be greater than or equal to 0; pass --replicas with 0 or more")
+    out = clone(obj)
+    out.setdefault("spec", {})["replicas"] = replicas
+    return out
+
+
+def history(d: dict, rss: list[dict]) -> list[tuple[int, dict]]:
+    """(revision, ReplicaSet) of the Deployment's ReplicaSets, oldest revision first
+    (``kubectl rollout history``)."""
+    uid = d["metadata"].get("uid")
+    own = [rs for rs in rss if (controller_ref(rs) or {}).get("uid") == uid]
+    return sorted(((du.revision(rs), rs) for rs in own), key=lambda x: x[0])
+
+
+def rollout_undo(d: dict, rss: list[dict], to_revision: int = 0) -> tuple[dict, str]:
+    """`kubectl rollout undo [--to-revision N]`: (the Deployment with that ReplicaSet's pod template
+    and annotations, kubectl's message). Revision 0 means the previous one."""
+    name = d["metadata"]["name"]
+    hist = history(d, rss)
+    if to_revision < 0:
+        raise ControllerError(f"deployment/{name}: --to-revision {to_revision}: revision must be 0 or more")
+    if to_revision == 0:
+        revs = [r for r, _ in hist]
+        prev = du.last_revision([rs for _, rs in hist])
+        if not revs or prev == 0:
+            raise ControllerError(f'no rollout history found for deployment "{name}"; '
+                                  "there is no previous revision to go back to")
+        to_revision = prev
+    target = next((rs for r, rs in hist if r == to_revision), None)
+    if target is None:
+        have = ", ".join(str(r) for r, _ in hist) or "none"
+        raise ControllerError(f"unable to find specified revision {to_revision} in history of deployment/{name}; "
+                              f"revisions are: {have} (see rollout history)")
+    out = clone(d)
+    template = clone(target["spec"]["template"])
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    labels.pop(du.HASH_LABEL, None)
+    if du.equal_ignore_hash(template, d["spec"].get("template")):
+        return out, f"deployment.apps/{name} skipped rollback (current template already matches revision {to_revision})"
+    out["spec"]["template"] = template
+    ann = {k: v for k, v in (out["metadata"].get("annotations") or {}).items() if k in du._SKIP_COPY}
+    for k, v in (target["metadata"].get("annotations") or {}).items():
+        if k not in du._SKIP_COPY:
+            ann[k] = v
+    out["metadata"]["annotations"] = ann
+    return out, f"deployment.apps/{name} rolled back"
+
+
+def rollout_status(d: dict) -> tuple[str, bool]:
+    """(message, done) as ``kubectl rollout status`` prints it; ControllerError on a deadline exceeded."""
+    name, st = d["metadata"]["name"], d.get("status") or {}
+    if d["metadata"].get("generation", 1) > st.get("observedGeneration", 0):
+        return "Waiting for deployment spec update to be observed...", False
+    cond = du.get_cond(st, "Progressing")
+    if cond is not None and cond.get("reason") == du.TIMED_OUT:
+        raise ControllerError(f'deployment "{name}" exceeded its progress deadline')
+    want, updated = du.replicas(d), st.get("updatedReplicas", 0)
+    if updated < want:
+        return (f'Waiting for deployment "{name}" rollout to finish: {updated} out of {want} new replicas '
+                "have been updated..."), False
+    if st.get("replicas", 0) > updated:
+        return (f'Waiting for deployment "{name}" rollout to finish: {st["replicas"] - updated} old replicas '
+                "are pending termination..."), False
+    if st.get("availableReplicas", 0) < updated:
+        return (f'Waiting for deployment "{name}" rollout to finish: {st.get("availableReplicas", 0)} of '
+                f"{updated} updated replicas are available..."), False
+    return f'deployment "{name}" successfully rolled out', True
+
+
+def rollout_restart(d: dict, now: float) -> tuple[dict, str]:
+    """`kubectl rollout restart`: a new restartedAt annotation on the pod template starts a rollout."""
+    name = d["metadata"]["name"]
+    if (d.get("spec") or {}).get("paused"):
+        raise ControllerError(f"deployments.apps \"{name}\" can't restart paused deployment (run rollout resume first)")
+    out = clone(d)
+    md = out["spec"].setdefault("template", {}).setdefault("metadata", {})
+    md.setdefault("annotations", {})[RESTARTED_AT] = fmt_time(int(now))
+    return out, f"deployment.apps/{name} restarted"
+
+
+def set_paused(d: dict, paused: bool) -> tuple[dict, str]:
+    """`kubectl rollout pause` (paused=True) / `rollout resume`."""
+    name = d["metadata"]["name"]
+    if bool((d.get("spec") or {}).get("paused")) == paused:
+        raise ControllerError(f'deployments.apps "{name}" is {"already" if paused else "not"} paused')
+    out = clone(d)
+    if paused:
+        out["spec"]["paused"] = True
+    else:
+        out["spec"].pop("paused", None)
+    return out, f"deployment.apps/{name} {'paused' if paused else 'resumed'}"
+
+
+def set_image(d: dict, images: dict[str, str]) -> tuple[dict, str]:
+    """`kubectl set image deploy/NAME CONTAINER=IMAGE ...` ("*" sets every container)."""
+    out = clone(d)
+    containers = ((out.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    for cname, image in images.items():
+        hit = [c for c in containers if cname in ("*", c.get("name"))]
+        if not hit:
+            raise ControllerError(f'unable to find container named "{cname}" in deployment/{d["metadata"]["name"]}; '
+                                  "containers are: " + ", ".join(c.get("name", "") for c in containers))
+        for c in hit:
+            c["image"] = image
+    return out, f"deployment.apps/{d['metadata']['name']} image updated"
