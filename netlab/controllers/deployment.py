@@ -20,7 +20,7 @@ import json
 
 from netlab.controllers import deployutil as du
 from netlab.controllers.base import Action, Snapshot, clone, create, delete, event, update, update_status
-from netlab.store.meta import fmt_time, is_deleting, owner_reference, selector_is_empty
+from netlab.store.meta import fmt_time, is_deleting, owner_reference, parse_time, selector_is_empty
 
 COMPONENT = "deployment-controller"
 KINDS = ("Deployment", "ReplicaSet", "Pod")
@@ -35,6 +35,20 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
     for d in snap.list("Deployment"):
         actions += DeploymentSync(snap, d, now).run()
     return actions
+
+
+def next_deadline(snap: Snapshot) -> float | None:
+    """When a progress deadline next runs out (the loop's timer; no write announces it)."""
+    times = []
+    for d in snap.list("Deployment"):
+        deadline = du.progress_deadline(d)
+        cond = du.get_cond(d.get("status") or {}, "Progressing")
+        if deadline is None or d["spec"].get("paused") or cond is None:
+            continue
+        if cond.get("reason") in (du.NEW_RS_AVAILABLE, du.TIMED_OUT) or cond.get("status") != "True":
+            continue
+        times.append(parse_time(cond["lastUpdateTime"]) + deadline)
+    return min(times) if times else None
 
 
 def _dump(x) -> str:

@@ -140,7 +140,9 @@ class NodeLifecycle:
                 actions.append(update_status(dict(node, status=dict(node.get("status") or {}, conditions=conds))))
             else:
                 conds = (node.get("status") or {}).get("conditions") or []
-            ready = next((c.get("status") for c in conds if c.get("type") == "Ready"), "Unknown")
+            # A node that has not reported yet (no Ready condition, still in its startup grace)
+            # gets no condition taints, as in Kubernetes.
+            ready = next((c.get("status") for c in conds if c.get("type") == "Ready"), None)
             # taints
             want = []
             if ready == "False":
@@ -161,7 +163,7 @@ class NodeLifecycle:
             was_down = any(x.get("key") in (NOT_READY, UNREACHABLE) for x in taints)
             if kept != taints:
                 actions.append(update(dict(node, spec=dict(node.get("spec") or {}, taints=kept))))
-                is_down = ready != "True"
+                is_down = ready in ("False", "Unknown")
                 if is_down and not was_down:
                     actions.append(event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady",
                                          COMPONENT))
@@ -169,7 +171,7 @@ class NodeLifecycle:
                     actions.append(event(node, "Normal", "NodeReady", f"Node {name} status is now: NodeReady",
                                          COMPONENT))
             pods = pods_by_node.get(name, [])
-            if ready != "True":
+            if ready in ("False", "Unknown"):
                 actions += self.mark_pods_not_ready(pods, t)
             actions += self.evict(pods, [x for x in kept if x.get("effect") == "NoExecute"], now)
         return actions

@@ -138,6 +138,20 @@ def calculate_status(rs: dict, pods: list[dict], now: float) -> dict:
     return status
 
 
+def next_deadline(snap: Snapshot, now: float) -> float | None:
+    """When a ready pod next becomes available (minReadySeconds): the loop's timer."""
+    times = []
+    for rs in snap.list("ReplicaSet"):
+        mrs = du.min_ready_seconds(rs)
+        if not mrs:
+            continue
+        for p in snap.owned_by("Pod", rs):
+            since = ready_since(p)
+            if since is not None and since + mrs >= now:
+                times.append(since + mrs)
+    return min(times) if times else None
+
+
 def decide(snap: Snapshot, now: float, burst: int = BURST) -> list[Action]:
     actions: list[Action] = []
     taken = {p["metadata"]["name"] for p in snap.list("Pod")}

@@ -11,6 +11,7 @@ loop, and with a fake clock, of unit tests that drive a whole rolling update.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,15 +28,18 @@ class Controller:
     name: str
     kinds: tuple
     decide: Callable[[Snapshot, float], list]
+    # when decide() may next act without any write (a timer), given a snapshot and now
+    deadline: Callable[[Snapshot, float], float | None] | None = None
 
 
 def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
+    nodes = NodeLifecycle(grace=node_grace)
     return [
-        Controller("deployment", deployment.KINDS, deployment.decide),
-        Controller("replicaset", replicaset.KINDS, replicaset.decide),
+        Controller("deployment", deployment.KINDS, deployment.decide, lambda s, now: deployment.next_deadline(s)),
+        Controller("replicaset", replicaset.KINDS, replicaset.decide, replicaset.next_deadline),
         Controller("scheduler", scheduler.KINDS, scheduler.decide),
         Controller("endpointslice", endpointslice.KINDS, endpointslice.decide),
-        Controller("nodelifecycle", ("Node", "Lease", "Pod"), NodeLifecycle(grace=node_grace).decide),
+        Controller("nodelifecycle", ("Node", "Lease", "Pod"), nodes.decide, lambda s, now: nodes.next_deadline(s)),
         Controller("garbagecollector", gc.KINDS, gc.decide),
     ]
 
@@ -98,6 +102,33 @@ class Runner:
     def round(self, now: float | None = None) -> int:
         now = self.clock() if now is None else now
         return sum(self.sync(c, now) for c in self.controllers)
+
+    def next_wakeup(self, now: float | None = None) -> float | None:
+        """The earliest controller deadline (a timer no write will announce), if any."""
+        now = self.clock() if now is None else now
+        times = []
+        for c in self.controllers:
+            if c.deadline is not None:
+                t = c.deadline(Snapshot.from_store(self.store, c.kinds), now)
+                if t is not None:
+                    times.append(t)
+        return min(times) if times else None
+
+    def serve(self, stop, max_wait: float = 5.0, settle: float = 0.001) -> None:
+        """Run until `stop` (a threading.Event) is set: settle the controllers, then sleep until
+        the store's revision moves (any writer, any process) or the next deadline comes. Idle, it
+        costs one cheap revision poll per store.wait interval."""
+        while not stop.is_set():
+            self.run_until_quiescent()
+            rev = self.store.revision()
+            now = self.clock()
+            wake = self.next_wakeup(now)
+            timeout = max_wait if wake is None else max(settle, min(max_wait, wake - now + settle))
+            end = time.monotonic() + timeout
+            while not stop.is_set():  # wait in slices so that `stop` is seen within 0.2 s
+                left = end - time.monotonic()
+                if left <= 0 or self.store.wait(rev, min(0.2, left)) > rev:
+                    break
 
     def run_until_quiescent(self, now: float | None = None, max_rounds: int = 200) -> int:
         """Rounds until one writes nothing; returns the number of rounds that wrote."""

@@ -113,3 +113,39 @@ def test_default_tolerations_admission():
                                      "effect": "NoExecute", "tolerationSeconds": 5}]}}
     keys = [t["key"] for t in default_tolerations(own)["spec"]["tolerations"]]
     assert keys == ["node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"]
+
+
+def test_runner_next_wakeup_names_the_timers():
+    from .ctrl_sim import T0
+    sim = Sim(nodes=("n1",), node_grace=20)
+    sim.kubelet.heartbeat = 5
+    sim.store.create(deployment(replicas=1, minReadySeconds=7, progressDeadlineSeconds=40))
+    sim.tick(1)
+    # the lease was renewed at T0: the node's grace runs out at T0+20, before the progress
+    # deadline of the ReplicaSet created at T0+1 (T0+41)
+    assert sim.runner.next_wakeup(sim.now) == T0 + 20
+    sim.tick(1)
+    sim.tick(1)  # the pod turned Ready at T0+3: available (minReadySeconds 7) after T0+10
+    assert sim.runner.next_wakeup(sim.now) == T0 + 10
+    assert sim.get("Deployment", "web")["status"].get("availableReplicas", 0) == 0
+    sim.tick(7.5)
+    assert sim.get("Deployment", "web")["status"]["availableReplicas"] == 1
+    # nothing pending but the node's heartbeat deadline (the lease was just renewed)
+    assert sim.runner.next_wakeup(sim.now) == sim.now + 20
+
+
+def test_a_node_that_has_not_reported_yet_is_not_tainted_during_its_startup_grace():
+    from netlab.controllers.runner import Runner
+    from netlab.store import MemoryStore
+    from .ctrl_sim import T0, Clock, node
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    store.create(node("n1"))
+    Runner(store).run_until_quiescent()
+    assert store.get("Node", None, "n1")["spec"].get("taints") in (None, [])
+    assert store.list("Event") == []
+    clock.t = T0 + 61
+    Runner(store).run_until_quiescent()
+    n = store.get("Node", None, "n1")
+    assert {t["key"] for t in n["spec"]["taints"]} == {"node.kubernetes.io/unreachable"}
+    assert get_condition(n, "Ready")["reason"] == "NodeStatusNeverUpdated"
