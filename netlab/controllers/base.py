@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from netlab.store.meta import (controller_ref, get_condition, is_deleting, key_of, parse_time,
-                               selector_matches)
+                               matcher)
 
 # Kubernetes' alphabet for generated names (k8s.io/apimachinery/pkg/util/rand): no vowels, no
 # look-alike characters.
@@ -68,14 +68,17 @@ class Snapshot:
 
     @classmethod
     def from_store(cls, store, kinds) -> "Snapshot":
-        lists, rev = store.list_with_revision(kinds)
+        """The store's objects of `kinds`, shared with its parse cache: read them, never change
+        them in place (clone() first, or build new dicts as the controllers do)."""
+        lists, rev = store.snapshot(kinds)
         return cls([o for objs in lists.values() for o in objs], rev)
 
     def list(self, kind: str, namespace: str | None = None, selector=None) -> list[dict]:
         table = self._by_kind.get(kind, {})
         out = [table[k] for k in sorted(table) if namespace is None or k[0] == namespace]
         if selector is not None:
-            out = [o for o in out if selector_matches(selector, (o["metadata"].get("labels") or {}))]
+            selects = matcher(selector)
+            out = [o for o in out if selects(o["metadata"].get("labels"))]
         return out
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict | None:

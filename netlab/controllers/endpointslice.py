@@ -23,7 +23,7 @@ import hashlib
 import json
 
 from netlab.controllers.base import Action, Snapshot, create, delete, is_pod_ready, update
-from netlab.store.meta import controller_ref, is_deleting, owner_reference, selector_matches
+from netlab.store.meta import controller_ref, is_deleting, matcher, owner_reference
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
@@ -69,11 +69,12 @@ def desired_slices(svc: dict, pods: list[dict]) -> list[dict]:
     ns, sname = svc["metadata"].get("namespace", "default"), svc["metadata"]["name"]
     publish = bool(spec.get("publishNotReadyAddresses"))
     groups: dict[tuple, list[dict]] = {}
+    selects = matcher(spec["selector"])
     for pod in pods:
         st = pod.get("status") or {}
         if not st.get("podIP") or st.get("phase") in ("Succeeded", "Failed"):
             continue
-        if not selector_matches(spec["selector"], pod["metadata"].get("labels")):
+        if not selects(pod["metadata"].get("labels")):
             continue
         ports = []
         for sp in spec.get("ports") or []:
@@ -86,9 +87,11 @@ def desired_slices(svc: dict, pods: list[dict]) -> list[dict]:
                     p["appProtocol"] = sp["appProtocol"]
                 ports.append(p)
         family = "IPv6" if ":" in st["podIP"] else "IPv4"
-        groups.setdefault((family, json.dumps(ports, sort_keys=True)), []).append(endpoint_for(pod, publish))
+        pkey = tuple(tuple(sorted(p.items())) for p in ports)
+        groups.setdefault((family, pkey), ([], ports))[0].append(endpoint_for(pod, publish))
     out = []
-    for (family, ports_json), eps in sorted(groups.items()):
+    for (family, pkey), (eps, ports) in sorted(groups.items()):
+        ports_json = json.dumps(ports, sort_keys=True)
         eps.sort(key=lambda e: e["targetRef"]["name"])
         for i in range(0, len(eps), MAX_ENDPOINTS):
             h = hashlib.sha1(f"{family}/{ports_json}/{i}".encode()).hexdigest()[:5]
@@ -104,9 +107,8 @@ def desired_slices(svc: dict, pods: list[dict]) -> list[dict]:
     return out
 
 
-def _body(s: dict) -> str:
-    return json.dumps({k: s.get(k) for k in ("addressType", "endpoints", "ports")}
-                      | {"labels": s["metadata"].get("labels")}, sort_keys=True)
+def _body(s: dict) -> tuple:
+    return (s.get("addressType"), s.get("endpoints"), s.get("ports"), s["metadata"].get("labels"))
 
 
 def decide(snap: Snapshot, now: float) -> list[Action]:

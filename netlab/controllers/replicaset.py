@@ -29,7 +29,7 @@ from netlab.controllers import deployutil as du
 from netlab.controllers.base import (PHASE_ORDINAL, Action, Snapshot, clone, create, delete, event,
                                      generated_name, is_pod_active, is_pod_available, is_pod_ready, ready_since,
                                      update_status)
-from netlab.store.meta import annotations_of, is_deleting, labels_of, owner_reference, parse_time, selector_matches
+from netlab.store.meta import annotations_of, is_deleting, labels_of, matcher, owner_reference, parse_time
 
 COMPONENT = "replicaset-controller"
 KINDS = ("ReplicaSet", "Pod")
@@ -126,11 +126,12 @@ def max_restarts(pod: dict) -> int:
 
 def calculate_status(rs: dict, pods: list[dict], now: float) -> dict:
     tlabels = ((rs["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+    labelled = matcher(tlabels)
     mrs = du.min_ready_seconds(rs)
     status = dict(rs.get("status") or {})
     status.update({
         "replicas": len(pods),
-        "fullyLabeledReplicas": sum(1 for p in pods if selector_matches(tlabels, labels_of(p))),
+        "fullyLabeledReplicas": sum(1 for p in pods if labelled(labels_of(p))),
         "readyReplicas": sum(1 for p in pods if is_pod_ready(p)),
         "availableReplicas": sum(1 for p in pods if is_pod_available(p, mrs, now)),
         "observedGeneration": rs["metadata"].get("generation", 1),

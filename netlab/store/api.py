@@ -98,6 +98,7 @@ class Store:
         self._lock = threading.RLock()
         self._depth = 0
         self._rev = 0  # revision inside the open transaction
+        self._cache: dict[str, dict] = {}  # kind -> (namespace, name) -> (revision, parsed object)
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -155,6 +156,33 @@ class Store:
             self._begin_read()
             try:
                 return {k: self.list(k) for k in kinds}, self._read_revision()
+            finally:
+                self._end_read()
+
+    def snapshot(self, kinds) -> tuple[dict[str, list[dict]], int]:
+        """Like list_with_revision, but objects unchanged since the last snapshot are not parsed
+        again: they are SHARED with the store's cache and must not be modified (the controllers
+        copy before they change anything). Outside a transaction only; inside one it lists."""
+        with self._lock:
+            if self._depth:
+                return self.list_with_revision(kinds)
+            self._begin_read()
+            try:
+                out = {}
+                for kind in kinds:
+                    cache = self._cache.setdefault(kind, {})
+                    items, seen = [], set()
+                    for key, rev in self._scan_revs(kind):
+                        hit = cache.get(key)
+                        if hit is None or hit[0] != rev:
+                            hit = (rev, json.loads(self._load((kind, *key))))
+                            cache[key] = hit
+                        items.append(hit[1])
+                        seen.add(key)
+                    for key in [k for k in cache if k not in seen]:
+                        del cache[key]
+                    out[kind] = items
+                return out, self._read_revision()
             finally:
                 self._end_read()
 
@@ -307,6 +335,7 @@ class Store:
     def _rollback(self): raise NotImplementedError
     def _load(self, k) -> str | None: raise NotImplementedError
     def _scan(self, kind: str, namespace: str | None) -> list[str]: raise NotImplementedError
+    def _scan_revs(self, kind: str) -> list[tuple[tuple[str, str], int]]: raise NotImplementedError
     def _put(self, k, raw: str, rev: int, etype: str): raise NotImplementedError
     def _remove(self, k, raw: str, rev: int): raise NotImplementedError
     def _read_revision(self) -> int: raise NotImplementedError

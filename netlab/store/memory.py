@@ -15,7 +15,7 @@ class MemoryStore(Store):
         if history_limit is not None:
             kw["history_limit"] = history_limit
         super().__init__(**kw)
-        self._objs: dict[str, dict[tuple[str, str], str]] = {}
+        self._objs: dict[str, dict[tuple[str, str], tuple[int, str]]] = {}  # kind -> key -> (rev, json)
         self._hist: list[tuple[int, str, str, str]] = []  # (rev, type, kind, raw)
         self._committed_rev = 0
         self._compacted = 0
@@ -29,30 +29,35 @@ class MemoryStore(Store):
         self._undo = None
 
     def _rollback(self):
-        for (kind, ns, name), raw in self._undo["objs"].items():
+        for (kind, ns, name), entry in self._undo["objs"].items():
             table = self._objs.setdefault(kind, {})
-            if raw is None:
+            if entry is None:
                 table.pop((ns, name), None)
             else:
-                table[(ns, name)] = raw
+                table[(ns, name)] = entry
         del self._hist[self._undo["hist"]:]
         self._rev = self._committed_rev
         self._undo = None
 
     def _remember(self, k):
         if k not in self._undo["objs"]:
-            self._undo["objs"][k] = self._load(k)
+            self._undo["objs"][k] = self._objs.get(k[0], {}).get((k[1], k[2]))
 
     def _load(self, k):
-        return self._objs.get(k[0], {}).get((k[1], k[2]))
+        entry = self._objs.get(k[0], {}).get((k[1], k[2]))
+        return None if entry is None else entry[1]
 
     def _scan(self, kind, namespace):
         table = self._objs.get(kind, {})
-        return [table[key] for key in sorted(table) if namespace is None or key[0] == namespace]
+        return [table[key][1] for key in sorted(table) if namespace is None or key[0] == namespace]
+
+    def _scan_revs(self, kind):
+        table = self._objs.get(kind, {})
+        return [(key, table[key][0]) for key in sorted(table)]
 
     def _put(self, k, raw, rev, etype):
         self._remember(k)
-        self._objs.setdefault(k[0], {})[(k[1], k[2])] = raw
+        self._objs.setdefault(k[0], {})[(k[1], k[2])] = (rev, raw)
         self._hist.append((rev, etype, k[0], raw))
 
     def _remove(self, k, raw, rev):

@@ -114,8 +114,18 @@ def parse_selector(sel) -> list[tuple[str, str, tuple[str, ...]]]:
 
 def selector_matches(sel, labels: dict | None) -> bool:
     """True when `labels` satisfy every requirement of `sel` (an empty selector matches all)."""
+    return matcher(sel)(labels)
+
+
+def matcher(sel):
+    """A function labels -> bool for `sel`, parsed once (for matching many objects)."""
+    reqs = parse_selector(sel)
+    return lambda labels: _matches(reqs, labels)
+
+
+def _matches(reqs, labels: dict | None) -> bool:
     labels = labels or {}
-    for key, op, vals in parse_selector(sel):
+    for key, op, vals in reqs:
         if op == "In" and labels.get(key) not in vals:
             return False
         if op == "NotIn" and key in labels and labels[key] in vals:

@@ -98,6 +98,11 @@ class SQLiteStore(Store):
                                     (kind, namespace))
         return [r[0] for r in rows]
 
+    def _scan_revs(self, kind):
+        rows = self._db.execute("SELECT namespace, name, rev FROM objects WHERE kind=? ORDER BY namespace, name",
+                                (kind,))
+        return [((ns, name), rev) for ns, name, rev in rows]
+
     def _put(self, k, raw, rev, etype):
         self._db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", (*k, rev, raw))
         self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, etype, k[0], raw))

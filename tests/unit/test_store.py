@@ -74,6 +74,25 @@ def test_list_with_revision_is_a_consistent_snapshot(store):
     assert [len(lists[k]) for k in ("Pod", "Node", "Service")] == [1, 1, 0]
 
 
+def test_snapshot_reuses_unchanged_objects_and_sees_every_change(store):
+    a = store.create(pod("a"))
+    store.create(pod("b"))
+    first, rev = store.snapshot(["Pod"])
+    again, rev2 = store.snapshot(["Pod"])
+    assert rev == rev2 and [x is y for x, y in zip(first["Pod"], again["Pod"])] == [True, True]
+    store.update_status(dict(a, status={"phase": "Running"}))
+    store.delete("Pod", "default", "b")
+    with pytest.raises(AlreadyExists):
+        with store.transaction():
+            store.create(pod("c"))
+            store.create(pod("a"))
+    now, _ = store.snapshot(["Pod"])
+    assert [p["metadata"]["name"] for p in now["Pod"]] == ["a"]
+    assert now["Pod"][0]["status"] == {"phase": "Running"} and now["Pod"][0] is not first["Pod"][0]
+    store.create(pod("c"))
+    assert [p["metadata"]["name"] for p in store.snapshot(["Pod"])[0]["Pod"]] == ["a", "c"]
+
+
 def test_returned_objects_are_copies(store):
     a = store.create(pod("a"))
     a["spec"]["containers"][0]["name"] = "changed"
