@@ -418,3 +418,57 @@ def test_empty_selector_is_reported_once_and_nothing_is_created():
     assert sim.rss() == [] and sim.pods() == []
     [e] = sim.events("SelectingAll")
     assert e["type"] == "Warning" and e["count"] == 1
+
+
+@pytest.mark.parametrize("replicas,surge,unavailable", [
+    (6, 1, 0), (10, "25%", "25%"), (5, 0, 1), (4, "50%", "50%"), (3, "1%", 0), (7, 2, "30%"),
+])
+def test_rollout_bounds_for_several_strategies_including_a_rollover(replicas, surge, unavailable):
+    # Kubernetes' promise: never more than replicas + maxSurge pods, never fewer than
+    # replicas - maxUnavailable available ones, also when a second update lands mid-rollout.
+    sim = Sim()
+    sim.store.create(deployment(replicas=replicas, surge=surge, unavailable=unavailable))
+    sim.store.create(service())
+    for _ in range(4):
+        sim.tick(1)
+    d = sim.get("Deployment", "web")
+    max_total = replicas + du.max_surge(d)
+    min_ready = replicas - du.max_unavailable(d)
+
+    def check():
+        active = sim.pods()
+        ready = [p for p in active if any(c["type"] == "Ready" and c["status"] == "True"
+                                          for c in p["status"].get("conditions", []))]
+        assert len(active) <= max_total and len(ready) >= min_ready
+        assert sum(r["spec"]["replicas"] for r in sim.rss()) <= max_total
+
+    sim.set_template("web", "v2")
+    for _ in range(3):
+        sim.tick(0.5)
+        check()
+    sim.set_template("web", "v3")  # rollover: v2 is now an old ReplicaSet too
+    for _ in range(60):
+        sim.tick(0.5)
+        check()
+    assert sorted(sim.image_of(p) for p in sim.pods()) == ["v3"] * replicas
+    assert rollout_status(sim.get("Deployment", "web"))[1] is True
+    assert sorted(du.revision(r) for r in sim.rss()) == [1, 2, 3]
+    assert [r["spec"]["replicas"] for r in sorted(sim.rss(), key=du.revision)] == [0, 0, replicas]
+
+
+def test_scale_to_zero_and_back():
+    sim = rollout_sim()
+    d = sim.get("Deployment", "web")
+    d["spec"]["replicas"] = 0
+    sim.store.update(d)
+    for _ in range(35):
+        sim.tick(1)
+    assert sim.store.list("Pod") == [] and sim.get("Deployment", "web")["status"]["replicas"] == 0
+    d = sim.get("Deployment", "web")
+    d["spec"]["replicas"] = 2
+    sim.store.update(d)
+    for _ in range(4):
+        sim.tick(1)
+    assert len(sim.pods()) == 2 and len(sim.rss()) == 1
+    msgs = [e["message"] for e in sim.events("ScalingReplicaSet")]
+    assert msgs[-2].endswith("from 6 to 0") and msgs[-1].endswith("from 0 to 2")
