@@ -9,6 +9,8 @@ these errors carry exit_code 1 (the CLI may map them as it maps its other bad in
 
 from __future__ import annotations
 
+import json
+
 from netlab.controllers import deployutil as du
 from netlab.controllers.base import scaled_value
 from netlab.errors import NetlabError, one_line
@@ -125,3 +127,43 @@ def check_deployment(d: dict) -> None:
     errs = validate_deployment(d)
     if errs:
         raise ControllerError(errs[0])
+
+
+PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+
+
+def default_pod_spec(pspec: dict) -> dict:
+    """The API server's defaults of a pod spec that the controllers and a kubelet read (a copy)."""
+    out = json.loads(json.dumps(pspec or {}))
+    out.setdefault("restartPolicy", "Always")
+    out.setdefault("terminationGracePeriodSeconds", 30)
+    out.setdefault("dnsPolicy", "ClusterFirst")
+    out.setdefault("schedulerName", "default-scheduler")
+    for c in out.get("containers") or []:
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if isinstance(c.get(probe), dict):
+                for k, v in PROBE_DEFAULTS.items():
+                    c[probe].setdefault(k, v)
+        for port in c.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+    return out
+
+
+def default_deployment(d: dict) -> dict:
+    """A Deployment with apps/v1's defaults filled in, as the API server stores it (a copy).
+    The CLI applies this before writing, so that the pod-template hash sees the same template
+    whether a field was written or defaulted."""
+    out = json.loads(json.dumps(d))
+    spec = out.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        ru = strategy.setdefault("rollingUpdate", {})
+        ru.setdefault("maxSurge", du.DEFAULT_SURGE)
+        ru.setdefault("maxUnavailable", du.DEFAULT_UNAVAILABLE)
+    spec.setdefault("revisionHistoryLimit", du.DEFAULT_REVISION_HISTORY_LIMIT)
+    spec.setdefault("progressDeadlineSeconds", du.DEFAULT_PROGRESS_DEADLINE)
+    template = spec.setdefault("template", {})
+    template["spec"] = default_pod_spec(template.get("spec") or {})
+    return out

@@ -71,3 +71,16 @@ def events_for(store_or_list, obj: dict | None = None) -> list[dict]:
         uid = (obj.get("metadata") or {}).get("uid")
         evs = [e for e in evs if e["involvedObject"].get("uid") == uid]
     return sorted(evs, key=lambda e: (e.get("lastTimestamp", ""), int(e["metadata"].get("resourceVersion", 0))))
+
+
+def prune_events(store, now: float, ttl: float = 3600) -> int:
+    """Delete events whose lastTimestamp is older than `ttl` (Kubernetes' --event-ttl, 1 h by
+    default); returns how many went."""
+    from netlab.store.meta import parse_time
+    gone = 0
+    with store.transaction():
+        for e in store.list("Event"):
+            if (parse_time(e.get("lastTimestamp")) or now) + ttl < now:
+                store.delete("Event", e["metadata"]["namespace"], e["metadata"]["name"])
+                gone += 1
+    return gone

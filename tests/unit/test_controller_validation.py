@@ -142,3 +142,23 @@ def test_restart_pause_resume_set_image():
     assert i["spec"]["template"]["spec"]["containers"][0]["image"] == "v9" and msg == "deployment.apps/web image updated"
     with pytest.raises(ControllerError, match='unable to find container named "nope"'):
         set_image(d, {"nope": "x"})
+
+
+def test_defaults_as_the_api_server_stores_them():
+    from netlab.controllers.validation import default_deployment
+    d = deployment()
+    d["spec"].pop("replicas")
+    d["spec"].pop("strategy")
+    d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {"httpGet": {"port": 8080}}
+    out = default_deployment(d)
+    assert out["spec"]["replicas"] == 1
+    assert out["spec"]["strategy"] == {"type": "RollingUpdate",
+                                       "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+    assert (out["spec"]["revisionHistoryLimit"], out["spec"]["progressDeadlineSeconds"]) == (10, 600)
+    ps = out["spec"]["template"]["spec"]
+    assert (ps["restartPolicy"], ps["terminationGracePeriodSeconds"]) == ("Always", 30)
+    assert ps["containers"][0]["readinessProbe"] == {"httpGet": {"port": 8080}, "timeoutSeconds": 1,
+                                                     "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+    assert default_deployment(out) == out  # idempotent
+    assert "strategy" not in d["spec"]  # the input is not changed
+    assert validate_deployment(out) == []
