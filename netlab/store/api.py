@@ -118,13 +118,22 @@ class Store:
                 raise
             self._depth -= 1
             if self._depth == 0:
-                self._compact_history()
-                self._commit()
+                try:
+                    self._compact_history()
+                    self._commit()
+                except BaseException:
+                    self._rollback()
+                    raise
 
     # ------------------------------------------------------------------ reads
     def revision(self) -> int:
         with self._lock:
             return self._read_revision() if self._depth == 0 else self._rev
+
+    def compacted(self) -> int:
+        """The oldest revision watch() can start from (history before it was dropped)."""
+        with self._lock:
+            return self._read_compacted()
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict:
         obj = self.try_get(kind, namespace, name)
@@ -189,10 +198,17 @@ class Store:
     def watch(self, from_revision: int, kind: str | None = None) -> list[WatchEvent]:
         """Changes after `from_revision`, oldest first; TooOld if history no longer reaches back."""
         with self._lock:
-            compacted = self._read_compacted()
-            if from_revision < compacted:
-                raise TooOld(f"too old resource version: {from_revision} ({compacted})")
-            rows = self._history(from_revision, kind)
+            reading = not self._depth
+            if reading:
+                self._begin_read()
+            try:
+                compacted = self._read_compacted()
+                if from_revision < compacted:
+                    raise TooOld(f"too old resource version: {from_revision} ({compacted})")
+                rows = self._history(from_revision, kind)
+            finally:
+                if reading:
+                    self._end_read()
         return [WatchEvent(t, json.loads(raw), rev) for rev, t, raw in rows]
 
     def wait(self, revision: int, timeout: float, interval: float = 0.02) -> int:

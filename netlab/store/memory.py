@@ -29,6 +29,8 @@ class MemoryStore(Store):
         self._undo = None
 
     def _rollback(self):
+        if self._undo is None:
+            return
         for (kind, ns, name), entry in self._undo["objs"].items():
             table = self._objs.setdefault(kind, {})
             if entry is None:

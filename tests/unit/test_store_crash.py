@@ -56,8 +56,9 @@ def check(directory, committed):
         # the revision, the objects' resourceVersions and the history agree
         rev = s.revision()
         assert max((int(o["metadata"]["resourceVersion"]) for o in objs.values()), default=0) <= rev
-        hist = s.watch(0)
-        assert [e.revision for e in hist] == list(range(1, rev + 1))
+        start = s.compacted()  # long runs outgrow the bounded history
+        hist = s.watch(start)
+        assert [e.revision for e in hist] == list(range(start + 1, rev + 1))
         return n
     finally:
         s.close()
