@@ -61,6 +61,7 @@ class DeploymentSync:
     def __init__(self, snap: Snapshot, d: dict, now: float):
         self.snap, self.orig, self.now = snap, d, now
         self.d = clone(d)
+        self.d.setdefault("spec", {})
         self.d.setdefault("status", {})
         self.rss = [clone(rs) for rs in snap.owned_by("ReplicaSet", d)]
         self._orig_rs = {rs["metadata"]["name"]: _dump(rs) for rs in self.rss}
