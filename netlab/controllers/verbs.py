@@ -129,3 +129,45 @@ def set_image(d: dict, images: dict[str, str]) -> tuple[dict, str]:
         for c in hit:
             c["image"] = image
     return out, f"deployment.apps/{d['metadata']['name']} image updated"
+
+
+def drain(node: dict, pods: list[dict], force: bool = False, ignore_daemonsets: bool = False,
+          delete_emptydir_data: bool = False) -> tuple[dict, list[dict], list[str]]:
+    """`kubectl drain NODE`: (the cordoned node, the pods to evict gracefully, kubectl's lines).
+    Raises ControllerError (nothing changed) when a pod blocks the drain, naming the flag that
+    overrides it, as kubectl does: pods without a controller (--force), DaemonSet pods
+    (--ignore-daemonsets), pods with emptyDir volumes (--delete-emptydir-data)."""
+    from netlab.controllers.nodelifecycle import cordon
+    name = node["metadata"]["name"]
+    mine = [p for p in pods if (p.get("spec") or {}).get("nodeName") == name
+            and not p["metadata"].get("deletionTimestamp")]
+    blockers: dict[str, list[str]] = {}
+    evict = []
+    for p in mine:
+        ref = f"{p['metadata'].get('namespace', 'default')}/{p['metadata']['name']}"
+        if "kubernetes.io/config.mirror" in (p["metadata"].get("annotations") or {}):
+            continue
+        owner = controller_ref(p)
+        terminal = (p.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if owner and owner.get("kind") == "DaemonSet" and not terminal:
+            if not ignore_daemonsets:
+                blockers.setdefault("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)",
+                                    []).append(ref)
+            continue
+        if owner is None and not terminal and not force:
+            blockers.setdefault("cannot delete Pods that declare no controller (use --force to override)",
+                                []).append(ref)
+            continue
+        if any("emptyDir" in v for v in (p.get("spec") or {}).get("volumes") or []) and not delete_emptydir_data:
+            blockers.setdefault("cannot delete Pods with local storage (use --delete-emptydir-data to override)",
+                                []).append(ref)
+            continue
+        evict.append(p)
+    if blockers:
+        detail = ", ".join(f"{why}: {', '.join(refs)}" for why, refs in sorted(blockers.items()))
+        raise ControllerError(f'unable to drain node "{name}" due to error: {detail}')
+    lines = [f"node/{name} cordoned"]
+    lines += [f"evicting pod {p['metadata'].get('namespace', 'default')}/{p['metadata']['name']}" for p in evict]
+    lines += [f"pod/{p['metadata']['name']} evicted" for p in evict]
+    lines.append(f"node/{name} drained")
+    return cordon(node), evict, lines

@@ -149,3 +149,45 @@ def test_a_node_that_has_not_reported_yet_is_not_tainted_during_its_startup_grac
     n = store.get("Node", None, "n1")
     assert {t["key"] for t in n["spec"]["taints"]} == {"node.kubernetes.io/unreachable"}
     assert get_condition(n, "Ready")["reason"] == "NodeStatusNeverUpdated"
+
+
+def test_drain_moves_deployment_pods_and_refuses_bare_pods():
+    import pytest
+    from netlab.controllers.validation import ControllerError
+    from netlab.controllers.verbs import drain
+    sim = Sim(nodes=("n1", "n2"))
+    sim.store.create(deployment(replicas=4))
+    for _ in range(3):
+        sim.tick(1)
+    bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare", "namespace": "default"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c"}]}, "status": {"phase": "Pending"}}
+    sim.store.create(bare)
+    sim.tick(1)
+    n1 = sim.get("Node", "n1", None)
+    with pytest.raises(ControllerError, match='unable to drain node "n1" due to error: cannot delete Pods that '
+                                              r"declare no controller \(use --force to override\): default/bare"):
+        drain(n1, sim.store.list("Pod"))
+    node, evict, lines = drain(n1, sim.store.list("Pod"), force=True)
+    assert lines[0] == "node/n1 cordoned" and lines[-1] == "node/n1 drained"
+    assert "evicting pod default/bare" in lines and "pod/bare evicted" in lines
+    sim.store.update(node)
+    with sim.store.transaction():
+        for p in evict:
+            sim.store.delete("Pod", "default", p["metadata"]["name"], grace_seconds=1)
+    for _ in range(4):
+        sim.tick(1)
+    assert {p["spec"]["nodeName"] for p in sim.pods()} == {"n2"} and len(sim.pods()) == 4
+    assert sim.store.try_get("Pod", "default", "bare") is None
+
+
+def test_pods_bound_to_a_deleted_node_are_removed():
+    sim = Sim(nodes=("n1", "n2"))
+    sim.store.create(deployment(replicas=2))
+    for _ in range(3):
+        sim.tick(1)
+    gone = [p["metadata"]["name"] for p in sim.pods() if p["spec"]["nodeName"] == "n1"]
+    sim.store.delete("Node", None, "n1")
+    for _ in range(3):
+        sim.tick(1)
+    assert all(sim.store.try_get("Pod", "default", n) is None for n in gone)
+    assert len(sim.pods()) == 2 and {p["spec"]["nodeName"] for p in sim.pods()} == {"n2"}
