@@ -38,11 +38,24 @@ def history(d: dict, rss: list[dict]) -> list[tuple[int, dict]]:
     return sorted(((du.revision(rs), rs) for rs in own), key=lambda x: x[0])
 
 
+def history_lines(d: dict, rss: list[dict]) -> list[str]:
+    """`kubectl rollout history deploy/NAME`: the header and one line per revision with the
+    kubernetes.io/change-cause annotation (<none> without one)."""
+    rows = [("REVISION", "CHANGE-CAUSE")]
+    rows += [(str(rev), (rs["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause", "<none>"))
+             for rev, rs in history(d, rss)]
+    width = max(len(r[0]) for r in rows) + 2
+    return [f"deployment.apps/{d['metadata']['name']}"] + [r[0].ljust(width) + r[1] for r in rows]
+
+
 def rollout_undo(d: dict, rss: list[dict], to_revision: int = 0) -> tuple[dict, str]:
     """`kubectl rollout undo [--to-revision N]`: (the Deployment with that ReplicaSet's pod template
     and annotations, kubectl's message). Revision 0 means the previous one."""
     name = d["metadata"]["name"]
     hist = history(d, rss)
+    if (d.get("spec") or {}).get("paused"):
+        raise ControllerError("you cannot rollback a paused deployment; resume it first with 'kubectl rollout "
+                              "resume' and try again")
     if to_revision < 0:
         raise ControllerError(f"deployment/{name}: --to-revision {to_revision}: revision must be 0 or more")
     if to_revision == 0:

@@ -162,3 +162,16 @@ def test_defaults_as_the_api_server_stores_them():
     assert default_deployment(out) == out  # idempotent
     assert "strategy" not in d["spec"]  # the input is not changed
     assert validate_deployment(out) == []
+
+
+def test_history_lines_and_undo_of_a_paused_deployment():
+    from netlab.controllers.verbs import history_lines
+    d = deployment()
+    d["metadata"]["uid"] = "u"
+    rss = [_rs(1, "v1"), _rs(2, "v2")]
+    rss[1]["metadata"]["annotations"]["kubernetes.io/change-cause"] = "kubectl set image deploy/web app=v2"
+    assert history_lines(d, rss) == ["deployment.apps/web", "REVISION  CHANGE-CAUSE", "1         <none>",
+                                     "2         kubectl set image deploy/web app=v2"]
+    d["spec"]["paused"] = True
+    with pytest.raises(ControllerError, match="you cannot rollback a paused deployment; resume it first"):
+        rollout_undo(d, rss)
