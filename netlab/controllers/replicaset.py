@@ -6,8 +6,8 @@ Failed or being deleted); create the missing ones from the template (name = Repl
 + 5 characters of Kubernetes' alphabet, labels and annotations from the template, a controller
 ownerReference) or delete the surplus, the least valuable first (controller_utils' ranking:
 unassigned < assigned; Pending < Unknown < Running; not ready < ready; a lower
-controller.kubernetes.io/pod-deletion-cost first; more pods of the same ReplicaSet on its node
-first; ready for less time first; more restarts (of one container) first; newer first; ready and
+controller.kubernetes.io/pod-deletion-cost first; more active pods of the same Deployment (all its
+ReplicaSets) on its node first; ready for less time first; more restarts (of one container) first; newer first; ready and
 creation times compare in power-of-two buckets of nanoseconds with ties broken by uid, as
 Kubernetes' LogarithmicScaleDown does). At most ``burst`` (Kubernetes' 500) creations or deletions per sync,
 created in slow-start batches of 1, 2, 4, ... (``slow_start_batches``); status: replicas,
@@ -29,7 +29,8 @@ from netlab.controllers import deployutil as du
 from netlab.controllers.base import (PHASE_ORDINAL, Action, Snapshot, clone, create, delete, event,
                                      generated_name, is_pod_active, is_pod_available, is_pod_ready, ready_since,
                                      update_status)
-from netlab.store.meta import annotations_of, is_deleting, labels_of, matcher, owner_reference, parse_time
+from netlab.store.meta import (annotations_of, controller_ref, is_deleting, labels_of, matcher, owner_reference,
+                               parse_time)
 
 COMPONENT = "replicaset-controller"
 KINDS = ("ReplicaSet", "Pod")
@@ -161,6 +162,19 @@ def decide(snap: Snapshot, now: float, burst: int = BURST) -> list[Action]:
     return actions
 
 
+def related_pods(snap: Snapshot, rs: dict, owned: list[dict]) -> list[dict]:
+    """The pods of every ReplicaSet with the same controller as `rs` (the Deployment's other
+    revisions): Kubernetes counts them when it ranks pods doubled up on a node."""
+    owner = (controller_ref(rs) or {}).get("uid")
+    if not owner:
+        return owned
+    out = []
+    for sib in snap.list("ReplicaSet", rs["metadata"].get("namespace", "default")):
+        if (controller_ref(sib) or {}).get("uid") == owner:
+            out += owned if sib is rs else snap.owned_by("Pod", sib)
+    return out
+
+
 def sync_replicaset(snap: Snapshot, rs: dict, now: float, taken: set, burst: int = BURST) -> list[Action]:
     owned = snap.owned_by("Pod", rs)
     pods = [p for p in owned if is_pod_active(p)]
@@ -175,7 +189,7 @@ def sync_replicaset(snap: Snapshot, rs: dict, now: float, taken: set, burst: int
                 actions.append(create(pod_from_template(rs, name)))
                 actions.append(event(rs, "Normal", "SuccessfulCreate", f"Created pod: {name}", COMPONENT))
         elif diff > 0:
-            for p in rank_for_deletion(pods, owned, now)[:min(diff, burst)]:
+            for p in rank_for_deletion(pods, related_pods(snap, rs, owned), now)[:min(diff, burst)]:
                 grace = (p.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE)
                 actions.append(delete(p, grace_seconds=grace))
                 actions.append(event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {p['metadata']['name']}",

@@ -134,3 +134,18 @@ def test_applied_through_a_store_and_quiet_afterwards():
     snap = Snapshot(store.list("ReplicaSet") + store.list("Pod"), store.revision())
     assert rsc.decide(snap, NOW) == []
 
+
+
+def test_doubled_up_counts_pods_of_sibling_replicasets():
+    owner = [{"kind": "Deployment", "name": "web", "uid": "d-uid", "controller": True}]
+    a, b = rs(1), rs(0)
+    a["metadata"]["ownerReferences"] = owner
+    b["metadata"].update(name="web-old", uid="old-uid", ownerReferences=owner)
+    p1, p2 = pod("p1", node="n1", age=10), pod("p2", node="n2", age=500)
+    sib = pod("sib", node="n2")
+    sib["metadata"]["ownerReferences"] = [{"kind": "ReplicaSet", "name": "web-old", "uid": "old-uid",
+                                           "controller": True}]
+    # alone, the newer p1 would go first; with the sibling's pod on n2, p2 is doubled up and goes
+    acts = rsc.decide(Snapshot([a, b, p1, p2, sib]), NOW)
+    deleted = [x.obj["metadata"]["name"] for x in acts if x.verb == "delete"]
+    assert "p2" in deleted and "p1" not in deleted  # (sib goes too: its ReplicaSet has 0 replicas)
