@@ -217,6 +217,8 @@ class NodeLifecycle:
             beat = last_heartbeat(node, snap.get("Lease", LEASE_NAMESPACE, node["metadata"]["name"]))
             if beat is not None:
                 times.append(beat + self.grace)
+            elif get_condition(node, "Ready") is None and node["metadata"].get("creationTimestamp"):
+                times.append(parse_time(node["metadata"]["creationTimestamp"]) + self.startup_grace)
             for x in (node.get("spec") or {}).get("taints") or []:
                 if x.get("effect") == "NoExecute" and x.get("timeAdded"):
                     for p in snap.list("Pod"):

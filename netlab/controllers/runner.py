@@ -30,6 +30,9 @@ class Controller:
     decide: Callable[[Snapshot, float], list]
     # when decide() may next act without any write (a timer), given a snapshot and now
     deadline: Callable[[Snapshot, float], float | None] | None = None
+    # decide() depends on `now` only through `deadline` (or not at all): it may be skipped while
+    # its kinds are unchanged
+    time_free: bool = True
 
 
 def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
@@ -85,12 +88,26 @@ class Runner:
         self.admission = admission if admission is not None else [
             lambda p: default_tolerations(p, default_toleration_seconds)]
         self.conflicts = 0
+        self.skipped = 0
+        self._quiet: dict[str, tuple] = {}  # controller -> (kind revisions, next deadline) when it had nothing to do
 
     def sync(self, controller: Controller, now: float) -> int:
+        # A controller is a pure function of its kinds and the time: when none of its kinds changed
+        # since it last decided "nothing to do" and none of its timers has come, skip it.
+        fingerprint = self.store.kind_revisions(controller.kinds)
+        quiet = self._quiet.get(controller.name)
+        if quiet is not None and quiet[0] == fingerprint and (quiet[1] is None or now < quiet[1]):
+            self.skipped += 1
+            return 0
         snap = Snapshot.from_store(self.store, controller.kinds)
         actions = controller.decide(snap, now)
         if not actions:
+            if controller.deadline is None and controller.time_free:
+                self._quiet[controller.name] = (fingerprint, None)
+            elif controller.deadline is not None:
+                self._quiet[controller.name] = (fingerprint, controller.deadline(snap, now))
             return 0
+        self._quiet.pop(controller.name, None)
         try:
             apply_actions(self.store, actions, now, self.admission)
         except (Conflict, AlreadyExists, NotFoundError):

@@ -130,6 +130,13 @@ class Store:
         with self._lock:
             return self._read_revision() if self._depth == 0 else self._rev
 
+    def kind_revisions(self, kinds) -> tuple[int, ...]:
+        """For each kind, a revision that moves whenever an object of that kind is written (the
+        last change's revision; at least the compaction mark): a cheap "did anything of these kinds
+        change?" for a controller that would otherwise decide again on an unchanged world."""
+        with self._lock:
+            return tuple(self._kind_revision(k) for k in kinds)
+
     def compacted(self) -> int:
         """The oldest revision watch() can start from (history before it was dropped)."""
         with self._lock:
@@ -358,6 +365,7 @@ class Store:
     def _read_compacted(self) -> int: raise NotImplementedError
     def _history(self, from_rev: int, kind: str | None) -> list[tuple[int, str, str]]: raise NotImplementedError
     def _trim_history(self, upto: int): raise NotImplementedError
+    def _kind_revision(self, kind: str) -> int: raise NotImplementedError
     def _poll_revision(self) -> int: return self.revision()
     def _begin_read(self): pass
     def _end_read(self): pass

@@ -19,10 +19,11 @@ class MemoryStore(Store):
         self._hist: list[tuple[int, str, str, str]] = []  # (rev, type, kind, raw)
         self._committed_rev = 0
         self._compacted = 0
+        self._kind_rev: dict[str, int] = {}  # kind -> revision of its last change
         self._undo: dict | None = None
 
     def _begin(self):
-        self._undo = {"objs": {}, "hist": len(self._hist)}
+        self._undo = {"objs": {}, "hist": len(self._hist), "kind_rev": dict(self._kind_rev)}
 
     def _commit(self):
         self._committed_rev = self._rev
@@ -38,6 +39,7 @@ class MemoryStore(Store):
             else:
                 table[(ns, name)] = entry
         del self._hist[self._undo["hist"]:]
+        self._kind_rev = self._undo["kind_rev"]
         self._rev = self._committed_rev
         self._undo = None
 
@@ -61,17 +63,22 @@ class MemoryStore(Store):
         self._remember(k)
         self._objs.setdefault(k[0], {})[(k[1], k[2])] = (rev, raw)
         self._hist.append((rev, etype, k[0], raw))
+        self._kind_rev[k[0]] = rev
 
     def _remove(self, k, raw, rev):
         self._remember(k)
         self._objs.get(k[0], {}).pop((k[1], k[2]), None)
         self._hist.append((rev, "DELETED", k[0], raw))
+        self._kind_rev[k[0]] = rev
 
     def _read_revision(self):
         return self._committed_rev
 
     def _read_compacted(self):
         return self._compacted
+
+    def _kind_revision(self, kind):
+        return self._kind_rev.get(kind, 0)
 
     def _history(self, from_rev, kind):
         return [(r, t, raw) for r, t, kd, raw in self._hist if r > from_rev and (kind is None or kd == kind)]

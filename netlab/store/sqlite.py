@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (kind, namespace, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
     rev INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_kind ON history (kind, rev);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
 """
@@ -126,6 +127,10 @@ class SQLiteStore(Store):
             rows = self._db.execute("SELECT rev, type, data FROM history WHERE rev>? AND kind=? ORDER BY rev",
                                     (from_rev, kind))
         return list(rows)
+
+    def _kind_revision(self, kind):
+        row = self._db.execute("SELECT MAX(rev) FROM history WHERE kind=?", (kind,)).fetchone()
+        return max(row[0] or 0, self._read_compacted())
 
     def _trim_history(self, upto):
         if upto <= 0 or upto <= self._read_compacted():

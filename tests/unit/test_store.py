@@ -93,6 +93,20 @@ def test_snapshot_reuses_unchanged_objects_and_sees_every_change(store):
     assert [p["metadata"]["name"] for p in store.snapshot(["Pod"])[0]["Pod"]] == ["a", "c"]
 
 
+def test_kind_revisions_move_only_with_writes_of_that_kind(store):
+    before = store.kind_revisions(["Pod", "Node"])
+    store.create(pod("a"))
+    after = store.kind_revisions(["Pod", "Node"])
+    assert after[0] > before[0] and after[1] == before[1]
+    with pytest.raises(AlreadyExists):
+        with store.transaction():
+            store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+            store.create(pod("a"))
+    assert store.kind_revisions(["Pod", "Node"]) == after  # a rolled-back write moves nothing
+    store.delete("Pod", "default", "a")
+    assert store.kind_revisions(["Pod"])[0] == store.revision()
+
+
 def test_returned_objects_are_copies(store):
     a = store.create(pod("a"))
     a["spec"]["containers"][0]["name"] = "changed"
