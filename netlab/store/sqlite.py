@@ -14,7 +14,8 @@ touches no table) and reads the revision only when it moved, so an idle waiter c
 microseconds per poll and needs no inotify or signals.
 
 Tables: ``objects`` (kind, namespace, name -> JSON, revision), ``history`` (revision -> event
-type and JSON; bounded, older rows are compacted away), ``meta`` (revision, compacted).
+type and JSON; bounded, older rows are compacted away), ``meta`` (revision, compacted, and the
+revision of the last write of each kind, ``kind:<Kind>``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ CREATE TABLE IF NOT EXISTS objects (
     PRIMARY KEY (kind, namespace, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
     rev INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS history_kind ON history (kind, rev);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
 """
@@ -108,11 +108,13 @@ class SQLiteStore(Store):
         self._db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", (*k, rev, raw))
         self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, etype, k[0], raw))
         self._db.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("kind:" + k[0], rev))
 
     def _remove(self, k, raw, rev):
         self._db.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", k)
         self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, "DELETED", k[0], raw))
         self._db.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("kind:" + k[0], rev))
 
     def _read_revision(self):
         return self._db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0]
@@ -129,8 +131,8 @@ class SQLiteStore(Store):
         return list(rows)
 
     def _kind_revision(self, kind):
-        row = self._db.execute("SELECT MAX(rev) FROM history WHERE kind=?", (kind,)).fetchone()
-        return max(row[0] or 0, self._read_compacted())
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", ("kind:" + kind,)).fetchone()
+        return row[0] if row else 0
 
     def _trim_history(self, upto):
         if upto <= 0 or upto <= self._read_compacted():

@@ -279,3 +279,13 @@ def test_time_and_selector_helpers():
     assert selector_matches({}, {"a": "b"})
     with pytest.raises(ValueError, match="invalid label selector"):
         parse_selector("a=(b")
+
+
+def test_kind_revisions_survive_history_compaction(tmp_path):
+    for s in (MemoryStore(history_limit=3), SQLiteStore(str(tmp_path), history_limit=3)):
+        s.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+        node_rev = s.kind_revisions(["Node"])
+        for i in range(10):
+            s.create(pod(f"p{i}"))
+        assert s.kind_revisions(["Node"]) == node_rev and s.compacted() > node_rev[0]
+        s.close()
