@@ -125,10 +125,15 @@ class Runner:
         now = self.clock() if now is None else now
         times = []
         for c in self.controllers:
-            if c.deadline is not None:
+            if c.deadline is None:
+                continue
+            quiet = self._quiet.get(c.name)
+            if quiet is not None and quiet[0] == self.store.kind_revisions(c.kinds):
+                t = quiet[1]  # computed when it last had nothing to do, on the same inputs
+            else:
                 t = c.deadline(Snapshot.from_store(self.store, c.kinds), now)
-                if t is not None:
-                    times.append(t)
+            if t is not None:
+                times.append(t)
         return min(times) if times else None
 
     def serve(self, stop, max_wait: float = 5.0, settle: float = 0.001) -> None:
