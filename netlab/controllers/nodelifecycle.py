@@ -22,6 +22,10 @@ admission: pods get not-ready and unreachable NoExecute tolerations for 300 s (a
 defaultTolerationSeconds) unless they already tolerate them; the caller that creates pods applies
 it (the runner does, see runner.py).
 
+The runner runs the two halves as two controllers (``decide_health`` on Nodes and Leases,
+``decide_eviction`` on Nodes and Pods), as Kubernetes runs the node lifecycle and the taint
+eviction controllers; ``decide`` does both at once.
+
 Simplification: the eviction clock starts at the taint's timeAdded (Kubernetes starts it when the
 taint manager first sees the pod under the taint, which is the same moment for pods already
 running there); no rate limiting of evictions per zone.
@@ -125,12 +129,29 @@ class NodeLifecycle:
         return conds if changed else None
 
     def decide(self, snap: Snapshot, now: float) -> list[Action]:
+        """Node health and taint-based eviction in one decision (see decide_health and
+        decide_eviction for the two halves the runner runs as separate controllers)."""
+        actions, states = self._health(snap, now)
+        return actions + self._eviction(snap, states, now)
+
+    def decide_health(self, snap: Snapshot, now: float) -> list[Action]:
+        """Conditions, taints and NodeNotReady/NodeReady events from heartbeats (kinds Node, Lease)."""
+        return self._health(snap, now)[0]
+
+    def decide_eviction(self, snap: Snapshot, now: float) -> list[Action]:
+        """Pods of nodes that are not ready marked not ready; NoExecute evictions (kinds Node, Pod):
+        Kubernetes' taint eviction controller, separate so that a lease renewal does not look at
+        every pod."""
+        states = {}
+        for node in snap.list("Node"):
+            conds = (node.get("status") or {}).get("conditions") or []
+            ready = next((c.get("status") for c in conds if c.get("type") == "Ready"), None)
+            states[node["metadata"]["name"]] = (ready, list((node.get("spec") or {}).get("taints") or []))
+        return self._eviction(snap, states, now)
+
+    def _health(self, snap: Snapshot, now: float):
         actions: list[Action] = []
-        pods_by_node: dict[str, list[dict]] = {}
-        for p in snap.list("Pod"):
-            n = (p.get("spec") or {}).get("nodeName")
-            if n:
-                pods_by_node.setdefault(n, []).append(p)
+        states: dict[str, tuple] = {}
         t = fmt_time(now)
         for node in snap.list("Node"):
             name = node["metadata"]["name"]
@@ -143,7 +164,6 @@ class NodeLifecycle:
             # A node that has not reported yet (no Ready condition, still in its startup grace)
             # gets no condition taints, as in Kubernetes.
             ready = next((c.get("status") for c in conds if c.get("type") == "Ready"), None)
-            # taints
             want = []
             if ready == "False":
                 want += [(NOT_READY, "NoExecute"), (NOT_READY, "NoSchedule")]
@@ -170,10 +190,22 @@ class NodeLifecycle:
                 elif was_down and not is_down:
                     actions.append(event(node, "Normal", "NodeReady", f"Node {name} status is now: NodeReady",
                                          COMPONENT))
+            states[name] = (ready, kept)
+        return actions, states
+
+    def _eviction(self, snap: Snapshot, states: dict, now: float) -> list[Action]:
+        pods_by_node: dict[str, list[dict]] = {}
+        for p in snap.list("Pod"):
+            n = (p.get("spec") or {}).get("nodeName")
+            if n in states:
+                pods_by_node.setdefault(n, []).append(p)
+        t = fmt_time(now)
+        actions: list[Action] = []
+        for name, (ready, taints) in states.items():
             pods = pods_by_node.get(name, [])
             if ready in ("False", "Unknown"):
                 actions += self.mark_pods_not_ready(pods, t)
-            actions += self.evict(pods, [x for x in kept if x.get("effect") == "NoExecute"], now)
+            actions += self.evict(pods, [x for x in taints if x.get("effect") == "NoExecute"], now)
         return actions
 
     @staticmethod
@@ -212,6 +244,10 @@ class NodeLifecycle:
     def next_deadline(self, snap: Snapshot) -> float | None:
         """The earliest time at which decide() may change something without any write (a node's
         grace running out, a toleration expiring): the control loop's next timer."""
+        times = [t for t in (self.health_deadline(snap), self.eviction_deadline(snap)) if t is not None]
+        return min(times) if times else None
+
+    def health_deadline(self, snap: Snapshot) -> float | None:
         times = []
         for node in snap.list("Node"):
             beat = last_heartbeat(node, snap.get("Lease", LEASE_NAMESPACE, node["metadata"]["name"]))
@@ -219,11 +255,20 @@ class NodeLifecycle:
                 times.append(beat + self.grace)
             elif get_condition(node, "Ready") is None and node["metadata"].get("creationTimestamp"):
                 times.append(parse_time(node["metadata"]["creationTimestamp"]) + self.startup_grace)
-            for x in (node.get("spec") or {}).get("taints") or []:
-                if x.get("effect") == "NoExecute" and x.get("timeAdded"):
-                    for p in snap.list("Pod"):
-                        if (p.get("spec") or {}).get("nodeName") == node["metadata"]["name"]:
-                            secs = min_toleration_seconds(p, [x])
-                            if secs:
-                                times.append(parse_time(x["timeAdded"]) + secs)
+        return min(times) if times else None
+
+    def eviction_deadline(self, snap: Snapshot) -> float | None:
+        noexec = {}
+        for node in snap.list("Node"):
+            ts = [x for x in (node.get("spec") or {}).get("taints") or []
+                  if x.get("effect") == "NoExecute" and x.get("timeAdded")]
+            if ts:
+                noexec[node["metadata"]["name"]] = ts
+        times = []
+        for p in snap.list("Pod") if noexec else []:
+            taints = noexec.get((p.get("spec") or {}).get("nodeName"))
+            if taints and not is_deleting(p):
+                secs = min_toleration_seconds(p, taints)
+                if secs:
+                    times.append(min(parse_time(x["timeAdded"]) for x in taints) + secs)
         return min(times) if times else None

@@ -4,7 +4,7 @@
 a concurrent writer rolls all of it back; the controller decides again on the next round, as a
 Kubernetes controller requeues). Pods created through it pass the admission functions (e.g.
 DefaultTolerationSeconds). ``Runner`` runs the controllers in order (Deployment, ReplicaSet,
-scheduler, EndpointSlice, node lifecycle, garbage collector), each on a fresh snapshot, and
+scheduler, EndpointSlice, node lifecycle, taint eviction, garbage collector), each on a fresh snapshot, and
 ``run_until_quiescent`` repeats rounds until one writes nothing: the shape of the lab's control
 loop, and with a fake clock, of unit tests that drive a whole rolling update.
 """
@@ -42,7 +42,8 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
         Controller("replicaset", replicaset.KINDS, replicaset.decide, replicaset.next_deadline),
         Controller("scheduler", scheduler.KINDS, scheduler.decide),
         Controller("endpointslice", endpointslice.KINDS, endpointslice.decide),
-        Controller("nodelifecycle", ("Node", "Lease", "Pod"), nodes.decide, lambda s, now: nodes.next_deadline(s)),
+        Controller("nodelifecycle", ("Node", "Lease"), nodes.decide_health, lambda s, now: nodes.health_deadline(s)),
+        Controller("tainteviction", ("Node", "Pod"), nodes.decide_eviction, lambda s, now: nodes.eviction_deadline(s)),
         Controller("garbagecollector", gc.KINDS, gc.decide),
     ]
 
