@@ -11,6 +11,9 @@ For each size N (one Deployment of N replicas on 10 nodes behind a Service):
                time, the number of rounds that wrote, and the simulated duration (1 s to start a pod,
                1 s to readiness: the probes' share, which dominates a real rollout)
   commit     - one single-object transaction on the store (SQLite: WAL, synchronous=NORMAL)
+  idle       - (--idle SECONDS) the real-time loop, Runner.serve(), over the settled lab while a
+               "kubelet" renews one of the 10 node leases every second: CPU of the process (the
+               renewing writer included) per wall second
 Wall-clock figures on a shared machine; each is the median of --repeat runs.
 """
 from __future__ import annotations
@@ -109,12 +112,46 @@ def one_run(n: int, backend: str) -> dict:
     return out
 
 
+def idle_cpu(n: int, seconds: int) -> float:
+    """Percent of a core used by serve() over n settled pods, one lease renewal a second."""
+    import resource
+    import threading
+    from netlab.store.meta import fmt_time
+    lab = Lab("sqlite")
+    lab.store.create(SERVICE)
+    lab.store.create(deployment(n))
+    lab.until(lambda: lab.ready_endpoints() == n)
+    store = SQLiteStore(lab.dir)  # the real clock from here on
+    with store.transaction():
+        for lease in store.list("Lease"):
+            lease["spec"]["renewTime"] = fmt_time(time.time())
+            store.update(lease)
+    runner = Runner(store)
+    runner.run_until_quiescent()
+    stop = threading.Event()
+    loop = threading.Thread(target=runner.serve, args=(stop,))
+    loop.start()
+    kubelet = SQLiteStore(lab.dir)
+    r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.time()
+    for i in range(seconds):
+        time.sleep(1)
+        lease = kubelet.get("Lease", "kube-node-lease", f"n{i % 10}")
+        lease["spec"]["renewTime"] = fmt_time(time.time())
+        kubelet.update(lease)
+    r1, w1 = resource.getrusage(resource.RUSAGE_SELF), time.time()
+    stop.set()
+    loop.join()
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    return cpu / (w1 - w0) * 100
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pods", default="10,1000")
     ap.add_argument("--backend", default="sqlite", choices=["sqlite", "memory"])
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json")
+    ap.add_argument("--idle", type=int, default=0, metavar="SECONDS", help="also measure the idle loop")
     args = ap.parse_args()
     results = {}
     for n in [int(x) for x in args.pods.split(",")]:
@@ -125,6 +162,10 @@ def main() -> None:
               f"{r['idle_round_ms']:.0f} ms, scale +10 {r['scale_plus_10_ms']:.0f} ms, rollout of "
               f"{r['rollout_replicas']:.0f}: {r['rollout_cpu_s']:.2f} s CPU in {r['rollout_rounds']:.0f} rounds "
               f"({r['rollout_simulated_s']:.0f} s simulated), commit {r['commit_ms']:.2f} ms", flush=True)
+        if args.idle:
+            r["idle_cpu_percent"] = idle_cpu(n, args.idle)
+            print(f"{n:>5} pods: idle serve() loop with a lease renewal a second: {r['idle_cpu_percent']:.2f}% "
+                  "of a core", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
