@@ -7,7 +7,8 @@ untolerated taint {key: value}": NoSchedule and NoExecute taints, e.g. the contr
 node.kubernetes.io/not-ready|unreachable added by the node lifecycle controller), NodeAffinity
 for spec.nodeSelector ("node(s) didn't match Pod's node affinity/selector"). Score: fewest pods of
 the same owner on the node (spreading a ReplicaSet), then fewest pods, then the name. A pod that
-already names its node (spec.nodeName) is never scheduled: the name wins, as in Kubernetes.
+already names its node (spec.nodeName) is never scheduled: the name wins, as in Kubernetes; a pod
+for another scheduler (spec.schedulerName) is left alone; Nodes being deleted are not candidates.
 
 Binding sets spec.nodeName and the PodScheduled condition; events Scheduled "Successfully assigned
 NS/POD to NODE" and FailedScheduling "0/N nodes are available: ..." with the preemption sentence
@@ -75,7 +76,7 @@ def failed_message(n_nodes: int, reasons: dict[str, int]) -> str:
 
 
 def decide(snap: Snapshot, now: float) -> list[Action]:
-    nodes = snap.list("Node")
+    nodes = [n for n in snap.list("Node") if not is_deleting(n)]
     load: dict[str, int] = {}
     owner_load: dict[tuple[str, str], int] = {}
     pending = []
@@ -86,8 +87,8 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
             if is_pod_active(p):
                 load[node] = load.get(node, 0) + 1
                 owner_load[(node, owner)] = owner_load.get((node, owner), 0) + 1
-        elif is_pod_active(p) and not is_deleting(p):
-            pending.append(p)
+        elif is_pod_active(p) and (p.get("spec") or {}).get("schedulerName", COMPONENT) == COMPONENT:
+            pending.append(p)  # pods for another scheduler (spec.schedulerName) are left to it
     pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
     actions: list[Action] = []
     t = fmt_time(now)

@@ -91,3 +91,11 @@ def test_toleration_matching_rules():
     assert scheduler.toleration_matches({"operator": "Exists"}, t)
     assert not scheduler.toleration_matches({"key": "k", "operator": "Exists", "effect": "NoExecute"}, t)
     assert not scheduler.toleration_matches({"value": "v"}, t)
+
+
+def test_other_schedulers_pods_and_deleting_nodes_are_left_alone():
+    gone = node("w0")
+    gone["metadata"]["deletionTimestamp"] = "2027-01-01T00:00:00Z"
+    mine, theirs = pod("mine"), pod("theirs", schedulerName="my-scheduler")
+    acts = scheduler.decide(Snapshot([gone, node("w1"), mine, theirs]), NOW)
+    assert bindings(acts) == {"mine": "w1"}
