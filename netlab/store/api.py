@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
 import time
 import uuid
@@ -40,6 +41,7 @@ from netlab.errors import NetlabError
 from netlab.store.meta import fmt_time, key_of, selector_matches
 
 HISTORY_LIMIT = 10_000
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' alphabet for generated names
 
 
 class StoreError(NetlabError):
@@ -231,10 +233,16 @@ class Store:
     def create(self, obj: dict) -> dict:
         obj = json.loads(_dump(obj))
         md = obj.setdefault("metadata", {})
-        if not obj.get("kind") or not md.get("name"):
-            raise Invalid("object needs kind and metadata.name")
-        kind, ns, name = k = key_of(obj)
         with self.transaction():
+            if not md.get("name") and md.get("generateName"):
+                # the API server's generateName: the prefix and 5 random characters of its alphabet
+                while True:
+                    md["name"] = md["generateName"] + "".join(random.choice(NAME_ALPHABET) for _ in range(5))
+                    if self._load(key_of(obj)) is None:
+                        break
+            if not obj.get("kind") or not md.get("name"):
+                raise Invalid("object needs kind and metadata.name (or metadata.generateName)")
+            kind, ns, name = k = key_of(obj)
             if self._load(k) is not None:
                 raise AlreadyExists(f'{kind} "{name}" already exists' + (f' in namespace "{ns}"' if ns else ""))
             if ns:

@@ -52,6 +52,19 @@ def test_create_sets_metadata_and_revision(store):
     assert store.get("Node", None, "n1")["metadata"]["name"] == "n1"
 
 
+def test_generate_name_and_invalid_objects(store):
+    from netlab.store import Invalid
+    a = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}})
+    b = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}})
+    for p in (a, b):
+        assert p["metadata"]["name"].startswith("web-") and len(p["metadata"]["name"]) == 9
+        assert set(p["metadata"]["name"][4:]) <= set("bcdfghjklmnpqrstvwxz2456789")
+    assert a["metadata"]["name"] != b["metadata"]["name"]
+    with pytest.raises(Invalid, match="needs kind and metadata.name"):
+        store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {}})
+    assert len(store.list("Pod")) == 2
+
+
 def test_get_list_namespace_and_selector(store):
     store.create(pod("a", labels={"app": "web", "tier": "fe"}))
     store.create(pod("b", labels={"app": "db"}))
