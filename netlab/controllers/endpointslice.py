@@ -130,3 +130,17 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
                 actions.append(update(new))
         actions += [delete(s) for s in existing.values()]
     return actions
+
+
+def usable_endpoints(slices: list[dict], node: str | None = None) -> list[dict]:
+    """The endpoints a kube-proxy sends new connections to, from a Service's slices: the ready ones;
+    when none is ready, the ones that are still serving while terminating (kube-proxy's fallback,
+    KEP-1669). With `node` (internalTrafficPolicy/externalTrafficPolicy Local) only that node's
+    endpoints count, with the same fallback among them."""
+    eps = [e for s in slices for e in s.get("endpoints") or []]
+    if node is not None:
+        eps = [e for e in eps if e.get("nodeName") == node]
+    ready = [e for e in eps if e["conditions"].get("ready")]
+    if ready:
+        return ready
+    return [e for e in eps if e["conditions"].get("serving") and e["conditions"].get("terminating")]

@@ -99,3 +99,19 @@ def test_slices_follow_changes_through_a_store():
     store.delete("Pod", "default", "a")
     assert [a.verb for a in sync()] == ["delete"]
     assert store.list("EndpointSlice") == [] and s
+
+
+def test_usable_endpoints_fall_back_to_serving_terminating_ones():
+    objs = [svc(), pod("ready", node="n1"), pod("term", "10.0.0.2", deleting=True, node="n2"),
+            pod("unready", "10.0.0.3", ready=False, node="n2")]
+    slices = [a.obj for a in eps.decide(Snapshot(objs), NOW)]
+    names = lambda es: sorted(e["targetRef"]["name"] for e in es)  # noqa: E731
+    assert names(eps.usable_endpoints(slices)) == ["ready"]
+    assert names(eps.usable_endpoints(slices, node="n2")) == ["term"]  # local: only n2's, fallback there
+    objs[1] = pod("ready", deleting=True, node="n1")  # every pod terminating now
+    slices = [a.obj for a in eps.decide(Snapshot(objs), NOW)]
+    assert names(eps.usable_endpoints(slices)) == ["ready", "term"]
+    objs[1] = pod("ready", ready=False, deleting=True, node="n1")
+    objs[2] = pod("term", "10.0.0.2", ready=False, deleting=True, node="n2")
+    slices = [a.obj for a in eps.decide(Snapshot(objs), NOW)]
+    assert eps.usable_endpoints(slices) == []
