@@ -6,7 +6,8 @@ same interface: its primitives map onto etcd's revisions, transactions (Txn) and
 
 from netlab.store.api import (AlreadyExists, Conflict, Invalid, NotFoundError, Store, StoreError, TooOld,
                               WatchEvent)
-from netlab.store.events import record_event
+from netlab.store.events import prune_events, record_event
+from netlab.store.informer import Informer
 from netlab.store.memory import MemoryStore
 from netlab.store.sqlite import SQLiteStore
 
@@ -16,5 +17,5 @@ def open_store(directory: str, **kw) -> SQLiteStore:
     return SQLiteStore(directory, **kw)
 
 
-__all__ = ["AlreadyExists", "Conflict", "Invalid", "MemoryStore", "NotFoundError", "SQLiteStore", "Store",
-           "StoreError", "TooOld", "WatchEvent", "open_store", "record_event"]
+__all__ = ["AlreadyExists", "Conflict", "Informer", "Invalid", "MemoryStore", "NotFoundError", "SQLiteStore", "Store",
+           "StoreError", "TooOld", "WatchEvent", "open_store", "prune_events", "record_event"]
