@@ -153,14 +153,100 @@ def table(kind: str, objects: list[dict], now: float, show_labels: bool = False,
     return [header] + rows
 
 
-def render(rows: list[list[str]]) -> str:
-    """Columns as kubectl's tabwriter lays them out (padding 3, minimum width 6, last column free)."""
+def render(rows: list[list[str]], padding: int = 3, min_width: int = 6) -> str:
+    """Columns as kubectl's tabwriter lays them out: `get` pads cells by 3 to at least 6;
+    `describe` pads by 2 (padding=2, min_width=0). The last column is free."""
     if not rows:
         return ""
     n = max(len(r) for r in rows)
-    widths = [max(6, max(len(r[i]) for r in rows if i < len(r)) + 3) for i in range(n - 1)]
+    widths = [max(min_width, max(len(r[i]) for r in rows if i < len(r)) + padding) for i in range(n - 1)]
     lines = []
     for r in rows:
         cells = [c.ljust(widths[i]) if i < n - 1 else c for i, c in enumerate(r)]
         lines.append("".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _describe_time(t: str | None) -> str:
+    import datetime as dt
+    v = parse_time(t)
+    if v is None:
+        return "<unknown>"
+    return dt.datetime.fromtimestamp(v, dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def _map(m: dict | None, sep: str = "=") -> list[str]:
+    return [f"{k}{sep}{v}" for k, v in sorted((m or {}).items())] or ["<none>"]
+
+
+def _field(lines: list[str], name: str, values, width: int = 24) -> None:
+    values = values if isinstance(values, list) else [str(values)]
+    lines.append(f"{name + ':':<{width}}{values[0]}")
+    lines += [" " * width + v for v in values[1:]]
+
+
+def describe_events(events: list[dict], now: float) -> list[str]:
+    """The Events section of `kubectl describe` (oldest first)."""
+    if not events:
+        return ["Events:  <none>"]
+    rows = [["Type", "Reason", "Age", "From", "Message"], ["----", "------", "----", "----", "-------"]]
+    for e in sorted(events, key=lambda e: (parse_time(e.get("lastTimestamp")) or 0,
+                                           int(e["metadata"].get("resourceVersion") or 0))):
+        ago = age(e, now, "lastTimestamp")
+        if int(e.get("count") or 1) > 1:
+            ago = f"{ago} (x{e['count']} over {age(e, now, 'firstTimestamp')})"
+        rows.append([e.get("type", ""), e.get("reason", ""), ago, (e.get("source") or {}).get("component", ""),
+                     e.get("message", "")])
+    return ["Events:"] + ["  " + line for line in render(rows, 2, 0).splitlines()]
+
+
+def describe_deployment(d: dict, rss: list[dict], events: list[dict], now: float) -> str:
+    """`kubectl describe deployment NAME`."""
+    md, spec, st = d["metadata"], d.get("spec") or {}, d.get("status") or {}
+    lines: list[str] = []
+    _field(lines, "Name", md["name"])
+    _field(lines, "Namespace", md.get("namespace", "default"))
+    _field(lines, "CreationTimestamp", _describe_time(md.get("creationTimestamp")))
+    _field(lines, "Labels", _map(md.get("labels")))
+    _field(lines, "Annotations", _map(md.get("annotations"), ": "))
+    sel = (spec.get("selector") or {}).get("matchLabels") or {}
+    _field(lines, "Selector", ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or "<none>")
+    _field(lines, "Replicas", f"{du.replicas(d)} desired | {st.get('updatedReplicas', 0)} updated | "
+                              f"{st.get('replicas', 0)} total | {st.get('availableReplicas', 0)} available | "
+                              f"{st.get('unavailableReplicas', 0)} unavailable")
+    _field(lines, "StrategyType", du.strategy_type(d))
+    _field(lines, "MinReadySeconds", du.min_ready_seconds(d))
+    if du.is_rolling(d):
+        surge, unavail = du.rolling_params(d)
+        _field(lines, "RollingUpdateStrategy", f"{unavail} max unavailable, {surge} max surge")
+    tmpl = spec.get("template") or {}
+    lines.append("Pod Template:")
+    lines.append("  Labels:  " + ",".join(_map((tmpl.get("metadata") or {}).get("labels"))))
+    lines.append("  Containers:")
+    for c in (tmpl.get("spec") or {}).get("containers") or []:
+        lines.append(f"   {c.get('name', '')}:")
+        lines.append(f"    Image:        {c.get('image', '')}")
+        ports = c.get("ports") or []
+        lines.append("    Port:         " + (", ".join(f"{p['containerPort']}/{p.get('protocol', 'TCP')}"
+                                                       for p in ports) or "<none>"))
+        env = c.get("env") or []
+        lines.append("    Environment:  " + ("<none>" if not env else f"{env[0]['name']}:  {env[0].get('value', '')}"))
+        lines += [f"      {e['name']}:  {e.get('value', '')}" for e in env[1:]]
+    conds = st.get("conditions") or []
+    if conds:
+        lines.append("Conditions:")
+        rows = [["Type", "Status", "Reason"], ["----", "------", "------"]]
+        rows += [[c["type"] + " ", c["status"], c.get("reason", "")] for c in conds]
+        lines += ["  " + line for line in render(rows, 2, 0).splitlines()]
+    uid = md.get("uid")
+    mine = [rs for rs in rss if any(r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or [])]
+    new = next((rs for rs in mine if du.equal_ignore_hash(rs["spec"].get("template"), tmpl)), None)
+    olds = [rs for rs in mine if rs is not new and (du.replicas(rs) or du.rs_status(rs, "replicas"))]
+
+    def created(rs):
+        return f"{rs['metadata']['name']} ({du.rs_status(rs, 'replicas')}/{du.replicas(rs)} replicas created)"
+
+    lines.append("OldReplicaSets:  " + (", ".join(created(rs) for rs in olds) or "<none>"))
+    lines.append("NewReplicaSet:   " + (created(new) if new else "<none>"))
+    lines += describe_events(events, now)
     return "\n".join(lines)

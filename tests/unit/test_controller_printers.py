@@ -62,3 +62,30 @@ def test_pod_statuses_like_kubectl():
     exited = dict(base, status={"phase": "Failed", "containerStatuses": [
         {"name": "c", "state": {"terminated": {"exitCode": 137}}}]})
     assert pod_status(exited)[0] == "ExitCode:137"
+
+
+def test_describe_deployment_after_a_rollout():
+    from netlab.controllers.printers import describe_deployment
+    from netlab.store.events import events_for
+    sim = Sim(nodes=("n1", "n2"))
+    sim.store.create(deployment(replicas=2))
+    for _ in range(4):
+        sim.tick(1)
+    sim.set_template("web", "v2")
+    for _ in range(10):
+        sim.tick(1)
+    d = sim.get("Deployment", "web")
+    out = describe_deployment(d, sim.rss(), events_for(sim.store, d), sim.now + 60).splitlines()
+    old, new = sorted(sim.rss(), key=lambda r: r["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
+    assert out[0] == "Name:                   web"
+    assert "Replicas:               2 desired | 2 updated | 2 total | 2 available | 0 unavailable" in out
+    assert "RollingUpdateStrategy:  0 max unavailable, 1 max surge" in out
+    assert "    Image:        v2" in out and "    Port:         8080/TCP" in out
+    assert out[out.index("Conditions:") + 1].split() == ["Type", "Status", "Reason"]
+    assert "  Available     True    MinimumReplicasAvailable" in out
+    assert "OldReplicaSets:  <none>" in out
+    assert f"NewReplicaSet:   {new['metadata']['name']} (2/2 replicas created)" in out
+    ev = out[out.index("Events:") + 1:]
+    assert ev[0].split() == ["Type", "Reason", "Age", "From", "Message"]
+    assert ev[2].split()[:2] == ["Normal", "ScalingReplicaSet"] and "deployment-controller" in ev[2]
+    assert ev[2].endswith(f"Scaled up replica set {old['metadata']['name']} from 0 to 2")
