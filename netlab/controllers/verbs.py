@@ -184,3 +184,24 @@ def drain(node: dict, pods: list[dict], force: bool = False, ignore_daemonsets: 
     lines += [f"pod/{p['metadata']['name']} evicted" for p in evict]
     lines.append(f"node/{name} drained")
     return cordon(node), evict, lines
+
+
+def wait_for(obj: dict | None, condition: str) -> tuple[bool, str]:
+    """`kubectl wait --for=...` on one object as last read (None when it is gone): (met, message).
+    Understands ``condition=NAME`` (status True), ``condition=NAME=VALUE`` (case-insensitive, as
+    kubectl) and ``delete``; raises ControllerError for anything else."""
+    if condition == "delete":
+        return obj is None, "" if obj is not None else "condition met"
+    if not condition.startswith("condition="):
+        raise ControllerError(f'unrecognized condition: "{condition}"; use --for=condition=NAME[=VALUE] or --for=delete')
+    want = condition[len("condition="):]
+    name, _, value = want.partition("=")
+    value = value or "True"
+    if obj is None:
+        return False, ""
+    kind, _, oname = key_of(obj)
+    group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps"}.get(kind, kind.lower())
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type", "").lower() == name.lower() and str(c.get("status", "")).lower() == value.lower():
+            return True, f"{group}/{oname} condition met"
+    return False, ""

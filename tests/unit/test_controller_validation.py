@@ -175,3 +175,16 @@ def test_history_lines_and_undo_of_a_paused_deployment():
     d["spec"]["paused"] = True
     with pytest.raises(ControllerError, match="you cannot rollback a paused deployment; resume it first"):
         rollout_undo(d, rss)
+
+
+def test_wait_for_conditions():
+    from netlab.controllers.verbs import wait_for
+    d = deployment()
+    d["status"] = {"conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "False"}]}
+    assert wait_for(d, "condition=Available") == (True, "deployment.apps/web condition met")
+    assert wait_for(d, "condition=available=true")[0] is True
+    assert wait_for(d, "condition=Progressing")[0] is False
+    assert wait_for(d, "condition=Progressing=False")[0] is True
+    assert wait_for(None, "delete") == (True, "condition met") and wait_for(d, "delete")[0] is False
+    with pytest.raises(ControllerError, match='unrecognized condition: "ready"'):
+        wait_for(d, "ready")
