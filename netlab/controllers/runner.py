@@ -82,12 +82,16 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
 
 class Runner:
     def __init__(self, store, controllers: list[Controller] | None = None, clock=None,
-                 default_toleration_seconds: int = K8S_TOLERATION_SECONDS, admission=None):
+                 default_toleration_seconds: int = K8S_TOLERATION_SECONDS, admission=None, on_error=None):
+        """`on_error(controller_name, exception)`: when given, a controller whose decision raises
+        is reported there and skipped for this round (the lab's loop logs and goes on, as a
+        Kubernetes controller requeues); without it the exception propagates (tests)."""
         self.store = store
         self.controllers = controllers if controllers is not None else default_controllers()
         self.clock = clock or store.clock
         self.admission = admission if admission is not None else [
             lambda p: default_tolerations(p, default_toleration_seconds)]
+        self.on_error = on_error
         self.conflicts = 0
         self.skipped = 0
         self._quiet: dict[str, tuple] = {}  # controller -> (kind revisions, next deadline) when it had nothing to do
@@ -101,7 +105,13 @@ class Runner:
             self.skipped += 1
             return 0
         snap = Snapshot.from_store(self.store, controller.kinds)
-        actions = controller.decide(snap, now)
+        try:
+            actions = controller.decide(snap, now)
+        except Exception as e:  # noqa: BLE001 - reported, the loop goes on
+            if self.on_error is None:
+                raise
+            self.on_error(controller.name, e)
+            return 0
         if not actions:
             if controller.deadline is None and controller.time_free:
                 self._quiet[controller.name] = (fingerprint, None)

@@ -66,3 +66,26 @@ def test_controllers_with_unchanged_kinds_are_skipped_until_a_write_or_a_timer()
     skipped = r.skipped
     assert r.round(sim.now + 30) > 0
     assert r.skipped < skipped + 7
+
+
+def test_a_failing_controller_is_reported_and_the_others_go_on():
+    import pytest
+    from netlab.controllers.runner import Controller
+    from netlab.store import MemoryStore
+
+    def broken(snap, now):
+        raise ValueError("bad object")
+
+    def writer(snap, now):
+        from netlab.controllers.base import create
+        return [] if snap.list("ConfigMap") else [create({"apiVersion": "v1", "kind": "ConfigMap",
+                                                          "metadata": {"name": "x"}})]
+
+    store = MemoryStore()
+    errors = []
+    r = Runner(store, [Controller("broken", ("Pod",), broken), Controller("writer", ("ConfigMap",), writer)],
+               on_error=lambda name, e: errors.append((name, str(e))))
+    r.run_until_quiescent()
+    assert store.get("ConfigMap", "default", "x") and errors[0] == ("broken", "bad object")
+    with pytest.raises(ValueError):
+        Runner(store, [Controller("broken", ("Pod",), broken)]).round()
