@@ -472,3 +472,20 @@ def test_scale_to_zero_and_back():
     assert len(sim.pods()) == 2 and len(sim.rss()) == 1
     msgs = [e["message"] for e in sim.events("ScalingReplicaSet")]
     assert msgs[-2].endswith("from 6 to 0") and msgs[-1].endswith("from 0 to 2")
+
+
+def test_rollout_restart_replaces_every_pod_and_change_cause_reaches_history():
+    from netlab.controllers.verbs import history_lines, rollout_restart
+    sim = rollout_sim()
+    before = {p["metadata"]["name"] for p in sim.pods()}
+    d, msg = rollout_restart(sim.get("Deployment", "web"), sim.now)
+    d["metadata"].setdefault("annotations", {})["kubernetes.io/change-cause"] = "kubectl rollout restart deploy/web"
+    sim.store.update(d)
+    for _ in range(40):
+        sim.tick(0.5)
+        check_invariants(sim)
+    after = {p["metadata"]["name"] for p in sim.pods()}
+    assert len(after) == 6 and not (before & after)
+    assert rollout_status(sim.get("Deployment", "web"))[1]
+    lines = history_lines(sim.get("Deployment", "web"), sim.rss())
+    assert lines[1:] == ["REVISION  CHANGE-CAUSE", "1         <none>", "2         kubectl rollout restart deploy/web"]
