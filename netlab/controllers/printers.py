@@ -1,0 +1,252 @@
+"""kubectl's table output for the objects of a live lab, as pure functions of objects and the time:
+``get deploy`` (READY, UP-TO-DATE, AVAILABLE), ``get rs`` (DESIRED, CURRENT, READY), ``get pods``
+(READY, STATUS, RESTARTS), ``get nodes`` (STATUS, ROLES), ``get events`` (LAST SEEN, TYPE, REASON,
+OBJECT, MESSAGE, in time order), with kubectl's ages (HumanDuration), ``--show-labels`` and
+``-o wide`` columns, laid out as kubectl's tabwriter does (cells padded by 3, at least 6 wide).
+Facts from kubernetes' pkg/printers/internalversion/printers.go and apimachinery's duration.go.
+"""
+
+from __future__ import annotations
+
+from netlab.controllers import deployutil as du
+from netlab.store.meta import get_condition, parse_time
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's HumanDuration (about 2-3 significant figures)."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m" if s % 60 == 0 else f"{minutes}m{s % 60}s"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        return f"{hours}h" if minutes % 60 == 0 else f"{hours}h{minutes % 60}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d" if hours % 24 == 0 else f"{hours // 24}d{hours % 24}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        dy = (hours // 24) % 365
+        return f"{hours // 24 // 365}y" if dy == 0 else f"{hours // 24 // 365}y{dy}d"
+    return f"{hours // 24 // 365}y"
+
+
+def age(obj: dict, now: float, field: str | None = None) -> str:
+    t = parse_time(obj.get(field) if field else obj["metadata"].get("creationTimestamp"))
+    return "<unknown>" if t is None else human_duration(now - t)
+
+
+def _labels(obj) -> str:
+    labels = obj["metadata"].get("labels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
+def deployment_row(d: dict, now: float) -> list[str]:
+    st = d.get("status") or {}
+    return [d["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{du.replicas(d)}",
+            str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)), age(d, now)]
+
+
+def replicaset_row(rs: dict, now: float) -> list[str]:
+    st = rs.get("status") or {}
+    return [rs["metadata"]["name"], str(du.replicas(rs)), str(st.get("replicas", 0)),
+            str(st.get("readyReplicas", 0)), age(rs, now)]
+
+
+def pod_status(pod: dict) -> tuple[str, int, int, float | None]:
+    """(STATUS, ready containers, restarts, time of the last restart) as kubectl's printPod."""
+    st = pod.get("status") or {}
+    reason = st.get("reason") or st.get("phase") or "Pending"
+    ready, restarts, last, running = 0, 0, None, False
+    for cs in reversed(st.get("containerStatuses") or []):
+        restarts += int(cs.get("restartCount", 0))
+        finished = parse_time((((cs.get("lastState") or {}).get("terminated")) or {}).get("finishedAt"))
+        if finished is not None and (last is None or finished > last):
+            last = finished
+        state = cs.get("state") or {}
+        waiting, terminated = state.get("waiting"), state.get("terminated")
+        if waiting and waiting.get("reason"):
+            reason = waiting["reason"]
+        elif terminated and terminated.get("reason"):
+            reason = terminated["reason"]
+        elif terminated:
+            reason = (f"Signal:{terminated['signal']}" if terminated.get("signal")
+                      else f"ExitCode:{terminated.get('exitCode', 0)}")
+        elif cs.get("ready") and state.get("running") is not None:
+            running = True
+            ready += 1
+    if reason == "Completed" and running:
+        cond = get_condition(pod, "Ready")
+        reason = "Running" if cond and cond.get("status") == "True" else "NotReady"
+    if pod["metadata"].get("deletionTimestamp"):
+        reason = "Unknown" if st.get("reason") == "NodeLost" else "Terminating"
+    return reason, ready, restarts, last
+
+
+def pod_row(pod: dict, now: float, wide: bool = False) -> list[str]:
+    status, ready, restarts, last = pod_status(pod)
+    total = len((pod.get("spec") or {}).get("containers") or [])
+    rs = str(restarts) if not restarts or last is None else f"{restarts} ({human_duration(now - last)} ago)"
+    row = [pod["metadata"]["name"], f"{ready}/{total}", status, rs, age(pod, now)]
+    if wide:
+        row += [(pod.get("status") or {}).get("podIP") or "<none>", (pod.get("spec") or {}).get("nodeName") or "<none>"]
+    return row
+
+
+def node_row(node: dict, now: float) -> list[str]:
+    ready = get_condition(node, "Ready")
+    status = {"True": "Ready", "False": "NotReady"}.get((ready or {}).get("status"), "Unknown")
+    if (node.get("spec") or {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    roles = sorted(k.split("/", 1)[1] for k in (node["metadata"].get("labels") or {})
+                   if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1])
+    version = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
+    return [node["metadata"]["name"], status, ",".join(roles) or "<none>", age(node, now), version]
+
+
+def event_row(e: dict, now: float) -> list[str]:
+    last = age(e, now, "lastTimestamp")
+    count = int(e.get("count") or 1)
+    if count > 1:
+        last = f"{last} (x{count} over {age(e, now, 'firstTimestamp')})"
+    io = e.get("involvedObject") or {}
+    return [last, e.get("type", ""), e.get("reason", ""), f"{io.get('kind', '').lower()}/{io.get('name', '')}",
+            e.get("message", "")]
+
+
+COLUMNS = {
+    "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),
+    "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], replicaset_row),
+    "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], pod_row),
+    "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
+    "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], event_row),
+}
+
+
+def table(kind: str, objects: list[dict], now: float, show_labels: bool = False, wide: bool = False) -> list[list[str]]:
+    """Header and rows of `kubectl get KIND` (events in time order, others by name)."""
+    header, row = COLUMNS[kind]
+    header = list(header)
+    if kind == "Event":
+        objects = sorted(objects, key=lambda e: (parse_time(e.get("lastTimestamp")) or 0,
+                                                 int(e["metadata"].get("resourceVersion") or 0)))
+    else:
+        objects = sorted(objects, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    if wide and kind == "Pod":
+        header += ["IP", "NODE"]
+        rows = [pod_row(o, now, wide=True) for o in objects]
+    else:
+        rows = [row(o, now) for o in objects]
+    if show_labels and kind != "Event":
+        header.append("LABELS")
+        rows = [r + [_labels(o)] for r, o in zip(rows, objects)]
+    return [header] + rows
+
+
+def render(rows: list[list[str]], padding: int = 3, min_width: int = 6) -> str:
+    """Columns as kubectl's tabwriter lays them out: `get` pads cells by 3 to at least 6;
+    `describe` pads by 2 (padding=2, min_width=0). The last column is free."""
+    if not rows:
+        return ""
+    n = max(len(r) for r in rows)
+    widths = [max(min_width, max(len(r[i]) for r in rows if i < len(r)) + padding) for i in range(n - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.ljust(widths[i]) if i < n - 1 else c for i, c in enumerate(r)]
+        lines.append("".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _describe_time(t: str | None) -> str:
+    import datetime as dt
+    v = parse_time(t)
+    if v is None:
+        return "<unknown>"
+    return dt.datetime.fromtimestamp(v, dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def _map(m: dict | None, sep: str = "=") -> list[str]:
+    return [f"{k}{sep}{v}" for k, v in sorted((m or {}).items())] or ["<none>"]
+
+
+def _field(lines: list[str], name: str, values, width: int = 24) -> None:
+    values = values if isinstance(values, list) else [str(values)]
+    lines.append(f"{name + ':':<{width}}{values[0]}")
+    lines += [" " * width + v for v in values[1:]]
+
+
+def describe_events(events: list[dict], now: float) -> list[str]:
+    """The Events section of `kubectl describe` (oldest first)."""
+    if not events:
+        return ["Events:  <none>"]
+    rows = [["Type", "Reason", "Age", "From", "Message"], ["----", "------", "----", "----", "-------"]]
+    for e in sorted(events, key=lambda e: (parse_time(e.get("lastTimestamp")) or 0,
+                                           int(e["metadata"].get("resourceVersion") or 0))):
+        ago = age(e, now, "lastTimestamp")
+        if int(e.get("count") or 1) > 1:
+            ago = f"{ago} (x{e['count']} over {age(e, now, 'firstTimestamp')})"
+        rows.append([e.get("type", ""), e.get("reason", ""), ago, (e.get("source") or {}).get("component", ""),
+                     e.get("message", "")])
+    return ["Events:"] + ["  " + line for line in render(rows, 2, 0).splitlines()]
+
+
+def describe_deployment(d: dict, rss: list[dict], events: list[dict], now: float) -> str:
+    """`kubectl describe deployment NAME`."""
+    md, spec, st = d["metadata"], d.get("spec") or {}, d.get("status") or {}
+    lines: list[str] = []
+    _field(lines, "Name", md["name"])
+    _field(lines, "Namespace", md.get("namespace", "default"))
+    _field(lines, "CreationTimestamp", _describe_time(md.get("creationTimestamp")))
+    _field(lines, "Labels", _map(md.get("labels")))
+    _field(lines, "Annotations", _map(md.get("annotations"), ": "))
+    sel = (spec.get("selector") or {}).get("matchLabels") or {}
+    _field(lines, "Selector", ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or "<none>")
+    _field(lines, "Replicas", f"{du.replicas(d)} desired | {st.get('updatedReplicas', 0)} updated | "
+                              f"{st.get('replicas', 0)} total | {st.get('availableReplicas', 0)} available | "
+                              f"{st.get('unavailableReplicas', 0)} unavailable")
+    _field(lines, "StrategyType", du.strategy_type(d))
+    _field(lines, "MinReadySeconds", du.min_ready_seconds(d))
+    if du.is_rolling(d):
+        surge, unavail = du.rolling_params(d)
+        _field(lines, "RollingUpdateStrategy", f"{unavail} max unavailable, {surge} max surge")
+    tmpl = spec.get("template") or {}
+    lines.append("Pod Template:")
+    lines.append("  Labels:  " + ",".join(_map((tmpl.get("metadata") or {}).get("labels"))))
+    lines.append("  Containers:")
+    for c in (tmpl.get("spec") or {}).get("containers") or []:
+        lines.append(f"   {c.get('name', '')}:")
+        lines.append(f"    Image:        {c.get('image', '')}")
+        ports = c.get("ports") or []
+        lines.append("    Port:         " + (", ".join(f"{p['containerPort']}/{p.get('protocol', 'TCP')}"
+                                                       for p in ports) or "<none>"))
+        env = c.get("env") or []
+        lines.append("    Environment:  " + ("<none>" if not env else f"{env[0]['name']}:  {env[0].get('value', '')}"))
+        lines += [f"      {e['name']}:  {e.get('value', '')}" for e in env[1:]]
+    conds = st.get("conditions") or []
+    if conds:
+        lines.append("Conditions:")
+        rows = [["Type", "Status", "Reason"], ["----", "------", "------"]]
+        rows += [[c["type"] + " ", c["status"], c.get("reason", "")] for c in conds]
+        lines += ["  " + line for line in render(rows, 2, 0).splitlines()]
+    uid = md.get("uid")
+    mine = [rs for rs in rss if any(r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or [])]
+    new = next((rs for rs in mine if du.equal_ignore_hash(rs["spec"].get("template"), tmpl)), None)
+    olds = [rs for rs in mine if rs is not new and (du.replicas(rs) or du.rs_status(rs, "replicas"))]
+
+    def created(rs):
+        return f"{rs['metadata']['name']} ({du.rs_status(rs, 'replicas')}/{du.replicas(rs)} replicas created)"
+
+    lines.append("OldReplicaSets:  " + (", ".join(created(rs) for rs in olds) or "<none>"))
+    lines.append("NewReplicaSet:   " + (created(new) if new else "<none>"))
+    lines += describe_events(events, now)
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""The scheduler as a pure decision: bind pending pods to nodes.
+
+Filters, in kube-scheduler's order, each node stopping at its first failure (the reason texts are
+the scheduler's): NodeUnschedulable ("node(s) were unschedulable": spec.unschedulable, unless the
+pod tolerates node.kubernetes.io/unschedulable:NoSchedule), TaintToleration ("node(s) had
+untolerated taint {key: value}": NoSchedule and NoExecute taints, e.g. the control-plane's and
+node.kubernetes.io/not-ready|unreachable added by the node lifecycle controller), NodeAffinity
+for spec.nodeSelector ("node(s) didn't match Pod's node affinity/selector"). Score: fewest pods of
+the same owner on the node (spreading a ReplicaSet), then fewest pods, then the name. A pod that
+already names its node (spec.nodeName) is never scheduled: the name wins, as in Kubernetes; a pod
+for another scheduler (spec.schedulerName) is left alone; Nodes being deleted are not candidates.
+
+Binding sets spec.nodeName and the PodScheduled condition; events Scheduled "Successfully assigned
+NS/POD to NODE" and FailedScheduling "0/N nodes are available: ..." with the preemption sentence
+kubectl shows. A pod that stays unschedulable gets its event again only when the reason changes
+(Kubernetes retries with back-off and counts every attempt).
+"""
+
+from __future__ import annotations
+
+from netlab.controllers.base import Action, Snapshot, event, is_pod_active, update, update_status
+from netlab.store.meta import controller_ref, fmt_time, get_condition, is_deleting
+
+COMPONENT = "default-scheduler"
+KINDS = ("Node", "Pod")
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+
+
+def toleration_matches(tol: dict, taint: dict) -> bool:
+    """Kubernetes' ToleratesTaint: effect (empty = all), key (empty with Exists = all), value."""
+    if tol.get("effect") and tol["effect"] != taint.get("effect"):
+        return False
+    op = tol.get("operator") or "Equal"
+    if tol.get("key"):
+        if tol["key"] != taint.get("key"):
+            return False
+    elif op != "Exists":
+        return False
+    if op == "Exists":
+        return True
+    return (tol.get("value") or "") == (taint.get("value") or "")
+
+
+def tolerates(tolerations, taint) -> bool:
+    return any(toleration_matches(t, taint) for t in tolerations or [])
+
+
+def untolerated_taint(pod: dict, node: dict, effects=("NoSchedule", "NoExecute")) -> dict | None:
+    tols = (pod.get("spec") or {}).get("tolerations")
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in effects and not tolerates(tols, taint):
+            return taint
+    return None
+
+
+def filter_node(pod: dict, node: dict) -> str | None:
+    """None when the pod fits the node, else the scheduler's reason why not."""
+    spec = pod.get("spec") or {}
+    if (node.get("spec") or {}).get("unschedulable") and not tolerates(
+            spec.get("tolerations"), {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}):
+        return "node(s) were unschedulable"
+    taint = untolerated_taint(pod, node)
+    if taint is not None:
+        return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
+    labels = node["metadata"].get("labels") or {}
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return "node(s) didn't match Pod's node affinity/selector"
+    return None
+
+
+def failed_message(n_nodes: int, reasons: dict[str, int]) -> str:
+    parts = sorted(f"{count} {reason}" for reason, count in reasons.items())
+    msg = f"0/{n_nodes} nodes are available: " + ", ".join(parts) + "."
+    return msg + f" preemption: 0/{n_nodes} nodes are available: {n_nodes} Preemption is not helpful for scheduling."
+
+
+def decide(snap: Snapshot, now: float) -> list[Action]:
+    nodes = [n for n in snap.list("Node") if not is_deleting(n)]
+    load: dict[str, int] = {}
+    owner_load: dict[tuple[str, str], int] = {}
+    pending = []
+    for p in snap.list("Pod"):
+        node = (p.get("spec") or {}).get("nodeName")
+        owner = (controller_ref(p) or {}).get("uid", "")
+        if node:
+            if is_pod_active(p):
+                load[node] = load.get(node, 0) + 1
+                owner_load[(node, owner)] = owner_load.get((node, owner), 0) + 1
+        elif is_pod_active(p) and (p.get("spec") or {}).get("schedulerName", COMPONENT) == COMPONENT:
+            pending.append(p)  # pods for another scheduler (spec.schedulerName) are left to it
+    pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
+    actions: list[Action] = []
+    t = fmt_time(now)
+    for pod in pending:
+        ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
+        owner = (controller_ref(pod) or {}).get("uid", "")
+        reasons: dict[str, int] = {}
+        fits = []
+        for node in nodes:
+            why = filter_node(pod, node)
+            if why is None:
+                fits.append(node["metadata"]["name"])
+            else:
+                reasons[why] = reasons.get(why, 0) + 1
+        status = dict(pod.get("status") or {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        if not fits:
+            msg = failed_message(len(nodes), reasons) if nodes else "no nodes available to schedule pods"
+            old = get_condition(pod, "PodScheduled")
+            if old and old.get("message") == msg:
+                continue
+            status["conditions"] = conds + [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                             "message": msg, "lastProbeTime": None, "lastTransitionTime": t}]
+            actions.append(update_status(dict(pod, status=status)))
+            actions.append(event(pod, "Warning", "FailedScheduling", msg, COMPONENT))
+            continue
+        best = min(fits, key=lambda n: (owner_load.get((n, owner), 0), load.get(n, 0), n))
+        load[best] = load.get(best, 0) + 1
+        owner_load[(best, owner)] = owner_load.get((best, owner), 0) + 1
+        bound = dict(pod, spec=dict(pod.get("spec") or {}, nodeName=best))
+        actions.append(update(bound))
+        status["conditions"] = conds + [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                                         "lastTransitionTime": t}]
+        actions.append(update_status(dict(bound, status=status)))
+        actions.append(event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {best}", COMPONENT))
+    return actions

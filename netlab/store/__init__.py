@@ -1,0 +1,21 @@
+"""The store of a lab's desired and observed objects (see netlab/store/api.py and docs/controllers.md).
+
+``open_store(directory)`` opens the embedded default (SQLite under the lab's state directory);
+``MemoryStore()`` is the same interface in memory. A distributed store (etcd) can stand behind the
+same interface: its primitives map onto etcd's revisions, transactions (Txn) and watch."""
+
+from netlab.store.api import (AlreadyExists, Conflict, Invalid, NotFoundError, Store, StoreError, TooOld,
+                              WatchEvent)
+from netlab.store.events import prune_events, record_event
+from netlab.store.informer import Informer
+from netlab.store.memory import MemoryStore
+from netlab.store.sqlite import SQLiteStore
+
+
+def open_store(directory: str, **kw) -> SQLiteStore:
+    """The embedded default store of a lab: ``<directory>/store.db``."""
+    return SQLiteStore(directory, **kw)
+
+
+__all__ = ["AlreadyExists", "Conflict", "Informer", "Invalid", "MemoryStore", "NotFoundError", "SQLiteStore", "Store",
+           "StoreError", "TooOld", "WatchEvent", "open_store", "prune_events", "record_event"]

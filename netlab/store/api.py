@@ -1,0 +1,380 @@
+"""The store interface: Kubernetes-API-like objects with etcd-like revisions.
+
+Semantics (shared by every backend; a backend supplies only the primitive operations at the end):
+
+- One global revision, a monotonically increasing integer. Every write (create, update,
+  update_status, delete, and the marking of a graceful deletion) takes the next revision; the
+  object's ``metadata.resourceVersion`` is the revision of its last write, as a string.
+- ``metadata.uid`` (random), ``creationTimestamp`` and ``generation`` (1 at creation, +1 when the
+  spec changes or a deletion is marked; never for status or metadata-only writes) are set by the
+  store. ``update`` keeps the stored status and ``update_status`` keeps everything but the status,
+  as the Kubernetes API server does for resources with a status subresource.
+- Optimistic concurrency: an update whose ``resourceVersion`` differs from the stored one raises
+  Conflict; an update without one is unconditional. A write that changes nothing is not a write
+  (no new revision), so controllers that converge reach quiet.
+- ``delete``: an object with finalizers, or a delete with a grace period > 0, is only marked
+  (``deletionTimestamp`` = now + grace, ``deletionGracePeriodSeconds``; a MODIFIED event); it is
+  removed when its last finalizer goes (update) or on a later delete with grace 0.
+- ``watch(from_revision)``: every change after that revision in order (ADDED, MODIFIED, DELETED
+  with the object and its revision). History is bounded; asking for a compacted revision raises
+  TooOld (Kubernetes' "410 Gone: too old resource version"); the caller then lists and watches
+  from the list's revision, as a Kubernetes informer does.
+- ``transaction()``: every write inside happens atomically (all or none) and in one backend
+  transaction; a controller's actions of one sync go through one.
+- Waiting for changes from another process: ``wait(revision, timeout)`` returns the current
+  revision as soon as it exceeds `revision` (polling a cheap counter; see each backend).
+
+Objects handed out are copies: changing them changes nothing in the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from netlab.errors import NetlabError
+from netlab.store.meta import fmt_time, key_of, selector_matches
+
+HISTORY_LIMIT = 10_000
+NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' alphabet for generated names
+
+
+class StoreError(NetlabError):
+    """A store operation failed; the message names the object."""
+
+    exit_code = 1
+    reason = "InternalError"
+
+
+class NotFoundError(StoreError):
+    reason = "NotFound"
+
+
+class AlreadyExists(StoreError):
+    reason = "AlreadyExists"
+
+
+class Conflict(StoreError):
+    reason = "Conflict"
+
+
+class TooOld(StoreError):
+    reason = "Expired"
+
+
+class Invalid(StoreError):
+    reason = "Invalid"
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED | MODIFIED | DELETED
+    object: dict
+    revision: int
+
+
+def _ref(kind: str, ns: str, name: str) -> str:
+    return f"{kind}/{name}" if not ns else f"{kind} {ns}/{name}"
+
+
+def _num(x):
+    return int(x) if float(x).is_integer() else x
+
+
+def _dump(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+class Store:
+    """Base class: the semantics above over a backend's primitives. Thread-safe (one lock)."""
+
+    def __init__(self, clock=time.time, history_limit: int = HISTORY_LIMIT):
+        self.clock = clock
+        self.history_limit = history_limit
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._rev = 0  # revision inside the open transaction
+        self._cache: dict[str, dict] = {}  # kind -> (namespace, name) -> (revision, parsed object)
+
+    # ------------------------------------------------------------------ transactions
+    @contextlib.contextmanager
+    def transaction(self):
+        """All writes inside happen atomically; nested transactions join the outer one."""
+        with self._lock:
+            if self._depth == 0:
+                self._begin()
+                self._rev = self._read_revision()
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._rollback()
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                try:
+                    self._compact_history()
+                    self._commit()
+                except BaseException:
+                    self._rollback()
+                    raise
+
+    # ------------------------------------------------------------------ reads
+    def revision(self) -> int:
+        with self._lock:
+            return self._read_revision() if self._depth == 0 else self._rev
+
+    def kind_revisions(self, kinds) -> tuple[int, ...]:
+        """For each kind, a revision that moves whenever an object of that kind is written (the
+        last change's revision; at least the compaction mark): a cheap "did anything of these kinds
+        change?" for a controller that would otherwise decide again on an unchanged world."""
+        with self._lock:
+            return tuple(self._kind_revision(k) for k in kinds)
+
+    def compacted(self) -> int:
+        """The oldest revision watch() can start from (history before it was dropped)."""
+        with self._lock:
+            return self._read_compacted()
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict:
+        obj = self.try_get(kind, namespace, name)
+        if obj is None:
+            raise NotFoundError(f'{kind} "{name}" not found' + (f' in namespace "{namespace}"' if namespace else ""))
+        return obj
+
+    def try_get(self, kind: str, namespace: str | None, name: str) -> dict | None:
+        k = key_of({"kind": kind, "metadata": {"namespace": namespace, "name": name}})
+        with self._lock:
+            raw = self._load(k)
+        return None if raw is None else json.loads(raw)
+
+    def list(self, kind: str, namespace: str | None = None, label_selector=None) -> list[dict]:
+        """Objects of `kind` (all namespaces when namespace is None), ordered by namespace, name."""
+        with self._lock:
+            raws = self._scan(kind, namespace)
+        out = [json.loads(r) for r in raws]
+        if label_selector:
+            out = [o for o in out if selector_matches(label_selector, o["metadata"].get("labels"))]
+        return out
+
+    def list_with_revision(self, kinds) -> tuple[dict[str, list[dict]], int]:
+        """A consistent snapshot of several kinds and the revision it reflects (one read
+        transaction: it does not block writers of other processes)."""
+        with self._lock:
+            if self._depth:
+                return {k: self.list(k) for k in kinds}, self.revision()
+            self._begin_read()
+            try:
+                return {k: self.list(k) for k in kinds}, self._read_revision()
+            finally:
+                self._end_read()
+
+    def snapshot(self, kinds) -> tuple[dict[str, list[dict]], int]:
+        """Like list_with_revision, but objects unchanged since the last snapshot are not parsed
+        again: they are SHARED with the store's cache and must not be modified (the controllers
+        copy before they change anything). Outside a transaction only; inside one it lists."""
+        with self._lock:
+            if self._depth:
+                return self.list_with_revision(kinds)
+            self._begin_read()
+            try:
+                out = {}
+                for kind in kinds:
+                    cache = self._cache.setdefault(kind, {})
+                    items, seen = [], set()
+                    for key, rev in self._scan_revs(kind):
+                        hit = cache.get(key)
+                        if hit is None or hit[0] != rev:
+                            hit = (rev, json.loads(self._load((kind, *key))))
+                            cache[key] = hit
+                        items.append(hit[1])
+                        seen.add(key)
+                    for key in [k for k in cache if k not in seen]:
+                        del cache[key]
+                    out[kind] = items
+                return out, self._read_revision()
+            finally:
+                self._end_read()
+
+    def watch(self, from_revision: int, kind: str | None = None) -> list[WatchEvent]:
+        """Changes after `from_revision`, oldest first; TooOld if history no longer reaches back."""
+        with self._lock:
+            reading = not self._depth
+            if reading:
+                self._begin_read()
+            try:
+                compacted = self._read_compacted()
+                if from_revision < compacted:
+                    raise TooOld(f"too old resource version: {from_revision} ({compacted})")
+                rows = self._history(from_revision, kind)
+            finally:
+                if reading:
+                    self._end_read()
+        return [WatchEvent(t, json.loads(raw), rev) for rev, t, raw in rows]
+
+    def wait(self, revision: int, timeout: float, interval: float = 0.02) -> int:
+        """Block until the store's revision exceeds `revision` or `timeout` passes; returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            cur = self._poll_revision()
+            if cur > revision or time.monotonic() >= deadline:
+                return cur
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    # ------------------------------------------------------------------ writes
+    def create(self, obj: dict) -> dict:
+        obj = json.loads(_dump(obj))
+        md = obj.setdefault("metadata", {})
+        with self.transaction():
+            if not md.get("name") and md.get("generateName"):
+                # the API server's generateName: the prefix and 5 random characters of its alphabet
+                while True:
+                    md["name"] = md["generateName"] + "".join(random.choice(NAME_ALPHABET) for _ in range(5))
+                    if self._load(key_of(obj)) is None:
+                        break
+            if not obj.get("kind") or not md.get("name"):
+                raise Invalid("object needs kind and metadata.name (or metadata.generateName)")
+            kind, ns, name = k = key_of(obj)
+            if self._load(k) is not None:
+                raise AlreadyExists(f'{kind} "{name}" already exists' + (f' in namespace "{ns}"' if ns else ""))
+            if ns:
+                md["namespace"] = ns
+            else:
+                md.pop("namespace", None)
+            md["uid"] = md.get("uid") or str(uuid.uuid4())
+            md["generation"] = 1
+            md["creationTimestamp"] = fmt_time(self.clock())
+            md.pop("deletionTimestamp", None)
+            md.pop("deletionGracePeriodSeconds", None)
+            return self._write(k, obj, "ADDED")
+
+    def update(self, obj: dict) -> dict:
+        """Write metadata and spec (the stored status is kept). Removing the last finalizer of an
+        object marked for deletion removes it."""
+        obj = json.loads(_dump(obj))
+        k = key_of(obj)
+        with self.transaction():
+            cur = self._current(k, obj)
+            md, cmd = obj.setdefault("metadata", {}), cur["metadata"]
+            for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"):
+                if f in cmd:
+                    md[f] = cmd[f]
+                else:
+                    md.pop(f, None)
+            md["generation"] = cmd.get("generation", 1)
+            if "status" in cur:
+                obj["status"] = cur["status"]
+            else:
+                obj.pop("status", None)
+            if _dump(obj.get("spec")) != _dump(cur.get("spec")):
+                md["generation"] += 1
+            md["resourceVersion"] = cmd["resourceVersion"]
+            if (cmd.get("deletionTimestamp") and not md.get("finalizers") and cmd.get("finalizers")
+                    and not cmd.get("deletionGracePeriodSeconds")):
+                return self._erase(k, obj)  # the last finalizer went and no grace period is running
+            if _dump(obj) == _dump(cur):
+                return cur
+            return self._write(k, obj, "MODIFIED")
+
+    def update_status(self, obj: dict) -> dict:
+        """Write the status only."""
+        k = key_of(obj)
+        with self.transaction():
+            cur = self._current(k, obj)
+            new = json.loads(_dump(cur))
+            if "status" in obj:
+                new["status"] = json.loads(_dump(obj["status"]))
+            else:
+                new.pop("status", None)
+            if _dump(new) == _dump(cur):
+                return cur
+            return self._write(k, new, "MODIFIED")
+
+    def delete(self, kind: str, namespace: str | None, name: str, grace_seconds: float | None = None,
+               resource_version: str | None = None, uid: str | None = None) -> dict:
+        """Delete, or with finalizers or grace_seconds > 0 mark for deletion (see the module doc).
+        Returns the object as removed or as marked."""
+        k = key_of({"kind": kind, "metadata": {"namespace": namespace, "name": name}})
+        with self.transaction():
+            raw = self._load(k)
+            if raw is None:
+                raise NotFoundError(f'{kind} "{name}" not found' + (f' in namespace "{k[1]}"' if k[1] else ""))
+            cur = json.loads(raw)
+            md = cur["metadata"]
+            if resource_version and md.get("resourceVersion") != resource_version:
+                raise Conflict(f"{_ref(*k)}: the object has been modified (resourceVersion "
+                               f"{md.get('resourceVersion')}, not {resource_version}); read it again")
+            if uid and md.get("uid") != uid:
+                raise Conflict(f"{_ref(*k)}: uid precondition failed (the object was recreated)")
+            grace = grace_seconds or 0
+            now = self.clock()
+            if md.get("deletionTimestamp"):
+                if not md.get("finalizers") and grace <= 0:
+                    return self._erase(k, cur)
+                if grace < (md.get("deletionGracePeriodSeconds") or 0):
+                    md["deletionTimestamp"] = fmt_time(now + grace)
+                    md["deletionGracePeriodSeconds"] = _num(grace)
+                    return self._write(k, cur, "MODIFIED")
+                return cur
+            if md.get("finalizers") or grace > 0:
+                md["generation"] = md.get("generation", 1) + 1
+                md["deletionTimestamp"] = fmt_time(now + grace)
+                md["deletionGracePeriodSeconds"] = _num(grace)
+                return self._write(k, cur, "MODIFIED")
+            return self._erase(k, cur)
+
+    # ------------------------------------------------------------------ helpers
+    def _current(self, k, obj) -> dict:
+        raw = self._load(k)
+        if raw is None:
+            raise NotFoundError(f'{k[0]} "{k[2]}" not found' + (f' in namespace "{k[1]}"' if k[1] else ""))
+        cur = json.loads(raw)
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != cur["metadata"].get("resourceVersion"):
+            raise Conflict(f"Operation cannot be fulfilled on {_ref(*k)}: the object has been modified; "
+                           "please apply your changes to the latest version and try again")
+        return cur
+
+    def _write(self, k, obj: dict, etype: str) -> dict:
+        self._rev += 1
+        obj["metadata"]["resourceVersion"] = str(self._rev)
+        raw = _dump(obj)
+        self._put(k, raw, self._rev, etype)
+        return json.loads(raw)
+
+    def _erase(self, k, obj: dict) -> dict:
+        self._rev += 1
+        obj["metadata"]["resourceVersion"] = str(self._rev)
+        raw = _dump(obj)
+        self._remove(k, raw, self._rev)
+        return json.loads(raw)
+
+    def _compact_history(self) -> None:
+        self._trim_history(self._rev - self.history_limit)
+
+    # ------------------------------------------------------------------ backend primitives
+    def _begin(self): raise NotImplementedError
+    def _commit(self): raise NotImplementedError
+    def _rollback(self): raise NotImplementedError
+    def _load(self, k) -> str | None: raise NotImplementedError
+    def _scan(self, kind: str, namespace: str | None) -> list[str]: raise NotImplementedError
+    def _scan_revs(self, kind: str) -> list[tuple[tuple[str, str], int]]: raise NotImplementedError
+    def _put(self, k, raw: str, rev: int, etype: str): raise NotImplementedError
+    def _remove(self, k, raw: str, rev: int): raise NotImplementedError
+    def _read_revision(self) -> int: raise NotImplementedError
+    def _read_compacted(self) -> int: raise NotImplementedError
+    def _history(self, from_rev: int, kind: str | None) -> list[tuple[int, str, str]]: raise NotImplementedError
+    def _trim_history(self, upto: int): raise NotImplementedError
+    def _kind_revision(self, kind: str) -> int: raise NotImplementedError
+    def _poll_revision(self) -> int: return self.revision()
+    def _begin_read(self): pass
+    def _end_read(self): pass
+    def close(self): pass

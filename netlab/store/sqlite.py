@@ -1,0 +1,153 @@
+"""The embedded default store: one SQLite file (stdlib sqlite3) under a directory the caller
+gives (a lab's state directory), mode 0600.
+
+Durability and crash safety: the database runs in WAL mode with ``synchronous=NORMAL``; every
+store transaction is one SQLite transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), so a process
+killed at any point (SIGKILL included) leaves either all of a transaction or none of it, and
+nothing that was committed is lost (WAL with NORMAL loses nothing on a process crash; only a
+power loss or kernel crash may drop the last transactions, never corrupting the file). Several
+processes may open the same file: writers serialize on SQLite's write lock (``busy_timeout``).
+
+Change notification across processes: ``wait(revision, timeout)`` polls ``PRAGMA data_version``
+(a counter in SQLite's shared memory that changes when another connection commits; reading it
+touches no table) and reads the revision only when it moved, so an idle waiter costs a few
+microseconds per poll and needs no inotify or signals.
+
+Tables: ``objects`` (kind, namespace, name -> JSON, revision), ``history`` (revision -> event
+type and JSON; bounded, older rows are compacted away), ``meta`` (revision, compacted, and the
+revision of the last write of each kind, ``kind:<Kind>``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from netlab.store.api import Store, StoreError
+
+DB_NAME = "store.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    rev INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (kind, namespace, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    rev INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
+"""
+
+
+class SQLiteStore(Store):
+    def __init__(self, directory: str, clock=None, history_limit: int | None = None, name: str = DB_NAME):
+        kw = {}
+        if clock is not None:
+            kw["clock"] = clock
+        if history_limit is not None:
+            kw["history_limit"] = history_limit
+        super().__init__(**kw)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.path = os.path.join(directory, name)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(self.path, 0o600)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise StoreError(f"store {self.path}: {e}; check the file and its directory") from e
+        self._data_version = None
+        self._seen_rev = 0
+
+    # transactions
+    def _begin(self):
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self):
+        self._db.execute("COMMIT")
+        self._data_version = None  # data_version does not move on this connection's own commits
+
+    def _begin_read(self):
+        self._db.execute("BEGIN DEFERRED")
+
+    def _end_read(self):
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+
+    def _rollback(self):
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    # primitives
+    def _load(self, k):
+        row = self._db.execute("SELECT data FROM objects WHERE kind=? AND namespace=? AND name=?", k).fetchone()
+        return row[0] if row else None
+
+    def _scan(self, kind, namespace):
+        if namespace is None:
+            rows = self._db.execute("SELECT data FROM objects WHERE kind=? ORDER BY namespace, name", (kind,))
+        else:
+            rows = self._db.execute("SELECT data FROM objects WHERE kind=? AND namespace=? ORDER BY name",
+                                    (kind, namespace))
+        return [r[0] for r in rows]
+
+    def _scan_revs(self, kind):
+        rows = self._db.execute("SELECT namespace, name, rev FROM objects WHERE kind=? ORDER BY namespace, name",
+                                (kind,))
+        return [((ns, name), rev) for ns, name, rev in rows]
+
+    def _put(self, k, raw, rev, etype):
+        self._db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", (*k, rev, raw))
+        self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, etype, k[0], raw))
+        self._db.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("kind:" + k[0], rev))
+
+    def _remove(self, k, raw, rev):
+        self._db.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", k)
+        self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, "DELETED", k[0], raw))
+        self._db.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("kind:" + k[0], rev))
+
+    def _read_revision(self):
+        return self._db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0]
+
+    def _read_compacted(self):
+        return self._db.execute("SELECT value FROM meta WHERE key='compacted'").fetchone()[0]
+
+    def _history(self, from_rev, kind):
+        if kind is None:
+            rows = self._db.execute("SELECT rev, type, data FROM history WHERE rev>? ORDER BY rev", (from_rev,))
+        else:
+            rows = self._db.execute("SELECT rev, type, data FROM history WHERE rev>? AND kind=? ORDER BY rev",
+                                    (from_rev, kind))
+        return list(rows)
+
+    def _kind_revision(self, kind):
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", ("kind:" + kind,)).fetchone()
+        return row[0] if row else 0
+
+    def _trim_history(self, upto):
+        if upto <= 0 or upto <= self._read_compacted():
+            return
+        self._db.execute("DELETE FROM history WHERE rev<=?", (upto,))
+        self._db.execute("UPDATE meta SET value=? WHERE key='compacted'", (upto,))
+
+    def _poll_revision(self):
+        with self._lock:
+            dv = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if dv != self._data_version or self._depth:
+                self._data_version = dv
+                self._seen_rev = self.revision()
+            return self._seen_rev
+
+    def close(self):
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,91 @@
+"""The runner serving a SQLite store in a thread: another connection (a CLI verb, another process)
+writes a Deployment and the loop reacts within a fraction of a second; idle, it sleeps."""
+
+import threading
+import time
+
+from netlab.controllers.runner import Runner
+from netlab.store import SQLiteStore
+
+from .ctrl_sim import deployment, node
+
+
+def test_serve_reacts_to_another_connections_write(tmp_path):
+    loop_store = SQLiteStore(str(tmp_path))
+    cli = SQLiteStore(str(tmp_path))
+    cli.create(node("n1"))
+    runner = Runner(loop_store)
+    stop = threading.Event()
+    t = threading.Thread(target=runner.serve, args=(stop,), kwargs={"max_wait": 2.0})
+    t.start()
+    try:
+        time.sleep(0.2)
+        rev = cli.revision()
+        t0 = time.monotonic()
+        cli.create(deployment(replicas=3))
+        def bound():
+            return [p for p in cli.list("Pod") if p["spec"].get("nodeName") == "n1"]
+        while len(bound()) < 3 and time.monotonic() - t0 < 5:
+            time.sleep(0.01)
+        assert len(bound()) == 3 and len(cli.list("Pod")) == 3
+        assert time.monotonic() - t0 < 2
+        # idle: nothing more is written
+        time.sleep(0.3)
+        settled = cli.revision()
+        time.sleep(0.5)
+        assert cli.revision() == settled > rev
+    finally:
+        stop.set()
+        t0 = time.monotonic()
+        t.join(5)
+        assert time.monotonic() - t0 < 1
+        loop_store.close()
+        cli.close()
+    assert not t.is_alive()
+
+
+def test_controllers_with_unchanged_kinds_are_skipped_until_a_write_or_a_timer():
+    from netlab.controllers.runner import default_controllers
+    from .ctrl_sim import Sim
+    sim = Sim(nodes=("n1",), node_grace=10)
+    sim.store.create(deployment(replicas=2))
+    for _ in range(3):
+        sim.tick(1)
+    r = Runner(sim.store, default_controllers(node_grace=10))
+    r.round(sim.now)
+    skipped = r.skipped
+    assert r.round(sim.now) == 0 and r.skipped == skipped + 7  # nothing changed: all seven skipped
+    # a Lease renewal concerns only the node lifecycle controller
+    lease = sim.store.get("Lease", "kube-node-lease", "n1")
+    lease["spec"]["renewTime"] = "2027-01-15T08:00:03Z"
+    sim.store.update(lease)
+    skipped = r.skipped
+    r.round(sim.now)
+    assert r.skipped == skipped + 6  # only the node health half ran
+    # the node's grace period is a timer: past it, the node controller runs without any write
+    skipped = r.skipped
+    assert r.round(sim.now + 30) > 0
+    assert r.skipped < skipped + 7
+
+
+def test_a_failing_controller_is_reported_and_the_others_go_on():
+    import pytest
+    from netlab.controllers.runner import Controller
+    from netlab.store import MemoryStore
+
+    def broken(snap, now):
+        raise ValueError("bad object")
+
+    def writer(snap, now):
+        from netlab.controllers.base import create
+        return [] if snap.list("ConfigMap") else [create({"apiVersion": "v1", "kind": "ConfigMap",
+                                                          "metadata": {"name": "x"}})]
+
+    store = MemoryStore()
+    errors = []
+    r = Runner(store, [Controller("broken", ("Pod",), broken), Controller("writer", ("ConfigMap",), writer)],
+               on_error=lambda name, e: errors.append((name, str(e))))
+    r.run_until_quiescent()
+    assert store.get("ConfigMap", "default", "x") and errors[0] == ("broken", "bad object")
+    with pytest.raises(ValueError):
+        Runner(store, [Controller("broken", ("Pod",), broken)]).round()

@@ -1,0 +1,101 @@
+"""The scheduler: nodeName wins, nodeSelector, taints and tolerations, spreading, messages."""
+
+from netlab.controllers import scheduler
+from netlab.controllers.base import Snapshot
+
+NOW = 1_800_000_000.0
+
+
+def node(name, taints=(), unschedulable=False, labels=None):
+    spec = {"taints": list(taints)}
+    if unschedulable:
+        spec["unschedulable"] = True
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+
+
+def pod(name, owner="rs1", created="2027-01-01T00:00:00Z", **spec):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "uid": name, "creationTimestamp": created,
+                         "ownerReferences": [{"kind": "ReplicaSet", "name": owner, "uid": owner, "controller": True}]},
+            "spec": spec, "status": {"phase": "Pending"}}
+
+
+CP = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def bindings(acts):
+    return {a.obj["metadata"]["name"]: a.obj["spec"]["nodeName"] for a in acts if a.verb == "update"}
+
+
+def test_binds_and_spreads_a_replicaset_and_avoids_control_plane():
+    nodes = [node("cp", [CP]), node("w1"), node("w2")]
+    pods = [pod(f"p{i}", created=f"2027-01-01T00:00:0{i}Z") for i in range(4)]
+    acts = scheduler.decide(Snapshot(nodes + pods), NOW)
+    b = bindings(acts)
+    assert b == {"p0": "w1", "p1": "w2", "p2": "w1", "p3": "w2"}
+    ev = [a.event for a in acts if a.verb == "event"]
+    assert ev[0] == {"type": "Normal", "reason": "Scheduled", "message": "Successfully assigned default/p0 to w1",
+                     "component": "default-scheduler"}
+    st = [a.obj for a in acts if a.verb == "update_status"][0]
+    assert st["status"]["conditions"][-1]["type"] == "PodScheduled" and st["status"]["conditions"][-1]["status"] == "True"
+
+
+def test_spreads_by_owner_before_total_load():
+    nodes = [node("w1"), node("w2")]
+    bound = [dict(pod(f"other{i}", owner="rsX"), spec={"nodeName": "w1"}) for i in range(3)]
+    mine = dict(pod("mine0"), spec={"nodeName": "w2"})
+    acts = scheduler.decide(Snapshot(nodes + bound + [mine, pod("new")]), NOW)
+    assert bindings(acts) == {"new": "w1"}  # w1 has no pod of rs1 yet, though it is busier
+
+
+def test_node_name_wins_and_is_not_rescheduled():
+    nodes = [node("w1", [{"key": "x", "effect": "NoSchedule"}])]
+    acts = scheduler.decide(Snapshot(nodes + [pod("fixed", nodeName="w1")]), NOW)
+    assert acts == []
+
+
+def test_node_selector_and_tolerations():
+    nodes = [node("cp", [CP], labels={"disk": "ssd"}), node("w1", labels={"disk": "hdd"})]
+    p = pod("p", nodeSelector={"disk": "ssd"}, tolerations=[{"key": "node-role.kubernetes.io/control-plane",
+                                                             "operator": "Exists", "effect": "NoSchedule"}])
+    assert bindings(scheduler.decide(Snapshot(nodes + [p]), NOW)) == {"p": "cp"}
+
+
+def test_failed_scheduling_message_like_kubectl():
+    nodes = [node("cp", [CP]), node("w1", unschedulable=True,
+                                    taints=[{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]),
+             node("w2", [{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]),
+             node("w3", labels={"zone": "b"})]
+    p = pod("p", nodeSelector={"zone": "a"})
+    acts = scheduler.decide(Snapshot(nodes + [p]), NOW)
+    ev = [a.event for a in acts if a.verb == "event"][0]
+    assert ev["type"] == "Warning" and ev["reason"] == "FailedScheduling"
+    assert ev["message"] == (
+        "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
+        "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
+        "1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, "
+        "1 node(s) were unschedulable. preemption: 0/4 nodes are available: 4 Preemption is not helpful "
+        "for scheduling.")
+    cond = [a.obj for a in acts if a.verb == "update_status"][0]["status"]["conditions"][-1]
+    assert (cond["status"], cond["reason"]) == ("False", "Unschedulable")
+    # the same failure again writes nothing (no event storm)
+    p["status"] = cond and {"phase": "Pending", "conditions": [cond]}
+    assert scheduler.decide(Snapshot(nodes + [p]), NOW) == []
+
+
+def test_toleration_matching_rules():
+    t = {"key": "k", "value": "v", "effect": "NoSchedule"}
+    assert scheduler.toleration_matches({"key": "k", "operator": "Equal", "value": "v"}, t)
+    assert not scheduler.toleration_matches({"key": "k", "value": "w"}, t)
+    assert scheduler.toleration_matches({"key": "k", "operator": "Exists"}, t)
+    assert scheduler.toleration_matches({"operator": "Exists"}, t)
+    assert not scheduler.toleration_matches({"key": "k", "operator": "Exists", "effect": "NoExecute"}, t)
+    assert not scheduler.toleration_matches({"value": "v"}, t)
+
+
+def test_other_schedulers_pods_and_deleting_nodes_are_left_alone():
+    gone = node("w0")
+    gone["metadata"]["deletionTimestamp"] = "2027-01-01T00:00:00Z"
+    mine, theirs = pod("mine"), pod("theirs", schedulerName="my-scheduler")
+    acts = scheduler.decide(Snapshot([gone, node("w1"), mine, theirs]), NOW)
+    assert bindings(acts) == {"mine": "w1"}

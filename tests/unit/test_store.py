@@ -1,0 +1,304 @@
+"""The store interface: etcd-like revisions, Kubernetes-like object semantics, on both backends."""
+
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from netlab.store import (AlreadyExists, Conflict, MemoryStore, NotFoundError, SQLiteStore, TooOld,
+                          record_event)
+from netlab.store.events import events_for
+from netlab.store.meta import fmt_time, parse_selector, parse_time, selector_matches
+
+
+class Clock:
+    def __init__(self, t=1_700_000_000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    clock = Clock()
+    s = MemoryStore(clock=clock) if request.param == "memory" else SQLiteStore(str(tmp_path), clock=clock)
+    s.test_clock = clock
+    yield s
+    s.close()
+
+
+def pod(name, ns=None, labels=None, spec=None):
+    md = {"name": name, "labels": labels or {}}
+    if ns:
+        md["namespace"] = ns
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": spec or {"containers": [{"name": "c"}]}}
+
+
+def test_create_sets_metadata_and_revision(store):
+    a = store.create(pod("a"))
+    b = store.create(pod("b"))
+    assert a["metadata"]["namespace"] == "default"
+    assert a["metadata"]["generation"] == 1 and a["metadata"]["uid"]
+    assert a["metadata"]["creationTimestamp"] == "2023-11-14T22:13:20Z"
+    assert int(b["metadata"]["resourceVersion"]) == int(a["metadata"]["resourceVersion"]) + 1
+    assert store.revision() == int(b["metadata"]["resourceVersion"])
+    with pytest.raises(AlreadyExists, match='Pod "a" already exists in namespace "default"'):
+        store.create(pod("a"))
+    node = store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "namespace": "x"}})
+    assert "namespace" not in node["metadata"]
+    assert store.get("Node", None, "n1")["metadata"]["name"] == "n1"
+
+
+def test_generate_name_and_invalid_objects(store):
+    from netlab.store import Invalid
+    a = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}})
+    b = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}})
+    for p in (a, b):
+        assert p["metadata"]["name"].startswith("web-") and len(p["metadata"]["name"]) == 9
+        assert set(p["metadata"]["name"][4:]) <= set("bcdfghjklmnpqrstvwxz2456789")
+    assert a["metadata"]["name"] != b["metadata"]["name"]
+    with pytest.raises(Invalid, match="needs kind and metadata.name"):
+        store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {}})
+    assert len(store.list("Pod")) == 2
+
+
+def test_get_list_namespace_and_selector(store):
+    store.create(pod("a", labels={"app": "web", "tier": "fe"}))
+    store.create(pod("b", labels={"app": "db"}))
+    store.create(pod("c", ns="other", labels={"app": "web"}))
+    with pytest.raises(NotFoundError, match='Pod "zz" not found'):
+        store.get("Pod", "default", "zz")
+    assert [p["metadata"]["name"] for p in store.list("Pod")] == ["a", "b", "c"]
+    assert [p["metadata"]["name"] for p in store.list("Pod", "default")] == ["a", "b"]
+    assert [p["metadata"]["name"] for p in store.list("Pod", label_selector="app=web")] == ["a", "c"]
+    assert [p["metadata"]["name"] for p in store.list("Pod", label_selector="app in (web,db),!tier")] == ["b", "c"]
+    sel = {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}
+    assert [p["metadata"]["name"] for p in store.list("Pod", label_selector=sel)] == ["a"]
+
+
+def test_list_with_revision_is_a_consistent_snapshot(store):
+    store.create(pod("a"))
+    store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    lists, rev = store.list_with_revision(["Pod", "Node", "Service"])
+    assert rev == store.revision() == 2
+    assert [len(lists[k]) for k in ("Pod", "Node", "Service")] == [1, 1, 0]
+
+
+def test_snapshot_reuses_unchanged_objects_and_sees_every_change(store):
+    a = store.create(pod("a"))
+    store.create(pod("b"))
+    first, rev = store.snapshot(["Pod"])
+    again, rev2 = store.snapshot(["Pod"])
+    assert rev == rev2 and [x is y for x, y in zip(first["Pod"], again["Pod"])] == [True, True]
+    store.update_status(dict(a, status={"phase": "Running"}))
+    store.delete("Pod", "default", "b")
+    with pytest.raises(AlreadyExists):
+        with store.transaction():
+            store.create(pod("c"))
+            store.create(pod("a"))
+    now, _ = store.snapshot(["Pod"])
+    assert [p["metadata"]["name"] for p in now["Pod"]] == ["a"]
+    assert now["Pod"][0]["status"] == {"phase": "Running"} and now["Pod"][0] is not first["Pod"][0]
+    store.create(pod("c"))
+    assert [p["metadata"]["name"] for p in store.snapshot(["Pod"])[0]["Pod"]] == ["a", "c"]
+
+
+def test_kind_revisions_move_only_with_writes_of_that_kind(store):
+    before = store.kind_revisions(["Pod", "Node"])
+    store.create(pod("a"))
+    after = store.kind_revisions(["Pod", "Node"])
+    assert after[0] > before[0] and after[1] == before[1]
+    with pytest.raises(AlreadyExists):
+        with store.transaction():
+            store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+            store.create(pod("a"))
+    assert store.kind_revisions(["Pod", "Node"]) == after  # a rolled-back write moves nothing
+    store.delete("Pod", "default", "a")
+    assert store.kind_revisions(["Pod"])[0] == store.revision()
+
+
+def test_returned_objects_are_copies(store):
+    a = store.create(pod("a"))
+    a["spec"]["containers"][0]["name"] = "changed"
+    assert store.get("Pod", "default", "a")["spec"]["containers"][0]["name"] == "c"
+
+
+def test_update_optimistic_concurrency_and_generation(store):
+    a = store.create(pod("a"))
+    a2 = dict(a, spec={"containers": [{"name": "d"}]})
+    b = store.update(a2)
+    assert b["metadata"]["generation"] == 2
+    with pytest.raises(Conflict, match="the object has been modified"):
+        store.update(a2)  # stale resourceVersion
+    # a metadata-only change does not bump the generation
+    b["metadata"]["labels"] = {"x": "y"}
+    c = store.update(b)
+    assert c["metadata"]["generation"] == 2 and c["metadata"]["labels"] == {"x": "y"}
+    # an update without resourceVersion is unconditional
+    c["metadata"].pop("resourceVersion")
+    c["spec"] = {"containers": [{"name": "e"}]}
+    assert store.update(c)["metadata"]["generation"] == 3
+
+
+def test_update_keeps_status_and_update_status_keeps_spec(store):
+    a = store.create(pod("a"))
+    s = store.update_status(dict(a, status={"phase": "Running"}, spec={"ignored": True}))
+    assert s["status"] == {"phase": "Running"} and s["spec"] == a["spec"]
+    assert s["metadata"]["generation"] == 1
+    u = store.update(dict(s, status={"phase": "Failed"}))
+    assert u["status"] == {"phase": "Running"}
+
+
+def test_noop_writes_take_no_revision(store):
+    a = store.create(pod("a"))
+    rev = store.revision()
+    assert store.update(a)["metadata"]["resourceVersion"] == a["metadata"]["resourceVersion"]
+    store.update_status(a)
+    assert store.revision() == rev
+
+
+def test_graceful_delete_and_finalizers(store):
+    clock = store.test_clock
+    store.create(pod("a"))
+    marked = store.delete("Pod", "default", "a", grace_seconds=30)
+    assert marked["metadata"]["deletionTimestamp"] == fmt_time(clock.t + 30)
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert store.get("Pod", "default", "a")["metadata"]["deletionTimestamp"]
+    # a longer grace does not extend it; a shorter one shortens it
+    assert store.delete("Pod", "default", "a", grace_seconds=60)["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert store.delete("Pod", "default", "a", grace_seconds=5)["metadata"]["deletionGracePeriodSeconds"] == 5
+    store.delete("Pod", "default", "a", grace_seconds=0)
+    assert store.try_get("Pod", "default", "a") is None
+
+    f = pod("f")
+    f["metadata"]["finalizers"] = ["netlab.io/cleanup"]
+    store.create(f)
+    m = store.delete("Pod", "default", "f")
+    assert m["metadata"]["deletionTimestamp"] and store.try_get("Pod", "default", "f")
+    m["metadata"]["finalizers"] = []
+    store.update(m)
+    assert store.try_get("Pod", "default", "f") is None
+
+    # with a grace period running, removing the finalizer leaves the removal to the final delete
+    g = pod("g")
+    g["metadata"]["finalizers"] = ["netlab.io/cleanup"]
+    store.create(g)
+    m = store.delete("Pod", "default", "g", grace_seconds=30)
+    m["metadata"]["finalizers"] = []
+    store.update(m)
+    assert store.get("Pod", "default", "g")["metadata"]["deletionTimestamp"]
+    store.delete("Pod", "default", "g", grace_seconds=0)
+    assert store.try_get("Pod", "default", "g") is None
+
+
+def test_watch_orders_changes_and_reports_too_old(tmp_path):
+    for s in (MemoryStore(history_limit=5), SQLiteStore(str(tmp_path), history_limit=5)):
+        start = s.revision()
+        a = s.create(pod("a"))
+        s.update_status(dict(a, status={"phase": "Running"}))
+        s.delete("Pod", "default", "a")
+        evs = s.watch(start)
+        assert [(e.type, e.object["metadata"]["name"]) for e in evs] == [
+            ("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+        assert [e.revision for e in evs] == [1, 2, 3]
+        assert s.watch(2)[0].type == "DELETED"
+        for i in range(10):
+            s.create(pod(f"p{i}"))
+        with pytest.raises(TooOld, match="too old resource version: 0"):
+            s.watch(0)
+        assert len(s.watch(s.revision() - 5)) == 5
+        assert [e.object["metadata"]["name"] for e in s.watch(s.revision() - 2, kind="Pod")] == ["p8", "p9"]
+        s.close()
+
+
+def test_transaction_is_atomic(store):
+    store.create(pod("keep"))
+    rev = store.revision()
+    with pytest.raises(AlreadyExists):
+        with store.transaction():
+            store.create(pod("new1"))
+            store.delete("Pod", "default", "keep")
+            store.create(pod("new1"))
+    assert store.revision() == rev
+    assert [p["metadata"]["name"] for p in store.list("Pod")] == ["keep"]
+    assert store.watch(rev) == []
+    with store.transaction():
+        store.create(pod("x"))
+        store.create(pod("y"))
+    assert store.revision() == rev + 2
+
+
+def test_sqlite_file_mode_and_reopen(tmp_path):
+    s = SQLiteStore(str(tmp_path / "lab"))
+    s.create(pod("a"))
+    s.close()
+    assert stat.S_IMODE(os.stat(tmp_path / "lab" / "store.db").st_mode) == 0o600
+    s2 = SQLiteStore(str(tmp_path / "lab"))
+    assert s2.get("Pod", "default", "a")["metadata"]["resourceVersion"] == "1"
+    assert s2.revision() == 1
+    s2.close()
+
+
+def test_wait_sees_another_connections_commit(tmp_path):
+    reader = SQLiteStore(str(tmp_path))
+    writer = SQLiteStore(str(tmp_path))
+    rev = reader.wait(0, timeout=0.05)
+    assert rev == 0
+
+    def later():
+        time.sleep(0.2)
+        writer.create(pod("a"))
+
+    t = threading.Thread(target=later)
+    t.start()
+    t0 = time.monotonic()
+    assert reader.wait(0, timeout=5) == 1
+    assert time.monotonic() - t0 < 2
+    t.join()
+    assert reader.get("Pod", "default", "a")
+    reader.close()
+    writer.close()
+
+
+def test_event_aggregation(store):
+    clock = store.test_clock
+    d = store.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {}})
+    record_event(store, d, "Normal", "ScalingReplicaSet", "Scaled up replica set web-1 from 0 to 1", "deployment-controller")
+    clock.t += 60
+    e = record_event(store, d, "Normal", "ScalingReplicaSet", "Scaled up replica set web-1 from 0 to 1",
+                     "deployment-controller")
+    record_event(store, d, "Warning", "Other", "x", "deployment-controller")
+    assert e["count"] == 2 and e["firstTimestamp"] != e["lastTimestamp"]
+    assert e["involvedObject"]["kind"] == "Deployment" and e["source"]["component"] == "deployment-controller"
+    assert [x["reason"] for x in events_for(store, d)] == ["ScalingReplicaSet", "Other"] or \
+        [x["reason"] for x in events_for(store, d)] == ["Other", "ScalingReplicaSet"]
+    assert len(store.list("Event")) == 2
+    n = store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    assert record_event(store, n, "Normal", "NodeNotReady", "m", "node-controller")["metadata"]["namespace"] == "default"
+    with pytest.raises(ValueError):
+        record_event(store, n, "Bad", "r", "m", "c")
+
+
+def test_time_and_selector_helpers():
+    assert parse_time(fmt_time(1.5)) == 1.5
+    assert parse_time("1970-01-01T00:00:10Z") == 10
+    assert fmt_time(10) == "1970-01-01T00:00:10Z"
+    assert parse_selector("a=b,c!=d") == [("a", "In", ("b",)), ("c", "NotIn", ("d",))]
+    assert selector_matches("env notin (prod),x", {"env": "dev", "x": "1"})
+    assert not selector_matches("env notin (prod)", {"env": "prod"})
+    assert selector_matches({}, {"a": "b"})
+    with pytest.raises(ValueError, match="invalid label selector"):
+        parse_selector("a=(b")
+
+
+def test_kind_revisions_survive_history_compaction(tmp_path):
+    for s in (MemoryStore(history_limit=3), SQLiteStore(str(tmp_path), history_limit=3)):
+        s.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+        node_rev = s.kind_revisions(["Node"])
+        for i in range(10):
+            s.create(pod(f"p{i}"))
+        assert s.kind_revisions(["Node"]) == node_rev and s.compacted() > node_rev[0]
+        s.close()
