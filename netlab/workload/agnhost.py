@@ -150,16 +150,8 @@ def handle(pod, method: str, path: str, query_string: str, headers: list[tuple[s
     if path == "/clientip":
         return Response(200, peer)
     if path == "/echo":
-        code = _first(query, "code")
-        if code:
-            try:
-                status = int(code)
-            except ValueError:
-                return Response(200, f"argument 'code' must be an integer or empty, got {json.dumps(code)}\n")
-            if not 100 <= status <= 999:
-                return Response(500, "invalid status code\n", close=True)
-            return Response(status, _first(query, "msg"))
-        return Response(200, _first(query, "msg"))
+        status = _status_code(_first(query, "code"), 200)
+        return status if isinstance(status, Response) else Response(status, _first(query, "msg"))
     if path == "/header":
         key = _first(query, "key")
         if key:
@@ -191,15 +183,24 @@ def handle(pod, method: str, path: str, query_string: str, headers: list[tuple[s
     return Response(404, "404 page not found\n")
 
 
+def _status_code(code: str, default: int) -> int | Response:
+    """A `code` query argument as agnhost reads it (/echo, /redirect): empty means `default`; otherwise
+    the status, or the answer agnhost gives to a bad one."""
+    if not code:
+        return default
+    try:
+        status = int(code)
+    except ValueError:
+        return Response(200, f"argument 'code' must be an integer or empty, got {json.dumps(code)}\n")
+    if not 100 <= status <= 999:
+        return Response(500, "invalid status code\n", close=True)
+    return status
+
+
 def _redirect(path: str, location: str, code: str, method: str) -> Response:
-    status = 302
-    if code:
-        try:
-            status = int(code)
-        except ValueError:
-            return Response(200, f"argument 'code' must be an integer or empty, got {json.dumps(code)}\n")
-        if not 100 <= status <= 999:
-            return Response(500, "invalid status code\n", close=True)
+    status = _status_code(code, 302)
+    if isinstance(status, Response):
+        return status
     if "://" not in location.partition("?")[0]:
         location = urljoin(path, location)  # relative to the request's path, as Go's http.Redirect
     body = ""
