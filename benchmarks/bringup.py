@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from netlab.dataplane import lab as labmod  # noqa: E402
+from netlab import lab_spec  # noqa: E402
 from netlab.dataplane import nsfs  # noqa: E402
 from netlab.spec.parse import load_text  # noqa: E402
 
@@ -111,7 +112,7 @@ def sample_netlab(n: int, tag: str) -> dict:
     sc = load_text(text)
     labmod.down(name)
     t0 = time.perf_counter()
-    result = labmod.up(sc, text)
+    result = lab_spec.up(sc, text)
     t_up = time.perf_counter() - t0
     try:
         before = common.arp_stat()

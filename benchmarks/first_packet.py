@@ -53,6 +53,7 @@ import common  # noqa: E402
 
 from netlab.dataplane import iptables as ipt  # noqa: E402
 from netlab.dataplane import lab as labmod  # noqa: E402
+from netlab import lab_spec  # noqa: E402
 from netlab.dataplane import nsfs, proxy  # noqa: E402
 from netlab.dataplane.fabric import Changes  # noqa: E402
 from netlab.model.objects import Endpoint, Service, ServicePort  # noqa: E402
@@ -119,7 +120,7 @@ class Lab:
         text = SCENARIO.format(name=self.name, mode=MODES[mode], target_ip=TARGET_IP)
         sc = load_text(text)
         labmod.down(self.name)
-        self.cluster = labmod.up(sc, text).cluster
+        self.cluster = lab_spec.up(sc, text).cluster
         self.real = list(self.cluster.services)
         _, self.restore, self.save = ipt.flavour_commands(self.cluster.networking.iptables_flavour)
         self.client = self.cluster.pod("default", "client")

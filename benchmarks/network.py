@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from netlab.dataplane import lab as labmod  # noqa: E402
+from netlab import lab_spec  # noqa: E402
 from netlab.dataplane import nsfs  # noqa: E402
 from netlab.spec.parse import load_text  # noqa: E402
 
@@ -74,7 +75,7 @@ class Lab:
         text = scenario(self.name, backend, tcprr, shutil.which("iperf3"))
         sc = load_text(text)
         labmod.down(self.name)
-        self.cluster = labmod.up(sc, text).cluster
+        self.cluster = lab_spec.up(sc, text).cluster
         self.client = self.cluster.pod("default", "client")
         self.pods = {p.name: p for p in self.cluster.pods}
         self.svcs = {s.name: str(s.cluster_ip) for s in self.cluster.services}

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from netlab.dataplane import lab as labmod  # noqa: E402
+from netlab import lab_spec  # noqa: E402
 from netlab.probe import plan, run  # noqa: E402
 from netlab.spec.parse import load_text  # noqa: E402
 
@@ -85,7 +86,7 @@ def run_matrix(args) -> None:
     sc = load_text(text)
     labmod.down(sc.name)
     try:
-        cluster = labmod.up(sc, text).cluster
+        cluster = lab_spec.up(sc, text).cluster
         checks = plan.default_matrix(cluster)
         probes = sum(len(c.probes) for c in checks)
         times, samples = [], []

@@ -56,6 +56,7 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
       sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
     """
     from ..dataplane import lab as labmod
+    from .. import lab_spec
     labmod.require_root("enter a lab's namespaces")
     argv = list(command)
     if node or external:
@@ -71,7 +72,7 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
         if kind.lower() not in ("pod", "pods", "po") or not pod:
             raise click.UsageError(f"cannot exec into {kind}/{pod}: give a pod, as POD or pod/POD")
     name = labmod.resolve_lab(lab)
-    cluster, _ = labmod.load_cluster(name)
+    cluster, _ = lab_spec.load_cluster(name)
     if external:
         full = labmod.netns_exec_argv(cluster.external_netns, argv)
     elif node:
@@ -110,10 +111,11 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
 def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> None:
     """Print a pod's container logs (the built-in server logs every request it answers)."""
     from ..dataplane import lab as labmod
+    from .. import lab_spec
     from ..dataplane import layout
     labmod.require_root("read a lab's logs")
     name = labmod.resolve_lab(lab)
-    cluster, _ = labmod.load_cluster(name)
+    cluster, _ = lab_spec.load_cluster(name)
     p = cluster.pod(namespace, pod)
     if p is None:
         raise NotFound(f'pod "{pod}" not found in namespace {namespace}')

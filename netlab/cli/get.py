@@ -53,6 +53,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
              lab: str | None) -> None:
     from .. import output as out
     from ..dataplane import lab as labmod
+    from .. import lab_spec
     labmod.require_root("read a lab's state")
     fmt = output
     if kind == "labs":
@@ -70,7 +71,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             click.echo("No labs are up.")
         return
     name = labmod.resolve_lab(lab)
-    cluster, st = labmod.load_cluster(name)
+    cluster, st = lab_spec.load_cluster(name)
     created = st.get("created")
     # kubectl lists by namespace, then name
     cluster.nodes = sorted(cluster.nodes, key=lambda n: n.name)

@@ -55,12 +55,12 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
         proxy_mode = proxy_mode or stored_mode
     else:
         sc, text = load_scenario(paths, lab)
-    from ..dataplane import lab as labmod  # the kernel layer: only for a scenario that is valid so far
+    from .. import lab_spec  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
     progress = Progress()
     again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + ["--lab", sc.name])
     try:
-        result = labmod.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or not paths)
+        result = lab_spec.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or not paths)
     except KeyboardInterrupt:
         progress.clear()
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "

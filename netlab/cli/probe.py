@@ -38,9 +38,10 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
       sudo netlab probe --from external nodeport/web
     """
     from ..dataplane import lab as labmod
+    from .. import lab_spec
     labmod.require_root("send probes inside a lab's namespaces")
     name = labmod.resolve_lab(lab)
-    cluster, _ = labmod.load_cluster(name)
+    cluster, _ = lab_spec.load_cluster(name)
     sys.exit(_probe_and_report(cluster, list(targets), source, count, output, verbose))
 
 

@@ -26,13 +26,13 @@ from typing import Collection
 from ..errors import KernelError
 from ..model.objects import Cluster
 from ..render import conntrack as decide
-from . import nsfs, state
+from . import nsenter, nsfs, state
 from .changes import Change, Changes
 
 
 def _run(netns: str, args: list[str]) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["nsenter", f"--net={nsfs.netns_path(netns)}", "--", "conntrack", *args],
+        return subprocess.run(nsenter.command(nsfs.netns_path(netns), ["conntrack", *args]),
                               capture_output=True, text=True, timeout=120)
     except OSError as e:
         raise KernelError(f"conntrack in network namespace {netns}: {e.strerror}") from None

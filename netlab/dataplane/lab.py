@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import names
-from ..errors import NetlabError, NotFound, UsageError
-from ..model.build import build, endpoints_for
+from ..errors import NotFound, UsageError
+from ..model.build import refresh_endpoints
 from ..model.objects import Cluster, Pod
 from ..model.preflight import check_commands, check_host_commands
 from ..names import repair_command
-from ..spec.parse import load_text
-from ..spec.types import PROXY_MODES, Scenario
+from ..spec.types import PROXY_MODES
 from . import conntrack, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
 from .changes import Change, Changes
 from .fabric import Fabric, uts_path
@@ -79,26 +77,6 @@ def resolve_lab(name: str | None) -> str:
     return existing[0]
 
 
-def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
-    """The cluster as the last `up` decided it, rebuilt from the state file."""
-    st = state.load(lab)
-    if st is None or not st.get("scenario"):
-        raise NetlabError(f"lab '{lab}' has no readable state ({layout.state_file(lab)}); "
-                          f"remove it with: sudo netlab down {lab}")
-    scenario = load_text(st["scenario"], st.get("source") or "<state>")
-    scenario.name = lab
-    if st.get("proxyMode") in PROXY_MODES:  # `up --proxy-mode` overrides the scenario
-        scenario.networking.proxy_mode = st["proxyMode"]
-    cluster = build(scenario, st)
-    if {p.key for p in cluster.pods} != set(st.get("pods", {})):
-        raise NetlabError(f"lab '{lab}' was built by another version of netlab (its pods would be named "
-                          f"differently now); reconcile it with: {repair_command(lab)}")
-    if st.get("phase") != "ready":
-        sys.stderr.write(f"warning: the last 'netlab up' of lab '{lab}' did not finish; what is shown may be "
-                         f"incomplete (finish it with: {repair_command(lab)})\n")
-    return cluster, st
-
-
 # ------------------------------------------------------------------ up
 
 @dataclass
@@ -119,19 +97,11 @@ def preflight(cluster: Cluster) -> None:
     check_host_commands(cluster)
 
 
-def up(scenario: Scenario, scenario_text: str, progress: Progress | None = None,
-       proxy_mode: str | None = None, replace: bool = True) -> UpResult:
-    """Build or reconcile lab `scenario.name`. `replace=False` (the CLI without --replace): refuse, before
-    any change, to remove or recreate nodes or pods of a lab that was built from another source."""
-    if proxy_mode:
-        scenario.networking.proxy_mode = proxy_mode
-    prev = state.load(scenario.name) or {}
-    return apply(build(scenario, prev), scenario_text, prev, progress, replace)
-
-
 def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: Progress | None = None,
           replace: bool = True) -> UpResult:
-    """Make the kernel hold `cluster` (built against `prev`, the lab's state as loaded)."""
+    """Build or reconcile lab `cluster.name`: make the kernel hold `cluster` (built by `lab_spec` against
+    `prev`, the lab's state as loaded). `replace=False` (the CLI without --replace): refuse, before any
+    change, to remove or recreate nodes or pods of a lab that was built from another source."""
     t0 = time.monotonic()
     lab = cluster.name
     if not replace and prev:
@@ -186,7 +156,7 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     # The first sync takes readiness as `plan.initial_readiness` says.
     for key, ready in plan.initial_readiness(cluster, fresh).items():
         desired[key].ready = ready
-    _refresh_endpoints(cluster)
+    refresh_endpoints(cluster)
     strays = supervise.unrecorded_containers(cluster, pods_extra, fresh)
     waits = supervise.ensure_servers(cluster, fresh, servers, changes, started)
     # flannel's chains and the proxy mode's state, one restore per node
@@ -207,7 +177,7 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
             changes.add(Change("readiness", key, "ready" if pod.ready else "not-ready",
                                "ready" if pod.ready else "not ready (see netlab get pods)", pod.netns, f"pod {key}"))
         before = _endpoint_view(cluster)
-        _refresh_endpoints(cluster)
+        refresh_endpoints(cluster)
         if _endpoint_view(cluster) != before:
             proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode)
     # UDP flows still translated to a removed endpoint (or made while a Service had none), as kube-proxy;
@@ -230,11 +200,6 @@ def _refuse_replacing(cluster: Cluster, prev: dict[str, Any]) -> None:
     raise UsageError(f"lab {cluster.name} was built from {prev.get('source') or 'another scenario'}; "
                      f"{cluster.source} would remove {shown}. To reconcile the lab from its own scenario run: "
                      f"{repair_command(cluster.name)}; to replace it, add --replace")
-
-
-def _refresh_endpoints(cluster: Cluster) -> None:
-    for svc in cluster.services:
-        svc.endpoints = endpoints_for(svc, cluster.pods)
 
 
 def _endpoint_view(cluster: Cluster) -> list:

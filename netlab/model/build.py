@@ -344,3 +344,9 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
         eps.sort(key=lambda e: (int(e.ip), e.port))
         result[port.name or ""] = eps
     return result
+
+
+def refresh_endpoints(cluster: Cluster) -> None:
+    """Compute every Service's endpoints again (after pods' readiness changed)."""
+    for svc in cluster.services:
+        svc.endpoints = endpoints_for(svc, cluster.pods)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from netlab.dataplane import lab as labmod
+from netlab import lab_spec
 from netlab.spec.parse import load_text
 
 if os.geteuid() != 0:
@@ -37,7 +38,7 @@ class Lab:
     def up(self, text: str, **kw):
         sc = load_text(text, f"<test {self.name}>")
         sc.name = self.name
-        self.result = labmod.up(sc, text, **kw)
+        self.result = lab_spec.up(sc, text, **kw)
         self.cluster = self.result.cluster
         return self.result
 

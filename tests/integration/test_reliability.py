@@ -37,6 +37,7 @@ from pathlib import Path
 import pytest
 
 from netlab.dataplane import lab as labmod
+from netlab import lab_spec
 from netlab.dataplane import nsfs, procs, state
 from netlab.errors import NetlabError, SpecError
 from netlab.model.build import build
@@ -151,7 +152,7 @@ def lab_health(lab: str, expect_pods: int | None = None) -> list[str]:
     and through its Service's ClusterIP."""
     problems = []
     try:
-        cluster, st = labmod.load_cluster(lab)
+        cluster, st = lab_spec.load_cluster(lab)
     except NetlabError as e:
         return [f"cannot load the lab: {e}"]
     if st.get("phase") != "ready":
@@ -286,7 +287,7 @@ def test_zero_footprint_over_up_down_cycles():
         sc.name = lab
         inodes: set = set()
         try:
-            labmod.up(sc, SMALL)
+            lab_spec.up(sc, SMALL)
             inodes = footprint.lab_netns_inodes(lab)  # to find processes left in them after down
             if cycle in (0, CYCLES - 1) or cycle % 5 == 0:
                 # while up: only the lab's namespaces, state directory and processes exist
@@ -520,7 +521,7 @@ def test_dead_processes_are_reported_then_restarted(tmp_path):
                 time.sleep(0.05)
         rows = _pod_rows(lab)
         assert rows["client"][1:3] == ["0/1", "Error"], rows
-        cluster, _ = labmod.load_cluster(lab)
+        cluster, _ = lab_spec.load_cluster(lab)
         on_n2 = [p.name for p in cluster.pods if p.node == "n2" and p.builtin_ports]
         on_n1 = [p.name for p in cluster.pods if p.node == "n1" and p.builtin_ports]
         assert on_n2 and on_n1
@@ -553,7 +554,7 @@ def test_tampering_is_reported_then_repaired(tmp_path):
     try:
         assert cli("up", path, "--lab", lab).returncode == 0
         assert cli("probe", "--lab", lab).returncode == 0
-        cluster, _ = labmod.load_cluster(lab)
+        cluster, _ = lab_spec.load_cluster(lab)
         n1, n2 = cluster.node("n1"), cluster.node("n2")
         victim = next(p for p in cluster.pods if p.node == "n2" and p.builtin_ports)
         _assert_nodes_ready(lab)
@@ -956,7 +957,7 @@ def test_stale_namespace_placeholder_files_are_replaced(tmp_path):
         open(f"/run/netns/nl.{lab}.underlay", "w").close()
         r = cli("up", path, "--lab", lab)
         assert r.returncode == 0, r.stderr
-        cluster, _ = labmod.load_cluster(lab)
+        cluster, _ = lab_spec.load_cluster(lab)
         pod = cluster.pod("default", "client")
         labmod.procs.terminate([], labmod.procs.netns_members([nsfs.netns_path(pod.netns)]))
         nsfs.delete_ns_file(nsfs.netns_path(pod.netns))

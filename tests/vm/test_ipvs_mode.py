@@ -18,6 +18,7 @@ if os.environ.get("NETLAB_IN_VM") != "1":
     pytest.skip("runs inside the IPVS test VM only (tests/integration/test_vm.py starts it)", allow_module_level=True)
 
 from netlab.dataplane import lab as labmod  # noqa: E402
+from netlab import lab_spec  # noqa: E402
 from netlab.dataplane import nsfs  # noqa: E402
 from netlab.probe import plan  # noqa: E402
 from netlab.probe.engine import ProbeSpec, run_probes  # noqa: E402
@@ -79,7 +80,7 @@ def ipvs_lab():
     sc = load_text(text)
     sc.name = name
     try:
-        cluster = labmod.up(sc, text).cluster
+        cluster = lab_spec.up(sc, text).cluster
         yield name, text, cluster
     finally:
         labmod.down(name)
@@ -122,7 +123,7 @@ def test_get_nodes_reports_a_lost_virtual_server_until_up_repairs_it(ipvs_lab):
     assert found["n2"] == [] and any("IPVS virtual servers differ" in f for f in found["n1"]), found
     sc = load_text(text)
     sc.name = name
-    assert any("ipvs" in c for c in labmod.up(sc, text).changes)
+    assert any("ipvs" in c for c in lab_spec.up(sc, text).changes)
     assert labmod.node_problems(cluster, state.load(name)) == {"n1": [], "n2": []}
 
 
@@ -176,7 +177,7 @@ def test_switch_to_iptables_and_back_in_place(ipvs_lab):
     before = {p.key: nsfs.ns_inode(nsfs.netns_path(p.netns)) for p in cluster.pods}
     sc = load_text(text.replace("kubeProxyMode: ipvs", "kubeProxyMode: iptables"))
     sc.name = name
-    res = labmod.up(sc, text.replace("kubeProxyMode: ipvs", "kubeProxyMode: iptables"))
+    res = lab_spec.up(sc, text.replace("kubeProxyMode: ipvs", "kubeProxyMode: iptables"))
     assert any("removed the IPVS virtual servers" in c for c in res.changes), res.changes
     assert "kube-ipvs0" not in node_sh(cluster, "n1", "ip", "link")
     assert "KUBE-SVC-" in node_sh(cluster, "n1", "iptables-save")
@@ -185,6 +186,6 @@ def test_switch_to_iptables_and_back_in_place(ipvs_lab):
     assert all(x.outcome == "reachable" for x in r)
     sc = load_text(text)
     sc.name = name
-    res = labmod.up(sc, text)
+    res = lab_spec.up(sc, text)
     assert "kube-ipvs0" in node_sh(cluster, "n1", "ip", "link")
     assert all(x.outcome == "reachable" for x in http(res.cluster, "pod/client", svc_ip(res.cluster, "web"), 80, 3))

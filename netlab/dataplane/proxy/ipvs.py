@@ -8,7 +8,7 @@ import subprocess
 from ...errors import KernelError, UsageError
 from ...model.objects import Cluster
 from ...render import kubeproxy_ipvs as kipvs
-from .. import nsfs
+from .. import nsenter, nsfs
 from ..changes import Changes
 from .base import ProxyBackend
 
@@ -52,7 +52,7 @@ class IpvsProxy(ProxyBackend):
 
     def _run(self, netns: str, argv: list[str], stdin: str | None = None, check: bool = True) -> str:
         try:
-            r = subprocess.run(["nsenter", f"--net={nsfs.netns_path(netns)}", "--", *argv], input=stdin,
+            r = subprocess.run(nsenter.command(nsfs.netns_path(netns), argv), input=stdin,
                                capture_output=True, text=True, timeout=600)
         except OSError as e:
             raise KernelError(f"{argv[0]} in network namespace {netns}: {e.strerror}") from None

@@ -9,7 +9,7 @@ from typing import Any
 from ...errors import KernelError, UsageError
 from ...model.objects import Cluster
 from ...render import kubeproxy_nftables as knft
-from .. import layout, nsfs
+from .. import layout, nsenter, nsfs
 from ..changes import Changes
 from .base import ProxyBackend, gc_paused, per_node
 from .record import node_identity, read_record, unlink, write_record
@@ -38,7 +38,7 @@ class NftablesProxy(ProxyBackend):
 
     def _nft(self, netns: str, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(["nsenter", f"--net={nsfs.netns_path(netns)}", "--", "nft", *args], input=stdin,
+            return subprocess.run(nsenter.command(nsfs.netns_path(netns), ["nft", *args]), input=stdin,
                                   capture_output=True, text=True, timeout=600)
         except OSError as e:
             raise KernelError(f"nft in network namespace {netns}: {e.strerror}") from None
