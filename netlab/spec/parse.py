@@ -12,7 +12,7 @@ import yaml
 
 from ..errors import SpecError, SpecProblems
 from . import kinds
-from .fields import shown, type_name
+from .fields import Fields, shown, type_name
 from .kinds import Context, ObjectDoc
 from .limits import (BUILTIN_NAMESPACES, CLUSTER_API_VERSIONS, MAX_BYTES, MAX_CLUSTER_NODES, MAX_DEPTH,  # noqa: F401
                      MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PODS, MAX_PROBLEMS, MAX_STREAM_NODES)
@@ -282,6 +282,9 @@ def _objects(doc: Any, i: int) -> list[dict]:
     if doc.get("kind") != "List":
         return [doc]
     items = doc.get("items")
+    if items is None:  # absent: a misspelt `item:` is named as the unknown field it is
+        raise Fields(doc, f"List (document {i + 1})", "", [], "List").missing(
+            "items", "must be a list", "write items as '- item' lines")
     if not isinstance(items, list):
         raise SpecError(f"List (document {i + 1})", "items must be a list", "write items as '- item' lines")
     for item in items:

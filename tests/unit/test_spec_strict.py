@@ -354,3 +354,52 @@ def test_a_pod_saved_from_a_live_cluster_has_no_unknown_field():
         "metadata.generateName", "spec.containers[0].resources", "spec.containers[0].startupProbe",
         "spec.containers[0].volumeMounts", "spec.dnsPolicy", "spec.preemptionPolicy", "spec.securityContext",
         "spec.volumes"]
+
+
+# ---- a misspelt required field is an unknown field, not a missing one
+
+def _rename(mapping: dict, old: str, new: str) -> None:
+    mapping[new] = mapping.pop(old)
+
+
+def _typo_cases():
+    s = service("web")
+    _rename(s["spec"], "ports", "prots")
+    p = pod("p")
+    _rename(p["spec"], "containers", "containres")
+    port = pod("p", containers=[container("c", [{"containerPrt": 81}])])
+    meta = pod("p")
+    meta["metadata"] = {"nme": "p"}
+    lst = {"apiVersion": "v1", "kind": "List", "item": [pod("p")]}
+    env = pod("p", containers=[container("c", env=[{"nam": "A", "value": "1"}])])
+    sel = deployment("web", 1)
+    _rename(sel["spec"], "selector", "selectr")
+    tmpl = deployment("web", 1)
+    _rename(tmpl["spec"]["template"], "spec", "spc")
+    return [
+        (s, "Service default/web: unknown field spec.prots; did you mean ports?"),
+        (p, "Pod default/p: unknown field spec.containres; did you mean containers?"),
+        (port, "Pod default/p: unknown field spec.containers[0].ports[0].containerPrt; did you mean containerPort?"),
+        (meta, "Pod (document 2): unknown field metadata.nme; did you mean name?"),
+        (lst, "List (document 2): unknown field item; did you mean items?"),
+        (env, "Pod default/p: unknown field spec.containers[0].env[0].nam; did you mean name?"),
+        (sel, "Deployment default/web: unknown field spec.selectr; did you mean selector?"),
+        (tmpl, "Deployment default/web: unknown field spec.template.spc; did you mean spec?"),
+    ]
+
+
+@pytest.mark.parametrize("doc, message", _typo_cases(),
+                         ids=["service-ports", "pod-containers", "containerPort", "metadata-name", "list-items",
+                              "env-name", "deployment-selector", "template-spec"])
+def test_a_misspelt_required_field_is_an_unknown_field_with_a_suggestion(doc, message):
+    """kubectl's strict validation names the misspelt key; "spec.ports must list at least one port"
+    sent the user looking for a field that is there, spelt wrong."""
+    assert _problems(text(cluster(), doc)) == [message]
+
+
+def test_a_missing_required_field_with_no_near_key_is_still_missing():
+    s = service("web")
+    del s["spec"]["ports"]
+    s["spec"]["zzz"] = 1  # unknown, but nothing like "ports"
+    lines = _problems(text(cluster(), s))
+    assert lines[0] == "Service default/web: spec.ports must list at least one port; add '- port: 80'"

@@ -30,14 +30,14 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
     match = sel.strmap("matchLabels")
     if sel.list("matchExpressions"):
         raise sel.error("matchExpressions", "is not supported", "use matchLabels")
+    if not match:  # before sel.done(): a misspelt matchLabels is reported once, as the unknown field
+        raise sel.missing("matchLabels", "is required", "select the template's labels, e.g. app: web")
     sel.done()
     tmpl = spec.map("template")
     tmeta = tmpl.map("metadata")
     tlabels = tmeta.strmap("labels")
     tmeta.skip("annotations", "name", "creationTimestamp")
     tmeta.done()
-    if not match:
-        raise spec.error("selector.matchLabels", "is required", "select the template's labels, e.g. app: web")
     for k, v in match.items():
         if tlabels.get(k) != v:
             raise spec.error("selector.matchLabels", f"{k}={v} does not match spec.template.metadata.labels",

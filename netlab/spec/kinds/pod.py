@@ -43,7 +43,7 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     port_names: set[str] = set()
     cdocs = list(spec.maps("containers"))
     if not cdocs:
-        raise spec.error("containers", "must list at least one container",
+        raise spec.missing("containers", "must list at least one container",
                          "add '- name: app' (with no command netlab runs its built-in test server)")
     failed = False
     for c in cdocs:  # each container is checked, even after one is refused
