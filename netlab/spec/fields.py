@@ -99,6 +99,13 @@ class Fields:
         """Keys that are accepted and deliberately not used (they carry no dataplane meaning)."""
         self.seen.update(keys)
 
+    def ignore_unless(self, key: str, *defaults: Any) -> None:
+        """A field netlab does not emulate that changes nothing at its default value(s) (which manifests
+        saved from a live cluster carry): reported as ignored only when set to something else."""
+        value = self.raw(key)
+        if value is not None and not any(value == d and type(value) is type(d) for d in defaults):
+            self.ignored.append(f"{self.where}: {self.at(key)}")
+
     def done(self) -> None:
         """Record every key that was not read: a field of the object's type as ignored (reported to
         the user once), any other key as a problem (an unknown field, as kubectl's strict validation)."""

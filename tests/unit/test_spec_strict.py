@@ -7,7 +7,7 @@ import pytest
 from netlab.errors import SpecError
 from netlab.spec.parse import MAX_PROBLEMS, load_text
 
-from .scenarios import cluster, container, deployment, load, pod, service, text
+from .scenarios import cluster, cluster_of, container, deployment, load, pod, service, text
 
 KIND_CONFIG = """\
 kind: Cluster
@@ -403,3 +403,64 @@ def test_a_missing_required_field_with_no_near_key_is_still_missing():
     s["spec"]["zzz"] = 1  # unknown, but nothing like "ports"
     lines = _problems(text(cluster(), s))
     assert lines[0] == "Service default/web: spec.ports must list at least one port; add '- port: 80'"
+
+
+# ---- fields that change behaviour: emulated, or reported as ignored (never skipped in silence)
+
+@pytest.mark.parametrize("policy", ["Always", "OnFailure", "Never"])
+def test_restart_policy_is_read_into_the_model(policy):
+    p = pod("p", containers=[container("c", command=["true"])])
+    p["spec"]["restartPolicy"] = policy
+    c = cluster_of(cluster(), p)
+    assert c.pod("default", "p").restart_policy == policy
+    assert load(cluster(), p).ignored == []
+
+
+def test_restart_policy_is_validated_and_a_deployment_takes_only_always():
+    p = pod("p")
+    p["spec"]["restartPolicy"] = "Sometimes"
+    assert _problems(text(cluster(), p)) == [
+        "Pod default/p: spec.restartPolicy 'Sometimes' is not supported; use one of: Always, OnFailure, Never"]
+    d = deployment("web", 1)
+    d["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    (line,) = _problems(text(cluster(), d))
+    assert line.startswith("Deployment default/web: spec.template.spec.restartPolicy 'Never' is not supported "
+                           "by a Deployment; use Always")
+    assert [p.restart_policy for p in cluster_of(cluster(), deployment("web", 2)).pods] == ["Always", "Always"]
+
+
+def test_host_port_and_other_behaviour_changing_fields_are_reported_as_ignored():
+    c = container("c", [{"containerPort": 80, "hostPort": 8080, "hostIP": "0.0.0.0"}])
+    p = pod("p", containers=[c])
+    p["spec"]["schedulerName"] = "my-scheduler"
+    d = deployment("web", 1)
+    d["spec"]["paused"] = True
+    d["spec"]["minReadySeconds"] = 5
+    s = service("web", type="LoadBalancer", allocateLoadBalancerNodePorts=False,
+                loadBalancerSourceRanges=["10.0.0.0/8"])
+    assert sorted(load(cluster(), p, d, s).ignored) == sorted([
+        "Pod default/p: spec.containers[0].ports[0].hostPort", "Pod default/p: spec.containers[0].ports[0].hostIP",
+        "Pod default/p: spec.schedulerName", "Deployment default/web: spec.paused",
+        "Deployment default/web: spec.minReadySeconds", "Service default/web: spec.allocateLoadBalancerNodePorts",
+        "Service default/web: spec.loadBalancerSourceRanges"])
+    # at their defaults (as a manifest saved from a live cluster has them) they change nothing: no word
+    p["spec"]["schedulerName"] = "default-scheduler"
+    d["spec"].update(paused=False, minReadySeconds=0)
+    s["spec"].update(allocateLoadBalancerNodePorts=True, loadBalancerSourceRanges=[])
+    p["spec"]["containers"][0]["ports"][0] = {"containerPort": 80}
+    assert load(cluster(), p, d, s).ignored == ["Service default/web: spec.loadBalancerSourceRanges"]
+
+
+def test_publish_not_ready_addresses_makes_pods_that_are_not_ready_endpoints():
+    from netlab.model.build import refresh_endpoints
+    c = cluster_of(cluster(), deployment("web", 2),
+                   service("web", [{"port": 80, "targetPort": 8080}]),
+                   service("all", [{"port": 80, "targetPort": 8080}], selector={"app": "web"},
+                           publishNotReadyAddresses=True))
+    for p in c.pods:
+        p.ready = False
+    refresh_endpoints(c)
+    by = {s.name: s.endpoints[""] for s in c.services}
+    assert by["web"] == []
+    assert sorted(str(e.ip) for e in by["all"]) == sorted(str(p.ip) for p in c.pods)
+    assert all(e.ready for e in by["all"])

@@ -44,9 +44,15 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
                              "the selector must match the template's labels")
     template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
     tmpl.done()
-    spec.skip("strategy", "revisionHistoryLimit", "progressDeadlineSeconds", "minReadySeconds", "paused")
+    # a paused Deployment is not rolled out, minReadySeconds delays availability: not emulated
+    spec.ignore_unless("paused", False)
+    spec.ignore_unless("minReadySeconds", 0)
+    spec.skip("strategy", "revisionHistoryLimit", "progressDeadlineSeconds")
     spec.done()
     if template is None:
         raise Reported()
+    if template.restart_policy != "Always":  # as the API server says
+        raise spec.error("template.spec.restartPolicy", f"'{template.restart_policy}' is not supported by a "
+                         "Deployment", "use Always (or leave it out), or a Pod for a container that should end")
     return DeploymentSpec(namespace, name, replicas, match, template)
 

@@ -40,8 +40,11 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
                              "pick another address")
     if cluster_ip == "":
         cluster_ip = None
-    spec.skip("clusterIPs", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses", "allocateLoadBalancerNodePorts",
-              "loadBalancerClass", "loadBalancerSourceRanges", "healthCheckNodePort")
+    publish_not_ready = spec.bool("publishNotReadyAddresses")
+    # allocateLoadBalancerNodePorts: false would leave a LoadBalancer without node ports: not emulated
+    spec.ignore_unless("allocateLoadBalancerNodePorts", True)
+    # loadBalancerSourceRanges (kube-proxy would drop other sources): not skipped, so reported as ignored
+    spec.skip("clusterIPs", "ipFamilies", "ipFamilyPolicy", "loadBalancerClass", "healthCheckNodePort")
     ports: list[ServicePortSpec] = []
     pdocs = list(spec.maps("ports"))
     if stype != "ExternalName" and not pdocs and cluster_ip != "None":
@@ -78,7 +81,7 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
     if failed:
         raise Reported()
     return ServiceSpec(namespace, name, stype, selector, ports, cluster_ip, ext_ips, lb_ip, affinity, timeout,
-                       etp, itp, ext_name, labels)
+                       etp, itp, ext_name, labels, publish_not_ready)
 
 
 def _parse_port(p: Fields, ports: list[ServicePortSpec], count: int, stype: str, lo: int, hi: int) -> ServicePortSpec:
