@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import proxymodes
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from .common import load_scenario, scenario_paths, warn_ignored
 
 
@@ -56,7 +56,9 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
               help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
                    "may be given several times, as with kubectl apply -f.")
 def validate(scenario: str | None, files: tuple[str, ...]) -> None:
-    """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed)."""
+    """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed): what `up`
+    would refuse is refused here with the same message, including a kube-proxy mode this kernel cannot
+    run."""
     from ..model.build import build
     from ..model.preflight import check_commands, check_host_commands
     sc, _ = load_scenario(scenario_paths(scenario, files), None)
@@ -64,5 +66,9 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     c = build(sc)
     check_commands(c)  # what `up` refuses before touching the kernel, with the same messages
     check_host_commands(c)
+    from ..dataplane import proxy  # the proxy mode's kernel features, read without root, as `up` checks them
+    problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c)
+    if problem:
+        raise UsageError(problem)
     click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {len(c.pods)} pods, "
                f"{len(c.services)} services")
