@@ -149,13 +149,16 @@ def test_validate_refuses_a_proxy_mode_the_kernel_cannot_run_as_up_does():
     ("{name: c, args: [serve-hostname]}", "container c has args but no command"),
     ("{name: c, args: [--port, '80']}", "spec.containers[0].args has no command to pass '--port' to"),
 ], ids=["command", "args", "flag-args"])
-def test_validate_refuses_what_up_refuses_with_the_same_message(tmp_path, container, expected):
+def test_validate_and_render_refuse_what_up_refuses_with_the_same_message(tmp_path, container, expected):
     path = tmp_path / "cmd.yaml"
     path.write_text(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: [{container}]}}\n")
     v = netlab_cli("validate", str(path))
     u = netlab_cli("up", str(path), "--lab", "t-badinput")
-    assert v.returncode == u.returncode == 2, (v, u)
-    assert v.stderr == u.stderr and v.stderr.startswith("error: Pod default/p: ") and expected in v.stderr, (v, u)
+    rd = netlab_cli("render", str(path))  # a dry run of up refuses what up refuses
+    assert v.returncode == u.returncode == rd.returncode == 2, (v, u, rd)
+    assert v.stderr == u.stderr == rd.stderr and v.stderr.startswith("error: Pod default/p: ") \
+        and expected in v.stderr, (v, u, rd)
+    assert rd.stdout == ""
     assert len(v.stderr.splitlines()) == 1
     assert _namespaces("t-badinput") == [] and not os.path.exists("/run/netlab/t-badinput")
 

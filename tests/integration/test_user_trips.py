@@ -9,7 +9,7 @@ import time
 
 from netlab.dataplane import procs, state
 
-from .conftest import netlab_cli
+from .conftest import netlab_cli, nobody_uid
 
 ECO = """
 apiVersion: netlab.dev/v1alpha1
@@ -417,3 +417,26 @@ def test_restart_policy_and_publish_not_ready_addresses(lab):
     assert r.stdout == "200", (r.stdout, r.stderr)
     r = ask("strict")  # the same pod, not published while it is not ready: refused
     assert r.returncode != 0 and r.stdout == "000", (r.stdout, r.stderr)
+
+
+def test_render_without_a_file_renders_the_lab_from_its_own_scenario(lab, tmp_path):
+    """`render --lab L --node N` with no file rendered the built-in demo (and refused N, a node of L);
+    it must render what `up` programs into L: its own scenario, with its own addresses."""
+    eco = _write(tmp_path, "eco.yaml", ECO + "---\napiVersion: v1\nkind: Service\nmetadata: {name: shop}\n"
+                 "spec: {selector: {app: shop}, ports: [{port: 80, targetPort: 8080}]}\n")
+    r = netlab_cli("up", eco, "--lab", lab.name)
+    assert r.returncode == 0, r.stderr
+    r = netlab_cli("render", "--lab", lab.name, "--node", "eco-a")
+    assert r.returncode == 0, r.stderr
+    st = state.load(lab.name)
+    cip = st["services"]["default/shop"]["clusterIP"]
+    shop_ips = [p["ip"] for k, p in st["pods"].items() if k.startswith("default/shop-")]
+    assert f"-d {cip}/32" in r.stdout, r.stdout
+    for ip in shop_ips:
+        assert f"--to-destination {ip}:8080" in r.stdout, r.stdout
+    # the same as rendering the file for that lab
+    assert r.stdout == netlab_cli("render", eco, "--lab", lab.name, "--node", "eco-a", check=True).stdout
+    # without root the state cannot be read: say so, and how
+    r = netlab_cli("render", "--lab", lab.name, "--node", "eco-a", user=nobody_uid())
+    assert r.returncode == 2 and r.stdout == "", r
+    assert f"only root can read: run sudo netlab render --lab {lab.name}" in r.stderr, r.stderr
