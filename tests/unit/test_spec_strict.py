@@ -464,3 +464,48 @@ def test_publish_not_ready_addresses_makes_pods_that_are_not_ready_endpoints():
     assert by["web"] == []
     assert sorted(str(e.ip) for e in by["all"]) == sorted(str(p.ip) for p in c.pods)
     assert all(e.ready for e in by["all"])
+
+
+# ---- several inputs: a problem names the file its document came from
+
+def test_with_several_inputs_problems_name_the_file_and_number_documents_within_it(tmp_path):
+    from netlab.spec.sources import load_inputs
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "a.yaml").write_text(text(cluster()))
+    bad = pod("x", containers=[container("c", [{"containerPort": 70000}])])
+    nameless = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "c"}]}}
+    (d / "b.yaml").write_text(text(pod("ok"), bad, nameless))
+    (d / "c.yaml").write_text(text(cluster("two")))
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(d)])
+    lines = str(e.value).splitlines()
+    b, c = d / "b.yaml", d / "c.yaml"
+    assert lines == [
+        f"{c}: Cluster (document 1): is a second Cluster document; a scenario has exactly one Cluster document",
+        f"{b}: Pod default/x: spec.containers[0].ports[0].containerPort 70000 is out of range 1-65535; "
+        "use a number from 1 to 65535",
+        f"{b}: Pod (document 3): metadata.name is required; set metadata.name"], lines
+    # a duplicate key, and an object defined twice, name their files too
+    (d / "c.yaml").write_text("apiVersion: v1\nkind: Pod\nkind: Pod\nmetadata: {name: y}\n")
+    (d / "b.yaml").write_text(text(pod("ok"), pod("ok")))
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(d)])
+    assert str(e.value).splitlines() == [
+        f"{c}: Pod default/y: duplicate key kind at line 3 (first at line 2); remove one of them "
+        "(or separate documents with ---)",
+        f"{b}: Pod default/ok: is defined twice (also {b}: Pod default/ok); give each object its own name"]
+    # one input: as before, no file name in front
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(b)])
+    assert str(e.value) == "Pod default/ok: is defined twice (also Pod default/ok); give each object its own name"
+
+
+def test_with_several_inputs_a_reference_problem_names_the_file(tmp_path):
+    from netlab.spec.sources import load_inputs
+    (tmp_path / "a.yaml").write_text(text(cluster()))
+    (tmp_path / "b.yaml").write_text(text(pod("p", namespace="nowhere")))
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")])
+    assert str(e.value) == (f"{tmp_path / 'b.yaml'}: Pod nowhere/p: metadata.namespace 'nowhere' does not exist; "
+                            "add a Namespace document named nowhere")
