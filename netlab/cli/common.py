@@ -33,6 +33,37 @@ def load_scenario(paths: str | list[str] | None, lab: str | None):
     return scenario, text
 
 
+def scenario_or_stored(paths: list[str], lab: str | None, command: str):
+    """The scenario `up` and `render` work on: that of the inputs; with none, the one lab `lab`
+    (default: the built-in default lab's name) was last built from, when that lab exists; else the
+    built-in default lab. Returns (scenario, its text, the proxy mode the lab was built with or None,
+    whether it is the stored one)."""
+    import os
+
+    from ..errors import UsageError
+    if paths:
+        return (*load_scenario(paths, lab), None, False)
+    from ..dataplane import lab as labmod
+    name = lab or load_scenario(None, None)[0].name
+    if name not in labmod.labs():
+        return (*load_scenario(None, lab), None, False)
+    stored = labmod.stored_scenario(name)
+    sudo = "sudo " if command == "up" else ""
+    if stored is None and os.geteuid() != 0:
+        raise UsageError(f"lab {name} exists, and the scenario it was built from is in its state, which only root "
+                         f"can read: run sudo netlab {command} --lab {name} (or give the file: "
+                         f"{sudo}netlab {command} -f SCENARIO --lab {name})")
+    if stored is None:
+        raise UsageError(f"lab {name} exists but its state does not record the scenario it was built "
+                         f"from; give it: {sudo}netlab {command} -f SCENARIO --lab {name} (or remove the lab: "
+                         f"sudo netlab down {name})")
+    from ..spec.parse import load_text
+    text, source, mode = stored
+    sc = load_text(text, source)
+    sc.name = name
+    return sc, text, mode, True
+
+
 class Progress:
     """One updating line on a terminal (stderr); silent elsewhere."""
 

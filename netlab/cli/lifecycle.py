@@ -8,7 +8,7 @@ import click
 
 from .. import proxymodes
 from ..errors import NetlabError, SpecError, UsageError
-from .common import Progress, load_scenario, scenario_paths, warn_ignored
+from .common import Progress, scenario_or_stored, scenario_paths, warn_ignored
 from .probe import _probe_and_report
 
 
@@ -37,24 +37,8 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
     from ..dataplane.host import require_root
     require_root("build a lab")  # before anything else, even reading the scenario
     paths = scenario_paths(scenario, files)
-    stored = None
-    if not paths:
-        from ..dataplane import lab as labmod
-        name = lab or load_scenario(None, None)[0].name
-        if name in labmod.labs():
-            stored = labmod.stored_scenario(name)
-            if stored is None:
-                raise UsageError(f"lab {name} exists but its state does not record the scenario it was built "
-                                 f"from; give it: sudo netlab up -f SCENARIO --lab {name} (or remove the lab: "
-                                 f"sudo netlab down {name})")
-    if stored is not None:
-        from ..spec.parse import load_text
-        text, source, stored_mode = stored
-        sc = load_text(text, source)
-        sc.name = name
-        proxy_mode = proxy_mode or stored_mode
-    else:
-        sc, text = load_scenario(paths, lab)
+    sc, text, stored_mode, _ = scenario_or_stored(paths, lab, "up")
+    proxy_mode = proxy_mode or stored_mode
     from .. import lab_spec  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
     progress = Progress()

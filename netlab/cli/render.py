@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from .. import proxymodes
-from ..errors import SpecError
-from .common import load_scenario, scenario_paths, warn_ignored
+from ..errors import SpecError, UsageError
+from .common import load_scenario, scenario_or_stored, scenario_paths, warn_ignored
 
 
 @click.command()
@@ -22,15 +22,24 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
            proxy_mode: str | None) -> None:
     """Print what `up` would program into a node, without root and without changing anything:
     the iptables-restore payload, plus the nft script (nftables mode) or the IPVS state (ipvs mode);
-    or the fabric (--fabric)."""
+    or the fabric (--fabric). Without SCENARIO or -f, a lab that exists (--lab NAME) is rendered from
+    the scenario it was built from (its state is readable by root only), else the built-in demo.
+    A scenario `validate` refuses (a container command not installed here...) is refused the same way."""
     from ..model.build import build
+    from ..model.preflight import check_commands, check_host_commands
     from ..render import fabric as fab
     from ..render.iptables import node_rules, to_restore
-    sc, _ = load_scenario(scenario_paths(scenario, files), lab)
+    sc, _, stored_mode, stored = scenario_or_stored(scenario_paths(scenario, files), lab, "render")
     warn_ignored(sc)
-    if proxy_mode:
-        sc.networking.proxy_mode = proxy_mode
-    cluster = build(sc)
+    if proxy_mode or stored_mode:
+        sc.networking.proxy_mode = proxy_mode or stored_mode
+    prev = None
+    if stored:  # the lab's own addresses, as `up` keeps them
+        from ..dataplane import state
+        prev = state.load(sc.name)
+    cluster = build(sc, prev)
+    check_commands(cluster)  # a dry run of `up`: what it refuses, with the same messages
+    check_host_commands(cluster)
     nodes = cluster.nodes
     if node_name:
         try:
@@ -56,7 +65,9 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
               help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
                    "may be given several times, as with kubectl apply -f.")
 def validate(scenario: str | None, files: tuple[str, ...]) -> None:
-    """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed)."""
+    """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed): what `up`
+    would refuse is refused here with the same message, including a kube-proxy mode this kernel cannot
+    run."""
     from ..model.build import build
     from ..model.preflight import check_commands, check_host_commands
     sc, _ = load_scenario(scenario_paths(scenario, files), None)
@@ -64,5 +75,9 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     c = build(sc)
     check_commands(c)  # what `up` refuses before touching the kernel, with the same messages
     check_host_commands(c)
+    from ..dataplane import proxy  # the proxy mode's kernel features, read without root, as `up` checks them
+    problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c)
+    if problem:
+        raise UsageError(problem)
     click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {len(c.pods)} pods, "
                f"{len(c.services)} services")

@@ -15,7 +15,11 @@ qdisc is created in a throwaway network namespace (`unshare --net`, in a subproc
 with it. The host's root namespace and its loaded modules are never touched.
 
 `missing_for_ipvs()` turns the answers into the messages a user needs: what is missing and how to get
-it (a stock distribution kernel, e.g. in the VM of scripts/vm-run).
+it (a stock distribution kernel, e.g. in the VM of scripts/vm-run); `ipvs_refusal()` is the one line
+`up` and `validate` refuse the IPVS mode with (the way to get it said once).
+
+Reading needs no root: /proc, /sys/module, /boot and /lib/modules are world-readable. Only the last
+resort (trying in a throwaway namespace) needs root; without it the answer stays "cannot tell".
 """
 from __future__ import annotations
 
@@ -213,26 +217,40 @@ def has_ipip(k: Kernel | None = None) -> bool:
     return _usable(IPIP, k)
 
 
-def _message(f: Feature, state: str, why: str) -> str:
+def _problem(f: Feature, state: str, why: str) -> str:
     if state == UNKNOWN:
         return (f"cannot tell whether the kernel ({os.uname().release}) has {f.name} ({f.module} module, "
-                f"{why}): it shows no build configuration and no modules directory; {KERNEL_HINT}, {VM_HINT}")
-    return f"the kernel has no {f.name} ({f.module} module, {why}): {KERNEL_HINT}, {VM_HINT}"
+                f"{why}): it shows no build configuration and no modules directory")
+    return f"the kernel has no {f.name} ({f.module} module, {why})"
 
 
-def missing_for_ipvs(k: Kernel | None = None) -> list[str]:
-    """What the IPVS proxy mode needs and this kernel lacks, one message each; [] if nothing."""
-    k = k or running_kernel()
+def _ipvs_problems(k: Kernel) -> list[str]:
     problems = []
     s = k.state(IPVS)
     if s not in USABLE:
-        problems.append(_message(IPVS, s, "where the IPVS proxy mode programs the Services"))
+        problems.append(_problem(IPVS, s, "where the IPVS proxy mode programs the Services"))
     elif (rr := k.state(IPVS_RR)) not in USABLE:
-        problems.append(_message(IPVS_RR, rr, "the IPVS proxy mode's default scheduler"))
+        problems.append(_problem(IPVS_RR, rr, "the IPVS proxy mode's default scheduler"))
     s = k.state(DUMMY)
     if s not in USABLE:
-        problems.append(_message(DUMMY, s, "for kube-ipvs0, the device that holds the Service IPs"))
+        problems.append(_problem(DUMMY, s, "for kube-ipvs0, the device that holds the Service IPs"))
     return problems
+
+
+def missing_for_ipvs(k: Kernel | None = None) -> list[str]:
+    """What the IPVS proxy mode needs and this kernel lacks, one message each with how to get it; [] if
+    nothing."""
+    return [f"{p}: {KERNEL_HINT}, {VM_HINT}" for p in _ipvs_problems(k or running_kernel())]
+
+
+def ipvs_refusal(k: Kernel | None = None) -> str | None:
+    """The one line that refuses the IPVS mode on this kernel (None: it has what the mode needs):
+    every missing feature, then how to get them, once."""
+    problems = _ipvs_problems(k or running_kernel())
+    if not problems:
+        return None
+    return (f"kube-proxy mode ipvs cannot run on this kernel: {'; '.join(problems)}; {KERNEL_HINT}, {VM_HINT} "
+            "(netlab does not fall back to another mode)")
 
 
 def report(k: Kernel | None = None) -> dict[str, str]:

@@ -142,17 +142,22 @@ class ContainerAction:
 
 
 def plan_containers(cluster: Cluster, recorded: dict[tuple[str, str], bool], fresh: set[str],
-                    strays: dict[tuple[str, str], list[int]]) -> list[ContainerAction]:
+                    strays: dict[tuple[str, str], list[int]],
+                    exits: dict[tuple[str, str], int | None] | None = None) -> list[ContainerAction]:
     """For every container with a command: `recorded` maps (pod key, container) to whether its recorded
     process is alive (absent: no record); `strays` to the PIDs (oldest first) of unrecorded processes
-    with its owner tag; `fresh`: pods made by this run. A dead container is restarted (a restart
-    unless its pod is new); an unrecorded one started by an interrupted `up` is adopted (the oldest),
-    the others ended."""
+    with its owner tag; `exits` to the exit status of a recorded process that ended (None: unknown);
+    `fresh`: pods made by this run. A dead container is restarted (a restart unless its pod is new) as
+    its pod's restartPolicy says: Always, OnFailure after a non-zero (or unknown) exit status, Never not
+    at all (it is kept ended); an unrecorded one started by an interrupted `up` is adopted (the
+    oldest), the others ended."""
     out = []
+    exits = exits or {}
     for pod in cluster.pods:
         for cname, _ in pod.commands:
             k = (pod.key, cname)
-            if recorded.get(k):
+            if recorded.get(k) or (k in recorded and pod.key not in fresh
+                                   and not restarts(pod.restart_policy, exits.get(k))):
                 out.append(ContainerAction(pod.key, cname, "keep"))
                 continue
             restart = k in recorded and pod.key not in fresh
@@ -162,6 +167,15 @@ def plan_containers(cluster: Cluster, recorded: dict[tuple[str, str], bool], fre
             else:
                 out.append(ContainerAction(pod.key, cname, "start", restart))
     return out
+
+
+def restarts(policy: str, exit_status: int | None) -> bool:
+    """Whether the kubelet restarts a container that ended with `exit_status` under `policy`."""
+    if policy == "Never":
+        return False
+    if policy == "OnFailure":
+        return exit_status != 0
+    return True
 
 
 # ------------------------------------------------------------------ readiness

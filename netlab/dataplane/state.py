@@ -97,3 +97,5 @@ def labs_on_disk() -> list[str]:
         return sorted(d for d in os.listdir(RUN_DIR) if LAB_NAME.match(d) and os.path.isdir(os.path.join(RUN_DIR, d)))
     except FileNotFoundError:
         return []
+    except PermissionError:  # not root: only the labs' namespaces tell (netlab render, validate)
+        return []

@@ -178,8 +178,9 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
                 recorded[(pod.key, cname)] = container_alive(lab, pod, cname, recs[cname])
     found = {(p.key, c): strays[container_owner(lab, p, c)] for p in cluster.pods for c, _ in p.commands
              if container_owner(lab, p, c) in strays}
+    exits = {k: procs.exit_status(exit_path(lab, pods[k[0]], k[1])) for k, alive in recorded.items() if not alive}
     started = []
-    for act in plan.plan_containers(cluster, recorded, fresh, found):
+    for act in plan.plan_containers(cluster, recorded, fresh, found, exits):
         if act.action == "keep":
             continue
         pod = pods[act.pod]

@@ -59,7 +59,7 @@ def expand(scenario: Scenario) -> list[PodSpec]:
             labels = dict(d.template.labels)
             labels["pod-template-hash"] = h
             tmpl = PodTemplate(labels, d.template.node_name, d.template.node_selector, d.template.containers,
-                               d.template.tolerate_control_plane)
+                               d.template.tolerate_control_plane, d.template.restart_policy)
             pods.append(PodSpec(d.namespace, name, tmpl, owner=f"Deployment/{d.name}"))
     return pods
 
@@ -207,7 +207,8 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster
         uid = uids.get(key) or secrets.token_hex(8)
         ready = (prev_pods.get(key) or {}).get("ready") is not False  # as `up` last observed it
         pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
-                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name), ready))
+                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name), ready,
+                        ps.template.restart_policy))
 
     services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]
@@ -321,7 +322,8 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
 
 def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
     """Kubernetes' endpoints controller: ready pods selected by the service, per service port (a pod that
-    is not ready is not an endpoint)."""
+    is not ready is not an endpoint, unless the Service sets publishNotReadyAddresses: then every
+    selected pod is, as ready, the way the controller publishes it)."""
     s = svc.spec
     result: dict[str, list[Endpoint]] = {}
     if s.selector is None or s.type == "ExternalName":
@@ -339,7 +341,7 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
                     continue
             else:
                 num = port.target_port
-            if p.ready:
+            if p.ready or s.publish_not_ready:
                 eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
         eps.sort(key=lambda e: (int(e.ip), e.port))
         result[port.name or ""] = eps

@@ -59,6 +59,7 @@ class Pod:
     netns: str
     ready: bool = True       # as last observed by `up` (every container running and listening): only
                              # ready pods are endpoints
+    restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
 
     @property
     def key(self) -> str:

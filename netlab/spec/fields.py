@@ -5,6 +5,9 @@ A `Fields` wraps one mapping of a document. Every getter names the path it read,
 Keys that the code never asked for are collected as "ignored" so the user hears once that netlab
 does not emulate them, instead of having them silently dropped; keys that the object's type does not
 have at all (netlab/spec/known.py) are problems: "unknown field spec.replica; did you mean replicas?".
+A required field that is absent while the mapping has an unknown key close to it (`prots:` for
+`ports:`) is reported as that unknown key, as kubectl's strict field validation does, not as missing:
+`missing()` is the one place every "is required" / "must list at least one" error is made.
 Values must have the type Kubernetes gives the field (a string is not an integer, nor the reverse), as
 kubectl refuses them.
 """
@@ -41,7 +44,7 @@ class Fields:
     (unknown fields) are appended to `problems`."""
 
     def __init__(self, data: Any, where: str, path: str, ignored: list[str], schema: str | None = None,
-                 problems: list[SpecError] | None = None):
+                 problems: list[SpecError] | None = None, origin: "tuple[Fields, str] | None" = None):
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -51,6 +54,7 @@ class Fields:
         self.schema = schema
         self.problems = problems if problems is not None else []
         self.seen: set[str] = set()
+        self.origin = origin  # (parent, key) of a mapping made up for an absent key: its typo is the parent's
 
     # ---- paths and errors ----
     def at(self, key: str) -> str:
@@ -59,6 +63,29 @@ class Fields:
     def error(self, key: str | None, problem: str, fix: str | None = None) -> SpecError:
         path = self.at(key) if key else (self.path or "document")
         return SpecError(self.where, f"{path} {problem}", fix)
+
+    def missing(self, key: str, problem: str = "is required", fix: str | None = None) -> SpecError:
+        """The error for a required `key` that is absent. When this mapping has an unknown key close to
+        it, that key is the problem (kubectl: "unknown field spec.prots"); the same is asked of the
+        parent when this mapping itself stands for an absent key (`spc:` for a template's `spec:`)."""
+        fields: Fields | None = self
+        wanted = key
+        while fields is not None:
+            typo = fields._typo_of(wanted)
+            if typo is not None:
+                fields.seen.add(typo)  # reported here: done() does not report it again
+                return SpecError(fields.where, f"unknown field {fields.at(shown(typo)[1:-1])}", f"did you mean {wanted}?")
+            fields, wanted = fields.origin if fields.origin is not None else (None, "")
+        return self.error(key, problem, fix if fix is not None else f"set {self.at(key)}")
+
+    def _typo_of(self, key: str) -> str | None:
+        """The unknown key of this mapping most like `key`, if one is close (difflib's 0.6 ratio)."""
+        known = KNOWN.get(self.schema) if self.schema else None
+        if known is None:
+            return None
+        unknown = [k for k in self.data if isinstance(k, str) and k not in known and k not in self.seen]
+        near = difflib.get_close_matches(key, unknown, n=1, cutoff=0.6)
+        return near[0] if near else None
 
     def has(self, key: str) -> bool:
         return key in self.data and self.data[key] is not None
@@ -71,6 +98,13 @@ class Fields:
     def skip(self, *keys: str) -> None:
         """Keys that are accepted and deliberately not used (they carry no dataplane meaning)."""
         self.seen.update(keys)
+
+    def ignore_unless(self, key: str, *defaults: Any) -> None:
+        """A field netlab does not emulate that changes nothing at its default value(s) (which manifests
+        saved from a live cluster carry): reported as ignored only when set to something else."""
+        value = self.raw(key)
+        if value is not None and not any(value == d and type(value) is type(d) for d in defaults):
+            self.ignored.append(f"{self.where}: {self.at(key)}")
 
     def done(self) -> None:
         """Record every key that was not read: a field of the object's type as ignored (reported to
@@ -97,7 +131,7 @@ class Fields:
         value = self.raw(key)
         if value is None:
             if required:
-                raise self.error(key, "is required", f"set {self.at(key)}")
+                raise self.missing(key)
             return default
         if not isinstance(value, str):
             raise self.error(key, f"must be a string, not {type_name(value)}", quote_fix(value))
@@ -108,7 +142,7 @@ class Fields:
         value = self.raw(key)
         if value is None:
             if required:
-                raise self.error(key, "is required", f"set {self.at(key)}")
+                raise self.missing(key)
             return default
         if isinstance(value, bool) or not isinstance(value, int):
             # kubectl refuses a quoted number ("80") where an integer is expected: so does netlab
@@ -140,7 +174,9 @@ class Fields:
         return value
 
     def map(self, key: str) -> "Fields":
-        return Fields(self.raw(key, {}), self.where, self.at(key), self.ignored, self.child(key), self.problems)
+        origin = None if self.has(key) else (self, key)
+        return Fields(self.raw(key, {}), self.where, self.at(key), self.ignored, self.child(key), self.problems,
+                      origin)
 
     def list(self, key: str) -> list[Any]:
         value = self.raw(key, [])

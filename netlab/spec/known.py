@@ -28,6 +28,7 @@ KNOWN: dict[str, dict[str, str | None]] = {
     "Deployment": _fields(OBJECT, metadata="ObjectMeta", spec="DeploymentSpec"),
     "Service": _fields(OBJECT, metadata="ObjectMeta", spec="ServiceSpec"),
     "Namespace": _fields(OBJECT + " spec", metadata="ObjectMeta"),
+    "List": _fields("apiVersion kind metadata items"),  # only `items` is read (a misspelt one is named)
     "ObjectMeta": _fields(
         "name generateName namespace selfLink uid resourceVersion generation creationTimestamp deletionTimestamp "
         "deletionGracePeriodSeconds labels annotations ownerReferences finalizers managedFields "

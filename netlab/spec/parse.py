@@ -12,7 +12,7 @@ import yaml
 
 from ..errors import SpecError, SpecProblems
 from . import kinds
-from .fields import shown, type_name
+from .fields import Fields, shown, type_name
 from .kinds import Context, ObjectDoc
 from .limits import (BUILTIN_NAMESPACES, CLUSTER_API_VERSIONS, MAX_BYTES, MAX_CLUSTER_NODES, MAX_DEPTH,  # noqa: F401
                      MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PODS, MAX_PROBLEMS, MAX_STREAM_NODES)
@@ -49,17 +49,27 @@ def load_texts(inputs: list[tuple[str, str]], source: str | None = None) -> Scen
         raise SpecError(source or inputs[0][1], f"is more than {MAX_BYTES} bytes", "split it")
     docs: list[Any] = []
     dups: dict[int, list[SpecError]] = {}
+    # with several inputs, errors name the file of a document and number documents within it
+    origins: list[tuple[str, int]] | None = [] if len(inputs) > 1 else None
     for text, src in inputs:
         found, duplicates = _yaml_documents(text, src)
+        if origins is not None:
+            origins.extend((src, j) for j in range(len(found)))
         for i, items in duplicates.items():
-            where = _describe(found[i], len(docs) + i) if isinstance(found[i], dict) else f"document {len(docs) + i + 1}"
-            dups[len(docs) + i] = [SpecError(where, f"duplicate key {path} at line {line}"
-                                             + (f" of {src}" if len(inputs) > 1 else "")
-                                             + f" (first at line {first})",
+            where = _where(found[i], len(docs) + i, origins)
+            dups[len(docs) + i] = [SpecError(where, f"duplicate key {path} at line {line} (first at line {first})",
                                              "remove one of them (or separate documents with ---)")
                                    for path, line, first in items]
         docs.extend(found)
-    return parse_documents(docs, source or inputs[0][1], dups)
+    return parse_documents(docs, source or inputs[0][1], dups, origins)
+
+
+def _where(doc: Any, i: int, origins: list[tuple[str, int]] | None) -> str:
+    """How errors name document `i` (of all inputs): `_describe`, after its file when there are several."""
+    if origins is None:
+        return _describe(doc, i) if isinstance(doc, dict) else f"document {i + 1}"
+    src, j = origins[i]
+    return f"{src}: " + (_describe(doc, j) if isinstance(doc, dict) else f"document {j + 1}")
 
 
 def _duplicate_keys(root: Any) -> list[tuple[str, int, int]]:
@@ -227,9 +237,11 @@ def _describe(doc: dict, index: int) -> str:
 
 
 def parse_documents(docs: list[Any], source: str = "<scenario>",
-                    duplicates: dict[int, list[SpecError]] | None = None) -> Scenario:
+                    duplicates: dict[int, list[SpecError]] | None = None,
+                    origins: list[tuple[str, int]] | None = None) -> Scenario:
     """The scenario of a list of documents. Every problem found is reported (one line each, up to
-    MAX_PROBLEMS): each document is checked even when one before it is refused."""
+    MAX_PROBLEMS): each document is checked even when one before it is refused. `origins`: the
+    (file, index in it) of each document when they come from several inputs (errors name the file)."""
     duplicates = duplicates or {}
     ctx = Context(ignored=[])
     flat: list[tuple[int, dict]] = []
@@ -238,7 +250,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
             ctx.problems.extend(duplicates[i])
             continue
         try:
-            flat.extend((i, item) for item in _objects(doc, i))
+            flat.extend((i, item) for item in _objects(doc, i, origins))
         except SpecError as e:
             ctx.problems.append(e)
     if not flat and not ctx.problems:
@@ -248,11 +260,11 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
     cluster_parser = next(k for k in kinds.registered() if k.cluster)
     clusters = [(i, d) for i, d in flat if d.get("kind") == cluster_parser.kind]
     for i, d in clusters[1:]:
-        ctx.problems.append(SpecError(_describe(d, i), "is a second Cluster document",
+        ctx.problems.append(SpecError(_where(d, i, origins), "is a second Cluster document",
                                       "a scenario has exactly one Cluster document"))
     if clusters:
         i, d = clusters[0]
-        kinds.attempt(ctx.problems, cluster_parser.parse, ObjectDoc(d, _describe(d, i), i), ctx)
+        kinds.attempt(ctx.problems, cluster_parser.parse, ObjectDoc(d, _where(d, i, origins), i), ctx)
     if ctx.networking is None:  # no Cluster document, or a refused one: the others are checked against the default
         default = Context(ignored=ctx.ignored if not clusters else [])
         cluster_parser.parse(ObjectDoc({"kind": cluster_parser.kind}, cluster_parser.kind, -1), default)
@@ -260,7 +272,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
             default.name, default.nodes, default.networking, default.expectations
     for i, doc in flat:
         if doc.get("kind") != cluster_parser.kind:
-            kinds.attempt(ctx.problems, _parse_object, i, doc, ctx)
+            kinds.attempt(ctx.problems, _parse_object, i, doc, ctx, origins)
     if not ctx.problems:
         kinds.attempt(ctx.problems, _check_references, ctx)
     if len(ctx.problems) == 1:
@@ -272,31 +284,33 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source)
 
 
-def _objects(doc: Any, i: int) -> list[dict]:
+def _objects(doc: Any, i: int, origins: list[tuple[str, int]] | None = None) -> list[dict]:
     """The objects of one document: itself, or the items of a List."""
     if doc is None:
         return []
     if not isinstance(doc, dict):
-        raise SpecError(f"document {i + 1}", f"must be a mapping with apiVersion and kind, not {type_name(doc)}",
+        raise SpecError(_where(doc, i, origins), f"must be a mapping with apiVersion and kind, not {type_name(doc)}",
                         "each YAML document must be a Kubernetes-style object")
     if doc.get("kind") != "List":
         return [doc]
+    where = _where({"kind": "List"}, i, origins)
     items = doc.get("items")
+    if items is None:  # absent: a misspelt `item:` is named as the unknown field it is
+        raise Fields(doc, where, "", [], "List").missing("items", "must be a list", "write items as '- item' lines")
     if not isinstance(items, list):
-        raise SpecError(f"List (document {i + 1})", "items must be a list", "write items as '- item' lines")
+        raise SpecError(where, "items must be a list", "write items as '- item' lines")
     for item in items:
         if not isinstance(item, dict):
-            raise SpecError(f"List (document {i + 1})", f"items must be objects, not {type_name(item)}",
+            raise SpecError(where, f"items must be objects, not {type_name(item)}",
                             "each item must be a Kubernetes-style object")
         if item.get("kind") == "List":
-            raise SpecError(f"List (document {i + 1})", "has a List inside its items",
-                            "move the inner List's items into the outer List")
+            raise SpecError(where, "has a List inside its items", "move the inner List's items into the outer List")
     return items
 
 
-def _parse_object(i: int, doc: dict, ctx: Context) -> None:
+def _parse_object(i: int, doc: dict, ctx: Context, origins: list[tuple[str, int]] | None = None) -> None:
     kind = doc.get("kind")
-    where = _describe(doc, i)
+    where = _where(doc, i, origins)
     if kind is None or kind == "":
         raise SpecError(where, "has no kind", f"set kind to one of {kinds.kinds_text()}")
     parser = kinds.REGISTRY.get(kind) if isinstance(kind, str) else None
@@ -310,20 +324,24 @@ def _parse_object(i: int, doc: dict, ctx: Context) -> None:
 
 
 def _check_references(ctx: Context) -> None:
-    """What one object says about another: namespaces and nodes exist; the pod count is in bounds."""
+    """What one object says about another: namespaces and nodes exist; the pod count is in bounds.
+    An object is named as its document is (after its file, when there are several inputs)."""
     pods, deployments, services = ctx.pods, ctx.deployments, ctx.services
     known_ns = set(BUILTIN_NAMESPACES) | set(ctx.namespaces)
+
+    def where(kind: str, obj: Any) -> str:
+        return ctx.seen.get((kind, obj.namespace, obj.name), f"{kind} {obj.namespace}/{obj.name}")
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
                      [(s, "Service") for s in services]:
         if obj.namespace not in known_ns:
-            raise SpecError(f"{kind} {obj.namespace}/{obj.name}", f"metadata.namespace '{obj.namespace}' does not exist",
+            raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")
     node_names = {n.name for n in ctx.nodes}
-    for obj, where in [(p.template, f"Pod {p.namespace}/{p.name}") for p in pods] + \
-                      [(d.template, f"Deployment {d.namespace}/{d.name}") for d in deployments]:
-        path = "spec.nodeName" if where.startswith("Pod") else "spec.template.spec.nodeName"
-        if obj.node_name is not None and obj.node_name not in node_names:
-            raise SpecError(where, f"{path} '{obj.node_name}' is not a node of this cluster",
+    for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments]:
+        path = "spec.nodeName" if kind == "Pod" else "spec.template.spec.nodeName"
+        node_name = obj.template.node_name
+        if node_name is not None and node_name not in node_names:
+            raise SpecError(where(kind, obj), f"{path} '{node_name}' is not a node of this cluster",
                             f"use one of: {', '.join(sorted(node_names))}")
     total = len(pods) + sum(d.replicas for d in deployments)
     if total > MAX_PODS:

@@ -12,6 +12,7 @@ IPTABLES_FLAVOURS = ("auto", "legacy", "nft")
 NFT_CHOICES = ("vmap", "ladder")
 IPVS_SCHEDULERS = ("rr", "lc", "dh", "sh", "sed", "nq", "wrr", "wlc", "lblc", "lblcr", "mh")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
 
 
 @dataclass
@@ -63,6 +64,7 @@ class PodTemplate:
     node_selector: dict[str, str]
     containers: list[ContainerSpec]
     tolerate_control_plane: bool = False
+    restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
 
 
 @dataclass
@@ -107,6 +109,7 @@ class ServiceSpec:
     internal_traffic_policy: str
     external_name: str | None
     labels: dict[str, str]
+    publish_not_ready: bool = False  # publishNotReadyAddresses: pods that are not ready are endpoints too
 
 
 @dataclass

@@ -117,18 +117,48 @@ def test_ipvs_mode_without_ipvs_is_refused_before_any_change():
     assert not os.path.exists("/run/netlab/t-noipvs")
 
 
+def test_validate_refuses_a_proxy_mode_the_kernel_cannot_run_as_up_does():
+    """validate said valid to kubeProxyMode: ipvs on a kernel without IPVS, which up refuses (exit 2):
+    validate reads the same kernel facts, without root, and refuses with the same line; the line says
+    how to get the features once (it said it once per missing feature)."""
+    from netlab.dataplane import kernelcheck
+    if not kernelcheck.missing_for_ipvs():
+        pytest.skip("this kernel has IPVS; the refusal is for kernels without it")
+    import shutil
+    import tempfile
+    where = tempfile.mkdtemp(prefix="netlab-test-")  # readable by nobody (pytest's tmp_path is not)
+    try:
+        os.chmod(where, 0o755)
+        path = os.path.join(where, "ipvs.yaml")
+        with open(path, "w") as f:
+            f.write("apiVersion: netlab.dev/v1alpha1\nkind: Cluster\nnetworking: {kubeProxyMode: ipvs}\n")
+        os.chmod(path, 0o644)
+        v = netlab_cli("validate", path, user=nobody_uid())
+        u = netlab_cli("up", path, "--lab", "t-noipvs2")
+    finally:
+        shutil.rmtree(where)
+    assert v.returncode == u.returncode == 2, (v, u)
+    assert v.stderr == u.stderr and "ipvs cannot run on this kernel" in v.stderr, (v, u)
+    assert len(v.stderr.splitlines()) == 1 and v.stdout == ""
+    assert v.stderr.count("linux-image-amd64") == 1 and v.stderr.count("vm-run") == 1, v.stderr
+    assert _namespaces("t-noipvs2") == [] and not os.path.exists("/run/netlab/t-noipvs2")
+
+
 @pytest.mark.parametrize("container, expected", [
     ("{name: c, command: [no-such-program-xyz]}", "container c runs 'no-such-program-xyz', which is not installed"),
     ("{name: c, args: [serve-hostname]}", "container c has args but no command"),
     ("{name: c, args: [--port, '80']}", "spec.containers[0].args has no command to pass '--port' to"),
 ], ids=["command", "args", "flag-args"])
-def test_validate_refuses_what_up_refuses_with_the_same_message(tmp_path, container, expected):
+def test_validate_and_render_refuse_what_up_refuses_with_the_same_message(tmp_path, container, expected):
     path = tmp_path / "cmd.yaml"
     path.write_text(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: [{container}]}}\n")
     v = netlab_cli("validate", str(path))
     u = netlab_cli("up", str(path), "--lab", "t-badinput")
-    assert v.returncode == u.returncode == 2, (v, u)
-    assert v.stderr == u.stderr and v.stderr.startswith("error: Pod default/p: ") and expected in v.stderr, (v, u)
+    rd = netlab_cli("render", str(path))  # a dry run of up refuses what up refuses
+    assert v.returncode == u.returncode == rd.returncode == 2, (v, u, rd)
+    assert v.stderr == u.stderr == rd.stderr and v.stderr.startswith("error: Pod default/p: ") \
+        and expected in v.stderr, (v, u, rd)
+    assert rd.stdout == ""
     assert len(v.stderr.splitlines()) == 1
     assert _namespaces("t-badinput") == [] and not os.path.exists("/run/netlab/t-badinput")
 

@@ -9,7 +9,7 @@ import time
 
 from netlab.dataplane import procs, state
 
-from .conftest import netlab_cli
+from .conftest import netlab_cli, nobody_uid
 
 ECO = """
 apiVersion: netlab.dev/v1alpha1
@@ -322,3 +322,121 @@ def test_a_pod_that_does_not_listen_or_has_exited_is_not_ready_and_not_an_endpoi
     cs = _pod_json(lab)[crash.name]["status"]["containerStatuses"][0]
     assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert cs["lastState"]["terminated"]["exitCode"] == 3
+
+
+RESTARTS = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: a}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never}
+spec:
+  restartPolicy: Never
+  containers: [{name: job, command: [sh, -c, "exit 0"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never-failed}
+spec:
+  restartPolicy: Never
+  containers: [{name: job, command: [sh, -c, "exit 4"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: onfailure-ok}
+spec:
+  restartPolicy: OnFailure
+  containers: [{name: job, command: [sh, -c, "exit 0"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: onfailure-failed}
+spec:
+  restartPolicy: OnFailure
+  containers: [{name: job, command: [sh, -c, "exit 4"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: always}
+spec:
+  containers: [{name: job, command: [sh, -c, "exit 0"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: half, labels: {app: half}}
+spec:
+  containers:
+  - name: web
+    command: [python3, -m, http.server, "80"]
+    ports: [{containerPort: 80}, {containerPort: 81}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers: [{name: c, command: [sleep, "1000"]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: strict}
+spec: {selector: {app: half}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: published}
+spec: {selector: {app: half}, publishNotReadyAddresses: true, ports: [{port: 80}]}
+"""
+
+
+def test_restart_policy_and_publish_not_ready_addresses(lab):
+    """`up` restarted a Completed container even with restartPolicy Never, and publishNotReadyAddresses
+    was skipped in silence: a container that ended is restarted as its pod's restartPolicy says, and a
+    Service that publishes pods that are not ready sends traffic to them (the other one does not)."""
+    lab.up(RESTARTS)
+    lab.up(RESTARTS)  # the second up finds every job ended
+    rows = _pods(lab)
+    restarts = {name: rows[name][3] for name in ("never", "never-failed", "onfailure-ok", "onfailure-failed",
+                                                  "always")}
+    assert restarts == {"never": "0", "never-failed": "0", "onfailure-ok": "0", "onfailure-failed": "1",
+                        "always": "1"}, rows
+    assert rows["never"][2] == "Completed" and rows["never-failed"][2] == "Error", rows
+    # half listens on 80 but not on its containerPort 81: not ready
+    assert rows["half"][1] == "0/1", rows
+    by = {s.name: s.cluster_ip for s in lab.cluster.services}
+    deadline = time.monotonic() + 20  # python's http.server may take a few seconds to listen
+
+    def ask(svc: str) -> subprocess.CompletedProcess:
+        return lab.pod_exec("client", ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                                       f"http://{by[svc]}/"])
+    r = ask("published")
+    while r.stdout != "200" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        r = ask("published")
+    assert r.stdout == "200", (r.stdout, r.stderr)
+    r = ask("strict")  # the same pod, not published while it is not ready: refused
+    assert r.returncode != 0 and r.stdout == "000", (r.stdout, r.stderr)
+
+
+def test_render_without_a_file_renders_the_lab_from_its_own_scenario(lab, tmp_path):
+    """`render --lab L --node N` with no file rendered the built-in demo (and refused N, a node of L);
+    it must render what `up` programs into L: its own scenario, with its own addresses."""
+    eco = _write(tmp_path, "eco.yaml", ECO + "---\napiVersion: v1\nkind: Service\nmetadata: {name: shop}\n"
+                 "spec: {selector: {app: shop}, ports: [{port: 80, targetPort: 8080}]}\n")
+    r = netlab_cli("up", eco, "--lab", lab.name)
+    assert r.returncode == 0, r.stderr
+    r = netlab_cli("render", "--lab", lab.name, "--node", "eco-a")
+    assert r.returncode == 0, r.stderr
+    st = state.load(lab.name)
+    cip = st["services"]["default/shop"]["clusterIP"]
+    shop_ips = [p["ip"] for k, p in st["pods"].items() if k.startswith("default/shop-")]
+    assert f"-d {cip}/32" in r.stdout, r.stdout
+    for ip in shop_ips:
+        assert f"--to-destination {ip}:8080" in r.stdout, r.stdout
+    # the same as rendering the file for that lab
+    assert r.stdout == netlab_cli("render", eco, "--lab", lab.name, "--node", "eco-a", check=True).stdout
+    # without root the state cannot be read: say so, and how
+    r = netlab_cli("render", "--lab", lab.name, "--node", "eco-a", user=nobody_uid())
+    assert r.returncode == 2 and r.stdout == "", r
+    assert f"only root can read: run sudo netlab render --lab {lab.name}" in r.stderr, r.stderr

@@ -139,3 +139,17 @@ def test_cli_reports():
     assert r.returncode in (0, 1)
     assert "ip_vs" in r.stdout
     assert ("IPVS mode: the kernel has what it needs" in r.stdout) == (r.returncode == 0)
+
+
+def test_the_ipvs_refusal_says_how_to_get_the_features_once(tmp_path):
+    """`up` joined the per-feature messages, each with the same long fix: the fix came twice."""
+    k = fake(tmp_path, config="# CONFIG_MODULES is not set\n# CONFIG_IP_VS is not set\n# CONFIG_DUMMY is not set\n",
+             moddir=False)
+    line = kc.ipvs_refusal(k)
+    assert line.startswith("kube-proxy mode ipvs cannot run on this kernel: the kernel has no IPVS (ip_vs module")
+    assert "the kernel has no dummy network devices (dummy module" in line
+    assert line.count("linux-image-amd64") == 1 and line.count("scripts/vm-run") == 1
+    assert line.endswith("(netlab does not fall back to another mode)") and "\n" not in line
+    ok = fake(tmp_path / "ok", modules=["kernel/net/netfilter/ipvs/ip_vs.ko", "kernel/net/netfilter/ipvs/ip_vs_rr.ko",
+                                        "kernel/drivers/net/dummy.ko"])
+    assert kc.ipvs_refusal(ok) is None

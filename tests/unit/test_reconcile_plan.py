@@ -240,3 +240,18 @@ def test_a_pod_recorded_not_ready_is_not_an_endpoint():
                  service("web", ports=[{"port": 80, "targetPort": 8080}]), prev=st)
     eps = c2.services[0].endpoints[""]
     assert len(eps) == 2 and victim.name not in {e.pod for e in eps}
+
+
+@pytest.mark.parametrize("policy, status, restarted", [
+    ("Always", 0, True), ("Always", 1, True), ("OnFailure", 0, False), ("OnFailure", 3, True),
+    ("OnFailure", None, True), ("Never", 0, False), ("Never", 1, False)])
+def test_an_ended_container_is_restarted_as_its_restart_policy_says(policy, status, restarted):
+    c = cmd_lab()
+    c.pod("default", "p").restart_policy = policy
+    recorded = {("default/p", "one"): False, ("default/p", "two"): True}
+    acts = plan.plan_containers(c, recorded, set(), {}, {("default/p", "one"): status})
+    one = acts[0]
+    assert (one.action, one.restart) == (("start", True) if restarted else ("keep", False))
+    # a new pod's containers start whatever the policy
+    acts = plan.plan_containers(c, recorded, {"default/p"}, {}, {("default/p", "one"): status})
+    assert acts[0].action == "start" and not acts[0].restart

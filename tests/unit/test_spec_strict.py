@@ -7,7 +7,7 @@ import pytest
 from netlab.errors import SpecError
 from netlab.spec.parse import MAX_PROBLEMS, load_text
 
-from .scenarios import cluster, container, deployment, load, pod, service, text
+from .scenarios import cluster, cluster_of, container, deployment, load, pod, service, text
 
 KIND_CONFIG = """\
 kind: Cluster
@@ -354,3 +354,158 @@ def test_a_pod_saved_from_a_live_cluster_has_no_unknown_field():
         "metadata.generateName", "spec.containers[0].resources", "spec.containers[0].startupProbe",
         "spec.containers[0].volumeMounts", "spec.dnsPolicy", "spec.preemptionPolicy", "spec.securityContext",
         "spec.volumes"]
+
+
+# ---- a misspelt required field is an unknown field, not a missing one
+
+def _rename(mapping: dict, old: str, new: str) -> None:
+    mapping[new] = mapping.pop(old)
+
+
+def _typo_cases():
+    s = service("web")
+    _rename(s["spec"], "ports", "prots")
+    p = pod("p")
+    _rename(p["spec"], "containers", "containres")
+    port = pod("p", containers=[container("c", [{"containerPrt": 81}])])
+    meta = pod("p")
+    meta["metadata"] = {"nme": "p"}
+    lst = {"apiVersion": "v1", "kind": "List", "item": [pod("p")]}
+    env = pod("p", containers=[container("c", env=[{"nam": "A", "value": "1"}])])
+    sel = deployment("web", 1)
+    _rename(sel["spec"], "selector", "selectr")
+    tmpl = deployment("web", 1)
+    _rename(tmpl["spec"]["template"], "spec", "spc")
+    return [
+        (s, "Service default/web: unknown field spec.prots; did you mean ports?"),
+        (p, "Pod default/p: unknown field spec.containres; did you mean containers?"),
+        (port, "Pod default/p: unknown field spec.containers[0].ports[0].containerPrt; did you mean containerPort?"),
+        (meta, "Pod (document 2): unknown field metadata.nme; did you mean name?"),
+        (lst, "List (document 2): unknown field item; did you mean items?"),
+        (env, "Pod default/p: unknown field spec.containers[0].env[0].nam; did you mean name?"),
+        (sel, "Deployment default/web: unknown field spec.selectr; did you mean selector?"),
+        (tmpl, "Deployment default/web: unknown field spec.template.spc; did you mean spec?"),
+    ]
+
+
+@pytest.mark.parametrize("doc, message", _typo_cases(),
+                         ids=["service-ports", "pod-containers", "containerPort", "metadata-name", "list-items",
+                              "env-name", "deployment-selector", "template-spec"])
+def test_a_misspelt_required_field_is_an_unknown_field_with_a_suggestion(doc, message):
+    """kubectl's strict validation names the misspelt key; "spec.ports must list at least one port"
+    sent the user looking for a field that is there, spelt wrong."""
+    assert _problems(text(cluster(), doc)) == [message]
+
+
+def test_a_missing_required_field_with_no_near_key_is_still_missing():
+    s = service("web")
+    del s["spec"]["ports"]
+    s["spec"]["zzz"] = 1  # unknown, but nothing like "ports"
+    lines = _problems(text(cluster(), s))
+    assert lines[0] == "Service default/web: spec.ports must list at least one port; add '- port: 80'"
+
+
+# ---- fields that change behaviour: emulated, or reported as ignored (never skipped in silence)
+
+@pytest.mark.parametrize("policy", ["Always", "OnFailure", "Never"])
+def test_restart_policy_is_read_into_the_model(policy):
+    p = pod("p", containers=[container("c", command=["true"])])
+    p["spec"]["restartPolicy"] = policy
+    c = cluster_of(cluster(), p)
+    assert c.pod("default", "p").restart_policy == policy
+    assert load(cluster(), p).ignored == []
+
+
+def test_restart_policy_is_validated_and_a_deployment_takes_only_always():
+    p = pod("p")
+    p["spec"]["restartPolicy"] = "Sometimes"
+    assert _problems(text(cluster(), p)) == [
+        "Pod default/p: spec.restartPolicy 'Sometimes' is not supported; use one of: Always, OnFailure, Never"]
+    d = deployment("web", 1)
+    d["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    (line,) = _problems(text(cluster(), d))
+    assert line.startswith("Deployment default/web: spec.template.spec.restartPolicy 'Never' is not supported "
+                           "by a Deployment; use Always")
+    assert [p.restart_policy for p in cluster_of(cluster(), deployment("web", 2)).pods] == ["Always", "Always"]
+
+
+def test_host_port_and_other_behaviour_changing_fields_are_reported_as_ignored():
+    c = container("c", [{"containerPort": 80, "hostPort": 8080, "hostIP": "0.0.0.0"}])
+    p = pod("p", containers=[c])
+    p["spec"]["schedulerName"] = "my-scheduler"
+    d = deployment("web", 1)
+    d["spec"]["paused"] = True
+    d["spec"]["minReadySeconds"] = 5
+    s = service("web", type="LoadBalancer", allocateLoadBalancerNodePorts=False,
+                loadBalancerSourceRanges=["10.0.0.0/8"])
+    assert sorted(load(cluster(), p, d, s).ignored) == sorted([
+        "Pod default/p: spec.containers[0].ports[0].hostPort", "Pod default/p: spec.containers[0].ports[0].hostIP",
+        "Pod default/p: spec.schedulerName", "Deployment default/web: spec.paused",
+        "Deployment default/web: spec.minReadySeconds", "Service default/web: spec.allocateLoadBalancerNodePorts",
+        "Service default/web: spec.loadBalancerSourceRanges"])
+    # at their defaults (as a manifest saved from a live cluster has them) they change nothing: no word
+    p["spec"]["schedulerName"] = "default-scheduler"
+    d["spec"].update(paused=False, minReadySeconds=0)
+    s["spec"].update(allocateLoadBalancerNodePorts=True, loadBalancerSourceRanges=[])
+    p["spec"]["containers"][0]["ports"][0] = {"containerPort": 80}
+    assert load(cluster(), p, d, s).ignored == ["Service default/web: spec.loadBalancerSourceRanges"]
+
+
+def test_publish_not_ready_addresses_makes_pods_that_are_not_ready_endpoints():
+    from netlab.model.build import refresh_endpoints
+    c = cluster_of(cluster(), deployment("web", 2),
+                   service("web", [{"port": 80, "targetPort": 8080}]),
+                   service("all", [{"port": 80, "targetPort": 8080}], selector={"app": "web"},
+                           publishNotReadyAddresses=True))
+    for p in c.pods:
+        p.ready = False
+    refresh_endpoints(c)
+    by = {s.name: s.endpoints[""] for s in c.services}
+    assert by["web"] == []
+    assert sorted(str(e.ip) for e in by["all"]) == sorted(str(p.ip) for p in c.pods)
+    assert all(e.ready for e in by["all"])
+
+
+# ---- several inputs: a problem names the file its document came from
+
+def test_with_several_inputs_problems_name_the_file_and_number_documents_within_it(tmp_path):
+    from netlab.spec.sources import load_inputs
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "a.yaml").write_text(text(cluster()))
+    bad = pod("x", containers=[container("c", [{"containerPort": 70000}])])
+    nameless = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "c"}]}}
+    (d / "b.yaml").write_text(text(pod("ok"), bad, nameless))
+    (d / "c.yaml").write_text(text(cluster("two")))
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(d)])
+    lines = str(e.value).splitlines()
+    b, c = d / "b.yaml", d / "c.yaml"
+    assert lines == [
+        f"{c}: Cluster (document 1): is a second Cluster document; a scenario has exactly one Cluster document",
+        f"{b}: Pod default/x: spec.containers[0].ports[0].containerPort 70000 is out of range 1-65535; "
+        "use a number from 1 to 65535",
+        f"{b}: Pod (document 3): metadata.name is required; set metadata.name"], lines
+    # a duplicate key, and an object defined twice, name their files too
+    (d / "c.yaml").write_text("apiVersion: v1\nkind: Pod\nkind: Pod\nmetadata: {name: y}\n")
+    (d / "b.yaml").write_text(text(pod("ok"), pod("ok")))
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(d)])
+    assert str(e.value).splitlines() == [
+        f"{c}: Pod default/y: duplicate key kind at line 3 (first at line 2); remove one of them "
+        "(or separate documents with ---)",
+        f"{b}: Pod default/ok: is defined twice (also {b}: Pod default/ok); give each object its own name"]
+    # one input: as before, no file name in front
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(b)])
+    assert str(e.value) == "Pod default/ok: is defined twice (also Pod default/ok); give each object its own name"
+
+
+def test_with_several_inputs_a_reference_problem_names_the_file(tmp_path):
+    from netlab.spec.sources import load_inputs
+    (tmp_path / "a.yaml").write_text(text(cluster()))
+    (tmp_path / "b.yaml").write_text(text(pod("p", namespace="nowhere")))
+    with pytest.raises(SpecError) as e:
+        load_inputs([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")])
+    assert str(e.value) == (f"{tmp_path / 'b.yaml'}: Pod nowhere/p: metadata.namespace 'nowhere' does not exist; "
+                            "add a Namespace document named nowhere")

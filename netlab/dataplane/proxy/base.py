@@ -38,6 +38,11 @@ class ProxyBackend:
     # switch from this mode, or when forced)
     always_remove = False
 
+    def kernel_problem(self, cluster: Cluster) -> str | None:
+        """Why the running kernel cannot run the mode, as the one line `up` refuses it with (None: it
+        can). Reads what the kernel shows and changes nothing; needs no root, so `validate` asks it too."""
+        return None
+
     def preflight(self, cluster: Cluster) -> None:
         """Fail before any change if this machine cannot run the mode (a missing tool or kernel feature)."""
 

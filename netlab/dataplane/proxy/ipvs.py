@@ -29,12 +29,14 @@ class IpvsProxy(ProxyBackend):
                "ip_set_hash_ip", "ip_set_hash_ipport", "ip_set_hash_ipportip", "ip_set_hash_ipportnet",
                "ip_set_hash_net", "ip_set_bitmap_port", "nf_conntrack")
 
-    def preflight(self, cluster: Cluster) -> None:
+    def kernel_problem(self, cluster: Cluster) -> str | None:
         from .. import kernelcheck
-        problems = kernelcheck.missing_for_ipvs()
-        if problems:
-            raise UsageError("kube-proxy mode ipvs cannot run on this kernel: " + "; ".join(problems)
-                             + " (netlab does not fall back to another mode)")
+        return kernelcheck.ipvs_refusal()
+
+    def preflight(self, cluster: Cluster) -> None:
+        problem = self.kernel_problem(cluster)
+        if problem:
+            raise UsageError(problem)
         for tool, pkg in (("ipvsadm", "ipvsadm"), ("ipset", "ipset"), ("modprobe", "kmod")):
             if shutil.which(tool) is None:
                 raise UsageError(f"ipvs mode needs the {tool} command: run scripts/setup (apt-get install {pkg})")

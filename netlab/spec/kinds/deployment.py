@@ -30,23 +30,29 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
     match = sel.strmap("matchLabels")
     if sel.list("matchExpressions"):
         raise sel.error("matchExpressions", "is not supported", "use matchLabels")
+    if not match:  # before sel.done(): a misspelt matchLabels is reported once, as the unknown field
+        raise sel.missing("matchLabels", "is required", "select the template's labels, e.g. app: web")
     sel.done()
     tmpl = spec.map("template")
     tmeta = tmpl.map("metadata")
     tlabels = tmeta.strmap("labels")
     tmeta.skip("annotations", "name", "creationTimestamp")
     tmeta.done()
-    if not match:
-        raise spec.error("selector.matchLabels", "is required", "select the template's labels, e.g. app: web")
     for k, v in match.items():
         if tlabels.get(k) != v:
             raise spec.error("selector.matchLabels", f"{k}={v} does not match spec.template.metadata.labels",
                              "the selector must match the template's labels")
     template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
     tmpl.done()
-    spec.skip("strategy", "revisionHistoryLimit", "progressDeadlineSeconds", "minReadySeconds", "paused")
+    # a paused Deployment is not rolled out, minReadySeconds delays availability: not emulated
+    spec.ignore_unless("paused", False)
+    spec.ignore_unless("minReadySeconds", 0)
+    spec.skip("strategy", "revisionHistoryLimit", "progressDeadlineSeconds")
     spec.done()
     if template is None:
         raise Reported()
+    if template.restart_policy != "Always":  # as the API server says
+        raise spec.error("template.spec.restartPolicy", f"'{template.restart_policy}' is not supported by a "
+                         "Deployment", "use Always (or leave it out), or a Pod for a container that should end")
     return DeploymentSpec(namespace, name, replicas, match, template)
 

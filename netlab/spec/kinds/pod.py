@@ -6,7 +6,7 @@ import re
 from ...workload import goflags
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
-from ..types import PROTOCOLS, ContainerPort, ContainerSpec, PodSpec, PodTemplate
+from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 
 
@@ -43,7 +43,7 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     port_names: set[str] = set()
     cdocs = list(spec.maps("containers"))
     if not cdocs:
-        raise spec.error("containers", "must list at least one container",
+        raise spec.missing("containers", "must list at least one container",
                          "add '- name: app' (with no command netlab runs its built-in test server)")
     failed = False
     for c in cdocs:  # each container is checked, even after one is refused
@@ -51,15 +51,19 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
         failed |= got is None
         if got is not None:
             containers.append(got)
+    # whether `up` restarts a container that ended (netlab/dataplane/plan.py), as the kubelet does
+    restart_policy = spec.choice("restartPolicy", RESTART_POLICIES, "Always")
+    # a scheduler other than the default one would leave the pod Pending on a cluster that has none
+    spec.ignore_unless("schedulerName", "default-scheduler")
     # no meaning for a network dataplane: accepted without a word (resources, probes, volumes, affinity,
     # securityContext, dnsPolicy... are reported as ignored: they would change behaviour on a real cluster)
-    spec.skip("restartPolicy", "terminationGracePeriodSeconds", "serviceAccountName", "serviceAccount",
-              "schedulerName", "imagePullSecrets", "enableServiceLinks", "automountServiceAccountToken", "priority",
+    spec.skip("terminationGracePeriodSeconds", "serviceAccountName", "serviceAccount",
+              "imagePullSecrets", "enableServiceLinks", "automountServiceAccountToken", "priority",
               "priorityClassName")
     spec.done()
     if failed:
         raise Reported()
-    return PodTemplate(labels, node_name, node_selector, containers, tolerate)
+    return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy)
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
@@ -126,8 +130,7 @@ def _parse_port(p: Fields, cname: str, used_ports: dict[tuple[int, str], str], p
         raise p.error("containerPort", f"{num}/{proto} is also declared by {used_ports[(num, proto)]}",
                       "declare each port once per pod")
     used_ports[(num, proto)] = f"container {cname}"
-    p.skip("hostPort", "hostIP")
-    p.done()
+    p.done()  # hostPort, hostIP: reported as ignored (netlab opens no port on the node for a pod)
     return ContainerPort(num, proto, pname)
 
 

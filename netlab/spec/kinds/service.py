@@ -40,12 +40,15 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
                              "pick another address")
     if cluster_ip == "":
         cluster_ip = None
-    spec.skip("clusterIPs", "ipFamilies", "ipFamilyPolicy", "publishNotReadyAddresses", "allocateLoadBalancerNodePorts",
-              "loadBalancerClass", "loadBalancerSourceRanges", "healthCheckNodePort")
+    publish_not_ready = spec.bool("publishNotReadyAddresses")
+    # allocateLoadBalancerNodePorts: false would leave a LoadBalancer without node ports: not emulated
+    spec.ignore_unless("allocateLoadBalancerNodePorts", True)
+    # loadBalancerSourceRanges (kube-proxy would drop other sources): not skipped, so reported as ignored
+    spec.skip("clusterIPs", "ipFamilies", "ipFamilyPolicy", "loadBalancerClass", "healthCheckNodePort")
     ports: list[ServicePortSpec] = []
     pdocs = list(spec.maps("ports"))
     if stype != "ExternalName" and not pdocs and cluster_ip != "None":
-        raise spec.error("ports", "must list at least one port", "add '- port: 80'")
+        raise spec.missing("ports", "must list at least one port", "add '- port: 80'")
     lo, hi = net.nodeport_range
     failed = False
     for p in pdocs:  # each port is checked, even after one is refused
@@ -73,12 +76,12 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
     itp = spec.choice("internalTrafficPolicy", ("Cluster", "Local"), "Cluster")
     ext_name = spec.str("externalName")
     if stype == "ExternalName" and not ext_name:
-        raise spec.error("externalName", "is required for type ExternalName", "give a DNS name")
+        raise spec.missing("externalName", "is required for type ExternalName", "give a DNS name")
     spec.done()
     if failed:
         raise Reported()
     return ServiceSpec(namespace, name, stype, selector, ports, cluster_ip, ext_ips, lb_ip, affinity, timeout,
-                       etp, itp, ext_name, labels)
+                       etp, itp, ext_name, labels, publish_not_ready)
 
 
 def _parse_port(p: Fields, ports: list[ServicePortSpec], count: int, stype: str, lo: int, hi: int) -> ServicePortSpec:
@@ -114,7 +117,7 @@ def _parse_port(p: Fields, ports: list[ServicePortSpec], count: int, stype: str,
     p.skip("appProtocol")
     p.done()
     if count > 1 and pname is None:
-        raise p.error("name", "is required when a Service has more than one port", "name every port")
+        raise p.missing("name", "is required when a Service has more than one port", "name every port")
     if pname is not None and any(x.name == pname for x in ports):
         raise p.error("name", f"'{pname}' is used by two ports", "give each port its own name")
     if any(x.port == port and x.protocol == proto for x in ports):
