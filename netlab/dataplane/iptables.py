@@ -48,8 +48,12 @@ def parse_save(text: str) -> dict[str, dict[str, list[str]]]:
         elif line.startswith(":") and cur is not None:
             cur.setdefault(line[1:].split()[0], [])
         elif line.startswith("-A ") and cur is not None:
-            chain = line.split()[1]
-            cur.setdefault(chain, []).append(line)
+            end = line.find(" ", 3)
+            chain = line[3:end] if end > 0 else line[3:]     # not line.split()[1]: 110,000 rules at 10,000 Services
+            rules = cur.get(chain)
+            if rules is None:
+                rules = cur[chain] = []
+            rules.append(line)
     return tables
 
 

@@ -14,11 +14,18 @@ fresh one renders everything, exactly like a render without a memo.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Hashable, Iterable, TypeVar
+from operator import attrgetter
+from typing import Callable, Generic, Hashable, Iterable, TypeVar
 
 from ..model.objects import Service
 
 V = TypeVar("V")
+
+
+_SPEC = attrgetter("namespace", "name", "type", "cluster_ip", "load_balancer_ip", "session_affinity",
+                   "affinity_timeout", "external_traffic_policy", "internal_traffic_policy", "external_name")
+_PORT = attrgetter("name", "port", "protocol", "node_port")
+_ENDPOINT = attrgetter("ip", "port", "node", "ready", "pod", "namespace")
 
 
 def service_content(svc: Service) -> tuple:
@@ -26,12 +33,9 @@ def service_content(svc: Service) -> tuple:
     categorize_endpoints, the renderers' names and hashes), as a hashable, comparable value. Built fresh on
     every call, so a Service changed in place (an endpoint turned unready) gets a different key."""
     sp = svc.spec
-    return (sp.namespace, sp.name, sp.type, sp.cluster_ip, tuple(sp.external_ips), sp.load_balancer_ip,
-            sp.session_affinity, sp.affinity_timeout, sp.external_traffic_policy, sp.internal_traffic_policy,
-            sp.external_name, tuple(sorted(sp.labels.items())) if sp.labels else (),
-            svc.cluster_ip, tuple((p.name, p.port, p.protocol, p.node_port) for p in svc.ports),
-            tuple((name, tuple((e.ip, e.port, e.node, e.ready, e.pod, e.namespace) for e in eps))
-                  for name, eps in svc.endpoints.items()))
+    return (_SPEC(sp), tuple(sp.external_ips), tuple(sorted(sp.labels.items())) if sp.labels else (),
+            svc.cluster_ip, tuple(map(_PORT, svc.ports)),
+            tuple((name, tuple(map(_ENDPOINT, eps))) for name, eps in svc.endpoints.items()))
 
 
 class ServiceMemo(Generic[V]):

@@ -7,6 +7,7 @@ import copy
 import ipaddress
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,10 +16,12 @@ from netlab.model.objects import Endpoint
 from netlab.render import kubeproxy_iptables as kp
 from netlab.render import kubeproxy_nftables as kn
 from netlab.render.iptables import node_rules, to_restore
+from netlab.render.nft_diff import without_cache
 from netlab.render.service_memo import ServiceMemo
 
 from .test_iptables_plan import apply_restore, view
 from .test_kubeproxy_iptables import SCENARIOS, cluster_of
+from .test_kubeproxy_nftables import in_netns, needs_nft
 
 # ---------------------------------------------------------------- changes
 
@@ -213,3 +216,37 @@ def test_memo_notices_in_place_changes_and_forgets_removed_services():
     c.services.remove(web)
     assert memo.changed(c.services, hint=()) == {"default/web"}
     assert "default/web" not in memo.entries
+
+
+# ---------------------------------------------------------------- the cache-free nft script, on a kernel
+
+@pytest.mark.root
+@needs_nft
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(SCENARIOS)), seq=steps)
+def test_cache_free_scripts_give_the_same_table(name, seq):
+    """The partial sync's transactions, rewritten by without_cache (rules in chain blocks, elements in map
+    blocks) and with stale chains only flushed, applied to a real table after the full load: the table
+    reads back as the full render plus the flushed chains, and one more full diff only deletes those."""
+    c = cluster_of(name)
+    node = c.nodes[-1]
+    table = kn.desired_objects(c, node)
+    scripts = [without_cache(kn.nft_script(c, node), table)]
+    cc = copy.deepcopy(c)
+    memo: ServiceMemo = ServiceMemo()
+    memo.changed(cc.services)
+    stale: set[str] = set()
+    for step in seq:
+        _apply(cc, step)
+        keys = memo.changed(cc.services)
+        if not keys:
+            continue
+        updated = kn.update_objects(table, cc, node, keys)
+        delta = kn.diff_script(updated, table, only=keys, delete_stale=False)
+        stale |= {x.split()[-1] for x in delta.splitlines() if x.startswith("flush chain")} - set(updated.chains)
+        scripts.append(without_cache(delta, updated))
+        table = updated
+    live = kn.parse_nft_json(in_netns(*scripts))
+    full = kn.desired_objects(cc, node)
+    rest = kn.diff_script(full, live)
+    assert {x for x in rest.splitlines()} == {f"delete chain ip kube-proxy {n}" for n in stale - set(full.chains)}

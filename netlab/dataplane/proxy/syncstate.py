@@ -36,6 +36,7 @@ class NodeSyncState:
     nft_table: Any = None                                          # the rendered NftTable last applied
     nft_ident: tuple[int, int] | None = None
     nft_context: Hashable = None
+    nft_stale: dict[str, float] = field(default_factory=dict)      # chains flushed by a partial sync -> when
     last_full: dict[str, float] = field(default_factory=dict)      # "iptables"/"nftables" -> clock() of the last full sync
     full_syncs: dict[str, int] = field(default_factory=dict)        # counters, for tests and benchmarks
     partial_syncs: dict[str, int] = field(default_factory=dict)
@@ -46,6 +47,7 @@ class NodeSyncState:
     def forget_nftables(self) -> None:
         self.nft_table, self.nft_ident, self.nft_context = None, None, None
         self.nft_memo = ServiceMemo()
+        self.nft_stale = {}           # a full sync deletes every chain it does not want
 
 
 class SyncState:
