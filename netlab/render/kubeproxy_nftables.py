@@ -59,8 +59,8 @@ and parse_nft_json in render/nft_json.py, all importable from here too.
 
 A one-endpoint change on a node with 10,000 services: update_objects + scoped diff ~8 ms in Python, a
 10-command transaction; `nft -f` of it ~165 ms, all fixed costs of the table's size - nft fetches every
-chain before sending anything (~80 ms), and the kernel re-validates the whole ruleset graph on a commit
-that adds a jump or goto (~85 ms).
+chain before sending anything (~80 ms; `without_cache` writes the transaction so that it does not), and
+the kernel re-validates the whole ruleset graph on a commit that adds a rule or a verdict (~85 ms).
 """
 from __future__ import annotations
 

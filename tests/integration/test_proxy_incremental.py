@@ -37,7 +37,8 @@ def kernel_matches_full_render(lab, save: str) -> None:
         current = ipt.parse_save(lab.node_exec(node.name, [save]).stdout)
         assert ipt.plan_restore(node_rules(c, node), current)[0] == "", node.name
         if c.networking.proxy_mode == "nftables":
-            live = kn.parse_nft_json(lab.node_exec(node.name, ["nft", "-j", "list", "table", "ip", "kube-proxy"]).stdout)
+            listing = lab.node_exec(node.name, ["nft", "-j", "list", "table", "ip", "kube-proxy"]).stdout
+            live = kn.parse_nft_json(listing)
             rest = kn.diff_script(kn.desired_objects(c, node, choice=c.networking.nft_choice), live)
             assert all(x.startswith("delete chain") for x in rest.splitlines()), rest
 

@@ -6,6 +6,7 @@ flannel's chains are iptables chains in every mode, so `sync_iptables` applies e
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Collection
 
 from ...errors import KernelError
@@ -14,7 +15,7 @@ from ...render.iptables import node_rules
 from ...render.kubeproxy_iptables import changed_chains, kube_proxy_tables
 from .. import iptables, layout, nsfs
 from ..changes import Changes
-from .base import ProxyBackend, gc_paused, per_node
+from .base import ProxyBackend, gc_paused
 from .record import node_identity, read_record, unlink, write_record
 from .syncstate import SyncState
 
@@ -110,13 +111,20 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
     def commits(payload: str) -> int:
         return sum(1 for line in payload.splitlines() if line == "COMMIT")
 
+    def render(node):
+        proxy_tables = kube_proxy_tables(cluster, node, memo=state.node(node.name).ipt_memo if keep else None,
+                                         changed=only) if iptables_mode else None
+        return node_rules(cluster, node, proxy_tables)
+
+    # the memo as it was, for the chains of the Services rendered again
+    befores = [dict(state.node(node.name).ipt_memo.entries) if keep else {} for node in cluster.nodes]
+    with ThreadPoolExecutor(max_workers=min(8, len(cluster.nodes) or 1)) as pool:
+        reading = [pool.submit(read, node) for node in cluster.nodes]
+        desireds = [render(node) for node in cluster.nodes]     # while iptables-save runs
+        reads = [f.result() for f in reading]
     pending, sent = [], 0
-    for node, (ident, current, trusted, memory) in zip(cluster.nodes, per_node(read, cluster.nodes)):
+    for node, before, desired, (ident, current, trusted, memory) in zip(cluster.nodes, befores, desireds, reads):
         ns = state.node(node.name)
-        before = dict(ns.ipt_memo.entries) if memory else {}
-        proxy_tables = kube_proxy_tables(cluster, node, memo=ns.ipt_memo if keep else None, changed=only) \
-            if iptables_mode else None
-        desired = node_rules(cluster, node, proxy_tables)
         if memory:
             # only the chains of the Services rendered again, and every chain that is not a Service's
             scope = changed_chains(before, ns.ipt_memo.entries) if iptables_mode else None

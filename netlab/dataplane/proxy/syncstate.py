@@ -37,7 +37,8 @@ class NodeSyncState:
     nft_ident: tuple[int, int] | None = None
     nft_context: Hashable = None
     nft_stale: dict[str, float] = field(default_factory=dict)      # chains flushed by a partial sync -> when
-    last_full: dict[str, float] = field(default_factory=dict)      # "iptables"/"nftables" -> clock() of the last full sync
+    last_full: dict[str, float] = field(default_factory=dict)      # "iptables"/"nftables" -> clock() at its
+                                                                    # last full sync
     full_syncs: dict[str, int] = field(default_factory=dict)        # counters, for tests and benchmarks
     partial_syncs: dict[str, int] = field(default_factory=dict)
 
