@@ -32,6 +32,7 @@ and then the incremental path, as a process that keeps a SyncState across syncs 
   inc noop - a sync with nothing changed (every Service's content key compared, nothing rendered or sent)
   inc hint - a one-endpoint change with the changed Service's key passed (`changed=`, what a control loop
            fed by the store's events knows): the other Services are not even compared
+  inc noop hint - a sync told that nothing changed (`changed=set()`)
   (untimed: then a foreign change to the node - a rule added by hand - must be repaired by the next sync)
 Each figure is the median of --repeat samples, interleaved across sizes and modes. Nothing is estimated.
 IPVS mode needs a kernel with ip_vs: see benchmarks/ipvs_vm.py (run in the VM).
@@ -172,6 +173,7 @@ def sample(n: int, mode: str) -> dict:
         svc = cluster.services[2 * n // 3]
         move_endpoint(svc, 0, "h")
         inc_hint, _ = sync(state, {svc.key})
+        inc_noop_hint, _ = sync(state, set())        # told that nothing changed
         # tamper repair: a foreign change makes the next sync a full one, which puts the rules back
         tamper(family, variant, cluster)
         _, repaired = sync(state)
@@ -188,6 +190,7 @@ def sample(n: int, mode: str) -> dict:
                 os.unlink(path)
     return {"services": n, "mode": mode, "full_s": full, "change_s": change, "noop_s": noop,
             "change_reread_s": reread, "inc_change_s": inc_change, "inc_noop_s": inc_noop, "inc_hint_s": inc_hint,
+            "inc_noop_hint_s": inc_noop_hint,
             "inc_change_payload": inc_lines,
             "payload_lines": lines, "change_payload_lines": change_lines, "rules": rules}
 
@@ -221,22 +224,24 @@ def main() -> None:
                 print(f"  {m:16} {n:6} services: full {s['full_s']:8.3f}s  one-endpoint change "
                       f"{s['change_s']:7.3f}s  noop {s['noop_s']:7.3f}s{reread}  ({s['rules']} rules, "
                       f"change payload {s['change_payload_lines']} lines)  incremental: change "
-                      f"{s['inc_change_s']:.4f}s noop {s['inc_noop_s']:.4f}s hinted change {s['inc_hint_s']:.4f}s",
+                      f"{s['inc_change_s']:.4f}s noop {s['inc_noop_s']:.4f}s hinted change {s['inc_hint_s']:.4f}s "
+                      f"hinted noop {s['inc_noop_hint_s']:.4f}s",
                       flush=True)
     print(f"\nkube-proxy sync, 3 endpoints/service, medians of {args.repeat}")
     print(f"{'mode':16} {'services':>8} {'rules':>8} {'full sync':>10} {'1-ep change':>12} {'no-op':>8}"
-          f" {'inc change':>11} {'inc no-op':>10} {'inc hint':>9}")
+          f" {'inc change':>11} {'inc no-op':>10} {'inc hint':>9} {'hint no-op':>10}")
     summary = []
     for m in modes:
         for n in sizes:
             rs = runs[(m, n)]
             med = {k: statistics.median(r[k] for r in rs)
-                   for k in ("full_s", "change_s", "noop_s", "inc_change_s", "inc_noop_s", "inc_hint_s")}
+                   for k in ("full_s", "change_s", "noop_s", "inc_change_s", "inc_noop_s", "inc_hint_s",
+                             "inc_noop_hint_s")}
             if rs[0]["change_reread_s"] is not None:
                 med["change_reread_s"] = statistics.median(r["change_reread_s"] for r in rs)
             print(f"{m:16} {n:>8} {rs[0]['rules']:>8} {med['full_s']:>9.3f}s {med['change_s']:>11.3f}s "
                   f"{med['noop_s']:>7.3f}s {med['inc_change_s']:>10.4f}s {med['inc_noop_s']:>9.4f}s "
-                  f"{med['inc_hint_s']:>8.4f}s")
+                  f"{med['inc_hint_s']:>8.4f}s {med['inc_noop_hint_s']:>9.4f}s")
             summary.append({"mode": m, "flavour": m.split("-", 1)[1], "services": n,
                             **{k + "_median": v for k, v in med.items()}, "samples": rs})
     info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
