@@ -23,6 +23,17 @@ and then:
   noop   - a sync with nothing to change (nothing sent)
   change, re-read (nftables, iptables-nft) - another one-endpoint change, synced without the record, as
            after somebody else changed the node's tables: the live tables are read and parsed first
+and then the incremental path, as a process that keeps a SyncState across syncs (a control loop) runs it
+(netlab.dataplane.proxy.syncstate; write_records=False: the on-disk records are for the next process):
+  inc change - one endpoint of another Service changes: only that Service is rendered again, and (nftables,
+           iptables-nft: while the node's nf_tables generation is the one recorded after the last sync)
+           only its chains/elements are diffed against the state's in-memory record; iptables-legacy has no
+           generation, so its tables are still read back and diffed whole (only the render is incremental)
+  inc noop - a sync with nothing changed (every Service's content key compared, nothing rendered or sent)
+  inc hint - a one-endpoint change with the changed Service's key passed (`changed=`, what a control loop
+           fed by the store's events knows): the other Services are not even compared
+  inc noop hint - a sync told that nothing changed (`changed=set()`)
+  (untimed: then a foreign change to the node - a rule added by hand - must be repaired by the next sync)
 Each figure is the median of --repeat samples, interleaved across sizes and modes. Nothing is estimated.
 IPVS mode needs a kernel with ip_vs: see benchmarks/ipvs_vm.py (run in the VM).
 """
@@ -42,6 +53,7 @@ import common  # noqa: E402
 from netlab.dataplane import iptables as ipt  # noqa: E402
 from netlab.dataplane import nsfs, proxy  # noqa: E402
 from netlab.dataplane.proxy.nftables import NftablesProxy  # noqa: E402
+from netlab.dataplane.proxy.syncstate import SyncState  # noqa: E402
 from netlab.model.objects import Endpoint  # noqa: E402
 from netlab.render import kubeproxy_nftables as knft  # noqa: E402
 from netlab.dataplane.fabric import Changes  # noqa: E402
@@ -65,18 +77,21 @@ RECORD = f"/tmp/bench-sync{os.getpid()}.nft.json"  # the node's record of its la
 RECORD_IPT = f"/tmp/bench-sync{os.getpid()}.iptables.json"  # the same for iptables-nft (see sync_iptables)
 
 
-def sync_iptables(cluster, restore: str, save: str, record: str | None = RECORD_IPT) -> tuple[float, int]:
+def sync_iptables(cluster, restore: str, save: str, record: str | None = RECORD_IPT, state: SyncState | None = None,
+                  changed: set[str] | None = None) -> tuple[float, int]:
     """One node's iptables sync: netlab.dataplane.proxy.sync_iptables itself, on the bench node. With
     `record`, as `netlab up` runs it (iptables-nft: the last sync's tables are trusted while the node's
     nf_tables generation is unchanged; iptables-legacy has no generation and always reads back); with None,
     the tables are read back first."""
     view, _ = bench_node(cluster)
     t0 = time.perf_counter()
-    lines = proxy.sync_iptables(view, restore, save, Changes(), record=lambda node: record)
+    lines = proxy.sync_iptables(view, restore, save, Changes(), record=lambda node: record, state=state,
+                                changed=changed)
     return time.perf_counter() - t0, lines
 
 
-def sync_nftables(cluster, choice: str, record: str | None = RECORD) -> tuple[float, int]:
+def sync_nftables(cluster, choice: str, record: str | None = RECORD, state: SyncState | None = None,
+                  changed: set[str] | None = None) -> tuple[float, int]:
     """One node's nftables sync: netlab.dataplane.proxy.nftables.NftablesProxy.sync_node itself, on the bench node.
 
     With `record`, the way `netlab up` runs it (the last sync's table is trusted while the node's nf_tables
@@ -85,8 +100,21 @@ def sync_nftables(cluster, choice: str, record: str | None = RECORD) -> tuple[fl
     cluster.networking.nft_choice = choice
     _, node = bench_node(cluster)
     t0 = time.perf_counter()
-    sent = NftablesProxy().sync_node(cluster, node, record)
+    sent = NftablesProxy().sync_node(cluster, node, record, state=state, changed=changed)
     return time.perf_counter() - t0, sent
+
+
+def tamper(family: str, variant: str, cluster) -> None:
+    """Change the bench node's rules behind netlab's back: a rule in a Service chain."""
+    import subprocess
+    from netlab.render import kubeproxy_iptables as kp
+    svc = cluster.services[0]
+    if family == "iptables":
+        argv = [f"iptables-{variant}", "-t", "nat", "-I", kp.svc_chain(f"{svc.key}:http", "TCP"), "1", "-j", "RETURN"]
+    else:
+        chain = "service-" + knft.service_chain_base(svc.namespace, svc.name, "tcp", "http")
+        argv = ["nft", "insert", "rule", "ip", "kube-proxy", chain, "drop"]
+    subprocess.run(["nsenter", f"--net={nsfs.netns_path(NETNS)}", "--", *argv], check=True)
 
 
 def fresh_netns() -> None:
@@ -101,11 +129,16 @@ def sample(n: int, mode: str) -> dict:
     if family == "iptables":
         _, restore, save = ipt.flavour_commands(variant)
 
-        def sync():
-            return sync_iptables(cluster, restore, save)
+        def sync(state=None, changed=None):
+            return sync_iptables(cluster, restore, save, state=state, changed=changed)
     else:
-        def sync():
-            return sync_nftables(cluster, variant)
+        def sync(state=None, changed=None):
+            return sync_nftables(cluster, variant, state=state, changed=changed)
+
+    def move_endpoint(svc, k: int, tag: str) -> None:
+        ep = svc.endpoints["http"][k]
+        svc.endpoints["http"][k] = Endpoint(ep.ip + 1 if int(ep.ip) % 256 < 250 else ep.ip - 1, 8080, ep.node,
+                                            ep.pod + tag, ep.namespace)
     fresh_netns()
     try:
         full, lines = sync()
@@ -130,6 +163,22 @@ def sample(n: int, mode: str) -> dict:
             svc.endpoints["http"][1] = Endpoint(ep.ip + 1 if int(ep.ip) % 256 < 250 else ep.ip - 1, 8080, ep.node,
                                                 ep.pod + "y", ep.namespace)
             reread, _ = sync_nftables(cluster, variant, record=None)
+        # the incremental path: a SyncState kept across syncs (its first sync is a full one)
+        state = SyncState(write_records=False)
+        sync(state)
+        move_endpoint(cluster.services[n // 3], 0, "i")
+        inc_change, inc_lines = sync(state)
+        inc_noop, inc_noop_lines = sync(state)
+        assert inc_noop_lines == 0, "an incremental sync of the same state should change nothing"
+        svc = cluster.services[2 * n // 3]
+        move_endpoint(svc, 0, "h")
+        inc_hint, _ = sync(state, {svc.key})
+        inc_noop_hint, _ = sync(state, set())        # told that nothing changed
+        # tamper repair: a foreign change makes the next sync a full one, which puts the rules back
+        tamper(family, variant, cluster)
+        _, repaired = sync(state)
+        assert repaired, "a foreign change must be repaired by the next sync"
+        assert sync(state)[1] == 0
         if family == "iptables":
             rules = ipt.save(nsfs.netns_path(NETNS), save).count("\n-A ")
         else:
@@ -140,7 +189,9 @@ def sample(n: int, mode: str) -> dict:
             if os.path.exists(path):
                 os.unlink(path)
     return {"services": n, "mode": mode, "full_s": full, "change_s": change, "noop_s": noop,
-            "change_reread_s": reread,
+            "change_reread_s": reread, "inc_change_s": inc_change, "inc_noop_s": inc_noop, "inc_hint_s": inc_hint,
+            "inc_noop_hint_s": inc_noop_hint,
+            "inc_change_payload": inc_lines,
             "payload_lines": lines, "change_payload_lines": change_lines, "rules": rules}
 
 
@@ -172,20 +223,29 @@ def main() -> None:
                 reread = "" if s["change_reread_s"] is None else f"  change, re-read {s['change_reread_s']:7.3f}s"
                 print(f"  {m:16} {n:6} services: full {s['full_s']:8.3f}s  one-endpoint change "
                       f"{s['change_s']:7.3f}s  noop {s['noop_s']:7.3f}s{reread}  ({s['rules']} rules, "
-                      f"change payload {s['change_payload_lines']} lines)", flush=True)
+                      f"change payload {s['change_payload_lines']} lines)  incremental: change "
+                      f"{s['inc_change_s']:.4f}s noop {s['inc_noop_s']:.4f}s hinted change {s['inc_hint_s']:.4f}s "
+                      f"hinted noop {s['inc_noop_hint_s']:.4f}s",
+                      flush=True)
     print(f"\nkube-proxy sync, 3 endpoints/service, medians of {args.repeat}")
-    print(f"{'mode':16} {'services':>8} {'rules':>8} {'full sync':>10} {'1-ep change':>12} {'no-op':>8}")
+    print(f"{'mode':16} {'services':>8} {'rules':>8} {'full sync':>10} {'1-ep change':>12} {'no-op':>8}"
+          f" {'inc change':>11} {'inc no-op':>10} {'inc hint':>9} {'hint no-op':>10}")
     summary = []
     for m in modes:
         for n in sizes:
             rs = runs[(m, n)]
-            med = {k: statistics.median(r[k] for r in rs) for k in ("full_s", "change_s", "noop_s")}
+            med = {k: statistics.median(r[k] for r in rs)
+                   for k in ("full_s", "change_s", "noop_s", "inc_change_s", "inc_noop_s", "inc_hint_s",
+                             "inc_noop_hint_s")}
             if rs[0]["change_reread_s"] is not None:
                 med["change_reread_s"] = statistics.median(r["change_reread_s"] for r in rs)
             print(f"{m:16} {n:>8} {rs[0]['rules']:>8} {med['full_s']:>9.3f}s {med['change_s']:>11.3f}s "
-                  f"{med['noop_s']:>7.3f}s")
+                  f"{med['noop_s']:>7.3f}s {med['inc_change_s']:>10.4f}s {med['inc_noop_s']:>9.4f}s "
+                  f"{med['inc_hint_s']:>8.4f}s {med['inc_noop_hint_s']:>9.4f}s")
             summary.append({"mode": m, "flavour": m.split("-", 1)[1], "services": n,
                             **{k + "_median": v for k, v in med.items()}, "samples": rs})
+    info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average at the end: {info['loadavg_at_end']}")
     common.dump(args.json, {"info": info, "kernel": info["kernel"], "versions": versions, "results": summary})
 
 

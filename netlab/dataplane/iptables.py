@@ -48,8 +48,12 @@ def parse_save(text: str) -> dict[str, dict[str, list[str]]]:
         elif line.startswith(":") and cur is not None:
             cur.setdefault(line[1:].split()[0], [])
         elif line.startswith("-A ") and cur is not None:
-            chain = line.split()[1]
-            cur.setdefault(chain, []).append(line)
+            end = line.find(" ", 3)
+            chain = line[3:end] if end > 0 else line[3:]     # not line.split()[1]: 110,000 rules at 10,000 Services
+            rules = cur.get(chain)
+            if rules is None:
+                rules = cur[chain] = []
+            rules.append(line)
     return tables
 
 
@@ -138,6 +142,41 @@ def after_restore(desired: Desired, current: dict[str, dict[str, list[str]]]) ->
             have[chain] = lines + have.get(chain, [])
         for chain, rules in want.chains.items():
             have[chain] = list(rules)
+    return out
+
+
+# Chains that belong to one Service (render.kubeproxy_iptables' ServicePiece.chains); every other chain
+# (KUBE-SERVICES, flannel's, the kubelet's ...) is in every scoped view.
+SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-SEP-", "KUBE-FW-")
+
+
+def scoped(tables, scope: set[str]):
+    """`tables` (a Desired, or parse_save's shape) without the Service chains that are not in `scope`.
+
+    An incremental sync plans `plan_restore(scoped(desired, s), scoped(tables, s))` where `tables` is
+    what the node holds (its last sync's result, trusted) and `s` the chains of the Services that
+    changed: the other Services' chains are the same on both sides, so leaving them out changes nothing
+    in the payload but the time it takes."""
+    def keep(chains: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {c: r for c, r in chains.items() if c in scope or not c.startswith(SERVICE_CHAIN_PREFIXES)}
+    return {t: (TableState(keep(ts.chains), ts.jumps) if isinstance(ts, TableState) else keep(ts))
+            for t, ts in tables.items()}
+
+
+def tables_after(want: Desired, have: dict[str, dict[str, list[str]]],
+                 whole: dict[str, dict[str, list[str]]] | None = None) -> dict[str, dict[str, list[str]]]:
+    """after_restore(want, have); when (want, have) are scoped views of `whole` (see `scoped`), the whole
+    node's tables after the restore: `whole` with the compared part replaced."""
+    part = after_restore(want, have)
+    if whole is None:
+        return part
+    out = {}
+    for table in whole.keys() | part.keys():
+        chains = dict(whole.get(table, {}))
+        for c in have.get(table, {}):
+            chains.pop(c, None)
+        chains.update(part.get(table, {}))
+        out[table] = chains
     return out
 
 

@@ -8,7 +8,7 @@ from .kubelet import kubelet_chains
 from .tables import Desired, TableState
 
 
-def node_rules(cluster: Cluster, node: Node) -> Desired:
+def node_rules(cluster: Cluster, node: Node, proxy: Desired | None = None) -> Desired:
     """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's
     (kube-proxy's iptables-mode chains, or its IPVS-mode chains; nftables mode has none here), then
     the kubelet's (`render.kubelet`).
@@ -16,14 +16,18 @@ def node_rules(cluster: Cluster, node: Node) -> Desired:
     In the built-in chains the proxy's jumps come first, as on a real node (kube-proxy prepends its
     jumps, flannel appends): FORWARD must reach KUBE-SERVICES' REJECT of a Service without endpoints
     before FLANNEL-FWD accepts all pod traffic.
+
+    `proxy`: the proxy mode's chains when the caller rendered them already (an incremental sync renders
+    them from its per-Service memo); None renders them here.
     """
     out: Desired = {}
     for table, rules in iptables_flannel(cluster, node).items():
         ts = out.setdefault(table, TableState())
         for r in rules:
             ts.chains.setdefault(r.split()[1], []).append(r)
-    chains = proxymodes.get(cluster.networking.proxy_mode).iptables
-    proxy: Desired = chains(cluster, node) if chains else {}
+    if proxy is None:
+        chains = proxymodes.get(cluster.networking.proxy_mode).iptables
+        proxy = chains(cluster, node) if chains else {}
     for table in sorted(set(FLANNEL_JUMPS) | set(proxy)):
         ts = out.setdefault(table, TableState())
         if table in proxy:

@@ -23,10 +23,12 @@ import base64
 import hashlib
 import ipaddress
 import math
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..model.objects import Cluster, Endpoint, Node
+from ..model.objects import Cluster, Endpoint, Node, Service
 from .services import MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info, traffic_routes
+from .service_memo import ServiceMemo
 from .tables import TableState
 
 # Chain prefixes (pkg/proxy/iptables).
@@ -162,9 +164,14 @@ def _jumps() -> dict[str, list[tuple[str, str]]]:
     return {"nat": nat_jumps, "filter": filter_jumps}
 
 
-def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool = True) -> dict[str, TableState]:
-    """kube-proxy's nat and filter state on `node` (iptables mode), as TableStates."""
-    pod_net = str(cluster.networking.pod_subnet)        # --cluster-cidr: the local traffic detector
+def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool = True,
+                      memo: ServiceMemo[ServicePiece] | None = None,
+                      changed: set[str] | None = None) -> dict[str, TableState]:
+    """kube-proxy's nat and filter state on `node` (iptables mode), as TableStates.
+
+    Assembled from one `ServicePiece` per proxied Service (`service_pieces`); with a `memo` kept by the
+    caller across calls, only the Services whose content changed since are rendered again, and the
+    result is the same as without one (`changed`: see ServiceMemo.pieces)."""
     nat = TableState(chains={c: [] for c in NAT_BASE_CHAINS})
     flt = TableState(chains={c: [] for c in FILTER_BASE_CHAINS})
     flt.chains[KUBELET_FIREWALL] = []
@@ -186,10 +193,12 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
             "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT", target="DROP",
             src="!127.0.0.0/8", dst="127.0.0.0/8"))
 
-    ports = [(svc, port) for svc in cluster.services if is_proxied(svc) for port in svc.ports]
-    ports.sort(key=lambda sp: (sp[0].namespace, sp[0].name, sp[1].name or "", sp[1].protocol))
-    for svc, port in ports:
-        _render_port(port_info(svc, port), node, pod_net, nat, flt)
+    for piece in service_pieces(cluster, node, memo, changed):
+        nat.chains["KUBE-SERVICES"] += piece.nat_services
+        flt.chains["KUBE-SERVICES"] += piece.filter_services
+        flt.chains["KUBE-EXTERNAL-SERVICES"] += piece.external_services
+        nat.chains["KUBE-NODEPORTS"] += piece.nodeports
+        nat.chains.update(piece.chains)
 
     # Always last, even with no NodePort Service (nodePortAddresses unset: every local address).
     nodeports_dst = None if localhost_nodeports else "!127.0.0.0/8"
@@ -207,7 +216,57 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
     return {"nat": nat, "filter": flt}
 
 
-def _render_port(info: PortInfo, node: Node, pod_net: str, nat: TableState, flt: TableState) -> None:
+@dataclass
+class ServicePiece:
+    """What one Service adds to a node's tables: its rules in the shared chains (in port order) and its own
+    nat chains (KUBE-EXT/SVC/SVL/SEP, in declaration order). A pure function of the Service and the
+    node's name and pod network; shared by every assembled result, so never modified once made."""
+    nat_services: list[str] = field(default_factory=list)         # nat KUBE-SERVICES
+    filter_services: list[str] = field(default_factory=list)      # filter KUBE-SERVICES
+    external_services: list[str] = field(default_factory=list)    # filter KUBE-EXTERNAL-SERVICES
+    nodeports: list[str] = field(default_factory=list)            # nat KUBE-NODEPORTS
+    chains: dict[str, list[str]] = field(default_factory=dict)
+
+
+def service_piece(svc: Service, node: Node, pod_net: str) -> ServicePiece:
+    """One Service's piece on `node`: its ports sorted by (port name, protocol), as kube_proxy_tables orders them."""
+    piece = ServicePiece()
+    for port in sorted(svc.ports, key=lambda p: (p.name or "", p.protocol)):
+        _render_port(port_info(svc, port), node, pod_net, piece)
+    return piece
+
+
+def service_pieces(cluster: Cluster, node: Node, memo: ServiceMemo[ServicePiece] | None = None,
+                   changed: set[str] | None = None) -> list[ServicePiece]:
+    """The pieces of every proxied Service, sorted by (namespace, name): with the ports sorted inside each,
+    that is kube-proxy-order (namespace, name, port name, protocol) over all service ports. `memo`/`changed`:
+    see ServiceMemo.pieces."""
+    pod_net = str(cluster.networking.pod_subnet)        # --cluster-cidr: the local traffic detector
+    services = sorted((s for s in cluster.services if is_proxied(s)), key=lambda s: (s.namespace, s.name))
+    if memo is None:
+        return [service_piece(s, node, pod_net) for s in services]
+    memo.reset(("iptables", node.name, pod_net))
+    return memo.pieces(services, lambda s: service_piece(s, node, pod_net), changed)
+
+
+def changed_chains(before: dict[str, tuple], after: dict[str, tuple]) -> set[str]:
+    """The chains, old and new, of the Services whose ServiceMemo entry changed between two snapshots of
+    `memo.entries` (rendered again, added or removed): what an incremental sync must compare."""
+    out: set[str] = set()
+    for key, entry in after.items():
+        old = before.get(key)
+        if old is not entry:
+            out.update(entry[1].chains)
+            if old is not None:
+                out.update(old[1].chains)
+    if len(before) != len(after) or out:
+        for key, old in before.items():
+            if key not in after:
+                out.update(old[1].chains)
+    return out
+
+
+def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece) -> None:
     name, proto = info.name, info.proto
     cluster_eps, local_eps, reachable, has_endpoints = categorize_endpoints(info, node)
 
@@ -230,8 +289,8 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, nat: TableState, flt:
     else:
         filter_target, filter_comment = "DROP", f"{name} has no local endpoints"
 
-    svcs_nat, svcs_flt = nat.chains["KUBE-SERVICES"], flt.chains["KUBE-SERVICES"]
-    ext_flt = flt.chains["KUBE-EXTERNAL-SERVICES"]
+    svcs_nat, svcs_flt = piece.nat_services, piece.filter_services
+    ext_flt = piece.external_services
     dport = _dport(proto, info.port.port)
     cip = info.cluster_ip
 
@@ -266,7 +325,7 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, nat: TableState, flt:
     if info.node_port:
         np_dport = _dport(proto, info.node_port)
         if has_endpoints:
-            nat.chains["KUBE-NODEPORTS"].append(_rule("KUBE-NODEPORTS", _comment(name), np_dport,
+            piece.nodeports.append(_rule("KUBE-NODEPORTS", _comment(name), np_dport,
                                                       target=external_chain, proto=proto))
         if not has_external:
             ext_flt.append(_rule("KUBE-EXTERNAL-SERVICES", _comment(filter_comment),
@@ -316,7 +375,7 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, nat: TableState, flt:
     order = [external_chain, cluster_chain, local_chain]
     for chain in order + [c for c in chains if c not in order]:
         if chain in chains:
-            nat.chains[chain] = chains[chain]
+            piece.chains[chain] = chains[chain]
 
 
 def _to_endpoints(info: PortInfo, chain: str, endpoints: list[Endpoint]) -> list[str]:

@@ -50,6 +50,8 @@ API (all pure):
   changed_services(old_cluster, new_cluster)        keys of the Services that differ
   update_objects(table, cluster, node, keys)        `table` with only those Services rendered again
   diff_script(new, old, only=keys)                  kube-proxy's partial sync: compares only their objects
+  without_cache(script, desired)                    the same transaction in a form nft runs without
+                                                    fetching every chain and set first (partial syncs)
   table_to_data(table) / table_from_data(data)      the table as JSON-able data (the dataplane's record)
 
 This module renders; the table's data types are in render/nft_table.py, diff_script in render/nft_diff.py
@@ -57,8 +59,8 @@ and parse_nft_json in render/nft_json.py, all importable from here too.
 
 A one-endpoint change on a node with 10,000 services: update_objects + scoped diff ~8 ms in Python, a
 10-command transaction; `nft -f` of it ~165 ms, all fixed costs of the table's size - nft fetches every
-chain before sending anything (~80 ms), and the kernel re-validates the whole ruleset graph on a commit
-that adds a jump or goto (~85 ms).
+chain before sending anything (~80 ms; `without_cache` writes the transaction so that it does not), and
+the kernel re-validates the whole ruleset graph on a commit that adds a rule or a verdict (~85 ms).
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from ..model.objects import Cluster, Endpoint, Node, Service
-from .nft_diff import diff_script
+from .nft_diff import diff_script, without_cache  # noqa: F401 (without_cache re-exported)
 from .nft_json import parse_nft_json  # noqa: F401 (re-exported: this module is the mode's API)
 from .nft_table import FAMILY, TABLE, table_from_data, table_to_data  # noqa: F401 (re-exported)
 from .nft_table import TABLE_REF as _T, Elem, NftSet, NftTable, Owned

@@ -9,6 +9,7 @@ mode on a running lab (`up --proxy-mode`) leaves no stale rules.
   iptables.py  iptables mode, and sync_iptables: the iptables sync of every mode (with its record)
   nftables.py  nftables mode: table ip kube-proxy, synced by diff (with its record)
   ipvs.py      IPVS mode: kube-ipvs0, ipsets, IPVS virtual servers
+  syncstate.py SyncState: what a process keeps between syncs for incremental ones
   record.py    sync records: what netlab last applied, trusted while the node's identity has not moved
 
 A mode's backend module is imported when the mode is first used (netlab.proxymodes makes it).
@@ -23,9 +24,10 @@ from ...model.objects import Cluster
 from ..changes import Changes
 from .base import ProxyBackend, per_node
 from .iptables import IPTABLES_RECORD_VERSION, iptables_drift, iptables_record_path, sync_iptables
+from .syncstate import SyncState
 
-__all__ = ["IPTABLES_RECORD_VERSION", "ProxyBackend", "backend", "iptables_record_path", "per_node", "rules_drift",
-           "sync", "sync_iptables"]
+__all__ = ["IPTABLES_RECORD_VERSION", "ProxyBackend", "SyncState", "backend", "iptables_record_path", "per_node",
+           "rules_drift", "sync", "sync_iptables"]
 
 
 _backends: dict[str, ProxyBackend] = {}
@@ -45,18 +47,21 @@ def rules_drift(cluster: Cluster, node, save_cmd: str) -> list[str]:
 
 
 def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
-         previous_mode: str | None = None, fresh: Collection[str] = ()) -> None:
+         previous_mode: str | None = None, fresh: Collection[str] = (), state: SyncState | None = None,
+         changed: Collection[str] | None = None) -> None:
     """Program the cluster's proxy mode on every node and remove what the previous mode left behind.
 
     The iptables sync comes between `prepare` and `sync`: it needs the ipsets IPVS mode refers to, and
     it drops the old mode's rules before that mode's ipsets are destroyed. `fresh`: the nodes whose
     namespaces this run created, so they hold no rules yet: nothing is read back from them, and no other
     mode's leftovers are looked for in them.
+    `state`/`changed`: a SyncState the caller keeps across syncs and the Services known to have changed,
+    for incremental syncs (see syncstate.py); without a state, every sync is a full one.
     """
     mode = backend(cluster.networking.proxy_mode)
     mode.prepare(cluster, changes)
-    sync_iptables(cluster, restore_cmd, save_cmd, changes, force, fresh)
-    mode.sync(cluster, changes, force)
+    sync_iptables(cluster, restore_cmd, save_cmd, changes, force, fresh, state=state, changed=changed)
+    mode.sync(cluster, changes, force, state=state, changed=changed)
     older = [n for n in cluster.nodes if n.name not in fresh]
     if not older:
         return

@@ -6,15 +6,18 @@ flannel's chains are iptables chains in every mode, so `sync_iptables` applies e
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Collection
 
 from ...errors import KernelError
 from ...model.objects import Cluster
 from ...render.iptables import node_rules
+from ...render.kubeproxy_iptables import changed_chains, kube_proxy_tables
 from .. import iptables, layout, nsfs
 from ..changes import Changes
-from .base import ProxyBackend, gc_paused, per_node
+from .base import ProxyBackend, gc_paused
 from .record import node_identity, read_record, unlink, write_record
+from .syncstate import SyncState
 
 
 class IptablesProxy(ProxyBackend):
@@ -68,7 +71,8 @@ def iptables_drift(cluster: Cluster, node, save_cmd: str) -> list[str]:
 
 @gc_paused
 def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
-                  fresh: Collection[str] = (), record: Callable[[Any], str | None] | None = None) -> int:
+                  fresh: Collection[str] = (), record: Callable[[Any], str | None] | None = None,
+                  state: SyncState | None = None, changed: Collection[str] | None = None) -> int:
     """One iptables-save and (if anything differs) one iptables-restore --noflush per node, nodes in parallel.
     Returns the number of lines sent to iptables-restore, all nodes together (0: nothing differed).
 
@@ -76,30 +80,75 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
     flavour, a node's tables as of netlab's last sync are kept in a record (`record(node)` is its path;
     default: the lab's run directory) with the node's identity (`node_identity`); while that identity
     has not moved, nothing has changed the node's tables since, and the record stands in for
-    iptables-save. iptables-legacy has no such counter: its tables are always read back."""
+    iptables-save. iptables-legacy has no such counter: its tables are always read back.
+
+    `state` (a SyncState the caller keeps across syncs, see syncstate.py): iptables mode renders only the
+    Services whose content changed (in every flavour), and with the nft flavour, while the node's identity
+    is the one recorded in `state` after its last sync, only those Services' chains and the shared ones
+    are compared, against the tables kept in `state` (no iptables-save, no record file). `changed`: the
+    keys of the Services that may have changed (the others are not compared; see ServiceMemo.pieces)."""
     if record is None:
         record = lambda node: iptables_record_path(cluster.name, node.name)  # noqa: E731
+    keep = state is not None             # else nothing is kept: no memo (its content keys would be wasted)
+    if state is None:
+        state = SyncState()
+    only = None if changed is None else set(changed)
+    iptables_mode = cluster.networking.proxy_mode == "iptables"
+    for node in cluster.nodes:
+        state.node(node.name)       # made here, not in the reading threads
 
-    def read(node) -> tuple[tuple[int, int] | None, dict, bool]:
+    def read(node) -> tuple[tuple[int, int] | None, dict, bool, bool]:
+        """(identity, tables, trusted, whether they are the in-memory record of `state`)"""
+        ns = state.node(node.name)
+        if not force and ns.ipt_tables is not None and ns.ipt_ident is not None \
+                and not state.full_due(ns, "iptables") and node_identity(node.netns) == ns.ipt_ident:
+            return ns.ipt_ident, ns.ipt_tables, True, True
+        ns.forget_iptables()
         # force: neither the record nor the knowledge that a new namespace is empty is used
-        return _iptables_current(node, save_cmd, None if force else record(node),
-                                 fresh=node.name in fresh and not force)
+        return (*_iptables_current(node, save_cmd, None if force else record(node),
+                                   fresh=node.name in fresh and not force), False)
 
     def commits(payload: str) -> int:
         return sum(1 for line in payload.splitlines() if line == "COMMIT")
 
+    def render(node):
+        proxy_tables = kube_proxy_tables(cluster, node, memo=state.node(node.name).ipt_memo if keep else None,
+                                         changed=only) if iptables_mode else None
+        return node_rules(cluster, node, proxy_tables)
+
+    # the memo as it was, for the chains of the Services rendered again
+    befores = [dict(state.node(node.name).ipt_memo.entries) if keep else {} for node in cluster.nodes]
+    with ThreadPoolExecutor(max_workers=min(8, len(cluster.nodes) or 1)) as pool:
+        reading = [pool.submit(read, node) for node in cluster.nodes]
+        desireds = [render(node) for node in cluster.nodes]     # while iptables-save runs
+        reads = [f.result() for f in reading]
     pending, sent = [], 0
-    for node, (ident, current, trusted) in zip(cluster.nodes, per_node(read, cluster.nodes)):
-        desired = node_rules(cluster, node)
-        payload, what = iptables.plan_restore(desired, current, force=force)
+    for node, before, desired, (ident, current, trusted, memory) in zip(cluster.nodes, befores, desireds, reads):
+        ns = state.node(node.name)
+        if memory:
+            # only the chains of the Services rendered again, and every chain that is not a Service's
+            scope = changed_chains(before, ns.ipt_memo.entries) if iptables_mode else None
+            want = desired if scope is None else iptables.scoped(desired, scope)
+            have = current if scope is None else iptables.scoped(current, scope)
+            payload, what = iptables.plan_restore(want, have)
+        else:
+            want, have = desired, current
+            payload, what = iptables.plan_restore(desired, current, force=force)
+        state.counted(ns, "iptables", full=not memory)
         if payload:
             proc = iptables.restore_async(nsfs.netns_path(node.netns), restore_cmd, payload)
-            pending.append((node, proc, payload, what, ident, current, desired, trusted))
+            pending.append((node, proc, payload, what, ident, current, want, have, trusted, memory))
         elif not trusted:
             write_record(record(node), ident, IPTABLES_RECORD_VERSION, lambda current=current: current)
-    for node, proc, payload, what, ident, current, desired, trusted in pending:
-        # the next record, made while the restore runs (only kept if the restore succeeds)
-        encoded = json.dumps(iptables.after_restore(desired, current)) if ident is not None else ""
+            if ident is not None:
+                ns.ipt_tables, ns.ipt_ident = current, ident
+        elif not memory and ident is not None:
+            ns.ipt_tables, ns.ipt_ident = current, ident    # the record file stands as it is
+    for node, proc, payload, what, ident, current, want, have, trusted, memory in pending:
+        ns = state.node(node.name)
+        ns.forget_iptables()
+        # the tables as the restore leaves them (only kept if the restore succeeds)
+        tables = iptables.tables_after(want, have, current if memory else None) if ident is not None else None
         try:
             iptables.finish_restore(proc, payload, node.netns)
         except KernelError:
@@ -108,17 +157,23 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
                 raise
             # the record did not match the kernel after all: read the tables back and try once more
             ident, current, _ = _iptables_current(node, save_cmd, None)
+            desired = node_rules(cluster, node, kube_proxy_tables(cluster, node, memo=ns.ipt_memo if keep else None)
+                                 if iptables_mode else None)
             payload, what = iptables.plan_restore(desired, current, force=force)
             if payload:
                 iptables.finish_restore(iptables.restore_async(nsfs.netns_path(node.netns), restore_cmd, payload),
                                         payload, node.netns)
-            encoded = json.dumps(iptables.after_restore(desired, current)) if ident is not None else ""
+            tables = iptables.after_restore(desired, current) if ident is not None else None
         sent += payload.count("\n")
         after = node_identity(node.netns) if ident is not None else None
         # trust the record next time only if our own commits (one per table) were the only ones in between
         expected = None if ident is None else (ident[0], ident[1] + commits(payload))
-        write_record(record(node), after if after is not None and after == expected else None,
-                     IPTABLES_RECORD_VERSION, encoded)
+        good = after is not None and after == expected
+        if good:
+            ns.ipt_tables, ns.ipt_ident = tables, after
+        if state.write_records or not good:
+            write_record(record(node), after if good else None, IPTABLES_RECORD_VERSION,
+                         json.dumps(tables) if good else "")
         for w in what:
             changes.add(f"{node.netns}: iptables {w}")
     return sent

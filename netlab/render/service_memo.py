@@ -1,0 +1,106 @@
+"""Per-Service memo for incremental proxy syncs: what kube-proxy's change tracking gives it. Pure.
+
+kube-proxy's service and endpoints change trackers record which Services changed since the last sync,
+and a partial sync writes only those Services' chains. Here the same effect comes from memoising: a
+Service's rendered piece (its chains, rules or elements on one node) is a pure function of the Service,
+its endpoints and a few node/cluster settings (the `context`), so it is kept under a content key of
+exactly those inputs and reused while the key is unchanged. `ServiceMemo.changed` tells which Services
+differ from the last call (to scope a diff to them), without any hint from the caller; a caller that
+already knows (a control loop fed by the store's events, like kube-proxy's informers) can pass the keys
+it knows changed and skip comparing the others.
+
+The memo is an object the caller keeps (one per node and renderer, e.g. in a dataplane SyncState): a
+fresh one renders everything, exactly like a render without a memo.
+"""
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import Callable, Generic, Hashable, Iterable, TypeVar
+
+from ..model.objects import Service
+
+V = TypeVar("V")
+
+
+_SPEC = attrgetter("namespace", "name", "type", "cluster_ip", "load_balancer_ip", "session_affinity",
+                   "affinity_timeout", "external_traffic_policy", "internal_traffic_policy", "external_name")
+_PORT = attrgetter("name", "port", "protocol", "node_port")
+_ENDPOINT = attrgetter("ip", "port", "node", "ready", "pod", "namespace")
+
+
+def service_content(svc: Service) -> tuple:
+    """Everything of a Service that a proxy renderer reads (render.services.port_info and
+    categorize_endpoints, the renderers' names and hashes), as a hashable, comparable value. Built fresh on
+    every call, so a Service changed in place (an endpoint turned unready) gets a different key."""
+    sp = svc.spec
+    return (_SPEC(sp), tuple(sp.external_ips), tuple(sorted(sp.labels.items())) if sp.labels else (),
+            svc.cluster_ip, tuple(map(_PORT, svc.ports)),
+            tuple((name, tuple(map(_ENDPOINT, eps))) for name, eps in svc.endpoints.items()))
+
+
+class ServiceMemo(Generic[V]):
+    """Service key ("ns/name") -> (content key, rendered piece) for one node and one set of settings.
+
+    `context`: the node and cluster settings every piece depends on; when it differs from the memo's,
+    everything is rendered again."""
+
+    def __init__(self) -> None:
+        self.context: Hashable = None
+        self.entries: dict[str, tuple[tuple, V]] = {}
+        self.rendered = 0                      # pieces rendered by the last `pieces` call (for tests, benchmarks)
+
+    def reset(self, context: Hashable) -> None:
+        if context != self.context:
+            self.context = context
+            self.entries = {}
+
+    def pieces(self, services: Iterable[Service], render: Callable[[Service], V],
+               changed: Iterable[str] | None = None) -> list[V]:
+        """The piece of each Service, in order: reused while its content is the same, else rendered.
+
+        `changed`: the keys that may have changed since the last call (the others are trusted to be
+        unchanged, without building their content keys); None compares every Service."""
+        only = None if changed is None else set(changed)
+        out, seen, self.rendered = [], set(), 0
+        entries = self.entries
+        for svc in services:
+            key = svc.key
+            seen.add(key)
+            old = entries.get(key)
+            if old is not None and only is not None and key not in only:
+                out.append(old[1])
+                continue
+            content = service_content(svc)
+            if old is not None and old[0] == content:
+                out.append(old[1])
+                continue
+            piece = render(svc)
+            entries[key] = (content, piece)
+            self.rendered += 1
+            out.append(piece)
+        if len(seen) != len(entries):
+            for key in [k for k in entries if k not in seen]:
+                del entries[key]
+        return out
+
+    def changed(self, services: Iterable[Service], hint: Iterable[str] | None = None) -> set[str]:
+        """Keys of the Services added, removed or changed since the last call, and remember them as they
+        are now (no rendering: for renderers that update their own output, like nftables mode's).
+        `hint` as in `pieces`."""
+        only = None if hint is None else set(hint)
+        out, seen = set(), set()
+        entries = self.entries
+        for svc in services:
+            key = svc.key
+            seen.add(key)
+            old = entries.get(key)
+            if old is not None and only is not None and key not in only:
+                continue
+            content = service_content(svc)
+            if old is None or old[0] != content:
+                entries[key] = (content, None)
+                out.add(key)
+        for key in [k for k in entries if k not in seen]:
+            del entries[key]
+            out.add(key)
+        return out
