@@ -158,7 +158,7 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         desired[key].ready = ready
     refresh_endpoints(cluster)
     strays = supervise.unrecorded_containers(cluster, pods_extra, fresh)
-    waits = supervise.ensure_servers(cluster, fresh, servers, changes, started)
+    waits = supervise.ensure_servers(cluster, fresh, servers, changes, started, pods_extra)
     # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
                fresh=set(todo.fresh_nodes))

@@ -158,11 +158,34 @@ def exit_status(path: str) -> int | None:
 def listening(pid: int) -> set[tuple[str, int]]:
     """(protocol, port) of the TCP sockets listening and the UDP sockets bound in the network namespace
     of process `pid` (read from /proc/PID/net: no need to enter the namespace)."""
+    return _sockets(f"/proc/{pid}/net")
+
+
+def listening_in(paths: Iterable[str]) -> dict[str, set[tuple[str, int]] | None]:
+    """`listening` for namespaces no process of ours lives in (a pod served by its node's built-in
+    server): one throwaway thread hops from namespace to namespace and reads /proc/thread-self/net.
+    path -> (protocol, port) set, None for a namespace that is gone."""
+    paths = list(paths)
+
+    def hop() -> dict[str, set[tuple[str, int]] | None]:
+        out: dict[str, set[tuple[str, int]] | None] = {}
+        for path in paths:
+            try:
+                nsfs.enter_netns_here(path)
+            except OSError:
+                out[path] = None
+                continue
+            out[path] = _sockets("/proc/thread-self/net")
+        return out
+    return nsfs.run_in_thread(hop) if paths else {}
+
+
+def _sockets(base: str) -> set[tuple[str, int]]:
     found: set[tuple[str, int]] = set()
     for proto, files in (("TCP", ("tcp", "tcp6")), ("UDP", ("udp", "udp6"))):
         for name in files:
             try:
-                with open(f"/proc/{pid}/net/{name}") as f:
+                with open(f"{base}/{name}") as f:
                     lines = f.read().splitlines()[1:]
             except OSError:
                 continue

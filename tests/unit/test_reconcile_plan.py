@@ -155,6 +155,12 @@ def test_server_actions(alive, same, fresh, started, want):
     assert plan.plan_servers(c, fresh, {"a": alive}, {"a": same}, started)["a"] == want
 
 
+def test_a_server_whose_pod_exited_is_reloaded_which_restarts_the_pod():
+    c = desired(cluster(LAB, nodes=[{"role": "worker", "name": "a"}]), pod("p", containers=[container("c", [80])]))
+    assert plan.plan_servers(c, set(), {"a": True}, {"a": True}, set(), exited={"a"})["a"] == "reload"
+    assert plan.plan_servers(c, set(), {"a": True}, {"a": True}, set(), exited=set())["a"] == "keep"
+
+
 def test_a_node_without_built_in_pods_gets_no_server_but_a_running_one_is_emptied():
     c = desired(cluster(LAB, nodes=[{"role": "worker", "name": "a"}]),
                 pod("p", containers=[container("c", command=["sleep", "1"])]))

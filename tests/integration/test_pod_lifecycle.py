@@ -1,0 +1,146 @@
+"""Pods' containers through their lifecycle on a real lab: a built-in-server pod that exits (agnhost's
+/exit), a client pod with no command and no port, a pod whose namespace someone deleted by hand.
+Real clients only (curl, ss), and the CLI as a user runs it."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from netlab.dataplane import procs, state
+
+from .conftest import netlab_cli
+
+EXITING = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: n1}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers: [{name: agnhost, image: registry.k8s.io/e2e-test-images/agnhost:2.53,
+                args: [netexec, --http-port=8080, --udp-port=8081]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers: [{name: c, command: [sleep, "1000"]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+"""
+
+
+def _pods(lab) -> dict[str, list[str]]:
+    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
+    return {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+
+
+def _pod_json(lab, name: str) -> dict:
+    doc = json.loads(netlab_cli("get", "pods", "-o", "json", "--lab", lab.name, check=True).stdout)
+    return next(i for i in doc["items"] if i["metadata"]["name"] == name)
+
+
+def _ready(obj: dict) -> str:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")["status"]
+
+
+def _curl(lab, pod: str, url: str):
+    r = lab.pod_exec(pod, ["curl", "-sS", "--max-time", "5", url], timeout=20)
+    return r.returncode, r.stdout.strip()
+
+
+def _listening(lab, pod: str) -> str:
+    r = lab.pod_exec(pod, ["ss", "-Hlntu"])
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def _endpoints(lab, svc: str) -> str:
+    return netlab_cli("get", "ep", svc, "--lab", lab.name, check=True).stdout
+
+
+def test_a_builtin_pod_that_exits_is_not_ready_and_up_restarts_it(lab):
+    """agnhost's /exit: the pod's ports close; get pods shows the container terminated with the code
+    (Error, then Completed for code 0), not Ready; `up` restarts it by reloading the node's server,
+    counts the restart, and it serves again behind its Service."""
+    lab.up(EXITING)
+    web = lab.pod("web").ip
+    cip = lab.cluster.services[0].cluster_ip
+    assert _curl(lab, "client", f"http://{web}:8080/hostname") == (0, "web")
+    assert _curl(lab, "client", f"http://{web}:8080/exit?code=4")[0] == 52   # gone before it answers
+    assert _listening(lab, "web") == ""
+    rows = _pods(lab)
+    assert rows["web"][1:4] == ["0/1", "Error", "0"], rows
+    obj = _pod_json(lab, "web")
+    cs = obj["status"]["containerStatuses"][0]
+    assert cs["ready"] is False and cs["state"]["terminated"]["exitCode"] == 4, cs
+    assert cs["state"]["terminated"]["reason"] == "Error", cs
+    assert _ready(obj) == "False"
+    # up restarts it (a reload of the node's server), counted as a restart
+    r = netlab_cli("up", "--lab", lab.name, "-v", check=True)
+    assert "0 changes" not in r.stdout + r.stderr, r.stdout
+    assert "restart" in r.stdout + r.stderr, r.stdout
+    rows = _pods(lab)
+    assert rows["web"][1:4] == ["1/1", "Running", "1"], rows
+    assert ":8080" in _listening(lab, "web")
+    assert _curl(lab, "client", f"http://{cip}/hostname") == (0, "web")
+    assert str(web) in _endpoints(lab, "web")
+    # exit code 0: Completed, as kubectl shows a container that ended well
+    assert _curl(lab, "client", f"http://{web}:8080/exit?code=0")[0] == 52
+    rows = _pods(lab)
+    assert rows["web"][1:4] == ["0/1", "Completed", "1"], rows
+    term = _pod_json(lab, "web")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["reason"] == "Completed" and term["exitCode"] == 0, term
+    r = netlab_cli("up", "--lab", lab.name, check=True)
+    assert _pods(lab)["web"][1:4] == ["1/1", "Running", "2"]
+    assert _curl(lab, "client", f"http://{cip}/hostname") == (0, "web")
+
+
+SQUAT = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: n1}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - {name: agnhost, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [netexec, --http-port=8080, --udp-port=8081]}
+  - name: squat
+    command: [python3, -c, "import socket, time\\nwhile True:\\n s = socket.socket()\\n try:\\n  s.bind(('127.0.0.1', 8080)); break\\n except OSError:\\n  s.close(); time.sleep(0.05)\\ntime.sleep(1000)"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers: [{name: c, command: [sleep, "1000"]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+"""
+
+
+def test_a_builtin_pod_that_cannot_listen_after_its_restart_is_not_an_endpoint(lab):
+    """The built-in server restarts an exited pod but cannot listen on its port (another container of
+    the pod has bound it meanwhile): `up`'s readiness check sees nothing listening, as for a command
+    container, so the pod is not Ready and leaves its Service's endpoints."""
+    lab.up(SQUAT)
+    web = lab.pod("web").ip
+    assert _curl(lab, "client", f"http://{web}:8080/hostname") == (0, "web")
+    assert _curl(lab, "client", f"http://{web}:8080/exit?code=1")[0] == 52
+    time.sleep(0.5)   # the squatter binds 127.0.0.1:8080 (not listening): the server cannot bind 8080
+    r = lab.up(SQUAT)
+    assert "pod default/web: not ready (see netlab get pods)" in r.changes, r.changes
+    rows = _pods(lab)
+    assert rows["web"][1:3] == ["1/2", "Running"], rows
+    assert "nothing listens on its containerPort TCP 8080" in _pod_json(lab, "web")["status"]["message"]
+    assert str(web) not in _endpoints(lab, "web")
