@@ -72,14 +72,21 @@ def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], builtin:
     """Each container of `pod` from what the kernel shows. A container with a command is running while
     its recorded process is (the same process, in the pod); it is ready when it also listens on every
     TCP containerPort (and has every UDP one bound) it declares, in the pod's namespace. A container with
-    no command is served by the node's built-in server: running while the server runs and its status
-    file does not say the pod exited (agnhost's /exit: terminated with that code), ready when its ports
-    listen, as for a command container."""
+    no command but ports is served by the node's built-in server: running while the server runs and its
+    status file does not say the pod exited (agnhost's /exit: terminated with that code), ready when its
+    ports listen, as for a command container. One with no command and no port (a plain client image)
+    runs no process of its own: it is running, and ready, while its pod exists (`up` starts no server
+    for it: `plan.needs_server`)."""
     out = []
     procs_rec = rec.get("procs") or {}
     restarted = int(rec.get("restarts", 0)) > 0
     for c in pod.containers:
         if not (c.command or c.args):
+            if not any(p.protocol in ("TCP", "UDP") for p in c.ports):
+                # nothing for the built-in server to serve, so no process: a plain client image,
+                # running (and ready) while its pod exists, like the pause container that holds it
+                out.append(ContainerStatus(c.name, "running", True))
+                continue
             if not builtin.server:
                 out.append(ContainerStatus(c.name, "terminated", False, "Error", None,
                                            f"container {c.name} is not running (the node's built-in server is not)"))

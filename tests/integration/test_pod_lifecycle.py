@@ -144,3 +144,47 @@ def test_a_builtin_pod_that_cannot_listen_after_its_restart_is_not_an_endpoint(l
     assert rows["web"][1:3] == ["1/2", "Running"], rows
     assert "nothing listens on its containerPort TCP 8080" in _pod_json(lab, "web")["status"]["message"]
     assert str(web) not in _endpoints(lab, "web")
+
+
+CLIENT_ALONE = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: n1}, {role: worker, name: n2}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  nodeName: n1
+  containers: [{name: web, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain, labels: {app: plain}}
+spec:
+  nodeName: n2
+  containers: [{name: c, image: busybox}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain}
+spec: {selector: {app: plain}, ports: [{port: 80}]}
+"""
+
+
+def test_a_pod_with_no_command_and_no_port_alone_on_its_node_is_running(lab):
+    """A plain client pod (an image with no command, no containerPort) runs no process of its own: its
+    container is running and ready while the pod exists, whether or not its node has a built-in
+    server; get pods, its Service's endpoints and `up` agree (nothing to repair)."""
+    lab.up(CLIENT_ALONE)
+    rows = _pods(lab)
+    assert rows["plain"][1:4] == ["1/1", "Running", "0"], rows
+    obj = _pod_json(lab, "plain")
+    assert _ready(obj) == "True" and "running" in obj["status"]["containerStatuses"][0]["state"], obj["status"]
+    # it works as a client
+    assert _curl(lab, "plain", f"http://{lab.pod('web').ip}:8080/hostname") == (0, "web")
+    assert str(lab.pod("plain").ip) in _endpoints(lab, "plain")
+    r = netlab_cli("up", "--lab", lab.name, check=True)
+    assert "0 changes" in r.stdout + r.stderr, r.stdout + r.stderr
+    r = netlab_cli("get", "pods", "--lab", lab.name, check=True)
+    assert "since the last up" not in r.stderr, r.stderr
