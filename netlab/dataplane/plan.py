@@ -66,6 +66,13 @@ def plan_namespaces(cluster: Cluster, prev_pods: dict[str, dict], existing: set[
     return plan
 
 
+def vanished_pods(prev_pods: dict[str, dict], existing: set[str]) -> list[str]:
+    """Pod keys the previous `up` made whose namespace is gone (deleted by hand): what ran in them
+    survives in the orphaned namespace and must be stopped, whether the pod is made again or not."""
+    return sorted(k for k, rec in prev_pods.items()
+                  if isinstance(rec, dict) and isinstance(rec.get("netns"), str) and rec["netns"] not in existing)
+
+
 def destroyed(cluster: Cluster, prev: dict[str, Any]) -> list[str]:
     """What an `up` of `cluster` would remove or recreate of what the previous `up` built (`prev`, its
     state): nodes no longer wanted, pods no longer wanted or whose spec changed."""

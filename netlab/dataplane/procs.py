@@ -229,6 +229,43 @@ def owner_of(pid: int) -> str | None:
     return None
 
 
+def tagged(prefixes: Iterable[str]) -> dict[int, str]:
+    """Processes whose NETLAB_OWNER starts with one of `prefixes` (a lab's "<lab>/", a pod's
+    "<lab>/pod/<ns>/<pod>/"), in any network namespace but this process's own (the host's, where netlab
+    never starts anything: a tagged process there is not netlab's), pid -> tag. The tag is netlab's own,
+    put in the environment of every process it starts (and inherited by their children), so a process
+    found this way is the lab's even outside the lab's named namespaces (in a pod namespace someone
+    deleted by hand, which lives on, nameless, while a process is in it)."""
+    prefixes = tuple(prefixes)
+    found: dict[int, str] = {}
+    if not prefixes:
+        return found
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        tag = owner_of(int(entry.name))
+        if tag is not None and tag.startswith(prefixes) and start_time(int(entry.name)) is not None \
+                and not in_host_netns(int(entry.name)):
+            found[int(entry.name)] = tag
+    return found
+
+
+def in_host_netns(pid: int) -> bool:
+    """Whether process `pid` shares this process's network namespace (or cannot be looked at)."""
+    theirs = _netns_of(pid)
+    return theirs is None or theirs == _netns_of(os.getpid())
+
+
+def parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+        return int(data[data.rindex(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def owned(paths: Iterable[str]) -> dict[str, list[int]]:
     """Processes inside the namespaces `paths` that netlab started, by owner tag (oldest PID first)."""
     out: dict[str, list[int]] = {}

@@ -275,6 +275,35 @@ def wait_listening(cluster: Cluster, pods_extra: dict[str, dict], begun: list[tu
 
 # ------------------------------------------------------------------ removing
 
+def stop_orphans(lab: str, keys: list[str], prev_pods: dict[str, dict], changes: Changes) -> int:
+    """Stop what still runs of pods whose namespace was deleted by hand (`plan.vanished_pods`): their
+    recorded containers, honoured only if the same process (start time) still carries the container's
+    owner tag outside the host's network namespace (as `procs.terminate` honours records), with their supervisors (the parent, carrying the supervisor's tag), and whatever else
+    carries one of those pods' owner tags (what the containers started). Runs before any container of
+    those pods is started again. Returns how many processes were ended."""
+    pids: set[int] = set()
+    prefixes = []
+    for key in keys:
+        namespace, _, name = key.partition("/")
+        prefixes.append(names.pod_owner_prefix(lab, namespace, name))
+        for cname, rec in ((prev_pods.get(key) or {}).get("procs") or {}).items():
+            owner = names.container_owner(lab, namespace, name, cname)
+            if procs.alive(rec, owner) and not procs.in_host_netns(int(rec["pid"])):
+                pid = int(rec["pid"])
+                pids.add(pid)
+                sup = procs.parent(pid)
+                if sup and procs.owner_of(sup) == owner + procs.SUPERVISOR_TAG and not procs.in_host_netns(sup):
+                    pids.add(sup)
+    pids |= set(procs.tagged(prefixes))
+    if not pids:
+        return 0
+    ended = procs.terminate([], sorted(pids))
+    for key in keys:
+        changes.add(Change("pod", key, "stop", "stopped the processes left in its deleted namespace",
+                           (prev_pods.get(key) or {}).get("netns") or "", f"pod {key}"))
+    return ended
+
+
 def remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], changes: Changes,
                       quiet: bool = False) -> None:
     """Kill what runs in these namespaces (by membership and by record), then delete them."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 from netlab.dataplane import procs, state
@@ -188,3 +189,57 @@ def test_a_pod_with_no_command_and_no_port_alone_on_its_node_is_running(lab):
     assert "0 changes" in r.stdout + r.stderr, r.stdout + r.stderr
     r = netlab_cli("get", "pods", "--lab", lab.name, check=True)
     assert "since the last up" not in r.stderr, r.stderr
+
+
+ORPHANS = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: n1}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  containers: [{name: c, command: [sh, -c, "sleep 1000 & exec sleep 1001"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other}
+spec:
+  containers: [{name: c, command: [sh, -c, "sleep 1000 & exec sleep 1001"]}]
+"""
+
+
+def _tagged(lab) -> dict[int, str]:
+    """Processes anywhere on the machine that carry one of the lab's owner tags."""
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        tag = procs.owner_of(int(pid))
+        if tag and tag.startswith(f"{lab.name}/") and procs.start_time(int(pid)) is not None:
+            out[int(pid)] = tag
+    return out
+
+
+def test_a_pod_whose_namespace_was_deleted_by_hand_leaves_no_process_behind(lab):
+    """`ip netns delete` of a pod's namespace: `up` rebuilds the pod and stops what ran in the old one
+    (the recorded container, and what it started), and `down` ends every process with the lab's owner
+    tag wherever it is, not only those in the lab's named namespaces."""
+    lab.up(ORPHANS)
+    old = state.load(lab.name)["pods"]["default/sleeper"]["procs"]["c"]
+    old_tagged = {p for p, t in _tagged(lab).items() if "/pod/default/sleeper/" in t}
+    assert int(old["pid"]) in old_tagged and len(old_tagged) >= 2, old_tagged   # container + its child
+    r = subprocess.run(["ip", "netns", "delete", lab.pod("sleeper").netns], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lab.up(ORPHANS)
+    assert not procs.alive(old), f"old container {old['pid']} survived up"
+    left = {p for p in old_tagged if procs.start_time(p) is not None and p in _tagged(lab)}
+    assert not left, f"processes of the old pod survived up: {left}"
+    assert _pods(lab)["sleeper"][1:3] == ["1/1", "Running"]
+    # the other pod's namespace goes too, and the lab is taken down with no `up` in between
+    assert subprocess.run(["ip", "netns", "delete", lab.pod("other").netns]).returncode == 0
+    assert _tagged(lab)
+    netlab_cli("down", lab.name, check=True)
+    deadline = time.monotonic() + 3
+    while _tagged(lab) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _tagged(lab), f"processes of lab {lab.name} survived down: {_tagged(lab)}"

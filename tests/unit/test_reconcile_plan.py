@@ -246,3 +246,10 @@ def test_a_pod_recorded_not_ready_is_not_an_endpoint():
                  service("web", ports=[{"port": 80, "targetPort": 8080}]), prev=st)
     eps = c2.services[0].endpoints[""]
     assert len(eps) == 2 and victim.name not in {e.pod for e in eps}
+
+
+def test_pods_whose_namespace_vanished_have_their_processes_stopped():
+    prev = {"default/a": {"netns": "nl.t.pod.default.a"}, "default/b": {"netns": "nl.t.pod.default.b"},
+            "default/c": {}, "default/d": "torn"}
+    assert plan.vanished_pods(prev, {"nl.t.pod.default.a"}) == ["default/b"]
+    assert plan.vanished_pods(prev, {"nl.t.pod.default.a", "nl.t.pod.default.b"}) == []
