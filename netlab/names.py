@@ -99,6 +99,11 @@ def container_owner(lab: str, namespace: str, pod: str, container: str) -> str:
     return f"{lab}/pod/{namespace}/{pod}/{container}"
 
 
+def pod_owner_prefix(lab: str, namespace: str, pod: str) -> str:
+    """What the owner tag of every container (and container supervisor) of a pod starts with."""
+    return f"{lab}/pod/{namespace}/{pod}/"
+
+
 def lab_owner_prefix(lab: str) -> str:
     """What every owner tag of lab `lab` starts with."""
     return f"{lab}/"

@@ -11,7 +11,7 @@ class Change:
     kind: str          # namespace, link, address, route, neighbour, fdb, sysctl, pod, container, server,
                        # readiness, rules (proxy), other
     object: str        # which one: a link or namespace name, an address, a pod key, a container...
-    action: str        # create, remove, update, start, stop, reload, adopt, rebuild, ready, not-ready, sync
+    action: str        # create, remove, update, start, stop, restart, reload, adopt, rebuild, ready, not-ready, sync
     detail: str        # in words, without where
     namespace: str = ""   # the network namespace it happened in
     subject: str = ""     # what the line is about, when that is not the namespace ("pod default/web")

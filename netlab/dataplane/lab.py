@@ -124,6 +124,10 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     servers = dict(prev.get("servers", {}))
     # intent first: if we die from here on, the next up (or down) knows what was meant
     state.save(lab, layout.state_doc(cluster, scenario_text, source, prev, "applying", pods_extra, servers, flavour))
+    # pods whose namespace someone deleted: what ran in them lives on in the orphaned namespace
+    orphans = plan.vanished_pods(prev_pods, existing)
+    if orphans:
+        supervise.stop_orphans(lab, orphans, prev_pods, changes)
     if todo.remove:
         supervise.remove_namespaces(lab, todo.remove, prev, changes)
         for node in todo.removed_nodes:
@@ -158,7 +162,7 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         desired[key].ready = ready
     refresh_endpoints(cluster)
     strays = supervise.unrecorded_containers(cluster, pods_extra, fresh)
-    waits = supervise.ensure_servers(cluster, fresh, servers, changes, started)
+    waits = supervise.ensure_servers(cluster, fresh, servers, changes, started, pods_extra)
     # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
                fresh=set(todo.fresh_nodes))
@@ -224,7 +228,10 @@ def down(lab: str) -> DownResult:
     paths = [nsfs.netns_path(n) for n in netns]
     records = [r for p in st.get("pods", {}).values() for r in (p.get("procs") or {}).values()]
     records += list(st.get("servers", {}).values())
-    killed = procs.terminate(records, procs.netns_members(paths), grace=1.0, owner=names.lab_owner_prefix(lab))
+    # by namespace membership, by record, and by owner tag anywhere (a pod whose namespace was deleted
+    # by hand leaves its processes in a namespace with no name)
+    pids = set(procs.netns_members(paths)) | set(procs.tagged([names.lab_owner_prefix(lab)]))
+    killed = procs.terminate(records, sorted(pids), grace=1.0, owner=names.lab_owner_prefix(lab))
     # pods first, then nodes, the external host and the underlay
     rank = {"pod": 0, "node": 1}
     order = sorted(netns, key=lambda n: (rank.get(getattr(names.parse_netns(n, lab), "kind", ""), 2), n))

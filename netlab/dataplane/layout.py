@@ -8,6 +8,7 @@ made here, and state.json's schema is written down here.
       logs/netexec-<node>.log           a node's built-in server (its own messages)
       run/netexec-<node>.json           the built-in server's config: the pods it serves
       run/netexec-<node>.pid            its pidfile: "PID GENERATION", rewritten on every reload
+      run/netexec-<node>.status.json    its pods' container states (running | exited, exitCode), by it
       run/<ns>_<pod>_<container>.exit   a container's exit status, written by its supervisor
       run/iptables-<node>.json          the iptables-nft sync record (the node's tables as last synced)
       run/nft-<node>.json               the nftables-mode sync record
@@ -73,6 +74,11 @@ def server_config(lab: str, node: str) -> str:
 
 def server_pidfile(lab: str, node: str) -> str:
     return os.path.join(run_dir(lab), f"netexec-{node}.pid")
+
+
+def server_status(lab: str, node: str) -> str:
+    """The status file the built-in server writes next to its pidfile (netlab.workload.netexec)."""
+    return os.path.join(run_dir(lab), f"netexec-{node}.status.json")
 
 
 def server_log(lab: str, node: str) -> str:

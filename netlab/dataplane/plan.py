@@ -66,6 +66,13 @@ def plan_namespaces(cluster: Cluster, prev_pods: dict[str, dict], existing: set[
     return plan
 
 
+def vanished_pods(prev_pods: dict[str, dict], existing: set[str]) -> list[str]:
+    """Pod keys the previous `up` made whose namespace is gone (deleted by hand): what ran in them
+    survives in the orphaned namespace and must be stopped, whether the pod is made again or not."""
+    return sorted(k for k, rec in prev_pods.items()
+                  if isinstance(rec, dict) and isinstance(rec.get("netns"), str) and rec["netns"] not in existing)
+
+
 def destroyed(cluster: Cluster, prev: dict[str, Any]) -> list[str]:
     """What an `up` of `cluster` would remove or recreate of what the previous `up` built (`prev`, its
     state): nodes no longer wanted, pods no longer wanted or whose spec changed."""
@@ -109,16 +116,18 @@ def plan_idle_servers(cluster: Cluster, alive: dict[str, bool], strays: set[str]
 
 
 def plan_servers(cluster: Cluster, fresh: set[str], alive: dict[str, bool], config_same: dict[str, bool],
-                 started: set[str]) -> dict[str, str]:
+                 started: set[str], exited: set[str] = frozenset()) -> dict[str, str]:
     """node -> "keep" | "reload" | "start" | "none" for each node's built-in server, after the idle start:
     `alive` (running now), `config_same` (its config file already says what it should serve), `fresh`
-    (pods made by this run), `started` (idle servers just started, which must be given their pods)."""
+    (pods made by this run), `started` (idle servers just started, which must be given their pods),
+    `exited` (nodes whose server says one of its pods has exited: a reload restarts it)."""
     out = {}
     for node in cluster.nodes:
         pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
         running = alive.get(node.name, False)
         touched = any(p.key in fresh for p in pods)
-        if running and config_same.get(node.name, False) and not touched and node.name not in started:
+        if (running and config_same.get(node.name, False) and not touched and node.name not in started
+                and node.name not in exited):
             out[node.name] = "keep"
         elif not pods and not running:
             out[node.name] = "none"

@@ -158,11 +158,34 @@ def exit_status(path: str) -> int | None:
 def listening(pid: int) -> set[tuple[str, int]]:
     """(protocol, port) of the TCP sockets listening and the UDP sockets bound in the network namespace
     of process `pid` (read from /proc/PID/net: no need to enter the namespace)."""
+    return _sockets(f"/proc/{pid}/net")
+
+
+def listening_in(paths: Iterable[str]) -> dict[str, set[tuple[str, int]] | None]:
+    """`listening` for namespaces no process of ours lives in (a pod served by its node's built-in
+    server): one throwaway thread hops from namespace to namespace and reads /proc/thread-self/net.
+    path -> (protocol, port) set, None for a namespace that is gone."""
+    paths = list(paths)
+
+    def hop() -> dict[str, set[tuple[str, int]] | None]:
+        out: dict[str, set[tuple[str, int]] | None] = {}
+        for path in paths:
+            try:
+                nsfs.enter_netns_here(path)
+            except OSError:
+                out[path] = None
+                continue
+            out[path] = _sockets("/proc/thread-self/net")
+        return out
+    return nsfs.run_in_thread(hop) if paths else {}
+
+
+def _sockets(base: str) -> set[tuple[str, int]]:
     found: set[tuple[str, int]] = set()
     for proto, files in (("TCP", ("tcp", "tcp6")), ("UDP", ("udp", "udp6"))):
         for name in files:
             try:
-                with open(f"/proc/{pid}/net/{name}") as f:
+                with open(f"{base}/{name}") as f:
                     lines = f.read().splitlines()[1:]
             except OSError:
                 continue
@@ -204,6 +227,43 @@ def owner_of(pid: int) -> str | None:
         if item.startswith(tag):
             return item[len(tag):].decode(errors="replace")
     return None
+
+
+def tagged(prefixes: Iterable[str]) -> dict[int, str]:
+    """Processes whose NETLAB_OWNER starts with one of `prefixes` (a lab's "<lab>/", a pod's
+    "<lab>/pod/<ns>/<pod>/"), in any network namespace but this process's own (the host's, where netlab
+    never starts anything: a tagged process there is not netlab's), pid -> tag. The tag is netlab's own,
+    put in the environment of every process it starts (and inherited by their children), so a process
+    found this way is the lab's even outside the lab's named namespaces (in a pod namespace someone
+    deleted by hand, which lives on, nameless, while a process is in it)."""
+    prefixes = tuple(prefixes)
+    found: dict[int, str] = {}
+    if not prefixes:
+        return found
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        tag = owner_of(int(entry.name))
+        if tag is not None and tag.startswith(prefixes) and start_time(int(entry.name)) is not None \
+                and not in_host_netns(int(entry.name)):
+            found[int(entry.name)] = tag
+    return found
+
+
+def in_host_netns(pid: int) -> bool:
+    """Whether process `pid` shares this process's network namespace (or cannot be looked at)."""
+    theirs = _netns_of(pid)
+    return theirs is None or theirs == _netns_of(os.getpid())
+
+
+def parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+        return int(data[data.rindex(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def owned(paths: Iterable[str]) -> dict[str, list[int]]:

@@ -52,39 +52,91 @@ def _exited(code: int | None) -> tuple[str, str]:
     return "Error", f"exit code {code}"
 
 
-def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], server_ok: bool) -> list[ContainerStatus]:
+@dataclass
+class Builtin:
+    """What a pod's containers without a command (served by its node's built-in server) look like now:
+    whether the node's server runs, what its status file says of the pod, and the ports listening in
+    the pod's namespace (None: not looked at)."""
+    server: bool = False
+    said: dict = field(default_factory=dict)
+    heard: set | None = None
+
+
+def _missing_ports(c, heard: set) -> str:
+    """The declared TCP/UDP ports of container `c` that nothing listens on (or binds) in `heard`, as text."""
+    wanted = {(p.protocol, p.port) for p in c.ports if p.protocol in ("TCP", "UDP")}
+    return ", ".join(f"{proto} {port}" for proto, port in sorted(wanted - heard))
+
+
+def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], builtin: Builtin) -> list[ContainerStatus]:
     """Each container of `pod` from what the kernel shows. A container with a command is running while
     its recorded process is (the same process, in the pod); it is ready when it also listens on every
     TCP containerPort (and has every UDP one bound) it declares, in the pod's namespace. A container with
-    no command is the node's built-in server, which binds its ports before it reports ready."""
+    no command but ports is served by the node's built-in server: running while the server runs and its
+    status file does not say the pod exited (agnhost's /exit: terminated with that code), ready when its
+    ports listen, as for a command container. One with no command and no port (a plain client image)
+    runs no process of its own: it is running, and ready, while its pod exists (`up` starts no server
+    for it: `plan.needs_server`)."""
     out = []
     procs_rec = rec.get("procs") or {}
+    restarted = int(rec.get("restarts", 0)) > 0
     for c in pod.containers:
         if not (c.command or c.args):
-            out.append(ContainerStatus(c.name, "running", True) if server_ok else
-                       ContainerStatus(c.name, "terminated", False, "Error", None,
-                                       f"container {c.name} is not running (the node's built-in server is not)"))
+            if not any(p.protocol in ("TCP", "UDP") for p in c.ports):
+                # nothing for the built-in server to serve, so no process: a plain client image,
+                # running (and ready) while its pod exists, like the pause container that holds it
+                out.append(ContainerStatus(c.name, "running", True))
+                continue
+            if not builtin.server:
+                out.append(ContainerStatus(c.name, "terminated", False, "Error", None,
+                                           f"container {c.name} is not running (the node's built-in server is not)"))
+                continue
+            gone, code = supervise.exited_code(builtin.said)
+            if gone:
+                reason, how = _exited(code)
+                out.append(_ended(cluster, c.name, f"container {c.name} is not running ({how}, asked by its "
+                                  "/exit)", reason, code, restarted))
+                continue
+            missing = _missing_ports(c, builtin.heard) if builtin.heard is not None else ""
+            out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
+                                       f"ready: nothing listens on its containerPort {missing}" if missing else ""))
             continue
         crec = procs_rec.get(c.name)
         if supervise.container_alive(cluster.name, pod, c.name, crec):
-            wanted = {(p.protocol, p.port) for p in c.ports if p.protocol in ("TCP", "UDP")}
-            missing = sorted(wanted - procs.listening(int(crec["pid"]))) if wanted else []
-            if missing:
-                what = ", ".join(f"{proto} {port}" for proto, port in missing)
-                out.append(ContainerStatus(c.name, "running", False, message=f"container {c.name} is not "
-                                           f"ready: nothing listens on its containerPort {what}"))
-            else:
-                out.append(ContainerStatus(c.name, "running", True))
+            missing = _missing_ports(c, procs.listening(int(crec["pid"])))
+            out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
+                                       f"ready: nothing listens on its containerPort {missing}" if missing else ""))
             continue
         code = procs.exit_status(supervise.exit_path(cluster.name, pod, c.name)) if crec is not None else None
         reason, how = _exited(code)
-        msg = f"container {c.name} is not running ({how})"
-        if int(rec.get("restarts", 0)) > 0 and reason == "Error":
-            out.append(ContainerStatus(c.name, "waiting", False, "CrashLoopBackOff", None,
-                                       f"{msg}; it ended again after a restart; the next "
-                                       f"`{repair_command(cluster.name)}` restarts it", code, reason))
-        else:
-            out.append(ContainerStatus(c.name, "terminated", False, reason, code, msg))
+        out.append(_ended(cluster, c.name, f"container {c.name} is not running ({how})", reason, code, restarted))
+    return out
+
+
+def _ended(cluster: Cluster, name: str, msg: str, reason: str, code: int | None, restarted: bool) -> ContainerStatus:
+    """A container that is not running: terminated, or CrashLoopBackOff if it failed again after a restart."""
+    if restarted and reason == "Error":
+        return ContainerStatus(name, "waiting", False, "CrashLoopBackOff", None,
+                               f"{msg}; it ended again after a restart; the next "
+                               f"`{repair_command(cluster.name)}` restarts it", code, reason)
+    return ContainerStatus(name, "terminated", False, reason, code, msg)
+
+
+def builtin_views(cluster: Cluster, st: dict[str, Any]) -> dict[str, Builtin]:
+    """pod key -> `Builtin` for every pod: the node's server alive (one check per node), its status
+    file (one read per node) and, for pods it serves that have not exited, the ports listening in the
+    pod's namespace (one thread hopping through them)."""
+    servers = st.get("servers", {})
+    alive = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    said = {n: supervise.server_pods(cluster.name, n, servers.get(n)) if ok else {} for n, ok in alive.items()}
+    out = {}
+    look = {}
+    for pod in cluster.pods:
+        view = out[pod.key] = Builtin(alive.get(pod.node, False), said.get(pod.node, {}).get(pod.key) or {})
+        if pod.builtin_ports and view.server and not supervise.exited_code(view.said)[0]:
+            look[nsfs.netns_path(pod.netns)] = view
+    for path, heard in procs.listening_in(look).items():
+        look[path].heard = heard or set()
     return out
 
 
@@ -111,14 +163,13 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
     or Error or Completed (from its containers, as kubectl shows them), NetworkBroken (containers run
     but the pod is cut off) or Running (READY says how many containers are ready)."""
     out = []
-    servers = st.get("servers", {})
     links = {n.name: node_links(n.netns) for n in cluster.nodes}
-    server_ok = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    builtin = builtin_views(cluster, st)
     for pod in cluster.pods:
         rec = st.get("pods", {}).get(pod.key, {})
         total = len(pod.containers)
         ns_ok = nsfs.is_ns_file(nsfs.netns_path(pod.netns))
-        cs = container_statuses(cluster, pod, rec, server_ok.get(pod.node, False))
+        cs = container_statuses(cluster, pod, rec, builtin[pod.key])
         ready = sum(c.ready for c in cs)
         problems = [c.message for c in cs if c.message]
         net_problem = pod_link_problem(pod, links.get(pod.node)) if ns_ok else ""
@@ -145,8 +196,7 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
 
 def observed_readiness(cluster: Cluster, st: dict[str, Any]) -> dict[str, bool]:
     """pod key -> whether every container of the pod is ready (what the endpoints controller reads)."""
-    servers = st.get("servers", {})
-    server_ok = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    builtin = builtin_views(cluster, st)
     return {pod.key: all(c.ready for c in container_statuses(cluster, pod, st.get("pods", {}).get(pod.key, {}),
-                                                             server_ok.get(pod.node, False)))
+                                                             builtin[pod.key]))
             for pod in cluster.pods}

@@ -40,6 +40,29 @@ def container_alive(lab: str, pod: Pod, container: str, rec: Any) -> bool:
     return procs.alive(rec, container_owner(lab, pod, container), nsfs.netns_path(pod.netns))
 
 
+def server_pods(lab: str, node: str, rec: Any) -> dict[str, dict]:
+    """What node `node`'s running built-in server (`rec`, its record) says of its pods' containers, from
+    the status file it rewrites whenever one starts, exits (agnhost's /exit) or is restarted: pod key
+    -> {state: running | exited, exitCode, restarts}. {} if the file is not that server's."""
+    try:
+        with open(layout.server_status(lab, node)) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or not isinstance(rec, dict) or doc.get("pid") != rec.get("pid"):
+        return {}
+    pods = doc.get("pods")
+    return {k: v for k, v in pods.items() if isinstance(v, dict)} if isinstance(pods, dict) else {}
+
+
+def exited_code(entry: dict | None) -> tuple[bool, int | None]:
+    """(exited, exit code) of a pod's entry in its server's status file."""
+    if not entry or entry.get("state") != "exited":
+        return False, None
+    code = entry.get("exitCode")
+    return True, code if isinstance(code, int) else None
+
+
 def exit_path(lab: str, pod: Pod, container: str) -> str:
     """Where a container's supervisor writes its exit status."""
     return layout.container_exit(lab, pod.namespace, pod.name, container)
@@ -101,12 +124,15 @@ def _server_config(cluster: Cluster, node) -> str:
 
 
 def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], changes: Changes,
-                   started: dict[str, int] | None = None) -> list[tuple[str, int, int | None]]:
+                   started: dict[str, int] | None = None,
+                   pods_extra: dict[str, dict] | None = None) -> list[tuple[str, int, int | None]]:
     """Start (or reload) each node's built-in server; returns what `procs.wait_pidfiles` should wait for.
 
     Runs after `start_idle_servers` (which also stopped unrecorded servers). `started`: the servers it
     just started (node -> pid); they are given their pods by a reload once they are listening (a SIGHUP
-    before their handler is in place would end them)."""
+    before their handler is in place would end them). A server one of whose pods has exited (agnhost's
+    /exit) is reloaded, which starts that pod again: a restart, counted in `pods_extra` as a
+    container's."""
     lab = cluster.name
     started = started or {}
     if started:
@@ -120,8 +146,24 @@ def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], c
         except OSError:
             same[node.name] = False
         alive[node.name] = server_alive(lab, node, servers.get(node.name))
+    exited: dict[str, list[tuple[Pod, int | None]]] = {}
+    for node in cluster.nodes:
+        if not alive[node.name] or node.name in started:
+            continue
+        said = server_pods(lab, node.name, servers.get(node.name))
+        for pod in cluster.pods_on(node.name):
+            gone, code = exited_code(said.get(pod.key))
+            if gone and pod.builtin_ports and pod.key not in fresh and plan.restarts(pod.restart_policy, code):
+                exited.setdefault(node.name, []).append((pod, code))
+    for name, gone in exited.items():
+        for pod, code in gone:
+            if pods_extra is not None:
+                extra = pods_extra.setdefault(pod.key, {})
+                extra["restarts"] = int(extra.get("restarts", 0)) + 1
+            changes.add(Change("container", pod.key, "restart", f"built-in server restarts pod {pod.key} "
+                               f"(it had exited with code {code})", pod.netns, f"pod {pod.key}"))
     waits = []
-    for name, action in plan.plan_servers(cluster, fresh, alive, same, set(started)).items():
+    for name, action in plan.plan_servers(cluster, fresh, alive, same, set(started), set(exited)).items():
         node = cluster.node(name)
         pidfile = layout.server_pidfile(lab, name)
         if action == "reload":
@@ -233,6 +275,35 @@ def wait_listening(cluster: Cluster, pods_extra: dict[str, dict], begun: list[tu
 
 
 # ------------------------------------------------------------------ removing
+
+def stop_orphans(lab: str, keys: list[str], prev_pods: dict[str, dict], changes: Changes) -> int:
+    """Stop what still runs of pods whose namespace was deleted by hand (`plan.vanished_pods`): their
+    recorded containers, honoured only if the same process (start time) still carries the container's
+    owner tag outside the host's network namespace (as `procs.terminate` honours records), with their supervisors (the parent, carrying the supervisor's tag), and whatever else
+    carries one of those pods' owner tags (what the containers started). Runs before any container of
+    those pods is started again. Returns how many processes were ended."""
+    pids: set[int] = set()
+    prefixes = []
+    for key in keys:
+        namespace, _, name = key.partition("/")
+        prefixes.append(names.pod_owner_prefix(lab, namespace, name))
+        for cname, rec in ((prev_pods.get(key) or {}).get("procs") or {}).items():
+            owner = names.container_owner(lab, namespace, name, cname)
+            if procs.alive(rec, owner) and not procs.in_host_netns(int(rec["pid"])):
+                pid = int(rec["pid"])
+                pids.add(pid)
+                sup = procs.parent(pid)
+                if sup and procs.owner_of(sup) == owner + procs.SUPERVISOR_TAG and not procs.in_host_netns(sup):
+                    pids.add(sup)
+    pids |= set(procs.tagged(prefixes))
+    if not pids:
+        return 0
+    ended = procs.terminate([], sorted(pids))
+    for key in keys:
+        changes.add(Change("pod", key, "stop", "stopped the processes left in its deleted namespace",
+                           (prev_pods.get(key) or {}).get("netns") or "", f"pod {key}"))
+    return ended
+
 
 def remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], changes: Changes,
                       quiet: bool = False) -> None:

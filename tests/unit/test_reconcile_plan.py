@@ -155,6 +155,12 @@ def test_server_actions(alive, same, fresh, started, want):
     assert plan.plan_servers(c, fresh, {"a": alive}, {"a": same}, started)["a"] == want
 
 
+def test_a_server_whose_pod_exited_is_reloaded_which_restarts_the_pod():
+    c = desired(cluster(LAB, nodes=[{"role": "worker", "name": "a"}]), pod("p", containers=[container("c", [80])]))
+    assert plan.plan_servers(c, set(), {"a": True}, {"a": True}, set(), exited={"a"})["a"] == "reload"
+    assert plan.plan_servers(c, set(), {"a": True}, {"a": True}, set(), exited=set())["a"] == "keep"
+
+
 def test_a_node_without_built_in_pods_gets_no_server_but_a_running_one_is_emptied():
     c = desired(cluster(LAB, nodes=[{"role": "worker", "name": "a"}]),
                 pod("p", containers=[container("c", command=["sleep", "1"])]))
@@ -255,3 +261,10 @@ def test_an_ended_container_is_restarted_as_its_restart_policy_says(policy, stat
     # a new pod's containers start whatever the policy
     acts = plan.plan_containers(c, recorded, {"default/p"}, {}, {("default/p", "one"): status})
     assert acts[0].action == "start" and not acts[0].restart
+
+
+def test_pods_whose_namespace_vanished_have_their_processes_stopped():
+    prev = {"default/a": {"netns": "nl.t.pod.default.a"}, "default/b": {"netns": "nl.t.pod.default.b"},
+            "default/c": {}, "default/d": "torn"}
+    assert plan.vanished_pods(prev, {"nl.t.pod.default.a"}) == ["default/b"]
+    assert plan.vanished_pods(prev, {"nl.t.pod.default.a", "nl.t.pod.default.b"}) == []
