@@ -6,6 +6,14 @@ from importlib import resources
 
 import click
 
+def scenario_inputs(command):
+    """SCENARIO and `-f FILE|DIR|-` (several), as `kubectl apply -f` takes them: up, render, validate."""
+    command = click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+                           help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - "
+                                "(stdin); may be given several times, as with kubectl apply -f.")(command)
+    return click.argument("scenario", required=False)(command)
+
+
 def default_scenario_text() -> tuple[str, str]:
     return resources.files("netlab").joinpath("data/default.yaml").read_text(), "<default>"
 

@@ -8,15 +8,12 @@ import click
 
 from .. import proxymodes
 from ..errors import NetlabError, SpecError, UsageError
-from .common import Progress, scenario_or_stored, scenario_paths, warn_ignored
+from .common import Progress, scenario_inputs, scenario_or_stored, scenario_paths, warn_ignored
 from .probe import _probe_and_report
 
 
 @click.command()
-@click.argument("scenario", required=False)
-@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
-              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
-                   "may be given several times, as with kubectl apply -f.")
+@scenario_inputs
 @click.option("--lab", "lab", metavar="NAME", help="Lab name (default: the Cluster document's name).")
 @click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
               help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")

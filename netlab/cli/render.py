@@ -5,14 +5,11 @@ import click
 
 from .. import proxymodes
 from ..errors import SpecError, UsageError
-from .common import load_scenario, scenario_or_stored, scenario_paths, warn_ignored
+from .common import load_scenario, scenario_inputs, scenario_or_stored, scenario_paths, warn_ignored
 
 
 @click.command()
-@click.argument("scenario", required=False)
-@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
-              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
-                   "may be given several times, as with kubectl apply -f.")
+@scenario_inputs
 @click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
 @click.option("--lab", metavar="NAME", help="Lab name to render for.")
 @click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
@@ -60,10 +57,7 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
 
 
 @click.command()
-@click.argument("scenario", required=False)
-@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
-              help="A scenario file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
-                   "may be given several times, as with kubectl apply -f.")
+@scenario_inputs
 def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed): what `up`
     would refuse is refused here with the same message, including a kube-proxy mode this kernel cannot
