@@ -296,8 +296,9 @@ def test_fields_without_dataplane_meaning_are_accepted_silently():
     p["metadata"]["annotations"] = {"a": "b"}
     p["metadata"]["uid"] = "1234"
     p["status"] = {"phase": "Running"}
-    dep = deployment("web", 1, terminationGracePeriodSeconds=5)
-    dep["spec"].update(strategy={"type": "RollingUpdate"}, revisionHistoryLimit=3)
+    # at the API server's defaults; away from them these are reported (test_spec_strict.py)
+    dep = deployment("web", 1, terminationGracePeriodSeconds=30)
+    dep["spec"].update(strategy={"type": "RollingUpdate"}, revisionHistoryLimit=10)
     s = load(cluster(), p, dep)
     assert s.ignored == []
 

@@ -509,3 +509,19 @@ def test_with_several_inputs_a_reference_problem_names_the_file(tmp_path):
         load_inputs([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")])
     assert str(e.value) == (f"{tmp_path / 'b.yaml'}: Pod nowhere/p: metadata.namespace 'nowhere' does not exist; "
                             "add a Namespace document named nowhere")
+
+
+def test_rollout_and_termination_fields_away_from_their_defaults_are_reported_as_ignored():
+    p = pod("p")
+    p["spec"].update(terminationGracePeriodSeconds=5, priority=1000, priorityClassName="high")
+    d = deployment("web", 1)
+    d["spec"].update(strategy={"type": "Recreate"}, revisionHistoryLimit=2, progressDeadlineSeconds=60)
+    assert sorted(load(cluster(), p, d).ignored) == sorted([
+        "Pod default/p: spec.terminationGracePeriodSeconds", "Pod default/p: spec.priority",
+        "Pod default/p: spec.priorityClassName", "Deployment default/web: spec.strategy",
+        "Deployment default/web: spec.revisionHistoryLimit", "Deployment default/web: spec.progressDeadlineSeconds"])
+    # the API server's defaults, as `kubectl get -o yaml` prints them: no word
+    p["spec"].update(terminationGracePeriodSeconds=30, priority=0, priorityClassName="")
+    d["spec"].update(strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                     revisionHistoryLimit=10, progressDeadlineSeconds=600)
+    assert load(cluster(), p, d).ignored == []

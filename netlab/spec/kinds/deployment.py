@@ -47,7 +47,12 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
     # a paused Deployment is not rolled out, minReadySeconds delays availability: not emulated
     spec.ignore_unless("paused", False)
     spec.ignore_unless("minReadySeconds", 0)
-    spec.skip("strategy", "revisionHistoryLimit", "progressDeadlineSeconds")
+    # `up` replaces a changed template's pods at once and keeps no rollout history: a strategy or
+    # rollout bookkeeping other than the API server's defaults (which saved manifests carry) is reported
+    spec.ignore_unless("strategy", {"type": "RollingUpdate"},
+                       {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+    spec.ignore_unless("revisionHistoryLimit", 10)
+    spec.ignore_unless("progressDeadlineSeconds", 600)
     spec.done()
     if template is None:
         raise Reported()

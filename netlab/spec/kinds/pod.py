@@ -57,9 +57,12 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     spec.ignore_unless("schedulerName", "default-scheduler")
     # no meaning for a network dataplane: accepted without a word (resources, probes, volumes, affinity,
     # securityContext, dnsPolicy... are reported as ignored: they would change behaviour on a real cluster)
-    spec.skip("terminationGracePeriodSeconds", "serviceAccountName", "serviceAccount",
-              "imagePullSecrets", "enableServiceLinks", "automountServiceAccountToken", "priority",
-              "priorityClassName")
+    spec.skip("serviceAccountName", "serviceAccount", "imagePullSecrets", "enableServiceLinks",
+              "automountServiceAccountToken")
+    # how long a stopping pod may take, and who is preempted first: not emulated, quiet at the defaults
+    spec.ignore_unless("terminationGracePeriodSeconds", 30)
+    spec.ignore_unless("priority", 0)
+    spec.ignore_unless("priorityClassName", "")
     spec.done()
     if failed:
         raise Reported()
