@@ -1,6 +1,7 @@
 """Fixtures for privileged tests: each test gets its own lab (unique name) and always loses it again."""
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import secrets
@@ -128,6 +129,18 @@ def nobody_uid() -> str | None:
         return str(pwd.getpwnam("nobody").pw_uid)
     except KeyError:
         return None
+
+
+def pods_table(lab: str) -> dict[str, list[str]]:
+    """`netlab get pods --lab LAB` as the user sees it: each row's columns, by pod name."""
+    out = netlab_cli("get", "pods", "--lab", lab, check=True).stdout
+    return {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+
+
+def pods_json(lab: str) -> dict[str, dict]:
+    """`netlab get pods --lab LAB -o json`: the Pod objects, by name."""
+    doc = json.loads(netlab_cli("get", "pods", "--lab", lab, "-o", "json", check=True).stdout)
+    return {i["metadata"]["name"]: i for i in doc["items"]}
 
 
 def netlab_cli(*args: str, check: bool = False, user: str | None = None, timeout: float = 120):

@@ -3,14 +3,13 @@
 Real clients only (curl, ss), and the CLI as a user runs it."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
 
 from netlab.dataplane import procs, state
 
-from .conftest import netlab_cli
+from .conftest import netlab_cli, pods_json, pods_table
 
 EXITING = """
 apiVersion: netlab.dev/v1alpha1
@@ -38,13 +37,11 @@ spec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
 
 
 def _pods(lab) -> dict[str, list[str]]:
-    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
-    return {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    return pods_table(lab.name)
 
 
 def _pod_json(lab, name: str) -> dict:
-    doc = json.loads(netlab_cli("get", "pods", "-o", "json", "--lab", lab.name, check=True).stdout)
-    return next(i for i in doc["items"] if i["metadata"]["name"] == name)
+    return pods_json(lab.name)[name]
 
 
 def _ready(obj: dict) -> str:

@@ -44,7 +44,7 @@ from netlab.model.build import build
 from netlab.spec.parse import MAX_BYTES, load_text
 
 from .. import builders, figures, footprint, hostile
-from .conftest import netlab_cli, nobody_uid
+from .conftest import netlab_cli, nobody_uid, pods_json
 
 REPO = Path(__file__).resolve().parents[2]
 NETLAB = os.path.join(os.path.dirname(sys.executable), "netlab")
@@ -480,9 +480,7 @@ def _pod_rows(lab: str) -> dict[str, list[str]]:
 
 
 def _pod_json(lab: str) -> dict[str, dict]:
-    r = cli("get", "pods", "--lab", lab, "-o", "json")
-    assert r.returncode == 0, r.stderr
-    return {o["metadata"]["name"]: o for o in json.loads(r.stdout)["items"]}
+    return pods_json(lab)
 
 
 def _node_status(lab: str) -> tuple[dict[str, str], str]:

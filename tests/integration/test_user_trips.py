@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 
 from netlab.dataplane import procs, state
 
-from .conftest import netlab_cli, nobody_uid
+from .conftest import netlab_cli, nobody_uid, pods_json, pods_table
 
 ECO = """
 apiVersion: netlab.dev/v1alpha1
@@ -245,13 +244,11 @@ spec: {selector: {tier: web}, ports: [{port: 80, targetPort: 80}]}
 
 
 def _pods(lab) -> dict[str, list[str]]:
-    out = netlab_cli("get", "pods", "--lab", lab.name, check=True).stdout
-    return {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    return pods_table(lab.name)
 
 
 def _pod_json(lab) -> dict[str, dict]:
-    doc = json.loads(netlab_cli("get", "pods", "-o", "json", "--lab", lab.name, check=True).stdout)
-    return {i["metadata"]["name"]: i for i in doc["items"]}
+    return pods_json(lab.name)
 
 
 def _cond(obj: dict, kind: str) -> dict:
