@@ -25,12 +25,86 @@ def desired(scenario: Scenario, prev: dict[str, Any], proxy_mode: str | None = N
     return build(scenario, prev)
 
 
-def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | None = None, replace: bool = True):
-    """Build or reconcile lab `scenario.name` (see `dataplane.lab.apply`); returns its UpResult."""
-    from .dataplane import lab as labmod
+def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | None = None, replace: bool = True,
+       wait: float | None = None):
+    """Build or reconcile lab `scenario.name`: its nodes from the Cluster document, its objects written to
+    the lab's store (`kubectl apply --prune`), then passes of the control loop until every rollout is
+    done and no pod is terminating (at most `wait` seconds, default the largest progressDeadlineSeconds
+    and at least 30 s); the lab's control loop process is started to carry on. Returns the UpResult of
+    the last pass. `replace=False`: refuse, before any change, what would remove or recreate nodes or
+    pods of a lab that was built from another source."""
+    import time as _time
     from .dataplane import state
-    prev = state.load(scenario.name) or {}
-    return labmod.apply(desired(scenario, prev, proxy_mode), scenario_text, prev, progress, replace)
+    from .live import locked, loop, objects, store_for
+    from .live.sync import LiveLab, settled
+    lab = scenario.name
+    if proxy_mode:
+        scenario.networking.proxy_mode = proxy_mode
+    prev = state.load(lab) or {}
+    base = build(scenario, prev, pods=[])
+    from .dataplane import lab as labmod
+    labmod.preflight(base)
+    with locked(lab):
+        store = store_for(lab)
+        wanted = objects.scenario_objects(scenario)
+        if not replace and prev:
+            _refuse_replacing(store, scenario, wanted, prev)
+        objects.sync_nodes(store, objects.node_objects(base))
+        objects.apply_objects(store, wanted, prune=True)
+        live = LiveLab(lab, store)
+        result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
+    changes, records, created = list(result.changes), list(result.records), result.created
+    limit = wait if wait is not None else max([30.0] + [float((d.get("spec") or {}).get("progressDeadlineSeconds", 0))
+                                                         for d in store.list("Deployment")])
+    end = _time.monotonic() + limit
+    while _time.monotonic() < end:
+        done, what = settled(store)
+        if done:
+            break
+        if progress is not None:
+            progress(f"waiting: {what}", 0, 0)
+        _time.sleep(0.2 if live.pending() else 0.1)
+        with locked(lab):
+            result = live.sync(progress)
+        changes += result.changes
+        records += result.records
+    loop.ensure(lab)
+    result.changes, result.records, result.created = changes, records, created
+    return result
+
+
+def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[str, Any]) -> None:
+    """A lab built from one source, brought up from another that would remove what the first built:
+    say so, and what to run to do it anyway (nothing is written: the trial is rolled back)."""
+    from .dataplane.lab import source_identity
+    from .errors import UsageError
+    from .live import objects
+    old = prev.get("sourcePath") or source_identity(prev.get("source"))
+    if old == source_identity(scenario.source):
+        return
+    lost = [f"node {n}" for n in sorted(prev.get("nodes", {})) if n not in {x.name for x in scenario.nodes}]
+
+    class _Undo(Exception):
+        pass
+    try:
+        with store.transaction():
+            gone = [a for a in objects.apply_objects(store, wanted, prune=True) if a.action in ("pruned", "recreated")]
+            for a in gone:
+                if a.kind == "Deployment":
+                    lost += [f"pod {a.namespace}/{p['metadata']['name']}" for p in objects.pods_of(store, a.namespace, a.name)]
+                elif a.kind == "Pod":
+                    lost.append(f"pod {a.namespace}/{a.name}" + (" (recreated)" if a.action == "recreated" else ""))
+                else:
+                    lost.append(f"{a.kind.lower()} {a.namespace}/{a.name}" if a.namespace else f"{a.kind.lower()} {a.name}")
+            raise _Undo()
+    except _Undo:
+        pass
+    if not lost:
+        return
+    shown = ", ".join(lost[:6]) + (f" and {len(lost) - 6} more" if len(lost) > 6 else "")
+    raise UsageError(f"lab {scenario.name} was built from {prev.get('source') or 'another scenario'}; "
+                     f"{scenario.source} would remove {shown}. To reconcile the lab from its own scenario run: "
+                     f"{repair_command(scenario.name)}; to replace it, add --replace")
 
 
 def from_state(lab: str, st: dict[str, Any] | None, state_path: str) -> Cluster:
@@ -43,6 +117,10 @@ def from_state(lab: str, st: dict[str, Any] | None, state_path: str) -> Cluster:
     scenario.name = lab
     if st.get("proxyMode") in PROXY_MODES:  # `up --proxy-mode` overrides the scenario
         scenario.networking.proxy_mode = st["proxyMode"]
+    from .live import has_store
+    if has_store(lab):  # a live lab: its pods are the store's
+        from .live.sync import LiveLab
+        return LiveLab(lab).desired(st)[0]
     cluster = build(scenario, st)
     if {p.key for p in cluster.pods} != set(st.get("pods", {})):
         raise NetlabError(f"lab '{lab}' was built by another version of netlab (its pods would be named "

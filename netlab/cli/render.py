@@ -34,7 +34,12 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
     if stored:  # the lab's own addresses, as `up` keeps them
         from ..dataplane import state
         prev = state.load(sc.name)
-    cluster = build(sc, prev)
+    from ..live import has_store
+    if stored and prev and has_store(sc.name):  # a live lab: the pods its controllers made
+        from ..live.sync import LiveLab
+        cluster = LiveLab(sc.name).desired(prev, sc.networking.proxy_mode)[0]
+    else:
+        cluster = build(sc, prev)
     check_commands(cluster)  # a dry run of `up`: what it refuses, with the same messages
     check_host_commands(cluster)
     nodes = cluster.nodes

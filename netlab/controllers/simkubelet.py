@@ -30,9 +30,21 @@ class SimKubelet:
 
     def decide(self, snap: Snapshot, now: float) -> list[Action]:
         t = fmt_time(now)
-        out: list[Action] = []
+        out: list[Action] = self.node_actions(snap, now)
         used = {(p.get("status") or {}).get("podIP") for p in snap.list("Pod")}
         hosts = (str(ip) for ip in self.net.hosts() if str(ip) not in used)
+        for pod in snap.list("Pod"):
+            node = (pod.get("spec") or {}).get("nodeName")
+            if not node or node in self.down or snap.get("Node", None, node) is None:
+                continue
+            out += self.pod_actions(pod, now, t, hosts)
+        return out
+
+    def node_actions(self, snap: Snapshot, now: float) -> list[Action]:
+        """What the kubelets of the nodes that are up write about their nodes: the Lease renewed
+        every `heartbeat` seconds, the Ready condition True (the lab's live kubelet uses this too)."""
+        t = fmt_time(now)
+        out: list[Action] = []
         for node in snap.list("Node"):
             name = node["metadata"]["name"]
             if name in self.down:
@@ -52,11 +64,6 @@ class SimKubelet:
                               "message": "kubelet is posting ready status", "lastHeartbeatTime": t,
                               "lastTransitionTime": t})
                 out.append(update_status(dict(node, status=dict(node.get("status") or {}, conditions=conds))))
-        for pod in snap.list("Pod"):
-            node = (pod.get("spec") or {}).get("nodeName")
-            if not node or node in self.down or snap.get("Node", None, node) is None:
-                continue
-            out += self.pod_actions(pod, now, t, hosts)
         return out
 
     def pod_actions(self, pod: dict, now: float, t: str, hosts) -> list[Action]:

@@ -7,6 +7,7 @@ and the processes inside them), so it succeeds even if the scenario file and the
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -171,6 +172,9 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     # ---- readiness as observed now: the endpoints (and so the rules) follow it
     supervise.wait_listening(cluster, pods_extra, begun)
     seen = observed_readiness(cluster, {"pods": pods_extra, "servers": servers})
+    for pod in cluster.pods:
+        if pod.decided_ready is not None:  # a live lab's kubelet decides (probes, termination)
+            seen[pod.key] = seen[pod.key] and pod.decided_ready
     flipped = plan.readiness_changes(cluster, seen)
     for pod in cluster.pods:
         pods_extra.setdefault(pod.key, {})["ready"] = seen[pod.key]
@@ -212,6 +216,24 @@ def _endpoint_view(cluster: Cluster) -> list:
 
 # ------------------------------------------------------------------ down
 
+def stop_control_loop(lab: str, grace: float = 5.0) -> bool:
+    """End the lab's control loop (netlab/live/loop.py: SIGTERM, SIGKILL after `grace`), if its recorded
+    process runs with the lab's owner tag; True if one did."""
+    try:
+        with open(layout.loop_pidfile(lab)) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return False
+    if not procs.alive(rec, owner=names.lab_owner_prefix(lab) + "control-loop"):
+        return False
+    procs.terminate([rec], [], grace=grace, owner=None)
+    try:
+        os.unlink(layout.loop_pidfile(lab))
+    except OSError:
+        pass
+    return True
+
+
 @dataclass
 class DownResult:
     lab: str
@@ -223,6 +245,7 @@ class DownResult:
 def down(lab: str) -> DownResult:
     t0 = time.monotonic()
     require_root("remove a lab")
+    stop_control_loop(lab)  # first: it would make again what is removed below
     netns = lab_namespaces(lab)
     st = state.load(lab) or {}
     paths = [nsfs.netns_path(n) for n in netns]

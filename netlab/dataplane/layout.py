@@ -43,6 +43,11 @@ def logs_dir(lab: str) -> str:
     return os.path.join(lab_dir(lab), "logs")
 
 
+def loop_pidfile(lab: str) -> str:
+    """The record (PID, start time) of the lab's control loop process (netlab/live/loop.py)."""
+    return os.path.join(run_dir(lab), "control-loop.pid")
+
+
 def run_dir(lab: str) -> str:
     return os.path.join(lab_dir(lab), "run")
 

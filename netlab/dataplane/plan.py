@@ -193,8 +193,9 @@ def initial_readiness(cluster: Cluster, fresh: set[str]) -> dict[str, bool]:
     """Readiness the first proxy sync assumes: as last observed (the model's) for pods that exist; a
     pod made now is ready at once if it only runs the built-in server (which is listening when `up`
     returns) or commands that declare no port, and not before it listens otherwise."""
-    return {p.key: (not any((c.command or c.args) and c.ports for c in p.containers)) if p.key in fresh
-            else p.ready for p in cluster.pods}
+    return {p.key: p.decided_ready is not False and (
+                (not any((c.command or c.args) and c.ports for c in p.containers)) if p.key in fresh else p.ready)
+            for p in cluster.pods}
 
 
 def readiness_changes(cluster: Cluster, seen: dict[str, bool]) -> list[str]:

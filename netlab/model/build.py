@@ -84,7 +84,9 @@ def _pick_node(pod: PodSpec, nodes: list[Node], load: dict[str, int]) -> Node:
     return min(fits, key=lambda n: (load[n.name], n.index))
 
 
-def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster:
+def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list[PodSpec] | None = None) -> Cluster:
+    """`pods`: the pods to run, when something else decided them (a live lab's store, where the
+    controllers made them); by default the scenario's pods and its Deployments' replicas."""
     prev = previous if isinstance(previous, dict) else {}
 
     def table(key: str) -> dict[str, dict]:
@@ -132,7 +134,7 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None) -> Cluster
     by_name = {n.name: n for n in nodes}
 
     # ---- pods: keep the node and IP of pods that already exist, schedule the rest
-    specs = expand(scenario)
+    specs = expand(scenario) if pods is None else list(pods)
     load = {n.name: 0 for n in nodes}
     placed: dict[str, Node] = {}
     for ps in specs:

@@ -60,6 +60,10 @@ class Pod:
     ready: bool = True       # as last observed by `up` (every container running and listening): only
                              # ready pods are endpoints
     restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
+    # readiness decided elsewhere (a live lab's kubelet: readiness probes, a pod being deleted): None
+    # lets `up` observe it (every container running and listening); False keeps the pod out of the
+    # endpoints whatever is observed; True still needs its containers running
+    decided_ready: bool | None = None
 
     @property
     def key(self) -> str:

@@ -281,7 +281,8 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
         raise SpecProblems(ctx.problems, MAX_PROBLEMS)
     return Scenario(name=ctx.name, nodes=ctx.nodes, networking=ctx.networking, namespaces=ctx.namespaces,
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
-                    expectations=ctx.expectations, ignored=ctx.ignored, source=source)
+                    expectations=ctx.expectations, ignored=ctx.ignored, source=source,
+                    documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind])
 
 
 def _objects(doc: Any, i: int, origins: list[tuple[str, int]] | None = None) -> list[dict]:

@@ -134,3 +134,6 @@ class Scenario:
     expectations: list[ExpectSpec]
     ignored: list[str]
     source: str | None = None      # file path, or "<default>"
+    # the Kubernetes objects as written (every document but the Cluster one, Lists flattened), in
+    # order: what `up` and `apply` write to the lab's store (netlab/live/objects.py)
+    documents: list[dict] = field(default_factory=list)

@@ -1,0 +1,43 @@
+"""A live lab: its store, its control loop, and what joins them to the dataplane.
+
+    netlab up / apply / scale / rollout ...  ──writes──>  store (SQLite under the lab's directory)
+                                                             │ watch (revision)
+    control loop (one process per lab, `netlab.live.loop`) ──┘
+      controllers (Deployment → ReplicaSet → Pod, scheduler, EndpointSlice, node lifecycle, GC)
+      kubelet (nodes' heartbeats, pods' status, probes, graceful termination)
+      dataplane sync (namespaces, processes, proxy rules) from the store's pods and endpoints
+
+`objects` is pure (scenario ↔ store ↔ model); `kubelet`, `sync` and `loop` have effects.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+
+
+def store_for(lab: str):
+    """The lab's store (the embedded SQLite default, under the lab's state directory)."""
+    from ..dataplane import layout, state
+    from ..store import open_store
+    state.ensure_dirs(lab)
+    return open_store(layout.lab_dir(lab))
+
+
+def has_store(lab: str) -> bool:
+    from ..dataplane import layout
+    return os.path.exists(os.path.join(layout.lab_dir(lab), "store.db"))
+
+
+@contextlib.contextmanager
+def locked(lab: str):
+    """One writer of a lab's kernel state at a time (`up` and the control loop): an flock on a
+    file in the lab's directory, released when the holder exits, however it exits."""
+    from ..dataplane import layout, state
+    state.ensure_dirs(lab)
+    fd = os.open(os.path.join(layout.lab_dir(lab), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,172 @@
+"""The control loop of one lab: a process, started by `up` (and by any command that finds it gone),
+stopped by `down`. Run as ``python -m netlab.live.loop LAB``.
+
+It is owned like everything netlab starts: its environment carries the owner tag ``<lab>/control-loop``
+and its PID and start time are recorded in ``<lab dir>/run/control-loop.pid``. It keeps nothing of
+its own that matters: every pass starts from the store and the kernel (`sync.LiveLab`), so a loop
+killed at any moment (SIGKILL included) is started again by the next netlab command and carries on.
+
+Idle, it sleeps on the store (`store.wait`, a cheap poll of SQLite's data_version) until another
+process writes or a timer comes (a controller's deadline, a kubelet's heartbeat, a drain, the
+periodic resync); the dataplane is reconciled only when pods, Services, EndpointSlices or
+Namespaces changed, or on the periodic resync (which also repairs rules someone else changed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+from .. import names
+
+RESYNC_SECONDS = 30.0         # a full pass at least this often, as kube-proxy's periodic sync
+DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Namespace", "Node")
+TAG = "control-loop"
+
+
+def owner(lab: str) -> str:
+    return names.lab_owner_prefix(lab) + TAG
+
+
+def pidfile(lab: str) -> str:
+    from ..dataplane import layout
+    return layout.loop_pidfile(lab)
+
+
+def logfile(lab: str) -> str:
+    from ..dataplane import layout
+    return os.path.join(layout.logs_dir(lab), f"{TAG}.log")
+
+
+def record(lab: str) -> dict | None:
+    try:
+        with open(pidfile(lab)) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def running(lab: str) -> dict | None:
+    """The lab's loop process record, if that process runs (the same one, with the lab's tag)."""
+    from ..dataplane import procs
+    rec = record(lab)
+    return rec if procs.alive(rec, owner=owner(lab)) else None
+
+
+def ensure(lab: str) -> bool:
+    """Start the lab's control loop unless it runs; True if it was started now."""
+    from ..dataplane import layout, procs, state
+    if running(lab):
+        return False
+    state.ensure_dirs(lab)
+    log = os.open(logfile(lab), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    env = dict(os.environ, **{procs.OWNER_VAR: owner(lab)})
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "netlab.live.loop", lab], stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=log, start_new_session=True, close_fds=True, env=env, cwd="/")
+    finally:
+        os.close(log)
+    p.returncode = 0  # the loop outlives this process: do not reap it
+    rec = {"pid": p.pid, "start": procs.start_time(p.pid) or ""}
+    state.write_private(pidfile(lab), json.dumps(rec))
+    del layout
+    return True
+
+
+def stop(lab: str, grace: float = 5.0) -> bool:
+    """End the lab's control loop (SIGTERM, then SIGKILL after `grace`); True if one ran."""
+    from ..dataplane.lab import stop_control_loop
+    return stop_control_loop(lab, grace)
+
+
+class Loop:
+    def __init__(self, lab: str):
+        from .sync import LiveLab
+        self.lab = lab
+        self.live = LiveLab(lab)
+        self.store = self.live.store
+        self.stop = threading.Event()
+        self.seen: tuple | None = None
+        self.passes = 0
+
+    def log(self, msg: str) -> None:
+        sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
+        sys.stderr.flush()
+
+    def once(self) -> None:
+        """Controllers and heartbeats always; the dataplane when what it reads changed, a drain is
+        on, or the periodic resync is due."""
+        from ..dataplane import state
+        from . import locked
+        st = state.load(self.lab)
+        if not st or not st.get("scenario") and not self.store.list("Node"):
+            return
+        with locked(self.lab):
+            runner = self.live.runner(st.get("scenario") or "")
+            self.live.heartbeats(self.live._periods[0], time.time())
+            runner.run_until_quiescent()
+            view = self.store.kind_revisions(DATAPLANE_KINDS)
+            due = time.monotonic() - self.live.last_full >= RESYNC_SECONDS
+            if view != self.seen or self.live.pending() or due:
+                self.live.sync()
+                self.passes += 1
+                self.seen = self.store.kind_revisions(DATAPLANE_KINDS)
+        for e in self.live.errors:
+            self.log(f"controller error: {e}")
+        self.live.errors.clear()
+
+    def next_wakeup(self) -> float:
+        now = time.time()
+        t = [now + RESYNC_SECONDS - (time.monotonic() - self.live.last_full)]
+        if self.live._runner is not None:
+            w = self.live._runner.next_wakeup(now)
+            if w is not None:
+                t.append(w + 0.01)
+        if self.live._periods is not None:
+            t.append(now + max(1.0, self.live._periods[0] / 4))  # heartbeats
+        if self.live.pending():
+            t.append(now + 0.2)
+        return max(0.0, min(t) - now)
+
+    def run(self) -> None:
+        self.log(f"control loop of lab {self.lab} started (pid {os.getpid()})")
+        while not self.stop.is_set():
+            rev = self.store.revision()
+            try:
+                self.once()
+            except Exception:  # noqa: BLE001 - logged; the next pass starts again from the store
+                self.log("pass failed:\n" + traceback.format_exc())
+                self.stop.wait(1.0)
+            timeout = self.next_wakeup()
+            end = time.monotonic() + timeout
+            after = self.store.revision()
+            if after != rev:
+                # our own writes moved it; only another writer's change should wake us early
+                rev = after
+            while not self.stop.is_set():
+                left = end - time.monotonic()
+                if left <= 0 or self.store.wait(rev, min(0.2, left)) > rev:
+                    break
+        self.log("control loop stopped")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m netlab.live.loop LAB\n")
+        return 2
+    lab = argv[0]
+    loop = Loop(lab)
+    signal.signal(signal.SIGTERM, lambda *_: loop.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: loop.stop.set())
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

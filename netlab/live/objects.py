@@ -1,0 +1,241 @@
+"""Between the scenario, the store and the model: pure functions, no root, no kernel.
+
+- `scenario_objects`: what `up` and `apply` write to the lab's store for a parsed scenario: the
+  manifests as written (the Cluster document excepted), with the API server's defaults.
+- `node_objects`: the Node objects of the lab's nodes (labels, the control-plane taint, podCIDR).
+- `apply_objects`: kubectl apply: create what is new, update what changed (a three-way merge of
+  the object in the store, the configuration last applied and the new one, so a field that a verb
+  such as `scale` changed and the file never set is kept), leave the rest; with `prune`, delete
+  objects an earlier apply made that the input no longer has (`kubectl apply --prune`).
+- `pod_specs`: the pods the dataplane should run, read back from the store (bound to a node).
+
+The last applied configuration is kept in the annotation kubectl uses
+(kubectl.kubernetes.io/last-applied-configuration), so objects applied here look as they would
+on a cluster.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+
+from ..controllers.validation import default_deployment, default_pod_spec
+from ..spec.kinds import Context, ObjectDoc
+from ..spec.kinds import REGISTRY as KIND_PARSERS
+from ..spec.limits import CONTROL_PLANE_TAINT
+from ..spec.types import PodSpec, Scenario
+from ..store.meta import controller_ref, is_deleting, key_of
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# what `up` prunes: kinds whose objects a file owns (pods a controller made are not the file's)
+PRUNABLE = ("Namespace", "Service", "Deployment", "Pod")
+API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1"}
+READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+                  "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
+
+
+def manifest(doc: dict) -> dict:
+    """A document as kubectl sends it: no status, no fields the API server sets."""
+    out = {k: copy.deepcopy(v) for k, v in doc.items() if k not in ("status",)}
+    md = {k: v for k, v in (out.get("metadata") or {}).items() if k not in READ_ONLY_META}
+    ann = {k: v for k, v in (md.get("annotations") or {}).items() if k != LAST_APPLIED}
+    if ann:
+        md["annotations"] = ann
+    else:
+        md.pop("annotations", None)
+    if out.get("kind") != "Namespace" and out.get("kind") != "Node":
+        md.setdefault("namespace", "default")
+    out["metadata"] = md
+    return out
+
+
+def with_defaults(obj: dict) -> dict:
+    """The object as the API server stores it: apps/v1 and core/v1 defaults the controllers read."""
+    kind = obj.get("kind")
+    if kind == "Deployment":
+        return default_deployment(obj)
+    if kind == "Pod":
+        return dict(obj, spec=default_pod_spec(obj.get("spec") or {}))
+    return obj
+
+
+def scenario_objects(scenario: Scenario) -> list[dict]:
+    """The store objects of a parsed scenario: its Namespaces (also those only named by objects) and
+    its manifests, in the order written."""
+    out = []
+    docs = [manifest(d) for d in scenario.documents]
+    declared = {d["metadata"]["name"] for d in docs if d.get("kind") == "Namespace"}
+    for ns in scenario.namespaces:
+        if ns not in declared and ns not in BUILTIN_NAMESPACES:
+            out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    return out + docs
+
+
+def node_objects(cluster) -> list[dict]:
+    """Node objects of a built cluster (model.objects.Cluster): what the kubelet registers."""
+    out = []
+    for n in cluster.nodes:
+        labels = {"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", **n.labels}
+        spec: dict = {"podCIDR": str(n.pod_cidr), "podCIDRs": [str(n.pod_cidr)]}
+        if n.role == "control-plane":
+            labels.setdefault("node-role.kubernetes.io/control-plane", "")
+        if not n.schedulable:
+            spec["taints"] = [{"key": CONTROL_PLANE_TAINT, "effect": "NoSchedule"}]
+        out.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name, "labels": labels},
+                    "spec": spec,
+                    "status": {"addresses": [{"type": "InternalIP", "address": str(n.ip)},
+                                             {"type": "Hostname", "address": n.name}]}})
+    return out
+
+
+# ------------------------------------------------------------------ apply
+
+def merge(live, last, new):
+    """kubectl's three-way merge, for maps: keys of `new` are set (maps merged recursively), keys
+    that `last` had and `new` has not are removed, other keys of `live` are kept. Lists and scalars
+    are replaced whole."""
+    if not isinstance(live, dict) or not isinstance(new, dict):
+        return copy.deepcopy(new)
+    last = last if isinstance(last, dict) else {}
+    out = {k: copy.deepcopy(v) for k, v in live.items() if not (k in last and k not in new)}
+    for k, v in new.items():
+        out[k] = merge(live.get(k), last.get(k), v)
+    return out
+
+
+@dataclass
+class Applied:
+    kind: str
+    namespace: str
+    name: str
+    action: str   # created | configured | unchanged | pruned | recreated
+
+    def __str__(self) -> str:
+        group = {"Deployment": "deployment.apps"}.get(self.kind, self.kind.lower())
+        return f"{group}/{self.name} {self.action}"
+
+
+def _comparable(obj: dict) -> dict:
+    md = obj.get("metadata") or {}
+    return {"metadata": {k: md.get(k) for k in ("labels", "annotations")}, "spec": obj.get("spec")}
+
+
+def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE) -> list[Applied]:
+    """Write `objects` (manifests) to `store` in one transaction; see the module's docstring. A bare
+    Pod whose spec changed is deleted and created again (the API server refuses most pod updates;
+    `up` has always made such a pod anew)."""
+    out: list[Applied] = []
+    with store.transaction():
+        seen = set()
+        for obj in objects:
+            kind, ns, name = key_of(obj)
+            seen.add((kind, ns, name))
+            given = manifest(obj)
+            text = json.dumps(given, sort_keys=True, separators=(",", ":"))
+            live = store.try_get(kind, ns, name)
+            if live is not None and is_deleting(live):
+                store.delete(kind, ns, name, grace_seconds=0)
+                live = None
+            if live is None:
+                new = with_defaults(given)
+                new["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
+                store.create(new)
+                out.append(Applied(kind, ns, name, "created"))
+                continue
+            last_text = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED)
+            last = json.loads(last_text) if last_text else {}
+            merged = merge({k: live.get(k) for k in ("apiVersion", "kind", "metadata", "spec") if k in live},
+                           last, given)
+            merged = with_defaults(merged)
+            merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
+            merged.pop("status", None)
+            if _comparable(merged) == _comparable(live):
+                out.append(Applied(kind, ns, name, "unchanged"))
+                continue
+            if kind == "Pod" and merged.get("spec") != live.get("spec"):
+                store.delete(kind, ns, name, grace_seconds=0)
+                merged["metadata"] = {k: v for k, v in merged["metadata"].items() if k not in READ_ONLY_META}
+                store.create(merged)
+                out.append(Applied(kind, ns, name, "recreated"))
+                continue
+            merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            store.update(merged)
+            out.append(Applied(kind, ns, name, "configured"))
+        if prune:
+            for kind in prune_kinds:
+                for live in store.list(kind):
+                    k = key_of(live)
+                    if k in seen or LAST_APPLIED not in (live["metadata"].get("annotations") or {}):
+                        continue
+                    if controller_ref(live) is not None or is_deleting(live):
+                        continue
+                    store.delete(*k, grace_seconds=0 if kind != "Pod" else None)
+                    out.append(Applied(*k, "pruned"))
+    return out
+
+
+def sync_nodes(store, nodes: list[dict]) -> None:
+    """Register the lab's nodes (labels, taints of the model; conditions are the kubelet's) and
+    remove Nodes the lab no longer has."""
+    with store.transaction():
+        wanted = {n["metadata"]["name"] for n in nodes}
+        for n in nodes:
+            live = store.try_get("Node", None, n["metadata"]["name"])
+            if live is None:
+                store.create(n)
+                continue
+            spec = dict(live.get("spec") or {})
+            other = [t for t in spec.get("taints") or [] if t.get("key") != CONTROL_PLANE_TAINT]
+            spec.update({k: v for k, v in n["spec"].items() if k != "taints"})
+            spec["taints"] = (n["spec"].get("taints") or []) + other
+            if not spec["taints"]:
+                spec.pop("taints")
+            labels = dict(live["metadata"].get("labels") or {}, **n["metadata"]["labels"])
+            new = dict(live, spec=spec, metadata=dict(live["metadata"], labels=labels))
+            if new != live:
+                store.update(new)
+        for live in store.list("Node"):
+            if live["metadata"]["name"] not in wanted:
+                store.delete("Node", None, live["metadata"]["name"], grace_seconds=0)
+
+
+# ------------------------------------------------------------------ store -> model
+
+def pod_specs(pods: list[dict], replicasets: list[dict] = ()) -> list[tuple[PodSpec, dict]]:
+    """(PodSpec for the model, the store object) of every pod bound to a node, in name order. The
+    pod's spec is read by the same parser as a scenario's (the store only holds what it accepted)."""
+    out = []
+    parser = KIND_PARSERS["Pod"]
+    # a pod of a Deployment's ReplicaSet is the Deployment's, as `netlab probe` and `get` name them
+    top = {(r["metadata"].get("namespace", "default"), r["metadata"]["name"]): controller_ref(r) for r in replicasets}
+    for pod in sorted(pods, key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"])):
+        spec = pod.get("spec") or {}
+        if not spec.get("nodeName"):
+            continue
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and is_deleting(pod):
+            continue
+        md = pod["metadata"]
+        doc = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": md["name"], "namespace": md.get("namespace", "default"),
+                            "labels": md.get("labels") or {}},
+               "spec": spec}
+        ctx = Context(ignored=[])
+        parser.parse(ObjectDoc(doc, f"Pod {md.get('namespace')}/{md['name']}", 0), ctx)
+        if ctx.problems:
+            raise ctx.problems[0]
+        ps = ctx.pods[-1]
+        ref = controller_ref(pod)
+        if ref is not None:
+            up = top.get((ps.namespace, ref["name"])) if ref["kind"] == "ReplicaSet" else None
+            ps.owner = f"{(up or ref)['kind']}/{(up or ref)['name']}"
+        out.append((ps, pod))
+    return out
+
+
+def pods_of(store, namespace: str, deployment: str) -> list[dict]:
+    """The pods of a Deployment (through its ReplicaSets' controller references)."""
+    rss = {r["metadata"]["name"] for r in store.list("ReplicaSet", namespace)
+           if (controller_ref(r) or {}).get("kind") == "Deployment" and controller_ref(r)["name"] == deployment}
+    return [p for p in store.list("Pod", namespace)
+            if (controller_ref(p) or {}).get("kind") == "ReplicaSet" and controller_ref(p)["name"] in rss]

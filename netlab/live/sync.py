@@ -1,0 +1,266 @@
+"""One pass of a live lab: the controllers, the kubelets' part, and the dataplane made to match.
+
+A pass (`LiveLab.sync`), under the lab's lock:
+1. the controllers run until they have nothing more to do (Deployment → ReplicaSet → Pod, the
+   scheduler binds, EndpointSlices, node lifecycle and eviction, garbage collection);
+2. the kubelets of the nodes that are up renew their Leases and report Ready;
+3. the pods bound to nodes are read back from the store into the model (`build` with the store's
+   pods: addresses stay as the lab's state allocated them) and the dataplane is reconciled to it
+   (`dataplane.lab.apply`: namespaces, processes, proxy rules on every node; only differences);
+   a pod being deleted stays running but is out of every Service's endpoints;
+4. what the kubelets saw is written back as each pod's status (Running, podIP, Ready, restarts);
+   a pod being deleted whose endpoints are gone from every node's rules is let go after a short
+   drain (its in-flight requests finish), then removed from the store, and the next pass removes
+   its namespace;
+5. the controllers run again (EndpointSlices follow the new readiness).
+
+Nothing here keeps state that matters across a crash: a pass starts from the store and the
+kernel, so a control loop killed at any point resumes with the next pass.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import yaml
+
+from ..controllers.kubelet import container_status, pod_conditions
+from ..controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS
+from ..controllers.runner import Runner, default_controllers
+from ..controllers.simkubelet import SimKubelet
+from ..controllers.base import Snapshot
+from ..model.build import build
+from ..model.objects import Cluster
+from ..spec.parse import parse_documents
+from ..spec.types import Scenario
+from ..store.meta import fmt_time, get_condition, is_deleting, parse_time
+from . import objects
+
+DRAIN_SECONDS = 1.0     # a deleted pod keeps running this long after the rules stopped choosing it
+LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
+LAB_TOLERATION = 10
+STOPPED = "netlab.io/stopped"   # annotation on a Node that `netlab node stop` partitioned
+
+
+def cluster_document(text: str) -> dict | None:
+    """The Cluster document of a scenario text (already validated when it was stored)."""
+    for doc in yaml.safe_load_all(text or ""):
+        if isinstance(doc, dict) and doc.get("kind") == "Cluster":
+            return doc
+    return None
+
+
+def lab_scenario(text: str, source: str, store, name: str, proxy_mode: str | None) -> Scenario:
+    """The lab's scenario as it is now: its Cluster document, with the Namespaces, Services and bare
+    Pods of the store (what `up` and `apply` wrote since), parsed as any scenario is."""
+    docs: list[Any] = []
+    cdoc = cluster_document(text)
+    if cdoc is not None:
+        docs.append(cdoc)
+    for kind in ("Namespace", "Service", "Pod"):
+        for obj in store.list(kind):
+            if kind == "Pod" and (obj["metadata"].get("ownerReferences") or is_deleting(obj)):
+                continue
+            if kind == "Pod":  # bare pods: their spec as applied (the store's may name their node)
+                obj = json.loads((obj["metadata"].get("annotations") or {}).get(objects.LAST_APPLIED) or "null") or obj
+            docs.append(objects.manifest(obj))
+    if cdoc is None and not docs:
+        docs.append({"apiVersion": "netlab.io/v1alpha1", "kind": "Cluster"})
+    sc = parse_documents(docs, source)
+    sc.name = name
+    if proxy_mode:
+        sc.networking.proxy_mode = proxy_mode
+    return sc
+
+
+def periods(scenario_text: str) -> tuple[float, int]:
+    """(node monitor grace period, default toleration seconds) from the Cluster document
+    (spec fields nodeMonitorGracePeriod, defaultTolerationSeconds), else the lab defaults."""
+    doc = cluster_document(scenario_text) or {}
+    live = doc.get("controlPlane") or {}
+    return float(live.get("nodeMonitorGracePeriod", LAB_NODE_GRACE)), int(
+        live.get("defaultTolerationSeconds", LAB_TOLERATION))
+
+
+class LiveLab:
+    def __init__(self, lab: str, store=None):
+        from . import store_for
+        self.lab = lab
+        self.store = store if store is not None else store_for(lab)
+        self.drained: dict[str, float] = {}   # pod uid -> when its endpoints left every node's rules
+        self.errors: list[str] = []
+        self._runner: Runner | None = None
+        self._periods: tuple[float, int] | None = None
+        self.last_applied_view = None
+        self.last_full = 0.0
+
+    # ---------------------------------------------------------------- controllers
+    def runner(self, text: str) -> Runner:
+        p = periods(text)
+        if self._runner is None or p != self._periods:
+            grace, toleration = p
+            self._periods = p
+            self._runner = Runner(self.store, default_controllers(grace), default_toleration_seconds=toleration,
+                                  on_error=lambda name, e: self.errors.append(f"{name}: {e}"))
+        return self._runner
+
+    def heartbeats(self, grace: float, now: float) -> None:
+        """The kubelets of the nodes that are up: Lease renewed, Ready reported."""
+        from ..controllers.runner import apply_actions
+        snap = Snapshot.from_store(self.store, ("Node", "Lease"))
+        kubelet = SimKubelet(heartbeat=max(1.0, grace / 4))
+        kubelet.down = {n["metadata"]["name"] for n in snap.list("Node")
+                        if (n["metadata"].get("annotations") or {}).get(STOPPED) == "true"}
+        actions = kubelet.node_actions(snap, now)
+        if actions:
+            apply_actions(self.store, actions, now)
+
+    # ---------------------------------------------------------------- the pass
+    def desired(self, st: dict, proxy_mode: str | None = None) -> tuple[Cluster, dict[str, dict]]:
+        """The model of what should run now: the lab's scenario with the store's pods."""
+        text = st.get("scenario") or ""
+        mode = proxy_mode or st.get("proxyMode")
+        sc = lab_scenario(text, st.get("source") or "<state>", self.store, self.lab, mode)
+        pods = objects.pod_specs(self.store.list("Pod"), self.store.list("ReplicaSet"))
+        stopped = self.stopped_nodes()
+        keep = []
+        for ps, obj in pods:
+            # a pod the kubelet let go is gone from the store; one whose node is partitioned stays as it was
+            keep.append((ps, obj))
+        cluster = build(sc, st, pods=[ps for ps, _ in keep])
+        by_key = {f"{o['metadata'].get('namespace', 'default')}/{o['metadata']['name']}": o for _, o in keep}
+        now = time.time()
+        for pod in cluster.pods:
+            obj = by_key[pod.key]
+            pod.uid = obj["metadata"]["uid"]
+            if is_deleting(obj):
+                pod.decided_ready = False
+            elif pod.node in stopped:
+                pod.decided_ready = None
+            rec = (st.get("pods") or {}).get(pod.key) or {}
+            if rec.get("uid") == pod.uid:
+                pod.ready = rec.get("ready") is not False and pod.decided_ready is not False
+            else:
+                pod.ready = False
+        del now
+        return cluster, by_key
+
+    def stopped_nodes(self) -> set[str]:
+        return {n["metadata"]["name"] for n in self.store.list("Node")
+                if (n["metadata"].get("annotations") or {}).get(STOPPED) == "true"}
+
+    def write_status(self, cluster: Cluster, by_key: dict[str, dict], st: dict, now: float) -> None:
+        """What the kubelets saw, as each pod's status (only what changed is written)."""
+        from ..controllers.runner import apply_actions
+        from ..controllers.base import update_status
+        stopped = self.stopped_nodes()
+        recs = st.get("pods") or {}
+        nodes = {n.name: n for n in cluster.nodes}
+        actions = []
+        for pod in cluster.pods:
+            obj = by_key[pod.key]
+            if pod.node in stopped:
+                continue
+            rec = recs.get(pod.key) or {}
+            ready = bool(rec.get("ready")) and not is_deleting(obj)
+            started = float(rec.get("created") or now)
+            restarts = int(rec.get("restarts", 0))
+            old = obj.get("status") or {}
+            old_cs = {c["name"]: c for c in old.get("containerStatuses") or []}
+            statuses = []
+            for c in pod.containers:
+                prev = old_cs.get(c.name) or {}
+                started_at = parse_time(((prev.get("state") or {}).get("running") or {}).get("startedAt")) or started
+                statuses.append(container_status(c.name, "running", started_at=started_at, restart_count=restarts,
+                                                 ready=ready, started=True))
+            status = dict(old, phase="Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
+                          hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
+                          startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
+                          containerStatuses=statuses,
+                          conditions=pod_conditions(statuses, now, old.get("conditions")))
+            sched = get_condition(obj, "PodScheduled")
+            if sched is None:
+                status["conditions"].insert(0, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                                                "lastTransitionTime": fmt_time(started)})
+            if status != old:
+                actions.append(update_status(dict(obj, status=status)))
+        if actions:
+            try:
+                apply_actions(self.store, actions, now)
+            except Exception as e:  # noqa: BLE001 - a concurrent writer: the next pass writes again
+                self.errors.append(f"status: {e}")
+
+    def let_go(self, by_key: dict[str, dict], now: float) -> bool:
+        """Pods being deleted whose drain is over: removed from the store (their namespace goes on the
+        next pass). Returns whether any went."""
+        stopped = self.stopped_nodes()
+        gone = False
+        for key, obj in by_key.items():
+            if not is_deleting(obj) or (obj.get("spec") or {}).get("nodeName") in stopped:
+                continue
+            uid = obj["metadata"]["uid"]
+            since = self.drained.setdefault(uid, now)
+            grace = float(obj["metadata"].get("deletionGracePeriodSeconds") or 0)
+            if now - since >= min(DRAIN_SECONDS, grace) or parse_time(obj["metadata"]["deletionTimestamp"]) <= now:
+                ns, name = key.split("/", 1)
+                try:
+                    self.store.delete("Pod", ns, name, grace_seconds=0, uid=uid)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+                self.drained.pop(uid, None)
+                gone = True
+        return gone
+
+    def sync(self, progress=None, proxy_mode: str | None = None, scenario_text: str | None = None,
+             source: str | None = None):
+        """One pass (see the module's docstring); returns the dataplane's UpResult."""
+        from ..dataplane import lab as labmod
+        from ..dataplane import state
+        st = state.load(self.lab) or {}
+        text = scenario_text if scenario_text is not None else (st.get("scenario") or "")
+        runner = self.runner(text)
+        now = time.time()
+        self.heartbeats(self._periods[0], now)
+        runner.run_until_quiescent()
+        work = dict(st, scenario=text, source=source or st.get("source")) if scenario_text is not None else st
+        cluster, by_key = self.desired(work, proxy_mode)
+        result = labmod.apply(cluster, text, st, progress, replace=True)
+        st = state.load(self.lab) or {}
+        now = time.time()
+        self.write_status(cluster, by_key, st, now)
+        if self.let_go(by_key, now):
+            runner.run_until_quiescent()
+        runner.run_until_quiescent()
+        self.last_full = time.monotonic()
+        return result
+
+    def pending(self) -> bool:
+        """Whether a pass has work to do that no store write announces: a drain in progress."""
+        return bool(self.drained)
+
+
+def settled(store, now: float | None = None) -> tuple[bool, str]:
+    """Whether every Deployment's rollout is complete and no pod is being deleted; else what is
+    still going on, in a few words."""
+    for d in store.list("Deployment"):
+        spec, st = d.get("spec") or {}, d.get("status") or {}
+        want = spec.get("replicas", 1)
+        if spec.get("paused"):
+            continue
+        if (st.get("observedGeneration", 0) < d["metadata"].get("generation", 1)
+                or st.get("updatedReplicas", 0) < want or st.get("replicas", 0) > st.get("updatedReplicas", 0)
+                or st.get("availableReplicas", 0) < st.get("updatedReplicas", 0)):
+            cond = next((c for c in st.get("conditions") or [] if c.get("type") == "Progressing"), None)
+            if cond and cond.get("reason") == "ProgressDeadlineExceeded":
+                continue
+            return False, f"deployment {d['metadata']['name']}: {st.get('updatedReplicas', 0)} of {want} updated, " \
+                          f"{st.get('availableReplicas', 0)} available"
+    for p in store.list("Pod"):
+        if is_deleting(p):
+            return False, f"pod {p['metadata']['name']} terminating"
+        if not (p.get("spec") or {}).get("nodeName"):
+            cond = get_condition(p, "PodScheduled")
+            if cond is None or cond.get("reason") != "Unschedulable":
+                return False, f"pod {p['metadata']['name']} pending"
+    return True, ""
