@@ -41,9 +41,11 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
     prev = state.load(lab) or {}
-    base = build(scenario, prev, pods=[])
+    # everything that can be refused is refused before anything is written: the scenario built as a
+    # still picture (its Deployments' replicas scheduled as netlab's own expansion does) must stand
     from .dataplane import lab as labmod
-    labmod.preflight(base)
+    labmod.preflight(build(scenario, prev))
+    base = build(scenario, prev, pods=[])
     with locked(lab):
         store = store_for(lab)
         wanted = objects.scenario_objects(scenario)

@@ -71,7 +71,9 @@ KNOWN: dict[str, dict[str, str | None]] = {
     "Cluster": _fields(
         "apiVersion kind name featureGates runtimeConfig kubeadmConfigPatches kubeadmConfigPatchesJSON6902 "
         "containerdConfigPatches containerdConfigPatchesJSON6902",
-        metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation"),
+        metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation",
+        controlPlane="ClusterControlPlane"),
+    "ClusterControlPlane": _fields("nodeMonitorGracePeriod defaultTolerationSeconds"),
     "ClusterNetworking": _fields(
         "podSubnet serviceSubnet nodeSubnet nodeCIDRMaskSize backend kubeProxyMode iptablesFlavour ipvsScheduler "
         "nftablesEndpointChoice dnsDomain mtu serviceNodePortRange ipFamily "
