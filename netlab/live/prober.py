@@ -1,32 +1,32 @@
-"""The process side of the kubelet's probes: run one httpGet, tcpSocket or exec probe as the kubelet
-does, from the node's network namespace against the pod, and say (result, output).
+"""The process side of the kubelet's probes: one httpGet, tcpSocket or exec probe run as the kubelet
+runs it, from the node's network namespace against the pod, giving (result, output). Facts from
+kubernetes' pkg/probe/{http,tcp,exec} and pkg/kubelet/prober (read for facts, written anew).
 
-Facts from kubernetes' pkg/probe/{http,tcp,exec} and pkg/kubelet/prober (read for facts, written anew):
+httpGet: GET scheme://host:port/path (host: the pod IP unless given; a named port is the container's
+port of that name); the probe's httpHeaders plus `User-Agent: kube-probe/<major.minor>` and
+`Accept: */*` unless given (an empty Accept is dropped; a Host header sets the request's host); no
+keep-alive, no gzip, HTTPS unverified; timeoutSeconds (default 1) covers the whole exchange.
+Redirects are followed (10 at most) while they stay on the same host; a redirect elsewhere ends the
+probe on that 3xx: success with the kubelet's warning `Probe terminated redirects, Response body: ...`
+(`is_warning`). 200-399 is success (output: the body's first 10 KiB); another status is
+`HTTP probe failed with statuscode: N`; a transport error is the Go client's text, e.g.
+`Get "http://10.244.1.5:8080/healthz": dial tcp 10.244.1.5:8080: connect: connection refused`.
+tcpSocket: a TCP connect to host (default the pod IP):port within the timeout. exec: the command in
+the pod's network and UTS namespaces; exit 0 is success; output: stdout and stderr, the first 10 KiB;
+a timeout gives the CRI's `command "sleep 5" timed out`. grpc raises ValueError (validation refuses
+it first). A port that cannot be resolved is a failure with the kubelet's text, as a probe that errored.
 
-* httpGet: GET scheme://host:port/path; host defaults to the pod IP, a named port is looked up in the
-  container's ports. Headers: the probe's httpHeaders, plus `User-Agent: kube-probe/<major.minor>`
-  and `Accept: */*` unless given (an empty Accept is dropped); a Host header sets the request's host.
-  No keep-alive; HTTPS is not verified. One timeoutSeconds (default 1) covers the whole exchange.
-  Redirects are followed up to 10 times while they stay on the same host; a redirect to another host
-  ends the probe on that 3xx, which counts as success with a warning (output
-  `Probe terminated redirects, Response body: ...`, the kubelet's ProbeWarning; see `is_warning`). 200-399 is success (output: the first 10 KiB of the body); any other status is
-  `HTTP probe failed with statuscode: N`; a transport error is the Go client's text, e.g.
-  `Get "http://10.244.1.5:8080/healthz": dial tcp 10.244.1.5:8080: connect: connection refused`.
-* tcpSocket: a TCP connect to host (default the pod IP):port within the timeout, closed at once.
-* exec: the command in the pod's namespaces (network, UTS); exit 0 is success; output is stdout and
-  stderr together, the first 10 KiB; a timeout is `command "sleep 5" timed out` (the CRI's text).
-* grpc is not run here (validation refuses it before): asking for it raises ValueError.
-
-Namespaces: setns(2) moves only the calling thread, so httpGet and tcpSocket probes run on long-lived
-worker threads that entered the node's namespace once (``NodeProbers``: a queue per node, up to
-`per_node` threads, started on demand), not on a process per probe. A worker re-enters when the
-namespace was replaced, and ends when it is idle and its namespace is gone (it must not keep a
-deleted node's namespace alive) or after `idle` seconds without work. Probing a node whose namespace
-no longer exists gives ("failure", "netns NAME does not exist").
+setns(2) moves only the calling thread, so httpGet and tcpSocket probes run on long-lived worker
+threads that entered the node's namespace (``NodeProbers``: a queue per node, up to `per_node`
+threads started on demand), never on a process per probe. A worker re-enters a namespace that was
+made again, and leaves when idle and its namespace is gone (it must not keep a deleted node's
+namespace alive) or after `idle` seconds without work. A node namespace that does not exist gives
+("failure", "netns NAME does not exist").
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import http.client
 import json
 import os
@@ -75,12 +75,10 @@ def resolve_port(port: int | str, container_ports: list[dict]) -> int:
     """A probe's port: a number, or the name of one of the container's ports (ValueError, with the
     kubelet's text, when there is no such port or it is out of range)."""
     if isinstance(port, str):
-        for p in container_ports or []:
-            if p.get("name") == port:
-                port = int(p.get("containerPort", 0))
-                break
-        else:
+        named = next((p.get("containerPort") for p in container_ports or [] if p.get("name") == port), None)
+        if named is None:
             raise ValueError(f"port {json.dumps(port)} not found")
+        port = int(named)
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"invalid port number: {port}")
     return port
@@ -91,12 +89,11 @@ def _hostport(host: str, port: int) -> str:
 
 
 def probe_url(http_get: dict, pod_ip: str, container_ports: list[dict]) -> str:
-    scheme = (http_get.get("scheme") or "HTTP").lower()
-    path = http_get.get("path") or ""
-    if path and not path.startswith("/"):
-        path = "/" + path
-    host = http_get.get("host") or pod_ip
-    return f"{scheme}://{_hostport(host, resolve_port(http_get.get('port'), container_ports))}{path}"
+    """The probe's URL, as the kubelet prints it in its messages."""
+    path, host = http_get.get("path") or "", http_get.get("host") or pod_ip
+    path = "/" + path if path and not path.startswith("/") else path
+    port = resolve_port(http_get.get("port"), container_ports)
+    return f"{(http_get.get('scheme') or 'HTTP').lower()}://{_hostport(host, port)}{path}"
 
 
 def probe_headers(http_get: dict) -> list[tuple[str, str]]:
@@ -104,11 +101,7 @@ def probe_headers(http_get: dict) -> list[tuple[str, str]]:
     given = [(h["name"], h.get("value", "")) for h in http_get.get("httpHeaders") or []]
     names = {n.lower() for n, _ in given}
     out = [(n, v) for n, v in given if n.lower() != "host" and not (n.lower() == "accept" and not v)]
-    if "user-agent" not in names:
-        out.append(("User-Agent", USER_AGENT))
-    if "accept" not in names:
-        out.append(("Accept", "*/*"))
-    return out
+    return out + [(n, v) for n, v in (("User-Agent", USER_AGENT), ("Accept", "*/*")) if n.lower() not in names]
 
 
 def _go_errno(e: OSError) -> str:
@@ -138,12 +131,10 @@ def _get_once(url: str, headers: list[tuple[str, str]], host: str | None, deadli
             conn.connect()
         except socket.gaierror:
             return f"dial tcp: lookup {u.hostname}: no such host"
-        except ConnectionError as e:
-            return f"{dial}: connect: {_go_errno(e)}"
         except OSError as e:
             if isinstance(e, TimeoutError):
                 raise
-            return f"{dial}: connect: {_go_errno(e)}" if e.errno else f"{dial}: {e}"
+            return f"{dial}: connect: {_go_errno(e)}"
         sock = conn.sock
         local, remote = sock.getsockname(), sock.getpeername()
         try:
@@ -225,10 +216,8 @@ def exec_probe(argv: list[str], pod_netns: str, uts_path: str | None, timeout: f
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)     # the command and whatever it started
-        except ProcessLookupError:
-            pass
         proc.communicate()
         return FAILURE, f"command {json.dumps(' '.join(argv), ensure_ascii=False)} timed out"
     text = out[:MAX_OUTPUT].decode("utf-8", "replace")
@@ -244,9 +233,7 @@ def is_warning(result: str, output: str) -> bool:
 
 class _Node:
     def __init__(self):
-        self.jobs: SimpleQueue = SimpleQueue()
-        self.pending = self.workers = self.busy = 0
-        self.threads: list[threading.Thread] = []
+        self.jobs, self.threads, self.pending, self.workers, self.busy = SimpleQueue(), [], 0, 0, 0
 
 
 class NodeProbers:
@@ -256,8 +243,7 @@ class NodeProbers:
     def __init__(self, per_node: int = 4, idle: float = 30.0, poll: float = 1.0, exec_workers: int = 16):
         self.per_node, self.idle, self.poll = per_node, idle, poll
         self._nodes: dict[str, _Node] = {}
-        self._lock = threading.Lock()
-        self._closed = False
+        self._lock, self._closed = threading.Lock(), False
         self._exec = cf.ThreadPoolExecutor(exec_workers, thread_name_prefix="netlab-probe-exec")
 
     def submit(self, node_netns: str, fn: Callable[[], object]) -> cf.Future:
@@ -280,9 +266,9 @@ class NodeProbers:
     def submit_exec(self, fn: Callable[[], object]) -> cf.Future:
         return self._exec.submit(fn)
 
-    def _quit(self, node: _Node) -> bool:
+    def _quit(self, node: _Node, force: bool = False) -> bool:
         """Called with the lock held: a worker leaves only when nothing waits (so no job is stranded)."""
-        if node.pending and not self._closed:
+        if node.pending and not (force or self._closed):
             return False
         node.workers -= 1
         node.threads.remove(threading.current_thread())
@@ -302,9 +288,7 @@ class NodeProbers:
                 continue
             with self._lock:
                 node.pending -= 1
-                if job is None:
-                    node.workers -= 1
-                    node.threads.remove(threading.current_thread())
+                if job is None and self._quit(node, force=True):
                     return
                 node.busy += 1
             fut, fn = job
@@ -349,9 +333,9 @@ class NodeProbers:
         self._exec.shutdown(wait=True)
 
     def workers(self, node_netns: str) -> int:
+        """How many worker threads `node_netns` has now."""
         with self._lock:
-            node = self._nodes.get(node_netns)
-            return node.workers if node else 0
+            return self._nodes[node_netns].workers if node_netns in self._nodes else 0
 
 
 _default: NodeProbers | None = None
@@ -359,6 +343,7 @@ _default_lock = threading.Lock()
 
 
 def default_probers() -> NodeProbers:
+    """The module's own NodeProbers (made again after close)."""
     global _default
     with _default_lock:
         if _default is None or _default._closed:
