@@ -116,15 +116,20 @@ def test_http_timeout_against_a_server_that_never_answers(web, silent, pool):
     assert probe_of(web, http("/healthz", port="silent"), pool) == (
         FAILURE, f'Get "http://{pod.ip}:{SILENT}/healthz": context deadline exceeded '
                  "(Client.Timeout exceeded while awaiting headers)")
-    assert 0.9 < time.monotonic() - t0 < 2.0
+    assert 0.9 < time.monotonic() - t0 < 2.5
 
 
 def test_tcp_socket_probes(web, silent, pool):
-    pod, _ = web
+    pod, node = web
     assert probe_of(web, {"tcpSocket": {"port": "http"}}, pool) == (SUCCESS, "")
     assert probe_of(web, {"tcpSocket": {"port": SILENT}}, pool) == (SUCCESS, "")
     assert probe_of(web, {"tcpSocket": {"port": CLOSED}}, pool) == (
         FAILURE, f"dial tcp {pod.ip}:{CLOSED}: connect: connection refused")
+    gone = str(node.pod_cidr.network_address + 200)     # no pod there: ARP goes unanswered
+    t0 = time.monotonic()
+    assert probe_of(web, {"tcpSocket": {"port": 80, "host": gone}, "timeoutSeconds": 1}, pool) == (
+        FAILURE, f"dial tcp {gone}:80: i/o timeout")
+    assert 0.9 < time.monotonic() - t0 < 2.5
 
 
 def test_exec_probes_run_in_the_pods_namespaces(lab, web, pool):
@@ -139,6 +144,10 @@ def test_exec_probes_run_in_the_pods_namespaces(lab, web, pool):
     t0 = time.monotonic()
     assert run(["sleep", "5"]) == (FAILURE, 'command "sleep 5" timed out')
     assert time.monotonic() - t0 < 2.5
+    # a timeout ends what the command started too (its own process group)
+    t0 = time.monotonic()
+    assert run(["sh", "-c", "sleep 31.5 & sleep 31.5"]) == (FAILURE, 'command "sh -c sleep 31.5 & sleep 31.5" timed out')
+    assert time.monotonic() - t0 < 2.5 and subprocess.run(["pgrep", "-f", "sleep 31.5"]).returncode == 1
     assert run(["sh", "-c", "head -c 20000 /dev/zero | tr '\\0' x"]) == (SUCCESS, "x" * 10240)
 
 
@@ -152,7 +161,7 @@ def test_probes_share_a_few_threads_in_the_node_and_a_slow_one_delays_no_other(w
                          probers=pool) for _ in range(3)]
     t0 = time.monotonic()
     quick = [probe_of(web, http("/hostName"), pool) for _ in range(50)]
-    assert time.monotonic() - t0 < 1.5 and quick == [(SUCCESS, "web")] * 50
+    assert time.monotonic() - t0 < 2.5 and quick == [(SUCCESS, "web")] * 50
     assert [f.result(5)[1].endswith("(Client.Timeout exceeded while awaiting headers)") for f in slow] == [True] * 3
     assert 1 <= pool.workers(node.netns) <= 4
 

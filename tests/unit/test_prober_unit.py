@@ -97,7 +97,7 @@ def test_http_timeout_waits_timeout_and_says_so(silent):
     took = time.monotonic() - t0
     assert result == (FAILURE, f'Get "http://127.0.0.1:{silent}/healthz": context deadline exceeded '
                                "(Client.Timeout exceeded while awaiting headers)")
-    assert 0.9 < took < 1.8, took
+    assert 0.9 < took < 2.5, took
 
 
 def test_http_headers_user_agent_accept_and_host(server):
