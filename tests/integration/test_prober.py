@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 import sys
+import threading
 import time
 from urllib.parse import quote
 
@@ -164,6 +165,9 @@ def test_probes_share_a_few_threads_in_the_node_and_a_slow_one_delays_no_other(w
     assert time.monotonic() - t0 < 2.5 and quick == [(SUCCESS, "web")] * 50
     assert [f.result(5)[1].endswith("(Client.Timeout exceeded while awaiting headers)") for f in slow] == [True] * 3
     assert 1 <= pool.workers(node.netns) <= 4
+    pool.release(node.netns)
+    assert not [t for t in threading.enumerate() if t.name == f"netlab-probe {node.netns}"]
+    assert probe_of(web, http("/hostName"), pool) == (SUCCESS, "web") and pool.workers(node.netns) == 1
 
 
 def test_a_node_namespace_that_went_away(lab, web, pool):

@@ -183,6 +183,10 @@ def test_a_node_namespace_that_does_not_exist_is_a_failure():
                 FAILURE, "netns nl-gone-node does not exist")
         assert run_probe({"exec": {"command": ["true"]}}, "10.244.1.5", "nl-gone-pod", [], "nl-gone-node",
                          probers=pool)[1].startswith("netns nl-gone-pod does not exist")
+        assert pool.workers("nl-gone-node") == 1      # one worker was enough for probes one after another
     finally:
         pool.close()
     assert pool.workers("nl-gone-node") == 0
+    assert not [t for t in threading.enumerate() if t.name == "netlab-probe nl-gone-node"]
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit("nl-gone-node", lambda: None)
