@@ -54,8 +54,10 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "exec httpGet tcpSocket grpc initialDelaySeconds timeoutSeconds periodSeconds successThreshold "
         "failureThreshold terminationGracePeriodSeconds"),
     "DeploymentSpec": _fields(
-        "replicas strategy minReadySeconds revisionHistoryLimit paused progressDeadlineSeconds",
-        selector="LabelSelector", template="PodTemplateSpec"),
+        "replicas minReadySeconds revisionHistoryLimit paused progressDeadlineSeconds",
+        selector="LabelSelector", template="PodTemplateSpec", strategy="DeploymentStrategy"),
+    "DeploymentStrategy": _fields("type", rollingUpdate="RollingUpdateDeployment"),
+    "RollingUpdateDeployment": _fields("maxSurge maxUnavailable"),
     "LabelSelector": _fields("matchLabels matchExpressions"),
     "PodTemplateSpec": _fields("", metadata="ObjectMeta", spec="PodSpec"),
     "ServiceSpec": _fields(
