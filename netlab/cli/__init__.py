@@ -13,7 +13,7 @@ import click
 
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
-from . import exec, get, lifecycle, probe, render
+from . import exec, get, lifecycle, node, probe, render
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]
@@ -27,7 +27,7 @@ def cli() -> None:
 
 
 for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, probe.probe, exec.logs, render.render,
-                 render.validate):
+                 render.validate, node.node):
     cli.add_command(_command)
 
 

@@ -26,18 +26,21 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
     from ..model.preflight import check_commands, check_host_commands
     from ..render import fabric as fab
     from ..render.iptables import node_rules, to_restore
-    sc, _, stored_mode, stored = scenario_or_stored(scenario_paths(scenario, files), lab, "render")
+    sc, text, stored_mode, stored = scenario_or_stored(scenario_paths(scenario, files), lab, "render")
     warn_ignored(sc)
     if proxy_mode or stored_mode:
         sc.networking.proxy_mode = proxy_mode or stored_mode
+    import os
+
+    from ..live import has_store
     prev = None
-    if stored:  # the lab's own addresses, as `up` keeps them
+    if stored or os.geteuid() == 0:  # the lab's own addresses, as `up` keeps them
         from ..dataplane import state
         prev = state.load(sc.name)
-    from ..live import has_store
-    if stored and prev and has_store(sc.name):  # a live lab: the pods its controllers made
-        from ..live.sync import LiveLab
-        cluster = LiveLab(sc.name).desired(prev, sc.networking.proxy_mode)[0]
+    if prev and has_store(sc.name):  # a live lab: the pods its controllers made (or would make of the file)
+        from ..live.sync import LiveLab, preview
+        cluster = LiveLab(sc.name).desired(prev, sc.networking.proxy_mode)[0] if stored else \
+            preview(sc.name, sc, text, prev)
     else:
         cluster = build(sc, prev)
     check_commands(cluster)  # a dry run of `up`: what it refuses, with the same messages

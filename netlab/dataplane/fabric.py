@@ -73,7 +73,7 @@ class Fabric(FabricPods):
                 ns.open_raw()  # pods are created through it
                 write_sysctls(node.netns, nf.sysctls, self.changes)
                 self.nodes[node.name] = ns
-                self._ensure_uplink(underlay, ns, node.underlay_veth, node.netns, mtu)
+                self._ensure_uplink(underlay, ns, node.underlay_veth, node.netns, mtu, cut=node.partitioned)
                 self._ensure_node(ns, nf)
             self.progress("nodes", total, total)
             ext = self._open(c.external_netns)
@@ -130,8 +130,10 @@ class Fabric(FabricPods):
         ns.ensure_up("lo", self.changes) if "lo" in ns.links() else None
         return ns
 
-    def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int) -> None:
-        """A veth from the underlay bridge to `eth0` in a node (or the external host)."""
+    def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int,
+                       cut: bool = False) -> None:
+        """A veth from the underlay bridge to `eth0` in a node (or the external host); `cut`: its underlay
+        end is down (a partitioned node, `netlab node stop`)."""
         bridge = underlay.index(UNDERLAY_BRIDGE)
         outer = underlay.links().get(outer_name)
         inner_eth = inner.links().get("eth0")
@@ -154,7 +156,10 @@ class Fabric(FabricPods):
                              index=outer["index"], master=bridge)
                 self.changes.add(Change("link", outer_name, "update", f"{outer_name} on {UNDERLAY_BRIDGE}",
                                         underlay.name))
-            underlay.ensure_up(outer_name, self.changes)
+            if not cut:
+                underlay.ensure_up(outer_name, self.changes)
+        if cut:
+            underlay.ensure_down(outer_name, self.changes)
         inner.ensure_up("eth0", self.changes, mtu=mtu)
 
     def _ensure_node(self, ns: Netns, nf: NodeFabric) -> None:

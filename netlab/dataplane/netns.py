@@ -112,6 +112,12 @@ class Netns:
             self._do(f"set {ifname} up", self.ipr.link, "set", index=link["index"], state="up")
             changes.add(Change("link", ifname, "update", f"{ifname} up", self.name))
 
+    def ensure_down(self, ifname: str, changes: Changes) -> None:
+        link = self.links()[ifname]
+        if link["up"]:
+            self._do(f"set {ifname} down", self.ipr.link, "set", index=link["index"], state="down")
+            changes.add(Change("link", ifname, "update", f"{ifname} down", self.name))
+
     def ensure_bridge(self, ifname: str, changes: Changes, mtu: int | None = None) -> int:
         link = self.links().get(ifname)
         if link is not None and link["kind"] != "bridge":

@@ -57,3 +57,21 @@ def busy(lab: str) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def load_state(lab: str):
+    """(the lab's state, whether a pass is running now): the state is read while no pass runs when
+    possible, so that its phase says whether the last pass finished."""
+    from ..dataplane import layout, state
+    try:
+        fd = os.open(os.path.join(layout.lab_dir(lab), "lock"), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return state.load(lab), False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return state.load(lab), True
+        return state.load(lab), False
+    finally:
+        os.close(fd)

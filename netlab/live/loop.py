@@ -149,12 +149,11 @@ class Loop:
             except Exception:  # noqa: BLE001 - logged; the next pass starts again from the store
                 self.log("pass failed:\n" + traceback.format_exc())
                 self.stop.wait(1.0)
+            if self.store.revision() != rev:
+                continue  # written meanwhile (by this pass or anyone else): look again at once; a look
+                # that finds nothing to do writes nothing, so this ends
             timeout = self.next_wakeup()
             end = time.monotonic() + timeout
-            after = self.store.revision()
-            if after != rev:
-                # our own writes moved it; only another writer's change should wake us early
-                rev = after
             while not self.stop.is_set():
                 left = end - time.monotonic()
                 if left <= 0 or self.store.wait(rev, min(0.2, left)) > rev:

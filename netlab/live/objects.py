@@ -27,6 +27,7 @@ from ..spec.types import PodSpec, Scenario
 from ..store.meta import controller_ref, is_deleting, key_of
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+STOPPED = "netlab.io/stopped"   # on a Node that `netlab node stop` partitioned (its kubelet is silent)
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what `up` prunes: kinds whose objects a file owns (pods a controller made are not the file's)
 PRUNABLE = ("Namespace", "Service", "Deployment", "Pod")

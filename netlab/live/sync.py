@@ -41,7 +41,7 @@ from .kubelet import Probes, Target
 DRAIN_SECONDS = 1.0     # a deleted pod keeps running this long after the rules stopped choosing it
 LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
 LAB_TOLERATION = 10
-STOPPED = "netlab.io/stopped"   # annotation on a Node that `netlab node stop` partitioned
+STOPPED = objects.STOPPED
 
 
 def cluster_document(text: str) -> dict | None:
@@ -136,6 +136,8 @@ class LiveLab:
             # a pod the kubelet let go is gone from the store; one whose node is partitioned stays as it was
             keep.append((ps, obj))
         cluster = build(sc, st, pods=[ps for ps, _ in keep])
+        for n in cluster.nodes:
+            n.partitioned = n.name in stopped
         by_key = {f"{o['metadata'].get('namespace', 'default')}/{o['metadata']['name']}": o for _, o in keep}
         now = time.time()
         for pod in cluster.pods:
@@ -283,7 +285,11 @@ class LiveLab:
         now = time.time()
         self.heartbeats(self._periods[0], now)
         runner.run_until_quiescent()
-        work = dict(st, scenario=text, source=source or st.get("source")) if scenario_text is not None else st
+        if scenario_text is not None:  # up: the scenario's mode unless --proxy-mode says otherwise
+            work = dict(st, scenario=text, source=source or st.get("source"))
+            work.pop("proxyMode", None)
+        else:
+            work = st
         cluster, by_key = self.desired(work, proxy_mode)
         result = labmod.apply(cluster, text, st, progress, replace=True)
         st = state.load(self.lab) or {}
@@ -327,3 +333,29 @@ def settled(store, now: float | None = None) -> tuple[bool, str]:
             if cond is None or cond.get("reason") != "Unschedulable":
                 return False, f"pod {p['metadata']['name']} pending"
     return True, ""
+
+
+class _Undo(Exception):
+    pass
+
+
+def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
+    """What the next `up` of `scenario` would program into lab `lab` first (`render FILE --lab L`): the
+    file applied to the lab's store and the controllers run, inside a transaction that is rolled back
+    (nothing is written)."""
+    from . import store_for
+    store = store_for(lab)
+    live = LiveLab(lab, store)
+    out: list[Cluster] = []
+    try:
+        with store.transaction():
+            objects.sync_nodes(store, objects.node_objects(build(scenario, prev, pods=[])))
+            objects.apply_objects(store, objects.scenario_objects(scenario), prune=True)
+            live.runner(text).run_until_quiescent()
+            work = dict(prev, scenario=text, source=scenario.source)
+            work.pop("proxyMode", None)
+            out.append(live.desired(work, scenario.networking.proxy_mode)[0])
+            raise _Undo()
+    except _Undo:
+        pass
+    return out[0]

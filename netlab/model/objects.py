@@ -29,6 +29,7 @@ class Node:
     pod_cidr: ipaddress.IPv4Network
     netns: str
     vtep_mac: str            # flannel.1's MAC, derived from lab and node so it is stable
+    partitioned: bool = False    # `netlab node stop`: its underlay link is down (pods keep running)
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:

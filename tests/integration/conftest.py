@@ -35,10 +35,14 @@ class Lab:
         self.name = name
         self.cluster = None
         self.result = None
+        # False: no control loop process; each `up` runs the passes itself, so what one `up` changed is
+        # exactly what its result lists (tests that count changes)
+        self.control_loop = True
 
     def up(self, text: str, **kw):
         sc = load_text(text, f"<test {self.name}>")
         sc.name = self.name
+        kw.setdefault("control_loop", self.control_loop)
         self.result = lab_spec.up(sc, text, **kw)
         self.cluster = self.result.cluster
         return self.result

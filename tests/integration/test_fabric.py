@@ -193,6 +193,7 @@ def test_reconcile_applies_only_the_difference(lab):
 
 
 def test_containers_run_real_commands(lab):
+    lab.control_loop = False  # the still picture: nothing changes between two `up`s
     lab.up(text(cluster(None, workers("w1")),
                 pod("sleeper", containers=[container("main", command=["sh", "-c"],
                                                      args=["echo started $(hostname); exec sleep 600"])])))
@@ -249,6 +250,7 @@ def test_recreated_pod_gets_its_veth_name_back_while_the_old_namespace_lingers(l
     """A pod whose spec changed is recreated with the same veth name. The kernel destroys a deleted
     namespace, and the veth in it, only once nothing holds it: while something still does (here: an open
     file descriptor), the old veth is still on the node and `up` must remove it, not fail on it."""
+    lab.control_loop = False  # the still picture: nothing changes between two `up`s
     def scenario(seconds: str) -> str:
         return text(cluster(None, workers("w1")), pod("p", containers=[container("main", command=["sleep", seconds])]))
     lab.up(scenario("600"))

@@ -95,6 +95,7 @@ def test_dial_from_the_pods_own_namespace(lab):
 
 
 def test_exit_closes_only_that_pods_ports(lab):
+    lab.control_loop = False  # the still picture: nothing changes between two `up`s
     lab.up(SCENARIO)
     victim, client = lab.pod("victim").ip, lab.pod("client").ip
     assert curl(lab, "web", f"http://{victim}:8080/hostname") == (0, "victim", "200")

@@ -67,6 +67,7 @@ def test_a_builtin_pod_that_exits_is_not_ready_and_up_restarts_it(lab):
     """agnhost's /exit: the pod's ports close; get pods shows the container terminated with the code
     (Error, then Completed for code 0), not Ready; `up` restarts it by reloading the node's server,
     counts the restart, and it serves again behind its Service."""
+    lab.control_loop = False  # the still picture: nothing changes between two `up`s
     lab.up(EXITING)
     web = lab.pod("web").ip
     cip = lab.cluster.services[0].cluster_ip
@@ -131,6 +132,7 @@ def test_a_builtin_pod_that_cannot_listen_after_its_restart_is_not_an_endpoint(l
     """The built-in server restarts an exited pod but cannot listen on its port (another container of
     the pod has bound it meanwhile): `up`'s readiness check sees nothing listening, as for a command
     container, so the pod is not Ready and leaves its Service's endpoints."""
+    lab.control_loop = False  # the still picture: nothing changes between two `up`s
     lab.up(SQUAT)
     web = lab.pod("web").ip
     assert _curl(lab, "client", f"http://{web}:8080/hostname") == (0, "web")

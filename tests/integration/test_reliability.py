@@ -150,6 +150,12 @@ def lab_health(lab: str, expect_pods: int | None = None) -> list[str]:
     pod Running, exactly one process per container and one built-in server per node, and every pod
     with a built-in server answers /hostname with its own name from the other node (over the overlay)
     and through its Service's ClusterIP."""
+    from netlab.live import locked
+    with locked(lab):  # between two passes of the lab's control loop, which waits meanwhile
+        return _lab_health(lab, expect_pods)
+
+
+def _lab_health(lab: str, expect_pods: int | None = None) -> list[str]:
     problems = []
     try:
         cluster, st = lab_spec.load_cluster(lab)

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from netlab.dataplane import lab as labmod
 from netlab.dataplane.iptables import flavour_commands
 
 from ..builders import cluster, container, deployment, pod, service, text, workers
@@ -80,6 +81,7 @@ MODES = [("vxlan", "iptables"), ("host-gw", "iptables"), ("vxlan", "nftables")]
 def svc(request, lab):
     backend, mode = request.param
     lab.mode = mode
+    lab.control_loop = False  # these tests check what each `up` changes
     lab.text = lambda replicas=3: scenario(backend, replicas, kubeProxyMode=mode)
     lab.up(lab.text())
     lab.web = sorted(p.name for p in lab.pods("web-"))
@@ -233,6 +235,9 @@ def test_endpoints_follow_pods_and_partial_sync(svc):
 
 
 def test_tampered_rules_are_restored(svc):
+    # the lab's control loop would repair the rules on its periodic resync (test below); stopped here
+    # so that what `get nodes` reports before any repair can be seen
+    labmod.stop_control_loop(svc.name)
     if svc.mode == "iptables":
         _, _, save = flavour_commands("auto")
         svc.node_exec("n1", [save.replace("-save", ""), "-t", "nat", "-F"])
@@ -250,6 +255,23 @@ def test_tampered_rules_are_restored(svc):
     assert sorted(set(many(svc, ("external", ""), svc.node("n1").ip, 30080, n=30))) == svc.web
     assert svc.up(svc.text()).changes == []
     assert "NotReady" not in netlab_cli("get", "nodes", "--lab", svc.name, check=True).stdout
+
+
+def test_the_control_loop_repairs_tampered_rules_on_its_own(lab):
+    """kube-proxy's periodic full sync: rules someone else flushed come back without any command."""
+    from netlab.live.loop import RESYNC_SECONDS
+    lab.up(SCENARIO.replace("BACKEND", "vxlan").replace("REPLICAS", "2"))
+    _, _, save = flavour_commands("auto")
+    lab.node_exec("n1", [save.replace("-save", ""), "-t", "nat", "-F"])
+    r = lab.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{lab.node('n1').ip}:30080/"])
+    assert r.returncode != 0  # n1's NodePort rules are gone
+    deadline = time.monotonic() + RESYNC_SECONDS + 10
+    while time.monotonic() < deadline:
+        if "-A KUBE-SERVICES" in lab.node_exec("n1", [save, "-t", "nat"]).stdout:
+            break
+        time.sleep(0.5)
+    body = lab.http(("external", ""), lab.node("n1").ip, 30080, "/hostname")
+    assert body.startswith("web-"), body
 
 
 def node_identity(lab, node: str) -> tuple[int, int]:
@@ -274,6 +296,7 @@ def test_nftables_sync_trusts_its_record_only_while_nothing_else_changed(lab):
     from netlab.dataplane.proxy.nftables import NftablesProxy
 
     text = lambda n: scenario("vxlan", n, kubeProxyMode="nftables")
+    lab.control_loop = False  # what each `up` commits is counted
     lab.up(text(3))
     paths = {n.name: NftablesProxy.record_path(lab.name, n.name) for n in lab.cluster.nodes}
     generation = lambda node: node_identity(lab, node)  # noqa: E731

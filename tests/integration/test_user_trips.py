@@ -265,6 +265,7 @@ def test_a_pod_that_does_not_listen_or_has_exited_is_not_ready_and_not_an_endpoi
     stops listening after `up`: not Ready (get pods READY 0/1 and why, -o json states and conditions),
     not endpoints, and a ClusterIP client only ever reaches the healthy pod; `up` resyncs the rules
     when readiness changes; logs of an exited container show its output or say there is none."""
+    lab.control_loop = False  # the still picture: nothing changes between two `up`s
     t0 = time.monotonic()
     lab.up(READINESS)
     good = lab.pods("good-")[0]
