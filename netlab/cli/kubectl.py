@@ -26,11 +26,12 @@ FILES_HELP = ("A manifest file, a directory (its *.yaml, *.yml, *.json files in 
 
 # ------------------------------------------------------------------ reading manifests
 
-def _scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str]]:
-    """(source, name) of the Cluster documents of the inputs and the Namespaces they declare; a
-    text that is not YAML is left to the strict parser, which names the problem."""
+def _scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str], dict]:
+    """(source, name) of the Cluster documents of the inputs, the Namespaces they declare and the
+    file of each named object; a text that is not YAML is left to the strict parser, which names
+    the problem."""
     import yaml
-    clusters, namespaces = [], set()
+    clusters, namespaces, origin = [], set(), {}
     for text, src in inputs:
         try:
             docs = list(yaml.safe_load_all(text))
@@ -46,11 +47,13 @@ def _scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str
             if not isinstance(d, dict):
                 continue
             md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+            if isinstance(d.get("kind"), str) and isinstance(md.get("name"), str):
+                origin.setdefault(key_of({"kind": d["kind"], "metadata": md}), src)
             if d.get("kind") == "Cluster":
                 clusters.append((src, str(md.get("name") or "")))
             elif d.get("kind") == "Namespace" and isinstance(md.get("name"), str):
                 namespaces.add(md["name"])
-    return clusters, namespaces
+    return clusters, namespaces, origin
 
 
 def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple[list[dict], object]:
@@ -66,7 +69,7 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
     from ..spec.parse import load_texts
     from ..spec.sources import read_inputs
     inputs = read_inputs(list(files))
-    clusters, declared = _scan(inputs)
+    clusters, declared, origin = _scan(inputs)
     if clusters and verb == "apply":
         src, name = clusters[0]
         raise SpecError(f"{src}: Cluster {name}".rstrip(), "a Cluster document cannot be applied to a running lab "
@@ -87,15 +90,15 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
     mine = {key_of(d) for d in sc.documents[n_context:]}
     objs = [o for o in scenario_objects(sc)
             if key_of(o) in mine or (o["kind"] == "Namespace" and o["metadata"]["name"] not in live_ns)]
-    problems = []
     for o in objs:
+        problems = []
         if o["kind"] == "Deployment":
-            problems += validate_deployment(with_defaults(o))
+            problems = validate_deployment(with_defaults(o))
         elif o["kind"] == "Pod":
             kind, ns, name = key_of(o)
-            problems += validate_pod_spec(with_defaults(o).get("spec") or {}, f'Pod "{name}" in namespace "{ns}"')
-    if problems:
-        raise SpecError("", problems[0])
+            problems = validate_pod_spec(with_defaults(o).get("spec") or {}, f'Pod "{name}" in namespace "{ns}"')
+        if problems:
+            raise SpecError(origin.get(key_of(o), ""), problems[0])
     return objs, sc
 
 
