@@ -137,6 +137,8 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         statuses = [s for s in labmod.pod_statuses(cluster, st)
                     if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)
                     and (not selector or selector_matches(selector, s.pod.labels))]
+        if fmt not in ("json", "yaml"):
+            statuses = _with_store_view(name, statuses, namespace, all_namespaces, names, selector)
         statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
         _missing(names, [s.pod.name for s in statuses], "pod")
         if fmt in ("json", "yaml"):
@@ -150,7 +152,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         else:
             click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide", show_labels), nl=False)
             for s in statuses:
-                if s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
+                if s.phase not in ("Terminating", "Pending") and s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
                     click.echo(f"pod {s.pod.name}: {'ready' if s.is_ready else 'not ready'} since the last up; "
                                f"`{labmod.repair_command(name)}` would update its Services' endpoints", err=True)
         return
@@ -182,6 +184,34 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
 def selector_matches(selector: str, labels: dict) -> bool:
     from ..store.meta import selector_matches as matches
     return matches(selector, labels)
+
+
+def _with_store_view(lab: str, statuses: list, namespace: str, all_namespaces: bool, names, selector) -> list:
+    """A live lab's pods as kubectl shows them: those being deleted are Terminating, and the store's
+    pods that run nowhere yet (not scheduled, or not started) are listed as Pending."""
+    import types
+
+    from ..dataplane.status import PodStatus
+    from ..live import has_store, store_for
+    from ..store.meta import is_deleting, parse_time
+    if not has_store(lab):
+        return statuses
+    objs = {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o for o in store_for(lab).list("Pod")}
+    shown = {(s.pod.namespace, s.pod.name) for s in statuses}
+    for s in statuses:
+        o = objs.get((s.pod.namespace, s.pod.name))
+        if o is not None and is_deleting(o):
+            s.phase = "Terminating"
+    for (ns, pname), o in objs.items():
+        labels = o["metadata"].get("labels") or {}
+        if (ns, pname) in shown or is_deleting(o) or not (all_namespaces or ns == namespace) \
+                or (names and pname not in names) or (selector and not selector_matches(selector, labels)):
+            continue
+        pod = types.SimpleNamespace(name=pname, namespace=ns, labels=labels, ip="<none>",
+                                    node=(o.get("spec") or {}).get("nodeName") or "<none>", ready=False)
+        total = len((o.get("spec") or {}).get("containers") or [])
+        statuses.append(PodStatus(pod, "Pending", 0, total, 0, parse_time(o["metadata"].get("creationTimestamp"))))
+    return statuses
 
 
 def _live_nodes(lab: str) -> dict[str, dict]:

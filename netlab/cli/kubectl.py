@@ -174,7 +174,9 @@ def _delete_one(store, kind: str, ns: str | None, name: str, grace_period: int, 
     if obj is None:
         raise not_found(kind, name)
     if kind == "Pod":
-        return store.delete(kind, ns, name, grace_seconds=pod_grace(obj, grace_period, now, force))
+        # a pod no node runs goes at once, as the API server deletes it (no kubelet to confirm)
+        grace = pod_grace(obj, grace_period, now, force) if (obj.get("spec") or {}).get("nodeName") else 0
+        return store.delete(kind, ns, name, grace_seconds=grace)
     if kind == "Namespace":
         # the namespace controller's part: what is in it goes first (pods gracefully)
         for k in ("Deployment", "ReplicaSet", "Service", "EndpointSlice", "Pod"):
