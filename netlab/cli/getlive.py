@@ -9,7 +9,8 @@ import time
 
 import click
 
-from .kubeutil import PLURAL, SINGULAR, KubeError, open_target
+from . import kubeutil
+from .kubeutil import PLURAL, SINGULAR, KubeError
 
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "events": "Event",
                "pods": "Pod", "nodes": "Node"}
@@ -63,7 +64,7 @@ def show(kind: str, names, namespace: str, all_ns: bool, output: str | None, sel
     """`get` of one store kind (see the module's docstring)."""
     from .. import output as out
     from ..controllers import printers
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     objs = _select(t.store, kind, names, namespace, all_ns, selector)
     if output in ("json", "yaml"):
         click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), output), nl=False)
@@ -89,7 +90,7 @@ def watch(kinds: list[str], names, namespace: str, all_ns: bool, output: str | N
     from ..controllers import printers
     from ..store import Informer
     from ..store.meta import selector_matches
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     store = t.store
     for kind in kinds:  # names that do not exist: kubectl's NotFound before watching
         _select(store, kind, names, namespace, all_ns, selector)

@@ -17,8 +17,9 @@ from ..controllers import verbs
 from ..controllers.validation import ControllerError
 from ..errors import SpecError
 from ..store.meta import is_deleting, key_of, selector_matches
+from . import kubeutil
 from .kubeutil import (SINGULAR, Clock, KubeError, duration, get_obj, kind_of, kubectl_errors, lab_option,
-                       namespace_option, not_found, ns_of, open_target, out, refs, wait_change)
+                       namespace_option, not_found, ns_of, out, refs, wait_change)
 
 FILES_HELP = ("A manifest file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
               "may be given several times.")
@@ -130,7 +131,7 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
                         "label selector")
     if (selector or prune_all) and not prune:
         raise click.UsageError("-l and --all are for --prune here; add --prune")
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     objs, sc = read_manifests(files, t)
     warn_ignored(sc)
     store = t.store
@@ -212,7 +213,7 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
     (background cascading deletion).
     """
     limit = duration(timeout)
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     store = t.store
     if files:
         if args or selector:
@@ -275,7 +276,7 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
 @kubectl_errors
 def scale(args: tuple[str, ...], replicas: int, current_replicas: int, namespace: str, lab: str | None) -> None:
     """Set a Deployment's (or ReplicaSet's) replicas: scale deploy/NAME --replicas N."""
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     for kind, name in refs(args):
         with t.store.transaction():
             obj = get_obj(t.store, kind, namespace, name)
@@ -327,7 +328,7 @@ def set_image(items: tuple[str, ...], namespace: str, lab: str | None) -> None:
         images[cname] = image
     if not images:
         raise KubeError("error: at least one image update is required; write CONTAINER=IMAGE")
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     for d in _deployment(t.store, res, namespace):
         new, msg = verbs.set_image(d, images)
         if new != d:
@@ -377,7 +378,7 @@ def set_env(items: tuple[str, ...], containers: str, namespace: str, lab: str | 
     res, settings = _split_args(items)
     if not settings:
         raise KubeError("error: at least one environment variable must be provided; write NAME=VALUE or NAME-")
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     for d in _deployment(t.store, res, namespace):
         new = set_env_of(d, settings, containers)
         if new != d:
@@ -399,7 +400,7 @@ def set_env(items: tuple[str, ...], containers: str, namespace: str, lab: str | 
 def wait(args: tuple[str, ...], for_: str, timeout: str, namespace: str, lab: str | None) -> None:
     """Wait for a condition of objects: wait --for=condition=Available deploy/web --timeout=60s."""
     limit = duration(timeout)
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     store = t.store
     targets = refs(args)
     verbs.wait_for({"kind": "Pod", "metadata": {"name": "-"}}, for_)  # an unknown condition is refused first
@@ -436,7 +437,7 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     """Show an object in detail, ending with its events: describe deploy|pod|node NAME."""
     from ..controllers import printers
     from ..store.events import events_for
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     store = t.store
     now = time.time()
     shown = []
@@ -462,7 +463,7 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
 
 def _set_schedulable(node_names: tuple[str, ...], lab: str | None, unschedulable: bool) -> None:
     from ..controllers.nodelifecycle import cordon as cordon_node
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     word = "cordoned" if unschedulable else "uncordoned"
     for name in node_names:
         with t.store.transaction():
@@ -507,7 +508,7 @@ def drain(node: str, ignore_daemonsets: bool, force: bool, delete_emptydir_data:
           timeout: str, lab: str | None) -> None:
     """Cordon a node and evict its pods (gracefully; their controllers make them again elsewhere)."""
     limit = duration(timeout)
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     store = t.store
     with store.transaction():
         obj = get_obj(store, "Node", "", node)

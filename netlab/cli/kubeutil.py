@@ -97,8 +97,8 @@ class Target:
     """The lab a verb acts on: its name and store; `wrote()` after a write starts its control loop
     if it is not running (the loop reacts to the store)."""
 
-    def __init__(self, name: str, store, ensure=None):
-        self.name, self.store, self._ensure = name, store, ensure
+    def __init__(self, name: str, store, ensure=None, scenario: str | None = None):
+        self.name, self.store, self._ensure, self._scenario = name, store, ensure, scenario
 
     def wrote(self) -> None:
         if self._ensure is not None:
@@ -106,6 +106,8 @@ class Target:
 
     def scenario_text(self) -> str:
         """The scenario the lab was last brought up from (its Cluster document is the lab's)."""
+        if self._scenario is not None:
+            return self._scenario
         from ..dataplane import state
         return (state.load(self.name) or {}).get("scenario") or ""
 

@@ -9,7 +9,8 @@ import click
 
 from ..controllers import verbs
 from ..controllers.validation import ControllerError
-from .kubeutil import (Clock, KubeError, duration, get_obj, kubectl_errors, lab_option, namespace_option, open_target,
+from . import kubeutil
+from .kubeutil import (Clock, KubeError, duration, get_obj, kubectl_errors, lab_option, namespace_option,
                        out, refs, wait_change)
 
 
@@ -40,7 +41,7 @@ def status(args: tuple[str, ...], watch: bool, timeout: str, namespace: str, lab
     """Watch a rollout until it completes: exit 0 when done, 1 when its progress deadline is exceeded
     or --timeout passes."""
     limit = duration(timeout)
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     store = t.store
     (d,) = _deployments(args, namespace, store)[:1]
     t.wrote()  # a rollout moves only while the lab's control loop runs
@@ -74,7 +75,7 @@ def status(args: tuple[str, ...], watch: bool, timeout: str, namespace: str, lab
 @kubectl_errors
 def history(args: tuple[str, ...], revision: int, namespace: str, lab: str | None) -> None:
     """The Deployment's revisions (one per ReplicaSet), oldest first."""
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     for d in _deployments(args, namespace, t.store):
         rss = t.store.list("ReplicaSet", d["metadata"].get("namespace"))
         if not revision:
@@ -117,7 +118,7 @@ def template_text(template: dict) -> str:
 @kubectl_errors
 def undo(args: tuple[str, ...], to_revision: int, namespace: str, lab: str | None) -> None:
     """Go back to an earlier revision's pod template (a new rollout)."""
-    t = open_target(lab)
+    t = kubeutil.open_target(lab)
     for d in _deployments(args, namespace, t.store):
         rss = t.store.list("ReplicaSet", d["metadata"].get("namespace"))
         new, msg = verbs.rollout_undo(d, rss, to_revision)
@@ -129,7 +130,7 @@ def undo(args: tuple[str, ...], to_revision: int, namespace: str, lab: str | Non
 
 def _simple(verb):
     def run(args, namespace, lab):
-        t = open_target(lab)
+        t = kubeutil.open_target(lab)
         for d in _deployments(args, namespace, t.store):
             new, msg = verb(d)
             t.store.update(new)
