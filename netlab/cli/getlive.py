@@ -87,7 +87,6 @@ def watch(kinds: list[str], names, namespace: str, all_ns: bool, output: str | N
     (a deleted object's last row too), until Ctrl-C or SIGTERM (or `stop_after` seconds, for tests).
     Rows of later changes are padded to the first table's columns."""
     from .. import output as out
-    from ..controllers import printers
     from ..store import Informer
     from ..store.meta import selector_matches
     t = kubeutil.open_target(lab)
