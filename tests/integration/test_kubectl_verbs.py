@@ -40,6 +40,13 @@ spec:
 """
 
 
+def netlab_argv() -> list[str]:
+    import os
+    import sys
+    exe = os.path.join(os.path.dirname(sys.executable), "netlab")
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "netlab"]
+
+
 def kubectl(lab, *args, check=True, timeout=120):
     return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
 
@@ -177,6 +184,26 @@ def test_drain_moves_pods_and_uncordon_brings_the_node_back(lab, tmp_path):
     assert len(wide) == 4 and {x.split()[6] for x in wide} == {"n2"}, wide
     assert not (pod_netns(lab) & on_n1)
     assert "Unschedulable:      true" in kubectl(lab, "describe", "node", "n1").stdout
-    assert kubectl(lab, "uncordon", "n1").stdout == "node/n1 uncordoned\n"
+
+    # no node takes new pods: a scale-up leaves one Pending (get pods, and get -w shows it start later)
+    kubectl(lab, "cordon", "n2")
+    watch = subprocess.Popen([*netlab_argv(), "get", "pods", "-w", "-l", "app=web", "--lab", lab.name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        kubectl(lab, "scale", "deploy/web", "--replicas", "5")
+        pending = until("a Pending pod", lambda: [r for r in pods_table(lab.name).values() if r[2] == "Pending"])
+        assert len(pending) == 1 and pending[0][1] == "0/1", pending
+        assert kubectl(lab, "uncordon", "n1").stdout == "node/n1 uncordoned\n"
+        assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    finally:
+        time.sleep(1)
+        watch.terminate()
+        out, _ = watch.communicate(timeout=10)
+    assert watch.returncode == 0, out  # SIGTERM ends the watch quietly
+    rows = [x.split() for x in out.splitlines()]
+    assert rows[0][:3] == ["NAME", "READY", "STATUS"] and len(rows) > 6
+    new = pending[0][0]
+    assert [r[2] for r in rows if r[0] == new][-1] == "Running" and [r for r in rows if r[0] == new][0][2] == "Pending"
+    kubectl(lab, "uncordon", "n2")
     nodes = {x.split()[0]: x.split()[1] for x in kubectl(lab, "get", "nodes").stdout.splitlines()[1:]}
     assert nodes == {"n1": "Ready", "n2": "Ready"}
