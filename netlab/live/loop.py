@@ -145,10 +145,10 @@ class Loop:
                 self.stop.wait(1.0)
             timeout = self.next_wakeup()
             end = time.monotonic() + timeout
-            after = self.store.revision()
-            if after != rev:
-                # our own writes moved it; only another writer's change should wake us early
-                rev = after
+            # a write made while the pass ran (ours, or another process's: a verb such as `netlab scale`)
+            # leaves `rev` behind, so the wait below returns at once and the next pass looks at it; a
+            # pass with nothing to do writes nothing, so this settles (taking every write during the
+            # pass for our own would leave a verb's change waiting for the next timer)
             while not self.stop.is_set():
                 left = end - time.monotonic()
                 if left <= 0 or self.store.wait(rev, min(0.2, left)) > rev:
