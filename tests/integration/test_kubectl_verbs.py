@@ -207,3 +207,13 @@ def test_drain_moves_pods_and_uncordon_brings_the_node_back(lab, tmp_path):
     kubectl(lab, "uncordon", "n2")
     nodes = {x.split()[0]: x.split()[1] for x in kubectl(lab, "get", "nodes").stdout.splitlines()[1:]}
     assert nodes == {"n1": "Ready", "n2": "Ready"}
+
+    # a rollout that cannot progress (no node has the label it asks for): rollout status exits 1
+    stuck = WEB.split("---\n")[0].replace("name: web, labels", "name: stuck, labels").replace("app: web", "app: stuck")
+    stuck = stuck.replace("  replicas: 2\n", "  replicas: 1\n  progressDeadlineSeconds: 2\n")
+    stuck = stuck.replace("    spec:\n      containers", "    spec:\n      nodeSelector: {disk: ssd}\n      containers")
+    (tmp_path / "stuck.yaml").write_text(stuck)
+    kubectl(lab, "apply", "-f", str(tmp_path / "stuck.yaml"))
+    r = kubectl(lab, "rollout", "status", "deploy/stuck", "--timeout", "60s", check=False)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == 'error: deployment "stuck" exceeded its progress deadline'
+    assert "FailedScheduling" in kubectl(lab, "get", "events").stdout
