@@ -41,6 +41,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              not running), CrashLoopBackOff (ended again after a restart), NetworkBroken (its veth
              is missing, down or off cni0), Unknown (no namespace); -o json has containerStatuses
              and conditions. Only ready pods are endpoints; `up` resyncs the rules when that changes
+           (a live lab: Terminating while deleted, Pending until a node runs it)
       nodes  NotReady when the node differs from what netlab built (sysctls, links, routes,
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
              printed on stderr (and is the NetworkUnavailable condition in -o json);
