@@ -41,9 +41,11 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
     prev = state.load(lab) or {}
-    base = build(scenario, prev, pods=[])
+    # everything that can be refused is refused before anything is written: the scenario built as a
+    # still picture (its Deployments' replicas scheduled as netlab's own expansion does) must stand
     from .dataplane import lab as labmod
-    labmod.preflight(base)
+    labmod.preflight(build(scenario, prev))
+    base = build(scenario, prev, pods=[])
     with locked(lab):
         store = store_for(lab)
         wanted = objects.scenario_objects(scenario)
@@ -54,21 +56,34 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         live = LiveLab(lab, store)
         result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
     changes, records, created = list(result.changes), list(result.records), result.created
+    # the lab's control loop carries on (rollouts, probes, graceful deletion); `up` returns once it has
+    # settled: every rollout done and no pod terminating, or nothing has moved for a while (a pod that
+    # never turns ready must not hold `up`: `netlab rollout status` follows it)
+    loop.ensure(lab)
+    from .dataplane.supervise import READY_WAIT
     limit = wait if wait is not None else max([30.0] + [float((d.get("spec") or {}).get("progressDeadlineSeconds", 0))
                                                          for d in store.list("Deployment")])
     end = _time.monotonic() + limit
+    moved, view, waited = _time.monotonic(), None, False
     while _time.monotonic() < end:
         done, what = settled(store)
         if done:
             break
+        now_view = store.kind_revisions(("Pod", "ReplicaSet", "Deployment"))
+        if now_view != view:
+            view, moved = now_view, _time.monotonic()
+        elif _time.monotonic() - moved > max(READY_WAIT, 1.0):
+            break
+        waited = True
         if progress is not None:
             progress(f"waiting: {what}", 0, 0)
-        _time.sleep(0.2 if live.pending() else 0.1)
+        store.wait(store.revision(), 0.2)
+    if waited:  # what the loop did meanwhile, as the result shows it
         with locked(lab):
-            result = live.sync(progress)
-        changes += result.changes
-        records += result.records
-    loop.ensure(lab)
+            last = live.sync(progress)
+        changes += last.changes
+        records += last.records
+        result = last
     result.changes, result.records, result.created = changes, records, created
     return result
 
@@ -133,7 +148,8 @@ def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
     from .dataplane import layout, state
     st = state.load(lab)
     cluster = from_state(lab, st, layout.state_file(lab))
-    if st.get("phase") != "ready":
+    from .live import busy
+    if st.get("phase") != "ready" and not busy(lab):  # (a pass of the control loop is not an unfinished up)
         sys.stderr.write(f"warning: the last 'netlab up' of lab '{lab}' did not finish; what is shown may be "
                          f"incomplete (finish it with: {repair_command(lab)})\n")
     return cluster, st

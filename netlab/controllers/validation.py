@@ -123,6 +123,15 @@ def validate_pod_spec(pspec: dict, who: str, path: str = "spec") -> list[str]:
     return errs
 
 
+def api_error(where: str, line: str):
+    """A line of `validate_deployment` / `validate_pod_spec` as a SpecError of the document `where`
+    (the object is named by the document; the fix after the last '; ')."""
+    from netlab.errors import SpecError
+    body = line.split(": ", 1)[1] if ": " in line else line
+    what, sep, fix = body.rpartition("; ")
+    return SpecError(where, what if sep else body, fix if sep else "see the Kubernetes API reference")
+
+
 def check_deployment(d: dict) -> None:
     errs = validate_deployment(d)
     if errs:

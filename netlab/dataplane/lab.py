@@ -120,6 +120,7 @@ def preflight(cluster: Cluster) -> None:
     require_tools("nsenter")
     check_commands(cluster)  # shared with `validate`: the same refusals, the same messages
     check_host_commands(cluster)
+    proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
 
 
 def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: Progress | None = None,
@@ -133,7 +134,6 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         _refuse_replacing(cluster, prev)
     preflight(cluster)
     flavour, restore_cmd, save_cmd = iptables.flavour_commands(cluster.networking.iptables_flavour)
-    proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
     state.ensure_dirs(lab)
     changes = Changes()
     prev_pods: dict[str, dict] = prev.get("pods", {})

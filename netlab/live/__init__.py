@@ -41,3 +41,19 @@ def locked(lab: str):
         yield
     finally:
         os.close(fd)
+
+
+def busy(lab: str) -> bool:
+    """Whether a pass (`up`'s or the control loop's) holds the lab's lock right now."""
+    from ..dataplane import layout
+    try:
+        fd = os.open(os.path.join(layout.lab_dir(lab), "lock"), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)

@@ -24,7 +24,7 @@ import traceback
 
 from .. import names
 
-RESYNC_SECONDS = 30.0         # a full pass at least this often, as kube-proxy's periodic sync
+RESYNC_SECONDS = 10.0         # a full pass at least this often, as kube-proxy's periodic sync
 DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Namespace", "Node")
 TAG = "control-loop"
 
@@ -89,7 +89,7 @@ class Loop:
     def __init__(self, lab: str):
         from .sync import LiveLab
         self.lab = lab
-        self.live = LiveLab(lab)
+        self.live = LiveLab(lab, kubelet=True)
         self.store = self.live.store
         self.stop = threading.Event()
         self.seen: tuple | None = None
@@ -111,9 +111,10 @@ class Loop:
             runner = self.live.runner(st.get("scenario") or "")
             self.live.heartbeats(self.live._periods[0], time.time())
             runner.run_until_quiescent()
+            self.live.probe_tick(time.time())
             view = self.store.kind_revisions(DATAPLANE_KINDS)
             due = time.monotonic() - self.live.last_full >= RESYNC_SECONDS
-            if view != self.seen or self.live.pending() or due:
+            if view != self.seen or self.live.pending() or due or self.live.dirty:
                 self.live.sync()
                 self.passes += 1
                 self.seen = self.store.kind_revisions(DATAPLANE_KINDS)
@@ -132,6 +133,11 @@ class Loop:
             t.append(now + max(1.0, self.live._periods[0] / 4))  # heartbeats
         if self.live.pending():
             t.append(now + 0.2)
+        due = self.live.probes.next_due()
+        if due is not None:
+            t.append(due)
+        if self.live.probes.busy():
+            t.append(now + 0.02)   # a probe in flight: collect its result as soon as it comes
         return max(0.0, min(t) - now)
 
     def run(self) -> None:

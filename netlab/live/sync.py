@@ -36,6 +36,7 @@ from ..spec.parse import parse_documents
 from ..spec.types import Scenario
 from ..store.meta import fmt_time, get_condition, is_deleting, parse_time
 from . import objects
+from .kubelet import Probes, Target
 
 DRAIN_SECONDS = 1.0     # a deleted pod keeps running this long after the rules stopped choosing it
 LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
@@ -84,7 +85,9 @@ def periods(scenario_text: str) -> tuple[float, int]:
 
 
 class LiveLab:
-    def __init__(self, lab: str, store=None):
+    def __init__(self, lab: str, store=None, kubelet: bool = False):
+        """`kubelet`: this process runs the probes (the control loop); others read their verdicts from
+        the pods' status in the store."""
         from . import store_for
         self.lab = lab
         self.store = store if store is not None else store_for(lab)
@@ -95,6 +98,10 @@ class LiveLab:
         self.last_applied_view = None
         self.last_full = 0.0
         self.let_go_pods = False  # the last pass removed pods from the store: their namespaces go next pass
+        self.kubelet = kubelet
+        self.probes = Probes()
+        self.instances: dict[tuple[str, int], float] = {}   # (pod uid, restarts) -> first seen running
+        self.dirty = False      # a probe changed a pod's readiness: the dataplane must follow now
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -139,6 +146,11 @@ class LiveLab:
                 pod.decided_ready = False
             elif pod.node in stopped:
                 pod.decided_ready = None
+            elif any(isinstance(c.get("readinessProbe"), dict) for c in (obj.get("spec") or {}).get("containers") or []):
+                if self.kubelet:
+                    pod.decided_ready = bool(self.probes.ready(pod.uid))
+                else:  # the control loop's verdict, as it wrote it
+                    pod.decided_ready = bool(get_condition(obj, "Ready") and get_condition(obj, "Ready")["status"] == "True")
             rec = (st.get("pods") or {}).get(pod.key) or {}
             if rec.get("uid") == pod.uid:
                 pod.ready = rec.get("ready") is not False and pod.decided_ready is not False
@@ -192,6 +204,54 @@ class LiveLab:
             except Exception as e:  # noqa: BLE001 - a concurrent writer: the next pass writes again
                 self.errors.append(f"status: {e}")
 
+    def watch_probes(self, cluster: Cluster, by_key: dict[str, dict], st: dict, now: float) -> None:
+        """Give the probe workers the pods as they run now (new container instances, pods gone)."""
+        from ..dataplane.fabric import uts_path
+        stopped = self.stopped_nodes()
+        nodes = {n.name: n for n in cluster.nodes}
+        targets, seen = [], set()
+        for pod in cluster.pods:
+            obj = by_key[pod.key]
+            if pod.node in stopped:
+                continue
+            restarts = int(((st.get("pods") or {}).get(pod.key) or {}).get("restarts", 0))
+            inst = (pod.uid, restarts)
+            seen.add(inst)
+            started = self.instances.setdefault(inst, now)
+            targets.append(Target(pod.uid, pod.key, str(pod.ip), pod.netns, nodes[pod.node].netns,
+                                  uts_path(self.lab, pod), restarts, started,
+                                  (obj.get("spec") or {}).get("containers") or [], is_deleting(obj)))
+        self.instances = {k: v for k, v in self.instances.items() if k in seen}
+        self.probes.update(targets)
+
+    def probe_tick(self, now: float) -> bool:
+        """Run the probes that are due, act on the results; True when the dataplane must follow."""
+        from ..controllers.runner import apply_actions
+        from ..controllers.base import event
+        from ..dataplane import procs, state
+        out = self.probes.tick(now)
+        if out.events:
+            actions = []
+            for key, etype, reason, message in out.events:
+                ns, name = key.split("/", 1)
+                obj = self.store.try_get("Pod", ns, name)
+                if obj is not None:
+                    actions.append(event(obj, etype, reason, message, "kubelet"))
+            try:
+                apply_actions(self.store, actions, now)
+            except Exception as e:  # noqa: BLE001 - events are best effort
+                self.errors.append(f"events: {e}")
+        if out.kill:
+            st = state.load(self.lab) or {}
+            for key, container, _why in out.kill:
+                rec = (((st.get("pods") or {}).get(key) or {}).get("procs") or {}).get(container)
+                if rec is not None:
+                    procs.terminate([rec], [], grace=2.0, owner=None)
+            self.dirty = True
+        if out.readiness_changed:
+            self.dirty = True
+        return self.dirty
+
     def let_go(self, by_key: dict[str, dict], now: float) -> bool:
         """Pods being deleted whose drain is over: removed from the store (their namespace goes on the
         next pass). Returns whether any went."""
@@ -231,11 +291,14 @@ class LiveLab:
         st = state.load(self.lab) or {}
         now = time.time()
         self.write_status(cluster, by_key, st, now)
-        if self.let_go(by_key, now):
-            self.let_go_pods = True
-            runner.run_until_quiescent()
+        if self.kubelet:
+            self.watch_probes(cluster, by_key, st, now)
+            if self.let_go(by_key, now):
+                self.let_go_pods = True
+                runner.run_until_quiescent()
         runner.run_until_quiescent()
         self.last_full = time.monotonic()
+        self.dirty = False
         return result
 
     def pending(self) -> bool:

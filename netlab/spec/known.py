@@ -54,8 +54,10 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "exec httpGet tcpSocket grpc initialDelaySeconds timeoutSeconds periodSeconds successThreshold "
         "failureThreshold terminationGracePeriodSeconds"),
     "DeploymentSpec": _fields(
-        "replicas strategy minReadySeconds revisionHistoryLimit paused progressDeadlineSeconds",
-        selector="LabelSelector", template="PodTemplateSpec"),
+        "replicas minReadySeconds revisionHistoryLimit paused progressDeadlineSeconds",
+        selector="LabelSelector", template="PodTemplateSpec", strategy="DeploymentStrategy"),
+    "DeploymentStrategy": _fields("type", rollingUpdate="RollingUpdateDeployment"),
+    "RollingUpdateDeployment": _fields("maxSurge maxUnavailable"),
     "LabelSelector": _fields("matchLabels matchExpressions"),
     "PodTemplateSpec": _fields("", metadata="ObjectMeta", spec="PodSpec"),
     "ServiceSpec": _fields(
@@ -71,7 +73,9 @@ KNOWN: dict[str, dict[str, str | None]] = {
     "Cluster": _fields(
         "apiVersion kind name featureGates runtimeConfig kubeadmConfigPatches kubeadmConfigPatchesJSON6902 "
         "containerdConfigPatches containerdConfigPatchesJSON6902",
-        metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation"),
+        metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation",
+        controlPlane="ClusterControlPlane"),
+    "ClusterControlPlane": _fields("nodeMonitorGracePeriod defaultTolerationSeconds"),
     "ClusterNetworking": _fields(
         "podSubnet serviceSubnet nodeSubnet nodeCIDRMaskSize backend kubeProxyMode iptablesFlavour ipvsScheduler "
         "nftablesEndpointChoice dnsDomain mtu serviceNodePortRange ipFamily "

@@ -311,7 +311,6 @@ def test_fields_that_change_behaviour_on_a_real_cluster_are_reported():
     s = load(cluster(), p)
     assert sorted(s.ignored) == sorted([
         "Pod default/p: spec.containers[0].resources",
-        "Pod default/p: spec.containers[0].readinessProbe",
         "Pod default/p: spec.containers[0].env[1].valueFrom",
         "Pod default/p: spec.affinity",
         "Pod default/p: spec.volumes",

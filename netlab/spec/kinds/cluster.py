@@ -131,6 +131,12 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
         proto = ex.choice("protocol", ("TCP", "UDP", "ICMP"), None)
         ex.done()
         expectations.append(ExpectSpec(src, dst, outcome, backends, proto))
+    # the control loop's periods (netlab/live/sync.py reads them): Kubernetes' are 40 s (50 s since 1.32)
+    # and 300 s; a lab's defaults are short so that a node failure plays out in seconds
+    cp = top.map("controlPlane")
+    cp.int("nodeMonitorGracePeriod", 10, lo=1, hi=3600)
+    cp.int("defaultTolerationSeconds", 10, lo=0, hi=86400)
+    cp.done()
     top.done()
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice)

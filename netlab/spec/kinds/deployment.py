@@ -5,6 +5,7 @@ from ...errors import SpecError
 from ..fields import Fields, shown
 from ..limits import MAX_PODS
 from ..types import DeploymentSpec
+from ...controllers.validation import api_error, default_deployment, validate_deployment
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 from .pod import parse_pod_spec
 
@@ -14,7 +15,9 @@ def parse_deployment(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, name, namespace = object_meta(doc, ctx)
     meta.strmap("labels")
     meta.done()
-    got = attempt(ctx.problems, _parse_deployment, top.map("spec"), namespace, name)
+    spec = top.map("spec")
+    spec.data_root = doc.data
+    got = attempt(ctx.problems, _parse_deployment, spec, namespace, name)
     top.done()
     if got is None:
         raise Reported()
@@ -44,15 +47,25 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
                              "the selector must match the template's labels")
     template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
     tmpl.done()
-    # a paused Deployment is not rolled out, minReadySeconds delays availability: not emulated
-    spec.ignore_unless("paused", False)
-    spec.ignore_unless("minReadySeconds", 0)
-    # `up` replaces a changed template's pods at once and keeps no rollout history: a strategy or
-    # rollout bookkeeping other than the API server's defaults (which saved manifests carry) is reported
-    spec.ignore_unless("strategy", {"type": "RollingUpdate"},
-                       {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
-    spec.ignore_unless("revisionHistoryLimit", 10)
-    spec.ignore_unless("progressDeadlineSeconds", 600)
+    # the control loop runs these as Kubernetes does (netlab/controllers/deployment.py); their values
+    # are checked as the API server checks them (controllers/validation.py)
+    spec.bool("paused")
+    spec.int("minReadySeconds", 0, lo=0)
+    spec.int("revisionHistoryLimit", 10, lo=0)
+    spec.int("progressDeadlineSeconds", 600, lo=1)
+    strategy = spec.map("strategy")
+    strategy.choice("type", ("RollingUpdate", "Recreate"), "RollingUpdate")
+    ru = strategy.map("rollingUpdate")
+    for field in ("maxSurge", "maxUnavailable"):
+        v = ru.raw(field)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, str))):
+            raise ru.error(field, f"must be a number or a percentage, not {shown(v)}", "write e.g. 1 or 25%")
+    ru.done()
+    strategy.done()
+    if template is not None:  # the rest as the API server checks it (the types are right by now)
+        for line in validate_deployment(default_deployment(spec.data_root)):
+            if "Probe" not in line:  # the pod template's own checks said it already
+                spec.problems.append(api_error(spec.where, line))
     spec.done()
     if template is None:
         raise Reported()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from ...controllers.validation import api_error, validate_pod_spec
 from ...workload import goflags
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
@@ -59,8 +60,9 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     # securityContext, dnsPolicy... are reported as ignored: they would change behaviour on a real cluster)
     spec.skip("serviceAccountName", "serviceAccount", "imagePullSecrets", "enableServiceLinks",
               "automountServiceAccountToken")
-    # how long a stopping pod may take, and who is preempted first: not emulated, quiet at the defaults
-    spec.ignore_unless("terminationGracePeriodSeconds", 30)
+    # how long a stopping pod may take (the control loop's graceful deletion reads it); who is
+    # preempted first: not emulated, quiet at the defaults
+    spec.int("terminationGracePeriodSeconds", 30, lo=0)
     spec.ignore_unless("priority", 0)
     spec.ignore_unless("priorityClassName", "")
     spec.done()
@@ -110,6 +112,15 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     working_dir = c.str("workingDir")
     # no meaning for a network dataplane: accepted without a word
     c.skip("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty")
+    # the kubelet's probes run in the control loop (netlab/live/kubelet.py), checked as the API server does
+    c.skip("readinessProbe", "livenessProbe", "startupProbe")
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        if isinstance(c.data.get(probe), dict) and "grpc" in c.data[probe]:
+            raise c.error(f"{probe}.grpc", "is not run by netlab's kubelet (no gRPC health client)",
+                          "probe the port with tcpSocket, or httpGet or exec a health command")
+    prefix, _, me = c.path.rpartition(".")
+    for line in validate_pod_spec({"containers": [c.data]}, "", prefix or "spec"):
+        raise api_error(c.where, line.replace("containers[0]", me, 1))
     c.done()
     if failed:
         raise Reported()
