@@ -127,16 +127,26 @@ def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: floa
     return out
 
 
-def node_table(cluster: Cluster, problems: dict[str, list[str]], created: float | None, wide: bool) -> str:
+def node_table(cluster: Cluster, problems: dict[str, list[str]], created: float | None, wide: bool,
+               status_of: dict[str, str] | None = None, labels_of: dict[str, str] | None = None) -> str:
+    """`status_of`: a live lab's view of a node whose kernel state is right (Ready, NotReady,
+    Ready,SchedulingDisabled ...); `labels_of`: the LABELS column of --show-labels."""
     headers = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     if wide:
         headers += ["INTERNAL-IP", "POD-CIDR", "KERNEL-VERSION", "NETNS"]
+    if labels_of is not None:
+        headers.append("LABELS")
     rows = []
     for n in cluster.nodes:
-        row = [n.name, "Ready" if problems.get(n.name) == [] else "NotReady",
-               "control-plane" if n.role == "control-plane" else "<none>", age(created), VERSION]
+        status = "Ready" if problems.get(n.name) == [] else "NotReady"
+        if status_of and n.name in status_of:
+            live = status_of[n.name]
+            status = live if status == "Ready" else "NotReady" + live[len(live.split(",")[0]):]
+        row = [n.name, status, "control-plane" if n.role == "control-plane" else "<none>", age(created), VERSION]
         if wide:
             row += [str(n.ip), str(n.pod_cidr), platform.release(), n.netns]
+        if labels_of is not None:
+            row.append(labels_of.get(n.name) or "<none>")
         rows.append(row)
     return table(headers, rows)
 
@@ -217,10 +227,12 @@ def _container_state(c, started: str | None) -> dict:
     return {"terminated": _terminated(c.exit_code, c.reason, c.message)}
 
 
-def pod_table(statuses: list, all_namespaces: bool, wide: bool) -> str:
+def pod_table(statuses: list, all_namespaces: bool, wide: bool, show_labels: bool = False) -> str:
     headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     if wide:
         headers += ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+    if show_labels:
+        headers.append("LABELS")
     rows = []
     for s in statuses:
         p = s.pod
@@ -228,6 +240,8 @@ def pod_table(statuses: list, all_namespaces: bool, wide: bool) -> str:
                                                            age(s.created)]
         if wide:
             row += [str(p.ip), p.node, "<none>", "<none>"]
+        if show_labels:
+            row.append(",".join(f"{k}={v}" for k, v in sorted(p.labels.items())) or "<none>")
         rows.append(row)
     return table(headers, rows)
 

@@ -11,6 +11,11 @@ RESOURCES = {
     "services": "services", "service": "services", "svc": "services",
     "endpoints": "endpoints", "ep": "endpoints",
     "labs": "labs", "lab": "labs",
+    # a live lab's store only (getlive.py)
+    "deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
+    "deployments.apps": "deployments", "deployment.apps": "deployments",
+    "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
+    "events": "events", "event": "events", "ev": "events",
 }
 
 
@@ -20,10 +25,14 @@ RESOURCES = {
 @click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="List objects of every namespace.")
 @click.option("-o", "--output", type=click.Choice(["wide", "json", "yaml", "name"]), help="Output format.")
-@click.option("--lab", metavar="NAME", help="Lab to look at (needed when several are up).")
+@click.option("-l", "--selector", help="Only objects with these labels (app=web,tier!=db,env in (a,b)).")
+@click.option("--show-labels", is_flag=True, help="Add a LABELS column.")
+@click.option("-w", "--watch", is_flag=True, help="After the table, print a row for every change (until Ctrl-C).")
+@click.option("--lab", metavar="NAME", help="Lab to look at (default: the only lab up, else the one last brought up).")
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
-        lab: str | None) -> None:
-    """Show nodes, pods, services, endpoints (or labs), like kubectl get (RESOURCE may be a comma list).
+        selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
+    """Show nodes, pods, services, endpoints, deployments (deploy), replicasets (rs), events (ev) or
+    labs, like kubectl get (RESOURCE may be a comma list).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -32,25 +41,46 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              not running), CrashLoopBackOff (ended again after a restart), NetworkBroken (its veth
              is missing, down or off cni0), Unknown (no namespace); -o json has containerStatuses
              and conditions. Only ready pods are endpoints; `up` resyncs the rules when that changes
+           (a live lab: Terminating while deleted, Pending until a node runs it)
       nodes  NotReady when the node differs from what netlab built (sysctls, links, routes,
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
-             printed on stderr (and is the NetworkUnavailable condition in -o json)
+             printed on stderr (and is the NetworkUnavailable condition in -o json);
+             SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
+      deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; events in time order
+    -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
     kinds = []
     for part in resource.split(","):
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
-            raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints or labs",
-                                     param_hint="RESOURCE")
+            raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, deployments, "
+                                     "replicasets, events or labs", param_hint="RESOURCE")
         kinds.append(kind)
-    for i, kind in enumerate(kinds):
-        if i and output not in ("json", "yaml", "name"):
-            click.echo()
-        _get_one(kind, names, namespace, all_namespaces, output, lab)
+    from . import getlive
+    from .kubeutil import KubeError
+    try:
+        if watch:
+            if any(k not in getlive.STORE_KINDS for k in kinds):
+                raise click.BadParameter("-w watches pods, nodes, deployments, replicasets and events",
+                                         param_hint="RESOURCE")
+            getlive.watch([getlive.STORE_KINDS[k] for k in kinds], names, namespace, all_namespaces, output,
+                          selector, show_labels, lab)
+            return
+        for i, kind in enumerate(kinds):
+            if i and output not in ("json", "yaml", "name"):
+                click.echo()
+            if kind in ("deployments", "replicasets", "events"):
+                getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
+                             show_labels, lab)
+            else:
+                _get_one(kind, names, namespace, all_namespaces, output, lab, selector, show_labels)
+    except KubeError as e:
+        click.echo(str(e), err=True)
+        click.get_current_context().exit(e.exit_code)
 
 
 def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
-             lab: str | None) -> None:
+             lab: str | None, selector: str | None = None, show_labels: bool = False) -> None:
     from .. import output as out
     from ..dataplane import lab as labmod
     from .. import lab_spec
@@ -77,7 +107,11 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     cluster.nodes = sorted(cluster.nodes, key=lambda n: n.name)
     cluster.services = sorted(cluster.services, key=lambda s: (s.namespace, s.name))
     if kind == "nodes":
-        shown = [n for n in cluster.nodes if not names or n.name in names]
+        live = _live_nodes(name)
+        labels = {n.name: (live[n.name]["metadata"].get("labels") or {}) if n.name in live else dict(n.labels)
+                  for n in cluster.nodes}
+        shown = [n for n in cluster.nodes if (not names or n.name in names)
+                 and (not selector or selector_matches(selector, labels[n.name]))]
         _missing(names, [n.name for n in shown], "node")
         if fmt == "name":
             click.echo("".join(f"node/{n.name}\n" for n in shown), nl=False)
@@ -88,7 +122,13 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             objs = out.node_objects(cluster, problems, created, labmod.repair_command(name))
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
         else:
-            click.echo(out.node_table(cluster, problems, created, fmt == "wide"), nl=False)
+            from ..controllers.printers import node_row
+            picked = {n.name for n in shown}
+            cluster.nodes = [n for n in cluster.nodes if n.name in picked or not selector]
+            click.echo(out.node_table(cluster, problems, created, fmt == "wide",
+                                      {n: node_row(o, 0)[1] for n, o in live.items()},
+                                      {n: ",".join(f"{k}={v}" for k, v in sorted(lb.items())) for n, lb in labels.items()}
+                                      if show_labels else None), nl=False)
             for node, found in problems.items():
                 if found:
                     click.echo(f"node {node}: NotReady, `{labmod.repair_command(name)}` would repair: "
@@ -96,7 +136,10 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         return
     if kind == "pods":
         statuses = [s for s in labmod.pod_statuses(cluster, st)
-                    if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)]
+                    if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)
+                    and (not selector or selector_matches(selector, s.pod.labels))]
+        if fmt not in ("json", "yaml"):
+            statuses = _with_store_view(name, statuses, namespace, all_namespaces, names, selector)
         statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
         _missing(names, [s.pod.name for s in statuses], "pod")
         if fmt in ("json", "yaml"):
@@ -108,9 +151,9 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             click.echo(f"No resources found in {namespace} namespace." if not all_namespaces else "No resources found",
                        err=True)
         else:
-            click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide"), nl=False)
+            click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide", show_labels), nl=False)
             for s in statuses:
-                if s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
+                if s.phase not in ("Terminating", "Pending") and s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
                     click.echo(f"pod {s.pod.name}: {'ready' if s.is_ready else 'not ready'} since the last up; "
                                f"`{labmod.repair_command(name)}` would update its Services' endpoints", err=True)
         return
@@ -137,6 +180,47 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             click.echo(f"No resources found in {namespace} namespace.", err=True)
         else:
             click.echo(out.endpoints_table(cluster, created, all_namespaces, namespace), nl=False)
+
+
+def selector_matches(selector: str, labels: dict) -> bool:
+    from ..store.meta import selector_matches as matches
+    return matches(selector, labels)
+
+
+def _with_store_view(lab: str, statuses: list, namespace: str, all_namespaces: bool, names, selector) -> list:
+    """A live lab's pods as kubectl shows them: those being deleted are Terminating, and the store's
+    pods that run nowhere yet (not scheduled, or not started) are listed as Pending."""
+    import types
+
+    from ..dataplane.status import PodStatus
+    from ..live import has_store, store_for
+    from ..store.meta import is_deleting, parse_time
+    if not has_store(lab):
+        return statuses
+    objs = {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o for o in store_for(lab).list("Pod")}
+    shown = {(s.pod.namespace, s.pod.name) for s in statuses}
+    for s in statuses:
+        o = objs.get((s.pod.namespace, s.pod.name))
+        if o is not None and is_deleting(o):
+            s.phase = "Terminating"
+    for (ns, pname), o in objs.items():
+        labels = o["metadata"].get("labels") or {}
+        if (ns, pname) in shown or is_deleting(o) or not (all_namespaces or ns == namespace) \
+                or (names and pname not in names) or (selector and not selector_matches(selector, labels)):
+            continue
+        pod = types.SimpleNamespace(name=pname, namespace=ns, labels=labels, ip="<none>",
+                                    node=(o.get("spec") or {}).get("nodeName") or "<none>", ready=False)
+        total = len((o.get("spec") or {}).get("containers") or [])
+        statuses.append(PodStatus(pod, "Pending", 0, total, 0, parse_time(o["metadata"].get("creationTimestamp"))))
+    return statuses
+
+
+def _live_nodes(lab: str) -> dict[str, dict]:
+    """A live lab's Node objects by name (cordon, node lifecycle); none for a lab without a store."""
+    from ..live import has_store, store_for
+    if not has_store(lab):
+        return {}
+    return {n["metadata"]["name"]: n for n in store_for(lab).list("Node")}
 
 
 def _selects(svc, pod) -> bool:

@@ -56,6 +56,8 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
                   f"or remove it with 'sudo netlab down {sc.name}'",)
         raise
     progress.clear()
+    from ..dataplane import lab as labmod
+    labmod.mark_last_up(sc.name)  # verbs without --lab act on the lab last brought up
     c = result.cluster
     if verbose:
         for ch in result.changes:
@@ -91,7 +93,7 @@ def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool) -> None:
     else:
         name = lab_arg or lab_opt
         if name is None:
-            name = labmod.resolve_lab(None)
+            name = labmod.resolve_lab(None, pick_last=False)  # never remove a lab by a guess
         elif name not in labmod.labs():
             click.echo(f"lab {name}: nothing to remove")
             return

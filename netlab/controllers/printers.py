@@ -250,3 +250,134 @@ def describe_deployment(d: dict, rss: list[dict], events: list[dict], now: float
     lines.append("NewReplicaSet:   " + (created(new) if new else "<none>"))
     lines += describe_events(events, now)
     return "\n".join(lines)
+
+
+def _probe_text(p: dict) -> str:
+    """A probe as `kubectl describe pod` prints it: `http-get http://:8080/ delay=0s timeout=1s ...`."""
+    if "httpGet" in p:
+        h = p["httpGet"]
+        what = f"http-get {h.get('scheme', 'HTTP').lower()}://{h.get('host', '')}:{h.get('port', '')}{h.get('path', '/')}"
+    elif "tcpSocket" in p:
+        what = f"tcp-socket :{p['tcpSocket'].get('port', '')}"
+    elif "exec" in p:
+        what = "exec [" + " ".join(p["exec"].get("command") or []) + "]"
+    elif "grpc" in p:
+        what = f"grpc <pod>:{p['grpc'].get('port', '')}"
+    else:
+        what = "<unknown>"
+    return (f"{what} delay={p.get('initialDelaySeconds', 0)}s timeout={p.get('timeoutSeconds', 1)}s "
+            f"period={p.get('periodSeconds', 10)}s #success={p.get('successThreshold', 1)} "
+            f"#failure={p.get('failureThreshold', 3)}")
+
+
+def _container_state(lines: list[str], title: str, state: dict) -> None:
+    for name, body in (state or {}).items():
+        lines.append(f"    {title + ':':<18}{name.capitalize()}")
+        for k in ("reason", "exitCode", "startedAt", "finishedAt"):
+            if body and body.get(k) is not None:
+                label = {"exitCode": "Exit Code", "startedAt": "Started", "finishedAt": "Finished"}.get(k, k.capitalize())
+                v = _describe_time(body[k]) if k in ("startedAt", "finishedAt") else body[k]
+                lines.append(f"      {label + ':':<16}{v}")
+        return
+    lines.append(f"    {title + ':':<18}Waiting")
+
+
+def describe_pod(pod: dict, events: list[dict], now: float) -> str:
+    """`kubectl describe pod NAME`: identity, node, status and IPs, the controller, each container
+    (image, ports, state, readiness, restarts, probes, env), conditions, tolerations, Events."""
+    md, spec, st = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    lines: list[str] = []
+    w = 17
+    _field(lines, "Name", md["name"], w)
+    _field(lines, "Namespace", md.get("namespace", "default"), w)
+    _field(lines, "Priority", spec.get("priority", 0), w)
+    _field(lines, "Service Account", spec.get("serviceAccountName", "default"), w)
+    node = spec.get("nodeName")
+    _field(lines, "Node", f"{node}/{st.get('hostIP', '')}" if node else "<none>", w)
+    _field(lines, "Start Time", _describe_time(st.get("startTime")) if st.get("startTime") else "<unset>", w)
+    _field(lines, "Labels", _map(md.get("labels")), w)
+    _field(lines, "Annotations", _map(md.get("annotations"), ": "), w)
+    status = pod_status(pod)[0]
+    if md.get("deletionTimestamp"):
+        _field(lines, "Status", f"Terminating (lasts {human_duration(max(0, (parse_time(md['deletionTimestamp']) or now) - now))})", w)
+        _field(lines, "Termination Grace Period", f"{md.get('deletionGracePeriodSeconds', 0)}s", 0)
+    else:
+        _field(lines, "Status", st.get("phase") or status, w)
+    _field(lines, "IP", st.get("podIP") or "", w)
+    lines.append("IPs:" + ("" if st.get("podIPs") else "              <none>"))
+    lines += [f"  IP:  {i['ip']}" for i in st.get("podIPs") or []]
+    ref = next((r for r in md.get("ownerReferences") or [] if r.get("controller")), None)
+    if ref:
+        _field(lines, "Controlled By", f"{ref['kind']}/{ref['name']}", w)
+    lines.append("Containers:")
+    cstat = {c.get("name"): c for c in st.get("containerStatuses") or []}
+    for c in spec.get("containers") or []:
+        cs = cstat.get(c.get("name")) or {}
+        lines.append(f"  {c.get('name', '')}:")
+        lines.append(f"    {'Image:':<18}{c.get('image', '')}")
+        ports = c.get("ports") or []
+        lines.append(f"    {'Port:':<18}" + (", ".join(f"{p['containerPort']}/{p.get('protocol', 'TCP')}"
+                                                     for p in ports) or "<none>"))
+        if c.get("args"):
+            lines.append("    Args:")
+            lines += [f"      {a}" for a in c["args"]]
+        _container_state(lines, "State", cs.get("state") or {})
+        if cs.get("lastState"):
+            _container_state(lines, "Last State", cs["lastState"])
+        lines.append(f"    {'Ready:':<18}{'True' if cs.get('ready') else 'False'}")
+        lines.append(f"    {'Restart Count:':<18}{cs.get('restartCount', 0)}")
+        for probe, title in (("livenessProbe", "Liveness"), ("readinessProbe", "Readiness"), ("startupProbe", "Startup")):
+            if c.get(probe):
+                lines.append(f"    {title + ':':<18}{_probe_text(c[probe])}")
+        env = c.get("env") or []
+        lines.append(f"    {'Environment:':<18}" + ("<none>" if not env else ""))
+        lines += [f"      {e['name']}:  {e.get('value', '')}" for e in env]
+    conds = st.get("conditions") or []
+    if conds:
+        lines.append("Conditions:")
+        rows = [["Type", "Status"], ["----", "------"]] + [[c["type"] + " ", c["status"]] for c in conds]
+        lines += ["  " + line for line in render(rows, 2, 0).splitlines()]
+    _field(lines, "QoS Class", st.get("qosClass", "BestEffort"), 25)
+    _field(lines, "Node-Selectors", _map(spec.get("nodeSelector"), ":") if spec.get("nodeSelector") else "<none>", 25)
+    tols = [f"{t.get('key', '')}{':' + t['effect'] if t.get('effect') else ''} op={t.get('operator', 'Equal')}"
+            + (f" for {t['tolerationSeconds']}s" if t.get("tolerationSeconds") is not None else "")
+            for t in spec.get("tolerations") or []]
+    _field(lines, "Tolerations", tols or ["<none>"], 25)
+    lines += describe_events(events, now)
+    return "\n".join(lines)
+
+
+def describe_node(node: dict, pods: list[dict], events: list[dict], now: float) -> str:
+    """`kubectl describe node NAME`: roles, labels, taints, Unschedulable, Lease, conditions,
+    addresses, PodCIDR, the pods on it (not terminated), Events."""
+    md, spec, st = node["metadata"], node.get("spec") or {}, node.get("status") or {}
+    lines: list[str] = []
+    w = 20
+    _field(lines, "Name", md["name"], w)
+    _field(lines, "Roles", node_row(node, now)[2], w)
+    _field(lines, "Labels", _map(md.get("labels")), w)
+    _field(lines, "Annotations", _map(md.get("annotations"), ": "), w)
+    _field(lines, "CreationTimestamp", _describe_time(md.get("creationTimestamp")), w)
+    taints = [f"{t['key']}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect', '')}"
+              for t in spec.get("taints") or []]
+    _field(lines, "Taints", taints or ["<none>"], w)
+    _field(lines, "Unschedulable", "true" if spec.get("unschedulable") else "false", w)
+    conds = st.get("conditions") or []
+    lines.append("Conditions:")
+    rows = [["Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message"],
+            ["----", "------", "-----------------", "------------------", "------", "-------"]]
+    rows += [[c.get("type", ""), c.get("status", ""), _describe_time(c.get("lastHeartbeatTime")),
+              _describe_time(c.get("lastTransitionTime")), c.get("reason", ""), c.get("message", "")] for c in conds]
+    lines += ["  " + line for line in render(rows, 2, 0).splitlines()]
+    lines.append("Addresses:")
+    lines += [f"  {a['type']}:  {a['address']}" for a in st.get("addresses") or []]
+    _field(lines, "PodCIDR", spec.get("podCIDR", "<none>"), w)
+    _field(lines, "PodCIDRs", ",".join(spec.get("podCIDRs") or []) or "<none>", w)
+    live = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    lines.append(f"Non-terminated Pods:          ({len(live)} in total)")
+    rows = [["Namespace", "Name", "Age"], ["---------", "----", "---"]]
+    rows += [[p["metadata"].get("namespace", "default"), p["metadata"]["name"], age(p, now)]
+             for p in sorted(live, key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"]))]
+    lines += ["  " + line for line in render(rows, 2, 0).splitlines()]
+    lines += describe_events(events, now)
+    return "\n".join(lines)

@@ -67,8 +67,11 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
                     obj = dict(obj, metadata=dict(obj["metadata"], resourceVersion=cur["metadata"]["resourceVersion"]))
                 (store.update if a.verb == "update" else store.update_status)(obj)
             elif a.verb == "delete":
+                grace = a.grace_seconds
+                if k[0] == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
+                    grace = 0  # the API server deletes a pod no node runs at once (no kubelet to confirm)
                 try:
-                    store.delete(*k, grace_seconds=a.grace_seconds, uid=obj["metadata"].get("uid"))
+                    store.delete(*k, grace_seconds=grace, uid=obj["metadata"].get("uid"))
                 except NotFoundError:
                     pass
             elif a.verb == "event":

@@ -64,7 +64,23 @@ def source_identity(source: str | None) -> str | None:
     return source
 
 
-def resolve_lab(name: str | None) -> str:
+def mark_last_up(lab: str) -> None:
+    """Record that `up` of `lab` finished now (resolve_lab picks the lab last brought up)."""
+    state.write_private(layout.last_up_file(lab), f"{time.time():.6f}\n")
+
+
+def last_up(lab: str) -> float | None:
+    try:
+        with open(layout.last_up_file(lab)) as f:
+            return float(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_lab(name: str | None, pick_last: bool = True, say=None) -> str:
+    """The lab a command acts on: `name`; else the only lab up; else (like kubectl's current context)
+    the lab that was last brought up, saying so through `say` (a line for stderr) since that is a
+    choice. `pick_last=False` (for `down`): several labs and no name is an error."""
     existing = labs()
     if name:
         if name not in existing:
@@ -73,9 +89,17 @@ def resolve_lab(name: str | None) -> str:
         return name
     if not existing:
         raise NotFound("no lab is up; bring one up with: sudo netlab up [SCENARIO]")
-    if len(existing) > 1:
+    if len(existing) == 1:
+        return existing[0]
+    stamped = [(t, n) for n in existing if (t := last_up(n)) is not None] if pick_last else []
+    if not stamped:
         raise UsageError(f"several labs are up ({', '.join(existing)}); choose one with --lab NAME")
-    return existing[0]
+    chosen = max(stamped)[1]
+    if say is None:
+        import sys
+        say = lambda line: sys.stderr.write(line + "\n")  # noqa: E731
+    say(f"using lab {chosen} (last brought up); choose another with --lab NAME")
+    return chosen
 
 
 # ------------------------------------------------------------------ up

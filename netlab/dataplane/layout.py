@@ -3,6 +3,7 @@ made here, and state.json's schema is written down here.
 
     /run/netlab/<lab>/
       state.json                        what `up` decided (state_doc below); read back by state.load
+      last-up                           when `up` last finished (resolve_lab's "last brought up")
       logs/<ns>_<pod>_<container>.log   a container's output (containers without a command: `netexec`,
                                         the built-in server's log of the requests it answers for the pod)
       logs/netexec-<node>.log           a node's built-in server (its own messages)
@@ -41,6 +42,11 @@ def state_file(lab: str) -> str:
 
 def logs_dir(lab: str) -> str:
     return os.path.join(lab_dir(lab), "logs")
+
+
+def last_up_file(lab: str) -> str:
+    """When `netlab up` last finished for the lab (a POSIX time): which lab a verb without --lab acts on."""
+    return os.path.join(lab_dir(lab), "last-up")
 
 
 def loop_pidfile(lab: str) -> str:

@@ -97,6 +97,7 @@ class LiveLab:
         self._periods: tuple[float, int] | None = None
         self.last_applied_view = None
         self.last_full = 0.0
+        self.let_go_pods = False  # the last pass removed pods from the store: their namespaces go next pass
         self.kubelet = kubelet
         self.probes = Probes()
         self.instances: dict[tuple[str, int], float] = {}   # (pod uid, restarts) -> first seen running
@@ -281,6 +282,7 @@ class LiveLab:
         from ..dataplane import state
         st = state.load(self.lab) or {}
         text = scenario_text if scenario_text is not None else (st.get("scenario") or "")
+        self.let_go_pods = False
         runner = self.runner(text)
         now = time.time()
         self.heartbeats(self._periods[0], now)
@@ -298,6 +300,7 @@ class LiveLab:
         if self.kubelet:
             self.watch_probes(cluster, by_key, st, now)
             if self.let_go(by_key, now):
+                self.let_go_pods = True
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
         self.last_full = time.monotonic()
@@ -305,8 +308,9 @@ class LiveLab:
         return result
 
     def pending(self) -> bool:
-        """Whether a pass has work to do that no store write announces: a drain in progress."""
-        return bool(self.drained)
+        """Whether a pass has work to do that no store write announces: a drain in progress, or
+        namespaces of pods the last pass let go (its own deletes do not wake the loop)."""
+        return bool(self.drained) or self.let_go_pods
 
 
 def settled(store, now: float | None = None) -> tuple[bool, str]:

@@ -1,0 +1,149 @@
+"""`netlab get` of what only a live lab's store has (deployments, replicasets, events) and `get -w`
+(watch): kubectl's columns (netlab/controllers/printers.py), -l SELECTOR, --show-labels, -o
+wide|json|yaml|name, events in time order. `get pods`, `nodes`, `services`, `endpoints` without -w
+stay in get.py (they are checked against the kernel)."""
+from __future__ import annotations
+
+import signal
+import time
+
+import click
+
+from . import kubeutil
+from .kubeutil import PLURAL, SINGULAR, KubeError
+
+STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "events": "Event",
+               "pods": "Pod", "nodes": "Node"}
+
+
+def _wide(kind: str, obj: dict) -> list[str]:
+    """kubectl's -o wide columns of deployments and replicasets: CONTAINERS, IMAGES, SELECTOR."""
+    spec = obj.get("spec") or {}
+    cs = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    sel = (spec.get("selector") or {}).get("matchLabels") or {}
+    return [",".join(c.get("name", "") for c in cs) or "<none>", ",".join(c.get("image", "") for c in cs) or "<none>",
+            ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or "<none>"]
+
+
+def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bool, all_ns: bool) -> list[list[str]]:
+    """Header and rows as kubectl prints them (objects in kubectl's order: events by time)."""
+    from ..controllers import printers
+    from ..store.meta import parse_time
+    if kind == "Event":
+        objs = sorted(objs, key=lambda e: (parse_time(e.get("lastTimestamp")) or 0,
+                                           int(e["metadata"].get("resourceVersion") or 0)))
+    else:
+        objs = sorted(objs, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    rows = printers.table(kind, objs, now, show_labels=show_labels, wide=wide)
+    if wide and kind in ("Deployment", "ReplicaSet"):
+        at = len(printers.COLUMNS[kind][0])
+        rows[0][at:at] = ["CONTAINERS", "IMAGES", "SELECTOR"]
+        for r, o in zip(rows[1:], objs):
+            r[at:at] = _wide(kind, o)
+    if all_ns and kind != "Node":
+        rows[0].insert(0, "NAMESPACE")
+        for r, o in zip(rows[1:], objs):
+            r.insert(0, o["metadata"].get("namespace", ""))
+    return rows
+
+
+def _select(store, kind: str, names, namespace: str, all_ns: bool, selector: str | None) -> list[dict]:
+    ns = None if all_ns or kind == "Node" else namespace
+    objs = store.list(kind, ns, label_selector=selector or None)
+    if names:
+        by = {o["metadata"]["name"]: o for o in objs}
+        for n in names:
+            if n not in by:
+                raise KubeError(f'Error from server (NotFound): {PLURAL[kind]} "{n}" not found')
+        objs = [by[n] for n in names]
+    return objs
+
+
+def show(kind: str, names, namespace: str, all_ns: bool, output: str | None, selector: str | None,
+         show_labels: bool, lab: str | None) -> None:
+    """`get` of one store kind (see the module's docstring)."""
+    from .. import output as out
+    from ..controllers import printers
+    t = kubeutil.open_target(lab)
+    objs = _select(t.store, kind, names, namespace, all_ns, selector)
+    if output in ("json", "yaml"):
+        click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), output), nl=False)
+    elif output == "name":
+        click.echo("".join(f"{SINGULAR[kind]}/{o['metadata']['name']}\n" for o in objs), nl=False)
+    elif not objs:
+        click.echo("No resources found" + ("" if all_ns or kind == "Node" else f" in {namespace} namespace") + ".",
+                   err=True)
+    else:
+        click.echo(printers.render(rows_of(kind, objs, time.time(), show_labels, output == "wide", all_ns)))
+
+
+class _Stop(Exception):
+    pass
+
+
+def watch(kinds: list[str], names, namespace: str, all_ns: bool, output: str | None, selector: str | None,
+          show_labels: bool, lab: str | None, stop_after: float | None = None) -> None:
+    """`get -w`: the table, then a row for every change of a listed object as the store changes
+    (a deleted object's last row too), until Ctrl-C or SIGTERM (or `stop_after` seconds, for tests).
+    Rows of later changes are padded to the first table's columns."""
+    from .. import output as out
+    from ..store import Informer
+    from ..store.meta import selector_matches
+    t = kubeutil.open_target(lab)
+    store = t.store
+    for kind in kinds:  # names that do not exist: kubectl's NotFound before watching
+        _select(store, kind, names, namespace, all_ns, selector)
+
+    def wanted(o: dict) -> bool:
+        md = o.get("metadata") or {}
+        return ((all_ns or o.get("kind") == "Node" or md.get("namespace", "default") == namespace)
+                and (not names or md.get("name") in names)
+                and (not selector or selector_matches(selector, md.get("labels"))))
+
+    def emit(kind: str, objs: list[dict], widths: list[int] | None, header: bool) -> list[int] | None:
+        if not objs and not header:
+            return widths
+        if output in ("json", "yaml"):
+            for o in objs:
+                click.echo(out.dump(o, output), nl=False)
+            return widths
+        if output == "name":
+            for o in objs:
+                click.echo(f"{SINGULAR[kind]}/{o['metadata']['name']}")
+            return widths
+        rows = rows_of(kind, objs, time.time(), show_labels, output == "wide", all_ns)
+        if widths is None:
+            n = len(rows[0])
+            widths = [max(6, max(len(r[i]) for r in rows) + 3) for i in range(n - 1)]
+        shown = rows if header else rows[1:]
+        for r in shown:
+            click.echo("".join(c.ljust(widths[i]) if i < len(widths) else c for i, c in enumerate(r)).rstrip())
+        return widths
+
+    def on_term(*_):
+        raise _Stop()
+    old = signal.signal(signal.SIGTERM, on_term)
+    end = None if stop_after is None else time.monotonic() + stop_after
+    informer = Informer(store, kinds)
+    widths: dict[str, list[int] | None] = {}
+    try:
+        first = informer.poll()
+        for kind in kinds:
+            objs = [e.object for e in first if e.object.get("kind") == kind and wanted(e.object)]
+            if not objs and output not in ("json", "yaml", "name"):
+                click.echo("No resources found" + ("" if all_ns or kind == "Node" else f" in {namespace} namespace")
+                           + ".", err=True)
+                widths[kind] = None
+                continue
+            widths[kind] = emit(kind, objs, None, True)
+        while end is None or time.monotonic() < end:
+            left = 1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))
+            for e in informer.wait_and_poll(left):
+                o, kind = e.object, e.object.get("kind")
+                if kind not in kinds or not wanted(o):
+                    continue
+                widths[kind] = emit(kind, [o], widths.get(kind), widths.get(kind) is None)
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old)

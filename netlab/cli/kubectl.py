@@ -1,0 +1,464 @@
+"""kubectl's verbs on a live lab: apply, delete, scale, set image|env, wait, describe (rollout is in
+rollout.py, cordon/uncordon/drain in nodes.py, get in get.py and getlive.py).
+
+Each verb reads and writes the lab's store (netlab/live, netlab/store) and leaves the rest to the
+lab's control loop, which it starts if it is not running; the pure parts (messages, checks) are
+netlab/controllers/verbs.py, validation.py and printers.py. Names, flags, output and exit codes are
+kubectl's; bad input files follow netlab's rule (one line naming the document, the field and the
+fix; exit 2; nothing written).
+"""
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..controllers import verbs
+from ..controllers.validation import ControllerError
+from ..errors import SpecError
+from ..store.meta import is_deleting, key_of, selector_matches
+from . import kubeutil
+from .kubeutil import (SINGULAR, Clock, KubeError, duration, get_obj, kind_of, kubectl_errors, lab_option,
+                       namespace_option, not_found, ns_of, out, refs, wait_change)
+
+FILES_HELP = ("A manifest file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+              "may be given several times.")
+
+
+# ------------------------------------------------------------------ reading manifests
+
+def _scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str], dict]:
+    """(source, name) of the Cluster documents of the inputs, the Namespaces they declare and the
+    file of each named object; a text that is not YAML is left to the strict parser, which names
+    the problem."""
+    import yaml
+    clusters, namespaces, origin = [], set(), {}
+    for text, src in inputs:
+        try:
+            docs = list(yaml.safe_load_all(text))
+        except yaml.YAMLError:
+            continue
+        flat = []
+        for d in docs:
+            if isinstance(d, dict) and d.get("kind") == "List" and isinstance(d.get("items"), list):
+                flat += d["items"]
+            else:
+                flat.append(d)
+        for d in flat:
+            if not isinstance(d, dict):
+                continue
+            md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+            if isinstance(d.get("kind"), str) and isinstance(md.get("name"), str):
+                origin.setdefault(key_of({"kind": d["kind"], "metadata": md}), src)
+            if d.get("kind") == "Cluster":
+                clusters.append((src, str(md.get("name") or "")))
+            elif d.get("kind") == "Namespace" and isinstance(md.get("name"), str):
+                namespaces.add(md["name"])
+    return clusters, namespaces, origin
+
+
+def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple[list[dict], object]:
+    """The objects of the -f inputs, parsed by the same strict parser as `up` (so what `up` refuses is
+    refused here, with the same lines), checked against the lab (its Cluster document and the
+    Namespaces its store has) and validated as the API server would (Deployments, probes).
+    Returns (objects to write, the scenario). Raises SpecError before anything is written."""
+    import yaml
+
+    from ..controllers.validation import validate_deployment, validate_pod_spec
+    from ..live.objects import BUILTIN_NAMESPACES, scenario_objects, with_defaults
+    from ..live.sync import cluster_document
+    from ..spec.parse import load_texts
+    from ..spec.sources import read_inputs
+    inputs = read_inputs(list(files))
+    clusters, declared, origin = _scan(inputs)
+    if clusters and verb == "apply":
+        src, name = clusters[0]
+        raise SpecError(f"{src}: Cluster {name}".rstrip(), "a Cluster document cannot be applied to a running lab "
+                        "(nodes and networking change only through `up`)",
+                        f"remove it from the input, or bring the lab up from it: sudo netlab up -f {src} "
+                        f"--lab {target.name}")
+    # what the input may refer to: the lab's Cluster document (its nodes) and the store's Namespaces
+    context = []
+    cdoc = cluster_document(target.scenario_text())
+    if cdoc is not None and not clusters:
+        context.append(cdoc)
+    live_ns = {n["metadata"]["name"] for n in target.store.list("Namespace")}
+    context += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                for n in sorted(live_ns - declared - set(BUILTIN_NAMESPACES))]
+    n_context = len(context) - (1 if cdoc is not None and not clusters else 0)
+    texts = ([(yaml.safe_dump_all(context), f"<lab {target.name}>")] if context else []) + inputs
+    sc = load_texts(texts, inputs[0][1] if len(inputs) == 1 else None)
+    mine = {key_of(d) for d in sc.documents[n_context:]}
+    objs = [o for o in scenario_objects(sc)
+            if key_of(o) in mine or (o["kind"] == "Namespace" and o["metadata"]["name"] not in live_ns)]
+    for o in objs:
+        problems = []
+        if o["kind"] == "Deployment":
+            problems = validate_deployment(with_defaults(o))
+        elif o["kind"] == "Pod":
+            kind, ns, name = key_of(o)
+            problems = validate_pod_spec(with_defaults(o).get("spec") or {}, f'Pod "{name}" in namespace "{ns}"')
+        if problems:
+            raise SpecError(origin.get(key_of(o), ""), problems[0])
+    return objs, sc
+
+
+# ------------------------------------------------------------------ apply
+
+@click.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE", help=FILES_HELP)
+@click.option("--prune", is_flag=True, help="Delete objects an earlier apply made that the input no longer has "
+                                            "(with -l SELECTOR or --all, as kubectl).")
+@click.option("-l", "--selector", help="With --prune: only objects with these labels are pruned.")
+@click.option("--all", "prune_all", is_flag=True, help="With --prune: every object an earlier apply made.")
+@lab_option
+@kubectl_errors
+def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: bool, lab: str | None) -> None:
+    """Create or update objects from manifests, like kubectl apply -f (Deployments, Services, Pods,
+    Namespaces; a Cluster document is refused: nodes and networking change only through `up`).
+
+    \b
+    Fields set by other verbs (scale, set image ...) that the file never set are kept (kubectl's
+    three-way merge). Without --prune nothing is deleted; `netlab up` applies the whole scenario
+    with prune. Bad input: one line naming the document, field and fix, exit 2, nothing written.
+    """
+    from ..live.objects import LAST_APPLIED, PRUNABLE, Applied, apply_objects
+    from ..store.meta import controller_ref
+    from .common import warn_ignored
+    if prune and not selector and not prune_all:
+        raise KubeError("error: all resources selected for prune without explicitly passing --all. To prune all "
+                        "resources, pass the --all flag. If you did not mean to prune all resources, specify a "
+                        "label selector")
+    if (selector or prune_all) and not prune:
+        raise click.UsageError("-l and --all are for --prune here; add --prune")
+    t = kubeutil.open_target(lab)
+    objs, sc = read_manifests(files, t)
+    warn_ignored(sc)
+    store = t.store
+    with store.transaction():
+        applied = apply_objects(store, objs)
+        if prune:
+            seen = {key_of(o) for o in objs}
+            for kind in PRUNABLE:
+                for live in store.list(kind):
+                    k = key_of(live)
+                    if k in seen or LAST_APPLIED not in (live["metadata"].get("annotations") or {}):
+                        continue
+                    if controller_ref(live) is not None or is_deleting(live):
+                        continue
+                    if selector and not selector_matches(selector, live["metadata"].get("labels")):
+                        continue
+                    grace = (live.get("spec") or {}).get("terminationGracePeriodSeconds", 30) if kind == "Pod" else 0
+                    store.delete(*k, grace_seconds=grace)
+                    applied.append(Applied(*k, "pruned"))
+    t.wrote()
+    for a in applied:
+        out(str(a) if a.action != "recreated" else str(Applied(a.kind, a.namespace, a.name, "configured")))
+
+
+# ------------------------------------------------------------------ delete
+
+def pod_grace(pod: dict, grace_period: int, now: bool, force: bool) -> float:
+    """kubectl's grace period for a pod: the pod's own (terminationGracePeriodSeconds) unless
+    --grace-period N (N >= 0) or --now (1); 0 only with --force (else 1, as kubectl)."""
+    if now:
+        return 1
+    if grace_period >= 0:
+        return 0 if grace_period == 0 and force else max(grace_period, 1)
+    if force:
+        return 0
+    return float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+
+
+def _delete_one(store, kind: str, ns: str | None, name: str, grace_period: int, now: bool, force: bool) -> dict:
+    obj = store.try_get(kind, ns, name)
+    if obj is None:
+        raise not_found(kind, name)
+    if kind == "Pod":
+        # a pod no node runs goes at once, as the API server deletes it (no kubelet to confirm)
+        grace = pod_grace(obj, grace_period, now, force) if (obj.get("spec") or {}).get("nodeName") else 0
+        return store.delete(kind, ns, name, grace_seconds=grace)
+    if kind == "Namespace":
+        # the namespace controller's part: what is in it goes first (pods gracefully)
+        for k in ("Deployment", "ReplicaSet", "Service", "EndpointSlice", "Pod"):
+            for o in store.list(k, name):
+                if not is_deleting(o):
+                    _delete_one(store, k, name, o["metadata"]["name"], grace_period, now, force)
+        return store.delete(kind, None, name, grace_seconds=0) if not store.list("Pod", name) else obj
+    return store.delete(kind, ns, name, grace_seconds=0)
+
+
+@click.command()
+@click.argument("args", nargs=-1)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE", help=FILES_HELP)
+@namespace_option
+@click.option("-l", "--selector", help="Delete the objects of TYPE with these labels.")
+@click.option("--grace-period", type=int, default=-1, show_default=True,
+              help="Seconds a pod has to stop; -1: its terminationGracePeriodSeconds; 0 needs --force.")
+@click.option("--now", is_flag=True, help="Grace period 1 (immediate shutdown).")
+@click.option("--force", is_flag=True, help="With --grace-period=0: remove pods at once, without waiting.")
+@click.option("--wait", type=click.BOOL, default=True, show_default=True,
+              help="Wait until the objects are gone (--wait=false returns at once).")
+@click.option("--timeout", default="0s", help="How long to wait (0: no limit).")
+@click.option("--ignore-not-found", is_flag=True, help="Missing objects are not an error.")
+@lab_option
+@kubectl_errors
+def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, selector: str | None, grace_period: int,
+           now: bool, force: bool, wait: bool, timeout: str, ignore_not_found: bool, lab: str | None) -> None:
+    """Delete objects by TYPE NAME..., TYPE/NAME..., TYPE -l SELECTOR or -f FILE, like kubectl delete.
+
+    \b
+    TYPE: deploy, rs, pod (po), svc, ns. A pod stops gracefully: it leaves the Services' endpoints at
+    once, then gets SIGTERM and its grace period; a Deployment's ReplicaSets and pods follow it
+    (background cascading deletion).
+    """
+    limit = duration(timeout)
+    t = kubeutil.open_target(lab)
+    store = t.store
+    if files:
+        if args or selector:
+            raise click.UsageError("give objects either with -f or as TYPE NAME, not both")
+        objs, _ = read_manifests(files, t, verb="delete")
+        targets = [(k, n, ns or namespace) for k, ns, n in map(key_of, objs)]
+    elif selector:
+        if len(args) != 1:
+            raise click.UsageError("with -l give one TYPE, e.g. delete pods -l app=web")
+        kind = kind_of(args[0])
+        targets = [(kind, o["metadata"]["name"], namespace)
+                   for o in store.list(kind, ns_of(kind, namespace), label_selector=selector)]
+        if not targets:
+            out("No resources found")
+            return
+    else:
+        targets = [(k, n, namespace) for k, n in refs(args)]
+    if grace_period == 0 and force:
+        click.echo("Warning: Immediate deletion does not wait for confirmation that the running resource has been "
+                   "terminated. The resource may continue to run on the cluster indefinitely.", err=True)
+    gone, missing = [], []
+    for kind, name, ns in targets:
+        try:
+            with store.transaction():
+                _delete_one(store, kind, ns_of(kind, ns), name, grace_period, now, force)
+        except KubeError:
+            if not ignore_not_found:
+                missing.append((kind, name))
+            continue
+        t.wrote()
+        out(f'{SINGULAR[kind]} "{name}" deleted')
+        gone.append((kind, ns_of(kind, ns), name))
+    if wait and gone:
+        clock = Clock(limit)
+        rev = store.revision()
+        while True:
+            # a Namespace waits for its pods, then goes (no namespace controller runs in the loop)
+            for kind, ns, name in gone:
+                if kind == "Namespace" and store.try_get(kind, None, name) and not store.list("Pod", name):
+                    store.delete(kind, None, name, grace_seconds=0)
+            left = [g for g in gone if store.try_get(*g) is not None]
+            if not left:
+                break
+            if clock.over():
+                kind, ns, name = left[0]
+                raise KubeError(f"error: timed out waiting for the condition on {SINGULAR[kind].split('.')[0]}s/{name}")
+            rev = wait_change(store, rev, clock)
+    if missing:
+        raise not_found(*missing[0])
+
+
+# ------------------------------------------------------------------ scale
+
+@click.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--replicas", type=int, required=True, help="The new number of replicas.")
+@click.option("--current-replicas", type=int, default=-1, help="Only if the current count is this (-1: any).")
+@namespace_option
+@lab_option
+@kubectl_errors
+def scale(args: tuple[str, ...], replicas: int, current_replicas: int, namespace: str, lab: str | None) -> None:
+    """Set a Deployment's (or ReplicaSet's) replicas: scale deploy/NAME --replicas N."""
+    t = kubeutil.open_target(lab)
+    for kind, name in refs(args):
+        with t.store.transaction():
+            obj = get_obj(t.store, kind, namespace, name)
+            new = verbs.scale(obj, replicas)
+            have = (obj.get("spec") or {}).get("replicas", 1)
+            if current_replicas >= 0 and have != current_replicas:
+                raise KubeError(f"error: Expected replicas to be {current_replicas}, was {have}")
+            t.store.update(new)
+        t.wrote()
+        out(f"{SINGULAR[kind]}/{name} scaled")
+
+
+# ------------------------------------------------------------------ set image | env
+
+@click.group("set")
+def set_() -> None:
+    """Change a Deployment's pod template (image, env): a change starts a rollout."""
+
+
+def _deployment(store, args, namespace):
+    out_ = []
+    for kind, name in refs(args):
+        if kind != "Deployment":
+            raise KubeError(f"error: netlab sets the pod template of Deployments only, not {SINGULAR[kind]}/{name}")
+        out_.append(get_obj(store, kind, namespace, name))
+    return out_
+
+
+def _split_args(items: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Resources (TYPE/NAME, TYPE NAME) and KEY=VALUE / KEY- settings, as kubectl separates them."""
+    res = [a for a in items if "=" not in a and not a.endswith("-")]
+    settings = [a for a in items if a not in res]
+    return res, settings
+
+
+@set_.command("image")
+@click.argument("items", nargs=-1, required=True, metavar="TYPE/NAME CONTAINER=IMAGE...")
+@namespace_option
+@lab_option
+@kubectl_errors
+def set_image(items: tuple[str, ...], namespace: str, lab: str | None) -> None:
+    """Set container images: set image deploy/web web=IMAGE (CONTAINER * sets every container)."""
+    res, settings = _split_args(items)
+    images = {}
+    for s in settings:
+        cname, _, image = s.partition("=")
+        if not cname or not image:
+            raise KubeError(f"error: {s!r}: write CONTAINER=IMAGE")
+        images[cname] = image
+    if not images:
+        raise KubeError("error: at least one image update is required; write CONTAINER=IMAGE")
+    t = kubeutil.open_target(lab)
+    for d in _deployment(t.store, res, namespace):
+        new, msg = verbs.set_image(d, images)
+        if new != d:
+            t.store.update(new)
+            t.wrote()
+            out(msg)
+
+
+def set_env_of(d: dict, settings: list[str], containers: str = "*") -> dict:
+    """The Deployment with env NAME=VALUE set and NAME- removed in the containers named (* all)."""
+    from ..controllers.base import clone
+    new = clone(d)
+    cs = [c for c in (((new.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+          if containers in ("*", c.get("name"))]
+    if not cs:
+        raise ControllerError(f'unable to find container named "{containers}" in deployment/{d["metadata"]["name"]}')
+    for s in settings:
+        if s.endswith("-") and "=" not in s:
+            key = s[:-1]
+            for c in cs:
+                c["env"] = [e for e in c.get("env") or [] if e.get("name") != key]
+                if not c["env"]:
+                    c.pop("env")
+            continue
+        key, _, value = s.partition("=")
+        if not key:
+            raise ControllerError(f"invalid env: {s!r}; write NAME=VALUE or NAME-")
+        for c in cs:
+            env = c.setdefault("env", [])
+            hit = next((e for e in env if e.get("name") == key), None)
+            if hit is None:
+                env.append({"name": key, "value": value})
+            else:
+                hit.clear()
+                hit.update({"name": key, "value": value})
+    return new
+
+
+@set_.command("env")
+@click.argument("items", nargs=-1, required=True, metavar="TYPE/NAME NAME=VALUE|NAME-...")
+@click.option("-c", "--containers", default="*", show_default=True, help="The containers to change.")
+@namespace_option
+@lab_option
+@kubectl_errors
+def set_env(items: tuple[str, ...], containers: str, namespace: str, lab: str | None) -> None:
+    """Set (NAME=VALUE) or remove (NAME-) environment variables of a Deployment's containers."""
+    res, settings = _split_args(items)
+    if not settings:
+        raise KubeError("error: at least one environment variable must be provided; write NAME=VALUE or NAME-")
+    t = kubeutil.open_target(lab)
+    for d in _deployment(t.store, res, namespace):
+        new = set_env_of(d, settings, containers)
+        if new != d:
+            t.store.update(new)
+            t.wrote()
+            out(f"deployment.apps/{d['metadata']['name']} env updated")
+
+
+# ------------------------------------------------------------------ wait
+
+@click.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("--for", "for_", required=True, metavar="CONDITION",
+              help="condition=NAME[=VALUE] (e.g. condition=Available) or delete.")
+@click.option("--timeout", default="30s", show_default=True, help="How long to wait (0: check once).")
+@namespace_option
+@lab_option
+@kubectl_errors
+def wait(args: tuple[str, ...], for_: str, timeout: str, namespace: str, lab: str | None) -> None:
+    """Wait for a condition of objects: wait --for=condition=Available deploy/web --timeout=60s."""
+    limit = duration(timeout)
+    t = kubeutil.open_target(lab)
+    store = t.store
+    targets = refs(args)
+    verbs.wait_for({"kind": "Pod", "metadata": {"name": "-"}}, for_)  # an unknown condition is refused first
+    if for_ != "delete":
+        for kind, name in targets:
+            get_obj(store, kind, namespace, name)
+    t.wrote()  # what is waited for is the loop's doing
+    clock = Clock(limit, forever_if_zero=False)
+    for kind, name in targets:
+        rev = store.revision()
+        while True:
+            obj = store.try_get(kind, ns_of(kind, namespace), name)
+            met, msg = verbs.wait_for(obj, for_)
+            if met:
+                if for_ == "delete":
+                    msg = f"{SINGULAR[kind]}/{name} condition met"
+                out(msg)
+                break
+            if obj is None and for_ != "delete":
+                raise not_found(kind, name)
+            if clock.over():
+                raise KubeError(f"error: timed out waiting for the condition on {kind.lower()}s/{name}")
+            rev = wait_change(store, rev, clock)
+
+
+# ------------------------------------------------------------------ describe
+
+@click.command()
+@click.argument("args", nargs=-1, required=True)
+@namespace_option
+@lab_option
+@kubectl_errors
+def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
+    """Show an object in detail, ending with its events: describe deploy|pod|node NAME."""
+    from ..controllers import printers
+    from ..store.events import events_for
+    t = kubeutil.open_target(lab)
+    store = t.store
+    now = time.time()
+    shown = []
+    for kind, name in refs(args):
+        obj = get_obj(store, kind, namespace, name)
+        events = events_for(store, obj)
+        if kind == "Deployment":
+            text = printers.describe_deployment(obj, store.list("ReplicaSet", obj["metadata"].get("namespace")),
+                                                events, now)
+        elif kind == "Pod":
+            text = printers.describe_pod(obj, events, now)
+        elif kind == "Node":
+            pods = [p for p in store.list("Pod") if (p.get("spec") or {}).get("nodeName") == name]
+            text = printers.describe_node(obj, pods, events, now)
+        else:
+            raise KubeError(f"error: netlab describes deployments, pods and nodes; for {SINGULAR[kind]}/{name} "
+                            f"use: netlab get {kind.lower()} {name} -o yaml")
+        shown.append(text)
+    out("\n\n\n".join(shown))
+
+
+COMMANDS = (apply, delete, scale, set_, wait, describe)
+
+__all__ = ["COMMANDS", "read_manifests", "set_env_of", "pod_grace"]

@@ -1,0 +1,207 @@
+"""What kubectl's verbs on a live lab share: the lab they act on (its store), resource names as
+kubectl spells them, kubectl's error lines and exit codes, durations, waiting on the store.
+
+A verb never touches the kernel: it reads and writes the lab's store and then makes sure the lab's
+control loop runs (`Target.wrote`), which does the rest. Tests replace `open_target` with a store
+of their own (tests/unit/test_kubectl_cli.py), so everything here but `_real_target` needs no root.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import time
+
+import click
+
+from ..errors import NetlabError, SpecError
+
+# kubectl's short names, singular and plural -> kind
+KINDS = {}
+for _kind, _names in {
+    "Deployment": ("deploy", "deployment", "deployments", "deployment.apps", "deployments.apps"),
+    "ReplicaSet": ("rs", "replicaset", "replicasets", "replicaset.apps", "replicasets.apps"),
+    "Pod": ("po", "pod", "pods"),
+    "Service": ("svc", "service", "services"),
+    "Namespace": ("ns", "namespace", "namespaces"),
+    "Node": ("no", "node", "nodes"),
+    "Event": ("ev", "event", "events"),
+    "EndpointSlice": ("endpointslice", "endpointslices", "endpointslices.discovery.k8s.io"),
+}.items():
+    for _n in _names:
+        KINDS[_n] = _kind
+
+# how kubectl names a kind: in "created/deleted" lines (singular) and in server errors (plural)
+SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "Pod": "pod", "Service": "service",
+            "Namespace": "namespace", "Node": "node", "Event": "event",
+            "EndpointSlice": "endpointslice.discovery.k8s.io"}
+PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "Pod": "pods", "Service": "services",
+          "Namespace": "namespaces", "Node": "nodes", "Event": "events",
+          "EndpointSlice": "endpointslices.discovery.k8s.io"}
+CLUSTER_SCOPED = ("Node", "Namespace")
+
+
+class KubeError(NetlabError):
+    """An error printed as kubectl prints it (the whole line is given), exit status 1."""
+
+    exit_code = 1
+
+
+def not_found(kind: str, name: str) -> KubeError:
+    return KubeError(f'Error from server (NotFound): {PLURAL.get(kind, kind.lower())} "{name}" not found')
+
+
+def kind_of(word: str) -> str:
+    kind = KINDS.get(word.lower())
+    if kind is None:
+        raise KubeError(f'error: the server doesn\'t have a resource type "{word}"')
+    return kind
+
+
+def refs(args: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """(kind, name) of kubectl's resource arguments: `TYPE/NAME ...` or `TYPE NAME ...`."""
+    if not args:
+        raise click.UsageError("give a resource: TYPE/NAME or TYPE NAME (e.g. deploy/web)")
+    if all("/" in a for a in args):
+        out = []
+        for a in args:
+            word, _, name = a.partition("/")
+            if not name:
+                raise click.UsageError(f"{a!r}: give TYPE/NAME, e.g. deploy/web")
+            out.append((kind_of(word), name))
+        return out
+    if any("/" in a for a in args):
+        raise KubeError("error: there is no need to specify a resource type as a separate argument when passing "
+                        "arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of "
+                        "'kubectl get resource resource/<resource_name>'")
+    kind = kind_of(args[0])
+    if len(args) == 1:
+        raise KubeError(f"error: resource(s) were provided, but no name was specified; give {args[0]} NAME")
+    return [(kind, n) for n in args[1:]]
+
+
+def ns_of(kind: str, namespace: str) -> str | None:
+    return None if kind in CLUSTER_SCOPED else namespace
+
+
+def get_obj(store, kind: str, namespace: str, name: str) -> dict:
+    obj = store.try_get(kind, ns_of(kind, namespace), name)
+    if obj is None:
+        raise not_found(kind, name)
+    return obj
+
+
+# ------------------------------------------------------------------ the lab
+
+class Target:
+    """The lab a verb acts on: its name and store; `wrote()` after a write starts its control loop
+    if it is not running (the loop reacts to the store)."""
+
+    def __init__(self, name: str, store, ensure=None, scenario: str | None = None):
+        self.name, self.store, self._ensure, self._scenario = name, store, ensure, scenario
+
+    def wrote(self) -> None:
+        if self._ensure is not None:
+            self._ensure(self.name)
+
+    def scenario_text(self) -> str:
+        """The scenario the lab was last brought up from (its Cluster document is the lab's)."""
+        if self._scenario is not None:
+            return self._scenario
+        from ..dataplane import state
+        return (state.load(self.name) or {}).get("scenario") or ""
+
+
+def _real_target(lab: str | None) -> Target:
+    from ..dataplane import lab as labmod
+    from ..live import has_store, loop, store_for
+    labmod.require_root("read and change a lab's objects")
+    name = labmod.resolve_lab(lab)
+    if not has_store(name):
+        raise KubeError(f"error: lab {name} has no object store (it was built by an older netlab); "
+                        f"bring it up again: sudo netlab up --lab {name}")
+    return Target(name, store_for(name), loop.ensure)
+
+
+def open_target(lab: str | None) -> Target:
+    """The lab named (or the default one, see resolve_lab). Tests replace this function."""
+    return _real_target(lab)
+
+
+def lab_option(command):
+    return click.option("--lab", metavar="NAME",
+                        help="Lab to act on (default: the only lab up, else the one last brought up).")(command)
+
+
+def namespace_option(command):
+    return click.option("-n", "--namespace", default="default", show_default=True,
+                        help="Kubernetes namespace.")(command)
+
+
+# ------------------------------------------------------------------ errors, as kubectl prints them
+
+def kubectl_errors(command):
+    """Print errors as kubectl does and exit with its status: server errors `Error from server
+    (Reason): ...` and verb errors `error: ...` exit 1; bad input files (netlab's rule) exit 2 with
+    one line a problem."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from ..store.api import StoreError
+        ctx = click.get_current_context()
+        try:
+            return command(*args, **kwargs)
+        except KubeError as e:
+            click.echo(str(e), err=True)
+            ctx.exit(e.exit_code)
+        except SpecError as e:
+            for line in str(e).split("\n"):
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(2)
+        except StoreError as e:
+            click.echo(f"Error from server ({e.reason}): {e}", err=True)
+            ctx.exit(1)
+        except NetlabError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+    return wrapper
+
+
+# ------------------------------------------------------------------ time
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str, flag: str = "--timeout") -> float:
+    """Seconds of a Go duration as kubectl takes them (`30s`, `1m30s`, `500ms`, `0`); a bare number
+    is seconds."""
+    t = (text or "").strip()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = _DURATION.findall(t)
+    if not t or "".join(n + u for n, u in parts) != t:
+        raise click.BadParameter(f"invalid duration {text!r}; write it as 30s, 2m or 1m30s", param_hint=flag)
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+class Clock:
+    """Deadline of a verb that waits (`--timeout`; 0 means no limit, as kubectl's rollout status)."""
+
+    def __init__(self, seconds: float, forever_if_zero: bool = True):
+        self.end = None if (seconds <= 0 and forever_if_zero) else time.monotonic() + seconds
+
+    def left(self) -> float:
+        return 3600.0 if self.end is None else self.end - time.monotonic()
+
+    def over(self) -> bool:
+        return self.left() <= 0
+
+
+def wait_change(store, revision: int, clock: Clock, step: float = 1.0) -> int:
+    """Sleep until the store changes (any process's write), a step passes or the clock ends."""
+    return store.wait(revision, max(0.0, min(step, clock.left())))
+
+
+def out(line: str = "") -> None:
+    click.echo(line)
+    sys.stdout.flush()

@@ -1,0 +1,219 @@
+"""kubectl's verbs on a real, live lab (its control loop runs the controllers and the dataplane):
+apply, scale, set image, rollout status/history/undo, delete, drain, and bad input that changes
+nothing. Pods are checked where they live: their network namespaces (`ip netns list`) and the
+answers of their servers through the Service (curl from a node)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from .conftest import netlab_cli, pods_table
+
+CLUSTER = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes:
+- {role: worker, name: n1}
+- {role: worker, name: n2}
+"""
+
+WEB = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+        args: [netexec, --http-port=8080]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def netlab_argv() -> list[str]:
+    import os
+    import sys
+    exe = os.path.join(os.path.dirname(sys.executable), "netlab")
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "netlab"]
+
+
+def kubectl(lab, *args, check=True, timeout=120):
+    return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
+
+
+def pod_netns(lab) -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    prefix = f"nl.{lab.name}.pod.default."
+    return {line.split()[0][len(prefix):] for line in out.splitlines() if line.startswith(prefix)}
+
+
+def store_obj(lab, kind: str, name: str) -> dict:
+    return json.loads(kubectl(lab, "get", kind, name, "-o", "json").stdout)
+
+
+def until(what, check, timeout=30.0):
+    end = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def hashes(lab) -> set[str]:
+    """pod-template-hash of the pods that run (get pods --show-labels)."""
+    out = kubectl(lab, "get", "pods", "-l", "app=web", "--show-labels").stdout.splitlines()[1:]
+    return {lb.split("pod-template-hash=")[1].split(",")[0] for lb in (x.split()[-1] for x in out)
+            if "pod-template-hash=" in lb}
+
+
+def served_by(lab, n: int = 6) -> set[str]:
+    """The pods that answer /hostname through the Service's ClusterIP: n new connections from node n1."""
+    ip = json.loads(kubectl(lab, "get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+    loop = f"for i in $(seq {n}); do curl -sS --max-time 3 http://{ip}/hostname || exit 1; echo; done"
+    r = netlab_cli("exec", "--node", "n1", "--lab", lab.name, "--", "sh", "-c", loop)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_apply_scale_set_image_rollout_undo_delete(lab, tmp_path):
+    lab.up(CLUSTER)
+    f = tmp_path / "web.yaml"
+    f.write_text(WEB)
+    r = kubectl(lab, "apply", "-f", str(f))
+    assert r.stdout.splitlines() == ["deployment.apps/web created", "service/web created"]
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+
+    # scale: 5/5, five pods Running, five namespaces
+    assert kubectl(lab, "scale", "deploy/web", "--replicas", "5").stdout == "deployment.apps/web scaled\n"
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    row = kubectl(lab, "get", "deploy", "web").stdout.splitlines()[1].split()
+    assert row[:4] == ["web", "5/5", "5", "5"], row
+    pods = until("5 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 5
+                 and all(c[2] == "Running" for c in t.values()) and t)
+    assert set(pods) == pod_netns(lab)
+    v1 = hashes(lab)
+    assert len(v1) == 1 and served_by(lab) <= set(pods)
+
+    # set image: a rollout to a second ReplicaSet, two revisions
+    r = kubectl(lab, "set", "image", "deploy/web", "web=registry.k8s.io/e2e-test-images/agnhost:2.54")
+    assert r.stdout == "deployment.apps/web image updated\n"
+    r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "90s")
+    assert r.stdout.splitlines()[-1] == 'deployment "web" successfully rolled out'
+    hist = kubectl(lab, "rollout", "history", "deploy/web").stdout.split("\n")
+    assert [x.split()[0] for x in hist[2:] if x.strip()] == ["1", "2"], hist
+    v2 = until("only v2 pods", lambda: (h := hashes(lab)) and h != v1 and len(h) == 1 and h)
+    assert all(p.startswith(f"web-{next(iter(v2))}-") for p in served_by(lab))
+
+    # undo: back to revision 1's template, the pods' hash is v1's again
+    assert kubectl(lab, "rollout", "undo", "deploy/web").stdout == "deployment.apps/web rolled back\n"
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "90s").returncode == 0
+    until("v1 pods again", lambda: hashes(lab) == v1)
+    assert all(p.startswith(f"web-{next(iter(v1))}-") for p in served_by(lab))
+    hist = kubectl(lab, "rollout", "history", "deploy/web").stdout.split("\n")
+    assert [x.split()[0] for x in hist[2:] if x.strip()] == ["2", "3"], hist
+
+    # bad input: one line, kubectl's exit status, nothing changed
+    before_d, before_s = store_obj(lab, "deploy", "web"), kubectl(lab, "get", "svc", "web", "-o", "json").stdout
+    bad = {
+        "surge": WEB.replace("  replicas: 2\n", "  replicas: 2\n  strategy: {rollingUpdate: {maxSurge: 0, "
+                             "maxUnavailable: 0}}\n"),
+        "negative": WEB.replace("replicas: 2", "replicas: -1"),
+        "probe": WEB.replace("args: [netexec, --http-port=8080]",
+                             "args: [netexec, --http-port=8080]\n        livenessProbe: {httpGot: {port: 8080}}"),
+    }
+    for case, text in bad.items():
+        p = tmp_path / f"{case}.yaml"
+        p.write_text(text)
+        r = kubectl(lab, "apply", "-f", str(p), check=False)
+        errors = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+        assert r.returncode == 2 and len(errors) == 1 and f"{case}.yaml" in errors[0], (case, r.stderr)
+    assert "may not be 0 when `maxSurge` is 0" in kubectl(lab, "apply", "-f", str(tmp_path / "surge.yaml"),
+                                                            check=False).stderr
+    r = kubectl(lab, "rollout", "undo", "deploy/web", "--to-revision", "9", check=False)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "error: unable to find specified revision 9 in history of deployment/web; revisions are: 2, 3 "
+        "(see rollout history)"]
+    r = kubectl(lab, "scale", "svc/web", "--replicas", "3", check=False)
+    assert r.returncode == 1 and r.stderr.startswith("error: cannot scale service/web")
+    after_d = store_obj(lab, "deploy", "web")
+    assert after_d["metadata"]["resourceVersion"] == before_d["metadata"]["resourceVersion"]
+    assert after_d["spec"] == before_d["spec"]
+    assert kubectl(lab, "get", "svc", "web", "-o", "json").stdout == before_s
+
+    # delete: the pods and their namespaces go (well before the loop's 30 s periodic resync)
+    names = set(pods_table(lab.name))
+    assert kubectl(lab, "delete", "deploy", "web").stdout == 'deployment.apps "web" deleted\n'
+    until("the pods' namespaces gone", lambda: not (pod_netns(lab) & names), timeout=15)
+    r = kubectl(lab, "get", "deploy", "web", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == 'Error from server (NotFound): deployments.apps "web" not found'
+    r = kubectl(lab, "delete", "deploy", "web", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == 'Error from server (NotFound): deployments.apps "web" not found'
+
+
+def test_drain_moves_pods_and_uncordon_brings_the_node_back(lab, tmp_path):
+    lab.up(CLUSTER)
+    f = tmp_path / "web.yaml"
+    f.write_text(WEB.replace("replicas: 2", "replicas: 4"))
+    kubectl(lab, "apply", "-f", str(f))
+    r = kubectl(lab, "wait", "--for=condition=Available", "deploy/web", "--timeout=60s")
+    assert r.stdout == "deployment.apps/web condition met\n"
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    wide = kubectl(lab, "get", "pods", "-o", "wide").stdout.splitlines()[1:]
+    on_n1 = {x.split()[0] for x in wide if x.split()[6] == "n1"}
+    assert on_n1, wide  # the scheduler spread them
+    r = kubectl(lab, "drain", "n1", "--timeout", "60s")
+    out = r.stdout.splitlines()
+    assert out[0] == "node/n1 cordoned" and out[-1] == "node/n1 drained"
+    assert {x.split("/")[1].split()[0] for x in out if x.startswith("pod/")} == on_n1
+    nodes = {x.split()[0]: x.split()[1] for x in kubectl(lab, "get", "nodes").stdout.splitlines()[1:]}
+    assert nodes == {"n1": "Ready,SchedulingDisabled", "n2": "Ready"}
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    wide = kubectl(lab, "get", "pods", "-o", "wide").stdout.splitlines()[1:]
+    assert len(wide) == 4 and {x.split()[6] for x in wide} == {"n2"}, wide
+    assert not (pod_netns(lab) & on_n1)
+    assert "Unschedulable:      true" in kubectl(lab, "describe", "node", "n1").stdout
+
+    # no node takes new pods: a scale-up leaves one Pending (get pods, and get -w shows it start later)
+    kubectl(lab, "cordon", "n2")
+    watch = subprocess.Popen([*netlab_argv(), "get", "pods", "-w", "-l", "app=web", "--lab", lab.name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        kubectl(lab, "scale", "deploy/web", "--replicas", "5")
+        pending = until("a Pending pod", lambda: [r for r in pods_table(lab.name).values() if r[2] == "Pending"])
+        assert len(pending) == 1 and pending[0][1] == "0/1", pending
+        assert kubectl(lab, "uncordon", "n1").stdout == "node/n1 uncordoned\n"
+        assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    finally:
+        time.sleep(1)
+        watch.terminate()
+        out, _ = watch.communicate(timeout=10)
+    assert watch.returncode == 0, out  # SIGTERM ends the watch quietly
+    rows = [x.split() for x in out.splitlines()]
+    assert rows[0][:3] == ["NAME", "READY", "STATUS"] and len(rows) > 6
+    new = pending[0][0]
+    assert [r[2] for r in rows if r[0] == new][-1] == "Running" and [r for r in rows if r[0] == new][0][2] == "Pending"
+    kubectl(lab, "uncordon", "n2")
+    nodes = {x.split()[0]: x.split()[1] for x in kubectl(lab, "get", "nodes").stdout.splitlines()[1:]}
+    assert nodes == {"n1": "Ready", "n2": "Ready"}
+
+    # a rollout that cannot progress (no node has the label it asks for): rollout status exits 1
+    stuck = WEB.split("---\n")[0].replace("name: web, labels", "name: stuck, labels").replace("app: web", "app: stuck")
+    stuck = stuck.replace("  replicas: 2\n", "  replicas: 1\n  progressDeadlineSeconds: 2\n")
+    stuck = stuck.replace("    spec:\n      containers", "    spec:\n      nodeSelector: {disk: ssd}\n      containers")
+    (tmp_path / "stuck.yaml").write_text(stuck)
+    kubectl(lab, "apply", "-f", str(tmp_path / "stuck.yaml"))
+    r = kubectl(lab, "rollout", "status", "deploy/stuck", "--timeout", "60s", check=False)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == 'error: deployment "stuck" exceeded its progress deadline'
+    assert "FailedScheduling" in kubectl(lab, "get", "events").stdout

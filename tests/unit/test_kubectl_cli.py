@@ -1,0 +1,449 @@
+"""kubectl's verbs (netlab/cli/kubectl.py, rollout.py, getlive.py) without root: the CLI against a
+store of a simulated cluster (tests/unit/ctrl_sim.py: the controllers and a simulated kubelet with a
+fake clock) instead of a lab's. What is checked: kubectl's lines, exit codes, that bad input writes
+nothing and that every write asks for the lab's control loop."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from netlab.cli import cli, getlive, kubeutil
+from netlab.dataplane import lab as labmod
+from netlab.errors import NotFound, UsageError
+
+from .ctrl_sim import Sim
+
+CLUSTER = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes:
+- {role: worker, name: n1}
+- {role: worker, name: n2}
+- {role: worker, name: n3}
+"""
+
+WEB = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+        args: [netexec, --http-port=8080]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+class World:
+    """A simulated cluster behind the CLI: `run(...)` invokes netlab with the sim's store as the lab's."""
+
+    def __init__(self, monkeypatch, tmp_path):
+        self.sim = Sim(ready=0)
+        self.ensured = []
+        self.tmp = tmp_path
+        target = kubeutil.Target("sim", self.sim.store, ensure=self.ensured.append, scenario=CLUSTER)
+        monkeypatch.setattr(kubeutil, "open_target", lambda lab: target)
+
+    @property
+    def store(self):
+        return self.sim.store
+
+    def file(self, text: str, name: str = "m.yaml") -> str:
+        p = self.tmp / name
+        p.write_text(text)
+        return str(p)
+
+    def run(self, *args, settle: bool = True, input: str | None = None):
+        r = CliRunner().invoke(cli, list(args), input=input)
+        if settle:
+            self.sim.tick(1)
+        return r
+
+    def deploy(self, replicas: int | None = None):
+        text = WEB if replicas is None else WEB.replace("spec:\n  selector", f"spec:\n  replicas: {replicas}\n  selector", 1)
+        r = self.run("apply", "-f", self.file(text))
+        assert r.exit_code == 0, r.output
+        for _ in range(5):
+            self.sim.tick(1)
+        return r
+
+
+@pytest.fixture
+def world(monkeypatch, tmp_path):
+    return World(monkeypatch, tmp_path)
+
+
+def lines(r) -> list[str]:
+    return r.output.strip().splitlines()
+
+
+# ------------------------------------------------------------------ apply
+
+def test_apply_prints_kubectl_lines_and_keeps_what_scale_changed(world):
+    r = world.deploy()
+    assert lines(r) == ["deployment.apps/web created", "service/web created"]
+    assert world.ensured == ["sim"]
+    assert len([p for p in world.store.list("Pod")]) == 1  # apps/v1's default: 1 replica
+    r = world.run("apply", "-f", world.file(WEB))
+    assert lines(r) == ["deployment.apps/web unchanged", "service/web unchanged"]
+    assert world.run("scale", "deploy/web", "--replicas", "4").exit_code == 0
+    r = world.run("apply", "-f", world.file(WEB))
+    assert lines(r) == ["deployment.apps/web unchanged", "service/web unchanged"]
+    assert world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 4  # the file never set it
+
+
+def test_apply_reads_stdin_and_directories(world):
+    r = world.run("apply", "-f", "-", input=WEB)
+    assert r.exit_code == 0 and "deployment.apps/web created" in r.output
+    d = world.tmp / "dir"
+    d.mkdir()
+    (d / "a.yaml").write_text(WEB.replace("name: web, labels", "name: api, labels"))
+    r = world.run("apply", "-f", str(d))
+    assert lines(r) == ["deployment.apps/api created", "service/web unchanged"]
+
+
+BAD = {
+    "maxSurge and maxUnavailable 0": (
+        WEB.replace("spec:\n  selector", "spec:\n  strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}\n"
+                    "  selector", 1),
+        "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"),
+    "negative replicas": (WEB.replace("spec:\n  selector", "spec:\n  replicas: -3\n  selector", 1), "spec.replicas"),
+    "unknown probe handler": (
+        WEB.replace("args: [netexec, --http-port=8080]", "args: [netexec, --http-port=8080]\n"
+                    "        readinessProbe: {httpGot: {port: 8080}}"),
+        'readinessProbe.httpGot: Unsupported value: "httpGot"'),
+    "duplicate key": (WEB.replace("metadata: {name: web}", "metadata: {name: web, name: other}"), "duplicate key"),
+    "unknown field": (WEB.replace("  selector: {app: web}", "  selectr: {app: web}"), "selectr"),
+    "Cluster document": (CLUSTER + "---\n" + WEB, "a Cluster document cannot be applied to a running lab"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_apply_refuses_bad_input_with_one_line_exit_2_and_writes_nothing(world, case):
+    world.deploy(replicas=2)
+    before, ensured = world.store.revision(), list(world.ensured)
+    text, expected = BAD[case]
+    r = world.run("apply", "-f", world.file(text, "bad.yaml"), settle=False)
+    assert r.exit_code == 2, r.output
+    out = [x for x in lines(r) if not x.startswith("netlab: ignoring")]
+    assert len(out) == 1 and out[0].startswith("error: ") and expected in out[0], r.output
+    assert "bad.yaml" in out[0]  # names the file, then the object and the field
+    assert world.store.revision() == before and world.ensured == ensured
+
+
+def test_apply_prune_needs_a_selector_or_all_and_prunes_only_what_apply_made(world):
+    world.deploy()
+    r = world.run("apply", "-f", world.file(WEB), "--prune")
+    assert r.exit_code == 1 and "all resources selected for prune without explicitly passing --all" in r.output
+    only_svc = WEB.split("---\n")[1]
+    r = world.run("apply", "-f", world.file(only_svc), "--prune", "-l", "app=web")
+    assert lines(r) == ["service/web unchanged", "deployment.apps/web pruned"]
+    assert world.store.try_get("Deployment", "default", "web") is None
+
+
+# ------------------------------------------------------------------ scale, set
+
+def test_scale_and_its_errors(world):
+    world.deploy()
+    r = world.run("scale", "deploy/web", "--replicas", "5")
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web scaled"]
+    assert world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 5
+    r = world.run("scale", "deployment", "web", "--replicas", "3")
+    assert r.exit_code == 0 and world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 3
+    before = world.store.revision()
+    r = world.run("scale", "svc/web", "--replicas", "3", settle=False)
+    assert r.exit_code == 1 and lines(r) == ["error: cannot scale service/web: a Service has no replicas; scale a "
+                                             "Deployment, ReplicaSet or StatefulSet instead"]
+    r = world.run("scale", "deploy/nope", "--replicas", "3", settle=False)
+    assert r.exit_code == 1 and lines(r) == ['Error from server (NotFound): deployments.apps "nope" not found']
+    r = world.run("scale", "deploy/web", "--replicas", "-1", settle=False)
+    assert r.exit_code == 1 and "spec.replicas: Invalid value: -1" in r.output
+    r = world.run("scale", "deploy/web", settle=False)
+    assert r.exit_code == 2 and "--replicas" in r.output
+    assert world.store.revision() == before
+
+
+def test_set_image_starts_a_rollout_and_undo_goes_back(world):
+    world.deploy(replicas=3)
+    r = world.run("set", "image", "deploy/web", "web=agnhost:2.54")
+    assert lines(r) == ["deployment.apps/web image updated"]
+    for _ in range(10):
+        world.sim.tick(31)  # past the old pods' grace period
+    pods = world.store.list("Pod")
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"agnhost:2.54"} and len(pods) == 3
+    r = world.run("rollout", "history", "deploy/web")
+    assert lines(r) == ["deployment.apps/web", "REVISION  CHANGE-CAUSE", "1         <none>", "2         <none>"]
+    r = world.run("rollout", "status", "deploy/web")
+    assert r.exit_code == 0 and lines(r)[-1] == 'deployment "web" successfully rolled out'
+    before = world.store.revision()
+    r = world.run("rollout", "undo", "deploy/web", "--to-revision", "7", settle=False)
+    assert r.exit_code == 1 and lines(r) == ["error: unable to find specified revision 7 in history of deployment/web; "
+                                             "revisions are: 1, 2 (see rollout history)"]
+    assert world.store.revision() == before
+    r = world.run("rollout", "undo", "deploy/web")
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web rolled back"]
+    for _ in range(10):
+        world.sim.tick(31)
+    assert {p["spec"]["containers"][0]["image"] for p in world.store.list("Pod")} == {
+        "registry.k8s.io/e2e-test-images/agnhost:2.53"}
+    r = world.run("set", "image", "deploy/web", "nope=x", settle=False)
+    assert r.exit_code == 1 and 'unable to find container named "nope"' in r.output
+
+
+def test_set_env_sets_and_removes(world):
+    world.deploy()
+    r = world.run("set", "env", "deploy/web", "A=1", "B=2")
+    assert lines(r) == ["deployment.apps/web env updated"]
+    env = world.store.get("Deployment", "default", "web")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    world.run("set", "env", "deploy/web", "A-", "B=3")
+    env = world.store.get("Deployment", "default", "web")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "B", "value": "3"}]
+    r = world.run("set", "env", "svc/web", "A=1", settle=False)
+    assert r.exit_code == 1 and "Deployments only" in r.output
+
+
+# ------------------------------------------------------------------ rollout
+
+def test_rollout_status_deadline_exceeded_and_timeout(world):
+    world.deploy()
+    # a template no node can take: the rollout never progresses
+    text = WEB.replace("    spec:\n      containers", "    spec:\n      nodeSelector: {disk: ssd}\n      containers")
+    text = text.replace("spec:\n  selector", "spec:\n  progressDeadlineSeconds: 5\n  selector", 1)
+    world.run("apply", "-f", world.file(text))
+    r = world.run("rollout", "status", "deploy/web", "--timeout", "0.3s", settle=False)
+    assert r.exit_code == 1 and lines(r)[-1] == "error: timed out waiting for the condition", r.output
+    assert lines(r)[0].startswith('Waiting for deployment "web" rollout to finish')
+    for _ in range(8):
+        world.sim.tick(1)
+    r = world.run("rollout", "status", "deploy/web", settle=False)
+    assert r.exit_code == 1 and lines(r) == ['error: deployment "web" exceeded its progress deadline']
+
+
+def test_rollout_status_waits_for_the_loop_and_exits_0_when_done(world):
+    world.deploy(replicas=2)
+    world.run("set", "image", "deploy/web", "web=v2", settle=False)
+    done = threading.Event()
+
+    def loop():  # what the lab's control loop does meanwhile
+        while not done.is_set():
+            world.sim.tick(1)
+            time.sleep(0.05)
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        r = world.run("rollout", "status", "deploy/web", "--timeout", "20s", settle=False)
+    finally:
+        done.set()
+        t.join()
+    assert r.exit_code == 0, r.output
+    assert lines(r)[-1] == 'deployment "web" successfully rolled out' and len(lines(r)) >= 2
+
+
+def test_pause_resume_restart(world):
+    world.deploy()
+    assert lines(world.run("rollout", "pause", "deploy/web")) == ["deployment.apps/web paused"]
+    r = world.run("rollout", "pause", "deploy/web")
+    assert r.exit_code == 1 and lines(r) == ['error: deployments.apps "web" is already paused']
+    r = world.run("rollout", "restart", "deploy/web")
+    assert r.exit_code == 1 and "can't restart paused deployment" in r.output
+    assert lines(world.run("rollout", "resume", "deploy/web")) == ["deployment.apps/web resumed"]
+    assert lines(world.run("rollout", "restart", "deploy/web")) == ["deployment.apps/web restarted"]
+    tmpl = world.store.get("Deployment", "default", "web")["spec"]["template"]
+    assert "kubectl.kubernetes.io/restartedAt" in tmpl["metadata"]["annotations"]
+    r = world.run("rollout", "status", "svc/web", settle=False)
+    assert r.exit_code == 1 and "rollout works on Deployments" in r.output
+
+
+# ------------------------------------------------------------------ delete
+
+def test_delete_deployment_pod_and_not_found(world):
+    world.deploy(replicas=2)
+    pod = world.store.list("Pod")[0]
+    r = world.run("delete", "pod", pod["metadata"]["name"], "--wait=false", settle=False)
+    assert lines(r) == [f'pod "{pod["metadata"]["name"]}" deleted']
+    marked = world.store.get("Pod", "default", pod["metadata"]["name"])
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 30  # the pod's terminationGracePeriodSeconds
+    r = world.run("delete", "po", pod["metadata"]["name"], "--grace-period", "0", "--force", "--wait=false")
+    assert r.exit_code == 0 and "Immediate deletion" in r.output
+    r = world.run("delete", "deploy", "web")
+    assert r.exit_code == 0 and lines(r) == ['deployment.apps "web" deleted']
+    assert world.store.try_get("Deployment", "default", "web") is None
+    r = world.run("delete", "deploy/web", settle=False)
+    assert r.exit_code == 1 and lines(r) == ['Error from server (NotFound): deployments.apps "web" not found']
+    r = world.run("delete", "deploy/web", "--ignore-not-found", settle=False)
+    assert r.exit_code == 0 and r.output == ""
+    r = world.run("delete", "-f", world.file(WEB))
+    assert lines(r) == ['service "web" deleted', 'Error from server (NotFound): deployments.apps "web" not found']
+    assert r.exit_code == 1
+
+
+# ------------------------------------------------------------------ nodes
+
+def test_cordon_uncordon_and_drain(world):
+    world.deploy(replicas=3)
+    assert lines(world.run("cordon", "n1")) == ["node/n1 cordoned"]
+    assert lines(world.run("cordon", "n1")) == ["node/n1 already cordoned"]
+    assert world.store.get("Node", None, "n1")["spec"]["unschedulable"] is True
+    assert lines(world.run("uncordon", "n1")) == ["node/n1 uncordoned"]
+    bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare", "namespace": "default"},
+            "spec": {"nodeName": "n2", "containers": [{"name": "c", "image": "x"}]}}
+    world.store.create(bare)
+    before = world.store.revision()
+    r = world.run("drain", "n2", settle=False)
+    assert r.exit_code == 1 and "cannot delete Pods that declare no controller (use --force to override)" in r.output
+    assert world.store.revision() == before
+    on_n2 = [p["metadata"]["name"] for p in world.store.list("Pod") if p["spec"].get("nodeName") == "n2"]
+    done = threading.Event()
+
+    def loop():
+        while not done.is_set():
+            world.sim.tick(31)
+            time.sleep(0.05)
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        r = world.run("drain", "n2", "--force", "--timeout", "20s", settle=False)
+    finally:
+        done.set()
+        t.join()
+    assert r.exit_code == 0, r.output
+    out = lines(r)
+    assert out[0] == "node/n2 cordoned" and out[-1] == "node/n2 drained"
+    assert sorted(x for x in out if x.startswith("pod/")) == sorted(f"pod/{n} evicted" for n in on_n2)
+    assert not [p for p in world.store.list("Pod") if p["spec"].get("nodeName") == "n2"]
+
+
+# ------------------------------------------------------------------ wait, describe
+
+def test_wait_for_condition_and_delete(world):
+    world.deploy()
+    r = world.run("wait", "--for=condition=Available", "deploy/web", "--timeout=5s", settle=False)
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web condition met"]
+    r = world.run("wait", "--for=condition=Available=False", "deploy/web", "--timeout=0.2s", settle=False)
+    assert r.exit_code == 1 and lines(r) == ["error: timed out waiting for the condition on deployments/web"]
+    r = world.run("wait", "--for=jsonpath=x", "deploy/web", settle=False)
+    assert r.exit_code == 1 and "unrecognized condition" in r.output
+    r = world.run("wait", "--for=condition=Available", "deploy/nope", settle=False)
+    assert r.exit_code == 1 and 'deployments.apps "nope" not found' in r.output
+    r = world.run("wait", "--for=delete", "deploy/nope", settle=False)
+    assert r.exit_code == 0
+
+
+def test_describe_deployment_pod_and_node_end_with_events(world):
+    world.deploy()
+    pod = world.store.list("Pod")[0]["metadata"]["name"]
+    for args, first in ((["deploy", "web"], "Name:                   web"), (["pod", pod], f"Name:            {pod}"),
+                        (["node/n1"], "Name:               n1")):
+        r = world.run("describe", *args, settle=False)
+        assert r.exit_code == 0, r.output
+        assert lines(r)[0] == first and "Events:" in r.output
+    r = world.run("describe", "pod", pod, settle=False)
+    assert "Controlled By:   ReplicaSet/web-" in r.output and "Scheduled" in r.output
+    r = world.run("describe", "svc", "web", settle=False)
+    assert r.exit_code == 1
+
+
+# ------------------------------------------------------------------ get
+
+def test_get_deploy_rs_events_with_kubectl_columns(world):
+    world.deploy(replicas=2)
+    r = world.run("get", "deploy,rs", settle=False)
+    out = lines(r)
+    assert out[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"] and out[1].split()[:4] == [
+        "web", "2/2", "2", "2"]
+    assert out[3].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"] and out[4].split()[1:4] == ["2", "2", "2"]
+    r = world.run("get", "events", settle=False)
+    reasons = [x.split()[2] for x in lines(r)[1:]]
+    assert reasons[0] == "ScalingReplicaSet" and "SuccessfulCreate" in reasons and "Scheduled" in reasons
+    r = world.run("get", "deploy", "-o", "name", settle=False)
+    assert lines(r) == ["deployment.apps/web"]
+    r = world.run("get", "deploy", "web", "-o", "json", settle=False)
+    assert json.loads(r.output)["kind"] == "Deployment"
+    r = world.run("get", "rs", "--show-labels", "-l", "app=web", settle=False)
+    assert lines(r)[0].split()[-1] == "LABELS" and "app=web,pod-template-hash=" in lines(r)[1]
+    r = world.run("get", "deploy", "-l", "app=other", settle=False)
+    assert r.exit_code == 0 and "No resources found in default namespace." in r.output
+    r = world.run("get", "deploy", "nope", settle=False)
+    assert r.exit_code == 1 and lines(r) == ['Error from server (NotFound): deployments.apps "nope" not found']
+    r = world.run("get", "deploy", "-o", "wide", settle=False)
+    assert lines(r)[0].split()[5:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+
+
+def test_get_watch_prints_a_row_per_change(world, capsys):
+    world.deploy(replicas=1)
+
+    def later():
+        time.sleep(0.3)
+        world.store.update(dict(world.store.get("Deployment", "default", "web"),
+                                spec=dict(world.store.get("Deployment", "default", "web")["spec"], replicas=3)))
+    t = threading.Thread(target=later)
+    t.start()
+    getlive.watch(["Deployment"], (), "default", False, None, None, False, None, stop_after=1.0)
+    t.join()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["NAME", "READY"] and out[1].split()[:2] == ["web", "1/1"]
+    assert out[2].split()[:2] == ["web", "1/3"]  # the change, without a header
+
+
+# ------------------------------------------------------------------ which lab
+
+def test_resolve_lab_picks_the_last_brought_up_and_says_so(monkeypatch, tmp_path):
+    from netlab.dataplane import layout
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    monkeypatch.setattr(labmod, "labs", lambda: ["a", "b", "c"])
+    for lab, t in (("a", "100"), ("b", "300"), ("c", "200")):
+        (tmp_path / lab).mkdir()
+        (tmp_path / lab / "last-up").write_text(t)
+    said = []
+    assert labmod.resolve_lab(None, say=said.append) == "b"
+    assert said == ["using lab b (last brought up); choose another with --lab NAME"]
+    assert labmod.resolve_lab("c", say=said.append) == "c" and len(said) == 1
+    with pytest.raises(UsageError, match="several labs are up"):
+        labmod.resolve_lab(None, pick_last=False)
+    with pytest.raises(NotFound, match="lab 'x' is not up"):
+        labmod.resolve_lab("x")
+    monkeypatch.setattr(labmod, "labs", lambda: ["a"])
+    assert labmod.resolve_lab(None, say=said.append) == "a" and len(said) == 1  # the only one: nothing to say
+    monkeypatch.setattr(labmod, "labs", lambda: ["d", "e"])
+    with pytest.raises(UsageError, match="choose one with --lab NAME"):
+        labmod.resolve_lab(None)  # none was brought up by this netlab: no guess
+
+
+@pytest.mark.parametrize("text,seconds", [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("0", 0), ("2h", 7200), ("5", 5)])
+def test_durations_as_kubectl_takes_them(text, seconds):
+    assert kubeutil.duration(text) == seconds
+
+
+def test_a_bad_duration_is_a_usage_error(world):
+    r = world.run("rollout", "status", "deploy/web", "--timeout", "soon", settle=False)
+    assert r.exit_code == 2 and "invalid duration" in r.output
+
+
+def test_pods_no_node_runs_are_deleted_at_once(world):
+    """The API server's rule: a pod that is not bound to a node has no kubelet to confirm its end, so
+    a graceful delete removes it at once (it never stays Terminating)."""
+    world.deploy(replicas=1)
+    for n in ("n1", "n2", "n3"):
+        world.run("cordon", n)
+    world.run("scale", "deploy/web", "--replicas", "3")
+    pending = [p for p in world.store.list("Pod") if not p["spec"].get("nodeName")]
+    assert len(pending) == 2
+    r = world.run("delete", "pod", pending[0]["metadata"]["name"])  # waits: must not hang
+    assert r.exit_code == 0 and world.store.try_get("Pod", "default", pending[0]["metadata"]["name"]) is None
+    world.run("scale", "deploy/web", "--replicas", "1")  # the ReplicaSet deletes the unbound one first
+    assert [p["metadata"]["name"] for p in world.store.list("Pod") if p["metadata"].get("deletionTimestamp")] == []
+    assert len(world.store.list("Pod")) == 1
