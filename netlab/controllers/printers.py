@@ -105,7 +105,7 @@ def pod_row(pod: dict, now: float, wide: bool = False) -> list[str]:
 
 def node_row(node: dict, now: float) -> list[str]:
     ready = get_condition(node, "Ready")
-    status = {"True": "Ready", "False": "NotReady"}.get((ready or {}).get("status"), "Unknown")
+    status = "Unknown" if ready is None else "Ready" if ready.get("status") == "True" else "NotReady"  # as kubectl
     if (node.get("spec") or {}).get("unschedulable"):
         status += ",SchedulingDisabled"
     roles = sorted(k.split("/", 1)[1] for k in (node["metadata"].get("labels") or {})

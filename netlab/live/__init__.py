@@ -16,12 +16,32 @@ import fcntl
 import os
 
 
+_OPEN: dict[str, tuple[tuple[int, int], object]] = {}
+
+
 def store_for(lab: str):
-    """The lab's store (the embedded SQLite default, under the lab's state directory)."""
+    """The lab's store (the embedded SQLite default, under the lab's state directory): one connection
+    per lab and process, kept while its file is the same (a lab taken down and up again has a new one).
+    Connections left open by the dozen in one process can keep seeing an old snapshot after another
+    process was killed while writing; one kept connection does not."""
     from ..dataplane import layout, state
     from ..store import open_store
     state.ensure_dirs(lab)
-    return open_store(layout.lab_dir(lab))
+    path = os.path.join(layout.lab_dir(lab), "store.db")
+    try:
+        st = os.stat(path)
+        ident = (st.st_dev, st.st_ino)
+    except OSError:
+        ident = None
+    got = _OPEN.get(lab)
+    if got is not None and ident is not None and got[0] == ident:
+        return got[1]
+    if got is not None:
+        got[1].close()
+    store = open_store(layout.lab_dir(lab))
+    st = os.stat(path)
+    _OPEN[lab] = ((st.st_dev, st.st_ino), store)
+    return store
 
 
 def has_store(lab: str) -> bool:

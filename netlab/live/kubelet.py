@@ -81,10 +81,10 @@ class Probes:
         return any(k[0] == uid and k[2] == "readiness" for k in self.workers)
 
     def ready(self, uid: str) -> bool | None:
-        """Whether the pod's readiness probes pass (None: it has none)."""
+        """Whether the pod's readiness probes pass (None: it has none, or they have not run yet)."""
         ws = [w for k, w in self.workers.items() if k[0] == uid and k[2] == "readiness"]
-        if not ws:
-            return None
+        if not ws or any(w.last is None for w in ws):
+            return None   # no verdict of this process yet: the caller keeps the last one written
         started = self._started(uid)
         return started and all(w.result for w in ws)
 

@@ -149,10 +149,12 @@ class LiveLab:
             elif pod.node in stopped:
                 pod.decided_ready = None
             elif any(isinstance(c.get("readinessProbe"), dict) for c in (obj.get("spec") or {}).get("containers") or []):
-                if self.kubelet:
-                    pod.decided_ready = bool(self.probes.ready(pod.uid))
-                else:  # the control loop's verdict, as it wrote it
-                    pod.decided_ready = bool(get_condition(obj, "Ready") and get_condition(obj, "Ready")["status"] == "True")
+                verdict = self.probes.ready(pod.uid) if self.kubelet else None
+                if verdict is None:  # the control loop's last verdict, as it wrote it (a loop started
+                    # again keeps it until its own probes have run: no request fails meanwhile)
+                    cond = get_condition(obj, "Ready")
+                    verdict = bool(cond and cond.get("status") == "True")
+                pod.decided_ready = verdict
             rec = (st.get("pods") or {}).get(pod.key) or {}
             if rec.get("uid") == pod.uid:
                 pod.ready = rec.get("ready") is not False and pod.decided_ready is not False

@@ -1,0 +1,306 @@
+"""A live lab under traffic (issue 11): rolling updates and undo with zero failed requests, readiness
+and liveness probes, node failure, and the control loop killed in the middle of a rollout.
+
+Load: real clients sending a steady stream of NEW HTTP connections (curl, one connection each) from a
+client pod to the ClusterIP and from the external host to a NodePort; every request is counted and
+every answer (the serving pod's hostname) recorded."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from netlab.dataplane import lab as labmod
+from netlab.live import loop, store_for
+
+from .conftest import netlab_cli
+
+CLUSTER = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: live
+nodes: [{name: n1, role: control-plane}, {name: n2}, {name: n3}]
+"""
+
+WEB = """---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: REPLICAS
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+        args: [netexec, --http-port=8080]
+        env: [{name: VERSION, value: v1}]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /hostName, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: n1
+  containers: [{name: c, image: busybox}]
+"""
+
+LOAD = r"""
+end=$(( $(date +%s) + $2 )); : > "$3"
+while [ $(date +%s) -lt $end ] && [ ! -e "$3.stop" ]; do
+  if out=$(curl -sS --max-time 3 "http://$1/hostName" 2>&1); then echo "ok $out" >> "$3"; else echo "FAIL $out" >> "$3"; fi
+done
+echo done >> "$3"
+"""
+
+
+def scenario(replicas: int = 6) -> str:
+    return CLUSTER + WEB.replace("REPLICAS", str(replicas))
+
+
+class Load:
+    """A client sending new connections to `target` from the client pod or the external host."""
+
+    def __init__(self, lab, where: str, target: str, tmp_path, seconds: int = 90):
+        self.out = str(tmp_path / f"load-{where}.txt")
+        script = str(tmp_path / "load.sh")
+        with open(script, "w") as f:
+            f.write(LOAD)
+        argv = ["sh", script, target, str(seconds), self.out]
+        if where == "pod":
+            argv = labmod.pod_exec_argv(lab.name, lab.pod("client"), argv)
+        else:
+            argv = labmod.netns_exec_argv(lab.cluster.external_netns, argv)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> list[str]:
+        open(self.out + ".stop", "w").close()
+        self.proc.wait(timeout=30)
+        with open(self.out) as f:
+            lines = f.read().splitlines()
+        assert lines and lines[-1] == "done", lines[-3:]
+        return lines[:-1]
+
+
+def web_hosts(lab) -> set[str]:
+    return {p["metadata"]["name"] for p in store_for(lab.name).list("Pod") if p["metadata"]["name"].startswith("web-")}
+
+
+def until(what: str, check, timeout: float = 60.0, every: float = 0.3):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def kubectl(lab, *args, check=True, timeout=180):
+    return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
+
+
+def ready_web(lab) -> set[str]:
+    out = set()
+    for p in store_for(lab.name).list("Pod"):
+        conds = {c["type"]: c["status"] for c in (p.get("status") or {}).get("conditions") or []}
+        if p["metadata"]["name"].startswith("web-") and conds.get("Ready") == "True" \
+                and not p["metadata"].get("deletionTimestamp"):
+            out.add(p["metadata"]["name"])
+    return out
+
+
+def six_new(lab, old: set[str], template_hash: str | None = None) -> set[str] | None:
+    """The six ready web pods, once none of them is in `old` (and all have `template_hash`)."""
+    h = ready_web(lab)
+    if len(h) != 6 or h & old or (template_hash and any(n.rsplit("-", 2)[1] != template_hash for n in h)):
+        return None
+    return h
+
+
+def test_rolling_update_and_undo_under_load_fail_no_request(lab, tmp_path):
+    lab.up(scenario(6))
+    v1 = web_hosts(lab)
+    assert len(v1) == 6 and ready_web(lab) == v1
+    cip = lab.cluster.services[0].cluster_ip
+    node_ip = lab.node("n2").ip
+    loads = [Load(lab, "pod", f"{cip}:80", tmp_path), Load(lab, "ext", f"{node_ip}:30080", tmp_path)]
+    time.sleep(2)
+    kubectl(lab, "set", "env", "deploy/web", "VERSION=v2")
+    r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s")
+    assert "successfully rolled out" in r.stdout, r.stdout
+    v2 = until("six ready v2 pods", lambda: six_new(lab, v1))
+    time.sleep(2)
+    # and back: rollout undo restores the v1 template (pods named by its pod-template-hash again)
+    kubectl(lab, "rollout", "undo", "deploy/web")
+    r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s")
+    assert "successfully rolled out" in r.stdout, r.stdout
+    v1_hash = next(iter(v1)).rsplit("-", 2)[1]
+    v3 = until("six ready pods of the v1 template", lambda: six_new(lab, v1 | v2, v1_hash))
+    time.sleep(2)
+    for load in loads:
+        lines = load.stop()
+        failed = [x for x in lines if not x.startswith("ok ")]
+        answered = [x.split()[1] for x in lines if x.startswith("ok ")]
+        assert len(lines) > 50, f"{load.out}: only {len(lines)} requests"
+        assert failed == [], f"{load.out}: {len(failed)} of {len(lines)} failed: {failed[:5]}"
+        seen = set(answered)
+        assert seen & v1 and seen & v2 and seen & v3, (sorted(seen), v1, v2, v3)
+        # the switch: v1 answers first, the undo's pods last
+        assert answered[0] in v1 and answered[-1] in v3, (answered[0], answered[-1])
+    # rollout history shows the revisions
+    hist = kubectl(lab, "rollout", "history", "deploy/web").stdout
+    assert "REVISION" in hist and len([x for x in hist.splitlines()[2:] if x.strip()]) >= 2, hist
+
+
+def test_readiness_failure_leaves_the_endpoints_and_liveness_failure_restarts(lab, tmp_path):
+    flag = f"/tmp/netlab-{lab.name}-ready"
+    alive = f"/tmp/netlab-{lab.name}-alive"
+    for f in (flag, alive):
+        open(f, "w").close()
+    try:
+        text = CLUSTER + f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: flappy, labels: {{app: flappy}}}}
+spec:
+  nodeName: n2
+  containers:
+  - name: web
+    args: [netexec, --http-port=8080]
+    ports: [{{containerPort: 8080}}]
+    readinessProbe: {{exec: {{command: [test, -f, {flag}]}}, periodSeconds: 1, failureThreshold: 1}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: steady, labels: {{app: flappy}}}}
+spec:
+  nodeName: n3
+  containers: [{{name: web, args: [netexec, --http-port=8080], ports: [{{containerPort: 8080}}]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: lively}}
+spec:
+  nodeName: n3
+  containers:
+  - name: app
+    command: [python3, -m, http.server, "8081"]
+    ports: [{{containerPort: 8081}}]
+    livenessProbe: {{exec: {{command: [test, -f, {alive}]}}, periodSeconds: 1, failureThreshold: 2}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: flappy}}
+spec:
+  selector: {{app: flappy}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  nodeName: n1
+  containers: [{{name: c, image: busybox}}]
+"""
+        lab.up(text)
+        cip = lab.cluster.services[0].cluster_ip
+
+        def answers(n: int = 20) -> set[str]:
+            got = set()
+            for _ in range(n):
+                r = lab.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{cip}/hostName"])
+                assert r.returncode == 0, r.stderr
+                got.add(r.stdout.strip())
+            return got
+        until("both pods chosen", lambda: answers() == {"flappy", "steady"})
+        os.unlink(flag)   # its readiness probe fails from now on
+        until("flappy out of the endpoints", lambda: answers() == {"steady"}, timeout=20)
+        events = kubectl(lab, "get", "events").stdout
+        assert "Unhealthy" in events and "Readiness probe failed" in events, events
+        open(flag, "w").close()
+        until("flappy back in the endpoints", lambda: answers() == {"flappy", "steady"}, timeout=20)
+        # liveness: the container is killed and started again; RESTARTS counts it
+        os.unlink(alive)
+        restarts = lambda: ((store_for(lab.name).get("Pod", "default", "lively").get("status") or {})  # noqa: E731
+                            .get("containerStatuses") or [{}])[0].get("restartCount", 0)
+        until("lively restarted", lambda: restarts() >= 1, timeout=30)
+        open(alive, "w").close()
+        pods = kubectl(lab, "get", "pods").stdout
+        row = next(line.split() for line in pods.splitlines() if line.startswith("lively "))
+        assert int(row[3]) >= 1, pods
+        assert "failed liveness probe, will be restarted" in kubectl(lab, "get", "events").stdout
+    finally:
+        for f in (flag, alive):
+            if os.path.exists(f):
+                os.unlink(f)
+
+
+def test_node_stop_moves_its_pods_and_start_brings_it_back(lab, tmp_path):
+    lab.up(scenario(4).replace("name: live", "name: live\ncontrolPlane: {nodeMonitorGracePeriod: 4, "
+                                             "defaultTolerationSeconds: 2}"))
+    store = store_for(lab.name)
+    on = lambda node: {p["metadata"]["name"] for p in store.list("Pod")  # noqa: E731
+                       if p["spec"].get("nodeName") == node and p["metadata"]["name"].startswith("web-")}
+    lost = on("n3")
+    assert lost, "the scheduler spread web over the three nodes"
+    kubectl(lab, "node", "stop", "n3")
+    until("n3 NotReady", lambda: "NotReady" in next(
+        x for x in kubectl(lab, "get", "nodes").stdout.splitlines() if x.startswith("n3 ")), timeout=30)
+    until("four ready web pods elsewhere", lambda: len(ready_web(lab) - lost) == 4, timeout=60)
+    assert not ready_web(lab) & lost
+    cip = lab.cluster.services[0].cluster_ip
+    seen = set()
+    for _ in range(30):
+        r = lab.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{cip}/hostName"])
+        assert r.returncode == 0, r.stderr
+        seen.add(r.stdout.strip())
+    assert seen and not seen & lost, (seen, lost)
+    kubectl(lab, "node", "start", "n3")
+    until("n3 Ready", lambda: next(x for x in kubectl(lab, "get", "nodes").stdout.splitlines()
+                                   if x.startswith("n3 ")).split()[1] == "Ready", timeout=30)
+    until("the evicted pods let go", lambda: not (web_hosts(lab) & lost), timeout=30)
+
+
+def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):
+    lab.up(scenario(6))
+    v1 = web_hosts(lab)
+    cip = lab.cluster.services[0].cluster_ip
+    load = Load(lab, "pod", f"{cip}:80", tmp_path)
+    time.sleep(1)
+    kubectl(lab, "set", "env", "deploy/web", "VERSION=v2")
+    until("the rollout under way", lambda: len(web_hosts(lab) - v1) >= 2, timeout=60)
+    rec = loop.running(lab.name)
+    assert rec is not None
+    os.kill(int(rec["pid"]), signal.SIGKILL)
+    until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
+    kubectl(lab, "get", "pods")   # any netlab command brings it back
+    assert loop.running(lab.name) is not None
+    r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s")
+    assert "successfully rolled out" in r.stdout, r.stdout
+    try:
+        final = until("six ready v2 pods", lambda: six_new(lab, v1))
+    except AssertionError:
+        raise AssertionError(f"ready {sorted(ready_web(lab))}, all {sorted(web_hosts(lab))}, v1 {sorted(v1)}, "
+                             f"{kubectl(lab, 'get', 'pods', check=False).stdout}") from None
+    time.sleep(1)
+    lines = load.stop()
+    failed = [x for x in lines if not x.startswith("ok ")]
+    assert len(lines) > 30 and failed == [], f"{len(failed)} of {len(lines)} failed: {failed[:5]}"
+    # no pod lost or duplicated: exactly the six of the new ReplicaSet, each with one namespace
+    until("the old pods let go", lambda: web_hosts(lab) == final, timeout=30)
+    netns = lambda: sorted(n.rsplit(".", 1)[1] for n in os.listdir("/run/netns")  # noqa: E731
+                           if n.startswith(f"nl.{lab.name}.pod.default.web-"))
+    until("one namespace per pod, no other", lambda: netns() == sorted(final), timeout=30)
