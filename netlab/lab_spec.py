@@ -37,7 +37,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     import time as _time
     from .dataplane import state
     from .live import locked, loop, objects, store_for
-    from .live.sync import LiveLab, settled
+    from .live.sync import LiveLab, progress, settled
     lab = scenario.name
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
@@ -60,8 +60,11 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     # the lab's control loop carries on (rollouts, probes, graceful deletion); `up` returns once it has
     # settled: every rollout done and no pod terminating, or nothing has moved for a while (a pod that
     # never turns ready must not hold `up`: `netlab rollout status` follows it)
+    loop.set_frozen(lab, not control_loop)
     if control_loop:
         loop.ensure(lab)
+    else:
+        loop.stop(lab)
     from .dataplane.supervise import READY_WAIT
     limit = wait if wait is not None else max([30.0] + [float((d.get("spec") or {}).get("progressDeadlineSeconds", 0))
                                                          for d in store.list("Deployment")])
@@ -71,7 +74,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         done, what = settled(store)
         if done:
             break
-        now_view = store.kind_revisions(("Pod", "ReplicaSet", "Deployment"))
+        now_view = progress(store)
         if now_view != view:
             view, moved = now_view, _time.monotonic()
         elif _time.monotonic() - moved > max(READY_WAIT, 1.0):

@@ -19,11 +19,14 @@ from .probe import _probe_and_report
               help="kube-proxy mode, overriding the scenario's networking.kubeProxyMode.")
 @click.option("--replace", is_flag=True,
               help="Let SCENARIO remove or recreate nodes and pods of a lab that was built from another file.")
+@click.option("--no-control-loop", "frozen", is_flag=True,
+              help="Run no control loop for the lab: a still picture that changes only with the next up "
+                   "(no rollouts, probes, restarts or node failure handling meanwhile).")
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
               help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
 def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, replace: bool,
-       verbose: bool, then_probe: bool) -> None:
+       frozen: bool, verbose: bool, then_probe: bool) -> None:
     """Build the lab described by SCENARIO and the -f inputs, or reconcile it.
 
     Without SCENARIO or -f: a lab that exists (--lab NAME, default demo) is reconciled from the scenario it was
@@ -41,7 +44,8 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
     progress = Progress()
     again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + ["--lab", sc.name])
     try:
-        result = lab_spec.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or not paths)
+        result = lab_spec.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or not paths,
+                             control_loop=not frozen)
     except KeyboardInterrupt:
         progress.clear()
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "

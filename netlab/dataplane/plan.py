@@ -166,7 +166,7 @@ def plan_containers(cluster: Cluster, recorded: dict[tuple[str, str], bool], fre
         for cname, _ in pod.commands:
             k = (pod.key, cname)
             if recorded.get(k) or (k in recorded and pod.key not in fresh
-                                   and not restarts(pod.restart_policy, exits.get(k))):
+                                   and (pod.restart_held or not restarts(pod.restart_policy, exits.get(k)))):
                 out.append(ContainerAction(pod.key, cname, "keep"))
                 continue
             restart = k in recorded and pod.key not in fresh

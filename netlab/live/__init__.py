@@ -16,31 +16,35 @@ import fcntl
 import os
 
 
-_OPEN: dict[str, tuple[tuple[int, int], object]] = {}
+_OPEN: dict[str, tuple[int, object]] = {}   # lab -> (an fd of its store file, the store)
 
 
 def store_for(lab: str):
     """The lab's store (the embedded SQLite default, under the lab's state directory): one connection
-    per lab and process, kept while its file is the same (a lab taken down and up again has a new one).
-    Connections left open by the dozen in one process can keep seeing an old snapshot after another
-    process was killed while writing; one kept connection does not."""
+    per lab and process, kept while its file is the one in the lab's directory (a lab taken down and up
+    again has a new file, which tmpfs may give the old inode number: an fd of the file tells them apart,
+    as a removed file has no link left). Connections left open by the dozen in one process can keep
+    seeing an old snapshot after another process was killed while writing; one kept connection does not.
+    (The fd is closed only after the connection: closing any fd of a SQLite file drops the process's
+    locks on it.)"""
     from ..dataplane import layout, state
     from ..store import open_store
     state.ensure_dirs(lab)
     path = os.path.join(layout.lab_dir(lab), "store.db")
-    try:
-        st = os.stat(path)
-        ident = (st.st_dev, st.st_ino)
-    except OSError:
-        ident = None
     got = _OPEN.get(lab)
-    if got is not None and ident is not None and got[0] == ident:
-        return got[1]
     if got is not None:
-        got[1].close()
+        fd, store = got
+        try:
+            mine, there = os.fstat(fd), os.stat(path)
+            if mine.st_nlink > 0 and (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
+                return store
+        except OSError:
+            pass
+        store.close()
+        os.close(fd)
+        del _OPEN[lab]
     store = open_store(layout.lab_dir(lab))
-    st = os.stat(path)
-    _OPEN[lab] = ((st.st_dev, st.st_ino), store)
+    _OPEN[lab] = (os.open(path, os.O_RDONLY | os.O_CLOEXEC), store)
     return store
 
 

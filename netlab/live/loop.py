@@ -59,10 +59,28 @@ def running(lab: str) -> dict | None:
     return rec if procs.alive(rec, owner=owner(lab)) else None
 
 
+def frozen_marker(lab: str) -> str:
+    from ..dataplane import layout
+    return os.path.join(layout.run_dir(lab), "no-control-loop")
+
+
+def set_frozen(lab: str, frozen: bool) -> None:
+    """`up --no-control-loop`: the lab stays a still picture (no loop is started for it, by `up` or by
+    any other command) until an `up` without it."""
+    from ..dataplane import state
+    if frozen:
+        state.write_private(frozen_marker(lab), "")
+    else:
+        try:
+            os.unlink(frozen_marker(lab))
+        except OSError:
+            pass
+
+
 def ensure(lab: str) -> bool:
-    """Start the lab's control loop unless it runs; True if it was started now."""
+    """Start the lab's control loop unless it runs (or the lab is frozen); True if it was started now."""
     from ..dataplane import layout, procs, state
-    if running(lab):
+    if running(lab) or os.path.exists(frozen_marker(lab)):
         return False
     state.ensure_dirs(lab)
     log = os.open(logfile(lab), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -133,6 +151,9 @@ class Loop:
             t.append(now + max(1.0, self.live._periods[0] / 4))  # heartbeats
         if self.live.pending():
             t.append(now + 0.2)
+        restart = self.live.next_restart()
+        if restart is not None:
+            t.append(restart + 0.05)
         due = self.live.probes.next_due()
         if due is not None:
             t.append(due)

@@ -102,6 +102,8 @@ class LiveLab:
         self.probes = Probes()
         self.instances: dict[tuple[str, int], float] = {}   # (pod uid, restarts) -> first seen running
         self.dirty = False      # a probe changed a pod's readiness: the dataplane must follow now
+        self.backoff: dict[str, tuple[int, float, float]] = {}   # pod uid -> (restarts seen, when, delay)
+        self.last_pass = 0.0
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -156,12 +158,33 @@ class LiveLab:
                     verdict = bool(cond and cond.get("status") == "True")
                 pod.decided_ready = verdict
             rec = (st.get("pods") or {}).get(pod.key) or {}
+            if self.kubelet:
+                pod.restart_held = self.held(pod.uid, int(rec.get("restarts", 0)) if rec.get("uid") == pod.uid else 0)
             if rec.get("uid") == pod.uid:
                 pod.ready = rec.get("ready") is not False and pod.decided_ready is not False
             else:
                 pod.ready = False
         del now
         return cluster, by_key
+
+    def held(self, uid: str, restarts: int, now: float | None = None) -> bool:
+        """The kubelet's restart back-off (controllers.kubelet: 10 s after the first restart, doubling up
+        to 300 s): whether a container of the pod that ended now must wait before it starts again."""
+        from ..controllers.kubelet import BACKOFF_BASE, BACKOFF_MAX
+        now = time.time() if now is None else now
+        seen, when, delay = self.backoff.get(uid, (0, 0.0, 0.0))
+        if restarts > seen:
+            delay = BACKOFF_BASE if seen == 0 else min(delay * 2, BACKOFF_MAX)
+            if now - when > 2 * BACKOFF_MAX and seen:
+                delay = BACKOFF_BASE
+            seen, when = restarts, now
+            self.backoff[uid] = (seen, when, delay)
+        return restarts > 0 and now < when + delay
+
+    def next_restart(self) -> float | None:
+        now = time.time()
+        times = [when + delay for _, when, delay in self.backoff.values() if when + delay > now]
+        return min(times) if times else None
 
     def stopped_nodes(self) -> set[str]:
         return {n["metadata"]["name"] for n in self.store.list("Node")
@@ -306,13 +329,17 @@ class LiveLab:
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
         self.last_full = time.monotonic()
+        self.last_pass = time.time()
         self.dirty = False
         return result
 
     def pending(self) -> bool:
-        """Whether a pass has work to do that no store write announces: a drain in progress, or
-        namespaces of pods the last pass let go (its own deletes do not wake the loop)."""
-        return bool(self.drained) or self.let_go_pods
+        """Whether a pass has work to do that no store write announces: a drain in progress,
+        namespaces of pods the last pass let go (its own deletes do not wake the loop), a restart
+        back-off that ended since the last pass."""
+        now = time.time()
+        ended = any(self.last_pass < when + delay <= now for _, when, delay in self.backoff.values())
+        return bool(self.drained) or self.let_go_pods or ended
 
 
 def settled(store, now: float | None = None) -> tuple[bool, str]:
@@ -365,3 +392,14 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
     except _Undo:
         pass
     return out[0]
+
+
+def progress(store) -> tuple:
+    """What moves while rollouts and deletions progress (not a restart count or a heartbeat): `up`
+    stops waiting once this has not moved for a while."""
+    deps = tuple((d["metadata"]["name"], *((d.get("status") or {}).get(k, 0) for k in
+                  ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")))
+                 for d in store.list("Deployment"))
+    pods = store.list("Pod")
+    ready = sum(1 for p in pods if (get_condition(p, "Ready") or {}).get("status") == "True")
+    return deps, len(pods), sum(1 for p in pods if is_deleting(p)), ready

@@ -65,6 +65,9 @@ class Pod:
     # lets `up` observe it (every container running and listening); False keeps the pod out of the
     # endpoints whatever is observed; True still needs its containers running
     decided_ready: bool | None = None
+    # a live lab's kubelet holds back the restart of an ended container during its back-off (10 s, 20 s
+    # ... 300 s after each restart): `up` keeps it ended meanwhile (CrashLoopBackOff)
+    restart_held: bool = False
 
     @property
     def key(self) -> str:
