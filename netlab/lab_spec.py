@@ -37,7 +37,8 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     import time as _time
     from .dataplane import state
     from .live import locked, loop, objects, store_for
-    from .live.sync import LiveLab, progress, settled
+    from .live.sync import LiveLab, settled
+    from .live.sync import progress as rollout_progress
     lab = scenario.name
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
@@ -74,7 +75,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         done, what = settled(store)
         if done:
             break
-        now_view = progress(store)
+        now_view = rollout_progress(store)
         if now_view != view:
             view, moved = now_view, _time.monotonic()
         elif _time.monotonic() - moved > max(READY_WAIT, 1.0):

@@ -241,16 +241,14 @@ def _endpoint_view(cluster: Cluster) -> list:
 # ------------------------------------------------------------------ down
 
 def stop_control_loop(lab: str, grace: float = 5.0) -> bool:
-    """End the lab's control loop (netlab/live/loop.py: SIGTERM, SIGKILL after `grace`), if its recorded
-    process runs with the lab's owner tag; True if one did."""
-    try:
-        with open(layout.loop_pidfile(lab)) as f:
-            rec = json.load(f)
-    except (OSError, ValueError):
+    """End the lab's control loop (netlab/live/loop.py: SIGTERM, SIGKILL after `grace`): every process
+    tagged as it (its pidfile may not be written yet, or name a loop that lost the race to another);
+    True if one ran."""
+    tag = names.lab_owner_prefix(lab) + "control-loop"
+    pids = [pid for pid, owner in procs.tagged([tag], host=True).items() if owner == tag]
+    if not pids:
         return False
-    if not procs.alive(rec, owner=names.lab_owner_prefix(lab) + "control-loop"):
-        return False
-    procs.terminate([rec], [], grace=grace, owner=None)
+    procs.terminate([], pids, grace=grace, owner=None)
     try:
         os.unlink(layout.loop_pidfile(lab))
     except OSError:

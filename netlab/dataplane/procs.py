@@ -229,13 +229,14 @@ def owner_of(pid: int) -> str | None:
     return None
 
 
-def tagged(prefixes: Iterable[str]) -> dict[int, str]:
+def tagged(prefixes: Iterable[str], host: bool = False) -> dict[int, str]:
     """Processes whose NETLAB_OWNER starts with one of `prefixes` (a lab's "<lab>/", a pod's
     "<lab>/pod/<ns>/<pod>/"), in any network namespace but this process's own (the host's, where netlab
     never starts anything: a tagged process there is not netlab's), pid -> tag. The tag is netlab's own,
     put in the environment of every process it starts (and inherited by their children), so a process
     found this way is the lab's even outside the lab's named namespaces (in a pod namespace someone
-    deleted by hand, which lives on, nameless, while a process is in it)."""
+    deleted by hand, which lives on, nameless, while a process is in it). `host`: those in the host's
+    namespace too (a lab's control loop runs there)."""
     prefixes = tuple(prefixes)
     found: dict[int, str] = {}
     if not prefixes:
@@ -246,7 +247,7 @@ def tagged(prefixes: Iterable[str]) -> dict[int, str]:
             continue
         tag = owner_of(int(entry.name))
         if tag is not None and tag.startswith(prefixes) and start_time(int(entry.name)) is not None \
-                and not in_host_netns(int(entry.name)):
+                and (host or not in_host_netns(int(entry.name))):
             found[int(entry.name)] = tag
     return found
 

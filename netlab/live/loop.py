@@ -90,9 +90,7 @@ def ensure(lab: str) -> bool:
                              stderr=log, start_new_session=True, close_fds=True, env=env, cwd="/")
     finally:
         os.close(log)
-    p.returncode = 0  # the loop outlives this process: do not reap it
-    rec = {"pid": p.pid, "start": procs.start_time(p.pid) or ""}
-    state.write_private(pidfile(lab), json.dumps(rec))
+    p.returncode = 0  # the loop outlives this process: do not reap it (it records itself: `main`)
     del layout
     return True
 
@@ -122,6 +120,11 @@ class Loop:
         on, or the periodic resync is due."""
         from ..dataplane import state
         from . import locked
+        from ..dataplane import layout
+        if not os.path.exists(os.path.join(layout.lab_dir(self.lab), "store.db")):
+            self.log("the lab is gone (netlab down): stopping")
+            self.stop.set()
+            return
         st = state.load(self.lab)
         if not st or not st.get("scenario") and not self.store.list("Node"):
             return
@@ -187,6 +190,17 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m netlab.live.loop LAB\n")
         return 2
     lab = argv[0]
+    # one loop per lab: the first holds this lock for its whole life; one started alongside (two
+    # commands found none running at the same moment) leaves at once
+    import fcntl
+    from ..dataplane import layout
+    try:
+        fd = os.open(os.path.join(layout.run_dir(lab), f"{TAG}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0
+    from ..dataplane import procs, state
+    state.write_private(pidfile(lab), json.dumps({"pid": os.getpid(), "start": procs.start_time(os.getpid()) or ""}))
     loop = Loop(lab)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop.set())
     signal.signal(signal.SIGINT, lambda *_: loop.stop.set())

@@ -104,6 +104,7 @@ class LiveLab:
         self.dirty = False      # a probe changed a pod's readiness: the dataplane must follow now
         self.backoff: dict[str, tuple[int, float, float]] = {}   # pod uid -> (restarts seen, when, delay)
         self.last_pass = 0.0
+        self.young_unready = False
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -322,6 +323,13 @@ class LiveLab:
         st = state.load(self.lab) or {}
         now = time.time()
         self.write_status(cluster, by_key, st, now)
+        # a pod without a readiness probe is ready once it listens: while a young one does not yet, look
+        # again soon (its server may be starting), not only at the next resync
+        recs = st.get("pods") or {}
+        self.young_unready = any(
+            not (recs.get(p.key) or {}).get("ready") and not is_deleting(by_key[p.key])
+            and now - float((recs.get(p.key) or {}).get("created") or 0) < 30 and p.decided_ready is None
+            for p in cluster.pods)
         if self.kubelet:
             self.watch_probes(cluster, by_key, st, now)
             if self.let_go(by_key, now):
@@ -339,7 +347,8 @@ class LiveLab:
         back-off that ended since the last pass."""
         now = time.time()
         ended = any(self.last_pass < when + delay <= now for _, when, delay in self.backoff.values())
-        return bool(self.drained) or self.let_go_pods or ended
+        soon = self.young_unready and now - self.last_pass >= 0.5
+        return bool(self.drained) or self.let_go_pods or ended or soon
 
 
 def settled(store, now: float | None = None) -> tuple[bool, str]:
