@@ -72,7 +72,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     end = _time.monotonic() + limit
     moved, view, waited = _time.monotonic(), None, False
     while _time.monotonic() < end:
-        done, what = settled(store)
+        done, what = settled(store, available=control_loop)  # a still picture waits for rollouts only
         if done:
             break
         now_view = rollout_progress(store)
@@ -87,6 +87,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
             store.wait(store.revision(), 0.2)
             continue
         _time.sleep(0.2 if live.pending() else 0.05)
+        live.hold_restarts = True  # a still picture: its `up` restarts containers once, in its first pass
         with locked(lab):
             live.probe_tick(_time.time())
             last = live.sync(progress)

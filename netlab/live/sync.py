@@ -105,6 +105,7 @@ class LiveLab:
         self.backoff: dict[str, tuple[int, float, float]] = {}   # pod uid -> (restarts seen, when, delay)
         self.last_pass = 0.0
         self.young_unready = False
+        self.hold_restarts = False   # `up --no-control-loop` waiting after its pass: it restarts nothing
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -159,7 +160,9 @@ class LiveLab:
                     verdict = bool(cond and cond.get("status") == "True")
                 pod.decided_ready = verdict
             rec = (st.get("pods") or {}).get(pod.key) or {}
-            if self.kubelet:
+            if self.hold_restarts:
+                pod.restart_held = True
+            elif self.kubelet:
                 pod.restart_held = self.held(pod.uid, int(rec.get("restarts", 0)) if rec.get("uid") == pod.uid else 0)
             if rec.get("uid") == pod.uid:
                 pod.ready = rec.get("ready") is not False and pod.decided_ready is not False
@@ -351,7 +354,7 @@ class LiveLab:
         return bool(self.drained) or self.let_go_pods or ended or soon
 
 
-def settled(store, now: float | None = None) -> tuple[bool, str]:
+def settled(store, available: bool = True) -> tuple[bool, str]:
     """Whether every Deployment's rollout is complete and no pod is being deleted; else what is
     still going on, in a few words."""
     for d in store.list("Deployment"):
@@ -359,9 +362,11 @@ def settled(store, now: float | None = None) -> tuple[bool, str]:
         want = spec.get("replicas", 1)
         if spec.get("paused"):
             continue
+        # a rollout under way or pods not available yet (`up` stops waiting on those once nothing has
+        # progressed for a while: see `progress`)
         if (st.get("observedGeneration", 0) < d["metadata"].get("generation", 1)
                 or st.get("updatedReplicas", 0) < want or st.get("replicas", 0) > st.get("updatedReplicas", 0)
-                or st.get("availableReplicas", 0) < st.get("updatedReplicas", 0)):
+                or (available and st.get("availableReplicas", 0) < st.get("updatedReplicas", 0))):
             cond = next((c for c in st.get("conditions") or [] if c.get("type") == "Progressing"), None)
             if cond and cond.get("reason") == "ProgressDeadlineExceeded":
                 continue
@@ -407,8 +412,7 @@ def progress(store) -> tuple:
     """What moves while rollouts and deletions progress (not a restart count or a heartbeat): `up`
     stops waiting once this has not moved for a while."""
     deps = tuple((d["metadata"]["name"], *((d.get("status") or {}).get(k, 0) for k in
-                  ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")))
+                  ("replicas", "updatedReplicas", "availableReplicas")))
                  for d in store.list("Deployment"))
     pods = store.list("Pod")
-    ready = sum(1 for p in pods if (get_condition(p, "Ready") or {}).get("status") == "True")
-    return deps, len(pods), sum(1 for p in pods if is_deleting(p)), ready
+    return deps, len(pods), sum(1 for p in pods if is_deleting(p))

@@ -237,6 +237,8 @@ def test_endpoints_follow_pods_and_partial_sync(svc):
 def test_tampered_rules_are_restored(svc):
     # the lab's control loop would repair the rules on its periodic resync (test below); stopped here
     # so that what `get nodes` reports before any repair can be seen
+    from netlab.live import loop
+    loop.set_frozen(svc.name, True)
     labmod.stop_control_loop(svc.name)
     if svc.mode == "iptables":
         _, _, save = flavour_commands("auto")

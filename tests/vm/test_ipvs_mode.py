@@ -80,7 +80,7 @@ def ipvs_lab():
     sc = load_text(text)
     sc.name = name
     try:
-        cluster = lab_spec.up(sc, text).cluster
+        cluster = lab_spec.up(sc, text, control_loop=False).cluster  # each `up`'s changes are checked
         yield name, text, cluster
     finally:
         labmod.down(name)
@@ -123,7 +123,7 @@ def test_get_nodes_reports_a_lost_virtual_server_until_up_repairs_it(ipvs_lab):
     assert found["n2"] == [] and any("IPVS virtual servers differ" in f for f in found["n1"]), found
     sc = load_text(text)
     sc.name = name
-    assert any("ipvs" in c for c in lab_spec.up(sc, text).changes)
+    assert any("ipvs" in c for c in lab_spec.up(sc, text, control_loop=False).changes)
     assert labmod.node_problems(cluster, state.load(name)) == {"n1": [], "n2": []}
 
 
@@ -177,7 +177,7 @@ def test_switch_to_iptables_and_back_in_place(ipvs_lab):
     before = {p.key: nsfs.ns_inode(nsfs.netns_path(p.netns)) for p in cluster.pods}
     sc = load_text(text.replace("kubeProxyMode: ipvs", "kubeProxyMode: iptables"))
     sc.name = name
-    res = lab_spec.up(sc, text.replace("kubeProxyMode: ipvs", "kubeProxyMode: iptables"))
+    res = lab_spec.up(sc, text.replace("kubeProxyMode: ipvs", "kubeProxyMode: iptables"), control_loop=False)
     assert any("removed the IPVS virtual servers" in c for c in res.changes), res.changes
     assert "kube-ipvs0" not in node_sh(cluster, "n1", "ip", "link")
     assert "KUBE-SVC-" in node_sh(cluster, "n1", "iptables-save")
@@ -186,6 +186,6 @@ def test_switch_to_iptables_and_back_in_place(ipvs_lab):
     assert all(x.outcome == "reachable" for x in r)
     sc = load_text(text)
     sc.name = name
-    res = lab_spec.up(sc, text)
+    res = lab_spec.up(sc, text, control_loop=False)
     assert "kube-ipvs0" in node_sh(cluster, "n1", "ip", "link")
     assert all(x.outcome == "reachable" for x in http(res.cluster, "pod/client", svc_ip(res.cluster, "web"), 80, 3))
