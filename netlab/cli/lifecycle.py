@@ -33,6 +33,10 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
     built from; otherwise the built-in two-node demo is built. Running it again changes nothing; after
     editing the scenario only the difference is applied. A different file that would remove or recreate
     nodes or pods of an existing lab is refused unless --replace is given.
+
+    The scenario's objects are applied to the lab's store (what the file no longer has is pruned) and
+    the lab's control loop is started: it rolls Deployments out, runs probes, restarts containers and
+    handles node failure from then on. `up` returns once rollouts are done or stop progressing.
     """
     from ..dataplane.host import require_root
     require_root("build a lab")  # before anything else, even reading the scenario
