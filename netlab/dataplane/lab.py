@@ -240,6 +240,10 @@ def _endpoint_view(cluster: Cluster) -> list:
 
 # ------------------------------------------------------------------ down
 
+# called with the lab's name first thing in `down` (netlab.live closes its connection to the lab's store)
+DOWN_HOOKS: list[Callable[[str], None]] = []
+
+
 def stop_control_loop(lab: str, grace: float = 5.0) -> bool:
     """End the lab's control loop (netlab/live/loop.py: SIGTERM, SIGKILL after `grace`): every process
     tagged as it (its pidfile may not be written yet, or name a loop that lost the race to another);
@@ -268,6 +272,8 @@ def down(lab: str) -> DownResult:
     t0 = time.monotonic()
     require_root("remove a lab")
     stop_control_loop(lab)  # first: it would make again what is removed below
+    for hook in DOWN_HOOKS:
+        hook(lab)
     netns = lab_namespaces(lab)
     st = state.load(lab) or {}
     paths = [nsfs.netns_path(n) for n in netns]

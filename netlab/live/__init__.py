@@ -27,8 +27,11 @@ def store_for(lab: str):
     seeing an old snapshot after another process was killed while writing; one kept connection does not.
     (The fd is closed only after the connection: closing any fd of a SQLite file drops the process's
     locks on it.)"""
+    from ..dataplane import lab as labmod
     from ..dataplane import layout, state
     from ..store import open_store
+    if forget not in labmod.DOWN_HOOKS:
+        labmod.DOWN_HOOKS.append(forget)
     state.ensure_dirs(lab)
     path = os.path.join(layout.lab_dir(lab), "store.db")
     got = _OPEN.get(lab)
@@ -46,6 +49,15 @@ def store_for(lab: str):
     store = open_store(layout.lab_dir(lab))
     _OPEN[lab] = (os.open(path, os.O_RDONLY | os.O_CLOEXEC), store)
     return store
+
+
+def forget(lab: str) -> None:
+    """Close this process's connection to the lab's store (`down` calls it: no fd of a removed lab stays
+    open in a long-lived process, such as a test suite or a Python program driving labs)."""
+    got = _OPEN.pop(lab, None)
+    if got is not None:
+        got[1].close()
+        os.close(got[0])
 
 
 def has_store(lab: str) -> bool:

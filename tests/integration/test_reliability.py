@@ -580,7 +580,7 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         assert victim.host_veth in obj["status"]["message"] and "missing" in obj["status"]["message"]
         r = cli("probe", "--lab", lab)
         assert r.returncode == 1 and victim.name in r.stdout
-        r = cli("up", path, "--lab", lab, "-v")
+        r = cli("up", path, "--lab", lab, "-v", "--no-control-loop")
         assert r.returncode == 0 and f"pod default/{victim.name}: rebuilt" in r.stdout, r.stdout
         assert all(row[2] == "Running" for row in _pod_rows(lab).values())
         assert cli("probe", "--lab", lab).returncode == 0
@@ -595,7 +595,7 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         cond = _node_conditions(lab)["n1"]
         assert cond["Ready"]["status"] == "False" and cond["NetworkUnavailable"]["status"] == "True"
         assert f"route {n2.pod_cidr}" in cond["NetworkUnavailable"]["message"]
-        r = cli("up", path, "--lab", lab, "-v")
+        r = cli("up", path, "--lab", lab, "-v", "--no-control-loop")
         assert r.returncode == 0 and f"route {n2.pod_cidr}" in r.stdout, r.stdout
         assert cli("probe", "--lab", lab).returncode == 0
         _assert_nodes_ready(lab)
@@ -608,7 +608,7 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         assert r.returncode == 1, r.stdout
         status, err = _node_status(lab)
         assert status == {"n1": "Ready", "n2": "NotReady"} and "nat/KUBE-SERVICES" in err, (status, err)
-        r = cli("up", path, "--lab", lab, "-v")
+        r = cli("up", path, "--lab", lab, "-v", "--no-control-loop")
         assert r.returncode == 0 and "nat/KUBE-SERVICES" in r.stdout, r.stdout
         assert cli("probe", "--lab", lab).returncode == 0
         _assert_nodes_ready(lab)
@@ -619,7 +619,7 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         assert status["n2"] == "NotReady" and "link cni0 is missing" in err, (status, err)
         rows = _pod_rows(lab)
         assert all(rows[p.name][2] == ("NetworkBroken" if p.node == "n2" else "Running") for p in cluster.pods), rows
-        r = cli("up", path, "--lab", lab, "-v")
+        r = cli("up", path, "--lab", lab, "-v", "--no-control-loop")
         assert r.returncode == 0 and f"{victim.host_veth} on cni0" in r.stdout, r.stdout
         assert cli("probe", "--lab", lab).returncode == 0
         _assert_nodes_ready(lab)
@@ -633,7 +633,7 @@ def test_tampering_is_reported_then_repaired(tmp_path):
         assert status["n1"] == "NotReady" and "net.ipv4.ip_forward is 0" in err and f"fdb {mac}" in err, err
         r = cli("probe", "--lab", lab)
         assert r.returncode == 1, r.stdout
-        r = cli("up", path, "--lab", lab, "-v")
+        r = cli("up", path, "--lab", lab, "-v", "--no-control-loop")
         assert r.returncode == 0 and "ip_forward=1" in r.stdout and f"fdb {mac}" in r.stdout, r.stdout
         assert cli("probe", "--lab", lab).returncode == 0
         _assert_nodes_ready(lab)
