@@ -325,6 +325,9 @@ class LiveLab:
         result = labmod.apply(cluster, text, st, progress, replace=True)
         st = state.load(self.lab) or {}
         now = time.time()
+        # the kubelets report after the kernel work too: a pass longer than the grace period (a big lab,
+        # a slow machine) must not look like nodes that stopped reporting
+        self.heartbeats(self._periods[0], now)
         self.write_status(cluster, by_key, st, now)
         # a pod without a readiness probe is ready once it listens: while a young one does not yet, look
         # again soon (its server may be starting), not only at the next resync
@@ -398,7 +401,9 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
         with store.transaction():
             objects.sync_nodes(store, objects.node_objects(build(scenario, prev, pods=[])))
             objects.apply_objects(store, objects.scenario_objects(scenario), prune=True)
-            live.runner(text).run_until_quiescent()
+            runner = live.runner(text)
+            live.heartbeats(live._periods[0], time.time())
+            runner.run_until_quiescent()
             work = dict(prev, scenario=text, source=scenario.source)
             work.pop("proxyMode", None)
             out.append(live.desired(work, scenario.networking.proxy_mode)[0])
