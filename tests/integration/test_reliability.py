@@ -961,7 +961,7 @@ def test_stale_namespace_placeholder_files_are_replaced(tmp_path):
     try:
         open(f"/run/netns/nl.{lab}.node.n1", "w").close()
         open(f"/run/netns/nl.{lab}.underlay", "w").close()
-        r = cli("up", path, "--lab", lab)
+        r = cli("up", path, "--lab", lab, "--no-control-loop")
         assert r.returncode == 0, r.stderr
         cluster, _ = lab_spec.load_cluster(lab)
         pod = cluster.pod("default", "client")
@@ -969,7 +969,7 @@ def test_stale_namespace_placeholder_files_are_replaced(tmp_path):
         nsfs.delete_ns_file(nsfs.netns_path(pod.netns))
         open(nsfs.netns_path(pod.netns), "w").close()
         assert _pod_rows(lab)["client"][2] == "Unknown"
-        r = cli("up", path, "--lab", lab)
+        r = cli("up", path, "--lab", lab, "--no-control-loop")
         assert r.returncode == 0, r.stderr
         assert not lab_health(lab, expect_pods=3)
         open(f"/run/netns/nl.{lab}.pod.default.ghost", "w").close()
