@@ -158,18 +158,13 @@ def from_state(lab: str, st: dict[str, Any] | None, state_path: str) -> Cluster:
     return cluster
 
 
-def st_exists(lab: str) -> bool:
-    from .live import has_store
-    return has_store(lab)
-
-
 def load_cluster(lab: str) -> tuple[Cluster, dict[str, Any]]:
     """The cluster of a lab that exists, and its state."""
     from .dataplane import layout
     import os
 
-    from .live import load_state, loop
-    if os.geteuid() == 0 and st_exists(lab):
+    from .live import has_store, load_state, loop
+    if os.geteuid() == 0 and has_store(lab):
         loop.ensure(lab)  # a control loop that died (killed, a reboot of the host) comes back
     st, running = load_state(lab)
     cluster = from_state(lab, st, layout.state_file(lab))

@@ -79,22 +79,6 @@ def locked(lab: str):
         os.close(fd)
 
 
-def busy(lab: str) -> bool:
-    """Whether a pass (`up`'s or the control loop's) holds the lab's lock right now."""
-    from ..dataplane import layout
-    try:
-        fd = os.open(os.path.join(layout.lab_dir(lab), "lock"), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-
-
 def load_state(lab: str):
     """(the lab's state, whether a pass is running now): the state is read while no pass runs when
     possible, so that its phase says whether the last pass finished."""

@@ -108,7 +108,6 @@ class Probes:
             except Exception as e:  # noqa: BLE001 - a probe that errored is a failure, as the kubelet counts it
                 result, output = run.FAILURE, str(e)
             ok = result == run.SUCCESS
-            before = w.result
             changed = w.record(ok, now)
             if not ok:
                 out.events.append((t.key, *probe_event(k[2], k[1], output)))
@@ -119,7 +118,6 @@ class Probes:
             if changed and not ok and k[2] in ("liveness", "startup") and not t.terminating:
                 out.kill.append((t.key, k[1], k[2]))
                 out.events.append((t.key, *killing_event(k[1], k[2])))
-            del before
         for k, w in self.workers.items():
             if k in self.inflight:
                 continue

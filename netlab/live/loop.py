@@ -79,7 +79,7 @@ def set_frozen(lab: str, frozen: bool) -> None:
 
 def ensure(lab: str) -> bool:
     """Start the lab's control loop unless it runs (or the lab is frozen); True if it was started now."""
-    from ..dataplane import layout, procs, state
+    from ..dataplane import procs, state
     if running(lab) or os.path.exists(frozen_marker(lab)):
         return False
     state.ensure_dirs(lab)
@@ -91,7 +91,6 @@ def ensure(lab: str) -> bool:
     finally:
         os.close(log)
     p.returncode = 0  # the loop outlives this process: do not reap it (it records itself: `main`)
-    del layout
     return True
 
 

@@ -26,7 +26,6 @@ from typing import Any
 import yaml
 
 from ..controllers.kubelet import container_status, pod_conditions
-from ..controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS
 from ..controllers.runner import Runner, default_controllers
 from ..controllers.simkubelet import SimKubelet
 from ..controllers.base import Snapshot
@@ -42,6 +41,11 @@ DRAIN_SECONDS = 1.0     # a deleted pod keeps running this long after the rules 
 LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
 LAB_TOLERATION = 10
 STOPPED = objects.STOPPED
+
+
+def partitioned(cluster: Cluster) -> set[str]:
+    """Nodes `netlab node stop` partitioned (read from the store once a pass, by `desired`)."""
+    return {n.name for n in cluster.nodes if n.partitioned}
 
 
 def cluster_document(text: str) -> dict | None:
@@ -95,7 +99,6 @@ class LiveLab:
         self.errors: list[str] = []
         self._runner: Runner | None = None
         self._periods: tuple[float, int] | None = None
-        self.last_applied_view = None
         self.last_full = 0.0
         self.let_go_pods = False  # the last pass removed pods from the store: their namespaces go next pass
         self.kubelet = kubelet
@@ -136,15 +139,10 @@ class LiveLab:
         sc = lab_scenario(text, st.get("source") or "<state>", self.store, self.lab, mode)
         pods = objects.pod_specs(self.store.list("Pod"), self.store.list("ReplicaSet"))
         stopped = self.stopped_nodes()
-        keep = []
-        for ps, obj in pods:
-            # a pod the kubelet let go is gone from the store; one whose node is partitioned stays as it was
-            keep.append((ps, obj))
-        cluster = build(sc, st, pods=[ps for ps, _ in keep])
+        cluster = build(sc, st, pods=[ps for ps, _ in pods])
         for n in cluster.nodes:
             n.partitioned = n.name in stopped
-        by_key = {f"{o['metadata'].get('namespace', 'default')}/{o['metadata']['name']}": o for _, o in keep}
-        now = time.time()
+        by_key = {f"{o['metadata'].get('namespace', 'default')}/{o['metadata']['name']}": o for _, o in pods}
         for pod in cluster.pods:
             obj = by_key[pod.key]
             pod.uid = obj["metadata"]["uid"]
@@ -168,7 +166,6 @@ class LiveLab:
                 pod.ready = rec.get("ready") is not False and pod.decided_ready is not False
             else:
                 pod.ready = False
-        del now
         return cluster, by_key
 
     def held(self, uid: str, restarts: int, now: float | None = None) -> bool:
@@ -198,7 +195,7 @@ class LiveLab:
         """What the kubelets saw, as each pod's status (only what changed is written)."""
         from ..controllers.runner import apply_actions
         from ..controllers.base import update_status
-        stopped = self.stopped_nodes()
+        stopped = partitioned(cluster)
         recs = st.get("pods") or {}
         nodes = {n.name: n for n in cluster.nodes}
         actions = []
@@ -238,7 +235,7 @@ class LiveLab:
     def watch_probes(self, cluster: Cluster, by_key: dict[str, dict], st: dict, now: float) -> None:
         """Give the probe workers the pods as they run now (new container instances, pods gone)."""
         from ..dataplane.fabric import uts_path
-        stopped = self.stopped_nodes()
+        stopped = partitioned(cluster)
         nodes = {n.name: n for n in cluster.nodes}
         targets, seen = [], set()
         for pod in cluster.pods:
@@ -283,10 +280,9 @@ class LiveLab:
             self.dirty = True
         return self.dirty
 
-    def let_go(self, by_key: dict[str, dict], now: float) -> bool:
+    def let_go(self, by_key: dict[str, dict], stopped: set[str], now: float) -> bool:
         """Pods being deleted whose drain is over: removed from the store (their namespace goes on the
         next pass). Returns whether any went."""
-        stopped = self.stopped_nodes()
         gone = False
         for key, obj in by_key.items():
             if not is_deleting(obj) or (obj.get("spec") or {}).get("nodeName") in stopped:
@@ -338,7 +334,7 @@ class LiveLab:
             for p in cluster.pods)
         if self.kubelet:
             self.watch_probes(cluster, by_key, st, now)
-            if self.let_go(by_key, now):
+            if self.let_go(by_key, partitioned(cluster), now):
                 self.let_go_pods = True
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
