@@ -523,3 +523,25 @@ def test_rollout_and_termination_fields_are_emulated_and_priority_away_from_its_
     d["spec"].update(strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
                      revisionHistoryLimit=10, progressDeadlineSeconds=600)
     assert load(cluster(), p, d).ignored == []
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda d: d["spec"].update(strategy={"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}),
+     "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"),
+    (lambda d: d["spec"].update(strategy={"type": "Blue"}), "strategy.type"),
+    (lambda d: d["spec"].update(strategy={"rollingUpdate": {"maxSurge": [1]}}),
+     "strategy.rollingUpdate.maxSurge must be a number or a percentage"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(readinessProbe={"httpGot": {"port": 80}}),
+     'readinessProbe.httpGot: Unsupported value: "httpGot"'),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(livenessProbe={"grpc": {"port": 80}}),
+     "livenessProbe.grpc is not run by netlab's kubelet"),
+])
+def test_up_refuses_rollout_and_probe_settings_the_api_server_refuses(change, expected):
+    """What the control loop runs is checked when the file is read (up, validate, apply): one line
+    naming the Deployment and the field."""
+    d = deployment("web", 2)
+    change(d)
+    with pytest.raises(SpecError) as e:
+        load(cluster(), d)
+    assert expected in str(e.value) and "Deployment default/web" in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
