@@ -41,6 +41,7 @@ class Netns:
     def __init__(self, name: str, ipr: IPRoute):
         self.name, self.ipr = name, ipr
         self._links: dict[str, dict] | None = None
+        self._one: dict[str, dict | None] = {}     # links asked for by name (`link`) while there is no dump
         self._raw: rtnl.Rtnl | None = None
 
     def close(self) -> None:
@@ -80,31 +81,38 @@ class Netns:
 
     # ---- links
     def links(self, refresh: bool = False) -> dict[str, dict]:
+        """Every link of the namespace (one dump, kept until `refresh`)."""
         if self._links is None or refresh:
             self._links = {}
+            self._one = {}
             for msg in self._read("list links", self.ipr.get_links):
-                info = msg.get("IFLA_LINKINFO")
-                slave = info.get("IFLA_INFO_SLAVE_DATA") if info else None
-                data = info.get("IFLA_INFO_DATA") if info else None
-                self._links[msg.get("IFLA_IFNAME")] = {
-                    "index": msg["index"], "up": bool(msg["flags"] & IFF_UP), "mtu": msg.get("IFLA_MTU"),
-                    "master": msg.get("IFLA_MASTER"), "mac": msg.get("IFLA_ADDRESS"),
-                    "kind": info.get("IFLA_INFO_KIND") if info else None,
-                    "hairpin": slave.get("IFLA_BRPORT_MODE") if slave else None,
-                    "vxlan": {"id": data.get("IFLA_VXLAN_ID"), "port": data.get("IFLA_VXLAN_PORT"),
-                              "local": data.get("IFLA_VXLAN_LOCAL"), "learning": data.get("IFLA_VXLAN_LEARNING")}
-                    if data is not None and info.get("IFLA_INFO_KIND") == "vxlan" else None,
-                }
+                self._links[msg.get("IFLA_IFNAME")] = _link_view(msg)
         return self._links
 
+    def link(self, ifname: str) -> dict | None:
+        """One link by name, or None: from the dump if one was made, else one request for it alone (a
+        node's namespace holds a veth per pod: decoding a dump of them costs about 1 ms a link, so a
+        control loop's pass that needs only cni0, eth0 and lo asks for those)."""
+        if self._links is not None:
+            return self._links.get(ifname)
+        if ifname not in self._one:
+            try:
+                msgs = self.ipr.link("get", ifname=ifname)
+            except NetlinkError as e:
+                if e.code != errno.ENODEV:
+                    raise kernel_error(e, f"read link {ifname}", self.name) from None
+                msgs = []
+            self._one[ifname] = _link_view(msgs[0]) if msgs else None
+        return self._one[ifname]
+
     def index(self, ifname: str) -> int:
-        link = self.links().get(ifname) or self.links(refresh=True).get(ifname)
+        link = self.link(ifname) or self.links(refresh=True).get(ifname)
         if link is None:
             raise KernelError(f"link {ifname} is missing in network namespace {self.name}")
         return link["index"]
 
     def ensure_up(self, ifname: str, changes: Changes, mtu: int | None = None) -> None:
-        link = self.links()[ifname]
+        link = self.link(ifname)
         if mtu is not None and link["mtu"] != mtu:
             self._do(f"set mtu {mtu} on {ifname}", self.ipr.link, "set", index=link["index"], mtu=mtu)
             changes.add(Change("link", ifname, "update", f"mtu {mtu} on {ifname}", self.name))
@@ -113,13 +121,13 @@ class Netns:
             changes.add(Change("link", ifname, "update", f"{ifname} up", self.name))
 
     def ensure_down(self, ifname: str, changes: Changes) -> None:
-        link = self.links()[ifname]
+        link = self.link(ifname)
         if link["up"]:
             self._do(f"set {ifname} down", self.ipr.link, "set", index=link["index"], state="down")
             changes.add(Change("link", ifname, "update", f"{ifname} down", self.name))
 
     def ensure_bridge(self, ifname: str, changes: Changes, mtu: int | None = None) -> int:
-        link = self.links().get(ifname)
+        link = self.link(ifname)
         if link is not None and link["kind"] != "bridge":
             self._do(f"delete incompatible {ifname} ({link['kind']})", self.ipr.link, "del", index=link["index"])
             changes.add(Change("link", ifname, "remove", f"removed {ifname}, a {link['kind']} where a bridge "
@@ -273,3 +281,19 @@ def ignore_missing(fn: Callable, *args, **kwargs) -> None:
     except NetlinkError as e:
         if e.code not in (errno.ENODEV, errno.ENOENT, errno.ESRCH):
             raise
+
+
+def _link_view(msg) -> dict:
+    """What netlab reads of a link (RTM_NEWLINK message, as pyroute2 decodes it)."""
+    info = msg.get("IFLA_LINKINFO")
+    slave = info.get("IFLA_INFO_SLAVE_DATA") if info else None
+    data = info.get("IFLA_INFO_DATA") if info else None
+    return {
+        "index": msg["index"], "up": bool(msg["flags"] & IFF_UP), "mtu": msg.get("IFLA_MTU"),
+        "master": msg.get("IFLA_MASTER"), "mac": msg.get("IFLA_ADDRESS"),
+        "kind": info.get("IFLA_INFO_KIND") if info else None,
+        "hairpin": slave.get("IFLA_BRPORT_MODE") if slave else None,
+        "vxlan": {"id": data.get("IFLA_VXLAN_ID"), "port": data.get("IFLA_VXLAN_PORT"),
+                  "local": data.get("IFLA_VXLAN_LOCAL"), "learning": data.get("IFLA_VXLAN_LEARNING")}
+        if data is not None and info.get("IFLA_INFO_KIND") == "vxlan" else None,
+    }

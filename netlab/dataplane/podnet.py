@@ -42,7 +42,7 @@ class FabricPods:
         except OSError as e:
             raise KernelError(f"cannot create network namespace {pf.netns} for pod {pod.key}: {e.strerror}") from None
         bridge = node.index(BRIDGE)
-        stale = node.links().get(pf.host_veth)
+        stale = node.link(pf.host_veth)
         if stale is not None:
             # the veth of the pod's previous namespace: the kernel destroys a deleted namespace (and
             # the veths in it) later, asynchronously, or never while something still holds it open
