@@ -34,7 +34,11 @@ __all__ = ["Change", "Changes", "Fabric", "Netns", "PodHealth", "ignore_missing"
 class Fabric(FabricPods):
     """Applies a cluster's fabric. Construct, then call `apply()` (which runs on its own thread)."""
 
-    def __init__(self, cluster: Cluster, changes: Changes, progress: Callable[[str, int, int], None] | None = None):
+    def __init__(self, cluster: Cluster, changes: Changes, progress: Callable[[str, int, int], None] | None = None,
+                 nodes: bool = True):
+        """`nodes=False` (a control loop's scoped pass): the nodes' own network (sysctls, addresses, cni0,
+        VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`."""
+        self.check_nodes = nodes
         self.cluster = cluster
         self.changes = changes
         self.progress = progress or (lambda *a: None)
@@ -68,13 +72,16 @@ class Fabric(FabricPods):
             total = len(c.nodes)
             for i, node in enumerate(c.nodes):
                 self.progress("nodes", i, total)
-                nf = node_fabric(c, node)
+                fresh = not nsfs.is_ns_file(nsfs.netns_path(node.netns))
                 ns = self._open(node.netns)
                 ns.open_raw()  # pods are created through it
-                write_sysctls(node.netns, nf.sysctls, self.changes)
+                nf = node_fabric(c, node) if self.check_nodes or fresh else None
+                if nf is not None:
+                    write_sysctls(node.netns, nf.sysctls, self.changes)
                 self.nodes[node.name] = ns
                 self._ensure_uplink(underlay, ns, node.underlay_veth, node.netns, mtu, cut=node.partitioned)
-                self._ensure_node(ns, nf)
+                if nf is not None:
+                    self._ensure_node(ns, nf)
             self.progress("nodes", total, total)
             ext = self._open(c.external_netns)
             write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
@@ -127,7 +134,7 @@ class Fabric(FabricPods):
             raise KernelError(f"cannot create or enter network namespace {name}: {e.strerror}") from None
         ns = Netns(name, IPRoute())
         self._opened.append(ns)
-        ns.ensure_up("lo", self.changes) if "lo" in ns.links() else None
+        ns.ensure_up("lo", self.changes) if ns.link("lo") is not None else None
         return ns
 
     def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int,
@@ -135,8 +142,8 @@ class Fabric(FabricPods):
         """A veth from the underlay bridge to `eth0` in a node (or the external host); `cut`: its underlay
         end is down (a partitioned node, `netlab node stop`)."""
         bridge = underlay.index(UNDERLAY_BRIDGE)
-        outer = underlay.links().get(outer_name)
-        inner_eth = inner.links().get("eth0")
+        outer = underlay.link(outer_name)
+        inner_eth = inner.link("eth0")
         if outer is not None and inner_eth is None:  # half of a pair: start again
             underlay._do(f"delete {outer_name}", underlay.ipr.link, "del", index=outer["index"])
             outer = None
@@ -167,7 +174,7 @@ class Fabric(FabricPods):
         ns.ensure_bridge(BRIDGE, self.changes)
         ns.ensure_addresses(BRIDGE, [nf.bridge_address], self.changes)
         vx = nf.vxlan
-        link = ns.links().get(vx.name) if vx else None
+        link = ns.link(vx.name) if vx else None
         stale_vxlan = [name for name, l in ns.links().items() if l["kind"] == "vxlan" and (vx is None or name != vx.name)]
         for name in stale_vxlan:  # backend switched away from vxlan
             ns._do(f"delete {name}", ns.ipr.link, "del", index=ns.links()[name]["index"])

@@ -123,11 +123,27 @@ def preflight(cluster: Cluster) -> None:
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
 
 
+@dataclass
+class LivePass:
+    """How much of the lab a control loop's pass looks at (`apply(live=...)`); None everywhere is a
+    whole reconcile, like `up`'s.
+
+    check: pods whose namespace, veth, addresses and routes are read back and repaired (None: all; new
+        pods and pods whose namespace is gone are built whatever this says; the nodes are always checked)
+    listen: pods whose ports are looked at to decide readiness (None: all; see status.builtin_views)
+    proxy_state: the loop's proxy SyncState (incremental proxy syncs; see dataplane/proxy/syncstate.py)
+    """
+    check: set[str] | None = None
+    listen: set[str] | None = None
+    proxy_state: proxy.SyncState | None = None
+
+
 def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: Progress | None = None,
-          replace: bool = True) -> UpResult:
+          replace: bool = True, live: LivePass | None = None) -> UpResult:
     """Build or reconcile lab `cluster.name`: make the kernel hold `cluster` (built by `lab_spec` against
     `prev`, the lab's state as loaded). `replace=False` (the CLI without --replace): refuse, before any
-    change, to remove or recreate nodes or pods of a lab that was built from another source."""
+    change, to remove or recreate nodes or pods of a lab that was built from another source. `live`: a
+    control loop's pass, scoped as it says (`LivePass`)."""
     t0 = time.monotonic()
     lab = cluster.name
     if not replace and prev:
@@ -158,9 +174,10 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         for node in todo.removed_nodes:
             servers.pop(node, None)
 
+    live = live or LivePass()
     create = [desired[k] for k in todo.create]
-    check = [desired[k] for k in todo.check]
-    fabric = Fabric(cluster, changes, progress)
+    check = [desired[k] for k in todo.check if live.check is None or k in live.check]
+    fabric = Fabric(cluster, changes, progress, nodes=live.check is None)
     # nodes without a running built-in server get one as soon as their namespaces exist, serving no pod
     # yet: its interpreter starts while the pods are built; it is given its pods (SIGHUP) below
     started = {}
@@ -190,12 +207,17 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     waits = supervise.ensure_servers(cluster, fresh, servers, changes, started, pods_extra)
     # flannel's chains and the proxy mode's state, one restore per node
     proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
-               fresh=set(todo.fresh_nodes))
+               fresh=set(todo.fresh_nodes), state=live.proxy_state)
     begun = supervise.ensure_containers(cluster, pods_extra, fresh, strays, changes)
     procs.wait_pidfiles(waits)
     # ---- readiness as observed now: the endpoints (and so the rules) follow it
     supervise.wait_listening(cluster, pods_extra, begun)
-    seen = observed_readiness(cluster, {"pods": pods_extra, "servers": servers})
+    listen = None
+    if live.listen is not None:  # and every container instance started by this pass
+        listen = live.listen | fresh | {p.key for p, _ in begun} | {
+            k for k in desired if int(pods_extra.get(k, {}).get("restarts", 0)) !=
+            int((prev_pods.get(k) or {}).get("restarts", 0))}
+    seen = observed_readiness(cluster, {"pods": pods_extra, "servers": servers}, listen)
     for pod in cluster.pods:
         if pod.decided_ready is not None:  # a live lab's kubelet decides (probes, termination)
             seen[pod.key] = seen[pod.key] and pod.decided_ready
@@ -211,7 +233,8 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         before = _endpoint_view(cluster)
         refresh_endpoints(cluster)
         if _endpoint_view(cluster) != before:
-            proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode)
+            proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode,
+                       state=live.proxy_state)
     # UDP flows still translated to a removed endpoint (or made while a Service had none), as kube-proxy;
     # after the readiness resync, so an endpoint that turned unready loses its flows too
     conntrack.clean_stale_udp(cluster, changes, fresh={n.name for n in cluster.nodes if n.netns not in existing})

@@ -3,7 +3,7 @@ each pod's network, each node's difference from what netlab built. Read only."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 from ..model.objects import Cluster, Pod
 from ..names import repair_command
@@ -60,6 +60,7 @@ class Builtin:
     server: bool = False
     said: dict = field(default_factory=dict)
     heard: set | None = None
+    look: bool = True      # whether its ports were looked at (else a running container counts as listening)
 
 
 def _missing_ports(c, heard: set) -> str:
@@ -103,7 +104,7 @@ def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], builtin:
             continue
         crec = procs_rec.get(c.name)
         if supervise.container_alive(cluster.name, pod, c.name, crec):
-            missing = _missing_ports(c, procs.listening(int(crec["pid"])))
+            missing = _missing_ports(c, procs.listening(int(crec["pid"]))) if builtin.look else ""
             out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
                                        f"ready: nothing listens on its containerPort {missing}" if missing else ""))
             continue
@@ -122,18 +123,21 @@ def _ended(cluster: Cluster, name: str, msg: str, reason: str, code: int | None,
     return ContainerStatus(name, "terminated", False, reason, code, msg)
 
 
-def builtin_views(cluster: Cluster, st: dict[str, Any]) -> dict[str, Builtin]:
+def builtin_views(cluster: Cluster, st: dict[str, Any], listen: Collection[str] | None = None) -> dict[str, Builtin]:
     """pod key -> `Builtin` for every pod: the node's server alive (one check per node), its status
     file (one read per node) and, for pods it serves that have not exited, the ports listening in the
-    pod's namespace (one thread hopping through them)."""
+    pod's namespace (one thread hopping through them). `listen`: the pods whose ports are looked at
+    (None: all); the others' running containers count as listening (a live lab's kubelet looks only at
+    pods that were not ready yet: entering every pod's namespace costs about 10 ms a pod)."""
     servers = st.get("servers", {})
     alive = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
     said = {n: supervise.server_pods(cluster.name, n, servers.get(n)) if ok else {} for n, ok in alive.items()}
     out = {}
     look = {}
     for pod in cluster.pods:
-        view = out[pod.key] = Builtin(alive.get(pod.node, False), said.get(pod.node, {}).get(pod.key) or {})
-        if pod.builtin_ports and view.server and not supervise.exited_code(view.said)[0]:
+        view = out[pod.key] = Builtin(alive.get(pod.node, False), said.get(pod.node, {}).get(pod.key) or {},
+                                      look=listen is None or pod.key in listen)
+        if pod.builtin_ports and view.server and view.look and not supervise.exited_code(view.said)[0]:
             look[nsfs.netns_path(pod.netns)] = view
     for path, heard in procs.listening_in(look).items():
         look[path].heard = heard or set()
@@ -194,9 +198,10 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
     return out
 
 
-def observed_readiness(cluster: Cluster, st: dict[str, Any]) -> dict[str, bool]:
-    """pod key -> whether every container of the pod is ready (what the endpoints controller reads)."""
-    builtin = builtin_views(cluster, st)
+def observed_readiness(cluster: Cluster, st: dict[str, Any], listen: Collection[str] | None = None) -> dict[str, bool]:
+    """pod key -> whether every container of the pod is ready (what the endpoints controller reads);
+    `listen` as in `builtin_views`."""
+    builtin = builtin_views(cluster, st, listen)
     return {pod.key: all(c.ready for c in container_statuses(cluster, pod, st.get("pods", {}).get(pod.key, {}),
                                                              builtin[pod.key]))
             for pod in cluster.pods}
