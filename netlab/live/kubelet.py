@@ -54,6 +54,7 @@ class Probes:
         self.workers: dict[tuple, Prober] = {}        # (uid, container, kind, restarts) -> worker
         self.inflight: dict[tuple, cf.Future] = {}
         self.targets: dict[str, Target] = {}          # uid -> target
+        self.by_uid: dict[str, list[tuple[tuple, Prober]]] = {}   # uid -> its workers (an index of `workers`)
 
     def update(self, targets: list[Target]) -> None:
         """The pods running now: workers for new container instances, none for those gone."""
@@ -76,21 +77,24 @@ class Probes:
             if k not in keep:
                 self.workers.pop(k)
                 self.inflight.pop(k, None)
+        self.by_uid = {}
+        for k, w in self.workers.items():
+            self.by_uid.setdefault(k[0], []).append((k, w))
 
     def has_readiness(self, uid: str) -> bool:
-        return any(k[0] == uid and k[2] == "readiness" for k in self.workers)
+        return any(k[2] == "readiness" for k, _ in self.by_uid.get(uid, ()))
 
     def ready(self, uid: str) -> bool | None:
         """Whether the pod's readiness probes pass (None: it has none, or they have not run yet)."""
-        ws = [w for k, w in self.workers.items() if k[0] == uid and k[2] == "readiness"]
+        ws = [w for k, w in self.by_uid.get(uid, ()) if k[2] == "readiness"]
         if not ws or any(w.last is None for w in ws):
             return None   # no verdict of this process yet: the caller keeps the last one written
         started = self._started(uid)
         return started and all(w.result for w in ws)
 
     def _started(self, uid: str, container: str | None = None) -> bool:
-        return all(w.result is True for k, w in self.workers.items()
-                   if k[0] == uid and k[2] == "startup" and (container is None or k[1] == container))
+        return all(w.result is True for k, w in self.by_uid.get(uid, ())
+                   if k[2] == "startup" and (container is None or k[1] == container))
 
     def tick(self, now: float) -> Outcome:
         """Collect finished probes, start those that are due."""
