@@ -8,8 +8,13 @@ killed at any moment (SIGKILL included) is started again by the next netlab comm
 
 Idle, it sleeps on the store (`store.wait`, a cheap poll of SQLite's data_version) until another
 process writes or a timer comes (a controller's deadline, a kubelet's heartbeat, a drain, the
-periodic resync); the dataplane is reconciled only when pods, Services, EndpointSlices or
-Namespaces changed, or on the periodic resync (which also repairs rules someone else changed).
+periodic resync). Probes due wake it too, but only the probe workers run then (no lock, no store
+read) unless a result changed something. The dataplane is reconciled by a scoped pass (sync.LiveLab.scope:
+new pods built, readiness, incremental proxy sync) when pods, Services, EndpointSlices, Namespaces or
+Nodes changed or a probe changed a pod's readiness; the periodic resync (every RESYNC_SECONDS) first
+looks whether anything moved under the lab (audit.py: namespaces, processes, the nodes' nf_tables
+generations) and runs a pass only if so; a deep pass (every pod's network read back, proxy rules synced
+in full) comes first in a loop's life and then every sync.FULL_RESYNC seconds.
 """
 from __future__ import annotations
 
@@ -23,9 +28,10 @@ import time
 import traceback
 
 from .. import names
+from . import audit
+from .sync import DATAPLANE_KINDS, FULL_RESYNC
 
-RESYNC_SECONDS = 10.0         # a full pass at least this often, as kube-proxy's periodic sync
-DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Namespace", "Node")
+RESYNC_SECONDS = 10.0         # a look at the kernel at least this often (audit.py), a pass if anything moved
 TAG = "control-loop"
 
 
@@ -109,21 +115,32 @@ class Loop:
         self.stop = threading.Event()
         self.seen: tuple | None = None
         self.passes = 0
+        self.ctl_rev = -1           # the store's revision when the controllers last ran
+        self.ctl_due = 0.0          # when they must run again without a write (timers, heartbeats)
+        self.marks: dict = {}       # the built-in servers' status files after the last pass (audit.py)
+        self.audits = 0             # periodic looks that found nothing to do
+        self.last_why = ""
 
     def log(self, msg: str) -> None:
         sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
         sys.stderr.flush()
 
     def once(self) -> None:
-        """Controllers and heartbeats always; the dataplane when what it reads changed, a drain is
-        on, or the periodic resync is due."""
-        from ..dataplane import state
+        """Probes always (collect results, start those due: cheap, no lock); the controllers and
+        heartbeats when the store moved or one of their timers came; the dataplane when what it reads
+        changed, a probe changed a pod's readiness, a drain is on, or the periodic resync is due."""
+        from ..dataplane import layout, state
         from . import locked
-        from ..dataplane import layout
         if not os.path.exists(os.path.join(layout.lab_dir(self.lab), "store.db")):
             self.log("the lab is gone (netlab down): stopping")
             self.stop.set()
             return
+        now = time.time()
+        if self.live._runner is not None:
+            self.live.probe_tick(now)
+            if (self.store.revision() == self.ctl_rev and not self.live.dirty and not self.live.pending()
+                    and now < self.ctl_due and time.monotonic() - self.live.last_full < RESYNC_SECONDS):
+                return  # only probes were due, and none of them changed anything
         st = state.load(self.lab)
         if not st or not st.get("scenario") and not self.store.list("Node"):
             return
@@ -134,28 +151,50 @@ class Loop:
             self.live.probe_tick(time.time())
             view = self.store.kind_revisions(DATAPLANE_KINDS)
             due = time.monotonic() - self.live.last_full >= RESYNC_SECONDS
-            if view != self.seen or self.live.pending() or due or self.live.dirty:
-                self.live.sync()
+            why = ""
+            if due and not (view != self.seen or self.live.pending() or self.live.dirty):
+                # the periodic resync: a pass only if something moved under the lab (audit.py)
+                deep = time.monotonic() - self.live.last_deep >= FULL_RESYNC
+                why = "deep resync" if deep else audit.look(self.lab, st, self.live.proxy_state, self.marks)
+                if not why:
+                    self.live.last_full = time.monotonic()
+                    self.audits += 1
+                elif why != self.last_why:   # once, not every resync (a legacy lab's reason never changes)
+                    self.log(f"resync: {why}")
+                self.last_why = why
+            if view != self.seen or self.live.pending() or self.live.dirty or why:
+                self.live.sync(scoped=True)
                 self.passes += 1
-                self.seen = self.store.kind_revisions(DATAPLANE_KINDS)
+                # what the pass read (not what the store holds now: the pass's own controllers may
+                # have written since, e.g. a replacement pod once a deleted one was let go)
+                self.seen = self.live.seen
+                self.marks = audit.status_marks(self.lab, state.load(self.lab) or {})
+        # a pass whose own controllers wrote what the dataplane reads (a replacement pod) leaves work for
+        # the next look: no probe-only shortcut until it is done
+        self.ctl_rev = self.store.revision() if self.store.kind_revisions(DATAPLANE_KINDS) == self.seen else -1
+        self.ctl_due = self.controller_wakeup()
         for e in self.live.errors:
             self.log(f"controller error: {e}")
         self.live.errors.clear()
 
-    def next_wakeup(self) -> float:
+    def controller_wakeup(self) -> float:
+        """When the controllers or the kubelets' heartbeats must look again without a store write."""
         now = time.time()
-        t = [now + RESYNC_SECONDS - (time.monotonic() - self.live.last_full)]
+        t = [now + max(1.0, self.live._periods[0] / 4) if self.live._periods is not None else now]
         if self.live._runner is not None:
             w = self.live._runner.next_wakeup(now)
             if w is not None:
                 t.append(w + 0.01)
-        if self.live._periods is not None:
-            t.append(now + max(1.0, self.live._periods[0] / 4))  # heartbeats
-        if self.live.pending():
-            t.append(now + 0.2)
         restart = self.live.next_restart()
         if restart is not None:
             t.append(restart + 0.05)
+        return min(t)
+
+    def next_wakeup(self) -> float:
+        now = time.time()
+        t = [now + RESYNC_SECONDS - (time.monotonic() - self.live.last_full), self.ctl_due]
+        if self.live.pending():
+            t.append(now + 0.2)
         due = self.live.probes.next_due()
         if due is not None:
             t.append(due)

@@ -38,6 +38,8 @@ from . import objects
 from .kubelet import Probes, Target
 
 DRAIN_SECONDS = 1.0     # a deleted pod keeps running this long after the rules stopped choosing it
+DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Namespace", "Node")   # what a pass reads
+FULL_RESYNC = 3600.0    # a loop's pass reads back every pod's network at least this often (see LiveLab.scope)
 LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
 LAB_TOLERATION = 10
 STOPPED = objects.STOPPED
@@ -109,6 +111,9 @@ class LiveLab:
         self.last_pass = 0.0
         self.young_unready = False
         self.hold_restarts = False   # `up --no-control-loop` waiting after its pass: it restarts nothing
+        self.seen: tuple | None = None   # the store's revisions of DATAPLANE_KINDS the last pass read
+        self.last_deep = float("-inf")   # monotonic time of this process' last whole (unscoped) pass
+        self.proxy_state = None          # the loop's proxy SyncState (incremental syncs), made on first use
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -300,9 +305,35 @@ class LiveLab:
                 gone = True
         return gone
 
+    def scope(self, cluster: Cluster, st: dict, deep: bool):
+        """What a control loop's pass looks at (`dataplane.lab.LivePass`), as the kubelet and kube-proxy
+        look at a node:
+        - pods' networks (namespace, veth, addresses, routes): only new pods are built and only pods
+          whose namespace is gone are rebuilt; every pod's network is read back and repaired on the
+          loop's first pass and every FULL_RESYNC seconds (`deep`), and by any `up`. Nothing in
+          Kubernetes repairs a pod's network in between either (a CNI plugin acts when a pod starts);
+        - readiness: a pod with a readinessProbe is as its probes say (the kubelet's rule); one
+          without is ready once its ports listen (netlab's rule, see docs/controllers.md), looked at
+          only until it is, per container instance (a restarted container is looked at again);
+        - proxy rules: synced incrementally with the loop's SyncState (only the Services that changed;
+          a full sync when the node's tables moved under it, and every FULL_RESYNC seconds, as
+          kube-proxy's partial syncs between full ones)."""
+        from ..dataplane.lab import LivePass
+        from ..dataplane.proxy import SyncState
+        if self.proxy_state is None:
+            self.proxy_state = SyncState(full_sync_period=FULL_RESYNC)
+        if deep:
+            return LivePass(proxy_state=self.proxy_state)
+        recs = st.get("pods") or {}
+        listen = {p.key for p in cluster.pods
+                  if p.decided_ready is None and not ((recs.get(p.key) or {}).get("ready") and
+                                                      (recs.get(p.key) or {}).get("uid") == p.uid)}
+        return LivePass(check=set(), listen=listen, proxy_state=self.proxy_state)
+
     def sync(self, progress=None, proxy_mode: str | None = None, scenario_text: str | None = None,
-             source: str | None = None):
-        """One pass (see the module's docstring); returns the dataplane's UpResult."""
+             source: str | None = None, scoped: bool = False):
+        """One pass (see the module's docstring); returns the dataplane's UpResult. `scoped`: a control
+        loop's pass, looking only at what may have changed (`scope`); else a whole reconcile."""
         from ..dataplane import lab as labmod
         from ..dataplane import state
         st = state.load(self.lab) or {}
@@ -317,8 +348,13 @@ class LiveLab:
             work.pop("proxyMode", None)
         else:
             work = st
+        self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
-        result = labmod.apply(cluster, text, st, progress, replace=True)
+        deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
+        live = self.scope(cluster, st, deep) if scoped else None
+        result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
+        if deep:
+            self.last_deep = time.monotonic()
         st = state.load(self.lab) or {}
         now = time.time()
         # the kubelets report after the kernel work too: a pass longer than the grace period (a big lab,
