@@ -304,3 +304,49 @@ def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):
     netns = lambda: sorted(n.rsplit(".", 1)[1] for n in os.listdir("/run/netns")  # noqa: E731
                            if n.startswith(f"nl.{lab.name}.pod.default.web-"))
     until("one namespace per pod, no other", lambda: netns() == sorted(final), timeout=30)
+
+
+IDLE = CLUSTER + """---
+apiVersion: v1
+kind: Pod
+metadata: {name: worker}
+spec:
+  nodeName: n2
+  containers: [{name: main, image: busybox, command: [sh, -c, 'echo started >> /tmp/started-$(hostname); sleep 3600']}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  nodeName: n3
+  containers: [{name: web, args: [netexec, --http-port=8080], ports: [{containerPort: 8080}]}]
+"""
+
+
+def test_an_idle_loop_repairs_what_moved_under_the_lab_without_a_command(lab):
+    """The loop's periodic look (live/audit.py) finds a container killed by hand, a pod namespace
+    deleted by hand, and a node's rules flushed by hand, and a pass repairs each: nothing is run but
+    the loop."""
+    from netlab.dataplane import nsfs, procs, state
+    from netlab.dataplane.iptables import flavour_commands
+    from netlab.live.loop import RESYNC_SECONDS
+    lab.up(IDLE)
+    worker = lab.pod("worker")
+    rec = state.load(lab.name)["pods"][worker.key]["procs"]["main"]
+    os.kill(int(rec["pid"]), signal.SIGKILL)
+    until("the killed container started again",
+          lambda: procs.alive((state.load(lab.name)["pods"][worker.key].get("procs") or {}).get("main"))
+          and state.load(lab.name)["pods"][worker.key]["procs"]["main"]["pid"] != rec["pid"],
+          timeout=RESYNC_SECONDS + 15)
+    assert state.load(lab.name)["pods"][worker.key]["restarts"] == 1
+    web = lab.pod("web")
+    subprocess.run(["ip", "netns", "delete", web.netns], check=True)
+    until("the deleted pod namespace made again", lambda: nsfs.is_ns_file(nsfs.netns_path(web.netns)),
+          timeout=RESYNC_SECONDS + 15)
+    until("the rebuilt pod answering", lambda: lab.pod_exec("worker", ["curl", "-sS", "--max-time", "2",
+                                                                       f"http://{web.ip}:8080/hostname"]).stdout == "web",
+          timeout=30)
+    _, _, save = flavour_commands("auto")
+    lab.node_exec("n1", [save.replace("-save", ""), "-t", "nat", "-F"])
+    until("n1's rules restored", lambda: "-A KUBE-SERVICES" in lab.node_exec("n1", [save, "-t", "nat"]).stdout,
+          timeout=RESYNC_SECONDS + 15)
