@@ -163,8 +163,11 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     pods_extra = {k: {kk: v for kk, v in prev_pods.get(k, {}).items() if kk in ("procs", "restarts", "created", "ready")}
                   for k in desired}
     servers = dict(prev.get("servers", {}))
-    # intent first: if we die from here on, the next up (or down) knows what was meant
-    state.save(lab, layout.state_doc(cluster, scenario_text, source, prev, "applying", pods_extra, servers, flavour))
+    # intent first: if we die from here on, the next up (or down) knows what was meant (a loop's scoped
+    # pass that makes and removes nothing has no intent to record)
+    if live is None or live.check is None or todo.remove or todo.create:
+        state.save(lab, layout.state_doc(cluster, scenario_text, source, prev, "applying", pods_extra, servers,
+                                         flavour))
     # pods whose namespace someone deleted: what ran in them lives on in the orphaned namespace
     orphans = plan.vanished_pods(prev_pods, existing)
     if orphans:

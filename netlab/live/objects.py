@@ -203,10 +203,13 @@ def sync_nodes(store, nodes: list[dict]) -> None:
 
 # ------------------------------------------------------------------ store -> model
 
-def pod_specs(pods: list[dict], replicasets: list[dict] = ()) -> list[tuple[PodSpec, dict]]:
+def pod_specs(pods: list[dict], replicasets: list[dict] = (), cache: dict | None = None) -> list[tuple[PodSpec, dict]]:
     """(PodSpec for the model, the store object) of every pod bound to a node, in name order. The
-    pod's spec is read by the same parser as a scenario's (the store only holds what it accepted)."""
+    pod's spec is read by the same parser as a scenario's (the store only holds what it accepted).
+    `cache`: a dict the caller keeps across calls (a control loop): a pod whose uid and resourceVersion
+    are unchanged is not parsed again (about 0.4 ms a pod)."""
     out = []
+    fresh: dict = {}
     parser = KIND_PARSERS["Pod"]
     # a pod of a Deployment's ReplicaSet is the Deployment's, as `netlab probe` and `get` name them
     top = {(r["metadata"].get("namespace", "default"), r["metadata"]["name"]): controller_ref(r) for r in replicasets}
@@ -217,6 +220,11 @@ def pod_specs(pods: list[dict], replicasets: list[dict] = ()) -> list[tuple[PodS
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and is_deleting(pod):
             continue
         md = pod["metadata"]
+        key = (md.get("uid"), md.get("resourceVersion"))
+        if cache is not None and key in cache:
+            ps = fresh[key] = cache[key]
+            out.append((PodSpec(ps.namespace, ps.name, ps.template, ps.owner), pod))
+            continue
         doc = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": md["name"], "namespace": md.get("namespace", "default"),
                             "labels": md.get("labels") or {}},
@@ -230,7 +238,12 @@ def pod_specs(pods: list[dict], replicasets: list[dict] = ()) -> list[tuple[PodS
         if ref is not None:
             up = top.get((ps.namespace, ref["name"])) if ref["kind"] == "ReplicaSet" else None
             ps.owner = f"{(up or ref)['kind']}/{(up or ref)['name']}"
+        if cache is not None:
+            fresh[key] = PodSpec(ps.namespace, ps.name, ps.template, ps.owner)
         out.append((ps, pod))
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
     return out
 
 

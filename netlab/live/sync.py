@@ -65,8 +65,9 @@ def lab_scenario(text: str, source: str, store, name: str, proxy_mode: str | Non
     cdoc = cluster_document(text)
     if cdoc is not None:
         docs.append(cdoc)
+    objs, _ = store.snapshot(("Namespace", "Service", "Pod"))   # shared, read only (manifest copies)
     for kind in ("Namespace", "Service", "Pod"):
-        for obj in store.list(kind):
+        for obj in objs[kind]:
             if kind == "Pod" and (obj["metadata"].get("ownerReferences") or is_deleting(obj)):
                 continue
             if kind == "Pod":  # bare pods: their spec as applied (the store's may name their node)
@@ -111,6 +112,7 @@ class LiveLab:
         self.last_pass = 0.0
         self.young_unready = False
         self.hold_restarts = False   # `up --no-control-loop` waiting after its pass: it restarts nothing
+        self.spec_cache: dict = {}       # objects.pod_specs' parsed pods, by (uid, resourceVersion)
         self.seen: tuple | None = None   # the store's revisions of DATAPLANE_KINDS the last pass read
         self.last_deep = float("-inf")   # monotonic time of this process' last whole (unscoped) pass
         self.proxy_state = None          # the loop's proxy SyncState (incremental syncs), made on first use
@@ -142,7 +144,9 @@ class LiveLab:
         text = st.get("scenario") or ""
         mode = proxy_mode or st.get("proxyMode")
         sc = lab_scenario(text, st.get("source") or "<state>", self.store, self.lab, mode)
-        pods = objects.pod_specs(self.store.list("Pod"), self.store.list("ReplicaSet"))
+        # the store's cached objects (shared, read only: nothing here changes them; writes copy)
+        objs, _ = self.store.snapshot(("Pod", "ReplicaSet"))
+        pods = objects.pod_specs(objs["Pod"], objs["ReplicaSet"], self.spec_cache)
         stopped = self.stopped_nodes()
         cluster = build(sc, st, pods=[ps for ps, _ in pods])
         for n in cluster.nodes:
