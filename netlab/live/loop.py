@@ -33,6 +33,8 @@ from .sync import DATAPLANE_KINDS, FULL_RESYNC
 
 RESYNC_SECONDS = 10.0         # a look at the kernel at least this often (audit.py), a pass if anything moved
 TAG = "control-loop"
+POLL = 0.05                   # how often an idle loop polls the store for other processes' writes (SQLite's
+                              # data_version: ~0.1 ms a poll; at 20 ms it was most of an idle loop's CPU)
 
 
 def owner(lab: str) -> str:
@@ -218,7 +220,7 @@ class Loop:
             end = time.monotonic() + timeout
             while not self.stop.is_set():
                 left = end - time.monotonic()
-                if left <= 0 or self.store.wait(rev, min(0.2, left)) > rev:
+                if left <= 0 or self.store.wait(rev, min(0.2, left), interval=POLL) > rev:
                     break
         self.log("control loop stopped")
 
