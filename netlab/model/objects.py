@@ -71,6 +71,7 @@ class Pod:
     # a live lab's pod being deleted (a deletionTimestamp): its endpoint turns terminating (not ready;
     # serving while `ready` says it still serves), and its containers are not restarted
     terminating: bool = False
+    stopping: bool = False   # ... and the kubelet sent it SIGTERM (the built-in server is told so)
 
     @property
     def key(self) -> str:

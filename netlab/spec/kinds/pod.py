@@ -92,7 +92,9 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     except goflags.FlagError as e:
         raise c.error("args", f"of container {cname}: netexec {e}",
                       "use agnhost netexec's flags, e.g. --http-port=8080 --udp-port=8081") from None
+    delay_shutdown = 0
     if netexec is not None:
+        delay_shutdown = goflags.netexec_delay_shutdown(command + args)
         for port in netexec:
             if (port.port, port.protocol) not in used_ports:
                 ports.append(port)
@@ -126,7 +128,7 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     c.done()
     if failed:
         raise Reported()
-    return ContainerSpec(cname, image, command, args, ports, env, working_dir)
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown)
 
 
 LIFECYCLE_HANDLERS = ("exec", "httpGet", "sleep")
