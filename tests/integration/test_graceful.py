@@ -257,3 +257,42 @@ def test_terminating_endpoint_serves_through_the_fallback_only_when_no_ready_one
     r = lab._run(("pod", "client"), ["curl", "-sS", "--max-time", "3", f"http://{vip}/hostname"])
     assert r.returncode != 0, r.stdout
 
+
+
+WRITER = """---
+apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  nodeName: n2
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, 'i=0; while :; do echo "line $i"; i=$((i+1)); sleep 0.2; done']
+"""
+
+
+def test_logs_follow_prints_new_lines_until_the_pod_goes(lab):
+    lab.up(CLUSTER + WRITER)
+    until("a few lines", lambda: len(kubectl(lab, "logs", "writer").stdout.splitlines()) >= 3, timeout=20)
+    two = kubectl(lab, "logs", "writer", "--tail", "2").stdout.splitlines()
+    assert len(two) == 2 and all(x.startswith("line ") for x in two), two
+    exe = os.path.join(os.path.dirname(__import__("sys").executable), "netlab")
+    f = subprocess.Popen([exe, "logs", "-f", "writer", "--tail", "1", "--lab", lab.name], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        first = f.stdout.readline().split()
+        seen = [int(first[1])]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2:
+            seen.append(int(f.stdout.readline().split()[1]))
+        # the lines written after it started, in order, none missing
+        assert len(seen) >= 6 and seen == list(range(seen[0], seen[0] + len(seen))), seen
+        kubectl(lab, "delete", "pod", "writer", "--wait=false")
+        f.wait(timeout=30)     # it ends by itself once the pod is gone
+        assert f.returncode == 0, f.stderr.read()
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
