@@ -39,6 +39,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -240,6 +241,7 @@ class Terminator:
             used = c["hookEnd"] - info.start if "hookEnd" in c else None
             c["term"] = now
             c["kill"] = termination_times(info.start, info.grace, used)[1]
+            c["deadline"] = info.deadline
             self._save(info.uid)
             if builtin:
                 rec["builtinTerm"] = now
@@ -247,7 +249,12 @@ class Terminator:
             else:
                 self._signal(info, name, signal.SIGTERM)
             return False
-        # 3. SIGKILL when the grace period is over
+        # 3. SIGKILL when the grace period is over (a deletion again with a shorter grace period, such as
+        # `delete --grace-period=1` or `--now`, brings it forward)
+        if info.deadline < c.get("deadline", info.deadline):
+            c["kill"] = min(c["kill"], info.deadline)
+            c["deadline"] = info.deadline
+            self._save(info.uid)
         if now >= c["kill"]:
             if not builtin:
                 self._signal(info, name, signal.SIGKILL)
@@ -295,9 +302,10 @@ class Terminator:
             argv = list((hook["exec"] or {}).get("command") or [])
             try:
                 cmd = nsenter.enter(info.netns, argv, info.uts)
+                out = tempfile.TemporaryFile()   # never a pipe: a chatty hook must not block on it
                 self.hooks[(info.uid, name)] = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    start_new_session=True)
+                    cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                self.hooks[(info.uid, name)].stdout = out
             except (KernelError, OSError) as e:
                 self.hooks[(info.uid, name)] = (False, str(e))
         elif "httpGet" in hook:
@@ -332,7 +340,9 @@ class Terminator:
             if h.poll() is None:
                 return None
             self.hooks.pop((info.uid, name))
-            out = (h.stdout.read() if h.stdout else b"")[:prober.MAX_OUTPUT].decode("utf-8", "replace")
+            if h.stdout:
+                h.stdout.seek(0)
+            out = (h.stdout.read(prober.MAX_OUTPUT) if h.stdout else b"").decode("utf-8", "replace")
             if h.stdout:
                 h.stdout.close()
             if h.returncode == 0:

@@ -10,6 +10,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from netlab.dataplane import lab as labmod
 from netlab.dataplane import procs, state
 from netlab.live import store_for
@@ -204,12 +206,14 @@ spec:
 
 
 def chosen(lab, ip: str) -> dict[str, bool]:
-    """Node -> whether its kube-proxy rules DNAT to `ip`:8080."""
+    """Node -> whether its kube-proxy rules (iptables or nftables, as the lab's mode) DNAT to `ip`:8080."""
+    mode = lab.cluster.networking.proxy_mode
+    argv = ["iptables-save", "-t", "nat"] if mode == "iptables" else ["nft", "list", "table", "ip", "kube-proxy"]
     out = {}
     for node in ("n1", "n2"):
-        r = lab.node_exec(node, ["iptables-save", "-t", "nat"])
+        r = lab.node_exec(node, argv)
         assert r.returncode == 0, r.stderr
-        out[node] = f"--to-destination {ip}:8080" in r.stdout
+        out[node] = any(f"{ip}:8080" in line and "dnat" in line.lower() for line in r.stdout.splitlines())
     return out
 
 
@@ -222,8 +226,10 @@ def slice_conditions(lab) -> dict[str, dict]:
     return out
 
 
-def test_terminating_endpoint_serves_through_the_fallback_only_when_no_ready_one_is_left(lab):
-    lab.up(CLUSTER + SOLO.replace("DELAY_A", "12"))
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_terminating_endpoint_serves_through_the_fallback_only_when_no_ready_one_is_left(lab, mode):
+    lab.up(CLUSTER + f"networking: {{kubeProxyMode: {mode}}}\n" + SOLO.replace("DELAY_A", "12"))
+    assert lab.cluster.networking.proxy_mode == mode
     vip = str(next(s for s in lab.cluster.services if s.name == "solo").cluster_ip)
     ip_a, ip_b = str(lab.pod("solo-a").ip), str(lab.pod("solo-b").ip)
     until("both solo pods ready", lambda: ready(lab, "solo-a") and ready(lab, "solo-b"))
@@ -296,3 +302,52 @@ def test_logs_follow_prints_new_lines_until_the_pod_goes(lab):
         if f.poll() is None:
             f.kill()
             f.wait()
+
+
+RESUME = """---
+apiVersion: v1
+kind: Pod
+metadata: {name: tough}
+spec:
+  nodeName: n2
+  terminationGracePeriodSeconds: 6
+  containers:
+  - name: app
+    image: busybox
+    command:
+    - sh
+    - -c
+    - |
+      trap 'echo term >> DIR/tough-term' TERM
+      while :; do sleep 0.05; done
+    lifecycle:
+      preStop:
+        exec:
+          command: [sh, -c, 'echo hook >> DIR/tough-hook']
+"""
+
+
+def test_a_loop_killed_mid_termination_resumes_it_from_the_store(lab, tmp_path):
+    import signal as sig
+    from netlab.live import loop
+    lab.up(CLUSTER + RESUME.replace("DIR", str(tmp_path)))
+    until("the tough pod running", lambda: running(lab, "tough"))
+    pid = container_pid(lab, "tough")
+    kubectl(lab, "delete", "pod", "tough", "--wait=false")
+    md = pods(lab, "tough")["tough"]["metadata"]
+    deleted = parse_time(md["deletionTimestamp"]) - md["deletionGracePeriodSeconds"]
+    until("SIGTERM sent", lambda: written(tmp_path / "tough-term"), timeout=10)
+    rec = loop.running(lab.name)
+    os.kill(int(rec["pid"]), sig.SIGKILL)
+    until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
+    time.sleep(1)
+    kubectl(lab, "get", "pods")          # any netlab command brings the loop back
+    assert loop.running(lab.name) is not None
+    until("the tough container dead", lambda: procs.start_time(pid) is None, timeout=20, every=0.02)
+    died = time.time() - deleted
+    # killed at the end of the grace period counted from the deletion, not anew from the restart
+    assert 5.9 <= died <= 7.0, f"the container died {died:.2f}s after the deletion (grace 6 s)"
+    until("the pod gone from the store", lambda: "tough" not in pods(lab, "tough"), timeout=10)
+    # neither the hook nor SIGTERM was repeated by the loop that took over
+    assert (tmp_path / "tough-hook").read_text().splitlines() == ["hook"]
+    assert (tmp_path / "tough-term").read_text().splitlines() == ["term"]
