@@ -243,6 +243,12 @@ def test_terminating_endpoint_serves_through_the_fallback_only_when_no_ready_one
     assert all(chosen(lab, ip_b).values())
     answers = {lab.http(("pod", "client"), vip, 80, "/hostname") for _ in range(8)}
     assert answers == {"solo-b"}, answers
+    doc = json.loads(kubectl(lab, "get", "endpointslices", "-o", "json").stdout)
+    conds = {e["targetRef"]["name"]: e["conditions"] for s in doc["items"] for e in s["endpoints"]}
+    assert conds["solo-a"] == {"ready": False, "serving": True, "terminating": True}, conds
+    assert conds["solo-b"] == {"ready": True, "serving": True, "terminating": False}, conds
+    table = kubectl(lab, "get", "endpointslices").stdout.splitlines()
+    assert table[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], table
 
     # solo-b deleted too: no ready endpoint is left, so both serving terminating ones are chosen again
     # (kube-proxy's fallback) and the Service keeps answering while they delay their shutdown

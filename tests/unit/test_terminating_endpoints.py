@@ -170,3 +170,16 @@ def test_conntrack_keeps_flows_to_the_fallback_endpoints():
     assert fr.by_vip[("10.96.0.100", 53)] == frozenset(ep_ips(c, "web-a", "web-b", "web-c"))
     c = fallback_cluster()
     assert udp_frontends(c).by_vip[("10.96.0.100", 53)] == frozenset(ep_ips(c, "web-c"))
+
+
+def test_get_endpointslices_columns():
+    from netlab.controllers.printers import table
+    s = {"metadata": {"name": "web-abcde", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [f"10.244.1.{i}"], "conditions": {"ready": i != 2, "serving": True,
+                                                                       "terminating": i == 2}} for i in range(1, 6)]}
+    rows = table("EndpointSlice", [s], 1767225600.0 + 60)
+    assert rows[0] == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert rows[1][:4] == ["web-abcde", "IPv4", "8080", "10.244.1.1,10.244.1.2,10.244.1.3 + 2 more..."]
+    empty = dict(s, ports=[], endpoints=[])
+    assert table("EndpointSlice", [empty], 1767225600.0)[1][2:4] == ["<unset>", "<none>"]
