@@ -164,7 +164,9 @@ class LiveLab:
                 pod.terminating = True
                 pod.stopping = self.terminator.signalled(pod.uid)
             if pod.node in stopped:
-                pod.decided_ready = None
+                # a pod evicted from a lost node no longer serves anyone (the node lifecycle controller
+                # marked it not Ready): no fallback may choose it
+                pod.decided_ready = False if pod.terminating else None
             elif any(isinstance(c.get("readinessProbe"), dict) for c in (obj.get("spec") or {}).get("containers") or []):
                 verdict = self.probes.ready(pod.uid) if self.kubelet else None
                 if verdict is None:  # the control loop's last verdict, as it wrote it (a loop started

@@ -274,6 +274,8 @@ class Terminator:
         if builtin:
             from ..dataplane.supervise import exited_code, server_pods
             said = server_pods(self.lab, info.node, info.server)
+            if not said:
+                return True   # nothing readable from the server: the grace period decides
             return info.key in said and not exited_code(said.get(info.key))[0]
         rec = info.commands.get(name)
         return procs.alive(rec, self._owner(info, name), nsfs.netns_path(info.netns))

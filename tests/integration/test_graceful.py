@@ -357,3 +357,44 @@ def test_a_loop_killed_mid_termination_resumes_it_from_the_store(lab, tmp_path):
     # neither the hook nor SIGTERM was repeated by the loop that took over
     assert (tmp_path / "tough-hook").read_text().splitlines() == ["hook"]
     assert (tmp_path / "tough-term").read_text().splitlines() == ["term"]
+
+
+HTTP_HOOK = """---
+apiVersion: v1
+kind: Pod
+metadata: {name: hooked}
+spec:
+  nodeName: n2
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: app
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    args: [netexec, --http-port=8080, --delay-shutdown=1]
+    lifecycle:
+      preStop:
+        httpGet: {path: /echo?msg=prestop-hook, port: 8080}
+"""
+
+
+def test_http_prestop_from_the_node_then_sigterm_seen_by_logs_follow(lab):
+    lab.up(CLUSTER + HTTP_HOOK)
+    until("hooked ready", lambda: ready(lab, "hooked"), timeout=20)
+    exe = os.path.join(os.path.dirname(__import__("sys").executable), "netlab")
+    f = subprocess.Popen([exe, "logs", "-f", "hooked", "--lab", lab.name], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        kubectl(lab, "delete", "pod", "hooked", "--wait=false")
+        out, err = f.communicate(timeout=30)     # -f ends once the pod is gone
+    finally:
+        if f.poll() is None:
+            f.kill()
+            f.wait()
+    lines = out.splitlines()
+    hook = [i for i, x in enumerate(lines) if "prestop-hook" in x]
+    term = [i for i, x in enumerate(lines) if "received SIGTERM" in x]
+    assert hook and term and hook[0] < term[0], out
+    # the hook came from the node's namespace, as the kubelet's httpGet: its source is on node n2
+    node_side = {str(lab.node("n2").ip), str(lab.cluster.node("n2").gateway)}
+    assert any(ip in lines[hook[0]] for ip in node_side), lines[hook[0]]
+    assert "sleeping 1 seconds" in out and "exited with code 0" in out, out
