@@ -119,6 +119,9 @@ class LiveLab:
         self.seen: tuple | None = None   # the store's revisions of DATAPLANE_KINDS the last pass read
         self.last_deep = float("-inf")   # monotonic time of this process' last whole (unscoped) pass
         self.proxy_state = None          # the loop's proxy SyncState (incremental syncs), made on first use
+        from ..dataplane import layout
+        from .terminate import Terminator
+        self.terminator = Terminator(lab, os.path.join(layout.run_dir(lab), "terminating"))
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
