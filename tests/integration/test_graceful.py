@@ -348,7 +348,7 @@ def test_a_loop_killed_mid_termination_resumes_it_from_the_store(lab, tmp_path):
     until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
     time.sleep(1)
     kubectl(lab, "get", "pods")          # any netlab command brings the loop back
-    assert loop.running(lab.name) is not None
+    until("the loop back", lambda: loop.running(lab.name) is not None, timeout=10)
     until("the tough container dead", lambda: procs.start_time(pid) is None, timeout=20, every=0.02)
     died = time.time() - deleted
     # killed at the end of the grace period counted from the deletion, not anew from the restart
