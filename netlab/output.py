@@ -334,7 +334,7 @@ def endpoints_objects(cluster: Cluster, created: float | None) -> list[dict]:
         # group ports that share the same addresses, as the endpoints controller does
         groups: dict[tuple, dict] = {}
         for port in svc.ports:
-            eps = svc.endpoints.get(port.name or "", [])
+            eps = [e for e in svc.endpoints.get(port.name or "", []) if e.ready]  # (not terminating ones)
             if not eps:
                 continue
             addr_key = tuple((str(e.ip), e.port) for e in eps)
@@ -363,7 +363,7 @@ def endpoints_table(cluster: Cluster, created: float | None, all_namespaces: boo
             continue
         addrs = []
         for port in svc.ports:
-            addrs += [f"{e.ip}:{e.port}" for e in svc.endpoints.get(port.name or "", [])]
+            addrs += [f"{e.ip}:{e.port}" for e in svc.endpoints.get(port.name or "", []) if e.ready]
         text = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "") if addrs else "<none>"
         rows.append(([svc.namespace] if all_namespaces else []) + [svc.name, text, age(created)])
     return table(headers, rows)

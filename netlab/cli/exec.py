@@ -107,9 +107,19 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
 @click.argument("pod")
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("-c", "--container", help="Container name (default: all).")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing new lines until Ctrl-C or until the pod goes away (is deleted, or made anew).")
+@click.option("--tail", type=int, default=-1, show_default=True,
+              help="Lines of the end of the log to print first; -1: all of it.")
+@click.option("-p", "--previous", is_flag=True,
+              help="The previous instance's log: not kept apart (one log holds every instance of a container).")
 @click.option("--lab", metavar="NAME")
-def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> None:
-    """Print a pod's container logs (the built-in server logs every request it answers)."""
+def logs(pod: str, namespace: str, container: str | None, follow: bool, tail: int, previous: bool,
+         lab: str | None) -> None:
+    """Print a pod's container logs (the built-in server logs every request it answers).
+
+    With -f, go on printing what the containers write, as kubectl logs -f does, until Ctrl-C or until
+    the pod goes away."""
     from ..dataplane import lab as labmod
     from .. import lab_spec
     from ..dataplane import layout
@@ -122,15 +132,69 @@ def logs(pod: str, namespace: str, container: str | None, lab: str | None) -> No
     names = [c.name for c in p.containers if container in (None, c.name)]
     if not names:
         raise NotFound(f'container "{container}" not found in pod {pod}')
+    if previous:
+        raise NetlabError(f'previous terminated container "{names[0]}" in pod "{p.name}" not found: netlab keeps '
+                          "one log per container, with every instance's lines (run without -p)")
+    paths = []
     for cname in names:
         c = next(x for x in p.containers if x.name == cname)
-        path = layout.container_log(name, p.namespace, p.name, cname if c.command or c.args else layout.BUILTIN)
+        paths.append((cname, layout.container_log(name, p.namespace, p.name,
+                                                  cname if c.command or c.args else layout.BUILTIN)))
+    offsets = {}
+    for cname, path in paths:
         try:
-            with open(path, errors="replace") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
-            text = ""
-        if text:
-            click.echo(text, nl=False)
-        else:
+            data = b""
+        offsets[path] = len(data)
+        if tail >= 0:
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[len(lines) - tail:]) if tail else b""
+        if data:
+            click.echo(data.decode("utf-8", "replace"), nl=False)
+        elif not follow and tail != 0:
             click.echo(f"no output from container {cname} of pod {p.name}", err=True)
+    if follow:
+        try:
+            _follow(name, p, paths, offsets)
+        except KeyboardInterrupt:
+            pass
+
+
+def _follow(lab: str, pod, paths: list[tuple[str, str]], offsets: dict[str, int], every: float = 0.2) -> None:
+    """Print what is appended to the logs until the pod is gone from the lab (or is another pod now)."""
+    import time
+    from ..dataplane import state
+    while True:
+        for _, path in paths:
+            try:
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    if size < offsets[path]:
+                        offsets[path] = 0         # a log made anew
+                    f.seek(offsets[path])
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if data:
+                # only whole lines, unless the writer is gone (below)
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    offsets[path] += cut
+                    sys.stdout.write(data[:cut].decode("utf-8", "replace"))
+                    sys.stdout.flush()
+        rec = ((state.load(lab) or {}).get("pods") or {}).get(pod.key)
+        if rec is None or rec.get("uid") != pod.uid:
+            for _, path in paths:   # what was written last, even without its newline
+                try:
+                    with open(path, "rb") as f:
+                        f.seek(offsets[path])
+                        rest = f.read()
+                except FileNotFoundError:
+                    rest = b""
+                if rest:
+                    sys.stdout.write(rest.decode("utf-8", "replace"))
+            sys.stdout.flush()
+            return
+        time.sleep(every)

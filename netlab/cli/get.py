@@ -16,6 +16,8 @@ RESOURCES = {
     "deployments.apps": "deployments", "deployment.apps": "deployments",
     "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
     "events": "events", "event": "events", "ev": "events",
+    "endpointslices": "endpointslices", "endpointslice": "endpointslices",
+    "endpointslices.discovery.k8s.io": "endpointslices",
 }
 
 
@@ -31,8 +33,8 @@ RESOURCES = {
 @click.option("--lab", metavar="NAME", help="Lab to look at (default: the only lab up, else the one last brought up).")
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
-    """Show nodes, pods, services, endpoints, deployments (deploy), replicasets (rs), events (ev) or
-    labs, like kubectl get (RESOURCE may be a comma list).
+    """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
+    events (ev) or labs, like kubectl get (RESOURCE may be a comma list).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -46,15 +48,16 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
              printed on stderr (and is the NetworkUnavailable condition in -o json);
              SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
-      deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; events in time order
+      deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; events in time order;
+      endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
     -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
     kinds = []
     for part in resource.split(","):
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
-            raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, deployments, "
-                                     "replicasets, events or labs", param_hint="RESOURCE")
+            raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
+                                     "endpointslices, deployments, replicasets, events or labs", param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
     from .kubeutil import KubeError
@@ -69,7 +72,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         for i, kind in enumerate(kinds):
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
-            if kind in ("deployments", "replicasets", "events"):
+            if kind in ("deployments", "replicasets", "events", "endpointslices"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

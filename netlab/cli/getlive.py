@@ -13,7 +13,7 @@ from . import kubeutil
 from .kubeutil import PLURAL, SINGULAR, KubeError
 
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "events": "Event",
-               "pods": "Pod", "nodes": "Node"}
+               "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice"}
 
 
 def _wide(kind: str, obj: dict) -> list[str]:

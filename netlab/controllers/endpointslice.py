@@ -3,8 +3,8 @@ pkg/controller/endpointslice and staging endpointslice utilities (read for facts
 
 For each Service with a selector: the pods of its namespace that match it, have an IP and are not
 Succeeded or Failed become endpoints with conditions
-  ready       = pod Ready and not terminating (or the Service publishes not-ready addresses),
-  serving     = pod Ready, whether terminating or not (or publishNotReadyAddresses),
+  ready       = pod Ready and not terminating, or the Service publishes not-ready addresses,
+  serving     = pod Ready, whether terminating or not,
   terminating = the pod has a deletionTimestamp,
 nodeName and a targetRef to the pod. Ports come from the Service's ports; a named targetPort is
 resolved per pod from its containers' ports (name and protocol), so pods that resolve a name to
@@ -52,8 +52,10 @@ def endpoint_for(pod: dict, publish_not_ready: bool) -> dict:
     st, md = pod.get("status") or {}, pod["metadata"]
     ep = {
         "addresses": [st["podIP"]],
-        "conditions": {"ready": (publish_not_ready or ready) and not terminating,
-                       "serving": publish_not_ready or ready,
+        # as the EndpointSlice controller: serving follows the pod's Ready (kept by the kubelet while
+        # the pod terminates); ready never while terminating unless publishNotReadyAddresses
+        "conditions": {"ready": publish_not_ready or (ready and not terminating),
+                       "serving": ready,
                        "terminating": terminating},
         "targetRef": {"kind": "Pod", "namespace": md.get("namespace", "default"), "name": md["name"],
                       "uid": md.get("uid", "")},

@@ -124,12 +124,22 @@ def event_row(e: dict, now: float) -> list[str]:
             e.get("message", "")]
 
 
+def endpointslice_row(s: dict, now: float) -> list[str]:
+    """kubectl's EndpointSlice columns: the port numbers, the first three addresses (every endpoint,
+    terminating ones too: -o yaml shows their conditions)."""
+    ports = ",".join(str(p.get("port")) for p in s.get("ports") or []) if s.get("ports") else "<unset>"
+    addrs = [a for e in s.get("endpoints") or [] for a in e.get("addresses") or []]
+    eps = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "") if addrs else "<none>"
+    return [s["metadata"]["name"], s.get("addressType", ""), ports, eps, age(s, now)]
+
+
 COLUMNS = {
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], replicaset_row),
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], pod_row),
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], event_row),
+    "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], endpointslice_row),
 }
 
 

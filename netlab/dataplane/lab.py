@@ -261,7 +261,8 @@ def _refuse_replacing(cluster: Cluster, prev: dict[str, Any]) -> None:
 
 
 def _endpoint_view(cluster: Cluster) -> list:
-    return [(s.key, {k: [(str(e.ip), e.port) for e in v] for k, v in s.endpoints.items()}) for s in cluster.services]
+    return [(s.key, {k: [(str(e.ip), e.port, e.ready, e.serving, e.terminating) for e in v]
+                     for k, v in s.endpoints.items()}) for s in cluster.services]
 
 
 # ------------------------------------------------------------------ down

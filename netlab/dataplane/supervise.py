@@ -118,15 +118,25 @@ def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chang
 _CONFIGS: dict[tuple[str, str], tuple[tuple, str]] = {}   # (lab, node) -> (what it was made of, the text)
 
 
+def _delay_shutdown(p: Pod) -> int:
+    """agnhost netexec's --delay-shutdown of the pod's built-in server containers."""
+    return max((c.delay_shutdown for c in p.containers if not c.command and not c.args), default=0)
+
+
 def _server_config(cluster: Cluster, node) -> str:
     pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
-    made_of = tuple((p.namespace, p.name, p.netns, tuple(p.builtin_ports)) for p in pods)
+    made_of = tuple((p.namespace, p.name, p.netns, tuple(p.builtin_ports), p.stopping,
+                     _delay_shutdown(p) if p.stopping else 0) for p in pods)
     memo = _CONFIGS.get((cluster.name, node.name))
     if memo is not None and memo[0] == made_of:   # a control loop's pass: usually the same pods
         return memo[1]
     cfg = {"pods": [{"key": p.key, "name": p.name, "netns": nsfs.netns_path(p.netns),
                      "ports": [{"port": port, "protocol": proto} for port, proto in p.builtin_ports],
                      "log": log_path(cluster.name, p, layout.BUILTIN)} for p in pods]}
+    for entry, p in zip(cfg["pods"], pods):
+        if p.stopping:   # the kubelet sent the pod SIGTERM (a live lab's graceful deletion)
+            entry["sigterm"] = True
+            entry["delayShutdown"] = _delay_shutdown(p)
     text = json.dumps(cfg, indent=1, sort_keys=True)
     _CONFIGS[(cluster.name, node.name)] = (made_of, text)
     return text
@@ -162,7 +172,8 @@ def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], c
         said = server_pods(lab, node.name, servers.get(node.name))
         for pod in cluster.pods_on(node.name):
             gone, code = exited_code(said.get(pod.key))
-            if gone and pod.builtin_ports and pod.key not in fresh and plan.restarts(pod.restart_policy, code):
+            if gone and pod.builtin_ports and pod.key not in fresh and not pod.terminating \
+                    and plan.restarts(pod.restart_policy, code):
                 exited.setdefault(node.name, []).append((pod, code))
     for name, gone in exited.items():
         for pod, code in gone:

@@ -197,6 +197,9 @@ class Loop:
         t = [now + RESYNC_SECONDS - (time.monotonic() - self.live.last_full), self.ctl_due]
         if self.live.pending():
             t.append(now + 0.2)
+        term = self.live.terminator.next_wakeup()   # a pod terminating: its hooks, SIGTERM, SIGKILL
+        if term is not None:
+            t.append(term)
         due = self.live.probes.next_due()
         if due is not None:
             t.append(due)

@@ -7,11 +7,13 @@ A pass (`LiveLab.sync`), under the lab's lock:
 3. the pods bound to nodes are read back from the store into the model (`build` with the store's
    pods: addresses stay as the lab's state allocated them) and the dataplane is reconciled to it
    (`dataplane.lab.apply`: namespaces, processes, proxy rules on every node; only differences);
-   a pod being deleted stays running but is out of every Service's endpoints;
+   a pod being deleted stays running as a terminating endpoint (chosen only by kube-proxy's
+   fallback, when its Service port has no ready endpoint);
 4. what the kubelets saw is written back as each pod's status (Running, podIP, Ready, restarts);
-   a pod being deleted whose endpoints are gone from every node's rules is let go after a short
-   drain (its in-flight requests finish), then removed from the store, and the next pass removes
-   its namespace;
+   the kubelets' graceful termination of the pods being deleted starts or goes on (preStop, SIGTERM,
+   SIGKILL at the end of the grace period: netlab/live/terminate.py, which also runs between passes,
+   from `probe_tick`); a pod whose containers are all done is removed from the store, and the next
+   pass removes its namespace;
 5. the controllers run again (EndpointSlices follow the new readiness).
 
 Nothing here keeps state that matters across a crash: a pass starts from the store and the
@@ -20,6 +22,7 @@ kernel, so a control loop killed at any point resumes with the next pass.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -36,8 +39,9 @@ from ..spec.types import Scenario
 from ..store.meta import fmt_time, get_condition, is_deleting, parse_time
 from . import objects
 from .kubelet import Probes, Target
+from .terminate import DRAIN_SECONDS  # noqa: F401 - a deleted pod gets SIGTERM no sooner after the rules
+                                      # stopped choosing it (netlab/live/terminate.py)
 
-DRAIN_SECONDS = 1.0     # a deleted pod keeps running this long after the rules stopped choosing it
 DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Namespace", "Node")   # what a pass reads
 FULL_RESYNC = 3600.0    # a loop's pass reads back every pod's network at least this often (see LiveLab.scope)
 LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
@@ -98,7 +102,6 @@ class LiveLab:
         from . import store_for
         self.lab = lab
         self.store = store if store is not None else store_for(lab)
-        self.drained: dict[str, float] = {}   # pod uid -> when its endpoints left every node's rules
         self.errors: list[str] = []
         self._runner: Runner | None = None
         self._periods: tuple[float, int] | None = None
@@ -116,6 +119,9 @@ class LiveLab:
         self.seen: tuple | None = None   # the store's revisions of DATAPLANE_KINDS the last pass read
         self.last_deep = float("-inf")   # monotonic time of this process' last whole (unscoped) pass
         self.proxy_state = None          # the loop's proxy SyncState (incremental syncs), made on first use
+        from ..dataplane import layout
+        from .terminate import Terminator
+        self.terminator = Terminator(lab, os.path.join(layout.run_dir(lab), "terminating"))
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -156,9 +162,14 @@ class LiveLab:
             obj = by_key[pod.key]
             pod.uid = obj["metadata"]["uid"]
             if is_deleting(obj):
-                pod.decided_ready = False
-            elif pod.node in stopped:
-                pod.decided_ready = None
+                # a terminating endpoint: serving follows its readiness (probe or observed) as before;
+                # its containers are not restarted; the built-in server hears of its SIGTERM
+                pod.terminating = True
+                pod.stopping = self.terminator.signalled(pod.uid)
+            if pod.node in stopped:
+                # a pod evicted from a lost node no longer serves anyone (the node lifecycle controller
+                # marked it not Ready): no fallback may choose it
+                pod.decided_ready = False if pod.terminating else None
             elif any(isinstance(c.get("readinessProbe"), dict) for c in (obj.get("spec") or {}).get("containers") or []):
                 verdict = self.probes.ready(pod.uid) if self.kubelet else None
                 if verdict is None:  # the control loop's last verdict, as it wrote it (a loop started
@@ -167,7 +178,7 @@ class LiveLab:
                     verdict = bool(cond and cond.get("status") == "True")
                 pod.decided_ready = verdict
             rec = (st.get("pods") or {}).get(pod.key) or {}
-            if self.hold_restarts:
+            if self.hold_restarts or pod.terminating:
                 pod.restart_held = True
             elif self.kubelet:
                 pod.restart_held = self.held(pod.uid, int(rec.get("restarts", 0)) if rec.get("uid") == pod.uid else 0)
@@ -213,7 +224,7 @@ class LiveLab:
             if pod.node in stopped:
                 continue
             rec = recs.get(pod.key) or {}
-            ready = bool(rec.get("ready")) and not is_deleting(obj)
+            ready = bool(rec.get("ready"))   # a terminating pod's Ready goes on following its readiness
             started = float(rec.get("created") or now)
             restarts = int(rec.get("restarts", 0))
             old = obj.get("status") or {}
@@ -266,6 +277,8 @@ class LiveLab:
         from ..controllers.runner import apply_actions
         from ..controllers.base import event
         from ..dataplane import procs, state
+        if self.kubelet and self.terminator.active():
+            self.kubelet_tick(now)
         out = self.probes.tick(now)
         if out.events:
             actions = []
@@ -289,24 +302,43 @@ class LiveLab:
             self.dirty = True
         return self.dirty
 
-    def let_go(self, by_key: dict[str, dict], stopped: set[str], now: float) -> bool:
-        """Pods being deleted whose drain is over: removed from the store (their namespace goes on the
-        next pass). Returns whether any went."""
-        gone = False
-        for key, obj in by_key.items():
-            if not is_deleting(obj) or (obj.get("spec") or {}).get("nodeName") in stopped:
+    def let_go(self, cluster: Cluster, by_key: dict[str, dict], st: dict, now: float) -> bool:
+        """The kubelet's graceful termination of the pods being deleted (netlab/live/terminate.py): this
+        pass reprogrammed every node with their endpoints terminating, so their termination starts (or
+        goes on); pods whose containers are all done are removed from the store (their namespace goes on
+        the next pass). Returns whether any went."""
+        from ..dataplane.fabric import uts_path
+        from .terminate import pod_info
+        stopped = partitioned(cluster)
+        nodes = {n.name: n for n in cluster.nodes}
+        recs, servers = st.get("pods") or {}, st.get("servers") or {}
+        infos, told = [], set()
+        for pod in cluster.pods:
+            obj = by_key[pod.key]
+            if not is_deleting(obj) or pod.node in stopped:
                 continue
-            uid = obj["metadata"]["uid"]
-            since = self.drained.setdefault(uid, now)
-            grace = float(obj["metadata"].get("deletionGracePeriodSeconds") or 0)
-            if now - since >= min(DRAIN_SECONDS, grace) or parse_time(obj["metadata"]["deletionTimestamp"]) <= now:
-                ns, name = key.split("/", 1)
-                try:
-                    self.store.delete("Pod", ns, name, grace_seconds=0, uid=uid)
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
-                self.drained.pop(uid, None)
-                gone = True
+            rec = recs.get(pod.key) or {}
+            infos.append(pod_info(obj, pod, nodes[pod.node], rec, servers.get(pod.node), uts_path(self.lab, pod)))
+            if pod.stopping:
+                told.add(pod.uid)
+        self.terminator.update(infos, now)
+        self.terminator.told(told)
+        return self.kubelet_tick(now)
+
+    def kubelet_tick(self, now: float) -> bool:
+        """Termination work due now (hooks finished, SIGTERM, SIGKILL) and its events; True if a pod was
+        removed from the store."""
+        from ..controllers.runner import apply_actions
+        from ..controllers.base import event
+        gone = self.terminator.tick(now, self.store)
+        if self.terminator.events:
+            actions = [event(obj, etype, reason, message, "kubelet")
+                       for obj, etype, reason, message in self.terminator.events]
+            self.terminator.events.clear()
+            try:
+                apply_actions(self.store, actions, now)
+            except Exception as e:  # noqa: BLE001 - events are best effort
+                self.errors.append(f"events: {e}")
         return gone
 
     def scope(self, cluster: Cluster, st: dict, deep: bool):
@@ -329,9 +361,11 @@ class LiveLab:
         if deep:
             return LivePass(proxy_state=self.proxy_state)
         recs = st.get("pods") or {}
+        # (a terminating pod is looked at on every pass: whether it still serves decides whether
+        # kube-proxy's fallback may choose it)
         listen = {p.key for p in cluster.pods
-                  if p.decided_ready is None and not ((recs.get(p.key) or {}).get("ready") and
-                                                      (recs.get(p.key) or {}).get("uid") == p.uid)}
+                  if p.decided_ready is None and (p.terminating or not ((recs.get(p.key) or {}).get("ready") and
+                                                                        (recs.get(p.key) or {}).get("uid") == p.uid))}
         return LivePass(check=set(), listen=listen, proxy_state=self.proxy_state)
 
     def sync(self, progress=None, proxy_mode: str | None = None, scenario_text: str | None = None,
@@ -374,7 +408,7 @@ class LiveLab:
             for p in cluster.pods)
         if self.kubelet:
             self.watch_probes(cluster, by_key, st, now)
-            if self.let_go(by_key, partitioned(cluster), now):
+            if self.let_go(cluster, by_key, st, now):
                 self.let_go_pods = True
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
@@ -390,7 +424,7 @@ class LiveLab:
         now = time.time()
         ended = any(self.last_pass < when + delay <= now for _, when, delay in self.backoff.values())
         soon = self.young_unready and now - self.last_pass >= 0.5
-        return bool(self.drained) or self.let_go_pods or ended or soon
+        return self.terminator.needs_pass() or self.let_go_pods or ended or soon
 
 
 def settled(store, available: bool = True) -> tuple[bool, str]:

@@ -325,7 +325,9 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
 def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
     """Kubernetes' endpoints controller: ready pods selected by the service, per service port (a pod that
     is not ready is not an endpoint, unless the Service sets publishNotReadyAddresses: then every
-    selected pod is, as ready, the way the controller publishes it)."""
+    selected pod is, as ready, the way the controller publishes it). A pod being deleted (`terminating`)
+    is a terminating endpoint, not ready, serving while it passes its readiness (EndpointSlice
+    conditions; the proxies use those only when a Service port has no ready endpoint)."""
     s = svc.spec
     result: dict[str, list[Endpoint]] = {}
     if s.selector is None or s.type == "ExternalName":
@@ -343,7 +345,14 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
                     continue
             else:
                 num = port.target_port
-            if p.ready or s.publish_not_ready:
+            if p.terminating:
+                # EndpointSlice conditions of a pod being deleted: serving while it still passes its
+                # readiness, never ready (unless publishNotReadyAddresses); one that no longer serves is
+                # of no use to any proxy and is left out
+                if p.ready or s.publish_not_ready:
+                    eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace, ready=s.publish_not_ready,
+                                        serving=p.ready, terminating=True))
+            elif p.ready or s.publish_not_ready:
                 eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
         eps.sort(key=lambda e: (int(e.ip), e.port))
         result[port.name or ""] = eps

@@ -68,6 +68,10 @@ class Pod:
     # a live lab's kubelet holds back the restart of an ended container during its back-off (10 s, 20 s
     # ... 300 s after each restart): `up` keeps it ended meanwhile (CrashLoopBackOff)
     restart_held: bool = False
+    # a live lab's pod being deleted (a deletionTimestamp): its endpoint turns terminating (not ready;
+    # serving while `ready` says it still serves), and its containers are not restarted
+    terminating: bool = False
+    stopping: bool = False   # ... and the kubelet sent it SIGTERM (the built-in server is told so)
 
     @property
     def key(self) -> str:
@@ -125,6 +129,10 @@ class Endpoint:
     pod: str                 # pod name
     namespace: str
     ready: bool = True
+    # EndpointSlice conditions: a terminating endpoint (its pod is being deleted) is not ready; it is
+    # serving while its pod still passes its readiness (kube-proxy falls back to those: render.services)
+    serving: bool = True
+    terminating: bool = False
 
 
 @dataclass

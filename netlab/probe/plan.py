@@ -141,13 +141,16 @@ def node_checks(src: Source, node: Node, group: str) -> list[Check]:
 
 def _service_expectation(svc: Service, port: ServicePort, node: str | None, external: bool) -> tuple[str, set[str]]:
     """(outcome, pods that may answer) for traffic to a Service port entering at `node`."""
-    eps = [e for e in svc.endpoints.get(port.name or "", []) if e.ready]
+    every = svc.endpoints.get(port.name or "", [])
+    # the ready endpoints, else the serving terminating ones (kube-proxy's fallback)
+    eps = [e for e in every if e.ready] or [e for e in every if e.serving and e.terminating]
     if not eps:
         return "refused", set()
     local_only = (svc.spec.external_traffic_policy == "Local" and svc.type in ("NodePort", "LoadBalancer")) \
         if external else svc.spec.internal_traffic_policy == "Local"
     if local_only:
-        eps = [e for e in eps if e.node == node]
+        eps = [e for e in every if e.ready and e.node == node] or [
+            e for e in every if e.serving and e.terminating and e.node == node]
         if not eps:
             return "timeout", set()
     return "reachable", {e.pod for e in eps}

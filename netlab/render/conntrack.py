@@ -76,7 +76,11 @@ def udp_frontends(cluster: Cluster) -> UdpFrontends:
         for port in svc.ports:
             if port.protocol.upper() != "UDP":
                 continue
-            serving = frozenset(str(e.ip) for e in svc.endpoints.get(port.name or "", []) if e.ready)
+            eps = svc.endpoints.get(port.name or "", [])
+            # the endpoints a proxy may send new flows to: the ready ones, else the serving terminating
+            # ones (kube-proxy's fallback): flows to those are not stale
+            serving = frozenset(str(e.ip) for e in eps if e.ready) or frozenset(
+                str(e.ip) for e in eps if e.serving and e.terminating)
             if not serving:
                 continue
             vips = [str(svc.cluster_ip), *spec.external_ips]

@@ -25,7 +25,7 @@ V = TypeVar("V")
 _SPEC = attrgetter("namespace", "name", "type", "cluster_ip", "load_balancer_ip", "session_affinity",
                    "affinity_timeout", "external_traffic_policy", "internal_traffic_policy", "external_name")
 _PORT = attrgetter("name", "port", "protocol", "node_port")
-_ENDPOINT = attrgetter("ip", "port", "node", "ready", "pod", "namespace")
+_ENDPOINT = attrgetter("ip", "port", "node", "ready", "serving", "terminating", "pod", "namespace")
 
 
 def service_content(svc: Service) -> tuple:

@@ -95,15 +95,33 @@ def ep_string(ep: Endpoint) -> str:
 def categorize_endpoints(info: PortInfo, node: Node) -> tuple[list[Endpoint], list[Endpoint], list[Endpoint], bool]:
     """proxy.CategorizeEndpoints for `node`: (cluster, local, all locally reachable, has any endpoint).
 
-    Ready endpoints only, sorted by their "ip:port" string. No topology hints and no terminating
-    endpoints in the model, so the cluster list is a superset of the local one. Shared by every
-    proxy mode's renderer so that all modes pick the same endpoints.
+    Usable endpoints are the ready ones; when there is none, the serving terminating ones (kube-proxy's
+    fallback since ProxyTerminatingEndpoints), decided apart for the cluster list (none ready anywhere)
+    and for the local list (none ready on this node). No topology hints. Lists sorted by "ip:port".
+    Shared by every proxy mode's renderer so that all modes pick the same endpoints.
     """
-    ready = sorted((e for e in info.svc.endpoints.get(info.port.name or "", []) if e.ready), key=ep_string)
-    cluster_eps = ready if info.uses_cluster_endpoints else []
-    local_eps = [e for e in ready if e.node == node.name] if info.uses_local_endpoints else []
-    reachable = cluster_eps if info.uses_cluster_endpoints else local_eps
-    return cluster_eps, local_eps, reachable, bool(ready)
+    eps = sorted(info.svc.endpoints.get(info.port.name or "", []), key=ep_string)
+    ready = [e for e in eps if e.ready]
+    fallback = [e for e in eps if not e.ready and e.serving and e.terminating]
+    cluster_eps: list[Endpoint] = []
+    local_eps: list[Endpoint] = []
+    has_any = False
+    if info.uses_cluster_endpoints:
+        cluster_eps = ready or fallback
+        has_any = bool(cluster_eps)
+    if not info.uses_local_endpoints:
+        return cluster_eps, local_eps, cluster_eps, has_any
+    has_any = has_any or bool(ready) or bool(fallback)
+    local_ready = [e for e in ready if e.node == node.name]
+    local_eps = local_ready or [e for e in fallback if e.node == node.name]
+    if not info.uses_cluster_endpoints:
+        return cluster_eps, local_eps, local_eps, has_any
+    if local_ready or not local_eps:
+        return cluster_eps, local_eps, cluster_eps, has_any   # the cluster list holds every local one
+    # local terminating endpoints beside remote ready ones: the union
+    merged = {ep_string(e): e for e in cluster_eps}
+    merged.update((ep_string(e), e) for e in local_eps)
+    return cluster_eps, local_eps, sorted(merged.values(), key=ep_string), has_any
 
 
 @dataclass

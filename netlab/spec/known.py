@@ -43,10 +43,12 @@ KNOWN: dict[str, dict[str, str | None]] = {
         containers="Container", tolerations="Toleration"),
     "Container": _fields(
         "name image command args workingDir envFrom resources resizePolicy restartPolicy volumeMounts "
-        "volumeDevices lifecycle terminationMessagePath terminationMessagePolicy imagePullPolicy "
+        "volumeDevices terminationMessagePath terminationMessagePolicy imagePullPolicy "
         "securityContext stdin stdinOnce tty",
         ports="ContainerPort", env="EnvVar", livenessProbe="Probe", readinessProbe="Probe",
-        startupProbe="Probe"),
+        startupProbe="Probe", lifecycle="Lifecycle"),
+    "Lifecycle": _fields("stopSignal", preStop="LifecycleHandler", postStart="LifecycleHandler"),
+    "LifecycleHandler": _fields("exec httpGet tcpSocket sleep"),
     "ContainerPort": _fields("name hostPort containerPort protocol hostIP"),
     "EnvVar": _fields("name value valueFrom"),
     "Toleration": _fields("key operator value effect tolerationSeconds"),

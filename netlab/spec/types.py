@@ -55,6 +55,7 @@ class ContainerSpec:
     ports: list[ContainerPort]
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    delay_shutdown: int = 0     # agnhost netexec --delay-shutdown: seconds it keeps serving after SIGTERM
 
 
 @dataclass

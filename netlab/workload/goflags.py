@@ -30,8 +30,10 @@ say) into the ports netlab's built-in server serves for it. Per flag (agnhost's 
 * `--http-override` (""): refused unless empty: not emulated (every pod of a node shares one server
   whose behaviour this flag would change for one pod).
 * `--udp-listen-addresses` (""): refused unless empty: the UDP socket listens on every address.
-* `--delay-shutdown` (0): accepted, no effect: netlab removes a pod at once, there is no SIGTERM
-  grace period to delay.
+* `--delay-shutdown` (0): on SIGTERM (the kubelet's, when the pod is deleted: netlab/live/terminate.py)
+  the pod keeps serving this many seconds, then its "container" exits (code 0); without it, the
+  "container" exits at once on SIGTERM (code 143, as a process killed by the signal). Negative values
+  count as 0, as agnhost only delays for a positive value.
 * anything else, and positional arguments (netexec takes none), is an error.
 """
 
@@ -183,6 +185,15 @@ def netexec_argv(argv: list[str]) -> list[str] | None:
     if argv[:1] != ["netexec"]:
         return None
     return argv[1:]
+
+
+def netexec_delay_shutdown(argv: list[str]) -> int:
+    """agnhost netexec's --delay-shutdown of this command line (0 if none, or not a netexec command line)."""
+    flags = netexec_argv(argv)
+    if flags is None:
+        return 0
+    values, _ = parse(flags, NETEXEC_FLAGS)
+    return max(0, values["delay-shutdown"])
 
 
 def netexec_ports(argv: list[str]) -> list[tuple[int, str]] | None:

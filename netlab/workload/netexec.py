@@ -13,7 +13,7 @@ sockets, hands the answer back through a queue and the wakeup pipe, and ends;
 the loop keeps serving every pod meanwhile.
 
 Modules: the loop, the pods' lifecycle (reload diff, /exit) and the
-pidfile/status protocol are here (a little over 500 lines with this
+pidfile/status protocol are here (a little under 600 lines with this
 docstring); the sockets and HTTP connections in conns.py, the config, netns
 switching and pod logs in podconf.py, what the server answers in agnhost.py,
 /dial in dial.py and agnhost's command-line flags in goflags.py.
@@ -40,6 +40,12 @@ with generation 0 at start.  SIGHUP re-reads the config and applies the diff;
 afterwards the pidfile is rewritten with the generation incremented.  A config
 that cannot be read or parsed is not applied and leaves the pidfile untouched.
 SIGTERM/SIGINT close everything, remove the pidfile and exit 0.
+
+A pod's ``"sigterm": true`` (with ``"delayShutdown": N``) in the config is the
+kubelet's SIGTERM to that pod's container (a live lab deleting the pod): as
+agnhost netexec with ``--delay-shutdown=N``, the pod keeps serving N seconds and
+then exits 0; with N = 0 it exits at once (143).  Such a pod is never restarted
+by a reload.
 
 Status file: next to the pidfile (``X.pid`` -> ``X.status.json``), rewritten
 atomically whenever a pod starts, exits or is restarted::
@@ -111,6 +117,7 @@ class Pod:
         self.exit_code = None  # set once the pod's "container" has exited (/exit, /shutdown)
         self.finished_at = None
         self.restarts = 0
+        self.sigterm_at = None  # the kubelet's SIGTERM (pod deletion) arrived
 
     @property
     def healthy(self):
@@ -370,6 +377,8 @@ class Server:
                 pass
 
     def _needs_restart(self, pod, spec):
+        if spec.sigterm:
+            return None  # being deleted: what ended stays ended
         if spec.netns != pod.netns:
             return "netns changed"
         if spec.ports != pod.ports:
@@ -389,7 +398,7 @@ class Server:
             reason = "removed from config" if spec is None else self._needs_restart(pod, spec)
             if spec is None:
                 self.restarts.pop(key, None)
-            elif pod.exit_code is not None:
+            elif pod.exit_code is not None and not spec.sigterm:
                 self.restarts[key] = self.restarts.get(key, 0) + 1
             if reason:
                 self.stop_pod(pod, reason)
@@ -411,7 +420,27 @@ class Server:
                 pod.log.write(f"log moved to {spec.log}")
                 pod.log.close()
                 pod.log = PodLog(key, spec.log)
+        for key, spec in specs.items():
+            pod = self.pods.get(key)
+            if spec.sigterm and pod is not None and pod.sigterm_at is None and pod.exit_code is None:
+                self.sigterm_pod(pod, spec.delay_shutdown)
         self.write_status()
+
+    def sigterm_pod(self, pod, delay):
+        """The kubelet's SIGTERM to the pod's container (it is being deleted), as agnhost netexec takes it:
+        with --delay-shutdown it keeps serving `delay` s, then exits 0; without, it ends at once (a Go
+        program killed by SIGTERM: exit code 143)."""
+        pod.sigterm_at = time.monotonic()
+        if delay <= 0:
+            pod.log.write("received SIGTERM: exiting")
+            self.exit_pod(pod, 143)
+            return
+        pod.log.write(f"received SIGTERM: sleeping {delay} seconds before terminating")
+
+        def go():
+            if self.pods.get(pod.key) is pod and pod.exit_code is None:
+                self.exit_pod(pod, 0)
+        self.add_timer(delay, go)
 
     def reload(self):
         try:

@@ -114,11 +114,13 @@ class ConfigError(Exception):
 class PodSpec:
     """One pod of the config.  ``ports`` is a sorted tuple of (port, proto)."""
 
-    __slots__ = ("key", "name", "netns", "ports", "log", "port_errors")
+    __slots__ = ("key", "name", "netns", "ports", "log", "port_errors", "sigterm", "delay_shutdown")
 
-    def __init__(self, key, name, netns, ports, log, port_errors):
+    def __init__(self, key, name, netns, ports, log, port_errors, sigterm=False, delay_shutdown=0):
         self.key, self.name, self.netns = key, name, netns
         self.ports, self.log, self.port_errors = ports, log, port_errors
+        # the kubelet sent the pod's container SIGTERM: it exits, after delay_shutdown s of serving
+        self.sigterm, self.delay_shutdown = sigterm, delay_shutdown
 
 
 def _parse_pod(entry):
@@ -147,7 +149,11 @@ def _parse_pod(entry):
             errors.append(f"protocol {proto} on port {port} is not supported, skipped")
             continue
         ports.add((port, proto))
-    return PodSpec(key, name, netns, tuple(sorted(ports)), log, tuple(errors))
+    delay = entry.get("delayShutdown", 0)
+    if not isinstance(delay, int) or isinstance(delay, bool):
+        raise ConfigError(f"pod {key!r}: invalid 'delayShutdown'")
+    return PodSpec(key, name, netns, tuple(sorted(ports)), log, tuple(errors), entry.get("sigterm") is True,
+                   max(0, delay))
 
 
 def load_config(path):

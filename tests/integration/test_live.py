@@ -286,8 +286,8 @@ def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):
     assert rec is not None
     os.kill(int(rec["pid"]), signal.SIGKILL)
     until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
-    kubectl(lab, "get", "pods")   # any netlab command brings it back
-    assert loop.running(lab.name) is not None
+    kubectl(lab, "get", "pods")   # any netlab command brings it back (it records itself once started)
+    until("the loop back", lambda: loop.running(lab.name) is not None, timeout=10)
     r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s")
     assert "successfully rolled out" in r.stdout, r.stdout
     try:

@@ -52,9 +52,11 @@ def test_endpoint_conditions_ready_serving_terminating():
 
 
 def test_publish_not_ready_addresses():
+    # the EndpointSlice controller's podToEndpoint: ready is forced true (terminating or not); serving
+    # stays the pod's Ready
     c = conditions([svc(publish=True), pod("unready", ready=False), pod("term", "10.0.0.3", ready=False, deleting=True)])
-    assert c["unready"] == {"ready": True, "serving": True, "terminating": False}
-    assert c["term"] == {"ready": False, "serving": True, "terminating": True}
+    assert c["unready"] == {"ready": True, "serving": False, "terminating": False}
+    assert c["term"] == {"ready": True, "serving": False, "terminating": True}
 
 
 def test_named_target_port_resolved_per_pod():

@@ -76,9 +76,10 @@ def test_a_node_never_synced_by_this_loop_gets_a_pass(kernel):
     assert audit.look("x", state(), None, {"n1": 1, "n2": -1}) == "no proxy sync recorded yet"
 
 
-def pod(key: str, uid: str, decided):
+def pod(key: str, uid: str, decided, terminating: bool = False):
     ns, name = key.split("/")
-    return SimpleNamespace(key=key, uid=uid, decided_ready=decided, ip=ipaddress.ip_address("10.0.0.1"))
+    return SimpleNamespace(key=key, uid=uid, decided_ready=decided, ip=ipaddress.ip_address("10.0.0.1"),
+                           terminating=terminating)
 
 
 def test_a_scoped_pass_listens_only_to_pods_without_a_probe_verdict_that_were_not_ready():
@@ -95,3 +96,8 @@ def test_a_scoped_pass_listens_only_to_pods_without_a_probe_verdict_that_were_no
     assert isinstance(scoped.proxy_state, SyncState)
     deep = live.scope(cluster, st, deep=True)
     assert deep == LivePass(proxy_state=scoped.proxy_state)   # everything looked at; the same SyncState
+    # a terminating pod is looked at on every pass, ready or not: whether it still serves decides
+    # whether kube-proxy's fallback may choose it
+    cluster.pods.append(pod("d/leaving", "u7", None, terminating=True))
+    st["pods"]["d/leaving"] = {"uid": "u7", "ready": True}
+    assert "d/leaving" in live.scope(cluster, st, deep=False).listen

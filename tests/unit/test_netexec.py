@@ -866,3 +866,40 @@ def test_dial_request_with_a_query(netexec, tmp_path):
     assert json.loads(body) == {"responses": ["hello world"]}
     _, _, body, _ = http_get(a, f"/dial?request=echo%3Fmsg%3D&host=127.0.0.1&port={b}&tries=2")
     assert json.loads(body) == {}  # agnhost lists responses only when the last one is not empty
+
+
+def test_sigterm_with_delay_shutdown_keeps_serving_then_exits_and_is_never_restarted(netexec, tmp_path):
+    """The kubelet's SIGTERM to a pod of the server (config "sigterm"), as agnhost netexec takes it: with
+    --delay-shutdown=N it keeps serving N s then exits 0; without, it exits at once (143); the other
+    pods are untouched and no later reload starts it again."""
+    a, b, c = free_port(), free_port(), free_port()
+    logs = tmp_path / "logs"
+    pa, pb, pc = pod("a", [(a, "TCP")], logs), pod("b", [(b, "TCP")], logs), pod("c", [(c, "TCP")], logs)
+    srv = netexec([pa, pb, pc])
+    t0 = time.monotonic()
+    srv.reload([dict(pa, sigterm=True, delayShutdown=1), dict(pb, sigterm=True), pc])
+    assert refused(b)                                   # no delay: gone at once
+    assert http_get(a, "/hostname")[2] == "a"           # delaying: still serving, new connections too
+    while time.monotonic() - t0 < 0.7:
+        assert http_get(a, "/hostname")[2] == "a"
+        time.sleep(0.05)
+    assert refused(a, within=3.0)
+    assert time.monotonic() - t0 >= 1.0
+    status = json.loads((tmp_path / "run" / "netexec.status.json").read_text())["pods"]
+    assert (status["default/a"]["state"], status["default/a"]["exitCode"]) == ("exited", 0)
+    assert (status["default/b"]["state"], status["default/b"]["exitCode"]) == ("exited", 143)
+    assert status["default/c"]["state"] == "running" and http_get(c, "/hostname")[2] == "c"
+    assert "received SIGTERM: sleeping 1 seconds" in srv.log("a")
+    # a reload while they are being deleted does not restart them
+    srv.reload([dict(pa, sigterm=True, delayShutdown=1), dict(pb, sigterm=True), pc])
+    assert refused(a) and refused(b)
+    status = json.loads((tmp_path / "run" / "netexec.status.json").read_text())["pods"]
+    assert status["default/a"]["restarts"] == 0 and status["default/a"]["state"] == "exited"
+
+
+@pytest.mark.parametrize("argv, delay", [
+    (["netexec"], 0), (["netexec", "--delay-shutdown=5"], 5), (["/agnhost", "netexec", "--delay-shutdown", "7"], 7),
+    (["netexec", "--delay-shutdown=-3"], 0), (["sleep", "5"], 0)])
+def test_netexec_delay_shutdown(argv, delay):
+    from netlab.workload import goflags
+    assert goflags.netexec_delay_shutdown(argv) == delay

@@ -92,7 +92,9 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     except goflags.FlagError as e:
         raise c.error("args", f"of container {cname}: netexec {e}",
                       "use agnhost netexec's flags, e.g. --http-port=8080 --udp-port=8081") from None
+    delay_shutdown = 0
     if netexec is not None:
+        delay_shutdown = goflags.netexec_delay_shutdown(command + args)
         for port in netexec:
             if (port.port, port.protocol) not in used_ports:
                 ports.append(port)
@@ -118,13 +120,65 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
         if isinstance(c.data.get(probe), dict) and "grpc" in c.data[probe]:
             raise c.error(f"{probe}.grpc", "is not run by netlab's kubelet (no gRPC health client)",
                           "probe the port with tcpSocket, or httpGet or exec a health command")
+    if c.has("lifecycle"):
+        _parse_lifecycle(c.map("lifecycle"), cname)
     prefix, _, me = c.path.rpartition(".")
     for line in validate_pod_spec({"containers": [c.data]}, "", prefix or "spec"):
         raise api_error(c.where, line.replace("containers[0]", me, 1))
     c.done()
     if failed:
         raise Reported()
-    return ContainerSpec(cname, image, command, args, ports, env, working_dir)
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown)
+
+
+LIFECYCLE_HANDLERS = ("exec", "httpGet", "sleep")
+
+
+def _parse_lifecycle(lc: Fields, cname: str) -> None:
+    """lifecycle.preStop: run by the control loop's kubelet when the pod is deleted (netlab/live/
+    terminate.py): exec (a command in the pod's namespaces), httpGet (from the node's namespace), sleep.
+    lifecycle.postStart: checked the same way, reported as ignored (netlab runs no postStart hook).
+    tcpSocket (Kubernetes keeps it only for compatibility and never runs it) and anything else are
+    refused."""
+    for hook in ("preStop", "postStart"):
+        if not lc.has(hook):
+            continue
+        h = lc.map(hook)
+        given = [k for k in h.data if k in ("exec", "httpGet", "sleep", "tcpSocket")]
+        if not given:
+            other = next(iter(h.data), None)
+            raise h.error(str(other) if other is not None else None,
+                          f"is not a handler netlab's kubelet runs (container {cname})" if other is not None
+                          else f"names no handler (container {cname})",
+                          "use one of exec (command), httpGet (path, port) or sleep (seconds)")
+        if len(given) > 1:
+            raise h.error(given[1], f"is a second handler of container {cname}'s {hook}", f"keep only {given[0]}")
+        kind = given[0]
+        if kind == "tcpSocket":
+            raise h.error("tcpSocket", f"is not run by any kubelet (container {cname}: kept by Kubernetes for "
+                          "compatibility only)", "use exec, httpGet or sleep")
+        if kind == "exec":
+            cmd = h.map("exec").strlist("command")
+            if not cmd:
+                raise h.error("exec.command", f"is empty (container {cname})", "give the command to run as a list")
+        elif kind == "httpGet":
+            hg = h.map("httpGet")
+            port = hg.raw("port")
+            if port is None:
+                raise hg.missing("port", f"is required (container {cname})", f"set {hg.at('port')}")
+            if hg.raw("scheme", "HTTP") not in ("HTTP", "HTTPS"):
+                raise hg.error("scheme", f"must be HTTP or HTTPS (container {cname})", "use HTTP")
+            hg.skip("path", "host", "httpHeaders")
+        else:
+            sl = h.map("sleep")
+            sl.int("seconds", required=True, lo=0)
+            sl.done()
+        h.skip(kind)
+        h.done()
+        if hook == "postStart":
+            lc.ignored.append(f"{lc.where}: {lc.at('postStart')} (netlab's kubelet runs no postStart hook)")
+    lc.ignore_unless("stopSignal", "SIGTERM")
+    lc.done()
 
 
 def _parse_port(p: Fields, cname: str, used_ports: dict[tuple[int, str], str], port_names: set[str]) -> ContainerPort:
