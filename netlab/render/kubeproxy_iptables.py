@@ -166,12 +166,14 @@ def _jumps() -> dict[str, list[tuple[str, str]]]:
 
 def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool = True,
                       memo: ServiceMemo[ServicePiece] | None = None,
-                      changed: set[str] | None = None) -> dict[str, TableState]:
+                      changed: set[str] | None = None,
+                      pieces: list[ServicePiece] | None = None) -> dict[str, TableState]:
     """kube-proxy's nat and filter state on `node` (iptables mode), as TableStates.
 
     Assembled from one `ServicePiece` per proxied Service (`service_pieces`); with a `memo` kept by the
     caller across calls, only the Services whose content changed since are rendered again, and the
-    result is the same as without one (`changed`: see ServiceMemo.pieces)."""
+    result is the same as without one (`changed`: see ServiceMemo.pieces). `pieces`: what
+    `service_pieces(cluster, node, memo, changed)` returned already (then memo and changed are unused)."""
     nat = TableState(chains={c: [] for c in NAT_BASE_CHAINS})
     flt = TableState(chains={c: [] for c in FILTER_BASE_CHAINS})
     flt.chains[KUBELET_FIREWALL] = []
@@ -193,7 +195,7 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
             "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT", target="DROP",
             src="!127.0.0.0/8", dst="127.0.0.0/8"))
 
-    for piece in service_pieces(cluster, node, memo, changed):
+    for piece in (service_pieces(cluster, node, memo, changed) if pieces is None else pieces):
         nat.chains["KUBE-SERVICES"] += piece.nat_services
         flt.chains["KUBE-SERVICES"] += piece.filter_services
         flt.chains["KUBE-EXTERNAL-SERVICES"] += piece.external_services

@@ -15,7 +15,7 @@ fresh one renders everything, exactly like a render without a memo.
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Callable, Generic, Hashable, Iterable, TypeVar
+from typing import Callable, Generic, Hashable, Iterable, Sized, TypeVar
 
 from ..model.objects import Service
 
@@ -59,7 +59,8 @@ class ServiceMemo(Generic[V]):
         """The piece of each Service, in order: reused while its content is the same, else rendered.
 
         `changed`: the keys that may have changed since the last call (the others are trusted to be
-        unchanged, without building their content keys); None compares every Service."""
+        unchanged, without building their content keys; a Service added or removed belongs in it too);
+        None compares every Service."""
         only = None if changed is None else set(changed)
         out, seen, self.rendered = [], set(), 0
         entries = self.entries
@@ -86,8 +87,11 @@ class ServiceMemo(Generic[V]):
     def changed(self, services: Iterable[Service], hint: Iterable[str] | None = None) -> set[str]:
         """Keys of the Services added, removed or changed since the last call, and remember them as they
         are now (no rendering: for renderers that update their own output, like nftables mode's).
-        `hint` as in `pieces`."""
+        `hint` as in `pieces`; an empty hint with as many Services as remembered is taken at its word
+        (a Service that came or went belongs in the hint too)."""
         only = None if hint is None else set(hint)
+        if only is not None and not only and isinstance(services, Sized) and len(services) == len(self.entries):
+            return set()
         out, seen = set(), set()
         entries = self.entries
         for svc in services:

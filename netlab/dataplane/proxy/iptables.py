@@ -12,7 +12,7 @@ from typing import Any, Callable, Collection
 from ...errors import KernelError
 from ...model.objects import Cluster
 from ...render.iptables import node_rules
-from ...render.kubeproxy_iptables import changed_chains, kube_proxy_tables
+from ...render.kubeproxy_iptables import changed_chains, kube_proxy_tables, service_pieces
 from .. import iptables, layout, nsfs, xtables_info
 from ..changes import Changes
 from .base import ProxyBackend, gc_paused
@@ -132,20 +132,45 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
     def commits(payload: str) -> int:
         return sum(1 for line in payload.splitlines() if line == "COMMIT")
 
-    def render(node):
-        proxy_tables = kube_proxy_tables(cluster, node, memo=state.node(node.name).ipt_memo if keep else None,
-                                         changed=only) if iptables_mode else None
-        return node_rules(cluster, node, proxy_tables)
+    def basis(node) -> tuple:
+        """What node_rules reads in iptables mode apart from the Services (flannel's chains, the memo's
+        context): while it and every Service's memo entry are unchanged, so is the whole render."""
+        return (cluster.networking.proxy_mode, str(cluster.networking.pod_subnet), str(node.pod_cidr), node.name)
+
+    def render(node, before: dict):
+        """The node's rules, or None when they are the ones of the node's last sync (iptables mode, no
+        Service rendered again, added or removed, the same basis): the caller renders them only if it
+        cannot use its record."""
+        ns = state.node(node.name)
+        if not iptables_mode:
+            return node_rules(cluster, node, None)
+        if not keep:
+            return node_rules(cluster, node, kube_proxy_tables(cluster, node))
+        same_basis = ns.ipt_tables is not None and ns.ipt_basis == basis(node)
+        if same_basis and only is not None and not only and ns.ipt_nservices == len(cluster.services):
+            return None    # told that no Service changed (nor came or went: the count is the same)
+        ns.ipt_nservices = len(cluster.services)
+        pieces = service_pieces(cluster, node, ns.ipt_memo, only)
+        after = ns.ipt_memo.entries
+        if same_basis and len(after) == len(before) \
+                and all(after.get(k) is v for k, v in before.items()):
+            return None
+        return node_rules(cluster, node, kube_proxy_tables(cluster, node, pieces=pieces))
 
     # the memo as it was, for the chains of the Services rendered again
     befores = [dict(state.node(node.name).ipt_memo.entries) if keep else {} for node in cluster.nodes]
     with ThreadPoolExecutor(max_workers=min(8, len(cluster.nodes) or 1)) as pool:
         reading = [pool.submit(read, node) for node in cluster.nodes]
-        desireds = [render(node) for node in cluster.nodes]     # while iptables-save runs
+        desireds = [render(node, before) for node, before in zip(cluster.nodes, befores)]  # while iptables-save runs
         reads = [f.result() for f in reading]
     pending, sent = [], 0
     for node, before, desired, (ident, current, trusted, memory) in zip(cluster.nodes, befores, desireds, reads):
         ns = state.node(node.name)
+        if desired is None and memory:
+            state.counted(ns, "iptables", full=False)
+            continue               # nothing changed in the model, nobody else changed the tables: nothing to do
+        if desired is None:
+            desired = node_rules(cluster, node, kube_proxy_tables(cluster, node, memo=ns.ipt_memo, changed=set()))
         if memory:
             # only the chains of the Services rendered again, and every chain that is not a Service's
             scope = changed_chains(before, ns.ipt_memo.entries) if iptables_mode else None
@@ -162,9 +187,11 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
         elif not trusted:
             write_record(record(node), file_ident(ident), IPTABLES_RECORD_VERSION, lambda current=current: current)
             if ident is not None:
-                ns.ipt_tables, ns.ipt_ident = current, ident
+                ns.ipt_tables, ns.ipt_ident, ns.ipt_basis = current, ident, basis(node)
         elif not memory and ident is not None:
-            ns.ipt_tables, ns.ipt_ident = current, ident    # the record file stands as it is
+            ns.ipt_tables, ns.ipt_ident, ns.ipt_basis = current, ident, basis(node)  # the record file stands
+        elif memory:
+            ns.ipt_basis = basis(node)
     for node, proc, payload, what, ident, current, want, have, trusted, memory in pending:
         ns = state.node(node.name)
         ns.forget_iptables()
@@ -195,7 +222,7 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
             # iptables-legacy: the same namespace, and tables of exactly the entry counts of the record
             good = after is not None and after[0] == ident[0] and xtables_info.holds(after[1], tables)
         if good:
-            ns.ipt_tables, ns.ipt_ident = tables, after
+            ns.ipt_tables, ns.ipt_ident, ns.ipt_basis = tables, after, basis(node)
         if counted and (state.write_records or not good) or not counted:
             write_record(record(node), after if good and counted else None, IPTABLES_RECORD_VERSION,
                          json.dumps(tables) if good and counted else "")
