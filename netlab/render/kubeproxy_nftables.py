@@ -239,7 +239,9 @@ def update_objects(table: NftTable, cluster: Cluster, node: Node, services: Iter
         if n not in copied and n in t.sets:
             old = t.sets[n]
             t.sets[n] = NftSet(old.type, old.data, old.flags, old.timeout, old.comment, dict(old.elements), old.dynamic)
-    _render_services(t, cluster, node, [s for s in cluster.services if s.key in keys and is_proxied(s)])
+    names = {k.rsplit("/", 1)[-1] for k in keys}      # by name first: cheaper than every Service's key
+    _render_services(t, cluster, node, [s for s in cluster.services
+                                        if s.spec.name in names and s.key in keys and is_proxied(s)])
     return t
 
 

@@ -90,9 +90,26 @@ class ServiceMemo(Generic[V]):
         `hint` as in `pieces`; an empty hint with as many Services as remembered is taken at its word
         (a Service that came or went belongs in the hint too)."""
         only = None if hint is None else set(hint)
-        if only is not None and not only and isinstance(services, Sized) and len(services) == len(self.entries):
-            return set()
-        out, seen = set(), set()
+        out: set[str] = set()
+        if only is not None and isinstance(services, Sized) and len(services) == len(self.entries):
+            # none came or went: only the hinted ones are looked at (found by name first: cheaper than
+            # every Service's key, ~10 ms at 10,000 Services)
+            names = {k.rsplit("/", 1)[-1] for k in only}
+            for svc in services:
+                if svc.spec.name not in names:
+                    continue
+                key = svc.key
+                if key not in only:
+                    continue
+                content = service_content(svc)
+                old = self.entries.get(key)
+                if old is None or old[0] != content:
+                    self.entries[key] = (content, None)
+                    out.add(key)
+            if len(self.entries) == len(services):
+                return out
+            # a hinted key that is new (so another one is gone): compare everything below
+        seen: set[str] = set()
         entries = self.entries
         for svc in services:
             key = svc.key
