@@ -23,12 +23,13 @@ import base64
 import hashlib
 import ipaddress
 import math
+from typing import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..model.objects import Cluster, Endpoint, Node, Service
 from .services import MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info, traffic_routes
-from .service_memo import ServiceMemo
+from .service_memo import ServiceMemo, service_content
 from .tables import TableState
 
 # Chain prefixes (pkg/proxy/iptables).
@@ -238,13 +239,18 @@ class ServicePiece:
 LARGE_CLUSTER_ENDPOINTS = 1000
 
 
-def large_cluster(services: list[Service]) -> bool:
-    """Whether kube-proxy runs in large cluster mode for these (proxied) Services."""
+def endpoint_total(services: Iterable[Service]) -> int:
+    """Endpoints of these Services, every port's: kube-proxy's count for large cluster mode."""
     total = 0
     for svc in services:
         for eps in svc.endpoints.values():
             total += len(eps)
-    return total > LARGE_CLUSTER_ENDPOINTS
+    return total
+
+
+def large_cluster(services: list[Service]) -> bool:
+    """Whether kube-proxy runs in large cluster mode for these (proxied) Services."""
+    return endpoint_total(services) > LARGE_CLUSTER_ENDPOINTS
 
 
 def service_piece(svc: Service, node: Node, pod_net: str, large: bool = False) -> ServicePiece:
@@ -262,12 +268,54 @@ def service_pieces(cluster: Cluster, node: Node, memo: ServiceMemo[ServicePiece]
     that is kube-proxy-order (namespace, name, port name, protocol) over all service ports. `memo`/`changed`:
     see ServiceMemo.pieces."""
     pod_net = str(cluster.networking.pod_subnet)        # --cluster-cidr: the local traffic detector
+    if memo is not None and changed is not None:
+        hinted = _hinted_pieces(cluster, node, pod_net, memo, set(changed))
+        if hinted is not None:
+            return hinted
     services = sorted((s for s in cluster.services if is_proxied(s)), key=lambda s: (s.namespace, s.name))
-    large = large_cluster(services)
+    total = endpoint_total(services)
+    large = total > LARGE_CLUSTER_ENDPOINTS
     if memo is None:
         return [service_piece(s, node, pod_net, large) for s in services]
     memo.reset(("iptables", node.name, pod_net, large))
-    return memo.pieces(services, lambda s: service_piece(s, node, pod_net, large), changed)
+    out = memo.pieces(services, lambda s: service_piece(s, node, pod_net, large), changed)
+    memo.total = total                                 # the memo's figure: all proxied Services' endpoints
+    memo.seen_services = len(cluster.services)
+    return out
+
+
+def _hinted_pieces(cluster: Cluster, node: Node, pod_net: str, memo: ServiceMemo[ServicePiece],
+                   only: set[str]) -> list[ServicePiece] | None:
+    """service_pieces when the caller named what changed and no Service came, went, or stopped or started
+    being proxied: only the named Services are looked at (found by name first, their content compared,
+    rendered again if it differs), and the memo's last order is kept - no filtering and sorting of every
+    Service. None when that does not hold (the caller then takes the general path)."""
+    if memo.order is None or memo.seen_services != len(cluster.services):
+        return None
+    names = {k.rsplit("/", 1)[-1] for k in only}
+    found = {}
+    for svc in cluster.services:
+        if svc.spec.name in names:
+            key = svc.key
+            if key in only:
+                found[key] = svc
+    entries = memo.entries
+    if len(found) != len(only) or any(k not in entries or not is_proxied(s) for k, s in found.items()):
+        return None                                    # one went (and another came), or changed its kind
+    total = memo.total
+    for key, svc in found.items():
+        total += sum(len(eps) for eps in svc.endpoints.values()) - sum(len(e) for _, e in entries[key][0][-1])
+    large = total > LARGE_CLUSTER_ENDPOINTS
+    if memo.context != ("iptables", node.name, pod_net, large):
+        return None                                    # large cluster mode switched: everything again
+    memo.rendered = 0
+    for key, svc in found.items():
+        content = service_content(svc)
+        if content != entries[key][0]:
+            entries[key] = (content, service_piece(svc, node, pod_net, large))
+            memo.rendered += 1
+    memo.total = total
+    return [entries[k][1] for k in memo.order]
 
 
 def changed_chains(before: dict[str, tuple], after: dict[str, tuple]) -> set[str]:

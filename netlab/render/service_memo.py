@@ -48,11 +48,15 @@ class ServiceMemo(Generic[V]):
         self.context: Hashable = None
         self.entries: dict[str, tuple[tuple, V]] = {}
         self.rendered = 0                      # pieces rendered by the last `pieces` call (for tests, benchmarks)
+        self.order: list[str] | None = None    # the keys `pieces` was last given, in order
+        self.total = 0                         # for the renderer: a figure over all its Services (see users)
+        self.seen_services = -1                # for the renderer: how many Services the model had then
 
     def reset(self, context: Hashable) -> None:
         if context != self.context:
             self.context = context
             self.entries = {}
+            self.order = None
 
     def pieces(self, services: Iterable[Service], render: Callable[[Service], V],
                changed: Iterable[str] | None = None) -> list[V]:
@@ -64,9 +68,12 @@ class ServiceMemo(Generic[V]):
         only = None if changed is None else set(changed)
         out, seen, self.rendered = [], set(), 0
         entries = self.entries
+        order: list[str] = []
+        self.order = None
         for svc in services:
             key = svc.key
             seen.add(key)
+            order.append(key)
             old = entries.get(key)
             if old is not None and only is not None and key not in only:
                 out.append(old[1])
@@ -82,6 +89,7 @@ class ServiceMemo(Generic[V]):
         if len(seen) != len(entries):
             for key in [k for k in entries if k not in seen]:
                 del entries[key]
+        self.order = order
         return out
 
     def changed(self, services: Iterable[Service], hint: Iterable[str] | None = None) -> set[str]:

@@ -647,9 +647,10 @@ def test_large_cluster_mode_drops_the_endpoint_rules_comments():
     assert "KUBE-SERVICES bare" not in got_large
 
 
-def test_large_cluster_mode_switch_renders_every_service_again():
+@pytest.mark.parametrize("hinted", [False, True])
+def test_large_cluster_mode_switch_renders_every_service_again(hinted):
     # the memo's context holds the mode: crossing the threshold renders every Service again, and the
-    # incremental result is the full render's
+    # incremental result is the full render's (also when the caller names the one Service that changed)
     from netlab.render.service_memo import ServiceMemo
     c = _with_endpoints(1000)
     node = c.nodes[0]
@@ -659,7 +660,7 @@ def test_large_cluster_mode_switch_renders_every_service_again():
     svc = next(s for s in big.services if len(next(iter(s.endpoints.values()), [])) > 900)
     mine = next(s for s in c.services if s.key == svc.key)
     mine.endpoints = svc.endpoints
-    got = kp.kube_proxy_tables(c, node, memo=memo)
+    got = kp.kube_proxy_tables(c, node, memo=memo, changed={svc.key} if hinted else None)
     assert memo.rendered == sum(1 for s in c.services if services.is_proxied(s))
     want = kp.kube_proxy_tables(c, node)
     assert {t: ts.chains for t, ts in got.items()} == {t: ts.chains for t, ts in want.items()}
