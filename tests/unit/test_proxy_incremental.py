@@ -191,6 +191,7 @@ def test_nftables_incremental_equals_full(name, seq, hinted):
         memo: ServiceMemo = ServiceMemo()
         assert memo.changed(c.services) == {s.key for s in c.services}
         table = kn.desired_objects(c, node)
+        own = kn.desired_objects(c, node)       # the same, updated in place as a sync state's table is
         cc = copy.deepcopy(c)
         for step in seq:
             keys = _apply(cc, step)
@@ -201,6 +202,10 @@ def test_nftables_incremental_equals_full(name, seq, hinted):
             assert updated.content() == full.content(), step
             scoped = kn.diff_script(updated, table, only=found) if found else ""
             assert sorted(scoped.splitlines()) == sorted(kn.diff_script(full, table).splitlines()), step
+            before = kn.owned_part(own, found)
+            own = kn.update_objects(own, cc, node, found, in_place=True)
+            assert own.content() == full.content(), step
+            assert (kn.diff_script(own, before, only=found) if found else "") == scoped, step
             table = updated
 
 
