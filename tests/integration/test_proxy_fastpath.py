@@ -131,3 +131,11 @@ def test_fast_path_sends_changes_and_notices_hand_made_rules(lab, mode, flavour)
     full, partial = counts()
     sync(full=True)
     assert counts() == (full + 2, partial)
+
+    # a full sync does not take the caller's hint at its word: an endpoint that came back while the
+    # caller said nothing changed is missed by the partial sync, and sent by the next full one
+    svc.endpoints["http"].insert(0, gone)
+    sync(changed=set())
+    assert all(dnat(gone) not in rules(node.name) for node in c.nodes)
+    sync(changed=set(), full=True)
+    assert all(dnat(gone) in rules(node.name) for node in c.nodes)

@@ -97,7 +97,7 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
     keep = state is not None             # else nothing is kept: no memo (its content keys would be wasted)
     if state is None:
         state = SyncState()
-    only = None if changed is None else set(changed)
+    hint = None if changed is None else set(changed)
     iptables_mode = cluster.networking.proxy_mode == "iptables"
     counted = _generation_counted(save_cmd)      # else iptables-legacy: the tables' shapes stand for it
 
@@ -146,6 +146,8 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
             return node_rules(cluster, node, None)
         if not keep:
             return node_rules(cluster, node, kube_proxy_tables(cluster, node))
+        # a full sync also checks the caller's hint: every Service's content is compared
+        only = None if force or full or state.full_due(ns, "iptables") else hint
         same_basis = ns.ipt_tables is not None and ns.ipt_basis == basis(node)
         if same_basis and only is not None and not only and ns.ipt_nservices == len(cluster.services):
             return None    # told that no Service changed (nor came or went: the count is the same)
