@@ -25,15 +25,23 @@ and then:
            after somebody else changed the node's tables: the live tables are read and parsed first
 and then the incremental path, as a process that keeps a SyncState across syncs (a control loop) runs it
 (netlab.dataplane.proxy.syncstate; write_records=False: the on-disk records are for the next process):
-  inc change - one endpoint of another Service changes: only that Service is rendered again, and (nftables,
-           iptables-nft: while the node's nf_tables generation is the one recorded after the last sync)
-           only its chains/elements are diffed against the state's in-memory record; iptables-legacy has no
-           generation, so its tables are still read back and diffed whole (only the render is incremental)
+  inc change - one endpoint of another Service changes: only that Service is rendered again, and while the
+           node is as the state recorded it after the last sync, only its chains/elements are diffed against
+           the state's in-memory record (nothing read back). "As recorded": nftables, iptables-nft: the
+           node's nf_tables generation; iptables-legacy: the shape of every legacy table (IPT_SO_GET_INFO:
+           entry count, size, hook offsets; see netlab/dataplane/xtables_info.py)
   inc noop - a sync with nothing changed (every Service's content key compared, nothing rendered or sent)
   inc hint - a one-endpoint change with the changed Service's key passed (`changed=`, what a control loop
            fed by the store's events knows): the other Services are not even compared
-  inc noop hint - a sync told that nothing changed (`changed=set()`)
+  inc noop hint - a sync told that nothing changed (`changed=set()`): the foreign-change check only
   (untimed: then a foreign change to the node - a rule added by hand - must be repaired by the next sync)
+  floor - the smallest commit such a change needs, made by the tool itself (iptables-restore of one new
+           chain; `nft -f` of one new chain with one jump): the kernel's part, which netlab cannot shorten
+Above 1,000 endpoints kube-proxy's iptables rules drop their per-endpoint comments ("large cluster mode",
+as kube-proxy does), which about halves the legacy table iptables-restore copies in and out at each sync.
+The kernel's own work bounds what a partial sync can reach: iptables-legacy-restore copies the whole nat
+table out and back in (~0.5-1 s at 10,000 Services on a loaded 2-core machine), and an nf_tables commit
+that adds a rule with a jump, goto or dnat validates the whole table's chain graph (~80-90 ms here).
 Each figure is the median of --repeat samples, interleaved across sizes and modes. Nothing is estimated.
 IPVS mode needs a kernel with ip_vs: see benchmarks/ipvs_vm.py (run in the VM).
 """
@@ -117,6 +125,23 @@ def tamper(family: str, variant: str, cluster) -> None:
     subprocess.run(["nsenter", f"--net={nsfs.netns_path(NETNS)}", "--", *argv], check=True)
 
 
+def kernel_floor(family: str, variant: str) -> float:
+    """The time of the smallest commit that a one-endpoint change needs, by the tool itself, in the loaded
+    node: iptables-restore of one new chain (legacy: the whole nat table copied out and back in), or
+    `nft -f` of one new chain holding one `jump` (nf_tables validates the whole table's chain graph when
+    a rule with a jump, goto or dnat is added). Nothing of netlab's is in it. (Run last: it is a foreign
+    commit for the sync state.)"""
+    import subprocess
+    where = ["nsenter", f"--net={nsfs.netns_path(NETNS)}", "--"]
+    if family == "iptables":
+        argv, payload = [f"iptables-{variant}-restore", "--noflush"], "*nat\n:KUBE-BENCH-FLOOR - [0:0]\nCOMMIT\n"
+    else:
+        argv, payload = ["nft", "-f", "-"], "add chain ip kube-proxy bench-floor { jump mark-for-masquerade ; }\n"
+    t0 = time.perf_counter()
+    subprocess.run(where + argv, input=payload, text=True, check=True)
+    return time.perf_counter() - t0
+
+
 def fresh_netns() -> None:
     nsfs.delete_ns_file(nsfs.netns_path(NETNS))
     nsfs.ensure_run_dir()
@@ -179,6 +204,7 @@ def sample(n: int, mode: str) -> dict:
         _, repaired = sync(state)
         assert repaired, "a foreign change must be repaired by the next sync"
         assert sync(state)[1] == 0
+        floor = kernel_floor(family, variant)
         if family == "iptables":
             rules = ipt.save(nsfs.netns_path(NETNS), save).count("\n-A ")
         else:
@@ -190,7 +216,7 @@ def sample(n: int, mode: str) -> dict:
                 os.unlink(path)
     return {"services": n, "mode": mode, "full_s": full, "change_s": change, "noop_s": noop,
             "change_reread_s": reread, "inc_change_s": inc_change, "inc_noop_s": inc_noop, "inc_hint_s": inc_hint,
-            "inc_noop_hint_s": inc_noop_hint,
+            "inc_noop_hint_s": inc_noop_hint, "floor_s": floor,
             "inc_change_payload": inc_lines,
             "payload_lines": lines, "change_payload_lines": change_lines, "rules": rules}
 
@@ -225,23 +251,23 @@ def main() -> None:
                       f"{s['change_s']:7.3f}s  noop {s['noop_s']:7.3f}s{reread}  ({s['rules']} rules, "
                       f"change payload {s['change_payload_lines']} lines)  incremental: change "
                       f"{s['inc_change_s']:.4f}s noop {s['inc_noop_s']:.4f}s hinted change {s['inc_hint_s']:.4f}s "
-                      f"hinted noop {s['inc_noop_hint_s']:.4f}s",
+                      f"hinted noop {s['inc_noop_hint_s']:.4f}s | kernel floor {s['floor_s']:.4f}s",
                       flush=True)
     print(f"\nkube-proxy sync, 3 endpoints/service, medians of {args.repeat}")
     print(f"{'mode':16} {'services':>8} {'rules':>8} {'full sync':>10} {'1-ep change':>12} {'no-op':>8}"
-          f" {'inc change':>11} {'inc no-op':>10} {'inc hint':>9} {'hint no-op':>10}")
+          f" {'inc change':>11} {'inc no-op':>10} {'inc hint':>9} {'hint no-op':>10} {'floor':>8}")
     summary = []
     for m in modes:
         for n in sizes:
             rs = runs[(m, n)]
             med = {k: statistics.median(r[k] for r in rs)
                    for k in ("full_s", "change_s", "noop_s", "inc_change_s", "inc_noop_s", "inc_hint_s",
-                             "inc_noop_hint_s")}
+                             "inc_noop_hint_s", "floor_s")}
             if rs[0]["change_reread_s"] is not None:
                 med["change_reread_s"] = statistics.median(r["change_reread_s"] for r in rs)
             print(f"{m:16} {n:>8} {rs[0]['rules']:>8} {med['full_s']:>9.3f}s {med['change_s']:>11.3f}s "
                   f"{med['noop_s']:>7.3f}s {med['inc_change_s']:>10.4f}s {med['inc_noop_s']:>9.4f}s "
-                  f"{med['inc_hint_s']:>8.4f}s {med['inc_noop_hint_s']:>9.4f}s")
+                  f"{med['inc_hint_s']:>8.4f}s {med['inc_noop_hint_s']:>9.4f}s {med['floor_s']:>7.4f}s")
             summary.append({"mode": m, "flavour": m.split("-", 1)[1], "services": n,
                             **{k + "_median": v for k, v in med.items()}, "samples": rs})
     info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -23,12 +23,13 @@ import base64
 import hashlib
 import ipaddress
 import math
+from typing import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..model.objects import Cluster, Endpoint, Node, Service
 from .services import MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info, traffic_routes
-from .service_memo import ServiceMemo
+from .service_memo import ServiceMemo, service_content
 from .tables import TableState
 
 # Chain prefixes (pkg/proxy/iptables).
@@ -166,12 +167,14 @@ def _jumps() -> dict[str, list[tuple[str, str]]]:
 
 def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool = True,
                       memo: ServiceMemo[ServicePiece] | None = None,
-                      changed: set[str] | None = None) -> dict[str, TableState]:
+                      changed: set[str] | None = None,
+                      pieces: list[ServicePiece] | None = None) -> dict[str, TableState]:
     """kube-proxy's nat and filter state on `node` (iptables mode), as TableStates.
 
     Assembled from one `ServicePiece` per proxied Service (`service_pieces`); with a `memo` kept by the
     caller across calls, only the Services whose content changed since are rendered again, and the
-    result is the same as without one (`changed`: see ServiceMemo.pieces)."""
+    result is the same as without one (`changed`: see ServiceMemo.pieces). `pieces`: what
+    `service_pieces(cluster, node, memo, changed)` returned already (then memo and changed are unused)."""
     nat = TableState(chains={c: [] for c in NAT_BASE_CHAINS})
     flt = TableState(chains={c: [] for c in FILTER_BASE_CHAINS})
     flt.chains[KUBELET_FIREWALL] = []
@@ -193,7 +196,7 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
             "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT", target="DROP",
             src="!127.0.0.0/8", dst="127.0.0.0/8"))
 
-    for piece in service_pieces(cluster, node, memo, changed):
+    for piece in (service_pieces(cluster, node, memo, changed) if pieces is None else pieces):
         nat.chains["KUBE-SERVICES"] += piece.nat_services
         flt.chains["KUBE-SERVICES"] += piece.filter_services
         flt.chains["KUBE-EXTERNAL-SERVICES"] += piece.external_services
@@ -228,11 +231,34 @@ class ServicePiece:
     chains: dict[str, list[str]] = field(default_factory=dict)
 
 
-def service_piece(svc: Service, node: Node, pod_net: str) -> ServicePiece:
-    """One Service's piece on `node`: its ports sorted by (port name, protocol), as kube_proxy_tables orders them."""
+# kube-proxy's "large cluster mode": above this many endpoints in all (every Service port's, the node's
+# whole view), the rules of the KUBE-SVC/SVL chains that pick an endpoint and the rules of the KUBE-SEP
+# chains carry no `-m comment` (kubernetes PR 65755: the comments were ~40% of the tables' size). Here it
+# also halves what iptables-legacy-restore copies in and out of the kernel at every sync (one comment
+# match is 288 bytes of a ~600-byte rule): ~0.5 s of a one-endpoint change at 10,000 Services.
+LARGE_CLUSTER_ENDPOINTS = 1000
+
+
+def endpoint_total(services: Iterable[Service]) -> int:
+    """Endpoints of these Services, every port's: kube-proxy's count for large cluster mode."""
+    total = 0
+    for svc in services:
+        for eps in svc.endpoints.values():
+            total += len(eps)
+    return total
+
+
+def large_cluster(services: list[Service]) -> bool:
+    """Whether kube-proxy runs in large cluster mode for these (proxied) Services."""
+    return endpoint_total(services) > LARGE_CLUSTER_ENDPOINTS
+
+
+def service_piece(svc: Service, node: Node, pod_net: str, large: bool = False) -> ServicePiece:
+    """One Service's piece on `node`: its ports sorted by (port name, protocol), as kube_proxy_tables orders
+    them. `large`: kube-proxy's large cluster mode (see LARGE_CLUSTER_ENDPOINTS)."""
     piece = ServicePiece()
     for port in sorted(svc.ports, key=lambda p: (p.name or "", p.protocol)):
-        _render_port(port_info(svc, port), node, pod_net, piece)
+        _render_port(port_info(svc, port), node, pod_net, piece, large)
     return piece
 
 
@@ -242,11 +268,54 @@ def service_pieces(cluster: Cluster, node: Node, memo: ServiceMemo[ServicePiece]
     that is kube-proxy-order (namespace, name, port name, protocol) over all service ports. `memo`/`changed`:
     see ServiceMemo.pieces."""
     pod_net = str(cluster.networking.pod_subnet)        # --cluster-cidr: the local traffic detector
+    if memo is not None and changed is not None:
+        hinted = _hinted_pieces(cluster, node, pod_net, memo, set(changed))
+        if hinted is not None:
+            return hinted
     services = sorted((s for s in cluster.services if is_proxied(s)), key=lambda s: (s.namespace, s.name))
+    total = endpoint_total(services)
+    large = total > LARGE_CLUSTER_ENDPOINTS
     if memo is None:
-        return [service_piece(s, node, pod_net) for s in services]
-    memo.reset(("iptables", node.name, pod_net))
-    return memo.pieces(services, lambda s: service_piece(s, node, pod_net), changed)
+        return [service_piece(s, node, pod_net, large) for s in services]
+    memo.reset(("iptables", node.name, pod_net, large))
+    out = memo.pieces(services, lambda s: service_piece(s, node, pod_net, large), changed)
+    memo.total = total                                 # the memo's figure: all proxied Services' endpoints
+    memo.seen_services = len(cluster.services)
+    return out
+
+
+def _hinted_pieces(cluster: Cluster, node: Node, pod_net: str, memo: ServiceMemo[ServicePiece],
+                   only: set[str]) -> list[ServicePiece] | None:
+    """service_pieces when the caller named what changed and no Service came, went, or stopped or started
+    being proxied: only the named Services are looked at (found by name first, their content compared,
+    rendered again if it differs), and the memo's last order is kept - no filtering and sorting of every
+    Service. None when that does not hold (the caller then takes the general path)."""
+    if memo.order is None or memo.seen_services != len(cluster.services):
+        return None
+    names = {k.rsplit("/", 1)[-1] for k in only}
+    found = {}
+    for svc in cluster.services:
+        if svc.spec.name in names:
+            key = svc.key
+            if key in only:
+                found[key] = svc
+    entries = memo.entries
+    if len(found) != len(only) or any(k not in entries or not is_proxied(s) for k, s in found.items()):
+        return None                                    # one went (and another came), or changed its kind
+    total = memo.total
+    for key, svc in found.items():
+        total += sum(len(eps) for eps in svc.endpoints.values()) - sum(len(e) for _, e in entries[key][0][-1])
+    large = total > LARGE_CLUSTER_ENDPOINTS
+    if memo.context != ("iptables", node.name, pod_net, large):
+        return None                                    # large cluster mode switched: everything again
+    memo.rendered = 0
+    for key, svc in found.items():
+        content = service_content(svc)
+        if content != entries[key][0]:
+            entries[key] = (content, service_piece(svc, node, pod_net, large))
+            memo.rendered += 1
+    memo.total = total
+    return [entries[k][1] for k in memo.order]
 
 
 def changed_chains(before: dict[str, tuple], after: dict[str, tuple]) -> set[str]:
@@ -266,7 +335,7 @@ def changed_chains(before: dict[str, tuple], after: dict[str, tuple]) -> set[str
     return out
 
 
-def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece) -> None:
+def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece, large: bool = False) -> None:
     name, proto = info.name, info.proto
     cluster_eps, local_eps, reachable, has_endpoints = categorize_endpoints(info, node)
 
@@ -357,17 +426,18 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece) 
             ext.append(_rule(external_chain, target=external_policy_chain))
 
     if uses_cluster_chain:
-        chains.setdefault(cluster_chain, []).extend(_to_endpoints(info, cluster_chain, cluster_eps))
+        chains.setdefault(cluster_chain, []).extend(_to_endpoints(info, cluster_chain, cluster_eps, large))
     if uses_local_chain:
-        chains.setdefault(local_chain, []).extend(_to_endpoints(info, local_chain, local_eps))
+        chains.setdefault(local_chain, []).extend(_to_endpoints(info, local_chain, local_eps, large))
 
     for ep in reachable:
         chain = sep_chain(name, proto, ep_string(ep))
         affinity = f"-m recent --set --name {chain} --mask 255.255.255.255 --rsource" \
             if info.sticky_seconds is not None else None
+        comment = None if large else _comment(name)
         chains[chain] = [
-            _rule(chain, _comment(name), target="KUBE-MARK-MASQ", src=str(ep.ip)),          # hairpin
-            _rule(chain, _comment(name), affinity, f"-m {proto}", target=f"DNAT --to-destination {ep_string(ep)}",
+            _rule(chain, comment, target="KUBE-MARK-MASQ", src=str(ep.ip)),          # hairpin
+            _rule(chain, comment, affinity, f"-m {proto}", target=f"DNAT --to-destination {ep_string(ep)}",
                   proto=proto),
         ]
 
@@ -378,18 +448,19 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece) 
             piece.chains[chain] = chains[chain]
 
 
-def _to_endpoints(info: PortInfo, chain: str, endpoints: list[Endpoint]) -> list[str]:
-    """Affinity checks first (one per endpoint), then the random ladder: 1/n, 1/(n-1), ..., then the last."""
+def _to_endpoints(info: PortInfo, chain: str, endpoints: list[Endpoint], large: bool = False) -> list[str]:
+    """Affinity checks first (one per endpoint), then the random ladder: 1/n, 1/(n-1), ..., then the last.
+    `large`: without comments (kube-proxy's large cluster mode)."""
     rules = []
     if info.sticky_seconds is not None:
         for ep in endpoints:
             sep = sep_chain(info.name, info.proto, ep_string(ep))
-            rules.append(_rule(chain, _comment(f"{info.name} -> {ep_string(ep)}"),
+            rules.append(_rule(chain, None if large else _comment(f"{info.name} -> {ep_string(ep)}"),
                                f"-m recent --rcheck --seconds {info.sticky_seconds} --reap --name {sep} "
                                f"--mask 255.255.255.255 --rsource", target=sep))
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
         sep = sep_chain(info.name, info.proto, ep_string(ep))
         stat = f"-m statistic --mode random --probability {probability(n - i)}" if i < n - 1 else None
-        rules.append(_rule(chain, _comment(f"{info.name} -> {ep_string(ep)}"), stat, target=sep))
+        rules.append(_rule(chain, None if large else _comment(f"{info.name} -> {ep_string(ep)}"), stat, target=sep))
     return rules

@@ -203,21 +203,57 @@ def _render_services(t: NftTable, cluster: Cluster, node: Node, services: list[S
         _render_port(t, port_info(svc, port), node, pod_net, choice, owned)
 
 
-def update_objects(table: NftTable, cluster: Cluster, node: Node, services: Iterable[str]) -> NftTable:
+SHARED_MAPS = (CLUSTER_IPS, SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS)
+
+
+def owned_part(table: NftTable, services: Iterable[str]) -> NftTable:
+    """What Services `services` own in a rendered table, as a rendered table of its own (their owners,
+    chains, sets and elements, and the shared maps as containers): all that `diff_script(..., only=...)`
+    reads of its `live` side, kept before `update_objects(..., in_place=True)` changes the table."""
+    assert table.owners is not None
+    v = NftTable(owners={})
+    assert v.owners is not None
+    for n in SHARED_MAPS:
+        if n in table.sets:
+            src = table.sets[n]
+            v.sets[n] = NftSet(src.type, src.data, src.flags, src.timeout, src.comment, {}, src.dynamic)
+    for k in services:
+        o = table.owners.get(k)
+        if o is None:
+            continue
+        v.owners[k] = o
+        for c in o.chains:
+            v.chains[c] = table.chains[c]
+        for n in o.sets:
+            v.sets[n] = table.sets[n]
+        for n, key in o.elements:
+            src = table.sets[n]
+            if n not in v.sets:
+                v.sets[n] = NftSet(src.type, src.data, src.flags, src.timeout, src.comment, {}, src.dynamic)
+            v.sets[n].elements[key] = src.elements[key]
+    return v
+
+
+def update_objects(table: NftTable, cluster: Cluster, node: Node, services: Iterable[str],
+                   in_place: bool = False) -> NftTable:
     """`table` (a rendered one) with the objects of `services` ("ns/name" keys) rendered again from `cluster`.
 
     A Service that is gone, or no longer proxied, loses its objects. The result equals
     `desired_objects(cluster, node)` as long as nothing but these Services changed (the node, the
     networking settings and the other Services are taken from `table`). `table` is not modified; the
     result shares the unchanged rule lists with it. ~7 ms with 10,000 Services (mostly copying the chain
-    and map dicts) instead of ~0.3-0.5 s for a full render.
+    and map dicts) instead of ~0.3-0.5 s for a full render. `in_place`: change `table` itself and return it
+    (no copies: for a caller that owns the table and kept `owned_part(table, services)` to diff against).
     """
     if table.owners is None:
         raise ValueError("update_objects needs a table from desired_objects, not a parsed one")
     keys = set(services)
-    t = NftTable(chains=dict(table.chains), hooks=table.hooks, sets=dict(table.sets),
-                 chain_comments=table.chain_comments, owners=dict(table.owners), options=table.options)
-    copied: set[str] = set()
+    if in_place:
+        t = table
+    else:
+        t = NftTable(chains=dict(table.chains), hooks=table.hooks, sets=dict(table.sets),
+                     chain_comments=table.chain_comments, owners=dict(table.owners), options=table.options)
+    copied: set[str] = set(SHARED_MAPS) if in_place else set()
     for key in keys:
         owned = t.owners.pop(key, None)
         if owned is None:
@@ -227,7 +263,7 @@ def update_objects(table: NftTable, cluster: Cluster, node: Node, services: Iter
         for n in owned.sets:
             t.sets.pop(n, None)
         for n, k in owned.elements:
-            if n not in copied and n in t.sets:
+            if n not in copied and n in t.sets and not in_place:
                 old = t.sets[n]
                 t.sets[n] = NftSet(old.type, old.data, old.flags, old.timeout, old.comment, dict(old.elements),
                                    old.dynamic)
@@ -235,11 +271,13 @@ def update_objects(table: NftTable, cluster: Cluster, node: Node, services: Iter
             if n in t.sets:
                 t.sets[n].elements.pop(k, None)
     # Maps and sets that the new objects go into must be private copies too.
-    for n in (CLUSTER_IPS, SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS):
+    for n in SHARED_MAPS:
         if n not in copied and n in t.sets:
             old = t.sets[n]
             t.sets[n] = NftSet(old.type, old.data, old.flags, old.timeout, old.comment, dict(old.elements), old.dynamic)
-    _render_services(t, cluster, node, [s for s in cluster.services if s.key in keys and is_proxied(s)])
+    names = {k.rsplit("/", 1)[-1] for k in keys}      # by name first: cheaper than every Service's key
+    _render_services(t, cluster, node, [s for s in cluster.services
+                                        if s.spec.name in names and s.key in keys and is_proxied(s)])
     return t
 
 

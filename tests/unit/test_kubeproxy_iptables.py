@@ -602,3 +602,65 @@ def test_without_localhost_nodeports():
     assert d["filter"].chains[kp.KUBELET_FIREWALL] == []          # the chain and its jumps stay, empty
     paths = Tracer(d, node_local_ips(c, c.nodes[0])).trace("127.0.0.1", "127.0.0.1", "tcp", 30080, from_host=True)
     assert {p.dnat for p in paths} == {None}
+
+
+def _with_endpoints(total: int):
+    """The basic scenario with one Service's port given extra endpoints, `total` endpoints in all."""
+    import ipaddress
+
+    from netlab.model.objects import Endpoint
+    c = cluster_of("basic")
+    have = sum(len(eps) for s in c.services if services.is_proxied(s) for eps in s.endpoints.values())
+    svc = next(s for s in c.services if services.is_proxied(s) and any(s.endpoints.values()))
+    port = next(p for p, eps in svc.endpoints.items() if eps)
+    first = svc.endpoints[port][0]
+    base = int(ipaddress.ip_address("10.250.0.0"))
+    svc.endpoints[port] = svc.endpoints[port] + [
+        Endpoint(ipaddress.ip_address(base + i), first.port, first.node, f"extra-{i}", first.namespace)
+        for i in range(total - have)]
+    return c
+
+
+def _comments(c, node) -> dict[str, int]:
+    """Rules with and without a comment, by kind of chain."""
+    out: dict[str, int] = {}
+    for rules in node_rules(c, node)["nat"].chains.values():
+        for r in rules:
+            chain = r.split()[1]
+            kind = chain[:9] if chain.startswith(("KUBE-SEP-", "KUBE-SVC-")) else chain
+            key = f"{kind} {'comment' if '--comment' in r else 'bare'}"
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_large_cluster_mode_drops_the_endpoint_rules_comments():
+    # kube-proxy: more than 1000 endpoints in all -> no comment on the KUBE-SEP rules and on the KUBE-SVC
+    # rules that pick an endpoint; the KUBE-SERVICES rules and the SVC chain's masquerade rule keep theirs
+    small, large = _with_endpoints(1000), _with_endpoints(1001)
+    node = small.nodes[0]
+    got_small, got_large = _comments(small, node), _comments(large, large.nodes[0])
+    assert "KUBE-SEP- bare" not in got_small and got_small["KUBE-SEP- comment"] >= 2000
+    assert "KUBE-SEP- comment" not in got_large and got_large["KUBE-SEP- bare"] >= 2002
+    assert got_large["KUBE-SVC- comment"] == sum(
+        1 for s in large.services if services.is_proxied(s) for eps in s.endpoints.values() if eps)
+    assert got_large["KUBE-SERVICES comment"] == got_small["KUBE-SERVICES comment"]
+    assert "KUBE-SERVICES bare" not in got_large
+
+
+@pytest.mark.parametrize("hinted", [False, True])
+def test_large_cluster_mode_switch_renders_every_service_again(hinted):
+    # the memo's context holds the mode: crossing the threshold renders every Service again, and the
+    # incremental result is the full render's (also when the caller names the one Service that changed)
+    from netlab.render.service_memo import ServiceMemo
+    c = _with_endpoints(1000)
+    node = c.nodes[0]
+    memo = ServiceMemo()
+    kp.kube_proxy_tables(c, node, memo=memo)
+    big = _with_endpoints(1001)
+    svc = next(s for s in big.services if len(next(iter(s.endpoints.values()), [])) > 900)
+    mine = next(s for s in c.services if s.key == svc.key)
+    mine.endpoints = svc.endpoints
+    got = kp.kube_proxy_tables(c, node, memo=memo, changed={svc.key} if hinted else None)
+    assert memo.rendered == sum(1 for s in c.services if services.is_proxied(s))
+    want = kp.kube_proxy_tables(c, node)
+    assert {t: ts.chains for t, ts in got.items()} == {t: ts.chains for t, ts in want.items()}

@@ -191,6 +191,7 @@ def test_nftables_incremental_equals_full(name, seq, hinted):
         memo: ServiceMemo = ServiceMemo()
         assert memo.changed(c.services) == {s.key for s in c.services}
         table = kn.desired_objects(c, node)
+        own = kn.desired_objects(c, node)       # the same, updated in place as a sync state's table is
         cc = copy.deepcopy(c)
         for step in seq:
             keys = _apply(cc, step)
@@ -201,6 +202,10 @@ def test_nftables_incremental_equals_full(name, seq, hinted):
             assert updated.content() == full.content(), step
             scoped = kn.diff_script(updated, table, only=found) if found else ""
             assert sorted(scoped.splitlines()) == sorted(kn.diff_script(full, table).splitlines()), step
+            before = kn.owned_part(own, found)
+            own = kn.update_objects(own, cc, node, found, in_place=True)
+            assert own.content() == full.content(), step
+            assert (kn.diff_script(own, before, only=found) if found else "") == scoped, step
             table = updated
 
 
@@ -250,3 +255,22 @@ def test_cache_free_scripts_give_the_same_table(name, seq):
     full = kn.desired_objects(cc, node)
     rest = kn.diff_script(full, live)
     assert {x for x in rest.splitlines()} == {f"delete chain ip kube-proxy {n}" for n in stale - set(full.chains)}
+
+
+def test_memo_hint_with_the_same_count_looks_only_at_the_hinted_services():
+    c = cluster_of("basic")
+    memo: ServiceMemo = ServiceMemo()
+    memo.changed(c.services)
+    web = next(s for s in c.services if s.key == "default/web")
+    web.endpoints["http"][0].ready = False
+    assert memo.changed(c.services, hint={"default/web"}) == {"default/web"}
+    assert memo.changed(c.services, hint={"default/web"}) == set()
+    assert memo.changed(c.services) == set()
+    # one Service replaced by another (the same count), both named in the hint: both reported
+    gone = web
+    new = copy.deepcopy(web)
+    new.spec = replace(web.spec, name="web2")
+    c.services[c.services.index(gone)] = new
+    assert memo.changed(c.services, hint={"default/web", "default/web2"}) == {"default/web", "default/web2"}
+    assert set(memo.entries) == {s.key for s in c.services}
+    assert memo.changed(c.services) == set()

@@ -48,7 +48,7 @@ def rules_drift(cluster: Cluster, node, save_cmd: str) -> list[str]:
 
 def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, force: bool = False,
          previous_mode: str | None = None, fresh: Collection[str] = (), state: SyncState | None = None,
-         changed: Collection[str] | None = None) -> None:
+         changed: Collection[str] | None = None, full: bool = False) -> None:
     """Program the cluster's proxy mode on every node and remove what the previous mode left behind.
 
     The iptables sync comes between `prepare` and `sync`: it needs the ipsets IPVS mode refers to, and
@@ -56,12 +56,15 @@ def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, fo
     namespaces this run created, so they hold no rules yet: nothing is read back from them, and no other
     mode's leftovers are looked for in them.
     `state`/`changed`: a SyncState the caller keeps across syncs and the Services known to have changed,
-    for incremental syncs (see syncstate.py); without a state, every sync is a full one.
+    for incremental syncs (see syncstate.py); without a state, every sync is a full one. `full`: this
+    sync reads every node's tables back and compares everything (kube-proxy's periodic full sync, which
+    repairs what the fast path's foreign-change detectors cannot see; SyncState.full_sync_period does it
+    on a timer instead).
     """
     mode = backend(cluster.networking.proxy_mode)
     mode.prepare(cluster, changes)
-    sync_iptables(cluster, restore_cmd, save_cmd, changes, force, fresh, state=state, changed=changed)
-    mode.sync(cluster, changes, force, state=state, changed=changed)
+    sync_iptables(cluster, restore_cmd, save_cmd, changes, force, fresh, state=state, changed=changed, full=full)
+    mode.sync(cluster, changes, force, state=state, changed=changed, full=full)
     older = [n for n in cluster.nodes if n.name not in fresh]
     if not older:
         return

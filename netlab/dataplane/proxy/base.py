@@ -50,9 +50,10 @@ class ProxyBackend:
         """Before the iptables sync: what the mode's iptables rules refer to (IPVS mode's ipsets)."""
 
     def sync(self, cluster: Cluster, changes: Changes, force: bool = False, state: Any = None,
-             changed: Any = None) -> None:
+             changed: Any = None, full: bool = False) -> None:
         """Program the mode's non-iptables state on every node. `state`/`changed`: a SyncState the caller
-        keeps across syncs and the Services known to have changed (see syncstate.py), for modes that use them."""
+        keeps across syncs and the Services known to have changed (see syncstate.py), for modes that use
+        them; `full`: compare everything against the kernel this time (the periodic full sync)."""
 
     def drift(self, cluster: Cluster, node) -> list[str]:
         """What a sync would change on `node` beyond the iptables rules (read only; [] if nothing)."""

@@ -85,7 +85,8 @@ class IpvsProxy(ProxyBackend):
                 self._run(node.netns, ["ipset", "restore"], script)
                 changes.add(f"{node.netns}: ipsets ({len(script.splitlines())} commands)")
 
-    def sync(self, cluster: Cluster, changes: Changes, force: bool = False, state=None, changed=None) -> None:
+    def sync(self, cluster: Cluster, changes: Changes, force: bool = False, state=None, changed=None,
+             full: bool = False) -> None:
         states = getattr(self, "_cache", None) or self._states(cluster)
         for node in cluster.nodes:
             st = states[node.name]

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any, Callable
 
-from .. import nsfs, rtnl, state
+from .. import nsfs, rtnl, state, xtables_info
 
 
 def node_identity(netns: str) -> tuple[int, int] | None:
@@ -17,6 +17,20 @@ def node_identity(netns: str) -> tuple[int, int] | None:
     def read() -> tuple[int, int] | None:
         cookie = rtnl.netns_cookie()
         return None if cookie is None else (cookie, rtnl.nft_generation())
+    try:
+        return nsfs.in_netns(netns, read)
+    except OSError:
+        return None
+
+
+def legacy_identity(netns: str) -> tuple[int, tuple] | None:
+    """(namespace cookie, the shape of every legacy iptables table) of a node, or None if the kernel
+    cannot tell: what an iptables-legacy sync compares, in place of the nf_tables generation, to know
+    that nobody changed the node's tables since its own restore (see xtables_info for what it sees and
+    what it leaves to the periodic full sync)."""
+    def read() -> tuple[int, tuple] | None:
+        cookie = rtnl.netns_cookie()
+        return None if cookie is None else (cookie, xtables_info.shapes())
     try:
         return nsfs.in_netns(netns, read)
     except OSError:

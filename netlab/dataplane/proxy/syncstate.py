@@ -31,7 +31,9 @@ class NodeSyncState:
     """One node's part of a SyncState (see the module docstring)."""
     ipt_memo: ServiceMemo[Any] = field(default_factory=ServiceMemo)
     ipt_tables: dict[str, dict[str, list[str]]] | None = None    # parse_save shape, as the last sync left it
-    ipt_ident: tuple[int, int] | None = None
+    ipt_ident: tuple | None = None                                 # (cookie, generation or legacy shapes)
+    ipt_basis: Hashable = None                                     # what else ipt_tables was rendered from
+    ipt_nservices: int = -1                                        # len(cluster.services) at the last render
     nft_memo: ServiceMemo[None] = field(default_factory=ServiceMemo)
     nft_table: Any = None                                          # the rendered NftTable last applied
     nft_ident: tuple[int, int] | None = None
@@ -43,7 +45,7 @@ class NodeSyncState:
     partial_syncs: dict[str, int] = field(default_factory=dict)
 
     def forget_iptables(self) -> None:
-        self.ipt_tables, self.ipt_ident = None, None
+        self.ipt_tables, self.ipt_ident, self.ipt_basis = None, None, None
 
     def forget_nftables(self) -> None:
         self.nft_table, self.nft_ident, self.nft_context = None, None, None
