@@ -12,8 +12,9 @@ what tells whether anything moved under the lab since its last pass, and runs a 
   since the pass (kubelet's PLEG relists containers the same way, by a cheap periodic look);
 - proxy rules: every node's nf_tables generation is the one the loop's proxy sync recorded after its
   last commit there (the kernel adds one on every nftables commit in the namespace, by nft, by
-  iptables-nft, by anyone), so a rule added or deleted by hand is seen. Tables with no generation
-  (iptables-legacy) and IPVS state cannot be looked at this cheaply: such labs get a pass every time.
+  iptables-nft, by anyone), so a rule added or deleted by hand is seen; iptables-legacy tables have
+  no generation: their shapes (entry count, size, hooks: dataplane/xtables_info.py) stand for one.
+  IPVS state cannot be looked at this cheaply: an IPVS lab gets a pass every time.
 
 What this does not see (a route or an address changed by hand in a pod) the loop's deep pass repairs
 (sync.FULL_RESYNC), as does any `netlab up`.
@@ -24,7 +25,7 @@ import os
 from typing import Any
 
 from ..dataplane import layout, nsfs, procs
-from ..dataplane.proxy.record import node_identity
+from ..dataplane.proxy.record import legacy_identity, node_identity
 
 
 def status_marks(lab: str, st: dict[str, Any]) -> dict[str, float]:
@@ -41,9 +42,9 @@ def status_marks(lab: str, st: dict[str, Any]) -> dict[str, float]:
 def look(lab: str, st: dict[str, Any], proxy_state, marks: dict[str, float]) -> str:
     """'' if nothing moved under the lab since its last pass, else what did (for the loop's log)."""
     mode = st.get("proxyMode") or "iptables"
-    flavour = (st.get("iptables") or {}).get("flavour")
-    if mode == "ipvs" or flavour == "legacy":
-        return f"{'IPVS' if mode == 'ipvs' else 'iptables-legacy'} state has no generation to compare"
+    legacy = (st.get("iptables") or {}).get("flavour") == "legacy"
+    if mode == "ipvs":
+        return "IPVS state has no generation to compare"
     have = set(nsfs.list_netns())
     for name, rec in (st.get("nodes") or {}).items():
         if rec.get("netns") not in have:
@@ -63,8 +64,17 @@ def look(lab: str, st: dict[str, Any], proxy_state, marks: dict[str, float]) -> 
         return "no proxy sync recorded yet"
     for name, rec in (st.get("nodes") or {}).items():
         ns = proxy_state.nodes.get(name)
-        recorded = [i for i in ((ns.ipt_ident, ns.nft_ident) if ns else ()) if i is not None]
-        now = node_identity(rec.get("netns") or "")
-        if not recorded or now is None or now[0] != recorded[0][0] or now[1] != max(i[1] for i in recorded):
-            return f"node {name}'s rules were changed by another process"
+        netns = rec.get("netns") or ""
+        if legacy:  # the legacy tables' shapes stand for a generation (dataplane/xtables_info.py)
+            if ns is None or ns.ipt_ident is None or legacy_identity(netns) != ns.ipt_ident:
+                return f"node {name}'s rules were changed by another process"
+            recorded = [ns.nft_ident] if mode == "nftables" else []
+        else:
+            recorded = [i for i in ((ns.ipt_ident, ns.nft_ident) if ns else ()) if i is not None]
+            if not recorded:
+                return f"node {name}'s rules were changed by another process"
+        if recorded:
+            now = node_identity(netns)
+            if None in recorded or now is None or now[0] != recorded[0][0] or now[1] != max(i[1] for i in recorded):
+                return f"node {name}'s rules were changed by another process"
     return ""

@@ -61,10 +61,16 @@ def test_what_moved_is_said(kernel, move, said):
     assert audit.look("x", state(), synced(), {"n1": 1, "n2": -1}) == said
 
 
-def test_tables_without_a_generation_always_get_a_pass(kernel):
+def test_legacy_tables_are_looked_at_by_their_shapes_and_ipvs_always_gets_a_pass(kernel, monkeypatch):
     st = state()
     st["iptables"]["flavour"] = "legacy"
-    assert "iptables-legacy" in audit.look("x", st, synced(), {"n1": 1, "n2": -1})
+    shapes = {"nl.x.n1": (5, (("nat", 40, 9000),)), "nl.x.n2": (6, (("nat", 12, 3000),))}
+    monkeypatch.setattr(audit, "legacy_identity", lambda netns: shapes.get(netns))
+    ps = SyncState()
+    ps.node("n1").ipt_ident, ps.node("n2").ipt_ident = shapes["nl.x.n1"], shapes["nl.x.n2"]
+    assert audit.look("x", st, ps, {"n1": 1, "n2": -1}) == ""
+    shapes["nl.x.n2"] = (6, (("nat", 13, 3100),))     # a rule added by hand
+    assert audit.look("x", st, ps, {"n1": 1, "n2": -1}) == "node n2's rules were changed by another process"
     st = dict(state(), proxyMode="ipvs")
     assert "IPVS" in audit.look("x", st, synced(), {"n1": 1, "n2": -1})
 
