@@ -16,8 +16,11 @@ Measured, each REPEAT times (samples and their median printed):
 1. readiness: at t0 the flag of one `probed` pod is created. `detected`: the kubelet's Unhealthy event
    for the pod appears in the store (it is written as the failed probe's result is collected, before the
    pass that reprograms the nodes; a thread follows the store's changes every 5 ms). `rules`: the last
-   node's nat table no longer DNATs to the pod's IP (a thread per node reads `iptables-save -t nat`
-   every 20 ms after each read; the mean read time is printed: it bounds the resolution). Reported:
+   node's rules no longer choose the pod: the Service's KUBE-SVC chain no longer jumps to the pod's
+   KUBE-SEP chain (a thread per node reads that chain alone, `iptables -t nat -S CHAIN`, every 20 ms or
+   as long as a read took if longer; the mean read time is printed: it bounds the resolution; a whole
+   iptables-save at 1,000 endpoints costs ~0.1 s of CPU a read, and five threads of those starved the
+   very loop being timed). Reported:
    t0->detected (the probe's period dominates it), detected->rules (the issue's figure: netlab's own
    reaction), t0->rules, and t0->the pod's status Ready=False in the store (written by the same pass
    after the kernel work: netlab's kubelet feeds its nodes' rules directly, where Kubernetes goes
@@ -117,6 +120,8 @@ def live_pods(store, prefix: str) -> list[dict]:
 
 def readiness_sample(store, node_ns: list[str], pod: dict, flag: str, timeout: float) -> dict:
     name, ip = pod["metadata"]["name"], ll.pod_ip(pod)
+    svc = ll.ServiceChain()
+    svc.check(node_ns, [ip])
     seen: dict[str, float] = {}
     stop = threading.Event()
 
@@ -141,7 +146,7 @@ def readiness_sample(store, node_ns: list[str], pod: dict, flag: str, timeout: f
 
     th = threading.Thread(target=watch_store, args=(store.revision(),), daemon=True)
     th.start()
-    rules = ll.RulesWatch(node_ns, lambda text: not ll.chooses(text, ip), timeout=timeout)
+    rules = ll.RulesWatch(node_ns, lambda text: not svc.chooses(text, ip), timeout=timeout, read=svc.read)
     t0 = time.time()
     open(f"{flag}.{name}", "w").close()
     rules.start()
@@ -152,7 +157,7 @@ def readiness_sample(store, node_ns: list[str], pod: dict, flag: str, timeout: f
     t_det, t_status = seen.get("event"), seen.get("status")
     # the way back: Ready again and chosen by every node
     t1 = time.time()
-    back = ll.RulesWatch(node_ns, lambda text: ll.chooses(text, ip), timeout=timeout).start()
+    back = ll.RulesWatch(node_ns, lambda text: svc.chooses(text, ip), timeout=timeout, read=svc.read).start()
     t_ready = ll.until(f"{name} Ready again", lambda: ll.ready(store, name) and time.time(), timeout)
     t_back = back.wait()
 
@@ -183,7 +188,9 @@ def scale_sample(lab: str, store, node_ns: list[str], replicas: int, timeout: fl
     new = ll.until("10 new pods Ready", new_ready, timeout)
     t_ready = time.time()
     ips = [ll.pod_ip(p) for p in new]
-    t_rules = ll.RulesWatch(node_ns, lambda text: all(ll.chooses(text, ip) for ip in ips), timeout=timeout).start().wait()
+    svc = ll.ServiceChain()
+    t_rules = ll.RulesWatch(node_ns, lambda text: all(svc.chooses(text, ip) for ip in ips), timeout=timeout,
+                            read=svc.read).start().wait()
     return {"replicas": replicas, "cli_s": r3(t_cli - t0), "to_ready_s": r3(t_ready - t0),
             "to_ready_in_rules_s": r3(max(t_rules, t_ready) - t0) if t_rules else None}
 
@@ -266,6 +273,8 @@ def main() -> None:
                        "rss_mib_median": round(statistics.median(w["vmrss_kib"] for w in windows) / 1024, 1),
                        "peak_rss_mib": round(max(w["vmhwm_kib"] for w in windows) / 1024, 1)}
     finally:
+        from live_rollout import keep_loop_log
+        keep_loop_log(name)
         t = time.monotonic()
         ll.down(name)
         out["down_s"] = round(time.monotonic() - t, 2)

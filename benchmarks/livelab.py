@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from netlab.dataplane import lab as labmod  # noqa: E402
 from netlab.dataplane.iptables import flavour_commands  # noqa: E402
 from netlab.live import loop  # noqa: E402
+from netlab.render.kubeproxy_iptables import sep_chain, svc_chain  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -50,26 +51,62 @@ def pod_ip(pod: dict) -> str | None:
 
 
 def nat_rules(netns: str) -> str:
-    """The node's nat table as iptables-save prints it (the lab's proxy mode is iptables)."""
+    """The node's whole nat table as iptables-save prints it (the lab's proxy mode is iptables)."""
     save = flavour_commands("auto")[2]
     r = subprocess.run(labmod.netns_exec_argv(netns, [save, "-t", "nat"]), capture_output=True, text=True)
     return r.stdout
 
 
 def chooses(rules: str, ip: str) -> bool:
-    """Whether a node's nat table DNATs to the pod `ip` (any port): its rules choose the pod."""
+    """Whether a node's nat table (iptables-save) DNATs to the pod `ip` (any port)."""
     return f"--to-destination {ip}:" in rules
 
 
-class RulesWatch:
-    """One thread per node reading its nat table again and again (every `every` s after each read) until
-    `done(rules)` holds, recording when it first did (time.time()); `last()` is the last node's time."""
+class ServiceChain:
+    """A Service port's KUBE-SVC chain on a node, read alone (`iptables -t nat -S CHAIN`: a few ms where
+    a whole iptables-save of a 1,000-endpoint table costs ~100 ms of CPU, which, read again and again on
+    every node, would take the CPU the control loop needs). The rules choose a pod when this chain jumps
+    to the pod's KUBE-SEP chain (the names are kube-proxy's hashes, computed as netlab's renderer does)."""
 
-    def __init__(self, node_netns: list[str], done, every: float = 0.02, timeout: float = 120.0):
+    def __init__(self, service_port_name: str = "default/web", protocol: str = "TCP", target_port: int = 8080):
+        self.name, self.proto, self.port = service_port_name, protocol, target_port
+        self.chain = svc_chain(service_port_name, protocol)
+        self.iptables = "iptables-" + flavour_commands("auto")[0]
+
+    def read(self, netns: str) -> str:
+        r = subprocess.run(labmod.netns_exec_argv(netns, [self.iptables, "-t", "nat", "-S", self.chain]),
+                           capture_output=True, text=True)
+        return r.stdout
+
+    def jump(self, ip: str) -> str:
+        return f"-j {sep_chain(self.name, self.proto, f'{ip}:{self.port}')}"
+
+    def chooses(self, rules: str, ip: str) -> bool:
+        jump = self.jump(ip)
+        return any(line.endswith(jump) for line in rules.splitlines())
+
+    def check(self, node_netns: list[str], ips: list[str], chosen: bool = True) -> None:
+        """Refuse to time anything unless every node's chain now chooses (or not) every pod of `ips`:
+        a wrong chain or endpoint name would otherwise read as an instant change."""
+        for n in node_netns:
+            text = self.read(n)
+            bad = [ip for ip in ips if self.chooses(text, ip) != chosen]
+            if bad:
+                raise RuntimeError(f"{n}: {self.chain} {'does not choose' if chosen else 'chooses'} {bad}:\n{text[:500]}")
+
+
+class RulesWatch:
+    """One thread per node reading its rules (`read(netns)`: by default the whole nat table) again and
+    again until `done(rules)` holds, recording when it first did (time.time()); `last()` is the last
+    node's time. A thread waits `every` s after each read, or as long as the read took if longer: the
+    readers never take more than about half of what the machine has left."""
+
+    def __init__(self, node_netns: list[str], done, every: float = 0.02, timeout: float = 120.0, read=None):
         self.at: dict[str, float | None] = {n: None for n in node_netns}
         self.reads: dict[str, int] = {n: 0 for n in node_netns}
         self.read_s: dict[str, float] = {n: 0.0 for n in node_netns}
         self.done, self.every, self.timeout = done, every, timeout
+        self.read = read or nat_rules
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._watch, args=(n,), daemon=True) for n in node_netns]
 
@@ -82,13 +119,14 @@ class RulesWatch:
         end = time.monotonic() + self.timeout
         while not self.stop.is_set() and time.monotonic() < end:
             t0 = time.perf_counter()
-            rules = nat_rules(netns)
-            self.read_s[netns] += time.perf_counter() - t0
+            rules = self.read(netns)
+            took = time.perf_counter() - t0
+            self.read_s[netns] += took
             self.reads[netns] += 1
             if self.done(rules):
                 self.at[netns] = time.time()
                 return
-            self.stop.wait(self.every)
+            self.stop.wait(max(self.every, took))
 
     def wait(self) -> float | None:
         for t in self.threads:
