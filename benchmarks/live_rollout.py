@@ -174,7 +174,7 @@ def sample(name: str, store, cluster, a, version: int, tmp: str) -> dict:
         during = [x for x in reqs if t0 <= x["t"] <= t_status]
         bodies = [x.get("body") for x in reqs if x["ok"]]
         out[k] = {**c, "during_rollout_sent": len(during), "during_rollout_failed": sum(not x["ok"] for x in during),
-                  "failures": [x for x in reqs if not x["ok"]][:10],
+                  "failures_t_err": [(round(x["t"] - t0, 2), x["err"][:80]) for x in reqs if not x["ok"]][:200],
                   "p50_ms": round(common.percentile([x["ms"] for x in reqs if x["ok"]], 50) or 0, 2),
                   "p99_ms": round(common.percentile([x["ms"] for x in reqs if x["ok"]], 99) or 0, 2),
                   "max_ms": max((x["ms"] for x in reqs), default=0),
