@@ -135,6 +135,50 @@ def t_nftload(r: dict) -> list[str]:
     return out
 
 
+def t_live(r: dict) -> list[str]:
+    """benchmarks/live.py: the reaction/idle rows (one per lab size), then the rollout."""
+    out = ["| lab | up (all Ready) | readiness: fail -> detected | detected -> last node's rules | "
+           "scale +10 -> Ready / in every node's rules | idle loop CPU (target < 1% of a core) | loop RSS | load avg (1 min, start -> end) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for part in r.get("reaction", []):
+        if "failed" in part:
+            out.append(f"| `{part['command']}` | failed: {part['failed']} | | | | | | |")
+            continue
+        x = part["results"][0]
+        rd, sc, idle = x["readiness"], x["scale_plus_10"], x["idle"]
+        load = [((part.get("info") or {}).get("loadavg_at_start") or [0])[0], (x.get("loadavg_at_end") or [0])[0]]
+        out.append(f"| {x['pods']} pods, {x['nodes']} nodes | {s_(x['up_to_all_ready_s'])} | "
+                   f"{s_(rd['fail_to_detected_median_s'])} | {s_(rd['detected_to_rules_median_s'])} | "
+                   f"{s_(sc['to_ready_median_s'])} / {s_(sc['to_ready_in_rules_median_s'])} | "
+                   f"{idle['cpu_percent_median']:.1f}% ({idle['pods']} pods, no probes) | {idle['rss_mib_median']:.0f} MiB | "
+                   f"{load[0]:.1f} -> {load[1]:.1f} |")
+    out += ["", "Medians of the samples in results.json (`" + "`, `".join(
+        p["command"] for p in r.get("reaction", [])) + "`)."]
+    ro = r.get("rollout") or {}
+    if "failed" in ro:
+        return out + ["", f"Rolling update: `{ro['command']}` failed: {ro['failed']}"]
+    if ro:
+        x = ro["results"][0]
+        out += ["", "| rolling update | waves (maxSurge, maxUnavailable 0) | wall to `rollout status` | probes' floor | "
+                "netlab's part (per wave) | requests sent / failed (2 clients, new connection each) |",
+                "|---|---|---|---|---|---|"]
+        for s in x["samples"]:
+            sent = sum(s[k]["sent"] for k in ("pod->ClusterIP", "external->NodePort"))
+            failed = sum(s[k]["failed"] for k in ("pod->ClusterIP", "external->NodePort"))
+            out.append(f"| {x['replicas']} replicas, {x['nodes']} nodes, probe initialDelay "
+                       f"{x['probe']['initialDelaySeconds']} s period {x['probe']['periodSeconds']} s | {x['waves']} "
+                       f"({x['max_surge']}) | {s_(s['to_rollout_status_s'])} | {s_(x['probe_floor_s'])} | "
+                       f"{s_(s['netlab_s'])} ({s_(s['netlab_per_wave_s'])}) | {sent} / {failed} |")
+        out += ["", f"`{ro['command']}`."]
+    out += ["", "Kubernetes for comparison: no published kubectl-on-kind figures for these measurements were found. "
+            "What bounds them there: kind configures kube-proxy's iptables minSyncPeriod to 1 s "
+            "(kubernetes-sigs/kind, pkg/cluster/internal/kubeadm/config.go); SIG Scalability's official pod startup "
+            "latency SLO is p99 <= 5 s, and its network programming latency SLO (a Ready change to the node's "
+            "iptables) is still WIP with no threshold "
+            "(https://github.com/kubernetes/community/blob/master/sig-scalability/slos/slos.md)."]
+    return out
+
+
 # ---------------------------------------------------------------- plots
 
 def plots(res: dict, out: str) -> list[str]:
@@ -258,7 +302,8 @@ def main() -> None:
                 ("First packet through a ClusterIP (connect() time; the target is the last Service)", "firstpacket",
                  t_first),
                 ("Pod network (iperf3 one stream; 64-byte TCP request/response)", "network", t_network),
-                ("Default probe matrix", "probe", t_probe)]
+                ("Default probe matrix", "probe", t_probe),
+                ("Live lab: reaction, idle cost, rolling update under load (benchmarks/live.py)", "live", t_live)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:

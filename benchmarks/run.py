@@ -1,7 +1,7 @@
 """Runs the whole benchmark suite, merges the results, draws the plots. Started by `scripts/bench`
 (which installs the peers, builds the C helpers and gives this a private /run/netns); run as root.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs]
+    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live]
                                        [--out docs/bench]
 
 Each benchmark runs as its own process (each can also be run alone: see its docstring) and prints what it
@@ -42,6 +42,9 @@ SUITE = {
               ["--pods", "30", "--services", "10", "--repeat", "2"]),
     "ipvs": ("ipvs_vm.py", ["--services", "100,1000,10000", "--repeat", "3"],
              ["--services", "100,1000", "--repeat", "1"]),
+    "live": ("live.py", ["--pods", "10,1000", "--repeat", "3", "--idle-seconds", "30", "--replicas", "100",
+                         "--rollout-repeat", "1"],
+             ["--pods", "10", "--repeat", "2", "--idle-seconds", "10", "--replicas", "20", "--rollout-repeat", "1"]),
 }
 
 
@@ -66,9 +69,10 @@ def leftovers() -> dict:
     """What the suite could leave behind: namespaces in (this run's) /run/netns, labs' state directories,
     processes started for the benchmark labs."""
     ns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    mine = [n for n in ns if n.startswith(("nl.bup", "nl.fp", "nl.nw", "nl.benchprobe", "bsh", "bfl", "bench-sync"))]
+    mine = [n for n in ns if n.startswith(("nl.bup", "nl.fp", "nl.nw", "nl.benchprobe", "bsh", "bfl", "bench-sync",
+                                           "nl.blive", "nl.broll"))]
     labs = sorted(d for d in os.listdir("/run/netlab")) if os.path.isdir("/run/netlab") else []
-    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor"))]
+    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll"))]
     return {"namespaces": mine, "lab_state_dirs": labs}
 
 
