@@ -126,7 +126,7 @@ def _delay_shutdown(p: Pod) -> int:
 def _server_config(cluster: Cluster, node) -> str:
     pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
     made_of = tuple((p.namespace, p.name, p.netns, tuple(p.builtin_ports), p.stopping,
-                     _delay_shutdown(p) if p.stopping else 0) for p in pods)
+                     _delay_shutdown(p) if p.stopping else 0, p.killed) for p in pods)
     memo = _CONFIGS.get((cluster.name, node.name))
     if memo is not None and memo[0] == made_of:   # a control loop's pass: usually the same pods
         return memo[1]
@@ -137,6 +137,8 @@ def _server_config(cluster: Cluster, node) -> str:
         if p.stopping:   # the kubelet sent the pod SIGTERM (a live lab's graceful deletion)
             entry["sigterm"] = True
             entry["delayShutdown"] = _delay_shutdown(p)
+        elif p.killed:   # the kubelet killed its container (a failed liveness probe)
+            entry["kill"] = True
     text = json.dumps(cfg, indent=1, sort_keys=True)
     _CONFIGS[(cluster.name, node.name)] = (made_of, text)
     return text

@@ -115,6 +115,8 @@ class LiveLab:
         self.last_pass = 0.0
         self.young_unready = False
         self.hold_restarts = False   # `up --no-control-loop` waiting after its pass: it restarts nothing
+        self.builtin_kills: dict[str, tuple[str, int]] = {}   # pod key -> (uid, restarts) whose built-in
+        # container a failed liveness probe killed, until its restart is counted
         self.spec_cache: dict = {}       # objects.pod_specs' parsed pods, by (uid, resourceVersion)
         self.seen: tuple | None = None   # the store's revisions of DATAPLANE_KINDS the last pass read
         self.last_deep = float("-inf")   # monotonic time of this process' last whole (unscoped) pass
@@ -178,6 +180,12 @@ class LiveLab:
                     verdict = bool(cond and cond.get("status") == "True")
                 pod.decided_ready = verdict
             rec = (st.get("pods") or {}).get(pod.key) or {}
+            kill = self.builtin_kills.get(pod.key)
+            if kill is not None:   # until the restart is counted (then the flag goes, and the entry)
+                if kill == (pod.uid, int(rec.get("restarts", 0))) and rec.get("uid") == pod.uid:
+                    pod.killed = True
+                else:
+                    del self.builtin_kills[pod.key]
             if self.hold_restarts or pod.terminating:
                 pod.restart_held = True
             elif self.kubelet:
@@ -294,9 +302,12 @@ class LiveLab:
         if out.kill:
             st = state.load(self.lab) or {}
             for key, container, _why in out.kill:
-                rec = (((st.get("pods") or {}).get(key) or {}).get("procs") or {}).get(container)
+                prec = (st.get("pods") or {}).get(key) or {}
+                rec = (prec.get("procs") or {}).get(container)
                 if rec is not None:
                     procs.terminate([rec], [], grace=2.0, owner=None)
+                elif prec.get("uid"):   # a built-in container: its node's server ends it (see desired)
+                    self.builtin_kills[key] = (prec["uid"], int(prec.get("restarts", 0)))
             self.dirty = True
         if out.readiness_changed:
             self.dirty = True
@@ -420,11 +431,12 @@ class LiveLab:
     def pending(self) -> bool:
         """Whether a pass has work to do that no store write announces: a drain in progress,
         namespaces of pods the last pass let go (its own deletes do not wake the loop), a restart
-        back-off that ended since the last pass."""
+        back-off that ended since the last pass, a built-in container killed by its liveness probe
+        whose restart is not counted yet."""
         now = time.time()
         ended = any(self.last_pass < when + delay <= now for _, when, delay in self.backoff.values())
-        soon = self.young_unready and now - self.last_pass >= 0.5
-        return self.terminator.needs_pass() or self.let_go_pods or ended or soon
+        soon = (self.young_unready or self.builtin_kills) and now - self.last_pass >= 0.5
+        return self.terminator.needs_pass() or self.let_go_pods or ended or bool(soon)
 
 
 def settled(store, available: bool = True) -> tuple[bool, str]:

@@ -72,6 +72,9 @@ class Pod:
     # serving while `ready` says it still serves), and its containers are not restarted
     terminating: bool = False
     stopping: bool = False   # ... and the kubelet sent it SIGTERM (the built-in server is told so)
+    # a live lab's kubelet killed the pod's built-in container (a failed liveness or startup probe): the
+    # node's built-in server ends it (exit 137), and the next pass starts it again as a restart
+    killed: bool = False
 
     @property
     def key(self) -> str:

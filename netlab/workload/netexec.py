@@ -45,7 +45,10 @@ A pod's ``"sigterm": true`` (with ``"delayShutdown": N``) in the config is the
 kubelet's SIGTERM to that pod's container (a live lab deleting the pod): as
 agnhost netexec with ``--delay-shutdown=N``, the pod keeps serving N seconds and
 then exits 0; with N = 0 it exits at once (143).  Such a pod is never restarted
-by a reload.
+by a reload.  A pod's ``"kill": true`` is the kubelet killing its container (a
+failed liveness probe): the pod's instance running when the flag first appears
+exits 137, once (the flag stays until netlab has counted the restart; the
+instance a later reload starts is not killed again).
 
 Status file: next to the pidfile (``X.pid`` -> ``X.status.json``), rewritten
 atomically whenever a pod starts, exits or is restarted::
@@ -174,6 +177,7 @@ class Server:
         self._timers = []  # heap of (when, seq, callback)
         self._seq = 0
         self.restarts = {}  # pod key -> restarts after an exit, kept across the pod's restarts
+        self.killed = set()  # pod keys whose "kill" flag was acted on (until the flag goes)
         self.status_path = None
         if pidfile:
             base = pidfile[:-4] if pidfile.endswith(".pid") else pidfile
@@ -424,6 +428,11 @@ class Server:
             pod = self.pods.get(key)
             if spec.sigterm and pod is not None and pod.sigterm_at is None and pod.exit_code is None:
                 self.sigterm_pod(pod, spec.delay_shutdown)
+            elif spec.kill and key not in self.killed and pod is not None and pod.exit_code is None:
+                self.killed.add(key)
+                pod.log.write("killed by the kubelet (liveness probe failed)")
+                self.exit_pod(pod, 137)
+        self.killed &= {k for k, spec in specs.items() if spec.kill}
         self.write_status()
 
     def sigterm_pod(self, pod, delay):

@@ -114,13 +114,15 @@ class ConfigError(Exception):
 class PodSpec:
     """One pod of the config.  ``ports`` is a sorted tuple of (port, proto)."""
 
-    __slots__ = ("key", "name", "netns", "ports", "log", "port_errors", "sigterm", "delay_shutdown")
+    __slots__ = ("key", "name", "netns", "ports", "log", "port_errors", "sigterm", "delay_shutdown", "kill")
 
-    def __init__(self, key, name, netns, ports, log, port_errors, sigterm=False, delay_shutdown=0):
+    def __init__(self, key, name, netns, ports, log, port_errors, sigterm=False, delay_shutdown=0, kill=False):
         self.key, self.name, self.netns = key, name, netns
         self.ports, self.log, self.port_errors = ports, log, port_errors
         # the kubelet sent the pod's container SIGTERM: it exits, after delay_shutdown s of serving
         self.sigterm, self.delay_shutdown = sigterm, delay_shutdown
+        # the kubelet killed the container (liveness): end this instance once (exit 137)
+        self.kill = kill
 
 
 def _parse_pod(entry):
@@ -153,7 +155,7 @@ def _parse_pod(entry):
     if not isinstance(delay, int) or isinstance(delay, bool):
         raise ConfigError(f"pod {key!r}: invalid 'delayShutdown'")
     return PodSpec(key, name, netns, tuple(sorted(ports)), log, tuple(errors), entry.get("sigterm") is True,
-                   max(0, delay))
+                   max(0, delay), entry.get("kill") is True)
 
 
 def load_config(path):

@@ -350,3 +350,51 @@ def test_an_idle_loop_repairs_what_moved_under_the_lab_without_a_command(lab):
     lab.node_exec("n1", [save.replace("-save", ""), "-t", "nat", "-F"])
     until("n1's rules restored", lambda: "-A KUBE-SERVICES" in lab.node_exec("n1", [save, "-t", "nat"]).stdout,
           timeout=RESYNC_SECONDS + 15)
+
+
+def test_a_liveness_failure_restarts_a_built_in_container(lab):
+    """A netexec pod served by its node's built-in server (no process of its own): a failed liveness
+    probe ends its container (exit 137, as the kubelet's kill), it is started again and RESTARTS counts
+    it; the pod answers again afterwards."""
+    alive = f"/tmp/netlab-{lab.name}-alive"
+    open(alive, "w").close()
+    try:
+        lab.up(CLUSTER + f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  nodeName: n2
+  containers:
+  - name: web
+    args: [netexec, --http-port=8080]
+    ports: [{{containerPort: 8080}}]
+    livenessProbe: {{exec: {{command: [test, -f, {alive}]}}, periodSeconds: 1, failureThreshold: 1}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  nodeName: n1
+  containers: [{{name: c, image: busybox}}]
+""")
+        ip = lab.pod("web").ip
+        get = lambda: lab.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{ip}:8080/hostname"])  # noqa: E731
+        assert get().stdout == "web"
+        restarts = lambda: ((store_for(lab.name).get("Pod", "default", "web").get("status") or {})  # noqa: E731
+                            .get("containerStatuses") or [{}])[0].get("restartCount", 0)
+        assert restarts() == 0
+        os.unlink(alive)
+        until("web restarted", lambda: restarts() >= 1, timeout=30)
+        open(alive, "w").close()
+        until("web answering again", lambda: get().stdout == "web", timeout=20)
+        row = next(line.split() for line in kubectl(lab, "get", "pods").stdout.splitlines() if line.startswith("web "))
+        assert int(row[3]) >= 1, row
+        events = kubectl(lab, "get", "events").stdout
+        assert "failed liveness probe, will be restarted" in events, events
+        from netlab.dataplane import layout
+        with open(layout.container_log(lab.name, "default", "web", layout.BUILTIN)) as f:
+            assert "killed by the kubelet (liveness probe failed)" in f.read()
+    finally:
+        if os.path.exists(alive):
+            os.unlink(alive)
