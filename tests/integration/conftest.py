@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import pwd
 import secrets
 import subprocess
@@ -157,3 +158,20 @@ def netlab_cli(*args: str, check: bool = False, user: str | None = None, timeout
     if check:
         assert r.returncode == 0, f"netlab {' '.join(args)} failed ({r.returncode}): {r.stderr}"
     return r
+
+
+def kubectl(lab, *args: str, check: bool = True, timeout: float = 180):
+    """A netlab verb on `lab` (`--lab` added), as a user runs it."""
+    return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
+
+
+def until(what: str, check, timeout: float = 60.0, every: float = 0.3):
+    """`check()`'s first true value, looked at every `every` s; an AssertionError naming `what` after
+    `timeout` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = check()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -17,27 +17,19 @@ from netlab.dataplane import procs, state
 from netlab.live import store_for
 from netlab.store.meta import parse_time
 
-from .conftest import netlab_cli
+from .conftest import kubectl
+from .conftest import until as _until
+
+
+def until(what: str, check, timeout: float = 60.0, every: float = 0.1):
+    return _until(what, check, timeout, every)   # a finer look than the suite's: these tests time signals
+
 
 CLUSTER = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
 name: grace
 nodes: [{name: n1, role: control-plane}, {name: n2}]
 """
-
-
-def kubectl(lab, *args, check=True, timeout=120):
-    return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
-
-
-def until(what: str, check, timeout: float = 60.0, every: float = 0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def pods(lab, prefix: str) -> dict[str, dict]:
@@ -162,7 +154,7 @@ def test_prestop_runs_before_sigterm_and_a_server_ignoring_sigterm_is_killed_at_
         "its namespace gone", lambda: not [n for n in labmod.lab_namespaces(ns) if stubborn in n], timeout=10)
 
     events = kubectl(lab, "get", "events").stdout
-    assert f"Killing" in events and "Stopping container app" in events, events
+    assert "Killing" in events and "Stopping container app" in events, events
     assert "FailedPreStopHook" in events and "exited with 3" in events, events
 
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 import time
 
-from .conftest import netlab_cli, pods_table
+from .conftest import kubectl, netlab_cli, pods_table, until  # noqa: F401
 
 CLUSTER = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -47,10 +47,6 @@ def netlab_argv() -> list[str]:
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "netlab"]
 
 
-def kubectl(lab, *args, check=True, timeout=120):
-    return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
-
-
 def pod_netns(lab) -> set[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     prefix = f"nl.{lab.name}.pod.default."
@@ -59,16 +55,6 @@ def pod_netns(lab) -> set[str]:
 
 def store_obj(lab, kind: str, name: str) -> dict:
     return json.loads(kubectl(lab, "get", kind, name, "-o", "json").stdout)
-
-
-def until(what, check, timeout=30.0):
-    end = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def hashes(lab) -> set[str]:

@@ -14,7 +14,7 @@ import time
 from netlab.dataplane import lab as labmod
 from netlab.live import loop, store_for
 
-from .conftest import netlab_cli
+from .conftest import kubectl, until
 
 CLUSTER = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -96,20 +96,6 @@ class Load:
 
 def web_hosts(lab) -> set[str]:
     return {p["metadata"]["name"] for p in store_for(lab.name).list("Pod") if p["metadata"]["name"].startswith("web-")}
-
-
-def until(what: str, check, timeout: float = 60.0, every: float = 0.3):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = check()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def kubectl(lab, *args, check=True, timeout=180):
-    return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
 
 
 def ready_web(lab) -> set[str]:
