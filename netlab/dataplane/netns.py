@@ -105,6 +105,14 @@ class Netns:
             self._one[ifname] = _link_view(msgs[0]) if msgs else None
         return self._one[ifname]
 
+    def _must(self, ifname: str) -> dict:
+        """The link, or KeyError(ifname) (a read-only check, fabric.node_fabric_drift, reports that the
+        link is missing)."""
+        link = self.link(ifname)
+        if link is None:
+            raise KeyError(ifname)
+        return link
+
     def index(self, ifname: str) -> int:
         link = self.link(ifname) or self.links(refresh=True).get(ifname)
         if link is None:
@@ -112,7 +120,7 @@ class Netns:
         return link["index"]
 
     def ensure_up(self, ifname: str, changes: Changes, mtu: int | None = None) -> None:
-        link = self.link(ifname)
+        link = self._must(ifname)
         if mtu is not None and link["mtu"] != mtu:
             self._do(f"set mtu {mtu} on {ifname}", self.ipr.link, "set", index=link["index"], mtu=mtu)
             changes.add(Change("link", ifname, "update", f"mtu {mtu} on {ifname}", self.name))
@@ -121,7 +129,7 @@ class Netns:
             changes.add(Change("link", ifname, "update", f"{ifname} up", self.name))
 
     def ensure_down(self, ifname: str, changes: Changes) -> None:
-        link = self.link(ifname)
+        link = self._must(ifname)
         if link["up"]:
             self._do(f"set {ifname} down", self.ipr.link, "set", index=link["index"], state="down")
             changes.add(Change("link", ifname, "update", f"{ifname} down", self.name))
