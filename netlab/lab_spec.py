@@ -37,8 +37,9 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     import time as _time
     from .dataplane import state
     from .live import locked, loop, objects, store_for
-    from .live.sync import LiveLab, settled
-    from .live.sync import progress as rollout_progress
+    from .live.rollouts import progress as rollout_progress
+    from .live.rollouts import settled
+    from .live.sync import LiveLab
     lab = scenario.name
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode

@@ -439,34 +439,6 @@ class LiveLab:
         return self.terminator.needs_pass() or self.let_go_pods or ended or bool(soon)
 
 
-def settled(store, available: bool = True) -> tuple[bool, str]:
-    """Whether every Deployment's rollout is complete and no pod is being deleted; else what is
-    still going on, in a few words."""
-    for d in store.list("Deployment"):
-        spec, st = d.get("spec") or {}, d.get("status") or {}
-        want = spec.get("replicas", 1)
-        if spec.get("paused"):
-            continue
-        # a rollout under way or pods not available yet (`up` stops waiting on those once nothing has
-        # progressed for a while: see `progress`)
-        if (st.get("observedGeneration", 0) < d["metadata"].get("generation", 1)
-                or st.get("updatedReplicas", 0) < want or st.get("replicas", 0) > st.get("updatedReplicas", 0)
-                or (available and st.get("availableReplicas", 0) < st.get("updatedReplicas", 0))):
-            cond = next((c for c in st.get("conditions") or [] if c.get("type") == "Progressing"), None)
-            if cond and cond.get("reason") == "ProgressDeadlineExceeded":
-                continue
-            return False, f"deployment {d['metadata']['name']}: {st.get('updatedReplicas', 0)} of {want} updated, " \
-                          f"{st.get('availableReplicas', 0)} available"
-    for p in store.list("Pod"):
-        if is_deleting(p):
-            return False, f"pod {p['metadata']['name']} terminating"
-        if not (p.get("spec") or {}).get("nodeName"):
-            cond = get_condition(p, "PodScheduled")
-            if cond is None or cond.get("reason") != "Unschedulable":
-                return False, f"pod {p['metadata']['name']} pending"
-    return True, ""
-
-
 class _Undo(Exception):
     pass
 
@@ -493,13 +465,3 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
     except _Undo:
         pass
     return out[0]
-
-
-def progress(store) -> tuple:
-    """What moves while rollouts and deletions progress (not a restart count or a heartbeat): `up`
-    stops waiting once this has not moved for a while."""
-    deps = tuple((d["metadata"]["name"], *((d.get("status") or {}).get(k, 0) for k in
-                  ("replicas", "updatedReplicas", "availableReplicas")))
-                 for d in store.list("Deployment"))
-    pods = store.list("Pod")
-    return deps, len(pods), sum(1 for p in pods if is_deleting(p))
