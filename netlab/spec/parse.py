@@ -14,6 +14,7 @@ from ..errors import SpecError, SpecProblems
 from . import kinds
 from .fields import Fields, shown, type_name
 from .kinds import Context, ObjectDoc
+from .kinds.inert import STORED
 from .limits import (BUILTIN_NAMESPACES, CLUSTER_API_VERSIONS, MAX_BYTES, MAX_CLUSTER_NODES, MAX_DEPTH,  # noqa: F401
                      MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PODS, MAX_PROBLEMS, MAX_STREAM_NODES)
 from .types import Scenario
@@ -339,6 +340,9 @@ def _check_references(ctx: Context) -> None:
         if obj.namespace not in known_ns:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")
+    for (kind, ns, _), at in ctx.seen.items():  # ConfigMap, Secret, ServiceAccount (add-ons' objects are not
+        if kind in STORED and ns not in known_ns:  # checked: their namespace comes with the add-on's install)
+            raise SpecError(at, f"metadata.namespace '{ns}' does not exist", f"add a Namespace document named {ns}")
     node_names = {n.name for n in ctx.nodes}
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
                      [(r, "ReplicaSet") for r in replicasets]:

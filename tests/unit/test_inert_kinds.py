@@ -74,6 +74,8 @@ def test_every_listed_addon_kind_is_accepted(kind):
     (dict(SECRET, data={"u": "not base64!"}), "Secret default/db: data.u is not base64; encode the value "
      "(base64), or put it in stringData as text"),
     (dict(SECRET, type=3), "Secret default/db: type must be a string, not 3; write e.g. type: Opaque"),
+    (dict(CM, metadata={"name": "cfg", "namespace": "nope"}), "ConfigMap nope/cfg: metadata.namespace 'nope' does "
+     "not exist; add a Namespace document named nope"),
     (dict(SA, secrets="x"), "ServiceAccount default/robot: secrets must be a list; write it as '- name: NAME' lines"),
     ({"apiVersion": "metallb.io/v1", "kind": "IPAddressPool", "metadata": {"name": "p"}},
      "IPAddressPool p: apiVersion 'metallb.io/v1' does not match kind IPAddressPool; use apiVersion: "
