@@ -97,3 +97,9 @@ def warn_ignored(scenario) -> None:
         shown = scenario.ignored[:8]
         more = f" (and {len(scenario.ignored) - 8} more)" if len(scenario.ignored) > 8 else ""
         click.echo(f"netlab: ignoring fields netlab does not emulate: {'; '.join(shown)}{more}", err=True)
+    for what, items in (("storing objects netlab does not use yet", getattr(scenario, "inert", [])),
+                        ("ignoring add-ons' objects netlab does not emulate (stored only)",
+                         getattr(scenario, "addons", []))):
+        if items:
+            more = f" (and {len(items) - 8} more)" if len(items) > 8 else ""
+            click.echo(f"netlab: {what}: {'; '.join(items[:8])}{more}", err=True)

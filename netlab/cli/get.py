@@ -18,6 +18,9 @@ RESOURCES = {
     "events": "events", "event": "events", "ev": "events",
     "endpointslices": "endpointslices", "endpointslice": "endpointslices",
     "endpointslices.discovery.k8s.io": "endpointslices",
+    "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
+    "secrets": "secrets", "secret": "secrets",
+    "serviceaccounts": "serviceaccounts", "serviceaccount": "serviceaccounts", "sa": "serviceaccounts",
 }
 
 
@@ -34,7 +37,8 @@ RESOURCES = {
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
-    events (ev) or labs, like kubectl get (RESOURCE may be a comma list).
+    events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be
+    a comma list).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -50,6 +54,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
       deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; events in time order;
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
+      configmaps DATA; secrets TYPE, DATA (a count: values are never shown in the table);
+             serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
     -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
     kinds = []
@@ -57,7 +63,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
-                                     "endpointslices, deployments, replicasets, events or labs", param_hint="RESOURCE")
+                                     "endpointslices, deployments, replicasets, events, configmaps, secrets, "
+                                     "serviceaccounts or labs", param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
     from .kubeutil import KubeError
@@ -72,7 +79,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         for i, kind in enumerate(kinds):
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
-            if kind in ("deployments", "replicasets", "events", "endpointslices"):
+            if kind in ("deployments", "replicasets", "events", "endpointslices", "configmaps", "secrets",
+                        "serviceaccounts"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

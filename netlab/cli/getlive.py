@@ -13,7 +13,8 @@ from . import kubeutil
 from .kubeutil import PLURAL, SINGULAR, KubeError
 
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "events": "Event",
-               "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice"}
+               "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
+               "secrets": "Secret", "serviceaccounts": "ServiceAccount"}
 
 
 def _wide(kind: str, obj: dict) -> list[str]:

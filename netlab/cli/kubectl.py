@@ -180,7 +180,8 @@ def _delete_one(store, kind: str, ns: str | None, name: str, grace_period: int, 
         return store.delete(kind, ns, name, grace_seconds=grace)
     if kind == "Namespace":
         # the namespace controller's part: what is in it goes first (pods gracefully)
-        for k in ("Deployment", "ReplicaSet", "Service", "EndpointSlice", "Pod"):
+        from ..spec.kinds.inert import inert_kinds
+        for k in ("Deployment", "ReplicaSet", "Service", "EndpointSlice", "Pod") + inert_kinds():
             for o in store.list(k, name):
                 if not is_deleting(o):
                     _delete_one(store, k, name, o["metadata"]["name"], grace_period, now, force)

@@ -133,6 +133,20 @@ def endpointslice_row(s: dict, now: float) -> list[str]:
     return [s["metadata"]["name"], s.get("addressType", ""), ports, eps, age(s, now)]
 
 
+def configmap_row(c: dict, now: float) -> list[str]:
+    """kubectl's ConfigMap columns: DATA counts the keys of data and binaryData."""
+    return [c["metadata"]["name"], str(len(c.get("data") or {}) + len(c.get("binaryData") or {})), age(c, now)]
+
+
+def secret_row(s: dict, now: float) -> list[str]:
+    """kubectl's Secret columns: the type and how many keys (never a value)."""
+    return [s["metadata"]["name"], s.get("type") or "Opaque", str(len(s.get("data") or {})), age(s, now)]
+
+
+def serviceaccount_row(sa: dict, now: float) -> list[str]:
+    return [sa["metadata"]["name"], str(len(sa.get("secrets") or [])), age(sa, now)]
+
+
 COLUMNS = {
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], replicaset_row),
@@ -140,6 +154,9 @@ COLUMNS = {
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], event_row),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], endpointslice_row),
+    "ConfigMap": (["NAME", "DATA", "AGE"], configmap_row),
+    "Secret": (["NAME", "TYPE", "DATA", "AGE"], secret_row),
+    "ServiceAccount": (["NAME", "SECRETS", "AGE"], serviceaccount_row),
 }
 
 

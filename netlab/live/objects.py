@@ -15,6 +15,7 @@ on a cluster.
 """
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from ..controllers.validation import default_deployment, default_pod_spec
 from ..spec.kinds import Context, ObjectDoc
 from ..spec.kinds import REGISTRY as KIND_PARSERS
+from ..spec.kinds.inert import inert_kinds
 from ..spec.limits import CONTROL_PLANE_TAINT
 from ..spec.types import PodSpec, Scenario
 from ..store.meta import controller_ref, is_deleting, key_of
@@ -30,8 +32,11 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 STOPPED = "netlab.io/stopped"   # on a Node that `netlab node stop` partitioned (its kubelet is silent)
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what `up` prunes: kinds whose objects a file owns (pods a controller made are not the file's)
-PRUNABLE = ("Namespace", "Service", "Deployment", "Pod")
-API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1"}
+# (a ReplicaSet a Deployment made has a controller reference: never pruned; ConfigMaps, Secrets and
+# add-ons' objects are stored only: spec/kinds/inert.py)
+PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "Pod") + inert_kinds()
+API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
+                "ReplicaSet": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 
@@ -58,6 +63,20 @@ def with_defaults(obj: dict) -> dict:
         return default_deployment(obj)
     if kind == "Pod":
         return dict(obj, spec=default_pod_spec(obj.get("spec") or {}))
+    if kind == "ReplicaSet":
+        spec = dict(obj.get("spec") or {})
+        spec.setdefault("replicas", 1)
+        template = dict(spec.get("template") or {})
+        template["spec"] = default_pod_spec(template.get("spec") or {})
+        return dict(obj, spec=dict(spec, template=template))
+    if kind == "Secret":  # the API server keeps stringData in data (base64) and defaults the type
+        out = {k: v for k, v in obj.items() if k != "stringData"}
+        data = dict(obj.get("data") or {})
+        data.update({k: base64.b64encode(v.encode()).decode() for k, v in (obj.get("stringData") or {}).items()})
+        if data:
+            out["data"] = data
+        out.setdefault("type", "Opaque")
+        return out
     return obj
 
 
@@ -113,13 +132,15 @@ class Applied:
     action: str   # created | configured | unchanged | pruned | recreated
 
     def __str__(self) -> str:
-        group = {"Deployment": "deployment.apps"}.get(self.kind, self.kind.lower())
+        group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps"}.get(self.kind, self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 
 
 def _comparable(obj: dict) -> dict:
     md = obj.get("metadata") or {}
-    return {"metadata": {k: md.get(k) for k in ("labels", "annotations")}, "spec": obj.get("spec")}
+    # spec, and the top-level fields of kinds without one (a ConfigMap's data, a Secret's type...)
+    return {"metadata": {k: md.get(k) for k in ("labels", "annotations")},
+            **{k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}}
 
 
 def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE) -> list[Applied]:

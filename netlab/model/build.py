@@ -39,7 +39,8 @@ def template_hash(template: PodTemplate) -> str:
 
 
 def expand(scenario: Scenario) -> list[PodSpec]:
-    """Bare pods plus the pods of every Deployment, named <deploy>-<template-hash>-<5 chars>."""
+    """Bare pods plus the pods of every Deployment, named <deploy>-<template-hash>-<5 chars>, and of
+    every standalone ReplicaSet, named <replicaset>-<5 chars>."""
     pods = list(scenario.pods)
     bare = {(p.namespace, p.name) for p in pods}
     names = set(bare)
@@ -61,6 +62,15 @@ def expand(scenario: Scenario) -> list[PodSpec]:
             tmpl = PodTemplate(labels, d.template.node_name, d.template.node_selector, d.template.containers,
                                d.template.tolerate_control_plane, d.template.restart_policy)
             pods.append(PodSpec(d.namespace, name, tmpl, owner=f"Deployment/{d.name}"))
+    for r in getattr(scenario, "replicasets", []):  # a standalone ReplicaSet's pods: <rs>-<5 chars>
+        for i in range(r.replicas):
+            seed, attempt = f"{r.namespace}/{r.name}/rs/{i}", 0
+            name = f"{r.name}-{_safe_encode(seed.encode(), 5)}"
+            while (r.namespace, name) in names:
+                attempt += 1
+                name = f"{r.name}-{_safe_encode(f'{seed}/{attempt}'.encode(), 5)}"
+            names.add((r.namespace, name))
+            pods.append(PodSpec(r.namespace, name, r.template, owner=f"ReplicaSet/{r.name}"))
     return pods
 
 

@@ -28,6 +28,12 @@ KNOWN: dict[str, dict[str, str | None]] = {
     "Deployment": _fields(OBJECT, metadata="ObjectMeta", spec="DeploymentSpec"),
     "Service": _fields(OBJECT, metadata="ObjectMeta", spec="ServiceSpec"),
     "Namespace": _fields(OBJECT + " spec", metadata="ObjectMeta"),
+    "ReplicaSet": _fields(OBJECT, metadata="ObjectMeta", spec="ReplicaSetSpec"),
+    "ReplicaSetSpec": _fields("replicas minReadySeconds", selector="LabelSelector", template="PodTemplateSpec"),
+    "ConfigMap": _fields(OBJECT + " data binaryData immutable", metadata="ObjectMeta"),
+    "Secret": _fields(OBJECT + " data stringData type immutable", metadata="ObjectMeta"),
+    "ServiceAccount": _fields(OBJECT + " secrets imagePullSecrets automountServiceAccountToken",
+                              metadata="ObjectMeta"),
     "List": _fields("apiVersion kind metadata items"),  # only `items` is read (a misspelt one is named)
     "ObjectMeta": _fields(
         "name generateName namespace selfLink uid resourceVersion generation creationTimestamp deletionTimestamp "

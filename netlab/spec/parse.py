@@ -14,6 +14,7 @@ from ..errors import SpecError, SpecProblems
 from . import kinds
 from .fields import Fields, shown, type_name
 from .kinds import Context, ObjectDoc
+from .kinds.inert import STORED
 from .limits import (BUILTIN_NAMESPACES, CLUSTER_API_VERSIONS, MAX_BYTES, MAX_CLUSTER_NODES, MAX_DEPTH,  # noqa: F401
                      MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PODS, MAX_PROBLEMS, MAX_STREAM_NODES)
 from .types import Scenario
@@ -228,7 +229,7 @@ def _describe(doc: dict, index: int) -> str:
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
     if kind and name:
-        if kind in ("Pod", "Deployment", "Service"):
+        if kind in ("Pod", "Deployment", "Service", "ReplicaSet", "ConfigMap", "Secret", "ServiceAccount"):
             return f"{kind} {ns or 'default'}/{shown(name)[1:-1]}"
         return f"{kind} {shown(name)[1:-1]}"
     if kind:
@@ -282,6 +283,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
     return Scenario(name=ctx.name, nodes=ctx.nodes, networking=ctx.networking, namespaces=ctx.namespaces,
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source,
+                    replicasets=ctx.replicasets, inert=ctx.inert, addons=ctx.addons,
                     documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind])
 
 
@@ -332,19 +334,24 @@ def _check_references(ctx: Context) -> None:
 
     def where(kind: str, obj: Any) -> str:
         return ctx.seen.get((kind, obj.namespace, obj.name), f"{kind} {obj.namespace}/{obj.name}")
+    replicasets = ctx.replicasets
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
-                     [(s, "Service") for s in services]:
+                     [(r, "ReplicaSet") for r in replicasets] + [(s, "Service") for s in services]:
         if obj.namespace not in known_ns:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")
+    for (kind, ns, _), at in ctx.seen.items():  # ConfigMap, Secret, ServiceAccount (add-ons' objects are not
+        if kind in STORED and ns not in known_ns:  # checked: their namespace comes with the add-on's install)
+            raise SpecError(at, f"metadata.namespace '{ns}' does not exist", f"add a Namespace document named {ns}")
     node_names = {n.name for n in ctx.nodes}
-    for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments]:
+    for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
+                     [(r, "ReplicaSet") for r in replicasets]:
         path = "spec.nodeName" if kind == "Pod" else "spec.template.spec.nodeName"
         node_name = obj.template.node_name
         if node_name is not None and node_name not in node_names:
             raise SpecError(where(kind, obj), f"{path} '{node_name}' is not a node of this cluster",
                             f"use one of: {', '.join(sorted(node_names))}")
-    total = len(pods) + sum(d.replicas for d in deployments)
+    total = len(pods) + sum(d.replicas for d in deployments) + sum(r.replicas for r in replicasets)
     if total > MAX_PODS:
         raise SpecError("scenario", f"asks for {total} pods, more than netlab's limit of {MAX_PODS}",
                         "lower the replicas")

@@ -138,3 +138,6 @@ class Scenario:
     # the Kubernetes objects as written (every document but the Cluster one, Lists flattened), in
     # order: what `up` and `apply` write to the lab's store (netlab/live/objects.py)
     documents: list[dict] = field(default_factory=list)
+    replicasets: list[DeploymentSpec] = field(default_factory=list)   # standalone ReplicaSets
+    inert: list[str] = field(default_factory=list)    # ConfigMap, Secret, ServiceAccount: stored, not used yet
+    addons: list[str] = field(default_factory=list)   # add-ons' custom resources: stored, not emulated

@@ -7,6 +7,7 @@ import pytest
 from netlab.errors import SpecError
 from netlab.spec import kinds
 from netlab.spec.kinds import object_meta, register
+from netlab.spec.kinds.inert import ADDONS
 
 from .scenarios import cluster, load, pod
 
@@ -19,15 +20,22 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
         "Pod": (("v1",), "netlab.spec.kinds.pod"),
         "Deployment": (("apps/v1",), "netlab.spec.kinds.deployment"),
         "Service": (("v1",), "netlab.spec.kinds.service"),
+        "ReplicaSet": (("apps/v1",), "netlab.spec.kinds.replicaset"),
+        "ConfigMap": (("v1",), "netlab.spec.kinds.inert"),
+        "Secret": (("v1",), "netlab.spec.kinds.inert"),
+        "ServiceAccount": (("v1",), "netlab.spec.kinds.inert"),
+        **{k: (apis, "netlab.spec.kinds.inert") for k, (_, apis) in ADDONS.items()},
     }
-    assert [k.kind for k in kinds.registered()] == ["Cluster", "Namespace", "Pod", "Deployment", "Service"]
+    assert [k.kind for k in kinds.registered() if k.listed] == [
+        "Cluster", "Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "ConfigMap", "Secret", "ServiceAccount"]
 
 
 def test_unknown_kind_lists_the_registered_kinds():
     with pytest.raises(SpecError) as e:
         load({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
     assert str(e.value) == ("Ingress x: kind 'Ingress' is not supported; netlab understands Cluster, Namespace, "
-                            "Pod, Deployment, Service (or a List of them)")
+                            "Pod, Deployment, ReplicaSet, Service, ConfigMap, Secret, ServiceAccount (or a List of "
+                            "them)")
 
 
 @pytest.fixture
@@ -35,8 +43,8 @@ def extra_kind():
     """A kind registered the way a new module of netlab/spec/kinds does it, removed afterwards."""
     found = []
 
-    @register("ConfigMap", "v1", order=50)
-    def parse_configmap(doc, ctx):
+    @register("Widget", "example.com/v1", order=50)
+    def parse_widget(doc, ctx):
         top, meta, name, namespace = object_meta(doc, ctx)
         meta.skip("labels")
         meta.done()
@@ -44,15 +52,15 @@ def extra_kind():
         top.done()
         found.append((namespace, name))
     yield found
-    del kinds.REGISTRY["ConfigMap"]
+    del kinds.REGISTRY["Widget"]
 
 
 def test_a_registered_kind_is_parsed_without_changing_the_parser(extra_kind):
-    s = load(cluster(), pod(), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+    s = load(cluster(), pod(), {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "cfg"},
                                 "data": {"a": "b"}})
     assert extra_kind == [("default", "cfg")]
     assert [p.name for p in s.pods] == ["p"]
-    with pytest.raises(SpecError, match="does not match kind ConfigMap; use apiVersion: v1"):
-        load({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}})
-    with pytest.raises(SpecError, match="netlab understands Cluster, Namespace, Pod, Deployment, Service, ConfigMap"):
-        load({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
+    with pytest.raises(SpecError, match="does not match kind Widget; use apiVersion: example.com/v1"):
+        load({"apiVersion": "apps/v1", "kind": "Widget", "metadata": {"name": "cfg"}})
+    with pytest.raises(SpecError, match="ServiceAccount, Widget \\(or a List"):
+        load({"apiVersion": "v1", "kind": "Gadget", "metadata": {"name": "s"}})

@@ -37,6 +37,9 @@ class Context:
     pods: list[PodSpec] = field(default_factory=list)
     deployments: list[DeploymentSpec] = field(default_factory=list)
     services: list[ServiceSpec] = field(default_factory=list)
+    replicasets: list[DeploymentSpec] = field(default_factory=list)   # standalone ones (no Deployment)
+    inert: list[str] = field(default_factory=list)    # ConfigMap, Secret...: stored, not used (kinds/inert.py)
+    addons: list[str] = field(default_factory=list)   # add-ons' custom resources: stored, not emulated
     seen: dict[tuple, str] = field(default_factory=dict)
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
 
@@ -48,15 +51,16 @@ class KindParser:
     parse: Callable[[ObjectDoc, Context], None]
     order: int                 # where the kind is listed in messages (and Cluster, 0, is parsed first)
     cluster: bool = False      # the one document that describes the cluster itself
+    listed: bool = True        # named in the "netlab understands ..." message (add-ons' kinds are not)
 
 
 REGISTRY: dict[str, KindParser] = {}
 
 
-def register(kind: str, *api_versions: str, order: int = 100, cluster: bool = False):
+def register(kind: str, *api_versions: str, order: int = 100, cluster: bool = False, listed: bool = True):
     """Decorator: `parse(doc, ctx)` parses documents of `kind` with one of `api_versions`."""
     def deco(fn: Callable[[ObjectDoc, Context], None]):
-        REGISTRY[kind] = KindParser(kind, tuple(api_versions), fn, order, cluster)
+        REGISTRY[kind] = KindParser(kind, tuple(api_versions), fn, order, cluster, listed)
         return fn
     return deco
 
@@ -67,7 +71,7 @@ def registered() -> list[KindParser]:
 
 def kinds_text() -> str:
     """The kinds netlab understands, as messages list them."""
-    return ", ".join(k.kind for k in registered()) + " (or a List of them)"
+    return ", ".join(k.kind for k in registered() if k.listed) + " (or a List of them)"
 
 
 def object_meta(doc: ObjectDoc, ctx: Context, namespaced: bool = True) -> tuple[Fields, Fields, str, str | None]:
