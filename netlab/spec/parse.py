@@ -228,7 +228,7 @@ def _describe(doc: dict, index: int) -> str:
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
     if kind and name:
-        if kind in ("Pod", "Deployment", "Service"):
+        if kind in ("Pod", "Deployment", "Service", "EndpointSlice", "Endpoints"):
             return f"{kind} {ns or 'default'}/{shown(name)[1:-1]}"
         return f"{kind} {shown(name)[1:-1]}"
     if kind:
@@ -281,7 +281,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
         raise SpecProblems(ctx.problems, MAX_PROBLEMS)
     return Scenario(name=ctx.name, nodes=ctx.nodes, networking=ctx.networking, namespaces=ctx.namespaces,
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
-                    expectations=ctx.expectations, ignored=ctx.ignored, source=source,
+                    expectations=ctx.expectations, ignored=ctx.ignored, source=source, slices=ctx.slices,
                     documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind])
 
 

@@ -114,6 +114,33 @@ class ServiceSpec:
 
 
 @dataclass
+class SliceEndpointSpec:
+    ip: str
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+
+
+@dataclass
+class SlicePortSpec:
+    name: str | None
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass
+class EndpointSliceSpec:
+    """An EndpointSlice (discovery.k8s.io/v1) or Endpoints (v1) object written by hand, for a Service
+    without a selector: `service` is its kubernetes.io/service-name label (Endpoints: its own name)."""
+    namespace: str
+    name: str
+    service: str | None
+    endpoints: list[SliceEndpointSpec]
+    ports: list[SlicePortSpec]
+    kind: str = "EndpointSlice"     # or "Endpoints"
+
+
+@dataclass
 class ExpectSpec:
     """An expectation for `netlab probe`: what must (not) be reachable."""
     source: str
@@ -138,3 +165,5 @@ class Scenario:
     # the Kubernetes objects as written (every document but the Cluster one, Lists flattened), in
     # order: what `up` and `apply` write to the lab's store (netlab/live/objects.py)
     documents: list[dict] = field(default_factory=list)
+    # EndpointSlices and Endpoints written by hand (the endpoints of Services without a selector)
+    slices: list[EndpointSliceSpec] = field(default_factory=list)

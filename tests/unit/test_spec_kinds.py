@@ -19,15 +19,18 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
         "Pod": (("v1",), "netlab.spec.kinds.pod"),
         "Deployment": (("apps/v1",), "netlab.spec.kinds.deployment"),
         "Service": (("v1",), "netlab.spec.kinds.service"),
+        "EndpointSlice": (("discovery.k8s.io/v1",), "netlab.spec.kinds.endpoints"),
+        "Endpoints": (("v1",), "netlab.spec.kinds.endpoints"),
     }
-    assert [k.kind for k in kinds.registered()] == ["Cluster", "Namespace", "Pod", "Deployment", "Service"]
+    assert [k.kind for k in kinds.registered()] == ["Cluster", "Namespace", "Pod", "Deployment", "Service",
+                                                    "EndpointSlice", "Endpoints"]
 
 
 def test_unknown_kind_lists_the_registered_kinds():
     with pytest.raises(SpecError) as e:
         load({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
     assert str(e.value) == ("Ingress x: kind 'Ingress' is not supported; netlab understands Cluster, Namespace, "
-                            "Pod, Deployment, Service (or a List of them)")
+                            "Pod, Deployment, Service, EndpointSlice, Endpoints (or a List of them)")
 
 
 @pytest.fixture
@@ -54,5 +57,6 @@ def test_a_registered_kind_is_parsed_without_changing_the_parser(extra_kind):
     assert [p.name for p in s.pods] == ["p"]
     with pytest.raises(SpecError, match="does not match kind ConfigMap; use apiVersion: v1"):
         load({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}})
-    with pytest.raises(SpecError, match="netlab understands Cluster, Namespace, Pod, Deployment, Service, ConfigMap"):
+    with pytest.raises(SpecError, match="netlab understands Cluster, Namespace, Pod, Deployment, Service, EndpointSlice, "
+                       "Endpoints, ConfigMap"):
         load({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})

@@ -13,7 +13,7 @@ from typing import Callable
 
 from ...errors import SpecError
 from ..fields import Fields
-from ..types import DeploymentSpec, ExpectSpec, Networking, NodeSpec, PodSpec, ServiceSpec
+from ..types import DeploymentSpec, EndpointSliceSpec, ExpectSpec, Networking, NodeSpec, PodSpec, ServiceSpec
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Context:
     pods: list[PodSpec] = field(default_factory=list)
     deployments: list[DeploymentSpec] = field(default_factory=list)
     services: list[ServiceSpec] = field(default_factory=list)
+    slices: list[EndpointSliceSpec] = field(default_factory=list)
     seen: dict[tuple, str] = field(default_factory=dict)
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
 
