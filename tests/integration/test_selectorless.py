@@ -95,3 +95,41 @@ def test_selectorless_service_reaches_the_external_host(lab, mode):
             for p in servers:
                 p.kill()
                 p.wait()
+
+
+ENDPOINTS = """apiVersion: v1
+kind: Endpoints
+metadata: {name: db}
+subsets:
+- KEY: [{ip: "ADDR"}]
+  ports: [{port: 8000, protocol: TCP}]
+"""
+
+
+def test_endpoints_object_when_there_is_no_slice(lab):
+    """A v1 Endpoints object gives the selectorless Service its address; a notReadyAddresses one is not
+    used (the ClusterIP then refuses, as kube-proxy's REJECT for a Service without endpoints)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = []
+        try:
+            lab.up(SCENARIO.replace("MODE", "iptables"))
+            ext = str(lab.cluster.external_ip)
+            servers = [server(lab, 8000, "first", tmp)]
+            path = os.path.join(tmp, "ep.yaml")
+            with open(path, "w") as f:
+                f.write(ENDPOINTS.replace("KEY", "addresses").replace("ADDR", ext))
+            kubectl(lab, "apply", "-f", path)
+            vip = next(s for s in lab.cluster.services if s.name == "db").cluster_ip
+            until("the ClusterIP to reach the Endpoints' address", lambda: fetch(lab, vip) == "first")
+            with open(path, "w") as f:
+                f.write(ENDPOINTS.replace("KEY", "notReadyAddresses").replace("ADDR", ext))
+            kubectl(lab, "apply", "-f", path)
+
+            def refused():
+                r = lab._run(("pod", "client"), ["curl", "-sS", "--max-time", "3", f"http://{vip}/who"])
+                return r.returncode == 7   # curl: couldn't connect (the REJECT), not a reply, not a timeout
+            until("a not-ready address to be left out", refused)
+        finally:
+            for p in servers:
+                p.kill()
+                p.wait()
