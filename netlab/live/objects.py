@@ -30,7 +30,8 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 STOPPED = "netlab.io/stopped"   # on a Node that `netlab node stop` partitioned (its kubelet is silent)
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what `up` prunes: kinds whose objects a file owns (pods a controller made are not the file's)
-PRUNABLE = ("Namespace", "Service", "Deployment", "Pod")
+PRUNABLE = ("Namespace", "Service", "Deployment", "Pod", "EndpointSlice", "Endpoints")   # slices: hand-written ones
+# only (the controller's have an owner and no last-applied annotation)
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")

@@ -333,7 +333,7 @@ def _check_references(ctx: Context) -> None:
     def where(kind: str, obj: Any) -> str:
         return ctx.seen.get((kind, obj.namespace, obj.name), f"{kind} {obj.namespace}/{obj.name}")
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
-                     [(s, "Service") for s in services]:
+                     [(s, "Service") for s in services] + [(s, s.kind) for s in ctx.slices]:
         if obj.namespace not in known_ns:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")

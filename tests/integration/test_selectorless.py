@@ -91,6 +91,11 @@ def test_selectorless_service_reaches_the_external_host(lab, mode):
                 f.write(SLICE.replace("PORT", "8001").replace("ADDR", ext))
             kubectl(lab, "apply", "-f", slice_file)
             until("the ClusterIP to follow the changed slice", lambda: fetch(lab, vip) == "second")
+            # `up` of a scenario without the slice prunes it: the Service has no endpoint left (REJECT)
+            lab.up(SCENARIO.replace("MODE", mode))
+            assert "db-1" not in kubectl(lab, "get", "endpointslices").stdout
+            until("the pruned slice's address to be gone", lambda: lab._run(
+                ("pod", "client"), ["curl", "-sS", "--max-time", "3", f"http://{vip}/who"]).returncode == 7)
         finally:
             for p in servers:
                 p.kill()

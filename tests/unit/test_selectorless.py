@@ -131,3 +131,10 @@ def test_bad_endpoints_are_refused():
     with pytest.raises(SpecError) as e:
         load_text(HEAD + ENDPOINTS.replace("notReadyAddresses", "notReadyAdresses"))
     assert "did you mean notReadyAddresses" in str(e.value)
+
+
+def test_a_slice_in_a_namespace_that_does_not_exist_is_refused():
+    with pytest.raises(SpecError) as e:
+        load_text(HEAD + SLICE.replace("  name: db-1\n", "  name: db-1\n  namespace: nowhere\n"))
+    assert str(e.value) == ("EndpointSlice nowhere/db-1: metadata.namespace 'nowhere' does not exist; "
+                            "add a Namespace document named nowhere")
