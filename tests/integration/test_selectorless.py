@@ -134,6 +134,7 @@ def test_endpoints_object_when_there_is_no_slice(lab):
                 r = lab._run(("pod", "client"), ["curl", "-sS", "--max-time", "3", f"http://{vip}/who"])
                 return r.returncode == 7   # curl: couldn't connect (the REJECT), not a reply, not a timeout
             until("a not-ready address to be left out", refused)
+            assert kubectl(lab, "delete", "-f", path).stdout.strip() == 'endpoints "db" deleted'
         finally:
             for p in servers:
                 p.kill()
