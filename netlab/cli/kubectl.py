@@ -115,7 +115,8 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
 @kubectl_errors
 def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: bool, lab: str | None) -> None:
     """Create or update objects from manifests, like kubectl apply -f (Deployments, Services, Pods,
-    Namespaces; a Cluster document is refused: nodes and networking change only through `up`).
+    Namespaces, EndpointSlices and Endpoints written by hand; a Cluster document is refused: nodes and
+    networking change only through `up`).
 
     \b
     Fields set by other verbs (scale, set image ...) that the file never set are kept (kubectl's

@@ -37,12 +37,12 @@ for _kind, _names in {
 # how kubectl names a kind: in "created/deleted" lines (singular) and in server errors (plural)
 SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "Pod": "pod", "Service": "service",
             "Namespace": "namespace", "Node": "node", "Event": "event",
-            "EndpointSlice": "endpointslice.discovery.k8s.io", "ConfigMap": "configmap", "Secret": "secret",
-            "ServiceAccount": "serviceaccount"}
+            "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
+            "Secret": "secret", "ServiceAccount": "serviceaccount"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "Pod": "pods", "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
-          "EndpointSlice": "endpointslices.discovery.k8s.io", "ConfigMap": "configmaps", "Secret": "secrets",
-          "ServiceAccount": "serviceaccounts"}
+          "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
+          "Secret": "secrets", "ServiceAccount": "serviceaccounts"}
 CLUSTER_SCOPED = ("Node", "Namespace")
 
 

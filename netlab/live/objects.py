@@ -33,8 +33,9 @@ STOPPED = "netlab.io/stopped"   # on a Node that `netlab node stop` partitioned 
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what `up` prunes: kinds whose objects a file owns (pods a controller made are not the file's)
 # (a ReplicaSet a Deployment made has a controller reference: never pruned; ConfigMaps, Secrets and
-# add-ons' objects are stored only: spec/kinds/inert.py)
-PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "Pod") + inert_kinds()
+# add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
+# controller's have an owner and no last-applied annotation)
+PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "Pod", "EndpointSlice", "Endpoints") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
                 "ReplicaSet": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",

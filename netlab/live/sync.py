@@ -32,6 +32,7 @@ from ..controllers.kubelet import container_status, pod_conditions
 from ..controllers.runner import Runner, default_controllers
 from ..controllers.simkubelet import SimKubelet
 from ..controllers.base import Snapshot
+from ..controllers.endpointslice import CONTROLLER_NAME, MANAGED_BY
 from ..model.build import build
 from ..model.objects import Cluster
 from ..spec.parse import parse_documents
@@ -42,7 +43,7 @@ from .kubelet import Probes, Target
 from .terminate import DRAIN_SECONDS  # noqa: F401 - a deleted pod gets SIGTERM no sooner after the rules
                                       # stopped choosing it (netlab/live/terminate.py)
 
-DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Namespace", "Node")   # what a pass reads
+DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Endpoints", "Namespace", "Node")   # what a pass reads
 FULL_RESYNC = 3600.0    # a loop's pass reads back every pod's network at least this often (see LiveLab.scope)
 LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
 LAB_TOLERATION = 10
@@ -69,11 +70,14 @@ def lab_scenario(text: str, source: str, store, name: str, proxy_mode: str | Non
     cdoc = cluster_document(text)
     if cdoc is not None:
         docs.append(cdoc)
-    objs, _ = store.snapshot(("Namespace", "Service", "Pod"))   # shared, read only (manifest copies)
-    for kind in ("Namespace", "Service", "Pod"):
+    kinds = ("Namespace", "Service", "Pod", "EndpointSlice", "Endpoints")
+    objs, _ = store.snapshot(kinds)   # shared, read only (manifest copies)
+    for kind in kinds:
         for obj in objs[kind]:
             if kind == "Pod" and (obj["metadata"].get("ownerReferences") or is_deleting(obj)):
                 continue
+            if kind == "EndpointSlice" and (obj["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER_NAME:
+                continue   # the controller's slices (from selectors): only hand-written ones are read
             if kind == "Pod":  # bare pods: their spec as applied (the store's may name their node)
                 obj = json.loads((obj["metadata"].get("annotations") or {}).get(objects.LAST_APPLIED) or "null") or obj
             docs.append(objects.manifest(obj))

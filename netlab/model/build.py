@@ -327,6 +327,8 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
                 used_np[(np, p.protocol)] = key
             ports.append(ServicePort(p.name, p.port, p.protocol, p.target_port, np))
         svc = Service(s, ips.get(key), ports)
+        if s.selector is None:
+            svc.slices = manual_slices(scenario.slices, s.namespace, s.name)
         svc.endpoints = endpoints_for(svc, pods)
         out.append(svc)
     return out
@@ -340,8 +342,10 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
     conditions; the proxies use those only when a Service port has no ready endpoint)."""
     s = svc.spec
     result: dict[str, list[Endpoint]] = {}
-    if s.selector is None or s.type == "ExternalName":
+    if s.type == "ExternalName":
         return result
+    if s.selector is None:   # endpoints of the slices written for it, if any
+        return manual_endpoints(svc, pods) if svc.slices else result
     selected = [p for p in pods if p.namespace == s.namespace and s.selector and
                 all(p.labels.get(k) == v for k, v in s.selector.items())]
     for port in svc.ports:
@@ -366,6 +370,42 @@ def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
                 eps.append(Endpoint(p.ip, num, p.node, p.name, p.namespace))
         eps.sort(key=lambda e: (int(e.ip), e.port))
         result[port.name or ""] = eps
+    return result
+
+
+def manual_slices(slices: list, namespace: str, name: str) -> list:
+    """The hand-written EndpointSlices of a Service without a selector (those labelled with its name),
+    else its Endpoints object's subsets (Kubernetes mirrors those into slices only when there is none)."""
+    mine = [sl for sl in slices if sl.namespace == namespace and sl.service == name]
+    own = [sl for sl in mine if sl.kind == "EndpointSlice"]
+    return own or [sl for sl in mine if sl.kind == "Endpoints"]
+
+
+def manual_endpoints(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:
+    """A selectorless Service's endpoints, from its slices: per service port, the addresses of every
+    slice that has a port of that name and protocol, at that slice port's number. As kube-proxy reads
+    them: a ready endpoint is used, one that is not ready only as a terminating one still serving (the
+    fallback when no endpoint is ready); others are left out. An address of a pod is that pod's
+    endpoint (its node and name); any other address is a host outside the pods (node and pod '')."""
+    by_ip = {p.ip: p for p in pods}
+    result: dict[str, list[Endpoint]] = {}
+    for port in svc.ports:
+        eps: dict[tuple, Endpoint] = {}
+        for sl in svc.slices:
+            num = next((sp.port for sp in sl.ports
+                        if (sp.name or "") == (port.name or "") and sp.protocol == port.protocol), None)
+            if num is None:
+                continue
+            for e in sl.endpoints:
+                ip = ipaddress.IPv4Address(e.ip)
+                if not e.ready and not (e.serving and e.terminating):
+                    continue
+                pod = by_ip.get(ip)
+                ep = Endpoint(ip, num, pod.node if pod else "", pod.name if pod else "",
+                              pod.namespace if pod else svc.namespace, ready=e.ready, serving=e.serving,
+                              terminating=e.terminating)
+                eps.setdefault((ip, num), ep)
+        result[port.name or ""] = sorted(eps.values(), key=lambda e: (int(e.ip), e.port))
     return result
 
 

@@ -145,6 +145,9 @@ class Service:
     ports: list[ServicePort]
     # endpoints per service port name ("" for an unnamed port)
     endpoints: dict[str, list[Endpoint]] = field(default_factory=dict)
+    # a Service without a selector: the EndpointSlices (or Endpoints) written for it by hand
+    # (spec.types.EndpointSliceSpec); its endpoints are theirs, addresses of pods or of any host
+    slices: list = field(default_factory=list)
 
     @property
     def namespace(self) -> str:

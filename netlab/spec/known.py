@@ -34,6 +34,16 @@ KNOWN: dict[str, dict[str, str | None]] = {
     "Secret": _fields(OBJECT + " data stringData type immutable", metadata="ObjectMeta"),
     "ServiceAccount": _fields(OBJECT + " secrets imagePullSecrets automountServiceAccountToken",
                               metadata="ObjectMeta"),
+    "EndpointSlice": _fields(OBJECT + " addressType", metadata="ObjectMeta", endpoints="Endpoint",
+                             ports="EndpointPort"),
+    "Endpoint": _fields("addresses hostname nodeName zone targetRef hints deprecatedTopology",
+                        conditions="EndpointConditions"),
+    "EndpointConditions": _fields("ready serving terminating"),
+    "EndpointPort": _fields("name port protocol appProtocol"),
+    "Endpoints": _fields(OBJECT, metadata="ObjectMeta", subsets="EndpointSubset"),
+    "EndpointSubset": _fields("", addresses="EndpointAddress", notReadyAddresses="EndpointAddress",
+                              ports="EndpointPort"),
+    "EndpointAddress": _fields("ip hostname nodeName targetRef"),
     "List": _fields("apiVersion kind metadata items"),  # only `items` is read (a misspelt one is named)
     "ObjectMeta": _fields(
         "name generateName namespace selfLink uid resourceVersion generation creationTimestamp deletionTimestamp "

@@ -229,7 +229,8 @@ def _describe(doc: dict, index: int) -> str:
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
     if kind and name:
-        if kind in ("Pod", "Deployment", "Service", "ReplicaSet", "ConfigMap", "Secret", "ServiceAccount"):
+        if kind in ("Pod", "Deployment", "Service", "ReplicaSet", "ConfigMap", "Secret", "ServiceAccount",
+                    "EndpointSlice", "Endpoints"):
             return f"{kind} {ns or 'default'}/{shown(name)[1:-1]}"
         return f"{kind} {shown(name)[1:-1]}"
     if kind:
@@ -283,7 +284,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
     return Scenario(name=ctx.name, nodes=ctx.nodes, networking=ctx.networking, namespaces=ctx.namespaces,
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source,
-                    replicasets=ctx.replicasets, inert=ctx.inert, addons=ctx.addons,
+                    replicasets=ctx.replicasets, inert=ctx.inert, addons=ctx.addons, slices=ctx.slices,
                     documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind])
 
 
@@ -336,7 +337,8 @@ def _check_references(ctx: Context) -> None:
         return ctx.seen.get((kind, obj.namespace, obj.name), f"{kind} {obj.namespace}/{obj.name}")
     replicasets = ctx.replicasets
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
-                     [(r, "ReplicaSet") for r in replicasets] + [(s, "Service") for s in services]:
+                     [(r, "ReplicaSet") for r in replicasets] + [(s, "Service") for s in services] + \
+                     [(s, s.kind) for s in ctx.slices]:
         if obj.namespace not in known_ns:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")

@@ -114,6 +114,33 @@ class ServiceSpec:
 
 
 @dataclass
+class SliceEndpointSpec:
+    ip: str
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+
+
+@dataclass
+class SlicePortSpec:
+    name: str | None
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass
+class EndpointSliceSpec:
+    """An EndpointSlice (discovery.k8s.io/v1) or Endpoints (v1) object written by hand, for a Service
+    without a selector: `service` is its kubernetes.io/service-name label (Endpoints: its own name)."""
+    namespace: str
+    name: str
+    service: str | None
+    endpoints: list[SliceEndpointSpec]
+    ports: list[SlicePortSpec]
+    kind: str = "EndpointSlice"     # or "Endpoints"
+
+
+@dataclass
 class ExpectSpec:
     """An expectation for `netlab probe`: what must (not) be reachable."""
     source: str
@@ -141,3 +168,5 @@ class Scenario:
     replicasets: list[DeploymentSpec] = field(default_factory=list)   # standalone ReplicaSets
     inert: list[str] = field(default_factory=list)    # ConfigMap, Secret, ServiceAccount: stored, not used yet
     addons: list[str] = field(default_factory=list)   # add-ons' custom resources: stored, not emulated
+    # EndpointSlices and Endpoints written by hand (the endpoints of Services without a selector)
+    slices: list[EndpointSliceSpec] = field(default_factory=list)

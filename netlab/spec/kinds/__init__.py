@@ -13,7 +13,7 @@ from typing import Callable
 
 from ...errors import SpecError
 from ..fields import Fields
-from ..types import DeploymentSpec, ExpectSpec, Networking, NodeSpec, PodSpec, ServiceSpec
+from ..types import DeploymentSpec, EndpointSliceSpec, ExpectSpec, Networking, NodeSpec, PodSpec, ServiceSpec
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Context:
     replicasets: list[DeploymentSpec] = field(default_factory=list)   # standalone ones (no Deployment)
     inert: list[str] = field(default_factory=list)    # ConfigMap, Secret...: stored, not used (kinds/inert.py)
     addons: list[str] = field(default_factory=list)   # add-ons' custom resources: stored, not emulated
+    slices: list[EndpointSliceSpec] = field(default_factory=list)
     seen: dict[tuple, str] = field(default_factory=dict)
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
 
