@@ -24,11 +24,10 @@ def parse_deployment(doc: ObjectDoc, ctx: Context) -> None:
     ctx.deployments.append(got)
 
 
-def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec:
-    if len(name) > 46:  # name + '-' + 10-character template hash + '-' + 5-character suffix <= 63
-        raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 46 characters",
-                        "shorten it: pod names (name-hash-suffix) must fit in 63")
-    replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
+def selected_template(spec: Fields):
+    """`selector.matchLabels` and `template` of a Deployment's or a ReplicaSet's spec: (matchLabels, the
+    parsed pod template, or None when its problems were reported). The selector must match the
+    template's labels."""
     sel = spec.map("selector")
     match = sel.strmap("matchLabels")
     if sel.list("matchExpressions"):
@@ -47,6 +46,15 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
                              "the selector must match the template's labels")
     template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
     tmpl.done()
+    return match, template
+
+
+def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec:
+    if len(name) > 46:  # name + '-' + 10-character template hash + '-' + 5-character suffix <= 63
+        raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 46 characters",
+                        "shorten it: pod names (name-hash-suffix) must fit in 63")
+    replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
+    match, template = selected_template(spec)
     # the control loop runs these as Kubernetes does (netlab/controllers/deployment.py); their values
     # are checked as the API server checks them (controllers/validation.py)
     spec.bool("paused")

@@ -8,7 +8,7 @@ from ..fields import Fields, shown
 from ..limits import MAX_PODS
 from ..types import DeploymentSpec
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
-from .pod import parse_pod_spec
+from .deployment import selected_template
 
 
 @register("ReplicaSet", "apps/v1", order=4)
@@ -29,24 +29,7 @@ def _parse_replicaset(spec: Fields, namespace: str, name: str) -> DeploymentSpec
                         "shorten it: pod names (name-suffix) must fit in 63")
     replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
     spec.int("minReadySeconds", 0, lo=0)
-    sel = spec.map("selector")
-    match = sel.strmap("matchLabels")
-    if sel.list("matchExpressions"):
-        raise sel.error("matchExpressions", "is not supported", "use matchLabels")
-    if not match:
-        raise sel.missing("matchLabels", "is required", "select the template's labels, e.g. app: web")
-    sel.done()
-    tmpl = spec.map("template")
-    tmeta = tmpl.map("metadata")
-    tlabels = tmeta.strmap("labels")
-    tmeta.skip("annotations", "name", "creationTimestamp")
-    tmeta.done()
-    for k, v in match.items():
-        if tlabels.get(k) != v:
-            raise spec.error("selector.matchLabels", f"{k}={v} does not match spec.template.metadata.labels",
-                             "the selector must match the template's labels")
-    template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
-    tmpl.done()
+    match, template = selected_template(spec)
     spec.done()
     if template is None:
         raise Reported()
