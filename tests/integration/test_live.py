@@ -98,6 +98,12 @@ def web_hosts(lab) -> set[str]:
     return {p["metadata"]["name"] for p in store_for(lab.name).list("Pod") if p["metadata"]["name"].startswith("web-")}
 
 
+def restart_count(lab, pod: str) -> int:
+    """restartCount of the pod's first container, as the kubelet wrote it to the store."""
+    status = store_for(lab.name).get("Pod", "default", pod).get("status") or {}
+    return (status.get("containerStatuses") or [{}])[0].get("restartCount", 0)
+
+
 def ready_web(lab) -> set[str]:
     out = set()
     for p in store_for(lab.name).list("Pod"):
@@ -220,9 +226,7 @@ spec:
         until("flappy back in the endpoints", lambda: answers() == {"flappy", "steady"}, timeout=20)
         # liveness: the container is killed and started again; RESTARTS counts it
         os.unlink(alive)
-        restarts = lambda: ((store_for(lab.name).get("Pod", "default", "lively").get("status") or {})  # noqa: E731
-                            .get("containerStatuses") or [{}])[0].get("restartCount", 0)
-        until("lively restarted", lambda: restarts() >= 1, timeout=30)
+        until("lively restarted", lambda: restart_count(lab, "lively") >= 1, timeout=30)
         open(alive, "w").close()
         pods = kubectl(lab, "get", "pods").stdout
         row = next(line.split() for line in pods.splitlines() if line.startswith("lively "))
@@ -367,11 +371,9 @@ spec:
         ip = lab.pod("web").ip
         get = lambda: lab.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{ip}:8080/hostname"])  # noqa: E731
         assert get().stdout == "web"
-        restarts = lambda: ((store_for(lab.name).get("Pod", "default", "web").get("status") or {})  # noqa: E731
-                            .get("containerStatuses") or [{}])[0].get("restartCount", 0)
-        assert restarts() == 0
+        assert restart_count(lab, "web") == 0
         os.unlink(alive)
-        until("web restarted", lambda: restarts() >= 1, timeout=30)
+        until("web restarted", lambda: restart_count(lab, "web") >= 1, timeout=30)
         open(alive, "w").close()
         until("web answering again", lambda: get().stdout == "web", timeout=20)
         row = next(line.split() for line in kubectl(lab, "get", "pods").stdout.splitlines() if line.startswith("web "))
