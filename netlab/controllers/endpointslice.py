@@ -6,7 +6,8 @@ Succeeded or Failed become endpoints with conditions
   ready       = pod Ready and not terminating, or the Service publishes not-ready addresses,
   serving     = pod Ready, whether terminating or not,
   terminating = the pod has a deletionTimestamp,
-nodeName and a targetRef to the pod. Ports come from the Service's ports; a named targetPort is
+nodeName, a targetRef to the pod, and hostname when the pod's spec.subdomain is the Service's name
+(a StatefulSet's pods under their headless Service). Ports come from the Service's ports; a named targetPort is
 resolved per pod from its containers' ports (name and protocol), so pods that resolve a name to
 different numbers land in different slices, and a pod without the named port is left out of the
 slices of that mapping. Slices carry kubernetes.io/service-name, endpointslice.kubernetes.io/managed-by
@@ -46,7 +47,7 @@ def resolve_port(svc_port: dict, pod: dict) -> int | None:
     return None
 
 
-def endpoint_for(pod: dict, publish_not_ready: bool) -> dict:
+def endpoint_for(pod: dict, publish_not_ready: bool, svc: dict | None = None) -> dict:
     terminating = is_deleting(pod)
     ready = is_pod_ready(pod)
     st, md = pod.get("status") or {}, pod["metadata"]
@@ -63,6 +64,12 @@ def endpoint_for(pod: dict, publish_not_ready: bool) -> dict:
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         ep["nodeName"] = node
+    # the pod's name in the Service's DNS (<hostname>.<service>): a pod whose subdomain is this
+    # Service, e.g. a StatefulSet's pod under its governing headless Service (as Kubernetes does)
+    pspec = pod.get("spec") or {}
+    if svc is not None and pspec.get("hostname") and pspec.get("subdomain") == svc["metadata"]["name"] \
+            and svc["metadata"].get("namespace", "default") == md.get("namespace", "default"):
+        ep["hostname"] = pspec["hostname"]
     return ep
 
 
@@ -90,7 +97,7 @@ def desired_slices(svc: dict, pods: list[dict]) -> list[dict]:
                 ports.append(p)
         family = "IPv6" if ":" in st["podIP"] else "IPv4"
         pkey = tuple(tuple(sorted(p.items())) for p in ports)
-        groups.setdefault((family, pkey), ([], ports))[0].append(endpoint_for(pod, publish))
+        groups.setdefault((family, pkey), ([], ports))[0].append(endpoint_for(pod, publish, svc))
     out = []
     for (family, pkey), (eps, ports) in sorted(groups.items()):
         ports_json = json.dumps(ports, sort_keys=True)
