@@ -12,7 +12,7 @@ import click
 from . import kubeutil
 from .kubeutil import PLURAL, SINGULAR, KubeError
 
-STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "events": "Event",
+STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet", "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount"}
 
@@ -41,6 +41,11 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
         rows[0][at:at] = ["CONTAINERS", "IMAGES", "SELECTOR"]
         for r, o in zip(rows[1:], objs):
             r[at:at] = _wide(kind, o)
+    if wide and kind == "StatefulSet":  # kubectl: CONTAINERS, IMAGES (no SELECTOR)
+        at = len(printers.COLUMNS[kind][0])
+        rows[0][at:at] = ["CONTAINERS", "IMAGES"]
+        for r, o in zip(rows[1:], objs):
+            r[at:at] = _wide(kind, o)[:2]
     if all_ns and kind != "Node":
         rows[0].insert(0, "NAMESPACE")
         for r, o in zip(rows[1:], objs):

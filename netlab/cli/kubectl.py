@@ -182,7 +182,7 @@ def _delete_one(store, kind: str, ns: str | None, name: str, grace_period: int, 
     if kind == "Namespace":
         # the namespace controller's part: what is in it goes first (pods gracefully)
         from ..spec.kinds.inert import inert_kinds
-        for k in ("Deployment", "ReplicaSet", "Service", "EndpointSlice", "Pod") + inert_kinds():
+        for k in ("Deployment", "ReplicaSet", "StatefulSet", "Service", "EndpointSlice", "Pod") + inert_kinds():
             for o in store.list(k, name):
                 if not is_deleting(o):
                     _delete_one(store, k, name, o["metadata"]["name"], grace_period, now, force)
@@ -277,7 +277,7 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
 @lab_option
 @kubectl_errors
 def scale(args: tuple[str, ...], replicas: int, current_replicas: int, namespace: str, lab: str | None) -> None:
-    """Set a Deployment's (or ReplicaSet's) replicas: scale deploy/NAME --replicas N."""
+    """Set a Deployment's (or ReplicaSet's, StatefulSet's) replicas: scale deploy/NAME --replicas N."""
     t = kubeutil.open_target(lab)
     for kind, name in refs(args):
         with t.store.transaction():

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ..controllers import verbs
+from ..controllers import statefulset, verbs
 from ..controllers.validation import ControllerError
 from . import kubeutil
 from .kubeutil import (Clock, KubeError, duration, get_obj, kubectl_errors, lab_option, namespace_option,
@@ -19,10 +19,10 @@ def rollout() -> None:
     """Manage the rollout of a Deployment (status, history, undo, restart, pause, resume)."""
 
 
-def _deployments(args, namespace, store):
+def _deployments(args, namespace, store, kinds=("Deployment",)):
     found = []
     for kind, name in refs(args):
-        if kind != "Deployment":
+        if kind not in kinds:
             raise KubeError(f'error: no rollout for {kind.lower()}/{name}; rollout works on Deployments '
                             f'(e.g. deploy/{name})')
         found.append(get_obj(store, kind, namespace, name))
@@ -38,24 +38,24 @@ def _deployments(args, namespace, store):
 @lab_option
 @kubectl_errors
 def status(args: tuple[str, ...], watch: bool, timeout: str, namespace: str, lab: str | None) -> None:
-    """Watch a rollout until it completes: exit 0 when done, 1 when its progress deadline is exceeded
-    or --timeout passes."""
+    """Watch a rollout (deploy/NAME or sts/NAME) until it completes: exit 0 when done, 1 when its
+    progress deadline is exceeded or --timeout passes."""
     limit = duration(timeout)
     t = kubeutil.open_target(lab)
     store = t.store
-    (d,) = _deployments(args, namespace, store)[:1]
+    (d,) = _deployments(args, namespace, store, ("Deployment", "StatefulSet"))[:1]
     t.wrote()  # a rollout moves only while the lab's control loop runs
-    name = d["metadata"]["name"]
+    name, kind = d["metadata"]["name"], d["kind"]
     clock = Clock(limit)
     last = None
     rev = store.revision()
     while True:
-        cur = store.try_get("Deployment", d["metadata"].get("namespace"), name)
+        cur = store.try_get(kind, d["metadata"].get("namespace"), name)
         if cur is None:
-            raise KubeError(f'Error from server (NotFound): deployments.apps "{name}" not found')
+            raise KubeError(f'Error from server (NotFound): {kubeutil.PLURAL[kind]} "{name}" not found')
         try:
-            msg, done = verbs.rollout_status(cur)
-        except ControllerError as e:
+            msg, done = verbs.rollout_status(cur) if kind == "Deployment" else statefulset.rollout_status(cur)
+        except (ControllerError, ValueError) as e:
             raise KubeError(f"error: {e}") from None
         if msg != last:
             out(msg)
@@ -128,14 +128,14 @@ def undo(args: tuple[str, ...], to_revision: int, namespace: str, lab: str | Non
         out(msg)
 
 
-def _simple(verb):
+def _simple(verb, kinds=("Deployment",)):
     def run(args, namespace, lab):
         t = kubeutil.open_target(lab)
-        for d in _deployments(args, namespace, t.store):
+        for d in _deployments(args, namespace, t.store, kinds):
             new, msg = verb(d)
             t.store.update(new)
             t.wrote()
-            out(msg)
+            out(msg.replace("deployment.apps/", kubeutil.SINGULAR[d["kind"]] + "/", 1))
     return run
 
 
@@ -145,8 +145,9 @@ def _simple(verb):
 @lab_option
 @kubectl_errors
 def restart(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
-    """Replace every pod of the Deployment by a rollout (a restartedAt annotation on the template)."""
-    _simple(lambda d: verbs.rollout_restart(d, time.time()))(args, namespace, lab)
+    """Replace every pod of the Deployment (or StatefulSet) by a rollout (a restartedAt annotation on
+    the template)."""
+    _simple(lambda d: verbs.rollout_restart(d, time.time()), ("Deployment", "StatefulSet"))(args, namespace, lab)
 
 
 @rollout.command("pause")

@@ -63,6 +63,12 @@ def replicaset_row(rs: dict, now: float) -> list[str]:
             str(st.get("readyReplicas", 0)), age(rs, now)]
 
 
+def statefulset_row(s: dict, now: float) -> list[str]:
+    """kubectl's StatefulSet columns: READY is readyReplicas/spec.replicas."""
+    st = s.get("status") or {}
+    return [s["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{du.replicas(s)}", age(s, now)]
+
+
 def pod_status(pod: dict) -> tuple[str, int, int, float | None]:
     """(STATUS, ready containers, restarts, time of the last restart) as kubectl's printPod."""
     st = pod.get("status") or {}
@@ -150,6 +156,7 @@ def serviceaccount_row(sa: dict, now: float) -> list[str]:
 COLUMNS = {
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], replicaset_row),
+    "StatefulSet": (["NAME", "READY", "AGE"], statefulset_row),
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], pod_row),
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], event_row),

@@ -269,3 +269,29 @@ def next_deadline(snap: Snapshot, now: float) -> float | None:
             if since is not None and since + mrs >= now:
                 times.append(since + mrs)
     return min(times) if times else None
+
+
+def rollout_status(sts: dict) -> tuple[str, bool]:
+    """(message, done) as ``kubectl rollout status sts/NAME`` prints them (its StatefulSet status
+    viewer); ValueError for OnDelete, whose rollout kubectl cannot follow."""
+    spec, st = sts.get("spec") or {}, sts.get("status") or {}
+    if strategy(sts) != "RollingUpdate":
+        raise ValueError("rollout status is only available for RollingUpdate strategy type")
+    if not st.get("observedGeneration") or sts["metadata"].get("generation", 1) > st["observedGeneration"]:
+        return "Waiting for statefulset spec update to be observed...", False
+    want = int(spec.get("replicas", 1))
+    ready = int(st.get("readyReplicas", 0))
+    if ready < want:
+        return f"Waiting for {want - ready} pods to be ready...", False
+    part = partition(sts)
+    if part > 0:
+        updated = int(st.get("updatedReplicas", 0))
+        if updated < want - part:
+            return (f"Waiting for partitioned roll out to finish: {updated} out of {want - part} new pods have "
+                    "been updated..."), False
+        return f"partitioned roll out complete: {updated} new pods have been updated...", True
+    if st.get("updateRevision") != st.get("currentRevision"):
+        return (f"waiting for statefulset rolling update to complete {st.get('updatedReplicas', 0)} pods at revision "
+                f"{st.get('updateRevision')}..."), False
+    return (f"statefulset rolling update complete {st.get('currentReplicas', 0)} pods at revision "
+            f"{st.get('currentRevision')}..."), True

@@ -35,9 +35,9 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # (a ReplicaSet a Deployment made has a controller reference: never pruned; ConfigMaps, Secrets and
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
-PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "Pod", "EndpointSlice", "Endpoints") + inert_kinds()
+PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Pod", "EndpointSlice", "Endpoints") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
-                "ReplicaSet": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
+                "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "ControllerRevision": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 
@@ -67,6 +67,21 @@ def with_defaults(obj: dict) -> dict:
     if kind == "ReplicaSet":
         spec = dict(obj.get("spec") or {})
         spec.setdefault("replicas", 1)
+        template = dict(spec.get("template") or {})
+        template["spec"] = default_pod_spec(template.get("spec") or {})
+        return dict(obj, spec=dict(spec, template=template))
+    if kind == "StatefulSet":  # apps/v1 defaults (Kubernetes' SetDefaults_StatefulSet)
+        spec = dict(obj.get("spec") or {})
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("minReadySeconds", 0)
+        strategy = dict(spec.get("updateStrategy") or {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            strategy["rollingUpdate"] = dict({"partition": 0}, **(strategy.get("rollingUpdate") or {}))
+        spec["updateStrategy"] = strategy
+        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
         template = dict(spec.get("template") or {})
         template["spec"] = default_pod_spec(template.get("spec") or {})
         return dict(obj, spec=dict(spec, template=template))
@@ -133,7 +148,8 @@ class Applied:
     action: str   # created | configured | unchanged | pruned | recreated
 
     def __str__(self) -> str:
-        group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps"}.get(self.kind, self.kind.lower())
+        group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps",
+                 "StatefulSet": "statefulset.apps"}.get(self.kind, self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 
 

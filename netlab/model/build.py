@@ -40,7 +40,7 @@ def template_hash(template: PodTemplate) -> str:
 
 def expand(scenario: Scenario) -> list[PodSpec]:
     """Bare pods plus the pods of every Deployment, named <deploy>-<template-hash>-<5 chars>, and of
-    every standalone ReplicaSet, named <replicaset>-<5 chars>."""
+    every standalone ReplicaSet, named <replicaset>-<5 chars>, and of every StatefulSet, <name>-<ordinal>."""
     pods = list(scenario.pods)
     bare = {(p.namespace, p.name) for p in pods}
     names = set(bare)
@@ -71,6 +71,14 @@ def expand(scenario: Scenario) -> list[PodSpec]:
                 name = f"{r.name}-{_safe_encode(f'{seed}/{attempt}'.encode(), 5)}"
             names.add((r.namespace, name))
             pods.append(PodSpec(r.namespace, name, r.template, owner=f"ReplicaSet/{r.name}"))
+    for s in getattr(scenario, "statefulsets", []):  # a StatefulSet's pods: <sts>-<ordinal>
+        for o in range(s.start, s.start + s.replicas):
+            name = f"{s.name}-{o}"
+            if (s.namespace, name) in names:
+                raise SpecError(f"StatefulSet {s.namespace}/{s.name}", f"pod name {name} is taken by another pod",
+                                "rename that Pod or the StatefulSet")
+            names.add((s.namespace, name))
+            pods.append(PodSpec(s.namespace, name, s.template, owner=f"StatefulSet/{s.name}"))
     return pods
 
 
@@ -220,7 +228,7 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
         ready = (prev_pods.get(key) or {}).get("ready") is not False  # as `up` last observed it
         pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
                         ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name), ready,
-                        ps.template.restart_policy))
+                        ps.template.restart_policy, hostname=ps.template.hostname))
 
     services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]

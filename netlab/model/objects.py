@@ -75,6 +75,7 @@ class Pod:
     # a live lab's kubelet killed the pod's built-in container (a failed liveness or startup probe): the
     # node's built-in server ends it (exit 137), and the next pass starts it again as a restart
     killed: bool = False
+    hostname: str | None = None   # spec.hostname (the UTS hostname; default: the pod's name)
 
     @property
     def key(self) -> str:

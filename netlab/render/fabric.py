@@ -137,7 +137,7 @@ def node_fabric(cluster: Cluster, node: Node) -> NodeFabric:
 
 def pod_fabric(cluster: Cluster, pod: Pod) -> PodFabric:
     node = cluster.node(pod.node)
-    return PodFabric(pod.key, pod.netns, pod.name, pod.host_veth, f"{pod.ip}/{node.pod_cidr.prefixlen}",
+    return PodFabric(pod.key, pod.netns, pod.hostname or pod.name, pod.host_veth, f"{pod.ip}/{node.pod_cidr.prefixlen}",
                      str(node.gateway), pod_mtu(cluster))
 
 

@@ -230,7 +230,7 @@ def _describe(doc: dict, index: int) -> str:
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
     if kind and name:
         if kind in ("Pod", "Deployment", "Service", "ReplicaSet", "ConfigMap", "Secret", "ServiceAccount",
-                    "EndpointSlice", "Endpoints"):
+                    "EndpointSlice", "Endpoints", "StatefulSet"):
             return f"{kind} {ns or 'default'}/{shown(name)[1:-1]}"
         return f"{kind} {shown(name)[1:-1]}"
     if kind:
@@ -285,6 +285,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source,
                     replicasets=ctx.replicasets, inert=ctx.inert, addons=ctx.addons, slices=ctx.slices,
+                    statefulsets=ctx.statefulsets,
                     documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind])
 
 
@@ -338,7 +339,7 @@ def _check_references(ctx: Context) -> None:
     replicasets = ctx.replicasets
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
                      [(r, "ReplicaSet") for r in replicasets] + [(s, "Service") for s in services] + \
-                     [(s, s.kind) for s in ctx.slices]:
+                     [(s, s.kind) for s in ctx.slices] + [(s, "StatefulSet") for s in ctx.statefulsets]:
         if obj.namespace not in known_ns:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")
@@ -347,13 +348,14 @@ def _check_references(ctx: Context) -> None:
             raise SpecError(at, f"metadata.namespace '{ns}' does not exist", f"add a Namespace document named {ns}")
     node_names = {n.name for n in ctx.nodes}
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
-                     [(r, "ReplicaSet") for r in replicasets]:
+                     [(r, "ReplicaSet") for r in replicasets] + [(s, "StatefulSet") for s in ctx.statefulsets]:
         path = "spec.nodeName" if kind == "Pod" else "spec.template.spec.nodeName"
         node_name = obj.template.node_name
         if node_name is not None and node_name not in node_names:
             raise SpecError(where(kind, obj), f"{path} '{node_name}' is not a node of this cluster",
                             f"use one of: {', '.join(sorted(node_names))}")
-    total = len(pods) + sum(d.replicas for d in deployments) + sum(r.replicas for r in replicasets)
+    total = len(pods) + sum(d.replicas for d in deployments) + sum(r.replicas for r in replicasets) + \
+        sum(s.replicas for s in ctx.statefulsets)
     if total > MAX_PODS:
         raise SpecError("scenario", f"asks for {total} pods, more than netlab's limit of {MAX_PODS}",
                         "lower the replicas")

@@ -66,6 +66,7 @@ class PodTemplate:
     containers: list[ContainerSpec]
     tolerate_control_plane: bool = False
     restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
+    hostname: str | None = None      # spec.hostname: the pod's UTS hostname (default: the pod's name)
 
 
 @dataclass
@@ -83,6 +84,12 @@ class DeploymentSpec:
     replicas: int
     selector: dict[str, str]
     template: PodTemplate
+
+
+@dataclass
+class StatefulSetSpec(DeploymentSpec):
+    service_name: str = ""
+    start: int = 0                 # spec.ordinals.start: the first pod is <name>-<start>
 
 
 @dataclass
@@ -170,3 +177,4 @@ class Scenario:
     addons: list[str] = field(default_factory=list)   # add-ons' custom resources: stored, not emulated
     # EndpointSlices and Endpoints written by hand (the endpoints of Services without a selector)
     slices: list[EndpointSliceSpec] = field(default_factory=list)
+    statefulsets: list[StatefulSetSpec] = field(default_factory=list)   # pods <name>-<ordinal>

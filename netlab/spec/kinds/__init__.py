@@ -41,6 +41,7 @@ class Context:
     inert: list[str] = field(default_factory=list)    # ConfigMap, Secret...: stored, not used (kinds/inert.py)
     addons: list[str] = field(default_factory=list)   # add-ons' custom resources: stored, not emulated
     slices: list[EndpointSliceSpec] = field(default_factory=list)
+    statefulsets: list = field(default_factory=list)   # StatefulSetSpec (kinds/statefulset.py)
     seen: dict[tuple, str] = field(default_factory=dict)
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
 

@@ -65,10 +65,14 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     spec.int("terminationGracePeriodSeconds", 30, lo=0)
     spec.ignore_unless("priority", 0)
     spec.ignore_unless("priorityClassName", "")
+    # the pod's hostname (its UTS namespace's); subdomain names the headless Service whose
+    # EndpointSlices carry that hostname (a StatefulSet's pods): both DNS labels, as the API server checks
+    hostname = spec.name("hostname", "hostname", required=False)
+    spec.name("subdomain", "subdomain", required=False)
     spec.done()
     if failed:
         raise Reported()
-    return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy)
+    return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy, hostname)
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
