@@ -237,7 +237,10 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
         click.echo("Warning: Immediate deletion does not wait for confirmation that the running resource has been "
                    "terminated. The resource may continue to run on the cluster indefinitely.", err=True)
     gone, missing = [], []
+    uids = {}
     for kind, name, ns in targets:
+        before = store.try_get(kind, ns_of(kind, ns), name)
+        uids[(kind, ns_of(kind, ns), name)] = (before or {}).get("metadata", {}).get("uid")
         try:
             with store.transaction():
                 _delete_one(store, kind, ns_of(kind, ns), name, grace_period, now, force)
@@ -256,7 +259,10 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
             for kind, ns, name in gone:
                 if kind == "Namespace" and store.try_get(kind, None, name) and not store.list("Pod", name):
                     store.delete(kind, None, name, grace_seconds=0)
-            left = [g for g in gone if store.try_get(*g) is not None]
+            # as kubectl, the object deleted (its uid) is waited for: a StatefulSet's pod made again
+            # with the same name is another object
+            left = [g for g in gone if (cur := store.try_get(*g)) is not None
+                    and cur["metadata"].get("uid") in (None, uids.get(g))]
             if not left:
                 break
             if clock.over():
