@@ -163,8 +163,9 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
                                 "annotations": {"netlab.dev/netns": p.netns}}
         if p.owner:
             kind, name = p.owner.split("/", 1)
-            meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                        "name": f"{name}-{p.labels.get('pod-template-hash', '')}"}]
+            if kind == "Deployment":  # its pods belong to its ReplicaSet
+                kind, name = "ReplicaSet", f"{name}-{p.labels.get('pod-template-hash', '')}"
+            meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": kind, "name": name}]
         containers = []
         for c in p.containers:
             cd: dict[str, Any] = {"name": c.name, "image": c.image or "netlab/netexec"}
@@ -193,7 +194,8 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
                  "NotReady": "Running", "Error": "Failed", "Completed": "Succeeded"}.get(s.phase, "Unknown")
         out.append({
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"nodeName": p.node, "containers": containers},
+            "spec": {"nodeName": p.node, "containers": containers,
+                     **({"hostname": p.hostname} if p.hostname else {})},
             "status": {"phase": phase,
                        **({"reason": s.phase} if s.phase != "Running" else {}),
                        "conditions": [{"type": "Initialized", "status": "True"},

@@ -65,8 +65,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
-                                     "endpointslices, deployments, replicasets, statefulsets, events, configmaps, secrets, "
-                                     "serviceaccounts or labs", param_hint="RESOURCE")
+                                     "endpointslices, deployments, replicasets, statefulsets, events, configmaps, "
+                                     "secrets, serviceaccounts or labs", param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
     from .kubeutil import KubeError
@@ -81,8 +81,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         for i, kind in enumerate(kinds):
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
-            if kind in ("deployments", "replicasets", "statefulsets", "events", "endpointslices", "configmaps", "secrets",
-                        "serviceaccounts"):
+            if kind in ("deployments", "replicasets", "statefulsets", "events", "endpointslices", "configmaps",
+                        "secrets", "serviceaccounts"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

@@ -12,7 +12,8 @@ import click
 from . import kubeutil
 from .kubeutil import PLURAL, SINGULAR, KubeError
 
-STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet", "events": "Event",
+STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet",
+               "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount"}
 

@@ -35,9 +35,11 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # (a ReplicaSet a Deployment made has a controller reference: never pruned; ConfigMaps, Secrets and
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
-PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Pod", "EndpointSlice", "Endpoints") + inert_kinds()
+PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Pod", "EndpointSlice",
+            "Endpoints") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
-                "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "ControllerRevision": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
+                "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "ControllerRevision": "apps/v1",
+                "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 

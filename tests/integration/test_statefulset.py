@@ -111,6 +111,12 @@ def test_statefulset_pods_come_up_in_order_answer_by_name_and_come_back(lab, tmp
         assert p["spec"]["hostname"] == n and p["spec"]["subdomain"] == "web"
         assert p["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == n
 
+    # `get pods -o json` (the kernel's view) names the owner and the hostname as the store does
+    seen = {p["metadata"]["name"]: p for p in json.loads(kubectl(lab, "get", "pods", "-o", "json").stdout)["items"]}
+    assert seen["web-0"]["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+    assert seen["web-0"]["metadata"]["ownerReferences"][0]["name"] == "web"
+    assert seen["web-0"]["spec"]["hostname"] == "web-0"
+
     rows = kubectl(lab, "get", "sts").stdout.splitlines()
     assert rows[0].split() == ["NAME", "READY", "AGE"] and rows[1].split()[:2] == ["web", "3/3"], rows
     wide = kubectl(lab, "get", "statefulsets", "-o", "wide").stdout.splitlines()
