@@ -6,6 +6,7 @@ quiet (``serve()`` in a lab's control-loop process).
 
   deployment, deployutil   Deployment -> ReplicaSets (RollingUpdate, Recreate, revisions, status)
   replicaset               ReplicaSet -> Pods (creation, deletion ranking, status)
+  statefulset              StatefulSet -> Pods <name>-<ordinal> (ordered, reverse-order updates, revisions)
   scheduler                Pod -> Node binding (taints, nodeSelector, spreading)
   endpointslice            Service + Pods -> EndpointSlices (ready/serving/terminating)
   nodelifecycle            Node health from leases, taints, taint-based eviction, cordon
