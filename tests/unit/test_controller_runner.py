@@ -54,7 +54,7 @@ def test_controllers_with_unchanged_kinds_are_skipped_until_a_write_or_a_timer()
     r = Runner(sim.store, default_controllers(node_grace=10))
     r.round(sim.now)
     skipped = r.skipped
-    assert r.round(sim.now) == 0 and r.skipped == skipped + 7  # nothing changed: all seven skipped
+    assert r.round(sim.now) == 0 and r.skipped == skipped + 9  # nothing changed: all nine skipped
     # a Lease renewal concerns only the node lifecycle controller
     lease = sim.store.get("Lease", "kube-node-lease", "n1")
     lease["spec"]["renewTime"] = "2027-01-15T08:00:03Z"
@@ -65,7 +65,7 @@ def test_controllers_with_unchanged_kinds_are_skipped_until_a_write_or_a_timer()
     # the node's grace period is a timer: past it, the node controller runs without any write
     skipped = r.skipped
     assert r.round(sim.now + 30) > 0
-    assert r.skipped < skipped + 7
+    assert r.skipped < skipped + 9
 
 
 def test_a_failing_controller_is_reported_and_the_others_go_on():
