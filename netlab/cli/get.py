@@ -21,6 +21,9 @@ RESOURCES = {
     "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
     "secrets": "secrets", "secret": "secrets",
     "serviceaccounts": "serviceaccounts", "serviceaccount": "serviceaccounts", "sa": "serviceaccounts",
+    "jobs": "jobs", "job": "jobs", "jobs.batch": "jobs", "job.batch": "jobs",
+    "cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs", "cronjobs.batch": "cronjobs",
+    "cronjob.batch": "cronjobs",
 }
 
 
@@ -37,7 +40,7 @@ RESOURCES = {
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
-    events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be
+    jobs, cronjobs (cj), events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be
     a comma list).
 
     \b
@@ -53,6 +56,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              printed on stderr (and is the NetworkUnavailable condition in -o json);
              SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
       deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; events in time order;
+      jobs   STATUS (Running, Complete, Failed...), COMPLETIONS, DURATION; cronjobs SCHEDULE,
+             TIMEZONE, SUSPEND, ACTIVE, LAST SCHEDULE
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
       configmaps DATA; secrets TYPE, DATA (a count: values are never shown in the table);
              serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
@@ -63,8 +68,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
-                                     "endpointslices, deployments, replicasets, events, configmaps, secrets, "
-                                     "serviceaccounts or labs", param_hint="RESOURCE")
+                                     "endpointslices, deployments, replicasets, jobs, cronjobs, events, "
+                                     "configmaps, secrets, serviceaccounts or labs", param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
     from .kubeutil import KubeError
@@ -80,7 +85,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
             if kind in ("deployments", "replicasets", "events", "endpointslices", "configmaps", "secrets",
-                        "serviceaccounts"):
+                        "serviceaccounts", "jobs", "cronjobs"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

@@ -30,6 +30,8 @@ for _kind, _names in {
     "ConfigMap": ("cm", "configmap", "configmaps"),
     "Secret": ("secret", "secrets"),
     "ServiceAccount": ("sa", "serviceaccount", "serviceaccounts"),
+    "Job": ("job", "jobs", "job.batch", "jobs.batch"),
+    "CronJob": ("cj", "cronjob", "cronjobs", "cronjob.batch", "cronjobs.batch"),
 }.items():
     for _n in _names:
         KINDS[_n] = _kind
@@ -38,11 +40,11 @@ for _kind, _names in {
 SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "Pod": "pod", "Service": "service",
             "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
-            "Secret": "secret", "ServiceAccount": "serviceaccount"}
+            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "Pod": "pods", "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
-          "Secret": "secrets", "ServiceAccount": "serviceaccounts"}
+          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch"}
 CLUSTER_SCOPED = ("Node", "Namespace")
 
 
