@@ -85,8 +85,10 @@ def test_a_job_reaches_a_service_and_completes_and_one_without_endpoints_fails(l
     ok = JOB.replace("NAME", "fetch").replace("COMPLETIONS", "2").replace("BACKOFF", "1").replace("IP", ip)
     r = apply(lab, tmp_path, "fetch", ok)
     assert r.returncode == 0 and "job.batch/fetch created" in r.stdout, r.stderr
-    row = until("job fetch Complete", lambda: (job_row(lab, "fetch") or [""])[1:2] == ["Complete"]
-                and job_row(lab, "fetch"))
+    w = kubectl(lab, "wait", "--for=condition=complete", "job/fetch", "--timeout=60s", check=False)
+    assert w.returncode == 0 and w.stdout.strip() == "job.batch/fetch condition met", (w.stdout, w.stderr)
+    row = job_row(lab, "fetch")
+    assert row[1] == "Complete", row
     assert row[0] == "fetch" and row[2] == "2/2", row
     job = json.loads(kubectl(lab, "get", "job", "fetch", "-o", "json").stdout)
     assert job["status"]["succeeded"] == 2 and job["status"].get("failed", 0) == 0
