@@ -61,7 +61,7 @@ def test_controllers_with_unchanged_kinds_are_skipped_until_a_write_or_a_timer()
     sim.store.update(lease)
     skipped = r.skipped
     r.round(sim.now)
-    assert r.skipped == skipped + 6  # only the node health half ran
+    assert r.skipped == skipped + 8  # only the node health half ran
     # the node's grace period is a timer: past it, the node controller runs without any write
     skipped = r.skipped
     assert r.round(sim.now + 30) > 0
