@@ -46,6 +46,8 @@ def test_a_job_and_a_cronjob_are_accepted_and_kept_as_documents():
      "time zone name"),
     (dict(cronjob(), spec=dict(cronjob()["spec"], jobTemplate={"spec": job(backoffLimit=-2)["spec"]})),
      "CronJob tick: spec.jobTemplate.spec.backoffLimit -2 must be greater than or equal to 0"),
+    (dict(job(), metadata={"name": "pi", "namespace": "batch"}), "Job pi: metadata.namespace 'batch' does not "
+     "exist; add a Namespace document named batch"),
 ])
 def test_bad_jobs_are_one_line_naming_document_field_and_fix(doc, line):
     with pytest.raises(SpecError) as e:
