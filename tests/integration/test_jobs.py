@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import kubectl, until
+from .conftest import kubectl, netlab_cli, until
 
 SCENARIO = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -110,6 +110,27 @@ def test_a_job_reaches_a_service_and_completes_and_one_without_endpoints_fails(l
     assert wide[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
     assert "batch.kubernetes.io/controller-uid=" in wide[1]
 
+    # Indexed: each pod gets its index (annotation, env JOB_COMPLETION_INDEX) and says it in its log
+    indexed = """apiVersion: batch/v1
+kind: Job
+metadata: {name: idx}
+spec:
+  completions: 2
+  parallelism: 2
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox, command: [sh, -c, 'echo "index=$JOB_COMPLETION_INDEX"']}]
+"""
+    assert apply(lab, tmp_path, "idx", indexed).returncode == 0
+    w = kubectl(lab, "wait", "--for=condition=complete", "job/idx", "--timeout=60s", check=False)
+    assert w.returncode == 0, w.stderr
+    assert json.loads(kubectl(lab, "get", "job", "idx", "-o", "json").stdout)["status"]["completedIndexes"] == "0-1"
+    for p in pods_of(lab, "idx"):
+        i = p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
+        assert kubectl(lab, "logs", p["metadata"]["name"]).stdout.strip() == f"index={i}"
+
     # a Service without endpoints: curl fails, the Job retries once (after the controller's back-off) and fails
     bad = JOB.replace("NAME", "lost").replace("COMPLETIONS", "1").replace("BACKOFF", "1").replace("IP", none_ip)
     assert apply(lab, tmp_path, "lost", bad).returncode == 0
@@ -133,6 +154,10 @@ def test_a_negative_backoff_limit_is_refused_in_one_line_and_nothing_is_stored(l
     line = r.stderr.strip()
     assert "\n" not in line and "Job neg" in line and "spec.backoffLimit" in line and "use 0 or more" in line, line
     assert "neg" not in kubectl(lab, "get", "jobs").stdout
+    # validate refuses it with the same line, without a lab
+    f = tmp_path / "neg.yaml"
+    r = netlab_cli("validate", str(f))
+    assert r.returncode == 2 and "spec.backoffLimit" in r.stderr and "use 0 or more" in r.stderr, r.stderr
     always = JOB.replace("NAME", "always").replace("COMPLETIONS", "1").replace("BACKOFF", "1") \
         .replace("IP", "10.96.0.1").replace("restartPolicy: Never", "restartPolicy: Always")
     r = apply(lab, tmp_path, "always", always)
