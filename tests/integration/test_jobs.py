@@ -196,3 +196,58 @@ def test_a_cronjob_every_minute_makes_a_job_that_completes(lab, tmp_path):
     assert cj["status"]["lastScheduleTime"] == scheduled
     until("lastSuccessfulTime", lambda: json.loads(kubectl(lab, "get", "cj", "tick", "-o", "json").stdout)
           ["status"].get("lastSuccessfulTime"), timeout=10)
+
+
+ENDINGS = """apiVersion: batch/v1
+kind: Job
+metadata: {name: retry}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers: [{name: c, image: busybox, command: [sh, -c, "echo try; exit 3"]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: slow}
+spec:
+  activeDeadlineSeconds: 3
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox, command: [sleep, "300"]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: brief}
+spec:
+  ttlSecondsAfterFinished: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox, command: ["true"]}]
+"""
+
+
+def test_on_failure_restarts_in_place_deadline_and_ttl(lab, tmp_path):
+    lab.up(SCENARIO.split("---")[0])
+    assert apply(lab, tmp_path, "endings", ENDINGS).returncode == 0
+    # activeDeadlineSeconds: the Job fails and its running pod is stopped
+    w = kubectl(lab, "wait", "--for=condition=failed", "job/slow", "--timeout=30s", check=False)
+    assert w.returncode == 0, w.stderr
+    job = json.loads(kubectl(lab, "get", "job", "slow", "-o", "json").stdout)
+    assert {c["type"]: c for c in job["status"]["conditions"]}["Failed"]["reason"] == "DeadlineExceeded"
+    until("slow's pod gone", lambda: not pods_of(lab, "slow"), timeout=45)
+    # ttlSecondsAfterFinished: 0: the finished Job and its pod are deleted
+    until("brief deleted", lambda: "brief" not in kubectl(lab, "get", "jobs").stdout, timeout=45)
+    until("brief's pod gone", lambda: not pods_of(lab, "brief"), timeout=45)
+    # OnFailure: the container is restarted in place (same pod, restartCount 1, after the kubelet's
+    # back-off); a restart reaching backoffLimit 1 fails the Job
+    w = kubectl(lab, "wait", "--for=condition=failed", "job/retry", "--timeout=60s", check=False)
+    assert w.returncode == 0, w.stderr
+    job = json.loads(kubectl(lab, "get", "job", "retry", "-o", "json").stdout)
+    assert {c["type"]: c for c in job["status"]["conditions"]}["Failed"]["reason"] == "BackoffLimitExceeded"
+    assert job["status"].get("failed", 0) == 0   # no pod failed: the restarts counted
+    events = kubectl(lab, "get", "events").stdout
+    assert events.count("Created pod: retry-") == 1, events
