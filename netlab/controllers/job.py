@@ -108,7 +108,8 @@ def pod_for(job: dict, name: str, index: int | None) -> dict:
 
 
 def _restarts(pods: list[dict]) -> int:
-    return sum(int(cs.get("restartCount", 0)) for p in pods for cs in (p.get("status") or {}).get("containerStatuses") or [])
+    return sum(int(cs.get("restartCount", 0)) for p in pods
+               for cs in (p.get("status") or {}).get("containerStatuses") or [])
 
 
 def _ended_at(pod: dict) -> float:

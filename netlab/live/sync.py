@@ -423,7 +423,7 @@ class LiveLab:
         recs = st.get("pods") or {}
         self.young_unready = any(
             not (recs.get(p.key) or {}).get("ready") and not is_deleting(by_key[p.key])
-            and (by_key[p.key].get("status") or {}).get("phase") not in podexit.TERMINAL   # ended: nothing to wait for
+            and (by_key[p.key].get("status") or {}).get("phase") not in podexit.TERMINAL   # ended: no wait
             and now - float((recs.get(p.key) or {}).get("created") or 0) < 30 and p.decided_ready is None
             for p in cluster.pods)
         if self.kubelet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.controllers import cron, cronjob, job as jobctl
+from netlab.controllers.base import Snapshot
 from netlab.controllers.kubelet import container_status
 from netlab.live.objects import with_defaults
 from netlab.store.meta import controller_ref, get_condition
@@ -93,8 +94,8 @@ def test_backoff_limit_fails_the_job_after_backoff_with_a_delay_between_attempts
     end(sim, active(sim, "pi")[0], code=1)
     sim.tick(5)
     assert not active(sim, "pi")          # the controller's back-off: 10 s after the first failure
-    assert jobctl.next_deadline(__import__("netlab.controllers.base", fromlist=["Snapshot"]).Snapshot.from_store(
-        sim.store, jobctl.KINDS), sim.now) == pytest.approx(sim.now + 5, abs=1)
+    wake = jobctl.next_deadline(Snapshot.from_store(sim.store, jobctl.KINDS), sim.now)
+    assert wake == pytest.approx(sim.now + 5, abs=1)
     sim.tick(6)
     assert len(active(sim, "pi")) == 1
     end(sim, active(sim, "pi")[0], code=2)
@@ -217,7 +218,6 @@ def test_cronjob_creates_a_job_named_after_the_scheduled_minute_and_wakes_at_the
     sim.store.create(cj())
     sim.settle()
     assert cjobs(sim) == []
-    from netlab.controllers.base import Snapshot
     assert cronjob.next_deadline(Snapshot.from_store(sim.store, cronjob.KINDS), sim.now) == T0 + 60
     sim.tick(50)
     assert cjobs(sim) == [f"tick-{int((T0 + 60) // 60)}"]

@@ -51,7 +51,7 @@ def parse_job_spec(spec: Fields, name: str, max_name: int) -> bool:
     if backoff < 0:
         raise spec.error("backoffLimit", f"{backoff} must be greater than or equal to 0",
                          "use 0 or more: the number of retries before the Job is marked failed (default 6)")
-    parallelism = spec.int("parallelism", 1, lo=0)
+    spec.int("parallelism", 1, lo=0)
     completions = spec.int("completions", None, lo=0)
     deadline = spec.raw("activeDeadlineSeconds")
     if deadline is not None:
@@ -94,7 +94,6 @@ def parse_job_spec(spec: Fields, name: str, max_name: int) -> bool:
         what = "Required value" if given is None else f'Unsupported value: "{template.restart_policy}"'
         raise spec.error("template.spec.restartPolicy", f'{what}: supported values: "OnFailure", "Never"',
                          "set restartPolicy: Never (or OnFailure) in the pod template")
-    del parallelism
     return True
 
 
