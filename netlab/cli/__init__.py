@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
-from . import exec, get, kubectl, lifecycle, node, nodes, probe, render, rollout
+from . import create, exec, get, kubectl, lifecycle, node, nodes, probe, render, rollout
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]
@@ -28,7 +28,7 @@ def cli() -> None:
 
 
 for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, probe.probe, exec.logs, render.render,
-                 render.validate, *kubectl.COMMANDS, *nodes.COMMANDS, rollout.rollout, node.node):
+                 render.validate, *kubectl.COMMANDS, *nodes.COMMANDS, rollout.rollout, node.node, create.create):
     cli.add_command(_command)
 
 

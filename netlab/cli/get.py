@@ -23,6 +23,9 @@ RESOURCES = {
     "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
     "secrets": "secrets", "secret": "secrets",
     "serviceaccounts": "serviceaccounts", "serviceaccount": "serviceaccounts", "sa": "serviceaccounts",
+    "jobs": "jobs", "job": "jobs", "jobs.batch": "jobs", "job.batch": "jobs",
+    "cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs", "cronjobs.batch": "cronjobs",
+    "cronjob.batch": "cronjobs",
 }
 
 
@@ -39,8 +42,8 @@ RESOURCES = {
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
-    statefulsets (sts), events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs, like kubectl get
-    (RESOURCE may be a comma list).
+    statefulsets (sts), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs,
+    like kubectl get (RESOURCE may be a comma list).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -55,6 +58,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              printed on stderr (and is the NetworkUnavailable condition in -o json);
              SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
       deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; sts READY; events in time order;
+      jobs   STATUS (Running, Complete, Failed...), COMPLETIONS, DURATION; cronjobs SCHEDULE,
+             TIMEZONE, SUSPEND, ACTIVE, LAST SCHEDULE
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
       configmaps DATA; secrets TYPE, DATA (a count: values are never shown in the table);
              serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
@@ -65,8 +70,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
-                                     "endpointslices, deployments, replicasets, statefulsets, events, configmaps, "
-                                     "secrets, serviceaccounts or labs", param_hint="RESOURCE")
+                                     "endpointslices, deployments, replicasets, statefulsets, jobs, cronjobs, "
+                                     "events, configmaps, secrets, serviceaccounts or labs", param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
     from .kubeutil import KubeError
@@ -82,7 +87,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
             if kind in ("deployments", "replicasets", "statefulsets", "events", "endpointslices", "configmaps",
-                        "secrets", "serviceaccounts"):
+                        "secrets", "serviceaccounts", "jobs", "cronjobs"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

@@ -32,6 +32,8 @@ for _kind, _names in {
     "ConfigMap": ("cm", "configmap", "configmaps"),
     "Secret": ("secret", "secrets"),
     "ServiceAccount": ("sa", "serviceaccount", "serviceaccounts"),
+    "Job": ("job", "jobs", "job.batch", "jobs.batch"),
+    "CronJob": ("cj", "cronjob", "cronjobs", "cronjob.batch", "cronjobs.batch"),
 }.items():
     for _n in _names:
         KINDS[_n] = _kind
@@ -41,12 +43,12 @@ SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "S
             "ControllerRevision": "controllerrevision.apps", "Pod": "pod", "Service": "service",
             "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
-            "Secret": "secret", "ServiceAccount": "serviceaccount"}
+            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
           "ControllerRevision": "controllerrevisions.apps", "Pod": "pods", "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
-          "Secret": "secrets", "ServiceAccount": "serviceaccounts"}
+          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch"}
 CLUSTER_SCOPED = ("Node", "Namespace")
 
 

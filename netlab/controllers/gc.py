@@ -10,8 +10,8 @@ from __future__ import annotations
 from netlab.controllers.base import Action, Snapshot, delete
 from netlab.store.meta import is_deleting
 
-OWNER_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "Service")
-DEPENDENT_KINDS = ("ReplicaSet", "Pod", "EndpointSlice", "ControllerRevision")
+OWNER_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "Service", "Job", "CronJob")
+DEPENDENT_KINDS = ("ReplicaSet", "Pod", "EndpointSlice", "ControllerRevision", "Job")
 KINDS = tuple(dict.fromkeys(OWNER_KINDS + DEPENDENT_KINDS + ("Node",)))
 
 

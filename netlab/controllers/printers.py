@@ -153,7 +153,48 @@ def serviceaccount_row(sa: dict, now: float) -> list[str]:
     return [sa["metadata"]["name"], str(len(sa.get("secrets") or [])), age(sa, now)]
 
 
+def job_status(job: dict) -> str:
+    """kubectl's STATUS of a Job, from its conditions."""
+    conds = {c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in conds:
+        return "Complete"
+    if "Failed" in conds:
+        return "Failed"
+    if job["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for ctype in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if ctype in conds:
+            return ctype
+    return "Running"
+
+
+def job_row(job: dict, now: float) -> list[str]:
+    """kubectl's Job columns: STATUS, COMPLETIONS (succeeded/completions; a work queue: /1 of P),
+    DURATION (from startTime to completionTime, or now)."""
+    spec, st = job.get("spec") or {}, job.get("status") or {}
+    done = st.get("succeeded", 0)
+    if spec.get("completions") is not None:
+        comp = f"{done}/{spec['completions']}"
+    elif int(spec.get("parallelism", 1)) > 1:
+        comp = f"{done}/1 of {spec['parallelism']}"
+    else:
+        comp = f"{done}/1"
+    start, end = parse_time(st.get("startTime")), parse_time(st.get("completionTime"))
+    duration = "" if start is None else human_duration((end if end is not None else now) - start)
+    return [job["metadata"]["name"], job_status(job), comp, duration, age(job, now)]
+
+
+def cronjob_row(cj: dict, now: float) -> list[str]:
+    spec, st = cj.get("spec") or {}, cj.get("status") or {}
+    last = parse_time(st.get("lastScheduleTime"))
+    return [cj["metadata"]["name"], spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            "True" if spec.get("suspend") else "False", str(len(st.get("active") or [])),
+            "<none>" if last is None else human_duration(now - last), age(cj, now)]
+
+
 COLUMNS = {
+    "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], job_row),
+    "CronJob": (["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"], cronjob_row),
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], replicaset_row),
     "StatefulSet": (["NAME", "READY", "AGE"], statefulset_row),

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from netlab.controllers import deployment, endpointslice, gc, replicaset, scheduler, statefulset
+from netlab.controllers import cronjob, deployment, endpointslice, gc, job, replicaset, scheduler, statefulset
 from netlab.controllers.base import Action, Snapshot
 from netlab.controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS, NodeLifecycle, default_tolerations
 from netlab.store.api import AlreadyExists, Conflict, NotFoundError
@@ -41,6 +41,8 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
         Controller("deployment", deployment.KINDS, deployment.decide, lambda s, now: deployment.next_deadline(s)),
         Controller("replicaset", replicaset.KINDS, replicaset.decide, replicaset.next_deadline),
         Controller("statefulset", statefulset.KINDS, statefulset.decide, statefulset.next_deadline),
+        Controller("cronjob", cronjob.KINDS, cronjob.decide, cronjob.next_deadline),
+        Controller("job", job.KINDS, job.decide, job.next_deadline),
         Controller("scheduler", scheduler.KINDS, scheduler.decide),
         Controller("endpointslice", endpointslice.KINDS, endpointslice.decide),
         Controller("nodelifecycle", ("Node", "Lease"), nodes.decide_health, lambda s, now: nodes.health_deadline(s)),

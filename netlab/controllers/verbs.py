@@ -200,7 +200,8 @@ def wait_for(obj: dict | None, condition: str) -> tuple[bool, str]:
     if obj is None:
         return False, ""
     kind, _, oname = key_of(obj)
-    group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps"}.get(kind, kind.lower())
+    group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "Job": "job.batch",
+             "CronJob": "cronjob.batch"}.get(kind, kind.lower())
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c.get("type", "").lower() == name.lower() and str(c.get("status", "")).lower() == value.lower():
             return True, f"{group}/{oname} condition met"

@@ -36,10 +36,10 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
 PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Pod", "EndpointSlice",
-            "Endpoints") + inert_kinds()
+            "Endpoints", "Job", "CronJob") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
                 "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "ControllerRevision": "apps/v1",
-                "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
+                "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1", "Job": "batch/v1", "CronJob": "batch/v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 
@@ -87,6 +87,16 @@ def with_defaults(obj: dict) -> dict:
         template = dict(spec.get("template") or {})
         template["spec"] = default_pod_spec(template.get("spec") or {})
         return dict(obj, spec=dict(spec, template=template))
+    if kind == "Job":
+        return dict(obj, spec=default_job_spec(obj.get("spec") or {}))
+    if kind == "CronJob":
+        spec = dict(obj.get("spec") or {})
+        for k, v in (("concurrencyPolicy", "Allow"), ("suspend", False), ("successfulJobsHistoryLimit", 3),
+                     ("failedJobsHistoryLimit", 1)):
+            spec.setdefault(k, v)
+        jt = dict(spec.get("jobTemplate") or {})
+        jt["spec"] = default_job_spec(jt.get("spec") or {})
+        return dict(obj, spec=dict(spec, jobTemplate=jt))
     if kind == "Secret":  # the API server keeps stringData in data (base64) and defaults the type
         out = {k: v for k, v in obj.items() if k != "stringData"}
         data = dict(obj.get("data") or {})
@@ -96,6 +106,20 @@ def with_defaults(obj: dict) -> dict:
         out.setdefault("type", "Opaque")
         return out
     return obj
+
+
+def default_job_spec(spec: dict) -> dict:
+    """batch/v1 Job defaults: parallelism 1, completions 1 when neither is given, backoffLimit 6,
+    completionMode NonIndexed, suspend false; the pod template's as a pod's."""
+    out = dict(spec)
+    if "completions" not in out and "parallelism" not in out:
+        out["completions"] = 1
+    for k, v in (("parallelism", 1), ("backoffLimit", 6), ("completionMode", "NonIndexed"), ("suspend", False)):
+        out.setdefault(k, v)
+    template = dict(out.get("template") or {})
+    template["spec"] = default_pod_spec(template.get("spec") or {})
+    out["template"] = template
+    return out
 
 
 def scenario_objects(scenario: Scenario) -> list[dict]:
@@ -150,8 +174,8 @@ class Applied:
     action: str   # created | configured | unchanged | pruned | recreated
 
     def __str__(self) -> str:
-        group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps",
-                 "StatefulSet": "statefulset.apps"}.get(self.kind, self.kind.lower())
+        group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "StatefulSet": "statefulset.apps",
+                 "Job": "job.batch", "CronJob": "cronjob.batch"}.get(self.kind, self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 
 

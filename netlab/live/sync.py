@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from ..controllers.kubelet import container_status, pod_conditions
+from ..controllers.kubelet import pod_conditions
 from ..controllers.runner import Runner, default_controllers
 from ..controllers.simkubelet import SimKubelet
 from ..controllers.base import Snapshot
@@ -38,7 +38,7 @@ from ..model.objects import Cluster
 from ..spec.parse import parse_documents
 from ..spec.types import Scenario
 from ..store.meta import fmt_time, get_condition, is_deleting, parse_time
-from . import objects
+from . import objects, podexit
 from .kubelet import Probes, Target
 from .terminate import DRAIN_SECONDS  # noqa: F401 - a deleted pod gets SIGTERM no sooner after the rules
                                       # stopped choosing it (netlab/live/terminate.py)
@@ -240,18 +240,22 @@ class LiveLab:
             started = float(rec.get("created") or now)
             restarts = int(rec.get("restarts", 0))
             old = obj.get("status") or {}
+            if old.get("phase") in podexit.TERMINAL:
+                continue   # a pod that ended stays as it ended (live/podexit.py)
             old_cs = {c["name"]: c for c in old.get("containerStatuses") or []}
-            statuses = []
-            for c in pod.containers:
-                prev = old_cs.get(c.name) or {}
-                started_at = parse_time(((prev.get("state") or {}).get("running") or {}).get("startedAt")) or started
-                statuses.append(container_status(c.name, "running", started_at=started_at, restart_count=restarts,
-                                                 ready=ready, started=True))
-            status = dict(old, phase="Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
+            begun = {c.name: parse_time(((old_cs.get(c.name, {}).get("state") or {}).get("running") or {})
+                                        .get("startedAt")) or started for c in pod.containers}
+            seen = podexit.observe(self.lab, pod, rec if rec.get("uid") == pod.uid else {})
+            statuses = podexit.statuses([c.name for c in pod.containers], seen, pod.restart_policy, restarts,
+                                        ready, begun, now)
+            phase = podexit.phase(statuses, pod.restart_policy)
+            conditions = pod_conditions(statuses, now, old.get("conditions"))
+            if phase in podexit.TERMINAL:
+                conditions = podexit.terminal_conditions(conditions, now)
+            status = dict(old, phase=phase, podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
                           hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
                           startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
-                          containerStatuses=statuses,
-                          conditions=pod_conditions(statuses, now, old.get("conditions")))
+                          containerStatuses=statuses, conditions=conditions)
             sched = get_condition(obj, "PodScheduled")
             if sched is None:
                 status["conditions"].insert(0, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
@@ -419,6 +423,7 @@ class LiveLab:
         recs = st.get("pods") or {}
         self.young_unready = any(
             not (recs.get(p.key) or {}).get("ready") and not is_deleting(by_key[p.key])
+            and (by_key[p.key].get("status") or {}).get("phase") not in podexit.TERMINAL   # ended: no wait
             and now - float((recs.get(p.key) or {}).get("created") or 0) < 30 and p.decided_ready is None
             for p in cluster.pods)
         if self.kubelet:

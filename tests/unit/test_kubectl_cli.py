@@ -447,3 +447,55 @@ def test_pods_no_node_runs_are_deleted_at_once(world):
     world.run("scale", "deploy/web", "--replicas", "1")  # the ReplicaSet deletes the unbound one first
     assert [p["metadata"]["name"] for p in world.store.list("Pod") if p["metadata"].get("deletionTimestamp")] == []
     assert len(world.store.list("Pod")) == 1
+
+
+# ------------------------------------------------------------------ jobs and cronjobs
+
+CRONJOB = """apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: "0 * * * *"
+  timeZone: Europe/Paris
+  jobTemplate:
+    spec:
+      completions: 2
+      parallelism: 2
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: c, image: busybox, command: ["true"]}]
+"""
+
+
+def test_get_cronjobs_create_job_from_a_cronjob_get_jobs_and_wait(world):
+    from netlab.controllers.kubelet import container_status
+    r = world.run("apply", "-f", world.file(CRONJOB))
+    assert r.exit_code == 0 and lines(r) == ["cronjob.batch/tick created"], r.output
+    r = world.run("get", "cj", settle=False)
+    assert lines(r)[0].split() == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
+    assert lines(r)[1].split()[:7] == ["tick", "0", "*", "*", "*", "*", "Europe/Paris"]
+    assert lines(r)[1].split()[7:10] == ["False", "0", "<none>"]
+    r = world.run("create", "job", "now", "--from=cronjob/tick")
+    assert r.exit_code == 0 and lines(r) == ["job.batch/now created"], r.output
+    job = world.store.get("Job", "default", "now")
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert job["metadata"]["ownerReferences"][0]["name"] == "tick"
+    world.sim.tick(2)
+    r = world.run("get", "jobs", settle=False)
+    assert lines(r)[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert lines(r)[1].split()[:3] == ["now", "Running", "0/2"]
+    r = world.run("wait", "--for=condition=complete", "job/now", "--timeout=0.2s", settle=False)
+    assert r.exit_code == 1 and "timed out" in r.output
+    for p in world.store.list("Pod"):
+        p["status"] = dict(p["status"], phase="Succeeded", containerStatuses=[container_status(
+            "c", "terminated", started_at=world.sim.now - 1, finished_at=world.sim.now)])
+        world.store.update_status(p)
+    world.sim.tick(1)
+    r = world.run("wait", "--for=condition=complete", "job/now", "--timeout=1s", settle=False)
+    assert r.exit_code == 0 and lines(r) == ["job.batch/now condition met"]
+    assert lines(world.run("get", "jobs", settle=False))[1].split()[:3] == ["now", "Complete", "2/2"]
+    r = world.run("create", "job", "now", "--from=cronjob/tick")
+    assert r.exit_code == 1 and 'jobs.batch "now" already exists' in r.output
+    r = world.run("create", "job", "x", "--from=cronjob/nope")
+    assert r.exit_code == 1 and 'cronjobs.batch "nope" not found' in r.output

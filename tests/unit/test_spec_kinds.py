@@ -24,6 +24,8 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
         "EndpointSlice": (("discovery.k8s.io/v1",), "netlab.spec.kinds.endpoints"),
         "Endpoints": (("v1",), "netlab.spec.kinds.endpoints"),
         "StatefulSet": (("apps/v1",), "netlab.spec.kinds.statefulset"),
+        "Job": (("batch/v1",), "netlab.spec.kinds.job"),
+        "CronJob": (("batch/v1",), "netlab.spec.kinds.job"),
         "ConfigMap": (("v1",), "netlab.spec.kinds.inert"),
         "Secret": (("v1",), "netlab.spec.kinds.inert"),
         "ServiceAccount": (("v1",), "netlab.spec.kinds.inert"),
@@ -31,16 +33,15 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
     }
     assert [k.kind for k in kinds.registered() if k.listed] == [
         "Cluster", "Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice", "Endpoints",
-        "StatefulSet", "ConfigMap", "Secret", "ServiceAccount"]
+        "StatefulSet", "Job", "CronJob", "ConfigMap", "Secret", "ServiceAccount"]
 
 
 def test_unknown_kind_lists_the_registered_kinds():
     with pytest.raises(SpecError) as e:
         load({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
     assert str(e.value) == ("Ingress x: kind 'Ingress' is not supported; netlab understands Cluster, Namespace, "
-                            "Pod, Deployment, ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, ConfigMap, "
-                            "Secret, "
-                            "ServiceAccount (or a List of them)")
+                            "Pod, Deployment, ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, Job, CronJob, "
+                            "ConfigMap, Secret, ServiceAccount (or a List of them)")
 
 
 @pytest.fixture
