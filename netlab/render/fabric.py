@@ -173,6 +173,9 @@ def describe(cluster: Cluster, node: Node) -> str:
         dev = f" dev {r.dev}" if r.dev else ""
         lines.append(f"ip route replace {r.dst}{via}{dev}{' onlink' if r.onlink else ''}")
     for pod in cluster.pods_on(node.name):
+        if pod.host_network:
+            lines.append(f"# pod {pod.key}: hostNetwork, in {node.netns} with address {node.ip}")
+            continue
         pf = pod_fabric(cluster, pod)
         lines.append(f"# pod {pod.key}: netns {pf.netns}, {pf.host_veth} <-> eth0 {pf.address} "
                      f"mtu {pf.mtu}, default via {pf.gateway}")

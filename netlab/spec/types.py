@@ -44,6 +44,8 @@ class ContainerPort:
     port: int
     protocol: str = "TCP"
     name: str | None = None
+    host_port: int | None = None   # hostPort: forwarded from the node as CNI's portmap does (hostNetwork: = port)
+    host_ip: str | None = None     # hostIP: the node address the hostPort is opened on (None: all)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class PodTemplate:
     containers: list[ContainerSpec]
     tolerate_control_plane: bool = False
     restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
+    host_network: bool = False       # hostNetwork: the pod runs in its node's network namespace, with its IP
 
 
 @dataclass

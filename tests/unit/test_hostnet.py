@@ -1,0 +1,84 @@
+"""hostNetwork pods in the pure core (issue 12): the model gives them their node's address and network
+namespace and no podCIDR address; `up`'s plan builds no namespace for them, starts them when new or
+changed and stops them (never the node's namespace) when they go; the API server's defaults and the
+fabric's text."""
+from __future__ import annotations
+
+from netlab.controllers.validation import default_pod_spec
+from netlab.dataplane import plan
+from netlab.model.build import build
+from netlab.render.fabric import describe
+from netlab.spec.parse import load_text
+
+from .scenarios import cluster, container, pod, service, state_of, text
+
+LAB = "t"
+
+
+def scenario(host=True, port=8080, extra=()):
+    return (cluster(LAB, nodes=[{"role": "worker", "name": "a"}, {"role": "worker", "name": "b"}]),
+            pod("h", labels={"app": "h"}, hostNetwork=host, nodeName="a", containers=[container(ports=[port])]),
+            pod("p", nodeName="a"), service("h", selector={"app": "h"}, ports=[{"port": 80, "targetPort": port}]),
+            *extra)
+
+
+def desired(*docs, prev=None):
+    return build(load_text(text(*docs)), prev)
+
+
+def recorded(c) -> dict:
+    return {p.key: {"node": p.node, "ip": str(p.ip), "uid": p.uid, "fingerprint": p.fingerprint(), "netns": p.netns}
+            for p in c.pods}
+
+
+def again(c, *docs):
+    st = state_of(c)
+    st["pods"] = recorded(c)
+    return desired(*docs, prev=st)
+
+
+def test_a_host_network_pod_has_its_nodes_address_and_namespace():
+    c = desired(*scenario())
+    h, p, a = c.pod("default", "h"), c.pod("default", "p"), c.node("a")
+    assert h.host_network and h.ip == a.ip and h.netns == a.netns and h.hostname == "a"
+    assert not p.host_network and p.ip in a.pod_cidr and p.ip == a.pod_cidr.network_address + 2  # no address taken
+    assert h.host_ports == [(8080, "TCP", None, 8080)]   # the API server's default: hostPort = containerPort
+    eps = c.services[0].endpoints[""]
+    assert [(str(e.ip), e.port, e.node, e.pod) for e in eps] == [(str(a.ip), 8080, "a", "h")]
+
+
+def test_up_builds_no_namespace_for_it_and_starts_it_once():
+    c = desired(*scenario())
+    first = plan.plan_namespaces(c, {}, set())
+    assert first.create == ["default/p"] and "default/h" not in first.check
+    assert plan.host_pods_fresh(c, {}) == ["default/h"]
+    c2 = again(c, *scenario())
+    existing = {c.underlay_netns, c.external_netns} | {n.netns for n in c.nodes} | {c.pod("default", "p").netns}
+    p2 = plan.plan_namespaces(c2, recorded(c), existing)
+    assert p2.remove == [] and p2.create == [] and p2.check == ["default/p"]
+    assert plan.host_pods_fresh(c2, recorded(c)) == [] and plan.host_pods_gone(c2, recorded(c)) == []
+
+
+def test_a_host_network_pod_that_goes_or_changes_is_stopped_and_its_node_stays():
+    c = desired(*scenario())
+    prev = recorded(c)
+    existing = {c.underlay_netns, c.external_netns} | {n.netns for n in c.nodes} | {c.pod("default", "p").netns}
+    gone = again(c, cluster(LAB, nodes=[{"role": "worker", "name": "a"}, {"role": "worker", "name": "b"}]),
+                 pod("p", nodeName="a"))
+    p = plan.plan_namespaces(gone, prev, existing)
+    assert p.remove == [] and plan.host_pods_gone(gone, prev) == ["default/h"]
+    changed = again(c, *scenario(port=9090))
+    assert plan.host_pods_gone(changed, prev) == ["default/h"] and plan.host_pods_fresh(changed, prev) == ["default/h"]
+    own = again(c, *scenario(host=False))   # no longer hostNetwork: stopped in the node, built as a pod
+    assert plan.host_pods_gone(own, prev) == ["default/h"] and "default/h" in plan.plan_namespaces(own, prev, existing).create
+
+
+def test_the_api_servers_default_host_port_and_the_fabric_text():
+    spec = default_pod_spec({"hostNetwork": True, "containers": [{"name": "c", "ports": [{"containerPort": 53,
+                                                                                          "protocol": "UDP"}]}]})
+    assert spec["containers"][0]["ports"][0] == {"containerPort": 53, "protocol": "UDP", "hostPort": 53}
+    assert "hostPort" not in default_pod_spec({"containers": [{"name": "c", "ports": [{"containerPort": 53}]}]}
+                                              )["containers"][0]["ports"][0]
+    c = desired(*scenario())
+    out = describe(c, c.node("a"))
+    assert f"# pod default/h: hostNetwork, in {c.node('a').netns} with address {c.node('a').ip}" in out
