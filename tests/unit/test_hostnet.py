@@ -82,3 +82,65 @@ def test_the_api_servers_default_host_port_and_the_fabric_text():
     c = desired(*scenario())
     out = describe(c, c.node("a"))
     assert f"# pod default/h: hostNetwork, in {c.node('a').netns} with address {c.node('a').ip}" in out
+
+
+# ------------------------------------------------------------------ hostPort: CNI portmap's chains
+
+def hostport_scenario(*extra, host_ip=None):
+    port = {"containerPort": 80, "hostPort": 8080}
+    if host_ip:
+        port["hostIP"] = host_ip
+    return (cluster(LAB, nodes=[{"role": "worker", "name": "a"}, {"role": "worker", "name": "b"}]),
+            pod("web", nodeName="a", containers=[container(ports=[port, {"containerPort": 53, "hostPort": 5353,
+                                                                         "protocol": "UDP"}])]),
+            pod("plain", nodeName="a"), *extra)
+
+
+def test_hostport_chains_golden():
+    from netlab.render.iptables import node_rules, to_restore
+    from .golden import check
+    c = desired(*hostport_scenario(), pod("other", nodeName="a", containers=[container(ports=[
+        {"containerPort": 8443, "hostPort": 443, "hostIP": "172.18.0.2"}])]))
+    a = c.node("a")
+    text_a = to_restore({"nat": node_rules(c, a)["nat"]})
+    check("hostport_portmap", text_a, "rules differ")
+    assert "CNI-" not in to_restore(node_rules(c, c.node("b")))   # a node without hostPort pods: none
+
+
+def test_hostport_rules_are_portmaps():
+    from netlab.render.hostport import dn_chain, hostport_tables
+    c = desired(*hostport_scenario(host_ip="172.18.0.9"))
+    web = c.pod("default", "web")
+    nat = hostport_tables(c, c.node("a"))["nat"]
+    chain = dn_chain(web)
+    assert len(chain) == 28 and chain.startswith("CNI-DN-")
+    assert ("PREROUTING", "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT") in nat.jumps
+    assert ("OUTPUT", "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT") in nat.jumps
+    assert nat.chains[chain] == [
+        f"-A {chain} -s {web.ip}/32 -d 172.18.0.9/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK",
+        f"-A {chain} -s 127.0.0.1/32 -d 172.18.0.9/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK",
+        f"-A {chain} -d 172.18.0.9/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination {web.ip}:80",
+        f"-A {chain} -s {web.ip}/32 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK",
+        f"-A {chain} -s 127.0.0.1/32 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK",
+        f"-A {chain} -p udp -m udp --dport 5353 -j DNAT --to-destination {web.ip}:53"]
+    assert nat.chains["CNI-HOSTPORT-MASQ"] == ["-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE"]
+
+
+def test_host_network_pods_get_no_portmap_rules_and_removal_drops_the_chain():
+    from netlab.dataplane.iptables import plan_restore
+    from netlab.render.iptables import node_rules
+    c = desired(*scenario())
+    assert not any(ch.startswith("CNI-") for ch in node_rules(c, c.node("a"))["nat"].chains)
+    with_port = desired(*hostport_scenario())
+    have = {}
+    for t, ts in node_rules(with_port, with_port.node("a")).items():   # the tables as iptables-save shows them
+        have[t] = dict(ts.chains)
+        for builtin, spec in ts.jumps:
+            have[t].setdefault(builtin, []).append(f"-A {builtin} {spec}")
+    without = again(with_port, cluster(LAB, nodes=[{"role": "worker", "name": "a"}, {"role": "worker", "name": "b"}]),
+                    pod("plain", nodeName="a"))
+    payload, what = plan_restore(node_rules(without, without.node("a")), have)
+    from netlab.render.hostport import dn_chain
+    gone = dn_chain(with_port.pod("default", "web"))
+    assert f"-X {gone}" in payload and "-X CNI-HOSTPORT-DNAT" in payload
+    assert "-D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT" in payload
