@@ -144,3 +144,8 @@ def test_host_network_pods_get_no_portmap_rules_and_removal_drops_the_chain():
     gone = dn_chain(with_port.pod("default", "web"))
     assert f"-X {gone}" in payload and "-X CNI-HOSTPORT-DNAT" in payload
     assert "-D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT" in payload
+
+
+def test_host_ip_0000_is_every_address():
+    c = desired(*hostport_scenario(host_ip="0.0.0.0"))
+    assert c.pod("default", "web").host_ports[0] == (8080, "TCP", None, 80)

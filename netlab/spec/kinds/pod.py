@@ -226,6 +226,8 @@ def _parse_host_port(p: Fields, num: int, proto: str, cname: str, host_network: 
         if addr.version != 4:
             raise p.error("hostIP", f"{hip} is not an IPv4 address (netlab's nodes have IPv4 addresses only)",
                           "give a node's IPv4 address, or leave hostIP out")
+        if addr.is_unspecified:
+            hip = None   # 0.0.0.0: every address of the node, as no hostIP
     if host_network:
         if hp and hp != num:
             raise p.error("hostPort", f"Invalid value: {hp}: must match `containerPort` ({num}) when "
