@@ -149,3 +149,23 @@ def test_host_network_pods_get_no_portmap_rules_and_removal_drops_the_chain():
 def test_host_ip_0000_is_every_address():
     c = desired(*hostport_scenario(host_ip="0.0.0.0"))
     assert c.pod("default", "web").host_ports[0] == (8080, "TCP", None, 80)
+
+
+def test_the_packet_tracer_follows_portmaps_chains():
+    """render.trace walks a packet to nodeIP:hostPort through CNI-HOSTPORT-DNAT to the pod; localhost
+    and hairpin traffic is masqueraded (CNI-HOSTPORT-MASQ); another port is not touched."""
+    from netlab.render.fabric import node_local_ips
+    from netlab.render.iptables import node_rules
+    from netlab.render.trace import Tracer
+    c = desired(*hostport_scenario())
+    a, web = c.node("a"), c.pod("default", "web")
+    tr = Tracer(node_rules(c, a), node_local_ips(c, a))
+    (outside,) = tr.trace(str(c.node("b").ip), str(a.ip), "tcp", 8080)
+    assert outside.dnat == f"{web.ip}:80" and not outside.masquerade
+    assert "nat/CNI-HOSTPORT-DNAT" in outside.trail
+    (local,) = tr.trace("127.0.0.1", "127.0.0.1", "tcp", 8080, from_host=True)
+    assert local.dnat == f"{web.ip}:80" and local.masquerade
+    (hairpin,) = tr.trace(str(web.ip), str(a.ip), "udp", 5353)
+    assert hairpin.dnat == f"{web.ip}:53" and hairpin.masquerade
+    (other,) = tr.trace(str(c.node("b").ip), str(a.ip), "tcp", 8081)
+    assert other.dnat is None
