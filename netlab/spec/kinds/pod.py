@@ -222,7 +222,8 @@ def _parse_host_port(p: Fields, num: int, proto: str, cname: str, host_network: 
         try:
             addr = ipaddress.ip_address(hip)
         except ValueError:
-            raise p.error("hostIP", f"{shown(hip)} is not an IP address", "give a node address, or leave hostIP out")
+            raise p.error("hostIP", f"{shown(hip)} is not an IP address",
+                          "give a node address, or leave hostIP out") from None
         if addr.version != 4:
             raise p.error("hostIP", f"{hip} is not an IPv4 address (netlab's nodes have IPv4 addresses only)",
                           "give a node's IPv4 address, or leave hostIP out")
