@@ -175,7 +175,9 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
                 cd["args"] = c.args
             if c.ports:
                 cd["ports"] = [dict({"containerPort": x.port, "protocol": x.protocol},
-                                    **({"name": x.name} if x.name else {})) for x in c.ports]
+                                    **({"name": x.name} if x.name else {}),
+                                    **({"hostPort": x.host_port} if x.host_port else {}),
+                                    **({"hostIP": x.host_ip} if x.host_ip else {})) for x in c.ports]
             containers.append(cd)
         started = timestamp(s.created)
         statuses = []
@@ -195,7 +197,8 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
         out.append({
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": p.node, "containers": containers,
-                     **({"hostname": p.hostname} if p.hostname else {})},
+                     **({"hostname": p.hostname} if p.hostname else {}),
+                     **({"hostNetwork": True} if p.host_network else {})},
             "status": {"phase": phase,
                        **({"reason": s.phase} if s.phase != "Running" else {}),
                        "conditions": [{"type": "Initialized", "status": "True"},

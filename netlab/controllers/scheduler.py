@@ -5,7 +5,11 @@ the scheduler's): NodeUnschedulable ("node(s) were unschedulable": spec.unschedu
 pod tolerates node.kubernetes.io/unschedulable:NoSchedule), TaintToleration ("node(s) had
 untolerated taint {key: value}": NoSchedule and NoExecute taints, e.g. the control-plane's and
 node.kubernetes.io/not-ready|unreachable added by the node lifecycle controller), NodeAffinity
-for spec.nodeSelector ("node(s) didn't match Pod's node affinity/selector"). Score: fewest pods of
+for spec.nodeSelector ("node(s) didn't match Pod's node affinity/selector"), NodePorts ("node(s)
+didn't have free ports for the requested pod ports": a hostPort, a hostNetwork pod's ports being
+hostPorts, already taken on the node by a pod bound there with the same protocol and port and an
+overlapping hostIP (0.0.0.0 overlaps every address), or used by netlab itself in the node's network
+namespace, as its Node object's RESERVED_PORTS annotation says: flannel's VXLAN port). Score: fewest pods of
 the same owner on the node (spreading a ReplicaSet), then fewest pods, then the name. A pod that
 already names its node (spec.nodeName) is never scheduled: the name wins, as in Kubernetes; a pod
 for another scheduler (spec.schedulerName) is left alone; Nodes being deleted are not candidates.
@@ -24,6 +28,36 @@ from netlab.store.meta import controller_ref, fmt_time, get_condition, is_deleti
 COMPONENT = "default-scheduler"
 KINDS = ("Node", "Pod")
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+NODE_PORTS = "node(s) didn't have free ports for the requested pod ports"
+RESERVED_PORTS = "netlab.io/reserved-host-ports"   # Node annotation: "8472/UDP,..." used by netlab itself
+
+
+def host_ports(pod: dict) -> list[tuple[str, str, int]]:
+    """(hostIP, protocol, hostPort) the pod asks for (the API server defaulted a hostNetwork pod's)."""
+    spec = pod.get("spec") or {}
+    out = []
+    for c in spec.get("containers") or []:
+        for p in c.get("ports") or []:
+            hp = p.get("hostPort") or (p.get("containerPort") if spec.get("hostNetwork") else 0)
+            if isinstance(hp, int) and hp > 0:
+                out.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", hp))
+    return out
+
+
+def reserved_ports(node: dict) -> list[tuple[str, str, int]]:
+    text = ((node.get("metadata") or {}).get("annotations") or {}).get(RESERVED_PORTS) or ""
+    out = []
+    for item in text.split(","):
+        port, _, proto = item.strip().partition("/")
+        if port.isdigit():
+            out.append(("0.0.0.0", proto or "TCP", int(port)))
+    return out
+
+
+def ports_conflict(want: list[tuple[str, str, int]], used: list[tuple[str, str, int]]) -> bool:
+    """kube-scheduler's NodePorts: the same protocol and port, and hostIPs that overlap."""
+    return any(wp == up and wproto == uproto and (wip == uip or "0.0.0.0" in (wip, uip))
+               for wip, wproto, wp in want for uip, uproto, up in used)
 
 
 def toleration_matches(tol: dict, taint: dict) -> bool:
@@ -53,7 +87,7 @@ def untolerated_taint(pod: dict, node: dict, effects=("NoSchedule", "NoExecute")
     return None
 
 
-def filter_node(pod: dict, node: dict) -> str | None:
+def filter_node(pod: dict, node: dict, used_ports: list[tuple[str, str, int]] = ()) -> str | None:
     """None when the pod fits the node, else the scheduler's reason why not."""
     spec = pod.get("spec") or {}
     if (node.get("spec") or {}).get("unschedulable") and not tolerates(
@@ -66,6 +100,9 @@ def filter_node(pod: dict, node: dict) -> str | None:
     for k, v in (spec.get("nodeSelector") or {}).items():
         if labels.get(k) != v:
             return "node(s) didn't match Pod's node affinity/selector"
+    want = host_ports(pod)
+    if want and ports_conflict(want, list(used_ports) + reserved_ports(node)):
+        return NODE_PORTS
     return None
 
 
@@ -80,11 +117,13 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
     load: dict[str, int] = {}
     owner_load: dict[tuple[str, str], int] = {}
     pending = []
+    ports: dict[str, list[tuple[str, str, int]]] = {}   # node -> host ports of the pods bound to it
     for p in snap.list("Pod"):
         node = (p.get("spec") or {}).get("nodeName")
         owner = (controller_ref(p) or {}).get("uid", "")
         if node:
             if is_pod_active(p):
+                ports.setdefault(node, []).extend(host_ports(p))
                 load[node] = load.get(node, 0) + 1
                 owner_load[(node, owner)] = owner_load.get((node, owner), 0) + 1
         elif is_pod_active(p) and (p.get("spec") or {}).get("schedulerName", COMPONENT) == COMPONENT:
@@ -98,7 +137,7 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
         reasons: dict[str, int] = {}
         fits = []
         for node in nodes:
-            why = filter_node(pod, node)
+            why = filter_node(pod, node, ports.get(node["metadata"]["name"], []))
             if why is None:
                 fits.append(node["metadata"]["name"])
             else:
@@ -117,6 +156,7 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
             continue
         best = min(fits, key=lambda n: (owner_load.get((n, owner), 0), load.get(n, 0), n))
         load[best] = load.get(best, 0) + 1
+        ports.setdefault(best, []).extend(host_ports(pod))
         owner_load[(best, owner)] = owner_load.get((best, owner), 0) + 1
         bound = dict(pod, spec=dict(pod.get("spec") or {}, nodeName=best))
         actions.append(update(bound))

@@ -155,6 +155,8 @@ def default_pod_spec(pspec: dict) -> dict:
                     c[probe].setdefault(k, v)
         for port in c.get("ports") or []:
             port.setdefault("protocol", "TCP")
+            if out.get("hostNetwork") is True and isinstance(port, dict) and "containerPort" in port:
+                port.setdefault("hostPort", port["containerPort"])   # the API server's default
     return out
 
 

@@ -16,7 +16,8 @@ import subprocess
 from ..errors import KernelError, UsageError
 from ..render.tables import Desired, TableState
 
-OWNED_CHAIN = re.compile(r"^(KUBE-|FLANNEL-)")
+# netlab's chains: kube-proxy's and the kubelet's, flannel's, CNI portmap's (render/hostport.py)
+OWNED_CHAIN = re.compile(r"^(KUBE-|FLANNEL-|CNI-HOSTPORT-|CNI-DN-)")
 JUMP = re.compile(r"(?:^|\s)-[jg]\s+(\S+)")
 
 

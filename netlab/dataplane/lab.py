@@ -21,7 +21,7 @@ from ..model.objects import Cluster, Pod
 from ..model.preflight import check_commands, check_host_commands
 from ..names import repair_command
 from ..spec.types import PROXY_MODES
-from . import conntrack, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
+from . import conntrack, hostnet, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
 from .changes import Change, Changes
 from .fabric import Fabric, uts_path
 from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
@@ -172,6 +172,9 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     orphans = plan.vanished_pods(prev_pods, existing)
     if orphans:
         supervise.stop_orphans(lab, orphans, prev_pods, changes)
+    gone_host = plan.host_pods_gone(cluster, prev_pods)   # hostNetwork pods: no namespace to remove
+    if gone_host:
+        hostnet.stop_pods(lab, gone_host, prev_pods, changes)
     if todo.remove:
         supervise.remove_namespaces(lab, todo.remove, prev, changes)
         for node in todo.removed_nodes:
@@ -186,7 +189,8 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     started = {}
     broken = fabric.apply(create, check, before_pods=lambda: started.update(
         supervise.start_idle_servers(cluster, servers, changes)))
-    fresh = set(todo.create)
+    fresh = set(todo.create) | set(plan.host_pods_fresh(cluster, prev_pods))
+    hostnet.ensure_uts(cluster, changes)
     if broken:
         for key, problem in broken.items():
             changes.add(Change("pod", key, "rebuild", f"rebuilt ({problem})", desired[key].netns, f"pod {key}"))

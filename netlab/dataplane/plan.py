@@ -60,10 +60,33 @@ def plan_namespaces(cluster: Cluster, prev_pods: dict[str, dict], existing: set[
         elif parsed.kind == "node" and name not in node_ns:
             plan.remove.append(name)
     left = existing - set(plan.remove)
-    plan.create = [p.key for p in cluster.pods if p.netns not in left]
-    plan.check = [p.key for p in cluster.pods if p.netns in left]
+    own = [p for p in cluster.pods if not p.host_network]   # a hostNetwork pod has no namespace to make
+    plan.create = [p.key for p in own if p.netns not in left]
+    plan.check = [p.key for p in own if p.netns in left]
     plan.fresh_nodes = [n.name for n in cluster.nodes if n.netns not in existing]
     return plan
+
+
+def host_pods_fresh(cluster: Cluster, prev_pods: dict[str, dict]) -> list[str]:
+    """hostNetwork pods that start now: new, or whose spec or UID is not what the previous `up` recorded."""
+    return [p.key for p in cluster.pods if p.host_network and pod_changed(p, prev_pods.get(p.key))]
+
+
+def host_pods_gone(cluster: Cluster, prev_pods: dict[str, dict]) -> list[str]:
+    """Pods the previous `up` ran in a node's namespace (hostNetwork: their recorded netns is a node's)
+    that are no longer wanted as they were (removed, changed, or no longer hostNetwork): their processes
+    are stopped, the node's namespace stays."""
+    desired = {p.key: p for p in cluster.pods}
+    out = []
+    for key, rec in sorted(prev_pods.items()):
+        parsed = parse_netns(rec.get("netns"), cluster.name) if isinstance(rec, dict) and \
+            isinstance(rec.get("netns"), str) else None
+        if parsed is None or parsed.kind != "node":
+            continue
+        pod = desired.get(key)
+        if pod is None or not pod.host_network or pod_changed(pod, rec):
+            out.append(key)
+    return out
 
 
 def vanished_pods(prev_pods: dict[str, dict], existing: set[str]) -> list[str]:

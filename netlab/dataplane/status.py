@@ -138,9 +138,10 @@ def builtin_views(cluster: Cluster, st: dict[str, Any], listen: Collection[str] 
         view = out[pod.key] = Builtin(alive.get(pod.node, False), said.get(pod.node, {}).get(pod.key) or {},
                                       look=listen is None or pod.key in listen)
         if pod.builtin_ports and view.server and view.look and not supervise.exited_code(view.said)[0]:
-            look[nsfs.netns_path(pod.netns)] = view
+            look.setdefault(nsfs.netns_path(pod.netns), []).append(view)   # hostNetwork pods share one
     for path, heard in procs.listening_in(look).items():
-        look[path].heard = heard or set()
+        for view in look[path]:
+            view.heard = heard or set()
     return out
 
 
@@ -176,7 +177,7 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
         cs = container_statuses(cluster, pod, rec, builtin[pod.key])
         ready = sum(c.ready for c in cs)
         problems = [c.message for c in cs if c.message]
-        net_problem = pod_link_problem(pod, links.get(pod.node)) if ns_ok else ""
+        net_problem = pod_link_problem(pod, links.get(pod.node)) if ns_ok and not pod.host_network else ""
         reasons = {c.reason for c in cs if c.state != "running"}
         if not ns_ok:
             phase, problems = "Unknown", ["network namespace missing"]

@@ -144,7 +144,13 @@ def node_objects(cluster) -> list[dict]:
             labels.setdefault("node-role.kubernetes.io/control-plane", "")
         if not n.schedulable:
             spec["taints"] = [{"key": CONTROL_PLANE_TAINT, "effect": "NoSchedule"}]
-        out.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name, "labels": labels},
+        meta: dict = {"name": n.name, "labels": labels}
+        if cluster.networking.backend == "vxlan":   # ports netlab itself binds in the node's namespace:
+            # the scheduler's NodePorts filter keeps hostPorts and hostNetwork pods off them
+            from ..controllers.scheduler import RESERVED_PORTS
+            from ..render.fabric import VXLAN_PORT
+            meta["annotations"] = {RESERVED_PORTS: f"{VXLAN_PORT}/UDP"}
+        out.append({"apiVersion": "v1", "kind": "Node", "metadata": meta,
                     "spec": spec,
                     "status": {"addresses": [{"type": "InternalIP", "address": str(n.ip)},
                                              {"type": "Hostname", "address": n.name}]}})
@@ -257,7 +263,13 @@ def sync_nodes(store, nodes: list[dict]) -> None:
             if not spec["taints"]:
                 spec.pop("taints")
             labels = dict(live["metadata"].get("labels") or {}, **n["metadata"]["labels"])
-            new = dict(live, spec=spec, metadata=dict(live["metadata"], labels=labels))
+            meta = dict(live["metadata"], labels=labels)
+            from ..controllers.scheduler import RESERVED_PORTS
+            annotations = {k: v for k, v in (live["metadata"].get("annotations") or {}).items() if k != RESERVED_PORTS}
+            annotations.update(n["metadata"].get("annotations") or {})
+            if annotations or "annotations" in meta:
+                meta["annotations"] = annotations
+            new = dict(live, spec=spec, metadata=meta)
             if new != live:
                 store.update(new)
         for live in store.list("Node"):

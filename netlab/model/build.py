@@ -32,7 +32,10 @@ def template_hash(template: PodTemplate) -> str:
     """Stands in for pod-template-hash: changes exactly when the pod template changes."""
     doc = {"labels": template.labels, "nodeName": template.node_name, "nodeSelector": template.node_selector,
            "tolerateControlPlane": template.tolerate_control_plane,
-           "containers": [[c.name, c.image, c.command, c.args, [[p.port, p.protocol, p.name] for p in c.ports],
+           **({"hostNetwork": True} if template.host_network else {}),
+           "containers": [[c.name, c.image, c.command, c.args,
+                           [[p.port, p.protocol, p.name] + ([p.host_port, p.host_ip] if p.host_port else [])
+                            for p in c.ports],
                            sorted(c.env.items()), c.working_dir]
                           for c in template.containers]}
     return _safe_encode(json.dumps(doc, sort_keys=True).encode(), 10)
@@ -60,7 +63,8 @@ def expand(scenario: Scenario) -> list[PodSpec]:
             labels = dict(d.template.labels)
             labels["pod-template-hash"] = h
             tmpl = PodTemplate(labels, d.template.node_name, d.template.node_selector, d.template.containers,
-                               d.template.tolerate_control_plane, d.template.restart_policy)
+                               d.template.tolerate_control_plane, d.template.restart_policy,
+                               d.template.host_network)
             pods.append(PodSpec(d.namespace, name, tmpl, owner=f"Deployment/{d.name}"))
     for r in getattr(scenario, "replicasets", []):  # a standalone ReplicaSet's pods: <rs>-<5 chars>
         for i in range(r.replicas):
@@ -188,6 +192,11 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
         key = f"{ps.namespace}/{ps.name}"
         old = prev_pods.get(key)
         node = placed[key]
+        if ps.template.host_network:   # no address of its own: its node's (and no podCIDR address)
+            ips[key] = node.ip
+            if old and old.get("node") == node.name:
+                uids[key] = str(old.get("uid") or "")
+            continue
         if old and old.get("node") == node.name:
             try:
                 ip = ipaddress.IPv4Address(old.get("ip"))
@@ -226,9 +235,11 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
         key = f"{ps.namespace}/{ps.name}"
         uid = uids.get(key) or secrets.token_hex(8)
         ready = (prev_pods.get(key) or {}).get("ready") is not False  # as `up` last observed it
+        host = ps.template.host_network
         pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
-                        ps.template.containers, ps.owner, pod_netns(lab, ps.namespace, ps.name), ready,
-                        ps.template.restart_policy, hostname=ps.template.hostname))
+                        ps.template.containers, ps.owner,
+                        placed[key].netns if host else pod_netns(lab, ps.namespace, ps.name), ready,
+                        ps.template.restart_policy, hostname=ps.template.hostname, host_network=host))
 
     services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]

@@ -76,6 +76,20 @@ class Pod:
     # node's built-in server ends it (exit 137), and the next pass starts it again as a restart
     killed: bool = False
     hostname: str | None = None   # spec.hostname (the UTS hostname; default: the pod's name)
+    # hostNetwork: no namespace of its own; `netns` and `ip` are its node's (netlab/dataplane/hostnet.py)
+    host_network: bool = False
+
+    @property
+    def uts_hostname(self) -> str:
+        """The pod's hostname as the kubelet sets it: its node's for a hostNetwork pod, else spec.hostname or
+        the pod's name."""
+        return self.node if self.host_network else (self.hostname or self.name)
+
+    @property
+    def host_ports(self) -> list[tuple[int, str, str | None, int]]:
+        """(hostPort, protocol, hostIP, containerPort) of every port that declares a hostPort."""
+        return [(p.host_port, p.protocol, p.host_ip, p.port) for c in self.containers for p in c.ports
+                if p.host_port]
 
     @property
     def key(self) -> str:
@@ -109,10 +123,11 @@ class Pod:
 
     def fingerprint(self) -> str:
         """What, if it changes, means the pod must be recreated (its spec; not its labels)."""
-        parts = [self.node, str(self.ip)]
+        parts = [self.node, str(self.ip)] + (["hostNetwork"] if self.host_network else [])
         for c in self.containers:
-            parts.append(repr((c.name, c.image, c.command, c.args, [(p.port, p.protocol, p.name) for p in c.ports],
-                               sorted(c.env.items()), c.working_dir)))
+            ports = [(p.port, p.protocol, p.name) + ((p.host_port, p.host_ip) if p.host_port else ())
+                     for p in c.ports]
+            parts.append(repr((c.name, c.image, c.command, c.args, ports, sorted(c.env.items()), c.working_dir)))
         return short_hash(*parts, n=16)
 
 

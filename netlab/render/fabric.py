@@ -137,7 +137,7 @@ def node_fabric(cluster: Cluster, node: Node) -> NodeFabric:
 
 def pod_fabric(cluster: Cluster, pod: Pod) -> PodFabric:
     node = cluster.node(pod.node)
-    return PodFabric(pod.key, pod.netns, pod.hostname or pod.name, pod.host_veth, f"{pod.ip}/{node.pod_cidr.prefixlen}",
+    return PodFabric(pod.key, pod.netns, pod.uts_hostname, pod.host_veth, f"{pod.ip}/{node.pod_cidr.prefixlen}",
                      str(node.gateway), pod_mtu(cluster))
 
 
@@ -173,6 +173,9 @@ def describe(cluster: Cluster, node: Node) -> str:
         dev = f" dev {r.dev}" if r.dev else ""
         lines.append(f"ip route replace {r.dst}{via}{dev}{' onlink' if r.onlink else ''}")
     for pod in cluster.pods_on(node.name):
+        if pod.host_network:
+            lines.append(f"# pod {pod.key}: hostNetwork, in {node.netns} with address {node.ip}")
+            continue
         pf = pod_fabric(cluster, pod)
         lines.append(f"# pod {pod.key}: netns {pf.netns}, {pf.host_veth} <-> eth0 {pf.address} "
                      f"mtu {pf.mtu}, default via {pf.gateway}")

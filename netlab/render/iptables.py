@@ -4,14 +4,15 @@ from __future__ import annotations
 from .. import proxymodes
 from ..model.objects import Cluster, Node
 from .fabric import FLANNEL_JUMPS, iptables_flannel
+from .hostport import hostport_tables
 from .kubelet import kubelet_chains
 from .tables import Desired, TableState
 
 
 def node_rules(cluster: Cluster, node: Node, proxy: Desired | None = None) -> Desired:
     """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's
-    (kube-proxy's iptables-mode chains, or its IPVS-mode chains; nftables mode has none here), then
-    the kubelet's (`render.kubelet`).
+    (kube-proxy's iptables-mode chains, or its IPVS-mode chains; nftables mode has none here), CNI
+    portmap's hostPort chains (`render.hostport`), then the kubelet's (`render.kubelet`).
 
     In the built-in chains the proxy's jumps come first, as on a real node (kube-proxy prepends its
     jumps, flannel appends): FORWARD must reach KUBE-SERVICES' REJECT of a Service without endpoints
@@ -37,6 +38,14 @@ def node_rules(cluster: Cluster, node: Node, proxy: Desired | None = None) -> De
                     raise ValueError(f"chain {table}/{chain} is rendered twice")
                 ts.chains[chain] = list(rules)
         ts.jumps.extend(FLANNEL_JUMPS.get(table, []))
+    # CNI portmap's hostPort chains (render/hostport.py), in every mode, on nodes with hostPort pods
+    for table, hp in hostport_tables(cluster, node).items():
+        ts = out.setdefault(table, TableState())
+        ts.jumps.extend(hp.jumps)
+        for chain, rules in hp.chains.items():
+            if chain in ts.chains:
+                raise ValueError(f"chain {table}/{chain} is rendered twice")
+            ts.chains[chain] = list(rules)
     # the kubelet's chains (KUBE-IPTABLES-HINT), in every mode
     for table, chains in kubelet_chains().items():
         out.setdefault(table, TableState()).chains.update(chains)

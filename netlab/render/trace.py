@@ -196,6 +196,11 @@ class Tracer:
                         raise ValueError(f"addrtype {a[opt]} is not understood")
                     ok = ok and (self.is_local(ip) != (f"!{opt}" in a))
             return ok
+        if m.kind == "multiport":     # CNI portmap's CNI-HOSTPORT-DNAT (render/hostport.py)
+            spec = a.get("--dports") or a.get("--destination-ports")
+            if spec is None:
+                raise ValueError(f"multiport options {sorted(a)} are not understood")
+            return any(_ports(p, st.dport) for p in spec.split(",")) != ("!--dports" in a)
         if m.kind == "statistic":
             if a.get("--mode") != "random":
                 raise ValueError(f"statistic mode {a.get('--mode')} is not understood")

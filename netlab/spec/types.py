@@ -44,6 +44,8 @@ class ContainerPort:
     port: int
     protocol: str = "TCP"
     name: str | None = None
+    host_port: int | None = None   # hostPort: forwarded from the node as CNI's portmap does (hostNetwork: = port)
+    host_ip: str | None = None     # hostIP: the node address the hostPort is opened on (None: all)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class PodTemplate:
     tolerate_control_plane: bool = False
     restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
     hostname: str | None = None      # spec.hostname: the pod's UTS hostname (default: the pod's name)
+    host_network: bool = False       # hostNetwork: the pod runs in its node's network namespace, with its IP
 
 
 @dataclass

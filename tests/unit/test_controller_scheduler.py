@@ -99,3 +99,53 @@ def test_other_schedulers_pods_and_deleting_nodes_are_left_alone():
     mine, theirs = pod("mine"), pod("theirs", schedulerName="my-scheduler")
     acts = scheduler.decide(Snapshot([gone, node("w1"), mine, theirs]), NOW)
     assert bindings(acts) == {"mine": "w1"}
+
+
+def _ports(*ports, host_network=False):
+    spec = {"containers": [{"name": "c", "ports": list(ports)}]}
+    if host_network:
+        spec["hostNetwork"] = True
+    return spec
+
+
+def test_node_ports_keeps_two_host_network_pods_with_one_port_apart():
+    """kube-scheduler's NodePorts: a hostNetwork pod's ports are host ports; the second pod wanting
+    8080/TCP goes to the other node, and with no other node it stays Pending with the scheduler's reason."""
+    first = dict(pod("a", owner="x"), spec=dict(_ports({"containerPort": 8080}, host_network=True), nodeName="w1"))
+    second = pod("b", owner="y", **_ports({"containerPort": 8080}, host_network=True))
+    acts = scheduler.decide(Snapshot([node("w1"), node("w2")] + [first, second]), NOW)
+    assert bindings(acts) == {"b": "w2"}
+    acts = scheduler.decide(Snapshot([node("w1")] + [first, second]), NOW)
+    assert bindings(acts) == {}
+    ev = [a.event for a in acts if a.verb == "event"][0]
+    assert ev["reason"] == "FailedScheduling"
+    assert ev["message"].startswith("0/1 nodes are available: 1 node(s) didn't have free ports for the requested "
+                                    "pod ports.")
+
+
+def test_node_ports_protocol_and_host_ip():
+    """Another protocol or another (non-wildcard) hostIP does not conflict; 0.0.0.0 overlaps any address;
+    two pending pods wanting the same hostPort are not put on one node in one pass."""
+    bound = dict(pod("a", owner="x"), spec=dict(_ports({"containerPort": 80, "hostPort": 8080, "hostIP": "172.18.0.2"}),
+                                                nodeName="w1"))
+    udp = pod("u", owner="u", **_ports({"containerPort": 80, "hostPort": 8080, "protocol": "UDP"}))
+    other_ip = pod("o", owner="o", **_ports({"containerPort": 80, "hostPort": 8080, "hostIP": "172.18.0.9"}))
+    acts = scheduler.decide(Snapshot([node("w1")] + [bound, udp, other_ip]), NOW)
+    assert bindings(acts) == {"u": "w1", "o": "w1"}
+    wild = pod("w", owner="w", **_ports({"containerPort": 80, "hostPort": 8080}))
+    assert bindings(scheduler.decide(Snapshot([node("w1")] + [bound, wild]), NOW)) == {}
+    twins = [pod(f"t{i}", owner="t", created=f"2027-01-01T00:00:0{i}Z", **_ports({"containerPort": 80, "hostPort": 81}))
+             for i in range(2)]
+    assert sorted(bindings(scheduler.decide(Snapshot([node("w1"), node("w2")] + twins), NOW)).values()) == ["w1", "w2"]
+
+
+def test_node_ports_respects_ports_netlab_uses_in_the_node():
+    """flannel's VXLAN port (the Node's reserved-ports annotation) is not given to a hostNetwork pod."""
+    n = node("w1")
+    n["metadata"]["annotations"] = {scheduler.RESERVED_PORTS: "8472/UDP"}
+    vx = pod("vx", **_ports({"containerPort": 8472, "protocol": "UDP"}, host_network=True))
+    acts = scheduler.decide(Snapshot([n, vx]), NOW)
+    assert bindings(acts) == {}
+    assert scheduler.NODE_PORTS in [a.event for a in acts if a.verb == "event"][0]["message"]
+    tcp = pod("tcp", **_ports({"containerPort": 8472}, host_network=True))
+    assert bindings(scheduler.decide(Snapshot([n, tcp]), NOW)) == {"tcp": "w1"}

@@ -490,7 +490,17 @@ BAD = [
      "Deployment default/web", "spec.template.spec.nodeSelector disk=ssd matches no node"),
     ("nodeselector-tainted", text(cluster(), pod(nodeSelector={"kubernetes.io/hostname": "t-control-plane"})),
      "Pod default/p", "only matches the tainted control-plane node t-control-plane"),
-    ("hostnetwork", text(cluster(), pod(hostNetwork=True)), "Pod default/p", "spec.hostNetwork true is not supported"),
+    ("hostnetwork-hostport-differs", text(cluster(), pod(hostNetwork=True, containers=[container(ports=[
+        {"containerPort": 8080, "hostPort": 9090}])])), "Pod default/p",
+     "spec.containers[0].ports[0].hostPort Invalid value: 9090: must match `containerPort` (8080) when `hostNetwork` is true"),
+    ("hostport-70000", text(cluster(), pod(containers=[container(ports=[{"containerPort": 80, "hostPort": 70000}])])),
+     "Pod default/p", "spec.containers[0].ports[0].hostPort 70000 is out of range 0-65535"),
+    ("hostport-twice", text(cluster(), pod(containers=[container(ports=[{"containerPort": 80, "hostPort": 8080}]),
+                                                      container("d", ports=[{"containerPort": 81, "hostPort": 8080}])])),
+     "Pod default/p", "spec.containers[1].ports[0].hostPort Duplicate value: 8080/TCP is also the hostPort of container c"),
+    ("hostip-bad", text(cluster(), pod(containers=[container(ports=[{"containerPort": 80, "hostPort": 8080,
+                                                                    "hostIP": "fe80::1"}])])),
+     "Pod default/p", "spec.containers[0].ports[0].hostIP fe80::1 is not an IPv4 address"),
     ("hostnetwork-string", text(cluster(), pod(hostNetwork="yes please")), "Pod default/p", "spec.hostNetwork must be true or false"),
 
     # -- containers and their ports

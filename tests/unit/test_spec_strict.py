@@ -282,7 +282,7 @@ def test_problems_beyond_the_limit_are_counted():
 
 
 def test_a_document_with_an_error_does_not_hide_the_next_one():
-    lines = _problems(text(pod("a", nodeName=5), pod("b", hostNetwork=True)))
+    lines = _problems(text(pod("a", nodeName=5), pod("b", hostNetwork="yes")))
     assert [line.split(":")[0] for line in lines] == ["Pod default/a", "Pod default/b"]
 
 
@@ -427,7 +427,7 @@ def test_restart_policy_is_validated_and_a_deployment_takes_only_always():
     assert [p.restart_policy for p in cluster_of(cluster(), deployment("web", 2)).pods] == ["Always", "Always"]
 
 
-def test_host_port_and_other_behaviour_changing_fields_are_reported_as_ignored():
+def test_behaviour_changing_fields_are_reported_as_ignored_and_host_port_is_not():
     c = container("c", [{"containerPort": 80, "hostPort": 8080, "hostIP": "0.0.0.0"}])
     p = pod("p", containers=[c])
     p["spec"]["schedulerName"] = "my-scheduler"
@@ -437,7 +437,6 @@ def test_host_port_and_other_behaviour_changing_fields_are_reported_as_ignored()
     s = service("web", type="LoadBalancer", allocateLoadBalancerNodePorts=False,
                 loadBalancerSourceRanges=["10.0.0.0/8"])
     assert sorted(load(cluster(), p, d, s).ignored) == sorted([
-        "Pod default/p: spec.containers[0].ports[0].hostPort", "Pod default/p: spec.containers[0].ports[0].hostIP",
         "Pod default/p: spec.schedulerName", "Service default/web: spec.allocateLoadBalancerNodePorts",
         "Service default/web: spec.loadBalancerSourceRanges"])
     # at their defaults (as a manifest saved from a live cluster has them) they change nothing: no word

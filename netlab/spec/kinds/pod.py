@@ -1,6 +1,7 @@
 """Pod (v1): a pod's spec, shared with the Deployment's pod template."""
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from ...controllers.validation import api_error, validate_pod_spec
@@ -28,8 +29,8 @@ def parse_pod(doc: ObjectDoc, ctx: Context) -> None:
 
 
 def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
-    if spec.bool("hostNetwork"):
-        raise spec.error("hostNetwork", "true is not supported", "remove hostNetwork: netlab gives every pod its own namespace")
+    # hostNetwork: the pod's containers run in its node's network namespace (netlab/dataplane/hostnet.py)
+    host_network = bool(spec.bool("hostNetwork"))
     node_name = spec.str("nodeName")
     node_selector = spec.strmap("nodeSelector")
     tolerate = False
@@ -42,13 +43,15 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     containers: list[ContainerSpec] = []
     used_ports: dict[tuple[int, str], str] = {}
     port_names: set[str] = set()
+    host_ports: dict[tuple[int, str, str], str] = {}   # (hostPort, protocol, hostIP) -> who declares it
     cdocs = list(spec.maps("containers"))
     if not cdocs:
         raise spec.missing("containers", "must list at least one container",
                          "add '- name: app' (with no command netlab runs its built-in test server)")
     failed = False
     for c in cdocs:  # each container is checked, even after one is refused
-        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names)
+        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names, host_network,
+                      host_ports)
         failed |= got is None
         if got is not None:
             containers.append(got)
@@ -72,11 +75,13 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     spec.done()
     if failed:
         raise Reported()
-    return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy, hostname)
+    return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy, hostname,
+                       host_network)
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
-                     port_names: set[str]) -> ContainerSpec:
+                     port_names: set[str], host_network: bool = False,
+                     host_ports: dict | None = None) -> ContainerSpec:
     cname = c.name("name")
     if any(x.name == cname for x in containers):
         raise c.error("name", f"'{cname}' is used by two containers", "give each container its own name")
@@ -86,7 +91,8 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     ports = []
     failed = False
     for p in c.maps("ports"):  # each port is checked, even after one is refused
-        port = attempt(c.problems, _parse_port, p, cname, used_ports, port_names)
+        port = attempt(c.problems, _parse_port, p, cname, used_ports, port_names, host_network,
+                       {} if host_ports is None else host_ports)
         failed |= port is None
         if port is not None:
             ports.append(port)
@@ -101,6 +107,8 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
         delay_shutdown = goflags.netexec_delay_shutdown(command + args)
         for port in netexec:
             if (port.port, port.protocol) not in used_ports:
+                if host_network:  # the API server's default: a hostNetwork pod's ports are host ports
+                    port.host_port = port.port
                 ports.append(port)
                 used_ports[(port.port, port.protocol)] = f"container {cname}"
         command, args = [], []
@@ -185,11 +193,13 @@ def _parse_lifecycle(lc: Fields, cname: str) -> None:
     lc.done()
 
 
-def _parse_port(p: Fields, cname: str, used_ports: dict[tuple[int, str], str], port_names: set[str]) -> ContainerPort:
+def _parse_port(p: Fields, cname: str, used_ports: dict[tuple[int, str], str], port_names: set[str],
+               host_network: bool = False, host_ports: dict | None = None) -> ContainerPort:
     num = p.int("containerPort", required=True, lo=1, hi=65535)
     proto = p.str("protocol", "TCP")
     if proto not in PROTOCOLS:
         raise p.error("protocol", f"{shown(proto)} is not supported", "use TCP, UDP or SCTP")
+    host_port, host_ip = _parse_host_port(p, num, proto, cname, host_network, {} if host_ports is None else host_ports)
     pname = p.str("name")
     if pname is not None:
         if len(pname) > 15 or not IANA_SVC_NAME.match(pname) or not re.search("[a-z]", pname):
@@ -202,8 +212,41 @@ def _parse_port(p: Fields, cname: str, used_ports: dict[tuple[int, str], str], p
         raise p.error("containerPort", f"{num}/{proto} is also declared by {used_ports[(num, proto)]}",
                       "declare each port once per pod")
     used_ports[(num, proto)] = f"container {cname}"
-    p.done()  # hostPort, hostIP: reported as ignored (netlab opens no port on the node for a pod)
-    return ContainerPort(num, proto, pname)
+    p.done()
+    return ContainerPort(num, proto, pname, host_port, host_ip)
+
+
+def _parse_host_port(p: Fields, num: int, proto: str, cname: str, host_network: bool,
+                     host_ports: dict[tuple[int, str, str], str]) -> tuple[int | None, str | None]:
+    """hostPort and hostIP as the API server checks them: 0 or absent is none; a hostNetwork pod's
+    hostPort is its containerPort (defaulted so; another value is refused); one hostPort/protocol/hostIP
+    per pod."""
+    hp = p.int("hostPort", 0, lo=0, hi=65535)
+    hip = p.str("hostIP")
+    if hip is not None:
+        try:
+            addr = ipaddress.ip_address(hip)
+        except ValueError:
+            raise p.error("hostIP", f"{shown(hip)} is not an IP address",
+                          "give a node address, or leave hostIP out") from None
+        if addr.version != 4:
+            raise p.error("hostIP", f"{hip} is not an IPv4 address (netlab's nodes have IPv4 addresses only)",
+                          "give a node's IPv4 address, or leave hostIP out")
+        if addr.is_unspecified:
+            hip = None   # 0.0.0.0: every address of the node, as no hostIP
+    if host_network:
+        if hp and hp != num:
+            raise p.error("hostPort", f"Invalid value: {hp}: must match `containerPort` ({num}) when "
+                          "`hostNetwork` is true", f"set hostPort to {num} or leave it out")
+        hp = num
+    if not hp:
+        return None, None
+    key = (hp, proto, hip or "0.0.0.0")
+    if key in host_ports:
+        raise p.error("hostPort", f"Duplicate value: {hp}/{proto} is also the hostPort of {host_ports[key]}",
+                      "give each hostPort of the pod its own number")
+    host_ports[key] = f"container {cname}"
+    return hp, hip
 
 
 def netexec_ports(argv: list[str]) -> list[ContainerPort] | None:
