@@ -40,7 +40,7 @@ def again(c, *docs):
 def test_a_host_network_pod_has_its_nodes_address_and_namespace():
     c = desired(*scenario())
     h, p, a = c.pod("default", "h"), c.pod("default", "p"), c.node("a")
-    assert h.host_network and h.ip == a.ip and h.netns == a.netns and h.hostname == "a"
+    assert h.host_network and h.ip == a.ip and h.netns == a.netns and h.uts_hostname == "a"
     assert not p.host_network and p.ip in a.pod_cidr and p.ip == a.pod_cidr.network_address + 2  # no address taken
     assert h.host_ports == [(8080, "TCP", None, 8080)]   # the API server's default: hostPort = containerPort
     eps = c.services[0].endpoints[""]
