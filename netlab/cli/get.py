@@ -15,6 +15,8 @@ RESOURCES = {
     "deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
     "deployments.apps": "deployments", "deployment.apps": "deployments",
     "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
+    "daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
+    "daemonsets.apps": "daemonsets", "daemonset.apps": "daemonsets",
     "events": "events", "event": "events", "ev": "events",
     "endpointslices": "endpointslices", "endpointslice": "endpointslices",
     "endpointslices.discovery.k8s.io": "endpointslices",
@@ -37,7 +39,7 @@ RESOURCES = {
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
-    events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be
+    daemonsets (ds), events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be
     a comma list).
 
     \b
@@ -52,7 +54,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
              printed on stderr (and is the NetworkUnavailable condition in -o json);
              SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
-      deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; events in time order;
+      deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; ds DESIRED, CURRENT,
+             READY, UP-TO-DATE, AVAILABLE, NODE SELECTOR; events in time order;
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
       configmaps DATA; secrets TYPE, DATA (a count: values are never shown in the table);
              serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
@@ -63,7 +66,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
-                                     "endpointslices, deployments, replicasets, events, configmaps, secrets, "
+                                     "endpointslices, deployments, replicasets, daemonsets, events, configmaps, secrets, "
                                      "serviceaccounts or labs", param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
@@ -79,7 +82,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         for i, kind in enumerate(kinds):
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
-            if kind in ("deployments", "replicasets", "events", "endpointslices", "configmaps", "secrets",
+            if kind in ("deployments", "replicasets", "daemonsets", "events", "endpointslices", "configmaps", "secrets",
                         "serviceaccounts"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)

@@ -12,13 +12,13 @@ import click
 from . import kubeutil
 from .kubeutil import PLURAL, SINGULAR, KubeError
 
-STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "events": "Event",
+STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "daemonsets": "DaemonSet", "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount"}
 
 
 def _wide(kind: str, obj: dict) -> list[str]:
-    """kubectl's -o wide columns of deployments and replicasets: CONTAINERS, IMAGES, SELECTOR."""
+    """kubectl's -o wide columns of deployments, replicasets and daemonsets: CONTAINERS, IMAGES, SELECTOR."""
     spec = obj.get("spec") or {}
     cs = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
     sel = (spec.get("selector") or {}).get("matchLabels") or {}
@@ -36,7 +36,7 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
     else:
         objs = sorted(objs, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
     rows = printers.table(kind, objs, now, show_labels=show_labels, wide=wide)
-    if wide and kind in ("Deployment", "ReplicaSet"):
+    if wide and kind in ("Deployment", "ReplicaSet", "DaemonSet"):
         at = len(printers.COLUMNS[kind][0])
         rows[0][at:at] = ["CONTAINERS", "IMAGES", "SELECTOR"]
         for r, o in zip(rows[1:], objs):

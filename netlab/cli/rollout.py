@@ -19,10 +19,10 @@ def rollout() -> None:
     """Manage the rollout of a Deployment (status, history, undo, restart, pause, resume)."""
 
 
-def _deployments(args, namespace, store):
+def _deployments(args, namespace, store, kinds=("Deployment",)):
     found = []
     for kind, name in refs(args):
-        if kind != "Deployment":
+        if kind not in kinds:
             raise KubeError(f'error: no rollout for {kind.lower()}/{name}; rollout works on Deployments '
                             f'(e.g. deploy/{name})')
         found.append(get_obj(store, kind, namespace, name))
@@ -38,24 +38,26 @@ def _deployments(args, namespace, store):
 @lab_option
 @kubectl_errors
 def status(args: tuple[str, ...], watch: bool, timeout: str, namespace: str, lab: str | None) -> None:
-    """Watch a rollout until it completes: exit 0 when done, 1 when its progress deadline is exceeded
-    or --timeout passes."""
+    """Watch a rollout (deploy/NAME or ds/NAME) until it completes: exit 0 when done, 1 when its
+    progress deadline is exceeded or --timeout passes."""
+    from ..controllers import daemonset
     limit = duration(timeout)
     t = kubeutil.open_target(lab)
     store = t.store
-    (d,) = _deployments(args, namespace, store)[:1]
+    (d,) = _deployments(args, namespace, store, ("Deployment", "DaemonSet"))[:1]
+    kind = d["kind"]
     t.wrote()  # a rollout moves only while the lab's control loop runs
     name = d["metadata"]["name"]
     clock = Clock(limit)
     last = None
     rev = store.revision()
     while True:
-        cur = store.try_get("Deployment", d["metadata"].get("namespace"), name)
+        cur = store.try_get(kind, d["metadata"].get("namespace"), name)
         if cur is None:
-            raise KubeError(f'Error from server (NotFound): deployments.apps "{name}" not found')
+            raise KubeError(f'Error from server (NotFound): {kubeutil.PLURAL[kind]} "{name}" not found')
         try:
-            msg, done = verbs.rollout_status(cur)
-        except ControllerError as e:
+            msg, done = (verbs.rollout_status if kind == "Deployment" else daemonset.rollout_status)(cur)
+        except (ControllerError, ValueError) as e:
             raise KubeError(f"error: {e}") from None
         if msg != last:
             out(msg)

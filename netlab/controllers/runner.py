@@ -4,7 +4,7 @@
 a concurrent writer rolls all of it back; the controller decides again on the next round, as a
 Kubernetes controller requeues). Pods created through it pass the admission functions (e.g.
 DefaultTolerationSeconds). ``Runner`` runs the controllers in order (Deployment, ReplicaSet,
-scheduler, EndpointSlice, node lifecycle, taint eviction, garbage collector), each on a fresh snapshot, and
+DaemonSet, scheduler, EndpointSlice, node lifecycle, taint eviction, garbage collector), each on a fresh snapshot, and
 ``run_until_quiescent`` repeats rounds until one writes nothing: the shape of the lab's control
 loop, and with a fake clock, of unit tests that drive a whole rolling update.
 """
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from netlab.controllers import deployment, endpointslice, gc, replicaset, scheduler
+from netlab.controllers import daemonset, deployment, endpointslice, gc, replicaset, scheduler
 from netlab.controllers.base import Action, Snapshot
 from netlab.controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS, NodeLifecycle, default_tolerations
 from netlab.store.api import AlreadyExists, Conflict, NotFoundError
@@ -40,6 +40,7 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
     return [
         Controller("deployment", deployment.KINDS, deployment.decide, lambda s, now: deployment.next_deadline(s)),
         Controller("replicaset", replicaset.KINDS, replicaset.decide, replicaset.next_deadline),
+        Controller("daemonset", daemonset.KINDS, daemonset.decide, daemonset.next_deadline),
         Controller("scheduler", scheduler.KINDS, scheduler.decide),
         Controller("endpointslice", endpointslice.KINDS, endpointslice.decide),
         Controller("nodelifecycle", ("Node", "Lease"), nodes.decide_health, lambda s, now: nodes.health_deadline(s)),

@@ -35,9 +35,9 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # (a ReplicaSet a Deployment made has a controller reference: never pruned; ConfigMaps, Secrets and
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
-PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "Pod", "EndpointSlice", "Endpoints") + inert_kinds()
+PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "DaemonSet", "Pod", "EndpointSlice", "Endpoints") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
-                "ReplicaSet": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
+                "ReplicaSet": "apps/v1", "DaemonSet": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 
@@ -70,6 +70,9 @@ def with_defaults(obj: dict) -> dict:
         template = dict(spec.get("template") or {})
         template["spec"] = default_pod_spec(template.get("spec") or {})
         return dict(obj, spec=dict(spec, template=template))
+    if kind == "DaemonSet":
+        from ..controllers.daemonset import default_daemonset
+        return default_daemonset(obj)
     if kind == "Secret":  # the API server keeps stringData in data (base64) and defaults the type
         out = {k: v for k, v in obj.items() if k != "stringData"}
         data = dict(obj.get("data") or {})
@@ -133,7 +136,7 @@ class Applied:
     action: str   # created | configured | unchanged | pruned | recreated
 
     def __str__(self) -> str:
-        group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps"}.get(self.kind, self.kind.lower())
+        group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "DaemonSet": "daemonset.apps"}.get(self.kind, self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 
 

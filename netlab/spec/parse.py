@@ -229,7 +229,7 @@ def _describe(doc: dict, index: int) -> str:
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
     if kind and name:
-        if kind in ("Pod", "Deployment", "Service", "ReplicaSet", "ConfigMap", "Secret", "ServiceAccount",
+        if kind in ("Pod", "Deployment", "Service", "ReplicaSet", "DaemonSet", "ConfigMap", "Secret", "ServiceAccount",
                     "EndpointSlice", "Endpoints"):
             return f"{kind} {ns or 'default'}/{shown(name)[1:-1]}"
         return f"{kind} {shown(name)[1:-1]}"
@@ -343,7 +343,7 @@ def _check_references(ctx: Context) -> None:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")
     for (kind, ns, _), at in ctx.seen.items():  # ConfigMap, Secret, ServiceAccount (add-ons' objects are not
-        if kind in STORED and ns not in known_ns:  # checked: their namespace comes with the add-on's install)
+        if kind in STORED + ("DaemonSet",) and ns not in known_ns:  # checked: their namespace comes with the add-on's install)
             raise SpecError(at, f"metadata.namespace '{ns}' does not exist", f"add a Namespace document named {ns}")
     node_names = {n.name for n in ctx.nodes}
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \
