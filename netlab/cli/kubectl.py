@@ -240,6 +240,7 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
     for kind, name, ns in targets:
         try:
             with store.transaction():
+                uid = (store.try_get(kind, ns_of(kind, ns), name) or {}).get("metadata", {}).get("uid")
                 _delete_one(store, kind, ns_of(kind, ns), name, grace_period, now, force)
         except KubeError:
             if not ignore_not_found:
@@ -247,20 +248,22 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
             continue
         t.wrote()
         out(f'{SINGULAR[kind]} "{name}" deleted')
-        gone.append((kind, ns_of(kind, ns), name))
+        gone.append((kind, ns_of(kind, ns), name, uid))
     if wait and gone:
         clock = Clock(limit)
         rev = store.revision()
         while True:
             # a Namespace waits for its pods, then goes (no namespace controller runs in the loop)
-            for kind, ns, name in gone:
+            for kind, ns, name, _ in gone:
                 if kind == "Namespace" and store.try_get(kind, None, name) and not store.list("Pod", name):
                     store.delete(kind, None, name, grace_seconds=0)
-            left = [g for g in gone if store.try_get(*g) is not None]
+            # as kubectl, the object with that UID (a static pod's mirror comes back at once under a new one)
+            left = [g for g in gone if ((store.try_get(*g[:3]) or {}).get("metadata") or {}).get("uid", g[3]) == g[3]
+                    and store.try_get(*g[:3]) is not None]
             if not left:
                 break
             if clock.over():
-                kind, ns, name = left[0]
+                kind, ns, name, _ = left[0]
                 raise KubeError(f"error: timed out waiting for the condition on {SINGULAR[kind].split('.')[0]}s/{name}")
             rev = wait_change(store, rev, clock)
     if missing:
