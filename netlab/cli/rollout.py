@@ -1,6 +1,6 @@
-"""`netlab rollout status|history|undo|restart|pause|resume deploy/NAME`: kubectl's rollout verbs on a
-live lab's Deployments (the decisions and messages are netlab/controllers/verbs.py; the rollout
-itself is the control loop's Deployment controller)."""
+"""`netlab rollout status|history|undo|restart|pause|resume deploy/NAME` (status also ds/NAME): kubectl's
+rollout verbs on a live lab's Deployments and DaemonSets (the decisions and messages are
+netlab/controllers/verbs.py and daemonset.py; the rollout itself is the control loop's controllers')."""
 from __future__ import annotations
 
 import time
@@ -16,7 +16,8 @@ from .kubeutil import (Clock, KubeError, duration, get_obj, kubectl_errors, lab_
 
 @click.group()
 def rollout() -> None:
-    """Manage the rollout of a Deployment (status, history, undo, restart, pause, resume)."""
+    """Manage the rollout of a Deployment (status, history, undo, restart, pause, resume); status also of a
+    DaemonSet (ds/NAME)."""
 
 
 def _deployments(args, namespace, store, kinds=("Deployment",)):
