@@ -36,11 +36,13 @@ for _kind, _names in {
         KINDS[_n] = _kind
 
 # how kubectl names a kind: in "created/deleted" lines (singular) and in server errors (plural)
-SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "DaemonSet": "daemonset.apps", "Pod": "pod", "Service": "service",
+SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps",
+            "DaemonSet": "daemonset.apps", "Pod": "pod", "Service": "service",
             "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
             "Secret": "secret", "ServiceAccount": "serviceaccount"}
-PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "DaemonSet": "daemonsets.apps", "Pod": "pods", "Service": "services",
+PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps",
+          "DaemonSet": "daemonsets.apps", "Pod": "pods", "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
           "Secret": "secrets", "ServiceAccount": "serviceaccounts"}
