@@ -163,9 +163,9 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
                                 "annotations": {"netlab.dev/netns": p.netns}}
         if p.owner:
             kind, name = p.owner.split("/", 1)
-            if kind == "Deployment":  # its pods belong to its ReplicaSet
+            if kind == "Deployment":   # a Deployment's pod belongs to its ReplicaSet
                 kind, name = "ReplicaSet", f"{name}-{p.labels.get('pod-template-hash', '')}"
-            meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": kind, "name": name}]
+            meta["ownerReferences"] = [{"apiVersion": "v1" if kind == "Node" else "apps/v1", "kind": kind, "name": name}]
         containers = []
         for c in p.containers:
             cd: dict[str, Any] = {"name": c.name, "image": c.image or "netlab/netexec"}

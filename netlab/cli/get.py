@@ -17,6 +17,8 @@ RESOURCES = {
     "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
     "statefulsets": "statefulsets", "statefulset": "statefulsets", "sts": "statefulsets",
     "statefulsets.apps": "statefulsets",
+    "daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
+    "daemonsets.apps": "daemonsets", "daemonset.apps": "daemonsets",
     "events": "events", "event": "events", "ev": "events",
     "endpointslices": "endpointslices", "endpointslice": "endpointslices",
     "endpointslices.discovery.k8s.io": "endpointslices",
@@ -42,8 +44,8 @@ RESOURCES = {
 def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
-    statefulsets (sts), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets, serviceaccounts (sa) or labs,
-    like kubectl get (RESOURCE may be a comma list).
+    statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
+    serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be a comma list).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -57,7 +59,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
              printed on stderr (and is the NetworkUnavailable condition in -o json);
              SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
-      deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; sts READY; events in time order;
+      deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; sts READY; ds DESIRED, CURRENT,
+             READY, UP-TO-DATE, AVAILABLE, NODE SELECTOR; events in time order;
       jobs   STATUS (Running, Complete, Failed...), COMPLETIONS, DURATION; cronjobs SCHEDULE,
              TIMEZONE, SUSPEND, ACTIVE, LAST SCHEDULE
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
@@ -70,8 +73,9 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
-                                     "endpointslices, deployments, replicasets, statefulsets, jobs, cronjobs, "
-                                     "events, configmaps, secrets, serviceaccounts or labs", param_hint="RESOURCE")
+                                     "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
+                                     "cronjobs, events, configmaps, secrets, serviceaccounts or labs",
+                                     param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
     from .kubeutil import KubeError
@@ -86,8 +90,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         for i, kind in enumerate(kinds):
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
-            if kind in ("deployments", "replicasets", "statefulsets", "events", "endpointslices", "configmaps",
-                        "secrets", "serviceaccounts", "jobs", "cronjobs"):
+            if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
+                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

@@ -13,13 +13,14 @@ from . import kubeutil
 from .kubeutil import PLURAL, SINGULAR, KubeError
 
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet",
-               "events": "Event",
+               "daemonsets": "DaemonSet", "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob"}
 
 
 def _wide(kind: str, obj: dict) -> list[str]:
-    """kubectl's -o wide columns of deployments, replicasets, jobs and cronjobs: CONTAINERS, IMAGES, SELECTOR."""
+    """kubectl's -o wide columns of deployments, replicasets, daemonsets, jobs and cronjobs: CONTAINERS, IMAGES,
+    SELECTOR."""
     spec = obj.get("spec") or {}
     if kind == "CronJob":
         spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
@@ -39,7 +40,7 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
     else:
         objs = sorted(objs, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
     rows = printers.table(kind, objs, now, show_labels=show_labels, wide=wide)
-    if wide and kind in ("Deployment", "ReplicaSet", "Job", "CronJob"):
+    if wide and kind in ("Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob"):
         at = len(printers.COLUMNS[kind][0])
         rows[0][at:at] = ["CONTAINERS", "IMAGES", "SELECTOR"]
         for r, o in zip(rows[1:], objs):

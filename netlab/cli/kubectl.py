@@ -237,12 +237,10 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
         click.echo("Warning: Immediate deletion does not wait for confirmation that the running resource has been "
                    "terminated. The resource may continue to run on the cluster indefinitely.", err=True)
     gone, missing = [], []
-    uids = {}
     for kind, name, ns in targets:
-        before = store.try_get(kind, ns_of(kind, ns), name)
-        uids[(kind, ns_of(kind, ns), name)] = (before or {}).get("metadata", {}).get("uid")
         try:
             with store.transaction():
+                uid = (store.try_get(kind, ns_of(kind, ns), name) or {}).get("metadata", {}).get("uid")
                 _delete_one(store, kind, ns_of(kind, ns), name, grace_period, now, force)
         except KubeError:
             if not ignore_not_found:
@@ -250,23 +248,23 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
             continue
         t.wrote()
         out(f'{SINGULAR[kind]} "{name}" deleted')
-        gone.append((kind, ns_of(kind, ns), name))
+        gone.append((kind, ns_of(kind, ns), name, uid))
     if wait and gone:
         clock = Clock(limit)
         rev = store.revision()
         while True:
             # a Namespace waits for its pods, then goes (no namespace controller runs in the loop)
-            for kind, ns, name in gone:
+            for kind, ns, name, _ in gone:
                 if kind == "Namespace" and store.try_get(kind, None, name) and not store.list("Pod", name):
                     store.delete(kind, None, name, grace_seconds=0)
-            # as kubectl, the object deleted (its uid) is waited for: a StatefulSet's pod made again
-            # with the same name is another object
-            left = [g for g in gone if (cur := store.try_get(*g)) is not None
-                    and cur["metadata"].get("uid") in (None, uids.get(g))]
+            # as kubectl, the object deleted (its uid) is waited for: a StatefulSet's pod made again with the
+            # same name, or a static pod's mirror that comes back at once, is another object
+            left = [g for g in gone if (cur := store.try_get(*g[:3])) is not None
+                    and cur["metadata"].get("uid", g[3]) == g[3]]
             if not left:
                 break
             if clock.over():
-                kind, ns, name = left[0]
+                kind, ns, name, _ = left[0]
                 raise KubeError(f"error: timed out waiting for the condition on {SINGULAR[kind].split('.')[0]}s/{name}")
             rev = wait_change(store, rev, clock)
     if missing:

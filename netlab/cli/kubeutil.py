@@ -23,6 +23,7 @@ for _kind, _names in {
     "ReplicaSet": ("rs", "replicaset", "replicasets", "replicaset.apps", "replicasets.apps"),
     "StatefulSet": ("sts", "statefulset", "statefulsets", "statefulset.apps", "statefulsets.apps"),
     "ControllerRevision": ("controllerrevision", "controllerrevisions", "controllerrevision.apps"),
+    "DaemonSet": ("ds", "daemonset", "daemonsets", "daemonset.apps", "daemonsets.apps"),
     "Pod": ("po", "pod", "pods"),
     "Service": ("svc", "service", "services"),
     "Namespace": ("ns", "namespace", "namespaces"),
@@ -40,12 +41,13 @@ for _kind, _names in {
 
 # how kubectl names a kind: in "created/deleted" lines (singular) and in server errors (plural)
 SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "StatefulSet": "statefulset.apps",
-            "ControllerRevision": "controllerrevision.apps", "Pod": "pod", "Service": "service",
-            "Namespace": "namespace", "Node": "node", "Event": "event",
+            "DaemonSet": "daemonset.apps", "ControllerRevision": "controllerrevision.apps", "Pod": "pod",
+            "Service": "service", "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
             "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
-          "ControllerRevision": "controllerrevisions.apps", "Pod": "pods", "Service": "services",
+          "DaemonSet": "daemonsets.apps", "ControllerRevision": "controllerrevisions.apps", "Pod": "pods",
+          "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
           "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch"}

@@ -1,13 +1,13 @@
-"""`netlab rollout status|history|undo|restart|pause|resume deploy/NAME`: kubectl's rollout verbs on a
-live lab's Deployments (the decisions and messages are netlab/controllers/verbs.py; the rollout
-itself is the control loop's Deployment controller)."""
+"""`netlab rollout status|history|undo|restart|pause|resume deploy/NAME` (status also ds/NAME): kubectl's
+rollout verbs on a live lab's Deployments and DaemonSets (the decisions and messages are
+netlab/controllers/verbs.py and daemonset.py; the rollout itself is the control loop's controllers')."""
 from __future__ import annotations
 
 import time
 
 import click
 
-from ..controllers import statefulset, verbs
+from ..controllers import daemonset, statefulset, verbs
 from ..controllers.validation import ControllerError
 from . import kubeutil
 from .kubeutil import (Clock, KubeError, duration, get_obj, kubectl_errors, lab_option, namespace_option,
@@ -16,7 +16,8 @@ from .kubeutil import (Clock, KubeError, duration, get_obj, kubectl_errors, lab_
 
 @click.group()
 def rollout() -> None:
-    """Manage the rollout of a Deployment (status, history, undo, restart, pause, resume)."""
+    """Manage the rollout of a Deployment (status, history, undo, restart, pause, resume); status also of a
+    DaemonSet (ds/NAME)."""
 
 
 def _deployments(args, namespace, store, kinds=("Deployment",)):
@@ -38,12 +39,12 @@ def _deployments(args, namespace, store, kinds=("Deployment",)):
 @lab_option
 @kubectl_errors
 def status(args: tuple[str, ...], watch: bool, timeout: str, namespace: str, lab: str | None) -> None:
-    """Watch a rollout (deploy/NAME or sts/NAME) until it completes: exit 0 when done, 1 when its
+    """Watch a rollout (deploy/NAME, sts/NAME or ds/NAME) until it completes: exit 0 when done, 1 when its
     progress deadline is exceeded or --timeout passes."""
     limit = duration(timeout)
     t = kubeutil.open_target(lab)
     store = t.store
-    (d,) = _deployments(args, namespace, store, ("Deployment", "StatefulSet"))[:1]
+    (d,) = _deployments(args, namespace, store, ("Deployment", "StatefulSet", "DaemonSet"))[:1]
     t.wrote()  # a rollout moves only while the lab's control loop runs
     name, kind = d["metadata"]["name"], d["kind"]
     clock = Clock(limit)
@@ -54,7 +55,8 @@ def status(args: tuple[str, ...], watch: bool, timeout: str, namespace: str, lab
         if cur is None:
             raise KubeError(f'Error from server (NotFound): {kubeutil.PLURAL[kind]} "{name}" not found')
         try:
-            msg, done = verbs.rollout_status(cur) if kind == "Deployment" else statefulset.rollout_status(cur)
+            msg, done = {"Deployment": verbs.rollout_status, "StatefulSet": statefulset.rollout_status,
+                         "DaemonSet": daemonset.rollout_status}[kind](cur)
         except (ControllerError, ValueError) as e:
             raise KubeError(f"error: {e}") from None
         if msg != last:
@@ -145,9 +147,10 @@ def _simple(verb, kinds=("Deployment",)):
 @lab_option
 @kubectl_errors
 def restart(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
-    """Replace every pod of the Deployment (or StatefulSet) by a rollout (a restartedAt annotation on
-    the template)."""
-    _simple(lambda d: verbs.rollout_restart(d, time.time()), ("Deployment", "StatefulSet"))(args, namespace, lab)
+    """Replace every pod of the Deployment (or StatefulSet, DaemonSet) by a rollout (a restartedAt
+    annotation on the template)."""
+    _simple(lambda d: verbs.rollout_restart(d, time.time()), ("Deployment", "StatefulSet", "DaemonSet"))(
+        args, namespace, lab)
 
 
 @rollout.command("pause")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from netlab.controllers.base import Action, Snapshot, delete
 from netlab.store.meta import is_deleting
 
-OWNER_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "Service", "Job", "CronJob")
+OWNER_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Service", "Job", "CronJob")
 DEPENDENT_KINDS = ("ReplicaSet", "Pod", "EndpointSlice", "ControllerRevision", "Job")
 KINDS = tuple(dict.fromkeys(OWNER_KINDS + DEPENDENT_KINDS + ("Node",)))
 

@@ -67,6 +67,14 @@ def statefulset_row(s: dict, now: float) -> list[str]:
     """kubectl's StatefulSet columns: READY is readyReplicas/spec.replicas."""
     st = s.get("status") or {}
     return [s["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{du.replicas(s)}", age(s, now)]
+def daemonset_row(ds: dict, now: float) -> list[str]:
+    """kubectl's DaemonSet columns (-o wide adds CONTAINERS, IMAGES, SELECTOR: cli/getlive.py)."""
+    st, spec = ds.get("status") or {}, ds.get("spec") or {}
+    pspec = (spec.get("template") or {}).get("spec") or {}
+    sel = ",".join(f"{k}={v}" for k, v in sorted((pspec.get("nodeSelector") or {}).items())) or "<none>"
+    return [ds["metadata"]["name"]] + [str(st.get(f, 0)) for f in (
+        "desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled",
+        "numberAvailable")] + [sel, age(ds, now)]
 
 
 def pod_status(pod: dict) -> tuple[str, int, int, float | None]:
@@ -198,6 +206,8 @@ COLUMNS = {
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], replicaset_row),
     "StatefulSet": (["NAME", "READY", "AGE"], statefulset_row),
+    "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+                  daemonset_row),
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], pod_row),
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], event_row),

@@ -4,7 +4,8 @@
 a concurrent writer rolls all of it back; the controller decides again on the next round, as a
 Kubernetes controller requeues). Pods created through it pass the admission functions (e.g.
 DefaultTolerationSeconds). ``Runner`` runs the controllers in order (Deployment, ReplicaSet,
-StatefulSet, scheduler, EndpointSlice, node lifecycle, taint eviction, garbage collector), each on a fresh snapshot, and
+StatefulSet, DaemonSet, CronJob, Job, scheduler, EndpointSlice, node lifecycle, taint eviction, garbage collector), each
+on a fresh snapshot, and
 ``run_until_quiescent`` repeats rounds until one writes nothing: the shape of the lab's control
 loop, and with a fake clock, of unit tests that drive a whole rolling update.
 """
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from netlab.controllers import cronjob, deployment, endpointslice, gc, job, replicaset, scheduler, statefulset
+from netlab.controllers import cronjob, daemonset, deployment, endpointslice, gc, job, replicaset, scheduler, statefulset
 from netlab.controllers.base import Action, Snapshot
 from netlab.controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS, NodeLifecycle, default_tolerations
 from netlab.store.api import AlreadyExists, Conflict, NotFoundError
@@ -41,6 +42,7 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
         Controller("deployment", deployment.KINDS, deployment.decide, lambda s, now: deployment.next_deadline(s)),
         Controller("replicaset", replicaset.KINDS, replicaset.decide, replicaset.next_deadline),
         Controller("statefulset", statefulset.KINDS, statefulset.decide, statefulset.next_deadline),
+        Controller("daemonset", daemonset.KINDS, daemonset.decide, daemonset.next_deadline),
         Controller("cronjob", cronjob.KINDS, cronjob.decide, cronjob.next_deadline),
         Controller("job", job.KINDS, job.decide, job.next_deadline),
         Controller("scheduler", scheduler.KINDS, scheduler.decide),

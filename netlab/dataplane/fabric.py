@@ -27,6 +27,14 @@ from .changes import Change, Changes
 from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, write_sysctls
 from .podnet import FabricPods, PodHealth, pod_link_problem, uts_path
 
+
+def bridge_mac(node_netns: str) -> str:
+    """cni0's own MAC on a node (stable, locally administered, unicast): see Netns.ensure_bridge."""
+    import hashlib
+    b = bytearray(hashlib.sha256(f"{node_netns}/cni0".encode()).digest()[:6])
+    b[0] = (b[0] & 0xFE) | 0x02
+    return ":".join(f"{x:02x}" for x in b)
+
 __all__ = ["Change", "Changes", "Fabric", "Netns", "PodHealth", "ignore_missing", "kernel_error", "node_fabric_drift",
            "node_links", "pod_link_problem", "pod_sysctls", "raw_call", "uts_path", "write_sysctls"]
 
@@ -171,7 +179,7 @@ class Fabric(FabricPods):
 
     def _ensure_node(self, ns: Netns, nf: NodeFabric) -> None:
         ns.ensure_addresses("eth0", [nf.eth0_address], self.changes)
-        ns.ensure_bridge(BRIDGE, self.changes)
+        ns.ensure_bridge(BRIDGE, self.changes, mac=bridge_mac(nf.netns))
         ns.ensure_addresses(BRIDGE, [nf.bridge_address], self.changes)
         vx = nf.vxlan
         link = ns.link(vx.name) if vx else None

@@ -134,7 +134,10 @@ class Netns:
             self._do(f"set {ifname} down", self.ipr.link, "set", index=link["index"], state="down")
             changes.add(Change("link", ifname, "update", f"{ifname} down", self.name))
 
-    def ensure_bridge(self, ifname: str, changes: Changes, mtu: int | None = None) -> int:
+    def ensure_bridge(self, ifname: str, changes: Changes, mtu: int | None = None, mac: str | None = None) -> int:
+        """`mac`: the bridge's own address, set once: a bridge without one takes the lowest MAC of its
+        ports and changes it when that port goes, which strands the gateway neighbour entries its pods
+        hold (their traffic to other nodes is lost until they resolve the gateway again)."""
         link = self.link(ifname)
         if link is not None and link["kind"] != "bridge":
             self._do(f"delete incompatible {ifname} ({link['kind']})", self.ipr.link, "del", index=link["index"])
@@ -143,8 +146,14 @@ class Netns:
             link = None
         if link is None:
             kw = {"mtu": mtu} if mtu else {}
+            if mac:
+                kw["address"] = mac
             self._do(f"create bridge {ifname}", self.ipr.link, "add", ifname=ifname, kind="bridge", **kw)
             changes.add(Change("link", ifname, "create", f"bridge {ifname}", self.name))
+            self.links(refresh=True)
+        elif mac and (link.get("mac") or "").lower() != mac.lower():
+            self._do(f"set {ifname} address {mac}", self.ipr.link, "set", index=link["index"], address=mac)
+            changes.add(Change("link", ifname, "update", f"{ifname} address {mac}", self.name))
             self.links(refresh=True)
         self.ensure_up(ifname, changes)
         return self.index(ifname)

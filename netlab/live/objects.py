@@ -35,11 +35,12 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # (a ReplicaSet a Deployment made has a controller reference: never pruned; ConfigMaps, Secrets and
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
-PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "Pod", "EndpointSlice",
+PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Pod", "EndpointSlice",
             "Endpoints", "Job", "CronJob") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
-                "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "ControllerRevision": "apps/v1",
-                "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1", "Job": "batch/v1", "CronJob": "batch/v1"}
+                "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
+                "ControllerRevision": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1",
+                "Job": "batch/v1", "CronJob": "batch/v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 
@@ -97,6 +98,9 @@ def with_defaults(obj: dict) -> dict:
         jt = dict(spec.get("jobTemplate") or {})
         jt["spec"] = default_job_spec(jt.get("spec") or {})
         return dict(obj, spec=dict(spec, jobTemplate=jt))
+    if kind == "DaemonSet":
+        from ..controllers.daemonset import default_daemonset
+        return default_daemonset(obj)
     if kind == "Secret":  # the API server keeps stringData in data (base64) and defaults the type
         out = {k: v for k, v in obj.items() if k != "stringData"}
         data = dict(obj.get("data") or {})
@@ -181,7 +185,8 @@ class Applied:
 
     def __str__(self) -> str:
         group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "StatefulSet": "statefulset.apps",
-                 "Job": "job.batch", "CronJob": "cronjob.batch"}.get(self.kind, self.kind.lower())
+                 "DaemonSet": "daemonset.apps", "Job": "job.batch", "CronJob": "cronjob.batch"}.get(self.kind,
+                                                                                        self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 
 

@@ -22,6 +22,13 @@ def settled(store, available: bool = True) -> tuple[bool, str]:
                 continue
             return False, f"deployment {d['metadata']['name']}: {st.get('updatedReplicas', 0)} of {want} updated, " \
                           f"{st.get('availableReplicas', 0)} available"
+    for ds in store.list("DaemonSet"):   # a pod on every eligible node, of the current template, available
+        st, want = ds.get("status") or {}, (ds.get("status") or {}).get("desiredNumberScheduled", 0)
+        if (st.get("observedGeneration", 0) < ds["metadata"].get("generation", 1)
+                or st.get("updatedNumberScheduled", 0) < want
+                or (available and st.get("numberAvailable", 0) < want)):
+            return False, f"daemonset {ds['metadata']['name']}: {st.get('updatedNumberScheduled', 0)} of {want} " \
+                          f"updated, {st.get('numberAvailable', 0)} available"
     for p in store.list("Pod"):
         if is_deleting(p):
             return False, f"pod {p['metadata']['name']} terminating"
@@ -38,5 +45,8 @@ def progress(store) -> tuple:
     deps = tuple((d["metadata"]["name"], *((d.get("status") or {}).get(k, 0) for k in
                   ("replicas", "updatedReplicas", "availableReplicas")))
                  for d in store.list("Deployment"))
+    deps += tuple((ds["metadata"]["name"], *((ds.get("status") or {}).get(k, 0) for k in
+                   ("currentNumberScheduled", "updatedNumberScheduled", "numberAvailable")))
+                  for ds in store.list("DaemonSet"))
     pods = store.list("Pod")
     return deps, len(pods), sum(1 for p in pods if is_deleting(p))

@@ -40,6 +40,7 @@ from ..spec.types import Scenario
 from ..store.meta import fmt_time, get_condition, is_deleting, parse_time
 from . import objects, podexit
 from .kubelet import Probes, Target
+from .staticpods import static_uid
 from .terminate import DRAIN_SECONDS  # noqa: F401 - a deleted pod gets SIGTERM no sooner after the rules
                                       # stopped choosing it (netlab/live/terminate.py)
 
@@ -128,6 +129,8 @@ class LiveLab:
         from ..dataplane import layout
         from .terminate import Terminator
         self.terminator = Terminator(lab, os.path.join(layout.run_dir(lab), "terminating"))
+        from .staticpods import StaticPods
+        self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -149,6 +152,10 @@ class LiveLab:
         actions = kubelet.node_actions(snap, now)
         if actions:
             apply_actions(self.store, actions, now)
+        try:   # and their static pods (netlab/live/staticpods.py)
+            self.errors += self.static.sync(self.store, now, kubelet.down)
+        except Exception as e:  # noqa: BLE001 - a concurrent writer: the next heartbeat looks again
+            self.errors.append(f"static pods: {e}")
 
     # ---------------------------------------------------------------- the pass
     def desired(self, st: dict, proxy_mode: str | None = None) -> tuple[Cluster, dict[str, dict]]:
@@ -166,7 +173,9 @@ class LiveLab:
         by_key = {f"{o['metadata'].get('namespace', 'default')}/{o['metadata']['name']}": o for _, o in pods}
         for pod in cluster.pods:
             obj = by_key[pod.key]
-            pod.uid = obj["metadata"]["uid"]
+            # a static pod is known by its config hash, not by its mirror's UID (a deleted mirror comes
+            # back with a new UID; the pod runs on)
+            pod.uid = static_uid(obj) or obj["metadata"]["uid"]
             if is_deleting(obj):
                 # a terminating endpoint: serving follows its readiness (probe or observed) as before;
                 # its containers are not restarted; the built-in server hears of its SIGTERM

@@ -193,7 +193,9 @@ class Terminator:
                 ns, pname = info.key.split("/", 1)
                 if store is not None:
                     try:
-                        store.delete("Pod", ns, pname, grace_seconds=0, uid=uid)
+                        # the store object's own UID (a static pod is known here by its config hash)
+                        store.delete("Pod", ns, pname, grace_seconds=0,
+                                     uid=((info.obj or {}).get("metadata") or {}).get("uid") or uid)
                     except Exception:  # noqa: BLE001 - already gone
                         pass
                 self.removed.append((info.key, uid))

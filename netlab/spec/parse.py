@@ -230,7 +230,7 @@ def _describe(doc: dict, index: int) -> str:
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
     if kind and name:
         if kind in ("Pod", "Deployment", "Service", "ReplicaSet", "ConfigMap", "Secret", "ServiceAccount",
-                    "EndpointSlice", "Endpoints", "StatefulSet"):
+                    "EndpointSlice", "Endpoints", "StatefulSet", "DaemonSet", "Job", "CronJob"):
             return f"{kind} {ns or 'default'}/{shown(name)[1:-1]}"
         return f"{kind} {shown(name)[1:-1]}"
     if kind:
@@ -343,10 +343,10 @@ def _check_references(ctx: Context) -> None:
         if obj.namespace not in known_ns:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")
-    # ConfigMap, Secret, ServiceAccount, Job, CronJob (add-ons' objects are not checked: their namespace
-    # comes with the add-on's install)
+    # ConfigMap, Secret, ServiceAccount, DaemonSet, Job, CronJob (add-ons' objects are not checked: their
+    # namespace comes with the add-on's install)
     for (kind, ns, _), at in ctx.seen.items():
-        if kind in STORED + ("Job", "CronJob") and ns not in known_ns:
+        if kind in STORED + ("DaemonSet", "Job", "CronJob") and ns not in known_ns:
             raise SpecError(at, f"metadata.namespace '{ns}' does not exist", f"add a Namespace document named {ns}")
     node_names = {n.name for n in ctx.nodes}
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \

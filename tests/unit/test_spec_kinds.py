@@ -21,6 +21,7 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
         "Deployment": (("apps/v1",), "netlab.spec.kinds.deployment"),
         "Service": (("v1",), "netlab.spec.kinds.service"),
         "ReplicaSet": (("apps/v1",), "netlab.spec.kinds.replicaset"),
+        "DaemonSet": (("apps/v1",), "netlab.spec.kinds.daemonset"),
         "EndpointSlice": (("discovery.k8s.io/v1",), "netlab.spec.kinds.endpoints"),
         "Endpoints": (("v1",), "netlab.spec.kinds.endpoints"),
         "StatefulSet": (("apps/v1",), "netlab.spec.kinds.statefulset"),
@@ -33,15 +34,15 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
     }
     assert [k.kind for k in kinds.registered() if k.listed] == [
         "Cluster", "Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice", "Endpoints",
-        "StatefulSet", "Job", "CronJob", "ConfigMap", "Secret", "ServiceAccount"]
+        "StatefulSet", "DaemonSet", "Job", "CronJob", "ConfigMap", "Secret", "ServiceAccount"]
 
 
 def test_unknown_kind_lists_the_registered_kinds():
     with pytest.raises(SpecError) as e:
         load({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
     assert str(e.value) == ("Ingress x: kind 'Ingress' is not supported; netlab understands Cluster, Namespace, "
-                            "Pod, Deployment, ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, Job, CronJob, "
-                            "ConfigMap, Secret, ServiceAccount (or a List of them)")
+                            "Pod, Deployment, ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, DaemonSet, "
+                            "Job, CronJob, ConfigMap, Secret, ServiceAccount (or a List of them)")
 
 
 @pytest.fixture

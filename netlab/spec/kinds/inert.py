@@ -80,14 +80,14 @@ def _stored(doc: ObjectDoc, ctx: Context, fields: tuple[tuple[str, bool], ...]) 
     return top
 
 
-@register("ConfigMap", "v1", order=10)
+@register("ConfigMap", "v1", order=20)
 def parse_configmap(doc: ObjectDoc, ctx: Context) -> None:
     top = _stored(doc, ctx, (("data", False), ("binaryData", True)))
     top.done()
     ctx.inert.append(doc.where)
 
 
-@register("Secret", "v1", order=11)
+@register("Secret", "v1", order=21)
 def parse_secret(doc: ObjectDoc, ctx: Context) -> None:
     top = _stored(doc, ctx, (("data", True), ("stringData", False)))
     kind = top.raw("type")
@@ -98,7 +98,7 @@ def parse_secret(doc: ObjectDoc, ctx: Context) -> None:
     ctx.inert.append(doc.where)
 
 
-@register("ServiceAccount", "v1", order=12)
+@register("ServiceAccount", "v1", order=22)
 def parse_serviceaccount(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, _, _ = object_meta(doc, ctx)
     meta.strmap("labels")

@@ -20,7 +20,7 @@ from .pod import parse_pod_spec
 JOB_RESTART_POLICIES = ("OnFailure", "Never")
 
 
-@register("Job", "batch/v1", order=8)
+@register("Job", "batch/v1", order=9)
 def parse_job(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, name, _ns = object_meta(doc, ctx)
     meta.strmap("labels")
@@ -31,7 +31,7 @@ def parse_job(doc: ObjectDoc, ctx: Context) -> None:
         raise Reported()
 
 
-@register("CronJob", "batch/v1", order=9)
+@register("CronJob", "batch/v1", order=10)
 def parse_cronjob(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, name, _ns = object_meta(doc, ctx)
     meta.strmap("labels")
