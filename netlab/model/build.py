@@ -33,7 +33,7 @@ def template_hash(template: PodTemplate) -> str:
     doc = {"labels": template.labels, "nodeName": template.node_name, "nodeSelector": template.node_selector,
            "tolerateControlPlane": template.tolerate_control_plane,
            "containers": [[c.name, c.image, c.command, c.args, [[p.port, p.protocol, p.name] for p in c.ports],
-                           sorted(c.env.items()), c.working_dir]
+                           sorted(c.env.items()), c.working_dir] + ([c.apps] if c.apps else [])
                           for c in template.containers]}
     return _safe_encode(json.dumps(doc, sort_keys=True).encode(), 10)
 
