@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from ..controllers.kubelet import container_status, pod_conditions
+from ..controllers.kubelet import pod_conditions
 from ..controllers.runner import Runner, default_controllers
 from ..controllers.simkubelet import SimKubelet
 from ..controllers.base import Snapshot
@@ -37,7 +37,7 @@ from ..model.build import build
 from ..model.objects import Cluster
 from ..spec.parse import parse_documents
 from ..spec.types import Scenario
-from ..store.meta import fmt_time, get_condition, is_deleting, parse_time
+from ..store.meta import fmt_time, get_condition, is_deleting
 from . import objects
 from .kubelet import Probes, Target
 from .terminate import DRAIN_SECONDS  # noqa: F401 - a deleted pod gets SIGTERM no sooner after the rules
@@ -226,11 +226,13 @@ class LiveLab:
     def write_status(self, cluster: Cluster, by_key: dict[str, dict], st: dict, now: float) -> None:
         """What the kubelets saw, as each pod's status (only what changed is written)."""
         from ..controllers.runner import apply_actions
-        from ..controllers.base import update_status
+        from ..controllers.base import event, update_status
+        from . import observed
         stopped = partitioned(cluster)
         recs = st.get("pods") or {}
         nodes = {n.name: n for n in cluster.nodes}
         actions = []
+        seen = observed.views(cluster, st)
         for pod in cluster.pods:
             obj = by_key[pod.key]
             if pod.node in stopped:
@@ -238,20 +240,17 @@ class LiveLab:
             rec = recs.get(pod.key) or {}
             ready = bool(rec.get("ready"))   # a terminating pod's Ready goes on following its readiness
             started = float(rec.get("created") or now)
-            restarts = int(rec.get("restarts", 0))
             old = obj.get("status") or {}
-            old_cs = {c["name"]: c for c in old.get("containerStatuses") or []}
-            statuses = []
-            for c in pod.containers:
-                prev = old_cs.get(c.name) or {}
-                started_at = parse_time(((prev.get("state") or {}).get("running") or {}).get("startedAt")) or started
-                statuses.append(container_status(c.name, "running", started_at=started_at, restart_count=restarts,
-                                                 ready=ready, started=True))
-            status = dict(old, phase="Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
+            # each container as the kubelet sees it: running, terminated (reason, exit code), waiting
+            statuses = observed.container_statuses(cluster, pod, rec, seen[pod.key], old, ready, started, now)
+            phase = observed.phase(statuses, pod.restart_policy)
+            status = dict(old, phase=phase, podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
                           hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
                           startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
                           containerStatuses=statuses,
-                          conditions=pod_conditions(statuses, now, old.get("conditions")))
+                          conditions=observed.completed(pod_conditions(statuses, now, old.get("conditions")), phase))
+            actions += [event(obj, etype, reason, message, "kubelet")
+                        for etype, reason, message in observed.events(pod, old, statuses)]
             sched = get_condition(obj, "PodScheduled")
             if sched is None:
                 status["conditions"].insert(0, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
