@@ -175,3 +175,48 @@ def test_images_answer_as_themselves_and_unready_pods_say_why(lab, tmp_path):
     events = kubectl(lab, "get", "events").stdout
     assert any(line.split()[1:4] == ["Warning", "BackOff", "pod/crashy"] for line in events.splitlines()), events
     assert any(line.split()[1:4] == ["Normal", "Started", "pod/deaf"] for line in events.splitlines()), events
+
+
+ONE = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: NAME
+nodes: [{name: n1, role: control-plane}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec: {containers: [{name: c, image: busybox}]}
+"""
+
+
+def test_apply_refuses_what_up_and_validate_refuse_with_the_same_line(lab, tmp_path):
+    """A pod whose program is not on this machine: `validate`, `up` and `apply` refuse it with one line,
+    the same one, exit 2, and nothing is written (before, `apply` stored it and the lab's control loop
+    then failed every pass on it); a well-known image's pod applied next comes up and answers."""
+    base = tmp_path / "base.yaml"
+    base.write_text(ONE.replace("NAME", lab.name))
+    assert netlab_cli("up", "-f", str(base), "--lab", lab.name, timeout=120).returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\n"
+                   "spec: {containers: [{name: c, image: busybox, command: [no-such-program-xyz]}]}\n")
+    v = netlab_cli("validate", "-f", str(bad))
+    a = kubectl(lab, "apply", "-f", str(bad), check=False)
+    both = tmp_path / "both.yaml"
+    both.write_text(base.read_text() + "---\n" + bad.read_text())
+    u = netlab_cli("up", "-f", str(both), "--lab", lab.name, timeout=120)
+    line = ("error: Pod default/bad: container c runs 'no-such-program-xyz', which is not installed on this "
+            "machine (netlab runs commands from the host's filesystem); install it or drop command and args "
+            "to get the built-in test server")
+    assert (v.returncode, a.returncode, u.returncode) == (2, 2, 2), (v, a, u)
+    assert v.stderr.strip() == a.stderr.strip() == u.stderr.strip() == line, (v.stderr, a.stderr, u.stderr)
+    assert "bad" not in pods_table(lab.name)
+
+    echo = tmp_path / "echo.yaml"
+    echo.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: echo}\n"
+                    "spec: {containers: [{name: c, image: 'hashicorp/http-echo:0.2.3', args: ['-text=foo']}]}\n")
+    assert kubectl(lab, "apply", "-f", str(echo)).stdout.strip() == "pod/echo created"
+    ip = until("echo's IP", lambda: json.loads(kubectl(lab, "get", "pod", "echo", "-o", "json").stdout)
+               .get("status", {}).get("podIP"))
+    got = until("http-echo answers", lambda: (lambda c: c.stdout if c.returncode == 0 else None)(
+        _exec(lab, "curl", "-sS", "--max-time", "3", f"http://{ip}:5678/")))
+    assert got == "foo\n"
