@@ -102,11 +102,9 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
             raise SpecError(origin.get(key_of(o), ""), problems[0])
     # the containers' programs, checked as `up` and `validate` check them (one check, the same lines):
     # a pod the lab's control loop could not run is refused here, before anything is written
-    from ..model.build import build
     from ..model.preflight import check_commands, check_host_commands
-    built = build(sc)
-    check_commands(built)
-    check_host_commands(built)
+    check_commands(sc)
+    check_host_commands(sc)
     return objs, sc
 
 
