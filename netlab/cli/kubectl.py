@@ -100,6 +100,11 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
             problems = validate_pod_spec(with_defaults(o).get("spec") or {}, f'Pod "{name}" in namespace "{ns}"')
         if problems:
             raise SpecError(origin.get(key_of(o), ""), problems[0])
+    # the containers' programs, checked as `up` and `validate` check them (one check, the same lines):
+    # a pod the lab's control loop could not run is refused here, before anything is written
+    from ..model.preflight import check_commands, check_host_commands
+    check_commands(sc)
+    check_host_commands(sc)
     return objs, sc
 
 

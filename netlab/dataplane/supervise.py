@@ -125,13 +125,14 @@ def _delay_shutdown(p: Pod) -> int:
 
 def _server_config(cluster: Cluster, node) -> str:
     pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
-    made_of = tuple((p.namespace, p.name, p.uts_hostname, p.netns, tuple(p.builtin_ports), p.stopping,
+    made_of = tuple((p.namespace, p.name, p.uts_hostname, p.netns, repr(p.builtin_apps), p.stopping,
                      _delay_shutdown(p) if p.stopping else 0, p.killed) for p in pods)
     memo = _CONFIGS.get((cluster.name, node.name))
     if memo is not None and memo[0] == made_of:   # a control loop's pass: usually the same pods
         return memo[1]
     cfg = {"pods": [{"key": p.key, "name": p.uts_hostname, "netns": nsfs.netns_path(p.netns),
-                     "ports": [{"port": port, "protocol": proto} for port, proto in p.builtin_ports],
+                     "ports": [dict({"port": port, "protocol": proto}, **({"app": app} if app["app"] != "netexec" else {}))
+                               for (port, proto), app in p.builtin_apps.items()],
                      "log": log_path(cluster.name, p, layout.BUILTIN)} for p in pods]}
     for entry, p in zip(cfg["pods"], pods):
         if p.stopping:   # the kubelet sent the pod SIGTERM (a live lab's graceful deletion)

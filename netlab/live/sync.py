@@ -235,11 +235,13 @@ class LiveLab:
     def write_status(self, cluster: Cluster, by_key: dict[str, dict], st: dict, now: float) -> None:
         """What the kubelets saw, as each pod's status (only what changed is written)."""
         from ..controllers.runner import apply_actions
-        from ..controllers.base import update_status
+        from ..controllers.base import event, update_status
+        from . import observed
         stopped = partitioned(cluster)
         recs = st.get("pods") or {}
         nodes = {n.name: n for n in cluster.nodes}
         actions = []
+        seen = observed.views(cluster, st)
         for pod in cluster.pods:
             obj = by_key[pod.key]
             if pod.node in stopped:
@@ -247,17 +249,23 @@ class LiveLab:
             rec = recs.get(pod.key) or {}
             ready = bool(rec.get("ready"))   # a terminating pod's Ready goes on following its readiness
             started = float(rec.get("created") or now)
-            restarts = int(rec.get("restarts", 0))
             old = obj.get("status") or {}
             if old.get("phase") in podexit.TERMINAL:
                 continue   # a pod that ended stays as it ended (live/podexit.py)
-            old_cs = {c["name"]: c for c in old.get("containerStatuses") or []}
-            begun = {c.name: parse_time(((old_cs.get(c.name, {}).get("state") or {}).get("running") or {})
-                                        .get("startedAt")) or started for c in pod.containers}
-            seen = podexit.observe(self.lab, pod, rec if rec.get("uid") == pod.uid else {})
-            statuses = podexit.statuses([c.name for c in pod.containers], seen, pod.restart_policy, restarts,
-                                        ready, begun, now)
-            phase = podexit.phase(statuses, pod.restart_policy)
+            # each container as the kubelet sees it: running, terminated (reason, exit code), waiting
+            # (ContainerCreating, CrashLoopBackOff) (live/observed.py) ...
+            statuses = observed.container_statuses(cluster, pod, rec, seen[pod.key], old, ready, started, now)
+            if rec.get("uid") == pod.uid and pod.commands:
+                # ... and a container with a command as its restartPolicy makes it end (live/podexit.py)
+                restarts = int(rec.get("restarts", 0))
+                old_cs = {c["name"]: c for c in old.get("containerStatuses") or []}
+                begun = {c.name: parse_time(((old_cs.get(c.name, {}).get("state") or {}).get("running") or {})
+                                            .get("startedAt")) or started for c in pod.containers}
+                names = [name for name, _ in pod.commands]
+                ended = {s["name"]: s for s in podexit.statuses(names, podexit.observe(self.lab, pod, rec),
+                                                               pod.restart_policy, restarts, ready, begun, now)}
+                statuses = [ended.get(s["name"], s) for s in statuses]
+            phase = observed.phase(statuses, pod.restart_policy)
             conditions = pod_conditions(statuses, now, old.get("conditions"))
             if phase in podexit.TERMINAL:
                 conditions = podexit.terminal_conditions(conditions, now)
@@ -265,6 +273,8 @@ class LiveLab:
                           hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
                           startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
                           containerStatuses=statuses, conditions=conditions)
+            actions += [event(obj, etype, reason, message, "kubelet")
+                        for etype, reason, message in observed.events(pod, old, statuses)]
             sched = get_condition(obj, "PodScheduled")
             if sched is None:
                 status["conditions"].insert(0, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,

@@ -36,7 +36,7 @@ def template_hash(template: PodTemplate) -> str:
            "containers": [[c.name, c.image, c.command, c.args,
                            [[p.port, p.protocol, p.name] + ([p.host_port, p.host_ip] if p.host_port else [])
                             for p in c.ports],
-                           sorted(c.env.items()), c.working_dir]
+                           sorted(c.env.items()), c.working_dir] + ([c.apps] if c.apps else [])
                           for c in template.containers]}
     return _safe_encode(json.dumps(doc, sort_keys=True).encode(), 10)
 

@@ -103,11 +103,25 @@ class Pod:
     @property
     def builtin_ports(self) -> list[tuple[int, str]]:
         """(port, protocol) served by netlab's built-in test server: ports of containers with no command."""
-        out = []
+        return list(self.builtin_apps)
+
+    @property
+    def builtin_apps(self) -> dict[tuple[int, str], dict]:
+        """(port, protocol) -> what the built-in server answers there ({"app": "netexec"}, or a well-known
+        image's program: netlab/workload/images.py); a declared port its program does not open is left out."""
+        out = {}
         for c in self.containers:
             if not c.command and not c.args:
-                out.extend((p.port, p.protocol) for p in c.ports if p.protocol in ("TCP", "UDP"))
+                for p in c.ports:
+                    app = c.apps.get(f"{p.port}/{p.protocol}", {"app": "netexec"})
+                    if p.protocol in ("TCP", "UDP") and app.get("app") != "none":
+                        out[(p.port, p.protocol)] = app
         return out
+
+    @property
+    def netexec_ports(self) -> list[tuple[int, str]]:
+        """The built-in ports that answer as agnhost netexec (/hostname names the pod: what probes use)."""
+        return [k for k, app in self.builtin_apps.items() if app.get("app") == "netexec"]
 
     @property
     def commands(self) -> list[tuple[str, list[str]]]:
@@ -128,6 +142,8 @@ class Pod:
             ports = [(p.port, p.protocol, p.name) + ((p.host_port, p.host_ip) if p.host_port else ())
                      for p in c.ports]
             parts.append(repr((c.name, c.image, c.command, c.args, ports, sorted(c.env.items()), c.working_dir)))
+            if c.apps:   # a well-known image's behaviour (only then: other pods keep their fingerprint)
+                parts.append(repr(sorted((k, sorted(v.items())) for k, v in c.apps.items())))
         return short_hash(*parts, n=16)
 
 

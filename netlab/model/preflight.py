@@ -12,13 +12,19 @@ import shutil
 
 from ..errors import SpecError, SpecProblems
 from ..spec.limits import MAX_PROBLEMS
-from .objects import Cluster
+from ..spec.types import Scenario
+from .objects import Cluster  # noqa: F401 - what the checks take (or a Scenario)
 
 BUILTIN_SERVER = "drop command and args to get the built-in test server"
 
 
-def _containers(cluster: Cluster):
-    """(where, path, container) once per pod template: a Deployment's replicas are one template."""
+def _containers(cluster):
+    """(where, path, container) once per pod template: a Deployment's replicas are one template. `cluster`
+    is a built Cluster (its pods), or a parsed Scenario (its pods and workloads' templates: `apply` checks
+    what it is about to write to a live lab, whose controllers make the pods)."""
+    if isinstance(cluster, Scenario):
+        yield from _templates(cluster)
+        return
     seen = set()
     for pod in cluster.pods:
         if pod.owner:
@@ -34,6 +40,16 @@ def _containers(cluster: Cluster):
                 yield where, f"{spec}.containers[{i}]", c
 
 
+def _templates(sc: Scenario):
+    made = [(f"Pod {p.namespace}/{p.name}", "spec", p.template) for p in sc.pods if not p.owner]
+    made += [(f"Deployment {d.namespace}/{d.name}", "spec.template.spec", d.template) for d in sc.deployments]
+    made += [(f"ReplicaSet {r.namespace}/{r.name}", "spec.template.spec", r.template) for r in sc.replicasets]
+    for where, spec, template in made:
+        for i, c in enumerate(template.containers):
+            if c.command or c.args:
+                yield where, f"{spec}.containers[{i}]", c
+
+
 def _raise(problems: list[SpecError]) -> None:
     if len(problems) == 1:
         raise problems[0]
@@ -41,7 +57,7 @@ def _raise(problems: list[SpecError]) -> None:
         raise SpecProblems(problems, MAX_PROBLEMS)
 
 
-def check_commands(cluster: Cluster) -> None:
+def check_commands(cluster) -> None:
     """`args` with no `command` run as the command (as an image without an ENTRYPOINT does): args
     that start with a flag were meant for an image's entrypoint, which netlab does not have."""
     problems = []
@@ -60,7 +76,7 @@ def which(argv0: str) -> str | None:
     return shutil.which(argv0) if argv0 else None
 
 
-def check_host_commands(cluster: Cluster) -> None:
+def check_host_commands(cluster) -> None:
     """Every container's program is installed on this machine (reads the host's filesystem)."""
     problems = []
     for where, path, c in _containers(cluster):

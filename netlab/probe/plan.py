@@ -110,7 +110,7 @@ def resolve_sources(cluster: Cluster, text: str) -> list[Source]:
 # ------------------------------------------------------------------ per-target probes
 
 def _builtin_serves(pods: list[Pod], port: int, proto: str) -> bool:
-    return bool(pods) and all((port, proto) in p.builtin_ports for p in pods)
+    return bool(pods) and all((port, proto) in p.netexec_ports for p in pods)
 
 
 def _app_probe(src: Source, dst: str, port: int, proto: str, app: bool, label: str,
@@ -124,7 +124,7 @@ def pod_checks(cluster: Cluster, src: Source, pod: Pod, group: str) -> list[Chec
     """ICMP to the pod, and every port its built-in server serves (the answer names the pod)."""
     checks = [Check(group, src, _pod_label(pod), [ProbeSpec(src.netns, "icmp", str(pod.ip), None,
                                                             DEFAULT_TIMEOUT, label="icmp")], "reachable")]
-    for port, proto in pod.builtin_ports:
+    for port, proto in pod.netexec_ports:
         # across pods the source address is kept (no NAT between pods); from a node it is the node's
         # address on the path, which the model does not pin down
         keep = src.ip if src.kind == "pod" else None

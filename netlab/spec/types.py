@@ -58,6 +58,9 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     delay_shutdown: int = 0     # agnhost netexec --delay-shutdown: seconds it keeps serving after SIGTERM
+    # a well-known image's behaviour (netlab/workload/images.py): "PORT/PROTO" -> what the built-in server
+    # answers there ({"app": NAME, ...}); ports not listed get agnhost netexec, as any built-in container
+    apps: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import struct
 import time
 from urllib.parse import unquote
 
-from . import agnhost
+from . import agnhost, apps
 from .podconf import stderr as _stderr, summary as _summary
 
 # Missing from the socket module before Python 3.12; the Linux value.
@@ -54,6 +54,7 @@ class Handler:
 class TcpListener(Handler):
     def __init__(self, server, pod, sock, port):
         self.server, self.pod, self.sock, self.port = server, pod, sock, port
+        self.app = pod.apps.get((port, "TCP"))
 
     def on_event(self, mask):
         for _ in range(ACCEPT_BATCH):
@@ -64,7 +65,18 @@ class TcpListener(Handler):
             except OSError as e:  # EMFILE, ECONNABORTED, ...
                 _stderr(f"pod {self.pod.key}: accept on port {self.port}: {e}")
                 return
-            Connection(self.server, self.pod, sock, addr)
+            greeting = apps.on_connect(self.app, self.pod)
+            if greeting is not None:  # a raw TCP server that writes and closes (serve-hostname --tcp)
+                self.pod.log.write(f"TCP {_peer(addr)} connected: answered {_summary(greeting)}")
+                try:
+                    sock.setblocking(True)
+                    sock.settimeout(1.0)
+                    sock.sendall(greeting.encode())
+                except OSError:
+                    pass
+                sock.close()
+                continue
+            Connection(self.server, self.pod, sock, addr, self.app)
 
     def close(self):
         if not self.closed:
@@ -76,6 +88,7 @@ class TcpListener(Handler):
 class UdpSocket(Handler):
     def __init__(self, server, pod, sock, port):
         self.server, self.pod, self.sock, self.port = server, pod, sock, port
+        self.app = pod.apps.get((port, "UDP"))
 
     def on_event(self, mask):
         for _ in range(ACCEPT_BATCH):
@@ -84,7 +97,7 @@ class UdpSocket(Handler):
             except OSError:  # nothing (more) to read
                 return
             peer = _peer(addr)
-            answer = agnhost.command(self.pod.name, peer, data)
+            answer = apps.datagram(self.app, self.pod, peer, data)
             text = data[:agnhost.UDP_READ].decode("utf-8", "replace").strip()
             self.pod.log.write(f"UDP {peer} {_summary(text)}"
                                + ("" if answer is not None else " (unknown command, not answered)"))
@@ -120,8 +133,8 @@ class UdpSocket(Handler):
 class Connection(Handler):
     """One accepted TCP connection speaking HTTP/1.x or the line protocol."""
 
-    def __init__(self, server, pod, sock, addr):
-        self.server, self.pod, self.sock = server, pod, sock
+    def __init__(self, server, pod, sock, addr, app=None):
+        self.server, self.pod, self.sock, self.app = server, pod, sock, app
         self.peer = _peer(addr)
         self.inbuf = bytearray()
         self.outbuf = bytearray()
@@ -251,6 +264,11 @@ class Connection(Handler):
             idx = len(self.inbuf)  # unterminated last line at EOF
         line = self.inbuf[:idx].decode("utf-8", "replace")
         del self.inbuf[:idx + 1]
+        if self.app is not None:  # an HTTP server of a well-known image: 400 and close, as Go's
+            self.pod.log.write(f"TCP {self.peer} {_summary(line.strip())}: not HTTP, 400")
+            self.outbuf += apps.bad_request()
+            self.close_after_flush = True
+            return False
         self.pod.log.write(f"TCP {self.peer} {_summary(line.strip())}")
         self.outbuf += (line_command(self.pod, self.peer, line) + "\n").encode()
         return True
@@ -309,7 +327,7 @@ class Connection(Handler):
             target = "/" + target.split("://", 1)[1].partition("/")[2]
         path, _, query = target.partition("?")
         summary = f"{method} {target}"
-        result = agnhost.handle(self.pod, method, unquote(path), query, header_list, self.peer)
+        result = apps.handle(self.app, self.pod, method, unquote(path), query, header_list, self.peer)
         close = not keep_alive
         if isinstance(result, agnhost.DialAction):
             self._start_dial(result, summary, close, method == "HEAD")

@@ -110,6 +110,7 @@ class Pod:
 
     def __init__(self, spec):
         self.key, self.name, self.netns, self.ports = spec.key, spec.name, spec.netns, spec.ports
+        self.apps = spec.apps  # (port, proto) -> a well-known image's behaviour (apps.py); else netexec
         self.log = PodLog(spec.key, spec.log)
         self.ns_id = None  # identity of the netns the sockets were created in
         self.sockets = []  # TcpListener / UdpSocket
@@ -385,7 +386,7 @@ class Server:
             return None  # being deleted: what ended stays ended
         if spec.netns != pod.netns:
             return "netns changed"
-        if spec.ports != pod.ports:
+        if spec.ports != pod.ports or spec.apps != pod.apps:
             return "ports changed"
         if pod.broken:
             return "retrying after errors"

@@ -114,15 +114,18 @@ class ConfigError(Exception):
 class PodSpec:
     """One pod of the config.  ``ports`` is a sorted tuple of (port, proto)."""
 
-    __slots__ = ("key", "name", "netns", "ports", "log", "port_errors", "sigterm", "delay_shutdown", "kill")
+    __slots__ = ("key", "name", "netns", "ports", "log", "port_errors", "sigterm", "delay_shutdown", "kill", "apps")
 
-    def __init__(self, key, name, netns, ports, log, port_errors, sigterm=False, delay_shutdown=0, kill=False):
+    def __init__(self, key, name, netns, ports, log, port_errors, sigterm=False, delay_shutdown=0, kill=False,
+                 apps=None):
         self.key, self.name, self.netns = key, name, netns
         self.ports, self.log, self.port_errors = ports, log, port_errors
         # the kubelet sent the pod's container SIGTERM: it exits, after delay_shutdown s of serving
         self.sigterm, self.delay_shutdown = sigterm, delay_shutdown
         # the kubelet killed the container (liveness): end this instance once (exit 137)
         self.kill = kill
+        # (port, proto) -> a well-known image's behaviour there (apps.py); absent: agnhost netexec
+        self.apps = apps or {}
 
 
 def _parse_pod(entry):
@@ -138,7 +141,7 @@ def _parse_pod(entry):
     raw_ports = entry.get("ports", [])
     if not isinstance(raw_ports, list):
         raise ConfigError(f"pod {key!r}: 'ports' is not a list")
-    ports, errors = set(), []
+    ports, errors, apps = set(), [], {}
     for p in raw_ports:
         port = p.get("port") if isinstance(p, dict) else None
         proto = p.get("protocol", "TCP") if isinstance(p, dict) else None
@@ -151,11 +154,13 @@ def _parse_pod(entry):
             errors.append(f"protocol {proto} on port {port} is not supported, skipped")
             continue
         ports.add((port, proto))
+        if isinstance(p.get("app"), dict):
+            apps[(port, proto)] = p["app"]
     delay = entry.get("delayShutdown", 0)
     if not isinstance(delay, int) or isinstance(delay, bool):
         raise ConfigError(f"pod {key!r}: invalid 'delayShutdown'")
     return PodSpec(key, name, netns, tuple(sorted(ports)), log, tuple(errors), entry.get("sigterm") is True,
-                   max(0, delay), entry.get("kill") is True)
+                   max(0, delay), entry.get("kill") is True, apps)
 
 
 def load_config(path):

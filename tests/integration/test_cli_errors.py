@@ -14,7 +14,7 @@ BAD = {
                      "metadata.name 'Web_1' is not a valid DNS-1123"),
     "nonode.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: nope, containers: [{name: c}]}\n",
                     "spec.nodeName 'nope' is not a node"),
-    "kind.yaml": ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: x}\n", "kind 'Ingress' is not supported"),
+    "kind.yaml": ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: x}\n", "kind 'HorizontalPodAutoscaler' is not supported"),
     "dup.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n---\n"
                  "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}\n", "defined twice"),
     "shell.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: '$(touch /tmp/pwned)'}\nspec: {containers: [{name: c}]}\n",

@@ -536,7 +536,7 @@ def test_imports_only_stdlib():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert out.stdout.strip() == ("['netlab', 'netlab.workload', 'netlab.workload.agnhost', "
-                                  "'netlab.workload.conns', 'netlab.workload.netexec', "
+                                  "'netlab.workload.apps', 'netlab.workload.conns', 'netlab.workload.netexec', "
                                   "'netlab.workload.podconf']")
 
 

@@ -441,8 +441,8 @@ BAD = [
      "List (document 1)", "List inside its items"),
 
     # -- kinds and apiVersions
-    ("unknown-kind", text(cluster(), {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}}),
-     "Ingress x", "kind 'Ingress' is not supported"),
+    ("unknown-kind", text(cluster(), {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}}),
+     "HorizontalPodAutoscaler x", "kind 'HorizontalPodAutoscaler' is not supported"),
     ("kind-not-string", text(cluster(), {"apiVersion": "v1", "kind": 5}), "document 2", "kind 5 is not supported"),
     ("no-kind", text(cluster(), {"apiVersion": "v1", "metadata": {"name": "x"}}), "document 2", "has no kind"),
     ("deployment-v1", text(cluster(), deployment() | {"apiVersion": "v1"}),

@@ -39,8 +39,9 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
 
 def test_unknown_kind_lists_the_registered_kinds():
     with pytest.raises(SpecError) as e:
-        load({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"}})
-    assert str(e.value) == ("Ingress x: kind 'Ingress' is not supported; netlab understands Cluster, Namespace, "
+        load({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}})
+    assert str(e.value) == ("HorizontalPodAutoscaler x: kind 'HorizontalPodAutoscaler' is not supported; netlab "
+                            "understands Cluster, Namespace, "
                             "Pod, Deployment, ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, DaemonSet, "
                             "Job, CronJob, ConfigMap, Secret, ServiceAccount (or a List of them)")
 

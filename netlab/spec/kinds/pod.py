@@ -5,7 +5,7 @@ import ipaddress
 import re
 
 from ...controllers.validation import api_error, validate_pod_spec
-from ...workload import goflags
+from ...workload import goflags, images
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
 from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate
@@ -96,22 +96,6 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
         failed |= port is None
         if port is not None:
             ports.append(port)
-    # agnhost's netexec, as Kubernetes' own network tests run it: netlab's built-in server.
-    try:
-        netexec = netexec_ports(command + args)
-    except goflags.FlagError as e:
-        raise c.error("args", f"of container {cname}: netexec {e}",
-                      "use agnhost netexec's flags, e.g. --http-port=8080 --udp-port=8081") from None
-    delay_shutdown = 0
-    if netexec is not None:
-        delay_shutdown = goflags.netexec_delay_shutdown(command + args)
-        for port in netexec:
-            if (port.port, port.protocol) not in used_ports:
-                if host_network:  # the API server's default: a hostNetwork pod's ports are host ports
-                    port.host_port = port.port
-                ports.append(port)
-                used_ports[(port.port, port.protocol)] = f"container {cname}"
-        command, args = [], []
     env = {}
     for e in c.maps("env"):
         ename = e.str("name", required=True)
@@ -124,6 +108,8 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
         env[ename] = e.str("value", "")
         e.done()
     working_dir = c.str("workingDir")
+    command, args, delay_shutdown, apps = _builtin(c, cname, image, command, args, env, ports, used_ports,
+                                                   host_network)
     # no meaning for a network dataplane: accepted without a word
     c.skip("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty")
     # the kubelet's probes run in the control loop (netlab/live/kubelet.py), checked as the API server does
@@ -140,7 +126,43 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     c.done()
     if failed:
         raise Reported()
-    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown)
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown, apps)
+
+
+def _builtin(c: Fields, cname: str, image, command: list[str], args: list[str], env: dict[str, str],
+             ports: list[ContainerPort], used_ports: dict[tuple[int, str], str], host_network: bool = False):
+    """A well-known image (agnhost, http-echo, nginx, hello-app: netlab/workload/images.py) or agnhost's
+    netexec command line (any image, as Kubernetes' own network tests run it) gets netlab's built-in
+    server behaving like it: its ports are added to the container's, its command and args dropped.
+    -> (command, args, delay_shutdown, apps)."""
+    try:
+        got = images.recognise(image, command, args, env)
+        if got is None:
+            netexec = netexec_ports(command + args)
+            if netexec is not None:
+                got = images.Recognised(images.NETEXEC, [(p.port, p.protocol, {"app": images.NETEXEC}) for p in netexec],
+                                        delay_shutdown=goflags.netexec_delay_shutdown(command + args))
+    except goflags.FlagError as e:
+        raise c.error("args", f"of container {cname}: netexec {e}",
+                      "use agnhost netexec's flags, e.g. --http-port=8080 --udp-port=8081") from None
+    except images.ImageError as e:
+        raise c.error(e.field, f"of container {cname}: {e.msg}", e.fix) from None
+    if got is None:
+        return command, args, 0, {}
+    if got.command is not None:   # a client run as a real process (agnhost connect)
+        return got.command, [], 0, {}
+    apps = {}
+    for port, proto, app in got.ports:
+        if (port, proto) not in used_ports:
+            # the API server's default: a hostNetwork pod's ports are host ports
+            ports.append(ContainerPort(port, proto, None, host_port=port if host_network else None))
+            used_ports[(port, proto)] = f"container {cname}"
+        if app.get("app") != images.NETEXEC:
+            apps[f"{port}/{proto}"] = app
+    if got.name != images.NETEXEC:   # declared ports the program does not open: nothing listens there
+        for p in ports:
+            apps.setdefault(f"{p.port}/{p.protocol}", {"app": "none", "of": got.name})
+    return [], [], got.delay_shutdown, apps
 
 
 LIFECYCLE_HANDLERS = ("exec", "httpGet", "sleep")
