@@ -29,24 +29,24 @@ def test_a_job_and_a_cronjob_are_accepted_and_kept_as_documents():
 
 
 @pytest.mark.parametrize("doc, line", [
-    (job(backoffLimit=-1), "Job pi: spec.backoffLimit -1 must be greater than or equal to 0; use 0 or more: "
+    (job(backoffLimit=-1), "Job default/pi: spec.backoffLimit -1 must be greater than or equal to 0; use 0 or more: "
      "the number of retries before the Job is marked failed (default 6)"),
-    (job(pod={}), 'Job pi: spec.template.spec.restartPolicy Required value: supported values: "OnFailure", '
+    (job(pod={}), 'Job default/pi: spec.template.spec.restartPolicy Required value: supported values: "OnFailure", '
      '"Never"; set restartPolicy: Never (or OnFailure) in the pod template'),
-    (job(pod={"restartPolicy": "Always"}), 'Job pi: spec.template.spec.restartPolicy Unsupported value: '
+    (job(pod={"restartPolicy": "Always"}), 'Job default/pi: spec.template.spec.restartPolicy Unsupported value: '
      '"Always": supported values: "OnFailure", "Never"; set restartPolicy: Never (or OnFailure) in the pod template'),
-    (job(completionMode="Indexed"), "Job pi: spec.completions is required when completionMode is Indexed; "
+    (job(completionMode="Indexed"), "Job default/pi: spec.completions is required when completionMode is Indexed; "
      "set completions to the number of indexes"),
-    (job(selector={"matchLabels": {"a": "b"}}), "Job pi: spec.selector `selector` will be auto-generated; "
+    (job(selector={"matchLabels": {"a": "b"}}), "Job default/pi: spec.selector `selector` will be auto-generated; "
      "remove it, or set manualSelector: true to use your own"),
-    (cronjob("61 * * * *"), "CronJob tick: spec.schedule unparseable schedule '61 * * * *': "),
-    (cronjob("CRON_TZ=UTC 0 * * * *"), "CronJob tick: spec.schedule cannot use TZ or CRON_TZ in schedule, "
+    (cronjob("61 * * * *"), "CronJob default/tick: spec.schedule unparseable schedule '61 * * * *': "),
+    (cronjob("CRON_TZ=UTC 0 * * * *"), "CronJob default/tick: spec.schedule cannot use TZ or CRON_TZ in schedule, "
      "use timeZone field instead"),
-    (cronjob(timeZone="Mars/Base"), "CronJob tick: spec.timeZone unknown time zone 'Mars/Base'; use an IANA "
+    (cronjob(timeZone="Mars/Base"), "CronJob default/tick: spec.timeZone unknown time zone 'Mars/Base'; use an IANA "
      "time zone name"),
     (dict(cronjob(), spec=dict(cronjob()["spec"], jobTemplate={"spec": job(backoffLimit=-2)["spec"]})),
-     "CronJob tick: spec.jobTemplate.spec.backoffLimit -2 must be greater than or equal to 0"),
-    (dict(job(), metadata={"name": "pi", "namespace": "batch"}), "Job pi: metadata.namespace 'batch' does not "
+     "CronJob default/tick: spec.jobTemplate.spec.backoffLimit -2 must be greater than or equal to 0"),
+    (dict(job(), metadata={"name": "pi", "namespace": "batch"}), "Job batch/pi: metadata.namespace 'batch' does not "
      "exist; add a Namespace document named batch"),
 ])
 def test_bad_jobs_are_one_line_naming_document_field_and_fix(doc, line):
