@@ -47,6 +47,23 @@ class ContainerPort:
 
 
 @dataclass
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
+@dataclass
+class Volume:
+    """A pod volume: `kind` is its source's field (emptyDir, hostPath, configMap, secret, downwardAPI,
+    projected, persistentVolumeClaim...), `source` that field's value as written (the API's form)."""
+    name: str
+    kind: str
+    source: dict = field(default_factory=dict)
+
+
+@dataclass
 class ContainerSpec:
     name: str
     image: str | None
@@ -56,6 +73,10 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     delay_shutdown: int = 0     # agnhost netexec --delay-shutdown: seconds it keeps serving after SIGTERM
+    mounts: list[VolumeMount] = field(default_factory=list)   # volumeMounts
+    # env entries with valueFrom, envFrom, $(VAR) references: the kubelet resolves them when it starts the
+    # container (netlab/workload/podenv.py); `env` holds the literal values only
+    kubelet_env: bool = False
 
 
 @dataclass
@@ -66,6 +87,7 @@ class PodTemplate:
     containers: list[ContainerSpec]
     tolerate_control_plane: bool = False
     restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
+    volumes: list[Volume] = field(default_factory=list)
 
 
 @dataclass

@@ -7,7 +7,8 @@ from ...controllers.validation import api_error, validate_pod_spec
 from ...workload import goflags
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
-from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate
+from ..podparts import parse_env, parse_mounts, parse_volumes
+from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate, Volume
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 
 
@@ -47,8 +48,10 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
         raise spec.missing("containers", "must list at least one container",
                          "add '- name: app' (with no command netlab runs its built-in test server)")
     failed = False
+    volumes = attempt(spec.problems, parse_volumes, spec)
+    failed |= volumes is None
     for c in cdocs:  # each container is checked, even after one is refused
-        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names)
+        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names, volumes or [])
         failed |= got is None
         if got is not None:
             containers.append(got)
@@ -68,11 +71,11 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     spec.done()
     if failed:
         raise Reported()
-    return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy)
+    return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy, volumes or [])
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
-                     port_names: set[str]) -> ContainerSpec:
+                     port_names: set[str], volumes: list[Volume] = ()) -> ContainerSpec:
     cname = c.name("name")
     if any(x.name == cname for x in containers):
         raise c.error("name", f"'{cname}' is used by two containers", "give each container its own name")
@@ -100,17 +103,9 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
                 ports.append(port)
                 used_ports[(port.port, port.protocol)] = f"container {cname}"
         command, args = [], []
-    env = {}
-    for e in c.maps("env"):
-        ename = e.str("name", required=True)
-        if not re.match(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", ename):
-            raise e.error("name", f"{shown(ename)} is not a valid environment variable name",
-                          "use letters, digits, '_', '-' and '.', not starting with a digit")
-        if e.has("valueFrom"):  # secrets, field refs: nothing to resolve them from
-            e.raw("valueFrom")
-            e.ignored.append(f"{e.where}: {e.at('valueFrom')}")
-        env[ename] = e.str("value", "")
-        e.done()
+    # valueFrom, envFrom, $(VAR): resolved by the kubelet when it starts the container (workload/podenv.py)
+    env, kubelet_env = parse_env(c, cname)
+    mounts = parse_mounts(c, list(volumes))
     working_dir = c.str("workingDir")
     # no meaning for a network dataplane: accepted without a word
     c.skip("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty")
@@ -128,7 +123,8 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     c.done()
     if failed:
         raise Reported()
-    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown)
+    kubelet_env = kubelet_env or any("$(" in x for x in command + args)
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown, mounts, kubelet_env)
 
 
 LIFECYCLE_HANDLERS = ("exec", "httpGet", "sleep")
