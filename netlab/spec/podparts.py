@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from ..errors import SpecError
 from .fields import Fields, shown
 from .types import Volume, VolumeMount
 
@@ -203,4 +204,95 @@ def parse_mounts(c: Fields, volumes: list[Volume]) -> list[VolumeMount]:
         m.skip("mountPropagation", "subPathExpr", "recursiveReadOnly")
         out.append(VolumeMount(name, path, m.bool("readOnly"), sub))
         m.done()
+    return out
+
+
+def references(pspec: dict) -> list[tuple[str, str, bool, str]]:
+    """(kind, name, optional, field path) of the ConfigMaps and Secrets a pod spec's volumes and env
+    name: what must exist for its containers to start."""
+    out = []
+    for i, vol in enumerate(pspec.get("volumes") or []):
+        if not isinstance(vol, dict):
+            continue
+        if isinstance(vol.get("configMap"), dict):
+            cm = vol["configMap"]
+            out.append(("ConfigMap", cm.get("name"), bool(cm.get("optional")), f"spec.volumes[{i}].configMap.name"))
+        if isinstance(vol.get("secret"), dict):
+            s = vol["secret"]
+            out.append(("Secret", s.get("secretName"), bool(s.get("optional")), f"spec.volumes[{i}].secret.secretName"))
+        if isinstance(vol.get("projected"), dict):
+            for j, s in enumerate(vol["projected"].get("sources") or []):
+                for sk, kind in (("configMap", "ConfigMap"), ("secret", "Secret")):
+                    if isinstance((s or {}).get(sk), dict):
+                        out.append((kind, s[sk].get("name"), bool(s[sk].get("optional")),
+                                    f"spec.volumes[{i}].projected.sources[{j}].{sk}.name"))
+    for i, c in enumerate(pspec.get("containers") or []):
+        if not isinstance(c, dict):
+            continue
+        for j, e in enumerate(c.get("env") or []):
+            vf = (e or {}).get("valueFrom") or {}
+            for sk, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                if isinstance(vf.get(sk), dict):
+                    out.append((kind, vf[sk].get("name"), bool(vf[sk].get("optional")),
+                                f"spec.containers[{i}].env[{j}].valueFrom.{sk}.name"))
+        for j, src in enumerate(c.get("envFrom") or []):
+            for sk, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                if isinstance((src or {}).get(sk), dict):
+                    out.append((kind, src[sk].get("name"), bool(src[sk].get("optional")),
+                                f"spec.containers[{i}].envFrom[{j}].{sk}.name"))
+    return out
+
+
+def pod_specs_of(doc: dict) -> list[tuple[str, dict]]:
+    """(path prefix, pod spec) of a manifest: a Pod's spec, a workload's template (spec.template.spec),
+    a CronJob's (spec.jobTemplate.spec.template.spec)."""
+    spec = doc.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    if doc.get("kind") == "Pod":
+        return [("", spec)]
+    for prefix, path in (("spec.template.", ("template", "spec")),
+                         ("spec.jobTemplate.spec.template.", ("jobTemplate", "spec", "template", "spec"))):
+        node = spec
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            return [(prefix, node)]
+    return []
+
+
+def check_references(documents: list[dict], existing: set[tuple[str, str, str]] = frozenset()) -> None:
+    """Refuse a pod (or a workload's pod template) whose volumes or env name a ConfigMap or Secret that is
+    neither among `documents` nor `existing` ((kind, namespace, name) of the lab's store), unless the
+    reference is optional: its containers could never start."""
+    have = set(existing)
+    for d in documents:
+        if isinstance(d, dict) and d.get("kind") in ("ConfigMap", "Secret"):
+            md = d.get("metadata") or {}
+            have.add((d["kind"], md.get("namespace") or "default", md.get("name")))
+    for d in documents:
+        if not isinstance(d, dict):
+            continue
+        md = d.get("metadata") or {}
+        ns = md.get("namespace") or "default"
+        for prefix, pspec in pod_specs_of(d):
+            for kind, name, optional, path in references(pspec):
+                if optional or (kind, ns, name) in have:
+                    continue
+                raise SpecError(f"{d.get('kind')} {ns}/{md.get('name')}",
+                                f"{prefix}{path}: {kind} {name!r} does not exist in namespace {ns}",
+                                f"add a {kind} named {name!r} to the manifests (or apply it first), or set "
+                                "optional: true")
+
+
+def stored_sources(store, applied: bool = True) -> set[tuple[str, str, str]]:
+    """(kind, namespace, name) of the ConfigMaps and Secrets in a lab's store (`applied=False`: only
+    those no apply wrote, which `up`'s prune keeps)."""
+    out = set()
+    for kind in ("ConfigMap", "Secret"):
+        for obj in store.list(kind):
+            md = obj.get("metadata") or {}
+            if not applied and "kubectl.kubernetes.io/last-applied-configuration" in (md.get("annotations") or {}):
+                continue
+            out.add((kind, md.get("namespace") or "default", md.get("name")))
     return out
