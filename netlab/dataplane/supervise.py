@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import names
 from ..model.objects import Cluster, Pod
-from . import layout, nsfs, plan, procs, state
+from . import layout, nsfs, plan, procs, sandbox, state, volumes
 from .changes import Change, Changes
 from .fabric import uts_path
 
@@ -260,9 +260,23 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
                                f"adopted (pid {act.pid}, started by an interrupted up)", pod.netns, f"pod {pod.key}"))
             continue
         container = next(c for c in pod.containers if c.name == act.container)
-        sup = procs.spawn_container(container.command + container.args, nsfs.netns_path(pod.netns),
+        argv, env = container.command + container.args, {**container_env(pod), **container.env}
+        launch = pod.launch.get(act.container)   # the kubelet's env and volumes (netlab/live/podsetup.py)
+        if launch is not None:
+            if launch.error:   # it waits (CreateContainerConfigError, ContainerCreating): the status says why
+                changes.add(Change("container", f"{pod.key}/{act.container}", "wait", f"container {act.container} "
+                                   f"not started: {launch.error}", pod.netns, f"pod {pod.key}"))
+                continue
+            argv, env = launch.argv, {**container_env(pod), **launch.env}
+            if pod.volumes is not None:
+                volumes.materialise(pod.volumes)
+            if launch.mounts:   # its own mount (and PID) namespace with the pod's volumes (dataplane/sandbox.py)
+                argv = sandbox.launch_argv(sandbox.Sandbox(
+                    mounts=[sandbox.Mount(m.source, m.target, m.read_only) for m in launch.mounts],
+                    workdir=container.working_dir or "/"), argv)
+        sup = procs.spawn_container(argv, nsfs.netns_path(pod.netns),
                                     log_path(lab, pod, act.container), exit_path(lab, pod, act.container),
-                                    uts_path(lab, pod), env={**container_env(pod), **container.env},
+                                    uts_path(lab, pod), env=env,
                                     cwd=container.working_dir or "/", owner=container_owner(lab, pod, act.container))
         started.append((pod, act.container, sup))
     procs.wait_entered([(sup, nsfs.netns_path(pod.netns)) for pod, _, sup in started])

@@ -245,9 +245,15 @@ class LiveLab:
             for c in pod.containers:
                 prev = old_cs.get(c.name) or {}
                 started_at = parse_time(((prev.get("state") or {}).get("running") or {}).get("startedAt")) or started
+                launch = pod.launch.get(c.name)
+                if launch is not None and launch.error:   # not started: its env or a volume is missing
+                    statuses.append(container_status(c.name, "waiting", restart_count=restarts,
+                                                     waiting_reason=launch.reason, waiting_message=launch.error))
+                    continue
                 statuses.append(container_status(c.name, "running", started_at=started_at, restart_count=restarts,
                                                  ready=ready, started=True))
-            status = dict(old, phase="Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
+            waiting = bool(statuses) and all("waiting" in x["state"] for x in statuses)
+            status = dict(old, phase="Pending" if waiting else "Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
                           hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
                           startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
                           containerStatuses=statuses,
@@ -403,6 +409,9 @@ class LiveLab:
             work = st
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
+        from ..dataplane import volumes as volmod
+        from .podsetup import prepare
+        prepare(cluster, by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
         live = self.scope(cluster, st, deep) if scoped else None
         result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
@@ -414,6 +423,7 @@ class LiveLab:
         # a slow machine) must not look like nodes that stopped reporting
         self.heartbeats(self._periods[0], now)
         self.write_status(cluster, by_key, st, now)
+        volmod.prune(self.lab, {p.uid for p in cluster.pods})   # the volumes of pods that are gone
         # a pod without a readiness probe is ready once it listens: while a young one does not yet, look
         # again soon (its server may be starting), not only at the next resync
         recs = st.get("pods") or {}

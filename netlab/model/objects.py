@@ -75,6 +75,10 @@ class Pod:
     # a live lab's kubelet killed the pod's built-in container (a failed liveness or startup probe): the
     # node's built-in server ends it (exit 137), and the next pass starts it again as a restart
     killed: bool = False
+    # a live lab's kubelet: how each container with a command starts (env resolved, mounts; by name:
+    # workload.volumes.Launch) and the pod's volumes (a workload.volumes.VolumePlan), when it has any
+    launch: dict = field(default_factory=dict)
+    volumes: object = None
 
     @property
     def key(self) -> str:

@@ -180,3 +180,39 @@ def plan(pod: dict, base: str, objs: dict, runtime: Runtime) -> VolumePlan:
             mounts.append(Mount(source, m["mountPath"], ro))
         out.mounts[c["name"]] = mounts
     return out
+
+
+@dataclass
+class Launch:
+    """How the kubelet starts one container: its environment (valueFrom, envFrom and $(VAR) resolved),
+    its command line ($(VAR) expanded), its mounts; or why it cannot (`error`, `reason`: the container
+    waits: CreateContainerConfigError for its env, ContainerCreating for a volume)."""
+    env: dict[str, str] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    error: str = ""
+    reason: str = ""
+
+
+def launches(pod: dict, base: str, objs: dict, runtime: Runtime) -> tuple[VolumePlan | None, dict[str, Launch]]:
+    """The volume plan of `pod` (None when a volume cannot be set up) and the Launch of each of its
+    containers (by name)."""
+    from .podenv import container_env
+    out: dict[str, Launch] = {}
+    try:
+        vp: VolumePlan | None = plan(pod, base, objs, runtime)
+        verr = ""
+    except VolumeError as e:
+        vp, verr = None, str(e)
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        name = c.get("name", "")
+        if verr:
+            out[name] = Launch(error=verr, reason="ContainerCreating")
+            continue
+        try:
+            env, command, args = container_env(pod, name, objs, runtime)
+        except EnvError as e:
+            out[name] = Launch(error=str(e), reason="CreateContainerConfigError")
+            continue
+        out[name] = Launch(env, command + args, list(vp.mounts.get(name, [])) if vp else [])
+    return vp, out
