@@ -2,7 +2,7 @@
 and share an emptyDir; a configMap volume's file is read at its mountPath; env from fieldRef
 status.podIP and secretKeyRef has the pod's IP and the decoded secret. Asserted on the wire: a client
 pod fetches, over HTTP from the pod's IP, the file one container wrote after talking to the other over
-127.0.0.1. Bad input: a volume naming a ConfigMap that does not exist is refused (exit 2, nothing built)."""
+127.0.0.1 (and the pod's built-in agnhost container likewise). Bad input: a volume naming a ConfigMap that does not exist is refused (exit 2, nothing built)."""
 from __future__ import annotations
 
 import json
@@ -38,6 +38,10 @@ spec:
   - name: conf
     configMap: {name: game, items: [{key: game.properties, path: game.txt}]}
   containers:
+  - name: echo
+    image: registry.k8s.io/e2e-test-images/agnhost:2.39
+    args: [netexec, --http-port=8080]
+    ports: [{containerPort: 8080}]
   - name: web
     command: [python3, -m, http.server, "8000", --directory, /shared]
     ports: [{containerPort: 8000}]
@@ -48,6 +52,7 @@ spec:
     - |
       echo "$(MY_IP) $PASS $MODE" > /shared/env.txt
       cat /config/game.txt > /shared/game.txt
+      until curl -sf http://127.0.0.1:8080/hostname > /shared/builtin.txt; do sleep 0.2; done
       until curl -sf http://127.0.0.1:8000/env.txt > /shared/tmp; do sleep 0.2; done
       mv /shared/tmp /shared/loop.txt
       exec sleep 100000
@@ -79,6 +84,8 @@ def test_two_containers_talk_over_localhost_and_share_an_empty_dir_with_env_and_
     # writer fetched env.txt from web over 127.0.0.1 and wrote it to the emptyDir that web serves
     assert until("the writer's file served by the web container", fetched, timeout=60) == f"{ip} s3cr3t fast"
     assert lab.http(("pod", "client"), ip, 8000, "/game.txt") == "lives=3"
+    # and the built-in server's container of the same pod answered the writer on 127.0.0.1 too
+    assert lab.http(("pod", "client"), ip, 8000, "/builtin.txt") == "duo"
 
     # the emptyDir is a directory of the pod under the lab's state directory; the configMap volume's
     # files are written atomically (..data link); the host's filesystem has no /config

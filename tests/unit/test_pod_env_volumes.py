@@ -233,3 +233,31 @@ def test_host_path_type_is_checked():
     text = POD.replace("configMap: {name: settings}", "hostPath: {path: /tmp, type: Dir}")
     with pytest.raises(SpecError, match="hostPath.type Unsupported value"):
         doc(text)
+
+
+def test_launches_say_why_a_container_waits():
+    from netlab.workload.volumes import launches
+    env_bad = {"name": "a", "command": ["sleep"], "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "gone", "key": "k"}}}]}
+    good = {"name": "b", "command": ["echo", "$(Y)"], "env": [{"name": "Y", "value": "y"}],
+            "volumeMounts": [{"name": "c", "mountPath": "/c"}]}
+    vp, out = launches(pod([env_bad, good], [{"name": "c", "emptyDir": {}}]), "/v", OBJS, RT)
+    assert (out["a"].reason, out["a"].error) == ("CreateContainerConfigError", 'secret "gone" not found')
+    assert out["b"].argv == ["echo", "y"] and out["b"].mounts == [Mount("/v/u-1/c", "/c", False)] and not out["b"].error
+    vp, out = launches(pod([good], [{"name": "c", "configMap": {"name": "gone"}}]), "/v", OBJS, RT)
+    assert vp is None and out["b"].reason == "ContainerCreating" and 'configmap "gone" not found' in out["b"].error
+
+
+def test_atomic_writer_switches_the_data_link_and_keeps_top_level_links(tmp_path):
+    import os
+
+    from netlab.dataplane.volumes import write_atomic
+    d = str(tmp_path / "v")
+    assert write_atomic(d, {"a": (b"1", 0o644), "sub/b": (b"2", 0o600)})
+    first = os.readlink(os.path.join(d, "..data"))
+    assert open(os.path.join(d, "a")).read() == "1" and open(os.path.join(d, "sub", "b")).read() == "2"
+    assert os.readlink(os.path.join(d, "a")) == "..data/a"
+    assert oct(os.stat(os.path.join(d, "sub", "b")).st_mode & 0o777) == "0o600"
+    assert not write_atomic(d, {"a": (b"1", 0o644), "sub/b": (b"2", 0o600)})   # unchanged: not rewritten
+    assert write_atomic(d, {"a": (b"new", 0o644)})
+    assert open(os.path.join(d, "a")).read() == "new" and not os.path.lexists(os.path.join(d, "sub"))
+    assert os.readlink(os.path.join(d, "..data")) != first and not os.path.exists(os.path.join(d, first))
