@@ -37,6 +37,8 @@ spec:
   - {name: shared, emptyDir: {}}
   - name: conf
     configMap: {name: game, items: [{key: game.properties, path: game.txt}]}
+  - {name: creds, secret: {secretName: creds}}
+  - {name: hp, hostPath: {path: HOSTPATH, type: DirectoryOrCreate}}
   containers:
   - name: echo
     image: registry.k8s.io/e2e-test-images/agnhost:2.39
@@ -50,7 +52,8 @@ spec:
     command: [sh, -c]
     args:
     - |
-      echo "$(MY_IP) $PASS $MODE" > /shared/env.txt
+      echo "$(MY_IP) $PASS $MODE $(cat /creds/password)" > /shared/env.txt
+      echo written-by-pod > /hp/out.txt
       cat /config/game.txt > /shared/game.txt
       until curl -sf http://127.0.0.1:8080/hostname > /shared/builtin.txt; do sleep 0.2; done
       until curl -sf http://127.0.0.1:8000/env.txt > /shared/tmp; do sleep 0.2; done
@@ -63,6 +66,8 @@ spec:
     volumeMounts:
     - {name: shared, mountPath: /shared}
     - {name: conf, mountPath: /config}
+    - {name: creds, mountPath: /creds}
+    - {name: hp, mountPath: /hp}
 ---
 apiVersion: v1
 kind: Pod
@@ -73,8 +78,9 @@ spec:
 """
 
 
-def test_two_containers_talk_over_localhost_and_share_an_empty_dir_with_env_and_config(lab):
-    lab.up(DUO.replace("NAME", lab.name))
+def test_two_containers_talk_over_localhost_and_share_an_empty_dir_with_env_and_config(lab, tmp_path):
+    hostpath = tmp_path / "made-by-kubelet"
+    lab.up(DUO.replace("NAME", lab.name).replace("HOSTPATH", str(hostpath)))
     pod = lab.pod("duo")
     ip = str(pod.ip)
 
@@ -82,7 +88,7 @@ def test_two_containers_talk_over_localhost_and_share_an_empty_dir_with_env_and_
         r = lab.pod_exec("client", ["curl", "-sf", "--max-time", "3", f"http://{ip}:8000/loop.txt"])
         return r.stdout.strip() if r.returncode == 0 else None
     # writer fetched env.txt from web over 127.0.0.1 and wrote it to the emptyDir that web serves
-    assert until("the writer's file served by the web container", fetched, timeout=60) == f"{ip} s3cr3t fast"
+    assert until("the writer's file served by the web container", fetched, timeout=60) == f"{ip} s3cr3t fast s3cr3t"
     assert lab.http(("pod", "client"), ip, 8000, "/game.txt") == "lives=3"
     # and the built-in server's container of the same pod answered the writer on 127.0.0.1 too
     assert lab.http(("pod", "client"), ip, 8000, "/builtin.txt") == "duo"
@@ -91,10 +97,24 @@ def test_two_containers_talk_over_localhost_and_share_an_empty_dir_with_env_and_
     # files are written atomically (..data link); the host's filesystem has no /config
     uid = json.loads(kubectl(lab, "get", "pod", "duo", "-o", "json").stdout)["metadata"]["uid"]
     base = os.path.join(layout.lab_dir(lab.name), "volumes", uid)
-    assert open(os.path.join(base, "shared", "loop.txt")).read().strip() == f"{ip} s3cr3t fast"
+    assert open(os.path.join(base, "shared", "loop.txt")).read().strip() == f"{ip} s3cr3t fast s3cr3t"
+    assert (hostpath / "out.txt").read_text() == "written-by-pod\n"   # DirectoryOrCreate made it
+    assert oct(os.stat(os.path.join(base, "creds", "password")).st_mode & 0o777) == "0o644"
     assert os.path.islink(os.path.join(base, "conf", "..data"))
     assert oct(os.stat(os.path.join(base, "conf", "game.txt")).st_mode & 0o777) == "0o644"
     assert not os.path.exists("/config/game.txt")
+
+    # apply: a pod naming a Secret that neither the file nor the lab's store has is refused (exit 2)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: lone}\nspec:\n  containers:\n  - name: c\n"
+                   "    command: [sleep, '100']\n    env: [{name: X, valueFrom: {secretKeyRef: {name: nope, key: k}}}]\n")
+    r = kubectl(lab, "apply", "-f", str(bad), check=False)
+    assert r.returncode == 2 and "spec.containers[0].env[0].valueFrom.secretKeyRef.name: Secret 'nope' does not exist" \
+        in r.stderr, r.stderr
+    assert kubectl(lab, "get", "pod", "lone", check=False).returncode != 0
+    good = tmp_path / "good.yaml"   # one naming the stored Secret is applied
+    good.write_text(bad.read_text().replace("nope", "creds").replace("key: k", "key: password"))
+    kubectl(lab, "apply", "-f", str(good))
 
     # the pod goes: its volumes go too
     kubectl(lab, "delete", "pod", "duo", "--grace-period=1")
@@ -102,7 +122,7 @@ def test_two_containers_talk_over_localhost_and_share_an_empty_dir_with_env_and_
 
 
 def test_a_volume_naming_a_missing_config_map_is_refused_and_nothing_is_built(lab, tmp_path):
-    text = DUO.replace("NAME", lab.name)
+    text = DUO.replace("NAME", lab.name).replace("HOSTPATH", str(tmp_path / "hp"))
     text = text[:text.index("---\napiVersion: v1\nkind: ConfigMap")] + text[text.index("---\napiVersion: v1\nkind: Secret"):]
     f = tmp_path / "bad.yaml"
     f.write_text(text)
