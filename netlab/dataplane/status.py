@@ -41,6 +41,9 @@ class PodStatus:
         return self.phase != "Unknown" and self.ready == self.total
 
 
+WAITING = ("CreateContainerConfigError", "ContainerCreating")   # a container not started: why (podsetup)
+
+
 def _exited(code: int | None) -> tuple[str, str]:
     """(reason, message) of a container that ended with exit status `code` (None: not recorded)."""
     if code is None:
@@ -107,6 +110,10 @@ def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], builtin:
             missing = _missing_ports(c, procs.listening(int(crec["pid"]))) if builtin.look else ""
             out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
                                        f"ready: nothing listens on its containerPort {missing}" if missing else ""))
+            continue
+        waits = (rec.get("waiting") or {}).get(c.name)
+        if crec is None and waits:   # never started: its env or a volume is missing (live/podsetup.py)
+            out.append(ContainerStatus(c.name, "waiting", False, waits[0], None, waits[1]))
             continue
         code = procs.exit_status(supervise.exit_path(cluster.name, pod, c.name)) if crec is not None else None
         reason, how = _exited(code)
@@ -183,6 +190,8 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
             ready = 0
         elif "CrashLoopBackOff" in reasons:
             phase = "CrashLoopBackOff"
+        elif reasons & set(WAITING):   # a container the kubelet could not start (its env, a volume)
+            phase = next(r for r in WAITING if r in reasons)
         elif "Error" in reasons:
             phase = "Error"
         elif reasons == {"Completed"}:  # kubectl: NotReady while others still run

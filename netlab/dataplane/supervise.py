@@ -264,9 +264,11 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
         launch = pod.launch.get(act.container)   # the kubelet's env and volumes (netlab/live/podsetup.py)
         if launch is not None:
             if launch.error:   # it waits (CreateContainerConfigError, ContainerCreating): the status says why
+                extra.setdefault("waiting", {})[act.container] = [launch.reason, launch.error]
                 changes.add(Change("container", f"{pod.key}/{act.container}", "wait", f"container {act.container} "
                                    f"not started: {launch.error}", pod.netns, f"pod {pod.key}"))
                 continue
+            (extra.get("waiting") or {}).pop(act.container, None)
             argv, env = launch.argv, {**container_env(pod), **launch.env}
             if pod.volumes is not None:
                 volumes.materialise(pod.volumes)

@@ -18,7 +18,7 @@ DATA = "..data"
 
 def base_dir(lab: str) -> str:
     from . import layout
-    return os.path.join(layout.lab_dir(lab), "volumes")
+    return layout.volumes_dir(lab)
 
 
 def check_host_path(d: VolumeDir) -> None:

@@ -11,7 +11,7 @@ import os
 from netlab.dataplane import lab as labmod
 from netlab.dataplane import layout
 
-from .conftest import kubectl, netlab_cli, until
+from .conftest import kubectl, netlab_cli, pods_json, pods_table, until
 
 DUO = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -133,3 +133,46 @@ def test_a_volume_naming_a_missing_config_map_is_refused_and_nothing_is_built(la
     r = netlab_cli("up", "-f", str(f), "--lab", lab.name, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().endswith(want), r.stderr
     assert lab.name not in labmod.labs() and not labmod.lab_namespaces(lab.name)
+
+
+WAITS = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: NAME
+nodes: [{name: n1, role: control-plane}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: token}
+stringData: {value: abc}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+      - name: c
+        command: [sleep, "100000"]
+        env: [{name: T, valueFrom: {secretKeyRef: {name: token, key: value}}}]
+"""
+
+
+def test_a_container_whose_secret_is_gone_waits_with_create_container_config_error(lab):
+    lab.up(WAITS.replace("NAME", lab.name))
+    first = until("the pod running", lambda: [n for n, row in pods_table(lab.name).items()
+                                              if n.startswith("app-") and row[2] == "Running"], timeout=60)[0]
+    kubectl(lab, "delete", "secret", "token")
+    kubectl(lab, "delete", "pod", first, "--grace-period=1")
+
+    def waiting():
+        rows = [row for n, row in pods_table(lab.name).items() if n.startswith("app-") and n != first]
+        return rows and rows[0][2] == "CreateContainerConfigError" and rows[0]
+    row = until("the new pod waiting for its Secret", waiting, timeout=60)
+    pod = pods_json(lab.name)[row[0]]
+    state = pod["status"]["containerStatuses"][0]["state"]
+    assert state == {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "token" not found'}}
+    assert pod["status"]["phase"] == "Pending"
