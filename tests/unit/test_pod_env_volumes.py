@@ -261,3 +261,14 @@ def test_atomic_writer_switches_the_data_link_and_keeps_top_level_links(tmp_path
     assert write_atomic(d, {"a": (b"new", 0o644)})
     assert open(os.path.join(d, "a")).read() == "new" and not os.path.lexists(os.path.join(d, "sub"))
     assert os.readlink(os.path.join(d, "..data")) != first and not os.path.exists(os.path.join(d, first))
+
+
+def test_a_program_from_a_volume_is_not_looked_for_on_the_host():
+    from netlab.model.build import build
+    from netlab.model.preflight import check_host_commands
+    sc = doc(POD.replace("command: [sleep, \"100\"]", "command: [/etc/conf/run.sh]") +
+             "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {run.sh: 'echo hi'}\n")
+    check_host_commands(build(sc))   # /etc/conf is the configMap volume's mountPath
+    sc = doc(POD.replace("command: [sleep, \"100\"]", "command: [/opt/nowhere/run.sh]"))
+    with pytest.raises(SpecError, match="not installed on this machine"):
+        check_host_commands(build(sc))
