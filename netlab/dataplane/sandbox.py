@@ -174,3 +174,17 @@ def debug_sandbox(profile: str) -> Sandbox:
     if profile == "general":
         return Sandbox(cap_add=["SYS_PTRACE"])
     raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(DEBUG_PROFILES)}")
+
+
+def for_container(security, mounts: list[Mount] | None = None) -> Sandbox:
+    """The Sandbox of a container from its merged securityContext (netlab/spec/security.py) and the
+    mounts of its pod's volumes. Without runAsUser the container runs as uid 0 (netlab has no image whose
+    USER could say otherwise); without runAsGroup, as gid 0."""
+    return Sandbox(mounts=list(mounts or []),
+                   run_as_user=security.run_as_user or 0,
+                   run_as_group=security.run_as_group or 0,
+                   supplemental_groups=list(security.supplemental_groups),
+                   cap_add=list(security.cap_add), cap_drop=list(security.cap_drop),
+                   privileged=security.privileged,
+                   read_only_root_filesystem=security.read_only_root_filesystem,
+                   allow_privilege_escalation=security.allow_privilege_escalation)

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import names
 from ..model.objects import Cluster, Pod
-from . import layout, nsfs, plan, procs, state
+from . import layout, nsfs, plan, procs, sandbox, state
 from .changes import Change, Changes
 from .fabric import uts_path
 
@@ -263,7 +263,8 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
         sup = procs.spawn_container(container.command + container.args, nsfs.netns_path(pod.netns),
                                     log_path(lab, pod, act.container), exit_path(lab, pod, act.container),
                                     uts_path(lab, pod), env={**container_env(pod), **container.env},
-                                    cwd=container.working_dir or "/", owner=container_owner(lab, pod, act.container))
+                                    cwd=container.working_dir or "/", owner=container_owner(lab, pod, act.container),
+                                    box=sandbox.for_container(container.security))
         started.append((pod, act.container, sup))
     procs.wait_entered([(sup, nsfs.netns_path(pod.netns)) for pod, _, sup in started])
     for (pod, cname, sup), rec in zip(started, procs.container_records(
@@ -314,9 +315,9 @@ def stop_orphans(lab: str, keys: list[str], prev_pods: dict[str, dict], changes:
             if procs.alive(rec, owner) and not procs.in_host_netns(int(rec["pid"])):
                 pid = int(rec["pid"])
                 pids.add(pid)
-                sup = procs.parent(pid)
-                if sup and procs.owner_of(sup) == owner + procs.SUPERVISOR_TAG and not procs.in_host_netns(sup):
-                    pids.add(sup)
+                for up in procs.container_supervisor(pid):   # the sandbox's unshare, then the supervisor
+                    if procs.owner_of(up) in (owner, owner + procs.SUPERVISOR_TAG) and not procs.in_host_netns(up):
+                        pids.add(up)
     pids |= set(procs.tagged(prefixes))
     if not pids:
         return 0

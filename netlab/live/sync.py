@@ -227,6 +227,7 @@ class LiveLab:
         """What the kubelets saw, as each pod's status (only what changed is written)."""
         from ..controllers.runner import apply_actions
         from ..controllers.base import update_status
+        from ..dataplane.plan import config_error
         stopped = partitioned(cluster)
         recs = st.get("pods") or {}
         nodes = {n.name: n for n in cluster.nodes}
@@ -245,9 +246,14 @@ class LiveLab:
             for c in pod.containers:
                 prev = old_cs.get(c.name) or {}
                 started_at = parse_time(((prev.get("state") or {}).get("running") or {}).get("startedAt")) or started
+                why = config_error(pod, c.name)
+                if why:   # not started: the kubelet's CreateContainerConfigError
+                    statuses.append(container_status(c.name, "waiting", restart_count=restarts,
+                                                     waiting_reason="CreateContainerConfigError", waiting_message=why))
+                    continue
                 statuses.append(container_status(c.name, "running", started_at=started_at, restart_count=restarts,
                                                  ready=ready, started=True))
-            status = dict(old, phase="Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
+            status = dict(old, phase="Pending" if all("waiting" in x["state"] for x in statuses) else "Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
                           hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
                           startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
                           containerStatuses=statuses,

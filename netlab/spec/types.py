@@ -5,6 +5,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .. import proxymodes
+from .security import SecurityContext
 
 BACKENDS = ("vxlan", "host-gw")
 PROXY_MODES = proxymodes.names()            # netlab/proxymodes/: one module per kube-proxy mode
@@ -56,6 +57,7 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     delay_shutdown: int = 0     # agnhost netexec --delay-shutdown: seconds it keeps serving after SIGTERM
+    security: SecurityContext = field(default_factory=SecurityContext)   # pod's and container's, merged
 
 
 @dataclass

@@ -7,6 +7,7 @@ from ...controllers.validation import api_error, validate_pod_spec
 from ...workload import goflags
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
+from ..security import parse_container_security, parse_pod_security
 from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 
@@ -42,13 +43,15 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     containers: list[ContainerSpec] = []
     used_ports: dict[tuple[int, str], str] = {}
     port_names: set[str] = set()
+    pod_security = parse_pod_security(spec)
     cdocs = list(spec.maps("containers"))
     if not cdocs:
         raise spec.missing("containers", "must list at least one container",
                          "add '- name: app' (with no command netlab runs its built-in test server)")
     failed = False
     for c in cdocs:  # each container is checked, even after one is refused
-        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names)
+        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names,
+                      pod_security)
         failed |= got is None
         if got is not None:
             containers.append(got)
@@ -72,7 +75,7 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
-                     port_names: set[str]) -> ContainerSpec:
+                     port_names: set[str], pod_security: dict | None = None) -> ContainerSpec:
     cname = c.name("name")
     if any(x.name == cname for x in containers):
         raise c.error("name", f"'{cname}' is used by two containers", "give each container its own name")
@@ -112,6 +115,7 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
         env[ename] = e.str("value", "")
         e.done()
     working_dir = c.str("workingDir")
+    security = parse_container_security(c, pod_security or {})
     # no meaning for a network dataplane: accepted without a word
     c.skip("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty")
     # the kubelet's probes run in the control loop (netlab/live/kubelet.py), checked as the API server does
@@ -128,7 +132,7 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     c.done()
     if failed:
         raise Reported()
-    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown)
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown, security)
 
 
 LIFECYCLE_HANDLERS = ("exec", "httpGet", "sleep")
