@@ -80,7 +80,8 @@ class Load:
             f.write(LOAD)
         argv = ["sh", script, target, str(seconds), self.out]
         if where == "pod":
-            argv = labmod.pod_exec_argv(lab.name, lab.pod("client"), argv)
+            # privileged (netlab debug --profile=sysadmin): it writes its results in the test's directory
+            argv = labmod.pod_debug_argv(lab.name, lab.pod("client"), argv, "sysadmin")
         else:
             argv = labmod.netns_exec_argv(lab.cluster.external_netns, argv)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
