@@ -117,17 +117,16 @@ def spawn_container(argv: list[str], netns_path: str, log_path: str, exit_path: 
         os.unlink(exit_path)
     except FileNotFoundError:
         pass
-    box = dataclasses.replace(box or Sandbox(), workdir=cwd or "/")
-    return spawn(["sh", "-c", _SUPERVISOR, exit_path, *sandbox.launch_argv(box, argv)], netns_path, log_path,
+    outer, inner = sandbox.container_argv(dataclasses.replace(box or Sandbox(), workdir=cwd or "/"), argv)
+    return spawn([*outer, "sh", "-c", _SUPERVISOR, exit_path, *inner], netns_path, log_path,
                  uts_path, env, "/", None if owner is None else owner + SUPERVISOR_TAG)
 
 
 def container_records(supervisors: list[dict[str, Any]], owners: list[str],
                       timeout: float = 10.0) -> list[dict[str, Any] | None]:
-    """For each supervisor record: its container's record (the only child of its only child, the sandbox's
-    `unshare`, once it runs: it carries the container's owner tag, which the supervisor's fork does not
-    until it has exec'd), or None if the container has already ended (its exit status is then in its exit
-    file)."""
+    """For each supervisor record: its container's record (its only child, once it runs the container's
+    command: it carries the container's owner tag, which the supervisor's fork does not until it has
+    exec'd), or None if the container has already ended (its exit status is then in its exit file)."""
     out: list[dict[str, Any] | None] = [None] * len(supervisors)
     pending = list(range(len(supervisors)))
     deadline = time.monotonic() + timeout
@@ -160,8 +159,8 @@ def _only_child(pid: int) -> int | None:
 
 
 def container_supervisor(pid: int) -> list[int]:
-    """The processes between a container's process and the host (the sandbox's unshare, then the
-    supervisor), nearest first, as far as they are still its ancestors."""
+    """The processes above a container's process that netlab started for it (its supervisor, and any
+    sandbox.WRAPPER_DEPTH wrappers between), nearest first."""
     out = []
     for _ in range(1 + sandbox.WRAPPER_DEPTH):
         p = parent(pid)

@@ -315,7 +315,7 @@ def stop_orphans(lab: str, keys: list[str], prev_pods: dict[str, dict], changes:
             if procs.alive(rec, owner) and not procs.in_host_netns(int(rec["pid"])):
                 pid = int(rec["pid"])
                 pids.add(pid)
-                for up in procs.container_supervisor(pid):   # the sandbox's unshare, then the supervisor
+                for up in procs.container_supervisor(pid):   # its supervisor
                     if procs.owner_of(up) in (owner, owner + procs.SUPERVISOR_TAG) and not procs.in_host_netns(up):
                         pids.add(up)
     pids |= set(procs.tagged(prefixes))

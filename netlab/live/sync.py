@@ -281,12 +281,13 @@ class LiveLab:
             if pod.node in stopped:
                 continue
             restarts = int(((st.get("pods") or {}).get(pod.key) or {}).get("restarts", 0))
+            recs = dict(((st.get("pods") or {}).get(pod.key) or {}).get("procs") or {})
             inst = (pod.uid, restarts)
             seen.add(inst)
             started = self.instances.setdefault(inst, now)
             targets.append(Target(pod.uid, pod.key, str(pod.ip), pod.netns, nodes[pod.node].netns,
                                   uts_path(self.lab, pod), restarts, started,
-                                  (obj.get("spec") or {}).get("containers") or [], is_deleting(obj)))
+                                  (obj.get("spec") or {}).get("containers") or [], is_deleting(obj), recs))
         self.instances = {k: v for k, v in self.instances.items() if k in seen}
         self.probes.update(targets)
 

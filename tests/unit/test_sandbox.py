@@ -136,3 +136,10 @@ def test_debug_profiles():
     assert sandbox.debug_sandbox("sysadmin").privileged
     with pytest.raises(ValueError):
         sandbox.debug_sandbox("root")
+
+
+def test_a_containers_supervisor_is_outside_the_pid_namespace_and_its_first_child_is_pid_1():
+    outer, inner = sandbox.container_argv(Sandbox(), ["sleep", "1"], python="py")
+    assert outer == ["unshare", "--pid", "--"]          # no --fork: the supervisor stays in the host's
+    assert inner[:5] == ["unshare", "--mount", "--propagation=private", "--", "py"]
+    assert inner[-3:] == ["--", "sleep", "1"] and sandbox.WRAPPER_DEPTH == 0
