@@ -117,7 +117,7 @@ class UpResult:
 def preflight(cluster: Cluster) -> None:
     """Everything that can be checked before the kernel is touched."""
     require_root("build a lab")
-    require_tools("nsenter")
+    require_tools("nsenter", "unshare", "setpriv")   # setpriv, unshare: the containers' sandbox
     check_commands(cluster)  # shared with `validate`: the same refusals, the same messages
     check_host_commands(cluster)
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)

@@ -146,3 +146,23 @@ def test_a_container_is_sandboxed_and_its_security_context_honoured(lab):
         for p in (f"/srv/x-{tag}", f"/root/x-{tag}", f"/tmp/x-{tag}"):
             if os.path.exists(p):
                 os.unlink(p)
+
+
+def test_mounts_are_shown_writable_or_read_only_and_missing_mount_points_never_touch_the_host(tmp_path):
+    """The interface the pod's volumes use (sandbox.Mount), on the real kernel without a lab: a directory
+    at a top-level path that does not exist, a file under a host directory that has no such subdirectory
+    (an overlay of it, in the container only), read-only honoured; the host's directories unchanged."""
+    import subprocess
+    from netlab.dataplane.sandbox import Mount, Sandbox, launch_argv
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "f").write_text("hi\n")
+    target_dir = f"/netlab-sbx-{os.getpid()}"
+    sb = Sandbox(mounts=[Mount(str(vol), target_dir), Mount(str(vol / "f"), f"/etc/netlab-sbx-{os.getpid()}/f", True)])
+    script = (f"cat {target_dir}/f; echo new > {target_dir}/g; echo w=$?; "
+              f"echo no > /etc/netlab-sbx-{os.getpid()}/f; echo ro=$?; ls /tmp | wc -l")
+    r = subprocess.run(launch_argv(sb, ["sh", "-c", script]), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["hi", "w=0", "ro=2", "0"], r
+    assert (vol / "g").read_text() == "new\n" and (vol / "f").read_text() == "hi\n"
+    assert not os.path.exists(target_dir) and not os.path.exists(f"/etc/netlab-sbx-{os.getpid()}")
