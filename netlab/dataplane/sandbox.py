@@ -26,8 +26,8 @@ with the kernel's mount API (open_tree/move_mount/mount_setattr: a recursive rea
 util-linux 2.38 command); util-linux's `setpriv` then sets uid, gids, the bounding set and no_new_privs
 and execs the command, so the container's PID is the command's own. Tools rather than raw syscalls for
 the namespaces and credentials: their order (bounding set before setuid, keep-caps) is easy to get wrong,
-and these tools are the ones every Linux has. The command's PID on the host is unshare's child: see
-WRAPPER_DEPTH.
+and these tools are the ones every Linux has. A container's supervisor starts in the new PID namespace's
+parent side (container_argv), so the container is the supervisor's own child, PID 1 of its namespace.
 """
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ ALL_CAPS = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KIL
             "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
             "CHECKPOINT_RESTORE")
 
-# processes between the container's supervisor and the container's command: unshare's parent half
-WRAPPER_DEPTH = 1
+# processes between a container's supervisor and the container's command (container_argv: none)
+WRAPPER_DEPTH = 0
 
 INIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_init.py")
 
@@ -122,12 +122,27 @@ def init_config(sb: Sandbox) -> dict:
             "workdir": sb.workdir or "/"}
 
 
+def _inner(sb: Sandbox, argv: list[str], python: str | None) -> list[str]:
+    return [python or sys.executable, "-S", INIT_SCRIPT, json.dumps(init_config(sb), separators=(",", ":")),
+            "--", *setpriv_argv(sb, argv)]
+
+
 def launch_argv(sb: Sandbox, argv: list[str], python: str | None = None) -> list[str]:
     """The command line that starts argv in its sandbox (to be run as root, inside the pod's network
-    namespace: nsenter's argv). Pure: the same Sandbox and argv give the same line."""
+    namespace: nsenter's argv), on its own: `netlab exec` into a container that does not run, `netlab
+    debug`, an exec probe. Pure: the same Sandbox and argv give the same line."""
     return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation=private", "--",
-            python or sys.executable, "-S", INIT_SCRIPT, json.dumps(init_config(sb), separators=(",", ":")),
-            "--", *setpriv_argv(sb, argv)]
+            *_inner(sb, argv, python)]
+
+
+def container_argv(sb: Sandbox, argv: list[str], python: str | None = None) -> tuple[list[str], list[str]]:
+    """(outer, inner): a container's start as `outer + [supervisor...] + inner`. `outer` makes the new
+    PID namespace for the supervisor's children (unshare --pid without --fork: the supervisor itself
+    stays in the host's), so the first process the supervisor starts, `inner`, is PID 1 of it and the
+    supervisor's own child: it waits for the container itself and gets its true exit status (137 for a
+    SIGKILL; unshare --fork would pass some on as 1). `inner` makes the mount namespace and the root."""
+    return (["unshare", "--pid", "--"],
+            ["unshare", "--mount", "--propagation=private", "--", *_inner(sb, argv, python)])
 
 
 def join_argv(pid: int, status: dict[str, str], argv: list[str]) -> list[str]:
@@ -174,3 +189,17 @@ def debug_sandbox(profile: str) -> Sandbox:
     if profile == "general":
         return Sandbox(cap_add=["SYS_PTRACE"])
     raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(DEBUG_PROFILES)}")
+
+
+def for_container(security, mounts: list[Mount] | None = None) -> Sandbox:
+    """The Sandbox of a container from its merged securityContext (netlab/spec/security.py) and the
+    mounts of its pod's volumes. Without runAsUser the container runs as uid 0 (netlab has no image whose
+    USER could say otherwise); without runAsGroup, as gid 0."""
+    return Sandbox(mounts=list(mounts or []),
+                   run_as_user=security.run_as_user or 0,
+                   run_as_group=security.run_as_group or 0,
+                   supplemental_groups=list(security.supplemental_groups),
+                   cap_add=list(security.cap_add), cap_drop=list(security.cap_drop),
+                   privileged=security.privileged,
+                   read_only_root_filesystem=security.read_only_root_filesystem,
+                   allow_privilege_escalation=security.allow_privilege_escalation)

@@ -11,12 +11,12 @@ a read-only sysfs; the volumes are cloned (open_tree) before /tmp is covered, so
 can be a volume; then the whole tree is made read-only (mount_setattr, recursive), a private tmpfs goes
 on /tmp and /dev/shm, the volumes are moved in, and the root is pivoted to. A mount point missing under a
 read-only host directory is made in an overlay of that directory (upper layer in a private tmpfs): the
-host's directory is never written.
+host's directory is never written. netlab's state directory (/run/netlab) is hidden under an empty tmpfs.
+Needs Linux 5.12 or later (mount_setattr).
 """
 import ctypes
 import json
 import os
-import platform
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -29,10 +29,13 @@ OPEN_TREE_CLOEXEC = 0o2000000
 MOVE_MOUNT_F_EMPTY_PATH = 4
 MOUNT_ATTR_RDONLY = 1
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442   # the same number on every architecture
-SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(platform.machine(), 155)
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(os.uname().machine, 155)
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
+
+
+HIDDEN = ("/run/netlab",)
 
 
 class Failed(Exception):
@@ -117,6 +120,9 @@ def build(cfg):
             open(dst, "w").close()
             mount(src, dst, None, MS_BIND)
             read_only(dst)
+    for hidden in HIDDEN:   # netlab's own state and logs (root only on the host): an empty directory here
+        if os.path.isdir(root + hidden):
+            mount("tmpfs", root + hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
     os.mkdir(f"{root}/tmp", 0o1777)
     os.chmod(f"{root}/tmp", 0o1777)
     os.mkdir(f"{root}/proc", 0o555)

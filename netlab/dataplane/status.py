@@ -7,7 +7,7 @@ from typing import Any, Collection
 
 from ..model.objects import Cluster, Pod
 from ..names import repair_command
-from . import iptables, nsfs, procs, proxy, supervise
+from . import iptables, nsfs, plan, procs, proxy, supervise
 from .fabric import node_fabric_drift, node_links, pod_link_problem
 
 
@@ -105,6 +105,10 @@ def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], builtin:
             out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
                                        f"ready: nothing listens on its containerPort {missing}" if missing else ""))
             continue
+        why = plan.config_error(pod, c.name)
+        if why:
+            out.append(ContainerStatus(c.name, "waiting", False, "CreateContainerConfigError", None, why))
+            continue
         crec = procs_rec.get(c.name)
         if supervise.container_alive(cluster.name, pod, c.name, crec):
             missing = _missing_ports(c, procs.listening(int(crec["pid"]))) if builtin.look else ""
@@ -188,6 +192,8 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
         if not ns_ok:
             phase, problems = "Unknown", ["network namespace missing"]
             ready = 0
+        elif "CreateContainerConfigError" in reasons:
+            phase = "CreateContainerConfigError"
         elif "CrashLoopBackOff" in reasons:
             phase = "CrashLoopBackOff"
         elif reasons & set(WAITING):   # a container the kubelet could not start (its env, a volume)

@@ -227,6 +227,7 @@ class LiveLab:
         """What the kubelets saw, as each pod's status (only what changed is written)."""
         from ..controllers.runner import apply_actions
         from ..controllers.base import update_status
+        from ..dataplane.plan import config_error
         stopped = partitioned(cluster)
         recs = st.get("pods") or {}
         nodes = {n.name: n for n in cluster.nodes}
@@ -245,15 +246,19 @@ class LiveLab:
             for c in pod.containers:
                 prev = old_cs.get(c.name) or {}
                 started_at = parse_time(((prev.get("state") or {}).get("running") or {}).get("startedAt")) or started
+                why = config_error(pod, c.name)
                 launch = pod.launch.get(c.name)
+                if why:   # not started: the kubelet's CreateContainerConfigError
+                    statuses.append(container_status(c.name, "waiting", restart_count=restarts,
+                                                     waiting_reason="CreateContainerConfigError", waiting_message=why))
+                    continue
                 if launch is not None and launch.error:   # not started: its env or a volume is missing
                     statuses.append(container_status(c.name, "waiting", restart_count=restarts,
                                                      waiting_reason=launch.reason, waiting_message=launch.error))
                     continue
                 statuses.append(container_status(c.name, "running", started_at=started_at, restart_count=restarts,
                                                  ready=ready, started=True))
-            waiting = bool(statuses) and all("waiting" in x["state"] for x in statuses)
-            status = dict(old, phase="Pending" if waiting else "Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
+            status = dict(old, phase="Pending" if all("waiting" in x["state"] for x in statuses) else "Running", podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
                           hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
                           startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
                           containerStatuses=statuses,
@@ -281,12 +286,13 @@ class LiveLab:
             if pod.node in stopped:
                 continue
             restarts = int(((st.get("pods") or {}).get(pod.key) or {}).get("restarts", 0))
+            recs = dict(((st.get("pods") or {}).get(pod.key) or {}).get("procs") or {})
             inst = (pod.uid, restarts)
             seen.add(inst)
             started = self.instances.setdefault(inst, now)
             targets.append(Target(pod.uid, pod.key, str(pod.ip), pod.netns, nodes[pod.node].netns,
                                   uts_path(self.lab, pod), restarts, started,
-                                  (obj.get("spec") or {}).get("containers") or [], is_deleting(obj)))
+                                  (obj.get("spec") or {}).get("containers") or [], is_deleting(obj), recs))
         self.instances = {k: v for k, v in self.instances.items() if k in seen}
         self.probes.update(targets)
 

@@ -5,6 +5,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .. import proxymodes
+from .security import SecurityContext
 
 BACKENDS = ("vxlan", "host-gw")
 PROXY_MODES = proxymodes.names()            # netlab/proxymodes/: one module per kube-proxy mode
@@ -73,6 +74,7 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     delay_shutdown: int = 0     # agnhost netexec --delay-shutdown: seconds it keeps serving after SIGTERM
+    security: SecurityContext = field(default_factory=SecurityContext)   # pod's and container's, merged
     mounts: list[VolumeMount] = field(default_factory=list)   # volumeMounts
     # env entries with valueFrom, envFrom, $(VAR) references: the kubelet resolves them when it starts the
     # container (netlab/workload/podenv.py); `env` holds the literal values only

@@ -8,6 +8,7 @@ from ...workload import goflags
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
 from ..podparts import parse_env, parse_mounts, parse_volumes
+from ..security import parse_container_security, parse_pod_security
 from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate, Volume
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 
@@ -43,6 +44,7 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     containers: list[ContainerSpec] = []
     used_ports: dict[tuple[int, str], str] = {}
     port_names: set[str] = set()
+    pod_security = parse_pod_security(spec)
     cdocs = list(spec.maps("containers"))
     if not cdocs:
         raise spec.missing("containers", "must list at least one container",
@@ -51,7 +53,8 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     volumes = attempt(spec.problems, parse_volumes, spec)
     failed |= volumes is None
     for c in cdocs:  # each container is checked, even after one is refused
-        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names, volumes or [])
+        got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names,
+                      pod_security, volumes or [])
         failed |= got is None
         if got is not None:
             containers.append(got)
@@ -75,7 +78,8 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
-                     port_names: set[str], volumes: list[Volume] = ()) -> ContainerSpec:
+                     port_names: set[str], pod_security: dict | None = None,
+                     volumes: list[Volume] = ()) -> ContainerSpec:
     cname = c.name("name")
     if any(x.name == cname for x in containers):
         raise c.error("name", f"'{cname}' is used by two containers", "give each container its own name")
@@ -107,6 +111,7 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     env, kubelet_env = parse_env(c, cname)
     mounts = parse_mounts(c, list(volumes))
     working_dir = c.str("workingDir")
+    security = parse_container_security(c, pod_security or {})
     # no meaning for a network dataplane: accepted without a word
     c.skip("imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty")
     # the kubelet's probes run in the control loop (netlab/live/kubelet.py), checked as the API server does
@@ -124,7 +129,8 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     if failed:
         raise Reported()
     kubelet_env = kubelet_env or any("$(" in x for x in command + args)
-    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown, mounts, kubelet_env)
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown, security, mounts,
+                         kubelet_env)
 
 
 LIFECYCLE_HANDLERS = ("exec", "httpGet", "sleep")
