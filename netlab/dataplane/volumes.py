@@ -1,8 +1,8 @@
 """A pod's volumes on the host (the kernel side of netlab/workload/volumes.py): a directory per pod and
 volume under the lab's state directory, the files of configMap, secret, downwardAPI and projected
 volumes written as the kubelet's atomic writer writes them, hostPath checked by its type; removed when
-the pod goes. The lab's state directory is on /run (a tmpfs): an emptyDir of `medium: Memory` is in
-memory as it is."""
+the pod goes. An emptyDir of `medium: Memory` gets no tmpfs of its own (a mount on the host would have
+to be undone by `down` too): it is in memory where /run is a tmpfs, as on most systems."""
 from __future__ import annotations
 
 import os

@@ -149,6 +149,9 @@ def _check_source(v: Fields, kind: str, src: dict) -> None:
     elif kind == "emptyDir":
         if src.get("medium", "") not in ("", "Memory"):
             raise v.error(f"{at}.medium", f"Unsupported value: {shown(src.get('medium'))}", 'use "" or "Memory"')
+        if src.get("medium") == "Memory":
+            v.ignored.append(f"{v.where}: {v.at(at)}.medium (no tmpfs of its own: a directory of the pod under "
+                             "/run/netlab)")
     elif kind in ("configMap", "secret"):
         key = "name" if kind == "configMap" else "secretName"
         if not isinstance(src.get(key), str) or not src.get(key):

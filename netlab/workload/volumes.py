@@ -3,7 +3,7 @@ and what each container mounts where. Pure: `plan(pod, base, objs, runtime)` dec
 (netlab/dataplane/volumes.py) makes the directories and files and the container's launch mounts them.
 
 - emptyDir: a directory of the pod (`base/<pod uid>/<volume>`), shared by its containers, removed with
-  the pod; `medium: Memory` is a tmpfs mounted there.
+  the pod (`medium: Memory` is noted: no tmpfs of its own, see dataplane/volumes.py).
 - hostPath: the node's path (netlab's nodes share the host's filesystem), checked by its `type` as the
   kubelet checks it (DirectoryOrCreate and FileOrCreate create what is missing).
 - configMap, secret: a file per key (`items` choose keys and paths), mode `defaultMode` (0644) or the
@@ -39,7 +39,7 @@ class VolumeDir:
     kind: str
     path: str                             # the directory (or hostPath's path) on the host
     files: dict[str, tuple[bytes, int]] | None = None    # relative path -> (content, mode): an atomic-writer volume
-    memory: bool = False                  # emptyDir medium Memory: a tmpfs
+    memory: bool = False                  # emptyDir medium Memory (no tmpfs of its own)
     host_type: str | None = None          # hostPath's type ("" : no check)
 
 

@@ -272,3 +272,11 @@ def test_a_program_from_a_volume_is_not_looked_for_on_the_host():
     sc = doc(POD.replace("command: [sleep, \"100\"]", "command: [/opt/nowhere/run.sh]"))
     with pytest.raises(SpecError, match="not installed on this machine"):
         check_host_commands(build(sc))
+
+
+def test_describe_shows_where_value_from_takes_a_value():
+    from netlab.controllers.printers import env_value
+    assert env_value({"name": "A", "value": "b"}) == "b"
+    assert env_value({"name": "P", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw"}}}) == \
+        "<set to the key 'pw' in secret 'creds'>  Optional: false"
+    assert env_value({"name": "I", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}) == " (v1:status.podIP)"
