@@ -48,6 +48,10 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     # still picture (its Deployments' replicas scheduled as netlab's own expansion does) must stand
     from .dataplane import lab as labmod
     labmod.preflight(build(scenario, prev))
+    from .spec.podparts import check_references, stored_sources
+    # the lab's store only if the lab exists (opening it would make the lab's directory); up prunes
+    # what an earlier apply wrote, so only the manifests and what was never applied count
+    check_references(scenario.documents, stored_sources(store_for(lab), applied=False) if prev else set())
     base = build(scenario, prev, pods=[])
     with locked(lab):
         store = store_for(lab)

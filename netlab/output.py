@@ -185,7 +185,7 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
             cs: dict[str, Any] = {"name": c.name, "ready": c.ready, "restartCount": s.restarts,
                                   "started": c.state == "running", "state": _container_state(c, started),
                                   "lastState": {}}
-            if c.state == "waiting":
+            if c.state == "waiting" and c.reason == "CrashLoopBackOff":
                 cs["lastState"] = {"terminated": _terminated(c.last_exit, c.last_reason, "")}
             statuses.append(cs)
         unready = [c.name for c in s.containers if not c.ready]
@@ -193,7 +193,8 @@ def pod_objects(statuses: list, cluster: Cluster) -> list[dict]:
         ready_cond = ({"status": "True"} if not unready and s.phase != "Unknown" else
                       {"status": "False", "reason": "ContainersNotReady", "message": cond_msg})
         phase = {"Running": "Running", "NetworkBroken": "Running", "CrashLoopBackOff": "Running",
-                 "NotReady": "Running", "Error": "Failed", "Completed": "Succeeded"}.get(s.phase, "Unknown")
+                 "NotReady": "Running", "Error": "Failed", "Completed": "Succeeded",
+                 "CreateContainerConfigError": "Pending", "ContainerCreating": "Pending"}.get(s.phase, "Unknown")
         out.append({
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": p.node, "containers": containers,

@@ -1,7 +1,7 @@
 """The `netlab` command: kubectl- and containerlab-like verbs over an emulated cluster.
 
 This package holds the click group and main(); the commands are in one module per verb group
-(lifecycle: up, down; get; exec: exec, logs; probe; render: render, validate; kubectl: apply, delete,
+(lifecycle: up, down; get; exec: exec, debug, logs; probe; render: render, validate; kubectl: apply, delete,
 scale, set, wait, describe; nodes: cordon, uncordon, drain; rollout) and the helpers they share in common and
 kubeutil (common is re-exported here). No module of this package imports the kernel layer (netlab.dataplane)
 or the renderers when it is imported, so `netlab --help` stays fast: a command imports them when it runs.
@@ -27,7 +27,7 @@ def cli() -> None:
     from real Linux network namespaces. Run as root."""
 
 
-for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, probe.probe, exec.logs, render.render,
+for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, probe.probe, exec.logs, render.render,
                  render.validate, *kubectl.COMMANDS, *nodes.COMMANDS, rollout.rollout, node.node, create.create):
     cli.add_command(_command)
 

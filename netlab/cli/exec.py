@@ -34,8 +34,9 @@ class _ExecCommand(click.Command):
 @click.argument("pod", required=False)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of POD.")
-@click.option("-c", "--container", metavar="NAME", help="Container to run in (default: the pod's first); all of "
-              "a pod's containers share its namespaces, so this only checks that the pod has it.")
+@click.option("-c", "--container", metavar="NAME", help="Container to run in (default: the pod's first): the "
+              "command gets its privileges (user, groups, capabilities) and, if it runs, its mount and PID "
+              "namespaces.")
 @click.option("-i", "--stdin", "stdin", is_flag=True, help="Pass stdin to the command (without it: /dev/null).")
 @click.option("-t", "--tty", "tty", is_flag=True, help="Accepted as kubectl does; the command gets this terminal, "
               "if there is one (no new one is allocated).")
@@ -46,6 +47,11 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
          node: str | None, external: bool, lab: str | None) -> None:
     """Run COMMAND inside a pod (POD or pod/POD, as `get pods -o name` prints it; or --node NODE, or
     --external) and exit with its status.
+
+    In a pod, COMMAND runs with the container's privileges, as kubectl exec does: its user and groups,
+    its capabilities (by default no NET_ADMIN: it cannot change the pod's links; see `netlab debug`), in
+    its mount and PID namespaces (the host's filesystem read-only, its own /tmp). --node and --external
+    run as root in that namespace.
 
     \b
     Examples:
@@ -90,11 +96,57 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
         valid = [c.name for c in p.containers]
         if container is not None and container not in valid:
             raise NotFound(f'container {container} is not valid for pod {pod}: use one of {", ".join(valid)}')
-        full = labmod.pod_exec_argv(name, p, argv)
+        full = labmod.pod_exec_argv(name, p, argv, container)
     if not stdin:  # kubectl without -i: the command reads nothing
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)
         os.close(fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(full[0], full)
+    except OSError as e:
+        raise NetlabError(f"cannot run {full[0]}: {e.strerror}") from None
+
+
+@click.command(cls=_ExecCommand, context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("pod", required=False)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-n", "--namespace", default="default", show_default=True, help="Kubernetes namespace of POD.")
+@click.option("--profile", type=click.Choice(["general", "netadmin", "sysadmin"]), default="general",
+              show_default=True, help="general: the default capabilities and SYS_PTRACE; netadmin: and NET_ADMIN, "
+              "NET_RAW; sysadmin: privileged (every capability, the host's filesystem writable).")
+@click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
+def debug(pod: str | None, command: tuple[str, ...], namespace: str, profile: str, lab: str | None) -> None:
+    """Run COMMAND (default: an interactive sh) in POD's network namespace with a debugging profile's
+    privileges, as `kubectl debug POD --profile=...` runs an ephemeral container: a fresh sandbox (its own
+    mount and PID namespaces, the host's filesystem read-only, its own /tmp) with the profile's
+    capabilities. stdin is passed on.
+
+    \b
+    Examples:
+      sudo netlab debug client --profile=netadmin -- ip link set eth0 down   # break the pod's link
+      sudo netlab debug client --profile=netadmin -- tc qdisc show dev eth0
+      sudo netlab debug client                                              # a shell, default profile
+    """
+    from ..dataplane import lab as labmod
+    from .. import lab_spec
+    labmod.require_root("enter a lab's namespaces")
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if pod is None:
+        raise click.UsageError("name a pod: netlab debug POD [--profile=netadmin] -- COMMAND")
+    if "/" in pod:
+        kind, _, pod = pod.partition("/")
+        if kind.lower() not in ("pod", "pods", "po") or not pod:
+            raise click.UsageError(f"cannot debug {kind}/{pod}: give a pod, as POD or pod/POD")
+    name = labmod.resolve_lab(lab)
+    cluster, _ = lab_spec.load_cluster(name)
+    p = cluster.pod(namespace, pod)
+    if p is None:
+        raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
+    full = labmod.pod_debug_argv(name, p, argv or ["sh"], profile)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

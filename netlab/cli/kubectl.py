@@ -139,6 +139,8 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
         raise click.UsageError("-l and --all are for --prune here; add --prune")
     t = kubeutil.open_target(lab)
     objs, sc = read_manifests(files, t)
+    from ..spec.podparts import check_references, stored_sources
+    check_references(objs, stored_sources(t.store))   # before anything is written
     warn_ignored(sc)
     store = t.store
     with store.transaction():

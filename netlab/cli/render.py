@@ -73,6 +73,8 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     from ..model.build import build
     from ..model.preflight import check_commands, check_host_commands
     sc, _ = load_scenario(scenario_paths(scenario, files), None)
+    from ..spec.podparts import check_references
+    check_references(sc.documents)  # a volume or env naming a ConfigMap/Secret the manifests lack
     warn_ignored(sc)
     c = build(sc)
     check_commands(c)  # what `up` refuses before touching the kernel, with the same messages

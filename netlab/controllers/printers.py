@@ -315,8 +315,8 @@ def describe_deployment(d: dict, rss: list[dict], events: list[dict], now: float
         lines.append("    Port:         " + (", ".join(f"{p['containerPort']}/{p.get('protocol', 'TCP')}"
                                                        for p in ports) or "<none>"))
         env = c.get("env") or []
-        lines.append("    Environment:  " + ("<none>" if not env else f"{env[0]['name']}:  {env[0].get('value', '')}"))
-        lines += [f"      {e['name']}:  {e.get('value', '')}" for e in env[1:]]
+        lines.append("    Environment:  " + ("<none>" if not env else f"{env[0]['name']}:  {env_value(env[0])}"))
+        lines += [f"      {e['name']}:  {env_value(e)}" for e in env[1:]]
     conds = st.get("conditions") or []
     if conds:
         lines.append("Conditions:")
@@ -416,7 +416,7 @@ def describe_pod(pod: dict, events: list[dict], now: float) -> str:
                 lines.append(f"    {title + ':':<18}{_probe_text(c[probe])}")
         env = c.get("env") or []
         lines.append(f"    {'Environment:':<18}" + ("<none>" if not env else ""))
-        lines += [f"      {e['name']}:  {e.get('value', '')}" for e in env]
+        lines += [f"      {e['name']}:  {env_value(e)}" for e in env]
     conds = st.get("conditions") or []
     if conds:
         lines.append("Conditions:")
@@ -466,3 +466,21 @@ def describe_node(node: dict, pods: list[dict], events: list[dict], now: float) 
     lines += ["  " + line for line in render(rows, 2, 0).splitlines()]
     lines += describe_events(events, now)
     return "\n".join(lines)
+
+
+def env_value(e: dict) -> str:
+    """An env entry as `kubectl describe` shows it: its value, or where valueFrom takes it from."""
+    vf = e.get("valueFrom") or {}
+    if not vf:
+        return str(e.get("value", ""))
+    for key, what in (("configMapKeyRef", "config map"), ("secretKeyRef", "secret")):
+        ref = vf.get(key)
+        if isinstance(ref, dict):
+            return (f"<set to the key '{ref.get('key', '')}' in {what} '{ref.get('name', '')}'>  "
+                    f"Optional: {'true' if ref.get('optional') else 'false'}")
+    if isinstance(vf.get("fieldRef"), dict):
+        ref = vf["fieldRef"]
+        return f" ({ref.get('apiVersion', 'v1')}:{ref.get('fieldPath', '')})"
+    if isinstance(vf.get("resourceFieldRef"), dict):
+        return f"{vf['resourceFieldRef'].get('resource', '')}"
+    return ""

@@ -117,7 +117,7 @@ class UpResult:
 def preflight(cluster: Cluster) -> None:
     """Everything that can be checked before the kernel is touched."""
     require_root("build a lab")
-    require_tools("nsenter")
+    require_tools("nsenter", "unshare", "setpriv")   # setpriv, unshare: the containers' sandbox
     check_commands(cluster)  # shared with `validate`: the same refusals, the same messages
     check_host_commands(cluster)
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
@@ -335,9 +335,16 @@ def down(lab: str) -> DownResult:
 
 # ------------------------------------------------------------------ exec
 
-def pod_exec_argv(lab: str, pod: Pod, argv: list[str]) -> list[str]:
-    return nsenter.enter(pod.netns, argv, uts_path(lab, pod),
-                         missing=f"pod {pod.key} has no network namespace ({pod.netns})")
+def pod_exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None) -> list[str]:
+    """argv in the pod with its container's privileges (netlab exec, as kubectl exec): podexec.py."""
+    from .podexec import exec_argv
+    return exec_argv(lab, pod, argv, container)
+
+
+def pod_debug_argv(lab: str, pod: Pod, argv: list[str], profile: str = "general") -> list[str]:
+    """argv in a fresh sandbox of a kubectl-debug-like profile in the pod's network namespace."""
+    from .podexec import debug_argv
+    return debug_argv(lab, pod, argv, profile)
 
 
 def netns_exec_argv(netns: str, argv: list[str]) -> list[str]:

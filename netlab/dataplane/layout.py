@@ -54,6 +54,11 @@ def loop_pidfile(lab: str) -> str:
     return os.path.join(run_dir(lab), "control-loop.pid")
 
 
+def volumes_dir(lab: str) -> str:
+    """The pods' volume directories (emptyDir, configMap, secret...): volumes/<pod uid>/<volume>."""
+    return os.path.join(lab_dir(lab), "volumes")
+
+
 def run_dir(lab: str) -> str:
     return os.path.join(lab_dir(lab), "run")
 

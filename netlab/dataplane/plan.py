@@ -188,6 +188,9 @@ def plan_containers(cluster: Cluster, recorded: dict[tuple[str, str], bool], fre
     for pod in cluster.pods:
         for cname, _ in pod.commands:
             k = (pod.key, cname)
+            if config_error(pod, cname):   # the kubelet's CreateContainerConfigError: never started
+                out.append(ContainerAction(pod.key, cname, "keep"))
+                continue
             if recorded.get(k) or (k in recorded and pod.key not in fresh
                                    and (pod.restart_held or not restarts(pod.restart_policy, exits.get(k)))):
                 out.append(ContainerAction(pod.key, cname, "keep"))
@@ -199,6 +202,14 @@ def plan_containers(cluster: Cluster, recorded: dict[tuple[str, str], bool], fre
             else:
                 out.append(ContainerAction(pod.key, cname, "start", restart))
     return out
+
+
+def config_error(pod, cname: str) -> str | None:
+    """Why the kubelet would not start container `cname` of `pod` (CreateContainerConfigError), or None:
+    its securityContext asks for a non-root user and gives none (netlab/spec/security.py)."""
+    c = next((x for x in pod.containers if x.name == cname), None)
+    sec = getattr(c, "security", None)
+    return sec.config_error(pod.name, pod.namespace, cname) if sec is not None else None
 
 
 def restarts(policy: str, exit_status: int | None) -> bool:

@@ -7,6 +7,7 @@ membership (the kernel's answer to "who is in this namespace"), never by name.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -16,7 +17,8 @@ import time
 from typing import Any, Iterable
 
 from ..errors import KernelError
-from . import nsenter, nsfs
+from . import nsenter, nsfs, sandbox
+from .sandbox import Sandbox
 
 OWNER_VAR = "NETLAB_OWNER"
 
@@ -105,16 +107,19 @@ _SUPERVISOR = ('NETLAB_OWNER="${NETLAB_OWNER%' + SUPERVISOR_TAG + '}"; export NE
 
 
 def spawn_container(argv: list[str], netns_path: str, log_path: str, exit_path: str, uts_path: str | None = None,
-                    env: dict[str, str] | None = None, cwd: str = "/", owner: str | None = None) -> dict[str, Any]:
-    """Start a container's argv under its supervisor; returns the supervisor's record. The container's
-    own record comes from `container_records` once the supervisor has started it; its exit status is
-    written to `exit_path` (removed here first) when it ends."""
+                    env: dict[str, str] | None = None, cwd: str = "/", owner: str | None = None,
+                    box: "Sandbox | None" = None) -> dict[str, Any]:
+    """Start a container's argv in its sandbox (`box`, default: a default Sandbox; see sandbox.py) under
+    its supervisor; returns the supervisor's record. The container's own record comes from
+    `container_records` once the supervisor has started it; its exit status is written to `exit_path`
+    (removed here first) when it ends. `cwd` is the container's working directory (inside its root)."""
     try:
         os.unlink(exit_path)
     except FileNotFoundError:
         pass
-    return spawn(["sh", "-c", _SUPERVISOR, exit_path, *argv], netns_path, log_path, uts_path, env, cwd,
-                 None if owner is None else owner + SUPERVISOR_TAG)
+    outer, inner = sandbox.container_argv(dataclasses.replace(box or Sandbox(), workdir=cwd or "/"), argv)
+    return spawn([*outer, "sh", "-c", _SUPERVISOR, exit_path, *inner], netns_path, log_path,
+                 uts_path, env, "/", None if owner is None else owner + SUPERVISOR_TAG)
 
 
 def container_records(supervisors: list[dict[str, Any]], owners: list[str],
@@ -130,12 +135,10 @@ def container_records(supervisors: list[dict[str, Any]], owners: list[str],
         for i in pending:
             sup = supervisors[i]
             pid = int(sup["pid"])
-            try:
-                with open(f"/proc/{pid}/task/{pid}/children") as f:
-                    kids = f.read().split()
-            except OSError:
-                kids = []
-            rec = record(int(kids[0])) if kids else None
+            kid: int | None = pid
+            for _ in range(1 + sandbox.WRAPPER_DEPTH):
+                kid = _only_child(kid) if kid is not None else None
+            rec = record(kid) if kid is not None else None
             if rec is not None and rec["start"] is not None and owner_of(rec["pid"]) == owners[i]:
                 out[i] = rec
             elif start_time(pid) == sup.get("start"):
@@ -143,6 +146,28 @@ def container_records(supervisors: list[dict[str, Any]], owners: list[str],
         pending = left
         if pending:
             time.sleep(0.002)
+    return out
+
+
+def _only_child(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+    except OSError:
+        return None
+    return int(kids[0]) if kids else None
+
+
+def container_supervisor(pid: int) -> list[int]:
+    """The processes above a container's process that netlab started for it (its supervisor, and any
+    sandbox.WRAPPER_DEPTH wrappers between), nearest first."""
+    out = []
+    for _ in range(1 + sandbox.WRAPPER_DEPTH):
+        p = parent(pid)
+        if not p or p == 1:
+            break
+        out.append(p)
+        pid = p
     return out
 
 

@@ -7,7 +7,7 @@ from typing import Any, Collection
 
 from ..model.objects import Cluster, Pod
 from ..names import repair_command
-from . import iptables, nsfs, procs, proxy, supervise
+from . import iptables, nsfs, plan, procs, proxy, supervise
 from .fabric import node_fabric_drift, node_links, pod_link_problem
 
 
@@ -39,6 +39,9 @@ class PodStatus:
     @property
     def is_ready(self) -> bool:
         return self.phase != "Unknown" and self.ready == self.total
+
+
+WAITING = ("CreateContainerConfigError", "ContainerCreating")   # a container not started: why (podsetup)
 
 
 def _exited(code: int | None) -> tuple[str, str]:
@@ -102,11 +105,19 @@ def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], builtin:
             out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
                                        f"ready: nothing listens on its containerPort {missing}" if missing else ""))
             continue
+        why = plan.config_error(pod, c.name)
+        if why:
+            out.append(ContainerStatus(c.name, "waiting", False, "CreateContainerConfigError", None, why))
+            continue
         crec = procs_rec.get(c.name)
         if supervise.container_alive(cluster.name, pod, c.name, crec):
             missing = _missing_ports(c, procs.listening(int(crec["pid"]))) if builtin.look else ""
             out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
                                        f"ready: nothing listens on its containerPort {missing}" if missing else ""))
+            continue
+        waits = (rec.get("waiting") or {}).get(c.name)
+        if crec is None and waits:   # never started: its env or a volume is missing (live/podsetup.py)
+            out.append(ContainerStatus(c.name, "waiting", False, waits[0], None, waits[1]))
             continue
         code = procs.exit_status(supervise.exit_path(cluster.name, pod, c.name)) if crec is not None else None
         reason, how = _exited(code)
@@ -182,8 +193,12 @@ def pod_statuses(cluster: Cluster, st: dict[str, Any]) -> list[PodStatus]:
         if not ns_ok:
             phase, problems = "Unknown", ["network namespace missing"]
             ready = 0
+        elif "CreateContainerConfigError" in reasons:
+            phase = "CreateContainerConfigError"
         elif "CrashLoopBackOff" in reasons:
             phase = "CrashLoopBackOff"
+        elif reasons & set(WAITING):   # a container the kubelet could not start (its env, a volume)
+            phase = next(r for r in WAITING if r in reasons)
         elif "Error" in reasons:
             phase = "Error"
         elif reasons == {"Completed"}:  # kubectl: NotReady while others still run

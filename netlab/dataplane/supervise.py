@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import names
 from ..model.objects import Cluster, Pod
-from . import layout, nsfs, plan, procs, state
+from . import layout, nsfs, plan, procs, sandbox, state, volumes
 from .changes import Change, Changes
 from .fabric import uts_path
 
@@ -261,10 +261,26 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
                                f"adopted (pid {act.pid}, started by an interrupted up)", pod.netns, f"pod {pod.key}"))
             continue
         container = next(c for c in pod.containers if c.name == act.container)
-        sup = procs.spawn_container(container.command + container.args, nsfs.netns_path(pod.netns),
+        argv, env = container.command + container.args, {**container_env(pod), **container.env}
+        mounts: list[sandbox.Mount] = []
+        launch = pod.launch.get(act.container)   # the kubelet's env and volumes (netlab/live/podsetup.py)
+        if launch is not None:
+            if launch.error:   # it waits (CreateContainerConfigError, ContainerCreating): the status says why
+                extra.setdefault("waiting", {})[act.container] = [launch.reason, launch.error]
+                changes.add(Change("container", f"{pod.key}/{act.container}", "wait", f"container {act.container} "
+                                   f"not started: {launch.error}", pod.netns, f"pod {pod.key}"))
+                continue
+            (extra.get("waiting") or {}).pop(act.container, None)
+            argv, env = launch.argv, {**container_env(pod), **launch.env}
+            if pod.volumes is not None:
+                volumes.materialise(pod.volumes)
+            # the pod's volumes, bound at their mountPaths in the container's sandbox
+            mounts = [sandbox.Mount(m.source, m.target, m.read_only) for m in launch.mounts]
+        sup = procs.spawn_container(argv, nsfs.netns_path(pod.netns),
                                     log_path(lab, pod, act.container), exit_path(lab, pod, act.container),
-                                    uts_path(lab, pod), env={**container_env(pod), **container.env},
-                                    cwd=container.working_dir or "/", owner=container_owner(lab, pod, act.container))
+                                    uts_path(lab, pod), env=env,
+                                    cwd=container.working_dir or "/", owner=container_owner(lab, pod, act.container),
+                                    box=sandbox.for_container(container.security, mounts))
         started.append((pod, act.container, sup))
     procs.wait_entered([(sup, nsfs.netns_path(pod.netns)) for pod, _, sup in started])
     for (pod, cname, sup), rec in zip(started, procs.container_records(
@@ -315,9 +331,9 @@ def stop_orphans(lab: str, keys: list[str], prev_pods: dict[str, dict], changes:
             if procs.alive(rec, owner) and not procs.in_host_netns(int(rec["pid"])):
                 pid = int(rec["pid"])
                 pids.add(pid)
-                sup = procs.parent(pid)
-                if sup and procs.owner_of(sup) == owner + procs.SUPERVISOR_TAG and not procs.in_host_netns(sup):
-                    pids.add(sup)
+                for up in procs.container_supervisor(pid):   # its supervisor
+                    if procs.owner_of(up) in (owner, owner + procs.SUPERVISOR_TAG) and not procs.in_host_netns(up):
+                        pids.add(up)
     pids |= set(procs.tagged(prefixes))
     if not pids:
         return 0

@@ -39,6 +39,7 @@ class Target:
     started_at: float
     containers: list[dict]   # the pod spec's containers (with their probes and ports)
     terminating: bool = False
+    procs: dict[str, dict] = field(default_factory=dict)   # container -> its process record (exec probes join it)
 
 
 @dataclass
@@ -132,7 +133,7 @@ class Probes:
             spec = dict(container[f"{k[2]}Probe"])
             try:
                 self.inflight[k] = run.submit_probe(spec, t.ip, t.netns, container.get("ports") or [], t.node_netns,
-                                                    t.uts, probers=self.probers)
+                                                    t.uts, probers=self.probers, join=t.procs.get(k[1]))
             except ValueError as e:  # validation refuses these first; never loop on one
                 w.on_hold = True
                 out.events.append((t.key, "Warning", "Unhealthy", f"{k[2].capitalize()} probe errored: {e}"))

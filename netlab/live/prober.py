@@ -205,10 +205,19 @@ def tcp_probe(host: str, port: int, timeout: float) -> tuple[str, str]:
     return SUCCESS, ""
 
 
-def exec_probe(argv: list[str], pod_netns: str, uts_path: str | None, timeout: float) -> tuple[str, str]:
-    """The kubelet's exec probe: argv in the pod's namespaces (a process of its own, as in a container)."""
+def exec_probe(argv: list[str], pod_netns: str, uts_path: str | None, timeout: float,
+               join: dict | None = None) -> tuple[str, str]:
+    """The kubelet's exec probe: argv in the container, as the runtime's exec runs it: in the namespaces
+    and with the credentials of the container's process `join` (its record) if it runs, else in a fresh
+    default sandbox in the pod's namespaces (netlab/dataplane/sandbox.py; a process of its own)."""
+    from ..dataplane import procs, sandbox
     try:
-        cmd = nsenter.enter(pod_netns, argv, uts_path, missing=f"netns {pod_netns} does not exist")
+        status = sandbox.read_status(int(join["pid"])) if join and procs.alive(join) else None
+        if status:
+            cmd = sandbox.join_argv(int(join["pid"]), status, argv)  # type: ignore[index]
+        else:
+            cmd = nsenter.enter(pod_netns, sandbox.launch_argv(sandbox.Sandbox(), argv), uts_path,
+                                missing=f"netns {pod_netns} does not exist")
     except KernelError as e:
         return FAILURE, str(e)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -354,7 +363,8 @@ def default_probers() -> NodeProbers:
 # ------------------------------------------------------------------ the entry points
 
 def submit_probe(probe: dict, pod_ip: str, pod_netns: str, container_ports: list[dict], node_netns: str,
-                 uts_path: str | None = None, *, probers: NodeProbers | None = None) -> cf.Future:
+                 uts_path: str | None = None, *, probers: NodeProbers | None = None,
+                 join: dict | None = None) -> cf.Future:
     """`run_probe` without waiting: a Future of (result, output). ValueError at once for a bad handler."""
     kind = handler_of(probe)
     timeout = float(probe.get("timeoutSeconds") or 1)
@@ -364,7 +374,7 @@ def submit_probe(probe: dict, pod_ip: str, pod_netns: str, container_ports: list
         argv = list(spec.get("command") or [])
         if not argv:
             raise ValueError("probe handler exec has no command")
-        return pool.submit_exec(lambda: exec_probe(argv, pod_netns, uts_path, timeout))
+        return pool.submit_exec(lambda: exec_probe(argv, pod_netns, uts_path, timeout, join))
     try:
         if kind == "httpGet":
             url, headers = probe_url(spec, pod_ip, container_ports), probe_headers(spec)

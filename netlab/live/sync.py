@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from ..controllers.kubelet import pod_conditions
+from ..controllers.kubelet import container_status, pod_conditions
 from ..controllers.runner import Runner, default_controllers
 from ..controllers.simkubelet import SimKubelet
 from ..controllers.base import Snapshot
@@ -236,6 +236,7 @@ class LiveLab:
         """What the kubelets saw, as each pod's status (only what changed is written)."""
         from ..controllers.runner import apply_actions
         from ..controllers.base import event, update_status
+        from ..dataplane.plan import config_error
         from . import observed
         stopped = partitioned(cluster)
         recs = st.get("pods") or {}
@@ -252,12 +253,12 @@ class LiveLab:
             old = obj.get("status") or {}
             if old.get("phase") in podexit.TERMINAL:
                 continue   # a pod that ended stays as it ended (live/podexit.py)
+            restarts = int(rec.get("restarts", 0))
             # each container as the kubelet sees it: running, terminated (reason, exit code), waiting
             # (ContainerCreating, CrashLoopBackOff) (live/observed.py) ...
             statuses = observed.container_statuses(cluster, pod, rec, seen[pod.key], old, ready, started, now)
             if rec.get("uid") == pod.uid and pod.commands:
-                # ... and a container with a command as its restartPolicy makes it end (live/podexit.py)
-                restarts = int(rec.get("restarts", 0))
+                # ... a container with a command as its restartPolicy makes it end (live/podexit.py) ...
                 old_cs = {c["name"]: c for c in old.get("containerStatuses") or []}
                 begun = {c.name: parse_time(((old_cs.get(c.name, {}).get("state") or {}).get("running") or {})
                                             .get("startedAt")) or started for c in pod.containers}
@@ -265,6 +266,16 @@ class LiveLab:
                 ended = {s["name"]: s for s in podexit.statuses(names, podexit.observe(self.lab, pod, rec),
                                                                pod.restart_policy, restarts, ready, begun, now)}
                 statuses = [ended.get(s["name"], s) for s in statuses]
+            for i, c in enumerate(pod.containers):
+                # ... and one the kubelet could not start: its securityContext, env or a volume is wrong
+                why = config_error(pod, c.name)
+                launch = pod.launch.get(c.name)
+                if why:
+                    statuses[i] = container_status(c.name, "waiting", restart_count=restarts,
+                                                   waiting_reason="CreateContainerConfigError", waiting_message=why)
+                elif launch is not None and launch.error:
+                    statuses[i] = container_status(c.name, "waiting", restart_count=restarts,
+                                                   waiting_reason=launch.reason, waiting_message=launch.error)
             phase = observed.phase(statuses, pod.restart_policy)
             conditions = pod_conditions(statuses, now, old.get("conditions"))
             if phase in podexit.TERMINAL:
@@ -298,12 +309,13 @@ class LiveLab:
             if pod.node in stopped:
                 continue
             restarts = int(((st.get("pods") or {}).get(pod.key) or {}).get("restarts", 0))
+            recs = dict(((st.get("pods") or {}).get(pod.key) or {}).get("procs") or {})
             inst = (pod.uid, restarts)
             seen.add(inst)
             started = self.instances.setdefault(inst, now)
             targets.append(Target(pod.uid, pod.key, str(pod.ip), pod.netns, nodes[pod.node].netns,
                                   uts_path(self.lab, pod), restarts, started,
-                                  (obj.get("spec") or {}).get("containers") or [], is_deleting(obj)))
+                                  (obj.get("spec") or {}).get("containers") or [], is_deleting(obj), recs))
         self.instances = {k: v for k, v in self.instances.items() if k in seen}
         self.probes.update(targets)
 
@@ -426,6 +438,9 @@ class LiveLab:
             work = st
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
+        from ..dataplane import volumes as volmod
+        from .podsetup import prepare
+        prepare(cluster, by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
         live = self.scope(cluster, st, deep) if scoped else None
         result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
@@ -437,6 +452,7 @@ class LiveLab:
         # a slow machine) must not look like nodes that stopped reporting
         self.heartbeats(self._periods[0], now)
         self.write_status(cluster, by_key, st, now)
+        volmod.prune(self.lab, {p.uid for p in cluster.pods})   # the volumes of pods that are gone
         # a pod without a readiness probe is ready once it listens: while a young one does not yet, look
         # again soon (its server may be starting), not only at the next resync
         recs = st.get("pods") or {}

@@ -305,7 +305,13 @@ class Terminator:
         if "exec" in hook:
             argv = list((hook["exec"] or {}).get("command") or [])
             try:
-                cmd = nsenter.enter(info.netns, argv, info.uts)
+                # in the container, as the runtime's exec: its namespaces and credentials if it runs, else
+                # a fresh default sandbox in the pod (netlab/dataplane/sandbox.py)
+                from ..dataplane import procs, sandbox
+                rec = info.commands.get(name)
+                status = sandbox.read_status(int(rec["pid"])) if rec and procs.alive(rec) else None
+                cmd = sandbox.join_argv(int(rec["pid"]), status, argv) if status and rec else \
+                    nsenter.enter(info.netns, sandbox.launch_argv(sandbox.Sandbox(), argv), info.uts)
                 out = tempfile.TemporaryFile()   # never a pipe: a chatty hook must not block on it
                 self.hooks[(info.uid, name)] = subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -90,6 +90,10 @@ class Pod:
         """(hostPort, protocol, hostIP, containerPort) of every port that declares a hostPort."""
         return [(p.host_port, p.protocol, p.host_ip, p.port) for c in self.containers for p in c.ports
                 if p.host_port]
+    # a live lab's kubelet: how each container with a command starts (env resolved, mounts; by name:
+    # workload.volumes.Launch) and the pod's volumes (a workload.volumes.VolumePlan), when it has any
+    launch: dict = field(default_factory=dict)
+    volumes: object = None
 
     @property
     def key(self) -> str:

@@ -83,6 +83,10 @@ def check_host_commands(cluster) -> None:
         argv0 = (c.command or c.args)[0]
         if which(argv0) is not None:
             continue
+        # a program in one of the container's volumes (a script from a ConfigMap...), or named by a $(VAR)
+        # the kubelet expands: there only when the container starts
+        if "$(" in argv0 or any(argv0.startswith(m.mount_path.rstrip("/") + "/") for m in c.mounts):
+            continue
         if c.command:
             problems.append(SpecError(where, f"container {c.name} runs {argv0!r}, which is not installed on this "
                                       "machine (netlab runs commands from the host's filesystem)",

@@ -5,6 +5,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .. import proxymodes
+from .security import SecurityContext
 
 BACKENDS = ("vxlan", "host-gw")
 PROXY_MODES = proxymodes.names()            # netlab/proxymodes/: one module per kube-proxy mode
@@ -49,6 +50,23 @@ class ContainerPort:
 
 
 @dataclass
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
+@dataclass
+class Volume:
+    """A pod volume: `kind` is its source's field (emptyDir, hostPath, configMap, secret, downwardAPI,
+    projected, persistentVolumeClaim...), `source` that field's value as written (the API's form)."""
+    name: str
+    kind: str
+    source: dict = field(default_factory=dict)
+
+
+@dataclass
 class ContainerSpec:
     name: str
     image: str | None
@@ -61,6 +79,11 @@ class ContainerSpec:
     # a well-known image's behaviour (netlab/workload/images.py): "PORT/PROTO" -> what the built-in server
     # answers there ({"app": NAME, ...}); ports not listed get agnhost netexec, as any built-in container
     apps: dict[str, dict] = field(default_factory=dict)
+    security: SecurityContext = field(default_factory=SecurityContext)   # pod's and container's, merged
+    mounts: list[VolumeMount] = field(default_factory=list)   # volumeMounts
+    # env entries with valueFrom, envFrom, $(VAR) references: the kubelet resolves them when it starts the
+    # container (netlab/workload/podenv.py); `env` holds the literal values only
+    kubelet_env: bool = False
 
 
 @dataclass
@@ -73,6 +96,7 @@ class PodTemplate:
     restart_policy: str = "Always"   # Always | OnFailure | Never: whether `up` restarts an ended container
     hostname: str | None = None      # spec.hostname: the pod's UTS hostname (default: the pod's name)
     host_network: bool = False       # hostNetwork: the pod runs in its node's network namespace, with its IP
+    volumes: list[Volume] = field(default_factory=list)
 
 
 @dataclass

@@ -64,9 +64,20 @@ class Lab:
         return self.cluster.node(name)
 
     # ---- running things inside
-    def pod_exec(self, pod: str, argv: list[str], timeout: float = 15, namespace: str = "default"):
+    def pod_exec(self, pod: str, argv: list[str], timeout: float = 15, namespace: str = "default",
+                 container: str | None = None):
+        """argv in the pod with its container's privileges (`netlab exec`): no NET_ADMIN, the host's files
+        read-only. To change the pod's links, use `pod_debug`."""
         p = self.pod(pod, namespace)
-        return subprocess.run(labmod.pod_exec_argv(self.name, p, argv), capture_output=True, text=True,
+        return subprocess.run(labmod.pod_exec_argv(self.name, p, argv, container), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def pod_debug(self, pod: str, argv: list[str], profile: str = "netadmin", timeout: float = 15,
+                  namespace: str = "default"):
+        """argv in the pod's network namespace with a `netlab debug` profile's privileges (netadmin: NET_ADMIN
+        to break or repair its links; sysadmin: privileged, the host's files writable)."""
+        p = self.pod(pod, namespace)
+        return subprocess.run(labmod.pod_debug_argv(self.name, p, argv, profile), capture_output=True, text=True,
                               timeout=timeout)
 
     def ns_exec(self, netns: str, argv: list[str], timeout: float = 15):
@@ -94,8 +105,8 @@ class Lab:
 
     def _run(self, where, argv):
         kind, name = where
-        if kind == "pod":
-            return self.pod_exec(name, argv)
+        if kind == "pod":   # the test's own client in the pod's network namespace (not `netlab exec`: no sandbox)
+            return self.ns_exec(self.pod(name).netns, argv)
         if kind == "node":
             return self.node_exec(name, argv)
         return self.ext_exec(argv)

@@ -82,6 +82,7 @@ spec:
       containers:
       - name: app
         image: busybox
+        securityContext: {privileged: true}   # it writes the test's directory on the host
         command:
         - sh
         - -c
@@ -107,6 +108,7 @@ spec:
       containers:
       - name: app
         image: busybox
+        securityContext: {privileged: true}   # it writes the test's directory on the host
         command:
         - sh
         - -c
@@ -312,6 +314,7 @@ spec:
   containers:
   - name: app
     image: busybox
+    securityContext: {privileged: true}   # it writes the test's directory on the host
     command:
     - sh
     - -c

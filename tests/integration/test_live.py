@@ -80,7 +80,8 @@ class Load:
             f.write(LOAD)
         argv = ["sh", script, target, str(seconds), self.out]
         if where == "pod":
-            argv = labmod.pod_exec_argv(lab.name, lab.pod("client"), argv)
+            # privileged (netlab debug --profile=sysadmin): it writes its results in the test's directory
+            argv = labmod.pod_debug_argv(lab.name, lab.pod("client"), argv, "sysadmin")
         else:
             argv = labmod.netns_exec_argv(lab.cluster.external_netns, argv)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -158,8 +159,8 @@ def test_rolling_update_and_undo_under_load_fail_no_request(lab, tmp_path):
 
 
 def test_readiness_failure_leaves_the_endpoints_and_liveness_failure_restarts(lab, tmp_path):
-    flag = f"/tmp/netlab-{lab.name}-ready"
-    alive = f"/tmp/netlab-{lab.name}-alive"
+    flag = f"/var/tmp/netlab-{lab.name}-ready"   # the host's /var/tmp: an exec probe sees it (read-only)
+    alive = f"/var/tmp/netlab-{lab.name}-alive"
     for f in (flag, alive):
         open(f, "w").close()
     try:
@@ -346,7 +347,7 @@ def test_a_liveness_failure_restarts_a_built_in_container(lab):
     """A netexec pod served by its node's built-in server (no process of its own): a failed liveness
     probe ends its container (exit 137, as the kubelet's kill), it is started again and RESTARTS counts
     it; the pod answers again afterwards."""
-    alive = f"/tmp/netlab-{lab.name}-alive"
+    alive = f"/var/tmp/netlab-{lab.name}-alive"
     open(alive, "w").close()
     try:
         lab.up(CLUSTER + f"""---

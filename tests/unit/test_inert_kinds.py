@@ -37,7 +37,7 @@ def replicaset(name="rs1", replicas=2, labels=None, selector=None, **spec):
 
 def test_inert_objects_are_accepted_and_reported_once_each():
     s = load(cluster(), CM, SECRET, SA, POOL, deployment(), service())
-    assert s.inert == ["ConfigMap default/cfg", "Secret default/db", "ServiceAccount default/robot"]
+    assert s.inert == ["ServiceAccount default/robot"]   # ConfigMaps and Secrets are read by pods
     assert s.addons == ["IPAddressPool pool (MetalLB)"]
     assert s.ignored == []  # their fields are not "ignored fields"
     kinds = [o["kind"] for o in scenario_objects(s)]
@@ -45,9 +45,9 @@ def test_inert_objects_are_accepted_and_reported_once_each():
 
 
 def test_the_notices_are_one_line_each(capsys):
-    warn_ignored(load(cluster(), CM, SECRET, POOL))
+    warn_ignored(load(cluster(), CM, SECRET, SA, POOL))
     err = capsys.readouterr().err.splitlines()
-    assert err == ["netlab: storing objects netlab does not use yet: ConfigMap default/cfg; Secret default/db",
+    assert err == ["netlab: storing objects netlab does not use yet: ServiceAccount default/robot",
                    "netlab: ignoring add-ons' objects netlab does not emulate (stored only): IPAddressPool pool "
                    "(MetalLB)"]
 

@@ -2,9 +2,9 @@
 
 - ConfigMap, Secret, ServiceAccount (v1): checked as the API server checks them (metadata.name;
   data/binaryData/stringData maps of strings with valid keys; binaryData and a Secret's data in
-  base64; a Secret's type a string), stored by `up` and `apply -f` and listed by `get`, but no pod
-  reads them yet (no volumes, no env valueFrom): `up` says so once ("stored; netlab does not use them
-  yet").
+  base64; a Secret's type a string), stored by `up` and `apply -f` and listed by `get`. Pods read
+  ConfigMaps and Secrets (volumes, env valueFrom, envFrom); a ServiceAccount is used by nothing: `up`
+  says so once ("storing objects netlab does not use yet").
 - The custom resources of well-known add-ons netlab does not emulate (`ADDONS`, the one list: moving
   a kind out of it, once netlab emulates it, is deleting one line): stored and reported once as
   ignored. A kind that is neither here nor a registered kind is still refused.
@@ -86,8 +86,7 @@ def _stored(doc: ObjectDoc, ctx: Context, fields: tuple[tuple[str, bool], ...]) 
 @register("ConfigMap", "v1", order=20)
 def parse_configmap(doc: ObjectDoc, ctx: Context) -> None:
     top = _stored(doc, ctx, (("data", False), ("binaryData", True)))
-    top.done()
-    ctx.inert.append(doc.where)
+    top.done()   # read by the pods' volumes and env (netlab/workload/volumes.py, podenv.py): not inert
 
 
 @register("Secret", "v1", order=21)
@@ -97,8 +96,7 @@ def parse_secret(doc: ObjectDoc, ctx: Context) -> None:
     if kind is not None and not isinstance(kind, str):
         raise top.error("type", f"must be a string, not {shown(kind)}", "write e.g. type: Opaque")
     top.skip("type")
-    top.done()
-    ctx.inert.append(doc.where)
+    top.done()   # read by the pods' volumes and env, as a ConfigMap
 
 
 @register("ServiceAccount", "v1", order=22)

@@ -8,7 +8,9 @@ from ...controllers.validation import api_error, validate_pod_spec
 from ...workload import goflags, images
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
-from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate
+from ..podparts import parse_env, parse_mounts, parse_volumes
+from ..security import parse_container_security, parse_pod_security
+from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate, Volume
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 
 
@@ -44,14 +46,17 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     used_ports: dict[tuple[int, str], str] = {}
     port_names: set[str] = set()
     host_ports: dict[tuple[int, str, str], str] = {}   # (hostPort, protocol, hostIP) -> who declares it
+    pod_security = parse_pod_security(spec)
     cdocs = list(spec.maps("containers"))
     if not cdocs:
         raise spec.missing("containers", "must list at least one container",
                          "add '- name: app' (with no command netlab runs its built-in test server)")
     failed = False
+    volumes = attempt(spec.problems, parse_volumes, spec)
+    failed |= volumes is None
     for c in cdocs:  # each container is checked, even after one is refused
         got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names, host_network,
-                      host_ports)
+                      host_ports, pod_security, volumes or [])
         failed |= got is None
         if got is not None:
             containers.append(got)
@@ -76,12 +81,13 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
     if failed:
         raise Reported()
     return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy, hostname,
-                       host_network)
+                       host_network, volumes or [])
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
                      port_names: set[str], host_network: bool = False,
-                     host_ports: dict | None = None) -> ContainerSpec:
+                     host_ports: dict | None = None, pod_security: dict | None = None,
+                     volumes: list[Volume] = ()) -> ContainerSpec:
     cname = c.name("name")
     if any(x.name == cname for x in containers):
         raise c.error("name", f"'{cname}' is used by two containers", "give each container its own name")
@@ -96,18 +102,11 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
         failed |= port is None
         if port is not None:
             ports.append(port)
-    env = {}
-    for e in c.maps("env"):
-        ename = e.str("name", required=True)
-        if not re.match(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", ename):
-            raise e.error("name", f"{shown(ename)} is not a valid environment variable name",
-                          "use letters, digits, '_', '-' and '.', not starting with a digit")
-        if e.has("valueFrom"):  # secrets, field refs: nothing to resolve them from
-            e.raw("valueFrom")
-            e.ignored.append(f"{e.where}: {e.at('valueFrom')}")
-        env[ename] = e.str("value", "")
-        e.done()
+    # valueFrom, envFrom, $(VAR): resolved by the kubelet when it starts the container (workload/podenv.py)
+    env, kubelet_env = parse_env(c, cname)
+    mounts = parse_mounts(c, list(volumes))
     working_dir = c.str("workingDir")
+    security = parse_container_security(c, pod_security or {})
     command, args, delay_shutdown, apps = _builtin(c, cname, image, command, args, env, ports, used_ports,
                                                    host_network)
     # no meaning for a network dataplane: accepted without a word
@@ -126,7 +125,9 @@ def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dic
     c.done()
     if failed:
         raise Reported()
-    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown, apps)
+    kubelet_env = kubelet_env or any("$(" in x for x in command + args)
+    return ContainerSpec(cname, image, command, args, ports, env, working_dir, delay_shutdown, apps=apps,
+                         security=security, mounts=mounts, kubelet_env=kubelet_env)
 
 
 def _builtin(c: Fields, cname: str, image, command: list[str], args: list[str], env: dict[str, str],

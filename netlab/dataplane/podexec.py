@@ -1,0 +1,46 @@
+"""`netlab exec` and `netlab debug`: the command lines that run a command in a pod with a container's
+privileges (as `kubectl exec` does) or with a debugging profile's (as `kubectl debug` does).
+
+exec into a container whose process runs: nsenter joins that process's mount, PID, network and UTS
+namespaces and setpriv takes on its uid, gids, bounding set and no_new_privs (read from /proc/PID/status:
+what it has now, not what netlab meant to give it). A container that does not run (one served by the
+node's built-in server, one that has exited): the command gets a fresh sandbox of that container
+(sandbox.for_container) in the pod's network and UTS namespaces.
+
+debug: a fresh sandbox of the profile (sandbox.debug_sandbox: general, netadmin = + NET_ADMIN and
+NET_RAW, sysadmin = privileged) in the pod's network and UTS namespaces, as an ephemeral container.
+"""
+from __future__ import annotations
+
+from ..model.objects import Pod
+from . import nsenter, procs, sandbox, state, supervise
+from .fabric import uts_path
+
+
+def _missing(pod: Pod) -> str:
+    return f"pod {pod.key} has no network namespace ({pod.netns})"
+
+
+def running_pid(lab: str, pod: Pod, container: str) -> int | None:
+    """The PID of container `container` of `pod` if it runs (its record, still the same process)."""
+    rec = ((((state.load(lab) or {}).get("pods") or {}).get(pod.key) or {}).get("procs") or {}).get(container)
+    if supervise.container_alive(lab, pod, container, rec):
+        return int(rec["pid"])
+    return None
+
+
+def exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
+              mounts: list[sandbox.Mount] | None = None) -> list[str]:
+    c = next((x for x in pod.containers if x.name == container), pod.containers[0]) if pod.containers else None
+    if c is not None and (c.command or c.args):
+        pid = running_pid(lab, pod, c.name)
+        status = sandbox.read_status(pid) if pid else None
+        if pid and status and procs.alive({"pid": pid, "start": procs.start_time(pid)}):
+            return sandbox.join_argv(pid, status, argv)
+    box = sandbox.for_container(c.security, mounts) if c is not None else sandbox.Sandbox(mounts=list(mounts or []))
+    return nsenter.enter(pod.netns, sandbox.launch_argv(box, argv), uts_path(lab, pod), missing=_missing(pod))
+
+
+def debug_argv(lab: str, pod: Pod, argv: list[str], profile: str = "general") -> list[str]:
+    return nsenter.enter(pod.netns, sandbox.launch_argv(sandbox.debug_sandbox(profile), argv), uts_path(lab, pod),
+                         missing=_missing(pod))

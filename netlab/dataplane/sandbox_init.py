@@ -1,0 +1,175 @@
+"""The step of a container's start that builds its root (see sandbox.py): run by `unshare` as the new
+PID namespace's PID 1, inside the new (private) mount namespace, as root; it then execs the rest of its
+command line (setpriv ... -- the container's command), so the container's PID is this one.
+
+Usage: python3 -S sandbox_init.py CONFIG_JSON -- ARGV...   (CONFIG: sandbox.init_config)
+
+Standard library only (it runs with -S, before anything else of netlab is importable). The root:
+a tmpfs mounted over /tmp (in this mount namespace only) holding a read-only recursive bind of each of
+the host's top-level entries (not /tmp, /proc, /sys), the mount points of the volumes, a fresh /proc and
+a read-only sysfs; the volumes are cloned (open_tree) before /tmp is covered, so a host path under /tmp
+can be a volume; then the whole tree is made read-only (mount_setattr, recursive), a private tmpfs goes
+on /tmp and /dev/shm, the volumes are moved in, and the root is pivoted to. A mount point missing under a
+read-only host directory is made in an overlay of that directory (upper layer in a private tmpfs): the
+host's directory is never written. netlab's state directory (/run/netlab) is hidden under an empty tmpfs.
+Needs Linux 5.12 or later (mount_setattr).
+"""
+import ctypes
+import json
+import os
+import sys
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC = 4096, 16384
+MNT_DETACH = 2
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 4
+MOUNT_ATTR_RDONLY = 1
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442   # the same number on every architecture
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(os.uname().machine, 155)
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+
+HIDDEN = ("/run/netlab",)
+
+
+class Failed(Exception):
+    pass
+
+
+def _check(r: int, what: str) -> int:
+    if r < 0:
+        e = ctypes.get_errno()
+        raise Failed(f"{what}: {os.strerror(e)}")
+    return r
+
+
+def mount(src, target, fstype, flags, data=None):
+    _check(libc.mount(src and src.encode(), target.encode(), fstype and fstype.encode(), ctypes.c_ulong(flags),
+                      data and data.encode()), f"mount {fstype or src} on {target}")
+
+
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
+
+
+def read_only(path):
+    attr = MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+    _check(libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path.encode(), AT_RECURSIVE, ctypes.byref(attr),
+                        ctypes.sizeof(attr)), f"make {path} read-only")
+
+
+def clone_tree(path):
+    return _check(libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(),
+                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE), f"clone {path}")
+
+
+def attach(fd, target):
+    _check(libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH),
+           f"mount on {target}")
+
+
+def make_point(root, target, is_dir, scratch):
+    """Make `target` (a path inside the container) exist under `root`, without writing the host."""
+    path = os.path.normpath(root + "/" + target)
+    if os.path.lexists(path):
+        return path
+    ancestor = os.path.dirname(path)
+    while not os.path.isdir(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if os.stat(ancestor).st_dev != os.stat(root).st_dev:
+        # a read-only host directory: an overlay of it, its upper layer in the private scratch tmpfs
+        n = len(os.listdir(scratch))
+        up, work = f"{scratch}/{n}/u", f"{scratch}/{n}/w"
+        os.makedirs(up)
+        os.makedirs(work)
+        mount("overlay", ancestor, "overlay", 0, f"lowerdir={ancestor},upperdir={up},workdir={work}")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    if is_dir:
+        os.mkdir(path)
+    else:
+        open(path, "w").close()
+    return path
+
+
+def build(cfg):
+    if cfg["host_fs"]:  # privileged: the host's tree as it is, with this PID namespace's /proc
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        return
+    trees = [(clone_tree(src), dst, ro, os.path.isdir(src)) for src, dst, ro in cfg["mounts"]]
+    root = "/tmp"
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
+    for name in sorted(os.listdir("/")):
+        if name in ("tmp", "proc", "sys"):
+            continue
+        src, dst = "/" + name, f"{root}/{name}"
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), dst)
+        elif os.path.isdir(src):
+            os.mkdir(dst)
+            mount(src, dst, None, MS_BIND | MS_REC)
+            read_only(dst)
+        else:
+            open(dst, "w").close()
+            mount(src, dst, None, MS_BIND)
+            read_only(dst)
+    for hidden in HIDDEN:   # netlab's own state and logs (root only on the host): an empty directory here
+        if os.path.isdir(root + hidden):
+            mount("tmpfs", root + hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
+    os.mkdir(f"{root}/tmp", 0o1777)
+    os.chmod(f"{root}/tmp", 0o1777)
+    os.mkdir(f"{root}/proc", 0o555)
+    os.mkdir(f"{root}/sys", 0o555)
+    scratch = None
+    points = []
+    for fd, dst, ro, is_dir in trees:
+        if scratch is None and not os.path.lexists(os.path.normpath(root + "/" + dst)):
+            scratch = "/run/netlab-sandbox-scratch"
+            # in this mount namespace only: /run is covered by a tmpfs that holds the overlays' upper layers
+            mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
+            os.mkdir(scratch)
+        points.append((fd, make_point(root, dst, is_dir, scratch), ro))
+    read_only(root)
+    if cfg["tmp"]:
+        mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    if os.path.isdir(f"{root}/dev/shm"):
+        mount("tmpfs", f"{root}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("sysfs", f"{root}/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if cfg["sys_rw"] else MS_RDONLY))
+    for fd, path, ro in points:
+        attach(fd, path)
+        os.close(fd)
+        if ro:
+            read_only(path)
+    os.chdir(root)
+    _check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    _check(libc.umount2(b".", MNT_DETACH), "detach the host's root")
+    os.chdir("/")
+
+
+def main(argv):
+    cfg = json.loads(argv[1])
+    cmd = argv[3:]
+    try:
+        build(cfg)
+    except (Failed, OSError) as e:
+        print(f"netlab sandbox: cannot set up the container's filesystem: {e}", file=sys.stderr)
+        return 127
+    workdir = cfg.get("workdir") or "/"
+    os.chdir(workdir if os.path.isdir(workdir) else "/")
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as e:
+        print(f"netlab sandbox: cannot run {cmd[0]}: {e.strerror}", file=sys.stderr)
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
