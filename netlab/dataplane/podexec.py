@@ -12,8 +12,9 @@ NET_RAW, sysadmin = privileged) in the pod's network and UTS namespaces, as an e
 """
 from __future__ import annotations
 
+from ..errors import KernelError
 from ..model.objects import Pod
-from . import nsenter, procs, sandbox, state, supervise
+from . import nsenter, sandbox, state, supervise
 from .fabric import uts_path
 
 
@@ -35,8 +36,11 @@ def exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
     if c is not None and (c.command or c.args):
         pid = running_pid(lab, pod, c.name)
         status = sandbox.read_status(pid) if pid else None
-        if pid and status and procs.alive({"pid": pid, "start": procs.start_time(pid)}):
+        if pid and status:
             return sandbox.join_argv(pid, status, argv)
+    why = c.security.config_error(pod.name, pod.namespace, c.name) if c is not None else None
+    if why:   # never started: there is no container to run in (kubectl exec fails the same way)
+        raise KernelError(f"container {c.name} of pod {pod.key} is not running (CreateContainerConfigError: {why})")
     box = sandbox.for_container(c.security, mounts) if c is not None else sandbox.Sandbox(mounts=list(mounts or []))
     return nsenter.enter(pod.netns, sandbox.launch_argv(box, argv), uts_path(lab, pod), missing=_missing(pod))
 

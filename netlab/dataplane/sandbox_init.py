@@ -14,6 +14,7 @@ read-only host directory is made in an overlay of that directory (upper layer in
 host's directory is never written. netlab's state directory (/run/netlab) is hidden under an empty tmpfs.
 Needs Linux 5.12 or later (mount_setattr).
 """
+import contextlib
 import ctypes
 import json
 import os
@@ -128,14 +129,24 @@ def build(cfg):
     os.mkdir(f"{root}/proc", 0o555)
     os.mkdir(f"{root}/sys", 0o555)
     scratch = None
-    points = []
-    for fd, dst, ro, is_dir in trees:
-        if scratch is None and not os.path.lexists(os.path.normpath(root + "/" + dst)):
+
+    def need_scratch():
+        nonlocal scratch
+        if scratch is None:
             scratch = "/run/netlab-sandbox-scratch"
             # in this mount namespace only: /run is covered by a tmpfs that holds the overlays' upper layers
             mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=700")
             os.mkdir(scratch)
-        points.append((fd, make_point(root, dst, is_dir, scratch), ro))
+        return scratch
+    points = []
+    for fd, dst, ro, is_dir in trees:
+        missing = not os.path.lexists(os.path.normpath(root + "/" + dst))
+        points.append((fd, make_point(root, dst, is_dir, need_scratch() if missing else None), ro))
+    # the working directory is made if it does not exist, as runtimes make it (under /tmp: after its tmpfs)
+    workdir = os.path.normpath("/" + (cfg.get("workdir") or "/"))
+    if workdir.split("/")[1] != "tmp" and not os.path.isdir(root + workdir):
+        with contextlib.suppress(OSError, Failed):
+            make_point(root, workdir, True, need_scratch())
     read_only(root)
     if cfg["tmp"]:
         mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
@@ -163,6 +174,9 @@ def main(argv):
         print(f"netlab sandbox: cannot set up the container's filesystem: {e}", file=sys.stderr)
         return 127
     workdir = cfg.get("workdir") or "/"
+    if not os.path.isdir(workdir) and not cfg["host_fs"]:
+        with contextlib.suppress(OSError):
+            os.makedirs(workdir)   # under the private /tmp
     os.chdir(workdir if os.path.isdir(workdir) else "/")
     try:
         os.execvp(cmd[0], cmd)

@@ -128,6 +128,8 @@ def test_a_container_is_sandboxed_and_its_security_context_honoured(lab):
         assert not ((state.load(lab.name) or {})["pods"]["default/nonroot"].get("procs") or {}).get("app", {}).get("pid")
         desc = kubectl(lab, "get", "pod", "nonroot", "-o", "json").stdout
         assert "runAsNonRoot and image will run as root" in desc, desc
+        r = netlab_cli("exec", "--lab", lab.name, "nonroot", "--", "id")
+        assert r.returncode != 0 and "CreateContainerConfigError" in r.stderr, r
 
         # rm -rf of a host directory: refused, the directory is intact
         until("rmrf ended", lambda: pods_table(lab.name).get("rmrf", [""] * 3)[2] in ("Error", "Completed"),
