@@ -45,7 +45,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
-    serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be a comma list).
+    serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as kubectl
+    takes it: sts/web sts/db).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -68,6 +69,13 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
     -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
+    if "/" in resource:   # kubectl's TYPE/NAME form: `get deploy/web`, `get sts/web sts/db`
+        typed = [resource, *names]
+        if not all(t.count("/") == 1 and t.split("/")[0] and t.split("/")[1] for t in typed) or \
+                len({RESOURCES.get(t.split("/")[0].lower(), t.split("/")[0]) for t in typed}) != 1:
+            raise click.BadParameter("use TYPE/NAME for every argument, all of one type (e.g. sts/web sts/db), "
+                                     "or TYPE NAME...", param_hint="RESOURCE")
+        resource, names = resource.split("/")[0], tuple(t.split("/")[1] for t in typed)
     kinds = []
     for part in resource.split(","):
         kind = RESOURCES.get(part.strip().lower())

@@ -98,6 +98,14 @@ def new_pod(sts: dict, ordinal: int, template: dict, revision: str) -> dict:
     spec = clone(template.get("spec") or {})
     spec["hostname"] = name
     spec["subdomain"] = (sts.get("spec") or {}).get("serviceName", "")
+    # each volumeClaimTemplate is a persistentVolumeClaim volume of the pod (claim <template>-<pod>), as the
+    # controller adds it (netlab has no storage: an empty directory of the pod)
+    have = {v.get("name") for v in spec.get("volumes") or []}
+    for claim in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+        cname = (claim.get("metadata") or {}).get("name")
+        if cname and cname not in have:
+            spec.setdefault("volumes", []).append({"name": cname,
+                                                   "persistentVolumeClaim": {"claimName": f"{cname}-{name}"}})
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": spec, "status": {"phase": "Pending"}}
 
 

@@ -7,9 +7,9 @@ of the file gets ready endpoints and answers `curl` by its ClusterIP (a headless
 address) from the client pod, on real namespaces; the lab is then removed (the `lab` fixture, whatever
 happens).
 
-A file that needs a kind another branch of issue 12 brings (StatefulSet, DaemonSet, Job, CronJob) or a
-feature not there yet (hostNetwork) is skipped while netlab does not register it, with the reason; once
-it lands, the file runs here like the others.
+Workloads are checked too: a Job runs to completion (condition Complete), a DaemonSet has a ready pod
+on every node it selects, a StatefulSet all its replicas ready. Nothing is skipped: a file netlab
+cannot bring up fails here.
 """
 from __future__ import annotations
 
@@ -19,18 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from netlab.errors import NetlabError
-from netlab.spec.kinds import REGISTRY
-from netlab.spec.parse import load_text
 
 from .conftest import kubectl, netlab_cli, until
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 FILES = sorted(CORPUS.glob("*.yaml"))
-
-# kinds other branches of issue 12 bring: (kind) -> what to wait for
-COMING = {"StatefulSet": "StatefulSet (branch sts)", "DaemonSet": "DaemonSet (branch ds)",
-          "Job": "Job (branch jobs)", "CronJob": "CronJob (branch jobs)"}
 
 HEAD = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -49,29 +42,6 @@ def _docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
 
 
-def _host_network_supported() -> bool:
-    doc = ("apiVersion: v1\nkind: Pod\nmetadata: {name: h}\n"
-           "spec: {hostNetwork: true, containers: [{name: c, image: busybox}]}\n")
-    try:
-        load_text(doc)
-    except NetlabError:
-        return False
-    return True
-
-
-def waits_for(docs: list[dict]) -> str | None:
-    """What a file waits for: a kind (with its apiVersion) netlab does not register yet, or hostNetwork."""
-    for d in docs:
-        kind, version = d.get("kind"), d.get("apiVersion")
-        if kind in COMING and (kind not in REGISTRY or version not in REGISTRY[kind].api_versions):
-            return f"{COMING[kind]}: {kind} {version} is not registered yet"
-    uses_host_net = any("hostNetwork: true" in json.dumps(d).replace('"hostNetwork": true', "hostNetwork: true")
-                        for d in docs)
-    if uses_host_net and not _host_network_supported():
-        return "hostNetwork pods (branch hostnet): refused until it lands"
-    return None
-
-
 def _matches(selector: dict, labels: dict) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -79,9 +49,6 @@ def _matches(selector: dict, labels: dict) -> bool:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_a_real_manifest_validates_comes_up_and_its_services_answer(path, lab, tmp_path):
     docs = _docs(path)
-    reason = waits_for(docs)
-    if reason:
-        pytest.skip(f"waits for {reason}")
     assert path.read_text().startswith("# Source: https://"), "each corpus file names its source first"
 
     v = netlab_cli("validate", "-f", str(path))
@@ -129,3 +96,19 @@ def test_a_real_manifest_validates_comes_up_and_its_services_answer(path, lab, t
         assert checked or not any(_matches((d.get("spec") or {}).get("selector") or {}, p["metadata"].get("labels") or {})
                                   for d in docs if d.get("kind") == "Service" for p in pods), \
             "a Service selects pods but nothing was checked"
+
+    # the workloads of the file did their work
+    for d in docs:
+        kind, meta = d.get("kind"), d.get("metadata") or {}
+        ref, ns = f"{kind.lower()}/{meta.get('name')}", meta.get("namespace", "default")
+        if kind == "Job":
+            w = kubectl(lab, "wait", "--for=condition=complete", ref, "-n", ns, "--timeout=120s", check=False)
+            assert w.returncode == 0, f"{ref} did not complete: {w.stderr}"
+        elif kind in ("DaemonSet", "StatefulSet"):
+            def settled():
+                st = json.loads(kubectl(lab, "get", ref, "-n", ns, "-o", "json").stdout).get("status") or {}
+                if kind == "DaemonSet":
+                    return st.get("desiredNumberScheduled", 0) > 0 and \
+                        st.get("numberReady") == st.get("desiredNumberScheduled")
+                return st.get("readyReplicas") == (d.get("spec") or {}).get("replicas", 1)
+            until(f"{ref} ready", settled, timeout=120)

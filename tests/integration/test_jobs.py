@@ -22,7 +22,8 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      containers: [{name: web, image: registry.k8s.io/e2e-test-images/agnhost:2.47, ports: [{containerPort: 8080}]}]
+      containers: [{name: web, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [netexec, --http-port=8080],
+                    ports: [{containerPort: 8080}]}]
 ---
 apiVersion: v1
 kind: Service
@@ -152,7 +153,7 @@ def test_a_negative_backoff_limit_is_refused_in_one_line_and_nothing_is_stored(l
               .replace("BACKOFF", "-1").replace("IP", "10.96.0.1"))
     assert r.returncode == 2
     line = r.stderr.strip()
-    assert "\n" not in line and "Job neg" in line and "spec.backoffLimit" in line and "use 0 or more" in line, line
+    assert "\n" not in line and "Job default/neg" in line and "spec.backoffLimit" in line and "use 0 or more" in line, line
     assert "neg" not in kubectl(lab, "get", "jobs").stdout
     # validate refuses it with the same line, without a lab
     f = tmp_path / "neg.yaml"
@@ -216,6 +217,8 @@ spec:
   template:
     spec:
       restartPolicy: Never
+      # sleep is PID 1 of its container and ignores SIGTERM: without this the pod takes its 30 s grace
+      terminationGracePeriodSeconds: 1
       containers: [{name: c, image: busybox, command: [sleep, "300"]}]
 ---
 apiVersion: batch/v1

@@ -24,7 +24,7 @@ def parse_deployment(doc: ObjectDoc, ctx: Context) -> None:
     ctx.deployments.append(got)
 
 
-def selected_template(spec: Fields):
+def selected_template(spec: Fields, claims: tuple[str, ...] = ()):
     """`selector.matchLabels` and `template` of a Deployment's or a ReplicaSet's spec: (matchLabels, the
     parsed pod template, or None when its problems were reported). The selector must match the
     template's labels."""
@@ -44,7 +44,7 @@ def selected_template(spec: Fields):
         if tlabels.get(k) != v:
             raise spec.error("selector.matchLabels", f"{k}={v} does not match spec.template.metadata.labels",
                              "the selector must match the template's labels")
-    template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels)
+    template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels, claims)
     tmpl.done()
     return match, template
 

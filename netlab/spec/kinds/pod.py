@@ -30,7 +30,9 @@ def parse_pod(doc: ObjectDoc, ctx: Context) -> None:
     ctx.pods.append(PodSpec(namespace, name, template))
 
 
-def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
+def parse_pod_spec(spec: Fields, labels: dict[str, str], claims: tuple[str, ...] = ()) -> PodTemplate:
+    """`claims`: a StatefulSet's volumeClaimTemplates' names, volumes of each of its pods (as its
+    controller adds them: persistentVolumeClaim volumes, an empty directory here)."""
     # hostNetwork: the pod's containers run in its node's network namespace (netlab/dataplane/hostnet.py)
     host_network = bool(spec.bool("hostNetwork"))
     node_name = spec.str("nodeName")
@@ -53,6 +55,9 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str]) -> PodTemplate:
                          "add '- name: app' (with no command netlab runs its built-in test server)")
     failed = False
     volumes = attempt(spec.problems, parse_volumes, spec)
+    if volumes is not None:
+        declared = {v.name for v in volumes}
+        volumes += [Volume(c, "persistentVolumeClaim", {"claimName": c}) for c in claims if c not in declared]
     failed |= volumes is None
     for c in cdocs:  # each container is checked, even after one is refused
         got = attempt(spec.problems, _parse_container, c, containers, used_ports, port_names, host_network,

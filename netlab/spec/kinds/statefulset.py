@@ -63,18 +63,20 @@ def _parse_statefulset(spec: Fields, namespace: str, name: str) -> StatefulSetSp
             ru.ignored.append(f"{ru.where}: {ru.at('maxUnavailable')} (pods are replaced one at a time)")
         ru.done()
     strategy.done()
-    # no storage in netlab: reported once, never silently dropped
+    # no storage in netlab: reported once, never silently dropped; each claim is a volume of every pod
+    # (an empty directory), so the template's volumeMounts may name it, as on a cluster
+    claims: list = []
     if spec.has("volumeClaimTemplates"):
         spec.raw("volumeClaimTemplates")
         claims = [c.get("metadata", {}).get("name", "?") for c in spec.data["volumeClaimTemplates"]
                   if isinstance(c, dict) and isinstance(c.get("metadata"), dict)]
         spec.ignored.append(f"{spec.where}: {spec.at('volumeClaimTemplates')} "
                             f"({', '.join(map(str, claims)) or 'none named'}: netlab has no storage, "
-                            "no PersistentVolumeClaim is made)")
+                            "no PersistentVolumeClaim is made: each pod mounts an empty directory)")
     if spec.has("persistentVolumeClaimRetentionPolicy"):
         spec.raw("persistentVolumeClaimRetentionPolicy")
         spec.ignored.append(f"{spec.where}: {spec.at('persistentVolumeClaimRetentionPolicy')}")
-    match, template = selected_template(spec)
+    match, template = selected_template(spec, tuple(c for c in claims if isinstance(c, str) and c != "?"))
     spec.done()
     if template is None:
         raise Reported()
