@@ -246,7 +246,8 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
                    + [ns for ns in scenario.namespaces if ns not in ("default", "kube-system", "kube-public",
                                                                       "kube-node-lease")],
                    pods, services, gateway_ip, external_ip, scenario.source,
-                   {k: str(v) for k, v in last.items() if v is not None}, list(scenario.expectations))
+                   {k: str(v) for k, v in last.items() if v is not None}, list(scenario.expectations),
+                   templates=list(scenario.templates))
 
 
 def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: list[Node]) -> list[Service]:

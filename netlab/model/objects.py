@@ -219,6 +219,9 @@ class Cluster:
     source: str | None = None
     ipam_last: dict[str, str] = field(default_factory=dict)
     expectations: list[ExpectSpec] = field(default_factory=list)
+    # (where, path, PodTemplate) of the DaemonSets, Jobs and CronJobs of the scenario: their pods come from
+    # a live lab's controllers, not from this model; preflight checks their commands all the same
+    templates: list = field(default_factory=list)
 
     @property
     def prefix(self) -> str:

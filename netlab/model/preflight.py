@@ -38,12 +38,22 @@ def _containers(cluster):
         for i, c in enumerate(pod.containers):
             if c.command or c.args:
                 yield where, f"{spec}.containers[{i}]", c
+    yield from _workload_templates(cluster.templates)
+
+
+def _workload_templates(templates):
+    for where, spec, template in templates:
+        for i, c in enumerate(template.containers):
+            if c.command or c.args:
+                yield where, f"{spec}.containers[{i}]", c
 
 
 def _templates(sc: Scenario):
     made = [(f"Pod {p.namespace}/{p.name}", "spec", p.template) for p in sc.pods if not p.owner]
     made += [(f"Deployment {d.namespace}/{d.name}", "spec.template.spec", d.template) for d in sc.deployments]
     made += [(f"ReplicaSet {r.namespace}/{r.name}", "spec.template.spec", r.template) for r in sc.replicasets]
+    made += [(f"StatefulSet {s.namespace}/{s.name}", "spec.template.spec", s.template) for s in sc.statefulsets]
+    made += list(sc.templates)
     for where, spec, template in made:
         for i, c in enumerate(template.containers):
             if c.command or c.args:

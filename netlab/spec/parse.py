@@ -285,7 +285,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source,
                     replicasets=ctx.replicasets, inert=ctx.inert, addons=ctx.addons, slices=ctx.slices,
-                    statefulsets=ctx.statefulsets,
+                    statefulsets=ctx.statefulsets, templates=ctx.templates,
                     documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind])
 
 

@@ -208,3 +208,5 @@ class Scenario:
     # EndpointSlices and Endpoints written by hand (the endpoints of Services without a selector)
     slices: list[EndpointSliceSpec] = field(default_factory=list)
     statefulsets: list[StatefulSetSpec] = field(default_factory=list)   # pods <name>-<ordinal>
+    # (where, path, PodTemplate) of DaemonSets, Jobs and CronJobs (their pods come from the control loop)
+    templates: list = field(default_factory=list)

@@ -48,3 +48,21 @@ def test_commands_on_the_host_and_the_builtin_server_pass():
                    pod("d", containers=[container(args=["netexec", "--http-port=80"])]))
     check_commands(c)
     check_host_commands(c)
+
+
+@pytest.mark.parametrize("kind, api, wrap, where", [
+    ("DaemonSet", "apps/v1", lambda t: {"selector": {"matchLabels": {"a": "b"}}, "template": t},
+     "DaemonSet default/w: container c runs"),
+    ("Job", "batch/v1", lambda t: {"template": dict(t, spec=dict(t["spec"], restartPolicy="Never"))},
+     "Job default/w: container c runs"),
+    ("CronJob", "batch/v1", lambda t: {"schedule": "* * * * *", "jobTemplate": {
+        "spec": {"template": dict(t, spec=dict(t["spec"], restartPolicy="Never"))}}},
+     "CronJob default/w: container c runs"),
+])
+def test_workloads_whose_pods_the_control_loop_makes_are_checked_too(kind, api, wrap, where):
+    # their pods are not in the still model (controllers make them): a missing program would otherwise
+    # pass `validate` and `up` and fail in the lab's control loop
+    template = {"metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["no-such-program-xyz"]}]}}
+    doc = {"apiVersion": api, "kind": kind, "metadata": {"name": "w"}, "spec": wrap(template)}
+    assert _error(check_host_commands, doc).startswith(where + " 'no-such-program-xyz', which is not installed")

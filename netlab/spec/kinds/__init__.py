@@ -42,6 +42,9 @@ class Context:
     addons: list[str] = field(default_factory=list)   # add-ons' custom resources: stored, not emulated
     slices: list[EndpointSliceSpec] = field(default_factory=list)
     statefulsets: list = field(default_factory=list)   # StatefulSetSpec (kinds/statefulset.py)
+    # (where, path, PodTemplate) of workloads whose pods only a live lab's controllers make (DaemonSet,
+    # Job, CronJob): `validate` and `up` check their containers' commands (model/preflight.py)
+    templates: list = field(default_factory=list)
     seen: dict[tuple, str] = field(default_factory=dict)
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
 

@@ -18,6 +18,8 @@ def parse_daemonset(doc: ObjectDoc, ctx: Context) -> None:
     meta.strmap("labels")
     meta.done()
     got = attempt(ctx.problems, _parse_daemonset, top.map("spec"), name)
+    if got is not None:   # its pods come from the control loop: `validate` and `up` check its commands
+        ctx.templates.append((f"DaemonSet {namespace}/{name}", "spec.template.spec", got))
     top.done()
     if got is None:
         raise Reported()
@@ -38,7 +40,8 @@ def _int_or_percent(ru: Fields, field: str, default):
     return v
 
 
-def _parse_daemonset(spec: Fields, name: str) -> bool:
+def _parse_daemonset(spec: Fields, name: str):
+    """The DaemonSet's spec, checked: its pod template."""
     if len(name) > 57:  # name + '-' + 5-character suffix <= 63
         raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 57 characters",
                         "shorten it: pod names (name-suffix) must fit in 63")
@@ -64,4 +67,4 @@ def _parse_daemonset(spec: Fields, name: str) -> bool:
     if template.restart_policy != "Always":  # as the API server says
         raise spec.error("template.spec.restartPolicy", f"'{template.restart_policy}' is not supported by a "
                          "DaemonSet", "use Always (or leave it out)")
-    return True
+    return template

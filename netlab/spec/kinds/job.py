@@ -22,28 +22,31 @@ JOB_RESTART_POLICIES = ("OnFailure", "Never")
 
 @register("Job", "batch/v1", order=9)
 def parse_job(doc: ObjectDoc, ctx: Context) -> None:
-    top, meta, name, _ns = object_meta(doc, ctx)
+    top, meta, name, ns = object_meta(doc, ctx)
     meta.strmap("labels")
     meta.done()
     got = attempt(ctx.problems, parse_job_spec, top.map("spec"), name, 63)
     top.done()
     if got is None:
         raise Reported()
+    # its pods come from the control loop: `validate` and `up` check its commands
+    ctx.templates.append((f"Job {ns}/{name}", "spec.template.spec", got))
 
 
 @register("CronJob", "batch/v1", order=10)
 def parse_cronjob(doc: ObjectDoc, ctx: Context) -> None:
-    top, meta, name, _ns = object_meta(doc, ctx)
+    top, meta, name, ns = object_meta(doc, ctx)
     meta.strmap("labels")
     meta.done()
     got = attempt(ctx.problems, _parse_cronjob, top.map("spec"), name)
     top.done()
     if got is None:
         raise Reported()
+    ctx.templates.append((f"CronJob {ns}/{name}", "spec.jobTemplate.spec.template.spec", got))
 
 
-def parse_job_spec(spec: Fields, name: str, max_name: int) -> bool:
-    """A Job's spec (also a CronJob's jobTemplate.spec). True once checked."""
+def parse_job_spec(spec: Fields, name: str, max_name: int):
+    """A Job's spec (also a CronJob's jobTemplate.spec), checked: its pod template."""
     if len(name) > max_name:
         raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than {max_name} characters",
                         "shorten it: the names of its Jobs and pods must fit in 63")
@@ -94,10 +97,10 @@ def parse_job_spec(spec: Fields, name: str, max_name: int) -> bool:
         what = "Required value" if given is None else f'Unsupported value: "{template.restart_policy}"'
         raise spec.error("template.spec.restartPolicy", f'{what}: supported values: "OnFailure", "Never"',
                          "set restartPolicy: Never (or OnFailure) in the pod template")
-    return True
+    return template
 
 
-def _parse_cronjob(spec: Fields, name: str) -> bool:
+def _parse_cronjob(spec: Fields, name: str):
     from ...controllers import cron
     if len(name) > 52:   # the API server's limit: its Jobs are named <name>-<minutes since epoch>
         raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 52 characters",
@@ -124,4 +127,4 @@ def _parse_cronjob(spec: Fields, name: str) -> bool:
     spec.done()
     if ok is None:
         raise Reported()
-    return True
+    return ok   # the jobTemplate's pod template
