@@ -21,3 +21,22 @@ def require_tools(*tools: str) -> None:
     if missing:
         raise UsageError(f"missing tool(s): {', '.join(missing)}; run scripts/setup "
                          f"(or apt-get install iproute2 util-linux iptables)")
+
+
+SANDBOX_KERNEL = (5, 12)   # mount_setattr: the containers' recursive read-only view of the host
+
+
+def require_sandbox_kernel(release: str | None = None) -> None:
+    """Containers with a command run in a sandbox whose read-only view of the host needs mount_setattr
+    (Linux 5.12+; Debian 12 has 6.1, Ubuntu 22.04 5.15): an older kernel is an error before anything is
+    built, not a container that fails in its log."""
+    release = release or os.uname().release
+    try:
+        got = tuple(int(x) for x in release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return   # a release string netlab cannot read: let the sandbox say what fails
+    if got < SANDBOX_KERNEL:
+        raise UsageError(f"this kernel ({release}) is older than Linux 5.12: containers with a command run in a "
+                         "sandbox that needs mount_setattr; use Debian 12 / Ubuntu 22.04 or newer (or drop the "
+                         "containers' commands to get the built-in test server)")
+

@@ -24,7 +24,7 @@ from ..spec.types import PROXY_MODES
 from . import conntrack, hostnet, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
 from .changes import Change, Changes
 from .fabric import Fabric, uts_path
-from .host import require_root, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
+from .host import require_root, require_sandbox_kernel, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
 from .status import ContainerStatus, PodStatus, node_problems, observed_readiness, pod_statuses  # noqa: F401
 
 Progress = Callable[[str, int, int], None]
@@ -118,6 +118,9 @@ def preflight(cluster: Cluster) -> None:
     """Everything that can be checked before the kernel is touched."""
     require_root("build a lab")
     require_tools("nsenter", "unshare", "setpriv")   # setpriv, unshare: the containers' sandbox
+    if any(p.commands for p in cluster.pods) or any(c.command or c.args for _, _, t in cluster.templates
+                                                    for c in t.containers):
+        require_sandbox_kernel()
     check_commands(cluster)  # shared with `validate`: the same refusals, the same messages
     check_host_commands(cluster)
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)

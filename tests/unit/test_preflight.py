@@ -66,3 +66,13 @@ def test_workloads_whose_pods_the_control_loop_makes_are_checked_too(kind, api, 
                 "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["no-such-program-xyz"]}]}}
     doc = {"apiVersion": api, "kind": kind, "metadata": {"name": "w"}, "spec": wrap(template)}
     assert _error(check_host_commands, doc).startswith(where + " 'no-such-program-xyz', which is not installed")
+
+
+def test_the_sandbox_needs_linux_5_12():
+    from netlab.dataplane.host import require_sandbox_kernel
+    from netlab.errors import UsageError
+    require_sandbox_kernel("6.1.0-13-amd64")
+    require_sandbox_kernel("5.15.0-91-generic")
+    with pytest.raises(UsageError) as e:
+        require_sandbox_kernel("5.10.0-26-amd64")
+    assert "older than Linux 5.12" in str(e.value) and "\n" not in str(e.value)
