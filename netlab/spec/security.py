@@ -14,7 +14,8 @@ from .fields import Fields, shown
 
 MAX_ID = 2147483647
 
-# the Linux capabilities, as a manifest names them (with or without CAP_, any case)
+# the Linux capabilities, as a manifest names them (with or without CAP_, any case), in the kernel's
+# numbering order (dataplane/sandbox.py reads capability bit masks with it)
 LINUX_CAPS = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
               "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
               "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",

@@ -172,6 +172,40 @@ def test_clusterip_is_local_on_the_node_and_ping_is_rejected(ipvs_lab):
     assert r.outcome in ("unreachable", "refused") and "ICMP" in r.detail, (r.outcome, r.detail)
 
 
+def test_a_selectorless_service_uses_its_hand_written_endpointslice(ipvs_lab):
+    """Issue 12: a Service without a selector and an EndpointSlice written by hand pointing outside the
+    pod network (here node n1's address and the web Service's NodePort): IPVS's real servers are the
+    slice's addresses, and curl-like probes from a pod through the ClusterIP reach the web pods."""
+    name, text, cluster = ipvs_lab
+    n1 = str(cluster.node("n1").ip)
+    extra = f"""
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: outside}}
+spec:
+  ports: [{{port: 80, targetPort: 30080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: outside-1
+  labels: {{kubernetes.io/service-name: outside}}
+addressType: IPv4
+ports: [{{port: 30080, protocol: TCP}}]
+endpoints:
+- addresses: ["{n1}"]
+"""
+    sc = load_text(text + extra)
+    sc.name = name
+    cluster2 = lab_spec.up(sc, text + extra, control_loop=False).cluster
+    cip = svc_ip(cluster2, "outside")
+    assert f"{n1}:30080" in node_sh(cluster2, "n2", "ipvsadm", "-Ln", "-t", f"{cip}:80")
+    res = http(cluster2, "pod/client", cip, 80, 3)
+    assert all(r.outcome == "reachable" for r in res), [r.detail for r in res]
+    assert {r.answered_by for r in res} <= {p.name for p in cluster2.pods if p.name.startswith("web-")}
+
+
 def test_switch_to_iptables_and_back_in_place(ipvs_lab):
     name, text, cluster = ipvs_lab
     before = {p.key: nsfs.ns_inode(nsfs.netns_path(p.netns)) for p in cluster.pods}

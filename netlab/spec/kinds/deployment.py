@@ -35,6 +35,12 @@ def selected_template(spec: Fields, claims: tuple[str, ...] = ()):
     if not match:  # before sel.done(): a misspelt matchLabels is reported once, as the unknown field
         raise sel.missing("matchLabels", "is required", "select the template's labels, e.g. app: web")
     sel.done()
+    return match, matching_template(spec, match, claims)
+
+
+def matching_template(spec: Fields, match: dict[str, str], claims: tuple[str, ...] = ()):
+    """A workload's `template` whose labels the selector `match` must match: the parsed pod template,
+    or None when its problems were reported (every workload kind's, a Job's included)."""
     tmpl = spec.map("template")
     tmeta = tmpl.map("metadata")
     tlabels = tmeta.strmap("labels")
@@ -46,7 +52,7 @@ def selected_template(spec: Fields, claims: tuple[str, ...] = ()):
                              "the selector must match the template's labels")
     template = attempt(spec.problems, parse_pod_spec, tmpl.map("spec"), tlabels, claims)
     tmpl.done()
-    return match, template
+    return template
 
 
 def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ...errors import SpecError
 from ..fields import Fields, shown
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
-from .pod import parse_pod_spec
+from .deployment import matching_template
 
 JOB_RESTART_POLICIES = ("OnFailure", "Never")
 
@@ -77,19 +77,9 @@ def parse_job_spec(spec: Fields, name: str, max_name: int):
     if manual and not match:
         raise spec.missing("selector", "is required when manualSelector is true",
                            "give selector.matchLabels, or remove manualSelector")
-    tmpl = spec.map("template")
-    tmeta = tmpl.map("metadata")
-    tlabels = tmeta.strmap("labels")
-    tmeta.skip("annotations", "name", "creationTimestamp")
-    tmeta.done()
-    for k, v in match.items():
-        if tlabels.get(k) != v:
-            raise spec.error("selector.matchLabels", f"{k}={v} does not match spec.template.metadata.labels",
-                             "the selector must match the template's labels")
-    tspec = tmpl.map("spec")
-    given = tspec.raw("restartPolicy")
-    template = attempt(spec.problems, parse_pod_spec, tspec, tlabels)
-    tmpl.done()
+    tdata = spec.data.get("template") if isinstance(spec.data.get("template"), dict) else {}
+    given = (tdata.get("spec") or {}).get("restartPolicy") if isinstance(tdata.get("spec"), dict) else None
+    template = matching_template(spec, match or {})
     spec.done()
     if template is None:
         raise Reported()
