@@ -71,7 +71,7 @@ def test_storage_and_max_unavailable_are_reported_as_ignored_never_dropped():
     assert s.ignored == [
         "StatefulSet default/web: spec.updateStrategy.rollingUpdate.maxUnavailable (pods are replaced one at a time)",
         "StatefulSet default/web: spec.volumeClaimTemplates (data: netlab has no storage, no PersistentVolumeClaim "
-        "is made)",
+        "is made: each pod mounts an empty directory)",
         "StatefulSet default/web: spec.persistentVolumeClaimRetentionPolicy"]
     assert load(cluster(), sts(updateStrategy={"rollingUpdate": {"maxUnavailable": 1}})).ignored == []
 
