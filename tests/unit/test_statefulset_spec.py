@@ -133,3 +133,18 @@ def test_get_columns():
     s["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
     rows = printers.table("StatefulSet", [s], 1767225600.0 + 90)
     assert rows[0] == ["NAME", "READY", "AGE"] and rows[1][:2] == ["web", "2/3"]
+
+
+def test_a_template_may_mount_its_claim_templates_and_each_pod_gets_the_claim_as_a_volume():
+    doc = sts(replicas=2, volumeClaimTemplates=[{"metadata": {"name": "www"}, "spec": {}}])
+    c = doc["spec"]["template"]["spec"]["containers"][0]
+    c["volumeMounts"] = [{"name": "www", "mountPath": "/usr/share/nginx/html"}]
+    s = load(cluster(), doc)   # the mount names no volume of spec.volumes: accepted, as the API server does
+    (tmpl,) = [x.template for x in s.statefulsets]
+    assert [(v.name, v.kind) for v in tmpl.volumes] == [("www", "persistentVolumeClaim")]
+    with pytest.raises(SpecError):   # any other undeclared name is still the API server's Not found
+        c["volumeMounts"] = [{"name": "nope", "mountPath": "/x"}]
+        load(cluster(), doc)
+    pod = ssc.new_pod(with_defaults(dict(doc, metadata={"name": "web", "namespace": "default", "uid": "u"})), 1,
+                      doc["spec"]["template"], "web-1234")
+    assert {"name": "www", "persistentVolumeClaim": {"claimName": "www-web-1"}} in pod["spec"]["volumes"]
