@@ -178,7 +178,10 @@ class StaticPods:
         for n in nodes:
             d = manifests_dir(self.lab, n["metadata"]["name"])
             if not os.path.isdir(d):
-                os.makedirs(d, mode=0o700, exist_ok=True)
+                # root only, the parent too (os.makedirs gives only the leaf its mode)
+                for path in (os.path.dirname(d), d):
+                    os.makedirs(path, mode=0o700, exist_ok=True)
+                    os.chmod(path, 0o700)
             files[n["metadata"]["name"]] = read_manifests(d)
         namespaces = set(BUILTIN_NAMESPACES) | {ns["metadata"]["name"] for ns in store.list("Namespace")}
         actions, problems = decide(nodes, files, store.list("Pod"), namespaces, now)

@@ -28,6 +28,7 @@ spec:
   containers:
   - name: app
     image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    args: [netexec, --http-port=8080]   # with no args the image runs its CMD, pause: nothing listens
     ports: [{name: http, containerPort: 8080}]
 """
 PORTS = [{"name": "http", "containerPort": 8080}, {"name": "silent", "containerPort": 9000}]
