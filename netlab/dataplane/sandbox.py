@@ -112,9 +112,24 @@ def setpriv_argv(sb: Sandbox, argv: list[str]) -> list[str]:
     return [*out, "--", *argv]
 
 
+# where the sandbox puts a tmpfs over the host's files (sandbox_init.py: /tmp, /dev/shm; /run/netlab is hidden)
+_COVERED = ("/tmp/", "/dev/shm/", "/run/netlab/")
+
+
+def runtime_mounts() -> list[Mount]:
+    """netlab's own Python, read-only at its own path, when it lives where the sandbox covers the host's
+    files (a checkout or venv under /tmp, as a CI clone often is): the containers netlab runs itself
+    (agnhost connect, a test's helper started with sys.executable) need it there."""
+    import netlab
+    paths = {os.path.abspath(sys.prefix), os.path.dirname(os.path.dirname(os.path.abspath(netlab.__file__)))}
+    covered = sorted(p for p in paths if p.startswith(_COVERED))
+    return [Mount(p, p, True) for p in covered if not any(p.startswith(q + "/") for q in covered)]
+
+
 def init_config(sb: Sandbox) -> dict:
     """What sandbox_init.py builds (a JSON argument)."""
-    return {"mounts": [[m.source, m.target, m.read_only] for m in sb.mounts],
+    mounts = ([] if sb.privileged else runtime_mounts()) + list(sb.mounts)
+    return {"mounts": [[m.source, m.target, m.read_only] for m in mounts],
             "host_fs": sb.privileged, "tmp": not sb.read_only_root_filesystem, "sys_rw": sb.privileged,
             "workdir": sb.workdir or "/"}
 

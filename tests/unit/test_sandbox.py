@@ -143,3 +143,21 @@ def test_a_containers_supervisor_is_outside_the_pid_namespace_and_its_first_chil
     assert outer == ["unshare", "--pid", "--"]          # no --fork: the supervisor stays in the host's
     assert inner[:5] == ["unshare", "--mount", "--propagation=private", "--", "py"]
     assert inner[-3:] == ["--", "sleep", "1"] and sandbox.WRAPPER_DEPTH == 0
+
+
+def test_netlabs_own_python_is_mounted_when_the_sandbox_would_cover_it(monkeypatch):
+    # a clone and its venv under /tmp (a CI checkout): the container's private /tmp would hide the
+    # python that agnhost connect or a test's helper runs, so it is bound read-only at its own path
+    import os
+    import sys
+
+    import netlab
+    from netlab.dataplane import sandbox
+    monkeypatch.setattr(sys, "prefix", "/tmp/ci/.venv")
+    monkeypatch.setattr(netlab, "__file__", "/tmp/ci/netlab/__init__.py")
+    cfg = sandbox.init_config(sandbox.Sandbox(mounts=[sandbox.Mount("/srv/data", "/data", False)]))
+    assert cfg["mounts"] == [["/tmp/ci", "/tmp/ci", True], ["/srv/data", "/data", False]]   # the venv is in it
+    monkeypatch.setattr(sys, "prefix", "/opt/netlab/.venv")
+    monkeypatch.setattr(netlab, "__file__", "/opt/netlab/netlab/__init__.py")
+    assert sandbox.init_config(sandbox.Sandbox())["mounts"] == []
+    assert os.path.isabs(sandbox.INIT_SCRIPT)
