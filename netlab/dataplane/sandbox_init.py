@@ -8,8 +8,9 @@ Standard library only (it runs with -S, before anything else of netlab is import
 a tmpfs mounted over /tmp (in this mount namespace only) holding a read-only recursive bind of each of
 the host's top-level entries (not /tmp, /proc, /sys), the mount points of the volumes, a fresh /proc and
 a read-only sysfs; the volumes are cloned (open_tree) before /tmp is covered, so a host path under /tmp
-can be a volume; then the whole tree is made read-only (mount_setattr, recursive), a private tmpfs goes
-on /tmp and /dev/shm, the volumes are moved in, and the root is pivoted to. A mount point missing under a
+can be a volume; the private tmpfs of /tmp goes on before the mount points are made (a volume may be
+mounted under /tmp); then the whole tree is made read-only (mount_setattr, recursive) but that /tmp, a
+private tmpfs goes on /dev/shm, the volumes are moved in, and the root is pivoted to. A mount point missing under a
 read-only host directory is made in an overlay of that directory (upper layer in a private tmpfs): the
 host's directory is never written. netlab's state directory (/run/netlab) is hidden under an empty tmpfs.
 Needs Linux 5.12 or later (mount_setattr).
@@ -66,6 +67,13 @@ def read_only(path):
                         ctypes.sizeof(attr)), f"make {path} read-only")
 
 
+def writable(path):
+    """The one mount at `path` writable again (not its submounts)."""
+    attr = MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)
+    _check(libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path.encode(), 0, ctypes.byref(attr), ctypes.sizeof(attr)),
+           f"make {path} writable")
+
+
 def clone_tree(path):
     return _check(libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(),
                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE), f"clone {path}")
@@ -76,15 +84,16 @@ def attach(fd, target):
            f"mount on {target}")
 
 
-def make_point(root, target, is_dir, scratch):
-    """Make `target` (a path inside the container) exist under `root`, without writing the host."""
+def make_point(root, target, is_dir, scratch, own=()):
+    """Make `target` (a path inside the container) exist under `root`, without writing the host (`own`:
+    the devices of the sandbox's own writable tmpfs, the root's and the private /tmp's)."""
     path = os.path.normpath(root + "/" + target)
     if os.path.lexists(path):
         return path
     ancestor = os.path.dirname(path)
     while not os.path.isdir(ancestor):
         ancestor = os.path.dirname(ancestor)
-    if os.stat(ancestor).st_dev != os.stat(root).st_dev:
+    if os.stat(ancestor).st_dev not in (os.stat(root).st_dev, *own):
         # a read-only host directory: an overlay of it, its upper layer in the private scratch tmpfs
         n = len(os.listdir(scratch))
         up, work = f"{scratch}/{n}/u", f"{scratch}/{n}/w"
@@ -126,6 +135,9 @@ def build(cfg):
             mount("tmpfs", root + hidden, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
     os.mkdir(f"{root}/tmp", 0o1777)
     os.chmod(f"{root}/tmp", 0o1777)
+    if cfg["tmp"]:   # before the mount points: a volume (or netlab's own python) under /tmp goes on it
+        mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    own = (os.stat(f"{root}/tmp").st_dev,)
     os.mkdir(f"{root}/proc", 0o555)
     os.mkdir(f"{root}/sys", 0o555)
     scratch = None
@@ -141,15 +153,15 @@ def build(cfg):
     points = []
     for fd, dst, ro, is_dir in trees:
         missing = not os.path.lexists(os.path.normpath(root + "/" + dst))
-        points.append((fd, make_point(root, dst, is_dir, need_scratch() if missing else None), ro))
+        points.append((fd, make_point(root, dst, is_dir, need_scratch() if missing else None, own), ro))
     # the working directory is made if it does not exist, as runtimes make it (under /tmp: after its tmpfs)
     workdir = os.path.normpath("/" + (cfg.get("workdir") or "/"))
     if workdir.split("/")[1] != "tmp" and not os.path.isdir(root + workdir):
         with contextlib.suppress(OSError, Failed):
-            make_point(root, workdir, True, need_scratch())
+            make_point(root, workdir, True, need_scratch(), own)
     read_only(root)
     if cfg["tmp"]:
-        mount("tmpfs", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        writable(f"{root}/tmp")   # the recursive read-only above took the private /tmp too
     if os.path.isdir(f"{root}/dev/shm"):
         mount("tmpfs", f"{root}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -168,3 +168,21 @@ def test_mounts_are_shown_writable_or_read_only_and_missing_mount_points_never_t
     assert r.stdout.split() == ["hi", "w=0", "ro=2", "0"], r
     assert (vol / "g").read_text() == "new\n" and (vol / "f").read_text() == "hi\n"
     assert not os.path.exists(target_dir) and not os.path.exists(f"/etc/netlab-sbx-{os.getpid()}")
+
+
+def test_a_volume_mounted_under_tmp_is_on_the_containers_private_tmp(tmp_path):
+    """A mount point under /tmp (an emptyDir at /tmp/cache, a common manifest line; netlab's own python
+    when the checkout lives under /tmp): it is made on the private /tmp, which stays writable, and the
+    volume's writes reach the volume, never the host's /tmp."""
+    import subprocess
+    from netlab.dataplane.sandbox import Mount, Sandbox, launch_argv
+    vol = tmp_path / "cache"
+    vol.mkdir()
+    target = f"/tmp/netlab-sbx-cache-{os.getpid()}"
+    sb = Sandbox(mounts=[Mount(str(vol), target)])
+    script = f"echo v > {target}/h; echo w=$?; echo t > /tmp/own; echo tmp=$?"
+    r = subprocess.run(launch_argv(sb, ["sh", "-c", script]), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["w=0", "tmp=0"], r
+    assert (vol / "h").read_text() == "v\n"
+    assert not os.path.exists(target) and not os.path.exists("/tmp/own")
