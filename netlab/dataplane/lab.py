@@ -314,10 +314,8 @@ def down(lab: str) -> DownResult:
     records = [r for p in st.get("pods", {}).values() for r in (p.get("procs") or {}).values()]
     records += list(st.get("servers", {}).values())
     # by namespace membership, by record, and by owner tag anywhere (a pod whose namespace was deleted
-    # by hand leaves its processes in a namespace with no name), the host's namespace included: with
-    # the control loop gone, a tagged process there is one it was starting when it was stopped (nsenter
-    # before it joined its namespace), which would otherwise outlive `down` in a namespace with no name
-    pids = set(procs.netns_members(paths)) | set(procs.tagged([names.lab_owner_prefix(lab)], host=True))
+    # by hand leaves its processes in a namespace with no name)
+    pids = set(procs.netns_members(paths)) | set(procs.tagged([names.lab_owner_prefix(lab)]))
     killed = procs.terminate(records, sorted(pids), grace=1.0, owner=names.lab_owner_prefix(lab))
     # pods first, then nodes, the external host and the underlay
     rank = {"pod": 0, "node": 1}
