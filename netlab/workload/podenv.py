@@ -155,6 +155,15 @@ def _source(objs: dict, kind: str, ns: str, name: str) -> dict | None:
     return objs.get((kind, ns, name))
 
 
+
+def _referenced(objs, kind: str, ns: str, ref: dict):
+    """The ConfigMap or Secret an env source names; None when it is missing and `optional` (the kubelet
+    then skips it), else EnvError as the kubelet words it."""
+    obj = _source(objs, kind, ns, ref.get("name", ""))
+    if obj is None and not ref.get("optional"):
+        raise EnvError(f'{kind.lower()} "{ref.get("name", "")}" not found')
+    return obj
+
 def container_env(pod: dict, cname: str, objs: dict, runtime: Runtime) -> tuple[dict[str, str], list[str], list[str]]:
     """(environment, command, args) of container `cname` of `pod` (the store's object); `objs` maps
     (kind, namespace, name) to the store's ConfigMaps and Secrets. Raises EnvError with the kubelet's
@@ -172,11 +181,9 @@ def container_env(pod: dict, cname: str, objs: dict, runtime: Runtime) -> tuple[
             ref = src.get(ref_key)
             if ref is None:
                 continue
-            obj = _source(objs, kind, ns, ref.get("name", ""))
+            obj = _referenced(objs, kind, ns, ref)
             if obj is None:
-                if ref.get("optional"):
-                    continue
-                raise EnvError(f'{kind.lower()} "{ref.get("name", "")}" not found')
+                continue
             if kind == "ConfigMap":
                 items = {k: str(v) for k, v in (obj.get("data") or {}).items()}
             else:
@@ -204,11 +211,9 @@ def container_env(pod: dict, cname: str, objs: dict, runtime: Runtime) -> tuple[
                 ref = vf.get(ref_key)
                 if ref is None:
                     continue
-                obj = _source(objs, kind, ns, ref.get("name", ""))
+                obj = _referenced(objs, kind, ns, ref)
                 if obj is None:
-                    if ref.get("optional"):
-                        break
-                    raise EnvError(f'{kind.lower()} "{ref.get("name", "")}" not found')
+                    break
                 key = ref.get("key", "")
                 value = (str(obj["data"][key]) if key in (obj.get("data") or {}) else None) \
                     if kind == "ConfigMap" else secret_value(obj, key)
