@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 from ..errors import SpecError
+from ..dns import cluster_dns_ip, kubernetes_ip
 from ..spec.types import PodSpec, PodTemplate, Scenario
 from ..names import node_netns, pod_netns
 from .objects import Cluster, Endpoint, Node, Pod, Service, ServicePort, short_hash
@@ -253,7 +254,7 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
 def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: list[Node]) -> list[Service]:
     net = scenario.networking
     subnet = net.service_subnet
-    reserved = {subnet.network_address + 1: "the kubernetes Service", subnet.network_address + 10: "cluster DNS"}
+    reserved = {kubernetes_ip(subnet): "the kubernetes Service", cluster_dns_ip(subnet): "cluster DNS"}
     taken: dict[ipaddress.IPv4Address, str] = {}
     specs = [s for s in scenario.services]
     ips: dict[str, ipaddress.IPv4Address | None] = {}
