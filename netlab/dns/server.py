@@ -52,6 +52,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dns.message
@@ -63,6 +64,7 @@ from .resolver import Chase, Engine, Forward, Index, header_error, render
 RELOAD_POLL = 0.2
 IDLE_TIMEOUT = 10.0
 CACHE_MAX = 100_000
+WARM_BUDGET = 0.5        # seconds of a reload spent re-answering the old cache's queries
 MAX_TCP = 128
 MAX_PENDING = 1024
 
@@ -120,11 +122,25 @@ class DnsServer:
             return False
         self.stamp = stamp
         self.upstreams.configure(index.upstreams)
-        self.state = _State(Engine(index))
-        # the index is long-lived: keep it out of the cyclic collector's passes (no ms pauses)
-        gc.collect()
+        self.state = self._warmed(_State(Engine(index)), self.state)
+        # the index is long-lived: keep it out of the cyclic collector's passes (no ms pauses; a
+        # replaced index is freed by reference counting all the same)
         gc.freeze()
         return True
+
+    @staticmethod
+    def _warmed(new: _State, old: _State) -> _State:
+        """`new` with the replies to the queries `old` had cached, as far as WARM_BUDGET allows, so
+        that a reload under load does not send every client to the slow path at once."""
+        deadline = time.monotonic() + WARM_BUDGET
+        for tcp, src, dst in ((False, old.udp, new.udp), (True, old.tcp, new.tcp)):
+            for key in list(src):
+                if time.monotonic() > deadline:
+                    return new
+                out, cacheable = new.engine.respond(b"\0\0" + key, tcp)
+                if cacheable and isinstance(out, bytes):
+                    dst[key] = out[2:]
+        return new
 
     def _reload_loop(self) -> None:
         while not self.closed.wait(RELOAD_POLL):
@@ -342,6 +358,7 @@ def main(argv=None) -> int:
     except OSError as e:
         print(f"netlab-dns: cannot listen on {a.listen}:{a.port}: {e.strerror or e}", file=sys.stderr)
         return 1
+    sys.setswitchinterval(0.0005)   # the UDP loop gets the GIL back quickly from the other threads
     server.start_background()
     print(f"netlab-dns: serving {a.listen}:{server.port} (zone {a.zone}, "
           f"{'loaded' if server.state.engine else 'not loaded yet'})", file=sys.stderr, flush=True)
