@@ -59,7 +59,7 @@ import dns.message
 import dns.rcode
 
 from .forward import Upstreams
-from .resolver import Chase, Engine, Forward, Index, header_error, render
+from .resolver import Chase, Engine, Index, header_error, render
 
 RELOAD_POLL = 0.2
 IDLE_TIMEOUT = 10.0
