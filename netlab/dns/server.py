@@ -356,7 +356,8 @@ def main(argv=None) -> int:
     try:
         server = DnsServer(a.zone, a.listen, a.port, a.health_port, a.ready_port)
     except OSError as e:
-        print(f"netlab-dns: cannot listen on {a.listen}:{a.port}: {e.strerror or e}", file=sys.stderr)
+        print(f"netlab-dns: cannot listen on {a.listen} (port {a.port}, health {a.health_port}, ready "
+              f"{a.ready_port}): {e.strerror or e}", file=sys.stderr)
         return 1
     sys.setswitchinterval(0.0005)   # the UDP loop gets the GIL back quickly from the other threads
     server.start_background()
