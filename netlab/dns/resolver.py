@@ -18,7 +18,7 @@ several questions: FORMERR; an opcode other than QUERY: NOTIMP; an EDNS version 
 EDNS0: an OPT in the query gets one in the reply (payload 1232); a UDP reply larger than the
 client's size (512 without EDNS) is truncated with TC set.
 
-Where this deliberately differs from CoreDNS 1.12's kubernetes plugin (read in its source):
+Where this deliberately differs from CoreDNS's kubernetes plugin (its master branch, read for facts):
 - empty non-terminals are NODATA, as RFC 8020 wants: `_tcp.<svc>.<ns>.svc`, `dns.<domain>`, and a
   PTR owner asked for another type (CoreDNS: NXDOMAIN for all three); a name that does not exist is
   NXDOMAIN for SOA too (CoreDNS: NOERROR for any non-apex SOA query);
