@@ -13,7 +13,7 @@ import pytest
 
 from netlab.workload.resolvconf import parse_resolv_conf
 
-from .conftest import netlab_cli, until
+from .conftest import kubectl, netlab_cli, until
 
 DNS_VIP = "10.96.0.53"
 
@@ -223,6 +223,13 @@ def test_a_pod_resolv_conf_and_hosts_as_the_kubelet_writes_them(dns_lab):
     assert _ok(lab.pod_exec("client", ["getent", "ahostsv4", "h1"])).split()[0] == ip
     assert _ok(lab.pod_exec("client", ["getent", "ahostsv4", "h1.sub.default.svc.cluster.local"])).split()[0] == ip
     assert _ok(lab.pod_exec("client", ["getent", "ahostsv4", "bar.remote"])).split()[0] == "10.1.2.3"
+    # the CLI's exec and debug (the lab's model loaded from its state) too
+    r = netlab_cli("exec", "--lab", lab.name, "client", "--", "cat", "/etc/resolv.conf")
+    assert (r.returncode, r.stdout) == (0, want), r.stderr
+    r = netlab_cli("debug", "--lab", lab.name, "client", "--", "cat", "/etc/hosts")
+    assert r.returncode == 0 and f"{ip}\th1.sub.default.svc.cluster.local\th1" in r.stdout.splitlines(), r.stderr
+    r = netlab_cli("exec", "--lab", lab.name, "client", "--", "sh", "-c", "echo $REDIS_MASTER_SERVICE_PORT")
+    assert (r.returncode, r.stdout) == (0, "6379\n"), r.stderr
     # debug (a fresh sandbox) sees them too
     assert _ok(lab.pod_debug("client", ["cat", "/etc/resolv.conf"], profile="general")) == want
     assert "h1.sub.default.svc.cluster.local" in _ok(lab.pod_debug("client", ["cat", "/etc/hosts"], "sysadmin"))
@@ -309,6 +316,52 @@ def test_service_environment_variables(dns_lab):
     if "kubernetes" in svc:   # the `kubernetes` Service of default: in every pod, links or not
         for env in (own, nolinks):
             assert env["KUBERNETES_SERVICE_HOST"] == str(svc["kubernetes"].cluster_ip)
+
+
+LATE = """apiVersion: v1
+kind: Service
+metadata: {name: late}
+spec:
+  selector: {app: late}
+  ports: [{port: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: latepod}
+spec:
+  containers: [{name: c, command: [sh, -c, 'env > /tmp/env; sleep 3600']}]
+"""
+
+BAD_LIVE = """apiVersion: v1
+kind: Pod
+metadata: {name: badpod}
+spec:
+  dnsConfig: {nameservers: [1.1.1.1, 1.1.1.2, 1.1.1.3, 1.1.1.4]}
+  containers: [{name: c}]
+"""
+
+
+def test_a_container_started_after_a_service_sees_it_and_bad_input_is_refused_live(dns_lab, tmp_path):
+    """Runs last: it adds objects to the module's lab."""
+    lab = dns_lab
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_LIVE)
+    r = kubectl(lab, "apply", "-f", str(bad), check=False)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "more than 3" in lines[0], r.stderr
+    assert "badpod" not in kubectl(lab, "get", "pods").stdout
+    late = tmp_path / "late.yaml"
+    late.write_text(LATE)
+    kubectl(lab, "apply", "-f", str(late))
+
+    def late_env():
+        r = netlab_cli("exec", "--lab", lab.name, "latepod", "--", "cat", "/tmp/env")
+        return _env(r.stdout) if r.returncode == 0 else None
+    env = until("latepod's container to write its env", late_env)
+    ip = next(line.split()[2] for line in kubectl(lab, "get", "svc").stdout.splitlines() if line.startswith("late "))
+    assert env["LATE_SERVICE_HOST"] == ip and env["LATE_PORT_8080_TCP"] == f"tcp://{ip}:8080"
+    # the client's container started before `late` existed: it does not have it (as on a kubelet)
+    assert "LATE_SERVICE_HOST" not in _env(_ok(lab.pod_exec("client", ["cat", "/tmp/env"])))
 
 
 BAD = {
