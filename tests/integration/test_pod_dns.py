@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 
 import pytest
 
@@ -248,6 +249,8 @@ def test_built_in_and_privileged_containers_see_the_pod_files(dns_lab):
     assert _host_files() == lab.host_before
 
 
+@pytest.mark.skipif(not shutil.which("dnsmasq") or not shutil.which("dig"),
+                    reason="needs dnsmasq (dnsmasq-base: the benchmark's setup installs it) and dig (dnsutils)")
 def test_search_path_and_ndots_answered_by_a_dns_server_in_the_lab(dns_lab):
     lab = dns_lab
     conf = _ok(lab.pod_exec("ndots2", ["cat", "/etc/resolv.conf"]))
