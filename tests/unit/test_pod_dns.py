@@ -3,6 +3,8 @@ environment variables (netlab/workload/podenv.py service_env), and the API serve
 dnsConfig, hostAliases and ExternalName (netlab/spec/dnsparts.py, kinds/service.py): pure, no root."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from netlab.dataplane import sandbox
@@ -203,3 +205,22 @@ def test_external_name_must_be_a_dns_name():
         load_text(base.replace("NAME", "'bad name'"))
     assert "Service default/e: spec.externalName 'bad name' is not a valid DNS name" in str(e.value)
     assert load_text(base.replace("NAME", "db.example.com.")).services[0].external_name == "db.example.com."
+
+
+def test_a_mount_point_that_is_a_symbolic_link_is_replaced_not_followed(tmp_path):
+    """/etc/resolv.conf is a link on a systemd-resolved host: the bind must land on the sandbox's own
+    file, not on the link's target (the host's file)."""
+    from netlab.dataplane import sandbox_init
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    target = tmp_path / "hosts-own-resolv.conf"
+    target.write_text("nameserver 192.0.2.1\n")
+    (root / "etc" / "resolv.conf").symlink_to(target)
+    path = sandbox_init.make_point(str(root), "/etc/resolv.conf", False, None, ())
+    assert path == str(root / "etc" / "resolv.conf")
+    assert not os.path.islink(path) and os.path.isfile(path)
+    assert target.read_text() == "nameserver 192.0.2.1\n"          # the link's target untouched
+    plain = root / "etc" / "hosts"
+    plain.write_text("x")
+    assert sandbox_init.make_point(str(root), "/etc/hosts", False, None, ()) == str(plain)
+    assert plain.read_text() == "x"
