@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..errors import KernelError
 from ..model.objects import Pod
-from . import nsenter, podfiles, sandbox, state, supervise
+from . import nsenter, podfiles, procs, sandbox, state, supervise
 from .fabric import uts_path
 
 
@@ -43,6 +43,8 @@ def exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
         status = sandbox.read_status(pid) if pid else None
         if pid and status:
             env = sandbox.read_environ(pid)
+            if env is not None:   # not the container's owner tag: `up` would take the command for the container
+                env.pop(procs.OWNER_VAR, None)
             return sandbox.join_argv(pid, status, argv if env is None else sandbox.env_argv(env, argv))
     why = c.security.config_error(pod.name, pod.namespace, c.name) if c is not None else None
     if why:   # never started: there is no container to run in (kubectl exec fails the same way)

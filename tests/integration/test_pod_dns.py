@@ -314,6 +314,7 @@ def test_service_environment_variables(dns_lab):
         assert env["WEB_SERVICE_HOST"] == str(svc["web"].cluster_ip)
         assert env["WEB_SERVICE_PORT"] == "mine"                    # the container's own env wins
         assert not any(k.startswith(("HEADLESS_", "EXT_")) for k in env)   # no ClusterIP: no variables
+    assert "NETLAB_OWNER" in own and "NETLAB_OWNER" not in via_exec   # exec is not the container itself
     nolinks = _env(_ok(lab.pod_exec("nolinks", ["cat", "/tmp/env"])))
     assert not any(k.startswith(("REDIS_MASTER_", "WEB_", "MYDNS_")) for k in nolinks), nolinks
     if "kubernetes" in svc:   # the `kubernetes` Service of default: in every pod, links or not
