@@ -191,7 +191,8 @@ def test_bad_dns_fields_are_refused_in_one_line(lines, expected):
 
 def test_good_dns_fields_are_read_not_ignored():
     s = load_text(POD + "  dnsPolicy: None\n  enableServiceLinks: false\n"
-                  "  dnsConfig: {nameservers: [1.1.1.1], searches: [a.example.], options: [{name: ndots, value: '2'}]}\n"
+                  "  dnsConfig: {nameservers: [1.1.1.1], searches: [a.example.],\n"
+                  "              options: [{name: ndots, value: '2'}]}\n"
                   "  hostAliases: [{ip: 10.1.2.3, hostnames: [foo.remote]}]\n  subdomain: web\n")
     assert s.ignored == []
     dns = s.pods[0].template.dns
@@ -224,3 +225,26 @@ def test_a_mount_point_that_is_a_symbolic_link_is_replaced_not_followed(tmp_path
     plain.write_text("x")
     assert sandbox_init.make_point(str(root), "/etc/hosts", False, None, ()) == str(plain)
     assert plain.read_text() == "x"
+
+
+def test_pod_files_are_written_once_and_rewritten_in_place_when_their_inputs_change(tmp_path, monkeypatch):
+    """dataplane/podfiles.py: no write when nothing changed; a change (here the host's resolv.conf, which
+    a Default pod copies) rewrites the same inode, so a container that has it bound sees it."""
+    from netlab.dataplane import layout, podfiles
+    from netlab.model.build import build
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 192.0.2.53\n")
+    monkeypatch.setattr(podfiles, "HOST_RESOLV", str(host))
+    monkeypatch.setattr(podfiles, "HOST_HOSTS", str(tmp_path / "none"))
+    monkeypatch.setattr(layout, "volumes_dir", lambda lab: str(tmp_path / "volumes"))
+    cluster = build(load_text(POD + "  dnsPolicy: Default\n"))
+    pod = cluster.pods[0]
+    assert podfiles.write_all(cluster) == ["default/p"]
+    path = os.path.join(podfiles.etc_dir(cluster.name, pod), "resolv.conf")
+    inode = os.stat(path).st_ino
+    assert open(path).read() == "nameserver 192.0.2.53\n"
+    assert podfiles.write_all(cluster) == []
+    host.write_text("nameserver 192.0.2.54\n")
+    assert podfiles.write_all(cluster) == ["default/p"]
+    assert open(path).read() == "nameserver 192.0.2.54\n" and os.stat(path).st_ino == inode
+    assert [m.target for m in podfiles.mounts(cluster.name, pod)] == ["/etc/resolv.conf", "/etc/hosts"]
