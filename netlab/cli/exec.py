@@ -50,8 +50,9 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
 
     In a pod, COMMAND runs with the container's privileges, as kubectl exec does: its user and groups,
     its capabilities (by default no NET_ADMIN: it cannot change the pod's links; see `netlab debug`), in
-    its mount and PID namespaces (the host's filesystem read-only, its own /tmp). --node and --external
-    run as root in that namespace.
+    its mount and PID namespaces (the host's filesystem read-only, its own /tmp), with the pod's
+    /etc/resolv.conf and /etc/hosts, and with the container's environment when it runs (its env and the
+    service variables). --node and --external run as root in that namespace.
 
     \b
     Examples:
@@ -120,8 +121,8 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
 def debug(pod: str | None, command: tuple[str, ...], namespace: str, profile: str, lab: str | None) -> None:
     """Run COMMAND (default: an interactive sh) in POD's network namespace with a debugging profile's
     privileges, as `kubectl debug POD --profile=...` runs an ephemeral container: a fresh sandbox (its own
-    mount and PID namespaces, the host's filesystem read-only, its own /tmp) with the profile's
-    capabilities. stdin is passed on.
+    mount and PID namespaces, the host's filesystem read-only, its own /tmp, the pod's /etc/resolv.conf
+    and /etc/hosts) with the profile's capabilities. stdin is passed on.
 
     \b
     Examples:

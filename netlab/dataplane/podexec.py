@@ -9,12 +9,17 @@ node's built-in server, one that has exited): the command gets a fresh sandbox o
 
 debug: a fresh sandbox of the profile (sandbox.debug_sandbox: general, netadmin = + NET_ADMIN and
 NET_RAW, sysadmin = privileged) in the pod's network and UTS namespaces, as an ephemeral container.
+
+Either way the command sees the pod's /etc/resolv.conf and /etc/hosts (podfiles.py): a running
+container has them bound in its mount namespace; a fresh sandbox gets them bound. Joining a running
+container, the command gets that container's environment (its /proc/PID/environ: the kubelet's
+variables, service variables included), as kubectl exec runs a command with the container's env.
 """
 from __future__ import annotations
 
 from ..errors import KernelError
 from ..model.objects import Pod
-from . import nsenter, sandbox, state, supervise
+from . import nsenter, podfiles, procs, sandbox, state, supervise
 from .fabric import uts_path
 
 
@@ -37,14 +42,20 @@ def exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
         pid = running_pid(lab, pod, c.name)
         status = sandbox.read_status(pid) if pid else None
         if pid and status:
-            return sandbox.join_argv(pid, status, argv)
+            env = sandbox.read_environ(pid)
+            if env is not None:   # not the container's owner tag: `up` would take the command for the container
+                env.pop(procs.OWNER_VAR, None)
+            return sandbox.join_argv(pid, status, argv if env is None else sandbox.env_argv(env, argv))
     why = c.security.config_error(pod.name, pod.namespace, c.name) if c is not None else None
     if why:   # never started: there is no container to run in (kubectl exec fails the same way)
         raise KernelError(f"container {c.name} of pod {pod.key} is not running (CreateContainerConfigError: {why})")
-    box = sandbox.for_container(c.security, mounts) if c is not None else sandbox.Sandbox(mounts=list(mounts or []))
+    files = podfiles.mounts(lab, pod, bool(c is not None and c.security.read_only_root_filesystem))
+    box = sandbox.for_container(c.security, mounts, files) if c is not None else \
+        sandbox.Sandbox(mounts=list(mounts or []), files=files)
     return nsenter.enter(pod.netns, sandbox.launch_argv(box, argv), uts_path(lab, pod), missing=_missing(pod))
 
 
 def debug_argv(lab: str, pod: Pod, argv: list[str], profile: str = "general") -> list[str]:
-    return nsenter.enter(pod.netns, sandbox.launch_argv(sandbox.debug_sandbox(profile), argv), uts_path(lab, pod),
-                         missing=_missing(pod))
+    box = sandbox.debug_sandbox(profile)
+    box.files = podfiles.mounts(lab, pod)
+    return nsenter.enter(pod.netns, sandbox.launch_argv(box, argv), uts_path(lab, pod), missing=_missing(pod))

@@ -13,9 +13,12 @@ gives it:
   effective and permitted set for uid 0 (a non-root user gets none effective: the kernel clears them on
   the uid change, and no_new_privs keeps a setuid binary from regaining them); no_new_privs;
 - the user, group and supplementary groups of its securityContext (default: uid 0, gid 0, none).
+- the pod's /etc/resolv.conf and /etc/hosts (`files`, written by the kubelet: dataplane/podfiles.py)
+  bound over the host's, in every sandbox;
 - `privileged: True`, the explicit way out: every capability, no no_new_privs, and the host's filesystem
   shared as it is (writable, the host's /tmp, /sys writable): what netlab gave every container before
-  sandboxing. It keeps its own mount and PID namespaces (its own /proc).
+  sandboxing. It keeps its own mount and PID namespaces (its own /proc), where the pod's `files` are
+  bound over the host's (the host's own files are untouched).
 Not applied: seccomp and AppArmor/SELinux profiles (netlab has no profile to load); the pod's
 securityContext.seccompProfile is reported as ignored unless it is Unconfined.
 
@@ -71,6 +74,7 @@ class Sandbox:
     read_only_root_filesystem: bool = False
     allow_privilege_escalation: bool | None = None       # None: not set (netlab sets no_new_privs)
     workdir: str = "/"
+    files: list[Mount] = field(default_factory=list)     # the pod's /etc/resolv.conf, /etc/hosts (all modes)
 
     def capabilities(self) -> list[str]:
         """The bounding (and, for uid 0, effective) set: the defaults, minus drop, plus add."""
@@ -128,10 +132,13 @@ def runtime_mounts() -> list[Mount]:
 
 def init_config(sb: Sandbox) -> dict:
     """What sandbox_init.py builds (a JSON argument)."""
-    mounts = ([] if sb.privileged else runtime_mounts()) + list(sb.mounts)
-    return {"mounts": [[m.source, m.target, m.read_only] for m in mounts],
+    mounts = ([] if sb.privileged else runtime_mounts() + list(sb.files)) + list(sb.mounts)
+    out = {"mounts": [[m.source, m.target, m.read_only] for m in mounts],
             "host_fs": sb.privileged, "tmp": not sb.read_only_root_filesystem, "sys_rw": sb.privileged,
-            "workdir": sb.workdir or "/"}
+           "workdir": sb.workdir or "/"}
+    if sb.privileged and sb.files:   # bound over the host's tree (sandbox_init.py)
+        out["files"] = [[m.source, m.target, m.read_only] for m in sb.files]
+    return out
 
 
 def _inner(sb: Sandbox, argv: list[str], python: str | None) -> list[str]:
@@ -176,6 +183,26 @@ def join_argv(pid: int, status: dict[str, str], argv: list[str]) -> list[str]:
     return [*out, "--", *argv]
 
 
+def read_environ(pid: int) -> dict[str, str] | None:
+    """The environment process `pid` started with (/proc/PID/environ); None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    out = {}
+    for item in raw.split(b"\0"):
+        k, sep, v = item.decode(errors="replace").partition("=")
+        if sep and k:
+            out[k] = v
+    return out
+
+
+def env_argv(env: dict[str, str], argv: list[str]) -> list[str]:
+    """argv run with exactly `env` (coreutils' `env -i NAME=VALUE... COMMAND`)."""
+    return ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+
+
 def read_status(pid: int) -> dict[str, str] | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -203,11 +230,12 @@ def debug_sandbox(profile: str) -> Sandbox:
     raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(DEBUG_PROFILES)}")
 
 
-def for_container(security, mounts: list[Mount] | None = None) -> Sandbox:
-    """The Sandbox of a container from its merged securityContext (netlab/spec/security.py) and the
-    mounts of its pod's volumes. Without runAsUser the container runs as uid 0 (netlab has no image whose
+def for_container(security, mounts: list[Mount] | None = None, files: list[Mount] | None = None) -> Sandbox:
+    """The Sandbox of a container from its merged securityContext (netlab/spec/security.py), the
+    mounts of its pod's volumes and its pod's kubelet-written files (`files`). Without runAsUser the
+    container runs as uid 0 (netlab has no image whose
     USER could say otherwise); without runAsGroup, as gid 0."""
-    return Sandbox(mounts=list(mounts or []),
+    return Sandbox(mounts=list(mounts or []), files=list(files or []),
                    run_as_user=security.run_as_user or 0,
                    run_as_group=security.run_as_group or 0,
                    supplemental_groups=list(security.supplemental_groups),

@@ -13,6 +13,8 @@ mounted under /tmp); then the whole tree is made read-only (mount_setattr, recur
 private tmpfs goes on /dev/shm, the volumes are moved in, and the root is pivoted to. A mount point missing under a
 read-only host directory is made in an overlay of that directory (upper layer in a private tmpfs): the
 host's directory is never written. netlab's state directory (/run/netlab) is hidden under an empty tmpfs.
+A privileged container keeps the host's tree; only the pod's files (`files`: its /etc/resolv.conf and
+/etc/hosts) are bound over the host's, in its own mount namespace.
 Needs Linux 5.12 or later (mount_setattr).
 """
 import contextlib
@@ -88,7 +90,8 @@ def make_point(root, target, is_dir, scratch, own=()):
     """Make `target` (a path inside the container) exist under `root`, without writing the host (`own`:
     the devices of the sandbox's own writable tmpfs, the root's and the private /tmp's)."""
     path = os.path.normpath(root + "/" + target)
-    if os.path.lexists(path):
+    link = os.path.islink(path)   # a symbolic link (/etc/resolv.conf on a systemd-resolved host): replaced
+    if os.path.lexists(path) and not link:
         return path
     ancestor = os.path.dirname(path)
     while not os.path.isdir(ancestor):
@@ -102,6 +105,8 @@ def make_point(root, target, is_dir, scratch, own=()):
         mount("overlay", ancestor, "overlay", 0, f"lowerdir={ancestor},upperdir={up},workdir={work}")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
+    if link:
+        os.unlink(path)   # in the overlay (or the sandbox's own tmpfs): the host's link stays
     if is_dir:
         os.mkdir(path)
     else:
@@ -112,6 +117,11 @@ def make_point(root, target, is_dir, scratch, own=()):
 def build(cfg):
     if cfg["host_fs"]:  # privileged: the host's tree as it is, with this PID namespace's /proc
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # the pod's /etc/resolv.conf and /etc/hosts over the host's, in this (private) mount namespace only
+        for src, dst, ro in cfg.get("files") or []:
+            mount(src, dst, None, MS_BIND)
+            if ro:
+                read_only(dst)
         return
     trees = [(clone_tree(src), dst, ro, os.path.isdir(src)) for src, dst, ro in cfg["mounts"]]
     root = "/tmp"
@@ -152,7 +162,8 @@ def build(cfg):
         return scratch
     points = []
     for fd, dst, ro, is_dir in trees:
-        missing = not os.path.lexists(os.path.normpath(root + "/" + dst))
+        where = os.path.normpath(root + "/" + dst)
+        missing = not os.path.lexists(where) or os.path.islink(where)
         points.append((fd, make_point(root, dst, is_dir, need_scratch() if missing else None, own), ro))
     # the working directory is made if it does not exist, as runtimes make it (under /tmp: after its tmpfs)
     workdir = os.path.normpath("/" + (cfg.get("workdir") or "/"))

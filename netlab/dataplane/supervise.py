@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import names
 from ..model.objects import Cluster, Pod
-from . import layout, nsfs, plan, procs, sandbox, state, volumes
+from . import layout, nsfs, plan, podfiles, procs, sandbox, state, volumes
 from .changes import Change, Changes
 from .fabric import uts_path
 
@@ -234,6 +234,7 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
     Returns once every container started is inside its pod's namespaces (or has already exited), with
     the (pod, container) started."""
     lab = cluster.name
+    podfiles.write_all(cluster)   # every pod's /etc/resolv.conf and /etc/hosts (exec and debug bind them too)
     pods = {p.key: p for p in cluster.pods}
     recorded = {}
     for pod in cluster.pods:
@@ -280,7 +281,8 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
                                     log_path(lab, pod, act.container), exit_path(lab, pod, act.container),
                                     uts_path(lab, pod), env=env,
                                     cwd=container.working_dir or "/", owner=container_owner(lab, pod, act.container),
-                                    box=sandbox.for_container(container.security, mounts))
+                                    box=sandbox.for_container(container.security, mounts, podfiles.mounts(
+                                        lab, pod, container.security.read_only_root_filesystem)))
         started.append((pod, act.container, sup))
     procs.wait_entered([(sup, nsfs.netns_path(pod.netns)) for pod, _, sup in started])
     for (pod, cname, sup), rec in zip(started, procs.container_records(

@@ -65,7 +65,7 @@ def expand(scenario: Scenario) -> list[PodSpec]:
             labels["pod-template-hash"] = h
             tmpl = PodTemplate(labels, d.template.node_name, d.template.node_selector, d.template.containers,
                                d.template.tolerate_control_plane, d.template.restart_policy,
-                               d.template.host_network)
+                               d.template.hostname, d.template.host_network, d.template.volumes, d.template.dns)
             pods.append(PodSpec(d.namespace, name, tmpl, owner=f"Deployment/{d.name}"))
     for r in getattr(scenario, "replicasets", []):  # a standalone ReplicaSet's pods: <rs>-<5 chars>
         for i in range(r.replicas):
@@ -240,7 +240,8 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
         pods.append(Pod(ps.namespace, ps.name, dict(ps.template.labels), placed[key].name, ips[key], uid,
                         ps.template.containers, ps.owner,
                         placed[key].netns if host else pod_netns(lab, ps.namespace, ps.name), ready,
-                        ps.template.restart_policy, hostname=ps.template.hostname, host_network=host))
+                        ps.template.restart_policy, hostname=ps.template.hostname, host_network=host,
+                        dns=ps.template.dns))
 
     services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]

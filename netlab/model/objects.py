@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .. import names
 from ..names import NETNS_PREFIX, lab_prefix, node_netns, pod_netns  # noqa: F401 (names live in netlab.names)
 from ..spec.types import ContainerSpec, ExpectSpec, Networking, ServiceSpec
+from ..workload.resolvconf import PodDns
 
 
 def short_hash(*parts: str, n: int = 8) -> str:
@@ -94,6 +95,9 @@ class Pod:
     # workload.volumes.Launch) and the pod's volumes (a workload.volumes.VolumePlan), when it has any
     launch: dict = field(default_factory=dict)
     volumes: object = None
+    # dnsPolicy, dnsConfig, hostAliases, subdomain: the kubelet's /etc/resolv.conf and /etc/hosts of the pod
+    # (netlab/workload/resolvconf.py, written by netlab/dataplane/podfiles.py)
+    dns: PodDns = field(default_factory=PodDns)
 
     @property
     def key(self) -> str:

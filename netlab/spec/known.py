@@ -66,10 +66,13 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "volumes initContainers ephemeralContainers restartPolicy terminationGracePeriodSeconds "
         "activeDeadlineSeconds dnsPolicy nodeSelector serviceAccountName serviceAccount "
         "automountServiceAccountToken nodeName hostNetwork hostPID hostIPC shareProcessNamespace securityContext "
-        "imagePullSecrets hostname subdomain affinity schedulerName hostAliases priorityClassName priority "
-        "dnsConfig readinessGates runtimeClassName enableServiceLinks preemptionPolicy overhead "
+        "imagePullSecrets hostname subdomain affinity schedulerName priorityClassName priority "
+        "readinessGates runtimeClassName enableServiceLinks preemptionPolicy overhead "
         "topologySpreadConstraints setHostnameAsFQDN os hostUsers schedulingGates resourceClaims resources",
-        containers="Container", tolerations="Toleration"),
+        containers="Container", tolerations="Toleration", dnsConfig="PodDNSConfig", hostAliases="HostAlias"),
+    "PodDNSConfig": _fields("nameservers searches", options="PodDNSConfigOption"),
+    "PodDNSConfigOption": _fields("name value"),
+    "HostAlias": _fields("ip hostnames"),
     "Container": _fields(
         "name image command args workingDir envFrom resources resizePolicy restartPolicy volumeMounts "
         "volumeDevices terminationMessagePath terminationMessagePolicy imagePullPolicy "

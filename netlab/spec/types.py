@@ -5,6 +5,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .. import proxymodes
+from ..workload.resolvconf import PodDns
 from .security import SecurityContext
 
 BACKENDS = ("vxlan", "host-gw")
@@ -97,6 +98,7 @@ class PodTemplate:
     hostname: str | None = None      # spec.hostname: the pod's UTS hostname (default: the pod's name)
     host_network: bool = False       # hostNetwork: the pod runs in its node's network namespace, with its IP
     volumes: list[Volume] = field(default_factory=list)
+    dns: PodDns = field(default_factory=PodDns)   # dnsPolicy, dnsConfig, hostAliases, subdomain
 
 
 @dataclass

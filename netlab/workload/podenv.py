@@ -13,7 +13,10 @@ kubelet's:
    fieldRef (metadata.name, namespace, uid, labels['k'], annotations['k'], spec.nodeName,
    spec.serviceAccountName, status.podIP(s), status.hostIP(s)), resourceFieldRef (the container's
    requests/limits; a limit that is not set is the node's allocatable, as the kubelet defaults it);
-3. `command` and `args` with `$(VAR)` expanded from the final environment.
+3. the service environment variables (`service_env`): every Service of the pod's namespace with a
+   ClusterIP, Docker-link style, unless `enableServiceLinks: false`; the `kubernetes` Service of
+   `default` always. A variable the container defines wins; `$(VAR)` references may name them;
+4. `command` and `args` with `$(VAR)` expanded from the final environment.
 
 `$(VAR)` expansion: `$$` is a literal `$`; `$(NAME)` is NAME's value if NAME is defined, else kept
 as written; a `$` before anything else, or an unclosed `$(`, is kept as written.
@@ -164,16 +167,72 @@ def _referenced(objs, kind: str, ns: str, ref: dict):
         raise EnvError(f'{kind.lower()} "{ref.get("name", "")}" not found')
     return obj
 
-def container_env(pod: dict, cname: str, objs: dict, runtime: Runtime) -> tuple[dict[str, str], list[str], list[str]]:
+def env_name(name: str) -> str:
+    """A Service's name as the prefix of its variables: upper case, '-' as '_'."""
+    return name.replace("-", "_").upper()
+
+
+def _service_vars(svc: dict) -> list[tuple[str, str]]:
+    spec = svc.get("spec") or {}
+    ip = spec.get("clusterIP") or ""
+    ports = spec.get("ports") or []
+    if not ports:
+        return []
+    prefix = env_name(svc["metadata"]["name"])
+    out = [(f"{prefix}_SERVICE_HOST", ip), (f"{prefix}_SERVICE_PORT", str(ports[0].get("port")))]
+    out += [(f"{prefix}_SERVICE_PORT_{env_name(p['name'])}", str(p.get("port"))) for p in ports if p.get("name")]
+    for i, p in enumerate(ports):
+        proto = str(p.get("protocol") or "TCP")
+        url = f"{proto.lower()}://{ip}:{p.get('port')}"
+        if i == 0:
+            out.append((f"{prefix}_PORT", url))
+        pp = f"{prefix}_PORT_{p.get('port')}_{proto.upper()}"
+        out += [(pp, url), (f"{pp}_PROTO", proto.lower()), (f"{pp}_PORT", str(p.get("port"))), (f"{pp}_ADDR", ip)]
+    return out
+
+
+def _has_cluster_ip(svc: dict) -> bool:
+    spec = svc.get("spec") or {}
+    return spec.get("type") != "ExternalName" and spec.get("clusterIP") not in (None, "", "None")
+
+
+def service_env(namespace: str, enable_links: bool, services: list[dict]) -> dict[str, str]:
+    """The service environment variables the kubelet gives a container of a pod in `namespace`
+    (`services`: the store's Services, all namespaces): those of the namespace's Services with a
+    ClusterIP when `enable_links`, and the `kubernetes` Service of `default` in every pod (a Service of
+    the pod's own namespace of that name wins). Sorted by Service name for a stable order."""
+    chosen: dict[str, dict] = {}
+    for svc in services:
+        md = svc.get("metadata") or {}
+        if not _has_cluster_ip(svc):
+            continue
+        if enable_links and md.get("namespace", "default") == namespace:
+            chosen[md["name"]] = svc
+    for svc in services:
+        md = svc.get("metadata") or {}
+        if md.get("namespace", "default") == "default" and md.get("name") == "kubernetes" \
+                and _has_cluster_ip(svc) and "kubernetes" not in chosen:
+            chosen["kubernetes"] = svc
+    out: dict[str, str] = {}
+    for name in sorted(chosen):
+        out.update(_service_vars(chosen[name]))
+    return out
+
+
+def container_env(pod: dict, cname: str, objs: dict, runtime: Runtime,
+                  services: list[dict] | None = None) -> tuple[dict[str, str], list[str], list[str]]:
     """(environment, command, args) of container `cname` of `pod` (the store's object); `objs` maps
-    (kind, namespace, name) to the store's ConfigMaps and Secrets. Raises EnvError with the kubelet's
-    message when a source that is not optional is missing."""
+    (kind, namespace, name) to the store's ConfigMaps and Secrets; `services`: the store's Services
+    (None: no service variables). Raises EnvError with the kubelet's message when a source that is
+    not optional is missing."""
     md = pod.get("metadata") or {}
     ns = md.get("namespace", "default")
     spec = pod.get("spec") or {}
     container = next((c for c in spec.get("containers") or [] if c.get("name") == cname), None)
     if container is None:
         raise EnvError(f"pod has no container {cname!r}")
+    links = (spec.get("enableServiceLinks") is not False)
+    svc_env = service_env(ns, links, services) if services is not None else {}
     env: dict[str, str] = {}
     for src in container.get("envFrom") or []:
         prefix = src.get("prefix") or ""
@@ -195,7 +254,7 @@ def container_env(pod: dict, cname: str, objs: dict, runtime: Runtime) -> tuple[
         name = e.get("name", "")
         vf = e.get("valueFrom")
         if not vf:
-            env[name] = expand(str(e.get("value") or ""), env)
+            env[name] = expand(str(e.get("value") or ""), {**svc_env, **env})
             continue
         if "fieldRef" in vf:
             env[name] = field_value(pod, (vf["fieldRef"] or {}).get("fieldPath", ""), runtime)
@@ -223,6 +282,7 @@ def container_env(pod: dict, cname: str, objs: dict, runtime: Runtime) -> tuple[
                     raise EnvError(f"couldn't find key {key} in {kind} {ns}/{ref.get('name', '')}")
                 env[name] = value
                 break
+    env = {**svc_env, **env}   # the container's own variables win
     command = [expand(str(x), env) for x in container.get("command") or []]
     args = [expand(str(x), env) for x in container.get("args") or []]
     return env, command, args

@@ -194,9 +194,10 @@ class Launch:
     reason: str = ""
 
 
-def launches(pod: dict, base: str, objs: dict, runtime: Runtime) -> tuple[VolumePlan | None, dict[str, Launch]]:
+def launches(pod: dict, base: str, objs: dict, runtime: Runtime,
+             services: list[dict] | None = None) -> tuple[VolumePlan | None, dict[str, Launch]]:
     """The volume plan of `pod` (None when a volume cannot be set up) and the Launch of each of its
-    containers (by name)."""
+    containers (by name); `services`: the Services whose variables the containers get."""
     from .podenv import container_env
     out: dict[str, Launch] = {}
     try:
@@ -210,7 +211,7 @@ def launches(pod: dict, base: str, objs: dict, runtime: Runtime) -> tuple[Volume
             out[name] = Launch(error=verr, reason="ContainerCreating")
             continue
         try:
-            env, command, args = container_env(pod, name, objs, runtime)
+            env, command, args = container_env(pod, name, objs, runtime, services)
         except EnvError as e:
             out[name] = Launch(error=str(e), reason="CreateContainerConfigError")
             continue

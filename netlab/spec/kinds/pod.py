@@ -8,6 +8,7 @@ from ...controllers.validation import api_error, validate_pod_spec
 from ...workload import goflags, images
 from ..fields import IANA_SVC_NAME, Fields, shown
 from ..limits import CONTROL_PLANE_TAINT
+from ..dnsparts import parse_pod_dns
 from ..podparts import parse_env, parse_mounts, parse_volumes
 from ..security import parse_container_security, parse_pod_security
 from ..types import PROTOCOLS, RESTART_POLICIES, ContainerPort, ContainerSpec, PodSpec, PodTemplate, Volume
@@ -71,8 +72,7 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str], claims: tuple[str, ...]
     spec.ignore_unless("schedulerName", "default-scheduler")
     # no meaning for a network dataplane: accepted without a word (resources, probes, volumes, affinity,
     # securityContext, dnsPolicy... are reported as ignored: they would change behaviour on a real cluster)
-    spec.skip("serviceAccountName", "serviceAccount", "imagePullSecrets", "enableServiceLinks",
-              "automountServiceAccountToken")
+    spec.skip("serviceAccountName", "serviceAccount", "imagePullSecrets", "automountServiceAccountToken")
     # how long a stopping pod may take (the control loop's graceful deletion reads it); who is
     # preempted first: not emulated, quiet at the defaults
     spec.int("terminationGracePeriodSeconds", 30, lo=0)
@@ -81,12 +81,15 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str], claims: tuple[str, ...]
     # the pod's hostname (its UTS namespace's); subdomain names the headless Service whose
     # EndpointSlices carry that hostname (a StatefulSet's pods): both DNS labels, as the API server checks
     hostname = spec.name("hostname", "hostname", required=False)
-    spec.name("subdomain", "subdomain", required=False)
+    subdomain = spec.name("subdomain", "subdomain", required=False)
+    # dnsPolicy, dnsConfig, hostAliases, enableServiceLinks: the pod's resolv.conf, hosts, service variables
+    dns = attempt(spec.problems, parse_pod_dns, spec, subdomain)
+    failed |= dns is None
     spec.done()
     if failed:
         raise Reported()
     return PodTemplate(labels, node_name, node_selector, containers, tolerate, restart_policy, hostname,
-                       host_network, volumes or [])
+                       host_network, volumes or [], dns)
 
 
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],

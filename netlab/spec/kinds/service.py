@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ..fields import IANA_SVC_NAME, Fields, check_name, shown, type_name
+from ..fields import DNS1123_SUBDOMAIN, IANA_SVC_NAME, Fields, check_name, shown, type_name
 from ..types import PROTOCOLS, Networking, ServicePortSpec, ServiceSpec
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 
@@ -77,6 +77,11 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
     ext_name = spec.str("externalName")
     if stype == "ExternalName" and not ext_name:
         raise spec.missing("externalName", "is required for type ExternalName", "give a DNS name")
+    if stype == "ExternalName":   # the API server's check: a DNS-1123 subdomain (a trailing dot allowed)
+        clean = ext_name[:-1] if ext_name.endswith(".") else ext_name
+        if len(clean) > 253 or not DNS1123_SUBDOMAIN.match(clean):
+            raise spec.error("externalName", f"{shown(ext_name)} is not a valid DNS name",
+                             "use a DNS name: lower-case letters, digits, '-' and '.', e.g. db.example.com")
     spec.done()
     if failed:
         raise Reported()
