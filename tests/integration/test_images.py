@@ -9,6 +9,7 @@ CrashLoopBackOff) in `get pods`, `describe pod` (containerStatuses' state) and `
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 from .conftest import UDP_CLIENT, kubectl, netlab_cli, pods_table, until
@@ -172,9 +173,12 @@ def test_images_answer_as_themselves_and_unready_pods_say_why(lab, tmp_path):
                                                                    in d else None)(
         kubectl(lab, "describe", "pod", "crashy").stdout))
     assert "State:            Waiting" in crashy and "Last State:       Terminated" in crashy, crashy
-    events = kubectl(lab, "get", "events").stdout
-    assert any(line.split()[1:4] == ["Warning", "BackOff", "pod/crashy"] for line in events.splitlines()), events
-    assert any(line.split()[1:4] == ["Normal", "Started", "pod/deaf"] for line in events.splitlines()), events
+    # LAST SEEN may read "9s (x3 over 43s)" (spaces inside the column), so the row is matched by its columns' text
+    def has(events: str, typ: str, reason: str, obj: str) -> bool:
+        return re.search(rf"\s{typ}\s+{reason}\s+{re.escape(obj)}\s", events) is not None
+    events = until("the BackOff event of crashy", lambda: (lambda e: e if has(e, "Warning", "BackOff", "pod/crashy")
+                                                           else None)(kubectl(lab, "get", "events").stdout))
+    assert has(events, "Normal", "Started", "pod/deaf"), events
 
 
 ONE = """apiVersion: netlab.dev/v1alpha1
