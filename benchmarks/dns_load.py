@@ -1,0 +1,331 @@
+"""Cluster DNS: queries/s from one core and latency at half load, netlab's server vs dnsmasq serving the
+same records, answers checked. Run as root (scripts/bench --only dns runs it in its private /run/netns).
+
+    sudo .venv/bin/python benchmarks/dns_load.py [--namespaces 50] [--services 20] [--seconds 10] [--repeat 3]
+                                            [--half-seconds 10] [--outstanding 100] [--json out.json]
+
+1. The cluster (benchmarks/dns_mix.py: 50 namespaces x 20 = 1,000 Services + kubernetes + kube-dns:
+   ClusterIP with named ports, headless with and without StatefulSet-style hostnames, ExternalName;
+   3,000 pods, EndpointSlices from netlab's own controller) is rendered to netlab's zone
+   (netlab.dns.zone.render_zone) and, from that same zone dict, to a dnsmasq configuration
+   (benchmarks/dns_peer.py).
+2. Each server runs in a network namespace of its own (bench-dns-<pid>-netlab, bench-dns-<pid>-peer,
+   removed at the end, also on failure), listening on that namespace's 127.0.0.1:53, pinned to CPU 1
+   (`taskset -c 1`): `python -m netlab.dns.server --zone ZONE` and `dnsmasq -k -C CONF`. The load tool,
+   dnsperf, runs in the same namespace over loopback, pinned to CPU 0: what is measured is the server,
+   not a virtual link.
+3. Answers checked, before any load: every distinct query of the mix (benchmarks/dns_mix.py,
+   query_mix) is asked of both servers (dnspython, UDP) and its rcode + sorted answer rdata compared with
+   the answer computed from the zone dict (dns_mix.Expected); any difference stops the benchmark
+   (exit 1) with the differences printed.
+4. Saturation: `dnsperf -l SECONDS -q OUTSTANDING` (one socket, the query file cycled), --repeat times
+   per server, the servers alternating; queries/s, lost, and the server's CPU time over the run (from
+   /proc: its share of its core, and queries per CPU-second = queries/s at 100 % of one core, which
+   stays comparable when other work on the machine takes some of the core). Every response's rcode is
+   counted by dnsperf and checked against the rcodes the queries sent should get (dns_mix.Expected):
+   a rcode that should not be there, or counts off by more than the lost queries, fail the benchmark.
+5. Latency: `dnsperf -Q RATE -v` for --half-seconds at half of netlab's median saturation rate, both
+   servers at that same rate: p50/p90/p99/p99.9 from dnsperf's per-query latencies, and each response's
+   rcode checked against its query's expected rcode.
+Anchor: CoreDNS's scaling guide (coredns/deployment, kubernetes/Scaling_CoreDNS.md) measured about
+33,700 queries/s for cluster names on 2 vCPUs, about 17,000 per core; the target here is >= 17,000
+queries/s per core with p99 < 1 ms at half load.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import dns_mix  # noqa: E402
+import dns_peer  # noqa: E402
+
+import dns.message  # noqa: E402  (dnspython; this file is not named dns.py so as not to hide it)
+import dns.query  # noqa: E402
+import dns.rcode  # noqa: E402
+import dns.rdatatype  # noqa: E402
+import dns.version  # noqa: E402
+
+from netlab.dataplane import nsfs  # noqa: E402
+from netlab.dns.zone import DnsSettings, render_zone, write_zone  # noqa: E402
+
+ANCHOR_QPS_PER_CORE = 17_000       # CoreDNS scaling guide: ~33,700 qps on 2 vCPUs
+TARGET_P99_MS = 1.0
+SERVER_CPU, LOAD_CPU = "1", "0"
+SERVERS = ("netlab", "dnsmasq")
+
+
+# ---------------------------------------------------------------- the servers
+
+class Server:
+    """One DNS server in a network namespace of its own, pinned to SERVER_CPU."""
+
+    def __init__(self, name: str, netns: str, argv: list[str], log: str):
+        self.name, self.netns, self.log = name, netns, log
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        with open(log, "w") as f:
+            # ip netns exec and taskset exec the server: the Popen pid is the server's own
+            self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "taskset", "-c", SERVER_CPU, *argv],
+                                         stdout=f, stderr=subprocess.STDOUT)
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+
+    def ask(self, queries: list[dns_mix.Query], timeout: float = 2.0) -> list[tuple[str, tuple[str, ...]]]:
+        """Each query's rcode and sorted canonical answer rdata, over UDP, from inside the namespace."""
+        def run() -> list[tuple[str, tuple[str, ...]]]:
+            out = []
+            for q in queries:
+                msg = dns.message.make_query(q.name + ".", q.qtype)
+                try:
+                    r = dns.query.udp(msg, "127.0.0.1", port=53, timeout=timeout)
+                except Exception as e:  # noqa: BLE001 - a timeout is an answer too: a wrong one
+                    out.append((f"no answer ({e.__class__.__name__})", ()))
+                    continue
+                rdata = sorted(dns_mix.canonical(dns.rdatatype.to_text(rr.rdtype), rd.to_text())
+                               for rr in r.answer for rd in rr)
+                out.append((dns.rcode.to_text(r.rcode()), tuple(rdata)))
+            return out
+        return nsfs.in_netns(self.netns, run)
+
+    def wait_ready(self, domain: str, timeout: float = 60.0) -> float:
+        t0 = time.perf_counter()
+        probe = [dns_mix.Query(f"kubernetes.default.svc.{domain}", "A", "clusterip-a", "NOERROR")]
+        while time.perf_counter() - t0 < timeout:
+            if self.proc.poll() is not None:
+                break
+            if self.ask(probe, timeout=0.5)[0][1]:         # an address: the records are loaded
+                return time.perf_counter() - t0
+            time.sleep(0.2)
+        raise SystemExit(f"{self.name} did not answer within {timeout:.0f} s "
+                         f"(exit status {self.proc.poll()}); its log:\n{tail(self.log)}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+
+
+def tail(path: str, n: int = 20) -> str:
+    try:
+        with open(path) as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------- dnsperf
+
+def dnsperf(server: Server, qfile: str, seconds: float, outstanding: int, rate: int | None = None) -> dict:
+    """One dnsperf run against `server`; its statistics, plus per-query (rcode, name, type, latency) with
+    a rate (-v). The server's CPU seconds over the run are taken from /proc around it."""
+    argv = ["ip", "netns", "exec", server.netns, "taskset", "-c", LOAD_CPU, "dnsperf", "-s", "127.0.0.1",
+            "-p", "53", "-d", qfile, "-l", str(seconds), "-q", str(outstanding), "-t", "2"]
+    if rate:
+        argv += ["-Q", str(rate), "-v"]
+    cpu0 = server.cpu_seconds()
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = server.cpu_seconds() - cpu0
+    if p.returncode:
+        raise SystemExit(f"dnsperf against {server.name} failed: {p.stderr.strip()[-2000:]}")
+    out = p.stdout
+
+    def num(label: str) -> float:
+        m = re.search(rf"^\s*{re.escape(label)}:\s+([\d.]+)", out, re.M)
+        if not m:
+            raise SystemExit(f"dnsperf output without '{label}':\n{out[-2000:]}")
+        return float(m.group(1))
+    codes = dict((c, int(n)) for c, n in re.findall(r"(\w+) (\d+) \([\d.]+%\)",
+                                                   (re.search(r"Response codes:(.*)", out) or [None, ""])[1]))
+    run_s = num("Run time (s)")
+    res = {"sent": int(num("Queries sent")), "completed": int(num("Queries completed")),
+           "lost": int(num("Queries lost")), "qps": num("Queries per second"), "run_s": run_s,
+           "rcodes": codes, "avg_latency_ms": num("Average Latency (s)") * 1000,
+           "server_cpu_s": round(cpu, 3), "server_cpu_share": round(cpu / run_s, 3) if run_s else None,
+           "argv": argv[5:]}
+    res["qps_per_cpu_s"] = res["completed"] / cpu if cpu else None
+    if rate:
+        res["per_query"] = [(rc, name, qtype, float(lat))
+                            for rc, name, qtype, lat in re.findall(r"^> (\S+) (\S+) (\S+) ([\d.]+)$", out, re.M)]
+    return res
+
+
+def expected_rcodes(queries: list[dns_mix.Query], rcodes: dict[tuple[str, str], str], sent: int) -> collections.Counter:
+    """The rcodes the first `sent` queries of the cycled file should get (dnsperf sends them in order)."""
+    per_pass = collections.Counter(rcodes[(q.name, q.qtype)] for q in queries)
+    full, rest = divmod(sent, len(queries))
+    out = collections.Counter({rc: n * full for rc, n in per_pass.items()})
+    out.update(rcodes[(q.name, q.qtype)] for q in queries[:rest])
+    return out
+
+
+def check_rcodes(run: dict, queries: list[dns_mix.Query], rcodes: dict[tuple[str, str], str]) -> list[str]:
+    """What is wrong with a run's response codes: a code no query should get, counts off by more than the
+    queries lost, or (with per-query results) a query answered with another rcode than its own."""
+    want = expected_rcodes(queries, rcodes, run["sent"])
+    got = collections.Counter(run["rcodes"])
+    errors = [f"{n} responses {rc}, expected none" for rc, n in got.items() if rc not in want and n]
+    off = sum(abs(want[rc] - got.get(rc, 0)) for rc in want)
+    if off > run["lost"] + 2:    # the last queries in flight when the time is up may be neither
+        errors.append(f"rcode counts {dict(got)} vs expected {dict(want)} for {run['sent']} sent, {run['lost']} lost")
+    wrong = collections.Counter((name, qtype, rc) for rc, name, qtype, _ in run.get("per_query", [])
+                                if rcodes.get((name.rstrip(".").lower(), qtype)) != rc)
+    errors += [f"{n} x {name} {qtype}: {rc}, expected {rcodes.get((name.rstrip('.').lower(), qtype))}"
+               for (name, qtype, rc), n in wrong.most_common(10)]
+    return errors
+
+
+# ---------------------------------------------------------------- the benchmark
+
+def check_answers(servers: dict[str, Server], queries: list[dns_mix.Query], exp: dns_mix.Expected) -> dict:
+    """Ask every distinct query of both servers; compare with the zone's answer. Mismatches end the run."""
+    want = [exp.answer(q.name, q.qtype) for q in queries]
+    report = {}
+    for name, srv in servers.items():
+        t0 = time.perf_counter()
+        got = srv.ask(queries)
+        bad = [(q, w, g) for q, w, g in zip(queries, want, got) if w != g]
+        report[name] = {"queries": len(queries), "mismatches": len(bad), "seconds": round(time.perf_counter() - t0, 2)}
+        print(f"  answers of {name}: {len(queries) - len(bad)}/{len(queries)} as the zone says", flush=True)
+        for q, w, g in bad[:20]:
+            print(f"    {q.name} {q.qtype} ({q.kind}): expected {w[0]} {list(w[1])}, got {g[0]} {list(g[1])}")
+        if bad:
+            raise SystemExit(f"{name}: {len(bad)} of {len(queries)} answers differ from the zone's: see above")
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--namespaces", type=int, default=50)
+    ap.add_argument("--services", type=int, default=20, help="Services per namespace")
+    ap.add_argument("--seconds", type=float, default=10, help="each saturation run")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--half-seconds", type=float, default=10, help="the latency run at half load")
+    ap.add_argument("--outstanding", type=int, default=100, help="dnsperf -q at saturation")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    for tool in ("dnsperf", "dnsmasq", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (apt-get install dnsperf dnsmasq-base; scripts/bench does it)")
+    if os.cpu_count() < 2:
+        raise SystemExit("needs 2 CPUs: the server on CPU 1, dnsperf on CPU 0")
+    have_netlab = importlib.util.find_spec("netlab.dns.server") is not None
+
+    objects = dns_mix.cluster_objects(args.namespaces, args.services)
+    settings = DnsSettings(reverse_cidrs=(str(dns_mix.SERVICE_CIDR), str(dns_mix.POD_CIDR)))
+    t0 = time.perf_counter()
+    zone = render_zone(objects, settings)
+    render_s = time.perf_counter() - t0
+    exp = dns_mix.Expected(zone)
+    queries = dns_mix.query_mix(objects, settings.domain)
+    rcodes = {(q.name, q.qtype): exp.answer(q.name, q.qtype)[0] for q in queries}
+    mix = collections.Counter(q.kind for q in queries)
+    info = common.banner("cluster DNS: dnsperf against netlab's server and dnsmasq with the same records", {
+        "cluster": {k: len(v) for k, v in objects.items()}, "zone_records": len(zone["records"]),
+        "render_zone_s": round(render_s, 3), "query_mix": dict(mix), "distinct_queries": len(queries),
+        "seconds": args.seconds, "repeat": args.repeat, "half_seconds": args.half_seconds,
+        "outstanding": args.outstanding, "pinning": f"servers on CPU {SERVER_CPU}, dnsperf on CPU {LOAD_CPU}",
+        "peer_unserved": list(dns_peer.UNSERVED),
+        "versions": {"dnsperf": common.deb_version("dnsperf"), "dnsmasq": common.tool_version("dnsmasq"),
+                     "dnspython": dns.version.version}})
+
+    tmp = tempfile.mkdtemp(prefix="bench-dns-")
+    os.chmod(tmp, 0o755)           # dnsmasq reads its hosts file after it has dropped root for nobody
+    zone_path, conf, qfile = (os.path.join(tmp, n) for n in ("zone.json", "dnsmasq.conf", "queries.txt"))
+    write_zone(zone_path, zone)
+    for fname, text in dns_peer.render_dnsmasq(zone, tmp).items():
+        with open(os.path.join(tmp, fname), "w") as f:
+            f.write(text)
+    with open(qfile, "w") as f:
+        f.write(dns_mix.query_file(queries))
+    prefix = f"bench-dns-{os.getpid()}"
+    servers: dict[str, Server] = {}
+    results: dict = {"unavailable": {}}
+    try:
+        if have_netlab:
+            servers["netlab"] = Server("netlab", f"{prefix}-netlab", [
+                sys.executable, "-m", "netlab.dns.server", "--zone", zone_path, "--listen", "127.0.0.1",
+                "--port", "53", "--health-port", "8080", "--ready-port", "8181"], os.path.join(tmp, "netlab.log"))
+        else:
+            results["unavailable"]["netlab"] = "netlab.dns.server is not there (not merged yet)"
+        servers["dnsmasq"] = Server("dnsmasq", f"{prefix}-peer", [
+            "dnsmasq", "-k", f"--conf-file={conf}", "--pid-file=", "--log-facility=-"], os.path.join(tmp, "dnsmasq.log"))
+        for s in servers.values():
+            print(f"  {s.name} answers after {s.wait_ready(settings.domain):.2f} s", flush=True)
+        results["answers"] = check_answers(servers, queries, exp)
+
+        sat: dict[str, list[dict]] = {n: [] for n in servers}
+        for r in range(args.repeat):
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for name in order:
+                x = dnsperf(servers[name], qfile, args.seconds, args.outstanding)
+                errors = check_rcodes(x, queries, rcodes)
+                print(f"  repeat {r + 1}/{args.repeat} {name:8} {x['qps']:9,.0f} q/s  lost {x['lost']}  "
+                      f"server CPU {x['server_cpu_share']:.0%}  -> {x['qps_per_cpu_s'] or 0:9,.0f} q per CPU-s  "
+                      f"rcodes {x['rcodes']}", flush=True)
+                if errors:
+                    raise SystemExit(f"{name}: responses not as expected: " + "; ".join(errors))
+                sat[name].append(x)
+        base = "netlab" if "netlab" in sat else "dnsmasq"
+        rate = int(common.median(x["qps"] for x in sat[base]) / 2)
+        half: dict[str, dict] = {}
+        for name, srv in servers.items():
+            x = dnsperf(srv, qfile, args.half_seconds, args.outstanding, rate=rate)
+            errors = check_rcodes(x, queries, rcodes)
+            lat = [q[3] * 1000 for q in x.pop("per_query")]
+            x.update({"rate": rate, "answers": len(lat), "errors": errors,
+                      **{f"p{p}_ms".replace(".", "_"): common.percentile(lat, p) for p in (50, 90, 99, 99.9)},
+                      "max_ms": max(lat) if lat else None})
+            print(f"  half load ({rate:,} q/s) {name:8} {x['qps']:9,.0f} q/s  p50 {x['p50_ms']:.3f} ms  "
+                  f"p99 {x['p99_ms']:.3f} ms  p99.9 {x['p99_9_ms']:.3f} ms  lost {x['lost']}  "
+                  f"server CPU {x['server_cpu_share']:.0%}", flush=True)
+            if errors:
+                raise SystemExit(f"{name}: responses not as expected at half load: " + "; ".join(errors))
+            half[name] = x
+    finally:
+        for s in servers.values():
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = []
+    for name in servers:
+        xs, h = sat[name], half[name]
+        row = {"server": name, "qps_median": common.median(x["qps"] for x in xs),
+               "qps_per_cpu_s_median": common.median(x["qps_per_cpu_s"] for x in xs),
+               "server_cpu_share_median": common.median(x["server_cpu_share"] for x in xs),
+               "lost_total": sum(x["lost"] for x in xs), "saturation": xs, "half_load": h}
+        rows.append(row)
+    print(f"\ncluster DNS, {len(queries):,} distinct queries, {args.repeat} x {args.seconds:g} s saturation, "
+          f"{args.half_seconds:g} s at {rate:,} q/s (half of {base}'s); anchor: CoreDNS ~{ANCHOR_QPS_PER_CORE:,} q/s per core")
+    print(f"{'server':8} {'q/s':>9} {'q/CPU-s':>9} {'CPU':>5} {'lost':>5} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7}")
+    for row in rows:
+        h = row["half_load"]
+        print(f"{row['server']:8} {row['qps_median']:9,.0f} {row['qps_per_cpu_s_median'] or 0:9,.0f} "
+              f"{row['server_cpu_share_median']:5.0%} {row['lost_total'] + h['lost']:5} {h['p50_ms']:7.3f} "
+              f"{h['p99_ms']:7.3f} {h['p99_9_ms']:7.3f}")
+    common.dump(args.json, {"info": info, "results": rows, "half_load_rate": rate, "half_load_of": base,
+                            "anchor_qps_per_core": ANCHOR_QPS_PER_CORE, "target_p99_ms": TARGET_P99_MS,
+                            "answers": results["answers"], "unavailable": results["unavailable"]})
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: sudo .venv/bin/python benchmarks/dns_load.py")
+    main()
