@@ -2,7 +2,8 @@
 same records, answers checked. Run as root (scripts/bench --only dns runs it in its private /run/netns).
 
     sudo .venv/bin/python benchmarks/dns_load.py [--namespaces 50] [--services 20] [--seconds 10] [--repeat 3]
-                                            [--half-seconds 10] [--outstanding 100] [--json out.json]
+                                            [--half-seconds 10] [--outstanding 100] [--cold-queries 400000]
+                                            [--json out.json]
 
 1. The cluster (benchmarks/dns_mix.py: 50 namespaces x 20 = 1,000 Services + kubernetes + kube-dns:
    ClusterIP with named ports, headless with and without StatefulSet-style hostnames, ExternalName;
@@ -18,15 +19,20 @@ same records, answers checked. Run as root (scripts/bench --only dns runs it in 
    query_mix) is asked of both servers (dnspython, UDP) and its rcode + sorted answer rdata compared with
    the answer computed from the zone dict (dns_mix.Expected); any difference stops the benchmark
    (exit 1) with the differences printed.
-4. Saturation: `dnsperf -l SECONDS -q OUTSTANDING` (one socket, the query file cycled), --repeat times
-   per server, the servers alternating; queries/s, lost, and the server's CPU time over the run (from
-   /proc: its share of its core, and queries per CPU-second = queries/s at 100 % of one core, which
-   stays comparable when other work on the machine takes some of the core). Every response's rcode is
-   counted by dnsperf and checked against the rcodes the queries sent should get (dns_mix.Expected):
-   a rcode that should not be there, or counts off by more than the lost queries, fail the benchmark.
-5. Latency: `dnsperf -Q RATE -v` for --half-seconds at half of netlab's median saturation rate, both
-   servers at that same rate: p50/p90/p99/p99.9 from dnsperf's per-query latencies, and each response's
-   rcode checked against its query's expected rcode.
+4. Saturation: `dnsperf -l SECONDS -q OUTSTANDING` (one socket), --repeat times per server and mix, the
+   servers alternating. Two mixes: warm, the distinct queries cycled (after one pass a cache of finished
+   replies, which netlab's server keeps as CoreDNS's `cache` plugin does, answers every query), and
+   cold, --cold-queries queries drawn from the mix with every name in random letter case (DNS 0x20
+   style; the same answers, but no two queries alike, so no reply can come from such a cache).
+   Reported: queries/s, lost, and the server's CPU time over the run (from /proc: its share of its core,
+   and queries per CPU-second = queries/s at 100 % of one core, which stays comparable when dnsperf
+   or other work on the machine is the limit). Every response's rcode is counted by dnsperf and
+   checked against the rcodes the queries sent should get (dns_mix.Expected): a rcode that should not
+   be there, or counts off by more than the queries lost, fail the benchmark.
+5. Latency: `dnsperf -Q RATE -v` for --half-seconds at half of netlab's median warm saturation rate,
+   both servers at that same rate (a server that cannot reach it is also measured at half of its own):
+   p50/p90/p99/p99.9 from dnsperf's per-query latencies, and each response's rcode checked against its
+   query's expected rcode.
 Anchor: CoreDNS's scaling guide (coredns/deployment, kubernetes/Scaling_CoreDNS.md) measured about
 33,700 queries/s for cluster names on 2 vCPUs, about 17,000 per core; the target here is >= 17,000
 queries/s per core with p99 < 1 ms at half load.
@@ -145,34 +151,37 @@ def dnsperf(server: Server, qfile: str, seconds: float, outstanding: int, rate: 
     cpu = server.cpu_seconds() - cpu0
     if p.returncode:
         raise SystemExit(f"dnsperf against {server.name} failed: {p.stderr.strip()[-2000:]}")
-    out = p.stdout
+    res = parse_dnsperf(p.stdout)
+    res.update({"server_cpu_s": round(cpu, 3), "argv": argv[5:],
+                "server_cpu_share": round(cpu / res["run_s"], 3) if res["run_s"] else None,
+                "qps_per_cpu_s": res["completed"] / cpu if cpu else None})
+    if not rate:
+        res.pop("per_query")
+    return res
 
+
+def parse_dnsperf(out: str) -> dict:
+    """dnsperf 2.10's statistics (and, with -v, its per-query lines `> RCODE NAME TYPE SECONDS`)."""
     def num(label: str) -> float:
         m = re.search(rf"^\s*{re.escape(label)}:\s+([\d.]+)", out, re.M)
         if not m:
             raise SystemExit(f"dnsperf output without '{label}':\n{out[-2000:]}")
         return float(m.group(1))
-    codes = dict((c, int(n)) for c, n in re.findall(r"(\w+) (\d+) \([\d.]+%\)",
-                                                   (re.search(r"Response codes:(.*)", out) or [None, ""])[1]))
-    run_s = num("Run time (s)")
-    res = {"sent": int(num("Queries sent")), "completed": int(num("Queries completed")),
-           "lost": int(num("Queries lost")), "qps": num("Queries per second"), "run_s": run_s,
-           "rcodes": codes, "avg_latency_ms": num("Average Latency (s)") * 1000,
-           "server_cpu_s": round(cpu, 3), "server_cpu_share": round(cpu / run_s, 3) if run_s else None,
-           "argv": argv[5:]}
-    res["qps_per_cpu_s"] = res["completed"] / cpu if cpu else None
-    if rate:
-        res["per_query"] = [(rc, name, qtype, float(lat))
-                            for rc, name, qtype, lat in re.findall(r"^> (\S+) (\S+) (\S+) ([\d.]+)$", out, re.M)]
-    return res
+    line = re.search(r"^\s*Response codes:(.*)$", out, re.M)
+    codes = {c: int(n) for c, n in re.findall(r"(\w+) (\d+) \([\d.]+%\)", line.group(1) if line else "")}
+    return {"sent": int(num("Queries sent")), "completed": int(num("Queries completed")),
+            "lost": int(num("Queries lost")), "qps": num("Queries per second"), "run_s": num("Run time (s)"),
+            "rcodes": codes, "avg_latency_ms": num("Average Latency (s)") * 1000,
+            "per_query": [(rc, name, qtype, float(lat)) for rc, name, qtype, lat
+                          in re.findall(r"^> (\S+) (\S+) (\S+) ([\d.]+)$", out, re.M)]}
 
 
 def expected_rcodes(queries: list[dns_mix.Query], rcodes: dict[tuple[str, str], str], sent: int) -> collections.Counter:
     """The rcodes the first `sent` queries of the cycled file should get (dnsperf sends them in order)."""
-    per_pass = collections.Counter(rcodes[(q.name, q.qtype)] for q in queries)
+    per_pass = collections.Counter(rcodes[(q.name.lower(), q.qtype)] for q in queries)
     full, rest = divmod(sent, len(queries))
     out = collections.Counter({rc: n * full for rc, n in per_pass.items()})
-    out.update(rcodes[(q.name, q.qtype)] for q in queries[:rest])
+    out.update(rcodes[(q.name.lower(), q.qtype)] for q in queries[:rest])
     return out
 
 
@@ -193,6 +202,22 @@ def check_rcodes(run: dict, queries: list[dns_mix.Query], rcodes: dict[tuple[str
 
 
 # ---------------------------------------------------------------- the benchmark
+
+def latency_run(srv: Server, qfile: str, queries: list[dns_mix.Query], rcodes: dict, seconds: float,
+                outstanding: int, rate: int) -> dict:
+    """dnsperf at a fixed rate with per-query results: latency percentiles, every rcode checked."""
+    x = dnsperf(srv, qfile, seconds, outstanding, rate=rate)
+    errors = check_rcodes(x, queries, rcodes)
+    lat = [q[3] * 1000 for q in x.pop("per_query")]
+    x.update({"rate": rate, "answers": len(lat),
+              **{f"p{p}_ms".replace(".", "_"): common.percentile(lat, p) for p in (50, 90, 99, 99.9)},
+              "max_ms": max(lat) if lat else None})
+    print(f"  at {rate:,} q/s {srv.name:8} {x['qps']:9,.0f} q/s  p50 {x['p50_ms']:.3f} ms  p99 {x['p99_ms']:.3f} ms  "
+          f"p99.9 {x['p99_9_ms']:.3f} ms  lost {x['lost']}  server CPU {x['server_cpu_share']:.0%}", flush=True)
+    if errors:
+        raise SystemExit(f"{srv.name}: responses not as expected at {rate} q/s: " + "; ".join(errors))
+    return x
+
 
 def check_answers(servers: dict[str, Server], queries: list[dns_mix.Query], exp: dns_mix.Expected) -> dict:
     """Ask every distinct query of both servers; compare with the zone's answer. Mismatches end the run."""
@@ -219,6 +244,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--half-seconds", type=float, default=10, help="the latency run at half load")
     ap.add_argument("--outstanding", type=int, default=100, help="dnsperf -q at saturation")
+    ap.add_argument("--cold-queries", type=int, default=400_000,
+                    help="case-randomised queries of the cold runs (more than a run sends: none repeats)")
     ap.add_argument("--json")
     args = ap.parse_args()
     for tool in ("dnsperf", "dnsmasq", "taskset"):
@@ -248,13 +275,17 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench-dns-")
     os.chmod(tmp, 0o755)           # dnsmasq reads its hosts file after it has dropped root for nobody
-    zone_path, conf, qfile = (os.path.join(tmp, n) for n in ("zone.json", "dnsmasq.conf", "queries.txt"))
+    zone_path, conf, qfile, cfile = (os.path.join(tmp, n) for n in ("zone.json", "dnsmasq.conf", "queries.txt",
+                                                                    "cold-queries.txt"))
     write_zone(zone_path, zone)
     for fname, text in dns_peer.render_dnsmasq(zone, tmp).items():
         with open(os.path.join(tmp, fname), "w") as f:
             f.write(text)
+    cold = dns_mix.cold_mix(queries, args.cold_queries)
     with open(qfile, "w") as f:
         f.write(dns_mix.query_file(queries))
+    with open(cfile, "w") as f:
+        f.write(dns_mix.query_file(cold))
     prefix = f"bench-dns-{os.getpid()}"
     servers: dict[str, Server] = {}
     results: dict = {"unavailable": {}}
@@ -271,34 +302,33 @@ def main() -> None:
             print(f"  {s.name} answers after {s.wait_ready(settings.domain):.2f} s", flush=True)
         results["answers"] = check_answers(servers, queries, exp)
 
-        sat: dict[str, list[dict]] = {n: [] for n in servers}
+        # saturation: the mix cycled (warm: after one pass a reply cache holds every answer), then
+        # case-randomised queries that are (nearly) all distinct (cold: no reply comes from a cache)
+        files = {"warm": (qfile, queries), "cold": (cfile, cold)}
+        sat: dict[tuple[str, str], list[dict]] = {(n, f): [] for n in servers for f in files}
         for r in range(args.repeat):
             order = list(servers) if r % 2 == 0 else list(reversed(servers))
-            for name in order:
-                x = dnsperf(servers[name], qfile, args.seconds, args.outstanding)
-                errors = check_rcodes(x, queries, rcodes)
-                print(f"  repeat {r + 1}/{args.repeat} {name:8} {x['qps']:9,.0f} q/s  lost {x['lost']}  "
-                      f"server CPU {x['server_cpu_share']:.0%}  -> {x['qps_per_cpu_s'] or 0:9,.0f} q per CPU-s  "
-                      f"rcodes {x['rcodes']}", flush=True)
-                if errors:
-                    raise SystemExit(f"{name}: responses not as expected: " + "; ".join(errors))
-                sat[name].append(x)
-        base = "netlab" if "netlab" in sat else "dnsmasq"
-        rate = int(common.median(x["qps"] for x in sat[base]) / 2)
-        half: dict[str, dict] = {}
+            for mix in files:
+                for name in order:
+                    x = dnsperf(servers[name], files[mix][0], args.seconds, args.outstanding)
+                    errors = check_rcodes(x, files[mix][1], rcodes)
+                    print(f"  repeat {r + 1}/{args.repeat} {mix} {name:8} {x['qps']:9,.0f} q/s  lost {x['lost']}  "
+                          f"server CPU {x['server_cpu_share']:.0%}  -> {x['qps_per_cpu_s'] or 0:9,.0f} q per CPU-s  "
+                          f"rcodes {x['rcodes']}", flush=True)
+                    if errors:
+                        raise SystemExit(f"{name} ({mix}): responses not as expected: " + "; ".join(errors))
+                    sat[(name, mix)].append(x)
+        base = "netlab" if "netlab" in servers else "dnsmasq"
+        rate = int(common.median(x["qps"] for x in sat[(base, "warm")]) / 2)
+        # latency at half of netlab's saturation, both servers; a server that cannot do that rate also at
+        # half of its own
+        half: dict[str, list[dict]] = {n: [] for n in servers}
         for name, srv in servers.items():
-            x = dnsperf(srv, qfile, args.half_seconds, args.outstanding, rate=rate)
-            errors = check_rcodes(x, queries, rcodes)
-            lat = [q[3] * 1000 for q in x.pop("per_query")]
-            x.update({"rate": rate, "answers": len(lat), "errors": errors,
-                      **{f"p{p}_ms".replace(".", "_"): common.percentile(lat, p) for p in (50, 90, 99, 99.9)},
-                      "max_ms": max(lat) if lat else None})
-            print(f"  half load ({rate:,} q/s) {name:8} {x['qps']:9,.0f} q/s  p50 {x['p50_ms']:.3f} ms  "
-                  f"p99 {x['p99_ms']:.3f} ms  p99.9 {x['p99_9_ms']:.3f} ms  lost {x['lost']}  "
-                  f"server CPU {x['server_cpu_share']:.0%}", flush=True)
-            if errors:
-                raise SystemExit(f"{name}: responses not as expected at half load: " + "; ".join(errors))
-            half[name] = x
+            own = int(common.median(x["qps"] for x in sat[(name, "warm")]) / 2)
+            for r_ in [rate] + ([own] if own < rate * 0.9 else []):
+                x = latency_run(srv, qfile, queries, rcodes, args.half_seconds, args.outstanding, r_)
+                x["of"] = base if r_ == rate else f"{name} (its own saturation: {base}'s half overloads it)"
+                half[name].append(x)
     finally:
         for s in servers.values():
             s.stop()
@@ -306,21 +336,30 @@ def main() -> None:
 
     rows = []
     for name in servers:
-        xs, h = sat[name], half[name]
-        row = {"server": name, "qps_median": common.median(x["qps"] for x in xs),
-               "qps_per_cpu_s_median": common.median(x["qps_per_cpu_s"] for x in xs),
-               "server_cpu_share_median": common.median(x["server_cpu_share"] for x in xs),
-               "lost_total": sum(x["lost"] for x in xs), "saturation": xs, "half_load": h}
+        row = {"server": name, "half_load": half[name]}
+        for mix in files:
+            xs = sat[(name, mix)]
+            row[mix] = {"qps_median": common.median(x["qps"] for x in xs),
+                        "qps_per_cpu_s_median": common.median(x["qps_per_cpu_s"] for x in xs),
+                        "server_cpu_share_median": common.median(x["server_cpu_share"] for x in xs),
+                        "lost_total": sum(x["lost"] for x in xs), "samples": xs}
         rows.append(row)
-    print(f"\ncluster DNS, {len(queries):,} distinct queries, {args.repeat} x {args.seconds:g} s saturation, "
-          f"{args.half_seconds:g} s at {rate:,} q/s (half of {base}'s); anchor: CoreDNS ~{ANCHOR_QPS_PER_CORE:,} q/s per core")
-    print(f"{'server':8} {'q/s':>9} {'q/CPU-s':>9} {'CPU':>5} {'lost':>5} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7}")
+    print(f"\ncluster DNS, {len(queries):,} distinct queries (warm: cycled; cold: {len(cold):,} case-randomised), "
+          f"{args.repeat} x {args.seconds:g} s saturation each, {args.half_seconds:g} s at {rate:,} q/s (half of "
+          f"{base}'s warm); anchor: CoreDNS ~{ANCHOR_QPS_PER_CORE:,} q/s per core, p99 < {TARGET_P99_MS:g} ms")
+    print(f"{'server':8} {'mix':5} {'q/s':>9} {'q/CPU-s':>9} {'CPU':>5} {'lost':>5}")
     for row in rows:
-        h = row["half_load"]
-        print(f"{row['server']:8} {row['qps_median']:9,.0f} {row['qps_per_cpu_s_median'] or 0:9,.0f} "
-              f"{row['server_cpu_share_median']:5.0%} {row['lost_total'] + h['lost']:5} {h['p50_ms']:7.3f} "
-              f"{h['p99_ms']:7.3f} {h['p99_9_ms']:7.3f}")
+        for mix in files:
+            x = row[mix]
+            print(f"{row['server']:8} {mix:5} {x['qps_median']:9,.0f} {x['qps_per_cpu_s_median'] or 0:9,.0f} "
+                  f"{x['server_cpu_share_median']:5.0%} {x['lost_total']:5}")
+    print(f"{'server':8} {'rate':>9} {'q/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'lost':>5}")
+    for row in rows:
+        for h in row["half_load"]:
+            print(f"{row['server']:8} {h['rate']:9,} {h['qps']:9,.0f} {h['p50_ms']:7.3f} {h['p99_ms']:7.3f} "
+                  f"{h['p99_9_ms']:7.3f} {h['lost']:5}")
     common.dump(args.json, {"info": info, "results": rows, "half_load_rate": rate, "half_load_of": base,
+                            "cold_queries": len(cold),
                             "anchor_qps_per_core": ANCHOR_QPS_PER_CORE, "target_p99_ms": TARGET_P99_MS,
                             "answers": results["answers"], "unavailable": results["unavailable"]})
 

@@ -181,6 +181,21 @@ def query_mix(objects: dict[str, list[dict]], domain: str = "cluster.local", see
     return qs
 
 
+def cold_mix(queries: list[Query], n: int, seed: int = 13) -> list[Query]:
+    """`n` queries drawn from the mix with every letter of the name in a random case (as resolvers that
+    use DNS 0x20 send them): the same answers, but (nearly) every query's bytes differ, so a server's
+    cache of finished replies keyed by the query's bytes misses. Names are case-insensitive; answers echo
+    the case asked, and `canonical` / the rcode checks compare in lower case."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        q = queries[rnd.randrange(len(queries))]
+        bits = rnd.getrandbits(len(q.name))
+        name = "".join(c.upper() if bits >> i & 1 else c for i, c in enumerate(q.name))
+        out.append(Query(name, q.qtype, q.kind, q.rcode))
+    return out
+
+
 def query_file(queries: list[Query]) -> str:
     """dnsperf's data file: `name type` a line."""
     return "".join(f"{q.name} {q.qtype}\n" for q in queries)
