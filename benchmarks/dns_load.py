@@ -327,7 +327,7 @@ def main() -> None:
             own = int(common.median(x["qps"] for x in sat[(name, "warm")]) / 2)
             for r_ in [rate] + ([own] if own < rate * 0.9 else []):
                 x = latency_run(srv, qfile, queries, rcodes, args.half_seconds, args.outstanding, r_)
-                x["of"] = base if r_ == rate else f"{name} (its own saturation: {base}'s half overloads it)"
+                x["of"] = base if r_ == rate else name          # the rate netlab's half would overload it
                 half[name].append(x)
     finally:
         for s in servers.values():
@@ -358,7 +358,10 @@ def main() -> None:
         for h in row["half_load"]:
             print(f"{row['server']:8} {h['rate']:9,} {h['qps']:9,.0f} {h['p50_ms']:7.3f} {h['p99_ms']:7.3f} "
                   f"{h['p99_9_ms']:7.3f} {h['lost']:5}")
-    common.dump(args.json, {"info": info, "results": rows, "half_load_rate": rate, "half_load_of": base,
+    argv = sys.argv[1:]
+    if "--json" in argv:
+        del argv[argv.index("--json"):argv.index("--json") + 2]
+    common.dump(args.json, {"info": info, "command": " ".join(["benchmarks/dns_load.py", *argv]), "results": rows, "half_load_rate": rate, "half_load_of": base,
                             "cold_queries": len(cold),
                             "anchor_qps_per_core": ANCHOR_QPS_PER_CORE, "target_p99_ms": TARGET_P99_MS,
                             "answers": results["answers"], "unavailable": results["unavailable"]})
