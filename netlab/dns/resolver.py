@@ -23,7 +23,6 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -32,6 +31,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 
 IN = dns.rdataclass.IN
@@ -108,9 +108,6 @@ def _reverse_ip(qname: dns.name.Name):
         return ipaddress.ip_address(dns.reversename.to_address(qname))
     except Exception:
         return None
-
-
-import dns.reversename  # noqa: E402  (after dns.name; used by _reverse_ip)
 
 
 class Forward:
