@@ -2,7 +2,7 @@
 same records, answers checked. Run as root (scripts/bench --only dns runs it in its private /run/netns).
 
     sudo .venv/bin/python benchmarks/dns_load.py [--namespaces 50] [--services 20] [--seconds 10] [--repeat 3]
-                                            [--half-seconds 10] [--outstanding 100] [--cold-queries 400000]
+                                            [--half-seconds 10] [--outstanding 100] [--cold-queries 150000]
                                             [--json out.json]
 
 1. The cluster (benchmarks/dns_mix.py: 50 namespaces x 20 = 1,000 Services + kubernetes + kube-dns:
@@ -23,10 +23,12 @@ same records, answers checked. Run as root (scripts/bench --only dns runs it in 
    servers alternating. Two mixes: warm, the distinct queries cycled (after one pass a cache of finished
    replies, which netlab's server keeps as CoreDNS's `cache` plugin does, answers every query), and
    cold, --cold-queries queries drawn from the mix with every name in random letter case (DNS 0x20
-   style; the same answers, but no two queries alike, so no reply can come from such a cache).
+   style: the same answers, but no two queries alike, so no reply can come from such a cache; a new
+   draw for every repeat, so that no run asks what an earlier one cached).
    Reported: queries/s, lost, and the server's CPU time over the run (from /proc: its share of its core,
    and queries per CPU-second = queries/s at 100 % of one core, which stays comparable when dnsperf
-   or other work on the machine is the limit). Every response's rcode is counted by dnsperf and
+   or other work on the machine is the limit; and how long it waited on a run queue, /proc schedstat:
+   other work on its CPU). Every response's rcode is counted by dnsperf and
    checked against the rcodes the queries sent should get (dns_mix.Expected): a rcode that should not
    be there, or counts off by more than the queries lost, fail the benchmark.
 5. Latency: `dnsperf -Q RATE -v` for --half-seconds at half of netlab's median warm saturation rate,
@@ -83,6 +85,18 @@ class Server:
             # ip netns exec and taskset exec the server: the Popen pid is the server's own
             self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "taskset", "-c", SERVER_CPU, *argv],
                                          stdout=f, stderr=subprocess.STDOUT)
+
+    def run_delay(self) -> float:
+        """Seconds the server's threads have waited on a run queue, runnable but not running (schedstat):
+        what other work on its CPU took from it."""
+        total = 0.0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
 
     def cpu_seconds(self) -> float:
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -146,13 +160,13 @@ def dnsperf(server: Server, qfile: str, seconds: float, outstanding: int, rate: 
             "-p", "53", "-d", qfile, "-l", str(seconds), "-q", str(outstanding), "-t", "2"]
     if rate:
         argv += ["-Q", str(rate), "-v"]
-    cpu0 = server.cpu_seconds()
+    cpu0, wait0 = server.cpu_seconds(), server.run_delay()
     p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    cpu = server.cpu_seconds() - cpu0
+    cpu, wait = server.cpu_seconds() - cpu0, server.run_delay() - wait0
     if p.returncode:
         raise SystemExit(f"dnsperf against {server.name} failed: {p.stderr.strip()[-2000:]}")
     res = parse_dnsperf(p.stdout)
-    res.update({"server_cpu_s": round(cpu, 3), "argv": argv[5:],
+    res.update({"server_cpu_s": round(cpu, 3), "server_runqueue_wait_s": round(wait, 3), "argv": argv[5:],
                 "server_cpu_share": round(cpu / res["run_s"], 3) if res["run_s"] else None,
                 "qps_per_cpu_s": res["completed"] / cpu if cpu else None})
     if not rate:
@@ -213,7 +227,8 @@ def latency_run(srv: Server, qfile: str, queries: list[dns_mix.Query], rcodes: d
               **{f"p{p}_ms".replace(".", "_"): common.percentile(lat, p) for p in (50, 90, 99, 99.9)},
               "max_ms": max(lat) if lat else None})
     print(f"  at {rate:,} q/s {srv.name:8} {x['qps']:9,.0f} q/s  p50 {x['p50_ms']:.3f} ms  p99 {x['p99_ms']:.3f} ms  "
-          f"p99.9 {x['p99_9_ms']:.3f} ms  lost {x['lost']}  server CPU {x['server_cpu_share']:.0%}", flush=True)
+          f"p99.9 {x['p99_9_ms']:.3f} ms  lost {x['lost']}  server CPU {x['server_cpu_share']:.0%} "
+          f"(waited for it {x['server_runqueue_wait_s']:.1f} s)", flush=True)
     if errors:
         raise SystemExit(f"{srv.name}: responses not as expected at {rate} q/s: " + "; ".join(errors))
     return x
@@ -244,8 +259,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--half-seconds", type=float, default=10, help="the latency run at half load")
     ap.add_argument("--outstanding", type=int, default=100, help="dnsperf -q at saturation")
-    ap.add_argument("--cold-queries", type=int, default=400_000,
-                    help="case-randomised queries of the cold runs (more than a run sends: none repeats)")
+    ap.add_argument("--cold-queries", type=int, default=150_000,
+                    help="case-randomised queries of each cold run (more than a run sends: none repeats)")
     ap.add_argument("--json")
     args = ap.parse_args()
     for tool in ("dnsperf", "dnsmasq", "taskset"):
@@ -275,17 +290,13 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench-dns-")
     os.chmod(tmp, 0o755)           # dnsmasq reads its hosts file after it has dropped root for nobody
-    zone_path, conf, qfile, cfile = (os.path.join(tmp, n) for n in ("zone.json", "dnsmasq.conf", "queries.txt",
-                                                                    "cold-queries.txt"))
+    zone_path, conf, qfile = (os.path.join(tmp, n) for n in ("zone.json", "dnsmasq.conf", "queries.txt"))
     write_zone(zone_path, zone)
     for fname, text in dns_peer.render_dnsmasq(zone, tmp).items():
         with open(os.path.join(tmp, fname), "w") as f:
             f.write(text)
-    cold = dns_mix.cold_mix(queries, args.cold_queries)
     with open(qfile, "w") as f:
         f.write(dns_mix.query_file(queries))
-    with open(cfile, "w") as f:
-        f.write(dns_mix.query_file(cold))
     prefix = f"bench-dns-{os.getpid()}"
     servers: dict[str, Server] = {}
     results: dict = {"unavailable": {}}
@@ -297,23 +308,29 @@ def main() -> None:
         else:
             results["unavailable"]["netlab"] = "netlab.dns.server is not there (not merged yet)"
         servers["dnsmasq"] = Server("dnsmasq", f"{prefix}-peer", [
-            "dnsmasq", "-k", f"--conf-file={conf}", "--pid-file=", "--log-facility=-"], os.path.join(tmp, "dnsmasq.log"))
+            "dnsmasq", "-k", f"--conf-file={conf}", "--pid-file=", "--log-facility=-"],
+            os.path.join(tmp, "dnsmasq.log"))
         for s in servers.values():
             print(f"  {s.name} answers after {s.wait_ready(settings.domain):.2f} s", flush=True)
         results["answers"] = check_answers(servers, queries, exp)
 
         # saturation: the mix cycled (warm: after one pass a reply cache holds every answer), then
         # case-randomised queries that are (nearly) all distinct (cold: no reply comes from a cache)
-        files = {"warm": (qfile, queries), "cold": (cfile, cold)}
+        files = {"warm": (qfile, queries), "cold": None}
         sat: dict[tuple[str, str], list[dict]] = {(n, f): [] for n in servers for f in files}
         for r in range(args.repeat):
             order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            cold = dns_mix.cold_mix(queries, args.cold_queries, seed=r)     # both servers get this draw
+            files["cold"] = (os.path.join(tmp, "cold-queries.txt"), cold)
+            with open(files["cold"][0], "w") as f:
+                f.write(dns_mix.query_file(cold))
             for mix in files:
                 for name in order:
                     x = dnsperf(servers[name], files[mix][0], args.seconds, args.outstanding)
                     errors = check_rcodes(x, files[mix][1], rcodes)
                     print(f"  repeat {r + 1}/{args.repeat} {mix} {name:8} {x['qps']:9,.0f} q/s  lost {x['lost']}  "
-                          f"server CPU {x['server_cpu_share']:.0%}  -> {x['qps_per_cpu_s'] or 0:9,.0f} q per CPU-s  "
+                          f"server CPU {x['server_cpu_share']:.0%} (waited for it {x['server_runqueue_wait_s']:.1f} s)  "
+                          f"-> {x['qps_per_cpu_s'] or 0:9,.0f} q per CPU-s  "
                           f"rcodes {x['rcodes']}", flush=True)
                     if errors:
                         raise SystemExit(f"{name} ({mix}): responses not as expected: " + "; ".join(errors))
@@ -342,9 +359,11 @@ def main() -> None:
             row[mix] = {"qps_median": common.median(x["qps"] for x in xs),
                         "qps_per_cpu_s_median": common.median(x["qps_per_cpu_s"] for x in xs),
                         "server_cpu_share_median": common.median(x["server_cpu_share"] for x in xs),
+                        "server_runqueue_wait_s_median": common.median(x["server_runqueue_wait_s"] for x in xs),
                         "lost_total": sum(x["lost"] for x in xs), "samples": xs}
         rows.append(row)
-    print(f"\ncluster DNS, {len(queries):,} distinct queries (warm: cycled; cold: {len(cold):,} case-randomised), "
+    print(f"\ncluster DNS, {len(queries):,} distinct queries (warm: cycled; cold: {args.cold_queries:,} "
+          "case-randomised a run), "
           f"{args.repeat} x {args.seconds:g} s saturation each, {args.half_seconds:g} s at {rate:,} q/s (half of "
           f"{base}'s warm); anchor: CoreDNS ~{ANCHOR_QPS_PER_CORE:,} q/s per core, p99 < {TARGET_P99_MS:g} ms")
     print(f"{'server':8} {'mix':5} {'q/s':>9} {'q/CPU-s':>9} {'CPU':>5} {'lost':>5}")
@@ -361,8 +380,9 @@ def main() -> None:
     argv = sys.argv[1:]
     if "--json" in argv:
         del argv[argv.index("--json"):argv.index("--json") + 2]
-    common.dump(args.json, {"info": info, "command": " ".join(["benchmarks/dns_load.py", *argv]), "results": rows, "half_load_rate": rate, "half_load_of": base,
-                            "cold_queries": len(cold),
+    common.dump(args.json, {"info": info, "command": " ".join(["benchmarks/dns_load.py", *argv]), "results": rows,
+                            "half_load_rate": rate, "half_load_of": base,
+                            "cold_queries": args.cold_queries,
                             "anchor_qps_per_core": ANCHOR_QPS_PER_CORE, "target_p99_ms": TARGET_P99_MS,
                             "answers": results["answers"], "unavailable": results["unavailable"]})
 

@@ -183,20 +183,21 @@ def t_dns(r: dict) -> list[str]:
     """benchmarks/dns_load.py: saturation (warm and cold) and latency at half load, per server."""
     info = r.get("info") or {}
     anchor, target = r.get("anchor_qps_per_core", 17000), r.get("target_p99_ms", 1.0)
-    out = ["| server (pinned to 1 core) | mix | queries/s | server CPU | queries per CPU-second "
+    out = ["| server (pinned to 1 core) | mix | queries/s | server CPU (waited for it) | queries per CPU-second "
            f"(target ≥ {anchor:,}) | lost |", "|---|---|---|---|---|---|"]
     for row in r["results"]:
         for mix in ("warm", "cold"):
             x = row[mix]
-            out.append(f"| {row['server']} | {mix} | {x['qps_median']:,.0f} | {x['server_cpu_share_median']:.0%} | "
+            out.append(f"| {row['server']} | {mix} | {x['qps_median']:,.0f} | {x['server_cpu_share_median']:.0%} "
+                       f"({x.get('server_runqueue_wait_s_median') or 0:.1f} s) | "
                        f"{x['qps_per_cpu_s_median']:,.0f} | {x['lost_total']} |")
-    out += ["", f"| server | rate (queries/s) | p50 | p90 | p99 (target < {target:g} ms) | p99.9 | lost |",
-            "|---|---|---|---|---|---|---|"]
+    out += ["", f"| server | rate (queries/s) | p50 | p90 | p99 (target < {target:g} ms) | p99.9 | lost | "
+            "server waited for its CPU |", "|---|---|---|---|---|---|---|---|"]
     for row in r["results"]:
         for h in row["half_load"]:
             out.append(f"| {row['server']} | {h['rate']:,} (half of {h['of']}'s saturation); achieved {h['qps']:,.0f} | "
                        f"{h['p50_ms']:.3f} ms | {h['p90_ms']:.3f} ms | {h['p99_ms']:.3f} ms | {h['p99_9_ms']:.3f} ms | "
-                       f"{h['lost']} |")
+                       f"{h['lost']} | {h.get('server_runqueue_wait_s', 0):.1f} s of {h['run_s']:.0f} s |")
     mix = info.get("query_mix") or {}
     checked = ", ".join(f"{k}: {v['queries'] - v['mismatches']}/{v['queries']}" for k, v in (r.get("answers") or {}).items())
     out += ["", f"Cluster: {info.get('cluster')}, {info.get('zone_records', '?'):,} zone records; "
@@ -205,8 +206,8 @@ def t_dns(r: dict) -> list[str]:
             f"({checked}); "
             "every response's rcode counted against the expected ones. Warm: the distinct queries cycled (netlab's "
             "server then answers from its cache of finished replies, as CoreDNS's `cache` plugin would); cold: "
-            f"{r.get('cold_queries', 0):,} queries in random letter case, none alike, so none is answered from "
-            "a cache. Queries per CPU-second: the completed queries over the server's CPU time (its queries/s "
+            f"{r.get('cold_queries', 0):,} queries a run in random letter case, a new draw each run, none alike, "
+            "so none is answered from a cache. Queries per CPU-second: the completed queries over the server's CPU time (its queries/s "
             "at 100 % of one core). dnsmasq serves the same records (benchmarks/dns_peer.py) except "
             f"{'; '.join(info.get('peer_unserved') or [])}, which the mix leaves out. Anchor: CoreDNS's scaling "
             "guide (coredns/deployment, kubernetes/Scaling_CoreDNS.md) measured about 33,700 queries/s for "
