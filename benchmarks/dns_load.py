@@ -80,11 +80,15 @@ class Server:
     def __init__(self, name: str, netns: str, argv: list[str], log: str):
         self.name, self.netns, self.log = name, netns, log
         subprocess.run(["ip", "netns", "add", netns], check=True)
-        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
-        with open(log, "w") as f:
-            # ip netns exec and taskset exec the server: the Popen pid is the server's own
-            self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "taskset", "-c", SERVER_CPU, *argv],
-                                         stdout=f, stderr=subprocess.STDOUT)
+        try:
+            subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+            with open(log, "w") as f:
+                # ip netns exec and taskset exec the server: the Popen pid is the server's own
+                self.proc = subprocess.Popen(["ip", "netns", "exec", netns, "taskset", "-c", SERVER_CPU, *argv],
+                                             stdout=f, stderr=subprocess.STDOUT)
+        except BaseException:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+            raise
 
     def run_delay(self) -> float:
         """Seconds the server's threads have waited on a run queue, runnable but not running (schedstat):
