@@ -423,3 +423,20 @@ def test_upstream_recovers(served):
 def test_zone_json_roundtrip_is_what_the_server_reads(tmp_path):
     z = render_zone(objects(), SETTINGS)
     assert Index(json.loads(json.dumps(z))).namespaces == {"default", "kube-system", "shop"}
+
+
+def test_udp_cache_keys_on_edns_size_and_reload_warms_it(served):
+    s = served(render_zone(big_objects(), SETTINGS))
+    name = "big.default.svc." + D
+    for _ in range(2):   # the second round comes from the cache: each size keeps its own reply
+        assert udp(s, name, use_edns=0, payload=600).flags & dns.flags.TC
+        full = udp(s, name, use_edns=0, payload=4096)
+        assert not full.flags & dns.flags.TC and len(values(full)) == 60
+        assert udp(s, name).flags & dns.flags.TC and udp(s, name).edns < 0
+    o = big_objects(61)
+    write_zone(s.path, render_zone(o, SETTINGS))
+    t0 = time.monotonic()
+    while len(values(udp(s, name, use_edns=0, payload=4096))) != 61:
+        assert time.monotonic() - t0 < 1.5
+        time.sleep(0.05)
+    assert len(s.state.udp) >= 3     # the old cache's queries were answered again from the new zone
