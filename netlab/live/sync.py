@@ -497,8 +497,12 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
     out: list[Cluster] = []
     try:
         with store.transaction():
-            objects.sync_nodes(store, objects.node_objects(build(scenario, prev, pods=[])))
-            objects.apply_objects(store, objects.scenario_objects(scenario), prune=True)
+            base = build(scenario, prev, pods=[])
+            objects.sync_nodes(store, objects.node_objects(base))
+            from ..dataplane import layout
+            objects.apply_objects(store, objects.scenario_objects(
+                scenario, layout.dns_dir(lab), [str(n.ip) for n in base.nodes if n.role == "control-plane"]),
+                prune=True)
             runner = live.runner(text)
             live.heartbeats(live._periods[0], time.time())
             runner.run_until_quiescent()
