@@ -10,7 +10,7 @@ lab's networking (no root, no kernel).
   `zone.json`) mounted at /etc/coredns. A mounted directory, not the file: the writer's rename of a
   new zone into place is seen in the container (a bind-mounted file would keep the old inode).
 - kube-system Service `kube-dns` at the service subnet's tenth address (dns 53/UDP, dns-tcp 53/TCP,
-  metrics 9153/TCP; nothing serves metrics).
+  metrics 9153/TCP; nothing serves metrics: a connection there is refused).
 - default Service `kubernetes` at the first address (https 443 -> 6443/TCP), without a selector, and
   its EndpointSlice: the control-plane nodes' addresses, port 6443, as a cluster's API server publishes
   it. netlab has no API server: nothing listens there (a connection is refused).
@@ -39,8 +39,9 @@ def dns_deployment(replicas: int, dns_dir: str) -> dict:
         "args": ["--zone", f"{ZONE_DIR}/{ZONE_FILE}", "--port", "53", "--health-port", "8080",
                  "--ready-port", "8181"],
         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                  {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
-                  {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
+                  {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
+        # (no `metrics` 9153 containerPort as kubeadm's: nothing serves metrics, and a declared port
+        # that nothing listens on keeps a netlab pod unready)
         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"},
                            "periodSeconds": 1, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
