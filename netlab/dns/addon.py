@@ -42,11 +42,13 @@ def dns_deployment(replicas: int, dns_dir: str) -> dict:
                   {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
         # (no `metrics` 9153 containerPort as kubeadm's: nothing serves metrics, and a declared port
         # that nothing listens on keeps a netlab pod unready)
+        # readiness looked at every 2 s (kubeadm's: the default 10 s), so a lab's DNS serves within seconds
         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"},
-                           "periodSeconds": 1, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
+                           "periodSeconds": 2, "timeoutSeconds": 2, "successThreshold": 1, "failureThreshold": 3},
+        # kubeadm's liveness probe, as it writes it
         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
-                          "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 2,
-                          "successThreshold": 1, "failureThreshold": 3},
+                          "initialDelaySeconds": 60, "periodSeconds": 10, "timeoutSeconds": 5,
+                          "successThreshold": 1, "failureThreshold": 5},
         "volumeMounts": [{"name": "config-volume", "mountPath": ZONE_DIR, "readOnly": True}],
     }
     return {
