@@ -24,7 +24,7 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
 
     \b
     With no TARGET: the default matrix (node<->pod, pod<->pod on one node and across nodes for every
-    node pair, every pod to every Service port, the external host to every NodePort on every node)
+    node pair, every pod to every Service port but the add-ons', the external host to every NodePort on every node)
     plus the scenario's expectations. TARGETs: pod/NAME, node/NAME, svc/NAME[:PORT],
     nodeport/NAME[:PORT][@NODE], extip/NAME, IP, IP:PORT, IP:PORT/udp, and dns/NAME: NAME resolved
     (A) from the source through the cluster DNS with a pod's search path and ndots:5, reporting the

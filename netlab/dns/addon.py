@@ -30,6 +30,7 @@ ZONE_DIR = "/etc/coredns"          # where the zone's directory is mounted in th
 ZONE_FILE = "zone.json"
 API_PORT = 6443                    # the API server's secure port (kubeadm's default)
 SLICE_NAME = "kubernetes"
+SERVICES = ("default/kubernetes", f"{DNS_NAMESPACE}/{DNS_SERVICE}")   # the add-on Services' keys
 
 
 def dns_deployment(replicas: int, dns_dir: str) -> dict:

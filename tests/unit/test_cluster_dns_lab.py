@@ -225,3 +225,14 @@ def test_probe_search_rule():
     assert candidates("web", s) == ["web.team.svc.cluster.local.", "web.svc.cluster.local.", "web.cluster.local.", "web."]
     assert candidates("web.default.svc.cluster.local.", s) == ["web.default.svc.cluster.local."]
     assert candidates("a.b.c.d.e.f", s)[0] == "a.b.c.d.e.f."    # 5 dots: as it is first
+
+
+def test_the_default_probe_matrix_leaves_the_addon_services_out():
+    """Nothing serves kubernetes' 443 or kube-dns' metrics, and the probes' payloads are not DNS: the
+    matrix would fail on them; `probe dns/NAME` checks the cluster DNS."""
+    from netlab.probe.plan import default_matrix
+    from ..builders import container, deployment
+    c = cluster_of(cluster(), deployment("web", 2, containers=[container(ports=[80])]), service("web"))
+    targets = {ch.target for ch in default_matrix(c)}
+    assert any(t.startswith("svc/web") for t in targets)
+    assert not any("kubernetes" in t or "kube-dns" in t for t in targets)
