@@ -129,6 +129,19 @@ def objects(service_subnet: ipaddress.IPv4Network, replicas: int, dns_dir: str,
     return [o for o in out if _key(o) not in mine]
 
 
+def is_addon_pod(pod) -> bool:
+    """A pod of the coredns add-on (model.objects.Pod)."""
+    return pod.namespace == DNS_NAMESPACE and pod.owner == f"Deployment/{DEPLOYMENT}"
+
+
+def own_counts(cluster) -> tuple[int, int, int, int]:
+    """(the scenario's pods, its Services, the add-ons' pods, their Services) of a model: what `up` and
+    `validate` count."""
+    pods = sum(1 for p in cluster.pods if not is_addon_pod(p))
+    svcs = sum(1 for s in cluster.services if s.key not in SERVICES)
+    return pods, svcs, len(cluster.pods) - pods, len(cluster.services) - svcs
+
+
 def reserved_owner(service_subnet: ipaddress.IPv4Network) -> dict[ipaddress.IPv4Address, tuple[str, str]]:
     """The reserved ClusterIPs and the one Service each belongs to: .1 default/kubernetes, .10
     kube-system/kube-dns (the model's allocator gives them to no other Service)."""
