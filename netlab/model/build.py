@@ -246,6 +246,8 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
     extra = addon_services(scenario) if pods_given is None else []
     services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes,
                          extra)
+    from ..dns.addon import SERVICES as ADDONS   # the scenario's Services first, as written; the add-ons after
+    services = [s for s in services if s.key not in ADDONS] + [s for s in services if s.key in ADDONS]
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]
                    + [ns for ns in scenario.namespaces if ns not in ("default", "kube-system", "kube-public",
                                                                       "kube-node-lease")],
