@@ -47,6 +47,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     # everything that can be refused is refused before anything is written: the scenario built as a
     # still picture (its Deployments' replicas scheduled as netlab's own expansion does) must stand
     from .dataplane import lab as labmod
+    from .dataplane import layout
     labmod.preflight(build(scenario, prev))
     from .spec.podparts import check_references, stored_sources
     # the lab's store only if the lab exists (opening it would make the lab's directory); up prunes
@@ -55,7 +56,8 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     base = build(scenario, prev, pods=[])
     with locked(lab):
         store = store_for(lab)
-        wanted = objects.scenario_objects(scenario)
+        wanted = objects.scenario_objects(scenario, layout.dns_dir(lab),
+                                          [str(n.ip) for n in base.nodes if n.role == "control-plane"])
         if not replace and prev:
             _refuse_replacing(store, scenario, wanted, prev)
         objects.sync_nodes(store, objects.node_objects(base))

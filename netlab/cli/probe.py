@@ -24,9 +24,11 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
 
     \b
     With no TARGET: the default matrix (node<->pod, pod<->pod on one node and across nodes for every
-    node pair, every pod to every Service port, the external host to every NodePort on every node)
+    node pair, every pod to every Service port but the add-ons', the external host to every NodePort on every node)
     plus the scenario's expectations. TARGETs: pod/NAME, node/NAME, svc/NAME[:PORT],
-    nodeport/NAME[:PORT][@NODE], extip/NAME, IP, IP:PORT, IP:PORT/udp.
+    nodeport/NAME[:PORT][@NODE], extip/NAME, IP, IP:PORT, IP:PORT/udp, and dns/NAME: NAME resolved
+    (A) from the source through the cluster DNS with a pod's search path and ndots:5, reporting the
+    answer or rcode and the lookup's latency (a dns/ check passes when NAME resolves).
     Outcomes: reachable (with the pod that answered and the source IP it saw), refused (RST or ICMP
     port unreachable), unreachable (ICMP host/net unreachable), timeout (nothing came back).
     Exit status 0 only if every check met its expectation.
@@ -36,6 +38,7 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
       sudo netlab probe
       sudo netlab probe --from pod/client svc/web:80 --count 300
       sudo netlab probe --from external nodeport/web
+      sudo netlab probe --from pod/client dns/web.default
     """
     from ..dataplane import lab as labmod
     from .. import lab_spec
@@ -50,6 +53,13 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
     import json
 
     from ..probe import plan, run
+    names = [t for t in targets if t.startswith("dns/")]
+    if names:
+        targets = [t for t in targets if not t.startswith("dns/")]
+        code = _resolve_and_report(cluster, names, source, output)
+        if not targets:
+            return code
+        return max(code, _probe_and_report(cluster, targets, source, count, output, verbose))
     checks = []
     if not targets:
         if source:
@@ -80,3 +90,51 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
             click.echo(run.distribution(results), nl=False)
         click.echo(run.table(results, elapsed, verbose), nl=False)
     return 0 if all(r.ok for r in results) else 1
+
+
+def _resolve_and_report(cluster, names: list[str], source: str | None, output: str) -> int:
+    """`dns/NAME` targets: each NAME looked up from each source (netlab/probe/dnsname.py), inside the
+    source's network namespace, from a pod with its namespace's search path (other sources: default's)."""
+    import json
+    import subprocess
+
+    from ..dataplane import lab as labmod
+    from ..dns import cluster_dns_ip
+    from ..errors import SpecError
+    from ..probe import dnsname, plan
+    if source:
+        sources = plan.resolve_sources(cluster, source)
+    else:
+        sources = [plan.pod_source(p) for p in cluster.pods if not p.host_network][:1]
+        if not sources:
+            raise NotFound("the lab has no pods to resolve from; use --from node/NAME or --from external")
+    server = str(cluster_dns_ip(cluster.networking.service_subnet))
+    domain = cluster.networking.dns_domain
+    rows, ok = [], True
+    for src in sources:
+        ns = src.name.partition("/")[0] if src.kind == "pod" else "default"
+        for target in names:
+            name = target[len("dns/"):]
+            if not name or len(name) > 253 or any(c.isspace() for c in name):
+                raise SpecError(target, "is not a DNS name", "write dns/NAME, e.g. dns/web.default")
+            tries = dnsname.candidates(name, dnsname.search_path(ns, domain))
+            argv = labmod.netns_exec_argv(src.netns, [sys.executable, "-m", "netlab.probe.dnsname", server, "2",
+                                                      *tries])
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10 + 3 * len(tries))
+            try:
+                got = json.loads(r.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                got = {"name": name, "rcode": f"ERROR ({(r.stderr.strip().splitlines() or ['no output'])[-1]})",
+                       "answers": [], "ms": None, "tried": tries}
+            good = got["rcode"] == "NOERROR" and bool(got["answers"])
+            ok = ok and good
+            rows.append(dict(got, source=src.label, target=target, ok=good))
+    if output == "json":
+        click.echo(json.dumps({"dns": rows}, indent=2))
+    else:
+        for row in rows:
+            ms = f"{row['ms']:.1f} ms" if row.get("ms") is not None else "-"
+            what = " ".join(row["answers"]) if row["answers"] else "(no answer)"
+            click.echo(f"{'ok  ' if row['ok'] else 'FAIL'} {row['source']} -> {row['target']}: {row['rcode']} "
+                       f"{row['name']} {what} ({ms})")
+    return 0 if ok else 1

@@ -83,5 +83,6 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c)
     if problem:
         raise UsageError(problem)
-    click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {len(c.pods)} pods, "
-               f"{len(c.services)} services")
+    from ..dns.addon import own_counts
+    pods, svcs, _, _ = own_counts(c)   # the scenario's (not the add-ons' Services `up` adds)
+    click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {pods} pods, {svcs} services")

@@ -54,6 +54,12 @@ def loop_pidfile(lab: str) -> str:
     return os.path.join(run_dir(lab), "control-loop.pid")
 
 
+def dns_dir(lab: str) -> str:
+    """The cluster DNS's directory: zone.json, written by the control loop (netlab/live/dnszone.py), read
+    by the coredns pods (mounted at /etc/coredns: netlab/dns/addon.py)."""
+    return os.path.join(lab_dir(lab), "dns")
+
+
 def volumes_dir(lab: str) -> str:
     """The pods' volume directories (emptyDir, configMap, secret...): volumes/<pod uid>/<volume>."""
     return os.path.join(lab_dir(lab), "volumes")

@@ -126,15 +126,23 @@ def default_job_spec(spec: dict) -> dict:
     return out
 
 
-def scenario_objects(scenario: Scenario) -> list[dict]:
+def scenario_objects(scenario: Scenario, dns_dir: str | None = None,
+                     control_plane_ips: list[str] | None = None) -> list[dict]:
     """The store objects of a parsed scenario: its Namespaces (also those only named by objects) and
-    its manifests, in the order written."""
+    its manifests, in the order written. With `dns_dir` (what `up` writes): then the cluster's add-ons
+    as kubeadm makes them (netlab/dns/addon.py: the kubernetes Service and its EndpointSlice of
+    `control_plane_ips`, kube-dns, the coredns Deployment serving the zone in `dns_dir`), except
+    those the scenario writes itself."""
     out = []
     docs = [manifest(d) for d in scenario.documents]
     declared = {d["metadata"]["name"] for d in docs if d.get("kind") == "Namespace"}
     for ns in scenario.namespaces:
         if ns not in declared and ns not in BUILTIN_NAMESPACES:
             out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    if dns_dir is not None:
+        from ..dns import addon
+        net = scenario.networking
+        docs += addon.objects(net.service_subnet, net.dns.replicas, dns_dir, control_plane_ips, docs)
     return out + docs
 
 

@@ -131,6 +131,7 @@ class LiveLab:
         self.terminator = Terminator(lab, os.path.join(layout.run_dir(lab), "terminating"))
         from .staticpods import StaticPods
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
+        self.zone = None                # the cluster DNS's zone publisher (dnszone.py), made on first use
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -438,6 +439,7 @@ class LiveLab:
             work = st
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
+        self.publish_zone(cluster)   # before the pass starts the DNS pods (up's first pass)
         from ..dataplane import volumes as volmod
         from .podsetup import prepare
         prepare(cluster, by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
@@ -467,10 +469,21 @@ class LiveLab:
                 self.let_go_pods = True
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
+        self.publish_zone(cluster)   # the pods' addresses and readiness this pass wrote, their EndpointSlices
         self.last_full = time.monotonic()
         self.last_pass = time.time()
         self.dirty = False
         return result
+
+    def publish_zone(self, cluster: Cluster) -> None:
+        """The cluster DNS's zone written if what it is made of changed (netlab/live/dnszone.py)."""
+        from .dnszone import ZonePublisher
+        try:
+            if self.zone is None:
+                self.zone = ZonePublisher(self.lab)
+            self.zone.publish(self.store, cluster)
+        except Exception as e:  # noqa: BLE001 - the next pass writes again; the old zone is served meanwhile
+            self.errors.append(f"dns zone: {e}")
 
     def pending(self) -> bool:
         """Whether a pass has work to do that no store write announces: a drain in progress,
@@ -497,8 +510,12 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
     out: list[Cluster] = []
     try:
         with store.transaction():
-            objects.sync_nodes(store, objects.node_objects(build(scenario, prev, pods=[])))
-            objects.apply_objects(store, objects.scenario_objects(scenario), prune=True)
+            base = build(scenario, prev, pods=[])
+            objects.sync_nodes(store, objects.node_objects(base))
+            from ..dataplane import layout
+            objects.apply_objects(store, objects.scenario_objects(
+                scenario, layout.dns_dir(lab), [str(n.ip) for n in base.nodes if n.role == "control-plane"]),
+                prune=True)
             runner = live.runner(text)
             live.heartbeats(live._periods[0], time.time())
             runner.run_until_quiescent()

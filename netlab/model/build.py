@@ -11,7 +11,6 @@ import secrets
 from typing import Any
 
 from ..errors import SpecError
-from ..dns import cluster_dns_ip, kubernetes_ip
 from ..spec.types import PodSpec, PodTemplate, Scenario
 from ..names import node_netns, pod_netns
 from .objects import Cluster, Endpoint, Node, Pod, Service, ServicePort, short_hash
@@ -111,6 +110,7 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
     """`pods`: the pods to run, when something else decided them (a live lab's store, where the
     controllers made them); by default the scenario's pods and its Deployments' replicas."""
     prev = previous if isinstance(previous, dict) else {}
+    pods_given = pods
 
     def table(key: str) -> dict[str, dict]:
         """A mapping from the previous state, keeping only well-formed entries (the file is a hint)."""
@@ -243,7 +243,12 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
                         ps.template.restart_policy, hostname=ps.template.hostname, host_network=host,
                         dns=ps.template.dns))
 
-    services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes)
+    # a still picture (no live store): the add-on Services `up` writes with the scenario's (netlab/dns/addon.py)
+    extra = addon_services(scenario) if pods_given is None else []
+    services = _services(scenario, {k: v for k, v in table("services").items() if isinstance(v, dict)}, pods, nodes,
+                         extra)
+    from ..dns.addon import SERVICES as ADDONS   # the scenario's Services first, as written; the add-ons after
+    services = [s for s in services if s.key not in ADDONS] + [s for s in services if s.key in ADDONS]
     return Cluster(lab, net, nodes, ["default", "kube-system", "kube-public", "kube-node-lease"]
                    + [ns for ns in scenario.namespaces if ns not in ("default", "kube-system", "kube-public",
                                                                       "kube-node-lease")],
@@ -252,19 +257,44 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
                    templates=list(scenario.templates))
 
 
-def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: list[Node]) -> list[Service]:
+def addon_services(scenario: Scenario) -> list:
+    """The add-on Services (default/kubernetes, kube-system/kube-dns: netlab/dns/addon.py) the scenario
+    does not write itself, parsed as a scenario's are."""
+    from ..dns import addon
+    from ..spec.kinds import REGISTRY, Context, ObjectDoc
+    have = {(s.namespace, s.name) for s in scenario.services}
+    ctx = Context(ignored=[], networking=scenario.networking, namespaces=list(scenario.namespaces))
+    subnet = scenario.networking.service_subnet
+    for doc in (addon.kubernetes_service(subnet), addon.dns_service(subnet)):
+        md = doc["metadata"]
+        if (md["namespace"], md["name"]) not in have:
+            REGISTRY["Service"].parse(ObjectDoc(doc, f"Service {md['namespace']}/{md['name']}", -1), ctx)
+    return ctx.services
+
+
+def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: list[Node],
+              extra: list = ()) -> list[Service]:
     net = scenario.networking
     subnet = net.service_subnet
-    reserved = {kubernetes_ip(subnet): "the kubernetes Service", cluster_dns_ip(subnet): "cluster DNS"}
+    from ..dns.addon import reserved_owner
+    # .1 and .10 belong to default/kubernetes and kube-system/kube-dns (kubeadm's): no other Service
+    # may take them, and those two get them when they name no clusterIP
+    owners = reserved_owner(subnet)
+    reserved = {ip: what for ip, (_, what) in owners.items()}
+    own = {key: ip for ip, (key, _) in owners.items()}
     taken: dict[ipaddress.IPv4Address, str] = {}
-    specs = [s for s in scenario.services]
+    specs = [s for s in scenario.services] + list(extra)
     ips: dict[str, ipaddress.IPv4Address | None] = {}
     for s in specs:
         where = f"Service {s.namespace}/{s.name}"
         if s.cluster_ip in (None, "None") or s.type == "ExternalName":
+            if s.cluster_ip is None and s.type != "ExternalName" and f"{s.namespace}/{s.name}" in own:
+                ip = own[f"{s.namespace}/{s.name}"]
+                taken[ip] = f"{s.namespace}/{s.name}"
+                ips[f"{s.namespace}/{s.name}"] = ip
             continue
         ip = ipaddress.IPv4Address(s.cluster_ip)
-        if ip in reserved:
+        if ip in reserved and own.get(f"{s.namespace}/{s.name}") != ip:
             raise SpecError(where, f"spec.clusterIP {ip} is reserved for {reserved[ip]}", "pick another address")
         if ip in taken:
             raise SpecError(where, f"spec.clusterIP {ip} is taken by Service {taken[ip]}", "pick another address")

@@ -280,7 +280,7 @@ def _raw_target(src: Source, target: str, group: str, count: int) -> list[Check]
 
 def default_matrix(cluster: Cluster) -> list[Check]:
     """node<->pod, pod<->pod on one node and across nodes for every node pair; every pod to every
-    Service port; the external host to every NodePort on every node."""
+    Service port (but the add-ons'); the external host to every NodePort on every node."""
     checks: list[Check] = []
     by_node = {n.name: cluster.pods_on(n.name) for n in cluster.nodes}
     for a in cluster.nodes:
@@ -296,7 +296,11 @@ def default_matrix(cluster: Cluster) -> list[Check]:
                         checks += pod_checks(cluster, pod_source(pods_a[0]), pods_a[1], "pod -> pod (same node)")
                 elif pods_b:
                     checks += pod_checks(cluster, pod_source(pods_a[0]), pods_b[0], "pod -> pod (across nodes)")
-    services = [s for s in cluster.services if is_proxied(s) and s.cluster_ip is not None]
+    # (the add-ons' Services are left out: nothing serves kubernetes' 443 nor kube-dns' metrics, and a
+    # DNS server does not answer the probes' payloads; `netlab probe dns/NAME` checks the cluster DNS)
+    from ..dns.addon import SERVICES as ADDON_SERVICES
+    services = [s for s in cluster.services if is_proxied(s) and s.cluster_ip is not None
+                and s.key not in ADDON_SERVICES]
     for p in cluster.pods:
         for svc in services:
             checks += service_checks(cluster, pod_source(p), svc, svc.ports, "pod -> service")

@@ -108,8 +108,9 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "apiVersion kind name featureGates runtimeConfig kubeadmConfigPatches kubeadmConfigPatchesJSON6902 "
         "containerdConfigPatches containerdConfigPatchesJSON6902",
         metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation",
-        controlPlane="ClusterControlPlane"),
+        controlPlane="ClusterControlPlane", dns="ClusterDNS"),
     "ClusterControlPlane": _fields("nodeMonitorGracePeriod defaultTolerationSeconds"),
+    "ClusterDNS": _fields("pods ttl upstreamNameservers replicas"),
     "ClusterNetworking": _fields(
         "podSubnet serviceSubnet nodeSubnet nodeCIDRMaskSize backend kubeProxyMode iptablesFlavour ipvsScheduler "
         "nftablesEndpointChoice dnsDomain mtu serviceNodePortRange ipFamily "

@@ -25,6 +25,20 @@ class NodeSpec:
     schedulable: bool = True       # kind taints the control plane when workers exist
 
 
+DNS_POD_MODES = ("insecure", "verified", "disabled")   # CoreDNS kubernetes plugin's `pods`
+
+
+@dataclass
+class DnsConfig:
+    """The Cluster document's `dns:` map: how the lab's cluster DNS answers (netlab/dns/)."""
+    pods: str = "insecure"         # pod A records a-b-c-d.NS.pod.DOMAIN: insecure | verified | disabled
+    ttl: int = 30                  # kubeadm's Corefile: ttl 30
+    # resolvers for names outside the cluster domain; None: the host's (/etc/resolv.conf), read when the
+    # lab's zone is written (netlab/dns/upstream.py)
+    upstreams: tuple[str, ...] | None = None
+    replicas: int = 2              # the coredns Deployment's replicas; 0: no cluster DNS server runs
+
+
 @dataclass
 class Networking:
     pod_subnet: ipaddress.IPv4Network
@@ -39,6 +53,7 @@ class Networking:
     nodeport_range: tuple[int, int]
     mtu: int                       # underlay MTU; pods get mtu - 50 with VXLAN
     nft_choice: str = "vmap"       # nftables mode's endpoint choice: kube-proxy's vmap, or the faster ladder
+    dns: DnsConfig = field(default_factory=DnsConfig)   # the Cluster document's `dns:` map
 
 
 @dataclass

@@ -29,6 +29,10 @@ for it (facts learnt from each project's documentation and source; deviations ma
   (nginx-unprivileged: 8080).
 * gcr.io/google-samples/hello-app (us-docker.pkg.dev/google-samples/containers/gke/hello-app): on every
   path `Hello, world!\\nVersion: <tag as X.Y.Z>\\nHostname: <pod>\\n`, on port 8080 (env PORT overrides).
+* netlab.dev/cluster-dns (netlab's own; any tag): the lab's cluster DNS server (the coredns add-on,
+  netlab/dns/addon.py), run as a real process of the container (`python -m netlab.dns.server`), so
+  the kubelet restarts it when it ends; its args `--zone PATH [--listen ADDR] [--port 53]
+  [--health-port 8080] [--ready-port 8181]` are checked here and passed on.
 
 A known image's `command` other than its own program (e.g. `sh -c ...`) is refused: the built-in
 behaviour cannot run a shell script. Any other image: `command`/`args` run from the host (preflight.py
@@ -84,6 +88,7 @@ AGNHOST = ("registry.k8s.io/e2e-test-images/agnhost", "k8s.gcr.io/e2e-test-image
 HTTP_ECHO = ("hashicorp/http-echo",)
 NGINX = {"nginx": 80, "nginxinc/nginx-unprivileged": 8080}
 HELLO_APP = ("gcr.io/google-samples/hello-app", "us-docker.pkg.dev/google-samples/containers/gke/hello-app")
+CLUSTER_DNS = "netlab.dev/cluster-dns"   # the lab's cluster DNS server (netlab/dns/server.py)
 SUBCOMMANDS = ("netexec", "serve-hostname", "pause", "porter", "connect")
 
 
@@ -98,6 +103,8 @@ def known(image: str | None) -> str | None:
         return "nginx"
     if name in HELLO_APP:
         return "hello-app"
+    if name == CLUSTER_DNS:
+        return "cluster-dns"
     return None
 
 
@@ -133,6 +140,8 @@ def recognise(image: str | None, command: list[str], args: list[str], env: dict[
         parts = (tag.split(".") + ["0", "0"])[:3] if tag.replace(".", "").isdigit() else ["1", "0", "0"]
         port = _port_text(env.get("PORT", "8080"), "env PORT")
         return Recognised("hello-app", [(port, "TCP", {"app": "hello-app", "version": ".".join(parts)})])
+    if what == "cluster-dns":
+        return _cluster_dns(_own_argv(CLUSTER_DNS, ("cluster-dns", "netlab-dns"), command, args))
     return None
 
 
@@ -241,6 +250,27 @@ def _connect(flags: list[str]) -> Recognised:
     except ValueError as e:
         raise FlagError(f"invalid argument {values['timeout']!r} for --timeout: {e}") from None
     return Recognised("connect", command=[sys.executable, "-m", "netlab.workload.connect", dest, f"{timeout:g}"])
+
+
+def _cluster_dns(argv: list[str]) -> Recognised:
+    """netlab.dev/cluster-dns: `python -m netlab.dns.server` with the container's flags, checked first."""
+    try:
+        values, _ = _parse_interspersed(argv, {"zone": (STRING, ""), "listen": (STRING, "0.0.0.0"),
+                                               "port": (INT, 53), "health-port": (INT, 8080),
+                                               "ready-port": (INT, 8181)}, 0, "cluster-dns")
+    except FlagError as e:
+        raise ImageError("args", f"cluster-dns: {e}", "give --zone PATH and optionally --listen, --port, "
+                         "--health-port, --ready-port") from None
+    if not values["zone"]:
+        raise ImageError("args", "cluster-dns has no --zone", "add --zone PATH (the zone file netlab writes)")
+    for flag in ("port", "health-port", "ready-port"):
+        if not 1 <= values[flag] <= 65535:
+            raise ImageError("args", f"cluster-dns --{flag}={values[flag]} is not a port (1-65535)",
+                             "give a port number")
+    return Recognised("cluster-dns", command=[sys.executable, "-m", "netlab.dns.server", "--zone", values["zone"],
+                                              "--listen", values["listen"], "--port", str(values["port"]),
+                                              "--health-port", str(values["health-port"]),
+                                              "--ready-port", str(values["ready-port"])])
 
 
 def _http_echo(argv: list[str], env: dict[str, str]) -> Recognised:

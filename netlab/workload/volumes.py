@@ -215,5 +215,18 @@ def launches(pod: dict, base: str, objs: dict, runtime: Runtime,
         except EnvError as e:
             out[name] = Launch(error=str(e), reason="CreateContainerConfigError")
             continue
-        out[name] = Launch(env, command + args, list(vp.mounts.get(name, [])) if vp else [])
+        out[name] = Launch(env, _program(c.get("image"), command, args, env),
+                           list(vp.mounts.get(name, [])) if vp else [])
     return vp, out
+
+
+def _program(image, command: list[str], args: list[str], env: dict[str, str]) -> list[str]:
+    """The argv the container runs: a well-known image's own program where netlab runs one as a real
+    process (agnhost connect, netlab.dev/cluster-dns: workload/images.py), else command + args."""
+    from . import goflags
+    from .images import ImageError, recognise
+    try:
+        got = recognise(image, command, args, env)
+    except (ImageError, goflags.FlagError):   # refused when the pod was parsed: not reached
+        got = None
+    return list(got.command) if got is not None and got.command is not None else command + args

@@ -233,7 +233,9 @@ def test_every_kube_proxy_set_exists_even_empty():
 def test_entries_as_ipset_prints_them():
     c, st = states("basic")
     cp = st["kp-control-plane"]
-    assert cp.ipsets["KUBE-CLUSTER-IP"].entries == ["10.96.0.100,tcp:80", "10.96.0.100,udp:53", "10.96.0.101,tcp:8080"]
+    assert cp.ipsets["KUBE-CLUSTER-IP"].entries == [   # the add-ons' kubernetes (.1) and kube-dns (.10), then the file's
+        "10.96.0.1,tcp:443", "10.96.0.10,tcp:53", "10.96.0.10,tcp:9153", "10.96.0.10,udp:53",
+        "10.96.0.100,tcp:80", "10.96.0.100,udp:53", "10.96.0.101,tcp:8080"]
     web_a = next(p for p in c.pods if p.name == "web-a")
     assert web_a.node == "kp-control-plane"
     # hairpin: this node's endpoints only, "ip,proto:port,ip"

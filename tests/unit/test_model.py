@@ -32,6 +32,14 @@ def pods_of(c, owner: str) -> list:
     return [p for p in c.pods if p.owner == f"Deployment/{owner}"]
 
 
+ADDONS = ("default/kubernetes", "kube-system/kube-dns")   # the add-on Services every lab has (dns/addon.py)
+
+
+def mine(c):
+    """The scenario's own Services (not the add-ons')."""
+    return [s for s in c.services if s.key not in ADDONS]
+
+
 def svc(c, key: str):
     return next(s for s in c.services if s.key == key)
 
@@ -325,7 +333,7 @@ def _reserved(subnet: str):
 def test_cluster_ips_are_in_the_service_subnet_and_avoid_reserved_addresses():
     services = [service(f"s{i}") for i in range(200)]
     c = cluster_of(cluster(serviceSubnet="10.96.0.0/24"), *services)
-    ips = [s.cluster_ip for s in c.services]
+    ips = [s.cluster_ip for s in mine(c)]
     assert len(set(ips)) == 200
     assert all(ip in NET("10.96.0.0/24") for ip in ips)
     assert not set(ips) & _reserved("10.96.0.0/24")
@@ -334,7 +342,9 @@ def test_cluster_ips_are_in_the_service_subnet_and_avoid_reserved_addresses():
 def test_small_service_subnet_can_be_filled():
     services = [service(f"s{i}") for i in range(12)]        # a /28 has 14 hosts minus .1 and .10
     c = cluster_of(cluster(serviceSubnet="10.96.0.0/28"), *services)
-    assert {s.cluster_ip for s in c.services} == {IP("10.96.0.0") + i for i in range(2, 15) if i != 10}
+    assert {s.cluster_ip for s in mine(c)} == {IP("10.96.0.0") + i for i in range(2, 15) if i != 10}
+    assert svc(c, "default/kubernetes").cluster_ip == IP("10.96.0.1")
+    assert svc(c, "kube-system/kube-dns").cluster_ip == IP("10.96.0.10")
 
 
 def test_cluster_ip_is_deterministic_and_stable_with_previous_state():
@@ -370,7 +380,7 @@ def test_explicit_cluster_ip_wins_over_a_previous_allocation():
 def test_headless_and_external_name_services_have_no_cluster_ip():
     c = cluster_of(cluster(), service("hl", [], clusterIP="None"),
                    service("ext", [], type="ExternalName", externalName="example.com", selector=OMIT))
-    hl, ext = c.services
+    hl, ext = mine(c)
     assert (hl.cluster_ip, hl.headless) == (None, True)
     assert (ext.cluster_ip, ext.endpoints) == (None, {})
 
@@ -389,7 +399,7 @@ def test_node_ports_are_allocated_in_range_and_distinct():
 def test_node_ports_in_a_custom_range():
     c = cluster_of(cluster(serviceNodePortRange="31000-31002"),
                    *[service(f"s{i}", type="NodePort") for i in range(3)])
-    assert sorted(s.ports[0].node_port for s in c.services) == [31000, 31001, 31002]
+    assert sorted(s.ports[0].node_port for s in mine(c)) == [31000, 31001, 31002]
 
 
 def test_explicit_node_port_is_used():

@@ -783,7 +783,7 @@ expectations:
 
 def test_rich_scenario_is_valid():
     c = build(load_text(RICH_SCENARIO))
-    assert len(c.pods) == 6 and len(c.services) == 3
+    assert len(c.pods) == 6 and len(c.services) == 3 + 2   # and the add-ons' kubernetes and kube-dns
 
 
 @pytest.mark.parametrize("base, seed", [(DEFAULT_SCENARIO.read_text(), 20240521), (RICH_SCENARIO, 7)],

@@ -10,7 +10,8 @@ import re
 from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
-from ..types import BACKENDS, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROXY_MODES, ExpectSpec, Networking, NodeSpec
+from ..types import (BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROXY_MODES, DnsConfig,
+                     ExpectSpec, Networking, NodeSpec)
 from . import Context, ObjectDoc, register
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -53,6 +54,9 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     nft_choice = net.choice("nftablesEndpointChoice", NFT_CHOICES, "vmap")
     domain = net.str("dnsDomain", "cluster.local")
     check_name(domain, where, "networking.dnsDomain", subdomain=True)
+    if any(len(label) > 63 for label in domain.split(".")):   # a DNS label: at most 63 octets
+        raise net.error("dnsDomain", f"{shown(domain)} has a label longer than 63 characters",
+                        "shorten it: each dot-separated part of a DNS name has at most 63")
     mtu = net.int("mtu", 1500, lo=1280, hi=9000)
     npr = net.str("serviceNodePortRange", "30000-32767")
     m = re.match(r"^(\d+)-(\d+)$", npr or "")
@@ -137,8 +141,38 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     cp.int("nodeMonitorGracePeriod", 10, lo=1, hi=3600)
     cp.int("defaultTolerationSeconds", 10, lo=0, hi=86400)
     cp.done()
+    dns = _parse_dns(top.map("dns"))
     top.done()
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
-                            scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice)
+                            scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
+                            dns=dns)
     return name, nodes, networking, expectations
 
+
+
+MAX_UPSTREAMS = 3   # resolv.conf's MAXNS: as many as a resolver would use
+
+
+def _parse_dns(d: Fields) -> DnsConfig:
+    """The `dns:` map: the lab's cluster DNS (netlab/dns/; the domain is networking.dnsDomain)."""
+    pods = d.choice("pods", DNS_POD_MODES, "insecure")
+    ttl = d.int("ttl", 30, lo=0, hi=3600)
+    replicas = d.int("replicas", 2, lo=0, hi=10)
+    upstreams = None
+    d.raw("upstreamNameservers")   # (null: the default)
+    if d.has("upstreamNameservers"):
+        found = d.strlist("upstreamNameservers")
+        if len(found) > MAX_UPSTREAMS:
+            raise d.error("upstreamNameservers", f"lists {len(found)} nameservers, more than {MAX_UPSTREAMS}",
+                          f"keep at most {MAX_UPSTREAMS}")
+        for i, text in enumerate(found):
+            try:
+                ip = ipaddress.IPv4Address(text)
+            except ValueError:
+                raise d.error(f"upstreamNameservers[{i}]", f"{shown(text)} is not an IPv4 address",
+                              "write it like 192.0.2.53") from None
+            if ip.is_unspecified or ip.is_multicast:
+                raise d.error(f"upstreamNameservers[{i}]", f"{ip} cannot be a nameserver", "use a unicast address")
+        upstreams = tuple(found)
+    d.done()
+    return DnsConfig(pods, ttl, upstreams, replicas)
