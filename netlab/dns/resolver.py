@@ -17,13 +17,21 @@ Malformed input: shorter than a header or a response (QR set): dropped (None); u
 several questions: FORMERR; an opcode other than QUERY: NOTIMP; an EDNS version above 0: BADVERS.
 EDNS0: an OPT in the query gets one in the reply (payload 1232); a UDP reply larger than the
 client's size (512 without EDNS) is truncated with TC set.
+
+Where this deliberately differs from CoreDNS's kubernetes plugin (its master branch, read for facts):
+- empty non-terminals are NODATA, as RFC 8020 wants: `_tcp.<svc>.<ns>.svc`, `dns.<domain>`, and a
+  PTR owner asked for another type (CoreDNS: NXDOMAIN for all three); a name that does not exist is
+  NXDOMAIN for SOA too (CoreDNS: NOERROR for any non-apex SOA query);
+- an ExternalName answers every type with its CNAME chased (CoreDNS: A/AAAA/CNAME so, but SRV gets
+  a port-0 SRV to the external name and TXT NODATA);
+- not served: `<port>.<proto>.<svc>...` without the underscores, and labels in front of a pod name
+  (`x.a-b-c-d.<ns>.pod`), which CoreDNS's parser also accepts.
 """
 from __future__ import annotations
 
 import ipaddress
 import struct
 
-import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -32,6 +40,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 
 IN = dns.rdataclass.IN
@@ -108,9 +117,6 @@ def _reverse_ip(qname: dns.name.Name):
         return ipaddress.ip_address(dns.reversename.to_address(qname))
     except Exception:
         return None
-
-
-import dns.reversename  # noqa: E402  (after dns.name; used by _reverse_ip)
 
 
 class Forward:
