@@ -136,7 +136,8 @@ def test_kubectl_habits_exec_and_get(lab):
     args = ("--lab", lab.name)
     assert _names(netlab_cli("get", "pods", *args, check=True).stdout) == ["alpha", "zeta"]
     assert _names(netlab_cli("get", "nodes", *args, check=True).stdout) == ["na", "nz"]
-    assert _names(netlab_cli("get", "svc", *args, check=True).stdout) == ["aa", "zz"]
+    # (and the kubernetes Service every cluster has in default)
+    assert _names(netlab_cli("get", "svc", *args, check=True).stdout) == ["aa", "kubernetes", "zz"]
     assert _names(netlab_cli("get", "ep", *args, check=True).stdout) == ["aa", "zz"]
     items = json.loads(netlab_cli("get", "pods", "-o", "json", *args, check=True).stdout)["items"]
     assert [i["metadata"]["name"] for i in items] == ["alpha", "zeta"]
@@ -168,7 +169,7 @@ def test_kubectl_habits_exec_and_get(lab):
     doc = json.loads(netlab_cli("get", "labs", "-o", "json", check=True).stdout)
     assert doc["kind"] == "List"
     mine = [i for i in doc["items"] if i["metadata"]["name"] == lab.name]
-    assert mine and mine[0]["kind"] == "Lab" and mine[0]["status"]["pods"] == 2
+    assert mine and mine[0]["kind"] == "Lab" and mine[0]["status"]["pods"] == 2 + 2   # and the cluster DNS's
     listed = [i["metadata"]["name"] for i in doc["items"]]
     assert listed == sorted(listed)
     one = yaml.safe_load(netlab_cli("get", "labs", lab.name, "-o", "yaml", check=True).stdout)
@@ -326,6 +327,7 @@ RESTARTS = """
 apiVersion: netlab.dev/v1alpha1
 kind: Cluster
 nodes: [{role: worker, name: a}]
+dns: {replicas: 0}   # (no DNS pods to wait for: the restarts counted are the two ups' own)
 ---
 apiVersion: v1
 kind: Pod
