@@ -338,10 +338,13 @@ def down(lab: str) -> DownResult:
 
 # ------------------------------------------------------------------ exec
 
-def pod_exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None) -> list[str]:
-    """argv in the pod with its container's privileges (netlab exec, as kubectl exec): podexec.py."""
+def pod_exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
+                  cluster: Cluster | None = None) -> list[str]:
+    """argv in the pod with its container's privileges and environment (netlab exec, as kubectl exec):
+    podexec.py; `cluster`, the lab's model, gives a container that does not run its service variables."""
+    from ..live.podsetup import service_objects
     from .podexec import exec_argv
-    return exec_argv(lab, pod, argv, container)
+    return exec_argv(lab, pod, argv, container, services=service_objects(cluster) if cluster is not None else None)
 
 
 def pod_debug_argv(lab: str, pod: Pod, argv: list[str], profile: str = "general") -> list[str]:

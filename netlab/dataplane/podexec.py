@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ..errors import KernelError
 from ..model.objects import Pod
+from ..workload import podenv
 from . import nsenter, podfiles, procs, sandbox, state, supervise
 from .fabric import uts_path
 
@@ -36,7 +37,11 @@ def running_pid(lab: str, pod: Pod, container: str) -> int | None:
 
 
 def exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
-              mounts: list[sandbox.Mount] | None = None) -> list[str]:
+              mounts: list[sandbox.Mount] | None = None, services: list[dict] | None = None) -> list[str]:
+    """The command line of `netlab exec`. A container that runs: its own environment. One that does not
+    (served by the node's built-in server, or exited): the environment the kubelet would give it (the
+    pod's variables, the container's `env` values, the service variables of `services`, the store-shaped
+    Services of the lab), never the caller's."""
     c = next((x for x in pod.containers if x.name == container), pod.containers[0]) if pod.containers else None
     if c is not None and (c.command or c.args):
         pid = running_pid(lab, pod, c.name)
@@ -52,7 +57,17 @@ def exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
     files = podfiles.mounts(lab, pod, bool(c is not None and c.security.read_only_root_filesystem))
     box = sandbox.for_container(c.security, mounts, files) if c is not None else \
         sandbox.Sandbox(mounts=list(mounts or []), files=files)
-    return nsenter.enter(pod.netns, sandbox.launch_argv(box, argv), uts_path(lab, pod), missing=_missing(pod))
+    env = container_env(pod, c, services)
+    return nsenter.enter(pod.netns, sandbox.launch_argv(box, sandbox.env_argv(env, argv)), uts_path(lab, pod),
+                         missing=_missing(pod))
+
+
+def container_env(pod: Pod, c, services: list[dict] | None) -> dict[str, str]:
+    """The environment of container `c` of `pod` as the kubelet starts it (no process to read it from)."""
+    launch = pod.launch.get(c.name) if c is not None and pod.launch else None
+    own = dict(launch.env) if launch is not None and not launch.error else dict(c.env if c is not None else {})
+    links = podenv.service_env(pod.namespace, pod.dns.service_links, services) if services is not None else {}
+    return {**supervise.container_env(pod), **links, **own}
 
 
 def debug_argv(lab: str, pod: Pod, argv: list[str], profile: str = "general") -> list[str]:

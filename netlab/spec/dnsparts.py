@@ -67,6 +67,6 @@ def parse_pod_dns(spec: Fields, subdomain: str | None) -> PodDns:
             _dns_name(a, f"hostnames[{i}]", n, "use a DNS name: lower-case letters, digits, '-' and '.'")
         a.done()
         aliases.append((ip, tuple(names)))
-    spec.bool("enableServiceLinks", True)
+    links = spec.bool("enableServiceLinks", True)
     return PodDns(policy, tuple(nameservers), tuple(s.removesuffix(".") for s in searches), tuple(options),
-                  has_config, tuple(aliases), subdomain)
+                  has_config, tuple(aliases), subdomain, links)

@@ -53,6 +53,7 @@ class PodDns:
     has_config: bool = False                           # dnsConfig given (even empty)
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (ip, hostnames)
     subdomain: str | None = None
+    service_links: bool = True                         # spec.enableServiceLinks (the service variables)
 
 
 @dataclass

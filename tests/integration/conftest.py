@@ -69,7 +69,7 @@ class Lab:
         """argv in the pod with its container's privileges (`netlab exec`): no NET_ADMIN, the host's files
         read-only. To change the pod's links, use `pod_debug`."""
         p = self.pod(pod, namespace)
-        return subprocess.run(labmod.pod_exec_argv(self.name, p, argv, container), capture_output=True, text=True,
+        return subprocess.run(labmod.pod_exec_argv(self.name, p, argv, container, self.cluster), capture_output=True, text=True,
                               timeout=timeout)
 
     def pod_debug(self, pod: str, argv: list[str], profile: str = "netadmin", timeout: float = 15,
