@@ -184,6 +184,14 @@ def test_cluster_names_over_udp_and_tcp(dns_lab):
     assert status(lab, "web.nosuchns.svc.cluster.local") == ("NXDOMAIN", 0)
     # dns-version TXT
     assert answer(lab, "dns-version.cluster.local", "TXT") == ['"1.1.0"']
+    # netlab probe dns/NAME: the short name through the pod's search path, the answer and the latency
+    r = kubectl(lab, "probe", "--from", "pod/client", "dns/web", "dns/kubernetes.default")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == 2, r.stdout
+    assert f"NOERROR web.default.svc.cluster.local. {web} (" in lines[0] and lines[0].endswith(" ms)"), lines
+    assert "kubernetes.default.svc.cluster.local. 10.96.0.1" in lines[1], lines
+    r = kubectl(lab, "probe", "--from", "pod/client", "dns/nosuch.default.svc.cluster.local.", check=False)
+    assert r.returncode == 1 and "NXDOMAIN" in r.stdout, r.stdout
 
 
 def test_headless_follows_scaling_and_endpoint_changes(dns_lab):
