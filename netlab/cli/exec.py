@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..errors import NetlabError, NotFound
+from ..live.podsetup import service_objects
 
 
 class _ExecCommand(click.Command):
@@ -97,7 +98,7 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
         valid = [c.name for c in p.containers]
         if container is not None and container not in valid:
             raise NotFound(f'container {container} is not valid for pod {pod}: use one of {", ".join(valid)}')
-        full = labmod.pod_exec_argv(name, p, argv, container, cluster)
+        full = labmod.pod_exec_argv(name, p, argv, container, service_objects(cluster))
     if not stdin:  # kubectl without -i: the command reads nothing
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)

@@ -339,12 +339,12 @@ def down(lab: str) -> DownResult:
 # ------------------------------------------------------------------ exec
 
 def pod_exec_argv(lab: str, pod: Pod, argv: list[str], container: str | None = None,
-                  cluster: Cluster | None = None) -> list[str]:
+                  services: list[dict] | None = None) -> list[str]:
     """argv in the pod with its container's privileges and environment (netlab exec, as kubectl exec):
-    podexec.py; `cluster`, the lab's model, gives a container that does not run its service variables."""
-    from ..live.podsetup import service_objects
+    podexec.py; `services` (live.podsetup.service_objects of the lab's model) give a container that does
+    not run its service variables."""
     from .podexec import exec_argv
-    return exec_argv(lab, pod, argv, container, services=service_objects(cluster) if cluster is not None else None)
+    return exec_argv(lab, pod, argv, container, services=services)
 
 
 def pod_debug_argv(lab: str, pod: Pod, argv: list[str], profile: str = "general") -> list[str]:

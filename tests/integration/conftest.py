@@ -13,6 +13,7 @@ import pytest
 
 from netlab.dataplane import lab as labmod
 from netlab import lab_spec
+from netlab.live.podsetup import service_objects
 from netlab.spec.parse import load_text
 
 if os.geteuid() != 0:
@@ -69,7 +70,8 @@ class Lab:
         """argv in the pod with its container's privileges (`netlab exec`): no NET_ADMIN, the host's files
         read-only. To change the pod's links, use `pod_debug`."""
         p = self.pod(pod, namespace)
-        return subprocess.run(labmod.pod_exec_argv(self.name, p, argv, container, self.cluster), capture_output=True, text=True,
+        return subprocess.run(labmod.pod_exec_argv(self.name, p, argv, container,
+                                                   service_objects(self.cluster)), capture_output=True, text=True,
                               timeout=timeout)
 
     def pod_debug(self, pod: str, argv: list[str], profile: str = "netadmin", timeout: float = 15,

@@ -197,7 +197,7 @@ def test_good_dns_fields_are_read_not_ignored():
     assert s.ignored == []
     dns = s.pods[0].template.dns
     assert dns == PodDns("None", ("1.1.1.1",), ("a.example",), (DnsOption("ndots", "2"),), True,
-                         (("10.1.2.3", ("foo.remote",)),), "web")
+                         (("10.1.2.3", ("foo.remote",)),), "web", service_links=False)
 
 
 def test_external_name_must_be_a_dns_name():
