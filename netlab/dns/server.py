@@ -70,6 +70,16 @@ MAX_TCP = 128
 MAX_PENDING = 1024
 
 
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """/health and /ready: a prober that hangs up before reading the answer (the kubelet's timeout) is
+    not an error worth a traceback in the pod's log; anything else still is."""
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 class _State:
     __slots__ = ("engine", "udp", "tcp")
 
@@ -312,7 +322,7 @@ class DnsServer:
             def log_message(self, *args):
                 pass
 
-        httpd = ThreadingHTTPServer((listen, port), Handler)
+        httpd = QuietHTTPServer((listen, port), Handler)
         httpd.daemon_threads = True
         return httpd
 

@@ -440,3 +440,22 @@ def test_udp_cache_keys_on_edns_size_and_reload_warms_it(served):
         assert time.monotonic() - t0 < 1.5
         time.sleep(0.05)
     assert len(s.state.udp) >= 3     # the old cache's queries were answered again from the new zone
+
+
+def test_a_prober_hanging_up_leaves_no_traceback_in_the_log(capsys):
+    from netlab.dns.server import QuietHTTPServer
+    httpd = QuietHTTPServer(("127.0.0.1", 0), None)
+    try:
+        for exc in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "reset")):
+            try:
+                raise exc
+            except OSError:
+                httpd.handle_error(None, ("127.0.0.1", 1))
+        assert capsys.readouterr().err == ""
+        try:
+            raise ValueError("a real bug")
+        except ValueError:
+            httpd.handle_error(None, ("127.0.0.1", 1))
+        assert "ValueError: a real bug" in capsys.readouterr().err
+    finally:
+        httpd.server_close()
