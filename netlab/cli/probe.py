@@ -92,9 +92,36 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
     return 0 if all(r.ok for r in results) else 1
 
 
+def _pod_resolv_conf(cluster, src):
+    """The kubelet-written /etc/resolv.conf of a pod source (netlab/dataplane/podfiles.py), parsed; None
+    when it has none (yet)."""
+    import os
+
+    from ..dataplane import podfiles
+    from ..workload.resolvconf import parse_resolv_conf
+    ns, _, pname = src.name.partition("/")
+    pod = cluster.pod(ns, pname)
+    path = os.path.join(podfiles.etc_dir(cluster.name, pod), "resolv.conf") if pod is not None else ""
+    try:
+        with open(path) as f:
+            return parse_resolv_conf(f.read())
+    except OSError:
+        return None
+
+
+def _ndots(options: list[str]) -> int:
+    """glibc's ndots from resolv.conf's options (default 1; capped at 15)."""
+    n = 1
+    for o in options:
+        if o.startswith("ndots:") and o[6:].isdigit():
+            n = min(int(o[6:]), 15)
+    return n
+
+
 def _resolve_and_report(cluster, names: list[str], source: str | None, output: str) -> int:
     """`dns/NAME` targets: each NAME looked up from each source (netlab/probe/dnsname.py), inside the
-    source's network namespace, from a pod with its namespace's search path (other sources: default's)."""
+    source's network namespace: from a pod through its own /etc/resolv.conf (nameserver, search, ndots),
+    from a node or the external host with the default namespace's ClusterFirst path."""
     import json
     import subprocess
 
@@ -117,8 +144,12 @@ def _resolve_and_report(cluster, names: list[str], source: str | None, output: s
             name = target[len("dns/"):]
             if not name or len(name) > 253 or any(c.isspace() for c in name):
                 raise SpecError(target, "is not a DNS name", "write dns/NAME, e.g. dns/web.default")
-            tries = dnsname.candidates(name, dnsname.search_path(ns, domain))
-            argv = labmod.netns_exec_argv(src.netns, [sys.executable, "-m", "netlab.probe.dnsname", server, "2",
+            where, search, ndots = server, dnsname.search_path(ns, domain), dnsname.NDOTS
+            conf = _pod_resolv_conf(cluster, src) if src.kind == "pod" else None
+            if conf is not None and conf.nameservers:   # the pod's own /etc/resolv.conf, as its resolver reads it
+                where, search, ndots = conf.nameservers[0], conf.searches, _ndots(conf.options)
+            tries = dnsname.candidates(name, search, ndots)
+            argv = labmod.netns_exec_argv(src.netns, [sys.executable, "-m", "netlab.probe.dnsname", where, "2",
                                                       *tries])
             r = subprocess.run(argv, capture_output=True, text=True, timeout=10 + 3 * len(tries))
             try:

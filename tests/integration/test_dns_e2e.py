@@ -133,3 +133,13 @@ def test_service_links_include_the_kubernetes_service(e2e):
     env = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
     assert env.get("KUBERNETES_SERVICE_HOST") == "10.96.0.1" and env.get("KUBERNETES_SERVICE_PORT") == "443", r.stdout
     assert env.get("WEB_SERVICE_HOST") == cluster_ip(lab, "web") and env.get("WEB_SERVICE_PORT_HTTP") == "80", r.stdout
+
+
+def test_probe_resolves_through_the_pods_own_resolv_conf(e2e):
+    """`netlab probe dns/NAME` asks as the pod's resolver would: its nameserver, search list and ndots
+    (ndots:1 here: `web.other` is asked as given first, then through its two search domains)."""
+    lab = e2e
+    r = kubectl(lab, "probe", "--from", "pod/tight", "dns/web.other", "-o", "json")
+    row = json.loads(r.stdout)["dns"][0]
+    assert row["ok"] and row["answers"] == [cluster_ip(lab, "web", "other")], row
+    assert row["tried"] == ["web.other.", "web.other.default.svc.cluster.local.", "web.other.svc.cluster.local."], row
