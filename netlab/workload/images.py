@@ -50,6 +50,16 @@ from .goflags import BOOL, INT, STRING, FlagError
 NETEXEC = "netexec"
 
 
+
+def netlab_python() -> str:
+    """The interpreter a container that runs netlab's own program starts: netlab's environment's
+    `bin/python3`, one path however netlab itself was started (`python`, `python3`, the `netlab`
+    script): the container's command is part of the pod's spec, and a different spelling of the same
+    interpreter would make the next `up` rebuild the pod."""
+    import os
+    cand = os.path.join(sys.prefix, "bin", "python3")
+    return cand if os.access(cand, os.X_OK) else sys.executable
+
 class ImageError(ValueError):
     """A known image's command line that its program (or netlab) refuses: `field` (command or args),
     `msg` and `fix` make the one-line error."""
@@ -249,7 +259,7 @@ def _connect(flags: list[str]) -> Recognised:
         timeout = parse_duration(values["timeout"])
     except ValueError as e:
         raise FlagError(f"invalid argument {values['timeout']!r} for --timeout: {e}") from None
-    return Recognised("connect", command=[sys.executable, "-m", "netlab.workload.connect", dest, f"{timeout:g}"])
+    return Recognised("connect", command=[netlab_python(), "-m", "netlab.workload.connect", dest, f"{timeout:g}"])
 
 
 def _cluster_dns(argv: list[str]) -> Recognised:
@@ -267,7 +277,7 @@ def _cluster_dns(argv: list[str]) -> Recognised:
         if not 1 <= values[flag] <= 65535:
             raise ImageError("args", f"cluster-dns --{flag}={values[flag]} is not a port (1-65535)",
                              "give a port number")
-    return Recognised("cluster-dns", command=[sys.executable, "-m", "netlab.dns.server", "--zone", values["zone"],
+    return Recognised("cluster-dns", command=[netlab_python(), "-m", "netlab.dns.server", "--zone", values["zone"],
                                               "--listen", values["listen"], "--port", str(values["port"]),
                                               "--health-port", str(values["health-port"]),
                                               "--ready-port", str(values["ready-port"])])

@@ -10,6 +10,7 @@ import pytest
 from netlab.errors import SpecError
 from netlab.live.objects import scenario_objects
 from netlab.store.meta import key_of
+from netlab.workload import images
 
 from ..builders import cluster, service, text
 from .scenarios import cluster_of, load
@@ -188,11 +189,8 @@ def test_the_zone_renders_the_addon_services():
 # ------------------------------------------------------------------ the image, the probe
 
 def test_the_cluster_dns_image_runs_the_server():
-    import sys
-
-    from netlab.workload import images
     got = images.recognise("netlab.dev/cluster-dns:1.0", [], ["--zone", "/etc/coredns/zone.json", "--port=5353"], {})
-    assert got.command[:3] == [sys.executable, "-m", "netlab.dns.server"]
+    assert got.command[:3] == [images.netlab_python(), "-m", "netlab.dns.server"]
     assert got.command[3:] == ["--zone", "/etc/coredns/zone.json", "--listen", "0.0.0.0", "--port", "5353",
                                "--health-port", "8080", "--ready-port", "8181"]
     for args, msg in ((["--port", "53"], "has no --zone"), (["--zone", "z", "--port", "0"], "--port=0"),
@@ -205,8 +203,6 @@ def test_the_cluster_dns_image_runs_the_server():
 def test_a_kubelet_launched_well_known_container_runs_its_own_program():
     """A container with a volume is started by the kubelet's Launch: a well-known image's program (not
     its manifest args as a command line)."""
-    import sys
-
     from netlab.workload.podenv import Runtime
     from netlab.workload.volumes import launches
     pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
@@ -215,7 +211,20 @@ def test_a_kubelet_launched_well_known_container_runs_its_own_program():
                                     "volumeMounts": [{"name": "v", "mountPath": "/etc/coredns"}]}],
                     "volumes": [{"name": "v", "hostPath": {"path": "/tmp"}}]}}
     _, out = launches(pod, "/tmp/netlab-test-volumes", {}, Runtime("10.244.0.2", "172.18.0.2", {}))
-    assert out["coredns"].argv[:3] == [sys.executable, "-m", "netlab.dns.server"]
+    assert out["coredns"].argv[:3] == [images.netlab_python(), "-m", "netlab.dns.server"]
+
+
+def test_netlab_programs_run_with_one_spelling_of_the_interpreter(monkeypatch):
+    """However netlab was started (python, python3, the netlab script), a container running netlab's own
+    program gets the same command line: a different one would make the next `up` rebuild the pod."""
+    import os
+    import sys
+    spellings = {images.netlab_python()}
+    for exe in ("python", "python3"):
+        monkeypatch.setattr(sys, "executable", os.path.join(sys.prefix, "bin", exe))
+        spellings.add(images.netlab_python())
+        spellings.add(images.recognise("netlab.dev/cluster-dns", [], ["--zone", "z"], {}).command[0])
+    assert len(spellings) == 1, spellings
 
 
 def test_probe_search_rule():
