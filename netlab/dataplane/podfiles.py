@@ -39,6 +39,22 @@ def render(cluster: Cluster, pod: Pod, host_resolv: str, host_hosts: str) -> dic
                      str(cluster_dns_ip(net.service_subnet)), host_resolv, host_hosts)
 
 
+def _private_dirs(top: str, where: str) -> None:
+    """Make `where` (under `top`, the lab's volumes directory) and the directories between, root's only
+    (0700, whatever the umask): a container reads its files through the bind mounts, not these paths."""
+    path = os.path.abspath(where)
+    chain = [path]
+    while path != os.path.abspath(top) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+        chain.append(path)
+    for d in reversed(chain):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)
+
+
 def write_all(cluster: Cluster) -> list[str]:
     """Write every pod's files where they are missing or differ; returns the pods' keys written."""
     host_resolv, host_hosts = _read(HOST_RESOLV), _read(HOST_HOSTS)
@@ -51,7 +67,7 @@ def write_all(cluster: Cluster) -> list[str]:
             path = os.path.join(where, name)
             if _read(path) == text and os.path.exists(path):
                 continue
-            os.makedirs(where, 0o755, exist_ok=True)
+            _private_dirs(layout.volumes_dir(cluster.name), where)
             with open(path, "w") as f:   # in place: a bind mount of it shows the new content
                 f.write(text)
             os.chmod(path, 0o644)

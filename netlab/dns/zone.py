@@ -287,7 +287,7 @@ def write_zone(path: str, zone: dict) -> bool:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)   # root's (the server reads it as root, through its pods' mount)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -117,7 +117,8 @@ class ZonePublisher:
             return False
         objs, _ = store.snapshot(ZONE_KINDS)   # shared, read only
         zone = render_zone(zone_objects(objs, ips), want)
-        os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        os.chmod(os.path.dirname(self.path), 0o700)   # the lab's state: root's only, whatever the umask
         changed = write_zone(self.path, zone)
         self.seen = revs
         return changed
