@@ -56,8 +56,7 @@ def lookup(server: str, names: list[str], timeout: float) -> dict:
         if rcode == "NOERROR" and found:
             answers = found
             break
-        if rcode not in ("NOERROR", "NXDOMAIN"):
-            break   # SERVFAIL, REFUSED: a resolver stops there too
+        # NXDOMAIN, NODATA, SERVFAIL, REFUSED: glibc goes on with the next name of the search list
     return {"name": name, "rcode": rcode, "answers": answers, "ms": round((time.monotonic() - t0) * 1000, 2),
             "tried": tried}
 
