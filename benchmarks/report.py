@@ -196,7 +196,8 @@ def t_dns(r: dict) -> list[str]:
     for row in r["results"]:
         for h in row["half_load"]:
             rt = f", SCHED_FIFO {h['realtime_priority']}" if h.get("realtime_priority") else ""
-            out.append(f"| {row['server']} | {h['rate']:,} (half of {h['of']}'s saturation{rt}); achieved {h['qps']:,.0f} | "
+            of = "half of the 17,000/core target" if h["of"] == "target" else f"half of {h['of']}'s saturation"
+            out.append(f"| {row['server']} | {h['rate']:,} ({of}{rt}); achieved {h['qps']:,.0f} | "
                        f"{h['p50_ms']:.3f} ms | {h['p90_ms']:.3f} ms | {h['p99_ms']:.3f} ms | {h['p99_9_ms']:.3f} ms | "
                        f"{h['lost']} | {h.get('server_runqueue_wait_s', 0):.1f} s of {h['run_s']:.0f} s |")
     mix = info.get("query_mix") or {}
