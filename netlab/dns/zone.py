@@ -62,7 +62,6 @@ import ipaddress
 import json
 import math
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 
@@ -281,18 +280,7 @@ def write_zone(path: str, zone: dict) -> bool:
                 return False
     except OSError:
         pass
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".zone-", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)   # root's (the server reads it as root, through its pods' mount)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from ..dataplane.state import write_private   # the lab's one atomic 0600 replace
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_private(path, text)   # root's (the server reads it as root, through its pods' mount)
     return True
