@@ -82,6 +82,11 @@ def test_a_job_reaches_a_service_and_completes_and_one_without_endpoints_fails(l
     ip, none_ip = cluster_ip(lab, "web"), cluster_ip(lab, "nobody")
     until("web has a ready endpoint", lambda: "8080" in kubectl(lab, "get", "endpoints", "web").stdout)
     web_pod = lab.pods("web-")[0].name
+    # the endpoint is in the store before every node's proxy rules have it: wait until the ClusterIP
+    # answers from each node, so that a Job pod's one try (curl --max-time 3) meets programmed rules
+    for node in ("n1", "n2", "n3"):
+        until(f"web answers through its ClusterIP from {node}", lambda node=node: kubectl(
+            lab, "probe", "--from", f"node/{node}", "svc/web:80", check=False).returncode == 0)
 
     ok = JOB.replace("NAME", "fetch").replace("COMPLETIONS", "2").replace("BACKOFF", "1").replace("IP", ip)
     r = apply(lab, tmp_path, "fetch", ok)
@@ -92,7 +97,9 @@ def test_a_job_reaches_a_service_and_completes_and_one_without_endpoints_fails(l
     assert row[1] == "Complete", row
     assert row[0] == "fetch" and row[2] == "2/2", row
     job = json.loads(kubectl(lab, "get", "job", "fetch", "-o", "json").stdout)
-    assert job["status"]["succeeded"] == 2 and job["status"].get("failed", 0) == 0
+    failed_logs = {p["metadata"]["name"]: kubectl(lab, "logs", p["metadata"]["name"], check=False).stdout
+                   for p in pods_of(lab, "fetch") if p["status"].get("phase") == "Failed"}
+    assert job["status"]["succeeded"] == 2 and job["status"].get("failed", 0) == 0, failed_logs
     assert {c["type"] for c in job["status"]["conditions"]} >= {"Complete", "SuccessCriteriaMet"}
     assert job["status"]["completionTime"] and job["status"]["startTime"]
     pods = pods_of(lab, "fetch")
