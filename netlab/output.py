@@ -11,6 +11,7 @@ import yaml
 
 from . import __version__
 from .model.objects import Cluster, Service
+from .render.services import lb_ingress_ips
 
 VERSION = f"v1.33.0-netlab.{__version__}"
 
@@ -267,7 +268,7 @@ def _external(svc: Service) -> str:
         return s.external_name or "<none>"
     ips = list(s.external_ips)
     if s.type == "LoadBalancer":
-        ips = ([s.load_balancer_ip] if s.load_balancer_ip else []) + ips
+        ips = lb_ingress_ips(s) + ips
         if not ips:
             return "<pending>"
     return ",".join(ips) or "<none>"
@@ -323,8 +324,8 @@ def service_objects(cluster: Cluster, created: float | None) -> list[dict]:
         if s.external_name:
             spec["externalName"] = s.external_name
         status: dict[str, Any] = {"loadBalancer": {}}
-        if s.type == "LoadBalancer" and s.load_balancer_ip:
-            status["loadBalancer"] = {"ingress": [{"ip": s.load_balancer_ip}]}
+        if lb_ingress_ips(s):
+            status["loadBalancer"] = {"ingress": list(s.lb_ingress) or [{"ip": ip} for ip in lb_ingress_ips(s)]}
         out.append({"apiVersion": "v1", "kind": "Service",
                     "metadata": {"name": s.name, "namespace": s.namespace, "labels": dict(s.labels),
                                  "creationTimestamp": timestamp(created)},

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import NotFound, SpecError
 from ..model.objects import Cluster, Node, Pod, Service, ServicePort
-from ..render.services import is_proxied
+from ..render.services import is_proxied, lb_ingress_ips
 from .engine import ProbeSpec
 
 DEFAULT_TIMEOUT = 1.0
@@ -182,8 +182,7 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
                 entries.append((str(n.ip), port.node_port, n.name, True, f"nodeport/{_svc_ref(svc)}:{pname}@{n.name}"))
         elif via == "external-ip":
             ips = list(svc.spec.external_ips)
-            if svc.type == "LoadBalancer" and svc.spec.load_balancer_ip:
-                ips.insert(0, svc.spec.load_balancer_ip)
+            ips[:0] = lb_ingress_ips(svc.spec)
             for ip in ips:
                 # traffic to an external IP is handled on the node it enters; from outside we send it to
                 # the first node (the underlay has no route for it otherwise)

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model.objects import Cluster
-from .services import is_proxied
+from .services import is_proxied, lb_ingress_ips
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ def udp_frontends(cluster: Cluster) -> UdpFrontends:
             if not serving:
                 continue
             vips = [str(svc.cluster_ip), *spec.external_ips]
-            if spec.type == "LoadBalancer" and spec.load_balancer_ip:
-                vips.append(spec.load_balancer_ip)
+            vips.extend(lb_ingress_ips(spec))
             for vip in vips:
                 by_vip[(vip, port.port)] = serving
             if port.node_port and spec.type in ("NodePort", "LoadBalancer"):

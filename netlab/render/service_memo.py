@@ -34,6 +34,8 @@ def service_content(svc: Service) -> tuple:
     every call, so a Service changed in place (an endpoint turned unready) gets a different key."""
     sp = svc.spec
     return (_SPEC(sp), tuple(sp.external_ips), tuple(sorted(sp.labels.items())) if sp.labels else (),
+            tuple(tuple(sorted(e.items())) for e in sp.lb_ingress), tuple(sp.source_ranges),
+            sp.health_check_node_port, sp.allocate_lb_node_ports, sp.lb_class,
             svc.cluster_ip, tuple(map(_PORT, svc.ports)),
             tuple((name, tuple(map(_ENDPOINT, eps))) for name, eps in svc.endpoints.items()))
 

@@ -69,7 +69,7 @@ class PortInfo:
 def port_info(svc: Service, port: ServicePort) -> PortInfo:
     spec = svc.spec
     external = spec.type in ("NodePort", "LoadBalancer")
-    lb_vips = [spec.load_balancer_ip] if spec.type == "LoadBalancer" and spec.load_balancer_ip else []
+    lb_vips = lb_ingress_ips(spec)
     return PortInfo(
         svc=svc, port=port, name=service_port_name(svc, port), proto=port.protocol.lower(),
         cluster_ip=str(svc.cluster_ip),
@@ -80,6 +80,17 @@ def port_info(svc: Service, port: ServicePort) -> PortInfo:
         # apiservice.ExternalPolicyLocal: only NodePort and LoadBalancer Services have one
         etp_local=external and spec.external_traffic_policy == "Local",
     )
+
+
+def lb_ingress_ips(spec) -> list[str]:
+    """The LoadBalancer ingress IPs of a Service spec, the ones kube-proxy programs: its
+    status.loadBalancer.ingress (`spec.lb_ingress`). Until the IPAM controller writes that status,
+    a LoadBalancer Service's spec.loadBalancerIP stands in for it (the behaviour before issue 14)."""
+    if spec.type != "LoadBalancer":
+        return []
+    if spec.lb_ingress:
+        return [e["ip"] for e in spec.lb_ingress if e.get("ip")]
+    return [spec.load_balancer_ip] if spec.load_balancer_ip else []
 
 
 @lru_cache(maxsize=1 << 17)

@@ -165,6 +165,14 @@ class ServiceSpec:
     external_name: str | None
     labels: dict[str, str]
     publish_not_ready: bool = False  # publishNotReadyAddresses: pods that are not ready are endpoints too
+    # LoadBalancer (issue 14). lb_ingress: the Service's status.loadBalancer.ingress as the lab's store
+    # holds it (written by the load-balancer IPAM controller), entries {"ip": ..., "ipMode": "VIP"|"Proxy"};
+    # what kube-proxy reads (render.services.lb_ingress_ips). The rest are the spec's fields.
+    lb_ingress: list[dict] = field(default_factory=list)
+    source_ranges: list[str] = field(default_factory=list)   # loadBalancerSourceRanges (CIDRs)
+    health_check_node_port: int | None = None                # spec.healthCheckNodePort as written
+    allocate_lb_node_ports: bool = True                      # spec.allocateLoadBalancerNodePorts
+    lb_class: str | None = None                              # spec.loadBalancerClass
 
 
 @dataclass
