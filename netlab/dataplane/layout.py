@@ -14,6 +14,8 @@ made here, and state.json's schema is written down here.
       run/iptables-<node>.json          the iptables-nft sync record (the node's tables as last synced)
       run/nft-<node>.json               the nftables-mode sync record
       uts/<ns>.<pod>                    a pod's UTS namespace (a bind mount)
+      dns/zone.json                     the cluster DNS's zone (live/dnszone.py)
+      lb/announce.json                  MetalLB's layer-2 announcements (live/lbannounce.py)
 """
 from __future__ import annotations
 
@@ -58,6 +60,12 @@ def dns_dir(lab: str) -> str:
     """The cluster DNS's directory: zone.json, written by the control loop (netlab/live/dnszone.py), read
     by the coredns pods (mounted at /etc/coredns: netlab/dns/addon.py)."""
     return os.path.join(lab_dir(lab), "dns")
+
+
+def lb_dir(lab: str) -> str:
+    """MetalLB's layer-2 announcements: announce.json, written by the control loop (netlab/live/
+    lbannounce.py), read by the speaker pods (mounted at /etc/metallb-netlab: netlab/lb/addon.py)."""
+    return os.path.join(lab_dir(lab), "lb")
 
 
 def volumes_dir(lab: str) -> str:

@@ -131,8 +131,9 @@ def scenario_objects(scenario: Scenario, dns_dir: str | None = None,
     """The store objects of a parsed scenario: its Namespaces (also those only named by objects) and
     its manifests, in the order written. With `dns_dir` (what `up` writes): then the cluster's add-ons
     as kubeadm makes them (netlab/dns/addon.py: the kubernetes Service and its EndpointSlice of
-    `control_plane_ips`, kube-dns, the coredns Deployment serving the zone in `dns_dir`), except
-    those the scenario writes itself."""
+    `control_plane_ips`, kube-dns, the coredns Deployment serving the zone in `dns_dir`; with an
+    IPAddressPool, MetalLB's speaker DaemonSet: netlab/lb/addon.py, reading `dns_dir`'s sibling `lb`),
+    except those the scenario writes itself."""
     out = []
     docs = [manifest(d) for d in scenario.documents]
     declared = {d["metadata"]["name"] for d in docs if d.get("kind") == "Namespace"}
@@ -143,6 +144,11 @@ def scenario_objects(scenario: Scenario, dns_dir: str | None = None,
         from ..dns import addon
         net = scenario.networking
         docs += addon.objects(net.service_subnet, net.dns.replicas, dns_dir, control_plane_ips, docs)
+        from .. import lb
+        if lb.installed(scenario):   # MetalLB's speaker (netlab/lb/addon.py), its LB directory beside the DNS's
+            import os
+            from ..lb import addon as lb_addon
+            docs += lb_addon.objects(os.path.join(os.path.dirname(dns_dir.rstrip("/")), "lb"), out + docs)
     return out + docs
 
 

@@ -132,6 +132,8 @@ class LiveLab:
         from .staticpods import StaticPods
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
         self.zone = None                # the cluster DNS's zone publisher (dnszone.py), made on first use
+        self.lb = None                  # MetalLB's announcement publisher (lbannounce.py), made on first use
+        self.lb_ips: dict | None = None  # the last pass's Services' LB IPs (for publish_lb between passes)
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -470,6 +472,7 @@ class LiveLab:
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
         self.publish_zone(cluster)   # the pods' addresses and readiness this pass wrote, their EndpointSlices
+        self.publish_lb(cluster)     # MetalLB's layer-2 election on the readiness and slices this pass wrote
         self.last_full = time.monotonic()
         self.last_pass = time.time()
         self.dirty = False
@@ -484,6 +487,22 @@ class LiveLab:
             self.zone.publish(self.store, cluster)
         except Exception as e:  # noqa: BLE001 - the next pass writes again; the old zone is served meanwhile
             self.errors.append(f"dns zone: {e}")
+
+    def publish_lb(self, cluster: Cluster | None = None) -> None:
+        """MetalLB's layer-2 announcements written if they changed (netlab/live/lbannounce.py). Without
+        `cluster` (the control loop between passes: a pool or an L2Advertisement changed, which no pass
+        reads), with the LB IPs of the last pass's model."""
+        from .lbannounce import AnnouncementPublisher, lb_ips_of
+        try:
+            if cluster is not None:
+                self.lb_ips = lb_ips_of(cluster)
+            elif self.lb_ips is None:
+                return
+            if self.lb is None:
+                self.lb = AnnouncementPublisher(self.lab)
+            self.lb.publish(self.store, self.lb_ips)
+        except Exception as e:  # noqa: BLE001 - the next pass writes again; the speakers keep the old file
+            self.errors.append(f"lb announcements: {e}")
 
     def pending(self) -> bool:
         """Whether a pass has work to do that no store write announces: a drain in progress,

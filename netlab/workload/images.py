@@ -34,6 +34,12 @@ for it (facts learnt from each project's documentation and source; deviations ma
   the kubelet restarts it when it ends; its args `--zone PATH [--listen ADDR] [--port 53]
   [--health-port 8080] [--ready-port 8181]` are checked here and passed on.
 
+* quay.io/metallb/speaker (any tag): MetalLB's layer-2 speaker (the add-on netlab/lb/addon.py makes
+  when the lab has an IPAddressPool), run as a real process of the container (`python -m
+  netlab.lb.speaker`): it answers ARP for the LB IPs the lab's election gave its node and sends
+  gratuitous ARP when it gains one; MetalLB's flags --port and --log-level honoured, its memberlist/BGP
+  flags accepted and ignored, netlab's --netlab-announcements=PATH required.
+
 A known image's `command` other than its own program (e.g. `sh -c ...`) is refused: the built-in
 behaviour cannot run a shell script. Any other image: `command`/`args` run from the host (preflight.py
 checks the program exists, for `validate` and `up` alike); no command: the built-in netexec server on the
@@ -99,6 +105,7 @@ HTTP_ECHO = ("hashicorp/http-echo",)
 NGINX = {"nginx": 80, "nginxinc/nginx-unprivileged": 8080}
 HELLO_APP = ("gcr.io/google-samples/hello-app", "us-docker.pkg.dev/google-samples/containers/gke/hello-app")
 CLUSTER_DNS = "netlab.dev/cluster-dns"   # the lab's cluster DNS server (netlab/dns/server.py)
+METALLB_SPEAKER = "quay.io/metallb/speaker"   # MetalLB's layer-2 speaker (netlab/lb/speaker.py)
 SUBCOMMANDS = ("netexec", "serve-hostname", "pause", "porter", "connect")
 
 
@@ -115,6 +122,8 @@ def known(image: str | None) -> str | None:
         return "hello-app"
     if name == CLUSTER_DNS:
         return "cluster-dns"
+    if name == METALLB_SPEAKER:
+        return "metallb-speaker"
     return None
 
 
@@ -152,6 +161,8 @@ def recognise(image: str | None, command: list[str], args: list[str], env: dict[
         return Recognised("hello-app", [(port, "TCP", {"app": "hello-app", "version": ".".join(parts)})])
     if what == "cluster-dns":
         return _cluster_dns(_own_argv(CLUSTER_DNS, ("cluster-dns", "netlab-dns"), command, args))
+    if what == "metallb-speaker":
+        return _metallb_speaker(_own_argv(METALLB_SPEAKER, ("speaker",), command, args))
     return None
 
 
@@ -281,6 +292,36 @@ def _cluster_dns(argv: list[str]) -> Recognised:
                                               "--listen", values["listen"], "--port", str(values["port"]),
                                               "--health-port", str(values["health-port"]),
                                               "--ready-port", str(values["ready-port"])])
+
+
+def _metallb_speaker(argv: list[str]) -> Recognised:
+    """quay.io/metallb/speaker: `python -m netlab.lb.speaker` (layer 2 only). MetalLB's own flags
+    --port (7472) and --log-level are honoured, its others accepted and ignored (memberlist, BGP, FRR
+    settings: netlab's speakers read the lab's decision); netlab's --netlab-announcements names the file
+    the control loop writes (netlab/lb/addon.py mounts it)."""
+    flags = {"port": (INT, 7472), "log-level": (STRING, "info"), "netlab-announcements": (STRING, ""),
+             "host": (STRING, ""), "node-name": (STRING, ""), "ml-bindaddr": (STRING, ""),
+             "ml-bindport": (STRING, ""), "ml-labels": (STRING, ""), "ml-namespace": (STRING, ""),
+             "ml-secret-key-path": (STRING, ""), "lb-class": (STRING, ""), "enable-pprof": (BOOL, False),
+             "ignore-exclude-lb": (BOOL, False), "interfaces-to-exclude": (STRING, "")}
+    try:
+        values, _ = _parse_interspersed(argv, flags, 0, "speaker")
+    except FlagError as e:
+        raise ImageError("args", f"speaker: {e}", "give MetalLB's speaker flags (--port, --log-level ...)") from None
+    if not values["netlab-announcements"]:
+        raise ImageError("args", "speaker has no --netlab-announcements",
+                         "add --netlab-announcements=PATH (the file netlab's control loop writes; "
+                         "the add-on mounts the lab's LB directory at /etc/metallb-netlab)")
+    if not 1 <= values["port"] <= 65535:
+        raise ImageError("args", f"speaker --port={values['port']} is not a port (1-65535)", "give a port number")
+    if values["log-level"] not in ("all", "debug", "info", "warn", "error", "none"):
+        raise ImageError("args", f"speaker --log-level={values['log-level']} is not a log level",
+                         "use one of all, debug, info, warn, error, none")
+    argv_out = [netlab_python(), "-m", "netlab.lb.speaker", "--announcements", values["netlab-announcements"],
+                "--port", str(values["port"]), "--log-level", values["log-level"]]
+    if values["node-name"]:
+        argv_out += ["--node-name", values["node-name"]]
+    return Recognised("metallb-speaker", command=argv_out)
 
 
 def _http_echo(argv: list[str], env: dict[str, str]) -> Recognised:

@@ -1,0 +1,90 @@
+"""MetalLB's layer-2 announcements, published by the control loop: `<lab dir>/lb/announce.json` (dir
+0700, file 0600), what the speaker pods read (netlab/lb/speaker.py follows it within a fraction of a
+second).
+
+Every pass of a lab (`up`'s and the control loop's, netlab/live/sync.py) calls
+`AnnouncementPublisher.publish` when the lab has MetalLB (an IPAddressPool in the store): when the
+Services, pools, advertisements, Nodes, Pods or EndpointSlices moved in the store (or the LB IPs the
+model gives the Services), the election is run again (netlab/lb/announce.py `decide`, pure) and the
+file written only if its content changed. A Service whose announcing node is new or changed gets
+MetalLB's `nodeAssigned` event ("announcing from node "N" with protocol "layer2"", from
+metallb-speaker). The publisher remembers what it published last (read back from the file when a
+control loop starts), so a restarted loop repeats no event.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ..lb.announce import KINDS, assigned_events, by_service, decide, document, parse_document
+
+COMPONENT = "metallb-speaker"
+
+
+def announce_path(lab: str) -> str:
+    from ..dataplane import layout
+    return os.path.join(layout.lb_dir(lab), "announce.json")
+
+
+def read_published(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return by_service(parse_document(json.load(f)))
+    except (OSError, ValueError):
+        return {}
+
+
+def lb_ips_of(cluster) -> dict[str, list[str]]:
+    """The LB IPs of a model's Services ("ns/name" -> IPs), as kube-proxy programs them."""
+    from ..render.services import lb_ingress_ips
+    return {s.key: lb_ingress_ips(s.spec) for s in cluster.services}
+
+
+class AnnouncementPublisher:
+    def __init__(self, lab: str):
+        self.lab = lab
+        self.path = announce_path(lab)
+        self.seen: tuple | None = None
+        self.last = read_published(self.path)
+
+    def publish(self, store, lb_ips: dict[str, list[str]], now: float | None = None) -> bool:
+        """Decide and write the announcements if what they are made of moved; True if written.
+        `lb_ips`: each Service's LB IPs as the pass's model has them (`lb_ips_of`)."""
+        revs = (store.kind_revisions(KINDS), tuple(sorted((k, tuple(v)) for k, v in lb_ips.items())))
+        if revs == self.seen and os.path.exists(self.path):
+            return False
+        if not store.snapshot(("IPAddressPool",))[0].get("IPAddressPool") and not os.path.exists(self.path):
+            self.seen = revs
+            return False   # no MetalLB in this lab
+        objs, _ = store.snapshot(KINDS)   # shared, read only
+        announcements, _why = decide(objs, lb_ips)
+        text = json.dumps(document(announcements), indent=1, sort_keys=True) + "\n"
+        d = os.path.dirname(self.path)
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)   # the lab's state: root's only, whatever the umask
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                changed = f.read() != text
+        except OSError:
+            changed = True
+        if changed:
+            from ..dataplane.state import write_private
+            write_private(self.path, text)
+        self.seen = revs
+        now_map = by_service(announcements)
+        events = assigned_events(self.last, now_map)
+        self.last = now_map
+        if events:
+            self._events(store, objs, events, now)
+        return changed
+
+    def _events(self, store, objs, events, now) -> None:
+        import time
+        from ..controllers.base import event
+        from ..controllers.runner import apply_actions
+        svcs = {f"{(s['metadata'].get('namespace') or 'default')}/{s['metadata']['name']}": s
+                for s in objs.get("Service") or []}
+        actions = [event(svcs[key], "Normal", reason, message, COMPONENT)
+                   for key, reason, message in events if key in svcs]
+        if actions:
+            apply_actions(store, actions, time.time() if now is None else now)

@@ -1,0 +1,153 @@
+"""MetalLB's layer-2 mode on real namespaces (issue 14): a LoadBalancer Service's IP is announced on the
+underlay by exactly one elected node's speaker, the external host reaches EXTERNAL-IP:port, and when that
+node fails another takes over with a gratuitous ARP.
+
+The LB IP comes from spec.loadBalancerIP with a real IPAddressPool holding it and an L2Advertisement (see
+docs: before the IPAM controller it is the fallback's, after it the controller's), so the test holds both
+ways."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from netlab.dataplane import layout
+from netlab.lb.announce import election_order
+from netlab.live import store_for
+
+from .conftest import kubectl, until
+
+LB_IP = "172.18.200.10"
+
+SCENARIO = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: lbl2
+nodes: [{name: n1, role: control-plane}, {name: n2}, {name: n3}]
+networking: {kubeProxyMode: MODE, nodeSubnet: 172.18.0.0/16}
+controlPlane: {nodeMonitorGracePeriod: 4, defaultTolerationSeconds: 2}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lab-pool, namespace: metallb-system}
+spec: {addresses: [172.18.200.0/28]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lab-l2, namespace: metallb-system}
+spec: {ipAddressPools: [lab-pool]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      tolerations: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+        args: [netexec, --http-port=8080]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: LoadBalancer
+  loadBalancerIP: 172.18.200.10
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def announced(lab) -> dict[str, str]:
+    """The published announcements: IP -> node."""
+    path = os.path.join(layout.lb_dir(lab.name), "announce.json")
+    try:
+        with open(path) as f:
+            return {a["ip"]: a["node"] for a in json.load(f)["announcements"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def eth0_mac(lab, node: str) -> str:
+    r = lab.node_exec(node, ["ip", "-j", "link", "show", "eth0"])
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)[0]["address"].lower()
+
+
+def arp_replies(lab, count: int = 3) -> list[str]:
+    """The MACs that answer the external host's ARP requests for LB_IP (arping keeps broadcasting: -b)."""
+    r = lab.ext_exec(["arping", "-b", "-c", str(count), "-w", str(count + 2), "-I", "eth0", LB_IP], timeout=count + 10)
+    return [m.lower() for m in re.findall(r"reply from \S+ \[([0-9A-Fa-f:]{17})\]", r.stdout)]
+
+
+def ready_speakers(lab) -> set[str]:
+    return {p["spec"]["nodeName"] for p in store_for(lab.name).list("Pod", "metallb-system")
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions") or [])}
+
+
+def curl_ok(lab) -> bool:
+    r = lab.ext_exec(["curl", "-sS", "--max-time", "2", f"http://{LB_IP}/hostname"])
+    return r.returncode == 0 and r.stdout.startswith("web-")
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_one_node_announces_the_lb_ip_and_another_takes_over_when_it_fails(lab, mode, tmp_path):
+    lab.up(SCENARIO.replace("MODE", mode))
+    until("a speaker on every node", lambda: ready_speakers(lab) == {"n1", "n2", "n3"}, timeout=60)
+    until("the LB IP announced", lambda: LB_IP in announced(lab), timeout=30)
+    winner = announced(lab)[LB_IP]
+    # MetalLB's election: the first of the nodes by sha256(node#ip)
+    assert winner == election_order(["n1", "n2", "n3"], LB_IP)[0]
+    macs = {n: eth0_mac(lab, n) for n in ("n1", "n2", "n3")}
+
+    # the external host reaches EXTERNAL-IP:port
+    until("EXTERNAL-IP:80 answers from the external host", lambda: curl_ok(lab), timeout=20)
+    # exactly one node answers ARP for it: the elected one, with its underlay MAC
+    replies = arp_replies(lab)
+    assert replies and set(replies) == {macs[winner]}, (replies, macs, winner)
+    neigh = json.loads(lab.ext_exec(["ip", "-j", "neigh", "show", LB_IP, "dev", "eth0"]).stdout or "[]")
+    assert neigh and neigh[0].get("lladdr", "").lower() == macs[winner], neigh
+    # MetalLB's event on the Service, and the speaker's log
+    ev = kubectl(lab, "get", "events", "-o", "json").stdout
+    assert "nodeAssigned" in ev and f'announcing from node \\"{winner}\\" with protocol \\"layer2\\"' in ev
+    pod = next(p["metadata"]["name"] for p in store_for(lab.name).list("Pod", "metallb-system")
+               if p["spec"]["nodeName"] == winner)
+    logs = kubectl(lab, "logs", "-n", "metallb-system", pod).stdout
+    assert "serviceAnnounced" in logs and LB_IP in logs, logs
+
+    # the elected node fails: after the grace another node takes over and says so with a gratuitous ARP
+    cap = tmp_path / "arp.txt"
+    dump = subprocess.Popen(["ip", "netns", "exec", lab.cluster.external_netns, "tcpdump", "-i", "eth0", "-n", "-e",
+                             "-l", "-U", "arp"], stdout=open(cap, "w"), stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        kubectl(lab, "node", "stop", winner)
+        until("another node announces", lambda: announced(lab).get(LB_IP) not in (None, winner), timeout=40)
+        second = announced(lab)[LB_IP]
+        assert second == election_order(sorted({"n1", "n2", "n3"} - {winner}), LB_IP)[0]
+        until("the new node's gratuitous ARP", lambda: re.search(
+            rf"{macs[second]} > ff:ff:ff:ff:ff:ff.*(Request who-has {re.escape(LB_IP)} tell {re.escape(LB_IP)}|"
+            rf"Reply {re.escape(LB_IP)} is-at {macs[second]})", cap.read_text(), re.I), timeout=10)
+        until("requests answered through the new node", lambda: curl_ok(lab), timeout=20)
+        neigh = json.loads(lab.ext_exec(["ip", "-j", "neigh", "show", LB_IP, "dev", "eth0"]).stdout or "[]")
+        assert neigh and neigh[0].get("lladdr", "").lower() == macs[second], neigh
+        replies = arp_replies(lab, 2)
+        assert replies and set(replies) == {macs[second]}, (replies, macs, second)
+    finally:
+        dump.send_signal(signal.SIGINT)
+        dump.wait(timeout=10)
+    # back: the node rejoins, the election gives the IP back to it (first in the order), still one answer
+    kubectl(lab, "node", "start", winner)
+    until("the first node announces again", lambda: announced(lab).get(LB_IP) == winner, timeout=40)
+    until("requests answered", lambda: curl_ok(lab), timeout=20)
+    until("only the first node answers ARP", lambda: set(arp_replies(lab, 2)) == {macs[winner]}, timeout=10)
