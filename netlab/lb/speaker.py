@@ -184,17 +184,18 @@ class Speaker:
             if got is None:
                 return   # unreadable: keep what we announce (the writer replaces the file at once)
             mine, services = got
-        for ip in sorted(set(self.ips) - set(mine)):
-            self.log("info", event="serviceWithdrawn", ip=ip, service=self.services.get(ip),
+        old, old_services = self.ips, self.services
+        self.ips, self.services = mine, services
+        for ip in sorted(set(old) - set(mine)):
+            self.log("info", event="serviceWithdrawn", ip=ip, service=old_services.get(ip),
                      msg="withdrawing service announcement", protocol="layer2", node=self.node)
             self.spam.pop(ip, None)
-        for ip in sorted(set(mine) - set(self.ips)):
+        for ip in sorted(set(mine) - set(old)):
             self.log("info", event="serviceAnnounced", ips=[ip], service=services.get(ip),
                      interfaces=list(mine[ip]) if mine[ip] is not None else "all",
                      msg="service has IP, announcing", protocol="layer2", node=self.node)
             self.spam[ip] = now + SPAM_FOR
-            self.send_gratuitous(ip)
-        self.ips, self.services = mine, services
+            self.send_gratuitous(ip)   # at once; then every SPAM_EVERY s until SPAM_FOR is over
         if self.spam:
             self.next_spam = min(self.next_spam or now + SPAM_EVERY, now + SPAM_EVERY)
 
