@@ -160,12 +160,19 @@ def _vs_endpoints(cluster_eps: list[Endpoint], local_eps: list[Endpoint], only_l
 
 
 def ipvs_state(cluster: Cluster, node: Node, *, kernel: tuple[int, int] | None = None,
-               strict_arp: bool = False) -> IpvsState:
+               strict_arp: bool | None = None) -> IpvsState:
     """kube-proxy's IPVS-mode state on `node`.
 
     kernel: the (major, minor) of the node's kernel, for vs/conn_reuse_mode (None: a current kernel,
-    >= 5.9, where kube-proxy leaves it alone). strict_arp: kube-proxy's ipvs.strictARP (default false).
+    >= 5.9, where kube-proxy leaves it alone). strict_arp: kube-proxy's ipvs.strictARP (None: the Cluster
+    document's networking.ipvsStrictARP, default false). With it, arp_ignore=1 and arp_announce=2 for all
+    interfaces, so a node answers ARP only for addresses of the interface asked on: not for the VIPs of
+    kube-ipvs0 (MetalLB's layer-2 speaker answers for the LB IPs it announces). Without it every node
+    answers ARP for every LB IP on kube-ipvs0: the trap MetalLB's docs warn of. As kube-proxy, nothing
+    puts the sysctls back when it is turned off again.
     """
+    if strict_arp is None:
+        strict_arp = cluster.networking.ipvs_strict_arp
     scheduler = cluster.networking.ipvs_scheduler or DEFAULT_SCHEDULER
     flags = (SOURCE_HASH_FLAG[scheduler],) if scheduler == "mh" else ()
     local_addrs = node_addresses(cluster, node)

@@ -112,7 +112,7 @@ KNOWN: dict[str, dict[str, str | None]] = {
     "ClusterControlPlane": _fields("nodeMonitorGracePeriod defaultTolerationSeconds"),
     "ClusterDNS": _fields("pods ttl upstreamNameservers replicas"),
     "ClusterNetworking": _fields(
-        "podSubnet serviceSubnet nodeSubnet nodeCIDRMaskSize backend kubeProxyMode iptablesFlavour ipvsScheduler "
+        "podSubnet serviceSubnet nodeSubnet nodeCIDRMaskSize backend kubeProxyMode iptablesFlavour ipvsScheduler ipvsStrictARP "
         "nftablesEndpointChoice dnsDomain mtu serviceNodePortRange ipFamily "
         "disableDefaultCNI apiServerAddress apiServerPort dnsSearch"),
     "ClusterNode": _fields(

@@ -54,6 +54,7 @@ class Networking:
     mtu: int                       # underlay MTU; pods get mtu - 50 with VXLAN
     nft_choice: str = "vmap"       # nftables mode's endpoint choice: kube-proxy's vmap, or the faster ladder
     dns: DnsConfig = field(default_factory=DnsConfig)   # the Cluster document's `dns:` map
+    ipvs_strict_arp: bool = False  # kube-proxy's ipvs.strictARP: arp_ignore=1, arp_announce=2 on the nodes
 
 
 @dataclass

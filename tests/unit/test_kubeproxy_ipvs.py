@@ -563,3 +563,35 @@ def test_iptables_payloads_round_trip_with_the_sets(flavour, tmp_path):
                 for builtin in {b for b, _ in ts.jumps}:
                     assert saved[table][builtin] == [f"-A {b} {s}" for b, s in ts.jumps if b == builtin]
             assert plan_restore(desired, saved) == ("", [])
+
+
+def test_strict_arp_from_the_cluster_document():
+    """networking.ipvsStrictARP (kube-proxy's ipvs.strictARP) reaches the node's sysctls; the LB IPs stay
+    on kube-ipvs0 either way (what makes every node answer ARP for them without it)."""
+    from netlab.model.build import build
+    from netlab.spec.parse import load_text
+    text = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: t
+networking: {kubeProxyMode: ipvs, ipvsStrictARP: STRICT}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {type: LoadBalancer, loadBalancerIP: 172.18.200.10, selector: {app: web}, ports: [{port: 80}]}
+"""
+    for strict in (True, False):
+        sc = load_text(text.replace("STRICT", str(strict).lower()), "<t>")
+        assert sc.networking.ipvs_strict_arp is strict
+        c = build(sc, {})
+        for node in c.nodes:
+            st = ki.ipvs_state(c, node)
+            assert ("net/ipv4/conf/all/arp_ignore" in st.sysctls) is strict
+            assert st.sysctls.get("net/ipv4/conf/all/arp_announce") == ("2" if strict else None)
+            assert "172.18.200.10/32" in st.addresses
+            assert ki.ipvs_state(c, node, strict_arp=not strict).sysctls.get("net/ipv4/conf/all/arp_ignore") == \
+                ("1" if not strict else None)
+    assert load_text(text.replace("ipvsStrictARP: STRICT", ""), "<t>").networking.ipvs_strict_arp is False
+    from netlab.errors import SpecError
+    with pytest.raises(SpecError, match="ipvsStrictARP"):
+        load_text(text.replace("STRICT", "yes-please"), "<t>")

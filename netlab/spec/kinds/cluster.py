@@ -51,6 +51,7 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     proxy_mode = net.choice("kubeProxyMode", PROXY_MODES, "iptables")
     flavour = net.choice("iptablesFlavour", IPTABLES_FLAVOURS, "auto")
     scheduler = net.choice("ipvsScheduler", IPVS_SCHEDULERS, "rr")
+    strict_arp = net.bool("ipvsStrictARP", False)   # kube-proxy's ipvs.strictARP
     nft_choice = net.choice("nftablesEndpointChoice", NFT_CHOICES, "vmap")
     domain = net.str("dnsDomain", "cluster.local")
     check_name(domain, where, "networking.dnsDomain", subdomain=True)
@@ -145,7 +146,7 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     top.done()
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
-                            dns=dns)
+                            dns=dns, ipvs_strict_arp=strict_arp)
     return name, nodes, networking, expectations
 
 
