@@ -74,10 +74,13 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
     verb = "created" if result.created else "reconciled"
     from ..dns.addon import own_counts
     pods, svcs, addon_pods, addon_svcs = own_counts(c)   # the scenario's; the add-ons' apart
+    from ..lb.addon import is_speaker_pod
+    speakers = sum(1 for p in c.pods if is_speaker_pod(p))
     click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {pods} pods, {svcs} services; "
                f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
                f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour}; "
-               f"add-ons: {addon_pods} cluster DNS pods, {addon_svcs} services)")
+               f"add-ons: {addon_pods - speakers} cluster DNS pods"
+               f"{f', {speakers} MetalLB speaker pods' if speakers else ''}, {addon_svcs} services)")
     from ..probe.run import arp_limit
     limit = arp_limit()
     if limit.isdigit() and len(c.pods) * 4 > int(limit):

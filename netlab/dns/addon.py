@@ -136,8 +136,9 @@ def is_addon_pod(pod) -> bool:
 
 def own_counts(cluster) -> tuple[int, int, int, int]:
     """(the scenario's pods, its Services, the add-ons' pods, their Services) of a model: what `up` and
-    `validate` count."""
-    pods = sum(1 for p in cluster.pods if not is_addon_pod(p))
+    `validate` count (add-on pods: the cluster DNS's and MetalLB's speakers, netlab/lb/addon.py)."""
+    from ..lb.addon import is_speaker_pod
+    pods = sum(1 for p in cluster.pods if not is_addon_pod(p) and not is_speaker_pod(p))
     svcs = sum(1 for s in cluster.services if s.key not in SERVICES)
     return pods, svcs, len(cluster.pods) - pods, len(cluster.services) - svcs
 
