@@ -151,3 +151,64 @@ def test_one_node_announces_the_lb_ip_and_another_takes_over_when_it_fails(lab, 
     until("the first node announces again", lambda: announced(lab).get(LB_IP) == winner, timeout=40)
     until("requests answered", lambda: curl_ok(lab), timeout=20)
     until("only the first node answers ARP", lambda: set(arp_replies(lab, 2)) == {macs[winner]}, timeout=10)
+
+
+def test_speaker_answers_only_its_nodes_ips_and_ends_on_sigterm(tmp_path):
+    """The speaker process alone, in a namespace of its own wired to another by a veth pair: ARP answered
+    for exactly the IPs the file gives its node (not another node's, not unknown ones), a change followed
+    at once with a gratuitous ARP, exit 0 on SIGTERM."""
+    import secrets
+    import sys
+    from netlab.lb.announce import Announcement, document
+    a, b = f"nl.spk{secrets.token_hex(3)}", f"nl.cli{secrets.token_hex(3)}"
+    ann = tmp_path / "announce.json"
+
+    def write(*items):
+        tmp = tmp_path / "new.json"
+        tmp.write_text(json.dumps(document([Announcement(ip, "default/web", node, "p", None) for ip, node in items])))
+        os.replace(tmp, ann)
+    write(("192.0.2.10", "me"), ("192.0.2.11", "other"))
+    sh = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
+    proc = None
+    try:
+        sh("ip", "netns", "add", a)
+        sh("ip", "netns", "add", b)
+        sh("ip", "link", "add", "spk0", "netns", a, "type", "veth", "peer", "name", "cli0", "netns", b)
+        sh("ip", "-n", a, "link", "set", "spk0", "name", "eth0")
+        sh("ip", "-n", a, "link", "set", "eth0", "up")
+        sh("ip", "-n", b, "link", "set", "cli0", "up")
+        sh("ip", "-n", b, "addr", "add", "192.0.2.1/24", "dev", "cli0")
+        mac = json.loads(subprocess.run(["ip", "-n", a, "-j", "link", "show", "eth0"], capture_output=True,
+                                        text=True).stdout)[0]["address"].lower()
+        proc = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-m", "netlab.lb.speaker", "--announcements",
+                                 str(ann), "--node-name", "me", "--port", "17472"], stdout=subprocess.PIPE, text=True)
+
+        def answers(ip):
+            r = subprocess.run(["ip", "netns", "exec", b, "arping", "-b", "-c", "2", "-w", "3", "-I", "cli0", ip],
+                               capture_output=True, text=True)
+            return {m.lower() for m in re.findall(r"reply from \S+ \[([0-9A-Fa-f:]{17})\]", r.stdout)}
+        until("the speaker answering for its IP", lambda: answers("192.0.2.10") == {mac}, timeout=10)
+        assert answers("192.0.2.11") == set()      # another node's
+        assert answers("192.0.2.12") == set()      # nobody's
+        # the file moves 192.0.2.11 to this node: answered, and announced by gratuitous ARP at once
+        dump = subprocess.Popen(["ip", "netns", "exec", b, "tcpdump", "-i", "cli0", "-n", "-e", "-l", "-U", "arp"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        write(("192.0.2.11", "me"))
+        line = dump.stdout.readline()
+        took = time.monotonic() - t0
+        dump.terminate()
+        dump.wait(timeout=5)
+        assert mac in line.lower() and "192.0.2.11" in line and took < 1.0, (line, took)
+        assert answers("192.0.2.11") == {mac} and answers("192.0.2.10") == set()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        logs = proc.stdout.read()
+        assert '"serviceAnnounced"' in logs and '"serviceWithdrawn"' in logs and "SIGTERM" in logs, logs
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for ns in (a, b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
