@@ -3,7 +3,9 @@
 `stop`: the node's underlay link goes down (it can reach nothing and nothing reaches it) and its
 kubelet stops reporting; its pods keep running, as on a partitioned node. The control loop's node
 lifecycle controller marks it NotReady after `controlPlane.nodeMonitorGracePeriod`, taints it, and
-evicts its pods after their toleration seconds; their controllers recreate them elsewhere. `start`
+evicts its pods after their toleration seconds; their controllers recreate them elsewhere; a
+LoadBalancer IP it announced (MetalLB layer 2) moves to the next node of the election, which sends
+gratuitous ARP. `start`
 brings the link up and the kubelet back: the node turns Ready again and its evicted pods are let go.
 """
 from __future__ import annotations
@@ -46,7 +48,10 @@ def _set(lab: str | None, name: str, stopped: bool) -> None:
 @click.argument("name")
 @click.option("--lab", metavar="NAME", help="The lab (default: the only one up).")
 def stop(name: str, lab: str | None) -> None:
-    """Partition node NAME: its link goes down, its kubelet stops reporting; its pods keep running."""
+    """Partition node NAME: its link goes down, its kubelet stops reporting; its pods keep running.
+
+    After the node monitor grace period it is NotReady: its pods are evicted after their toleration,
+    and the LoadBalancer IPs it announced (MetalLB layer 2) move to another node."""
     _set(lab, name, True)
 
 

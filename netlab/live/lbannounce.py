@@ -8,8 +8,8 @@ Services, pools, advertisements, Nodes, Pods or EndpointSlices moved in the stor
 model gives the Services), the election is run again (netlab/lb/announce.py `decide`, pure) and the
 file written only if its content changed. A Service whose announcing node is new or changed gets
 MetalLB's `nodeAssigned` event ("announcing from node "N" with protocol "layer2"", from
-metallb-speaker). The publisher remembers what it published last (read back from the file when a
-control loop starts), so a restarted loop repeats no event.
+metallb-speaker), decided against the file as it was before the write: `up`'s passes and the control
+loop's publish one at a time (the lab's lock), and a restarted loop repeats no event.
 """
 from __future__ import annotations
 
@@ -26,14 +26,6 @@ def announce_path(lab: str) -> str:
     return os.path.join(layout.lb_dir(lab), "announce.json")
 
 
-def read_published(path: str) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return by_service(parse_document(json.load(f)))
-    except (OSError, ValueError):
-        return {}
-
-
 def lb_ips_of(cluster) -> dict[str, list[str]]:
     """The LB IPs of a model's Services ("ns/name" -> IPs), as kube-proxy programs them."""
     from ..render.services import lb_ingress_ips
@@ -45,7 +37,6 @@ class AnnouncementPublisher:
         self.lab = lab
         self.path = announce_path(lab)
         self.seen: tuple | None = None
-        self.last = read_published(self.path)
 
     def publish(self, store, lb_ips: dict[str, list[str]], now: float | None = None) -> bool:
         """Decide and write the announcements if what they are made of moved; True if written.
@@ -64,16 +55,22 @@ class AnnouncementPublisher:
         os.chmod(d, 0o700)   # the lab's state: root's only, whatever the umask
         try:
             with open(self.path, encoding="utf-8") as f:
-                changed = f.read() != text
+                old = f.read()
         except OSError:
-            changed = True
+            old = ""
+        changed = old != text
         if changed:
             from ..dataplane.state import write_private
             write_private(self.path, text)
         self.seen = revs
         now_map = by_service(announcements)
-        events = assigned_events(self.last, now_map)
-        self.last = now_map
+        # against what the file held (not this process's memory): `up`'s passes and the control loop's
+        # both publish, one at a time under the lab's lock, and each change is told once
+        try:
+            before = by_service(parse_document(json.loads(old))) if old else {}
+        except ValueError:
+            before = {}
+        events = assigned_events(before, now_map)
         if events:
             self._events(store, objs, events, now)
         return changed

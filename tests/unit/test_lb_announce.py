@@ -357,3 +357,43 @@ def test_speaker_follows_the_file(tmp_path, monkeypatch):
     sp.look(2.0)
     assert sp.ips == {} and json.loads(out[-1])["event"] == "serviceWithdrawn"
     assert 'metallb_layer2_gratuitous_sent 2' in sp.metrics()
+
+
+def test_publisher_writes_the_file_private_and_tells_each_change_once(tmp_path, monkeypatch):
+    """Two publishers of one lab (`up`'s and the control loop's) against one store: the file 0600 in a
+    0700 directory, one nodeAssigned event per change of the announcing node, nothing for the second."""
+    from netlab.dataplane import layout
+    from netlab.live.lbannounce import AnnouncementPublisher, announce_path
+    from netlab.store import MemoryStore
+    from netlab.store.events import events_for
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    store = MemoryStore()
+    o = objs()
+    with store.transaction():
+        for kind in ("Node", "Pod", "Service", "EndpointSlice", "IPAddressPool", "L2Advertisement"):
+            for obj in o[kind]:
+                obj = json.loads(json.dumps(obj))
+                obj.setdefault("apiVersion", "v1")
+                store.create(obj)
+    ips = {"default/web": [IP]}
+    first = election_order(NODES, IP)[0]
+    one, two = AnnouncementPublisher("lab"), AnnouncementPublisher("lab")
+    assert one.publish(store, ips) is True
+    path = announce_path("lab")
+    assert os.stat(path).st_mode & 0o777 == 0o600 and os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o700
+    assert {a.ip: a.node for a in announce.parse_document(json.load(open(path)))} == {IP: first}
+    assert two.publish(store, ips) is False        # same content: not rewritten, no second event
+    assert one.publish(store, ips) is False        # nothing moved
+    svc = store.get("Service", "default", "web")
+    ev = [e for e in events_for(store, svc) if e["reason"] == "nodeAssigned"]
+    assert len(ev) == 1 and ev[0]["message"] == f'announcing from node "{first}" with protocol "layer2"'
+    assert ev[0].get("count", 1) == 1              # told once (a repeat would count 2: "x2")
+    # the winner's node goes NotReady: the next node, one more event
+    n = store.get("Node", None, first)
+    n["status"]["conditions"][0]["status"] = "Unknown"
+    store.update_status(n)
+    assert two.publish(store, ips) is True
+    assert {a.node for a in announce.parse_document(json.load(open(path)))} == {election_order(NODES, IP)[1]}
+    ev = [e for e in events_for(store, svc) if e["reason"] == "nodeAssigned"]
+    assert len(ev) == 2 and all(e.get("count", 1) == 1 for e in ev)
+    assert any(f'"{election_order(NODES, IP)[1]}"' in e["message"] for e in ev)
