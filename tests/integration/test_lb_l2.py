@@ -212,3 +212,65 @@ def test_speaker_answers_only_its_nodes_ips_and_ends_on_sigterm(tmp_path):
             proc.wait()
         for ns in (a, b):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+LOCAL = SCENARIO.replace("replicas: 3", "replicas: 2") + """---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: solo}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: solo}}
+  template:
+    metadata: {labels: {app: solo}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: NODE}
+      containers:
+      - name: solo
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+        args: [netexec, --http-port=8080]
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: solo}
+spec:
+  type: LoadBalancer
+  loadBalancerIP: 172.18.200.11
+  externalTrafficPolicy: Local
+  selector: {app: solo}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def test_local_policy_and_node_selectors_choose_the_announcing_node(lab, tmp_path):
+    """externalTrafficPolicy Local: only the node with the endpoint announces, even where the hash would
+    pick another; an L2Advertisement changed by `apply` (no pass reads those) moves the announcements at
+    once, and an IP whose only candidate is no longer selected is answered by nobody."""
+    solo_ip = "172.18.200.11"
+    # the endpoint's node: the LAST of the election order, so that the hash alone would never pick it
+    node = election_order(["n1", "n2", "n3"], solo_ip)[-1]
+    lab.up(LOCAL.replace("MODE", "iptables").replace("NODE", node))
+    until("both IPs announced", lambda: {LB_IP, solo_ip} <= set(announced(lab)), timeout=60)
+    assert announced(lab)[solo_ip] == node
+    macs = {n: eth0_mac(lab, n) for n in ("n1", "n2", "n3")}
+
+    def macs_for(ip):
+        r = lab.ext_exec(["arping", "-b", "-c", "2", "-w", "4", "-I", "eth0", ip], timeout=15)
+        return {m.lower() for m in re.findall(r"reply from \S+ \[([0-9A-Fa-f:]{17})\]", r.stdout)}
+    assert macs_for(solo_ip) == {macs[node]}
+    r = lab.ext_exec(["curl", "-sS", "--max-time", "3", f"http://{solo_ip}/hostname"])
+    assert r.returncode == 0 and r.stdout.startswith("solo-"), r.stderr
+
+    # the advertisement now selects one other node only: web moves there, solo has no candidate left
+    other = next(n for n in ("n1", "n2", "n3") if n != node)
+    ad = tmp_path / "ad.yaml"
+    ad.write_text("apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\n"
+                  "metadata: {name: lab-l2, namespace: metallb-system}\n"
+                  f"spec: {{ipAddressPools: [lab-pool], nodeSelectors: [{{matchLabels: "
+                  f"{{kubernetes.io/hostname: {other}}}}}]}}\n")
+    kubectl(lab, "apply", "-f", str(ad))
+    until("web announced by the selected node, solo by none",
+          lambda: announced(lab).get(LB_IP) == other and solo_ip not in announced(lab), timeout=15)
+    until("only the selected node answers for web", lambda: macs_for(LB_IP) == {macs[other]}, timeout=10)
+    assert macs_for(solo_ip) == set()
