@@ -251,3 +251,22 @@ def assigned_events(before: dict[str, str], after: dict[str, str]) -> list[tuple
     node is new or changed."""
     return [(svc, "nodeAssigned", f'announcing from node "{node}" with protocol "layer2"')
             for svc, node in sorted(after.items()) if before.get(svc) != node]
+
+
+UNDERLAY_INTERFACE = "eth0"   # the one interface a netlab node's speaker announces on (its underlay link)
+
+
+def unannounceable(announcements: list[Announcement]) -> dict[tuple[str, str], str]:
+    """(Service, IP) -> node, for the announcements whose L2Advertisement `interfaces` leave out the node's
+    underlay interface: the speaker answers nowhere for them (MetalLB: the interfaces do not exist on
+    the node)."""
+    return {(a.service, a.ip): a.node for a in announcements
+            if a.interfaces is not None and UNDERLAY_INTERFACE not in a.interfaces}
+
+
+def failed_events(before: list[Announcement], after: list[Announcement]) -> list[tuple[str, str, str]]:
+    """MetalLB's Warning `announceFailed` events (Service key, reason, message), once per new case."""
+    old = unannounceable(before)
+    return [(svc, "announceFailed", f'the interfaces specified by LB IP "{ip}" doesn\'t exist in assigned node '
+                                    f'"{node}" with protocol "layer2"')
+            for (svc, ip), node in sorted(unannounceable(after).items()) if old.get((svc, ip)) != node]

@@ -8,7 +8,9 @@ Services, pools, advertisements, Nodes, Pods or EndpointSlices moved in the stor
 model gives the Services), the election is run again (netlab/lb/announce.py `decide`, pure) and the
 file written only if its content changed. A Service whose announcing node is new or changed gets
 MetalLB's `nodeAssigned` event ("announcing from node "N" with protocol "layer2"", from
-metallb-speaker), decided against the file as it was before the write: `up`'s passes and the control
+metallb-speaker; a Warning `announceFailed` when the L2Advertisement's `interfaces` leave out the
+node's eth0, the one interface a netlab node announces on), decided against the file as it was
+before the write: `up`'s passes and the control
 loop's publish one at a time (the lab's lock), and a restarted loop repeats no event.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..lb.announce import KINDS, assigned_events, by_service, decide, document, parse_document
+from ..lb.announce import KINDS, assigned_events, by_service, decide, document, failed_events, parse_document
 
 COMPONENT = "metallb-speaker"
 
@@ -67,10 +69,11 @@ class AnnouncementPublisher:
         # against what the file held (not this process's memory): `up`'s passes and the control loop's
         # both publish, one at a time under the lab's lock, and each change is told once
         try:
-            before = by_service(parse_document(json.loads(old))) if old else {}
+            before = parse_document(json.loads(old)) if old else []
         except ValueError:
-            before = {}
-        events = assigned_events(before, now_map)
+            before = []
+        events = [("Normal", *e) for e in assigned_events(by_service(before), now_map)]
+        events += [("Warning", *e) for e in failed_events(before, announcements)]
         if events:
             self._events(store, objs, events, now)
         return changed
@@ -81,7 +84,7 @@ class AnnouncementPublisher:
         from ..controllers.runner import apply_actions
         svcs = {f"{(s['metadata'].get('namespace') or 'default')}/{s['metadata']['name']}": s
                 for s in objs.get("Service") or []}
-        actions = [event(svcs[key], "Normal", reason, message, COMPONENT)
-                   for key, reason, message in events if key in svcs]
+        actions = [event(svcs[key], etype, reason, message, COMPONENT)
+                   for etype, key, reason, message in events if key in svcs]
         if actions:
             apply_actions(store, actions, time.time() if now is None else now)

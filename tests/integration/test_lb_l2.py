@@ -155,7 +155,8 @@ def test_one_node_announces_the_lb_ip_and_another_takes_over_when_it_fails(lab, 
 
 def test_speaker_answers_only_its_nodes_ips_and_ends_on_sigterm(tmp_path):
     """The speaker process alone, in a namespace of its own wired to another by a veth pair: ARP answered
-    for exactly the IPs the file gives its node (not another node's, not unknown ones), a change followed
+    for exactly the IPs the file gives its node (not another node's, not unknown ones, not those whose
+    advertisement names other interfaces), a change followed
     at once with a gratuitous ARP, exit 0 on SIGTERM."""
     import secrets
     import sys
@@ -165,9 +166,11 @@ def test_speaker_answers_only_its_nodes_ips_and_ends_on_sigterm(tmp_path):
 
     def write(*items):
         tmp = tmp_path / "new.json"
-        tmp.write_text(json.dumps(document([Announcement(ip, "default/web", node, "p", None) for ip, node in items])))
+        tmp.write_text(json.dumps(document([Announcement(i[0], "default/web", i[1], "p", i[2] if len(i) > 2 else None)
+                                            for i in items])))
         os.replace(tmp, ann)
-    write(("192.0.2.10", "me"), ("192.0.2.11", "other"))
+    # .12 is this node's, but its L2Advertisement names only an interface the node does not have
+    write(("192.0.2.10", "me"), ("192.0.2.11", "other"), ("192.0.2.12", "me", ("eth1",)))
     sh = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
     proc = None
     try:
@@ -189,7 +192,8 @@ def test_speaker_answers_only_its_nodes_ips_and_ends_on_sigterm(tmp_path):
             return {m.lower() for m in re.findall(r"reply from \S+ \[([0-9A-Fa-f:]{17})\]", r.stdout)}
         until("the speaker answering for its IP", lambda: answers("192.0.2.10") == {mac}, timeout=10)
         assert answers("192.0.2.11") == set()      # another node's
-        assert answers("192.0.2.12") == set()      # nobody's
+        assert answers("192.0.2.12") == set()      # not on eth0
+        assert answers("192.0.2.13") == set()      # nobody's
         # the file moves 192.0.2.11 to this node: answered, and announced by gratuitous ARP at once
         dump = subprocess.Popen(["ip", "netns", "exec", b, "tcpdump", "-i", "cli0", "-n", "-e", "-l", "-U", "arp"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -397,3 +397,14 @@ def test_publisher_writes_the_file_private_and_tells_each_change_once(tmp_path, 
     ev = [e for e in events_for(store, svc) if e["reason"] == "nodeAssigned"]
     assert len(ev) == 2 and all(e.get("count", 1) == 1 for e in ev)
     assert any(f'"{election_order(NODES, IP)[1]}"' in e["message"] for e in ev)
+
+
+def test_announce_failed_when_the_interfaces_leave_out_eth0():
+    ok = Announcement(IP, "default/web", "n1", "p", ("eth0", "bond0"))
+    bad = Announcement(IP, "default/web", "n1", "p", ("eth1",))
+    assert announce.failed_events([], [ok]) == []
+    assert announce.failed_events([], [Announcement(IP, "default/web", "n1", "p", None)]) == []
+    assert announce.failed_events([], [bad]) == [
+        ("default/web", "announceFailed",
+         f'the interfaces specified by LB IP "{IP}" doesn\'t exist in assigned node "n1" with protocol "layer2"')]
+    assert announce.failed_events([bad], [bad]) == []       # told once
