@@ -157,6 +157,7 @@ def decide(objs: dict[str, list[dict]], lb_ips: dict[str, list[str]] | None = No
         if svc_name:
             slices.setdefault(f"{_ns(s)}/{svc_name}", []).append(s)
     pools_by_name = {_name(p): p for p in pools}
+    selects = {id(a): ad_nodes(a, nodes) for a in ads}   # each advertisement's nodes, matched once
     out: list[Announcement] = []
     why: dict[str, str] = {}
     for svc in sorted(objs.get("Service") or [], key=lambda s: (_ns(s), _name(s))):
@@ -184,7 +185,7 @@ def decide(objs: dict[str, list[dict]], lb_ips: dict[str, list[str]] | None = No
         if not pool_ads:
             why[key] = f"no L2Advertisement for pool {pool_name}"
             continue
-        selected = {n: [a for a in pool_ads if n in ad_nodes(a, nodes)] for n in sorted(speakers)}
+        selected = {n: [a for a in pool_ads if n in selects[id(a)]] for n in sorted(speakers)}
         candidates = [n for n, matching in selected.items() if matching]
         if spec.get("externalTrafficPolicy") == "Local":
             local = {ep.get("nodeName") for ep in eps}
