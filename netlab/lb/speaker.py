@@ -186,6 +186,8 @@ class Speaker:
             mine, services = got
         old, old_services = self.ips, self.services
         self.ips, self.services = mine, services
+        if not self.spam:   # a new round of repeats (one already going keeps its beat, as MetalLB's ticker)
+            self.next_spam = now + SPAM_EVERY
         for ip in sorted(set(old) - set(mine)):
             self.log("info", event="serviceWithdrawn", ip=ip, service=old_services.get(ip),
                      msg="withdrawing service announcement", protocol="layer2", node=self.node)
@@ -196,8 +198,6 @@ class Speaker:
                      msg="service has IP, announcing", protocol="layer2", node=self.node)
             self.spam[ip] = now + SPAM_FOR
             self.send_gratuitous(ip)   # at once; then every SPAM_EVERY s until SPAM_FOR is over
-        if self.spam:
-            self.next_spam = min(self.next_spam or now + SPAM_EVERY, now + SPAM_EVERY)
 
     def scan(self) -> None:
         now = usable_interfaces(self.sysfs)
@@ -249,6 +249,17 @@ class Speaker:
             self.log("debug", interface=iface, ip=ip, senderIP=asker, responseMAC=mac_text(self.ifaces[iface]),
                      msg="got ARP request for service IP, sending response")
 
+    def spam_tick(self, now: float) -> None:
+        """The repeats of the gratuitous ARPs that are due (every SPAM_EVERY s, until SPAM_FOR is over)."""
+        if not self.spam or now < self.next_spam:
+            return
+        for ip, until in list(self.spam.items()):
+            if now >= until:
+                del self.spam[ip]
+            else:
+                self.send_gratuitous(ip)
+        self.next_spam = now + SPAM_EVERY
+
     def run(self) -> None:
         self.sock.setblocking(False)
         last_scan = 0.0
@@ -258,13 +269,7 @@ class Speaker:
                 self.scan()
                 last_scan = now
             self.look(now)
-            if self.spam and now >= self.next_spam:
-                for ip, until in list(self.spam.items()):
-                    if now >= until:
-                        del self.spam[ip]
-                    else:
-                        self.send_gratuitous(ip)
-                self.next_spam = now + SPAM_EVERY
+            self.spam_tick(now)
             try:
                 ready, _, _ = select.select([self.sock], [], [], POLL)
             except InterruptedError:

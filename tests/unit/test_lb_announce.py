@@ -408,3 +408,27 @@ def test_announce_failed_when_the_interfaces_leave_out_eth0():
         ("default/web", "announceFailed",
          f'the interfaces specified by LB IP "{IP}" doesn\'t exist in assigned node "n1" with protocol "layer2"')]
     assert announce.failed_events([bad], [bad]) == []       # told once
+
+
+def test_gratuitous_arp_repeats_every_1_1_s_for_5_s(tmp_path, monkeypatch):
+    sent = []
+
+    class FakeSock:
+        def sendto(self, frame, addr):
+            sent.append(frame)
+
+        def close(self):
+            pass
+    monkeypatch.setattr(socket, "socket", lambda *a, **k: FakeSock())
+    path = tmp_path / "announce.json"
+    path.write_text(json.dumps(announce.document([Announcement(IP, "default/web", "n1", "p", None)])))
+    sp = speaker.Speaker(str(path), "n1", speaker.Log("none"), sysfs=str(tmp_path / "none"))
+    sp.ifaces = {"eth0": MAC}
+    sp.look(100.0)
+    assert len(sent) == 2 and sp.next_spam == pytest.approx(101.1)
+    # the run loop's beat (it looks every 0.1 s): a request and a reply at each tick until 5 s have passed
+    now = 100.0
+    while now < 107.0:
+        now += 0.1
+        sp.spam_tick(now)
+    assert len(sent) == 2 + 2 * 4 and not sp.spam      # at 0, then ~1.1, 2.2, 3.3, 4.4 s; none at 5.5
