@@ -20,7 +20,7 @@ from netlab.dataplane import layout
 from netlab.lb.announce import election_order
 from netlab.live import store_for
 
-from .conftest import kubectl, until
+from .conftest import kubectl, netlab_cli, until
 
 LB_IP = "172.18.200.10"
 
@@ -112,6 +112,9 @@ def test_one_node_announces_the_lb_ip_and_another_takes_over_when_it_fails(lab, 
 
     # the external host reaches EXTERNAL-IP:port
     until("EXTERNAL-IP:80 answers from the external host", lambda: curl_ok(lab), timeout=20)
+    r = netlab_cli("exec", "--external", "--lab", lab.name, "--", "curl", "-sS", "--max-time", "3",
+                   f"http://{LB_IP}/hostname", check=True)
+    assert r.stdout.startswith("web-"), r.stdout   # as a user runs it
     # exactly one node answers ARP for it: the elected one, with its underlay MAC
     replies = arp_replies(lab)
     assert replies and set(replies) == {macs[winner]}, (replies, macs, winner)
