@@ -28,3 +28,9 @@ def parse_range(text: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address
     if "/" in s and net.network_address != ipaddress.IPv4Address(s.split("/")[0]):
         raise ValueError(f"{s!r} has host bits set; write {net}")
     return net.network_address, net.broadcast_address
+
+
+def installed(scenario) -> bool:
+    """MetalLB is part of the lab: its documents hold an IPAddressPool (written, or made from the
+    Cluster document's `loadBalancer:` shorthand)."""
+    return any(d.get("kind") == "IPAddressPool" for d in scenario.documents)
