@@ -231,3 +231,18 @@ def pools_of(objs: list[dict]) -> list[Pool]:
             continue
         out.append(p)
     return out
+
+
+def check_node_addresses(documents: list[dict], nodes) -> None:
+    """Refuse a pool holding a node's address (known once the model has allocated them: model/build.py);
+    the pod and service subnets, the gateway and the external host are checked by the parser."""
+    from ..errors import SpecError
+    for d in documents:
+        if d.get("kind") != "IPAddressPool":
+            continue
+        p = pool_of(d)
+        for n in nodes if p is not None else ():
+            if any(a <= int(n.ip) <= b for a, b in p.ranges):
+                raise SpecError(f"IPAddressPool {p.name}", f"spec.addresses holds {n.ip}, the address of node "
+                                f"{n.name}", "take the pool's addresses from the node subnet away from the nodes' "
+                                "addresses (e.g. its upper end)")

@@ -36,7 +36,7 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
 PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Pod", "EndpointSlice",
-            "Endpoints", "Job", "CronJob") + inert_kinds()
+            "Endpoints", "Job", "CronJob", "IPAddressPool", "L2Advertisement") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
                 "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                 "ControllerRevision": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1",
