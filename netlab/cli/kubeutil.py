@@ -35,6 +35,9 @@ for _kind, _names in {
     "ServiceAccount": ("sa", "serviceaccount", "serviceaccounts"),
     "Job": ("job", "jobs", "job.batch", "jobs.batch"),
     "CronJob": ("cj", "cronjob", "cronjobs", "cronjob.batch", "cronjobs.batch"),
+    "IPAddressPool": ("ipaddresspool", "ipaddresspools", "ipaddresspool.metallb.io", "ipaddresspools.metallb.io"),
+    "L2Advertisement": ("l2advertisement", "l2advertisements", "l2advertisement.metallb.io",
+                        "l2advertisements.metallb.io"),
 }.items():
     for _n in _names:
         KINDS[_n] = _kind
@@ -44,13 +47,15 @@ SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "S
             "DaemonSet": "daemonset.apps", "ControllerRevision": "controllerrevision.apps", "Pod": "pod",
             "Service": "service", "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
-            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch"}
+            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch",
+            "IPAddressPool": "ipaddresspool.metallb.io", "L2Advertisement": "l2advertisement.metallb.io"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
           "DaemonSet": "daemonsets.apps", "ControllerRevision": "controllerrevisions.apps", "Pod": "pods",
           "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
-          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch"}
+          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch",
+          "IPAddressPool": "ipaddresspools.metallb.io", "L2Advertisement": "l2advertisements.metallb.io"}
 CLUSTER_SCOPED = ("Node", "Namespace")
 
 

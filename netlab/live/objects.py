@@ -98,6 +98,9 @@ def with_defaults(obj: dict) -> dict:
         jt = dict(spec.get("jobTemplate") or {})
         jt["spec"] = default_job_spec(jt.get("spec") or {})
         return dict(obj, spec=dict(spec, jobTemplate=jt))
+    if kind == "IPAddressPool":   # the CRD's defaults
+        from ..lb.printing import with_defaults as pool_defaults
+        return pool_defaults(obj)
     if kind == "DaemonSet":
         from ..controllers.daemonset import default_daemonset
         return default_daemonset(obj)
@@ -193,7 +196,9 @@ class Applied:
 
     def __str__(self) -> str:
         group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "StatefulSet": "statefulset.apps",
-                 "DaemonSet": "daemonset.apps", "Job": "job.batch", "CronJob": "cronjob.batch"}.get(self.kind,
+                 "DaemonSet": "daemonset.apps", "Job": "job.batch", "CronJob": "cronjob.batch",
+                 "IPAddressPool": "ipaddresspool.metallb.io",
+                 "L2Advertisement": "l2advertisement.metallb.io"}.get(self.kind,
                                                                                         self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 

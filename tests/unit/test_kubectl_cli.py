@@ -354,7 +354,59 @@ def test_describe_deployment_pod_and_node_end_with_events(world):
     r = world.run("describe", "pod", pod, settle=False)
     assert "Controlled By:   ReplicaSet/web-" in r.output and "Scheduled" in r.output
     r = world.run("describe", "svc", "web", settle=False)
-    assert r.exit_code == 1
+    assert r.exit_code == 0 and lines(r)[0] == "Name:                     web" and "Events:  <none>" in r.output
+
+
+LB = """apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: first, namespace: metallb-system}
+spec:
+  addresses: [172.18.255.200/32]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec:
+  ipAddressPools: [first]
+  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: n1}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb1}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def test_metallb_kinds_get_with_crd_columns_and_describe_svc_events(world):
+    r = world.run("apply", "-f", world.file(LB))
+    assert r.exit_code == 0, r.output
+    assert lines(r) == ["namespace/metallb-system created", "ipaddresspool.metallb.io/first created",
+                        "l2advertisement.metallb.io/l2 created", "service/lb1 created"]
+    world.sim.tick(1)
+    r = world.run("get", "ipaddresspools", "-n", "metallb-system", settle=False)
+    assert lines(r) == ["NAME    AUTO ASSIGN   AVOID BUGGY IPS   ADDRESSES",
+                        'first   true          false             ["172.18.255.200/32"]']
+    r = world.run("get", "l2advertisements", "-n", "metallb-system", "-o", "wide", settle=False)
+    assert lines(r) == ["NAME   IPADDRESSPOOLS   IPADDRESSPOOL SELECTORS   INTERFACES   NODE SELECTORS",
+                        'l2     ["first"]                                               '
+                        '[{"matchLabels":{"kubernetes.io/hostname":"n1"}}]']
+    r = world.run("describe", "svc", "lb1", settle=False)
+    assert "LoadBalancer Ingress:     172.18.255.200 (VIP)" in r.output, r.output
+    assert "metallb.universe.tf/ip-allocated-from-pool: first" in r.output
+    assert any(line.split()[:2] == ["Normal", "IPAllocated"] and line.endswith(
+        'metallb-controller  Assigned IP ["172.18.255.200"]') for line in lines(r)), r.output
+    # a second LoadBalancer: the pool is exhausted, it stays pending and says why
+    r = world.run("apply", "-f", world.file(LB.replace("name: lb1", "name: lb2"), "m2.yaml"))
+    world.sim.tick(1)
+    r = world.run("describe", "svc", "lb2", settle=False)
+    assert "LoadBalancer Ingress" not in r.output
+    assert any(line.split()[:2] == ["Warning", "AllocationFailed"] and line.endswith(
+        'Failed to allocate IP for "default/lb2": no available IPs') for line in lines(r)), r.output
+    r = world.run("get", "ipaddresspool", "first", "-n", "metallb-system", "-o", "yaml", settle=False)
+    assert "autoAssign: true" in r.output and "kind: IPAddressPool" in r.output
 
 
 # ------------------------------------------------------------------ get
