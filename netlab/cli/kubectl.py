@@ -88,7 +88,8 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
     n_context = len(context) - (1 if cdoc is not None and not clusters else 0)
     texts = ([(yaml.safe_dump_all(context), f"<lab {target.name}>")] if context else []) + inputs
     sc = load_texts(texts, inputs[0][1] if len(inputs) == 1 else None)
-    mine = {key_of(d) for d in sc.documents[n_context:]}
+    from ..lb.shorthand import documents_of   # (the lab's own pools, made from its Cluster document)
+    mine = {key_of(d) for d in sc.documents[n_context:]} - {key_of(d) for d in documents_of(cdoc)}
     objs = [o for o in scenario_objects(sc)
             if key_of(o) in mine or (o["kind"] == "Namespace" and o["metadata"]["name"] not in live_ns)]
     for o in objs:

@@ -8,7 +8,7 @@
 
 Each pool becomes an IPAddressPool and an L2Advertisement of the same name naming it (namespace
 metallb-system), as MetalLB's documentation writes them for layer-2 mode; the parser checks them as
-written documents are checked and appends them to the scenario's documents, so that everything
+written documents are checked (first after the Cluster document) and appends them to the scenario's documents, so that everything
 downstream (the store, the IPAM controller, the announcer) sees only real MetalLB objects.
 """
 from __future__ import annotations
@@ -46,3 +46,13 @@ def load_balancer(lb: Fields) -> list[tuple[str, dict]]:
                      "spec": {"ipAddressPools": [name]}}))
     lb.done()
     return out
+
+
+def documents_of(cluster_doc: dict | None) -> list[dict]:
+    """The documents a stored (already checked) Cluster document's shorthand stands for."""
+    if not isinstance(cluster_doc, dict) or not isinstance(cluster_doc.get("loadBalancer"), dict):
+        return []
+    try:
+        return [d for _, d in load_balancer(Fields(cluster_doc["loadBalancer"], "Cluster", "loadBalancer", []))]
+    except Exception:   # noqa: BLE001 - checked when it was stored; nothing to add otherwise
+        return []

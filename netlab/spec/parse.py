@@ -272,11 +272,11 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
         cluster_parser.parse(ObjectDoc({"kind": cluster_parser.kind}, cluster_parser.kind, -1), default)
         ctx.name, ctx.nodes, ctx.networking, ctx.expectations = \
             default.name, default.nodes, default.networking, default.expectations
+    for where, doc in ctx.generated:   # what the Cluster document stands for (its loadBalancer: pools)
+        kinds.attempt(ctx.problems, kinds.REGISTRY[doc["kind"]].parse, ObjectDoc(doc, where, -1), ctx)
     for i, doc in flat:
         if doc.get("kind") != cluster_parser.kind:
             kinds.attempt(ctx.problems, _parse_object, i, doc, ctx, origins)
-    for where, doc in ctx.generated:   # what the Cluster document stands for (its loadBalancer: pools)
-        kinds.attempt(ctx.problems, kinds.REGISTRY[doc["kind"]].parse, ObjectDoc(doc, where, -1), ctx)
     if not ctx.problems:
         kinds.attempt(ctx.problems, _check_references, ctx)
     if len(ctx.problems) == 1:

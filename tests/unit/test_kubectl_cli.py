@@ -551,3 +551,27 @@ def test_get_cronjobs_create_job_from_a_cronjob_get_jobs_and_wait(world):
     assert r.exit_code == 1 and 'jobs.batch "now" already exists' in r.output
     r = world.run("create", "job", "x", "--from=cronjob/nope")
     assert r.exit_code == 1 and 'cronjobs.batch "nope" not found' in r.output
+
+
+def test_metallb_objects_round_trip_and_the_shorthand_pools_are_not_the_inputs(monkeypatch, tmp_path):
+    w = World(monkeypatch, tmp_path)
+    shorthand = CLUSTER + "loadBalancer:\n  pools:\n  - {name: lab, addresses: [172.18.250.0/30]}\n"
+    target = kubeutil.Target("sim", w.sim.store, ensure=w.ensured.append, scenario=shorthand)
+    monkeypatch.setattr(kubeutil, "open_target", lambda lab: target)
+    r = w.run("apply", "-f", w.file(LB))
+    assert r.exit_code == 0 and "lab" not in r.output, r.output   # only the file's objects are applied
+    kind_of = {"ipaddresspool": "IPAddressPool", "l2advertisement": "L2Advertisement"}
+    for kind, name in (("ipaddresspool", "first"), ("l2advertisement", "l2")):
+        for fmt in ("yaml", "json"):
+            out = w.run("get", kind, name, "-n", "metallb-system", "-o", fmt, settle=False).output
+            before = w.store.get(kind_of[kind], "metallb-system", name).get("spec")
+            r = w.run("apply", "-f", w.file(out, f"{kind}.{fmt}"))   # (configured: the defaults are written now)
+            assert r.exit_code == 0 and lines(r)[0].startswith(f"{kind}.metallb.io/{name} "), r.output
+            r = w.run("apply", "-f", w.file(out, f"{kind}.{fmt}"))
+            assert r.exit_code == 0 and lines(r) == [f"{kind}.metallb.io/{name} unchanged"], r.output
+            assert w.store.get(kind_of[kind], "metallb-system", name).get("spec") == before
+    # a pool overlapping the lab's own (the Cluster document's shorthand) is refused, nothing written
+    bad = LB.split("---")[0].replace("name: first", "name: second").replace("172.18.255.200/32", "172.18.250.2/32")
+    r = w.run("apply", "-f", w.file(bad, "bad.yaml"))
+    assert r.exit_code == 2 and "overlaps 172.18.250.0-172.18.250.3 of pool 'lab'" in r.output, r.output
+    assert w.store.try_get("IPAddressPool", "metallb-system", "second") is None
