@@ -575,3 +575,7 @@ def test_metallb_objects_round_trip_and_the_shorthand_pools_are_not_the_inputs(m
     r = w.run("apply", "-f", w.file(bad, "bad.yaml"))
     assert r.exit_code == 2 and "overlaps 172.18.250.0-172.18.250.3 of pool 'lab'" in r.output, r.output
     assert w.store.try_get("IPAddressPool", "metallb-system", "second") is None
+    # ... and so is one overlapping a pool applied before
+    bad = bad.replace("172.18.250.2/32", "172.18.255.200/30")
+    r = w.run("apply", "-f", w.file(bad, "bad2.yaml"))
+    assert r.exit_code == 2 and "overlaps 172.18.255.200 of pool 'first'" in r.output, r.output
