@@ -17,7 +17,8 @@ leaves Services of a class to their own controller):
 - the Service gets status.loadBalancer.ingress [{ip, ipMode: VIP}] and the annotation
   metallb.universe.tf/ip-allocated-from-pool, and the event MetalLB records: IPAllocated
   'Assigned IP ["X"]', or AllocationFailed 'Failed to allocate IP for "ns/name": <why>' (the Service
-  stays <pending>); a Service that is no longer a LoadBalancer loses both (its address is free).
+  stays <pending>); a Service that is no longer a LoadBalancer loses both (its address is free);
+- each IPAddressPool's status counts its addresses assigned and available (assignedIPv4...).
 Annotations are read under MetalLB's current prefix (metallb.io/) and its older one
 (metallb.universe.tf/), the current first, as MetalLB does.
 
@@ -367,4 +368,18 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
                     last.get(svc["metadata"].get("uid")) == (reason, message):
                 continue   # said already, and nothing since
             actions.append(event(svc, etype, reason, message, COMPONENT))
+    # each pool's status: addresses assigned and available (MetalLB 0.15's IPAddressPoolStatus)
+    used: dict[str, set] = {}
+    for got in results.values():
+        if got:
+            used.setdefault(got[1], set()).update(got[0])
+    by_name = {p.name: p for p in pools}
+    for obj in snap.list("IPAddressPool", METALLB_NAMESPACE):
+        p = by_name.get(obj["metadata"]["name"])
+        if p is None:
+            continue
+        n = len(used.get(p.name, ()))
+        status = {"assignedIPv4": n, "assignedIPv6": 0, "availableIPv4": p.size() - n, "availableIPv6": 0}
+        if obj.get("status") != status:
+            actions.append(update_status(dict(obj, status=status)))
     return actions

@@ -213,3 +213,12 @@ def test_changed_request_moves_the_service(lab):
 def test_no_pools_no_address_no_event(lab):
     lab.add(svc("a"))
     assert lab.ip("a") is None and lab.events("a") == []
+
+
+def test_pool_status_counts_assigned_and_available(lab):
+    lab.add(pool("p", "192.0.2.10-192.0.2.13"), svc("a"), svc("b"),
+            svc("c", ports=(81,), annotations={"metallb.universe.tf/allow-shared-ip": "k"}),
+            svc("d", ports=(82,), annotations={"metallb.universe.tf/allow-shared-ip": "k"}))
+    assert lab.ip("c") == lab.ip("d") == "192.0.2.12"
+    assert lab.store.get("IPAddressPool", NS, "p")["status"] == {
+        "assignedIPv4": 3, "assignedIPv6": 0, "availableIPv4": 1, "availableIPv6": 0}
