@@ -18,6 +18,9 @@ leaves Services of a class to their own controller):
   metallb.universe.tf/ip-allocated-from-pool, and the event MetalLB records: IPAllocated
   'Assigned IP ["X"]', or AllocationFailed 'Failed to allocate IP for "ns/name": <why>' (the Service
   stays <pending>); a Service that is no longer a LoadBalancer loses both (its address is free);
+- without any IPAddressPool MetalLB is not installed (lb.installed): nothing is done;
+- an ingress entry is rewritten only when its addresses change (MetalLB rewrites [{ip}] and the API
+  server defaults ipMode to VIP; an ipMode Proxy set by another writer is kept here);
 - each IPAddressPool's status counts its addresses assigned and available (assignedIPv4...).
 Annotations are read under MetalLB's current prefix (metallb.io/) and its older one
 (metallb.universe.tf/), the current first, as MetalLB does.
@@ -30,7 +33,6 @@ repeated while it is the Service's latest event from this controller.
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 
 from netlab.controllers.base import Action, Snapshot, event, update, update_status
@@ -275,9 +277,11 @@ def _last_events(snap: Snapshot) -> dict[str, tuple[str, str]]:
 
 def decide(snap: Snapshot, now: float) -> list[Action]:
     pools = pools_of(snap.list("IPAddressPool", METALLB_NAMESPACE))
+    if not pools:   # MetalLB is not installed (lb.installed): nothing here is its business
+        return []
     namespaces = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in snap.list("Namespace")}
     alloc = Allocator(pools, namespaces)
-    last = _last_events(snap)
+    last: dict | None = None
     actions: list[Action] = []
     results: dict[str, tuple] = {}          # key -> (ips, pool name) or None (cleared / failed)
     events: dict[str, list] = {}
@@ -343,6 +347,10 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
     for svc in services:
         key = svc_key(svc)
         is_lb = (svc.get("spec") or {}).get("type") == "LoadBalancer"
+        old_status = svc.get("status") or {}
+        cur_ingress = (old_status.get("loadBalancer") or {}).get("ingress") or []
+        if not is_lb and not cur_ingress and not annotation(svc, "ip-allocated-from-pool"):
+            continue   # (most Services: nothing of MetalLB's on them)
         got = results.get(key) if is_lb else None
         ingress = [{"ip": ip_text(ip), "ipMode": "VIP"} for ip in got[0]] if got else []
         anns = dict(svc["metadata"].get("annotations") or {})
@@ -353,20 +361,20 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
             anns[ANN_ALLOCATED_FROM] = got[1]
         else:
             anns.pop(ANN_ALLOCATED_FROM, None)
-        old_status = svc.get("status") or {}
-        cur_ingress = (old_status.get("loadBalancer") or {}).get("ingress") or []
         if anns != (svc["metadata"].get("annotations") or {}):
             md = dict(svc["metadata"], annotations=anns)
             if not anns:
                 md.pop("annotations")
             actions.append(update(dict(svc, metadata=md)))
-        if json.dumps(cur_ingress, sort_keys=True) != json.dumps(ingress, sort_keys=True):
+        # the addresses decide; an entry's other fields (an ipMode Proxy written by someone else) are kept
+        if [e.get("ip") for e in cur_ingress] != [e["ip"] for e in ingress]:
             lb = {"ingress": ingress} if ingress else {}
             actions.append(update_status(dict(svc, status=dict(old_status, loadBalancer=lb))))
         for etype, reason, message in events.get(key, []) if is_lb else []:
-            if reason in ("AllocationFailed", "LoadBalancerFailed") and \
-                    last.get(svc["metadata"].get("uid")) == (reason, message):
-                continue   # said already, and nothing since
+            if reason in ("AllocationFailed", "LoadBalancerFailed"):
+                last = _last_events(snap) if last is None else last
+                if last.get(svc["metadata"].get("uid")) == (reason, message):
+                    continue   # said already, and nothing since
             actions.append(event(svc, etype, reason, message, COMPONENT))
     # each pool's status: addresses assigned and available (MetalLB 0.15's IPAddressPoolStatus)
     used: dict[str, set] = {}

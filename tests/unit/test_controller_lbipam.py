@@ -215,6 +215,17 @@ def test_no_pools_no_address_no_event(lab):
     assert lab.ip("a") is None and lab.events("a") == []
 
 
+def test_without_metallb_nothing_is_touched_and_an_ipmode_is_kept(lab):
+    s = svc("a")
+    s["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.10", "ipMode": "Proxy"}]}}
+    lab.add(s)   # no pool: MetalLB is not installed, the status another writer set stays
+    assert lab.store.get("Service", "default", "a")["status"]["loadBalancer"]["ingress"][0]["ipMode"] == "Proxy"
+    lab.add(pool("p", "192.0.2.10/32"))   # now its controller keeps the address it finds (in the pool)
+    st = lab.store.get("Service", "default", "a")
+    assert st["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.10", "ipMode": "Proxy"}]
+    assert st["metadata"]["annotations"]["metallb.universe.tf/ip-allocated-from-pool"] == "p"
+
+
 def test_pool_status_counts_assigned_and_available(lab):
     lab.add(pool("p", "192.0.2.10-192.0.2.13"), svc("a"), svc("b"),
             svc("c", ports=(81,), annotations={"metallb.universe.tf/allow-shared-ip": "k"}),
