@@ -474,24 +474,12 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
             text = printers.describe_node(obj, pods, events, now)
         elif kind == "Service":
             from ..controllers.printsvc import describe_service
-            text = describe_service(obj, _model_service(t, obj), events, now)
+            text = describe_service(obj, kubeutil.model_service(t, obj), events, now)
         else:
             raise KubeError(f"error: netlab describes deployments, pods, nodes and services; for {SINGULAR[kind]}/{name} "
                             f"use: netlab get {kind.lower()} {name} -o yaml")
         shown.append(text)
     out("\n\n\n".join(shown))
-
-
-def _model_service(target, obj: dict):
-    """The lab model's Service of a stored one (its ClusterIP, NodePorts, endpoints), or None when the
-    model cannot be read here (not root, a test's target)."""
-    try:
-        from .. import lab_spec
-        cluster, _ = lab_spec.load_cluster(target.name)
-    except Exception:   # noqa: BLE001 - describe shows what the store has
-        return None
-    key = f"{obj['metadata'].get('namespace', 'default')}/{obj['metadata']['name']}"
-    return next((s for s in cluster.services if s.key == key), None)
 
 
 COMMANDS = (apply, delete, scale, set_, wait, describe)

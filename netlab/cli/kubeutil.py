@@ -223,3 +223,15 @@ def wait_change(store, revision: int, clock: Clock, step: float = 1.0) -> int:
 def out(line: str = "") -> None:
     click.echo(line)
     sys.stdout.flush()
+
+
+def model_service(target, obj: dict):
+    """The lab model's Service of a stored one (its ClusterIP, NodePorts, endpoints), or None when the
+    model cannot be read here (not root, a test's target)."""
+    try:
+        from .. import lab_spec
+        cluster, _ = lab_spec.load_cluster(target.name)
+    except Exception:   # noqa: BLE001 - describe shows what the store has
+        return None
+    key = f"{obj['metadata'].get('namespace', 'default')}/{obj['metadata']['name']}"
+    return next((s for s in cluster.services if s.key == key), None)

@@ -125,7 +125,9 @@ def test_lb_ips_from_the_pool_shared_pending_freed_and_reachable(lab, mode):
     # deleting a Service frees its address for the one waiting, and the rules follow
     kubectl(lab, "delete", "svc", "other")
     until("extra gets the freed address", lambda: external_ips(lab).get("extra") == POOL_LAST)
-    assert "IPAllocated" in kubectl(lab, "describe", "svc", "extra").stdout
+    described = kubectl(lab, "describe", "svc", "extra").stdout
+    assert "IPAllocated" in described and f"LoadBalancer Ingress:     {POOL_LAST} (VIP)" in described, described
+    assert any(line.startswith("Endpoints:") and ":8080" in line for line in described.splitlines()), described
     until(f"curl {POOL_LAST}:81", lambda: netlab_cli(
         "exec", "--external", "--lab", lab.name, "--", "curl", "-sS", "--max-time", "3",
         f"http://{POOL_LAST}:81/hostname").stdout.strip() in pods, timeout=30)
