@@ -36,7 +36,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from netlab.controllers.base import Action, Snapshot, event, update, update_status
-from netlab.lb import ANN_ALLOCATED_FROM, METALLB_NAMESPACE
+from netlab.lb import ANN_ALLOCATED_FROM, ANN_LB_IPS, METALLB_NAMESPACE
 from netlab.lb.pools import Pool, ip_text, pools_of
 from netlab.store.meta import is_deleting, matcher
 
@@ -229,16 +229,18 @@ class Allocator:
 def desired_ips(svc: dict) -> tuple[int, ...]:
     """The addresses a Service asks for (spec.loadBalancerIP or the loadBalancerIPs annotation)."""
     text = annotation(svc, "loadBalancerIPs")
+    ann = next((p + "loadBalancerIPs" for p in (PREFIX, OLD_PREFIX)
+                if p + "loadBalancerIPs" in (svc["metadata"].get("annotations") or {})), ANN_LB_IPS)
     spec_ip = (svc.get("spec") or {}).get("loadBalancerIP") or ""
     if text and spec_ip:
-        raise AllocError("service can not have both metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP")
+        raise AllocError(f"service can not have both {ann} and svc.Spec.LoadBalancerIP")
     out = []
     if text:
         for part in text.split(","):
             try:
                 out.append(int(ipaddress.IPv4Address(part.strip())))
             except ValueError:
-                raise AllocError(f'invalid metallb.io/loadBalancerIPs: "{text}"') from None
+                raise AllocError(f'invalid {ann}: "{text}"') from None
     elif spec_ip:
         try:
             out.append(int(ipaddress.IPv4Address(spec_ip)))

@@ -108,6 +108,8 @@ def test_lb_ips_from_the_pool_shared_pending_freed_and_reachable(lab, mode):
             netlab_cli("exec", "--external", "--lab", lab.name, "--", "curl", "-sS", "--max-time", "3",
                        f"http://{POOL_FIRST}:{port}/hostname")), timeout=30)
         assert r.stdout.strip() in pods, r.stdout
+    lab.up(SCENARIO.replace("MODE", mode))   # a second `up` (reconcile): the same addresses
+    assert external_ips(lab) == ips
     r = kubectl(lab, "probe", "lb/web:80", "lb/other", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"lb/web:80@{POOL_FIRST}" in r.stdout and f"lb/other:80@{POOL_LAST}" in r.stdout

@@ -111,7 +111,11 @@ def test_both_requests_refused(lab):
     lab.add(pool("p", "192.0.2.0/28"),
             svc("a", loadBalancerIP="192.0.2.3", annotations={"metallb.io/loadBalancerIPs": "192.0.2.4"}))
     assert lab.ip("a") is None
-    assert "service can not have both" in lab.events("a")[0][1]
+    assert lab.events("a")[0][1] == ('Failed to allocate IP for "default/a": service can not have both '
+                                     'metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP')
+    lab.add(svc("b", annotations={"metallb.universe.tf/loadBalancerIPs": "192.0.2.300"}))
+    assert lab.events("b")[0][1] == ('Failed to allocate IP for "default/b": invalid '
+                                     'metallb.universe.tf/loadBalancerIPs: "192.0.2.300"')
 
 
 def test_address_pool_annotation_and_autoassign_false(lab):
