@@ -104,3 +104,13 @@ def text(*docs: Any) -> str:
     for d in docs:
         parts.append(d if isinstance(d, str) else yaml.safe_dump(d, sort_keys=False))
     return "---\n".join(p if p.endswith("\n") else p + "\n" for p in parts)
+
+
+def lb_granted(scenario):
+    """The scenario with each LoadBalancer Service's spec.loadBalancerIP as its
+    status.loadBalancer.ingress, as MetalLB's controller (netlab/controllers/lbipam.py) writes it when a
+    pool holds the address: what kube-proxy's rules are rendered from (render.services.lb_ingress_ips)."""
+    for s in scenario.services:
+        if s.type == "LoadBalancer" and s.load_balancer_ip and not s.lb_ingress:
+            s.lb_ingress = [{"ip": s.load_balancer_ip, "ipMode": "VIP"}]
+    return scenario

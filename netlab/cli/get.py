@@ -28,6 +28,9 @@ RESOURCES = {
     "jobs": "jobs", "job": "jobs", "jobs.batch": "jobs", "job.batch": "jobs",
     "cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs", "cronjobs.batch": "cronjobs",
     "cronjob.batch": "cronjobs",
+    "ipaddresspools": "ipaddresspools", "ipaddresspool": "ipaddresspools", "ipaddresspools.metallb.io": "ipaddresspools",
+    "l2advertisements": "l2advertisements", "l2advertisement": "l2advertisements",
+    "l2advertisements.metallb.io": "l2advertisements",
 }
 
 
@@ -45,8 +48,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
-    serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as kubectl
-    takes it: sts/web sts/db).
+    serviceaccounts (sa), ipaddresspools, l2advertisements (MetalLB's, in metallb-system) or labs, like
+    kubectl get (RESOURCE may be a comma list, or TYPE/NAME as kubectl takes it: sts/web sts/db).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -67,6 +70,10 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
       configmaps DATA; secrets TYPE, DATA (a count: values are never shown in the table);
              serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
+      services EXTERNAL-IP of a LoadBalancer: its status.loadBalancer.ingress, as MetalLB's
+             controller assigned it from the IPAddressPools, <pending> until it has one
+      ipaddresspools AUTO ASSIGN, AVOID BUGGY IPS, ADDRESSES; l2advertisements IPADDRESSPOOLS,
+             IPADDRESSPOOL SELECTORS, INTERFACES (-o wide: NODE SELECTORS): MetalLB's columns
     -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
     if "/" in resource:   # kubectl's TYPE/NAME form: `get deploy/web`, `get sts/web sts/db`
@@ -82,7 +89,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
                                      "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
-                                     "cronjobs, events, configmaps, secrets, serviceaccounts or labs",
+                                     "cronjobs, events, configmaps, secrets, serviceaccounts, ipaddresspools, "
+                                     "l2advertisements or labs",
                                      param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
@@ -99,7 +107,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
             if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
-                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs"):
+                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs", "ipaddresspools", "l2advertisements"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

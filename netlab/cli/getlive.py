@@ -15,7 +15,8 @@ from .kubeutil import PLURAL, SINGULAR, KubeError
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet",
                "daemonsets": "DaemonSet", "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
-               "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob"}
+               "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob",
+               "ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement"}
 
 
 def _wide(kind: str, obj: dict) -> list[str]:
@@ -50,6 +51,11 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
         rows[0][at:at] = ["CONTAINERS", "IMAGES"]
         for r, o in zip(rows[1:], objs):
             r[at:at] = _wide(kind, o)[:2]
+    if wide and kind == "L2Advertisement":   # MetalLB's priority-10 column
+        from ..lb.printing import L2_WIDE, l2_wide
+        rows[0] += L2_WIDE
+        for r, o in zip(rows[1:], objs):
+            r += l2_wide(o)
     if all_ns and kind != "Node":
         rows[0].insert(0, "NAMESPACE")
         for r, o in zip(rows[1:], objs):

@@ -66,6 +66,7 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
 
     from ..controllers.validation import validate_deployment, validate_pod_spec
     from ..live.objects import BUILTIN_NAMESPACES, scenario_objects, with_defaults
+    from ..live.objects import manifest as objects_manifest
     from ..live.sync import cluster_document
     from ..spec.parse import load_texts
     from ..spec.sources import read_inputs
@@ -85,10 +86,15 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
     live_ns = {n["metadata"]["name"] for n in target.store.list("Namespace")}
     context += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
                 for n in sorted(live_ns - declared - set(BUILTIN_NAMESPACES))]
+    from ..lb.shorthand import documents_of   # (the lab's own pools, made from its Cluster document)
+    own = {key_of(d) for d in documents_of(cdoc)}
+    # MetalLB's webhook checks a pool against the pools the cluster has (overlaps)
+    context += [objects_manifest(p) for p in target.store.list("IPAddressPool")
+                if key_of(p) not in origin and key_of(p) not in own]
     n_context = len(context) - (1 if cdoc is not None and not clusters else 0)
     texts = ([(yaml.safe_dump_all(context), f"<lab {target.name}>")] if context else []) + inputs
     sc = load_texts(texts, inputs[0][1] if len(inputs) == 1 else None)
-    mine = {key_of(d) for d in sc.documents[n_context:]}
+    mine = {key_of(d) for d in sc.documents[n_context:]} - own
     objs = [o for o in scenario_objects(sc)
             if key_of(o) in mine or (o["kind"] == "Namespace" and o["metadata"]["name"] not in live_ns)]
     for o in objs:
@@ -447,7 +453,8 @@ def wait(args: tuple[str, ...], for_: str, timeout: str, namespace: str, lab: st
 @lab_option
 @kubectl_errors
 def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
-    """Show an object in detail, ending with its events: describe deploy|pod|node NAME."""
+    """Show an object in detail, ending with its events: describe deploy|pod|node|svc NAME (a
+    LoadBalancer Service: its LoadBalancer Ingress and MetalLB's events, IPAllocated or AllocationFailed)."""
     from ..controllers import printers
     from ..store.events import events_for
     t = kubeutil.open_target(lab)
@@ -465,8 +472,11 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
         elif kind == "Node":
             pods = [p for p in store.list("Pod") if (p.get("spec") or {}).get("nodeName") == name]
             text = printers.describe_node(obj, pods, events, now)
+        elif kind == "Service":
+            from ..controllers.printsvc import describe_service
+            text = describe_service(obj, kubeutil.model_service(t, obj), events, now)
         else:
-            raise KubeError(f"error: netlab describes deployments, pods and nodes; for {SINGULAR[kind]}/{name} "
+            raise KubeError(f"error: netlab describes deployments, pods, nodes and services; for {SINGULAR[kind]}/{name} "
                             f"use: netlab get {kind.lower()} {name} -o yaml")
         shown.append(text)
     out("\n\n\n".join(shown))

@@ -35,6 +35,9 @@ for _kind, _names in {
     "ServiceAccount": ("sa", "serviceaccount", "serviceaccounts"),
     "Job": ("job", "jobs", "job.batch", "jobs.batch"),
     "CronJob": ("cj", "cronjob", "cronjobs", "cronjob.batch", "cronjobs.batch"),
+    "IPAddressPool": ("ipaddresspool", "ipaddresspools", "ipaddresspool.metallb.io", "ipaddresspools.metallb.io"),
+    "L2Advertisement": ("l2advertisement", "l2advertisements", "l2advertisement.metallb.io",
+                        "l2advertisements.metallb.io"),
 }.items():
     for _n in _names:
         KINDS[_n] = _kind
@@ -44,13 +47,15 @@ SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "S
             "DaemonSet": "daemonset.apps", "ControllerRevision": "controllerrevision.apps", "Pod": "pod",
             "Service": "service", "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
-            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch"}
+            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch",
+            "IPAddressPool": "ipaddresspool.metallb.io", "L2Advertisement": "l2advertisement.metallb.io"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
           "DaemonSet": "daemonsets.apps", "ControllerRevision": "controllerrevisions.apps", "Pod": "pods",
           "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
-          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch"}
+          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch",
+          "IPAddressPool": "ipaddresspools.metallb.io", "L2Advertisement": "l2advertisements.metallb.io"}
 CLUSTER_SCOPED = ("Node", "Namespace")
 
 
@@ -218,3 +223,15 @@ def wait_change(store, revision: int, clock: Clock, step: float = 1.0) -> int:
 def out(line: str = "") -> None:
     click.echo(line)
     sys.stdout.flush()
+
+
+def model_service(target, obj: dict):
+    """The lab model's Service of a stored one (its ClusterIP, NodePorts, endpoints), or None when the
+    model cannot be read here (not root, a test's target)."""
+    try:
+        from .. import lab_spec
+        cluster, _ = lab_spec.load_cluster(target.name)
+    except Exception:   # noqa: BLE001 - describe shows what the store has
+        return None
+    key = f"{obj['metadata'].get('namespace', 'default')}/{obj['metadata']['name']}"
+    return next((s for s in cluster.services if s.key == key), None)

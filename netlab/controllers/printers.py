@@ -9,6 +9,7 @@ Facts from kubernetes' pkg/printers/internalversion/printers.go and apimachinery
 from __future__ import annotations
 
 from netlab.controllers import deployutil as du
+from netlab.lb import printing as lbp
 from netlab.store.meta import get_condition, parse_time
 
 
@@ -215,6 +216,8 @@ COLUMNS = {
     "ConfigMap": (["NAME", "DATA", "AGE"], configmap_row),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], secret_row),
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], serviceaccount_row),
+    "IPAddressPool": (lbp.POOL_HEADER, lbp.pool_row),     # MetalLB's CRDs' printer columns
+    "L2Advertisement": (lbp.L2_HEADER, lbp.l2_row),
 }
 
 

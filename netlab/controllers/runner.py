@@ -4,7 +4,7 @@
 a concurrent writer rolls all of it back; the controller decides again on the next round, as a
 Kubernetes controller requeues). Pods created through it pass the admission functions (e.g.
 DefaultTolerationSeconds). ``Runner`` runs the controllers in order (Deployment, ReplicaSet,
-StatefulSet, DaemonSet, CronJob, Job, scheduler, EndpointSlice, node lifecycle, taint eviction, garbage collector), each
+StatefulSet, DaemonSet, CronJob, Job, scheduler, EndpointSlice, MetalLB's IPAM, node lifecycle, taint eviction, garbage collector), each
 on a fresh snapshot, and
 ``run_until_quiescent`` repeats rounds until one writes nothing: the shape of the lab's control
 loop, and with a fake clock, of unit tests that drive a whole rolling update.
@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from netlab.controllers import cronjob, daemonset, deployment, endpointslice, gc, job, replicaset, scheduler, statefulset
+from netlab.controllers import (cronjob, daemonset, deployment, endpointslice, gc, job, lbipam, replicaset, scheduler,
+                                statefulset)
 from netlab.controllers.base import Action, Snapshot
 from netlab.controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS, NodeLifecycle, default_tolerations
 from netlab.store.api import AlreadyExists, Conflict, NotFoundError
@@ -47,6 +48,7 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
         Controller("job", job.KINDS, job.decide, job.next_deadline),
         Controller("scheduler", scheduler.KINDS, scheduler.decide),
         Controller("endpointslice", endpointslice.KINDS, endpointslice.decide),
+        Controller("lbipam", lbipam.KINDS, lbipam.decide),   # MetalLB's controller: LoadBalancer addresses
         Controller("nodelifecycle", ("Node", "Lease"), nodes.decide_health, lambda s, now: nodes.health_deadline(s)),
         Controller("tainteviction", ("Node", "Pod"), nodes.decide_eviction, lambda s, now: nodes.eviction_deadline(s)),
         Controller("garbagecollector", gc.KINDS, gc.decide),

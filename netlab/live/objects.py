@@ -36,7 +36,7 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
 PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Pod", "EndpointSlice",
-            "Endpoints", "Job", "CronJob") + inert_kinds()
+            "Endpoints", "Job", "CronJob", "IPAddressPool", "L2Advertisement") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
                 "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                 "ControllerRevision": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1",
@@ -98,6 +98,9 @@ def with_defaults(obj: dict) -> dict:
         jt = dict(spec.get("jobTemplate") or {})
         jt["spec"] = default_job_spec(jt.get("spec") or {})
         return dict(obj, spec=dict(spec, jobTemplate=jt))
+    if kind == "IPAddressPool":   # the CRD's defaults
+        from ..lb.printing import with_defaults as pool_defaults
+        return pool_defaults(obj)
     if kind == "DaemonSet":
         from ..controllers.daemonset import default_daemonset
         return default_daemonset(obj)
@@ -199,7 +202,9 @@ class Applied:
 
     def __str__(self) -> str:
         group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "StatefulSet": "statefulset.apps",
-                 "DaemonSet": "daemonset.apps", "Job": "job.batch", "CronJob": "cronjob.batch"}.get(self.kind,
+                 "DaemonSet": "daemonset.apps", "Job": "job.batch", "CronJob": "cronjob.batch",
+                 "IPAddressPool": "ipaddresspool.metallb.io",
+                 "L2Advertisement": "l2advertisement.metallb.io"}.get(self.kind,
                                                                                         self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 

@@ -86,6 +86,12 @@ def lab_scenario(text: str, source: str, store, name: str, proxy_mode: str | Non
         docs.append({"apiVersion": "netlab.io/v1alpha1", "kind": "Cluster"})
     sc = parse_documents(docs, source)
     sc.name = name
+    # status.loadBalancer.ingress as the IPAM controller wrote it (controllers/lbipam.py): kube-proxy's
+    # LoadBalancer addresses (render.services.lb_ingress_ips)
+    ingress = {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]):
+               ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [] for o in objs["Service"]}
+    for spec in sc.services:
+        spec.lb_ingress = [dict(e) for e in ingress.get((spec.namespace, spec.name), []) if isinstance(e, dict)]
     if proxy_mode:
         sc.networking.proxy_mode = proxy_mode
     return sc

@@ -155,6 +155,8 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
         nodes.append(Node(spec.name, spec.role, i, dict(spec.labels), spec.schedulable, ip, cidr,
                           node_netns(lab, spec.name), mac))
     by_name = {n.name: n for n in nodes}
+    from ..lb.pools import check_node_addresses
+    check_node_addresses(scenario.documents, nodes)   # MetalLB's pools stay off the nodes' addresses
 
     # ---- pods: keep the node and IP of pods that already exist, schedule the rest
     specs = expand(scenario) if pods is None else list(pods)

@@ -180,6 +180,9 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
         elif via == "nodeport" and port.node_port:
             for n in nodes or cluster.nodes:
                 entries.append((str(n.ip), port.node_port, n.name, True, f"nodeport/{_svc_ref(svc)}:{pname}@{n.name}"))
+        elif via == "lb":   # the LoadBalancer IPs (status.loadBalancer.ingress), reached through the underlay
+            for ip in lb_ingress_ips(svc.spec):
+                entries.append((ip, port.port, None, True, f"lb/{_svc_ref(svc)}:{pname}@{ip}"))
         elif via == "external-ip":
             ips = list(svc.spec.external_ips)
             ips[:0] = lb_ingress_ips(svc.spec)
@@ -189,7 +192,8 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
                 entries.append((ip, port.port, src.node or cluster.nodes[0].name, True,
                                 f"extip/{_svc_ref(svc)}:{pname}@{ip}"))
         for dst, dport, node, external, label in entries:
-            expect, backends = _service_expectation(svc, port, node, external)
+            expect, backends = _service_expectation(svc, port, node, external) if via != "lb" else \
+                _lb_expectation(svc, port)
             n = count if expect == "reachable" else 1
             # a refused/dropped connection is shown by a SYN probe; a working one by the app exchange
             probes = [_app_probe(src, dst, dport, port.protocol, app and expect == "reachable", label)
@@ -197,6 +201,15 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
             checks.append(Check(group, src, label, probes, expect, backends if app else None,
                                 need_all and app and expect == "reachable"))
     return checks
+
+
+def _lb_expectation(svc: Service, port: ServicePort) -> tuple[str, set[str]]:
+    """From outside to a LoadBalancer IP: the node that announces it takes the traffic (MetalLB announces
+    a Service with externalTrafficPolicy Local only from nodes with a ready local endpoint), so any ready
+    endpoint (else a serving terminating one) may answer."""
+    every = svc.endpoints.get(port.name or "", [])
+    eps = [e for e in every if e.ready] or [e for e in every if e.serving and e.terminating]
+    return ("reachable", {e.pod for e in eps}) if eps else ("refused", set())
 
 
 def _svc_ref(svc: Service) -> str:
@@ -235,7 +248,15 @@ def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, ex
             except KeyError:
                 raise NotFound(f"no node '{node}'") from None
         checks = service_checks(cluster, src, svc, ports, group, count, "nodeport", nodes, need_all=need_all)
-    elif kind in ("extip", "lb") and rest:
+    elif kind == "lb" and rest:
+        svc, ports = find_service(cluster, rest)
+        if svc.type != "LoadBalancer":
+            raise NotFound(f"Service {svc.key} is of type {svc.type}, not LoadBalancer")
+        if not lb_ingress_ips(svc.spec):
+            raise NotFound(f"Service {svc.key} has no LoadBalancer IP yet (EXTERNAL-IP <pending>; `netlab describe "
+                           f"svc {svc.name} -n {svc.namespace}` says why)")
+        checks = service_checks(cluster, src, svc, ports, group, count, "lb", need_all=need_all)
+    elif kind == "extip" and rest:
         svc, ports = find_service(cluster, rest)
         checks = service_checks(cluster, src, svc, ports, group, count, "external-ip", need_all=need_all)
         if not checks:
@@ -259,6 +280,7 @@ def _raw_target(src: Source, target: str, group: str, count: int) -> list[Check]
     if not m:
         raise SpecError("target", f"'{target}' is not a probe target",
                         "use pod/NAME, node/NAME, svc/NAME[:PORT], nodeport/NAME[:PORT][@NODE], extip/NAME, "
+                        "lb/NAME[:PORT], "
                         "IP, IP:PORT or IP:PORT/udp")
     try:
         ipaddress.IPv4Address(m.group("ip"))

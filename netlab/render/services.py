@@ -84,13 +84,11 @@ def port_info(svc: Service, port: ServicePort) -> PortInfo:
 
 def lb_ingress_ips(spec) -> list[str]:
     """The LoadBalancer ingress IPs of a Service spec, the ones kube-proxy programs: its
-    status.loadBalancer.ingress (`spec.lb_ingress`). Until the IPAM controller writes that status,
-    a LoadBalancer Service's spec.loadBalancerIP stands in for it (the behaviour before issue 14)."""
+    status.loadBalancer.ingress (`spec.lb_ingress`), which the IPAM controller writes
+    (netlab/controllers/lbipam.py). spec.loadBalancerIP is only a request to that controller."""
     if spec.type != "LoadBalancer":
         return []
-    if spec.lb_ingress:
-        return [e["ip"] for e in spec.lb_ingress if e.get("ip")]
-    return [spec.load_balancer_ip] if spec.load_balancer_ip else []
+    return [e["ip"] for e in spec.lb_ingress if e.get("ip")]
 
 
 @lru_cache(maxsize=1 << 17)

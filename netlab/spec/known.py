@@ -108,7 +108,9 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "apiVersion kind name featureGates runtimeConfig kubeadmConfigPatches kubeadmConfigPatchesJSON6902 "
         "containerdConfigPatches containerdConfigPatchesJSON6902",
         metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation",
-        controlPlane="ClusterControlPlane", dns="ClusterDNS"),
+        controlPlane="ClusterControlPlane", dns="ClusterDNS", loadBalancer="ClusterLoadBalancer"),
+    "ClusterLoadBalancer": _fields("", pools="ClusterLBPool"),
+    "ClusterLBPool": _fields("name addresses autoAssign avoidBuggyIPs"),
     "ClusterControlPlane": _fields("nodeMonitorGracePeriod defaultTolerationSeconds"),
     "ClusterDNS": _fields("pods ttl upstreamNameservers replicas"),
     "ClusterNetworking": _fields(

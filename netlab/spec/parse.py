@@ -272,6 +272,8 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
         cluster_parser.parse(ObjectDoc({"kind": cluster_parser.kind}, cluster_parser.kind, -1), default)
         ctx.name, ctx.nodes, ctx.networking, ctx.expectations = \
             default.name, default.nodes, default.networking, default.expectations
+    for where, doc in ctx.generated:   # what the Cluster document stands for (its loadBalancer: pools)
+        kinds.attempt(ctx.problems, kinds.REGISTRY[doc["kind"]].parse, ObjectDoc(doc, where, -1), ctx)
     for i, doc in flat:
         if doc.get("kind") != cluster_parser.kind:
             kinds.attempt(ctx.problems, _parse_object, i, doc, ctx, origins)
@@ -281,12 +283,14 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
         raise ctx.problems[0]
     if ctx.problems:
         raise SpecProblems(ctx.problems, MAX_PROBLEMS)
-    return Scenario(name=ctx.name, nodes=ctx.nodes, networking=ctx.networking, namespaces=ctx.namespaces,
+    return Scenario(name=ctx.name, nodes=ctx.nodes, networking=ctx.networking,
+                    namespaces=list(dict.fromkeys(ctx.namespaces)),
                     pods=ctx.pods, deployments=ctx.deployments, services=ctx.services,
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source,
                     replicasets=ctx.replicasets, inert=ctx.inert, addons=ctx.addons, slices=ctx.slices,
                     statefulsets=ctx.statefulsets, templates=ctx.templates,
-                    documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind])
+                    documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind] +
+                    [d for _, d in ctx.generated])
 
 
 def _objects(doc: Any, i: int, origins: list[tuple[str, int]] | None = None) -> list[dict]:

@@ -4,18 +4,22 @@ from __future__ import annotations
 from netlab.render.conntrack import (Deletion, Entry, frontends_record, needs_cleanup, parse_list, stale,
                                     udp_frontends)
 
+from netlab.model.build import build
+
+from ..builders import lb_granted
 from . import scenarios as s
 
 
 def udp_cluster(replicas: int = 2, **svc_spec):
-    return s.cluster_of(
+    """(a LoadBalancer Service's loadBalancerIP: its status, as MetalLB's controller grants it)"""
+    return build(lb_granted(s.load(
         s.cluster(),
         s.deployment("dns", replicas=replicas, containers=[s.container("c", [(53, "dns", "UDP"), (80, "web")])]),
         s.service("dns", ports=[{"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"},
                                 {"name": "web", "port": 80, "targetPort": "web"}],
                   selector={"app": "dns"}, **svc_spec),
         s.service("none", ports=[{"port": 54, "targetPort": 53, "protocol": "UDP"}], selector={"app": "nothing"}),
-    )
+    )))
 
 
 def vip(c, name="dns"):

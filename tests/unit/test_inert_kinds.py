@@ -23,8 +23,9 @@ CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "dat
 SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "type": "Opaque",
           "data": {"user": base64.b64encode(b"admin").decode()}, "stringData": {"password": "hunter2"}}
 SA = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}
-POOL = {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-        "metadata": {"name": "pool", "namespace": "metallb-system"}, "spec": {"addresses": ["192.168.10.0/24"]}}
+POOL = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",   # (MetalLB's BGP mode: not emulated yet)
+        "metadata": {"name": "pool", "namespace": "metallb-system"}, "spec": {"myASN": 64500, "peerASN": 64501,
+                                                                            "peerAddress": "172.18.0.1"}}
 
 
 def replicaset(name="rs1", replicas=2, labels=None, selector=None, **spec):
@@ -38,17 +39,17 @@ def replicaset(name="rs1", replicas=2, labels=None, selector=None, **spec):
 def test_inert_objects_are_accepted_and_reported_once_each():
     s = load(cluster(), CM, SECRET, SA, POOL, deployment(), service())
     assert s.inert == ["ServiceAccount default/robot"]   # ConfigMaps and Secrets are read by pods
-    assert s.addons == ["IPAddressPool pool (MetalLB)"]
+    assert s.addons == ["BGPPeer pool (MetalLB)"]
     assert s.ignored == []  # their fields are not "ignored fields"
     kinds = [o["kind"] for o in scenario_objects(s)]
-    assert kinds.count("ConfigMap") == kinds.count("Secret") == kinds.count("IPAddressPool") == 1
+    assert kinds.count("ConfigMap") == kinds.count("Secret") == kinds.count("BGPPeer") == 1
 
 
 def test_the_notices_are_one_line_each(capsys):
     warn_ignored(load(cluster(), CM, SECRET, SA, POOL))
     err = capsys.readouterr().err.splitlines()
     assert err == ["netlab: storing objects netlab does not use yet: ServiceAccount default/robot",
-                   "netlab: ignoring add-ons' objects netlab does not emulate (stored only): IPAddressPool pool "
+                   "netlab: ignoring add-ons' objects netlab does not emulate (stored only): BGPPeer pool "
                    "(MetalLB)"]
 
 
@@ -63,7 +64,7 @@ def test_every_listed_addon_kind_is_accepted(kind):
     ({"apiVersion": "foo.example/v1", "kind": "Widget", "metadata": {"name": "w"}},
      "Widget w: kind 'Widget' is not supported; netlab understands Cluster, Namespace, Pod, Deployment, "
      "ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, DaemonSet, Job, CronJob, ConfigMap, Secret, "
-     "ServiceAccount (or a List of them)"),
+     "ServiceAccount, IPAddressPool, L2Advertisement (or a List of them)"),
     (dict(CM, data={"a": 1}), 'ConfigMap default/cfg: data.a must be a string, not an integer; quote it, e.g. "1"'),
     (dict(CM, data={"a/b": "x"}), "ConfigMap default/cfg: data key 'a/b' is not a valid key; use letters, digits, "
      "'-', '_' and '.' (a file name)"),
@@ -78,8 +79,8 @@ def test_every_listed_addon_kind_is_accepted(kind):
     (dict(CM, metadata={"name": "cfg", "namespace": "nope"}), "ConfigMap nope/cfg: metadata.namespace 'nope' does "
      "not exist; add a Namespace document named nope"),
     (dict(SA, secrets="x"), "ServiceAccount default/robot: secrets must be a list; write it as '- name: NAME' lines"),
-    ({"apiVersion": "metallb.io/v1", "kind": "IPAddressPool", "metadata": {"name": "p"}},
-     "IPAddressPool p: apiVersion 'metallb.io/v1' does not match kind IPAddressPool; use apiVersion: "
+    ({"apiVersion": "metallb.io/v1", "kind": "BGPAdvertisement", "metadata": {"name": "p"}},
+     "BGPAdvertisement p: apiVersion 'metallb.io/v1' does not match kind BGPAdvertisement; use apiVersion: "
      "metallb.io/v1beta1"),
     (replicaset(selector={"app": "other"}), "ReplicaSet default/rs1: spec.selector.matchLabels app=other does not "
      "match spec.template.metadata.labels; the selector must match the template's labels"),
@@ -107,7 +108,7 @@ def test_store_apply_prune_and_secret_defaults():
     store = MemoryStore()
     objs = scenario_objects(load(cluster(), CM, SECRET, SA, POOL, replicaset()))
     assert {str(a) for a in apply_objects(store, objs, prune=True)} == {
-        "configmap/cfg created", "secret/db created", "serviceaccount/robot created", "ipaddresspool/pool created",
+        "configmap/cfg created", "secret/db created", "serviceaccount/robot created", "bgppeer/pool created",
         "replicaset.apps/rs1 created"}
     sec = store.get("Secret", "default", "db")
     assert "stringData" not in sec and sec["type"] == "Opaque"
@@ -117,7 +118,7 @@ def test_store_apply_prune_and_secret_defaults():
     objs2 = scenario_objects(load(cluster(), dict(CM, data={"a.txt": "bye"}), SECRET, replicaset()))
     got = {str(a) for a in apply_objects(store, objs2, prune=True)}
     assert got == {"configmap/cfg configured", "secret/db unchanged", "replicaset.apps/rs1 unchanged",
-                   "serviceaccount/robot pruned", "ipaddresspool/pool pruned"}
+                   "serviceaccount/robot pruned", "bgppeer/pool pruned"}
     assert store.get("ConfigMap", "default", "cfg")["data"] == {"a.txt": "bye"}
 
 

@@ -354,7 +354,59 @@ def test_describe_deployment_pod_and_node_end_with_events(world):
     r = world.run("describe", "pod", pod, settle=False)
     assert "Controlled By:   ReplicaSet/web-" in r.output and "Scheduled" in r.output
     r = world.run("describe", "svc", "web", settle=False)
-    assert r.exit_code == 1
+    assert r.exit_code == 0 and lines(r)[0] == "Name:                     web" and "Events:  <none>" in r.output
+
+
+LB = """apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: first, namespace: metallb-system}
+spec:
+  addresses: [172.18.255.200/32]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec:
+  ipAddressPools: [first]
+  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: n1}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb1}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def test_metallb_kinds_get_with_crd_columns_and_describe_svc_events(world):
+    r = world.run("apply", "-f", world.file(LB))
+    assert r.exit_code == 0, r.output
+    assert lines(r) == ["namespace/metallb-system created", "ipaddresspool.metallb.io/first created",
+                        "l2advertisement.metallb.io/l2 created", "service/lb1 created"]
+    world.sim.tick(1)
+    r = world.run("get", "ipaddresspools", "-n", "metallb-system", settle=False)
+    assert lines(r) == ["NAME    AUTO ASSIGN   AVOID BUGGY IPS   ADDRESSES",
+                        'first   true          false             ["172.18.255.200/32"]']
+    r = world.run("get", "l2advertisements", "-n", "metallb-system", "-o", "wide", settle=False)
+    assert lines(r) == ["NAME   IPADDRESSPOOLS   IPADDRESSPOOL SELECTORS   INTERFACES   NODE SELECTORS",
+                        'l2     ["first"]                                               '
+                        '[{"matchLabels":{"kubernetes.io/hostname":"n1"}}]']
+    r = world.run("describe", "svc", "lb1", settle=False)
+    assert "LoadBalancer Ingress:     172.18.255.200 (VIP)" in r.output, r.output
+    assert "metallb.universe.tf/ip-allocated-from-pool: first" in r.output
+    assert any(line.split()[:2] == ["Normal", "IPAllocated"] and line.endswith(
+        'metallb-controller  Assigned IP ["172.18.255.200"]') for line in lines(r)), r.output
+    # a second LoadBalancer: the pool is exhausted, it stays pending and says why
+    r = world.run("apply", "-f", world.file(LB.replace("name: lb1", "name: lb2"), "m2.yaml"))
+    world.sim.tick(1)
+    r = world.run("describe", "svc", "lb2", settle=False)
+    assert "LoadBalancer Ingress" not in r.output
+    assert any(line.split()[:2] == ["Warning", "AllocationFailed"] and line.endswith(
+        'Failed to allocate IP for "default/lb2": no available IPs') for line in lines(r)), r.output
+    r = world.run("get", "ipaddresspool", "first", "-n", "metallb-system", "-o", "yaml", settle=False)
+    assert "autoAssign: true" in r.output and "kind: IPAddressPool" in r.output
 
 
 # ------------------------------------------------------------------ get
@@ -499,3 +551,31 @@ def test_get_cronjobs_create_job_from_a_cronjob_get_jobs_and_wait(world):
     assert r.exit_code == 1 and 'jobs.batch "now" already exists' in r.output
     r = world.run("create", "job", "x", "--from=cronjob/nope")
     assert r.exit_code == 1 and 'cronjobs.batch "nope" not found' in r.output
+
+
+def test_metallb_objects_round_trip_and_the_shorthand_pools_are_not_the_inputs(monkeypatch, tmp_path):
+    w = World(monkeypatch, tmp_path)
+    shorthand = CLUSTER + "loadBalancer:\n  pools:\n  - {name: lab, addresses: [172.18.250.0/30]}\n"
+    target = kubeutil.Target("sim", w.sim.store, ensure=w.ensured.append, scenario=shorthand)
+    monkeypatch.setattr(kubeutil, "open_target", lambda lab: target)
+    r = w.run("apply", "-f", w.file(LB))
+    assert r.exit_code == 0 and "lab" not in r.output, r.output   # only the file's objects are applied
+    kind_of = {"ipaddresspool": "IPAddressPool", "l2advertisement": "L2Advertisement"}
+    for kind, name in (("ipaddresspool", "first"), ("l2advertisement", "l2")):
+        for fmt in ("yaml", "json"):
+            out = w.run("get", kind, name, "-n", "metallb-system", "-o", fmt, settle=False).output
+            before = w.store.get(kind_of[kind], "metallb-system", name).get("spec")
+            r = w.run("apply", "-f", w.file(out, f"{kind}.{fmt}"))   # (configured: the defaults are written now)
+            assert r.exit_code == 0 and lines(r)[0].startswith(f"{kind}.metallb.io/{name} "), r.output
+            r = w.run("apply", "-f", w.file(out, f"{kind}.{fmt}"))
+            assert r.exit_code == 0 and lines(r) == [f"{kind}.metallb.io/{name} unchanged"], r.output
+            assert w.store.get(kind_of[kind], "metallb-system", name).get("spec") == before
+    # a pool overlapping the lab's own (the Cluster document's shorthand) is refused, nothing written
+    bad = LB.split("---")[0].replace("name: first", "name: second").replace("172.18.255.200/32", "172.18.250.2/32")
+    r = w.run("apply", "-f", w.file(bad, "bad.yaml"))
+    assert r.exit_code == 2 and "overlaps 172.18.250.0-172.18.250.3 of pool 'lab'" in r.output, r.output
+    assert w.store.try_get("IPAddressPool", "metallb-system", "second") is None
+    # ... and so is one overlapping a pool applied before
+    bad = bad.replace("172.18.250.2/32", "172.18.255.200/30")
+    r = w.run("apply", "-f", w.file(bad, "bad2.yaml"))
+    assert r.exit_code == 2 and "overlaps 172.18.255.200 of pool 'first'" in r.output, r.output

@@ -23,6 +23,7 @@ from netlab.render.iptables import node_rules, to_restore
 from netlab.render.trace import Tracer, parse_rule
 from netlab.spec.parse import load_text
 
+from ..builders import lb_granted
 from . import golden  # noqa: E402
 
 # ---------------------------------------------------------------- scenarios
@@ -242,7 +243,7 @@ SCENARIOS = {"basic": BASIC, "policies": POLICIES, "external": EXTERNAL}
 
 
 def cluster_of(name: str):
-    return build(load_text(SCENARIOS[name], f"<{name}>"))
+    return build(lb_granted(load_text(SCENARIOS[name], f"<{name}>")))  # (the LB IPs as MetalLB grants them)
 
 
 def payload(cluster, node) -> str:

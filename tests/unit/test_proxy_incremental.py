@@ -94,7 +94,7 @@ def add(c, i, j):
     src = _svc(c, i)
     svc = copy.deepcopy(src)
     # a Service of its own: no ClusterIP, NodePort, external or LB IP shared with another one
-    svc.spec = replace(svc.spec, name=f"{src.name}-c{j}", external_ips=[], load_balancer_ip=None)
+    svc.spec = replace(svc.spec, name=f"{src.name}-c{j}", external_ips=[], load_balancer_ip=None, lb_ingress=[])
     ips = {s.cluster_ip for s in c.services}
     svc.cluster_ip = next(ip for ip in ipaddress.ip_network("10.96.100.0/24") if ip not in ips)
     used = {p.node_port for s in c.services for p in s.ports}

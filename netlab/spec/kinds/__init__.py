@@ -46,6 +46,10 @@ class Context:
     # Job, CronJob): `validate` and `up` check their containers' commands (model/preflight.py)
     templates: list = field(default_factory=list)
     seen: dict[tuple, str] = field(default_factory=dict)
+    lb_pools: list = field(default_factory=list)    # MetalLB IPAddressPools read so far (kinds/metallb.py)
+    # (where, document) of objects the Cluster document stands for (its `loadBalancer:` shorthand):
+    # parsed as written ones are, after it, and appended to the scenario's documents
+    generated: list = field(default_factory=list)
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
 
 

@@ -143,6 +143,8 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     cp.int("defaultTolerationSeconds", 10, lo=0, hi=86400)
     cp.done()
     dns = _parse_dns(top.map("dns"))
+    from ...lb.shorthand import load_balancer
+    ctx.generated.extend(load_balancer(top.map("loadBalancer")))
     top.done()
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
