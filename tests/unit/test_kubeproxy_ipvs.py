@@ -570,6 +570,8 @@ def test_strict_arp_from_the_cluster_document():
     on kube-ipvs0 either way (what makes every node answer ARP for them without it)."""
     from netlab.model.build import build
     from netlab.spec.parse import load_text
+
+    from ..builders import lb_granted
     text = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
 name: t
@@ -583,7 +585,7 @@ spec: {type: LoadBalancer, loadBalancerIP: 172.18.200.10, selector: {app: web}, 
     for strict in (True, False):
         sc = load_text(text.replace("STRICT", str(strict).lower()), "<t>")
         assert sc.networking.ipvs_strict_arp is strict
-        c = build(sc, {})
+        c = build(lb_granted(sc), {})
         for node in c.nodes:
             st = ki.ipvs_state(c, node)
             assert ("net/ipv4/conf/all/arp_ignore" in st.sysctls) is strict
