@@ -28,6 +28,10 @@ RESOURCES = {
     "jobs": "jobs", "job": "jobs", "jobs.batch": "jobs", "job.batch": "jobs",
     "cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs", "cronjobs.batch": "cronjobs",
     "cronjob.batch": "cronjobs",
+    "ingresses": "ingresses", "ingress": "ingresses", "ing": "ingresses",
+    "ingresses.networking.k8s.io": "ingresses", "ingress.networking.k8s.io": "ingresses",
+    "ingressclasses": "ingressclasses", "ingressclass": "ingressclasses",
+    "ingressclasses.networking.k8s.io": "ingressclasses",
 }
 
 
@@ -45,7 +49,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
-    serviceaccounts (sa) or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as kubectl
+    serviceaccounts (sa), ingresses (ing), ingressclasses or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as kubectl
     takes it: sts/web sts/db).
 
     \b
@@ -67,6 +71,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
       configmaps DATA; secrets TYPE, DATA (a count: values are never shown in the table);
              serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
+      ingresses CLASS, HOSTS, ADDRESS (what the ingress-nginx add-on published), PORTS;
+             ingressclasses CONTROLLER, PARAMETERS
     -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
     if "/" in resource:   # kubectl's TYPE/NAME form: `get deploy/web`, `get sts/web sts/db`
@@ -82,7 +88,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
                                      "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
-                                     "cronjobs, events, configmaps, secrets, serviceaccounts or labs",
+                                     "cronjobs, events, configmaps, secrets, serviceaccounts, ingresses, "
+                                     "ingressclasses or labs",
                                      param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
@@ -99,7 +106,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
             if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
-                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs"):
+                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs", "ingresses",
+                        "ingressclasses"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

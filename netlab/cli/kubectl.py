@@ -447,7 +447,7 @@ def wait(args: tuple[str, ...], for_: str, timeout: str, namespace: str, lab: st
 @lab_option
 @kubectl_errors
 def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
-    """Show an object in detail, ending with its events: describe deploy|pod|node NAME."""
+    """Show an object in detail, ending with its events: describe deploy|pod|node|ingress NAME."""
     from ..controllers import printers
     from ..store.events import events_for
     t = kubeutil.open_target(lab)
@@ -465,8 +465,11 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
         elif kind == "Node":
             pods = [p for p in store.list("Pod") if (p.get("spec") or {}).get("nodeName") == name]
             text = printers.describe_node(obj, pods, events, now)
+        elif kind == "Ingress":
+            from ..ingress.describe import describe_lab_ingress
+            text = describe_lab_ingress(store, obj, events, now)
         else:
-            raise KubeError(f"error: netlab describes deployments, pods and nodes; for {SINGULAR[kind]}/{name} "
+            raise KubeError(f"error: netlab describes deployments, pods, nodes and ingresses; for {SINGULAR[kind]}/{name} "
                             f"use: netlab get {kind.lower()} {name} -o yaml")
         shown.append(text)
     out("\n\n\n".join(shown))

@@ -35,6 +35,9 @@ for _kind, _names in {
     "ServiceAccount": ("sa", "serviceaccount", "serviceaccounts"),
     "Job": ("job", "jobs", "job.batch", "jobs.batch"),
     "CronJob": ("cj", "cronjob", "cronjobs", "cronjob.batch", "cronjobs.batch"),
+    "Ingress": ("ing", "ingress", "ingresses", "ingress.networking.k8s.io", "ingresses.networking.k8s.io"),
+    "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io",
+                     "ingressclasses.networking.k8s.io"),
 }.items():
     for _n in _names:
         KINDS[_n] = _kind
@@ -44,14 +47,16 @@ SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "S
             "DaemonSet": "daemonset.apps", "ControllerRevision": "controllerrevision.apps", "Pod": "pod",
             "Service": "service", "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
-            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch"}
+            "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch",
+            "Ingress": "ingress.networking.k8s.io", "IngressClass": "ingressclass.networking.k8s.io"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
           "DaemonSet": "daemonsets.apps", "ControllerRevision": "controllerrevisions.apps", "Pod": "pods",
           "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
-          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch"}
-CLUSTER_SCOPED = ("Node", "Namespace")
+          "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch",
+          "Ingress": "ingresses.networking.k8s.io", "IngressClass": "ingressclasses.networking.k8s.io"}
+CLUSTER_SCOPED = ("Node", "Namespace", "IngressClass")
 
 
 class KubeError(NetlabError):

@@ -132,6 +132,7 @@ class LiveLab:
         from .staticpods import StaticPods
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
         self.zone = None                # the cluster DNS's zone publisher (dnszone.py), made on first use
+        self.ingress = None             # the ingress-nginx add-on's publisher (ingresspub.py), made on first use
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -440,6 +441,7 @@ class LiveLab:
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
         self.publish_zone(cluster)   # before the pass starts the DNS pods (up's first pass)
+        self.publish_ingress(cluster)
         from ..dataplane import volumes as volmod
         from .podsetup import prepare
         prepare(cluster, by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
@@ -470,6 +472,7 @@ class LiveLab:
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
         self.publish_zone(cluster)   # the pods' addresses and readiness this pass wrote, their EndpointSlices
+        self.publish_ingress(cluster)
         self.last_full = time.monotonic()
         self.last_pass = time.time()
         self.dirty = False
@@ -484,6 +487,18 @@ class LiveLab:
             self.zone.publish(self.store, cluster)
         except Exception as e:  # noqa: BLE001 - the next pass writes again; the old zone is served meanwhile
             self.errors.append(f"dns zone: {e}")
+
+    def publish_ingress(self, cluster: Cluster) -> None:
+        """The ingress-nginx configuration written if what it is made of changed (netlab/live/ingresspub.py)."""
+        if cluster.networking.ingress is None:
+            return
+        from .ingresspub import IngressPublisher
+        try:
+            if self.ingress is None:
+                self.ingress = IngressPublisher(self.lab)
+            self.ingress.publish(self.store, cluster)
+        except Exception as e:  # noqa: BLE001 - the next pass writes again; nginx serves the old configuration
+            self.errors.append(f"ingress: {e}")
 
     def pending(self) -> bool:
         """Whether a pass has work to do that no store write announces: a drain in progress,
