@@ -346,10 +346,8 @@ def render(p: Plan, conf_dir: str, run_dir: str, settings: Settings | None = Non
         "    map $upstream_addr $netlab_pod {",
         "        default \"\";",
     ]
-    for u in p.upstreams.values():
-        for ip, port, pod in u.servers:
-            if pod:
-                out.append(f"        {_quote(f'{ip}:{port}')} {_quote(pod)};")
+    pods = {f"{ip}:{port}": pod for u in p.upstreams.values() for ip, port, pod in u.servers if pod}
+    out += [f"        {_quote(addr)} {_quote(pod)};" for addr, pod in sorted(pods.items())]
     out.append("    }")
     for u in p.upstreams.values():
         out.append(f"    upstream {u.name} {{")

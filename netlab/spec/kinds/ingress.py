@@ -130,7 +130,7 @@ def _spec(spec: Fields, annotations: dict[str, str]) -> None:
     spec.done()
 
 
-@register("Ingress", "networking.k8s.io/v1", order=8)
+@register("Ingress", "networking.k8s.io/v1", order=23)
 def parse_ingress(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, _, _ = object_meta(doc, ctx)
     meta.strmap("labels")
@@ -142,7 +142,7 @@ def parse_ingress(doc: ObjectDoc, ctx: Context) -> None:
         raise Reported()
 
 
-@register("IngressClass", "networking.k8s.io/v1", order=9)
+@register("IngressClass", "networking.k8s.io/v1", order=24)
 def parse_ingressclass(doc: ObjectDoc, ctx: Context) -> None:
     top, meta, _, _ = object_meta(doc, ctx, namespaced=False)
     meta.strmap("labels")
