@@ -133,6 +133,7 @@ class LiveLab:
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
         self.zone = None                # the cluster DNS's zone publisher (dnszone.py), made on first use
         self.ingress = None             # the ingress-nginx add-on's publisher (ingresspub.py), made on first use
+        self.last_cluster = None        # the last pass's model (the publisher's between passes)
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -488,8 +489,14 @@ class LiveLab:
         except Exception as e:  # noqa: BLE001 - the next pass writes again; the old zone is served meanwhile
             self.errors.append(f"dns zone: {e}")
 
+    def republish_ingress(self) -> None:
+        """The ingress configuration again with the last pass's model, if its inputs moved since."""
+        if self.ingress is not None and self.last_cluster is not None:
+            self.publish_ingress(self.last_cluster)
+
     def publish_ingress(self, cluster: Cluster) -> None:
         """The ingress-nginx configuration written if what it is made of changed (netlab/live/ingresspub.py)."""
+        self.last_cluster = cluster
         if cluster.networking.ingress is None:
             return
         from .ingresspub import IngressPublisher
