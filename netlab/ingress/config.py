@@ -378,3 +378,20 @@ def render(p: Plan, conf_dir: str, run_dir: str, settings: Settings | None = Non
         out.append("    }")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def route(p: Plan, host: str, path: str) -> tuple[Server, Location]:
+    """The server and location nginx picks for a request (pure): the server whose name is the host, else
+    the longest wildcard (`*.suffix`) matching it, else the catch-all; then an exact location equal to
+    the path, else the longest prefix location the path starts with."""
+    servers = {s.host: s for s in p.servers}
+    srv = servers.get(host)
+    if srv is None:
+        wild = [s for h, s in servers.items() if h.startswith("*.") and host.endswith(h[1:])]
+        srv = max(wild, key=lambda s: len(s.host)) if wild else servers["_"]
+    path = path.split("?", 1)[0] or "/"
+    exact = srv.locations.get((True, path))
+    if exact is not None:
+        return srv, exact
+    prefixes = [loc for (ex, lp), loc in srv.locations.items() if not ex and path.startswith(lp)]
+    return srv, max(prefixes, key=lambda loc: len(loc.path))

@@ -235,6 +235,9 @@ def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, ex
             except KeyError:
                 raise NotFound(f"no node '{node}'") from None
         checks = service_checks(cluster, src, svc, ports, group, count, "nodeport", nodes, need_all=need_all)
+    elif kind == "ingress" and rest:
+        from .ingress import ingress_checks
+        checks = ingress_checks(cluster, src, rest, count, group)
     elif kind in ("extip", "lb") and rest:
         svc, ports = find_service(cluster, rest)
         checks = service_checks(cluster, src, svc, ports, group, count, "external-ip", need_all=need_all)
@@ -259,7 +262,7 @@ def _raw_target(src: Source, target: str, group: str, count: int) -> list[Check]
     if not m:
         raise SpecError("target", f"'{target}' is not a probe target",
                         "use pod/NAME, node/NAME, svc/NAME[:PORT], nodeport/NAME[:PORT][@NODE], extip/NAME, "
-                        "IP, IP:PORT or IP:PORT/udp")
+                        "ingress/NAME/HOST/PATH, IP, IP:PORT or IP:PORT/udp")
     try:
         ipaddress.IPv4Address(m.group("ip"))
     except ValueError:

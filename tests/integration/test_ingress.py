@@ -21,7 +21,7 @@ import pytest
 
 from netlab.dataplane import lab as labmod
 
-from .conftest import Lab, kubectl, until
+from .conftest import Lab, kubectl, netlab_cli, until
 
 HTTP, HTTPS = 30080, 30443
 
@@ -357,3 +357,9 @@ def test_probe_ingress_target_reports_the_pod(ing):
     assert r.returncode == 0, r.stdout + r.stderr
     bar = [p.name for p in ing.pods("bar-")][0]
     assert bar in r.stdout, r.stdout
+
+
+def test_exec_external_curl_with_a_host_header(ing):
+    r = netlab_cli("exec", "--lab", ing.name, "--external", "--", "curl", "-s", "--max-time", "5", "-H", "Host: foo.example",
+                f"http://{ing.addr}:{HTTP}/bar/x")
+    assert r.stdout.strip() in {p.name for p in ing.pods("bar-")}, r.stdout + r.stderr

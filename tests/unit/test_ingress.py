@@ -315,3 +315,23 @@ def test_the_rendered_configuration_passes_nginx_t(tmp_path):
     r = subprocess.run(["/usr/sbin/nginx", "-t", "-q", "-c", str(conf), "-p", f"{tmp_path}/run/", "-e", "stderr"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_route_picks_the_server_and_location_nginx_picks():
+    p = config.plan(store_objs(), config.Settings())
+    assert config.route(p, "foo.example", "/api")[1].upstream == "default-bar-http"        # = /api
+    assert config.route(p, "foo.example", "/api/v1?x=1")[1].upstream == "default-bar-http"  # /api/
+    assert config.route(p, "foo.example", "/apix")[1].upstream == "default-foo-80"          # element-wise: not /api
+    assert config.route(p, "foo.example", "/implx")[1].upstream == "default-bar-80"         # plain prefix
+    assert config.route(p, "foo.example", "/exact/x")[1].upstream == "default-foo-80"
+    assert config.route(p, "nobody.example", "/")[0].host == "_"
+
+
+def test_probe_target_expects_the_backend_pods():
+    from netlab.probe.ingress import _split
+    ings = store_objs()["Ingress"]
+    ing, host, path = _split("web/foo.example/api/v1", ings)
+    assert (ing["metadata"]["name"], host, path) == ("web", "foo.example", "/api/v1")
+    assert _split("web/foo.example", ings)[2] == "/"
+    with pytest.raises(Exception, match="no Ingress 'nope'"):
+        _split("nope/h/p", ings)
