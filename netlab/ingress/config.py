@@ -21,7 +21,8 @@ source, not copied):
 - TLS: a host in spec.tls with a kubernetes.io/tls Secret holding a certificate and a key is served
   with them on 443 and redirected from 80 (308, ingress-nginx's ssl-redirect); a missing or invalid
   Secret: the host is served with the default (self-signed) certificate, as ingress-nginx does, and
-  the reason kept. Every server listens on 443 with the default certificate unless it has its own.
+  the reason kept. Every server listens on 443 with the default certificate unless it has its own
+  (chosen by the handshake's server name, SNI: one map, not a certificate loaded per server).
 
 `render(plan, conf_dir, run_dir)` writes nginx.conf's text; `render` never reads files: the
 certificates' PEM texts are in `plan.certs`, published beside the configuration by the live loop.
@@ -305,6 +306,9 @@ def render(p: Plan, conf_dir: str, run_dir: str, settings: Settings | None = Non
         "# rendered by netlab (netlab/ingress/config.py) from the lab's store; published by the control loop",
         "daemon off;",
         "master_process on;",
+        # the workers load certificates at the handshake from the lab's 0600 files: root of the pod's
+        # sandbox, as the master
+        "user root root;",
         f"worker_processes {settings.worker_processes};",
         f"pid {run_dir}/nginx.pid;",
         "error_log stderr notice;",
@@ -326,6 +330,16 @@ def render(p: Plan, conf_dir: str, run_dir: str, settings: Settings | None = Non
         "    map_hash_bucket_size 256;",
         "    map_hash_max_size 65536;",
         "    ssl_protocols TLSv1.2 TLSv1.3;",
+        # the certificate by the name the client asked for (SNI), loaded at the handshake: one SSL
+        # context per server would load every certificate for every server at each reload (about 1 ms
+        # a server); hosts without a certificate of their own, and clients without SNI, get the default
+        "    map $ssl_server_name $netlab_certificate {",
+        "        hostnames;",
+        f"        default {ssl}/{DEFAULT_CERT};",
+        *[f"        {srv.host} {ssl}/{srv.cert};" for srv in p.servers if srv.cert and srv.host != "_"],
+        "    }",
+        "    ssl_certificate $netlab_certificate;",
+        "    ssl_certificate_key $netlab_certificate;",
         "    ssl_session_cache shared:SSL:10m;",
         "    proxy_connect_timeout 5s;",
         "    proxy_send_timeout 60s;",
@@ -356,13 +370,10 @@ def render(p: Plan, conf_dir: str, run_dir: str, settings: Settings | None = Non
     for srv in p.servers:
         catch_all = srv.host == "_"
         flags = " default_server reuseport" if catch_all else ""
-        cert = srv.cert or DEFAULT_CERT
         out += ["    server {",
                 f"        server_name {srv.host};",
                 f"        listen 80{flags};",
-                f"        listen 443 ssl{flags};",
-                f"        ssl_certificate {ssl}/{cert};",
-                f"        ssl_certificate_key {ssl}/{cert};"]
+                f"        listen 443 ssl{flags};"]
         if srv.tls:
             out += ["        if ($scheme = http) {", "            return 308 https://$host$request_uri;", "        }"]
         for loc in sorted(srv.locations.values(), key=_location_order):
