@@ -36,10 +36,10 @@ def _split(rest: str, ingresses: list[dict]) -> tuple[dict, str, str]:
     return ing, host, "/" + "/".join(path)
 
 
-def ingress_checks(cluster, src, rest: str, count: int, group: str, objs: dict | None = None):
-    """The checks of one ingress target (see the module's docstring). `objs`: the store's objects of
-    KINDS (read from the lab's store when None)."""
-    from .plan import Check
+def ingress_checks(cluster, src, rest: str, count: int, objs: dict | None = None):
+    """The checks of one ingress target (see the module's docstring) as (label, probes, pods that may
+    answer or None), which probe/plan.py makes Checks of. `objs`: the store's objects of KINDS (read
+    from the lab's store when None)."""
     cfg = cluster.networking.ingress
     if cfg is None:
         raise NotFound("the lab has no ingress controller: add an `ingress:` map to its Cluster document")
@@ -69,5 +69,5 @@ def ingress_checks(cluster, src, rest: str, count: int, group: str, objs: dict |
     for ip, port in targets:
         probes = [ProbeSpec(src.netns, "http", ip, port, 2.0, path=path, label=f"http {ip}:{port}", host=host)
                   for _ in range(max(1, count))]
-        checks.append(Check(group, src, label, probes, "reachable", backends))
+        checks.append((label, probes, backends))
     return checks

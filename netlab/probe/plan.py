@@ -237,7 +237,8 @@ def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, ex
         checks = service_checks(cluster, src, svc, ports, group, count, "nodeport", nodes, need_all=need_all)
     elif kind == "ingress" and rest:
         from .ingress import ingress_checks
-        checks = ingress_checks(cluster, src, rest, count, group)
+        checks = [Check(group, src, label, probes, "reachable", backends)
+                  for label, probes, backends in ingress_checks(cluster, src, rest, count)]
     elif kind in ("extip", "lb") and rest:
         svc, ports = find_service(cluster, rest)
         checks = service_checks(cluster, src, svc, ports, group, count, "external-ip", need_all=need_all)
