@@ -363,3 +363,24 @@ def test_exec_external_curl_with_a_host_header(ing):
     r = netlab_cli("exec", "--lab", ing.name, "--external", "--", "curl", "-s", "--max-time", "5", "-H", "Host: foo.example",
                 f"http://{ing.addr}:{HTTP}/bar/x")
     assert r.stdout.strip() in {p.name for p in ing.pods("bar-")}, r.stdout + r.stderr
+
+
+def test_kinds_ingress_guide_as_written(lab, tmp_path):
+    """kind's Ingress guide (tests/data/corpus/kind-ingress-http-echo.yaml, its Ingress without a class)
+    with the add-on's class made the default one: /foo and /bar reach their http-echo pods, as the guide's
+    `curl localhost/foo/hostname` shows."""
+    from pathlib import Path
+    corpus = Path(__file__).resolve().parents[1] / "data" / "corpus" / "kind-ingress-http-echo.yaml"
+    head = ("apiVersion: netlab.dev/v1alpha1\nkind: Cluster\nnodes: [{name: cp, role: control-plane}, {name: w1}]\n"
+            "dns: {replicas: 0}\ningress: {defaultClass: true, httpNodePort: 30080}\n---\n")
+    lab.up(head + corpus.read_text())
+    node = str(lab.cluster.nodes[0].ip)
+
+    def get(path):
+        r = lab.ext_exec(["curl", "-s", "--max-time", "3", f"http://{node}:30080{path}"])
+        return r.stdout.strip()
+    until("the guide's /foo/hostname", lambda: get("/foo/hostname") == "foo", timeout=60)
+    assert get("/bar/hostname") == "bar"
+    assert get("/foo") == "foo" and get("/foox") != "foo"
+    rows = kubectl(lab, "get", "ingress").stdout.splitlines()
+    assert rows[1].split()[:3] == ["example-ingress", "<none>", "*"]
