@@ -335,3 +335,13 @@ def test_probe_target_expects_the_backend_pods():
     assert _split("web/foo.example", ings)[2] == "/"
     with pytest.raises(Exception, match="no Ingress 'nope'"):
         _split("nope/h/p", ings)
+
+
+def test_an_ingress_without_the_addon_is_stored_and_said_to_be_unserved():
+    doc = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+           "spec": {"defaultBackend": backend("s")}}
+    s = load(cluster(), doc)
+    assert s.inert == ["Ingress web (no ingress controller: add an `ingress:` map to the Cluster document)"]
+    c = cluster()
+    c["ingress"] = {}
+    assert load(c, doc).inert == []

@@ -12,6 +12,8 @@
   different classes is refused, as the API server refuses it.
 - A `resource` backend (an object of another API, e.g. a storage bucket) passes the API server but
   ingress-nginx does not serve it: netlab refuses it, naming the fix (a Service backend).
+- An Ingress of a lab whose Cluster document has no `ingress:` map is stored and served by nothing
+  (as on a cluster without an ingress controller): `up`/`apply` say so once.
 - IngressClass (cluster-scoped): spec.controller required, a domain-prefixed path of at most 250
   characters (e.g. k8s.io/ingress-nginx); spec.parameters accepted and not used.
 """
@@ -140,6 +142,9 @@ def parse_ingress(doc: ObjectDoc, ctx: Context) -> None:
     top.done()
     if got is None:
         raise Reported()
+    if ctx.networking is not None and ctx.networking.ingress is None:
+        # stored as on a cluster without an ingress controller: nothing serves it
+        ctx.inert.append(f"{doc.where} (no ingress controller: add an `ingress:` map to the Cluster document)")
 
 
 @register("IngressClass", "networking.k8s.io/v1", order=24)
