@@ -53,6 +53,7 @@ class Settings:
 class Upstream:
     name: str
     servers: list[tuple[str, int, str]]   # (pod IP, port, pod name)
+    origin: tuple = ()                    # (namespace, Service, port): names like ingress-nginx's can clash
 
 
 @dataclass
@@ -170,7 +171,9 @@ def _backend(b: dict, ns: str, services: dict, slices: list[dict], upstreams: di
         problems.append(Problem(ing, "PortNotFound", f"Service \"{ns}/{name}\" has no port {want}: {text} answers 503"))
         return None, text
     pname = sp.get("name") or ""
-    uname = f"{ns}-{name}-{want}"
+    uname = f"{ns}-{name}-{want}"   # ingress-nginx's name; a-b/c and a/b-c would share it: then a hash
+    if uname in upstreams and upstreams[uname].origin != (ns, name, want):
+        uname += "-" + hashlib.sha256(f"{ns}/{name}/{want}".encode()).hexdigest()[:8]
     servers: list[tuple[str, int, str]] = []
     for s in _slices_of(slices, ns, name):
         ports = [p for p in s.get("ports") or [] if (p.get("name") or "") == pname and p.get("port")]
@@ -187,7 +190,7 @@ def _backend(b: dict, ns: str, services: dict, slices: list[dict], upstreams: di
         problems.append(Problem(ing, "NoEndpoints", f"Service \"{ns}/{name}\" has no ready endpoints for port "
                                                     f"{want}: {text} answers 503"))
         return None, text
-    upstreams[uname] = Upstream(uname, servers)
+    upstreams[uname] = Upstream(uname, servers, (ns, name, want))
     return uname, text
 
 

@@ -345,3 +345,16 @@ def test_an_ingress_without_the_addon_is_stored_and_said_to_be_unserved():
     c = cluster()
     c["ingress"] = {}
     assert load(c, doc).inert == []
+
+
+def test_upstream_names_that_would_clash_are_kept_apart():
+    objs = {"IngressClass": [NGINX_CLASS],
+            "Service": [svc("b-c", ns="a"), svc("c", ns="a-b")],
+            "EndpointSlice": [eps("b-c", ("p1", "10.244.1.2"), ns="a"), eps("c", ("p2", "10.244.1.3"), ns="a-b")],
+            "Ingress": [ingress("x", [rule("h1", ("/", "Prefix", "b-c", 80))], ns="a"),
+                        ingress("y", [rule("h2", ("/", "Prefix", "c", 80))], ns="a-b")]}
+    p = config.plan(objs, config.Settings())
+    h1 = config.route(p, "h1", "/")[1].upstream
+    h2 = config.route(p, "h2", "/")[1].upstream
+    assert h1 != h2
+    assert p.upstreams[h1].servers[0][2] == "p1" and p.upstreams[h2].servers[0][2] == "p2"
