@@ -358,3 +358,14 @@ def test_upstream_names_that_would_clash_are_kept_apart():
     h2 = config.route(p, "h2", "/")[1].upstream
     assert h1 != h2
     assert p.upstreams[h1].servers[0][2] == "p1" and p.upstreams[h2].servers[0][2] == "p2"
+
+
+def test_a_loadbalancer_controller_service():
+    c = cluster()
+    c["ingress"] = {"serviceType": "LoadBalancer", "loadBalancerIP": "172.18.255.200", "replicas": 2}
+    objs = scenario_objects(load(c), "/run/netlab/t/dns")
+    svc_ = next(o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == "ingress-nginx-controller")
+    assert svc_["spec"]["type"] == "LoadBalancer" and svc_["spec"]["loadBalancerIP"] == "172.18.255.200"
+    assert all("nodePort" not in p for p in svc_["spec"]["ports"])
+    dep = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "ingress-nginx-controller")
+    assert dep["spec"]["replicas"] == 2
