@@ -384,3 +384,24 @@ def test_kinds_ingress_guide_as_written(lab, tmp_path):
     assert get("/foo") == "foo" and get("/foox") != "foo"
     rows = kubectl(lab, "get", "ingress").stdout.splitlines()
     assert rows[1].split()[:3] == ["example-ingress", "<none>", "*"]
+
+
+def test_upstreams_are_the_pods_and_follow_their_endpoints(ing):
+    """(Last of the module's tests on the shared lab: bar's pod is made anew here.)
+    nginx proxies to the ready endpoints' pod IPs and target port (not the ClusterIP); scaled to zero
+    the backend answers 503, scaled back it serves again (the configuration follows the EndpointSlices)."""
+    from netlab.dataplane import layout
+    with open(os.path.join(layout.ingress_dir(ing.name), "nginx.conf")) as f:
+        conf = f.read()
+    ips = {str(p.ip) for p in ing.pods("foo-")}
+    block = re.search(r"upstream default-foo-80 \{(.*?)\}", conf, re.S).group(1)
+    assert set(re.findall(r"server (\S+):9376", block)) == ips
+    svc_ip = str(next(s for s in ing.cluster.services if s.key == "default/foo").cluster_ip)
+    assert svc_ip not in conf
+    kubectl(ing, "scale", "deployment", "bar", "--replicas=0")
+    try:
+        until("503 without endpoints", lambda: status(ing, "foo.example", "/bar")[0] == 503, timeout=60)
+        assert "no ready endpoints" in kubectl(ing, "describe", "ingress", "web").stdout
+    finally:
+        kubectl(ing, "scale", "deployment", "bar", "--replicas=1")
+    until("bar again", lambda: curl(ing, "foo.example", "/bar").stdout.startswith("bar-"), timeout=60)
