@@ -369,3 +369,64 @@ def test_a_loadbalancer_controller_service():
     assert all("nodePort" not in p for p in svc_["spec"]["ports"])
     dep = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "ingress-nginx-controller")
     assert dep["spec"]["replicas"] == 2
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/usr/sbin/nginx"), reason="nginx is not installed")
+def test_the_supervisor_checks_then_reloads_and_keeps_serving_a_refused_change(tmp_path):
+    """netlab.ingress.controller: the first configuration starts nginx, a changed one is checked with
+    `nginx -t` and loaded with SIGHUP (same master), one nginx refuses is never loaded."""
+    import socket
+    import time
+    import urllib.request
+
+    from netlab.ingress.controller import Supervisor
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf_dir, run_dir = tmp_path / "conf", tmp_path / "run"
+    conf_dir.mkdir()
+
+    def conf(body: str) -> str:
+        return (f"daemon off; pid {run_dir}/nginx.pid; error_log stderr notice;\nevents {{}}\nhttp {{ access_log off;\n"
+                f"client_body_temp_path {run_dir}/cb; proxy_temp_path {run_dir}/p; fastcgi_temp_path {run_dir}/f;\n"
+                f"uwsgi_temp_path {run_dir}/u; scgi_temp_path {run_dir}/s;\n"
+                f"server {{ listen 127.0.0.1:{port}; location / {{ {body} }} }} }}\n")
+
+    def get() -> str:
+        err = None
+        for _ in range(50):
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read().decode()
+            except OSError as e:
+                err = e
+                time.sleep(0.1)
+        return f"no answer: {err}"
+
+    sup = Supervisor(str(conf_dir), str(run_dir))
+    run_dir.mkdir()
+    try:
+        (conf_dir / "nginx.conf").write_text(conf('return 200 "one";'))
+        sup.step()
+        got = get()
+        assert got == "one", (got, sup.proc and sup.proc.poll())
+        pid = sup.proc.pid
+        (conf_dir / "nginx.conf").write_text(conf('return 200 "two"; no_such_directive;'))
+        sup.step()
+        assert get() == "one" and sup.reloads == 0           # refused by nginx -t: not loaded
+        (conf_dir / "nginx.conf").write_text(conf('return 200 "three";'))
+        sup.step()
+        assert sup.reloads == 1 and sup.proc.pid == pid      # SIGHUP to the same master
+        # (for a moment after SIGHUP a worker of the old configuration may still accept a connection,
+        # until it reads the master's order to finish: then only the new configuration answers)
+        seen = []
+        for _ in range(100):
+            seen.append(get())
+            if seen[-5:] == ["three"] * 5:
+                break
+            time.sleep(0.05)
+        assert seen[-5:] == ["three"] * 5, seen
+    finally:
+        sup.stop()
+        if sup.proc is not None:
+            sup.proc.wait(timeout=10)
