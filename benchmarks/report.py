@@ -240,6 +240,26 @@ def t_lb(r: dict) -> list[str]:
     return out
 
 
+def t_ingress(r: dict) -> list[str]:
+    """benchmarks/ingress_bench.py: nginx vs NodePort (wrk), one Ingress change at 1,000 rules."""
+    t, c, p = r["throughput"], r["change"], r.get("params") or {}
+    out = ["| path | requests/s | p50 | p99 | socket errors | non-2xx |", "|---|---|---|---|---|---|"]
+    for kind, label in (("ingress", "through nginx (Ingress, NodePort 30080)"), ("nodeport", "Service NodePort 30081")):
+        m = t[f"{kind}_median"]
+        out.append(f"| {label} | {m['rps']:,.0f} | {m['p50_ms']:.2f} ms | {m['p99_ms']:.2f} ms | "
+                   f"{sum(x['socket_errors'] for x in t[kind])} | {sum(x['non_2xx'] for x in t[kind])} |")
+    out += ["", f"One Ingress change (a new host) at {c['rules']:,} Ingress rules: served through nginx "
+            f"{c['served_median_s']:.2f} s (median of {len(c['samples'])}) after `netlab apply -f` started "
+            f"(the apply itself: {', '.join('%.2f' % x['apply_s'] for x in c['samples'])} s); the pure part, plan + "
+            f"render of the whole nginx.conf ({c['conf_bytes']:,} bytes), {c['render_ms']:.1f} ms; the {c['rules']:,} "
+            f"rules applied and served in {c['bulk_apply_s']:.1f} s.",
+            "", f"wrk: 1 thread, {p.get('connections')} keep-alive connections, {p.get('seconds')} s a run, "
+            f"{p.get('repeat')} runs per path alternating, medians; from the lab's external host to the node running "
+            "the controller pod; backends: 2 pods of netlab's built-in server (agnhost serve-hostname). nginx "
+            f"{(r.get('info') or {}).get('nginx')}, one worker process; `scripts/bench --only ingress`."]
+    return out
+
+
 # ---------------------------------------------------------------- plots
 
 def plots(res: dict, out: str) -> list[str]:
@@ -367,7 +387,9 @@ def main() -> None:
                 ("Live lab: reaction, idle cost, rolling update under load (benchmarks/live.py)", "live", t_live),
                 ("Cluster DNS: dnsperf against netlab's server and dnsmasq with the same records "
                  "(benchmarks/dns_load.py; servers on CPU 1, dnsperf on CPU 0)", "dns", t_dns),
-                ("LoadBalancer failover, MetalLB layer 2 (benchmarks/lb_failover.py)", "lb", t_lb)]
+                ("LoadBalancer failover, MetalLB layer 2 (benchmarks/lb_failover.py)", "lb", t_lb),
+                ("Ingress: the real nginx vs the NodePort, and one change at 1,000 rules (benchmarks/ingress_bench.py)",
+                 "ingress", t_ingress)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:

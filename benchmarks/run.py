@@ -1,7 +1,7 @@
 """Runs the whole benchmark suite, merges the results, draws the plots. Started by `scripts/bench`
 (which installs the peers, builds the C helpers and gives this a private /run/netns); run as root.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb]
+    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress]
                                        [--out docs/bench]
 
 Each benchmark runs as its own process (each can also be run alone: see its docstring) and prints what it
@@ -48,6 +48,8 @@ SUITE = {
     "dns": ("dns_load.py", ["--seconds", "10", "--repeat", "3", "--half-seconds", "10"],
             ["--seconds", "3", "--repeat", "1", "--half-seconds", "3"]),
     "lb": ("lb_failover.py", ["--graces", "10,3", "--repeat", "3"], ["--graces", "3", "--repeat", "1"]),
+    "ingress": ("ingress_bench.py", ["--seconds", "8", "--repeat", "2", "--rules", "1000", "--changes", "3"],
+                ["--seconds", "3", "--repeat", "1", "--rules", "1000", "--changes", "1"]),
 }
 
 
@@ -73,9 +75,9 @@ def leftovers() -> dict:
     processes started for the benchmark labs."""
     ns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     mine = [n for n in ns if n.startswith(("nl.bup", "nl.fp", "nl.nw", "nl.benchprobe", "bsh", "bfl", "bench-sync",
-                                           "nl.blive", "nl.broll", "bench-dns", "nl.blb"))]
+                                           "nl.blive", "nl.broll", "bench-dns", "nl.blb", "nl.bing"))]
     labs = sorted(d for d in os.listdir("/run/netlab")) if os.path.isdir("/run/netlab") else []
-    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb"))]
+    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb", "bing"))]
     return {"namespaces": mine, "lab_state_dirs": labs}
 
 

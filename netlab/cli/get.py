@@ -31,6 +31,10 @@ RESOURCES = {
     "ipaddresspools": "ipaddresspools", "ipaddresspool": "ipaddresspools", "ipaddresspools.metallb.io": "ipaddresspools",
     "l2advertisements": "l2advertisements", "l2advertisement": "l2advertisements",
     "l2advertisements.metallb.io": "l2advertisements",
+    "ingresses": "ingresses", "ingress": "ingresses", "ing": "ingresses",
+    "ingresses.networking.k8s.io": "ingresses", "ingress.networking.k8s.io": "ingresses",
+    "ingressclasses": "ingressclasses", "ingressclass": "ingressclasses",
+    "ingressclasses.networking.k8s.io": "ingressclasses",
 }
 
 
@@ -48,8 +52,9 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
-    serviceaccounts (sa), ipaddresspools, l2advertisements (MetalLB's, in metallb-system) or labs, like
-    kubectl get (RESOURCE may be a comma list, or TYPE/NAME as kubectl takes it: sts/web sts/db).
+    serviceaccounts (sa), ipaddresspools, l2advertisements (MetalLB's, in metallb-system), ingresses
+    (ing), ingressclasses or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as
+    kubectl takes it: sts/web sts/db).
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -74,6 +79,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              controller assigned it from the IPAddressPools, <pending> until it has one
       ipaddresspools AUTO ASSIGN, AVOID BUGGY IPS, ADDRESSES; l2advertisements IPADDRESSPOOLS,
              IPADDRESSPOOL SELECTORS, INTERFACES (-o wide: NODE SELECTORS): MetalLB's columns
+      ingresses CLASS, HOSTS, ADDRESS (what the ingress-nginx add-on published), PORTS;
+             ingressclasses CONTROLLER, PARAMETERS
     -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
     if "/" in resource:   # kubectl's TYPE/NAME form: `get deploy/web`, `get sts/web sts/db`
@@ -90,7 +97,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
                                      "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
                                      "cronjobs, events, configmaps, secrets, serviceaccounts, ipaddresspools, "
-                                     "l2advertisements or labs",
+                                     "l2advertisements, ingresses, ingressclasses or labs",
                                      param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
@@ -107,7 +114,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
             if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
-                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs", "ipaddresspools", "l2advertisements"):
+                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs", "ipaddresspools",
+                        "l2advertisements", "ingresses", "ingressclasses"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

@@ -16,7 +16,8 @@ STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statef
                "daemonsets": "DaemonSet", "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob",
-               "ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement"}
+               "ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement",
+               "ingresses": "Ingress", "ingressclasses": "IngressClass"}
 
 
 def _wide(kind: str, obj: dict) -> list[str]:
@@ -56,7 +57,7 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
         rows[0] += L2_WIDE
         for r, o in zip(rows[1:], objs):
             r += l2_wide(o)
-    if all_ns and kind != "Node":
+    if all_ns and kind not in ("Node", "IngressClass"):
         rows[0].insert(0, "NAMESPACE")
         for r, o in zip(rows[1:], objs):
             r.insert(0, o["metadata"].get("namespace", ""))
@@ -64,7 +65,7 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
 
 
 def _select(store, kind: str, names, namespace: str, all_ns: bool, selector: str | None) -> list[dict]:
-    ns = None if all_ns or kind == "Node" else namespace
+    ns = None if all_ns or kind in ("Node", "IngressClass") else namespace
     objs = store.list(kind, ns, label_selector=selector or None)
     if names:
         by = {o["metadata"]["name"]: o for o in objs}
@@ -87,7 +88,7 @@ def show(kind: str, names, namespace: str, all_ns: bool, output: str | None, sel
     elif output == "name":
         click.echo("".join(f"{SINGULAR[kind]}/{o['metadata']['name']}\n" for o in objs), nl=False)
     elif not objs:
-        click.echo("No resources found" + ("" if all_ns or kind == "Node" else f" in {namespace} namespace") + ".",
+        click.echo("No resources found" + ("" if all_ns or kind in ("Node", "IngressClass") else f" in {namespace} namespace") + ".",
                    err=True)
     else:
         click.echo(printers.render(rows_of(kind, objs, time.time(), show_labels, output == "wide", all_ns)))
@@ -147,7 +148,7 @@ def watch(kinds: list[str], names, namespace: str, all_ns: bool, output: str | N
         for kind in kinds:
             objs = [e.object for e in first if e.object.get("kind") == kind and wanted(e.object)]
             if not objs and output not in ("json", "yaml", "name"):
-                click.echo("No resources found" + ("" if all_ns or kind == "Node" else f" in {namespace} namespace")
+                click.echo("No resources found" + ("" if all_ns or kind in ("Node", "IngressClass") else f" in {namespace} namespace")
                            + ".", err=True)
                 widths[kind] = None
                 continue

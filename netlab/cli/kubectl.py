@@ -453,8 +453,9 @@ def wait(args: tuple[str, ...], for_: str, timeout: str, namespace: str, lab: st
 @lab_option
 @kubectl_errors
 def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
-    """Show an object in detail, ending with its events: describe deploy|pod|node|svc NAME (a
-    LoadBalancer Service: its LoadBalancer Ingress and MetalLB's events, IPAllocated or AllocationFailed)."""
+    """Show an object in detail, ending with its events: describe deploy|pod|node|svc|ingress NAME (a
+    LoadBalancer Service: its LoadBalancer Ingress and MetalLB's events, IPAllocated or AllocationFailed;
+    an Ingress: its rules, each backend's endpoints or why it answers 503)."""
     from ..controllers import printers
     from ..store.events import events_for
     t = kubeutil.open_target(lab)
@@ -475,8 +476,12 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
         elif kind == "Service":
             from ..controllers.printsvc import describe_service
             text = describe_service(obj, kubeutil.model_service(t, obj), events, now)
+        elif kind == "Ingress":
+            from ..ingress.describe import describe_lab_ingress
+            text = describe_lab_ingress(store, obj, events, now)
         else:
-            raise KubeError(f"error: netlab describes deployments, pods, nodes and services; for {SINGULAR[kind]}/{name} "
+            raise KubeError(f"error: netlab describes deployments, pods, nodes, services and ingresses; for "
+                            f"{SINGULAR[kind]}/{name} "
                             f"use: netlab get {kind.lower()} {name} -o yaml")
         shown.append(text)
     out("\n\n\n".join(shown))

@@ -38,6 +38,9 @@ for _kind, _names in {
     "IPAddressPool": ("ipaddresspool", "ipaddresspools", "ipaddresspool.metallb.io", "ipaddresspools.metallb.io"),
     "L2Advertisement": ("l2advertisement", "l2advertisements", "l2advertisement.metallb.io",
                         "l2advertisements.metallb.io"),
+    "Ingress": ("ing", "ingress", "ingresses", "ingress.networking.k8s.io", "ingresses.networking.k8s.io"),
+    "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io",
+                     "ingressclasses.networking.k8s.io"),
 }.items():
     for _n in _names:
         KINDS[_n] = _kind
@@ -48,15 +51,17 @@ SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "S
             "Service": "service", "Namespace": "namespace", "Node": "node", "Event": "event",
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
             "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch",
-            "IPAddressPool": "ipaddresspool.metallb.io", "L2Advertisement": "l2advertisement.metallb.io"}
+            "IPAddressPool": "ipaddresspool.metallb.io", "L2Advertisement": "l2advertisement.metallb.io",
+            "Ingress": "ingress.networking.k8s.io", "IngressClass": "ingressclass.networking.k8s.io"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
           "DaemonSet": "daemonsets.apps", "ControllerRevision": "controllerrevisions.apps", "Pod": "pods",
           "Service": "services",
           "Namespace": "namespaces", "Node": "nodes", "Event": "events",
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
           "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch",
-          "IPAddressPool": "ipaddresspools.metallb.io", "L2Advertisement": "l2advertisements.metallb.io"}
-CLUSTER_SCOPED = ("Node", "Namespace")
+          "IPAddressPool": "ipaddresspools.metallb.io", "L2Advertisement": "l2advertisements.metallb.io",
+          "Ingress": "ingresses.networking.k8s.io", "IngressClass": "ingressclasses.networking.k8s.io"}
+CLUSTER_SCOPED = ("Node", "Namespace", "IngressClass")
 
 
 class KubeError(NetlabError):

@@ -74,13 +74,20 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
     verb = "created" if result.created else "reconciled"
     from ..dns.addon import own_counts
     pods, svcs, addon_pods, addon_svcs = own_counts(c)   # the scenario's; the add-ons' apart
+    from ..ingress import NAME as INGRESS_NAME
+    from ..ingress import NAMESPACE as INGRESS_NS
+    from ..ingress.addon import is_addon_pod as is_ingress_pod
     from ..lb.addon import is_speaker_pod
     speakers = sum(1 for p in c.pods if is_speaker_pod(p))
+    ing_pods = sum(1 for p in c.pods if is_ingress_pod(p))
+    ing_svcs = sum(1 for s in c.services if s.key == f"{INGRESS_NS}/{INGRESS_NAME}")
+    pods, svcs = pods - ing_pods, svcs - ing_svcs
     click.echo(f"lab {c.name} {verb}: {len(c.nodes)} nodes, {pods} pods, {svcs} services; "
                f"{n} change{'s' if n != 1 else ''} in {result.elapsed:.2f}s "
                f"(backend {c.networking.backend}, proxy {c.networking.proxy_mode}, iptables {result.flavour}; "
                f"add-ons: {addon_pods - speakers} cluster DNS pods"
-               f"{f', {speakers} MetalLB speaker pods' if speakers else ''}, {addon_svcs} services)")
+               f"{f', {speakers} MetalLB speaker pods' if speakers else ''}, {addon_svcs} services"
+               + (f"; ingress-nginx: {ing_pods} pods, {ing_svcs} service" if c.networking.ingress else "") + ")")
     from ..probe.run import arp_limit
     limit = arp_limit()
     if limit.isdigit() and len(c.pods) * 4 > int(limit):

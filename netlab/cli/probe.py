@@ -27,7 +27,9 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
     node pair, every pod to every Service port but the add-ons', the external host to every NodePort on every node)
     plus the scenario's expectations. TARGETs: pod/NAME, node/NAME, svc/NAME[:PORT],
     nodeport/NAME[:PORT][@NODE], extip/NAME, lb/NAME[:PORT] (the Service's LoadBalancer IPs, from the
-    external host unless --from says otherwise), IP, IP:PORT, IP:PORT/udp, and dns/NAME: NAME resolved
+    external host unless --from says otherwise), ingress/NAME/HOST/PATH (an HTTP request with Host: HOST
+    through the lab's ingress-nginx, from the external host by default), IP, IP:PORT, IP:PORT/udp, and
+    dns/NAME: NAME resolved
     (A) from the source through the cluster DNS with a pod's search path and ndots:5, reporting the
     answer or rcode and the lookup's latency (a dns/ check passes when NAME resolves).
     Outcomes: reachable (with the pod that answered and the source IP it saw), refused (RST or ICMP
@@ -41,6 +43,7 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
       sudo netlab probe --from external nodeport/web
       sudo netlab probe lb/web:80
       sudo netlab probe --from pod/client dns/web.default
+      sudo netlab probe ingress/web/foo.example/api
     """
     from ..dataplane import lab as labmod
     from .. import lab_spec
@@ -70,7 +73,7 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
     else:
         if source:
             sources = plan.resolve_sources(cluster, source)
-        elif all(t.startswith("lb/") for t in targets):   # a LoadBalancer IP is reached from outside
+        elif all(t.startswith(("lb/", "ingress/")) for t in targets):   # from outside, as their clients
             sources = plan.resolve_sources(cluster, "external")
         else:
             sources = [plan.pod_source(p) for p in cluster.pods]

@@ -201,7 +201,27 @@ def cronjob_row(cj: dict, now: float) -> list[str]:
             "<none>" if last is None else human_duration(now - last), age(cj, now)]
 
 
+def ingress_row(ing: dict, now: float) -> list[str]:
+    """kubectl's ingress columns: CLASS, HOSTS (at most 4, then "+ N more..."), ADDRESS, PORTS (443 with TLS)."""
+    spec = ing.get("spec") or {}
+    hosts = [r.get("host") for r in spec.get("rules") or [] if r.get("host")]
+    text = ",".join(hosts[:4]) + (f" + {len(hosts) - 4} more..." if len(hosts) > 4 else "") if hosts else "*"
+    lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    addr = ",".join(e.get("ip") or e.get("hostname") or "" for e in lb)
+    return [ing["metadata"]["name"], spec.get("ingressClassName") or "<none>", text, addr,
+            "80, 443" if spec.get("tls") else "80", age(ing, now)]
+
+
+def ingressclass_row(c: dict, now: float) -> list[str]:
+    spec = c.get("spec") or {}
+    p = spec.get("parameters")
+    params = f"{p.get('apiGroup') or ''}/{p.get('kind', '')}/{p.get('name', '')}".lstrip("/") if p else "<none>"
+    return [c["metadata"]["name"], spec.get("controller", ""), params, age(c, now)]
+
+
 COLUMNS = {
+    "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], ingress_row),
+    "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], ingressclass_row),
     "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], job_row),
     "CronJob": (["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"], cronjob_row),
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),

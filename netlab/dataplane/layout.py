@@ -68,6 +68,12 @@ def lb_dir(lab: str) -> str:
     return os.path.join(lab_dir(lab), "lb")
 
 
+def ingress_dir(lab: str) -> str:
+    """The ingress-nginx add-on's directory: nginx.conf and ssl/*.pem, written by the control loop
+    (netlab/live/ingresspub.py), read by the controller pods (mounted at /etc/ingress-controller)."""
+    return os.path.join(lab_dir(lab), "ingress")
+
+
 def volumes_dir(lab: str) -> str:
     """The pods' volume directories (emptyDir, configMap, secret...): volumes/<pod uid>/<volume>."""
     return os.path.join(lab_dir(lab), "volumes")

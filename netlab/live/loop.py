@@ -173,6 +173,9 @@ class Loop:
                 self.marks = audit.status_marks(self.lab, state.load(self.lab) or {})
             else:
                 self.live.publish_lb()   # MetalLB's pools/advertisements: no pass reads them
+            # Ingresses, IngressClasses and Secrets are no dataplane kinds: their changes reach nginx
+            # without a pass (the publisher looks at its own kinds' revisions: netlab/live/ingresspub.py)
+            self.live.republish_ingress()
         # a pass whose own controllers wrote what the dataplane reads (a replacement pod) leaves work for
         # the next look: no probe-only shortcut until it is done
         self.ctl_rev = self.store.revision() if self.store.kind_revisions(DATAPLANE_KINDS) == self.seen else -1

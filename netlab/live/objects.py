@@ -36,11 +36,13 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
 PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Pod", "EndpointSlice",
-            "Endpoints", "Job", "CronJob", "IPAddressPool", "L2Advertisement") + inert_kinds()
+            "Endpoints", "Job", "CronJob", "IPAddressPool", "L2Advertisement", "Ingress",
+            "IngressClass") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
                 "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                 "ControllerRevision": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1",
-                "Job": "batch/v1", "CronJob": "batch/v1"}
+                "Job": "batch/v1", "CronJob": "batch/v1", "Ingress": "networking.k8s.io/v1",
+                "IngressClass": "networking.k8s.io/v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 
@@ -54,7 +56,8 @@ def manifest(doc: dict) -> dict:
         md["annotations"] = ann
     else:
         md.pop("annotations", None)
-    if out.get("kind") != "Namespace" and out.get("kind") != "Node":
+    from ..store.meta import CLUSTER_SCOPED
+    if out.get("kind") not in CLUSTER_SCOPED:
         md.setdefault("namespace", "default")
     out["metadata"] = md
     return out
@@ -130,13 +133,15 @@ def default_job_spec(spec: dict) -> dict:
 
 
 def scenario_objects(scenario: Scenario, dns_dir: str | None = None,
-                     control_plane_ips: list[str] | None = None) -> list[dict]:
+                     control_plane_ips: list[str] | None = None, ingress_dir: str | None = None) -> list[dict]:
     """The store objects of a parsed scenario: its Namespaces (also those only named by objects) and
     its manifests, in the order written. With `dns_dir` (what `up` writes): then the cluster's add-ons
     as kubeadm makes them (netlab/dns/addon.py: the kubernetes Service and its EndpointSlice of
     `control_plane_ips`, kube-dns, the coredns Deployment serving the zone in `dns_dir`; with an
     IPAddressPool, MetalLB's speaker DaemonSet: netlab/lb/addon.py, reading `dns_dir`'s sibling `lb`),
-    except those the scenario writes itself."""
+    except those the scenario writes itself; and, with an `ingress:` map in the Cluster document, the
+    ingress-nginx add-on (netlab/ingress/addon.py) serving the configuration published in `ingress_dir`
+    (default: the `ingress` directory beside `dns_dir`, both in the lab's directory)."""
     out = []
     docs = [manifest(d) for d in scenario.documents]
     declared = {d["metadata"]["name"] for d in docs if d.get("kind") == "Namespace"}
@@ -147,11 +152,17 @@ def scenario_objects(scenario: Scenario, dns_dir: str | None = None,
         from ..dns import addon
         net = scenario.networking
         docs += addon.objects(net.service_subnet, net.dns.replicas, dns_dir, control_plane_ips, docs)
+        import os
         from .. import lb
         if lb.installed(scenario):   # MetalLB's speaker (netlab/lb/addon.py), its LB directory beside the DNS's
-            import os
             from ..lb import addon as lb_addon
             docs += lb_addon.objects(os.path.join(os.path.dirname(dns_dir.rstrip("/")), "lb"), out + docs)
+        from ..ingress import addon as ingress_addon
+        extra = ingress_addon.objects(net.ingress, ingress_dir or os.path.join(os.path.dirname(dns_dir.rstrip("/")),
+                                                                               "ingress"),
+                                      docs + out)
+        out += [o for o in extra if o["kind"] == "Namespace"]
+        docs += [o for o in extra if o["kind"] != "Namespace"]
     return out + docs
 
 

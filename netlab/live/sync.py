@@ -140,6 +140,8 @@ class LiveLab:
         self.zone = None                # the cluster DNS's zone publisher (dnszone.py), made on first use
         self.lb = None                  # MetalLB's announcement publisher (lbannounce.py), made on first use
         self.lb_ips: dict | None = None  # the last pass's Services' LB IPs (for publish_lb between passes)
+        self.ingress = None             # the ingress-nginx add-on's publisher (ingresspub.py), made on first use
+        self.last_cluster = None        # the last pass's model (the publisher's between passes)
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -448,6 +450,7 @@ class LiveLab:
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
         self.publish_zone(cluster)   # before the pass starts the DNS pods (up's first pass)
+        self.publish_ingress(cluster)
         from ..dataplane import volumes as volmod
         from .podsetup import prepare
         prepare(cluster, by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
@@ -479,6 +482,7 @@ class LiveLab:
         runner.run_until_quiescent()
         self.publish_zone(cluster)   # the pods' addresses and readiness this pass wrote, their EndpointSlices
         self.publish_lb(cluster)     # MetalLB's layer-2 election on the readiness and slices this pass wrote
+        self.publish_ingress(cluster)
         self.last_full = time.monotonic()
         self.last_pass = time.time()
         self.dirty = False
@@ -509,6 +513,24 @@ class LiveLab:
             self.lb.publish(self.store, self.lb_ips)
         except Exception as e:  # noqa: BLE001 - the next pass writes again; the speakers keep the old file
             self.errors.append(f"lb announcements: {e}")
+
+    def republish_ingress(self) -> None:
+        """The ingress configuration again with the last pass's model, if its inputs moved since."""
+        if self.ingress is not None and self.last_cluster is not None:
+            self.publish_ingress(self.last_cluster)
+
+    def publish_ingress(self, cluster: Cluster) -> None:
+        """The ingress-nginx configuration written if what it is made of changed (netlab/live/ingresspub.py)."""
+        self.last_cluster = cluster
+        if cluster.networking.ingress is None:
+            return
+        from .ingresspub import IngressPublisher
+        try:
+            if self.ingress is None:
+                self.ingress = IngressPublisher(self.lab)
+            self.ingress.publish(self.store, cluster)
+        except Exception as e:  # noqa: BLE001 - the next pass writes again; nginx serves the old configuration
+            self.errors.append(f"ingress: {e}")
 
     def pending(self) -> bool:
         """Whether a pass has work to do that no store write announces: a drain in progress,

@@ -256,6 +256,10 @@ def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, ex
             raise NotFound(f"Service {svc.key} has no LoadBalancer IP yet (EXTERNAL-IP <pending>; `netlab describe "
                            f"svc {svc.name} -n {svc.namespace}` says why)")
         checks = service_checks(cluster, src, svc, ports, group, count, "lb", need_all=need_all)
+    elif kind == "ingress" and rest:
+        from .ingress import ingress_checks
+        checks = [Check(group, src, label, probes, "reachable", backends)
+                  for label, probes, backends in ingress_checks(cluster, src, rest, count)]
     elif kind == "extip" and rest:
         svc, ports = find_service(cluster, rest)
         checks = service_checks(cluster, src, svc, ports, group, count, "external-ip", need_all=need_all)
@@ -280,7 +284,7 @@ def _raw_target(src: Source, target: str, group: str, count: int) -> list[Check]
     if not m:
         raise SpecError("target", f"'{target}' is not a probe target",
                         "use pod/NAME, node/NAME, svc/NAME[:PORT], nodeport/NAME[:PORT][@NODE], extip/NAME, "
-                        "lb/NAME[:PORT], "
+                        "lb/NAME[:PORT], ingress/NAME/HOST/PATH, "
                         "IP, IP:PORT or IP:PORT/udp")
     try:
         ipaddress.IPv4Address(m.group("ip"))

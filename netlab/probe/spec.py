@@ -20,6 +20,8 @@ class ProbeSpec:
     payload: str = "hostname"  # for udp / udp-app
     path: str = "/hostname"    # for http
     label: str = ""            # free text for reports
+    host: str = ""             # http: the Host header (an Ingress probe: one exchange, the pod named by the
+                               # ingress's X-Netlab-Pod header); "" : dst:port and the two exchanges
 
 
 @dataclass
@@ -45,6 +47,8 @@ def validate(spec: ProbeSpec) -> str | None:
             return f"{spec.kind} probe needs a port in 1..65535, got {spec.port!r}"
     if not isinstance(spec.timeout, (int, float)) or not spec.timeout > 0:
         return f"timeout must be positive, got {spec.timeout!r}"
+    if spec.kind == "http" and any(c in spec.host for c in " \r\n/"):
+        return f"bad HTTP host {spec.host!r}"
     if spec.kind == "http" and (not spec.path.startswith("/") or any(c in spec.path for c in " \r\n")):
         return f"bad HTTP path {spec.path!r}"
     return None

@@ -40,6 +40,19 @@ class DnsConfig:
 
 
 @dataclass
+class IngressConfig:
+    """The Cluster document's `ingress:` map: the ingress-nginx add-on (netlab/ingress/addon.py)."""
+    class_name: str = "nginx"                # the IngressClass the add-on makes and serves
+    default_class: bool = False              # annotated ingressclass.kubernetes.io/is-default-class
+    service_type: str = "NodePort"           # the controller Service: NodePort | LoadBalancer
+    http_node_port: int | None = None        # None: allocated
+    https_node_port: int | None = None
+    replicas: int = 1
+    external_traffic_policy: str = "Cluster"  # Local keeps the client's address (X-Forwarded-For)
+    load_balancer_ip: str | None = None      # spec.loadBalancerIP of a LoadBalancer controller Service
+
+
+@dataclass
 class Networking:
     pod_subnet: ipaddress.IPv4Network
     service_subnet: ipaddress.IPv4Network
@@ -55,6 +68,7 @@ class Networking:
     nft_choice: str = "vmap"       # nftables mode's endpoint choice: kube-proxy's vmap, or the faster ladder
     dns: DnsConfig = field(default_factory=DnsConfig)   # the Cluster document's `dns:` map
     ipvs_strict_arp: bool = False  # kube-proxy's ipvs.strictARP: arp_ignore=1, arp_announce=2 on the nodes
+    ingress: IngressConfig | None = None     # the Cluster document's `ingress:` map (None: no add-on)
 
 
 @dataclass

@@ -12,7 +12,8 @@ import datetime as _dt
 import re
 
 # Kinds without a namespace (everything else is namespaced, "default" when none is given).
-CLUSTER_SCOPED = frozenset({"Node", "Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding"})
+CLUSTER_SCOPED = frozenset({"Node", "Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+                            "IngressClass"})
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 

@@ -33,6 +33,11 @@ for it (facts learnt from each project's documentation and source; deviations ma
   netlab/dns/addon.py), run as a real process of the container (`python -m netlab.dns.server`), so
   the kubelet restarts it when it ends; its args `--zone PATH [--listen ADDR] [--port 53]
   [--health-port 8080] [--ready-port 8181]` are checked here and passed on.
+* registry.k8s.io/ingress-nginx/controller (any tag): the ingress-nginx add-on's controller
+  (netlab/ingress/addon.py), run as a real process (`python -m netlab.ingress.controller`), which runs
+  the real /usr/sbin/nginx with the configuration the control loop publishes; of the controller's
+  flags (`/nginx-ingress-controller --flag=value ...`) `--conf-dir` (required), `--run-dir`,
+  `--healthz-port`, `--ingress-class` and `--controller-class` are read, the others accepted unused.
 
 * quay.io/metallb/speaker (any tag): MetalLB's layer-2 speaker (the add-on netlab/lb/addon.py makes
   when the lab has an IPAddressPool), run as a real process of the container (`python -m
@@ -106,6 +111,7 @@ NGINX = {"nginx": 80, "nginxinc/nginx-unprivileged": 8080}
 HELLO_APP = ("gcr.io/google-samples/hello-app", "us-docker.pkg.dev/google-samples/containers/gke/hello-app")
 CLUSTER_DNS = "netlab.dev/cluster-dns"   # the lab's cluster DNS server (netlab/dns/server.py)
 METALLB_SPEAKER = "quay.io/metallb/speaker"   # MetalLB's layer-2 speaker (netlab/lb/speaker.py)
+INGRESS_NGINX = ("registry.k8s.io/ingress-nginx/controller", "k8s.gcr.io/ingress-nginx/controller")
 SUBCOMMANDS = ("netexec", "serve-hostname", "pause", "porter", "connect")
 
 
@@ -124,6 +130,8 @@ def known(image: str | None) -> str | None:
         return "cluster-dns"
     if name == METALLB_SPEAKER:
         return "metallb-speaker"
+    if name in INGRESS_NGINX:
+        return "ingress-nginx"
     return None
 
 
@@ -163,7 +171,34 @@ def recognise(image: str | None, command: list[str], args: list[str], env: dict[
         return _cluster_dns(_own_argv(CLUSTER_DNS, ("cluster-dns", "netlab-dns"), command, args))
     if what == "metallb-speaker":
         return _metallb_speaker(_own_argv(METALLB_SPEAKER, ("speaker",), command, args))
+    if what == "ingress-nginx":
+        return _ingress_nginx(list(command) + list(args))
     return None
+
+
+def _ingress_nginx(argv: list[str]) -> Recognised:
+    """registry.k8s.io/ingress-nginx/controller: netlab's supervisor of a real nginx, with the flags it reads."""
+    if argv and _basename(argv[0]) in ("nginx-ingress-controller", "/nginx-ingress-controller"):
+        argv = argv[1:]
+    elif argv and not argv[0].startswith("-"):
+        raise ImageError("command", f"runs {argv[0]!r} in image ingress-nginx/controller: netlab runs the "
+                         "controller's own program only", "use args: [/nginx-ingress-controller, --conf-dir=...]")
+    values = {"conf-dir": "", "run-dir": "/tmp/nginx", "healthz-port": "10254", "ingress-class": "nginx",
+              "controller-class": "k8s.io/ingress-nginx"}
+    for a in argv:
+        if not a.startswith("--") or "=" not in a:
+            raise ImageError("args", f"ingress-nginx: {a!r} is not a --flag=value", "write flags as --name=value")
+        k, _, v = a[2:].partition("=")
+        if k in values:
+            values[k] = v
+    if not values["conf-dir"]:
+        raise ImageError("args", "ingress-nginx has no --conf-dir", "add --conf-dir=/etc/ingress-controller")
+    if not values["healthz-port"].isdigit() or not 1 <= int(values["healthz-port"]) <= 65535:
+        raise ImageError("args", f"ingress-nginx --healthz-port={values['healthz-port']} is not a port",
+                         "give a port number")
+    return Recognised("ingress-nginx", command=[netlab_python(), "-m", "netlab.ingress.controller",
+                                                "--conf-dir", values["conf-dir"], "--run-dir", values["run-dir"],
+                                                "--healthz-port", values["healthz-port"]])
 
 
 def _port_text(text: str, what: str) -> int:

@@ -14,6 +14,8 @@ from ..spec import ProbeSpec
 from .base import ip_only, ms, short_text
 from .sock import SockProbe
 
+POD_HEADER = "X-Netlab-Pod"   # netlab/ingress/config.py: the backend pod nginx passed the request to
+
 if TYPE_CHECKING:
     from ..group import Group
 
@@ -34,7 +36,7 @@ class HttpProbe(SockProbe):
         return "GET /clientip"
 
     def _request(self) -> bytes:
-        return (f"GET {self._path()} HTTP/1.1\r\nHost: {self.spec.dst}:{self.spec.port}\r\n"
+        return (f"GET {self._path()} HTTP/1.1\r\nHost: {self.spec.host or f'{self.spec.dst}:{self.spec.port}'}\r\n"
                 "User-Agent: netlab-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n").encode()
 
     def start(self, g: "Group") -> None:
@@ -116,6 +118,14 @@ class HttpProbe(SockProbe):
                     return False
         return False
 
+    def _header(self, name: str) -> str:
+        head = bytes(self.buf).partition(b"\r\n\r\n")[0]
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == name.lower().encode():
+                return v.strip().decode(errors="replace")
+        return ""
+
     def _parse(self) -> tuple[int, str] | None:
         head, sep, body = bytes(self.buf).partition(b"\r\n\r\n")
         if not sep:
@@ -147,6 +157,12 @@ class HttpProbe(SockProbe):
             # the pod that answered: netexec names itself on /hostname (agnhost: /hostName); "/" tells the time
             if status == 200 and self.spec.path.split("?")[0] in ("/hostname", "/hostName"):
                 self.answered_by = body
+            if self.spec.host:   # through an Ingress: the pod nginx passed the request to (one exchange)
+                self.first_detail = f"HTTP {status} from {self.spec.dst}:{self.spec.port} Host {self.spec.host} " \
+                                    f"GET {self.spec.path}: {body!r}"
+                self.answered_by = self._header(POD_HEADER) or None
+                self._finish_ok(g)
+                return
             self.phase = 1
             self._open(g)
             return

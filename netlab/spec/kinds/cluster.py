@@ -11,7 +11,7 @@ from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
 from ..types import (BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROXY_MODES, DnsConfig,
-                     ExpectSpec, Networking, NodeSpec)
+                     ExpectSpec, IngressConfig, Networking, NodeSpec)
 from . import Context, ObjectDoc, register
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -145,10 +145,11 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     dns = _parse_dns(top.map("dns"))
     from ...lb.shorthand import load_balancer
     ctx.generated.extend(load_balancer(top.map("loadBalancer")))
+    ingress = _parse_ingress(top.map("ingress"), (int(m.group(1)), int(m.group(2)))) if top.has("ingress") else None
     top.done()
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
-                            dns=dns, ipvs_strict_arp=strict_arp)
+                            dns=dns, ipvs_strict_arp=strict_arp, ingress=ingress)
     return name, nodes, networking, expectations
 
 
@@ -179,3 +180,28 @@ def _parse_dns(d: Fields) -> DnsConfig:
         upstreams = tuple(found)
     d.done()
     return DnsConfig(pods, ttl, upstreams, replicas)
+
+
+def _parse_ingress(d: Fields, node_ports: tuple[int, int]) -> IngressConfig:
+    """The `ingress:` map: the ingress-nginx add-on (netlab/ingress/addon.py) and its controller Service."""
+    cls = d.str("className", "nginx")
+    check_name(cls, d.where, d.at("className"), subdomain=True)
+    default = d.bool("defaultClass")
+    stype = d.choice("serviceType", ("NodePort", "LoadBalancer"), "NodePort")
+    ports = []
+    for key in ("httpNodePort", "httpsNodePort"):
+        ports.append(d.int(key, None, lo=node_ports[0], hi=node_ports[1]))
+    if ports[0] is not None and ports[0] == ports[1]:
+        raise d.error("httpsNodePort", f"{ports[1]} is httpNodePort too", "give the two node ports different numbers")
+    replicas = d.int("replicas", 1, lo=0, hi=10)
+    etp = d.choice("externalTrafficPolicy", ("Cluster", "Local"), "Cluster")
+    lb_ip = d.str("loadBalancerIP")
+    if lb_ip is not None:
+        try:
+            ipaddress.IPv4Address(lb_ip)
+        except ValueError:
+            raise d.error("loadBalancerIP", f"{shown(lb_ip)} is not an IPv4 address", "write it like 172.18.255.200") from None
+        if stype != "LoadBalancer":
+            raise d.error("loadBalancerIP", "is set but serviceType is NodePort", "set serviceType: LoadBalancer")
+    d.done()
+    return IngressConfig(cls, default, stype, ports[0], ports[1], replicas, etp, lb_ip)

@@ -40,11 +40,8 @@ ADDONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "HTTPRoute": ("Gateway API", ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")),
     "GRPCRoute": ("Gateway API", ("gateway.networking.k8s.io/v1",)),
     "ReferenceGrant": ("Gateway API", ("gateway.networking.k8s.io/v1beta1",)),
-    # core kinds that only an add-on acts on: no ingress controller runs in a lab
-    "Ingress": ("an ingress controller", ("networking.k8s.io/v1",)),
-    "IngressClass": ("an ingress controller", ("networking.k8s.io/v1",)),
 }
-CLUSTER_SCOPED = ("CustomResourceDefinition", "ClusterIssuer", "GatewayClass", "IngressClass")
+CLUSTER_SCOPED = ("CustomResourceDefinition", "ClusterIssuer", "GatewayClass")
 STORED = ("ConfigMap", "Secret", "ServiceAccount")   # core kinds stored, not used yet
 
 
