@@ -323,8 +323,18 @@ def service_objects(cluster: Cluster, created: float | None) -> list[dict]:
             spec["externalIPs"] = list(s.external_ips)
         if s.external_name:
             spec["externalName"] = s.external_name
+        if s.type == "LoadBalancer":   # as the API server stores them (allocate... defaulted to true)
+            spec["allocateLoadBalancerNodePorts"] = s.allocate_lb_node_ports
+            if svc.health_check_node_port:
+                spec["healthCheckNodePort"] = svc.health_check_node_port
+            if s.source_ranges:
+                spec["loadBalancerSourceRanges"] = list(s.source_ranges)
+            if s.lb_class:
+                spec["loadBalancerClass"] = s.lb_class
+            if s.load_balancer_ip:
+                spec["loadBalancerIP"] = s.load_balancer_ip
         status: dict[str, Any] = {"loadBalancer": {}}
-        if lb_ingress_ips(s):
+        if s.lb_ingress or lb_ingress_ips(s):
             status["loadBalancer"] = {"ingress": list(s.lb_ingress) or [{"ip": ip} for ip in lb_ingress_ips(s)]}
         out.append({"apiVersion": "v1", "kind": "Service",
                     "metadata": {"name": s.name, "namespace": s.namespace, "labels": dict(s.labels),

@@ -188,6 +188,9 @@ class Service:
     # a Service without a selector: the EndpointSlices (or Endpoints) written for it by hand
     # (spec.types.EndpointSliceSpec); its endpoints are theirs, addresses of pods or of any host
     slices: list = field(default_factory=list)
+    # spec.healthCheckNodePort as the API server allocates it (type LoadBalancer with externalTrafficPolicy
+    # Local: the given port, else one from the node port range, kept across passes); None otherwise
+    health_check_node_port: int | None = None
 
     @property
     def namespace(self) -> str:

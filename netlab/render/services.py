@@ -51,6 +51,8 @@ class PortInfo:
     sticky_seconds: int | None      # sessionAffinity ClientIP timeout, None without affinity
     itp_local: bool
     etp_local: bool
+    source_ranges: tuple[str, ...] = ()   # loadBalancerSourceRanges (CIDRs), for the LB IPs only
+    health_check_node_port: int | None = None   # allocated; LoadBalancer + externalTrafficPolicy Local
 
     @property
     def externally_accessible(self) -> bool:
@@ -79,17 +81,21 @@ def port_info(svc: Service, port: ServicePort) -> PortInfo:
         itp_local=spec.internal_traffic_policy == "Local",
         # apiservice.ExternalPolicyLocal: only NodePort and LoadBalancer Services have one
         etp_local=external and spec.external_traffic_policy == "Local",
+        source_ranges=tuple(spec.source_ranges),
+        health_check_node_port=svc.health_check_node_port,
     )
 
 
 def lb_ingress_ips(spec) -> list[str]:
     """The LoadBalancer ingress IPs of a Service spec, the ones kube-proxy programs: its
-    status.loadBalancer.ingress (`spec.lb_ingress`). Until the IPAM controller writes that status,
-    a LoadBalancer Service's spec.loadBalancerIP stands in for it (the behaviour before issue 14)."""
+    status.loadBalancer.ingress (`spec.lb_ingress`) entries with an IP and ipMode VIP (or none): kube-proxy
+    leaves an `ipMode: Proxy` entry to the load balancer (proxyutil.IsVIPMode), no rule, no firewall.
+    Until the IPAM controller writes that status, a LoadBalancer Service's spec.loadBalancerIP stands in
+    for it (the behaviour before issue 14)."""
     if spec.type != "LoadBalancer":
         return []
     if spec.lb_ingress:
-        return [e["ip"] for e in spec.lb_ingress if e.get("ip")]
+        return [e["ip"] for e in spec.lb_ingress if e.get("ip") and e.get("ipMode", "VIP") == "VIP"]
     return [spec.load_balancer_ip] if spec.load_balancer_ip else []
 
 
