@@ -140,13 +140,14 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
             ip, cidr = ipaddress.IPv4Address(old["ip"]), ipaddress.IPv4Network(old["podCIDR"])
         except (KeyError, ValueError):
             continue
-        if ip in net.node_subnet and ip not in (gateway_ip, external_ip) and ip not in used_ips and \
+        if ip in net.node_subnet and ip not in (gateway_ip, external_ip, external_ip - 1) and ip not in used_ips and \
                 cidr.subnet_of(net.pod_subnet) and cidr.prefixlen == net.node_cidr_mask and cidr not in used_cidrs:
             kept[spec.name] = (ip, cidr)
             used_ips.add(ip)
             used_cidrs.add(cidr)
     nodes: list[Node] = []
-    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in (gateway_ip, external_ip))
+    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in (gateway_ip, external_ip,
+                                                                                         external_ip - 1))
     free_cidrs = (c for c in (cidrs or net.pod_subnet.subnets(new_prefix=net.node_cidr_mask)) if c not in used_cidrs)
     for i, spec in enumerate(scenario.nodes):
         ip, cidr = kept.get(spec.name) or (next(free_ips), next(free_cidrs))

@@ -235,6 +235,12 @@ class Cluster:
         return lab_prefix(self.name)
 
     @property
+    def external_ip2(self) -> ipaddress.IPv4Address:
+        """The external host's second address (the one below `external_ip`), on the same interface: a
+        second client source outside the cluster, e.g. for loadBalancerSourceRanges (`curl --interface`)."""
+        return self.external_ip - 1
+
+    @property
     def underlay_netns(self) -> str:
         return names.underlay_netns(self.name)
 
