@@ -11,7 +11,7 @@ import yaml
 
 from . import __version__
 from .model.objects import Cluster, Service
-from .render.services import lb_ingress_ips
+from .render.services import lb_status
 
 VERSION = f"v1.33.0-netlab.{__version__}"
 
@@ -268,7 +268,7 @@ def _external(svc: Service) -> str:
         return s.external_name or "<none>"
     ips = list(s.external_ips)
     if s.type == "LoadBalancer":
-        ips = lb_ingress_ips(s) + ips
+        ips = [ip for ip, _ in lb_status(s)] + ips
         if not ips:
             return "<pending>"
     return ",".join(ips) or "<none>"
@@ -323,9 +323,19 @@ def service_objects(cluster: Cluster, created: float | None) -> list[dict]:
             spec["externalIPs"] = list(s.external_ips)
         if s.external_name:
             spec["externalName"] = s.external_name
+        if s.type == "LoadBalancer":   # as the API server stores them (allocate... defaulted to true)
+            spec["allocateLoadBalancerNodePorts"] = s.allocate_lb_node_ports
+            if svc.health_check_node_port:
+                spec["healthCheckNodePort"] = svc.health_check_node_port
+            if s.source_ranges:
+                spec["loadBalancerSourceRanges"] = list(s.source_ranges)
+            if s.lb_class:
+                spec["loadBalancerClass"] = s.lb_class
+            if s.load_balancer_ip:
+                spec["loadBalancerIP"] = s.load_balancer_ip
         status: dict[str, Any] = {"loadBalancer": {}}
-        if lb_ingress_ips(s):
-            status["loadBalancer"] = {"ingress": list(s.lb_ingress) or [{"ip": ip} for ip in lb_ingress_ips(s)]}
+        if s.type == "LoadBalancer" and s.lb_ingress:
+            status["loadBalancer"] = {"ingress": list(s.lb_ingress)}
         out.append({"apiVersion": "v1", "kind": "Service",
                     "metadata": {"name": s.name, "namespace": s.namespace, "labels": dict(s.labels),
                                  "creationTimestamp": timestamp(created)},

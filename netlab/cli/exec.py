@@ -42,7 +42,7 @@ class _ExecCommand(click.Command):
 @click.option("-t", "--tty", "tty", is_flag=True, help="Accepted as kubectl does; the command gets this terminal, "
               "if there is one (no new one is allocated).")
 @click.option("--node", metavar="NODE", help="Run in a node's namespace instead of a pod's.")
-@click.option("--external", is_flag=True, help="Run in the external client host on the underlay.")
+@click.option("--external", is_flag=True, help="Run in the external client host on the underlay (it has two addresses: the node subnet's last one, and the one below it for a second source, e.g. curl --interface).")
 @click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
 def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: str | None, stdin: bool, tty: bool,
          node: str | None, external: bool, lab: str | None) -> None:

@@ -94,7 +94,11 @@ class Fabric(FabricPods):
             ext = self._open(c.external_netns)
             write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
             self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{c.networking.node_subnet.prefixlen}"], self.changes)
+            # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
+            # (added in that order: the kernel makes the first address of a subnet the primary one)
+            plen = c.networking.node_subnet.prefixlen
+            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
+            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}"], self.changes)
             ext.ensure_up("lo", self.changes)
             # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
             # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)

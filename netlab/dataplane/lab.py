@@ -248,6 +248,8 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     # UDP flows still translated to a removed endpoint (or made while a Service had none), as kube-proxy;
     # after the readiness resync, so an endpoint that turned unready loses its flows too
     conntrack.clean_stale_udp(cluster, changes, fresh={n.name for n in cluster.nodes if n.netns not in existing})
+    # kube-proxy's health check counts, as the endpoints now stand (each node's built-in server answers them)
+    supervise.publish_health_checks(cluster)
     state.save(lab, layout.state_doc(cluster, scenario_text, source, prev, "ready", pods_extra, servers, flavour))
     return UpResult(cluster, changes.items, flavour, time.monotonic() - t0, created, changes.records)
 

@@ -153,7 +153,7 @@ def state_doc(cluster, scenario_text: str, source_path: str | None, prev: dict[s
     source's identity: a file's real path), phase (applying | ready), created (time of the first up),
     nodes (name -> ip, podCIDR, netns), pods (key -> node, ip, uid, fingerprint, netns, and from the
     kernel layer: procs {container -> {pid, start}}, restarts, created, ready), ipam (node -> last pod
-    IP handed out), services (key -> clusterIP, nodePorts {"name/protocol" -> port}), servers (node ->
+    IP handed out), services (key -> clusterIP, nodePorts {"name/protocol" -> port}, healthCheckNodePort), servers (node ->
     {pid, start} of its built-in server), iptables {flavour}, proxyMode."""
     return {
         "lab": cluster.name, "scenario": scenario_text, "source": cluster.source, "phase": phase,
@@ -164,7 +164,8 @@ def state_doc(cluster, scenario_text: str, source_path: str | None, prev: dict[s
                               "netns": p.netns}, **pods_extra.get(p.key, {})) for p in cluster.pods},
         "ipam": cluster.ipam_last,
         "services": {s.key: {"clusterIP": str(s.cluster_ip) if s.cluster_ip else None,
-                             "nodePorts": {f"{p.name or ''}/{p.protocol}": p.node_port for p in s.ports if p.node_port}}
+                             "nodePorts": {f"{p.name or ''}/{p.protocol}": p.node_port for p in s.ports if p.node_port},
+                             "healthCheckNodePort": s.health_check_node_port}
                      for s in cluster.services},
         "servers": servers,
         "iptables": {"flavour": flavour},

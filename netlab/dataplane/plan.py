@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..lb import healthcheck
 from ..model.objects import Cluster, Pod
 from ..names import parse_netns
 
@@ -121,7 +122,8 @@ class IdleServerPlan:
 
 
 def needs_server(cluster: Cluster, node: str) -> bool:
-    return any(p.builtin_ports for p in cluster.pods_on(node))
+    """A node's built-in server serves its pods' built-in ports and kube-proxy's health checks."""
+    return any(p.builtin_ports for p in cluster.pods_on(node)) or bool(healthcheck.proxied_health_checks(cluster))
 
 
 def plan_idle_servers(cluster: Cluster, alive: dict[str, bool], strays: set[str]) -> IdleServerPlan:
@@ -152,7 +154,7 @@ def plan_servers(cluster: Cluster, fresh: set[str], alive: dict[str, bool], conf
         if (running and config_same.get(node.name, False) and not touched and node.name not in started
                 and node.name not in exited):
             out[node.name] = "keep"
-        elif not pods and not running:
+        elif not pods and not running and not needs_server(cluster, node.name):
             out[node.name] = "none"
         elif running:
             out[node.name] = "reload"

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .. import names
+from ..lb import healthcheck
 from ..model.objects import Cluster, Pod
 from . import layout, nsfs, plan, podfiles, procs, sandbox, state, volumes
 from .changes import Change, Changes
@@ -123,10 +124,32 @@ def _delay_shutdown(p: Pod) -> int:
     return max((c.delay_shutdown for c in p.containers if not c.command and not c.args), default=0)
 
 
+def health_state_path(lab: str, node: str) -> str:
+    """The node's kube-proxy health check counts, read by its built-in server (netlab/lb/healthcheck.py)."""
+    return os.path.join(layout.run_dir(lab), f"healthz-{node}.json")
+
+
+_HEALTH: dict[str, str] = {}   # path -> the text last written there
+
+
+def publish_health_checks(cluster: Cluster) -> None:
+    """Write each node's health check counts (its ready local endpoints per Service with a
+    healthCheckNodePort) where its built-in server reads them; only files whose text changed."""
+    for node in cluster.nodes:
+        path = health_state_path(cluster.name, node.name)
+        text = healthcheck.state_text(cluster, node.name)
+        if _HEALTH.get(path) == text and os.path.exists(path):
+            continue
+        state.write_private(path, text)
+        _HEALTH[path] = text
+
+
 def _server_config(cluster: Cluster, node) -> str:
     pods = [p for p in cluster.pods_on(node.name) if p.builtin_ports]
+    health = healthcheck.server_entry(cluster, node.name, nsfs.netns_path(node.netns),
+                                      health_state_path(cluster.name, node.name))
     made_of = tuple((p.namespace, p.name, p.uts_hostname, p.netns, repr(p.builtin_apps), p.stopping,
-                     _delay_shutdown(p) if p.stopping else 0, p.killed) for p in pods)
+                     _delay_shutdown(p) if p.stopping else 0, p.killed) for p in pods) + (repr(health),)
     memo = _CONFIGS.get((cluster.name, node.name))
     if memo is not None and memo[0] == made_of:   # a control loop's pass: usually the same pods
         return memo[1]
@@ -140,6 +163,8 @@ def _server_config(cluster: Cluster, node) -> str:
             entry["delayShutdown"] = _delay_shutdown(p)
         elif p.killed:   # the kubelet killed its container (a failed liveness probe)
             entry["kill"] = True
+    if health is not None:   # kube-proxy's service health server, in the node's own namespace
+        cfg["pods"].append(health)
     text = json.dumps(cfg, indent=1, sort_keys=True)
     _CONFIGS[(cluster.name, node.name)] = (made_of, text)
     return text

@@ -1,8 +1,8 @@
 """What the controller writes back to the store (pure): each served Ingress's status.loadBalancer.ingress
 and its events, as ingress-nginx's status updater and event recorder do.
 
-- Address: with a LoadBalancer controller Service, its LoadBalancer IPs (`lb_ips`, as kube-proxy reads
-  them: netlab.render.services.lb_ingress_ips); with a NodePort one, the InternalIPs of the nodes that
+- Address: with a LoadBalancer controller Service, its LoadBalancer IPs (`lb_ips`, its status's
+  addresses: netlab.render.services.lb_status); with a NodePort one, the InternalIPs of the nodes that
   run a controller pod (ingress-nginx's behaviour without --publish-service). Ingresses that are not
   ours are left alone; one that stops being ours has its address removed.
 - Events (component nginx-ingress-controller): Normal Sync "Scheduled for sync" when an Ingress is

@@ -145,8 +145,9 @@ def decide(objs: dict[str, list[dict]], lb_ips: dict[str, list[str]] | None = No
     """The layer-2 announcements of a lab (see the module's docstring): (announcements sorted by IP and
     Service, {Service key: why it is not announced} for LoadBalancer Services that are not).
 
-    objs: the store's objects by kind (KINDS). lb_ips: each Service's LB IPs as kube-proxy programs
-    them ("ns/name" -> IPs, from render.services.lb_ingress_ips); None: read from the Services' status."""
+    objs: the store's objects by kind (KINDS). lb_ips: each Service's LB IPs as its status holds them
+    ("ns/name" -> IPs, from render.services.lb_status, whatever the ipMode); None: read from the
+    Services' status."""
     pools = [p for p in objs.get("IPAddressPool") or [] if _ns(p) == METALLB_NAMESPACE]
     ads = [a for a in objs.get("L2Advertisement") or [] if _ns(a) == METALLB_NAMESPACE]
     nodes = list(objs.get("Node") or [])

@@ -97,9 +97,9 @@ class IngressPublisher:
         cfg = cluster.networking.ingress
         if cfg is None:
             return False
-        from ..render.services import lb_ingress_ips
+        from ..render.services import lb_status
         svc = next((s for s in cluster.services if s.key == f"{NAMESPACE}/{NAME}"), None)
-        lb_ips = list(lb_ingress_ips(svc.spec)) if svc is not None else []
+        lb_ips = [ip for ip, _ in lb_status(svc.spec)] if svc is not None else []
         revs = (store.kind_revisions(KINDS), cfg, tuple(lb_ips))
         path = os.path.join(self.dir, "nginx.conf")
         if revs == self.seen and os.path.exists(path):

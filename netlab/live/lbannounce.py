@@ -30,8 +30,8 @@ def announce_path(lab: str) -> str:
 
 def lb_ips_of(cluster) -> dict[str, list[str]]:
     """The LB IPs of a model's Services ("ns/name" -> IPs), as kube-proxy programs them."""
-    from ..render.services import lb_ingress_ips
-    return {s.key: lb_ingress_ips(s.spec) for s in cluster.services}
+    from ..render.services import lb_status
+    return {s.key: [ip for ip, _ in lb_status(s.spec)] for s in cluster.services}
 
 
 class AnnouncementPublisher:

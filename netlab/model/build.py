@@ -140,13 +140,14 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
             ip, cidr = ipaddress.IPv4Address(old["ip"]), ipaddress.IPv4Network(old["podCIDR"])
         except (KeyError, ValueError):
             continue
-        if ip in net.node_subnet and ip not in (gateway_ip, external_ip) and ip not in used_ips and \
+        if ip in net.node_subnet and ip not in (gateway_ip, external_ip, external_ip - 1) and ip not in used_ips and \
                 cidr.subnet_of(net.pod_subnet) and cidr.prefixlen == net.node_cidr_mask and cidr not in used_cidrs:
             kept[spec.name] = (ip, cidr)
             used_ips.add(ip)
             used_cidrs.add(cidr)
     nodes: list[Node] = []
-    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in (gateway_ip, external_ip))
+    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in (gateway_ip, external_ip,
+                                                                                         external_ip - 1))
     free_cidrs = (c for c in (cidrs or net.pod_subnet.subnets(new_prefix=net.node_cidr_mask)) if c not in used_cidrs)
     for i, spec in enumerate(scenario.nodes):
         ip, cidr = kept.get(spec.name) or (next(free_ips), next(free_cidrs))
@@ -344,12 +345,25 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
                     raise SpecError(f"Service {key}", f"spec.ports[{i}].nodePort {p.node_port}/{p.protocol} "
                                     f"is also used by {other}", "pick another nodePort or leave it out")
                 used_np[k] = key
+        if s.health_check_node_port is not None:
+            k = (s.health_check_node_port, "TCP")
+            if k in used_np:
+                other = "a nodePort of this Service" if used_np[k] == key else f"Service {used_np[k]}"
+                raise SpecError(f"Service {key}", f"spec.healthCheckNodePort {s.health_check_node_port} is also "
+                                f"used by {other}", "pick another port or leave healthCheckNodePort out")
+            used_np[k] = key
     # then the node ports the services had before, so a new service cannot take one by hash
     kept_np: dict[tuple[str, int], int] = {}
+    kept_hc: dict[str, int] = {}
     for s in specs:
         key = f"{s.namespace}/{s.name}"
+        old_hc = (prev.get(key) or {}).get("healthCheckNodePort")
+        if needs_health_check(s) and s.health_check_node_port is None and isinstance(old_hc, int) \
+                and not isinstance(old_hc, bool) and lo <= old_hc <= hi and (old_hc, "TCP") not in used_np:
+            kept_hc[key] = old_hc
+            used_np[(old_hc, "TCP")] = key
         old_np = (prev.get(key) or {}).get("nodePorts") or {}
-        if s.type not in ("NodePort", "LoadBalancer") or not isinstance(old_np, dict):
+        if not allocates_node_ports(s) or not isinstance(old_np, dict):
             continue
         for i, p in enumerate(s.ports):
             cand = old_np.get(f"{p.name or ''}/{p.protocol}")
@@ -363,29 +377,43 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
         ports = []
         for i, p in enumerate(s.ports):
             np = p.node_port
-            if np is None and s.type in ("NodePort", "LoadBalancer"):
-                pk = f"{p.name or ''}/{p.protocol}"
-                cand = kept_np.get((key, i))
-                if cand is None:
-                    span = hi - lo + 1
-                    start = int(short_hash(key, pk, "nodeport", n=8), 16) % span
-                    cand = None
-                    for k in range(span):
-                        c = lo + (start + k) % span
-                        if (c, p.protocol) not in used_np:
-                            cand = c
-                            break
-                    if cand is None:
-                        raise SpecError(f"Service {key}", "the node port range is full", "widen serviceNodePortRange")
-                np = cand
+            if np is None and allocates_node_ports(s):
+                np = kept_np.get((key, i)) or _free_port(key, f"{p.name or ''}/{p.protocol}", p.protocol, used_np, lo, hi)
                 used_np[(np, p.protocol)] = key
             ports.append(ServicePort(p.name, p.port, p.protocol, p.target_port, np))
         svc = Service(s, ips.get(key), ports)
+        if needs_health_check(s):
+            hc = s.health_check_node_port or kept_hc.get(key) or _free_port(key, "healthcheck", "TCP", used_np, lo, hi)
+            used_np[(hc, "TCP")] = key
+            svc.health_check_node_port = hc
         if s.selector is None:
             svc.slices = manual_slices(scenario.slices, s.namespace, s.name)
         svc.endpoints = endpoints_for(svc, pods)
         out.append(svc)
     return out
+
+
+def allocates_node_ports(s) -> bool:
+    """The API server gives this Service's ports node ports: NodePort, and LoadBalancer unless
+    allocateLoadBalancerNodePorts is false (then only the nodePorts written in the spec exist)."""
+    return s.type == "NodePort" or (s.type == "LoadBalancer" and s.allocate_lb_node_ports)
+
+
+def needs_health_check(s) -> bool:
+    """apiservice.NeedsHealthCheck: a LoadBalancer Service with externalTrafficPolicy Local has a
+    healthCheckNodePort (kube-proxy's health server answers it on every node)."""
+    return s.type == "LoadBalancer" and s.external_traffic_policy == "Local"
+
+
+def _free_port(key: str, what: str, protocol: str, used: dict[tuple[int, str], str], lo: int, hi: int) -> int:
+    """A free port of the node port range for `key`'s `what`, the first free one from a hash of both."""
+    span = hi - lo + 1
+    start = int(short_hash(key, what, "nodeport", n=8), 16) % span
+    for k in range(span):
+        c = lo + (start + k) % span
+        if (c, protocol) not in used:
+            return c
+    raise SpecError(f"Service {key}", "the node port range is full", "widen serviceNodePortRange")
 
 
 def endpoints_for(svc: Service, pods: list[Pod]) -> dict[str, list[Endpoint]]:

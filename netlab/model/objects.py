@@ -188,6 +188,9 @@ class Service:
     # a Service without a selector: the EndpointSlices (or Endpoints) written for it by hand
     # (spec.types.EndpointSliceSpec); its endpoints are theirs, addresses of pods or of any host
     slices: list = field(default_factory=list)
+    # spec.healthCheckNodePort as the API server allocates it (type LoadBalancer with externalTrafficPolicy
+    # Local: the given port, else one from the node port range, kept across passes); None otherwise
+    health_check_node_port: int | None = None
 
     @property
     def namespace(self) -> str:
@@ -230,6 +233,12 @@ class Cluster:
     @property
     def prefix(self) -> str:
         return lab_prefix(self.name)
+
+    @property
+    def external_ip2(self) -> ipaddress.IPv4Address:
+        """The external host's second address (the one below `external_ip`), on the same interface: a
+        second client source outside the cluster, e.g. for loadBalancerSourceRanges (`curl --interface`)."""
+        return self.external_ip - 1
 
     @property
     def underlay_netns(self) -> str:

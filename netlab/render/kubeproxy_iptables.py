@@ -36,7 +36,7 @@ from .tables import TableState
 SVC_PREFIX = "KUBE-SVC-"                  # Cluster traffic policy: every usable endpoint
 SVL_PREFIX = "KUBE-SVL-"                  # Local traffic policy: this node's endpoints only
 EXT_PREFIX = "KUBE-EXT-"                  # NodePort / externalIP / LoadBalancer entry
-FW_PREFIX = "KUBE-FW-"                    # loadBalancerSourceRanges (not rendered: not in the model)
+FW_PREFIX = "KUBE-FW-"                    # loadBalancerSourceRanges: allowed sources go on to KUBE-EXT
 SEP_PREFIX = "KUBE-SEP-"                  # one endpoint: hairpin masquerade + DNAT
 
 NAT_BASE_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
@@ -200,6 +200,8 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
         nat.chains["KUBE-SERVICES"] += piece.nat_services
         flt.chains["KUBE-SERVICES"] += piece.filter_services
         flt.chains["KUBE-EXTERNAL-SERVICES"] += piece.external_services
+        flt.chains["KUBE-PROXY-FIREWALL"] += piece.proxy_firewall
+        flt.chains["KUBE-NODEPORTS"] += piece.health_checks
         nat.chains["KUBE-NODEPORTS"] += piece.nodeports
         nat.chains.update(piece.chains)
 
@@ -222,11 +224,13 @@ def kube_proxy_tables(cluster: Cluster, node: Node, *, localhost_nodeports: bool
 @dataclass
 class ServicePiece:
     """What one Service adds to a node's tables: its rules in the shared chains (in port order) and its own
-    nat chains (KUBE-EXT/SVC/SVL/SEP, in declaration order). A pure function of the Service and the
+    nat chains (KUBE-EXT/FW/SVC/SVL/SEP, in declaration order). A pure function of the Service and the
     node's name and pod network; shared by every assembled result, so never modified once made."""
     nat_services: list[str] = field(default_factory=list)         # nat KUBE-SERVICES
     filter_services: list[str] = field(default_factory=list)      # filter KUBE-SERVICES
     external_services: list[str] = field(default_factory=list)    # filter KUBE-EXTERNAL-SERVICES
+    proxy_firewall: list[str] = field(default_factory=list)       # filter KUBE-PROXY-FIREWALL
+    health_checks: list[str] = field(default_factory=list)        # filter KUBE-NODEPORTS
     nodeports: list[str] = field(default_factory=list)            # nat KUBE-NODEPORTS
     chains: dict[str, list[str]] = field(default_factory=dict)
 
@@ -342,6 +346,11 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece, 
     cluster_chain = svc_chain(name, proto)
     local_chain = svl_chain(name, proto)
     external_chain = ext_chain(name, proto)
+    firewall_chain = fw_chain(name, proto)
+    # loadBalancerSourceRanges: LB traffic goes through KUBE-FW first (only while there are endpoints:
+    # without any, KUBE-EXTERNAL-SERVICES rejects it whatever its source)
+    uses_fw_chain = has_endpoints and bool(info.lb_vips) and bool(info.source_ranges)
+    lb_chain = firewall_chain if uses_fw_chain else external_chain
     uses_cluster_chain = bool(cluster_eps)
     uses_local_chain = bool(local_eps)
 
@@ -380,11 +389,16 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece, 
             ext_flt.append(_rule("KUBE-EXTERNAL-SERVICES", _comment(filter_comment), dport, target=filter_target,
                                  dst=eip, proto=proto))
 
-    # LoadBalancer ingress IPs (no loadBalancerSourceRanges in the model, so never a KUBE-FW chain)
+    # LoadBalancer ingress IPs; with source ranges, what KUBE-FW does not send on (not DNATed, so still to
+    # the LB IP) is dropped by the filter table's KUBE-PROXY-FIREWALL
     for vip in info.lb_vips:
         if has_endpoints:
             svcs_nat.append(_rule("KUBE-SERVICES", _comment(f"{name} loadbalancer IP"), dport,
-                                  target=external_chain, dst=vip, proto=proto))
+                                  target=lb_chain, dst=vip, proto=proto))
+        if uses_fw_chain:
+            piece.proxy_firewall.append(_rule("KUBE-PROXY-FIREWALL",
+                                              _comment(f"{name} traffic not accepted by {firewall_chain}"), dport,
+                                              target="DROP", dst=vip, proto=proto))
     if not has_external:
         for vip in info.lb_vips:
             ext_flt.append(_rule("KUBE-EXTERNAL-SERVICES", _comment(filter_comment), dport, target=filter_target,
@@ -399,6 +413,11 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece, 
         if not has_external:
             ext_flt.append(_rule("KUBE-EXTERNAL-SERVICES", _comment(filter_comment),
                                  "-m addrtype --dst-type LOCAL", np_dport, target=filter_target, proto=proto))
+
+    # healthCheckNodePort: accepted whether or not this node has endpoints (kube-proxy's health server answers)
+    if info.health_check_node_port:
+        piece.health_checks.append(_rule("KUBE-NODEPORTS", _comment(f"{name} health check node port"),
+                                         _dport("tcp", info.health_check_node_port), target="ACCEPT", proto="tcp"))
 
     chains: dict[str, list[str]] = {}
 
@@ -425,6 +444,16 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece, 
         if has_external:
             ext.append(_rule(external_chain, target=external_policy_chain))
 
+    if uses_fw_chain:
+        fw = chains.setdefault(firewall_chain, [])
+        for cidr in info.source_ranges:
+            fw.append(_rule(firewall_chain, _comment(f"{name} loadbalancer IP"), target=external_chain, src=cidr))
+        # an LB IP bound on the node: the node's own requests to it come from the LB IP itself
+        if any(ipaddress.ip_address(node.ip) in ipaddress.ip_network(c) for c in info.source_ranges):
+            for vip in info.lb_vips:
+                fw.append(_rule(firewall_chain, _comment(f"{name} loadbalancer IP"), target=external_chain, src=vip))
+        fw.append(f'-A {firewall_chain} {_comment(f"other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL")}')
+
     if uses_cluster_chain:
         chains.setdefault(cluster_chain, []).extend(_to_endpoints(info, cluster_chain, cluster_eps, large))
     if uses_local_chain:
@@ -441,8 +470,8 @@ def _render_port(info: PortInfo, node: Node, pod_net: str, piece: ServicePiece, 
                   proto=proto),
         ]
 
-    # Declare in kube-proxy's order (EXT, SVC, SVL, then the endpoints) whatever is used.
-    order = [external_chain, cluster_chain, local_chain]
+    # Declare in kube-proxy's order (EXT, FW, SVC, SVL, then the endpoints) whatever is used.
+    order = [external_chain, firewall_chain, cluster_chain, local_chain]
     for chain in order + [c for c in chains if c not in order]:
         if chain in chains:
             piece.chains[chain] = chains[chain]

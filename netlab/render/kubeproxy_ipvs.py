@@ -42,11 +42,17 @@ interface except kube-ipvs0 and loopback addresses. A netlab node has the node I
 real flannel node. The NodePort ipsets are bitmap:port (any local address), SCTP uses hash:ip,port with
 the node addresses.
 
-Not rendered because the model has no such fields: loadBalancerSourceRanges (KUBE-LOAD-BALANCER-FW,
--SOURCE-IP, -SOURCE-CIDR stay empty; KUBE-IPVS-OUT-FILTER stays empty), healthCheckNodePort
-(KUBE-HEALTH-CHECK-NODE-PORT stays empty), terminating endpoints and graceful deletion (kube-proxy sets a
-removed real server's weight to 0 and deletes it when its connections are gone; here it is deleted at
-once - expire_nodest_conn=1 then expires its connections on their next packet).
+LoadBalancer Services: every LB ip:port is in KUBE-LOAD-BALANCER (and KUBE-LOAD-BALANCER-LOCAL with
+externalTrafficPolicy Local); with loadBalancerSourceRanges also in KUBE-LOAD-BALANCER-FW, each range in
+KUBE-LOAD-BALANCER-SOURCE-CIDR (ip,port,net), and - when a range holds the node IP - the LB IP itself as a
+source in KUBE-LOAD-BALANCER-SOURCE-IP; otherwise KUBE-IPVS-OUT-FILTER drops the node's own connections
+to that virtual server (kubernetes#119656). The filter chain KUBE-SOURCE-RANGES-FIREWALL returns what the
+sets allow and drops the rest. A healthCheckNodePort goes into KUBE-HEALTH-CHECK-NODE-PORT (accepted by
+KUBE-NODE-PORT and KUBE-IPVS-FILTER).
+
+Not rendered: terminating endpoints and graceful deletion (kube-proxy sets a removed real server's weight
+to 0 and deletes it when its connections are gone; here it is deleted at once - expire_nodest_conn=1 then
+expires its connections on their next packet).
 
 Order: kube-proxy walks Go maps; here virtual servers are sorted by (address, port, protocol), real
 servers by their "ip:port" string (like the endpoint lists), ipset entries naturally (numbers as numbers).
@@ -71,6 +77,8 @@ list are in render/ipvs_objects.py; the ipvsadm and ipset text and the diffs in 
 all importable from here too.
 """
 from __future__ import annotations
+
+import ipaddress
 
 from ..model.objects import Cluster, Endpoint, Node
 from .fabric import node_local_ips
@@ -128,6 +136,8 @@ FILTER_JUMPS = [
     ("OUTPUT", '-m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-OUT-FILTER'),
 ]
 
+IP_PROTO = {"tcp": 6, "udp": 17, "sctp": 132}
+
 # ---------------------------------------------------------------- sysctls
 
 SYSCTLS = {
@@ -180,6 +190,7 @@ def ipvs_state(cluster: Cluster, node: Node, *, kernel: tuple[int, int] | None =
     sets = {name: IpSet(name, typ, [], comment) for name, typ, comment in IPSET_INFO}
     entries: dict[str, set[str]] = {name: set() for name in IPSET_NAMES}
     bound: set[str] = set()
+    no_node_access: list[tuple[str, str, int]] = []     # (LB IP, protocol, port) the node may not reach
     vss: dict[tuple, VirtualServer] = {}
 
     ports = [(svc, port) for svc in cluster.services if is_proxied(svc) for port in svc.ports]
@@ -218,9 +229,20 @@ def ipvs_state(cluster: Cluster, node: Node, *, kernel: tuple[int, int] | None =
             entries[LOAD_BALANCER].add(f"{vip},{proto}:{port.port}")
             if info.etp_local:
                 entries[LOAD_BALANCER_LOCAL].add(f"{vip},{proto}:{port.port}")
+            if info.source_ranges:
+                entries[LOAD_BALANCER_FW].add(f"{vip},{proto}:{port.port}")
+                for cidr in info.source_ranges:      # ipset prints a /32 net as the bare address
+                    entries[LOAD_BALANCER_SOURCE_CIDR].add(f"{vip},{proto}:{port.port},{cidr.removesuffix('/32')}")
+                if any(node.ip in ipaddress.IPv4Network(c) for c in info.source_ranges):
+                    entries[LOAD_BALANCER_SOURCE_IP].add(f"{vip},{proto}:{port.port},{vip}")
+                else:
+                    no_node_access.append((vip, proto, port.port))
             add_vs(vip, port.port, info.etp_local, "load balancer IP")
             if vip not in local_set:
                 bound.add(vip)
+
+        if info.health_check_node_port:
+            entries[HEALTH_CHECK_NODE_PORT].add(str(info.health_check_node_port))
 
         if info.node_port:
             np = info.node_port
@@ -252,7 +274,7 @@ def ipvs_state(cluster: Cluster, node: Node, *, kernel: tuple[int, int] | None =
         addresses=[f"{a}/32" for a in sorted(bound, key=ip_key)],
         virtual_servers=sorted(vss.values(), key=lambda v: v.sort_key),
         ipsets=sets,
-        iptables=_tables(sets, str(cluster.networking.pod_subnet)),
+        iptables=_tables(sets, str(cluster.networking.pod_subnet), no_node_access),
         sysctls=sysctls,
     )
 
@@ -284,8 +306,10 @@ def _match_set(name: str, how: str) -> str:
     return f"-m set --match-set {name} {how}"
 
 
-def _tables(sets: dict[str, IpSet], pod_net: str) -> dict[str, TableState]:
-    """writeIptablesRules: the rules follow what the sets hold (a set's rule only when it is not empty)."""
+def _tables(sets: dict[str, IpSet], pod_net: str, no_node_access: list[tuple[str, str, int]] = ()
+            ) -> dict[str, TableState]:
+    """writeIptablesRules: the rules follow what the sets hold (a set's rule only when it is not empty).
+    `no_node_access`: the LB ip:ports whose source ranges leave the node out (KUBE-IPVS-OUT-FILTER)."""
     nat = TableState(chains={c: [] for c in NAT_CHAINS}, jumps=list(NAT_JUMPS))
     flt = TableState(chains={c: [] for c in FILTER_CHAINS}, jumps=list(FILTER_JUMPS))
     tables = {"nat": nat, "filter": flt}
@@ -323,7 +347,12 @@ def _tables(sets: dict[str, IpSet], pod_net: str) -> dict[str, TableState]:
     svcs.append(_rule("KUBE-SERVICES", "-m addrtype --dst-type LOCAL", target="KUBE-NODE-PORT"))
     nat.chains["KUBE-LOAD-BALANCER"].append(_rule("KUBE-LOAD-BALANCER", target="KUBE-MARK-MASQ"))
     flt.chains["KUBE-SOURCE-RANGES-FIREWALL"].append(_rule("KUBE-SOURCE-RANGES-FIREWALL", target="DROP"))
-    # KUBE-IPVS-OUT-FILTER: one DROP per LB ip:port with source ranges that exclude the node - none here
+    # the node's own connection to an LB IP bound on kube-ipvs0 has that IP as its source: dropped when the
+    # Service's source ranges leave the node out (the ipvs match as iptables-save prints it: protocol number)
+    for vip, proto, port in no_node_access:
+        flt.chains["KUBE-IPVS-OUT-FILTER"].append(_rule(
+            "KUBE-IPVS-OUT-FILTER", f"-m ipvs --vproto {IP_PROTO[proto]} --vaddr {vip}/32 --vport {port}",
+            target="DROP", src=f"{vip}/32"))
 
     # accept what IPVS will take, whatever other rules in the table might do (acceptIPVSTraffic)
     for name in (CLUSTER_IP, LOAD_BALANCER):

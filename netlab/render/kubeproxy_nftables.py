@@ -15,8 +15,10 @@ Layout, as pkg/proxy/nftables/proxier.go builds it in current 1.33 patch release
   no endpoints service-endpoints-check / nodeport-endpoints-check look up @no-endpoint-services /
                @no-endpoint-nodeports (goto reject-chain, or drop when only the Local policy has none)
   ClusterIPs   cluster-ips-check: reject to @cluster-ips (a port the Service lacks), drop the rest of
-               the service CIDR; firewall-check / @firewall-ips exist but stay empty (the model has no
-               loadBalancerSourceRanges)
+               the service CIDR
+  firewall     firewall-check (before DNAT) looks the LB ip . proto . port up in @firewall-ips, which
+               sends a Service with loadBalancerSourceRanges to its firewall-<H>-... chain:
+               `ip saddr != { ranges [, the LB IP when a range holds the node IP] } drop`
   masquerade   mark-for-masquerade sets 0x4000; masquerading (nat-postrouting) masquerades marked packets
   per service  service-<H>-ns/name/proto/port (Cluster policy), local-<H>-... (Local policy),
                external-<H>-... (NodePort / externalIP / LB entry), endpoint-<H>-...__ip/port (hairpin
@@ -55,7 +57,8 @@ API (all pure):
   table_to_data(table) / table_from_data(data)      the table as JSON-able data (the dataplane's record)
 
 This module renders; the table's data types are in render/nft_table.py, diff_script in render/nft_diff.py
-and parse_nft_json in render/nft_json.py, all importable from here too.
+and parse_nft_json in render/nft_json.py, all importable from here too. (A little over 500 lines, a fifth of them this
+docstring: the renderer of one mode is kept whole, its helpers already live in those modules.)
 
 A one-endpoint change on a node with 10,000 services: update_objects + scoped diff ~8 ms in Python, a
 10-command transaction; `nft -f` of it ~165 ms, all fixed costs of the table's size - nft fetches every
@@ -66,6 +69,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -102,7 +106,7 @@ LOCAL_PREFIX = "local-"                   # Local traffic policy chain
 EXTERNAL_PREFIX = "external-"             # NodePort / externalIP / LoadBalancer entry chain
 ENDPOINT_PREFIX = "endpoint-"             # one endpoint: hairpin mark + DNAT
 AFFINITY_PREFIX = "affinity-"             # per-endpoint ClientIP affinity set
-FIREWALL_PREFIX = "firewall-"             # loadBalancerSourceRanges (not in the model)
+FIREWALL_PREFIX = "firewall-"             # loadBalancerSourceRanges: drops the other sources
 
 NAME_LENGTH_MAX = 256                     # knftables.NameLengthMax
 CHAIN_NAME_PREFIX_MAX = 16                # longest prefix, with its trailing '-'
@@ -358,6 +362,10 @@ def _render_port(t: NftTable, info: PortInfo, node: Node, pod_net: str, choice: 
     cluster_chain = SERVICE_PREFIX + base
     local_chain = LOCAL_PREFIX + base
     external_chain = EXTERNAL_PREFIX + base
+    firewall_chain = FIREWALL_PREFIX + base
+    # unlike iptables mode, the firewall applies with or without endpoints (it runs before the
+    # no-endpoint checks)
+    uses_fw_chain = bool(info.lb_vips) and bool(info.source_ranges)
     uses_cluster_chain = bool(cluster_eps)
     uses_local_chain = bool(local_eps)
 
@@ -393,10 +401,12 @@ def _render_port(t: NftTable, info: PortInfo, node: Node, pod_net: str, choice: 
         if not has_external:
             put(NO_ENDPOINT_SERVICES, f"{eip} . {proto} . {port}", (external_verdict, name))
 
-    # LoadBalancer ingress IPs (no loadBalancerSourceRanges in the model: no firewall chain, no @firewall-ips)
+    # LoadBalancer ingress IPs; with loadBalancerSourceRanges, @firewall-ips sends them to the firewall chain
     for vip in info.lb_vips:
         if has_endpoints:
             put(SERVICE_IPS, f"{vip} . {proto} . {port}", (f"goto {external_chain}", None))
+        if uses_fw_chain:
+            put(FIREWALL_IPS, f"{vip} . {proto} . {port}", (f"goto {firewall_chain}", None))
     if not has_external:
         for vip in info.lb_vips:
             put(NO_ENDPOINT_SERVICES, f"{vip} . {proto} . {port}", (external_verdict, name))
@@ -426,6 +436,12 @@ def _render_port(t: NftTable, info: PortInfo, node: Node, pod_net: str, choice: 
         if has_external:
             ext.append(f"goto {external_policy_chain}")
 
+    if uses_fw_chain:
+        sources = list(info.source_ranges)
+        if any(node.ip in ipaddress.IPv4Network(c) for c in info.source_ranges):
+            sources += info.lb_vips        # the node's own requests to an LB IP bound on it come from that IP
+        chains[firewall_chain] = [f"ip saddr != {_nft_set(sources)} drop"]
+
     sticky = info.sticky_seconds
     ep_names = {id(ep): endpoint_chain_base(svc.namespace, svc.name, proto, info.port.name, str(ep.ip), ep.port)
                 for ep in reachable}
@@ -448,11 +464,20 @@ def _render_port(t: NftTable, info: PortInfo, node: Node, pod_net: str, choice: 
         rules.append(f"meta l4proto {proto} dnat to {ep_string(ep)}")
         chains[ENDPOINT_PREFIX + b] = rules
 
-    # Chains in a stable, readable order: external, cluster, local, then the endpoints.
-    for chain in [external_chain, cluster_chain, local_chain] + [c for c in chains if c.startswith(ENDPOINT_PREFIX)]:
+    # Chains in a stable, readable order: external, firewall, cluster, local, then the endpoints.
+    for chain in [external_chain, firewall_chain, cluster_chain, local_chain] + [c for c in chains if c.startswith(ENDPOINT_PREFIX)]:
         if chain in chains:
             t.chains[chain] = chains[chain]
             owned.chains.append(chain)
+
+
+def _nft_set(cidrs: list[str]) -> str:
+    """An anonymous set of addresses and prefixes as `nft list` prints it back: the kernel keeps an interval
+    set merged and sorted (overlapping and adjacent ranges become one), a /32 is printed as an address and
+    a one-element set as that element alone."""
+    nets = list(ipaddress.collapse_addresses(ipaddress.IPv4Network(c) for c in cidrs))
+    shown = [str(n.network_address) if n.prefixlen == 32 else str(n) for n in nets]
+    return shown[0] if len(shown) == 1 else "{ " + ", ".join(shown) + " }"
 
 
 def _to_endpoints(endpoints: list[Endpoint], ep_names: dict[int, str], sticky: int | None, choice: str) -> list[str]:

@@ -36,7 +36,7 @@ def service_content(svc: Service) -> tuple:
     return (_SPEC(sp), tuple(sp.external_ips), tuple(sorted(sp.labels.items())) if sp.labels else (),
             tuple(tuple(sorted(e.items())) for e in sp.lb_ingress), tuple(sp.source_ranges),
             sp.health_check_node_port, sp.allocate_lb_node_ports, sp.lb_class,
-            svc.cluster_ip, tuple(map(_PORT, svc.ports)),
+            svc.cluster_ip, svc.health_check_node_port, tuple(map(_PORT, svc.ports)),
             tuple((name, tuple(map(_ENDPOINT, eps))) for name, eps in svc.endpoints.items()))
 
 

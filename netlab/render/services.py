@@ -51,6 +51,8 @@ class PortInfo:
     sticky_seconds: int | None      # sessionAffinity ClientIP timeout, None without affinity
     itp_local: bool
     etp_local: bool
+    source_ranges: tuple[str, ...] = ()   # loadBalancerSourceRanges (CIDRs), for the LB IPs only
+    health_check_node_port: int | None = None   # allocated; LoadBalancer + externalTrafficPolicy Local
 
     @property
     def externally_accessible(self) -> bool:
@@ -79,16 +81,26 @@ def port_info(svc: Service, port: ServicePort) -> PortInfo:
         itp_local=spec.internal_traffic_policy == "Local",
         # apiservice.ExternalPolicyLocal: only NodePort and LoadBalancer Services have one
         etp_local=external and spec.external_traffic_policy == "Local",
+        source_ranges=tuple(spec.source_ranges),
+        health_check_node_port=svc.health_check_node_port,
     )
 
 
 def lb_ingress_ips(spec) -> list[str]:
     """The LoadBalancer ingress IPs of a Service spec, the ones kube-proxy programs: its
     status.loadBalancer.ingress (`spec.lb_ingress`), which the IPAM controller writes
-    (netlab/controllers/lbipam.py). spec.loadBalancerIP is only a request to that controller."""
+    (netlab/controllers/lbipam.py), the entries with an IP and ipMode VIP (or none): kube-proxy leaves an
+    `ipMode: Proxy` entry to the load balancer (proxyutil.IsVIPMode), no rule, no firewall.
+    spec.loadBalancerIP is only a request to that controller."""
+    return [ip for ip, mode in lb_status(spec) if mode == "VIP"]
+
+
+def lb_status(spec) -> list[tuple[str, str]]:
+    """Every (IP, ipMode) of a LoadBalancer Service's status.loadBalancer.ingress (what `get svc` shows
+    as EXTERNAL-IP and what MetalLB announces, whatever the ipMode)."""
     if spec.type != "LoadBalancer":
         return []
-    return [e["ip"] for e in spec.lb_ingress if e.get("ip")]
+    return [(e["ip"], e.get("ipMode") or "VIP") for e in spec.lb_ingress if e.get("ip")]
 
 
 @lru_cache(maxsize=1 << 17)

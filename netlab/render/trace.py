@@ -124,7 +124,7 @@ def parse_rule(line: str) -> Rule:
             continue
         raise ValueError(f"cannot parse {t!r} in {line!r}")
     if target is None:
-        raise ValueError(f"rule without a target: {line!r}")
+        target = ""          # no -j: the rule only counts (kube-proxy's last KUBE-FW-* rule); packets go on
     return Rule(chain, matches, target, targs, line)
 
 
@@ -252,7 +252,9 @@ class Tracer:
                 if m is False:
                     continue
                 t = rule.target
-                if t in self.tables[table] and t not in BUILTIN_CHAINS:
+                if t == "":
+                    nxt.append(s)
+                elif t in self.tables[table] and t not in BUILTIN_CHAINS:
                     sub_done, sub_back = self.run(table, t, s, ctstates, depth + 1)
                     done.extend(sub_done)
                     nxt.extend(sub_back)

@@ -11,6 +11,9 @@ Standard library only.
 * nginx: `/` and `/index.html`: nginx's default "Welcome to nginx!" page (text/html); GET/HEAD of
   anything else: nginx's 404 page; other methods on `/`: 405.
 * hello-app (Google's sample): any path: `Hello, world!\\nVersion: V\\nHostname: POD\\n`.
+* kube-proxy-health (not an image: kube-proxy's service health server on a node's healthCheckNodePort,
+  netlab/lb/healthcheck.py): any path: 200 or 503 with kube-proxy's JSON, the count read from the node's
+  state file on each request.
 
 A request that is not HTTP gets what Go's (or nginx's) HTTP server answers: 400 and the connection closed.
 """
@@ -77,6 +80,11 @@ def handle(app: dict | None, pod, method: str, path: str, query_string: str, hea
         return Response(int(app.get("status", 200)), app.get("text", "") + "\n")
     if what == "hello-app":
         return Response(200, f"Hello, world!\nVersion: {app.get('version', '1.0.0')}\nHostname: {pod.name}\n")
+    if what == "kube-proxy-health":   # the node's healthCheckNodePort (netlab/lb/healthcheck.py)
+        from ..lb import healthcheck
+        ns, svc = app.get("namespace", ""), app.get("name", "")
+        status, text, extra = healthcheck.answer(ns, svc, healthcheck.read_count(app.get("state", ""), ns, svc))
+        return Response(status, text, extra, ctype="application/json")
     if what == "nginx":
         server = [("Server", f"nginx/{NGINX_VERSION}")]
         if path in ("/", "/index.html"):

@@ -35,6 +35,7 @@ def state_of(c: Cluster) -> dict:
         "ipam": dict(c.ipam_last),
         "services": {s.key: {"clusterIP": str(s.cluster_ip) if s.cluster_ip else None,
                              "nodePorts": {f"{p.name or ''}/{p.protocol}": p.node_port
-                                           for p in s.ports if p.node_port}}
+                                           for p in s.ports if p.node_port},
+                             "healthCheckNodePort": s.health_check_node_port}
                      for s in c.services},
     }

@@ -239,7 +239,79 @@ spec:
   - {port: 80, targetPort: 8080}
 """
 
-SCENARIOS = {"basic": BASIC, "policies": POLICIES, "external": EXTERNAL}
+# LoadBalancer Services as kube-proxy's own tests have them (issue 14): loadBalancerSourceRanges (one that
+# holds the node IPs, so the LB IP itself is let in too), externalTrafficPolicy Local with a
+# healthCheckNodePort, allocateLoadBalancerNodePorts false, a foreign loadBalancerClass, and source
+# ranges on a Service without endpoints.
+LOADBALANCER = CLUSTER + pod("api-a", "kp-control-plane", "app: api") \
+    + pod("api-b", "kp-worker", "app: api, tier: backend") + """\
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fw}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.130
+  loadBalancerIP: 192.0.2.90
+  loadBalancerSourceRanges: [203.0.113.0/25, " 198.51.100.7/32"]
+  selector: {app: api}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, nodePort: 30500}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fw-local}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 30510
+  clusterIP: 10.96.0.131
+  loadBalancerIP: 192.0.2.91
+  loadBalancerSourceRanges: [172.18.0.0/16]
+  selector: {tier: backend}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, nodePort: 30501}
+  - {name: dns, port: 53, targetPort: 8053, protocol: UDP, nodePort: 30502}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: no-np}
+spec:
+  type: LoadBalancer
+  allocateLoadBalancerNodePorts: false
+  externalTrafficPolicy: Local
+  clusterIP: 10.96.0.132
+  loadBalancerIP: 192.0.2.92
+  selector: {app: api}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: classy}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: example.com/other
+  clusterIP: 10.96.0.133
+  loadBalancerIP: 192.0.2.93
+  selector: {app: api}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, nodePort: 30503}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fw-empty}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.134
+  loadBalancerIP: 192.0.2.94
+  loadBalancerSourceRanges: [203.0.113.0/25]
+  selector: {app: nothing}
+  ports:
+  - {name: http, port: 80, targetPort: 8080, nodePort: 30504}
+"""
+
+SCENARIOS = {"basic": BASIC, "policies": POLICIES, "external": EXTERNAL, "loadbalancer": LOADBALANCER}
 
 
 def cluster_of(name: str):
@@ -357,7 +429,7 @@ spec:
 def test_every_jump_has_a_chain_and_every_chain_is_used(name):
     """The checks kube-proxy's own tests make (checkIPTablesRuleJumps), on every node."""
     c = cluster_of(name)
-    builtin_targets = {"ACCEPT", "DROP", "REJECT", "RETURN", "MARK", "DNAT", "MASQUERADE"}
+    builtin_targets = {"ACCEPT", "DROP", "REJECT", "RETURN", "MARK", "DNAT", "MASQUERADE", ""}  # "": no -j
     for node in c.nodes:
         for table, ts in kp.kube_proxy_tables(c, node).items():
             rules = [f"-A {b} {spec}" for b, spec in ts.jumps] + [r for rs in ts.chains.values() for r in rs]

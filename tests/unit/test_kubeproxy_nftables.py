@@ -218,6 +218,8 @@ class NftWalker:
     def _in(self, ip, value: str) -> bool:
         if value.startswith("@"):
             return str(ip) in self.t.sets[value[1:]].elements
+        if value.startswith("{"):                         # an anonymous set: "{ a, b/n }"
+            return any(self._in(ip, v) for v in value.strip("{} ").split(", "))
         return ip in ipaddress.ip_network(value, strict=False)
 
     def _verdict(self, text: str, p: Pkt):
@@ -270,7 +272,10 @@ class NftWalker:
                 return self._follow(self._verdict(m[0], p), p, depth) if m else [("continue", p)]
             elif w[i] == "ip" and w[i + 1] in ("saddr", "daddr"):
                 addr = p.src if w[i + 1] == "saddr" else p.dst
-                if w[i + 2] == "!=":
+                if w[i + 2] == "!=" and w[i + 3] == "{":
+                    end = w.index("}", i + 3)
+                    ok, i = not self._in(addr, " ".join(w[i + 3:end + 1])), end + 1
+                elif w[i + 2] == "!=":
                     ok, i = not self._in(addr, w[i + 3]), i + 4
                 else:
                     if w[i + 2].startswith("@affinity-"):
@@ -365,6 +370,8 @@ def cases(c, node):
             for vip in svc.spec.external_ips + ([svc.spec.load_balancer_ip] if svc.spec.load_balancer_ip else []):
                 for src, host in ((c.external_ip, False), (pod.ip, False), (node.ip, True)):
                     out.append((str(src), vip, proto, port.port, host))
+                for cidr in svc.spec.source_ranges:   # a client inside each loadBalancerSourceRange
+                    out.append((str(ipaddress.ip_network(cidr)[-1]), vip, proto, port.port, False))
             for eps in svc.endpoints.values():                   # hairpin: an endpoint calls its own Service
                 for ep in eps:
                     if ep.node == node.name:
@@ -392,11 +399,24 @@ def test_packet_fates_match_iptables_mode(name, choice):
             assert all(masq == marked for v, dnat, marked, masq in fates if v == "ACCEPT" and dnat), fates
             nft = {f[:3] for f in fates}
             ipt = iptables_fates(c, node, *case)
+            fenced = next((svc for svc in c.services if svc.spec.source_ranges
+                           and case[1] == svc.spec.load_balancer_ip and not any(svc.endpoints.values())), None)
+            inside = fenced is not None and any(ipaddress.ip_address(case[0]) in ipaddress.ip_network(r)
+                                                for r in fenced.spec.source_ranges)
             if case[4] and case[1] in dead_external:
                 # iptables mode checks "no endpoints" for external IPs only on INPUT and FORWARD
                 # (KUBE-EXTERNAL-SERVICES), so the node's own packet leaves unchanged; nftables mode checks
-                # service-endpoints-check on output too and rejects it.
-                assert ipt == {("ACCEPT", None, False)} and nft == {("REJECT", None, False)}, (case, nft, ipt)
+                # service-endpoints-check on output too and rejects it (its firewall-check, on output as
+                # well, drops it first when the node is outside the Service's loadBalancerSourceRanges).
+                want = "DROP" if fenced is not None and not inside else "REJECT"
+                assert ipt == {("ACCEPT", None, False)} and nft == {(want, None, False)}, (case, nft, ipt)
+                continue
+            if fenced is not None and not case[4]:
+                # loadBalancerSourceRanges on a Service without endpoints: iptables mode has no KUBE-FW chain
+                # then (KUBE-EXTERNAL-SERVICES rejects every source); nftables mode's firewall-check runs
+                # before the no-endpoint check, so a source outside the ranges is dropped, not rejected.
+                assert ipt == {("REJECT", None, False)}, (case, ipt)
+                assert nft == {("REJECT" if inside else "DROP", None, False)}, (case, nft)
                 continue
             if case[1] in ignored:
                 # A ClusterIP kube-proxy does not know (a Service of another proxy) is, to nftables mode, an

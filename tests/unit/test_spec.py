@@ -815,9 +815,9 @@ def test_fuzz_mutations_raise_only_spec_errors(base, seed):
 
 
 def test_node_subnet_exactly_full_is_accepted():
-    """A /29 has .1 (gateway) .2-.5 (four nodes) and .6 (the external host)."""
-    s = load(cluster(nodes=["worker"] * 4, nodeSubnet="172.18.0.0/29"))
-    assert len(s.nodes) == 4
+    """A /29 has .1 (gateway) .2-.4 (three nodes) and .5, .6 (the external host's two addresses)."""
+    s = load(cluster(nodes=["worker"] * 3, nodeSubnet="172.18.0.0/29"))
+    assert len(s.nodes) == 3
 
 
 def test_agnhost_spellings():

@@ -430,17 +430,16 @@ def test_behaviour_changing_fields_are_reported_as_ignored_and_host_port_is_not(
     d = deployment("web", 1)
     d["spec"]["paused"] = True
     d["spec"]["minReadySeconds"] = 5
+    # a Service's LoadBalancer fields are honoured since issue 14: not reported as ignored
     s = service("web", type="LoadBalancer", allocateLoadBalancerNodePorts=False,
                 loadBalancerSourceRanges=["10.0.0.0/8"])
-    assert sorted(load(cluster(), p, d, s).ignored) == sorted([
-        "Pod default/p: spec.schedulerName", "Service default/web: spec.allocateLoadBalancerNodePorts",
-        "Service default/web: spec.loadBalancerSourceRanges"])
+    assert sorted(load(cluster(), p, d, s).ignored) == ["Pod default/p: spec.schedulerName"]
     # at their defaults (as a manifest saved from a live cluster has them) they change nothing: no word
     p["spec"]["schedulerName"] = "default-scheduler"
     d["spec"].update(paused=False, minReadySeconds=0)
     s["spec"].update(allocateLoadBalancerNodePorts=True, loadBalancerSourceRanges=[])
     p["spec"]["containers"][0]["ports"][0] = {"containerPort": 80}
-    assert load(cluster(), p, d, s).ignored == ["Service default/web: spec.loadBalancerSourceRanges"]
+    assert load(cluster(), p, d, s).ignored == []
 
 
 def test_publish_not_ready_addresses_makes_pods_that_are_not_ready_endpoints():

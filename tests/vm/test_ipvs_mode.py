@@ -206,6 +206,79 @@ endpoints:
     assert {r.answered_by for r in res} <= {p.name for p in cluster2.pods if p.name.startswith("web-")}
 
 
+LB_EXTRA = """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fenced}
+spec:
+  type: LoadBalancer
+  loadBalancerIP: 172.18.0.240
+  loadBalancerSourceRanges: [ALLOWED/32]
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  loadBalancerIP: 172.18.0.241
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+CONNECT = r"""
+import socket, sys
+s = socket.socket(); s.settimeout(3)
+if sys.argv[3] != "-":
+    s.bind((sys.argv[3], 0))
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); s.sendall(b"GET /hostname HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        c = s.recv(4096)
+        if not c: break
+        data += c
+    print(data.split(b" ", 2)[1].decode())
+except socket.timeout:
+    print("TIMEOUT")
+"""
+
+
+def ext_connect(cluster, ip: str, port: int, source: str | None = None) -> str:
+    """From the external host (bound to `source` if given): the HTTP status, or TIMEOUT."""
+    import sys
+    r = subprocess.run(["nsenter", f"--net={nsfs.netns_path(cluster.external_netns)}", "--", sys.executable, "-c",
+                        CONNECT, ip, str(port), source or "-"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_load_balancer_source_ranges_and_health_checks(ipvs_lab):
+    """Issue 14 in IPVS mode: KUBE-LOAD-BALANCER-FW/-SOURCE-CIDR let the external host's second address
+    in and drop its first; the node's own connections to the fenced LB IP are dropped by
+    KUBE-IPVS-OUT-FILTER (the ipvs match loads on this kernel); every node answers the Local Service's
+    healthCheckNodePort with 200 and its local endpoint count."""
+    name, text, cluster = ipvs_lab
+    extra = LB_EXTRA.replace("ALLOWED", str(cluster.external_ip2))
+    sc = load_text(text + extra)
+    sc.name = name
+    c2 = lab_spec.up(sc, text + extra, control_loop=False).cluster
+    n1 = str(c2.node("n1").ip)
+    for ip in ("172.18.0.240", "172.18.0.241"):
+        subprocess.run(["nsenter", f"--net={nsfs.netns_path(c2.external_netns)}", "--", "ip", "route", "replace",
+                        f"{ip}/32", "via", n1], check=True, timeout=30)
+    assert ext_connect(c2, "172.18.0.240", 80, str(c2.external_ip2)) == "200"
+    assert ext_connect(c2, "172.18.0.240", 80, str(c2.external_ip)) == "TIMEOUT"
+    assert "KUBE-LOAD-BALANCER-SOURCE-CIDR" in node_sh(c2, "n1", "ipset", "list", "-n")
+    assert "-m ipvs" in node_sh(c2, "n1", "iptables-save", "-t", "filter")
+    hc = next(s.health_check_node_port for s in c2.services if s.name == "local")
+    for node in c2.nodes:
+        assert ext_connect(c2, str(node.ip), hc) == "200", node.name    # 3 web pods on two nodes: both have one
+
+
 def test_switch_to_iptables_and_back_in_place(ipvs_lab):
     name, text, cluster = ipvs_lab
     before = {p.key: nsfs.ns_inode(nsfs.netns_path(p.netns)) for p in cluster.pods}

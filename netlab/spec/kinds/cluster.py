@@ -119,7 +119,7 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     if len(nodes) > cidrs:
         raise SpecError(where, f"networking.podSubnet {pod_subnet} holds {cidrs} /{mask} node ranges "
                         f"but the cluster has {len(nodes)} nodes", "use a larger podSubnet or a longer nodeCIDRMaskSize")
-    if len(nodes) + 2 > node_subnet.num_addresses - 2:  # nodes, the gateway (.1), the external host (last)
+    if len(nodes) + 3 > node_subnet.num_addresses - 2:  # nodes, the gateway (.1), the external host's two
         raise SpecError(where, f"networking.nodeSubnet {node_subnet} is too small for {len(nodes)} nodes, "
                         "its gateway and the external host", "use a larger nodeSubnet")
     if service_subnet.num_addresses < 16:
