@@ -19,7 +19,13 @@ from netlab.render.trace import Tracer
 from netlab.spec.parse import load_text
 from netlab.workload import apps
 
-from .scenarios import cluster, cluster_of, deployment, load, pod, service, state_of, text
+from ..builders import lb_granted
+from .scenarios import build, cluster, deployment, load, pod, service, state_of, text
+
+
+def cluster_of(*docs, prev=None):
+    """The model with each LoadBalancer Service's loadBalancerIP as its status, as MetalLB grants it."""
+    return build(lb_granted(load(*docs)), prev)
 
 LB = dict(type="LoadBalancer")
 
