@@ -102,8 +102,11 @@ L = "L2Advertisement l2: "
      "172.18.0.1; take the pool's addresses from the node subnet, away from the nodes, the gateway and the external "
      "host (e.g. its upper end)"),
     (pool(addresses=["172.18.255.254/32"]), P + "spec.addresses[0] '172.18.255.254/32' overlaps the external host's "
-     "address 172.18.255.254; take the pool's addresses from the node subnet, away from the nodes, the gateway and "
-     "the external host (e.g. its upper end)"),
+     "addresses 172.18.255.253-172.18.255.254; take the pool's addresses from the node subnet, away from the nodes, "
+     "the gateway and the external host (e.g. its upper end)"),
+    (pool(addresses=["172.18.255.253/32"]), P + "spec.addresses[0] '172.18.255.253/32' overlaps the external host's "
+     "addresses 172.18.255.253-172.18.255.254; take the pool's addresses from the node subnet, away from the nodes, "
+     "the gateway and the external host (e.g. its upper end)"),
     (l2(ipAddressPools=["a", "a"]), L + "spec.ipAddressPools[1] 'a' is listed twice (MetalLB: duplicate definition "
      "of ipAddressPools); list each pool once"),
     (l2(interfaces="eth0"), L + "spec.interfaces must be a list, not the string 'eth0'; write it as '- item' lines"),

@@ -52,7 +52,7 @@ def reserved(ctx: Context) -> list[tuple[str, int, int]]:
             (f"networking.serviceSubnet {net.service_subnet}", int(net.service_subnet.network_address),
              int(net.service_subnet.broadcast_address)),
             (f"the gateway's address {gateway}", int(gateway), int(gateway)),
-            (f"the external host's address {external}", int(external), int(external))]
+            (f"the external host's addresses {external - 1}-{external}", int(external) - 1, int(external))]
 
 
 @register("IPAddressPool", METALLB_API, order=60)
