@@ -164,18 +164,17 @@ class Loop:
                 elif why != self.last_why:   # once, not every resync (a legacy lab's reason never changes)
                     self.log(f"resync: {why}")
                 self.last_why = why
-            if view != self.seen or self.live.pending() or self.live.dirty or why:
+            synced = bool(view != self.seen or self.live.pending() or self.live.dirty or why)
+            if synced:
                 self.live.sync(scoped=True)
                 self.passes += 1
                 # what the pass read (not what the store holds now: the pass's own controllers may
                 # have written since, e.g. a replacement pod once a deleted one was let go)
                 self.seen = self.live.seen
                 self.marks = audit.status_marks(self.lab, state.load(self.lab) or {})
-            else:
-                self.live.publish_lb()   # MetalLB's pools/advertisements: no pass reads them
-            # Ingresses, IngressClasses and Secrets are no dataplane kinds: their changes reach nginx
-            # without a pass (the publisher looks at its own kinds' revisions: netlab/live/ingresspub.py)
-            self.live.republish_ingress()
+            # MetalLB's pools and advertisements, Ingresses, IngressClasses and Secrets are no dataplane
+            # kinds: their changes reach the speakers and nginx without a pass (netlab/live/addonfiles.py)
+            self.live.files().between_passes(synced)
         # a pass whose own controllers wrote what the dataplane reads (a replacement pod) leaves work for
         # the next look: no probe-only shortcut until it is done
         self.ctl_rev = self.store.revision() if self.store.kind_revisions(DATAPLANE_KINDS) == self.seen else -1

@@ -137,11 +137,7 @@ class LiveLab:
         self.terminator = Terminator(lab, os.path.join(layout.run_dir(lab), "terminating"))
         from .staticpods import StaticPods
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
-        self.zone = None                # the cluster DNS's zone publisher (dnszone.py), made on first use
-        self.lb = None                  # MetalLB's announcement publisher (lbannounce.py), made on first use
-        self.lb_ips: dict | None = None  # the last pass's Services' LB IPs (for publish_lb between passes)
-        self.ingress = None             # the ingress-nginx add-on's publisher (ingresspub.py), made on first use
-        self.last_cluster = None        # the last pass's model (the publisher's between passes)
+        self.addon_files = None         # the add-ons' published files (addonfiles.py), made with `errors`
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -449,8 +445,7 @@ class LiveLab:
             work = st
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
-        self.publish_zone(cluster)   # before the pass starts the DNS pods (up's first pass)
-        self.publish_ingress(cluster)
+        self.files().before_pass(cluster)   # before the pass starts the add-ons' pods (up's first pass)
         from ..dataplane import volumes as volmod
         from .podsetup import prepare
         prepare(cluster, by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
@@ -480,57 +475,18 @@ class LiveLab:
                 self.let_go_pods = True
                 runner.run_until_quiescent()
         runner.run_until_quiescent()
-        self.publish_zone(cluster)   # the pods' addresses and readiness this pass wrote, their EndpointSlices
-        self.publish_lb(cluster)     # MetalLB's layer-2 election on the readiness and slices this pass wrote
-        self.publish_ingress(cluster)
+        self.files().after_pass(cluster)    # what this pass wrote: addresses, readiness, EndpointSlices
         self.last_full = time.monotonic()
         self.last_pass = time.time()
         self.dirty = False
         return result
 
-    def publish_zone(self, cluster: Cluster) -> None:
-        """The cluster DNS's zone written if what it is made of changed (netlab/live/dnszone.py)."""
-        from .dnszone import ZonePublisher
-        try:
-            if self.zone is None:
-                self.zone = ZonePublisher(self.lab)
-            self.zone.publish(self.store, cluster)
-        except Exception as e:  # noqa: BLE001 - the next pass writes again; the old zone is served meanwhile
-            self.errors.append(f"dns zone: {e}")
-
-    def publish_lb(self, cluster: Cluster | None = None) -> None:
-        """MetalLB's layer-2 announcements written if they changed (netlab/live/lbannounce.py). Without
-        `cluster` (the control loop between passes: a pool or an L2Advertisement changed, which no pass
-        reads), with the LB IPs of the last pass's model."""
-        from .lbannounce import AnnouncementPublisher, lb_ips_of
-        try:
-            if cluster is not None:
-                self.lb_ips = lb_ips_of(cluster)
-            elif self.lb_ips is None:
-                return
-            if self.lb is None:
-                self.lb = AnnouncementPublisher(self.lab)
-            self.lb.publish(self.store, self.lb_ips)
-        except Exception as e:  # noqa: BLE001 - the next pass writes again; the speakers keep the old file
-            self.errors.append(f"lb announcements: {e}")
-
-    def republish_ingress(self) -> None:
-        """The ingress configuration again with the last pass's model, if its inputs moved since."""
-        if self.ingress is not None and self.last_cluster is not None:
-            self.publish_ingress(self.last_cluster)
-
-    def publish_ingress(self, cluster: Cluster) -> None:
-        """The ingress-nginx configuration written if what it is made of changed (netlab/live/ingresspub.py)."""
-        self.last_cluster = cluster
-        if cluster.networking.ingress is None:
-            return
-        from .ingresspub import IngressPublisher
-        try:
-            if self.ingress is None:
-                self.ingress = IngressPublisher(self.lab)
-            self.ingress.publish(self.store, cluster)
-        except Exception as e:  # noqa: BLE001 - the next pass writes again; nginx serves the old configuration
-            self.errors.append(f"ingress: {e}")
+    def files(self):
+        """The add-ons' published files (netlab/live/addonfiles.py): DNS zone, MetalLB, ingress-nginx."""
+        if self.addon_files is None:
+            from .addonfiles import AddonFiles
+            self.addon_files = AddonFiles(self.lab, self.store, self.errors)
+        return self.addon_files
 
     def pending(self) -> bool:
         """Whether a pass has work to do that no store write announces: a drain in progress,
