@@ -208,6 +208,16 @@ endpoints:
 
 LB_EXTRA = """
 ---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: fenced, namespace: metallb-system}
+spec: {addresses: [172.18.0.240-172.18.0.241]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: fenced, namespace: metallb-system}
+spec: {ipAddressPools: [fenced]}
+---
 apiVersion: v1
 kind: Service
 metadata: {name: fenced}
