@@ -33,8 +33,10 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     and at least 30 s); the lab's control loop process is started to carry on. Returns the UpResult of
     the last pass. `replace=False`: refuse, before any change, what would remove or recreate nodes or
     pods of a lab that was built from another source. `control_loop=False` (tests that count what one
-    `up` changes): no control loop process is started; `up` runs the passes itself until settled."""
+    `up` changes): no control loop process is started; `up` runs the passes itself until settled.
+    The result's `elapsed` is the whole `up`'s wall time."""
     import time as _time
+    started = _time.monotonic()
     from .dataplane import state
     from .live import locked, loop, objects, store_for
     from .live.rollouts import progress as rollout_progress
@@ -107,6 +109,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         records += last.records
         result = last
     result.changes, result.records, result.created = changes, records, created
+    result.elapsed = _time.monotonic() - started   # the whole `up`, not its last pass
     return result
 
 
