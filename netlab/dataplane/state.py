@@ -17,10 +17,16 @@ from .layout import RUN_DIR, STATE_VERSION, STRINGS, TABLES, lab_dir  # noqa: F4
 LAB_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+def private_dir(path: str) -> str:
+    """Make directory `path` (with its parents) and leave it root's only (0700), whatever the umask."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def ensure_dirs(lab: str) -> str:
     for d in layout.dirs(lab):
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)
+        private_dir(d)
     return lab_dir(lab)
 
 
@@ -69,6 +75,19 @@ def save(lab: str, data: dict[str, Any]) -> None:
     ensure_dirs(lab)
     write_private(layout.state_file(lab),
                   json.dumps(dict(data, version=STATE_VERSION), indent=1, sort_keys=True), durable=True)
+
+
+def publish_private(path: str, text: str) -> bool:
+    """`write_private` only when the file does not already hold `text` (the add-ons' published files:
+    their readers reload on a change); True if it wrote."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return False
+    except OSError:
+        pass
+    write_private(path, text)
+    return True
 
 
 def write_private(path: str, text: str, durable: bool = False) -> None:

@@ -273,14 +273,6 @@ def dumps(zone: dict) -> str:
 
 def write_zone(path: str, zone: dict) -> bool:
     """Publish `zone` at `path` atomically (temporary file + rename); True if the content changed."""
-    text = dumps(zone)
-    try:
-        with open(path, encoding="utf-8") as f:
-            if f.read() == text:
-                return False
-    except OSError:
-        pass
-    from ..dataplane.state import write_private   # the lab's one atomic 0600 replace
+    from ..dataplane.state import publish_private   # the lab's one atomic 0600 replace, if changed
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_private(path, text)   # root's (the server reads it as root, through its pods' mount)
-    return True
+    return publish_private(path, dumps(zone))   # root's (the server reads it as root, through its pods' mount)

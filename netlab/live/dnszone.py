@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
+from ..dataplane.state import private_dir
 from ..dns import cluster_dns_ip
 from ..dns.zone import DnsSettings, render_zone, write_zone
 
@@ -117,8 +118,7 @@ class ZonePublisher:
             return False
         objs, _ = store.snapshot(ZONE_KINDS)   # shared, read only
         zone = render_zone(zone_objects(objs, ips), want)
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        os.chmod(os.path.dirname(self.path), 0o700)   # the lab's state: root's only, whatever the umask
+        private_dir(os.path.dirname(self.path))   # the lab's state: root's only
         changed = write_zone(self.path, zone)
         self.seen = revs
         return changed

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 
 from ..dataplane import layout
-from ..dataplane.state import write_private
+from ..dataplane.state import private_dir, publish_private, write_private
 from ..ingress import CONF_DIR, NAME, NAMESPACE, RUN_DIR
 from ..ingress import config as ingconfig
 from ..ingress import status as ingstatus
@@ -86,8 +86,7 @@ class IngressPublisher:
 
     def _dirs(self) -> None:
         for d in (self.dir, self.ssl):
-            os.makedirs(d, mode=0o700, exist_ok=True)
-            os.chmod(d, 0o700)
+            private_dir(d)
         fake = os.path.join(self.ssl, ingconfig.DEFAULT_CERT)
         if not os.path.exists(fake):
             write_private(fake, fake_certificate().decode())
@@ -113,13 +112,7 @@ class IngressPublisher:
             if not os.path.exists(target):
                 write_private(target, pem.decode())
         text = ingconfig.render(plan, CONF_DIR, RUN_DIR, settings)
-        try:
-            with open(path, encoding="utf-8") as f:
-                changed = f.read() != text
-        except OSError:
-            changed = True
-        if changed:
-            write_private(path, text)
+        changed = publish_private(path, text)
         keep = set(plan.certs) | self.previous | {ingconfig.DEFAULT_CERT}
         for name in os.listdir(self.ssl):
             if name.endswith(".pem") and name not in keep:

@@ -52,17 +52,15 @@ class AnnouncementPublisher:
         objs, _ = store.snapshot(KINDS)   # shared, read only
         announcements, _why = decide(objs, lb_ips)
         text = json.dumps(document(announcements), indent=1, sort_keys=True) + "\n"
-        d = os.path.dirname(self.path)
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)   # the lab's state: root's only, whatever the umask
+        from ..dataplane.state import private_dir, write_private
+        private_dir(os.path.dirname(self.path))   # the lab's state: root's only
         try:
             with open(self.path, encoding="utf-8") as f:
-                old = f.read()
+                old = f.read()   # the events are decided against it (below)
         except OSError:
             old = ""
         changed = old != text
         if changed:
-            from ..dataplane.state import write_private
             write_private(self.path, text)
         self.seen = revs
         now_map = by_service(announcements)
