@@ -257,7 +257,8 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
                                                                       "kube-node-lease")],
                    pods, services, gateway_ip, external_ip, scenario.source,
                    {k: str(v) for k, v in last.items() if v is not None}, list(scenario.expectations),
-                   templates=list(scenario.templates))
+                   templates=list(scenario.templates), policies=list(scenario.policies),
+                   namespace_labels={k: dict(v) for k, v in scenario.namespace_labels.items()})
 
 
 def addon_services(scenario: Scenario) -> list:

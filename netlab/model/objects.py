@@ -229,6 +229,10 @@ class Cluster:
     # (where, path, PodTemplate) of the DaemonSets, Jobs and CronJobs of the scenario: their pods come from
     # a live lab's controllers, not from this model; preflight checks their commands all the same
     templates: list = field(default_factory=list)
+    # NetworkPolicies (netpol.policy.NetworkPolicy) and the namespaces' labels they select by
+    # (kubernetes.io/metadata.name is added where they are read: netpol.evaluate.namespace_labels)
+    policies: list = field(default_factory=list)
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:

@@ -289,6 +289,7 @@ def parse_documents(docs: list[Any], source: str = "<scenario>",
                     expectations=ctx.expectations, ignored=ctx.ignored, source=source,
                     replicasets=ctx.replicasets, inert=ctx.inert, addons=ctx.addons, slices=ctx.slices,
                     statefulsets=ctx.statefulsets, templates=ctx.templates,
+                    policies=ctx.policies, namespace_labels=ctx.namespace_labels,
                     documents=[d for _, d in flat if d.get("kind") != cluster_parser.kind] +
                     [d for _, d in ctx.generated])
 

@@ -250,3 +250,5 @@ class Scenario:
     statefulsets: list[StatefulSetSpec] = field(default_factory=list)   # pods <name>-<ordinal>
     # (where, path, PodTemplate) of DaemonSets, Jobs and CronJobs (their pods come from the control loop)
     templates: list = field(default_factory=list)
+    policies: list = field(default_factory=list)      # netpol.policy.NetworkPolicy, in document order
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)   # Namespace name -> labels

@@ -51,6 +51,8 @@ class Context:
     # parsed as written ones are, after it, and appended to the scenario's documents
     generated: list = field(default_factory=list)
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
+    policies: list = field(default_factory=list)      # netpol.policy.NetworkPolicy (kinds/networkpolicy.py)
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)   # Namespace docs' labels
 
 
 @dataclass(frozen=True)
