@@ -35,6 +35,9 @@ RESOURCES = {
     "ingresses.networking.k8s.io": "ingresses", "ingress.networking.k8s.io": "ingresses",
     "ingressclasses": "ingressclasses", "ingressclass": "ingressclasses",
     "ingressclasses.networking.k8s.io": "ingressclasses",
+    "networkpolicies": "networkpolicies", "networkpolicy": "networkpolicies", "netpol": "networkpolicies",
+    "networkpolicies.networking.k8s.io": "networkpolicies", "networkpolicy.networking.k8s.io": "networkpolicies",
+    "namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
 }
 
 
@@ -53,7 +56,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
     serviceaccounts (sa), ipaddresspools, l2advertisements (MetalLB's, in metallb-system), ingresses
-    (ing), ingressclasses or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as
+    (ing), ingressclasses, networkpolicies (netpol), namespaces (ns) or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as
     kubectl takes it: sts/web sts/db).
 
     \b
@@ -81,6 +84,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
              IPADDRESSPOOL SELECTORS, INTERFACES (-o wide: NODE SELECTORS): MetalLB's columns
       ingresses CLASS, HOSTS, ADDRESS (what the ingress-nginx add-on published), PORTS;
              ingressclasses CONTROLLER, PARAMETERS
+      networkpolicies POD-SELECTOR (<none>: every pod of the namespace); namespaces STATUS
+             (--show-labels: the labels a NetworkPolicy's namespaceSelector matches)
     -w (watch) prints what the lab's store says (the control loop's view) as it changes.
     """
     if "/" in resource:   # kubectl's TYPE/NAME form: `get deploy/web`, `get sts/web sts/db`
@@ -97,7 +102,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
                                      "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
                                      "cronjobs, events, configmaps, secrets, serviceaccounts, ipaddresspools, "
-                                     "l2advertisements, ingresses, ingressclasses or labs",
+                                     "l2advertisements, ingresses, ingressclasses, networkpolicies, namespaces "
+                                     "or labs",
                                      param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
@@ -115,7 +121,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
                 click.echo()
             if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
                         "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs", "ipaddresspools",
-                        "l2advertisements", "ingresses", "ingressclasses"):
+                        "l2advertisements", "ingresses", "ingressclasses", "networkpolicies", "namespaces"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:

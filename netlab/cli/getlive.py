@@ -10,14 +10,15 @@ import time
 import click
 
 from . import kubeutil
-from .kubeutil import PLURAL, SINGULAR, KubeError
+from .kubeutil import CLUSTER_SCOPED, PLURAL, SINGULAR, KubeError
 
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet",
                "daemonsets": "DaemonSet", "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob",
                "ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement",
-               "ingresses": "Ingress", "ingressclasses": "IngressClass"}
+               "ingresses": "Ingress", "ingressclasses": "IngressClass", "networkpolicies": "NetworkPolicy",
+               "namespaces": "Namespace"}
 
 
 def _wide(kind: str, obj: dict) -> list[str]:
@@ -41,7 +42,12 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
                                            int(e["metadata"].get("resourceVersion") or 0)))
     else:
         objs = sorted(objs, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-    rows = printers.table(kind, objs, now, show_labels=show_labels, wide=wide)
+    if kind in ("NetworkPolicy", "Namespace"):
+        from ..controllers import printnetpol
+        rows = (printnetpol.table(objs, now, show_labels) if kind == "NetworkPolicy"
+                else printnetpol.namespace_table(objs, now, show_labels))
+    else:
+        rows = printers.table(kind, objs, now, show_labels=show_labels, wide=wide)
     if wide and kind in ("Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob"):
         at = len(printers.COLUMNS[kind][0])
         rows[0][at:at] = ["CONTAINERS", "IMAGES", "SELECTOR"]
@@ -57,7 +63,7 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
         rows[0] += L2_WIDE
         for r, o in zip(rows[1:], objs):
             r += l2_wide(o)
-    if all_ns and kind not in ("Node", "IngressClass"):
+    if all_ns and kind not in CLUSTER_SCOPED:
         rows[0].insert(0, "NAMESPACE")
         for r, o in zip(rows[1:], objs):
             r.insert(0, o["metadata"].get("namespace", ""))
@@ -65,8 +71,12 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
 
 
 def _select(store, kind: str, names, namespace: str, all_ns: bool, selector: str | None) -> list[dict]:
-    ns = None if all_ns or kind in ("Node", "IngressClass") else namespace
-    objs = store.list(kind, ns, label_selector=selector or None)
+    ns = None if all_ns or kind in CLUSTER_SCOPED else namespace
+    if kind == "Namespace":   # as the API server shows them (netlab/controllers/labeling.py)
+        from ..controllers.labeling import namespaces_view
+        objs = namespaces_view(store.list(kind), selector)
+    else:
+        objs = store.list(kind, ns, label_selector=selector or None)
     if names:
         by = {o["metadata"]["name"]: o for o in objs}
         for n in names:
@@ -88,7 +98,7 @@ def show(kind: str, names, namespace: str, all_ns: bool, output: str | None, sel
     elif output == "name":
         click.echo("".join(f"{SINGULAR[kind]}/{o['metadata']['name']}\n" for o in objs), nl=False)
     elif not objs:
-        click.echo("No resources found" + ("" if all_ns or kind in ("Node", "IngressClass") else f" in {namespace} namespace") + ".",
+        click.echo("No resources found" + ("" if all_ns or kind in CLUSTER_SCOPED else f" in {namespace} namespace") + ".",
                    err=True)
     else:
         click.echo(printers.render(rows_of(kind, objs, time.time(), show_labels, output == "wide", all_ns)))
@@ -113,7 +123,7 @@ def watch(kinds: list[str], names, namespace: str, all_ns: bool, output: str | N
 
     def wanted(o: dict) -> bool:
         md = o.get("metadata") or {}
-        return ((all_ns or o.get("kind") == "Node" or md.get("namespace", "default") == namespace)
+        return ((all_ns or o.get("kind") in CLUSTER_SCOPED or md.get("namespace", "default") == namespace)
                 and (not names or md.get("name") in names)
                 and (not selector or selector_matches(selector, md.get("labels"))))
 
@@ -148,7 +158,7 @@ def watch(kinds: list[str], names, namespace: str, all_ns: bool, output: str | N
         for kind in kinds:
             objs = [e.object for e in first if e.object.get("kind") == kind and wanted(e.object)]
             if not objs and output not in ("json", "yaml", "name"):
-                click.echo("No resources found" + ("" if all_ns or kind in ("Node", "IngressClass") else f" in {namespace} namespace")
+                click.echo("No resources found" + ("" if all_ns or kind in CLUSTER_SCOPED else f" in {namespace} namespace")
                            + ".", err=True)
                 widths[kind] = None
                 continue

@@ -195,7 +195,8 @@ def _delete_one(store, kind: str, ns: str | None, name: str, grace_period: int, 
     if kind == "Namespace":
         # the namespace controller's part: what is in it goes first (pods gracefully)
         from ..spec.kinds.inert import inert_kinds
-        for k in ("Deployment", "ReplicaSet", "StatefulSet", "Service", "EndpointSlice", "Pod") + inert_kinds():
+        for k in ("Deployment", "ReplicaSet", "StatefulSet", "Service", "EndpointSlice", "NetworkPolicy",
+                  "Pod") + tuple(k for k in inert_kinds() if k != "NetworkPolicy"):
             for o in store.list(k, name):
                 if not is_deleting(o):
                     _delete_one(store, k, name, o["metadata"]["name"], grace_period, now, force)
@@ -223,7 +224,7 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
     """Delete objects by TYPE NAME..., TYPE/NAME..., TYPE -l SELECTOR or -f FILE, like kubectl delete.
 
     \b
-    TYPE: deploy, rs, pod (po), svc, ns. A pod stops gracefully: it leaves the Services' endpoints at
+    TYPE: deploy, rs, pod (po), svc, ns, netpol. A pod stops gracefully: it leaves the Services' endpoints at
     once, then gets SIGTERM and its grace period; a Deployment's ReplicaSets and pods follow it
     (background cascading deletion).
     """
@@ -453,9 +454,10 @@ def wait(args: tuple[str, ...], for_: str, timeout: str, namespace: str, lab: st
 @lab_option
 @kubectl_errors
 def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
-    """Show an object in detail, ending with its events: describe deploy|pod|node|svc|ingress NAME (a
+    """Show an object in detail, ending with its events: describe deploy|pod|node|svc|ingress|netpol NAME (a
     LoadBalancer Service: its LoadBalancer Ingress and MetalLB's events, IPAllocated or AllocationFailed;
-    an Ingress: its rules, each backend's endpoints or why it answers 503)."""
+    an Ingress: its rules, each backend's endpoints or why it answers 503; a NetworkPolicy: the pods it
+    selects, its ingress and egress rules (ports, peers) and policy types, as kubectl words them)."""
     from ..controllers import printers
     from ..store.events import events_for
     t = kubeutil.open_target(lab)
@@ -479,12 +481,33 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
         elif kind == "Ingress":
             from ..ingress.describe import describe_lab_ingress
             text = describe_lab_ingress(store, obj, events, now)
+        elif kind == "NetworkPolicy":
+            from ..controllers.printnetpol import describe_networkpolicy
+            text = describe_networkpolicy(obj, stored_policy(obj))
         else:
-            raise KubeError(f"error: netlab describes deployments, pods, nodes, services and ingresses; for "
+            raise KubeError(f"error: netlab describes deployments, pods, nodes, services, ingresses and "
+                            f"networkpolicies; for "
                             f"{SINGULAR[kind]}/{name} "
                             f"use: netlab get {kind.lower()} {name} -o yaml")
         shown.append(text)
     out("\n\n\n".join(shown))
+
+
+def stored_policy(obj: dict):
+    """The netpol.policy.NetworkPolicy of a stored NetworkPolicy, read by the same parser as a scenario's
+    (the store holds only what it accepted)."""
+    from ..live.objects import manifest
+    from ..spec.kinds import REGISTRY, Context, ObjectDoc
+    parser = REGISTRY.get("NetworkPolicy")
+    if parser is None:
+        raise KubeError("error: this netlab has no NetworkPolicy parser; describe it with: netlab get netpol "
+                        f"{obj['metadata']['name']} -o yaml")
+    md = obj["metadata"]
+    ctx = Context(ignored=[])
+    parser.parse(ObjectDoc(manifest(obj), f"NetworkPolicy {md.get('namespace', 'default')}/{md['name']}", 0), ctx)
+    if ctx.problems:
+        raise ctx.problems[0]
+    return ctx.policies[-1]
 
 
 COMMANDS = (apply, delete, scale, set_, wait, describe)

@@ -41,6 +41,8 @@ for _kind, _names in {
     "Ingress": ("ing", "ingress", "ingresses", "ingress.networking.k8s.io", "ingresses.networking.k8s.io"),
     "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io",
                      "ingressclasses.networking.k8s.io"),
+    "NetworkPolicy": ("netpol", "networkpolicy", "networkpolicies", "networkpolicy.networking.k8s.io",
+                      "networkpolicies.networking.k8s.io"),
 }.items():
     for _n in _names:
         KINDS[_n] = _kind
@@ -52,7 +54,8 @@ SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "S
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
             "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch",
             "IPAddressPool": "ipaddresspool.metallb.io", "L2Advertisement": "l2advertisement.metallb.io",
-            "Ingress": "ingress.networking.k8s.io", "IngressClass": "ingressclass.networking.k8s.io"}
+            "Ingress": "ingress.networking.k8s.io", "IngressClass": "ingressclass.networking.k8s.io",
+            "NetworkPolicy": "networkpolicy.networking.k8s.io"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
           "DaemonSet": "daemonsets.apps", "ControllerRevision": "controllerrevisions.apps", "Pod": "pods",
           "Service": "services",
@@ -60,7 +63,8 @@ PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "S
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
           "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch",
           "IPAddressPool": "ipaddresspools.metallb.io", "L2Advertisement": "l2advertisements.metallb.io",
-          "Ingress": "ingresses.networking.k8s.io", "IngressClass": "ingressclasses.networking.k8s.io"}
+          "Ingress": "ingresses.networking.k8s.io", "IngressClass": "ingressclasses.networking.k8s.io",
+          "NetworkPolicy": "networkpolicies.networking.k8s.io"}
 CLUSTER_SCOPED = ("Node", "Namespace", "IngressClass")
 
 

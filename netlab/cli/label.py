@@ -1,0 +1,123 @@
+"""`netlab label`: kubectl label on a live lab's objects (pods, namespaces, nodes, services, deployments,
+and any other kind the lab's store holds).
+
+The labels are written to the lab's store, in one transaction for every object named (all or nothing),
+and the lab's control loop is woken, as the other verbs do: its next pass reads the pods' and the
+namespaces' labels from the store into the model (Services' endpoints, NetworkPolicies' selectors).
+A pod is not made again for a label change (labels are not part of what decides that: Pod.fingerprint).
+The pure part (arguments, checks, kubectl's messages) is netlab/controllers/labeling.py.
+"""
+from __future__ import annotations
+
+import click
+
+from ..controllers import labeling
+from . import kubeutil
+from .kubeutil import (CLUSTER_SCOPED, SINGULAR, KubeError, kind_of, kubectl_errors, lab_option, namespace_option,
+                       not_found, out)
+
+
+def _targets(store, resources: list[str], namespace: str, all_namespaces: bool, select_all: bool,
+             selector: str | None) -> tuple[str, list[tuple[str, str | None, str]]]:
+    """(kind, [(kind, namespace, name)]) of the resource arguments: TYPE NAME..., TYPE/NAME..., or TYPE
+    with --all / -l SELECTOR."""
+    if not resources:
+        raise click.UsageError("give a resource: TYPE NAME..., TYPE/NAME... or TYPE with --all or -l SELECTOR "
+                               "(e.g. netlab label pod a team=blue)")
+    if all("/" in r for r in resources):
+        kinds = {kind_of(r.split("/", 1)[0]) for r in resources}
+        names = [(kind_of(r.split("/", 1)[0]), r.split("/", 1)[1]) for r in resources]
+        if any(not n for _, n in names):
+            raise click.UsageError("give TYPE/NAME, e.g. pod/a")
+        if select_all or selector:
+            raise KubeError("error: name cannot be provided when a selector or --all is specified")
+        kind = names[0][0] if len(kinds) == 1 else ""
+    elif any("/" in r for r in resources):
+        raise KubeError("error: there is no need to specify a resource type as a separate argument when passing "
+                        "arguments in resource/name form (e.g. 'netlab label pod/a' instead of 'netlab label pod "
+                        "pod/a')")
+    else:
+        kind = kind_of(resources[0])
+        names = [(kind, n) for n in resources[1:]]
+        if names and (select_all or selector):
+            raise KubeError("error: name cannot be provided when a selector or --all is specified")
+        if not names and not (select_all or selector):
+            raise KubeError(f"error: resource(s) were provided, but no name was specified; give {resources[0]} "
+                            "NAME, --all or -l SELECTOR")
+    if names:
+        return kind, [(k, None if k in CLUSTER_SCOPED else namespace, n) for k, n in names]
+    ns = None if kind in CLUSTER_SCOPED or all_namespaces else namespace
+    objs = store.list(kind, ns, label_selector=selector or None)
+    if kind == "Namespace":   # the API server's own namespaces are there too
+        objs = labeling.namespaces_view(objs, selector)
+    return kind, [(kind, None if kind in CLUSTER_SCOPED else o["metadata"].get("namespace", "default"),
+                   o["metadata"]["name"]) for o in objs]
+
+
+@click.command()
+@click.argument("items", nargs=-1, required=True, metavar="TYPE NAME... KEY=VALUE... KEY-...")
+@click.option("--overwrite", is_flag=True, help="Change a label that already has another value (without it: an "
+                                                "error, nothing changed).")
+@namespace_option
+@click.option("-A", "--all-namespaces", is_flag=True, help="With --all or -l: objects of every namespace.")
+@click.option("--all", "select_all", is_flag=True, help="Every object of TYPE (in the namespace).")
+@click.option("-l", "--selector", help="The objects of TYPE with these labels (app=web,tier!=db).")
+@lab_option
+@kubectl_errors
+def label(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespaces: bool, select_all: bool,
+          selector: str | None, lab: str | None) -> None:
+    """Set (KEY=VALUE) or remove (KEY-) labels of objects, like kubectl label: label pod a team=blue,
+    label ns x ns=x, label pods --all tier-, label node n1 zone=a.
+
+    \b
+    TYPE: pod (po), ns, node (no), svc, deploy and the lab's other kinds. A label that already has
+    another value is changed only with --overwrite ("error: 'K' already has a value (V), and
+    --overwrite is false", exit 1, nothing changed). Prints TYPE/NAME labeled, unlabeled or not
+    labeled. A bad key or value: one line, exit 2, nothing changed. The lab's control loop applies
+    what the labels select at once (Services' endpoints, NetworkPolicies); a pod keeps running (same
+    UID and IP): labels do not restart it.
+    """
+    resources = [a for a in items if not labeling.is_setting(a)]
+    settings = [a for a in items if labeling.is_setting(a)]
+    if not settings:
+        raise KubeError("error: at least one label update is required; write KEY=VALUE or KEY-")
+    add, remove = labeling.parse(settings)          # exit 2 for bad input, before anything is read
+    t = kubeutil.open_target(lab)
+    store = t.store
+    kind, targets = _targets(store, resources, namespace, all_namespaces, select_all, selector)
+    if not targets:   # --all or -l matched nothing
+        click.echo("No resources found", err=True)
+        return
+    lines, warnings = [], []
+    with store.transaction():   # every object checked before any is written: all or nothing
+        writes = []
+        for k, ns, name in targets:
+            obj = store.try_get(k, ns, name)
+            if obj is None and k == "Namespace" and name in labeling.BUILTIN_NAMESPACES:
+                obj = labeling.builtin_namespace(name)   # the API server has it; the store gets it now
+            if obj is None:
+                raise not_found(k, name)
+            warnings += [f'label "{key}" not found.' for key in labeling.missing_removals(obj, remove)]
+            labels, word = labeling.relabel(obj, add, remove, overwrite)
+            if labels is not None:
+                writes.append((obj, labels))
+            lines.append(f"{SINGULAR[k]}/{name} {word}")
+        for obj, labels in writes:
+            new = dict(obj, metadata=dict(obj["metadata"], labels=labels))
+            if not labels:
+                new["metadata"].pop("labels")
+            if "resourceVersion" in obj["metadata"]:
+                store.update(new)
+            else:
+                store.create(new)
+    if writes:
+        t.wrote()
+    for w in warnings:
+        click.echo(w, err=True)
+    for line in lines:
+        out(line)
+
+
+COMMANDS = (label,)
+
+__all__ = ["COMMANDS", "label"]
