@@ -1,0 +1,134 @@
+"""`netlab label`, `get|describe|delete netpol` on a real, live lab.
+
+A label change is checked where it matters: the Service that selects by the new label gets the pod as
+its endpoint on the wire (curl through the ClusterIP from a node answers with the pod's name), and the
+pod was not made again (same UID, same IP, the same network namespace inode, no restart)."""
+from __future__ import annotations
+
+import json
+import os
+
+from .conftest import kubectl, netlab_cli, until
+
+SCENARIO = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes:
+- {role: worker, name: n1}
+- {role: worker, name: n2}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: x, labels: {ns: x}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {pod: a}}
+spec:
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    args: [netexec, --http-port=80]
+    ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x, labels: {pod: b}}
+spec:
+  containers:
+  - name: c
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    args: [netexec, --http-port=80]
+    ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: blue}
+spec:
+  selector: {team: blue}
+  ports: [{port: 80, targetPort: 80}]
+"""
+
+
+def pod_json(lab, name: str, ns: str = "default") -> dict:
+    return json.loads(kubectl(lab, "get", "pods", name, "-n", ns, "-o", "json").stdout)
+
+
+def netns_inode(lab, name: str, ns: str = "default") -> int:
+    return os.stat(f"/run/netns/nl.{lab.name}.pod.{ns}.{name}").st_ino
+
+
+def via_service(lab, ip: str) -> str:
+    r = netlab_cli("exec", "--node", "n1", "--lab", lab.name, "--", "curl", "-sS", "--max-time", "2",
+                   f"http://{ip}/hostname")
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def test_label_a_pod_reaches_the_dataplane_without_restarting_it(lab):
+    lab.up(SCENARIO)
+    before = pod_json(lab, "a")
+    inode = netns_inode(lab, "a")
+    assert before["status"]["podIP"] and before["metadata"]["labels"] == {"pod": "a"}
+    ip = json.loads(kubectl(lab, "get", "svc", "blue", "-o", "json").stdout)["spec"]["clusterIP"]
+    assert via_service(lab, ip) == ""   # no pod has team=blue yet
+
+    r = kubectl(lab, "label", "pod", "a", "team=blue")
+    assert r.stdout == "pod/a labeled\n"
+    # the Service now selects it: the control loop's pass programmed its endpoint on every node
+    until("pod a answering through Service blue", lambda: via_service(lab, ip) == "a", timeout=30)
+    rows = kubectl(lab, "get", "pods", "--show-labels").stdout.splitlines()
+    row = next(x.split() for x in rows[1:] if x.split()[0] == "a")
+    assert row[-1] == "pod=a,team=blue", rows
+    after = pod_json(lab, "a")
+    assert after["metadata"]["labels"] == {"pod": "a", "team": "blue"}
+    # the same pod: same UID, IP and network namespace, no restart
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["status"]["podIP"] == before["status"]["podIP"]
+    assert netns_inode(lab, "a") == inode
+    assert [c["restartCount"] for c in after["status"]["containerStatuses"]] == [0]
+
+    # an existing value needs --overwrite: kubectl's error, exit 1, nothing changed
+    r = kubectl(lab, "label", "pod", "a", "team=red", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == "error: 'team' already has a value (blue), and --overwrite is false"
+    assert pod_json(lab, "a")["metadata"]["labels"]["team"] == "blue"
+    # a bad key: one line, exit 2, nothing changed
+    rv = pod_json(lab, "a")["metadata"].get("resourceVersion")
+    r = kubectl(lab, "label", "pod", "a", "bad key=x", check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "invalid key" in r.stderr
+    assert pod_json(lab, "a")["metadata"].get("resourceVersion") == rv
+
+    # --overwrite moves it out of the Service; KEY- removes the label
+    r = kubectl(lab, "label", "pod", "a", "team=red", "--overwrite")
+    assert r.stdout == "pod/a labeled\n"
+    until("Service blue without endpoints", lambda: via_service(lab, ip) == "", timeout=30)
+    r = kubectl(lab, "label", "pod", "a", "team-")
+    assert r.stdout == "pod/a unlabeled\n"
+    final = pod_json(lab, "a")
+    assert final["metadata"]["labels"] == {"pod": "a"}
+    assert final["metadata"]["uid"] == before["metadata"]["uid"] and netns_inode(lab, "a") == inode
+    assert final["status"]["podIP"] == before["status"]["podIP"]
+
+
+def test_label_a_namespace(lab):
+    lab.up(SCENARIO)
+
+    def ns_labels(name: str) -> dict:
+        return json.loads(kubectl(lab, "get", "ns", name, "-o", "json").stdout)["metadata"]["labels"]
+
+    assert ns_labels("x") == {"ns": "x", "kubernetes.io/metadata.name": "x"}
+    r = kubectl(lab, "label", "ns", "x", "ns=y", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == "error: 'ns' already has a value (x), and --overwrite is false"
+    assert kubectl(lab, "label", "ns", "x", "ns=y", "--overwrite").stdout == "namespace/x labeled\n"
+    assert kubectl(lab, "label", "namespace", "x", "team=blue").stdout == "namespace/x labeled\n"
+    assert ns_labels("x") == {"ns": "y", "team": "blue", "kubernetes.io/metadata.name": "x"}
+    assert kubectl(lab, "label", "ns", "x", "team-").stdout == "namespace/x unlabeled\n"
+    r = kubectl(lab, "label", "ns", "x", "team=a b", check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "invalid value" in r.stderr
+    assert ns_labels("x") == {"ns": "y", "kubernetes.io/metadata.name": "x"}
+    # the API server's own namespaces can be labeled too
+    assert kubectl(lab, "label", "ns", "default", "team=core").stdout == "namespace/default labeled\n"
+    rows = kubectl(lab, "get", "ns", "--show-labels").stdout.splitlines()
+    by = {x.split()[0]: x.split() for x in rows[1:]}
+    assert by["default"][-1] == "kubernetes.io/metadata.name=default,team=core"
+    assert by["x"][1] == "Active" and by["x"][-1] == "kubernetes.io/metadata.name=x,ns=y"
+    # the pods in the namespaces keep running
+    assert pod_json(lab, "b", "x")["status"]["phase"] == "Running"
