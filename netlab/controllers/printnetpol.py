@@ -147,7 +147,10 @@ def describe_networkpolicy(obj: dict, policy) -> str:
         _rules(lines, policy.egress, "To", "egress", "destination")
     else:
         lines.append("  Not affecting egress traffic")
-    lines.append(f"  Policy Types: {', '.join(policy.policy_types)}")
+    # as the stored spec lists them (the API server keeps the order written; absent: its defaults)
+    written = (obj.get("spec") or {}).get("policyTypes")
+    types = written if isinstance(written, list) and set(written) == set(policy.policy_types) else policy.policy_types
+    lines.append(f"  Policy Types: {', '.join(types)}")
     return "\n".join(lines)
 
 

@@ -215,7 +215,8 @@ class Applied:
         group = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "StatefulSet": "statefulset.apps",
                  "DaemonSet": "daemonset.apps", "Job": "job.batch", "CronJob": "cronjob.batch",
                  "IPAddressPool": "ipaddresspool.metallb.io",
-                 "L2Advertisement": "l2advertisement.metallb.io"}.get(self.kind,
+                 "L2Advertisement": "l2advertisement.metallb.io",
+                 "NetworkPolicy": "networkpolicy.networking.k8s.io"}.get(self.kind,
                                                                                         self.kind.lower())
         return f"{group}/{self.name} {self.action}"
 

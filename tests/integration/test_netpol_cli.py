@@ -132,3 +132,69 @@ def test_label_a_namespace(lab):
     assert by["x"][1] == "Active" and by["x"][-1] == "kubernetes.io/metadata.name=x,ns=y"
     # the pods in the namespaces keep running
     assert pod_json(lab, "b", "x")["status"]["phase"] == "Running"
+
+
+POLICY = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-from-x, labels: {team: net}}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {ns: x}}
+      podSelector: {matchLabels: {pod: b}}
+    ports:
+    - {port: 80}
+    - {protocol: UDP, port: 81, endPort: 90}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-egress, namespace: x}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+"""
+
+
+def test_get_describe_delete_netpol_after_apply(lab, tmp_path):
+    lab.up(SCENARIO)
+    f = tmp_path / "policy.yaml"
+    f.write_text(POLICY)
+    r = kubectl(lab, "apply", "-f", str(f))
+    assert r.stdout.splitlines() == ["networkpolicy.networking.k8s.io/allow-from-x created",
+                                     "networkpolicy.networking.k8s.io/deny-egress created"]
+    rows = [x.split() for x in kubectl(lab, "get", "netpol", "-A").stdout.splitlines()]
+    assert rows[0] == ["NAMESPACE", "NAME", "POD-SELECTOR", "AGE"]
+    assert [r[:3] for r in rows[1:]] == [["default", "allow-from-x", "pod=a"], ["x", "deny-egress", "<none>"]]
+    assert kubectl(lab, "get", "networkpolicies", "-n", "x", "-o", "name").stdout == \
+        "networkpolicy.networking.k8s.io/deny-egress\n"
+    doc = json.loads(kubectl(lab, "get", "netpol", "allow-from-x", "-o", "json").stdout)
+    assert doc["kind"] == "NetworkPolicy" and doc["spec"]["podSelector"] == {"matchLabels": {"pod": "a"}}
+    out = kubectl(lab, "describe", "netpol", "allow-from-x").stdout.splitlines()
+    assert out[0] == "Name:         allow-from-x" and out[2].startswith("Created on:   ")
+    assert out[3:] == ["Labels:       team=net",
+                       "Annotations:  <none>",
+                       "Spec:",
+                       "  PodSelector:     pod=a",
+                       "  Allowing ingress traffic:",
+                       "    To Port: 80/TCP",
+                       "    To Port Range: 81-90/UDP",
+                       "    From:",
+                       "      NamespaceSelector: ns=x",
+                       "      PodSelector: pod=b",
+                       "  Not affecting egress traffic",
+                       "  Policy Types: Ingress"]
+    out = kubectl(lab, "describe", "networkpolicy", "deny-egress", "-n", "x").stdout.splitlines()
+    assert out[5:] == ["Spec:",
+                       "  PodSelector:     <none> (Allowing the specific traffic to all pods in this namespace)",
+                       "  Not affecting ingress traffic",
+                       "  Allowing egress traffic:",
+                       "    <none> (Selected pods are isolated for egress connectivity)",
+                       "  Policy Types: Egress"]
+    r = kubectl(lab, "delete", "netpol", "deny-egress", "-n", "x")
+    assert r.stdout == 'networkpolicy.networking.k8s.io "deny-egress" deleted\n'
+    r = kubectl(lab, "get", "netpol", "-n", "x", check=False)
+    assert r.returncode == 0 and r.stdout == "" and "No resources found in x namespace." in r.stderr
+    r = kubectl(lab, "describe", "netpol", "deny-egress", "-n", "x", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == \
+        'Error from server (NotFound): networkpolicies.networking.k8s.io "deny-egress" not found'

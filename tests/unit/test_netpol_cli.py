@@ -350,3 +350,78 @@ def test_created_on_is_utc():
     obj = netpol("p", created=fmt_time(0))
     p = NetworkPolicy("default", "p", LabelSelector(), ("Ingress",))
     assert "Created on:   1970-01-01 00:00:00 +0000 UTC" in describe_networkpolicy(obj, p)
+
+
+NETPOL = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-b, namespace: x, labels: {team: net}}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress, Ingress]
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {ns: y}}
+      podSelector: {matchLabels: {pod: b}}
+    - ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}
+    ports:
+    - {port: 80}
+    - {protocol: UDP, port: serve-81-udp}
+    - {port: 8000, endPort: 8100}
+  egress:
+  - to:
+    - podSelector: {}
+"""
+
+
+def test_apply_get_describe_delete_netpol_through_the_cli(world):
+    world.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
+    r = world.run("apply", "-f", world.file(NETPOL))
+    assert r.exit_code == 0 and lines(r) == ["networkpolicy.networking.k8s.io/allow-b created"], r.output
+    r = world.run("apply", "-f", world.file(NETPOL))
+    assert lines(r) == ["networkpolicy.networking.k8s.io/allow-b unchanged"]
+    r = world.run("get", "netpol", "-n", "x", settle=False)
+    assert [x.split()[:2] for x in lines(r)] == [["NAME", "POD-SELECTOR"], ["allow-b", "pod=a"]]
+    r = world.run("describe", "netpol", "allow-b", "-n", "x", settle=False)
+    assert r.exit_code == 0, r.output
+    out = lines(r)
+    assert out[0] == "Name:         allow-b" and out[1] == "Namespace:    x"
+    assert out[2].startswith("Created on:   20") and out[2].endswith(" +0000 UTC")
+    assert out[3:] == [
+        "Labels:       team=net",
+        "Annotations:  <none>",          # (not the last-applied configuration, as kubectl)
+        "Spec:",
+        "  PodSelector:     pod=a",
+        "  Allowing ingress traffic:",
+        "    To Port: 80/TCP",
+        "    To Port: serve-81-udp/UDP",
+        "    To Port Range: 8000-8100/TCP",
+        "    From:",
+        "      NamespaceSelector: ns=y",
+        "      PodSelector: pod=b",
+        "    From:",
+        "      IPBlock:",
+        "        CIDR: 10.0.0.0/8",
+        "        Except: 10.1.0.0/16",
+        "  Allowing egress traffic:",
+        "    To Port: <any> (traffic allowed to all ports)",
+        "    To:",
+        "      PodSelector: <none>",
+        "  Policy Types: Egress, Ingress",
+    ]
+    r = world.run("describe", "networkpolicy/allow-b", "-n", "x", settle=False)
+    assert r.exit_code == 0 and lines(r)[0] == "Name:         allow-b"
+    r = world.run("describe", "netpol", "nope", "-n", "x", settle=False)
+    assert r.exit_code == 1 and lines(r) == ['Error from server (NotFound): networkpolicies.networking.k8s.io "nope" '
+                                             'not found']
+    r = world.run("label", "netpol", "allow-b", "-n", "x", "tier=a")
+    assert lines(r) == ["networkpolicy.networking.k8s.io/allow-b labeled"]
+    r = world.run("delete", "-f", world.file(NETPOL))
+    assert r.exit_code == 0 and lines(r) == ['networkpolicy.networking.k8s.io "allow-b" deleted'], r.output
+
+
+def test_apply_refuses_a_bad_policy_with_one_line_and_writes_nothing(world):
+    world.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
+    before = world.store.revision()
+    r = world.run("apply", "-f", world.file(NETPOL.replace("10.1.0.0/16", "11.0.0.0/16"), "bad.yaml"), settle=False)
+    assert r.exit_code == 2 and len(lines(r)) == 1 and "except[0]" in r.output and "bad.yaml" in r.output
+    assert world.store.revision() == before
