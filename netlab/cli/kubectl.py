@@ -457,7 +457,8 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     """Show an object in detail, ending with its events: describe deploy|pod|node|svc|ingress|netpol NAME (a
     LoadBalancer Service: its LoadBalancer Ingress and MetalLB's events, IPAllocated or AllocationFailed;
     an Ingress: its rules, each backend's endpoints or why it answers 503; a NetworkPolicy: the pods it
-    selects, its ingress and egress rules (ports, peers) and policy types, as kubectl words them)."""
+    selects, its ingress and egress rules (ports, peers) and policy types, as kubectl words them; no events,
+    as kubectl)."""
     from ..controllers import printers
     from ..store.events import events_for
     t = kubeutil.open_target(lab)
@@ -482,8 +483,8 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
             from ..ingress.describe import describe_lab_ingress
             text = describe_lab_ingress(store, obj, events, now)
         elif kind == "NetworkPolicy":
-            from ..controllers.printnetpol import describe_networkpolicy
-            text = describe_networkpolicy(obj, stored_policy(obj))
+            from ..controllers.printnetpol import describe_networkpolicy, policy_of
+            text = describe_networkpolicy(obj, policy_of(obj))
         else:
             raise KubeError(f"error: netlab describes deployments, pods, nodes, services, ingresses and "
                             f"networkpolicies; for "
@@ -491,23 +492,6 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
                             f"use: netlab get {kind.lower()} {name} -o yaml")
         shown.append(text)
     out("\n\n\n".join(shown))
-
-
-def stored_policy(obj: dict):
-    """The netpol.policy.NetworkPolicy of a stored NetworkPolicy, read by the same parser as a scenario's
-    (the store holds only what it accepted)."""
-    from ..live.objects import manifest
-    from ..spec.kinds import REGISTRY, Context, ObjectDoc
-    parser = REGISTRY.get("NetworkPolicy")
-    if parser is None:
-        raise KubeError("error: this netlab has no NetworkPolicy parser; describe it with: netlab get netpol "
-                        f"{obj['metadata']['name']} -o yaml")
-    md = obj["metadata"]
-    ctx = Context(ignored=[])
-    parser.parse(ObjectDoc(manifest(obj), f"NetworkPolicy {md.get('namespace', 'default')}/{md['name']}", 0), ctx)
-    if ctx.problems:
-        raise ctx.problems[0]
-    return ctx.policies[-1]
 
 
 COMMANDS = (apply, delete, scale, set_, wait, describe)

@@ -120,6 +120,21 @@ def _rules(lines: list[str], rules, peer_word: str, isolated: str, unrestricted:
             lines.append(f"{ind}----------")
 
 
+def policy_of(obj: dict):
+    """The netpol.policy.NetworkPolicy of a stored NetworkPolicy, read by the same parser as a scenario's
+    (spec/kinds/networkpolicy.py; the store holds only what it accepted)."""
+    from netlab.spec.kinds import REGISTRY, Context, ObjectDoc
+    md = obj["metadata"]
+    doc = {k: v for k, v in obj.items() if k != "status"}
+    doc["metadata"] = {k: md[k] for k in ("name", "namespace", "labels", "annotations") if k in md}
+    ctx = Context(ignored=[])
+    REGISTRY["NetworkPolicy"].parse(ObjectDoc(doc, f"NetworkPolicy {md.get('namespace', 'default')}/{md['name']}",
+                                              0), ctx)
+    if ctx.problems:
+        raise ctx.problems[0]
+    return ctx.policies[-1]
+
+
 def describe_networkpolicy(obj: dict, policy) -> str:
     """`kubectl describe networkpolicy NAME`: `obj` is the stored object (its metadata), `policy` the
     netpol.policy.NetworkPolicy parsed from it (its spec, with the effective policyTypes)."""
@@ -154,4 +169,4 @@ def describe_networkpolicy(obj: dict, policy) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["HEADER", "selector_text", "netpol_row", "table", "namespace_table", "describe_networkpolicy"]
+__all__ = ["HEADER", "selector_text", "netpol_row", "table", "namespace_table", "policy_of", "describe_networkpolicy"]
