@@ -425,3 +425,20 @@ def test_apply_refuses_a_bad_policy_with_one_line_and_writes_nothing(world):
     r = world.run("apply", "-f", world.file(NETPOL.replace("10.1.0.0/16", "11.0.0.0/16"), "bad.yaml"), settle=False)
     assert r.exit_code == 2 and len(lines(r)) == 1 and "except[0]" in r.output and "bad.yaml" in r.output
     assert world.store.revision() == before
+
+
+def test_namespace_labels_reach_the_live_passes_scenario(world):
+    """A live pass reads the Namespaces from the store (live/sync.lab_scenario): what `label ns` wrote
+    is what NetworkPolicies' namespaceSelectors see, for the API server's own namespaces too."""
+    from netlab.live.sync import lab_scenario
+
+    from .test_kubectl_cli import CLUSTER
+    world.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "labels": {"ns": "x"}}})
+    assert lab_scenario(CLUSTER, "<t>", world.store, "sim", None).namespace_labels.get("x") == {"ns": "x"}
+    assert world.run("label", "ns", "x", "team=blue", "ns=y", "--overwrite").exit_code == 0
+    assert world.run("label", "ns", "default", "team=core").exit_code == 0
+    sc = lab_scenario(CLUSTER, "<t>", world.store, "sim", None)
+    assert sc.namespace_labels["x"] == {"ns": "y", "team": "blue"}
+    assert sc.namespace_labels["default"] == {"team": "core"}
+    assert world.run("label", "ns", "x", "team-", "ns-").exit_code == 0
+    assert not lab_scenario(CLUSTER, "<t>", world.store, "sim", None).namespace_labels.get("x")
