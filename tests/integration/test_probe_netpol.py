@@ -105,7 +105,8 @@ def test_the_address_model_agrees_with_the_kernel(lab):
     icmp-admin-prohibited, as the enforcement contract says): only n1's flannel.1 address (10.244.0.0) may
     reach the web pods. From outside through n1's NodePort, web1 (local to n1) sees the external host (the
     masquerade comes after FORWARD) and denies, web2 sees n1's flannel.1 address and answers; through n2's,
-    both deny; node n1 reaches web2 directly from that address, node n2 does not reach web1."""
+    both deny; node n1 reaches web2 directly from that address, node n2 does not reach web1; through the
+    ClusterIP, node n2 reaches its own web2 only, node n1 both."""
     lab.control_loop = False
     lab.up(text(*SCENARIO.split("---\n")[:-1], BLOCK_POLICY))
     assert str(lab.node("n1").pod_cidr.network_address) == "10.244.0.0", "the scenario assumes n1's podCIDR"
@@ -134,3 +135,10 @@ def test_the_address_model_agrees_with_the_kernel(lab):
     assert all(c["expect"] == "reachable" and c["ok"] for c in n1.values()), n1
     n2 = probe("--from", "node/n2", "pod/web1")
     assert all(c["expect"] == "denied" and c["outcome"] == "denied" and c["ok"] for c in n2.values()), n2
+    # a node's own traffic to a ClusterIP: masqueraded to its flannel.1 address toward another node's
+    # endpoint (n2's 10.244.1.0: denied by web1), its own pods always reach
+    from_n2 = probe("--from", "node/n2", "--count", "30", "svc/web")["svc/web:80"]
+    assert from_n2["expect"] == "reachable-or-denied" and from_n2["ok"], from_n2
+    assert set(from_n2["answered_by"]) == {"web2"} and from_n2["outcome"] == "reachable-or-denied", from_n2
+    from_n1 = probe("--from", "node/n1", "--count", "10", "svc/web")["svc/web:80"]
+    assert from_n1["expect"] == "reachable" and from_n1["ok"], from_n1
