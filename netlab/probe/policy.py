@@ -29,7 +29,7 @@ choice); an answer from a denied endpoint fails the check. `Check.denied_by` lis
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..netpol.evaluate import Verdict, node_addresses, pod_by_ip, rule_allows, selecting, verdict
 
@@ -95,6 +95,16 @@ def _denial(cluster, v: Verdict, src_pod_key: str | None, src, dst, port, protoc
     return Denial(v.direction or "?", pod, v.policies, str(src), str(dst), port or None, protocol, endpoint)
 
 
+def _as_seen(cluster, src):
+    """A hostNetwork pod's traffic is its node's (same namespace, same addresses, not selected)."""
+    if src.kind == "pod":
+        ns, _, name = src.name.partition("/")
+        p = cluster.pod(ns, name) if hasattr(cluster, "pod") else None
+        if p is not None and getattr(p, "host_network", False):
+            return replace(src, kind="node", name=p.node, node=p.node)
+    return src
+
+
 def _proto(kind_or_proto: str) -> str:
     return "ICMP" if kind_or_proto.lower() == "icmp" else kind_or_proto.upper()
 
@@ -104,6 +114,7 @@ def direct(cluster, src, dst_ip, port: int | None, protocol: str) -> list[Denial
     None when the policies allow it, else its denial."""
     if not has_policies(cluster):
         return None
+    src = _as_seen(cluster, src)
     dst_ip = ipaddress.ip_address(str(dst_ip))
     protocol = _proto(protocol)
     dst_pod = pod_by_ip(cluster, dst_ip)
@@ -126,6 +137,7 @@ def service_path(cluster, src, entry: str | None, dst_addr: str, ep, masq: bool,
     or LB IP) DNATed on node `entry` (None: the source's own node) to endpoint `ep` (model Endpoint);
     `masq`: kube-proxy marks it for masquerading."""
     nodes = {n.name: n for n in cluster.nodes}
+    src = _as_seen(cluster, src)
     ep_ip = ipaddress.ip_address(str(ep.ip))
     src_node = src.node if src.kind in ("pod", "node") else None
     entry = entry or src_node

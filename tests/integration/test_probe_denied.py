@@ -71,7 +71,8 @@ def test_admin_prohibited_is_denied_and_host_unreachable_is_not(lab):
                 assert all(f"ICMP {name} from " in p["detail"] for p in got[t]["probes"]), got[t]
                 assert got[t]["denied_by"] == []    # no policy of the model denies it
             # the other pod on the same node is untouched
-            assert all(c["outcome"] == "reachable" and c["ok"] for t, c in got.items() if t.startswith("pod/other")), got
+            assert all(c["outcome"] == "reachable" and c["ok"] for t, c in got.items()
+                       if t.startswith("pod/other")), got
             r = lab.node_exec("n2", [tool, "-w", "5", "-D", *rule(reject_with)])
             assert r.returncode == 0, r.stderr
             inserted = None

@@ -302,3 +302,23 @@ def test_verbose_table_names_the_policies_and_json_carries_them():
     assert not r.ok and "expected reachable, got denied (ICMP admin-prohibited from x)" in r.why
     assert run.as_json([r], 0.1)["checks"][0]["denied_by"] == []
     assert Counter(x.outcome for x in r.results) == {"denied": 1}
+
+
+def test_a_host_network_pod_is_seen_as_its_node():
+    """A hostNetwork pod's traffic is its node's: toward another node's pod it comes from that node's
+    flannel.1 address, and its own node's pods always admit it."""
+    c = cluster_of(cluster(nodes=("control-plane", "worker", "worker")),
+                   pod("hn", {"role": "client"}, [container(ports=[(9090, "m")])], nodeName="t-worker",
+                       hostNetwork=True),
+                   pod("web1", {"app": "web"}, [container(ports=[(8080, "http")])], nodeName="t-worker"),
+                   pod("web2", {"app": "web"}, [container(ports=[(8080, "http")])], nodeName="t-worker2"),
+                   service("web", ports=[{"port": 80, "targetPort": 8080}]))
+    # admits role=client pods: a hostNetwork pod is selected by no peer (it is not a pod address)
+    c.policies = [NetworkPolicy("default", "from-client", LabelSelector((("app", "web"),)), ("Ingress",),
+                                (Rule(peers=(Peer(pod_selector=sel(role="client")),)),))]
+    hn = src(c, "pod/hn")
+    far = plan.target_checks(c, hn, "pod/web2")[1]
+    assert far.expect == "denied" and far.denied_by[0].src == "10.244.1.0"
+    assert plan.target_checks(c, hn, "pod/web1")[1].expect == "reachable"
+    ch = by_target(plan.target_checks(c, hn, "svc/web"))["svc/web:80"]
+    assert ch.expect == "reachable-or-denied" and ch.backends == {"web1"}
