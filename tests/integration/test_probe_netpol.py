@@ -96,6 +96,18 @@ spec:
   ingress:
   - from:
     - ipBlock: {cidr: 10.244.0.0/32}
+    - ipBlock: {cidr: 172.18.0.2/32}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: client-to-n2
+spec:
+  podSelector:
+    matchLabels: {role: client}
+  egress:
+  - to:
+    - ipBlock: {cidr: 172.18.0.3/32}
 """
 
 
@@ -106,18 +118,27 @@ def test_the_address_model_agrees_with_the_kernel(lab):
     reach the web pods. From outside through n1's NodePort, web1 (local to n1) sees the external host (the
     masquerade comes after FORWARD) and denies, web2 sees n1's flannel.1 address and answers; through n2's,
     both deny; node n1 reaches web2 directly from that address, node n2 does not reach web1; through the
-    ClusterIP, node n2 reaches its own web2 only, node n1 both."""
+    ClusterIP, node n2 reaches its own web2 only, node n1 both. The client's egress (to n2's address only)
+    checks a pod's way to another node's NodePort (egress sees that node, the endpoint sees the client's
+    node after flannel's masquerade) and to its own node's (egress sees the endpoints)."""
     lab.control_loop = False
     lab.up(text(*SCENARIO.split("---\n")[:-1], BLOCK_POLICY))
-    assert str(lab.node("n1").pod_cidr.network_address) == "10.244.0.0", "the scenario assumes n1's podCIDR"
+    n1, n2 = lab.node("n1"), lab.node("n2")
+    assert (str(n1.pod_cidr.network_address), str(n1.ip), str(n2.ip)) == ("10.244.0.0", "172.18.0.2", "172.18.0.3"), \
+        "the scenario's ipBlocks assume these addresses"
     tool = f"iptables-{ipt.flavour_commands(lab.cluster.networking.iptables_flavour)[0]}"
-    for name, node in (("web1", "n1"), ("web2", "n2")):
+    client = str(lab.pod("client").ip)
+    rules = [("n1", ["-s", client, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]),   # client's egress
+             ("n1", ["-s", client, "-d", "172.18.0.3/32", "-j", "ACCEPT"])]
+    for name, node in (("web1", "n1"), ("web2", "n2")):                                          # web's ingress
         ip = str(lab.pod(name).ip)
-        for rule in (["-d", ip, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"],
-                     ["-d", ip, "-s", "10.244.0.0/32", "-j", "ACCEPT"],
-                     ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]):
-            r = lab.node_exec(node, [tool, "-w", "5", "-I", "FORWARD", "1", *rule])
-            assert r.returncode == 0, r.stderr
+        rules += [(node, ["-d", ip, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]),
+                  (node, ["-d", ip, "-s", "10.244.0.0/32", "-j", "ACCEPT"]),
+                  (node, ["-d", ip, "-s", "172.18.0.2/32", "-j", "ACCEPT"])]
+    rules += [(n, ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]) for n in ("n1", "n2")]
+    for node, rule in rules:   # each inserted first: the last ones end up on top
+        r = lab.node_exec(node, [tool, "-w", "5", "-I", "FORWARD", "1", *rule])
+        assert r.returncode == 0, r.stderr
 
     def probe(*args):
         r = netlab_cli("probe", "--lab", lab.name, "-o", "json", *args)
@@ -142,3 +163,12 @@ def test_the_address_model_agrees_with_the_kernel(lab):
     assert set(from_n2["answered_by"]) == {"web2"} and from_n2["outcome"] == "reachable-or-denied", from_n2
     from_n1 = probe("--from", "node/n1", "--count", "10", "svc/web")["svc/web:80"]
     assert from_n1["expect"] == "reachable" and from_n1["ok"], from_n1
+    # the client's egress allows n2's address only. To n2's NodePort: its egress sees n2 (allowed), the packet
+    # leaves n1 masqueraded to n1's address, which web2 (local to n2) admits; web1 sees n2's flannel.1 address
+    via_far = probe("--from", "pod/client", "--count", "30", "nodeport/web@n2")["nodeport/web:80@n2"]
+    assert via_far["expect"] == "reachable-or-denied" and via_far["ok"], via_far
+    assert set(via_far["answered_by"]) == {"web2"} and via_far["outcome"] == "reachable-or-denied", via_far
+    # to its own node's NodePort the DNAT is made on n1: its egress sees the endpoints, denied
+    via_own = probe("--from", "pod/client", "nodeport/web@n1")["nodeport/web:80@n1"]
+    assert via_own["expect"] == "denied" and via_own["outcome"] == "denied" and via_own["ok"], via_own
+    assert {d["direction"] for d in via_own["denied_by"]} == {"egress"}
