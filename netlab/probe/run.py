@@ -150,7 +150,7 @@ def table(results: list[CheckResult], elapsed: float, verbose: bool = False) -> 
         if r.why and (not r.ok or verbose):
             rows.append(("", f"  -> {r.why}"))
         if r.check.denied_by and (not r.ok or verbose):   # which policies deny, and where (policy.Denial)
-            rows += [("", f"  -> {d.text()}") for d in r.check.denied_by]
+            rows += [("", f"  -> {t}") for t in dict.fromkeys(d.text() for d in r.check.denied_by)]
     widths = [max([len(headers[i])] + [len(row[i]) for row in rows if len(row) == len(headers)])
               for i in range(len(headers))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())

@@ -322,3 +322,35 @@ def test_a_host_network_pod_is_seen_as_its_node():
     assert plan.target_checks(c, hn, "pod/web1")[1].expect == "reachable"
     ch = by_target(plan.target_checks(c, hn, "svc/web"))["svc/web:80"]
     assert ch.expect == "reachable-or-denied" and ch.backends == {"web1"}
+
+
+def test_load_balancer_from_outside_any_node_may_take_it():
+    """The model cannot tell which node announces a LoadBalancer IP: an endpoint allowed through one of
+    them may answer. Allowing t-worker's flannel.1 address admits web2 (through t-worker, masqueraded), never
+    web1 (local to t-worker it sees the external host; through the others their own addresses)."""
+    from netlab.model.build import build
+
+    from ..builders import lb_granted
+    from .scenarios import load
+    web = [container(ports=[(8080, "http")])]
+    c = build(lb_granted(load(cluster(nodes=("control-plane", "worker", "worker")),
+                              pod("web1", {"app": "web"}, web, nodeName="t-worker"),
+                              pod("web2", {"app": "web"}, web, nodeName="t-worker2"),
+                              service("web", type="LoadBalancer", loadBalancerIP="192.0.2.20",
+                                      ports=[{"port": 80, "targetPort": 8080}]))))
+    c.policies = [pol("from-vtep", sel(app="web"), ingress=[Rule(peers=(cidr("10.244.1.0/32"),))])]
+    ch = plan.target_checks(c, src(c, EXT), "lb/web")[0]
+    assert ch.expect == "reachable-or-denied" and ch.backends == {"web2"}
+    # every way that is denied is named: web1 through each node, web2 through the two others
+    assert sorted((d.endpoint, d.src) for d in ch.denied_by) == sorted([
+        ("default/web1", str(c.external_ip)), ("default/web1", "10.244.0.0"), ("default/web1", "10.244.2.0"),
+        ("default/web2", str(c.external_ip)), ("default/web2", "10.244.0.0")])
+
+
+def test_a_scenario_expectation_may_say_denied():
+    c = cluster_of(cluster(expectations=[{"from": "pod/client", "to": "svc/web", "expect": "denied"}]),
+                   pod("client", {"role": "client"}, [container(ports=[(8080, "http")])]),
+                   pod("web1", {"app": "web"}, [container(ports=[(8080, "http")])]),
+                   service("web", ports=[{"port": 80, "targetPort": 8080}]))
+    checks = plan.expectation_checks(c)
+    assert [(ch.target, ch.expect, ch.backends) for ch in checks] == [("svc/web:80", "denied", None)]
