@@ -111,7 +111,8 @@ spec:
 """
 
 
-def test_the_address_model_agrees_with_the_kernel(lab):
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_the_address_model_agrees_with_the_kernel(lab, mode):
     """The plan's view of which address each endpoint's node sees, checked on the wire with the policy's
     rules written by hand (ingress only on each web pod's own node, in FORWARD, REJECT with
     icmp-admin-prohibited, as the enforcement contract says): only n1's flannel.1 address (10.244.0.0) may
@@ -122,7 +123,8 @@ def test_the_address_model_agrees_with_the_kernel(lab):
     checks a pod's way to another node's NodePort (egress sees that node, the endpoint sees the client's
     node after flannel's masquerade) and to its own node's (egress sees the endpoints)."""
     lab.control_loop = False
-    lab.up(text(*SCENARIO.split("---\n")[:-1], BLOCK_POLICY))
+    lab.up(text(cluster("npol", workers("n1", "n2"), kubeProxyMode=mode), *SCENARIO.split("---\n")[1:-1],
+                BLOCK_POLICY))
     n1, n2 = lab.node("n1"), lab.node("n2")
     assert (str(n1.pod_cidr.network_address), str(n1.ip), str(n2.ip)) == ("10.244.0.0", "172.18.0.2", "172.18.0.3"), \
         "the scenario's ipBlocks assume these addresses"
