@@ -224,7 +224,7 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
             # a refused/dropped/denied connection is shown by a SYN probe; a working one by the app exchange
             probes = [_app_probe(src, dst, dport, port.protocol, app and working, label)
                       for _ in range(n)]
-            checks.append(Check(group, src, label, probes, expect, backends if app and working else None,
+            checks.append(Check(group, src, label, probes, expect, backends if app else None,
                                 need_all and app and working, denied_by=denials))
     return checks
 
