@@ -16,7 +16,8 @@ from ..errors import NotFound
 @click.option("--count", type=click.IntRange(1, 100000), default=1, show_default=True,
               help="New connections per target; prints how many each backend received.")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("-v", "--verbose", is_flag=True, help="Explain every check, not only failures.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Explain every check, not only failures (and name the NetworkPolicies that deny).")
 @click.option("--lab", metavar="NAME")
 def probe(targets: tuple[str, ...], source: str | None, count: int, output: str, verbose: bool,
           lab: str | None) -> None:
@@ -33,7 +34,11 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
     (A) from the source through the cluster DNS with a pod's search path and ndots:5, reporting the
     answer or rcode and the lookup's latency (a dns/ check passes when NAME resolves).
     Outcomes: reachable (with the pod that answered and the source IP it saw), refused (RST or ICMP
-    port unreachable), unreachable (ICMP host/net unreachable), timeout (nothing came back).
+    port unreachable), denied (ICMP admin-prohibited: what a NetworkPolicy answers), unreachable (ICMP
+    host/net unreachable), timeout (nothing came back). Expectations follow the lab's NetworkPolicies:
+    denied where they deny, reachable-or-denied for a Service whose endpoints are only partly allowed
+    (an answer must then come from an allowed one); -v names the denying policies, -o json lists them
+    in each check's denied_by.
     Exit status 0 only if every check met its expectation.
 
     \b

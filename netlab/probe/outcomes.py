@@ -1,5 +1,10 @@
 """How an error becomes a probe outcome: ICMP errors (type, code) and socket errnos mapped to
-"refused" / "unreachable" / "error", and their names in reports."""
+"denied" / "refused" / "unreachable" / "error", and their names in reports.
+
+"denied" is ICMP type 3 code 13 (communication administratively prohibited) and only that: it is what
+netlab's NetworkPolicy rules answer with (REJECT --reject-with icmp-admin-prohibited), for every probe
+kind (icmp included). Socket clients get EHOSTUNREACH for it as for host-unreachable; the probes over
+sockets tell them apart by the ICMP type and code IP_RECVERR queues (sockets.read_errqueue)."""
 from __future__ import annotations
 
 import errno
@@ -13,8 +18,10 @@ UNREACH_CODES = {
     14: "host-precedence-violation", 15: "precedence-cutoff",
 }
 # ICMP errors that mean "something actively rejected the connection" for TCP/UDP probes
-# (iptables REJECT sends port-unreachable by default, or one of the *-prohibited codes).
-REFUSED_CODES = {2, 3, 9, 10, 13}
+# (iptables REJECT sends port-unreachable by default, or one of the *-prohibited codes); admin-prohibited
+# (13) is the NetworkPolicy answer: its own outcome, "denied".
+DENIED_CODE = 13
+REFUSED_CODES = {2, 3, 9, 10}
 UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
                       errno.EADDRNOTAVAIL}
 
@@ -31,6 +38,8 @@ def icmp_error_name(itype: int, code: int) -> str:
 
 def icmp_error_outcome(kind: str, itype: int, code: int) -> str:
     if itype == 3:
+        if code == DENIED_CODE:
+            return "denied"
         if kind != "icmp" and code in REFUSED_CODES:
             return "refused"
         return "unreachable"

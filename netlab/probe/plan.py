@@ -2,18 +2,20 @@
 
 A `Check` is one question ("can pod/client reach svc/web:80?") answered by one or more probes, with
 the outcome the model predicts (kube-proxy's semantics: no endpoints -> refused; a Local traffic
-policy with no endpoint on that node -> dropped, so timeout) and, for Services, the pods that may
-answer.
+policy with no endpoint on that node -> dropped, so timeout; NetworkPolicy, see policy.py: denied, or
+reachable-or-denied when only some of a Service's endpoints are allowed) and, for Services, the pods
+that may answer.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import NotFound, SpecError
 from ..model.objects import Cluster, Node, Pod, Service, ServicePort
 from ..render.services import is_proxied, lb_ingress_ips
+from . import policy as netpol
 from .engine import ProbeSpec
 
 DEFAULT_TIMEOUT = 1.0
@@ -41,11 +43,13 @@ class Check:
     source: Source
     target: str
     probes: list[ProbeSpec]
-    expect: str                       # reachable | refused | timeout | unreachable | unreachable-or-timeout
+    expect: str                       # reachable | refused | denied | timeout | unreachable |
+                                      # unreachable-or-timeout | reachable-or-denied
     backends: set[str] | None = None  # pods allowed to answer (None: no app-level answer expected)
     need_all_backends: bool = False   # every backend must answer at least once
     expect_source_ip: str | None = None
     min_backends: int = 0             # at least this many distinct pods must answer
+    denied_by: list = field(default_factory=list)   # policy.Denial: what the policies deny on its paths
 
 
 # ------------------------------------------------------------------ resolving names
@@ -120,23 +124,33 @@ def _app_probe(src: Source, dst: str, port: int, proto: str, app: bool, label: s
     return ProbeSpec(src.netns, "http" if app else "tcp", dst, port, timeout, label=label)
 
 
+def _direct(check: Check, denials: list | None) -> Check:
+    """A probe straight to an address, expected denied when the policies deny it."""
+    if denials:
+        check.expect, check.backends, check.expect_source_ip, check.denied_by = "denied", None, None, denials
+    return check
+
+
 def pod_checks(cluster: Cluster, src: Source, pod: Pod, group: str) -> list[Check]:
     """ICMP to the pod, and every port its built-in server serves (the answer names the pod)."""
-    checks = [Check(group, src, _pod_label(pod), [ProbeSpec(src.netns, "icmp", str(pod.ip), None,
-                                                            DEFAULT_TIMEOUT, label="icmp")], "reachable")]
+    checks = [_direct(Check(group, src, _pod_label(pod), [ProbeSpec(src.netns, "icmp", str(pod.ip), None,
+                                                                    DEFAULT_TIMEOUT, label="icmp")], "reachable"),
+                      netpol.direct(cluster, src, pod.ip, None, "ICMP"))]
     for port, proto in pod.netexec_ports:
         # across pods the source address is kept (no NAT between pods); from a node it is the node's
         # address on the path, which the model does not pin down
         keep = src.ip if src.kind == "pod" else None
-        checks.append(Check(group, src, f"{_pod_label(pod)}:{port}/{proto.lower()}",
-                            [_app_probe(src, str(pod.ip), port, proto, True, f"{proto.lower()}/{port}")],
-                            "reachable", {pod.name}, False, keep))
+        checks.append(_direct(Check(group, src, f"{_pod_label(pod)}:{port}/{proto.lower()}",
+                                    [_app_probe(src, str(pod.ip), port, proto, True, f"{proto.lower()}/{port}")],
+                                    "reachable", {pod.name}, False, keep),
+                              netpol.direct(cluster, src, pod.ip, port, proto)))
     return checks
 
 
-def node_checks(src: Source, node: Node, group: str) -> list[Check]:
-    return [Check(group, src, f"node/{node.name}", [ProbeSpec(src.netns, "icmp", str(node.ip), None,
-                                                              DEFAULT_TIMEOUT, label="icmp")], "reachable")]
+def node_checks(src: Source, node: Node, group: str, cluster: Cluster | None = None) -> list[Check]:
+    check = Check(group, src, f"node/{node.name}", [ProbeSpec(src.netns, "icmp", str(node.ip), None,
+                                                              DEFAULT_TIMEOUT, label="icmp")], "reachable")
+    return [_direct(check, netpol.direct(cluster, src, node.ip, None, "ICMP") if cluster is not None else None)]
 
 
 def _service_expectation(svc: Service, port: ServicePort, node: str | None, external: bool) -> tuple[str, set[str]]:
@@ -174,6 +188,10 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
             [p for p in selected if any(e.pod == p.name for e in eps)], target_port, port.protocol)
         pname = port.name or str(port.port)
         entries: list[tuple[str, int, str | None, bool, str]] = []
+        # the policy model's view of each entry (policy.py): which nodes may make the DNAT, and whether
+        # kube-proxy masquerades (a ClusterIP: what does not come from a pod; the others: eTP Cluster)
+        etp_masq = svc.spec.external_traffic_policy != "Local"
+        masq = src.kind != "pod" if via == "cluster-ip" else etp_masq
         if via == "cluster-ip":
             entries.append((str(svc.cluster_ip), port.port, src.node, src.kind == "external",
                             f"svc/{_svc_ref(svc)}:{pname}"))
@@ -194,12 +212,20 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
         for dst, dport, node, external, label in entries:
             expect, backends = _service_expectation(svc, port, node, external) if via != "lb" else \
                 _lb_expectation(svc, port)
-            n = count if expect == "reachable" else 1
-            # a refused/dropped connection is shown by a SYN probe; a working one by the app exchange
-            probes = [_app_probe(src, dst, dport, port.protocol, app and expect == "reachable", label)
+            denials = []
+            if expect == "reachable":
+                # a LoadBalancer IP from outside: any node may announce it; from a pod, its own node takes it
+                entry_nodes = [node] if via != "lb" else [src.node] if src.kind != "external" else \
+                    [n.name for n in cluster.nodes]
+                expect, backends, denials = netpol.service_expectation(cluster, src, svc, port, backends,
+                                                                       entry_nodes, dst, masq)
+            working = expect in ("reachable", netpol.MIXED)
+            n = count if working else 1
+            # a refused/dropped/denied connection is shown by a SYN probe; a working one by the app exchange
+            probes = [_app_probe(src, dst, dport, port.protocol, app and working, label)
                       for _ in range(n)]
             checks.append(Check(group, src, label, probes, expect, backends if app else None,
-                                need_all and app and expect == "reachable"))
+                                need_all and app and working, denied_by=denials))
     return checks
 
 
@@ -226,7 +252,7 @@ def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, ex
         checks = [c for p in pods if pod_source(p) != src for c in pod_checks(cluster, src, p, group)]
     elif kind == "node" and rest:
         try:
-            checks = node_checks(src, cluster.node(rest), group)
+            checks = node_checks(src, cluster.node(rest), group, cluster)
         except KeyError:
             raise NotFound(f"no node '{rest}' (nodes: {', '.join(n.name for n in cluster.nodes)})") from None
     elif kind == "svc" and rest:
@@ -266,11 +292,11 @@ def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, ex
         if not checks:
             raise NotFound(f"Service {svc.key} has no externalIPs or LoadBalancer IP")
     else:
-        checks = _raw_target(src, target, group, count)
+        checks = _raw_target(cluster, src, target, group, count)
     if expect is not None:
         for c in checks:
             c.expect = expect
-            if expect != "reachable":
+            if expect not in ("reachable", netpol.MIXED):
                 c.backends = None
                 c.need_all_backends = False
     return checks
@@ -279,7 +305,7 @@ def target_checks(cluster: Cluster, src: Source, target: str, count: int = 1, ex
 _RAW = re.compile(r"^(?P<ip>\d+\.\d+\.\d+\.\d+)(:(?P<port>\d+))?(/(?P<proto>tcp|udp|icmp))?$")
 
 
-def _raw_target(src: Source, target: str, group: str, count: int) -> list[Check]:
+def _raw_target(cluster: Cluster, src: Source, target: str, group: str, count: int) -> list[Check]:
     m = _RAW.match(target)
     if not m:
         raise SpecError("target", f"'{target}' is not a probe target",
@@ -297,8 +323,21 @@ def _raw_target(src: Source, target: str, group: str, count: int) -> list[Check]
     if proto != "icmp" and port is None:
         raise SpecError("target", f"'{target}' needs a port for {proto}", "write it as IP:PORT/" + proto)
     kind = {"icmp": "icmp", "tcp": "tcp", "udp": "udp"}[proto]
-    return [Check(group, src, target, [ProbeSpec(src.netns, kind, m.group("ip"), port, DEFAULT_TIMEOUT,
-                                                 label=proto) for _ in range(max(1, count))], "reachable")]
+    check = Check(group, src, target, [ProbeSpec(src.netns, kind, m.group("ip"), port, DEFAULT_TIMEOUT,
+                                                 label=proto) for _ in range(max(1, count))], "reachable")
+    # the policies judge an address they see as it is: not a Service's (DNATed on the way, the model
+    # does not follow it: svc/ nodeport/ lb/ extip/ targets do)
+    ip = ipaddress.IPv4Address(m.group("ip"))
+    node_ports = {p.node_port for s in cluster.services for p in s.ports if p.node_port}
+    if ip in cluster.networking.service_subnet or any(ip in _service_ips(s) for s in cluster.services) or \
+            (port in node_ports and any(ip == n.ip for n in cluster.nodes)):
+        return [check]
+    return [_direct(check, netpol.direct(cluster, src, ip, port, proto))]
+
+
+def _service_ips(svc: Service) -> set[ipaddress.IPv4Address]:
+    ips = {ipaddress.IPv4Address(x) for x in list(svc.spec.external_ips) + list(lb_ingress_ips(svc.spec))}
+    return ips
 
 
 # ------------------------------------------------------------------ the default matrix
@@ -315,7 +354,7 @@ def default_matrix(cluster: Cluster) -> list[Check]:
                 checks += pod_checks(cluster, node_source(a), pods_b[0], "node -> pod")
             pods_a = by_node[a.name]
             if pods_a:
-                checks += node_checks(pod_source(pods_a[0]), b, "pod -> node")
+                checks += node_checks(pod_source(pods_a[0]), b, "pod -> node", cluster)
                 if a.name == b.name:
                     if len(pods_a) > 1:
                         checks += pod_checks(cluster, pod_source(pods_a[0]), pods_a[1], "pod -> pod (same node)")

@@ -22,10 +22,13 @@ class CheckResult:
     why: str = ""
 
 
+EITHER = {"unreachable-or-timeout": ("unreachable", "timeout"),
+          # some of a Service's endpoints are denied by the policies (policy.py): each try is one or the other
+          "reachable-or-denied": ("reachable", "denied")}
+
+
 def _matches(expect: str, outcome: str) -> bool:
-    if expect == "unreachable-or-timeout":
-        return outcome in ("unreachable", "timeout")
-    return expect == outcome
+    return expect == outcome or outcome in EITHER.get(expect, ())
 
 
 def judge(check: Check, results: list[ProbeResult]) -> CheckResult:
@@ -33,18 +36,23 @@ def judge(check: Check, results: list[ProbeResult]) -> CheckResult:
     if len(outcomes) == 1:
         outcome = next(iter(outcomes))
     else:  # mixed: the worst one names the check, the counts go to `why`
-        outcome = next(o for o in ("error", "unreachable", "timeout", "refused", "reachable") if o in outcomes)
+        outcome = next(o for o in ("error", "unreachable", "timeout", "denied", "refused", "reachable")
+                       if o in outcomes)
     answered = Counter(r.answered_by for r in results if r.answered_by)
     seen = {r.client_ip for r in results if r.client_ip}
     rtts = [r.rtt_ms for r in results if r.rtt_ms is not None]
     problems = []
     if len(outcomes) > 1:
         problems.append(", ".join(f"{n} {o}" for o, n in outcomes.most_common()))
-    ok = _matches(check.expect, outcome) and len(outcomes) == 1
+    # the mix the policies predict (some endpoints allowed, some denied) names itself
+    both = check.expect == "reachable-or-denied" and all(_matches(check.expect, o) for o in outcomes)
+    if both and len(outcomes) > 1:
+        outcome = check.expect
+    ok = _matches(check.expect, outcome) and (len(outcomes) == 1 or both)
     if not _matches(check.expect, outcome):
         detail = next((r.detail for r in results if r.outcome == outcome and r.detail), "")
         problems.append(f"expected {check.expect}, got {outcome}" + (f" ({detail})" if detail else ""))
-    if outcome == "reachable" and check.backends is not None:
+    if (outcome == "reachable" or both and outcomes["reachable"]) and check.backends is not None:
         stray = set(answered) - check.backends
         if stray:
             ok = False
@@ -141,6 +149,8 @@ def table(results: list[CheckResult], elapsed: float, verbose: bool = False) -> 
                      _short(r.answered), ",".join(sorted(r.seen_as)) or "-", "ok" if r.ok else "FAIL"))
         if r.why and (not r.ok or verbose):
             rows.append(("", f"  -> {r.why}"))
+        if r.check.denied_by and (not r.ok or verbose):   # which policies deny, and where (policy.Denial)
+            rows += [("", f"  -> {t}") for t in dict.fromkeys(d.text() for d in r.check.denied_by)]
     widths = [max([len(headers[i])] + [len(row[i]) for row in rows if len(row) == len(headers)])
               for i in range(len(headers))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
@@ -167,6 +177,7 @@ def as_json(results: list[CheckResult], elapsed: float, warnings: list[str] = ()
             "group": r.check.group, "source": r.check.source.label, "target": r.check.target,
             "expect": r.check.expect, "outcome": r.outcome, "ok": r.ok, "why": r.why or None,
             "rtt_ms": r.rtt_ms, "answered_by": dict(r.answered), "seen_as": sorted(r.seen_as),
+            "denied_by": [d.as_json() for d in r.check.denied_by],
             "probes": [{"kind": x.spec.kind, "dst": x.spec.dst, "port": x.spec.port, "outcome": x.outcome,
                         "rtt_ms": x.rtt_ms, "detail": x.detail, "answered_by": x.answered_by,
                         "client_ip": x.client_ip} for x in r.results],

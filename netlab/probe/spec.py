@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 
 KINDS = ("icmp", "tcp", "udp", "http", "udp-app")
-OUTCOMES = ("reachable", "refused", "timeout", "unreachable", "error")
+OUTCOMES = ("reachable", "refused", "denied", "timeout", "unreachable", "error")
 
 
 @dataclass
@@ -27,7 +27,7 @@ class ProbeSpec:
 @dataclass
 class ProbeResult:
     spec: ProbeSpec
-    outcome: str               # "reachable" | "refused" | "timeout" | "unreachable" | "error"
+    outcome: str               # "reachable" | "refused" | "denied" | "timeout" | "unreachable" | "error"
     rtt_ms: float | None
     detail: str
     answered_by: str | None = None   # pod name from the app-level exchange (/hostname or UDP hostname)

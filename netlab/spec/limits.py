@@ -10,6 +10,6 @@ MAX_CLUSTER_NODES = 64
 MAX_PODS = 5000
 CLUSTER_API_VERSIONS = ("netlab.dev/v1alpha1", "kind.x-k8s.io/v1alpha4")
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-EXPECT_OUTCOMES = ("reachable", "refused", "timeout", "unreachable", "unreachable-or-timeout")
+EXPECT_OUTCOMES = ("reachable", "refused", "denied", "timeout", "unreachable", "unreachable-or-timeout")
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 MAX_PROBLEMS = 20              # problems reported in one run, then "and N more"

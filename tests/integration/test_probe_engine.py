@@ -159,7 +159,7 @@ def test_tcp_reject_rule_icmp(topo):
         topo.ipt(topo.b, "-R", "INPUT", "1", "-p", "tcp", "--dport", "9999", "-j", "REJECT",
                  "--reject-with", "icmp-admin-prohibited")
         r = probe(topo, "tcp", port=9999)
-        assert r.outcome == "refused" and r.detail == f"ICMP admin-prohibited from {B_IP}", r
+        assert r.outcome == "denied" and r.detail == f"ICMP admin-prohibited from {B_IP}", r   # NetworkPolicy's
         topo.ipt(topo.b, "-R", "INPUT", "1", "-p", "tcp", "--dport", "9999", "-j", "REJECT",
                  "--reject-with", "tcp-reset")
         r = probe(topo, "tcp", port=9999)

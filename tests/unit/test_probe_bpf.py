@@ -168,7 +168,7 @@ def test_icmp_error_names_and_outcomes():
     assert engine.icmp_error_outcome("tcp", 3, 3) == "refused"
     assert engine.icmp_error_outcome("udp", 3, 10) == "refused"
     assert engine.icmp_error_outcome("tcp", 3, 1) == "unreachable"
-    assert engine.icmp_error_outcome("icmp", 3, 13) == "unreachable"
+    assert engine.icmp_error_outcome("icmp", 3, 1) == "unreachable"
     assert engine.icmp_error_outcome("http", 11, 0) == "unreachable"
 
 

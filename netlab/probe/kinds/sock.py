@@ -76,7 +76,7 @@ class SockProbe(Probe):
         if self.phase > 0:
             self._finish_ok(g, f"{self._second_name()} failed: {detail}")
         else:
-            self.finish(g, outcome, detail, rtt if outcome in ("refused", "unreachable") else None,
+            self.finish(g, outcome, detail, rtt if outcome in ("refused", "denied", "unreachable") else None,
                         reply_src=reply_src)
 
     def _second_name(self) -> str:
