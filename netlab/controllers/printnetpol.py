@@ -17,6 +17,7 @@ import datetime as dt
 
 from netlab.controllers.printers import _field, _labels, _map, age
 from netlab.store.meta import parse_time
+from netlab.netpol.policy import LabelSelector
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 HEADER = ["NAME", "POD-SELECTOR", "AGE"]
@@ -24,33 +25,14 @@ HEADER = ["NAME", "POD-SELECTOR", "AGE"]
 
 # ------------------------------------------------------------------ selectors
 
-def _requirement_text(key: str, op: str, values) -> str:
-    vals = ",".join(sorted(set(values or ())))
-    return {"In": f"{key} in ({vals})", "NotIn": f"{key} notin ({vals})", "Exists": key,
-            "DoesNotExist": f"!{key}"}.get(op, f"{key} {op} ({vals})")
-
-
 def selector_text(sel) -> str:
-    """A label selector as kubectl prints it: a metav1.LabelSelector as a dict (a manifest's) or a
-    netpol.policy.LabelSelector; `<none>` when it is empty (or absent)."""
-    reqs: list[tuple[str, str]] = []
+    """A label selector as kubectl prints it (netpol.policy.LabelSelector.text): a metav1.LabelSelector as a
+    dict (a manifest's) or a LabelSelector; `<none>` when it is empty (or absent)."""
     if sel is None:
         return "<none>"
     if isinstance(sel, dict):
-        for k, v in sorted((sel.get("matchLabels") or {}).items()):
-            reqs.append((str(k), f"{k}={v}"))
-        for e in sel.get("matchExpressions") or []:
-            if isinstance(e, dict):
-                key = str(e.get("key", ""))
-                reqs.append((key, _requirement_text(key, str(e.get("operator", "")), e.get("values") or ())))
-    else:
-        for k, v in sel.match_labels:
-            reqs.append((k, f"{k}={v}"))
-        for r in sel.match_expressions:
-            reqs.append((r.key, _requirement_text(r.key, r.operator, r.values)))
-    # the API's selector sorts its requirements by key (stably: the matchLabels one first)
-    reqs.sort(key=lambda kr: kr[0])
-    return ",".join(text for _, text in reqs) or "<none>"
+        sel = LabelSelector.from_manifest(sel)
+    return sel.text()
 
 
 # ------------------------------------------------------------------ get

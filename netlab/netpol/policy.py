@@ -50,18 +50,23 @@ class LabelSelector:
             all(r.matches(labels) for r in self.match_expressions)
 
     def text(self) -> str:
-        """As kubectl describe prints a selector: 'app=web,tier in (a,b)', '<none>' for the empty one."""
-        parts = [f"{k}={v}" for k, v in self.match_labels]
+        """As kubectl prints a selector (metav1.FormatLabelSelector): its requirements sorted by key (a
+        matchLabels pair before an expression of the same key), set values sorted, '<none>' when empty:
+        'app=web,tier in (a,b)', '!canary'."""
+        reqs = [(k, f"{k}={v}") for k, v in sorted(self.match_labels)]
         for r in self.match_expressions:
-            if r.operator == "In":
-                parts.append(f"{r.key} in ({','.join(r.values)})")
-            elif r.operator == "NotIn":
-                parts.append(f"{r.key} notin ({','.join(r.values)})")
-            elif r.operator == "Exists":
-                parts.append(r.key)
-            else:
-                parts.append(f"!{r.key}")
-        return ",".join(parts) or "<none>"
+            vals = ",".join(sorted(set(r.values)))
+            reqs.append((r.key, {"In": f"{r.key} in ({vals})", "NotIn": f"{r.key} notin ({vals})",
+                                 "Exists": r.key, "DoesNotExist": f"!{r.key}"}[r.operator]))
+        reqs.sort(key=lambda kr: kr[0])
+        return ",".join(text for _, text in reqs) or "<none>"
+
+    @classmethod
+    def from_manifest(cls, sel: dict) -> "LabelSelector":
+        """A manifest's metav1.LabelSelector (already validated, or as stored) as data."""
+        exprs = tuple(Requirement(str(e.get("key", "")), str(e.get("operator", "")), tuple(e.get("values") or ()))
+                      for e in sel.get("matchExpressions") or [] if isinstance(e, dict))
+        return cls(tuple((str(k), str(v)) for k, v in (sel.get("matchLabels") or {}).items()), exprs)
 
 
 @dataclass(frozen=True)
