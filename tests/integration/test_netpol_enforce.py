@@ -4,8 +4,9 @@ namespaces, in iptables and nftables proxy modes, with real clients in the pods'
 x/server (node n1) serves TCP and UDP 80; x/near is on the same node (bridged through cni0), y/far on the
 other worker. A default-deny-ingress policy in x rejects both with ICMP "communication administratively
 prohibited" (a TCP or connected UDP socket sees EHOSTUNREACH, curl fails at once; tcpdump names it); allowing namespace
-y lets far in; then, live (the control loop's passes, `netlab apply -f` / `netlab delete -f`): a policy
-allowing pods labelled role=friend, x/near re-applied with that label, and the deny policy deleted.
+y lets far in; then, live (the control loop's passes, `netlab apply -f` / `netlab delete -f`): namespace y
+relabelled and back, a policy allowing pods labelled role=friend, x/near re-applied with and without that
+label, the policies deleted.
 """
 from __future__ import annotations
 
@@ -180,6 +181,11 @@ def test_default_deny_then_allow_from_namespace_and_live_changes(lab, mode):
     assert forward[0].endswith("-j KUBE-ROUTER-FORWARD"), forward
     assert "--reject-with icmp-admin-prohibited" in save
 
+    # live: namespace y relabelled (no longer ns=y): far rejected; labelled back: allowed again
+    apply(lab, "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: y, labels: {ns: other}}\n")
+    settle(lab, "far rejected once its namespace lost the label", {("far", "y", "tcp"): "EHOSTUNREACH"})
+    apply(lab, "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: y, labels: {ns: y}}\n")
+    settle(lab, "far allowed once its namespace has the label again", {("far", "y", "tcp"): "ok"})
     # live: a policy allowing pods labelled role=friend; near is not one yet
     apply(lab, FRIENDS)
     time.sleep(1.5)
