@@ -323,3 +323,15 @@ def test_walk_sees_denials_and_stateful_replies():
 def _state(src, dst):
     from netlab.render.trace import State
     return State(ipaddress.IPv4Address(src), ipaddress.IPv4Address(dst), "tcp", 80)
+
+
+def test_the_scoped_diff_of_an_incremental_sync_keeps_the_policy_chains():
+    """An incremental sync compares only the Services that changed and every chain that is not a Service's:
+    the policy chains are always compared."""
+    from netlab.dataplane.iptables import scoped
+    c = cluster(*GOLDEN_POLICIES)
+    for node in c.nodes:
+        d = node_rules(c, node)
+        mine = {ch for ch in d["filter"].chains if ch.startswith(("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-"))}
+        assert len(mine) > 1
+        assert mine <= set(scoped(d, set())["filter"].chains)
