@@ -5,7 +5,7 @@ x/server (node n1) serves TCP and UDP 80; x/near is on the same node (bridged th
 other worker. A default-deny-ingress policy in x rejects both with ICMP "communication administratively
 prohibited" (a TCP or connected UDP socket sees EHOSTUNREACH, curl fails at once; tcpdump names it); allowing namespace
 y lets far in; then, live (the control loop's passes, `netlab apply -f` / `netlab delete -f`): namespace y
-relabelled and back, a policy allowing pods labelled role=friend, x/near re-applied with and without that
+relabelled and back, an egress default deny in y, a policy allowing pods labelled role=friend, x/near re-applied with and without that
 label, the policies deleted.
 """
 from __future__ import annotations
@@ -43,6 +43,13 @@ spec:
   - name: app
     image: busybox
     ports: [{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: server, namespace: x}
+spec:
+  selector: {pod: server}
+  ports: [{port: 8000, targetPort: serve-80-tcp}]
 """
 
 NEAR = """---
@@ -95,14 +102,23 @@ spec:
   - from: [{podSelector: {matchLabels: {role: friend}}}]
 """
 
+EGRESS_DENY = """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: no-egress, namespace: y}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+"""
+
 # one TCP connect and one UDP exchange on a connected socket (so an ICMP error is reported to it)
 CLIENT = r"""
 import errno, socket, sys
-ip, proto = sys.argv[1], sys.argv[2]
+ip, proto, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
 s.settimeout(3)
 try:
-    s.connect((ip, 80))
+    s.connect((ip, port))
     if proto == "udp":
         s.send(b"hostname")
         s.recv(1000)
@@ -114,11 +130,16 @@ except OSError as e:
 """
 
 
-def reach(lab, pod: str, ns: str, proto: str = "tcp") -> str:
-    """'ok', 'EHOSTUNREACH' (ICMP 3/13: a policy rejected it), 'ECONNREFUSED', 'timeout' ..."""
+def reach(lab, pod: str, ns: str, proto: str = "tcp", service: bool = False) -> str:
+    """'ok', 'EHOSTUNREACH' (ICMP 3/13: a policy rejected it), 'ECONNREFUSED', 'timeout' ... for x/server's
+    port 80 (`service`: through the Service's ClusterIP, port 8000)."""
     p = lab.cluster.pod(ns, pod)
-    server = lab.cluster.pod("x", "server")
-    r = lab.ns_exec(p.netns, [sys.executable, "-c", CLIENT, str(server.ip), proto])
+    if service:
+        svc = next(s for s in lab.cluster.services if s.key == "x/server")
+        ip, port = str(svc.cluster_ip), "8000"
+    else:
+        ip, port = str(lab.cluster.pod("x", "server").ip), "80"
+    r = lab.ns_exec(p.netns, [sys.executable, "-c", CLIENT, ip, proto, port])
     return r.stdout.strip() or r.stderr.strip()
 
 
@@ -157,8 +178,11 @@ def test_default_deny_then_allow_from_namespace_and_live_changes(lab, mode):
     assert reach(lab, "far", "y", "udp") == "ok"
     assert reach(lab, "near", "x") == "EHOSTUNREACH"
     assert reach(lab, "near", "x", "udp") == "EHOSTUNREACH"
+    # through the Service: the policies see the endpoint's address (DNAT comes first)
+    assert reach(lab, "far", "y", service=True) == "ok"
+    assert reach(lab, "near", "x", service=True) == "EHOSTUNREACH"
     # the node itself (the kubelet's probes) is always allowed
-    r = lab.node_exec("n1", [sys.executable, "-c", CLIENT, str(server.ip), "tcp"])
+    r = lab.node_exec("n1", [sys.executable, "-c", CLIENT, str(server.ip), "tcp", "80"])
     assert r.stdout.strip() == "ok", r
     # curl's view, and the ICMP on the wire: type 3 code 13
     near = lab.cluster.pod("x", "near")
@@ -186,6 +210,13 @@ def test_default_deny_then_allow_from_namespace_and_live_changes(lab, mode):
     settle(lab, "far rejected once its namespace lost the label", {("far", "y", "tcp"): "EHOSTUNREACH"})
     apply(lab, "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: y, labels: {ns: y}}\n")
     settle(lab, "far allowed once its namespace has the label again", {("far", "y", "tcp"): "ok"})
+    # live: egress of namespace y denied (enforced on far's own node, n2): far rejected; policy deleted: allowed
+    apply(lab, EGRESS_DENY)
+    settle(lab, "far's egress rejected", {("far", "y", "tcp"): "EHOSTUNREACH", ("far", "y", "udp"): "EHOSTUNREACH"})
+    save = lab.node_exec("n2", ["iptables-save", "-t", "filter"]).stdout
+    assert '"egress of pod y/far"' in save
+    apply(lab, EGRESS_DENY, verb="delete")
+    settle(lab, "far's egress allowed again", {("far", "y", "tcp"): "ok"})
     # live: a policy allowing pods labelled role=friend; near is not one yet
     apply(lab, FRIENDS)
     time.sleep(1.5)
