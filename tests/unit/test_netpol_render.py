@@ -335,3 +335,26 @@ def test_the_scoped_diff_of_an_incremental_sync_keeps_the_policy_chains():
         mine = {ch for ch in d["filter"].chains if ch.startswith(("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-"))}
         assert len(mine) > 1
         assert mine <= set(scoped(d, set())["filter"].chains)
+
+
+def test_host_network_pods_are_neither_selected_nor_peers():
+    text = scenario_text() + """\
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: h, namespace: x, labels: {pod: a}}
+spec:
+  nodeName: np-worker
+  hostNetwork: true
+  containers:
+  - {name: app, image: busybox, ports: [{containerPort: 9000}]}
+"""
+    c = build(load_text(text, "<netpol>"))
+    c.namespace_labels = {ns: {"ns": ns} for ns in "xyz"}
+    c.policies = [pol("p", selector=sel(pod="a"), ingress=[Rule(peers=(Peer(pod_selector=sel(pod="a")),))])]
+    h = next(p for p in c.pods if p.key == "x/h")
+    assert h.host_network
+    node = c.node("np-worker")
+    text = to_restore(rip.policy_tables(c, node))
+    assert "x/h" not in text and f"-s {h.ip}/32" not in text
+    assert "ingress of pod x/a" in text
