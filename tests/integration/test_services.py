@@ -434,7 +434,11 @@ def test_switching_proxy_mode_in_place(lab):
     sc_changes = lab.up(text, proxy_mode="nftables").changes
     assert any("nftables table ip kube-proxy" in c for c in sc_changes)
     _, _, save = flavour_commands("auto")
-    assert "KUBE-" not in lab.node_exec("n1", [save]).stdout.replace(":KUBE-IPTABLES-HINT - [0:0]", "")
+    # only the kubelet's hint and the NetworkPolicy chain (empty without policies) stay in iptables
+    kept = (":KUBE-IPTABLES-HINT - [0:0]", ":KUBE-ROUTER-FORWARD - [0:0]",
+            '-A FORWARD -m comment --comment "kube-router netpol - network policies" -j KUBE-ROUTER-FORWARD')
+    assert "KUBE-" not in "\n".join(line for line in lab.node_exec("n1", [save]).stdout.splitlines()
+                                    if line not in kept)
     assert "table ip kube-proxy" in lab.node_exec("n1", ["nft", "list", "tables"]).stdout
     web = sorted(p.name for p in lab.pods("web-"))
     assert sorted(set(many(lab, ("pod", "client"), svc_ip(lab, "web"), 80, n=30))) == web
@@ -443,6 +447,9 @@ def test_switching_proxy_mode_in_place(lab):
     lab.up(text)  # back to the scenario's mode
     assert "table ip kube-proxy" not in lab.node_exec("n1", ["nft", "list", "tables"]).stdout
     assert "KUBE-SVC-" in lab.node_exec("n1", [save]).stdout
+    # kube-proxy's FORWARD jumps came back below the NetworkPolicy jump, not above it
+    forward = [line for line in lab.node_exec("n1", [save]).stdout.splitlines() if line.startswith("-A FORWARD")]
+    assert forward[0].endswith("-j KUBE-ROUTER-FORWARD") and forward[-1].endswith("-j FLANNEL-FWD"), forward
     assert {p.key: nsfs_inode(p) for p in lab.cluster.pods} == pods
     assert sorted(set(many(lab, ("pod", "client"), svc_ip(lab, "web"), 80, n=30))) == web
 
