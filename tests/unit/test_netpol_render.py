@@ -358,3 +358,17 @@ spec:
     text = to_restore(rip.policy_tables(c, node))
     assert "x/h" not in text and f"-s {h.ip}/32" not in text
     assert "ingress of pod x/a" in text
+
+
+def test_comments_fit_xt_comment_even_for_the_longest_names():
+    """A 253-character policy name in a 63-character namespace: every comment stays within xt_comment's 255
+    bytes (iptables cuts a longer one, so the rendered rule would differ from iptables-save's at every sync)."""
+    ns, name = "y" * 63, "p" * 253
+    c = cluster(pol(name, ns=ns, egress=[Rule(peers=(Peer(ip_block=IPBlock(NET("10.0.0.0/8"), (NET("10.1.0.0/16"),))),))],
+                    types=("Egress",)))
+    for p in c.pods:
+        p.namespace = ns
+    import shlex
+    comments = [tok[i + 1] for node in c.nodes for rules in rip.policy_tables(c, node)["filter"].chains.values()
+                for r in rules for tok in [shlex.split(r)] for i, t in enumerate(tok) if t == "--comment"]
+    assert comments and max(len(x) for x in comments) == rip.COMMENT_MAX

@@ -69,8 +69,11 @@ def _line(chain: str, *parts: str) -> str:
     return " ".join(["-A", chain, *(p for p in parts if p)])
 
 
+COMMENT_MAX = 255     # xt_comment keeps 255 bytes: a longer comment is cut, and would differ from iptables-save's
+
+
 def _comment(text: str) -> str:
-    return f'-m comment --comment "{text}"'
+    return f'-m comment --comment "{text[:COMMENT_MAX]}"'
 
 
 class _Pods(list):
