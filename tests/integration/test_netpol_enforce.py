@@ -171,8 +171,18 @@ def settle(lab, what: str, want: dict, timeout: float = 30):
 
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
 def test_default_deny_then_allow_from_namespace_and_live_changes(lab, mode):
-    lab.up(SCENARIO.replace("MODE", mode) + NEAR.replace(" LABEL", "") + FAR + DENY + FROM_Y)
+    text = SCENARIO.replace("MODE", mode) + NEAR.replace(" LABEL", "") + FAR + DENY + FROM_Y
+    lab.up(text)
     server = lab.cluster.pod("x", "server")
+    # the rendered rules are exactly what iptables-save reads back (else every sync would rewrite them)
+    from netlab.dataplane.iptables import parse_save
+    from netlab.render.iptables import node_rules
+    for node in ("n1", "n2"):
+        saved = parse_save(lab.node_exec(node, ["iptables-save", "-t", "filter"]).stdout)["filter"]
+        want = node_rules(lab.cluster, lab.node(node))["filter"].chains
+        mine = [c for c in want if c.startswith(("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-"))]
+        assert all(saved.get(c) == want[c] for c in mine), (node, mine)
+        assert node == "n2" or len(mine) > 2, mine        # n1: x/near's and x/server's ingress chains
     # enforced by the first pass: far (namespace y) allowed on its port, near (x, same node) rejected
     assert reach(lab, "far", "y") == "ok"
     assert reach(lab, "far", "y", "udp") == "ok"
