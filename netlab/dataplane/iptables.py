@@ -62,13 +62,36 @@ def _norm(rule: str) -> str:
     return " ".join(rule.split())
 
 
+def _misplaced(jumps: list[tuple[str, str]], have: dict[str, list[str]]) -> set[str]:
+    """The built-in chains whose wanted jumps would not end up in the wanted order if only the missing
+    ones were inserted at the top (a present jump out of order, or a missing one wanted after a present
+    one: e.g. the NetworkPolicy jump, wanted first in FORWARD, before kube-proxy's jumps added by a later
+    switch of proxy mode). Their wanted jumps are all deleted and inserted again, in the same restore."""
+    out = set()
+    for chain in dict.fromkeys(c for c, _ in jumps):
+        normed = [_norm(r) for r in have.get(chain, [])]
+        seen: list[int] = []
+        for c, spec in jumps:
+            if c != chain:
+                continue
+            line = _norm(f"-A {c} {spec}")
+            if line in normed:
+                seen.append(normed.index(line))
+            elif seen:
+                out.add(chain)
+        if seen != sorted(seen):
+            out.add(chain)
+    return out
+
+
 def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
                  force: bool = False) -> tuple[str, list[str]]:
     """The restore payload that takes `current` to `desired` (empty if nothing differs) and what changes.
 
     Only owned chains are written; stale owned chains are flushed and deleted; missing jumps from
-    built-in chains are inserted at the top, present ones are left alone, and jumps into owned chains
-    that are no longer wanted are deleted.
+    built-in chains are inserted at the top, present ones are left alone (unless that would leave a
+    chain's wanted jumps out of their order: then they are all deleted and inserted again, `_misplaced`),
+    and jumps into owned chains that are no longer wanted are deleted.
     """
     out: list[str] = []
     changes: list[str] = []
@@ -88,12 +111,19 @@ def plan_restore(desired: Desired, current: dict[str, dict[str, list[str]]],
         stale = [c for c in have if OWNED_CHAIN.match(c) and c not in want.chains]
         for chain in stale:
             decl.append(f":{chain} - [0:0]")
+        misplaced = _misplaced(want.jumps, have)
+        moves: list[str] = []
         for chain, spec in want.jumps:
             line = _norm(f"-A {chain} {spec}")
-            if not any(_norm(r) == line for r in have.get(chain, [])):
+            present = any(_norm(r) == line for r in have.get(chain, []))
+            if present and chain in misplaced:
+                moves.append(f"-D {chain} {spec}")      # before the inserts: -D removes the first match
+            if not present or chain in misplaced:
                 body.insert(0, f"-I {chain} 1 {spec}")
                 m = JUMP.search(spec)
-                changes.append(f"{table}/{chain} jump to {m.group(1) if m else spec}")
+                changes.append(f"{table}/{chain} jump to {m.group(1) if m else spec}"
+                               + (" moved into place" if present else ""))
+        body[:0] = moves
         # Jumps from built-in chains into netlab's chains that are not wanted (into a stale chain, or
         # another proxy mode's jump after a mode switch) are deleted, before any chain is. Owned chains
         # declared above are flushed by the declaration already and need no -D.
@@ -135,10 +165,15 @@ def after_restore(desired: Desired, current: dict[str, dict[str, list[str]]]) ->
             have[chain] = [r for r in have[chain]
                            if not ((m := JUMP.search(r)) and OWNED_CHAIN.match(m.group(1)) and _norm(r) not in wanted)]
         tops: dict[str, list[str]] = {}
+        misplaced = _misplaced(want.jumps, have)
         for chain, spec in want.jumps:
             line = f"-A {chain} {spec}"
-            if not any(_norm(r) == _norm(line) for r in have.get(chain, [])):
-                tops.setdefault(chain, []).append(line)
+            normed = [_norm(r) for r in have.get(chain, [])]
+            if _norm(line) in normed and chain in misplaced:
+                del have[chain][normed.index(_norm(line))]
+            elif _norm(line) in normed:
+                continue
+            tops.setdefault(chain, []).append(line)
         for chain, lines in tops.items():
             have[chain] = lines + have.get(chain, [])
         for chain, rules in want.chains.items():

@@ -44,7 +44,8 @@ from .staticpods import static_uid
 from .terminate import DRAIN_SECONDS  # noqa: F401 - a deleted pod gets SIGTERM no sooner after the rules
                                       # stopped choosing it (netlab/live/terminate.py)
 
-DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Endpoints", "Namespace", "Node")   # what a pass reads
+DATAPLANE_KINDS = ("Pod", "Service", "EndpointSlice", "Endpoints", "Namespace", "Node",
+                   "NetworkPolicy")   # what a pass reads
 FULL_RESYNC = 3600.0    # a loop's pass reads back every pod's network at least this often (see LiveLab.scope)
 LAB_NODE_GRACE = 10.0   # lab defaults (Kubernetes': 40 s and 300 s; see docs/controllers.md)
 LAB_TOLERATION = 10

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import proxymodes
 from ..model.objects import Cluster, Node
+from ..netpol import renderers
 from .fabric import FLANNEL_JUMPS, iptables_flannel
 from .hostport import hostport_tables
 from .kubelet import kubelet_chains
@@ -12,7 +13,8 @@ from .tables import Desired, TableState
 def node_rules(cluster: Cluster, node: Node, proxy: Desired | None = None) -> Desired:
     """Everything netlab owns in a node's netfilter tables: flannel's chains, then the proxy's
     (kube-proxy's iptables-mode chains, or its IPVS-mode chains; nftables mode has none here), CNI
-    portmap's hostPort chains (`render.hostport`), then the kubelet's (`render.kubelet`).
+    portmap's hostPort chains (`render.hostport`), the NetworkPolicy renderer's (`netpol.renderers`; its
+    jump comes first in FORWARD), then the kubelet's (`render.kubelet`).
 
     In the built-in chains the proxy's jumps come first, as on a real node (kube-proxy prepends its
     jumps, flannel appends): FORWARD must reach KUBE-SERVICES' REJECT of a Service without endpoints
@@ -43,6 +45,14 @@ def node_rules(cluster: Cluster, node: Node, proxy: Desired | None = None) -> De
         ts = out.setdefault(table, TableState())
         ts.jumps.extend(hp.jumps)
         for chain, rules in hp.chains.items():
+            if chain in ts.chains:
+                raise ValueError(f"chain {table}/{chain} is rendered twice")
+            ts.chains[chain] = list(rules)
+    # NetworkPolicy (netlab/netpol/renderers/), in every mode; its FORWARD jump before every other
+    for table, np in renderers.of(cluster).tables(cluster, node).items():
+        ts = out.setdefault(table, TableState())
+        ts.jumps[:0] = np.jumps
+        for chain, rules in np.chains.items():
             if chain in ts.chains:
                 raise ValueError(f"chain {table}/{chain} is rendered twice")
             ts.chains[chain] = list(rules)

@@ -132,7 +132,7 @@ KNOWN: dict[str, dict[str, str | None]] = {
     "ClusterDNS": _fields("pods ttl upstreamNameservers replicas"),
     "ClusterNetworking": _fields(
         "podSubnet serviceSubnet nodeSubnet nodeCIDRMaskSize backend kubeProxyMode iptablesFlavour ipvsScheduler ipvsStrictARP "
-        "nftablesEndpointChoice dnsDomain mtu serviceNodePortRange ipFamily "
+        "nftablesEndpointChoice networkPolicyRenderer dnsDomain mtu serviceNodePortRange ipFamily "
         "disableDefaultCNI apiServerAddress apiServerPort dnsSearch"),
     "ClusterNode": _fields(
         "role name labels image extraMounts extraPortMappings kubeadmConfigPatches kubeadmConfigPatchesJSON6902"),

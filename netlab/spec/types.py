@@ -5,11 +5,13 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from .. import proxymodes
+from ..netpol import renderers as policy_renderers
 from ..workload.resolvconf import PodDns
 from .security import SecurityContext
 
 BACKENDS = ("vxlan", "host-gw")
 PROXY_MODES = proxymodes.names()            # netlab/proxymodes/: one module per kube-proxy mode
+POLICY_RENDERERS = policy_renderers.names()   # netlab/netpol/renderers/: one module per NetworkPolicy renderer
 IPTABLES_FLAVOURS = ("auto", "legacy", "nft")
 NFT_CHOICES = ("vmap", "ladder")
 IPVS_SCHEDULERS = ("rr", "lc", "dh", "sh", "sed", "nq", "wrr", "wlc", "lblc", "lblcr", "mh")
@@ -69,6 +71,7 @@ class Networking:
     dns: DnsConfig = field(default_factory=DnsConfig)   # the Cluster document's `dns:` map
     ipvs_strict_arp: bool = False  # kube-proxy's ipvs.strictARP: arp_ignore=1, arp_announce=2 on the nodes
     ingress: IngressConfig | None = None     # the Cluster document's `ingress:` map (None: no add-on)
+    policy_renderer: str = "iptables"        # networkPolicyRenderer: netlab/netpol/renderers/<name>.py
 
 
 @dataclass

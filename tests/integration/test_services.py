@@ -207,9 +207,13 @@ def test_rules_are_kube_proxy_shaped(svc):
                    "chain mark-for-masquerade {", "meta mark set meta mark | 0x00004000",
                    "numgen random mod 3 vmap {", "chain service-", "-default/web/tcp/http__",
                    "meta l4proto tcp dnat to ")
-        # the iptables mode's chains are gone: only flannel's remain in iptables
+        # the iptables mode's chains are gone: only flannel's (and the kubelet's hint, and the NetworkPolicy
+        # chain, empty without policies) remain in iptables
         _, _, save = flavour_commands("auto")
-        assert "KUBE-" not in svc.node_exec("n1", [save]).stdout.replace(":KUBE-IPTABLES-HINT - [0:0]", "")
+        kept = (":KUBE-IPTABLES-HINT - [0:0]", ":KUBE-ROUTER-FORWARD - [0:0]",
+                '-A FORWARD -m comment --comment "kube-router netpol - network policies" -j KUBE-ROUTER-FORWARD')
+        assert "KUBE-" not in "\n".join(line for line in svc.node_exec("n1", [save]).stdout.splitlines()
+                                        if line not in kept)
     for needle in needles:
         assert needle in text, needle
 
@@ -434,7 +438,11 @@ def test_switching_proxy_mode_in_place(lab):
     sc_changes = lab.up(text, proxy_mode="nftables").changes
     assert any("nftables table ip kube-proxy" in c for c in sc_changes)
     _, _, save = flavour_commands("auto")
-    assert "KUBE-" not in lab.node_exec("n1", [save]).stdout.replace(":KUBE-IPTABLES-HINT - [0:0]", "")
+    # only the kubelet's hint and the NetworkPolicy chain (empty without policies) stay in iptables
+    kept = (":KUBE-IPTABLES-HINT - [0:0]", ":KUBE-ROUTER-FORWARD - [0:0]",
+            '-A FORWARD -m comment --comment "kube-router netpol - network policies" -j KUBE-ROUTER-FORWARD')
+    assert "KUBE-" not in "\n".join(line for line in lab.node_exec("n1", [save]).stdout.splitlines()
+                                    if line not in kept)
     assert "table ip kube-proxy" in lab.node_exec("n1", ["nft", "list", "tables"]).stdout
     web = sorted(p.name for p in lab.pods("web-"))
     assert sorted(set(many(lab, ("pod", "client"), svc_ip(lab, "web"), 80, n=30))) == web
@@ -443,6 +451,9 @@ def test_switching_proxy_mode_in_place(lab):
     lab.up(text)  # back to the scenario's mode
     assert "table ip kube-proxy" not in lab.node_exec("n1", ["nft", "list", "tables"]).stdout
     assert "KUBE-SVC-" in lab.node_exec("n1", [save]).stdout
+    # kube-proxy's FORWARD jumps came back below the NetworkPolicy jump, not above it
+    forward = [line for line in lab.node_exec("n1", [save]).stdout.splitlines() if line.startswith("-A FORWARD")]
+    assert forward[0].endswith("-j KUBE-ROUTER-FORWARD") and forward[-1].endswith("-j FLANNEL-FWD"), forward
     assert {p.key: nsfs_inode(p) for p in lab.cluster.pods} == pods
     assert sorted(set(many(lab, ("pod", "client"), svc_ip(lab, "web"), 80, n=30))) == web
 

@@ -201,3 +201,45 @@ def test_sync_pauses_the_garbage_collector_and_always_restores_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+FWD_LIVE = """*filter
+:FORWARD ACCEPT [0:0]
+:KUBE-ROUTER-FORWARD - [0:0]
+:FLANNEL-FWD - [0:0]
+-A FORWARD -j KUBE-ROUTER-FORWARD
+-A FORWARD -j FLANNEL-FWD
+COMMIT
+"""
+
+
+def _fwd(*targets: str) -> dict:
+    ts = TableState()
+    for t in targets:
+        ts.chains[t] = []
+        ts.jumps.append(("FORWARD", f"-j {t}"))
+    return {"filter": ts}
+
+
+def test_a_jump_wanted_after_a_present_one_keeps_the_wanted_order():
+    """nftables mode -> iptables mode: kube-proxy's jumps are missing, wanted after the NetworkPolicy jump and
+    before flannel's. Inserting them at the top would put KUBE-FORWARD (which ACCEPTs masqueraded packets)
+    before the policies; the chain's wanted jumps are deleted and inserted again, in one restore."""
+    d = _fwd("KUBE-ROUTER-FORWARD", "KUBE-FORWARD", "FLANNEL-FWD")
+    current = parse_save(FWD_LIVE)
+    payload, changes = plan_restore(d, current)
+    after = apply_restore(current, payload)
+    assert after["filter"]["FORWARD"] == ["-A FORWARD -j KUBE-ROUTER-FORWARD", "-A FORWARD -j KUBE-FORWARD",
+                                          "-A FORWARD -j FLANNEL-FWD"]
+    assert view(after_restore(d, current)) == view(after)
+    assert plan_restore(d, after) == ("", [])
+    assert any("moved into place" in c for c in changes)
+
+
+def test_a_missing_first_jump_is_only_inserted():
+    """An existing lab gets the NetworkPolicy jump (wanted first): one insert, nothing moved."""
+    current = parse_save(FWD_LIVE.replace("-A FORWARD -j KUBE-ROUTER-FORWARD\n", ""))
+    payload, _ = plan_restore(_fwd("KUBE-ROUTER-FORWARD", "FLANNEL-FWD"), current)
+    assert [line for line in payload.splitlines() if "FORWARD -" in line or "FORWARD 1" in line] == \
+        ["-I FORWARD 1 -j KUBE-ROUTER-FORWARD"]
+    assert plan_restore(_fwd("KUBE-ROUTER-FORWARD", "FLANNEL-FWD"), parse_save(FWD_LIVE)) == ("", [])

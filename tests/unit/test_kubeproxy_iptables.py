@@ -343,10 +343,12 @@ def test_only_flannel_without_iptables_proxy():
     c = cluster_of("basic")
     c.networking.proxy_mode = "nftables"          # its rules live in its own nftables table
     d = node_rules(c, c.nodes[0])
-    # only the kubelet's flavour hint, which every mode has
+    # only the kubelet's flavour hint and the NetworkPolicy chain (empty without policies), which every mode has
     assert [(t, ch) for t, ts in d.items() for ch in ts.chains if ch.startswith("KUBE-")] == \
-        [("mangle", "KUBE-IPTABLES-HINT")]
-    assert not any("KUBE-" in spec for ts in d.values() for _, spec in ts.jumps)
+        [("filter", "KUBE-ROUTER-FORWARD"), ("mangle", "KUBE-IPTABLES-HINT")]
+    assert d["filter"].chains["KUBE-ROUTER-FORWARD"] == []
+    assert [spec for ts in d.values() for _, spec in ts.jumps if "KUBE-" in spec] == \
+        ['-m comment --comment "kube-router netpol - network policies" -j KUBE-ROUTER-FORWARD']
 
 
 def test_kubelet_hint_chain_in_every_mode():

@@ -306,12 +306,12 @@ def test_node_rules_follow_the_proxy_mode():
     node = c.nodes[0]
     ipvs = node_rules(c, node)
     assert set(ki.NAT_CHAINS) | {"FLANNEL-POSTRTG"} == set(ipvs["nat"].chains)
-    assert set(ki.FILTER_CHAINS) | {"FLANNEL-FWD"} == set(ipvs["filter"].chains)
+    assert set(ki.FILTER_CHAINS) | {"FLANNEL-FWD", "KUBE-ROUTER-FORWARD"} == set(ipvs["filter"].chains)
     assert not any(ch.startswith(("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-")) or ch == "KUBE-NODEPORTS"
                    for ts in ipvs.values() for ch in ts.chains)
-    # the proxy's jumps come before flannel's, as kube-proxy prepends and flannel appends
+    # the proxy's jumps come before flannel's, as kube-proxy prepends and flannel appends (NetworkPolicy's first)
     assert [spec.split()[-1] for ch, spec in ipvs["filter"].jumps if ch == "FORWARD"] == \
-        ["KUBE-PROXY-FIREWALL", "KUBE-FORWARD", "FLANNEL-FWD"]
+        ["KUBE-ROUTER-FORWARD", "KUBE-PROXY-FIREWALL", "KUBE-FORWARD", "FLANNEL-FWD"]
     c.networking.proxy_mode = "iptables"
     assert "KUBE-IPVS-FILTER" not in node_rules(c, node)["filter"].chains
 

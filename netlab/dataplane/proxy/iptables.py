@@ -11,6 +11,7 @@ from typing import Any, Callable, Collection
 
 from ...errors import KernelError
 from ...model.objects import Cluster
+from ...netpol import renderers as policy_renderers
 from ...render.hostport import basis as hostport_basis
 from ...render.iptables import node_rules
 from ...render.kubeproxy_iptables import changed_chains, kube_proxy_tables, service_pieces
@@ -135,9 +136,11 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
 
     def basis(node) -> tuple:
         """What node_rules reads in iptables mode apart from the Services (flannel's chains, the memo's
-        context): while it and every Service's memo entry are unchanged, so is the whole render."""
+        context, the NetworkPolicy chains' inputs): while it and every Service's memo entry are unchanged, so
+        is the whole render."""
+        policy = policy_renderers.of(cluster)
         return (cluster.networking.proxy_mode, str(cluster.networking.pod_subnet), str(node.pod_cidr), node.name,
-                hostport_basis(cluster, node))
+                hostport_basis(cluster, node), policy.name, policy.basis(cluster, node))
 
     def render(node, before: dict):
         """The node's rules, or None when they are the ones of the node's last sync (iptables mode, no

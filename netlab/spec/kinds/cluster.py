@@ -10,7 +10,7 @@ import re
 from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
-from ..types import (BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, PROXY_MODES, DnsConfig,
+from ..types import (BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, POLICY_RENDERERS, PROXY_MODES, DnsConfig,
                      ExpectSpec, IngressConfig, Networking, NodeSpec)
 from . import Context, ObjectDoc, register
 
@@ -53,6 +53,7 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     scheduler = net.choice("ipvsScheduler", IPVS_SCHEDULERS, "rr")
     strict_arp = net.bool("ipvsStrictARP", False)   # kube-proxy's ipvs.strictARP
     nft_choice = net.choice("nftablesEndpointChoice", NFT_CHOICES, "vmap")
+    policy_renderer = net.choice("networkPolicyRenderer", POLICY_RENDERERS, POLICY_RENDERERS[0])
     domain = net.str("dnsDomain", "cluster.local")
     check_name(domain, where, "networking.dnsDomain", subdomain=True)
     if any(len(label) > 63 for label in domain.split(".")):   # a DNS label: at most 63 octets
@@ -149,7 +150,8 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     top.done()
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
-                            dns=dns, ipvs_strict_arp=strict_arp, ingress=ingress)
+                            dns=dns, ipvs_strict_arp=strict_arp, ingress=ingress,
+                            policy_renderer=policy_renderer)
     return name, nodes, networking, expectations
 
 
