@@ -147,10 +147,7 @@ def apply(lab, *docs: str, verb: str = "apply"):
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write("".join(docs))
     try:
-        # `delete`'s exit status is not checked (one document per call): its 'networkpolicy.networking.k8s.io
-        # "..." deleted' line needs the CLI's kind names (netpol-cli's part); what is checked is that the
-        # rules follow
-        kubectl(lab, verb, "-f", f.name, check=verb != "delete")
+        kubectl(lab, verb, "-f", f.name)
     finally:
         os.unlink(f.name)
 

@@ -138,6 +138,10 @@ def test_forward_jump_comes_before_the_proxy_and_flannel(mode):
         forward = [spec for chain, spec in f.jumps if chain == "FORWARD"]
         assert forward[0] == rip.FORWARD_JUMP[1]
         assert forward[-1].endswith("-j FLANNEL-FWD")
+        # IPVS sends a Service's connection to its endpoint from LOCAL_OUT: OUTPUT must judge it as well
+        output = [spec for chain, spec in f.jumps if chain == "OUTPUT"]
+        assert (output[:1] == [rip.OUTPUT_JUMP[1]]) == (mode == "ipvs")
+        assert rip.OUTPUT_JUMP[1] not in output[1:]
 
 
 def test_chain_names_are_owned_and_short_and_rejects_are_admin_prohibited():

@@ -47,6 +47,11 @@ MARK = "0x10000/0x10000"            # set by a policy rule that allows the packe
 CLEAR = "0x0/0x10000"
 REJECT = "REJECT --reject-with icmp-admin-prohibited"
 FORWARD_JUMP = ("FORWARD", f'-m comment --comment "kube-router netpol - network policies" -j {ROUTER_CHAIN}')
+# IPVS mode: a connection to a Service's virtual IP is delivered locally (the VIP is on kube-ipvs0), and
+# ip_vs sends it on to the endpoint through LOCAL_OUT: the filter table's OUTPUT, never FORWARD, sees it
+# with the pod's source and the endpoint's destination, so the same dispatch is jumped to from OUTPUT too
+OUTPUT_JUMP = ("OUTPUT", f'-m comment --comment "kube-router netpol - network policies (IPVS sends from LOCAL_OUT)" '
+               f'-j {ROUTER_CHAIN}')
 DIRECTIONS = ("egress", "ingress")
 
 
@@ -200,9 +205,11 @@ def _isolated(cluster, node, pods: _Pods) -> list[tuple[object, str, list]]:
 
 def policy_tables(cluster, node) -> Desired:
     """table -> TableState of the NetworkPolicies on `node`: the filter table's KUBE-ROUTER-FORWARD (always),
-    its per-pod and per-policy chains, and FORWARD's jump (the caller puts it before every other)."""
+    its per-pod and per-policy chains, and FORWARD's jump (the caller puts it before every other; in IPVS mode
+    OUTPUT's too, see OUTPUT_JUMP)."""
     from ...render.tables import TableState     # not at load time: the CLI reads the registry (its names)
-    ts = TableState(chains={ROUTER_CHAIN: []}, jumps=[FORWARD_JUMP])
+    ts = TableState(chains={ROUTER_CHAIN: []},
+                    jumps=[FORWARD_JUMP] + ([OUTPUT_JUMP] if cluster.networking.proxy_mode == "ipvs" else []))
     if not getattr(cluster, "policies", None):
         return {"filter": ts}
     pods = _pods(cluster)
