@@ -111,7 +111,8 @@ class Lab:
         self.name = name
         text = SCENARIO.format(name=name)
         labmod.down(name)
-        self.cluster = lab_spec.up(load_text(text), text).cluster
+        # no control loop: its passes would sync the node back to the store's objects, without the synthetic ones
+        self.cluster = lab_spec.up(load_text(text), text, control_loop=False).cluster
         self.real = list(self.cluster.pods)
         _, self.restore, self.save = ipt.flavour_commands(self.cluster.networking.iptables_flavour)
         self.client = self.cluster.pod("default", "client")
