@@ -129,10 +129,16 @@ class Lab:
         proxy.sync(self.cluster, self.restore, self.save, Changes(), previous_mode="iptables", state=state)
         return time.perf_counter() - t0
 
-    def filter_rules(self) -> int:
+    def filter_rules(self) -> tuple[int, str]:
+        """(the policy rules the node holds, where the SYN to zz-server is dispatched in KUBE-ROUTER-FORWARD)."""
         text = ipt.save(nsfs.netns_path(self.cluster.nodes[0].netns), self.save)
-        return sum(1 for ln in text.splitlines() if ln.startswith("-A KUBE-ROUTER-") or ln.startswith("-A KUBE-POD-FW-")
-                   or ln.startswith("-A KUBE-NWPLCY-"))
+        lines = text.splitlines()
+        count = sum(1 for ln in lines if ln.startswith(("-A KUBE-ROUTER-", "-A KUBE-POD-FW-", "-A KUBE-NWPLCY-")))
+        router = [ln for ln in lines if ln.startswith("-A KUBE-ROUTER-FORWARD ")]
+        pos = next((i for i, ln in enumerate(router) if f"-d {self.server.ip}/32" in ln), None)
+        where = f"KUBE-ROUTER-FORWARD: {len(router)} rules" + \
+            (f", zz-server's ingress is rule {pos + 1}" if pos is not None else "")
+        return count, where
 
     def connlat(self, binary: str, count: int) -> list[float]:
         p = subprocess.run(["nsenter", f"--net={nsfs.netns_path(self.client.netns)}", binary, str(self.server.ip),
@@ -185,11 +191,11 @@ def main() -> None:
                 lab.sync(state)
                 lab.set_model(args.pods, n, variant=2)
                 syncs["inc_change_s"].append(lab.sync(state))
-            rules = lab.filter_rules()
-            row = {"policies": n, "pods": args.pods if n else 0, "policy_rules": rules,
+            rules, layout = lab.filter_rules()
+            row = {"policies": n, "pods": args.pods if n else 0, "policy_rules": rules, "layout": layout,
                    **{k: common.median(v) for k, v in syncs.items()}, "samples_s": syncs}
             print(f"  P={n:<5} rules {rules:6}  full {row['full_s']:.3f}s  noop {row['noop_s']:.3f}s  change "
-                  f"{row['change_s']:.3f}s  inc change {row['inc_change_s']:.3f}s", flush=True)
+                  f"{row['change_s']:.3f}s  inc change {row['inc_change_s']:.3f}s; {layout}", flush=True)
             lab.connlat(args.connlat, 20)
             ctl.connlat(args.connlat, 20)
             mine_all: list[float] = []

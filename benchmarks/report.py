@@ -252,7 +252,9 @@ def t_netpol(r: dict) -> list[str]:
     out += ["", "One worker node (iptables mode, iptables-nft): every sync is netlab's whole-node iptables sync "
             "(flannel's, kube-proxy's and the policies' chains in one iptables-restore). connect() from a client pod "
             "to a pod selected by a policy, through the node's FORWARD chain; the control is a lab without "
-            "policies, measured in alternating blocks. `scripts/bench --only netpol`."]
+            "policies, measured in alternating blocks. Where the SYN is dispatched: "
+            + "; ".join(f"{x['policies']:,} policies: {x.get('layout', '?')}" for x in r["results"] if x["policies"])
+            + ". `scripts/bench --only netpol`."]
     return out
 
 
