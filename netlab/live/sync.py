@@ -71,7 +71,7 @@ def lab_scenario(text: str, source: str, store, name: str, proxy_mode: str | Non
     cdoc = cluster_document(text)
     if cdoc is not None:
         docs.append(cdoc)
-    kinds = ("Namespace", "Service", "Pod", "EndpointSlice", "Endpoints")
+    kinds = ("Namespace", "Service", "Pod", "EndpointSlice", "Endpoints", "NetworkPolicy")
     objs, _ = store.snapshot(kinds)   # shared, read only (manifest copies)
     for kind in kinds:
         for obj in objs[kind]:

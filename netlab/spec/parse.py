@@ -348,10 +348,10 @@ def _check_references(ctx: Context) -> None:
         if obj.namespace not in known_ns:
             raise SpecError(where(kind, obj), f"metadata.namespace '{obj.namespace}' does not exist",
                             f"add a Namespace document named {obj.namespace}")
-    # ConfigMap, Secret, ServiceAccount, DaemonSet, Job, CronJob (add-ons' objects are not checked: their
+    # ConfigMap, Secret, ServiceAccount, DaemonSet, Job, CronJob, NetworkPolicy (add-ons' objects are not checked: their
     # namespace comes with the add-on's install)
     for (kind, ns, _), at in ctx.seen.items():
-        if kind in STORED + ("DaemonSet", "Job", "CronJob") and ns not in known_ns:
+        if kind in STORED + ("DaemonSet", "Job", "CronJob", "NetworkPolicy") and ns not in known_ns:
             raise SpecError(at, f"metadata.namespace '{ns}' does not exist", f"add a Namespace document named {ns}")
     node_names = {n.name for n in ctx.nodes}
     for obj, kind in [(p, "Pod") for p in pods] + [(d, "Deployment") for d in deployments] + \

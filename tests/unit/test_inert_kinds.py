@@ -64,7 +64,7 @@ def test_every_listed_addon_kind_is_accepted(kind):
     ({"apiVersion": "foo.example/v1", "kind": "Widget", "metadata": {"name": "w"}},
      "Widget w: kind 'Widget' is not supported; netlab understands Cluster, Namespace, Pod, Deployment, "
      "ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, DaemonSet, Job, CronJob, ConfigMap, Secret, "
-     "ServiceAccount, Ingress, IngressClass, IPAddressPool, L2Advertisement (or a List of them)"),
+     "ServiceAccount, Ingress, IngressClass, NetworkPolicy, IPAddressPool, L2Advertisement (or a List of them)"),
     (dict(CM, data={"a": 1}), 'ConfigMap default/cfg: data.a must be a string, not an integer; quote it, e.g. "1"'),
     (dict(CM, data={"a/b": "x"}), "ConfigMap default/cfg: data key 'a/b' is not a valid key; use letters, digits, "
      "'-', '_' and '.' (a file name)"),

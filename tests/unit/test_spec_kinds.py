@@ -34,12 +34,13 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
         "L2Advertisement": (("metallb.io/v1beta1",), "netlab.spec.kinds.metallb"),
         "Ingress": (("networking.k8s.io/v1",), "netlab.spec.kinds.ingress"),
         "IngressClass": (("networking.k8s.io/v1",), "netlab.spec.kinds.ingress"),
+        "NetworkPolicy": (("networking.k8s.io/v1",), "netlab.spec.kinds.networkpolicy"),
         **{k: (apis, "netlab.spec.kinds.inert") for k, (_, apis) in ADDONS.items()},
     }
     assert [k.kind for k in kinds.registered() if k.listed] == [
         "Cluster", "Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice", "Endpoints",
         "StatefulSet", "DaemonSet", "Job", "CronJob", "ConfigMap", "Secret", "ServiceAccount", "Ingress",
-        "IngressClass", "IPAddressPool", "L2Advertisement"]
+        "IngressClass", "NetworkPolicy", "IPAddressPool", "L2Advertisement"]
 
 
 def test_unknown_kind_lists_the_registered_kinds():
@@ -48,7 +49,7 @@ def test_unknown_kind_lists_the_registered_kinds():
     assert str(e.value) == ("HorizontalPodAutoscaler x: kind 'HorizontalPodAutoscaler' is not supported; netlab "
                             "understands Cluster, Namespace, "
                             "Pod, Deployment, ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, DaemonSet, "
-                            "Job, CronJob, ConfigMap, Secret, ServiceAccount, Ingress, IngressClass, IPAddressPool, "
+                            "Job, CronJob, ConfigMap, Secret, ServiceAccount, Ingress, IngressClass, NetworkPolicy, IPAddressPool, "
                             "L2Advertisement (or a List of them)")
 
 
@@ -76,5 +77,5 @@ def test_a_registered_kind_is_parsed_without_changing_the_parser(extra_kind):
     assert [p.name for p in s.pods] == ["p"]
     with pytest.raises(SpecError, match="does not match kind Widget; use apiVersion: example.com/v1"):
         load({"apiVersion": "apps/v1", "kind": "Widget", "metadata": {"name": "cfg"}})
-    with pytest.raises(SpecError, match="IngressClass, Widget, IPAddressPool, L2Advertisement \\(or a List"):
+    with pytest.raises(SpecError, match="IngressClass, NetworkPolicy, Widget, IPAddressPool, L2Advertisement \\(or a List"):
         load({"apiVersion": "v1", "kind": "Gadget", "metadata": {"name": "s"}})
