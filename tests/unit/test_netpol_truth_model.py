@@ -1,6 +1,6 @@
 """The truth-table oracle (tests/netpol_truth.py): hand-checked tables for a few cases, its table and diff
-formats, and a cross-check over every case against netlab's own model (netlab.netpol.evaluate): two
-models written apart that must agree cell for cell."""
+formats, and a cross-check over every case against netlab's own model (the manifests through netlab's
+parser, then netlab.netpol.evaluate): two models written apart that must agree cell for cell."""
 from __future__ import annotations
 
 import ipaddress
@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
+import yaml
+
 from netlab.netpol import evaluate
-from netlab.netpol.policy import (IPBlock, LabelSelector, NetworkPolicy, Peer, PolicyPort, Requirement, Rule,
-                                  default_types)
+from netlab.spec.parse import load_text
 from tests import netpol_truth as T
 from tests.netpol_cases import ALL, CASES, VM_SUBSET, by_name
 
@@ -145,35 +146,14 @@ def test_cases_cover_the_issue():
 
 # ------------------------------------------------------------------ cross-check with netlab's model
 
-def _sel(d):
-    if d is None:
-        return None
-    return LabelSelector(tuple((d.get("matchLabels") or {}).items()),
-                         tuple(Requirement(e["key"], e["operator"], tuple(e.get("values") or ()))
-                               for e in d.get("matchExpressions") or []))
-
-
-def _peer(d):
-    if "ipBlock" in d:
-        b = d["ipBlock"]
-        return Peer(ip_block=IPBlock(ipaddress.ip_network(b["cidr"], strict=False),
-                                     tuple(ipaddress.ip_network(e, strict=False) for e in b.get("except") or ())))
-    return Peer(_sel(d.get("podSelector")), _sel(d.get("namespaceSelector")))
-
-
-def _rule(d, key):
-    return Rule(tuple(PolicyPort(p.get("protocol", "TCP"), p.get("port"), p.get("endPort")) for p in d.get("ports") or ()),
-                tuple(_peer(p) for p in d.get(key) or ()))
-
-
-def to_netlab(m):
-    """A manifest as netlab's dataclasses (a plain transcription of the fields; the parser's own tests
-    check the parser)."""
-    spec = m["spec"]
-    types = tuple(spec.get("policyTypes") or default_types(bool(spec.get("egress"))))
-    return NetworkPolicy(m["metadata"]["namespace"], m["metadata"]["name"], _sel(spec.get("podSelector")) or
-                         LabelSelector(), types, tuple(_rule(r, "from") for r in spec.get("ingress") or ()),
-                         tuple(_rule(r, "to") for r in spec.get("egress") or ()))
+def parsed(w: T.World):
+    """The step's manifests through netlab's own parser (spec/kinds/networkpolicy.py): its policies and
+    namespace labels, as a lab's model has them."""
+    docs = [{"apiVersion": "netlab.dev/v1alpha1", "kind": "Cluster"}]
+    docs += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(labels)}}
+             for ns, labels in w.namespaces.items()]
+    sc = load_text(yaml.safe_dump_all(docs + list(w.policies)), "<truth case>")
+    return sc.policies, sc.namespace_labels
 
 
 def netlab_cluster(w: T.World):
@@ -186,9 +166,9 @@ def netlab_cluster(w: T.World):
     nodes = [SimpleNamespace(name=f"w{i}", ip=ipaddress.ip_address(f"172.18.0.{10 + i}"),
                              pod_cidr=ipaddress.ip_network(f"10.244.{i}.0/24"),
                              gateway=ipaddress.ip_address(f"10.244.{i}.1")) for i in (1, 2)]
-    return SimpleNamespace(pods=[pod(p) for p in w.pods.values()], nodes=nodes,
-                           policies=[to_netlab(m) for m in w.policies],
-                           namespace_labels={ns: dict(v) for ns, v in w.namespaces.items()})
+    policies, ns_labels = parsed(w)
+    return SimpleNamespace(pods=[pod(p) for p in w.pods.values()], nodes=nodes, policies=policies,
+                           namespace_labels=ns_labels)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
