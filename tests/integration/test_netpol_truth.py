@@ -50,4 +50,5 @@ def truth_lab(request):
 def test_truth_table(truth_lab, case):
     for i in range(len(case.steps)):
         failures = truth_lab.run_step(case, i)
-        assert not failures, f"[{truth_lab.mode}] " + "\n".join(failures)
+        if failures:
+            pytest.fail(f"[{truth_lab.mode}] " + "\n".join(failures), pytrace=False)
