@@ -152,6 +152,16 @@ class TruthLab:
             f.flush()
             sel = ",".join(f"{k}={v}" for k, v in LABEL.items())
             self.netlab("apply", "-f", f.name, "--prune", "-l", sel)
+        want = sorted(f"{m['metadata']['namespace']}/{m['metadata']['name']}" for m in manifests
+                      if m["kind"] == "NetworkPolicy")
+        assert self.stored_policies() == want, \
+            f"after apply --prune the lab holds the policies {self.stored_policies()}, not {want}"
+
+    def stored_policies(self) -> list[str]:
+        """The NetworkPolicies in the lab's store, "ns/name"."""
+        from netlab.cli import kubeutil
+        store = kubeutil.open_target(self.name).store
+        return sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in store.list("NetworkPolicy"))
 
     def sweep(self, checks, dns: list[str], world: T.World) -> dict:
         """Probe the matrix for every (port, proto) (and 53 to the DNS pods): {(port, proto): {(from, to):
