@@ -240,6 +240,22 @@ def t_lb(r: dict) -> list[str]:
     return out
 
 
+def t_netpol(r: dict) -> list[str]:
+    """benchmarks/netpol_bench.py: policies over pods, sync times and the first packet to a selected pod."""
+    out = ["| policies | pods | policy rules | full sync | no-op | one-policy change | same, incremental | "
+           "connect() p50 | p99 | p50 minus control |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for x in r["results"]:
+        fp = x["first_packet"]
+        out.append(f"| {x['policies']:,} | {x['pods']:,} | {x['policy_rules']:,} | {fmt_s(x['full_s'])} | "
+                   f"{fmt_s(x['noop_s'])} | {fmt_s(x['change_s'])} | {fmt_s(x['inc_change_s'])} | "
+                   f"{fp['p50_us']:.1f} us | {fp['p99_us']:.1f} us | {x['excess_over_control_p50_us']:+.1f} us |")
+    out += ["", "One worker node (iptables mode, iptables-nft): every sync is netlab's whole-node iptables sync "
+            "(flannel's, kube-proxy's and the policies' chains in one iptables-restore). connect() from a client pod "
+            "to a pod selected by a policy, through the node's FORWARD chain; the control is a lab without "
+            "policies, measured in alternating blocks. `scripts/bench --only netpol`."]
+    return out
+
+
 def t_ingress(r: dict) -> list[str]:
     """benchmarks/ingress_bench.py: nginx vs NodePort (wrk), one Ingress change at 1,000 rules."""
     t, c, p = r["throughput"], r["change"], r.get("params") or {}
@@ -389,7 +405,8 @@ def main() -> None:
                  "(benchmarks/dns_load.py; servers on CPU 1, dnsperf on CPU 0)", "dns", t_dns),
                 ("LoadBalancer failover, MetalLB layer 2 (benchmarks/lb_failover.py)", "lb", t_lb),
                 ("Ingress: the real nginx vs the NodePort, and one change at 1,000 rules (benchmarks/ingress_bench.py)",
-                 "ingress", t_ingress)]
+                 "ingress", t_ingress),
+                ("NetworkPolicy: sync time and first-packet cost (benchmarks/netpol_bench.py)", "netpol", t_netpol)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:

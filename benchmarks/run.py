@@ -1,7 +1,7 @@
 """Runs the whole benchmark suite, merges the results, draws the plots. Started by `scripts/bench`
 (which installs the peers, builds the C helpers and gives this a private /run/netns); run as root.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress]
+    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress,netpol]
                                        [--out docs/bench]
 
 Each benchmark runs as its own process (each can also be run alone: see its docstring) and prints what it
@@ -48,6 +48,8 @@ SUITE = {
     "dns": ("dns_load.py", ["--seconds", "10", "--repeat", "3", "--half-seconds", "10"],
             ["--seconds", "3", "--repeat", "1", "--half-seconds", "3"]),
     "lb": ("lb_failover.py", ["--graces", "10,3", "--repeat", "3"], ["--graces", "3", "--repeat", "1"]),
+    "netpol": ("netpol_bench.py", ["--pods", "1000", "--policies", "0,100,1000", "--repeat", "3"],
+               ["--pods", "1000", "--policies", "0,1000", "--repeat", "1", "--samples", "600", "--blocks", "6"]),
     "ingress": ("ingress_bench.py", ["--seconds", "8", "--repeat", "2", "--rules", "1000", "--changes", "3"],
                 ["--seconds", "3", "--repeat", "1", "--rules", "1000", "--changes", "1"]),
 }
