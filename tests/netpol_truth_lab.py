@@ -14,6 +14,12 @@ server); denied = the probe's `denied` outcome, or, while the probe engine has n
 `refused` whose ICMP error is admin-prohibited. Anything else (a timeout, an RST, port-unreachable) is
 wrong in both cases and shown as '?' in the observed table.
 
+Every probe is a new flow, as the upstream suite's are (each of its probes is a new connection): the
+probe engine's source ports come from a counter over 61000-65535 that wraps every 14 sweeps, so before
+each sweep the nodes' conntrack entries of UDP to 80, 81 and 53 are deleted (a UDP probe answered before
+a policy change would otherwise pass again as ESTABLISHED if its source port came round; TCP needs
+nothing: the probe's SYN-ACK is answered with an RST, which closes the entry).
+
 Sync: nothing tells a test when the lab's control loop has applied a change, so a step polls: the
 matrix is probed until it equals the oracle's twice in a row (0.5 s apart), or fails after SYNC_TIMEOUT
 with both tables and the wrong cells. When the new expectation equals the last one (a change that must
@@ -163,6 +169,16 @@ class TruthLab:
         store = kubeutil.open_target(self.name).store
         return sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in store.list("NetworkPolicy"))
 
+    def forget_udp_flows(self) -> None:
+        """Delete the nodes' conntrack entries of UDP to 80, 81, 53 (see the module's docstring)."""
+        from netlab.dataplane import lab as labmod
+        if not getattr(self, "node_netns", None):
+            doc = json.loads(self.netlab("get", "nodes", "-o", "json").stdout)
+            self.node_netns = [names.node_netns(self.name, n["metadata"]["name"]) for n in doc["items"]]
+        script = "; ".join(f"conntrack -D -p udp --orig-port-dst {p} >/dev/null 2>&1" for p in (80, 81, 53))
+        for ns in self.node_netns:
+            subprocess.run(labmod.netns_exec_argv(ns, ["sh", "-c", script + "; true"]), check=True, timeout=30)
+
     def sweep(self, checks, dns: list[str], world: T.World) -> dict:
         """Probe the matrix for every (port, proto) (and 53 to the DNS pods): {(port, proto): {(from, to):
         (symbol, detail)}}."""
@@ -181,6 +197,7 @@ class TruthLab:
                     specs.append(ProbeSpec(src, proto.lower(), world.pods[t].ip, 53, timeout=PROBE_TIMEOUT,
                                            payload=DNS_QUERY))
                     keys.append(((53, proto), (f, t)))
+        self.forget_udp_flows()
         t0 = time.monotonic()
         results = run_probes(specs, concurrency=64)
         self.timing.probe_s += time.monotonic() - t0
