@@ -119,6 +119,7 @@ class Timing:
     probes: int = 0
     probe_s: float = 0.0
     sync_s: list = field(default_factory=list)     # per step: apply to the first matching sweep
+    slowest: list = field(default_factory=list)    # (seconds, "case#step")
 
 
 class TruthLab:
@@ -242,10 +243,12 @@ class TruthLab:
                     return []
                 matched_once = True
                 self.timing.sync_s.append(time.monotonic() - t0)
+                self.timing.slowest.append((round(time.monotonic() - t0, 2), f"{case.name}#{i + 1}"))
                 time.sleep(0.5)
                 continue
             if matched_once:
                 self.timing.sync_s.pop()
+                self.timing.slowest.pop()
             matched_once = False
             if time.monotonic() - t0 > SYNC_TIMEOUT:
                 return self.report(case, i, expected, observed, wrong)

@@ -40,7 +40,8 @@ def truth_lab(request):
         if t.sync_s:
             print(f"\n{request.param}: up {handle.up_s:.1f}s, {t.steps} steps, {t.sweeps} sweeps of "
                   f"{t.probes} probes in {t.probe_s:.1f}s; apply-to-agreement median "
-                  f"{statistics.median(t.sync_s):.2f}s, max {max(t.sync_s):.2f}s")
+                  f"{statistics.median(t.sync_s):.2f}s, max {max(t.sync_s):.2f}s; slowest: "
+                  + ", ".join(f"{n} {s}s" for s, n in sorted(t.slowest, reverse=True)[:5]))
     finally:
         labmod.down(name)
         assert not labmod.lab_namespaces(name), f"down left namespaces of {name}"
