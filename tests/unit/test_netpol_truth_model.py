@@ -13,7 +13,7 @@ import yaml
 from netlab.netpol import evaluate
 from netlab.spec.parse import load_text
 from tests import netpol_truth as T
-from tests.netpol_cases import ALL, CASES, VM_SUBSET, by_name
+from tests.netpol_cases import ALL, CASES, VM_SUBSET, VM_SUBSET_LONG, by_name
 
 # pods alternate over two nodes, as in the integration scenario: x/a w1, x/b w2, x/c w1, y/a w2 ...
 IPS = {}
@@ -136,7 +136,7 @@ def test_fill_addresses():
 
 def test_cases_cover_the_issue():
     assert len(CASES) >= 40 and len({c.name for c in CASES}) == len(CASES)
-    assert set(VM_SUBSET) <= {c.name for c in CASES}
+    assert set(VM_SUBSET) | set(VM_SUBSET_LONG) <= {c.name for c in CASES}
     text = repr(CASES)
     for feature in ("ipBlock", "except", "endPort", "serve-80-tcp", "matchExpressions", "namespaceSelector",
                     "kubernetes.io/metadata.name", "'UDP'", "policyTypes"):
