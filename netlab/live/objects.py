@@ -37,12 +37,12 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # controller's have an owner and no last-applied annotation)
 PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Pod", "EndpointSlice",
             "Endpoints", "Job", "CronJob", "IPAddressPool", "L2Advertisement", "Ingress",
-            "IngressClass") + inert_kinds()
+            "IngressClass", "NetworkPolicy") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
                 "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
                 "ControllerRevision": "apps/v1", "ConfigMap": "v1", "Secret": "v1", "ServiceAccount": "v1",
                 "Job": "batch/v1", "CronJob": "batch/v1", "Ingress": "networking.k8s.io/v1",
-                "IngressClass": "networking.k8s.io/v1"}
+                "IngressClass": "networking.k8s.io/v1", "NetworkPolicy": "networking.k8s.io/v1"}
 READ_ONLY_META = ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "managedFields", "selfLink", "ownerReferences", "finalizers")
 
