@@ -186,8 +186,7 @@ CASES = [
 
 # the VM lane's cases (IPVS mode, Python ~15x slower there: ~3 min a case with one emulated vCPU):
 # VM_SUBSET by default, one case per feature group; VM_SUBSET_LONG (NETLAB_VM_NETPOL=long) one per feature
-VM_SUBSET = ("default-deny-both-x", "ingress-peer-with-both-selectors", "ingress-named-port-tcp",
-             "ingress-endport-range", "egress-ipblock-except", "pod-label-change-grants-access")
+VM_SUBSET = ("default-deny-both-x", "ingress-peer-with-both-selectors", "pod-label-change-grants-access")
 VM_SUBSET_LONG = ("default-deny-ingress-x", "default-deny-egress-x", "ingress-from-namespace-y",
                   "ingress-peer-with-both-selectors", "ingress-namespace-match-expressions-in",
                   "ingress-named-port-tcp", "ingress-endport-range", "egress-ipblock-except",

@@ -1,9 +1,11 @@
 """NetworkPolicy truth tables in IPVS proxy mode (inside the VM of scripts/vm-run, whose kernel has IPVS):
-cases of tests/netpol_cases.py (VM_SUBSET: default deny both ways, both selectors in one peer, a named
-port from a namespace, endPort, ipBlock with except, a pod's label changed after the fact; with
+cases of tests/netpol_cases.py (VM_SUBSET: default deny both ways, both selectors in one peer, a pod's
+label changed after the fact; with
 NETLAB_VM_NETPOL=long, VM_SUBSET_LONG: one case per feature, ~35 min in the emulated VM), each step applied with `netlab apply` and
 the whole 9x9 matrix probed on 80 and 81, TCP and UDP, against the independent oracle
 (tests/netpol_truth.py), as tests/integration/test_netpol_truth.py does in iptables and nftables modes.
+The truth tables probe pod addresses, which IPVS never handles: test_policies_judge_connections_through_an_ipvs_
+virtual_server checks what IPVS changes, connections to a ClusterIP judged at their endpoint.
 tests/integration/test_vm.py runs this from the host.
 """
 from __future__ import annotations
@@ -46,3 +48,88 @@ def test_truth_table_ipvs(ipvs_truth_lab, name):
         failures = ipvs_truth_lab.run_step(case, i)
         if failures:
             pytest.fail("[ipvs] " + "\n".join(failures), pytrace=False)
+
+
+SERVICE_SCENARIO = """
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{role: worker, name: n1}, {role: worker, name: n2}]
+networking: {kubeProxyMode: ipvs}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: s1, labels: {app: srv}}
+spec:
+  nodeName: n1
+  containers: [{name: web, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: s2, labels: {app: srv}}
+spec:
+  nodeName: n2
+  containers: [{name: web, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: srv}
+spec:
+  selector: {app: srv}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: friend, labels: {role: friend}}
+spec:
+  nodeName: n1
+  containers: [{name: c, ports: [{containerPort: 9000}]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: foe, labels: {role: foe}}
+spec:
+  nodeName: n1
+  containers: [{name: c, ports: [{containerPort: 9000}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: srv-from-friend}
+spec:
+  podSelector: {matchLabels: {app: srv}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {role: friend}}}]
+"""
+
+
+def test_policies_judge_connections_through_an_ipvs_virtual_server():
+    """IPVS delivers a ClusterIP connection locally and sends it to the endpoint from LOCAL_OUT: the policy
+    rules must see it there too (OUTPUT's jump), for the endpoint on the client's own node (s1) as well as
+    the one across nodes (s2, judged in n2's FORWARD)."""
+    from collections import Counter
+
+    from netlab.probe import plan
+    from netlab.probe.engine import ProbeSpec, run_probes
+    name = f"t-{secrets.token_hex(3)}"
+    sc = load_text(SERVICE_SCENARIO, f"<test {name}>")
+    sc.name = name
+    try:
+        cluster = lab_spec.up(sc, SERVICE_SCENARIO, control_loop=False).cluster
+        cip = str(next(s.cluster_ip for s in cluster.services if s.name == "srv"))
+
+        def http(source: str, n: int = 10):
+            src = plan.resolve_sources(cluster, source)[0]
+            return run_probes([ProbeSpec(src.netns, "http", cip, 80, 3.0) for _ in range(n)])
+        ok = http("pod/friend")
+        assert all(r.outcome == "reachable" for r in ok), [r.detail for r in ok]
+        assert set(Counter(r.answered_by for r in ok)) == {"s1", "s2"}      # round robin over both nodes
+        denied = http("pod/foe")
+        assert [r.outcome for r in denied] == ["denied"] * 10, [(r.outcome, r.detail) for r in denied]
+    finally:
+        labmod.down(name)
