@@ -8,16 +8,15 @@ adding a file here (next to the renderer and the backend it points to); `names()
 
 The registry is read when the CLI starts (click's choices), so a mode module imports nothing at load
 time: its functions import the renderer or the kernel layer when they are called. Modules are found by
-name (pkgutil) and imported with importlib, so this package imports none of them itself.
+name (netlab/registry.py: pkgutil, importlib), so this package imports none of them itself.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import UsageError
+from ..registry import discover
 
 if TYPE_CHECKING:
     from ..dataplane.proxy.base import ProxyBackend
@@ -41,18 +40,7 @@ def modes() -> dict[str, ProxyMode]:
     """name -> mode, in listing order (found once, on first use)."""
     global _modes
     if _modes is None:
-        found = []
-        for info in pkgutil.iter_modules(__path__):
-            if info.name.startswith("_"):
-                continue
-            mode = getattr(importlib.import_module(f"{__name__}.{info.name}"), "MODE", None)
-            if not isinstance(mode, ProxyMode):
-                raise TypeError(f"{__name__}.{info.name} defines no MODE = ProxyMode(...)")
-            found.append(mode)
-        found.sort(key=lambda m: (m.order, m.name))
-        if len({m.name for m in found}) != len(found):
-            raise TypeError(f"two proxy modes share a name: {[m.name for m in found]}")
-        _modes = {m.name: m for m in found}
+        _modes = discover(__name__, __path__, "MODE", ProxyMode, "proxy modes")
     return _modes
 
 

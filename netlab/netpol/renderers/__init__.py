@@ -7,16 +7,15 @@ into the node's one iptables sync) and what those tables depend on (the incremen
 Adding a renderer is adding a file here; `names()` then lists it and the Cluster parser accepts it.
 
 Like `netlab.proxymodes`, the registry is read when the spec types load, so a renderer module imports
-nothing heavy at load time; modules are found by name (pkgutil) and imported with importlib.
+nothing heavy at load time; modules are found by name (netlab/registry.py: pkgutil, importlib).
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ...errors import UsageError
+from ...registry import discover
 
 if TYPE_CHECKING:
     from ...model.objects import Cluster, Node
@@ -40,18 +39,7 @@ def renderers() -> dict[str, PolicyRenderer]:
     """name -> renderer, in listing order (found once, on first use)."""
     global _renderers
     if _renderers is None:
-        found = []
-        for info in pkgutil.iter_modules(__path__):
-            if info.name.startswith("_"):
-                continue
-            r = getattr(importlib.import_module(f"{__name__}.{info.name}"), "RENDERER", None)
-            if not isinstance(r, PolicyRenderer):
-                raise TypeError(f"{__name__}.{info.name} defines no RENDERER = PolicyRenderer(...)")
-            found.append(r)
-        found.sort(key=lambda r: (r.order, r.name))
-        if len({r.name for r in found}) != len(found):
-            raise TypeError(f"two NetworkPolicy renderers share a name: {[r.name for r in found]}")
-        _renderers = {r.name: r for r in found}
+        _renderers = discover(__name__, __path__, "RENDERER", PolicyRenderer, "NetworkPolicy renderers")
     return _renderers
 
 
