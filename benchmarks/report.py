@@ -246,8 +246,8 @@ def t_netpol(r: dict) -> list[str]:
            "connect() p50 | p99 | p50 minus control |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x in r["results"]:
         fp = x["first_packet"]
-        out.append(f"| {x['policies']:,} | {x['pods']:,} | {x['policy_rules']:,} | {fmt_s(x['full_s'])} | "
-                   f"{fmt_s(x['noop_s'])} | {fmt_s(x['change_s'])} | {fmt_s(x['inc_change_s'])} | "
+        out.append(f"| {x['policies']:,} | {x['pods']:,} | {x['policy_rules']:,} | {s_(x['full_s'])} | "
+                   f"{s_(x['noop_s'])} | {s_(x['change_s'])} | {s_(x['inc_change_s'])} | "
                    f"{fp['p50_us']:.1f} us | {fp['p99_us']:.1f} us | {x['excess_over_control_p50_us']:+.1f} us |")
     out += ["", "One worker node (iptables mode, iptables-nft): every sync is netlab's whole-node iptables sync "
             "(flannel's, kube-proxy's and the policies' chains in one iptables-restore). connect() from a client pod "
