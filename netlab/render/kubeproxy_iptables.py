@@ -19,8 +19,6 @@ kube-proxy walks its service map (a Go map) in random order; here service ports 
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
 import math
 from typing import Iterable
@@ -30,7 +28,7 @@ from functools import lru_cache
 from ..model.objects import Cluster, Endpoint, Node, Service
 from .services import MASQ_MARK, PortInfo, categorize_endpoints, ep_string, is_proxied, port_info, traffic_routes
 from .service_memo import ServiceMemo, service_content
-from .tables import TableState
+from .tables import TableState, hash16
 
 # Chain prefixes (pkg/proxy/iptables).
 SVC_PREFIX = "KUBE-SVC-"                  # Cluster traffic policy: every usable endpoint
@@ -49,18 +47,11 @@ NODEPORTS_COMMENT = "kubernetes service nodeports; NOTE: this must be the last r
 
 # ---------------------------------------------------------------- names
 
-@lru_cache(maxsize=1 << 17)
-def _hash16(text: str) -> str:
-    """First 16 characters of base32 (standard alphabet, upper case) of sha256(text).
-
-    16 base32 characters are exactly the first 10 bytes of the digest, so only those are encoded.
-    """
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def port_proto_hash(service_port_name: str, protocol: str) -> str:
     """kube-proxy's hash for per-service-port chains: of 'ns/name:port' + lowercase protocol."""
-    return _hash16(service_port_name + protocol.lower())
+    return hash16(service_port_name + protocol.lower())
 
 
 def svc_chain(service_port_name: str, protocol: str) -> str:
@@ -81,7 +72,7 @@ def fw_chain(service_port_name: str, protocol: str) -> str:
 
 def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
     """Endpoint chain: hash of 'ns/name:port' + lowercase protocol + 'ip:port'."""
-    return SEP_PREFIX + _hash16(service_port_name + protocol.lower() + endpoint)
+    return SEP_PREFIX + hash16(service_port_name + protocol.lower() + endpoint)
 
 
 def probability(n: int) -> str:

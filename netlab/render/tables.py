@@ -8,7 +8,10 @@ diffs it against iptables-save and `render.trace` walks packets through it.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 
 @dataclass
@@ -19,3 +22,13 @@ class TableState:
 
 
 Desired = dict[str, TableState]   # table -> state
+
+
+@lru_cache(maxsize=1 << 17)
+def hash16(text: str) -> str:
+    """First 16 characters of base32 (standard alphabet, upper case) of sha256(text): the hash in kube-proxy's
+    chain names (KUBE-SVC-..., KUBE-SEP-...) and kube-router's (KUBE-POD-FW-..., KUBE-NWPLCY-...).
+
+    16 base32 characters are exactly the first 10 bytes of the digest, so only those are encoded.
+    """
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()

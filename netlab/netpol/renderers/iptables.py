@@ -29,9 +29,6 @@ Semantics are those of `netpol.evaluate` (tests/unit/test_netpol_render.py walks
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-
 from typing import TYPE_CHECKING
 
 from .. import evaluate
@@ -56,8 +53,8 @@ DIRECTIONS = ("egress", "ingress")
 
 
 def _chain(prefix: str, *parts: str) -> str:
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return prefix + base64.b32encode(digest).decode()[:28 - len(prefix)]
+    from ...render.tables import hash16   # not at load time: the CLI reads the registry (its names)
+    return prefix + hash16("/".join(parts))
 
 
 def pod_chain(pod, direction: str) -> str:
