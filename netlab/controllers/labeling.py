@@ -14,10 +14,9 @@ import json
 
 from netlab.controllers.validation import ControllerError
 from netlab.errors import SpecError
+from netlab.netpol.policy import NAMESPACE_NAME_LABEL   # the API server keeps it equal to the name
 from netlab.spec.fields import LABEL_KEY, LABEL_VALUE
-
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"   # the API server keeps it equal to the name
-BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")   # always there
+from netlab.spec.limits import BUILTIN_NAMESPACES      # always there
 KEY_FIX = ("a label key is an optional DNS prefix and '/' (e.g. example.com/), then at most 63 letters, "
            "digits, '-', '_' or '.', starting and ending with a letter or digit")
 VALUE_FIX = ("a label value is empty or at most 63 letters, digits, '-', '_' or '.', starting and ending "

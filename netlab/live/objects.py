@@ -24,13 +24,12 @@ from ..controllers.validation import default_deployment, default_pod_spec
 from ..spec.kinds import Context, ObjectDoc
 from ..spec.kinds import REGISTRY as KIND_PARSERS
 from ..spec.kinds.inert import inert_kinds
-from ..spec.limits import CONTROL_PLANE_TAINT
+from ..spec.limits import BUILTIN_NAMESPACES, CONTROL_PLANE_TAINT
 from ..spec.types import PodSpec, Scenario
 from ..store.meta import controller_ref, is_deleting, key_of
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 STOPPED = "netlab.io/stopped"   # on a Node that `netlab node stop` partitioned (its kubelet is silent)
-BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # what `up` prunes: kinds whose objects a file owns (pods a controller made are not the file's)
 # (a ReplicaSet a Deployment made has a controller reference: never pruned; ConfigMaps, Secrets and
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the

@@ -34,6 +34,7 @@ import yaml
 from ..controllers.base import Action, create, delete
 from ..controllers.validation import default_pod_spec
 from ..errors import SpecError
+from ..spec.limits import BUILTIN_NAMESPACES
 from ..store.meta import fmt_time, is_deleting
 
 MIRROR = "kubernetes.io/config.mirror"
@@ -41,7 +42,6 @@ HASH = "kubernetes.io/config.hash"
 SOURCE = "kubernetes.io/config.source"
 SEEN = "kubernetes.io/config.seen"
 SUFFIXES = (".yaml", ".yml", ".json")
-BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 def manifests_dir(lab: str, node: str) -> str:
