@@ -116,22 +116,34 @@ def _side(cluster, pod, direction: str, peer_ip: Address, dst_pod, port: int, pr
     return Verdict(False, direction, tuple(p.key for p in pols))
 
 
+def egress(cluster, src_pod, dst_ip, port: int, protocol: str = "TCP") -> Verdict:
+    """The source pod's side alone: its egress policies on a connection to `dst_ip` (as the source's node
+    sees it, after a DNAT there), with what is always allowed (itself, its own node)."""
+    dst_ip = ipaddress.ip_address(dst_ip)
+    dst = pod_by_ip(cluster, dst_ip)
+    if dst is not None and dst is src_pod:
+        return Verdict(True, reason="self")
+    node = next((n for n in cluster.nodes if n.name == src_pod.node), None)
+    if node is not None and dst_ip in node_addresses(node):
+        return Verdict(True, reason="node")
+    return _side(cluster, src_pod, "egress", dst_ip, dst, port, protocol)
+
+
 def verdict(cluster, src_ip, dst_ip, port: int, protocol: str = "TCP") -> Verdict:
     """Whether a connection from `src_ip` to `dst_ip`:`port`/`protocol` is allowed by the policies, the
     addresses being those the destination pod's node sees (after a Service's DNAT, before any SNAT made
     on the destination's node; a NodePort's masquerade on another node shows that node's address)."""
     src_ip, dst_ip = ipaddress.ip_address(src_ip), ipaddress.ip_address(dst_ip)
     src, dst = pod_by_ip(cluster, src_ip), pod_by_ip(cluster, dst_ip)
-    if src is not None and dst is not None and src is dst:
-        return Verdict(True, reason="self")
-    nodes = {n.name: n for n in cluster.nodes}
-    if src is not None and dst is None and src.node in nodes and dst_ip in node_addresses(nodes[src.node]):
-        return Verdict(True, reason="node")
-    if dst is not None and src is None and dst.node in nodes and src_ip in node_addresses(nodes[dst.node]):
-        return Verdict(True, reason="node")
-    out = _side(cluster, src, "egress", dst_ip, dst, port, protocol)
-    if not out.allowed:
-        return out
+    out = Verdict(True)
+    if src is not None:
+        out = egress(cluster, src, dst_ip, port, protocol)
+        if not out.allowed or out.reason:
+            return out
+    elif dst is not None:
+        node = next((n for n in cluster.nodes if n.name == dst.node), None)
+        if node is not None and src_ip in node_addresses(node):
+            return Verdict(True, reason="node")
     inn = _side(cluster, dst, "ingress", src_ip, dst, port, protocol)
     if not inn.allowed:
         return inn

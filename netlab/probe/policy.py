@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
-from ..netpol.evaluate import Verdict, node_addresses, pod_by_ip, rule_allows, selecting, verdict
+from ..netpol.evaluate import Verdict, egress, pod_by_ip, verdict
 
 MIXED = "reachable-or-denied"
 
@@ -67,23 +67,6 @@ def address_toward(cluster, node, dst_node: str) -> ipaddress.IPv4Address:
     if node.name == dst_node:
         return node.gateway                    # out through cni0
     return node.vtep_ip if cluster.networking.backend == "vxlan" else node.ip
-
-
-def egress_verdict(cluster, src_pod, dst_ip, port: int, protocol: str) -> Verdict:
-    """The source pod's egress alone (for a path whose ingress side sees another source address)."""
-    dst_ip = ipaddress.ip_address(dst_ip)
-    dst_pod = pod_by_ip(cluster, dst_ip)
-    if dst_pod is src_pod:
-        return Verdict(True, reason="self")
-    node = next((n for n in cluster.nodes if n.name == src_pod.node), None)
-    if node is not None and dst_ip in node_addresses(node):
-        return Verdict(True, reason="node")
-    pols = selecting(cluster, src_pod, "egress")
-    if not pols:
-        return Verdict(True)
-    allowing = tuple(p.key for p in pols
-                     if any(rule_allows(cluster, p, r, dst_ip, dst_pod, port, protocol) for r in p.egress))
-    return Verdict(True, policies=allowing) if allowing else Verdict(False, "egress", tuple(p.key for p in pols))
 
 
 def _denial(cluster, v: Verdict, src_pod_key: str | None, src, dst, port, protocol, endpoint=None) -> Denial:
@@ -160,7 +143,7 @@ def service_path(cluster, src, entry: str | None, dst_addr: str, ep, masq: bool,
     else:                                     # FORWARD runs before POSTROUTING's masquerade
         seen = arrive
     if pod is not None and (egress_dst != ep_ip or seen != ipaddress.ip_address(src.ip)):
-        out = egress_verdict(cluster, pod, egress_dst, port, protocol)
+        out = egress(cluster, pod, egress_dst, port, protocol)
         if not out.allowed:
             return out, src.ip, str(egress_dst)
         # egress judged: the ingress side alone (its source is a node's address, never a pod's)
