@@ -2,7 +2,7 @@
 is enforced, and netlab.netpol.evaluate's verdict on them. Pure (model only, no kernel).
 
 Where the addresses are looked at (the enforcement contract: netlab's policy rules are in each node's
-filter FORWARD chain, ingress on the destination pod's node, egress on the source pod's node):
+filter FORWARD chain (and OUTPUT in IPVS mode), ingress on the destination pod's node, egress on the source pod's node):
 
 * egress: on the source pod's node, after a DNAT made on that node (a ClusterIP, or a NodePort / external
   IP / LoadBalancer IP the pod's own node captures), before any SNAT; to a NodePort of another node, the
@@ -18,8 +18,8 @@ filter FORWARD chain, ingress on the destination pod's node, egress on the sourc
     address of that node toward the endpoint's node;
   - a pod's traffic to another node's address leaves its node masqueraded to that node's underlay address
     (flannel's rule), so a NodePort of another node sees the client's node.
-  (This is iptables' and nftables' order of hooks. With IPVS the DNAT is made in INPUT and a local
-  endpoint's traffic does not traverse FORWARD; the model does not follow that difference.)
+  (This is iptables' and nftables' order of hooks. With IPVS, ip_vs makes the DNAT in INPUT and sends
+  the connection on from LOCAL_OUT, where the policy rules are hooked too (OUTPUT): the same addresses.)
 
 A Service check whose endpoints are partly allowed and partly denied expects `reachable-or-denied`: each
 connection is either answered by an allowed endpoint or denied (which one depends on kube-proxy's random
