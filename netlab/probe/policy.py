@@ -2,7 +2,8 @@
 is enforced, and netlab.netpol.evaluate's verdict on them. Pure (model only, no kernel).
 
 Where the addresses are looked at (the enforcement contract: netlab's policy rules are in each node's
-filter FORWARD chain (and OUTPUT in IPVS mode), ingress on the destination pod's node, egress on the source pod's node):
+filter FORWARD chain (and OUTPUT in IPVS mode), ingress on the destination pod's node, egress on the
+source pod's node):
 
 * egress: on the source pod's node, after a DNAT made on that node (a ClusterIP, or a NodePort / external
   IP / LoadBalancer IP the pod's own node captures), before any SNAT; to a NodePort of another node, the
