@@ -35,31 +35,30 @@ def node_rules(cluster: Cluster, node: Node, proxy: Desired | None = None) -> De
         ts = out.setdefault(table, TableState())
         if table in proxy:
             ts.jumps.extend(proxy[table].jumps)
-            for chain, rules in proxy[table].chains.items():
-                if chain in ts.chains:
-                    raise ValueError(f"chain {table}/{chain} is rendered twice")
-                ts.chains[chain] = list(rules)
+            _add_chains(ts, table, proxy[table].chains)
         ts.jumps.extend(FLANNEL_JUMPS.get(table, []))
     # CNI portmap's hostPort chains (render/hostport.py), in every mode, on nodes with hostPort pods
     for table, hp in hostport_tables(cluster, node).items():
         ts = out.setdefault(table, TableState())
         ts.jumps.extend(hp.jumps)
-        for chain, rules in hp.chains.items():
-            if chain in ts.chains:
-                raise ValueError(f"chain {table}/{chain} is rendered twice")
-            ts.chains[chain] = list(rules)
+        _add_chains(ts, table, hp.chains)
     # NetworkPolicy (netlab/netpol/renderers/), in every mode; its FORWARD jump before every other
     for table, np in renderers.of(cluster).tables(cluster, node).items():
         ts = out.setdefault(table, TableState())
         ts.jumps[:0] = np.jumps
-        for chain, rules in np.chains.items():
-            if chain in ts.chains:
-                raise ValueError(f"chain {table}/{chain} is rendered twice")
-            ts.chains[chain] = list(rules)
+        _add_chains(ts, table, np.chains)
     # the kubelet's chains (KUBE-IPTABLES-HINT), in every mode
     for table, chains in kubelet_chains().items():
         out.setdefault(table, TableState()).chains.update(chains)
     return out
+
+
+def _add_chains(ts: TableState, table: str, chains: dict[str, list[str]]) -> None:
+    """One renderer's chains added to a table's; a chain two renderers both write is a bug."""
+    for chain, rules in chains.items():
+        if chain in ts.chains:
+            raise ValueError(f"chain {table}/{chain} is rendered twice")
+        ts.chains[chain] = list(rules)
 
 
 def to_restore(desired: Desired) -> str:
