@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from .conftest import kubectl, netlab_cli, until
 
@@ -198,3 +199,45 @@ def test_get_describe_delete_netpol_after_apply(lab, tmp_path):
     r = kubectl(lab, "describe", "netpol", "deny-egress", "-n", "x", check=False)
     assert r.returncode == 1 and r.stderr.strip() == \
         'Error from server (NotFound): networkpolicies.networking.k8s.io "deny-egress" not found'
+
+
+BAD_POLICIES = [
+    ("spec:\n  podSelector: {}\n  ingress:\n  - from: [{ipBlock: {cidr: 10.0.0.0/33}}]\n",
+     "spec.ingress[0].from[0].ipBlock.cidr '10.0.0.0/33' is not a valid CIDR"),
+    ("spec:\n  podSelector: {}\n  ingress:\n  - from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.1.0.0/24]}}]\n",
+     "except[0] 10.1.0.0/24 is not a strict subset of cidr 10.0.0.0/16"),
+    ("spec:\n  podSelector: {}\n  egress:\n  - ports: [{port: 90, endPort: 80}]\n", "endPort 80 is below port 90"),
+    ("spec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: http, endPort: 90}]\n",
+     "endPort may not be specified when port is a name"),
+    ("spec:\n  podSelector: {}\n  policyTypes: [Ingres]\n", "spec.policyTypes[0] 'Ingres' is not a policy type"),
+]
+
+
+def test_a_bad_policy_on_a_live_lab_is_one_line_exit_2_and_changes_nothing(lab, tmp_path):
+    """What the API server refuses: one line naming the document and the field, exit 2, and neither the
+    store nor any node's netfilter tables change (a default-deny policy applied in the same file is not
+    applied either)."""
+    lab.up(SCENARIO)
+
+    def tables() -> dict:
+        return {n: lab.node_exec(n, ["iptables-save", "-t", "filter"]).stdout.splitlines()[1:-1]
+                for n in ("n1", "n2")}
+    before, stored = tables(), kubectl(lab, "get", "netpol", "-A", "-o", "name", check=False).stdout
+    deny = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\nspec:\n  podSelector: {}\n"
+    for body, message in BAD_POLICIES:
+        f = tmp_path / "bad.yaml"
+        f.write_text(deny + "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad}\n"
+                     + body)
+        r = kubectl(lab, "apply", "-f", str(f), check=False)
+        assert r.returncode == 2, r
+        assert len(r.stderr.strip().splitlines()) == 1 and "NetworkPolicy bad: " in r.stderr \
+            and message in r.stderr, r.stderr
+    time.sleep(1.5)    # a pass the apply would have caused has run by now
+    assert kubectl(lab, "get", "netpol", "-A", "-o", "name", check=False).stdout == stored == ""
+    after = tables()
+    assert rules(after) == rules(before)
+
+
+def rules(tables: dict) -> dict:
+    """iptables-save lines without the chain declarations (their packet counters move with traffic)."""
+    return {n: [ln for ln in lines if not ln.startswith(":")] for n, lines in tables.items()}
