@@ -15,10 +15,15 @@ server); denied = the probe's `denied` outcome, or, while the probe engine has n
 wrong in both cases and shown as '?' in the observed table.
 
 Every probe is a new flow, as the upstream suite's are (each of its probes is a new connection): the
-probe engine's source ports come from a counter over 61000-65535 that wraps every 14 sweeps, so before
-each sweep the nodes' conntrack entries of UDP to 80, 81 and 53 are deleted (a UDP probe answered before
-a policy change would otherwise pass again as ESTABLISHED if its source port came round; TCP needs
-nothing: the probe's SYN-ACK is answered with an RST, which closes the entry).
+probe engine's source ports come from a counter over 61000-65535 that wraps every 14 sweeps, so the same
+(source, source port, destination, port) comes round within seconds, while the nodes' conntrack still
+holds the earlier flow (UDP for 30-180 s, TCP in CLOSE for 10 s and in SYN_SENT for 120 s). A packet of
+a known flow is ESTABLISHED to netfilter, and the policy chains (like every real implementation's) let
+ESTABLISHED through: a UDP probe answered before a policy change passes again, and so does a SYN on a TCP
+entry that has seen a reply but was left in SYN_SENT (seen on w1 after a run of ingress-denied and
+answered probes on the same tuples; the nodes' conntrack then accepts each new SYN of that tuple as a
+retransmission). Egress cases took 10-20 s to agree, and sometimes 30 s was not enough. So before each
+sweep the nodes' conntrack entries of TCP and UDP to 80, 81 and 53 are deleted.
 
 Sync: nothing tells a test when the lab's control loop has applied a change, so a step polls: the
 matrix is probed until it equals the oracle's twice in a row (0.5 s apart), or fails after SYNC_TIMEOUT
@@ -170,13 +175,14 @@ class TruthLab:
         store = kubeutil.open_target(self.name).store
         return sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in store.list("NetworkPolicy"))
 
-    def forget_udp_flows(self) -> None:
-        """Delete the nodes' conntrack entries of UDP to 80, 81, 53 (see the module's docstring)."""
+    def forget_flows(self) -> None:
+        """Delete the nodes' conntrack entries of TCP and UDP to 80, 81, 53 (see the module's docstring)."""
         from netlab.dataplane import lab as labmod
         if not getattr(self, "node_netns", None):
             doc = json.loads(self.netlab("get", "nodes", "-o", "json").stdout)
             self.node_netns = [names.node_netns(self.name, n["metadata"]["name"]) for n in doc["items"]]
-        script = "; ".join(f"conntrack -D -p udp --orig-port-dst {p} >/dev/null 2>&1" for p in (80, 81, 53))
+        script = "; ".join(f"conntrack -D -p {proto} --orig-port-dst {p} >/dev/null 2>&1"
+                           for proto in ("tcp", "udp") for p in (80, 81, 53))
         for ns in self.node_netns:
             subprocess.run(labmod.netns_exec_argv(ns, ["sh", "-c", script + "; true"]), check=True, timeout=30)
 
@@ -198,7 +204,7 @@ class TruthLab:
                     specs.append(ProbeSpec(src, proto.lower(), world.pods[t].ip, 53, timeout=PROBE_TIMEOUT,
                                            payload=DNS_QUERY))
                     keys.append(((53, proto), (f, t)))
-        self.forget_udp_flows()
+        self.forget_flows()
         t0 = time.monotonic()
         results = run_probes(specs, concurrency=64)
         self.timing.probe_s += time.monotonic() - t0
@@ -232,11 +238,14 @@ class TruthLab:
         if same:
             time.sleep(QUIET)
         matched_once = False
+        self.history = []
         while True:
             if i and any(m["kind"] == "Pod" for m in step.manifests):
                 world, _ = self.world(step.manifests, self.pods())   # re-read: a pod made anew has a new address
             observed = self.sweep(case.checks, dns, world)
             wrong = {c: T.diff(expected[c], {k: s for k, (s, _) in observed[c].items()}) for c in expected}
+            self.history.append((round(time.monotonic() - t0, 1), sum(len(v) for v in wrong.values()),
+                                 [f"{c[0]}/{c[1]} {line}" for c, v in wrong.items() for line in v][:3]))
             if not any(wrong.values()):
                 if matched_once:
                     self.last_expected = expected
@@ -270,4 +279,23 @@ class TruthLab:
             for line in cells:
                 f, t = line.split(":")[0].split(" -> ")
                 out.append(f"   {line}  [{observed[(port, proto)][(f, t)][1]}]")
+                out.extend("      " + e for e in self.conntrack_of(f, t, port, proto))
+        out.append("-- sweeps (seconds after apply, wrong cells, the first of them):")
+        out.extend(f"   {t:5.1f}s {n:3d}  {'; '.join(first)}" for t, n, first in self.history[-20:])
+        return out
+
+    def conntrack_of(self, f: str, t: str, port: int, proto: str) -> list[str]:
+        """The nodes' conntrack entries from pod f to pod t's port (for a failure's report)."""
+        from netlab.dataplane import lab as labmod
+        pods = self.pods()
+        src, dst = (pods[k].get("status", {}).get("podIP", "") for k in (f, t))
+        if not (src and dst):
+            return []
+        out = []
+        for node in NODES:
+            ns = names.node_netns(self.name, node)
+            r = subprocess.run(labmod.netns_exec_argv(ns, ["conntrack", "-L", "-p", proto.lower(), "-s", src,
+                                                            "-d", dst, "--dport", str(port)]),
+                               capture_output=True, text=True, timeout=30)
+            out += [f"{node} conntrack: {line}" for line in r.stdout.splitlines()[:6]]
         return out
