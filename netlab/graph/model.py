@@ -118,10 +118,6 @@ class Path:
         return ways.pop() if len(ways) == 1 else None
 
 
-def empty_path(graph: Graph) -> Path:
-    return Path(graph, [])
-
-
 @dataclass(frozen=True)
 class Format:
     """One output format of `netlab graph`: `render(graph, path) -> str | bytes`; `suffixes`: the file names

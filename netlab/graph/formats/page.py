@@ -43,12 +43,12 @@ def render(graph: Graph, path: Path) -> str:
         out.append(f'<tr><td><span class="swatch" style="background:{look.fill}"></span></td>'
                    f"<td><code>{escape(kind)}</code></td><td>{escape(look.meaning)}</td></tr>")
     for kind, line in EDGES.items():
-        out.append(f'<tr><td><span class="line" style="border-top-style:{"solid" if line.style == "bold" else line.style};'
-                   f'border-top-color:{line.colour}"></span></td>'
+        css = f"border-top-style:{'solid' if line.style == 'bold' else line.style};border-top-color:{line.colour}"
+        out.append(f'<tr><td><span class="line" style="{css}"></span></td>'
                    f"<td><code>{escape(kind)}</code></td><td>{escape(line.meaning)}</td></tr>")
     out.append(f'<tr><td><span class="line" style="border-top-style:solid;border-top-color:{HIGHLIGHT}"></span></td>'
-               "<td><b>highlighted</b></td><td>a path drawn over the lab (a trace): its elements numbered [1], [2] ..., its hops 1\u21922 ...</td>"
-               "</tr>")
+               "<td><b>highlighted</b></td><td>a path drawn over the lab (a trace): its elements numbered [1], "
+               "[2] ..., its hops 1\u21922 ...</td></tr>")
     out += ["</table>", "</body>", "</html>"]
     return "\n".join(out) + "\n"
 
