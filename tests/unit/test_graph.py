@@ -121,6 +121,19 @@ def test_build_host_gw_draws_routes_not_tunnels_and_host_network_pods_in_their_n
     assert g.edge_between("svc:default/h", "pod:default/h").kind == "endpoint"
 
 
+def test_a_stopped_node_s_links_are_drawn_down():
+    c = default_cluster()
+    worker = c.nodes[1]
+    worker.partitioned = True    # `netlab node stop`: its underlay link is down
+    g = graph.build(c)
+    assert g.edge_between("underlay", f"node:{worker.name}").down
+    assert g.edge_between(f"vtep:{c.nodes[0].name}", f"vtep:{worker.name}").down
+    assert not g.edge_between("underlay", f"node:{c.nodes[0].name}").down
+    assert "stopped (uplink down)" in g.element(f"node:{worker.name}").details
+    line = next(x for x in graph.render(g, "dot").splitlines() if f'id="edge:underlay--node:{worker.name}"' in x)
+    assert 'style="dashed"' in line and 'color="#999999"' in line
+
+
 def test_build_a_selectorless_service_s_endpoints_are_addresses():
     c = build(load_text("""apiVersion: netlab.dev/v1alpha1
 kind: Cluster
