@@ -147,7 +147,8 @@ def assemble(result, cluster, source, check, packet, sent: dict, texts: dict[str
         add(Hop(cluster.underlay_netns, "underlay", "route", f"underlay: route {route}" if ok else
                 f"underlay: no route to {dst} ({route})"))
         if not ok:
-            add(Hop(cluster.underlay_netns, "underlay", "stop", f"stopped in the underlay: no route to {dst} ({route})"))
+            add(Hop(cluster.underlay_netns, "underlay", "stop",
+                    f"stopped in the underlay: no route to {dst} ({route})"))
             result.outcome = "no-route"
             return
     final_dst = path.packet_out(by_node[order[-1]]).get("dst") if order else packet.dst

@@ -56,7 +56,8 @@ class Event:
 # ------------------------------------------------------------------ xtables-monitor --trace
 
 _XT_PACKET = re.compile(r"^PACKET: (\d+) ([0-9a-f]+) (.*)$")
-_XT_TRACE = re.compile(r"^TRACE: (\d+) ([0-9a-f]+) ([^:\s]+):(\S+?):(?:(rule):0x[0-9a-f]+|(policy|return)):(\S+)\s*(.*)$")
+_XT_TRACE = re.compile(r"^TRACE: (\d+) ([0-9a-f]+) ([^:\s]+):(\S+?):"
+                       r"(?:(rule):0x[0-9a-f]+|(policy|return)):(\S+)\s*(.*)$")
 _NF_RETURN = {"0xfffffffb": "return", "0xffffffff": "continue"}   # NFT_RETURN (-5), NFT_CONTINUE (-1) as hex
 
 
