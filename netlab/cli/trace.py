@@ -38,6 +38,8 @@ def trace(source: str, target: str, output: str, timeout: float, lab: str | None
     from ..errors import UsageError
     if output not in ("table", "json", "junit", *GRAPH_FORMATS):
         raise UsageError(f"unknown output format '{output}': use table, json, junit, {', '.join(GRAPH_FORMATS)}")
+    if output in GRAPH_FORMATS:
+        _graph()            # before any packet: a missing netlab.graph is one line, exit 2
     from ..dataplane import lab as labmod
     from .. import trace as tracemod
     labmod.require_root("send a traced packet inside a lab's namespaces")
@@ -76,5 +78,15 @@ def highlight(result) -> list[str]:
 
 def draw(cluster, result, fmt: str):
     """netlab.graph's picture of the lab with the trace's path drawn over it."""
-    from .. import graph
+    graph = _graph()
     return graph.render(graph.build(cluster), fmt, highlight=highlight(result))
+
+
+def _graph():
+    from ..errors import UsageError
+    try:
+        from .. import graph
+    except ImportError:
+        raise UsageError("drawing a trace needs netlab.graph (`netlab graph`), which this installation lacks; "
+                         "use -o table, json or junit") from None
+    return graph

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 import secrets
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 
 KINDS = ("netfilter", "route", "encap", "conntrack", "deliver", "stop")
@@ -85,6 +87,7 @@ def trace(lab: str, src: str, target: str, *, timeout: float = 3.0) -> TraceResu
     nodes = {n.netns: n for n in cluster.nodes}
     result = TraceResult(lab, source.label, target, {"proto": proto, "dst": spec.dst, "dport": spec.port,
                                                      "sport": packet.sport, "ip_id": packet.ipid}, mode)
+    previous = _sigterm_interrupts()
     try:
         for netns in nodes:
             tracing.arm(netns)
@@ -96,9 +99,22 @@ def trace(lab: str, src: str, target: str, *, timeout: float = 3.0) -> TraceResu
         texts = tracing.stop_monitors()
     finally:
         problems = tracing.disarm()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if problems:
         result.warnings.append("could not remove every trace rule: " + "; ".join(problems))
     result.raw = texts
     from . import build
     build.assemble(result, cluster, source, check, packet, sent, texts, tracing.mode)
     return result
+
+
+def _sigterm_interrupts():
+    """While the trace rules are in: SIGTERM raises KeyboardInterrupt like Ctrl-C, so `finally` removes them.
+    Returns the previous handler (None off the main thread, where signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt()
+    return signal.signal(signal.SIGTERM, interrupt)

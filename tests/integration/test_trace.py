@@ -116,3 +116,42 @@ def test_no_route_and_bad_source(tlab):
     junit = netlab_cli("trace", "pod/client", "svc/web:80", "--lab", tlab.name, "-o", "junit")
     assert junit.returncode == 0 and "<testcase" in junit.stdout
     assert leftovers(tlab) == []
+
+
+def test_hand_made_dnat_is_flagged(tlab):
+    if tlab.cluster.networking.proxy_mode != "iptables":
+        pytest.skip("a second DNAT in iptables' nat table races kube-proxy's nft nat chain at the same priority")
+    from .test_probe import freeze
+    freeze(tlab.name)
+    web = next(p for p in tlab.cluster.pods if p.name.startswith("web"))
+    cip = str(next(s for s in tlab.cluster.services if s.name == "web").cluster_ip)
+    add = ["iptables-nft", "-t", "nat", "-I", "KUBE-SERVICES", "1", "-d", f"{cip}/32", "-p", "tcp", "--dport", "80",
+           "-j", "DNAT", "--to-destination", f"{web.ip}:8081"]
+    assert tlab.node_exec("n1", add).returncode == 0
+    r = trace(tlab.name, "pod/client", "svc/web:80", timeout=1.0)
+    assert any(f"DNATed to {web.ip}:8081" in d and f"{web.ip}:8080" in d for d in r.differences), r.differences
+    assert any("did not render" in d and f"{web.ip}:8081" in d for d in r.differences), r.differences
+    assert leftovers(tlab) == []
+
+
+def test_ctrl_c_removes_the_trace_rules(tlab):
+    import signal
+    import subprocess
+    import sys
+    import time
+    exe = [sys.executable, "-m", "netlab", "trace", "pod/client", "192.0.2.1:80", "--lab", tlab.name, "--timeout",
+           "20"]
+    proc = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 15
+        while not leftovers(tlab) and time.monotonic() < end:      # wait until the rules are in
+            time.sleep(0.1)
+        assert leftovers(tlab), "the trace never armed its rules"
+        time.sleep(1.0)                                            # the packet is out, waiting for its answer
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert leftovers(tlab) == []
