@@ -58,12 +58,17 @@ def assemble(result, cluster, source, check, packet, sent: dict, texts: dict[str
     add = result.hops.append
     src_id = _source_id(source)
     ok, route = kernel.route_get(source.netns, packet.dst)
-    add(Hop(source.netns, src_id, "route", f"{source.label} sends {packet.proto} {sent.get('src')} -> {packet.dst}"
-            f"{':' + str(packet.dport) if packet.dport else ''}: route {route}", True, source.node))
     if not ok:
-        add(Hop(source.netns, src_id, "stop", f"stopped in {source.label}: no route to {packet.dst} ({route})"))
+        add(Hop(source.netns, src_id, "route", f"{source.label}: route lookup for {packet.dst}: {route}", True,
+                source.node))
+        add(Hop(source.netns, src_id, "stop", f"stopped in {source.label}: no route to {packet.dst} ({route})",
+                True, source.node))
         result.outcome = "no-route"
         return
+    add(Hop(source.netns, src_id, "route", f"{source.label} sends {packet.proto} {sent.get('src')} -> {packet.dst}"
+            f"{':' + str(packet.dport) if packet.dport else ''}: route {route}", True, source.node))
+    if source.kind == "external":
+        add(Hop(cluster.underlay_netns, "underlay", "route", f"underlay: bridged to {_via(route) or packet.dst}"))
     by_node = {n.name: events_of(texts.get(n.netns, ""), mode, packet.ipid) for n in cluster.nodes}
     entry = source.node if source.kind != "external" else None
     if entry is None:

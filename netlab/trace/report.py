@@ -5,7 +5,7 @@ from __future__ import annotations
 def table(result) -> str:
     p = result.packet
     port = f":{p['dport']}" if p.get("dport") else ""
-    lines = [f"trace {result.source} -> {result.target}: {p['proto']} {p.get('src')}:{p.get('sport')} -> "
+    lines = [f"trace {result.source} -> {result.target}: {p['proto']} {p.get('src') or '-'}:{p.get('sport')} -> "
              f"{p['dst']}{port} (IP ID {p['ip_id']}), proxy mode {result.mode}"]
     width = max([len(h.kind) for h in result.hops] + [4])
     for i, h in enumerate(result.hops, 1):
@@ -16,8 +16,10 @@ def table(result) -> str:
     if result.differences:
         lines.append(f"{len(result.differences)} difference(s) between the kernel and the model:")
         lines += [f"  - {d}" for d in result.differences]
-    else:
+    elif any(h.kind == "netfilter" and h.observed for h in result.hops):
         lines.append("the kernel's path matches the model's prediction")
+    else:
+        lines.append("no node's netfilter saw the packet: nothing to compare with the model")
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines) + "\n"
 
