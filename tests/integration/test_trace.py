@@ -155,3 +155,25 @@ def test_ctrl_c_removes_the_trace_rules(tlab):
             proc.kill()
     assert proc.returncode == 130, (out, err)
     assert leftovers(tlab) == []
+
+
+DENY_WEB = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+"""
+
+
+def test_networkpolicy_verdict(tlab):
+    from .conftest import until
+    from .test_netpol_live import apply_text
+    apply_text(tlab, DENY_WEB)
+    r = until("the policy to deny", lambda: (lambda t: t if t.outcome == "denied" else None)(
+        trace(tlab.name, "pod/client", "svc/web:80", timeout=1.0)), timeout=30)
+    stop = next(h for h in r.hops if h.kind == "stop")
+    assert stop.node == "n2" and "REJECT" in stop.text and "KUBE-POD-FW-" in stop.text, stop.text
+    assert any("KUBE-ROUTER-FORWARD" in h.text for h in r.hops if h.node == "n2")
+    assert r.differences == [], r.differences
