@@ -93,7 +93,7 @@ def trace(lab: str, src: str, target: str, *, timeout: float = 3.0) -> TraceResu
             tracing.arm(netns)
         for netns in nodes:
             tracing.start_monitor(netns)
-        kernel.settle(0.4)
+        tracing.wait_monitors()
         sent = kernel.send(source.netns, packet)
         kernel.settle(0.3)
         texts = tracing.stop_monitors()

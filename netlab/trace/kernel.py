@@ -120,6 +120,19 @@ class Tracing:
         self.monitors[netns] = subprocess.Popen(labmod.netns_exec_argv(netns, argv), stdout=subprocess.PIPE,
                                                 stderr=subprocess.PIPE, text=True)
 
+    def wait_monitors(self, limit: float = 5.0) -> None:
+        """Until every monitor runs (nsenter has exec'd it) and holds its netlink socket, then a moment for
+        it to subscribe; a monitor that exited is an error (its stderr says why)."""
+        end = time.monotonic() + limit
+        for netns, proc in self.monitors.items():
+            while time.monotonic() < end:
+                if proc.poll() is not None:
+                    raise KernelError(f"the trace monitor in {netns} exited: {proc.stderr.read().strip()[:300]}")
+                if _has_socket(proc.pid):
+                    break
+                time.sleep(0.02)
+        time.sleep(0.15)
+
     def stop_monitors(self) -> dict[str, str]:
         out = {}
         for netns, proc in list(self.monitors.items()):
@@ -133,6 +146,18 @@ class Tracing:
             out[netns] = stdout or ""
             del self.monitors[netns]
         return out
+
+
+def _has_socket(pid: int) -> bool:
+    """Whether process pid is past nsenter (its own program runs) and has a socket open."""
+    import os
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() == "nsenter":
+                return False
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:") for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
 
 
 def send(netns: str, packet: Packet) -> dict:
