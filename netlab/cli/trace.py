@@ -22,7 +22,8 @@ def trace(source: str, target: str, output: str, timeout: float, lab: str | None
 
     \b
     SRC: pod/NAME, pod/NS/NAME, node/NAME or external. DST as `netlab probe` takes it: svc/NAME[:PORT],
-    pod/NAME, node/NAME, nodeport/NAME[:PORT][@NODE], IP, IP:PORT, IP:PORT/udp ...
+    pod/NAME (an ICMP echo), node/NAME, nodeport/NAME[:PORT][@NODE] (the first node without @NODE), IP,
+    IP:PORT, IP:PORT/udp ... A UDP Service port is traced with a UDP datagram, a TCP one with a SYN.
     Every netfilter rule that gave the packet a verdict in each node (iptables TRACE with
     xtables-monitor, or nftables' nftrace with `nft monitor trace`), each route lookup, the VXLAN /
     host-gw hop and the conntrack entry, then the differences with the model's prediction.
