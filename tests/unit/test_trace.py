@@ -143,3 +143,12 @@ def test_trace_drawn_over_the_graph():
     assert isinstance(dot, str) and "graph" in dot
     for h in r.hops:
         assert h.graph_id.split(":", 1)[1].split("/")[-1] in dot
+
+
+def test_the_trace_rule_matches_the_packet_only():
+    from netlab.trace.kernel import Packet, nft_match, u32_match
+    syn = Packet("10.96.0.10", "tcp", 80, 61234, 0x1234, 0xDEADBEEF, 3.0)
+    assert u32_match(syn) == "4>>16=0x1234&&0>>22&0x3C@4=0xdeadbeef"
+    assert nft_match(syn) == f"ip id {0x1234} meta l4proto tcp tcp sequence {0xDEADBEEF}"
+    udp = Packet("10.96.0.10", "udp", 53, 61234, 7, 1, 3.0)
+    assert u32_match(udp) == "4>>16=0x7" and nft_match(udp) == "ip id 7 meta l4proto udp"
