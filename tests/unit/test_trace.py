@@ -7,7 +7,6 @@ import json
 import os
 import xml.etree.ElementTree as ET
 
-import pytest
 
 from netlab.trace import Hop, TraceResult, path
 from netlab.trace.build import events_of
