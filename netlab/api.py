@@ -344,11 +344,15 @@ class Lab:
 
     # ---- acting on it
     def apply(self, objs_or_path: str | os.PathLike | Sequence[Mapping[str, Any]] | Mapping[str, Any],
-              prune: bool | str = False) -> list[str]:
+              prune: bool | str = False, *, wait: float | None = 60.0) -> list[str]:
         """Create or update objects, as `netlab apply -f`: a manifest file or directory, or objects as
         dicts. `prune=True` deletes what an earlier apply made that the input no longer has (`--prune
         --all`); a label selector string prunes only what it selects (`--prune -l`). Returns kubectl's
-        lines (`deployment.apps/web created` ...). Bad input: SpecError, nothing written."""
+        lines (`deployment.apps/web created` ...). Bad input: SpecError, nothing written.
+
+        Unlike the CLI (which returns at once, as kubectl does, and leaves the rest to the lab's control
+        loop), it then runs a pass of the lab's reconcile itself, as `up` does, so the dataplane has the
+        change when it returns, and waits (at most `wait` s; None: not at all) for rollouts to finish."""
         import yaml
 
         from .dataplane import lab as labmod
@@ -367,7 +371,22 @@ class Lab:
         target = manifests.Target(self.name, store_for(self.name), loop.ensure)
         applied = manifests.apply_manifests(target, inputs, prune=bool(prune),
                                             selector=prune if isinstance(prune, str) else None)
+        if wait is not None:
+            self._settle(wait)
         return [str(a).replace(" recreated", " configured") for a in applied]
+
+    def _settle(self, timeout: float) -> None:
+        """A pass of the lab's reconcile now (what `up` runs: controllers, then the dataplane), then
+        until every rollout is done and no pod terminates, or `timeout` s."""
+        from .live import locked, store_for
+        from .live.rollouts import settled
+        from .live.sync import LiveLab
+        store = store_for(self.name)
+        with locked(self.name):
+            LiveLab(self.name, store, kubelet=False).sync()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not settled(store)[0]:
+            store.wait(store.revision(), 0.2)
 
     def exec(self, pod: str, argv: Sequence[str], *, timeout: float = 30.0, namespace: str = "default",
              container: str | None = None, input: str | None = None) -> ExecResult:
