@@ -302,9 +302,10 @@ class Lab:
         from . import lab_spec
         return lab_spec.load_cluster(self.name)[0]
 
-    def get(self, kind: str) -> list:
+    def get(self, kind: str, namespace: str | None = None) -> list:
         """The lab's pods, nodes or services (kubectl's names: pods, po, nodes, svc ...) as frozen data
-        classes, sorted by namespace and name."""
+        classes, sorted by namespace and name: in every namespace (the add-ons' in kube-system too), or
+        in `namespace`."""
         from . import lab_spec
         from .dataplane import lab as labmod
         what = KINDS.get(kind.lower())
@@ -313,7 +314,8 @@ class Lab:
         cluster, st = lab_spec.load_cluster(self.name)
         if what == "pods":
             return sorted((Pod(s.pod.name, s.pod.namespace, s.pod.node, str(s.pod.ip), dict(s.pod.labels), s.phase,
-                               s.is_ready) for s in labmod.pod_statuses(cluster, st)),
+                               s.is_ready) for s in labmod.pod_statuses(cluster, st)
+                           if namespace is None or s.pod.namespace == namespace),
                           key=lambda p: (p.namespace, p.name))
         if what == "nodes":
             problems = labmod.node_problems(cluster, st)
@@ -325,7 +327,7 @@ class Lab:
                                      for p in s.ports),
                                tuple(Endpoint(e.pod, e.namespace, str(e.ip), e.port, e.node, e.ready)
                                      for eps in s.endpoints.values() for e in eps))
-                       for s in cluster.services), key=lambda s: (s.namespace, s.name))
+                       for s in cluster.services if namespace is None or s.namespace == namespace), key=lambda s: (s.namespace, s.name))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every pod runs with all its containers ready (a finished Job's pods count as done)
