@@ -89,7 +89,7 @@ def test_constructors_refuse_bad_input_as_one_line():
     text, _ = default_scenario_text()
     lab = api.Lab.from_objects(list(__import__("yaml").safe_load_all(text)), name="t-unit")
     assert (lab.name, repr(lab)) == ("t-unit", "Lab('t-unit')")
-    assert api.Lab.from_file("scenarios/hostgw.yaml", proxy_mode="ipvs").scenario.networking.proxy_mode == "ipvs"
+    assert api.Lab.from_file("scenarios/hostgw.yaml", proxy_mode="ipvs").proxy_mode == "ipvs"
 
 
 def test_exec_argv_names_what_does_not_exist():
