@@ -434,7 +434,7 @@ class Lab:
         if dst.startswith("dns/"):
             parts = [ProbeResult(row["source"], row["target"], "resolved",
                                  "resolved" if row["ok"] else row["rcode"].lower(), row["ok"],
-                                 detail=lookup.row_text(row), group="dns", rtt_ms=row.get("ms"))
+                                 detail=lookup.answer_text(row), group="dns", rtt_ms=row.get("ms"))
                      for row in lookup.resolve_names(cluster, [dst], src)]
             return ProbeResult.combine(src, dst, parts)
         checks = plan.plan_checks(cluster, [dst], src, count)

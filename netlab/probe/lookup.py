@@ -76,8 +76,13 @@ def resolve_names(cluster, names: list[str], source: str | None) -> list[dict]:
     return rows
 
 
-def row_text(row: dict) -> str:
-    """A lookup as `netlab probe` prints it."""
+def answer_text(row: dict) -> str:
+    """What a lookup found: the rcode, the name that answered, the addresses and the latency."""
     ms = f"{row['ms']:.1f} ms" if row.get("ms") is not None else "-"
     what = " ".join(row["answers"]) if row["answers"] else "(no answer)"
-    return f"{'ok  ' if row['ok'] else 'FAIL'} {row['source']} -> {row['target']}: {row['rcode']} {row['name']} {what} ({ms})"
+    return f"{row['rcode']} {row['name']} {what} ({ms})"
+
+
+def row_text(row: dict) -> str:
+    """A lookup as `netlab probe` prints it."""
+    return f"{'ok  ' if row['ok'] else 'FAIL'} {row['source']} -> {row['target']}: {answer_text(row)}"

@@ -115,6 +115,11 @@ def test_probe_names_the_pod_that_answered_and_the_source_address_it_saw(api_lab
     both = api_lab.probe("pod/client", f"pod/{target}")
     assert both.ok and both.answered_by == target, both.detail
     assert {f"pod/{target}", f"pod/{target}:8080/tcp"} <= {c.target for c in both.checks}
+    # dns/NAME: resolved through the pod's own resolv.conf (search path), or the rcode
+    dns = api_lab.probe("pod/client", "dns/web")
+    assert (dns.ok, dns.outcome, dns.group) == (True, "resolved", "dns") and "web.default.svc" in dns.detail
+    nx = api_lab.probe("pod/client", "dns/nosuch.default.svc.cluster.local.")
+    assert (nx.ok, nx.outcome) == (False, "nxdomain"), nx
     # a port nothing listens on: refused, and not ok (the model expects reachable for a raw address)
     refused = api_lab.probe("pod/client", f"{pods[target].ip}:9/tcp")
     assert refused.outcome == "refused" and not refused.ok and "expected reachable" in refused.detail
