@@ -209,7 +209,7 @@ def as_junit(results: list[CheckResult]) -> list:
     suites: dict[str, Suite] = {}
     for r in results:
         suite = suites.setdefault(r.check.group, Suite(r.check.group))
-        seen = [f"expected {r.check.expect}, got {r.outcome}" + (f" x{len(r.results)}" if len(r.results) > 1 else "")]
+        seen = [r.outcome + (f" x{len(r.results)}" if len(r.results) > 1 else "") + f" (expected {r.check.expect})"]
         if r.answered:
             seen.append("answered by " + ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(r.answered.items())))
         if r.seen_as:

@@ -114,7 +114,7 @@ def test_probe_checks_as_junit():
     assert [(c.get("name"), c.get("classname")) for c in cases] == [
         ("pod/client -> svc/web:80", "probe.pod -> service"), ("pod/client -> 10.244.0.9:9/tcp", "probe.probe")]
     assert cases[0].find("failure") is None
-    assert cases[0].find("system-out").text == "expected reachable, got reachable; answered by web-a; seen as 10.244.1.2; rtt 0.50ms"
+    assert cases[0].find("system-out").text == "reachable (expected reachable); answered by web-a; seen as 10.244.1.2; rtt 0.50ms"
     assert cases[1].find("failure").get("message") == "expected reachable, got refused"
 
 
