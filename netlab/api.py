@@ -327,7 +327,8 @@ class Lab:
                                      for p in s.ports),
                                tuple(Endpoint(e.pod, e.namespace, str(e.ip), e.port, e.node, e.ready)
                                      for eps in s.endpoints.values() for e in eps))
-                       for s in cluster.services if namespace is None or s.namespace == namespace), key=lambda s: (s.namespace, s.name))
+                       for s in cluster.services if namespace is None or s.namespace == namespace),
+                      key=lambda s: (s.namespace, s.name))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every pod runs with all its containers ready (a finished Job's pods count as done)

@@ -15,8 +15,7 @@ import click
 
 from ..controllers import verbs
 from ..controllers.validation import ControllerError
-from ..errors import SpecError
-from ..store.meta import is_deleting, key_of, selector_matches
+from ..store.meta import is_deleting, key_of
 from . import kubeutil
 from .kubeutil import (SINGULAR, Clock, KubeError, duration, get_obj, kind_of, kubectl_errors, lab_option,
                        namespace_option, not_found, ns_of, out, refs, wait_change)

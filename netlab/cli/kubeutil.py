@@ -15,7 +15,7 @@ import time
 import click
 
 from ..errors import NetlabError, SpecError
-from ..live.manifests import Target  # noqa: F401 (the verbs and tests use kubeutil.Target)
+from ..live.manifests import Target  # (the verbs and tests use kubeutil.Target)
 
 # kubectl's short names, singular and plural -> kind
 KINDS = {}

@@ -59,9 +59,10 @@ def scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str]
 
 def read_manifests(inputs: list[tuple[str, str]], target, verb: str = "apply") -> tuple[list[dict], object]:
     """The objects of the inputs ((text, source) each, as spec.sources.read_inputs reads -f), parsed by
-    the same strict parser as `up` (so what `up` refuses is refused here, with the same lines), checked against the lab (its Cluster document and the
-    Namespaces its store has) and validated as the API server would (Deployments, probes).
-    Returns (objects to write, the scenario). Raises SpecError before anything is written."""
+    the same strict parser as `up` (so what `up` refuses is refused here, with the same lines), checked
+    against the lab (its Cluster document and the Namespaces its store has) and validated as the API
+    server would (Deployments, probes). Returns (objects to write, the scenario). Raises SpecError
+    before anything is written."""
     import yaml
 
     from ..controllers.validation import validate_deployment, validate_pod_spec

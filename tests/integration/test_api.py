@@ -154,7 +154,8 @@ def test_apply_a_new_deployment_and_service(api_lab):
     assert r.ok and r.answered_by == new[0].name, r.detail
     services = {s.name: s for s in api_lab.get("svc")}
     assert [e.pod for e in services["api"].endpoints] == [new[0].name]
-    got = api_lab.exec("client", ["curl", "-sS", "--max-time", "5", f"http://{services['api'].cluster_ip}:9000/hostname"])
+    url = f"http://{services['api'].cluster_ip}:9000/hostname"
+    got = api_lab.exec("client", ["curl", "-sS", "--max-time", "5", url])
     assert got.stdout == new[0].name, got.stderr
     # again: nothing changes; from a file, as `netlab apply -f`
     assert api_lab.apply([api, svc]) == ["deployment.apps/api unchanged", "service/api unchanged"]

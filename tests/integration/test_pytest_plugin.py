@@ -20,7 +20,8 @@ from .conftest import nobody_uid
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytest"
 
 
-def run_pytest(where: Path, *args: str, user: str | None = None, prefix: str = "t-plug-") -> subprocess.CompletedProcess:
+def run_pytest(where: Path, *args: str, user: str | None = None,
+               prefix: str = "t-plug-") -> subprocess.CompletedProcess:
     """pytest on `where` in a fresh process, the plugin loaded by its entry point name (`-p netlab`, which
     works with and without PYTEST_DISABLE_PLUGIN_AUTOLOAD), labs named `prefix`... (t-: the project's own
     leak check watches their processes too)."""

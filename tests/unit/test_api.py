@@ -68,7 +68,8 @@ def test_probe_result_from_a_judged_check():
 def test_probe_results_of_several_checks_are_summed_up():
     a = api.ProbeResult("pod/client", "pod/web:8080/tcp", "reachable", "reachable", True, "web", "10.0.0.1",
                         answers={"web": 1}, seen_as=("10.0.0.1",))
-    b = api.ProbeResult("pod/client", "pod/web", "reachable", "timeout", False, detail="expected reachable, got timeout")
+    b = api.ProbeResult("pod/client", "pod/web", "reachable", "timeout", False,
+                        detail="expected reachable, got timeout")
     both = api.ProbeResult.combine("pod/client", "pod/web", [a, b])
     assert (both.outcome, both.ok, both.answered_by, both.checks) == ("mixed", False, "web", (a, b))
     assert both.detail == "pod/web: expected reachable, got timeout"
@@ -114,7 +115,8 @@ def test_probe_checks_as_junit():
     assert [(c.get("name"), c.get("classname")) for c in cases] == [
         ("pod/client -> svc/web:80", "probe.pod -> service"), ("pod/client -> 10.244.0.9:9/tcp", "probe.probe")]
     assert cases[0].find("failure") is None
-    assert cases[0].find("system-out").text == "reachable (expected reachable); answered by web-a; seen as 10.244.1.2; rtt 0.50ms"
+    assert cases[0].find("system-out").text == \
+        "reachable (expected reachable); answered by web-a; seen as 10.244.1.2; rtt 0.50ms"
     assert cases[1].find("failure").get("message") == "expected reachable, got refused"
 
 
