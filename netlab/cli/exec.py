@@ -7,7 +7,6 @@ import sys
 import click
 
 from ..errors import NetlabError, NotFound
-from ..live.podsetup import service_objects
 
 
 class _ExecCommand(click.Command):
@@ -81,24 +80,10 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
             raise click.UsageError(f"cannot exec into {kind}/{pod}: give a pod, as POD or pod/POD")
     name = labmod.resolve_lab(lab)
     cluster, _ = lab_spec.load_cluster(name)
-    if external:
-        full = labmod.netns_exec_argv(cluster.external_netns, argv)
-    elif node:
-        try:
-            n = cluster.node(node)
-        except KeyError:
-            raise NotFound(f'node "{node}" not found (nodes: {", ".join(x.name for x in cluster.nodes)})') from None
-        full = labmod.netns_exec_argv(n.netns, argv)
-    else:
-        if pod is None:
-            raise click.UsageError("name a pod, or use --node NODE or --external")
-        p = cluster.pod(namespace, pod)
-        if p is None:
-            raise NotFound(f'pod "{pod}" not found in namespace {namespace}')
-        valid = [c.name for c in p.containers]
-        if container is not None and container not in valid:
-            raise NotFound(f'container {container} is not valid for pod {pod}: use one of {", ".join(valid)}')
-        full = labmod.pod_exec_argv(name, p, argv, container, service_objects(cluster))
+    if not (node or external) and pod is None:
+        raise click.UsageError("name a pod, or use --node NODE or --external")
+    from ..api import exec_argv   # the same command line as netlab.Lab.exec
+    full = exec_argv(cluster, argv, pod=pod, namespace=namespace, container=container, node=node, external=external)
     if not stdin:  # kubectl without -i: the command reads nothing
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)

@@ -15,8 +15,7 @@ import click
 
 from ..controllers import verbs
 from ..controllers.validation import ControllerError
-from ..errors import SpecError
-from ..store.meta import is_deleting, key_of, selector_matches
+from ..store.meta import is_deleting, key_of
 from . import kubeutil
 from .kubeutil import (SINGULAR, Clock, KubeError, duration, get_obj, kind_of, kubectl_errors, lab_option,
                        namespace_option, not_found, ns_of, out, refs, wait_change)
@@ -27,91 +26,11 @@ FILES_HELP = ("A manifest file, a directory (its *.yaml, *.yml, *.json files in 
 
 # ------------------------------------------------------------------ reading manifests
 
-def _scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str], dict]:
-    """(source, name) of the Cluster documents of the inputs, the Namespaces they declare and the
-    file of each named object; a text that is not YAML is left to the strict parser, which names
-    the problem."""
-    import yaml
-    clusters, namespaces, origin = [], set(), {}
-    for text, src in inputs:
-        try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.YAMLError:
-            continue
-        flat = []
-        for d in docs:
-            if isinstance(d, dict) and d.get("kind") == "List" and isinstance(d.get("items"), list):
-                flat += d["items"]
-            else:
-                flat.append(d)
-        for d in flat:
-            if not isinstance(d, dict):
-                continue
-            md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
-            if isinstance(d.get("kind"), str) and isinstance(md.get("name"), str):
-                origin.setdefault(key_of({"kind": d["kind"], "metadata": md}), src)
-            if d.get("kind") == "Cluster":
-                clusters.append((src, str(md.get("name") or "")))
-            elif d.get("kind") == "Namespace" and isinstance(md.get("name"), str):
-                namespaces.add(md["name"])
-    return clusters, namespaces, origin
-
-
 def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple[list[dict], object]:
-    """The objects of the -f inputs, parsed by the same strict parser as `up` (so what `up` refuses is
-    refused here, with the same lines), checked against the lab (its Cluster document and the
-    Namespaces its store has) and validated as the API server would (Deployments, probes).
-    Returns (objects to write, the scenario). Raises SpecError before anything is written."""
-    import yaml
-
-    from ..controllers.validation import validate_deployment, validate_pod_spec
-    from ..live.objects import BUILTIN_NAMESPACES, scenario_objects, with_defaults
-    from ..live.objects import manifest as objects_manifest
-    from ..live.sync import cluster_document
-    from ..spec.parse import load_texts
+    """The objects of the -f inputs, read and checked by netlab/live/manifests.py."""
+    from ..live import manifests
     from ..spec.sources import read_inputs
-    inputs = read_inputs(list(files))
-    clusters, declared, origin = _scan(inputs)
-    if clusters and verb == "apply":
-        src, name = clusters[0]
-        raise SpecError(f"{src}: Cluster {name}".rstrip(), "a Cluster document cannot be applied to a running lab "
-                        "(nodes and networking change only through `up`)",
-                        f"remove it from the input, or bring the lab up from it: sudo netlab up -f {src} "
-                        f"--lab {target.name}")
-    # what the input may refer to: the lab's Cluster document (its nodes) and the store's Namespaces
-    context = []
-    cdoc = cluster_document(target.scenario_text())
-    if cdoc is not None and not clusters:
-        context.append(cdoc)
-    live_ns = {n["metadata"]["name"] for n in target.store.list("Namespace")}
-    context += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
-                for n in sorted(live_ns - declared - set(BUILTIN_NAMESPACES))]
-    from ..lb.shorthand import documents_of   # (the lab's own pools, made from its Cluster document)
-    own = {key_of(d) for d in documents_of(cdoc)}
-    # MetalLB's webhook checks a pool against the pools the cluster has (overlaps)
-    context += [objects_manifest(p) for p in target.store.list("IPAddressPool")
-                if key_of(p) not in origin and key_of(p) not in own]
-    n_context = len(context) - (1 if cdoc is not None and not clusters else 0)
-    texts = ([(yaml.safe_dump_all(context), f"<lab {target.name}>")] if context else []) + inputs
-    sc = load_texts(texts, inputs[0][1] if len(inputs) == 1 else None)
-    mine = {key_of(d) for d in sc.documents[n_context:]} - own
-    objs = [o for o in scenario_objects(sc)
-            if key_of(o) in mine or (o["kind"] == "Namespace" and o["metadata"]["name"] not in live_ns)]
-    for o in objs:
-        problems = []
-        if o["kind"] == "Deployment":
-            problems = validate_deployment(with_defaults(o))
-        elif o["kind"] == "Pod":
-            kind, ns, name = key_of(o)
-            problems = validate_pod_spec(with_defaults(o).get("spec") or {}, f'Pod "{name}" in namespace "{ns}"')
-        if problems:
-            raise SpecError(origin.get(key_of(o), ""), problems[0])
-    # the containers' programs, checked as `up` and `validate` check them (one check, the same lines):
-    # a pod the lab's control loop could not run is refused here, before anything is written
-    from ..model.preflight import check_commands, check_host_commands
-    check_commands(sc)
-    check_host_commands(sc)
-    return objs, sc
+    return manifests.read_manifests(read_inputs(list(files)), target, verb)
 
 
 # ------------------------------------------------------------------ apply
@@ -134,8 +53,9 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
     three-way merge). Without --prune nothing is deleted; `netlab up` applies the whole scenario
     with prune. Bad input: one line naming the document, field and fix, exit 2, nothing written.
     """
-    from ..live.objects import LAST_APPLIED, PRUNABLE, Applied, apply_objects
-    from ..store.meta import controller_ref
+    from ..live import manifests
+    from ..live.objects import Applied
+    from ..spec.sources import read_inputs
     from .common import warn_ignored
     if prune and not selector and not prune_all:
         raise KubeError("error: all resources selected for prune without explicitly passing --all. To prune all "
@@ -144,28 +64,7 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
     if (selector or prune_all) and not prune:
         raise click.UsageError("-l and --all are for --prune here; add --prune")
     t = kubeutil.open_target(lab)
-    objs, sc = read_manifests(files, t)
-    from ..spec.podparts import check_references, stored_sources
-    check_references(objs, stored_sources(t.store))   # before anything is written
-    warn_ignored(sc)
-    store = t.store
-    with store.transaction():
-        applied = apply_objects(store, objs)
-        if prune:
-            seen = {key_of(o) for o in objs}
-            for kind in PRUNABLE:
-                for live in store.list(kind):
-                    k = key_of(live)
-                    if k in seen or LAST_APPLIED not in (live["metadata"].get("annotations") or {}):
-                        continue
-                    if controller_ref(live) is not None or is_deleting(live):
-                        continue
-                    if selector and not selector_matches(selector, live["metadata"].get("labels")):
-                        continue
-                    grace = (live.get("spec") or {}).get("terminationGracePeriodSeconds", 30) if kind == "Pod" else 0
-                    store.delete(*k, grace_seconds=grace)
-                    applied.append(Applied(*k, "pruned"))
-    t.wrote()
+    applied = manifests.apply_manifests(t, read_inputs(list(files)), prune, selector, on_read=warn_ignored)
     for a in applied:
         out(str(a) if a.action != "recreated" else str(Applied(a.kind, a.namespace, a.name, "configured")))
 

@@ -15,6 +15,7 @@ import time
 import click
 
 from ..errors import NetlabError, SpecError
+from ..live.manifests import Target  # (the verbs and tests use kubeutil.Target)
 
 # kubectl's short names, singular and plural -> kind
 KINDS = {}
@@ -119,25 +120,6 @@ def get_obj(store, kind: str, namespace: str, name: str) -> dict:
 
 
 # ------------------------------------------------------------------ the lab
-
-class Target:
-    """The lab a verb acts on: its name and store; `wrote()` after a write starts its control loop
-    if it is not running (the loop reacts to the store)."""
-
-    def __init__(self, name: str, store, ensure=None, scenario: str | None = None):
-        self.name, self.store, self._ensure, self._scenario = name, store, ensure, scenario
-
-    def wrote(self) -> None:
-        if self._ensure is not None:
-            self._ensure(self.name)
-
-    def scenario_text(self) -> str:
-        """The scenario the lab was last brought up from (its Cluster document is the lab's)."""
-        if self._scenario is not None:
-            return self._scenario
-        from ..dataplane import state
-        return (state.load(self.name) or {}).get("scenario") or ""
-
 
 def _real_target(lab: str | None) -> Target:
     from ..dataplane import lab as labmod

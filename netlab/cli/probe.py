@@ -5,8 +5,6 @@ import sys
 
 import click
 
-from ..errors import NotFound
-
 
 @click.command()
 @click.argument("targets", nargs=-1)
@@ -15,7 +13,9 @@ from ..errors import NotFound
                    "or the first pod for IP targets).")
 @click.option("--count", type=click.IntRange(1, 100000), default=1, show_default=True,
               help="New connections per target; prints how many each backend received.")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["table", "json", "junit"]), default="table", show_default=True,
+              help="junit: JUnit XML on stdout (a testcase per check, a failure when it missed its expectation), "
+                   "for CI: netlab probe -o junit > probe.xml.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Explain every check, not only failures (and name the NetworkPolicies that deny).")
 @click.option("--lab", metavar="NAME")
@@ -39,7 +39,8 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
     denied where they deny, reachable-or-denied for a Service whose endpoints are only partly allowed
     (an answer must then come from an allowed one); -v names the denying policies, -o json lists them
     in each check's denied_by.
-    Exit status 0 only if every check met its expectation.
+    Exit status 0 only if every check met its expectation. -o junit writes JUnit XML for CI (one testcase
+    per check, classname probe.GROUP, a failure naming what missed its expectation).
 
     \b
     Examples:
@@ -49,6 +50,7 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
       sudo netlab probe lb/web:80
       sudo netlab probe --from pod/client dns/web.default
       sudo netlab probe ingress/web/foo.example/api
+      sudo netlab probe -o junit > probe.xml
     """
     from ..dataplane import lab as labmod
     from .. import lab_spec
@@ -62,122 +64,51 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
                       verbose: bool) -> int:
     import json
 
-    from ..probe import plan, run
+    from ..junit import to_xml
+    from ..probe import lookup, plan, run
     names = [t for t in targets if t.startswith("dns/")]
+    targets = [t for t in targets if not t.startswith("dns/")]
+    if source and not targets and not names:
+        raise click.UsageError("--from needs a TARGET")
+    code, suites = 0, []
     if names:
-        targets = [t for t in targets if not t.startswith("dns/")]
-        code = _resolve_and_report(cluster, names, source, output)
-        if not targets:
-            return code
-        return max(code, _probe_and_report(cluster, targets, source, count, output, verbose))
-    checks = []
-    if not targets:
-        if source:
-            raise click.UsageError("--from needs a TARGET")
-        checks = plan.default_matrix(cluster) + plan.expectation_checks(cluster)
-    else:
-        if source:
-            sources = plan.resolve_sources(cluster, source)
-        elif all(t.startswith(("lb/", "ingress/")) for t in targets):   # from outside, as their clients
-            sources = plan.resolve_sources(cluster, "external")
+        rows = lookup.resolve_names(cluster, names, source)
+        code = 0 if all(r["ok"] for r in rows) else 1
+        if output == "junit":
+            suites.append(_dns_suite(rows))
+        elif output == "json":
+            click.echo(json.dumps({"dns": rows}, indent=2))
         else:
-            sources = [plan.pod_source(p) for p in cluster.pods]
-            if not sources:
-                raise NotFound("the lab has no pods to probe from; use --from node/NAME or --from external")
-            if any(not t.startswith(("pod/", "svc/")) for t in targets) or count > 1:
-                sources = sources[:1]
-        for src in sources:
-            for t in targets:
-                checks += plan.target_checks(cluster, src, t, count=count, need_all=False)
-    if not checks:
-        click.echo("nothing to probe")
-        return 0
-    results, elapsed, warnings = run.run_checks(checks)
-    for w in warnings:
-        click.echo(w, err=True)
-    if output == "json":
-        click.echo(json.dumps(run.as_json(results, elapsed, warnings), indent=2))
-    else:
-        if count > 1:
-            click.echo(run.distribution(results), nl=False)
-        click.echo(run.table(results, elapsed, verbose), nl=False)
-    return 0 if all(r.ok for r in results) else 1
+            for row in rows:
+                click.echo(lookup.row_text(row))
+    checks = plan.plan_checks(cluster, targets, source, count) if targets or not names else []
+    if checks:
+        results, elapsed, warnings = run.run_checks(checks)
+        for w in warnings:
+            click.echo(w, err=True)
+        code = max(code, 0 if all(r.ok for r in results) else 1)
+        if output == "junit":
+            suites += run.as_junit(results)
+        elif output == "json":
+            click.echo(json.dumps(run.as_json(results, elapsed, warnings), indent=2))
+        else:
+            if count > 1:
+                click.echo(run.distribution(results), nl=False)
+            click.echo(run.table(results, elapsed, verbose), nl=False)
+    elif not names:
+        click.echo("nothing to probe", err=output == "junit")
+    if output == "junit":
+        click.echo(to_xml(suites), nl=False)
+    return code
 
 
-def _pod_resolv_conf(cluster, src):
-    """The kubelet-written /etc/resolv.conf of a pod source (netlab/dataplane/podfiles.py), parsed; None
-    when it has none (yet)."""
-    import os
-
-    from ..dataplane import podfiles
-    from ..workload.resolvconf import parse_resolv_conf
-    ns, _, pname = src.name.partition("/")
-    pod = cluster.pod(ns, pname)
-    path = os.path.join(podfiles.etc_dir(cluster.name, pod), "resolv.conf") if pod is not None else ""
-    try:
-        with open(path) as f:
-            return parse_resolv_conf(f.read())
-    except OSError:
-        return None
-
-
-def _ndots(options: list[str]) -> int:
-    """glibc's ndots from resolv.conf's options (default 1; capped at 15)."""
-    n = 1
-    for o in options:
-        if o.startswith("ndots:") and o[6:].isdigit():
-            n = min(int(o[6:]), 15)
-    return n
-
-
-def _resolve_and_report(cluster, names: list[str], source: str | None, output: str) -> int:
-    """`dns/NAME` targets: each NAME looked up from each source (netlab/probe/dnsname.py), inside the
-    source's network namespace: from a pod through its own /etc/resolv.conf (nameserver, search, ndots),
-    from a node or the external host with the default namespace's ClusterFirst path."""
-    import json
-    import subprocess
-
-    from ..dataplane import lab as labmod
-    from ..dns import cluster_dns_ip
-    from ..errors import SpecError
-    from ..probe import dnsname, plan
-    if source:
-        sources = plan.resolve_sources(cluster, source)
-    else:
-        sources = [plan.pod_source(p) for p in cluster.pods if not p.host_network][:1]
-        if not sources:
-            raise NotFound("the lab has no pods to resolve from; use --from node/NAME or --from external")
-    server = str(cluster_dns_ip(cluster.networking.service_subnet))
-    domain = cluster.networking.dns_domain
-    rows, ok = [], True
-    for src in sources:
-        ns = src.name.partition("/")[0] if src.kind == "pod" else "default"
-        for target in names:
-            name = target[len("dns/"):]
-            if not name or len(name) > 253 or any(c.isspace() for c in name):
-                raise SpecError(target, "is not a DNS name", "write dns/NAME, e.g. dns/web.default")
-            where, search, ndots = server, dnsname.search_path(ns, domain), dnsname.NDOTS
-            conf = _pod_resolv_conf(cluster, src) if src.kind == "pod" else None
-            if conf is not None and conf.nameservers:   # the pod's own /etc/resolv.conf, as its resolver reads it
-                where, search, ndots = conf.nameservers[0], conf.searches, _ndots(conf.options)
-            tries = dnsname.candidates(name, search, ndots)
-            argv = labmod.netns_exec_argv(src.netns, [sys.executable, "-m", "netlab.probe.dnsname", where, "2",
-                                                      *tries])
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=10 + 3 * len(tries))
-            try:
-                got = json.loads(r.stdout.strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                got = {"name": name, "rcode": f"ERROR ({(r.stderr.strip().splitlines() or ['no output'])[-1]})",
-                       "answers": [], "ms": None, "tried": tries}
-            good = got["rcode"] == "NOERROR" and bool(got["answers"])
-            ok = ok and good
-            rows.append(dict(got, source=src.label, target=target, ok=good))
-    if output == "json":
-        click.echo(json.dumps({"dns": rows}, indent=2))
-    else:
-        for row in rows:
-            ms = f"{row['ms']:.1f} ms" if row.get("ms") is not None else "-"
-            what = " ".join(row["answers"]) if row["answers"] else "(no answer)"
-            click.echo(f"{'ok  ' if row['ok'] else 'FAIL'} {row['source']} -> {row['target']}: {row['rcode']} "
-                       f"{row['name']} {what} ({ms})")
-    return 0 if ok else 1
+def _dns_suite(rows: list[dict]):
+    """dns/NAME lookups as a JUnit suite: a testcase per lookup, a failure when the name did not resolve."""
+    from ..junit import Case, Suite
+    from ..probe.lookup import row_text
+    suite = Suite("dns")
+    for row in rows:
+        suite.add(Case(f"{row['source']} -> {row['target']}", "probe.dns", (row.get("ms") or 0.0) / 1000.0,
+                       failure=None if row["ok"] else f"{row['name']}: {row['rcode']}, no answer",
+                       output=row_text(row)))
+    return suite

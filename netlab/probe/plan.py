@@ -340,6 +340,27 @@ def _service_ips(svc: Service) -> set[ipaddress.IPv4Address]:
     return ips
 
 
+def plan_checks(cluster: Cluster, targets: list[str], source: str | None = None, count: int = 1) -> list[Check]:
+    """The checks of `netlab probe [--from SOURCE] TARGET...` (and of netlab.Lab.probe): with no target
+    the default matrix and the scenario's expectations; else each target from SOURCE, or, with no
+    SOURCE, from every pod (from the first pod only for targets other than pods and Services, or when
+    counting), and lb/ and ingress/ targets from the external host as their clients."""
+    if not targets:
+        return default_matrix(cluster) + expectation_checks(cluster)
+    if source:
+        sources = resolve_sources(cluster, source)
+    elif all(t.startswith(("lb/", "ingress/")) for t in targets):   # from outside, as their clients
+        sources = resolve_sources(cluster, "external")
+    else:
+        sources = [pod_source(p) for p in cluster.pods]
+        if not sources:
+            raise NotFound("the lab has no pods to probe from; use --from node/NAME or --from external")
+        if any(not t.startswith(("pod/", "svc/")) for t in targets) or count > 1:
+            sources = sources[:1]
+    return [c for src in sources for t in targets
+            for c in target_checks(cluster, src, t, count=count, need_all=False)]
+
+
 # ------------------------------------------------------------------ the default matrix
 
 def default_matrix(cluster: Cluster) -> list[Check]:

@@ -199,3 +199,29 @@ def distribution(results: list[CheckResult]) -> str:
             outs = Counter(x.outcome for x in r.results if not x.answered_by)
             lines.append(f"  {'(no answer)':40} {other:5}  " + ", ".join(f"{o} {n}" for o, n in outs.items()))
     return "\n".join(lines) + "\n"
+
+
+def as_junit(results: list[CheckResult]) -> list:
+    """The checks as JUnit suites (netlab/junit.py), one per group: a testcase per check named
+    `SOURCE -> TARGET` with classname `probe.<group>`, a failure (the one-line reason) when the check did
+    not meet its expectation, and what was seen in its system-out."""
+    from ..junit import Case, Suite
+    suites: dict[str, Suite] = {}
+    for r in results:
+        suite = suites.setdefault(r.check.group, Suite(r.check.group))
+        seen = [r.outcome + (f" x{len(r.results)}" if len(r.results) > 1 else "") + f" (expected {r.check.expect})"]
+        if r.answered:
+            seen.append("answered by " + ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(r.answered.items())))
+        if r.seen_as:
+            seen.append("seen as " + ", ".join(sorted(r.seen_as)))
+        if r.rtt_ms is not None:
+            seen.append(f"rtt {r.rtt_ms:.2f}ms")
+        failure = None
+        if not r.ok:
+            failure = r.why or f"expected {r.check.expect}, got {r.outcome}"
+            denials = list(dict.fromkeys(d.text() for d in r.check.denied_by))
+            if denials:
+                failure += "; " + "; ".join(denials)
+        suite.add(Case(f"{r.check.source.label} -> {r.check.target}", f"probe.{r.check.group}",
+                       sum(x.rtt_ms or 0.0 for x in r.results) / 1000.0, failure=failure, output="; ".join(seen)))
+    return list(suites.values())

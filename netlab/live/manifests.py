@@ -1,0 +1,149 @@
+"""Manifests applied to a live lab, as `kubectl apply -f` does: read by the same strict parser as `up`,
+checked against the lab, written to its store (the lab's control loop does the rest). Shared by
+`netlab apply` / `netlab delete -f` (netlab/cli/kubectl.py) and netlab.Lab.apply (netlab/api.py).
+No root needed here: the store is what `Target` gives (tests give a store of their own)."""
+from __future__ import annotations
+
+from ..errors import SpecError
+from ..store.meta import key_of
+
+
+class Target:
+    """The lab a verb acts on: its name and store; `wrote()` after a write starts its control loop
+    if it is not running (the loop reacts to the store)."""
+
+    def __init__(self, name: str, store, ensure=None, scenario: str | None = None):
+        self.name, self.store, self._ensure, self._scenario = name, store, ensure, scenario
+
+    def wrote(self) -> None:
+        if self._ensure is not None:
+            self._ensure(self.name)
+
+    def scenario_text(self) -> str:
+        """The scenario the lab was last brought up from (its Cluster document is the lab's)."""
+        if self._scenario is not None:
+            return self._scenario
+        from ..dataplane import state
+        return (state.load(self.name) or {}).get("scenario") or ""
+
+
+def scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str], dict]:
+    """(source, name) of the Cluster documents of the inputs, the Namespaces they declare and the
+    file of each named object; a text that is not YAML is left to the strict parser, which names
+    the problem."""
+    import yaml
+    clusters, namespaces, origin = [], set(), {}
+    for text, src in inputs:
+        try:
+            docs = list(yaml.safe_load_all(text))
+        except yaml.YAMLError:
+            continue
+        flat = []
+        for d in docs:
+            if isinstance(d, dict) and d.get("kind") == "List" and isinstance(d.get("items"), list):
+                flat += d["items"]
+            else:
+                flat.append(d)
+        for d in flat:
+            if not isinstance(d, dict):
+                continue
+            md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+            if isinstance(d.get("kind"), str) and isinstance(md.get("name"), str):
+                origin.setdefault(key_of({"kind": d["kind"], "metadata": md}), src)
+            if d.get("kind") == "Cluster":
+                clusters.append((src, str(md.get("name") or "")))
+            elif d.get("kind") == "Namespace" and isinstance(md.get("name"), str):
+                namespaces.add(md["name"])
+    return clusters, namespaces, origin
+
+
+def read_manifests(inputs: list[tuple[str, str]], target, verb: str = "apply") -> tuple[list[dict], object]:
+    """The objects of the inputs ((text, source) each, as spec.sources.read_inputs reads -f), parsed by
+    the same strict parser as `up` (so what `up` refuses is refused here, with the same lines), checked
+    against the lab (its Cluster document and the Namespaces its store has) and validated as the API
+    server would (Deployments, probes). Returns (objects to write, the scenario). Raises SpecError
+    before anything is written."""
+    import yaml
+
+    from ..controllers.validation import validate_deployment, validate_pod_spec
+    from ..live.objects import BUILTIN_NAMESPACES, scenario_objects, with_defaults
+    from ..live.objects import manifest as objects_manifest
+    from ..live.sync import cluster_document
+    from ..spec.parse import load_texts
+    clusters, declared, origin = scan(inputs)
+    if clusters and verb == "apply":
+        src, name = clusters[0]
+        raise SpecError(f"{src}: Cluster {name}".rstrip(), "a Cluster document cannot be applied to a running lab "
+                        "(nodes and networking change only through `up`)",
+                        f"remove it from the input, or bring the lab up from it: sudo netlab up -f {src} "
+                        f"--lab {target.name}")
+    # what the input may refer to: the lab's Cluster document (its nodes) and the store's Namespaces
+    context = []
+    cdoc = cluster_document(target.scenario_text())
+    if cdoc is not None and not clusters:
+        context.append(cdoc)
+    live_ns = {n["metadata"]["name"] for n in target.store.list("Namespace")}
+    context += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                for n in sorted(live_ns - declared - set(BUILTIN_NAMESPACES))]
+    from ..lb.shorthand import documents_of   # (the lab's own pools, made from its Cluster document)
+    own = {key_of(d) for d in documents_of(cdoc)}
+    # MetalLB's webhook checks a pool against the pools the cluster has (overlaps)
+    context += [objects_manifest(p) for p in target.store.list("IPAddressPool")
+                if key_of(p) not in origin and key_of(p) not in own]
+    n_context = len(context) - (1 if cdoc is not None and not clusters else 0)
+    texts = ([(yaml.safe_dump_all(context), f"<lab {target.name}>")] if context else []) + inputs
+    sc = load_texts(texts, inputs[0][1] if len(inputs) == 1 else None)
+    mine = {key_of(d) for d in sc.documents[n_context:]} - own
+    objs = [o for o in scenario_objects(sc)
+            if key_of(o) in mine or (o["kind"] == "Namespace" and o["metadata"]["name"] not in live_ns)]
+    for o in objs:
+        problems = []
+        if o["kind"] == "Deployment":
+            problems = validate_deployment(with_defaults(o))
+        elif o["kind"] == "Pod":
+            kind, ns, name = key_of(o)
+            problems = validate_pod_spec(with_defaults(o).get("spec") or {}, f'Pod "{name}" in namespace "{ns}"')
+        if problems:
+            raise SpecError(origin.get(key_of(o), ""), problems[0])
+    # the containers' programs, checked as `up` and `validate` check them (one check, the same lines):
+    # a pod the lab's control loop could not run is refused here, before anything is written
+    from ..model.preflight import check_commands, check_host_commands
+    check_commands(sc)
+    check_host_commands(sc)
+    return objs, sc
+
+
+def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool = False,
+                    selector: str | None = None, on_read=None) -> list:
+    """`kubectl apply` of the inputs ((text, source) each) to the lab's store in one transaction; returns
+    live.objects.Applied for each object. Fields set by other verbs that the input never set are kept.
+    `prune`: then delete the objects an earlier apply made (and no controller owns) that the input no
+    longer has, only those matching `selector` when given. `on_read(scenario)` is called once the input
+    is read and checked (the CLI warns about ignored fields). Bad input raises SpecError before anything
+    is written. The lab's control loop does the rest (`target.wrote()` makes sure it runs)."""
+    from ..spec.podparts import check_references, stored_sources
+    from ..store.meta import controller_ref, is_deleting, selector_matches
+    from .objects import LAST_APPLIED, PRUNABLE, Applied, apply_objects
+    objs, sc = read_manifests(inputs, target)
+    check_references(objs, stored_sources(target.store))   # before anything is written
+    if on_read is not None:
+        on_read(sc)
+    store = target.store
+    with store.transaction():
+        applied = apply_objects(store, objs)
+        if prune:
+            seen = {key_of(o) for o in objs}
+            for kind in PRUNABLE:
+                for live in store.list(kind):
+                    k = key_of(live)
+                    if k in seen or LAST_APPLIED not in (live["metadata"].get("annotations") or {}):
+                        continue
+                    if controller_ref(live) is not None or is_deleting(live):
+                        continue
+                    if selector and not selector_matches(selector, live["metadata"].get("labels")):
+                        continue
+                    grace = (live.get("spec") or {}).get("terminationGracePeriodSeconds", 30) if kind == "Pod" else 0
+                    store.delete(*k, grace_seconds=grace)
+                    applied.append(Applied(*k, "pruned"))
+    target.wrote()
+    return applied
