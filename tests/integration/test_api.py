@@ -221,3 +221,15 @@ def test_probe_matrix_and_the_cli_junit_report(api_lab):
     names = {c.get("name") for c in root.iter("testcase")}
     assert {"pod/client -> svc/web:80", "pod/client -> dns/web.default"} <= names
     assert os.geteuid() == 0
+
+
+def test_trace_follows_a_clusterip_request_to_the_pod_the_kernel_chose(api_lab):
+    """lab.trace is netlab.trace.trace: the kernel's own path, the KUBE-SEP chain of the pod it DNATed to."""
+    pods = {p.name: p for p in api_lab.get("pods")}
+    r = api_lab.trace("pod/client", "svc/web:80")
+    assert r.outcome == "reachable", r.detail
+    assert r.answered_by in {f"pod/{n}" for n in pods if n.startswith("web-")}
+    ip = pods[r.answered_by.removeprefix("pod/")].ip
+    observed = [h.text for h in r.hops if h.observed and h.kind == "netfilter"]
+    assert any("KUBE-SEP-" in t and ip in t for t in observed), observed
+    assert not r.differences, r.differences
