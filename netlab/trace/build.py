@@ -127,6 +127,7 @@ def assemble(result, cluster, source, check, packet, sent: dict, texts: dict[str
                     True, name))
             result.outcome = "no-route"
             return
+        _conntrack(result, node, packet, pin)     # the node's own entry, before the packet leaves it
         via, dev = _via(route), _dev(route)
         if dev == "flannel.1" and via:
             peer = kernel.vxlan_peer(node.netns, via)
@@ -140,7 +141,6 @@ def assemble(result, cluster, source, check, packet, sent: dict, texts: dict[str
                     f"{_node_by_ip(cluster, via).name} ({via})", True))
         elif dev == "cni0":
             delivered_to = _pod_by_ip(cluster, dst)
-        _conntrack(result, node, packet, pin)
     if not order:
         add(Hop(source.netns, src_id, "stop", f"no node saw the packet ({result.detail})", True, source.node))
     # beyond the lab's nodes: the underlay, where a route lookup may end the packet's way
