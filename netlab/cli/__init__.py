@@ -2,7 +2,7 @@
 
 This package holds the click group and main(); the commands are in one module per verb group
 (lifecycle: up, down; get; exec: exec, debug, logs; probe; render: render, validate; kubectl: apply, delete,
-scale, set, wait, describe; label; nodes: cordon, uncordon, drain; rollout) and the helpers they share in common and
+scale, set, wait, describe; label; nodes: cordon, uncordon, drain; rollout; exercise) and the helpers they share in common and
 kubeutil (common is re-exported here). No module of this package imports the kernel layer (netlab.dataplane)
 or the renderers when it is imported, so `netlab --help` stays fast: a command imports them when it runs.
 """
@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
-from . import create, exec, get, kubectl, label, lifecycle, node, nodes, probe, render, rollout
+from . import create, exec, exercise, get, kubectl, label, lifecycle, node, nodes, probe, render, rollout
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]
@@ -28,7 +28,8 @@ def cli() -> None:
 
 
 for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, probe.probe, exec.logs, render.render,
-                 render.validate, *kubectl.COMMANDS, *label.COMMANDS, *nodes.COMMANDS, rollout.rollout, node.node, create.create):
+                 render.validate, *kubectl.COMMANDS, *label.COMMANDS, *nodes.COMMANDS, rollout.rollout, node.node, create.create,
+                 exercise.exercise):
     cli.add_command(_command)
 
 
