@@ -73,7 +73,8 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def judge_http(args: dict, answers: list[tuple[int | None, str, str]], body_regex: str | None = None) -> tuple[bool, str]:
+def judge_http(args: dict, answers: list[tuple[int | None, str, str]],
+               body_regex: str | None = None) -> tuple[bool, str]:
     """`answers`: per request (HTTP status or None when no answer, body, curl's error). `body_regex` is
     the expanded `expect_body_regex`."""
     problems = []
@@ -102,7 +103,8 @@ def judge_http(args: dict, answers: list[tuple[int | None, str, str]], body_rege
     return (not problems, seen if not problems else f"{'; '.join(problems)}; seen: {seen}")
 
 
-def judge_exec(args: dict, rc: int | None, stdout: str, stderr: str, stdout_regex: str | None = None) -> tuple[bool, str]:
+def judge_exec(args: dict, rc: int | None, stdout: str, stderr: str,
+               stdout_regex: str | None = None) -> tuple[bool, str]:
     if rc is None:
         return False, f"did not finish within {args['timeout']}s"
     problems = []

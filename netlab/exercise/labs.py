@@ -65,7 +65,8 @@ def lab_of(exercise: Exercise, lab: str | None) -> str:
     name = default_lab(exercise)
     if name in up:
         return name
-    raise NotFound(f"exercise {exercise.name} is not started; start it with: sudo netlab exercise start {exercise.name}")
+    raise NotFound(f"exercise {exercise.name} is not started; start it with: "
+                   f"sudo netlab exercise start {exercise.name}")
 
 
 def start(exercise: Exercise, lab: str | None, say=print) -> str:

@@ -173,7 +173,8 @@ def parse_criterion(where: str, raw: Any) -> Criterion:
             raise _bad(f"{at}.from", "must be a pod (the lookup uses its /etc/resolv.conf)", "use pod/NAME")
         args.setdefault("expect", "answer")
         if args["expect"] not in EXPECT_DNS:
-            raise _bad(f"{at}.expect", f"{args['expect']!r} is not a DNS outcome", f"use one of {', '.join(EXPECT_DNS)}")
+            raise _bad(f"{at}.expect", f"{args['expect']!r} is not a DNS outcome",
+                       f"use one of {', '.join(EXPECT_DNS)}")
         if args["expect"] == "nxdomain" and ("answered_name" in args or "address" in args):
             raise _bad(f"{at}.expect", "nxdomain has no answer to compare", "remove answered_name and address")
         if not re.match(r"^[A-Za-z0-9.-]{1,253}$", args["name"]):

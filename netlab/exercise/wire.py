@@ -77,7 +77,8 @@ def _probe(lab: str, cluster: Cluster, a: dict) -> tuple[bool, str]:
     for r in results:
         what = r.outcome if len(r.results) == 1 else f"{r.outcome} x{len(r.results)}"
         if r.answered:
-            what += " (answered by " + ", ".join(f"{p} x{n}" if n > 1 else p for p, n in sorted(r.answered.items())) + ")"
+            who = ", ".join(f"{p} x{n}" if n > 1 else p for p, n in sorted(r.answered.items()))
+            what += f" (answered by {who})"
         if not r.ok and r.why:
             what += f": {r.why}"
         parts.append(f"{r.check.source.label} -> {r.check.target} {what}")
