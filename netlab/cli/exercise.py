@@ -39,11 +39,13 @@ def list_() -> None:
             running.setdefault(name, []).append(lab)
     except (OSError, PermissionError):   # not root: the labs' directories are not readable
         pass
-    width = max((len(e.name) for e in exercises), default=4)
-    click.echo(f"{'NAME'.ljust(width)}  {'STATUS'.ljust(16)}  TITLE")
-    for e in exercises:
-        status = f"running (lab {','.join(running[e.name])})" if e.name in running else "-"
-        click.echo(f"{e.name.ljust(width)}  {status.ljust(16)}  {e.title}")
+    rows = [(e.name, f"running (lab {','.join(running[e.name])})" if e.name in running else "-", e.title)
+            for e in exercises]
+    width = max((len(r[0]) for r in rows), default=4)
+    swidth = max([len("STATUS")] + [len(r[1]) for r in rows])
+    click.echo(f"{'NAME'.ljust(width)}  {'STATUS'.ljust(swidth)}  TITLE")
+    for name, status, title in rows:
+        click.echo(f"{name.ljust(width)}  {status.ljust(swidth)}  {title}")
 
 
 @exercise.command()
