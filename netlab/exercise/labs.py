@@ -56,6 +56,10 @@ def lab_of(exercise: Exercise, lab: str | None) -> str:
         if lab not in up:
             raise NotFound(f"lab '{lab}' is not up; start the exercise with: sudo netlab exercise start "
                            f"{exercise.name} --lab {lab}")
+        held = exercise_of(lab)
+        if held is not None and held != exercise.name:
+            raise UsageError(f"lab {lab} runs exercise {held}, not {exercise.name}; start {exercise.name} in a lab "
+                             f"of its own: sudo netlab exercise start {exercise.name}")
         return lab
     marked = sorted(n for n, e in running().items() if e == exercise.name)
     if len(marked) == 1:
@@ -86,7 +90,10 @@ def start(exercise: Exercise, lab: str | None, say=print) -> str:
     labmod.require_root("start an exercise's lab")
     sc.name = name
     from .. import lab_spec
-    lab_spec.up(sc, text)
+    try:
+        lab_spec.up(sc, text)
+    except UsageError as e:   # refused before any change: e.g. a proxy mode this kernel cannot run
+        raise UsageError(f"exercise {exercise.name} cannot start here: {e}") from None
     labmod.mark_last_up(name)
     from ..dataplane import state
     state.write_private(os.path.join(_lab_dir(name), MARKER), exercise.name + "\n")

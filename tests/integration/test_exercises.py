@@ -201,9 +201,28 @@ def lab_name():
         netlab("down", name)
 
 
+# exercises that need a kernel feature this machine may lack: their start and solution are proved in the VM
+# (tests/vm/test_exercise_ipvs.py); here, that start refuses them clearly on a kernel without it
+IN_VM = {"13-ipvs-scheduler"}
+
+
 def test_every_exercise_has_a_reference_solution():
-    assert sorted(SOLUTIONS) == names()
+    assert sorted(set(SOLUTIONS) | IN_VM) == names()
     assert len(SOLUTIONS) >= 12
+
+
+def test_start_refuses_the_ipvs_exercise_on_a_kernel_without_ip_vs(lab_name):
+    from netlab.dataplane import kernelcheck
+    if kernelcheck.ipvs_refusal() is None:
+        pytest.skip("this kernel has IPVS: tests/vm/test_exercise_ipvs.py covers the exercise")
+    r = netlab("exercise", "start", "13-ipvs-scheduler", "--lab", lab_name)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "exercise 13-ipvs-scheduler cannot start here" in lines[0], r.stderr
+    assert "no IPVS (ip_vs module" in lines[0] and "scripts/vm-setup" in lines[0]
+    assert lab_name not in ok("exercise", "list")
+    from netlab.dataplane import lab as labmod
+    assert lab_name not in labmod.labs()   # refused before anything was made
 
 
 @pytest.mark.parametrize("name", sorted(SOLUTIONS))
@@ -231,6 +250,8 @@ def test_start_refuses_a_lab_that_is_up_and_reset_starts_over(lab_name, tmp_path
     r = netlab("exercise", "start", "06-session-affinity", "--lab", lab_name)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "exercise 01-three-links" in r.stderr and "reset" in r.stderr and f"netlab down {lab_name}" in r.stderr
+    r = netlab("exercise", "check", "06-session-affinity", "--lab", lab_name)   # not graded in another's lab
+    assert r.returncode == 2 and "runs exercise 01-three-links, not 06-session-affinity" in r.stderr
     solve_three_links(lab_name, tmp_path)
     time.sleep(2)
     assert netlab("exercise", "check", "01-three-links", "--lab", lab_name).returncode == 0
