@@ -1,9 +1,9 @@
 """The `netlab` command: kubectl- and containerlab-like verbs over an emulated cluster.
 
 This package holds the click group and main(); the commands are in one module per verb group
-(lifecycle: up, down; get; exec: exec, debug, logs; probe; graph; trace; render: render, validate; kubectl: apply, delete,
-scale, set, wait, describe; label; nodes: cordon, uncordon, drain; rollout) and the helpers they share in common and
-kubeutil (common is re-exported here). No module of this package imports the kernel layer (netlab.dataplane)
+(lifecycle: up, down; get; exec: exec, debug, logs; probe; graph; trace; render: render, validate; kubectl: apply,
+delete, scale, set, wait, describe; label; nodes: cordon, uncordon, drain; rollout; exercise) and the helpers they
+share in common and kubeutil (common is re-exported here). No module of this package imports the kernel layer (netlab.dataplane)
 or the renderers when it is imported, so `netlab --help` stays fast: a command imports them when it runs.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
-from . import create, exec, get, graph, kubectl, label, lifecycle, node, nodes, probe, render, rollout, trace
+from . import create, exec, exercise, get, graph, kubectl, label, lifecycle, node, nodes, probe, render, rollout, trace
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]
@@ -29,7 +29,7 @@ def cli() -> None:
 
 for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, probe.probe, exec.logs, render.render,
                  render.validate, *kubectl.COMMANDS, *label.COMMANDS, *nodes.COMMANDS, rollout.rollout, node.node, create.create,
-                 graph.graph, trace.trace):
+                 graph.graph, trace.trace, exercise.exercise):
     cli.add_command(_command)
 
 

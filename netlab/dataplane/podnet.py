@@ -93,6 +93,10 @@ class FabricPods:
             self.changes.add(Change("link", pf.host_veth, "update", f"{pf.host_veth} on {BRIDGE}", pod.netns,
                                     f"pod {pod.key}"))
             link = dict(link, hairpin=None)  # a new bridge port: hairpin is off again
+        if link["mtu"] != pf.mtu:   # the backend changed (VXLAN <-> host-gw): both ends of the veth follow
+            node._do(f"set mtu {pf.mtu} on {pf.host_veth}", node.ipr.link, "set", index=link["index"], mtu=pf.mtu)
+            self.changes.add(Change("link", pf.host_veth, "update", f"mtu {pf.mtu} on {pf.host_veth}", pod.netns,
+                                    f"pod {pod.key}"))
         if not link["up"] or link["hairpin"] != 1:
             # repairable in place
             if not link["up"]:
