@@ -155,7 +155,7 @@ def describe(cluster: Cluster, node: Node) -> str:
         entries = [f"{ip}:{ln.info.port.port}" for ip in ln.portal_ips]
         if ln.info.node_port:
             entries.append(f"NodePort {ln.info.node_port}")
-        eps = ", ".join(ln.endpoints) or "no endpoints"
+        eps = ", ".join(ln.endpoints) or "no endpoints: not listening, refused"
         sticky = f" (ClientIP affinity {ln.info.sticky_seconds} s)" if ln.info.sticky_seconds else ""
         lines.append(f"#   {ln.protocol.lower()} :{ln.port} {ln.info.name} <- {', '.join(entries)} -> {eps}{sticky}")
     return "\n".join(lines) + "\n" + config_text(cluster, node)
