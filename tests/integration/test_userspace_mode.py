@@ -225,3 +225,21 @@ def test_probe_default_matrix_passes_and_down_ends_the_proxies(uslab):
     while any(procs.start_time(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in pids if procs.start_time(pid)]
+
+
+def test_the_control_loop_restarts_a_proxy_that_died(uslab):
+    lab = uslab
+    lab.control_loop = True
+    lab.up(SCENARIO)
+    cip = _svc(lab, "web").cluster_ip
+    pid = _proxy_pids(lab)["demo-worker"]
+    procs.terminate([], [pid], grace=0)          # SIGTERM: the proxy removes its pidfile and ends
+
+    def back() -> bool:
+        got = procs.read_pidfile(layout.userspace_pidfile(lab.name, "demo-worker"))
+        return bool(got and got[0] != pid and procs.start_time(got[0]))
+    deadline = time.monotonic() + 30
+    while not back() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert back(), "the control loop did not start the node's proxy again"
+    assert lab.http(("pod", "client"), cip, 80, "/hostname") in _web(lab)
