@@ -249,3 +249,14 @@ def test_the_proxy_retries_and_reloads_without_dropping_a_relay(tmp_path):
         for s in (a, b):
             s.close()
     asyncio.run(scenario())
+
+
+def test_the_probe_expects_no_traffic_policy_in_userspace_mode():
+    from netlab.probe.plan import node_source, service_checks
+    for mode, want in (("iptables", "timeout"), ("userspace", "reachable")):
+        c = cluster_of("policies")
+        c.networking.proxy_mode = mode
+        cp = c.nodes[0]                        # the echo pods are on the worker only
+        svc = next(s for s in c.services if s.name == "etp-local")
+        checks = service_checks(c, node_source(cp), svc, svc.ports, "t", via="nodeport", nodes=[cp])
+        assert [ch.expect for ch in checks] == [want], mode
