@@ -287,11 +287,12 @@ def t_userspace(r: dict) -> list[str]:
         ipt, us = m["iptables"][path], m["userspace"][path]
         errors = sum(x["socket_errors"] + x["non_2xx"] for mode in r["runs"] for x in r["runs"][mode][path])
         out.append(f"| {path} | {ipt['rps']:,.0f} | {us['rps']:,.0f} | {us['rps'] / ipt['rps']:.2f}x | "
-                   f"{ipt['p50_ms']:.2f} / {ipt['p99_ms']:.2f} ms | {us['p50_ms']:.2f} / {us['p99_ms']:.2f} ms | {errors} |")
-    out += ["", f"wrk: 1 thread, {p.get('connections')} connections, {p.get('seconds')} s a run, {p.get('repeat')} runs "
-            "per mode alternating (the lab switched with `up --proxy-mode`), medians; NodePort from the external host to "
-            "the control-plane node, ClusterIP from a pod; `close`: a new connection per request. Backends: 2 pods of "
-            "netlab's built-in server. `scripts/bench --only userspace`."]
+                   f"{ipt['p50_ms']:.2f} / {ipt['p99_ms']:.2f} ms | "
+                   f"{us['p50_ms']:.2f} / {us['p99_ms']:.2f} ms | {errors} |")
+    out += ["", f"wrk: 1 thread, {p.get('connections')} connections, {p.get('seconds')} s a run, "
+            f"{p.get('repeat')} runs per mode alternating (the lab switched with `up --proxy-mode`), medians; "
+            "NodePort from the external host to the control-plane node, ClusterIP from a pod; `close`: a new "
+            "connection per request. Backends: 2 pods of netlab's built-in server. `scripts/bench --only userspace`."]
     return out
 
 

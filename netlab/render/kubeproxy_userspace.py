@@ -87,7 +87,8 @@ def taken_ports(cluster: Cluster, node: Node) -> set[tuple[str, int]]:
     return out
 
 
-def listener_ports(names: list[tuple[str, str]], taken: set[tuple[str, int]] = frozenset()) -> dict[tuple[str, str], int]:
+def listener_ports(names: list[tuple[str, str]],
+                   taken: set[tuple[str, int]] = frozenset()) -> dict[tuple[str, str], int]:
     """(service port name, protocol) -> its listener's port: PORT_BASE + a hash of the name, the next free
     one on a collision (names taken in sorted order, so the result is the same whatever the input order)."""
     used = set(taken)
