@@ -278,6 +278,24 @@ def t_ingress(r: dict) -> list[str]:
     return out
 
 
+def t_userspace(r: dict) -> list[str]:
+    """benchmarks/userspace_bench.py: userspace mode vs iptables mode (wrk), same lab, same paths."""
+    p, m = r.get("params") or {}, r["median"]
+    out = ["| path | iptables req/s | userspace req/s | ratio | iptables p50 / p99 | userspace p50 / p99 | errors |",
+           "|---|---|---|---|---|---|---|"]
+    for path in ("nodeport-keepalive", "nodeport-close", "clusterip-keepalive"):
+        ipt, us = m["iptables"][path], m["userspace"][path]
+        errors = sum(x["socket_errors"] + x["non_2xx"] for mode in r["runs"] for x in r["runs"][mode][path])
+        out.append(f"| {path} | {ipt['rps']:,.0f} | {us['rps']:,.0f} | {us['rps'] / ipt['rps']:.2f}x | "
+                   f"{ipt['p50_ms']:.2f} / {ipt['p99_ms']:.2f} ms | "
+                   f"{us['p50_ms']:.2f} / {us['p99_ms']:.2f} ms | {errors} |")
+    out += ["", f"wrk: 1 thread, {p.get('connections')} connections, {p.get('seconds')} s a run, "
+            f"{p.get('repeat')} runs per mode alternating (the lab switched with `up --proxy-mode`), medians; "
+            "NodePort from the external host to the control-plane node, ClusterIP from a pod; `close`: a new "
+            "connection per request. Backends: 2 pods of netlab's built-in server. `scripts/bench --only userspace`."]
+    return out
+
+
 # ---------------------------------------------------------------- plots
 
 def plots(res: dict, out: str) -> list[str]:
@@ -408,7 +426,9 @@ def main() -> None:
                 ("LoadBalancer failover, MetalLB layer 2 (benchmarks/lb_failover.py)", "lb", t_lb),
                 ("Ingress: the real nginx vs the NodePort, and one change at 1,000 rules (benchmarks/ingress_bench.py)",
                  "ingress", t_ingress),
-                ("NetworkPolicy: sync time and first-packet cost (benchmarks/netpol_bench.py)", "netpol", t_netpol)]
+                ("NetworkPolicy: sync time and first-packet cost (benchmarks/netpol_bench.py)", "netpol", t_netpol),
+                ("kube-proxy's userspace mode vs iptables mode (benchmarks/userspace_bench.py)", "userspace",
+                 t_userspace)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:

@@ -94,6 +94,11 @@ def server_owner(lab: str, node: str) -> str:
     return f"{lab}/node/{node}/netexec"
 
 
+def userspace_proxy_owner(lab: str, node: str) -> str:
+    """The owner tag of a node's proxy process in kube-proxy's userspace mode."""
+    return f"{lab}/node/{node}/userspace-proxy"
+
+
 def container_owner(lab: str, namespace: str, pod: str, container: str) -> str:
     """The owner tag of a container's process."""
     return f"{lab}/pod/{namespace}/{pod}/{container}"

@@ -18,7 +18,8 @@ from .common import load_scenario, scenario_inputs, scenario_or_stored, scenario
 def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, lab: str | None, fabric: bool,
            proxy_mode: str | None) -> None:
     """Print what `up` would program into a node, without root and without changing anything:
-    the iptables-restore payload, plus the nft script (nftables mode) or the IPVS state (ipvs mode);
+    the iptables-restore payload, plus the nft script (nftables mode), the IPVS state (ipvs mode) or
+    the proxy's listeners and config (userspace mode);
     or the fabric (--fabric). Without SCENARIO or -f, a lab that exists (--lab NAME) is rendered from
     the scenario it was built from (its state is readable by root only), else the built-in demo.
     A scenario `validate` refuses (a container command not installed here...) is refused the same way."""

@@ -13,6 +13,10 @@ made here, and state.json's schema is written down here.
       run/<ns>_<pod>_<container>.exit   a container's exit status, written by its supervisor
       run/iptables-<node>.json          the iptables-nft sync record (the node's tables as last synced)
       run/nft-<node>.json               the nftables-mode sync record
+      run/userspace-<node>.json         userspace mode: the node's proxy config (its listeners, endpoints)
+      run/userspace-<node>.pid          its pidfile: "PID GENERATION", rewritten on every reload
+      run/userspace-<node>.status.json  the ports it listens on, the listeners it could not open
+      logs/userspace-<node>.log         the proxy's messages (failed connects, reloads)
       uts/<ns>.<pod>                    a pod's UTS namespace (a bind mount)
       dns/zone.json                     the cluster DNS's zone (live/dnszone.py)
       lb/announce.json                  MetalLB's layer-2 announcements (live/lbannounce.py)
@@ -135,6 +139,24 @@ def iptables_record(lab: str, node: str) -> str:
 
 def nft_record(lab: str, node: str) -> str:
     return os.path.join(run_dir(lab), f"nft-{node}.json")
+
+
+# ------------------------------------------------------------------ userspace mode's proxy processes
+
+def userspace_config(lab: str, node: str) -> str:
+    return os.path.join(run_dir(lab), f"userspace-{node}.json")
+
+
+def userspace_pidfile(lab: str, node: str) -> str:
+    return os.path.join(run_dir(lab), f"userspace-{node}.pid")
+
+
+def userspace_status(lab: str, node: str) -> str:
+    return os.path.join(run_dir(lab), f"userspace-{node}.status.json")
+
+
+def userspace_log(lab: str, node: str) -> str:
+    return os.path.join(logs_dir(lab), f"userspace-{node}.log")
 
 
 # ------------------------------------------------------------------ state.json

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .. import names
 from ..dataplane import layout, nsfs, procs
 from ..dataplane.proxy.record import legacy_identity, node_identity
 
@@ -60,6 +61,11 @@ def look(lab: str, st: dict[str, Any], proxy_state, marks: dict[str, float]) -> 
             return f"node {node}'s built-in server is not running"
     if status_marks(lab, st) != marks:
         return "a built-in server's pods changed (a container exited)"
+    if mode == "userspace":
+        for name, rec in (st.get("nodes") or {}).items():
+            got = procs.read_pidfile(layout.userspace_pidfile(lab, name))
+            if got is None or procs.owner_of(got[0]) != names.userspace_proxy_owner(lab, name):
+                return f"node {name}'s userspace proxy is not running"
     if proxy_state is None:
         return "no proxy sync recorded yet"
     for name, rec in (st.get("nodes") or {}).items():

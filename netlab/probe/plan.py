@@ -153,8 +153,10 @@ def node_checks(src: Source, node: Node, group: str, cluster: Cluster | None = N
     return [_direct(check, netpol.direct(cluster, src, node.ip, None, "ICMP") if cluster is not None else None)]
 
 
-def _service_expectation(svc: Service, port: ServicePort, node: str | None, external: bool) -> tuple[str, set[str]]:
-    """(outcome, pods that may answer) for traffic to a Service port entering at `node`."""
+def _service_expectation(svc: Service, port: ServicePort, node: str | None, external: bool,
+                         policies: bool = True) -> tuple[str, set[str]]:
+    """(outcome, pods that may answer) for traffic to a Service port entering at `node`. `policies`: the
+    proxy mode honours the traffic policies (kube-proxy's userspace mode never did)."""
     every = svc.endpoints.get(port.name or "", [])
     # the ready endpoints, else the serving terminating ones (kube-proxy's fallback)
     eps = [e for e in every if e.ready] or [e for e in every if e.serving and e.terminating]
@@ -162,7 +164,7 @@ def _service_expectation(svc: Service, port: ServicePort, node: str | None, exte
         return "refused", set()
     local_only = (svc.spec.external_traffic_policy == "Local" and svc.type in ("NodePort", "LoadBalancer")) \
         if external else svc.spec.internal_traffic_policy == "Local"
-    if local_only:
+    if local_only and policies:
         eps = [e for e in every if e.ready and e.node == node] or [
             e for e in every if e.serving and e.terminating and e.node == node]
         if not eps:
@@ -191,6 +193,7 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
         # the policy model's view of each entry (policy.py): which nodes may make the DNAT, and whether
         # kube-proxy masquerades (a ClusterIP: what does not come from a pod; the others: eTP Cluster)
         etp_masq = svc.spec.external_traffic_policy != "Local"
+        policies = cluster.networking.proxy_mode != "userspace"   # userspace mode: every endpoint, always
         masq = src.kind != "pod" if via == "cluster-ip" else etp_masq
         if via == "cluster-ip":
             entries.append((str(svc.cluster_ip), port.port, src.node, src.kind == "external",
@@ -210,7 +213,7 @@ def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[Serv
                 entries.append((ip, port.port, src.node or cluster.nodes[0].name, True,
                                 f"extip/{_svc_ref(svc)}:{pname}@{ip}"))
         for dst, dport, node, external, label in entries:
-            expect, backends = _service_expectation(svc, port, node, external) if via != "lb" else \
+            expect, backends = _service_expectation(svc, port, node, external, policies) if via != "lb" else \
                 _lb_expectation(svc, port)
             denials = []
             if expect == "reachable":

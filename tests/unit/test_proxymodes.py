@@ -19,7 +19,7 @@ from netlab.spec.parse import load_text
 
 from .scenarios import cluster, text
 
-MODES = ("iptables", "nftables", "ipvs")
+MODES = ("iptables", "nftables", "ipvs", "userspace")
 
 
 def test_the_modes_in_their_order():
@@ -28,10 +28,10 @@ def test_the_modes_in_their_order():
 
 
 def test_an_unknown_mode_lists_the_valid_ones():
-    with pytest.raises(UsageError, match="'userspace' is not available.*available: iptables, nftables, ipvs"):
-        proxymodes.get("userspace")
-    with pytest.raises(UsageError, match="available: iptables, nftables, ipvs"):
-        proxy.backend("userspace")
+    with pytest.raises(UsageError, match="'ebpf' is not available.*available: iptables, nftables, ipvs, userspace"):
+        proxymodes.get("ebpf")
+    with pytest.raises(UsageError, match="available: iptables, nftables, ipvs, userspace"):
+        proxy.backend("ebpf")
 
 
 def test_the_cli_choices_are_the_registry():
@@ -43,8 +43,8 @@ def test_the_cli_choices_are_the_registry():
 def test_the_scenario_accepts_the_registered_modes_only():
     for mode in MODES:
         assert load_text(text(cluster(kubeProxyMode=mode)), "t.yaml").networking.proxy_mode == mode
-    with pytest.raises(SpecError, match="use one of: iptables, nftables, ipvs"):
-        load_text(text(cluster(kubeProxyMode="userspace")), "t.yaml")
+    with pytest.raises(SpecError, match="use one of: iptables, nftables, ipvs, userspace"):
+        load_text(text(cluster(kubeProxyMode="ebpf")), "t.yaml")
 
 
 def test_every_mode_has_its_own_backend():
@@ -63,6 +63,8 @@ def test_node_rules_take_the_chains_of_the_mode():
         chains[mode] = set(node_rules(c, c.nodes[0])["nat"].chains)
     assert "KUBE-NODEPORTS" in chains["iptables"] and "KUBE-NODE-PORT" in chains["ipvs"]
     assert chains["nftables"] == {"FLANNEL-POSTRTG"}        # only flannel's: the proxy is in its nft table
+    assert chains["userspace"] == {"FLANNEL-POSTRTG", "KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST",
+                                   "KUBE-NODEPORT-CONTAINER", "KUBE-NODEPORT-HOST"}
 
 
 def test_the_cli_loads_no_renderer_and_no_kernel_layer():
@@ -74,25 +76,25 @@ def test_the_cli_loads_no_renderer_and_no_kernel_layer():
 
 
 def test_a_mode_is_added_by_adding_a_file(tmp_path, monkeypatch):
-    (tmp_path / "userspace.py").write_text(textwrap.dedent("""\
+    (tmp_path / "ebpf.py").write_text(textwrap.dedent("""\
         from netlab.proxymodes import ProxyMode
         from netlab.dataplane.proxy import ProxyBackend
 
-        class Userspace(ProxyBackend):
-            name = "userspace"
+        class Ebpf(ProxyBackend):
+            name = "ebpf"
 
-        MODE = ProxyMode("userspace", order=9, backend=Userspace, render=lambda cluster, node: "# userspace\\n")
+        MODE = ProxyMode("ebpf", order=9, backend=Ebpf, render=lambda cluster, node: "# ebpf\\n")
     """))
     monkeypatch.setattr(proxymodes, "__path__", [*proxymodes.__path__, str(tmp_path)])
     monkeypatch.setattr(proxymodes, "_modes", None)
     monkeypatch.setattr(proxy, "_backends", {})
     try:
-        assert proxymodes.names() == MODES + ("userspace",)
-        assert proxy.backend("userspace").name == "userspace"
+        assert proxymodes.names() == MODES + ("ebpf",)
+        assert proxy.backend("ebpf").name == "ebpf"
         sc = load_text(text(cluster()), "t.yaml")
-        sc.networking.proxy_mode = "userspace"
+        sc.networking.proxy_mode = "ebpf"
         c = build(sc)
         assert set(node_rules(c, c.nodes[0])["nat"].chains) == {"FLANNEL-POSTRTG"}     # no iptables chains
-        assert proxymodes.get("userspace").render(c, c.nodes[0]) == "# userspace\n"
+        assert proxymodes.get("ebpf").render(c, c.nodes[0]) == "# ebpf\n"
     finally:
-        sys.modules.pop("netlab.proxymodes.userspace", None)
+        sys.modules.pop("netlab.proxymodes.ebpf", None)
