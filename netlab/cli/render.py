@@ -24,7 +24,7 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
     the scenario it was built from (its state is readable by root only), else the built-in demo.
     A scenario `validate` refuses (a container command not installed here...) is refused the same way."""
     from ..model.build import build
-    from ..model.preflight import check_commands, check_host_commands
+    from ..model.preflight import check_commands, check_host_commands, check_proxy_mode
     from ..render import fabric as fab
     from ..render.iptables import node_rules, to_restore
     sc, text, stored_mode, stored = scenario_or_stored(scenario_paths(scenario, files), lab, "render")
@@ -46,6 +46,7 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
         cluster = build(sc, prev)
     check_commands(cluster)  # a dry run of `up`: what it refuses, with the same messages
     check_host_commands(cluster)
+    check_proxy_mode(cluster)
     nodes = cluster.nodes
     if node_name:
         try:
@@ -72,7 +73,7 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     would refuse is refused here with the same message, including a kube-proxy mode this kernel cannot
     run."""
     from ..model.build import build
-    from ..model.preflight import check_commands, check_host_commands
+    from ..model.preflight import check_commands, check_host_commands, check_proxy_mode
     sc, _ = load_scenario(scenario_paths(scenario, files), None)
     from ..spec.podparts import check_references
     check_references(sc.documents)  # a volume or env naming a ConfigMap/Secret the manifests lack
@@ -80,6 +81,7 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     c = build(sc)
     check_commands(c)  # what `up` refuses before touching the kernel, with the same messages
     check_host_commands(c)
+    check_proxy_mode(c)
     from ..dataplane import proxy  # the proxy mode's kernel features, read without root, as `up` checks them
     problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c)
     if problem:

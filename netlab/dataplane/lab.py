@@ -18,7 +18,7 @@ from .. import names
 from ..errors import NotFound, UsageError
 from ..model.build import refresh_endpoints
 from ..model.objects import Cluster, Pod
-from ..model.preflight import check_commands, check_host_commands
+from ..model.preflight import check_commands, check_host_commands, check_proxy_mode
 from ..names import repair_command
 from ..spec.types import PROXY_MODES
 from . import conntrack, hostnet, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
@@ -123,6 +123,7 @@ def preflight(cluster: Cluster) -> None:
         require_sandbox_kernel()
     check_commands(cluster)  # shared with `validate`: the same refusals, the same messages
     check_host_commands(cluster)
+    check_proxy_mode(cluster)
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
 
 

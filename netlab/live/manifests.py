@@ -26,6 +26,14 @@ class Target:
         from ..dataplane import state
         return (state.load(self.name) or {}).get("scenario") or ""
 
+    def proxy_mode(self) -> str | None:
+        """The lab's kube-proxy mode as it was brought up (`up --proxy-mode` may differ from its Cluster
+        document); None when the lab has no state (the Cluster document's then)."""
+        if self._scenario is not None:
+            return None
+        from ..dataplane import state
+        return (state.load(self.name) or {}).get("proxyMode")
+
 
 def scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str], dict]:
     """(source, name) of the Cluster documents of the inputs, the Namespaces they declare and the
@@ -107,9 +115,10 @@ def read_manifests(inputs: list[tuple[str, str]], target, verb: str = "apply") -
             raise SpecError(origin.get(key_of(o), ""), problems[0])
     # the containers' programs, checked as `up` and `validate` check them (one check, the same lines):
     # a pod the lab's control loop could not run is refused here, before anything is written
-    from ..model.preflight import check_commands, check_host_commands
+    from ..model.preflight import check_commands, check_host_commands, check_proxy_mode
     check_commands(sc)
     check_host_commands(sc)
+    check_proxy_mode(sc, target.proxy_mode())
     return objs, sc
 
 

@@ -67,6 +67,30 @@ def _raise(problems: list[SpecError]) -> None:
         raise SpecProblems(problems, MAX_PROBLEMS)
 
 
+def check_proxy_mode(cluster, mode: str | None = None) -> None:
+    """A scenario that asks for a protection its kube-proxy mode cannot enforce (proxymodes: `unenforced`)
+    is refused: a NetworkPolicy or loadBalancerSourceRanges that does not hold is an error, not a warning.
+    `cluster` is a built Cluster or a parsed Scenario; `mode` overrides its networking's proxy mode."""
+    from ..proxymodes import get
+    mode = mode or cluster.networking.proxy_mode
+    missing = get(mode).unenforced
+    fix = "use kubeProxyMode iptables, nftables or ipvs"
+    problems = []
+    if "NetworkPolicy" in missing:
+        for p in cluster.policies:
+            problems.append(SpecError(f"NetworkPolicy {p.namespace}/{p.name}", f"kubeProxyMode {mode} cannot "
+                                      "enforce it (its proxy connects to the pods from the node, which policies "
+                                      "always allow)", fix + ", or remove the policy"))
+    if "loadBalancerSourceRanges" in missing:
+        for svc in cluster.services:
+            spec = getattr(svc, "spec", svc)
+            if spec.source_ranges:
+                problems.append(SpecError(f"Service {spec.namespace}/{spec.name}", f"kubeProxyMode {mode} cannot "
+                                          "enforce spec.loadBalancerSourceRanges (every source would get in)",
+                                          fix + ", or drop loadBalancerSourceRanges"))
+    _raise(problems)
+
+
 def check_commands(cluster) -> None:
     """`args` with no `command` run as the command (as an image without an ENTRYPOINT does): args
     that start with a flag were meant for an image's entrypoint, which netlab does not have."""

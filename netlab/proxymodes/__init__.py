@@ -31,6 +31,9 @@ class ProxyMode:
     backend: Callable[[], "ProxyBackend"]                         # a new dataplane backend for the mode
     iptables: Callable[["Cluster", "Node"], "Desired"] | None = None   # the mode's iptables chains on a node
     render: Callable[["Cluster", "Node"], str] | None = None      # `netlab render`: what follows the payload
+    # what the mode cannot enforce ("NetworkPolicy", "loadBalancerSourceRanges"): a scenario that has it is
+    # refused (model/preflight.check_proxy_mode), never run with the protection silently missing
+    unenforced: tuple[str, ...] = ()
 
 
 _modes: dict[str, ProxyMode] | None = None

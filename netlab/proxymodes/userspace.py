@@ -28,4 +28,8 @@ def _backend() -> ProxyBackend:
     return UserspaceProxy()
 
 
-MODE = ProxyMode("userspace", order=3, backend=_backend, iptables=_iptables, render=_render)
+# The proxy connects to the endpoint from the node, and a node's traffic to its pods is always allowed
+# (the kubelet's probes): a NetworkPolicy would not hold for Service traffic. Its rules only redirect to the
+# proxy, with no firewall chain: loadBalancerSourceRanges would let every source in.
+MODE = ProxyMode("userspace", order=3, backend=_backend, iptables=_iptables, render=_render,
+                 unenforced=("NetworkPolicy", "loadBalancerSourceRanges"))

@@ -243,3 +243,42 @@ def test_the_control_loop_restarts_a_proxy_that_died(uslab):
         time.sleep(0.2)
     assert back(), "the control loop did not start the node's proxy again"
     assert lab.http(("pod", "client"), cip, 80, "/hostname") in _web(lab)
+
+
+POLICY = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-web}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+"""
+
+
+def test_a_policy_the_mode_cannot_enforce_is_refused_not_run_weakened(tmp_path):
+    """The proxy connects to the pods from the node, which policies always allow: in userspace mode a
+    NetworkPolicy would not hold for Service traffic. `apply` of one to a userspace lab, and `up
+    --proxy-mode userspace` of a scenario that has one, are refused in one line (exit 2) and change nothing."""
+    name = f"userspace-{secrets.token_hex(3)}"
+    scenario, policy = tmp_path / "lab.yaml", tmp_path / "policy.yaml"
+    scenario.write_text(DEFAULT)
+    policy.write_text(POLICY)
+    try:
+        netlab_cli("up", str(scenario), "--lab", name, "--proxy-mode", "userspace", check=True, timeout=300)
+        r = netlab_cli("apply", "-f", str(policy), "--lab", name)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stderr.strip().splitlines() == [
+            "error: NetworkPolicy default/deny-web: kubeProxyMode userspace cannot enforce it (its proxy connects "
+            "to the pods from the node, which policies always allow); use kubeProxyMode iptables, nftables or "
+            "ipvs, or remove the policy"], r.stderr
+        assert "deny-web" not in netlab_cli("get", "netpol", "--lab", name, check=True).stdout
+        # the other way round: a lab whose scenario has the policy is not switched to userspace
+        with_policy = tmp_path / "with-policy.yaml"
+        with_policy.write_text(DEFAULT + "---\n" + POLICY)
+        netlab_cli("up", str(with_policy), "--lab", name, "--proxy-mode", "iptables", check=True, timeout=300)
+        r = netlab_cli("up", str(with_policy), "--lab", name, "--proxy-mode", "userspace", timeout=300)
+        assert r.returncode == 2 and "kubeProxyMode userspace cannot enforce it" in r.stderr, r.stdout + r.stderr
+        assert "deny-web" in netlab_cli("get", "netpol", "--lab", name, check=True).stdout
+        assert not procs.read_pidfile(layout.userspace_pidfile(name, "demo-worker")), "a userspace proxy started"
+    finally:
+        labmod.down(name)
+        assert not labmod.lab_namespaces(name)

@@ -260,3 +260,50 @@ def test_the_probe_expects_no_traffic_policy_in_userspace_mode():
         svc = next(s for s in c.services if s.name == "etp-local")
         checks = service_checks(c, node_source(cp), svc, svc.ports, "t", via="nodeport", nodes=[cp])
         assert [ch.expect for ch in checks] == [want], mode
+
+
+USERSPACE_WITH_PROTECTIONS = """\
+apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+networking: {kubeProxyMode: MODE}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: default}
+spec: {podSelector: {}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb}
+spec:
+  type: LoadBalancer
+  selector: {app: x}
+  loadBalancerSourceRanges: [10.0.0.0/8]
+  ports: [{port: 80}]
+"""
+
+
+@pytest.mark.parametrize("as_scenario", [False, True])
+def test_what_userspace_cannot_enforce_is_refused_not_dropped(as_scenario):
+    """A NetworkPolicy (the proxy connects from the node, which policies always allow) and
+    loadBalancerSourceRanges (no firewall chain): each is an error naming the object, in validate, up and
+    apply (a built Cluster or the parsed Scenario), and only in the modes that cannot enforce them."""
+    from netlab.errors import SpecProblems
+    from netlab.model.build import build
+    from netlab.model.preflight import check_proxy_mode
+    from netlab.spec.parse import load_text
+    sc = load_text(USERSPACE_WITH_PROTECTIONS.replace("MODE", "userspace"), "lab.yaml")
+    target = sc if as_scenario else build(sc)
+    with pytest.raises(SpecProblems) as e:
+        check_proxy_mode(target)
+    lines = str(e.value).splitlines()
+    assert lines[0].startswith("NetworkPolicy default/deny: kubeProxyMode userspace cannot enforce it")
+    assert lines[1].startswith("Service default/lb: kubeProxyMode userspace cannot enforce "
+                               "spec.loadBalancerSourceRanges")
+    for mode in ("iptables", "nftables", "ipvs"):
+        sc = load_text(USERSPACE_WITH_PROTECTIONS.replace("MODE", mode), "lab.yaml")
+        check_proxy_mode(sc if as_scenario else build(sc))
+    # `mode` overrides the document's: a lab switched with `up --proxy-mode`, or applied to
+    check_proxy_mode(sc, "iptables")
+    with pytest.raises(SpecProblems):
+        check_proxy_mode(sc, "userspace")
