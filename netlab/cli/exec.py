@@ -62,6 +62,7 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
       sudo netlab exec -i client -- sh < script.sh
       sudo netlab exec --node demo-worker -- ip route
       sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
+      sudo netlab exec --node demo-worker -- birdc show protocols   # backend bgp: the node's BGP speaker
     """
     from ..dataplane import lab as labmod
     from .. import lab_spec
@@ -82,13 +83,13 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
     name = labmod.resolve_lab(lab)
     cluster, _ = lab_spec.load_cluster(name)
     if external:
-        full = labmod.netns_exec_argv(cluster.external_netns, argv)
+        full = labmod.netns_exec_argv(cluster.external_netns, _birdc(cluster, None, argv))
     elif node:
         try:
             n = cluster.node(node)
         except KeyError:
             raise NotFound(f'node "{node}" not found (nodes: {", ".join(x.name for x in cluster.nodes)})') from None
-        full = labmod.netns_exec_argv(n.netns, argv)
+        full = labmod.netns_exec_argv(n.netns, _birdc(cluster, node, argv))
     else:
         if pod is None:
             raise click.UsageError("name a pod, or use --node NODE or --external")
@@ -252,3 +253,13 @@ def _follow(lab: str, pod, paths: list[tuple[str, str]], offsets: dict[str, int]
             sys.stdout.flush()
             return
         time.sleep(every)
+
+
+def _birdc(cluster, node: str | None, argv: list[str]) -> list[str]:
+    """`birdc ...` in a BGP lab's node (or the external host) talks to that node's own BIRD: its control
+    socket is added (`-s PATH`) unless the command names one."""
+    if cluster.networking.backend != "bgp" or os.path.basename(argv[0]) != "birdc" or \
+            any(a == "-s" or a.startswith("-s") for a in argv[1:]):
+        return argv
+    from ..dataplane import bgp
+    return [argv[0], "-s", bgp.socket_path(cluster.name, node), *argv[1:]]

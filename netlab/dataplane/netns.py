@@ -22,6 +22,7 @@ IFF_UP = 1
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
 RTNH_F_ONLINK = 4
+RTPROT_BIRD = 12     # rtnetlink.h: routes a BIRD daemon installed
 AF_BRIDGE = 7
 
 
@@ -210,7 +211,8 @@ class Netns:
             changes.add(Change("route", dst, "create", f"route {dst}" + (f" via {r.gateway}" if r.gateway else ""),
                                self.name))
         for dst, cur in have.items():
-            if dst in want or dst == "default" or cur["proto"] == 2:  # 2: kernel (connected) routes
+            # 2: kernel (connected) routes; 12: BIRD's (the BGP backend's speaker owns them: netlab/bgp/)
+            if dst in want or dst == "default" or cur["proto"] in (2, RTPROT_BIRD):
                 continue
             net = ipaddress.ip_network(dst)
             if any(net.subnet_of(o) for o in owned):
