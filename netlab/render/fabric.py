@@ -15,6 +15,7 @@ VXLAN_DEV = "flannel.1"
 VXLAN_VNI = 1
 VXLAN_PORT = 8472
 VXLAN_OVERHEAD = 50
+BGP_PORT = 179                     # backend bgp: each node's BIRD listens there
 BRIDGE = "cni0"
 
 

@@ -253,3 +253,11 @@ def test_preflight_names_the_package(monkeypatch):
     assert str(e.value) == ("networking.backend bgp runs BIRD 2 on every node but bird is not installed; "
                             "run scripts/setup (or apt-get install bird2)")
     bgp.preflight(cluster_of(cluster("g", nodes=NODES)))   # not needed by the overlays
+
+
+def test_bgps_port_is_reserved_on_the_nodes():
+    """BIRD listens on TCP 179 in every node: the scheduler keeps hostPort 179 and hostNetwork pods off it."""
+    from netlab.controllers.scheduler import RESERVED_PORTS
+    from netlab.live.objects import node_objects
+    for obj in node_objects(bgp_cluster()):
+        assert obj["metadata"]["annotations"][RESERVED_PORTS] == "179/TCP"
