@@ -133,9 +133,11 @@ def node_config(cluster: Cluster, node: Node) -> str:
         "ipv4;", f"route {node.pod_cidr} blackhole;"]), ""]
     lines += ["# what is announced to every peer: the routes of these protocols",
               *_block("filter announced", [f'if proto = "{p}" then accept;' for p in ANNOUNCED] + ["reject;"]), ""]
-    lines += ["# what a reflector sends its clients: its own routes and those it learned",
-              *_block("filter reflected", [f'if proto = "{p}" then accept;' for p in ANNOUNCED]
-                      + ["if source = RTS_BGP then accept;", "reject;"]), ""]
+    rr = reflector(cluster)
+    if rr is not None and rr.name == node.name:
+        lines += ["# what the reflector sends its clients: its own routes and those it learned",
+                  *_block("filter reflected", [f'if proto = "{p}" then accept;' for p in ANNOUNCED]
+                          + ["if source = RTS_BGP then accept;", "reject;"]), ""]
     lines += [f"# what is taken from the other nodes: routes inside the pod network {pod_net}",
               *_block("filter learned", [f"if net ~ [ {pod_net}+ ] then accept;", "reject;"]), ""]
     lines += _kernel() + [""]

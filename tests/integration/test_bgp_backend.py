@@ -93,7 +93,8 @@ def egress_source(handle: Lab, pod_name: str, port: int) -> str:
     """The address the external host sees when pod `pod_name` connects to it."""
     p = listen_once(handle, port)
     try:
-        r = handle.pod_exec(pod_name, ["curl", "-s", "--max-time", "5", f"telnet://{handle.cluster.external_ip}:{port}"])
+        r = handle.pod_exec(pod_name, ["curl", "-s", "--max-time", "5",
+                                       f"telnet://{handle.cluster.external_ip}:{port}"])
         assert r.returncode in (0, 28, 56), r.stderr
         return p.stdout.readline().strip()
     finally:
@@ -134,7 +135,8 @@ def test_pod_to_pod_across_nodes_is_plain_routed(bgplab):
     assert f"via {w2.ip} dev eth0 proto bird" in route, route
     # on w1's uplink the packet carries the pods' own addresses: not encapsulated (no VXLAN's UDP 8472)
     cap = subprocess.Popen(labmod.netns_exec_argv(bgplab.node("w1").netns, [
-        "tcpdump", "-n", "-l", "-i", "eth0", "-c", "1", f"tcp and src host {a.ip} and dst host {b.ip} and dst port 8080"]),
+        "tcpdump", "-n", "-l", "-i", "eth0", "-c", "1",
+        f"tcp and src host {a.ip} and dst host {b.ip} and dst port 8080"]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
@@ -185,7 +187,8 @@ def test_a_stopped_node_is_withdrawn_within_the_hold_time(bgplab):
     netlab_cli("node", "stop", "w3", "--lab", bgplab.name, check=True)
     try:
         # the moment the partition is in place (the control loop applies it): w3's uplink goes down
-        until("w3's uplink down", lambda: "LOWER_UP" not in bgplab.node_exec("w3", ["ip", "link", "show", "eth0"]).stdout,
+        until("w3's uplink down",
+              lambda: "LOWER_UP" not in bgplab.node_exec("w3", ["ip", "link", "show", "eth0"]).stdout,
               timeout=30, every=0.05)
         t0 = time.monotonic()
         until(f"{cidr} withdrawn from the external router", lambda: cidr not in ext_routes(bgplab),

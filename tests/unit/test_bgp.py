@@ -66,7 +66,8 @@ def test_bad_input_is_one_line(bgp, message):
 
 
 def test_a_bgp_map_needs_the_bgp_backend():
-    with pytest.raises(SpecError, match="networking.bgp is set but networking.backend is vxlan; set networking.backend: bgp"):
+    with pytest.raises(SpecError, match="networking.bgp is set but networking.backend is vxlan; "
+                                        "set networking.backend: bgp"):
         load(cluster("g", backend="vxlan", bgp={"asNumber": 64512}))
 
 
@@ -261,3 +262,14 @@ def test_bgps_port_is_reserved_on_the_nodes():
     from netlab.live.objects import node_objects
     for obj in node_objects(bgp_cluster()):
         assert obj["metadata"]["annotations"][RESERVED_PORTS] == "179/TCP"
+
+
+def test_render_fabric_shows_the_bird_configurations(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(text(cluster("g", nodes=NODES, backend="bgp")))
+    r = subprocess.run([sys.executable, "-m", "netlab", "render", str(f), "--fabric"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    c = bgp_cluster()
+    for n in c.nodes:
+        assert bird.node_config(c, n) in r.stdout
+    assert r.stdout.endswith("# ---- external router (bird.conf)\n" + bird.router_config(c))

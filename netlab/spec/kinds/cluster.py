@@ -10,8 +10,9 @@ import re
 from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
-from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, POLICY_RENDERERS, PROXY_MODES, DnsConfig,
-                     BgpConfig, ExpectSpec, IngressConfig, Networking, NodeSpec)
+from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
+                     POLICY_RENDERERS, PROXY_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig, Networking,
+                     NodeSpec)
 from . import Context, ObjectDoc, register
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -123,7 +124,8 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     if len(nodes) > cidrs:
         raise SpecError(where, f"networking.podSubnet {pod_subnet} holds {cidrs} /{mask} node ranges "
                         f"but the cluster has {len(nodes)} nodes", "use a larger podSubnet or a longer nodeCIDRMaskSize")
-    if len(nodes) + 3 + bool(bgp and bgp.external_address) > node_subnet.num_addresses - 2:  # nodes, the gateway (.1), the external host's two
+    # nodes, the gateway (.1), the external host's two, the BGP router's own address if it has one
+    if len(nodes) + 3 + bool(bgp and bgp.external_address) > node_subnet.num_addresses - 2:
         raise SpecError(where, f"networking.nodeSubnet {node_subnet} is too small for {len(nodes)} nodes, "
                         "its gateway and the external host", "use a larger nodeSubnet")
     if service_subnet.num_addresses < 16:
@@ -190,7 +192,8 @@ def _parse_bgp(d: Fields, backend: str, node_subnet: ipaddress.IPv4Network) -> B
         try:
             ip = ipaddress.IPv4Address(address)
         except ValueError:
-            raise ext.error("address", f"{shown(address)} is not an IPv4 address", "write it like 172.18.0.250") from None
+            raise ext.error("address", f"{shown(address)} is not an IPv4 address",
+                            "write it like 172.18.0.250") from None
         if ip not in node_subnet or ip in (node_subnet.network_address, node_subnet.broadcast_address):
             raise ext.error("address", f"{ip} is outside the underlay {node_subnet} (networking.nodeSubnet)",
                             "give the external router an address of the node subnet")
