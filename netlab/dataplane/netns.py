@@ -197,8 +197,9 @@ class Netns:
         for dst, r in want.items():
             oif = self.index(r.dev) if r.dev else None
             cur = have.get(dst)
+            # a route BIRD installed is BIRD's to take away (when its speaker stops): never the desired one
             if cur and cur["gateway"] == r.gateway and (oif is None or cur["oif"] == oif) and \
-                    cur["onlink"] == r.onlink:
+                    cur["onlink"] == r.onlink and cur["proto"] != RTPROT_BIRD:
                 continue
             kw = {"dst": "0.0.0.0/0" if dst == "default" else dst}
             if r.gateway:

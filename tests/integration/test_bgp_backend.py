@@ -208,7 +208,7 @@ def test_a_stopped_node_is_withdrawn_within_the_hold_time(bgplab):
 
 # ---------------------------------------------------------------- a route reflector
 
-def test_route_reflector():
+def test_route_reflector_then_host_gw():
     handle = new_lab()
     try:
         handle.up(scenario(routeReflector=True))
@@ -220,6 +220,13 @@ def test_route_reflector():
         w3 = handle.node("w3")
         route = handle.node_exec("w2", ["ip", "-4", "route", "show", str(w3.pod_cidr)]).stdout
         assert f"via {w3.ip} dev eth0 proto bird" in route, route
+        assert handle.http(("pod", "a"), handle.pod("b").ip, 8080, "/clientip").startswith(f"{handle.pod('a').ip}:")
+        # the same lab with host-gw: the speakers stop, their routes go, host-gw's take their place
+        handle.up(scenario().replace("backend: bgp", "backend: host-gw"))
+        assert not [t for t in procs.tagged([names.lab_owner_prefix(handle.name)]).values() if t.endswith("/bird")]
+        route = handle.node_exec("w2", ["ip", "-4", "route", "show", str(w3.pod_cidr)]).stdout
+        assert f"via {w3.ip} dev eth0 proto static" in route and "bird" not in route, route
+        assert "proto bird" not in ext_routes(handle)
         assert handle.http(("pod", "a"), handle.pod("b").ip, 8080, "/clientip").startswith(f"{handle.pod('a').ip}:")
     finally:
         remove(handle)
