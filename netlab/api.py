@@ -172,13 +172,13 @@ def exec_argv(cluster, argv: Sequence[str], *, pod: str | None = None, namespace
     from .dataplane import lab as labmod
     from .live.podsetup import service_objects
     if external:
-        return labmod.netns_exec_argv(cluster.external_netns, list(argv))
+        return labmod.netns_exec_argv(cluster.external_netns, _birdc(cluster, None, list(argv)))
     if node:
         try:
             n = cluster.node(node)
         except KeyError:
             raise NotFound(f'node "{node}" not found (nodes: {", ".join(x.name for x in cluster.nodes)})') from None
-        return labmod.netns_exec_argv(n.netns, list(argv))
+        return labmod.netns_exec_argv(n.netns, _birdc(cluster, node, list(argv)))
     if pod is None:
         raise UsageError("name a pod, or use --node NODE or --external")
     p = cluster.pod(namespace, pod)
@@ -188,6 +188,17 @@ def exec_argv(cluster, argv: Sequence[str], *, pod: str | None = None, namespace
     if container is not None and container not in valid:
         raise NotFound(f'container {container} is not valid for pod {pod}: use one of {", ".join(valid)}')
     return labmod.pod_exec_argv(cluster.name, p, list(argv), container, service_objects(cluster))
+
+
+def _birdc(cluster, node: str | None, argv: list[str]) -> list[str]:
+    """`birdc ...` in a BGP lab's node (or the external host) talks to that node's own BIRD: its control
+    socket is added (`-s PATH`) unless the command names one."""
+    import os
+    if cluster.networking.backend != "bgp" or not argv or os.path.basename(argv[0]) != "birdc" or \
+            any(a.startswith("-s") for a in argv[1:]):
+        return argv
+    from .dataplane import bgp
+    return [argv[0], "-s", bgp.socket_path(cluster.name, node), *argv[1:]]
 
 
 def _scenario_of_objects(objs: Sequence[Mapping[str, Any]]) -> tuple[Any, str]:

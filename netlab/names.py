@@ -99,6 +99,11 @@ def userspace_proxy_owner(lab: str, node: str) -> str:
     return f"{lab}/node/{node}/userspace-proxy"
 
 
+def bgp_owner(lab: str, node: str | None) -> str:
+    """The owner tag of a node's BGP speaker (node None: the external router's)."""
+    return f"{lab}/external/bird" if node is None else f"{lab}/node/{node}/bird"
+
+
 def container_owner(lab: str, namespace: str, pod: str, container: str) -> str:
     """The owner tag of a container's process."""
     return f"{lab}/pod/{namespace}/{pod}/{container}"

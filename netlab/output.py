@@ -129,12 +129,16 @@ def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: floa
 
 
 def node_table(cluster: Cluster, problems: dict[str, list[str]], created: float | None, wide: bool,
-               status_of: dict[str, str] | None = None, labels_of: dict[str, str] | None = None) -> str:
+               status_of: dict[str, str] | None = None, labels_of: dict[str, str] | None = None,
+               bgp_of: dict[str, str] | None = None) -> str:
     """`status_of`: a live lab's view of a node whose kernel state is right (Ready, NotReady,
-    Ready,SchedulingDisabled ...); `labels_of`: the LABELS column of --show-labels."""
+    Ready,SchedulingDisabled ...); `labels_of`: the LABELS column of --show-labels; `bgp_of` (-o wide of a
+    BGP lab): the BGP column, each node's speaker's Established sessions of those it should have."""
     headers = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     if wide:
         headers += ["INTERNAL-IP", "POD-CIDR", "KERNEL-VERSION", "NETNS"]
+        if bgp_of is not None:
+            headers.append("BGP")
     if labels_of is not None:
         headers.append("LABELS")
     rows = []
@@ -146,6 +150,8 @@ def node_table(cluster: Cluster, problems: dict[str, list[str]], created: float 
         row = [n.name, status, "control-plane" if n.role == "control-plane" else "<none>", age(created), VERSION]
         if wide:
             row += [str(n.ip), str(n.pod_cidr), platform.release(), n.netns]
+            if bgp_of is not None:
+                row.append(bgp_of.get(n.name, "down"))
         if labels_of is not None:
             row.append(labels_of.get(n.name) or "<none>")
         rows.append(row)

@@ -61,6 +61,7 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
       sudo netlab exec -i client -- sh < script.sh
       sudo netlab exec --node demo-worker -- ip route
       sudo netlab exec --external -- curl -s 172.18.0.2:30080/clientip
+      sudo netlab exec --node demo-worker -- birdc show protocols   # backend bgp: the node's BGP speaker
     """
     from ..dataplane import lab as labmod
     from .. import lab_spec

@@ -180,7 +180,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
             click.echo(out.node_table(cluster, problems, created, fmt == "wide",
                                       {n: node_row(o, 0)[1] for n, o in live.items()},
                                       {n: ",".join(f"{k}={v}" for k, v in sorted(lb.items())) for n, lb in labels.items()}
-                                      if show_labels else None), nl=False)
+                                      if show_labels else None, _bgp_column(cluster, fmt)), nl=False)
             for node, found in problems.items():
                 if found:
                     click.echo(f"node {node}: NotReady, `{labmod.repair_command(name)}` would repair: "
@@ -290,3 +290,12 @@ def _subset_nodes(cluster, names):
     if names:
         cluster.nodes = [n for n in cluster.nodes if n.name in names]
     return cluster
+
+
+def _bgp_column(cluster, fmt: str | None) -> dict[str, str] | None:
+    """-o wide of a BGP lab: each node's Established BGP sessions of those it should have, read from its
+    speaker (`birdc show protocols`), e.g. 3/3; `down` when the speaker does not answer."""
+    if fmt != "wide" or cluster.networking.backend != "bgp":
+        return None
+    from ..dataplane import bgp
+    return bgp.summary(cluster)

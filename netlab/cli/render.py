@@ -12,7 +12,8 @@ from .common import load_scenario, scenario_inputs, scenario_or_stored, scenario
 @scenario_inputs
 @click.option("--node", "node_name", metavar="NODE", help="Node to render (default: every node).")
 @click.option("--lab", metavar="NAME", help="Lab name to render for.")
-@click.option("--fabric", is_flag=True, help="Show the links, addresses and routes instead of the rules.")
+@click.option("--fabric", is_flag=True, help="Show the links, addresses and routes (backend bgp: and the BIRD configurations) "
+              "instead of the rules.")
 @click.option("--proxy-mode", type=click.Choice(proxymodes.names()),
               help="Render for this kube-proxy mode instead of the scenario's.")
 def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, lab: str | None, fabric: bool,
@@ -59,11 +60,17 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
             click.echo(f"# ---- node {n.name}")
         if fabric:
             click.echo(fab.describe(cluster, n), nl=False)
+            if cluster.networking.backend == "bgp":
+                from ..bgp import bird
+                click.echo(f"# bird.conf of its BGP speaker\n{bird.node_config(cluster, n)}", nl=False)
             continue
         click.echo(to_restore(node_rules(cluster, n)), nl=False)
         more = proxymodes.get(cluster.networking.proxy_mode).render
         if more:
             click.echo(more(cluster, n), nl=False)
+    if fabric and cluster.networking.backend == "bgp" and not node_name:
+        from ..bgp import bird
+        click.echo(f"# ---- external router (bird.conf)\n{bird.router_config(cluster)}", nl=False)
 
 
 @click.command()

@@ -98,7 +98,9 @@ class Fabric(FabricPods):
             # (added in that order: the kernel makes the first address of a subnet the primary one)
             plen = c.networking.node_subnet.prefixlen
             ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}"], self.changes)
+            extra = [f"{c.networking.bgp.external_address}/{plen}"] \
+                if c.networking.bgp is not None and c.networking.bgp.external_address else []   # the BGP router's own
+            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}", *extra], self.changes)
             ext.ensure_up("lo", self.changes)
             # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
             # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)

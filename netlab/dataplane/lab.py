@@ -21,7 +21,7 @@ from ..model.objects import Cluster, Pod
 from ..model.preflight import check_commands, check_host_commands, check_proxy_mode
 from ..names import repair_command
 from ..spec.types import PROXY_MODES
-from . import conntrack, hostnet, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
+from . import bgp, conntrack, hostnet, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
 from .changes import Change, Changes
 from .fabric import Fabric, uts_path
 from .host import require_root, require_sandbox_kernel, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
@@ -125,6 +125,7 @@ def preflight(cluster: Cluster) -> None:
     check_host_commands(cluster)
     check_proxy_mode(cluster)
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
+    bgp.preflight(cluster)   # backend bgp: BIRD installed
 
 
 @dataclass
@@ -195,6 +196,7 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         supervise.start_idle_servers(cluster, servers, changes)))
     fresh = set(todo.create) | set(plan.host_pods_fresh(cluster, prev_pods))
     hostnet.ensure_uts(cluster, changes)
+    bgp.ensure(cluster, changes)   # backend bgp: the nodes' and the external router's BGP speakers
     if broken:
         for key, problem in broken.items():
             changes.add(Change("pod", key, "rebuild", f"rebuilt ({problem})", desired[key].netns, f"pod {key}"))

@@ -22,6 +22,7 @@ IFF_UP = 1
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
 RTNH_F_ONLINK = 4
+RTPROT_BIRD = 12     # rtnetlink.h: routes a BIRD daemon installed
 AF_BRIDGE = 7
 
 
@@ -196,8 +197,9 @@ class Netns:
         for dst, r in want.items():
             oif = self.index(r.dev) if r.dev else None
             cur = have.get(dst)
+            # a route BIRD installed is BIRD's to take away (when its speaker stops): never the desired one
             if cur and cur["gateway"] == r.gateway and (oif is None or cur["oif"] == oif) and \
-                    cur["onlink"] == r.onlink:
+                    cur["onlink"] == r.onlink and cur["proto"] != RTPROT_BIRD:
                 continue
             kw = {"dst": "0.0.0.0/0" if dst == "default" else dst}
             if r.gateway:
@@ -210,7 +212,8 @@ class Netns:
             changes.add(Change("route", dst, "create", f"route {dst}" + (f" via {r.gateway}" if r.gateway else ""),
                                self.name))
         for dst, cur in have.items():
-            if dst in want or dst == "default" or cur["proto"] == 2:  # 2: kernel (connected) routes
+            # 2: kernel (connected) routes; 12: BIRD's (the BGP backend's speaker owns them: netlab/bgp/)
+            if dst in want or dst == "default" or cur["proto"] in (2, RTPROT_BIRD):
                 continue
             net = ipaddress.ip_network(dst)
             if any(net.subnet_of(o) for o in owned):

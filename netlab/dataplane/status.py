@@ -7,7 +7,7 @@ from typing import Any, Collection
 
 from ..model.objects import Cluster, Pod
 from ..names import repair_command
-from . import iptables, nsfs, plan, procs, proxy, supervise
+from . import bgp, iptables, nsfs, plan, procs, proxy, supervise
 from .fabric import node_fabric_drift, node_links, pod_link_problem
 
 
@@ -168,7 +168,7 @@ def node_problems(cluster: Cluster, st: dict[str, Any], nodes: list | None = Non
         found = node_fabric_drift(cluster, node)
         if not nsfs.is_ns_file(nsfs.netns_path(node.netns)):
             return found
-        return found + proxy.rules_drift(cluster, node, save_cmd)
+        return found + bgp.drift(cluster, node) + proxy.rules_drift(cluster, node, save_cmd)
     nodes = cluster.nodes if nodes is None else nodes
     return dict(zip((n.name for n in nodes), proxy.per_node(one, nodes)))
 

@@ -38,10 +38,11 @@ def build(cluster: Cluster) -> Graph:
                      routes=[f"{a.name}: {b.pod_cidr} via {b.vtep_ip} dev {VXLAN_DEV} onlink",
                              f"{b.name}: {a.pod_cidr} via {a.vtep_ip} dev {VXLAN_DEV} onlink"],
                      underlay=[str(a.ip), str(b.ip)])
-    elif net.backend == "host-gw":
+    elif net.backend in ("host-gw", "bgp"):   # bgp: the same routes, learned from BGP (proto bird)
+        how = " proto bird" if net.backend == "bgp" else ""
         for i, a in enumerate(cluster.nodes):
             for b in cluster.nodes[i + 1:]:
-                routes = [f"{a.name}: {b.pod_cidr} via {b.ip}", f"{b.name}: {a.pod_cidr} via {a.ip}"]
+                routes = [f"{a.name}: {b.pod_cidr} via {b.ip}{how}", f"{b.name}: {a.pod_cidr} via {a.ip}{how}"]
                 join(f"node:{a.name}", f"node:{b.name}", "route", "\n".join(routes),
                      down=a.partitioned or b.partitioned, routes=routes)
     pods = {p.key: p for p in cluster.pods}

@@ -176,11 +176,13 @@ def node_objects(cluster) -> list[dict]:
         if not n.schedulable:
             spec["taints"] = [{"key": CONTROL_PLANE_TAINT, "effect": "NoSchedule"}]
         meta: dict = {"name": n.name, "labels": labels}
-        if cluster.networking.backend == "vxlan":   # ports netlab itself binds in the node's namespace:
-            # the scheduler's NodePorts filter keeps hostPorts and hostNetwork pods off them
+        if cluster.networking.backend in ("vxlan", "bgp"):   # ports netlab itself binds in the node's namespace
+            # (VXLAN's UDP port, BIRD's BGP port): the scheduler's NodePorts filter keeps hostPorts and
+            # hostNetwork pods off them
             from ..controllers.scheduler import RESERVED_PORTS
-            from ..render.fabric import VXLAN_PORT
-            meta["annotations"] = {RESERVED_PORTS: f"{VXLAN_PORT}/UDP"}
+            from ..render.fabric import BGP_PORT, VXLAN_PORT
+            meta["annotations"] = {RESERVED_PORTS: f"{VXLAN_PORT}/UDP" if cluster.networking.backend == "vxlan"
+                                   else f"{BGP_PORT}/TCP"}
         out.append({"apiVersion": "v1", "kind": "Node", "metadata": meta,
                     "spec": spec,
                     "status": {"addresses": [{"type": "InternalIP", "address": str(n.ip)},

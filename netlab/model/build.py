@@ -128,6 +128,10 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
     node_hosts = net.node_subnet.hosts()
     gateway_ip = next(node_hosts)
     external_ip = net.node_subnet.broadcast_address - 1
+    # the gateway, the external host's two addresses and (BGP backend) an external router address of its own
+    reserved = {gateway_ip, external_ip, external_ip - 1}
+    if net.bgp is not None and net.bgp.external_address:
+        reserved.add(ipaddress.IPv4Address(net.bgp.external_address))
     cidrs = list(net.pod_subnet.subnets(new_prefix=net.node_cidr_mask)) \
         if 2 ** (net.node_cidr_mask - net.pod_subnet.prefixlen) <= 4096 else None
     used_ips, used_cidrs = set(), set()
@@ -140,14 +144,13 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
             ip, cidr = ipaddress.IPv4Address(old["ip"]), ipaddress.IPv4Network(old["podCIDR"])
         except (KeyError, ValueError):
             continue
-        if ip in net.node_subnet and ip not in (gateway_ip, external_ip, external_ip - 1) and ip not in used_ips and \
+        if ip in net.node_subnet and ip not in reserved and ip not in used_ips and \
                 cidr.subnet_of(net.pod_subnet) and cidr.prefixlen == net.node_cidr_mask and cidr not in used_cidrs:
             kept[spec.name] = (ip, cidr)
             used_ips.add(ip)
             used_cidrs.add(cidr)
     nodes: list[Node] = []
-    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in (gateway_ip, external_ip,
-                                                                                         external_ip - 1))
+    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in reserved)
     free_cidrs = (c for c in (cidrs or net.pod_subnet.subnets(new_prefix=net.node_cidr_mask)) if c not in used_cidrs)
     for i, spec in enumerate(scenario.nodes):
         ip, cidr = kept.get(spec.name) or (next(free_ips), next(free_cidrs))

@@ -15,6 +15,7 @@ VXLAN_DEV = "flannel.1"
 VXLAN_VNI = 1
 VXLAN_PORT = 8472
 VXLAN_OVERHEAD = 50
+BGP_PORT = 179                     # backend bgp: each node's BIRD listens there
 BRIDGE = "cni0"
 
 
@@ -101,7 +102,21 @@ def _host_gw(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
             nf.routes.append(Route(str(peer.pod_cidr), str(peer.ip), "eth0"))
 
 
-OVERLAYS: dict[str, Callable[[Cluster, Node, NodeFabric], None]] = {"vxlan": _vxlan, "host-gw": _host_gw}
+def _bgp(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
+    """No route of its own: the node's BGP speaker (netlab/bgp/) learns the other nodes' podCIDRs from
+    its peers and installs them (`proto bird`), routed to each node's underlay address as host-gw's are."""
+
+
+OVERLAYS: dict[str, Callable[[Cluster, Node, NodeFabric], None]] = {"vxlan": _vxlan, "host-gw": _host_gw,
+                                                                    "bgp": _bgp}
+
+
+def nat_outgoing(cluster: Cluster) -> bool:
+    """Whether pod traffic leaving the pod network is masqueraded to the node's address: always with the
+    overlays (nothing outside routes back to a pod IP); with BGP as `bgp.natOutgoing` says (Calico's
+    IPPool field; default false: the pod network is routable, the external router knows it)."""
+    bgp = cluster.networking.bgp
+    return not (cluster.networking.backend == "bgp" and bgp is not None and not bgp.nat_outgoing)
 
 NODE_SYSCTLS = {
     "net/ipv4/ip_forward": "1",
@@ -186,7 +201,7 @@ def iptables_flannel(cluster: Cluster, node: Node) -> dict[str, list[str]]:
     """flannel's masquerade and forward chains for one node, as iptables-restore lines per table.
 
     Pod-to-pod traffic is never NATed; traffic from pods to anything outside the pod network is
-    masqueraded to the node's address.
+    masqueraded to the node's address (unless `nat_outgoing` says the pod network is routable).
     """
     pod_net = str(cluster.networking.pod_subnet)
     cidr = str(node.pod_cidr)
@@ -200,6 +215,8 @@ def iptables_flannel(cluster: Cluster, node: Node) -> dict[str, list[str]]:
         f"-A FLANNEL-POSTRTG -s {pod_net} ! -d 224.0.0.0/4 {masq} -j MASQUERADE --random-fully",
         f"-A FLANNEL-POSTRTG ! -s {pod_net} -d {pod_net} {masq} -j MASQUERADE --random-fully",
     ]
+    if not nat_outgoing(cluster):   # a routable pod network (BGP, natOutgoing false): pods keep their address
+        nat.remove(f"-A FLANNEL-POSTRTG -s {pod_net} ! -d 224.0.0.0/4 {masq} -j MASQUERADE --random-fully")
     flt = [
         f"-A FLANNEL-FWD -s {pod_net} {fwd} -j ACCEPT",
         f"-A FLANNEL-FWD -d {pod_net} {fwd} -j ACCEPT",

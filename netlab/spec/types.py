@@ -9,7 +9,7 @@ from ..netpol import renderers as policy_renderers
 from ..workload.resolvconf import PodDns
 from .security import SecurityContext
 
-BACKENDS = ("vxlan", "host-gw")
+BACKENDS = ("vxlan", "host-gw", "bgp")
 PROXY_MODES = proxymodes.names()            # netlab/proxymodes/: one module per kube-proxy mode
 POLICY_RENDERERS = policy_renderers.names()   # netlab/netpol/renderers/: one module per NetworkPolicy renderer
 IPTABLES_FLAVOURS = ("auto", "legacy", "nft")
@@ -54,6 +54,25 @@ class IngressConfig:
     load_balancer_ip: str | None = None      # spec.loadBalancerIP of a LoadBalancer controller Service
 
 
+AS_TRANS = 23456                 # RFC 6793's placeholder for a 4-byte AS: no speaker may use it
+DEFAULT_AS = 64512               # Calico's default AS number
+DEFAULT_EXTERNAL_AS = 64513
+
+
+@dataclass
+class BgpConfig:
+    """The Cluster document's `networking.bgp:` map: the BGP backend (netlab/bgp/). Every node runs BIRD in
+    AS `as_number`: a full iBGP mesh, or (route_reflector) the first node reflects for the others; each
+    node also peers with the external router (AS `external_as`, eBGP unless the same number is given)."""
+    as_number: int = DEFAULT_AS
+    route_reflector: bool = False
+    nat_outgoing: bool = False     # Calico's IPPool natOutgoing: masquerade pod traffic leaving the pod network
+    hold_time: int = 6             # seconds without a message before a session is declared down
+    keepalive_time: int = 2
+    external_as: int = DEFAULT_EXTERNAL_AS
+    external_address: str | None = None   # the external router's address on the underlay (None: the external host's)
+
+
 @dataclass
 class Networking:
     pod_subnet: ipaddress.IPv4Network
@@ -72,6 +91,7 @@ class Networking:
     ipvs_strict_arp: bool = False  # kube-proxy's ipvs.strictARP: arp_ignore=1, arp_announce=2 on the nodes
     ingress: IngressConfig | None = None     # the Cluster document's `ingress:` map (None: no add-on)
     policy_renderer: str = "iptables"        # networkPolicyRenderer: netlab/netpol/renderers/<name>.py
+    bgp: BgpConfig | None = None             # networking.bgp (backend bgp only)
 
 
 @dataclass

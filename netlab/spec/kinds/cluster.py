@@ -10,8 +10,9 @@ import re
 from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
-from ..types import (BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES, POLICY_RENDERERS, PROXY_MODES, DnsConfig,
-                     ExpectSpec, IngressConfig, Networking, NodeSpec)
+from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
+                     POLICY_RENDERERS, PROXY_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig, Networking,
+                     NodeSpec)
 from . import Context, ObjectDoc, register
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -64,6 +65,9 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     m = re.match(r"^(\d+)-(\d+)$", npr or "")
     if not m or not (1 <= int(m.group(1)) <= int(m.group(2)) <= 65535):
         raise net.error("serviceNodePortRange", f"{shown(npr)} is not a port range", "write it like 30000-32767")
+    bgp = None
+    if net.has("bgp") or backend == "bgp":
+        bgp = _parse_bgp(net.map("bgp"), backend, node_subnet)
     ipfam = net.str("ipFamily", "ipv4")
     if ipfam != "ipv4":
         raise net.error("ipFamily", f"{shown(ipfam)} is not supported", "netlab emulates IPv4 clusters: use ipv4")
@@ -120,7 +124,8 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     if len(nodes) > cidrs:
         raise SpecError(where, f"networking.podSubnet {pod_subnet} holds {cidrs} /{mask} node ranges "
                         f"but the cluster has {len(nodes)} nodes", "use a larger podSubnet or a longer nodeCIDRMaskSize")
-    if len(nodes) + 3 > node_subnet.num_addresses - 2:  # nodes, the gateway (.1), the external host's two
+    # nodes, the gateway (.1), the external host's two, the BGP router's own address if it has one
+    if len(nodes) + 3 + bool(bgp and bgp.external_address) > node_subnet.num_addresses - 2:
         raise SpecError(where, f"networking.nodeSubnet {node_subnet} is too small for {len(nodes)} nodes, "
                         "its gateway and the external host", "use a larger nodeSubnet")
     if service_subnet.num_addresses < 16:
@@ -151,8 +156,53 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
                             dns=dns, ipvs_strict_arp=strict_arp, ingress=ingress,
-                            policy_renderer=policy_renderer)
+                            policy_renderer=policy_renderer, bgp=bgp)
     return name, nodes, networking, expectations
+
+
+MAX_AS = 4294967295   # a 4-byte AS number (RFC 6793)
+
+
+def _as_number(d: Fields, key: str, default: int) -> int:
+    value = d.int(key, default, lo=1, hi=MAX_AS)
+    if value == AS_TRANS:
+        raise d.error(key, f"{AS_TRANS} is AS_TRANS, reserved for 2-byte speakers (RFC 6793)",
+                      "use another number, e.g. a private one from 64512 to 65534")
+    return value
+
+
+def _parse_bgp(d: Fields, backend: str, node_subnet: ipaddress.IPv4Network) -> BgpConfig:
+    """The `networking.bgp:` map: the BGP backend's speakers (netlab/bgp/)."""
+    if backend != "bgp" and d.data:
+        raise SpecError(d.where, f"networking.bgp is set but networking.backend is {backend}",
+                        "set networking.backend: bgp, or remove networking.bgp")
+    cfg = BgpConfig()
+    cfg.as_number = _as_number(d, "asNumber", cfg.as_number)
+    cfg.route_reflector = d.bool("routeReflector", False)
+    cfg.nat_outgoing = d.bool("natOutgoing", False)
+    cfg.hold_time = d.int("holdTime", cfg.hold_time, lo=3, hi=65535)
+    cfg.keepalive_time = d.int("keepaliveTime", cfg.keepalive_time, lo=1, hi=21845)
+    if cfg.keepalive_time * 3 > cfg.hold_time:
+        raise d.error("keepaliveTime", f"{cfg.keepalive_time} is more than a third of holdTime {cfg.hold_time}",
+                      f"use at most {cfg.hold_time // 3} (a session survives two lost keepalives)")
+    ext = d.map("externalRouter")
+    cfg.external_as = _as_number(ext, "asNumber", cfg.external_as)
+    address = ext.str("address")
+    if address is not None:
+        try:
+            ip = ipaddress.IPv4Address(address)
+        except ValueError:
+            raise ext.error("address", f"{shown(address)} is not an IPv4 address",
+                            "write it like 172.18.0.250") from None
+        if ip not in node_subnet or ip in (node_subnet.network_address, node_subnet.broadcast_address):
+            raise ext.error("address", f"{ip} is outside the underlay {node_subnet} (networking.nodeSubnet)",
+                            "give the external router an address of the node subnet")
+        if ip == node_subnet.network_address + 1:
+            raise ext.error("address", f"{ip} is the underlay's gateway", "use another address of the node subnet")
+        cfg.external_address = None if ip == node_subnet.broadcast_address - 1 else str(ip)
+    ext.done()
+    d.done()
+    return cfg
 
 
 

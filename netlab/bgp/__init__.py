@@ -1,0 +1,15 @@
+"""The BGP backend (`networking.backend: bgp`): routable pod networks, as Calico's and Cilium's BGP modes
+make them. Every node runs a real BGP speaker, BIRD 2 (Debian's bird2), in its own network namespace;
+the external host of the lab runs one too and stands for the data centre's router.
+
+- `bird`: the speakers' configurations, a pure function of the model (golden-tested), and the parser
+  of `birdc show protocols`;
+- `netlab/dataplane/bgp.py`: the kernel side (start, reload, read the sessions).
+
+The pieces are kept apart so that announcing more than the podCIDR later (MetalLB's BGP mode: the LB
+IPs) is one more static protocol named in `ANNOUNCED`'s filter, and the external router is reused as it is.
+"""
+from __future__ import annotations
+
+PACKAGES = "bird2"          # the Debian package with bird and birdc
+TOOLS = ("bird", "birdc")

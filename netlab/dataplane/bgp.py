@@ -1,0 +1,234 @@
+"""The BGP backend's speakers, done: one BIRD per node in the node's network namespace and one in the
+external host (the data centre's router), each with the configuration `netlab.bgp.bird` renders, its
+own control socket and pid file under the lab's run directory, and the lab's owner tag, so `down` ends
+them with the rest of the lab (by namespace membership and by tag). The host's own bird service is
+never used (scripts/setup leaves it stopped and disabled).
+
+`ensure` starts what is missing, reloads (SIGHUP: BIRD re-reads its file and restarts only the
+protocols that changed) what runs with another configuration, and stops the speakers of a lab whose
+backend is no longer bgp. `sessions` reads a speaker's protocols through its socket (`birdc -s`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from .. import names
+from ..bgp import PACKAGES, TOOLS, bird
+from ..errors import KernelError, UsageError
+from ..model.objects import Cluster
+from . import layout, nsfs, procs, state
+from .changes import Change, Changes
+
+SOCKET_MAX = 107          # sun_path holds 108 bytes with its NUL
+START_WAIT = 5.0          # seconds for a started BIRD to open its control socket
+SESSION_WAIT = float(os.environ.get("NETLAB_BGP_WAIT", "10"))   # for the sessions after a start
+
+
+@dataclass(frozen=True)
+class Speaker:
+    node: str | None       # None: the external router
+    netns: str
+    config: str            # bird.conf's text
+    conf: str              # where it is written
+    socket: str
+    pidfile: str
+    log: str
+    owner: str
+
+    @property
+    def label(self) -> str:
+        return f"node {self.node}" if self.node else "the external router"
+
+
+def bird_dir(lab: str) -> str:
+    return os.path.join(layout.run_dir(lab), "bird")
+
+
+def _base(lab: str, node: str | None) -> str:
+    """The files' common path: bird/node-NAME (bird/node-HASH when a long name would make the socket's
+    path longer than a Unix socket's), bird/external for the router."""
+    d = bird_dir(lab)
+    if node is None:
+        return os.path.join(d, "external")
+    base = os.path.join(d, f"node-{node}")
+    if len(base) + len(".ctl") > SOCKET_MAX:
+        base = os.path.join(d, "node-" + hashlib.sha256(node.encode()).hexdigest()[:12])
+    return base
+
+
+def socket_path(lab: str, node: str | None) -> str:
+    """A speaker's control socket: what `birdc -s` takes."""
+    return _base(lab, node) + ".ctl"
+
+
+def speakers(cluster: Cluster) -> list[Speaker]:
+    lab = cluster.name
+    out = []
+    for node in cluster.nodes:
+        b = _base(lab, node.name)
+        out.append(Speaker(node.name, node.netns, bird.node_config(cluster, node), b + ".conf", b + ".ctl",
+                           b + ".pid", os.path.join(layout.logs_dir(lab), f"bird-{node.name}.log"),
+                           names.bgp_owner(lab, node.name)))
+    b = _base(lab, None)
+    out.append(Speaker(None, cluster.external_netns, bird.router_config(cluster), b + ".conf", b + ".ctl", b + ".pid",
+                       os.path.join(layout.logs_dir(lab), "bird-external.log"), names.bgp_owner(lab, None)))
+    return out
+
+
+def preflight(cluster: Cluster) -> None:
+    """The BGP backend needs BIRD: an error before anything is built when it is not installed."""
+    if cluster.networking.backend != "bgp":
+        return
+    missing = [t for t in TOOLS if procs.which(t) is None]
+    if missing:
+        raise UsageError(f"networking.backend bgp runs BIRD 2 on every node but {' and '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not installed; run scripts/setup "
+                         f"(or apt-get install {PACKAGES})")
+
+
+def running(sp: Speaker) -> int | None:
+    """The pid of the speaker's BIRD if it runs (its pid file's process, with its tag, in its namespace)."""
+    try:
+        with open(sp.pidfile) as f:
+            pid = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    rec = procs.record(pid)
+    return pid if procs.alive(rec, sp.owner, nsfs.netns_path(sp.netns)) else None
+
+
+def _current(sp: Speaker) -> bool:
+    try:
+        with open(sp.conf) as f:
+            return f.read() == sp.config
+    except OSError:
+        return False
+
+
+def _stop_tagged(paths: list[str], tags: set[str]) -> int:
+    found = procs.owned(paths)
+    pids = [pid for tag, ps in found.items() if tag in tags for pid in ps]
+    return procs.terminate([], pids, grace=2.0) if pids else 0
+
+
+def _tail(path: str, n: int = 3) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+def ensure(cluster: Cluster, changes: Changes) -> None:
+    """Every speaker of a bgp lab running with its current configuration; none in any other lab."""
+    lab = cluster.name
+    if cluster.networking.backend != "bgp":
+        if os.path.isdir(bird_dir(lab)):   # the lab was bgp: its speakers go (their routes with them)
+            paths = [nsfs.netns_path(n.netns) for n in cluster.nodes] + [nsfs.netns_path(cluster.external_netns)]
+            tags = {names.bgp_owner(lab, n.name) for n in cluster.nodes} | {names.bgp_owner(lab, None)}
+            if _stop_tagged(paths, tags):
+                changes.add(Change("server", "bird", "stop", "BGP speakers stopped (backend is not bgp)"))
+            import shutil
+            shutil.rmtree(bird_dir(lab), ignore_errors=True)
+        return
+    os.makedirs(bird_dir(lab), mode=0o700, exist_ok=True)
+    started = []
+    for sp in speakers(cluster):
+        pid = running(sp)
+        if pid is not None and _current(sp):
+            continue
+        state.write_private(sp.conf, sp.config)
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)
+            changes.add(Change("server", "bird", "reload", f"BGP speaker of {sp.label} reloaded", sp.netns))
+            continue
+        _stop_tagged([nsfs.netns_path(sp.netns)], {sp.owner})   # one left unrecorded by an interrupted up
+        for path in (sp.socket, sp.pidfile):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        rec = procs.spawn(["bird", "-f", "-c", sp.conf, "-s", sp.socket, "-P", sp.pidfile],
+                          nsfs.netns_path(sp.netns), sp.log, owner=sp.owner)
+        started.append((sp, rec))
+        changes.add(Change("server", "bird", "start", f"BGP speaker of {sp.label} started (pid {rec['pid']})",
+                           sp.netns))
+    deadline = time.monotonic() + START_WAIT
+    for sp, rec in started:
+        while not (os.path.exists(sp.socket) and os.path.exists(sp.pidfile)):
+            if not procs.alive(rec):
+                raise KernelError(f"BIRD of {sp.label} ended while starting: {_tail(sp.log) or 'no output'} "
+                                  f"(log {sp.log})")
+            if time.monotonic() > deadline:
+                raise KernelError(f"BIRD of {sp.label} did not open its socket {sp.socket} within {START_WAIT:.0f} s "
+                                  f"(log {sp.log})")
+            time.sleep(0.02)
+    if started:
+        wait_established(cluster, SESSION_WAIT)
+
+
+def expected_sessions(cluster: Cluster, node: str | None) -> list[str]:
+    """The BGP protocols a speaker should have Established (node None: the external router)."""
+    if node is None:
+        return [p.protocol for p in bird.router_peers(cluster)]
+    return [p.protocol for p in bird.node_peers(cluster, cluster.node(node))]
+
+
+def sessions(lab: str, node: str | None, timeout: float = 2.0) -> dict[str, bird.Protocol] | None:
+    """A speaker's protocols (`birdc show protocols`), or None if it does not answer."""
+    sock = socket_path(lab, node)
+    if not os.path.exists(sock):
+        return None
+    try:
+        out = subprocess.run(["birdc", "-s", sock, "show", "protocols"], capture_output=True, text=True,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bird.parse_protocols(out.stdout) if out.returncode == 0 else None
+
+
+def summary(cluster: Cluster) -> dict[str, str]:
+    """node -> `established/expected` (or `down` when its speaker does not answer): get nodes -o wide."""
+    out = {}
+    for node in cluster.nodes:
+        found = sessions(cluster.name, node.name)
+        out[node.name] = "down" if found is None else bird.bgp_summary(found, expected_sessions(cluster, node.name))
+    return out
+
+
+def wait_established(cluster: Cluster, timeout: float) -> bool:
+    """Wait until every speaker of a node that is not stopped has its sessions to the other running
+    nodes and the router Established; False if `timeout` passed first."""
+    names_of = bird.protocol_names(cluster.nodes)
+    stopped = {names_of[n.name] for n in cluster.nodes if n.partitioned}
+    deadline = time.monotonic() + timeout
+    while True:
+        ok = True
+        for node in [n for n in cluster.nodes if not n.partitioned] + [None]:
+            who = None if node is None else node.name
+            want = [p for p in expected_sessions(cluster, who) if p not in stopped]
+            found = sessions(cluster.name, who) or {}
+            if not all(p in found and found[p].established for p in want):
+                ok = False
+                break
+        if ok or time.monotonic() > deadline:
+            return ok
+        time.sleep(0.2)
+
+
+def drift(cluster: Cluster, node) -> list[str]:
+    """What `up` would change in a node's speaker: not running, or running another configuration."""
+    if cluster.networking.backend != "bgp":
+        return []
+    sp = next(s for s in speakers(cluster) if s.node == node.name)
+    if running(sp) is None:
+        return ["its BGP speaker (bird) is not running"]
+    if not _current(sp):
+        return ["its BGP speaker's configuration is out of date"]
+    return []
