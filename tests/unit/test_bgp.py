@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from netlab.bgp import bird
-from netlab.cli.exec import _birdc
+from netlab.api import _birdc
 from netlab.errors import SpecError, UsageError
 from netlab.output import node_table
 from netlab.render.fabric import iptables_flannel, nat_outgoing, node_fabric
