@@ -131,28 +131,11 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     is read and checked (the CLI warns about ignored fields). Bad input raises SpecError before anything
     is written. The lab's control loop does the rest (`target.wrote()` makes sure it runs)."""
     from ..spec.podparts import check_references, stored_sources
-    from ..store.meta import controller_ref, is_deleting, selector_matches
-    from .objects import LAST_APPLIED, PRUNABLE, Applied, apply_objects
+    from .objects import apply_objects
     objs, sc = read_manifests(inputs, target)
     check_references(objs, stored_sources(target.store))   # before anything is written
     if on_read is not None:
         on_read(sc)
-    store = target.store
-    with store.transaction():
-        applied = apply_objects(store, objs)
-        if prune:
-            seen = {key_of(o) for o in objs}
-            for kind in PRUNABLE:
-                for live in store.list(kind):
-                    k = key_of(live)
-                    if k in seen or LAST_APPLIED not in (live["metadata"].get("annotations") or {}):
-                        continue
-                    if controller_ref(live) is not None or is_deleting(live):
-                        continue
-                    if selector and not selector_matches(selector, live["metadata"].get("labels")):
-                        continue
-                    grace = (live.get("spec") or {}).get("terminationGracePeriodSeconds", 30) if kind == "Pod" else 0
-                    store.delete(*k, grace_seconds=grace)
-                    applied.append(Applied(*k, "pruned"))
+    applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True)
     target.wrote()
     return applied

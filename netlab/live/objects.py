@@ -26,7 +26,7 @@ from ..spec.kinds import REGISTRY as KIND_PARSERS
 from ..spec.kinds.inert import inert_kinds
 from ..spec.limits import BUILTIN_NAMESPACES, CONTROL_PLANE_TAINT
 from ..spec.types import PodSpec, Scenario
-from ..store.meta import controller_ref, is_deleting, key_of
+from ..store.meta import controller_ref, is_deleting, key_of, selector_matches
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 STOPPED = "netlab.io/stopped"   # on a Node that `netlab node stop` partitioned (its kubelet is silent)
@@ -229,10 +229,13 @@ def _comparable(obj: dict) -> dict:
             **{k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}}
 
 
-def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE) -> list[Applied]:
+def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE, selector: str | None = None,
+                  graceful_pods: bool = False) -> list[Applied]:
     """Write `objects` (manifests) to `store` in one transaction; see the module's docstring. A bare
     Pod whose spec changed is deleted and created again (the API server refuses most pod updates;
-    `up` has always made such a pod anew)."""
+    `up` has always made such a pod anew). `prune`: delete what an earlier apply made (and no controller
+    owns) that `objects` no longer has, only what matches the label `selector` when given; pods pruned
+    with their terminationGracePeriodSeconds when `graceful_pods` (`apply --prune`), at once otherwise."""
     out: list[Applied] = []
     with store.transaction():
         seen = set()
@@ -278,7 +281,11 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
                         continue
                     if controller_ref(live) is not None or is_deleting(live):
                         continue
-                    store.delete(*k, grace_seconds=0 if kind != "Pod" else None)
+                    if selector and not selector_matches(selector, live["metadata"].get("labels")):
+                        continue
+                    grace = (live.get("spec") or {}).get("terminationGracePeriodSeconds", 30) \
+                        if kind == "Pod" and graceful_pods else 0
+                    store.delete(*k, grace_seconds=grace)
                     out.append(Applied(*k, "pruned"))
     return out
 
