@@ -295,7 +295,9 @@ def _subset_nodes(cluster, names):
 def _bgp_column(cluster, fmt: str | None) -> dict[str, str] | None:
     """-o wide of a BGP lab: each node's Established BGP sessions of those it should have, read from its
     speaker (`birdc show protocols`), e.g. 3/3; `down` when the speaker does not answer."""
-    if fmt != "wide" or cluster.networking.backend != "bgp":
+    if fmt != "wide":
         return None
     from ..dataplane import bgp
+    if cluster.networking.backend != "bgp" and bgp.lb_plan(cluster.name) is None:   # nor MetalLB's BGP mode
+        return None
     return bgp.summary(cluster)

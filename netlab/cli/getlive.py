@@ -17,6 +17,7 @@ STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statef
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob",
                "ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement",
+               "bgppeers": "BGPPeer", "bgpadvertisements": "BGPAdvertisement",
                "ingresses": "Ingress", "ingressclasses": "IngressClass", "networkpolicies": "NetworkPolicy",
                "namespaces": "Namespace"}
 
