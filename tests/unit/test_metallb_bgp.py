@@ -294,3 +294,23 @@ def test_bird_accepts_every_config(tmp_path, backend):
         f.write_text(t)
         r = subprocess.run(["bird", "-p", "-c", str(f)], capture_output=True, text=True)
         assert r.returncode == 0, f"{r.stderr}\n{t}"
+
+
+def test_a_bgppeer_without_bird_installed_is_refused_in_one_line(monkeypatch):
+    from netlab.dataplane import bgp, procs
+    from netlab.errors import UsageError
+    monkeypatch.setattr(procs, "which", lambda tool: None)
+    bgp.preflight(lab())   # no BGPPeer, no BGP backend: BIRD is not needed
+    with pytest.raises(UsageError) as e:
+        bgp.preflight(lab(), metallb_bgp=True)
+    assert str(e.value) == ("MetalLB's BGP mode (a BGPPeer) runs BIRD 2 on the nodes but bird and birdc are not "
+                            "installed; run scripts/setup (or apt-get install bird2)")
+
+
+def test_get_prints_metallb_s_columns():
+    from netlab.controllers.printers import table
+    peer = bgppeer(ebgpMultiHop=True)
+    assert table("BGPPeer", [peer], 0.0) == [["NAME", "ADDRESS", "ASN", "BFD PROFILE", "MULTI HOPS"],
+                                             ["r", ROUTER, "64513", "", "true"]]
+    assert table("BGPAdvertisement", [bgpad(ipAddressPools=["p"], peers=["r"])], 0.0)[1] == \
+        ["a", '["p"]', "", '["r"]']
