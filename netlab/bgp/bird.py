@@ -3,7 +3,8 @@
 A node's speaker (router id: its underlay address, AS `bgp.asNumber`):
 - announces its podCIDR: a static blackhole route in protocol `pods` (as Calico's block route), sent
   to its peers through the filter `announced` (which names every protocol whose routes are announced:
-  the LB IPs of a later MetalLB BGP mode are one more protocol there);
+  MetalLB's BGP mode's LoadBalancer prefixes are one more, `lb_ips`, with their advertisement's
+  localPref and communities set on export);
 - peers with every other node (iBGP full mesh) or, with `routeReflector: true`, only with the first
   node, which reflects for the others (`rr client`), keeping the originator's next hop;
 - peers with the external router (eBGP by default: the router is in AS `externalRouter.asNumber`,
@@ -15,7 +16,12 @@ A node's speaker (router id: its underlay address, AS `bgp.asNumber`):
 
 The external router (the lab's external host, AS 64513) peers with every node, announces nothing and
 installs what it learns into its kernel table (`merge paths`: equal routes from several nodes become
-one ECMP route, which MetalLB's BGP mode will need).
+one ECMP route: MetalLB's BGP mode's LB IPs spread over the nodes announcing them).
+
+MetalLB's BGP mode (`plan`: netlab/lb/bgpmode.py's published sessions and routes) with another backend:
+a node a BGPPeer selects runs a speaker with that one session to the router (local AS myASN, the
+BGPPeer's timers) and its `lb_ips`, nothing else; the router peers with those nodes only and takes the
+pools' CIDRs from them.
 
 Sessions are direct (every speaker is on the underlay's L2) with short timers (hold 6 s, keepalive
 2 s by default; reconnect after 1 s), so a stopped node's routes are gone from its peers within the
