@@ -136,8 +136,8 @@ def parse_bgppeer(top: Fields, networking) -> dict:
             raise spec.error("peerASN", f"{peer_asn} is not the AS of the lab's external router ({router_as})",
                              f"set spec.peerASN: {router_as}")
         if nodes_as and my_asn != nodes_as:
-            raise spec.error("myASN", f"{my_asn} is not the nodes' AS {nodes_as}: with networking.backend bgp MetalLB's "
-                             "routes go over the nodes' existing session to the router",
+            raise spec.error("myASN", f"{my_asn} is not the nodes' AS {nodes_as}: with networking.backend bgp "
+                             "MetalLB's routes go over the nodes' existing session to the router",
                              f"set spec.myASN: {nodes_as}")
         if port != BGP_PORT:
             raise spec.error("peerPort", f"{port}: the lab's external router listens on {BGP_PORT} only",

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from netlab.bgp import bird
+from netlab.dataplane.bgp import speakers
 from netlab.errors import SpecError
 from netlab.lb import bgpmode
 from netlab.lb.bgpmode import Plan, Route, Session, decide, parse_document
@@ -118,7 +119,8 @@ def test_with_the_bgp_backend_my_asn_is_the_nodes_as():
     with pytest.raises(SpecError) as e:
         load(cluster(backend="bgp"), peer_doc(myASN=64999))
     assert str(e.value) == ("BGPPeer r: spec.myASN 64999 is not the nodes' AS 64512: with "
-                            "networking.backend bgp MetalLB's routes go over the nodes' existing session to the router; "
+                            "networking.backend bgp MetalLB's routes go over the nodes' existing session to the "
+                            "router; "
                             "set spec.myASN: 64512")
     load(cluster(backend="bgp"), peer_doc())   # the nodes' AS: accepted
 
@@ -263,8 +265,7 @@ def test_golden_node_and_router_without_the_bgp_backend():
     golden.check("metallb_bgp_node", bird.node_config(c, c.nodes[0], p), "BIRD config differs")
     golden.check("metallb_bgp_router", bird.router_config(c, p), "BIRD config differs")
     assert bird.node_config(c, c.nodes[1], p) == ""   # no BGPPeer selects it: no speaker
-    assert [s.node for s in __import__("netlab.dataplane.bgp", fromlist=["x"]).speakers(c, p)] == \
-        [c.nodes[0].name, c.nodes[2].name, None]
+    assert [s.node for s in speakers(c, p)] == [c.nodes[0].name, c.nodes[2].name, None]
 
 
 def test_golden_with_the_bgp_backend():
@@ -275,7 +276,6 @@ def test_golden_with_the_bgp_backend():
 
 def test_no_plan_no_speaker_without_the_bgp_backend_and_the_backend_unchanged():
     c = lab()
-    from netlab.dataplane.bgp import speakers
     assert speakers(c, None) == [] and speakers(c, Plan()) == []
     b = lab("bgp")
     assert bird.node_config(b, b.nodes[0], None) == bird.node_config(b, b.nodes[0])
