@@ -194,11 +194,13 @@ def _birdc(cluster, node: str | None, argv: list[str]) -> list[str]:
     """`birdc ...` in a BGP lab's node (or the external host) talks to that node's own BIRD: its control
     socket is added (`-s PATH`) unless the command names one."""
     import os
-    if cluster.networking.backend != "bgp" or not argv or os.path.basename(argv[0]) != "birdc" or \
-            any(a.startswith("-s") for a in argv[1:]):
+    if not argv or os.path.basename(argv[0]) != "birdc" or any(a.startswith("-s") for a in argv[1:]):
         return argv
     from .dataplane import bgp
-    return [argv[0], "-s", bgp.socket_path(cluster.name, node), *argv[1:]]
+    sock = bgp.socket_path(cluster.name, node)
+    if cluster.networking.backend != "bgp" and not os.path.exists(sock):   # no BGP backend, no MetalLB speaker
+        return argv
+    return [argv[0], "-s", sock, *argv[1:]]
 
 
 def _scenario_of_objects(objs: Sequence[Mapping[str, Any]]) -> tuple[Any, str]:

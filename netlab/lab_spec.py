@@ -50,7 +50,12 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     # still picture (its Deployments' replicas scheduled as netlab's own expansion does) must stand
     from .dataplane import lab as labmod
     from .dataplane import layout
-    labmod.preflight(build(scenario, prev))
+    still = build(scenario, prev)
+    labmod.preflight(still)
+    from .dataplane import bgp
+    # MetalLB's BGP mode runs BIRD on the nodes whatever the backend: refused before anything is built without it
+    bgp.preflight(still, metallb_bgp=any(isinstance(d, dict) and d.get("kind") == "BGPPeer"
+                                         for d in scenario.documents))
     from .spec.podparts import check_references, stored_sources
     # the lab's store only if the lab exists (opening it would make the lab's directory); up prunes
     # what an earlier apply wrote, so only the manifests and what was never applied count

@@ -6,8 +6,9 @@ the external host of the lab runs one too and stands for the data centre's route
   of `birdc show protocols`;
 - `netlab/dataplane/bgp.py`: the kernel side (start, reload, read the sessions).
 
-The pieces are kept apart so that announcing more than the podCIDR later (MetalLB's BGP mode: the LB
-IPs) is one more static protocol named in `ANNOUNCED`'s filter, and the external router is reused as it is.
+MetalLB's BGP mode (netlab/lb/bgpmode.py) reuses both: its LB prefixes are one more static protocol
+(`lb_ips`) named in `ANNOUNCED`'s filter, its sessions those to the same external router; with a backend
+other than bgp the nodes a BGPPeer selects run BIRD for that session only.
 """
 from __future__ import annotations
 

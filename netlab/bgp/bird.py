@@ -3,7 +3,8 @@
 A node's speaker (router id: its underlay address, AS `bgp.asNumber`):
 - announces its podCIDR: a static blackhole route in protocol `pods` (as Calico's block route), sent
   to its peers through the filter `announced` (which names every protocol whose routes are announced:
-  the LB IPs of a later MetalLB BGP mode are one more protocol there);
+  MetalLB's BGP mode's LoadBalancer prefixes are one more, `lb_ips`, with their advertisement's
+  localPref and communities set on export);
 - peers with every other node (iBGP full mesh) or, with `routeReflector: true`, only with the first
   node, which reflects for the others (`rr client`), keeping the originator's next hop;
 - peers with the external router (eBGP by default: the router is in AS `externalRouter.asNumber`,
@@ -15,7 +16,12 @@ A node's speaker (router id: its underlay address, AS `bgp.asNumber`):
 
 The external router (the lab's external host, AS 64513) peers with every node, announces nothing and
 installs what it learns into its kernel table (`merge paths`: equal routes from several nodes become
-one ECMP route, which MetalLB's BGP mode will need).
+one ECMP route: MetalLB's BGP mode's LB IPs spread over the nodes announcing them).
+
+MetalLB's BGP mode (`plan`: netlab/lb/bgpmode.py's published sessions and routes) with another backend:
+a node a BGPPeer selects runs a speaker with that one session to the router (local AS myASN, the
+BGPPeer's timers) and its `lb_ips`, nothing else; the router peers with those nodes only and takes the
+pools' CIDRs from them.
 
 Sessions are direct (every speaker is on the underlay's L2) with short timers (hold 6 s, keepalive
 2 s by default; reconnect after 1 s), so a stopped node's routes are gone from its peers within the
@@ -26,10 +32,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..lb.bgpmode import Plan
 from ..model.objects import Cluster, Node
 from ..spec.types import BgpConfig
 
-ANNOUNCED = ("pods",)            # the protocols whose routes a node announces
+ANNOUNCED = ("pods", "lb_ips")  # the protocols whose routes a node announces
+LB_PROTOCOL = "lb_ips"          # MetalLB's BGP mode: the LoadBalancer prefixes a node announces
 EXTERNAL_PROTOCOL = "dc_router"   # a node's session to the external router (the data centre's)
 
 
@@ -40,6 +48,8 @@ class Peer:
     asn: int
     description: str
     rr_client: bool = False   # this speaker reflects the peer's routes to its other clients
+    hold_time: int | None = None        # a BGPPeer's timers (None: the template's, networking.bgp's)
+    keepalive_time: int | None = None
 
 
 def config_of(cluster: Cluster) -> BgpConfig:
@@ -71,9 +81,28 @@ def reflector(cluster: Cluster) -> Node | None:
     return cluster.nodes[0] if config_of(cluster).route_reflector and cluster.nodes else None
 
 
-def node_peers(cluster: Cluster, node: Node) -> list[Peer]:
-    """The sessions of a node's speaker: its node peers, then the external router."""
+def is_bgp(cluster: Cluster) -> bool:
+    return cluster.networking.backend == "bgp"
+
+
+def has_speaker(cluster: Cluster, node: Node, lb: Plan | None) -> bool:
+    """Whether a node runs BIRD: every node with the BGP backend; with another, a node MetalLB's BGP mode
+    gives a session (a BGPPeer selecting it)."""
+    return is_bgp(cluster) or (lb is not None and lb.session(node.name) is not None)
+
+
+def router_runs(cluster: Cluster, lb: Plan | None) -> bool:
+    return is_bgp(cluster) or (lb is not None and bool(lb.sessions))
+
+
+def node_peers(cluster: Cluster, node: Node, lb: Plan | None = None) -> list[Peer]:
+    """The sessions of a node's speaker: its node peers (BGP backend), then the external router."""
     cfg = config_of(cluster)
+    session = lb.session(node.name) if lb is not None else None
+    hold, keep = (session.hold_time, session.keepalive_time) if session is not None else (None, None)
+    if not is_bgp(cluster):
+        return [Peer(EXTERNAL_PROTOCOL, session.address, session.peer_asn, f"external router (BGPPeer {session.peer})",
+                     hold_time=hold, keepalive_time=keep)] if session is not None else []
     names = protocol_names(cluster.nodes)
     rr = reflector(cluster)
     out = []
@@ -84,21 +113,29 @@ def node_peers(cluster: Cluster, node: Node) -> list[Peer]:
             continue   # a client talks to the reflector only
         out.append(Peer(names[peer.name], str(peer.ip), cfg.as_number, f"node {peer.name}",
                         rr_client=rr is not None and node.name == rr.name))
-    out.append(Peer(EXTERNAL_PROTOCOL, router_address(cluster), cfg.external_as, "external router"))
+    out.append(Peer(EXTERNAL_PROTOCOL, router_address(cluster), cfg.external_as, "external router",
+                    hold_time=hold, keepalive_time=keep))
     return out
 
 
-def router_peers(cluster: Cluster) -> list[Peer]:
-    """The external router's sessions: one per node."""
+def router_peers(cluster: Cluster, lb: Plan | None = None) -> list[Peer]:
+    """The external router's sessions: one per node (BGP backend), or one per node with a MetalLB session."""
     cfg = config_of(cluster)
     names = protocol_names(cluster.nodes)
-    return [Peer(names[n.name], str(n.ip), cfg.as_number, f"node {n.name}") for n in cluster.nodes]
+    out = []
+    for n in cluster.nodes:
+        session = lb.session(n.name) if lb is not None else None
+        if not is_bgp(cluster) and session is None:
+            continue
+        hold, keep = (session.hold_time, session.keepalive_time) if session is not None else (None, None)
+        asn = cfg.as_number if is_bgp(cluster) else session.my_asn
+        out.append(Peer(names[n.name], str(n.ip), asn, f"node {n.name}", hold_time=hold, keepalive_time=keep))
+    return out
 
 
-def _timers(cfg: BgpConfig) -> list[str]:
-    return [f"hold time {cfg.hold_time};", f"startup hold time {cfg.hold_time};",
-            f"keepalive time {cfg.keepalive_time};", "connect delay time 1;", "connect retry time 1;",
-            "error wait time 1, 5;"]
+def _timers(hold: int, keepalive: int, connect: bool = True) -> list[str]:
+    out = [f"hold time {hold};", f"startup hold time {hold};", f"keepalive time {keepalive};"]
+    return out + ["connect delay time 1;", "connect retry time 1;", "error wait time 1, 5;"] if connect else out
 
 
 def _block(head: str, body: list[str], indent: str = "") -> list[str]:
@@ -107,6 +144,9 @@ def _block(head: str, body: list[str], indent: str = "") -> list[str]:
 
 def _session(peer: Peer, template: str) -> list[str]:
     body = [f'description "{peer.description}";', f"neighbor {peer.address} as {peer.asn};"]
+    if peer.hold_time is not None or peer.keepalive_time is not None:   # a BGPPeer's own timers
+        body += _timers(peer.hold_time or 3 * peer.keepalive_time, peer.keepalive_time or max(1, peer.hold_time // 3),
+                        connect=False)
     if peer.rr_client:
         body.append("rr client;")
         body.append("ipv4 { import filter learned; export filter reflected; };")
@@ -124,44 +164,106 @@ def _kernel() -> list[str]:
     return _block("protocol kernel", ["ipv4 { import none; export where source = RTS_BGP; };", "merge paths yes;"])
 
 
-def node_config(cluster: Cluster, node: Node) -> str:
-    """bird.conf of one node's speaker."""
+def _lb_routes(lb: Plan | None, node: Node) -> list[str]:
+    """MetalLB's BGP mode: the static protocol of the LoadBalancer prefixes a node announces."""
+    routes = lb.routes_of(node.name) if lb is not None else []
+    return ["# the LoadBalancer prefixes this node announces (MetalLB's BGP mode: BGPPeer, BGPAdvertisement)",
+            *_block(f"protocol static {LB_PROTOCOL}", ["ipv4;"] + [f"route {r.prefix} blackhole;" for r in routes]
+                    ), ""]
+
+
+def _lb_attributes(lb: Plan | None, node: Node) -> list[str]:
+    """The export statements giving a node's LoadBalancer prefixes their BGPAdvertisement's localPref and
+    communities (empty: none has any)."""
+    out = []
+    for r in lb.routes_of(node.name) if lb is not None else []:
+        sets = [f"bgp_local_pref = {r.local_pref};"] if r.local_pref is not None else []
+        for c in r.communities:
+            sets.append(f"bgp_community.add(({c[0]},{c[1]}));" if len(c) == 2 else
+                        f"bgp_large_community.add(({c[0]},{c[1]},{c[2]}));")
+        if sets:
+            out.append(f"if net = {r.prefix} then {{ {' '.join(sets)} }}")
+    return out
+
+
+def _announced(protocols: tuple[str, ...], attributes: list[str]) -> list[str]:
+    body = []
+    for p in protocols:
+        if p == LB_PROTOCOL and attributes:
+            body += _block(f'if proto = "{p}" then', attributes + ["accept;"])
+        else:
+            body.append(f'if proto = "{p}" then accept;')
+    return ["# what is announced to every peer: the routes of these protocols",
+            *_block("filter announced", body + ["reject;"]), ""]
+
+
+def node_config(cluster: Cluster, node: Node, lb: Plan | None = None) -> str:
+    """bird.conf of one node's speaker. `lb`: MetalLB's BGP mode's sessions and routes (its published
+    file, netlab/lb/bgpmode.py); with a backend other than bgp the speaker has only MetalLB's session."""
     cfg = config_of(cluster)
+    if not is_bgp(cluster):
+        return _lb_node_config(cluster, node, lb)
     pod_net = cluster.networking.pod_subnet
     lines = _head(f"BGP speaker of node {node.name} (lab {cluster.name})", str(node.ip))
     lines += ["# the routes this node announces: its podCIDR", *_block("protocol static pods", [
         "ipv4;", f"route {node.pod_cidr} blackhole;"]), ""]
-    lines += ["# what is announced to every peer: the routes of these protocols",
-              *_block("filter announced", [f'if proto = "{p}" then accept;' for p in ANNOUNCED] + ["reject;"]), ""]
+    if lb is not None:   # MetalLB's BGP mode in this lab
+        lines += _lb_routes(lb, node)
+    lines += _announced(ANNOUNCED if lb is not None else ("pods",), _lb_attributes(lb, node))
     rr = reflector(cluster)
     if rr is not None and rr.name == node.name:
         lines += ["# what the reflector sends its clients: its own routes and those it learned",
-                  *_block("filter reflected", [f'if proto = "{p}" then accept;' for p in ANNOUNCED]
+                  *_block("filter reflected", ['if proto = "pods" then accept;']
                           + ["if source = RTS_BGP then accept;", "reject;"]), ""]
     lines += [f"# what is taken from the other nodes: routes inside the pod network {pod_net}",
               *_block("filter learned", [f"if net ~ [ {pod_net}+ ] then accept;", "reject;"]), ""]
     lines += _kernel() + [""]
-    lines += _block("template bgp nodes", [f"local {node.ip} as {cfg.as_number};", "direct;", *_timers(cfg),
+    timers = _timers(cfg.hold_time, cfg.keepalive_time)
+    lines += _block("template bgp nodes", [f"local {node.ip} as {cfg.as_number};", "direct;", *timers,
                                            "ipv4 { import filter learned; export filter announced; };"]) + [""]
-    lines += _block("template bgp uplink", [f"local {node.ip} as {cfg.as_number};", "direct;", *_timers(cfg),
+    lines += _block("template bgp uplink", [f"local {node.ip} as {cfg.as_number};", "direct;", *timers,
                                             "ipv4 { import none; export filter announced; };"]) + [""]
-    for peer in node_peers(cluster, node):
+    for peer in node_peers(cluster, node, lb):
         lines += _session(peer, "uplink" if peer.protocol == EXTERNAL_PROTOCOL else "nodes")
     return "\n".join(lines) + "\n"
 
 
-def router_config(cluster: Cluster) -> str:
-    """bird.conf of the external router: every node a peer, their routes into the kernel table."""
+def _lb_node_config(cluster: Cluster, node: Node, lb: Plan | None) -> str:
+    """A node's speaker when the pod network is not BGP's: MetalLB's session to the router, nothing else
+    (no kernel protocol: the node learns nothing)."""
+    cfg = config_of(cluster)
+    session = lb.session(node.name) if lb is not None else None
+    if session is None:
+        return ""
+    lines = _head(f"MetalLB BGP speaker of node {node.name} (lab {cluster.name})", str(node.ip))
+    lines += _lb_routes(lb, node)
+    lines += _announced((LB_PROTOCOL,), _lb_attributes(lb, node))
+    lines += _block("template bgp uplink", [f"local {node.ip} as {session.my_asn};", "direct;",
+                                            *_timers(cfg.hold_time, cfg.keepalive_time),
+                                            "ipv4 { import none; export filter announced; };"]) + [""]
+    for peer in node_peers(cluster, node, lb):
+        lines += _session(peer, "uplink")
+    return "\n".join(lines) + "\n"
+
+
+def router_config(cluster: Cluster, lb: Plan | None = None) -> str:
+    """bird.conf of the external router: every node a peer (BGP backend; else the nodes with a MetalLB
+    session), their routes into the kernel table, equal ones merged into one ECMP route."""
     cfg = config_of(cluster)
     addr = router_address(cluster)
-    pod_net = cluster.networking.pod_subnet
+    nets = [f"{cluster.networking.pod_subnet}+"] if is_bgp(cluster) else []
+    nets += [f"{p}+" for p in (lb.accept if lb is not None else ())]
+    what = ([f"the pod network {cluster.networking.pod_subnet}"] if is_bgp(cluster) else []) + \
+        (["the LoadBalancer pools' prefixes"] if lb is not None and lb.accept else [])
     lines = _head(f"external router of lab {cluster.name}", addr)
-    lines += [f"# what is taken from the nodes: routes inside the pod network {pod_net}",
-              *_block("filter learned", [f"if net ~ [ {pod_net}+ ] then accept;", "reject;"]), ""]
+    lines += [f"# what is taken from the nodes: routes inside {' and '.join(what) or 'nothing'}",
+              *_block("filter learned", ([f"if net ~ [ {', '.join(nets)} ] then accept;"] if nets else [])
+                      + ["reject;"]), ""]
     lines += _kernel() + [""]
-    lines += _block("template bgp nodes", [f"local {addr} as {cfg.external_as};", "direct;", *_timers(cfg),
+    lines += _block("template bgp nodes", [f"local {addr} as {cfg.external_as};", "direct;",
+                                           *_timers(cfg.hold_time, cfg.keepalive_time),
                                            "ipv4 { import filter learned; export none; };"]) + [""]
-    for peer in router_peers(cluster):
+    for peer in router_peers(cluster, lb):
         lines += _session(peer, "nodes")
     return "\n".join(lines) + "\n"
 

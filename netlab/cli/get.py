@@ -31,6 +31,9 @@ RESOURCES = {
     "ipaddresspools": "ipaddresspools", "ipaddresspool": "ipaddresspools", "ipaddresspools.metallb.io": "ipaddresspools",
     "l2advertisements": "l2advertisements", "l2advertisement": "l2advertisements",
     "l2advertisements.metallb.io": "l2advertisements",
+    "bgppeers": "bgppeers", "bgppeer": "bgppeers", "bgppeers.metallb.io": "bgppeers",
+    "bgpadvertisements": "bgpadvertisements", "bgpadvertisement": "bgpadvertisements",
+    "bgpadvertisements.metallb.io": "bgpadvertisements",
     "ingresses": "ingresses", "ingress": "ingresses", "ing": "ingresses",
     "ingresses.networking.k8s.io": "ingresses", "ingress.networking.k8s.io": "ingresses",
     "ingressclasses": "ingressclasses", "ingressclass": "ingressclasses",
@@ -55,7 +58,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
-    serviceaccounts (sa), ipaddresspools, l2advertisements (MetalLB's, in metallb-system), ingresses
+    serviceaccounts (sa), ipaddresspools, l2advertisements, bgppeers, bgpadvertisements (MetalLB's, in
+    metallb-system), ingresses
     (ing), ingressclasses, networkpolicies (netpol), namespaces (ns) or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as
     kubectl takes it: sts/web sts/db).
 
@@ -81,7 +85,9 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
       services EXTERNAL-IP of a LoadBalancer: its status.loadBalancer.ingress, as MetalLB's
              controller assigned it from the IPAddressPools, <pending> until it has one
       ipaddresspools AUTO ASSIGN, AVOID BUGGY IPS, ADDRESSES; l2advertisements IPADDRESSPOOLS,
-             IPADDRESSPOOL SELECTORS, INTERFACES (-o wide: NODE SELECTORS): MetalLB's columns
+             IPADDRESSPOOL SELECTORS, INTERFACES (-o wide: NODE SELECTORS); bgppeers ADDRESS, ASN,
+             BFD PROFILE, MULTI HOPS; bgpadvertisements IPADDRESSPOOLS, IPADDRESSPOOL SELECTORS, PEERS
+             (-o wide: NODE SELECTORS): MetalLB's columns
       ingresses CLASS, HOSTS, ADDRESS (what the ingress-nginx add-on published), PORTS;
              ingressclasses CONTROLLER, PARAMETERS
       networkpolicies POD-SELECTOR (<none>: every pod of the namespace); namespaces STATUS
@@ -102,7 +108,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
                                      "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
                                      "cronjobs, events, configmaps, secrets, serviceaccounts, ipaddresspools, "
-                                     "l2advertisements, ingresses, ingressclasses, networkpolicies, namespaces "
+                                     "l2advertisements, bgppeers, bgpadvertisements, ingresses, ingressclasses, "
+                                     "networkpolicies, namespaces "
                                      "or labs",
                                      param_hint="RESOURCE")
         kinds.append(kind)
@@ -121,7 +128,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
                 click.echo()
             if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
                         "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs", "ipaddresspools",
-                        "l2advertisements", "ingresses", "ingressclasses", "networkpolicies", "namespaces"):
+                        "l2advertisements", "bgppeers", "bgpadvertisements", "ingresses", "ingressclasses",
+                        "networkpolicies", "namespaces"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
                              show_labels, lab)
             else:
@@ -295,7 +303,9 @@ def _subset_nodes(cluster, names):
 def _bgp_column(cluster, fmt: str | None) -> dict[str, str] | None:
     """-o wide of a BGP lab: each node's Established BGP sessions of those it should have, read from its
     speaker (`birdc show protocols`), e.g. 3/3; `down` when the speaker does not answer."""
-    if fmt != "wide" or cluster.networking.backend != "bgp":
+    if fmt != "wide":
         return None
     from ..dataplane import bgp
+    if cluster.networking.backend != "bgp" and bgp.lb_plan(cluster.name) is None:   # nor MetalLB's BGP mode
+        return None
     return bgp.summary(cluster)

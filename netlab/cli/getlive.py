@@ -17,6 +17,7 @@ STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statef
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
                "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob",
                "ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement",
+               "bgppeers": "BGPPeer", "bgpadvertisements": "BGPAdvertisement",
                "ingresses": "Ingress", "ingressclasses": "IngressClass", "networkpolicies": "NetworkPolicy",
                "namespaces": "Namespace"}
 
@@ -58,7 +59,7 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
         rows[0][at:at] = ["CONTAINERS", "IMAGES"]
         for r, o in zip(rows[1:], objs):
             r[at:at] = _wide(kind, o)[:2]
-    if wide and kind == "L2Advertisement":   # MetalLB's priority-10 column
+    if wide and kind in ("L2Advertisement", "BGPAdvertisement"):   # MetalLB's priority-10 column
         from ..lb.printing import L2_WIDE, l2_wide
         rows[0] += L2_WIDE
         for r, o in zip(rows[1:], objs):

@@ -95,7 +95,7 @@ def _delete_one(store, kind: str, ns: str | None, name: str, grace_period: int, 
         # the namespace controller's part: what is in it goes first (pods gracefully)
         from ..spec.kinds.inert import inert_kinds
         for k in ("Deployment", "ReplicaSet", "StatefulSet", "Service", "EndpointSlice", "NetworkPolicy",
-                  "Pod") + tuple(k for k in inert_kinds() if k != "NetworkPolicy"):
+                  "BGPPeer", "BGPAdvertisement", "Pod") + tuple(k for k in inert_kinds() if k != "NetworkPolicy"):
             for o in store.list(k, name):
                 if not is_deleting(o):
                     _delete_one(store, k, name, o["metadata"]["name"], grace_period, now, force)

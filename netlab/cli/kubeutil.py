@@ -39,6 +39,9 @@ for _kind, _names in {
     "IPAddressPool": ("ipaddresspool", "ipaddresspools", "ipaddresspool.metallb.io", "ipaddresspools.metallb.io"),
     "L2Advertisement": ("l2advertisement", "l2advertisements", "l2advertisement.metallb.io",
                         "l2advertisements.metallb.io"),
+    "BGPPeer": ("bgppeer", "bgppeers", "bgppeer.metallb.io", "bgppeers.metallb.io"),
+    "BGPAdvertisement": ("bgpadvertisement", "bgpadvertisements", "bgpadvertisement.metallb.io",
+                         "bgpadvertisements.metallb.io"),
     "Ingress": ("ing", "ingress", "ingresses", "ingress.networking.k8s.io", "ingresses.networking.k8s.io"),
     "IngressClass": ("ingressclass", "ingressclasses", "ingressclass.networking.k8s.io",
                      "ingressclasses.networking.k8s.io"),
@@ -55,6 +58,7 @@ SINGULAR = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "S
             "EndpointSlice": "endpointslice.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmap",
             "Secret": "secret", "ServiceAccount": "serviceaccount", "Job": "job.batch", "CronJob": "cronjob.batch",
             "IPAddressPool": "ipaddresspool.metallb.io", "L2Advertisement": "l2advertisement.metallb.io",
+            "BGPPeer": "bgppeer.metallb.io", "BGPAdvertisement": "bgpadvertisement.metallb.io",
             "Ingress": "ingress.networking.k8s.io", "IngressClass": "ingressclass.networking.k8s.io",
             "NetworkPolicy": "networkpolicy.networking.k8s.io"}
 PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "StatefulSet": "statefulsets.apps",
@@ -64,6 +68,7 @@ PLURAL = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps", "S
           "EndpointSlice": "endpointslices.discovery.k8s.io", "Endpoints": "endpoints", "ConfigMap": "configmaps",
           "Secret": "secrets", "ServiceAccount": "serviceaccounts", "Job": "jobs.batch", "CronJob": "cronjobs.batch",
           "IPAddressPool": "ipaddresspools.metallb.io", "L2Advertisement": "l2advertisements.metallb.io",
+          "BGPPeer": "bgppeers.metallb.io", "BGPAdvertisement": "bgpadvertisements.metallb.io",
           "Ingress": "ingresses.networking.k8s.io", "IngressClass": "ingressclasses.networking.k8s.io",
           "NetworkPolicy": "networkpolicies.networking.k8s.io"}
 CLUSTER_SCOPED = ("Node", "Namespace", "IngressClass")

@@ -238,6 +238,8 @@ COLUMNS = {
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], serviceaccount_row),
     "IPAddressPool": (lbp.POOL_HEADER, lbp.pool_row),     # MetalLB's CRDs' printer columns
     "L2Advertisement": (lbp.L2_HEADER, lbp.l2_row),
+    "BGPPeer": (lbp.PEER_HEADER, lbp.peer_row),
+    "BGPAdvertisement": (lbp.BGP_AD_HEADER, lbp.bgp_ad_row),
 }
 
 

@@ -4,9 +4,15 @@ own control socket and pid file under the lab's run directory, and the lab's own
 them with the rest of the lab (by namespace membership and by tag). The host's own bird service is
 never used (scripts/setup leaves it stopped and disabled).
 
-`ensure` starts what is missing, reloads (SIGHUP: BIRD re-reads its file and restarts only the
-protocols that changed) what runs with another configuration, and stops the speakers of a lab whose
-backend is no longer bgp. `sessions` reads a speaker's protocols through its socket (`birdc -s`).
+MetalLB's BGP mode (netlab/lb/bgpmode.py) adds its sessions and LoadBalancer prefixes: the control loop
+publishes them in `<lab dir>/lb/bgp.json` (netlab/live/lbannounce.py) and calls `ensure`, which renders
+every configuration from the model and that file. With a backend other than bgp, only the nodes MetalLB
+gives a session run BIRD (and the router, when any does).
+
+`ensure` starts what is missing, reloads (SIGHUP, what `birdc configure` does: BIRD re-reads its file and
+restarts only the protocols that changed; a changed static protocol only re-announces) what runs with
+another configuration, and stops the speakers no longer wanted (the backend is no longer bgp, no
+BGPPeer selects the node). `sessions` reads a speaker's protocols through its socket (`birdc -s`).
 """
 from __future__ import annotations
 
@@ -18,7 +24,10 @@ import time
 from dataclasses import dataclass
 
 from .. import names
+import json
+
 from ..bgp import PACKAGES, TOOLS, bird
+from ..lb.bgpmode import Plan, parse_document
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster
 from . import layout, nsfs, procs, state
@@ -66,27 +75,49 @@ def socket_path(lab: str, node: str | None) -> str:
     return _base(lab, node) + ".ctl"
 
 
-def speakers(cluster: Cluster) -> list[Speaker]:
+def lb_path(lab: str) -> str:
+    """MetalLB's BGP mode's published sessions and routes (netlab/live/lbannounce.py writes it)."""
+    return os.path.join(layout.lb_dir(lab), "bgp.json")
+
+
+def lb_plan(lab: str) -> Plan | None:
+    """The published file's Plan; None when the lab has none (no BGPPeer, or not written yet)."""
+    try:
+        with open(lb_path(lab), encoding="utf-8") as f:
+            return parse_document(json.load(f))
+    except (OSError, ValueError):
+        return None
+
+
+def speakers(cluster: Cluster, lb: Plan | None = None, every: bool = False) -> list[Speaker]:
+    """The speakers the lab runs (`every`: one per node and the router, wanted or not: what to stop)."""
     lab = cluster.name
     out = []
     for node in cluster.nodes:
+        if not every and not bird.has_speaker(cluster, node, lb):
+            continue
         b = _base(lab, node.name)
-        out.append(Speaker(node.name, node.netns, bird.node_config(cluster, node), b + ".conf", b + ".ctl",
+        out.append(Speaker(node.name, node.netns, bird.node_config(cluster, node, lb), b + ".conf", b + ".ctl",
                            b + ".pid", os.path.join(layout.logs_dir(lab), f"bird-{node.name}.log"),
                            names.bgp_owner(lab, node.name)))
-    b = _base(lab, None)
-    out.append(Speaker(None, cluster.external_netns, bird.router_config(cluster), b + ".conf", b + ".ctl", b + ".pid",
-                       os.path.join(layout.logs_dir(lab), "bird-external.log"), names.bgp_owner(lab, None)))
+    if every or bird.router_runs(cluster, lb):
+        b = _base(lab, None)
+        out.append(Speaker(None, cluster.external_netns, bird.router_config(cluster, lb), b + ".conf", b + ".ctl",
+                           b + ".pid", os.path.join(layout.logs_dir(lab), "bird-external.log"),
+                           names.bgp_owner(lab, None)))
     return out
 
 
-def preflight(cluster: Cluster) -> None:
-    """The BGP backend needs BIRD: an error before anything is built when it is not installed."""
-    if cluster.networking.backend != "bgp":
+def preflight(cluster: Cluster, metallb_bgp: bool = False) -> None:
+    """The BGP backend (and MetalLB's BGP mode: `metallb_bgp`, the lab has a BGPPeer) needs BIRD: an error
+    before anything is built when it is not installed."""
+    if cluster.networking.backend != "bgp" and not metallb_bgp:
         return
     missing = [t for t in TOOLS if procs.which(t) is None]
     if missing:
-        raise UsageError(f"networking.backend bgp runs BIRD 2 on every node but {' and '.join(missing)} "
+        what = "networking.backend bgp runs BIRD 2 on every node" if cluster.networking.backend == "bgp" else \
+            "MetalLB's BGP mode (a BGPPeer) runs BIRD 2 on the nodes"
+        raise UsageError(f"{what} but {' and '.join(missing)} "
                          f"{'is' if len(missing) == 1 else 'are'} not installed; run scripts/setup "
                          f"(or apt-get install {PACKAGES})")
 
@@ -126,20 +157,28 @@ def _tail(path: str, n: int = 3) -> str:
 
 
 def ensure(cluster: Cluster, changes: Changes) -> None:
-    """Every speaker of a bgp lab running with its current configuration; none in any other lab."""
+    """Every speaker the lab wants (`speakers`) running with its current configuration; the others stopped."""
     lab = cluster.name
-    if cluster.networking.backend != "bgp":
-        if os.path.isdir(bird_dir(lab)):   # the lab was bgp: its speakers go (their routes with them)
+    lb = lb_plan(lab)
+    wanted = speakers(cluster, lb)
+    if not wanted:
+        if os.path.isdir(bird_dir(lab)):   # the lab was bgp (or had BGPPeers): its speakers go, their routes too
             paths = [nsfs.netns_path(n.netns) for n in cluster.nodes] + [nsfs.netns_path(cluster.external_netns)]
             tags = {names.bgp_owner(lab, n.name) for n in cluster.nodes} | {names.bgp_owner(lab, None)}
             if _stop_tagged(paths, tags):
-                changes.add(Change("server", "bird", "stop", "BGP speakers stopped (backend is not bgp)"))
+                changes.add(Change("server", "bird", "stop", "BGP speakers stopped (no BGP backend, no BGPPeer)"))
             import shutil
             shutil.rmtree(bird_dir(lab), ignore_errors=True)
         return
+    preflight(cluster, metallb_bgp=True)   # BIRD installed
     os.makedirs(bird_dir(lab), mode=0o700, exist_ok=True)
+    keep = {sp.owner for sp in wanted}
+    for sp in speakers(cluster, lb, every=True):
+        if sp.owner not in keep and running(sp) is not None:   # a node no BGPPeer selects any more
+            _stop_tagged([nsfs.netns_path(sp.netns)], {sp.owner})
+            changes.add(Change("server", "bird", "stop", f"BGP speaker of {sp.label} stopped (no session)", sp.netns))
     started = []
-    for sp in speakers(cluster):
+    for sp in wanted:
         pid = running(sp)
         if pid is not None and _current(sp):
             continue
@@ -170,14 +209,14 @@ def ensure(cluster: Cluster, changes: Changes) -> None:
                                   f"(log {sp.log})")
             time.sleep(0.02)
     if started:
-        wait_established(cluster, SESSION_WAIT)
+        wait_established(cluster, SESSION_WAIT, lb)
 
 
-def expected_sessions(cluster: Cluster, node: str | None) -> list[str]:
+def expected_sessions(cluster: Cluster, node: str | None, lb: Plan | None = None) -> list[str]:
     """The BGP protocols a speaker should have Established (node None: the external router)."""
     if node is None:
-        return [p.protocol for p in bird.router_peers(cluster)]
-    return [p.protocol for p in bird.node_peers(cluster, cluster.node(node))]
+        return [p.protocol for p in bird.router_peers(cluster, lb)]
+    return [p.protocol for p in bird.node_peers(cluster, cluster.node(node), lb)]
 
 
 def sessions(lab: str, node: str | None, timeout: float = 2.0) -> dict[str, bird.Protocol] | None:
@@ -196,23 +235,29 @@ def sessions(lab: str, node: str | None, timeout: float = 2.0) -> dict[str, bird
 def summary(cluster: Cluster) -> dict[str, str]:
     """node -> `established/expected` (or `down` when its speaker does not answer): get nodes -o wide."""
     out = {}
+    lb = lb_plan(cluster.name)
     for node in cluster.nodes:
+        if not bird.has_speaker(cluster, node, lb):
+            out[node.name] = "-"
+            continue
         found = sessions(cluster.name, node.name)
-        out[node.name] = "down" if found is None else bird.bgp_summary(found, expected_sessions(cluster, node.name))
+        out[node.name] = "down" if found is None else \
+            bird.bgp_summary(found, expected_sessions(cluster, node.name, lb))
     return out
 
 
-def wait_established(cluster: Cluster, timeout: float) -> bool:
+def wait_established(cluster: Cluster, timeout: float, lb: Plan | None = None) -> bool:
     """Wait until every speaker of a node that is not stopped has its sessions to the other running
     nodes and the router Established; False if `timeout` passed first."""
     names_of = bird.protocol_names(cluster.nodes)
     stopped = {names_of[n.name] for n in cluster.nodes if n.partitioned}
     deadline = time.monotonic() + timeout
+    running_nodes = [n for n in cluster.nodes if not n.partitioned and bird.has_speaker(cluster, n, lb)]
     while True:
         ok = True
-        for node in [n for n in cluster.nodes if not n.partitioned] + [None]:
+        for node in running_nodes + [None]:
             who = None if node is None else node.name
-            want = [p for p in expected_sessions(cluster, who) if p not in stopped]
+            want = [p for p in expected_sessions(cluster, who, lb) if p not in stopped]
             found = sessions(cluster.name, who) or {}
             if not all(p in found and found[p].established for p in want):
                 ok = False
@@ -224,9 +269,10 @@ def wait_established(cluster: Cluster, timeout: float) -> bool:
 
 def drift(cluster: Cluster, node) -> list[str]:
     """What `up` would change in a node's speaker: not running, or running another configuration."""
-    if cluster.networking.backend != "bgp":
+    lb = lb_plan(cluster.name)
+    sp = next((s for s in speakers(cluster, lb) if s.node == node.name), None)
+    if sp is None:
         return []
-    sp = next(s for s in speakers(cluster) if s.node == node.name)
     if running(sp) is None:
         return ["its BGP speaker (bird) is not running"]
     if not _current(sp):

@@ -93,6 +93,9 @@ class Fabric(FabricPods):
             self.progress("nodes", total, total)
             ext = self._open(c.external_netns)
             write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
+            # an ECMP route (the BGP router's, MetalLB's BGP mode) spreads flows by their ports too, as a data
+            # centre router hashes them: without it every connection from this host to one IP takes one path
+            write_sysctls(c.external_netns, {"net/ipv4/fib_multipath_hash_policy": "1"}, self.changes)
             self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
             # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
             # (added in that order: the kernel makes the first address of a subnet the primary one)

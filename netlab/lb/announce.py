@@ -140,26 +140,33 @@ def service_ips(svc: dict) -> list[str]:
             if isinstance(e, dict) and e.get("ip")]
 
 
-def decide(objs: dict[str, list[dict]], lb_ips: dict[str, list[str]] | None = None
-           ) -> tuple[list[Announcement], dict[str, str]]:
-    """The layer-2 announcements of a lab (see the module's docstring): (announcements sorted by IP and
-    Service, {Service key: why it is not announced} for LoadBalancer Services that are not).
 
-    objs: the store's objects by kind (KINDS). lb_ips: each Service's LB IPs as its status holds them
-    ("ns/name" -> IPs, from render.services.lb_status, whatever the ipMode); None: read from the
-    Services' status."""
+@dataclass(frozen=True)
+class Eligible:
+    """A LoadBalancer Service MetalLB announces (in some mode), before the nodes are chosen."""
+    key: str                # "ns/name"
+    spec: dict
+    ips: list[str]
+    endpoints: list[dict]   # the endpoints that can serve
+    pool: str
+    ads: list[dict]         # the pool's advertisements of the mode's kind
+
+
+def eligible(objs: dict[str, list[dict]], lb_ips: dict[str, list[str]] | None, ad_kind: str
+             ) -> tuple[list[Eligible], dict[str, str]]:
+    """The LoadBalancer Services that MetalLB announces with advertisements of `ad_kind`
+    (L2Advertisement, BGPAdvertisement), sorted by key, and {key: why not} for the others: an IP,
+    no foreign loadBalancerClass, an endpoint that can serve, a pool holding the IP, an advertisement
+    for that pool (see the module's docstring)."""
     pools = [p for p in objs.get("IPAddressPool") or [] if _ns(p) == METALLB_NAMESPACE]
-    ads = [a for a in objs.get("L2Advertisement") or [] if _ns(a) == METALLB_NAMESPACE]
-    nodes = list(objs.get("Node") or [])
-    speakers = usable_speakers(nodes, objs.get("Pod") or [])
+    ads = [a for a in objs.get(ad_kind) or [] if _ns(a) == METALLB_NAMESPACE]
     slices: dict[str, list[dict]] = {}
     for s in objs.get("EndpointSlice") or []:
         svc_name = ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
         if svc_name:
             slices.setdefault(f"{_ns(s)}/{svc_name}", []).append(s)
     pools_by_name = {_name(p): p for p in pools}
-    selects = {id(a): ad_nodes(a, nodes) for a in ads}   # each advertisement's nodes, matched once
-    out: list[Announcement] = []
+    out: list[Eligible] = []
     why: dict[str, str] = {}
     for svc in sorted(objs.get("Service") or [], key=lambda s: (_ns(s), _name(s))):
         spec = svc.get("spec") or {}
@@ -184,8 +191,27 @@ def decide(objs: dict[str, list[dict]], lb_ips: dict[str, list[str]] | None = No
             continue
         pool_ads = ads_for_pool(pools_by_name[pool_name], ads)
         if not pool_ads:
-            why[key] = f"no L2Advertisement for pool {pool_name}"
+            why[key] = f"no {ad_kind} for pool {pool_name}"
             continue
+        out.append(Eligible(key, spec, ips, eps, pool_name, pool_ads))
+    return out, why
+
+
+def decide(objs: dict[str, list[dict]], lb_ips: dict[str, list[str]] | None = None
+           ) -> tuple[list[Announcement], dict[str, str]]:
+    """The layer-2 announcements of a lab (see the module's docstring): (announcements sorted by IP and
+    Service, {Service key: why it is not announced} for LoadBalancer Services that are not).
+
+    objs: the store's objects by kind (KINDS). lb_ips: each Service's LB IPs as its status holds them
+    ("ns/name" -> IPs, from render.services.lb_status, whatever the ipMode); None: read from the
+    Services' status."""
+    nodes = list(objs.get("Node") or [])
+    speakers = usable_speakers(nodes, objs.get("Pod") or [])
+    out: list[Announcement] = []
+    found, why = eligible(objs, lb_ips, "L2Advertisement")
+    selects = {id(a): ad_nodes(a, nodes) for e in found for a in e.ads}   # each advertisement's nodes, once
+    for e in found:
+        key, spec, ips, eps, pool_name, pool_ads = e.key, e.spec, e.ips, e.endpoints, e.pool, e.ads
         selected = {n: [a for a in pool_ads if n in selects[id(a)]] for n in sorted(speakers)}
         candidates = [n for n, matching in selected.items() if matching]
         if spec.get("externalTrafficPolicy") == "Local":

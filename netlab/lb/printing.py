@@ -1,8 +1,9 @@
-"""`get ipaddresspools` and `get l2advertisements` as kubectl prints MetalLB's CRDs: the CRDs'
+"""`get ipaddresspools`, `get l2advertisements`, `get bgppeers` and `get bgpadvertisements` as kubectl prints
+MetalLB's CRDs: the CRDs'
 additionalPrinterColumns (MetalLB's api/v1beta1 kubebuilder markers), NAME first and no AGE column
 (a CRD with printer columns has AGE only when it declares one). A JSONPath column of a list is
 printed as compact JSON, a boolean as true/false, an absent value as an empty cell.
-L2Advertisement's NODE SELECTORS column has priority 10: only with -o wide."""
+L2Advertisement's and BGPAdvertisement's NODE SELECTORS column has priority 10: only with -o wide."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ import json
 POOL_HEADER = ["NAME", "AUTO ASSIGN", "AVOID BUGGY IPS", "ADDRESSES"]
 L2_HEADER = ["NAME", "IPADDRESSPOOLS", "IPADDRESSPOOL SELECTORS", "INTERFACES"]
 L2_WIDE = ["NODE SELECTORS"]
+PEER_HEADER = ["NAME", "ADDRESS", "ASN", "BFD PROFILE", "MULTI HOPS"]
+BGP_AD_HEADER = ["NAME", "IPADDRESSPOOLS", "IPADDRESSPOOL SELECTORS", "PEERS"]
 
 
 def cell(value) -> str:
@@ -32,6 +35,18 @@ def l2_row(obj: dict, now: float) -> list[str]:
     spec = obj.get("spec") or {}
     return [obj["metadata"]["name"], cell(spec.get("ipAddressPools")), cell(spec.get("ipAddressPoolSelectors")),
             cell(spec.get("interfaces"))]
+
+
+def peer_row(obj: dict, now: float) -> list[str]:
+    spec = obj.get("spec") or {}
+    return [obj["metadata"]["name"], cell(spec.get("peerAddress")), cell(spec.get("peerASN")),
+            cell(spec.get("bfdProfile")), cell(spec.get("ebgpMultiHop"))]
+
+
+def bgp_ad_row(obj: dict, now: float) -> list[str]:
+    spec = obj.get("spec") or {}
+    return [obj["metadata"]["name"], cell(spec.get("ipAddressPools")), cell(spec.get("ipAddressPoolSelectors")),
+            cell(spec.get("peers"))]
 
 
 def l2_wide(obj: dict) -> list[str]:

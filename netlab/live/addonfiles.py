@@ -1,5 +1,5 @@
 """The files the add-ons' pods read, published by a live lab after its passes: the cluster DNS's zone
-(dnszone.py), MetalLB's layer-2 announcements (lbannounce.py), ingress-nginx's configuration and
+(dnszone.py), MetalLB's layer-2 and BGP announcements (lbannounce.py), ingress-nginx's configuration and
 certificates (ingresspub.py). Each publisher is made on first use and writes only what changed; a
 failure is recorded in `errors` (the next pass writes again; the pods keep serving the old file).
 
@@ -16,6 +16,8 @@ class AddonFiles:
         self.lab, self.store, self.errors = lab, store, errors
         self.zone = None                   # ZonePublisher
         self.lb = None                     # AnnouncementPublisher
+        self.bgp = None                    # BgpPublisher (MetalLB's BGP mode)
+        self.bgp_cluster: Cluster | None = None   # the last pass's model, for BIRD's configurations
         self.lb_ips: dict | None = None    # the last pass's Services' LB IPs
         self.ingress = None                # IngressPublisher
         self.last_cluster: Cluster | None = None   # the last pass's model
@@ -45,6 +47,17 @@ class AddonFiles:
             self.lb.publish(self.store, self.lb_ips)
         except Exception as e:  # noqa: BLE001 - the next pass writes again; the speakers keep the old file
             self.errors.append(f"lb announcements: {e}")
+        from .lbannounce import BgpPublisher
+        try:
+            if cluster is not None:
+                self.bgp_cluster = cluster
+            if self.bgp_cluster is None:
+                return
+            if self.bgp is None:
+                self.bgp = BgpPublisher(self.lab)
+            self.bgp.publish(self.store, self.lb_ips, self.bgp_cluster)
+        except Exception as e:  # noqa: BLE001 - the next pass tries again; BIRD keeps its last configuration
+            self.errors.append(f"lb BGP announcements: {e}")
 
     def publish_ingress(self, cluster: Cluster) -> None:
         """The ingress-nginx configuration written if what it is made of changed (netlab/live/ingresspub.py)."""

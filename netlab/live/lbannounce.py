@@ -12,6 +12,13 @@ metallb-speaker; a Warning `announceFailed` when the L2Advertisement's `interfac
 node's eth0, the one interface a netlab node announces on), decided against the file as it was
 before the write: `up`'s passes and the control
 loop's publish one at a time (the lab's lock), and a restarted loop repeats no event.
+
+MetalLB's BGP mode the same way (`BgpPublisher`): when the lab has a BGPPeer (or had one), its sessions and
+routes (netlab/lb/bgpmode.py `decide`, pure) are written to `<lab dir>/lb/bgp.json` when they change, and
+the BGP speakers are brought in line with them at once (netlab/dataplane/bgp.py `ensure`: BIRD's
+configurations rendered again, the changed ones reloaded, speakers started or stopped): a Service, an
+endpoint, a pool, a BGPPeer or a BGPAdvertisement that changes is announced or withdrawn within the pass.
+A Service whose announcing nodes change gets MetalLB's `nodeAssigned` event (protocol "bgp").
 """
 from __future__ import annotations
 
@@ -32,6 +39,73 @@ def lb_ips_of(cluster) -> dict[str, list[str]]:
     """The LB IPs of a model's Services ("ns/name" -> IPs), as kube-proxy programs them."""
     from ..render.services import lb_status
     return {s.key: [ip for ip, _ in lb_status(s.spec)] for s in cluster.services}
+
+
+def bgp_path(lab: str) -> str:
+    from ..dataplane import bgp
+    return bgp.lb_path(lab)
+
+
+class BgpPublisher:
+    def __init__(self, lab: str):
+        self.lab = lab
+        self.path = bgp_path(lab)
+        self.seen: tuple | None = None
+
+    def publish(self, store, lb_ips: dict[str, list[str]], cluster, now: float | None = None) -> bool:
+        """Decide MetalLB's BGP announcements if their inputs moved; write them and bring the speakers in
+        line if they changed (True then). `cluster`: the model the speakers' configurations are rendered
+        with (the pass's, or the last pass's between passes)."""
+        from ..lb import bgpmode
+        revs = (store.kind_revisions(bgpmode.KINDS), tuple(sorted((k, tuple(v)) for k, v in lb_ips.items())))
+        if revs == self.seen and os.path.exists(self.path):
+            return False
+        if not store.snapshot(("BGPPeer",))[0].get("BGPPeer") and not os.path.exists(self.path):
+            self.seen = revs
+            return False   # no MetalLB BGP mode in this lab
+        objs, _ = store.snapshot(bgpmode.KINDS)
+        sessions, routes, _why = bgpmode.decide(objs, lb_ips)
+        text = json.dumps(bgpmode.document(sessions, routes, bgpmode.accepted(objs)), indent=1, sort_keys=True) + "\n"
+        from ..dataplane.state import private_dir, write_private
+        private_dir(os.path.dirname(self.path))
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                old = f.read()
+        except OSError:
+            old = ""
+        if old == text:
+            self.seen = revs
+            return False
+        if not sessions and not objs.get("BGPPeer"):
+            os.unlink(self.path)   # the last BGPPeer is gone: the speakers MetalLB needed go with the file
+        else:
+            write_private(self.path, text)
+        from ..dataplane import bgp
+        from ..dataplane.changes import Changes
+        bgp.ensure(cluster, Changes())   # rendered again from the file; what changed reloaded
+        self.seen = revs
+        try:
+            before = bgpmode.parse_document(json.loads(old)) if old else bgpmode.Plan()
+        except ValueError:
+            before = bgpmode.Plan()
+        events = bgp_assigned_events(before.routes, routes)
+        if events:
+            service_events(store, objs, [("Normal", *e) for e in events], now)
+        return True
+
+
+def bgp_assigned_events(before, after) -> list[tuple[str, str, str]]:
+    """MetalLB's `nodeAssigned` events in BGP mode: (Service key, reason, message) for the Services whose
+    set of announcing nodes changed (one event per newly announcing node)."""
+    def nodes(routes):
+        out: dict[str, set[str]] = {}
+        for r in routes:
+            for svc in r.services:
+                out.setdefault(svc, set()).add(r.node)
+        return out
+    old, new = nodes(before), nodes(after)
+    return [(svc, "nodeAssigned", f'announcing from node "{node}" with protocol "bgp"')
+            for svc in sorted(new) for node in sorted(new[svc] - old.get(svc, set()))]
 
 
 class AnnouncementPublisher:
@@ -73,16 +147,18 @@ class AnnouncementPublisher:
         events = [("Normal", *e) for e in assigned_events(by_service(before), now_map)]
         events += [("Warning", *e) for e in failed_events(before, announcements)]
         if events:
-            self._events(store, objs, events, now)
+            service_events(store, objs, events, now)
         return changed
 
-    def _events(self, store, objs, events, now) -> None:
-        import time
-        from ..controllers.base import event
-        from ..controllers.runner import apply_actions
-        svcs = {f"{(s['metadata'].get('namespace') or 'default')}/{s['metadata']['name']}": s
-                for s in objs.get("Service") or []}
-        actions = [event(svcs[key], etype, reason, message, COMPONENT)
-                   for etype, key, reason, message in events if key in svcs]
-        if actions:
-            apply_actions(store, actions, time.time() if now is None else now)
+
+def service_events(store, objs, events, now) -> None:
+    """MetalLB's speaker's events on the Services: (type, Service key, reason, message)."""
+    import time
+    from ..controllers.base import event
+    from ..controllers.runner import apply_actions
+    svcs = {f"{(s['metadata'].get('namespace') or 'default')}/{s['metadata']['name']}": s
+            for s in objs.get("Service") or []}
+    actions = [event(svcs[key], etype, reason, message, COMPONENT)
+               for etype, key, reason, message in events if key in svcs]
+    if actions:
+        apply_actions(store, actions, time.time() if now is None else now)

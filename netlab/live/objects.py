@@ -35,7 +35,7 @@ STOPPED = "netlab.io/stopped"   # on a Node that `netlab node stop` partitioned 
 # add-ons' objects are stored only: spec/kinds/inert.py; EndpointSlices: hand-written ones only, the
 # controller's have an owner and no last-applied annotation)
 PRUNABLE = ("Namespace", "Service", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Pod", "EndpointSlice",
-            "Endpoints", "Job", "CronJob", "IPAddressPool", "L2Advertisement", "Ingress",
+            "Endpoints", "Job", "CronJob", "IPAddressPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement", "Ingress",
             "IngressClass", "NetworkPolicy") + inert_kinds()
 API_VERSIONS = {"Pod": "v1", "Service": "v1", "Namespace": "v1", "Node": "v1", "Deployment": "apps/v1",
                 "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
@@ -217,6 +217,7 @@ class Applied:
                  "DaemonSet": "daemonset.apps", "Job": "job.batch", "CronJob": "cronjob.batch",
                  "IPAddressPool": "ipaddresspool.metallb.io",
                  "L2Advertisement": "l2advertisement.metallb.io",
+                 "BGPPeer": "bgppeer.metallb.io", "BGPAdvertisement": "bgpadvertisement.metallb.io",
                  "NetworkPolicy": "networkpolicy.networking.k8s.io"}.get(self.kind,
                                                                                         self.kind.lower())
         return f"{group}/{self.name} {self.action}"

@@ -1,6 +1,6 @@
 """Issue 12: a manifest mixing what netlab emulates (Deployment, Service, a standalone ReplicaSet) with
 objects that carry no dataplane (ConfigMap, Secret, ServiceAccount) and an add-on's custom resource
-(MetalLB's BGPPeer: its BGP mode is not emulated) comes up: the notices are said once, the store has every object, and the
+(MetalLB's BFDProfile: BFD is not emulated) comes up: the notices are said once, the store has every object, and the
 ReplicaSet's pods answer through their Service (curl from a client pod, real namespaces)."""
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ apiVersion: v1
 kind: ServiceAccount
 metadata: {name: robot}
 ---
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
 metadata: {name: pool, namespace: metallb-system}
-spec: {myASN: 64500, peerASN: 64501, peerAddress: 172.18.0.1}
+spec: {receiveInterval: 300}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -85,7 +85,7 @@ def test_a_mixed_manifest_comes_up_and_the_standalone_replicaset_serves(lab, tmp
     addons = [line for line in r.stderr.splitlines() if "add-ons" in line]
     assert stored == ["netlab: storing objects netlab does not use yet: ServiceAccount default/robot"], r.stderr
     assert addons == ["netlab: ignoring add-ons' objects netlab does not emulate (stored only): "
-                      "BGPPeer pool (MetalLB)"], r.stderr
+                      "BFDProfile pool (MetalLB)"], r.stderr
 
     cms = kubectl(lab, "get", "configmaps").stdout.splitlines()
     assert cms[0].split() == ["NAME", "DATA", "AGE"] and cms[1].split()[:2] == ["web-config", "2"]

@@ -23,9 +23,8 @@ CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "dat
 SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "type": "Opaque",
           "data": {"user": base64.b64encode(b"admin").decode()}, "stringData": {"password": "hunter2"}}
 SA = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}
-POOL = {"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",   # (MetalLB's BGP mode: not emulated yet)
-        "metadata": {"name": "pool", "namespace": "metallb-system"}, "spec": {"myASN": 64500, "peerASN": 64501,
-                                                                            "peerAddress": "172.18.0.1"}}
+POOL = {"apiVersion": "metallb.io/v1beta1", "kind": "BFDProfile",   # (MetalLB's BFD: not emulated)
+        "metadata": {"name": "pool", "namespace": "metallb-system"}, "spec": {"receiveInterval": 300}}
 
 
 def replicaset(name="rs1", replicas=2, labels=None, selector=None, **spec):
@@ -39,17 +38,17 @@ def replicaset(name="rs1", replicas=2, labels=None, selector=None, **spec):
 def test_inert_objects_are_accepted_and_reported_once_each():
     s = load(cluster(), CM, SECRET, SA, POOL, deployment(), service())
     assert s.inert == ["ServiceAccount default/robot"]   # ConfigMaps and Secrets are read by pods
-    assert s.addons == ["BGPPeer pool (MetalLB)"]
+    assert s.addons == ["BFDProfile pool (MetalLB)"]
     assert s.ignored == []  # their fields are not "ignored fields"
     kinds = [o["kind"] for o in scenario_objects(s)]
-    assert kinds.count("ConfigMap") == kinds.count("Secret") == kinds.count("BGPPeer") == 1
+    assert kinds.count("ConfigMap") == kinds.count("Secret") == kinds.count("BFDProfile") == 1
 
 
 def test_the_notices_are_one_line_each(capsys):
     warn_ignored(load(cluster(), CM, SECRET, SA, POOL))
     err = capsys.readouterr().err.splitlines()
     assert err == ["netlab: storing objects netlab does not use yet: ServiceAccount default/robot",
-                   "netlab: ignoring add-ons' objects netlab does not emulate (stored only): BGPPeer pool "
+                   "netlab: ignoring add-ons' objects netlab does not emulate (stored only): BFDProfile pool "
                    "(MetalLB)"]
 
 
@@ -64,7 +63,8 @@ def test_every_listed_addon_kind_is_accepted(kind):
     ({"apiVersion": "foo.example/v1", "kind": "Widget", "metadata": {"name": "w"}},
      "Widget w: kind 'Widget' is not supported; netlab understands Cluster, Namespace, Pod, Deployment, "
      "ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, DaemonSet, Job, CronJob, ConfigMap, Secret, "
-     "ServiceAccount, Ingress, IngressClass, NetworkPolicy, IPAddressPool, L2Advertisement (or a List of them)"),
+     "ServiceAccount, Ingress, IngressClass, NetworkPolicy, IPAddressPool, L2Advertisement, BGPPeer, "
+     "BGPAdvertisement (or a List of them)"),
     (dict(CM, data={"a": 1}), 'ConfigMap default/cfg: data.a must be a string, not an integer; quote it, e.g. "1"'),
     (dict(CM, data={"a/b": "x"}), "ConfigMap default/cfg: data key 'a/b' is not a valid key; use letters, digits, "
      "'-', '_' and '.' (a file name)"),
@@ -108,7 +108,7 @@ def test_store_apply_prune_and_secret_defaults():
     store = MemoryStore()
     objs = scenario_objects(load(cluster(), CM, SECRET, SA, POOL, replicaset()))
     assert {str(a) for a in apply_objects(store, objs, prune=True)} == {
-        "configmap/cfg created", "secret/db created", "serviceaccount/robot created", "bgppeer/pool created",
+        "configmap/cfg created", "secret/db created", "serviceaccount/robot created", "bfdprofile/pool created",
         "replicaset.apps/rs1 created"}
     sec = store.get("Secret", "default", "db")
     assert "stringData" not in sec and sec["type"] == "Opaque"
@@ -118,7 +118,7 @@ def test_store_apply_prune_and_secret_defaults():
     objs2 = scenario_objects(load(cluster(), dict(CM, data={"a.txt": "bye"}), SECRET, replicaset()))
     got = {str(a) for a in apply_objects(store, objs2, prune=True)}
     assert got == {"configmap/cfg configured", "secret/db unchanged", "replicaset.apps/rs1 unchanged",
-                   "serviceaccount/robot pruned", "bgppeer/pool pruned"}
+                   "serviceaccount/robot pruned", "bfdprofile/pool pruned"}
     assert store.get("ConfigMap", "default", "cfg")["data"] == {"a.txt": "bye"}
 
 

@@ -32,6 +32,8 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
         "ServiceAccount": (("v1",), "netlab.spec.kinds.inert"),
         "IPAddressPool": (("metallb.io/v1beta1",), "netlab.spec.kinds.metallb"),
         "L2Advertisement": (("metallb.io/v1beta1",), "netlab.spec.kinds.metallb"),
+        "BGPPeer": (("metallb.io/v1beta2",), "netlab.spec.kinds.metallb"),
+        "BGPAdvertisement": (("metallb.io/v1beta1",), "netlab.spec.kinds.metallb"),
         "Ingress": (("networking.k8s.io/v1",), "netlab.spec.kinds.ingress"),
         "IngressClass": (("networking.k8s.io/v1",), "netlab.spec.kinds.ingress"),
         "NetworkPolicy": (("networking.k8s.io/v1",), "netlab.spec.kinds.networkpolicy"),
@@ -40,7 +42,8 @@ def test_every_kind_netlab_accepts_is_registered_by_its_own_module():
     assert [k.kind for k in kinds.registered() if k.listed] == [
         "Cluster", "Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice", "Endpoints",
         "StatefulSet", "DaemonSet", "Job", "CronJob", "ConfigMap", "Secret", "ServiceAccount", "Ingress",
-        "IngressClass", "NetworkPolicy", "IPAddressPool", "L2Advertisement"]
+        "IngressClass", "NetworkPolicy", "IPAddressPool", "L2Advertisement", "BGPPeer",
+        "BGPAdvertisement"]
 
 
 def test_unknown_kind_lists_the_registered_kinds():
@@ -50,7 +53,7 @@ def test_unknown_kind_lists_the_registered_kinds():
                             "understands Cluster, Namespace, "
                             "Pod, Deployment, ReplicaSet, Service, EndpointSlice, Endpoints, StatefulSet, DaemonSet, "
                             "Job, CronJob, ConfigMap, Secret, ServiceAccount, Ingress, IngressClass, NetworkPolicy, IPAddressPool, "
-                            "L2Advertisement (or a List of them)")
+                            "L2Advertisement, BGPPeer, BGPAdvertisement (or a List of them)")
 
 
 @pytest.fixture
@@ -77,5 +80,6 @@ def test_a_registered_kind_is_parsed_without_changing_the_parser(extra_kind):
     assert [p.name for p in s.pods] == ["p"]
     with pytest.raises(SpecError, match="does not match kind Widget; use apiVersion: example.com/v1"):
         load({"apiVersion": "apps/v1", "kind": "Widget", "metadata": {"name": "cfg"}})
-    with pytest.raises(SpecError, match="IngressClass, NetworkPolicy, Widget, IPAddressPool, L2Advertisement \\(or a List"):
+    with pytest.raises(SpecError, match="IngressClass, NetworkPolicy, Widget, IPAddressPool, L2Advertisement, BGPPeer, "
+                       "BGPAdvertisement \\(or a List"):
         load({"apiVersion": "v1", "kind": "Gadget", "metadata": {"name": "s"}})

@@ -28,8 +28,6 @@ ADDONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Issuer": ("cert-manager", ("cert-manager.io/v1",)),
     "ClusterIssuer": ("cert-manager", ("cert-manager.io/v1",)),
     "CertificateRequest": ("cert-manager", ("cert-manager.io/v1",)),
-    "BGPAdvertisement": ("MetalLB", ("metallb.io/v1beta1",)),
-    "BGPPeer": ("MetalLB", ("metallb.io/v1beta2", "metallb.io/v1beta1")),
     "BFDProfile": ("MetalLB", ("metallb.io/v1beta1",)),
     "Community": ("MetalLB", ("metallb.io/v1beta1",)),
     "ServiceMonitor": ("Prometheus operator", ("monitoring.coreos.com/v1",)),

@@ -3,10 +3,13 @@ webhook checks them (netlab/lb/pools.py), stored by `up` and `apply`, read by th
 (netlab/controllers/lbipam.py) and the layer-2 announcer. Their namespace, metallb-system, is created
 with them (as installing MetalLB does). A pool may not overlap the pod or service subnets, the gateway
 or the external host (model/build.py checks the nodes' addresses once they are allocated).
-MetalLB's other kinds (BGPAdvertisement, BGPPeer, BFDProfile, Community) stay inert (kinds/inert.py)."""
+BGPPeer (metallb.io/v1beta2) and BGPAdvertisement (v1beta1): MetalLB's BGP mode (netlab/lb/bgpmode.py),
+a peer checked against the lab's one BGP router. MetalLB's other kinds (BFDProfile, Community) stay
+inert (kinds/inert.py)."""
 from __future__ import annotations
 
 from ...lb import METALLB_API, METALLB_NAMESPACE
+from ...lb.bgpmode import PEER_API, PEER_IGNORED, parse_bgpadvertisement, parse_bgppeer
 from ...lb.pools import check_namespace, parse_l2advertisement, parse_pool
 from ..known import KNOWN
 from . import Context, ObjectDoc, object_meta, register
@@ -25,6 +28,15 @@ KNOWN.update({
                             "preferredNodeSelectors": "PreferredNodeSelector"},
     "PreferredNodeSelector": {"weight": None, "preference": _SEL},
     "LabelSelectorRequirement": {"key": None, "operator": None, "values": None},
+    "BGPPeer": {"apiVersion": None, "kind": None, "status": None, "metadata": "ObjectMeta", "spec": "BGPPeerSpec"},
+    "BGPPeerSpec": {"myASN": None, "peerASN": None, "dynamicASN": None, "peerAddress": None, "interface": None,
+                    "peerPort": None, "holdTime": None, "keepaliveTime": None, "nodeSelectors": _SEL,
+                    **{k: None for k in PEER_IGNORED}},
+    "BGPAdvertisement": {"apiVersion": None, "kind": None, "status": None, "metadata": "ObjectMeta",
+                         "spec": "BGPAdvertisementSpec"},
+    "BGPAdvertisementSpec": {"aggregationLength": None, "aggregationLengthV6": None, "localPref": None,
+                             "communities": None, "ipAddressPools": None, "ipAddressPoolSelectors": _SEL,
+                             "nodeSelectors": _SEL, "peers": None},
 })
 KNOWN[_SEL] = {"matchLabels": None, "matchExpressions": "LabelSelectorRequirement"}
 
@@ -70,4 +82,19 @@ def parse_l2advertisement_doc(doc: ObjectDoc, ctx: Context) -> None:
     top.done()
 
 
-__all__ = ["parse_ipaddresspool", "parse_l2advertisement_doc", "reserved"]
+@register("BGPPeer", PEER_API, order=62)
+def parse_bgppeer_doc(doc: ObjectDoc, ctx: Context) -> None:
+    top, _, _ = _meta(doc, ctx, "BGPPeer")
+    parse_bgppeer(top, ctx.networking)
+    top.done()
+
+
+@register("BGPAdvertisement", METALLB_API, order=63)
+def parse_bgpadvertisement_doc(doc: ObjectDoc, ctx: Context) -> None:
+    top, _, _ = _meta(doc, ctx, "BGPAdvertisement")
+    parse_bgpadvertisement(top, ctx.lb_pools)
+    top.done()
+
+
+__all__ = ["parse_bgpadvertisement_doc", "parse_bgppeer_doc", "parse_ipaddresspool", "parse_l2advertisement_doc",
+           "reserved"]
