@@ -25,8 +25,16 @@ def private_dir(path: str) -> str:
 
 
 def ensure_dirs(lab: str) -> str:
-    for d in layout.dirs(lab):
-        private_dir(d)
+    """The lab's directories, made if missing. Another lab's `down` removes RUN_DIR when it empties it,
+    which can fall between making RUN_DIR and making the lab's directory in it: made again then."""
+    for attempt in range(5):
+        try:
+            for d in layout.dirs(lab):
+                private_dir(d)
+            return lab_dir(lab)
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
     return lab_dir(lab)
 
 
