@@ -139,7 +139,8 @@ def convergence(args, tag: str) -> dict:
             end = time.monotonic() + 60
             while (now := (router.now(), peer.now(), link.now())) != ("present", "present", "up"):
                 if time.monotonic() > end:
-                    raise RuntimeError(f"not settled before repeat {i + 1}: router {now[0]}, w1 {now[1]}, link {now[2]}")
+                    raise RuntimeError(f"not settled before repeat {i + 1}: router {now[0]}, w1 {now[1]}, "
+                                       f"link {now[2]}")
                 time.sleep(0.05)
             time.sleep(1.0)
             t0 = time.time()

@@ -83,7 +83,8 @@ def leftovers() -> dict:
                                            "nl.blive", "nl.broll", "bench-dns", "nl.blb", "nl.bing", "nl.bus.",
                                            "nl.bcv", "nl.bn"))]
     labs = sorted(d for d in os.listdir("/run/netlab")) if os.path.isdir("/run/netlab") else []
-    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb", "bing", "bus", "bcv", "bn"))]
+    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb", "bing",
+                                             "bus", "bcv", "bn"))]
     return {"namespaces": mine, "lab_state_dirs": labs}
 
 
