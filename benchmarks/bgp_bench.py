@@ -16,8 +16,11 @@ external router's main routing table and in w1's, and the carrier of w3's eth0. 
     the route and its kernel protocol removes it) and from w1's;
   - one second later, t1, `netlab node start w3`; timed from t1: the link up, the podCIDR back at the
     router (BIRD's reconnect, OPEN, UPDATE) and at w1.
-Withdrawal after the link went down is bounded by the hold time: between hold - keepalive (a keepalive had
-just arrived) and hold; the repeats sample that phase.
+Withdrawal after the link went down is bounded by the hold time. BIRD starts each BGP timer at 75-100 % of
+its value, at random (RFC 4271's jitter): the router's hold timer, restarted by every message from w3,
+runs out 0.75-1 x hold after w3's last keepalive, itself sent 0.75-1 x keepalive after the one before; so
+the withdrawal comes between about 0.75 x hold - keepalive and hold after the link went down (2.5-6 s with
+the defaults); the repeats sample that phase.
 
 Throughput and request/response: three labs of two worker nodes, built like benchmarks/network.py's (its
 Lab and scenario: a client pod on w1, an iperf3 server and benchmarks/tcprr.c's echo server in a pod on

@@ -304,7 +304,8 @@ def t_bgp(r: dict) -> list[str]:
         sm = c["summary"]
         out += [f"Convergence, {len(c['samples'])} stop/start cycles of node {c['stopped']} of {c['nodes']}; hold time "
                 f"{c['hold_time_s']} s, keepalive {c['keepalive_time_s']} s; tables polled every "
-                f"{c['poll_s'] * 1000:.0f} ms:", "",
+                f"{c['poll_s'] * 1000:.0f} ms (BIRD runs its timers at 75-100 % of their value: after the link "
+                f"goes down, the withdrawal is due between 0.75 x hold - keepalive and hold):", "",
                 "| from | to | median | max |", "|---|---|---|---|"]
         for k, a, b in (("link_down_s", "`netlab node stop`", "the node's link down"),
                         ("withdrawn_router_s", "`netlab node stop`",
