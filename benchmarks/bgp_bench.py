@@ -20,7 +20,10 @@ Withdrawal after the link went down is bounded by the hold time. BIRD starts eac
 its value, at random (RFC 4271's jitter): the router's hold timer, restarted by every message from w3,
 runs out 0.75-1 x hold after w3's last keepalive, itself sent 0.75-1 x keepalive after the one before; so
 the withdrawal comes between about 0.75 x hold - keepalive and hold after the link went down (2.5-6 s with
-the defaults); the repeats sample that phase.
+the defaults); the repeats sample that phase. The way back grows from one repeat to the next: a session
+that failed waits BIRD's `error wait time` (netlab renders 1, 5: 1 s, doubled after each failure within
+BIRD's error forget time of 300 s, at most 5 s) before it connects again, so repeats 1, 2, 3 come back
+about 1, 2 and 4 s after the link.
 
 Throughput and request/response: three labs of two worker nodes, built like benchmarks/network.py's (its
 Lab and scenario: a client pod on w1, an iperf3 server and benchmarks/tcprr.c's echo server in a pod on

@@ -316,7 +316,9 @@ def t_bgp(r: dict) -> list[str]:
                         ("announced_router_s", "`netlab node start`", "back in the router's table"),
                         ("announced_w1_s", "`netlab node start`", "back in another node's table")):
             out.append(f"| {a} | {b} | {sm[k]['median']:.2f} s | {sm[k]['max']:.2f} s |")
-        out.append("")
+        back = ", ".join(f"{s['announced_after_link_up_s']:.2f}" for s in c["samples"])
+        out += ["", f"Back at the router after the link came up, repeat by repeat: {back} s (BIRD's error wait, "
+                "1 s doubled after each failure of the session within 300 s, at most 5 s, then the reconnect).", ""]
     n = r.get("network")
     if n:
         base = n["results"][0]["gbps_median"]
