@@ -210,6 +210,7 @@ def throughput(args, tag: str) -> dict:
     try:
         for b in BACKENDS:
             labs[b] = network.Lab(b, tag, args.tcprr, prefix="bn")
+            assert labs[b].name == f"bn{b[0]}{tag}"
         for b, lab in labs.items():
             w2 = lab.cluster.node("w2")
             route = route_to(lab, "w1", str(w2.pod_cidr))
@@ -243,8 +244,9 @@ def throughput(args, tag: str) -> dict:
                 print(f"  repeat {r + 1}/{args.net_repeat} {b:8} iperf3 {gbps:6.2f} Gbit/s ({retr} retransmits)  "
                       f"tcprr p50 {p50:6.1f}us p99 {p99:6.1f}us {rr['count'] / rr['total_s']:8.0f} trans/s", flush=True)
     finally:
-        for lab in labs.values():
-            lab.down()
+        # by name: a lab whose `up` failed half-way is not in `labs`, and its namespaces must go too
+        for b in BACKENDS:
+            labmod.down(f"bn{b[0]}{tag}")
     rows = []
     for b in BACKENDS:
         x = res[b]
