@@ -70,8 +70,8 @@ spec:
 
 
 class Lab:
-    def __init__(self, backend: str, tag: str, tcprr: str):
-        self.name = f"nw{backend[0]}{tag}"
+    def __init__(self, backend: str, tag: str, tcprr: str, prefix: str = "nw"):
+        self.name = f"{prefix}{backend[0]}{tag}"
         text = scenario(self.name, backend, tcprr, shutil.which("iperf3"))
         sc = load_text(text)
         labmod.down(self.name)

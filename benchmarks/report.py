@@ -296,6 +296,44 @@ def t_userspace(r: dict) -> list[str]:
     return out
 
 
+def t_bgp(r: dict) -> list[str]:
+    """benchmarks/bgp_bench.py: a node stop to the router's withdrawal (and back); bgp vs host-gw vs vxlan."""
+    out = []
+    c = r.get("convergence")
+    if c:
+        sm = c["summary"]
+        out += [f"Convergence, {len(c['samples'])} stop/start cycles of node {c['stopped']} of {c['nodes']}; hold time "
+                f"{c['hold_time_s']} s, keepalive {c['keepalive_time_s']} s; tables polled every "
+                f"{c['poll_s'] * 1000:.0f} ms (BIRD runs its timers at 75-100 % of their value: after the link "
+                f"goes down, the withdrawal is due between 0.75 x hold - keepalive and hold):", "",
+                "| from | to | median | max |", "|---|---|---|---|"]
+        for k, a, b in (("link_down_s", "`netlab node stop`", "the node's link down"),
+                        ("withdrawn_router_s", "`netlab node stop`",
+                         "its podCIDR gone from the external router's table"),
+                        ("withdrawn_after_link_down_s", "the link down", "gone from the router's table"),
+                        ("withdrawn_w1_s", "`netlab node stop`", "gone from another node's table"),
+                        ("link_up_s", "`netlab node start`", "the link up"),
+                        ("announced_router_s", "`netlab node start`", "back in the router's table"),
+                        ("announced_w1_s", "`netlab node start`", "back in another node's table")):
+            out.append(f"| {a} | {b} | {sm[k]['median']:.2f} s | {sm[k]['max']:.2f} s |")
+        back = ", ".join(f"{s['announced_after_link_up_s']:.2f}" for s in c["samples"])
+        out += ["", f"Back at the router after the link came up, repeat by repeat: {back} s (BIRD's error wait, "
+                "1 s doubled after each failure of the session within 300 s, at most 5 s, then the reconnect).", ""]
+    n = r.get("network")
+    if n:
+        base = n["results"][0]["gbps_median"]
+        out += ["| backend (across nodes) | MTU | iperf3 Gbit/s | vs bgp | 64-byte rr p50 | p99 | transactions/s |",
+                "|---|---|---|---|---|---|---|"]
+        for row in n["results"]:
+            out.append(f"| {row['backend']} | {row['mtu']} | {row['gbps_median']:.2f} | "
+                       f"{row['gbps_median'] / base:.2f}x | {row['rr_p50_us']:.1f} µs | {row['rr_p99_us']:.1f} µs | "
+                       f"{row['rr_tps_median']:,.0f} |")
+        out += ["", f"One run, three labs up together, backends interleaved: iperf3 one stream {n['seconds']} s, "
+                f"tcprr {n['round_trips_per_run']} round trips (client and echo server on CPU 0), {n['repeat']} "
+                "repeat(s), medians; client pod on w1, server pod on w2. `scripts/bench --only bgp`."]
+    return out
+
+
 # ---------------------------------------------------------------- plots
 
 def plots(res: dict, out: str) -> list[str]:
@@ -428,7 +466,9 @@ def main() -> None:
                  "ingress", t_ingress),
                 ("NetworkPolicy: sync time and first-packet cost (benchmarks/netpol_bench.py)", "netpol", t_netpol),
                 ("kube-proxy's userspace mode vs iptables mode (benchmarks/userspace_bench.py)", "userspace",
-                 t_userspace)]
+                 t_userspace),
+                ("The BGP backend: convergence after a node stop; pod-to-pod next to host-gw and VXLAN "
+                 "(benchmarks/bgp_bench.py)", "bgp", t_bgp)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:

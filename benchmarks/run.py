@@ -1,7 +1,7 @@
 """Runs the whole benchmark suite, merges the results, draws the plots. Started by `scripts/bench`
 (which installs the peers, builds the C helpers and gives this a private /run/netns); run as root.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress,netpol,userspace]
+    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress,netpol,userspace,bgp]
                                        [--out docs/bench]
 
 Each benchmark runs as its own process (each can also be run alone: see its docstring) and prints what it
@@ -53,6 +53,8 @@ SUITE = {
     "ingress": ("ingress_bench.py", ["--seconds", "8", "--repeat", "2", "--rules", "1000", "--changes", "3"],
                 ["--seconds", "3", "--repeat", "1", "--rules", "1000", "--changes", "1"]),
     "userspace": ("userspace_bench.py", ["--seconds", "5", "--repeat", "3"], ["--seconds", "3", "--repeat", "1"]),
+    "bgp": ("bgp_bench.py", ["--repeat", "5", "--seconds", "5", "--rr", "2000", "--net-repeat", "3"],
+            ["--repeat", "3", "--seconds", "2", "--rr", "500", "--net-repeat", "1"]),
 }
 
 
@@ -78,9 +80,11 @@ def leftovers() -> dict:
     processes started for the benchmark labs."""
     ns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     mine = [n for n in ns if n.startswith(("nl.bup", "nl.fp", "nl.nw", "nl.benchprobe", "bsh", "bfl", "bench-sync",
-                                           "nl.blive", "nl.broll", "bench-dns", "nl.blb", "nl.bing", "nl.bus."))]
+                                           "nl.blive", "nl.broll", "bench-dns", "nl.blb", "nl.bing", "nl.bus.",
+                                           "nl.bcv", "nl.bn"))]
     labs = sorted(d for d in os.listdir("/run/netlab")) if os.path.isdir("/run/netlab") else []
-    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb", "bing", "bus"))]
+    labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb", "bing",
+                                             "bus", "bcv", "bn"))]
     return {"namespaces": mine, "lab_state_dirs": labs}
 
 
