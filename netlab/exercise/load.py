@@ -4,13 +4,15 @@ the `dns` criterion runs its resolver).
 
     python -m netlab.exercise.load IP PORT [--rate 20] [--path /] [--timeout 5] [--seconds 900]
 
-Until its stdin ends (the check closes it once the rollout is done) or --seconds pass: at --rate
-requests a second (one after the other; a request slower than the interval delays the next, it is never
-dropped), a new TCP connection, one `GET PATH` with `Connection: close`, the whole answer read, the
-socket closed. A line of JSON per request on stdout as it ends: {"t": its start, in seconds since the
-load began, "status": the HTTP status or null when no answer came (refused, reset, timed out after
---timeout for the whole exchange, as curl's --max-time), "err": why there was no answer}.
-Judging is grade.judge_rollout's (pure); this is the same client as benchmarks/httpload.py's.
+Until its stdin ends (the check closes it once the rollout is done) or --seconds pass: --rate requests
+a second, each started on time whatever the others do (an open loop, a thread each: a request that
+hangs until its timeout does not hold the next ones back, so an outage fails every request it meets,
+as it would fail a real service's many clients), each a new TCP connection, one `GET PATH` with
+`Connection: close`, the whole answer read, the socket closed. A line of JSON per request on stdout as
+it ends: {"t": its start (unix time), "status": the HTTP status or null when no
+answer came (refused, reset, timed out after --timeout for the whole exchange, as curl's --max-time),
+"err": why there was no answer}. Once stopped it waits for the requests in flight.
+Judging is grade.judge_rollout's (pure); the request is benchmarks/httpload.py's.
 """
 from __future__ import annotations
 
@@ -74,18 +76,28 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
     threading.Thread(target=until_eof, daemon=True).start()
     gap = 1.0 / a.rate
+    lock = threading.Lock()
     begin = time.monotonic()
-    nxt = begin
-    while not stop.is_set() and time.monotonic() - begin < a.seconds:
-        t = time.monotonic()
+
+    def request(t: float) -> None:
         status, what = one(a.ip, a.port, a.path, a.timeout)
-        rec = {"t": round(t - begin, 3), "status": status}
+        rec = {"t": round(t, 3), "status": status}
         if status is None:
             rec["err"] = what
-        sys.stdout.write(json.dumps(rec) + "\n")
-        sys.stdout.flush()
-        nxt = max(nxt + gap, time.monotonic())
+        with lock:
+            sys.stdout.write(json.dumps(rec) + "\n")
+            sys.stdout.flush()
+    threads = []
+    nxt = begin
+    while not stop.is_set() and time.monotonic() - begin < a.seconds:
+        th = threading.Thread(target=request, args=(time.time(),), daemon=True)
+        th.start()
+        threads.append(th)
+        threads = [t for t in threads if t.is_alive()] if len(threads) > 100 else threads
+        nxt = max(nxt + gap, time.monotonic() - gap)   # late (a busy machine): no burst to catch up
         stop.wait(max(0.0, nxt - time.monotonic()))
+    for th in threads:
+        th.join()
     return 0
 
 

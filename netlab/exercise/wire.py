@@ -164,7 +164,7 @@ REQUEST_TIMEOUT = 5.0
 
 
 class _Reader(threading.Thread):
-    """load.py's lines as they come (a pipe must be drained), each with the time it arrived."""
+    """load.py's lines as they come (a pipe must be drained)."""
 
     def __init__(self, stream):
         super().__init__(daemon=True)
@@ -172,7 +172,7 @@ class _Reader(threading.Thread):
 
     def run(self) -> None:
         for line in self.stream:
-            self.lines.append((time.monotonic(), line))
+            self.lines.append(line)
 
 
 def _restart(store, d: dict) -> dict:
@@ -249,12 +249,12 @@ def _rollout(lab: str, cluster: Cluster, a: dict) -> tuple[bool, str]:
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     reader = _Reader(proc.stdout)
     reader.start()
-    t0 = time.monotonic()
+    t0 = time.time()
     try:
         time.sleep(LEAD)
         if proc.poll() is not None:
             return False, f"the load client ended at once ({(proc.stderr.read().strip().splitlines() or ['?'])[-1]})"
-        t0 = time.monotonic()
+        t0 = time.time()
         new = _restart(store, d)
         problem, seconds = _wait_rollout(store, dns, dname, new["metadata"].get("generation", 1), a["timeout"])
         time.sleep(TAIL)
@@ -267,12 +267,12 @@ def _rollout(lab: str, cluster: Cluster, a: dict) -> tuple[bool, str]:
             proc.wait()
         reader.join(5)
     answers = []
-    for at, line in reader.lines:
+    for line in reader.lines:
         try:
             rec = json.loads(line)
         except ValueError:
             continue
-        answers.append((at - t0, rec.get("status"), rec.get("err", "")))
+        answers.append((rec["t"] - t0, rec.get("status"), rec.get("err", "")))
     if not answers:
         return False, f"the load client sent nothing ({(proc.stderr.read().strip().splitlines() or ['?'])[-1]})"
     ok, text = grade.judge_rollout(a, answers, problem, seconds)

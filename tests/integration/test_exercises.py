@@ -118,8 +118,25 @@ spec:
 """)
 
 
+def lossless_deployment(version: str = "2.0.0", probe: bool = True, strategy: bool = True) -> str:
+    """Exercise 08's Deployment (from its start.yaml) with VERSION `version`, and with the two fixes: a
+    readinessProbe and a strategy that keeps every old pod until a new one is ready."""
+    docs = start_file("08-rolling-update").read_text().split("\n---\n")
+    doc = next(d for d in docs if "kind: Deployment" in d) + "\n"
+    doc = doc.replace('value: "1.0.0"', f'value: "{version}"')
+    if strategy:
+        old = '{maxSurge: 0, maxUnavailable: "100%"}'
+        assert old in doc
+        doc = doc.replace(old, "{maxSurge: 1, maxUnavailable: 0}")
+    if probe:
+        ports = "        ports: [{name: http, containerPort: 8080}]\n"
+        assert ports in doc
+        doc = doc.replace(ports, ports + "        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}\n")
+    return doc
+
+
 def solve_rollout(lab: str, tmp: Path) -> None:
-    ok("set", "image", "deploy/web", "web=gcr.io/google-samples/hello-app:2.0", "--lab", lab)
+    apply(lab, lossless_deployment())
     ok("rollout", "status", "deploy/web", "--lab", lab, "--timeout", "120s")
 
 
