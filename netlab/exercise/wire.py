@@ -8,7 +8,7 @@
   namespace (netlab/probe/dnsname.py, as `netlab probe dns/NAME`);
 - exec: a real program in the source, its exit status and output;
 - rollout_under_load: the check rolls a Deployment itself (`rollout restart`'s template annotation,
-  written to the lab's store; the control loop does the rollout) while load.py, in the client pod's
+  written to the lab's store; the control loop does the rollout) while traffic.py, in the client pod's
   network namespace, opens new connections to the Service's ClusterIP, every request counted, until the
   rollout is complete (`rollout status`'s test) and a few seconds more.
 
@@ -164,7 +164,7 @@ REQUEST_TIMEOUT = 5.0
 
 
 class _Reader(threading.Thread):
-    """load.py's lines as they come (a pipe must be drained)."""
+    """traffic.py's lines as they come (a pipe must be drained)."""
 
     def __init__(self, stream):
         super().__init__(daemon=True)
@@ -243,7 +243,7 @@ def _rollout(lab: str, cluster: Cluster, a: dict) -> tuple[bool, str]:
     if (d.get("spec") or {}).get("paused"):
         return False, f"Deployment {dns}/{dname} is paused: resume it (netlab rollout resume deploy/{dname})"
     loop.ensure(lab)
-    argv = labmod.netns_exec_argv(pod.netns, [sys.executable, "-m", "netlab.exercise.load", str(svc.cluster_ip),
+    argv = labmod.netns_exec_argv(pod.netns, [sys.executable, "-m", "netlab.exercise.traffic", str(svc.cluster_ip),
                                               str(a["port"]), "--rate", str(a["rate"]), "--path", a["path"],
                                               "--timeout", str(REQUEST_TIMEOUT), "--seconds", str(a["timeout"] + 60)])
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -2,7 +2,7 @@
 while it rolls a Deployment (wire.py runs it inside the client pod's network namespace with nsenter, as
 the `dns` criterion runs its resolver).
 
-    python -m netlab.exercise.load IP PORT [--rate 20] [--path /] [--timeout 5] [--seconds 900]
+    python -m netlab.exercise.traffic IP PORT [--rate 20] [--path /] [--timeout 5] [--seconds 900]
 
 Until its stdin ends (the check closes it once the rollout is done) or --seconds pass: --rate requests
 a second, each started on time whatever the others do (an open loop, a thread each: a request that
