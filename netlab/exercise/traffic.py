@@ -12,7 +12,7 @@ as it would fail a real service's many clients), each a new TCP connection, one 
 it ends: {"t": its start (unix time), "status": the HTTP status or null when no
 answer came (refused, reset, timed out after --timeout for the whole exchange, as curl's --max-time),
 "err": why there was no answer}. Once stopped it waits for the requests in flight.
-Judging is grade.judge_rollout's (pure); the request is benchmarks/httpload.py's.
+Judging is grade.judge_rollout's (pure). `one` is also benchmarks/httpload.py's request.
 """
 from __future__ import annotations
 
