@@ -21,34 +21,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
+from netlab.exercise import traffic
+
 
 def one(ip: str, port: int, path: str, timeout: float) -> tuple[bool, str]:
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.create_connection((ip, port), timeout=timeout) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False, "timeout reading the answer"
-                s.settimeout(left)
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError as e:
-        return False, f"{e.__class__.__name__}: {e}"
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].split()
-    if len(status) < 2 or status[1] != b"200":
-        return False, f"status {head[:60]!r}"
-    return True, body.decode(errors="replace").strip()
+    """One request on a new connection (netlab/exercise/traffic.py's, which the exercises' rollout check
+    sends too): (True, body) for a 200, else (False, why)."""
+    status, what = traffic.one(ip, port, path, timeout)
+    if status is None:
+        return False, what
+    if status != 200:
+        return False, f"status {status}"
+    return True, what
 
 
 def main() -> int:

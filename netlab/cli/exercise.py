@@ -87,7 +87,8 @@ def _show_task(ex, lab: str) -> None:
 def check(name: str, lab: str | None, output: str) -> None:
     """Grade the exercise on the wire: one line per criterion, PASS or FAIL with what was observed.
 
-    Exit status 0 when every criterion passes, 1 otherwise."""
+    A rollout_under_load criterion (exercise 08) rolls the Deployment it names itself, under load, and
+    counts the requests that fail. Exit status 0 when every criterion passes, 1 otherwise."""
     from ..dataplane import lab as labmod
     from ..exercise import find, grade, labs, wire
     ex = find(name)

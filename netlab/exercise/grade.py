@@ -133,6 +133,33 @@ def judge_dns(args: dict, got: dict, address: str | None = None) -> tuple[bool, 
     return (not problems, seen if not problems else f"{'; '.join(problems)} ({seen})")
 
 
+def judge_rollout(args: dict, answers: list[tuple[float, int | None, str]], rollout: str | None,
+                  seconds: float | None) -> tuple[bool, str]:
+    """`answers`: per request (when it started, in seconds after the rollout began; its HTTP status or None
+    when no answer came; why not). `rollout`: None when the rollout completed (in `seconds`), else what
+    stopped it. Every request counts; a failed one got no HTTP answer or another status than expected."""
+    want = args["expect_status"]
+    failed = [a for a in answers if a[1] != want]
+    why: dict[str, int] = {}
+    for _, status, err in failed:
+        what = f"HTTP {status}" if status is not None else (_short(err, 40) or "no answer")
+        why[what] = why.get(what, 0) + 1
+    seen = f"{len(answers)} requests, {len(failed)} failed"
+    if failed:
+        parts = ", ".join(f"{n} {w}" for w, n in sorted(why.items(), key=lambda kv: (-kv[1], kv[0])))
+        first, last = min(a[0] for a in failed), max(a[0] for a in failed)
+        seen += f" ({parts}; started {first:+.1f} s to {last:+.1f} s from the rollout's start)"
+    seen += f"; the rollout completed in {seconds:.1f} s" if rollout is None else f"; the rollout {rollout}"
+    problems = []
+    if rollout is not None:
+        problems.append("the rollout did not complete")
+    if len(answers) < args["min_requests"]:
+        problems.append(f"fewer than {args['min_requests']} requests were sent")
+    if len(failed) != args["expect_failed"]:
+        problems.append(f"{args['expect_failed']} failed wanted")
+    return (not problems, seen if not problems else f"{'; '.join(problems)}; seen: {seen}")
+
+
 # ------------------------------------------------------------------ reports
 
 def report(exercise: str, lab: str, verdicts: list[Verdict]) -> str:

@@ -20,7 +20,13 @@ Criteria kinds (exactly one per criterion, next to its `name`):
 - `dns: {from, name, expect: answer|nxdomain, answered_name, address}`: NAME looked up from a pod with its
   own /etc/resolv.conf (nameserver, search list, ndots);
 - `exec: {from, argv, expect_rc: 0, expect_stdout_regex, timeout}`: a real program run in a pod (with its
-  container's privileges, as `netlab exec`), a node or the external host.
+  container's privileges, as `netlab exec`), a node or the external host;
+- `rollout_under_load: {from, deployment, service, port, path: /, rate: 20, expect_status: 200,
+  expect_failed: 0, min_requests: 50, timeout: 180}`: the check rolls DEPLOYMENT itself (a `rollout
+  restart`: a new restartedAt annotation on its pod template) while pod FROM opens `rate` new
+  connections a second to SERVICE's ClusterIP:PORT (GET PATH), and waits for the rollout to complete
+  (at most `timeout` s); it passes when the rollout completed, at least `min_requests` requests were
+  sent and exactly `expect_failed` failed (no HTTP answer, or a status other than `expect_status`).
 
 FROM is `pod/NAME`, `pod/NS/NAME`, `node/NAME` or `external`. Strings may hold placeholders resolved
 against the lab when the check runs: `{node:NAME}` (the node's IP), `{pod:[NS/]NAME}` (the pod's IP),
@@ -38,7 +44,7 @@ from ..errors import SpecError
 
 EXPECT_PROBE = ("reachable", "refused", "denied", "timeout", "unreachable")
 EXPECT_DNS = ("answer", "nxdomain")
-KINDS = ("probe", "http", "dns", "exec")
+KINDS = ("probe", "http", "dns", "exec", "rollout_under_load")
 TOP = {"title": str, "task": str, "hints": list, "criteria": list, "setup": list}
 REQUIRED_TOP = ("title", "task", "hints", "criteria")
 FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -48,8 +54,13 @@ FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "dns": {"from": (str,), "name": (str,), "expect": (str,), "answered_name": (str,), "address": (str,)},
     "exec": {"from": (str,), "argv": (list,), "expect_rc": (int,), "expect_stdout_regex": (str,),
              "timeout": (int, float)},
+    "rollout_under_load": {"from": (str,), "deployment": (str,), "service": (str,), "port": (int,), "path": (str,),
+                           "rate": (int, float), "expect_status": (int,), "expect_failed": (int,),
+                           "min_requests": (int,), "timeout": (int, float)},
 }
-REQUIRED = {"probe": ("from", "to"), "http": ("from", "url"), "dns": ("from", "name"), "exec": ("from", "argv")}
+REQUIRED = {"probe": ("from", "to"), "http": ("from", "url"), "dns": ("from", "name"), "exec": ("from", "argv"),
+            "rollout_under_load": ("from", "deployment", "service", "port")}
+OBJECT_REF = re.compile(r"^([a-z0-9][a-z0-9-]*/)?[a-z0-9][a-z0-9.-]*$")
 PLACEHOLDER = re.compile(r"\{(node|pod|svc|lb):([a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.-]*)?)\}|\{external\}")
 _ANY_PLACEHOLDER = re.compile(r"\{([a-z]+)(?::([^{}]*))?\}")
 SOURCE = re.compile(r"^(external|node/[a-z0-9][a-z0-9.-]*|pod/[a-z0-9][a-z0-9.-]*(/[a-z0-9][a-z0-9.-]*)?)$")
@@ -59,7 +70,7 @@ NAME = re.compile(r"^[0-9]{2}-[a-z0-9][a-z0-9-]*$")
 @dataclass(frozen=True)
 class Criterion:
     name: str
-    kind: str                  # probe | http | dns | exec
+    kind: str                  # probe | http | dns | exec | rollout_under_load
     args: dict[str, Any]       # the kind's fields, checked, with their defaults filled in
 
 
@@ -191,7 +202,38 @@ def parse_criterion(where: str, raw: Any) -> Criterion:
             raise _bad(f"{at}.timeout", "must be more than 0 and at most 120 seconds", "fix it")
         if "expect_stdout_regex" in args:
             _check_regex(f"{at}.expect_stdout_regex", args["expect_stdout_regex"])
+    elif kind == "rollout_under_load":
+        _rollout_args(at, args)
     return Criterion(name.strip(), kind, args)
+
+
+def _rollout_args(at: str, args: dict) -> None:
+    """rollout_under_load's fields checked, its defaults filled in."""
+    if not args["from"].startswith("pod/"):
+        raise _bad(f"{at}.from", "must be a pod (the requests leave from its network namespace)", "use pod/NAME")
+    for key in ("deployment", "service"):
+        if not OBJECT_REF.match(args[key]):
+            raise _bad(f"{at}.{key}", f"{args[key]!r} is not a name", f"write the {key}'s NAME or NAMESPACE/NAME")
+    if not 1 <= args["port"] <= 65535:
+        raise _bad(f"{at}.port", f"{args['port']} is not a port", "use the Service's port, 1-65535")
+    args.setdefault("path", "/")
+    if not re.match(r"^/[\x21-\x7e]*$", args["path"]):
+        raise _bad(f"{at}.path", f"{args['path']!r} is not an HTTP path", "write /PATH (no spaces)")
+    args.setdefault("rate", 20)
+    if not 1 <= args["rate"] <= 100:
+        raise _bad(f"{at}.rate", "must be 1-100 new connections a second", "fix it")
+    args.setdefault("expect_status", 200)
+    if not 100 <= args["expect_status"] <= 599:
+        raise _bad(f"{at}.expect_status", "is not an HTTP status", "use 100-599")
+    args.setdefault("expect_failed", 0)
+    if args["expect_failed"] < 0:
+        raise _bad(f"{at}.expect_failed", "must be 0 or more", "fix it (0: a lossless rollout)")
+    args.setdefault("min_requests", 50)
+    if args["min_requests"] < 1 or args["min_requests"] <= args["expect_failed"]:
+        raise _bad(f"{at}.min_requests", "must be at least 1 and more than expect_failed", "raise it")
+    args.setdefault("timeout", 180)
+    if not 10 <= args["timeout"] <= 600:
+        raise _bad(f"{at}.timeout", "must be 10-600 seconds (the longest the rollout may take)", "fix it")
 
 
 def parse(name: str, data: Any, directory: Path, source: str) -> Exercise:

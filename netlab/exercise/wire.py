@@ -6,7 +6,11 @@
   `netlab exec` runs it; as root in a node or the external host), one new connection per request;
 - dns: the pod's own /etc/resolv.conf (nameserver, search list, ndots) and real queries from its
   namespace (netlab/probe/dnsname.py, as `netlab probe dns/NAME`);
-- exec: a real program in the source, its exit status and output.
+- exec: a real program in the source, its exit status and output;
+- rollout_under_load: the check rolls a Deployment itself (`rollout restart`'s template annotation,
+  written to the lab's store; the control loop does the rollout) while traffic.py, in the client pod's
+  network namespace, opens new connections to the Service's ClusterIP, every request counted, until the
+  rollout is complete (`rollout status`'s test) and a few seconds more.
 
 What the learner changed and how is never looked at: only what the packets do now.
 """
@@ -16,6 +20,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 
 from ..errors import NetlabError
@@ -153,7 +158,128 @@ def _exec(lab: str, cluster: Cluster, a: dict) -> tuple[bool, str]:
     return grade.judge_exec(a, rc, out, err, regex)
 
 
-RUNNERS = {"probe": _probe, "http": _http, "dns": _dns, "exec": _exec}
+LEAD = 2.0    # seconds of load before the rollout starts (the client and the path are shown to work)
+TAIL = 3.0    # and after it completed (the last old pods' termination: SIGTERM >= 1 s after the rules changed)
+REQUEST_TIMEOUT = 5.0
+
+
+class _Reader(threading.Thread):
+    """traffic.py's lines as they come (a pipe must be drained)."""
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream, self.lines = stream, []
+
+    def run(self) -> None:
+        for line in self.stream:
+            self.lines.append(line)
+
+
+def _restart(store, d: dict) -> dict:
+    """`rollout restart` on the stored Deployment `d` (a second one within the same second still changes
+    the template: the annotation is whole seconds)."""
+    from ..controllers import verbs
+    now = time.time()
+    new, _ = verbs.rollout_restart(d, now)
+    def restarted(x: dict):
+        return (((x["spec"].get("template") or {}).get("metadata") or {}).get("annotations") or {}).get(
+            verbs.RESTARTED_AT)
+    if restarted(new) == restarted(d):
+        new, _ = verbs.rollout_restart(d, now + 1)
+    return store.update(new)
+
+
+def _wait_rollout(store, ns: str, name: str, generation: int, timeout: float) -> tuple[str | None, float]:
+    """(None, seconds) once the Deployment's rollout of `generation` is complete (as `rollout status`
+    says it), else (what stopped it, seconds)."""
+    from ..controllers import verbs
+    from ..controllers.validation import ControllerError
+    t0 = time.monotonic()
+    rev = store.revision()
+    while True:
+        d = store.try_get("Deployment", ns, name)
+        if d is None:
+            return "stopped: the Deployment was deleted", time.monotonic() - t0
+        if (d.get("status") or {}).get("observedGeneration", 0) >= generation:
+            try:
+                msg, done = verbs.rollout_status(d)
+            except ControllerError as e:
+                return f"failed: {e}", time.monotonic() - t0
+            if done:
+                return None, time.monotonic() - t0
+        else:
+            msg = "the Deployment controller has not seen the change"
+        if time.monotonic() - t0 > timeout:
+            return f"did not complete within {timeout:g} s ({msg[:120]})", time.monotonic() - t0
+        rev = store.wait(rev, 0.5)
+
+
+def _rollout(lab: str, cluster: Cluster, a: dict) -> tuple[bool, str]:
+    import os
+
+    from ..dataplane import lab as labmod
+    from ..errors import NotFound
+    from ..live import has_store, loop, store_for
+    from ..probe.plan import find_pods
+    pod = find_pods(cluster, a["from"].partition("/")[2])[0]
+    sns, _, sname = a["service"].rpartition("/")
+    sns = sns or "default"
+    svc = next((s for s in cluster.services if s.namespace == sns and s.name == sname), None)
+    if svc is None or svc.cluster_ip is None:
+        raise NotFound(f"no Service '{sname}' with a ClusterIP in namespace {sns}")
+    if not any(p.port == a["port"] and p.protocol == "TCP" for p in svc.ports):
+        raise NotFound(f"Service {sns}/{sname} has no TCP port {a['port']} "
+                       f"(ports: {', '.join(str(p.port) for p in svc.ports) or 'none'})")
+    dns, _, dname = a["deployment"].rpartition("/")
+    dns = dns or "default"
+    if not has_store(lab):
+        return False, f"lab {lab} has no object store to roll a Deployment in (bring it up again)"
+    if os.path.exists(loop.frozen_marker(lab)):
+        return False, f"lab {lab} runs without its control loop (up --no-control-loop): nothing would roll"
+    store = store_for(lab)
+    d = store.try_get("Deployment", dns, dname)
+    if d is None:
+        raise NotFound(f"no Deployment '{dname}' in namespace {dns}")
+    if (d.get("spec") or {}).get("paused"):
+        return False, f"Deployment {dns}/{dname} is paused: resume it (netlab rollout resume deploy/{dname})"
+    loop.ensure(lab)
+    argv = labmod.netns_exec_argv(pod.netns, [sys.executable, "-m", "netlab.exercise.traffic", str(svc.cluster_ip),
+                                              str(a["port"]), "--rate", str(a["rate"]), "--path", a["path"],
+                                              "--timeout", str(REQUEST_TIMEOUT), "--seconds", str(a["timeout"] + 60)])
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = _Reader(proc.stdout)
+    reader.start()
+    t0 = time.time()
+    try:
+        time.sleep(LEAD)
+        if proc.poll() is not None:
+            return False, f"the load client ended at once ({(proc.stderr.read().strip().splitlines() or ['?'])[-1]})"
+        t0 = time.time()
+        new = _restart(store, d)
+        problem, seconds = _wait_rollout(store, dns, dname, new["metadata"].get("generation", 1), a["timeout"])
+        time.sleep(TAIL)
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=REQUEST_TIMEOUT + 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+    answers = []
+    for line in reader.lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        answers.append((rec["t"] - t0, rec.get("status"), rec.get("err", "")))
+    if not answers:
+        return False, f"the load client sent nothing ({(proc.stderr.read().strip().splitlines() or ['?'])[-1]})"
+    ok, text = grade.judge_rollout(a, answers, problem, seconds)
+    return ok, f"{pod.name} -> {svc.cluster_ip}:{a['port']} ({sname}) while deploy/{dname} rolled: {text}"
+
+
+RUNNERS = {"probe": _probe, "http": _http, "dns": _dns, "exec": _exec, "rollout_under_load": _rollout}
 
 
 def check_one(lab: str, cluster: Cluster, c: Criterion) -> grade.Verdict:
@@ -169,4 +295,9 @@ def check(lab: str, exercise: Exercise) -> list[grade.Verdict]:
     """Every criterion of `exercise`, observed in lab `lab` as it is now."""
     from .. import lab_spec
     cluster, _ = lab_spec.load_cluster(lab)
-    return [check_one(lab, cluster, c) for c in exercise.criteria]
+    out = []
+    for c in exercise.criteria:
+        out.append(check_one(lab, cluster, c))
+        if c.kind == "rollout_under_load":   # new pods, new addresses: the next criteria see the lab as it is now
+            cluster, _ = lab_spec.load_cluster(lab)
+    return out

@@ -5,6 +5,7 @@ set image, up ...) is applied, and `check` passes (exit 0). The solutions live h
 Each lab has a unique name and is removed whatever happens."""
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import sys
@@ -118,8 +119,25 @@ spec:
 """)
 
 
+def lossless_deployment(version: str = "2.0.0", probe: bool = True, strategy: bool = True) -> str:
+    """Exercise 08's Deployment (from its start.yaml) with VERSION `version`, and with the two fixes: a
+    readinessProbe and a strategy that keeps every old pod until a new one is ready."""
+    docs = start_file("08-rolling-update").read_text().split("\n---\n")
+    doc = next(d for d in docs if "kind: Deployment" in d) + "\n"
+    doc = doc.replace('value: "1.0.0"', f'value: "{version}"')
+    if strategy:
+        old = '{maxSurge: 0, maxUnavailable: "100%"}'
+        assert old in doc
+        doc = doc.replace(old, "{maxSurge: 1, maxUnavailable: 0}")
+    if probe:
+        ports = "        ports: [{name: http, containerPort: 8080}]\n"
+        assert ports in doc
+        doc = doc.replace(ports, ports + "        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}\n")
+    return doc
+
+
 def solve_rollout(lab: str, tmp: Path) -> None:
-    ok("set", "image", "deploy/web", "web=gcr.io/google-samples/hello-app:2.0", "--lab", lab)
+    apply(lab, lossless_deployment())
     ok("rollout", "status", "deploy/web", "--lab", lab, "--timeout", "120s")
 
 
@@ -271,3 +289,40 @@ def test_start_refuses_a_lab_that_is_up_and_reset_starts_over(lab_name, tmp_path
     assert ok("exercise", "hint", "1", "--lab", lab_name).startswith("hint 1/3:")
     xml = ET.fromstring(netlab("exercise", "check", "1", "--lab", lab_name, "-o", "junit").stdout)
     assert int(xml.find("testsuite").get("failures")) >= 1
+
+
+ROLLOUT_LINE = re.compile(r"^(PASS|FAIL)  a rollout of web under traffic fails no request: "
+                          r".* (\d+) requests, (\d+) failed", re.M)
+
+
+def rollout_graded(lab: str) -> tuple[str, int, int, str]:
+    """Exercise 08's check: (PASS|FAIL of the rollout criterion, requests, failed, the whole report)."""
+    r = netlab("exercise", "check", "08", "--lab", lab)
+    m = ROLLOUT_LINE.search(r.stdout)
+    assert m, f"no rollout line: exit {r.returncode}\n{r.stdout}{r.stderr}"
+    return m.group(1), int(m.group(2)), int(m.group(3)), r.stdout
+
+
+def test_rolling_update_is_graded_on_a_rollout_under_traffic(lab_name):
+    """Exercise 08's own criterion, alone: the check rolls web under load and counts every request. The
+    naive Deployment (no readinessProbe, every pod at once) fails requests even once it runs 2.0.0; the
+    lossless one fails none, and the rollout the check started is complete."""
+    ok("exercise", "start", "08", "--lab", lab_name)
+    ok("rollout", "status", "deploy/web", "--lab", lab_name, "--timeout", "60s")
+    verdict, sent, failed, report = rollout_graded(lab_name)
+    assert verdict == "FAIL" and failed > 0 and sent >= 50, report
+    # the version alone does not solve it: the same Deployment at 2.0.0 still loses requests
+    ok("set", "env", "deploy/web", "VERSION=2.0.0", "--lab", lab_name)
+    ok("rollout", "status", "deploy/web", "--lab", lab_name, "--timeout", "60s")
+    time.sleep(6)   # the new pods warm up
+    verdict, sent, failed, report = rollout_graded(lab_name)
+    assert verdict == "FAIL" and failed > 0 and sent >= 50, report
+    assert "PASS  every answer from web says version 2.0.0" in report
+    before = ok("get", "rs", "--lab", lab_name).count("web-")
+    solve_rollout(lab_name, Path())
+    verdict, sent, failed, report = rollout_graded(lab_name)
+    assert verdict == "PASS" and failed == 0 and sent >= 200, report   # 20 a second through three warm-ups
+    assert report.rstrip().endswith("3/3 criteria pass: solved"), report
+    # the check rolled web itself: one more ReplicaSet, its rollout complete
+    assert ok("get", "rs", "--lab", lab_name).count("web-") == before + 2   # the solution's and the check's
+    assert "successfully rolled out" in ok("rollout", "status", "deploy/web", "--lab", lab_name, "--watch=false")
