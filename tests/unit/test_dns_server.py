@@ -26,6 +26,7 @@ from netlab.dns.server import DnsServer
 from netlab.dns.zone import DnsSettings, render_zone, write_zone
 
 from .dns_objects import SETTINGS, ep, eps, objects, svc
+from .test_netexec import free_port  # never the same port twice
 
 D = "cluster.local."
 
@@ -213,11 +214,6 @@ def test_bad_packets():
 
 
 # -- the running server ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
 def served(tmp_path):

@@ -17,6 +17,7 @@ from netlab.errors import SpecError
 from netlab.exercise import find, grade
 from netlab.exercise.traffic import one
 from netlab.exercise.spec import parse_criterion
+from .test_netexec import free_port  # never the same port twice
 
 BASE = {"from": "pod/client", "deployment": "web", "service": "web", "port": 80}
 
@@ -125,11 +126,6 @@ def server():
         srv.shutdown()
         srv.server_close()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_one_request_status_body_or_why_not(server):

@@ -22,6 +22,7 @@ from netlab.workload.userspace_proxy import DIAL_TIMEOUTS, Balancer, ConfigError
 from . import golden
 from .test_kubeproxy_iptables import SCENARIOS
 from .test_kubeproxy_iptables import cluster_of as _cluster_of
+from .test_netexec import free_port as _free_port  # never the same port twice
 
 
 def cluster_of(name: str):
@@ -193,11 +194,6 @@ def test_bad_configs_are_refused():
 
 
 # ---------------------------------------------------------------- the process, on loopback
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_proxy_retries_and_reloads_without_dropping_a_relay(tmp_path):
