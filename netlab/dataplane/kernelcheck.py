@@ -261,7 +261,8 @@ def backend_refusal(backend: str, k: Kernel | None = None) -> str | None:
     s = (k or running_kernel()).state(IPIP)
     if s in USABLE:
         return None
-    return (f"networking.backend ipip cannot run on this kernel: {_problem(IPIP, s, 'whose device tunl0 carries the tunnel')}; "
+    why = _problem(IPIP, s, "whose device tunl0 carries the tunnel")
+    return (f"networking.backend ipip cannot run on this kernel: {why}; "
             f"{KERNEL_HINT}, {VM_HINT}; or use networking.backend vxlan (netlab does not fall back to another backend)")
 
 

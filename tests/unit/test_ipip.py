@@ -48,13 +48,15 @@ def test_defaults_and_fields():
                                                      "host-gw"),
     ({"backend": "vxlan", "ipipMode": "Always"}, None,
      "networking.ipipMode is set but networking.backend is vxlan; set networking.backend: ipip"),
-    ({"backend": "ipip", "vxlanMode": "CrossSubnet"}, None, "networking.vxlanMode is set but networking.backend is ipip"),
+    ({"backend": "ipip", "vxlanMode": "CrossSubnet"}, None,
+     "networking.vxlanMode is set but networking.backend is ipip"),
     ({"backend": "host-gw"}, THREE, "which backend host-gw cannot reach"),
     ({"backend": "bgp"}, THREE, "which backend bgp cannot reach"),
     ({"backend": "ipip"}, [{"role": "worker", "subnet": "10.244.5.0/24"}, "worker"],
      "nodes[0].subnet 10.244.5.0/24 overlaps networking.podSubnet"),
     ({"backend": "ipip"}, [{"role": "worker", "subnet": "172.18.5.0/24"}, "worker"], "overlaps networking.nodeSubnet"),
-    ({"backend": "ipip"}, [{"role": "worker", "subnet": "172.19.0.0/24"}, {"role": "worker", "subnet": "172.19.0.0/16"}],
+    ({"backend": "ipip"}, [{"role": "worker", "subnet": "172.19.0.0/24"},
+                           {"role": "worker", "subnet": "172.19.0.0/16"}],
      "nodes[1].subnet 172.19.0.0/16 overlaps another node's subnet 172.19.0.0/24"),
     ({"backend": "ipip"}, [{"role": "worker", "subnet": "172.19.0.0/24"}], "none is in networking.nodeSubnet"),
     ({"backend": "ipip"}, ["worker", {"role": "worker", "subnet": "172.19.0.0/30"}], "172.19.0.0/30 has prefix /30"),
@@ -165,3 +167,13 @@ def test_validate_refuses_ipip_here_or_accepts_it(tmp_path):
     else:
         lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
         assert r.returncode == 2 and len(lines) == 1 and "backend ipip cannot run on this kernel" in lines[0], lines
+
+
+def test_graph_draws_tunnels_and_cross_subnet_routes():
+    from netlab.graph.build import build
+    g = build(lab(ipipMode="CrossSubnet", pods=False))
+    kinds = {(e.source, e.target): e.kind for e in g.edges if e.kind in ("tunnel", "route")}
+    assert kinds == {("node:a1", "node:a2"): "route", ("tunl:a1", "tunl:b1"): "tunnel",
+                     ("tunl:a2", "tunl:b1"): "tunnel"}
+    assert g.element("tunl:b1").addresses == ["10.244.2.0/32"] and g.element("node:b1").addresses == ["172.19.0.2/24"]
+    assert g.element("underlay").addresses == ["172.18.0.0/16", "172.19.0.0/24"]

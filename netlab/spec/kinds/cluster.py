@@ -11,8 +11,8 @@ from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
 from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
-                     POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig, Networking,
-                     NodeSpec)
+                     POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig,
+                     Networking, NodeSpec)
 from . import Context, ObjectDoc, register
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
