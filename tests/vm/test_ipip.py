@@ -89,8 +89,11 @@ def captured(netns: str, bpf: str, action) -> list[str]:
     p = subprocess.Popen(["nsenter", f"--net={nsfs.netns_path(netns)}", "--", "tcpdump", "-n", "-l", "-i", "eth0",
                           bpf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = p.stderr.readline()          # "listening on eth0, ...": the capture is armed
-        assert "listening" in line, line + p.stderr.read()
+        said = ""
+        while "listening on" not in said:   # "listening on eth0, ...": the capture is armed
+            line = p.stderr.readline()
+            assert line, said             # tcpdump ended without capturing
+            said += line
         action()
         time.sleep(1.0)
     finally:
