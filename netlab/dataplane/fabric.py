@@ -19,9 +19,8 @@ from typing import Callable
 
 from pyroute2 import IPRoute
 
-from ..errors import KernelError
+from ..errors import KernelError, UsageError
 from ..model.objects import Cluster, Pod
-from ..errors import UsageError
 from ..render.fabric import BRIDGE, IPIP_DEV, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric
 from . import nsfs
 from .changes import Change, Changes
@@ -35,6 +34,7 @@ def bridge_mac(node_netns: str) -> str:
     b = bytearray(hashlib.sha256(f"{node_netns}/cni0".encode()).digest()[:6])
     b[0] = (b[0] & 0xFE) | 0x02
     return ":".join(f"{x:02x}" for x in b)
+
 
 def preflight(cluster: Cluster) -> None:
     """Before any change: the backend's kernel feature (ipip: the ipip module, loaded here as Calico's node
