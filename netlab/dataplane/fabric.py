@@ -86,10 +86,10 @@ class Fabric(FabricPods):
             underlay = self._open(c.underlay_netns)
             mtu = c.networking.mtu
             underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
-            extra = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
+            subnets = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
             underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
-                                      [f"{s.network_address + 1}/{s.prefixlen}" for s in extra], self.changes)
-            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if extra else "0",
+                                      [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
+            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
                                              "net/ipv4/icmp_ratelimit": "0",
                                              # a router on one segment: no ICMP redirects that would shortcut it
                                              "net/ipv4/conf/all/send_redirects": "0",
@@ -124,8 +124,8 @@ class Fabric(FabricPods):
             # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
             first = next(n for n in c.nodes if n.subnet is None)
             ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
-                              [Route(str(s), str(c.gateway_ip), "eth0") for s in extra], self.changes,
-                              owned=[c.networking.service_subnet, *extra])
+                              [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
+                              owned=[c.networking.service_subnet, *subnets])
             if check_pods:  # their veths are checked against a fresh view of each node
                 for ns in self.nodes.values():
                     ns.links(refresh=True)
