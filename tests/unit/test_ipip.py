@@ -177,3 +177,14 @@ def test_graph_draws_tunnels_and_cross_subnet_routes():
                      ("tunl:a2", "tunl:b1"): "tunnel"}
     assert g.element("tunl:b1").addresses == ["10.244.2.0/32"] and g.element("node:b1").addresses == ["172.19.0.2/24"]
     assert g.element("underlay").addresses == ["172.18.0.0/16", "172.19.0.0/24"]
+
+
+def test_node_objects_carry_calicos_annotations():
+    from netlab.output import node_objects
+    c = lab(pods=False)
+    b1 = next(o for o in node_objects(c, {}, None) if o["metadata"]["name"] == "b1")["metadata"]["annotations"]
+    assert b1["projectcalico.org/IPv4Address"] == "172.19.0.2/24"
+    assert b1["projectcalico.org/IPv4IPIPTunnelAddr"] == "10.244.2.0"
+    v = lab("vxlan", pods=False)
+    assert not any(k.startswith("projectcalico") for o in node_objects(v, {}, None)
+                   for k in o["metadata"]["annotations"])
