@@ -102,7 +102,10 @@ def captured(netns: str, bpf: str, action) -> list[str]:
 
 
 def test_tunl0_and_its_mtu(lab):
-    _, cluster = lab
+    from netlab.dataplane import state
+    name, cluster = lab
+    # the read-back (`get nodes`, the control loop) finds the nodes as built: tunl0, its address, the routes
+    assert labmod.node_problems(cluster, state.load(name)) == {n.name: [] for n in cluster.nodes}
     for n in cluster.nodes:
         eth0 = run(n.netns, "ip", "-o", "link", "show", "eth0").stdout
         tunl0 = run(n.netns, "ip", "-d", "-o", "link", "show", "tunl0").stdout
