@@ -150,6 +150,10 @@ def test_probe_matrix_passes(lab):
     pod<->pod on one node and across nodes for every node pair, every pod to the kubernetes Service."""
     _, cluster = lab
     from netlab.probe import plan, run as probe_run
+    for p in cluster.pods:   # each node's built-in server answers once first: its first answer in the slow VM
+        if p.namespace == "default":   # can take longer than the probe's 1 s
+            r = run(cluster.node(p.node).netns, "curl", "-sS", "--max-time", "60", f"http://{p.ip}:8080/hostname")
+            assert r.stdout.strip() == p.name, r.stderr
     results, _, _ = probe_run.run_checks(plan.plan_checks(cluster, [], None, 1))
     failed = [f"{r.check.source.label} -> {r.check.target}: {r.outcome} {r.why}" for r in results if not r.ok]
     assert results and not failed, failed
