@@ -5,7 +5,8 @@ One lab of three nodes, brought up once (Python is slow in the emulated VM): a1 
 a subnet of its own (nodes[].subnet) that the underlay's gateway routes to. With ipipMode CrossSubnet a1
 reaches b1's pods through tunl0 (IP protocol 4 on a1's eth0, the outer header from a1's to b1's address)
 and a2's directly (plain ICMP on eth0, no protocol 4); the tunnel's MTU is eth0's less 20, and a full-size
-packet with DF set crosses while one byte more does not; `netlab probe`'s default matrix passes. Then the
+packet with DF set crosses while one byte more does not; `netlab probe`'s default matrix passes; `netlab
+trace` shows the tunnel. Then the
 same lab with ipipMode Always: a1 -> a2 is encapsulated too. tests/integration/test_vm.py runs tests/vm.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 
 import pytest
@@ -157,6 +159,21 @@ def test_probe_matrix_passes(lab):
     results, _, _ = probe_run.run_checks(plan.plan_checks(cluster, [], None, 1))
     failed = [f"{r.check.source.label} -> {r.check.target}: {r.outcome} {r.why}" for r in results if not r.ok]
     assert results and not failed, failed
+
+
+def test_trace_shows_the_tunnel(lab):
+    """`netlab trace` across the tunnel: tunl0's encapsulation on a1, its decapsulation on b1, the pod answering."""
+    import json
+    name, _ = lab
+    exe = os.path.join(os.path.dirname(sys.executable), "netlab")
+    r = subprocess.run([exe, "trace", "pod/pa1", "pod/pb1:8080", "--lab", name, "-o", "json"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode in (0, 1), r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["outcome"] == "reachable", doc
+    texts = [h["text"] for h in doc["hops"]]
+    assert any("node a1: tunl0 encapsulates it in IP-in-IP" in t and "(node b1)" in t for t in texts), texts
+    assert any("node b1: in through tunl0: IP-in-IP decapsulated" in t for t in texts), texts
 
 
 def test_always_encapsulates_the_same_subnet_peer_too(lab):
