@@ -6,8 +6,8 @@ a subnet of its own (nodes[].subnet) that the underlay's gateway routes to. With
 reaches b1's pods through tunl0 (IP protocol 4 on a1's eth0, the outer header from a1's to b1's address)
 and a2's directly (plain ICMP on eth0, no protocol 4); the tunnel's MTU is eth0's less 20, and a full-size
 packet with DF set crosses while one byte more does not; `netlab probe`'s default matrix passes; `netlab
-trace` shows the tunnel. Then the
-same lab with ipipMode Always: a1 -> a2 is encapsulated too. tests/integration/test_vm.py runs tests/vm.
+trace` shows the tunnel. Then the same lab with ipipMode Always: a1 -> a2 is encapsulated too.
+tests/integration/test_vm.py runs tests/vm.
 """
 from __future__ import annotations
 
