@@ -164,10 +164,10 @@ def test_probe_matrix_passes(lab):
 def test_trace_shows_the_tunnel(lab):
     """`netlab trace` across the tunnel: tunl0's encapsulation on a1, its decapsulation on b1, the pod answering."""
     import json
-    name, _ = lab
+    name, cluster = lab
     exe = os.path.join(os.path.dirname(sys.executable), "netlab")
-    r = subprocess.run([exe, "trace", "pod/pa1", "pod/pb1:8080", "--lab", name, "-o", "json"], capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run([exe, "trace", "pod/pa1", f"{pod(cluster, 'pb1').ip}:8080", "--lab", name, "-o", "json"],
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode in (0, 1), r.stderr
     doc = json.loads(r.stdout)
     assert doc["outcome"] == "reachable", doc
