@@ -114,7 +114,13 @@ def node_objects(cluster: Cluster, problems: dict[str, list[str]], created: floa
                                          "flannel.alpha.coreos.com/public-ip": str(n.ip),
                                          **({"flannel.alpha.coreos.com/backend-data":
                                              json.dumps({"VNI": 1, "VtepMAC": n.vtep_mac})}
-                                            if cluster.networking.backend == "vxlan" else {})}},
+                                            if cluster.networking.backend == "vxlan" else {}),
+                                         # what Calico's node agent writes with IP-in-IP: the node's address
+                                         # (CrossSubnet compares its subnet) and tunl0's
+                                         **({"projectcalico.org/IPv4Address":
+                                             f"{n.ip}/{cluster.node_subnet(n).prefixlen}",
+                                             "projectcalico.org/IPv4IPIPTunnelAddr": str(n.vtep_ip)}
+                                            if cluster.networking.backend == "ipip" else {})}},
             "spec": {"podCIDR": str(n.pod_cidr), "podCIDRs": [str(n.pod_cidr)],
                      **({"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}
                         if not n.schedulable else {})},

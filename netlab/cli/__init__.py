@@ -24,7 +24,7 @@ __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="netlab")
 def cli() -> None:
-    """netlab: a Kubernetes network dataplane (nodes, pods, VXLAN/host-gw/BGP, kube-proxy rules) built
+    """netlab: a Kubernetes network dataplane (nodes, pods, VXLAN/host-gw/IP-in-IP/BGP, kube-proxy rules) built
     from real Linux network namespaces. Run as root."""
 
 

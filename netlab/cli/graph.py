@@ -19,8 +19,8 @@ from .common import load_scenario, scenario_inputs, scenario_paths, warn_ignored
               help="Draw a path over the picture: these element ids in order (as -o json lists them), numbered.")
 def graph(scenario: str | None, files: tuple[str, ...], fmt: str | None, output_file: str | None, lab: str | None,
           highlight: tuple[str, ...]) -> None:
-    """Draw the lab: its nodes, pods, cni0 bridges and veths, flannel.1 VXLAN tunnels or host-gw routes,
-    the underlay and the external host, and Services with an edge to each endpoint.
+    """Draw the lab: its nodes, pods, cni0 bridges and veths, flannel.1 VXLAN or tunl0 IP-in-IP tunnels or host-gw
+    routes, the underlay and the external host, and Services with an edge to each endpoint.
 
     A lab that is up is read from its state (root, like `netlab get`); with SCENARIO or -f, that scenario
     is drawn as `up` would build it, without root and without changing anything.

@@ -77,8 +77,8 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
 @scenario_inputs
 def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     """Check a scenario (SCENARIO and the -f inputs) without building it (no root needed): what `up`
-    would refuse is refused here with the same message, including a kube-proxy mode this kernel cannot
-    run."""
+    would refuse is refused here with the same message, including a kube-proxy mode or a backend (ipip)
+    this kernel cannot run."""
     from ..model.build import build
     from ..model.preflight import check_commands, check_host_commands, check_proxy_mode
     sc, _ = load_scenario(scenario_paths(scenario, files), None)
@@ -90,7 +90,8 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     check_host_commands(c)
     check_proxy_mode(c)
     from ..dataplane import proxy  # the proxy mode's kernel features, read without root, as `up` checks them
-    problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c)
+    from ..dataplane.kernelcheck import backend_refusal   # and the backend's (ipip: the ipip module)
+    problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c) or backend_refusal(c.networking.backend)
     if problem:
         raise UsageError(problem)
     from ..dns.addon import own_counts

@@ -26,7 +26,7 @@ def trace(source: str, target: str, output: str, timeout: float, lab: str | None
     IP:PORT, IP:PORT/udp ... A UDP Service port is traced with a UDP datagram, a TCP one with a SYN.
     Every netfilter rule that gave the packet a verdict in each node (iptables TRACE with
     xtables-monitor, or nftables' nftrace with `nft monitor trace`), each route lookup, the VXLAN /
-    host-gw hop and the conntrack entry, then the differences with the model's prediction.
+    IP-in-IP / host-gw hop and the conntrack entry, then the differences with the model's prediction.
     Exit status: 0 when the kernel's path matches the model, 1 when they differ, 2 when no route leads
     to DST (the trace says where it stopped) or on bad input.
 

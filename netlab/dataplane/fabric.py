@@ -19,9 +19,9 @@ from typing import Callable
 
 from pyroute2 import IPRoute
 
-from ..errors import KernelError
+from ..errors import KernelError, UsageError
 from ..model.objects import Cluster, Pod
-from ..render.fabric import BRIDGE, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric
+from ..render.fabric import BRIDGE, IPIP_DEV, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric
 from . import nsfs
 from .changes import Change, Changes
 from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, write_sysctls
@@ -34,6 +34,19 @@ def bridge_mac(node_netns: str) -> str:
     b = bytearray(hashlib.sha256(f"{node_netns}/cni0".encode()).digest()[:6])
     b[0] = (b[0] & 0xFE) | 0x02
     return ":".join(f"{x:02x}" for x in b)
+
+
+def preflight(cluster: Cluster) -> None:
+    """Before any change: the backend's kernel feature (ipip: the ipip module, loaded here as Calico's node
+    agent loads it; loading it gives every namespace, the host's too, the fallback device tunl0)."""
+    from . import kernelcheck
+    problem = kernelcheck.backend_refusal(cluster.networking.backend)
+    if problem:
+        raise UsageError(problem)
+    if cluster.networking.backend == "ipip" and not os.path.isdir("/sys/module/ipip"):
+        import subprocess
+        subprocess.run(["modprobe", "-q", "ipip"], capture_output=True)
+
 
 __all__ = ["Change", "Changes", "Fabric", "Netns", "PodHealth", "ignore_missing", "kernel_error", "node_fabric_drift",
            "node_links", "pod_link_problem", "pod_sysctls", "raw_call", "uts_path", "write_sysctls"]
@@ -73,9 +86,14 @@ class Fabric(FabricPods):
             underlay = self._open(c.underlay_netns)
             mtu = c.networking.mtu
             underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
-            underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"],
-                                      self.changes)
-            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "0", "net/ipv4/icmp_ratelimit": "0"},
+            subnets = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
+            underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
+                                      [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
+            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
+                                             "net/ipv4/icmp_ratelimit": "0",
+                                             # a router on one segment: no ICMP redirects that would shortcut it
+                                             "net/ipv4/conf/all/send_redirects": "0",
+                                             f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
                           self.changes)
             total = len(c.nodes)
             for i, node in enumerate(c.nodes):
@@ -107,8 +125,10 @@ class Fabric(FabricPods):
             ext.ensure_up("lo", self.changes)
             # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
             # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
-            ext.ensure_routes([Route(str(c.networking.service_subnet), str(c.nodes[0].ip), "eth0")], self.changes,
-                              owned=[c.networking.service_subnet])
+            first = next(n for n in c.nodes if n.subnet is None)
+            ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
+                              [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
+                              owned=[c.networking.service_subnet, *subnets])
             if check_pods:  # their veths are checked against a fresh view of each node
                 for ns in self.nodes.values():
                     ns.links(refresh=True)
@@ -224,7 +244,25 @@ class Fabric(FabricPods):
             ns.ensure_addresses(vx.name, [vx.address], self.changes)
             ns.ensure_neighbours(nf.neighbours, vx.name, self.changes)
             ns.ensure_fdb(nf.fdb, vx.name, self.changes)
+        self._ensure_ipip(ns, nf)
         ns.ensure_routes(nf.routes, self.changes, owned=[self.cluster.networking.pod_subnet])
+
+    def _ensure_ipip(self, ns: Netns, nf: NodeFabric) -> None:
+        """tunl0 (backend ipip): the ipip module's fallback device, which each namespace gets when the module
+        is loaded (unless net.core.fb_tunnels_only_for_init_net says otherwise: then it is made, as Calico
+        does, with no local or remote address). Another backend: a tunl0 left up is taken down."""
+        t, link = nf.ipip, ns.link(IPIP_DEV)
+        if t is None:
+            if link is not None and link["up"]:   # switched away from ipip (the device itself cannot go)
+                ns.ensure_addresses(IPIP_DEV, [], self.changes)
+                ns.ensure_down(IPIP_DEV, self.changes)
+            return
+        if link is None:
+            ns._do(f"create {IPIP_DEV}", ns.ipr.link, "add", ifname=IPIP_DEV, kind="ipip")
+            self.changes.add(Change("link", IPIP_DEV, "create", f"ipip {IPIP_DEV}", ns.name))
+            ns.links(refresh=True)
+        ns.ensure_up(IPIP_DEV, self.changes, mtu=t.mtu)
+        ns.ensure_addresses(IPIP_DEV, [t.address], self.changes)
 
 
 def node_links(netns: str) -> dict[str, dict] | None:

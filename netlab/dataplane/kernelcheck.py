@@ -253,6 +253,19 @@ def ipvs_refusal(k: Kernel | None = None) -> str | None:
             "(netlab does not fall back to another mode)")
 
 
+def backend_refusal(backend: str, k: Kernel | None = None) -> str | None:
+    """The one line that refuses a pod network backend this kernel cannot build (None: it can). Only
+    `ipip` needs a feature of its own: the ipip module, whose fallback device tunl0 carries the tunnel."""
+    if backend != "ipip":
+        return None
+    s = (k or running_kernel()).state(IPIP)
+    if s in USABLE:
+        return None
+    why = _problem(IPIP, s, "whose device tunl0 carries the tunnel")
+    return (f"networking.backend ipip cannot run on this kernel: {why}; "
+            f"{KERNEL_HINT}, {VM_HINT}; or use networking.backend vxlan (netlab does not fall back to another backend)")
+
+
 def report(k: Kernel | None = None) -> dict[str, str]:
     """Feature name -> state, for people and logs."""
     k = k or running_kernel()

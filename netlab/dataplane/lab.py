@@ -24,6 +24,7 @@ from ..spec.types import PROXY_MODES
 from . import bgp, conntrack, hostnet, iptables, layout, nsenter, nsfs, plan, procs, proxy, state, supervise
 from .changes import Change, Changes
 from .fabric import Fabric, uts_path
+from .fabric import preflight as fabric_preflight
 from .host import require_root, require_sandbox_kernel, require_tools  # noqa: F401 (labmod.require_root is used by the CLI)
 from .status import ContainerStatus, PodStatus, node_problems, observed_readiness, pod_statuses  # noqa: F401
 
@@ -126,6 +127,7 @@ def preflight(cluster: Cluster) -> None:
     check_proxy_mode(cluster)
     proxy.backend(cluster.networking.proxy_mode).preflight(cluster)
     bgp.preflight(cluster)   # backend bgp: BIRD installed
+    fabric_preflight(cluster)   # backend ipip: the kernel's ipip module
 
 
 @dataclass

@@ -22,6 +22,7 @@ IFF_UP = 1
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
 RTNH_F_ONLINK = 4
+RTM_F_CLONED = 0x200   # a route exception (a PMTU learnt, e.g. by tunl0 for the inner destinations), not a route
 RTPROT_BIRD = 12     # rtnetlink.h: routes a BIRD daemon installed
 AF_BRIDGE = 7
 
@@ -182,6 +183,8 @@ class Netns:
     def routes(self) -> dict[str, dict]:
         out = {}
         for msg in self._read("list routes", self.ipr.get_routes, family=2, table=254):
+            if msg["flags"] & RTM_F_CLONED:   # (a dump without strict checking has them too; not deletable)
+                continue
             dst = msg.get("RTA_DST")
             key = f"{dst}/{msg['dst_len']}" if dst else "default"
             out[key] = {"gateway": msg.get("RTA_GATEWAY"), "oif": msg.get("RTA_OIF"),

@@ -7,7 +7,8 @@
                                                 over it: emphasised and numbered
 
 Element ids: `external`, `underlay`, `node:<node>`, `bridge:<node>` (cni0), `vtep:<node>` (flannel.1),
-`pod:<ns>/<name>`, `svc:<ns>/<name>`, `addr:<ip>` (an endpoint that is no pod); edges `edge:<id1>--<id2>`.
+`tunl:<node>` (tunl0, backend ipip), `pod:<ns>/<name>`, `svc:<ns>/<name>`, `addr:<ip>` (an endpoint that is
+no pod); edges `edge:<id1>--<id2>`.
 """
 from __future__ import annotations
 

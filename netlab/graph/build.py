@@ -2,13 +2,15 @@
 
 What is drawn is what netlab builds (netlab/render/fabric.py, netlab/dataplane/fabric.py): the external host
 and every node joined by a veth to the underlay bridge; in each node cni0 with a veth to every pod, and
-flannel.1 (VXLAN: a tunnel to every other node's flannel.1) or host-gw's routes to the other nodes' podCIDRs;
+flannel.1 (VXLAN: a tunnel to every other node's flannel.1), tunl0 (IP-in-IP) or host-gw's routes to the other
+nodes' podCIDRs (CrossSubnet: routes to the nodes of the same subnet, tunnels to the others);
 Services with an edge to each endpoint.
 """
 from __future__ import annotations
 
 from ..model.objects import Cluster, Node
-from ..render.fabric import BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEV, VXLAN_PORT, VXLAN_VNI, pod_mtu
+from ..render.fabric import (BRIDGE, IPIP_DEV, UNDERLAY_BRIDGE, VXLAN_DEV, VXLAN_PORT, VXLAN_VNI, pod_mtu,
+                             tunnelled)
 from .model import Edge, Element, Graph, edge_id
 
 
@@ -24,27 +26,31 @@ def build(cluster: Cluster) -> Graph:
     add(Element("external", "external", "external host", [f"{cluster.external_ip}/{plen}",
                                                            f"{cluster.external_ip2}/{plen}"],
                 attrs={"netns": cluster.external_netns, "interface": "eth0"}))
-    add(Element("underlay", "underlay", f"underlay ({UNDERLAY_BRIDGE})", [str(net.node_subnet)],
-                details=[f"gateway {cluster.gateway_ip}"],
+    extra = cluster.extra_subnets()   # nodes[].subnet: routed by the gateway
+    add(Element("underlay", "underlay", f"underlay ({UNDERLAY_BRIDGE})", [str(net.node_subnet), *map(str, extra)],
+                details=[f"gateway {cluster.gateway_ip}" + "".join(f", {s.network_address + 1}" for s in extra)],
                 attrs={"netns": cluster.underlay_netns, "bridge": UNDERLAY_BRIDGE, "gateway": str(cluster.gateway_ip)}))
     join("external", "underlay", "veth", "eth0 \u2194 external", interfaces=["eth0", "external"])
     for n in cluster.nodes:
         _node(g, cluster, n, join, plen)
-    if net.backend == "vxlan":
-        for i, a in enumerate(cluster.nodes):
-            for b in cluster.nodes[i + 1:]:
+    how = " proto bird" if net.backend == "bgp" else ""   # bgp: host-gw's routes, learned from BGP
+    for i, a in enumerate(cluster.nodes):
+        for b in cluster.nodes[i + 1:]:
+            down = a.partitioned or b.partitioned
+            if net.backend == "vxlan" and tunnelled(cluster, a, b):
                 join(f"vtep:{a.name}", f"vtep:{b.name}", "tunnel", f"VXLAN {VXLAN_VNI}, UDP {VXLAN_PORT}",
-                     down=a.partitioned or b.partitioned, vni=VXLAN_VNI, port=VXLAN_PORT,
+                     down=down, vni=VXLAN_VNI, port=VXLAN_PORT,
                      routes=[f"{a.name}: {b.pod_cidr} via {b.vtep_ip} dev {VXLAN_DEV} onlink",
                              f"{b.name}: {a.pod_cidr} via {a.vtep_ip} dev {VXLAN_DEV} onlink"],
                      underlay=[str(a.ip), str(b.ip)])
-    elif net.backend in ("host-gw", "bgp"):   # bgp: the same routes, learned from BGP (proto bird)
-        how = " proto bird" if net.backend == "bgp" else ""
-        for i, a in enumerate(cluster.nodes):
-            for b in cluster.nodes[i + 1:]:
+            elif net.backend == "ipip" and tunnelled(cluster, a, b):
+                join(f"tunl:{a.name}", f"tunl:{b.name}", "tunnel", "IP-in-IP (IP protocol 4)", down=down,
+                     routes=[f"{a.name}: {b.pod_cidr} via {b.ip} dev {IPIP_DEV} onlink",
+                             f"{b.name}: {a.pod_cidr} via {a.ip} dev {IPIP_DEV} onlink"],
+                     underlay=[str(a.ip), str(b.ip)])
+            else:   # host-gw, bgp, and CrossSubnet between nodes of one subnet
                 routes = [f"{a.name}: {b.pod_cidr} via {b.ip}{how}", f"{b.name}: {a.pod_cidr} via {a.ip}{how}"]
-                join(f"node:{a.name}", f"node:{b.name}", "route", "\n".join(routes),
-                     down=a.partitioned or b.partitioned, routes=routes)
+                join(f"node:{a.name}", f"node:{b.name}", "route", "\n".join(routes), down=down, routes=routes)
     pods = {p.key: p for p in cluster.pods}
     for s in cluster.services:
         _service(g, cluster, s, pods, join)
@@ -54,7 +60,7 @@ def build(cluster: Cluster) -> Graph:
 def _node(g: Graph, cluster: Cluster, n: Node, join, plen: int) -> None:
     add = g.elements.append
     nid, bid = f"node:{n.name}", f"bridge:{n.name}"
-    add(Element(nid, "node", n.name, [f"{n.ip}/{plen}"],
+    add(Element(nid, "node", n.name, [f"{n.ip}/{cluster.node_subnet(n).prefixlen}"],
                 n.name, [f"{n.role}, podCIDR {n.pod_cidr}"] + (["stopped (uplink down)"] if n.partitioned else []),
                 {"netns": n.netns, "role": n.role, "podCIDR": str(n.pod_cidr), "interface": "eth0",
                  "partitioned": n.partitioned}))
@@ -68,6 +74,11 @@ def _node(g: Graph, cluster: Cluster, n: Node, join, plen: int) -> None:
         add(Element(vid, "vtep", VXLAN_DEV, [f"{n.vtep_ip}/32"], n.name, [f"MAC {n.vtep_mac}"],
                     {"netns": n.netns, "device": VXLAN_DEV, "mac": n.vtep_mac, "vni": VXLAN_VNI, "port": VXLAN_PORT}))
         join(nid, vid, "device", VXLAN_DEV, device=VXLAN_DEV)
+    if cluster.networking.backend == "ipip":
+        tid = f"tunl:{n.name}"
+        add(Element(tid, "vtep", IPIP_DEV, [f"{n.vtep_ip}/32"], n.name, ["IP-in-IP"],
+                    {"netns": n.netns, "device": IPIP_DEV, "mtu": pod_mtu(cluster)}))
+        join(nid, tid, "device", IPIP_DEV, device=IPIP_DEV)
     for p in cluster.pods_on(n.name):
         pid = f"pod:{p.key}"
         attrs = {"namespace": p.namespace, "name": p.name, "netns": p.netns, "hostNetwork": p.host_network,

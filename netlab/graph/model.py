@@ -2,7 +2,7 @@
 
 Pure data. `netlab.graph.build` makes a `Graph` of a `Cluster`; the formats (netlab/graph/formats/) draw it.
 Element ids are stable strings (`external`, `underlay`, `node:<node>`, `bridge:<node>`, `vtep:<node>`,
-`pod:<ns>/<name>`, `svc:<ns>/<name>`, `addr:<ip>`); an edge's id is `edge:<id1>--<id2>`, in the order
+`tunl:<node>`, `pod:<ns>/<name>`, `svc:<ns>/<name>`, `addr:<ip>`); an edge's id is `edge:<id1>--<id2>`, in the order
 `build` joined them (`Graph.edge_between` finds it either way).
 """
 from __future__ import annotations

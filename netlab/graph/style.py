@@ -23,7 +23,7 @@ ELEMENTS = {
     "underlay": Look("#d9d9d9", "cylinder", "the underlay: the bridge joining the nodes (the nodes' LAN)"),
     "node": Look("#cfe2f3", "box3d", "a node's network namespace (eth0, its routes and kube-proxy's rules)"),
     "bridge": Look("#d9ead3", "box", "cni0: the node's bridge, gateway of its pods"),
-    "vtep": Look("#fff2cc", "octagon", "flannel.1: the node's VXLAN device (VTEP)"),
+    "vtep": Look("#fff2cc", "octagon", "flannel.1 (VXLAN VTEP) or tunl0 (IP-in-IP): the node's tunnel device"),
     "pod": Look("#ffffff", "ellipse", "a pod's network namespace (eth0)"),
     "service": Look("#ead1dc", "hexagon", "a Service (its ClusterIP, ports and type)"),
     "address": Look("#eeeeee", "note", "an endpoint address that is no pod of the lab"),
@@ -31,9 +31,9 @@ ELEMENTS = {
 
 EDGES = {
     "veth": Line("#444444", "solid", "a veth pair between two namespaces"),
-    "device": Line("#444444", "bold", "a device of the node (cni0, flannel.1)"),
-    "tunnel": Line("#b45f06", "dashed", "a VXLAN tunnel over the underlay (and the route through it)"),
-    "route": Line("#b45f06", "dashed", "host-gw: a route to the other node's podCIDR via its address"),
+    "device": Line("#444444", "bold", "a device of the node (cni0, flannel.1, tunl0)"),
+    "tunnel": Line("#b45f06", "dashed", "a VXLAN or IP-in-IP tunnel over the underlay (and the route through it)"),
+    "route": Line("#b45f06", "dashed", "host-gw (or CrossSubnet, one subnet): a route to the other node's podCIDR via its address"),
     "hostnet": Line("#444444", "dotted", "a hostNetwork pod: it shares its node's namespace"),
     "endpoint": Line("#741b47", "dotted", "a Service's endpoint (port/protocol)"),
     "path": Line("#cc0000", "dashed", "a hop of the path between elements no link joins directly"),

@@ -144,20 +144,24 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
             ip, cidr = ipaddress.IPv4Address(old["ip"]), ipaddress.IPv4Network(old["podCIDR"])
         except (KeyError, ValueError):
             continue
-        if ip in net.node_subnet and ip not in reserved and ip not in used_ips and \
+        own = spec.subnet or net.node_subnet
+        if ip in own and ip not in reserved and ip != own.network_address + 1 and ip not in used_ips and \
                 cidr.subnet_of(net.pod_subnet) and cidr.prefixlen == net.node_cidr_mask and cidr not in used_cidrs:
             kept[spec.name] = (ip, cidr)
             used_ips.add(ip)
             used_cidrs.add(cidr)
     nodes: list[Node] = []
-    free_ips = (h for h in net.node_subnet.hosts() if h not in used_ips and h not in reserved)
+    free_ips = {None: (h for h in net.node_subnet.hosts() if h not in used_ips and h not in reserved)}
+    for s in dict.fromkeys(spec.subnet for spec in scenario.nodes if spec.subnet is not None):
+        # a node's own underlay subnet (nodes[].subnet): its first address is the underlay's gateway there
+        free_ips[s] = (h for h in s.hosts() if h not in used_ips and h != s.network_address + 1)
     free_cidrs = (c for c in (cidrs or net.pod_subnet.subnets(new_prefix=net.node_cidr_mask)) if c not in used_cidrs)
     for i, spec in enumerate(scenario.nodes):
-        ip, cidr = kept.get(spec.name) or (next(free_ips), next(free_cidrs))
+        ip, cidr = kept.get(spec.name) or (next(free_ips[spec.subnet]), next(free_cidrs))
         mac_bytes = bytes.fromhex(short_hash(lab, spec.name, "vtep", n=12))
         mac = ":".join(f"{b:02x}" for b in bytes([(mac_bytes[0] & 0xFE) | 0x02]) + mac_bytes[1:])
         nodes.append(Node(spec.name, spec.role, i, dict(spec.labels), spec.schedulable, ip, cidr,
-                          node_netns(lab, spec.name), mac))
+                          node_netns(lab, spec.name), mac, subnet=spec.subnet))
     by_name = {n.name: n for n in nodes}
     from ..lb.pools import check_node_addresses
     check_node_addresses(scenario.documents, nodes)   # MetalLB's pools stay off the nodes' addresses

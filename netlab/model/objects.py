@@ -31,6 +31,7 @@ class Node:
     netns: str
     vtep_mac: str            # flannel.1's MAC, derived from lab and node so it is stable
     partitioned: bool = False    # `netlab node stop`: its underlay link is down (pods keep running)
+    subnet: ipaddress.IPv4Network | None = None   # nodes[].subnet: an underlay subnet of its own (None: nodeSubnet)
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
@@ -41,6 +42,10 @@ class Node:
     def vtep_ip(self) -> ipaddress.IPv4Address:
         """flannel.1's /32: the podCIDR's network address."""
         return self.pod_cidr.network_address
+
+    def underlay_subnet(self, node_subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        """The underlay subnet eth0 is in: its own (nodes[].subnet) or the cluster's nodeSubnet."""
+        return self.subnet or node_subnet
 
     @property
     def underlay_veth(self) -> str:
@@ -237,6 +242,22 @@ class Cluster:
     @property
     def prefix(self) -> str:
         return lab_prefix(self.name)
+
+    def node_subnet(self, node: Node) -> ipaddress.IPv4Network:
+        """The underlay subnet `node`'s eth0 is in."""
+        return node.underlay_subnet(self.networking.node_subnet)
+
+    def node_gateway(self, node: Node) -> ipaddress.IPv4Address:
+        """The underlay gateway of `node`'s subnet (its first address; the underlay routes between subnets)."""
+        return self.gateway_ip if node.subnet is None else node.subnet.network_address + 1
+
+    def extra_subnets(self) -> list[ipaddress.IPv4Network]:
+        """The nodes' own underlay subnets beside nodeSubnet (nodes[].subnet), in order."""
+        return list(dict.fromkeys(n.subnet for n in self.nodes if n.subnet is not None))
+
+    def same_subnet(self, a: Node, b: Node) -> bool:
+        """Whether two nodes share an underlay subnet (CrossSubnet routes between them directly)."""
+        return self.node_subnet(a) == self.node_subnet(b)
 
     @property
     def external_ip2(self) -> ipaddress.IPv4Address:

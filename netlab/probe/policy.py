@@ -67,7 +67,11 @@ def address_toward(cluster, node, dst_node: str) -> ipaddress.IPv4Address:
     """The address a node's own (or masqueraded) traffic has on its way to a pod on `dst_node`."""
     if node.name == dst_node:
         return node.gateway                    # out through cni0
-    return node.vtep_ip if cluster.networking.backend == "vxlan" else node.ip
+    if cluster.networking.backend not in ("vxlan", "ipip"):
+        return node.ip
+    from ..render.fabric import tunnelled
+    # through flannel.1 or tunl0 the source is the tunnel device's /32; CrossSubnet's direct routes: eth0's
+    return node.vtep_ip if tunnelled(cluster, node, cluster.node(dst_node)) else node.ip
 
 
 def _denial(cluster, v: Verdict, src_pod_key: str | None, src, dst, port, protocol, endpoint=None) -> Denial:

@@ -15,6 +15,8 @@ VXLAN_DEV = "flannel.1"
 VXLAN_VNI = 1
 VXLAN_PORT = 8472
 VXLAN_OVERHEAD = 50
+IPIP_DEV = "tunl0"                 # the ipip module's fallback device, in every namespace, as Calico uses it
+IPIP_OVERHEAD = 20                 # the outer IPv4 header
 BGP_PORT = 179                     # backend bgp: each node's BIRD listens there
 BRIDGE = "cni0"
 
@@ -53,6 +55,14 @@ class Vxlan:
     address: str                   # CIDR
 
 
+@dataclass(frozen=True)
+class Ipip:
+    """tunl0: no local or remote address (each route's gateway is the outer destination), up, one /32."""
+    name: str
+    mtu: int
+    address: str                   # CIDR
+
+
 @dataclass
 class NodeFabric:
     node: str
@@ -63,6 +73,7 @@ class NodeFabric:
     bridge_address: str            # CIDR on cni0
     pod_mtu: int
     vxlan: Vxlan | None = None
+    ipip: Ipip | None = None
     routes: list[Route] = field(default_factory=list)
     neighbours: list[Neigh] = field(default_factory=list)
     fdb: list[Fdb] = field(default_factory=list)
@@ -80,9 +91,19 @@ class PodFabric:
     mtu: int
 
 
+OVERHEAD = {"vxlan": VXLAN_OVERHEAD, "ipip": IPIP_OVERHEAD}
+
+
 def pod_mtu(cluster: Cluster) -> int:
-    mtu = cluster.networking.mtu
-    return mtu - VXLAN_OVERHEAD if cluster.networking.backend == "vxlan" else mtu
+    """The pods' (and the tunnel device's) MTU: the underlay's less the encapsulation's headers, whether or
+    not CrossSubnet routes some peers directly (as Calico and flannel size them: one MTU per cluster)."""
+    return cluster.networking.mtu - OVERHEAD.get(cluster.networking.backend, 0)
+
+
+def tunnelled(cluster: Cluster, node: Node, peer: Node) -> bool:
+    """Whether `node` encapsulates its traffic to `peer`'s pods: always with mode Always; with CrossSubnet
+    only when the peer's underlay address is in another subnet (else a direct route, as host-gw's)."""
+    return cluster.networking.tunnel_mode != "CrossSubnet" or not cluster.same_subnet(node, peer)
 
 
 def _vxlan(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
@@ -90,6 +111,9 @@ def _vxlan(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
                      cluster.networking.mtu - VXLAN_OVERHEAD, f"{node.vtep_ip}/32")
     for peer in cluster.nodes:
         if peer.name == node.name:
+            continue
+        if not tunnelled(cluster, node, peer):   # vxlanMode CrossSubnet (flannel's DirectRouting)
+            nf.routes.append(Route(str(peer.pod_cidr), str(peer.ip), "eth0"))
             continue
         nf.neighbours.append(Neigh(str(peer.vtep_ip), peer.vtep_mac, VXLAN_DEV))
         nf.fdb.append(Fdb(peer.vtep_mac, str(peer.ip), VXLAN_DEV))
@@ -102,13 +126,27 @@ def _host_gw(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
             nf.routes.append(Route(str(peer.pod_cidr), str(peer.ip), "eth0"))
 
 
+def _ipip(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
+    """Calico's IP-in-IP: tunl0 up with an address of the node's podCIDR, and per peer node its podCIDR via
+    the peer's underlay address, onlink, through tunl0 (the route's gateway becomes the outer destination;
+    the outer source is eth0's address). ipipMode CrossSubnet: peers in the same subnet get host-gw's route."""
+    nf.ipip = Ipip(IPIP_DEV, cluster.networking.mtu - IPIP_OVERHEAD, f"{node.vtep_ip}/32")
+    for peer in cluster.nodes:
+        if peer.name == node.name:
+            continue
+        if tunnelled(cluster, node, peer):
+            nf.routes.append(Route(str(peer.pod_cidr), str(peer.ip), IPIP_DEV, onlink=True))
+        else:
+            nf.routes.append(Route(str(peer.pod_cidr), str(peer.ip), "eth0"))
+
+
 def _bgp(cluster: Cluster, node: Node, nf: NodeFabric) -> None:
     """No route of its own: the node's BGP speaker (netlab/bgp/) learns the other nodes' podCIDRs from
     its peers and installs them (`proto bird`), routed to each node's underlay address as host-gw's are."""
 
 
 OVERLAYS: dict[str, Callable[[Cluster, Node, NodeFabric], None]] = {"vxlan": _vxlan, "host-gw": _host_gw,
-                                                                    "bgp": _bgp}
+                                                                    "bgp": _bgp, "ipip": _ipip}
 
 
 def nat_outgoing(cluster: Cluster) -> bool:
@@ -138,11 +176,11 @@ POD_ETH0_SYSCTLS = {"net/ipv6/conf/eth0/accept_dad": "0", "net/ipv4/conf/eth0/ar
 def node_fabric(cluster: Cluster, node: Node) -> NodeFabric:
     net = cluster.networking
     nf = NodeFabric(node=node.name, netns=node.netns,
-                    eth0_address=f"{node.ip}/{net.node_subnet.prefixlen}", eth0_mtu=net.mtu,
-                    gateway=str(cluster.gateway_ip),
+                    eth0_address=f"{node.ip}/{cluster.node_subnet(node).prefixlen}", eth0_mtu=net.mtu,
+                    gateway=str(cluster.node_gateway(node)),
                     bridge_address=f"{node.gateway}/{node.pod_cidr.prefixlen}", pod_mtu=pod_mtu(cluster),
                     sysctls=dict(NODE_SYSCTLS))
-    nf.routes.append(Route("default", str(cluster.gateway_ip), "eth0"))
+    nf.routes.append(Route("default", nf.gateway, "eth0"))
     overlay = OVERLAYS.get(net.backend)
     if overlay is None:
         raise ValueError(f"unknown overlay backend {net.backend!r}; valid: {', '.join(OVERLAYS)}")
@@ -160,7 +198,7 @@ def node_local_ips(cluster: Cluster, node: Node) -> list[str]:
     """The node's own addresses: what `-m addrtype --dst-type LOCAL` matches in its namespace (the packet
     tracer's LOCAL), and where IPVS mode puts NodePorts (every address but kube-ipvs0's and loopback)."""
     ips = [str(node.ip), str(node.gateway)]
-    if cluster.networking.backend == "vxlan":
+    if cluster.networking.backend in ("vxlan", "ipip"):   # flannel.1's or tunl0's /32
         ips.append(str(node.vtep_ip))
     return ips
 
@@ -179,6 +217,10 @@ def describe(cluster: Cluster, node: Node) -> str:
         lines.append(f"ip link add {v.name} type vxlan id {v.vni} local {v.local} dev {v.dev} dstport {v.port} "
                      f"nolearning; ip link set {v.name} address {v.mac} mtu {v.mtu} up; "
                      f"ip addr add {v.address} dev {v.name}")
+    if nf.ipip:
+        t = nf.ipip
+        lines.append(f"modprobe ipip  # {t.name} appears in every namespace; ip link set {t.name} mtu {t.mtu} up; "
+                     f"ip addr add {t.address} dev {t.name}")
     for n in nf.neighbours:
         lines.append(f"ip neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud permanent")
     for f in nf.fdb:

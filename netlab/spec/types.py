@@ -9,7 +9,8 @@ from ..netpol import renderers as policy_renderers
 from ..workload.resolvconf import PodDns
 from .security import SecurityContext
 
-BACKENDS = ("vxlan", "host-gw", "bgp")
+BACKENDS = ("vxlan", "host-gw", "bgp", "ipip")
+TUNNEL_MODES = ("Always", "CrossSubnet")     # Calico's IPPool ipipMode / vxlanMode (Never: backend host-gw)
 PROXY_MODES = proxymodes.names()            # netlab/proxymodes/: one module per kube-proxy mode
 POLICY_RENDERERS = policy_renderers.names()   # netlab/netpol/renderers/: one module per NetworkPolicy renderer
 IPTABLES_FLAVOURS = ("auto", "legacy", "nft")
@@ -25,6 +26,7 @@ class NodeSpec:
     role: str                      # control-plane | worker
     labels: dict[str, str] = field(default_factory=dict)
     schedulable: bool = True       # kind taints the control plane when workers exist
+    subnet: ipaddress.IPv4Network | None = None   # its own underlay subnet, routed by the gateway (None: nodeSubnet)
 
 
 DNS_POD_MODES = ("insecure", "verified", "disabled")   # CoreDNS kubernetes plugin's `pods`
@@ -92,6 +94,9 @@ class Networking:
     ingress: IngressConfig | None = None     # the Cluster document's `ingress:` map (None: no add-on)
     policy_renderer: str = "iptables"        # networkPolicyRenderer: netlab/netpol/renderers/<name>.py
     bgp: BgpConfig | None = None             # networking.bgp (backend bgp only)
+    # backend ipip's ipipMode / vxlan's vxlanMode (Calico's IPPool fields): Always encapsulates to every
+    # peer node; CrossSubnet only to peers in another underlay subnet (direct routes to the others)
+    tunnel_mode: str = "Always"
 
 
 @dataclass

@@ -85,7 +85,8 @@ def assemble(result, cluster, source, check, packet, sent: dict, texts: dict[str
         pin, pout = path.packet_in(events), path.packet_out(events)
         iif = pin.get("iif")
         where = {"cni0": (f"bridge:{name}", "in from a pod through cni0 (the pod bridge)"),
-                 "flannel.1": (f"vtep:{name}", "in through flannel.1: VXLAN decapsulated")}.get(
+                 "flannel.1": (f"vtep:{name}", "in through flannel.1: VXLAN decapsulated"),
+                 "tunl0": (f"tunl:{name}", "in through tunl0: IP-in-IP decapsulated")}.get(
             iif or "", (f"node:{name}", f"in through {iif} from the underlay" if iif else "sent by the node itself"))
         add(Hop(node.netns, where[0], "route", f"node {name}: {where[1]} ({pin.get('src')} -> {pin.get('dst')}"
                 f"{':' + str(pin['dport']) if pin.get('dport') else ''})", True, name))
@@ -136,6 +137,11 @@ def assemble(result, cluster, source, check, packet, sent: dict, texts: dict[str
                     f"to VTEP {peer or '?'}{f' (node {other.name})' if other else ''}", True, name))
             add(Hop(cluster.underlay_netns, "underlay", "encap", f"underlay: {node.ip} -> {peer or '?'} (VXLAN)",
                     True))
+        elif dev == "tunl0" and via:   # backend ipip: the route's gateway is the outer destination
+            other = _node_by_ip(cluster, via)
+            add(Hop(node.netns, f"tunl:{name}", "encap", f"node {name}: tunl0 encapsulates it in IP-in-IP "
+                    f"(IP protocol 4) to {via}{f' (node {other.name})' if other else ''}", True, name))
+            add(Hop(cluster.underlay_netns, "underlay", "encap", f"underlay: {node.ip} -> {via} (IP-in-IP)", True))
         elif dev == "eth0" and via and _node_by_ip(cluster, via):
             add(Hop(cluster.underlay_netns, "underlay", "encap", f"underlay: host-gw route via node "
                     f"{_node_by_ip(cluster, via).name} ({via})", True))

@@ -60,3 +60,20 @@ def test_index_of_a_missing_link_names_it_and_the_namespace(monkeypatch):
     monkeypatch.setattr(ns, "links", lambda refresh=False: {})
     with pytest.raises(KernelError, match="link eth0 is missing in network namespace nl.t.node.n1"):
         ns.index("eth0")
+
+
+def test_route_exceptions_are_not_routes():
+    """A dump without strict checking lists the kernel's route exceptions (RTM_F_CLONED: a PMTU that tunl0
+    learnt for an inner destination) beside the routes: they are not routes, and deleting one fails (ESRCH)."""
+    class Route(dict):
+        def get(self, key, default=None):
+            return dict.get(self, key, default)
+
+    class IPR:
+        def get_routes(self, family, table):
+            return [Route(RTA_DST="10.244.2.0", dst_len=24, RTA_GATEWAY="172.19.0.2", RTA_OIF=5, flags=4, proto=4),
+                    Route(RTA_DST="10.244.2.0", dst_len=32, RTA_GATEWAY="172.19.0.2", RTA_OIF=5, flags=0x200,
+                          proto=4)]
+    ns = Netns.__new__(Netns)
+    ns.name, ns.ipr = "nl.t.node.n1", IPR()
+    assert list(ns.routes()) == ["10.244.2.0/24"] and ns.routes()["10.244.2.0/24"]["onlink"]

@@ -11,8 +11,8 @@ from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
 from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
-                     POLICY_RENDERERS, PROXY_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig, Networking,
-                     NodeSpec)
+                     POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig,
+                     Networking, NodeSpec)
 from . import Context, ObjectDoc, register
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -65,6 +65,7 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     m = re.match(r"^(\d+)-(\d+)$", npr or "")
     if not m or not (1 <= int(m.group(1)) <= int(m.group(2)) <= 65535):
         raise net.error("serviceNodePortRange", f"{shown(npr)} is not a port range", "write it like 30000-32767")
+    tunnel_mode = _tunnel_mode(net, backend)
     bgp = None
     if net.has("bgp") or backend == "bgp":
         bgp = _parse_bgp(net.map("bgp"), backend, node_subnet)
@@ -105,10 +106,11 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
             counters[role] += 1
             node_name = f"{name}-{role}" + (str(counters[role]) if counters[role] > 1 else "")
         labels = nd.strmap("labels")
+        subnet = nd.network("subnet", None, 8, 29) if nd.has("subnet") else None
         nd.done()  # kind's image, extraMounts, extraPortMappings, kubeadmConfigPatches...: reported as ignored
         if any(n.name == node_name for n in nodes):
             raise nd.error("name", f"'{node_name}' is used by two nodes", "give each node its own name")
-        nodes.append(NodeSpec(node_name, role, labels))
+        nodes.append(NodeSpec(node_name, role, labels, subnet=subnet))
     # a kind config repeats its dropped fields on every node: each is reported once, as nodes[*].FIELD
     per_node = [re.sub(r": nodes\[\d+\]\.", ": nodes[*].", item, count=1) for item in ignored[first_ignored:]]
     ignored[first_ignored:] = list(dict.fromkeys(per_node))
@@ -120,6 +122,7 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
             n.labels.setdefault(CONTROL_PLANE_TAINT, "")
             n.schedulable = not has_workers
 
+    _check_node_subnets(nodes, nets, backend, where)
     cidrs = 2 ** (mask - pod_subnet.prefixlen)
     if len(nodes) > cidrs:
         raise SpecError(where, f"networking.podSubnet {pod_subnet} holds {cidrs} /{mask} node ranges "
@@ -156,8 +159,53 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
                             dns=dns, ipvs_strict_arp=strict_arp, ingress=ingress,
-                            policy_renderer=policy_renderer, bgp=bgp)
+                            policy_renderer=policy_renderer, bgp=bgp, tunnel_mode=tunnel_mode)
     return name, nodes, networking, expectations
+
+
+def _tunnel_mode(net: Fields, backend: str) -> str:
+    """`ipipMode` (backend ipip) or `vxlanMode` (backend vxlan), as Calico's IPPool spells them: Always, or
+    CrossSubnet (encapsulate only toward nodes in another underlay subnet; flannel's DirectRouting)."""
+    mode = "Always"
+    for key, owner in (("ipipMode", "ipip"), ("vxlanMode", "vxlan")):
+        if not net.has(key):
+            continue
+        value = net.str(key)
+        if value == "Never":
+            raise net.error(key, "Never means no encapsulation", "use networking.backend: host-gw for that")
+        if value not in TUNNEL_MODES:
+            raise net.error(key, f"{shown(value)} is not an {key}", f"use one of: {', '.join(TUNNEL_MODES)}")
+        if backend != owner:
+            raise net.error(key, f"is set but networking.backend is {backend}",
+                            f"set networking.backend: {owner}, or remove networking.{key}")
+        mode = value
+    return mode
+
+
+def _check_node_subnets(nodes: list[NodeSpec], nets: dict, backend: str, where: str) -> None:
+    """`nodes[].subnet`: a node in an underlay subnet of its own, which the underlay's gateway routes to
+    and from networking.nodeSubnet (two racks behind one router). Only the tunnelling backends can reach a
+    node there: host-gw's and BGP's next hop must be on the node's own link."""
+    seen: list = []
+    for i, n in enumerate(nodes):
+        if n.subnet is None or n.subnet in seen:
+            continue
+        for key, other in list(nets.items()) + [("another node's subnet", s) for s in seen]:
+            if n.subnet.overlaps(other):
+                raise SpecError(where, f"nodes[{i}].subnet {n.subnet} overlaps {key} {other}",
+                                "give each underlay subnet its own range, outside the pod, service and node networks")
+        seen.append(n.subnet)
+        count = sum(m.subnet == n.subnet for m in nodes)
+        if count + 1 > n.subnet.num_addresses - 2:
+            raise SpecError(where, f"nodes[{i}].subnet {n.subnet} is too small for its {count} nodes and its gateway",
+                            "use a larger subnet")
+    if seen and backend not in ("vxlan", "ipip"):
+        raise SpecError(where, f"nodes[].subnet puts nodes in another underlay subnet, which backend {backend} "
+                        "cannot reach (its next hop must be on the node's own link)",
+                        "use networking.backend: vxlan or ipip (with CrossSubnet to route directly where it can)")
+    if seen and all(n.subnet is not None for n in nodes):
+        raise SpecError(where, "every node has a nodes[].subnet: none is in networking.nodeSubnet",
+                        "leave at least one node (e.g. the first) in networking.nodeSubnet")
 
 
 MAX_AS = 4294967295   # a 4-byte AS number (RFC 6793)
