@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import errno
 import gc
 import json
 import os
@@ -100,19 +101,34 @@ class DnsServer:
         self.pending = threading.BoundedSemaphore(MAX_PENDING)
         self.tcp_slots = threading.BoundedSemaphore(MAX_TCP)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="dns-fwd")
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-        except OSError:
-            pass
-        self.udp.bind((listen, port))
+        self.udp, self.tcp = self._bind(listen, port)
         self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((listen, self.port))
         self.tcp.listen(128)
         self.http = [self._http(listen, p, path) for p, path in ((health_port, "/health"), (ready_port, "/ready")) if p]
         self.reload()
+
+    @staticmethod
+    def _bind(listen: str, port: int) -> tuple[socket.socket, socket.socket]:
+        """UDP and TCP sockets on one port. Port 0 (tests) takes the port the kernel gives the UDP socket,
+        which a TCP socket elsewhere may hold: then another port is tried."""
+        for attempt in range(20):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+            except OSError:
+                pass
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                udp.bind((listen, port))
+                tcp.bind((listen, udp.getsockname()[1]))
+                return udp, tcp
+            except OSError as e:
+                udp.close()
+                tcp.close()
+                if port or e.errno != errno.EADDRINUSE or attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- zone ----------------------------------------------------------------------------------
     def reload(self) -> bool:

@@ -72,7 +72,7 @@ def lab(tmp_path_factory):
 
 
 def test_ipvs_choice_is_marked_predicted_and_the_packet_still_followed(lab):
-    r = netlab("trace", "pod/client", "svc/web:80", "--lab", lab, "-o", "json")
+    r = netlab("trace", "pod/client", "svc/web:80", "--lab", lab, "-o", "json", "--timeout", "20")
     assert r.returncode in (0, 1), r.stderr
     doc = json.loads(r.stdout)
     assert doc["outcome"] == "reachable", doc
