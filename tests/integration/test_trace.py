@@ -171,8 +171,19 @@ def test_networkpolicy_verdict(tlab):
     from .conftest import until
     from .test_netpol_live import apply_text
     apply_text(tlab, DENY_WEB)
-    r = until("the policy to deny", lambda: (lambda t: t if t.outcome == "denied" else None)(
-        trace(tlab.name, "pod/client", "svc/web:80", timeout=1.0)), timeout=30)
+    seen = []
+
+    def denied_and_settled():
+        # the kernel denies once the control loop has synced n2; the model is read from the lab's state,
+        # which that same pass writes: wait for both (a difference that stays fails below, with the trace)
+        t = trace(tlab.name, "pod/client", "svc/web:80", timeout=1.0)
+        seen.append(t)
+        return t if t.outcome == "denied" and not t.differences else None
+    try:
+        r = until("the policy to deny", denied_and_settled, timeout=60)
+    except AssertionError:
+        last = seen[-1]
+        raise AssertionError(f"last trace: {last.outcome} ({last.detail}); differences {last.differences}") from None
     stop = next(h for h in r.hops if h.kind == "stop")
     assert stop.node == "n2" and "REJECT" in stop.text and "KUBE-POD-FW-" in stop.text, stop.text
     assert any("KUBE-ROUTER-FORWARD" in h.text for h in r.hops if h.node == "n2")
