@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from ..spec.fields import Fields, shown
 from . import METALLB_NAMESPACE, parse_range
 from .announce import ad_nodes, eligible, usable_speakers
-from .pools import label_selectors
+from .pools import label_selectors, pool_names
 
 KINDS = ("Service", "IPAddressPool", "BGPAdvertisement", "BGPPeer", "Node", "Pod", "EndpointSlice")
 FILE_KIND = "BGPAnnouncements"
@@ -174,11 +174,7 @@ def parse_bgpadvertisement(top: Fields, labels_of_pools: list) -> None:
     """A BGPAdvertisement's spec, checked. `labels_of_pools`: the scenario's pools (lb.pools.Pool) read so far,
     for MetalLB's check of aggregationLength against the pools' CIDRs."""
     spec = top.map("spec")
-    pools = spec.strlist("ipAddressPools")
-    for i, p in enumerate(pools):
-        if p in pools[:i]:
-            raise spec.error(f"ipAddressPools[{i}]", f"{shown(p)} is listed twice (MetalLB: duplicate definition of "
-                             "ipAddressPools)", "list each pool once")
+    pools = pool_names(spec)
     pool_sels = label_selectors(spec, "ipAddressPoolSelectors")
     label_selectors(spec, "nodeSelectors")
     agg = spec.int("aggregationLength", 32, lo=0, hi=32)

@@ -176,13 +176,19 @@ def parse_pool(top: Fields, name: str, labels: dict, others: list[Pool], reserve
     return Pool(name, tuple(ranges), auto, avoid, labels=dict(labels), **kw)
 
 
-def parse_l2advertisement(top: Fields) -> None:
-    spec = top.map("spec")
+def pool_names(spec: Fields) -> list[str]:
+    """An advertisement's spec.ipAddressPools, each listed once (MetalLB's webhook refuses a repeat)."""
     pools = spec.strlist("ipAddressPools")
     for i, p in enumerate(pools):
         if p in pools[:i]:
             raise spec.error(f"ipAddressPools[{i}]", f"{shown(p)} is listed twice (MetalLB: duplicate definition of "
                              "ipAddressPools)", "list each pool once")
+    return pools
+
+
+def parse_l2advertisement(top: Fields) -> None:
+    spec = top.map("spec")
+    pool_names(spec)
     for key in ("ipAddressPoolSelectors", "nodeSelectors", "serviceSelectors"):
         label_selectors(spec, key)
     spec.strlist("interfaces")
