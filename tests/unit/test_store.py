@@ -196,22 +196,27 @@ def test_graceful_delete_and_finalizers(store):
 
 def test_watch_orders_changes_and_reports_too_old(tmp_path):
     for s in (MemoryStore(history_limit=5), SQLiteStore(str(tmp_path), history_limit=5)):
-        start = s.revision()
-        a = s.create(pod("a"))
-        s.update_status(dict(a, status={"phase": "Running"}))
-        s.delete("Pod", "default", "a")
-        evs = s.watch(start)
-        assert [(e.type, e.object["metadata"]["name"]) for e in evs] == [
-            ("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
-        assert [e.revision for e in evs] == [1, 2, 3]
-        assert s.watch(2)[0].type == "DELETED"
-        for i in range(10):
-            s.create(pod(f"p{i}"))
-        with pytest.raises(TooOld, match="too old resource version: 0"):
-            s.watch(0)
-        assert len(s.watch(s.revision() - 5)) == 5
-        assert [e.object["metadata"]["name"] for e in s.watch(s.revision() - 2, kind="Pod")] == ["p8", "p9"]
+        check_watch_orders_changes_and_reports_too_old(s)
         s.close()
+
+
+def check_watch_orders_changes_and_reports_too_old(s):
+    """(a store with history_limit=5; every backend's conformance test runs it)"""
+    start = s.revision()
+    a = s.create(pod("a"))
+    s.update_status(dict(a, status={"phase": "Running"}))
+    s.delete("Pod", "default", "a")
+    evs = s.watch(start)
+    assert [(e.type, e.object["metadata"]["name"]) for e in evs] == [
+        ("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    assert [e.revision for e in evs] == [1, 2, 3]
+    assert s.watch(2)[0].type == "DELETED"
+    for i in range(10):
+        s.create(pod(f"p{i}"))
+    with pytest.raises(TooOld, match="too old resource version: 0"):
+        s.watch(0)
+    assert len(s.watch(s.revision() - 5)) == 5
+    assert [e.object["metadata"]["name"] for e in s.watch(s.revision() - 2, kind="Pod")] == ["p8", "p9"]
 
 
 def test_transaction_is_atomic(store):
@@ -296,9 +301,14 @@ def test_time_and_selector_helpers():
 
 def test_kind_revisions_survive_history_compaction(tmp_path):
     for s in (MemoryStore(history_limit=3), SQLiteStore(str(tmp_path), history_limit=3)):
-        s.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
-        node_rev = s.kind_revisions(["Node"])
-        for i in range(10):
-            s.create(pod(f"p{i}"))
-        assert s.kind_revisions(["Node"]) == node_rev and s.compacted() > node_rev[0]
+        check_kind_revisions_survive_history_compaction(s)
         s.close()
+
+
+def check_kind_revisions_survive_history_compaction(s):
+    """(a store with history_limit=3)"""
+    s.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+    node_rev = s.kind_revisions(["Node"])
+    for i in range(10):
+        s.create(pod(f"p{i}"))
+    assert s.kind_revisions(["Node"]) == node_rev and s.compacted() > node_rev[0]

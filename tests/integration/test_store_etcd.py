@@ -1,0 +1,144 @@
+"""The store's conformance tests (tests/unit/test_store.py, run there on memory and SQLite) on a real etcd
+member in a network namespace of its own, reached from the test (in the host's namespace) with the
+client's `netns=` option; plus what only a shared store shows: writers in several processes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+
+from netlab.store.etcd import EtcdEndpointsDown, EtcdStore, check_endpoints
+from tests.integration.etcd_env import EtcdHosts
+from tests.unit import test_store as conformance
+from tests.unit.test_store import Clock, pod
+
+pytestmark = pytest.mark.skipif(subprocess.run(["which", "etcd"], capture_output=True).returncode != 0,
+                                reason="etcd is not installed (scripts/setup installs it)")
+
+
+@pytest.fixture(scope="module")
+def member():
+    env = EtcdHosts(1)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+def open_store(env, **kw) -> EtcdStore:
+    return EtcdStore(env.endpoints(), f"/netlab-test/{uuid.uuid4().hex}/", netns=env.client_ns, **kw)
+
+
+@pytest.fixture
+def store(member):
+    clock = Clock()
+    s = open_store(member, clock=clock)
+    s.test_clock = clock
+    yield s
+    s.close()
+
+
+# every conformance test that takes a `store` runs here on etcd
+for _name in dir(conformance):
+    _fn = getattr(conformance, _name)
+    if _name.startswith("test_") and callable(_fn) and "store" in _fn.__code__.co_varnames[:_fn.__code__.co_argcount]:
+        globals()[_name] = _fn
+
+
+def test_watch_orders_changes_and_reports_too_old_on_etcd(member):
+    s = open_store(member, history_limit=5)
+    conformance.check_watch_orders_changes_and_reports_too_old(s)
+    s.close()
+
+
+def test_kind_revisions_survive_history_compaction_on_etcd(member):
+    s = open_store(member, history_limit=3)
+    conformance.check_kind_revisions_survive_history_compaction(s)
+    s.close()
+
+
+def test_keys_stay_under_the_prefix_and_wait_sees_another_clients_commit(member):
+    prefix = f"/netlab-test/{uuid.uuid4().hex}/"
+    reader = EtcdStore(member.endpoints(), prefix, netns=member.client_ns)
+    writer = EtcdStore(member.endpoints(), prefix, netns=member.client_ns)
+    assert reader.wait(0, timeout=0.05) == 0
+
+    def later():
+        time.sleep(0.3)
+        writer.create(pod("a"))
+
+    t = threading.Thread(target=later)
+    t.start()
+    t0 = time.monotonic()
+    assert reader.wait(0, timeout=5) == 1
+    assert time.monotonic() - t0 < 2
+    t.join()
+    assert reader.get("Pod", "default", "a")["metadata"]["resourceVersion"] == "1"
+    # every key the store wrote is under its prefix (etcdctl, in the member's own namespace)
+    out = subprocess.run(["ip", "netns", "exec", member.hosts["m1"], "etcdctl", "--endpoints",
+                          member.endpoints()[0], "get", "", "--prefix", "--keys-only"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    mine = [k for k in out if k.startswith(prefix)]
+    assert prefix + "objects/Pod/default/a" in mine and prefix + "meta/revision" in mine
+    assert all(k.startswith("/netlab-test/") for k in out), out
+    reader.close()
+    writer.close()
+
+
+WRITER = textwrap.dedent("""
+    import json, sys
+    from netlab.store import Conflict
+    from netlab.store.etcd import EtcdStore
+    endpoints, prefix, netns, n = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    s = EtcdStore(endpoints, prefix, netns=netns)
+    conflicts = 0
+    for i in range(n):
+        while True:
+            c = s.get("ConfigMap", "default", "counter")
+            c["data"]["n"] = str(int(c["data"]["n"]) + 1)
+            try:
+                s.update(c)       # optimistic concurrency: a stale resourceVersion is a Conflict
+                break
+            except Conflict:
+                conflicts += 1
+        with s.transaction():     # two writes that must never interleave with another process's
+            s.create({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"generateName": "w-"}, "data": {}})
+            s.create({"kind": "Event", "apiVersion": "v1", "metadata": {"generateName": "e-"}})
+    print(conflicts)
+""")
+
+
+def test_writers_in_several_processes_keep_optimistic_concurrency_and_atomic_transactions(member):
+    s = open_store(member)
+    s.create({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "counter"}, "data": {"n": "0"}})
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, json.dumps(member.endpoints()), s.prefix,
+                               member.client_ns, "25"], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    conflicts = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert s.get("ConfigMap", "default", "counter")["data"]["n"] == "75"   # no increment lost
+    assert len(s.list("ConfigMap")) == 76 and len(s.list("Event")) == 75
+    assert s.revision() == 1 + 75 + 75 * 2
+    # each transaction's two creates are adjacent revisions in the history: no other write between them
+    evs = s.watch(0)
+    assert [e.revision for e in evs] == list(range(1, s.revision() + 1))
+    for i, e in enumerate(evs):
+        if e.object["metadata"]["name"].startswith("w-"):
+            assert evs[i + 1].object["kind"] == "Event"
+    assert sum(conflicts) >= 0
+    s.close()
+
+
+def test_check_endpoints_names_every_endpoint_that_does_not_answer(member):
+    check_endpoints(member.endpoints(), netns=member.client_ns)
+    dead = [f"http://10.231.{member.net}.77:2379", "http://127.0.0.1:1"]
+    with pytest.raises(EtcdEndpointsDown) as e:
+        check_endpoints(member.endpoints() + dead, netns=member.client_ns, timeout=0.5)
+    msg = str(e.value)
+    assert e.value.exit_code == 2 and "\n" not in msg
+    assert all(d in msg for d in dead) and member.endpoints()[0] + " " not in msg
