@@ -86,13 +86,15 @@ _UNAVAILABLE = ("no leader", "leader changed", "request timed out", "unavailable
 
 
 class EtcdClient:
-    def __init__(self, endpoints: list[str], netns: str | None = None, timeout: float = 5.0):
+    def __init__(self, endpoints: list[str], netns: str | None = None, timeout: float = 5.0,
+                 retry_for: float = 10.0):
         if not endpoints:
             raise ValueError("no etcd endpoints: give at least one http://HOST:PORT")
         self.endpoints = list(endpoints)
         self._addrs = [parse_endpoint(e) for e in self.endpoints]
         self.netns = netns
         self.timeout = timeout
+        self.retry_for = retry_for
         self._conns: dict[int, _Conn] = {}
         self._current = 0
         self._lock = threading.Lock()
@@ -123,28 +125,36 @@ class EtcdClient:
                 raise
         raise OSError("unreachable")
 
-    def call(self, path: str, body: dict, timeout: float | None = None) -> dict:
-        """POST `body` to `path` on the first endpoint that answers (starting with the last one that did)."""
+    def call(self, path: str, body: dict, timeout: float | None = None, retry_for: float | None = None) -> dict:
+        """POST `body` to `path` on the first endpoint that answers (starting with the last one that did).
+        When none does (a leader election runs, a member restarts), rounds over the endpoints go on for
+        `retry_for` s (default: the client's `retry_for`) before EtcdUnavailable."""
         timeout = self.timeout if timeout is None else timeout
-        errors = []
-        with self._lock:
-            n = len(self.endpoints)
-            for j in range(n):
-                i = (self._current + j) % n
-                try:
-                    status, out = self._post(i, path, body, timeout)
-                except (OSError, http.client.HTTPException, ValueError) as e:
-                    errors.append(f"{self.endpoints[i]} ({e.__class__.__name__}: {e})")
-                    continue
-                if status != 200:
-                    msg = str(out.get("error") or out.get("message") or out)
-                    if any(w in msg.lower() for w in _UNAVAILABLE) or status in (502, 503, 504):
-                        errors.append(f"{self.endpoints[i]} ({msg})")
+        deadline = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
+        pause = 0.05
+        while True:
+            errors = []
+            with self._lock:
+                n = len(self.endpoints)
+                for j in range(n):
+                    i = (self._current + j) % n
+                    try:
+                        status, out = self._post(i, path, body, timeout)
+                    except (OSError, http.client.HTTPException, ValueError) as e:
+                        errors.append(f"{self.endpoints[i]} ({e.__class__.__name__}: {e})")
                         continue
-                    raise EtcdError(f"etcd {self.endpoints[i]}{path}: {msg}")
-                self._current = i
-                return out
-        raise EtcdUnavailable("etcd: no endpoint answered: " + "; ".join(errors))
+                    if status != 200:
+                        msg = str(out.get("error") or out.get("message") or out)
+                        if any(w in msg.lower() for w in _UNAVAILABLE) or status in (502, 503, 504):
+                            errors.append(f"{self.endpoints[i]} ({msg})")
+                            continue
+                        raise EtcdError(f"etcd {self.endpoints[i]}{path}: {msg}")
+                    self._current = i
+                    return out
+            if time.monotonic() + pause > deadline:
+                raise EtcdUnavailable("etcd: no endpoint answered: " + "; ".join(errors))
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def close(self):
         with self._lock:

@@ -133,8 +133,13 @@ class EtcdStore(Store):
             out = self._call(c.txn, [c.cmp(self._k_lock, "CREATE", 0)],
                              [c.op_put(self._k_lock, token, self._lease_id()), c.op_range(self._k_rev),
                               c.op_range(self._k_compacted)],
-                             [c.op_range(self._k_lock)])
+                             [c.op_range(self._k_lock), c.op_range(self._k_rev), c.op_range(self._k_compacted)])
             if out.get("succeeded"):
+                break
+            kvs = out["responses"][0].get("response_range", {}).get("kvs") or []
+            if kvs and unb64(kvs[0].get("value")) == token:
+                out["responses"] = out["responses"][1:]   # ours already: an answer lost, the request sent again
+                out["responses"].insert(0, {})
                 break
             if time.monotonic() > deadline:
                 kvs = (out.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []

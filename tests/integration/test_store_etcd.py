@@ -97,7 +97,6 @@ WRITER = textwrap.dedent("""
     from netlab.store.etcd import EtcdStore
     endpoints, prefix, netns, n = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     s = EtcdStore(endpoints, prefix, netns=netns)
-    conflicts = 0
     for i in range(n):
         while True:
             c = s.get("ConfigMap", "default", "counter")
@@ -106,11 +105,10 @@ WRITER = textwrap.dedent("""
                 s.update(c)       # optimistic concurrency: a stale resourceVersion is a Conflict
                 break
             except Conflict:
-                conflicts += 1
+                pass
         with s.transaction():     # two writes that must never interleave with another process's
             s.create({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"generateName": "w-"}, "data": {}})
             s.create({"kind": "Event", "apiVersion": "v1", "metadata": {"generateName": "e-"}})
-    print(conflicts)
 """)
 
 
@@ -119,7 +117,8 @@ def test_writers_in_several_processes_keep_optimistic_concurrency_and_atomic_tra
     s.create({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "counter"}, "data": {"n": "0"}})
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, json.dumps(member.endpoints()), s.prefix,
                                member.client_ns, "25"], stdout=subprocess.PIPE, text=True) for _ in range(3)]
-    conflicts = [int(p.communicate(timeout=120)[0]) for p in procs]
+    for p in procs:
+        p.communicate(timeout=120)
     assert all(p.returncode == 0 for p in procs)
     assert s.get("ConfigMap", "default", "counter")["data"]["n"] == "75"   # no increment lost
     assert len(s.list("ConfigMap")) == 76 and len(s.list("Event")) == 75
@@ -130,7 +129,6 @@ def test_writers_in_several_processes_keep_optimistic_concurrency_and_atomic_tra
     for i, e in enumerate(evs):
         if e.object["metadata"]["name"].startswith("w-"):
             assert evs[i + 1].object["kind"] == "Event"
-    assert sum(conflicts) >= 0
     s.close()
 
 
