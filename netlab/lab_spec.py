@@ -26,7 +26,7 @@ def desired(scenario: Scenario, prev: dict[str, Any], proxy_mode: str | None = N
 
 
 def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | None = None, replace: bool = True,
-       wait: float | None = None, control_loop: bool = True):
+       wait: float | None = None, control_loop: bool = True, etcd: tuple[list[str], str | None] | None = None):
     """Build or reconcile lab `scenario.name`: its nodes from the Cluster document, its objects written to
     the lab's store (`kubectl apply --prune`), then passes of the control loop until every rollout is
     done and no pod is terminating (at most `wait` seconds, default the largest progressDeadlineSeconds
@@ -34,7 +34,8 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     the last pass. `replace=False`: refuse, before any change, what would remove or recreate nodes or
     pods of a lab that was built from another source. `control_loop=False` (tests that count what one
     `up` changes): no control loop process is started; `up` runs the passes itself until settled.
-    The result's `elapsed` is the whole `up`'s wall time."""
+    The result's `elapsed` is the whole `up`'s wall time. `etcd` ((endpoints, netns), `up --etcd`): the lab's
+    store goes in that etcd (netlab.live.use_etcd; endpoints that do not answer are refused, nothing built)."""
     import time as _time
     started = _time.monotonic()
     from .dataplane import state
@@ -57,6 +58,9 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     bgp.preflight(still, metallb_bgp=any(isinstance(d, dict) and d.get("kind") == "BGPPeer"
                                          for d in scenario.documents))
     from .spec.podparts import check_references, stored_sources
+    if etcd is not None:
+        from .live import use_etcd
+        use_etcd(lab, list(etcd[0]), etcd[1])
     # the lab's store only if the lab exists (opening it would make the lab's directory); up prunes
     # what an earlier apply wrote, so only the manifests and what was never applied count
     check_references(scenario.documents, stored_sources(store_for(lab), applied=False) if prev else set())

@@ -25,8 +25,13 @@ from .probe import _probe_and_report
 @click.option("-v", "--verbose", is_flag=True, help="List every change made.")
 @click.option("--probe", "then_probe", is_flag=True,
               help="Then run the default probe matrix and the scenario's expectations (exit 1 if any fails).")
+@click.option("--etcd", "etcd", metavar="URL[,URL...]",
+              help="Keep the lab's store in this etcd cluster (http://HOST:2379,...) instead of SQLite; "
+                   "the lab keeps it until down.")
+@click.option("--etcd-netns", "etcd_netns", metavar="NETNS",
+              help="Reach the --etcd endpoints from this network namespace (default: the host's).")
 def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, replace: bool,
-       frozen: bool, verbose: bool, then_probe: bool) -> None:
+       frozen: bool, verbose: bool, then_probe: bool, etcd: str | None, etcd_netns: str | None) -> None:
     """Build the lab described by SCENARIO and the -f inputs, or reconcile it.
 
     Without SCENARIO or -f: a lab that exists (--lab NAME, default demo) is reconciled from the scenario it was
@@ -37,11 +42,21 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
     The scenario's objects are applied to the lab's store (what the file no longer has is pruned) and
     the lab's control loop is started: it rolls Deployments out, runs probes, restarts containers and
     handles node failure from then on. `up` returns once rollouts are done or stop progressing.
+
+    With --etcd the lab's store lives in that etcd cluster (under /netlab/LAB/) and the control loop
+    watches it there; endpoints that do not answer are refused before anything is built.
     """
     from ..dataplane.host import require_root
     require_root("build a lab")  # before anything else, even reading the scenario
     paths = scenario_paths(scenario, files)
     sc, text, stored_mode, _ = scenario_or_stored(paths, lab, "up")
+    endpoints = None
+    if etcd is not None or etcd_netns is not None:
+        endpoints = [e.strip() for e in (etcd or "").split(",") if e.strip()]
+        if not endpoints:
+            raise UsageError("--etcd-netns needs --etcd URL[,URL...] (the etcd endpoints, http://HOST:2379)")
+        from ..store.etcd import check_endpoints
+        check_endpoints(endpoints, netns=etcd_netns)   # exit 2 naming those that do not answer, nothing built
     proxy_mode = proxy_mode or stored_mode
     from .. import lab_spec  # the kernel layer: only for a scenario that is valid so far
     warn_ignored(sc)
@@ -49,7 +64,7 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
     again = "sudo " + shlex.join(["netlab", "up"] + [x for p in paths for x in ("-f", p)] + ["--lab", sc.name])
     try:
         result = lab_spec.up(sc, text, progress, proxy_mode=proxy_mode, replace=replace or not paths,
-                             control_loop=not frozen)
+                             control_loop=not frozen, etcd=None if endpoints is None else (endpoints, etcd_netns))
     except KeyboardInterrupt:
         progress.clear()
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "

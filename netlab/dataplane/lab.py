@@ -315,6 +315,10 @@ def down(lab: str) -> DownResult:
     stop_control_loop(lab)  # first: it would make again what is removed below
     for hook in DOWN_HOOKS:
         hook(lab)
+    store_conf = os.path.join(layout.lab_dir(lab), "store.json")
+    if os.path.exists(store_conf):   # the lab's store is in etcd: its keys go (before the lab's own members)
+        from ..store.etcd import drop_store
+        drop_store(store_conf)
     netns = lab_namespaces(lab)
     st = state.load(lab) or {}
     paths = [nsfs.netns_path(n) for n in netns]

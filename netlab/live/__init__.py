@@ -1,6 +1,6 @@
 """A live lab: its store, its control loop, and what joins them to the dataplane.
 
-    netlab up / apply / scale / rollout ...  ──writes──>  store (SQLite under the lab's directory)
+    netlab up / apply / scale / rollout ...  ──writes──>  store (SQLite under the lab's directory, or etcd)
                                                              │ watch (revision)
     control loop (one process per lab, `netlab.live.loop`) ──┘
       controllers (Deployment → ReplicaSet → Pod, scheduler, EndpointSlice, node lifecycle, GC)
@@ -18,10 +18,57 @@ import os
 
 _OPEN: dict[str, tuple[int, object]] = {}   # lab -> (an fd of its store file, the store)
 
+STORE_CONF = "store.json"
+
+
+def store_config(lab: str) -> dict | None:
+    """The lab's `<lab dir>/store.json` (its store in etcd: {"backend": "etcd", "endpoints": [...],
+    "prefix": "/netlab/<lab>/", "netns": null or a namespace name}), or None (the SQLite default)."""
+    import json
+    from ..dataplane import layout
+    from ..errors import UsageError
+    path = os.path.join(layout.lab_dir(lab), STORE_CONF)
+    try:
+        with open(path) as f:
+            conf = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"lab {lab}: {path} is not readable JSON ({e}); fix it or remove the lab") from None
+    if not isinstance(conf, dict) or conf.get("backend") != "etcd" or not conf.get("endpoints") \
+            or not isinstance(conf.get("prefix"), str):
+        raise UsageError(f"lab {lab}: {path} must be {{\"backend\": \"etcd\", \"endpoints\": [...], \"prefix\": ...}}")
+    return conf
+
+
+def use_etcd(lab: str, endpoints: list[str], netns: str | None = None, prefix: str | None = None) -> dict:
+    """Put lab `lab`'s store in etcd (`netlab up --etcd`): endpoints that do not answer are refused (exit 2,
+    nothing written); a lab whose store is already SQLite's is refused too (its objects would be left
+    behind). Writes `<lab dir>/store.json`; the keys go under `prefix` (default /netlab/<lab>/)."""
+    import json
+    from ..dataplane import layout, state
+    from ..errors import UsageError
+    from ..store.etcd import check_endpoints
+    if os.path.exists(os.path.join(layout.lab_dir(lab), "store.db")):
+        raise UsageError(f"lab {lab} keeps its store in SQLite already; take it down first "
+                         f"(sudo netlab down {lab}) to bring it up with its store in etcd")
+    check_endpoints(endpoints, netns=netns)
+    old = store_config(lab)
+    conf = {"backend": "etcd", "endpoints": list(endpoints),
+            "prefix": prefix or (old or {}).get("prefix") or f"/netlab/{lab}/", "netns": netns}
+    state.ensure_dirs(lab)
+    path = os.path.join(layout.lab_dir(lab), STORE_CONF)
+    with open(path + ".tmp", "w") as f:
+        json.dump(conf, f)
+    os.chmod(path + ".tmp", 0o600)
+    os.replace(path + ".tmp", path)
+    return conf
+
 
 def store_for(lab: str):
-    """The lab's store (the embedded SQLite default, under the lab's state directory): one connection
-    per lab and process, kept while its file is the one in the lab's directory (a lab taken down and up
+    """The lab's store: in etcd when `<lab dir>/store.json` says so (netlab.store.etcd), else the
+    embedded SQLite default under the lab's state directory. One connection per lab and process, kept
+    while its file (store.db or store.json) is the one in the lab's directory (a lab taken down and up
     again has a new file, which tmpfs may give the old inode number: an fd of the file tells them apart,
     as a removed file has no link left). Connections left open by the dozen in one process can keep
     seeing an old snapshot after another process was killed while writing; one kept connection does not.
@@ -33,7 +80,8 @@ def store_for(lab: str):
     if forget not in labmod.DOWN_HOOKS:
         labmod.DOWN_HOOKS.append(forget)
     state.ensure_dirs(lab)
-    path = os.path.join(layout.lab_dir(lab), "store.db")
+    conf = store_config(lab)
+    path = os.path.join(layout.lab_dir(lab), STORE_CONF if conf else "store.db")
     got = _OPEN.get(lab)
     if got is not None:
         fd, store = got
@@ -46,7 +94,11 @@ def store_for(lab: str):
         store.close()
         os.close(fd)
         del _OPEN[lab]
-    store = open_store(layout.lab_dir(lab))
+    if conf:
+        from ..store.etcd import open_from
+        store = open_from(conf)
+    else:
+        store = open_store(layout.lab_dir(lab))
     _OPEN[lab] = (os.open(path, os.O_RDONLY | os.O_CLOEXEC), store)
     return store
 
@@ -62,7 +114,7 @@ def forget(lab: str) -> None:
 
 def has_store(lab: str) -> bool:
     from ..dataplane import layout
-    return os.path.exists(os.path.join(layout.lab_dir(lab), "store.db"))
+    return any(os.path.exists(os.path.join(layout.lab_dir(lab), f)) for f in ("store.db", STORE_CONF))
 
 
 @contextlib.contextmanager

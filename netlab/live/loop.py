@@ -131,9 +131,9 @@ class Loop:
         """Probes always (collect results, start those due: cheap, no lock); the controllers and
         heartbeats when the store moved or one of their timers came; the dataplane when what it reads
         changed, a probe changed a pod's readiness, a drain is on, or the periodic resync is due."""
-        from ..dataplane import layout, state
-        from . import locked
-        if not os.path.exists(os.path.join(layout.lab_dir(self.lab), "store.db")):
+        from ..dataplane import state
+        from . import has_store, locked
+        if not has_store(self.lab):
             self.log("the lab is gone (netlab down): stopping")
             self.stop.set()
             return

@@ -325,6 +325,26 @@ class EtcdStore(Store):
             self.client.close()
 
 
+def drop_store(conf_path: str) -> bool:
+    """Delete the keys of the store a lab's store.json describes (its prefix), as `netlab down` removes a
+    lab: etcd outlives the lab. False when etcd did not answer (its members were the lab's own and are
+    gone, or it is down) or the file is not readable: nothing more to do then."""
+    import json
+    try:
+        with open(conf_path) as f:
+            conf = json.load(f)
+        client = EtcdClient(list(conf["endpoints"]), netns=conf.get("netns"), timeout=2.0, retry_for=2.0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    try:
+        client.delete(conf["prefix"], prefix=True)
+        return True
+    except (EtcdError, OSError, ValueError):
+        return False
+    finally:
+        client.close()
+
+
 def open_from(conf: dict) -> EtcdStore:
     """The store a lab's store.json describes: {"backend": "etcd", "endpoints": [...], "prefix": ..., "netns": ...}."""
     return EtcdStore(list(conf["endpoints"]), conf["prefix"], netns=conf.get("netns"))

@@ -1,0 +1,93 @@
+"""A normal lab (the default scenario) with its store in a real etcd (`netlab up --etcd`): built, probed,
+an apply and a scale carried out by its control loop (which watches etcd), and taken down (its keys
+removed, etcd left running); endpoints that do not answer are refused with nothing built."""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+
+import pytest
+
+from netlab.dataplane import lab as labmod
+from netlab.dataplane import layout
+from netlab.etcd import members
+
+from .conftest import netlab_cli, pods_table, until
+from .etcd_env import EtcdHosts
+
+pytestmark = pytest.mark.skipif(subprocess.run(["which", "etcd"], capture_output=True).returncode != 0,
+                                reason="etcd is not installed (scripts/setup installs it)")
+
+SCENARIO = os.path.join(os.path.dirname(__file__), "..", "..", "scenarios", "default.yaml")
+
+EXTRA = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: extra}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: extra}}
+  template:
+    metadata: {labels: {app: extra}}
+    spec:
+      tolerations: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]
+      containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [netexec]}]
+"""
+
+
+def etcd_keys(env, prefix):
+    out = subprocess.run(["ip", "netns", "exec", env.hosts["m1"], "etcdctl", "--endpoints",
+                          members.client_url(env.ips["m1"]), "get", prefix, "--prefix", "--keys-only"],
+                         capture_output=True, text=True, timeout=20, check=True).stdout
+    return [k for k in out.split() if k]
+
+
+def running(lab, prefix):
+    return sorted(n for n, row in pods_table(lab).items() if n.startswith(prefix) and "Running" in row)
+
+
+def test_default_lab_with_its_store_in_etcd(tmp_path):
+    env = EtcdHosts(1)
+    lab = f"etcd-{secrets.token_hex(3)}"
+    url = ",".join(env.endpoints())
+    try:
+        # endpoints that do not answer: one line naming them, exit 2, nothing built
+        dead = f"http://10.231.{env.net}.77:2379"
+        r = netlab_cli("up", SCENARIO, "--lab", lab, "--etcd", f"{url},{dead}", "--etcd-netns", env.client_ns)
+        assert r.returncode == 2 and dead in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert url not in r.stderr.replace(dead, "")
+        assert lab not in labmod.labs() and not os.path.exists(layout.lab_dir(lab))
+
+        netlab_cli("up", SCENARIO, "--lab", lab, "--etcd", url, "--etcd-netns", env.client_ns, check=True,
+                   timeout=300)
+        d = layout.lab_dir(lab)
+        assert os.path.exists(os.path.join(d, "store.json")) and not os.path.exists(os.path.join(d, "store.db"))
+        keys = etcd_keys(env, f"/netlab/{lab}/objects/")
+        assert f"/netlab/{lab}/objects/Deployment/default/web" in keys
+        assert sum(k.startswith(f"/netlab/{lab}/objects/Pod/default/web-") for k in keys) == 3
+        assert len(running(lab, "web-")) == 3
+
+        r = netlab_cli("probe", "--lab", lab, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+        # apply and scale: the control loop (a process watching etcd) makes and removes the pods
+        (tmp_path / "extra.yaml").write_text(EXTRA)
+        netlab_cli("apply", "-f", str(tmp_path / "extra.yaml"), "--lab", lab, check=True)
+        until("2 extra pods running", lambda: len(running(lab, "extra-")) == 2, timeout=120)
+        netlab_cli("scale", "deploy/web", "--replicas", "5", "--lab", lab, check=True)
+        until("5 web pods running", lambda: len(running(lab, "web-")) == 5, timeout=120)
+        assert sum(k.startswith(f"/netlab/{lab}/objects/Pod/default/web-")
+                   for k in etcd_keys(env, f"/netlab/{lab}/objects/")) == 5
+        netlab_cli("scale", "deploy/web", "--replicas", "2", "--lab", lab, check=True)
+        until("2 web pods left", lambda: len(pods_table(lab)) and
+              len([n for n in pods_table(lab) if n.startswith("web-")]) == 2, timeout=120)
+        r = netlab_cli("probe", "--lab", lab, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+        netlab_cli("down", lab, check=True)
+        assert etcd_keys(env, f"/netlab/{lab}/") == []          # the lab's keys went with it
+        assert members.member_pid(env.lab, "m1")                 # etcd itself outlives the lab
+    finally:
+        labmod.down(lab)
+        env.close()
+    assert not labmod.lab_namespaces(lab)
