@@ -76,6 +76,11 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         live = LiveLab(lab, store, kubelet=not control_loop)
         result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
     changes, records, created = list(result.changes), list(result.records), result.created
+    from .live import store_config
+    store_conf = store_config(lab)
+    if store_conf:   # a store in etcd: the nodes' flannel leases go there too (netlab/flannel/)
+        from .flannel.leases import publish_lab
+        publish_lab(store_conf, result.cluster)
     # the lab's control loop carries on (rollouts, probes, graceful deletion); `up` returns once it has
     # settled: every rollout done and no pod terminating, or nothing has moved for a while (a pod that
     # never turns ready must not hold `up`: `netlab rollout status` follows it)

@@ -3,15 +3,18 @@ an apply and a scale carried out by its control loop (which watches etcd), and t
 removed, etcd left running); endpoints that do not answer are refused with nothing built."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 
 import pytest
 
+from netlab import names
 from netlab.dataplane import lab as labmod
 from netlab.dataplane import layout
 from netlab.etcd import members
+from netlab.live import store_for
 
 from .conftest import netlab_cli, pods_table, until
 from .etcd_env import EtcdHosts
@@ -69,6 +72,25 @@ def test_default_lab_with_its_store_in_etcd(tmp_path):
 
         r = netlab_cli("probe", "--lab", lab, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
+
+        # the nodes' flannel leases, in flannel's layout under the lab's prefix: podCIDR, underlay IP, flannel.1's MAC
+        out = subprocess.run(["ip", "netns", "exec", env.hosts["m1"], "etcdctl", "--endpoints",
+                              members.client_url(env.ips["m1"]), "get", f"/netlab/{lab}/coreos.com/network/",
+                              "--prefix"], capture_output=True, text=True, timeout=20, check=True).stdout.splitlines()
+        got = dict(zip(out[::2], out[1::2]))
+        assert json.loads(got.pop(f"/netlab/{lab}/coreos.com/network/config"))["Network"] == "10.244.0.0/16"
+        nodes = store_for(lab).list("Node")
+        assert len(nodes) == 2 and len(got) == 2
+        for n in nodes:
+            ns = names.node_netns(lab, n["metadata"]["name"])
+            cidr = n["spec"]["podCIDR"]
+            value = json.loads(got[f"/netlab/{lab}/coreos.com/network/subnets/{cidr.replace('/', '-')}"])
+            link = json.loads(subprocess.run(["ip", "-n", ns, "-j", "link", "show", "flannel.1"], capture_output=True,
+                                             text=True, check=True).stdout)[0]
+            addr = json.loads(subprocess.run(["ip", "-n", ns, "-j", "-4", "addr", "show", "eth0"], capture_output=True,
+                                             text=True, check=True).stdout)[0]["addr_info"][0]["local"]
+            assert value == {"PublicIP": addr, "PublicIPv6": None, "BackendType": "vxlan",
+                             "BackendData": {"VNI": 1, "VtepMAC": link["address"]}}
 
         # apply and scale: the control loop (a process watching etcd) makes and removes the pods
         (tmp_path / "extra.yaml").write_text(EXTRA)
