@@ -86,6 +86,8 @@ _UNAVAILABLE = ("no leader", "leader changed", "request timed out", "unavailable
 
 
 class EtcdClient:
+    PAGE = 2000     # keys per range request (a big range is read in pages, at one revision)
+
     def __init__(self, endpoints: list[str], netns: str | None = None, timeout: float = 5.0,
                  retry_for: float = 10.0):
         if not endpoints:
@@ -173,16 +175,28 @@ class EtcdClient:
         """(kvs, the header's revision) of `key` (or every key under it with prefix=True, or every key from it
         up to `range_end` excluded), sorted by key."""
         body: dict = {"key": _b64_key(key)}
-        if prefix or range_end is not None:
-            body["range_end"] = _b64_key(range_end if range_end is not None else prefix_end(key))
-        if revision:
-            body["revision"] = str(revision)
         if serializable:
             body["serializable"] = True
         if keys_only:
             body["keys_only"] = True
-        out = self.call("/v3/kv/range", body)
-        return out.get("kvs") or [], int(out["header"]["revision"])
+        if revision:
+            body["revision"] = str(revision)
+        if not prefix and range_end is None:
+            out = self.call("/v3/kv/range", body)
+            return out.get("kvs") or [], int(out["header"]["revision"])
+        # a range: read in pages of PAGE keys, every page at the first page's revision (one snapshot)
+        body["range_end"] = _b64_key(range_end if range_end is not None else prefix_end(key))
+        body["limit"] = str(self.PAGE)
+        kvs: list[dict] = []
+        while True:
+            out = self.call("/v3/kv/range", body)
+            page = out.get("kvs") or []
+            kvs += page
+            if "revision" not in body:
+                body["revision"] = out["header"]["revision"]
+            if not out.get("more") or not page:
+                return kvs, int(body["revision"])
+            body["key"] = b64(base64.b64decode(page[-1]["key"]) + b"\0")
 
     def get(self, key: str, **kw) -> str | None:
         kvs, _ = self.range(key, **kw)

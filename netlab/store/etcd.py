@@ -130,8 +130,9 @@ class EtcdStore(Store):
         deadline = time.monotonic() + LOCK_WAIT
         pause = 0.002
         while True:
+            lease = self._lease_id()
             out = self._call(c.txn, [c.cmp(self._k_lock, "CREATE", 0)],
-                             [c.op_put(self._k_lock, token, self._lease_id()), c.op_range(self._k_rev),
+                             [c.op_put(self._k_lock, token, lease), c.op_range(self._k_rev),
                               c.op_range(self._k_compacted)],
                              [c.op_range(self._k_lock), c.op_range(self._k_rev), c.op_range(self._k_compacted)])
             if out.get("succeeded"):
@@ -153,9 +154,20 @@ class EtcdStore(Store):
         ckvs = resp[2].get("response_range", {}).get("kvs") or []
         rev = int(unb64(rkvs[0].get("value")).split()[0]) if rkvs else 0
         self._tx = {
-            "token": token, "rev": rev, "rev_mod": int(rkvs[0].get("mod_revision", 0)) if rkvs else 0,
+            "token": token, "lease": lease, "renewed": time.monotonic(), "rev": rev, "rev_mod": int(rkvs[0].get("mod_revision", 0)) if rkvs else 0,
             "compacted": int(unb64(ckvs[0].get("value"))) if ckvs else 0, "compact_to": None,
             "objs": {}, "hist": [], "kinds": {}}
+
+    def _touch(self):
+        """A long transaction keeps its lock: the lock's lease is renewed every LEASE_RENEW s."""
+        tx = self._tx
+        if tx is None or time.monotonic() - tx["renewed"] < LEASE_RENEW:
+            return
+        ttl = self._call(self.client.keepalive, tx["lease"])
+        tx["renewed"] = time.monotonic()
+        if ttl <= 0:
+            raise Conflict(f"store in etcd ({self.prefix}): this transaction lost its lock (its lease ended); "
+                           "nothing of it was written, try again")
 
     def _release(self, token):
         c = self.client
@@ -170,6 +182,11 @@ class EtcdStore(Store):
         if not tx["objs"] and not tx["hist"] and tx["compact_to"] is None:
             self._release(tx["token"])
             return
+        self._tx = tx
+        try:
+            self._touch()
+        finally:
+            self._tx = None
         new_rev = tx["hist"][-1][0] if tx["hist"] else tx["rev"]
         ops = []
         for key, raw in tx["objs"].items():
@@ -224,6 +241,7 @@ class EtcdStore(Store):
         return self._rd["at"] if self._rd is not None else None
 
     def _load(self, k):
+        self._touch()
         key = self._okey(k)
         if self._tx is not None and key in self._tx["objs"]:
             return self._tx["objs"][key]
@@ -260,6 +278,7 @@ class EtcdStore(Store):
         return out
 
     def _put(self, k, raw, rev, etype):
+        self._touch()
         self._tx["objs"][self._okey(k)] = raw
         self._tx["hist"].append((rev, etype, k[0], raw))
         self._tx["kinds"][k[0]] = rev

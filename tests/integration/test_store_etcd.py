@@ -140,3 +140,16 @@ def test_check_endpoints_names_every_endpoint_that_does_not_answer(member):
     msg = str(e.value)
     assert e.value.exit_code == 2 and "\n" not in msg
     assert all(d in msg for d in dead) and member.endpoints()[0] + " " not in msg
+
+
+def test_big_ranges_are_read_in_pages_at_one_revision(member):
+    s = open_store(member)
+    s.client.PAGE = 7
+    with s.transaction():
+        for i in range(30):
+            s.create(pod(f"p{i:02d}"))
+    assert [p["metadata"]["name"] for p in s.list("Pod")] == [f"p{i:02d}" for i in range(30)]
+    lists, rev = s.list_with_revision(["Pod"])
+    assert len(lists["Pod"]) == 30 and rev == 30
+    assert [e.revision for e in s.watch(0)] == list(range(1, 31))
+    s.close()
