@@ -153,3 +153,42 @@ def test_big_ranges_are_read_in_pages_at_one_revision(member):
     assert len(lists["Pod"]) == 30 and rev == 30
     assert [e.revision for e in s.watch(0)] == list(range(1, 31))
     s.close()
+
+
+INSIDE = textwrap.dedent("""
+    import json, sys, time
+    from netlab.store.etcd import EtcdStore
+    s = EtcdStore(json.loads(sys.argv[1]), sys.argv[2], netns=sys.argv[3])
+    with s.transaction():
+        for i in range(3):
+            s.create({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": f"half{i}"}})
+        print("inside", flush=True)
+        time.sleep(600)
+""")
+
+
+def test_a_writer_killed_inside_a_transaction_leaves_nothing_and_its_lock_expires(member):
+    from netlab.store import etcd as etcdstore
+    s = open_store(member)
+    s.create(pod("before"))
+    p = subprocess.Popen([sys.executable, "-c", INSIDE, json.dumps(member.endpoints()), s.prefix, member.client_ns],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "inside"
+    finally:
+        p.kill()
+        p.wait()
+    t0 = time.monotonic()
+    s.create(pod("after"))          # waits for the dead writer's lock to end with its lease
+    waited = time.monotonic() - t0
+    assert waited < etcdstore.LOCK_TTL + 3
+    assert [x["metadata"]["name"] for x in s.list("Pod")] == ["after", "before"]
+    assert s.revision() == 2 and [e.object["metadata"]["name"] for e in s.watch(0)] == ["before", "after"]
+    s.close()
+
+
+def test_the_informer_relists_after_compaction_on_etcd(member):
+    from tests.unit import test_store_informer
+    s = open_store(member, history_limit=3)
+    test_store_informer.check_informer_relists_after_compaction(s)
+    s.close()

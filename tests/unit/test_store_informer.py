@@ -10,7 +10,11 @@ def pod(name):
 
 
 def test_informer_lists_then_watches_and_relists_after_compaction():
-    s = MemoryStore(history_limit=3)
+    check_informer_relists_after_compaction(MemoryStore(history_limit=3))
+
+
+def check_informer_relists_after_compaction(s):
+    """(a store with history_limit=3; the etcd store's integration test runs it too)"""
     s.create(pod("a"))
     s.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
     inf = Informer(s, ["Pod"])
