@@ -36,6 +36,8 @@ needs the same (``--max-txn-ops 100000 --max-request-bytes 33554432``), or the e
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 
@@ -125,7 +127,7 @@ class EtcdStore(Store):
         return lid
 
     def _begin(self):
-        token = uuid.uuid4().hex
+        token = f"{socket.gethostname()}:pid{os.getpid()}:{uuid.uuid4().hex[:12]}"   # who holds it, in errors
         c = self.client
         deadline = time.monotonic() + LOCK_WAIT
         pause = 0.002
@@ -146,7 +148,8 @@ class EtcdStore(Store):
                 kvs = (out.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
                 holder = unb64(kvs[0].get("value")) if kvs else "?"
                 raise StoreError(f"store in etcd ({self.prefix}): another writer ({holder}) held the lock for "
-                                 f"{LOCK_WAIT:.0f} s; is a netlab process stuck? (it expires {LOCK_TTL} s after it dies)")
+                                 f"{LOCK_WAIT:.0f} s; is a netlab process stuck? (a dead writer's lock ends "
+                                 f"{LOCK_TTL} s after it died)")
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
         resp = out["responses"]
@@ -154,7 +157,8 @@ class EtcdStore(Store):
         ckvs = resp[2].get("response_range", {}).get("kvs") or []
         rev = int(unb64(rkvs[0].get("value")).split()[0]) if rkvs else 0
         self._tx = {
-            "token": token, "lease": lease, "renewed": time.monotonic(), "rev": rev, "rev_mod": int(rkvs[0].get("mod_revision", 0)) if rkvs else 0,
+            "token": token, "lease": lease, "renewed": time.monotonic(), "rev": rev,
+            "rev_mod": int(rkvs[0].get("mod_revision", 0)) if rkvs else 0,
             "compacted": int(unb64(ckvs[0].get("value"))) if ckvs else 0, "compact_to": None,
             "objs": {}, "hist": [], "kinds": {}}
 

@@ -20,7 +20,8 @@ def test_keys_follow_flannels_layout():
 
 def test_lease_value_is_flannels_json():
     # the value in flannel's Documentation/reservations.md, byte for byte
-    doc = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}'
+    doc = ('{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan",'
+           '"BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}')
     lease = parse_lease("/coreos.com/network/subnets/10.5.52.0-24", doc)
     assert lease == Lease("10.5.52.0/24", "192.168.64.3", "vxlan", "c6:d2:32:6f:8f:44")
     assert lease.value() == doc
