@@ -1,8 +1,8 @@
 """The store of a lab's desired and observed objects (see netlab/store/api.py and docs/controllers.md).
 
 ``open_store(directory)`` opens the embedded default (SQLite under the lab's state directory);
-``MemoryStore()`` is the same interface in memory. A distributed store (etcd) can stand behind the
-same interface: its primitives map onto etcd's revisions, transactions (Txn) and watch."""
+``MemoryStore()`` is the same interface in memory; ``netlab.store.etcd.EtcdStore`` the same on a real
+etcd v3 cluster (one Txn per store transaction; a lab's ``store.json`` selects it, see netlab.live)."""
 
 from netlab.store.api import (AlreadyExists, Conflict, Invalid, NotFoundError, Store, StoreError, TooOld,
                               WatchEvent)
