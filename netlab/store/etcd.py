@@ -56,6 +56,9 @@ class EtcdEndpointsDown(UsageError):
 
 def check_endpoints(endpoints: list[str], netns: str | None = None, timeout: float = 2.0) -> None:
     """Raise EtcdEndpointsDown (exit 2) naming every endpoint that does not answer etcd's status request."""
+    if netns is not None and not os.path.exists(os.path.join("/run/netns", netns)):
+        raise EtcdEndpointsDown(f"network namespace {netns} (to reach etcd from) does not exist; "
+                                "give one that `ip netns list` shows")
     try:
         client = EtcdClient(endpoints, netns=netns, timeout=timeout)
     except ValueError as e:

@@ -49,6 +49,8 @@ def test_check_endpoints_names_each_that_does_not_answer():
     assert e.value.exit_code == 2 and a in str(e.value) and b in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(EtcdEndpointsDown, match="http://HOST:PORT"):
         check_endpoints(["10.0.0.1:2379"])
+    with pytest.raises(EtcdEndpointsDown, match="network namespace no-such-ns-here .* does not exist"):
+        check_endpoints([a], netns="no-such-ns-here")
 
 
 def test_store_json_selects_the_backend(tmp_path, monkeypatch):
