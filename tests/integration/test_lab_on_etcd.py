@@ -1,6 +1,7 @@
-"""A normal lab (the default scenario) with its store in a real etcd (`netlab up --etcd`): built, probed,
-an apply and a scale carried out by its control loop (which watches etcd), and taken down (its keys
-removed, etcd left running); endpoints that do not answer are refused with nothing built."""
+"""A normal lab (the default scenario) with its store in a real 3-member etcd cluster (`netlab up --etcd`):
+built, probed, then an apply and a scale carried out by its control loop (which watches etcd) after the
+etcd leader was killed, and taken down (its keys removed, etcd left running); endpoints that do not
+answer are refused with nothing built."""
 from __future__ import annotations
 
 import json
@@ -38,9 +39,9 @@ spec:
 """
 
 
-def etcd_keys(env, prefix):
-    out = subprocess.run(["ip", "netns", "exec", env.hosts["m1"], "etcdctl", "--endpoints",
-                          members.client_url(env.ips["m1"]), "get", prefix, "--prefix", "--keys-only"],
+def etcd_keys(env, prefix, host="m1"):
+    out = subprocess.run(["ip", "netns", "exec", env.hosts[host], "etcdctl", "--endpoints",
+                          members.client_url(env.ips[host]), "get", prefix, "--prefix", "--keys-only"],
                          capture_output=True, text=True, timeout=20, check=True).stdout
     return [k for k in out.split() if k]
 
@@ -50,7 +51,7 @@ def running(lab, prefix):
 
 
 def test_default_lab_with_its_store_in_etcd(tmp_path):
-    env = EtcdHosts(1)
+    env = EtcdHosts(3)
     lab = f"etcd-{secrets.token_hex(3)}"
     url = ",".join(env.endpoints())
     try:
@@ -92,6 +93,12 @@ def test_default_lab_with_its_store_in_etcd(tmp_path):
             assert value == {"PublicIP": addr, "PublicIPv6": None, "BackendType": "vxlan",
                              "BackendData": {"VNI": 1, "VtepMAC": link["address"]}}
 
+        # etcd loses its leader (1 member of 3): the lab goes on through the two others
+        health = members.wait_healthy(env.endpoints(), netns=env.client_ns)
+        leader = next(h for h, g in zip(env.hosts, health) if g["leader"])
+        assert env.stop(leader)
+        alive = next(h for h in env.hosts if h != leader)
+
         # apply and scale: the control loop (a process watching etcd) makes and removes the pods
         (tmp_path / "extra.yaml").write_text(EXTRA)
         netlab_cli("apply", "-f", str(tmp_path / "extra.yaml"), "--lab", lab, check=True)
@@ -99,7 +106,7 @@ def test_default_lab_with_its_store_in_etcd(tmp_path):
         netlab_cli("scale", "deploy/web", "--replicas", "5", "--lab", lab, check=True)
         until("5 web pods running", lambda: len(running(lab, "web-")) == 5, timeout=120)
         assert sum(k.startswith(f"/netlab/{lab}/objects/Pod/default/web-")
-                   for k in etcd_keys(env, f"/netlab/{lab}/objects/")) == 5
+                   for k in etcd_keys(env, f"/netlab/{lab}/objects/", alive)) == 5
         netlab_cli("scale", "deploy/web", "--replicas", "2", "--lab", lab, check=True)
         until("2 web pods left", lambda: len(pods_table(lab)) and
               len([n for n in pods_table(lab) if n.startswith("web-")]) == 2, timeout=120)
@@ -107,8 +114,8 @@ def test_default_lab_with_its_store_in_etcd(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
 
         netlab_cli("down", lab, check=True)
-        assert etcd_keys(env, f"/netlab/{lab}/") == []          # the lab's keys went with it
-        assert members.member_pid(env.lab, "m1")                 # etcd itself outlives the lab
+        assert etcd_keys(env, f"/netlab/{lab}/", alive) == []     # the lab's keys went with it
+        assert members.member_pid(env.lab, alive)                 # etcd itself outlives the lab
     finally:
         labmod.down(lab)
         env.close()
