@@ -192,3 +192,30 @@ def test_the_informer_relists_after_compaction_on_etcd(member):
     s = open_store(member, history_limit=3)
     test_store_informer.check_informer_relists_after_compaction(s)
     s.close()
+
+
+def test_wait_is_woken_by_the_watch_without_polling(member, monkeypatch):
+    from netlab.store import etcd as etcdstore
+    s = open_store(member)
+    writer = EtcdStore(member.endpoints(), s.prefix, netns=member.client_ns)
+    assert s.wait(0, timeout=0.3) == 0             # starts the watch
+    polls = []
+    real = s._poll_revision
+    s._poll_revision = lambda: polls.append(1) or real()
+    assert s.wait(0, timeout=2.0) == 0              # idle: the watch streams, the revision is read once a second
+    assert len(polls) <= 3, len(polls)
+
+    def later():
+        time.sleep(0.5)
+        writer.create(pod("a"))
+
+    monkeypatch.setattr(etcdstore, "WAIT_POLL", 30.0)   # from here only the watch can wake it
+    t = threading.Thread(target=later)
+    t.start()
+    t0 = time.monotonic()
+    assert s.wait(0, timeout=10) == 1
+    woke = time.monotonic() - t0
+    t.join()
+    assert 0.4 < woke < 2, woke                     # the write's event woke it
+    s.close()
+    writer.close()
