@@ -56,6 +56,21 @@ def use_etcd(lab: str, endpoints: list[str], netns: str | None = None, prefix: s
     old = store_config(lab)
     conf = {"backend": "etcd", "endpoints": list(endpoints),
             "prefix": prefix or (old or {}).get("prefix") or f"/netlab/{lab}/", "netns": netns}
+    if old and (sorted(old["endpoints"]), old.get("netns"), old["prefix"]) != \
+            (sorted(conf["endpoints"]), conf["netns"], conf["prefix"]):
+        # other endpoints for a lab that exists: only another way to the same store (its revision is there)
+        from ..etcd.client import EtcdClient, EtcdError
+        client = EtcdClient(conf["endpoints"], netns=netns, timeout=2.0, retry_for=2.0)
+        try:
+            there = client.get(conf["prefix"] + "meta/revision")
+        except EtcdError:
+            there = None
+        finally:
+            client.close()
+        if there is None:
+            raise UsageError(f"lab {lab} keeps its store in etcd at {','.join(old['endpoints'])} under "
+                             f"{old['prefix']}, which {','.join(endpoints)} does not hold; give those endpoints "
+                             f"(or members of the same cluster), or take the lab down first (sudo netlab down {lab})")
     state.ensure_dirs(lab)
     path = os.path.join(layout.lab_dir(lab), STORE_CONF)
     with open(path + ".tmp", "w") as f:

@@ -219,3 +219,25 @@ def test_wait_is_woken_by_the_watch_without_polling(member, monkeypatch):
     assert 0.4 < woke < 2, woke                     # the write's event woke it
     s.close()
     writer.close()
+
+
+def test_a_lab_store_moves_only_to_endpoints_that_hold_it(member):
+    from netlab.dataplane import lab as labmod
+    from netlab.errors import UsageError
+    from netlab.live import store_config, store_for, use_etcd
+    other = EtcdHosts(1)
+    lab = f"etcd-{uuid.uuid4().hex[:6]}"
+    try:
+        use_etcd(lab, member.endpoints(), member.client_ns)
+        store_for(lab).create(pod("a"))
+        assert store_config(lab)["prefix"] == f"/netlab/{lab}/"
+        with pytest.raises(UsageError, match=f"lab {lab} keeps its store in etcd at .* which .* does not hold"):
+            use_etcd(lab, other.endpoints(), other.client_ns)
+        assert store_config(lab)["endpoints"] == member.endpoints()
+        # the same cluster by another way (its member's address seen from the member's own namespace) is fine
+        use_etcd(lab, ["http://127.0.0.1:2379"], member.hosts["m1"])
+        assert store_for(lab).get("Pod", "default", "a")["metadata"]["resourceVersion"] == "1"
+    finally:
+        labmod.down(lab)
+        other.close()
+    assert EtcdStore(member.endpoints(), f"/netlab/{lab}/", netns=member.client_ns).list("Pod") == []
