@@ -59,6 +59,8 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
         if len(nodes) > 1:
             click.echo(f"# ---- node {n.name}")
         if fabric:
+            if n is nodes[0] and cluster.networking.hosts is not None and not node_name:
+                click.echo(fab.describe_hosts(cluster), nl=False)
             click.echo(fab.describe(cluster, n), nl=False)
             if cluster.networking.backend == "bgp":
                 from ..bgp import bird
@@ -94,6 +96,15 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c) or backend_refusal(c.networking.backend)
     if problem:
         raise UsageError(problem)
+    if c.networking.hosts is not None:   # hosts: VXLAN in the kernel, no other lab's VXLAN claim on the segment
+        from ..dataplane.kernelcheck import hosts_refusal
+        from ..dataplane.lab import hosts_claims
+        from ..model.placement import segment_conflict
+        where = f"{c.source or '<scenario>'}: Cluster {c.name}"
+        problem = hosts_refusal(where) or segment_conflict(c.name, c.networking.hosts, hosts_claims(exclude=c.name),
+                                                           where)
+        if problem:
+            raise UsageError(problem)
     from ..dns.addon import own_counts
     pods, svcs, _, _ = own_counts(c)   # the scenario's (not the add-ons' Services `up` adds)
     click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {pods} pods, {svcs} services")

@@ -21,7 +21,8 @@ from pyroute2 import IPRoute
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster, Pod
-from ..render.fabric import BRIDGE, IPIP_DEV, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric
+from ..render.fabric import (BRIDGE, IPIP_DEV, POD_SYSCTLS, SEGMENT_BRIDGE, UNDERLAY_BRIDGE, HostFabric, NodeFabric, Route,
+                             host_fabric, node_fabric)
 from . import nsfs
 from .changes import Change, Changes
 from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, write_sysctls
@@ -43,9 +44,32 @@ def preflight(cluster: Cluster) -> None:
     problem = kernelcheck.backend_refusal(cluster.networking.backend)
     if problem:
         raise UsageError(problem)
+    hosts_preflight(cluster)
     if cluster.networking.backend == "ipip" and not os.path.isdir("/sys/module/ipip"):
         import subprocess
         subprocess.run(["modprobe", "-q", "ipip"], capture_output=True)
+
+
+def hosts_preflight(cluster: Cluster) -> None:
+    """A lab spread over hosts: the kernel has VXLAN (the underlay between the hosts), no other lab of this
+    machine claims the same VXLAN port and VNI on the hosts' segment, and the hosts are emulated ones (real
+    machines' nodes are built by the netlab agent on each of them)."""
+    hc = cluster.networking.hosts
+    if hc is None:
+        return
+    from . import kernelcheck
+    where = f"{cluster.source or '<scenario>'}: Cluster {cluster.name}"
+    problem = kernelcheck.hosts_refusal(where)
+    if problem:
+        raise UsageError(problem)
+    from ..model.placement import segment_conflict
+    from .lab import hosts_claims
+    problem = segment_conflict(cluster.name, hc, hosts_claims(exclude=cluster.name), where)
+    if problem:
+        raise UsageError(problem)
+    if hc.mode == "real":
+        raise UsageError(f"{where}: hostNetwork.mode real: each host's nodes are built by the netlab agent on that "
+                         "host, not by this command; use hostNetwork.mode emulated to run the lab on this machine")
 
 
 __all__ = ["Change", "Changes", "Fabric", "Netns", "PodHealth", "ignore_missing", "kernel_error", "node_fabric_drift",
@@ -83,8 +107,10 @@ class Fabric(FabricPods):
         nsfs.ensure_run_dir()
         c = self.cluster
         try:
-            underlay = self._open(c.underlay_netns)
             mtu = c.networking.mtu
+            hosts = self._ensure_hosts() if c.networking.hosts is not None else {}
+            # the gateway and the external host: on the lab's underlay, or on the first host's underlay bridge
+            underlay = hosts[c.networking.hosts.home.name] if hosts else self._open(c.underlay_netns)
             underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
             subnets = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
             underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
@@ -105,7 +131,8 @@ class Fabric(FabricPods):
                 if nf is not None:
                     write_sysctls(node.netns, nf.sysctls, self.changes)
                 self.nodes[node.name] = ns
-                self._ensure_uplink(underlay, ns, node.underlay_veth, node.netns, mtu, cut=node.partitioned)
+                self._ensure_uplink(hosts[node.host] if node.host else underlay, ns, node.underlay_veth, node.netns,
+                                    mtu, cut=node.partitioned)
                 if nf is not None:
                     self._ensure_node(ns, nf)
             self.progress("nodes", total, total)
@@ -174,11 +201,58 @@ class Fabric(FabricPods):
         ns.ensure_up("lo", self.changes) if ns.link("lo") is not None else None
         return ns
 
+    def _ensure_hosts(self) -> dict[str, Netns]:
+        """The emulated hosts: the segment's bridge, and per host its NIC (eth0, a veth to the segment) with
+        its address, its underlay bridge and the underlay's VXLAN to the other hosts (flooding to each by an
+        all-zero FDB entry; MACs learnt as a switch learns them). Returns host name -> its namespace."""
+        c = self.cluster
+        hc = c.networking.hosts
+        seg = self._open(c.segment_netns)
+        seg.ensure_bridge(SEGMENT_BRIDGE, self.changes, mtu=hc.mtu)
+        out = {}
+        for h in hc.hosts:
+            hf = host_fabric(c, h.name)
+            ns = self._open(hf.netns)
+            self._ensure_uplink(seg, ns, hf.segment_veth, hf.netns, hf.nic_mtu, bridge=SEGMENT_BRIDGE)
+            ns.ensure_addresses(hf.nic, [hf.nic_address], self.changes)
+            ns.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=hf.underlay_mtu,
+                             mac=bridge_mac(f"{hf.netns}/{UNDERLAY_BRIDGE}"))
+            self._ensure_host_vxlan(ns, hf)
+            out[h.name] = ns
+        return out
+
+    def _ensure_host_vxlan(self, ns: Netns, hf: HostFabric) -> None:
+        vx = hf.vxlan
+        link = ns.link(vx.name)
+        if link is not None:
+            info = link["vxlan"] or {}
+            if link["kind"] != "vxlan" or info.get("id") != vx.vni or info.get("port") != vx.port or \
+                    info.get("local") != vx.local:
+                ns._do(f"delete incompatible {vx.name}", ns.ipr.link, "del", index=link["index"])
+                self.changes.add(Change("link", vx.name, "rebuild", f"recreate {vx.name}", ns.name))
+                ns.links(refresh=True)
+                link = None
+        bridge = ns.index(UNDERLAY_BRIDGE)
+        if link is None:
+            ns._do(f"create {vx.name}", ns.ipr.link, "add", ifname=vx.name, kind="vxlan", vxlan_id=vx.vni,
+                   vxlan_local=vx.local, vxlan_link=ns.index(vx.dev), vxlan_port=vx.port, address=vx.mac,
+                   mtu=vx.mtu, master=bridge)
+            self.changes.add(Change("link", vx.name, "create", f"vxlan {vx.name} vni {vx.vni} port {vx.port} "
+                                    f"on {UNDERLAY_BRIDGE}", ns.name))
+            ns.links(refresh=True)
+        elif link["master"] != bridge:
+            ns._do(f"attach {vx.name} to {UNDERLAY_BRIDGE}", ns.ipr.link, "set", index=link["index"], master=bridge)
+            self.changes.add(Change("link", vx.name, "update", f"{vx.name} on {UNDERLAY_BRIDGE}", ns.name))
+        ns.ensure_up(vx.name, self.changes, mtu=vx.mtu)
+        ns.ensure_fdb(hf.fdb, vx.name, self.changes)
+
     def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int,
-                       cut: bool = False) -> None:
-        """A veth from the underlay bridge to `eth0` in a node (or the external host); `cut`: its underlay
-        end is down (a partitioned node, `netlab node stop`)."""
-        bridge = underlay.index(UNDERLAY_BRIDGE)
+                       cut: bool = False, bridge: str = UNDERLAY_BRIDGE) -> None:
+        """A veth from the underlay bridge to `eth0` in a node (or the external host; or from the segment's
+        bridge to an emulated host's NIC); `cut`: its underlay end is down (a partitioned node, `netlab node
+        stop`)."""
+        bridge_name = bridge
+        bridge = underlay.index(bridge_name)
         outer = underlay.link(outer_name)
         inner_eth = inner.link("eth0")
         if outer is not None and inner_eth is None:  # half of a pair: start again
@@ -196,9 +270,9 @@ class Fabric(FabricPods):
             inner.links(refresh=True)
         else:
             if outer["master"] != bridge:
-                underlay._do(f"attach {outer_name} to {UNDERLAY_BRIDGE}", underlay.ipr.link, "set",
+                underlay._do(f"attach {outer_name} to {bridge_name}", underlay.ipr.link, "set",
                              index=outer["index"], master=bridge)
-                self.changes.add(Change("link", outer_name, "update", f"{outer_name} on {UNDERLAY_BRIDGE}",
+                self.changes.add(Change("link", outer_name, "update", f"{outer_name} on {bridge_name}",
                                         underlay.name))
             if not cut:
                 underlay.ensure_up(outer_name, self.changes)
