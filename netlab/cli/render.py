@@ -96,15 +96,10 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c) or backend_refusal(c.networking.backend)
     if problem:
         raise UsageError(problem)
-    if c.networking.hosts is not None:   # hosts: VXLAN in the kernel, no other lab's VXLAN claim on the segment
-        from ..dataplane.kernelcheck import hosts_refusal
-        from ..dataplane.lab import hosts_claims
-        from ..model.placement import segment_conflict
-        where = f"{c.source or '<scenario>'}: Cluster {c.name}"
-        problem = hosts_refusal(where) or segment_conflict(c.name, c.networking.hosts, hosts_claims(exclude=c.name),
-                                                           where)
-        if problem:
-            raise UsageError(problem)
+    from ..lab_spec import hosts_problem   # hosts: VXLAN in the kernel, no other lab's VXLAN claim on the segment
+    problem = hosts_problem(c)
+    if problem:
+        raise UsageError(problem)
     from ..dns.addon import own_counts
     pods, svcs, _, _ = own_counts(c)   # the scenario's (not the add-ons' Services `up` adds)
     click.echo(f"{sc.source}: valid: lab {c.name}, {len(c.nodes)} nodes, {pods} pods, {svcs} services")

@@ -39,24 +39,6 @@ def lab_namespaces(lab: str) -> list[str]:
     return [n for n in nsfs.list_netns() if names.is_lab_netns(n, lab)]
 
 
-def hosts_claims(exclude: str | None = None) -> dict:
-    """lab -> its hosts (spec.types.HostsConfig) for every other lab of this machine spread over hosts, read
-    from the scenario each was built from (what `segment_conflict` compares a new lab's VXLAN claim with)."""
-    from ..spec.parse import load_text
-    out = {}
-    for lab in state.labs_on_disk():
-        st = state.load(lab) if lab != exclude else None
-        if not st or "hosts:" not in (st.get("scenario") or ""):
-            continue
-        try:
-            hc = load_text(st["scenario"], f"lab {lab}").networking.hosts
-        except Exception:   # a scenario that no longer parses claims nothing
-            continue
-        if hc is not None:
-            out[lab] = hc
-    return out
-
-
 def labs() -> list[str]:
     """Labs that exist: by their namespaces (nl.<lab>.underlay) or their state directory."""
     found = {parsed.lab for parsed in map(names.parse_netns, nsfs.list_netns()) if parsed is not None}

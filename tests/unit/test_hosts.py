@@ -157,7 +157,6 @@ def test_a_kernel_without_vxlan_refuses_hosts(tmp_path, monkeypatch, capsys):
 
 def test_real_hosts_are_not_built_by_up(monkeypatch, tmp_path):
     monkeypatch.setattr(kc, "_default", fake(tmp_path, config="CONFIG_VXLAN=y\n"))
-    monkeypatch.setattr("netlab.dataplane.lab.hosts_claims", lambda exclude=None: {})
     c = build(parse("hosts: [{name: a, address: 192.168.56.11, interface: eth1}]\n"
                     "hostNetwork: {mode: real, segment: 192.168.56.0/24}\n"))
     with pytest.raises(UsageError) as e:
@@ -223,3 +222,31 @@ def test_the_node_objects_carry_the_host_label_and_get_nodes_wide_shows_it():
     assert table[0].split()[-1] == "HOST"
     assert [row.split()[-1] for row in table[1:]] == list("abcabc")
     assert "HOST" not in node_table(c, {}, None, wide=False)
+
+
+def test_up_refuses_before_building_anything(tmp_path, monkeypatch):
+    """`up` asks lab_spec.hosts_problem first: a kernel without VXLAN, or another lab's claim of the same VXLAN
+    port and VNI on the segment, is one line, exit 2, and no namespace or lab directory is made."""
+    import os
+
+    from netlab import lab_spec
+    from netlab.dataplane import layout
+    text = HEAD.replace("name: mh", "name: hosts-unit-refused") + \
+        "hosts: [{name: a, address: 192.168.56.11, interface: eth1}]\nhostNetwork: {mode: real, segment: 192.168.56.0/24}\n"
+    sc = load_text(text, "r.yaml")
+    monkeypatch.setattr(kc, "_default", fake(tmp_path, config="CONFIG_VXLAN=y\n"))
+    monkeypatch.setattr(lab_spec, "hosts_claims", lambda exclude=None: {"other": real("192.168.56.0/24")})
+    with pytest.raises(UsageError) as e:
+        lab_spec.up(sc, text)
+    assert str(e.value) == ("r.yaml: Cluster hosts-unit-refused: hostNetwork port 4789 and vni 4242 on segment "
+                            "192.168.56.0/24 are claimed by lab other (segment 192.168.56.0/24); give this lab another "
+                            "hostNetwork.vni or port") and e.value.exit_code == 2
+    monkeypatch.setattr(kc, "_default", fake(tmp_path / "novx", config=NO_VXLAN, proc_files=["modules"]))
+    sc = load_text(text, "r.yaml")
+    with pytest.raises(UsageError) as e:
+        lab_spec.up(sc, text)
+    assert str(e.value).startswith("r.yaml: Cluster hosts-unit-refused: hosts cannot be joined on this kernel: "
+                                   "the kernel has no VXLAN")
+    assert not os.path.exists(layout.lab_dir("hosts-unit-refused"))
+    assert not [n for n in os.listdir("/run/netns") if "hosts-unit-refused" in n] if os.path.isdir("/run/netns") \
+        else True
