@@ -75,9 +75,16 @@ class Fabric(FabricPods):
     """Applies a cluster's fabric. Construct, then call `apply()` (which runs on its own thread)."""
 
     def __init__(self, cluster: Cluster, changes: Changes, progress: Callable[[str, int, int], None] | None = None,
-                 nodes: bool = True):
+                 nodes: bool = True, host: str | None = None):
         """`nodes=False` (a control loop's scoped pass): the nodes' own network (sysctls, addresses, cni0,
-        VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`."""
+        VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`.
+        `host` (a lab spread over hosts; a host's agent): only that host is built, the nodes placed on it
+        (`Cluster.nodes_on_host`), and the gateway and the external host if it is the first host; the
+        emulated segment's bridge is ensured by every host (each plugs its NIC into it)."""
+        if host is not None and (cluster.networking.hosts is None or
+                                 host not in [h.name for h in cluster.networking.hosts.hosts]):
+            raise ValueError(f"lab {cluster.name} has no host {host!r}")
+        self.host = host
         self.check_nodes = nodes
         self.cluster = cluster
         self.changes = changes
@@ -105,52 +112,18 @@ class Fabric(FabricPods):
             mtu = c.networking.mtu
             hosts = self._ensure_hosts() if c.networking.hosts is not None else {}
             # the gateway and the external host: on the lab's underlay, or on the first host's underlay bridge
-            underlay = hosts[c.networking.hosts.home.name] if hosts else self._open(c.underlay_netns)
-            underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
+            home = c.networking.hosts.home.name if hosts or self.host else None
+            if self.host is not None and self.host != home:
+                underlay = None   # a host's agent on another host: its nodes only
+            else:
+                underlay = hosts[home] if home else self._open(c.underlay_netns)
             subnets = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
-            underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
-                                      [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
-            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
-                                             "net/ipv4/icmp_ratelimit": "0",
-                                             # a router on one segment: no ICMP redirects that would shortcut it
-                                             "net/ipv4/conf/all/send_redirects": "0",
-                                             f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
-                          self.changes)
-            total = len(c.nodes)
-            for i, node in enumerate(c.nodes):
-                self.progress("nodes", i, total)
-                fresh = not nsfs.is_ns_file(nsfs.netns_path(node.netns))
-                ns = self._open(node.netns)
-                ns.open_raw()  # pods are created through it
-                nf = node_fabric(c, node) if self.check_nodes or fresh else None
-                if nf is not None:
-                    write_sysctls(node.netns, nf.sysctls, self.changes)
-                self.nodes[node.name] = ns
-                self._ensure_uplink(hosts[node.host] if node.host else underlay, ns, node.underlay_veth, node.netns,
-                                    mtu, cut=node.partitioned)
-                if nf is not None:
-                    self._ensure_node(ns, nf)
-            self.progress("nodes", total, total)
-            ext = self._open(c.external_netns)
-            write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
-            # an ECMP route (the BGP router's, MetalLB's BGP mode) spreads flows by their ports too, as a data
-            # centre router hashes them: without it every connection from this host to one IP takes one path
-            write_sysctls(c.external_netns, {"net/ipv4/fib_multipath_hash_policy": "1"}, self.changes)
-            self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
-            # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
-            # (added in that order: the kernel makes the first address of a subnet the primary one)
-            plen = c.networking.node_subnet.prefixlen
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
-            extra = [f"{c.networking.bgp.external_address}/{plen}"] \
-                if c.networking.bgp is not None and c.networking.bgp.external_address else []   # the BGP router's own
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}", *extra], self.changes)
-            ext.ensure_up("lo", self.changes)
-            # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
-            # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
-            first = next(n for n in c.nodes if n.subnet is None)
-            ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
-                              [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
-                              owned=[c.networking.service_subnet, *subnets])
+            if underlay is not None:
+                self._ensure_gateway(underlay, subnets, mtu)
+            nodes = c.nodes if self.host is None else c.nodes_on_host(self.host)
+            self._ensure_nodes(nodes, hosts, underlay, mtu)
+            if underlay is not None:
+                self._ensure_external(underlay, subnets, mtu)
             if check_pods:  # their veths are checked against a fresh view of each node
                 for ns in self.nodes.values():
                     ns.links(refresh=True)
@@ -174,6 +147,61 @@ class Fabric(FabricPods):
             for ns in self._opened:
                 ns.close()
             self._opened.clear()
+
+    def _ensure_nodes(self, nodes: list, hosts: dict[str, Netns], underlay: Netns | None, mtu: int) -> None:
+        c = self.cluster
+        total = len(nodes)
+        for i, node in enumerate(nodes):
+            self.progress("nodes", i, total)
+            fresh = not nsfs.is_ns_file(nsfs.netns_path(node.netns))
+            ns = self._open(node.netns)
+            ns.open_raw()  # pods are created through it
+            nf = node_fabric(c, node) if self.check_nodes or fresh else None
+            if nf is not None:
+                write_sysctls(node.netns, nf.sysctls, self.changes)
+            self.nodes[node.name] = ns
+            self._ensure_uplink(hosts[node.host] if node.host else underlay, ns, node.underlay_veth, node.netns,
+                                mtu, cut=node.partitioned)
+            if nf is not None:
+                self._ensure_node(ns, nf)
+        self.progress("nodes", total, total)
+
+    def _ensure_gateway(self, underlay: Netns, subnets: list, mtu: int) -> None:
+        """The underlay's bridge with the gateway address (and each extra subnet's, routed between them)."""
+        c = self.cluster
+        underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
+        underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
+                                  [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
+        write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
+                                         "net/ipv4/icmp_ratelimit": "0",
+                                         # a router on one segment: no ICMP redirects that would shortcut it
+                                         "net/ipv4/conf/all/send_redirects": "0",
+                                         f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
+                      self.changes)
+
+    def _ensure_external(self, underlay: Netns, subnets: list, mtu: int) -> None:
+        """The external host on the underlay: two client addresses, the service range routed to a node."""
+        c = self.cluster
+        ext = self._open(c.external_netns)
+        write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
+        # an ECMP route (the BGP router's, MetalLB's BGP mode) spreads flows by their ports too, as a data
+        # centre router hashes them: without it every connection from this host to one IP takes one path
+        write_sysctls(c.external_netns, {"net/ipv4/fib_multipath_hash_policy": "1"}, self.changes)
+        self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
+        # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
+        # (added in that order: the kernel makes the first address of a subnet the primary one)
+        plen = c.networking.node_subnet.prefixlen
+        ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
+        extra = [f"{c.networking.bgp.external_address}/{plen}"] \
+            if c.networking.bgp is not None and c.networking.bgp.external_address else []   # the BGP router's own
+        ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}", *extra], self.changes)
+        ext.ensure_up("lo", self.changes)
+        # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
+        # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
+        first = next(n for n in c.nodes if n.subnet is None)
+        ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
+                          [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
+                          owned=[c.networking.service_subnet, *subnets])
 
     # namespaces -------------------------------------------------------------
     def _open(self, name: str) -> Netns:
@@ -205,7 +233,7 @@ class Fabric(FabricPods):
         seg = self._open(c.segment_netns)
         seg.ensure_bridge(SEGMENT_BRIDGE, self.changes, mtu=hc.mtu)
         out = {}
-        for h in hc.hosts:
+        for h in hc.hosts if self.host is None else [hc.host(self.host)]:
             hf = host_fabric(c, h.name)
             ns = self._open(hf.netns)
             self._ensure_uplink(seg, ns, hf.segment_veth, hf.netns, hf.nic_mtu, bridge=SEGMENT_BRIDGE)

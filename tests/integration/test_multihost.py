@@ -16,6 +16,7 @@ import pytest
 from netlab import names
 from netlab.dataplane import nsfs
 from netlab.render.fabric import max_ping_payload, mtu_layers
+from netlab.spec.parse import load_text
 
 from ..builders import container, deployment, pod, service, text
 from .conftest import netlab_cli
@@ -150,3 +151,28 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
     assert lab.ping(("pod", "pn5"), pc2.ip)
     r = netlab_cli("probe", "--lab", lab.name, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+
+
+def test_one_host_at_a_time(lab):
+    """What a host's agent builds (`Fabric(..., host=H)`): that host, its NIC on the segment and the nodes placed
+    on it; the gateway and the external host only on the first host. Built host by host, the nodes' underlay
+    spans the hosts as one `up` makes it: flannel.1 between nodes on different hosts answers."""
+    from netlab import lab_spec
+    from netlab.dataplane.changes import Changes
+    from netlab.dataplane.fabric import Fabric
+    sc = load_text(scenario("vxlan"), "<test>")
+    sc.name = lab.name
+    c = lab_spec.desired(sc, {})
+    ours = lambda: {n for n in nsfs.list_netns() if names.is_lab_netns(n, lab.name)}   # noqa: E731
+    Fabric(c, Changes(), host="b").apply([], [])
+    assert ours() == {names.segment_netns(lab.name), names.host_netns(lab.name, "b"),
+                      *(c.node(n).netns for n, h in PLACED.items() if h == "b")}
+    Fabric(c, Changes(), host="a").apply([], [])
+    assert c.external_netns in ours() and names.host_netns(lab.name, "c") not in ours()
+    Fabric(c, Changes(), host="c").apply([], [])
+    n1, n2, n3 = (c.node(n) for n in ("n1", "n2", "n3"))     # on hosts a, b, c
+    for src, dst in ((n1, n2), (n2, n3), (n3, n1)):
+        assert in_ns(src.netns, ["ping", "-c", "1", "-W", "2", str(dst.vtep_ip)]).returncode == 0, (src.name, dst.name)
+    assert in_ns(c.external_netns, ["ping", "-c", "1", "-W", "2", str(n3.ip)]).returncode == 0
+    with pytest.raises(ValueError):
+        Fabric(c, Changes(), host="d")
