@@ -75,6 +75,14 @@ def check_layout(lab) -> None:
         assert f"{ip}/24" in addrs, addrs
 
 
+def _failures(out: str) -> str:
+    """The probe lines that failed, with their explanation lines, and the summary."""
+    lines = out.splitlines()
+    keep = [line for i, line in enumerate(lines) if line.rstrip().endswith(" FAIL") or
+            (line.startswith("  -> ") and i and lines[i - 1].rstrip().endswith(" FAIL"))]
+    return "\n".join(keep + lines[-1:])
+
+
 def _host_of(lab, ref: str) -> str | None:
     """The host of a probe's source or target (`pod/[ns/]name[:port/proto]`, `node/name`); None for others."""
     kind, _, rest = ref.partition("/")
@@ -96,7 +104,7 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
     check_layout(lab)
     c = lab.cluster
     r = netlab_cli("probe", "--lab", lab.name, timeout=300)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert r.returncode == 0, _failures(r.stdout) + r.stderr
     pa, pb, pc = (lab.pod(f"p{n}") for n in ("n4", "n5", "n6"))
     assert lab.http(("pod", "pn4"), pc.ip, 8080, "/hostname") == "pn6"
     assert lab.ping(("ext", ""), c.node("n6").ip)    # the external host (on host a) reaches a node on host c
@@ -137,12 +145,12 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
         r = netlab_cli("probe", "--lab", lab.name, timeout=600)
         assert r.returncode != 0, r.stdout[-3000:]
         failed = [line.split()[:2] for line in r.stdout.splitlines() if line.rstrip().endswith(" FAIL")]
-        assert failed, r.stdout[-3000:]
+        assert failed, r.stdout[-3000:] + r.stderr
         # what fails crosses to or from host c (a Service's probe: through a backend there); nothing else
         for src, dst in failed:
             hosts = {_host_of(lab, src), _host_of(lab, dst)}
-            assert "c" in hosts or (dst.startswith("svc/") and "c" not in hosts), (src, dst)
-            assert hosts != {"c"}, (src, dst)    # host c's own traffic stays inside it
+            assert "c" in hosts or (dst.startswith("svc/") and "c" not in hosts), (src, dst, _failures(r.stdout))
+            assert hosts != {"c"}, (src, dst, _failures(r.stdout))    # host c's own traffic stays inside it
     finally:
         assert in_ns(hc, ["ip", "link", "set", "eth0", "up"]).returncode == 0
     deadline = time.monotonic() + 20
@@ -150,7 +158,7 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
         assert time.monotonic() < deadline, "host c did not heal"
     assert lab.ping(("pod", "pn5"), pc2.ip)
     r = netlab_cli("probe", "--lab", lab.name, timeout=300)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert r.returncode == 0, _failures(r.stdout) + r.stderr
 
 
 def test_one_host_at_a_time(lab):
