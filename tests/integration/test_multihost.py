@@ -42,10 +42,10 @@ def df_ping(netns: str, ip, size: int) -> bool:
     return in_ns(netns, ["ping", "-c", "1", "-W", "2", "-M", "do", "-s", str(size), str(ip)]).returncode == 0
 
 
-def captured(netns: str, bpf: str, action) -> list[str]:
+def captured(netns: str, bpf: str, action, *flags: str) -> list[str]:
     """What tcpdump prints for the packets on `netns`'s eth0 matching `bpf` while `action()` runs."""
     p = subprocess.Popen(["nsenter", f"--net={nsfs.netns_path(netns)}", "--", "tcpdump", "-n", "-l", "-i", "eth0",
-                          bpf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          *flags, bpf], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         said = ""
         while "listening on" not in said:
@@ -134,6 +134,14 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
     for netns, dst, mtu in ((ha, "192.168.240.4", nic), (n4.netns, n6.ip, underlay), (pa.netns, pc.ip, pods)):
         assert df_ping(netns, dst, max_ping_payload(mtu)), (netns, dst, mtu)
         assert not df_ping(netns, dst, max_ping_payload(mtu) + 1), (netns, dst, mtu)
+    # ... and the largest pod packet fills the hosts' NIC exactly: outer IPv4 packets of 1500, unfragmented
+    ok.clear()
+    seen = captured(ha, "udp port 4789 and src host 192.168.240.2",
+                    lambda: ok.append(df_ping(pa.netns, pc.ip, max_ping_payload(pods))), "-v")
+    headers = [line for line in seen if "proto UDP (17)" in line]
+    assert ok == [True] and headers, seen
+    assert any(line.rstrip().endswith(f"length {nic})") for line in headers), headers
+    assert not any("offset 0, flags [+]" in line or re.search(r"offset [1-9]", line) for line in headers), headers
 
     # host c cut off: its nodes' pods are lost to the other hosts, not to each other; back, all is back
     pc2 = lab.pod("pn3")
