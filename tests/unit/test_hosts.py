@@ -250,3 +250,16 @@ def test_up_refuses_before_building_anything(tmp_path, monkeypatch):
     assert not os.path.exists(layout.lab_dir("hosts-unit-refused"))
     assert not [n for n in os.listdir("/run/netns") if "hosts-unit-refused" in n] if os.path.isdir("/run/netns") \
         else True
+
+
+def test_the_graph_shows_which_host_holds_which_nodes():
+    from netlab.graph.build import build as graph
+    g = graph(build(parse(THREE + SIX)))
+    underlay = next(e for e in g.elements if e.id == "underlay")
+    assert underlay.attrs["netns"] == "nl.mh.host.a"
+    assert underlay.details[1:] == ["spans hosts by VXLAN 4242/4789 over 192.168.240.0/24",
+                                    "host a 192.168.240.2: mh-control-plane, mh-worker3",
+                                    "host b 192.168.240.3: mh-worker, mh-worker4",
+                                    "host c 192.168.240.4: mh-worker2, mh-worker5"]
+    one = next(e for e in graph(build(parse(SIX))).elements if e.id == "underlay")
+    assert one.details == ["gateway 172.18.0.1"]
