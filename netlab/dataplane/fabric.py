@@ -21,8 +21,8 @@ from pyroute2 import IPRoute
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster, Pod
-from ..render.fabric import (BRIDGE, IPIP_DEV, POD_SYSCTLS, SEGMENT_BRIDGE, UNDERLAY_BRIDGE, HostFabric, NodeFabric, Route,
-                             host_fabric, node_fabric)
+from ..render.fabric import (BRIDGE, IPIP_DEV, POD_SYSCTLS, SEGMENT_BRIDGE, UNDERLAY_BRIDGE, HostFabric, NodeFabric,
+                             Route, host_fabric, node_fabric)
 from . import nsfs
 from .changes import Change, Changes
 from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, write_sysctls

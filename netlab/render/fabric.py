@@ -287,7 +287,8 @@ def describe_hosts(cluster: Cluster) -> str:
             lines.append(f"ip link add {hf.segment_veth} type veth peer {hf.nic}; "
                          f"ip link set {hf.segment_veth} master {SEGMENT_BRIDGE}  # in {cluster.segment_netns}")
         lines.append(f"ip link set {hf.nic} mtu {hf.nic_mtu} up; ip addr add {hf.nic_address} dev {hf.nic}")
-        lines.append(f"ip link add {UNDERLAY_BRIDGE} type bridge; ip link set {UNDERLAY_BRIDGE} mtu {hf.underlay_mtu} up")
+        lines.append(f"ip link add {UNDERLAY_BRIDGE} type bridge; "
+                     f"ip link set {UNDERLAY_BRIDGE} mtu {hf.underlay_mtu} up")
         lines.append(f"ip link add {v.name} type vxlan id {v.vni} local {v.local} dev {v.dev} dstport {v.port}; "
                      f"ip link set {v.name} address {v.mac} mtu {v.mtu} master {UNDERLAY_BRIDGE} up")
         for f in hf.fdb:

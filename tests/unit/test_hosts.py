@@ -185,7 +185,8 @@ def test_the_hosts_fabric_and_the_mtu_of_each_layer():
     assert (hf.netns, hf.nic, hf.nic_address, hf.nic_mtu, hf.underlay_mtu) == \
         ("nl.mh.host.b", "eth0", "192.168.240.3/24", 1500, 1450)
     assert (hf.vxlan.vni, hf.vxlan.port, hf.vxlan.local, hf.vxlan.dev) == (4242, 4789, "192.168.240.3", "eth0")
-    assert [(f.lladdr, f.dst) for f in hf.fdb] == [(fabric.ZERO_MAC, "192.168.240.2"), (fabric.ZERO_MAC, "192.168.240.4")]
+    assert [(f.lladdr, f.dst) for f in hf.fdb] == [(fabric.ZERO_MAC, "192.168.240.2"),
+                                                   (fabric.ZERO_MAC, "192.168.240.4")]
     assert hf.nodes == ["mh-worker", "mh-worker4"] and not hf.home and fabric.host_fabric(c, "a").home
     assert fabric.mtu_layers(c) == [("hosts' NIC", 1500), ("underlay VXLAN between hosts (-50): nodes' eth0", 1450),
                                     ("flannel.1 (-50): pods", 1400)]
@@ -193,8 +194,8 @@ def test_the_hosts_fabric_and_the_mtu_of_each_layer():
     assert (nf.eth0_mtu, nf.vxlan.mtu, nf.pod_mtu) == (1450, 1400, 1400)
     assert (nf.vxlan.vni, nf.vxlan.port) == (1, 8472)   # flannel.1 unchanged inside the underlay
     text = fabric.describe_hosts(c)
-    assert "# MTU: hosts' NIC 1500 > underlay VXLAN between hosts (-50): nodes' eth0 1450 > flannel.1 (-50): pods 1400" \
-        in text
+    assert ("# MTU: hosts' NIC 1500 > underlay VXLAN between hosts (-50): nodes' eth0 1450 > flannel.1 (-50): "
+            "pods 1400") in text
     assert "ip link add underlay.vx type vxlan id 4242 local 192.168.240.3 dev eth0 dstport 4789" in text
     hgw = build(parse(THREE + SIX + "hostNetwork: {mtu: 9000}\nnetworking: {backend: host-gw}\n"))
     assert fabric.mtu_layers(hgw) == [("hosts' NIC", 9000), ("underlay VXLAN between hosts (-50): nodes' eth0", 8950),
@@ -232,7 +233,8 @@ def test_up_refuses_before_building_anything(tmp_path, monkeypatch):
     from netlab import lab_spec
     from netlab.dataplane import layout
     text = HEAD.replace("name: mh", "name: hosts-unit-refused") + \
-        "hosts: [{name: a, address: 192.168.56.11, interface: eth1}]\nhostNetwork: {mode: real, segment: 192.168.56.0/24}\n"
+        "hosts: [{name: a, address: 192.168.56.11, interface: eth1}]\n" \
+        "hostNetwork: {mode: real, segment: 192.168.56.0/24}\n"
     sc = load_text(text, "r.yaml")
     monkeypatch.setattr(kc, "_default", fake(tmp_path, config="CONFIG_VXLAN=y\n"))
     monkeypatch.setattr(lab_spec, "hosts_claims", lambda exclude=None: {"other": real("192.168.56.0/24")})

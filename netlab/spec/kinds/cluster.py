@@ -68,8 +68,8 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
         fits = hosts.mtu - HOSTS_VXLAN_OVERHEAD
         mtu = net.int("mtu", fits, lo=1280, hi=9000)
         if mtu > fits:
-            raise net.error("mtu", f"{mtu} does not fit in the hosts' NIC MTU {hosts.mtu} less the {HOSTS_VXLAN_OVERHEAD} "
-                            "bytes of the underlay's VXLAN between the hosts",
+            raise net.error("mtu", f"{mtu} does not fit in the hosts' NIC MTU {hosts.mtu} less the "
+                            f"{HOSTS_VXLAN_OVERHEAD} bytes of the underlay's VXLAN between the hosts",
                             f"use at most {fits} (or leave it out), or raise hostNetwork.mtu")
     npr = net.str("serviceNodePortRange", "30000-32767")
     m = re.match(r"^(\d+)-(\d+)$", npr or "")
