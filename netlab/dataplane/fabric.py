@@ -160,11 +160,22 @@ class Fabric(FabricPods):
             if nf is not None:
                 write_sysctls(node.netns, nf.sysctls, self.changes)
             self.nodes[node.name] = ns
-            self._ensure_uplink(hosts[node.host] if node.host else underlay, ns, node.underlay_veth, node.netns,
-                                mtu, cut=node.partitioned)
+            made = self._ensure_uplink(hosts[node.host] if node.host else underlay, ns, node.underlay_veth,
+                                       node.netns, mtu, cut=node.partitioned)
             if nf is not None:
                 self._ensure_node(ns, nf)
+                if made and not fresh and node.host is not None:
+                    self._announce(ns, node.netns)
         self.progress("nodes", total, total)
+
+    def _announce(self, ns: Netns, netns: str) -> None:
+        """A node whose uplink was made again (it moved to another host): its eth0 is new, with a new MAC, which
+        the other nodes' neighbour entries and the hosts' bridges do not know yet; a gratuitous ARP tells them
+        at once (eth0 with arp_notify=1, its own MAC set again: the kernel announces its address)."""
+        write_sysctls(netns, {"net/ipv4/conf/eth0/arp_notify": "1"}, self.changes)
+        link = ns.link("eth0")
+        ns._do("announce eth0's address (gratuitous ARP)", ns.ipr.link, "set", index=link["index"],
+               address=link["mac"])
 
     def _ensure_gateway(self, underlay: Netns, subnets: list, mtu: int) -> None:
         """The underlay's bridge with the gateway address (and each extra subnet's, routed between them)."""
@@ -270,10 +281,11 @@ class Fabric(FabricPods):
         ns.ensure_fdb(hf.fdb, vx.name, self.changes)
 
     def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int,
-                       cut: bool = False, bridge: str = UNDERLAY_BRIDGE) -> None:
+                       cut: bool = False, bridge: str = UNDERLAY_BRIDGE) -> bool:
         """A veth from the underlay bridge to `eth0` in a node (or the external host; or from the segment's
         bridge to an emulated host's NIC); `cut`: its underlay end is down (a partitioned node, `netlab node
-        stop`)."""
+        stop`). Returns whether the veth was made (now)."""
+        made = False
         bridge_name = bridge
         bridge = underlay.index(bridge_name)
         outer = underlay.link(outer_name)
@@ -291,6 +303,7 @@ class Fabric(FabricPods):
             self.changes.add(Change("link", outer_name, "create", f"veth {outer_name} to {inner_ns}", underlay.name))
             underlay.links(refresh=True)
             inner.links(refresh=True)
+            made = True
         else:
             if outer["master"] != bridge:
                 underlay._do(f"attach {outer_name} to {bridge_name}", underlay.ipr.link, "set",
@@ -302,6 +315,7 @@ class Fabric(FabricPods):
         if cut:
             underlay.ensure_down(outer_name, self.changes)
         inner.ensure_up("eth0", self.changes, mtu=mtu)
+        return made
 
     def _ensure_node(self, ns: Netns, nf: NodeFabric) -> None:
         ns.ensure_addresses("eth0", [nf.eth0_address], self.changes)

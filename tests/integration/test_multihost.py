@@ -25,9 +25,9 @@ NODES = [{"role": "control-plane", "name": "n1"}] + [{"role": "worker", "name": 
 PLACED = {"n1": "a", "n2": "b", "n3": "c", "n4": "a", "n5": "b", "n6": "c"}   # round-robin over a, b, c
 
 
-def scenario(backend: str) -> str:
+def scenario(backend: str, hosts: str = "abc") -> str:
     doc = {"apiVersion": "netlab.dev/v1alpha1", "kind": "Cluster", "nodes": NODES,
-           "hosts": [{"name": h} for h in "abc"], "networking": {"backend": backend}}
+           "hosts": [{"name": h} for h in hosts], "networking": {"backend": backend}}
     pods = [pod(f"p{n}", containers=[container("c", [8080])], nodeName=n) for n in ("n4", "n5", "n6", "n3")]
     return text(doc, *pods, deployment("web", 5, containers=[container("c", [8080])]),
                 service("web", [{"port": 80, "targetPort": 8080}]))
@@ -165,6 +165,14 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
     while not lab.ping(("pod", "pn4"), pc.ip):
         assert time.monotonic() < deadline, "host c did not heal"
     assert lab.ping(("pod", "pn5"), pc2.ip)
+    r = netlab_cli("probe", "--lab", lab.name, timeout=300)
+    assert r.returncode == 0, _failures(r.stdout) + r.stderr
+
+    # host c leaves the lab: its namespace goes, its nodes move to a and b (new eth0, announced at once)
+    lab.up(scenario(backend, hosts="ab"))
+    assert {n.name: n.host for n in lab.cluster.nodes} == {"n1": "a", "n2": "b", "n3": "a", "n4": "b", "n5": "a",
+                                                            "n6": "b"}
+    assert names.host_netns(lab.name, "c") not in nsfs.list_netns()
     r = netlab_cli("probe", "--lab", lab.name, timeout=300)
     assert r.returncode == 0, _failures(r.stdout) + r.stderr
 

@@ -265,3 +265,14 @@ def test_the_graph_shows_which_host_holds_which_nodes():
                                     "host c 192.168.240.4: mh-worker2, mh-worker5"]
     one = next(e for e in graph(build(parse(SIX))).elements if e.id == "underlay")
     assert one.details == ["gateway 172.18.0.1"]
+
+
+def test_up_removes_the_hosts_a_lab_no_longer_has():
+    from netlab.dataplane.plan import plan_namespaces
+    three = build(parse(THREE + SIX))
+    existing = {"nl.mh.segment", "nl.mh.host.a", "nl.mh.host.b", "nl.mh.host.c", "nl.mh.host.d", "nl.mh.underlay",
+                "nl.mh.external", *(n.netns for n in three.nodes), "nl.mh.host.a.b", "nl.mh.mine"}
+    assert plan_namespaces(three, {}, existing).remove == ["nl.mh.host.d", "nl.mh.underlay"]
+    one = build(parse(SIX))   # off the hosts again: the segment and the hosts go, the underlay stays
+    assert plan_namespaces(one, {}, existing).remove == ["nl.mh.host.a", "nl.mh.host.b", "nl.mh.host.c",
+                                                         "nl.mh.host.d", "nl.mh.segment"]
