@@ -247,7 +247,7 @@ class Fabric(FabricPods):
         for h in hc.hosts if self.host is None else [hc.host(self.host)]:
             hf = host_fabric(c, h.name)
             ns = self._open(hf.netns)
-            self._ensure_uplink(seg, ns, hf.segment_veth, hf.netns, hf.nic_mtu, bridge=SEGMENT_BRIDGE)
+            self._ensure_uplink(seg, ns, hf.segment_veth, hf.netns, hf.nic_mtu, cut=None, bridge=SEGMENT_BRIDGE)
             ns.ensure_addresses(hf.nic, [hf.nic_address], self.changes)
             ns.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=hf.underlay_mtu,
                              mac=bridge_mac(f"{hf.netns}/{UNDERLAY_BRIDGE}"))
@@ -281,10 +281,11 @@ class Fabric(FabricPods):
         ns.ensure_fdb(hf.fdb, vx.name, self.changes)
 
     def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int,
-                       cut: bool = False, bridge: str = UNDERLAY_BRIDGE) -> bool:
+                       cut: bool | None = False, bridge: str = UNDERLAY_BRIDGE) -> bool:
         """A veth from the underlay bridge to `eth0` in a node (or the external host; or from the segment's
         bridge to an emulated host's NIC); `cut`: its underlay end is down (a partitioned node, `netlab node
-        stop`). Returns whether the veth was made (now)."""
+        stop`); None (an emulated host's NIC, a cable): made up, its state then left as it is found (a host cut
+        off by `ip link set eth0 down` stays cut until someone sets it up). Returns whether the veth was made."""
         made = False
         bridge_name = bridge
         bridge = underlay.index(bridge_name)
@@ -310,11 +311,15 @@ class Fabric(FabricPods):
                              index=outer["index"], master=bridge)
                 self.changes.add(Change("link", outer_name, "update", f"{outer_name} on {bridge_name}",
                                         underlay.name))
-            if not cut:
+            if cut is False:
                 underlay.ensure_up(outer_name, self.changes)
         if cut:
             underlay.ensure_down(outer_name, self.changes)
-        inner.ensure_up("eth0", self.changes, mtu=mtu)
+        if made or cut is not None:
+            inner.ensure_up("eth0", self.changes, mtu=mtu)
+        elif inner.link("eth0")["mtu"] != mtu:
+            inner._do(f"set mtu {mtu} on eth0", inner.ipr.link, "set", index=inner.index("eth0"), mtu=mtu)
+            self.changes.add(Change("link", "eth0", "update", f"mtu {mtu} on eth0", inner.name))
         return made
 
     def _ensure_node(self, ns: Netns, nf: NodeFabric) -> None:

@@ -99,7 +99,7 @@ def _host_of(lab, ref: str) -> str | None:
 
 @pytest.mark.parametrize("backend", ["vxlan", "host-gw"])
 def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
-    lab.control_loop = False   # the host cut below must stay cut until the test restores it
+    lab.control_loop = False   # each `up` runs its passes itself: the probes below see exactly what it built
     lab.up(scenario(backend))
     check_layout(lab)
     c = lab.cluster
@@ -148,6 +148,7 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
     assert in_ns(hc, ["ip", "link", "set", "eth0", "down"]).returncode == 0
     try:
         assert not lab.ping(("pod", "pn4"), pc.ip) and not lab.ping(("pod", "pn5"), pc2.ip)
+
         assert lab.ping(("pod", "pn4"), pb.ip)          # a <-> b still joined
         assert lab.ping(("pod", "pn6"), pc2.ip)         # inside host c: its own underlay bridge
         r = netlab_cli("probe", "--lab", lab.name, timeout=600)
@@ -198,5 +199,13 @@ def test_one_host_at_a_time(lab):
     for src, dst in ((n1, n2), (n2, n3), (n3, n1)):
         assert in_ns(src.netns, ["ping", "-c", "1", "-W", "2", str(dst.vtep_ip)]).returncode == 0, (src.name, dst.name)
     assert in_ns(c.external_netns, ["ping", "-c", "1", "-W", "2", str(n3.ip)]).returncode == 0
+    # a host's NIC is a cable: a reconcile (its agent's pass, `up`) does not plug it back in
+    hb = names.host_netns(lab.name, "b")
+    assert in_ns(hb, ["ip", "link", "set", "eth0", "down"]).returncode == 0
+    Fabric(c, Changes(), host="b").apply([], [])
+    assert "state DOWN" in in_ns(hb, ["ip", "link", "show", "eth0"]).stdout
+    assert in_ns(n1.netns, ["ping", "-c", "1", "-W", "2", str(n2.vtep_ip)]).returncode != 0
+    assert in_ns(hb, ["ip", "link", "set", "eth0", "up"]).returncode == 0
+    assert in_ns(n1.netns, ["ping", "-c", "1", "-W", "3", str(n2.vtep_ip)]).returncode == 0
     with pytest.raises(ValueError):
         Fabric(c, Changes(), host="d")
