@@ -83,6 +83,18 @@ def _failures(out: str) -> str:
     return "\n".join(keep + lines[-1:])
 
 
+def _underlay_view(lab) -> str:
+    """What a failing probe needs to be understood: each node's eth0 and neighbours, each host's bridge."""
+    out = []
+    for n in lab.cluster.nodes:
+        out.append(f"# {n.name} ({n.host}): " + in_ns(n.netns, ["ip", "-br", "link", "show", "eth0"]).stdout.strip())
+        out.append(in_ns(n.netns, ["ip", "neigh", "show", "dev", "eth0"]).stdout.strip())
+    for h in "abc":
+        ns = names.host_netns(lab.name, h)
+        out.append(f"# host {h}: " + in_ns(ns, ["bridge", "fdb", "show", "br", "underlay0"]).stdout.strip())
+    return "\n" + "\n".join(out)
+
+
 def _host_of(lab, ref: str) -> str | None:
     """The host of a probe's source or target (`pod/[ns/]name[:port/proto]`, `node/name`); None for others."""
     kind, _, rest = ref.partition("/")
@@ -104,7 +116,7 @@ def test_probe_matrix_and_encapsulation_across_hosts(lab, backend):
     check_layout(lab)
     c = lab.cluster
     r = netlab_cli("probe", "--lab", lab.name, timeout=300)
-    assert r.returncode == 0, _failures(r.stdout) + r.stderr
+    assert r.returncode == 0, _failures(r.stdout) + r.stderr + _underlay_view(lab)
     pa, pb, pc = (lab.pod(f"p{n}") for n in ("n4", "n5", "n6"))
     assert lab.http(("pod", "pn4"), pc.ip, 8080, "/hostname") == "pn6"
     assert lab.ping(("ext", ""), c.node("n6").ip)    # the external host (on host a) reaches a node on host c
