@@ -52,8 +52,9 @@ def hosts_problem(cluster: Cluster) -> str | None:
     from .dataplane.kernelcheck import hosts_refusal
     from .model.placement import segment_conflict
     where = f"{cluster.source or '<scenario>'}: Cluster {cluster.name}"
-    return hosts_refusal(where) or segment_conflict(cluster.name, cluster.networking.hosts,
-                                                    hosts_claims(exclude=cluster.name), where)
+    hc = cluster.networking.hosts
+    claims = hosts_claims(exclude=cluster.name) if hc.mode == "real" else {}   # emulated: a segment of its own
+    return hosts_refusal(where) or segment_conflict(cluster.name, hc, claims, where)
 
 
 def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | None = None, replace: bool = True,
