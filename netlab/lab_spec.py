@@ -25,6 +25,38 @@ def desired(scenario: Scenario, prev: dict[str, Any], proxy_mode: str | None = N
     return build(scenario, prev)
 
 
+def hosts_claims(exclude: str | None = None) -> dict:
+    """lab -> its hosts (spec.types.HostsConfig) for every other lab of this machine spread over hosts, read
+    from the scenario each was built from (what `model.placement.segment_conflict` compares a new lab's
+    VXLAN claim with)."""
+    from .dataplane import state
+    out = {}
+    for lab in state.labs_on_disk():
+        st = state.load(lab) if lab != exclude else None
+        if not st or "hosts:" not in (st.get("scenario") or ""):
+            continue
+        try:
+            hc = load_text(st["scenario"], f"lab {lab}").networking.hosts
+        except NetlabError:   # a scenario that no longer parses claims nothing
+            continue
+        if hc is not None:
+            out[lab] = hc
+    return out
+
+
+def hosts_problem(cluster: Cluster) -> str | None:
+    """The one line refusing a lab spread over hosts on this machine (None: nothing to refuse): a kernel
+    without VXLAN, or another lab's claim of the same VXLAN port and VNI on the hosts' segment."""
+    if cluster.networking.hosts is None:
+        return None
+    from .dataplane.kernelcheck import hosts_refusal
+    from .model.placement import segment_conflict
+    where = f"{cluster.source or '<scenario>'}: Cluster {cluster.name}"
+    hc = cluster.networking.hosts
+    claims = hosts_claims(exclude=cluster.name) if hc.mode == "real" else {}   # emulated: a segment of its own
+    return hosts_refusal(where) or segment_conflict(cluster.name, hc, claims, where)
+
+
 def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | None = None, replace: bool = True,
        wait: float | None = None, control_loop: bool = True, etcd: tuple[list[str], str | None] | None = None):
     """Build or reconcile lab `scenario.name`: its nodes from the Cluster document, its objects written to
@@ -52,6 +84,10 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     from .dataplane import lab as labmod
     from .dataplane import layout
     still = build(scenario, prev)
+    problem = hosts_problem(still)
+    if problem:
+        from .errors import UsageError
+        raise UsageError(problem)
     labmod.preflight(still)
     from .dataplane import bgp
     # MetalLB's BGP mode runs BIRD on the nodes whatever the backend: refused before anything is built without it

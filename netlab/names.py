@@ -1,7 +1,9 @@
 """Every name netlab gives a kernel object or a process, formatted and parsed in this one place.
 
 A lab's network namespaces are `nl.<lab>.underlay`, `nl.<lab>.external`, `nl.<lab>.node.<node>` and
-`nl.<lab>.pod.<namespace>.<pod>`. Lab names and Kubernetes namespaces are DNS labels (no dots), so the
+`nl.<lab>.pod.<namespace>.<pod>`; a lab spread over emulated hosts (the Cluster document's `hosts`) has
+`nl.<lab>.segment` (the hosts' shared L2 segment) and `nl.<lab>.host.<host>` (one host, its NIC `eth0` on
+the segment) instead of the underlay. Lab names and Kubernetes namespaces are DNS labels (no dots), so the
 prefix `nl.<lab>.` and the first dot after `pod.` are unambiguous; a pod name may hold dots, which is
 why `parse_netns` splits a pod namespace name at the first dot only. Processes netlab starts carry the
 environment tag NETLAB_OWNER=<owner> formatted here too, so that `up` and `down` can tell netlab's own
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 NETNS_PREFIX = "nl."
-KINDS = ("underlay", "external", "node", "pod")
+KINDS = ("underlay", "external", "node", "pod", "segment", "host")
 
 
 def lab_prefix(lab: str) -> str:
@@ -28,6 +30,16 @@ def external_netns(lab: str) -> str:
     return f"{lab_prefix(lab)}.external"
 
 
+def segment_netns(lab: str) -> str:
+    """The emulated hosts' shared L2 segment (a bridge: the switch between the hosts' NICs)."""
+    return f"{lab_prefix(lab)}.segment"
+
+
+def host_netns(lab: str, host: str) -> str:
+    """An emulated host: its NIC `eth0` on the segment, its underlay bridge for the nodes placed on it."""
+    return f"{lab_prefix(lab)}.host.{host}"
+
+
 def node_netns(lab: str, node: str) -> str:
     return f"{lab_prefix(lab)}.node.{node}"
 
@@ -38,11 +50,12 @@ def pod_netns(lab: str, namespace: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class NetnsName:
-    """A parsed namespace name: the lab, the kind (underlay, external, node, pod) and, for a node, its
-    name; for a pod, its Kubernetes namespace and name."""
+    """A parsed namespace name: the lab, the kind (underlay, external, node, pod, segment, host) and, for a
+    node, its name; for a pod, its Kubernetes namespace and name; for a host, its name."""
     lab: str
     kind: str
     node: str = ""
+    host: str = ""
     namespace: str = ""
     pod: str = ""
 
@@ -66,8 +79,10 @@ def parse_netns(name: str, lab: str | None = None) -> NetnsName | None:
         if not dot or not found_lab:
             return None
     kind, _, tail = rest.partition(".")
-    if kind in ("underlay", "external"):
+    if kind in ("underlay", "external", "segment"):
         return NetnsName(found_lab, kind) if not tail and rest == kind else None
+    if kind == "host" and tail and "." not in tail:
+        return NetnsName(found_lab, "host", host=tail)
     if kind == "node" and tail:
         return NetnsName(found_lab, "node", node=tail)
     if kind == "pod":

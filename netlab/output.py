@@ -143,6 +143,8 @@ def node_table(cluster: Cluster, problems: dict[str, list[str]], created: float 
     headers = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     if wide:
         headers += ["INTERNAL-IP", "POD-CIDR", "KERNEL-VERSION", "NETNS"]
+        if cluster.networking.hosts is not None:   # a lab spread over hosts: where each node is placed
+            headers.append("HOST")
         if bgp_of is not None:
             headers.append("BGP")
     if labels_of is not None:
@@ -156,6 +158,8 @@ def node_table(cluster: Cluster, problems: dict[str, list[str]], created: float 
         row = [n.name, status, "control-plane" if n.role == "control-plane" else "<none>", age(created), VERSION]
         if wide:
             row += [str(n.ip), str(n.pod_cidr), platform.release(), n.netns]
+            if cluster.networking.hosts is not None:
+                row.append(n.host or "<none>")
             if bgp_of is not None:
                 row.append(bgp_of.get(n.name, "down"))
         if labels_of is not None:

@@ -74,7 +74,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
       nodes  NotReady when the node differs from what netlab built (sysctls, links, routes,
              VXLAN neighbours/FDB, iptables/nftables/IPVS state); what `up` would repair is
              printed on stderr (and is the NetworkUnavailable condition in -o json);
-             SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so
+             SchedulingDisabled after `cordon`, NotReady when the lab's node lifecycle says so;
+             -o wide of a lab over several hosts: HOST (where the node is placed)
       deploy READY, UP-TO-DATE, AVAILABLE; rs DESIRED, CURRENT, READY; sts READY; ds DESIRED, CURRENT,
              READY, UP-TO-DATE, AVAILABLE, NODE SELECTOR; events in time order;
       jobs   STATUS (Running, Complete, Failed...), COMPLETIONS, DURATION; cronjobs SCHEDULE,

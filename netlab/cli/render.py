@@ -59,6 +59,8 @@ def render(scenario: str | None, files: tuple[str, ...], node_name: str | None, 
         if len(nodes) > 1:
             click.echo(f"# ---- node {n.name}")
         if fabric:
+            if n is nodes[0] and cluster.networking.hosts is not None and not node_name:
+                click.echo(fab.describe_hosts(cluster), nl=False)
             click.echo(fab.describe(cluster, n), nl=False)
             if cluster.networking.backend == "bgp":
                 from ..bgp import bird
@@ -92,6 +94,10 @@ def validate(scenario: str | None, files: tuple[str, ...]) -> None:
     from ..dataplane import proxy  # the proxy mode's kernel features, read without root, as `up` checks them
     from ..dataplane.kernelcheck import backend_refusal   # and the backend's (ipip: the ipip module)
     problem = proxy.backend(c.networking.proxy_mode).kernel_problem(c) or backend_refusal(c.networking.backend)
+    if problem:
+        raise UsageError(problem)
+    from ..lab_spec import hosts_problem   # hosts: VXLAN in the kernel, no other lab's VXLAN claim on the segment
+    problem = hosts_problem(c)
     if problem:
         raise UsageError(problem)
     from ..dns.addon import own_counts

@@ -21,7 +21,8 @@ from pyroute2 import IPRoute
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster, Pod
-from ..render.fabric import BRIDGE, IPIP_DEV, POD_SYSCTLS, UNDERLAY_BRIDGE, NodeFabric, Route, node_fabric
+from ..render.fabric import (BRIDGE, IPIP_DEV, POD_SYSCTLS, SEGMENT_BRIDGE, UNDERLAY_BRIDGE, HostFabric, NodeFabric,
+                             Route, host_fabric, node_fabric)
 from . import nsfs
 from .changes import Change, Changes
 from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, write_sysctls
@@ -43,9 +44,27 @@ def preflight(cluster: Cluster) -> None:
     problem = kernelcheck.backend_refusal(cluster.networking.backend)
     if problem:
         raise UsageError(problem)
+    hosts_preflight(cluster)
     if cluster.networking.backend == "ipip" and not os.path.isdir("/sys/module/ipip"):
         import subprocess
         subprocess.run(["modprobe", "-q", "ipip"], capture_output=True)
+
+
+def hosts_preflight(cluster: Cluster) -> None:
+    """A lab spread over hosts: the kernel has VXLAN (the underlay between the hosts) and the hosts are
+    emulated ones (real machines' nodes are built by the netlab agent on each of them). (Another lab's claim
+    of the same VXLAN port and VNI: lab_spec.hosts_problem, before this.)"""
+    hc = cluster.networking.hosts
+    if hc is None:
+        return
+    from . import kernelcheck
+    where = f"{cluster.source or '<scenario>'}: Cluster {cluster.name}"
+    problem = kernelcheck.hosts_refusal(where)
+    if problem:
+        raise UsageError(problem)
+    if hc.mode == "real":
+        raise UsageError(f"{where}: hostNetwork.mode real: each host's nodes are built by the netlab agent on that "
+                         "host, not by this command; use hostNetwork.mode emulated to run the lab on this machine")
 
 
 __all__ = ["Change", "Changes", "Fabric", "Netns", "PodHealth", "ignore_missing", "kernel_error", "node_fabric_drift",
@@ -56,9 +75,16 @@ class Fabric(FabricPods):
     """Applies a cluster's fabric. Construct, then call `apply()` (which runs on its own thread)."""
 
     def __init__(self, cluster: Cluster, changes: Changes, progress: Callable[[str, int, int], None] | None = None,
-                 nodes: bool = True):
+                 nodes: bool = True, host: str | None = None):
         """`nodes=False` (a control loop's scoped pass): the nodes' own network (sysctls, addresses, cni0,
-        VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`."""
+        VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`.
+        `host` (a lab spread over hosts; a host's agent): only that host is built, the nodes placed on it
+        (`Cluster.nodes_on_host`), and the gateway and the external host if it is the first host; the
+        emulated segment's bridge is ensured by every host (each plugs its NIC into it)."""
+        if host is not None and (cluster.networking.hosts is None or
+                                 host not in [h.name for h in cluster.networking.hosts.hosts]):
+            raise ValueError(f"lab {cluster.name} has no host {host!r}")
+        self.host = host
         self.check_nodes = nodes
         self.cluster = cluster
         self.changes = changes
@@ -83,52 +109,21 @@ class Fabric(FabricPods):
         nsfs.ensure_run_dir()
         c = self.cluster
         try:
-            underlay = self._open(c.underlay_netns)
             mtu = c.networking.mtu
-            underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
+            hosts = self._ensure_hosts() if c.networking.hosts is not None else {}
+            # the gateway and the external host: on the lab's underlay, or on the first host's underlay bridge
+            home = c.networking.hosts.home.name if hosts or self.host else None
+            if self.host is not None and self.host != home:
+                underlay = None   # a host's agent on another host: its nodes only
+            else:
+                underlay = hosts[home] if home else self._open(c.underlay_netns)
             subnets = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
-            underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
-                                      [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
-            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
-                                             "net/ipv4/icmp_ratelimit": "0",
-                                             # a router on one segment: no ICMP redirects that would shortcut it
-                                             "net/ipv4/conf/all/send_redirects": "0",
-                                             f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
-                          self.changes)
-            total = len(c.nodes)
-            for i, node in enumerate(c.nodes):
-                self.progress("nodes", i, total)
-                fresh = not nsfs.is_ns_file(nsfs.netns_path(node.netns))
-                ns = self._open(node.netns)
-                ns.open_raw()  # pods are created through it
-                nf = node_fabric(c, node) if self.check_nodes or fresh else None
-                if nf is not None:
-                    write_sysctls(node.netns, nf.sysctls, self.changes)
-                self.nodes[node.name] = ns
-                self._ensure_uplink(underlay, ns, node.underlay_veth, node.netns, mtu, cut=node.partitioned)
-                if nf is not None:
-                    self._ensure_node(ns, nf)
-            self.progress("nodes", total, total)
-            ext = self._open(c.external_netns)
-            write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
-            # an ECMP route (the BGP router's, MetalLB's BGP mode) spreads flows by their ports too, as a data
-            # centre router hashes them: without it every connection from this host to one IP takes one path
-            write_sysctls(c.external_netns, {"net/ipv4/fib_multipath_hash_policy": "1"}, self.changes)
-            self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
-            # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
-            # (added in that order: the kernel makes the first address of a subnet the primary one)
-            plen = c.networking.node_subnet.prefixlen
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
-            extra = [f"{c.networking.bgp.external_address}/{plen}"] \
-                if c.networking.bgp is not None and c.networking.bgp.external_address else []   # the BGP router's own
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}", *extra], self.changes)
-            ext.ensure_up("lo", self.changes)
-            # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
-            # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
-            first = next(n for n in c.nodes if n.subnet is None)
-            ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
-                              [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
-                              owned=[c.networking.service_subnet, *subnets])
+            if underlay is not None:
+                self._ensure_gateway(underlay, subnets, mtu)
+            nodes = c.nodes if self.host is None else c.nodes_on_host(self.host)
+            self._ensure_nodes(nodes, hosts, underlay, mtu)
+            if underlay is not None:
+                self._ensure_external(underlay, subnets, mtu)
             if check_pods:  # their veths are checked against a fresh view of each node
                 for ns in self.nodes.values():
                     ns.links(refresh=True)
@@ -153,6 +148,72 @@ class Fabric(FabricPods):
                 ns.close()
             self._opened.clear()
 
+    def _ensure_nodes(self, nodes: list, hosts: dict[str, Netns], underlay: Netns | None, mtu: int) -> None:
+        c = self.cluster
+        total = len(nodes)
+        for i, node in enumerate(nodes):
+            self.progress("nodes", i, total)
+            fresh = not nsfs.is_ns_file(nsfs.netns_path(node.netns))
+            ns = self._open(node.netns)
+            ns.open_raw()  # pods are created through it
+            nf = node_fabric(c, node) if self.check_nodes or fresh else None
+            if nf is not None:
+                write_sysctls(node.netns, nf.sysctls, self.changes)
+            self.nodes[node.name] = ns
+            made = self._ensure_uplink(hosts[node.host] if node.host else underlay, ns, node.underlay_veth,
+                                       node.netns, mtu, cut=node.partitioned)
+            if nf is not None:
+                self._ensure_node(ns, nf)
+                if made and not fresh and node.host is not None:
+                    self._announce(ns, node.netns)
+        self.progress("nodes", total, total)
+
+    def _announce(self, ns: Netns, netns: str) -> None:
+        """A node whose uplink was made again (it moved to another host): its eth0 is new, with a new MAC, which
+        the other nodes' neighbour entries and the hosts' bridges do not know yet; a gratuitous ARP tells them
+        at once (eth0 with arp_notify=1, its own MAC set again: the kernel announces its address)."""
+        write_sysctls(netns, {"net/ipv4/conf/eth0/arp_notify": "1"}, self.changes)
+        link = ns.link("eth0")
+        ns._do("announce eth0's address (gratuitous ARP)", ns.ipr.link, "set", index=link["index"],
+               address=link["mac"])
+
+    def _ensure_gateway(self, underlay: Netns, subnets: list, mtu: int) -> None:
+        """The underlay's bridge with the gateway address (and each extra subnet's, routed between them)."""
+        c = self.cluster
+        underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
+        underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
+                                  [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
+        write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
+                                         "net/ipv4/icmp_ratelimit": "0",
+                                         # a router on one segment: no ICMP redirects that would shortcut it
+                                         "net/ipv4/conf/all/send_redirects": "0",
+                                         f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
+                      self.changes)
+
+    def _ensure_external(self, underlay: Netns, subnets: list, mtu: int) -> None:
+        """The external host on the underlay: two client addresses, the service range routed to a node."""
+        c = self.cluster
+        ext = self._open(c.external_netns)
+        write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
+        # an ECMP route (the BGP router's, MetalLB's BGP mode) spreads flows by their ports too, as a data
+        # centre router hashes them: without it every connection from this host to one IP takes one path
+        write_sysctls(c.external_netns, {"net/ipv4/fib_multipath_hash_policy": "1"}, self.changes)
+        self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
+        # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
+        # (added in that order: the kernel makes the first address of a subnet the primary one)
+        plen = c.networking.node_subnet.prefixlen
+        ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
+        extra = [f"{c.networking.bgp.external_address}/{plen}"] \
+            if c.networking.bgp is not None and c.networking.bgp.external_address else []   # the BGP router's own
+        ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}", *extra], self.changes)
+        ext.ensure_up("lo", self.changes)
+        # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
+        # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
+        first = next(n for n in c.nodes if n.subnet is None)
+        ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
+                          [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
+                          owned=[c.networking.service_subnet, *subnets])
+
     # namespaces -------------------------------------------------------------
     def _open(self, name: str) -> Netns:
         """Enter namespace `name` (creating it if missing) and open a netlink socket in it."""
@@ -174,11 +235,60 @@ class Fabric(FabricPods):
         ns.ensure_up("lo", self.changes) if ns.link("lo") is not None else None
         return ns
 
+    def _ensure_hosts(self) -> dict[str, Netns]:
+        """The emulated hosts: the segment's bridge, and per host its NIC (eth0, a veth to the segment) with
+        its address, its underlay bridge and the underlay's VXLAN to the other hosts (flooding to each by an
+        all-zero FDB entry; MACs learnt as a switch learns them). Returns host name -> its namespace."""
+        c = self.cluster
+        hc = c.networking.hosts
+        seg = self._open(c.segment_netns)
+        seg.ensure_bridge(SEGMENT_BRIDGE, self.changes, mtu=hc.mtu)
+        out = {}
+        for h in hc.hosts if self.host is None else [hc.host(self.host)]:
+            hf = host_fabric(c, h.name)
+            ns = self._open(hf.netns)
+            self._ensure_uplink(seg, ns, hf.segment_veth, hf.netns, hf.nic_mtu, cut=None, bridge=SEGMENT_BRIDGE)
+            ns.ensure_addresses(hf.nic, [hf.nic_address], self.changes)
+            ns.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=hf.underlay_mtu,
+                             mac=bridge_mac(f"{hf.netns}/{UNDERLAY_BRIDGE}"))
+            self._ensure_host_vxlan(ns, hf)
+            out[h.name] = ns
+        return out
+
+    def _ensure_host_vxlan(self, ns: Netns, hf: HostFabric) -> None:
+        vx = hf.vxlan
+        link = ns.link(vx.name)
+        if link is not None:
+            info = link["vxlan"] or {}
+            if link["kind"] != "vxlan" or info.get("id") != vx.vni or info.get("port") != vx.port or \
+                    info.get("local") != vx.local:
+                ns._do(f"delete incompatible {vx.name}", ns.ipr.link, "del", index=link["index"])
+                self.changes.add(Change("link", vx.name, "rebuild", f"recreate {vx.name}", ns.name))
+                ns.links(refresh=True)
+                link = None
+        bridge = ns.index(UNDERLAY_BRIDGE)
+        if link is None:
+            ns._do(f"create {vx.name}", ns.ipr.link, "add", ifname=vx.name, kind="vxlan", vxlan_id=vx.vni,
+                   vxlan_local=vx.local, vxlan_link=ns.index(vx.dev), vxlan_port=vx.port, address=vx.mac,
+                   mtu=vx.mtu, master=bridge)
+            self.changes.add(Change("link", vx.name, "create", f"vxlan {vx.name} vni {vx.vni} port {vx.port} "
+                                    f"on {UNDERLAY_BRIDGE}", ns.name))
+            ns.links(refresh=True)
+        elif link["master"] != bridge:
+            ns._do(f"attach {vx.name} to {UNDERLAY_BRIDGE}", ns.ipr.link, "set", index=link["index"], master=bridge)
+            self.changes.add(Change("link", vx.name, "update", f"{vx.name} on {UNDERLAY_BRIDGE}", ns.name))
+        ns.ensure_up(vx.name, self.changes, mtu=vx.mtu)
+        ns.ensure_fdb(hf.fdb, vx.name, self.changes)
+
     def _ensure_uplink(self, underlay: Netns, inner: Netns, outer_name: str, inner_ns: str, mtu: int,
-                       cut: bool = False) -> None:
-        """A veth from the underlay bridge to `eth0` in a node (or the external host); `cut`: its underlay
-        end is down (a partitioned node, `netlab node stop`)."""
-        bridge = underlay.index(UNDERLAY_BRIDGE)
+                       cut: bool | None = False, bridge: str = UNDERLAY_BRIDGE) -> bool:
+        """A veth from the underlay bridge to `eth0` in a node (or the external host; or from the segment's
+        bridge to an emulated host's NIC); `cut`: its underlay end is down (a partitioned node, `netlab node
+        stop`); None (an emulated host's NIC, a cable): made up, its state then left as it is found (a host cut
+        off by `ip link set eth0 down` stays cut until someone sets it up). Returns whether the veth was made."""
+        made = False
+        bridge_name = bridge
+        bridge = underlay.index(bridge_name)
         outer = underlay.link(outer_name)
         inner_eth = inner.link("eth0")
         if outer is not None and inner_eth is None:  # half of a pair: start again
@@ -194,17 +304,23 @@ class Fabric(FabricPods):
             self.changes.add(Change("link", outer_name, "create", f"veth {outer_name} to {inner_ns}", underlay.name))
             underlay.links(refresh=True)
             inner.links(refresh=True)
+            made = True
         else:
             if outer["master"] != bridge:
-                underlay._do(f"attach {outer_name} to {UNDERLAY_BRIDGE}", underlay.ipr.link, "set",
+                underlay._do(f"attach {outer_name} to {bridge_name}", underlay.ipr.link, "set",
                              index=outer["index"], master=bridge)
-                self.changes.add(Change("link", outer_name, "update", f"{outer_name} on {UNDERLAY_BRIDGE}",
+                self.changes.add(Change("link", outer_name, "update", f"{outer_name} on {bridge_name}",
                                         underlay.name))
-            if not cut:
+            if cut is False:
                 underlay.ensure_up(outer_name, self.changes)
         if cut:
             underlay.ensure_down(outer_name, self.changes)
-        inner.ensure_up("eth0", self.changes, mtu=mtu)
+        if made or cut is not None:
+            inner.ensure_up("eth0", self.changes, mtu=mtu)
+        elif inner.link("eth0")["mtu"] != mtu:
+            inner._do(f"set mtu {mtu} on eth0", inner.ipr.link, "set", index=inner.index("eth0"), mtu=mtu)
+            self.changes.add(Change("link", "eth0", "update", f"mtu {mtu} on eth0", inner.name))
+        return made
 
     def _ensure_node(self, ns: Netns, nf: NodeFabric) -> None:
         ns.ensure_addresses("eth0", [nf.eth0_address], self.changes)

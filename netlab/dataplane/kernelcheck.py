@@ -62,6 +62,8 @@ NETEM = Feature("the netem qdisc", "sch_netem", "CONFIG_NET_SCH_NETEM", "kernel/
                 try_argv=("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"))
 IPIP = Feature("IPIP tunnels", "ipip", "CONFIG_NET_IPIP", "kernel/net/ipv4/ipip",
                try_argv=("ip", "link", "add", "nlprobe0", "type", "ipip", "remote", "192.0.2.1"))
+VXLAN = Feature("VXLAN", "vxlan", "CONFIG_VXLAN", "kernel/drivers/net/vxlan/vxlan",
+                try_argv=("ip", "link", "add", "nlprobe0", "type", "vxlan", "id", "1", "dstport", "4789"))
 IPSET = Feature("ipset", "ip_set", "CONFIG_IP_SET", "kernel/net/netfilter/ipset/ip_set")
 
 MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
@@ -266,10 +268,20 @@ def backend_refusal(backend: str, k: Kernel | None = None) -> str | None:
             f"{KERNEL_HINT}, {VM_HINT}; or use networking.backend vxlan (netlab does not fall back to another backend)")
 
 
+def hosts_refusal(where: str, k: Kernel | None = None) -> str | None:
+    """The one line that refuses a lab spread over hosts (the Cluster document `where`'s `hosts`) on a kernel
+    without VXLAN, which carries the underlay between the hosts (None: the kernel has it)."""
+    s = (k or running_kernel()).state(VXLAN)
+    if s in USABLE:
+        return None
+    why = _problem(VXLAN, s, "which carries the node underlay between the hosts")
+    return f"{where}: hosts cannot be joined on this kernel: {why}; {KERNEL_HINT}, {VM_HINT}; or remove hosts"
+
+
 def report(k: Kernel | None = None) -> dict[str, str]:
     """Feature name -> state, for people and logs."""
     k = k or running_kernel()
-    return {f.module: k.state(f) for f in (IPVS, IPVS_RR, DUMMY, NETEM, IPIP, IPSET)}
+    return {f.module: k.state(f) for f in (IPVS, IPVS_RR, DUMMY, NETEM, IPIP, IPSET, VXLAN)}
 
 
 def main() -> int:

@@ -49,6 +49,9 @@ def plan_namespaces(cluster: Cluster, prev_pods: dict[str, dict], existing: set[
     """`existing`: the lab's namespaces as the kernel shows them; `prev_pods`: the previous state's pods."""
     desired = {p.key: p for p in cluster.pods}
     node_ns = {n.netns for n in cluster.nodes}
+    hosts = cluster.networking.hosts
+    fabric_ns = {cluster.underlay_netns} if hosts is None else \
+        {cluster.segment_netns, *(cluster.host_netns(h.name) for h in hosts.hosts)}
     plan = NamespacePlan()
     for name in sorted(existing):
         parsed = parse_netns(name, cluster.name)
@@ -60,6 +63,8 @@ def plan_namespaces(cluster: Cluster, prev_pods: dict[str, dict], existing: set[
                 plan.remove.append(name)
         elif parsed.kind == "node" and name not in node_ns:
             plan.remove.append(name)
+        elif parsed.kind in ("host", "segment", "underlay") and name not in fabric_ns:
+            plan.remove.append(name)   # a host no longer listed; the lab moved onto hosts or off them
     left = existing - set(plan.remove)
     own = [p for p in cluster.pods if not p.host_network]   # a hostNetwork pod has no namespace to make
     plan.create = [p.key for p in own if p.netns not in left]

@@ -27,8 +27,13 @@ def build(cluster: Cluster) -> Graph:
                                                            f"{cluster.external_ip2}/{plen}"],
                 attrs={"netns": cluster.external_netns, "interface": "eth0"}))
     extra = cluster.extra_subnets()   # nodes[].subnet: routed by the gateway
+    hosts = [] if net.hosts is None else \
+        [f"spans hosts by VXLAN {net.hosts.vni}/{net.hosts.port} over {net.hosts.segment}"] + \
+        [f"host {h.name} {h.address}: {', '.join(n.name for n in cluster.nodes_on_host(h.name)) or '-'}"
+         for h in net.hosts.hosts]   # a lab over several hosts: one L2 underlay, each host's part on its own
     add(Element("underlay", "underlay", f"underlay ({UNDERLAY_BRIDGE})", [str(net.node_subnet), *map(str, extra)],
-                details=[f"gateway {cluster.gateway_ip}" + "".join(f", {s.network_address + 1}" for s in extra)],
+                details=[f"gateway {cluster.gateway_ip}" + "".join(f", {s.network_address + 1}" for s in extra)]
+                + hosts,
                 attrs={"netns": cluster.underlay_netns, "bridge": UNDERLAY_BRIDGE, "gateway": str(cluster.gateway_ip)}))
     join("external", "underlay", "veth", "eth0 \u2194 external", interfaces=["eth0", "external"])
     for n in cluster.nodes:

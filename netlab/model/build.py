@@ -161,7 +161,7 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
         mac_bytes = bytes.fromhex(short_hash(lab, spec.name, "vtep", n=12))
         mac = ":".join(f"{b:02x}" for b in bytes([(mac_bytes[0] & 0xFE) | 0x02]) + mac_bytes[1:])
         nodes.append(Node(spec.name, spec.role, i, dict(spec.labels), spec.schedulable, ip, cidr,
-                          node_netns(lab, spec.name), mac, subnet=spec.subnet))
+                          node_netns(lab, spec.name), mac, subnet=spec.subnet, host=spec.host))
     by_name = {n.name: n for n in nodes}
     from ..lb.pools import check_node_addresses
     check_node_addresses(scenario.documents, nodes)   # MetalLB's pools stay off the nodes' addresses

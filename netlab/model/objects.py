@@ -32,6 +32,7 @@ class Node:
     vtep_mac: str            # flannel.1's MAC, derived from lab and node so it is stable
     partitioned: bool = False    # `netlab node stop`: its underlay link is down (pods keep running)
     subnet: ipaddress.IPv4Network | None = None   # nodes[].subnet: an underlay subnet of its own (None: nodeSubnet)
+    host: str | None = None      # the host it is placed on (netlab/model/placement.py; None: a one-machine lab)
 
     @property
     def gateway(self) -> ipaddress.IPv4Address:
@@ -267,7 +268,28 @@ class Cluster:
 
     @property
     def underlay_netns(self) -> str:
-        return names.underlay_netns(self.name)
+        """The namespace of the lab's underlay gateway and external host: `nl.<lab>.underlay`, or, on a lab
+        spread over hosts, the first host's (its underlay bridge holds the gateway; the others reach it over
+        the underlay's VXLAN between the hosts)."""
+        hosts = self.networking.hosts
+        return names.underlay_netns(self.name) if hosts is None else names.host_netns(self.name, hosts.home.name)
+
+    def node_underlay_netns(self, node: Node) -> str:
+        """The namespace whose underlay bridge `node`'s eth0 hangs off: its host's, or the lab's underlay."""
+        if node.host is None:
+            return names.underlay_netns(self.name)
+        return names.host_netns(self.name, node.host)
+
+    def nodes_on_host(self, host: str) -> list[Node]:
+        """The nodes placed on `host` (in document order)."""
+        return [n for n in self.nodes if n.host == host]
+
+    @property
+    def segment_netns(self) -> str:
+        return names.segment_netns(self.name)
+
+    def host_netns(self, host: str) -> str:
+        return names.host_netns(self.name, host)
 
     @property
     def external_netns(self) -> str:

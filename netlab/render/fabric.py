@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..model.objects import Cluster, Node, Pod
+from ..model.objects import Cluster, Node, Pod, short_hash
+from ..spec.types import HOSTS_VXLAN_OVERHEAD
 
 UNDERLAY_BRIDGE = "underlay0"
 VXLAN_DEV = "flannel.1"
@@ -192,6 +193,107 @@ def pod_fabric(cluster: Cluster, pod: Pod) -> PodFabric:
     node = cluster.node(pod.node)
     return PodFabric(pod.key, pod.netns, pod.uts_hostname, pod.host_veth, f"{pod.ip}/{node.pod_cidr.prefixlen}",
                      str(node.gateway), pod_mtu(cluster))
+
+
+# ---------------------------------------------------------------- a lab spread over hosts
+SEGMENT_BRIDGE = "segment0"        # in nl.<lab>.segment: the switch between the emulated hosts' NICs
+HOST_VXLAN_DEV = "underlay.vx"     # in each host: the underlay's VXLAN to the other hosts, a port of underlay0
+ZERO_MAC = "00:00:00:00:00:00"     # an FDB entry for it floods (broadcast, unknown unicast) to its dst
+
+
+@dataclass
+class HostFabric:
+    """One host of a lab spread over hosts: its NIC on the hosts' segment, and its underlay bridge (the
+    nodes placed on it hang off it) joined to the other hosts' by a VXLAN over the NIC, flooding to each."""
+    host: str
+    netns: str
+    nic: str                       # the NIC (emulated: eth0 in the host's namespace)
+    nic_address: str               # CIDR on the hosts' segment
+    nic_mtu: int
+    segment_veth: str              # emulated: the NIC's peer on the segment's bridge
+    underlay_mtu: int              # underlay0, the VXLAN device and the nodes' eth0
+    vxlan: Vxlan
+    fdb: list[Fdb] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+    home: bool = False             # the first host: the underlay's gateway and the external host are here
+
+
+def segment_veth(host: str) -> str:
+    """The segment side of an emulated host's NIC (15 bytes at most, as every link name)."""
+    return "host" + short_hash(host, n=8)
+
+
+def host_fabric(cluster: Cluster, host: str) -> HostFabric:
+    """The desired state of one host (the Cluster document's `hosts`): what decides it is the hosts'
+    segment, the host's address and which nodes are placed on it (`Cluster.nodes_on_host`)."""
+    hc = cluster.networking.hosts
+    if hc is None:
+        raise ValueError(f"lab {cluster.name} is not spread over hosts")
+    spec = hc.host(host)
+    mac = bytes.fromhex(short_hash(cluster.name, host, "underlay-vtep", n=12))
+    mac_text = ":".join(f"{b:02x}" for b in bytes([(mac[0] & 0xFE) | 0x02]) + mac[1:])
+    mtu = underlay_mtu(cluster)
+    vx = Vxlan(HOST_VXLAN_DEV, hc.vni, hc.port, str(spec.address), spec.interface, mac_text, mtu, "")
+    peers = [Fdb(ZERO_MAC, str(h.address), HOST_VXLAN_DEV) for h in hc.hosts if h.name != host]
+    return HostFabric(host, cluster.host_netns(host), spec.interface, f"{spec.address}/{hc.segment.prefixlen}",
+                      hc.mtu, segment_veth(host), mtu, vx, peers, [n.name for n in cluster.nodes_on_host(host)],
+                      home=hc.home.name == host)
+
+
+def underlay_mtu(cluster: Cluster) -> int:
+    """The nodes' eth0 MTU (networking.mtu): on a lab spread over hosts, at most the hosts' NIC MTU less
+    the underlay VXLAN's 50 bytes (the parser makes that the default and refuses more)."""
+    return cluster.networking.mtu
+
+
+def mtu_layers(cluster: Cluster) -> list[tuple[str, int]]:
+    """Each encapsulation layer and the MTU inside it, outermost first: (hosts' NIC, ) underlay (the nodes'
+    eth0), pods (less flannel.1's or tunl0's headers)."""
+    layers = []
+    hc = cluster.networking.hosts
+    if hc is not None:
+        layers.append(("hosts' NIC", hc.mtu))
+        layers.append((f"underlay VXLAN between hosts (-{HOSTS_VXLAN_OVERHEAD}): nodes' eth0", underlay_mtu(cluster)))
+    else:
+        layers.append(("underlay: nodes' eth0", underlay_mtu(cluster)))
+    overhead = OVERHEAD.get(cluster.networking.backend, 0)
+    dev = {"vxlan": VXLAN_DEV, "ipip": IPIP_DEV}.get(cluster.networking.backend)
+    layers.append((f"{dev} (-{overhead}): pods" if dev else "pods", pod_mtu(cluster)))
+    return layers
+
+
+def max_ping_payload(mtu: int) -> int:
+    """The largest ICMP echo payload (`ping -s`) that fits an MTU unfragmented: less IPv4's 20 and ICMP's 8."""
+    return mtu - 28
+
+
+def describe_hosts(cluster: Cluster) -> str:
+    """`ip`-command-like text of the hosts, the segment and the MTU of each layer (for `netlab render
+    --fabric` and golden tests)."""
+    hc = cluster.networking.hosts
+    if hc is None:
+        return ""
+    lines = [f"# hosts ({hc.mode}): segment {hc.segment}, underlay VXLAN vni {hc.vni} port {hc.port}"]
+    lines.append("# MTU: " + " > ".join(f"{name} {mtu}" for name, mtu in mtu_layers(cluster)))
+    if hc.mode == "emulated":
+        lines.append(f"# netns {cluster.segment_netns}: ip link add {SEGMENT_BRIDGE} type bridge; "
+                     f"ip link set {SEGMENT_BRIDGE} mtu {hc.mtu} up")
+    for h in hc.hosts:
+        hf = host_fabric(cluster, h.name)
+        v = hf.vxlan
+        lines.append(f"# host {h.name} (netns {hf.netns}){' home: gateway and external host' if hf.home else ''}: "
+                     f"nodes {', '.join(hf.nodes) or '-'}")
+        if hc.mode == "emulated":
+            lines.append(f"ip link add {hf.segment_veth} type veth peer {hf.nic}; "
+                         f"ip link set {hf.segment_veth} master {SEGMENT_BRIDGE}  # in {cluster.segment_netns}")
+        lines.append(f"ip link set {hf.nic} mtu {hf.nic_mtu} up; ip addr add {hf.nic_address} dev {hf.nic}")
+        lines.append(f"ip link add {UNDERLAY_BRIDGE} type bridge; "
+                     f"ip link set {UNDERLAY_BRIDGE} mtu {hf.underlay_mtu} up")
+        lines.append(f"ip link add {v.name} type vxlan id {v.vni} local {v.local} dev {v.dev} dstport {v.port}; "
+                     f"ip link set {v.name} address {v.mac} mtu {v.mtu} master {UNDERLAY_BRIDGE} up")
+        for f in hf.fdb:
+            lines.append(f"bridge fdb append {f.lladdr} dev {f.dev} dst {f.dst} self permanent")
+    return "\n".join(lines) + "\n"
 
 
 def node_local_ips(cluster: Cluster, node: Node) -> list[str]:

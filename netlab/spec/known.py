@@ -123,7 +123,9 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "containerdConfigPatches containerdConfigPatchesJSON6902",
         metadata="ObjectMeta", networking="ClusterNetworking", nodes="ClusterNode", expectations="Expectation",
         controlPlane="ClusterControlPlane", dns="ClusterDNS", loadBalancer="ClusterLoadBalancer",
-        ingress="ClusterIngress"),
+        ingress="ClusterIngress", hosts="ClusterHost", hostNetwork="ClusterHostNetwork"),
+    "ClusterHost": _fields("name address interface nodes"),
+    "ClusterHostNetwork": _fields("mode segment mtu vni port"),
     "ClusterLoadBalancer": _fields("", pools="ClusterLBPool"),
     "ClusterLBPool": _fields("name addresses autoAssign avoidBuggyIPs"),
     "ClusterIngress": _fields("className defaultClass serviceType httpNodePort httpsNodePort replicas "
@@ -135,6 +137,6 @@ KNOWN: dict[str, dict[str, str | None]] = {
         "nftablesEndpointChoice networkPolicyRenderer dnsDomain mtu serviceNodePortRange ipFamily "
         "disableDefaultCNI apiServerAddress apiServerPort dnsSearch"),
     "ClusterNode": _fields(
-        "role name labels image extraMounts extraPortMappings kubeadmConfigPatches kubeadmConfigPatchesJSON6902"),
+        "role name host labels image extraMounts extraPortMappings kubeadmConfigPatches kubeadmConfigPatchesJSON6902"),
     "Expectation": _fields("from to expect backends protocol"),
 }

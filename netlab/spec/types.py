@@ -27,6 +27,7 @@ class NodeSpec:
     labels: dict[str, str] = field(default_factory=dict)
     schedulable: bool = True       # kind taints the control plane when workers exist
     subnet: ipaddress.IPv4Network | None = None   # its own underlay subnet, routed by the gateway (None: nodeSubnet)
+    host: str | None = None        # the host it is placed on (the Cluster document's hosts; None: one machine)
 
 
 DNS_POD_MODES = ("insecure", "verified", "disabled")   # CoreDNS kubernetes plugin's `pods`
@@ -75,6 +76,41 @@ class BgpConfig:
     external_address: str | None = None   # the external router's address on the underlay (None: the external host's)
 
 
+HOST_MODES = ("emulated", "real")   # hostNetwork.mode: hosts as namespaces of this machine, or machines
+HOSTS_VXLAN_PORT = 4789            # the underlay's VXLAN between hosts (IANA's port; flannel.1 keeps 8472)
+HOSTS_VXLAN_VNI = 4242             # ... and its VNI (flannel.1's is 1)
+HOSTS_VXLAN_OVERHEAD = 50          # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+HOSTS_SEGMENT = "192.168.240.0/24"  # emulated hosts' segment, when the document gives none
+
+
+@dataclass
+class HostSpec:
+    """One host of the lab (the Cluster document's `hosts[]`)."""
+    name: str
+    address: ipaddress.IPv4Address      # its NIC's address on the hosts' segment
+    interface: str = "eth0"             # its NIC (emulated: always eth0 in nl.<lab>.host.<name>)
+    nodes: int | None = None            # spread by count: how many of the unplaced nodes it takes
+
+
+@dataclass
+class HostsConfig:
+    """The lab's hosts and the segment between them (`hosts` and `hostNetwork`)."""
+    mode: str                           # emulated | real
+    segment: ipaddress.IPv4Network      # the network of the hosts' NICs
+    mtu: int                            # the hosts' NIC MTU
+    vni: int                            # the underlay VXLAN between the hosts
+    port: int
+    hosts: list[HostSpec] = field(default_factory=list)
+
+    def host(self, name: str) -> HostSpec:
+        return next(h for h in self.hosts if h.name == name)
+
+    @property
+    def home(self) -> HostSpec:
+        """The first host: where the underlay's gateway and the external host live."""
+        return self.hosts[0]
+
+
 @dataclass
 class Networking:
     pod_subnet: ipaddress.IPv4Network
@@ -97,6 +133,7 @@ class Networking:
     # backend ipip's ipipMode / vxlan's vxlanMode (Calico's IPPool fields): Always encapsulates to every
     # peer node; CrossSubnet only to peers in another underlay subnet (direct routes to the others)
     tunnel_mode: str = "Always"
+    hosts: HostsConfig | None = None         # the Cluster document's hosts (None: the lab is on one machine)
 
 
 @dataclass

@@ -10,9 +10,10 @@ import re
 from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
-from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
-                     POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig,
-                     Networking, NodeSpec)
+from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, HOST_MODES, HOSTS_SEGMENT, HOSTS_VXLAN_OVERHEAD,
+                     HOSTS_VXLAN_PORT, HOSTS_VXLAN_VNI, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
+                     POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, HostsConfig,
+                     HostSpec, IngressConfig, Networking, NodeSpec)
 from . import Context, ObjectDoc, register
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -60,7 +61,16 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     if any(len(label) > 63 for label in domain.split(".")):   # a DNS label: at most 63 octets
         raise net.error("dnsDomain", f"{shown(domain)} has a label longer than 63 characters",
                         "shorten it: each dot-separated part of a DNS name has at most 63")
-    mtu = net.int("mtu", 1500, lo=1280, hi=9000)
+    hosts = _parse_hosts(top, nets_of=(pod_subnet, service_subnet, node_subnet))
+    if hosts is None:
+        mtu = net.int("mtu", 1500, lo=1280, hi=9000)
+    else:   # the nodes' eth0 is inside the underlay's VXLAN between the hosts: it holds the NIC's MTU less 50
+        fits = hosts.mtu - HOSTS_VXLAN_OVERHEAD
+        mtu = net.int("mtu", fits, lo=1280, hi=9000)
+        if mtu > fits:
+            raise net.error("mtu", f"{mtu} does not fit in the hosts' NIC MTU {hosts.mtu} less the "
+                            f"{HOSTS_VXLAN_OVERHEAD} bytes of the underlay's VXLAN between the hosts",
+                            f"use at most {fits} (or leave it out), or raise hostNetwork.mtu")
     npr = net.str("serviceNodePortRange", "30000-32767")
     m = re.match(r"^(\d+)-(\d+)$", npr or "")
     if not m or not (1 <= int(m.group(1)) <= int(m.group(2)) <= 65535):
@@ -107,13 +117,19 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
             node_name = f"{name}-{role}" + (str(counters[role]) if counters[role] > 1 else "")
         labels = nd.strmap("labels")
         subnet = nd.network("subnet", None, 8, 29) if nd.has("subnet") else None
+        host = nd.str("host")
+        if host is not None and hosts is None:
+            raise nd.error("host", f"'{host}' names a host but the Cluster lists no hosts",
+                           "list the lab's hosts under hosts:, or remove the node's host")
         nd.done()  # kind's image, extraMounts, extraPortMappings, kubeadmConfigPatches...: reported as ignored
         if any(n.name == node_name for n in nodes):
             raise nd.error("name", f"'{node_name}' is used by two nodes", "give each node its own name")
-        nodes.append(NodeSpec(node_name, role, labels, subnet=subnet))
+        nodes.append(NodeSpec(node_name, role, labels, subnet=subnet, host=host))
     # a kind config repeats its dropped fields on every node: each is reported once, as nodes[*].FIELD
     per_node = [re.sub(r": nodes\[\d+\]\.", ": nodes[*].", item, count=1) for item in ignored[first_ignored:]]
     ignored[first_ignored:] = list(dict.fromkeys(per_node))
+    if hosts is not None:
+        _place(nodes, hosts, where)
     has_workers = any(n.role == "worker" for n in nodes)
     for n in nodes:
         n.labels.setdefault("kubernetes.io/hostname", n.name)
@@ -159,8 +175,95 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     networking = Networking(pod_subnet, service_subnet, node_subnet, mask, backend, proxy_mode, flavour,
                             scheduler, domain, (int(m.group(1)), int(m.group(2))), mtu, nft_choice=nft_choice,
                             dns=dns, ipvs_strict_arp=strict_arp, ingress=ingress,
-                            policy_renderer=policy_renderer, bgp=bgp, tunnel_mode=tunnel_mode)
+                            policy_renderer=policy_renderer, bgp=bgp, tunnel_mode=tunnel_mode, hosts=hosts)
     return name, nodes, networking, expectations
+
+
+def _parse_hosts(top: Fields, nets_of: tuple) -> HostsConfig | None:
+    """`hosts` (the lab's hosts: name, address on the hosts' segment, NIC, node count) and `hostNetwork`
+    (emulated or real hosts, the segment, the NICs' MTU, the underlay's VXLAN between the hosts)."""
+    if not top.has("hosts"):
+        if top.has("hostNetwork"):
+            raise top.error("hostNetwork", "is set but the Cluster lists no hosts",
+                            "list the lab's hosts under hosts:, or remove hostNetwork")
+        return None
+    hn = top.map("hostNetwork")
+    mode = hn.choice("mode", HOST_MODES, "emulated")
+    if mode == "real" and not hn.has("segment"):
+        raise hn.missing("segment", "is required with mode real",
+                         "set it to the network of the hosts' NICs, e.g. 192.168.56.0/24")
+    segment = hn.network("segment", HOSTS_SEGMENT, 8, 29)
+    for other in nets_of:
+        if segment.overlaps(other):
+            raise hn.error("segment", f"{segment} overlaps the cluster's network {other}",
+                           "give the hosts' segment a range of its own")
+    nic_mtu = hn.int("mtu", 1500, lo=1280 + HOSTS_VXLAN_OVERHEAD, hi=9000)
+    vni = hn.int("vni", HOSTS_VXLAN_VNI, lo=1, hi=16777215)
+    port = hn.int("port", HOSTS_VXLAN_PORT, lo=1, hi=65535)
+    if port == 8472:
+        raise hn.error("port", "8472 is flannel.1's port (the nodes' VXLAN inside the underlay)",
+                       f"use another port for the underlay between the hosts, e.g. {HOSTS_VXLAN_PORT}")
+    hn.done()
+    docs = list(top.maps("hosts"))
+    if not docs:
+        raise top.error("hosts", "is empty", "list at least one host, e.g. '- name: a'")
+    usable = list(segment.hosts())
+    auto = usable[1:] if len(usable) > len(docs) else usable   # the first address left for a router on the segment
+    if len(docs) > len(usable):
+        raise top.error("hosts", f"lists {len(docs)} hosts but hostNetwork.segment {segment} holds {len(usable)}",
+                        "use a larger segment")
+    hosts: list[HostSpec] = []
+    taken: set = set()
+    for i, h in enumerate(docs):
+        name = h.name("name")
+        if any(x.name == name for x in hosts):
+            raise h.error("name", f"'{name}' is used by two hosts", "give each host its own name")
+        if len(name) > 40:
+            raise h.error("name", f"'{name}' is longer than 40 characters", "use a shorter host name")
+        address = h.str("address", required=(mode == "real"))
+        if address is None:
+            ip = next(a for a in auto if a not in taken and a not in
+                      {ipaddress.IPv4Address(d.data["address"]) for d in docs if _ip_or_none(d.data.get("address"))})
+        else:
+            ip = _ip_or_none(address)
+            if ip is None:
+                raise h.error("address", f"{shown(address)} is not an IPv4 address", "write it like 192.168.240.2")
+            if ip not in usable:
+                raise h.error("address", f"{ip} is not a host address of hostNetwork.segment {segment}",
+                              "give the host an address of the segment")
+        if ip in taken:
+            raise h.error("address", f"{ip} is another host's address", "give each host its own address")
+        taken.add(ip)
+        interface = h.str("interface")
+        if mode == "emulated" and interface is not None:
+            raise h.error("interface", "is set but hostNetwork.mode is emulated (an emulated host's NIC is eth0)",
+                          "remove it, or set hostNetwork.mode: real")
+        if mode == "real" and interface is None:
+            raise h.missing("interface", "is required with hostNetwork.mode real",
+                            f"name the host's NIC on {segment}, e.g. interface: eth1")
+        count = h.int("nodes", None, lo=0, hi=MAX_CLUSTER_NODES)
+        h.done()
+        hosts.append(HostSpec(name, ip, interface or "eth0", count))
+    return HostsConfig(mode, segment, nic_mtu, vni, port, hosts)
+
+
+def _ip_or_none(text) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _place(nodes: list[NodeSpec], hosts: HostsConfig, where: str) -> None:
+    """Each node's host (named, or spread: netlab/model/placement.py), recorded as its label netlab.dev/host."""
+    from ...model.placement import HOST_LABEL, PlacementError, place
+    try:
+        placed = place([(n.name, n.host) for n in nodes], [(h.name, h.nodes) for h in hosts.hosts])
+    except PlacementError as e:
+        raise SpecError(where, f"{e.path} {e.problem}", e.fix) from None
+    for n in nodes:
+        n.host = placed[n.name]
+        n.labels[HOST_LABEL] = n.host
 
 
 def _tunnel_mode(net: Fields, backend: str) -> str:
