@@ -52,6 +52,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     from .dataplane import layout
     still = build(scenario, prev)
     labmod.preflight(still)
+    _check_placement(still)
     from .dataplane import bgp
     # MetalLB's BGP mode runs BIRD on the nodes whatever the backend: refused before anything is built without it
     bgp.preflight(still, metallb_bgp=any(isinstance(d, dict) and d.get("kind") == "BGPPeer"
@@ -116,6 +117,18 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     result.changes, result.records, result.created = changes, records, created
     result.elapsed = _time.monotonic() - started   # the whole `up`, not its last pass
     return result
+
+
+def _check_placement(cluster: Cluster) -> None:
+    """A lab whose nodes are placed on hosts (label netlab.dev/host: one agent per host) must place all of
+    them: a node on no host would have no agent to build it."""
+    from .errors import UsageError
+    from .live.hostscope import HOST_LABEL
+    placed = [n.name for n in cluster.nodes if n.labels.get(HOST_LABEL)]
+    if placed and len(placed) != len(cluster.nodes):
+        missing = ", ".join(n.name for n in cluster.nodes if not n.labels.get(HOST_LABEL))
+        raise UsageError(f"nodes {missing} are placed on no host while {', '.join(placed)} are: give every node "
+                         f"the label {HOST_LABEL}=<host> in the Cluster document's nodes[].labels, or none")
 
 
 def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[str, Any]) -> None:

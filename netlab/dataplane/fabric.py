@@ -56,10 +56,13 @@ class Fabric(FabricPods):
     """Applies a cluster's fabric. Construct, then call `apply()` (which runs on its own thread)."""
 
     def __init__(self, cluster: Cluster, changes: Changes, progress: Callable[[str, int, int], None] | None = None,
-                 nodes: bool = True):
+                 nodes: bool = True, only: set[str] | None = None):
         """`nodes=False` (a control loop's scoped pass): the nodes' own network (sysctls, addresses, cni0,
-        VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`."""
+        VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`.
+        `only`: the nodes built here (a host's agent: its own; None: all); routes, neighbours and FDB
+        entries towards the others are still made from the whole cluster."""
         self.check_nodes = nodes
+        self.only = only
         self.cluster = cluster
         self.changes = changes
         self.progress = progress or (lambda *a: None)
@@ -95,8 +98,9 @@ class Fabric(FabricPods):
                                              "net/ipv4/conf/all/send_redirects": "0",
                                              f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
                           self.changes)
-            total = len(c.nodes)
-            for i, node in enumerate(c.nodes):
+            built = [n for n in c.nodes if self.only is None or n.name in self.only]
+            total = len(built)
+            for i, node in enumerate(built):
                 self.progress("nodes", i, total)
                 fresh = not nsfs.is_ns_file(nsfs.netns_path(node.netns))
                 ns = self._open(node.netns)
