@@ -15,7 +15,8 @@ import click
 
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
-from . import agent, create, exec, exercise, get, graph, kubectl, label, lifecycle, node, nodes, probe, render, rollout, trace
+from . import (agent, create, exec, exercise, get, graph, kubectl, label, lifecycle, node, nodes, probe, render, rollout,
+               trace)
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]

@@ -29,8 +29,9 @@ def agent(lab: str, host: str, detach: bool) -> None:
         known = ", ".join(placed) if placed else "none: its nodes carry no netlab.dev/host label"
         raise UsageError(f"lab {lab} has no host {host!r} (its hosts: {known}); place nodes on it with the "
                          f"label netlab.dev/host={host} in the Cluster document's nodes[].labels")
-    if agentmod.running(lab, host):
-        click.echo(f"the agent of host {host} of lab {lab} is already running (pid {agentmod.running(lab, host)['pid']})")
+    rec = agentmod.running(lab, host)
+    if rec:
+        click.echo(f"the agent of host {host} of lab {lab} is already running (pid {rec['pid']})")
         return
     if detach:
         click.echo(f"agent of host {host} of lab {lab} started (pid {agentmod.start(lab, host)})")

@@ -492,7 +492,8 @@ class LiveLab:
         from ..dataplane import volumes as volmod
         from .podsetup import prepare
         from ..dataplane.lab import host_views
-        prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
+        # env valueFrom, volumes (an agent: of its own pods)
+        prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
         live = self.scope(cluster, st, deep) if scoped else None
         result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
