@@ -41,6 +41,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     from .live import locked, loop, objects, store_for
     from .live.rollouts import progress as rollout_progress
     from .live.rollouts import settled
+    from .live.hostscope import HOST_LABEL
     from .live.sync import LiveLab
     lab = scenario.name
     if proxy_mode:
@@ -71,7 +72,12 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         objects.sync_nodes(store, objects.node_objects(base))
         objects.apply_objects(store, wanted, prune=True)
         live = LiveLab(lab, store, kubelet=not control_loop)
-        result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
+        # a lab whose nodes are placed on hosts is built by its agents (one control loop per host), not here
+        agents = control_loop and any(n.labels.get(HOST_LABEL) for n in base.nodes)
+        if agents:
+            result = live.register(scenario_text, scenario.source, proxy_mode)
+        else:
+            result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
     changes, records, created = list(result.changes), list(result.records), result.created
     # the lab's control loop carries on (rollouts, probes, graceful deletion); `up` returns once it has
     # settled: every rollout done and no pod terminating, or nothing has moved for a while (a pod that
@@ -87,7 +93,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     end = _time.monotonic() + limit
     moved, view, waited = _time.monotonic(), None, False
     while _time.monotonic() < end:
-        done, what = settled(store, available=control_loop)  # a still picture waits for rollouts only
+        done, what = settled(store, available=control_loop, built=agents)  # a still picture: rollouts only
         if done:
             break
         now_view = rollout_progress(store)
@@ -108,7 +114,9 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
             last = live.sync(progress)
         changes += last.changes
         records += last.records
-    if waited:  # what the loop did meanwhile, as the result shows it
+    if agents:   # the lab as its agents built it
+        result.cluster = live.desired(state.load(lab) or {})[0]
+    elif waited:  # what the loop did meanwhile, as the result shows it
         with locked(lab):
             last = live.sync(progress)
         changes += last.changes

@@ -531,6 +531,28 @@ class LiveLab:
         self.dirty = False
         return result
 
+    def register(self, scenario_text: str, source: str | None, proxy_mode: str | None = None):
+        """`up` of a lab run by agents (one control loop per host: netlab/live/agent.py): the controllers run
+        and the lab's decisions recorded in its state.json (the scenario, addresses of nodes, pods and
+        Services as the model keeps them: what the agents build from), and nothing else: the agents build
+        their hosts' nodes and pods. Returns an UpResult without changes (they are the agents')."""
+        from ..dataplane import iptables, layout, state
+        from ..dataplane.lab import UpResult, source_identity
+        st = self.load_state()
+        runner = self.runner(scenario_text)
+        self.run_controllers(runner)
+        work = dict(st, scenario=scenario_text, source=source or st.get("source"))
+        work.pop("proxyMode", None)
+        cluster, _ = self.desired(work, proxy_mode)
+        flavour = iptables.flavour_commands(cluster.networking.iptables_flavour)[0]
+        recs = st.get("pods") or {}
+        keep = ("procs", "restarts", "created", "ready")
+        extra = {p.key: {k: v for k, v in (recs.get(p.key) or {}).items() if k in keep}
+                 for p in cluster.pods if (recs.get(p.key) or {}).get("uid") == p.uid}
+        state.save(self.lab, layout.state_doc(cluster, scenario_text, source_identity(cluster.source), st,
+                                              "ready", extra, dict(st.get("servers") or {}), flavour))
+        return UpResult(cluster, [], flavour, 0.0, created=not st.get("pods"))
+
     def files(self):
         """The add-ons' published files (netlab/live/addonfiles.py): DNS zone, MetalLB, ingress-nginx."""
         if self.addon_files is None:

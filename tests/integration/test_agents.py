@@ -207,3 +207,21 @@ def test_a_host_whose_agent_stops_has_its_nodes_notready_and_its_pods_moved(lab)
         assert store_for(lab.name).get("Node", None, "n3")["metadata"]["labels"][HOST_LABEL] == "hb"
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def test_bad_placement_and_unknown_hosts_are_refused(lab, tmp_path):
+    half = tmp_path / "half.yaml"
+    half.write_text(scenario(30).replace("{name: n3, role: worker, labels: {netlab.dev/host: hb}}",
+                                         "{name: n3, role: worker}"))
+    from .conftest import netlab_cli
+    r = netlab_cli("up", str(half), "--lab", lab.name)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "error: nodes n3 are placed on no host while n1, n2, n4 are: give every node the label "
+        "netlab.dev/host=<host> in the Cluster document's nodes[].labels, or none"], r.stderr
+    assert not os.path.exists(f"/run/netns/{names.node_netns(lab.name, 'n1')}"), "nothing built"
+    up(lab, grace=30)
+    r = netlab_cli("agent", lab.name, "--host", "hc")
+    assert r.returncode == 2 and "has no host 'hc' (its hosts: ha, hb)" in r.stderr, r.stderr
+    r = netlab_cli("agent", lab.name, "--host", "ha")   # one runs: said, nothing started
+    assert r.returncode == 0 and "already running" in r.stdout, r.stdout + r.stderr

@@ -288,3 +288,29 @@ def test_loop_arguments(argv, want):
 
 def test_decision_type():
     assert Decision("wait").spec is None
+
+
+# ------------------------------------------------------------------ up of a lab run by agents
+
+def test_a_lab_places_all_of_its_nodes_on_hosts_or_none():
+    from netlab.errors import UsageError
+    from netlab.lab_spec import _check_placement
+    _check_placement(build(load_text(SCENARIO, "<t>")))
+    _check_placement(build(load_text(SCENARIO.replace("labels: {netlab.dev/host: ha}", "labels: {}")
+                                     .replace("labels: {netlab.dev/host: hb}", "labels: {}"), "<t>")))
+    half = SCENARIO.replace("{name: n2, role: worker, labels: {netlab.dev/host: ha}}", "{name: n2, role: worker}")
+    with pytest.raises(UsageError) as e:
+        _check_placement(build(load_text(half, "<t>")))
+    assert e.value.exit_code == 2
+    assert "nodes n2 are placed on no host" in str(e.value) and "netlab.dev/host=<host>" in str(e.value)
+
+
+def test_up_of_a_lab_run_by_agents_waits_for_its_pods_to_be_built():
+    from netlab.live.rollouts import settled
+    store = MemoryStore()
+    p = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "default"},
+                      "spec": {"nodeName": "n3", "containers": [{"name": "c", "image": "busybox"}]}})
+    assert settled(store) == (True, "")
+    assert settled(store, built=True) == (False, "pod a being built on node n3")
+    store.update_status(dict(p, status={"podIP": "10.244.2.2"}))
+    assert settled(store, built=True) == (True, "")
