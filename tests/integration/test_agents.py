@@ -158,6 +158,8 @@ def test_two_agents_build_their_hosts_and_one_runs_the_controllers(lab):
     kubectl(lab, "scale", "deploy/web", "--replicas=6")
     until("six ready web pods", lambda: len(web_ready_on(lab, {"n1", "n2", "n3", "n4"})) == 6, timeout=60)
     assert holder(lab).startswith(f"{other}_")
+    out = kubectl(lab, "get", "lease", "netlab-controllers", "-n", "kube-system").stdout.splitlines()
+    assert out[0].split() == ["NAME", "HOLDER", "AGE"] and out[1].split()[:2] == ["netlab-controllers", holder(lab)]
     probe_matrix_passes(lab)
 
 
@@ -225,3 +227,17 @@ def test_bad_placement_and_unknown_hosts_are_refused(lab, tmp_path):
     assert r.returncode == 2 and "has no host 'hc' (its hosts: ha, hb)" in r.stderr, r.stderr
     r = netlab_cli("agent", lab.name, "--host", "ha")   # one runs: said, nothing started
     assert r.returncode == 0 and "already running" in r.stdout, r.stdout + r.stderr
+    # down stops every agent of the lab (and nothing else: another lab's agent, here a stand-in tagged as
+    # one of a lab whose name starts the same, lives on)
+    import subprocess
+    import sys
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                             env=dict(os.environ, NETLAB_OWNER=names.agent_owner(lab.name + "x", "ha")))
+    try:
+        agents = [pid_of(lab, "ha"), pid_of(lab, "hb")]
+        lab.down()
+        assert not [p for p in agents if os.path.exists(f"/proc/{p}")], "every agent stopped"
+        assert other.poll() is None, "another lab's agent left alone"
+    finally:
+        other.kill()
+        other.wait()

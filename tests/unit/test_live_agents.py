@@ -314,3 +314,10 @@ def test_up_of_a_lab_run_by_agents_waits_for_its_pods_to_be_built():
     assert settled(store, built=True) == (False, "pod a being built on node n3")
     store.update_status(dict(p, status={"podIP": "10.244.2.2"}))
     assert settled(store, built=True) == (True, "")
+
+
+def test_get_leases_shows_the_holder():
+    from netlab.controllers.printers import table
+    obj = leader.lease_object({"holderIdentity": "ha_1234", "renewTime": fmt_time(100.0)})
+    obj["metadata"]["creationTimestamp"] = fmt_time(40.0)
+    assert table("Lease", [obj], 100.0) == [["NAME", "HOLDER", "AGE"], ["netlab-controllers", "ha_1234", "60s"]]
