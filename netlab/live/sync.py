@@ -120,7 +120,8 @@ class LiveLab:
         from . import store_for
         self.lab = lab
         self.host = host
-        self.own: set[str] | None = None   # the nodes this process builds (None: all of them)
+        # the nodes this process builds (None: all of them; an agent's: none until it read the Node objects)
+        self.own: set[str] | None = None if host is None else set()
         self.leader = True                 # whether the controllers run here (an agent: its Lease says)
         self.store = store if store is not None else store_for(lab)
         self.errors: list[str] = []
