@@ -63,6 +63,7 @@ class Fabric(FabricPods):
         entries towards the others are still made from the whole cluster."""
         self.check_nodes = nodes
         self.only = only
+        self._lock_fd: int | None = None
         self.cluster = cluster
         self.changes = changes
         self.progress = progress or (lambda *a: None)
@@ -81,23 +82,83 @@ class Fabric(FabricPods):
         """
         return nsfs.run_in_thread(lambda: self._apply(create_pods, check_pods, before_pods))
 
+    def _shared(self) -> bool:
+        """Whether this pass makes the lab's shared namespaces (the underlay, the external host) as well as
+        its nodes: always, except in a host's agent (`only`), which does it when it gets the lab's fabric
+        lock at once (on one machine the hosts' agents share those namespaces; one that holds the lock and
+        is stopped must not hold the others up). One that does not get it goes on with its nodes if the
+        underlay exists, else its pass fails and the next one tries again."""
+        if self.only is None:
+            return True
+        import fcntl
+        from . import layout
+        fd = os.open(os.path.join(layout.lab_dir(self.cluster.name), "fabric.lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            if not nsfs.is_ns_file(nsfs.netns_path(self.cluster.underlay_netns)):
+                raise KernelError("the lab's underlay is being made by another host's agent; the next pass "
+                                  "tries again") from None
+            return False
+        self._lock_fd = fd   # released when apply ends (_close_lock)
+        return True
+
+    def _close_lock(self) -> None:
+        fd = self._lock_fd
+        if fd is not None:
+            os.close(fd)
+            self._lock_fd = None
+
+    def _ensure_underlay(self, underlay: Netns, subnets) -> None:
+        c = self.cluster
+        mtu = c.networking.mtu
+        underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
+        underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
+                                  [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
+        write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
+                                         "net/ipv4/icmp_ratelimit": "0",
+                                         # a router on one segment: no ICMP redirects that would shortcut it
+                                         "net/ipv4/conf/all/send_redirects": "0",
+                                         f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
+                      self.changes)
+
+    def _ensure_external(self, underlay: Netns, subnets) -> None:
+        c = self.cluster
+        mtu = c.networking.mtu
+        ext = self._open(c.external_netns)
+        write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
+        # an ECMP route (the BGP router's, MetalLB's BGP mode) spreads flows by their ports too, as a data
+        # centre router hashes them: without it every connection from this host to one IP takes one path
+        write_sysctls(c.external_netns, {"net/ipv4/fib_multipath_hash_policy": "1"}, self.changes)
+        self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
+        # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
+        # (added in that order: the kernel makes the first address of a subnet the primary one)
+        plen = c.networking.node_subnet.prefixlen
+        ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
+        extra = [f"{c.networking.bgp.external_address}/{plen}"] \
+            if c.networking.bgp is not None and c.networking.bgp.external_address else []   # the BGP router's own
+        ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}", *extra], self.changes)
+        ext.ensure_up("lo", self.changes)
+        # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
+        # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
+        first = next(n for n in c.nodes if n.subnet is None)
+        ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
+                          [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
+                          owned=[c.networking.service_subnet, *subnets])
+
     def _apply(self, create_pods: list[Pod], check_pods: list[Pod],
                before_pods: Callable[[], None] | None = None) -> dict[str, str]:
         nsfs.ensure_run_dir()
         c = self.cluster
         try:
-            underlay = self._open(c.underlay_netns)
             mtu = c.networking.mtu
-            underlay.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=mtu)
             subnets = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
-            underlay.ensure_addresses(UNDERLAY_BRIDGE, [f"{c.gateway_ip}/{c.networking.node_subnet.prefixlen}"] +
-                                      [f"{s.network_address + 1}/{s.prefixlen}" for s in subnets], self.changes)
-            write_sysctls(c.underlay_netns, {"net/ipv4/ip_forward": "1" if subnets else "0",
-                                             "net/ipv4/icmp_ratelimit": "0",
-                                             # a router on one segment: no ICMP redirects that would shortcut it
-                                             "net/ipv4/conf/all/send_redirects": "0",
-                                             f"net/ipv4/conf/{UNDERLAY_BRIDGE}/send_redirects": "0"},
-                          self.changes)
+            shared = self._shared()
+            underlay = self._open(c.underlay_netns)
+            if shared:
+                self._ensure_underlay(underlay, subnets)
             built = [n for n in c.nodes if self.only is None or n.name in self.only]
             total = len(built)
             for i, node in enumerate(built):
@@ -113,26 +174,9 @@ class Fabric(FabricPods):
                 if nf is not None:
                     self._ensure_node(ns, nf)
             self.progress("nodes", total, total)
-            ext = self._open(c.external_netns)
-            write_sysctls(c.external_netns, POD_SYSCTLS, self.changes)
-            # an ECMP route (the BGP router's, MetalLB's BGP mode) spreads flows by their ports too, as a data
-            # centre router hashes them: without it every connection from this host to one IP takes one path
-            write_sysctls(c.external_netns, {"net/ipv4/fib_multipath_hash_policy": "1"}, self.changes)
-            self._ensure_uplink(underlay, ext, "external", c.external_netns, mtu)
-            # two client addresses (the second one e.g. for loadBalancerSourceRanges tests), the first primary
-            # (added in that order: the kernel makes the first address of a subnet the primary one)
-            plen = c.networking.node_subnet.prefixlen
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}"], self.changes, exclusive=False)
-            extra = [f"{c.networking.bgp.external_address}/{plen}"] \
-                if c.networking.bgp is not None and c.networking.bgp.external_address else []   # the BGP router's own
-            ext.ensure_addresses("eth0", [f"{c.external_ip}/{plen}", f"{c.external_ip2}/{plen}", *extra], self.changes)
-            ext.ensure_up("lo", self.changes)
-            # like an on-prem router that sends the service range to a node, so ClusterIPs can be tried
-            # from outside (kube-proxy masquerades such traffic: it does not come from the pod network)
-            first = next(n for n in c.nodes if n.subnet is None)
-            ext.ensure_routes([Route(str(c.networking.service_subnet), str(first.ip), "eth0")] +
-                              [Route(str(s), str(c.gateway_ip), "eth0") for s in subnets], self.changes,
-                              owned=[c.networking.service_subnet, *subnets])
+            if shared:
+                self._ensure_external(underlay, subnets)
+            self._close_lock()   # (the pods are the host's own)
             if check_pods:  # their veths are checked against a fresh view of each node
                 for ns in self.nodes.values():
                     ns.links(refresh=True)
@@ -151,6 +195,7 @@ class Fabric(FabricPods):
             self.progress("pods", total, total)
             return broken
         finally:
+            self._close_lock()
             # all of them, the underlay's and the external host's too: an open netlink socket keeps its
             # namespace alive after `down` (until the garbage collector finds it)
             for ns in self._opened:

@@ -19,6 +19,26 @@ from ..store.meta import get_condition
 
 HOST_LABEL = "netlab.dev/host"
 SHARED = ("scenario", "source", "sourcePath", "proxyMode", "services", "created")   # what `up` decides for the lab
+# where `up` publishes those in the store, for agents whose host does not share the lab's directory (as
+# kubeadm keeps its ClusterConfiguration in the ConfigMap kube-system/kubeadm-config)
+CONFIG_NAMESPACE, CONFIG_NAME, CONFIG_KEY = "kube-system", "netlab-config", "lab.json"
+
+
+def config_object(st: dict[str, Any]) -> dict:
+    """The ConfigMap that carries the lab's shared decisions (SHARED of its state) to every host."""
+    import json
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CONFIG_NAME, "namespace": CONFIG_NAMESPACE},
+            "data": {CONFIG_KEY: json.dumps({k: st[k] for k in SHARED if k in st}, sort_keys=True)}}
+
+
+def config_of(obj: dict | None) -> dict[str, Any] | None:
+    """The lab's shared decisions from that ConfigMap (None: none, or not readable)."""
+    import json
+    try:
+        got = json.loads(((obj or {}).get("data") or {})[CONFIG_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return {k: v for k, v in got.items() if k in SHARED} if isinstance(got, dict) else None
 
 
 def node_host(node: dict) -> str | None:
@@ -63,20 +83,21 @@ def modelled(obj: dict, own: set[str]) -> bool:
 
 
 def agent_state(own_state: dict[str, Any] | None, lab_state: dict[str, Any] | None, nodes: list[dict],
-                pods: list[dict], own: set[str]) -> dict[str, Any]:
+                pods: list[dict], own: set[str], shared: dict[str, Any] | None = None) -> dict[str, Any]:
     """The previous state the agent of `own` builds its model from:
     - its own records (its nodes' pods, servers, processes): `own_state`, or, before it wrote any, what
       `up` recorded of them in the lab's state (`lab_state`: an agent started on a lab `up` built adopts
       it, nothing is rebuilt);
-    - what `up` decided for the whole lab (the scenario, ClusterIPs and NodePorts): `lab_state`'s;
+    - what `up` decided for the whole lab (the scenario, ClusterIPs and NodePorts): `shared` (from the
+      store's ConfigMap kube-system/netlab-config), else `lab_state`'s;
     - every node's address and podCIDR: the Node objects' (the store is what all hosts share);
     - the pods of other hosts: node, address, UID and readiness as their agents wrote them in the store."""
     lab_state = lab_state or {}
     base = own_state if own_state is not None else lab_state
     st: dict[str, Any] = {k: v for k, v in base.items() if k not in ("nodes", "pods", "servers")}
     for key in SHARED:
-        if key in lab_state:
-            st[key] = lab_state[key]
+        if key in (shared or lab_state):
+            st[key] = (shared or lab_state)[key]
     st["servers"] = {k: v for k, v in (base.get("servers") or {}).items() if k in own}
     st["nodes"] = {}
     for n in nodes:

@@ -169,10 +169,12 @@ class LiveLab:
         st = state.load(self.lab)
         if self.host is None:
             return st or {}
-        from .hostscope import agent_state
+        from .hostscope import CONFIG_NAME, CONFIG_NAMESPACE, agent_state, config_of
         self.refresh_own()
         objs, _ = self.store.snapshot(("Node", "Pod"))
-        return agent_state(st, state.read(layout.lab_state_file(self.lab)), objs["Node"], objs["Pod"], self.own)
+        shared = config_of(self.store.try_get("ConfigMap", CONFIG_NAMESPACE, CONFIG_NAME))
+        return agent_state(st, state.read(layout.lab_state_file(self.lab)), objs["Node"], objs["Pod"], self.own,
+                           shared)
 
     def run_controllers(self, runner: Runner) -> None:
         """The controllers until quiet, where they run (an agent that does not lead: nowhere)."""
@@ -550,8 +552,16 @@ class LiveLab:
         keep = ("procs", "restarts", "created", "ready")
         extra = {p.key: {k: v for k, v in (recs.get(p.key) or {}).items() if k in keep}
                  for p in cluster.pods if (recs.get(p.key) or {}).get("uid") == p.uid}
-        state.save(self.lab, layout.state_doc(cluster, scenario_text, source_identity(cluster.source), st,
-                                              "ready", extra, dict(st.get("servers") or {}), flavour))
+        doc = layout.state_doc(cluster, scenario_text, source_identity(cluster.source), st, "ready", extra,
+                               dict(st.get("servers") or {}), flavour)
+        state.save(self.lab, doc)
+        # and in the store, for the agents of hosts that do not share this directory
+        from .hostscope import config_object
+        cm = config_object(doc)
+        if self.store.try_get("ConfigMap", cm["metadata"]["namespace"], cm["metadata"]["name"]) is None:
+            self.store.create(cm)
+        else:
+            self.store.update(cm)   # unconditional (no resourceVersion): `up` holds the lab's lock
         return UpResult(cluster, [], flavour, 0.0, created=not st.get("pods"))
 
     def files(self):

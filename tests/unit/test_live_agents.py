@@ -321,3 +321,19 @@ def test_get_leases_shows_the_holder():
     obj = leader.lease_object({"holderIdentity": "ha_1234", "renewTime": fmt_time(100.0)})
     obj["metadata"]["creationTimestamp"] = fmt_time(40.0)
     assert table("Lease", [obj], 100.0) == [["NAME", "HOLDER", "AGE"], ["netlab-controllers", "ha_1234", "60s"]]
+
+
+def test_the_labs_shared_decisions_travel_in_the_store():
+    st = {"scenario": "text", "services": {"default/web": {"clusterIP": "10.96.0.20"}}, "pods": {"a": {}},
+          "proxyMode": "ipvs"}
+    cm = hostscope.config_object(st)
+    assert (cm["kind"], cm["metadata"]["namespace"], cm["metadata"]["name"]) == ("ConfigMap", "kube-system",
+                                                                                  "netlab-config")
+    shared = hostscope.config_of(cm)
+    assert shared == {"scenario": "text", "services": st["services"], "proxyMode": "ipvs"}   # no pods
+    assert hostscope.config_of(None) is None and hostscope.config_of({"data": {"lab.json": "{"}}) is None
+    # an agent on a host that does not share the lab's directory: the store's decisions, no lab state
+    got = hostscope.agent_state(None, None, [], [], {"n1"}, shared)
+    assert got["scenario"] == "text" and got["proxyMode"] == "ipvs" and got["pods"] == {}
+    # the store's win over a lab state.json left from an older `up`
+    assert hostscope.agent_state(None, {"scenario": "old"}, [], [], {"n1"}, shared)["scenario"] == "text"
