@@ -22,9 +22,11 @@ made here, and state.json's schema is written down here.
       lb/announce.json                  MetalLB's layer-2 announcements (live/lbannounce.py)
       hosts/<host>/state.json           a lab run by agents (one control loop per host, live/agent.py): what
                                         the agent of <host> built (its nodes and their pods, state_doc's schema)
+      hosts/<host>/lock                 the lock of its passes (live.locked)
       hosts/<host>/terminating          its pods' graceful terminations (live/terminate.py)
       hosts/<host>/conntrack-udp.txt    its nodes' last UDP conntrack cleanup (dataplane/conntrack.py)
       run/agent-<host>.pid, .lock       the agent's process record and its one-per-host lock
+      fabric.lock                       the agent reconciling the lab's shared namespaces (dataplane/fabric.py)
       logs/agent-<host>.log             the agent's messages
 
 An agent's process is scoped to its host (`set_host`, from the environment variable NETLAB_AGENT_HOST that
