@@ -97,16 +97,25 @@ def ensure(lab: str, placed: dict[str, list[str]] | None = None) -> list[str]:
     return out
 
 
+def recorded_hosts(lab: str) -> list[str]:
+    """The hosts whose agent recorded itself in the lab's directory (run/agent-<host>.pid)."""
+    from ..dataplane import layout
+    try:
+        names_ = os.listdir(layout.run_dir(lab))
+    except OSError:
+        return []
+    return sorted(n[len("agent-"):-len(".pid")] for n in names_ if n.startswith("agent-") and n.endswith(".pid"))
+
+
 def stop(lab: str, host: str, grace: float = 5.0) -> bool:
     """End the agent of `host` (SIGTERM, SIGKILL after `grace`); True if one ran."""
     from ..dataplane import layout, procs
     tag = owner(lab, host)
     pids = [pid for pid, t in procs.tagged([tag], host=True).items() if t == tag]
-    if not pids:
-        return False
-    procs.terminate([], pids, grace=grace, owner=None)
+    if pids:
+        procs.terminate([], pids, grace=grace, owner=None)
     try:
         os.unlink(layout.agent_pidfile(lab, host))
     except OSError:
         pass
-    return True
+    return bool(pids)

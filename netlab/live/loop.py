@@ -99,6 +99,8 @@ def ensure(lab: str) -> bool:
         if running(lab):   # the lab's nodes were placed on hosts since: the agents take over from the loop
             stop(lab)
         return bool(agent.ensure(lab, placed))
+    for host in agent.recorded_hosts(lab):   # no longer placed on hosts: the one loop takes over
+        agent.stop(lab, host)
     if running(lab):
         return False
     state.ensure_dirs(lab)

@@ -3,6 +3,8 @@ clock), what a host's agent builds and models (hostscope.py, dataplane.lab's hos
 as a whole from its hosts' (state.merge_hosts), and the agents' names."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from netlab import names
@@ -337,3 +339,17 @@ def test_the_labs_shared_decisions_travel_in_the_store():
     assert got["scenario"] == "text" and got["proxyMode"] == "ipvs" and got["pods"] == {}
     # the store's win over a lab state.json left from an older `up`
     assert hostscope.agent_state(None, {"scenario": "old"}, [], [], {"n1"}, shared)["scenario"] == "text"
+
+
+def test_the_agents_recorded_in_a_labs_directory(tmp_path, monkeypatch):
+    from netlab.live import agent
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    assert agent.recorded_hosts("lab") == []
+    os.makedirs(layout.run_dir("lab"))
+    for name in ("agent-ha.pid", "agent-hb.pid", "agent-ha.lock", "control-loop.pid", "netexec-n1.pid"):
+        open(os.path.join(layout.run_dir("lab"), name), "w").close()
+    assert agent.recorded_hosts("lab") == ["ha", "hb"]
+    how = agent.launch("lab", "ha")
+    assert how.argv[1:] == ["-m", "netlab.live.loop", "lab", "--host", "ha"]
+    assert how.env["NETLAB_OWNER"] == "lab/host/ha/agent" and how.env[layout.HOST_VAR] == "ha"
+    assert how.log == os.path.join(layout.logs_dir("lab"), "agent-ha.log")
