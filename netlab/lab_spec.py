@@ -41,7 +41,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     from .live import locked, loop, objects, store_for
     from .live.rollouts import progress as rollout_progress
     from .live.rollouts import settled
-    from .live.hostscope import HOST_LABEL
+    from .live.hostscope import hosts_of
     from .live.sync import LiveLab
     lab = scenario.name
     if proxy_mode:
@@ -53,7 +53,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     from .dataplane import layout
     still = build(scenario, prev)
     labmod.preflight(still)
-    _check_placement(still)
+    _check_placement(still, store_for(lab).list("Node") if prev else [])
     from .dataplane import bgp
     # MetalLB's BGP mode runs BIRD on the nodes whatever the backend: refused before anything is built without it
     bgp.preflight(still, metallb_bgp=any(isinstance(d, dict) and d.get("kind") == "BGPPeer"
@@ -72,8 +72,9 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         objects.sync_nodes(store, objects.node_objects(base))
         objects.apply_objects(store, wanted, prune=True)
         live = LiveLab(lab, store, kubelet=not control_loop)
-        # a lab whose nodes are placed on hosts is built by its agents (one control loop per host), not here
-        agents = control_loop and any(n.labels.get(HOST_LABEL) for n in base.nodes)
+        # a lab whose nodes are placed on hosts (their Node objects' label, kept as `netlab label` leaves it)
+        # is built by its agents (one control loop per host), not here
+        agents = control_loop and bool(hosts_of(store.list("Node")))
         if agents:
             result = live.register(scenario_text, scenario.source, proxy_mode)
         else:
@@ -127,14 +128,17 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     return result
 
 
-def _check_placement(cluster: Cluster) -> None:
+def _check_placement(cluster: Cluster, live_nodes: list[dict] = ()) -> None:
     """A lab whose nodes are placed on hosts (label netlab.dev/host: one agent per host) must place all of
-    them: a node on no host would have no agent to build it."""
+    them: a node on no host would have no agent to build it. `live_nodes`: the lab's Node objects as
+    stored (a label set there, by `netlab label`, stays: the scenario's labels are merged in)."""
     from .errors import UsageError
-    from .live.hostscope import HOST_LABEL
-    placed = [n.name for n in cluster.nodes if n.labels.get(HOST_LABEL)]
+    from .live.hostscope import HOST_LABEL, node_host
+    stored = {n["metadata"]["name"]: node_host(n) for n in live_nodes}
+    host = {n.name: n.labels.get(HOST_LABEL) or stored.get(n.name) for n in cluster.nodes}
+    placed = [n.name for n in cluster.nodes if host[n.name]]
     if placed and len(placed) != len(cluster.nodes):
-        missing = ", ".join(n.name for n in cluster.nodes if not n.labels.get(HOST_LABEL))
+        missing = ", ".join(n.name for n in cluster.nodes if not host[n.name])
         raise UsageError(f"nodes {missing} are placed on no host while {', '.join(placed)} are: give every node "
                          f"the label {HOST_LABEL}=<host> in the Cluster document's nodes[].labels, or none")
 

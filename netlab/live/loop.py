@@ -101,6 +101,10 @@ def ensure(lab: str) -> bool:
         return bool(agent.ensure(lab, placed))
     for host in agent.recorded_hosts(lab):   # no longer placed on hosts: the one loop takes over
         agent.stop(lab, host)
+    from ..dataplane import layout
+    if os.path.isdir(layout.hosts_dir(lab)):   # (the lab's state.json holds what they built: `up` merged it in)
+        import shutil
+        shutil.rmtree(layout.hosts_dir(lab), ignore_errors=True)
     if running(lab):
         return False
     state.ensure_dirs(lab)

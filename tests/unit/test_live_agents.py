@@ -353,3 +353,12 @@ def test_the_agents_recorded_in_a_labs_directory(tmp_path, monkeypatch):
     assert how.argv[1:] == ["-m", "netlab.live.loop", "lab", "--host", "ha"]
     assert how.env["NETLAB_OWNER"] == "lab/host/ha/agent" and how.env[layout.HOST_VAR] == "ha"
     assert how.log == os.path.join(layout.logs_dir("lab"), "agent-ha.log")
+
+
+def test_a_host_label_set_in_the_store_counts_for_placement():
+    from netlab.errors import UsageError
+    from netlab.lab_spec import _check_placement
+    half = SCENARIO.replace("{name: n2, role: worker, labels: {netlab.dev/host: ha}}", "{name: n2, role: worker}")
+    _check_placement(build(load_text(half, "<t>")), [node("n2", "ha")])   # `netlab label node n2 ...=ha`
+    with pytest.raises(UsageError):
+        _check_placement(build(load_text(half, "<t>")), [node("n2", None)])
