@@ -110,7 +110,7 @@ def web_ready_on(lab, nodes: set[str]) -> set[str]:
 def pod_identity(lab, name: str) -> tuple:
     """What a rebuilt pod would change: its network namespace (inode), address and UID."""
     p = pods(lab)[name]
-    netns = names.pod_netns(lab.name, "default", name)
+    netns = names.pod_netns(lab.name, p["metadata"]["namespace"], name)
     return os.stat(f"/run/netns/{netns}").st_ino, p["status"]["podIP"], p["metadata"]["uid"]
 
 
@@ -257,3 +257,24 @@ def test_bad_placement_and_unknown_hosts_are_refused(lab, tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_lab_goes_from_one_loop_to_agents_and_back_rebuilding_nothing(lab):
+    import re
+    one = re.sub(r", labels: \{netlab.dev/host: h[ab]\}", "", scenario(30))
+    lab.up(one)
+    until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
+    assert loop.running(lab.name) and not agent.running(lab.name, "ha")
+    before = {n: pod_identity(lab, n) for n in pods(lab)}
+    up(lab, grace=30)   # placed on hosts: the agents adopt what the loop built
+    assert loop.running(lab.name) is None
+    assert {n: pod_identity(lab, n) for n in pods(lab)} == before
+    probe_matrix_passes(lab)
+    for n in ("n1", "n2", "n3", "n4"):
+        kubectl(lab, "label", "node", n, f"{HOST_LABEL}-")
+    lab.up(one)   # and back to one loop
+    until("the one loop", lambda: loop.running(lab.name), timeout=10)
+    assert not agent.running(lab.name, "ha") and not agent.running(lab.name, "hb")
+    assert not os.path.exists(layout.hosts_dir(lab.name))
+    assert {n: pod_identity(lab, n) for n in pods(lab)} == before
+    probe_matrix_passes(lab)
