@@ -74,6 +74,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     from .live import locked, loop, objects, store_for
     from .live.rollouts import progress as rollout_progress
     from .live.rollouts import settled
+    from .live.hostscope import hosts_of
     from .live.sync import LiveLab
     lab = scenario.name
     if proxy_mode:
@@ -89,6 +90,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         from .errors import UsageError
         raise UsageError(problem)
     labmod.preflight(still)
+    _check_placement(still, store_for(lab).list("Node") if prev else [])
     from .dataplane import bgp
     # MetalLB's BGP mode runs BIRD on the nodes whatever the backend: refused before anything is built without it
     bgp.preflight(still, metallb_bgp=any(isinstance(d, dict) and d.get("kind") == "BGPPeer"
@@ -110,7 +112,13 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         objects.sync_nodes(store, objects.node_objects(base))
         objects.apply_objects(store, wanted, prune=True)
         live = LiveLab(lab, store, kubelet=not control_loop)
-        result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
+        # a lab whose nodes are placed on hosts (their Node objects' label, kept as `netlab label` leaves it)
+        # is built by its agents (one control loop per host), not here
+        agents = control_loop and bool(hosts_of(store.list("Node")))
+        if agents:
+            result = live.register(scenario_text, scenario.source, proxy_mode)
+        else:
+            result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
     changes, records, created = list(result.changes), list(result.records), result.created
     from .live import store_config
     store_conf = store_config(lab)
@@ -131,7 +139,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     end = _time.monotonic() + limit
     moved, view, waited = _time.monotonic(), None, False
     while _time.monotonic() < end:
-        done, what = settled(store, available=control_loop)  # a still picture waits for rollouts only
+        done, what = settled(store, available=control_loop, built=agents)  # a still picture: rollouts only
         if done:
             break
         now_view = rollout_progress(store)
@@ -152,7 +160,9 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
             last = live.sync(progress)
         changes += last.changes
         records += last.records
-    if waited:  # what the loop did meanwhile, as the result shows it
+    if agents:   # the lab as its agents built it
+        result.cluster = live.desired(state.load(lab) or {})[0]
+    elif waited:  # what the loop did meanwhile, as the result shows it
         with locked(lab):
             last = live.sync(progress)
         changes += last.changes
@@ -161,6 +171,21 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     result.changes, result.records, result.created = changes, records, created
     result.elapsed = _time.monotonic() - started   # the whole `up`, not its last pass
     return result
+
+
+def _check_placement(cluster: Cluster, live_nodes: list[dict] = ()) -> None:
+    """A lab whose nodes are placed on hosts (label netlab.dev/host: one agent per host) must place all of
+    them: a node on no host would have no agent to build it. `live_nodes`: the lab's Node objects as
+    stored (a label set there, by `netlab label`, stays: the scenario's labels are merged in)."""
+    from .errors import UsageError
+    from .live.hostscope import HOST_LABEL, node_host
+    stored = {n["metadata"]["name"]: node_host(n) for n in live_nodes}
+    host = {n.name: n.labels.get(HOST_LABEL) or stored.get(n.name) for n in cluster.nodes}
+    placed = [n.name for n in cluster.nodes if host[n.name]]
+    if placed and len(placed) != len(cluster.nodes):
+        missing = ", ".join(n.name for n in cluster.nodes if not host[n.name])
+        raise UsageError(f"nodes {missing} are placed on no host while {', '.join(placed)} are: give every node "
+                         f"the label {HOST_LABEL}=<host> in the Cluster document's nodes[].labels, or none")
 
 
 def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[str, Any]) -> None:

@@ -129,6 +129,17 @@ def pod_owner_prefix(lab: str, namespace: str, pod: str) -> str:
     return f"{lab}/pod/{namespace}/{pod}/"
 
 
+def agent_owner(lab: str, host: str) -> str:
+    """The owner tag of a host's agent (one control loop per host: netlab/live/agent.py)."""
+    return f"{lab}/host/{host}/agent"
+
+
+def is_agent_owner(lab: str, tag: str) -> bool:
+    """Whether `tag` is the owner tag of one of lab `lab`'s agents."""
+    head = f"{lab}/host/"
+    return tag.startswith(head) and tag.endswith("/agent") and "/" not in tag[len(head):-len("/agent")]
+
+
 def lab_owner_prefix(lab: str) -> str:
     """What every owner tag of lab `lab` starts with."""
     return f"{lab}/"

@@ -15,7 +15,8 @@ import click
 
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
-from . import create, exec, exercise, get, graph, kubectl, label, lifecycle, node, nodes, probe, render, rollout, trace
+from . import (agent, create, exec, exercise, get, graph, kubectl, label, lifecycle, node, nodes, probe, render, rollout,
+               trace)
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]
@@ -30,7 +31,7 @@ def cli() -> None:
 
 for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, probe.probe, exec.logs, render.render,
                  render.validate, *kubectl.COMMANDS, *label.COMMANDS, *nodes.COMMANDS, rollout.rollout, node.node, create.create,
-                 graph.graph, trace.trace, exercise.exercise):
+                 graph.graph, trace.trace, exercise.exercise, agent.agent):
     cli.add_command(_command)
 
 

@@ -25,6 +25,7 @@ RESOURCES = {
     "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
     "secrets": "secrets", "secret": "secrets",
     "serviceaccounts": "serviceaccounts", "serviceaccount": "serviceaccounts", "sa": "serviceaccounts",
+    "leases": "leases", "lease": "leases", "leases.coordination.k8s.io": "leases",
     "jobs": "jobs", "job": "jobs", "jobs.batch": "jobs", "job.batch": "jobs",
     "cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs", "cronjobs.batch": "cronjobs",
     "cronjob.batch": "cronjobs",
@@ -58,7 +59,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         selector: str | None, show_labels: bool, watch: bool, lab: str | None) -> None:
     """Show nodes, pods, services, endpoints, endpointslices, deployments (deploy), replicasets (rs),
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
-    serviceaccounts (sa), ipaddresspools, l2advertisements, bgppeers, bgpadvertisements (MetalLB's, in
+    serviceaccounts (sa), leases, ipaddresspools, l2advertisements, bgppeers, bgpadvertisements (MetalLB's, in
     metallb-system), ingresses
     (ing), ingressclasses, networkpolicies (netpol), namespaces (ns) or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as
     kubectl takes it: sts/web sts/db).
@@ -83,6 +84,8 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
       endpointslices ADDRESSTYPE, PORTS, ENDPOINTS (-o yaml: ready/serving/terminating)
       configmaps DATA; secrets TYPE, DATA (a count: values are never shown in the table);
              serviceaccounts SECRETS (stored by `up`/`apply`, not used by netlab yet)
+      leases HOLDER: the nodes' kubelets' (kube-node-lease) and, in a lab run by agents, the
+             controllers' (kube-system/netlab-controllers: the agent that runs them)
       services EXTERNAL-IP of a LoadBalancer: its status.loadBalancer.ingress, as MetalLB's
              controller assigned it from the IPAddressPools, <pending> until it has one
       ipaddresspools AUTO ASSIGN, AVOID BUGGY IPS, ADDRESSES; l2advertisements IPADDRESSPOOLS,
@@ -108,7 +111,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
                                      "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
-                                     "cronjobs, events, configmaps, secrets, serviceaccounts, ipaddresspools, "
+                                     "cronjobs, events, configmaps, secrets, serviceaccounts, leases, ipaddresspools, "
                                      "l2advertisements, bgppeers, bgpadvertisements, ingresses, ingressclasses, "
                                      "networkpolicies, namespaces "
                                      "or labs",
@@ -128,7 +131,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
             if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
-                        "configmaps", "secrets", "serviceaccounts", "jobs", "cronjobs", "ipaddresspools",
+                        "configmaps", "secrets", "serviceaccounts", "leases", "jobs", "cronjobs", "ipaddresspools",
                         "l2advertisements", "bgppeers", "bgpadvertisements", "ingresses", "ingressclasses",
                         "networkpolicies", "namespaces"):
                 getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,

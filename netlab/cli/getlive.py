@@ -15,7 +15,7 @@ from .kubeutil import CLUSTER_SCOPED, PLURAL, SINGULAR, KubeError
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet",
                "daemonsets": "DaemonSet", "events": "Event",
                "pods": "Pod", "nodes": "Node", "endpointslices": "EndpointSlice", "configmaps": "ConfigMap",
-               "secrets": "Secret", "serviceaccounts": "ServiceAccount", "jobs": "Job", "cronjobs": "CronJob",
+               "secrets": "Secret", "serviceaccounts": "ServiceAccount", "leases": "Lease", "jobs": "Job", "cronjobs": "CronJob",
                "ipaddresspools": "IPAddressPool", "l2advertisements": "L2Advertisement",
                "bgppeers": "BGPPeer", "bgpadvertisements": "BGPAdvertisement",
                "ingresses": "Ingress", "ingressclasses": "IngressClass", "networkpolicies": "NetworkPolicy",

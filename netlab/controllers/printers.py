@@ -162,6 +162,11 @@ def serviceaccount_row(sa: dict, now: float) -> list[str]:
     return [sa["metadata"]["name"], str(len(sa.get("secrets") or [])), age(sa, now)]
 
 
+def lease_row(lease: dict, now: float) -> list[str]:
+    """kubectl get leases: NAME, HOLDER (holderIdentity), AGE."""
+    return [lease["metadata"]["name"], (lease.get("spec") or {}).get("holderIdentity") or "", age(lease, now)]
+
+
 def job_status(job: dict) -> str:
     """kubectl's STATUS of a Job, from its conditions."""
     conds = {c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
@@ -236,6 +241,7 @@ COLUMNS = {
     "ConfigMap": (["NAME", "DATA", "AGE"], configmap_row),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], secret_row),
     "ServiceAccount": (["NAME", "SECRETS", "AGE"], serviceaccount_row),
+    "Lease": (["NAME", "HOLDER", "AGE"], lease_row),
     "IPAddressPool": (lbp.POOL_HEADER, lbp.pool_row),     # MetalLB's CRDs' printer columns
     "L2Advertisement": (lbp.L2_HEADER, lbp.l2_row),
     "BGPPeer": (lbp.PEER_HEADER, lbp.peer_row),

@@ -85,7 +85,8 @@ def clean_stale_udp(cluster: Cluster, changes: Changes, fresh: Collection[str] =
 
 def record_path(lab: str) -> str:
     """The UDP frontends of the lab's last cleanup (`decide.frontends_record`)."""
-    return os.path.join(state.lab_dir(lab), "run", "conntrack-udp.txt")
+    from . import layout
+    return layout.conntrack_record(lab)
 
 
 def _keep(path: str, text: str, last: str | None) -> None:

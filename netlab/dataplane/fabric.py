@@ -75,17 +75,22 @@ class Fabric(FabricPods):
     """Applies a cluster's fabric. Construct, then call `apply()` (which runs on its own thread)."""
 
     def __init__(self, cluster: Cluster, changes: Changes, progress: Callable[[str, int, int], None] | None = None,
-                 nodes: bool = True, host: str | None = None):
+                 nodes: bool = True, host: str | None = None, only: set[str] | None = None):
         """`nodes=False` (a control loop's scoped pass): the nodes' own network (sysctls, addresses, cni0,
         VXLAN, neighbours, FDB, routes) is not read back; their uplinks still follow `partitioned`.
         `host` (a lab spread over hosts; a host's agent): only that host is built, the nodes placed on it
         (`Cluster.nodes_on_host`), and the gateway and the external host if it is the first host; the
-        emulated segment's bridge is ensured by every host (each plugs its NIC into it)."""
+        emulated segment's bridge is ensured by every host (each plugs its NIC into it).
+        `only` (a host's agent in a lab whose nodes are placed by label alone, with one underlay): the nodes
+        built here; routes, neighbours and FDB entries towards the others are still made from the whole
+        cluster, and the shared underlay and external host by whichever agent gets the fabric lock."""
         if host is not None and (cluster.networking.hosts is None or
                                  host not in [h.name for h in cluster.networking.hosts.hosts]):
             raise ValueError(f"lab {cluster.name} has no host {host!r}")
         self.host = host
         self.check_nodes = nodes
+        self.only = only
+        self._lock_fd: int | None = None
         self.cluster = cluster
         self.changes = changes
         self.progress = progress or (lambda *a: None)
@@ -104,26 +109,60 @@ class Fabric(FabricPods):
         """
         return nsfs.run_in_thread(lambda: self._apply(create_pods, check_pods, before_pods))
 
+    def _shared(self) -> bool:
+        """Whether this pass makes the lab's shared namespaces (the underlay, the external host) as well as
+        its nodes: always, except in a host's agent (`only`), which does it when it gets the lab's fabric
+        lock at once (on one machine the hosts' agents share those namespaces; one that holds the lock and
+        is stopped must not hold the others up). One that does not get it goes on with its nodes if the
+        underlay exists, else its pass fails and the next one tries again."""
+        if self.only is None:
+            return True
+        import fcntl
+        from . import layout
+        fd = os.open(os.path.join(layout.lab_dir(self.cluster.name), "fabric.lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            if not nsfs.is_ns_file(nsfs.netns_path(self.cluster.underlay_netns)):
+                raise KernelError("the lab's underlay is being made by another host's agent; the next pass "
+                                  "tries again") from None
+            return False
+        self._lock_fd = fd   # released when apply ends (_close_lock)
+        return True
+
+    def _close_lock(self) -> None:
+        fd = self._lock_fd
+        if fd is not None:
+            os.close(fd)
+            self._lock_fd = None
+
     def _apply(self, create_pods: list[Pod], check_pods: list[Pod],
                before_pods: Callable[[], None] | None = None) -> dict[str, str]:
         nsfs.ensure_run_dir()
         c = self.cluster
         try:
             mtu = c.networking.mtu
-            hosts = self._ensure_hosts() if c.networking.hosts is not None else {}
-            # the gateway and the external host: on the lab's underlay, or on the first host's underlay bridge
-            home = c.networking.hosts.home.name if hosts or self.host else None
-            if self.host is not None and self.host != home:
-                underlay = None   # a host's agent on another host: its nodes only
-            else:
-                underlay = hosts[home] if home else self._open(c.underlay_netns)
             subnets = c.extra_subnets()   # nodes[].subnet: the underlay routes between them and nodeSubnet
-            if underlay is not None:
+            if c.networking.hosts is not None:
+                hosts = self._ensure_hosts()
+                # the gateway and the external host: on the first host's underlay bridge
+                home = c.networking.hosts.home.name
+                underlay = hosts[home] if self.host is None or self.host == home else None
+                shared = underlay is not None
+                nodes = c.nodes if self.host is None else c.nodes_on_host(self.host)
+            else:
+                hosts = {}
+                shared = self._shared()
+                underlay = self._open(c.underlay_netns)
+                nodes = [n for n in c.nodes if self.only is None or n.name in self.only]
+            if shared:
                 self._ensure_gateway(underlay, subnets, mtu)
-            nodes = c.nodes if self.host is None else c.nodes_on_host(self.host)
             self._ensure_nodes(nodes, hosts, underlay, mtu)
-            if underlay is not None:
+            if shared:
                 self._ensure_external(underlay, subnets, mtu)
+            self._close_lock()   # (the pods are the host's own)
             if check_pods:  # their veths are checked against a fresh view of each node
                 for ns in self.nodes.values():
                     ns.links(refresh=True)
@@ -142,6 +181,7 @@ class Fabric(FabricPods):
             self.progress("pods", total, total)
             return broken
         finally:
+            self._close_lock()
             # all of them, the underlay's and the external host's too: an open netlink socket keeps its
             # namespace alive after `down` (until the garbage collector finds it)
             for ns in self._opened:

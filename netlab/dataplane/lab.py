@@ -7,6 +7,7 @@ and the processes inside them), so it succeeds even if the scenario file and the
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -139,10 +140,49 @@ class LivePass:
         pods and pods whose namespace is gone are built whatever this says; the nodes are always checked)
     listen: pods whose ports are looked at to decide readiness (None: all; see status.builtin_views)
     proxy_state: the loop's proxy SyncState (incremental proxy syncs; see dataplane/proxy/syncstate.py)
+    nodes: the nodes this pass builds and reconciles, with their pods (None: all; an agent's: its host's,
+        netlab/live/agent.py). The other nodes and their pods are only modelled (routes, FDB, neighbours
+        towards them; their endpoints in the rules): their namespaces and processes are not looked at.
     """
     check: set[str] | None = None
     listen: set[str] | None = None
     proxy_state: proxy.SyncState | None = None
+    nodes: set[str] | None = None
+
+
+def host_views(cluster: Cluster, own: set[str] | None) -> tuple[Cluster, Cluster]:
+    """(the cluster with only the nodes `own`, the same with only their pods too): what a pass scoped to
+    some nodes works on. The first keeps every pod (the proxy rules and policies of a node need them all),
+    the second is what is built and supervised. They share the model's objects (services, pods) with
+    `cluster`: readiness decided on one is seen by the others."""
+    if own is None:
+        return cluster, cluster
+    nodes = dataclasses.replace(cluster, nodes=[n for n in cluster.nodes if n.name in own])
+    return nodes, dataclasses.replace(nodes, pods=[p for p in cluster.pods if p.node in own])
+
+
+def own_namespaces(lab: str, existing: set[str], own: set[str] | None, desired: dict[str, Pod],
+                   prev_pods: dict[str, dict]) -> set[str]:
+    """Of the lab's namespaces, those a pass scoped to nodes `own` may look at and remove: its nodes', and
+    its pods' (desired on its nodes, or recorded by it); the lab's others (underlay, external host) too.
+    Another host's nodes and pods are never looked at (on one machine every host sees all of /run/netns)."""
+    if own is None:
+        return existing
+    out = set()
+    for name in existing:
+        parsed = names.parse_netns(name, lab)
+        if parsed is None:
+            continue
+        if parsed.kind == "node":
+            if parsed.node in own:
+                out.add(name)
+        elif parsed.kind == "pod":
+            pod, rec = desired.get(parsed.pod_key), prev_pods.get(parsed.pod_key) or {}
+            if (pod.node if pod is not None else rec.get("node")) in own:
+                out.add(name)
+        else:
+            out.add(name)
+    return out
 
 
 def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: Progress | None = None,
@@ -159,10 +199,16 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     flavour, restore_cmd, save_cmd = iptables.flavour_commands(cluster.networking.iptables_flavour)
     state.ensure_dirs(lab)
     changes = Changes()
+    live = live or LivePass()
+    own = live.nodes
     prev_pods: dict[str, dict] = prev.get("pods", {})
+    if own is not None:   # a host's agent: its own records only (the others' are its model's, not its kernel's)
+        prev_pods = {k: v for k, v in prev_pods.items() if v.get("node") in own}
     desired = {p.key: p for p in cluster.pods}
-    existing = set(lab_namespaces(lab))
+    existing = own_namespaces(lab, set(lab_namespaces(lab)), own, desired, prev_pods)
     created = not prev and not existing
+    whole = cluster
+    nodes_view, cluster = host_views(cluster, own)   # from here on `cluster`: what this pass builds
     source = source_identity(cluster.source)
 
     # ---- what goes away: pods and nodes no longer wanted, pods whose spec changed
@@ -187,10 +233,11 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         for node in todo.removed_nodes:
             servers.pop(node, None)
 
-    live = live or LivePass()
     create = [desired[k] for k in todo.create]
     check = [desired[k] for k in todo.check if live.check is None or k in live.check]
-    fabric = Fabric(cluster, changes, progress, nodes=live.check is None)
+    # a host's agent builds its host (an emulated host's namespace, its nodes) or, with one underlay, its nodes
+    fhost = layout.host() if own is not None and whole.networking.hosts is not None else None
+    fabric = Fabric(whole, changes, progress, nodes=live.check is None, host=fhost, only=own)
     # nodes without a running built-in server get one as soon as their namespaces exist, serving no pod
     # yet: its interpreter starts while the pods are built; it is given its pods (SIGHUP) below
     started = {}
@@ -198,13 +245,13 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         supervise.start_idle_servers(cluster, servers, changes)))
     fresh = set(todo.create) | set(plan.host_pods_fresh(cluster, prev_pods))
     hostnet.ensure_uts(cluster, changes)
-    bgp.ensure(cluster, changes)   # backend bgp: the nodes' and the external router's BGP speakers
+    bgp.ensure(nodes_view, changes)   # backend bgp: the nodes' and the external router's BGP speakers
     if broken:
         for key, problem in broken.items():
             changes.add(Change("pod", key, "rebuild", f"rebuilt ({problem})", desired[key].netns, f"pod {key}"))
         again = [desired[k] for k in broken]
         supervise.remove_namespaces(lab, [p.netns for p in again], prev, changes, quiet=True)
-        Fabric(cluster, changes, progress).apply(again, [])
+        Fabric(whole, changes, progress, host=fhost, only=own).apply(again, [])
         fresh |= set(broken)
     for key in fresh:
         pods_extra.setdefault(key, {})["created"] = time.time()
@@ -217,11 +264,11 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     # The first sync takes readiness as `plan.initial_readiness` says.
     for key, ready in plan.initial_readiness(cluster, fresh).items():
         desired[key].ready = ready
-    refresh_endpoints(cluster)
+    refresh_endpoints(whole)
     strays = supervise.unrecorded_containers(cluster, pods_extra, fresh)
     waits = supervise.ensure_servers(cluster, fresh, servers, changes, started, pods_extra)
     # flannel's chains and the proxy mode's state, one restore per node
-    proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
+    proxy.sync(nodes_view, restore_cmd, save_cmd, changes, previous_mode=prev.get("proxyMode"),
                fresh=set(todo.fresh_nodes), state=live.proxy_state)
     begun = supervise.ensure_containers(cluster, pods_extra, fresh, strays, changes)
     procs.wait_pidfiles(waits)
@@ -245,18 +292,18 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
             pod.ready = seen[key]
             changes.add(Change("readiness", key, "ready" if pod.ready else "not-ready",
                                "ready" if pod.ready else "not ready (see netlab get pods)", pod.netns, f"pod {key}"))
-        before = _endpoint_view(cluster)
-        refresh_endpoints(cluster)
-        if _endpoint_view(cluster) != before:
-            proxy.sync(cluster, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode,
+        before = _endpoint_view(whole)
+        refresh_endpoints(whole)
+        if _endpoint_view(whole) != before:
+            proxy.sync(nodes_view, restore_cmd, save_cmd, changes, previous_mode=cluster.networking.proxy_mode,
                        state=live.proxy_state)
     # UDP flows still translated to a removed endpoint (or made while a Service had none), as kube-proxy;
     # after the readiness resync, so an endpoint that turned unready loses its flows too
-    conntrack.clean_stale_udp(cluster, changes, fresh={n.name for n in cluster.nodes if n.netns not in existing})
+    conntrack.clean_stale_udp(nodes_view, changes, fresh={n.name for n in cluster.nodes if n.netns not in existing})
     # kube-proxy's health check counts, as the endpoints now stand (each node's built-in server answers them)
     supervise.publish_health_checks(cluster)
     state.save(lab, layout.state_doc(cluster, scenario_text, source, prev, "ready", pods_extra, servers, flavour))
-    return UpResult(cluster, changes.items, flavour, time.monotonic() - t0, created, changes.records)
+    return UpResult(whole, changes.items, flavour, time.monotonic() - t0, created, changes.records)
 
 
 def _refuse_replacing(cluster: Cluster, prev: dict[str, Any]) -> None:
@@ -286,11 +333,13 @@ DOWN_HOOKS: list[Callable[[str], None]] = []
 
 
 def stop_control_loop(lab: str, grace: float = 5.0) -> bool:
-    """End the lab's control loop (netlab/live/loop.py: SIGTERM, SIGKILL after `grace`): every process
-    tagged as it (its pidfile may not be written yet, or name a loop that lost the race to another);
-    True if one ran."""
+    """End the lab's control loop (netlab/live/loop.py: SIGTERM, SIGKILL after `grace`) or its agents (one
+    loop per host): every process tagged as one (its pidfile may not be written yet, or name a loop that
+    lost the race to another); True if one ran."""
     tag = names.lab_owner_prefix(lab) + "control-loop"
-    pids = [pid for pid, owner in procs.tagged([tag], host=True).items() if owner == tag]
+    found = procs.tagged([names.lab_owner_prefix(lab)], host=True).items()
+    # and its agents (one control loop per host: netlab/live/agent.py), and nothing else of the lab's
+    pids = [pid for pid, owner in found if owner == tag or names.is_agent_owner(lab, owner)]
     if not pids:
         return False
     procs.terminate([], pids, grace=grace, owner=None)

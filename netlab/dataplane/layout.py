@@ -20,6 +20,18 @@ made here, and state.json's schema is written down here.
       uts/<ns>.<pod>                    a pod's UTS namespace (a bind mount)
       dns/zone.json                     the cluster DNS's zone (live/dnszone.py)
       lb/announce.json                  MetalLB's layer-2 announcements (live/lbannounce.py)
+      hosts/<host>/state.json           a lab run by agents (one control loop per host, live/agent.py): what
+                                        the agent of <host> built (its nodes and their pods, state_doc's schema)
+      hosts/<host>/lock                 the lock of its passes (live.locked)
+      hosts/<host>/terminating          its pods' graceful terminations (live/terminate.py)
+      hosts/<host>/conntrack-udp.txt    its nodes' last UDP conntrack cleanup (dataplane/conntrack.py)
+      run/agent-<host>.pid, .lock       the agent's process record and its one-per-host lock
+      fabric.lock                       the agent reconciling the lab's shared namespaces (dataplane/fabric.py)
+      logs/agent-<host>.log             the agent's messages
+
+An agent's process is scoped to its host (`set_host`, from the environment variable NETLAB_AGENT_HOST that
+starts it): state.json, the terminations and the conntrack record are then its host's; everything else
+is named by node or pod, which one host owns, so agents of one lab sharing a filesystem never collide.
 """
 from __future__ import annotations
 
@@ -28,6 +40,8 @@ import time
 from typing import Any
 
 RUN_DIR = os.environ.get("NETLAB_RUN_DIR", "/run/netlab")
+HOST_VAR = "NETLAB_AGENT_HOST"          # set in an agent's environment: the host whose state it keeps
+_HOST: list[str | None] = [os.environ.get(HOST_VAR) or None]
 STATE_VERSION = 1
 BUILTIN = "netexec"   # the log name of a container served by the built-in server
 
@@ -36,14 +50,80 @@ def lab_dir(lab: str) -> str:
     return os.path.join(RUN_DIR, lab)
 
 
+def set_host(host: str | None) -> None:
+    """Scope this process to one host of a lab run by agents (None: the whole lab, as every command)."""
+    _HOST[0] = host or None
+
+
+def host() -> str | None:
+    """The host this process is scoped to (an agent's), or None."""
+    return _HOST[0]
+
+
 def dirs(lab: str) -> list[str]:
     """The directories a lab needs, parents first."""
     base = lab_dir(lab)
-    return [RUN_DIR, base, logs_dir(lab), uts_dir(lab), run_dir(lab)]
+    out = [RUN_DIR, base, logs_dir(lab), uts_dir(lab), run_dir(lab)]
+    if _HOST[0]:
+        out += [hosts_dir(lab), host_dir(lab, _HOST[0])]
+    return out
+
+
+def hosts_dir(lab: str) -> str:
+    return os.path.join(lab_dir(lab), "hosts")
+
+
+def host_dir(lab: str, host: str) -> str:
+    """What the agent of `host` keeps of its own (its state.json, terminations, conntrack record)."""
+    return os.path.join(hosts_dir(lab), host)
+
+
+def lab_state_file(lab: str) -> str:
+    """The lab's state.json as `up` writes it (whatever this process is scoped to)."""
+    return os.path.join(lab_dir(lab), "state.json")
 
 
 def state_file(lab: str) -> str:
-    return os.path.join(lab_dir(lab), "state.json")
+    """This process's state.json: an agent's host's, else the lab's."""
+    if _HOST[0]:
+        return os.path.join(host_dir(lab, _HOST[0]), "state.json")
+    return lab_state_file(lab)
+
+
+def terminating_file(lab: str) -> str:
+    """The kubelets' graceful terminations in progress (live/terminate.py): an agent's host's own."""
+    if _HOST[0]:
+        return os.path.join(host_dir(lab, _HOST[0]), "terminating")
+    return os.path.join(run_dir(lab), "terminating")
+
+
+def host_terminating_dirs(lab: str) -> list[str]:
+    """Every host's terminations directory of a lab run by agents (none for a lab run by one loop)."""
+    try:
+        hosts = sorted(os.listdir(hosts_dir(lab)))
+    except OSError:
+        return []
+    return [os.path.join(host_dir(lab, h), "terminating") for h in hosts]
+
+
+def conntrack_record(lab: str) -> str:
+    """The UDP frontends of the last conntrack cleanup (dataplane/conntrack.py): an agent's host's own."""
+    if _HOST[0]:
+        return os.path.join(host_dir(lab, _HOST[0]), "conntrack-udp.txt")
+    return os.path.join(run_dir(lab), "conntrack-udp.txt")
+
+
+def agent_pidfile(lab: str, host: str) -> str:
+    """The record (PID, start time) of the agent of `host` (netlab/live/agent.py)."""
+    return os.path.join(run_dir(lab), f"agent-{host}.pid")
+
+
+def agent_lockfile(lab: str, host: str) -> str:
+    return os.path.join(run_dir(lab), f"agent-{host}.lock")
+
+
+def agent_log(lab: str, host: str) -> str:
+    return os.path.join(logs_dir(lab), f"agent-{host}.log")
 
 
 def logs_dir(lab: str) -> str:

@@ -39,7 +39,53 @@ def ensure_dirs(lab: str) -> str:
 
 
 def load(lab: str) -> dict[str, Any] | None:
-    path = layout.state_file(lab)
+    """This process's view of the lab's state: an agent's, its host's state.json (layout.set_host); any
+    other process's, the lab's state.json with what the lab's agents recorded of their hosts merged in
+    (`merge_hosts`: a lab run by agents, one control loop per host)."""
+    own = read(layout.state_file(lab))
+    if layout.host() is not None:
+        return own
+    hosts = host_states(lab)
+    return merge_hosts(own, hosts) if hosts else own
+
+
+def host_states(lab: str) -> dict[str, dict[str, Any]]:
+    """host -> the state.json its agent wrote (none for a lab run by one control loop)."""
+    try:
+        names = sorted(os.listdir(layout.hosts_dir(lab)))
+    except OSError:
+        return {}
+    out = {}
+    for h in names:
+        st = read(os.path.join(layout.host_dir(lab, h), "state.json"))
+        if st is not None:
+            out[h] = st
+    return out
+
+
+def merge_hosts(base: dict[str, Any] | None, hosts: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The lab's state as a whole, from the lab's state.json (`base`, what `up` wrote) and its agents' host
+    states: a host's record of its nodes, their pods, servers and addresses wins over `base`'s (which was
+    written when `up` last ran), and a pod `base` placed on one of a host's nodes that the host no longer
+    records is gone."""
+    if base is None and not hosts:
+        return None
+    out = dict(base or next(iter(hosts.values())))
+    for key in ("nodes", "pods", "servers", "ipam"):
+        out[key] = dict(out.get(key) or {})
+    for _, st in sorted(hosts.items()):
+        own = set(st.get("nodes") or {})
+        out["pods"] = {k: v for k, v in out["pods"].items() if v.get("node") not in own}
+        out["pods"].update(st.get("pods") or {})
+        out["servers"] = {k: v for k, v in out["servers"].items() if k not in own}
+        out["servers"].update({k: v for k, v in (st.get("servers") or {}).items() if k in own})
+        out["nodes"].update(st.get("nodes") or {})
+        out["ipam"].update({k: v for k, v in (st.get("ipam") or {}).items() if k in own})
+    return out
+
+
+def read(path: str) -> dict[str, Any] | None:
+    """A state.json as written (version and shape checked), or None."""
     try:
         with open(path) as f:
             data = json.load(f)

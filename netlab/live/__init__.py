@@ -135,10 +135,15 @@ def has_store(lab: str) -> bool:
 @contextlib.contextmanager
 def locked(lab: str):
     """One writer of a lab's kernel state at a time (`up` and the control loop): an flock on a
-    file in the lab's directory, released when the holder exits, however it exits."""
+    file in the lab's directory, released when the holder exits, however it exits. A host's agent
+    (layout.set_host) writes only its host's kernel state: its lock is its host's (hosts/<host>/lock), so
+    an agent stopped in the middle of a pass holds no other host up, as on separate machines (the lab's
+    shared namespaces on one machine: dataplane/fabric.py's fabric.lock)."""
     from ..dataplane import layout, state
     state.ensure_dirs(lab)
-    fd = os.open(os.path.join(layout.lab_dir(lab), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    host = layout.host()
+    path = os.path.join(layout.host_dir(lab, host) if host else layout.lab_dir(lab), "lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

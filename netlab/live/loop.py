@@ -1,5 +1,6 @@
 """The control loop of one lab: a process, started by `up` (and by any command that finds it gone),
-stopped by `down`. Run as ``python -m netlab.live.loop LAB``.
+stopped by `down`. Run as ``python -m netlab.live.loop LAB``; as one host's agent (a lab whose nodes are
+placed on hosts: netlab/live/agent.py) as ``python -m netlab.live.loop LAB --host HOST``.
 
 It is owned like everything netlab starts: its environment carries the owner tag ``<lab>/control-loop``
 and its PID and start time are recorded in ``<lab dir>/run/control-loop.pid``. It keeps nothing of
@@ -86,9 +87,25 @@ def set_frozen(lab: str, frozen: bool) -> None:
 
 
 def ensure(lab: str) -> bool:
-    """Start the lab's control loop unless it runs (or the lab is frozen); True if it was started now."""
+    """Start the lab's control loop unless it runs (or the lab is frozen); True if it was started now. A
+    lab whose nodes are placed on hosts (label netlab.dev/host) gets one agent per host instead
+    (netlab/live/agent.py): those that do not run are started."""
     from ..dataplane import procs, state
-    if running(lab) or os.path.exists(frozen_marker(lab)):
+    if os.path.exists(frozen_marker(lab)):
+        return False
+    from . import agent
+    placed = agent.hosts(lab)
+    if placed:
+        if running(lab):   # the lab's nodes were placed on hosts since: the agents take over from the loop
+            stop(lab)
+        return bool(agent.ensure(lab, placed))
+    for host in agent.recorded_hosts(lab):   # no longer placed on hosts: the one loop takes over
+        agent.stop(lab, host)
+    from ..dataplane import layout
+    if os.path.isdir(layout.hosts_dir(lab)):   # (the lab's state.json holds what they built: `up` merged it in)
+        import shutil
+        shutil.rmtree(layout.hosts_dir(lab), ignore_errors=True)
+    if running(lab):
         return False
     state.ensure_dirs(lab)
     log = os.open(logfile(lab), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -109,11 +126,24 @@ def stop(lab: str, grace: float = 5.0) -> bool:
 
 
 class Loop:
-    def __init__(self, lab: str):
+    host: str | None = None
+    elector = None
+
+    def __init__(self, lab: str, host: str | None = None):
+        """`host`: one host's agent (its nodes only; the controllers while it holds their Lease)."""
         from .sync import LiveLab
         self.lab = lab
-        self.live = LiveLab(lab, kubelet=True)
+        self.host = host
+        self.live = LiveLab(lab, kubelet=True, host=host)
         self.store = self.live.store
+        self.elector = None
+        if host is not None:
+            import uuid
+            from .leader import Elector
+            # a new candidate every start (client-go: hostname + a UUID): one started again waits for the
+            # Lease its previous life held to expire, as any other candidate
+            self.elector = Elector(self.store, f"{host}_{uuid.uuid4().hex[:8]}")
+            self.live.leader = False   # until it holds the Lease
         self.stop = threading.Event()
         self.seen: tuple | None = None
         self.passes = 0
@@ -138,18 +168,20 @@ class Loop:
             self.stop.set()
             return
         now = time.time()
+        if self.elector is not None:
+            self.elect()
         if self.live._runner is not None:
             self.live.probe_tick(now)
             if (self.store.revision() == self.ctl_rev and not self.live.dirty and not self.live.pending()
                     and now < self.ctl_due and time.monotonic() - self.live.last_full < RESYNC_SECONDS):
                 return  # only probes were due, and none of them changed anything
-        st = state.load(self.lab)
+        st = state.load(self.lab) if self.host is None else self.live.load_state()
         if not st or not st.get("scenario") and not self.store.list("Node"):
             return
         with locked(self.lab):
             runner = self.live.runner(st.get("scenario") or "")
             self.live.heartbeats(self.live._periods[0], time.time())
-            runner.run_until_quiescent()
+            self.live.run_controllers(runner)
             self.live.probe_tick(time.time())
             view = self.store.kind_revisions(DATAPLANE_KINDS)
             due = time.monotonic() - self.live.last_full >= RESYNC_SECONDS
@@ -157,7 +189,8 @@ class Loop:
             if due and not (view != self.seen or self.live.pending() or self.live.dirty):
                 # the periodic resync: a pass only if something moved under the lab (audit.py)
                 deep = time.monotonic() - self.live.last_deep >= FULL_RESYNC
-                why = "deep resync" if deep else audit.look(self.lab, st, self.live.proxy_state, self.marks)
+                mine = st if self.host is None else state.load(self.lab) or {}   # an agent: its host's records
+                why = "deep resync" if deep else audit.look(self.lab, mine, self.live.proxy_state, self.marks)
                 if not why:
                     self.live.last_full = time.monotonic()
                     self.audits += 1
@@ -174,7 +207,8 @@ class Loop:
                 self.marks = audit.status_marks(self.lab, state.load(self.lab) or {})
             # MetalLB's pools and advertisements, Ingresses, IngressClasses and Secrets are no dataplane
             # kinds: their changes reach the speakers and nginx without a pass (netlab/live/addonfiles.py)
-            self.live.files().between_passes(synced)
+            if self.live.leader:
+                self.live.files().between_passes(synced)
         # a pass whose own controllers wrote what the dataplane reads (a replacement pod) leaves work for
         # the next look: no probe-only shortcut until it is done
         self.ctl_rev = self.store.revision() if self.store.kind_revisions(DATAPLANE_KINDS) == self.seen else -1
@@ -183,10 +217,22 @@ class Loop:
             self.log(f"controller error: {e}")
         self.live.errors.clear()
 
+    def elect(self) -> None:
+        """An agent: renew or take the controllers' Lease when due (leader.py); the controllers run here
+        only while it holds it."""
+        was = self.live.leader
+        self.live.leader = self.elector.tick()
+        if self.live.leader != was:
+            self.log(f"{'leading' if self.live.leader else 'not leading'}: the controllers run "
+                     f"{'here' if self.live.leader else 'in another agent'} (this candidate: {self.elector.identity})")
+            self.ctl_rev = -1   # the controllers look at once
+
     def controller_wakeup(self) -> float:
         """When the controllers or the kubelets' heartbeats must look again without a store write."""
         now = time.time()
         t = [now + max(1.0, self.live._periods[0] / 4) if self.live._periods is not None else now]
+        if self.elector is not None:
+            t.append(self.elector.next_tick())
         if self.live._runner is not None:
             w = self.live._runner.next_wakeup(now)
             if w is not None:
@@ -212,7 +258,8 @@ class Loop:
         return max(0.0, min(t) - now)
 
     def run(self) -> None:
-        self.log(f"control loop of lab {self.lab} started (pid {os.getpid()})")
+        what = f"agent of host {self.host}" if self.host else "control loop"
+        self.log(f"{what} of lab {self.lab} started (pid {os.getpid()})")
         while not self.stop.is_set():
             rev = self.store.revision()
             try:
@@ -229,26 +276,50 @@ class Loop:
                 left = end - time.monotonic()
                 if left <= 0 or self.store.wait(rev, min(0.2, left), interval=POLL) > rev:
                     break
-        self.log("control loop stopped")
+        if self.elector is not None:
+            self.elector.release()   # a clean stop: another agent takes the controllers over at once
+        self.log(f"{what} stopped")
+
+
+USAGE = "usage: python -m netlab.live.loop LAB [--host HOST]\n"
+
+
+def parse_args(argv: list[str]) -> tuple[str, str | None] | None:
+    """(lab, host) of `LAB` or `LAB --host HOST`; None if argv is neither."""
+    from ..dataplane.state import LAB_NAME
+    if len(argv) == 1:
+        lab, host = argv[0], None
+    elif len(argv) == 3 and argv[1] == "--host":
+        lab, host = argv[0], argv[2]
+    else:
+        return None
+    if not LAB_NAME.match(lab) or (host is not None and not LAB_NAME.match(host)):
+        return None
+    return lab, host
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m netlab.live.loop LAB\n")
+    parsed = parse_args(argv)
+    if parsed is None:
+        sys.stderr.write(USAGE)
         return 2
-    lab = argv[0]
-    # one loop per lab: the first holds this lock for its whole life; one started alongside (two
-    # commands found none running at the same moment) leaves at once
-    import fcntl
+    lab, host = parsed
     from ..dataplane import layout
+    if host is not None:
+        layout.set_host(host)   # this process keeps its host's state (layout.state_file, terminations...)
+    # one loop per lab (per host for an agent): the first holds this lock for its whole life; one started
+    # alongside (two commands found none running at the same moment) leaves at once
+    import fcntl
+    from ..dataplane import procs, state
+    lock = layout.agent_lockfile(lab, host) if host else os.path.join(layout.run_dir(lab), f"{TAG}.lock")
     try:
-        fd = os.open(os.path.join(layout.run_dir(lab), f"{TAG}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0
-    from ..dataplane import procs, state
-    state.write_private(pidfile(lab), json.dumps({"pid": os.getpid(), "start": procs.start_time(os.getpid()) or ""}))
-    loop = Loop(lab)
+    state.write_private(layout.agent_pidfile(lab, host) if host else pidfile(lab),
+                        json.dumps({"pid": os.getpid(), "start": procs.start_time(os.getpid()) or ""}))
+    loop = Loop(lab, host)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop.set())
     signal.signal(signal.SIGINT, lambda *_: loop.stop.set())
     loop.run()

@@ -4,9 +4,10 @@ from __future__ import annotations
 from ..store.meta import get_condition, is_deleting
 
 
-def settled(store, available: bool = True) -> tuple[bool, str]:
+def settled(store, available: bool = True, built: bool = False) -> tuple[bool, str]:
     """Whether every Deployment's rollout is complete and no pod is being deleted; else what is
-    still going on, in a few words."""
+    still going on, in a few words. `built` (a lab run by agents, whose `up` builds nothing itself):
+    and every pod bound to a node has its address (its host's agent built it)."""
     for d in store.list("Deployment"):
         spec, st = d.get("spec") or {}, d.get("status") or {}
         want = spec.get("replicas", 1)
@@ -36,6 +37,8 @@ def settled(store, available: bool = True) -> tuple[bool, str]:
             cond = get_condition(p, "PodScheduled")
             if cond is None or cond.get("reason") != "Unschedulable":
                 return False, f"pod {p['metadata']['name']} pending"
+        elif built and not (p.get("status") or {}).get("podIP"):
+            return False, f"pod {p['metadata']['name']} being built on node {p['spec']['nodeName']}"
     return True, ""
 
 
@@ -49,4 +52,5 @@ def progress(store) -> tuple:
                    ("currentNumberScheduled", "updatedNumberScheduled", "numberAvailable")))
                   for ds in store.list("DaemonSet"))
     pods = store.list("Pod")
-    return deps, len(pods), sum(1 for p in pods if is_deleting(p))
+    built = sum(1 for p in pods if (p.get("status") or {}).get("podIP"))   # a lab run by agents: pods built
+    return deps, len(pods), sum(1 for p in pods if is_deleting(p)), built

@@ -108,11 +108,21 @@ def periods(scenario_text: str) -> tuple[float, int]:
 
 
 class LiveLab:
-    def __init__(self, lab: str, store=None, kubelet: bool = False):
+    host: str | None = None
+    own: set[str] | None = None
+    leader = True
+
+    def __init__(self, lab: str, store=None, kubelet: bool = False, host: str | None = None):
         """`kubelet`: this process runs the probes (the control loop); others read their verdicts from
-        the pods' status in the store."""
+        the pods' status in the store. `host`: an agent's (netlab/live/agent.py): only the nodes placed on
+        that host (label netlab.dev/host) and their pods are built, reconciled and heartbeated here, and
+        the controllers run only while `leader` is true (the agent holds the controllers' Lease)."""
         from . import store_for
         self.lab = lab
+        self.host = host
+        # the nodes this process builds (None: all of them; an agent's: none until it read the Node objects)
+        self.own: set[str] | None = None if host is None else set()
+        self.leader = True                 # whether the controllers run here (an agent: its Lease says)
         self.store = store if store is not None else store_for(lab)
         self.errors: list[str] = []
         self._runner: Runner | None = None
@@ -135,10 +145,41 @@ class LiveLab:
         self.proxy_state = None          # the loop's proxy SyncState (incremental syncs), made on first use
         from ..dataplane import layout
         from .terminate import Terminator
-        self.terminator = Terminator(lab, os.path.join(layout.run_dir(lab), "terminating"))
+        # (a process that is no host's agent reads the agents' terminations too: `signalled` below)
+        self.terminator = Terminator(lab, layout.terminating_file(lab),
+                                     also=None if layout.host() else lambda: layout.host_terminating_dirs(lab))
         from .staticpods import StaticPods
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
         self.addon_files = None         # the add-ons' published files (addonfiles.py), made with `errors`
+
+    # ---------------------------------------------------------------- host scope
+    def refresh_own(self) -> None:
+        """An agent's nodes, as the Node objects' labels place them now."""
+        if self.host is not None:
+            from .hostscope import own_nodes
+            self.own = own_nodes(self.store.list("Node"), self.host)
+
+    def mine(self, node: str) -> bool:
+        return self.own is None or node in self.own
+
+    def load_state(self) -> dict:
+        """The previous state a pass builds from: the lab's; an agent's, its host's own records joined with
+        the lab's shared decisions and the other hosts' nodes and pods from the store (hostscope.py)."""
+        from ..dataplane import layout, state
+        st = state.load(self.lab)
+        if self.host is None:
+            return st or {}
+        from .hostscope import CONFIG_NAME, CONFIG_NAMESPACE, agent_state, config_of
+        self.refresh_own()
+        objs, _ = self.store.snapshot(("Node", "Pod"))
+        shared = config_of(self.store.try_get("ConfigMap", CONFIG_NAMESPACE, CONFIG_NAME))
+        return agent_state(st, state.read(layout.lab_state_file(self.lab)), objs["Node"], objs["Pod"], self.own,
+                           shared)
+
+    def run_controllers(self, runner: Runner) -> None:
+        """The controllers until quiet, where they run (an agent that does not lead: nowhere)."""
+        if self.leader:
+            runner.run_until_quiescent()
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -156,7 +197,8 @@ class LiveLab:
         snap = Snapshot.from_store(self.store, ("Node", "Lease"))
         kubelet = SimKubelet(heartbeat=max(1.0, grace / 4))
         kubelet.down = {n["metadata"]["name"] for n in snap.list("Node")
-                        if (n["metadata"].get("annotations") or {}).get(STOPPED) == "true"}
+                        if (n["metadata"].get("annotations") or {}).get(STOPPED) == "true" or not self.mine(
+                            n["metadata"]["name"])}
         actions = kubelet.node_actions(snap, now)
         if actions:
             apply_actions(self.store, actions, now)
@@ -174,6 +216,9 @@ class LiveLab:
         # the store's cached objects (shared, read only: nothing here changes them; writes copy)
         objs, _ = self.store.snapshot(("Pod", "ReplicaSet"))
         pods = objects.pod_specs(objs["Pod"], objs["ReplicaSet"], self.spec_cache)
+        if self.own is not None:   # an agent: another host's pod only once its agent gave it an address
+            from .hostscope import modelled
+            pods = [(ps, o) for ps, o in pods if modelled(o, self.own)]
         stopped = self.stopped_nodes()
         cluster = build(sc, st, pods=[ps for ps, _ in pods])
         for n in cluster.nodes:
@@ -253,7 +298,7 @@ class LiveLab:
         seen = observed.views(cluster, st)
         for pod in cluster.pods:
             obj = by_key[pod.key]
-            if pod.node in stopped:
+            if pod.node in stopped or not self.mine(pod.node):
                 continue
             rec = recs.get(pod.key) or {}
             ready = bool(rec.get("ready"))   # a terminating pod's Ready goes on following its readiness
@@ -314,7 +359,7 @@ class LiveLab:
         targets, seen = [], set()
         for pod in cluster.pods:
             obj = by_key[pod.key]
-            if pod.node in stopped:
+            if pod.node in stopped or not self.mine(pod.node):
                 continue
             restarts = int(((st.get("pods") or {}).get(pod.key) or {}).get("restarts", 0))
             recs = dict(((st.get("pods") or {}).get(pod.key) or {}).get("procs") or {})
@@ -373,7 +418,7 @@ class LiveLab:
         infos, told = [], set()
         for pod in cluster.pods:
             obj = by_key[pod.key]
-            if not is_deleting(obj) or pod.node in stopped:
+            if not is_deleting(obj) or pod.node in stopped or not self.mine(pod.node):
                 continue
             rec = recs.get(pod.key) or {}
             infos.append(pod_info(obj, pod, nodes[pod.node], rec, servers.get(pod.node), uts_path(self.lab, pod)))
@@ -417,28 +462,27 @@ class LiveLab:
         if self.proxy_state is None:
             self.proxy_state = SyncState(full_sync_period=FULL_RESYNC)
         if deep:
-            return LivePass(proxy_state=self.proxy_state)
+            return LivePass(proxy_state=self.proxy_state, nodes=self.own)
         recs = st.get("pods") or {}
         # (a terminating pod is looked at on every pass: whether it still serves decides whether
         # kube-proxy's fallback may choose it)
         listen = {p.key for p in cluster.pods
                   if p.decided_ready is None and (p.terminating or not ((recs.get(p.key) or {}).get("ready") and
                                                                         (recs.get(p.key) or {}).get("uid") == p.uid))}
-        return LivePass(check=set(), listen=listen, proxy_state=self.proxy_state)
+        return LivePass(check=set(), listen=listen, proxy_state=self.proxy_state, nodes=self.own)
 
     def sync(self, progress=None, proxy_mode: str | None = None, scenario_text: str | None = None,
              source: str | None = None, scoped: bool = False):
         """One pass (see the module's docstring); returns the dataplane's UpResult. `scoped`: a control
         loop's pass, looking only at what may have changed (`scope`); else a whole reconcile."""
         from ..dataplane import lab as labmod
-        from ..dataplane import state
-        st = state.load(self.lab) or {}
+        st = self.load_state()
         text = scenario_text if scenario_text is not None else (st.get("scenario") or "")
         self.let_go_pods = False
         runner = self.runner(text)
         now = time.time()
         self.heartbeats(self._periods[0], now)
-        runner.run_until_quiescent()
+        self.run_controllers(runner)
         if scenario_text is not None:  # up: the scenario's mode unless --proxy-mode says otherwise
             work = dict(st, scenario=text, source=source or st.get("source"))
             work.pop("proxyMode", None)
@@ -446,22 +490,29 @@ class LiveLab:
             work = st
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
-        self.files().before_pass(cluster)   # before the pass starts the add-ons' pods (up's first pass)
+        if self.leader:   # the add-ons' files are the lab's: written where the controllers run
+            self.files().before_pass(cluster)   # before the pass starts the add-ons' pods (up's first pass)
         from ..dataplane import volumes as volmod
         from .podsetup import prepare
-        prepare(cluster, by_key, self.store, volmod.base_dir(self.lab))   # env valueFrom, volumes
+        from ..dataplane.lab import host_views
+        # env valueFrom, volumes (an agent: of its own pods)
+        prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
         live = self.scope(cluster, st, deep) if scoped else None
         result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
         if deep:
             self.last_deep = time.monotonic()
-        st = state.load(self.lab) or {}
+        st = self.load_state()
         now = time.time()
         # the kubelets report after the kernel work too: a pass longer than the grace period (a big lab,
         # a slow machine) must not look like nodes that stopped reporting
         self.heartbeats(self._periods[0], now)
         self.write_status(cluster, by_key, st, now)
-        volmod.prune(self.lab, {p.uid for p in cluster.pods})   # the volumes of pods that are gone
+        keep = {p.uid for p in cluster.pods}
+        if self.own is not None:   # an agent: another host's pods too (those its model leaves out meanwhile)
+            from .hostscope import pod_uid
+            keep |= {pod_uid(o) for o in self.store.list("Pod")}
+        volmod.prune(self.lab, keep)   # the volumes of pods that are gone
         # a pod without a readiness probe is ready once it listens: while a young one does not yet, look
         # again soon (its server may be starting), not only at the next resync
         recs = st.get("pods") or {}
@@ -474,13 +525,44 @@ class LiveLab:
             self.watch_probes(cluster, by_key, st, now)
             if self.let_go(cluster, by_key, st, now):
                 self.let_go_pods = True
-                runner.run_until_quiescent()
-        runner.run_until_quiescent()
-        self.files().after_pass(cluster)    # what this pass wrote: addresses, readiness, EndpointSlices
+                self.run_controllers(runner)
+        self.run_controllers(runner)
+        if self.leader:
+            self.files().after_pass(cluster)    # what this pass wrote: addresses, readiness, EndpointSlices
         self.last_full = time.monotonic()
         self.last_pass = time.time()
         self.dirty = False
         return result
+
+    def register(self, scenario_text: str, source: str | None, proxy_mode: str | None = None):
+        """`up` of a lab run by agents (one control loop per host: netlab/live/agent.py): the controllers run
+        and the lab's decisions recorded in its state.json (the scenario, addresses of nodes, pods and
+        Services as the model keeps them: what the agents build from), and nothing else: the agents build
+        their hosts' nodes and pods. Returns an UpResult without changes (they are the agents')."""
+        from ..dataplane import iptables, layout, state
+        from ..dataplane.lab import UpResult, source_identity
+        st = self.load_state()
+        runner = self.runner(scenario_text)
+        self.run_controllers(runner)
+        work = dict(st, scenario=scenario_text, source=source or st.get("source"))
+        work.pop("proxyMode", None)
+        cluster, _ = self.desired(work, proxy_mode)
+        flavour = iptables.flavour_commands(cluster.networking.iptables_flavour)[0]
+        recs = st.get("pods") or {}
+        keep = ("procs", "restarts", "created", "ready")
+        extra = {p.key: {k: v for k, v in (recs.get(p.key) or {}).items() if k in keep}
+                 for p in cluster.pods if (recs.get(p.key) or {}).get("uid") == p.uid}
+        doc = layout.state_doc(cluster, scenario_text, source_identity(cluster.source), st, "ready", extra,
+                               dict(st.get("servers") or {}), flavour)
+        state.save(self.lab, doc)
+        # and in the store, for the agents of hosts that do not share this directory
+        from .hostscope import config_object
+        cm = config_object(doc)
+        if self.store.try_get("ConfigMap", cm["metadata"]["namespace"], cm["metadata"]["name"]) is None:
+            self.store.create(cm)
+        else:
+            self.store.update(cm)   # unconditional (no resourceVersion): `up` holds the lab's lock
+        return UpResult(cluster, [], flavour, 0.0, created=not st.get("pods"))
 
     def files(self):
         """The add-ons' published files (netlab/live/addonfiles.py): DNS zone, MetalLB, ingress-nginx."""

@@ -90,9 +90,12 @@ def pod_info(obj: dict, pod, node, rec: dict, server: dict | None, uts: str | No
 
 
 class Terminator:
-    def __init__(self, lab: str, directory: str, probers=None):
+    def __init__(self, lab: str, directory: str, probers=None, also=None):
+        """`also`: where else terminations are recorded (a lab run by agents: each host's directory),
+        read by `signalled` only."""
         self.lab = lab
         self.dir = directory
+        self.also = also
         self.probers = probers
         self.pods: dict[str, PodInfo] = {}          # uid -> info (from the last pass)
         self.records: dict[str, dict] = {}          # uid -> persisted progress
@@ -157,7 +160,15 @@ class Terminator:
         """Whether the pod's built-in server containers were sent their SIGTERM (the next pass tells
         the server)."""
         rec = self.records.get(uid) or self._load(uid) or {}
-        return bool(rec.get("builtinTerm"))
+        if not rec and self.also is not None:
+            for d in self.also():
+                try:
+                    with open(os.path.join(d, f"{uid}.json")) as f:
+                        rec = json.load(f)
+                    break
+                except (OSError, ValueError):
+                    continue
+        return bool(isinstance(rec, dict) and rec.get("builtinTerm"))
 
     def needs_pass(self) -> bool:
         """A SIGTERM for a built-in server pod waits for a pass to reach the server."""

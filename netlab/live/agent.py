@@ -1,0 +1,121 @@
+"""A lab's agents: one control loop per host (`python -m netlab.live.loop LAB --host H`, `netlab agent`).
+
+A lab whose Node objects carry the label `netlab.dev/host=<host>` (the Cluster document's
+`nodes[].labels`) is run by one agent per host instead of one control loop: each builds, reconciles and
+heartbeats only its host's nodes and their pods (netlab/live/hostscope.py), and the controllers run in
+the one agent that holds the Lease `kube-system/netlab-controllers` (netlab/live/leader.py).
+
+An agent is owned like everything netlab starts: its environment carries the owner tag
+`<lab>/host/<host>/agent` (names.agent_owner) and the host it keeps the state of (layout.HOST_VAR); its
+PID and start time are in `<lab dir>/run/agent-<host>.pid`, its messages in `logs/agent-<host>.log`;
+`netlab down` ends every process tagged as one of the lab's agents (dataplane/lab.py stop_control_loop).
+
+`launch(lab, host)` is the one place that says how an agent is started (its argv, environment and log):
+where the lab's hosts are emulated in network namespaces of their own, it is where the agent is put
+inside its host's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from .. import names
+
+
+@dataclass
+class Launch:
+    """How the agent of one host is started."""
+    argv: list[str]
+    env: dict[str, str]
+    log: str
+    cwd: str = "/"
+
+
+def owner(lab: str, host: str) -> str:
+    return names.agent_owner(lab, host)
+
+
+def launch(lab: str, host: str) -> Launch:
+    """The agent of `host` in lab `lab`: `python -m netlab.live.loop LAB --host HOST`, tagged
+    NETLAB_OWNER=<lab>/host/<host>/agent, NETLAB_AGENT_HOST=<host> (its per-host state: layout.set_host),
+    its output appended to <lab dir>/logs/agent-<host>.log."""
+    from ..dataplane import layout, procs
+    env = dict(os.environ, **{procs.OWNER_VAR: owner(lab, host), layout.HOST_VAR: host})
+    return Launch([sys.executable, "-m", "netlab.live.loop", lab, "--host", host], env, layout.agent_log(lab, host))
+
+
+def record(lab: str, host: str) -> dict | None:
+    from ..dataplane import layout
+    try:
+        with open(layout.agent_pidfile(lab, host)) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def running(lab: str, host: str) -> dict | None:
+    """The agent's process record, if that process runs (the same one, with its tag)."""
+    from ..dataplane import procs
+    rec = record(lab, host)
+    return rec if procs.alive(rec, owner=owner(lab, host)) else None
+
+
+def hosts(lab: str) -> dict[str, list[str]]:
+    """host -> its nodes, as the lab's Node objects place them (empty: the lab is run by one control loop)."""
+    from . import store_for
+    from .hostscope import hosts_of
+    return hosts_of(store_for(lab).list("Node"))
+
+
+def start(lab: str, host: str) -> int:
+    """Start the agent of `host` (whether one runs is the caller's question); returns its PID."""
+    from ..dataplane import state
+    state.ensure_dirs(lab)
+    how = launch(lab, host)
+    log = os.open(how.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        p = subprocess.Popen(how.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                             close_fds=True, env=how.env, cwd=how.cwd)
+    finally:
+        os.close(log)
+    p.returncode = 0  # the agent outlives this process: do not reap it (it records itself)
+    return p.pid
+
+
+def ensure(lab: str, placed: dict[str, list[str]] | None = None) -> list[str]:
+    """Start the agent of every host of the lab that has none running; the hosts whose agent was started."""
+    placed = hosts(lab) if placed is None else placed
+    out = []
+    for host in placed:
+        if not running(lab, host):
+            start(lab, host)
+            out.append(host)
+    return out
+
+
+def recorded_hosts(lab: str) -> list[str]:
+    """The hosts whose agent recorded itself in the lab's directory (run/agent-<host>.pid)."""
+    from ..dataplane import layout
+    try:
+        names_ = os.listdir(layout.run_dir(lab))
+    except OSError:
+        return []
+    return sorted(n[len("agent-"):-len(".pid")] for n in names_ if n.startswith("agent-") and n.endswith(".pid"))
+
+
+def stop(lab: str, host: str, grace: float = 5.0) -> bool:
+    """End the agent of `host` (SIGTERM, SIGKILL after `grace`); True if one ran."""
+    from ..dataplane import layout, procs
+    tag = owner(lab, host)
+    pids = [pid for pid, t in procs.tagged([tag], host=True).items() if t == tag]
+    if pids:
+        procs.terminate([], pids, grace=grace, owner=None)
+    try:
+        os.unlink(layout.agent_pidfile(lab, host))
+    except OSError:
+        pass
+    return bool(pids)
