@@ -45,6 +45,10 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     lab = scenario.name
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
+    # what this machine holds (memory, namespaces, mounts, processes): refused before anything is read or built
+    from .dataplane import machine
+    from .spec.parse import check_scenario_machine
+    check_scenario_machine(scenario, machine.limits())
     prev = state.load(lab) or {}
     # everything that can be refused is refused before anything is written: the scenario built as a
     # still picture (its Deployments' replicas scheduled as netlab's own expansion does) must stand

@@ -9,7 +9,7 @@ import re
 
 from ...errors import SpecError
 from ..fields import Fields, check_name, shown
-from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
+from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_LAB_NAME
 from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
                      POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, IngressConfig,
                      Networking, NodeSpec)
@@ -96,8 +96,10 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     elif node_docs is None:
         node_docs = [Fields({"role": "control-plane"}, where, "nodes[0]", ignored),
                      Fields({"role": "worker"}, where, "nodes[1]", ignored)]
-    if len(node_docs) > MAX_CLUSTER_NODES:
-        raise top.error("nodes", f"lists {len(node_docs)} nodes, more than {MAX_CLUSTER_NODES}", "use fewer nodes")
+    from ..capacity import MachineLimits, Readings
+    over = (ctx.limits or MachineLimits(Readings())).nodes_over(name, len(node_docs))
+    if over is not None:
+        raise top.error("nodes", f"lists {len(node_docs)} nodes, but {over.text('nodes')}", over.fix)
     first_ignored = len(ignored)
     for nd in node_docs:
         role = nd.choice("role", ("control-plane", "worker"), "control-plane")
