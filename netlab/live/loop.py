@@ -149,7 +149,7 @@ class Loop:
         with locked(self.lab):
             runner = self.live.runner(st.get("scenario") or "")
             self.live.heartbeats(self.live._periods[0], time.time())
-            runner.run_until_quiescent()
+            runner.run_until_quiescent(between=self.live.keep_alive)
             self.live.probe_tick(time.time())
             view = self.store.kind_revisions(DATAPLANE_KINDS)
             due = time.monotonic() - self.live.last_full >= RESYNC_SECONDS

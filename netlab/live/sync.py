@@ -117,6 +117,7 @@ class LiveLab:
         self.errors: list[str] = []
         self._runner: Runner | None = None
         self._periods: tuple[float, int] | None = None
+        self.last_heartbeat = 0.0
         self.last_full = 0.0
         self.let_go_pods = False  # the last pass removed pods from the store: their namespaces go next pass
         self.kubelet = kubelet
@@ -150,8 +151,18 @@ class LiveLab:
                                   on_error=lambda name, e: self.errors.append(f"{name}: {e}"))
         return self._runner
 
+    def keep_alive(self) -> None:
+        """Heartbeats between controller rounds, once a quarter of the grace period has passed since the
+        last: a lab of thousands of pods settles for longer than the grace period, and nodes whose
+        Leases lapsed meanwhile would be tainted and their pods evicted (the pass feeding on itself)."""
+        grace = self._periods[0] if self._periods else 10.0
+        now = time.time()
+        if now - self.last_heartbeat >= max(1.0, grace / 4):
+            self.heartbeats(grace, now)
+
     def heartbeats(self, grace: float, now: float) -> None:
         """The kubelets of the nodes that are up: Lease renewed, Ready reported."""
+        self.last_heartbeat = now
         from ..controllers.runner import apply_actions
         snap = Snapshot.from_store(self.store, ("Node", "Lease"))
         kubelet = SimKubelet(heartbeat=max(1.0, grace / 4))
@@ -438,7 +449,7 @@ class LiveLab:
         runner = self.runner(text)
         now = time.time()
         self.heartbeats(self._periods[0], now)
-        runner.run_until_quiescent()
+        runner.run_until_quiescent(between=self.keep_alive)
         if scenario_text is not None:  # up: the scenario's mode unless --proxy-mode says otherwise
             work = dict(st, scenario=text, source=source or st.get("source"))
             work.pop("proxyMode", None)
@@ -474,8 +485,8 @@ class LiveLab:
             self.watch_probes(cluster, by_key, st, now)
             if self.let_go(cluster, by_key, st, now):
                 self.let_go_pods = True
-                runner.run_until_quiescent()
-        runner.run_until_quiescent()
+                runner.run_until_quiescent(between=self.keep_alive)
+        runner.run_until_quiescent(between=self.keep_alive)
         self.files().after_pass(cluster)    # what this pass wrote: addresses, readiness, EndpointSlices
         self.last_full = time.monotonic()
         self.last_pass = time.time()
@@ -522,7 +533,7 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
                 prune=True)
             runner = live.runner(text)
             live.heartbeats(live._periods[0], time.time())
-            runner.run_until_quiescent()
+            runner.run_until_quiescent(between=self.keep_alive)
             work = dict(prev, scenario=text, source=scenario.source)
             work.pop("proxyMode", None)
             out.append(live.desired(work, scenario.networking.proxy_mode)[0])
