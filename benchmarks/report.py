@@ -336,6 +336,27 @@ def t_bgp(r: dict) -> list[str]:
 
 # ---------------------------------------------------------------- plots
 
+def t_scale(r: dict) -> list[str]:
+    """benchmarks/scale_bench.py: 100 nodes x 100 pods, netlab vs the C floor, memory per pod, probe, down."""
+    x = r["results"]
+    floor = x.get("floor_up_s")
+    out = ["| pods (nodes x per node) | netlab up | C floor | netlab / floor | pods/s | probe matrix | down | "
+           "memory per pod | per node |", "|---|---|---|---|---|---|---|---|---|",
+           f"| {x['pods']:,} ({x['nodes']} x {x['pods_per_node']}) | {s_(x['netlab_up_s'])} | {s_(floor)} | "
+           + (f"{x['netlab_over_floor']:.2f}x" if floor else "-") + f" | {x['pods_per_s']:.0f} | "
+           f"{s_(x['probe_s'])} ({x['probe_passed']}/{x['probe_checks']} checks passed) | {s_(x['netlab_down_s'])} | "
+           f"{x['mem_per_pod_kib']:.0f} KiB | {x['mem_per_node_kib'] / 1024:.1f} MiB |",
+           "", f"`netlab up FILE` as a command (parse, the machine's limits, the controllers making and scheduling "
+           f"the pods, the kernel work, the control loop, every pod Ready); the floor is benchmarks/floor.c at the same "
+           f"size. Memory: MemAvailable's drop 3 s after `up`, the nodes-only lab's ({x['nodes_only_up_s']:.1f} s up) "
+           f"taken off, over the pods: kernel and netlab's processes together; of it the kernel's slab "
+           f"{x['slab_per_pod_kib']:.0f} KiB a pod"
+           + (f", the floor's own drop {x['floor_mem_per_pod_kib']:.0f} KiB a pod" if floor else "")
+           + f"; the lab's {x['processes']} processes hold {x['processes_rss_mib']:.0f} MiB resident. "
+           "`scripts/bench --only scale`."]
+    return out
+
+
 def plots(res: dict, out: str) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -468,7 +489,9 @@ def main() -> None:
                 ("kube-proxy's userspace mode vs iptables mode (benchmarks/userspace_bench.py)", "userspace",
                  t_userspace),
                 ("The BGP backend: convergence after a node stop; pod-to-pod next to host-gw and VXLAN "
-                 "(benchmarks/bgp_bench.py)", "bgp", t_bgp)]
+                 "(benchmarks/bgp_bench.py)", "bgp", t_bgp),
+                ("10,000 pods on one machine: bring-up vs the C floor, memory per pod, probe matrix, down "
+                 "(benchmarks/scale_bench.py)", "scale", t_scale)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:
