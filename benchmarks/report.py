@@ -347,13 +347,28 @@ def t_scale(r: dict) -> list[str]:
            f"{s_(x['probe_s'])} ({x['probe_passed']}/{x['probe_checks']} checks passed) | {s_(x['netlab_down_s'])} | "
            f"{x['mem_per_pod_kib']:.0f} KiB | {x['mem_per_node_kib'] / 1024:.1f} MiB |",
            "", f"`netlab up FILE` as a command (parse, the machine's limits, the controllers making and scheduling "
-           f"the pods, the kernel work, the control loop, every pod Ready); the floor is benchmarks/floor.c at the same "
-           f"size. Memory: MemAvailable's drop 3 s after `up`, the nodes-only lab's ({x['nodes_only_up_s']:.1f} s up) "
-           f"taken off, over the pods: kernel and netlab's processes together; of it the kernel's slab "
-           f"{x['slab_per_pod_kib']:.0f} KiB a pod"
-           + (f", the floor's own drop {x['floor_mem_per_pod_kib']:.0f} KiB a pod" if floor else "")
-           + f"; the lab's {x['processes']} processes hold {x['processes_rss_mib']:.0f} MiB resident. "
-           "`scripts/bench --only scale`."]
+           f"the pods, the kernel work, the control loop, every pod Ready); the floor is benchmarks/floor.c at the "
+           f"same size. Memory: what the lab holds is the mean of MemAvailable's drop on `up` and its rise on `down`, "
+           f"the nodes-only lab's ({x['nodes_only_up_s']:.1f} s up, no pods, so no built-in servers) taken off, over "
+           f"the pods: kernel and netlab's processes together (the node's built-in server is in the pods' share); "
+           f"of it the kernel's slab grew {x['slab_per_pod_kib']:.0f} KiB a pod"]
+    fl = (r.get("samples") or {}).get("floor") or []
+    if fl:
+        f0 = fl[0]
+        out[-1] += (f"; the floor's slab grew {f0['slab_growth_kib'] / x['pods']:.0f} KiB a pod and MemAvailable "
+                    f"dropped {f0['mem_available_drop_kib'] / x['pods']:.0f} KiB a pod on its up (its rise 2 s after "
+                    f"its down was {f0['mem_available_rise_on_down_kib'] / x['pods']:.0f} KiB: the kernel frees dead "
+                    "namespaces lazily)")
+    out[-1] += (f". The lab's {x['processes']} processes (one built-in server per node, the control loop, DNS) hold "
+                f"{x['processes_rss_mib']:.0f} MiB resident (shared pages counted in each). The probe matrix is the "
+                "default one (node<->pod and pod<->pod for every pair of nodes, from and to the first pods of each "
+                "node)")
+    said = [w for s in (r.get("samples") or {}).get("netlab") or [] for w in s.get("probe_warnings") or []]
+    if said:
+        out[-1] += (f"; the probe said: \"{said[0].split(';')[0]}\" (the host's net.ipv4.neigh.default.gc_thresh3, "
+                    "which netlab names and never changes: at 100 nodes every node needs an entry for every other "
+                    "node's underlay address, about 10,000)")
+    out[-1] += ". `scripts/bench --only scale`."
     return out
 
 

@@ -17,7 +17,8 @@ Each repeat, one after the other (the kernel given time to free the namespaces b
 Memory: what a lab holds is the mean of MemAvailable's (/proc/meminfo) drop from before `up` to 3 s after
 it, and of its rise from before `down` to 2 s after the kernel freed the namespaces (the machine is shared:
 two looks halve the noise of others' work); the difference of the netlab and nodes samples over the pods is
-the memory per pod (kernel and netlab's processes), the nodes sample's over N the memory per node. Beside it the kernel's slab (Slab in /proc/meminfo) and the lab's
+the memory per pod (kernel and netlab's processes), the nodes sample's over N the memory per node. Beside
+it the kernel's slab (Slab in /proc/meminfo) and the lab's
 processes' resident memory (every process tagged NETLAB_OWNER=<lab>/..., and the lab's control loop), and
 the floor's MemAvailable drop over its pods (the kernel's share alone).
 """
@@ -180,8 +181,8 @@ def main() -> None:
             s["repeat"] = r
             samples[what].append(s)
             print(f"  sample {r + 1}/{args.repeat} {what:7} up {s['up_s']:7.2f}s down {s['down_s']:6.2f}s "
-                  f"MemAvailable {-s['mem_available_drop_kib'] / 1024:+.0f} MiB (+{s['mem_available_rise_on_down_kib'] / 1024:.0f} "
-                  "MiB on down)"
+                  f"MemAvailable {-s['mem_available_drop_kib'] / 1024:+.0f} MiB "
+                  f"(+{s['mem_available_rise_on_down_kib'] / 1024:.0f} MiB on down)"
                   + (f" probe {s['probe_s']:.2f}s ({s.get('probe_passed')}/{s.get('probe_checks')} checks)"
                      if "probe_s" in s else ""), flush=True)
 
@@ -203,7 +204,9 @@ def main() -> None:
     res["processes"], res["processes_rss_mib"] = med("netlab", "processes"), med("netlab", "processes_rss_kib") / 1024
     if floor:
         res["floor_up_s"], res["floor_down_s"] = med("floor", "up_s"), med("floor", "down_s")
-        res["floor_mem_per_pod_kib"] = med("floor", "mem_held_kib") / pods
+        # the floor's drop on up: the kernel frees a dead namespace's memory lazily, seconds after `down`
+        res["floor_mem_per_pod_kib"] = med("floor", "mem_available_drop_kib") / pods
+        res["floor_slab_per_pod_kib"] = med("floor", "slab_growth_kib") / pods
         res["netlab_over_floor"] = res["netlab_up_s"] / res["floor_up_s"]
     res["pods_per_s"] = pods / res["netlab_up_s"]
     print("\n" + "\n".join(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}" for k, v in res.items()))

@@ -26,10 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BR_MAX_PORTS = 1024        # the kernel's ports per bridge (net/bridge/br_private.h, BR_MAX_PORTS)
-# Measured on a 100-node x 100-pod lab (benchmark part `scale`): MemAvailable's drop while the lab is up,
-# divided out by a least-squares fit over the lab sizes the part builds. Rounded up.
-POD_KIB = 512              # a pod: net + UTS namespaces, veth pair, bridge port, addresses, routes, sysctls, state
-NODE_KIB = 24 * 1024       # a node: its namespace, bridges, VXLAN, rules, its built-in server (a Python process)
+# Measured by the benchmark part `scale` (docs/bench/summary.md; 2026-12-01: 467 KiB a pod, 1.0 MiB a node):
+# what a 100-node lab holds with 10,000 pods and with none (MemAvailable on up and down), rounded up.
+POD_KIB = 512              # a pod: net + UTS namespaces, veth pair, bridge port, addresses, routes, sysctls,
+#                            state, and its share of its node's built-in server (a Python process per node)
+NODE_KIB = 2 * 1024        # a node: its namespace, eth0, cni0, VXLAN with its peers' entries, rules
 RESERVE_KIB = 1024 * 1024  # kept available for everything else on the machine
 PROCS_PER_NODE = 4         # processes a node may run: its built-in server, the lab's loop and DNS shares, BIRD
 UNDERLAY_EXTRA_PORTS = 2   # the external host (and the BGP router's port) on the underlay bridge
@@ -139,8 +140,8 @@ def pod_limits(r: Readings, nodes: int, processes_per_pod: float = 0.0) -> list[
     if processes_per_pod > 0:
         for lim in _processes(r, 1, "a pod"):
             left = lim.value - nodes * PROCS_PER_NODE
-            out.append(Limit(int(max(0, left) / processes_per_pod), lim.what,
-                             lim.source.replace("1 per pod", f"{processes_per_pod:g} per pod, {PROCS_PER_NODE} per node"),
+            per = f"{processes_per_pod:g} per pod, {PROCS_PER_NODE} per node"
+            out.append(Limit(int(max(0, left) / processes_per_pod), lim.what, lim.source.replace("1 per pod", per),
                              lim.fix.replace("use fewer pods", "use fewer replicas")))
     return out
 

@@ -405,8 +405,8 @@ def check_scenario_machine(scenario: Scenario, limits: MachineLimits) -> None:
     have parsed it without `limits`): the same refusals as the parser's."""
     over = limits.nodes_over(scenario.name, len(scenario.nodes))
     if over is not None:
-        raise SpecError(f"Cluster {scenario.name}", f"nodes lists {len(scenario.nodes)} nodes, but {over.text('nodes')}",
-                        over.fix)
+        raise SpecError(f"Cluster {scenario.name}",
+                        f"nodes lists {len(scenario.nodes)} nodes, but {over.text('nodes')}", over.fix)
     check_machine(scenario.name, len(scenario.nodes), scenario_workloads(scenario), limits)
 
 

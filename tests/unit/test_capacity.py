@@ -118,7 +118,8 @@ def test_the_document_that_crosses_the_limit_is_named():
 def test_too_many_nodes_names_the_cluster_nodes_field():
     r = Readings(mem_available_kib=RESERVE_KIB + 10 * NODE_KIB + 100)
     line = refused(scenario(nodes=11, replicas=0), r)
-    assert line.startswith("Cluster (document 1): nodes lists 11 nodes, but this machine holds at most 10 nodes (memory: ")
+    assert line.startswith("Cluster (document 1): nodes lists 11 nodes, but this machine holds at most 10 nodes "
+                           "(memory: ")
     assert line.endswith("; use fewer nodes, or free memory on this machine")
 
 
