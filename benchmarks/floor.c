@@ -1,6 +1,6 @@
 /* The kernel's floor for building a netlab-shaped lab: the bare system calls, no Python, no fork.
  *
- *   floor up PREFIX PODS [NODES]     build it; prints {"up_s": ...} (the time of the build, measured inside)
+ *   floor up PREFIX PODS [NODES [MASK]]  build it; prints {"up_s": ...} (the time of the build, measured inside)
  *   floor down PREFIX                remove it;  prints {"down_s": ...}
  *
  * Built by scripts/bench with `gcc -O2 -pthread`. Run as root. What it builds, with the same kernel work
@@ -8,6 +8,8 @@
  *   underlay   netns PREFIX.underlay, bridge underlay0 172.18.0.1/16, up
  *   per node   netns PREFIX.node.nK, veth eth0 with its peer on underlay0, 172.18.0.(K+2)/16,
  *              bridge cni0 10.244.(4K).1/22, ip_forward=1, host-gw routes to the other nodes' podCIDRs
+ *              (MASK, default 22: each node's podCIDR is the K-th /MASK of 10.244.0.0/16; the benchmark part
+ *              `scale` builds 100 nodes with /24s, as netlab's default nodeCIDRMaskSize)
  *   per pod    (the part that scales) on one dedicated thread, as netlab does:
  *              unshare(CLONE_NEWNET|CLONE_NEWUTS); bind-mount /proc/self/task/TID/ns/{net,uts} to
  *              /run/netns/PREFIX.pod.I and /run/netlab/floor/PREFIX/I.uts; sethostname;
@@ -48,9 +50,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAXNODES 16
+#define MAXNODES 256
 static char prefix[64];
-static int npods, nnodes = 3;
+static int npods, nnodes = 3, mask = 22;
 
 static void die(const char *what) { fprintf(stderr, "floor: %s: %s\n", what, strerror(errno)); exit(1); }
 
@@ -252,6 +254,14 @@ static int self_netns_fd(void) {
     return fd;
 }
 
+/* address OFFSET of node K's podCIDR (the K-th /MASK of 10.244.0.0/16) */
+static void node_ip(char *buf, size_t len, int k, int offset) {
+    unsigned a = (10u << 24) | (244u << 16);
+    a += (unsigned)k << (32 - mask);
+    a += (unsigned)offset;
+    snprintf(buf, len, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
 static void *build(void *unused) {
     (void)unused;
     char name[128], ip[32], gw[32], uts[192], host[64];
@@ -283,21 +293,21 @@ static void *build(void *unused) {
         write_file("/proc/sys/net/ipv4/ip_forward", "1");
         link_up(nl_node[k], 1);
         int eth0 = ifindex(ioc_node[k], "eth0");
-        snprintf(ip, sizeof ip, "172.18.0.%d", k + 2);
+        snprintf(ip, sizeof ip, "172.18.%d.%d", (k + 2) / 256, (k + 2) % 256);
         add_addr(nl_node[k], eth0, ip, 16);
         link_up(nl_node[k], eth0);
         add_bridge(nl_node[k], "cni0");
         cni[k] = ifindex(ioc_node[k], "cni0");
-        snprintf(ip, sizeof ip, "10.244.%d.1", 4 * k);
-        add_addr(nl_node[k], cni[k], ip, 22);
+        node_ip(ip, sizeof ip, k, 1);
+        add_addr(nl_node[k], cni[k], ip, mask);
         link_up(nl_node[k], cni[k]);
     }
     for (int k = 0; k < nnodes; k++)
         for (int j = 0; j < nnodes; j++)
             if (j != k) {
-                snprintf(ip, sizeof ip, "10.244.%d.0", 4 * j);
-                snprintf(gw, sizeof gw, "172.18.0.%d", j + 2);
-                add_route(nl_node[k], ip, 22, gw);
+                node_ip(ip, sizeof ip, j, 0);
+                snprintf(gw, sizeof gw, "172.18.%d.%d", (j + 2) / 256, (j + 2) % 256);
+                add_route(nl_node[k], ip, mask, gw);
             }
     close(ul_fd);
     close(ul);
@@ -325,9 +335,9 @@ static void *build(void *unused) {
         link_up(nl, 1);
         int eth0 = ifindex(ioc, "eth0");
         link_up(nl, eth0);
-        snprintf(ip, sizeof ip, "10.244.%d.%d", 4 * k + (n + 2) / 256, (n + 2) % 256);
-        add_addr(nl, eth0, ip, 22);
-        snprintf(gw, sizeof gw, "10.244.%d.1", 4 * k);
+        node_ip(ip, sizeof ip, k, n + 2);
+        add_addr(nl, eth0, ip, mask);
+        node_ip(gw, sizeof gw, k, 1);
         add_route(nl, "0.0.0.0", 0, gw);
         close(nl);
         close(ioc);
@@ -383,7 +393,7 @@ static int down(void) {
 
 int main(int argc, char **argv) {
     if (argc < 3 || strlen(argv[2]) > 40 || strchr(argv[2], '/')) {
-        fprintf(stderr, "usage: floor up PREFIX PODS [NODES] | floor down PREFIX\n");
+        fprintf(stderr, "usage: floor up PREFIX PODS [NODES [MASK]] | floor down PREFIX\n");
         return 2;
     }
     snprintf(prefix, sizeof prefix, "%s", argv[2]);
@@ -391,10 +401,14 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "up") && argc >= 4) {
         npods = atoi(argv[3]);
         if (argc > 4) nnodes = atoi(argv[4]);
-        if (npods < 1 || npods > 3000 || nnodes < 1 || nnodes > MAXNODES) { fprintf(stderr, "floor: bad size\n"); return 2; }
+        if (argc > 5) mask = atoi(argv[5]);
+        if (npods < 1 || npods > 60000 || nnodes < 1 || nnodes > MAXNODES || mask < 17 || mask > 28
+            || (nnodes << (32 - mask)) > 65536 || npods / nnodes + 3 > (1 << (32 - mask))) {
+            fprintf(stderr, "floor: bad size\n"); return 2;
+        }
         return up();
     }
     if (!strcmp(argv[1], "down")) return down();
-    fprintf(stderr, "usage: floor up PREFIX PODS [NODES] | floor down PREFIX\n");
+    fprintf(stderr, "usage: floor up PREFIX PODS [NODES [MASK]] | floor down PREFIX\n");
     return 2;
 }

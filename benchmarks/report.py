@@ -336,6 +336,42 @@ def t_bgp(r: dict) -> list[str]:
 
 # ---------------------------------------------------------------- plots
 
+def t_scale(r: dict) -> list[str]:
+    """benchmarks/scale_bench.py: 100 nodes x 100 pods, netlab vs the C floor, memory per pod, probe, down."""
+    x = r["results"]
+    floor = x.get("floor_up_s")
+    out = ["| pods (nodes x per node) | netlab up | C floor | netlab / floor | pods/s | probe matrix | down | "
+           "memory per pod | per node |", "|---|---|---|---|---|---|---|---|---|",
+           f"| {x['pods']:,} ({x['nodes']} x {x['pods_per_node']}) | {s_(x['netlab_up_s'])} | {s_(floor)} | "
+           + (f"{x['netlab_over_floor']:.2f}x" if floor else "-") + f" | {x['pods_per_s']:.0f} | "
+           f"{s_(x['probe_s'])} ({x['probe_passed']}/{x['probe_checks']} checks passed) | {s_(x['netlab_down_s'])} | "
+           f"{x['mem_per_pod_kib']:.0f} KiB | {x['mem_per_node_kib'] / 1024:.1f} MiB |",
+           "", f"`netlab up FILE` as a command (parse, the machine's limits, the controllers making and scheduling "
+           f"the pods, the kernel work, the control loop, every pod Ready); the floor is benchmarks/floor.c at the "
+           f"same size. Memory: what the lab holds is the mean of MemAvailable's drop on `up` and its rise on `down`, "
+           f"the nodes-only lab's ({x['nodes_only_up_s']:.1f} s up, no pods, so no built-in servers) taken off, over "
+           f"the pods: kernel and netlab's processes together (the node's built-in server is in the pods' share); "
+           f"of it the kernel's slab grew {x['slab_per_pod_kib']:.0f} KiB a pod"]
+    fl = (r.get("samples") or {}).get("floor") or []
+    if fl:
+        f0 = fl[0]
+        out[-1] += (f"; the floor's slab grew {f0['slab_growth_kib'] / x['pods']:.0f} KiB a pod and MemAvailable "
+                    f"dropped {f0['mem_available_drop_kib'] / x['pods']:.0f} KiB a pod on its up (its rise 2 s after "
+                    f"its down was {f0['mem_available_rise_on_down_kib'] / x['pods']:.0f} KiB: the kernel frees dead "
+                    "namespaces lazily)")
+    out[-1] += (f". The lab's {x['processes']} processes (one built-in server per node, the control loop, DNS) hold "
+                f"{x['processes_rss_mib']:.0f} MiB resident (shared pages counted in each). The probe matrix is the "
+                "default one (node<->pod and pod<->pod for every pair of nodes, from and to the first pods of each "
+                "node)")
+    said = [w for s in (r.get("samples") or {}).get("netlab") or [] for w in s.get("probe_warnings") or []]
+    if said:
+        out[-1] += (f"; the probe said: \"{said[0].split(';')[0]}\" (the host's net.ipv4.neigh.default.gc_thresh3, "
+                    "which netlab names and never changes: at 100 nodes every node needs an entry for every other "
+                    "node's underlay address, about 10,000)")
+    out[-1] += ". `scripts/bench --only scale`."
+    return out
+
+
 def plots(res: dict, out: str) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -468,7 +504,9 @@ def main() -> None:
                 ("kube-proxy's userspace mode vs iptables mode (benchmarks/userspace_bench.py)", "userspace",
                  t_userspace),
                 ("The BGP backend: convergence after a node stop; pod-to-pod next to host-gw and VXLAN "
-                 "(benchmarks/bgp_bench.py)", "bgp", t_bgp)]
+                 "(benchmarks/bgp_bench.py)", "bgp", t_bgp),
+                ("10,000 pods on one machine: bring-up vs the C floor, memory per pod, probe matrix, down "
+                 "(benchmarks/scale_bench.py)", "scale", t_scale)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:

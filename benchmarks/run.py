@@ -1,7 +1,7 @@
 """Runs the whole benchmark suite, merges the results, draws the plots. Started by `scripts/bench`
 (which installs the peers, builds the C helpers and gives this a private /run/netns); run as root.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress,netpol,userspace,bgp]
+    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress,netpol,userspace,bgp,scale]
                                        [--out docs/bench]
 
 Each benchmark runs as its own process (each can also be run alone: see its docstring) and prints what it
@@ -55,6 +55,8 @@ SUITE = {
     "userspace": ("userspace_bench.py", ["--seconds", "5", "--repeat", "3"], ["--seconds", "3", "--repeat", "1"]),
     "bgp": ("bgp_bench.py", ["--repeat", "5", "--seconds", "5", "--rr", "2000", "--net-repeat", "3"],
             ["--repeat", "3", "--seconds", "2", "--rr", "500", "--net-repeat", "1"]),
+    "scale": ("scale_bench.py", ["--nodes", "100", "--pods-per-node", "100", "--repeat", "1"],
+              ["--nodes", "20", "--pods-per-node", "50", "--repeat", "1"]),
 }
 
 
@@ -81,10 +83,10 @@ def leftovers() -> dict:
     ns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     mine = [n for n in ns if n.startswith(("nl.bup", "nl.fp", "nl.nw", "nl.benchprobe", "bsh", "bfl", "bench-sync",
                                            "nl.blive", "nl.broll", "bench-dns", "nl.blb", "nl.bing", "nl.bus.",
-                                           "nl.bcv", "nl.bn"))]
+                                           "nl.bcv", "nl.bn", "nl.bscale"))]
     labs = sorted(d for d in os.listdir("/run/netlab")) if os.path.isdir("/run/netlab") else []
     labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb", "bing",
-                                             "bus", "bcv", "bn"))]
+                                             "bus", "bcv", "bn", "bscale"))]
     return {"namespaces": mine, "lab_state_dirs": labs}
 
 

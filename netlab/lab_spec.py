@@ -79,6 +79,10 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     lab = scenario.name
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
+    # what this machine holds (memory, namespaces, mounts, processes): refused before anything is read or built
+    from .dataplane import machine
+    from .spec.parse import check_scenario_machine
+    check_scenario_machine(scenario, machine.limits())
     prev = state.load(lab) or {}
     # everything that can be refused is refused before anything is written: the scenario built as a
     # still picture (its Deployments' replicas scheduled as netlab's own expansion does) must stand
@@ -157,14 +161,16 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         live.hold_restarts = True  # a still picture: its `up` restarts containers once, in its first pass
         with locked(lab):
             live.probe_tick(_time.time())
-            last = live.sync(progress)
+            # scoped, as the control loop's passes: the first pass above read back every pod's network;
+            # doing it again on every wait (7 ms a pod) made a 10,000-pod `up` take minutes
+            last = live.sync(progress, scoped=True)
         changes += last.changes
         records += last.records
     if agents:   # the lab as its agents built it
         result.cluster = live.desired(state.load(lab) or {})[0]
-    elif waited:  # what the loop did meanwhile, as the result shows it
+    elif waited:  # what the loop did meanwhile, as the result shows it (scoped: see above)
         with locked(lab):
-            last = live.sync(progress)
+            last = live.sync(progress, scoped=True)
         changes += last.changes
         records += last.records
         result = last

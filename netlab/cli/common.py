@@ -28,13 +28,15 @@ def load_scenario(paths: str | list[str] | None, lab: str | None):
     from ..spec.fields import check_name
     from ..spec.parse import MAX_LAB_NAME, load_text
     from ..spec.sources import load_inputs
+    from ..dataplane import machine   # what this machine holds: read once, the parser checks against it
+    limits = machine.limits()
     if isinstance(paths, str):
         paths = [paths]
     if paths:
-        scenario, text = load_inputs(paths)
+        scenario, text = load_inputs(paths, limits)
     else:
         text, source = default_scenario_text()
-        scenario = load_text(text, source)
+        scenario = load_text(text, source, limits)
     if lab:
         check_name(lab, "--lab", "value", max_len=MAX_LAB_NAME)
         scenario.name = lab

@@ -104,11 +104,11 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
                f"{f', {speakers} MetalLB speaker pods' if speakers else ''}, {addon_svcs} services"
                + (f"; ingress-nginx: {ing_pods} pods, {ing_svcs} service" if c.networking.ingress else "") + ")")
     from ..probe.run import arp_limit
+    from ..spec.capacity import neighbour_note
     limit = arp_limit()
-    if limit.isdigit() and len(c.pods) * 4 > int(limit):
-        click.echo(f"note: {len(c.pods)} pods can need more neighbour (ARP) entries than the host allows "
-                   f"(net.ipv4.neigh.default.gc_thresh3={limit}, shared by all namespaces); if probes time out, "
-                   "raise it on the host (netlab never changes the host)", err=True)
+    note = neighbour_note(len(c.pods), int(limit)) if limit.isdigit() else None
+    if note:
+        click.echo(note, err=True)
     if then_probe:
         sys.exit(_probe_and_report(c, [], None, 1, "table", False))
 

@@ -173,9 +173,13 @@ class Runner:
                 if left <= 0 or self.store.wait(rev, min(0.2, left)) > rev:
                     break
 
-    def run_until_quiescent(self, now: float | None = None, max_rounds: int = 200) -> int:
-        """Rounds until one writes nothing; returns the number of rounds that wrote."""
+    def run_until_quiescent(self, now: float | None = None, max_rounds: int = 200, between=None) -> int:
+        """Rounds until one writes nothing; returns the number of rounds that wrote. `between()`, when
+        given, is called after each round that wrote (the lab's kubelets renew their nodes' Leases there:
+        settling thousands of pods takes longer than a node's grace period)."""
         for i in range(max_rounds):
             if self.round(now) == 0:
                 return i
+            if between is not None:
+                between()
         raise RuntimeError(f"controllers did not settle within {max_rounds} rounds")

@@ -302,7 +302,10 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     conntrack.clean_stale_udp(nodes_view, changes, fresh={n.name for n in cluster.nodes if n.netns not in existing})
     # kube-proxy's health check counts, as the endpoints now stand (each node's built-in server answers them)
     supervise.publish_health_checks(cluster)
-    state.save(lab, layout.state_doc(cluster, scenario_text, source, prev, "ready", pods_extra, servers, flavour))
+    doc = layout.state_doc(cluster, scenario_text, source, prev, "ready", pods_extra, servers, flavour)
+    # when every pod's network was last read back (a control loop starting now need not do it again)
+    doc["wholePassAt"] = time.time() if live is None or live.check is None else prev.get("wholePassAt")
+    state.save(lab, doc)
     return UpResult(whole, changes.items, flavour, time.monotonic() - t0, created, changes.records)
 
 

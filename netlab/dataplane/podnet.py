@@ -42,12 +42,12 @@ class FabricPods:
         except OSError as e:
             raise KernelError(f"cannot create network namespace {pf.netns} for pod {pod.key}: {e.strerror}") from None
         bridge = node.index(BRIDGE)
-        stale = node.link(pf.host_veth)
+        stale = node.raw_index(pf.host_veth)
         if stale is not None:
             # the veth of the pod's previous namespace: the kernel destroys a deleted namespace (and
             # the veths in it) later, asynchronously, or never while something still holds it open
             try:
-                node.ipr.link("del", index=stale["index"])
+                node.ipr.link("del", index=stale)
             except NetlinkError as e:
                 if e.code != errno.ENODEV:
                     raise kernel_error(e, f"delete stale {pf.host_veth}", node.name) from None

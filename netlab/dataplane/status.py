@@ -149,10 +149,31 @@ def builtin_views(cluster: Cluster, st: dict[str, Any], listen: Collection[str] 
         view = out[pod.key] = Builtin(alive.get(pod.node, False), said.get(pod.node, {}).get(pod.key) or {},
                                       look=listen is None or pod.key in listen)
         if pod.builtin_ports and view.server and view.look and not supervise.exited_code(view.said)[0]:
-            look.setdefault(nsfs.netns_path(pod.netns), []).append(view)   # hostNetwork pods share one
+            path = nsfs.netns_path(pod.netns)
+            told = _told_listening(view.said, path) if not pod.host_network else None
+            if told is not None:
+                view.heard = told
+            else:
+                look.setdefault(path, []).append(view)   # hostNetwork pods share one
     for path, heard in procs.listening_in(look).items():
         for view in look[path]:
             view.heard = heard or set()
+    return out
+
+
+def _told_listening(said: dict, path: str) -> set[tuple[str, int]] | None:
+    """The sockets the node's built-in server says it holds in the pod (its status file), if it says so
+    for the pod's namespace as it is now (a pod made again has a new one, which the server has not
+    entered until its next reload); None: look in the namespace. The server's own sockets are what
+    would be seen there: entering 10,000 pods' namespaces to read them back took minutes."""
+    got, where = said.get("listening"), said.get("netns")
+    if not isinstance(got, list) or not isinstance(where, list) or nsfs.ns_inode(path) != tuple(where):
+        return None
+    out = set()
+    for item in got:
+        proto, _, port = str(item).partition("/")
+        if proto in ("TCP", "UDP") and port.isdigit():
+            out.add((proto, int(port)))
     return out
 
 

@@ -15,7 +15,9 @@ new pods built, readiness, incremental proxy sync) when pods, Services, Endpoint
 Nodes changed or a probe changed a pod's readiness; the periodic resync (every RESYNC_SECONDS) first
 looks whether anything moved under the lab (audit.py: namespaces, processes, the nodes' nf_tables
 generations) and runs a pass only if so; a deep pass (every pod's network read back, proxy rules synced
-in full) comes first in a loop's life and then every sync.FULL_RESYNC seconds.
+in full) comes first in a loop's life and then every sync.FULL_RESYNC seconds, counted from the last
+whole reconcile the lab's state records (`up`'s own pass, just before it starts the loop: reading back
+10,000 pods' networks again right after `up` built them took minutes).
 """
 from __future__ import annotations
 
@@ -144,6 +146,11 @@ class Loop:
             # Lease its previous life held to expire, as any other candidate
             self.elector = Elector(self.store, f"{host}_{uuid.uuid4().hex[:8]}")
             self.live.leader = False   # until it holds the Lease
+        from ..dataplane import state
+        at = (state.load(lab) or {}).get("wholePassAt")
+        ago = time.time() - at if isinstance(at, (int, float)) else None
+        if ago is not None and 0 <= ago < FULL_RESYNC:   # a whole reconcile (`up`'s) counts as the loop's deep pass
+            self.live.last_deep = time.monotonic() - ago
         self.stop = threading.Event()
         self.seen: tuple | None = None
         self.passes = 0

@@ -127,6 +127,7 @@ class LiveLab:
         self.errors: list[str] = []
         self._runner: Runner | None = None
         self._periods: tuple[float, int] | None = None
+        self.last_heartbeat = 0.0
         self.last_full = 0.0
         self.let_go_pods = False  # the last pass removed pods from the store: their namespaces go next pass
         self.kubelet = kubelet
@@ -179,7 +180,7 @@ class LiveLab:
     def run_controllers(self, runner: Runner) -> None:
         """The controllers until quiet, where they run (an agent that does not lead: nowhere)."""
         if self.leader:
-            runner.run_until_quiescent()
+            runner.run_until_quiescent(between=self.keep_alive)
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -191,8 +192,18 @@ class LiveLab:
                                   on_error=lambda name, e: self.errors.append(f"{name}: {e}"))
         return self._runner
 
+    def keep_alive(self) -> None:
+        """Heartbeats between controller rounds, once a quarter of the grace period has passed since the
+        last: a lab of thousands of pods settles for longer than the grace period, and nodes whose
+        Leases lapsed meanwhile would be tainted and their pods evicted (the pass feeding on itself)."""
+        grace = self._periods[0] if self._periods else 10.0
+        now = time.time()
+        if now - self.last_heartbeat >= max(1.0, grace / 4):
+            self.heartbeats(grace, now)
+
     def heartbeats(self, grace: float, now: float) -> None:
         """The kubelets of the nodes that are up: Lease renewed, Ready reported."""
+        self.last_heartbeat = now
         from ..controllers.runner import apply_actions
         snap = Snapshot.from_store(self.store, ("Node", "Lease"))
         kubelet = SimKubelet(heartbeat=max(1.0, grace / 4))
@@ -604,7 +615,7 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
                 prune=True)
             runner = live.runner(text)
             live.heartbeats(live._periods[0], time.time())
-            runner.run_until_quiescent()
+            runner.run_until_quiescent(between=self.keep_alive)
             work = dict(prev, scenario=text, source=scenario.source)
             work.pop("proxyMode", None)
             out.append(live.desired(work, scenario.networking.proxy_mode)[0])

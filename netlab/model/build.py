@@ -188,12 +188,12 @@ def build(scenario: Scenario, previous: dict[str, Any] | None = None, pods: list
             placed[key] = node
             load[node.name] += 1
 
+    from ..spec.capacity import pods_per_node
     for n in nodes:
-        capacity = n.pod_cidr.num_addresses - 3
-        if load[n.name] > capacity:
-            raise SpecError(f"node {n.name}", f"podCIDR {n.pod_cidr} holds {capacity} pod addresses but "
-                            f"{load[n.name]} pods are scheduled on it",
-                            "use fewer replicas, more nodes or a shorter networking.nodeCIDRMaskSize")
+        most = pods_per_node(n.pod_cidr.num_addresses)
+        if load[n.name] > most.value:
+            raise SpecError(f"node {n.name}", f"{load[n.name]} pods are scheduled on it, but {most.source} "
+                            f"(podCIDR {n.pod_cidr})", f"use fewer replicas or {most.fix}")
 
     # host-local IPAM: .2 upward, gateway .1, continuing after the last reserved address
     used: dict[str, set] = {n.name: set() for n in nodes}

@@ -15,12 +15,13 @@ from . import kinds
 from .fields import Fields, shown, type_name
 from .kinds import Context, ObjectDoc
 from .kinds.inert import STORED
-from .limits import (BUILTIN_NAMESPACES, CLUSTER_API_VERSIONS, MAX_BYTES, MAX_CLUSTER_NODES, MAX_DEPTH,  # noqa: F401
-                     MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PODS, MAX_PROBLEMS, MAX_STREAM_NODES)
+from .capacity import MachineLimits, Readings
+from .limits import (BUILTIN_NAMESPACES, CLUSTER_API_VERSIONS, MAX_BYTES, MAX_DEPTH,  # noqa: F401
+                     MAX_DOCUMENTS, MAX_LAB_NAME, MAX_NODES, MAX_PROBLEMS, MAX_STREAM_NODES)
 from .types import Scenario
 
 
-def load_file(path: str | Path) -> Scenario:
+def load_file(path: str | Path, limits: MachineLimits | None = None) -> Scenario:
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -37,15 +38,18 @@ def load_file(path: str | Path) -> Scenario:
         raise SpecError(str(path), "is not UTF-8 text", "save the scenario as UTF-8 YAML") from None
     except OSError as e:
         raise SpecError("", f"cannot read scenario {path}: {e.strerror}", "check the path") from None
-    return load_text(text, str(path))
+    return load_text(text, str(path), limits)
 
 
-def load_text(text: str, source: str = "<scenario>") -> Scenario:
-    return load_texts([(text, source)], source)
+def load_text(text: str, source: str = "<scenario>", limits: MachineLimits | None = None) -> Scenario:
+    return load_texts([(text, source)], source, limits)
 
 
-def load_texts(inputs: list[tuple[str, str]], source: str | None = None) -> Scenario:
-    """One scenario from several (text, source) inputs, as `kubectl apply -f a -f b` takes them."""
+def load_texts(inputs: list[tuple[str, str]], source: str | None = None,
+               limits: MachineLimits | None = None) -> Scenario:
+    """One scenario from several (text, source) inputs, as `kubectl apply -f a -f b` takes them.
+    `limits`: what the machine holds (netlab/dataplane/machine.py reads it; None: only the kernel's
+    constant limits are checked, the pure paths' default)."""
     if sum(len(text) for text, _ in inputs) > MAX_BYTES:
         raise SpecError(source or inputs[0][1], f"is more than {MAX_BYTES} bytes", "split it")
     docs: list[Any] = []
@@ -62,7 +66,7 @@ def load_texts(inputs: list[tuple[str, str]], source: str | None = None) -> Scen
                                              "remove one of them (or separate documents with ---)")
                                    for path, line, first in items]
         docs.extend(found)
-    return parse_documents(docs, source or inputs[0][1], dups, origins)
+    return parse_documents(docs, source or inputs[0][1], dups, origins, limits)
 
 
 def _where(doc: Any, i: int, origins: list[tuple[str, int]] | None) -> str:
@@ -240,12 +244,13 @@ def _describe(doc: dict, index: int) -> str:
 
 def parse_documents(docs: list[Any], source: str = "<scenario>",
                     duplicates: dict[int, list[SpecError]] | None = None,
-                    origins: list[tuple[str, int]] | None = None) -> Scenario:
+                    origins: list[tuple[str, int]] | None = None, limits: MachineLimits | None = None) -> Scenario:
     """The scenario of a list of documents. Every problem found is reported (one line each, up to
     MAX_PROBLEMS): each document is checked even when one before it is refused. `origins`: the
-    (file, index in it) of each document when they come from several inputs (errors name the file)."""
+    (file, index in it) of each document when they come from several inputs (errors name the file).
+    `limits`: what the machine holds (see load_texts)."""
     duplicates = duplicates or {}
-    ctx = Context(ignored=[])
+    ctx = Context(ignored=[], limits=limits)
     flat: list[tuple[int, dict]] = []
     for i, doc in enumerate(docs):
         if i in duplicates:  # which of two values was meant is not known: the document is not used
@@ -361,8 +366,53 @@ def _check_references(ctx: Context) -> None:
         if node_name is not None and node_name not in node_names:
             raise SpecError(where(kind, obj), f"{path} '{node_name}' is not a node of this cluster",
                             f"use one of: {', '.join(sorted(node_names))}")
-    total = len(pods) + sum(d.replicas for d in deployments) + sum(r.replicas for r in replicasets) + \
-        sum(s.replicas for s in ctx.statefulsets)
-    if total > MAX_PODS:
-        raise SpecError("scenario", f"asks for {total} pods, more than netlab's limit of {MAX_PODS}",
-                        "lower the replicas")
+    workloads = [(where("Pod", p), "", 1, p.template) for p in pods] + \
+        [(where(kind, o), "spec.replicas", o.replicas, o.template)
+         for kind, objs in (("Deployment", deployments), ("ReplicaSet", replicasets),
+                            ("StatefulSet", ctx.statefulsets)) for o in objs]
+    check_machine(ctx.name, len(ctx.nodes), workloads, ctx.limits)
+
+
+def _runs_program(template) -> bool:
+    """Whether a pod of `template` runs a program of the host's (a process of its own), not only
+    netlab's built-in server (one process per node)."""
+    return any((c.command or c.args) and not c.apps for c in template.containers)
+
+
+def check_machine(lab: str, nodes: int, workloads: list[tuple[str, str, int, Any]],
+                  limits: MachineLimits | None) -> None:
+    """Refuse pods beyond what the machine holds (`capacity.pod_limits`): the error names the document
+    whose pods cross the binding limit (Pods first, then Deployments, ReplicaSets and StatefulSets), its
+    field, the limit (its value and where it comes from) and the fix.
+    `workloads`: (where, field, pods, pod template) of every object that makes pods."""
+    limits = limits or MachineLimits(Readings())
+    total = sum(n for _, _, n, _ in workloads)
+    runs = sum(n for _, _, n, t in workloads if _runs_program(t))
+    over = limits.pods_over(lab, total, nodes, runs / total if total else 0.0)
+    if over is None:
+        return
+    running = 0
+    for at, path, n, _ in workloads:
+        running += n
+        if running > over.value:
+            field = f"{path} {n} brings" if path else "brings"
+            raise SpecError(at, f"{field} the scenario to {total} pods, but {over.text('pods')}", over.fix)
+    raise SpecError("scenario", f"asks for {total} pods, but {over.text('pods')}", over.fix)
+
+
+def check_scenario_machine(scenario: Scenario, limits: MachineLimits) -> None:
+    """A parsed scenario against what the machine holds (`netlab up` through the Python API, which may
+    have parsed it without `limits`): the same refusals as the parser's."""
+    over = limits.nodes_over(scenario.name, len(scenario.nodes))
+    if over is not None:
+        raise SpecError(f"Cluster {scenario.name}",
+                        f"nodes lists {len(scenario.nodes)} nodes, but {over.text('nodes')}", over.fix)
+    check_machine(scenario.name, len(scenario.nodes), scenario_workloads(scenario), limits)
+
+
+def scenario_workloads(scenario: Scenario) -> list[tuple[str, str, int, Any]]:
+    """`check_machine`'s workloads of a parsed scenario (named as the parser names their documents)."""
+    return [(f"Pod {p.namespace}/{p.name}", "", 1, p.template) for p in scenario.pods] + \
+        [(f"{kind} {o.namespace}/{o.name}", "spec.replicas", o.replicas, o.template)
+         for kind, objs in (("Deployment", scenario.deployments), ("ReplicaSet", scenario.replicasets),
+                            ("StatefulSet", scenario.statefulsets)) for o in objs]

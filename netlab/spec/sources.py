@@ -63,14 +63,15 @@ def read_inputs(paths: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def load_inputs(paths: list[str]) -> tuple[Scenario, str]:
-    """The scenario of the inputs, and the text `up` stores for it (the inputs as one YAML stream)."""
+def load_inputs(paths: list[str], limits=None) -> tuple[Scenario, str]:
+    """The scenario of the inputs, and the text `up` stores for it (the inputs as one YAML stream).
+    `limits`: what the machine holds (spec.capacity.MachineLimits), as `load_texts` takes them."""
     inputs = read_inputs(paths)
     if len(inputs) == 1:
         text, source = inputs[0]
-        return load_text(text, source), text
+        return load_text(text, source, limits), text
     for t, src in inputs[1:]:
         if re.search(r"(?m)^%", t):  # a directive must open the stream: it cannot be joined to another
             raise SpecError(src, "starts with a YAML directive (%...)", "remove it, or give this file alone")
     source = paths[0] if len(paths) == 1 else shlex.join(x for p in paths for x in ("-f", p))
-    return load_texts(inputs, source), "\n---\n".join(t for t, _ in inputs)
+    return load_texts(inputs, source, limits), "\n---\n".join(t for t, _ in inputs)

@@ -364,6 +364,12 @@ class Server:
             st = {"restarts": self.restarts.get(key, 0)}
             if pod.exit_code is None:
                 st["state"] = "running"
+                # what it listens on (TCP) and has bound (UDP) in the pod, and in which namespace: the lab
+                # reads a pod's readiness from here instead of entering each pod's namespace
+                st["listening"] = sorted(f"{'TCP' if isinstance(h, TcpListener) else 'UDP'}/{h.port}"
+                                         for h in pod.sockets)
+                if pod.ns_id is not None:
+                    st["netns"] = list(pod.ns_id)
             else:
                 st.update(state="exited", exitCode=pod.exit_code,
                           finishedAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pod.finished_at)))

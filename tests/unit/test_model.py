@@ -597,4 +597,4 @@ def test_build_errors_are_spec_errors():
     with pytest.raises(SpecError) as info:
         cluster_of(cluster(nodes=["worker"], nodeCIDRMaskSize=29), deployment("web", 6))
     assert info.value.exit_code == 2
-    assert "holds 5 pod addresses but 6 pods" in str(info.value)
+    assert "6 pods are scheduled on it, but a node's podCIDR holds 5 pod addresses" in str(info.value)

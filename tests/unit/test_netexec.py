@@ -833,7 +833,10 @@ def test_exit_closes_only_that_pod(netexec, tmp_path):
     srv.reload(json.loads(srv.config.read_text())["pods"])
     assert http_get(a_tcp, "/hostname")[2] == "a"
     status = json.loads((tmp_path / "run" / "netexec.status.json").read_text())
-    assert status["pods"]["default/a"] == {"state": "running", "restarts": 1}
+    got = status["pods"]["default/a"]
+    assert {k: got[k] for k in ("state", "restarts")} == {"state": "running", "restarts": 1}
+    # what it listens on, and in which namespace: the lab reads readiness from here (dataplane/status.py)
+    assert sorted(got["listening"]) == sorted([f"TCP/{a_tcp}", f"UDP/{a_udp}"]) and len(got["netns"]) == 2
 
 
 def test_graceful_exit_and_shutdown(netexec, tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ...errors import SpecError
 from ..fields import Fields
@@ -53,6 +53,7 @@ class Context:
     problems: list[SpecError] = field(default_factory=list)   # reported together at the end
     policies: list = field(default_factory=list)      # netpol.policy.NetworkPolicy (kinds/networkpolicy.py)
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)   # Namespace docs' labels
+    limits: Any = None   # capacity.MachineLimits: what this machine holds (None: only the kernel's constants)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import re
 
 from ...errors import SpecError
 from ..fields import Fields, check_name, shown
-from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_CLUSTER_NODES, MAX_LAB_NAME
+from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_LAB_NAME
+from ..capacity import BR_MAX_PORTS
 from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, HOST_MODES, HOSTS_SEGMENT, HOSTS_VXLAN_OVERHEAD,
                      HOSTS_VXLAN_PORT, HOSTS_VXLAN_VNI, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
                      POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, HostsConfig,
@@ -106,8 +107,10 @@ def _parse_cluster(doc: dict, where: str, ctx: Context):
     elif node_docs is None:
         node_docs = [Fields({"role": "control-plane"}, where, "nodes[0]", ignored),
                      Fields({"role": "worker"}, where, "nodes[1]", ignored)]
-    if len(node_docs) > MAX_CLUSTER_NODES:
-        raise top.error("nodes", f"lists {len(node_docs)} nodes, more than {MAX_CLUSTER_NODES}", "use fewer nodes")
+    from ..capacity import MachineLimits, Readings
+    over = (ctx.limits or MachineLimits(Readings())).nodes_over(name, len(node_docs))
+    if over is not None:
+        raise top.error("nodes", f"lists {len(node_docs)} nodes, but {over.text('nodes')}", over.fix)
     first_ignored = len(ignored)
     for nd in node_docs:
         role = nd.choice("role", ("control-plane", "worker"), "control-plane")
@@ -241,7 +244,7 @@ def _parse_hosts(top: Fields, nets_of: tuple) -> HostsConfig | None:
         if mode == "real" and interface is None:
             raise h.missing("interface", "is required with hostNetwork.mode real",
                             f"name the host's NIC on {segment}, e.g. interface: eth1")
-        count = h.int("nodes", None, lo=0, hi=MAX_CLUSTER_NODES)
+        count = h.int("nodes", None, lo=0, hi=BR_MAX_PORTS)
         h.done()
         hosts.append(HostSpec(name, ip, interface or "eth0", count))
     return HostsConfig(mode, segment, nic_mtu, vni, port, hosts)

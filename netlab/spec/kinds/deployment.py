@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ..fields import Fields, shown
-from ..limits import MAX_PODS
+from ..limits import MAX_REPLICAS
 from ..types import DeploymentSpec
 from ...controllers.validation import api_error, default_deployment, validate_deployment
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
@@ -59,7 +59,7 @@ def _parse_deployment(spec: Fields, namespace: str, name: str) -> DeploymentSpec
     if len(name) > 46:  # name + '-' + 10-character template hash + '-' + 5-character suffix <= 63
         raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 46 characters",
                         "shorten it: pod names (name-hash-suffix) must fit in 63")
-    replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
+    replicas = spec.int("replicas", 1, lo=0, hi=MAX_REPLICAS)
     match, template = selected_template(spec)
     # the control loop runs these as Kubernetes does (netlab/controllers/deployment.py); their values
     # are checked as the API server checks them (controllers/validation.py)

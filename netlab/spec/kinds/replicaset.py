@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ..fields import Fields, shown
-from ..limits import MAX_PODS
+from ..limits import MAX_REPLICAS
 from ..types import DeploymentSpec
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 from .deployment import selected_template
@@ -27,7 +27,7 @@ def _parse_replicaset(spec: Fields, namespace: str, name: str) -> DeploymentSpec
     if len(name) > 57:  # name + '-' + 5-character suffix <= 63
         raise SpecError(spec.where, f"metadata.name {shown(name)} is longer than 57 characters",
                         "shorten it: pod names (name-suffix) must fit in 63")
-    replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
+    replicas = spec.int("replicas", 1, lo=0, hi=MAX_REPLICAS)
     spec.int("minReadySeconds", 0, lo=0)
     match, template = selected_template(spec)
     spec.done()

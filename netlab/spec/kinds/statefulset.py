@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...errors import SpecError
 from ..fields import Fields, shown
-from ..limits import MAX_PODS
+from ..limits import MAX_REPLICAS
 from ..types import StatefulSetSpec
 from . import Context, ObjectDoc, Reported, attempt, object_meta, register
 from .deployment import selected_template
@@ -43,7 +43,7 @@ def _parse_statefulset(spec: Fields, namespace: str, name: str) -> StatefulSetSp
         raise spec.missing("serviceName", "is required",
                            "name the headless Service (clusterIP: None) that governs the pods, e.g. "
                            f"serviceName: {name}")
-    replicas = spec.int("replicas", 1, lo=0, hi=MAX_PODS)
+    replicas = spec.int("replicas", 1, lo=0, hi=MAX_REPLICAS)
     spec.choice("podManagementPolicy", ("OrderedReady", "Parallel"), "OrderedReady")
     spec.int("minReadySeconds", 0, lo=0)
     spec.int("revisionHistoryLimit", 10, lo=0)
