@@ -44,8 +44,11 @@ def footprint(netns: str) -> dict:
     links = sorted((link["ifname"], link.get("link_type"), link.get("address"), link.get("mtu"))
                    for link in js("link", "show"))
     addrs = sorted((a["ifname"], i["local"], i["prefixlen"]) for a in js("addr", "show") for i in a["addr_info"])
-    routes = sorted(json.dumps(r, sort_keys=True) for fam in ("-4", "-6") for r in js(fam, "route", "show", "table", "all")
-                    if r.get("dst") != "multicast")
+    # (the kernel's own IPv6 link-local and multicast routes of eth1 come and go with its IPv6 autoconfiguration)
+    routes = sorted(json.dumps(r, sort_keys=True) for fam in ("-4", "-6")
+                    for r in js(fam, "route", "show", "table", "all")
+                    if not (fam == "-6" and r.get("protocol") == "kernel"
+                            and str(r.get("dst")).startswith(("fe80", "ff00"))))
     return {"links": links, "addrs": addrs, "routes": routes}
 
 
