@@ -100,9 +100,18 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     bgp.preflight(still, metallb_bgp=any(isinstance(d, dict) and d.get("kind") == "BGPPeer"
                                          for d in scenario.documents))
     from .spec.podparts import check_references, stored_sources
+    real = still.networking.hosts is not None and still.networking.hosts.mode == "real"
+    if real and etcd is None:
+        from .live import store_config
+        if store_config(lab) is None:
+            from .errors import UsageError
+            raise UsageError(f"{still.source or '<scenario>'}: Cluster {lab}: hostNetwork.mode real needs the lab's "
+                             f"store in etcd, where every host's agent reads it: add --etcd http://HOST:2379[,...]")
     if etcd is not None:
         from .live import use_etcd
         use_etcd(lab, list(etcd[0]), etcd[1])
+    from .live import agent as agentmod
+    agentmod.set_real(lab, real)   # real hosts: every machine runs its own agent; no command here starts one
     # the lab's store only if the lab exists (opening it would make the lab's directory); up prunes
     # what an earlier apply wrote, so only the manifests and what was never applied count
     check_references(scenario.documents, stored_sources(store_for(lab), applied=False) if prev else set())

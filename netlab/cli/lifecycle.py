@@ -103,6 +103,12 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
                f"add-ons: {addon_pods - speakers} cluster DNS pods"
                f"{f', {speakers} MetalLB speaker pods' if speakers else ''}, {addon_svcs} services"
                + (f"; ingress-nginx: {ing_pods} pods, {ing_svcs} service" if c.networking.ingress else "") + ")")
+    hc = c.networking.hosts
+    if hc is not None and hc.mode == "real":   # nothing is built here: each machine's agent builds its host
+        from ..live import store_config
+        urls = ",".join((store_config(c.name) or {}).get("endpoints") or [])
+        click.echo(f"hosts are real machines: on each host H's machine run: sudo netlab agent {c.name} --host H "
+                   f"--etcd {urls} --detach (hosts: {', '.join(h.name for h in hc.hosts)})", err=True)
     from ..probe.run import arp_limit
     from ..spec.capacity import neighbour_note
     limit = arp_limit()

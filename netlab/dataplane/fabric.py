@@ -15,6 +15,7 @@ re-exported (see __all__).
 from __future__ import annotations
 
 import os
+import threading
 from typing import Callable
 
 from pyroute2 import IPRoute
@@ -51,9 +52,9 @@ def preflight(cluster: Cluster) -> None:
 
 
 def hosts_preflight(cluster: Cluster) -> None:
-    """A lab spread over hosts: the kernel has VXLAN (the underlay between the hosts) and the hosts are
-    emulated ones (real machines' nodes are built by the netlab agent on each of them). (Another lab's claim
-    of the same VXLAN port and VNI: lab_spec.hosts_problem, before this.)"""
+    """A lab spread over hosts: the kernel has VXLAN (the underlay between the hosts); real hosts, in the
+    agent of one of them: its NIC is on this machine. (Another lab's claim of the same VXLAN port and VNI:
+    lab_spec.hosts_problem, before this.)"""
     hc = cluster.networking.hosts
     if hc is None:
         return
@@ -63,8 +64,26 @@ def hosts_preflight(cluster: Cluster) -> None:
     if problem:
         raise UsageError(problem)
     if hc.mode == "real":
-        raise UsageError(f"{where}: hostNetwork.mode real: each host's nodes are built by the netlab agent on that "
-                         "host, not by this command; use hostNetwork.mode emulated to run the lab on this machine")
+        from . import layout
+        if layout.host() is not None:   # the agent of a real host: its NIC is in this machine's own namespace
+            problem = real_host_problem(where, hc, layout.host())
+            if problem:
+                raise UsageError(problem)
+
+
+def real_host_problem(where: str, hc, host: str) -> str | None:
+    """The one line refusing to build real host `host` (of `hc`, the lab's spec.types.HostsConfig) on this
+    machine (None: nothing to refuse): its `interface` must exist in this process's network namespace (the
+    machine's root namespace, where the VXLAN between the hosts sends its packets)."""
+    import socket
+    spec = hc.host(host)
+    try:
+        socket.if_nametoindex(spec.interface)
+    except OSError:
+        return (f"{where}: host {host}'s interface {spec.interface} "
+                f"is not on this machine; run this host's agent on the machine whose NIC {spec.interface} has "
+                f"{spec.address}, or fix hosts[{host}].interface")
+    return None
 
 
 __all__ = ["Change", "Changes", "Fabric", "Netns", "PodHealth", "ignore_missing", "kernel_error", "node_fabric_drift",
@@ -87,6 +106,12 @@ class Fabric(FabricPods):
         if host is not None and (cluster.networking.hosts is None or
                                  host not in [h.name for h in cluster.networking.hosts.hosts]):
             raise ValueError(f"lab {cluster.name} has no host {host!r}")
+        # real hosts: this machine's own namespace (the agent's, where the hosts' NICs are), for the VXLAN
+        # between the hosts, made before any thread of this process enters a lab namespace
+        self._root_fd: int | None = None
+        if host is not None and cluster.networking.hosts.mode == "real":
+            self._root_fd = os.open(f"/proc/{os.getpid()}/task/{threading.get_native_id()}/ns/net",
+                                    os.O_RDONLY | os.O_CLOEXEC)
         self.host = host
         self.check_nodes = nodes
         self.only = only
@@ -182,6 +207,9 @@ class Fabric(FabricPods):
             return broken
         finally:
             self._close_lock()
+            if self._root_fd is not None:
+                os.close(self._root_fd)
+                self._root_fd = None
             # all of them, the underlay's and the external host's too: an open netlink socket keeps its
             # namespace alive after `down` (until the garbage collector finds it)
             for ns in self._opened:
@@ -281,6 +309,10 @@ class Fabric(FabricPods):
         all-zero FDB entry; MACs learnt as a switch learns them). Returns host name -> its namespace."""
         c = self.cluster
         hc = c.networking.hosts
+        if hc.mode == "real":
+            if self.host is None:
+                raise KernelError(f"lab {c.name} is on real hosts: the agent of each host builds that host's part")
+            return self._ensure_real_host()
         seg = self._open(c.segment_netns)
         seg.ensure_bridge(SEGMENT_BRIDGE, self.changes, mtu=hc.mtu)
         out = {}
@@ -295,7 +327,42 @@ class Fabric(FabricPods):
             out[h.name] = ns
         return out
 
-    def _ensure_host_vxlan(self, ns: Netns, hf: HostFabric) -> None:
+    def _ensure_real_host(self) -> dict[str, Netns]:
+        """A real host (this machine, the agent's `host`): the lab's namespace `nl.<lab>.host.<host>` with its
+        underlay bridge and the VXLAN to the other hosts over the machine's NIC. The NIC stays in the
+        machine's own (root) namespace, where netlab adds no device, address or route: the VXLAN device is
+        created from there with `dev <interface>` and put in the lab's namespace by the same request (its
+        UDP socket stays in the root namespace, bound to the port: the one trace of the lab there)."""
+        hf = host_fabric(self.cluster, self.host)
+        ns = self._open(hf.netns)
+        ns.ensure_bridge(UNDERLAY_BRIDGE, self.changes, mtu=hf.underlay_mtu,
+                         mac=bridge_mac(f"{hf.netns}/{UNDERLAY_BRIDGE}"))
+        self._ensure_host_vxlan(ns, hf, real=True)
+        return {self.host: ns}
+
+    def _real_vxlan(self, ns: Netns, hf: HostFabric) -> None:
+        """Create the host's VXLAN device in this machine's root namespace over its NIC, placed at once in
+        the host's namespace `ns` (IFLA_NET_NS_FD: the device never shows in the root namespace)."""
+        vx = hf.vxlan
+        nsfs.setns(self._root_fd, nsfs.CLONE_NEWNET)
+        root = IPRoute()
+        try:
+            found = root.link_lookup(ifname=vx.dev)
+            if not found:
+                c = self.cluster
+                raise UsageError(real_host_problem(f"{c.source or '<scenario>'}: Cluster {c.name}",
+                                                   c.networking.hosts, self.host) or f"interface {vx.dev} is missing")
+            with nsfs.opened(nsfs.netns_path(ns.name)) as fd:
+                try:
+                    root.link("add", ifname=vx.name, kind="vxlan", vxlan_id=vx.vni, vxlan_local=vx.local,
+                              vxlan_link=found[0], vxlan_port=vx.port, address=vx.mac, mtu=vx.mtu, net_ns_fd=fd)
+                except Exception as e:  # noqa: BLE001 - pyroute2's NetlinkError: said as one line
+                    raise kernel_error(e, f"create {vx.name} over {vx.dev} (port {vx.port})", "the root namespace")
+        finally:
+            root.close()
+            nsfs.enter_netns_here(nsfs.netns_path(ns.name))
+
+    def _ensure_host_vxlan(self, ns: Netns, hf: HostFabric, real: bool = False) -> None:
         vx = hf.vxlan
         link = ns.link(vx.name)
         if link is not None:
@@ -307,6 +374,11 @@ class Fabric(FabricPods):
                 ns.links(refresh=True)
                 link = None
         bridge = ns.index(UNDERLAY_BRIDGE)
+        if link is None and real:
+            self._real_vxlan(ns, hf)
+            self.changes.add(Change("link", vx.name, "create", f"vxlan {vx.name} vni {vx.vni} port {vx.port} over "
+                                    f"{vx.dev} of this machine, on {UNDERLAY_BRIDGE}", ns.name))
+            link = ns.links(refresh=True)[vx.name]
         if link is None:
             ns._do(f"create {vx.name}", ns.ipr.link, "add", ifname=vx.name, kind="vxlan", vxlan_id=vx.vni,
                    vxlan_local=vx.local, vxlan_link=ns.index(vx.dev), vxlan_port=vx.port, address=vx.mac,

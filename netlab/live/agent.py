@@ -86,8 +86,34 @@ def start(lab: str, host: str) -> int:
     return p.pid
 
 
+def real_marker(lab: str) -> str:
+    from ..dataplane import layout
+    return os.path.join(layout.run_dir(lab), "real-hosts")
+
+
+def set_real(lab: str, real: bool) -> None:
+    """Record whether the lab's hosts are real machines (hostNetwork.mode real): each machine then runs the
+    agent of its own host (`netlab agent LAB --host H --etcd ...`), and no netlab command starts agents."""
+    from ..dataplane import state
+    if real:
+        state.ensure_dirs(lab)
+        state.write_private(real_marker(lab), "")
+    else:
+        try:
+            os.unlink(real_marker(lab))
+        except OSError:
+            pass
+
+
+def is_real(lab: str) -> bool:
+    return os.path.exists(real_marker(lab))
+
+
 def ensure(lab: str, placed: dict[str, list[str]] | None = None) -> list[str]:
-    """Start the agent of every host of the lab that has none running; the hosts whose agent was started."""
+    """Start the agent of every host of the lab that has none running; the hosts whose agent was started.
+    On real hosts none (each machine runs its own)."""
+    if is_real(lab):
+        return []
     placed = hosts(lab) if placed is None else placed
     out = []
     for host in placed:

@@ -286,11 +286,20 @@ def describe_hosts(cluster: Cluster) -> str:
         if hc.mode == "emulated":
             lines.append(f"ip link add {hf.segment_veth} type veth peer {hf.nic}; "
                          f"ip link set {hf.segment_veth} master {SEGMENT_BRIDGE}  # in {cluster.segment_netns}")
-        lines.append(f"ip link set {hf.nic} mtu {hf.nic_mtu} up; ip addr add {hf.nic_address} dev {hf.nic}")
+        if hc.mode == "emulated":
+            lines.append(f"ip link set {hf.nic} mtu {hf.nic_mtu} up; ip addr add {hf.nic_address} dev {hf.nic}")
+        else:
+            lines.append(f"# {hf.nic} {hf.nic_address} mtu {hf.nic_mtu}: the machine's own NIC, not changed by netlab")
         lines.append(f"ip link add {UNDERLAY_BRIDGE} type bridge; "
                      f"ip link set {UNDERLAY_BRIDGE} mtu {hf.underlay_mtu} up")
-        lines.append(f"ip link add {v.name} type vxlan id {v.vni} local {v.local} dev {v.dev} dstport {v.port}; "
-                     f"ip link set {v.name} address {v.mac} mtu {v.mtu} master {UNDERLAY_BRIDGE} up")
+        if hc.mode == "emulated":
+            lines.append(f"ip link add {v.name} type vxlan id {v.vni} local {v.local} dev {v.dev} dstport {v.port}; "
+                         f"ip link set {v.name} address {v.mac} mtu {v.mtu} master {UNDERLAY_BRIDGE} up")
+        else:   # made from the machine's root namespace (its NIC is there), straight into the host's
+            lines.append(f"ip link add {v.name} address {v.mac} mtu {v.mtu} netns {hf.netns} type vxlan id {v.vni} "
+                         f"local {v.local} dev {v.dev} dstport {v.port}  # run in the machine's root namespace; "
+                         f"its UDP socket stays there")
+            lines.append(f"ip link set {v.name} master {UNDERLAY_BRIDGE} up")
         for f in hf.fdb:
             lines.append(f"bridge fdb append {f.lladdr} dev {f.dev} dst {f.dst} self permanent")
     return "\n".join(lines) + "\n"

@@ -155,15 +155,23 @@ def test_a_kernel_without_vxlan_refuses_hosts(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines() == [f"error: {line.replace('mh.yaml', str(f))}"]
 
 
-def test_real_hosts_are_not_built_by_up(monkeypatch, tmp_path):
+def test_real_hosts_up_passes_and_an_agent_needs_the_hosts_interface(monkeypatch, tmp_path):
+    """`up` of real hosts builds nothing (each machine's agent builds its host): its preflight passes; the
+    agent of a host refuses, with one line, a machine that lacks the host's interface."""
+    from netlab.dataplane import layout
     monkeypatch.setattr(kc, "_default", fake(tmp_path, config="CONFIG_VXLAN=y\n"))
-    c = build(parse("hosts: [{name: a, address: 192.168.56.11, interface: eth1}]\n"
+    c = build(parse("hosts: [{name: a, address: 192.168.56.11, interface: nl-no-such0}, "
+                    "{name: b, address: 192.168.56.12, interface: lo}]\n"
                     "hostNetwork: {mode: real, segment: 192.168.56.0/24}\n"))
+    dfabric.hosts_preflight(c)
+    monkeypatch.setattr(layout, "_HOST", ["b"])
+    dfabric.hosts_preflight(c)   # lo: on every machine
+    monkeypatch.setattr(layout, "_HOST", ["a"])
     with pytest.raises(UsageError) as e:
         dfabric.hosts_preflight(c)
-    assert str(e.value) == ("mh.yaml: Cluster mh: hostNetwork.mode real: each host's nodes are built by the netlab "
-                            "agent on that host, not by this command; use hostNetwork.mode emulated to run the lab "
-                            "on this machine")
+    assert str(e.value) == ("mh.yaml: Cluster mh: host a's interface nl-no-such0 is not on this machine; run this "
+                            "host's agent on the machine whose NIC nl-no-such0 has 192.168.56.11, or fix "
+                            "hosts[a].interface")
 
 
 def test_names_of_the_hosts_namespaces():
