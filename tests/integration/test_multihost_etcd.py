@@ -258,6 +258,11 @@ def test_etcd_losing_one_member_of_three_keeps_the_lab_working(lab):
     until("two ready extra pods", lambda: len(ready_on(lab, "extra-", every)) == 2, timeout=90)
     assert members.member_pid(lab.name, "c") is None, "the member stayed down meanwhile"
     probe_matrix_passes(lab)
+    # the next `up` starts it again, inside its host; it rejoins with its data
+    lab.up(SCENARIO)
+    again = members.member_pid(lab.name, "c")
+    assert again and again != victim and in_host(lab, again, "c")
+    members.wait_healthy(conf["endpoints"], netns=conf["netns"], timeout=60)
 
 
 def test_a_host_cut_off_has_its_nodes_notready_and_its_pods_moved(lab):
