@@ -296,6 +296,22 @@ def t_userspace(r: dict) -> list[str]:
     return out
 
 
+def t_multihost(r: dict) -> list[str]:
+    """benchmarks/multihost_bench.py: 3 emulated hosts (etcd member + agent each) vs one host, same lab."""
+    x = r["results"]
+    out = ["| lab (9 nodes, " + f"{x['pods']} pods) | bring-up (all Ready) | probe matrix (`netlab probe`) | passed |",
+           "|---|---|---|---|"]
+    for kind, title in (("hosts", "3 emulated hosts x 3 nodes, etcd member + agent per host"),
+                        ("one", "one host (SQLite store, one control loop)")):
+        rows = x[kind]
+        out.append(f"| {title} | {s_(x['up_median_s'][kind])} | {s_(x['probe_median_s'][kind])} | "
+                   f"{'yes' if rows and all(row['probe_passed'] for row in rows) else 'no'} |")
+    out += ["", f"An etcd write (a Pod bound to a node on host a) until a pod on host b gets its HTTP answer: median "
+            f"{s_(x['reach_median_s'])}, max {s_(x['reach_max_s'])} over {len(x['reach_samples_s'])} pods. "
+            "`scripts/bench --only multihost`."]
+    return out
+
+
 def t_bgp(r: dict) -> list[str]:
     """benchmarks/bgp_bench.py: a node stop to the router's withdrawal (and back); bgp vs host-gw vs vxlan."""
     out = []
@@ -468,7 +484,9 @@ def main() -> None:
                 ("kube-proxy's userspace mode vs iptables mode (benchmarks/userspace_bench.py)", "userspace",
                  t_userspace),
                 ("The BGP backend: convergence after a node stop; pod-to-pod next to host-gw and VXLAN "
-                 "(benchmarks/bgp_bench.py)", "bgp", t_bgp)]
+                 "(benchmarks/bgp_bench.py)", "bgp", t_bgp),
+                ("One lab over 3 emulated hosts with their own etcd member and agent, vs one host "
+                 "(benchmarks/multihost_bench.py)", "multihost", t_multihost)]
     for title, key, fn in sections:
         part = r.get(key)
         if not part:

@@ -79,7 +79,8 @@ def test_a_client_inside_a_host_uses_its_own_network_else_the_segment():
 
 def test_an_agent_runs_inside_its_host_when_the_lab_has_members_there(tmp_path, monkeypatch):
     monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
-    monkeypatch.setattr(nsenter.os.path, "exists", lambda p: True if p.startswith("/run/netns/") else os.path.lexists(p))
+    real = os.path.lexists
+    monkeypatch.setattr(nsenter.os.path, "exists", lambda p: p.startswith("/run/netns/") or real(p))
     plain = agent.launch("mh", "b")
     assert plain.argv[1:] == ["-m", "netlab.live.loop", "mh", "--host", "b"]
     conf = hoststore.store_conf(cluster(THREE + "hostNetwork: {store: etcd}\n" + NODES))
