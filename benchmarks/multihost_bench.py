@@ -100,12 +100,15 @@ def bring_up(lab: str, hosts: bool, replicas: int, timeout: float = 900) -> floa
     return time.monotonic() - t0
 
 
-def probe(lab: str) -> tuple[float, bool, str]:
+def probe(lab: str) -> tuple[float, bool, str, int]:
+    """`netlab probe`: wall time, passed, its summary line, and how often the machine's neighbour table was
+    full meanwhile (shared by every namespace: a full one drops probes, gc_thresh3 is the host's)."""
+    fulls = common.arp_stat()["table_fulls"]
     t0 = time.monotonic()
     r = subprocess.run([NETLAB, "probe", "--lab", lab], capture_output=True, text=True, timeout=900)
     took = time.monotonic() - t0
     last = (r.stdout.strip().splitlines() or [""])[-1]
-    return took, r.returncode == 0, last
+    return took, r.returncode == 0, last, common.arp_stat()["table_fulls"] - fulls
 
 
 def reach(lab: str, i: int, timeout: float = 60) -> float:
@@ -141,7 +144,8 @@ def main() -> None:
     args = ap.parse_args()
     replicas = 9 * args.pods_per_node - 1
     info = common.banner("multihost: 3 emulated hosts x 3 nodes (etcd member + agent per host) vs one host",
-                         {"pods": replicas + 1, "nodes": 9, "repeat": args.repeat})
+                         {"pods": replicas + 1, "nodes": 9, "repeat": args.repeat,
+                          "neigh_gc_thresh3": common.gc_thresh3()})
     rows: dict[str, list[dict]] = {"hosts": [], "one": []}
     reaches: list[float] = []
     tag = secrets.token_hex(2)
@@ -150,15 +154,17 @@ def main() -> None:
             lab = f"mhb-{kind}-{tag}{rep}"
             try:
                 up_s = bring_up(lab, kind == "hosts", replicas)
-                probe_s, ok, last = probe(lab)
-                row = {"up_s": up_s, "probe_s": probe_s, "probe_passed": ok, "probe_summary": last}
+                probe_s, ok, last, fulls = probe(lab)
+                row = {"up_s": up_s, "probe_s": probe_s, "probe_passed": ok, "probe_summary": last,
+                       "neigh_table_fulls": fulls}
                 if kind == "hosts":
                     row["reach_s"] = [reach(lab, i) for i in range(args.reach)]
                     reaches += row["reach_s"]
                 rows[kind].append(row)
                 reached = ", ".join(f"{x:.3f}" for x in row.get("reach_s", []))
                 print(f"   {kind:5} repeat {rep + 1}: up {up_s:.2f}s, probe {probe_s:.2f}s "
-                      f"({'passed' if ok else 'FAILED'}: {last})" + (f", write -> reached {reached} s" if reached else ""),
+                      f"({'passed' if ok else 'FAILED'}: {last}; neighbour table full {fulls} times)"
+                      + (f", write -> reached {reached} s" if reached else ""),
                       flush=True)
             finally:
                 labmod.down(lab)
