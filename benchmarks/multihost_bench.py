@@ -13,7 +13,7 @@ Per repeat, one lab of each, in turn:
     store (for the hosts: the agents built them), wall time;
   - probe matrix: `netlab probe` (the CLI, as a user runs it: the default matrix and the expectation),
     wall time, and whether it passed;
-  - on the hosts only, --reach times: a Pod bound to node a2 (host a) is written to the store (one etcd
+  - on the hosts only, before the probe matrix, --reach times: a Pod bound to node a2 (host a) is written to the store (one etcd
     transaction, in this process, as `apply` writes), and the client pod on b1 (host b) polls it: the
     pod's address read from the store, then an HTTP GET to it from the client's namespace (curl, 0.2 s
     timeout) until it answers. Timed from the write to the first answer: host a's agent builds it, writes
@@ -154,12 +154,12 @@ def main() -> None:
             lab = f"mhb-{kind}-{tag}{rep}"
             try:
                 up_s = bring_up(lab, kind == "hosts", replicas)
-                probe_s, ok, last, fulls = probe(lab)
-                row = {"up_s": up_s, "probe_s": probe_s, "probe_passed": ok, "probe_summary": last,
-                       "neigh_table_fulls": fulls}
-                if kind == "hosts":
+                row = {"up_s": up_s}
+                if kind == "hosts":   # before the matrix fills the machine's neighbour table
                     row["reach_s"] = [reach(lab, i) for i in range(args.reach)]
                     reaches += row["reach_s"]
+                probe_s, ok, last, fulls = probe(lab)
+                row.update({"probe_s": probe_s, "probe_passed": ok, "probe_summary": last, "neigh_table_fulls": fulls})
                 rows[kind].append(row)
                 reached = ", ".join(f"{x:.3f}" for x in row.get("reach_s", []))
                 print(f"   {kind:5} repeat {rep + 1}: up {up_s:.2f}s, probe {probe_s:.2f}s "
