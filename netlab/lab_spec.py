@@ -102,7 +102,8 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
             from .errors import UsageError
             raise UsageError(f"lab {lab}: hostNetwork.store: etcd runs the lab's own etcd members; "
                              "leave out --etcd, or leave out hostNetwork.store to use those endpoints")
-        hoststore.ensure(still)
+        from .live import hostmembers
+        hostmembers.ensure(still)
     elif etcd is not None:
         from .live import use_etcd
         use_etcd(lab, list(etcd[0]), etcd[1])

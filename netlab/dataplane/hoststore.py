@@ -17,7 +17,8 @@ switch or through their own NICs, keep a quorum of two. A process already inside
 (its agent, or `ip netns exec nl.<lab>.host.b netlab get pods`) uses its own network, as a program on
 that host would (`client_netns`): so a host cut off really cuts its agent off from etcd's quorum.
 
-The pure part (addresses, store.json, which network a client uses) is unit tested; `ensure` has effects.
+The pure part (addresses, store.json, which network a client uses) is unit tested; steps 1-3 are
+netlab/live/hostmembers.py's `ensure` (it writes the store's file, netlab/live's).
 """
 from __future__ import annotations
 
@@ -86,32 +87,3 @@ def _ns_id(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
-
-
-def ensure(cluster, wait: float = 60.0) -> dict:
-    """Steps 1-3 of the module's docstring for lab `cluster` (idempotent: a member that runs is kept, one
-    that does not is started again and rejoins with its data). Returns the store.json written. Refused
-    (exit 2, nothing changed): a lab whose store is elsewhere, or whose hosts changed since its members
-    were made (an etcd cluster's membership is not changed by `up`)."""
-    from ..errors import UsageError
-    from ..etcd import members
-    from ..live import store_config, use_etcd
-    from .changes import Changes
-    from .fabric import Fabric
-    lab = cluster.name
-    conf = store_conf(cluster)
-    old = store_config(lab)
-    if old is not None and old.get("hosts") != conf["hosts"]:
-        if old.get("hosts") is None:
-            raise UsageError(f"lab {lab} keeps its store in etcd at {','.join(old['endpoints'])} (netlab up --etcd); "
-                             "hostNetwork.store: etcd runs its own members: take the lab down first "
-                             f"(sudo netlab down {lab})")
-        raise UsageError(f"lab {lab}: its hosts' etcd members are {sorted(old['hosts'])} at "
-                         f"{sorted(v['ip'] for v in old['hosts'].values())}; hosts and their addresses cannot change "
-                         f"with hostNetwork.store: etcd: take the lab down first (sudo netlab down {lab})")
-    Fabric(cluster, Changes()).ensure_hosts(admin_address(cluster.networking.hosts))
-    peers = {h: v["ip"] for h, v in conf["hosts"].items()}
-    for h, v in conf["hosts"].items():
-        members.start_member(lab, h, v["netns"], v["ip"], peers)
-    members.wait_healthy(conf["endpoints"], netns=conf["netns"], timeout=wait)
-    return use_etcd(lab, conf["endpoints"], conf["netns"], conf["prefix"], extra={"hosts": conf["hosts"]})

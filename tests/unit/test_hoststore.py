@@ -90,3 +90,22 @@ def test_an_agent_runs_inside_its_host_when_the_lab_has_members_there(tmp_path, 
     inside = agent.launch("mh", "b")
     assert inside.argv == ["nsenter", "--net=/run/netns/nl.mh.host.b", "--", *plain.argv]
     assert inside.env["NETLAB_OWNER"] == "mh/host/b/agent"
+
+
+def test_up_refuses_other_hosts_or_another_etcd_before_building_anything(tmp_path, monkeypatch):
+    from netlab.dataplane import fabric
+    from netlab.live import hostmembers
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    monkeypatch.setattr(fabric.Fabric, "ensure_hosts", lambda *a, **k: pytest.fail("built something"))
+    c = cluster(THREE + "hostNetwork: {store: etcd}\n" + NODES)
+    os.makedirs(layout.lab_dir("mh"), exist_ok=True)
+    path = os.path.join(layout.lab_dir("mh"), "store.json")
+    for old, words in ((dict(hoststore.store_conf(c), hosts={"a": {"netns": "nl.mh.host.a", "ip": "192.168.240.2"}}),
+                        ("cannot change", "netlab down mh")),
+                       ({"backend": "etcd", "endpoints": ["http://10.1.0.1:2379"], "prefix": "/netlab/mh/",
+                         "netns": None}, ("up --etcd", "netlab down mh"))):
+        with open(path, "w") as f:
+            json.dump(old, f)
+        with pytest.raises(UsageError) as e:
+            hostmembers.ensure(c)
+        assert all(w in str(e.value) for w in words) and "\n" not in str(e.value), str(e.value)
