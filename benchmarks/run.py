@@ -1,7 +1,7 @@
 """Runs the whole benchmark suite, merges the results, draws the plots. Started by `scripts/bench`
 (which installs the peers, builds the C helpers and gives this a private /run/netns); run as root.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress,netpol,userspace,bgp,scale]
+    .venv/bin/python benchmarks/run.py [--quick] [--only bringup,sync,nftload,firstpacket,network,probe,ipvs,live,dns,lb,ingress,netpol,userspace,bgp,scale,multihost]
                                        [--out docs/bench]
 
 Each benchmark runs as its own process (each can also be run alone: see its docstring) and prints what it
@@ -57,6 +57,8 @@ SUITE = {
             ["--repeat", "3", "--seconds", "2", "--rr", "500", "--net-repeat", "1"]),
     "scale": ("scale_bench.py", ["--nodes", "100", "--pods-per-node", "100", "--repeat", "1"],
               ["--nodes", "20", "--pods-per-node", "50", "--repeat", "1"]),
+    "multihost": ("multihost_bench.py", ["--pods-per-node", "100", "--repeat", "1", "--reach", "5"],
+                  ["--pods-per-node", "10", "--repeat", "1", "--reach", "3"]),
 }
 
 
@@ -86,7 +88,7 @@ def leftovers() -> dict:
                                            "nl.bcv", "nl.bn", "nl.bscale"))]
     labs = sorted(d for d in os.listdir("/run/netlab")) if os.path.isdir("/run/netlab") else []
     labs = [d for d in labs if d.startswith(("bup", "fp", "nw", "benchprobe", "floor", "blive", "broll", "blb", "bing",
-                                             "bus", "bcv", "bn", "bscale"))]
+                                             "bus", "bcv", "bn", "bscale", "mhb"))]
     return {"namespaces": mine, "lab_state_dirs": labs}
 
 

@@ -107,7 +107,15 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
             from .errors import UsageError
             raise UsageError(f"{still.source or '<scenario>'}: Cluster {lab}: hostNetwork.mode real needs the lab's "
                              f"store in etcd, where every host's agent reads it: add --etcd http://HOST:2379[,...]")
-    if etcd is not None:
+    from .dataplane import hoststore
+    if hoststore.wants_etcd(still):   # emulated hosts with their own etcd members (before the store is opened)
+        if etcd is not None:
+            from .errors import UsageError
+            raise UsageError(f"lab {lab}: hostNetwork.store: etcd runs the lab's own etcd members; "
+                             "leave out --etcd, or leave out hostNetwork.store to use those endpoints")
+        from .live import hostmembers
+        hostmembers.ensure(still)
+    elif etcd is not None:
         from .live import use_etcd
         use_etcd(lab, list(etcd[0]), etcd[1])
     from .live import agent as agentmod
@@ -250,7 +258,10 @@ def from_state(lab: str, st: dict[str, Any] | None, state_path: str) -> Cluster:
     from .live import has_store
     if has_store(lab):  # a live lab: its pods are the store's
         from .live.sync import LiveLab
-        return LiveLab(lab).desired(st)[0]
+        from .model.build import refresh_endpoints
+        cluster = LiveLab(lab).desired(st)[0]
+        refresh_endpoints(cluster)   # with the pods' readiness as decided there (as a pass does before its rules)
+        return cluster
     cluster = build(scenario, st)
     if {p.key for p in cluster.pods} != set(st.get("pods", {})):
         raise NetlabError(f"lab '{lab}' was built by another version of netlab (its pods would be named "

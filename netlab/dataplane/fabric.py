@@ -303,6 +303,25 @@ class Fabric(FabricPods):
         ns.ensure_up("lo", self.changes) if ns.link("lo") is not None else None
         return ns
 
+    def ensure_hosts(self, segment_address: str | None = None) -> None:
+        """Only the emulated hosts (the segment and every host's namespace, NIC, underlay bridge and VXLAN),
+        nothing of the nodes: what must exist before the processes that run inside the hosts (their etcd
+        members and agents: dataplane/hoststore.py). `segment_address` (CIDR): an address of the segment's
+        bridge itself, an admin station on the hosts' LAN for clients on this machine."""
+        def work() -> None:
+            nsfs.ensure_run_dir()
+            try:
+                self._ensure_hosts()
+                if segment_address is not None:
+                    seg = self._open(self.cluster.segment_netns)
+                    seg.ensure_addresses(SEGMENT_BRIDGE, [segment_address], self.changes, exclusive=False)
+                    seg.ensure_up(SEGMENT_BRIDGE, self.changes)
+            finally:
+                for ns in self._opened:
+                    ns.close()
+                self._opened.clear()
+        nsfs.run_in_thread(work)
+
     def _ensure_hosts(self) -> dict[str, Netns]:
         """The emulated hosts: the segment's bridge, and per host its NIC (eth0, a veth to the segment) with
         its address, its underlay bridge and the underlay's VXLAN to the other hosts (flooding to each by an

@@ -41,10 +41,12 @@ def store_config(lab: str) -> dict | None:
     return conf
 
 
-def use_etcd(lab: str, endpoints: list[str], netns: str | None = None, prefix: str | None = None) -> dict:
+def use_etcd(lab: str, endpoints: list[str], netns: str | None = None, prefix: str | None = None,
+             extra: dict | None = None) -> dict:
     """Put lab `lab`'s store in etcd (`netlab up --etcd`): endpoints that do not answer are refused (exit 2,
     nothing written); a lab whose store is already SQLite's is refused too (its objects would be left
-    behind). Writes `<lab dir>/store.json`; the keys go under `prefix` (default /netlab/<lab>/)."""
+    behind). Writes `<lab dir>/store.json`; the keys go under `prefix` (default /netlab/<lab>/). `extra`: more
+    keys of store.json (`hosts`: a lab's own members in emulated hosts, dataplane/hoststore.py)."""
     import json
     from ..dataplane import layout, state
     from ..errors import UsageError
@@ -55,7 +57,7 @@ def use_etcd(lab: str, endpoints: list[str], netns: str | None = None, prefix: s
     check_endpoints(endpoints, netns=netns)
     old = store_config(lab)
     conf = {"backend": "etcd", "endpoints": list(endpoints),
-            "prefix": prefix or (old or {}).get("prefix") or f"/netlab/{lab}/", "netns": netns}
+            "prefix": prefix or (old or {}).get("prefix") or f"/netlab/{lab}/", "netns": netns, **(extra or {})}
     if old and (sorted(old["endpoints"]), old.get("netns"), old["prefix"]) != \
             (sorted(conf["endpoints"]), conf["netns"], conf["prefix"]):
         # other endpoints for a lab that exists: only another way to the same store (its revision is there)
@@ -110,8 +112,9 @@ def store_for(lab: str):
         os.close(fd)
         del _OPEN[lab]
     if conf:
+        from ..dataplane.hoststore import client_netns
         from ..store.etcd import open_from
-        store = open_from(conf)
+        store = open_from(dict(conf, netns=client_netns(conf)))   # inside a lab's host: that host's own network
     else:
         store = open_store(layout.lab_dir(lab))
     _OPEN[lab] = (os.open(path, os.O_RDONLY | os.O_CLOEXEC), store)

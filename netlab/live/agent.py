@@ -41,10 +41,16 @@ def owner(lab: str, host: str) -> str:
 def launch(lab: str, host: str) -> Launch:
     """The agent of `host` in lab `lab`: `python -m netlab.live.loop LAB --host HOST`, tagged
     NETLAB_OWNER=<lab>/host/<host>/agent, NETLAB_AGENT_HOST=<host> (its per-host state: layout.set_host),
-    its output appended to <lab dir>/logs/agent-<host>.log."""
-    from ..dataplane import layout, procs
+    its output appended to <lab dir>/logs/agent-<host>.log. In a lab whose emulated hosts run their own etcd
+    members (hostNetwork.store: etcd, dataplane/hoststore.py) it runs inside its host's namespace."""
+    from ..dataplane import hoststore, layout, nsenter, procs
+    from . import store_config
     env = dict(os.environ, **{procs.OWNER_VAR: owner(lab, host), layout.HOST_VAR: host})
-    return Launch([sys.executable, "-m", "netlab.live.loop", lab, "--host", host], env, layout.agent_log(lab, host))
+    argv = [sys.executable, "-m", "netlab.live.loop", lab, "--host", host]
+    netns = hoststore.host_netns(store_config(lab), host)
+    if netns is not None:   # an emulated host with its own etcd member: the agent runs on that host's network
+        argv = nsenter.enter(netns, argv)
+    return Launch(argv, env, layout.agent_log(lab, host))
 
 
 def record(lab: str, host: str) -> dict | None:

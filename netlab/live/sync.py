@@ -231,6 +231,10 @@ class LiveLab:
             from .hostscope import modelled
             pods = [(ps, o) for ps, o in pods if modelled(o, self.own)]
         stopped = self.stopped_nodes()
+        # and nodes that no kubelet reports (NotReady in the store: a host lost, its agent cut off): their
+        # terminating pods serve no one either, as every other host's agent sees them (the store's Ready)
+        lost = stopped | {n["metadata"]["name"] for n in self.store.list("Node")
+                          if (get_condition(n, "Ready") or {}).get("status") in ("False", "Unknown")}
         cluster = build(sc, st, pods=[ps for ps, _ in pods])
         for n in cluster.nodes:
             n.partitioned = n.name in stopped
@@ -245,7 +249,7 @@ class LiveLab:
                 # its containers are not restarted; the built-in server hears of its SIGTERM
                 pod.terminating = True
                 pod.stopping = self.terminator.signalled(pod.uid)
-            if pod.node in stopped:
+            if pod.node in lost:
                 # a pod evicted from a lost node no longer serves anyone (the node lifecycle controller
                 # marked it not Ready): no fallback may choose it
                 pod.decided_ready = False if pod.terminating else None

@@ -125,7 +125,7 @@ KNOWN: dict[str, dict[str, str | None]] = {
         controlPlane="ClusterControlPlane", dns="ClusterDNS", loadBalancer="ClusterLoadBalancer",
         ingress="ClusterIngress", hosts="ClusterHost", hostNetwork="ClusterHostNetwork"),
     "ClusterHost": _fields("name address interface nodes"),
-    "ClusterHostNetwork": _fields("mode segment mtu vni port"),
+    "ClusterHostNetwork": _fields("mode segment mtu vni port store"),
     "ClusterLoadBalancer": _fields("", pools="ClusterLBPool"),
     "ClusterLBPool": _fields("name addresses autoAssign avoidBuggyIPs"),
     "ClusterIngress": _fields("className defaultClass serviceType httpNodePort httpsNodePort replicas "

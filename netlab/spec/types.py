@@ -77,6 +77,8 @@ class BgpConfig:
 
 
 HOST_MODES = ("emulated", "real")   # hostNetwork.mode: hosts as namespaces of this machine, or machines
+# hostNetwork.store: the lab's store on this machine (SQLite), or in an etcd cluster of one member per emulated host
+HOST_STORES = ("sqlite", "etcd")
 HOSTS_VXLAN_PORT = 4789            # the underlay's VXLAN between hosts (IANA's port; flannel.1 keeps 8472)
 HOSTS_VXLAN_VNI = 4242             # ... and its VNI (flannel.1's is 1)
 HOSTS_VXLAN_OVERHEAD = 50          # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
@@ -101,6 +103,7 @@ class HostsConfig:
     vni: int                            # the underlay VXLAN between the hosts
     port: int
     hosts: list[HostSpec] = field(default_factory=list)
+    store: str = "sqlite"               # hostNetwork.store: etcd runs a member and the agent inside each host
 
     def host(self, name: str) -> HostSpec:
         return next(h for h in self.hosts if h.name == name)

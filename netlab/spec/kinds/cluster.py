@@ -11,7 +11,7 @@ from ...errors import SpecError
 from ..fields import Fields, check_name, shown
 from ..limits import CLUSTER_API_VERSIONS, CONTROL_PLANE_TAINT, EXPECT_OUTCOMES, MAX_LAB_NAME
 from ..capacity import BR_MAX_PORTS
-from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, HOST_MODES, HOSTS_SEGMENT, HOSTS_VXLAN_OVERHEAD,
+from ..types import (AS_TRANS, BACKENDS, DNS_POD_MODES, HOST_MODES, HOST_STORES, HOSTS_SEGMENT, HOSTS_VXLAN_OVERHEAD,
                      HOSTS_VXLAN_PORT, HOSTS_VXLAN_VNI, IPTABLES_FLAVOURS, IPVS_SCHEDULERS, NFT_CHOICES,
                      POLICY_RENDERERS, PROXY_MODES, TUNNEL_MODES, BgpConfig, DnsConfig, ExpectSpec, HostsConfig,
                      HostSpec, IngressConfig, Networking, NodeSpec)
@@ -206,6 +206,10 @@ def _parse_hosts(top: Fields, nets_of: tuple) -> HostsConfig | None:
     if port == 8472:
         raise hn.error("port", "8472 is flannel.1's port (the nodes' VXLAN inside the underlay)",
                        f"use another port for the underlay between the hosts, e.g. {HOSTS_VXLAN_PORT}")
+    store = hn.choice("store", HOST_STORES, "sqlite")
+    if store == "etcd" and mode == "real":
+        raise hn.error("store", "etcd runs one member inside each emulated host; real hosts do not have it",
+                       "leave store out with mode real and give an etcd cluster of your own: netlab up --etcd URLS")
     hn.done()
     docs = list(top.maps("hosts"))
     if not docs:
@@ -247,7 +251,7 @@ def _parse_hosts(top: Fields, nets_of: tuple) -> HostsConfig | None:
         count = h.int("nodes", None, lo=0, hi=BR_MAX_PORTS)
         h.done()
         hosts.append(HostSpec(name, ip, interface or "eth0", count))
-    return HostsConfig(mode, segment, nic_mtu, vni, port, hosts)
+    return HostsConfig(mode, segment, nic_mtu, vni, port, hosts, store)
 
 
 def _ip_or_none(text) -> ipaddress.IPv4Address | None:
