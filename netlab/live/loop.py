@@ -21,6 +21,7 @@ whole reconcile the lab's state records (`up`'s own pass, just before it starts 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -265,26 +266,42 @@ class Loop:
         return max(0.0, min(t) - now)
 
     def run(self) -> None:
+        from ..store import StoreError
         what = f"agent of host {self.host}" if self.host else "control loop"
         self.log(f"{what} of lab {self.lab} started (pid {os.getpid()})")
+        down = False   # the store did not answer (an agent on a host cut off from etcd's quorum)
         while not self.stop.is_set():
-            rev = self.store.revision()
             try:
-                self.once()
-            except Exception:  # noqa: BLE001 - logged; the next pass starts again from the store
-                self.log("pass failed:\n" + traceback.format_exc())
+                rev = self.store.revision()
+                if down:
+                    self.log("the lab's store answers again")
+                    down = False
+                try:
+                    self.once()
+                except StoreError:
+                    raise
+                except Exception:  # noqa: BLE001 - logged; the next pass starts again from the store
+                    self.log("pass failed:\n" + traceback.format_exc())
+                    self.stop.wait(1.0)
+                if self.store.revision() != rev:
+                    continue  # written meanwhile (by this pass or anyone else): look again at once; a look
+                    # that finds nothing to do writes nothing, so this ends
+                timeout = self.next_wakeup()
+                end = time.monotonic() + timeout
+                while not self.stop.is_set():
+                    left = end - time.monotonic()
+                    if left <= 0 or self.store.wait(rev, min(0.2, left), interval=POLL) > rev:
+                        break
+            except StoreError as e:
+                # no heartbeat, no pass: what a kubelet cut off from its API server does; the nodes' Leases
+                # lapse and the controllers elsewhere see them NotReady. Said once, retried every second.
+                if not down:
+                    self.log(f"the lab's store does not answer, retrying: {e}")
+                    down = True
                 self.stop.wait(1.0)
-            if self.store.revision() != rev:
-                continue  # written meanwhile (by this pass or anyone else): look again at once; a look
-                # that finds nothing to do writes nothing, so this ends
-            timeout = self.next_wakeup()
-            end = time.monotonic() + timeout
-            while not self.stop.is_set():
-                left = end - time.monotonic()
-                if left <= 0 or self.store.wait(rev, min(0.2, left), interval=POLL) > rev:
-                    break
         if self.elector is not None:
-            self.elector.release()   # a clean stop: another agent takes the controllers over at once
+            with contextlib.suppress(StoreError):
+                self.elector.release()   # a clean stop: another agent takes the controllers over at once
         self.log(f"{what} stopped")
 
 

@@ -278,6 +278,7 @@ def test_a_host_cut_off_has_its_nodes_notready_and_its_pods_moved(lab):
     until("five ready web pods", lambda: len(ready_on(lab, "web-", every)) == 5, timeout=60)
     lost = {n for n, p in pods(lab).items() if n.startswith("web-") and p["spec"]["nodeName"] in HOSTS["c"]}
     assert lost, "the scheduler put web pods on host c"
+    cut_agent = agent_pid(lab, "c")
     # the host's NIC goes down inside it: its agent and its member lose the other hosts
     subprocess.run(["ip", "-n", names.host_netns(lab.name, "c"), "link", "set", "eth0", "down"], check=True)
     until("c1 and c2 NotReady, the others Ready (netlab get nodes)",
@@ -303,6 +304,15 @@ def test_a_host_cut_off_has_its_nodes_notready_and_its_pods_moved(lab):
     seen = until("the Service answering from hosts a and b only", lambda: (s := answers()) and s <= serving and s,
                  timeout=60, every=1)
     assert not seen & lost, (seen, lost)
+    # the cut host's agent waits for its store, as a kubelet cut off from its API server does: the same
+    # process, saying so once in its log; the NIC back up, its nodes are Ready again
+    assert agent_pid(lab, "c") == cut_agent, "the agent of the cut host kept running"
+    with open(layout.agent_log(lab.name, "c")) as f:
+        assert "the lab's store does not answer, retrying" in f.read()
+    subprocess.run(["ip", "-n", names.host_netns(lab.name, "c"), "link", "set", "eth0", "up"], check=True)
+    until("every node Ready again once host c is back", lambda: set(node_status(lab).values()) == {"Ready"},
+          timeout=120, every=1)
+    assert agent_pid(lab, "c") == cut_agent, "the same agent carried on"
 
 
 def lab_cluster(lab):
