@@ -19,6 +19,7 @@ import threading
 from typing import Callable
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster, Pod
@@ -427,7 +428,12 @@ class Fabric(FabricPods):
             outer = None
         if outer is None:
             if inner_eth is not None:
-                inner._do("delete eth0", inner.ipr.link, "del", index=inner_eth["index"])
+                # (gone meanwhile is as good: a host namespace removed by this pass takes its veths with it,
+                # and the kernel frees the peer in the node asynchronously)
+                try:
+                    ignore_missing(inner.ipr.link, "del", index=inner_eth["index"])
+                except NetlinkError as e:
+                    raise kernel_error(e, "delete eth0", inner.name) from None
             with nsfs.opened(nsfs.netns_path(inner_ns)) as fd:
                 underlay._do(f"create veth {outer_name} <-> {inner_ns}:eth0", underlay.ipr.link, "add",
                              ifname=outer_name, kind="veth", mtu=mtu, master=bridge, state="up",

@@ -619,7 +619,7 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
                 prune=True)
             runner = live.runner(text)
             live.heartbeats(live._periods[0], time.time())
-            runner.run_until_quiescent(between=self.keep_alive)
+            runner.run_until_quiescent(between=live.keep_alive)
             work = dict(prev, scenario=text, source=scenario.source)
             work.pop("proxyMode", None)
             out.append(live.desired(work, scenario.networking.proxy_mode)[0])

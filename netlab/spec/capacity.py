@@ -31,7 +31,8 @@ BR_MAX_PORTS = 1024        # the kernel's ports per bridge (net/bridge/br_privat
 POD_KIB = 512              # a pod: net + UTS namespaces, veth pair, bridge port, addresses, routes, sysctls,
 #                            state, and its share of its node's built-in server (a Python process per node)
 NODE_KIB = 2 * 1024        # a node: its namespace, eth0, cni0, VXLAN with its peers' entries, rules
-RESERVE_KIB = 1024 * 1024  # kept available for everything else on the machine
+RESERVE_KIB = 256 * 1024   # kept available for everything else on the machine (a small VM's 1 GiB must still
+                           # hold a few-node lab: the stock-kernel VM lane has 0.7 GiB available)
 PROCS_PER_NODE = 4         # processes a node may run: its built-in server, the lab's loop and DNS shares, BIRD
 UNDERLAY_EXTRA_PORTS = 2   # the external host (and the BGP router's port) on the underlay bridge
 MOUNTS_PER_POD = 2         # the pod's network and UTS namespace files
@@ -93,7 +94,7 @@ def node_limits(r: Readings) -> list[Limit]:
     if r.mem_available_kib is not None:
         free = max(0, r.mem_available_kib - RESERVE_KIB)
         out.append(Limit(free // NODE_KIB, "memory",
-                         f"MemAvailable {_gib(r.mem_available_kib)} in /proc/meminfo, less {_gib(RESERVE_KIB)} kept "
+                         f"MemAvailable {_gib(r.mem_available_kib)} in /proc/meminfo, less {RESERVE_KIB // 1024} MiB kept "
                          f"free, at {NODE_KIB // 1024} MiB a node (measured, docs/bench/summary.md)",
                          "use fewer nodes, or free memory on this machine"))
     out += _processes(r, PROCS_PER_NODE, "a node")
@@ -121,7 +122,7 @@ def pod_limits(r: Readings, nodes: int, processes_per_pod: float = 0.0) -> list[
     if r.mem_available_kib is not None:
         free = max(0, r.mem_available_kib - RESERVE_KIB - nodes * NODE_KIB)
         out.append(Limit(free // POD_KIB, "memory",
-                         f"MemAvailable {_gib(r.mem_available_kib)} in /proc/meminfo, less {_gib(RESERVE_KIB)} kept "
+                         f"MemAvailable {_gib(r.mem_available_kib)} in /proc/meminfo, less {RESERVE_KIB // 1024} MiB kept "
                          f"free and {nodes} nodes at {NODE_KIB // 1024} MiB, at {POD_KIB} KiB a pod "
                          "(measured, docs/bench/summary.md)",
                          "use fewer replicas, or free memory on this machine"))
