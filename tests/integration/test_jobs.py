@@ -248,7 +248,7 @@ def test_on_failure_restarts_in_place_deadline_and_ttl(lab, tmp_path):
     assert w.returncode == 0, w.stderr
     job = json.loads(kubectl(lab, "get", "job", "slow", "-o", "json").stdout)
     assert {c["type"]: c for c in job["status"]["conditions"]}["Failed"]["reason"] == "DeadlineExceeded"
-    until("slow's pod gone", lambda: not pods_of(lab, "slow"), timeout=45)
+    until("slow's pod gone", lambda: not pods_of(lab, "slow"), timeout=90)   # (busy CI: 45 s once ran out)
     # ttlSecondsAfterFinished: 0: the finished Job and its pod are deleted
     until("brief deleted", lambda: "brief" not in kubectl(lab, "get", "jobs").stdout, timeout=45)
     until("brief's pod gone", lambda: not pods_of(lab, "brief"), timeout=45)
