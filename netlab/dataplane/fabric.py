@@ -29,6 +29,7 @@ from . import nsfs
 from .changes import Change, Changes
 from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, write_sysctls
 from .podnet import FabricPods, PodHealth, pod_link_problem, uts_path
+from .procsys import PROC_SYS
 
 
 def bridge_mac(node_netns: str) -> str:
@@ -439,7 +440,7 @@ class Fabric(FabricPods):
                              ifname=outer_name, kind="veth", mtu=mtu, master=bridge, state="up",
                              peer={"ifname": "eth0", "net_ns_fd": fd, "mtu": mtu})
             self.changes.add(Change("link", outer_name, "create", f"veth {outer_name} to {inner_ns}", underlay.name))
-            underlay.links(refresh=True)
+            underlay.reload(outer_name)
             inner.links(refresh=True)
             made = True
         else:
@@ -538,6 +539,9 @@ class _DryNetns(Netns):
     def _do(self, what: str, fn: Callable, *args, **kwargs):
         return None
 
+    def _do_many(self, steps) -> None:
+        return None
+
 
 def node_fabric_drift(cluster: Cluster, node) -> list[str]:
     """What `up` would change in a node's own fabric (eth0, cni0, flannel.1 with its neighbours and
@@ -550,8 +554,7 @@ def node_fabric_drift(cluster: Cluster, node) -> list[str]:
         nf = node_fabric(cluster, node)
         for key, value in nf.sysctls.items():
             try:
-                with open(f"/proc/sys/{key}") as f:
-                    have = f.read().strip()
+                have = PROC_SYS.read(key).strip()
             except OSError:
                 have = "unreadable"
             if have != value:

@@ -17,6 +17,7 @@ from ..errors import KernelError
 from ..render.fabric import POD_ETH0_SYSCTLS, POD_SYSCTLS
 from . import rtnl
 from .changes import Change, Changes
+from .procsys import PROC_SYS
 
 IFF_UP = 1
 NUD_PERMANENT = 0x80
@@ -82,6 +83,18 @@ class Netns:
             if e.errno != errno.ENOENT:
                 raise kernel_error(e, f"set the neighbour entry of {ip}", self.name) from None
 
+    BATCH = 64   # requests a write: their acknowledgements must fit in the socket's receive buffer
+
+    def _do_many(self, steps: list[tuple[str, tuple[int, int, bytes], Callable[[], object]]]) -> None:
+        """Many changes: (what, fast-path request, the same through pyroute2). Sent in batches through the
+        fast path when it is open (this thread is in the namespace), else one by one through pyroute2."""
+        if self._raw is None:
+            for what, _, slow in steps:
+                self._do(what, slow)
+            return
+        for i in range(0, len(steps), self.BATCH):
+            self.raw(*((what, req) for what, req, _ in steps[i:i + self.BATCH]))
+
     def _do(self, what: str, fn: Callable, *args, **kwargs):
         """A netlink request that changes the namespace (errors name `what` and the namespace)."""
         try:
@@ -118,6 +131,24 @@ class Netns:
                 msgs = []
             self._one[ifname] = _link_view(msgs[0]) if msgs else None
         return self._one[ifname]
+
+    def reload(self, ifname: str) -> dict | None:
+        """Read one link again (just made or changed), keeping the rest of the dump: an underlay with a
+        veth per node dumped again after each new node was seconds at 100 nodes."""
+        if self._links is None:
+            self._one.pop(ifname, None)
+            return self.link(ifname)
+        links, self._links = self._links, None
+        self._one.pop(ifname, None)
+        try:
+            view = self.link(ifname)
+        finally:
+            self._links = links
+        if view is None:
+            links.pop(ifname, None)
+        else:
+            links[ifname] = view
+        return view
 
     def _must(self, ifname: str) -> dict:
         """The link, or KeyError(ifname) (a read-only check, fabric.node_fabric_drift, reports that the
@@ -209,6 +240,7 @@ class Netns:
         want = {}
         for r in routes:
             want[r.dst] = r
+        batch: list = []
         for dst, r in want.items():
             oif = self.index(r.dev) if r.dev else None
             cur = have.get(dst)
@@ -223,9 +255,14 @@ class Netns:
                 kw["oif"] = oif
             if r.onlink:
                 kw["flags"] = RTNH_F_ONLINK
-            self._do(f"set route {dst}", self.ipr.route, "replace", **kw)
+            if r.gateway and dst != "default":
+                batch.append((f"set route {dst}", rtnl.route_replace(dst, r.gateway, oif, r.onlink),
+                              functools.partial(self.ipr.route, "replace", **kw)))
+            else:
+                self._do(f"set route {dst}", self.ipr.route, "replace", **kw)
             changes.add(Change("route", dst, "create", f"route {dst}" + (f" via {r.gateway}" if r.gateway else ""),
                                self.name))
+        self._do_many(batch)
         for dst, cur in have.items():
             # 2: kernel (connected) routes; 12: BIRD's (the BGP backend's speaker owns them: netlab/bgp/)
             if dst in want or dst == "default" or cur["proto"] in (2, RTPROT_BIRD):
@@ -242,11 +279,14 @@ class Netns:
             if msg["state"] & NUD_PERMANENT:
                 have[msg.get("NDA_DST")] = msg.get("NDA_LLADDR")
         want = {n.dst: n.lladdr for n in neighbours if n.dev == dev}
+        batch = []
         for dst, mac in want.items():
             if have.get(dst) != mac:
-                self._do(f"set neighbour {dst} on {dev}", self.ipr.neigh, "replace", dst=dst, lladdr=mac,
-                         ifindex=idx, state=NUD_PERMANENT)
+                batch.append((f"set neighbour {dst} on {dev}", rtnl.neigh_replace(idx, dst, mac),
+                              functools.partial(self.ipr.neigh, "replace", dst=dst, lladdr=mac, ifindex=idx,
+                                                state=NUD_PERMANENT)))
                 changes.add(Change("neighbour", dst, "create", f"neighbour {dst} -> {mac} on {dev}", self.name))
+        self._do_many(batch)
         for dst in set(have) - set(want):
             self._do(f"delete neighbour {dst} on {dev}", self.ipr.neigh, "del", dst=dst, ifindex=idx)
             changes.add(Change("neighbour", dst, "remove", f"removed stale neighbour {dst} on {dev}", self.name))
@@ -258,10 +298,13 @@ class Netns:
             if msg.get("NDA_DST") and msg["state"] & NUD_PERMANENT and msg["ifindex"] == idx:
                 have.add((msg.get("NDA_LLADDR"), msg.get("NDA_DST")))
         want = {(f.lladdr, f.dst) for f in entries if f.dev == dev}
+        batch = []
         for mac, dst in sorted(want - have):
-            self._do(f"add fdb {mac} dst {dst} on {dev}", self.ipr.fdb, "append", ifindex=idx, lladdr=mac,
-                     dst=dst, state=NUD_PERMANENT, flags=NTF_SELF)
+            batch.append((f"add fdb {mac} dst {dst} on {dev}", rtnl.fdb_append(idx, mac, dst),
+                          functools.partial(self.ipr.fdb, "append", ifindex=idx, lladdr=mac, dst=dst,
+                                            state=NUD_PERMANENT, flags=NTF_SELF)))
             changes.add(Change("fdb", f"{mac} {dst}", "create", f"fdb {mac} dst {dst} on {dev}", self.name))
+        self._do_many(batch)
         for mac, dst in sorted(have - want):
             self._do(f"delete fdb {mac} dst {dst} on {dev}", self.ipr.fdb, "del", ifindex=idx, lladdr=mac,
                      dst=dst, flags=NTF_SELF)
@@ -292,16 +335,13 @@ def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes | None) 
     """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace.
 
     `changes` None: the namespace is new, so every value is written without being read first, and not
-    reported as a change."""
+    reported as a change. Through `procsys.PROC_SYS` (netlab's own procfs instance: /proc/sys's lookups
+    grow with the number of namespaces on the machine)."""
     for key, value in sysctls.items():
-        path = f"/proc/sys/{key}"
         try:
-            if changes is not None:
-                with open(path) as f:
-                    if f.read().strip() == value:
-                        continue
-            with open(path, "w") as f:
-                f.write(value)
+            if changes is not None and PROC_SYS.read(key).strip() == value:
+                continue
+            PROC_SYS.write(key, value)
         except OSError as e:
             raise KernelError(f"sysctl {key.replace('/', '.')}={value} in network namespace {netns}: "
                               f"{e.strerror}" + (" (is br_netfilter available?)" if "bridge" in key else "")) from None

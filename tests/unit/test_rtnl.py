@@ -98,3 +98,32 @@ def test_link_address_from_a_reply():
             + rtnl.attr(rtnl.IFLA_ADDRESS, mac))
     assert rtnl.link_address(body) == mac
     assert rtnl.link_address(struct.pack("=BxHiII", 0, 1, 42, 0, 0)) is None
+
+
+def test_neigh_replace_is_a_permanent_entry():
+    from pyroute2.netlink.rtnl.ndmsg import ndmsg
+    m = decode(ndmsg, rtnl.neigh_replace(9, "10.244.3.0", "0a:58:0a:f4:03:00"))
+    assert m["header"]["type"] == rtnl.RTM_NEWNEIGH
+    assert m["header"]["flags"] == rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK | rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
+    assert (m["family"], m["ifindex"], m["state"], m["flags"], m["ndm_type"]) == (2, 9, 0x80, 0, 0)
+    assert m.get("NDA_DST") == "10.244.3.0" and m.get("NDA_LLADDR") == "0a:58:0a:f4:03:00"
+
+
+def test_fdb_append_is_a_vxlan_remote():
+    from pyroute2.netlink.rtnl.ndmsg import ndmsg
+    m = decode(ndmsg, rtnl.fdb_append(9, "0a:58:0a:f4:03:00", "172.18.0.5"))
+    assert m["header"]["type"] == rtnl.RTM_NEWNEIGH
+    assert m["header"]["flags"] == rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK | rtnl.NLM_F_CREATE | rtnl.NLM_F_APPEND
+    assert (m["family"], m["ifindex"], m["state"], m["flags"], m["ndm_type"]) == (7, 9, 0x80, 0x02, 0)
+    assert m.get("NDA_LLADDR") == "0a:58:0a:f4:03:00" and m.get("NDA_DST") == "172.18.0.5"
+
+
+@pytest.mark.parametrize("oif,onlink", [(6, True), (None, False)])
+def test_route_replace(oif, onlink):
+    m = decode(rtmsg, rtnl.route_replace("10.244.3.0/24", "10.244.3.0", oif, onlink))
+    assert m["header"]["type"] == rtnl.RTM_NEWROUTE
+    assert m["header"]["flags"] == rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK | rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
+    assert (m["family"], m["dst_len"], m["table"], m["proto"], m["scope"], m["type"]) == (2, 24, 254, 4, 0, 1)
+    assert m["flags"] == (4 if onlink else 0)
+    assert m.get("RTA_DST") == "10.244.3.0" and m.get("RTA_GATEWAY") == "10.244.3.0"
+    assert m.get("RTA_OIF") == oif
