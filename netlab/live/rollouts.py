@@ -45,12 +45,14 @@ def settled(store, available: bool = True, built: bool = False) -> tuple[bool, s
 def progress(store) -> tuple:
     """What moves while rollouts and deletions progress (not a restart count or a heartbeat): `up`
     stops waiting once this has not moved for a while."""
+    # a snapshot: only what changed since the last look is parsed again (read-only objects)
+    lists, _ = store.snapshot(("Deployment", "DaemonSet", "Pod"))
     deps = tuple((d["metadata"]["name"], *((d.get("status") or {}).get(k, 0) for k in
                   ("replicas", "updatedReplicas", "availableReplicas")))
-                 for d in store.list("Deployment"))
+                 for d in lists["Deployment"])
     deps += tuple((ds["metadata"]["name"], *((ds.get("status") or {}).get(k, 0) for k in
                    ("currentNumberScheduled", "updatedNumberScheduled", "numberAvailable")))
-                  for ds in store.list("DaemonSet"))
-    pods = store.list("Pod")
+                  for ds in lists["DaemonSet"])
+    pods = lists["Pod"]
     built = sum(1 for p in pods if (p.get("status") or {}).get("podIP"))   # a lab run by agents: pods built
     return deps, len(pods), sum(1 for p in pods if is_deleting(p)), built

@@ -184,7 +184,9 @@ class StaticPods:
                     os.chmod(path, 0o700)
             files[n["metadata"]["name"]] = read_manifests(d)
         namespaces = set(BUILTIN_NAMESPACES) | {ns["metadata"]["name"] for ns in store.list("Namespace")}
-        actions, problems = decide(nodes, files, store.list("Pod"), namespaces, now)
+        # read-only pods from the store's snapshot cache (decide builds new objects; 10,000 pods parsed
+        # again on every heartbeat was seconds of a big lab's bring-up)
+        actions, problems = decide(nodes, files, store.snapshot(("Pod",))[0]["Pod"], namespaces, now)
         if actions:
             apply_actions(store, actions, now)
         lines = []

@@ -101,6 +101,7 @@ class Store:
         self._depth = 0
         self._rev = 0  # revision inside the open transaction
         self._cache: dict[str, dict] = {}  # kind -> (namespace, name) -> (revision, parsed object)
+        self._whole: dict[str, tuple[int, list]] = {}  # kind -> (its kind revision, the list last snapshot)
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -188,6 +189,13 @@ class Store:
             try:
                 out = {}
                 for kind in kinds:
+                    # no object of the kind written since the last snapshot: the same list (scanning
+                    # 10,000 pods' keys again for each controller of each round was seconds of a bring-up)
+                    krev = self._kind_revision(kind)
+                    whole = self._whole.get(kind)
+                    if whole is not None and whole[0] == krev:
+                        out[kind] = list(whole[1])
+                        continue
                     cache = self._cache.setdefault(kind, {})
                     items, seen = [], set()
                     for key, rev in self._scan_revs(kind):
@@ -200,6 +208,7 @@ class Store:
                     for key in [k for k in cache if k not in seen]:
                         del cache[key]
                     out[kind] = items
+                    self._whole[kind] = (krev, list(items))
                 return out, self._read_revision()
             finally:
                 self._end_read()
