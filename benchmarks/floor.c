@@ -16,14 +16,18 @@
  *              RTM_NEWLINK veth (node side on cni0, up, peer eth0 put straight into the pod by
  *              IFLA_NET_NS_FD) through a netlink socket opened in the node; hairpin on (AF_BRIDGE
  *              IFLA_PROTINFO); in the pod icmp_ratelimit=0 and, as the CNI bridge plugin sets them, eth0's
- *              accept_dad=0 and arp_notify=1 (through a procfs instance of its own, as netlab); through a socket opened in the pod: lo up, eth0 up,
- *              10.244.x.y/22 on eth0, default route via the node's cni0 address.
+ *              accept_dad=0 and arp_notify=1 (through a procfs instance of its own, as netlab); through a
+ *              socket opened in the pod: lo up, eth0 up, 10.244.x.y/22 on eth0, default route via the node's cni0 address, eth0's own MAC set again
+ *              (arp_notify: a gratuitous ARP, as netlab and the CNI bridge plugin send).
+ * Not here, and done by netlab: a node's VXLAN device with a neighbour and FDB entry per other node (the
+ * floor's nodes are joined by host-gw routes, a third of those requests), its look for a stale veth and its
+ * refresh of the node's neighbour entry for the pod.
  * Pods are spread round-robin over the nodes. Teardown unmounts and unlinks the namespace files (the
  * kernel frees the links with the namespaces), as `netlab down` does.
  *
- * Three switches for experiments, off in the benchmark: FLOOR_PROC_SYS=1 writes the sysctls through
- * /proc/sys instead of a private procfs instance (see sysctl() below); FLOOR_TRACE=1 prints the time every
- * 100 pods (the per-pod cost grows with the number of namespaces: the bridge's port list, /proc/sys lookups);
+ * Four switches for experiments, off in the benchmark: FLOOR_NO_GARP=1 leaves the gratuitous ARP out;
+ * FLOOR_PROC_SYS=1 writes the sysctls through /proc/sys instead of a private procfs instance (see sysctl()
+ * below); FLOOR_TRACE=1 prints the time every 100 pods (the per-pod cost grows with the number of namespaces: the bridge's port list, /proc/sys lookups);
  * FLOOR_NO_IPV6=1 turns IPv6 off in every new namespace first (fewer addresses, no DAD or MLD flooding
  * over cni0) - not what netlab does.
  */
@@ -123,6 +127,20 @@ static void link_up(int fd, int index) {
     ifi->ifi_flags = IFF_UP;
     ifi->ifi_change = IFF_UP;
     nl_talk(fd, NH(&r), "set link up");
+}
+
+/* `ip link set dev INDEX address <its own MAC>`: with arp_notify=1 the kernel announces the link's IPv4
+ * address (a gratuitous ARP, flooded over cni0 to the node's other pods), as netlab and the CNI bridge
+ * plugin do once a pod's address is configured */
+static void announce(int fd, int ioc, int index, const char *name) {
+    struct ifreq ifr = {0};
+    struct req r;
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+    if (ioctl(ioc, SIOCGIFHWADDR, &ifr)) die("SIOCGIFHWADDR");
+    struct ifinfomsg *ifi = link_req(&r, RTM_NEWLINK, 0);
+    ifi->ifi_index = index;
+    addattr(NH(&r), IFLA_ADDRESS, ifr.ifr_hwaddr.sa_data, 6);
+    nl_talk(fd, NH(&r), "announce the address");
 }
 
 static void add_bridge(int fd, const char *name) {
@@ -370,6 +388,7 @@ static void *build(void *unused) {
         add_addr(nl, eth0, ip, mask);
         node_ip(gw, sizeof gw, k, 1);
         add_route(nl, "0.0.0.0", 0, gw);
+        if (!getenv("FLOOR_NO_GARP")) announce(nl, ioc, eth0, "eth0");
         close(nl);
         close(ioc);
     }

@@ -367,7 +367,9 @@ def t_scale(r: dict) -> list[str]:
            f"{x['mem_per_pod_kib']:.0f} KiB | {x['mem_per_node_kib'] / 1024:.1f} MiB |",
            "", f"`netlab up FILE` as a command (parse, the machine's limits, the controllers making and scheduling "
            f"the pods, the kernel work, the control loop, every pod Ready); the floor is benchmarks/floor.c at the "
-           f"same size. Memory: what the lab holds is the mean of MemAvailable's drop on `up` and its rise on `down`, "
+           f"same size (since 2026-12-01 17:40 UTC its sysctls go through a procfs instance of its own and each pod "
+           f"sends a gratuitous ARP, as netlab's; its nodes are joined by host-gw routes, a third of the requests of "
+           f"the lab's VXLAN peers). Memory: what the lab holds is the mean of MemAvailable's drop on `up` and its rise on `down`, "
            f"the nodes-only lab's ({x['nodes_only_up_s']:.1f} s up, no pods, so no built-in servers) taken off, over "
            f"the pods: kernel and netlab's processes together (the node's built-in server is in the pods' share); "
            f"of it the kernel's slab grew {x['slab_per_pod_kib']:.0f} KiB a pod"]
@@ -383,11 +385,20 @@ def t_scale(r: dict) -> list[str]:
                 "default one (node<->pod and pod<->pod for every pair of nodes, from and to the first pods of each "
                 "node)")
     said = [w for s in (r.get("samples") or {}).get("netlab") or [] for w in s.get("probe_warnings") or []]
+    if x.get("neigh_limits_raised"):
+        out[-1] += ("; for this run the host's neighbour-table limits were raised as `up`'s note advises "
+                    "(`--neigh-limits`: gc_thresh2 32768, gc_thresh3 65536, put back afterwards)")
+        h = x.get("host_limits_run")
+        if h:
+            out[-1] += (f"; with the host's own limits (gc_thresh3 1024), a run of {h['date']} "
+                        f"({h['netlab_commit']}, netlab up {s_(h['netlab_up_s'])}, floor {s_(h['floor_up_s'])}) "
+                        f"passed {h['probe_passed']} of {h['probe_checks']} checks in {s_(h['probe_s'])}: the "
+                        "neighbour table overflows")
     if said:
         out[-1] += (f"; the probe said: \"{said[0].split(';')[0]}\" (the host's net.ipv4.neigh.default.gc_thresh3, "
                     "which netlab names and never changes: at 100 nodes every node needs an entry for every other "
                     "node's underlay address, about 10,000)")
-    out[-1] += ". `scripts/bench --only scale`."
+    out[-1] += f". `{x.get('command') or 'scripts/bench --only scale'}`."
     return out
 
 

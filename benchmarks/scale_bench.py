@@ -160,12 +160,36 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--floor", default=os.path.join(common.ROOT, "benchmarks", "results", "floor"))
     ap.add_argument("--json")
+    ap.add_argument("--neigh-limits", action="store_true",
+                    help="for the run, raise the host's neighbour-table limits as `up`'s note advises "
+                         "(net.ipv4.neigh.default.gc_thresh2/3); the old values are put back at the end")
     args = ap.parse_args()
+    if args.neigh_limits:
+        keys = ("net/ipv4/neigh/default/gc_thresh2", "net/ipv4/neigh/default/gc_thresh3")
+        old = {}
+        for k in keys:
+            with open(f"/proc/sys/{k}") as f:
+                old[k] = f.read().strip()
+        try:
+            for k, v in zip(keys, ("32768", "65536")):
+                with open(f"/proc/sys/{k}", "w") as f:
+                    f.write(v)
+            return run_all(args)
+        finally:
+            for k, v in old.items():
+                with open(f"/proc/sys/{k}", "w") as f:
+                    f.write(v)
+    return run_all(args)
+
+
+def run_all(args) -> None:
     n, pods = args.nodes, args.nodes * args.pods_per_node
     floor = args.floor if os.access(args.floor, os.X_OK) else None
     from netlab.dataplane import machine
     info = common.banner(f"scale: {n} nodes x {args.pods_per_node} pods = {pods} pods",
                          {"repeat": args.repeat, "floor": floor or "not built (scripts/bench builds it)",
+                          "neighbour limits": "raised for the run (--neigh-limits)" if args.neigh_limits
+                          else "the host's",
                           "readings": machine.read().__dict__ | {"labs": "-"}})
     tag = f"{os.getpid() % 100000}"
     samples: dict[str, list[dict]] = {"nodes": [], "netlab": [], "floor": []}
@@ -188,7 +212,7 @@ def main() -> None:
 
     def med(what: str, key: str):
         return common.median(s[key] for s in samples[what] if s.get(key) is not None)
-    res = {"nodes": n, "pods": pods, "pods_per_node": args.pods_per_node}
+    res = {"nodes": n, "pods": pods, "pods_per_node": args.pods_per_node, "neigh_limits_raised": args.neigh_limits}
     res["netlab_up_s"], res["netlab_down_s"] = med("netlab", "up_s"), med("netlab", "down_s")
     res["probe_s"], res["probe_checks"] = med("netlab", "probe_s"), med("netlab", "probe_checks")
     res["probe_passed"] = med("netlab", "probe_passed")
