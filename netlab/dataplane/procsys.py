@@ -5,11 +5,12 @@ Why not /proc/sys: the kernel caches one dentry per network namespace for every 
 dcache hash bucket. The first lookup in a new namespace walks that whole chain, comparing each entry under
 the sysctl lock, so at 10,000 namespaces writing a pod's three sysctls costs milliseconds and the total
 grows with the square of the pods (benchmarks/floor.c builds 10,000 pods in 76 s through /proc/sys and in
-19 s through a private instance; `netlab up` of them went from 140 s to 88 s). A procfs instance of netlab's own (the new mount API: fsopen("proc"),
-fsmount(); a detached mount, attached to no mount namespace, so nothing on the host changes) has its own
-/proc/sys dentries; it is replaced after `ROTATE` opens, so its chains stay short, and closing it frees
-them. What a file says is the same: /proc/sys resolves in the namespace of the thread that opens it,
-whichever procfs instance it is opened through.
+19 s through a private instance; `netlab up` of them went from 140 s to 88 s). A procfs instance of
+netlab's own (the new mount API: fsopen("proc"), fsmount(); a detached mount, attached to no mount
+namespace, so nothing on the host changes) has its own /proc/sys dentries; it is replaced after
+`ROTATE` opens, so its chains stay short, and closing it frees them. What a file says is the same:
+/proc/sys resolves in the namespace of the thread that opens it, whichever procfs instance it is opened
+through.
 
 Where the new mount API is missing (a kernel before 5.2) or refused (no CAP_SYS_ADMIN), /proc/sys is
 used, as before; the answer is the same, only slower at thousands of namespaces.
@@ -17,6 +18,7 @@ used, as before; the answer is the same, only slower at thousands of namespaces.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import threading
@@ -93,11 +95,16 @@ class ProcSys:
             self._close()
 
 
+@functools.lru_cache(maxsize=1)
+def _syscall():
+    fn = ctypes.CDLL(None, use_errno=True).syscall
+    fn.restype = ctypes.c_long
+    return fn
+
+
 def _mount_proc() -> int | None:
     """A new procfs instance as a detached mount (an fd to its root), or None where the kernel refuses."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    syscall = libc.syscall
-    syscall.restype = ctypes.c_long
+    syscall = _syscall()
     fs = syscall(SYS_FSOPEN, b"proc", FSOPEN_CLOEXEC)
     if fs < 0:
         return None
