@@ -83,13 +83,6 @@ class ProcSys:
         finally:
             os.close(fd)
 
-    def exists(self, key: str) -> bool:
-        try:
-            os.close(self.open(key, os.O_RDONLY | getattr(os, "O_PATH", 0)))
-            return True
-        except FileNotFoundError:
-            return False
-
     def close(self) -> None:
         with self._lock:
             self._close()
