@@ -51,7 +51,8 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
     \b
     Fields set by other verbs (scale, set image ...) that the file never set are kept (kubectl's
     three-way merge). Without --prune nothing is deleted; `netlab up` applies the whole scenario
-    with prune. Bad input: one line naming the document, field and fix, exit 2, nothing written.
+    with prune. Bad input, or more pods than this machine holds (the limits `up` checks): one line naming
+    the document, field and fix, exit 2, nothing written.
     """
     from ..live import manifests
     from ..live.objects import Applied
@@ -194,7 +195,8 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
 @lab_option
 @kubectl_errors
 def scale(args: tuple[str, ...], replicas: int, current_replicas: int, namespace: str, lab: str | None) -> None:
-    """Set a Deployment's (or ReplicaSet's, StatefulSet's) replicas: scale deploy/NAME --replicas N."""
+    """Set a Deployment's (or ReplicaSet's, StatefulSet's) replicas: scale deploy/NAME --replicas N.
+    More pods than this machine holds (the limits `up` checks) are refused: exit 2, nothing written."""
     t = kubeutil.open_target(lab)
     for kind, name in refs(args):
         with t.store.transaction():
@@ -203,6 +205,9 @@ def scale(args: tuple[str, ...], replicas: int, current_replicas: int, namespace
             have = (obj.get("spec") or {}).get("replicas", 1)
             if current_replicas >= 0 and have != current_replicas:
                 raise KubeError(f"error: Expected replicas to be {current_replicas}, was {have}")
+            if replicas > have:
+                from ..live.manifests import check_room, pods_added
+                check_room(t, [(f"{SINGULAR[kind]}/{name}", *pods_added(t.store, new))])
             t.store.update(new)
         t.wrote()
         out(f"{SINGULAR[kind]}/{name} scaled")

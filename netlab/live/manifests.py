@@ -122,6 +122,75 @@ def read_manifests(inputs: list[tuple[str, str]], target, verb: str = "apply") -
     return objs, sc
 
 
+WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "Pod")
+
+
+def _template_runs(spec: dict) -> bool:
+    """Whether a pod of this spec runs a program of its own (a process a pod), as the parser decides it: a
+    container with a command or args that is not an image the built-in server plays (agnhost, nginx, ...)
+    nor agnhost's netexec command line."""
+    from ..spec.kinds.pod import netexec_ports
+    from ..workload import images
+    for c in spec.get("containers") or []:
+        command, args = [str(x) for x in c.get("command") or []], [str(x) for x in c.get("args") or []]
+        if not (command or args):
+            continue
+        env = {str(e.get("name")): str(e.get("value", "")) for e in c.get("env") or [] if isinstance(e, dict)}
+        try:
+            got = images.recognise(c.get("image"), command, args, env)
+            if got is None and netexec_ports(command + args) is not None:
+                continue
+        except Exception:   # noqa: BLE001 - validated when it was stored; counted as a program if not
+            return True
+        if got is None or got.command is not None:
+            return True
+    return False
+
+
+def pods_added(store, obj: dict) -> tuple[int, bool]:
+    """(how many more pods `obj` asks for than its stored version, whether they run a program)."""
+    kind, ns, name = key_of(obj)
+    if kind not in WORKLOADS:
+        return 0, False
+    cur = store.try_get(kind, ns, name)
+    if kind == "Pod":
+        return (0 if cur is not None else 1), _template_runs(obj.get("spec") or {})
+
+    def replicas(o) -> int:
+        r = (o.get("spec") or {}).get("replicas")
+        return 1 if r is None else int(r)
+    have = 0 if cur is None else replicas(cur)
+    spec = (((obj.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    return max(0, replicas(obj) - have), _template_runs(spec)
+
+
+def check_room(target, adds: list[tuple[str, int, bool]]) -> None:
+    """Refuse more pods than this machine holds, as `up` refuses such a scenario (spec/capacity.py's limits,
+    the lab's own namespaces and memory credited back): `adds` is (what, more pods, whether they run a
+    program) per object; the error names the object whose pods cross the binding limit, exit 2, before
+    anything is written. (`apply` and `scale`: a live lab's Deployment grown past the machine would
+    otherwise have its controllers make pods until the kernel refused.)"""
+    from ..dataplane import machine
+    from ..store.meta import is_deleting
+    adds = [a for a in adds if a[1] > 0]
+    if not adds:
+        return
+    pods = sum(1 for p in target.store.list("Pod") if not is_deleting(p))
+    more = sum(n for _, n, _ in adds)
+    total = pods + more
+    over = machine.limits().pods_over(target.name, total, len(target.store.list("Node")),
+                                      sum(n for _, n, runs in adds if runs) / total)
+    if over is None:
+        return
+    running = pods
+    for what, n, _ in adds:
+        running += n
+        if running > over.value:
+            raise SpecError(what, f"{n} more pods bring lab {target.name} to {total} pods, but {over.text('pods')}",
+                            over.fix.replace("use fewer pods", "use fewer replicas"))
+    raise SpecError(adds[-1][0], f"brings lab {target.name} to {total} pods, but {over.text('pods')}", over.fix)
+
+
 def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool = False,
                     selector: str | None = None, on_read=None) -> list:
     """`kubectl apply` of the inputs ((text, source) each) to the lab's store in one transaction; returns
@@ -134,6 +203,8 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     from .objects import apply_objects
     objs, sc = read_manifests(inputs, target)
     check_references(objs, stored_sources(target.store))   # before anything is written
+    check_room(target, [(f"{o['kind']} {key_of(o)[1]}/{key_of(o)[2]}", more, runs)
+                        for o in objs for more, runs in [pods_added(target.store, o)]])
     if on_read is not None:
         on_read(sc)
     applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True)

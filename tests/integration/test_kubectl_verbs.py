@@ -89,6 +89,21 @@ def test_apply_scale_set_image_rollout_undo_delete(lab, tmp_path):
     pods = until("5 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 5
                  and all(c[2] == "Running" for c in t.values()) and t)
     assert set(pods) == pod_netns(lab)
+
+    # past what this machine holds: scale and apply refuse with one line, exit 2, nothing written or built
+    rev = store_obj(lab, "deploy", "web")["metadata"]["resourceVersion"]
+    r = kubectl(lab, "scale", "deploy/web", "--replicas", "10000000", check=False)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr.startswith(f"error: deployment.apps/web: 9999995 more pods bring lab {lab.name} to ")
+    assert "but this machine holds at most" in r.stderr and len(r.stderr.splitlines()) == 1
+    big = tmp_path / "big.yaml"
+    big.write_text(WEB.split("---")[0].replace("replicas: 2", "replicas: 10000000").replace("name: web, labels",
+                                                                                           "name: big, labels"))
+    r = kubectl(lab, "apply", "-f", str(big), check=False)
+    assert r.returncode == 2 and r.stderr.startswith("error: Deployment default/big: 10000000 more pods"), r
+    assert kubectl(lab, "get", "deploy", "big", check=False).returncode == 1
+    assert store_obj(lab, "deploy", "web")["metadata"]["resourceVersion"] == rev
+    assert len(pods_table(lab.name)) == 5 and set(pods) == pod_netns(lab)
     v1 = hashes(lab)
     assert len(v1) == 1 and served_by(lab) <= set(pods)
 

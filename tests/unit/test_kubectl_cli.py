@@ -173,6 +173,12 @@ def test_scale_and_its_errors(world):
     assert r.exit_code == 1 and "spec.replicas: Invalid value: -1" in r.output
     r = world.run("scale", "deploy/web", settle=False)
     assert r.exit_code == 2 and "--replicas" in r.output
+    # past what this machine holds (its real readings): refused as `up` refuses it, naming the limit and the fix
+    r = world.run("scale", "deploy/web", "--replicas", "10000000", settle=False)
+    assert r.exit_code == 2, r.output
+    assert len(lines(r)) == 1 and lines(r)[0].startswith("error: deployment.apps/web: 9999997 more pods bring lab ")
+    assert "to 10000000 pods, but this machine holds at most" in r.output
+    assert "use fewer replicas" in r.output or "sysctl" in r.output
     assert world.store.revision() == before
 
 
@@ -579,3 +585,26 @@ def test_metallb_objects_round_trip_and_the_shorthand_pools_are_not_the_inputs(m
     bad = bad.replace("172.18.250.2/32", "172.18.255.200/30")
     r = w.run("apply", "-f", w.file(bad, "bad2.yaml"))
     assert r.exit_code == 2 and "overlaps 172.18.255.200 of pool 'first'" in r.output, r.output
+
+
+def test_apply_past_what_the_machine_holds_is_refused_and_writes_nothing(world):
+    world.deploy()
+    before = world.store.revision()
+    big = WEB.replace("spec:\n  selector", "spec:\n  replicas: 10000000\n  selector", 1).replace("name: web, labels",
+                                                                                            "name: big, labels")
+    r = world.run("apply", "-f", world.file(big), settle=False)
+    assert r.exit_code == 2, r.output
+    assert len(lines(r)) == 1 and lines(r)[0].startswith("error: Deployment default/big: 10000000 more pods bring lab ")
+    assert "but this machine holds at most" in r.output
+    assert world.store.revision() == before and world.store.try_get("Deployment", "default", "big") is None
+    # the same objects again, not growing: no check to fail
+    assert world.run("apply", "-f", world.file(WEB)).exit_code == 0
+
+
+def test_a_pod_template_runs_a_program_as_the_parser_decides():
+    from netlab.live.manifests import _template_runs
+    agnhost = {"image": "registry.k8s.io/e2e-test-images/agnhost:2.53", "args": ["netexec", "--http-port=8080"]}
+    assert not _template_runs({"containers": [agnhost]})                       # played by the built-in server
+    assert not _template_runs({"containers": [{"image": "busybox", "args": ["netexec", "--http-port=80"]}]})
+    assert not _template_runs({"containers": [{"image": "nginx:1.27"}]})
+    assert _template_runs({"containers": [{"image": "busybox", "command": ["sleep", "3600"]}]})
