@@ -16,16 +16,13 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ..errors import KernelError
 from ..render.fabric import POD_ETH0_SYSCTLS, POD_SYSCTLS
 from . import rtnl
+from .rtnl import AF_BRIDGE, NTF_SELF, NUD_PERMANENT, RTNH_F_ONLINK
 from .changes import Change, Changes
 from .procsys import PROC_SYS
 
 IFF_UP = 1
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
-RTNH_F_ONLINK = 4
 RTM_F_CLONED = 0x200   # a route exception (a PMTU learnt, e.g. by tunl0 for the inner destinations), not a route
 RTPROT_BIRD = 12     # rtnetlink.h: routes a BIRD daemon installed
-AF_BRIDGE = 7
 
 
 def kernel_error(e: Exception, what: str, netns: str) -> KernelError:
@@ -123,31 +120,29 @@ class Netns:
         if self._links is not None:
             return self._links.get(ifname)
         if ifname not in self._one:
-            try:
-                msgs = self.ipr.link("get", ifname=ifname)
-            except NetlinkError as e:
-                if e.code != errno.ENODEV:
-                    raise kernel_error(e, f"read link {ifname}", self.name) from None
-                msgs = []
-            self._one[ifname] = _link_view(msgs[0]) if msgs else None
+            self._one[ifname] = self._fetch(ifname)
         return self._one[ifname]
+
+    def _fetch(self, ifname: str) -> dict | None:
+        """One request for one link (None: there is none)."""
+        try:
+            msgs = self.ipr.link("get", ifname=ifname)
+        except NetlinkError as e:
+            if e.code != errno.ENODEV:
+                raise kernel_error(e, f"read link {ifname}", self.name) from None
+            msgs = []
+        return _link_view(msgs[0]) if msgs else None
 
     def reload(self, ifname: str) -> dict | None:
         """Read one link again (just made or changed), keeping the rest of the dump: an underlay with a
         veth per node dumped again after each new node was seconds at 100 nodes."""
+        view = self._fetch(ifname)
         if self._links is None:
-            self._one.pop(ifname, None)
-            return self.link(ifname)
-        links, self._links = self._links, None
-        self._one.pop(ifname, None)
-        try:
-            view = self.link(ifname)
-        finally:
-            self._links = links
-        if view is None:
-            links.pop(ifname, None)
+            self._one[ifname] = view
+        elif view is None:
+            self._links.pop(ifname, None)
         else:
-            links[ifname] = view
+            self._links[ifname] = view
         return view
 
     def _must(self, ifname: str) -> dict:
