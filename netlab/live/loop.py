@@ -37,6 +37,7 @@ from .sync import DATAPLANE_KINDS, FULL_RESYNC
 
 RESYNC_SECONDS = 10.0         # a look at the kernel at least this often (audit.py), a pass if anything moved
 TAG = "control-loop"
+LEASE_CHECK = 10.0            # s: how often a loop on an etcd store looks at its nodes' flannel leases
 POLL = 0.05                   # how often an idle loop polls the store for other processes' writes (SQLite's
                               # data_version: ~0.1 ms a poll; at 20 ms it was most of an idle loop's CPU)
 
@@ -160,6 +161,9 @@ class Loop:
         self.marks: dict = {}       # the built-in servers' status files after the last pass (audit.py)
         self.audits = 0             # periodic looks that found nothing to do
         self.last_why = ""
+        self.keeper = None          # its nodes' flannel leases (a store in etcd): flannel.leases.Keeper
+        self.lease_due = 0.0        # monotonic time of the next look at them
+        self.lease_error = ""
 
     def log(self, msg: str) -> None:
         sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
@@ -225,6 +229,41 @@ class Loop:
             self.log(f"controller error: {e}")
         self.live.errors.clear()
 
+    def keep_leases(self) -> None:
+        """A lab whose store is etcd: its nodes' flannel leases (podCIDR, underlay IP, flannel.1's MAC) are kept
+        there as each node's flanneld keeps its own: written again when missing or changed, renewed before
+        they end (`up` publishes them first and releases those of nodes gone). An agent keeps those of its
+        host's nodes. Every LEASE_CHECK s; etcd not answering is logged once and tried again."""
+        from . import store_config
+        if time.monotonic() < self.lease_due:
+            return
+        self.lease_due = time.monotonic() + LEASE_CHECK
+        from ..etcd.client import EtcdClient, EtcdError
+        from ..flannel import lab_prefix
+        from ..flannel.leases import Keeper, cluster_leases
+        try:
+            if self.keeper is None:
+                conf = store_config(self.lab)
+                if not conf:
+                    self.lease_due = float("inf")   # a SQLite store: no leases
+                    return
+                self.keeper = Keeper(EtcdClient(list(conf["endpoints"]), netns=conf.get("netns")),
+                                     lab_prefix(conf["prefix"]))
+            cluster = self.live.last_cluster
+            if cluster is None:   # no pass yet in this loop's life: the model as the last one built it
+                from ..dataplane import state
+                st = state.load(self.lab) if self.host is None else self.live.load_state()
+                if not st or not st.get("scenario"):
+                    return
+                cluster = self.live.last_cluster = self.live.desired(st)[0]
+            for did in self.keeper.keep(cluster_leases(cluster, self.live.own)):
+                self.log(f"flannel lease: {did}")
+            self.lease_error = ""
+        except EtcdError as e:
+            if str(e) != self.lease_error:
+                self.log(f"flannel leases: etcd did not answer, trying again in {LEASE_CHECK:.0f} s: {e}")
+            self.lease_error = str(e)
+
     def elect(self) -> None:
         """An agent: renew or take the controllers' Lease when due (leader.py); the controllers run here
         only while it holds it."""
@@ -252,7 +291,8 @@ class Loop:
 
     def next_wakeup(self) -> float:
         now = time.time()
-        t = [now + RESYNC_SECONDS - (time.monotonic() - self.live.last_full), self.ctl_due]
+        t = [now + RESYNC_SECONDS - (time.monotonic() - self.live.last_full), self.ctl_due,
+             now + self.lease_due - time.monotonic()]
         if self.live.pending():
             t.append(now + 0.2)
         term = self.live.terminator.next_wakeup()   # a pod terminating: its hooks, SIGTERM, SIGKILL
@@ -278,6 +318,7 @@ class Loop:
                     down = False
                 try:
                     self.once()
+                    self.keep_leases()
                 except StoreError:
                     raise
                 except Exception:  # noqa: BLE001 - logged; the next pass starts again from the store

@@ -152,6 +152,7 @@ class LiveLab:
         from .staticpods import StaticPods
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
         self.addon_files = None         # the add-ons' published files (addonfiles.py), made with `errors`
+        self.last_cluster: Cluster | None = None   # the model the last pass built (the nodes' flannel leases)
 
     # ---------------------------------------------------------------- host scope
     def refresh_own(self) -> None:
@@ -512,6 +513,7 @@ class LiveLab:
         from ..dataplane.lab import host_views
         # env valueFrom, volumes (an agent: of its own pods)
         prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))
+        self.last_cluster = cluster
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
         live = self.scope(cluster, st, deep) if scoped else None
         result = labmod.apply(cluster, text, st, progress, replace=True, live=live)

@@ -93,6 +93,33 @@ def test_default_lab_with_its_store_in_etcd(tmp_path):
             assert value == {"PublicIP": addr, "PublicIPv6": None, "BackendType": "vxlan",
                              "BackendData": {"VNI": 1, "VtepMAC": link["address"]}}
 
+        # the control loop keeps them as each node's flanneld does: one deleted by hand is written again, one
+        # put on a short etcd lease is written again on a lease of flannel's 24 h before it ends
+        keys = sorted(k for k in got)
+        etcdctl = ["ip", "netns", "exec", env.hosts["m1"], "etcdctl", "--endpoints", members.client_url(env.ips["m1"])]
+        subprocess.run(etcdctl + ["del", keys[0]], check=True, capture_output=True, timeout=20)
+        short = subprocess.run(etcdctl + ["lease", "grant", "40"], check=True, capture_output=True, text=True,
+                               timeout=20).stdout.split()[1]   # "lease 694d... granted with TTL(40s)"
+        subprocess.run(etcdctl + ["put", keys[1], got[keys[1]], f"--lease={short}"], check=True, capture_output=True,
+                       timeout=20)
+
+        def lease_ttls():
+            out = {}
+            for k in keys:
+                kv = json.loads(subprocess.run(etcdctl + ["get", k, "-w", "json"], capture_output=True, text=True,
+                                               check=True, timeout=20).stdout).get("kvs") or []
+                if kv and kv[0].get("lease"):
+                    ttl = json.loads(subprocess.run(etcdctl + ["lease", "timetolive", format(kv[0]["lease"], "x"),
+                                                    "-w", "json"], capture_output=True, text=True, check=True,
+                                                   timeout=20).stdout)["ttl"]
+                    out[k] = ttl
+            return out
+        until("the loop wrote both leases again, on 24 h etcd leases",
+              lambda: (t := lease_ttls()) and len(t) == 2 and min(t.values()) > 23 * 3600, timeout=60)
+        out = subprocess.run(etcdctl + ["get", f"/netlab/{lab}/coreos.com/network/subnets/", "--prefix"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout.splitlines()
+        assert dict(zip(out[::2], out[1::2])) == got    # the same values
+
         # etcd loses its leader (1 member of 3): the lab goes on through the two others
         health = members.wait_healthy(env.endpoints(), netns=env.client_ns)
         leader = next(h for h, g in zip(env.hosts, health) if g["leader"])

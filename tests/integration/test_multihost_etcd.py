@@ -201,6 +201,14 @@ def test_three_hosts_with_their_own_members_and_agents_pass_the_probe_matrix(lab
                                f"{cidrs['c2'].replace('/', '-')}", "--print-value-only").stdout)
     c2 = next(n for n in store_for(lab.name).list("Node") if n["metadata"]["name"] == "c2")
     assert lease["PublicIP"] == c2["status"]["addresses"][0]["address"] and lease["BackendType"] == "vxlan"
+    # each agent keeps its own nodes' leases, as a node's flanneld does: c2's, deleted, is written again by c's
+    key = f"/netlab/{lab.name}/coreos.com/network/subnets/{cidrs['c2'].replace('/', '-')}"
+    assert etcdctl(lab, "a", "del", key).returncode == 0
+    until("c2's lease written again", lambda: json.loads(etcdctl(lab, "b", "get", key, "--print-value-only").stdout
+                                                         or "null") == lease, timeout=30)
+    said = {h: open(layout.agent_log(lab.name, h)).read() for h in HOSTS}
+    assert f"flannel lease: wrote {cidrs['c2']}" in said["c"]
+    assert not any(f"wrote {cidrs['c2']}" in said[h] for h in ("a", "b"))
     # pods on every host, the probe matrix across them
     on = {p["spec"]["nodeName"] for n, p in pods(lab).items() if n.startswith("web-")}
     assert len({h for h, nodes in HOSTS.items() if on & set(nodes)}) >= 2, on

@@ -55,3 +55,88 @@ def test_config_and_node_leases():
 def test_renewal_margin():
     assert flannel.LEASE_TTL == 86400 and flannel.RENEW_MARGIN == 3600
     assert not flannel.renew_due(7200) and flannel.renew_due(3600) and flannel.renew_due(0)
+
+
+class FakeEtcd:
+    """Just what flannel.leases.Keeper asks of etcd: keys attached to leases that end on a fake clock."""
+
+    def __init__(self, clock):
+        self.clock, self.keys, self.leases, self.next_id, self.asked = clock, {}, {}, 100, 0
+
+    def _expire(self):
+        for lid, (end, _) in list(self.leases.items()):
+            if end <= self.clock():
+                self.revoke(lid)
+
+    def range(self, key, prefix=False):
+        from netlab.etcd.client import b64
+        self._expire()
+        return [{"key": b64(k), "value": b64(v), "lease": str(lid)} for k, (v, lid) in sorted(self.keys.items())
+                if k.startswith(key)], 1
+
+    def grant(self, ttl):
+        self.next_id += 1
+        self.leases[self.next_id] = (self.clock() + ttl, ttl)
+        return self.next_id
+
+    def put(self, key, value, lease=None):
+        self.keys[key] = (value, lease or 0)
+        return 1
+
+    def keepalive(self, lid):
+        self._expire()
+        if lid not in self.leases:
+            return 0
+        self.leases[lid] = (self.clock() + self.leases[lid][1], self.leases[lid][1])
+        return self.leases[lid][1]
+
+    def revoke(self, lid):
+        self.leases.pop(lid, None)
+        self.keys = {k: v for k, v in self.keys.items() if v[1] != lid}
+
+    def delete(self, key):
+        self.keys.pop(key, None)
+
+    def call(self, path, body):
+        assert path == "/v3/lease/timetolive"
+        self.asked += 1
+        end, granted = self.leases.get(int(body["ID"]), (self.clock() - 1, 0))
+        return {"TTL": int(end - self.clock()), "grantedTTL": granted}
+
+
+def test_keeper_keeps_its_nodes_leases_as_flanneld_does():
+    from netlab.flannel.leases import Keeper
+    now = [1000.0]
+    etcd = FakeEtcd(lambda: now[0])
+    prefix = lab_prefix("/netlab/lab/")
+    a = Lease("10.244.0.0/24", "172.18.0.2", "vxlan", "aa:00:00:00:00:01")
+    b = Lease("10.244.1.0/24", "172.18.0.3", "vxlan", "aa:00:00:00:00:02")
+    other = Lease("10.244.2.0/24", "172.18.0.4", "vxlan", "aa:00:00:00:00:03")   # another host's node
+    etcd.put(subnet_key(other.subnet, prefix), other.value(), etcd.grant(100))
+    k = Keeper(etcd, prefix, ttl=100, margin=10, clock=lambda: now[0])
+    assert k.keep([a, b]) == ["wrote 10.244.0.0/24", "wrote 10.244.1.0/24"]
+    assert k.keep([a, b]) == [] and etcd.asked == 0          # counted here: no question to etcd
+    now[0] += 85
+    assert k.keep([a, b]) == []
+    now[0] += 6                                             # within the margin: kept alive, same etcd lease
+    lid = etcd.keys[subnet_key(a.subnet, prefix)][1]
+    assert k.keep([a, b]) == ["renewed 10.244.0.0/24", "renewed 10.244.1.0/24"]
+    assert etcd.keys[subnet_key(a.subnet, prefix)][1] == lid and etcd.leases[lid][0] == now[0] + 100
+    # deleted by hand, and changed (its node's address): written again; the other host's lease ended
+    # (its agent is gone) and nobody writes it here
+    etcd.delete(subnet_key(a.subnet, prefix))
+    b2 = Lease(b.subnet, "172.18.0.9", "vxlan", b.vtep_mac)
+    now[0] += 50
+    assert k.keep([a, b2]) == ["wrote 10.244.0.0/24", "wrote 10.244.1.0/24"]
+    assert etcd.keys[subnet_key(b.subnet, prefix)][0] == b2.value()
+    assert subnet_key(other.subnet, prefix) not in etcd.keys
+    # a lease this keeper did not write, on a short etcd lease: asked once, then written with its own TTL
+    # once within the margin (keeping the short one alive would keep it short)
+    etcd.put(subnet_key(other.subnet, prefix), other.value(), etcd.grant(30))
+    assert k.keep([a, b2, other]) == [] and etcd.asked == 1
+    now[0] += 25
+    assert k.keep([a, b2, other]) == ["wrote 10.244.2.0/24"] and etcd.asked == 1
+    assert etcd.leases[etcd.keys[subnet_key(other.subnet, prefix)][1]][1] == 100
+    # release: only when asked (`up`), leases no node has
+    assert k.keep([a, b2], release=True) == ["released 10.244.2.0/24"]
+    assert sorted(etcd.keys) == [subnet_key(a.subnet, prefix), subnet_key(b.subnet, prefix)]
