@@ -132,6 +132,9 @@ def stop(lab: str, grace: float = 5.0) -> bool:
 class Loop:
     host: str | None = None
     elector = None
+    keeper = None               # its nodes' flannel leases (a store in etcd): flannel.leases.Keeper
+    lease_due = 0.0             # monotonic time of the next look at them
+    lease_error = ""
 
     def __init__(self, lab: str, host: str | None = None):
         """`host`: one host's agent (its nodes only; the controllers while it holds their Lease)."""
@@ -161,9 +164,6 @@ class Loop:
         self.marks: dict = {}       # the built-in servers' status files after the last pass (audit.py)
         self.audits = 0             # periodic looks that found nothing to do
         self.last_why = ""
-        self.keeper = None          # its nodes' flannel leases (a store in etcd): flannel.leases.Keeper
-        self.lease_due = 0.0        # monotonic time of the next look at them
-        self.lease_error = ""
 
     def log(self, msg: str) -> None:
         sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
