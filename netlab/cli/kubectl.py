@@ -206,8 +206,9 @@ def scale(args: tuple[str, ...], replicas: int, current_replicas: int, namespace
             if current_replicas >= 0 and have != current_replicas:
                 raise KubeError(f"error: Expected replicas to be {current_replicas}, was {have}")
             if replicas > have:
-                from ..live.manifests import check_room, pods_added
-                check_room(t, [(f"{SINGULAR[kind]}/{name}", *pods_added(t.store, new))])
+                from ..live.manifests import check_room, pods_added, stored_template
+                what = f"{SINGULAR[kind]}/{name}"
+                check_room(t, [(what, "spec.replicas", pods_added(t.store, new), stored_template(new, what))])
             t.store.update(new)
         t.wrote()
         out(f"{SINGULAR[kind]}/{name} scaled")

@@ -122,73 +122,50 @@ def read_manifests(inputs: list[tuple[str, str]], target, verb: str = "apply") -
     return objs, sc
 
 
-WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "Pod")
-
-
-def _template_runs(spec: dict) -> bool:
-    """Whether a pod of this spec runs a program of its own (a process a pod), as the parser decides it: a
-    container with a command or args that is not an image the built-in server plays (agnhost, nginx, ...)
-    nor agnhost's netexec command line."""
-    from ..spec.kinds.pod import netexec_ports
-    from ..workload import images
-    for c in spec.get("containers") or []:
-        command, args = [str(x) for x in c.get("command") or []], [str(x) for x in c.get("args") or []]
-        if not (command or args):
-            continue
-        env = {str(e.get("name")): str(e.get("value", "")) for e in c.get("env") or [] if isinstance(e, dict)}
-        try:
-            got = images.recognise(c.get("image"), command, args, env)
-            if got is None and netexec_ports(command + args) is not None:
-                continue
-        except Exception:   # noqa: BLE001 - validated when it was stored; counted as a program if not
-            return True
-        if got is None or got.command is not None:
-            return True
-    return False
-
-
-def pods_added(store, obj: dict) -> tuple[int, bool]:
-    """(how many more pods `obj` asks for than its stored version, whether they run a program)."""
+def pods_added(store, obj: dict) -> int:
+    """How many more pods `obj` (a Pod, Deployment, ReplicaSet or StatefulSet) asks for than its stored version."""
     kind, ns, name = key_of(obj)
-    if kind not in WORKLOADS:
-        return 0, False
     cur = store.try_get(kind, ns, name)
     if kind == "Pod":
-        return (0 if cur is not None else 1), _template_runs(obj.get("spec") or {})
+        return 0 if cur is not None else 1
 
     def replicas(o) -> int:
         r = (o.get("spec") or {}).get("replicas")
         return 1 if r is None else int(r)
-    have = 0 if cur is None else replicas(cur)
-    spec = (((obj.get("spec") or {}).get("template") or {}).get("spec")) or {}
-    return max(0, replicas(obj) - have), _template_runs(spec)
+    return max(0, replicas(obj) - (0 if cur is None else replicas(cur)))
 
 
-def check_room(target, adds: list[tuple[str, int, bool]]) -> None:
-    """Refuse more pods than this machine holds, as `up` refuses such a scenario (spec/capacity.py's limits,
-    the lab's own namespaces and memory credited back): `adds` is (what, more pods, whether they run a
-    program) per object; the error names the object whose pods cross the binding limit, exit 2, before
-    anything is written. (`apply` and `scale`: a live lab's Deployment grown past the machine would
-    otherwise have its controllers make pods until the kernel refused.)"""
+def stored_template(obj: dict, what: str):
+    """The pod template of a stored Deployment, ReplicaSet or StatefulSet (`what` names it), parsed as `up`
+    and `apply` parse one (spec.kinds.pod.template_of); None when the parser refuses it (`set image` can
+    make such a template: check_machine counts it as running a program)."""
+    from ..spec.kinds.pod import template_of
+    spec = obj.get("spec") or {}
+    template = spec.get("template") or {}
+    claims = tuple(c["metadata"]["name"] for c in spec.get("volumeClaimTemplates") or []
+                   if isinstance(c, dict) and isinstance(c.get("metadata"), dict)
+                   and isinstance(c["metadata"].get("name"), str))
+    try:
+        return template_of(template.get("spec") or {}, (template.get("metadata") or {}).get("labels") or {}, what,
+                           claims=claims)
+    except SpecError:
+        return None
+
+
+def check_room(target, workloads: list[tuple[str, str, int, object]]) -> None:
+    """Refuse more pods than this machine holds, as `up` refuses such a scenario (spec.parse.check_machine:
+    spec/capacity.py's limits, the lab's own namespaces and memory credited back, the pods it has counted):
+    `workloads` is (what, field, more pods, parsed pod template) per object; the error names the object
+    whose pods cross the binding limit, exit 2, before anything is written. (`apply` and `scale`: a live
+    lab's Deployment grown past the machine would otherwise have its controllers make pods until the
+    kernel refused.)"""
+    if not any(n > 0 for _, _, n, _ in workloads):
+        return
     from ..dataplane import machine
+    from ..spec.parse import check_machine
     from ..store.meta import is_deleting
-    adds = [a for a in adds if a[1] > 0]
-    if not adds:
-        return
     pods = sum(1 for p in target.store.list("Pod") if not is_deleting(p))
-    more = sum(n for _, n, _ in adds)
-    total = pods + more
-    over = machine.limits().pods_over(target.name, total, len(target.store.list("Node")),
-                                      sum(n for _, n, runs in adds if runs) / total)
-    if over is None:
-        return
-    running = pods
-    for what, n, _ in adds:
-        running += n
-        if running > over.value:
-            raise SpecError(what, f"{n} more pods bring lab {target.name} to {total} pods, but {over.text('pods')}",
-                            over.fix.replace("use fewer pods", "use fewer replicas"))
-    raise SpecError(adds[-1][0], f"brings lab {target.name} to {total} pods, but {over.text('pods')}", over.fix)
+    check_machine(target.name, len(target.store.list("Node")), workloads, machine.limits(), live_pods=pods)
 
 
 def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool = False,
@@ -203,8 +180,17 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     from .objects import apply_objects
     objs, sc = read_manifests(inputs, target)
     check_references(objs, stored_sources(target.store))   # before anything is written
-    check_room(target, [(f"{o['kind']} {key_of(o)[1]}/{key_of(o)[2]}", more, runs)
-                        for o in objs for more, runs in [pods_added(target.store, o)]])
+    # the workloads' templates as the parser read them (scenario_workloads names them "Kind ns/name"),
+    # in the order of the input, each with the pods it adds to the lab's
+    from ..spec.parse import scenario_workloads
+    parsed = {at: (field, template) for at, field, _, template in scenario_workloads(sc)}
+    workloads = []
+    for o in objs:
+        at = "{} {}/{}".format(*key_of(o))
+        if at in parsed:
+            field, template = parsed[at]
+            workloads.append((at, field, pods_added(target.store, o), template))
+    check_room(target, workloads)
     if on_read is not None:
         on_read(sc)
     applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True)

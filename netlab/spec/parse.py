@@ -380,24 +380,35 @@ def _runs_program(template) -> bool:
 
 
 def check_machine(lab: str, nodes: int, workloads: list[tuple[str, str, int, Any]],
-                  limits: MachineLimits | None) -> None:
+                  limits: MachineLimits | None, live_pods: int | None = None) -> None:
     """Refuse pods beyond what the machine holds (`capacity.pod_limits`): the error names the document
-    whose pods cross the binding limit (Pods first, then Deployments, ReplicaSets and StatefulSets), its
-    field, the limit (its value and where it comes from) and the fix.
-    `workloads`: (where, field, pods, pod template) of every object that makes pods."""
+    whose pods cross the binding limit (in the order of `workloads`: the parser's is Pods first, then
+    Deployments, ReplicaSets and StatefulSets), the limit (its value and where it comes from) and the fix.
+    `workloads`: (where, field, pods, pod template) of every object that makes pods; a template None (a
+    stored one the parser refuses now, as `set image` can make) is counted as running a program.
+    `up` (`live_pods` None): the scenario's pods, a document named with its field ("spec.replicas 5 brings
+    the scenario to ..."). `apply` and `scale` (netlab/live/manifests.py: check_room): `live_pods` pods in
+    lab `lab` already, `pods` those a workload adds ("5 more pods bring lab NAME to ...")."""
+    workloads = [w for w in workloads if w[2] > 0]
+    if not workloads:
+        return
     limits = limits or MachineLimits(Readings())
-    total = sum(n for _, _, n, _ in workloads)
-    runs = sum(n for _, _, n, t in workloads if _runs_program(t))
-    over = limits.pods_over(lab, total, nodes, runs / total if total else 0.0)
+    present = live_pods or 0
+    total = present + sum(n for _, _, n, _ in workloads)
+    runs = sum(n for _, _, n, t in workloads if t is None or _runs_program(t))
+    over = limits.pods_over(lab, total, nodes, runs / total)
     if over is None:
         return
-    running = 0
+    running = present
     for at, path, n, _ in workloads:
         running += n
         if running > over.value:
-            field = f"{path} {n} brings" if path else "brings"
-            raise SpecError(at, f"{field} the scenario to {total} pods, but {over.text('pods')}", over.fix)
-    raise SpecError("scenario", f"asks for {total} pods, but {over.text('pods')}", over.fix)
+            break
+    if live_pods is not None:
+        says = f"{n} more pods bring lab {lab}"
+    else:
+        says = f"{path} {n} brings the scenario" if path else "brings the scenario"
+    raise SpecError(at, f"{says} to {total} pods, but {over.text('pods')}", over.fix)
 
 
 def check_scenario_machine(scenario: Scenario, limits: MachineLimits) -> None:

@@ -601,10 +601,42 @@ def test_apply_past_what_the_machine_holds_is_refused_and_writes_nothing(world):
     assert world.run("apply", "-f", world.file(WEB)).exit_code == 0
 
 
-def test_a_pod_template_runs_a_program_as_the_parser_decides():
-    from netlab.live.manifests import _template_runs
-    agnhost = {"image": "registry.k8s.io/e2e-test-images/agnhost:2.53", "args": ["netexec", "--http-port=8080"]}
-    assert not _template_runs({"containers": [agnhost]})                       # played by the built-in server
-    assert not _template_runs({"containers": [{"image": "busybox", "args": ["netexec", "--http-port=80"]}]})
-    assert not _template_runs({"containers": [{"image": "nginx:1.27"}]})
-    assert _template_runs({"containers": [{"image": "busybox", "command": ["sleep", "3600"]}]})
+def test_a_pod_template_runs_a_program_as_the_parser_decides(world, monkeypatch):
+    """apply and scale count the processes of the pods they add as `up` does (the parser's templates: the
+    images netlab's built-in server plays and agnhost's netexec command line run none, a command runs
+    one): with 20 processes left on the machine, 30 more pods of a program are refused, not of those."""
+    from netlab.dataplane import machine
+    from netlab.spec.capacity import PROCS_PER_NODE, MachineLimits, Readings
+    nodes = len(world.store.list("Node"))
+    readings = Readings(pid_max=1000 + nodes * PROCS_PER_NODE + 20)   # (1000 kept free, the nodes' taken)
+    monkeypatch.setattr(machine, "limits", lambda: MachineLimits(readings))
+    agnhost = "image: registry.k8s.io/e2e-test-images/agnhost:2.53\n        args: [netexec, --http-port=8080]"
+
+    def deployment(name: str, container: str, replicas: int) -> str:
+        return WEB.split("---")[0].replace("name: web, labels", f"name: {name}, labels").replace(
+            "spec:\n  selector", f"spec:\n  replicas: {replicas}\n  selector", 1).replace(agnhost, container)
+    served = {"agnhost": agnhost,
+              "busybox": "image: busybox\n        args: [netexec, --http-port=80]",
+              "nginx": "image: nginx:1.27"}
+    for name, container in served.items():
+        r = world.run("apply", "-f", world.file(deployment(name, container, 30)), settle=False)
+        assert r.exit_code == 0, (name, r.output)
+    sleep = "image: busybox\n        command: [sleep, '3600']"
+    r = world.run("apply", "-f", world.file(deployment("sleep", sleep, 30)), settle=False)
+    assert r.exit_code == 2, r.output
+    assert lines(r)[0].startswith("error: Deployment default/sleep: 30 more pods bring lab sim "), r.output
+    assert "(processes: kernel.pid_max" in r.output and world.store.try_get("Deployment", "default", "sleep") is None
+    assert world.run("apply", "-f", world.file(deployment("sleep", sleep, 1)), settle=False).exit_code == 0
+    # scale: the stored template, parsed
+    assert world.run("scale", "deploy/agnhost", "--replicas", "60", settle=False).exit_code == 0
+    r = world.run("scale", "deploy/sleep", "--replicas", "30", settle=False)
+    assert r.exit_code == 2 and lines(r)[0].startswith("error: deployment.apps/sleep: 29 more pods bring lab sim "), \
+        r.output
+    assert world.run("scale", "deploy/sleep", "--replicas", "15", settle=False).exit_code == 0
+    # a stored template the parser refuses now (`set image` made it: http-echo takes no netexec args) is
+    # counted as running a program
+    assert world.run("set", "image", "deploy/agnhost", "web=hashicorp/http-echo", settle=False).exit_code == 0
+    r = world.run("scale", "deploy/agnhost", "--replicas", "90", settle=False)
+    assert r.exit_code == 2 and lines(r)[0].startswith("error: deployment.apps/agnhost: 30 more pods bring lab "), \
+        r.output
+    assert world.store.get("Deployment", "default", "agnhost")["spec"]["replicas"] == 60

@@ -92,6 +92,17 @@ def parse_pod_spec(spec: Fields, labels: dict[str, str], claims: tuple[str, ...]
                        host_network, volumes or [], dns)
 
 
+def template_of(spec: dict, labels: dict[str, str], where: str, path: str = "spec.template.spec",
+                claims: tuple[str, ...] = ()) -> PodTemplate:
+    """A pod spec given as a mapping (a stored object's) parsed as a document's is (`parse_pod_spec`):
+    `where` names the object and `path` the spec in it, as errors say; raises the first problem found."""
+    problems: list = []
+    template = attempt(problems, parse_pod_spec, Fields(spec, where, path, [], "PodSpec", problems), labels, claims)
+    if problems:
+        raise problems[0]
+    return template
+
+
 def _parse_container(c: Fields, containers: list[ContainerSpec], used_ports: dict[tuple[int, str], str],
                      port_names: set[str], host_network: bool = False,
                      host_ports: dict | None = None, pod_security: dict | None = None,
