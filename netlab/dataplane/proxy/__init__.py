@@ -66,10 +66,19 @@ def sync(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Changes, fo
     sync_iptables(cluster, restore_cmd, save_cmd, changes, force, fresh, state=state, changed=changed, full=full)
     mode.sync(cluster, changes, force, state=state, changed=changed, full=full)
     older = [n for n in cluster.nodes if n.name not in fresh]
+    if state is not None:
+        state.leftovers_checked |= {n.name for n in cluster.nodes if n.name in fresh}
     if not older:
         return
     view = dataclasses.replace(cluster, nodes=older)
+    # nodes this process has not looked at yet (state: see SyncState.leftovers_checked)
+    unseen = older if state is None or full or force else \
+        [n for n in older if n.name not in state.leftovers_checked]
     for other in map(backend, proxymodes.names()):
-        # nftables' table is cheap to look for, so it is always checked; IPVS state only after IPVS mode
-        if other is not mode and (other.always_remove or other.name == previous_mode or force):
+        # nftables' table is cheap to look for, so it is checked once a process; IPVS state only after IPVS mode
+        if other is not mode and (other.name == previous_mode or force):
             other.remove(view, changes)
+        elif other is not mode and other.always_remove and unseen:
+            other.remove(dataclasses.replace(cluster, nodes=unseen), changes)
+    if state is not None:
+        state.leftovers_checked |= {n.name for n in unseen}

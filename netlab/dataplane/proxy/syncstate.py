@@ -68,6 +68,10 @@ class SyncState:
         self.write_records = write_records
         self.clock = clock
         self.nodes: dict[str, NodeSyncState] = {}
+        # nodes whose other modes' leftovers (an nftables table, userspace proxies) this process has looked
+        # for: kube-proxy cleans up other modes when it starts, not on every sync (at 100 nodes, one `nft`
+        # process a node was a second of every pass); a full sync, `force` or a mode switch looks again
+        self.leftovers_checked: set[str] = set()
 
     def node(self, name: str) -> NodeSyncState:
         ns = self.nodes.get(name)
