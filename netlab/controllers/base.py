@@ -70,8 +70,10 @@ class Snapshot:
     def from_store(cls, store, kinds) -> "Snapshot":
         """The store's objects of `kinds`, shared with its parse cache: read them, never change
         them in place (clone() first, or build new dicts as the controllers do)."""
-        lists, rev = store.snapshot(kinds)
-        return cls([o for objs in lists.values() for o in objs], rev)
+        tables, rev = store.snapshot_index(kinds)
+        snap = cls((), rev)
+        snap._by_kind = tables   # shared with the store's cache: never changed here
+        return snap
 
     def list(self, kind: str, namespace: str | None = None, selector=None) -> list[dict]:
         table = self._by_kind.get(kind, {})

@@ -101,7 +101,8 @@ class Store:
         self._depth = 0
         self._rev = 0  # revision inside the open transaction
         self._cache: dict[str, dict] = {}  # kind -> (namespace, name) -> (revision, parsed object)
-        self._whole: dict[str, tuple[int, list]] = {}  # kind -> (its kind revision, the list last snapshot)
+        self._whole: dict[str, tuple[int, list, dict]] = {}  # kind -> (its kind revision, the last snapshot's
+        # list and index)
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -185,33 +186,48 @@ class Store:
         with self._lock:
             if self._depth:
                 return self.list_with_revision(kinds)
-            self._begin_read()
-            try:
-                out = {}
-                for kind in kinds:
-                    # no object of the kind written since the last snapshot: the same list (scanning
-                    # 10,000 pods' keys again for each controller of each round was seconds of a bring-up)
-                    krev = self._kind_revision(kind)
-                    whole = self._whole.get(kind)
-                    if whole is not None and whole[0] == krev:
-                        out[kind] = list(whole[1])
-                        continue
-                    cache = self._cache.setdefault(kind, {})
-                    items, seen = [], set()
-                    for key, rev in self._scan_revs(kind):
-                        hit = cache.get(key)
-                        if hit is None or hit[0] != rev:
-                            hit = (rev, json.loads(self._load((kind, *key))))
-                            cache[key] = hit
-                        items.append(hit[1])
-                        seen.add(key)
-                    for key in [k for k in cache if k not in seen]:
-                        del cache[key]
-                    out[kind] = items
-                    self._whole[kind] = (krev, list(items))
-                return out, self._read_revision()
-            finally:
-                self._end_read()
+            got, rev = self._snapshot(kinds)
+            return {kind: list(items) for kind, (items, _) in got.items()}, rev
+
+    def snapshot_index(self, kinds) -> tuple[dict[str, dict[tuple[str, str], dict]], int]:
+        """`snapshot`'s objects by kind, each kind's keyed by (namespace, name) in the store's order
+        (controllers.base.Snapshot's tables). The tables themselves are shared too, while their kind is
+        not written: read them, never change them."""
+        with self._lock:
+            if self._depth:
+                lists, rev = self.list_with_revision(kinds)
+                return {kind: {key_of(o)[1:]: o for o in objs} for kind, objs in lists.items()}, rev
+            got, rev = self._snapshot(kinds)
+            return {kind: index for kind, (_, index) in got.items()}, rev
+
+    def _snapshot(self, kinds) -> tuple[dict[str, tuple[list, dict]], int]:
+        self._begin_read()
+        try:
+            out = {}
+            for kind in kinds:
+                # no object of the kind written since the last snapshot: the same list and index (scanning
+                # 10,000 pods' keys again for each controller of each round was seconds of a bring-up)
+                krev = self._kind_revision(kind)
+                whole = self._whole.get(kind)
+                if whole is not None and whole[0] == krev:
+                    out[kind] = whole[1:]
+                    continue
+                cache = self._cache.setdefault(kind, {})
+                items, index = [], {}
+                for key, rev in self._scan_revs(kind):
+                    hit = cache.get(key)
+                    if hit is None or hit[0] != rev:
+                        hit = (rev, json.loads(self._load((kind, *key))))
+                        cache[key] = hit
+                    items.append(hit[1])
+                    index[key] = hit[1]
+                for key in [k for k in cache if k not in index]:
+                    del cache[key]
+                out[kind] = (items, index)
+                self._whole[kind] = (krev, items, index)
+            return out, self._read_revision()
+        finally:
+            self._end_read()
 
     def watch(self, from_revision: int, kind: str | None = None) -> list[WatchEvent]:
         """Changes after `from_revision`, oldest first; TooOld if history no longer reaches back."""

@@ -106,6 +106,28 @@ def test_snapshot_reuses_unchanged_objects_and_sees_every_change(store):
     assert [p["metadata"]["name"] for p in store.snapshot(["Pod"])[0]["Pod"]] == ["a", "c"]
 
 
+def test_snapshot_index_is_shared_until_its_kind_is_written(store):
+    from netlab.controllers.base import Snapshot
+    store.create(pod("b"))
+    store.create(pod("a"))
+    store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
+    first, rev = store.snapshot_index(["Pod", "Node"])
+    assert list(first["Pod"]) == [("default", "a"), ("default", "b")] and list(first["Node"]) == [("", "n")]
+    store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "m"}})
+    again, rev2 = store.snapshot_index(["Pod", "Node"])
+    assert rev2 > rev and again["Pod"] is first["Pod"]          # pods not written: the same table
+    assert again["Node"] is not first["Node"] and sorted(again["Node"]) == [("", "m"), ("", "n")]
+    store.update_status(dict(store.get("Pod", "default", "a"), status={"phase": "Running"}))
+    snap = Snapshot.from_store(store, ["Pod"])
+    assert snap.get("Pod", "default", "a")["status"] == {"phase": "Running"}
+    assert [p["metadata"]["name"] for p in snap.list("Pod")] == ["a", "b"] and snap.revision == store.revision()
+    with store.transaction():   # inside a transaction: what it wrote, not the cache
+        store.delete("Pod", "default", "b")
+        inside, _ = store.snapshot_index(["Pod"])
+        assert list(inside["Pod"]) == [("default", "a")]
+    assert list(store.snapshot_index(["Pod"])[0]["Pod"]) == [("default", "a")]
+
+
 def test_kind_revisions_move_only_with_writes_of_that_kind(store):
     before = store.kind_revisions(["Pod", "Node"])
     store.create(pod("a"))
