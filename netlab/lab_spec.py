@@ -183,11 +183,9 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
             last = live.sync(progress, scoped=True)
         changes += last.changes
         records += last.records
-    if agents or (waited and control_loop):
-        # the lab as its agents built it, or as the control loop left it: read, not built again (a pass
-        # here, after waiting for the loop's lock, was seconds of a 10,000-pod `up` that changed nothing)
+    if agents:   # the lab as its agents built it
         result.cluster = live.desired(state.load(lab) or {})[0]
-    elif waited:  # `up --no-control-loop`: what its own passes did meanwhile, as the result shows it
+    elif waited:  # what the loop did meanwhile, as the result shows it (scoped: see above)
         with locked(lab):
             last = live.sync(progress, scoped=True)
         changes += last.changes
