@@ -185,7 +185,8 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         records += last.records
     if agents:   # the lab as its agents built it
         result.cluster = live.desired(state.load(lab) or {})[0]
-    elif waited:  # what the loop did meanwhile, as the result shows it (scoped: see above)
+    elif waited:  # what the loop did meanwhile, as the result shows it (scoped: see above); and the proxy rules
+        # synced to the endpoints the loop's last pass made ready (the loop syncs them in its next pass only)
         with locked(lab):
             last = live.sync(progress, scoped=True)
         changes += last.changes
