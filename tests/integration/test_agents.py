@@ -1,7 +1,8 @@
 """One control loop per host (netlab/live/agent.py): a lab of 4 nodes placed on 2 hosts is run by two
 agents, each building only its host's nodes and pods; the controllers run in the one holding the Lease
 kube-system/netlab-controllers, and move to the other when it dies; an agent killed and started again
-loses nothing; a host whose agent stops for good has its nodes NotReady and its pods moved.
+loses nothing; a host whose agent stops for good has its nodes NotReady and its pods moved; in kube-proxy's
+nftables mode, a NetworkPolicy is enforced by both hosts' nodes.
 
 (A netlab command starts an agent that is gone, so while one is meant to stay dead these tests read the
 lab's store themselves instead of running commands.)"""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 from netlab import names
@@ -18,7 +20,7 @@ from netlab.live import agent, leader, loop, store_for
 from netlab.live.hostscope import HOST_LABEL
 from netlab.store.meta import get_condition
 
-from .conftest import kubectl, until
+from .conftest import kubectl, netlab_cli, until
 
 CLUSTER = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -277,4 +279,55 @@ def test_a_lab_goes_from_one_loop_to_agents_and_back_rebuilding_nothing(lab):
     assert not agent.running(lab.name, "ha") and not agent.running(lab.name, "hb")
     assert not os.path.exists(layout.hosts_dir(lab.name))
     assert {n: pod_identity(lab, n) for n in pods(lab)} == before
+    probe_matrix_passes(lab)
+
+
+def netpol_scenario() -> str:
+    """The agents' lab in kube-proxy's nftables mode, web open only to pods labelled role=client (client on
+    host ha may call it, client-b on host hb may not), as its expectations say."""
+    text = scenario(30).replace("name: agents\n", "name: agents\nnetworking: {kubeProxyMode: nftables}\n", 1)
+    text = text.replace("metadata: {name: client}\n", "metadata: {name: client, labels: {role: client}}\n", 1)
+    text = text.replace("- {from: pod/client-b, to: svc/web:80, expect: reachable, backends: all}",
+                        "- {from: pod/client-b, to: svc/web:80, expect: denied}", 1)
+    text = text.replace("- {from: external, to: nodeport/web, expect: reachable}\n", "", 1)
+    return text + """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-clients}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {role: client}}}]
+    ports: [{port: 8080}]
+"""
+
+
+def test_agents_in_nftables_mode_enforce_a_network_policy_across_hosts(lab):
+    """Each agent programs its own host's nodes: kube-proxy's nftables table and the policy's filter rules
+    are in every node of both hosts; a client on one host reaches web's pods on both, a pod the policy does not
+    allow is refused by them (curl from inside the pods), and the probe's expectations hold."""
+    lab.up(netpol_scenario())
+    until("both agents running", lambda: agent.running(lab.name, "ha") and agent.running(lab.name, "hb"), timeout=20)
+    until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
+    on = {n: p["spec"]["nodeName"] for n, p in pods(lab).items()}
+    assert {on[n] for n in on if n.startswith("web-")} & HOSTS["ha"] and \
+        {on[n] for n in on if n.startswith("web-")} & HOSTS["hb"], on
+    for node in ("n1", "n2", "n3", "n4"):
+        ns = names.node_netns(lab.name, node)
+        table = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "kube-proxy"],
+                               capture_output=True, text=True, timeout=30)
+        assert table.returncode == 0 and "10.96." in table.stdout, (node, table.stderr)
+    web = {p["status"]["podIP"]: n for n, p in pods(lab).items() if n.startswith("web-")}
+    for name, allowed in (("client", True), ("client-b", False)):
+        for ip, pod in web.items():   # every web pod, on both hosts, straight to its address
+            r = netlab_cli("exec", "--lab", lab.name, name, "--", "curl", "-sS", "--max-time", "3",
+                           f"http://{ip}:8080/hostname")
+            if allowed:
+                assert r.returncode == 0 and r.stdout.strip() == pod, (name, pod, on[pod], r.stdout, r.stderr)
+            else:
+                assert r.returncode != 0 and not r.stdout.strip(), (name, pod, on[pod], r.stdout)
+    # and through the Service, by its name (the cluster DNS, on either host)
+    r = netlab_cli("exec", "--lab", lab.name, "client", "--", "curl", "-sS", "--max-time", "5", "http://web/hostname")
+    assert r.returncode == 0 and r.stdout.strip() in web.values(), r.stdout + r.stderr
     probe_matrix_passes(lab)
