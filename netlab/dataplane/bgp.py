@@ -89,18 +89,23 @@ def lb_plan(lab: str) -> Plan | None:
         return None
 
 
-def speakers(cluster: Cluster, lb: Plan | None = None, every: bool = False) -> list[Speaker]:
-    """The speakers the lab runs (`every`: one per node and the router, wanted or not: what to stop)."""
+def speakers(cluster: Cluster, lb: Plan | None = None, every: bool = False, own: set[str] | None = None,
+             router: bool = True) -> list[Speaker]:
+    """The speakers the lab runs (`every`: one per node and the router, wanted or not: what to stop). A host's
+    agent runs those of its nodes (`own`) and the router only if it is the one that runs it (`router`); their
+    configurations are the whole lab's either way (every node a peer, wherever it runs)."""
     lab = cluster.name
     out = []
     for node in cluster.nodes:
+        if own is not None and node.name not in own:
+            continue
         if not every and not bird.has_speaker(cluster, node, lb):
             continue
         b = _base(lab, node.name)
         out.append(Speaker(node.name, node.netns, bird.node_config(cluster, node, lb), b + ".conf", b + ".ctl",
                            b + ".pid", os.path.join(layout.logs_dir(lab), f"bird-{node.name}.log"),
                            names.bgp_owner(lab, node.name)))
-    if every or bird.router_runs(cluster, lb):
+    if router and (every or bird.router_runs(cluster, lb)):
         b = _base(lab, None)
         out.append(Speaker(None, cluster.external_netns, bird.router_config(cluster, lb), b + ".conf", b + ".ctl",
                            b + ".pid", os.path.join(layout.logs_dir(lab), "bird-external.log"),
@@ -156,15 +161,32 @@ def _tail(path: str, n: int = 3) -> str:
     return " | ".join(lines[-n:])
 
 
-def ensure(cluster: Cluster, changes: Changes) -> None:
-    """Every speaker the lab wants (`speakers`) running with its current configuration; the others stopped."""
+def router_here(cluster: Cluster, own: set[str] | None, host: str | None) -> bool:
+    """Whether this pass runs the external router's speaker: always but in a host's agent (`own`), where the
+    agent of the host the external host lives on does (its emulated hosts' home; with one underlay, the
+    host of the lab's first node)."""
+    if own is None:
+        return True
+    hosts = cluster.networking.hosts
+    if hosts is not None:
+        return host == hosts.home.name
+    return bool(cluster.nodes) and cluster.nodes[0].name in own
+
+
+def ensure(cluster: Cluster, changes: Changes, own: set[str] | None = None, router: bool = True) -> None:
+    """Every speaker the lab wants (`speakers`) running with its current configuration; the others stopped.
+    `cluster` is the whole lab; a host's agent passes its nodes (`own`) and whether it runs the router."""
     lab = cluster.name
     lb = lb_plan(lab)
-    wanted = speakers(cluster, lb)
+    mine = [n for n in cluster.nodes if own is None or n.name in own]
+    if router and own is not None and not nsfs.is_ns_file(nsfs.netns_path(cluster.external_netns)):
+        router = False   # another host's agent has not made the external host yet: the next pass starts it
+    wanted = speakers(cluster, lb, own=own, router=router)
     if not wanted:
         if os.path.isdir(bird_dir(lab)):   # the lab was bgp (or had BGPPeers): its speakers go, their routes too
-            paths = [nsfs.netns_path(n.netns) for n in cluster.nodes] + [nsfs.netns_path(cluster.external_netns)]
-            tags = {names.bgp_owner(lab, n.name) for n in cluster.nodes} | {names.bgp_owner(lab, None)}
+            paths = [nsfs.netns_path(n.netns) for n in mine] + \
+                ([nsfs.netns_path(cluster.external_netns)] if router else [])
+            tags = {names.bgp_owner(lab, n.name) for n in mine} | ({names.bgp_owner(lab, None)} if router else set())
             if _stop_tagged(paths, tags):
                 changes.add(Change("server", "bird", "stop", "BGP speakers stopped (no BGP backend, no BGPPeer)"))
             import shutil
@@ -173,7 +195,7 @@ def ensure(cluster: Cluster, changes: Changes) -> None:
     preflight(cluster, metallb_bgp=True)   # BIRD installed
     os.makedirs(bird_dir(lab), mode=0o700, exist_ok=True)
     keep = {sp.owner for sp in wanted}
-    for sp in speakers(cluster, lb, every=True):
+    for sp in speakers(cluster, lb, every=True, own=own, router=router):
         if sp.owner not in keep and running(sp) is not None:   # a node no BGPPeer selects any more
             _stop_tagged([nsfs.netns_path(sp.netns)], {sp.owner})
             changes.add(Change("server", "bird", "stop", f"BGP speaker of {sp.label} stopped (no session)", sp.netns))
@@ -209,7 +231,7 @@ def ensure(cluster: Cluster, changes: Changes) -> None:
                                   f"(log {sp.log})")
             time.sleep(0.02)
     if started:
-        wait_established(cluster, SESSION_WAIT, lb)
+        wait_established(cluster, SESSION_WAIT, lb, own=own, router=router)
 
 
 def expected_sessions(cluster: Cluster, node: str | None, lb: Plan | None = None) -> list[str]:
@@ -246,16 +268,24 @@ def summary(cluster: Cluster) -> dict[str, str]:
     return out
 
 
-def wait_established(cluster: Cluster, timeout: float, lb: Plan | None = None) -> bool:
+def wait_established(cluster: Cluster, timeout: float, lb: Plan | None = None, own: set[str] | None = None,
+                     router: bool = True) -> bool:
     """Wait until every speaker of a node that is not stopped has its sessions to the other running
-    nodes and the router Established; False if `timeout` passed first."""
+    nodes and the router Established; False if `timeout` passed first. A host's agent (`own`, `router`):
+    its own speakers' sessions with each other (and the router's, if it runs it); those with other hosts'
+    speakers come up as their agents start them."""
     names_of = bird.protocol_names(cluster.nodes)
     stopped = {names_of[n.name] for n in cluster.nodes if n.partitioned}
+    if own is not None:   # the sessions with speakers this pass does not run are not waited for
+        stopped |= {names_of[n.name] for n in cluster.nodes if n.name not in own}
+        if not router:
+            stopped.add(bird.EXTERNAL_PROTOCOL)
     deadline = time.monotonic() + timeout
-    running_nodes = [n for n in cluster.nodes if not n.partitioned and bird.has_speaker(cluster, n, lb)]
+    running_nodes = [n for n in cluster.nodes if not n.partitioned and bird.has_speaker(cluster, n, lb)
+                     and (own is None or n.name in own)]
     while True:
         ok = True
-        for node in running_nodes + [None]:
+        for node in running_nodes + ([None] if router else []):
             who = None if node is None else node.name
             want = [p for p in expected_sessions(cluster, who, lb) if p not in stopped]
             found = sessions(cluster.name, who) or {}

@@ -245,7 +245,9 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         supervise.start_idle_servers(cluster, servers, changes)))
     fresh = set(todo.create) | set(plan.host_pods_fresh(cluster, prev_pods))
     hostnet.ensure_uts(cluster, changes)
-    bgp.ensure(nodes_view, changes)   # backend bgp: the nodes' and the external router's BGP speakers
+    # backend bgp: the nodes' and the external router's BGP speakers (configured from the whole lab: an agent's
+    # nodes peer with every other host's too)
+    bgp.ensure(whole, changes, own=own, router=bgp.router_here(whole, own, fhost))
     if broken:
         for key, problem in broken.items():
             changes.add(Change("pod", key, "rebuild", f"rebuilt ({problem})", desired[key].netns, f"pod {key}"))

@@ -2,7 +2,8 @@
 agents, each building only its host's nodes and pods; the controllers run in the one holding the Lease
 kube-system/netlab-controllers, and move to the other when it dies; an agent killed and started again
 loses nothing; a host whose agent stops for good has its nodes NotReady and its pods moved; in kube-proxy's
-nftables mode, a NetworkPolicy is enforced by both hosts' nodes.
+nftables mode, a NetworkPolicy is enforced by both hosts' nodes; with the BGP backend, each agent's BIRD
+peers with every node and the external router's with all of them.
 
 (A netlab command starts an agent that is gone, so while one is meant to stay dead these tests read the
 lab's store themselves instead of running commands.)"""
@@ -15,6 +16,7 @@ import subprocess
 import time
 
 from netlab import names
+from netlab.bgp import bird
 from netlab.dataplane import layout, procs
 from netlab.live import agent, leader, loop, store_for
 from netlab.live.hostscope import HOST_LABEL
@@ -330,4 +332,29 @@ def test_agents_in_nftables_mode_enforce_a_network_policy_across_hosts(lab):
     # and through the Service, by its name (the cluster DNS, on either host)
     r = netlab_cli("exec", "--lab", lab.name, "client", "--", "curl", "-sS", "--max-time", "5", "http://web/hostname")
     assert r.returncode == 0 and r.stdout.strip() in web.values(), r.stdout + r.stderr
+    probe_matrix_passes(lab)
+
+
+def test_agents_with_the_bgp_backend_route_pods_across_hosts(lab):
+    """backend bgp (BIRD in every node, each node's podCIDR announced to the others): each agent starts its own
+    host's nodes' BIRD, the sessions between nodes on different hosts come up, and the probe matrix passes
+    across the hosts with plain routed pod traffic."""
+    text = scenario(30).replace("name: agents\n", "name: agents\nnetworking: {backend: bgp}\n", 1)
+    lab.up(text)
+    until("both agents running", lambda: agent.running(lab.name, "ha") and agent.running(lab.name, "hb"), timeout=20)
+    until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
+    cidrs = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in store_for(lab.name).list("Node")}
+
+    def learnt(node: str) -> set[str]:
+        out = netlab_cli("exec", "--lab", lab.name, "--node", node, "--", "ip", "route", "show", "proto", "bird").stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+    for node in ("n1", "n3"):   # a node on each host: the other host's nodes' podCIDRs, learnt over BGP
+        until(f"{node} learnt every other node's podCIDR", lambda node=node: learnt(node) >= {
+            c for n, c in cidrs.items() if n != node}, timeout=60)
+
+    def router_sessions() -> set[str]:   # the external router (one speaker, run by one agent): every node's
+        out = netlab_cli("exec", "--lab", lab.name, "--external", "--", "birdc", "show", "protocols").stdout
+        return {name for name, p in bird.parse_protocols(out).items() if p.established}
+    until("the external router's sessions with the nodes of both hosts",
+          lambda: router_sessions() == set(bird.protocol_names(lab.cluster.nodes).values()), timeout=60)
     probe_matrix_passes(lab)
