@@ -178,12 +178,12 @@ def ensure(cluster: Cluster, changes: Changes, own: set[str] | None = None, rout
     `cluster` is the whole lab; a host's agent passes its nodes (`own`) and whether it runs the router."""
     lab = cluster.name
     lb = lb_plan(lab)
-    mine = [n for n in cluster.nodes if own is None or n.name in own]
     if router and own is not None and not nsfs.is_ns_file(nsfs.netns_path(cluster.external_netns)):
         router = False   # another host's agent has not made the external host yet: the next pass starts it
     wanted = speakers(cluster, lb, own=own, router=router)
     if not wanted:
         if os.path.isdir(bird_dir(lab)):   # the lab was bgp (or had BGPPeers): its speakers go, their routes too
+            mine = [n for n in cluster.nodes if own is None or n.name in own]
             paths = [nsfs.netns_path(n.netns) for n in mine] + \
                 ([nsfs.netns_path(cluster.external_netns)] if router else [])
             tags = {names.bgp_owner(lab, n.name) for n in mine} | ({names.bgp_owner(lab, None)} if router else set())

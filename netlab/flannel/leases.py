@@ -43,10 +43,15 @@ def renew(client: EtcdClient, written: Written) -> int:
     return client.keepalive(written.etcd_lease)
 
 
+def time_to_live(client: EtcdClient, lid: int) -> tuple[int, int]:
+    """(seconds left, granted TTL) of etcd lease `lid` (-1 left: it has ended)."""
+    out = client.call("/v3/lease/timetolive", {"ID": str(lid)})
+    return int(out.get("TTL", -1)), int(out.get("grantedTTL", 0))
+
+
 def remaining(client: EtcdClient, written: Written) -> int:
     """Seconds left on the etcd lease of a written lease (-1: it has ended)."""
-    out = client.call("/v3/lease/timetolive", {"ID": str(written.etcd_lease)})
-    return int(out.get("TTL", -1))
+    return time_to_live(client, written.etcd_lease)[0]
 
 
 def release(client: EtcdClient, written: Written) -> None:
@@ -140,9 +145,8 @@ class Keeper:
         """(seconds left, granted TTL) of etcd lease `lid`: asked of etcd the first time, counted after."""
         known = self.ends.get(lid)
         if known is None:
-            out = self.client.call("/v3/lease/timetolive", {"ID": str(lid)})
-            known = (self.clock() + int(out.get("TTL", -1)), int(out.get("grantedTTL", 0)))
-            self.ends[lid] = known
+            left, granted = time_to_live(self.client, lid)
+            known = self.ends[lid] = (self.clock() + left, granted)
         return known[0] - self.clock(), known[1]
 
 

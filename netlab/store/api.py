@@ -101,8 +101,7 @@ class Store:
         self._depth = 0
         self._rev = 0  # revision inside the open transaction
         self._cache: dict[str, dict] = {}  # kind -> (namespace, name) -> (revision, parsed object)
-        self._whole: dict[str, tuple[int, list, dict]] = {}  # kind -> (its kind revision, the last snapshot's
-        # list and index)
+        self._whole: dict[str, tuple[int, dict]] = {}  # kind -> (its kind revision, the last snapshot's table)
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -186,8 +185,8 @@ class Store:
         with self._lock:
             if self._depth:
                 return self.list_with_revision(kinds)
-            got, rev = self._snapshot(kinds)
-            return {kind: list(items) for kind, (items, _) in got.items()}, rev
+            tables, rev = self._snapshot(kinds)
+            return {kind: list(table.values()) for kind, table in tables.items()}, rev
 
     def snapshot_index(self, kinds) -> tuple[dict[str, dict[tuple[str, str], dict]], int]:
         """`snapshot`'s objects by kind, each kind's keyed by (namespace, name) in the store's order
@@ -197,34 +196,33 @@ class Store:
             if self._depth:
                 lists, rev = self.list_with_revision(kinds)
                 return {kind: {key_of(o)[1:]: o for o in objs} for kind, objs in lists.items()}, rev
-            got, rev = self._snapshot(kinds)
-            return {kind: index for kind, (_, index) in got.items()}, rev
+            return self._snapshot(kinds)
 
-    def _snapshot(self, kinds) -> tuple[dict[str, tuple[list, dict]], int]:
+    def _snapshot(self, kinds) -> tuple[dict[str, dict[tuple[str, str], dict]], int]:
+        """Each kind's objects keyed by (namespace, name), in the store's order: kept until the kind is written."""
         self._begin_read()
         try:
             out = {}
             for kind in kinds:
-                # no object of the kind written since the last snapshot: the same list and index (scanning
+                # no object of the kind written since the last snapshot: the same table (scanning
                 # 10,000 pods' keys again for each controller of each round was seconds of a bring-up)
                 krev = self._kind_revision(kind)
                 whole = self._whole.get(kind)
                 if whole is not None and whole[0] == krev:
-                    out[kind] = whole[1:]
+                    out[kind] = whole[1]
                     continue
                 cache = self._cache.setdefault(kind, {})
-                items, index = [], {}
+                index = {}
                 for key, rev in self._scan_revs(kind):
                     hit = cache.get(key)
                     if hit is None or hit[0] != rev:
                         hit = (rev, json.loads(self._load((kind, *key))))
                         cache[key] = hit
-                    items.append(hit[1])
                     index[key] = hit[1]
                 for key in [k for k in cache if k not in index]:
                     del cache[key]
-                out[kind] = (items, index)
-                self._whole[kind] = (krev, items, index)
+                out[kind] = index
+                self._whole[kind] = (krev, index)
             return out, self._read_revision()
         finally:
             self._end_read()
