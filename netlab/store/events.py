@@ -9,6 +9,17 @@ Simplification: Kubernetes names an event ``<object>.<hex nanoseconds>`` and fin
 the client's correlator cache; here the hex suffix is a hash of the aggregation key, so a repeat is
 found with one get, also by another process. Events of cluster-scoped objects (Nodes) go to the
 "default" namespace, as Kubernetes puts them.
+
+Each process's recorder correlates its events as client-go's EventCorrelator does (facts from
+client-go's tools/record, written anew), with its defaults:
+- aggregation: once a component has recorded 10 events about one object that differ only in their
+  message within 10 minutes, the next ones become one event "(combined from similar events): <message>"
+  whose count grows (a ReplicaSet creating 10,000 pods shows 10 "Created pod" events and one combined);
+- spam filter: a component may write 25 events about one object at once, then one every 5 minutes (a
+  token bucket per component and object); an event held back is still counted, and the next one of the
+  same kind that is written carries the count.
+The state is the recorder's memory (`Correlator`, one per store object, so per process), as client-go's
+is the memory of each controller and kubelet: a process started again begins afresh.
 """
 
 from __future__ import annotations
@@ -18,6 +29,57 @@ import hashlib
 from netlab.store.meta import fmt_time, key_of
 
 NORMAL, WARNING = "Normal", "Warning"
+AGGREGATE_MAX = 10          # similar events (differing in message only) before they are combined ...
+AGGREGATE_WINDOW = 600.0    # ... within this many seconds of the last one
+SPAM_BURST = 25             # events a component may write about one object at once ...
+SPAM_REFILL = 300.0         # ... then one every this many seconds
+COMBINED = "(combined from similar events): "
+CACHE_SIZE = 4096           # objects remembered (least recently seen forgotten first), as client-go's LRU
+
+
+class Correlator:
+    """client-go's EventCorrelator for one recorder: which event to write, under which message, or none."""
+
+    def __init__(self):
+        self.similar: dict[tuple, tuple[set, float]] = {}    # aggregate key -> (messages seen, when last)
+        self.buckets: dict[tuple, tuple[float, float]] = {}  # component + object -> (tokens, when counted)
+        self.held: dict[str, int] = {}                       # event name -> occurrences not written yet
+
+    @staticmethod
+    def _bounded(cache: dict, key, value) -> None:
+        cache.pop(key, None)
+        cache[key] = value   # most recent last
+        if len(cache) > CACHE_SIZE:
+            del cache[next(iter(cache))]
+
+    def aggregate(self, obj_key: tuple, etype: str, reason: str, message: str, now: float) -> tuple[str, bool]:
+        """(the message to record, whether it is the combined event's)."""
+        key = (*obj_key, etype, reason)
+        seen, last = self.similar.get(key, (set(), float("-inf")))
+        if now - last > AGGREGATE_WINDOW:
+            seen = set()
+        seen.add(message)
+        combined = len(seen) >= AGGREGATE_MAX
+        if combined:
+            seen.discard(message)   # the set never grows past the limit (client-go drops one)
+        self._bounded(self.similar, key, (seen, now))
+        return (COMBINED + message, True) if combined else (message, False)
+
+    def allow(self, obj_key: tuple, now: float) -> bool:
+        """The spam filter's token bucket for the component and object."""
+        tokens, then = self.buckets.get(obj_key, (float(SPAM_BURST), now))
+        tokens = min(float(SPAM_BURST), tokens + max(0.0, now - then) / SPAM_REFILL)
+        ok = tokens >= 1.0
+        self._bounded(self.buckets, obj_key, (tokens - 1.0 if ok else tokens, now))
+        return ok
+
+
+def correlator(store) -> Correlator:
+    """The recorder's memory of the process that holds `store`."""
+    c = getattr(store, "_event_correlator", None)
+    if c is None:
+        c = store._event_correlator = Correlator()
+    return c
 
 
 def involved_ref(obj: dict) -> dict:
@@ -38,28 +100,38 @@ def event_name(involved: dict, etype: str, reason: str, message: str, component:
 
 
 def record_event(store, involved_obj: dict, etype: str, reason: str, message: str, component: str,
-                 now: float | None = None) -> dict:
-    """Create the event or bump the count of its repeat; returns the stored Event."""
+                 now: float | None = None) -> dict | None:
+    """Create the event or bump the count of its repeat, as the recorder correlates it (see the module's
+    docstring); returns the stored Event, or None when the spam filter held it back (counted)."""
     if etype not in (NORMAL, WARNING):
         raise ValueError(f"event type {etype!r}: use Normal or Warning")
     now = store.clock() if now is None else now
     ref = involved_ref(involved_obj)
     ns = ref.get("namespace") or "default"
-    name = event_name(ref, etype, reason, message, component)
+    corr = correlator(store)
+    obj_key = (component, ref.get("kind", ""), ns, ref.get("name", ""), ref.get("uid", ""), ref.get("apiVersion", ""))
+    message, combined = corr.aggregate(obj_key, etype, reason, message, now)
+    # the combined event is one object per (object, type, reason): its repeats count up whatever the message
+    name = event_name(ref, etype, reason, COMBINED if combined else message, component)
+    if not corr.allow(obj_key, now):
+        corr.held[name] = corr.held.get(name, 0) + 1
+        return None
+    times = 1 + corr.held.pop(name, 0)
     ts = fmt_time(now)
     with store.transaction():
         cur = store.try_get("Event", ns, name)
         if cur is not None:
-            cur["count"] = int(cur.get("count", 1)) + 1
+            cur["count"] = int(cur.get("count", 1)) + times
             cur["lastTimestamp"] = ts
             cur["involvedObject"] = ref
+            cur["message"] = message
             return store.update(cur)
         return store.create({
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": name, "namespace": ns},
             "involvedObject": ref, "reason": reason, "message": message, "type": etype,
             "source": {"component": component},
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
+            "firstTimestamp": ts, "lastTimestamp": ts, "count": times,
             "reportingComponent": component,
         })
 

@@ -309,6 +309,41 @@ def test_event_aggregation(store):
         record_event(store, n, "Bad", "r", "m", "c")
 
 
+def test_events_are_correlated_as_client_go_does(store):
+    """store/events.py: a recorder combines similar events past 10 (same object, type and reason, another
+    message) into one whose count grows, and writes at most 25 events about one object at once, then one
+    every 5 minutes; an event held back is counted in the next write of it. Another recorder (another
+    process: another store object) starts afresh."""
+    from netlab.store.events import COMBINED, Correlator, correlator
+    clock = store.test_clock
+    rs = store.create({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1"}, "spec": {}})
+    written = [record_event(store, rs, "Normal", "SuccessfulCreate", f"Created pod: web-1-{i}", "replicaset-controller")
+               for i in range(100)]
+    evs = events_for(store, rs)
+    plain = sorted(e["message"] for e in evs if not e["message"].startswith(COMBINED))
+    assert plain == sorted(f"Created pod: web-1-{i}" for i in range(9))
+    combined = [e for e in evs if e["message"].startswith(COMBINED)]
+    # 25 written (9 on their own, 16 the combined one's), the 75 after held back by the spam filter
+    assert len(combined) == 1 and combined[0]["count"] == 16 and written.count(None) == 75
+    assert combined[0]["message"] == COMBINED + "Created pod: web-1-24"
+    # another object has its own budget; the scheduler's events of each pod are all written
+    for i in range(30):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"web-1-{i}", "namespace": "default", "uid": f"u{i}"}}
+        assert record_event(store, pod, "Normal", "Scheduled", f"assigned to n{i}", "default-scheduler") is not None
+    # five minutes on: one token more; the write carries the 75 held back too
+    clock.t += 300
+    e = record_event(store, rs, "Normal", "SuccessfulCreate", "Created pod: web-1-100", "replicaset-controller")
+    assert e["count"] == 16 + 75 + 1 and e["message"] == COMBINED + "Created pod: web-1-100"
+    assert record_event(store, rs, "Normal", "SuccessfulCreate", "Created pod: web-1-101", "replicaset-controller") is None
+    # ten minutes without a similar event: messages stand on their own again (the budget has refilled by 2)
+    clock.t += 601
+    e = record_event(store, rs, "Normal", "SuccessfulCreate", "Created pod: web-1-102", "replicaset-controller")
+    assert e["message"] == "Created pod: web-1-102" and e["count"] == 1
+    # a recorder started again (a new process) remembers nothing
+    store._event_correlator = Correlator()
+    assert correlator(store).buckets == {} and correlator(store).similar == {}
+
+
 def test_time_and_selector_helpers():
     assert parse_time(fmt_time(1.5)) == 1.5
     assert parse_time("1970-01-01T00:00:10Z") == 10
