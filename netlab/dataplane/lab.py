@@ -239,10 +239,13 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     fhost = layout.host() if own is not None and whole.networking.hosts is not None else None
     fabric = Fabric(whole, changes, progress, nodes=live.check is None, host=fhost, only=own)
     # nodes without a running built-in server get one as soon as their namespaces exist, serving no pod
-    # yet: its interpreter starts while the pods are built; it is given its pods (SIGHUP) below
-    started = {}
-    broken = fabric.apply(create, check, before_pods=lambda: started.update(
-        supervise.start_idle_servers(cluster, servers, changes)))
+    # yet: started from a thread of their own while the fabric's builds the pods (spawning 100 servers
+    # held 100 nodes' pods back by 2 s), their interpreters start meanwhile; given their pods (SIGHUP) below
+    idle = nsfs.Background(lambda: supervise.start_idle_servers(cluster, servers, changes), "netlab-servers")
+    try:
+        broken = fabric.apply(create, check, before_pods=idle.start)
+    finally:
+        started = idle.result() or {}
     fresh = set(todo.create) | set(plan.host_pods_fresh(cluster, prev_pods))
     hostnet.ensure_uts(cluster, changes)
     # backend bgp: the nodes' and the external router's BGP speakers (configured from the whole lab: an agent's

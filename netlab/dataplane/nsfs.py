@@ -181,6 +181,33 @@ def run_in_thread(fn: Callable[[], T]) -> T:
     return box.get("value")  # type: ignore[return-value]
 
 
+class Background:
+    """fn on a thread of its own, started by `start` (any thread may call it) and joined by `result`,
+    which returns fn's value or raises its exception; `result` of one never started runs nothing."""
+
+    def __init__(self, fn: Callable[[], T], name: str = "netlab-bg"):
+        self.fn, self.name = fn, name
+        self.box: dict[str, object] = {}
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        def target() -> None:
+            try:
+                self.box["value"] = self.fn()
+            except BaseException as e:  # noqa: BLE001 - re-raised by result()
+                self.box["error"] = e
+        self.thread = threading.Thread(target=target, name=self.name, daemon=True)
+        self.thread.start()
+
+    def result(self):
+        if self.thread is None:
+            return None
+        self.thread.join()
+        if "error" in self.box:
+            raise self.box["error"]  # type: ignore[misc]
+        return self.box.get("value")
+
+
 def in_netns(name: str, fn: Callable[[], T]) -> T:
     """Run fn inside namespace `name`, on a throwaway thread; the caller's namespace never changes."""
     def target() -> T:

@@ -39,38 +39,58 @@ def render(cluster: Cluster, pod: Pod, host_resolv: str, host_hosts: str) -> dic
                      str(cluster_dns_ip(net.service_subnet)), host_resolv, host_hosts)
 
 
-def _private_dirs(top: str, where: str) -> None:
+def _private_dirs(top: str, where: str, made: set[str] | None = None) -> None:
     """Make `where` (under `top`, the lab's volumes directory) and the directories between, root's only
-    (0700, whatever the umask): a container reads its files through the bind mounts, not these paths."""
+    (0700, whatever the umask): a container reads its files through the bind mounts, not these paths.
+    `made`: directories known to exist (this call adds those it made or found), so that writing many pods'
+    files does not try each parent again for each pod."""
+    made = set() if made is None else made
     path = os.path.abspath(where)
     chain = [path]
-    while path != os.path.abspath(top) and os.path.dirname(path) != path:
+    while path != os.path.abspath(top) and os.path.dirname(path) != path and path not in made:
         path = os.path.dirname(path)
         chain.append(path)
     for d in reversed(chain):
+        if d in made:
+            continue
         try:
             os.mkdir(d, 0o700)
         except FileExistsError:
+            made.add(d)
             continue
         os.chmod(d, 0o700)
+        made.add(d)
+
+
+def _write(path: str, text: str) -> None:
+    # in place (a bind mount of the file shows the new content), 0644 whatever the umask
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.fchmod(fd, 0o644)
+        data = memoryview(text.encode())
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
 
 
 def write_all(cluster: Cluster) -> list[str]:
     """Write every pod's files where they are missing or differ; returns the pods' keys written."""
     host_resolv, host_hosts = _read(HOST_RESOLV), _read(HOST_HOSTS)
+    top = layout.volumes_dir(cluster.name)
+    made: set[str] = set()
     written = []
     for pod in cluster.pods:
         where = etc_dir(cluster.name, pod)
         files = render(cluster, pod, host_resolv, host_hosts)
+        fresh = not os.path.isdir(where)   # a new pod's (most of a bring-up's): nothing to read back
         changed = False
         for name, text in files.items():
             path = os.path.join(where, name)
-            if _read(path) == text and os.path.exists(path):
+            if not fresh and _read(path) == text and os.path.exists(path):
                 continue
-            _private_dirs(layout.volumes_dir(cluster.name), where)
-            with open(path, "w") as f:   # in place: a bind mount of it shows the new content
-                f.write(text)
-            os.chmod(path, 0o644)
+            _private_dirs(top, where, made)
+            _write(path, text)
             changed = True
         if changed:
             written.append(pod.key)

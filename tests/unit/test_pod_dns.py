@@ -248,3 +248,13 @@ def test_pod_files_are_written_once_and_rewritten_in_place_when_their_inputs_cha
     assert podfiles.write_all(cluster) == ["default/p"]
     assert open(path).read() == "nameserver 192.0.2.54\n" and os.stat(path).st_ino == inode
     assert [m.target for m in podfiles.mounts(cluster.name, pod)] == ["/etc/resolv.conf", "/etc/hosts"]
+    # whatever the umask: the files 0644 (a container's user reads them), their directories root's only
+    old = os.umask(0o077)
+    try:
+        other = build(load_text(POD.replace("name: p", "name: q") + "  dnsPolicy: Default\n"))
+        assert podfiles.write_all(other) == ["default/q"]
+    finally:
+        os.umask(old)
+    where = podfiles.etc_dir(other.name, other.pods[0])
+    assert oct(os.stat(os.path.join(where, "hosts")).st_mode & 0o777) == "0o644"
+    assert oct(os.stat(where).st_mode & 0o777) == oct(os.stat(os.path.dirname(where)).st_mode & 0o777) == "0o700"
