@@ -213,10 +213,11 @@ class Store:
                     continue
                 cache = self._cache.setdefault(kind, {})
                 index = {}
-                for key, rev in self._scan_revs(kind):
+                # objects written since the kind's last snapshot come with their data, in the same scan
+                for key, rev, raw in self._scan_since(kind, whole[0] if whole is not None else 0):
                     hit = cache.get(key)
                     if hit is None or hit[0] != rev:
-                        hit = (rev, json.loads(self._load((kind, *key))))
+                        hit = (rev, json.loads(raw if raw is not None else self._load((kind, *key))))
                         cache[key] = hit
                     index[key] = hit[1]
                 for key in [k for k in cache if k not in index]:
@@ -390,6 +391,10 @@ class Store:
     def _load(self, k) -> str | None: raise NotImplementedError
     def _scan(self, kind: str, namespace: str | None) -> list[str]: raise NotImplementedError
     def _scan_revs(self, kind: str) -> list[tuple[tuple[str, str], int]]: raise NotImplementedError
+
+    def _scan_since(self, kind: str, since: int) -> list[tuple[tuple[str, str], int, str | None]]:
+        """`_scan_revs` with the data of the objects written after revision `since` (None: ask `_load`)."""
+        return [(key, rev, None) for key, rev in self._scan_revs(kind)]
     def _put(self, k, raw: str, rev: int, etype: str): raise NotImplementedError
     def _remove(self, k, raw: str, rev: int): raise NotImplementedError
     def _read_revision(self) -> int: raise NotImplementedError

@@ -99,6 +99,11 @@ class SQLiteStore(Store):
                                     (kind, namespace))
         return [r[0] for r in rows]
 
+    def _scan_since(self, kind, since):
+        rows = self._db.execute("SELECT namespace, name, rev, CASE WHEN rev > ? THEN data END FROM objects "
+                                "WHERE kind=? ORDER BY namespace, name", (since, kind))
+        return [((ns, name), rev, raw) for ns, name, rev, raw in rows]
+
     def _scan_revs(self, kind):
         rows = self._db.execute("SELECT namespace, name, rev FROM objects WHERE kind=? ORDER BY namespace, name",
                                 (kind,))
