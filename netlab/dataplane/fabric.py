@@ -31,6 +31,8 @@ from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, w
 from .podnet import FabricPods, PodHealth, pod_link_problem, uts_path
 from .procsys import PROC_SYS
 
+POD_THREADS = 2   # threads creating pods (see Fabric._create_pods)
+
 
 def bridge_mac(node_netns: str) -> str:
     """cni0's own MAC on a node (stable, locally administered, unicast): see Netns.ensure_bridge."""
@@ -200,12 +202,7 @@ class Fabric(FabricPods):
                     broken[pod.key] = h.problem
             if before_pods is not None:
                 before_pods()
-            total = len(create_pods)
-            for i, pod in enumerate(create_pods):
-                if i % 10 == 0:
-                    self.progress("pods", i, total)
-                self._create_pod(pod)
-            self.progress("pods", total, total)
+            self._create_pods(create_pods)
             return broken
         finally:
             self._close_lock()
@@ -217,6 +214,52 @@ class Fabric(FabricPods):
             for ns in self._opened:
                 ns.close()
             self._opened.clear()
+
+    def _create_pods(self, pods: list[Pod]) -> None:
+        """The pods, on up to POD_THREADS threads, each with the pods of its own nodes (a node's netlink
+        socket is used by one thread only): while one thread waits in the kernel (which makes namespaces
+        one at a time), another prepares its next pod's requests, so the Python half of a pod's cost
+        hides behind the kernel's half. The first failure stops the others and is raised."""
+        total = len(pods)
+        by_node: dict[str, list[Pod]] = {}
+        for pod in pods:
+            by_node.setdefault(pod.node, []).append(pod)
+        shares: list[list[Pod]] = [[] for _ in range(max(1, min(POD_THREADS, len(by_node))))]
+        for name in sorted(by_node, key=lambda n: -len(by_node[n])):   # the busiest nodes first
+            min(shares, key=len).extend(by_node[name])
+        done = [0]
+        lock = threading.Lock()
+        failed: list[BaseException] = []
+
+        def work(share: list[Pod]) -> None:
+            for pod in share:
+                if failed:
+                    return
+                self._create_pod(pod)
+                with lock:
+                    done[0] += 1
+                    if done[0] % 10 == 0:
+                        self.progress("pods", done[0], total)
+
+        def guarded(share: list[Pod]) -> None:
+            try:
+                work(share)
+            except BaseException as e:  # noqa: BLE001 - raised on the fabric's thread below
+                failed.append(e)
+
+        if len(shares) == 1:
+            work(shares[0])   # this thread: nothing to gain from another
+        else:
+            threads = [threading.Thread(target=guarded, args=(share,), name=f"netlab-pods-{i}", daemon=True)
+                       for i, share in enumerate(shares[1:])]
+            for t in threads:
+                t.start()
+            guarded(shares[0])
+            for t in threads:
+                t.join()
+            if failed:
+                raise failed[0]
+        self.progress("pods", total, total)
 
     def _ensure_nodes(self, nodes: list, hosts: dict[str, Netns], underlay: Netns | None, mtu: int) -> None:
         c = self.cluster

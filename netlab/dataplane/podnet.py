@@ -9,7 +9,6 @@ import threading
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import KernelError
 from ..model.objects import Cluster, Pod
@@ -46,10 +45,12 @@ class FabricPods:
         if stale is not None:
             # the veth of the pod's previous namespace: the kernel destroys a deleted namespace (and
             # the veths in it) later, asynchronously, or never while something still holds it open
+            # (through the node's fast-path socket: pods are made on several threads, and pyroute2's socket
+            # answers in the namespace of the thread that calls it, here the pod's new one)
             try:
-                node.ipr.link("del", index=stale)
-            except NetlinkError as e:
-                if e.code != errno.ENODEV:
+                node._raw.call(rtnl.link_del(stale))
+            except rtnl.RtnlError as e:
+                if e.errno != errno.ENODEV:
                     raise kernel_error(e, f"delete stale {pf.host_veth}", node.name) from None
         # This thread is in the pod's new namespace now: the veth's peer goes there by our thread id.
         node.raw((f"create veth {pf.host_veth} for pod {pod.key}",

@@ -26,6 +26,7 @@ NLM_F_ACK = 0x4
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 RTM_NEWLINK = 16
+RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
@@ -118,6 +119,11 @@ def hairpin_on(name: str) -> tuple[int, int, bytes]:
 
 def link_up(name: str) -> tuple[int, int, bytes]:
     return RTM_NEWLINK, 0, ifinfo(flags=IFF_UP, change=IFF_UP) + strz(IFLA_IFNAME, name)
+
+
+def link_del(index: int) -> tuple[int, int, bytes]:
+    """`ip link del dev INDEX` (a veth: both ends go)."""
+    return RTM_DELLINK, 0, ifinfo(index)
 
 
 def get_link(name: str) -> tuple[int, int, bytes]:
