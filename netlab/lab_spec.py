@@ -141,6 +141,15 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         else:
             result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
     changes, records, created = list(result.changes), list(result.records), result.created
+    if control_loop and not agents and not loop.running(lab):
+        # no kubelet runs yet: `up` probes the pods' readiness once and follows it (live/sync.py), so that
+        # the cluster DNS answers when it returns, without waiting for the loop's first passes
+        with locked(lab):
+            first = live.first_readiness()
+        if first is not None:
+            changes += first.changes
+            records += first.records
+            result = first
     from .live import store_config
     store_conf = store_config(lab)
     if store_conf:   # a store in etcd: the nodes' flannel leases go there too (netlab/flannel/)

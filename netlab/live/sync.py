@@ -153,6 +153,7 @@ class LiveLab:
         self.static = StaticPods(lab)   # the kubelets' static pods (manifest files per node)
         self.addon_files = None         # the add-ons' published files (addonfiles.py), made with `errors`
         self.last_cluster: Cluster | None = None   # the model the last pass built (the nodes' flannel leases)
+        self.last_by_key: dict[str, dict] = {}     # and the pods' objects it read
 
     # ---------------------------------------------------------------- host scope
     def refresh_own(self) -> None:
@@ -513,7 +514,7 @@ class LiveLab:
         from ..dataplane.lab import host_views
         # env valueFrom, volumes (an agent: of its own pods)
         prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))
-        self.last_cluster = cluster
+        self.last_cluster, self.last_by_key = cluster, by_key
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
         live = self.scope(cluster, st, deep) if scoped else None
         result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
@@ -550,6 +551,44 @@ class LiveLab:
         self.last_pass = time.time()
         self.dirty = False
         return result
+
+    def first_readiness(self, limit: float = 3.0):
+        """`up` of a lab no control loop runs for yet, after its first pass: the kubelet's first readiness
+        probes of the pods that have one (those due within `limit` seconds: no initialDelaySeconds beyond
+        it), then, if any verdict came, one pass that follows them (the Ready conditions, the Services'
+        endpoints and so their rules: the cluster DNS answers when `up` returns). Before, `up` waited for
+        the control loop it had just started: a new process's first pass, then its probes, then another
+        pass (about 10 s of a 10,000-pod bring-up). The loop started next keeps these verdicts until its
+        own probes run (`desired`). Returns that pass's UpResult, or None when there was nothing to probe."""
+        from ..dataplane import state
+        cluster, by_key = self.last_cluster, self.last_by_key
+        if cluster is None or not any(isinstance(c.get("readinessProbe"), dict) for o in by_key.values()
+                                      for c in (o.get("spec") or {}).get("containers") or []):
+            return None
+        from .prober import NodeProbers
+        was, probers = self.kubelet, self.probes.probers
+        self.kubelet = True   # until the loop takes over, this process is the kubelet (probes, verdicts)
+        # probe workers of its own, ended before `up` returns (an API user's process keeps no thread of it)
+        self.probes.probers = NodeProbers(per_node=1)
+        try:
+            self.watch_probes(cluster, by_key, state.load(self.lab) or {}, time.time())
+            end = time.monotonic() + limit
+            horizon = time.time() + limit
+            while time.monotonic() < end:
+                self.probe_tick(time.time())
+                # (a probe that failed is tried again at its period while that is within the limit)
+                waiting = [w for k, w in self.probes.workers.items() if k[2] == "readiness" and w.result is not True
+                           and not w.on_hold and w.next_at <= horizon]
+                if not waiting and not self.probes.busy():
+                    break
+                time.sleep(0.01)
+            if not self.dirty:
+                return None
+            return self.sync(scoped=True)
+        finally:
+            self.kubelet = was
+            self.probes.probers.close()
+            self.probes.probers = probers
 
     def register(self, scenario_text: str, source: str | None, proxy_mode: str | None = None):
         """`up` of a lab run by agents (one control loop per host: netlab/live/agent.py): the controllers run

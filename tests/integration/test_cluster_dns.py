@@ -153,6 +153,15 @@ def dns_lab(lab):
     return lab
 
 
+def test_dns_answers_when_up_returns(lab):
+    """`up` of a new lab probes the DNS pods' readiness itself and follows it before it returns (no kubelet
+    runs before its control loop starts): kube-dns has its endpoints and answers at once, no waiting."""
+    lab.up(scenario("{replicas: 2}"))
+    dep = json.loads(kubectl(lab, "get", "deployment", "coredns", "-n", "kube-system", "-o", "json").stdout)
+    assert dep["status"].get("availableReplicas") == 2, dep["status"]
+    assert ready(lab), dig(lab, "kubernetes.default.svc.cluster.local").stdout
+
+
 def test_cluster_names_over_udp_and_tcp(dns_lab):
     lab = dns_lab
     web = svc_ip(lab, "web")
