@@ -224,6 +224,11 @@ class Fabric(FabricPods):
         by_node: dict[str, list[Pod]] = {}
         for pod in pods:
             by_node.setdefault(pod.node, []).append(pod)
+        for name in by_node:
+            # cni0's index asked here, on the fabric's thread: the pods' threads then find it in the node's
+            # cache and never ask through pyroute2, whose socket answers in the calling thread's namespace
+            # (a pod's, on those threads)
+            self.nodes[name].index(BRIDGE)
         shares: list[list[Pod]] = [[] for _ in range(max(1, min(POD_THREADS, len(by_node))))]
         for name in sorted(by_node, key=lambda n: -len(by_node[n])):   # the busiest nodes first
             min(shares, key=len).extend(by_node[name])

@@ -397,6 +397,14 @@ def down(lab: str) -> DownResult:
             nsfs.delete_ns_file(os.path.join(uts_dir, f))
     if os.path.isdir(base):
         shutil.rmtree(base, ignore_errors=True)
+    # a control loop that was starting when `down` began (its `up` had just returned) can be missed by the
+    # first look and start the lab's servers after the sweep: look again (the loop too, in the host's
+    # namespace) until nothing tagged as the lab's runs; the loop's next look finds the lab gone and stops
+    for _ in range(3):
+        again = procs.tagged([names.lab_owner_prefix(lab)], host=True)
+        if not again:
+            break
+        killed += procs.terminate([], sorted(again), grace=1.0, owner=None)
     try:
         os.rmdir(layout.RUN_DIR)  # only if no other lab is left
     except OSError:

@@ -61,6 +61,16 @@ def cluster_ip(lab, svc: str) -> str:
     return json.loads(kubectl(lab, "get", "svc", svc, "-o", "json").stdout)["spec"]["clusterIP"]
 
 
+def loop_log(lab) -> str:
+    """The lab's control loop's log (what its passes did), for a failure's message."""
+    from netlab.live import loop
+    try:
+        with open(loop.logfile(lab.name)) as f:
+            return f.read()
+    except OSError as e:
+        return str(e)
+
+
 def job_row(lab, name: str) -> list[str]:
     lines = kubectl(lab, "get", "jobs", name, check=False).stdout.splitlines()
     return lines[1].split() if len(lines) > 1 else []
@@ -101,7 +111,8 @@ def test_a_job_reaches_a_service_and_completes_and_one_without_endpoints_fails(l
                    for p in pods_of(lab, "fetch") if p["status"].get("phase") == "Failed"}
     # (a failure names its pods' logs and the lab's events: a pod evicted or deleted leaves no log)
     assert job["status"]["succeeded"] == 2 and job["status"].get("failed", 0) == 0, \
-        (failed_logs, kubectl(lab, "get", "events", check=False).stdout[-4000:])
+        (failed_logs, kubectl(lab, "get", "pods", "-o", "wide", check=False).stdout,
+         kubectl(lab, "get", "events", check=False).stdout[-3000:], loop_log(lab)[-3000:])
     assert {c["type"] for c in job["status"]["conditions"]} >= {"Complete", "SuccessCriteriaMet"}
     assert job["status"]["completionTime"] and job["status"]["startTime"]
     pods = pods_of(lab, "fetch")
