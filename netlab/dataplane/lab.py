@@ -398,11 +398,12 @@ def down(lab: str) -> DownResult:
     if os.path.isdir(base):
         shutil.rmtree(base, ignore_errors=True)
     # a control loop that was starting when `down` began (its `up` had just returned) can be missed by the
-    # first look and start the lab's servers after the sweep: look again (the loop too, in the host's
-    # namespace) until nothing tagged as the lab's runs; the loop's next look finds the lab gone and stops
+    # first look and start the lab's servers after the sweep: look again until none runs and nothing tagged
+    # as the lab's runs outside the host's namespace (where netlab starts nothing but its loops)
     for _ in range(3):
-        again = procs.tagged([names.lab_owner_prefix(lab)], host=True)
-        if not again:
+        loops = stop_control_loop(lab, grace=1.0)
+        again = procs.tagged([names.lab_owner_prefix(lab)])
+        if not again and not loops:
             break
         killed += procs.terminate([], sorted(again), grace=1.0, owner=None)
     try:

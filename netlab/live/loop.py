@@ -120,6 +120,15 @@ def ensure(lab: str) -> bool:
     finally:
         os.close(log)
     p.returncode = 0  # the loop outlives this process: do not reap it (it records itself: `main`)
+    # until it has recorded itself (its pidfile, then its SIGTERM handler): `running` says so once this
+    # returns, and a `down` right after finds it by its record as well as by its tag (a loop still starting
+    # could be missed and go on to start the lab's servers). A second's Python start-up at most, usually less.
+    from ..dataplane import procs
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and procs.start_time(p.pid) is not None:
+        if (record(lab) or {}).get("pid") == p.pid:
+            break
+        time.sleep(0.01)
     return True
 
 
