@@ -165,20 +165,9 @@ def ns_inode(path: str) -> tuple[int, int] | None:
 
 def run_in_thread(fn: Callable[[], T]) -> T:
     """Run fn in a fresh thread (which may switch namespaces freely) and return its result or raise."""
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="netlab-ns", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("value")  # type: ignore[return-value]
+    work = Background(fn, "netlab-ns")
+    work.start()
+    return work.result()  # type: ignore[return-value]
 
 
 class Background:
