@@ -1,9 +1,12 @@
 """The kubelet's KUBE-IPTABLES-HINT chain: in every node, in the node's iptables flavour, in every mode."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from netlab.dataplane.iptables import flavour_commands
+from netlab.dataplane.lab import stop_control_loop
 
 SCENARIO = """
 apiVersion: netlab.dev/v1alpha1
@@ -38,11 +41,11 @@ def mangle(lab, node: str) -> str:
 def test_hint_chain_exists_and_comes_back(lab, mode):
     text = SCENARIO.replace("MODE", mode)
     lab.up(text)
-    # `up` again: it waits for the lab's lock while the control loop it started makes its first pass, so the
-    # chains deleted by hand below are repaired by the next `up`, not by that pass meanwhile
-    lab.up(text)
     for node in ("cp", "w"):
         assert ":KUBE-IPTABLES-HINT " in mangle(lab, node), node
+    # the control loop `up` started repairs drift too (its resync every 10 s): stopped, so that what is
+    # deleted by hand below is repaired by the next `up`, whose changes then say so
+    assert stop_control_loop(lab.name)
     # everything flushed and deleted by hand, in every table
     ipt = flavour_commands("auto")[1].replace("-restore", "")
     for table in ("filter", "nat", "mangle"):
@@ -53,7 +56,9 @@ def test_hint_chain_exists_and_comes_back(lab, mode):
     changes = lab.up(text).changes
     assert ":KUBE-IPTABLES-HINT " in mangle(lab, "w")
     assert any("mangle/KUBE-IPTABLES-HINT" in c for c in changes), changes
-    # and only that when it alone is deleted
+    # and the loop (running again after that `up`) brings the chain back by itself when it alone is deleted
     assert lab.node_exec("cp", [ipt, "-t", "mangle", "-X", "KUBE-IPTABLES-HINT"]).returncode == 0
-    lab.up(text)
-    assert ":KUBE-IPTABLES-HINT " in mangle(lab, "cp")
+    deadline = time.monotonic() + 60
+    while ":KUBE-IPTABLES-HINT " not in mangle(lab, "cp"):
+        assert time.monotonic() < deadline, "the control loop did not bring KUBE-IPTABLES-HINT back in 60 s"
+        time.sleep(0.5)
