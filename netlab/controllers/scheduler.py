@@ -22,6 +22,8 @@ kubectl shows. A pod that stays unschedulable gets its event again only when the
 
 from __future__ import annotations
 
+import heapq
+
 from netlab.controllers.base import Action, Snapshot, event, is_pod_active, update, update_status
 from netlab.store.meta import controller_ref, fmt_time, get_condition, is_deleting
 
@@ -112,6 +114,16 @@ def failed_message(n_nodes: int, reasons: dict[str, int]) -> str:
     return msg + f" preemption: 0/{n_nodes} nodes are available: {n_nodes} Preemption is not helpful for scheduling."
 
 
+def _filter_key(pod: dict) -> str | None:
+    """What filter_node reads of a pod without host ports (its tolerations and nodeSelector), as a key under
+    which one verdict per node serves every such pod of a round; None for a pod with host ports (its
+    verdict also depends on the ports the round's earlier bindings took)."""
+    if host_ports(pod):
+        return None
+    spec = pod.get("spec") or {}
+    return repr((spec.get("tolerations"), sorted((spec.get("nodeSelector") or {}).items())))
+
+
 def decide(snap: Snapshot, now: float) -> list[Action]:
     nodes = [n for n in snap.list("Node") if not is_deleting(n)]
     load: dict[str, int] = {}
@@ -131,17 +143,48 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
     pending.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
     actions: list[Action] = []
     t = fmt_time(now)
+    # a ReplicaSet of 10,000 pods on 100 nodes: one filtering per kind of pod, not a million filter_node
+    # calls, and the best node from a heap per (owner, kind of pod), not a min over every fitting node
+    verdicts: dict[str, tuple[list[str], dict[str, int]]] = {}
+    heaps: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+
+    def score(n: str, owner: str) -> tuple[int, int, str]:
+        return owner_load.get((n, owner), 0), load.get(n, 0), n
+
+    def best_of(fits: list[str], owner: str, key: str | None) -> str:
+        if key is None:
+            return min(fits, key=lambda n: score(n, owner))
+        heap = heaps.get((owner, key))
+        if heap is None:
+            heap = heaps[(owner, key)] = [score(n, owner) for n in fits]
+            heapq.heapify(heap)
+        # loads only grow, so an entry is never better than its node's current score: the first entry
+        # that is still current is the minimum (a stale one goes back with its current score)
+        while True:
+            entry = heap[0]
+            now_score = score(entry[2], owner)
+            if entry == now_score:
+                return entry[2]
+            heapq.heapreplace(heap, now_score)
+
     for pod in pending:
         ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
         owner = (controller_ref(pod) or {}).get("uid", "")
-        reasons: dict[str, int] = {}
-        fits = []
-        for node in nodes:
-            why = filter_node(pod, node, ports.get(node["metadata"]["name"], []))
-            if why is None:
-                fits.append(node["metadata"]["name"])
-            else:
-                reasons[why] = reasons.get(why, 0) + 1
+        key = _filter_key(pod)
+        known = verdicts.get(key) if key is not None else None
+        if known is None:
+            reasons: dict[str, int] = {}
+            fits = []
+            for node in nodes:
+                why = filter_node(pod, node, ports.get(node["metadata"]["name"], []))
+                if why is None:
+                    fits.append(node["metadata"]["name"])
+                else:
+                    reasons[why] = reasons.get(why, 0) + 1
+            if key is not None:
+                verdicts[key] = (fits, reasons)
+        else:
+            fits, reasons = known
         status = dict(pod.get("status") or {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         if not fits:
@@ -154,7 +197,7 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
             actions.append(update_status(dict(pod, status=status)))
             actions.append(event(pod, "Warning", "FailedScheduling", msg, COMPONENT))
             continue
-        best = min(fits, key=lambda n: (owner_load.get((n, owner), 0), load.get(n, 0), n))
+        best = best_of(fits, owner, key)
         load[best] = load.get(best, 0) + 1
         ports.setdefault(best, []).extend(host_ports(pod))
         owner_load[(best, owner)] = owner_load.get((best, owner), 0) + 1

@@ -149,3 +149,49 @@ def test_node_ports_respects_ports_netlab_uses_in_the_node():
     assert scheduler.NODE_PORTS in [a.event for a in acts if a.verb == "event"][0]["message"]
     tcp = pod("tcp", **_ports({"containerPort": 8472}, host_network=True))
     assert bindings(scheduler.decide(Snapshot([n, tcp]), NOW)) == {"tcp": "w1"}
+
+
+def _reference(nodes, pods):
+    """The scheduler's rules applied the plain way (every pod filtered against every node, the best of all
+    fitting nodes by min): what decide's memoized filtering and heaps must reproduce exactly."""
+    from netlab.store.meta import controller_ref
+    load, owner_load, ports = {}, {}, {}
+    out = {}
+    for p in sorted(pods, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"])):
+        owner = controller_ref(p)["uid"]
+        fits = [n["metadata"]["name"] for n in nodes
+                if scheduler.filter_node(p, n, ports.get(n["metadata"]["name"], [])) is None]
+        if not fits:
+            continue
+        best = min(fits, key=lambda n: (owner_load.get((n, owner), 0), load.get(n, 0), n))
+        out[p["metadata"]["name"]] = best
+        load[best] = load.get(best, 0) + 1
+        owner_load[(best, owner)] = owner_load.get((best, owner), 0) + 1
+        ports.setdefault(best, []).extend(scheduler.host_ports(p))
+    return out
+
+
+def test_memoized_filtering_binds_as_the_plain_rules_do():
+    import random
+    rnd = random.Random(7)
+    taint = {"key": "dedicated", "value": "db", "effect": "NoSchedule"}
+    tol = [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]
+    for case in range(60):
+        nodes = []
+        for i in range(rnd.randint(1, 12)):
+            nodes.append(node(f"n{i:02d}", [CP] if rnd.random() < 0.15 else [taint] if rnd.random() < 0.2 else [],
+                              unschedulable=rnd.random() < 0.1,
+                              labels={"zone": rnd.choice("ab")}))
+        pods = []
+        for i in range(rnd.randint(1, 80)):
+            spec = {}
+            if rnd.random() < 0.3:
+                spec["nodeSelector"] = {"zone": rnd.choice("ab")}
+            if rnd.random() < 0.3:
+                spec["tolerations"] = tol
+            if rnd.random() < 0.15:
+                spec["containers"] = [{"name": "c", "ports": [{"containerPort": 80, "hostPort": rnd.choice([80, 81])}]}]
+            pods.append(pod(f"p{i:03d}", owner=rnd.choice(["rs1", "rs2", "rs3"]),
+                            created=f"2027-01-01T00:00:{rnd.randint(0, 59):02d}Z", **spec))
+        got = bindings(scheduler.decide(Snapshot(nodes + pods), NOW))
+        assert got == _reference(nodes, pods), case
