@@ -66,12 +66,18 @@ class SQLiteStore(Store):
             raise StoreError(f"store {self.path}: {e}; check the file and its directory") from e
         self._data_version = None
         self._seen_rev = 0
+        # the meta rows a transaction moves (the revision, each written kind's last revision): kept here and
+        # written once at its commit, not once per object (two statements fewer per write of thousands)
+        self._meta: dict[str, int] = {}
 
     # transactions
     def _begin(self):
         self._db.execute("BEGIN IMMEDIATE")
 
     def _commit(self):
+        if self._meta:
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(self._meta.items()))
+            self._meta.clear()
         self._db.execute("COMMIT")
         self._data_version = None  # data_version does not move on this connection's own commits
 
@@ -83,6 +89,7 @@ class SQLiteStore(Store):
             self._db.execute("COMMIT")
 
     def _rollback(self):
+        self._meta.clear()
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
@@ -112,16 +119,16 @@ class SQLiteStore(Store):
     def _put(self, k, raw, rev, etype):
         self._db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", (*k, rev, raw))
         self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, etype, k[0], raw))
-        self._db.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("kind:" + k[0], rev))
+        self._meta["revision"] = self._meta["kind:" + k[0]] = rev
 
     def _remove(self, k, raw, rev):
         self._db.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", k)
         self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, "DELETED", k[0], raw))
-        self._db.execute("UPDATE meta SET value=? WHERE key='revision'", (rev,))
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("kind:" + k[0], rev))
+        self._meta["revision"] = self._meta["kind:" + k[0]] = rev
 
     def _read_revision(self):
+        if "revision" in self._meta:
+            return self._meta["revision"]
         return self._db.execute("SELECT value FROM meta WHERE key='revision'").fetchone()[0]
 
     def _read_compacted(self):
@@ -136,6 +143,8 @@ class SQLiteStore(Store):
         return list(rows)
 
     def _kind_revision(self, kind):
+        if "kind:" + kind in self._meta:
+            return self._meta["kind:" + kind]
         row = self._db.execute("SELECT value FROM meta WHERE key=?", ("kind:" + kind,)).fetchone()
         return row[0] if row else 0
 
