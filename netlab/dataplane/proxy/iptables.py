@@ -205,7 +205,7 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
         # the tables as the restore leaves them (only kept if the restore succeeds)
         tables = iptables.tables_after(want, have, current if memory else None) if ident is not None else None
         try:
-            iptables.finish_restore(proc, payload, node.netns)
+            iptables.finish_restore(proc, node.netns)
         except KernelError:
             unlink(record(node))
             if not trusted:
@@ -217,7 +217,7 @@ def sync_iptables(cluster: Cluster, restore_cmd: str, save_cmd: str, changes: Ch
             payload, what = iptables.plan_restore(desired, current, force=force)
             if payload:
                 iptables.finish_restore(iptables.restore_async(nsfs.netns_path(node.netns), restore_cmd, payload),
-                                        payload, node.netns)
+                                        node.netns)
             tables = iptables.after_restore(desired, current) if ident is not None else None
         sent += payload.count("\n")
         after = ident_of(node) if ident is not None else None
