@@ -185,6 +185,10 @@ def own_namespaces(lab: str, existing: set[str], own: set[str] | None, desired: 
     return out
 
 
+# what a pod's record in state.json keeps from one pass to the next (the kernel layer's knowledge)
+POD_RECORD_KEYS = ("procs", "restarts", "created", "ready", "listening")
+
+
 def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: Progress | None = None,
           replace: bool = True, live: LivePass | None = None) -> UpResult:
     """Build or reconcile lab `cluster.name`: make the kernel hold `cluster` (built by `lab_spec` against
@@ -213,7 +217,7 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
 
     # ---- what goes away: pods and nodes no longer wanted, pods whose spec changed
     todo = plan.plan_namespaces(cluster, prev_pods, existing)
-    pods_extra = {k: {kk: v for kk, v in prev_pods.get(k, {}).items() if kk in ("procs", "restarts", "created", "ready")}
+    pods_extra = {k: {kk: v for kk, v in prev_pods.get(k, {}).items() if kk in POD_RECORD_KEYS}
                   for k in desired}
     servers = dict(prev.get("servers", {}))
     # intent first: if we die from here on, the next up (or down) knows what was meant (a loop's scoped
@@ -286,6 +290,9 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
             int((prev_pods.get(k) or {}).get("restarts", 0))}
     seen = observed_readiness(cluster, {"pods": pods_extra, "servers": servers}, listen)
     for pod in cluster.pods:
+        # what was seen before the kubelet's verdict: the readiness the next pass's first sync assumes
+        # once a probe says ready (live/sync.py desired), so that a probe's verdict costs one sync, not two
+        pods_extra.setdefault(pod.key, {})["listening"] = seen[pod.key]
         if pod.decided_ready is not None:  # a live lab's kubelet decides (probes, termination)
             seen[pod.key] = seen[pod.key] and pod.decided_ready
     flipped = plan.readiness_changes(cluster, seen)

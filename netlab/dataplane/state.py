@@ -115,8 +115,9 @@ def _sane(data: dict[str, Any]) -> dict[str, Any]:
             rec.pop("restarts", None)
         if not isinstance(rec.get("created"), (int, float)) or isinstance(rec.get("created"), bool):
             rec.pop("created", None)
-        if not isinstance(rec.get("ready"), bool):
-            rec.pop("ready", None)
+        for flag in ("ready", "listening"):
+            if not isinstance(rec.get(flag), bool):
+                rec.pop(flag, None)
     for key in STRINGS:
         if not isinstance(data.get(key), str):
             data.pop(key, None)

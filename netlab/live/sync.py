@@ -21,8 +21,10 @@ kernel, so a control loop killed at any point resumes with the next pass.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -107,6 +109,18 @@ def periods(scenario_text: str) -> tuple[float, int]:
         live.get("defaultTolerationSeconds", LAB_TOLERATION))
 
 
+def assumed_ready(rec: dict, uid: str, decided: bool | None) -> bool:
+    """The readiness a pass's first proxy sync assumes for a pod (its record in state.json `rec`, the kubelet's
+    verdict now `decided`): as the last pass saw it, and as the kubelet decides now. A probe that said ready
+    since then makes it follow what the last pass saw listening, so the verdict costs one sync of every
+    node's rules, not a sync that assumes not ready and a second one when the pass sees it listening. A pod
+    the record does not know (another UID) is not ready until seen."""
+    if rec.get("uid") != uid:
+        return False
+    seen = rec.get("listening", rec.get("ready")) if decided is True else rec.get("ready")
+    return seen is not False and decided is not False
+
+
 class LiveLab:
     host: str | None = None
     own: set[str] | None = None
@@ -182,7 +196,33 @@ class LiveLab:
     def run_controllers(self, runner: Runner) -> None:
         """The controllers until quiet, where they run (an agent that does not lead: nowhere)."""
         if self.leader:
+            # the kubelets first: what this process spent since their last heartbeat (a pass's kernel work,
+            # its status writes) is not a node that stopped reporting
+            self.keep_alive()
             runner.run_until_quiescent(between=self.keep_alive)
+
+    @contextlib.contextmanager
+    def beating(self):
+        """The kubelets' heartbeats on a thread of their own while the pass inside does long work (building
+        10,000 pods takes longer than the lab's 10 s node grace period): a kubelet renews its Lease whatever
+        else its node is busy with, and the node lifecycle controller (this process's or, with agents, the
+        leader's) must not mark the nodes NotReady and their pods with them."""
+        period = max(1.0, (self._periods[0] if self._periods else LAB_NODE_GRACE) / 4)
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(period):
+                try:
+                    self.keep_alive()
+                except Exception as e:  # noqa: BLE001 - a concurrent writer: the next beat tries again
+                    self.errors.append(f"heartbeat: {e}")
+        t = threading.Thread(target=beat, name="netlab-heartbeat", daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join()
 
     # ---------------------------------------------------------------- controllers
     def runner(self, text: str) -> Runner:
@@ -273,10 +313,7 @@ class LiveLab:
                 pod.restart_held = True
             elif self.kubelet:
                 pod.restart_held = self.held(pod.uid, int(rec.get("restarts", 0)) if rec.get("uid") == pod.uid else 0)
-            if rec.get("uid") == pod.uid:
-                pod.ready = rec.get("ready") is not False and pod.decided_ready is not False
-            else:
-                pod.ready = False
+            pod.ready = assumed_ready(rec, pod.uid, pod.decided_ready)
         return cluster, by_key
 
     def held(self, uid: str, restarts: int, now: float | None = None) -> bool:
@@ -461,6 +498,13 @@ class LiveLab:
                 self.errors.append(f"events: {e}")
         return gone
 
+    def sync_state(self):
+        """The proxy's SyncState of this process's passes (made on first use)."""
+        if self.proxy_state is None:
+            from ..dataplane.proxy import SyncState
+            self.proxy_state = SyncState(full_sync_period=FULL_RESYNC)
+        return self.proxy_state
+
     def scope(self, cluster: Cluster, st: dict, deep: bool):
         """What a control loop's pass looks at (`dataplane.lab.LivePass`), as the kubelet and kube-proxy
         look at a node:
@@ -475,9 +519,7 @@ class LiveLab:
           a full sync when the node's tables moved under it, and every FULL_RESYNC seconds, as
           kube-proxy's partial syncs between full ones)."""
         from ..dataplane.lab import LivePass
-        from ..dataplane.proxy import SyncState
-        if self.proxy_state is None:
-            self.proxy_state = SyncState(full_sync_period=FULL_RESYNC)
+        self.sync_state()
         if deep:
             return LivePass(proxy_state=self.proxy_state, nodes=self.own)
         recs = st.get("pods") or {}
@@ -493,6 +535,7 @@ class LiveLab:
         """One pass (see the module's docstring); returns the dataplane's UpResult. `scoped`: a control
         loop's pass, looking only at what may have changed (`scope`); else a whole reconcile."""
         from ..dataplane import lab as labmod
+        from ..dataplane.lab import LivePass
         st = self.load_state()
         text = scenario_text if scenario_text is not None else (st.get("scenario") or "")
         self.let_go_pods = False
@@ -516,8 +559,11 @@ class LiveLab:
         prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))
         self.last_cluster, self.last_by_key = cluster, by_key
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
-        live = self.scope(cluster, st, deep) if scoped else None
-        result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
+        # a whole reconcile (`up`'s) compares every rule too, and leaves the proxy's SyncState knowing the
+        # rules, so that the passes after it in this process (up's first readiness) sync incrementally
+        live = self.scope(cluster, st, deep) if scoped else LivePass(proxy_state=self.sync_state())
+        with self.beating():
+            result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
         if deep:
             self.last_deep = time.monotonic()
         st = self.load_state()
@@ -525,7 +571,8 @@ class LiveLab:
         # the kubelets report after the kernel work too: a pass longer than the grace period (a big lab,
         # a slow machine) must not look like nodes that stopped reporting
         self.heartbeats(self._periods[0], now)
-        self.write_status(cluster, by_key, st, now)
+        with self.beating():
+            self.write_status(cluster, by_key, st, now)
         keep = {p.uid for p in cluster.pods}
         if self.own is not None:   # an agent: another host's pods too (those its model leaves out meanwhile)
             from .hostscope import pod_uid
@@ -605,7 +652,7 @@ class LiveLab:
         cluster, _ = self.desired(work, proxy_mode)
         flavour = iptables.flavour_commands(cluster.networking.iptables_flavour)[0]
         recs = st.get("pods") or {}
-        keep = ("procs", "restarts", "created", "ready")
+        from ..dataplane.lab import POD_RECORD_KEYS as keep
         extra = {p.key: {k: v for k, v in (recs.get(p.key) or {}).items() if k in keep}
                  for p in cluster.pods if (recs.get(p.key) or {}).get("uid") == p.uid}
         doc = layout.state_doc(cluster, scenario_text, source_identity(cluster.source), st, "ready", extra,
