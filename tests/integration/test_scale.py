@@ -18,6 +18,8 @@ NODES = 70   # more than the old cap of 64
 def _scenario(name: str, nodes: int, replicas: int) -> str:
     return (f"apiVersion: netlab.dev/v1alpha1\nkind: Cluster\nname: {name}\n"
             f"nodes: [{', '.join(['{role: worker}'] * nodes)}]\ndns: {{replicas: 0}}\n"
+            # a node grace period far shorter than the bring-up: the kubelets' heartbeats go on meanwhile
+            "controlPlane: {nodeMonitorGracePeriod: 1, defaultTolerationSeconds: 300}\n"
             "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n"
             f"  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n"
             "    metadata: {labels: {app: web}}\n    spec:\n"
@@ -55,6 +57,17 @@ def test_a_lab_beyond_the_old_caps_comes_up(lab):
     assert _hostname(last.netns, str(first.ip)) == first.name
     got = netlab_cli("get", "nodes", "--lab", lab.name, check=True).stdout.splitlines()
     assert len(got) == NODES + 1 and all(" Ready " in line for line in got[1:]), got[:3]
+
+
+def test_nodes_stay_ready_through_a_pass_longer_than_their_grace_period(lab):
+    """3,000 pods with a node grace period of 1 s: writing the pods' statuses alone takes longer than that.
+    The kubelets' heartbeats go on meanwhile (a thread of their own), so no node is taken for lost and no
+    pod is marked not ready by the node lifecycle controller."""
+    lab.up(_scenario(lab.name, 30, 3000))
+    events = netlab_cli("get", "events", "--lab", lab.name, check=True).stdout
+    assert "NodeNotReady" not in events, [e for e in events.splitlines() if "NodeNotReady" in e][:3]
+    got = netlab_cli("get", "nodes", "--lab", lab.name, check=True).stdout.splitlines()
+    assert len(got) == 31 and all(" Ready " in line for line in got[1:]), got[:3]
 
 
 def test_beyond_what_the_machine_holds_is_refused_in_one_line(tmp_path):
