@@ -9,6 +9,7 @@ fraction (Kubernetes' MicroTime, used for leases and the lab's sub-second clock)
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 
 # Kinds without a namespace (everything else is namespaced, "default" when none is given).
@@ -26,8 +27,10 @@ def key_of(obj: dict) -> tuple[str, str, str]:
     return kind, ns, md.get("name", "")
 
 
+@functools.lru_cache(maxsize=1024)
 def fmt_time(t: float) -> str:
-    """RFC 3339 UTC text of a POSIX time: whole seconds without a fraction, else microseconds."""
+    """RFC 3339 UTC text of a POSIX time: whole seconds without a fraction, else microseconds (remembered:
+    a pass stamps thousands of objects with the same few times)."""
     d = _EPOCH + _dt.timedelta(microseconds=round(t * 1_000_000))
     if d.microsecond == 0:
         return d.strftime("%Y-%m-%dT%H:%M:%SZ")
