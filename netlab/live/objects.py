@@ -327,8 +327,10 @@ def sync_nodes(store, nodes: list[dict]) -> None:
 def pod_specs(pods: list[dict], replicasets: list[dict] = (), cache: dict | None = None) -> list[tuple[PodSpec, dict]]:
     """(PodSpec for the model, the store object) of every pod bound to a node, in name order. The
     pod's spec is read by the same parser as a scenario's (the store only holds what it accepted).
-    `cache`: a dict the caller keeps across calls (a control loop): a pod whose uid and resourceVersion
-    are unchanged is not parsed again (about 0.4 ms a pod)."""
+    `cache`: a dict the caller keeps across calls (a control loop): a pod whose uid, generation and labels
+    are unchanged is not parsed again (about 0.4 ms a pod). The generation moves with every change of the
+    spec and only then (the store's rule, as the API server's), so a status write (the kubelet's, 10,000 of
+    them after a big lab's first pass) does not make the pod parsed again; the owner is looked up anew."""
     out = []
     fresh: dict = {}
     parser = KIND_PARSERS["Pod"]
@@ -341,10 +343,17 @@ def pod_specs(pods: list[dict], replicasets: list[dict] = (), cache: dict | None
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and is_deleting(pod):
             continue
         md = pod["metadata"]
-        key = (md.get("uid"), md.get("resourceVersion"))
+        gen = md.get("generation")
+        key = (md.get("uid"), gen if gen is not None else ("rv", md.get("resourceVersion")),
+               tuple(sorted((md.get("labels") or {}).items())))
+        ref = controller_ref(pod)
+        owner = None
+        if ref is not None:
+            up = top.get((md.get("namespace", "default"), ref["name"])) if ref["kind"] == "ReplicaSet" else None
+            owner = f"{(up or ref)['kind']}/{(up or ref)['name']}"
         if cache is not None and key in cache:
             ps = fresh[key] = cache[key]
-            out.append((PodSpec(ps.namespace, ps.name, ps.template, ps.owner), pod))
+            out.append((PodSpec(ps.namespace, ps.name, ps.template, owner if owner is not None else ps.owner), pod))
             continue
         doc = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": md["name"], "namespace": md.get("namespace", "default"),
@@ -355,12 +364,10 @@ def pod_specs(pods: list[dict], replicasets: list[dict] = (), cache: dict | None
         if ctx.problems:
             raise ctx.problems[0]
         ps = ctx.pods[-1]
-        ref = controller_ref(pod)
-        if ref is not None:
-            up = top.get((ps.namespace, ref["name"])) if ref["kind"] == "ReplicaSet" else None
-            ps.owner = f"{(up or ref)['kind']}/{(up or ref)['name']}"
         if cache is not None:
-            fresh[key] = PodSpec(ps.namespace, ps.name, ps.template, ps.owner)
+            fresh[key] = PodSpec(ps.namespace, ps.name, ps.template, ps.owner)   # the parser's owner
+        if owner is not None:
+            ps.owner = owner
         out.append((ps, pod))
     if cache is not None:
         cache.clear()
