@@ -237,16 +237,21 @@ def restore_async(netns_path: str, restore_cmd: str, payload: str) -> subprocess
     payload is handed over in a memory file, so every node's restore works at the same time (written
     through a pipe by finish_restore, one node's restore waited for the one before it: 100 nodes'
     small restores took 5 s, most of it each commit's wait in the kernel, not work)."""
-    fd = os.memfd_create("netlab-iptables-restore", os.MFD_CLOEXEC)
+    fd = -1
     try:
-        os.write(fd, payload.encode())
+        fd = os.memfd_create("netlab-iptables-restore", os.MFD_CLOEXEC)
+        data = payload.encode()
+        done = 0
+        while done < len(data):   # a write may take less than all of it
+            done += os.write(fd, data[done:])
         os.lseek(fd, 0, os.SEEK_SET)
         p = subprocess.Popen(nsenter(netns_path, [restore_cmd, "--noflush", "-w", "5"]), stdin=fd,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError as e:
         raise KernelError(f"{restore_cmd} in {netns_path}: {e.strerror}") from None
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     return p
 
 
