@@ -166,7 +166,9 @@ def test_trace_shows_the_tunnel(lab):
     import json
     name, cluster = lab
     exe = os.path.join(os.path.dirname(sys.executable), "netlab")
-    r = subprocess.run([exe, "trace", "pod/pa1", f"{pod(cluster, 'pb1').ip}:8080", "--lab", name, "-o", "json"],
+    # the answer may take longer than the default 3 s in the emulated VM (as test_trace_ipvs's)
+    r = subprocess.run([exe, "trace", "pod/pa1", f"{pod(cluster, 'pb1').ip}:8080", "--lab", name, "-o", "json",
+                        "--timeout", "20"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode in (0, 1), r.stderr
     doc = json.loads(r.stdout)
