@@ -114,11 +114,11 @@ def failed_message(n_nodes: int, reasons: dict[str, int]) -> str:
     return msg + f" preemption: 0/{n_nodes} nodes are available: {n_nodes} Preemption is not helpful for scheduling."
 
 
-def _filter_key(pod: dict) -> str | None:
+def _filter_key(pod: dict, want: list[tuple[str, str, int]]) -> str | None:
     """What filter_node reads of a pod without host ports (its tolerations and nodeSelector), as a key under
-    which one verdict per node serves every such pod of a round; None for a pod with host ports (its
+    which one verdict per node serves every such pod of a round; None for a pod with host ports `want` (its
     verdict also depends on the ports the round's earlier bindings took)."""
-    if host_ports(pod):
+    if want:
         return None
     spec = pod.get("spec") or {}
     return repr((spec.get("tolerations"), sorted((spec.get("nodeSelector") or {}).items())))
@@ -170,7 +170,8 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
     for pod in pending:
         ns, name = pod["metadata"].get("namespace", "default"), pod["metadata"]["name"]
         owner = (controller_ref(pod) or {}).get("uid", "")
-        key = _filter_key(pod)
+        want = host_ports(pod)
+        key = _filter_key(pod, want)
         known = verdicts.get(key) if key is not None else None
         if known is None:
             reasons: dict[str, int] = {}
@@ -199,7 +200,7 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
             continue
         best = best_of(fits, owner, key)
         load[best] = load.get(best, 0) + 1
-        ports.setdefault(best, []).extend(host_ports(pod))
+        ports.setdefault(best, []).extend(want)
         owner_load[(best, owner)] = owner_load.get((best, owner), 0) + 1
         bound = dict(pod, spec=dict(pod.get("spec") or {}, nodeName=best))
         actions.append(update(bound))
