@@ -87,6 +87,12 @@ def _num(x):
     return int(x) if float(x).is_integer() else x
 
 
+def _generated(prefix: str) -> str:
+    """A name for metadata.generateName, as the API server makes it: the prefix and 5 random characters of
+    Kubernetes' alphabet."""
+    return prefix + "".join(random.choice(NAME_ALPHABET) for _ in range(5))
+
+
 def _dump(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
@@ -102,6 +108,10 @@ class Store:
         self._rev = 0  # revision inside the open transaction
         self._cache: dict[str, dict] = {}  # kind -> (namespace, name) -> (revision, parsed object)
         self._whole: dict[str, tuple[int, dict]] = {}  # kind -> (its kind revision, the last snapshot's table)
+
+    # a backend whose history is cheap to read by revision (one local query) moves a kind's snapshot on from
+    # the history rows written since it (Store._snapshot_from_history); others compare every key's revision
+    _incremental_snapshots = False
 
     # ------------------------------------------------------------------ transactions
     @contextlib.contextmanager
@@ -212,6 +222,12 @@ class Store:
                     out[kind] = whole[1]
                     continue
                 cache = self._cache.setdefault(kind, {})
+                if whole is not None and self._incremental_snapshots and whole[0] >= self._read_compacted():
+                    # the kind's writes since its last snapshot, from the history: a round that wrote 500
+                    # of 10,000 pods reads 500 rows, not the keys of all 10,000
+                    out[kind] = index = self._snapshot_from_history(kind, whole, cache)
+                    self._whole[kind] = (krev, index)
+                    continue
                 index = {}
                 # objects written since the kind's last snapshot come with their data, in the same scan
                 for key, rev, raw in self._scan_since(kind, whole[0] if whole is not None else 0):
@@ -227,6 +243,24 @@ class Store:
             return out, self._read_revision()
         finally:
             self._end_read()
+
+    def _snapshot_from_history(self, kind: str, whole: tuple[int, dict], cache: dict) -> dict:
+        """The kind's last snapshot table (`whole`: its revision and table) moved on by the history rows
+        of the kind written after it (the last write of each object wins; DELETED removes it), in the
+        store's order. The old table is shared: a new one is made."""
+        index = dict(whole[1])
+        added = False
+        for rev, etype, raw in self._history(whole[0], kind):
+            obj = json.loads(raw)
+            key = key_of(obj)[1:]
+            if etype == "DELETED":
+                index.pop(key, None)
+                cache.pop(key, None)
+                continue
+            added = added or key not in index
+            cache[key] = (rev, obj)
+            index[key] = obj
+        return dict(sorted(index.items())) if added else index
 
     def watch(self, from_revision: int, kind: str | None = None) -> list[WatchEvent]:
         """Changes after `from_revision`, oldest first; TooOld if history no longer reaches back."""
@@ -255,39 +289,47 @@ class Store:
 
     # ------------------------------------------------------------------ writes
     def create(self, obj: dict) -> dict:
-        obj = json.loads(_dump(obj))
-        md = obj.setdefault("metadata", {})
+        # the caller's object is never changed: its top and its metadata are copied (what is set below), the
+        # rest is only read (written as JSON by _write, and handed back parsed from that)
+        obj = dict(obj)
+        md = obj["metadata"] = dict(obj.get("metadata") or {})
         with self.transaction():
-            if not md.get("name") and md.get("generateName"):
-                # the API server's generateName: the prefix and 5 random characters of its alphabet
-                while True:
-                    md["name"] = md["generateName"] + "".join(random.choice(NAME_ALPHABET) for _ in range(5))
-                    if self._load(key_of(obj)) is None:
-                        break
+            generated = not md.get("name") and md.get("generateName")
+            if generated:
+                md["name"] = _generated(md["generateName"])
             if not obj.get("kind") or not md.get("name"):
                 raise Invalid("object needs kind and metadata.name (or metadata.generateName)")
-            kind, ns, name = k = key_of(obj)
-            if self._load(k) is not None:
-                raise AlreadyExists(f'{kind} "{name}" already exists' + (f' in namespace "{ns}"' if ns else ""))
-            if ns:
-                md["namespace"] = ns
-            else:
-                md.pop("namespace", None)
             md["uid"] = md.get("uid") or str(uuid.uuid4())
             md["generation"] = 1
             md["creationTimestamp"] = fmt_time(self.clock())
             md.pop("deletionTimestamp", None)
             md.pop("deletionGracePeriodSeconds", None)
-            return self._write(k, obj, "ADDED")
+            while True:
+                kind, ns, name = k = key_of(obj)
+                if ns:
+                    md["namespace"] = ns
+                else:
+                    md.pop("namespace", None)
+                self._rev += 1
+                md["resourceVersion"] = str(self._rev)
+                raw = _dump(obj)
+                if self._insert(k, raw, self._rev):
+                    return json.loads(raw)
+                self._rev -= 1   # nothing written
+                if not generated:
+                    raise AlreadyExists(f'{kind} "{name}" already exists' + (f' in namespace "{ns}"' if ns else ""))
+                # the API server's generateName: another random suffix when the name is taken
+                md["name"] = _generated(md["generateName"])
 
     def update(self, obj: dict) -> dict:
         """Write metadata and spec (the stored status is kept). Removing the last finalizer of an
         object marked for deletion removes it."""
-        obj = json.loads(_dump(obj))
+        obj = dict(obj)   # (copied as create copies it)
+        md = obj["metadata"] = dict(obj.get("metadata") or {})
         k = key_of(obj)
         with self.transaction():
-            cur = self._current(k, obj)
-            md, cmd = obj.setdefault("metadata", {}), cur["metadata"]
+            cur, raw = self._current(k, obj)
+            cmd = cur["metadata"]
             for f in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"):
                 if f in cmd:
                     md[f] = cmd[f]
@@ -304,7 +346,7 @@ class Store:
             if (cmd.get("deletionTimestamp") and not md.get("finalizers") and cmd.get("finalizers")
                     and not cmd.get("deletionGracePeriodSeconds")):
                 return self._erase(k, obj)  # the last finalizer went and no grace period is running
-            if _dump(obj) == _dump(cur):
+            if _dump(obj) == raw:   # (the stored text is the stored object as _dump writes it)
                 return cur
             return self._write(k, obj, "MODIFIED")
 
@@ -312,13 +354,13 @@ class Store:
         """Write the status only."""
         k = key_of(obj)
         with self.transaction():
-            cur = self._current(k, obj)
-            new = json.loads(_dump(cur))
+            cur, raw = self._current(k, obj)
+            new = dict(cur, metadata=dict(cur["metadata"]))   # (cur is this call's own parse: shared, not changed)
             if "status" in obj:
-                new["status"] = json.loads(_dump(obj["status"]))
+                new["status"] = obj["status"]   # (only read: written as JSON, handed back parsed)
             else:
                 new.pop("status", None)
-            if _dump(new) == _dump(cur):
+            if _dump(new) == raw:
                 return cur
             return self._write(k, new, "MODIFIED")
 
@@ -356,7 +398,9 @@ class Store:
             return self._erase(k, cur)
 
     # ------------------------------------------------------------------ helpers
-    def _current(self, k, obj) -> dict:
+    def _current(self, k, obj) -> tuple[dict, str]:
+        """The stored object `obj` updates, parsed, and its stored text; Conflict if `obj` names another
+        resourceVersion."""
         raw = self._load(k)
         if raw is None:
             raise NotFoundError(f'{k[0]} "{k[2]}" not found' + (f' in namespace "{k[1]}"' if k[1] else ""))
@@ -365,7 +409,14 @@ class Store:
         if rv and rv != cur["metadata"].get("resourceVersion"):
             raise Conflict(f"Operation cannot be fulfilled on {_ref(*k)}: the object has been modified; "
                            "please apply your changes to the latest version and try again")
-        return cur
+        return cur, raw
+
+    def _insert(self, k, raw: str, rev: int) -> bool:
+        """_put of a new object ("ADDED"); False (and nothing written) if `k` exists."""
+        if self._load(k) is not None:
+            return False
+        self._put(k, raw, rev, "ADDED")
+        return True
 
     def _write(self, k, obj: dict, etype: str) -> dict:
         self._rev += 1

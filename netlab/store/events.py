@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 
+from netlab.store.api import AlreadyExists
 from netlab.store.meta import fmt_time, key_of
 
 NORMAL, WARNING = "Normal", "Warning"
@@ -119,21 +120,25 @@ def record_event(store, involved_obj: dict, etype: str, reason: str, message: st
     times = 1 + corr.held.pop(name, 0)
     ts = fmt_time(now)
     with store.transaction():
-        cur = store.try_get("Event", ns, name)
-        if cur is not None:
-            cur["count"] = int(cur.get("count", 1)) + times
-            cur["lastTimestamp"] = ts
-            cur["involvedObject"] = ref
-            cur["message"] = message
-            return store.update(cur)
-        return store.create({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": name, "namespace": ns},
-            "involvedObject": ref, "reason": reason, "message": message, "type": etype,
-            "source": {"component": component},
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": times,
-            "reportingComponent": component,
-        })
+        # most events are new: created at once (a create that finds the name taken writes nothing), and
+        # a repeat, the create refused, counted on the stored one
+        try:
+            return store.create({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": ref, "reason": reason, "message": message, "type": etype,
+                "source": {"component": component},
+                "firstTimestamp": ts, "lastTimestamp": ts, "count": times,
+                "reportingComponent": component,
+            })
+        except AlreadyExists:
+            pass
+        cur = store.get("Event", ns, name)
+        cur["count"] = int(cur.get("count", 1)) + times
+        cur["lastTimestamp"] = ts
+        cur["involvedObject"] = ref
+        cur["message"] = message
+        return store.update(cur)
 
 
 def events_for(store_or_list, obj: dict | None = None) -> list[dict]:

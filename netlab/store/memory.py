@@ -8,6 +8,8 @@ from netlab.store.api import Store
 class MemoryStore(Store):
     """The store semantics over dicts; a transaction keeps an undo log and rolls back from it."""
 
+    _incremental_snapshots = True
+
     def __init__(self, clock=None, history_limit: int | None = None):
         kw = {}
         if clock is not None:

@@ -376,3 +376,73 @@ def check_kind_revisions_survive_history_compaction(s):
     for i in range(10):
         s.create(pod(f"p{i}"))
     assert s.kind_revisions(["Node"]) == node_rev and s.compacted() > node_rev[0]
+
+
+@pytest.mark.parametrize("limit", [None, 7])
+def test_snapshots_moved_on_from_history_match_a_fresh_list(tmp_path, limit):
+    # Random writes (new names sorting before and after the old ones, updates, status, deletes, several
+    # namespaces, writes of other kinds in between); after each batch the snapshot equals what a fresh
+    # list says, in its order. With a short history (7) most batches outrun it: the full-scan path.
+    import random
+    rng = random.Random(5)
+    kw = {} if limit is None else {"history_limit": limit}
+    for s in (MemoryStore(**kw), SQLiteStore(str(tmp_path / str(limit)), **kw)):
+        names: set = set()
+        for batch in range(40):
+            with s.transaction():
+                for _ in range(rng.randint(1, 6)):
+                    op = rng.random()
+                    if op < 0.4 or not names:
+                        key = (rng.choice(["default", "a", "zz"]), f"p{rng.randint(0, 60):02d}")
+                        if key not in names:
+                            s.create(pod(key[1], ns=key[0]))
+                            names.add(key)
+                    elif op < 0.6:
+                        key = rng.choice(sorted(names))
+                        s.update_status(dict(s.get("Pod", *key), status={"n": rng.randint(0, 3)}))
+                    elif op < 0.7:
+                        key = rng.choice(sorted(names))
+                        s.update(dict(s.get("Pod", *key), spec={"containers": [{"name": f"c{rng.randint(0, 3)}"}]}))
+                    elif op < 0.85:
+                        key = rng.choice(sorted(names))
+                        s.delete("Pod", *key)
+                        names.discard(key)
+                    else:
+                        s.create({"apiVersion": "v1", "kind": "Node", "metadata": {"generateName": "n-"}})
+            snap, rev = s.snapshot_index(["Pod"])
+            assert rev == s.revision()
+            assert list(snap["Pod"].values()) == s.list("Pod"), f"batch {batch}"
+            assert list(snap["Pod"]) == sorted(names)
+        s.close()
+
+
+def test_a_refused_create_writes_nothing_and_changes_nothing_of_the_callers(store):
+    mine = pod("a", labels={"x": "1"})
+    store.create(mine)
+    assert mine["metadata"] == {"name": "a", "labels": {"x": "1"}}   # the caller's object as it was
+    rev = store.revision()
+    with pytest.raises(AlreadyExists):
+        store.create(pod("a"))
+    assert store.revision() == rev and [e.type for e in store.watch(rev - 1)] == ["ADDED"]
+    b = store.create(pod("b"))
+    assert int(b["metadata"]["resourceVersion"]) == rev + 1   # no revision was spent on the refused one
+    status = {"phase": "Running"}
+    upd = dict(b, status=status)
+    after = store.update_status(upd)
+    spec = {"containers": [{"name": "z"}]}
+    new = dict(after, spec=spec)
+    store.update(new)
+    assert upd["metadata"]["resourceVersion"] == b["metadata"]["resourceVersion"] and upd["status"] is status
+    assert new["metadata"] == after["metadata"] and new["spec"] is spec   # (update's argument unchanged too)
+    assert store.get("Pod", "default", "b")["status"] == {"phase": "Running"}
+
+
+def test_generate_name_draws_again_when_the_name_is_taken(store, monkeypatch):
+    import random
+    draws = iter("bbbbb" "bbbbb" "ccccc")   # the first two names drawn are the same
+    monkeypatch.setattr(random, "choice", lambda seq: next(draws))
+    a = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}})
+    rev = store.revision()
+    b = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}})
+    assert (a["metadata"]["name"], b["metadata"]["name"]) == ("web-bbbbb", "web-ccccc")
+    assert int(b["metadata"]["resourceVersion"]) == rev + 1
