@@ -11,8 +11,9 @@ namespace. The tool runs in the node through nsenter like every other netfilter 
 (iptables-restore, nft, ipvsadm), applies kube-proxy's filters as they are written (--orig-dst,
 --orig-port-dst, --reply-src), and is what a user (and the tests) use to look at the table. Cost: one
 `conntrack -L -p udp` per node (nodes in parallel; ~50 ms on a loaded 2-core machine), only when the UDP
-Services' endpoints changed since the last cleanup, and one `conntrack -D` per stale (frontend, endpoint)
-pair found.
+Services' endpoints changed since the last cleanup and the node's table is not empty (its entry count is
+read first, from a thread in the node: a lab that just came up has 100 empty tables), and one
+`conntrack -D` per stale (frontend, endpoint) pair found.
 """
 from __future__ import annotations
 
@@ -38,8 +39,20 @@ def _run(netns: str, args: list[str]) -> subprocess.CompletedProcess:
         raise KernelError(f"conntrack in network namespace {netns}: {e.strerror}") from None
 
 
+def entry_count(netns: str) -> int | None:
+    """How many entries the namespace's conntrack table holds (net.netfilter.nf_conntrack_count, read from
+    a thread in it: no process), or None if that cannot be read (no conntrack there yet, say)."""
+    from .procsys import PROC_SYS
+    try:
+        return int(nsfs.in_netns(netns, lambda: PROC_SYS.read("net/netfilter/nf_conntrack_count")))
+    except (OSError, ValueError):
+        return None
+
+
 def clean_node(netns: str, frontends: decide.UdpFrontends) -> list[decide.Deletion]:
     """Delete a node's stale UDP entries; returns the filters that were applied."""
+    if entry_count(netns) == 0:
+        return []   # an empty table (most nodes of a lab that just came up): nothing to list
     listed = _run(netns, ["-L", "-p", "udp"])
     if listed.returncode != 0:
         raise KernelError(f"conntrack -L in network namespace {netns} failed: {listed.stderr.strip()[:300]}")
