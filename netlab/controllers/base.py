@@ -62,21 +62,35 @@ class Snapshot:
     def __init__(self, objects=(), revision: int = 0):
         self.revision = revision
         self._by_kind: dict[str, dict[tuple[str, str], dict]] = {}
+        self._lazy: dict[str, object] = {}   # kind -> the store it is read from when first asked for
         for o in objects:
             kind, ns, name = key_of(o)
             self._by_kind.setdefault(kind, {})[(ns, name)] = o
 
     @classmethod
-    def from_store(cls, store, kinds) -> "Snapshot":
+    def from_store(cls, store, kinds, lazy=()) -> "Snapshot":
         """The store's objects of `kinds`, shared with its parse cache: read them, never change
-        them in place (clone() first, or build new dicts as the controllers do)."""
-        tables, rev = store.snapshot_index(kinds)
+        them in place (clone() first, or build new dicts as the controllers do). The kinds in `lazy`
+        are read when a decision first asks for them (then, at the store's revision of that moment):
+        a controller that looks at them only sometimes (the LoadBalancer IPAM at its own Events, only
+        where MetalLB is installed) does not read them otherwise (a lab of 10,000 pods has 50,000)."""
+        tables, rev = store.snapshot_index([k for k in kinds if k not in lazy])
         snap = cls((), rev)
-        snap._by_kind = tables   # shared with the store's cache: never changed here
+        snap._by_kind = tables   # its tables are shared with the store's cache: never changed here
+        snap._lazy = {k: store for k in lazy if k in kinds}
         return snap
 
+    def _table(self, kind: str) -> dict[tuple[str, str], dict]:
+        table = self._by_kind.get(kind)
+        if table is None:
+            store = self._lazy.pop(kind, None)
+            if store is None:
+                return {}
+            table = self._by_kind[kind] = store.snapshot_index([kind])[0][kind]
+        return table
+
     def list(self, kind: str, namespace: str | None = None, selector=None) -> list[dict]:
-        table = self._by_kind.get(kind, {})
+        table = self._table(kind)
         out = [table[k] for k in sorted(table) if namespace is None or k[0] == namespace]
         if selector is not None:
             selects = matcher(selector)
@@ -85,7 +99,7 @@ class Snapshot:
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict | None:
         ns = key_of({"kind": kind, "metadata": {"namespace": namespace, "name": name}})[1]
-        return self._by_kind.get(kind, {}).get((ns, name))
+        return self._table(kind).get((ns, name))
 
     def owned_by(self, kind: str, owner: dict) -> list[dict]:
         """Objects of `kind` in the owner's namespace whose controller reference is `owner`."""
@@ -94,6 +108,8 @@ class Snapshot:
         return [o for o in self.list(kind, ns) if (controller_ref(o) or {}).get("uid") == uid]
 
     def uids(self) -> set[str]:
+        for kind in list(self._lazy):
+            self._table(kind)
         return {o["metadata"].get("uid") for t in self._by_kind.values() for o in t.values()}
 
 

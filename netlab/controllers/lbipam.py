@@ -41,6 +41,7 @@ from netlab.lb.pools import Pool, ip_text, pools_of
 from netlab.store.meta import is_deleting, matcher
 
 KINDS = ("Service", "IPAddressPool", "Namespace", "Event")
+LAZY = ("Event",)   # its own events (not to repeat one) are read only where MetalLB is installed
 COMPONENT = "metallb-controller"
 PREFIX, OLD_PREFIX = "metallb.io/", "metallb.universe.tf/"
 

@@ -35,6 +35,8 @@ class Controller:
     # decide() depends on `now` only through `deadline` (or not at all): it may be skipped while
     # its kinds are unchanged
     time_free: bool = True
+    # kinds (of `kinds`) decide() reads only sometimes: read when it first asks (Snapshot.from_store)
+    lazy: tuple = ()
 
 
 def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
@@ -48,7 +50,7 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
         Controller("job", job.KINDS, job.decide, job.next_deadline),
         Controller("scheduler", scheduler.KINDS, scheduler.decide),
         Controller("endpointslice", endpointslice.KINDS, endpointslice.decide),
-        Controller("lbipam", lbipam.KINDS, lbipam.decide),   # MetalLB's controller: LoadBalancer addresses
+        Controller("lbipam", lbipam.KINDS, lbipam.decide, lazy=lbipam.LAZY),   # MetalLB's controller: LoadBalancer addresses
         Controller("nodelifecycle", ("Node", "Lease"), nodes.decide_health, lambda s, now: nodes.health_deadline(s)),
         Controller("tainteviction", ("Node", "Pod"), nodes.decide_eviction, lambda s, now: nodes.eviction_deadline(s)),
         Controller("garbagecollector", gc.KINDS, gc.decide),
@@ -114,7 +116,7 @@ class Runner:
         if quiet is not None and quiet[0] == fingerprint and (quiet[1] is None or now < quiet[1]):
             self.skipped += 1
             return 0
-        snap = Snapshot.from_store(self.store, controller.kinds)
+        snap = Snapshot.from_store(self.store, controller.kinds, controller.lazy)
         try:
             actions = controller.decide(snap, now)
         except Exception as e:  # noqa: BLE001 - reported, the loop goes on

@@ -40,7 +40,7 @@ def svc(name, ns="default", type_="LoadBalancer", ports=(80,), annotations=None,
 @pytest.fixture
 def lab():
     store = MemoryStore(clock=Clock())
-    runner = Runner(store, [Controller("lbipam", lbipam.KINDS, lbipam.decide)])
+    runner = Runner(store, [Controller("lbipam", lbipam.KINDS, lbipam.decide, lazy=lbipam.LAZY)])
 
     class Lab:
         def add(self, *objs):
@@ -237,3 +237,19 @@ def test_pool_status_counts_assigned_and_available(lab):
     assert lab.ip("c") == lab.ip("d") == "192.0.2.12"
     assert lab.store.get("IPAddressPool", NS, "p")["status"] == {
         "assignedIPv4": 3, "assignedIPv6": 0, "availableIPv4": 1, "availableIPv6": 0}
+
+
+def test_events_are_read_only_where_metallb_is_installed(lab):
+    # (a big lab has tens of thousands of events; this controller needs its own, and only with pools)
+    read = []
+    real = lab.store.snapshot_index
+    lab.store.snapshot_index = lambda kinds: read.extend(kinds) or real(kinds)
+    lab.store.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}, "reason": "Started",
+                      "involvedObject": {"kind": "Pod", "name": "x", "uid": "u"}, "source": {"component": "kubelet"}})
+    lab.add(svc("a"))
+    assert "Event" not in read and "Service" in read
+    lab.add(pool("p", "192.0.2.10/32"))
+    assert "Event" not in read and lab.ip("a") == "192.0.2.10"   # (nothing to look up yet)
+    lab.add(svc("b"))   # the pool is exhausted: a failure, said once (its earlier events looked up)
+    lab.settle()
+    assert "Event" in read and [r for r, _ in lab.events("b")] == ["AllocationFailed"]
