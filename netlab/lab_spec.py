@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from .errors import NetlabError
+from .gcpause import gc_paused
 from .model.build import build
 from .model.objects import Cluster
 from .names import repair_command
@@ -57,6 +58,7 @@ def hosts_problem(cluster: Cluster) -> str | None:
     return hosts_refusal(where) or segment_conflict(cluster.name, hc, claims, where)
 
 
+@gc_paused   # (as a live pass is: LiveLab.sync; the same holds for building the model, waiting for rollouts)
 def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | None = None, replace: bool = True,
        wait: float | None = None, control_loop: bool = True, etcd: tuple[list[str], str | None] | None = None):
     """Build or reconcile lab `scenario.name`: its nodes from the Cluster document, its objects written to

@@ -36,6 +36,8 @@ for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, p
 
 
 def main() -> None:
+    from ..gcpause import ends_with_command
+    ends_with_command()   # (netlab/gcpause.py)
     try:
         rv = cli.main(standalone_mode=False)
         sys.exit(rv if isinstance(rv, int) else 0)

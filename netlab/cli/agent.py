@@ -29,7 +29,9 @@ def agent(lab: str, host: str, detach: bool, etcd: str | None, etcd_netns: str |
     that host's namespace, its nodes and the VXLAN to the other hosts over the host's interface."""
     from ..dataplane import lab as labmod
     from ..errors import UsageError
+    from ..gcpause import runs_on
     from ..live import agent as agentmod
+    runs_on()   # a daemon: its passes' garbage is collected after each (netlab/gcpause.py)
     labmod.require_root("run a lab's agent")
     if etcd is not None or etcd_netns is not None:
         _join_store(lab, etcd, etcd_netns)

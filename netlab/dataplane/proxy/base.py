@@ -1,31 +1,14 @@
 """What every proxy backend shares: the backend interface, the per-node thread pool, the paused collector."""
 from __future__ import annotations
 
-import functools
-import gc
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from ...gcpause import gc_paused  # noqa: F401 - the backends import it from here
 from ...model.objects import Cluster
 from ..changes import Changes
 
 T = TypeVar("T")
-
-
-def gc_paused(fn: Callable[..., T]) -> Callable[..., T]:
-    """Run fn with Python's cyclic garbage collector paused. A sync of 10,000 Services allocates
-    hundreds of thousands of lists and dicts that never form cycles; the collector's passes over them
-    were a quarter of the render time. Re-entrant: the previous state is restored."""
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> T:
-        was = gc.isenabled()
-        gc.disable()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if was:
-                gc.enable()
-    return run
 
 
 class ProxyBackend:
