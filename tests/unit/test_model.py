@@ -598,3 +598,21 @@ def test_build_errors_are_spec_errors():
         cluster_of(cluster(nodes=["worker"], nodeCIDRMaskSize=29), deployment("web", 6))
     assert info.value.exit_code == 2
     assert "6 pods are scheduled on it, but a node's podCIDR holds 5 pod addresses" in str(info.value)
+
+
+def test_pods_on_follows_the_pod_list():
+    import dataclasses
+    from .scenarios import DEFAULT_SCENARIO, build, load_text
+    with open(DEFAULT_SCENARIO) as f:
+        c = build(load_text(f.read()), None)
+    for n in c.nodes:
+        assert c.pods_on(n.name) == [p for p in c.pods if p.node == n.name]
+    n = c.nodes[0].name
+    mine = c.pods_on(n)
+    mine.append("not a pod")   # a copy: the index is not changed through it
+    assert "not a pod" not in c.pods_on(n)
+    extra = dataclasses.replace(c.pods[0], name="extra", node=n)
+    c.pods.append(extra)        # the same list, longer: indexed again
+    assert c.pods_on(n)[-1] is extra
+    other = dataclasses.replace(c, pods=[extra])   # another list
+    assert other.pods_on(n) == [extra] and all(not other.pods_on(m.name) for m in c.nodes[1:])
