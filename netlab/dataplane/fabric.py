@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Callable
 
 from pyroute2 import IPRoute
@@ -32,6 +33,8 @@ from .podnet import FabricPods, PodHealth, pod_link_problem, uts_path
 from .procsys import PROC_SYS
 
 POD_THREADS = 2   # threads creating pods (see Fabric._create_pods)
+ANNOUNCE_WAIT = 3.0   # seconds a moved node's announcement waits for its new bridge port (Fabric._announce)
+BR_FORWARDING = 3     # a bridge port's state (IFLA_BRPORT_STATE) when it forwards
 
 
 def bridge_mac(node_netns: str) -> str:
@@ -278,19 +281,29 @@ class Fabric(FabricPods):
             if nf is not None:
                 write_sysctls(node.netns, nf.sysctls, self.changes)
             self.nodes[node.name] = ns
-            made = self._ensure_uplink(hosts[node.host] if node.host else underlay, ns, node.underlay_veth,
-                                       node.netns, mtu, cut=node.partitioned)
+            below = hosts[node.host] if node.host else underlay
+            made = self._ensure_uplink(below, ns, node.underlay_veth, node.netns, mtu, cut=node.partitioned)
             if nf is not None:
                 self._ensure_node(ns, nf)
                 if made and not fresh and node.host is not None:
-                    self._announce(ns, node.netns)
+                    self._announce(ns, node.netns, below, node.underlay_veth)
         self.progress("nodes", total, total)
 
-    def _announce(self, ns: Netns, netns: str) -> None:
+    def _announce(self, ns: Netns, netns: str, below: Netns, outer: str) -> None:
         """A node whose uplink was made again (it moved to another host): its eth0 is new, with a new MAC, which
         the other nodes' neighbour entries and the hosts' bridges do not know yet; a gratuitous ARP tells them
-        at once (eth0 with arp_notify=1, its own MAC set again: the kernel announces its address)."""
+        at once (eth0 with arp_notify=1, its own MAC set again: the kernel announces its address). Sent once
+        both ends of the new veth have carrier and the bridge forwards on its port: the kernel turns a new
+        port on a moment after the link comes up (its link watcher runs up to a second later), and an
+        announcement sent before that is dropped at the bridge; the other nodes then kept the old MAC until
+        their entries went stale (seconds of a node unreachable, seen in test_multihost)."""
         write_sysctls(netns, {"net/ipv4/conf/eth0/arp_notify": "1"}, self.changes)
+        deadline = time.monotonic() + ANNOUNCE_WAIT
+        while time.monotonic() < deadline:
+            port, eth0 = below.fetch(outer), ns.fetch("eth0")
+            if port and eth0 and port.get("port_state") == BR_FORWARDING and eth0.get("operstate") == "UP":
+                break
+            time.sleep(0.02)
         link = ns.link("eth0")
         ns._do("announce eth0's address (gratuitous ARP)", ns.ipr.link, "set", index=link["index"],
                address=link["mac"])

@@ -123,6 +123,10 @@ class Netns:
             self._one[ifname] = self._fetch(ifname)
         return self._one[ifname]
 
+    def fetch(self, ifname: str) -> dict | None:
+        """One link by name as it is now (no cache), or None."""
+        return self._fetch(ifname)
+
     def _fetch(self, ifname: str) -> dict | None:
         """One request for one link (None: there is none)."""
         try:
@@ -363,6 +367,8 @@ def _link_view(msg) -> dict:
         "master": msg.get("IFLA_MASTER"), "mac": msg.get("IFLA_ADDRESS"),
         "kind": info.get("IFLA_INFO_KIND") if info else None,
         "hairpin": slave.get("IFLA_BRPORT_MODE") if slave else None,
+        "port_state": slave.get("IFLA_BRPORT_STATE") if slave else None,   # a bridge port's: 3 forwarding
+        "operstate": msg.get("IFLA_OPERSTATE"),
         "vxlan": {"id": data.get("IFLA_VXLAN_ID"), "port": data.get("IFLA_VXLAN_PORT"),
                   "local": data.get("IFLA_VXLAN_LOCAL"), "learning": data.get("IFLA_VXLAN_LEARNING")}
         if data is not None and info.get("IFLA_INFO_KIND") == "vxlan" else None,
