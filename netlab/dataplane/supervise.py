@@ -254,12 +254,13 @@ def container_env(pod: Pod) -> dict[str, str]:
 
 
 def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[str], strays: dict[str, list[int]],
-                      changes: Changes) -> list[tuple[Pod, str]]:
+                      changes: Changes, files_written: bool = False) -> list[tuple[Pod, str]]:
     """Start every container with a command that is not running (restarts counted, strays adopted).
     Returns once every container started is inside its pod's namespaces (or has already exited), with
-    the (pod, container) started."""
+    the (pod, container) started. `files_written`: the pods' /etc files are written already (else here)."""
     lab = cluster.name
-    podfiles.write_all(cluster)   # every pod's /etc/resolv.conf and /etc/hosts (exec and debug bind them too)
+    if not files_written:
+        podfiles.write_all(cluster)   # every pod's /etc/resolv.conf and /etc/hosts (exec and debug bind them too)
     pods = {p.key: p for p in cluster.pods}
     recorded = {}
     for pod in cluster.pods:
