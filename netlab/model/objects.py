@@ -5,6 +5,8 @@ Built from a `Scenario` (and the previous state, so reconciles keep addresses st
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -105,8 +107,10 @@ class Pod:
     # (netlab/workload/resolvconf.py, written by netlab/dataplane/podfiles.py)
     dns: PodDns = field(default_factory=PodDns)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """namespace/name (kept: a pass reads it for every pod a dozen times; a pod is never renamed, a
+        renamed one is another Pod)."""
         return f"{self.namespace}/{self.name}"
 
     @property

@@ -30,11 +30,16 @@ def key_of(obj: dict) -> tuple[str, str, str]:
 @functools.lru_cache(maxsize=1024)
 def fmt_time(t: float) -> str:
     """RFC 3339 UTC text of a POSIX time: whole seconds without a fraction, else microseconds (remembered:
-    a pass stamps thousands of objects with the same few times)."""
-    d = _EPOCH + _dt.timedelta(microseconds=round(t * 1_000_000))
-    if d.microsecond == 0:
-        return d.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return d.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    a pass stamps thousands of objects with the same few times; and the date and time of a second are
+    formatted once: the store stamps each object it creates with the clock's time of that moment)."""
+    seconds, micro = divmod(round(t * 1_000_000), 1_000_000)
+    whole = _fmt_second(seconds)
+    return f"{whole}Z" if micro == 0 else f"{whole}.{micro:06d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _fmt_second(seconds: int) -> str:
+    return (_EPOCH + _dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 _TS = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z$")
