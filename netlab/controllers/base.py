@@ -66,6 +66,8 @@ class Snapshot:
         for o in objects:
             kind, ns, name = key_of(o)
             self._by_kind.setdefault(kind, {})[(ns, name)] = o
+        # each table in (namespace, name) order, as the store's tables are (list() relies on it)
+        self._by_kind = {kind: dict(sorted(table.items())) for kind, table in self._by_kind.items()}
 
     @classmethod
     def from_store(cls, store, kinds, lazy=()) -> "Snapshot":
@@ -90,8 +92,8 @@ class Snapshot:
         return table
 
     def list(self, kind: str, namespace: str | None = None, selector=None) -> list[dict]:
-        table = self._table(kind)
-        out = [table[k] for k in sorted(table) if namespace is None or k[0] == namespace]
+        table = self._table(kind)   # (in order: not sorted again for each call, 10,000 pods a dozen times a round)
+        out = list(table.values()) if namespace is None else [o for k, o in table.items() if k[0] == namespace]
         if selector is not None:
             selects = matcher(selector)
             out = [o for o in out if selects(o["metadata"].get("labels"))]

@@ -446,3 +446,15 @@ def test_generate_name_draws_again_when_the_name_is_taken(store, monkeypatch):
     b = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}})
     assert (a["metadata"]["name"], b["metadata"]["name"]) == ("web-bbbbb", "web-ccccc")
     assert int(b["metadata"]["resourceVersion"]) == rev + 1
+
+
+def test_snapshot_lists_in_store_order_without_sorting_again(store):
+    from netlab.controllers.base import Snapshot
+    for ns, name in (("b", "z"), ("a", "y"), ("b", "a"), ("a", "x")):
+        store.create(pod(name, ns=ns))
+    snap = Snapshot.from_store(store, ["Pod"])
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in snap.list("Pod")] == \
+        [("a", "x"), ("a", "y"), ("b", "a"), ("b", "z")]
+    assert [p["metadata"]["name"] for p in snap.list("Pod", "b")] == ["a", "z"]
+    built = Snapshot(list(reversed(store.list("Pod"))))   # made from objects in any order: put in order
+    assert [p["metadata"]["name"] for p in built.list("Pod")] == ["x", "y", "a", "z"]
