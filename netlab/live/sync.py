@@ -143,6 +143,9 @@ class LiveLab:
         self._runner: Runner | None = None
         self._periods: tuple[float, int] | None = None
         self.last_heartbeat = 0.0
+        # one beat at a time: the pass's own beats and `beating`'s thread write the same Leases, and two
+        # concurrent writers of a Lease conflict (the second's write is lost until the next beat)
+        self._beat_lock = threading.RLock()
         self.last_full = 0.0
         self.let_go_pods = False  # the last pass removed pods from the store: their namespaces go next pass
         self.kubelet = kubelet
@@ -246,6 +249,12 @@ class LiveLab:
 
     def heartbeats(self, grace: float, now: float) -> None:
         """The kubelets of the nodes that are up: Lease renewed, Ready reported."""
+        with self._beat_lock:
+            if self.last_heartbeat > now:
+                return   # another beat, newer than this one, ran while this one waited
+            self._heartbeats(grace, now)
+
+    def _heartbeats(self, grace: float, now: float) -> None:
         self.last_heartbeat = now
         from ..controllers.runner import apply_actions
         snap = Snapshot.from_store(self.store, ("Node", "Lease"))
