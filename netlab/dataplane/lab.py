@@ -254,7 +254,8 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         broken = fabric.apply(create, check, before_pods=idle.start)
     finally:
         started = idle.result() or {}
-        files.result()
+        files.join()
+    files.result()   # (its error, if it had one, once the fabric's own has gone through)
     fresh = set(todo.create) | set(plan.host_pods_fresh(cluster, prev_pods))
     hostnet.ensure_uts(cluster, changes)
     # backend bgp: the nodes' and the external router's BGP speakers (configured from the whole lab: an agent's

@@ -188,6 +188,11 @@ class Background:
         self.thread = threading.Thread(target=target, name=self.name, daemon=True)
         self.thread.start()
 
+    def join(self) -> None:
+        """Wait for fn to end (if it was started), raising nothing: `result` says how it ended."""
+        if self.thread is not None:
+            self.thread.join()
+
     def result(self):
         if self.thread is None:
             return None
