@@ -8,7 +8,6 @@ import click
 
 from .. import proxymodes
 from ..errors import NetlabError, SpecError, UsageError
-from ..gcpause import gc_paused
 from .common import Progress, scenario_inputs, scenario_or_stored, scenario_paths, warn_ignored
 from .probe import _probe_and_report
 
@@ -31,7 +30,6 @@ from .probe import _probe_and_report
                    "the lab keeps it until down.")
 @click.option("--etcd-netns", "etcd_netns", metavar="NETNS",
               help="Reach the --etcd endpoints from this network namespace (default: the host's).")
-@gc_paused   # (a short-lived command's allocations: see netlab/gcpause.py)
 def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode: str | None, replace: bool,
        frozen: bool, verbose: bool, then_probe: bool, etcd: str | None, etcd_netns: str | None) -> None:
     """Build the lab described by SCENARIO and the -f inputs, or reconcile it.
