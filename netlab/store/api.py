@@ -310,12 +310,9 @@ class Store:
                     md["namespace"] = ns
                 else:
                     md.pop("namespace", None)
-                self._rev += 1
-                md["resourceVersion"] = str(self._rev)
-                raw = _dump(obj)
-                if self._insert(k, raw, self._rev):
-                    return json.loads(raw)
-                self._rev -= 1   # nothing written
+                written = self._write(k, obj, "ADDED")
+                if written is not None:
+                    return written
                 if not generated:
                     raise AlreadyExists(f'{kind} "{name}" already exists' + (f' in namespace "{ns}"' if ns else ""))
                 # the API server's generateName: another random suffix when the name is taken
@@ -418,11 +415,18 @@ class Store:
         self._put(k, raw, rev, "ADDED")
         return True
 
-    def _write(self, k, obj: dict, etype: str) -> dict:
+    def _write(self, k, obj: dict, etype: str) -> dict | None:
+        """Write `obj` at the next revision and hand it back as stored; an ADDED one only if `k` is free
+        (else None, nothing written, no revision spent)."""
         self._rev += 1
         obj["metadata"]["resourceVersion"] = str(self._rev)
         raw = _dump(obj)
-        self._put(k, raw, self._rev, etype)
+        if etype == "ADDED":
+            if not self._insert(k, raw, self._rev):
+                self._rev -= 1
+                return None
+        else:
+            self._put(k, raw, self._rev, etype)
         return json.loads(raw)
 
     def _erase(self, k, obj: dict) -> dict:

@@ -120,8 +120,7 @@ class SQLiteStore(Store):
 
     def _put(self, k, raw, rev, etype):
         self._db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)", (*k, rev, raw))
-        self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, etype, k[0], raw))
-        self._meta["revision"] = self._meta["kind:" + k[0]] = rev
+        self._log(k[0], raw, rev, etype)
 
     def _insert(self, k, raw, rev):
         # one statement where the base class reads first: the primary key refuses a taken name (and a
@@ -130,14 +129,17 @@ class SQLiteStore(Store):
             self._db.execute("INSERT INTO objects VALUES (?,?,?,?,?)", (*k, rev, raw))
         except sqlite3.IntegrityError:
             return False
-        self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, "ADDED", k[0], raw))
-        self._meta["revision"] = self._meta["kind:" + k[0]] = rev
+        self._log(k[0], raw, rev, "ADDED")
         return True
 
     def _remove(self, k, raw, rev):
         self._db.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", k)
-        self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, "DELETED", k[0], raw))
-        self._meta["revision"] = self._meta["kind:" + k[0]] = rev
+        self._log(k[0], raw, rev, "DELETED")
+
+    def _log(self, kind, raw, rev, etype):
+        """A write's history row, and the revisions it moves (written with the transaction's commit)."""
+        self._db.execute("INSERT INTO history VALUES (?,?,?,?)", (rev, etype, kind, raw))
+        self._meta["revision"] = self._meta["kind:" + kind] = rev
 
     def _read_revision(self):
         if "revision" in self._meta:
