@@ -120,15 +120,11 @@ class Netns:
         if self._links is not None:
             return self._links.get(ifname)
         if ifname not in self._one:
-            self._one[ifname] = self._fetch(ifname)
+            self._one[ifname] = self.fetch(ifname)
         return self._one[ifname]
 
     def fetch(self, ifname: str) -> dict | None:
-        """One link by name as it is now (no cache), or None."""
-        return self._fetch(ifname)
-
-    def _fetch(self, ifname: str) -> dict | None:
-        """One request for one link (None: there is none)."""
+        """One request for one link as it is now, not cached (None: there is none)."""
         try:
             msgs = self.ipr.link("get", ifname=ifname)
         except NetlinkError as e:
@@ -140,7 +136,7 @@ class Netns:
     def reload(self, ifname: str) -> dict | None:
         """Read one link again (just made or changed), keeping the rest of the dump: an underlay with a
         veth per node dumped again after each new node was seconds at 100 nodes."""
-        view = self._fetch(ifname)
+        view = self.fetch(ifname)
         if self._links is None:
             self._one[ifname] = view
         elif view is None:

@@ -35,6 +35,7 @@ from ..controllers.runner import Runner, default_controllers
 from ..controllers.simkubelet import SimKubelet
 from ..controllers.base import Snapshot
 from ..controllers.endpointslice import CONTROLLER_NAME, MANAGED_BY
+from ..gcpause import gc_paused
 from ..model.build import build
 from ..model.objects import Cluster
 from ..spec.parse import parse_documents
@@ -43,7 +44,6 @@ from ..store.meta import fmt_time, get_condition, is_deleting, parse_time
 from . import objects, podexit
 from .kubelet import Probes, Target
 from .staticpods import static_uid
-from ..gcpause import gc_paused
 from .terminate import DRAIN_SECONDS  # noqa: F401 - a deleted pod gets SIGTERM no sooner after the rules
                                       # stopped choosing it (netlab/live/terminate.py)
 

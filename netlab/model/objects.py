@@ -6,7 +6,6 @@ Built from a `Scenario` (and the previous state, so reconciles keep addresses st
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field

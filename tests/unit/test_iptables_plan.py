@@ -180,7 +180,7 @@ def test_sync_pauses_the_garbage_collector_and_always_restores_it():
 
     import pytest
 
-    from netlab.dataplane.proxy.base import gc_paused
+    from netlab.gcpause import gc_paused
 
     seen = []
 

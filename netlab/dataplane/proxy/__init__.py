@@ -5,7 +5,7 @@ iptables chains in every mode, so the iptables sync always runs; what it contain
 (`netlab.render.iptables.node_rules`). A backend also removes what the *other* modes left, so switching
 mode on a running lab (`up --proxy-mode`) leaves no stale rules.
 
-  base.py      ProxyBackend (the interface), per_node, gc_paused
+  base.py      ProxyBackend (the interface), per_node
   iptables.py  iptables mode, and sync_iptables: the iptables sync of every mode (with its record)
   nftables.py  nftables mode: table ip kube-proxy, synced by diff (with its record)
   ipvs.py      IPVS mode: kube-ipvs0, ipsets, IPVS virtual servers

@@ -1,10 +1,9 @@
-"""What every proxy backend shares: the backend interface, the per-node thread pool, the paused collector."""
+"""What every proxy backend shares: the backend interface, the per-node thread pool."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-from ...gcpause import gc_paused  # noqa: F401 - the backends import it from here
 from ...model.objects import Cluster
 from ..changes import Changes
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Collection
 
 from ...errors import KernelError
+from ...gcpause import gc_paused
 from ...model.objects import Cluster
 from ...netpol import renderers as policy_renderers
 from ...render.hostport import basis as hostport_basis
@@ -17,7 +18,7 @@ from ...render.iptables import node_rules
 from ...render.kubeproxy_iptables import changed_chains, kube_proxy_tables, service_pieces
 from .. import iptables, layout, nsfs, xtables_info
 from ..changes import Changes
-from .base import ProxyBackend, gc_paused
+from .base import ProxyBackend
 from .record import legacy_identity, node_identity, read_record, unlink, write_record
 from .syncstate import SyncState
 

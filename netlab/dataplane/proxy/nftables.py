@@ -7,11 +7,12 @@ import subprocess
 from typing import Any, Collection
 
 from ...errors import KernelError, UsageError
+from ...gcpause import gc_paused
 from ...model.objects import Cluster
 from ...render import kubeproxy_nftables as knft
 from .. import layout, nsenter, nsfs
 from ..changes import Changes
-from .base import ProxyBackend, gc_paused, per_node
+from .base import ProxyBackend, per_node
 from .record import node_identity, read_record, unlink, write_record
 from .syncstate import SyncState
 
