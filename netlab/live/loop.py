@@ -33,7 +33,7 @@ import traceback
 
 from .. import names
 from . import audit
-from .sync import DATAPLANE_KINDS, FULL_RESYNC
+from .sync import DATAPLANE_KINDS, FULL_RESYNC, heartbeat_period
 
 RESYNC_SECONDS = 10.0         # a look at the kernel at least this often (audit.py), a pass if anything moved
 TAG = "control-loop"
@@ -286,7 +286,7 @@ class Loop:
     def controller_wakeup(self) -> float:
         """When the controllers or the kubelets' heartbeats must look again without a store write."""
         now = time.time()
-        t = [now + max(1.0, self.live._periods[0] / 4) if self.live._periods is not None else now]
+        t = [now + heartbeat_period(self.live._periods[0]) if self.live._periods is not None else now]
         if self.elector is not None:
             t.append(self.elector.next_tick())
         if self.live._runner is not None:

@@ -101,6 +101,13 @@ def lab_scenario(text: str, source: str, store, name: str, proxy_mode: str | Non
     return sc
 
 
+def heartbeat_period(grace: float) -> float:
+    """How often a kubelet renews its node's Lease: a quarter of the node monitor grace period, as
+    Kubernetes' 10 s against its 40 s (the lab's 10 s grace: 2.5 s; the shortest grace, 1 s: 0.25 s).
+    A floor of a second would be no heartbeat at all against a grace of a second."""
+    return grace / 4
+
+
 def periods(scenario_text: str) -> tuple[float, int]:
     """(node monitor grace period, default toleration seconds) from the Cluster document
     (spec fields nodeMonitorGracePeriod, defaultTolerationSeconds), else the lab defaults."""
@@ -211,7 +218,7 @@ class LiveLab:
         10,000 pods takes longer than the lab's 10 s node grace period): a kubelet renews its Lease whatever
         else its node is busy with, and the node lifecycle controller (this process's or, with agents, the
         leader's) must not mark the nodes NotReady and their pods with them."""
-        period = max(1.0, (self._periods[0] if self._periods else LAB_NODE_GRACE) / 4)
+        period = heartbeat_period(self._periods[0] if self._periods else LAB_NODE_GRACE) / 2
         stop = threading.Event()
 
         def beat():
@@ -239,12 +246,14 @@ class LiveLab:
         return self._runner
 
     def keep_alive(self) -> None:
-        """Heartbeats between controller rounds, once a quarter of the grace period has passed since the
-        last: a lab of thousands of pods settles for longer than the grace period, and nodes whose
-        Leases lapsed meanwhile would be tainted and their pods evicted (the pass feeding on itself)."""
-        grace = self._periods[0] if self._periods else 10.0
+        """Heartbeats between controller rounds, once half a heartbeat period has passed since the last
+        (a kubelet renews a Lease a period old: the Lease is never older than one and a half periods when
+        the controllers look): a lab of thousands of pods settles for longer than the grace period, and
+        nodes whose Leases lapsed meanwhile would be tainted and their pods evicted (the pass feeding on
+        itself)."""
+        grace = self._periods[0] if self._periods else LAB_NODE_GRACE
         now = time.time()
-        if now - self.last_heartbeat >= max(1.0, grace / 4):
+        if now - self.last_heartbeat >= heartbeat_period(grace) / 2:
             self.heartbeats(grace, now)
 
     def heartbeats(self, grace: float, now: float) -> None:
@@ -258,7 +267,7 @@ class LiveLab:
         self.last_heartbeat = now
         from ..controllers.runner import apply_actions
         snap = Snapshot.from_store(self.store, ("Node", "Lease"))
-        kubelet = SimKubelet(heartbeat=max(1.0, grace / 4))
+        kubelet = SimKubelet(heartbeat=heartbeat_period(grace))
         kubelet.down = {n["metadata"]["name"] for n in snap.list("Node")
                         if (n["metadata"].get("annotations") or {}).get(STOPPED) == "true" or not self.mine(
                             n["metadata"]["name"])}
