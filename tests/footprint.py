@@ -150,6 +150,17 @@ def lab_processes(lab: str, netns_inodes: set[tuple[int, int]] | None = None) ->
     tag = f"NETLAB_OWNER={lab}/".encode()
     path = f"{RUN_NETLAB}/{lab}/".encode()
     me = str(os.getpid())
+    # a namespace inode recorded for this lab, once its namespace is gone, may be the kernel's again for a
+    # namespace someone else named (another lab's, made by a test running alongside): not this lab's
+    others = set()
+    if netns_inodes:
+        for n in os.listdir(RUN_NETNS) if os.path.isdir(RUN_NETNS) else []:
+            if not n.startswith(f"nl.{lab}."):
+                try:
+                    st = os.stat(os.path.join(RUN_NETNS, n))
+                    others.add((st.st_dev, st.st_ino))
+                except OSError:
+                    pass
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or pid == me:
@@ -164,7 +175,7 @@ def lab_processes(lab: str, netns_inodes: set[tuple[int, int]] | None = None) ->
         if not hit and netns_inodes:
             try:
                 st = os.stat(f"/proc/{pid}/ns/net")
-                hit = (st.st_dev, st.st_ino) in netns_inodes
+                hit = (st.st_dev, st.st_ino) in netns_inodes - others
             except OSError:
                 pass
         if hit:
