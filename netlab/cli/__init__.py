@@ -36,7 +36,9 @@ for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, p
 
 
 def main() -> None:
+    import faulthandler
     from ..gcpause import ends_with_command
+    faulthandler.enable()   # a crash of the interpreter itself prints every thread's Python stack
     ends_with_command()   # (netlab/gcpause.py)
     try:
         rv = cli.main(standalone_mode=False)

@@ -166,6 +166,10 @@ class Loop:
         if ago is not None and 0 <= ago < FULL_RESYNC:   # a whole reconcile (`up`'s) counts as the loop's deep pass
             self.live.last_deep = time.monotonic() - ago
         self.stop = threading.Event()
+        # an agent of a real host looks for `netlab down`'s request whenever the store moved
+        from . import agent as agentmod
+        self.real = host is not None and agentmod.is_real(lab)
+        self.down_rev = -1
         self.seen: tuple | None = None
         self.passes = 0
         self.ctl_rev = -1           # the store's revision when the controllers last ran
@@ -187,6 +191,8 @@ class Loop:
         if not has_store(self.lab):
             self.log("the lab is gone (netlab down): stopping")
             self.stop.set()
+            return
+        if self.real and self.removal_requested():
             return
         now = time.time()
         if self.elector is not None:
@@ -283,6 +289,23 @@ class Loop:
                      f"{'here' if self.live.leader else 'in another agent'} (this candidate: {self.elector.identity})")
             self.ctl_rev = -1   # the controllers look at once
 
+    def removal_requested(self) -> bool:
+        """A lab on real hosts: `netlab down` on any machine asked every host's agent to remove its part
+        (live/teardown.py); when it has, this agent does so, answers and stops."""
+        from . import teardown
+        rev = self.store.revision()
+        if rev == self.down_rev:
+            return False
+        self.down_rev = rev
+        if teardown.requested(self.store) is None:
+            return False
+        self.log(f"netlab down: removing host {self.host}'s part of lab {self.lab} on this machine")
+        got = teardown.remove_host(self.lab, self.host, self.store)["data"]
+        self.log(f"removed {got['namespaces']} namespaces, {got['processes']} processes "
+                 f"({'the whole lab on this machine' if got['scope'] == 'machine' else 'this host only'})")
+        self.stop.set()
+        return True
+
     def controller_wakeup(self) -> float:
         """When the controllers or the kubelets' heartbeats must look again without a store write."""
         now = time.time()
@@ -327,7 +350,8 @@ class Loop:
                     down = False
                 try:
                     self.once()
-                    self.keep_leases()
+                    if not self.stop.is_set():
+                        self.keep_leases()
                 except StoreError:
                     raise
                 except Exception:  # noqa: BLE001 - logged; the next pass starts again from the store
@@ -373,6 +397,8 @@ def parse_args(argv: list[str]) -> tuple[str, str | None] | None:
 
 
 def main(argv: list[str]) -> int:
+    import faulthandler
+    faulthandler.enable()   # a crash of the interpreter itself prints every thread's stack to the log
     parsed = parse_args(argv)
     if parsed is None:
         sys.stderr.write(USAGE)
