@@ -38,7 +38,10 @@ for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, p
 def main() -> None:
     import faulthandler
     from ..gcpause import ends_with_command
-    faulthandler.enable()   # a crash of the interpreter itself prints every thread's Python stack
+    try:
+        faulthandler.enable()   # a crash of the interpreter itself prints every thread's Python stack
+    except (OSError, ValueError, AttributeError):
+        pass   # a stderr without a file descriptor (the CLI called in-process, its output captured)
     ends_with_command()   # (netlab/gcpause.py)
     try:
         rv = cli.main(standalone_mode=False)
