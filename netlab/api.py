@@ -298,9 +298,15 @@ class Lab:
         return self
 
     def down(self) -> None:
-        """Take the lab down (`netlab down`): its processes, namespaces and state. Safe to call twice."""
-        from .dataplane import lab as labmod
-        labmod.down(self.name)
+        """Take the lab down (`netlab down`): its processes, namespaces and state. Safe to call twice. A lab on
+        real hosts: every machine's part (live/teardown.py); a host whose agent did not answer within 30 s
+        is a NetlabError naming it, after the rest is removed."""
+        from .errors import NetlabError
+        from .live import teardown
+        _, outcome = teardown.down(self.name)
+        if outcome is not None and outcome.missing:
+            raise NetlabError(f"lab {self.name}: the agents of hosts {', '.join(outcome.missing)} did not answer: "
+                              f"their machines keep their part; run sudo netlab down {self.name} on each")
 
     def __enter__(self) -> Lab:
         return self.up()

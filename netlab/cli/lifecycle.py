@@ -123,9 +123,16 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
 @click.argument("lab_arg", metavar="[LAB]", required=False)
 @click.option("--lab", "lab_opt", metavar="NAME", help="Lab to remove (same as the LAB argument).")
 @click.option("--all", "all_labs", is_flag=True, help="Remove every netlab lab on this machine.")
-def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool) -> None:
-    """Remove a lab: its processes, namespaces and state. Works even if the scenario file is gone."""
+@click.option("--timeout", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
+              help="A lab on real hosts: how long to wait for the other machines' agents to remove their part.")
+def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool, timeout: float) -> None:
+    """Remove a lab: its processes, namespaces and state. Works even if the scenario file is gone.
+
+    A lab on real hosts (hostNetwork.mode real) goes from every machine: each host's agent removes its
+    machine's part when asked through the lab's store; a host whose agent did not answer within --timeout
+    is named (exit 1), with the command to run on its machine."""
     from ..dataplane import lab as labmod
+    from ..live import teardown
     labmod.require_root("remove a lab")
     if all_labs:
         names = labmod.labs()
@@ -140,6 +147,17 @@ def down(lab_arg: str | None, lab_opt: str | None, all_labs: bool) -> None:
             click.echo(f"lab {name}: nothing to remove")
             return
         names = [name]
+    left = []
     for name in names:
-        r = labmod.down(name)
+        r, outcome = teardown.down(name, timeout, progress=lambda m: click.echo(m, err=True))
         click.echo(f"lab {name} removed: {r.namespaces} namespaces, {r.processes} processes in {r.elapsed:.2f}s")
+        for host, got in sorted((outcome.answered if outcome else {}).items()):
+            click.echo(f"  host {host} (machine {got.get('machine', '?')}): {got.get('namespaces', '?')} namespaces, "
+                       f"{got.get('processes', '?')} processes removed by its agent")
+        for host in outcome.missing if outcome else []:
+            left.append(f"lab {name}: host {host}'s agent did not answer within {timeout:g} s: its machine keeps "
+                        f"its part; run sudo netlab down {name} there")
+    for line in left:
+        click.echo(line, err=True)
+    if left:
+        sys.exit(1)

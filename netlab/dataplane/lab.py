@@ -379,30 +379,25 @@ class DownResult:
     elapsed: float = 0.0
 
 
-def down(lab: str) -> DownResult:
+def down(lab: str, keep_store: bool = False) -> DownResult:
+    """Remove what lab `lab` has on this machine. `keep_store`: its keys in etcd stay (a real host's agent
+    removing its machine's part when `netlab down` ran on another machine: live/teardown.py)."""
     t0 = time.monotonic()
     require_root("remove a lab")
     stop_control_loop(lab)  # first: it would make again what is removed below
     for hook in DOWN_HOOKS:
         hook(lab)
     store_conf = os.path.join(layout.lab_dir(lab), "store.json")
-    if os.path.exists(store_conf):   # the lab's store is in etcd: its keys go (before the lab's own members)
-        from ..store.etcd import drop_store
+    if os.path.exists(store_conf) and not keep_store:   # the lab's store is in etcd: its keys go (before the
+        from ..store.etcd import drop_store             # lab's own members)
         drop_store(store_conf)
     netns = lab_namespaces(lab)
     st = state.load(lab) or {}
-    paths = [nsfs.netns_path(n) for n in netns]
     records = [r for p in st.get("pods", {}).values() for r in (p.get("procs") or {}).values()]
     records += list(st.get("servers", {}).values())
     # by namespace membership, by record, and by owner tag anywhere (a pod whose namespace was deleted
     # by hand leaves its processes in a namespace with no name)
-    pids = set(procs.netns_members(paths)) | set(procs.tagged([names.lab_owner_prefix(lab)]))
-    killed = procs.terminate(records, sorted(pids), grace=1.0, owner=names.lab_owner_prefix(lab))
-    # pods first, then nodes, the external host and the underlay
-    rank = {"pod": 0, "node": 1}
-    order = sorted(netns, key=lambda n: (rank.get(getattr(names.parse_netns(n, lab), "kind", ""), 2), n))
-    for n in order:
-        nsfs.delete_ns_file(nsfs.netns_path(n))
+    killed = _sweep(lab, netns, [names.lab_owner_prefix(lab)], records)
     base = layout.lab_dir(lab)
     uts_dir = layout.uts_dir(lab)
     if os.path.isdir(uts_dir):
@@ -424,6 +419,30 @@ def down(lab: str) -> DownResult:
     except OSError:
         pass
     return DownResult(lab, len(netns), killed, time.monotonic() - t0)
+
+
+def down_part(lab: str, netns: list[str], owners: list[str]) -> DownResult:
+    """Remove part of lab `lab` on this machine: the namespaces `netns` that exist, the processes in them and
+    those whose owner tag starts with one of `owners` (one host's nodes and pods, where other hosts' agents
+    run on the same machine: live/teardown.py). The lab's directory stays."""
+    t0 = time.monotonic()
+    have = set(lab_namespaces(lab))
+    mine = [n for n in netns if n in have]
+    killed = _sweep(lab, mine, owners, [])
+    return DownResult(lab, len(mine), killed, time.monotonic() - t0)
+
+
+def _sweep(lab: str, netns: list[str], owners: list[str], records: list[dict]) -> int:
+    """End the processes in `netns`, those recorded and those tagged with one of `owners`; then remove the
+    namespaces: pods first, then nodes, the external host and the underlay. Returns how many ended."""
+    paths = [nsfs.netns_path(n) for n in netns]
+    pids = set(procs.netns_members(paths)) | set(procs.tagged(owners))
+    killed = procs.terminate(records, sorted(pids), grace=1.0, owner=names.lab_owner_prefix(lab))
+    rank = {"pod": 0, "node": 1}
+    order = sorted(netns, key=lambda n: (rank.get(getattr(names.parse_netns(n, lab), "kind", ""), 2), n))
+    for n in order:
+        nsfs.delete_ns_file(nsfs.netns_path(n))
+    return killed
 
 
 # ------------------------------------------------------------------ exec

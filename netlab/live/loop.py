@@ -398,7 +398,10 @@ def parse_args(argv: list[str]) -> tuple[str, str | None] | None:
 
 def main(argv: list[str]) -> int:
     import faulthandler
-    faulthandler.enable()   # a crash of the interpreter itself prints every thread's stack to the log
+    try:
+        faulthandler.enable()   # a crash of the interpreter itself prints every thread's stack to the log
+    except (OSError, ValueError, AttributeError):
+        pass   # a stderr without a file descriptor (called in-process)
     parsed = parse_args(argv)
     if parsed is None:
         sys.stderr.write(USAGE)

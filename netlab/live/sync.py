@@ -683,6 +683,8 @@ class LiveLab:
         state.save(self.lab, doc)
         # and in the store, for the agents of hosts that do not share this directory
         from .hostscope import config_object
+        from .teardown import clear
+        clear(self.store)   # (what an interrupted `down` left would make the agents remove the lab again)
         cm = config_object(doc)
         if self.store.try_get("ConfigMap", cm["metadata"]["namespace"], cm["metadata"]["name"]) is None:
             self.store.create(cm)
