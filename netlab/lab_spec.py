@@ -271,7 +271,16 @@ def from_state(lab: str, st: dict[str, Any] | None, state_path: str) -> Cluster:
     if has_store(lab):  # a live lab: its pods are the store's
         from .live.sync import LiveLab
         from .model.build import refresh_endpoints
-        cluster = LiveLab(lab).desired(st)[0]
+        cluster, by_key = LiveLab(lab).desired(st)
+        # a lab on real hosts: a pod on another machine's host is ready as its kubelet (that host's agent) wrote
+        # it in the store, as the agents' own models take it (this machine has no record of it)
+        from .live.agent import away_nodes
+        from .store.meta import get_condition
+        away = away_nodes(lab, cluster)
+        for pod in cluster.pods:
+            if pod.node in away:
+                cond = get_condition(by_key[pod.key], "Ready") or {}
+                pod.ready = cond.get("status") == "True"
         refresh_endpoints(cluster)   # with the pods' readiness as decided there (as a pass does before its rules)
         return cluster
     cluster = build(scenario, st)

@@ -180,7 +180,12 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         if fmt == "name":
             click.echo("".join(f"node/{n.name}\n" for n in shown), nl=False)
             return
-        problems = labmod.node_problems(cluster, st, shown)  # checked against the whole cluster (its peers)
+        # checked against the whole cluster (its peers); a node of another machine's host (real hosts) is not
+        # this kernel's to check: its STATUS is the store's (its kubelet's, as kubectl shows it)
+        from ..live import agent as agentmod
+        away = agentmod.away_nodes(name, cluster)
+        problems = labmod.node_problems(cluster, st, [n for n in shown if n.name not in away])
+        problems.update({n.name: [] for n in shown if n.name in away})
         cluster = _subset_nodes(cluster, names)
         if fmt in ("json", "yaml"):
             objs = out.node_objects(cluster, problems, created, labmod.repair_command(name))
@@ -202,6 +207,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         statuses = [s for s in labmod.pod_statuses(cluster, st)
                     if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)
                     and (not selector or selector_matches(selector, s.pod.labels))]
+        statuses, away = _elsewhere(name, cluster, statuses)
         if fmt not in ("json", "yaml"):
             statuses = _with_store_view(name, statuses, namespace, all_namespaces, names, selector)
         statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
@@ -217,7 +223,8 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         else:
             click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide", show_labels), nl=False)
             for s in statuses:
-                if s.phase not in ("Terminating", "Pending") and s.is_ready != s.pod.ready and any(_selects(svc, s.pod) for svc in cluster.services):
+                if s.phase not in ("Terminating", "Pending") and s.pod.node not in away and s.is_ready != s.pod.ready \
+                        and any(_selects(svc, s.pod) for svc in cluster.services):
                     click.echo(f"pod {s.pod.name}: {'ready' if s.is_ready else 'not ready'} since the last up; "
                                f"`{labmod.repair_command(name)}` would update its Services' endpoints", err=True)
         return
@@ -249,6 +256,29 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
 def selector_matches(selector: str, labels: dict) -> bool:
     from ..store.meta import selector_matches as matches
     return matches(selector, labels)
+
+
+def _elsewhere(lab: str, cluster, statuses: list) -> tuple[list, set[str]]:
+    """A lab on real hosts (hostNetwork.mode real): a pod bound to a node of a host that is another machine's
+    (its host namespace is not on this one) is not this kernel's to check; it is shown as that host's kubelet
+    (its agent) last wrote it in the store, as kubectl shows every pod. Returns the statuses and those nodes."""
+    from ..dataplane.status import PodStatus
+    from ..live import store_for
+    from ..controllers.printers import pod_status
+    from ..store.meta import parse_time
+    from ..live import agent as agentmod
+    away = agentmod.away_nodes(lab, cluster)
+    if not away:
+        return statuses, away
+    objs = {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o for o in store_for(lab).list("Pod")}
+    out = []
+    for s in statuses:
+        o = objs.get((s.pod.namespace, s.pod.name))
+        if s.pod.node in away and o is not None:
+            phase, ready, restarts, _ = pod_status(o)
+            s = PodStatus(s.pod, phase, ready, s.total, restarts, parse_time((o.get("status") or {}).get("startTime")))
+        out.append(s)
+    return out, away
 
 
 def _with_store_view(lab: str, statuses: list, namespace: str, all_namespaces: bool, names, selector) -> list:

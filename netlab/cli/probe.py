@@ -82,6 +82,17 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
             for row in rows:
                 click.echo(lookup.row_text(row))
     checks = plan.plan_checks(cluster, targets, source, count) if targets or not names else []
+    from ..live.agent import away_nodes
+    away = away_nodes(cluster.name, cluster)   # real hosts: nodes on other machines, which probe from there
+    if away and checks:
+        there = [c for c in checks if c.source.node in away]
+        checks = [c for c in checks if c.source.node not in away]
+        if there:
+            hosts = sorted({n.host for n in cluster.nodes if n.name in away})
+            click.echo(f"{len(there)} checks start on the hosts of other machines ({', '.join(hosts)}) and are not run "
+                       f"here: run sudo netlab probe --lab {cluster.name} on each of them", err=True)
+            if not checks:
+                code = 1
     if checks:
         results, elapsed, warnings = run.run_checks(checks)
         for w in warnings:

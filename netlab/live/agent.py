@@ -115,6 +115,17 @@ def is_real(lab: str) -> bool:
     return os.path.exists(real_marker(lab))
 
 
+def away_nodes(lab: str, cluster) -> set[str]:
+    """A lab on real hosts: the nodes of hosts that are other machines' (their host's namespace is not on
+    this one), which this machine's kernel cannot check (`get`) nor probe from."""
+    from ..dataplane import nsfs
+    from . import has_store
+    if not is_real(lab) or not has_store(lab):
+        return set()
+    return {n.name for n in cluster.nodes
+            if n.host is not None and not nsfs.is_ns_file(nsfs.netns_path(cluster.node_underlay_netns(n)))}
+
+
 def ensure(lab: str, placed: dict[str, list[str]] | None = None) -> list[str]:
     """Start the agent of every host of the lab that has none running; the hosts whose agent was started.
     On real hosts none (each machine runs its own)."""

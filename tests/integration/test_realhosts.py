@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -267,3 +268,153 @@ def test_real_hosts_across_three_machines(machines, tmp_path):
             time.sleep(0.2)
         assert not udp_bound(ns, PORT), h
         assert footprint(ns) == before[h], h
+
+
+class Isolated:
+    """A stand-in machine that shares nothing with the test but its network namespace: a mount namespace with
+    a /run of its own (its netns files, the lab's directory) and a PID namespace (its own processes), as a
+    separate machine would have. Ended by killing its first process (the kernel ends the rest)."""
+
+    # the machine's init: reaps what its agents leave behind when they end
+    INIT = "import os, time\nwhile True:\n    try:\n        os.wait()\n    except ChildProcessError:\n        time.sleep(0.2)"
+
+    def __init__(self, netns: str):
+        self.p = subprocess.Popen(
+            ["nsenter", f"--net={nsfs.netns_path(netns)}", "--", "unshare", "--mount", "--pid", "--fork",
+             "--mount-proc", "--propagation", "private", "--", "sh", "-c",
+             'mount -t tmpfs -o mode=755 machine /run && echo ready && exec "$0" -c "$1"', sys.executable, self.INIT],
+            stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout.readline().strip() == "ready"
+        # the machine's first process (unshare's child): the one nsenter joins
+        with open(f"/proc/{self.p.pid}/task/{self.p.pid}/children") as f:
+            self.init = int(f.read().split()[0])
+
+    def run(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["nsenter", "-t", str(self.init), "--mount", "--pid", "--net", "--", *argv],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def netns(self, lab: str) -> list[str]:
+        out = self.run(["sh", "-c", "ls /run/netns 2>/dev/null || true"]).stdout.split()
+        return sorted(n for n in out if n.startswith(f"nl.{lab}."))
+
+    def tagged(self, lab: str) -> dict:
+        code = ("import json; from netlab.dataplane import procs; "
+                f"print(json.dumps(procs.tagged([{names.lab_owner_prefix(lab)!r}], host=True)))")
+        return json.loads(self.run([sys.executable, "-c", code]).stdout)
+
+    def close(self) -> None:
+        try:
+            os.kill(self.init, 9)
+        except ProcessLookupError:
+            pass
+        self.p.wait(timeout=30)
+
+
+def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
+    """Three machines that share nothing but the segment (each its own /run and processes: `down` on machine a
+    cannot see, let alone remove, what the agents of b and c built). `get` on one machine shows every host's
+    pods and nodes as their agents wrote them; `probe` on each runs the checks that start on its host, and the
+    three make the whole matrix. `netlab down` on machine a asks every host's agent through etcd: each removes
+    its machine's part and answers; then the lab's keys go. A host whose agent does not run is named (exit 1)
+    with what to run there, and that command removes its part."""
+    from netlab.etcd.client import EtcdClient
+    m = machines
+    path = tmp_path / "real.yaml"
+    path.write_text(m.scenario())
+    iso: dict[str, Isolated] = {}
+    try:
+        for h in "abc":
+            iso[h] = Isolated(m.ns[h])
+
+        def netlab(h: str, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+            return iso[h].run([NETLAB, *argv], timeout=timeout)
+
+        def logs() -> str:
+            return "".join(f"--- agent of {h}:\n" + iso[h].run(["cat", layout.agent_log(m.lab, h)]).stdout[-3000:]
+                           for h in "abc")
+
+        def agents() -> None:
+            for h in "abc":
+                r = netlab(h, "agent", m.lab, "--host", h, "--etcd", m.endpoints(), "--detach")
+                assert r.returncode == 0, r.stdout + r.stderr
+
+        r = netlab("a", "up", str(path), "--etcd", m.endpoints())
+        assert r.returncode == 0, r.stdout + r.stderr
+        agents()
+        # each machine's agent builds its host: the pods on b and c answer curl from the control plane's node
+        wanted = {f"{m.lab}-worker", f"{m.lab}-worker2"}
+        deadline = time.monotonic() + 240
+        while True:
+            r = netlab("a", "get", "pods", "--lab", m.lab, "-o", "wide")
+            rows = [ln.split() for ln in r.stdout.splitlines() if ln.startswith("web-") and " Running " in ln]
+            remote = {row[6]: (row[0], row[5]) for row in rows if len(row) > 6 and row[6] in wanted}  # NODE: NAME, IP
+            if set(remote) == wanted or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert set(remote) == wanted, r.stdout + r.stderr + logs()
+        cp = nsfs.netns_path(names.node_netns(m.lab, f"{m.lab}-control-plane"))
+        for node, (pod, ip) in remote.items():
+            got = iso["a"].run(["nsenter", f"--net={cp}", "--", "curl", "-sS", "-m", "5", f"http://{ip}:8080/hostname"])
+            assert got.stdout == pod, (node, got.stdout, got.stderr)
+        # get from one machine shows every machine's: the other hosts' pods and nodes as their agents wrote them
+        r = netlab("a", "get", "nodes", "--lab", m.lab)
+        assert r.returncode == 0 and [ln.split()[1] for ln in r.stdout.splitlines()[1:]] == ["Ready"] * 3, \
+            r.stdout + r.stderr
+        # the probe matrix: each machine runs the checks that start on its host and names the others' hosts;
+        # together they are the whole matrix, every one as expected
+        local, total = 0, set()
+        for h in "abc":
+            r = netlab(h, "probe", "--lab", m.lab, timeout=180)
+            assert r.returncode == 0, r.stdout + r.stderr + logs()
+            ran = int(re.search(r"^(\d+) checks \(\d+ probes\): (\d+) as expected, 0 not", r.stdout, re.M).group(1))
+            there = re.search(r"^(\d+) checks start on the hosts of other machines \(([a-c, ]+)\) and are not run here",
+                              r.stderr, re.M)
+            assert there and there.group(2) == ", ".join(x for x in "abc" if x != h), r.stderr
+            local += ran
+            total.add(ran + int(there.group(1)))
+        assert len(total) == 1 and local == total.pop(), (local, total)
+        for h, machine in iso.items():
+            assert names.host_netns(m.lab, h) in machine.netns(m.lab), h
+            assert machine.tagged(m.lab), h
+            # ... and machine a sees none of the others' namespaces
+            assert (names.host_netns(m.lab, h) in iso["a"].netns(m.lab)) == (h == "a"), h
+
+        r = netlab("a", "down", m.lab, "--timeout", "60")
+        assert r.returncode == 0, r.stdout + r.stderr
+        for h in "abc":
+            assert f"host {h} (machine " in r.stdout, r.stdout
+        for h, machine in iso.items():
+            assert machine.netns(m.lab) == [], h
+            assert machine.tagged(m.lab) == {}, h
+            assert machine.run(["test", "-e", layout.lab_dir(m.lab)]).returncode == 1, h
+        assert lab_processes(m.lab) == []   # (this test's own view: every machine's processes)
+        client = EtcdClient(m.endpoints().split(","), netns=m.ns["a"])
+        try:
+            assert client.range(f"/netlab/{m.lab}/", prefix=True, keys_only=True)[0] == []
+        finally:
+            client.close()
+
+        # again, with host c's agent not running: down names it, and c's own down removes c's part
+        r = netlab("a", "up", str(path), "--etcd", m.endpoints())
+        assert r.returncode == 0, r.stdout + r.stderr
+        agents()
+        deadline = time.monotonic() + 120
+        while names.host_netns(m.lab, "c") not in iso["c"].netns(m.lab) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert names.host_netns(m.lab, "c") in iso["c"].netns(m.lab)
+        agent_c = [pid for pid, tag in iso["c"].tagged(m.lab).items() if tag == names.agent_owner(m.lab, "c")]
+        assert agent_c
+        iso["c"].run(["kill", "-9", *agent_c])
+        r = netlab("a", "down", m.lab, "--timeout", "10")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert (f"lab {m.lab}: host c's agent did not answer within 10 s: its machine keeps its part; "
+                f"run sudo netlab down {m.lab} there") in r.stderr, r.stderr
+        assert "host b (machine " in r.stdout and iso["b"].netns(m.lab) == [], r.stdout
+        assert iso["c"].netns(m.lab), "c keeps its part"
+        r = netlab("c", "down", m.lab)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert iso["c"].netns(m.lab) == [] and iso["c"].tagged(m.lab) == {}
+        assert lab_processes(m.lab) == []
+    finally:
+        for machine in iso.values():
+            machine.close()
