@@ -41,6 +41,8 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
     in each check's denied_by.
     Exit status 0 only if every check met its expectation. -o junit writes JUnit XML for CI (one testcase
     per check, classname probe.GROUP, a failure naming what missed its expectation).
+    A lab on real hosts (hostNetwork.mode real): the checks that start on this machine's host run here; those
+    of the other machines' hosts are counted and named on stderr (run probe on each machine).
 
     \b
     Examples:
