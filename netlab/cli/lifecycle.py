@@ -1,6 +1,7 @@
 """`netlab up` and `netlab down`: build or reconcile a lab, and remove it."""
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
@@ -69,7 +70,12 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
         progress.clear()
         click.echo(f"interrupted: lab '{sc.name}' may be half built; run '{again}' to finish it "
                    f"or 'sudo netlab down {sc.name}' to remove it", err=True)
-        sys.exit(130)
+        # at once, as a kill would (down and up handle a lab left at any point): not through the interpreter's
+        # shutdown, where a worker thread the interrupt left inside a system call (a namespace's netlink
+        # request) can crash the process as it wakes (a SIGSEGV after this line, seen once in CI)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except (SpecError, UsageError):
         progress.clear()
         raise  # refused before anything was changed
