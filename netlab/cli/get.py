@@ -262,11 +262,11 @@ def _elsewhere(lab: str, cluster, statuses: list) -> tuple[list, set[str]]:
     """A lab on real hosts (hostNetwork.mode real): a pod bound to a node of a host that is another machine's
     (its host namespace is not on this one) is not this kernel's to check; it is shown as that host's kubelet
     (its agent) last wrote it in the store, as kubectl shows every pod. Returns the statuses and those nodes."""
-    from ..dataplane.status import PodStatus
-    from ..live import store_for
     from ..controllers.printers import pod_status
-    from ..store.meta import parse_time
+    from ..dataplane.status import PodStatus
     from ..live import agent as agentmod
+    from ..live import store_for
+    from ..store.meta import parse_time
     away = agentmod.away_nodes(lab, cluster)
     if not away:
         return statuses, away
