@@ -27,6 +27,8 @@ from .. import names
 from .hostscope import CONFIG_NAME, CONFIG_NAMESPACE, hosts_of, own_nodes
 
 REQUEST = "netlab-down"
+TIMEOUT = 30.0   # how long `down` waits for the agents' answers (as the CLI's --timeout default, kept there
+                 # as a literal: importing this module for it would slow every command's start)
 
 
 def answer_name(host: str) -> str:
@@ -99,18 +101,16 @@ class Outcome:
     missing: list[str] = field(default_factory=list)          # hosts whose agent did not answer in time
 
 
-def whole_lab(lab: str, timeout: float = 30.0, progress=None) -> Outcome | None:
+def whole_lab(lab: str, conf: dict | None, timeout: float = TIMEOUT, progress=None) -> Outcome | None:
     """Ask every host's agent of a lab on real hosts to remove its part (see the module's docstring) and wait
-    for their answers; None when the lab is not on real hosts or its store holds no lab any more (a second
-    `down` on another machine: its own part only)."""
+    for their answers; None when the lab is not on real hosts, its store is not in etcd (`conf`, its
+    store.json) or holds no lab any more (a second `down` on another machine: its own part only)."""
     from ..store.meta import fmt_time
     from . import agent as agentmod
-    from . import store_config, store_for
-    if not agentmod.is_real(lab):
+    from . import store_for
+    if conf is None or not agentmod.is_real(lab):
         return None
     try:
-        if store_config(lab) is None:
-            return None
         store = store_for(lab)
         if store.try_get("ConfigMap", CONFIG_NAMESPACE, CONFIG_NAME) is None:
             return None
@@ -147,7 +147,7 @@ def whole_lab(lab: str, timeout: float = 30.0, progress=None) -> Outcome | None:
     return out
 
 
-def down(lab: str, timeout: float = 30.0, progress=None):
+def down(lab: str, timeout: float = TIMEOUT, progress=None):
     """`netlab down LAB` (the CLI's and the API's): on real hosts every machine's part first (whole_lab),
     then the lab's keys in etcd and what is on this machine. Returns (DownResult, Outcome or None)."""
     from ..dataplane import lab as labmod
@@ -158,8 +158,10 @@ def down(lab: str, timeout: float = 30.0, progress=None):
         conf = store_config(lab)
     except UsageError:   # not readable: nothing to ask or drop; this machine's part still goes
         return labmod.down(lab), None
-    outcome = whole_lab(lab, timeout, progress)
-    if outcome is not None and conf is not None:
-        # this machine's agent may have removed the lab's directory, store.json with it, by now
-        drop_keys(conf)
-    return labmod.down(lab), outcome
+    outcome = whole_lab(lab, conf, timeout, progress)
+    if outcome is None:
+        return labmod.down(lab), None
+    # the keys go from the store.json read before asking: this machine's agent may have removed the lab's
+    # directory, store.json with it, by now; so the local down below leaves them to this
+    drop_keys(conf)
+    return labmod.down(lab, keep_store=True), outcome

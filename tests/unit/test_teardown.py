@@ -34,7 +34,6 @@ def test_down_waits_for_every_hosts_answer_and_names_those_that_gave_none(monkey
     from netlab import live
     from netlab.live import agent
     monkeypatch.setattr(agent, "is_real", lambda lab: True)
-    monkeypatch.setattr(live, "store_config", lambda lab: {"backend": "etcd"})
     monkeypatch.setattr(live, "store_for", lambda lab: store)
 
     def agents():   # hosts a and b answer once they see the request; c's agent does not run
@@ -45,7 +44,7 @@ def test_down_waits_for_every_hosts_answer_and_names_those_that_gave_none(monkey
     t = threading.Thread(target=agents)
     t.start()
     said = []
-    out = teardown.whole_lab("lab", timeout=2.3, progress=said.append)
+    out = teardown.whole_lab("lab", {"backend": "etcd"}, timeout=2.3, progress=said.append)
     t.join()
     assert sorted(out.answered) == ["a", "b"] and out.missing == ["c"]
     assert out.answered["a"] == {"host": "a", "machine": "m-a", "namespaces": "3", "processes": "4",
@@ -54,10 +53,13 @@ def test_down_waits_for_every_hosts_answer_and_names_those_that_gave_none(monkey
     # a lab whose store holds no lab any more (another machine's down dropped it): nothing asked
     store2 = MemoryStore()
     monkeypatch.setattr(live, "store_for", lambda lab: store2)
-    assert teardown.whole_lab("lab", timeout=0.1) is None and teardown.requested(store2) is None
+    assert teardown.whole_lab("lab", {"backend": "etcd"}, timeout=0.1) is None and teardown.requested(store2) is None
     # not on real hosts: nothing asked
     monkeypatch.setattr(agent, "is_real", lambda lab: False)
-    assert teardown.whole_lab("lab", timeout=0.1) is None
+    assert teardown.whole_lab("lab", {"backend": "etcd"}, timeout=0.1) is None
+    # a store not in etcd: nothing asked
+    monkeypatch.setattr(agent, "is_real", lambda lab: True)
+    assert teardown.whole_lab("lab", None, timeout=0.1) is None
 
 
 def test_up_clears_what_an_interrupted_down_left():
