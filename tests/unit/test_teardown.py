@@ -71,3 +71,13 @@ def test_up_clears_what_an_interrupted_down_left():
     teardown.clear(store)
     assert teardown.requested(store) is None
     assert [c["metadata"]["name"] for c in store.list("ConfigMap", "kube-system")] == ["netlab-config"]
+
+
+def test_a_negative_timeout_is_refused_before_anything_is_looked_at():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "netlab", "down", "nolab", "--timeout", "-1"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Invalid value for '--timeout': -1.0 is not in the range x>=0." in r.stderr, r.stderr
+    assert "nothing to remove" not in r.stdout
