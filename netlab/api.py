@@ -446,6 +446,7 @@ class Lab:
         endpoints, its NetworkPolicies). `count` new connections (a Service's load balancing)."""
         from . import lab_spec
         from .dataplane import lab as labmod
+        from .live import remoteprobe
         from .probe import lookup, plan
         labmod.require_root("send probes inside a lab's namespaces")
         if not isinstance(count, int) or count < 1:
@@ -455,12 +456,12 @@ class Lab:
             parts = [ProbeResult(row["source"], row["target"], "resolved",
                                  "resolved" if row["ok"] else row["rcode"].lower(), row["ok"],
                                  detail=lookup.answer_text(row), group="dns", rtt_ms=row.get("ms"))
-                     for row in lookup.resolve_names(cluster, [dst], src)]
+                     for row in remoteprobe.resolve_names(cluster, [dst], src)]
             return ProbeResult.combine(src, dst, parts)
         checks = plan.plan_checks(cluster, [dst], src, count)
         if not checks:
             raise NotFound(f"nothing to probe from {src} to {dst} (no port netlab can probe there)")
-        return ProbeResult.combine(src, dst, self._run(checks))
+        return ProbeResult.combine(src, dst, self._run(cluster, checks))
 
     def probe_matrix(self) -> list[ProbeResult]:
         """`netlab probe` with no target: node<->pod, pod<->pod (same node, across nodes), every pod to
@@ -470,14 +471,14 @@ class Lab:
         from .probe import plan
         labmod.require_root("send probes inside a lab's namespaces")
         cluster, _ = lab_spec.load_cluster(self.name)
-        return self._run(plan.plan_checks(cluster, []))
+        return self._run(cluster, plan.plan_checks(cluster, []))
 
     @staticmethod
-    def _run(checks) -> list[ProbeResult]:
-        from .probe import run
+    def _run(cluster, checks) -> list[ProbeResult]:
+        from .live import remoteprobe
         if not checks:
             return []
-        results, _, warns = run.run_checks(checks)
+        results, _, warns = remoteprobe.run_checks(cluster, checks)   # (real hosts: other machines' by their agents)
         for w in warns:
             warnings.warn(w, RuntimeWarning, stacklevel=3)
         return [ProbeResult.from_check(r) for r in results]

@@ -18,9 +18,13 @@ import click
                    "for CI: netlab probe -o junit > probe.xml.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Explain every check, not only failures (and name the NetworkPolicies that deny).")
+@click.option("--agents-timeout", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              metavar="SECONDS",
+              help="A lab on real hosts: how long to wait for another machine's agent to take the checks that "
+                   "start on its host.")
 @click.option("--lab", metavar="NAME")
 def probe(targets: tuple[str, ...], source: str | None, count: int, output: str, verbose: bool,
-          lab: str | None) -> None:
+          agents_timeout: float, lab: str | None) -> None:
     """Prove reachability with real packets and say who answered.
 
     \b
@@ -41,8 +45,10 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
     in each check's denied_by.
     Exit status 0 only if every check met its expectation. -o junit writes JUnit XML for CI (one testcase
     per check, classname probe.GROUP, a failure naming what missed its expectation).
-    A lab on real hosts (hostNetwork.mode real): the checks that start on this machine's host run here; those
-    of the other machines' hosts are counted and named on stderr (run probe on each machine).
+    A lab on real hosts (hostNetwork.mode real), from any machine: the checks that start on another
+    machine's host (and its dns/ lookups) are sent to that host's agent through the lab's etcd and run
+    there, the rest here; all are judged and shown here. A host whose agent does not take them within
+    --agents-timeout has its checks failed, naming it.
 
     \b
     Examples:
@@ -59,22 +65,26 @@ def probe(targets: tuple[str, ...], source: str | None, count: int, output: str,
     labmod.require_root("send probes inside a lab's namespaces")
     name = labmod.resolve_lab(lab)
     cluster, _ = lab_spec.load_cluster(name)
-    sys.exit(_probe_and_report(cluster, list(targets), source, count, output, verbose))
+    sys.exit(_probe_and_report(cluster, list(targets), source, count, output, verbose, agents_timeout))
 
 
 def _probe_and_report(cluster, targets: list[str], source: str | None, count: int, output: str,
-                      verbose: bool) -> int:
+                      verbose: bool, agents_timeout: float = 30.0) -> int:
     import json
 
     from ..junit import to_xml
+    from ..live import remoteprobe   # (real hosts: another machine's checks and lookups run by its agent)
     from ..probe import lookup, plan, run
     names = [t for t in targets if t.startswith("dns/")]
     targets = [t for t in targets if not t.startswith("dns/")]
     if source and not targets and not names:
         raise click.UsageError("--from needs a TARGET")
     code, suites = 0, []
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
     if names:
-        rows = lookup.resolve_names(cluster, names, source)
+        rows = remoteprobe.resolve_names(cluster, names, source, agents_timeout, say)
         code = 0 if all(r["ok"] for r in rows) else 1
         if output == "junit":
             suites.append(_dns_suite(rows))
@@ -84,19 +94,8 @@ def _probe_and_report(cluster, targets: list[str], source: str | None, count: in
             for row in rows:
                 click.echo(lookup.row_text(row))
     checks = plan.plan_checks(cluster, targets, source, count) if targets or not names else []
-    from ..live.agent import away_nodes
-    away = away_nodes(cluster.name, cluster)   # real hosts: nodes on other machines, which probe from there
-    if away and checks:
-        there = [c for c in checks if c.source.node in away]
-        checks = [c for c in checks if c.source.node not in away]
-        if there:
-            hosts = sorted({n.host for n in cluster.nodes if n.name in away})
-            click.echo(f"{len(there)} checks start on the hosts of other machines ({', '.join(hosts)}) and are not run "
-                       f"here: run sudo netlab probe --lab {cluster.name} on each of them", err=True)
-            if not checks:
-                code = 1
     if checks:
-        results, elapsed, warnings = run.run_checks(checks)
+        results, elapsed, warnings = remoteprobe.run_checks(cluster, checks, agents_timeout, say)
         for w in warnings:
             click.echo(w, err=True)
         code = max(code, 0 if all(r.ok for r in results) else 1)

@@ -115,15 +115,21 @@ def is_real(lab: str) -> bool:
     return os.path.exists(real_marker(lab))
 
 
-def away_nodes(lab: str, cluster) -> set[str]:
-    """A lab on real hosts: the nodes of hosts that are other machines' (their host's namespace is not on
-    this one), which this machine's kernel cannot check (`get`) nor probe from."""
+def away_hosts(lab: str, cluster) -> set[str]:
+    """A lab on real hosts: its hosts that are other machines' (the host's namespace is not on this one)."""
     from ..dataplane import nsfs
     from . import has_store
-    if not is_real(lab) or not has_store(lab):
+    hc = cluster.networking.hosts
+    if hc is None or not is_real(lab) or not has_store(lab):
         return set()
-    return {n.name for n in cluster.nodes
-            if n.host is not None and not nsfs.is_ns_file(nsfs.netns_path(cluster.node_underlay_netns(n)))}
+    return {h.name for h in hc.hosts if not nsfs.is_ns_file(nsfs.netns_path(names.host_netns(lab, h.name)))}
+
+
+def away_nodes(lab: str, cluster) -> set[str]:
+    """A lab on real hosts: the nodes of hosts that are other machines' (away_hosts), which this machine's
+    kernel cannot check (`get`) nor probe from."""
+    away = away_hosts(lab, cluster)
+    return {n.name for n in cluster.nodes if n.host in away}
 
 
 def ensure(lab: str, placed: dict[str, list[str]] | None = None) -> list[str]:

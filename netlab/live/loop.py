@@ -166,10 +166,12 @@ class Loop:
         if ago is not None and 0 <= ago < FULL_RESYNC:   # a whole reconcile (`up`'s) counts as the loop's deep pass
             self.live.last_deep = time.monotonic() - ago
         self.stop = threading.Event()
-        # an agent of a real host looks for `netlab down`'s request whenever the store moved
+        # an agent of a real host looks for the requests of `netlab down` and `netlab probe` on other machines
+        # whenever a ConfigMap changed
         from . import agent as agentmod
         self.real = host is not None and agentmod.is_real(lab)
-        self.down_rev = -1
+        self.cm_rev = -1
+        self.probing: dict = {}     # remote probe requests being run: request name -> its process
         self.seen: tuple | None = None
         self.passes = 0
         self.ctl_rev = -1           # the store's revision when the controllers last ran
@@ -192,7 +194,7 @@ class Loop:
             self.log("the lab is gone (netlab down): stopping")
             self.stop.set()
             return
-        if self.real and self.removal_requested():
+        if self.real and self.requests():
             return
         now = time.time()
         if self.elector is not None:
@@ -289,14 +291,26 @@ class Loop:
                      f"{'here' if self.live.leader else 'in another agent'} (this candidate: {self.elector.identity})")
             self.ctl_rev = -1   # the controllers look at once
 
-    def removal_requested(self) -> bool:
-        """A lab on real hosts: `netlab down` on any machine asked every host's agent to remove its part
-        (live/teardown.py); when it has, this agent does so, answers and stops."""
-        from . import teardown
-        rev = self.store.revision()
-        if rev == self.down_rev:
+    def requests(self) -> bool:
+        """A lab on real hosts: what `netlab probe` and `netlab down` on other machines ask of this host's
+        agent, through ConfigMaps in kube-system (live/remoteprobe.py, live/teardown.py). True when the lab
+        is to be removed: this agent has removed its part, answered and stops."""
+        from . import remoteprobe
+        remoteprobe.reap(self.probing)
+        rev = self.store.kind_revisions(("ConfigMap",))[0]
+        if rev == self.cm_rev:
             return False
-        self.down_rev = rev
+        self.cm_rev = rev
+        if self.removal_requested():
+            return True
+        for did in remoteprobe.take(self.store, self.lab, self.host, self.probing):
+            self.log(did)
+        return False
+
+    def removal_requested(self) -> bool:
+        """`netlab down` on any machine asked every host's agent to remove its part (live/teardown.py); when
+        it has, this agent does so, answers and stops."""
+        from . import teardown
         if teardown.requested(self.store) is None:
             return False
         self.log(f"netlab down: removing host {self.host}'s part of lab {self.lab} on this machine")

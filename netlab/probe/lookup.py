@@ -36,28 +36,43 @@ def ndots(options: list[str]) -> int:
     return n
 
 
+def sources(cluster, source: str | None) -> list:
+    """Where lookups start: `probe --from`'s sources; default, the first pod not on its node's network."""
+    from . import plan
+    if source:
+        return plan.resolve_sources(cluster, source)
+    found = [plan.pod_source(p) for p in cluster.pods if not p.host_network][:1]
+    if not found:
+        raise NotFound("the lab has no pods to resolve from; use --from node/NAME or --from external")
+    return found
+
+
+def check_names(targets: list[str]) -> None:
+    for target in targets:
+        name = target[len("dns/"):]
+        if not name or len(name) > 253 or any(c.isspace() for c in name):
+            raise SpecError(target, "is not a DNS name", "write dns/NAME, e.g. dns/web.default")
+
+
 def resolve_names(cluster, names: list[str], source: str | None) -> list[dict]:
     """One row per (source, dns/NAME target): name, rcode, answers, ms, tried, source (label), target, ok
-    (NOERROR with an answer). Sources as `probe --from` takes them; default: the first pod that is not
-    on the host's network."""
+    (NOERROR with an answer). Sources as `probe --from` takes them (sources above)."""
+    return resolve_from(cluster, sources(cluster, source), names)
+
+
+def resolve_from(cluster, srcs: list, names: list[str]) -> list[dict]:
+    """resolve_names from these sources (probe/plan.py's Source), in order."""
     from ..dataplane import lab as labmod
     from ..dns import cluster_dns_ip
-    from . import dnsname, plan
-    if source:
-        sources = plan.resolve_sources(cluster, source)
-    else:
-        sources = [plan.pod_source(p) for p in cluster.pods if not p.host_network][:1]
-        if not sources:
-            raise NotFound("the lab has no pods to resolve from; use --from node/NAME or --from external")
+    from . import dnsname
+    check_names(names)
     server = str(cluster_dns_ip(cluster.networking.service_subnet))
     domain = cluster.networking.dns_domain
     rows = []
-    for src in sources:
+    for src in srcs:
         ns = src.name.partition("/")[0] if src.kind == "pod" else "default"
         for target in names:
             name = target[len("dns/"):]
-            if not name or len(name) > 253 or any(c.isspace() for c in name):
-                raise SpecError(target, "is not a DNS name", "write dns/NAME, e.g. dns/web.default")
             where, search, n = server, dnsname.search_path(ns, domain), dnsname.NDOTS
             conf = _pod_resolv_conf(cluster, src) if src.kind == "pod" else None
             if conf is not None and conf.nameservers:   # the pod's own /etc/resolv.conf, as its resolver reads it

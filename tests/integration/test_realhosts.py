@@ -137,6 +137,7 @@ apiVersion: v1
 kind: Service
 metadata: {{name: web}}
 spec:
+  type: NodePort
   selector: {{app: web}}
   ports: [{{port: 80, targetPort: 8080}}]
 ---
@@ -313,8 +314,8 @@ class Isolated:
 def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
     """Three machines that share nothing but the segment (each its own /run and processes: `down` on machine a
     cannot see, let alone remove, what the agents of b and c built). `get` on one machine shows every host's
-    pods and nodes as their agents wrote them; `probe` on each runs the checks that start on its host, and the
-    three make the whole matrix. `netlab down` on machine a asks every host's agent through etcd: each removes
+    pods and nodes as their agents wrote them; `probe` on any runs the whole matrix, the checks that start on
+    another machine's host run by that host's agent. `netlab down` on machine a asks every host's agent through etcd: each removes
     its machine's part and answers; then the lab's keys go. A host whose agent does not run is named (exit 1)
     with what to run there, and that command removes its part."""
     from netlab.etcd.client import EtcdClient
@@ -360,19 +361,46 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
         r = netlab("a", "get", "nodes", "--lab", m.lab)
         assert r.returncode == 0 and [ln.split()[1] for ln in r.stdout.splitlines()[1:]] == ["Ready"] * 3, \
             r.stdout + r.stderr
-        # the probe matrix: each machine runs the checks that start on its host and names the others' hosts;
-        # together they are the whole matrix, every one as expected
-        local, total = 0, set()
+        # the probe matrix from one machine: the checks that start on b's and c's hosts are run by their agents
+        # (their namespaces are only on their machines) and judged on a, with a's own: all as expected
+        r = netlab("a", "probe", "--lab", m.lab, "-o", "json", timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr + logs()
+        got = json.loads(r.stdout)["checks"]
+        by_node = {f"{m.lab}-control-plane": "a", f"{m.lab}-worker": "b", f"{m.lab}-worker2": "c"}
+        pods = {ln.split()[0]: by_node.get(ln.split()[6]) for ln in netlab("a", "get", "pods", "--lab", m.lab,
+                "-o", "wide").stdout.splitlines()[1:]}
+        nodes = {f"node/{n}": h for n, h in by_node.items()}
+        started = {h: [c for c in got if (pods.get(c["source"][4:]) or nodes.get(c["source"])) == h] for h in "abc"}
         for h in "abc":
-            r = netlab(h, "probe", "--lab", m.lab, timeout=180)
-            assert r.returncode == 0, r.stdout + r.stderr + logs()
-            ran = int(re.search(r"^(\d+) checks \(\d+ probes\): (\d+) as expected, 0 not", r.stdout, re.M).group(1))
-            there = re.search(r"^(\d+) checks start on the hosts of other machines \(([a-c, ]+)\) and are not run here",
-                              r.stderr, re.M)
-            assert there and there.group(2) == ", ".join(x for x in "abc" if x != h), r.stderr
-            local += ran
-            total.add(ran + int(there.group(1)))
-        assert len(total) == 1 and local == total.pop(), (local, total)
+            # each host's checks came back answered, every probe's outcome seen there (a pod named itself)
+            assert started[h] and all(c["ok"] for c in started[h]), (h, started[h])
+            assert any(c["answered_by"] for c in started[h]), (h, started[h])
+        assert re.search(r"^\d+ checks start on the hosts of other machines: their agents run them \(b: \d+, c: \d+\)$",
+                         r.stderr, re.M), r.stderr
+        # the same matrix from machine c: as many checks, all as expected; the external host's (to every node's
+        # NodePort) are run by a's agent, the external host being on a, the lab's first host
+        r = netlab("c", "probe", "--lab", m.lab, "-o", "json", timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr + logs()
+        from_c = json.loads(r.stdout)["checks"]
+        assert len(from_c) == len(got) and all(c["ok"] for c in from_c), from_c
+        external = [c for c in from_c if c["source"] == "external"]
+        assert len(external) == 3 and all(c["answered_by"] for c in external), external
+        assert re.search(r"^\d+ checks start on the hosts of other machines: their agents run them \(a: \d+, b: \d+\)$",
+                         r.stderr, re.M), r.stderr
+        # a lookup through the cluster DNS from a pod on c, asked on a: c's agent runs it in the pod, with the
+        # pod's own resolv.conf (search path, ndots:5); the answer is the Service's ClusterIP
+        r = netlab("a", "probe", "--lab", m.lab, "--from", "pod/client", "dns/web", "-o", "json", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr + logs()
+        row = json.loads(r.stdout)["dns"][0]
+        cluster_ip = netlab("a", "get", "svc", "web", "--lab", m.lab).stdout.splitlines()[1].split()[2]
+        assert (row["source"], row["name"], row["answers"]) == ("pod/client", "web.default.svc.cluster.local.",
+                                                               [cluster_ip]), row
+        assert "1 lookups start on the hosts of other machines: their agents run them (c: 1)" in r.stderr, r.stderr
+        # the agents ran them: their logs say so; and the requests and answers are gone from the store
+        for h in "bc":
+            assert "netlab probe: running" in iso[h].run(["cat", layout.agent_log(m.lab, h)]).stdout, h
+        r = netlab("a", "get", "configmaps", "-n", "kube-system", "--lab", m.lab)
+        assert "netlab-probe-" not in r.stdout, r.stdout
         for h, machine in iso.items():
             assert names.host_netns(m.lab, h) in machine.netns(m.lab), h
             assert machine.tagged(m.lab), h
@@ -405,6 +433,16 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
         agent_c = [pid for pid, tag in iso["c"].tagged(m.lab).items() if tag == names.agent_owner(m.lab, "c")]
         assert agent_c
         iso["c"].run(["kill", "-9", *agent_c])
+        # probe with c's agent gone: c's checks fail, each naming the host and what to run there; the others pass
+        r = netlab("a", "probe", "--lab", m.lab, "--agents-timeout", "5", timeout=240)
+        assert r.returncode == 1, r.stdout + r.stderr
+        why = f"host c's agent did not take its checks within 5 s: run sudo netlab probe --lab {m.lab} on its machine"
+        assert why in r.stderr, r.stderr
+        failed = [ln for ln in r.stdout.splitlines() if ln.rstrip().endswith("FAIL")]
+        assert failed and all(ln.split()[3] == "error" for ln in failed), r.stdout
+        assert r.stdout.count(f"-> expected ") >= len(failed) and why in r.stdout, r.stdout
+        done = re.search(r"^(\d+) checks \(\d+ probes\): (\d+) as expected, (\d+) not", r.stdout, re.M)
+        assert int(done.group(3)) == len(failed) and int(done.group(2)) > 0, r.stdout
         r = netlab("a", "down", m.lab, "--timeout", "10")
         assert r.returncode == 1, r.stdout + r.stderr
         assert (f"lab {m.lab}: host c's agent did not answer within 10 s: its machine keeps its part; "
