@@ -36,6 +36,7 @@ from dataclasses import asdict, fields
 
 from .. import names
 from ..probe.spec import ProbeResult, ProbeSpec
+from .asking import await_answers, hosts_text
 from .hostscope import CONFIG_NAMESPACE
 
 PREFIX = "netlab-probe-"
@@ -212,36 +213,28 @@ def collect(store, lab: str, rid: str, budgets: dict[str, float], timeout: float
     failed: dict[str, str] = {}
     start = time.monotonic()
     taken: dict[str, float] = {}
-    waiting = sorted(budgets)
-    said = time.monotonic()
     redo = f"run sudo netlab probe --lab {lab} on its machine"
+
+    def settled(h: str) -> bool:
+        got = store.try_get("ConfigMap", CONFIG_NAMESPACE, answer_name(rid, h))
+        data = (got or {}).get("data") or {}
+        now = time.monotonic()
+        if data.get("state") == "done":
+            answers[h] = data
+        elif data.get("state") == "failed":
+            failed[h] = f"host {h}'s agent could not run its checks ({data.get('why', '?')})"
+        elif got is not None:
+            if now - taken.setdefault(h, now) < budgets[h]:
+                return False
+            failed[h] = f"host {h}'s agent took its checks but did not finish them within {budgets[h]:.0f} s: {redo}"
+        elif now - start >= timeout:
+            failed[h] = f"host {h}'s agent did not take its checks within {timeout:g} s: {redo}"
+        else:
+            return False
+        return True
     try:
-        while waiting:
-            for h in list(waiting):
-                got = store.try_get("ConfigMap", CONFIG_NAMESPACE, answer_name(rid, h))
-                data = (got or {}).get("data") or {}
-                now = time.monotonic()
-                if data.get("state") == "done":
-                    answers[h] = data
-                elif data.get("state") == "failed":
-                    failed[h] = f"host {h}'s agent could not run its checks ({data.get('why', '?')})"
-                elif got is not None:
-                    taken.setdefault(h, now)
-                    if now - taken[h] < budgets[h]:
-                        continue
-                    failed[h] = f"host {h}'s agent took its checks but did not finish them within {budgets[h]:.0f} s: {redo}"
-                elif now - start >= timeout:
-                    failed[h] = f"host {h}'s agent did not take its checks within {timeout:g} s: {redo}"
-                else:
-                    continue
-                waiting.remove(h)
-            if not waiting:
-                break
-            if progress and time.monotonic() - said >= 5:
-                progress(f"waiting for the agents of host{'s' if len(waiting) > 1 else ''} {', '.join(waiting)} "
-                         f"to run their checks")
-                said = time.monotonic()
-            time.sleep(0.1)
+        await_answers(budgets, settled, None, progress,
+                      lambda waiting: f"waiting for the agents of {hosts_text(waiting)} to run their checks", 0.1)
     finally:
         forget(store, rid, budgets)
     return answers, failed

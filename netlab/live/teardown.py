@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import names
+from .asking import await_answers, hosts_text
 from .hostscope import CONFIG_NAME, CONFIG_NAMESPACE, hosts_of, own_nodes
 
 REQUEST = "netlab-down"
@@ -123,27 +124,19 @@ def whole_lab(lab: str, conf: dict | None, timeout: float = TIMEOUT, progress=No
         return None
     out = Outcome()
     end = time.monotonic() + timeout
-    said = time.monotonic() - 3   # the first word after 2 s, then every 5 s
-    waiting = sorted(placed)
-    while waiting:
-        try:
-            for h in list(waiting):
-                got = store.try_get("ConfigMap", CONFIG_NAMESPACE, answer_name(h))
-                if got is not None:
-                    out.answered[h] = dict(got.get("data") or {})
-                    waiting.remove(h)
-        except Exception as e:  # noqa: BLE001 - etcd gone meanwhile: those not heard from are named
-            if progress:
-                progress(f"the lab's store stopped answering ({e})")
-            break
-        if not waiting or time.monotonic() >= end:
-            break
-        if progress and time.monotonic() - said >= 5:
-            progress(f"waiting for the agents of host{'s' if len(waiting) > 1 else ''} {', '.join(waiting)} "
-                     f"to remove their part ({end - time.monotonic():.0f} s left)")
-            said = time.monotonic()
-        time.sleep(0.2)
-    out.missing = waiting
+
+    def settled(h: str) -> bool:
+        got = store.try_get("ConfigMap", CONFIG_NAMESPACE, answer_name(h))
+        if got is not None:
+            out.answered[h] = dict(got.get("data") or {})
+        return got is not None
+    try:
+        await_answers(placed, settled, end, progress, lambda waiting: f"waiting for the agents of {hosts_text(waiting)}"
+                      f" to remove their part ({end - time.monotonic():.0f} s left)", first=2)
+    except Exception as e:  # noqa: BLE001 - etcd gone meanwhile: those not heard from are named
+        if progress:
+            progress(f"the lab's store stopped answering ({e})")
+    out.missing = sorted(h for h in placed if h not in out.answered)
     return out
 
 

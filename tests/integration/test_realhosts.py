@@ -315,9 +315,10 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
     """Three machines that share nothing but the segment (each its own /run and processes: `down` on machine a
     cannot see, let alone remove, what the agents of b and c built). `get` on one machine shows every host's
     pods and nodes as their agents wrote them; `probe` on any runs the whole matrix, the checks that start on
-    another machine's host run by that host's agent. `netlab down` on machine a asks every host's agent through etcd: each removes
-    its machine's part and answers; then the lab's keys go. A host whose agent does not run is named (exit 1)
-    with what to run there, and that command removes its part."""
+    another machine's host run by that host's agent. `netlab down` on machine a asks every host's agent
+    through etcd: each removes its machine's part and answers; then the lab's keys go. A host whose agent
+    does not run is named (exit 1) with what to run there (by `probe` too: its checks fail, naming it), and
+    that command removes its part."""
     from netlab.etcd.client import EtcdClient
     m = machines
     path = tmp_path / "real.yaml"
