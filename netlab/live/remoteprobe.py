@@ -43,6 +43,7 @@ PREFIX = "netlab-probe-"
 TIMEOUT = 30.0         # how long `probe` waits for an agent to take its host's checks (the CLI's default)
 MAX_PACKED = 900_000   # one ConfigMap's packed probes, under etcd's 1.5 MiB request limit with room to spare
 _SPEC_FIELDS = {f.name for f in fields(ProbeSpec)}
+ROW_KEYS = {"name", "rcode", "answers", "ms", "source", "target", "ok"}   # a lookup's row (probe/lookup.py)
 
 
 def request_name(rid: str, host: str) -> str:
@@ -69,11 +70,12 @@ def _cm(name: str, data: dict) -> dict:
 
 def request_object(rid: str, host: str, specs: list[ProbeSpec], by: str, at: str,
                    lookups: dict | None = None) -> dict:
-    """The request to `host`'s agent: its probes, packed (raises ValueError when they are too many for one
-    write to etcd), and its `dns/NAME` lookups ({"names": [dns/NAME...], "sources": [source labels]})."""
+    """The request to `host`'s agent: its probes, packed (a UsageError when they are too many for one write
+    to etcd), and its `dns/NAME` lookups ({"names": [dns/NAME...], "sources": [source labels]})."""
+    from ..errors import UsageError
     packed = pack([asdict(s) for s in specs])
     if len(packed) > MAX_PACKED:
-        raise ValueError(f"the {len(specs)} probes that start on host {host} take {len(packed)} bytes packed, more "
+        raise UsageError(f"the {len(specs)} probes that start on host {host} take {len(packed)} bytes packed, more "
                          f"than one write to the lab's etcd holds ({MAX_PACKED}): probe fewer targets, or run "
                          f"netlab probe on that host's machine")
     data = {"id": rid, "host": host, "requestedBy": by, "requestedAt": at, "probes": str(len(specs)),
@@ -169,8 +171,10 @@ def take(store, lab: str, host: str, running: dict) -> list[str]:
         env = dict(os.environ, **{procs.OWNER_VAR: owner(lab, host)})
         running[name] = subprocess.Popen([sys.executable, "-m", "netlab.live.probeserve", lab, host, name],
                                          stdin=subprocess.DEVNULL, env=env, close_fds=True, cwd="/")
-        did.append(f"netlab probe: running {data.get('probes', '?')} probes asked by {data.get('requestedBy', '?')} "
-                   f"({name})")
+        lookups = json.loads(data.get("lookups") or "{}")
+        n = len(lookups.get("names", [])) * len(lookups.get("sources", [])) if isinstance(lookups, dict) else 0
+        did.append(f"netlab probe: running {data.get('probes', '?')} probes{f' and {n} lookups' if n else ''} "
+                   f"asked by {data.get('requestedBy', '?')} ({name})")
     reap(running)
     return did
 
@@ -296,12 +300,15 @@ def run_checks(cluster, checks: list, timeout: float = TIMEOUT, progress=None):
                               progress)
     sent = {}
     for h, specs in by_host.items():
-        if h in answers:
-            sent[h] = iter(results_of(specs, answers[h]))
-            warnings += json.loads(answers[h].get("warnings") or "[]")
-        else:
-            sent[h] = iter([ProbeResult(s, "error", None, failed[h]) for s in specs])
-            warnings.append(failed[h])
+        try:
+            if h in answers:
+                sent[h] = iter(results_of(specs, answers[h]))
+                warnings += json.loads(answers[h].get("warnings") or "[]")
+                continue
+        except (ValueError, TypeError, zlib.error) as e:   # (binascii.Error and JSON's are ValueErrors)
+            failed[h] = f"host {h}'s agent answered what is not its checks' results ({e})"
+        sent[h] = iter([ProbeResult(s, "error", None, failed[h]) for s in specs])
+        warnings.append(failed[h])
     judged = iter(local)
     out = []
     for c in checks:
@@ -335,7 +342,17 @@ def resolve_names(cluster, targets: list[str], source: str | None, timeout: floa
         raise
     answers, failed = collect(store, cluster.name, rid, {h: _budget([], len(v) * len(targets))
                                                           for h, v in by_host.items()}, timeout, progress)
-    sent = {h: iter(json.loads(answers[h]["rows"])) for h in answers}
+    sent = {}
+    for h in answers:
+        try:
+            rows = json.loads(answers[h]["rows"])
+            if len(rows) != len(by_host[h]) * len(targets):
+                raise ValueError(f"{len(rows)} rows for {len(by_host[h]) * len(targets)} lookups")
+            if not all(isinstance(r, dict) and ROW_KEYS <= set(r) for r in rows):
+                raise ValueError(f"a row without {', '.join(sorted(ROW_KEYS))}")
+            sent[h] = iter(rows)
+        except (ValueError, KeyError) as e:
+            failed[h] = f"host {h}'s agent answered what is not its lookups' rows ({e})"
     rows = []
     for src in sources:
         h = where(src)

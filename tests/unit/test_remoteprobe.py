@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from netlab.errors import UsageError
 from netlab.live import probeserve
 from netlab.live import remoteprobe as rp
 from netlab.probe.plan import Check, Source
@@ -31,7 +32,7 @@ def test_a_request_carries_its_probes_packed_and_refuses_what_one_etcd_write_can
     rnd = random.Random(7)
     many = [_spec(netns=f"nl.lab.pod.default.p{rnd.getrandbits(64):x}", dst=f"10.{i % 250}.{i // 250 % 250}.1")
             for i in range(100000)]
-    with pytest.raises(ValueError, match=r"the 100000 probes that start on host b take \d+ bytes packed, more than"):
+    with pytest.raises(UsageError, match=r"the 100000 probes that start on host b take \d+ bytes packed, more than"):
         rp.request_object("ab12", "b", many, "m1", "now")
 
 
@@ -237,7 +238,8 @@ def test_dns_lookups_from_another_machines_pods_are_run_by_its_agent_in_the_sour
                                                      if cm["metadata"]["name"].endswith("-to-b")][0])
         asked = json.loads(req["data"]["lookups"])
         assert asked == {"names": ["dns/web", "dns/x.y"], "sources": ["pod/c-w1"]} and req["data"]["probes"] == "0"
-        rows = [{"source": s, "target": t, "ok": True, "where": "b"} for s in asked["sources"] for t in asked["names"]]
+        rows = [{"source": s, "target": t, "ok": True, "where": "b", "name": t[4:], "rcode": "NOERROR",
+                 "answers": ["10.96.0.9"], "ms": 1.0} for s in asked["sources"] for t in asked["names"]]
         store.create(rp.answer_object(req["data"]["id"], "b", "done", "m2", [], rows=rows))
     t = threading.Thread(target=agent_b)
     t.start()
@@ -282,3 +284,23 @@ def test_probe_refuses_an_agents_timeout_that_is_not_a_positive_number_before_an
                        capture_output=True, text=True)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Invalid value for '--agents-timeout'" in r.stderr and "nolab" not in r.stderr, r.stderr
+
+
+def test_an_answer_that_is_not_the_checks_results_fails_them_saying_so(monkeypatch):
+    from netlab import live
+    from netlab.live import agent
+    store = MemoryStore()
+    monkeypatch.setattr(live, "store_for", lambda lab: store)
+    monkeypatch.setattr(agent, "away_hosts", lambda lab, cluster: {"b"})
+
+    def agent_b():   # one result for two probes
+        while not store.list("ConfigMap", "kube-system"):
+            threading.Event().wait(0.01)
+        rid = store.list("ConfigMap", "kube-system")[0]["data"]["id"]
+        store.create(rp.answer_object(rid, "b", "done", "m2", [ProbeResult(_spec(), "reachable", 1.0, "", "w")]))
+    t = threading.Thread(target=agent_b)
+    t.start()
+    results, _, warnings = rp.run_checks(_cluster("a"), [_check("w1", "x"), _check("w1", "y")], timeout=5)
+    t.join()
+    assert warnings == ["host b's agent answered what is not its checks' results (1 results for 2 probes)"]
+    assert [r.outcome for r in results] == ["error", "error"] and warnings[0] in results[1].why
