@@ -5,7 +5,13 @@ failure is recorded in `errors` (the next pass writes again; the pods keep servi
 
 Between passes (the control loop with nothing for the dataplane) MetalLB's pools and advertisements
 and the Ingresses, IngressClasses and Secrets still change what the pods must read: `between_passes`
-publishes those again with the last pass's model."""
+publishes those again with the last pass's model.
+
+Where the controllers run (the lab's control loop, or the agent that leads) the publishers also write what
+the add-ons write in the store: MetalLB's events, the Ingresses' status and events. An agent of a real host
+that does not lead (`tell` False) writes its machine's files only, for the add-on pods there: a machine's
+files are on its own disk. MetalLB's BGP mode, whose publisher also starts and reloads the BIRD speakers,
+is published where the controllers run only."""
 from __future__ import annotations
 
 from ..model.objects import Cluster
@@ -21,6 +27,7 @@ class AddonFiles:
         self.lb_ips: dict | None = None    # the last pass's Services' LB IPs
         self.ingress = None                # IngressPublisher
         self.last_cluster: Cluster | None = None   # the last pass's model
+        self.tell = True                   # the store's part too (events, statuses): where the controllers run
 
     def publish_zone(self, cluster: Cluster) -> None:
         """The cluster DNS's zone written if what it is made of changed (netlab/live/dnszone.py)."""
@@ -44,14 +51,14 @@ class AddonFiles:
                 return
             if self.lb is None:
                 self.lb = AnnouncementPublisher(self.lab)
-            self.lb.publish(self.store, self.lb_ips)
+            self.lb.publish(self.store, self.lb_ips, tell=self.tell)
         except Exception as e:  # noqa: BLE001 - the next pass writes again; the speakers keep the old file
             self.errors.append(f"lb announcements: {e}")
         from .lbannounce import BgpPublisher
         try:
             if cluster is not None:
                 self.bgp_cluster = cluster
-            if self.bgp_cluster is None:
+            if self.bgp_cluster is None or not self.tell:
                 return
             if self.bgp is None:
                 self.bgp = BgpPublisher(self.lab)
@@ -68,7 +75,7 @@ class AddonFiles:
         try:
             if self.ingress is None:
                 self.ingress = IngressPublisher(self.lab)
-            self.ingress.publish(self.store, cluster)
+            self.ingress.publish(self.store, cluster, tell=self.tell)
         except Exception as e:  # noqa: BLE001 - the next pass writes again; nginx serves the old configuration
             self.errors.append(f"ingress: {e}")
 

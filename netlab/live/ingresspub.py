@@ -91,7 +91,7 @@ class IngressPublisher:
         if not os.path.exists(fake):
             write_private(fake, fake_certificate().decode())
 
-    def publish(self, store, cluster) -> bool:
+    def publish(self, store, cluster, tell: bool = True) -> bool:
         """Write the configuration (and the Ingresses' status) if the store moved; True if nginx.conf changed."""
         cfg = cluster.networking.ingress
         if cfg is None:
@@ -118,7 +118,8 @@ class IngressPublisher:
             if name.endswith(".pem") and name not in keep:
                 os.unlink(os.path.join(self.ssl, name))
         self.previous = set(plan.certs)
-        self._write_status(store, objs, plan, cfg, lb_ips)
+        if tell:   # (where the controllers run; another agent writes its machine's files only)
+            self._write_status(store, objs, plan, cfg, lb_ips)
         self.seen = revs
         return changed
 

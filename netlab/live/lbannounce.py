@@ -114,9 +114,10 @@ class AnnouncementPublisher:
         self.path = announce_path(lab)
         self.seen: tuple | None = None
 
-    def publish(self, store, lb_ips: dict[str, list[str]], now: float | None = None) -> bool:
+    def publish(self, store, lb_ips: dict[str, list[str]], now: float | None = None, tell: bool = True) -> bool:
         """Decide and write the announcements if what they are made of moved; True if written.
-        `lb_ips`: each Service's LB IPs as the pass's model has them (`lb_ips_of`)."""
+        `lb_ips`: each Service's LB IPs as the pass's model has them (`lb_ips_of`). `tell`: the events too
+        (where the controllers run; another agent writes its machine's file only)."""
         revs = (store.kind_revisions(KINDS), tuple(sorted((k, tuple(v)) for k, v in lb_ips.items())))
         if revs == self.seen and os.path.exists(self.path):
             return False
@@ -146,7 +147,7 @@ class AnnouncementPublisher:
             before = []
         events = [("Normal", *e) for e in assigned_events(by_service(before), now_map)]
         events += [("Warning", *e) for e in failed_events(before, announcements)]
-        if events:
+        if events and tell:
             service_events(store, objs, events, now)
         return changed
 

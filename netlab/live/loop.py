@@ -170,6 +170,7 @@ class Loop:
         # whenever a ConfigMap changed
         from . import agent as agentmod
         self.real = host is not None and agentmod.is_real(lab)
+        self.live.separate = self.real   # its machine's add-on pods read the files it writes
         self.cm_rev = -1
         self.probing: dict = {}     # remote probe requests being run: request name -> its process
         self.seen: tuple | None = None
@@ -236,7 +237,7 @@ class Loop:
                 self.marks = audit.status_marks(self.lab, state.load(self.lab) or {})
             # MetalLB's pools and advertisements, Ingresses, IngressClasses and Secrets are no dataplane
             # kinds: their changes reach the speakers and nginx without a pass (netlab/live/addonfiles.py)
-            if self.live.leader:
+            if self.live.writes_files():
                 self.live.files().between_passes(synced)
         # a pass whose own controllers wrote what the dataplane reads (a replacement pod) leaves work for
         # the next look: no probe-only shortcut until it is done

@@ -145,6 +145,7 @@ class LiveLab:
         # the nodes this process builds (None: all of them; an agent's: none until it read the Node objects)
         self.own: set[str] | None = None if host is None else set()
         self.leader = True                 # whether the controllers run here (an agent: its Lease says)
+        self.separate = False              # an agent of a real host: its machine's disk is its own (the loop sets it)
         self.store = store if store is not None else store_for(lab)
         self.errors: list[str] = []
         self._runner: Runner | None = None
@@ -573,7 +574,7 @@ class LiveLab:
             work = st
         self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
         cluster, by_key = self.desired(work, proxy_mode)
-        if self.leader:   # the add-ons' files are the lab's: written where the controllers run
+        if self.writes_files():
             self.files().before_pass(cluster)   # before the pass starts the add-ons' pods (up's first pass)
         from ..dataplane import volumes as volmod
         from .podsetup import prepare
@@ -615,7 +616,7 @@ class LiveLab:
                 self.let_go_pods = True
                 self.run_controllers(runner)
         self.run_controllers(runner)
-        if self.leader:
+        if self.writes_files():
             self.files().after_pass(cluster)    # what this pass wrote: addresses, readiness, EndpointSlices
         self.last_full = time.monotonic()
         self.last_pass = time.time()
@@ -692,11 +693,18 @@ class LiveLab:
             self.store.update(cm)   # unconditional (no resourceVersion): `up` holds the lab's lock
         return UpResult(cluster, [], flavour, 0.0, created=not st.get("pods"))
 
+    def writes_files(self) -> bool:
+        """Whether this process writes the add-ons' files: where the controllers run, whose disk the lab's
+        machine shares (one machine), and every agent of a real host (each machine's pods read its own disk)."""
+        return self.leader or self.separate
+
     def files(self):
-        """The add-ons' published files (netlab/live/addonfiles.py): DNS zone, MetalLB, ingress-nginx."""
+        """The add-ons' published files (netlab/live/addonfiles.py): DNS zone, MetalLB, ingress-nginx; the
+        store's part of them (events, statuses) only where the controllers run."""
         if self.addon_files is None:
             from .addonfiles import AddonFiles
             self.addon_files = AddonFiles(self.lab, self.store, self.errors)
+        self.addon_files.tell = self.leader
         return self.addon_files
 
     def pending(self) -> bool:

@@ -399,6 +399,26 @@ def test_publisher_writes_the_file_private_and_tells_each_change_once(tmp_path, 
     assert any(f'"{election_order(NODES, IP)[1]}"' in e["message"] for e in ev)
 
 
+def test_an_agent_that_does_not_lead_writes_its_machines_file_and_no_event(tmp_path, monkeypatch):
+    """A lab on real hosts: each machine's agent writes the announcements for the speakers on its own disk;
+    the events are the store's, written where the controllers run only."""
+    from netlab.dataplane import layout
+    from netlab.live.lbannounce import AnnouncementPublisher, announce_path
+    from netlab.store import MemoryStore
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    store = MemoryStore()
+    o = objs()
+    with store.transaction():
+        for kind in ("Node", "Pod", "Service", "EndpointSlice", "IPAddressPool", "L2Advertisement"):
+            for obj in o[kind]:
+                store.create(dict(json.loads(json.dumps(obj)), apiVersion="v1"))
+    rev = store.revision()
+    assert AnnouncementPublisher("lab").publish(store, {"default/web": [IP]}, tell=False) is True
+    assert {a.node for a in announce.parse_document(json.load(open(announce_path("lab"))))} == \
+        {election_order(NODES, IP)[0]}
+    assert store.revision() == rev and store.list("Event") == []
+
+
 def test_announce_failed_when_the_interfaces_leave_out_eth0():
     ok = Announcement(IP, "default/web", "n1", "p", ("eth0", "bond0"))
     bad = Announcement(IP, "default/web", "n1", "p", ("eth1",))
