@@ -359,22 +359,26 @@ def test_speaker_follows_the_file(tmp_path, monkeypatch):
     assert 'metallb_layer2_gratuitous_sent 2' in sp.metrics()
 
 
-def test_publisher_writes_the_file_private_and_tells_each_change_once(tmp_path, monkeypatch):
-    """Two publishers of one lab (`up`'s and the control loop's) against one store: the file 0600 in a
-    0700 directory, one nodeAssigned event per change of the announcing node, nothing for the second."""
-    from netlab.dataplane import layout
-    from netlab.live.lbannounce import AnnouncementPublisher, announce_path
+def _store():
+    """A store holding the objects above (what the publishers read)."""
     from netlab.store import MemoryStore
-    from netlab.store.events import events_for
-    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
     store = MemoryStore()
     o = objs()
     with store.transaction():
         for kind in ("Node", "Pod", "Service", "EndpointSlice", "IPAddressPool", "L2Advertisement"):
             for obj in o[kind]:
-                obj = json.loads(json.dumps(obj))
-                obj.setdefault("apiVersion", "v1")
-                store.create(obj)
+                store.create(dict(json.loads(json.dumps(obj)), apiVersion=obj.get("apiVersion", "v1")))
+    return store
+
+
+def test_publisher_writes_the_file_private_and_tells_each_change_once(tmp_path, monkeypatch):
+    """Two publishers of one lab (`up`'s and the control loop's) against one store: the file 0600 in a
+    0700 directory, one nodeAssigned event per change of the announcing node, nothing for the second."""
+    from netlab.dataplane import layout
+    from netlab.live.lbannounce import AnnouncementPublisher, announce_path
+    from netlab.store.events import events_for
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    store = _store()
     ips = {"default/web": [IP]}
     first = election_order(NODES, IP)[0]
     one, two = AnnouncementPublisher("lab"), AnnouncementPublisher("lab")
@@ -404,14 +408,8 @@ def test_an_agent_that_does_not_lead_writes_its_machines_file_and_no_event(tmp_p
     the events are the store's, written where the controllers run only."""
     from netlab.dataplane import layout
     from netlab.live.lbannounce import AnnouncementPublisher, announce_path
-    from netlab.store import MemoryStore
     monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
-    store = MemoryStore()
-    o = objs()
-    with store.transaction():
-        for kind in ("Node", "Pod", "Service", "EndpointSlice", "IPAddressPool", "L2Advertisement"):
-            for obj in o[kind]:
-                store.create(dict(json.loads(json.dumps(obj)), apiVersion="v1"))
+    store = _store()
     rev = store.revision()
     assert AnnouncementPublisher("lab").publish(store, {"default/web": [IP]}, tell=False) is True
     assert {a.node for a in announce.parse_document(json.load(open(announce_path("lab"))))} == \
