@@ -148,7 +148,8 @@ def take(store, lab: str, host: str, running: dict) -> list[str]:
     import subprocess
     from ..dataplane import procs
     from ..store.api import AlreadyExists, NotFoundError
-    asks, stale = pending(store.list("ConfigMap", CONFIG_NAMESPACE), host)
+    listed = {cm["metadata"]["name"]: cm for cm in store.list("ConfigMap", CONFIG_NAMESPACE)}
+    asks, stale = pending(list(listed.values()), host)
     did = []
     for name in stale:   # (a process still running for a request that is gone removes its own answer)
         if name.replace(f"-from-{host}", f"-to-{host}") not in running:
@@ -159,10 +160,7 @@ def take(store, lab: str, host: str, running: dict) -> list[str]:
     for name in asks:
         if name in running:
             continue
-        req = store.try_get("ConfigMap", CONFIG_NAMESPACE, name)
-        if req is None:
-            continue
-        data = req.get("data") or {}
+        data = listed[name].get("data") or {}
         rid = data.get("id", "")
         try:
             store.create(answer_object(rid, host, "running", socket.gethostname()))
@@ -171,8 +169,11 @@ def take(store, lab: str, host: str, running: dict) -> list[str]:
         env = dict(os.environ, **{procs.OWNER_VAR: owner(lab, host)})
         running[name] = subprocess.Popen([sys.executable, "-m", "netlab.live.probeserve", lab, host, name],
                                          stdin=subprocess.DEVNULL, env=env, close_fds=True, cwd="/")
-        lookups = json.loads(data.get("lookups") or "{}")
-        n = len(lookups.get("names", [])) * len(lookups.get("sources", [])) if isinstance(lookups, dict) else 0
+        try:   # (for the log only: the process checks the request, and answers what is wrong with it)
+            lookups = json.loads(data.get("lookups") or "{}")
+            n = len(lookups.get("names", [])) * len(lookups.get("sources", []))
+        except (ValueError, AttributeError, TypeError):
+            n = 0
         did.append(f"netlab probe: running {data.get('probes', '?')} probes{f' and {n} lookups' if n else ''} "
                    f"asked by {data.get('requestedBy', '?')} ({name})")
     reap(running)
