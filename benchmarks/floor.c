@@ -11,12 +11,13 @@
  *              (MASK, default 22: each node's podCIDR is the K-th /MASK of 10.244.0.0/16; the benchmark part
  *              `scale` builds 100 nodes with /24s, as netlab's default nodeCIDRMaskSize)
  *   per pod    (the part that scales) on one dedicated thread, as netlab does:
- *              unshare(CLONE_NEWNET|CLONE_NEWUTS); bind-mount /proc/self/task/TID/ns/{net,uts} to
+ *              unshare(CLONE_NEWNET|CLONE_NEWUTS); IPv6 off in the namespace's default (as netlab: its lab's
+ *              interfaces carry no IPv6); bind-mount /proc/self/task/TID/ns/{net,uts} to
  *              /run/netns/PREFIX.pod.I and /run/netlab/floor/PREFIX/I.uts; sethostname;
  *              RTM_NEWLINK veth (node side on cni0, up, peer eth0 put straight into the pod by
  *              IFLA_NET_NS_FD) through a netlink socket opened in the node; hairpin on (AF_BRIDGE
- *              IFLA_PROTINFO); in the pod icmp_ratelimit=0 and, as the CNI bridge plugin sets them, eth0's
- *              accept_dad=0 and arp_notify=1 (through a procfs instance of its own, as netlab); through a
+ *              IFLA_PROTINFO); in the pod icmp_ratelimit=0, eth0's disable_ipv6=1 and, as the CNI bridge
+ *              plugin sets it, arp_notify=1 (through a procfs instance of its own, as netlab); through a
  *              socket opened in the pod: lo up, eth0 up, 10.244.x.y/22 on eth0, default route via the node's cni0 address, eth0's own MAC set again
  *              (arp_notify: a gratuitous ARP, as netlab and the CNI bridge plugin send).
  * Not here, and done by netlab: a node's VXLAN device with a neighbour and FDB entry per other node (the
@@ -28,8 +29,8 @@
  * Four switches for experiments, off in the benchmark: FLOOR_NO_GARP=1 leaves the gratuitous ARP out;
  * FLOOR_PROC_SYS=1 writes the sysctls through /proc/sys instead of a private procfs instance (see sysctl()
  * below); FLOOR_TRACE=1 prints the time every 100 pods (the per-pod cost grows with the number of namespaces: the bridge's port list, /proc/sys lookups);
- * FLOOR_NO_IPV6=1 turns IPv6 off in every new namespace first (fewer addresses, no DAD or MLD flooding
- * over cni0) - not what netlab does.
+ * FLOOR_IPV6=1 leaves IPv6 on in the new namespaces, as netlab did before: every eth0 gets a link-local
+ * address, joins its multicast groups and solicits routers, and cni0 floods each such packet to every pod.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -274,7 +275,7 @@ static void mount_own(const char *kind, const char *path) {
 }
 
 /* this thread into a new netns named NAME (and a UTS namespace at UTS with HOSTNAME if given) */
-static int no_ipv6;   /* FLOOR_NO_IPV6=1: an experiment, not what netlab does */
+static int no_ipv6 = 1;   /* FLOOR_IPV6=1 clears it: an experiment, not what netlab does */
 
 static void new_ns(const char *name, const char *uts, const char *hostname) {
     char path[160];
@@ -378,7 +379,8 @@ static void *build(void *unused) {
         close(fd);
         hairpin(nl_node[k], ifindex(ioc_node[k], veth));
         sysctl("net/ipv4/icmp_ratelimit", "0");
-        if (!no_ipv6) sysctl("net/ipv6/conf/eth0/accept_dad", "0");
+        if (no_ipv6) sysctl("net/ipv6/conf/eth0/disable_ipv6", "1");   /* as netlab's pods */
+        else sysctl("net/ipv6/conf/eth0/accept_dad", "0");             /* as the CNI bridge plugin's */
         sysctl("net/ipv4/conf/eth0/arp_notify", "1");
         int nl = nl_open(), ioc = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         link_up(nl, 1);
@@ -447,7 +449,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(prefix, sizeof prefix, "%s", argv[2]);
-    no_ipv6 = getenv("FLOOR_NO_IPV6") && !strcmp(getenv("FLOOR_NO_IPV6"), "1");
+    no_ipv6 = !(getenv("FLOOR_IPV6") && !strcmp(getenv("FLOOR_IPV6"), "1"));
     proc_sys_path = getenv("FLOOR_PROC_SYS") && !strcmp(getenv("FLOOR_PROC_SYS"), "1");
     if (!strcmp(argv[1], "up") && argc >= 4) {
         npods = atoi(argv[3]);

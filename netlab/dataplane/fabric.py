@@ -24,8 +24,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import KernelError, UsageError
 from ..model.objects import Cluster, Pod
-from ..render.fabric import (BRIDGE, IPIP_DEV, POD_SYSCTLS, SEGMENT_BRIDGE, UNDERLAY_BRIDGE, HostFabric, NodeFabric,
-                             Route, host_fabric, node_fabric)
+from ..render.fabric import (BRIDGE, IPIP_DEV, NO_IPV6, POD_SYSCTLS, SEGMENT_BRIDGE, UNDERLAY_BRIDGE, HostFabric,
+                             NodeFabric, Route, host_fabric, node_fabric)
 from . import nsfs
 from .changes import Change, Changes
 from .netns import Netns, ignore_missing, kernel_error, pod_sysctls, raw_call, write_sysctls
@@ -358,6 +358,7 @@ class Fabric(FabricPods):
                 nsfs.enter_netns_here(path)
             else:
                 nsfs.new_netns_here(name)
+                write_sysctls(name, NO_IPV6, None)   # before any interface is made in it
                 self.changes.add(Change("namespace", name, "create", f"namespace {name}"))
         except OSError as e:
             raise KernelError(f"cannot create or enter network namespace {name}: {e.strerror}") from None

@@ -317,22 +317,25 @@ def raw_call(sock: rtnl.Rtnl, netns: str, steps) -> list[bytes | None]:
 
 
 @functools.lru_cache(maxsize=1)
+def has_ipv6() -> bool:
+    """False on a kernel booted with ipv6.disable=1 (the same in every namespace): no IPv6 sysctl exists."""
+    return os.path.isdir("/proc/sys/net/ipv6")
+
+
 def pod_sysctls() -> dict[str, str]:
-    """A pod's sysctls, its eth0's included. On a kernel without IPv6 (ipv6.disable=1, the same in every
-    namespace) there is no IPv6 sysctl to set."""
-    out = dict(POD_SYSCTLS, **POD_ETH0_SYSCTLS)
-    if not os.path.isdir("/proc/sys/net/ipv6"):
-        out = {k: v for k, v in out.items() if not k.startswith("net/ipv6/")}
-    return out
+    """A pod's sysctls, its eth0's included."""
+    return dict(POD_SYSCTLS, **POD_ETH0_SYSCTLS)
 
 
 def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes | None) -> None:
     """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace.
 
-    `changes` None: the namespace is new, so every value is written without being read first, and not
+    An IPv6 sysctl is skipped on a kernel without IPv6. `changes` None: the namespace is new, so every value is written without being read first, and not
     reported as a change. Through `procsys.PROC_SYS` (netlab's own procfs instance: /proc/sys's lookups
     grow with the number of namespaces on the machine)."""
     for key, value in sysctls.items():
+        if key.startswith("net/ipv6/") and not has_ipv6():
+            continue
         try:
             if changes is not None and PROC_SYS.read(key).strip() == value:
                 continue

@@ -12,7 +12,7 @@ from pyroute2 import IPRoute
 
 from ..errors import KernelError
 from ..model.objects import Cluster, Pod
-from ..render.fabric import BRIDGE, POD_SYSCTLS, Route, pod_fabric
+from ..render.fabric import BRIDGE, POD_ETH0_SYSCTLS, POD_SYSCTLS, Route, pod_fabric
 from . import nsfs, rtnl
 from .changes import Change, Changes
 from .netns import Netns, kernel_error, pod_sysctls, raw_call, write_sysctls
@@ -52,11 +52,13 @@ class FabricPods:
             except rtnl.RtnlError as e:
                 if e.errno != errno.ENODEV:
                     raise kernel_error(e, f"delete stale {pf.host_veth}", node.name) from None
-        # This thread is in the pod's new namespace now: the veth's peer goes there by our thread id.
+        # This thread is in the pod's new namespace now: its sysctls first (NO_IPV6 in its default before eth0
+        # exists), then the veth, whose peer goes there by our thread id.
+        write_sysctls(pf.netns, POD_SYSCTLS, None)
         node.raw((f"create veth {pf.host_veth} for pod {pod.key}",
                   rtnl.veth_create(pf.host_veth, "eth0", pf.mtu, bridge, threading.get_native_id())),
                  (f"set hairpin on {pf.host_veth}", rtnl.hairpin_on(pf.host_veth)))
-        write_sysctls(pf.netns, pod_sysctls(), None)  # this thread is in the new namespace
+        write_sysctls(pf.netns, POD_ETH0_SYSCTLS, None)
         # in the CNI bridge plugin's order: eth0 up, then its address and route, then a gratuitous ARP
         # (a pod made again with the same IP has a new MAC, which its node and the pods next to it may
         # not know): eth0 has arp_notify=1, so setting its own MAC again makes the kernel send it

@@ -108,10 +108,14 @@ def test_pod_namespace_details(fab):
     addr = fab.pod_exec("a1", ["ip", "-o", "-4", "addr", "show", "eth0"]).stdout
     assert f"inet {a1.ip}/{fab.node('n1').pod_cidr.prefixlen} scope global eth0" in addr, addr
     assert fab.pod_exec("a1", ["sysctl", "-n", "net.ipv4.icmp_ratelimit"]).stdout.strip() == "0"
-    # as the CNI bridge plugin leaves a pod's interface: no IPv6 DAD, arp_notify on
-    assert fab.pod_exec("a1", ["sysctl", "-n", "net.ipv6.conf.eth0.accept_dad",
-                               "net.ipv4.conf.eth0.arp_notify"]).stdout.split() == ["0", "1"]
-    assert "tentative" not in fab.pod_exec("a1", ["ip", "-6", "addr", "show", "eth0"]).stdout
+    # arp_notify on, as the CNI bridge plugin leaves a pod's interface; IPv6 off on every interface netlab
+    # made (an IPv4 cluster), lo keeping ::1 so a server listening on [::] still answers
+    assert fab.pod_exec("a1", ["sysctl", "-n", "net.ipv6.conf.eth0.disable_ipv6",
+                               "net.ipv4.conf.eth0.arp_notify"]).stdout.split() == ["1", "1"]
+    assert fab.pod_exec("a1", ["ip", "-6", "addr", "show", "eth0"]).stdout.strip() == ""
+    assert "inet6 ::1/128" in fab.pod_exec("a1", ["ip", "-6", "addr", "show", "lo"]).stdout
+    for dev in ("eth0", "cni0", a1.host_veth):
+        assert fab.node_exec("n1", ["ip", "-6", "addr", "show", dev]).stdout.strip() == "", dev
     veth = fab.node_exec("n1", ["ip", "-d", "link", "show", a1.host_veth]).stdout
     assert "master cni0" in veth and "hairpin on" in veth
     assert len(a1.host_veth) <= 15 and a1.host_veth.startswith("veth")
