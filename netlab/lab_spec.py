@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import NetlabError
 from .gcpause import gc_paused
+from .model import svcalloc
 from .model.build import build
 from .model.objects import Cluster
 from .names import repair_command
@@ -131,9 +132,9 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         wanted = objects.scenario_objects(scenario, layout.dns_dir(lab),
                                           [str(n.ip) for n in base.nodes if n.role == "control-plane"])
         if not replace and prev:
-            _refuse_replacing(store, scenario, wanted, prev)
+            _refuse_replacing(store, scenario, wanted, prev, svcalloc.for_up(scenario, base, prev))
         objects.sync_nodes(store, objects.node_objects(base))
-        objects.apply_objects(store, wanted, prune=True)
+        objects.apply_objects(store, wanted, prune=True, allocate=svcalloc.for_up(scenario, base, prev))
         live = LiveLab(lab, store, kubelet=not control_loop)
         # a lab whose nodes are placed on hosts (their Node objects' label, kept as `netlab label` leaves it)
         # is built by its agents (one control loop per host), not here
@@ -223,7 +224,7 @@ def _check_placement(cluster: Cluster, live_nodes: list[dict] = ()) -> None:
                          f"the label {HOST_LABEL}=<host> in the Cluster document's nodes[].labels, or none")
 
 
-def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[str, Any]) -> None:
+def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[str, Any], allocate=None) -> None:
     """A lab built from one source, brought up from another that would remove what the first built:
     say so, and what to run to do it anyway (nothing is written: the trial is rolled back)."""
     from .dataplane.lab import source_identity
@@ -238,7 +239,8 @@ def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[
         pass
     try:
         with store.transaction():
-            gone = [a for a in objects.apply_objects(store, wanted, prune=True) if a.action in ("pruned", "recreated")]
+            gone = [a for a in objects.apply_objects(store, wanted, prune=True, allocate=allocate)
+                    if a.action in ("pruned", "recreated")]
             for a in gone:
                 if a.kind == "Deployment":
                     lost += [f"pod {a.namespace}/{p['metadata']['name']}" for p in objects.pods_of(store, a.namespace, a.name)]

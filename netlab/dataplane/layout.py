@@ -257,6 +257,7 @@ def state_doc(cluster, scenario_text: str, source_path: str | None, prev: dict[s
     kernel layer: procs {container -> {pid, start}}, restarts, created, ready), ipam (node -> last pod
     IP handed out), services (key -> clusterIP, nodePorts {"name/protocol" -> port}, healthCheckNodePort), servers (node ->
     {pid, start} of its built-in server), iptables {flavour}, proxyMode."""
+    from ..model import svcalloc
     return {
         "lab": cluster.name, "scenario": scenario_text, "source": cluster.source, "phase": phase,
         "sourcePath": source_path,
@@ -265,10 +266,7 @@ def state_doc(cluster, scenario_text: str, source_path: str | None, prev: dict[s
         "pods": {p.key: dict({"node": p.node, "ip": str(p.ip), "uid": p.uid, "fingerprint": p.fingerprint(),
                               "netns": p.netns}, **pods_extra.get(p.key, {})) for p in cluster.pods},
         "ipam": cluster.ipam_last,
-        "services": {s.key: {"clusterIP": str(s.cluster_ip) if s.cluster_ip else None,
-                             "nodePorts": {f"{p.name or ''}/{p.protocol}": p.node_port for p in s.ports if p.node_port},
-                             "healthCheckNodePort": s.health_check_node_port}
-                     for s in cluster.services},
+        "services": svcalloc.service_table(cluster.services),
         "servers": servers,
         "iptables": {"flavour": flavour},
         "proxyMode": cluster.networking.proxy_mode,

@@ -26,6 +26,16 @@ class Target:
         from ..dataplane import state
         return (state.load(self.name) or {}).get("scenario") or ""
 
+    def service_allocator(self, networking):
+        """How a Service is written to the store (live.objects.apply_objects' `allocate`): with the ClusterIP
+        and node ports the API server would give it, the lab's earlier ones (its state.json on this machine, if
+        any) kept for the Services the store has without them."""
+        from ..model import svcalloc
+        if self._scenario is not None:
+            return svcalloc.allocator(networking)
+        from ..dataplane import state
+        return svcalloc.allocator(networking, (state.load(self.name) or {}).get("services"))
+
     def proxy_mode(self) -> str | None:
         """The lab's kube-proxy mode as it was brought up (`up --proxy-mode` may differ from its Cluster
         document); None when the lab has no state (the Cluster document's then)."""
@@ -193,6 +203,7 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     check_room(target, workloads)
     if on_read is not None:
         on_read(sc)
-    applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True)
+    applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True,
+                            allocate=target.service_allocator(sc.networking))
     target.wrote()
     return applied

@@ -231,13 +231,26 @@ def _comparable(obj: dict) -> dict:
 
 
 def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE, selector: str | None = None,
-                  graceful_pods: bool = False) -> list[Applied]:
+                  graceful_pods: bool = False, allocate=None) -> list[Applied]:
     """Write `objects` (manifests) to `store` in one transaction; see the module's docstring. A bare
     Pod whose spec changed is deleted and created again (the API server refuses most pod updates;
     `up` has always made such a pod anew). `prune`: delete what an earlier apply made (and no controller
     owns) that `objects` no longer has, only what matches the label `selector` when given; pods pruned
-    with their terminationGracePeriodSeconds when `graceful_pods` (`apply --prune`), at once otherwise."""
+    with their terminationGracePeriodSeconds when `graceful_pods` (`apply --prune`), at once otherwise. `allocate` (model.svcalloc.allocate with the
+    lab's networking and hints bound): a Service is written with its ClusterIP and node ports, as the API server
+    allocates them (None: as given, for a store without a lab's networking: tests')."""
     out: list[Applied] = []
+    services: dict | None = None   # the store's Services as this transaction leaves them, once one is written
+
+    def allocated(obj: dict, given: dict, live: dict | None) -> dict:
+        nonlocal services
+        if allocate is None or obj.get("kind") != "Service":
+            return obj
+        if services is None:
+            services = {key_of(o): o for o in store.list("Service")}
+        obj = allocate(obj, given, live, [o for k, o in services.items() if k != key_of(obj)])
+        services[key_of(obj)] = obj
+        return obj
     with store.transaction():
         seen = set()
         for obj in objects:
@@ -250,7 +263,7 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
                 store.delete(kind, ns, name, grace_seconds=0)
                 live = None
             if live is None:
-                new = with_defaults(given)
+                new = allocated(with_defaults(given), given, None)
                 new["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
                 store.create(new)
                 out.append(Applied(kind, ns, name, "created"))
@@ -259,7 +272,7 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
             last = json.loads(last_text) if last_text else {}
             merged = merge({k: live.get(k) for k in ("apiVersion", "kind", "metadata", "spec") if k in live},
                            last, given)
-            merged = with_defaults(merged)
+            merged = allocated(with_defaults(merged), given, live)
             merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
             merged.pop("status", None)
             if _comparable(merged) == _comparable(live):

@@ -735,9 +735,10 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
             base = build(scenario, prev, pods=[])
             objects.sync_nodes(store, objects.node_objects(base))
             from ..dataplane import layout
+            from ..model import svcalloc
             objects.apply_objects(store, objects.scenario_objects(
                 scenario, layout.dns_dir(lab), [str(n.ip) for n in base.nodes if n.role == "control-plane"]),
-                prune=True)
+                prune=True, allocate=svcalloc.for_up(scenario, base, prev))
             runner = live.runner(text)
             live.heartbeats(live._periods[0], time.time())
             runner.run_until_quiescent(between=live.keep_alive)

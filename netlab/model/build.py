@@ -311,8 +311,6 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
             raise SpecError(where, f"spec.clusterIP {ip} is taken by Service {taken[ip]}", "pick another address")
         taken[ip] = f"{s.namespace}/{s.name}"
         ips[f"{s.namespace}/{s.name}"] = ip
-    first, last = int(subnet.network_address) + 1, int(subnet.broadcast_address) - 1
-    size = last - first + 1
     wanted = [s for s in specs if f"{s.namespace}/{s.name}" not in ips and s.cluster_ip != "None"
               and s.type != "ExternalName"]
     for s in wanted:  # first keep the previous addresses, so a new service cannot take one by hash
@@ -330,14 +328,7 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
         key = f"{s.namespace}/{s.name}"
         if key in ips:
             continue
-        start = int(short_hash(key, "clusterip", n=8), 16) % size
-        for k in range(size):
-            c = ipaddress.IPv4Address(first + (start + k) % size)
-            if c not in taken and c not in reserved:
-                cand = c
-                break
-        else:
-            raise SpecError(f"Service {key}", f"the service subnet {subnet} is full", "use a larger serviceSubnet")
+        cand = free_cluster_ip(key, subnet, lambda c: c in taken or c in reserved)
         taken[cand] = key
         ips[key] = cand
 
@@ -386,12 +377,12 @@ def _services(scenario: Scenario, prev: dict[str, Any], pods: list[Pod], nodes: 
         for i, p in enumerate(s.ports):
             np = p.node_port
             if np is None and allocates_node_ports(s):
-                np = kept_np.get((key, i)) or _free_port(key, f"{p.name or ''}/{p.protocol}", p.protocol, used_np, lo, hi)
+                np = kept_np.get((key, i)) or free_port(key, f"{p.name or ''}/{p.protocol}", p.protocol, used_np, lo, hi)
                 used_np[(np, p.protocol)] = key
             ports.append(ServicePort(p.name, p.port, p.protocol, p.target_port, np))
         svc = Service(s, ips.get(key), ports)
         if needs_health_check(s):
-            hc = s.health_check_node_port or kept_hc.get(key) or _free_port(key, "healthcheck", "TCP", used_np, lo, hi)
+            hc = s.health_check_node_port or kept_hc.get(key) or free_port(key, "healthcheck", "TCP", used_np, lo, hi)
             used_np[(hc, "TCP")] = key
             svc.health_check_node_port = hc
         if s.selector is None:
@@ -413,7 +404,20 @@ def needs_health_check(s) -> bool:
     return s.type == "LoadBalancer" and s.external_traffic_policy == "Local"
 
 
-def _free_port(key: str, what: str, protocol: str, used: dict[tuple[int, str], str], lo: int, hi: int) -> int:
+def free_cluster_ip(key: str, subnet: ipaddress.IPv4Network, busy) -> ipaddress.IPv4Address:
+    """Service `key`'s ClusterIP: the first address of the service subnet from a hash of its name on for which
+    `busy(address)` is false (the network and broadcast addresses never)."""
+    first, last = int(subnet.network_address) + 1, int(subnet.broadcast_address) - 1
+    size = last - first + 1
+    start = int(short_hash(key, "clusterip", n=8), 16) % size
+    for k in range(size):
+        c = ipaddress.IPv4Address(first + (start + k) % size)
+        if not busy(c):
+            return c
+    raise SpecError(f"Service {key}", f"the service subnet {subnet} is full", "use a larger serviceSubnet")
+
+
+def free_port(key: str, what: str, protocol: str, used, lo: int, hi: int) -> int:
     """A free port of the node port range for `key`'s `what`, the first free one from a hash of both."""
     span = hi - lo + 1
     start = int(short_hash(key, what, "nodeport", n=8), 16) % span

@@ -423,6 +423,12 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
                 break
             time.sleep(2)
         assert len(served) == 2 and set(served.values()) == {web2_ip}, (web2_ip, served, logs())
+        # its ClusterIP was allocated when `apply` wrote it and is in its stored spec, as the API server keeps
+        # it: every machine's agent programs that one (before, each computed its own), so a pod on c reaches it
+        spec = json.loads(netlab("c", "get", "svc", "web2", "-o", "json", "--lab", m.lab).stdout)["spec"]
+        assert (spec["clusterIP"], spec["clusterIPs"]) == (web2_ip, [web2_ip]), spec
+        r = netlab("c", "exec", "client", "--lab", m.lab, "--", "curl", "-s", "-m", "5", f"http://{web2_ip}:81/hostname")
+        assert r.returncode == 0 and r.stdout.startswith("web-"), r.stdout + r.stderr + logs()
         # the agents ran them: their logs say so; and the requests and answers are gone from the store
         for h in "bc":
             assert "netlab probe: running" in iso[h].run(["cat", layout.agent_log(m.lab, h)]).stdout, h
