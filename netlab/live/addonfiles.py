@@ -10,8 +10,9 @@ publishes those again with the last pass's model.
 Where the controllers run (the lab's control loop, or the agent that leads) the publishers also write what
 the add-ons write in the store: MetalLB's events, the Ingresses' status and events. An agent of a real host
 that does not lead (`tell` False) writes its machine's files only, for the add-on pods there: a machine's
-files are on its own disk. MetalLB's BGP mode, whose publisher also starts and reloads the BIRD speakers,
-is published where the controllers run only."""
+files are on its own disk. MetalLB's BGP mode also starts and reloads the BIRD speakers: on one machine
+where the controllers run, for every node; on real hosts by every agent for its own nodes (`own`; the external
+router's by the agent of the host it lives on), from its machine's copy of the sessions and routes."""
 from __future__ import annotations
 
 from ..model.objects import Cluster
@@ -28,6 +29,8 @@ class AddonFiles:
         self.ingress = None                # IngressPublisher
         self.last_cluster: Cluster | None = None   # the last pass's model
         self.tell = True                   # the store's part too (events, statuses): where the controllers run
+        self.own: set[str] | None = None   # an agent of a real host: its nodes (their BGP speakers are its own)
+        self.host: str | None = None       # ... and its host (the external router's speaker runs on the home host)
 
     def publish_zone(self, cluster: Cluster) -> None:
         """The cluster DNS's zone written if what it is made of changed (netlab/live/dnszone.py)."""
@@ -58,11 +61,11 @@ class AddonFiles:
         try:
             if cluster is not None:
                 self.bgp_cluster = cluster
-            if self.bgp_cluster is None or not self.tell:
+            if self.bgp_cluster is None or not (self.tell or self.own is not None):
                 return
             if self.bgp is None:
                 self.bgp = BgpPublisher(self.lab)
-            self.bgp.publish(self.store, self.lb_ips, self.bgp_cluster)
+            self.bgp.publish(self.store, self.lb_ips, self.bgp_cluster, tell=self.tell, own=self.own, host=self.host)
         except Exception as e:  # noqa: BLE001 - the next pass tries again; BIRD keeps its last configuration
             self.errors.append(f"lb BGP announcements: {e}")
 

@@ -52,10 +52,13 @@ class BgpPublisher:
         self.path = bgp_path(lab)
         self.seen: tuple | None = None
 
-    def publish(self, store, lb_ips: dict[str, list[str]], cluster, now: float | None = None) -> bool:
+    def publish(self, store, lb_ips: dict[str, list[str]], cluster, now: float | None = None, tell: bool = True,
+                own: set[str] | None = None, host: str | None = None) -> bool:
         """Decide MetalLB's BGP announcements if their inputs moved; write them and bring the speakers in
         line if they changed (True then). `cluster`: the model the speakers' configurations are rendered
-        with (the pass's, or the last pass's between passes)."""
+        with (the pass's, or the last pass's between passes). `own`, `host`: an agent of a real host brings
+        its own nodes' speakers in line (and the external router's on its home host), not the others';
+        `tell`: MetalLB's events too (where the controllers run)."""
         from ..lb import bgpmode
         revs = (store.kind_revisions(bgpmode.KINDS), tuple(sorted((k, tuple(v)) for k, v in lb_ips.items())))
         if revs == self.seen and os.path.exists(self.path):
@@ -82,8 +85,11 @@ class BgpPublisher:
             write_private(self.path, text)
         from ..dataplane import bgp
         from ..dataplane.changes import Changes
-        bgp.ensure(cluster, Changes())   # rendered again from the file; what changed reloaded
+        # rendered again from the file; what changed reloaded
+        bgp.ensure(cluster, Changes(), own=own, router=bgp.router_here(cluster, own, host))
         self.seen = revs
+        if not tell:
+            return True
         try:
             before = bgpmode.parse_document(json.loads(old)) if old else bgpmode.Plan()
         except ValueError:

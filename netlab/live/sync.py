@@ -705,6 +705,8 @@ class LiveLab:
             from .addonfiles import AddonFiles
             self.addon_files = AddonFiles(self.lab, self.store, self.errors)
         self.addon_files.tell = self.leader
+        if self.separate:   # an agent of a real host: its own nodes' BGP speakers
+            self.addon_files.own, self.addon_files.host = self.own, self.host
         return self.addon_files
 
     def pending(self) -> bool:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -271,6 +272,71 @@ def test_real_hosts_across_three_machines(machines, tmp_path):
         assert footprint(ns) == before[h], h
 
 
+METALLB_BGP = """apiVersion: v1
+kind: Namespace
+metadata: {name: metallb-system}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: pool, namespace: metallb-system}
+spec: {addresses: [172.18.200.0/28]}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: 172.18.255.254, holdTime: 9s, keepaliveTime: 3s}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: adv, namespace: metallb-system}
+spec: {ipAddressPools: [pool]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb}
+spec:
+  type: LoadBalancer
+  loadBalancerIP: 172.18.200.10
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def metallb_bgp_across_machines(m, netlab, logs, tmp_path) -> None:
+    """MetalLB's BGP mode applied from machine b: every machine's agent runs its own nodes' BIRD speakers from its
+    own copy of the sessions (its disk is its own), so the lab's external router, on a, learns the LoadBalancer
+    IP from the nodes of all three machines (one ECMP route over them) and reaches the pods through it. Before,
+    only the leader's machine had the sessions, and its agent tried to start every machine's speakers."""
+    import yaml
+
+    from netlab.lb.addon import speaker_daemonset
+    path = tmp_path / "metallb-bgp.yaml"
+    # MetalLB's speaker DaemonSet (as its manifest has it; netlab runs its speaker for the image) and the config
+    path.write_text(yaml.safe_dump(speaker_daemonset(os.path.join(layout.lab_dir(m.lab), "lb"))) + "---\n" + METALLB_BGP)
+    r = netlab("b", "apply", "-f", str(path), "--lab", m.lab)
+    assert r.returncode == 0, r.stdout + r.stderr
+    nodes = [ln.split() for ln in netlab("a", "get", "nodes", "-o", "wide", "--lab", m.lab).stdout.splitlines()[1:]]
+    node_ips = {row[5] for row in nodes}
+    assert len(node_ips) == 3, nodes
+    deadline = time.monotonic() + 120
+    while True:
+        route = netlab("a", "exec", "--external", "--lab", m.lab, "--", "ip", "-4", "route", "show",
+                       "172.18.200.10/32").stdout
+        hops = set(re.findall(r"via (\S+)", route)) if "proto bird" in route else set()
+        if hops == node_ips or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert hops == node_ips, (route, node_ips, logs())
+    r = netlab("a", "exec", "--external", "--lab", m.lab, "--", "curl", "-sS", "-m", "5", "http://172.18.200.10/hostname")
+    assert r.returncode == 0 and r.stdout.startswith("web-"), r.stdout + r.stderr
+    # removed again (the Namespace left: netlab deletes a namespace's objects with it at once)
+    path.write_text(path.read_text().replace(METALLB_BGP, METALLB_BGP.split("---\n", 1)[1]))
+    r = netlab("b", "delete", "-f", str(path), "--lab", m.lab)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = netlab("a", "exec", "--external", "--lab", m.lab, "--", "ip", "-4", "route", "show", "172.18.200.10/32")
+    assert r.stdout.strip() == "" or "proto bird" not in r.stdout, r.stdout
+
+
 class Isolated:
     """A stand-in machine that shares nothing with the test but its network namespace: a mount namespace with
     a /run of its own (its netns files, the lab's directory) and a PID namespace (its own processes), as a
@@ -429,6 +495,8 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
         assert (spec["clusterIP"], spec["clusterIPs"]) == (web2_ip, [web2_ip]), spec
         r = netlab("c", "exec", "client", "--lab", m.lab, "--", "curl", "-s", "-m", "5", f"http://{web2_ip}:81/hostname")
         assert r.returncode == 0 and r.stdout.startswith("web-"), r.stdout + r.stderr + logs()
+        if shutil.which("bird"):
+            metallb_bgp_across_machines(m, netlab, logs, tmp_path)
         # the agents ran them: their logs say so; and the requests and answers are gone from the store
         for h in "bc":
             assert "netlab probe: running" in iso[h].run(["cat", layout.agent_log(m.lab, h)]).stdout, h

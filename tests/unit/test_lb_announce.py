@@ -417,6 +417,45 @@ def test_an_agent_that_does_not_lead_writes_its_machines_file_and_no_event(tmp_p
     assert store.revision() == rev and store.list("Event") == []
 
 
+def test_bgp_on_a_real_host_agent_that_does_not_lead_writes_its_file_and_starts_its_own_speakers(tmp_path, monkeypatch):
+    """MetalLB's BGP mode on real hosts: every machine's agent writes its copy of the sessions and routes and
+    brings its own nodes' BIRD speakers in line (the external router's on the home host only); MetalLB's events
+    stay with the leader."""
+    from types import SimpleNamespace
+
+    from netlab.dataplane import bgp, layout
+    from netlab.lb import bgpmode
+    from netlab.live.addonfiles import AddonFiles
+    from netlab.live.lbannounce import bgp_path
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(bgp, "ensure", lambda cluster, changes, own=None, router=True: calls.append((own, router)))
+    store = _store()
+    store.create({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+                  "metadata": {"name": "r", "namespace": "metallb-system"},
+                  "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "172.18.255.254"}})
+    store.create({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+                  "metadata": {"name": "b", "namespace": "metallb-system"}, "spec": {}})
+    cluster = SimpleNamespace(networking=SimpleNamespace(hosts=SimpleNamespace(home=SimpleNamespace(name="a"))),
+                              nodes=[])
+    rev = store.revision()
+    for host, own, router in (("b", {"n2"}, False), ("a", {"n1"}, True)):
+        files = AddonFiles(f"lab-{host}", store, errors := [])
+        files.tell, files.own, files.host = False, own, host
+        files.lb_ips = {"default/web": [IP]}
+        files.bgp_cluster = cluster
+        files.publish_lb()
+        assert errors == [] and calls[-1] == (own, router), (errors, calls)
+        plan = bgpmode.parse_document(json.load(open(bgp_path(f"lab-{host}"))))
+        assert {r.node for r in plan.routes if r.prefix == f"{IP}/32"} == set(NODES)
+    assert store.revision() == rev and store.list("Event") == []   # no event from an agent that does not lead
+    # where the controllers run (one machine): every speaker, and the events
+    files = AddonFiles("lab-one", store, [])
+    files.lb_ips, files.bgp_cluster = {"default/web": [IP]}, cluster
+    files.publish_lb()
+    assert calls[-1] == (None, True) and store.list("Event")
+
+
 def test_announce_failed_when_the_interfaces_leave_out_eth0():
     ok = Announcement(IP, "default/web", "n1", "p", ("eth0", "bond0"))
     bad = Announcement(IP, "default/web", "n1", "p", ("eth1",))
