@@ -131,10 +131,11 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         store = store_for(lab)
         wanted = objects.scenario_objects(scenario, layout.dns_dir(lab),
                                           [str(n.ip) for n in base.nodes if n.role == "control-plane"])
+        allocate = svcalloc.for_up(scenario, base, prev)
         if not replace and prev:
-            _refuse_replacing(store, scenario, wanted, prev, svcalloc.for_up(scenario, base, prev))
+            _refuse_replacing(store, scenario, wanted, prev, allocate)
         objects.sync_nodes(store, objects.node_objects(base))
-        objects.apply_objects(store, wanted, prune=True, allocate=svcalloc.for_up(scenario, base, prev))
+        objects.apply_objects(store, wanted, prune=True, allocate=allocate)
         live = LiveLab(lab, store, kubelet=not control_loop)
         # a lab whose nodes are placed on hosts (their Node objects' label, kept as `netlab label` leaves it)
         # is built by its agents (one control loop per host), not here

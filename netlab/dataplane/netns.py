@@ -330,9 +330,9 @@ def pod_sysctls() -> dict[str, str]:
 def write_sysctls(netns: str, sysctls: dict[str, str], changes: Changes | None) -> None:
     """Called on a thread that is inside `netns`: /proc/sys/net resolves to the caller's namespace.
 
-    An IPv6 sysctl is skipped on a kernel without IPv6. `changes` None: the namespace is new, so every value is written without being read first, and not
-    reported as a change. Through `procsys.PROC_SYS` (netlab's own procfs instance: /proc/sys's lookups
-    grow with the number of namespaces on the machine)."""
+    An IPv6 sysctl is skipped on a kernel without IPv6. `changes` None: the namespace is new, so every value is
+    written without being read first, and not reported as a change. Through `procsys.PROC_SYS` (netlab's own
+    procfs instance: /proc/sys's lookups grow with the number of namespaces on the machine)."""
     for key, value in sysctls.items():
         if key.startswith("net/ipv6/") and not has_ipv6():
             continue

@@ -236,9 +236,10 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
     Pod whose spec changed is deleted and created again (the API server refuses most pod updates;
     `up` has always made such a pod anew). `prune`: delete what an earlier apply made (and no controller
     owns) that `objects` no longer has, only what matches the label `selector` when given; pods pruned
-    with their terminationGracePeriodSeconds when `graceful_pods` (`apply --prune`), at once otherwise. `allocate` (model.svcalloc.allocate with the
-    lab's networking and hints bound): a Service is written with its ClusterIP and node ports, as the API server
-    allocates them (None: as given, for a store without a lab's networking: tests')."""
+    with their terminationGracePeriodSeconds when `graceful_pods` (`apply --prune`), at once otherwise.
+    `allocate` (model.svcalloc.allocate with the lab's networking and hints bound): a Service is written with
+    its ClusterIP and node ports, as the API server allocates them (None: as given, for a store without a
+    lab's networking: tests')."""
     out: list[Applied] = []
     services: dict | None = None   # the store's Services as this transaction leaves them, once one is written
 

@@ -20,7 +20,8 @@ import ipaddress
 from ..errors import SpecError
 from .build import free_cluster_ip, free_port
 
-Table = dict[str, dict]   # "ns/name" -> {"clusterIP": str|None, "nodePorts": {"name/protocol": port}, "healthCheckNodePort": int|None}
+# "ns/name" -> {"clusterIP": str|None, "nodePorts": {"name/protocol": port}, "healthCheckNodePort": int|None}
+Table = dict[str, dict]
 
 
 def key_of(obj: dict) -> str:
@@ -74,7 +75,8 @@ def _port_key(p: dict) -> str:
     return f"{p.get('name') or ''}/{p.get('protocol') or 'TCP'}"
 
 
-def allocate(obj: dict, given: dict, live: dict | None, others: list[dict], networking, hints: Table | None = None) -> dict:
+def allocate(obj: dict, given: dict, live: dict | None, others: list[dict], networking,
+             hints: Table | None = None) -> dict:
     """`obj` (a Service about to be written: the manifest with the store's defaults, merged with `live`, the stored
     version, if any) with its ClusterIP and node ports filled in. `given`: the manifest as the user wrote it
     (what it sets is kept as it is). `others`: the store's other Services, whose addresses are taken (and, for
@@ -151,7 +153,8 @@ def allocate(obj: dict, given: dict, live: dict | None, others: list[dict], netw
                 continue
             if _int(p.get("nodePort")):
                 continue
-            cands = [_int(live_ports.get(at, {}).get("nodePort")), _int((mine.get("nodePorts") or {}).get(_port_key(p)))]
+            cands = [_int(live_ports.get(at, {}).get("nodePort")),
+                     _int((mine.get("nodePorts") or {}).get(_port_key(p)))]
             np = next((c for c in cands if c and lo <= c <= hi and (c, proto) not in used), None)
             if np is None:
                 try:
