@@ -115,6 +115,9 @@ def container_statuses(cluster: Cluster, pod: Pod, rec: dict[str, Any], builtin:
             out.append(ContainerStatus(c.name, "running", not missing, message=f"container {c.name} is not "
                                        f"ready: nothing listens on its containerPort {missing}" if missing else ""))
             continue
+        if supervise.exit_pending(crec):   # ended a moment ago: its exit status is not written yet
+            out.append(ContainerStatus(c.name, "running", False, message=f"container {c.name} is ending"))
+            continue
         waits = (rec.get("waiting") or {}).get(c.name)
         if crec is None and waits:   # never started: its env or a volume is missing (live/podsetup.py)
             out.append(ContainerStatus(c.name, "waiting", False, waits[0], None, waits[1]))

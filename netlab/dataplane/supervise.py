@@ -41,6 +41,18 @@ def container_alive(lab: str, pod: Pod, container: str, rec: Any) -> bool:
     return procs.alive(rec, container_owner(lab, pod, container), nsfs.netns_path(pod.netns))
 
 
+def exit_pending(rec: Any) -> bool:
+    """Whether a container's process has ended but its supervisor (recorded under "sup") has not yet
+    written its exit status: for that moment the status is unknown, so it is neither a failure nor a
+    reason to restart it. The supervisor exits right after writing, so once it is gone the file is whole."""
+    return isinstance(rec, dict) and procs.alive(rec.get("sup"))
+
+
+def container_running(lab: str, pod: Pod, container: str, rec: Any) -> bool:
+    """`container_alive`, or ended so recently that its exit status is not written yet (`exit_pending`)."""
+    return container_alive(lab, pod, container, rec) or exit_pending(rec)
+
+
 def server_pods(lab: str, node: str, rec: Any) -> dict[str, dict]:
     """What node `node`'s running built-in server (`rec`, its record) says of its pods' containers, from
     the status file it rewrites whenever one starts, exits (agnhost's /exit) or is restarted: pod key
@@ -242,7 +254,7 @@ def unrecorded_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: 
         if pod.key in fresh or not pod.commands:
             continue
         recs = pods_extra.get(pod.key, {}).get("procs") or {}
-        if any(not container_alive(lab, pod, cname, recs.get(cname)) for cname, _ in pod.commands):
+        if any(not container_running(lab, pod, cname, recs.get(cname)) for cname, _ in pod.commands):
             paths.append(nsfs.netns_path(pod.netns))
     return procs.owned(paths) if paths else {}
 
@@ -267,7 +279,7 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
         recs = pods_extra.setdefault(pod.key, {}).setdefault("procs", {})
         for cname, _ in pod.commands:
             if cname in recs:
-                recorded[(pod.key, cname)] = container_alive(lab, pod, cname, recs[cname])
+                recorded[(pod.key, cname)] = container_running(lab, pod, cname, recs[cname])
     found = {(p.key, c): strays[container_owner(lab, p, c)] for p in cluster.pods for c, _ in p.commands
              if container_owner(lab, p, c) in strays}
     exits = {k: procs.exit_status(exit_path(lab, pods[k[0]], k[1])) for k, alive in recorded.items() if not alive}
@@ -313,7 +325,9 @@ def ensure_containers(cluster: Cluster, pods_extra: dict[str, dict], fresh: set[
     procs.wait_entered([(sup, nsfs.netns_path(pod.netns)) for pod, _, sup in started])
     for (pod, cname, sup), rec in zip(started, procs.container_records(
             [sup for _, _, sup in started], [container_owner(lab, pod, c) for pod, c, _ in started])):
-        pods_extra[pod.key]["procs"][cname] = rec or {"pid": 0, "start": None}  # ended: its exit status tells
+        # ended: its exit status tells; "sup": its supervisor, which writes that status (exit_pending)
+        pods_extra[pod.key]["procs"][cname] = {**(rec or {"pid": 0, "start": None}),
+                                               "sup": {"pid": sup["pid"], "start": sup["start"]}}
         changes.add(Change("container", f"{pod.key}/{cname}", "start", f"container {cname} started" +
                            (f" (pid {rec['pid']})" if rec else " (and has exited)"), pod.netns, f"pod {pod.key}"))
     return [(pod, cname) for pod, cname, _ in started]

@@ -35,13 +35,14 @@ class Seen:
 
 
 def observe(lab: str, pod, rec: dict) -> dict[str, Seen]:
-    """The containers with a command of model pod `pod` (`rec`: its record in the lab's state)."""
+    """The containers with a command of model pod `pod` (`rec`: its record in the lab's state). A container
+    whose exit status its supervisor has not written yet still counts as running: the next look reads it."""
     from ..dataplane import procs, supervise
     out = {}
     recs = rec.get("procs") or {}
     for name, _argv in pod.commands:
         crec = recs.get(name)
-        if crec is None or supervise.container_alive(lab, pod, name, crec):
+        if crec is None or supervise.container_running(lab, pod, name, crec):
             out[name] = Seen(True)   # not started yet (no record) counts as running: the pass starts it
             continue
         path = supervise.exit_path(lab, pod, name)

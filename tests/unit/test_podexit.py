@@ -45,3 +45,30 @@ def test_a_pod_that_ended_is_not_ready():
     out = {c["type"]: c for c in terminal_conditions(conds, T)}
     assert out["Ready"]["status"] == "False" and out["Ready"]["reason"] == "PodCompleted"
     assert out["PodScheduled"]["status"] == "True"
+
+
+def test_a_container_whose_supervisor_has_not_yet_written_its_exit_status_still_runs(tmp_path, monkeypatch):
+    """The container's process is gone but its supervisor (a real process here) has not written the exit
+    status: not a failure yet (a Job once counted such a pod failed and made another); once the supervisor
+    is gone, what it wrote decides."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from netlab.dataplane import procs, supervise
+    from netlab.live.podexit import observe
+    exit_file = tmp_path / "exit"
+    monkeypatch.setattr(supervise, "exit_path", lambda lab, pod, c: str(exit_file))
+    pod = SimpleNamespace(commands=[("c", ["true"])], namespace="default", name="p", netns="lab-p")
+    sup = subprocess.Popen(["sleep", "30"])
+    try:
+        rec = {"procs": {"c": {"pid": 0, "start": None, "sup": procs.record(sup.pid)}}}
+        assert supervise.exit_pending(rec["procs"]["c"])
+        assert observe("lab", pod, rec)["c"] == Seen(True)
+    finally:
+        sup.kill()
+        sup.wait()
+    assert not supervise.exit_pending(rec["procs"]["c"])
+    assert observe("lab", pod, rec)["c"].code is None          # nothing written: unknown (a failure)
+    exit_file.write_text("0\n")
+    got = observe("lab", pod, rec)["c"]
+    assert not got.running and got.code == 0
