@@ -220,3 +220,30 @@ def test_drain_moves_pods_and_uncordon_brings_the_node_back(lab, tmp_path):
     r = kubectl(lab, "rollout", "status", "deploy/stuck", "--timeout", "60s", check=False)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == 'error: deployment "stuck" exceeded its progress deadline'
     assert "FailedScheduling" in kubectl(lab, "get", "events").stdout
+
+
+def test_delete_f_of_a_file_with_a_namespace_and_its_objects(lab, tmp_path):
+    """kubectl delete -f of a file that declares a Namespace and then objects in it: every object is
+    reported deleted (the Namespace takes them with it), exit 0; the pods' namespaces are gone from the
+    kernel; an object the file names that never existed is still NotFound (exit 1)."""
+    lab.up(CLUSTER)
+    text = ("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n"
+            + WEB.replace("metadata: {name: web", "metadata: {namespace: shop, name: web"))
+    f = tmp_path / "shop.yaml"
+    f.write_text(text)
+    r = kubectl(lab, "apply", "-f", str(f))
+    assert r.stdout.splitlines() == ["namespace/shop created", "deployment.apps/web created", "service/web created"]
+    assert kubectl(lab, "rollout", "status", "deploy/web", "-n", "shop", "--timeout", "60s").returncode == 0
+
+    def shop_netns() -> set[str]:
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        return {line.split()[0] for line in out.splitlines() if line.startswith(f"nl.{lab.name}.pod.shop.")}
+    assert len(shop_netns()) == 2
+    r = kubectl(lab, "delete", "-f", str(f), "--timeout", "60s", check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ['namespace "shop" deleted', 'deployment.apps "web" deleted',
+                                     'service "web" deleted'], r.stdout
+    assert kubectl(lab, "get", "ns", "shop", check=False).returncode == 1
+    until("the shop pods' network namespaces are gone", lambda: not shop_netns())
+    r = kubectl(lab, "delete", "-f", str(f), check=False)   # nothing left: NotFound, as kubectl says it
+    assert r.returncode == 1 and 'namespaces "shop" not found' in r.stderr, r
