@@ -108,6 +108,10 @@ def test_pod_to_clusterip_reaches_every_backend_and_keeps_source(svc):
 def test_udp_through_clusterip(svc):
     answers = many(svc, ("pod", "client"), svc_ip(svc, "web"), 81, "hostname", n=30, proto="udp")
     assert sorted(set(answers)) == svc.web
+    # and with a real client, netcat: one datagram out, the answer back through the ClusterIP
+    # (stdin held open a second: at its end OpenBSD nc stops before a UDP answer arrives)
+    r = svc.pod_exec("client", ["sh", "-c", f"(printf hostname; sleep 1) | nc -u -w 1 {svc_ip(svc, 'web')} 81"])
+    assert r.stdout.strip() in svc.web, r
 
 
 def test_external_to_clusterip_is_masqueraded(svc):
