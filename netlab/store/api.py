@@ -29,7 +29,6 @@ Objects handed out are copies: changing them changes nothing in the store.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -122,6 +121,47 @@ def _wide_ints_as_floats(x):
 _parse = orjson.loads   # a stored text, parsed (as json.loads; ValueError on a torn one)
 
 
+class _Transaction:
+    """Store.transaction's context: the store's lock held throughout; the outermost one begins the
+    backend's transaction and commits it (after compacting the history), or rolls it back if its block
+    raised or the commit failed."""
+    __slots__ = ("store",)
+
+    def __init__(self, store: "Store"):
+        self.store = store
+
+    def __enter__(self) -> "Store":
+        s = self.store
+        s._lock.acquire()
+        try:
+            if s._depth == 0:
+                s._begin()
+                s._rev = s._read_revision()
+        except BaseException:
+            s._lock.release()
+            raise
+        s._depth += 1
+        return s
+
+    def __exit__(self, etype, value, tb) -> bool:
+        s = self.store
+        try:
+            s._depth -= 1
+            if s._depth == 0:
+                if etype is not None:
+                    s._rollback()
+                else:
+                    try:
+                        s._compact_history()
+                        s._commit()
+                    except BaseException:
+                        s._rollback()
+                        raise
+        finally:
+            s._lock.release()
+        return False
+
+
 class Store:
     """Base class: the semantics above over a backend's primitives. Thread-safe (one lock)."""
 
@@ -139,29 +179,10 @@ class Store:
     _incremental_snapshots = False
 
     # ------------------------------------------------------------------ transactions
-    @contextlib.contextmanager
-    def transaction(self):
-        """All writes inside happen atomically; nested transactions join the outer one."""
-        with self._lock:
-            if self._depth == 0:
-                self._begin()
-                self._rev = self._read_revision()
-            self._depth += 1
-            try:
-                yield self
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._rollback()
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                try:
-                    self._compact_history()
-                    self._commit()
-                except BaseException:
-                    self._rollback()
-                    raise
+    def transaction(self) -> "_Transaction":
+        """All writes inside happen atomically; nested transactions join the outer one. (A class, not a
+        contextlib generator: a bring-up of 10,000 pods enters one about 150,000 times, mostly nested.)"""
+        return _Transaction(self)
 
     # ------------------------------------------------------------------ reads
     def revision(self) -> int:
