@@ -355,6 +355,16 @@ def t_bgp(r: dict) -> list[str]:
 
 # ---------------------------------------------------------------- plots
 
+def _scale_runs(r: dict) -> str:
+    """"Medians of N runs (...). " when the scale benchmark repeated its samples."""
+    sm = r.get("samples") or {}
+    ups = {w: [s["up_s"] for s in sm.get(w) or [] if s.get("up_s") is not None] for w in ("netlab", "floor")}
+    if len(ups["netlab"]) < 2:
+        return ""
+    said = "; ".join(f"{w} up {', '.join(f'{t:.1f}' for t in ts)} s" for w, ts in ups.items() if ts)
+    return (f"Medians of {len(ups['netlab'])} runs, one after the other ({said}); the probe matrix ran in the first. ")
+
+
 def t_scale(r: dict) -> list[str]:
     """benchmarks/scale_bench.py: 100 nodes x 100 pods, netlab vs the C floor, memory per pod, probe, down."""
     x = r["results"]
@@ -365,11 +375,12 @@ def t_scale(r: dict) -> list[str]:
            + (f"{x['netlab_over_floor']:.2f}x" if floor else "-") + f" | {x['pods_per_s']:.0f} | "
            f"{s_(x['probe_s'])} ({x['probe_passed']}/{x['probe_checks']} checks passed) | {s_(x['netlab_down_s'])} | "
            f"{x['mem_per_pod_kib']:.0f} KiB | {x['mem_per_node_kib'] / 1024:.1f} MiB |",
-           "", f"`netlab up FILE` as a command (parse, the machine's limits, the controllers making and scheduling "
+           "", _scale_runs(r) + f"`netlab up FILE` as a command (parse, the machine's limits, the controllers making and scheduling "
            f"the pods, the kernel work, the control loop, every pod Ready); the floor is benchmarks/floor.c at the "
            f"same size (since 2026-12-01 17:40 UTC its sysctls go through a procfs instance of its own and each pod "
            f"sends a gratuitous ARP, as netlab's; its nodes are joined by host-gw routes, a third of the requests of "
-           f"the lab's VXLAN peers). Memory: what the lab holds is the mean of MemAvailable's drop on `up` and its rise on `down`, "
+           f"the lab's VXLAN peers). Memory (the first run's: the kernel frees dead namespaces lazily, so a later run "
+           f"starts on what the one before left): what the lab holds is the mean of MemAvailable's drop on `up` and its rise on `down`, "
            f"the nodes-only lab's ({x['nodes_only_up_s']:.1f} s up, no pods, so no built-in servers) taken off, over "
            f"the pods: kernel and netlab's processes together (the node's built-in server is in the pods' share); "
            f"of it the kernel's slab grew {x['slab_per_pod_kib']:.0f} KiB a pod"]

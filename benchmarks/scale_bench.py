@@ -182,6 +182,40 @@ def main() -> None:
     return run_all(args)
 
 
+def summarize(samples: dict[str, list[dict]], n: int, pods: int, pods_per_node: int, neigh_limits: bool,
+              floor: bool) -> dict:
+    """The results from the samples: times are medians over the repeats; memory is the first repeat's (the
+    kernel frees a dead namespace's memory lazily, for seconds after `down`: a later repeat's MemAvailable
+    moves with what the one before it left, and a nodes-only lab once seemed to hold -5.7 MiB a node)."""
+    def med(what: str, key: str):
+        return common.median(s[key] for s in samples[what] if s.get(key) is not None)
+
+    def first(what: str, key: str):
+        return next((s[key] for s in samples[what] if s.get(key) is not None), None)
+    res = {"nodes": n, "pods": pods, "pods_per_node": pods_per_node, "neigh_limits_raised": neigh_limits}
+    res["netlab_up_s"], res["netlab_down_s"] = med("netlab", "up_s"), med("netlab", "down_s")
+    res["probe_s"], res["probe_checks"] = med("netlab", "probe_s"), med("netlab", "probe_checks")
+    res["probe_passed"] = med("netlab", "probe_passed")
+    res["nodes_only_up_s"] = med("nodes", "up_s")
+    for what in samples:   # what a lab holds: the mean of MemAvailable's drop on up and its rise on down
+        for x in samples[what]:
+            x["mem_held_kib"] = (x["mem_available_drop_kib"] + x["mem_available_rise_on_down_kib"]) / 2
+    drop_lab, drop_nodes = first("netlab", "mem_held_kib"), first("nodes", "mem_held_kib")
+    res["mem_per_node_kib"] = drop_nodes / n if drop_nodes is not None else None
+    res["mem_per_pod_kib"] = (drop_lab - drop_nodes) / pods if None not in (drop_lab, drop_nodes) else None
+    res["mem_lab_total_mib"] = drop_lab / 1024 if drop_lab is not None else None
+    res["slab_per_pod_kib"] = (first("netlab", "slab_growth_kib") - first("nodes", "slab_growth_kib")) / pods
+    res["processes"], res["processes_rss_mib"] = med("netlab", "processes"), med("netlab", "processes_rss_kib") / 1024
+    if floor:
+        res["floor_up_s"], res["floor_down_s"] = med("floor", "up_s"), med("floor", "down_s")
+        # the floor's drop on up: the kernel frees a dead namespace's memory lazily, seconds after `down`
+        res["floor_mem_per_pod_kib"] = first("floor", "mem_available_drop_kib") / pods
+        res["floor_slab_per_pod_kib"] = first("floor", "slab_growth_kib") / pods
+        res["netlab_over_floor"] = res["netlab_up_s"] / res["floor_up_s"]
+    res["pods_per_s"] = pods / res["netlab_up_s"]
+    return res
+
+
 def run_all(args) -> None:
     n, pods = args.nodes, args.nodes * args.pods_per_node
     floor = args.floor if os.access(args.floor, os.X_OK) else None
@@ -201,7 +235,9 @@ def run_all(args) -> None:
             if what == "floor":
                 s = sample_floor(floor, f"bfl{tag}", n, pods, baseline)
             else:
-                s = sample_netlab(f"bscale{tag}", n, 0 if what == "nodes" else pods, what == "netlab", baseline)
+                # (the probe matrix once: its 40 s tell the same at every repeat)
+                s = sample_netlab(f"bscale{tag}", n, 0 if what == "nodes" else pods, what == "netlab" and r == 0,
+                                  baseline)
             s["repeat"] = r
             samples[what].append(s)
             print(f"  sample {r + 1}/{args.repeat} {what:7} up {s['up_s']:7.2f}s down {s['down_s']:6.2f}s "
@@ -210,29 +246,7 @@ def run_all(args) -> None:
                   + (f" probe {s['probe_s']:.2f}s ({s.get('probe_passed')}/{s.get('probe_checks')} checks)"
                      if "probe_s" in s else ""), flush=True)
 
-    def med(what: str, key: str):
-        return common.median(s[key] for s in samples[what] if s.get(key) is not None)
-    res = {"nodes": n, "pods": pods, "pods_per_node": args.pods_per_node, "neigh_limits_raised": args.neigh_limits}
-    res["netlab_up_s"], res["netlab_down_s"] = med("netlab", "up_s"), med("netlab", "down_s")
-    res["probe_s"], res["probe_checks"] = med("netlab", "probe_s"), med("netlab", "probe_checks")
-    res["probe_passed"] = med("netlab", "probe_passed")
-    res["nodes_only_up_s"] = med("nodes", "up_s")
-    for what in samples:   # what a lab holds: the mean of MemAvailable's drop on up and its rise on down
-        for x in samples[what]:
-            x["mem_held_kib"] = (x["mem_available_drop_kib"] + x["mem_available_rise_on_down_kib"]) / 2
-    drop_lab, drop_nodes = med("netlab", "mem_held_kib"), med("nodes", "mem_held_kib")
-    res["mem_per_node_kib"] = drop_nodes / n if drop_nodes is not None else None
-    res["mem_per_pod_kib"] = (drop_lab - drop_nodes) / pods if None not in (drop_lab, drop_nodes) else None
-    res["mem_lab_total_mib"] = drop_lab / 1024 if drop_lab is not None else None
-    res["slab_per_pod_kib"] = (med("netlab", "slab_growth_kib") - med("nodes", "slab_growth_kib")) / pods
-    res["processes"], res["processes_rss_mib"] = med("netlab", "processes"), med("netlab", "processes_rss_kib") / 1024
-    if floor:
-        res["floor_up_s"], res["floor_down_s"] = med("floor", "up_s"), med("floor", "down_s")
-        # the floor's drop on up: the kernel frees a dead namespace's memory lazily, seconds after `down`
-        res["floor_mem_per_pod_kib"] = med("floor", "mem_available_drop_kib") / pods
-        res["floor_slab_per_pod_kib"] = med("floor", "slab_growth_kib") / pods
-        res["netlab_over_floor"] = res["netlab_up_s"] / res["floor_up_s"]
-    res["pods_per_s"] = pods / res["netlab_up_s"]
+    res = summarize(samples, n, pods, args.pods_per_node, args.neigh_limits, bool(floor))
     print("\n" + "\n".join(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}" for k, v in res.items()))
     common.dump(args.json, {"info": info, "results": res, "samples": samples})
 
