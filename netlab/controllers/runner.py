@@ -69,12 +69,12 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
                 if obj.get("kind") == "Pod":
                     for admit in admission:
                         obj = admit(obj)
-                store.create(obj)
+                store.create(obj, copy=False)
             elif a.verb in ("update", "update_status"):
                 if k in written:
                     cur = store.get(*k)
                     obj = dict(obj, metadata=dict(obj["metadata"], resourceVersion=cur["metadata"]["resourceVersion"]))
-                (store.update if a.verb == "update" else store.update_status)(obj)
+                (store.update if a.verb == "update" else store.update_status)(obj, copy=False)
             elif a.verb == "delete":
                 grace = a.grace_seconds
                 if k[0] == "Pod" and not (obj.get("spec") or {}).get("nodeName"):
@@ -85,7 +85,7 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
                     pass
             elif a.verb == "event":
                 e = a.event
-                record_event(store, obj, e["type"], e["reason"], e["message"], e["component"], now)
+                record_event(store, obj, e["type"], e["reason"], e["message"], e["component"], now, copy=False)
                 continue
             else:
                 raise ValueError(f"unknown action verb {a.verb!r}")

@@ -334,7 +334,9 @@ class Store:
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
     # ------------------------------------------------------------------ writes
-    def create(self, obj: dict) -> dict:
+    def create(self, obj: dict, *, copy: bool = True) -> dict | None:
+        """Store a new object; returns it as stored (`copy=False`: returns None, for a caller that drops
+        it: a copy is its text parsed back). AlreadyExists if the name is taken."""
         # the caller's object is never changed: its top and its metadata are copied (what is set below), the
         # rest is only read (written as JSON by _write, and handed back parsed from that)
         obj = dict(obj)
@@ -356,17 +358,17 @@ class Store:
                     md["namespace"] = ns
                 else:
                     md.pop("namespace", None)
-                written = self._write(k, obj, "ADDED")
+                written = self._write(k, obj, "ADDED", copy)
                 if written is not None:
-                    return written
+                    return written if copy else None
                 if not generated:
                     raise AlreadyExists(f'{kind} "{name}" already exists' + (f' in namespace "{ns}"' if ns else ""))
                 # the API server's generateName: another random suffix when the name is taken
                 md["name"] = _generated(md["generateName"])
 
-    def update(self, obj: dict) -> dict:
+    def update(self, obj: dict, *, copy: bool = True) -> dict | None:
         """Write metadata and spec (the stored status is kept). Removing the last finalizer of an
-        object marked for deletion removes it."""
+        object marked for deletion removes it. Returns the object as stored (`copy=False`: None)."""
         obj = dict(obj)   # (copied as create copies it)
         md = obj["metadata"] = dict(obj.get("metadata") or {})
         k = key_of(obj)
@@ -390,11 +392,12 @@ class Store:
                     and not cmd.get("deletionGracePeriodSeconds")):
                 return self._erase(k, obj)  # the last finalizer went and no grace period is running
             if _dump(obj) == raw:   # (the stored text is the stored object as _dump writes it)
-                return cur
-            return self._write(k, obj, "MODIFIED")
+                return cur if copy else None
+            written = self._write(k, obj, "MODIFIED", copy)
+            return written if copy else None
 
-    def update_status(self, obj: dict) -> dict:
-        """Write the status only."""
+    def update_status(self, obj: dict, *, copy: bool = True) -> dict | None:
+        """Write the status only. Returns the object as stored (`copy=False`: None)."""
         k = key_of(obj)
         with self.transaction():
             cur, raw = self._current(k, obj)
@@ -404,8 +407,9 @@ class Store:
             else:
                 new.pop("status", None)
             if _dump(new) == raw:
-                return cur
-            return self._write(k, new, "MODIFIED")
+                return cur if copy else None
+            written = self._write(k, new, "MODIFIED", copy)
+            return written if copy else None
 
     def delete(self, kind: str, namespace: str | None, name: str, grace_seconds: float | None = None,
                resource_version: str | None = None, uid: str | None = None) -> dict:
@@ -461,9 +465,10 @@ class Store:
         self._put(k, raw, rev, "ADDED")
         return True
 
-    def _write(self, k, obj: dict, etype: str) -> dict | None:
-        """Write `obj` at the next revision and hand it back as stored; an ADDED one only if `k` is free
-        (else None, nothing written, no revision spent)."""
+    def _write(self, k, obj: dict, etype: str, copy: bool = True) -> dict | None:
+        """Write `obj` at the next revision and hand it back as stored (`copy=False`: `obj` itself, not
+        parsed back from its text); an ADDED one only if `k` is free (else None, nothing written, no
+        revision spent)."""
         self._rev += 1
         obj["metadata"]["resourceVersion"] = str(self._rev)
         raw = _dump(obj)
@@ -473,7 +478,7 @@ class Store:
                 return None
         else:
             self._put(k, raw, self._rev, etype)
-        return _parse(raw)
+        return _parse(raw) if copy else obj
 
     def _erase(self, k, obj: dict) -> dict:
         self._rev += 1

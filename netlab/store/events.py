@@ -101,9 +101,10 @@ def event_name(involved: dict, etype: str, reason: str, message: str, component:
 
 
 def record_event(store, involved_obj: dict, etype: str, reason: str, message: str, component: str,
-                 now: float | None = None) -> dict | None:
+                 now: float | None = None, copy: bool = True) -> dict | None:
     """Create the event or bump the count of its repeat, as the recorder correlates it (see the module's
-    docstring); returns the stored Event, or None when the spam filter held it back (counted)."""
+    docstring); returns the stored Event, or None when the spam filter held it back (counted) or `copy`
+    is False (a caller that drops it)."""
     if etype not in (NORMAL, WARNING):
         raise ValueError(f"event type {etype!r}: use Normal or Warning")
     now = store.clock() if now is None else now
@@ -130,7 +131,7 @@ def record_event(store, involved_obj: dict, etype: str, reason: str, message: st
                 "source": {"component": component},
                 "firstTimestamp": ts, "lastTimestamp": ts, "count": times,
                 "reportingComponent": component,
-            })
+            }, copy=copy)
         except AlreadyExists:
             pass
         cur = store.get("Event", ns, name)
@@ -138,7 +139,7 @@ def record_event(store, involved_obj: dict, etype: str, reason: str, message: st
         cur["lastTimestamp"] = ts
         cur["involvedObject"] = ref
         cur["message"] = message
-        return store.update(cur)
+        return store.update(cur, copy=copy)
 
 
 def events_for(store_or_list, obj: dict | None = None) -> list[dict]:

@@ -207,6 +207,27 @@ def test_what_is_stored_comes_back_as_written_through_the_store_codec(store):
     assert store.revision() == rev and a["metadata"]["uid"] == got["metadata"]["uid"]
 
 
+def test_writes_that_return_no_copy_store_the_same(store):
+    """copy=False (a caller that drops what a write returns: the controllers' runner, the event recorder):
+    None back, the same object and revisions stored as with a copy; the history a watcher reads has every
+    write, in order, also within the transaction that wrote them."""
+    rev = store.revision()
+    with store.transaction():
+        assert store.create(pod("a"), copy=False) is None
+        a = store.get("Pod", "default", "a")
+        a["metadata"]["labels"] = {"x": "1"}
+        assert store.update(a, copy=False) is None
+        a = store.get("Pod", "default", "a")
+        assert store.update_status(dict(a, status={"phase": "Running"}), copy=False) is None
+        assert [(e.type, e.object["metadata"]["resourceVersion"]) for e in store.watch(rev)] == [
+            ("ADDED", str(rev + 1)), ("MODIFIED", str(rev + 2)), ("MODIFIED", str(rev + 3))]
+    got = store.get("Pod", "default", "a")
+    assert got["metadata"]["labels"] == {"x": "1"} and got["status"] == {"phase": "Running"}
+    assert got["metadata"]["resourceVersion"] == str(rev + 3) == str(store.revision())
+    with pytest.raises(AlreadyExists):
+        store.create(pod("a"), copy=False)
+
+
 def test_graceful_delete_and_finalizers(store):
     clock = store.test_clock
     store.create(pod("a"))
