@@ -16,8 +16,9 @@
  *              /run/netns/PREFIX.pod.I and /run/netlab/floor/PREFIX/I.uts; sethostname;
  *              RTM_NEWLINK veth (node side on cni0, up, peer eth0 put straight into the pod by
  *              IFLA_NET_NS_FD) through a netlink socket opened in the node; hairpin on (AF_BRIDGE
- *              IFLA_PROTINFO); in the pod icmp_ratelimit=0, eth0's disable_ipv6=1 and, as the CNI bridge
- *              plugin sets it, arp_notify=1 (through a procfs instance of its own, as netlab); through a
+ *              IFLA_PROTINFO); in the pod icmp_ratelimit=0 and, as the CNI bridge plugin sets it,
+ *              arp_notify=1 (eth0 has IPv6 off from the namespace's default; through a procfs
+ *              instance of its own, as netlab); through a
  *              socket opened in the pod: lo up, eth0 up, 10.244.x.y/22 on eth0, default route via the node's cni0 address, eth0's own MAC set again
  *              (arp_notify: a gratuitous ARP, as netlab and the CNI bridge plugin send).
  * Not here, and done by netlab: a node's VXLAN device with a neighbour and FDB entry per other node (the
@@ -379,8 +380,8 @@ static void *build(void *unused) {
         close(fd);
         hairpin(nl_node[k], ifindex(ioc_node[k], veth));
         sysctl("net/ipv4/icmp_ratelimit", "0");
-        if (no_ipv6) sysctl("net/ipv6/conf/eth0/disable_ipv6", "1");   /* as netlab's pods */
-        else sysctl("net/ipv6/conf/eth0/accept_dad", "0");             /* as the CNI bridge plugin's */
+        /* no_ipv6: eth0 was made here, after default/disable_ipv6=1: it has IPv6 off already, as netlab's */
+        if (!no_ipv6) sysctl("net/ipv6/conf/eth0/accept_dad", "0");    /* as the CNI bridge plugin's */
         sysctl("net/ipv4/conf/eth0/arp_notify", "1");
         int nl = nl_open(), ioc = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         link_up(nl, 1);

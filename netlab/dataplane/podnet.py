@@ -12,7 +12,7 @@ from pyroute2 import IPRoute
 
 from ..errors import KernelError
 from ..model.objects import Cluster, Pod
-from ..render.fabric import BRIDGE, POD_ETH0_SYSCTLS, POD_SYSCTLS, Route, pod_fabric
+from ..render.fabric import BRIDGE, POD_NEW_ETH0_SYSCTLS, POD_SYSCTLS, Route, pod_fabric
 from . import nsfs, rtnl
 from .changes import Change, Changes
 from .netns import Netns, kernel_error, pod_sysctls, raw_call, write_sysctls
@@ -58,7 +58,7 @@ class FabricPods:
         node.raw((f"create veth {pf.host_veth} for pod {pod.key}",
                   rtnl.veth_create(pf.host_veth, "eth0", pf.mtu, bridge, threading.get_native_id())),
                  (f"set hairpin on {pf.host_veth}", rtnl.hairpin_on(pf.host_veth)))
-        write_sysctls(pf.netns, POD_ETH0_SYSCTLS, None)
+        write_sysctls(pf.netns, POD_NEW_ETH0_SYSCTLS, None)
         # in the CNI bridge plugin's order: eth0 up, then its address and route, then a gratuitous ARP
         # (a pod made again with the same IP has a new MAC, which its node and the pods next to it may
         # not know): eth0 has arp_notify=1, so setting its own MAC again makes the kernel send it
