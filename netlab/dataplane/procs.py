@@ -329,8 +329,10 @@ def server_log(pidfile: str) -> str:
     return server_log_of(pidfile)
 
 
-def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 15.0) -> None:
-    """Wait until each (pidfile, pid or 0, generation or None) shows that pid at a newer generation."""
+def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 60.0) -> None:
+    """Wait until each (pidfile, pid or 0, generation or None) shows that pid at a newer generation. A
+    server that dies is reported at once; one still starting is waited for up to `timeout` s (15 s was too
+    little for a Python server in the suite's emulated VM while the host ran the rest of the suite)."""
     deadline = time.monotonic() + timeout
     pending = list(waits)
     while pending:
