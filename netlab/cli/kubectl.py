@@ -150,11 +150,12 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
     if grace_period == 0 and force:
         click.echo("Warning: Immediate deletion does not wait for confirmation that the running resource has been "
                    "terminated. The resource may continue to run on the cluster indefinitely.", err=True)
-    # what existed when the command began: an object that a Namespace deleted earlier in the same command
-    # took with it is reported deleted (kubectl finds it still there, the namespace controller being slower
-    # than its next request; here the Namespace's objects go at once)
-    existed = {(kind, ns_of(kind, ns), name): (store.try_get(kind, ns_of(kind, ns), name) or {})
-               .get("metadata", {}).get("uid") for kind, name, ns in targets} if files else {}
+    # what existed when the command began, of the objects in Namespaces the same file deletes: one that its
+    # Namespace took with it is reported deleted (kubectl finds it still there, the namespace controller being
+    # slower than its next request; here the Namespace's objects go at once)
+    file_namespaces = {name for kind, name, _ in targets if kind == "Namespace"} if files else set()
+    existed = {(kind, ns_of(kind, ns), name) for kind, name, ns in targets
+               if ns_of(kind, ns) in file_namespaces and store.try_get(kind, ns_of(kind, ns), name) is not None}
     gone, missing = [], []
     namespaces_gone: set[str] = set()
     for kind, name, ns in targets:
@@ -163,8 +164,7 @@ def delete(args: tuple[str, ...], files: tuple[str, ...], namespace: str, select
                 uid = (store.try_get(kind, ns_of(kind, ns), name) or {}).get("metadata", {}).get("uid")
                 _delete_one(store, kind, ns_of(kind, ns), name, grace_period, now, force)
         except KubeError:
-            uid = existed.get((kind, ns_of(kind, ns), name))
-            if uid and ns_of(kind, ns) in namespaces_gone:
+            if (kind, ns_of(kind, ns), name) in existed and ns_of(kind, ns) in namespaces_gone:
                 out(f'{SINGULAR[kind]} "{name}" deleted')
                 continue
             if not ignore_not_found:

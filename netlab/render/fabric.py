@@ -180,10 +180,10 @@ POD_SYSCTLS = {"net/ipv4/icmp_ratelimit": "0", **NO_IPV6}
 # on the pod's interface: arp_notify, as the CNI bridge plugin (flannel's delegate) sets it, and IPv6 off
 # (NO_IPV6: the namespace's default already says so for a new eth0; this also turns it off in a lab made by an
 # earlier netlab, whose pods had it; the CNI plugin's accept_dad=0 is moot then)
-POD_ETH0_SYSCTLS = {"net/ipv6/conf/eth0/disable_ipv6": "1", "net/ipv4/conf/eth0/arp_notify": "1"}
 # what a new pod writes on its eth0: the veth's peer is made in the pod's namespace, whose default already says
 # disable_ipv6=1 (written first), so eth0 starts with it (a pod checked later is given the whole set)
 POD_NEW_ETH0_SYSCTLS = {"net/ipv4/conf/eth0/arp_notify": "1"}
+POD_ETH0_SYSCTLS = {"net/ipv6/conf/eth0/disable_ipv6": "1", **POD_NEW_ETH0_SYSCTLS}
 
 
 def node_fabric(cluster: Cluster, node: Node) -> NodeFabric:
