@@ -16,6 +16,7 @@ from ..lb import healthcheck
 from ..model.objects import Cluster, Pod
 from . import layout, nsfs, plan, podfiles, procs, sandbox, state, volumes
 from .changes import Change, Changes
+from ..workload.podconf import config_digest
 from .fabric import uts_path
 
 READY_WAIT = float(os.environ.get("NETLAB_READY_TIMEOUT", "5"))
@@ -66,6 +67,20 @@ def server_pods(lab: str, node: str, rec: Any) -> dict[str, dict]:
         return {}
     pods = doc.get("pods")
     return {k: v for k, v in pods.items() if isinstance(v, dict)} if isinstance(pods, dict) else {}
+
+
+def server_config_digest(lab: str, node: str, rec: Any) -> str | None:
+    """The digest of the config node `node`'s running built-in server (`rec`) last applied, as its status
+    file says (None: no status file of that server, or one without it)."""
+    try:
+        with open(layout.server_status(lab, node)) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(rec, dict) or doc.get("pid") != rec.get("pid"):
+        return None
+    got = doc.get("config")
+    return got if isinstance(got, str) else None
 
 
 def exited_code(entry: dict | None) -> tuple[bool, int | None]:
@@ -205,6 +220,11 @@ def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], c
         except OSError:
             same[node.name] = False
         alive[node.name] = server_alive(lab, node, servers.get(node.name))
+        if same[node.name] and alive[node.name] and node.name not in started:
+            # the file holds this text, but was it applied? A process killed between writing the file
+            # and its SIGHUP leaves the server on the config before (a pod it never serves)
+            got = server_config_digest(lab, node.name, servers.get(node.name))
+            same[node.name] = got is None or got == config_digest(texts[node.name])
     exited: dict[str, list[tuple[Pod, int | None]]] = {}
     for node in cluster.nodes:
         if not alive[node.name] or node.name in started:

@@ -53,8 +53,11 @@ instance a later reload starts is not killed again).
 Status file: next to the pidfile (``X.pid`` -> ``X.status.json``), rewritten
 atomically whenever a pod starts, exits or is restarted::
 
-    {"pid": 123, "generation": 2, "pods": {"default/web-1":
+    {"pid": 123, "generation": 2, "config": "<digest>", "pods": {"default/web-1":
         {"state": "exited", "exitCode": 3, "finishedAt": "2026-...Z", "restarts": 0}}}
+
+``config`` is the digest (podconf.config_digest) of the config text applied
+last: the lab reloads a server whose digest is not that of the file's text.
 
 /exit and /shutdown: agnhost's process exits; here one process serves many
 pods, so the pod's *container* exits instead: that pod's listening and UDP
@@ -180,6 +183,7 @@ class Server:
         self.restarts = {}  # pod key -> restarts after an exit, kept across the pod's restarts
         self.killed = set()  # pod keys whose "kill" flag was acted on (until the flag goes)
         self.status_path = None
+        self.config_digest = None  # of the config applied last (podconf.config_digest), in the status file
         if pidfile:
             base = pidfile[:-4] if pidfile.endswith(".pid") else pidfile
             self.status_path = base + ".status.json"
@@ -378,7 +382,8 @@ class Server:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with open(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "generation": self.generation, "pods": pods}, f)
+                json.dump({"pid": os.getpid(), "generation": self.generation, "config": self.config_digest,
+                           "pods": pods}, f)
             os.replace(tmp, self.status_path)
         except OSError as e:
             _stderr(f"cannot write status file {self.status_path}: {e}")
@@ -459,12 +464,14 @@ class Server:
         self.add_timer(delay, go)
 
     def reload(self):
+        digest = []
         try:
-            specs = load_config(self.config_path)
+            specs = load_config(self.config_path, digest)
         except ConfigError as e:
             _stderr(f"reload not applied: {e}")
             return
         self.generation += 1
+        self.config_digest = digest[0]
         self.apply(specs)
         try:
             self.write_pidfile()
@@ -576,7 +583,9 @@ def main(argv=None):
     try:
         server = Server(args.config, args.pidfile)
         server.install_signals()
-        specs = load_config(args.config)
+        digest = []
+        specs = load_config(args.config, digest)
+        server.config_digest = digest[0]
     except (ConfigError, OSError) as e:
         _stderr(str(e))
         return 1

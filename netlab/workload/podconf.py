@@ -163,17 +163,29 @@ def _parse_pod(entry):
                    max(0, delay), entry.get("kill") is True, apps)
 
 
-def load_config(path):
-    """Parse the config file into {key: PodSpec}.
+def config_digest(text):
+    """The digest of a config's text (str or bytes) the server reports in its status file: the lab
+    tells from it whether the server applied the config now in the file (a lab process killed between
+    writing the file and its SIGHUP leaves a server on the old one)."""
+    import hashlib
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()[:16]
+
+
+def load_config(path, digest=None):
+    """Parse the config file into {key: PodSpec}; `digest` (a list): config_digest of the bytes
+    parsed is appended to it.
 
     A bad file raises ConfigError; a bad pod entry is reported on stderr and
     skipped so it cannot take the other pods down.
     """
     try:
         with open(path, "rb") as f:
-            data = json.load(f)
+            raw = f.read()
+        data = json.loads(raw)
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read config {path}: {e}") from None
+    if digest is not None:
+        digest.append(config_digest(raw))
     if not isinstance(data, dict) or not isinstance(data.get("pods"), list):
         raise ConfigError(f"config {path}: expected an object with a 'pods' list")
     specs = {}

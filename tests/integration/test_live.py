@@ -279,8 +279,13 @@ def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):
     until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
     kubectl(lab, "get", "pods")   # any netlab command brings it back (it records itself once started)
     until("the loop back", lambda: loop.running(lab.name) is not None, timeout=10)
-    r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s")
-    assert "successfully rolled out" in r.stdout, r.stdout
+    r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s", check=False)
+    if "successfully rolled out" not in r.stdout:   # what the loop did, and what each node's server serves
+        from netlab.dataplane import layout
+        servers = "".join(f"{n}: {open(layout.server_status(lab.name, n)).read()}\n" for n in ("n1", "n2", "n3")
+                          if os.path.exists(layout.server_status(lab.name, n)))
+        raise AssertionError(r.stdout + r.stderr + kubectl(lab, "get", "pods", "-o", "wide", check=False).stdout
+                             + servers + open(loop.logfile(lab.name)).read()[-4000:])
     try:
         final = until("six ready v2 pods", lambda: six_new(lab, v1))
     except AssertionError:

@@ -112,6 +112,37 @@ def test_exit_closes_only_that_pods_ports(lab):
     assert pods["default/client"]["state"] == "running", pods
 
 
+def test_a_server_left_on_the_config_before_is_reloaded(lab):
+    """A lab process killed between writing a node's server config and its SIGHUP (a control loop killed
+    in the middle of a pass) leaves the server on the config before, the file already new. The next pass
+    tells from the digest in the server's status file, reloads it, and the pod it did not serve answers."""
+    import signal
+    import time
+    from netlab.dataplane import layout, procs
+    lab.control_loop = False  # the still picture: only the passes of this test's `up`s
+    lab.up(SCENARIO)
+    victim = lab.pod("victim").ip
+    assert curl(lab, "web", f"http://{victim}:8080/hostname") == (0, "victim", "200")
+    path, pidfile = layout.server_config(lab.name, "n1"), layout.server_pidfile(lab.name, "n1")
+    text = open(path).read()
+    before = dict(json.loads(text))
+    before["pods"] = [p for p in before["pods"] if p["key"] != "default/victim"]
+    with open(path, "w") as f:   # the server on a config without victim ...
+        json.dump(before, f)
+    pid, gen = procs.read_pidfile(pidfile)
+    os.kill(pid, signal.SIGHUP)
+    procs.wait_pidfiles([(pidfile, pid, gen)], timeout=10)
+    assert curl(lab, "web", f"http://{victim}:8080/hostname")[0] == 7   # refused: not served
+    with open(path, "w") as f:   # ... and the file as the lab wrote it, never applied
+        f.write(text)
+    lab.up(SCENARIO)
+    assert procs.read_pidfile(pidfile) == (pid, gen + 2)   # the same server, reloaded once more
+    deadline = time.monotonic() + 10
+    while curl(lab, "web", f"http://{victim}:8080/hostname") != (0, "victim", "200") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert curl(lab, "web", f"http://{victim}:8080/hostname") == (0, "victim", "200")
+
+
 def test_shell_is_refused(lab):
     lab.up(SCENARIO)
     marker = f"/tmp/netlab-shell-{lab.name}"

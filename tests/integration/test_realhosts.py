@@ -494,7 +494,8 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
         spec = json.loads(netlab("c", "get", "svc", "web2", "-o", "json", "--lab", m.lab).stdout)["spec"]
         assert (spec["clusterIP"], spec["clusterIPs"]) == (web2_ip, [web2_ip]), spec
         r = netlab("c", "exec", "client", "--lab", m.lab, "--", "curl", "-s", "-m", "5", f"http://{web2_ip}:81/hostname")
-        assert r.returncode == 0 and r.stdout.startswith("web-"), r.stdout + r.stderr + logs()
+        assert r.returncode == 0 and r.stdout.startswith("web-"), (r.stdout + r.stderr + logs() + netlab(
+            "c", "get", "pods", "-o", "wide", "--lab", m.lab).stdout + netlab("a", "get", "pods", "-o", "wide", "--lab", m.lab).stdout)
         if shutil.which("bird"):
             metallb_bgp_across_machines(m, netlab, logs, tmp_path)
         # the agents ran them: their logs say so; and the requests and answers are gone from the store

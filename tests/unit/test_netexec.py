@@ -906,3 +906,17 @@ def test_sigterm_with_delay_shutdown_keeps_serving_then_exits_and_is_never_resta
 def test_netexec_delay_shutdown(argv, delay):
     from netlab.workload import goflags
     assert goflags.netexec_delay_shutdown(argv) == delay
+
+
+def test_load_config_reports_the_digest_of_the_text_it_parsed(tmp_path):
+    from netlab.workload.podconf import config_digest, load_config
+    path = tmp_path / "c.json"
+    text = '{"pods": [{"key": "default/a", "name": "a", "netns": "/run/netns/x", "ports": [{"port": 80, "protocol": "TCP"}]}]}'
+    path.write_text(text)
+    got: list = []
+    specs = load_config(str(path), got)
+    assert list(specs) == ["default/a"] and got == [config_digest(text)] == [config_digest(text.encode())]
+    path.write_text(text.replace("80", "81"))
+    again: list = []
+    load_config(str(path), again)
+    assert again != got
