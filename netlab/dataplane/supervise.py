@@ -58,29 +58,27 @@ def server_pods(lab: str, node: str, rec: Any) -> dict[str, dict]:
     """What node `node`'s running built-in server (`rec`, its record) says of its pods' containers, from
     the status file it rewrites whenever one starts, exits (agnhost's /exit) or is restarted: pod key
     -> {state: running | exited, exitCode, restarts}. {} if the file is not that server's."""
-    try:
-        with open(layout.server_status(lab, node)) as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(doc, dict) or not isinstance(rec, dict) or doc.get("pid") != rec.get("pid"):
-        return {}
-    pods = doc.get("pods")
+    pods = _server_status(lab, node, rec).get("pods")
     return {k: v for k, v in pods.items() if isinstance(v, dict)} if isinstance(pods, dict) else {}
 
 
 def server_config_digest(lab: str, node: str, rec: Any) -> str | None:
     """The digest of the config node `node`'s running built-in server (`rec`) last applied, as its status
     file says (None: no status file of that server, or one without it)."""
+    got = _server_status(lab, node, rec).get("config")
+    return got if isinstance(got, str) else None
+
+
+def _server_status(lab: str, node: str, rec: Any) -> dict:
+    """The status file of node `node`'s running built-in server (`rec`); {} if it is not that server's."""
     try:
         with open(layout.server_status(lab, node)) as f:
             doc = json.load(f)
     except (OSError, ValueError):
-        return None
+        return {}
     if not isinstance(doc, dict) or not isinstance(rec, dict) or doc.get("pid") != rec.get("pid"):
-        return None
-    got = doc.get("config")
-    return got if isinstance(got, str) else None
+        return {}
+    return doc
 
 
 def exited_code(entry: dict | None) -> tuple[bool, int | None]:
