@@ -202,11 +202,13 @@ def ensure(cluster: Cluster, changes: Changes, own: set[str] | None = None, rout
     started = []
     for sp in wanted:
         pid = running(sp)
-        if pid is not None and _current(sp):
+        if pid is not None and _current(sp) and not state.reload_pending(sp.conf):
             continue
-        state.write_private(sp.conf, sp.config)
+        # (marked until BIRD has its SIGHUP: a pass killed in between leaves the mark, the next reloads it)
+        state.begin_reload(sp.conf, sp.config)
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
+            state.end_reload(sp.conf)
             changes.add(Change("server", "bird", "reload", f"BGP speaker of {sp.label} reloaded", sp.netns))
             continue
         _stop_tagged([nsfs.netns_path(sp.netns)], {sp.owner})   # one left unrecorded by an interrupted up
@@ -230,6 +232,7 @@ def ensure(cluster: Cluster, changes: Changes, own: set[str] | None = None, rout
                 raise KernelError(f"BIRD of {sp.label} did not open its socket {sp.socket} within {START_WAIT:.0f} s "
                                   f"(log {sp.log})")
             time.sleep(0.02)
+        state.end_reload(sp.conf)   # it read the file when it started
     if started:
         wait_established(cluster, SESSION_WAIT, lb, own=own, router=router)
 

@@ -132,6 +132,29 @@ def save(lab: str, data: dict[str, Any]) -> None:
                   json.dumps(dict(data, version=STATE_VERSION), indent=1, sort_keys=True), durable=True)
 
 
+RELOAD_MARK = ".reload-pending"
+
+
+def begin_reload(path: str, text: str) -> None:
+    """Write a running process's new config `text` to `path`, marked as not yet applied: a netlab process
+    killed between this and the process's reload (its SIGHUP) leaves the mark, and the next pass reloads
+    the process although the file already holds what it wants (`reload_pending`). `end_reload` once the
+    reload is asked for (or seen through)."""
+    write_private(path + RELOAD_MARK, "")
+    write_private(path, text)
+
+
+def reload_pending(path: str) -> bool:
+    return os.path.exists(path + RELOAD_MARK)
+
+
+def end_reload(path: str) -> None:
+    try:
+        os.unlink(path + RELOAD_MARK)
+    except FileNotFoundError:
+        pass
+
+
 def publish_private(path: str, text: str) -> bool:
     """`write_private` only when the file does not already hold `text` (the add-ons' published files:
     their readers reload on a change); True if it wrote."""

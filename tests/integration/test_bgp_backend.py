@@ -125,6 +125,26 @@ def test_birdc_show_route_through_exec(bgplab):
 
 # ---------------------------------------------------------------- routed pod network
 
+def test_a_speaker_a_killed_pass_did_not_reload_is_reloaded(bgplab):
+    """A pass killed between writing a node's BIRD config and BIRD's SIGHUP leaves the file marked as not
+    applied: the next pass reconfigures BIRD although the file already holds what it wants."""
+    from netlab.dataplane import bgp, state
+    conf = bgp.socket_path(bgplab.name, "w1")[:-len(".ctl")] + ".conf"
+
+    def last() -> str:
+        r = netlab_cli("exec", "--lab", bgplab.name, "--node", "w1", "--", "birdc", "show", "status")
+        m = re.search(r"Last reconfiguration on (.+)", r.stdout)
+        assert m, r.stdout + r.stderr
+        return m.group(1).strip()
+    was = last()
+    state.begin_reload(conf, open(conf).read())   # the file as a pass killed before BIRD's SIGHUP leaves it
+    time.sleep(1.1)   # (BIRD's time stamps may count whole seconds)
+    bgplab.up(scenario())
+    until("BIRD of w1 reconfigured", lambda: last() != was, timeout=10)
+    assert not state.reload_pending(conf)
+    assert established(bgplab, "w1")
+
+
 def test_pod_to_pod_across_nodes_is_plain_routed(bgplab):
     a, b = bgplab.pod("a"), bgplab.pod("b")
     for node in bgplab.cluster.nodes:

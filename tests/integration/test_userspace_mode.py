@@ -9,6 +9,7 @@ the proxies.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -210,6 +211,34 @@ def test_endpoint_changes_reach_the_running_proxy_and_keep_connections(uslab):
         if p.poll() is None:
             p.kill()
     # the new endpoint takes its share of new connections
+    assert {lab.http(("pod", "client"), cip, 80, "/hostname") for _ in range(12)} == _web(lab)
+
+
+def test_a_proxy_a_killed_pass_left_on_the_config_before_is_reloaded(uslab):
+    """A pass killed between writing a node's proxy config and the proxy's SIGHUP leaves the file new and
+    the proxy on the config before; the file is marked until the reload is seen through, so the next
+    pass reloads it although the file already holds what it wants, and the new endpoint is used."""
+    import signal
+    from netlab.dataplane import state
+    lab = uslab
+    lab.up(SCENARIO)
+    node = lab.pod("client").node
+    cfg, pidfile = layout.userspace_config(lab.name, node), layout.userspace_pidfile(lab.name, node)
+    before = open(cfg).read()
+    four = SCENARIO.replace("replicas: 3", "replicas: 4")
+    lab.up(four)
+    after = open(cfg).read()
+    assert after != before and not state.reload_pending(cfg)
+    pid, gen = procs.read_pidfile(pidfile)
+    with open(cfg, "w") as f:   # the proxy back on the config of three endpoints ...
+        f.write(before)
+    os.kill(pid, signal.SIGHUP)
+    procs.wait_pidfiles([(pidfile, pid, gen)], timeout=10)
+    state.begin_reload(cfg, after)   # ... and the file as a pass killed before its SIGHUP leaves it
+    cip = _svc(lab, "web").cluster_ip
+    assert {lab.http(("pod", "client"), cip, 80, "/hostname") for _ in range(12)} != _web(lab)
+    lab.up(four)
+    assert procs.read_pidfile(pidfile) == (pid, gen + 2) and not state.reload_pending(cfg)
     assert {lab.http(("pod", "client"), cip, 80, "/hostname") for _ in range(12)} == _web(lab)
 
 

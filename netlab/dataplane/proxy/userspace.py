@@ -96,9 +96,10 @@ class UserspaceProxy(ProxyBackend):
         for node in cluster.nodes:
             cfg, pidfile = layout.userspace_config(lab, node.name), layout.userspace_pidfile(lab, node.name)
             text = config_text(cluster, node)
-            differs = force or _read(cfg) != text
+            # (a pass killed between writing the file and the proxy's SIGHUP left it marked: reloaded now)
+            differs = force or _read(cfg) != text or statefile.reload_pending(cfg)
             if differs:
-                statefile.write_private(cfg, text)
+                statefile.begin_reload(cfg, text)
             now = running(lab, node)
             if now is None:
                 strays = _strays(lab, node)
@@ -121,6 +122,8 @@ class UserspaceProxy(ProxyBackend):
                 changes.add(Change("proxy", node.name, "reload", "userspace proxy reloaded its listeners",
                                    node.netns, f"node {node.name}"))
         _wait(lab, waits)
+        for node_name, *_ in waits:
+            statefile.end_reload(layout.userspace_config(lab, node_name))   # applied: its pidfile says so
         for node_name, *_ in waits:
             problems = self._errors(lab, node_name)
             if problems:
