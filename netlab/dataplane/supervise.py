@@ -14,9 +14,9 @@ from typing import Any
 from .. import names
 from ..lb import healthcheck
 from ..model.objects import Cluster, Pod
+from ..workload.podconf import config_digest
 from . import layout, nsfs, plan, podfiles, procs, sandbox, state, volumes
 from .changes import Change, Changes
-from ..workload.podconf import config_digest
 from .fabric import uts_path
 
 READY_WAIT = float(os.environ.get("NETLAB_READY_TIMEOUT", "5"))
@@ -58,15 +58,12 @@ def server_pods(lab: str, node: str, rec: Any) -> dict[str, dict]:
     """What node `node`'s running built-in server (`rec`, its record) says of its pods' containers, from
     the status file it rewrites whenever one starts, exits (agnhost's /exit) or is restarted: pod key
     -> {state: running | exited, exitCode, restarts}. {} if the file is not that server's."""
-    pods = _server_status(lab, node, rec).get("pods")
+    return _pods_in(_server_status(lab, node, rec))
+
+
+def _pods_in(doc: dict) -> dict[str, dict]:
+    pods = doc.get("pods")
     return {k: v for k, v in pods.items() if isinstance(v, dict)} if isinstance(pods, dict) else {}
-
-
-def server_config_digest(lab: str, node: str, rec: Any) -> str | None:
-    """The digest of the config node `node`'s running built-in server (`rec`) last applied, as its status
-    file says (None: no status file of that server, or one without it)."""
-    got = _server_status(lab, node, rec).get("config")
-    return got if isinstance(got, str) else None
 
 
 def _server_status(lab: str, node: str, rec: Any) -> dict:
@@ -209,7 +206,7 @@ def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], c
     started = started or {}
     if started:
         procs.wait_pidfiles([(layout.server_pidfile(lab, n), pid, None) for n, pid in started.items()])
-    texts, same, alive = {}, {}, {}
+    texts, same, alive, said = {}, {}, {}, {}
     for node in cluster.nodes:
         texts[node.name] = _server_config(cluster, node)
         try:
@@ -218,18 +215,20 @@ def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], c
         except OSError:
             same[node.name] = False
         alive[node.name] = server_alive(lab, node, servers.get(node.name))
-        if same[node.name] and alive[node.name] and node.name not in started:
-            # the file holds this text, but was it applied? A process killed between writing the file
-            # and its SIGHUP leaves the server on the config before (a pod it never serves)
-            got = server_config_digest(lab, node.name, servers.get(node.name))
-            same[node.name] = got is None or got == config_digest(texts[node.name])
+        if alive[node.name] and node.name not in started:
+            doc = _server_status(lab, node.name, servers.get(node.name))   # (read once a pass)
+            said[node.name] = _pods_in(doc)
+            if same[node.name]:
+                # the file holds this text, but was it applied? A process killed between writing the file
+                # and its SIGHUP leaves the server on the config before (a pod it never serves)
+                got = doc.get("config")
+                same[node.name] = not isinstance(got, str) or got == config_digest(texts[node.name])
     exited: dict[str, list[tuple[Pod, int | None]]] = {}
     for node in cluster.nodes:
-        if not alive[node.name] or node.name in started:
+        if node.name not in said:   # (not alive, or started by this pass)
             continue
-        said = server_pods(lab, node.name, servers.get(node.name))
         for pod in cluster.pods_on(node.name):
-            gone, code = exited_code(said.get(pod.key))
+            gone, code = exited_code(said[node.name].get(pod.key))
             if gone and pod.builtin_ports and pod.key not in fresh and not pod.terminating \
                     and plan.restarts(pod.restart_policy, code):
                 exited.setdefault(node.name, []).append((pod, code))
