@@ -22,7 +22,7 @@ NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 @dataclass
 class Action:
-    """One write: verb is create, update, update_status, delete or event."""
+    """One write: verb is create, update, update_status, bind (a pod's spec.nodeName and status), delete or event."""
 
     verb: str
     obj: dict
@@ -46,6 +46,11 @@ def update(obj) -> Action:
 
 def update_status(obj) -> Action:
     return Action("update_status", obj)
+
+
+def bind(obj) -> Action:
+    """The scheduler's binding of a pod: `obj` names its node (spec.nodeName) and carries its new status."""
+    return Action("bind", obj)
 
 
 def delete(obj, grace_seconds: float | None = None) -> Action:

@@ -14,7 +14,7 @@ the same owner on the node (spreading a ReplicaSet), then fewest pods, then the 
 already names its node (spec.nodeName) is never scheduled: the name wins, as in Kubernetes; a pod
 for another scheduler (spec.schedulerName) is left alone; Nodes being deleted are not candidates.
 
-Binding sets spec.nodeName and the PodScheduled condition; events Scheduled "Successfully assigned
+Binding sets spec.nodeName and the PodScheduled condition in one write (the API server's pods/binding); events Scheduled "Successfully assigned
 NS/POD to NODE" and FailedScheduling "0/N nodes are available: ..." with the preemption sentence
 kubectl shows. A pod that stays unschedulable gets its event again only when the reason changes
 (Kubernetes retries with back-off and counts every attempt).
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 
-from netlab.controllers.base import Action, Snapshot, event, is_pod_active, update, update_status
+from netlab.controllers.base import Action, Snapshot, bind, event, is_pod_active, update_status
 from netlab.store.meta import controller_ref, fmt_time, get_condition, is_deleting
 
 COMPONENT = "default-scheduler"
@@ -202,10 +202,8 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
         load[best] = load.get(best, 0) + 1
         ports.setdefault(best, []).extend(want)
         owner_load[(best, owner)] = owner_load.get((best, owner), 0) + 1
-        bound = dict(pod, spec=dict(pod.get("spec") or {}, nodeName=best))
-        actions.append(update(bound))
         status["conditions"] = conds + [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                                          "lastTransitionTime": t}]
-        actions.append(update_status(dict(bound, status=status)))
+        actions.append(bind(dict(pod, spec=dict(pod.get("spec") or {}, nodeName=best), status=status)))
         actions.append(event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {best}", COMPONENT))
     return actions

@@ -411,6 +411,27 @@ class Store:
             written = self._write(k, new, "MODIFIED", copy)
             return written if copy else None
 
+    def bind(self, obj: dict, *, copy: bool = True) -> dict | None:
+        """A pod's binding (the API server's pods/binding): its spec.nodeName and its status (the scheduler's
+        PodScheduled condition) in one write, on the stored pod. Conflict if the pod is already bound to a
+        node, as the API server refuses to bind a pod twice. Returns the pod as stored (`copy=False`: None)."""
+        k = key_of(obj)
+        node = (obj.get("spec") or {}).get("nodeName")
+        if not node:
+            raise Invalid("a binding needs spec.nodeName")
+        with self.transaction():
+            cur, raw = self._current(k, obj)
+            bound = (cur.get("spec") or {}).get("nodeName")
+            if bound:
+                raise Conflict(f"{_ref(*k)}: pod is already assigned to node {bound!r}")
+            md = dict(cur["metadata"])
+            md["generation"] = md.get("generation", 1) + 1   # its spec changed, as update() counts it
+            new = dict(cur, metadata=md, spec=dict(cur.get("spec") or {}, nodeName=node))
+            if "status" in obj:
+                new["status"] = obj["status"]
+            written = self._write(k, new, "MODIFIED", copy)
+            return written if copy else None
+
     def delete(self, kind: str, namespace: str | None, name: str, grace_seconds: float | None = None,
                resource_version: str | None = None, uid: str | None = None) -> dict:
         """Delete, or with finalizers or grace_seconds > 0 mark for deletion (see the module doc).

@@ -24,7 +24,7 @@ CP = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
 
 def bindings(acts):
-    return {a.obj["metadata"]["name"]: a.obj["spec"]["nodeName"] for a in acts if a.verb == "update"}
+    return {a.obj["metadata"]["name"]: a.obj["spec"]["nodeName"] for a in acts if a.verb == "bind"}
 
 
 def test_binds_and_spreads_a_replicaset_and_avoids_control_plane():
@@ -36,7 +36,7 @@ def test_binds_and_spreads_a_replicaset_and_avoids_control_plane():
     ev = [a.event for a in acts if a.verb == "event"]
     assert ev[0] == {"type": "Normal", "reason": "Scheduled", "message": "Successfully assigned default/p0 to w1",
                      "component": "default-scheduler"}
-    st = [a.obj for a in acts if a.verb == "update_status"][0]
+    st = [a.obj for a in acts if a.verb == "bind"][0]
     assert st["status"]["conditions"][-1]["type"] == "PodScheduled" and st["status"]["conditions"][-1]["status"] == "True"
 
 

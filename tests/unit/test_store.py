@@ -181,6 +181,22 @@ def test_update_keeps_status_and_update_status_keeps_spec(store):
     assert u["status"] == {"phase": "Running"}
 
 
+def test_bind_sets_the_node_and_status_in_one_write_and_only_once(store):
+    a = store.create(pod("a"))
+    rev = store.revision()
+    status = {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+    b = store.bind(dict(a, spec=dict(a["spec"], nodeName="n1"), status=status))
+    assert store.revision() == rev + 1   # one write: a watcher sees one MODIFIED
+    assert b["spec"]["nodeName"] == "n1" and b["status"] == status
+    assert b["spec"]["containers"] == a["spec"]["containers"] and b["metadata"]["generation"] == 2
+    assert [e.type for e in store.watch(rev)] == ["MODIFIED"]
+    with pytest.raises(Conflict, match="already assigned to node 'n1'"):
+        store.bind(dict(b, spec=dict(b["spec"], nodeName="n2")))
+    with pytest.raises(Conflict):   # an older resourceVersion is refused as update() refuses it
+        store.bind(dict(store.create(pod("c")), spec={"nodeName": "n1"}, metadata=dict(a["metadata"], name="c")))
+    assert store.get("Pod", "default", "a")["spec"]["nodeName"] == "n1"
+
+
 def test_noop_writes_take_no_revision(store):
     a = store.create(pod("a"))
     rev = store.revision()
