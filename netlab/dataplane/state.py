@@ -5,11 +5,12 @@ It is a hint, not the truth: `down` works from what the kernel shows even if the
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
 from typing import Any
+
+import orjson
 
 from . import layout
 from .layout import RUN_DIR, STATE_VERSION, STRINGS, TABLES, lab_dir  # noqa: F401 (used by callers)
@@ -87,8 +88,8 @@ def merge_hosts(base: dict[str, Any] | None, hosts: dict[str, dict[str, Any]]) -
 def read(path: str) -> dict[str, Any] | None:
     """A state.json as written (version and shape checked), or None."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            data = orjson.loads(f.read())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -126,10 +127,15 @@ def _sane(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def dump(data: Any) -> str:
+    """A file netlab writes for itself or its processes, as JSON text (sorted keys, indented): orjson, a
+    tenth of the stdlib's time (the state of a 10,000-pod lab is 10 MB of it, written twice by `up`)."""
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+
+
 def save(lab: str, data: dict[str, Any]) -> None:
     ensure_dirs(lab)
-    write_private(layout.state_file(lab),
-                  json.dumps(dict(data, version=STATE_VERSION), indent=1, sort_keys=True), durable=True)
+    write_private(layout.state_file(lab), dump(dict(data, version=STATE_VERSION)), durable=True)
 
 
 RELOAD_MARK = ".reload-pending"

@@ -187,7 +187,7 @@ def _server_config(cluster: Cluster, node) -> str:
             entry["kill"] = True
     if health is not None:   # kube-proxy's service health server, in the node's own namespace
         cfg["pods"].append(health)
-    text = json.dumps(cfg, indent=1, sort_keys=True)
+    text = state.dump(cfg)
     _CONFIGS[(cluster.name, node.name)] = (made_of, text)
     return text
 
