@@ -145,6 +145,9 @@ class LiveLab:
         # the nodes this process builds (None: all of them; an agent's: none until it read the Node objects)
         self.own: set[str] | None = None if host is None else set()
         self.leader = True                 # whether the controllers run here (an agent: its Lease says)
+        # whether this process is the kubelet of its nodes (renews their Leases, reports them Ready): not the
+        # `up` of a lab run by agents (register), whose nodes' kubelets are their hosts' agents
+        self.reports = True
         self.separate = False              # an agent of a real host: its machine's disk is its own (the loop sets it)
         self.store = store if store is not None else store_for(lab)
         self.errors: list[str] = []
@@ -254,7 +257,7 @@ class LiveLab:
         itself)."""
         grace = self._periods[0] if self._periods else LAB_NODE_GRACE
         now = time.time()
-        if now - self.last_heartbeat >= heartbeat_period(grace) / 2:
+        if self.reports and now - self.last_heartbeat >= heartbeat_period(grace) / 2:
             self.heartbeats(grace, now)
 
     def heartbeats(self, grace: float, now: float) -> None:
@@ -670,6 +673,11 @@ class LiveLab:
         from ..dataplane.lab import UpResult, source_identity
         st = self.load_state()
         runner = self.runner(scenario_text)
+        # no heartbeat from here: a node's kubelet is its host's agent. A Lease renewed by `up` would give an
+        # agent started later (by hand on another machine, or slowly on a busy one) only the grace period
+        # and the toleration (20 s in a lab) before its pods were evicted; a node whose kubelet never
+        # reported has the startup grace instead, as in Kubernetes (nodelifecycle.K8S_STARTUP_GRACE)
+        self.reports = False
         self.run_controllers(runner)
         work = dict(st, scenario=scenario_text, source=source or st.get("source"))
         work.pop("proxyMode", None)

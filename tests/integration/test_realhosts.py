@@ -401,14 +401,21 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
             return "".join(f"--- agent of {h}:\n" + iso[h].run(["cat", layout.agent_log(m.lab, h)]).stdout[-3000:]
                            for h in "abc")
 
-        def agents() -> None:
-            for h in "abc":
+        def agents(only: str = "abc") -> None:
+            for h in only:
                 r = netlab(h, "agent", m.lab, "--host", h, "--etcd", m.endpoints(), "--detach")
                 assert r.returncode == 0, r.stdout + r.stderr
 
         r = netlab("a", "up", str(path), "--etcd", m.endpoints())
         assert r.returncode == 0, r.stdout + r.stderr
-        agents()
+        # the agents started by hand, a's first and b's and c's later, each wait longer than the lab's grace
+        # period and toleration (10 s each): `up` is no node's kubelet, so b's and c's nodes have never
+        # reported and keep their pods for the startup grace (60 s). Had `up` renewed their Leases, a's agent,
+        # the leader, would find them stale at once and evict their pods (the client pod for good)
+        time.sleep(12)
+        agents(only="a")
+        time.sleep(15)
+        agents(only="bc")
         # each machine's agent builds its host: the pods on b and c answer curl from the control plane's node
         wanted = {f"{m.lab}-worker", f"{m.lab}-worker2"}
         deadline = time.monotonic() + 240
