@@ -6,8 +6,8 @@ Kubernetes controller requeues). Pods created through it pass the admission func
 DefaultTolerationSeconds). ``Runner`` runs the controllers in order (Deployment, ReplicaSet,
 StatefulSet, DaemonSet, CronJob, Job, scheduler, EndpointSlice, MetalLB's IPAM, node lifecycle, taint
 eviction, garbage collector), each on a fresh snapshot (a controller marked ``requeue`` syncs again at once
-while it writes), and ``run_until_quiescent`` repeats rounds until one writes nothing: the shape of the lab's control
-loop, and with a fake clock, of unit tests that drive a whole rolling update.
+while it writes), and ``run_until_quiescent`` repeats rounds until one writes nothing: the shape of the
+lab's control loop, and with a fake clock, of unit tests that drive a whole rolling update.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ the same owner on the node (spreading a ReplicaSet), then fewest pods, then the 
 already names its node (spec.nodeName) is never scheduled: the name wins, as in Kubernetes; a pod
 for another scheduler (spec.schedulerName) is left alone; Nodes being deleted are not candidates.
 
-Binding sets spec.nodeName and the PodScheduled condition in one write (the API server's pods/binding); events Scheduled "Successfully assigned
-NS/POD to NODE" and FailedScheduling "0/N nodes are available: ..." with the preemption sentence
-kubectl shows. A pod that stays unschedulable gets its event again only when the reason changes
+Binding sets spec.nodeName and the PodScheduled condition in one write (the API server's pods/binding);
+events Scheduled "Successfully assigned NS/POD to NODE" and FailedScheduling "0/N nodes are available:
+..." with the preemption sentence kubectl shows. A pod that stays unschedulable gets its event again only when the reason changes
 (Kubernetes retries with back-off and counts every attempt).
 """
 
