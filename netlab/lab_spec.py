@@ -140,14 +140,18 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         # a lab whose nodes are placed on hosts (their Node objects' label, kept as `netlab label` leaves it)
         # is built by its agents (one control loop per host), not here
         agents = control_loop and bool(hosts_of(store.list("Node")))
+        # no kubelet runs yet: `up` probes the pods' readiness itself and follows it (live/sync.py), in its
+        # pass once the containers run, so that the cluster DNS answers when it returns, without waiting
+        # for the loop's first passes
+        kubelet_first = control_loop and not agents and not loop.running(lab)
         if agents:
             result = live.register(scenario_text, scenario.source, proxy_mode)
         else:
-            result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source)
+            result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source,
+                               probe_first=kubelet_first)
     changes, records, created = list(result.changes), list(result.records), result.created
-    if control_loop and not agents and not loop.running(lab):
-        # no kubelet runs yet: `up` probes the pods' readiness once and follows it (live/sync.py), so that
-        # the cluster DNS answers when it returns, without waiting for the loop's first passes
+    if kubelet_first:
+        # and what did not pass within it: one more look, and a pass if a verdict changed
         with locked(lab):
             first = live.first_readiness()
         if first is not None:

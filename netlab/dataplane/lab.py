@@ -143,11 +143,16 @@ class LivePass:
     nodes: the nodes this pass builds and reconciles, with their pods (None: all; an agent's: its host's,
         netlab/live/agent.py). The other nodes and their pods are only modelled (routes, FDB, neighbours
         towards them; their endpoints in the rules): their namespaces and processes are not looked at.
+    first_probes: the kubelet's first readiness probes (`up` of a lab no control loop runs for yet,
+        live/sync.py), called once the pass's containers run and before readiness is observed, with the
+        pods' records as this pass left them: verdicts by pod key, taken as the kubelet's (decided_ready),
+        so the endpoints this pass writes follow them (None: the pods' readiness as the model says).
     """
     check: set[str] | None = None
     listen: set[str] | None = None
     proxy_state: proxy.SyncState | None = None
     nodes: set[str] | None = None
+    first_probes: Callable[[Cluster, dict[str, dict]], dict[str, bool]] | None = None
 
 
 def host_views(cluster: Cluster, own: set[str] | None) -> tuple[Cluster, Cluster]:
@@ -289,6 +294,9 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     procs.wait_pidfiles(waits)
     # ---- readiness as observed now: the endpoints (and so the rules) follow it
     supervise.wait_listening(cluster, pods_extra, begun)
+    if live.first_probes is not None:   # the kubelet's first probes: their verdicts decide, as a loop's would
+        for key, verdict in live.first_probes(cluster, pods_extra).items():
+            desired[key].decided_ready = verdict
     listen = None
     if live.listen is not None:  # and every container instance started by this pass
         listen = live.listen | fresh | {p.key for p, _ in begun} | {

@@ -558,9 +558,11 @@ class LiveLab:
     # cache, the model) found next to nothing each time: 19 of them, 3.7 s of a 10,000-pod `up`
     @gc_paused
     def sync(self, progress=None, proxy_mode: str | None = None, scenario_text: str | None = None,
-             source: str | None = None, scoped: bool = False):
+             source: str | None = None, scoped: bool = False, probe_first: bool = False):
         """One pass (see the module's docstring); returns the dataplane's UpResult. `scoped`: a control
-        loop's pass, looking only at what may have changed (`scope`); else a whole reconcile."""
+        loop's pass, looking only at what may have changed (`scope`); else a whole reconcile. `probe_first`:
+        `up` of a lab no control loop runs for yet: the pass runs the kubelet's first readiness probes itself,
+        once its containers run (`first_probes`), and its endpoints follow them."""
         from ..dataplane import lab as labmod
         from ..dataplane.lab import LivePass
         st = self.load_state()
@@ -589,6 +591,8 @@ class LiveLab:
         # a whole reconcile (`up`'s) compares every rule too, and leaves the proxy's SyncState knowing the
         # rules, so that the passes after it in this process (up's first readiness) sync incrementally
         live = self.scope(cluster, st, deep) if scoped else LivePass(proxy_state=self.sync_state())
+        if probe_first:
+            live.first_probes = self.first_probes
         with self.beating():
             result = labmod.apply(cluster, text, st, progress, replace=True, live=live)
         if deep:
@@ -626,43 +630,69 @@ class LiveLab:
         self.dirty = False
         return result
 
+    @contextlib.contextmanager
+    def first_kubelet(self):
+        """This process as the kubelet for a while (`up` of a lab no control loop runs for yet): probe workers
+        of its own, ended when it leaves (an API user's process keeps no thread of it)."""
+        from .prober import NodeProbers
+        was, probers = self.kubelet, self.probes.probers
+        self.kubelet = True
+        self.probes.probers = NodeProbers(per_node=1)
+        try:
+            yield
+        finally:
+            self.kubelet = was
+            self.probes.probers.close()
+            self.probes.probers = probers
+
+    def _probe_until(self, cluster: Cluster, by_key: dict[str, dict], st: dict, limit: float) -> None:
+        """The readiness probes due within `limit` seconds (no initialDelaySeconds beyond it) run until each
+        has passed, or the time is up (a probe that failed is tried again at its period meanwhile)."""
+        self.watch_probes(cluster, by_key, st, time.time())
+        end = time.monotonic() + limit
+        horizon = time.time() + limit
+        while time.monotonic() < end:
+            self.probe_tick(time.time())
+            waiting = [w for k, w in self.probes.workers.items() if k[2] == "readiness" and w.result is not True
+                       and not w.on_hold and w.next_at <= horizon]
+            if not waiting and not self.probes.busy():
+                break
+            time.sleep(0.01)
+
+    def first_probes(self, cluster: Cluster, pods: dict[str, dict], limit: float = 3.0) -> dict[str, bool]:
+        """`up`'s pass, once its containers run (`LivePass.first_probes`): the kubelet's first readiness
+        probes of the pods that have one, with `pods` the pass's records of them (restarts, processes).
+        Returns their verdicts by pod key, which the pass takes as the kubelet's: the Services' endpoints it
+        writes, and the Ready conditions written after it, follow them. Before, `up` wrote every node's rules
+        without them, then probed, then made a whole second pass for the cluster DNS's two endpoints (about 5 s
+        of a 10,000-pod bring-up)."""
+        by_key = self.last_by_key
+        probed = [p for p in cluster.pods if p.key in by_key and any(
+            isinstance(c.get("readinessProbe"), dict) for c in (by_key[p.key].get("spec") or {}).get("containers") or [])]
+        if not probed:
+            return {}
+        with self.first_kubelet():
+            self._probe_until(cluster, by_key, {"pods": pods}, limit)
+        verdicts = {p.key: self.probes.ready(p.uid) for p in probed}
+        return {k: v for k, v in verdicts.items() if v is not None}
+
     def first_readiness(self, limit: float = 3.0):
-        """`up` of a lab no control loop runs for yet, after its first pass: the kubelet's first readiness
-        probes of the pods that have one (those due within `limit` seconds: no initialDelaySeconds beyond
-        it), then, if any verdict came, one pass that follows them (the Ready conditions, the Services'
-        endpoints and so their rules: the cluster DNS answers when `up` returns). Before, `up` waited for
-        the control loop it had just started: a new process's first pass, then its probes, then another
-        pass (about 10 s of a 10,000-pod bring-up). The loop started next keeps these verdicts until its
-        own probes run (`desired`). Returns that pass's UpResult, or None when there was nothing to probe."""
+        """`up` of a lab no control loop runs for yet, after its first pass (which ran the probes due then,
+        `first_probes`): the readiness probes that have not passed yet, within `limit` seconds, then, if any
+        verdict changed, one pass that follows them (the Ready conditions, the Services' endpoints and so
+        their rules). The loop started next keeps these verdicts until its own probes run (`desired`). Returns
+        that pass's UpResult, or None when nothing changed."""
         from ..dataplane import state
         cluster, by_key = self.last_cluster, self.last_by_key
         if cluster is None or not any(isinstance(c.get("readinessProbe"), dict) for o in by_key.values()
                                       for c in (o.get("spec") or {}).get("containers") or []):
             return None
-        from .prober import NodeProbers
-        was, probers = self.kubelet, self.probes.probers
-        self.kubelet = True   # until the loop takes over, this process is the kubelet (probes, verdicts)
-        # probe workers of its own, ended before `up` returns (an API user's process keeps no thread of it)
-        self.probes.probers = NodeProbers(per_node=1)
-        try:
-            self.watch_probes(cluster, by_key, state.load(self.lab) or {}, time.time())
-            end = time.monotonic() + limit
-            horizon = time.time() + limit
-            while time.monotonic() < end:
-                self.probe_tick(time.time())
-                # (a probe that failed is tried again at its period while that is within the limit)
-                waiting = [w for k, w in self.probes.workers.items() if k[2] == "readiness" and w.result is not True
-                           and not w.on_hold and w.next_at <= horizon]
-                if not waiting and not self.probes.busy():
-                    break
-                time.sleep(0.01)
+        with self.first_kubelet():
+            self.dirty = False
+            self._probe_until(cluster, by_key, state.load(self.lab) or {}, limit)
             if not self.dirty:
                 return None
             return self.sync(scoped=True)
-        finally:
-            self.kubelet = was
-            self.probes.probers.close()
-            self.probes.probers = probers
 
     def register(self, scenario_text: str, source: str | None, proxy_mode: str | None = None):
         """`up` of a lab run by agents (one control loop per host: netlab/live/agent.py): the controllers run
