@@ -121,6 +121,9 @@ class Fabric(FabricPods):
                                     os.O_RDONLY | os.O_CLOEXEC)
         self.host = host
         self.check_nodes = nodes
+        # nodes a child process built for this pass (dataplane/prebuild.py): netns -> the NodeFabric it built
+        # from; a node whose NodeFabric this pass's model still gives is as wanted, and is not read back
+        self.built: dict[str, NodeFabric] = {}
         self.only = only
         self._lock_fd: int | None = None
         self.cluster = cluster
@@ -278,6 +281,9 @@ class Fabric(FabricPods):
             ns = self._open(node.netns)
             ns.open_raw()  # pods are created through it
             nf = node_fabric(c, node) if self.check_nodes or fresh else None
+            if nf is not None and not fresh and self.built.get(node.netns) == nf and not node.partitioned:
+                self.nodes[node.name] = ns   # just built from this very NodeFabric: nothing to read back
+                continue
             if nf is not None:
                 write_sysctls(node.netns, nf.sysctls, self.changes)
             self.nodes[node.name] = ns

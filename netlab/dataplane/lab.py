@@ -147,12 +147,15 @@ class LivePass:
         live/sync.py), called once the pass's containers run and before readiness is observed, with the
         pods' records as this pass left them: verdicts by pod key, taken as the kubelet's (decided_ready),
         so the endpoints this pass writes follow them (None: the pods' readiness as the model says).
+    prebuilt: a new lab's underlay and nodes, built while the controllers ran (dataplane/prebuild.Prebuilt):
+        its namespaces count as made by this pass (fresh), its changes as this pass's.
     """
     check: set[str] | None = None
     listen: set[str] | None = None
     proxy_state: proxy.SyncState | None = None
     nodes: set[str] | None = None
     first_probes: Callable[[Cluster, dict[str, dict]], dict[str, bool]] | None = None
+    prebuilt: Any = None
 
 
 def host_views(cluster: Cluster, own: set[str] | None) -> tuple[Cluster, Cluster]:
@@ -215,6 +218,9 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
         prev_pods = {k: v for k, v in prev_pods.items() if v.get("node") in own}
     desired = {p.key: p for p in cluster.pods}
     existing = own_namespaces(lab, set(lab_namespaces(lab)), own, desired, prev_pods)
+    if live.prebuilt is not None:   # made for this pass (dataplane/prebuild.py): as new as if it made them
+        existing -= set(live.prebuilt.made)
+        changes.records.extend(live.prebuilt.changes)
     created = not prev and not existing
     whole = cluster
     nodes_view, cluster = host_views(cluster, own)   # from here on `cluster`: what this pass builds
@@ -247,6 +253,8 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     # a host's agent builds its host (an emulated host's namespace, its nodes) or, with one underlay, its nodes
     fhost = layout.host() if own is not None and whole.networking.hosts is not None else None
     fabric = Fabric(whole, changes, progress, nodes=live.check is None, host=fhost, only=own)
+    if live.prebuilt is not None:
+        fabric.built = live.prebuilt.fabrics
     # nodes without a running built-in server get one as soon as their namespaces exist, serving no pod
     # yet: started from a thread of their own while the fabric's builds the pods (spawning 100 servers
     # held 100 nodes' pods back by 2 s), their interpreters start meanwhile; given their pods (SIGHUP) below

@@ -571,26 +571,34 @@ class LiveLab:
         runner = self.runner(text)
         now = time.time()
         self.heartbeats(self._periods[0], now)
-        self.run_controllers(runner)
         if scenario_text is not None:  # up: the scenario's mode unless --proxy-mode says otherwise
             work = dict(st, scenario=text, source=source or st.get("source"))
             work.pop("proxyMode", None)
         else:
             work = st
-        self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
-        cluster, by_key = self.desired(work, proxy_mode)
-        if self.writes_files():
-            self.files().before_pass(cluster)   # before the pass starts the add-ons' pods (up's first pass)
+        # up of a new lab: its nodes are built by a child process while the controllers run (prebuild.py)
+        nodes = self.prebuild(work, proxy_mode) if scenario_text is not None and not scoped else None
         from ..dataplane import volumes as volmod
-        from .podsetup import prepare
-        from ..dataplane.lab import host_views
-        # env valueFrom, volumes (an agent: of its own pods)
-        prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))
+        try:
+            self.run_controllers(runner)
+            self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
+            cluster, by_key = self.desired(work, proxy_mode)
+            if self.writes_files():
+                self.files().before_pass(cluster)   # before the pass starts the add-ons' pods (up's first pass)
+            from .podsetup import prepare
+            from ..dataplane.lab import host_views
+            # env valueFrom, volumes (an agent: of its own pods)
+            prepare(host_views(cluster, self.own)[1], by_key, self.store, volmod.base_dir(self.lab))
+            prebuilt = nodes.wait() if nodes is not None else None
+        except BaseException:
+            if nodes is not None:
+                nodes.undo()   # refused before the pass: the kernel as it was
+            raise
         self.last_cluster, self.last_by_key = cluster, by_key
         deep = not scoped or time.monotonic() - self.last_deep >= FULL_RESYNC
         # a whole reconcile (`up`'s) compares every rule too, and leaves the proxy's SyncState knowing the
         # rules, so that the passes after it in this process (up's first readiness) sync incrementally
-        live = self.scope(cluster, st, deep) if scoped else LivePass(proxy_state=self.sync_state())
+        live = self.scope(cluster, st, deep) if scoped else LivePass(proxy_state=self.sync_state(), prebuilt=prebuilt)
         if probe_first:
             live.first_probes = self.first_probes
         with self.beating():
@@ -675,6 +683,22 @@ class LiveLab:
             self._probe_until(cluster, by_key, {"pods": pods}, limit)
         verdicts = {p.key: self.probes.ready(p.uid) for p in probed}
         return {k: v for k, v in verdicts.items() if v is not None}
+
+    def prebuild(self, st: dict, proxy_mode: str | None):
+        """`up` of a lab with no namespace yet, on one underlay, outside an agent: its nodes built by a child
+        process (dataplane/prebuild.py) from the lab's model before the controllers run (the Cluster
+        document's nodes, the pods the store holds so far). None when it does not apply."""
+        from ..dataplane import lab as labmod
+        from ..dataplane import state
+        if self.own is not None or labmod.lab_namespaces(self.lab):
+            return None
+        cluster, _ = self.desired(st, proxy_mode)
+        if cluster.networking.hosts is not None:
+            return None
+        labmod.preflight(cluster)   # what the pass would refuse, refused before any kernel change
+        state.ensure_dirs(self.lab)
+        from ..dataplane.prebuild import NodeBuild
+        return NodeBuild(cluster)
 
     def first_readiness(self, limit: float = 3.0):
         """`up` of a lab no control loop runs for yet, after its first pass (which ran the probes due then,

@@ -1,0 +1,90 @@
+"""`up` of a new lab builds its nodes in a child process while the controllers run (netlab/dataplane/
+prebuild.py): the lab it leaves is the one a single pass builds, and a failure on either side leaves the
+kernel as it was (no namespace of the lab, nothing running)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from netlab.dataplane import lab as labmod
+from netlab.dataplane import prebuild
+from netlab.dataplane.fabric import Fabric, node_fabric_drift
+from netlab.errors import KernelError
+from netlab.live import sync
+
+SCENARIO = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+name: pb
+nodes: [{name: n1, role: control-plane}, {name: n2}, {name: n3}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, ports: [{containerPort: 8080}]}]
+"""
+
+
+def test_nodes_built_by_the_child_are_the_pass_s_and_not_read_back(lab, monkeypatch):
+    """The child built every node, the pass took them as built from the same model (no node read back in
+    up's own process), and they are exactly what a reconcile wants: no drift, a second `up` changes
+    nothing, and a pod on one node reaches a pod on another."""
+    builders = []
+    build = Fabric._ensure_node
+
+    def built(self, ns, nf):
+        builders.append(nf.node)   # (in the child, a list of the child's own)
+        return build(self, ns, nf)
+    monkeypatch.setattr(Fabric, "_ensure_node", built)
+    lab.up(SCENARIO)
+    assert builders == [], builders   # up's own process neither built nor read back any node
+    cluster = lab.cluster
+    assert sorted(n.name for n in cluster.nodes) == ["n1", "n2", "n3"]
+    for node in cluster.nodes:
+        assert node_fabric_drift(cluster, node) == [], node.name
+    again = lab.up(SCENARIO)
+    assert [c for c in again.records if c.kind in ("namespace", "link", "address", "route", "neighbour", "fdb")] == []
+    pods = sorted((p for p in cluster.pods if p.key.startswith("default/web-")), key=lambda p: p.node)
+    a, b = pods[0], pods[-1]
+    assert a.node != b.node
+    out = lab.pod_exec(a.name, ["curl", "-s", "--max-time", "5", f"http://{b.ip}:8080/hostname"], timeout=20)
+    assert out.stdout.strip() == b.name, out
+
+
+def test_a_failure_in_the_child_leaves_nothing(lab, monkeypatch):
+    """The child fails half way (its first node made, then an error): up raises the child's error, naming
+    it, and the lab has no namespace left."""
+    real = Fabric._ensure_node
+
+    def fails(self, ns, nf):
+        real(self, ns, nf)
+        raise KernelError(f"cannot add route on node {nf.node} (test)")
+    monkeypatch.setattr(Fabric, "_ensure_node", fails)
+    with pytest.raises(KernelError, match="cannot add route on node .* \\(test\\)"):
+        lab.up(SCENARIO)
+    assert labmod.lab_namespaces(lab.name) == []
+
+
+def test_a_failure_while_the_controllers_run_removes_what_the_child_built(lab, monkeypatch):
+    """The parent fails after the child started (in the controllers): what the child built is removed."""
+    started = []
+    real = prebuild.NodeBuild.__init__
+
+    def record(self, cluster):
+        real(self, cluster)
+        started.append(self.pid)
+    monkeypatch.setattr(prebuild.NodeBuild, "__init__", record)
+
+    def boom(self, runner):
+        raise RuntimeError("controllers failed (test)")
+    monkeypatch.setattr(sync.LiveLab, "run_controllers", boom)
+    with pytest.raises(RuntimeError, match="controllers failed"):
+        lab.up(SCENARIO)
+    assert started, "no child was started"
+    assert labmod.lab_namespaces(lab.name) == []
