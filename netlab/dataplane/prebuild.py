@@ -18,6 +18,7 @@ kernel as it was.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 import signal
@@ -27,6 +28,9 @@ import orjson
 from ..errors import KernelError
 from ..model.objects import Cluster
 from .changes import Change, Changes
+
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclasses.dataclass
@@ -50,11 +54,16 @@ class NodeBuild:
         self.fabrics = {n.netns: node_fabric(cluster, n) for n in cluster.nodes}
         before = set(lab_namespaces(self.lab))
         r, w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:   # the child: build, answer, and end without running the parent's cleanup
             os.close(r)
             code = 0
             try:
+                # it ends with `up`: killed (SIGKILL, Ctrl-C), `up` leaves no child building on after it (a
+                # `down` run next would race with it)
+                if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+                    os._exit(1)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 changes = Changes()
                 Fabric(cluster, changes, None).apply([], [])

@@ -3,6 +3,10 @@ prebuild.py): the lab it leaves is the one a single pass builds, and a failure o
 kernel as it was (no namespace of the lab, nothing running)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,8 @@ from netlab.dataplane import prebuild
 from netlab.dataplane.fabric import Fabric, node_fabric_drift
 from netlab.errors import KernelError
 from netlab.live import sync
+
+from .conftest import until
 
 SCENARIO = (Path(__file__).resolve().parents[2] / "scenarios" / "default.yaml").read_text()   # 2 nodes
 
@@ -71,4 +77,42 @@ def test_a_failure_while_the_controllers_run_removes_what_the_child_built(lab, m
     with pytest.raises(RuntimeError, match="controllers failed"):
         lab.up(SCENARIO)
     assert started, "no child was started"
+    assert labmod.lab_namespaces(lab.name) == []
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def test_up_killed_while_the_child_builds_takes_the_child_with_it(lab, tmp_path):
+    """`netlab up` SIGKILLed while its child builds the nodes: the child ends too (it would otherwise go
+    on making namespaces under a `down` run next), and `down` then leaves nothing."""
+    nodes = ", ".join(["{role: worker}"] * 48)
+    path = tmp_path / "scenario.yaml"
+    path.write_text(f"apiVersion: netlab.dev/v1alpha1\nkind: Cluster\nname: {lab.name}\nnodes: [{nodes}]\n")
+    exe = os.path.join(os.path.dirname(sys.executable), "netlab")
+    up = subprocess.Popen([exe, "up", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        child = until("up's child building the nodes",
+                      lambda: next((c for c in _children(up.pid) if b"netlab" in open(f"/proc/{c}/cmdline", "rb").read()
+                                    and labmod.lab_namespaces(lab.name)), None), timeout=60, every=0.01)
+        up.kill()
+        up.wait(timeout=30)
+        until("the child gone with up", lambda: not os.path.exists(f"/proc/{child}") or
+              open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", timeout=1, every=0.02)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    labmod.down(lab.name)
+    time.sleep(2)   # (a child left building would have made more by now)
     assert labmod.lab_namespaces(lab.name) == []
