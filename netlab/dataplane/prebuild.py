@@ -8,13 +8,15 @@ interpreter lock, and a thread that built them meanwhile (tried) made the contro
 hid. A forked process has an interpreter of its own. At 100 nodes this takes the nodes' 3 to 5 s off a
 bring-up's critical path.
 
-Only for a lab that has no namespace yet (`up` of a new lab): the child builds what `Fabric.apply` builds
-before the pods, the parent's pass then checks it as it checks any existing node (and repairs what the
-controllers' model would want otherwise), and takes the child's namespaces as made by this pass (fresh
-nodes: empty tables, no conntrack to clean). The changes are the child's records, sent back through a pipe
-with the namespaces it made. An error in the child is raised in the parent; the parent removes what the
-child made when its own work fails before the pass starts (`undo`), so an `up` refused there leaves the
-kernel as it was.
+Only for a lab that has no namespace yet (`up` of a new lab, on one underlay, not an agent): the child
+builds what `Fabric.apply` builds before the pods, from the model as it stands before the controllers run
+(the Cluster document's nodes). The parent's pass takes the child's namespaces as made by itself (fresh
+nodes: empty tables, no conntrack to clean) and does not read back a node whose NodeFabric its own model
+still gives (reading 100 nodes back through pyroute2 costs more than building them); a node its model
+wants otherwise is reconciled as any existing node. The changes are the child's records, sent back through
+a pipe with the namespaces it made. An error in the child is raised in the parent; the parent removes what
+the child made when its own work fails before the pass starts (`undo`), so an `up` refused there leaves the
+kernel as it was. The child dies with `up` (PR_SET_PDEATHSIG): an `up` killed leaves nothing building.
 """
 from __future__ import annotations
 
