@@ -54,7 +54,7 @@ class NodeBuild:
         self.lab = cluster.name
         self.result: Prebuilt | None = None
         self.fabrics = {n.netns: node_fabric(cluster, n) for n in cluster.nodes}
-        before = set(lab_namespaces(self.lab))
+        self.before = before = set(lab_namespaces(self.lab))
         r, w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
@@ -90,19 +90,43 @@ class NodeBuild:
         if self.result is not None:
             return self.result
         chunks = []
-        with os.fdopen(self.fd, "rb") as f:
-            chunks.append(f.read())
+        fd, self.fd = self.fd, None
+        if fd is None:   # interrupted while reading before: the child is ended, its namespaces are looked up
+            return self._ended()
+        try:
+            with os.fdopen(fd, "rb") as f:
+                chunks.append(f.read())
+        except BaseException:
+            self._ended()
+            raise
         _, status = os.waitpid(self.pid, 0)
         try:
             out = orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError:
-            out = {"made": [], "error": f"the process building the nodes ended without an answer ({status:#x})"}
+            from .lab import lab_namespaces
+            out = {"made": sorted(set(lab_namespaces(self.lab)) - self.before),
+                   "error": f"the process building the nodes ended without an answer ({status:#x})"}
         made = list(out.get("made") or [])
         self.result = Prebuilt(made, [Change(*c) for c in out.get("changes") or []],
                                {k: v for k, v in self.fabrics.items() if k in made})
         if "error" in out:
             self.undo()
             raise KernelError(out["error"])
+        return self.result
+
+    def _ended(self) -> Prebuilt:
+        """The child killed and reaped (its answer will not come): what it made is what the lab has now that
+        it did not have before it started."""
+        from .lab import lab_namespaces
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        self.result = Prebuilt(sorted(set(lab_namespaces(self.lab)) - self.before), [])
         return self.result
 
     def undo(self) -> None:
