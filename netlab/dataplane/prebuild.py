@@ -54,7 +54,7 @@ class NodeBuild:
         self.lab = cluster.name
         self.result: Prebuilt | None = None
         self.fabrics = {n.netns: node_fabric(cluster, n) for n in cluster.nodes}
-        self.before = before = set(lab_namespaces(self.lab))
+        self.before = set(lab_namespaces(self.lab))
         r, w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
@@ -69,11 +69,9 @@ class NodeBuild:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 changes = Changes()
                 Fabric(cluster, changes, None).apply([], [])
-                made = sorted(set(lab_namespaces(self.lab)) - before)
-                out = {"made": made, "changes": [dataclasses.astuple(c) for c in changes.records]}
+                out = {"made": self._gained(), "changes": [dataclasses.astuple(c) for c in changes.records]}
             except BaseException as e:  # noqa: BLE001 - sent to the parent, which raises it
-                made = sorted(set(lab_namespaces(self.lab)) - before)
-                out = {"made": made, "error": str(e) or type(e).__name__}
+                out = {"made": self._gained(), "error": str(e) or type(e).__name__}
                 code = 1
             try:
                 data = orjson.dumps(out)
@@ -103,8 +101,7 @@ class NodeBuild:
         try:
             out = orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError:
-            from .lab import lab_namespaces
-            out = {"made": sorted(set(lab_namespaces(self.lab)) - self.before),
+            out = {"made": self._gained(),
                    "error": f"the process building the nodes ended without an answer ({status:#x})"}
         made = list(out.get("made") or [])
         self.result = Prebuilt(made, [Change(*c) for c in out.get("changes") or []],
@@ -114,10 +111,13 @@ class NodeBuild:
             raise KernelError(out["error"])
         return self.result
 
-    def _ended(self) -> Prebuilt:
-        """The child killed and reaped (its answer will not come): what it made is what the lab has now that
-        it did not have before it started."""
+    def _gained(self) -> list[str]:
+        """The lab's namespaces that were not there when the child started: what it made."""
         from .lab import lab_namespaces
+        return sorted(set(lab_namespaces(self.lab)) - self.before)
+
+    def _ended(self) -> Prebuilt:
+        """The child killed and reaped (its answer will not come): what it made is what the lab gained."""
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -126,7 +126,7 @@ class NodeBuild:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
-        self.result = Prebuilt(sorted(set(lab_namespaces(self.lab)) - self.before), [])
+        self.result = Prebuilt(self._gained(), [])
         return self.result
 
     def undo(self) -> None:

@@ -117,6 +117,12 @@ def periods(scenario_text: str) -> tuple[float, int]:
         live.get("defaultTolerationSeconds", LAB_TOLERATION))
 
 
+def has_readiness_probe(obj: dict) -> bool:
+    """Whether a Pod object has a container with a readinessProbe (its readiness is then the kubelet's
+    verdict, not netlab's "ready once it listens")."""
+    return any(isinstance(c.get("readinessProbe"), dict) for c in (obj.get("spec") or {}).get("containers") or [])
+
+
 def assumed_ready(rec: dict, uid: str, decided: bool | None) -> bool:
     """The readiness a pass's first proxy sync assumes for a pod (its record in state.json `rec`, the kubelet's
     verdict now `decided`): as the last pass saw it, and as the kubelet decides now. A probe that said ready
@@ -318,7 +324,7 @@ class LiveLab:
                 # a pod evicted from a lost node no longer serves anyone (the node lifecycle controller
                 # marked it not Ready): no fallback may choose it
                 pod.decided_ready = False if pod.terminating else None
-            elif any(isinstance(c.get("readinessProbe"), dict) for c in (obj.get("spec") or {}).get("containers") or []):
+            elif has_readiness_probe(obj):
                 verdict = self.probes.ready(pod.uid) if self.kubelet else None
                 if verdict is None:  # the control loop's last verdict, as it wrote it (a loop started
                     # again keeps it until its own probes have run: no request fails meanwhile)
@@ -675,8 +681,7 @@ class LiveLab:
         without them, then probed, then made a whole second pass for the cluster DNS's two endpoints (about 5 s
         of a 10,000-pod bring-up)."""
         by_key = self.last_by_key
-        probed = [p for p in cluster.pods if p.key in by_key and any(
-            isinstance(c.get("readinessProbe"), dict) for c in (by_key[p.key].get("spec") or {}).get("containers") or [])]
+        probed = [p for p in cluster.pods if p.key in by_key and has_readiness_probe(by_key[p.key])]
         if not probed:
             return {}
         with self.first_kubelet():
@@ -708,8 +713,7 @@ class LiveLab:
         that pass's UpResult, or None when nothing changed."""
         from ..dataplane import state
         cluster, by_key = self.last_cluster, self.last_by_key
-        if cluster is None or not any(isinstance(c.get("readinessProbe"), dict) for o in by_key.values()
-                                      for c in (o.get("spec") or {}).get("containers") or []):
+        if cluster is None or not any(has_readiness_probe(o) for o in by_key.values()):
             return None
         with self.first_kubelet():
             self.dirty = False
