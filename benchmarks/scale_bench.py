@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+from livelab import proc_cpu  # noqa: E402
 
 NETLAB = os.path.join(common.ROOT, ".venv", "bin", "netlab")
 SCENARIO = """apiVersion: netlab.dev/v1alpha1
@@ -93,14 +94,9 @@ def init_cpu() -> tuple[str, float]:
     is not a quiet systemd. This one's (process_api) polls every network namespace that holds a process, and
     with 100 nodes' servers running it took a whole core for as long as the lab stood, at 10,000 pods; the
     floor runs no process in its namespaces and pays none of it."""
-    try:
-        with open("/proc/1/stat") as f:
-            text = f.read()
-    except OSError:
-        return "?", 0.0
-    name = text[text.index("(") + 1:text.rindex(")")]
-    fields = text[text.rindex(")") + 2:].split()
-    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with open("/proc/1/comm") as f:
+        name = f.read().strip()
+    return name, proc_cpu(1)["self_s"]
 
 
 def run(argv: list[str], timeout: float = 1800) -> tuple[float, str]:
