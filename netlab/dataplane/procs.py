@@ -371,6 +371,9 @@ def netns_members(paths: Iterable[str]) -> dict[int, str]:
     return found
 
 
+KILL_WAIT = 5.0  # seconds terminate() waits for SIGKILLed processes to be gone
+
+
 def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace: float = 1.0,
               owner: str | None = None) -> int:
     """SIGTERM, then SIGKILL after `grace` seconds: recorded processes (if still the same) and `pids`.
@@ -407,6 +410,14 @@ def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    # SIGKILL is delivered at once but the exit is not: a process with much memory to unmap (etcd) can
+    # still show as running for a moment. Return only when every target is gone (or a zombie), so that a
+    # caller (netlab down) never reports ended what still runs
+    deadline = time.monotonic() + KILL_WAIT
+    while targets and time.monotonic() < deadline:
+        targets = {p: s for p, s in targets.items() if start_time(p) == s}
+        if targets:
+            time.sleep(0.01)
     # reap children of ours, if any (processes started by this very process)
     while True:
         try:
