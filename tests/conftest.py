@@ -8,6 +8,7 @@ that a test created and did not remove fails the run.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 
 import pytest
@@ -15,6 +16,12 @@ import pytest
 from . import figures, footprint
 
 ROOT = os.geteuid() == 0
+
+# A shell starts a background job (`nohup ... &`) with SIGINT ignored, and an ignored signal stays ignored
+# across exec: every `netlab` a test starts would then ignore the Ctrl-C the Ctrl-C tests send it (and finish
+# its work, exit 0). Catching SIGINT here (as an interactive run does) makes it default again in children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _run(argv: list[str]) -> str:
