@@ -2,8 +2,9 @@
 agents, each building only its host's nodes and pods; the controllers run in the one holding the Lease
 kube-system/netlab-controllers, and move to the other when it dies; an agent killed and started again
 loses nothing; a host whose agent stops for good has its nodes NotReady and its pods moved; in kube-proxy's
-nftables mode, a NetworkPolicy is enforced by both hosts' nodes; with the BGP backend, each agent's BIRD
-peers with every node and the external router's with all of them.
+nftables mode, a NetworkPolicy is enforced by both hosts' nodes; in its userspace mode, each node has its one
+proxy process and clients on both hosts reach the Service's pods on both; with the BGP backend, each agent's
+BIRD peers with every node and the external router's with all of them.
 
 (A netlab command starts an agent that is gone, so while one is meant to stay dead these tests read the
 lab's store themselves instead of running commands.)"""
@@ -357,4 +358,34 @@ def test_agents_with_the_bgp_backend_route_pods_across_hosts(lab):
         return {name for name, p in bird.parse_protocols(out).items() if p.established}
     until("the external router's sessions with the nodes of both hosts",
           lambda: router_sessions() == set(bird.protocol_names(lab.cluster.nodes).values()), timeout=60)
+    probe_matrix_passes(lab)
+
+
+def test_agents_in_userspace_mode_run_each_hosts_proxies_and_reach_the_service_across_hosts(lab):
+    """kube-proxy's userspace mode under agents: each agent starts the proxy process of its own host's nodes
+    (one per node, tagged as that node's, none started twice by the two agents), and a client on each host
+    reaches web's pods on both hosts through the Service's ClusterIP and name (curl from inside the pods)."""
+    lab.up(scenario(30).replace("name: agents\n", "name: agents\nnetworking: {kubeProxyMode: userspace}\n", 1))
+    until("both agents running", lambda: agent.running(lab.name, "ha") and agent.running(lab.name, "hb"), timeout=20)
+    until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
+    for node in ("n1", "n2", "n3", "n4"):
+        path = f"/run/netns/{names.node_netns(lab.name, node)}"
+        owners = procs.owned([path])
+        assert len(owners.get(names.userspace_proxy_owner(lab.name, node), [])) == 1, (node, owners)
+    on = {n: p["spec"]["nodeName"] for n, p in pods(lab).items()}
+    web = {n for n in on if n.startswith("web-")}
+    assert {on[n] for n in web} & HOSTS["ha"] and {on[n] for n in web} & HOSTS["hb"], on
+    svc = store_for(lab.name).get("Service", "default", "web")["spec"]["clusterIP"]
+    for client in ("client", "client-b"):
+        seen = set()
+        for _ in range(24):   # the proxy picks a backend per connection: every web pod, on both hosts
+            r = netlab_cli("exec", "--lab", lab.name, client, "--", "curl", "-sS", "--max-time", "3",
+                           f"http://{svc}/hostname")
+            assert r.returncode == 0, (client, r.stdout, r.stderr)
+            seen.add(r.stdout.strip())
+            if seen == web:
+                break
+        assert seen == web, (client, seen, web)
+        r = netlab_cli("exec", "--lab", lab.name, client, "--", "curl", "-sS", "--max-time", "5", "http://web/hostname")
+        assert r.returncode == 0 and r.stdout.strip() in web, (client, r.stdout, r.stderr)
     probe_matrix_passes(lab)
