@@ -440,7 +440,8 @@ def test_down_on_one_machine_removes_every_machines_part(machines, tmp_path):
                 break
             time.sleep(1)
         assert r.returncode == 0 and [ln.split()[1] for ln in r.stdout.splitlines()[1:]] == ["Ready"] * 3, \
-            r.stdout + r.stderr
+            r.stdout + r.stderr + netlab("a", "get", "pods", "--lab", m.lab, "-o", "wide").stdout + \
+            netlab("a", "get", "endpointslices", "--lab", m.lab, "-o", "yaml").stdout[-3000:] + logs()
         # the probe matrix from one machine: the checks that start on b's and c's hosts are run by their agents
         # (their namespaces are only on their machines) and judged on a, with a's own: all as expected
         r = netlab("a", "probe", "--lab", m.lab, "-o", "json", timeout=240)
