@@ -374,9 +374,21 @@ def netns_members(paths: Iterable[str]) -> dict[int, str]:
 KILL_WAIT = 5.0  # seconds terminate() waits for SIGKILLed processes to be gone
 
 
+def _still_running(targets: dict[int, str], seconds: float) -> dict[int, str]:
+    """Of `targets` (pid -> start time), those still the same running process after up to `seconds`
+    (a zombie counts as gone)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        targets = {p: s for p, s in targets.items() if start_time(p) == s}
+        if not targets or time.monotonic() >= deadline:
+            return targets
+        time.sleep(0.01)
+
+
 def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace: float = 1.0,
               owner: str | None = None) -> int:
     """SIGTERM, then SIGKILL after `grace` seconds: recorded processes (if still the same) and `pids`.
+    Returns once they are gone (up to KILL_WAIT seconds after the SIGKILL).
 
     With `owner` (a NETLAB_OWNER prefix such as "lab/"), a recorded process is ended only if it carries
     that tag and lives outside this process's network namespace (the host's, where netlab never starts
@@ -392,32 +404,23 @@ def terminate(records: Iterable[dict[str, Any]], pids: Iterable[int] = (), grace
                 targets[pid] = rec.get("start")  # type: ignore[union-attr]
     for pid in pids:
         targets.setdefault(pid, start_time(pid))
-    targets = {p: s for p, s in targets.items() if s is not None}
-    count = len(targets)
-    for pid in targets:
+    running = {p: s for p, s in targets.items() if s is not None}
+    count = len(running)
+    for pid in running:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + grace
-    while targets and time.monotonic() < deadline:
-        targets = {p: s for p, s in targets.items() if start_time(p) == s}
-        if targets:
-            time.sleep(0.01)
-    for pid, s in targets.items():
-        if start_time(pid) == s:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    stubborn = _still_running(running, grace)
+    for pid in stubborn:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     # SIGKILL is delivered at once but the exit is not: a process with much memory to unmap (etcd) can
     # still show as running for a moment. Return only when every target is gone (or a zombie), so that a
     # caller (netlab down) never reports ended what still runs
-    deadline = time.monotonic() + KILL_WAIT
-    while targets and time.monotonic() < deadline:
-        targets = {p: s for p, s in targets.items() if start_time(p) == s}
-        if targets:
-            time.sleep(0.01)
+    _still_running(stubborn, KILL_WAIT)
     # reap children of ours, if any (processes started by this very process)
     while True:
         try:
