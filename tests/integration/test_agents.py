@@ -79,8 +79,12 @@ spec:
 HOSTS = {"ha": {"n1", "n2"}, "hb": {"n3", "n4"}}
 
 
-def scenario(grace: int) -> str:
-    return CLUSTER.replace("GRACE", str(grace))
+def scenario(grace: int, networking: str = "") -> str:
+    """The lab with that grace period; `networking`: the Cluster's networking settings, as YAML flow items."""
+    text = CLUSTER.replace("GRACE", str(grace))
+    if networking:
+        text = text.replace("name: agents\n", f"name: agents\nnetworking: {{{networking}}}\n", 1)
+    return text
 
 
 def pid_of(lab, host: str) -> int:
@@ -131,8 +135,13 @@ def probe_matrix_passes(lab, attempts: int = 3) -> None:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
 
 
-def up(lab, grace: int):
-    lab.up(scenario(grace))
+def up(lab, grace: int, networking: str = ""):
+    up_text(lab, scenario(grace, networking))
+
+
+def up_text(lab, text: str):
+    """`up` of that scenario, then until both hosts' agents run and every pod is ready."""
+    lab.up(text)
     until("both agents running", lambda: agent.running(lab.name, "ha") and agent.running(lab.name, "hb"), timeout=20)
     until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
 
@@ -288,7 +297,7 @@ def test_a_lab_goes_from_one_loop_to_agents_and_back_rebuilding_nothing(lab):
 def netpol_scenario() -> str:
     """The agents' lab in kube-proxy's nftables mode, web open only to pods labelled role=client (client on
     host ha may call it, client-b on host hb may not), as its expectations say."""
-    text = scenario(30).replace("name: agents\n", "name: agents\nnetworking: {kubeProxyMode: nftables}\n", 1)
+    text = scenario(30, "kubeProxyMode: nftables")
     text = text.replace("metadata: {name: client}\n", "metadata: {name: client, labels: {role: client}}\n", 1)
     text = text.replace("- {from: pod/client-b, to: svc/web:80, expect: reachable, backends: all}",
                         "- {from: pod/client-b, to: svc/web:80, expect: denied}", 1)
@@ -310,9 +319,7 @@ def test_agents_in_nftables_mode_enforce_a_network_policy_across_hosts(lab):
     """Each agent programs its own host's nodes: kube-proxy's nftables table and the policy's filter rules
     are in every node of both hosts; a client on one host reaches web's pods on both, a pod the policy does not
     allow is refused by them (curl from inside the pods), and the probe's expectations hold."""
-    lab.up(netpol_scenario())
-    until("both agents running", lambda: agent.running(lab.name, "ha") and agent.running(lab.name, "hb"), timeout=20)
-    until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
+    up_text(lab, netpol_scenario())
     on = {n: p["spec"]["nodeName"] for n, p in pods(lab).items()}
     assert {on[n] for n in on if n.startswith("web-")} & HOSTS["ha"] and \
         {on[n] for n in on if n.startswith("web-")} & HOSTS["hb"], on
@@ -340,10 +347,7 @@ def test_agents_with_the_bgp_backend_route_pods_across_hosts(lab):
     """backend bgp (BIRD in every node, each node's podCIDR announced to the others): each agent starts its own
     host's nodes' BIRD, the sessions between nodes on different hosts come up, and the probe matrix passes
     across the hosts with plain routed pod traffic."""
-    text = scenario(30).replace("name: agents\n", "name: agents\nnetworking: {backend: bgp}\n", 1)
-    lab.up(text)
-    until("both agents running", lambda: agent.running(lab.name, "ha") and agent.running(lab.name, "hb"), timeout=20)
-    until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
+    up(lab, 30, "backend: bgp")
     cidrs = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in store_for(lab.name).list("Node")}
 
     def learnt(node: str) -> set[str]:
@@ -365,9 +369,7 @@ def test_agents_in_userspace_mode_run_each_hosts_proxies_and_reach_the_service_a
     """kube-proxy's userspace mode under agents: each agent starts the proxy process of its own host's nodes
     (one per node, tagged as that node's, none started twice by the two agents), and a client on each host
     reaches web's pods on both hosts through the Service's ClusterIP and name (curl from inside the pods)."""
-    lab.up(scenario(30).replace("name: agents\n", "name: agents\nnetworking: {kubeProxyMode: userspace}\n", 1))
-    until("both agents running", lambda: agent.running(lab.name, "ha") and agent.running(lab.name, "hb"), timeout=20)
-    until("every pod ready", lambda: all(ready(p) for p in pods(lab).values()), timeout=60)
+    up(lab, 30, "kubeProxyMode: userspace")
     for node in ("n1", "n2", "n3", "n4"):
         path = f"/run/netns/{names.node_netns(lab.name, node)}"
         owners = procs.owned([path])
