@@ -178,13 +178,14 @@ def kubectl(lab, *args: str, check: bool = True, timeout: float = 180):
     return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
 
 
-def until(what: str, check, timeout: float = 60.0, every: float = 0.3):
+def until(what: str, check, timeout: float = 60.0, every: float = 0.3, detail=None):
     """`check()`'s first true value, looked at every `every` s; an AssertionError naming `what` after
-    `timeout` s."""
+    `timeout` s, with what `detail()` (if given) says of the state then."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = check()
         if got:
             return got
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                         + (f"\n{detail()}" if detail is not None else ""))

@@ -9,6 +9,7 @@ sessions are the only BGP there; one test runs it over the BGP backend's session
 One lab (module scope, a unique name, removed whatever happens)."""
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -18,6 +19,7 @@ import pytest
 from netlab import names
 from netlab.bgp import bird
 from netlab.dataplane import lab as labmod
+from netlab.dataplane import layout
 from netlab.dataplane import procs
 
 from .conftest import Lab, kubectl, netlab_cli, until
@@ -131,6 +133,26 @@ def nexthops(handle: Lab, ip: str) -> set[str]:
     return set(re.findall(r"via (\S+)", r.stdout)) if "proto bird" in r.stdout else set()
 
 
+def bgp_state(handle: Lab) -> str:
+    """What a failed wait on the routes shows: the speakers' sessions (the router's and each node's), the
+    router's BGP routes, the published plan, the speaker pods and the nodes."""
+    out = []
+    for where in (["--external"], *(["--node", n] for n in NODES)):
+        r = netlab_cli("exec", "--lab", handle.name, *where, "--", "birdc", "show", "protocols")
+        out.append(f"{' '.join(where)}: birdc show protocols\n{r.stdout}{r.stderr}")
+    r = handle.ext_exec(["ip", "-4", "route", "show", "proto", "bird"])
+    out.append(f"router: ip route show proto bird\n{r.stdout}{r.stderr}")
+    try:
+        with open(os.path.join(layout.lb_dir(handle.name), "bgp.json"), encoding="utf-8") as f:
+            out.append("bgp.json: " + f.read())
+    except OSError as e:
+        out.append(f"bgp.json: {e}")
+    for args in (("get", "pods", "-n", "metallb-system", "-o", "wide"), ("get", "nodes")):
+        r = netlab_cli(*args, "--lab", handle.name)
+        out.append(f"netlab {' '.join(args)}\n{r.stdout}{r.stderr}")
+    return "\n".join(out)
+
+
 def node_ips(handle: Lab) -> dict[str, str]:
     return {n: str(handle.node(n).ip) for n in NODES}
 
@@ -144,7 +166,7 @@ def forwarded(handle: Lab, node: str, ip: str) -> int:
 def test_the_sessions_and_one_ecmp_route_over_every_node(mlab):
     ips = node_ips(mlab)
     until("the router's route to the LB IP over the three nodes",
-          lambda: nexthops(mlab, LB_IP) == set(ips.values()), timeout=90)
+          lambda: nexthops(mlab, LB_IP) == set(ips.values()), timeout=90, detail=lambda: bgp_state(mlab))
     # the router's sessions, as a user reads them (birdc through netlab exec)
     r = netlab_cli("exec", "--lab", mlab.name, "--external", "--", "birdc", "show", "protocols")
     assert r.returncode == 0, r.stderr
@@ -179,7 +201,8 @@ def test_requests_from_outside_reach_the_pods_through_at_least_two_nodes(mlab):
 
 def test_policy_local_announces_only_from_the_node_with_a_local_endpoint(mlab):
     ips = node_ips(mlab)
-    until("the Local Service's route via n2 only", lambda: nexthops(mlab, LOCAL_IP) == {ips["n2"]}, timeout=60)
+    until("the Local Service's route via n2 only", lambda: nexthops(mlab, LOCAL_IP) == {ips["n2"]}, timeout=60,
+          detail=lambda: bgp_state(mlab))
     r = mlab.ext_exec(["curl", "-sS", "--max-time", "3", f"http://{LOCAL_IP}/clientip"])
     assert r.returncode == 0 and r.stdout.startswith(f"{ROUTER}:"), r.stdout + r.stderr   # the client IP is kept
     # the endpoint gone: the route goes (the control loop re-renders n2's BIRD and reloads it); back: it comes back
@@ -187,7 +210,8 @@ def test_policy_local_announces_only_from_the_node_with_a_local_endpoint(mlab):
     until("the Local Service's route withdrawn", lambda: not nexthops(mlab, LOCAL_IP), timeout=30)
     assert nexthops(mlab, LB_IP) == set(ips.values())   # the other Service's route untouched
     kubectl(mlab, "scale", "deployment", "local", "--replicas=1")
-    until("the Local Service's route back via n2", lambda: nexthops(mlab, LOCAL_IP) == {ips["n2"]}, timeout=60)
+    until("the Local Service's route back via n2", lambda: nexthops(mlab, LOCAL_IP) == {ips["n2"]}, timeout=60,
+          detail=lambda: bgp_state(mlab))
 
 
 def test_netlab_probe_lb_passes(mlab):
@@ -197,7 +221,8 @@ def test_netlab_probe_lb_passes(mlab):
 
 def test_deleting_the_advertisement_withdraws_the_route(mlab, tmp_path):
     ips = node_ips(mlab)
-    until("the route over every node", lambda: nexthops(mlab, LB_IP) == set(ips.values()), timeout=60)
+    until("the route over every node", lambda: nexthops(mlab, LB_IP) == set(ips.values()), timeout=60,
+          detail=lambda: bgp_state(mlab))
     kubectl(mlab, "delete", "bgpadvertisement", "lab-bgp", "-n", "metallb-system")
     until("the route withdrawn", lambda: not nexthops(mlab, LB_IP) and not nexthops(mlab, LOCAL_IP), timeout=30)
     r = mlab.ext_exec(["ip", "-4", "route", "get", LB_IP])
@@ -207,7 +232,8 @@ def test_deleting_the_advertisement_withdraws_the_route(mlab, tmp_path):
     ad.write_text("apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\n"
                   "metadata: {name: lab-bgp, namespace: metallb-system}\nspec: {ipAddressPools: [lab-pool]}\n")
     kubectl(mlab, "apply", "-f", str(ad))
-    until("the route back", lambda: nexthops(mlab, LB_IP) == set(ips.values()), timeout=30)
+    until("the route back", lambda: nexthops(mlab, LB_IP) == set(ips.values()), timeout=30,
+          detail=lambda: bgp_state(mlab))
 
 
 def test_with_the_bgp_backend_the_lb_routes_travel_on_the_nodes_sessions(lab_factory):
@@ -216,7 +242,8 @@ def test_with_the_bgp_backend_the_lb_routes_travel_on_the_nodes_sessions(lab_fac
     try:
         handle.up(scenario(handle.name, "bgp"))
         ips = node_ips(handle)
-        until("the LB IP over every node", lambda: nexthops(handle, LB_IP) == set(ips.values()), timeout=90)
+        until("the LB IP over every node", lambda: nexthops(handle, LB_IP) == set(ips.values()), timeout=90,
+              detail=lambda: bgp_state(handle))
         r = handle.ext_exec(["ip", "-4", "route"])
         assert r.stdout.count("proto bird") >= 4, r.stdout   # the three podCIDRs and the LB IP
         r = handle.ext_exec(["curl", "-sS", "--max-time", "3", f"http://{LB_IP}/hostname"])
