@@ -413,9 +413,9 @@ def t_scale(r: dict) -> list[str]:
         out[-1] += (f". CPU taken by the machine's init (PID 1, {x.get('init')}) while netlab's `up` ran: "
                     f"{x['init_cpu_during_up_s']:.1f} s (median), while the floor's ran: "
                     f"{x.get('init_cpu_during_floor_up_s') or 0:.1f} s; this sandbox's init polls every network "
-                    "namespace that holds a process, so the nodes' 100 built-in servers cost it most of a core "
-                    "of the machine's two for as long as the lab stands, and the floor, which runs no process, "
-                    "nothing (a systemd machine has no such cost)")
+                    "namespace that holds a process (100 in 100 namespaces cost it a core: "
+                    "benchmarks/init_polling.sh), so the nodes' built-in servers share one, the lab's underlay "
+                    "(a systemd machine has no such cost)")
     out[-1] += f". `{x.get('command') or 'scripts/bench --only scale'}`."
     return out
 

@@ -91,9 +91,9 @@ def lab_rss_kib(lab: str) -> tuple[int, int]:
 
 def init_cpu() -> tuple[str, float]:
     """(name, CPU seconds so far) of PID 1, the machine's init. Read around each `up`: in some sandboxes it
-    is not a quiet systemd. This one's (process_api) polls every network namespace that holds a process, and
-    with 100 nodes' servers running it took a whole core for as long as the lab stood, at 10,000 pods; the
-    floor runs no process in its namespaces and pays none of it."""
+    is not a quiet systemd. This one's (process_api) polls every network namespace that holds a process: with
+    the 100 nodes' servers each in its node's namespace (netlab before 2026-12-04) it took a whole core for as
+    long as the lab stood; with them in one namespace, the lab's underlay, next to nothing."""
     with open("/proc/1/comm") as f:
         name = f.read().strip()
     return name, proc_cpu(1)["self_s"]

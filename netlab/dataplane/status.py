@@ -144,7 +144,7 @@ def builtin_views(cluster: Cluster, st: dict[str, Any], listen: Collection[str] 
     (None: all); the others' running containers count as listening (a live lab's kubelet looks only at
     pods that were not ready yet: entering every pod's namespace costs about 10 ms a pod)."""
     servers = st.get("servers", {})
-    alive = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    alive = {n.name: supervise.server_alive(cluster, n, servers.get(n.name)) for n in cluster.nodes}
     said = {n: supervise.server_pods(cluster.name, n, servers.get(n)) if ok else {} for n, ok in alive.items()}
     out = {}
     look = {}

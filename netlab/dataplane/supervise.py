@@ -32,9 +32,20 @@ def container_owner(lab: str, pod: Pod, container: str) -> str:
     return names.container_owner(lab, pod.namespace, pod.name, container)
 
 
-def server_alive(lab: str, node, rec: Any) -> bool:
-    """Whether a node's recorded built-in server runs: the same process, with its tag, in the node."""
-    return procs.alive(rec, server_owner(lab, node.name), nsfs.netns_path(node.netns))
+def server_netns(cluster: Cluster, node) -> str:
+    """The namespace a node's built-in server process runs in. Every socket it serves is made in its pod's
+    (or, for kube-proxy's health checks, its node's) namespace by name, so the process's own namespace
+    serves nothing. On one machine's underlay it is the lab's underlay namespace, one for every node's
+    server, not one each: a tool that visits every namespace holding a process (this sandbox's init,
+    docs/design.md) then visits one, not a hundred. On a lab spread over hosts it stays the node's own: a
+    host's agent may run inside its host's namespace, and netlab never signals a process that shares its
+    caller's namespace (procs.terminate)."""
+    return names.underlay_netns(cluster.name) if node.host is None else node.netns
+
+
+def server_alive(cluster: Cluster, node, rec: Any) -> bool:
+    """Whether a node's recorded built-in server runs: the same process, with its tag, where it is started."""
+    return procs.alive(rec, server_owner(cluster.name, node.name), nsfs.netns_path(server_netns(cluster, node)))
 
 
 def container_alive(lab: str, pod: Pod, container: str, rec: Any) -> bool:
@@ -105,7 +116,7 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
         os.unlink(pidfile)
     except FileNotFoundError:
         pass
-    rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(node.netns),
+    rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(server_netns(cluster, node)),
                       layout.server_log(lab, node.name), env=procs.netexec_env(),
                       owner=server_owner(lab, node.name))
     servers[node.name] = rec
@@ -118,11 +129,12 @@ def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chang
     """For every node without a running recorded server: stop an unrecorded one (started by an `up`
     killed before recording it), and if the node will need a server, start one with no pod yet.
     Returns node -> pid of those started."""
-    alive = {n.name: server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    alive = {n.name: server_alive(cluster, n, servers.get(n.name)) for n in cluster.nodes}
     missing = [n for n in cluster.nodes if not alive[n.name]]
     if not missing:
         return {}
-    found = procs.owned([nsfs.netns_path(n.netns) for n in missing])
+    # (in the node's own namespace too: where netlab before 2026-12-04 started them)
+    found = procs.owned(sorted({nsfs.netns_path(p) for n in missing for p in (server_netns(cluster, n), n.netns)}))
     strays = {n.name: found[server_owner(cluster.name, n.name)] for n in missing
               if server_owner(cluster.name, n.name) in found}
     todo = plan.plan_idle_servers(cluster, alive, set(strays))
@@ -214,7 +226,7 @@ def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], c
                 same[node.name] = f.read() == texts[node.name]
         except OSError:
             same[node.name] = False
-        alive[node.name] = server_alive(lab, node, servers.get(node.name))
+        alive[node.name] = server_alive(cluster, node, servers.get(node.name))
         if alive[node.name] and node.name not in started:
             doc = _server_status(lab, node.name, servers.get(node.name))   # (read once a pass)
             said[node.name] = _pods_in(doc)
@@ -405,13 +417,17 @@ def stop_orphans(lab: str, keys: list[str], prev_pods: dict[str, dict], changes:
 
 def remove_namespaces(lab: str, doomed: list[str], prev: dict[str, Any], changes: Changes,
                       quiet: bool = False) -> None:
-    """Kill what runs in these namespaces (by membership and by record), then delete them."""
+    """Kill what runs in these namespaces (by membership and by record) and the built-in servers of the
+    nodes among them (which run outside their node: `server_netns`), then delete them."""
     paths = [nsfs.netns_path(n) for n in doomed]
     records = []
     for pod in prev.get("pods", {}).values():
         if pod.get("netns") in doomed:
             records.extend((pod.get("procs") or {}).values())
-    procs.terminate(records, procs.netns_members(paths), owner=names.lab_owner_prefix(lab))
+    nodes = [p.node for p in (names.parse_netns(n, lab) for n in doomed) if p is not None and p.kind == "node"]
+    records += [rec for n in nodes if isinstance(rec := (prev.get("servers") or {}).get(n), dict)]
+    pids = set(procs.netns_members(paths)) | set(procs.tagged([server_owner(lab, n) for n in nodes]))
+    procs.terminate(records, sorted(pids), owner=names.lab_owner_prefix(lab))
     for name in doomed:
         nsfs.delete_ns_file(nsfs.netns_path(name))
         parsed = names.parse_netns(name, lab)

@@ -18,8 +18,8 @@ it local. Any method and path; JSON body (tab-indented, no trailing newline), he
 N counts the node's ready endpoints of the Service, each address once however many ports it serves
 (EndpointsMap.LocalReadyEndpoints). netlab's proxy is healthy whenever it runs (serviceProxyHealthy true).
 
-Where it runs: in each node's built-in server (netlab/workload/netexec.py), which already lives in the
-node's network namespace on every node, is started, adopted, reloaded and stopped with the lab, and
+Where it runs: in each node's built-in server (netlab/workload/netexec.py), which already runs for
+every node (its sockets made in the node's namespace), is started, adopted, reloaded and stopped with the lab, and
 serves many listeners from one loop. Its config gets one entry for the node itself (`server_entry`),
 listening on every healthCheckNodePort; the counts are not in that config but in a small file per node
 (`state_text`, `<lab>/run/healthz-<node>.json`, 0600) that each pass of the lab rewrites when the

@@ -22,7 +22,7 @@ def views(cluster: Cluster, st: dict[str, Any]) -> dict[str, dstatus.Builtin]:
     """pod key -> its node's built-in server as seen now (alive, what its status file says of the pod);
     one process check and one file read per node; no namespace is entered."""
     servers = st.get("servers") or {}
-    alive = {n.name: supervise.server_alive(cluster.name, n, servers.get(n.name)) for n in cluster.nodes}
+    alive = {n.name: supervise.server_alive(cluster, n, servers.get(n.name)) for n in cluster.nodes}
     said = {n: supervise.server_pods(cluster.name, n, servers.get(n)) if ok else {} for n, ok in alive.items()}
     return {p.key: dstatus.Builtin(alive.get(p.node, False), said.get(p.node, {}).get(p.key) or {}, look=False)
             for p in cluster.pods}

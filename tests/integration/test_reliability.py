@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from netlab.dataplane import lab as labmod
-from netlab import lab_spec
+from netlab import lab_spec, names
 from netlab.dataplane import nsfs, procs, state
 from netlab.errors import NetlabError, SpecError
 from netlab.model.build import build
@@ -171,13 +171,18 @@ def _lab_health(lab: str, expect_pods: int | None = None) -> list[str]:
     for s in labmod.pod_statuses(cluster, st):
         if s.phase != "Running":
             problems.append(f"pod {s.pod.key}: {s.phase} ({s.problem})")
-    # exactly one built-in server per node that needs one, one process per container, nothing else
+    # exactly one built-in server per node that needs one (they run in the lab's underlay namespace,
+    # each with its node's owner tag), one process per container, nothing else
     members = lab_members(lab)
+    tags = Counter(procs.tagged([names.lab_owner_prefix(lab)]).values())
+    in_underlay = sum(1 for c in members.get(cluster.underlay_netns, []) if "netlab.workload.netexec" in c)
     for node in cluster.nodes:
-        servers = [c for c in members.get(node.netns, []) if "netlab.workload.netexec" in c]
+        servers = tags[names.server_owner(lab, node.name)]
         want = 1 if any(p.builtin_ports for p in cluster.pods_on(node.name)) else 0
-        if len(servers) != want:
-            problems.append(f"node {node.name}: {len(servers)} built-in servers running, expected {want}")
+        if servers != want:
+            problems.append(f"node {node.name}: {servers} built-in servers running, expected {want}")
+    if in_underlay != sum(tags[names.server_owner(lab, n.name)] for n in cluster.nodes):
+        problems.append(f"{in_underlay} built-in servers in the underlay namespace, not one per node")
     for pod in own:   # (the DNS server's argv names the loop's python, not this test's)
         running = Counter(members.get(pod.netns, []))
         for cname, argv in pod.commands:
