@@ -55,7 +55,7 @@ SUITE = {
     "userspace": ("userspace_bench.py", ["--seconds", "5", "--repeat", "3"], ["--seconds", "3", "--repeat", "1"]),
     "bgp": ("bgp_bench.py", ["--repeat", "5", "--seconds", "5", "--rr", "2000", "--net-repeat", "3"],
             ["--repeat", "3", "--seconds", "2", "--rr", "500", "--net-repeat", "1"]),
-    "scale": ("scale_bench.py", ["--nodes", "100", "--pods-per-node", "100", "--repeat", "3"],
+    "scale": ("scale_bench.py", ["--nodes", "100", "--pods-per-node", "100", "--repeat", "3", "--neigh-limits"],
               ["--nodes", "20", "--pods-per-node", "50", "--repeat", "1"]),
     "multihost": ("multihost_bench.py", ["--pods-per-node", "100", "--repeat", "1", "--reach", "5"],
                   ["--pods-per-node", "10", "--repeat", "1", "--reach", "3"]),
