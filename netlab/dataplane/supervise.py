@@ -116,11 +116,12 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
         os.unlink(pidfile)
     except FileNotFoundError:
         pass
-    rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(server_netns(cluster, node)),
+    where = server_netns(cluster, node)
+    rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(where),
                       layout.server_log(lab, node.name), env=procs.netexec_env(),
                       owner=server_owner(lab, node.name))
     servers[node.name] = rec
-    changes.add(Change("server", node.name, "start", f"built-in server started (pid {rec['pid']})", node.netns,
+    changes.add(Change("server", node.name, "start", f"built-in server started (pid {rec['pid']})", where,
                        f"node {node.name}"))
     return rec
 
@@ -262,7 +263,7 @@ def ensure_servers(cluster: Cluster, fresh: set[str], servers: dict[str, Any], c
             os.kill(int(rec["pid"]), signal.SIGHUP)
             waits.append((pidfile, int(rec["pid"]), got[1] if got else -1))
             if name not in started:
-                changes.add(Change("server", name, "reload", "built-in server reloaded", node.netns,
+                changes.add(Change("server", name, "reload", "built-in server reloaded", server_netns(cluster, node),
                                    f"node {name}"))
         elif action == "start":
             rec = _spawn_server(cluster, node, texts[name], servers, changes)
