@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -258,7 +259,9 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     # nodes without a running built-in server get one as soon as their namespaces exist, serving no pod
     # yet: started from a thread of their own while the fabric's builds the pods (spawning 100 servers
     # held 100 nodes' pods back by 2 s), their interpreters start meanwhile; given their pods (SIGHUP) below
-    idle = nsfs.Background(lambda: supervise.start_idle_servers(cluster, servers, changes), "netlab-servers")
+    built = threading.Event()   # (until it is set, the servers start one after the other: start_idle_servers)
+    idle = nsfs.Background(lambda: supervise.start_idle_servers(cluster, servers, changes, built),
+                           "netlab-servers")
     # every pod's /etc/resolv.conf and /etc/hosts (the kubelet's files: they depend on the model only), written
     # on a thread of their own while the fabric's builds the pods (20,000 files at 10,000 pods)
     files = nsfs.Background(lambda: podfiles.write_all(cluster), "netlab-podfiles")
@@ -266,6 +269,7 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     try:
         broken = fabric.apply(create, check, before_pods=idle.start)
     finally:
+        built.set()
         started = idle.result() or {}
         files.join()
     files.result()   # (its error, if it had one, once the fabric's own has gone through)

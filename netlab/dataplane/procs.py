@@ -329,6 +329,17 @@ def server_log(pidfile: str) -> str:
     return server_log_of(pidfile)
 
 
+def pidfile_current(path: str, pid: int, gen: int | None) -> bool:
+    """Whether the pidfile shows `pid` (or any, if 0) at a generation newer than `gen` (any, if None); a
+    server that died instead is an error."""
+    got = read_pidfile(path)
+    if got and (not pid or got[0] == pid) and (gen is None or got[1] > gen):
+        return True
+    if pid and start_time(pid) is None:
+        raise KernelError(f"the built-in server (pid {pid}) died while starting; see {server_log(path)}")
+    return False
+
+
 def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 60.0) -> None:
     """Wait until each (pidfile, pid or 0, generation or None) shows that pid at a newer generation. A
     server that dies is reported at once; one still starting is waited for up to `timeout` s (15 s was too
@@ -336,15 +347,7 @@ def wait_pidfiles(waits: list[tuple[str, int, int | None]], timeout: float = 60.
     deadline = time.monotonic() + timeout
     pending = list(waits)
     while pending:
-        left = []
-        for path, pid, gen in pending:
-            got = read_pidfile(path)
-            if got and (not pid or got[0] == pid) and (gen is None or got[1] > gen):
-                continue
-            if pid and start_time(pid) is None:
-                raise KernelError(f"the built-in server (pid {pid}) died while starting; see {server_log(path)}")
-            left.append((path, pid, gen))
-        pending = left
+        pending = [w for w in pending if not pidfile_current(*w)]
         if pending:
             if time.monotonic() > deadline:
                 raise KernelError(f"the built-in server did not get ready in {timeout:.0f} s ({pending[0][0]})")

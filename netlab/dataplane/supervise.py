@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -126,10 +127,22 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
     return rec
 
 
-def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Changes) -> dict[str, int]:
+# Built-in servers starting at once while the pods are built (each an interpreter importing its modules:
+# about 60 ms of CPU). `up` starts them while its threads build the pods, which keep about one core busy
+# in the kernel. 100 of them spawned at once (before 2026-12-04) were 100 runnable processes on the
+# machine's 2 cores: the pods' threads, and whichever thread held the interpreter lock they wait for, got
+# a fair share of 1/50 of a core each, and no pod was made for 3 to 5 s of a 10,000-pod `up`. Started
+# one after the other, each once the one before listens, they take the core the pods leave idle
+# (docs/design.md, "Scale"); once the pods are built (or with no pod to build), all the others at once.
+STARTING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
+
+
+def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Changes,
+                       pods_built: threading.Event | None = None) -> dict[str, int]:
     """For every node without a running recorded server: stop an unrecorded one (started by an `up`
     killed before recording it), and if the node will need a server, start one with no pod yet.
-    Returns node -> pid of those started."""
+    `pods_built`: set when the pass's pods are built; until then, at most STARTING_AT_ONCE servers are
+    starting at a time. Returns node -> pid of those started."""
     alive = {n.name: server_alive(cluster, n, servers.get(n.name)) for n in cluster.nodes}
     missing = [n for n in cluster.nodes if not alive[n.name]]
     if not missing:
@@ -144,11 +157,19 @@ def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chang
         procs.terminate([], strays[name])
         changes.add(Change("server", name, "stop", "stopped an unrecorded built-in server", node.netns,
                            f"node {name}"))
-    started = {}
+    started: dict[str, int] = {}
+    starting: list[tuple[str, int, None]] = []   # (pidfile, pid, None): spawned, not yet listening
     for name in todo.start:
+        while starting and len(starting) >= STARTING_AT_ONCE and pods_built is not None \
+                and not pods_built.is_set():
+            if procs.pidfile_current(*starting[0]):
+                starting.pop(0)
+            else:
+                pods_built.wait(0.005)
         rec = _spawn_server(cluster, cluster.node(name), json.dumps({"pods": []}), servers, changes)
         started[name] = int(rec["pid"])
-    return started
+        starting.append((layout.server_pidfile(cluster.name, name), int(rec["pid"]), None))
+    return started   # (the last ones are waited for by ensure_servers)
 
 
 _CONFIGS: dict[tuple[str, str], tuple[tuple, str]] = {}   # (lab, node) -> (what it was made of, the text)
