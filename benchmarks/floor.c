@@ -22,8 +22,9 @@
  *              socket opened in the pod: lo up, eth0 up, 10.244.x.y/22 on eth0, default route via the node's cni0 address, eth0's own MAC set again
  *              (arp_notify: a gratuitous ARP, as netlab and the CNI bridge plugin send).
  * Not here, and done by netlab: a node's VXLAN device with a neighbour and FDB entry per other node (the
- * floor's nodes are joined by host-gw routes, a third of those requests), its look for a stale veth and its
- * refresh of the node's neighbour entry for the pod.
+ * floor's nodes are joined by host-gw routes, a third of those requests), and, on a node that existed before
+ * the `up` (not in the benchmark, whose nodes are new), its look for a stale veth and its refresh of the
+ * node's neighbour entry for the pod.
  * Pods are spread round-robin over the nodes. Teardown unmounts and unlinks the namespace files (the
  * kernel frees the links with the namespaces), as `netlab down` does.
  *

@@ -130,6 +130,9 @@ class Fabric(FabricPods):
         self.changes = changes
         self.progress = progress or (lambda *a: None)
         self.nodes: dict[str, Netns] = {}
+        # nodes whose namespace this pass made (or the child that built them for it): no pod was ever made
+        # in them, so a pod made there has no stale veth to look for and no neighbour entry to refresh
+        self.new_nodes: set[str] = set()
         self._opened: list[Netns] = []  # every socket _open made, closed when apply ends
         self.broken_pods: dict[str, str] = {}
 
@@ -278,6 +281,8 @@ class Fabric(FabricPods):
         for i, node in enumerate(nodes):
             self.progress("nodes", i, total)
             fresh = not nsfs.is_ns_file(nsfs.netns_path(node.netns))
+            if fresh or node.netns in self.built:
+                self.new_nodes.add(node.name)
             ns = self._open(node.netns)
             ns.open_raw()  # pods are created through it
             nf = node_fabric(c, node) if self.check_nodes or fresh else None

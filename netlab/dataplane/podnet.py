@@ -31,6 +31,7 @@ class FabricPods:
     cluster: Cluster
     changes: Changes
     nodes: dict[str, Netns]
+    new_nodes: set[str]
 
     def _create_pod(self, pod: Pod) -> None:
         pf = pod_fabric(self.cluster, pod)
@@ -41,7 +42,8 @@ class FabricPods:
         except OSError as e:
             raise KernelError(f"cannot create network namespace {pf.netns} for pod {pod.key}: {e.strerror}") from None
         bridge = node.index(BRIDGE)
-        stale = node.raw_index(pf.host_veth)
+        new_node = pod.node in self.new_nodes   # (made by this pass: two netlink round trips fewer, below)
+        stale = None if new_node else node.raw_index(pf.host_veth)
         if stale is not None:
             # the veth of the pod's previous namespace: the kernel destroys a deleted namespace (and
             # the veths in it) later, asynchronously, or never while something still holds it open
@@ -71,10 +73,11 @@ class FabricPods:
                                        (f"add default route via {pf.gateway}", rtnl.default_route_add(pf.gateway)),
                                        *([("announce eth0's address (gratuitous ARP)", rtnl.set_address(index, mac))]
                                          if mac else [])))
-        if mac:
+        if mac and not new_node:
             # The announcement can reach cni0 before the new bridge port forwards (the kernel enables
             # the port a moment after eth0's carrier comes on), so the node's own entry for this IP,
-            # if it has one, is also given the new MAC directly.
+            # if it has one, is also given the new MAC directly. (A node made by this pass has none: nothing
+            # has sent to a pod of it yet, and an ARP announcement makes no entry where there was none.)
             node.refresh_neighbour(bridge, pf.address.split("/")[0], mac)
         self.changes.add(Change("pod", pod.key, "create", f"namespace, {pf.host_veth} <-> eth0 {pf.address}",
                                 pod.netns, f"pod {pod.key}"))
