@@ -160,8 +160,7 @@ def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chang
     started: dict[str, int] = {}
     starting: list[tuple[str, int, None]] = []   # (pidfile, pid, None): spawned, not yet listening
     for name in todo.start:
-        while starting and len(starting) >= STARTING_AT_ONCE and pods_built is not None \
-                and not pods_built.is_set():
+        while len(starting) >= STARTING_AT_ONCE and pods_built is not None and not pods_built.is_set():
             if procs.pidfile_current(*starting[0]):
                 starting.pop(0)
             else:
