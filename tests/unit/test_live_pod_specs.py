@@ -36,3 +36,22 @@ def test_a_status_write_keeps_the_parsed_pod_a_spec_or_label_change_does_not():
     changed = _one(store, cache)
     assert changed.template is not relabelled.template
     assert changed.template.containers[0].image == "img:2"
+
+
+def test_pods_with_the_same_spec_and_labels_share_one_parse_equal_to_their_own():
+    store = MemoryStore()
+    for name, node, labels in (("a", "n1", {"app": "a"}), ("b", "n1", {"app": "a"}), ("c", "n2", {"app": "a"}),
+                               ("d", "n1", {"app": "d"})):
+        p = _pod()
+        p["metadata"].update(name=name, labels=labels)
+        p["spec"]["nodeName"] = node
+        store.create(p)
+    got = {ps.name: ps for ps, _ in pod_specs(store.list("Pod"))}
+    assert [ps.name for ps, _ in pod_specs(store.list("Pod"))] == ["a", "b", "c", "d"]
+    assert got["b"].template is got["a"].template            # same spec, same labels: one parse
+    assert got["c"].template is not got["a"].template        # another node (spec.nodeName)
+    assert got["c"].template.node_name == "n2" and got["a"].template.node_name == "n1"
+    assert got["d"].template is not got["a"].template and got["d"].template.labels == {"app": "d"}
+    for name in "abcd":   # each as the pod parsed alone would be
+        (alone, _), = pod_specs([store.get("Pod", "default", name)])
+        assert got[name] == alone, name
