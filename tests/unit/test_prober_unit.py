@@ -190,3 +190,26 @@ def test_a_node_namespace_that_does_not_exist_is_a_failure():
     assert not [t for t in threading.enumerate() if t.name == "netlab-probe nl-gone-node"]
     with pytest.raises(RuntimeError, match="closed"):
         pool.submit("nl-gone-node", lambda: None)
+
+
+def test_https_probe_does_not_verify_the_servers_certificate(tmp_path):
+    """scheme HTTPS, as the kubelet probes it: TLS with a self-signed certificate for another name passes
+    (InsecureSkipVerify), and the status decides."""
+    import ssl
+    import subprocess
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=not-this-host"], check=True, capture_output=True)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        port = srv.server_address[1]
+        assert get(port, "/ok", scheme="HTTPS") == (SUCCESS, "fine")
+        assert get(port, "/fail", scheme="HTTPS")[0] == FAILURE
+    finally:
+        srv.shutdown()
+        srv.server_close()
