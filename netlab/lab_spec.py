@@ -144,20 +144,29 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         # pass once the containers run, so that the cluster DNS answers when it returns, without waiting
         # for the loop's first passes
         kubelet_first = control_loop and not agents and not loop.running(lab)
+        first = None
         if agents:
             result = live.register(scenario_text, scenario.source, proxy_mode)
         else:
-            result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source,
-                               probe_first=kubelet_first)
+            # the lab's loop is started once the kernel work is done (`loop.start`): its Python start-up
+            # runs beside the pods' status write and the readiness below, and it waits for this lock,
+            # held until then, before its first pass; an `up` that fails from there on stops it again
+            early = (lambda: loop.start(lab)) if kubelet_first else None
+            try:
+                result = live.sync(progress, proxy_mode, scenario_text=scenario_text, source=scenario.source,
+                                   probe_first=kubelet_first, before_status=early)
+                if kubelet_first:
+                    # and what did not pass within it: one more look, and a pass if a verdict changed
+                    first = live.first_readiness()
+            except BaseException:
+                if kubelet_first:
+                    loop.abandon(lab)
+                raise
     changes, records, created = list(result.changes), list(result.records), result.created
-    if kubelet_first:
-        # and what did not pass within it: one more look, and a pass if a verdict changed
-        with locked(lab):
-            first = live.first_readiness()
-        if first is not None:
-            changes += first.changes
-            records += first.records
-            result = first
+    if first is not None:
+        changes += first.changes
+        records += first.records
+        result = first
     from .live import store_config
     store_conf = store_config(lab)
     if store_conf:   # a store in etcd: the nodes' flannel leases go there too (netlab/flannel/)

@@ -90,10 +90,16 @@ def set_frozen(lab: str, frozen: bool) -> None:
             pass
 
 
-def ensure(lab: str) -> bool:
-    """Start the lab's control loop unless it runs (or the lab is frozen); True if it was started now. A
-    lab whose nodes are placed on hosts (label netlab.dev/host) gets one agent per host instead
-    (netlab/live/agent.py): those that do not run are started."""
+_starting: dict[str, subprocess.Popen] = {}   # lab -> a loop this process started, maybe not recorded yet
+
+
+def start(lab: str) -> bool:
+    """`ensure`'s first half: start the lab's control loop unless it runs (or the lab is frozen, or a loop this
+    process started is still starting), without waiting for it to record itself; True if it was started now.
+    `up` starts it this way before its last steps, under the lab's lock, so that the loop's Python start-up
+    (about half a second) runs beside them; the loop waits for the lock before its first pass. A lab whose
+    nodes are placed on hosts gets one agent per host instead (netlab/live/agent.py): those that do not run
+    are started."""
     from ..dataplane import procs, state
     if os.path.exists(frozen_marker(lab)):
         return False
@@ -109,7 +115,8 @@ def ensure(lab: str) -> bool:
     if os.path.isdir(layout.hosts_dir(lab)):   # (the lab's state.json holds what they built: `up` merged it in)
         import shutil
         shutil.rmtree(layout.hosts_dir(lab), ignore_errors=True)
-    if running(lab):
+    pending = _starting.get(lab)
+    if running(lab) or (pending is not None and procs.start_time(pending.pid) is not None):
         return False
     state.ensure_dirs(lab)
     log = os.open(logfile(lab), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -120,6 +127,17 @@ def ensure(lab: str) -> bool:
     finally:
         os.close(log)
     p.returncode = 0  # the loop outlives this process: do not reap it (it records itself: `main`)
+    _starting[lab] = p
+    return True
+
+
+def ensure(lab: str) -> bool:
+    """Start the lab's control loop unless it runs (or the lab is frozen: `start`), and wait until it has
+    recorded itself; True if this process started it (now, or before with `start`)."""
+    started = start(lab)
+    p = _starting.pop(lab, None)
+    if p is None:
+        return started
     # until it has recorded itself (its pidfile, then its SIGTERM handler): `running` says so once this
     # returns, and a `down` right after finds it by its record as well as by its tag (a loop still starting
     # could be missed and go on to start the lab's servers). A second's Python start-up at most, usually less.
@@ -130,6 +148,19 @@ def ensure(lab: str) -> bool:
             break
         time.sleep(0.01)
     return True
+
+
+def abandon(lab: str) -> None:
+    """A loop this process started with `start` is killed again (the `up` that started it failed, holding
+    the lab's lock): it has done nothing yet (its first pass waits for that lock), so it goes as if it had
+    never been started, whether or not it has recorded itself."""
+    p = _starting.pop(lab, None)
+    if p is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(p.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(p.pid, 0)
 
 
 def stop(lab: str, grace: float = 5.0) -> bool:

@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -564,11 +564,13 @@ class LiveLab:
     # cache, the model) found next to nothing each time: 19 of them, 3.7 s of a 10,000-pod `up`
     @gc_paused
     def sync(self, progress=None, proxy_mode: str | None = None, scenario_text: str | None = None,
-             source: str | None = None, scoped: bool = False, probe_first: bool = False):
+             source: str | None = None, scoped: bool = False, probe_first: bool = False,
+             before_status: Callable[[], object] | None = None):
         """One pass (see the module's docstring); returns the dataplane's UpResult. `scoped`: a control
         loop's pass, looking only at what may have changed (`scope`); else a whole reconcile. `probe_first`:
         `up` of a lab no control loop runs for yet: the pass runs the kubelet's first readiness probes itself,
-        once its containers run (`first_probes`), and its endpoints follow them."""
+        once its containers run (`first_probes`), and its endpoints follow them. `before_status`: called once
+        the kernel work is done, before the pods' status is written (`up` starts the lab's loop there)."""
         from ..dataplane import lab as labmod
         from ..dataplane.lab import LivePass
         st = self.load_state()
@@ -616,6 +618,8 @@ class LiveLab:
         # the kubelets report after the kernel work too: a pass longer than the grace period (a big lab,
         # a slow machine) must not look like nodes that stopped reporting
         self.heartbeats(self._periods[0], now)
+        if before_status is not None:
+            before_status()
         with self.beating():
             self.write_status(cluster, by_key, st, now)
         keep = {p.uid for p in cluster.pods}

@@ -392,3 +392,44 @@ spec:
     finally:
         if os.path.exists(alive):
             os.unlink(alive)
+
+
+def test_up_starts_the_loop_during_its_last_steps_and_an_up_failing_there_leaves_none(lab, monkeypatch):
+    """`up` starts the lab's control loop once its kernel work is done (live/loop.start), so its start-up
+    runs beside the pods' status write: when `up` returns the loop runs and has recorded itself, and an
+    `up` that fails after that point (here its status write) leaves no loop process behind, as before."""
+    from netlab.dataplane import procs
+    from netlab.live.sync import LiveLab
+    text = CLUSTER + WEB.replace("REPLICAS", "2")
+    seen = {}
+    real = LiveLab.write_status
+
+    def spy(self, *a, **kw):   # the loop, started before the status write, is running while it goes on
+        seen.setdefault("pending", loop._starting.get(lab.name))
+        return real(self, *a, **kw)
+    monkeypatch.setattr(LiveLab, "write_status", spy)
+    lab.up(text)
+    p = seen.get("pending")
+    assert p is not None, "the loop was not started before the status write"
+    rec = loop.running(lab.name)
+    assert rec is not None and int(rec["pid"]) == p.pid, (rec, p.pid)
+    assert not loop._starting
+    labmod.down(lab.name)
+    until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
+
+    def boom(self, *a, **kw):
+        seen["failing"] = loop._starting.get(lab.name)
+        raise RuntimeError("status write failed (test)")
+    monkeypatch.setattr(LiveLab, "write_status", boom)
+    try:
+        lab.up(text)
+    except RuntimeError as e:
+        assert "status write failed" in str(e)
+    else:
+        raise AssertionError("up did not fail")
+    started = seen.get("failing")
+    assert started is not None
+    assert procs.start_time(started.pid) is None, "the loop started by the failed up still runs"
+    assert loop.running(lab.name) is None and not loop._starting
+    owned = list(procs.tagged([loop.owner(lab.name)], host=True))
+    assert owned == [], owned
