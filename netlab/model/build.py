@@ -89,10 +89,17 @@ def expand(scenario: Scenario) -> list[PodSpec]:
 
 def _pick_node(pod: PodSpec, nodes: list[Node], load: dict[str, int]) -> Node:
     t = pod.template
-    where = f"Pod {pod.namespace}/{pod.name}" if pod.owner is None else \
-        f"{pod.owner.replace('/', ' ' + pod.namespace + '/')}"
     if t.node_name is not None:  # nodeName bypasses the scheduler, as in Kubernetes
         return next(n for n in nodes if n.name == t.node_name)
+    return min(_fitting(pod, nodes), key=lambda n: (load[n.name], n.index))
+
+
+def _fitting(pod: PodSpec, nodes: list[Node]) -> list[Node]:
+    """The nodes the scheduler may put the pod on (its nodeSelector, the control plane's taint); a SpecError
+    naming the pod's document when there is none."""
+    t = pod.template
+    where = f"Pod {pod.namespace}/{pod.name}" if pod.owner is None else \
+        f"{pod.owner.replace('/', ' ' + pod.namespace + '/')}"
     selected = [n for n in nodes if all(n.labels.get(k) == v for k, v in t.node_selector.items())]
     fits = [n for n in selected if n.schedulable or t.tolerate_control_plane]
     if not fits:
@@ -104,7 +111,7 @@ def _pick_node(pod: PodSpec, nodes: list[Node], load: dict[str, int]) -> Node:
                             "add a toleration for node-role.kubernetes.io/control-plane or change the nodeSelector")
         raise SpecError(where, f"{path} {sel} matches no node",
                         "label a node in the Cluster document (nodes[].labels) or change the nodeSelector")
-    return min(fits, key=lambda n: (load[n.name], n.index))
+    return fits
 
 
 class _Placer:
@@ -124,14 +131,9 @@ class _Placer:
             return _pick_node(pod, self.nodes, self.load)
         key = (tuple(sorted(t.node_selector.items())), bool(t.tolerate_control_plane))
         heap = self.heaps.get(key)
-        if heap is None:
-            first = _pick_node(pod, self.nodes, self.load)   # (what fits no node is refused there)
-            heap = [(self.load[n.name], n.index, n) for n in self.nodes
-                    if all(n.labels.get(k) == v for k, v in t.node_selector.items())
-                    and (n.schedulable or t.tolerate_control_plane)]
+        if heap is None:   # (what fits no node is refused by _fitting)
+            heap = self.heaps[key] = [(self.load[n.name], n.index, n) for n in _fitting(pod, self.nodes)]
             heapq.heapify(heap)
-            self.heaps[key] = heap
-            return first
         while True:
             load, index, node = heap[0]
             now = self.load[node.name]
