@@ -109,6 +109,11 @@ def server_owner(lab: str, node: str) -> str:
     return f"{lab}/node/{node}/netexec"
 
 
+def server_forks_owner(lab: str) -> str:
+    """The owner tag of the process the built-in servers of a pass are forked from (while it starts them)."""
+    return f"{lab}/netexec-forks"
+
+
 def userspace_proxy_owner(lab: str, node: str) -> str:
     """The owner tag of a node's proxy process in kube-proxy's userspace mode."""
     return f"{lab}/node/{node}/userspace-proxy"

@@ -109,7 +109,8 @@ def log_path(lab: str, pod: Pod, container: str) -> str:
 
 # ------------------------------------------------------------------ built-in servers
 
-def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any], changes: Changes) -> dict:
+def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any], changes: Changes,
+                  forks: procs.ServerForks | None = None) -> dict:
     lab = cluster.name
     cfg_path, pidfile = layout.server_config(lab, node.name), layout.server_pidfile(lab, node.name)
     state.write_private(cfg_path, cfg_text)
@@ -118,23 +119,29 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
     except FileNotFoundError:
         pass
     where = server_netns(cluster, node)
-    rec = procs.spawn(procs.netexec_argv(cfg_path, pidfile), nsfs.netns_path(where),
-                      layout.server_log(lab, node.name), env=procs.netexec_env(),
-                      owner=server_owner(lab, node.name))
+    argv = procs.netexec_argv(cfg_path, pidfile)
+    log, owner = layout.server_log(lab, node.name), server_owner(lab, node.name)
+    rec = forks.spawn(argv[argv.index("netlab.workload.netexec") + 1:], nsfs.netns_path(where), log, owner) \
+        if forks is not None else None
+    if rec is None:   # (one server, or no fork server)
+        rec = procs.spawn(argv, nsfs.netns_path(where), log, env=procs.netexec_env(), owner=owner)
     servers[node.name] = rec
     changes.add(Change("server", node.name, "start", f"built-in server started (pid {rec['pid']})", where,
                        f"node {node.name}"))
     return rec
 
 
-# Built-in servers starting at once while the pods are built (each an interpreter importing its modules:
-# about 60 ms of CPU). `up` starts them while its threads build the pods, which keep about one core busy
-# in the kernel. 100 of them spawned at once (before 2026-12-04) were 100 runnable processes on the
+# Built-in servers starting at once while the pods are built (each an interpreter importing its modules,
+# about 80 ms of CPU, or a fork of one that has: FORK_FROM). `up` starts them while its threads build the
+# pods, which keep about one core busy in the kernel. 100 of them spawned at once (before 2026-12-04) were 100 runnable processes on the
 # machine's 2 cores: the pods' threads, and whichever thread held the interpreter lock they wait for, got
 # a fair share of 1/50 of a core each, and no pod was made for 3 to 5 s of a 10,000-pod `up`. Started
 # one after the other, each once the one before listens, they take the core the pods leave idle
 # (docs/design.md, "Scale"); once the pods are built (or with no pod to build), all the others at once.
 STARTING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
+# From this many servers to start, they are forked from one interpreter that has imported the server
+# (procs.ServerForks: a fork each, not an interpreter's start: 100 of them took 8 s of CPU from the pods)
+FORK_FROM = 3
 
 
 def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Changes,
@@ -159,15 +166,25 @@ def start_idle_servers(cluster: Cluster, servers: dict[str, Any], changes: Chang
                            f"node {name}"))
     started: dict[str, int] = {}
     starting: list[tuple[str, int, None]] = []   # (pidfile, pid, None): spawned, not yet listening
-    for name in todo.start:
-        while len(starting) >= STARTING_AT_ONCE and pods_built is not None and not pods_built.is_set():
-            if procs.pidfile_current(*starting[0]):
-                starting.pop(0)
-            else:
-                pods_built.wait(0.005)
-        rec = _spawn_server(cluster, cluster.node(name), json.dumps({"pods": []}), servers, changes)
-        started[name] = int(rec["pid"])
-        starting.append((layout.server_pidfile(cluster.name, name), int(rec["pid"]), None))
+    forks = None
+    if len(todo.start) >= FORK_FROM:
+        first = cluster.node(todo.start[0])
+        forks = procs.ServerForks(nsfs.netns_path(server_netns(cluster, first)),
+                                  os.path.join(layout.logs_dir(cluster.name), "server-forks.log"),
+                                  names.server_forks_owner(cluster.name))
+    try:
+        for name in todo.start:
+            while len(starting) >= STARTING_AT_ONCE and pods_built is not None and not pods_built.is_set():
+                if procs.pidfile_current(*starting[0]):
+                    starting.pop(0)
+                else:
+                    pods_built.wait(0.005)
+            rec = _spawn_server(cluster, cluster.node(name), json.dumps({"pods": []}), servers, changes, forks)
+            started[name] = int(rec["pid"])
+            starting.append((layout.server_pidfile(cluster.name, name), int(rec["pid"]), None))
+    finally:
+        if forks is not None:
+            forks.close()
     return started   # (the last ones are waited for by ensure_servers)
 
 

@@ -42,17 +42,29 @@ def _serving(cluster) -> list[str]:
     return [n.name for n in cluster.nodes if needs_server(cluster, n.name)]
 
 
+FORKS: list[tuple] = []   # what the fake fork server saw, in order
+
+
 @pytest.fixture
 def fake(monkeypatch):
     """Spawns recorded in order; a server "listens" once the test says so (its pid in `listening`)."""
     log: list[tuple[str, object]] = []
+    FORKS.clear()
     listening: set[int] = set()
     dead: set[int] = set()
     pids = iter(range(1000, 2000))
 
-    def spawn(cluster, node, cfg_text, servers, changes):
+    class Forks:   # the fork server, stood in for: opened and closed, recorded
+        def __init__(self, netns_path, log_path, owner):
+            FORKS.append(("open", owner))
+
+        def close(self):
+            FORKS.append(("close", None))
+
+    def spawn(cluster, node, cfg_text, servers, changes, forks=None):
         pid = next(pids)
         log.append(("spawn", node.name))
+        FORKS.append(("spawn", node.name, forks is not None))
         servers[node.name] = {"pid": pid, "start": "1"}
         return servers[node.name]
 
@@ -62,6 +74,7 @@ def fake(monkeypatch):
         return pid in listening
 
     monkeypatch.setattr(supervise, "_spawn_server", spawn)
+    monkeypatch.setattr(supervise.procs, "ServerForks", Forks)
     monkeypatch.setattr(supervise, "server_alive", lambda cluster, node, rec: False)
     monkeypatch.setattr(supervise.procs, "owned", lambda paths: {})
     monkeypatch.setattr(supervise.procs, "pidfile_current", current)
@@ -145,3 +158,36 @@ def test_pidfile_current_reads_the_pid_and_generation(tmp_path, monkeypatch):
     monkeypatch.setattr(procs, "start_time", lambda pid: None)
     with pytest.raises(KernelError, match="died while starting"):
         procs.pidfile_current(path, 43, None)
+
+
+def test_three_servers_or_more_are_forked_from_one_fork_server_closed_at_the_end(fake):
+    cluster = _cluster()
+    names = _serving(cluster)
+    assert len(names) >= supervise.FORK_FROM
+    t, box = _run(cluster, None)
+    t.join(5)
+    assert "error" not in box
+    assert FORKS == [("open", "idle/netexec-forks"), *[("spawn", n, True) for n in names], ("close", None)]
+
+
+def test_fewer_servers_are_started_as_interpreters_of_their_own(fake, monkeypatch):
+    cluster = _cluster()
+    names = _serving(cluster)
+    monkeypatch.setattr(supervise, "FORK_FROM", len(names) + 1)
+    t, box = _run(cluster, None)
+    t.join(5)
+    assert "error" not in box
+    assert FORKS == [("spawn", n, False) for n in names]
+
+
+def test_the_fork_server_is_closed_when_a_start_fails(fake, monkeypatch):
+    cluster = _cluster()
+
+    def broken(*a, **kw):
+        FORKS.append(("spawn failed",))
+        raise KernelError("cannot start")
+    monkeypatch.setattr(supervise, "_spawn_server", broken)
+    t, box = _run(cluster, None)
+    t.join(5)
+    assert isinstance(box.get("error"), KernelError)
+    assert FORKS == [("open", "idle/netexec-forks"), ("spawn failed",), ("close", None)]
