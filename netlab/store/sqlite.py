@@ -16,6 +16,14 @@ microseconds per poll and needs no inotify or signals.
 Tables: ``objects`` (kind, namespace, name -> JSON, revision), ``history`` (revision -> event
 type and JSON; bounded, older rows are compacted away), ``meta`` (revision, compacted, and the
 revision of the last write of each kind, ``kind:<Kind>``).
+
+``objects`` is an ordinary (rowid) table with its key in an index of its own: a new row goes at the
+table's end and only the small key goes into the index where its name sorts. Until 2026-12-04 it was a
+WITHOUT ROWID table, whose one tree holds the whole rows, objects of kilobytes each: an object written
+where its name sorts moved kilobytes of others, and 10,000 pods' statuses with 30,000 events took about
+1.7 times as long (a synthetic transaction of each, in a file on tmpfs; SQLite's own advice is WITHOUT
+ROWID for rows of a twentieth of a page or less). A store made before keeps its table: the statements are
+the same for both.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
     rev INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (kind, namespace, name)) WITHOUT ROWID;
+    PRIMARY KEY (kind, namespace, name));
 CREATE TABLE IF NOT EXISTS history (
     rev INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -513,3 +513,39 @@ def test_snapshot_lists_in_store_order_without_sorting_again(store):
     assert [p["metadata"]["name"] for p in snap.list("Pod", "b")] == ["a", "z"]
     built = Snapshot(list(reversed(store.list("Pod"))))   # made from objects in any order: put in order
     assert [p["metadata"]["name"] for p in built.list("Pod")] == ["x", "y", "a", "z"]
+
+
+def test_objects_are_an_ordinary_rowid_table_and_a_store_made_with_the_old_without_rowid_one_works(tmp_path):
+    import sqlite3
+    from netlab.store.sqlite import SQLiteStore
+    new = SQLiteStore(str(tmp_path / "new"))
+    (sql,) = new._db.execute("SELECT sql FROM sqlite_master WHERE name='objects'").fetchone()
+    assert "WITHOUT ROWID" not in sql.upper()
+    assert new._db.execute("SELECT count(*) FROM sqlite_master WHERE type='index' AND tbl_name='objects'"
+                           ).fetchone()[0] == 1   # (the key's own index)
+    # a store made before 2026-12-04: its table stays as it is, and everything works on it
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    db = sqlite3.connect(str(old_dir / "store.db"))
+    db.executescript("""
+        CREATE TABLE objects (kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+            rev INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, namespace, name)) WITHOUT ROWID;
+        CREATE TABLE history (rev INTEGER PRIMARY KEY, type TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('revision', 0), ('compacted', 0);
+    """)
+    db.close()
+    for st in (SQLiteStore(str(old_dir)), new):
+        st.create(pod("a"))
+        st.create(pod("b"))
+        with pytest.raises(AlreadyExists):
+            st.create(pod("a"))
+        got = st.get("Pod", "default", "a")
+        got["metadata"]["labels"] = {"x": "1"}
+        st.update(got)
+        assert [p["metadata"]["name"] for p in st.list("Pod")] == ["a", "b"]
+        assert st.get("Pod", "default", "a")["metadata"]["labels"] == {"x": "1"}
+        st.delete("Pod", "default", "b")
+        assert [p["metadata"]["name"] for p in st.list("Pod")] == ["a"]
+    (sql,) = SQLiteStore(str(old_dir))._db.execute("SELECT sql FROM sqlite_master WHERE name='objects'").fetchone()
+    assert "WITHOUT ROWID" in sql.upper()
