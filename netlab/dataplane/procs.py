@@ -107,7 +107,7 @@ class ServerForks:
 
     def __init__(self, netns_path: str, log_path: str, owner: str):
         self.p: subprocess.Popen | None = None
-        # (room in its environment and command line for its servers': see zygote.set_identity)
+        # (room in its environment and command line for its servers': see zygote.Identity)
         env = dict(netexec_env(), **{OWNER_VAR: owner, "NETLAB_ENV_ROOM": "x" * 256})
         log = _open_log(log_path)
         try:
