@@ -122,7 +122,7 @@ class ServerForks:
             os.close(log)
 
     def spawn(self, argv: list[str], netns_path: str, log_path: str, owner: str) -> dict[str, Any] | None:
-        """Fork a built-in server (argv: netexec's arguments after `-m netlab.workload.netexec`)."""
+        """Fork a built-in server (argv: its command line, `netexec_argv`'s)."""
         if self.p is None:
             return None
         try:

@@ -121,8 +121,7 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
     where = server_netns(cluster, node)
     argv = procs.netexec_argv(cfg_path, pidfile)
     log, owner = layout.server_log(lab, node.name), server_owner(lab, node.name)
-    rec = forks.spawn(argv[argv.index("netlab.workload.netexec") + 1:], nsfs.netns_path(where), log, owner) \
-        if forks is not None else None
+    rec = forks.spawn(argv, nsfs.netns_path(where), log, owner) if forks is not None else None
     if rec is None:   # (one server, or no fork server)
         rec = procs.spawn(argv, nsfs.netns_path(where), log, env=procs.netexec_env(), owner=owner)
     servers[node.name] = rec
@@ -133,9 +132,10 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
 
 # Built-in servers starting at once while the pods are built (each an interpreter importing its modules,
 # about 80 ms of CPU, or a fork of one that has: FORK_FROM). `up` starts them while its threads build the
-# pods, which keep about one core busy in the kernel. 100 of them spawned at once (before 2026-12-04) were 100 runnable processes on the
-# machine's 2 cores: the pods' threads, and whichever thread held the interpreter lock they wait for, got
-# a fair share of 1/50 of a core each, and no pod was made for 3 to 5 s of a 10,000-pod `up`. Started
+# pods, which keep about one core busy in the kernel. 100 of them spawned at once (before 2026-12-04) were
+# 100 runnable processes on the machine's 2 cores: the pods' threads, and whichever thread held the
+# interpreter lock they wait for, got a fair share of 1/50 of a core each, and no pod was made for 3 to 5 s
+# of a 10,000-pod `up`. Started
 # one after the other, each once the one before listens, they take the core the pods leave idle
 # (docs/design.md, "Scale"); once the pods are built (or with no pod to build), all the others at once.
 STARTING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)

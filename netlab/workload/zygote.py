@@ -7,7 +7,7 @@ the pods' threads on a 2-core machine. Started as forks of this process, each co
     python -S -m netlab.workload.zygote PARENT_PID --room=xxxx...
 
 Reads one request per line on stdin (JSON: {"netns": PATH, "log": PATH, "owner": TAG, "argv": [...]}, argv
-being netexec's), and for each forks a server: in its own session, in the network namespace at PATH, with
+being the server's command line as procs.netexec_argv gives it), and for each forks a server: in its own session, in the network namespace at PATH, with
 stdin on /dev/null and stdout and stderr appended to the log, and NETLAB_OWNER=TAG in the environment the
 kernel shows for it (/proc/PID/environ, which is how netlab knows its processes: see procs.owner_of). It
 answers each request with a line: the server's PID, or "error: WHY" (the caller then starts that server
@@ -17,13 +17,14 @@ its servers live on, as those started by exec do. Single-threaded, so that forki
 The environment and the command line: a forked process's /proc/PID/environ and cmdline are the memory its
 parent was exec'd with (the kernel's env_start to env_end, arg_start to arg_end), so the child writes its
 own over those blocks, as setproctitle writes a title over argv's: its tag, and netexec's command line as
-an exec'd server has it (`ps` shows the same). The blocks have room to spare (ROOM_VAR's and ROOM_ARG's
-padding, which the children drop). prctl(PR_SET_MM_ENV_START) could point the kernel at new blocks
+an exec'd server has it (`ps` shows the same). The blocks have room to spare (ROOM_VAR's and the --room
+argument's padding, put there by procs.ServerForks, which the children drop). prctl(PR_SET_MM_ENV_START) could point the kernel at new blocks
 instead, but it needs CAP_SYS_RESOURCE, which root in a container often lacks.
 """
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -33,7 +34,7 @@ from . import netexec
 
 OWNER_VAR = "NETLAB_OWNER"   # (dataplane.procs.OWNER_VAR: that package is not imported here)
 ROOM_VAR = "NETLAB_ENV_ROOM"   # padding in this process's environment: room for a server's longer tag
-ROOM_ARG = "--room"   # padding on its command line (--room=xxx...): room for a server's longer one
+SERVER = ["-m", "netlab.workload.netexec"]   # what a server's command line runs (after the interpreter, -S)
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 
@@ -48,8 +49,10 @@ def _check(ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+@functools.lru_cache(maxsize=None)
 def _blocks() -> tuple[tuple[int, int], tuple[int, int]]:
-    """(arg_start, arg_end), (env_start, env_end) of this process (proc(5): /proc/self/stat fields 48 to 51)."""
+    """(arg_start, arg_end), (env_start, env_end) of this process (proc(5): /proc/self/stat fields 48 to 51;
+    set at its exec, so read once)."""
     with open("/proc/self/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()   # (fields[0] is field 3)
     return (int(fields[45]), int(fields[46])), (int(fields[47]), int(fields[48]))
@@ -106,15 +109,18 @@ def _child(req: dict, netns: int, who: Identity) -> int:
     os.chdir("/")
     who.set()
     signal.signal(signal.SIGINT, signal.default_int_handler)   # (as in an interpreter of its own)
-    sys.argv = ["netexec", *req["argv"]]
-    return netexec.main(req["argv"])
+    args = req["argv"][4:]   # (after the interpreter, -S and SERVER: checked by _fork)
+    sys.argv = ["netexec", *args]
+    return netexec.main(args)
 
 
 def _fork(req: dict) -> int:
     """Fork the server `req` asks for; returns its PID. What can fail is tried before the fork (OSError:
     nothing forked)."""
-    who = Identity([sys.executable, "-S", "-m", "netlab.workload.netexec", *req["argv"]],
-                   dict(os.environ, **{OWNER_VAR: req["owner"]}))
+    argv = req["argv"]
+    if argv[2:4] != SERVER:
+        raise ValueError(f"not a built-in server's command line: {argv[:4]}")
+    who = Identity(argv, dict(os.environ, **{OWNER_VAR: req["owner"]}))
     netns = os.open(req["netns"], os.O_RDONLY | os.O_CLOEXEC)
     try:
         pid = os.fork()

@@ -84,12 +84,16 @@ def test_a_server_the_fork_server_cannot_fork_is_started_as_an_interpreter_of_it
     where = nsfs.netns_path(supervise.server_netns(lab.cluster, node))
     log = str(tmp_path / "forks.log")
     forks = procs.ServerForks(where, log, names.server_forks_owner(lab.name))
+    argv = procs.netexec_argv("/nonexistent.json", str(tmp_path / "x.pid"))
     try:
         # a namespace that does not exist: refused before any fork, the fork server still answers
-        assert forks.spawn(["--config", "/nonexistent"], "/run/netns/no-such-namespace", log, "x/y") is None
+        assert forks.spawn(argv, "/run/netns/no-such-namespace", log, "x/y") is None
         assert forks.p is not None and forks.p.poll() is None
         # a tag too long for the room its environment has: refused, nothing forked
-        assert forks.spawn(["--config", "/nonexistent"], where, log, "x" * 4096) is None
+        assert forks.spawn(argv, where, log, "x" * 4096) is None
+        # a command line that is not a built-in server's: refused, nothing forked
+        assert forks.spawn(["/bin/sh", "-c", "true"], where, log, "x/y") is None
+        assert forks.p is not None and forks.p.poll() is None
         kids = subprocess.run(["ps", "--ppid", str(forks.p.pid), "-o", "pid="], capture_output=True,
                               text=True).stdout.split()
         assert kids == []
