@@ -51,6 +51,8 @@ from .netpol_cases import LABEL, Case
 SYNC_TIMEOUT = float(os.environ.get("NETLAB_TRUTH_SYNC_TIMEOUT", "30"))
 QUIET = 2.0
 PROBE_TIMEOUT = 2.0
+CLI_TIMEOUT = 120.0    # a netlab command (tests/vm raises these three for the emulated VM)
+EXEC_TIMEOUT = 30.0    # a shell script in a pod's namespace
 NODES = ("w1", "w2")
 # a DNS query (A kubernetes.default.svc.cluster.local, id "NL"): every byte is ASCII, so the probe's
 # str payload encodes to exactly these bytes; the cluster DNS answers it
@@ -99,10 +101,10 @@ def step_documents(manifests, ips: dict) -> list[dict]:
     return docs
 
 
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
     exe = os.path.join(os.path.dirname(sys.executable), "netlab")
     argv = [exe, *args] if os.path.exists(exe) else [sys.executable, "-m", "netlab", *args]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout or CLI_TIMEOUT)
     assert r.returncode == 0, f"netlab {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}"
     return r
 
@@ -136,7 +138,7 @@ class TruthLab:
         self.last_expected = None
         self.applied = False
 
-    def netlab(self, *args: str, timeout: float = 120):
+    def netlab(self, *args: str, timeout: float | None = None):
         return cli(*args, "--lab", self.name, timeout=timeout)
 
     # ---- the lab's state
@@ -184,7 +186,8 @@ class TruthLab:
         script = "; ".join(f"conntrack -D -p {proto} --orig-port-dst {p} >/dev/null 2>&1"
                            for proto in ("tcp", "udp") for p in (80, 81, 53))
         for ns in self.node_netns:
-            subprocess.run(labmod.netns_exec_argv(ns, ["sh", "-c", script + "; true"]), check=True, timeout=30)
+            subprocess.run(labmod.netns_exec_argv(ns, ["sh", "-c", script + "; true"]), check=True,
+                           timeout=EXEC_TIMEOUT)
 
     def sweep(self, checks, dns: list[str], world: T.World) -> dict:
         """Probe the matrix for every (port, proto) (and 53 to the DNS pods): {(port, proto): {(from, to):
@@ -296,6 +299,6 @@ class TruthLab:
             ns = names.node_netns(self.name, node)
             r = subprocess.run(labmod.netns_exec_argv(ns, ["conntrack", "-L", "-p", proto.lower(), "-s", src,
                                                             "-d", dst, "--dport", str(port)]),
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=EXEC_TIMEOUT)
             out += [f"{node} conntrack: {line}" for line in r.stdout.splitlines()[:6]]
         return out

@@ -20,8 +20,12 @@ from netlab.exercise import directory, names
 NETLAB = str(Path(sys.executable).with_name("netlab"))
 
 
-def netlab(*args: str, stdin: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([NETLAB, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+CLI_TIMEOUT = 240.0   # a netlab command (tests/vm raises it for the emulated VM)
+
+
+def netlab(*args: str, stdin: str | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([NETLAB, *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout or CLI_TIMEOUT)
 
 
 def ok(*args: str, stdin: str | None = None) -> str:

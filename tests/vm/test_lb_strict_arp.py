@@ -107,7 +107,7 @@ def test_strict_arp_off_every_node_answers_on_only_the_elected_one():
         for n in cluster.nodes:   # kube-proxy's VIP on kube-ipvs0, everywhere
             assert f"inet {LB_IP}/32" in ns_run(n.netns, "ip", "addr", "show", "kube-ipvs0").stdout
         # the trap: both nodes' kernels answer (and the speaker, with the winner's MAC)
-        until("both nodes answering ARP", lambda: arp_macs(cluster) == set(macs.values()), timeout=60)
+        until("both nodes answering ARP", lambda: arp_macs(cluster) == set(macs.values()), timeout=240)
 
         text = SCENARIO.replace("STRICT", "true")
         sc = load_text(text)
@@ -117,7 +117,7 @@ def test_strict_arp_off_every_node_answers_on_only_the_elected_one():
             assert ns_run(n.netns, "sysctl", "-n", "net.ipv4.conf.all.arp_ignore").stdout.strip() == "1"
             assert ns_run(n.netns, "sysctl", "-n", "net.ipv4.conf.all.arp_announce").stdout.strip() == "2"
         winner = until("the LB IP announced", lambda: announced(name).get(LB_IP))
-        until("only the elected node answering ARP", lambda: arp_macs(cluster) == {macs[winner]}, timeout=60)
+        until("only the elected node answering ARP", lambda: arp_macs(cluster) == {macs[winner]}, timeout=240)
         r = ns_run(cluster.external_netns, "curl", "-sS", "--max-time", "5", f"http://{LB_IP}/hostname")
         assert r.returncode == 0 and r.stdout.startswith("web-"), r.stderr
     finally:

@@ -1,7 +1,6 @@
 """NetworkPolicy truth tables in IPVS proxy mode (inside the VM of scripts/vm-run, whose kernel has IPVS):
-cases of tests/netpol_cases.py (VM_SUBSET: default deny both ways, both selectors in one peer, a pod's
-label changed after the fact; with
-NETLAB_VM_NETPOL=long, VM_SUBSET_LONG: one case per feature, ~35 min in the emulated VM), each step applied with `netlab apply` and
+cases of tests/netpol_cases.py (VM_SUBSET: default deny both ways; with NETLAB_VM_NETPOL=long,
+VM_SUBSET_LONG: one case per feature, over an hour in the emulated VM), each step applied with `netlab apply` and
 the whole 9x9 matrix probed on 80 and 81, TCP and UDP, against the independent oracle
 (tests/netpol_truth.py), as tests/integration/test_netpol_truth.py does in iptables and nftables modes.
 The truth tables probe pod addresses, which IPVS never handles: test_policies_judge_connections_through_an_ipvs_
@@ -25,7 +24,10 @@ from netlab.spec.parse import load_text  # noqa: E402
 from .. import netpol_truth_lab as driver  # noqa: E402
 from ..netpol_cases import VM_SUBSET, VM_SUBSET_LONG, by_name  # noqa: E402
 
-driver.SYNC_TIMEOUT = max(driver.SYNC_TIMEOUT, 90.0)   # Python is ~15x slower in the emulated VM
+driver.SYNC_TIMEOUT = max(driver.SYNC_TIMEOUT, 240.0)   # Python is ~15x slower in the emulated VM, and CI
+                                                         # shares the host's 2 cores with the other tests
+driver.CLI_TIMEOUT = max(driver.CLI_TIMEOUT, 600.0)
+driver.EXEC_TIMEOUT = max(driver.EXEC_TIMEOUT, 120.0)
 
 
 @pytest.fixture(scope="module")
