@@ -51,7 +51,7 @@ from .netpol_cases import LABEL, Case
 SYNC_TIMEOUT = float(os.environ.get("NETLAB_TRUTH_SYNC_TIMEOUT", "30"))
 QUIET = 2.0
 PROBE_TIMEOUT = 2.0
-CLI_TIMEOUT = 120.0    # a netlab command (tests/vm raises these three for the emulated VM)
+CLI_TIMEOUT = 120.0    # a netlab command (tests/vm raises it, EXEC_TIMEOUT and SYNC_TIMEOUT for the VM)
 EXEC_TIMEOUT = 30.0    # a shell script in a pod's namespace
 NODES = ("w1", "w2")
 # a DNS query (A kubernetes.default.svc.cluster.local, id "NL"): every byte is ASCII, so the probe's

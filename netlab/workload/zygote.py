@@ -7,8 +7,8 @@ the pods' threads on a 2-core machine. Started as forks of this process, each co
     python -S -m netlab.workload.zygote PARENT_PID --room=xxxx...
 
 Reads one request per line on stdin (JSON: {"netns": PATH, "log": PATH, "owner": TAG, "argv": [...]}, argv
-being the server's command line as procs.netexec_argv gives it), and for each forks a server: in its own session, in the network namespace at PATH, with
-stdin on /dev/null and stdout and stderr appended to the log, and NETLAB_OWNER=TAG in the environment the
+being the server's command line as procs.netexec_argv gives it), and for each forks a server: in its own
+session, in the network namespace at PATH, with stdin on /dev/null and stdout and stderr appended to the log, and NETLAB_OWNER=TAG in the environment the
 kernel shows for it (/proc/PID/environ, which is how netlab knows its processes: see procs.owner_of). It
 answers each request with a line: the server's PID, or "error: WHY" (the caller then starts that server
 the usual way). It ends at the end of its input, or with the thread that started it (PR_SET_PDEATHSIG):
@@ -18,8 +18,8 @@ The environment and the command line: a forked process's /proc/PID/environ and c
 parent was exec'd with (the kernel's env_start to env_end, arg_start to arg_end), so the child writes its
 own over those blocks, as setproctitle writes a title over argv's: its tag, and netexec's command line as
 an exec'd server has it (`ps` shows the same). The blocks have room to spare (ROOM_VAR's and the --room
-argument's padding, put there by procs.ServerForks, which the children drop). prctl(PR_SET_MM_ENV_START) could point the kernel at new blocks
-instead, but it needs CAP_SYS_RESOURCE, which root in a container often lacks.
+argument's padding, put there by procs.ServerForks, which the children drop).
+prctl(PR_SET_MM_ENV_START) could point the kernel at new blocks instead, but it needs CAP_SYS_RESOURCE, which root in a container often lacks.
 """
 from __future__ import annotations
 
@@ -89,9 +89,9 @@ class Identity:
         _overwrite(self.blocks[0], self.args_data)
 
 
-def _child(req: dict, netns: int, who: Identity) -> int:
-    """In the forked child: become the server `req` asks for, in the namespace `netns` (an fd); returns its
-    exit code."""
+def _child(req: dict, netns: int, who: Identity, args: list[str]) -> int:
+    """In the forked child: become the server `req` asks for (netexec with `args`), in the namespace `netns`
+    (an fd); returns its exit code."""
     os.setsid()
     _check(_libc.setns(netns, CLONE_NEWNET), f"setns {req['netns']}")
     null = os.open(os.devnull, os.O_RDONLY)
@@ -109,7 +109,6 @@ def _child(req: dict, netns: int, who: Identity) -> int:
     os.chdir("/")
     who.set()
     signal.signal(signal.SIGINT, signal.default_int_handler)   # (as in an interpreter of its own)
-    args = req["argv"][4:]   # (after the interpreter, -S and SERVER: checked by _fork)
     sys.argv = ["netexec", *args]
     return netexec.main(args)
 
@@ -118,8 +117,10 @@ def _fork(req: dict) -> int:
     """Fork the server `req` asks for; returns its PID. What can fail is tried before the fork (OSError:
     nothing forked)."""
     argv = req["argv"]
-    if argv[2:4] != SERVER:
-        raise ValueError(f"not a built-in server's command line: {argv[:4]}")
+    at = 2   # (after the interpreter and -S)
+    if argv[at:at + len(SERVER)] != SERVER:
+        raise ValueError(f"not a built-in server's command line: {argv[:at + len(SERVER)]}")
+    args = argv[at + len(SERVER):]
     who = Identity(argv, dict(os.environ, **{OWNER_VAR: req["owner"]}))
     netns = os.open(req["netns"], os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -127,7 +128,7 @@ def _fork(req: dict) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _child(req, netns, who)
+                code = _child(req, netns, who, args)
             except BaseException as e:  # noqa: BLE001 - the server's log says why it ended
                 try:
                     os.write(2, f"netlab built-in server: cannot start: {e}\n".encode())
