@@ -148,7 +148,7 @@ def test_prestop_runs_before_sigterm_and_a_server_ignoring_sigterm_is_killed_at_
     deleted = parse_time(md["deletionTimestamp"]) - md["deletionGracePeriodSeconds"]
     until("the stubborn container dead", lambda: procs.start_time(pid) is None, timeout=20, every=0.02)
     died = time.time() - deleted
-    assert 3.9 <= died <= 4.8, f"the stubborn container died {died:.2f}s after the deletion (grace 4 s)"
+    assert 3.9 <= died <= 5.5, f"the stubborn container died {died:.2f}s after the deletion (grace 4 s)"
     assert (tmp_path / "stubborn-term").exists(), "it got no SIGTERM before the SIGKILL"
     until("the stubborn pod gone from the store", lambda: stubborn not in pods(lab, "stubborn-"), timeout=10)
     ns = f"{lab.name}"
@@ -343,12 +343,17 @@ def test_a_loop_killed_mid_termination_resumes_it_from_the_store(lab, tmp_path):
     os.kill(int(rec["pid"]), sig.SIGKILL)
     until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
     time.sleep(1)
+    restarted = time.time()              # the new loop starts after this
     kubectl(lab, "get", "pods")          # any netlab command brings the loop back
     until("the loop back", lambda: loop.running(lab.name) is not None, timeout=10)
     until("the tough container dead", lambda: procs.start_time(pid) is None, timeout=20, every=0.02)
-    died = time.time() - deleted
-    # killed at the end of the grace period counted from the deletion, not anew from the restart
-    assert 5.9 <= died <= 7.0, f"the container died {died:.2f}s after the deletion (grace 6 s)"
+    died = time.time()
+    # killed at the end of the grace period counted from the deletion, not before it and not anew from
+    # the restart: a grace counted from the new loop's start ends at restarted + 6 s at the earliest
+    # (how soon after the deletion the new loop runs depends on the machine's load, so that is the bound)
+    assert died - deleted >= 5.9, f"the container died {died - deleted:.2f}s after the deletion (grace 6 s)"
+    assert died < restarted + 6, (f"the container died {died - restarted:.2f}s after the loop's restart, "
+                                  f"{died - deleted:.2f}s after the deletion: the grace period began anew")
     until("the pod gone from the store", lambda: "tough" not in pods(lab, "tough"), timeout=10)
     # neither the hook nor SIGTERM was repeated by the loop that took over
     assert (tmp_path / "tough-hook").read_text().splitlines() == ["hook"]

@@ -118,7 +118,7 @@ def test_http_timeout_against_a_server_that_never_answers(web, silent, pool):
     assert probe_of(web, http("/healthz", port="silent"), pool) == (
         FAILURE, f'Get "http://{pod.ip}:{SILENT}/healthz": context deadline exceeded '
                  "(Client.Timeout exceeded while awaiting headers)")
-    assert 0.9 < time.monotonic() - t0 < 2.5
+    assert 0.9 < time.monotonic() - t0 < 4.0   # 1 s, not a default or none
 
 
 def test_tcp_socket_probes(web, silent, pool):
@@ -131,7 +131,7 @@ def test_tcp_socket_probes(web, silent, pool):
     t0 = time.monotonic()
     assert probe_of(web, {"tcpSocket": {"port": 80, "host": gone}, "timeoutSeconds": 1}, pool) == (
         FAILURE, f"dial tcp {gone}:80: i/o timeout")
-    assert 0.9 < time.monotonic() - t0 < 2.5
+    assert 0.9 < time.monotonic() - t0 < 4.0   # 1 s, not a default or none
 
 
 def test_exec_probes_run_in_the_pods_namespaces(lab, web, pool):
@@ -145,11 +145,11 @@ def test_exec_probes_run_in_the_pods_namespaces(lab, web, pool):
     assert run(["ip", "-4", "-o", "addr", "show", "eth0"])[1].split()[3] == f"{pod.ip}/{node.pod_cidr.prefixlen}"
     t0 = time.monotonic()
     assert run(["sleep", "5"]) == (FAILURE, 'command "sleep 5" timed out')
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 4.0        # the 1 s timeout, not the command's 5 s
     # a timeout ends what the command started too (its own process group)
     t0 = time.monotonic()
     assert run(["sh", "-c", "sleep 31.5 & sleep 31.5"]) == (FAILURE, 'command "sh -c sleep 31.5 & sleep 31.5" timed out')
-    assert time.monotonic() - t0 < 2.5 and subprocess.run(["pgrep", "-f", "sleep 31.5"]).returncode == 1
+    assert time.monotonic() - t0 < 4.0 and subprocess.run(["pgrep", "-f", "sleep 31.5"]).returncode == 1
     assert run(["sh", "-c", "head -c 20000 /dev/zero | tr '\\0' x"]) == (SUCCESS, "x" * 10240)
 
 
