@@ -187,8 +187,7 @@ CASES = [
 # the VM lane's cases (IPVS mode, Python ~15x slower there: 7 to 10 min a case with one emulated vCPU on
 # 2026-12-05): VM_SUBSET by default, default deny both ways, the policy chains IPVS mode's rules must pass
 # through (the other features' rules are the same in every proxy mode, and tested on this kernel in
-# iptables and nftables modes); VM_SUBSET_LONG (NETLAB_VM_NETPOL=long) one case
-# per feature
+# iptables and nftables modes); VM_SUBSET_LONG (NETLAB_VM_NETPOL=long) one case per feature
 VM_SUBSET = ("default-deny-both-x",)
 VM_SUBSET_LONG = ("default-deny-ingress-x", "default-deny-egress-x", "ingress-from-namespace-y",
                   "ingress-peer-with-both-selectors", "ingress-namespace-match-expressions-in",

@@ -136,7 +136,8 @@ def _spawn_server(cluster: Cluster, node, cfg_text: str, servers: dict[str, Any]
 # 100 runnable processes on the machine's 2 cores: the pods' threads, and whichever thread held the
 # interpreter lock they wait for, got a fair share of 1/50 of a core each, and no pod was made for 3 to 5 s
 # of a 10,000-pod `up`. Started one after the other, each once the one before listens, they take the core
-# the pods leave idle (docs/design.md, "Scale"); once the pods are built (or with no pod to build), all the others at once.
+# the pods leave idle (docs/design.md, "Scale"); once the pods are built (or with no pod to build), all the
+# others at once.
 STARTING_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
 # From this many servers to start, they are forked from one interpreter that has imported the server
 # (procs.ServerForks: a fork each, not an interpreter's start: 100 of them took 8 s of CPU from the pods)

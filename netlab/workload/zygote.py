@@ -8,18 +8,20 @@ the pods' threads on a 2-core machine. Started as forks of this process, each co
 
 Reads one request per line on stdin (JSON: {"netns": PATH, "log": PATH, "owner": TAG, "argv": [...]}, argv
 being the server's command line as procs.netexec_argv gives it), and for each forks a server: in its own
-session, in the network namespace at PATH, with stdin on /dev/null and stdout and stderr appended to the log, and NETLAB_OWNER=TAG in the environment the
-kernel shows for it (/proc/PID/environ, which is how netlab knows its processes: see procs.owner_of). It
-answers each request with a line: the server's PID, or "error: WHY" (the caller then starts that server
-the usual way). It ends at the end of its input, or with the thread that started it (PR_SET_PDEATHSIG):
-its servers live on, as those started by exec do. Single-threaded, so that forking it is safe.
+session, in the network namespace at PATH, with stdin on /dev/null and stdout and stderr appended to the
+log, and NETLAB_OWNER=TAG in the environment the kernel shows for it (/proc/PID/environ, which is how
+netlab knows its processes: see procs.owner_of). It answers each request with a line: the server's PID, or
+"error: WHY" (the caller then starts that server the usual way). It ends at the end of its input, or with
+the thread that started it (PR_SET_PDEATHSIG): its servers live on, as those started by exec do.
+Single-threaded, so that forking it is safe.
 
 The environment and the command line: a forked process's /proc/PID/environ and cmdline are the memory its
 parent was exec'd with (the kernel's env_start to env_end, arg_start to arg_end), so the child writes its
 own over those blocks, as setproctitle writes a title over argv's: its tag, and netexec's command line as
 an exec'd server has it (`ps` shows the same). The blocks have room to spare (ROOM_VAR's and the --room
-argument's padding, put there by procs.ServerForks, which the children drop).
-prctl(PR_SET_MM_ENV_START) could point the kernel at new blocks instead, but it needs CAP_SYS_RESOURCE, which root in a container often lacks.
+argument's padding, put there by procs.ServerForks, which the children drop). prctl(PR_SET_MM_ENV_START)
+could point the kernel at new blocks instead, but it needs CAP_SYS_RESOURCE, which root in a container
+often lacks.
 """
 from __future__ import annotations
 

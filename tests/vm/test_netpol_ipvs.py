@@ -1,7 +1,7 @@
 """NetworkPolicy truth tables in IPVS proxy mode (inside the VM of scripts/vm-run, whose kernel has IPVS):
 cases of tests/netpol_cases.py (VM_SUBSET: default deny both ways; with NETLAB_VM_NETPOL=long,
-VM_SUBSET_LONG: one case per feature, over an hour in the emulated VM), each step applied with `netlab apply` and
-the whole 9x9 matrix probed on 80 and 81, TCP and UDP, against the independent oracle
+VM_SUBSET_LONG: one case per feature, over an hour in the emulated VM), each step applied with
+`netlab apply` and the whole 9x9 matrix probed on 80 and 81, TCP and UDP, against the independent oracle
 (tests/netpol_truth.py), as tests/integration/test_netpol_truth.py does in iptables and nftables modes.
 The truth tables probe pod addresses, which IPVS never handles: test_policies_judge_connections_through_an_ipvs_
 virtual_server checks what IPVS changes, connections to a ClusterIP judged at their endpoint.
