@@ -12,6 +12,14 @@ from netlab.spec.parse import load_text
 from .scenarios import DEFAULT_SCENARIO
 
 
+@pytest.fixture(autouse=True)
+def no_lab_here(monkeypatch):
+    """As root, `render` takes the addresses of a lab of the scenario's name that exists on this machine (a
+    developer's demo lab); these tests compare with a fresh build of the file they name, so they see no lab."""
+    from netlab.dataplane import state
+    monkeypatch.setattr(state, "load", lambda lab: None)
+
+
 def default_cluster(mode: str):
     sc = load_text(DEFAULT_SCENARIO.read_text(), str(DEFAULT_SCENARIO))
     sc.networking.proxy_mode = mode
@@ -19,7 +27,7 @@ def default_cluster(mode: str):
 
 
 def render(*args: str) -> str:
-    r = CliRunner().invoke(cli, ["render", *args], catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["render", str(DEFAULT_SCENARIO), *args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return r.output
 

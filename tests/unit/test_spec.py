@@ -620,6 +620,12 @@ BAD = [
      "Service default/web", "spec.sessionAffinityConfig.clientIP.timeoutSeconds 0 is out of range"),
     ("traffic-policy", text(cluster(), _svc_ports({"port": 80}, externalTrafficPolicy="Nearest")),
      "Service default/web", "spec.externalTrafficPolicy 'Nearest'"),
+    # the API server refuses a policy for external traffic on a Service that has none to apply it to
+    ("traffic-policy-clusterip", text(cluster(), _svc_ports({"port": 80}, externalTrafficPolicy="Local")),
+     "Service default/web", "spec.externalTrafficPolicy may only be set for externally-accessible services"),
+    ("traffic-policy-externalname", text(cluster(), _svc_ports(type="ExternalName", externalName="db.example.com",
+                                                               externalTrafficPolicy="Cluster")),
+     "Service default/web", "spec.externalTrafficPolicy may only be set for externally-accessible services"),
     ("service-spec-list", text(cluster(), {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": [1]}),
      "Service default/s", "spec must be a mapping, not a list"),
 ]
@@ -779,6 +785,14 @@ expectations:
     service("ext", [], type="ExternalName", externalName="example.com", selector=OMIT),
     {"apiVersion": "v1", "kind": "List", "items": [pod("b", containers=[container(args=["netexec", "--http-port=8000"])])]},
 )
+
+
+def test_external_traffic_policy_is_taken_where_there_is_external_traffic():
+    """NodePort and LoadBalancer Services, and a ClusterIP one with externalIPs, are externally accessible
+    (the API server's ExternallyAccessible): their policy is kept as written."""
+    for extra in ({"type": "NodePort"}, {"type": "LoadBalancer"}, {"externalIPs": ["192.0.2.9"]}):
+        c = build(load_text(text(cluster(), _svc_ports({"port": 80}, externalTrafficPolicy="Local", **extra))))
+        assert [s.spec.external_traffic_policy for s in c.services if s.name == "web"] == ["Local"], extra
 
 
 def test_rich_scenario_is_valid():

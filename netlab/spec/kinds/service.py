@@ -80,6 +80,13 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
     timeout = spec.map("sessionAffinityConfig").map("clientIP").int("timeoutSeconds", 10800, lo=1, hi=86400)
     spec.seen.add("sessionAffinityConfig")
     etp = spec.choice("externalTrafficPolicy", ("Cluster", "Local"), "Cluster")
+    # the API server's check (validateServiceExternalTrafficPolicy): only a Service reached from outside the
+    # cluster (a node port, a load balancer, an external IP) has external traffic to apply a policy to
+    if spec.has("externalTrafficPolicy") and stype not in ("NodePort", "LoadBalancer") \
+            and not (stype == "ClusterIP" and ext_ips):
+        raise spec.error("externalTrafficPolicy", f"may only be set for externally-accessible services, not type "
+                         f"{stype} without externalIPs", "use type: NodePort or LoadBalancer, or drop "
+                         "externalTrafficPolicy (internalTrafficPolicy is the ClusterIP's)")
     itp = spec.choice("internalTrafficPolicy", ("Cluster", "Local"), "Cluster")
     lb = _lb_fields(spec, stype, etp, net, annotations or {}, meta)
     ext_name = spec.str("externalName")
