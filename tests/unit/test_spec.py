@@ -620,6 +620,16 @@ BAD = [
      "Service default/web", "spec.sessionAffinityConfig.clientIP.timeoutSeconds 0 is out of range"),
     ("traffic-policy", text(cluster(), _svc_ports({"port": 80}, externalTrafficPolicy="Nearest")),
      "Service default/web", "spec.externalTrafficPolicy 'Nearest'"),
+    ("affinity-config-without-affinity", text(cluster(), _svc_ports({"port": 80}, sessionAffinityConfig={
+        "clientIP": {"timeoutSeconds": 60}})), "Service default/web", "spec.sessionAffinityConfig must not be set when "
+     "sessionAffinity is None"),
+    ("headless-nodeport", text(cluster(), _svc_ports({"port": 80}, type="NodePort", clusterIP="None")),
+     "Service default/web", "spec.clusterIP may not be set to 'None' for NodePort services"),
+    ("headless-loadbalancer", text(cluster(), _svc_ports({"port": 80}, type="LoadBalancer", clusterIP="None")),
+     "Service default/web", "spec.clusterIP may not be set to 'None' for LoadBalancer services"),
+    ("externalname-clusterip", text(cluster(), _svc_ports(type="ExternalName", externalName="db.example.com",
+                                                          clusterIP="10.96.0.50")),
+     "Service default/web", "spec.clusterIP may not be set for ExternalName services"),
     # the API server refuses a policy for external traffic on a Service that has none to apply it to
     ("traffic-policy-clusterip", text(cluster(), _svc_ports({"port": 80}, externalTrafficPolicy="Local")),
      "Service default/web", "spec.externalTrafficPolicy may only be set for externally-accessible services"),

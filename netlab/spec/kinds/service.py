@@ -50,6 +50,13 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
                              "pick another address")
     if cluster_ip == "":
         cluster_ip = None
+    # the API server's checks of the type against the address: an ExternalName Service has none, and a node
+    # port or a load balancer forwards to the Service's ClusterIP, so neither can be headless
+    if cluster_ip is not None and stype == "ExternalName":
+        raise spec.error("clusterIP", "may not be set for ExternalName services", "drop clusterIP")
+    if cluster_ip == "None" and stype in ("NodePort", "LoadBalancer"):
+        raise spec.error("clusterIP", f"may not be set to 'None' for {stype} services",
+                         "drop clusterIP: None, or use type: ClusterIP for a headless Service")
     publish_not_ready = spec.bool("publishNotReadyAddresses")
     spec.skip("clusterIPs", "ipFamilies", "ipFamilyPolicy")
     ports: list[ServicePortSpec] = []
@@ -79,6 +86,9 @@ def _parse_service(spec: Fields, namespace: str, name: str, labels: dict[str, st
     affinity = spec.choice("sessionAffinity", ("None", "ClientIP"), "None")
     timeout = spec.map("sessionAffinityConfig").map("clientIP").int("timeoutSeconds", 10800, lo=1, hi=86400)
     spec.seen.add("sessionAffinityConfig")
+    if affinity == "None" and spec.has("sessionAffinityConfig"):
+        raise spec.error("sessionAffinityConfig", "must not be set when sessionAffinity is None",
+                         "set sessionAffinity: ClientIP, or drop sessionAffinityConfig")
     etp = spec.choice("externalTrafficPolicy", ("Cluster", "Local"), "Cluster")
     # the API server's check (validateServiceExternalTrafficPolicy): only a Service reached from outside the
     # cluster (a node port, a load balancer, an external IP) has external traffic to apply a policy to
