@@ -1,10 +1,12 @@
-"""`netlab label`: kubectl label on a live lab's objects (pods, namespaces, nodes, services, deployments,
-and any other kind the lab's store holds).
+"""`netlab label` and `netlab annotate`: kubectl label and kubectl annotate on a live lab's objects (pods,
+namespaces, nodes, services, deployments, and any other kind the lab's store holds).
 
-The labels are written to the lab's store, in one transaction for every object named (all or nothing),
+The labels (annotations) are written to the lab's store, in one transaction for every object named (all or nothing),
 and the lab's control loop is woken, as the other verbs do: its next pass reads the pods' and the
 namespaces' labels from the store into the model (Services' endpoints, NetworkPolicies' selectors).
 A pod is not made again for a label change (labels are not part of what decides that: Pod.fingerprint).
+An annotation is read where Kubernetes reads one (a Deployment's kubernetes.io/change-cause goes to its new
+ReplicaSet and `rollout history`, a Service's or an Ingress's annotations to the add-ons that read them).
 The pure part (arguments, checks, kubectl's messages) is netlab/controllers/labeling.py.
 """
 from __future__ import annotations
@@ -18,12 +20,12 @@ from .kubeutil import (CLUSTER_SCOPED, SINGULAR, KubeError, kind_of, kubectl_err
 
 
 def _targets(store, resources: list[str], namespace: str, all_namespaces: bool, select_all: bool,
-             selector: str | None) -> tuple[str, list[tuple[str, str | None, str]]]:
+             selector: str | None, verb: str = "label") -> tuple[str, list[tuple[str, str | None, str]]]:
     """(kind, [(kind, namespace, name)]) of the resource arguments: TYPE NAME..., TYPE/NAME..., or TYPE
     with --all / -l SELECTOR."""
     if not resources:
         raise click.UsageError("give a resource: TYPE NAME..., TYPE/NAME... or TYPE with --all or -l SELECTOR "
-                               "(e.g. netlab label pod a team=blue)")
+                               f"(e.g. netlab {verb} pod a team=blue)")
     if all("/" in r for r in resources):
         kinds = {kind_of(r.split("/", 1)[0]) for r in resources}
         names = [(kind_of(r.split("/", 1)[0]), r.split("/", 1)[1]) for r in resources]
@@ -34,7 +36,7 @@ def _targets(store, resources: list[str], namespace: str, all_namespaces: bool, 
         kind = names[0][0] if len(kinds) == 1 else ""
     elif any("/" in r for r in resources):
         raise KubeError("error: there is no need to specify a resource type as a separate argument when passing "
-                        "arguments in resource/name form (e.g. 'netlab label pod/a' instead of 'netlab label pod "
+                        f"arguments in resource/name form (e.g. 'netlab {verb} pod/a' instead of 'netlab {verb} pod "
                         "pod/a')")
     else:
         kind = kind_of(resources[0])
@@ -92,11 +94,7 @@ def label(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespace
     with store.transaction():   # every object checked before any is written: all or nothing
         writes = []
         for k, ns, name in targets:
-            obj = store.try_get(k, ns, name)
-            if obj is None and k == "Namespace" and name in labeling.BUILTIN_NAMESPACES:
-                obj = labeling.builtin_namespace(name)   # the API server has it; the store gets it now
-            if obj is None:
-                raise not_found(k, name)
+            obj = _builtin_or_missing(store, k, ns, name)
             warnings += [f'label "{key}" not found.' for key in labeling.missing_removals(obj, remove)]
             labels, word = labeling.relabel(obj, add, remove, overwrite)
             if labels is not None:
@@ -118,6 +116,72 @@ def label(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespace
         out(line)
 
 
-COMMANDS = (label,)
+def _builtin_or_missing(store, k: str, ns: str | None, name: str) -> dict:
+    obj = store.try_get(k, ns, name)
+    if obj is None and k == "Namespace" and name in labeling.BUILTIN_NAMESPACES:
+        obj = labeling.builtin_namespace(name)   # the API server has it; the store gets it now
+    if obj is None:
+        raise not_found(k, name)
+    return obj
 
-__all__ = ["COMMANDS", "label"]
+
+@click.command()
+@click.argument("items", nargs=-1, required=True, metavar="TYPE NAME... KEY=VALUE... KEY-...")
+@click.option("--overwrite", is_flag=True, help="Change an annotation that already has another value (without it: "
+                                                "an error, nothing changed).")
+@namespace_option
+@click.option("-A", "--all-namespaces", is_flag=True, help="With --all or -l: objects of every namespace.")
+@click.option("--all", "select_all", is_flag=True, help="Every object of TYPE (in the namespace).")
+@click.option("-l", "--selector", help="The objects of TYPE with these labels (app=web,tier!=db).")
+@lab_option
+@kubectl_errors
+def annotate(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespaces: bool, select_all: bool,
+             selector: str | None, lab: str | None) -> None:
+    """Set (KEY=VALUE) or remove (KEY-) annotations of objects, like kubectl annotate:
+    annotate deploy web kubernetes.io/change-cause="v2: new image", annotate svc web team=blue,
+    annotate pods --all owner-.
+
+    \b
+    TYPE: as for label. A value is any text (everything after the first '='). An annotation that
+    already has another value is changed only with --overwrite ("error: --overwrite is false but found
+    the following declared annotation(s): 'K' already has a value (V)", exit 1, nothing changed), except
+    kubernetes.io/change-cause, which `rollout history` shows for the Deployment's next revision. Prints
+    TYPE/NAME annotated. A bad key, or annotations over 256 KiB: one line, exit 2, nothing changed.
+    """
+    resources = [a for a in items if not labeling.is_setting(a)]
+    settings = [a for a in items if labeling.is_setting(a)]
+    if not settings:
+        raise KubeError("error: at least one annotation update is required; write KEY=VALUE or KEY-")
+    add, remove = labeling.parse_annotations(settings)   # exit 2 for bad input, before anything is read
+    t = kubeutil.open_target(lab)
+    store = t.store
+    kind, targets = _targets(store, resources, namespace, all_namespaces, select_all, selector, verb="annotate")
+    if not targets:
+        click.echo("No resources found", err=True)
+        return
+    lines = []
+    with store.transaction():   # every object checked before any is written: all or nothing
+        writes = []
+        for k, ns, name in targets:
+            obj = _builtin_or_missing(store, k, ns, name)
+            annotations = labeling.reannotate(obj, add, remove, overwrite)
+            if annotations is not None:
+                writes.append((obj, annotations))
+            lines.append(f"{SINGULAR[k]}/{name} annotated")   # kubectl says so whether or not anything changed
+        for obj, annotations in writes:
+            new = dict(obj, metadata=dict(obj["metadata"], annotations=annotations))
+            if not annotations:
+                new["metadata"].pop("annotations")
+            if "resourceVersion" in obj["metadata"]:
+                store.update(new)
+            else:
+                store.create(new)
+    if writes:
+        t.wrote()
+    for line in lines:
+        out(line)
+
+
+COMMANDS = (label, annotate)
+
+__all__ = ["COMMANDS", "annotate", "label"]

@@ -1,10 +1,12 @@
-"""`kubectl label` as pure functions: the KEY=VALUE / KEY- arguments read and checked, and an object's
-labels changed as kubectl changes them (an existing value is kept unless --overwrite; KEY- removes),
-with kubectl's message: `labeled`, `unlabeled` or `not labeled`.
+"""`kubectl label` and `kubectl annotate` as pure functions: the KEY=VALUE / KEY- arguments read and
+checked, and an object's labels or annotations changed as kubectl changes them (an existing value is kept
+unless --overwrite; KEY- removes), with kubectl's message: `labeled`, `unlabeled` or `not labeled`; always
+`annotated`.
 
 Facts from kubectl's label command (what it checks on the client, its messages) and from the API
 server's validation of metadata.labels (a key is an optional DNS-subdomain prefix and '/', then a
-name of at most 63 characters; a value is empty or such a name). Bad arguments are netlab's bad input
+name of at most 63 characters; a value is empty or such a name) and of metadata.annotations (a key is such a
+key once lower-cased, a value any text; keys and values at most 256 KiB together). Bad arguments are netlab's bad input
 (SpecError: one line naming the argument, the field and the fix; exit 2; nothing written); a value
 that --overwrite would be needed for is kubectl's error (ControllerError, exit 1), as kubectl words it.
 """
@@ -93,6 +95,70 @@ def relabel(obj: dict, add: dict[str, str], remove: list[str], overwrite: bool) 
     return new, "unlabeled" if smaller and not overwrite else "labeled"
 
 
+ANNOTATIONS_MAX = 256 * 1024          # the API server's limit on an object's annotations, keys and values together
+CHANGE_CAUSE = "kubernetes.io/change-cause"   # kubectl annotate replaces it without --overwrite
+ANNOTATION_KEY_FIX = ("an annotation key is an optional DNS prefix and '/' (e.g. example.com/), then at most 63 "
+                      "letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
+
+
+def check_annotation_key(key: str, arg: str) -> None:
+    """The API server's check of an annotation key: a qualified name once lower-cased."""
+    low = key.lower()
+    prefix, _, name = low.rpartition("/")
+    if not key or not LABEL_KEY.match(low) or len(prefix) > 253 or len(name) > 63:
+        raise SpecError(f"annotation {arg!r}", f"metadata.annotations: invalid key {key!r}", ANNOTATION_KEY_FIX)
+
+
+def parse_annotations(settings: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(annotations to set, keys to remove) of KEY=VALUE and KEY- arguments, as kubectl annotate reads them
+    (the value is everything after the first '=': it may hold '=' and spaces, or be empty); SpecError (exit 2)
+    for a malformed one, an invalid key, or a key both set and removed."""
+    add: dict[str, str] = {}
+    remove: list[str] = []
+    for arg in settings:
+        if "=" in arg:
+            key, value = arg.split("=", 1)
+            check_annotation_key(key, arg)
+            add[key] = value
+        elif arg.endswith("-"):
+            key = arg[:-1]
+            check_annotation_key(key, arg)
+            if key not in remove:
+                remove.append(key)
+        else:
+            raise SpecError(f"annotation {arg!r}", "invalid annotation format",
+                            "write KEY=VALUE to set an annotation or KEY- to remove it")
+    both = [k for k in remove if k in add]
+    if both:
+        raise SpecError(f"annotation {both[0]!r}", "can not both modify and remove an annotation in the same command",
+                        "give either KEY=VALUE or KEY-")
+    return add, remove
+
+
+def reannotate(obj: dict, add: dict[str, str], remove: list[str], overwrite: bool) -> dict | None:
+    """The object's new annotations, or None when nothing changes. ControllerError (kubectl's text, exit 1)
+    when a key already has another value and not `overwrite` (kubernetes.io/change-cause excepted, as kubectl
+    does); SpecError (exit 2) when the annotations would pass the API server's 256 KiB."""
+    md = obj.get("metadata") or {}
+    old = dict(md.get("annotations") or {})
+    if not overwrite:
+        clash = [f"'{k}' already has a value ({old[k]})" for k, v in add.items()
+                 if k != CHANGE_CAUSE and k in old and old[k] != v]
+        if clash:
+            raise ControllerError("--overwrite is false but found the following declared annotation(s): "
+                                  + "; ".join(clash))
+    new = dict(old)
+    new.update(add)
+    for k in remove:
+        new.pop(k, None)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in new.items())
+    if size > ANNOTATIONS_MAX:
+        raise SpecError(f"{str(obj.get('kind', '')).lower()}/{md.get('name', '')}",
+                        f"metadata.annotations: Too long: must have at most {ANNOTATIONS_MAX} bytes, not {size}",
+                        "shorten the values or remove annotations")
+    return None if new == old else new
+
+
 def builtin_namespace(name: str) -> dict:
     """The Namespace object of one of the API server's own namespaces, as `label` writes it to a lab's
     store the first time it is labeled (a lab's store holds only the namespaces its manifests made)."""
@@ -126,5 +192,5 @@ def missing_removals(obj: dict, remove: list[str]) -> list[str]:
     return [k for k in remove if k not in labels]
 
 
-__all__ = ["is_setting", "parse", "relabel", "missing_removals", "check_key", "check_value", "builtin_namespace",
+__all__ = ["is_setting", "parse", "relabel", "parse_annotations", "reannotate", "check_annotation_key", "missing_removals", "check_key", "check_value", "builtin_namespace",
            "namespace_view", "namespaces_view", "BUILTIN_NAMESPACES", "NAMESPACE_NAME_LABEL"]

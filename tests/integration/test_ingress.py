@@ -220,6 +220,24 @@ def test_default_404_without_a_default_backend(ing):
     until("the default backend again", lambda: curl(ing, "unknown.example", "/").stdout.startswith("bar-"), timeout=30)
 
 
+def test_annotate_with_another_class_takes_the_ingress_from_nginx_and_back(ing):
+    """`netlab annotate` on a live Ingress: the deprecated class annotation, when set, decides whose it is (as
+    ingress-nginx reads it, before spec.ingressClassName); naming another class takes its hosts from nginx (the
+    catch-all's default backend answers instead), and removing the annotation gives them back."""
+    foo = {p.name for p in ing.pods("foo-")}
+    bar = {p.name for p in ing.pods("bar-")}
+    r = kubectl(ing, "annotate", "ingress", "web", "kubernetes.io/ingress.class=traefik")
+    assert r.stdout.strip() == "ingress.networking.k8s.io/web annotated", r.stdout
+    try:
+        until("foo.example left to the catch-all", lambda: curl(ing, "foo.example", "/").stdout in bar, timeout=30)
+        assert curl(ing, "foo.example", "/bar").stdout in bar
+    finally:
+        kubectl(ing, "annotate", "ingress", "web", "kubernetes.io/ingress.class-")
+    until("foo.example served by nginx again", lambda: curl(ing, "foo.example", "/").stdout in foo, timeout=30)
+    annotations = kubectl(ing, "get", "ingress", "web", "-o", "json").stdout
+    assert "kubernetes.io/ingress.class" not in annotations
+
+
 def test_missing_backend_answers_503_and_describe_says_why(ing):
     assert status(ing, "foo.example", "/missing")[0] == 503
     assert status(ing, "foo.example", "/wrongport")[0] == 503
