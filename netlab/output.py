@@ -290,7 +290,15 @@ def _external(svc: Service) -> str:
     return ",".join(ips) or "<none>"
 
 
-def service_table(cluster: Cluster, created: float | None, all_namespaces: bool, wide: bool,
+def _born(created, svc) -> float | None:
+    """A Service's creation time: `created` is the lab's, or by (namespace, name) with the lab's under None (a live
+    lab's Services are made when they are applied, not with the lab)."""
+    if isinstance(created, dict):
+        return created.get((svc.namespace, svc.name), created.get(None))
+    return created
+
+
+def service_table(cluster: Cluster, created, all_namespaces: bool, wide: bool,
                   namespace: str | None) -> str:
     headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)",
                                                             "AGE"]
@@ -302,14 +310,14 @@ def service_table(cluster: Cluster, created: float | None, all_namespaces: bool,
             continue
         cip = "None" if svc.headless else (str(svc.cluster_ip) if svc.cluster_ip else "<none>")
         row = ([svc.namespace] if all_namespaces else []) + [svc.name, svc.type, cip, _external(svc),
-                                                             _ports_text(svc), age(created)]
+                                                             _ports_text(svc), age(_born(created, svc))]
         if wide:
             row.append(",".join(f"{k}={v}" for k, v in (svc.spec.selector or {}).items()) or "<none>")
         rows.append(row)
     return table(headers, rows)
 
 
-def service_objects(cluster: Cluster, created: float | None) -> list[dict]:
+def service_objects(cluster: Cluster, created) -> list[dict]:
     out = []
     for svc in cluster.services:
         s = svc.spec
@@ -354,12 +362,12 @@ def service_objects(cluster: Cluster, created: float | None) -> list[dict]:
             status["loadBalancer"] = {"ingress": list(s.lb_ingress)}
         out.append({"apiVersion": "v1", "kind": "Service",
                     "metadata": {"name": s.name, "namespace": s.namespace, "labels": dict(s.labels),
-                                 "creationTimestamp": timestamp(created)},
+                                 "creationTimestamp": timestamp(_born(created, svc))},
                     "spec": spec, "status": status})
     return out
 
 
-def endpoints_objects(cluster: Cluster, created: float | None) -> list[dict]:
+def endpoints_objects(cluster: Cluster, created) -> list[dict]:
     out = []
     for svc in cluster.services:
         if svc.spec.selector is None or svc.type == "ExternalName":
@@ -381,12 +389,13 @@ def endpoints_objects(cluster: Cluster, created: float | None) -> list[dict]:
                 pd["name"] = port.name
             g["ports"].append(pd)
         out.append({"apiVersion": "v1", "kind": "Endpoints",
-                    "metadata": {"name": svc.name, "namespace": svc.namespace, "creationTimestamp": timestamp(created)},
+                    "metadata": {"name": svc.name, "namespace": svc.namespace,
+                                 "creationTimestamp": timestamp(_born(created, svc))},
                     "subsets": list(groups.values())})
     return out
 
 
-def endpoints_table(cluster: Cluster, created: float | None, all_namespaces: bool, namespace: str | None) -> str:
+def endpoints_table(cluster: Cluster, created, all_namespaces: bool, namespace: str | None) -> str:
     headers = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "ENDPOINTS", "AGE"]
     rows = []
     for svc in cluster.services:
@@ -398,5 +407,5 @@ def endpoints_table(cluster: Cluster, created: float | None, all_namespaces: boo
         for port in svc.ports:
             addrs += [f"{e.ip}:{e.port}" for e in svc.endpoints.get(port.name or "", []) if e.ready]
         text = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "") if addrs else "<none>"
-        rows.append(([svc.namespace] if all_namespaces else []) + [svc.name, text, age(created)])
+        rows.append(([svc.namespace] if all_namespaces else []) + [svc.name, text, age(_born(created, svc))])
     return table(headers, rows)

@@ -230,6 +230,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         return
     cluster.services = [s for s in cluster.services if (all_namespaces or s.namespace == namespace)
                         and (not names or s.name in names)]
+    created = _service_times(name, created)
     _missing(names, [s.name for s in cluster.services], kind[:-1])
     if kind == "services":
         if fmt in ("json", "yaml"):
@@ -279,6 +280,18 @@ def _elsewhere(lab: str, cluster, statuses: list) -> tuple[list, set[str]]:
             s = PodStatus(s.pod, phase, ready, s.total, restarts, parse_time((o.get("status") or {}).get("startTime")))
         out.append(s)
     return out, away
+
+
+def _service_times(lab: str, created: float | None) -> dict:
+    """When each of a live lab's Services was made (its stored creationTimestamp), the lab's time under None."""
+    from ..live import has_store, store_for
+    from ..store.meta import parse_time
+    times: dict = {None: created}
+    if has_store(lab):
+        for o in store_for(lab).list("Service"):
+            md = o["metadata"]
+            times[(md.get("namespace", "default"), md["name"])] = parse_time(md.get("creationTimestamp")) or created
+    return times
 
 
 def _with_store_view(lab: str, statuses: list, namespace: str, all_namespaces: bool, names, selector) -> list:
