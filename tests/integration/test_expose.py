@@ -1,0 +1,77 @@
+"""`netlab expose` on a real lab: the Service kubectl expose makes, programmed by the lab's proxy and named
+by its DNS, answered by the Deployment's pods: from a pod by name (getent + curl), and from the external
+host through the NodePort of each node (curl). Then an existing name is refused and nothing changes."""
+from __future__ import annotations
+
+import json
+import time
+
+from netlab.store.meta import parse_time
+
+from .conftest import kubectl, until
+
+SCENARIO = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+nodes: [{name: cp, role: control-plane}, {name: w1}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web, tier: front}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      tolerations: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]
+      containers:
+      - name: web
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+        args: [netexec, --http-port=8080]
+        ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [pause]}]
+"""
+
+
+def test_expose_a_deployment_as_a_nodeport_and_reach_it(lab):
+    lab.up(SCENARIO)
+    web = {p.name for p in lab.pods("web-")}
+    assert len(web) == 2
+    before = time.time()
+    r = kubectl(lab, "expose", "deploy/web", "--port", "80", "--target-port", "http", "--type", "NodePort")
+    assert r.stdout.strip() == "service/web exposed", r.stdout + r.stderr
+    svc = json.loads(kubectl(lab, "get", "svc", "web", "-o", "json").stdout)
+    # kubectl's Service: the Deployment's selector and labels, one port to the named containerPort
+    assert svc["spec"]["selector"] == {"app": "web"} and svc["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    [port] = svc["spec"]["ports"]
+    assert port["port"] == 80 and port["targetPort"] == "http" and 30000 <= port["nodePort"] <= 32767
+    assert parse_time(svc["metadata"]["creationTimestamp"]) >= int(before)   # made now, not with the lab
+    # from a pod, by the Service's DNS name
+    fqdn = "web.default.svc.cluster.local"
+    hosts = until("the Service's name resolves",
+                  lambda: lab.pod_exec("client", ["getent", "hosts", fqdn]).stdout.split(), timeout=30)
+    assert hosts[0] == svc["spec"]["clusterIP"]
+    curl = ["curl", "-sS", "--max-time", "3", "http://web/hostname"]
+    until("the Service answers the client", lambda: lab.pod_exec("client", curl).returncode == 0, timeout=30)
+    got = set()
+    for _ in range(20):
+        r = lab.pod_exec("client", curl)
+        assert r.returncode == 0, r.stderr
+        got.add(r.stdout.strip())
+    assert got == web, got
+    # from the external host, through the node port of every node
+    for node in lab.cluster.nodes:
+        url = f"http://{node.ip}:{port['nodePort']}/hostname"
+        r = until(f"{url} answers", lambda url=url: (lambda r: r if r.returncode == 0 else None)(
+            lab.ext_exec(["curl", "-sS", "--max-time", "3", url])), timeout=30)
+        assert r.stdout.strip() in web, (url, r.stdout)
+    # the name is taken now: kubectl's AlreadyExists, exit 1, the Service as it was
+    r = kubectl(lab, "expose", "deploy/web", "--port", "81", check=False)
+    assert r.returncode == 1 and 'services "web" already exists' in r.stderr
+    again = json.loads(kubectl(lab, "get", "svc", "web", "-o", "json").stdout)
+    assert again["spec"]["ports"] == svc["spec"]["ports"]

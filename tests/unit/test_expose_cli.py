@@ -1,0 +1,111 @@
+"""`netlab expose` without root: the Service kubectl expose makes (netlab/cli/expose.service_for, pure) and the CLI
+against a simulated cluster's store (tests/unit/test_kubectl_cli.py's World): kubectl's lines and exit codes, that
+the Service is written as apply writes one (checked, allocated, the loop asked for) and that refused input writes
+nothing."""
+from __future__ import annotations
+
+import pytest
+
+from netlab.cli.expose import service_for
+from netlab.cli.kubeutil import KubeError
+
+from .test_kubectl_cli import World, lines
+
+DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team",
+                                                                      "labels": {"app": "web"}},
+          "spec": {"selector": {"matchLabels": {"app": "web", "tier": "a"}},
+                   "template": {"spec": {"containers": [
+                       {"name": "c", "ports": [{"containerPort": 8080, "name": "http"}]},
+                       {"name": "d", "ports": [{"containerPort": 53, "protocol": "UDP"}]}]}}}}
+
+
+def test_the_objects_selector_labels_and_ports_are_taken():
+    svc = service_for(DEPLOY, "web", None, None, None, None, None, None)
+    assert svc["metadata"] == {"name": "web", "namespace": "team", "labels": {"app": "web"}}
+    assert svc["spec"] == {"selector": {"app": "web", "tier": "a"}, "ports": [
+        {"port": 8080, "targetPort": 8080, "protocol": "TCP", "name": "port-1"},
+        {"port": 53, "targetPort": 53, "protocol": "UDP", "name": "port-2"}]}
+
+
+def test_given_port_target_type_selector_and_external_ip():
+    svc = service_for(DEPLOY, "w2", 80, "http", None, "NodePort", "app=web", "192.0.2.7")
+    assert svc["spec"] == {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}],
+                           "type": "NodePort", "externalIPs": ["192.0.2.7"]}
+    # --target-port defaults to --port, a number is a number
+    assert service_for(DEPLOY, "w", 80, None, "UDP", None, None, None)["spec"]["ports"] == [
+        {"port": 80, "targetPort": 80, "protocol": "UDP"}]
+    assert service_for(DEPLOY, "w", 80, "9000", None, None, None, None)["spec"]["ports"][0]["targetPort"] == 9000
+
+
+def test_a_pod_is_selected_by_its_labels_and_a_service_by_its_selector():
+    pod = {"kind": "Pod", "metadata": {"name": "a", "labels": {"run": "a"}},
+           "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}}
+    assert service_for(pod, "a", None, None, None, None, None, None)["spec"] == {
+        "selector": {"run": "a"}, "ports": [{"port": 80, "targetPort": 80, "protocol": "TCP"}]}
+    svc = {"kind": "Service", "metadata": {"name": "s"},
+           "spec": {"selector": {"x": "1"}, "ports": [{"port": 80, "targetPort": "http"}]}}
+    assert service_for(svc, "s2", None, None, None, "NodePort", None, None)["spec"] == {
+        "selector": {"x": "1"}, "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}], "type": "NodePort"}
+
+
+@pytest.mark.parametrize("obj, kw, expected", [
+    (dict(DEPLOY, spec={"selector": {"matchExpressions": [{"key": "a", "operator": "Exists"}]}}), {},
+     "matchExpressions"),
+    ({"kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}},
+     {}, "couldn't retrieve selectors"),
+    ({"kind": "Pod", "metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"containers": [{"name": "c"}]}}, {},
+     "couldn't find port"),
+    (DEPLOY, {"selector": "app!=web"}, "expose takes KEY=VALUE"),
+    (DEPLOY, {"target_port": "80"}, "--target-port needs --port"),
+])
+def test_what_kubectl_expose_cannot_make(obj, kw, expected):
+    args = dict(port=None, target_port=None, protocol=None, svc_type=None, selector=None, external_ip=None)
+    args.update(kw)
+    with pytest.raises(KubeError, match=expected):
+        service_for(obj, "x", **args)
+
+
+WEB = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [netexec], ports: [{containerPort: 8080}]}
+"""
+
+
+@pytest.fixture
+def world(monkeypatch, tmp_path):
+    w = World(monkeypatch, tmp_path)
+    assert w.run("apply", "-f", w.file(WEB)).exit_code == 0
+    return w
+
+
+def test_expose_writes_an_allocated_service_and_refuses_a_taken_name(world):
+    world.ensured.clear()
+    r = world.run("expose", "deploy", "web", "--port", "80", "--type", "NodePort")
+    assert r.exit_code == 0 and lines(r) == ["service/web exposed"] and world.ensured == ["sim"]
+    svc = world.store.get("Service", "default", "web")
+    assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["clusterIP"]
+    assert 30000 <= svc["spec"]["ports"][0]["nodePort"] <= 32767
+    before = world.store.revision()
+    r = world.run("expose", "deploy/web", "--port", "81", settle=False)
+    assert r.exit_code == 1 and 'Error from server (AlreadyExists): services "web" already exists' in r.output
+    assert world.store.revision() == before
+
+
+def test_expose_refusals_write_nothing(world):
+    before = world.store.revision()
+    r = world.run("expose", "deploy/web", "--name", "w2", "--port", "80", "--target-port", "0", settle=False)
+    assert r.exit_code == 2 and "spec.ports[0].targetPort 0 is out of range" in r.output
+    r = world.run("expose", "deploy/nope", "--port", "80", settle=False)
+    assert r.exit_code == 1 and 'deployments.apps "nope" not found' in r.output
+    r = world.run("expose", "node", "n1", "--port", "80", settle=False)
+    assert r.exit_code == 1 and "cannot expose a Node" in r.output
+    r = world.run("expose", "deploy/web", "svc/x", settle=False)
+    assert r.exit_code == 1 and "expose takes one object" in r.output
+    assert world.store.revision() == before
