@@ -42,6 +42,7 @@ def test_expose_a_deployment_as_a_nodeport_and_reach_it(lab):
     lab.up(SCENARIO)
     web = {p.name for p in lab.pods("web-")}
     assert len(web) == 2
+    time.sleep(1.5)   # (so that a Service stamped with the lab's own time would be seen as older than `before`)
     before = time.time()
     r = kubectl(lab, "expose", "deploy/web", "--port", "80", "--target-port", "http", "--type", "NodePort")
     assert r.stdout.strip() == "service/web exposed", r.stdout + r.stderr
