@@ -56,37 +56,37 @@ def _targets(store, resources: list[str], namespace: str, all_namespaces: bool, 
                    o["metadata"]["name"]) for o in objs]
 
 
-@click.command()
-@click.argument("items", nargs=-1, required=True, metavar="TYPE NAME... KEY=VALUE... KEY-...")
-@click.option("--overwrite", is_flag=True, help="Change a label that already has another value (without it: an "
-                                                "error, nothing changed).")
-@namespace_option
-@click.option("-A", "--all-namespaces", is_flag=True, help="With --all or -l: objects of every namespace.")
-@click.option("--all", "select_all", is_flag=True, help="Every object of TYPE (in the namespace).")
-@click.option("-l", "--selector", help="The objects of TYPE with these labels (app=web,tier!=db).")
-@lab_option
-@kubectl_errors
-def label(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespaces: bool, select_all: bool,
-          selector: str | None, lab: str | None) -> None:
-    """Set (KEY=VALUE) or remove (KEY-) labels of objects, like kubectl label: label pod a team=blue,
-    label ns x ns=x, label pods --all tier-, label node n1 zone=a.
+def _options(what: str):
+    """The arguments and options label and annotate share (kubectl's), for a map of `what`s."""
+    def wrap(f):
+        for option in reversed([
+                click.argument("items", nargs=-1, required=True, metavar="TYPE NAME... KEY=VALUE... KEY-..."),
+                click.option("--overwrite", is_flag=True, help=f"Change {what} that already has another value "
+                                                               "(without it: an error, nothing changed)."),
+                namespace_option,
+                click.option("-A", "--all-namespaces", is_flag=True, help="With --all or -l: objects of every namespace."),
+                click.option("--all", "select_all", is_flag=True, help="Every object of TYPE (in the namespace)."),
+                click.option("-l", "--selector", help="The objects of TYPE with these labels (app=web,tier!=db)."),
+                lab_option, kubectl_errors]):
+            f = option(f)
+        return f
+    return wrap
 
-    \b
-    TYPE: pod (po), ns, node (no), svc, deploy and the lab's other kinds. A label that already has
-    another value is changed only with --overwrite ("error: 'K' already has a value (V), and
-    --overwrite is false", exit 1, nothing changed). Prints TYPE/NAME labeled, unlabeled or not
-    labeled. A bad key or value: one line, exit 2, nothing changed. The lab's control loop applies
-    what the labels select at once (Services' endpoints, NetworkPolicies); a pod keeps running (same
-    UID and IP): labels do not restart it.
-    """
+
+def _change(items: tuple[str, ...], field: str, verb: str, parse, decide, namespace: str, all_namespaces: bool,
+            select_all: bool, selector: str | None, lab: str | None) -> None:
+    """label's and annotate's work on metadata.`field`: the settings read (`parse`: exit 2 before anything is
+    read), every object named checked by `decide(obj, add, remove)` -> (the new map or None, the line's word,
+    warnings) before any is written, all written in one transaction, the loop asked for."""
     resources = [a for a in items if not labeling.is_setting(a)]
     settings = [a for a in items if labeling.is_setting(a)]
     if not settings:
-        raise KubeError("error: at least one label update is required; write KEY=VALUE or KEY-")
-    add, remove = labeling.parse(settings)          # exit 2 for bad input, before anything is read
+        raise KubeError(f"error: at least one {verb} update is required; write KEY=VALUE or KEY-")
+    add, remove = parse(settings)
     t = kubeutil.open_target(lab)
     store = t.store
-    kind, targets = _targets(store, resources, namespace, all_namespaces, select_all, selector)
+    command = "label" if field == "labels" else "annotate"
+    kind, targets = _targets(store, resources, namespace, all_namespaces, select_all, selector, verb=command)
     if not targets:   # --all or -l matched nothing
         click.echo("No resources found", err=True)
         return
@@ -95,15 +95,15 @@ def label(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespace
         writes = []
         for k, ns, name in targets:
             obj = _builtin_or_missing(store, k, ns, name)
-            warnings += [f'label "{key}" not found.' for key in labeling.missing_removals(obj, remove)]
-            labels, word = labeling.relabel(obj, add, remove, overwrite)
-            if labels is not None:
-                writes.append((obj, labels))
+            new_map, word, said = decide(obj, add, remove)
+            warnings += said
+            if new_map is not None:
+                writes.append((obj, new_map))
             lines.append(f"{SINGULAR[k]}/{name} {word}")
-        for obj, labels in writes:
-            new = dict(obj, metadata=dict(obj["metadata"], labels=labels))
-            if not labels:
-                new["metadata"].pop("labels")
+        for obj, new_map in writes:
+            new = dict(obj, metadata=dict(obj["metadata"], **{field: new_map}))
+            if not new_map:
+                new["metadata"].pop(field)
             if "resourceVersion" in obj["metadata"]:
                 store.update(new)
             else:
@@ -126,15 +126,28 @@ def _builtin_or_missing(store, k: str, ns: str | None, name: str) -> dict:
 
 
 @click.command()
-@click.argument("items", nargs=-1, required=True, metavar="TYPE NAME... KEY=VALUE... KEY-...")
-@click.option("--overwrite", is_flag=True, help="Change an annotation that already has another value (without it: "
-                                                "an error, nothing changed).")
-@namespace_option
-@click.option("-A", "--all-namespaces", is_flag=True, help="With --all or -l: objects of every namespace.")
-@click.option("--all", "select_all", is_flag=True, help="Every object of TYPE (in the namespace).")
-@click.option("-l", "--selector", help="The objects of TYPE with these labels (app=web,tier!=db).")
-@lab_option
-@kubectl_errors
+@_options("a label")
+def label(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespaces: bool, select_all: bool,
+          selector: str | None, lab: str | None) -> None:
+    """Set (KEY=VALUE) or remove (KEY-) labels of objects, like kubectl label: label pod a team=blue,
+    label ns x ns=x, label pods --all tier-, label node n1 zone=a.
+
+    \b
+    TYPE: pod (po), ns, node (no), svc, deploy and the lab's other kinds. A label that already has
+    another value is changed only with --overwrite ("error: 'K' already has a value (V), and
+    --overwrite is false", exit 1, nothing changed). Prints TYPE/NAME labeled, unlabeled or not
+    labeled. A bad key or value: one line, exit 2, nothing changed. The lab's control loop applies
+    what the labels select at once (Services' endpoints, NetworkPolicies); a pod keeps running (same
+    UID and IP): labels do not restart it.
+    """
+    def decide(obj, add, remove):
+        said = [f'label "{key}" not found.' for key in labeling.missing_removals(obj, remove)]
+        return (*labeling.relabel(obj, add, remove, overwrite), said)
+    _change(items, "labels", "label", labeling.parse, decide, namespace, all_namespaces, select_all, selector, lab)
+
+
+@click.command()
+@_options("an annotation")
 def annotate(items: tuple[str, ...], overwrite: bool, namespace: str, all_namespaces: bool, select_all: bool,
              selector: str | None, lab: str | None) -> None:
     """Set (KEY=VALUE) or remove (KEY-) annotations of objects, like kubectl annotate:
@@ -148,38 +161,10 @@ def annotate(items: tuple[str, ...], overwrite: bool, namespace: str, all_namesp
     kubernetes.io/change-cause, which `rollout history` shows for the Deployment's next revision. Prints
     TYPE/NAME annotated. A bad key, or annotations over 256 KiB: one line, exit 2, nothing changed.
     """
-    resources = [a for a in items if not labeling.is_setting(a)]
-    settings = [a for a in items if labeling.is_setting(a)]
-    if not settings:
-        raise KubeError("error: at least one annotation update is required; write KEY=VALUE or KEY-")
-    add, remove = labeling.parse_annotations(settings)   # exit 2 for bad input, before anything is read
-    t = kubeutil.open_target(lab)
-    store = t.store
-    kind, targets = _targets(store, resources, namespace, all_namespaces, select_all, selector, verb="annotate")
-    if not targets:
-        click.echo("No resources found", err=True)
-        return
-    lines = []
-    with store.transaction():   # every object checked before any is written: all or nothing
-        writes = []
-        for k, ns, name in targets:
-            obj = _builtin_or_missing(store, k, ns, name)
-            annotations = labeling.reannotate(obj, add, remove, overwrite)
-            if annotations is not None:
-                writes.append((obj, annotations))
-            lines.append(f"{SINGULAR[k]}/{name} annotated")   # kubectl says so whether or not anything changed
-        for obj, annotations in writes:
-            new = dict(obj, metadata=dict(obj["metadata"], annotations=annotations))
-            if not annotations:
-                new["metadata"].pop("annotations")
-            if "resourceVersion" in obj["metadata"]:
-                store.update(new)
-            else:
-                store.create(new)
-    if writes:
-        t.wrote()
-    for line in lines:
-        out(line)
+    def decide(obj, add, remove):   # kubectl says annotated whether or not anything changed
+        return labeling.reannotate(obj, add, remove, overwrite), "annotated", []
+    _change(items, "annotations", "annotation", labeling.parse_annotations, decide, namespace, all_namespaces,
+            select_all, selector, lab)
 
 
 COMMANDS = (label, annotate)

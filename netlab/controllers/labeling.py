@@ -42,32 +42,41 @@ def check_value(value: str, arg: str) -> None:
         raise SpecError(f"label {arg!r}", f"metadata.labels: invalid value {value!r}", VALUE_FIX)
 
 
-def parse(settings: list[str]) -> tuple[dict[str, str], list[str]]:
-    """(labels to set, keys to remove) of KEY=VALUE and KEY- arguments; SpecError (exit 2) for a
-    malformed one, an invalid key or value, or a key both set and removed."""
+def _pairs(settings: list[str], what: str, check_k, check_v=None) -> tuple[dict[str, str], list[str]]:
+    """(to set, keys to remove) of KEY=VALUE and KEY- arguments, each checked (`check_k`, `check_v`), as kubectl
+    reads them for `what` (label: a value has no '='; annotation: the value is everything after the first)."""
+    a = "an" if what[0] in "aeiou" else "a"
     add: dict[str, str] = {}
     remove: list[str] = []
     for arg in settings:
         if "=" in arg:
             key, value = arg.split("=", 1)
-            if "=" in value:
+            if what == "label" and "=" in value:
                 raise SpecError(f"label {arg!r}", "invalid label spec: more than one '='",
                                 "write KEY=VALUE (a value has no '=')")
-            check_key(key, arg)
-            check_value(value, arg)
+            check_k(key, arg)
+            if check_v is not None:
+                check_v(value, arg)
             add[key] = value
         elif arg.endswith("-"):
             key = arg[:-1]
-            check_key(key, arg)
+            check_k(key, arg)
             if key not in remove:
                 remove.append(key)
         else:
-            raise SpecError(f"label {arg!r}", "unknown label spec", "write KEY=VALUE to set a label or KEY- to remove it")
+            raise SpecError(f"{what} {arg!r}", "unknown label spec" if what == "label" else f"invalid {what} format",
+                            f"write KEY=VALUE to set {a} {what} or KEY- to remove it")
     both = [k for k in remove if k in add]
     if both:
-        raise SpecError(f"label {both[0]!r}", "can not both modify and remove a label in the same command",
+        raise SpecError(f"{what} {both[0]!r}", f"can not both modify and remove {a} {what} in the same command",
                         "give either KEY=VALUE or KEY-")
     return add, remove
+
+
+def parse(settings: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(labels to set, keys to remove) of KEY=VALUE and KEY- arguments; SpecError (exit 2) for a
+    malformed one, an invalid key or value, or a key both set and removed."""
+    return _pairs(settings, "label", check_key, check_value)
 
 
 def relabel(obj: dict, add: dict[str, str], remove: list[str], overwrite: bool) -> tuple[dict | None, str]:
@@ -113,26 +122,7 @@ def parse_annotations(settings: list[str]) -> tuple[dict[str, str], list[str]]:
     """(annotations to set, keys to remove) of KEY=VALUE and KEY- arguments, as kubectl annotate reads them
     (the value is everything after the first '=': it may hold '=' and spaces, or be empty); SpecError (exit 2)
     for a malformed one, an invalid key, or a key both set and removed."""
-    add: dict[str, str] = {}
-    remove: list[str] = []
-    for arg in settings:
-        if "=" in arg:
-            key, value = arg.split("=", 1)
-            check_annotation_key(key, arg)
-            add[key] = value
-        elif arg.endswith("-"):
-            key = arg[:-1]
-            check_annotation_key(key, arg)
-            if key not in remove:
-                remove.append(key)
-        else:
-            raise SpecError(f"annotation {arg!r}", "invalid annotation format",
-                            "write KEY=VALUE to set an annotation or KEY- to remove it")
-    both = [k for k in remove if k in add]
-    if both:
-        raise SpecError(f"annotation {both[0]!r}", "can not both modify and remove an annotation in the same command",
-                        "give either KEY=VALUE or KEY-")
-    return add, remove
+    return _pairs(settings, "annotation", check_annotation_key)
 
 
 def reannotate(obj: dict, add: dict[str, str], remove: list[str], overwrite: bool) -> dict | None:

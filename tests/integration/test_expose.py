@@ -8,34 +8,16 @@ import time
 
 from netlab.store.meta import parse_time
 
+from ..builders import cluster, container, deployment, pod, text
 from .conftest import kubectl, until
 
-SCENARIO = """apiVersion: netlab.dev/v1alpha1
-kind: Cluster
-nodes: [{name: cp, role: control-plane}, {name: w1}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, labels: {app: web, tier: front}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      tolerations: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]
-      containers:
-      - name: web
-        image: registry.k8s.io/e2e-test-images/agnhost:2.53
-        args: [netexec, --http-port=8080]
-        ports: [{containerPort: 8080, name: http}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  containers: [{name: c, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [pause]}]
-"""
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+SCENARIO = text(cluster(None, nodes=[{"name": "cp", "role": "control-plane"}, {"name": "w1"}]),
+                dict(deployment("web", 2, containers=[container("web", [(8080, "http")], image=AGNHOST,
+                                                                 args=["netexec", "--http-port=8080"])],
+                                tolerations=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]),
+                     metadata={"name": "web", "labels": {"app": "web", "tier": "front"}}),
+                pod("client", containers=[container("c", image=AGNHOST, args=["pause"])]))
 
 
 def test_expose_a_deployment_as_a_nodeport_and_reach_it(lab):

@@ -9,16 +9,8 @@ import pytest
 from netlab.controllers import labeling
 from netlab.errors import SpecError
 
-from .test_kubectl_cli import World, lines
-from .test_netpol_cli import POD
-
-
-@pytest.fixture
-def world(monkeypatch, tmp_path):
-    w = World(monkeypatch, tmp_path)
-    r = w.run("apply", "-f", w.file(POD % ("a", "a") + "---\n" + POD % ("b", "b")))
-    assert r.exit_code == 0, r.output
-    return w
+from .test_kubectl_cli import lines
+from .test_netpol_cli import POD, world  # noqa: F401 - the fixture: pods a and b in a simulated cluster
 
 
 APPLIED = "kubectl.kubernetes.io/last-applied-configuration"   # apply's own, on every object applied

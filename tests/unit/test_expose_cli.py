@@ -9,7 +9,7 @@ import pytest
 from netlab.cli.expose import service_for
 from netlab.cli.kubeutil import KubeError
 
-from .test_kubectl_cli import World, lines
+from .test_kubectl_cli import WEB, World, lines
 
 DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team",
                                                                       "labels": {"app": "web"}},
@@ -65,35 +65,22 @@ def test_what_kubectl_expose_cannot_make(obj, kw, expected):
         service_for(obj, "x", **args)
 
 
-WEB = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, labels: {app: web}}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - {name: web, image: registry.k8s.io/e2e-test-images/agnhost:2.53, args: [netexec], ports: [{containerPort: 8080}]}
-"""
-
-
 @pytest.fixture
 def world(monkeypatch, tmp_path):
     w = World(monkeypatch, tmp_path)
-    assert w.run("apply", "-f", w.file(WEB)).exit_code == 0
+    w.deploy()
     return w
 
 
 def test_expose_writes_an_allocated_service_and_refuses_a_taken_name(world):
     world.ensured.clear()
-    r = world.run("expose", "deploy", "web", "--port", "80", "--type", "NodePort")
-    assert r.exit_code == 0 and lines(r) == ["service/web exposed"] and world.ensured == ["sim"]
-    svc = world.store.get("Service", "default", "web")
+    r = world.run("expose", "deploy", "web", "--port", "80", "--type", "NodePort", "--name", "front")
+    assert r.exit_code == 0 and lines(r) == ["service/front exposed"] and world.ensured == ["sim"]
+    svc = world.store.get("Service", "default", "front")
     assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["clusterIP"]
     assert 30000 <= svc["spec"]["ports"][0]["nodePort"] <= 32767
     before = world.store.revision()
-    r = world.run("expose", "deploy/web", "--port", "81", settle=False)
+    r = world.run("expose", "deploy/web", "--port", "81", settle=False)   # WEB's own Service is named web
     assert r.exit_code == 1 and 'Error from server (AlreadyExists): services "web" already exists' in r.output
     assert world.store.revision() == before
 
