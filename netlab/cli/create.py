@@ -1,9 +1,20 @@
-"""`netlab create job NAME --from=cronjob/CJ`: a Job made now from a CronJob's jobTemplate, as kubectl
-create job --from does (annotation cronjob.kubernetes.io/instantiate: manual, owned by the CronJob).
-The lab's Job controller runs it."""
+"""`netlab create`: objects made from the command line, as kubectl create makes them.
+
+- `create job NAME --from=cronjob/CJ`: a Job made now from a CronJob's jobTemplate, as kubectl create job
+  --from does (annotation cronjob.kubernetes.io/instantiate: manual, owned by the CronJob). The lab's Job
+  controller runs it.
+- `create deployment NAME --image=IMAGE... [--replicas N] [--port P] [-- COMMAND ARGS...]`: kubectl's
+  Deployment (labels, selector and template labels app=NAME; a container per image, named after the image
+  without its registry, path, tag or digest, '_' made '-', a repeated name given a suffix; the port on the
+  first container; the command for every container), written as `apply` writes one (its checks and the
+  machine's room for its pods); an existing name is kubectl's AlreadyExists.
+"""
 from __future__ import annotations
 
 import click
+
+import json
+import secrets
 
 from ..store.meta import owner_reference
 from . import kubeutil
@@ -12,7 +23,7 @@ from .kubeutil import KubeError, get_obj, kubectl_errors, lab_option, namespace_
 
 @click.group()
 def create() -> None:
-    """Create an object: create job NAME --from=cronjob/CJ."""
+    """Create an object: create deployment NAME --image=IMAGE, create job NAME --from=cronjob/CJ."""
 
 
 @create.command("job")
@@ -44,3 +55,57 @@ def create_job(name: str, from_: str, namespace: str, lab: str | None) -> None:
         raise KubeError(f'error: failed to create job: jobs.batch "{name}" already exists') from None
     t.wrote()
     out(f"job.batch/{name} created")
+
+
+def container_name(image: str, taken: set[str]) -> str:
+    """kubectl create deployment's container name for `image`: its last path part without tag or digest, '_' as
+    '-', and a random suffix when another container of the pod has that name already."""
+    base = image.split("/")[-1].split("@")[0].split(":")[0].replace("_", "-")
+    name = base
+    while name in taken:
+        name = f"{base}-{secrets.token_hex(3)[:5]}"
+    return name
+
+
+def deployment_for(name: str, namespace: str, images: list[str], replicas: int, port: int | None,
+                   command: list[str]) -> dict:
+    """The Deployment kubectl create deployment makes (see the module's docstring)."""
+    labels = {"app": name}
+    containers, taken = [], set()
+    for image in images:
+        c: dict = {"name": container_name(image, taken), "image": image}
+        taken.add(c["name"])
+        if command:
+            c["command"] = list(command)
+        containers.append(c)
+    if port is not None:
+        containers[0]["ports"] = [{"containerPort": port}]
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
+                     "template": {"metadata": {"labels": dict(labels)}, "spec": {"containers": containers}}}}
+
+
+@create.command("deployment", context_settings={"ignore_unknown_options": False})
+@click.argument("name")
+@click.argument("command", nargs=-1)
+@click.option("--image", "images", multiple=True, required=True, metavar="IMAGE",
+              help="A container's image (again for more containers); netlab runs what it knows of the image.")
+@click.option("--replicas", type=click.IntRange(0), default=1, show_default=True, help="How many pods.")
+@click.option("--port", type=click.IntRange(1, 65535), help="The first container's containerPort.")
+@namespace_option
+@lab_option
+@kubectl_errors
+def create_deployment(name: str, command: tuple[str, ...], images: tuple[str, ...], replicas: int, port: int | None,
+                      namespace: str, lab: str | None) -> None:
+    """Make a Deployment, like kubectl create deployment NAME --image=IMAGE [--replicas N] [--port P]
+    [-- COMMAND ARGS...]: labels app=NAME, a container per image named after it. Prints
+    deployment.apps/NAME created; an existing Deployment of that name: kubectl's AlreadyExists, exit 1.
+    """
+    from ..live import manifests
+    t = kubeutil.open_target(lab)
+    if t.store.try_get("Deployment", namespace, name) is not None:
+        raise KubeError(f'Error from server (AlreadyExists): deployments.apps "{name}" already exists')
+    d = deployment_for(name, namespace, list(images), replicas, port, list(command))
+    manifests.apply_manifests(t, [(json.dumps(d), f"create deployment {name}")])
+    out(f"deployment.apps/{name} created")

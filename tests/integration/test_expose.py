@@ -58,3 +58,21 @@ def test_expose_a_deployment_as_a_nodeport_and_reach_it(lab):
     assert r.returncode == 1 and 'services "web" already exists' in r.stderr
     again = json.loads(kubectl(lab, "get", "svc", "web", "-o", "json").stdout)
     assert again["spec"]["ports"] == svc["spec"]["ports"]
+
+
+def test_create_deployment_and_expose_it_as_the_tutorials_do(lab):
+    """kubectl's first steps, as written: create deployment (nginx, 2 replicas, port 80), expose it as a
+    NodePort with the port taken from the template, curl a node's port from outside."""
+    lab.up(text(cluster(None, nodes=[{"name": "cp", "role": "control-plane"}, {"name": "w1"}])))
+    r = kubectl(lab, "create", "deployment", "nginx", "--image=nginx:1.25", "--replicas=2", "--port=80")
+    assert r.stdout.strip() == "deployment.apps/nginx created", r.stdout + r.stderr
+    kubectl(lab, "rollout", "status", "deployment/nginx", "--timeout=60s")
+    assert kubectl(lab, "expose", "deployment", "nginx", "--type=NodePort").stdout.strip() == "service/nginx exposed"
+    svc = json.loads(kubectl(lab, "get", "svc", "nginx", "-o", "json").stdout)
+    [port] = svc["spec"]["ports"]
+    assert port["port"] == 80 and port["targetPort"] == 80
+    ip = json.loads(kubectl(lab, "get", "nodes", "-o", "json").stdout)["items"][1]["status"]["addresses"][0]["address"]
+    url = f"http://{ip}:{port['nodePort']}/"
+    r = until(f"{url} answers", lambda: (lambda r: r if r.returncode == 0 else None)(
+        lab.ext_exec(["curl", "-sS", "--max-time", "3", url])), timeout=30)
+    assert "Welcome to nginx!" in r.stdout

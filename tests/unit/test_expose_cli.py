@@ -96,3 +96,37 @@ def test_expose_refusals_write_nothing(world):
     r = world.run("expose", "deploy/web", "svc/x", settle=False)
     assert r.exit_code == 1 and "expose takes one object" in r.output
     assert world.store.revision() == before
+
+
+# ------------------------------------------------------------------ create deployment (what expose is used with)
+
+def test_create_deployment_is_kubectls():
+    from netlab.cli.create import deployment_for
+    d = deployment_for("web", "team", ["registry.k8s.io/e2e-test-images/agnhost:2.53", "my_app@sha256:00",
+                                       "nginx", "other/nginx:1.25"], 3, 8080, ["sleep", "60"])
+    assert d["metadata"] == {"name": "web", "namespace": "team", "labels": {"app": "web"}}
+    assert d["spec"]["replicas"] == 3 and d["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert d["spec"]["template"]["metadata"] == {"labels": {"app": "web"}}
+    cs = d["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in cs[:3]] == ["agnhost", "my-app", "nginx"]
+    assert cs[3]["name"].startswith("nginx-") and len(cs[3]["name"]) == len("nginx-") + 5   # a repeated name
+    assert cs[0]["ports"] == [{"containerPort": 8080}] and all("ports" not in c for c in cs[1:])
+    assert all(c["command"] == ["sleep", "60"] for c in cs)
+
+
+def test_create_deployment_then_expose_it(world):
+    r = world.run("create", "deployment", "hello", "--image", "nginx:1.25", "--replicas", "2", "--port", "80")
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/hello created"], r.output
+    for _ in range(5):
+        world.sim.tick(1)
+    assert len([p for p in world.store.list("Pod") if p["metadata"]["labels"].get("app") == "hello"]) == 2
+    r = world.run("expose", "deployment", "hello", "--type", "NodePort")   # the port from the template
+    assert r.exit_code == 0 and lines(r) == ["service/hello exposed"]
+    svc = world.store.get("Service", "default", "hello")
+    assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 80
+    before = world.store.revision()
+    r = world.run("create", "deployment", "hello", "--image", "nginx", settle=False)
+    assert r.exit_code == 1 and 'deployments.apps "hello" already exists' in r.output
+    r = world.run("create", "deployment", "bad_name", "--image", "nginx", settle=False)
+    assert r.exit_code == 2 and "bad_name" in r.output
+    assert world.store.revision() == before
