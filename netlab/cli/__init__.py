@@ -2,10 +2,10 @@
 
 This package holds the click group and main(); the commands are in one module per verb group
 (lifecycle: up, down; get; exec: exec, debug, logs; probe; graph; trace; render: render, validate; kubectl: apply,
-delete, scale, set, wait, describe; expose; label, annotate; nodes: cordon, uncordon, drain; rollout; exercise) and
-the helpers they share in common and kubeutil (common is re-exported here). No module of this package imports the kernel layer
-(netlab.dataplane) or the renderers when it is imported, so `netlab --help` stays fast: a command imports them when
-it runs.
+delete, scale, set, wait, describe; expose; run; label, annotate; nodes: cordon, uncordon, drain; rollout; exercise)
+and the helpers they share in common and kubeutil (common is re-exported here). No module of this package imports
+the kernel layer (netlab.dataplane) or the renderers when it is imported, so `netlab --help` stays fast: a command
+imports them when it runs.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import click
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
 from . import (agent, create, exec, exercise, expose, get, graph, kubectl, label, lifecycle, node, nodes, probe, render,
-               rollout, trace)
+               rollout, run, trace)
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]
@@ -30,8 +30,8 @@ def cli() -> None:
 
 
 for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, probe.probe, exec.logs, render.render,
-                 render.validate, *kubectl.COMMANDS, *expose.COMMANDS, *label.COMMANDS, *nodes.COMMANDS, rollout.rollout,
-                 node.node, create.create, graph.graph, trace.trace, exercise.exercise, agent.agent):
+                 render.validate, *kubectl.COMMANDS, *expose.COMMANDS, *run.COMMANDS, *label.COMMANDS, *nodes.COMMANDS,
+                 rollout.rollout, node.node, create.create, graph.graph, trace.trace, exercise.exercise, agent.agent):
     cli.add_command(_command)
 
 

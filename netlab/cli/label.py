@@ -64,7 +64,8 @@ def _options(what: str):
                 click.option("--overwrite", is_flag=True, help=f"Change {what} that already has another value "
                                                                "(without it: an error, nothing changed)."),
                 namespace_option,
-                click.option("-A", "--all-namespaces", is_flag=True, help="With --all or -l: objects of every namespace."),
+                click.option("-A", "--all-namespaces", is_flag=True,
+                             help="With --all or -l: objects of every namespace."),
                 click.option("--all", "select_all", is_flag=True, help="Every object of TYPE (in the namespace)."),
                 click.option("-l", "--selector", help="The objects of TYPE with these labels (app=web,tier!=db)."),
                 lab_option, kubectl_errors]):

@@ -182,5 +182,6 @@ def missing_removals(obj: dict, remove: list[str]) -> list[str]:
     return [k for k in remove if k not in labels]
 
 
-__all__ = ["is_setting", "parse", "relabel", "parse_annotations", "reannotate", "check_annotation_key", "missing_removals", "check_key", "check_value", "builtin_namespace",
-           "namespace_view", "namespaces_view", "BUILTIN_NAMESPACES", "NAMESPACE_NAME_LABEL"]
+__all__ = ["is_setting", "parse", "relabel", "parse_annotations", "reannotate", "check_annotation_key",
+           "missing_removals", "check_key", "check_value", "builtin_namespace", "namespace_view", "namespaces_view",
+           "BUILTIN_NAMESPACES", "NAMESPACE_NAME_LABEL"]

@@ -9,7 +9,7 @@ import time
 from netlab.store.meta import parse_time
 
 from ..builders import cluster, container, deployment, pod, text
-from .conftest import kubectl, until
+from .conftest import kubectl, netlab_cli, until
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 SCENARIO = text(cluster(None, nodes=[{"name": "cp", "role": "control-plane"}, {"name": "w1"}]),
@@ -75,4 +75,14 @@ def test_create_deployment_and_expose_it_as_the_tutorials_do(lab):
     url = f"http://{ip}:{port['nodePort']}/"
     r = until(f"{url} answers", lambda: (lambda r: r if r.returncode == 0 else None)(
         lab.ext_exec(["curl", "-sS", "--max-time", "3", url])), timeout=30)
+    assert "Welcome to nginx!" in r.stdout
+    # kubectl run: a pod and its Service (--expose), reached by name from another pod run the same way
+    r = kubectl(lab, "run", "web1", "--image=nginx", "--port=80", "--expose")
+    assert r.stdout.split() == ["service/web1", "created", "pod/web1", "created"], r.stdout
+    netlab_cli("run", "client", "--image=busybox", "--restart=Never", "--lab", lab.name, "--", "sleep", "3600",
+               check=True)
+    kubectl(lab, "wait", "--for=condition=Ready", "pod/client", "pod/web1", "--timeout=60s")
+    r = until("web1 answers client by name", lambda: (lambda r: r if r.returncode == 0 else None)(
+        netlab_cli("exec", "client", "--lab", lab.name, "--", "curl", "-sS", "--max-time", "3", "http://web1/")),
+        timeout=30)
     assert "Welcome to nginx!" in r.stdout

@@ -51,7 +51,8 @@ def test_a_pod_is_selected_by_its_labels_and_a_service_by_its_selector():
 @pytest.mark.parametrize("obj, kw, expected", [
     (dict(DEPLOY, spec={"selector": {"matchExpressions": [{"key": "a", "operator": "Exists"}]}}), {},
      "matchExpressions"),
-    ({"kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}},
+    ({"kind": "Pod", "metadata": {"name": "a"},
+      "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}},
      {}, "couldn't retrieve selectors"),
     ({"kind": "Pod", "metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"containers": [{"name": "c"}]}}, {},
      "couldn't find port"),
@@ -129,4 +130,36 @@ def test_create_deployment_then_expose_it(world):
     assert r.exit_code == 1 and 'deployments.apps "hello" already exists' in r.output
     r = world.run("create", "deployment", "bad_name", "--image", "nginx", settle=False)
     assert r.exit_code == 2 and "bad_name" in r.output
+    assert world.store.revision() == before
+
+
+# ------------------------------------------------------------------ run (a pod, often exposed)
+
+def test_run_makes_kubectls_pod():
+    from netlab.cli.run import pod_for
+    p = pod_for("tmp", "team", "busybox", ["sleep", "60"], False, 8080, ["A=1", "B=x=y"], None, "Never")
+    assert p["metadata"] == {"name": "tmp", "namespace": "team", "labels": {"run": "tmp"}}
+    assert p["spec"] == {"restartPolicy": "Never", "containers": [
+        {"name": "tmp", "image": "busybox", "args": ["sleep", "60"], "ports": [{"containerPort": 8080}],
+         "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "x=y"}]}]}
+    q = pod_for("tmp", "default", "busybox", ["sleep", "60"], True, None, [], "a=1,b=2", "Always")
+    assert q["spec"]["containers"][0]["command"] == ["sleep", "60"] and q["metadata"]["labels"] == {"a": "1", "b": "2"}
+    with pytest.raises(KubeError, match="invalid env"):
+        pod_for("tmp", "default", "busybox", [], False, None, ["NOVALUE"], None, "Always")
+
+
+def test_run_with_expose_then_refusals(world):
+    world.ensured.clear()
+    r = world.run("run", "tmp", "--image=nginx", "--port=80", "--expose")
+    assert r.exit_code == 0 and lines(r) == ["service/tmp created", "pod/tmp created"], r.output
+    assert world.ensured == ["sim"]
+    assert world.store.get("Service", "default", "tmp")["spec"]["selector"] == {"run": "tmp"}
+    assert world.store.get("Pod", "default", "tmp")["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
+    before = world.store.revision()
+    for args, code, said in [(("tmp", "--image=nginx"), 1, 'pods "tmp" already exists'),
+                             (("x", "--image=nginx", "--expose"), 1, "--port must be set when exposing"),
+                             (("x", "-it", "--rm", "--image=busybox", "--", "sh"), 1, "netlab exec x -- CMD"),
+                             (("Bad", "--image=nginx"), 2, "Bad")]:
+        r = world.run("run", *args, settle=False)
+        assert r.exit_code == code and said in r.output, (args, r.output)
     assert world.store.revision() == before
