@@ -11,10 +11,9 @@
 """
 from __future__ import annotations
 
-import click
-
-import json
 import secrets
+
+import click
 
 from ..store.meta import owner_reference
 from . import kubeutil
@@ -102,10 +101,7 @@ def create_deployment(name: str, command: tuple[str, ...], images: tuple[str, ..
     [-- COMMAND ARGS...]: labels app=NAME, a container per image named after it. Prints
     deployment.apps/NAME created; an existing Deployment of that name: kubectl's AlreadyExists, exit 1.
     """
-    from ..live import manifests
     t = kubeutil.open_target(lab)
-    if t.store.try_get("Deployment", namespace, name) is not None:
-        raise KubeError(f'Error from server (AlreadyExists): deployments.apps "{name}" already exists')
-    d = deployment_for(name, namespace, list(images), replicas, port, list(command))
-    manifests.apply_manifests(t, [(json.dumps(d), f"create deployment {name}")])
+    kubeutil.create_new(t, [deployment_for(name, namespace, list(images), replicas, port, list(command))],
+                        f"create deployment {name}")
     out(f"deployment.apps/{name} created")

@@ -15,8 +15,6 @@ for a bad port or type; its ClusterIP and node ports allocated by the lab), and 
 """
 from __future__ import annotations
 
-import json
-
 import click
 
 from . import kubeutil
@@ -122,7 +120,6 @@ def expose(args: tuple[str, ...], port: int | None, target_port: str | None, pro
     existing Service of that name: kubectl's AlreadyExists, exit 1. A port or type the API server would
     refuse: one line, exit 2. Nothing is written either way.
     """
-    from ..live import manifests
     pairs = refs(args)
     if len(pairs) != 1:
         raise KubeError("error: expose takes one object: TYPE NAME or TYPE/NAME")
@@ -132,10 +129,7 @@ def expose(args: tuple[str, ...], port: int | None, target_port: str | None, pro
     t = kubeutil.open_target(lab)
     obj = get_obj(t.store, kind, namespace, name)
     svc = service_for(obj, svc_name or name, port, target_port, protocol, svc_type, selector, external_ip)
-    ns = svc["metadata"]["namespace"]
-    if t.store.try_get("Service", ns, svc["metadata"]["name"]) is not None:
-        raise KubeError(f'Error from server (AlreadyExists): services "{svc["metadata"]["name"]}" already exists')
-    manifests.apply_manifests(t, [(json.dumps(svc), f"expose {kind.lower()}/{name}")])
+    kubeutil.create_new(t, [svc], f"expose {kind.lower()}/{name}")
     out(f"service/{svc['metadata']['name']} exposed")
 
 

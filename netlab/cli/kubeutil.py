@@ -87,6 +87,20 @@ def not_found(kind: str, name: str) -> KubeError:
     return KubeError(f'Error from server (NotFound): {PLURAL.get(kind, kind.lower())} "{name}" not found')
 
 
+def create_new(target, objs: list[dict], source: str) -> None:
+    """kubectl create of objects made on the command line (`create deployment`, `expose`, `run`): kubectl's
+    AlreadyExists (exit 1) if a name is taken, else written as `apply` writes them (its checks and allocations;
+    nothing written if one is refused). `source` names them in an error."""
+    import json
+    from ..live import manifests
+    for o in objs:
+        kind, name = o["kind"], o["metadata"]["name"]
+        if target.store.try_get(kind, ns_of(kind, o["metadata"].get("namespace", "default")), name) is not None:
+            raise KubeError(f'Error from server (AlreadyExists): {PLURAL.get(kind, kind.lower())} "{name}" '
+                            "already exists")
+    manifests.apply_manifests(target, [("\n---\n".join(json.dumps(o) for o in objs), source)])
+
+
 def kind_of(word: str) -> str:
     kind = KINDS.get(word.lower())
     if kind is None:

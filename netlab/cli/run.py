@@ -7,8 +7,6 @@ Written as `apply` writes objects (the same checks); an existing name is kubectl
 it here (`netlab exec`, `netlab debug`)."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from . import kubeutil
@@ -74,23 +72,18 @@ def run(name: str, args: tuple[str, ...], image: str, port: int | None, env: tup
     first with --expose). kubectl's -i/-t/--rm are refused: run the pod, then `netlab exec NAME -- CMD`
     (or `netlab debug NAME`), then `netlab delete pod NAME`.
     """
-    from ..live import manifests
     if stdin or tty or rm:
         raise KubeError("error: netlab run does not attach a terminal or remove the pod afterwards (-i, -t, --rm); "
                         f"run it, then: netlab exec {name} -- CMD (or netlab debug {name}), netlab delete pod {name}")
     if expose and port is None:
         raise KubeError("error: --port must be set when exposing a service")
     t = kubeutil.open_target(lab)
-    if t.store.try_get("Pod", namespace, name) is not None:
-        raise KubeError(f'Error from server (AlreadyExists): pods "{name}" already exists')
     pod = pod_for(name, namespace, image, list(args), as_command, port, list(env), labels, restart)
     docs = [pod]
     if expose:
-        if t.store.try_get("Service", namespace, name) is not None:
-            raise KubeError(f'Error from server (AlreadyExists): services "{name}" already exists')
         from .expose import service_for
         docs.insert(0, service_for(pod, name, port, None, None, None, None, None))
-    manifests.apply_manifests(t, [("\n---\n".join(json.dumps(d) for d in docs), f"run {name}")])
+    kubeutil.create_new(t, docs, f"run {name}")
     if expose:
         out(f"service/{name} created")
     out(f"pod/{name} created")
