@@ -21,7 +21,7 @@ from netlab.controllers import (cronjob, daemonset, deployment, endpointslice, g
 from netlab.controllers.base import Action, Snapshot
 from netlab.controllers.nodelifecycle import K8S_GRACE, K8S_TOLERATION_SECONDS, NodeLifecycle, default_tolerations
 from netlab.store.api import AlreadyExists, Conflict, NotFoundError
-from netlab.store.events import record_event
+from netlab.store.events import record_events
 from netlab.store.meta import key_of
 
 
@@ -67,9 +67,11 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
 
 def apply_actions(store, actions: list[Action], now: float, admission=()) -> None:
     """Write `actions` in one transaction. Updates of an object this transaction already wrote
-    go on top of that write (a sync's own writes do not conflict with each other)."""
+    go on top of that write (a sync's own writes do not conflict with each other). The events are
+    recorded last, together (events.record_events), in the order the actions give them."""
     with store.transaction():
         written: set = set()
+        events = []
         for a in actions:
             k = key_of(a.obj)
             obj = a.obj
@@ -95,11 +97,13 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
                     pass
             elif a.verb == "event":
                 e = a.event
-                record_event(store, obj, e["type"], e["reason"], e["message"], e["component"], now, copy=False)
+                events.append((obj, e["type"], e["reason"], e["message"], e["component"]))
                 continue
             else:
                 raise ValueError(f"unknown action verb {a.verb!r}")
             written.add(k)
+        if events:
+            record_events(store, events, now)
 
 
 class Runner:

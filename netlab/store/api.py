@@ -366,6 +366,45 @@ class Store:
                 # the API server's generateName: another random suffix when the name is taken
                 md["name"] = _generated(md["generateName"])
 
+    def create_all(self, objs: list[dict]) -> list[bool]:
+        """create() of each of `objs` in one transaction, for a caller that writes thousands and drops the
+        copies (a pass's events): True for each one stored, False where its name was taken, by the store or by
+        one before it in `objs` (nothing written for it, where create raises AlreadyExists). The names are
+        looked up together and the new rows written together (`_taken`, `_put_all`): 30,000 creates one by
+        one spent about half their time in the per-call lock, lookup and statement. No generateName."""
+        now = fmt_time(self.clock())
+        with self.transaction():
+            keyed = []
+            for obj in objs:
+                obj = dict(obj)   # (the caller's object unchanged, as create leaves it)
+                md = obj["metadata"] = dict(obj.get("metadata") or {})
+                if not obj.get("kind") or not md.get("name"):
+                    raise Invalid("object needs kind and metadata.name")
+                md["uid"] = md.get("uid") or str(uuid.uuid4())
+                md["generation"] = 1
+                md["creationTimestamp"] = now
+                md.pop("deletionTimestamp", None)
+                md.pop("deletionGracePeriodSeconds", None)
+                k = key_of(obj)
+                if k[1]:
+                    md["namespace"] = k[1]
+                else:
+                    md.pop("namespace", None)
+                keyed.append((k, obj))
+            taken = self._taken([k for k, _ in keyed])
+            rows, stored = [], []
+            for k, obj in keyed:
+                if k in taken:
+                    stored.append(False)
+                    continue
+                taken.add(k)
+                self._rev += 1
+                obj["metadata"]["resourceVersion"] = str(self._rev)
+                rows.append((k, _dump(obj), self._rev))
+                stored.append(True)
+            self._put_all(rows, "ADDED")
+        return stored
+
     def update(self, obj: dict, *, copy: bool = True) -> dict | None:
         """Write metadata and spec (the stored status is kept). Removing the last finalizer of an
         object marked for deletion removes it. Returns the object as stored (`copy=False`: None)."""
@@ -485,6 +524,15 @@ class Store:
             return False
         self._put(k, raw, rev, "ADDED")
         return True
+
+    def _taken(self, keys: list) -> set:
+        """Which of `keys` name a stored object (a backend may look them up together)."""
+        return {k for k in keys if self._load(k) is not None}
+
+    def _put_all(self, rows: list[tuple], etype: str) -> None:
+        """_put of each (key, text, revision) of `rows` (a backend may write them together)."""
+        for k, raw, rev in rows:
+            self._put(k, raw, rev, etype)
 
     def _write(self, k, obj: dict, etype: str, copy: bool = True) -> dict | None:
         """Write `obj` at the next revision and hand it back as stored (`copy=False`: `obj` itself, not

@@ -100,14 +100,12 @@ def event_name(involved: dict, etype: str, reason: str, message: str, component:
     return f"{involved.get('name', '')}.{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
 
-def record_event(store, involved_obj: dict, etype: str, reason: str, message: str, component: str,
-                 now: float | None = None, copy: bool = True) -> dict | None:
-    """Create the event or bump the count of its repeat, as the recorder correlates it (see the module's
-    docstring); returns the stored Event, or None when the spam filter held it back (counted) or `copy`
-    is False (a caller that drops it)."""
+def _correlated(store, involved_obj: dict, etype: str, reason: str, message: str, component: str,
+                now: float) -> tuple[dict, int] | None:
+    """The event to write as the recorder correlates it (see the module's docstring), and how many occurrences
+    it counts; None when the spam filter holds it back (counted for the next one written)."""
     if etype not in (NORMAL, WARNING):
         raise ValueError(f"event type {etype!r}: use Normal or Warning")
-    now = store.clock() if now is None else now
     ref = involved_ref(involved_obj)
     ns = ref.get("namespace") or "default"
     corr = correlator(store)
@@ -120,26 +118,59 @@ def record_event(store, involved_obj: dict, etype: str, reason: str, message: st
         return None
     times = 1 + corr.held.pop(name, 0)
     ts = fmt_time(now)
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": ns},
+        "involvedObject": ref, "reason": reason, "message": message, "type": etype,
+        "source": {"component": component},
+        "firstTimestamp": ts, "lastTimestamp": ts, "count": times,
+        "reportingComponent": component,
+    }, times
+
+
+def _count_repeat(store, ev: dict, times: int, copy: bool = True) -> dict | None:
+    """A repeat of a stored event: its count and last time moved on (and its object's reference and message
+    taken, as the recorder's patch does)."""
+    md = ev["metadata"]
+    cur = store.get("Event", md["namespace"], md["name"])
+    cur["count"] = int(cur.get("count", 1)) + times
+    cur["lastTimestamp"] = ev["lastTimestamp"]
+    cur["involvedObject"] = ev["involvedObject"]
+    cur["message"] = ev["message"]
+    return store.update(cur, copy=copy)
+
+
+def record_event(store, involved_obj: dict, etype: str, reason: str, message: str, component: str,
+                 now: float | None = None, copy: bool = True) -> dict | None:
+    """Create the event or bump the count of its repeat, as the recorder correlates it (see the module's
+    docstring); returns the stored Event, or None when the spam filter held it back (counted) or `copy`
+    is False (a caller that drops it)."""
+    now = store.clock() if now is None else now
+    found = _correlated(store, involved_obj, etype, reason, message, component, now)
+    if found is None:
+        return None
+    ev, times = found
     with store.transaction():
         # most events are new: created at once (a create that finds the name taken writes nothing), and
         # a repeat, the create refused, counted on the stored one
         try:
-            return store.create({
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": name, "namespace": ns},
-                "involvedObject": ref, "reason": reason, "message": message, "type": etype,
-                "source": {"component": component},
-                "firstTimestamp": ts, "lastTimestamp": ts, "count": times,
-                "reportingComponent": component,
-            }, copy=copy)
+            return store.create(ev, copy=copy)
         except AlreadyExists:
             pass
-        cur = store.get("Event", ns, name)
-        cur["count"] = int(cur.get("count", 1)) + times
-        cur["lastTimestamp"] = ts
-        cur["involvedObject"] = ref
-        cur["message"] = message
-        return store.update(cur, copy=copy)
+        return _count_repeat(store, ev, times, copy)
+
+
+def record_events(store, events: list[tuple[dict, str, str, str, str]], now: float | None = None) -> None:
+    """record_event of each (involved object, type, reason, message, component) of `events`, in order, in one
+    transaction: the new ones created together (Store.create_all), the repeats counted one by one. A pass
+    of 10,000 new pods records 30,000 of the kubelet's events."""
+    now = store.clock() if now is None else now
+    found = [f for f in (_correlated(store, *e, now) for e in events) if f is not None]
+    with store.transaction():
+        stored = store.create_all([ev for ev, _ in found])
+        for (ev, times), new in zip(found, stored):
+            if not new:
+                _count_repeat(store, ev, times, copy=False)
 
 
 def events_for(store_or_list, obj: dict | None = None) -> list[dict]:

@@ -386,26 +386,28 @@ def test_control_loop_killed_mid_sync_resumes_without_duplicating_or_losing_pods
         sim.tick(1)
     sim.set_template("web", "v2")
     rng = random.Random(7)
-    real_put, real_insert, kills = sim.store._put, sim.store._insert, 0
+    real_put, real_insert, real_all, kills = sim.store._put, sim.store._insert, sim.store._put_all, 0
     for _ in range(60):
         budget = [rng.randint(1, 30)]
 
         def dying(real, budget=budget):
             def write(*a):
-                budget[0] -= 1
-                if budget[0] == 0:
+                before = budget[0]
+                budget[0] -= len(a[0]) if isinstance(a[0], list) else 1   # _put_all: a write per row
+                if before > 0 >= budget[0]:
                     raise Killed()
                 return real(*a)
             return write
 
-        sim.store._put, sim.store._insert = dying(real_put), dying(real_insert)   # (creates: _insert)
+        # (creates: _insert; the events of a sync, together: _put_all)
+        sim.store._put, sim.store._insert, sim.store._put_all = dying(real_put), dying(real_insert), dying(real_all)
         try:
             sim.tick(0.5)
         except Killed:
             kills += 1
             assert not sim.store._db.in_transaction
             sim.runner = Runner(sim.store, default_controllers())  # the restarted control loop
-        sim.store._put, sim.store._insert = real_put, real_insert
+        sim.store._put, sim.store._insert, sim.store._put_all = real_put, real_insert, real_all
         check_invariants(sim)  # at most 7 pods, at least 6 ready pods and endpoints, kill or not
         uids = {r["metadata"]["uid"] for r in sim.rss()}
         assert all(p["metadata"]["ownerReferences"][0]["uid"] in uids for p in sim.store.list("Pod"))

@@ -406,6 +406,63 @@ def test_events_are_correlated_as_client_go_does(store):
     assert correlator(store).buckets == {} and correlator(store).similar == {}
 
 
+def test_record_events_writes_what_record_event_writes_one_by_one(store):
+    """events.record_events (a pass's events in one transaction, the new ones created together) leaves the store
+    as record_event leaves it called for each in turn: the combined event, the spam filter's held-back count,
+    a repeat within the batch and a repeat of an event stored before."""
+    from netlab.store.events import record_events
+    one_by_one = MemoryStore(clock=store.test_clock)
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "default",
+                                                                      "uid": "rs"}}
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "default", "uid": f"u{i}"}}
+            for i in range(40)]
+    first = (pods[0], "Normal", "Pulled", "already present", "kubelet")
+    for s in (store, one_by_one):
+        record_event(s, *first)
+    store.test_clock.t += 5
+    events = ([(rs, "Normal", "SuccessfulCreate", f"Created pod: p{i}", "replicaset-controller") for i in range(40)]
+              + [(p, "Normal", "Scheduled", f"assigned to n{i % 3}", "default-scheduler") for i, p in enumerate(pods)]
+              + [first, (pods[1], "Warning", "BackOff", "again", "kubelet"), (pods[1], "Warning", "BackOff", "again",
+                                                                                  "kubelet")])
+    rev = store.revision()
+    record_events(store, events)
+    for e in events:
+        record_event(one_by_one, *e)
+
+    def seen(s):
+        return sorted((e["metadata"]["name"], e["message"], e["count"], e["firstTimestamp"], e["lastTimestamp"],
+                       e["involvedObject"]["uid"]) for e in s.list("Event"))
+    assert seen(store) == seen(one_by_one)
+    by_name = {e["metadata"]["name"]: e for e in store.list("Event")}
+    assert sorted(e["count"] for e in by_name.values() if e["reason"] in ("Pulled", "BackOff")) == [2, 2]
+    assert max(e["count"] for e in by_name.values() if e["reason"] == "SuccessfulCreate") == 16   # 25 at once
+    # its new events (all but the Pulled written before), then the repeats counted in their order: the combined
+    # event's 15 after its first, the Pulled written before and the BackOff written just now
+    kinds = [(w.type, w.object["reason"]) for w in store.watch(rev)]
+    assert kinds == ([("ADDED", "SuccessfulCreate")] * 10 + [("ADDED", "Scheduled")] * 40 + [("ADDED", "BackOff")]
+                     + [("MODIFIED", "SuccessfulCreate")] * 15 + [("MODIFIED", "Pulled"), ("MODIFIED", "BackOff")])
+
+
+def test_create_all_stores_the_free_names_together_as_create_does(store):
+    from netlab.store.api import Invalid
+    store.create(pod("a"))
+    rev = store.revision()
+    mine = [pod("a"), pod("b", labels={"x": "1"}), pod("c", ns="other"), pod("b")]
+    assert store.create_all(mine) == [False, True, True, False]
+    assert mine[1]["metadata"] == {"name": "b", "labels": {"x": "1"}}   # the caller's objects as they were
+    b, c = store.get("Pod", "default", "b"), store.get("Pod", "other", "c")
+    assert (b["metadata"]["resourceVersion"], c["metadata"]["resourceVersion"]) == (str(rev + 1), str(rev + 2))
+    assert b["metadata"]["generation"] == 1 and b["metadata"]["namespace"] == "default" and b["metadata"]["uid"]
+    assert b["metadata"]["creationTimestamp"] == fmt_time(store.test_clock.t) and b["metadata"]["labels"] == {"x": "1"}
+    assert [(w.type, w.object["metadata"]["name"]) for w in store.watch(rev)] == [("ADDED", "b"), ("ADDED", "c")]
+    assert store.kind_revisions(["Pod"]) == (rev + 2,)
+    # all or nothing: an object without a name refuses the batch
+    with pytest.raises(Invalid):
+        store.create_all([pod("d"), {"kind": "Pod", "metadata": {}}])
+    assert store.revision() == rev + 2 and store.try_get("Pod", "default", "d") is None
+    assert store.create_all([]) == []
+
+
 def test_time_and_selector_helpers():
     assert parse_time(fmt_time(1.5)) == 1.5
     assert parse_time("1970-01-01T00:00:10Z") == 10
