@@ -67,14 +67,31 @@ def default_controllers(node_grace: float = K8S_GRACE) -> list[Controller]:
 
 def apply_actions(store, actions: list[Action], now: float, admission=()) -> None:
     """Write `actions` in one transaction. Updates of an object this transaction already wrote
-    go on top of that write (a sync's own writes do not conflict with each other). The events are
-    recorded last, together (events.record_events), in the order the actions give them."""
+    go on top of that write (a sync's own writes do not conflict with each other). Consecutive status
+    writes of objects not written before go to the store together (Store.update_status_all), and the
+    events are recorded last, together (events.record_events), in the order the actions give them."""
     with store.transaction():
         written: set = set()
         events = []
+        statuses: dict = {}
+
+        def flush() -> None:
+            if statuses:
+                store.update_status_all(list(statuses.values()))
+                written.update(statuses)
+                statuses.clear()
+
         for a in actions:
             k = key_of(a.obj)
             obj = a.obj
+            if a.verb == "event":
+                e = a.event
+                events.append((obj, e["type"], e["reason"], e["message"], e["component"]))
+                continue
+            if a.verb == "update_status" and k not in written and k not in statuses:
+                statuses[k] = obj
+                continue
+            flush()
             if a.verb == "create":
                 if obj.get("kind") == "Pod":
                     for admit in admission:
@@ -95,13 +112,10 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
                     store.delete(*k, grace_seconds=grace, uid=obj["metadata"].get("uid"))
                 except NotFoundError:
                     pass
-            elif a.verb == "event":
-                e = a.event
-                events.append((obj, e["type"], e["reason"], e["message"], e["component"]))
-                continue
             else:
                 raise ValueError(f"unknown action verb {a.verb!r}")
             written.add(k)
+        flush()
         if events:
             record_events(store, events, now)
 

@@ -450,6 +450,37 @@ class Store:
             written = self._write(k, new, "MODIFIED", copy)
             return written if copy else None
 
+    def update_status_all(self, objs: list[dict]) -> None:
+        """update_status() of each of `objs` in order, in one transaction, for a caller that drops the copies
+        (a pass's pod statuses, by the thousand): the stored objects read together and the changed ones written
+        together (`_load_all`, `_put_all`). NotFoundError or Conflict as update_status raises them, and then
+        nothing is written."""
+        with self.transaction():
+            keys = [key_of(obj) for obj in objs]
+            raws = self._load_all(keys)
+            rows = []
+            for k, obj in zip(keys, objs):
+                raw = raws.get(k)
+                if raw is None:
+                    raise NotFoundError(f'{k[0]} "{k[2]}" not found' + (f' in namespace "{k[1]}"' if k[1] else ""))
+                cur = _parse(raw)
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                if rv and rv != cur["metadata"].get("resourceVersion"):
+                    raise Conflict(f"Operation cannot be fulfilled on {_ref(*k)}: the object has been modified; "
+                                   "please apply your changes to the latest version and try again")
+                new = dict(cur, metadata=dict(cur["metadata"]))
+                if "status" in obj:
+                    new["status"] = obj["status"]
+                else:
+                    new.pop("status", None)
+                if _dump(new) == raw:
+                    continue
+                self._rev += 1
+                new["metadata"]["resourceVersion"] = str(self._rev)
+                raws[k] = text = _dump(new)   # (an object twice in `objs`: its second write on its first)
+                rows.append((k, text, self._rev))
+            self._put_all(rows, "MODIFIED")
+
     def bind(self, obj: dict, *, copy: bool = True) -> dict | None:
         """A pod's binding (the API server's pods/binding): its spec.nodeName and its status (the scheduler's
         PodScheduled condition) in one write, on the stored pod. Conflict if the pod is already bound to a
@@ -528,6 +559,15 @@ class Store:
     def _taken(self, keys: list) -> set:
         """Which of `keys` name a stored object (a backend may look them up together)."""
         return {k for k in keys if self._load(k) is not None}
+
+    def _load_all(self, keys: list) -> dict:
+        """The stored text of each of `keys` that names a stored object (a backend may read them together)."""
+        out = {}
+        for k in keys:
+            raw = self._load(k)
+            if raw is not None:
+                out[k] = raw
+        return out
 
     def _put_all(self, rows: list[tuple], etype: str) -> None:
         """_put of each (key, text, revision) of `rows` (a backend may write them together)."""

@@ -150,20 +150,24 @@ class SQLiteStore(Store):
         self._log(k[0], raw, rev, "ADDED")
         return True
 
-    def _taken(self, keys):
+    def _grouped(self, keys, what: str):
         # one statement per kind and namespace and up to 500 names (SQLite's limit on a statement's variables
         # is 32,766 since 3.32, 999 before)
         groups: dict[tuple, list[str]] = {}
         for kind, ns, name in keys:
             groups.setdefault((kind, ns), []).append(name)
-        taken = set()
         for (kind, ns), names in groups.items():
             for i in range(0, len(names), 500):
                 part = names[i:i + 500]
-                rows = self._db.execute("SELECT name FROM objects WHERE kind=? AND namespace=? AND name IN "
-                                        f"({','.join('?' * len(part))})", (kind, ns, *part))
-                taken.update((kind, ns, name) for name, in rows)
-        return taken
+                for row in self._db.execute(f"SELECT {what} FROM objects WHERE kind=? AND namespace=? AND name IN "
+                                            f"({','.join('?' * len(part))})", (kind, ns, *part)):
+                    yield (kind, ns, row[0]), row
+
+    def _taken(self, keys):
+        return {k for k, _ in self._grouped(keys, "name")}
+
+    def _load_all(self, keys):
+        return {k: row[1] for k, row in self._grouped(keys, "name, data")}
 
     def _put_all(self, rows, etype):
         self._db.executemany("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?)",

@@ -463,6 +463,26 @@ def test_create_all_stores_the_free_names_together_as_create_does(store):
     assert store.create_all([]) == []
 
 
+def test_update_status_all_writes_what_update_status_writes_one_by_one(store):
+    a, b, c = (store.create(pod(n)) for n in "abc")
+    rev = store.revision()
+    store.update_status_all([dict(a, status={"phase": "Running"}), b,   # b: no change (no status, as stored)
+                             dict(c, status={"phase": "Failed"}), {"kind": "Pod", "metadata": {"name": "a"},
+                                                                   "status": {"phase": "Succeeded"}}])
+    assert [(w.type, w.object["metadata"]["name"], w.object["status"]) for w in store.watch(rev)] == [
+        ("MODIFIED", "a", {"phase": "Running"}), ("MODIFIED", "c", {"phase": "Failed"}),
+        ("MODIFIED", "a", {"phase": "Succeeded"})]   # a twice: the second on the first, as one by one
+    got = store.get("Pod", "default", "a")
+    assert got["status"] == {"phase": "Succeeded"} and got["spec"] == a["spec"] and got["metadata"]["generation"] == 1
+    assert got["metadata"]["resourceVersion"] == str(rev + 3) and store.revision() == rev + 3
+    # a stale resourceVersion or a missing object: refused as update_status refuses it, and nothing written
+    for bad, error in (([dict(b, status={"phase": "Running"}), dict(a, status={})], Conflict),
+                       ([dict(b, status={"phase": "Running"}), pod("zz")], NotFoundError)):
+        with pytest.raises(error):
+            store.update_status_all(bad)
+        assert store.revision() == rev + 3 and store.get("Pod", "default", "b").get("status") == b.get("status")
+
+
 def test_time_and_selector_helpers():
     assert parse_time(fmt_time(1.5)) == 1.5
     assert parse_time("1970-01-01T00:00:10Z") == 10
