@@ -440,11 +440,7 @@ class Store:
         k = key_of(obj)
         with self.transaction():
             cur, raw = self._current(k, obj)
-            new = dict(cur, metadata=dict(cur["metadata"]))   # (cur is this call's own parse: shared, not changed)
-            if "status" in obj:
-                new["status"] = obj["status"]   # (only read: written as JSON, handed back parsed)
-            else:
-                new.pop("status", None)
+            new = self._status_of(obj, cur)
             if _dump(new) == raw:
                 return cur if copy else None
             written = self._write(k, new, "MODIFIED", copy)
@@ -461,18 +457,7 @@ class Store:
             rows = []
             for k, obj in zip(keys, objs):
                 raw = raws.get(k)
-                if raw is None:
-                    raise NotFoundError(f'{k[0]} "{k[2]}" not found' + (f' in namespace "{k[1]}"' if k[1] else ""))
-                cur = _parse(raw)
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
-                if rv and rv != cur["metadata"].get("resourceVersion"):
-                    raise Conflict(f"Operation cannot be fulfilled on {_ref(*k)}: the object has been modified; "
-                                   "please apply your changes to the latest version and try again")
-                new = dict(cur, metadata=dict(cur["metadata"]))
-                if "status" in obj:
-                    new["status"] = obj["status"]
-                else:
-                    new.pop("status", None)
+                new = self._status_of(obj, self._checked(k, obj, raw))
                 if _dump(new) == raw:
                     continue
                 self._rev += 1
@@ -540,6 +525,12 @@ class Store:
         """The stored object `obj` updates, parsed, and its stored text; Conflict if `obj` names another
         resourceVersion."""
         raw = self._load(k)
+        return self._checked(k, obj, raw), raw
+
+    @staticmethod
+    def _checked(k, obj, raw: str | None) -> dict:
+        """The stored text `raw` of the object `obj` updates, parsed; NotFoundError if there is none, Conflict if
+        `obj` names another resourceVersion."""
         if raw is None:
             raise NotFoundError(f'{k[0]} "{k[2]}" not found' + (f' in namespace "{k[1]}"' if k[1] else ""))
         cur = _parse(raw)
@@ -547,7 +538,17 @@ class Store:
         if rv and rv != cur["metadata"].get("resourceVersion"):
             raise Conflict(f"Operation cannot be fulfilled on {_ref(*k)}: the object has been modified; "
                            "please apply your changes to the latest version and try again")
-        return cur, raw
+        return cur
+
+    @staticmethod
+    def _status_of(obj: dict, cur: dict) -> dict:
+        """The stored object `cur` with the status of `obj` (none if it has none), for update_status."""
+        new = dict(cur, metadata=dict(cur["metadata"]))   # (cur is the caller's own parse: shared, not changed)
+        if "status" in obj:
+            new["status"] = obj["status"]   # (only read: written as JSON, handed back parsed)
+        else:
+            new.pop("status", None)
+        return new
 
     def _insert(self, k, raw: str, rev: int) -> bool:
         """_put of a new object ("ADDED"); False (and nothing written) if `k` exists."""
