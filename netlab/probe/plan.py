@@ -172,22 +172,40 @@ def _service_expectation(svc: Service, port: ServicePort, node: str | None, exte
     return "reachable", {e.pod for e in eps}
 
 
+def _endpoints_answer(cluster: Cluster, svc: Service, port: ServicePort, memo: dict | None) -> bool:
+    """Whether every pod behind the Service port's endpoints (of those its selector picks) serves the target
+    port as the built-in server does, so that an answer names its pod. The same for every source: `memo`
+    keeps it for a plan's other sources (the default matrix asks once per pod and Service)."""
+    key = (svc.key, port.name, port.protocol)
+    if memo is not None and key in memo:
+        return memo[key]
+    eps = svc.endpoints.get(port.name or "", [])
+    answer = False
+    if eps:
+        names = {e.pod for e in eps}
+        selector = svc.spec.selector
+        behind = [p for p in cluster.pods if p.namespace == svc.namespace and p.name in names and selector
+                  and all(p.labels.get(k) == v for k, v in selector.items())]
+        answer = _builtin_serves(behind, eps[0].port, port.protocol)
+    if memo is not None:
+        memo[key] = answer
+    return answer
+
+
 def service_checks(cluster: Cluster, src: Source, svc: Service, ports: list[ServicePort], group: str,
                    count: int = 1, via: str = "cluster-ip", nodes: list[Node] | None = None,
-                   need_all: bool = False) -> list[Check]:
-    """Checks for a Service: via its ClusterIP, its NodePort on `nodes`, or its external/LB IPs."""
+                   need_all: bool = False, memo: dict | None = None) -> list[Check]:
+    """Checks for a Service: via its ClusterIP, its NodePort on `nodes`, or its external/LB IPs. `memo`: what
+    does not depend on the source, kept across the calls of one plan (`_endpoints_answer`)."""
     if not is_proxied(svc):
         return []
     checks = []
-    selected = [p for p in cluster.pods if p.namespace == svc.namespace and svc.spec.selector and
-                all(p.labels.get(k) == v for k, v in svc.spec.selector.items())]
     for port in ports:
         if port.protocol == "SCTP":
             continue
         eps = svc.endpoints.get(port.name or "", [])
         target_port = eps[0].port if eps else None
-        app = target_port is not None and _builtin_serves(
-            [p for p in selected if any(e.pod == p.name for e in eps)], target_port, port.protocol)
+        app = _endpoints_answer(cluster, svc, port, memo)
         pname = port.name or str(port.port)
         entries: list[tuple[str, int, str | None, bool, str]] = []
         # the policy model's view of each entry (policy.py): which nodes may make the DNAT, and whether
@@ -389,14 +407,15 @@ def default_matrix(cluster: Cluster) -> list[Check]:
     from ..dns.addon import SERVICES as ADDON_SERVICES
     services = [s for s in cluster.services if is_proxied(s) and s.cluster_ip is not None
                 and s.key not in ADDON_SERVICES]
+    memo: dict = {}
     for p in cluster.pods:
         for svc in services:
-            checks += service_checks(cluster, pod_source(p), svc, svc.ports, "pod -> service")
+            checks += service_checks(cluster, pod_source(p), svc, svc.ports, "pod -> service", memo=memo)
     ext = resolve_sources(cluster, "external")[0]
     for svc in services:
         if any(port.node_port for port in svc.ports):
             checks += service_checks(cluster, ext, svc, [p for p in svc.ports if p.node_port], "external -> nodeport",
-                                     via="nodeport")
+                                     via="nodeport", memo=memo)
     return checks
 
 
