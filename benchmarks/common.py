@@ -5,6 +5,7 @@ benchmarks and kept in its JSON (raw samples and their medians).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -137,6 +138,36 @@ def arp_stat() -> dict:
     col = {name: i for i, name in enumerate(head)}
     return {"entries": rows[0][col["entries"]] if rows else 0,
             "table_fulls": sum(r[col["table_fulls"]] for r in rows) if "table_fulls" in col else 0}
+
+
+NEIGH_LIMITS = {"net/ipv4/neigh/default/gc_thresh2": "32768", "net/ipv4/neigh/default/gc_thresh3": "65536"}
+
+
+@contextlib.contextmanager
+def neigh_limits(wanted: bool = True):
+    """For the block, the host's neighbour-table limits raised as `up`'s note advises (`--neigh-limits` of the
+    large benchmarks: shared by every namespace, the default 1024 drops probes of labs of a few thousand
+    addresses); the old values are put back afterwards, whatever happens. Nothing when not `wanted`."""
+    if not wanted:
+        yield
+        return
+    import signal
+    old = {}
+    for k in NEIGH_LIMITS:
+        with open(f"/proc/sys/{k}") as f:
+            old[k] = f.read().strip()
+    # a run ended by SIGTERM (kill, a CI's timeout) puts them back too: Python's default would end it at once
+    before = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        for k, v in NEIGH_LIMITS.items():
+            with open(f"/proc/sys/{k}", "w") as f:
+                f.write(v)
+        yield
+    finally:
+        for k, v in old.items():
+            with open(f"/proc/sys/{k}", "w") as f:
+                f.write(v)
+        signal.signal(signal.SIGTERM, before)
 
 
 def gc_thresh3() -> int:

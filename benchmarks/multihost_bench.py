@@ -3,7 +3,11 @@ same lab on one host, in one run (issue 18, Performance). Run as root (scripts/b
 in its private /run/netns).
 
     sudo .venv/bin/python benchmarks/multihost_bench.py [--pods-per-node 100] [--repeat 1] [--reach 5]
-                                                        [--json out.json]
+                                                        [--neigh-limits] [--json out.json]
+
+--neigh-limits (scripts/bench passes it): for the run, the host's neighbour-table limits raised as `up`'s note
+advises, and put back at the end (benchmarks/common.py neigh_limits): the default gc_thresh3 of 1024, shared
+by every namespace, is less than a 900-pod lab's addresses, and a full table drops the matrix's probes.
 
 The lab: 9 nodes (a control plane and 8 workers), a Deployment of 9 x --pods-per-node - 1 agnhost netexec
 pods behind a Service, and a client pod; on three hosts (3 nodes each, hostNetwork.store etcd: a member
@@ -141,11 +145,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--reach", type=int, default=5)
     ap.add_argument("--json")
+    ap.add_argument("--neigh-limits", action="store_true",
+                    help="for the run, raise the host's neighbour-table limits as `up`'s note advises "
+                         "(net.ipv4.neigh.default.gc_thresh2/3); the old values are put back at the end")
     args = ap.parse_args()
+    with common.neigh_limits(args.neigh_limits):
+        run_all(args)
+
+
+def run_all(args) -> None:
     replicas = 9 * args.pods_per_node - 1
     info = common.banner("multihost: 3 emulated hosts x 3 nodes (etcd member + agent per host) vs one host",
                          {"pods": replicas + 1, "nodes": 9, "repeat": args.repeat,
-                          "neigh_gc_thresh3": common.gc_thresh3()})
+                          "neigh_gc_thresh3": common.gc_thresh3(), "neigh_limits_raised": args.neigh_limits})
     rows: dict[str, list[dict]] = {"hosts": [], "one": []}
     reaches: list[float] = []
     tag = secrets.token_hex(2)

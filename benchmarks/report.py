@@ -309,9 +309,14 @@ def t_multihost(r: dict) -> list[str]:
                    f"{', '.join(str(row.get('neigh_table_fulls', '?')) for row in rows)} times |")
     out += ["", f"An etcd write (a Pod bound to a node on host a) until a pod on host b gets its HTTP answer: median "
             f"{s_(x['reach_median_s'])}, max {s_(x['reach_max_s'])} over {len(x['reach_samples_s'])} pods. "
-            f"The machine's neighbour table holds {r['info'].get('neigh_gc_thresh3', '?')} entries (gc_thresh3, shared "
-            "by every namespace and lab on it): probes it drops count as not as expected; raise it on the host for a "
-            "clean matrix at this size. `scripts/bench --only multihost`."]
+            + ("For this run the host's neighbour-table limits were raised as `up`'s note advises (`--neigh-limits`: "
+               "gc_thresh2 32768, gc_thresh3 65536, put back afterwards): the default 1024, shared by every namespace "
+               "and lab on the machine, is less than these labs' addresses, and a full table drops probes. "
+               if r["info"].get("neigh_limits_raised") else
+               f"The machine's neighbour table holds {r['info'].get('neigh_gc_thresh3', '?')} entries (gc_thresh3, "
+               "shared by every namespace and lab on it): probes it drops count as not as expected; raise it on the "
+               "host for a clean matrix at this size (`--neigh-limits`). ")
+            + "`scripts/bench --only multihost`."]
     return out
 
 

@@ -57,7 +57,7 @@ SUITE = {
             ["--repeat", "3", "--seconds", "2", "--rr", "500", "--net-repeat", "1"]),
     "scale": ("scale_bench.py", ["--nodes", "100", "--pods-per-node", "100", "--repeat", "3", "--neigh-limits"],
               ["--nodes", "20", "--pods-per-node", "50", "--repeat", "1"]),
-    "multihost": ("multihost_bench.py", ["--pods-per-node", "100", "--repeat", "1", "--reach", "5"],
+    "multihost": ("multihost_bench.py", ["--pods-per-node", "100", "--repeat", "1", "--reach", "5", "--neigh-limits"],
                   ["--pods-per-node", "10", "--repeat", "1", "--reach", "3"]),
 }
 

@@ -181,22 +181,8 @@ def main() -> None:
                     help="for the run, raise the host's neighbour-table limits as `up`'s note advises "
                          "(net.ipv4.neigh.default.gc_thresh2/3); the old values are put back at the end")
     args = ap.parse_args()
-    if args.neigh_limits:
-        keys = ("net/ipv4/neigh/default/gc_thresh2", "net/ipv4/neigh/default/gc_thresh3")
-        old = {}
-        for k in keys:
-            with open(f"/proc/sys/{k}") as f:
-                old[k] = f.read().strip()
-        try:
-            for k, v in zip(keys, ("32768", "65536")):
-                with open(f"/proc/sys/{k}", "w") as f:
-                    f.write(v)
-            return run_all(args)
-        finally:
-            for k, v in old.items():
-                with open(f"/proc/sys/{k}", "w") as f:
-                    f.write(v)
-    return run_all(args)
+    with common.neigh_limits(args.neigh_limits):
+        return run_all(args)
 
 
 def summarize(samples: dict[str, list[dict]], n: int, pods: int, pods_per_node: int, neigh_limits: bool,
