@@ -295,7 +295,8 @@ def test_a_host_cut_off_has_its_nodes_notready_and_its_pods_moved(lab):
     subprocess.run(["ip", "-n", names.host_netns(lab.name, "c"), "link", "set", "eth0", "down"], check=True)
     until("c1 and c2 NotReady, the others Ready (netlab get nodes)",
           lambda: node_status(lab) == {"a1": "Ready", "a2": "Ready", "b1": "Ready", "b2": "Ready",
-                                       "c1": "NotReady", "c2": "NotReady"}, timeout=90, every=1)
+                                       "c1": "NotReady", "c2": "NotReady"}, timeout=90, every=1,
+          detail=lambda: f"netlab get nodes said {node_status(lab)}")   # (what a failure saw, for the next one)
     kept = set(HOSTS["a"] + HOSTS["b"])
     until("five ready web pods on hosts a and b", lambda: len(ready_on(lab, "web-", kept)) == 5, timeout=90, every=1)
     taints = {t["key"] for t in store_for(lab.name).get("Node", None, "c1")["spec"].get("taints") or []}
