@@ -121,6 +121,26 @@ def _wide_ints_as_floats(x):
 _parse = orjson.loads   # a stored text, parsed (as json.loads; ValueError on a torn one)
 
 
+def _stamp_new(md: dict, created: str) -> None:
+    """A new object's metadata as the store sets it (create, create_all): its uid (kept if given), generation 1,
+    its creation time, and no deletion marks."""
+    md["uid"] = md.get("uid") or str(uuid.uuid4())
+    md["generation"] = 1
+    md["creationTimestamp"] = created
+    md.pop("deletionTimestamp", None)
+    md.pop("deletionGracePeriodSeconds", None)
+
+
+def _keyed(obj: dict) -> tuple[str, str, str]:
+    """The object's key, with its metadata.namespace as the key says (none for a cluster-scoped kind)."""
+    k = key_of(obj)
+    if k[1]:
+        obj["metadata"]["namespace"] = k[1]
+    else:
+        obj["metadata"].pop("namespace", None)
+    return k
+
+
 class _Transaction:
     """Store.transaction's context: the store's lock held throughout; the outermost one begins the
     backend's transaction and commits it (after compacting the history), or rolls it back if its block
@@ -347,17 +367,9 @@ class Store:
                 md["name"] = _generated(md["generateName"])
             if not obj.get("kind") or not md.get("name"):
                 raise Invalid("object needs kind and metadata.name (or metadata.generateName)")
-            md["uid"] = md.get("uid") or str(uuid.uuid4())
-            md["generation"] = 1
-            md["creationTimestamp"] = fmt_time(self.clock())
-            md.pop("deletionTimestamp", None)
-            md.pop("deletionGracePeriodSeconds", None)
+            _stamp_new(md, fmt_time(self.clock()))
             while True:
-                kind, ns, name = k = key_of(obj)
-                if ns:
-                    md["namespace"] = ns
-                else:
-                    md.pop("namespace", None)
+                kind, ns, name = k = _keyed(obj)
                 written = self._write(k, obj, "ADDED", copy)
                 if written is not None:
                     return written if copy else None
@@ -380,17 +392,8 @@ class Store:
                 md = obj["metadata"] = dict(obj.get("metadata") or {})
                 if not obj.get("kind") or not md.get("name"):
                     raise Invalid("object needs kind and metadata.name")
-                md["uid"] = md.get("uid") or str(uuid.uuid4())
-                md["generation"] = 1
-                md["creationTimestamp"] = now
-                md.pop("deletionTimestamp", None)
-                md.pop("deletionGracePeriodSeconds", None)
-                k = key_of(obj)
-                if k[1]:
-                    md["namespace"] = k[1]
-                else:
-                    md.pop("namespace", None)
-                keyed.append((k, obj))
+                _stamp_new(md, now)
+                keyed.append((_keyed(obj), obj))
             taken = self._taken([k for k, _ in keyed])
             rows, stored = [], []
             for k, obj in keyed:
