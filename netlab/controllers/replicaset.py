@@ -14,7 +14,11 @@ created in slow-start batches of 1, 2, 4, ... (``slow_start_batches``); status: 
 fullyLabeledReplicas, readyReplicas, availableReplicas (ready for minReadySeconds),
 observedGeneration. Events SuccessfulCreate "Created pod: NAME", SuccessfulDelete "Deleted pod: NAME".
 
-Simplifications: no adoption of orphan pods; no expectations cache (the snapshot is consistent and
+Pods are claimed as controller_utils' ControllerRefManager claims them, in one direction: a pod it owns whose
+labels no longer match its selector (`kubectl label pod P app-`, a patch) is released (its controller
+reference removed) and replaced, and runs on as an orphan.
+
+Simplifications: no adoption of orphan pods (a released pod labelled back stays an orphan); no expectations cache (the snapshot is consistent and
 the runner applies a sync in one transaction, so there is nothing in flight to wait for); since
 one sync is one transaction, a failed creation rolls back the whole batch instead of stopping it.
 """
@@ -28,7 +32,7 @@ import math
 from netlab.controllers import deployutil as du
 from netlab.controllers.base import (PHASE_ORDINAL, Action, Snapshot, clone, create, delete, event,
                                      generated_name, is_pod_active, is_pod_available, is_pod_ready, ready_since,
-                                     update_status)
+                                     update, update_status)
 from netlab.store.meta import (annotations_of, controller_ref, is_deleting, labels_of, matcher, owner_reference,
                                parse_time)
 
@@ -175,10 +179,35 @@ def related_pods(snap: Snapshot, rs: dict, owned: list[dict]) -> list[dict]:
     return out
 
 
+def released(rs: dict, owned: list[dict]) -> list[dict]:
+    """The pods `rs` owns whose labels its selector no longer matches (none while it is being deleted, as
+    Kubernetes claims no pods then), each without its controller reference to `rs`."""
+    if is_deleting(rs):
+        return []
+    wanted = matcher((rs.get("spec") or {}).get("selector") or {})
+    uid = rs["metadata"].get("uid")
+    out = []
+    for p in owned:
+        if not wanted(labels_of(p)):
+            new = clone(p)
+            refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            if refs:
+                new["metadata"]["ownerReferences"] = refs
+            else:
+                new["metadata"].pop("ownerReferences", None)
+            out.append(new)
+    return out
+
+
 def sync_replicaset(snap: Snapshot, rs: dict, now: float, taken: set, burst: int = BURST) -> list[Action]:
     owned = snap.owned_by("Pod", rs)
-    pods = [p for p in owned if is_pod_active(p)]
     actions: list[Action] = []
+    gone = released(rs, owned)
+    if gone:
+        actions += [update(p) for p in gone]
+        left = {p["metadata"]["name"] for p in gone}
+        owned = [p for p in owned if p["metadata"]["name"] not in left]
+    pods = [p for p in owned if is_pod_active(p)]
     if not is_deleting(rs):
         diff = len(pods) - du.replicas(rs)
         if diff < 0:

@@ -149,3 +149,30 @@ def test_doubled_up_counts_pods_of_sibling_replicasets():
     acts = rsc.decide(Snapshot([a, b, p1, p2, sib]), NOW)
     deleted = [x.obj["metadata"]["name"] for x in acts if x.verb == "delete"]
     assert "p2" in deleted and "p1" not in deleted  # (sib goes too: its ReplicaSet has 0 replicas)
+
+
+def test_a_pod_whose_labels_no_longer_match_is_released_and_replaced():
+    # (`kubectl label pod P app-` or a patch: the ReplicaSet lets it go, it runs on as an orphan, and another
+    # is made in its place)
+    acts = rsc.decide(Snapshot([rs(2), pod("keep"), pod("out", labels={"pod-template-hash": "abc"})]), NOW)
+    updates = [a.obj for a in acts if a.verb == "update"]
+    assert [p["metadata"]["name"] for p in updates] == ["out"]
+    assert "ownerReferences" not in updates[0]["metadata"]
+    assert len([a for a in acts if a.verb == "create"]) == 1
+    status = next(a.obj for a in acts if a.verb == "update_status")["status"]
+    assert status["replicas"] == 1   # the released pod no longer counts
+    # a ReplicaSet being deleted claims nothing (its pods go with it)
+    dying = rs(2)
+    dying["metadata"]["deletionTimestamp"] = fmt_time(NOW)
+    assert not [a for a in rsc.decide(Snapshot([dying, pod("out", labels={"x": "y"})]), NOW) if a.verb == "update"]
+    # through a store: the orphan keeps its other owner references, and the next sync is quiet about it
+    store = MemoryStore(clock=lambda: NOW)
+    store.create(rs(1))
+    other = {"kind": "Thing", "name": "t", "uid": "t-uid"}
+    p = pod("out", labels={"pod-template-hash": "abc"})
+    p["metadata"]["ownerReferences"].append(other)
+    store.create(p)
+    snap = Snapshot(store.list("ReplicaSet") + store.list("Pod"), store.revision())
+    apply_actions(store, rsc.decide(snap, NOW), NOW)
+    assert store.get("Pod", "default", "out")["metadata"]["ownerReferences"] == [other]
+    assert len(store.list("Pod")) == 2
