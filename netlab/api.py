@@ -397,6 +397,33 @@ class Lab:
             self._settle(wait)
         return [str(a).replace(" recreated", " configured") for a in applied]
 
+    def patch(self, kind: str, name: str, patch: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+              patch_type: str = "strategic", namespace: str = "default", wait: float | None = 60.0) -> str:
+        """Patch one object, as `netlab patch` (kubectl patch): `kind` as kubectl names it (Deployment,
+        deploy, svc ...), `patch` a strategic merge or JSON merge patch (a dict) or a JSON patch (a list of
+        operations, patch_type="json"). Returns kubectl's line (`deployment.apps/web patched`). Bad input:
+        SpecError, nothing written; then, as `apply`, a pass of the lab's reconcile and the rollouts waited for
+        (at most `wait` s; None: not at all)."""
+        from .dataplane import lab as labmod
+        from .kindnames import KINDS, SINGULAR
+        from .live import has_store, loop, manifests, store_for
+        from .store.meta import CLUSTER_SCOPED
+        labmod.require_root("read and change a lab's objects")
+        if self.name not in labmod.labs() or not has_store(self.name):
+            raise NotFound(f"lab '{self.name}' is not up; bring it up first (with Lab(...) as lab: ...)")
+        k = KINDS.get(kind.lower())
+        if k is None:
+            raise SpecError("kind", f"'{kind}' is not a kind netlab keeps", "use kubectl's names: deploy, svc, pod ...")
+        store = store_for(self.name)
+        live = store.try_get(k, None if k in CLUSTER_SCOPED else namespace, name)
+        if live is None:
+            raise NotFound(f"{SINGULAR[k]}/{name} is not in lab '{self.name}'")
+        target = manifests.Target(self.name, store, loop.ensure)
+        a = manifests.patch_object(target, live, patch, patch_type, f"patch of {SINGULAR[k]}/{name}")
+        if wait is not None:
+            self._settle(wait)
+        return f"{SINGULAR[k]}/{name} patched" + (" (no change)" if a.action == "unchanged" else "")
+
     def _settle(self, timeout: float) -> None:
         """A pass of the lab's reconcile now (what `up` runs: controllers, then the dataplane), then
         until every rollout is done and no pod terminates, or `timeout` s."""

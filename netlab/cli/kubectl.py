@@ -1,4 +1,4 @@
-"""kubectl's verbs on a live lab: apply, delete, scale, set image|env, wait, describe (rollout is in
+"""kubectl's verbs on a live lab: apply, delete, scale, set image|env, patch, edit, wait, describe (rollout is in
 rollout.py, cordon/uncordon/drain in nodes.py, get in get.py and getlive.py).
 
 Each verb reads and writes the lab's store (netlab/live, netlab/store) and leaves the rest to the
@@ -324,6 +324,142 @@ def set_env(items: tuple[str, ...], containers: str, namespace: str, lab: str | 
             out(f"deployment.apps/{d['metadata']['name']} env updated")
 
 
+# ------------------------------------------------------------------ patch
+
+@click.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("-p", "--patch", "patch_text", metavar="PATCH", help="The patch, JSON or YAML.")
+@click.option("--patch-file", type=click.File("r"), metavar="FILE", help="A file holding the patch (- : stdin).")
+@click.option("--type", "ptype", type=click.Choice(["strategic", "merge", "json"]), default="strategic",
+              show_default=True, help="strategic merge patch, JSON merge patch (RFC 7386) or JSON patch (RFC 6902).")
+@namespace_option
+@lab_option
+@kubectl_errors
+def patch(args: tuple[str, ...], patch_text: str | None, patch_file, ptype: str, namespace: str,
+          lab: str | None) -> None:
+    """Update fields of an object with a patch, like kubectl patch TYPE NAME -p PATCH:
+
+    \b
+      netlab patch svc web -p '{"spec": {"type": "NodePort"}}'
+      netlab patch deploy/web -p '{"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "x"}]}}}}'
+      netlab patch deploy web --type json -p '[{"op": "replace", "path": "/spec/replicas", "value": 3}]'
+
+    The patched object is checked as `apply` checks a manifest (the strict parser, the API server's
+    validation, the pods this machine holds): bad input is one line naming the field and the fix, exit 2,
+    nothing written. Its status, server-set metadata and a Pod's spec (which the API server keeps) cannot be
+    patched; a changed pod template starts a rollout. See netlab/controllers/patch.py for the patch types.
+    """
+    from ..errors import SpecError
+    from ..live import manifests
+    from ..spec.parse import load_document
+    from .common import warn_ignored
+    if (patch_text is None) == (patch_file is None):
+        raise click.UsageError("give the patch with -p PATCH or --patch-file FILE (one of them)")
+    source = "--patch-file " + patch_file.name if patch_file is not None else "--patch"
+    found = refs(args)
+    if len(found) != 1:
+        raise KubeError("error: netlab patches one object at a time; give one TYPE/NAME")
+    kind, name = found[0]
+    body = load_document(patch_file.read() if patch_file is not None else patch_text, source)
+    if body is None:
+        raise SpecError(source, "is empty", "give the fields to change, e.g. -p '{\"spec\": {\"replicas\": 3}}'")
+    t = kubeutil.open_target(lab)
+    live = _fetch(t, kind, namespace, name)
+    try:
+        a = manifests.patch_object(t, live, body, ptype, source, on_read=warn_ignored)
+    except manifests.Forbidden as e:
+        raise KubeError(str(e)) from None
+    out(f"{SINGULAR[kind]}/{name} patched" + (" (no change)" if a.action == "unchanged" else ""))
+
+
+# ------------------------------------------------------------------ edit
+
+EDIT_HEADER = """# Please edit the object below. Lines beginning with a '#' will be ignored, and an empty file
+# will abort the edit. What you change is applied to the object as it is when you save (a merge patch,
+# checked as `netlab apply` checks a file); if it is refused, netlab says why and keeps a copy.
+# (status is not shown: the controllers and kubelets write it)
+"""
+
+
+def _editor() -> list[str]:
+    import os
+    import shlex
+    import shutil
+    argv = shlex.split(os.environ.get("KUBE_EDITOR") or os.environ.get("EDITOR") or "vi")
+    if not argv or shutil.which(argv[0]) is None:
+        raise KubeError(f"error: no editor {argv[0] if argv else ''!r} found: set KUBE_EDITOR or EDITOR (sudo drops "
+                        "them: sudo EDITOR=nano netlab edit ...)")
+    return argv
+
+
+def _fetch(t, kind: str, namespace: str, name: str) -> dict:
+    """The stored object, or a built-in namespace the API server has whether or not the store does yet."""
+    from ..controllers import labeling
+    live = t.store.try_get(kind, ns_of(kind, namespace), name)
+    if live is None and kind == "Namespace" and name in labeling.BUILTIN_NAMESPACES:
+        live = labeling.builtin_namespace(name)
+    if live is None:
+        raise not_found(kind, name)
+    return live
+
+
+@click.command()
+@click.argument("args", nargs=-1, required=True)
+@namespace_option
+@lab_option
+@kubectl_errors
+def edit(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
+    """Edit an object in your editor, like kubectl edit TYPE NAME ($KUBE_EDITOR, else $EDITOR, else vi).
+
+    What you change is applied as `patch` applies a merge patch: checked as `apply` checks a file (one line
+    naming the field and the fix, exit 2, nothing written; your edited copy is kept and named), to the object
+    as it is when you save. Saving it unchanged, or empty, changes nothing."""
+    import os
+    import subprocess
+    import tempfile
+
+    from ..controllers.patch import merge_diff
+    from ..errors import SpecError
+    from ..live import manifests
+    from ..store.api import StoreError
+    from ..spec.parse import load_document
+    from .common import warn_ignored
+    found = refs(args)
+    if len(found) != 1:
+        raise KubeError("error: netlab edits one object at a time; give one TYPE/NAME")
+    kind, name = found[0]
+    t = kubeutil.open_target(lab)
+    shown = {k: v for k, v in _fetch(t, kind, namespace, name).items() if k != "status"}
+    argv = _editor()
+    with tempfile.NamedTemporaryFile("w", prefix=f"netlab-edit-{name}-", suffix=".yaml", delete=False) as f:
+        f.write(EDIT_HEADER + yaml_text(shown))
+        path = f.name
+    if subprocess.run([*argv, path]).returncode != 0:
+        raise KubeError(f"error: the editor ({argv[0]}) failed; your copy is {path}")
+    with open(path) as f:
+        text = "".join(line for line in f if not line.lstrip().startswith("#"))
+    edited = load_document(text, path) if text.strip() else None
+    if edited is None or edited == shown:
+        os.unlink(path)
+        out("Edit cancelled, no changes made.")
+        return
+    if not isinstance(edited, dict):
+        raise SpecError(path, "is not an object (a YAML map)", "edit the object's fields")
+    diff = merge_diff(shown, edited)
+    try:   # (a refused edit's line names `path`, the copy kept of the changes)
+        a = manifests.patch_object(t, _fetch(t, kind, namespace, name), diff, "merge", path, on_read=warn_ignored)
+    except (manifests.Forbidden, StoreError) as e:
+        prefix = f"Error from server ({e.reason}): " if isinstance(e, StoreError) else ""
+        raise KubeError(f"{prefix}{e}; your changes are kept in {path}") from None
+    os.unlink(path)
+    out(f"{SINGULAR[kind]}/{name} edited" + (" (no change)" if a.action == "unchanged" else ""))
+
+
+def yaml_text(obj: dict) -> str:
+    import yaml
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
 # ------------------------------------------------------------------ wait
 
 @click.command()
@@ -411,6 +547,6 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     out("\n\n\n".join(shown))
 
 
-COMMANDS = (apply, delete, scale, set_, wait, describe)
+COMMANDS = (apply, delete, scale, set_, patch, edit, wait, describe)
 
 __all__ = ["COMMANDS", "read_manifests", "set_env_of", "pod_grace"]

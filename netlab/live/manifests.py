@@ -1,11 +1,24 @@
 """Manifests applied to a live lab, as `kubectl apply -f` does: read by the same strict parser as `up`,
-checked against the lab, written to its store (the lab's control loop does the rest). Shared by
-`netlab apply` / `netlab delete -f` (netlab/cli/kubectl.py) and netlab.Lab.apply (netlab/api.py).
+checked against the lab, written to its store (the lab's control loop does the rest); and an object
+patched, as `kubectl patch` does (`patch_object`: the patched object checked the same way). Shared by
+`netlab apply` / `netlab delete -f` / `netlab patch` (netlab/cli/kubectl.py) and netlab.Lab.apply / patch
+(netlab/api.py).
 No root needed here: the store is what `Target` gives (tests give a store of their own)."""
 from __future__ import annotations
 
-from ..errors import SpecError
+from ..errors import NetlabError, SpecError
 from ..store.meta import key_of
+
+# metadata the API server or the controllers set: a patch that changes it is refused (resourceVersion is a
+# precondition instead, as the API server takes it)
+SERVER_META = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds",
+               "ownerReferences", "finalizers", "generateName")
+
+
+class Forbidden(NetlabError):
+    """The API server refuses the change itself (a Pod's spec): kubectl's line, exit 1."""
+
+    exit_code = 1
 
 
 class Target:
@@ -207,3 +220,85 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
                             allocate=target.service_allocator(sc.networking))
     target.wrote()
     return applied
+
+
+def _drop_type_dependent(new: dict, live: dict) -> None:
+    """A Service patched from NodePort or LoadBalancer to ClusterIP loses the node ports it had, as the API
+    server drops them (they were allocated for the old type) unless the patch itself changed them."""
+    old_type = (live.get("spec") or {}).get("type", "ClusterIP")
+    spec = new.get("spec") or {}
+    if old_type not in ("NodePort", "LoadBalancer") or spec.get("type", "ClusterIP") != "ClusterIP":
+        return
+
+    def key(p: dict) -> tuple:
+        return p.get("port"), p.get("protocol", "TCP")
+    had = {key(p): p.get("nodePort") for p in (live.get("spec") or {}).get("ports") or []}
+    for port in spec.get("ports") or []:
+        if port.get("nodePort") is not None and had.get(key(port)) == port["nodePort"]:
+            del port["nodePort"]
+    if spec.get("healthCheckNodePort") == (live.get("spec") or {}).get("healthCheckNodePort"):
+        spec.pop("healthCheckNodePort", None)
+
+
+def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_read=None):
+    """`kubectl patch` of `live` (an object of the lab's store) with `body` (the patch as read from `source`:
+    controllers/patch.py's types): the patched object is checked as `apply` checks a manifest (the strict
+    parser, the API server's validation, references, the pods this machine holds) and written whole, its last
+    applied configuration kept (live.objects.apply_objects' `whole`). Returns live.objects.Applied
+    (configured or unchanged). Bad input raises SpecError, a stale resourceVersion store.api.Conflict, a Pod
+    spec change Forbidden, all before anything is written. `on_read(scenario)` gets the patched object's
+    scenario, with only what the patch adds that netlab ignores."""
+    import yaml
+
+    from ..controllers.patch import PatchError, apply_patch
+    from ..store.api import Conflict
+    from .objects import apply_objects, manifest, with_defaults
+
+    def text(obj: dict) -> str:
+        return yaml.safe_dump(obj, sort_keys=False)
+    kind, _, name = key_of(live)
+    what = f"{kind} {key_of(live)[1] or ''}/{name}".replace(" /", " ")
+    if kind == "Node":
+        raise SpecError(source, f"{what}: a node changes through `up` (its Cluster document), not a patch",
+                        f"use netlab cordon/uncordon {name} or netlab label node {name} KEY=VALUE")
+    try:
+        patched = apply_patch({k: v for k, v in live.items() if k != "status"}, body, ptype)
+    except PatchError as e:
+        raise SpecError(source, str(e), "fix the patch") from None
+    if "status" in patched:
+        raise SpecError(source, f"changes {what}'s status, which its controllers and kubelets write",
+                        "patch its spec or metadata (netlab has no --subresource=status)")
+    md, old = patched.get("metadata") or {}, live["metadata"]
+    if patched.get("kind") != kind or md.get("name") != name or md.get("namespace") != old.get("namespace"):
+        raise SpecError(source, f"changes the kind, name or namespace of {what}", "patch its other fields")
+    for k in SERVER_META:
+        if md.get(k) != old.get(k):
+            raise SpecError(source, f"changes metadata.{k} of {what}, which netlab's API server and controllers "
+                            "set", "leave it out of the patch")
+    if md.get("resourceVersion") != old.get("resourceVersion"):
+        from ..kindnames import PLURAL
+        raise Conflict(f'Operation cannot be fulfilled on {PLURAL.get(kind, kind.lower())} "{name}": the object has '
+                       "been modified; please apply your changes to the latest version and try again")
+    new = manifest(patched)
+    if kind == "Service":
+        _drop_type_dependent(new, live)
+    if kind == "Pod" and with_defaults(new).get("spec") != live.get("spec"):
+        raise Forbidden(f'The Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other '
+                        "than the pod's labels and annotations in netlab (delete it and create it again, or "
+                        "patch the Deployment that owns it)")
+    objs, sc = read_manifests([(text(new), source)], target, "patch")
+    from ..spec.podparts import check_references, stored_sources
+    check_references(objs, stored_sources(target.store))
+    if kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+        check_room(target, [(what, "spec.replicas", pods_added(target.store, new), stored_template(new, what))])
+    if on_read is not None:
+        # what the patch adds that netlab ignores (what the object had was reported when it was written)
+        try:
+            had = set(read_manifests([(text(manifest(live)), source)], target, "patch")[1].ignored)
+        except SpecError:
+            had = set()
+        sc.ignored = [i for i in sc.ignored if i not in had]
+        on_read(sc)
+    applied = apply_objects(target.store, objs, allocate=target.service_allocator(sc.networking), whole=True)
+    target.wrote()
+    return applied[0]

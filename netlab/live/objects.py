@@ -233,7 +233,7 @@ def _comparable(obj: dict) -> dict:
 
 
 def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE, selector: str | None = None,
-                  graceful_pods: bool = False, allocate=None) -> list[Applied]:
+                  graceful_pods: bool = False, allocate=None, whole: bool = False) -> list[Applied]:
     """Write `objects` (manifests) to `store` in one transaction; see the module's docstring. A bare
     Pod whose spec changed is deleted and created again (the API server refuses most pod updates;
     `up` has always made such a pod anew). `prune`: delete what an earlier apply made (and no controller
@@ -241,7 +241,9 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
     with their terminationGracePeriodSeconds when `graceful_pods` (`apply --prune`), at once otherwise.
     `allocate` (model.svcalloc.allocate with the lab's networking and hints bound): a Service is written with
     its ClusterIP and node ports, as the API server allocates them (None: as given, for a store without a
-    lab's networking: tests')."""
+    lab's networking: tests'). `whole` (`patch`): each object that exists is replaced by the one given (its
+    labels, annotations and every other field), not merged with it, and its last applied configuration stays
+    as it was (kubectl patch leaves it to the next apply)."""
     out: list[Applied] = []
     services: dict | None = None   # the store's Services as this transaction leaves them, once one is written
 
@@ -267,16 +269,28 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
                 live = None
             if live is None:
                 new = allocated(with_defaults(given), given, None)
-                new["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
+                if not whole:
+                    new["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
                 store.create(new)
                 out.append(Applied(kind, ns, name, "created"))
                 continue
             last_text = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED)
-            last = json.loads(last_text) if last_text else {}
-            merged = merge({k: live.get(k) for k in ("apiVersion", "kind", "metadata", "spec") if k in live},
-                           last, given)
-            merged = allocated(with_defaults(merged), given, live)
-            merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
+            if whole:
+                merged = copy.deepcopy(given)
+                annotations = dict(given["metadata"].get("annotations") or {})
+                if last_text:
+                    annotations[LAST_APPLIED] = last_text
+                merged["metadata"] = {k: v for k, v in live["metadata"].items() if k not in ("labels", "annotations")}
+                for k, v in (("labels", given["metadata"].get("labels")), ("annotations", annotations)):
+                    if v:
+                        merged["metadata"][k] = v
+                merged = allocated(with_defaults(merged), given, live)
+            else:
+                last = json.loads(last_text) if last_text else {}
+                merged = merge({k: live.get(k) for k in ("apiVersion", "kind", "metadata", "spec") if k in live},
+                               last, given)
+                merged = allocated(with_defaults(merged), given, live)
+                merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
             merged.pop("status", None)
             if _comparable(merged) == _comparable(live):
                 out.append(Applied(kind, ns, name, "unchanged"))

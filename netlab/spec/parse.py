@@ -69,6 +69,17 @@ def load_texts(inputs: list[tuple[str, str]], source: str | None = None,
     return parse_documents(docs, source or inputs[0][1], dups, origins, limits)
 
 
+def load_document(text: str, source: str) -> Any:
+    """One YAML (or JSON) document read as strictly as a scenario's (duplicate keys, depth and size refused,
+    one line naming `source`): `patch -p`'s patch. An empty text is None."""
+    found, duplicates = _yaml_documents(text, source)
+    for path, line, first in duplicates.get(0, []):
+        raise SpecError(source, f"duplicate key {path} at line {line} (first at line {first})", "remove one of them")
+    if len(found) > 1:
+        raise SpecError(source, f"holds {len(found)} documents", "give one patch")
+    return found[0] if found else None
+
+
 def _where(doc: Any, i: int, origins: list[tuple[str, int]] | None) -> str:
     """How errors name document `i` (of all inputs): `_describe`, after its file when there are several."""
     if origins is None:

@@ -189,6 +189,23 @@ def test_a_bad_manifest_is_one_line_naming_the_field_and_nothing_is_written(api_
         api_lab.get("gadgets")
 
 
+def test_patch_a_service_to_a_node_port_and_a_deployments_replicas(api_lab):
+    assert api_lab.patch("svc", "web", {"spec": {"type": "NodePort"}}) == "service/web patched"
+    svc = next(s for s in api_lab.get("services") if s.name == "web")
+    port = svc.ports[0].node_port
+    assert 30000 <= port <= 32767
+    node = api_lab.cluster.nodes[0]
+    got = api_lab.exec("client", ["curl", "-sS", "--max-time", "5", f"http://{node.ip}:{port}/hostname"])
+    assert got.stdout in {p.name for p in api_lab.get("pods") if p.labels.get("app") == "web"}, got.stderr
+    assert api_lab.patch("Deployment", "web", [{"op": "replace", "path": "/spec/replicas", "value": 3}],
+                         patch_type="json") == "deployment.apps/web patched"
+    assert len([p for p in api_lab.get("pods") if p.labels.get("app") == "web" and p.ready]) == 3
+    with pytest.raises(SpecError, match="unknown field spec.replica"):
+        api_lab.patch("deploy", "web", {"spec": {"replica": 1}})
+    with pytest.raises(NotFound):
+        api_lab.patch("deploy", "nope", {})
+
+
 def test_a_bad_scenario_is_refused_before_anything_is_made():
     with pytest.raises(SpecError) as e:
         netlab.Lab.from_objects([CLUSTER, dict(CLIENT, metadata={"name": "Bad_Name"})], _name())

@@ -247,3 +247,114 @@ def test_delete_f_of_a_file_with_a_namespace_and_its_objects(lab, tmp_path):
     until("the shop pods' network namespaces are gone", lambda: not shop_netns())
     r = kubectl(lab, "delete", "-f", str(f), check=False)   # nothing left: NotFound, as kubectl says it
     assert r.returncode == 1 and 'namespaces "shop" not found' in r.stderr, r
+
+
+def node_answers(lab, from_node: str, url: str) -> str | None:
+    """The body of one request from a node (curl), or None when nothing answered within 3 s."""
+    r = netlab_cli("exec", "--node", from_node, "--lab", lab.name, "--", "curl", "-sS", "--max-time", "3", url)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def test_patch_strategic_merge_and_json_on_a_live_lab(lab, tmp_path):
+    lab.up(CLUSTER)
+    f = tmp_path / "web.yaml"
+    f.write_text(WEB)
+    kubectl(lab, "apply", "-f", str(f))
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    pods = set(until("2 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 2
+                     and all(c[2] == "Running" for c in t.values()) and t))
+    n1 = next(a["address"] for a in store_obj(lab, "node", "n1")["status"]["addresses"] if a["type"] == "InternalIP")
+
+    # the tutorials' patch: the Service becomes a NodePort; a node port is allocated and answers from the pods
+    r = kubectl(lab, "patch", "svc", "web", "-p", '{"spec": {"type": "NodePort"}}')
+    assert r.stdout == "service/web patched\n", r
+    port = store_obj(lab, "svc", "web")["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= port <= 32767
+    got = until("the node port answering", lambda: node_answers(lab, "n2", f"http://{n1}:{port}/hostname"))
+    assert got in pods, (got, pods)
+
+    # a strategic merge patch of the pod template: the container (found by its name) gets an env var and keeps
+    # its image and args; a rollout to new pods follows, and they see the variable
+    v1 = hashes(lab)
+    r = kubectl(lab, "patch", "deploy/web", "-p",
+                '{"spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "COLOR", '
+                '"value": "blue"}]}]}}}}')
+    assert r.stdout == "deployment.apps/web patched\n", r
+    c = store_obj(lab, "deploy", "web")["spec"]["template"]["spec"]["containers"]
+    assert len(c) == 1 and c[0]["env"] == [{"name": "COLOR", "value": "blue"}]
+    assert c[0]["args"] == ["netexec", "--http-port=8080"] and c[0]["image"].endswith("agnhost:2.53")
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "90s").returncode == 0
+    until("only new pods", lambda: (h := hashes(lab)) and h.isdisjoint(v1) and len(h) == 1)
+    new = next(iter(until("2 new pods", lambda: (t := pods_table(lab.name)) and len(t) == 2 and not set(t) & pods
+                          and all(x[2] == "Running" for x in t.values()) and t)))
+    r = netlab_cli("exec", "--lab", lab.name, new, "--", "sh", "-c", "echo $COLOR")
+    assert r.stdout.strip() == "blue", r
+
+    # a JSON patch (RFC 6902): 3 replicas
+    r = kubectl(lab, "patch", "deploy", "web", "--type", "json", "-p",
+                '[{"op": "replace", "path": "/spec/replicas", "value": 3}]')
+    assert r.stdout == "deployment.apps/web patched\n", r
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    pods = set(until("3 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 3
+                     and all(x[2] == "Running" for x in t.values()) and t))
+    assert pods == pod_netns(lab)
+
+    # a pod's label taken off (JSON merge patch, null removes): it leaves the Service and its ReplicaSet, which
+    # makes another; the pod itself runs on
+    out = sorted(pods)[0]
+    r = kubectl(lab, "patch", f"pod/{out}", "--type", "merge", "-p", '{"metadata": {"labels": {"app": null}}}')
+    assert r.stdout == f"pod/{out} patched\n", r
+    until("3 labelled pods again", lambda: len(kubectl(lab, "get", "pods", "-l", "app=web").stdout.splitlines()) == 4)
+    assert until("the Service without the unlabelled pod",
+                 lambda: (s := served_by(lab, 9)) and out not in s and s)
+    assert out in pod_netns(lab)
+
+    # bad patches: one line, exit 2 (1 for a pod's spec, as the API server refuses it), nothing written
+    before = store_obj(lab, "deploy", "web")
+    for args, code, says in [
+        (("-p", '{"spec": {"replica": 3}}'), 2, "unknown field spec.replica; did you mean replicas?"),
+        (("-p", '{"spec": {"replicas": "three"}}'), 2, "spec.replicas must be an integer"),
+        (("-p", '{"spec": {"replicas": 1, "replicas": 2}}'), 2, "duplicate key spec.replicas"),
+        (("-p", '{"status": {"replicas": 9}}'), 2, "status"),
+        (("--type", "json", "-p", '[{"op": "test", "path": "/spec/replicas", "value": 7}]'), 2, "testing value failed"),
+        (("-p", '{"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}'), 2, "merge key 'name'"),
+    ]:
+        r = kubectl(lab, "patch", "deploy/web", *args, check=False)
+        assert r.returncode == code and r.stdout == "" and len(r.stderr.splitlines()) == 1, (args, r)
+        assert says in r.stderr, (args, r.stderr)
+    r = kubectl(lab, "patch", f"pod/{out}", "-p", '{"spec": {"containers": [{"name": "web", "image": "x"}]}}',
+                check=False)
+    assert r.returncode == 1 and "Forbidden: pod updates may not change" in r.stderr, r
+    assert store_obj(lab, "deploy", "web")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+    # back to ClusterIP: the node port is released (dropped with the type, as the API server drops it) and no
+    # longer answers
+    r = kubectl(lab, "patch", "svc", "web", "--type", "merge", "-p", '{"spec": {"type": "ClusterIP"}}')
+    assert r.stdout == "service/web patched\n", r
+    assert "nodePort" not in store_obj(lab, "svc", "web")["spec"]["ports"][0]
+    until("the node port closed", lambda: node_answers(lab, "n2", f"http://{n1}:{port}/hostname") is None)
+    assert served_by(lab, 3)
+
+
+def test_edit_in_an_editor_makes_the_service_a_node_port(lab, tmp_path, monkeypatch):
+    lab.up(CLUSTER)
+    f = tmp_path / "web.yaml"
+    f.write_text(WEB)
+    kubectl(lab, "apply", "-f", str(f))
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    pods = set(until("2 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 2
+                     and all(c[2] == "Running" for c in t.values()) and t))
+    # the editor a user would run, scripted: it changes one line of the file it is given and saves
+    ed = tmp_path / "ed.sh"
+    ed.write_text("#!/bin/sh\ngrep -q '^  type: NodePort$' \"$1\" || sed -i '/^  type: /d; s/^spec:$/spec:\\n  type: NodePort/' "
+                  "\"$1\"\n")
+    ed.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(ed))
+    r = kubectl(lab, "edit", "svc", "web")
+    assert r.stdout == "service/web edited\n", r
+    port = store_obj(lab, "svc", "web")["spec"]["ports"][0]["nodePort"]
+    n1 = next(a["address"] for a in store_obj(lab, "node", "n1")["status"]["addresses"] if a["type"] == "InternalIP")
+    got = until("the node port answering", lambda: node_answers(lab, "n2", f"http://{n1}:{port}/hostname"))
+    assert got in pods, (got, pods)
+    # run again: the line is already NodePort, nothing changes
+    assert kubectl(lab, "edit", "svc", "web").stdout == "Edit cancelled, no changes made.\n"

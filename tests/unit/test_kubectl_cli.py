@@ -5,6 +5,7 @@ nothing and that every write asks for the lab's control loop."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -640,3 +641,113 @@ def test_a_pod_template_runs_a_program_as_the_parser_decides(world, monkeypatch)
     assert r.exit_code == 2 and lines(r)[0].startswith("error: deployment.apps/agnhost: 30 more pods bring lab "), \
         r.output
     assert world.store.get("Deployment", "default", "agnhost")["spec"]["replicas"] == 60
+
+# ------------------------------------------------------------------ patch
+
+def test_patch_types_services_node_ports_and_no_change(world):
+    world.deploy(2)
+    r = world.run("patch", "deploy/web", "-p", '{"spec": {"replicas": 3}}')
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web patched"], r.output
+    assert world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 3
+    r = world.run("patch", "deploy", "web", "--type", "merge", "-p", "spec: {replicas: 3}")   # YAML too
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web patched (no change)"], r.output
+    r = world.run("patch", "deploy", "web", "--type", "json", "-p", '[{"op": "replace", "path": "/spec/replicas", '
+                                                                    '"value": 1}]')
+    assert r.exit_code == 0 and world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 1
+    # the last applied configuration stays the file's: an apply of the file afterwards sees its own fields only
+    ann = world.store.get("Deployment", "default", "web")["metadata"]["annotations"]
+    assert '"replicas":2' in ann["kubectl.kubernetes.io/last-applied-configuration"]
+    # a Service made a NodePort gets a node port, as the API server allocates it; back to ClusterIP loses it
+    r = world.run("patch", "svc/web", "-p", '{"spec": {"type": "NodePort"}}')
+    assert r.exit_code == 0, r.output
+    port = world.store.get("Service", "default", "web")["spec"]["ports"][0]
+    assert 30000 <= port["nodePort"] <= 32767 and port["targetPort"] == 8080
+    r = world.run("patch", "svc/web", "-p", '{"spec": {"type": "ClusterIP"}}')
+    assert r.exit_code == 0, r.output
+    assert "nodePort" not in world.store.get("Service", "default", "web")["spec"]["ports"][0]
+
+
+@pytest.mark.parametrize("args,code,says", [
+    (("deploy/web", "-p", '{"spec": {"replicas": -1}}'), 2, "--patch: Deployment default/web: spec.replicas -1 is out"),
+    (("deploy/web", "-p", '{"spec": {"replicaz": 1}}'), 2, "unknown field spec.replicaz"),
+    (("deploy/web", "-p", '{"spec": {"replicas": 1, "replicas": 2}}'), 2, "duplicate key spec.replicas"),
+    (("deploy/web", "-p", '{"metadata": {"name": "other"}}'), 2, "changes the kind, name or namespace"),
+    (("deploy/web", "-p", '{"metadata": {"uid": "x"}}'), 2, "changes metadata.uid"),
+    (("deploy/web", "-p", '{"metadata": {"resourceVersion": "1"}}'), 1, "Error from server (Conflict)"),
+    (("deploy/web", "-p", '{"status": {"replicas": 9}}'), 2, "status"),
+    (("deploy/web", "-p", ""), 2, "--patch: is empty"),
+    (("deploy/web",), 2, "give the patch with -p PATCH or --patch-file FILE"),
+    (("deploy/nope", "-p", "{}"), 1, 'deployments.apps "nope" not found'),
+    (("deploy/web", "svc/web", "-p", "{}"), 1, "one object at a time"),
+])
+def test_patch_refuses_bad_input_and_writes_nothing(world, args, code, says):
+    world.deploy(2)
+    before = world.store.revision()
+    r = world.run("patch", *args, settle=False)
+    said = [x for x in lines(r) if x and not x.startswith(("Usage:", "Try "))]   # (click's usage lines)
+    assert r.exit_code == code and says in r.output and len(said) == 1, r.output
+    assert world.store.revision() == before
+
+
+def test_patch_of_a_pod_changes_its_labels_not_its_spec(world):
+    world.deploy(1)
+    name = world.store.list("Pod")[0]["metadata"]["name"]
+    r = world.run("patch", "pod", name, "-p", '{"spec": {"containers": [{"name": "web", "image": "x"}]}}', settle=False)
+    assert r.exit_code == 1 and "Forbidden: pod updates may not change" in r.output
+    r = world.run("patch", "pod", name, "--type", "merge", "-p", '{"metadata": {"labels": {"app": null}}}')
+    assert r.exit_code == 0 and lines(r) == [f"pod/{name} patched"], r.output
+    for _ in range(3):
+        world.sim.tick(1)
+    pods = {p["metadata"]["name"]: p for p in world.store.list("Pod")}
+    assert len(pods) == 2 and "ownerReferences" not in pods[name]["metadata"]   # released, and replaced
+
+
+def test_patch_a_built_in_namespace_and_not_a_node(world):
+    r = world.run("patch", "ns", "default", "-p", '{"metadata": {"labels": {"team": "x"}}}')
+    assert r.exit_code == 0 and lines(r) == ["namespace/default patched"], r.output
+    ns = world.store.get("Namespace", None, "default")
+    assert ns["metadata"]["labels"]["team"] == "x"
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in (ns["metadata"].get("annotations") or {})
+    node = world.store.list("Node")[0]["metadata"]["name"]
+    before = world.store.revision()
+    r = world.run("patch", "node", node, "-p", '{"spec": {"unschedulable": true}}', settle=False)
+    assert r.exit_code == 2 and f"use netlab cordon/uncordon {node}" in r.output and len(lines(r)) == 1
+    assert world.store.revision() == before
+
+
+# ------------------------------------------------------------------ edit
+
+def editor(tmp_path, sed: str) -> str:
+    """An EDITOR that edits the file it is given with one sed expression, as a user would by hand."""
+    path = tmp_path / "editor.sh"
+    path.write_text(f"#!/bin/sh\nsed -i '{sed}' \"$1\"\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_edit_applies_what_changed_and_keeps_a_refused_copy(world, monkeypatch, tmp_path):
+    world.deploy(2)
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "s/replicas: 2/replicas: 3/"))
+    monkeypatch.delenv("KUBE_EDITOR", raising=False)
+    r = world.run("edit", "deploy", "web")
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web edited"], r.output
+    assert world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 3
+    # saved unchanged: nothing written
+    monkeypatch.setenv("EDITOR", "true")
+    before = world.store.revision()
+    r = world.run("edit", "deploy/web", settle=False)
+    assert r.exit_code == 0 and lines(r) == ["Edit cancelled, no changes made."]
+    assert world.store.revision() == before
+    # refused: one line naming the copy kept of the changes, exit 2, nothing written
+    monkeypatch.setenv("KUBE_EDITOR", editor(tmp_path, "s/replicas: 3/replicaz: 3/"))
+    r = world.run("edit", "deploy/web", settle=False)
+    said = [x for x in lines(r) if x.startswith("error:")]
+    assert r.exit_code == 2 and len(said) == 1 and "unknown field spec.replicaz" in said[0], r.output
+    kept = said[0].split()[1].rstrip(":")
+    with open(kept) as f:
+        assert "replicaz: 3" in f.read()
+    os.unlink(kept)
+    assert world.store.revision() == before
+    monkeypatch.setenv("KUBE_EDITOR", "no-such-editor")
+    r = world.run("edit", "deploy/web", settle=False)
+    assert r.exit_code == 1 and "no editor 'no-such-editor' found" in r.output
