@@ -14,11 +14,14 @@ created in slow-start batches of 1, 2, 4, ... (``slow_start_batches``); status: 
 fullyLabeledReplicas, readyReplicas, availableReplicas (ready for minReadySeconds),
 observedGeneration. Events SuccessfulCreate "Created pod: NAME", SuccessfulDelete "Deleted pod: NAME".
 
-Pods are claimed as controller_utils' ControllerRefManager claims them, in one direction: a pod it owns whose
-labels no longer match its selector (`kubectl label pod P app-`, a patch) is released (its controller
-reference removed) and replaced, and runs on as an orphan.
+Pods are claimed as controller_utils' ControllerRefManager claims them: a pod it owns whose labels no longer
+match its selector (`kubectl label pod P app-`, a patch) is released (its controller reference removed) and
+replaced, and runs on as an orphan; an active pod without a controller whose labels match is adopted (a
+controller reference added), and counts (a surplus is then deleted as any other). A pod two ReplicaSets'
+selectors match goes to the first (by namespace and name), as the first sync to claim it wins in Kubernetes.
+A ReplicaSet being deleted claims nothing.
 
-Simplifications: no adoption of orphan pods (a released pod labelled back stays an orphan); no expectations cache (the snapshot is consistent and
+Simplifications: no expectations cache (the snapshot is consistent and
 the runner applies a sync in one transaction, so there is nothing in flight to wait for); since
 one sync is one transaction, a failed creation rolls back the whole batch instead of stopping it.
 """
@@ -161,8 +164,10 @@ def next_deadline(snap: Snapshot, now: float) -> float | None:
 def decide(snap: Snapshot, now: float, burst: int = BURST) -> list[Action]:
     actions: list[Action] = []
     taken = {p["metadata"]["name"] for p in snap.list("Pod")}
+    # the pods any ReplicaSet may adopt: active, no controller (few: a lab's own pods all have one)
+    orphans = [p for p in snap.list("Pod") if controller_ref(p) is None and is_pod_active(p)]
     for rs in snap.list("ReplicaSet"):
-        actions += sync_replicaset(snap, rs, now, taken, burst)
+        actions += sync_replicaset(snap, rs, now, taken, burst, orphans)
     return actions
 
 
@@ -179,14 +184,15 @@ def related_pods(snap: Snapshot, rs: dict, owned: list[dict]) -> list[dict]:
     return out
 
 
-def released(rs: dict, owned: list[dict]) -> list[dict]:
-    """The pods `rs` owns whose labels its selector no longer matches (none while it is being deleted, as
-    Kubernetes claims no pods then), each without its controller reference to `rs`."""
+def claim(rs: dict, owned: list[dict], orphans: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(released, adopted): the pods `rs` owns whose labels its selector no longer matches, each without its
+    controller reference to `rs`, and the `orphans` of its namespace it matches, each with one (taken out of
+    `orphans`: no other ReplicaSet adopts them); none while `rs` is being deleted."""
     if is_deleting(rs):
-        return []
+        return [], []
     wanted = matcher((rs.get("spec") or {}).get("selector") or {})
     uid = rs["metadata"].get("uid")
-    out = []
+    released = []
     for p in owned:
         if not wanted(labels_of(p)):
             new = clone(p)
@@ -195,18 +201,26 @@ def released(rs: dict, owned: list[dict]) -> list[dict]:
                 new["metadata"]["ownerReferences"] = refs
             else:
                 new["metadata"].pop("ownerReferences", None)
-            out.append(new)
-    return out
+            released.append(new)
+    ns = rs["metadata"].get("namespace", "default")
+    adopted = []
+    for p in [p for p in orphans if p["metadata"].get("namespace", "default") == ns and wanted(labels_of(p))]:
+        orphans.remove(p)
+        new = clone(p)
+        new["metadata"]["ownerReferences"] = (new["metadata"].get("ownerReferences") or []) + [owner_reference(rs)]
+        adopted.append(new)
+    return released, adopted
 
 
-def sync_replicaset(snap: Snapshot, rs: dict, now: float, taken: set, burst: int = BURST) -> list[Action]:
+def sync_replicaset(snap: Snapshot, rs: dict, now: float, taken: set, burst: int = BURST,
+                    orphans: list[dict] | None = None) -> list[Action]:
     owned = snap.owned_by("Pod", rs)
     actions: list[Action] = []
-    gone = released(rs, owned)
-    if gone:
-        actions += [update(p) for p in gone]
+    gone, adopted = claim(rs, owned, orphans if orphans is not None else [])
+    if gone or adopted:
+        actions += [update(p) for p in gone + adopted]
         left = {p["metadata"]["name"] for p in gone}
-        owned = [p for p in owned if p["metadata"]["name"] not in left]
+        owned = [p for p in owned if p["metadata"]["name"] not in left] + adopted
     pods = [p for p in owned if is_pod_active(p)]
     if not is_deleting(rs):
         diff = len(pods) - du.replicas(rs)

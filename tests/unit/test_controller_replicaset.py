@@ -176,3 +176,42 @@ def test_a_pod_whose_labels_no_longer_match_is_released_and_replaced():
     apply_actions(store, rsc.decide(snap, NOW), NOW)
     assert store.get("Pod", "default", "out")["metadata"]["ownerReferences"] == [other]
     assert len(store.list("Pod")) == 2
+
+
+def orphan(name, labels=None, ns="default"):
+    p = pod(name, labels=labels)
+    del p["metadata"]["ownerReferences"]
+    p["metadata"]["namespace"] = ns
+    return p
+
+
+def test_an_orphan_whose_labels_match_is_adopted_and_counts():
+    acts = rsc.decide(Snapshot([rs(2), pod("keep"), orphan("stray", {"app": "web", "x": "y"})]), NOW)
+    adopted = [a.obj for a in acts if a.verb == "update"]
+    assert [p["metadata"]["name"] for p in adopted] == ["stray"]
+    ref = adopted[0]["metadata"]["ownerReferences"]
+    assert ref == [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs-uid",
+                    "controller": True, "blockOwnerDeletion": True}]
+    assert not [a for a in acts if a.verb == "create"]   # two pods now: nothing to make
+    # one too many once adopted: the surplus is deleted as any other (the newer, unready first)
+    acts = rsc.decide(Snapshot([rs(1), pod("keep"), orphan("stray", {"app": "web"})]), NOW)
+    assert [a.verb for a in acts if a.verb in ("update", "delete")] == ["update", "delete"]
+    # not adopted: another namespace's, labels that do not match, ended pods, and by a ReplicaSet being deleted
+    done = orphan("done", {"app": "web"})
+    done["status"]["phase"] = "Succeeded"
+    acts = rsc.decide(Snapshot([rs(1), pod("keep"), orphan("other", {"app": "web"}, ns="x"),
+                                orphan("db", {"app": "db"}), done]), NOW)
+    assert not [a for a in acts if a.verb == "update"]
+    dying = rs(1)
+    dying["metadata"]["deletionTimestamp"] = fmt_time(NOW)
+    assert not [a for a in rsc.decide(Snapshot([dying, orphan("stray", {"app": "web"})]), NOW) if a.verb == "update"]
+
+
+def test_two_replicasets_matching_an_orphan_adopt_it_once():
+    other = rs(1)
+    other["metadata"].update(name="web-zzz", uid="other-uid")
+    acts = rsc.decide(Snapshot([rs(1), other, orphan("stray", {"app": "web"})]), NOW)
+    adopted = [a.obj for a in acts if a.verb == "update"]
+    assert len(adopted) == 1 and adopted[0]["metadata"]["ownerReferences"][0]["uid"] == "rs-uid"
+    # the other makes its own pod
+    assert len([a for a in acts if a.verb == "create"]) == 1

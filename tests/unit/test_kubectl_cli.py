@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from netlab.cli import cli, getlive, kubeutil
 from netlab.dataplane import lab as labmod
 from netlab.errors import NotFound, UsageError
+from netlab.store.meta import is_deleting
 
 from .ctrl_sim import Sim
 
@@ -700,6 +701,13 @@ def test_patch_of_a_pod_changes_its_labels_not_its_spec(world):
         world.sim.tick(1)
     pods = {p["metadata"]["name"]: p for p in world.store.list("Pod")}
     assert len(pods) == 2 and "ownerReferences" not in pods[name]["metadata"]   # released, and replaced
+    # labelled back: adopted again, and one of the two goes (the ReplicaSet wants one)
+    r = world.run("patch", "pod", name, "-p", '{"metadata": {"labels": {"app": "web"}}}')
+    assert r.exit_code == 0, r.output
+    assert world.store.get("Pod", "default", name)["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+    for _ in range(40):
+        world.sim.tick(1)
+    assert len([p for p in world.store.list("Pod") if not is_deleting(p)]) == 1
 
 
 def test_patch_a_built_in_namespace_and_not_a_node(world):
