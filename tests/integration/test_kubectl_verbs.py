@@ -308,6 +308,10 @@ def test_patch_strategic_merge_and_json_on_a_live_lab(lab, tmp_path):
     assert until("the Service without the unlabelled pod",
                  lambda: (s := served_by(lab, 9)) and out not in s and s)
     assert out in pod_netns(lab)
+    # labelled back: the ReplicaSet adopts it again, and deletes one of its four (namespace and all)
+    assert kubectl(lab, "label", "pod", out, "app=web").stdout == f"pod/{out} labeled\n"
+    until("3 pods again", lambda: len(pod_netns(lab)) == 3, timeout=60)
+    assert len(kubectl(lab, "get", "pods", "-l", "app=web").stdout.splitlines()) == 4
 
     # bad patches: one line, exit 2 (1 for a pod's spec, as the API server refuses it), nothing written
     before = store_obj(lab, "deploy", "web")
