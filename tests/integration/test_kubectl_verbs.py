@@ -255,15 +255,24 @@ def node_answers(lab, from_node: str, url: str) -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
-def test_patch_strategic_merge_and_json_on_a_live_lab(lab, tmp_path):
+def web_up(lab, tmp_path) -> set[str]:
+    """The lab up with WEB applied and rolled out: its two pods, once Running."""
     lab.up(CLUSTER)
     f = tmp_path / "web.yaml"
     f.write_text(WEB)
     kubectl(lab, "apply", "-f", str(f))
     assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
-    pods = set(until("2 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 2
+    return set(until("2 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 2
                      and all(c[2] == "Running" for c in t.values()) and t))
-    n1 = next(a["address"] for a in store_obj(lab, "node", "n1")["status"]["addresses"] if a["type"] == "InternalIP")
+
+
+def node_ip(lab, node: str) -> str:
+    return next(a["address"] for a in store_obj(lab, "node", node)["status"]["addresses"] if a["type"] == "InternalIP")
+
+
+def test_patch_strategic_merge_and_json_on_a_live_lab(lab, tmp_path):
+    pods = web_up(lab, tmp_path)
+    n1 = node_ip(lab, "n1")
 
     # the tutorials' patch: the Service becomes a NodePort; a node port is allocated and answers from the pods
     r = kubectl(lab, "patch", "svc", "web", "-p", '{"spec": {"type": "NodePort"}}')
@@ -341,13 +350,7 @@ def test_patch_strategic_merge_and_json_on_a_live_lab(lab, tmp_path):
 
 
 def test_edit_in_an_editor_makes_the_service_a_node_port(lab, tmp_path, monkeypatch):
-    lab.up(CLUSTER)
-    f = tmp_path / "web.yaml"
-    f.write_text(WEB)
-    kubectl(lab, "apply", "-f", str(f))
-    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
-    pods = set(until("2 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 2
-                     and all(c[2] == "Running" for c in t.values()) and t))
+    pods = web_up(lab, tmp_path)
     # the editor a user would run, scripted: it changes one line of the file it is given and saves
     ed = tmp_path / "ed.sh"
     ed.write_text("#!/bin/sh\ngrep -q '^  type: NodePort$' \"$1\" || sed -i '/^  type: /d; s/^spec:$/spec:\\n  type: NodePort/' "
@@ -357,7 +360,7 @@ def test_edit_in_an_editor_makes_the_service_a_node_port(lab, tmp_path, monkeypa
     r = kubectl(lab, "edit", "svc", "web")
     assert r.stdout == "service/web edited\n", r
     port = store_obj(lab, "svc", "web")["spec"]["ports"][0]["nodePort"]
-    n1 = next(a["address"] for a in store_obj(lab, "node", "n1")["status"]["addresses"] if a["type"] == "InternalIP")
+    n1 = node_ip(lab, "n1")
     got = until("the node port answering", lambda: node_answers(lab, "n2", f"http://{n1}:{port}/hostname"))
     assert got in pods, (got, pods)
     # run again: the line is already NodePort, nothing changes
