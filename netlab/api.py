@@ -404,6 +404,7 @@ class Lab:
         operations, patch_type="json"). Returns kubectl's line (`deployment.apps/web patched`). Bad input:
         SpecError, nothing written; then, as `apply`, a pass of the lab's reconcile and the rollouts waited for
         (at most `wait` s; None: not at all)."""
+        from .controllers.labeling import stored_or_builtin
         from .dataplane import lab as labmod
         from .kindnames import KINDS, SINGULAR
         from .live import has_store, loop, manifests, store_for
@@ -415,7 +416,7 @@ class Lab:
         if k is None:
             raise SpecError("kind", f"'{kind}' is not a kind netlab keeps", "use kubectl's names: deploy, svc, pod ...")
         store = store_for(self.name)
-        live = store.try_get(k, None if k in CLUSTER_SCOPED else namespace, name)
+        live = stored_or_builtin(store, k, None if k in CLUSTER_SCOPED else namespace, name)
         if live is None:
             raise NotFound(f"{SINGULAR[k]}/{name} is not in lab '{self.name}'")
         target = manifests.Target(self.name, store, loop.ensure)

@@ -364,7 +364,7 @@ def patch(args: tuple[str, ...], patch_text: str | None, patch_file, ptype: str,
     if body is None:
         raise SpecError(source, "is empty", "give the fields to change, e.g. -p '{\"spec\": {\"replicas\": 3}}'")
     t = kubeutil.open_target(lab)
-    live = _fetch(t, kind, namespace, name)
+    live = kubeutil.get_or_builtin(t.store, kind, namespace, name)
     try:
         a = manifests.patch_object(t, live, body, ptype, source, on_read=warn_ignored)
     except manifests.Forbidden as e:
@@ -390,17 +390,6 @@ def _editor() -> list[str]:
         raise KubeError(f"error: no editor {argv[0] if argv else ''!r} found: set KUBE_EDITOR or EDITOR (sudo drops "
                         "them: sudo EDITOR=nano netlab edit ...)")
     return argv
-
-
-def _fetch(t, kind: str, namespace: str, name: str) -> dict:
-    """The stored object, or a built-in namespace the API server has whether or not the store does yet."""
-    from ..controllers import labeling
-    live = t.store.try_get(kind, ns_of(kind, namespace), name)
-    if live is None and kind == "Namespace" and name in labeling.BUILTIN_NAMESPACES:
-        live = labeling.builtin_namespace(name)
-    if live is None:
-        raise not_found(kind, name)
-    return live
 
 
 @click.command()
@@ -429,7 +418,7 @@ def edit(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
         raise KubeError("error: netlab edits one object at a time; give one TYPE/NAME")
     kind, name = found[0]
     t = kubeutil.open_target(lab)
-    shown = {k: v for k, v in _fetch(t, kind, namespace, name).items() if k != "status"}
+    shown = {k: v for k, v in kubeutil.get_or_builtin(t.store, kind, namespace, name).items() if k != "status"}
     argv = _editor()
     with tempfile.NamedTemporaryFile("w", prefix=f"netlab-edit-{name}-", suffix=".yaml", delete=False) as f:
         f.write(EDIT_HEADER + yaml_text(shown))
@@ -447,7 +436,8 @@ def edit(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
         raise SpecError(path, "is not an object (a YAML map)", "edit the object's fields")
     diff = merge_diff(shown, edited)
     try:   # (a refused edit's line names `path`, the copy kept of the changes)
-        a = manifests.patch_object(t, _fetch(t, kind, namespace, name), diff, "merge", path, on_read=warn_ignored)
+        now = kubeutil.get_or_builtin(t.store, kind, namespace, name)   # as it is by now
+        a = manifests.patch_object(t, now, diff, "merge", path, on_read=warn_ignored)
     except (manifests.Forbidden, StoreError) as e:
         prefix = f"Error from server ({e.reason}): " if isinstance(e, StoreError) else ""
         raise KubeError(f"{prefix}{e}; your changes are kept in {path}") from None

@@ -85,6 +85,16 @@ def get_obj(store, kind: str, namespace: str, name: str) -> dict:
     return obj
 
 
+def get_or_builtin(store, kind: str, namespace: str | None, name: str) -> dict:
+    """get_obj, and one of the API server's own namespaces whether or not the store holds it yet
+    (labeling.stored_or_builtin): what `label`, `patch` and `edit` act on."""
+    from ..controllers.labeling import stored_or_builtin
+    obj = stored_or_builtin(store, kind, ns_of(kind, namespace), name)
+    if obj is None:
+        raise not_found(kind, name)
+    return obj
+
+
 # ------------------------------------------------------------------ the lab
 
 def _real_target(lab: str | None) -> Target:

@@ -16,7 +16,7 @@ import click
 from ..controllers import labeling
 from . import kubeutil
 from .kubeutil import (CLUSTER_SCOPED, SINGULAR, KubeError, kind_of, kubectl_errors, lab_option, namespace_option,
-                       not_found, out)
+                       out)
 
 
 def _targets(store, resources: list[str], namespace: str, all_namespaces: bool, select_all: bool,
@@ -95,7 +95,7 @@ def _change(items: tuple[str, ...], field: str, verb: str, parse, decide, namesp
     with store.transaction():   # every object checked before any is written: all or nothing
         writes = []
         for k, ns, name in targets:
-            obj = _builtin_or_missing(store, k, ns, name)
+            obj = kubeutil.get_or_builtin(store, k, ns, name)   # (the store gets a built-in namespace now)
             new_map, word, said = decide(obj, add, remove)
             warnings += said
             if new_map is not None:
@@ -115,15 +115,6 @@ def _change(items: tuple[str, ...], field: str, verb: str, parse, decide, namesp
         click.echo(w, err=True)
     for line in lines:
         out(line)
-
-
-def _builtin_or_missing(store, k: str, ns: str | None, name: str) -> dict:
-    obj = store.try_get(k, ns, name)
-    if obj is None and k == "Namespace" and name in labeling.BUILTIN_NAMESPACES:
-        obj = labeling.builtin_namespace(name)   # the API server has it; the store gets it now
-    if obj is None:
-        raise not_found(k, name)
-    return obj
 
 
 @click.command()

@@ -155,6 +155,15 @@ def builtin_namespace(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+def stored_or_builtin(store, kind: str, ns: str | None, name: str) -> dict | None:
+    """The object `store` holds, else, for one of the API server's own namespaces the store does not hold yet,
+    its `builtin_namespace` (the API server has it either way); None when neither."""
+    obj = store.try_get(kind, ns, name)
+    if obj is None and kind == "Namespace" and name in BUILTIN_NAMESPACES:
+        obj = builtin_namespace(name)
+    return obj
+
+
 def namespace_view(obj: dict) -> dict:
     """A Namespace as the API server shows it: with the kubernetes.io/metadata.name label (its name),
     which the API server sets on every namespace and NetworkPolicies' namespaceSelectors match."""
@@ -184,4 +193,4 @@ def missing_removals(obj: dict, remove: list[str]) -> list[str]:
 
 __all__ = ["is_setting", "parse", "relabel", "parse_annotations", "reannotate", "check_annotation_key",
            "missing_removals", "check_key", "check_value", "builtin_namespace", "namespace_view", "namespaces_view",
-           "BUILTIN_NAMESPACES", "NAMESPACE_NAME_LABEL"]
+           "BUILTIN_NAMESPACES", "NAMESPACE_NAME_LABEL", "stored_or_builtin"]
