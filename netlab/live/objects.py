@@ -284,12 +284,12 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
                 for k, v in (("labels", given["metadata"].get("labels")), ("annotations", annotations)):
                     if v:
                         merged["metadata"][k] = v
-                merged = allocated(with_defaults(merged), given, live)
             else:
                 last = json.loads(last_text) if last_text else {}
                 merged = merge({k: live.get(k) for k in ("apiVersion", "kind", "metadata", "spec") if k in live},
                                last, given)
-                merged = allocated(with_defaults(merged), given, live)
+            merged = allocated(with_defaults(merged), given, live)
+            if not whole:
                 merged["metadata"].setdefault("annotations", {})[LAST_APPLIED] = text
             merged.pop("status", None)
             if _comparable(merged) == _comparable(live):
