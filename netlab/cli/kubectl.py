@@ -421,7 +421,7 @@ def edit(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     shown = {k: v for k, v in kubeutil.get_or_builtin(t.store, kind, namespace, name).items() if k != "status"}
     argv = _editor()
     with tempfile.NamedTemporaryFile("w", prefix=f"netlab-edit-{name}-", suffix=".yaml", delete=False) as f:
-        f.write(EDIT_HEADER + yaml_text(shown))
+        f.write(EDIT_HEADER + manifests.manifest_text(shown))
         path = f.name
     if subprocess.run([*argv, path]).returncode != 0:
         raise KubeError(f"error: the editor ({argv[0]}) failed; your copy is {path}")
@@ -443,11 +443,6 @@ def edit(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
         raise KubeError(f"{prefix}{e}; your changes are kept in {path}") from None
     os.unlink(path)
     out(f"{SINGULAR[kind]}/{name} edited" + (" (no change)" if a.action == "unchanged" else ""))
-
-
-def yaml_text(obj: dict) -> str:
-    import yaml
-    return yaml.safe_dump(obj, sort_keys=False)
 
 
 # ------------------------------------------------------------------ wait

@@ -222,6 +222,12 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     return applied
 
 
+def manifest_text(obj: dict) -> str:
+    """An object as the YAML `read_manifests` reads (fields in their order): what `patch` checks, `edit` shows."""
+    import yaml
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
 def _drop_type_dependent(new: dict, live: dict) -> None:
     """A Service patched from NodePort or LoadBalancer to ClusterIP loses the node ports it had, as the API
     server drops them (they were allocated for the old type) unless the patch itself changed them."""
@@ -248,14 +254,9 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
     (configured or unchanged). Bad input raises SpecError, a stale resourceVersion store.api.Conflict, a Pod
     spec change Forbidden, all before anything is written. `on_read(scenario)` gets the patched object's
     scenario, with only what the patch adds that netlab ignores."""
-    import yaml
-
     from ..controllers.patch import PatchError, apply_patch
     from ..store.api import Conflict
     from .objects import apply_objects, manifest, with_defaults
-
-    def text(obj: dict) -> str:
-        return yaml.safe_dump(obj, sort_keys=False)
     kind, _, name = key_of(live)
     what = f"{kind} {key_of(live)[1] or ''}/{name}".replace(" /", " ")
     if kind == "Node":
@@ -286,7 +287,7 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
         raise Forbidden(f'The Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other '
                         "than the pod's labels and annotations in netlab (delete it and create it again, or "
                         "patch the Deployment that owns it)")
-    objs, sc = read_manifests([(text(new), source)], target, "patch")
+    objs, sc = read_manifests([(manifest_text(new), source)], target, "patch")
     from ..spec.podparts import check_references, stored_sources
     check_references(objs, stored_sources(target.store))
     if kind in ("Deployment", "ReplicaSet", "StatefulSet"):
@@ -294,7 +295,7 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
     if on_read is not None:
         # what the patch adds that netlab ignores (what the object had was reported when it was written)
         try:
-            had = set(read_manifests([(text(manifest(live)), source)], target, "patch")[1].ignored)
+            had = set(read_manifests([(manifest_text(manifest(live)), source)], target, "patch")[1].ignored)
         except SpecError:
             had = set()
         sc.ignored = [i for i in sc.ignored if i not in had]
