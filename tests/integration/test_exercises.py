@@ -321,7 +321,7 @@ def test_rolling_update_is_graded_on_a_rollout_under_traffic(lab_name):
     time.sleep(6)   # the new pods warm up
     verdict, sent, failed, report = rollout_graded(lab_name)
     assert verdict == "FAIL" and failed > 0 and sent >= 50, report
-    assert "PASS  every answer from web says version 2.0.0" in report
+    assert "PASS  every answer from web says version 2.0.0" in report, report
     before = ok("get", "rs", "--lab", lab_name).count("web-")
     solve_rollout(lab_name, Path())
     verdict, sent, failed, report = rollout_graded(lab_name)
