@@ -235,6 +235,9 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     if kind == "services":
         if fmt in ("json", "yaml"):
             objs = out.service_objects(cluster, created)
+            stored = _stored_services(name)
+            for o in objs:
+                o["metadata"] = stored.get((o["metadata"]["namespace"], o["metadata"]["name"]), o["metadata"])
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
         elif fmt == "name":
             click.echo("".join(f"service/{s.name}\n" for s in cluster.services), nl=False)
@@ -284,14 +287,22 @@ def _elsewhere(lab: str, cluster, statuses: list) -> tuple[list, set[str]]:
 
 def _service_times(lab: str, created: float | None) -> dict:
     """When each of a live lab's Services was made (its stored creationTimestamp), the lab's time under None."""
-    from ..live import has_store, store_for
     from ..store.meta import parse_time
     times: dict = {None: created}
-    if has_store(lab):
-        for o in store_for(lab).list("Service"):
-            md = o["metadata"]
-            times[(md.get("namespace", "default"), md["name"])] = parse_time(md.get("creationTimestamp")) or created
+    for key, md in _stored_services(lab).items():
+        times[key] = parse_time(md.get("creationTimestamp")) or created
     return times
+
+
+def _stored_services(lab: str) -> dict:
+    """The stored metadata of a live lab's Services by (namespace, name): what -o json/yaml shows (uid,
+    resourceVersion, annotations, as kubectl shows them), so that the output can be edited and given back to
+    `replace`."""
+    from ..live import has_store, store_for
+    if not has_store(lab):
+        return {}
+    return {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o["metadata"]
+            for o in store_for(lab).list("Service")}
 
 
 def _with_store_view(lab: str, statuses: list, namespace: str, all_namespaces: bool, names, selector) -> list:
