@@ -230,7 +230,7 @@ class Lab:
         self.scenario = scenario
         self.text = text
         self.proxy_mode = proxy_mode
-        self.replace = replace
+        self._replace_existing = replace   # (the method `replace` is kubectl replace)
         self.control_loop = control_loop
         self.result = None      # lab_spec.up's result (the changes made) once up
         self._owned = False
@@ -281,7 +281,7 @@ class Lab:
         from .dataplane import lab as labmod
         labmod.require_root("build a lab")
         existed = self.name in labmod.labs()
-        if existed and not self._owned and not self.replace:
+        if existed and not self._owned and not self._replace_existing:
             raise UsageError(f"lab {self.name} already exists and is not this program's: choose another name, "
                              f"remove it (sudo netlab down {self.name}), or pass replace=True to take it over")
         self._owned = True
@@ -375,27 +375,49 @@ class Lab:
         Unlike the CLI (which returns at once, as kubectl does, and leaves the rest to the lab's control
         loop), it then runs a pass of the lab's reconcile itself, as `up` does, so the dataplane has the
         change when it returns, and waits (at most `wait` s; None: not at all) for rollouts to finish."""
-        import yaml
-
-        from .dataplane import lab as labmod
-        from .live import has_store, loop, manifests, store_for
-        from .spec.sources import read_inputs
-        labmod.require_root("read and change a lab's objects")
-        if self.name not in labmod.labs() or not has_store(self.name):
-            raise NotFound(f"lab '{self.name}' is not up; bring it up first (with Lab(...) as lab: ...)")
-        if isinstance(objs_or_path, (str, os.PathLike)):
-            inputs = read_inputs([os.fspath(objs_or_path)])
-        else:
-            objs = [objs_or_path] if isinstance(objs_or_path, Mapping) else list(objs_or_path)
-            if not all(isinstance(o, Mapping) for o in objs):
-                raise SpecError("objects", "is not a list of Kubernetes objects (dicts)", "give a list of dicts")
-            inputs = [(yaml.safe_dump_all([dict(o) for o in objs], sort_keys=False), "<objects>")]
-        target = manifests.Target(self.name, store_for(self.name), loop.ensure)
-        applied = manifests.apply_manifests(target, inputs, prune=bool(prune),
+        from .live import manifests
+        target = self._target()
+        applied = manifests.apply_manifests(target, self._inputs(objs_or_path), prune=bool(prune),
                                             selector=prune if isinstance(prune, str) else None)
         if wait is not None:
             self._settle(wait)
         return [str(a).replace(" recreated", " configured") for a in applied]
+
+    def replace(self, objs_or_path: str | os.PathLike | Sequence[Mapping[str, Any]] | Mapping[str, Any], *,
+                force: bool = False, wait: float | None = 60.0) -> list[str]:
+        """Replace objects whole, as `netlab replace -f` (kubectl replace): each must exist and becomes what is
+        given (a field left out is gone); a resourceVersion given must still be the object's (else
+        store.api.Conflict). `force`: each is deleted and created anew (a Pod's spec may change). Returns
+        kubectl's lines (`deployment.apps/web replaced`). Bad input: SpecError, nothing written; then, as
+        `apply`, a pass of the lab's reconcile and the rollouts waited for (at most `wait` s; None: not at all)."""
+        from .kindnames import SINGULAR
+        from .live import manifests
+        replaced = manifests.replace_manifests(self._target(), self._inputs(objs_or_path), force)
+        if wait is not None:
+            self._settle(wait)
+        return [f"{SINGULAR[a.kind]}/{a.name} replaced" for a in replaced]
+
+    def _target(self):
+        """The lab's live.manifests.Target (root needed; NotFound when the lab is not up)."""
+        from .dataplane import lab as labmod
+        from .live import has_store, loop, manifests, store_for
+        labmod.require_root("read and change a lab's objects")
+        if self.name not in labmod.labs() or not has_store(self.name):
+            raise NotFound(f"lab '{self.name}' is not up; bring it up first (with Lab(...) as lab: ...)")
+        return manifests.Target(self.name, store_for(self.name), loop.ensure)
+
+    @staticmethod
+    def _inputs(objs_or_path) -> list[tuple[str, str]]:
+        """(text, source) of a manifest file or directory, or of objects given as dicts."""
+        import yaml
+
+        from .spec.sources import read_inputs
+        if isinstance(objs_or_path, (str, os.PathLike)):
+            return read_inputs([os.fspath(objs_or_path)])
+        objs = [objs_or_path] if isinstance(objs_or_path, Mapping) else list(objs_or_path)
+        if not all(isinstance(o, Mapping) for o in objs):
+            raise SpecError("objects", "is not a list of Kubernetes objects (dicts)", "give a list of dicts")
+        return [(yaml.safe_dump_all([dict(o) for o in objs], sort_keys=False), "<objects>")]
 
     def patch(self, kind: str, name: str, patch: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
               patch_type: str = "strategic", namespace: str = "default", wait: float | None = 60.0) -> str:
@@ -405,21 +427,16 @@ class Lab:
         SpecError, nothing written; then, as `apply`, a pass of the lab's reconcile and the rollouts waited for
         (at most `wait` s; None: not at all)."""
         from .controllers.labeling import stored_or_builtin
-        from .dataplane import lab as labmod
         from .kindnames import KINDS, SINGULAR
-        from .live import has_store, loop, manifests, store_for
+        from .live import manifests
         from .store.meta import CLUSTER_SCOPED
-        labmod.require_root("read and change a lab's objects")
-        if self.name not in labmod.labs() or not has_store(self.name):
-            raise NotFound(f"lab '{self.name}' is not up; bring it up first (with Lab(...) as lab: ...)")
+        target = self._target()
         k = KINDS.get(kind.lower())
         if k is None:
             raise SpecError("kind", f"'{kind}' is not a kind netlab keeps", "use kubectl's names: deploy, svc, pod ...")
-        store = store_for(self.name)
-        live = stored_or_builtin(store, k, None if k in CLUSTER_SCOPED else namespace, name)
+        live = stored_or_builtin(target.store, k, None if k in CLUSTER_SCOPED else namespace, name)
         if live is None:
             raise NotFound(f"{SINGULAR[k]}/{name} is not in lab '{self.name}'")
-        target = manifests.Target(self.name, store, loop.ensure)
         a = manifests.patch_object(target, live, patch, patch_type, f"patch of {SINGULAR[k]}/{name}")
         if wait is not None:
             self._settle(wait)

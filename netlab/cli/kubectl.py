@@ -1,5 +1,5 @@
-"""kubectl's verbs on a live lab: apply, delete, scale, set image|env, patch, edit, wait, describe (rollout is in
-rollout.py, cordon/uncordon/drain in nodes.py, get in get.py and getlive.py).
+"""kubectl's verbs on a live lab: apply, replace, delete, scale, set image|env, patch, edit, wait, describe (rollout
+is in rollout.py, cordon/uncordon/drain in nodes.py, get in get.py and getlive.py).
 
 Each verb reads and writes the lab's store (netlab/live, netlab/store) and leaves the rest to the
 lab's control loop, which it starts if it is not running; the pure parts (messages, checks) are
@@ -68,6 +68,39 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
     applied = manifests.apply_manifests(t, read_inputs(list(files)), prune, selector, on_read=warn_ignored)
     for a in applied:
         out(str(a) if a.action != "recreated" else str(Applied(a.kind, a.namespace, a.name, "configured")))
+
+
+# ------------------------------------------------------------------ replace
+
+@click.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE", help=FILES_HELP)
+@click.option("--force", is_flag=True, help="Delete each object and create it anew (so a Pod's spec may change).")
+@lab_option
+@kubectl_errors
+def replace(files: tuple[str, ...], force: bool, lab: str | None) -> None:
+    """Replace objects by the ones in manifests, like kubectl replace -f: each must exist, and becomes what the
+    file says (a field the file leaves out is gone, not kept as `apply` keeps it).
+
+    \b
+      netlab get deploy web -o yaml > web.yaml; (edit web.yaml); netlab replace -f web.yaml
+
+    Checked as `apply` checks a file (one line naming the document, field and fix, exit 2, nothing written). A
+    resourceVersion in the file must still be the object's (else Conflict: someone changed it since); the
+    status and the metadata the server sets are the object's. A Pod's spec cannot change, except with --force,
+    which deletes each object and creates it again (its pods, ReplicaSets, ClusterIP are then new unless the
+    file gives them). All objects are replaced in one transaction, or none."""
+    from ..live import manifests
+    from ..spec.sources import read_inputs
+    from .common import warn_ignored
+    t = kubeutil.open_target(lab)
+    try:
+        replaced = manifests.replace_manifests(t, read_inputs(list(files)), force, on_read=warn_ignored)
+    except manifests.Forbidden as e:
+        raise KubeError(str(e)) from None
+    for a in replaced:
+        if force:
+            out(f'{SINGULAR[a.kind]} "{a.name}" deleted')
+        out(f"{SINGULAR[a.kind]}/{a.name} replaced")
 
 
 # ------------------------------------------------------------------ delete
@@ -532,6 +565,6 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     out("\n\n\n".join(shown))
 
 
-COMMANDS = (apply, delete, scale, set_, patch, edit, wait, describe)
+COMMANDS = (apply, replace, delete, scale, set_, patch, edit, wait, describe)
 
 __all__ = ["COMMANDS", "read_manifests", "set_env_of", "pod_grace"]

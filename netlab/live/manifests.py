@@ -7,7 +7,7 @@ No root needed here: the store is what `Target` gives (tests give a store of the
 from __future__ import annotations
 
 from ..errors import NetlabError, SpecError
-from ..store.meta import key_of
+from ..store.meta import is_deleting, key_of
 
 # metadata the API server or the controllers set: a patch that changes it is refused (resourceVersion is a
 # precondition instead, as the API server takes it)
@@ -58,33 +58,33 @@ class Target:
         return (state.load(self.name) or {}).get("proxyMode")
 
 
-def scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str], dict]:
-    """(source, name) of the Cluster documents of the inputs, the Namespaces they declare and the
-    file of each named object; a text that is not YAML is left to the strict parser, which names
-    the problem."""
+def _documents(inputs: list[tuple[str, str]]):
+    """(source, document) of every map the inputs hold, a List's items each on its own; a text that is not
+    YAML is skipped (the strict parser names the problem)."""
     import yaml
-    clusters, namespaces, origin = [], set(), {}
     for text, src in inputs:
         try:
             docs = list(yaml.safe_load_all(text))
         except yaml.YAMLError:
             continue
-        flat = []
         for d in docs:
-            if isinstance(d, dict) and d.get("kind") == "List" and isinstance(d.get("items"), list):
-                flat += d["items"]
-            else:
-                flat.append(d)
-        for d in flat:
-            if not isinstance(d, dict):
-                continue
-            md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
-            if isinstance(d.get("kind"), str) and isinstance(md.get("name"), str):
-                origin.setdefault(key_of({"kind": d["kind"], "metadata": md}), src)
-            if d.get("kind") == "Cluster":
-                clusters.append((src, str(md.get("name") or "")))
-            elif d.get("kind") == "Namespace" and isinstance(md.get("name"), str):
-                namespaces.add(md["name"])
+            items = d["items"] if isinstance(d, dict) and d.get("kind") == "List" and isinstance(d.get("items"), list) \
+                else [d]
+            yield from ((src, i) for i in items if isinstance(i, dict))
+
+
+def scan(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], set[str], dict]:
+    """(source, name) of the Cluster documents of the inputs, the Namespaces they declare and the
+    file of each named object."""
+    clusters, namespaces, origin = [], set(), {}
+    for src, d in _documents(inputs):
+        md = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+        if isinstance(d.get("kind"), str) and isinstance(md.get("name"), str):
+            origin.setdefault(key_of({"kind": d["kind"], "metadata": md}), src)
+        if d.get("kind") == "Cluster":
+            clusters.append((src, str(md.get("name") or "")))
+        elif d.get("kind") == "Namespace" and isinstance(md.get("name"), str):
+            namespaces.add(md["name"])
     return clusters, namespaces, origin
 
 
@@ -102,9 +102,10 @@ def read_manifests(inputs: list[tuple[str, str]], target, verb: str = "apply") -
     from ..live.sync import cluster_document
     from ..spec.parse import load_texts
     clusters, declared, origin = scan(inputs)
-    if clusters and verb == "apply":
+    if clusters and verb in ("apply", "replace"):
         src, name = clusters[0]
-        raise SpecError(f"{src}: Cluster {name}".rstrip(), "a Cluster document cannot be applied to a running lab "
+        raise SpecError(f"{src}: Cluster {name}".rstrip(), "a Cluster document cannot be "
+                        + ("applied to" if verb == "apply" else "replaced in") + " a running lab "
                         "(nodes and networking change only through `up`)",
                         f"remove it from the input, or bring the lab up from it: sudo netlab up -f {src} "
                         f"--lab {target.name}")
@@ -175,6 +176,21 @@ def stored_template(obj: dict, what: str):
         return None
 
 
+def workloads(target, objs: list[dict], sc) -> list[tuple[str, str, int, object]]:
+    """check_room's `workloads` for manifests read as `objs` into the scenario `sc`: the workloads' templates
+    as the parser read them (scenario_workloads names them "Kind ns/name"), in the order of the input, each
+    with the pods it adds to the lab's."""
+    from ..spec.parse import scenario_workloads
+    parsed = {at: (field, template) for at, field, _, template in scenario_workloads(sc)}
+    out = []
+    for o in objs:
+        at = "{} {}/{}".format(*key_of(o))
+        if at in parsed:
+            field, template = parsed[at]
+            out.append((at, field, pods_added(target.store, o), template))
+    return out
+
+
 def check_room(target, workloads: list[tuple[str, str, int, object]]) -> None:
     """Refuse more pods than this machine holds, as `up` refuses such a scenario (spec.parse.check_machine:
     spec/capacity.py's limits, the lab's own namespaces and memory credited back, the pods it has counted):
@@ -186,7 +202,6 @@ def check_room(target, workloads: list[tuple[str, str, int, object]]) -> None:
         return
     from ..dataplane import machine
     from ..spec.parse import check_machine
-    from ..store.meta import is_deleting
     pods = sum(1 for p in target.store.list("Pod") if not is_deleting(p))
     check_machine(target.name, len(target.store.list("Node")), workloads, machine.limits(), live_pods=pods)
 
@@ -203,17 +218,7 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     from .objects import apply_objects
     objs, sc = read_manifests(inputs, target)
     check_references(objs, stored_sources(target.store))   # before anything is written
-    # the workloads' templates as the parser read them (scenario_workloads names them "Kind ns/name"),
-    # in the order of the input, each with the pods it adds to the lab's
-    from ..spec.parse import scenario_workloads
-    parsed = {at: (field, template) for at, field, _, template in scenario_workloads(sc)}
-    workloads = []
-    for o in objs:
-        at = "{} {}/{}".format(*key_of(o))
-        if at in parsed:
-            field, template = parsed[at]
-            workloads.append((at, field, pods_added(target.store, o), template))
-    check_room(target, workloads)
+    check_room(target, workloads(target, objs, sc))
     if on_read is not None:
         on_read(sc)
     applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True,
@@ -246,6 +251,34 @@ def _drop_type_dependent(new: dict, live: dict) -> None:
         spec.pop("healthCheckNodePort", None)
 
 
+def _what(obj: dict) -> str:
+    kind, ns, name = key_of(obj)
+    return f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
+
+
+def check_update(live: dict, md: dict, new: dict, source: str, what: str, fix: str, given_only: bool = False) -> None:
+    """What the API server refuses in an update of `live` to `new` (a manifest: live.objects.manifest), whose
+    metadata as written is `md`: a stale resourceVersion (store.api.Conflict), server-set metadata changed
+    (SpecError, with `fix`), a Pod's spec changed (Forbidden). `given_only` (`replace`: a file): what `md` leaves
+    out is kept, not a change."""
+    from ..store.api import Conflict
+    from .objects import with_defaults
+    kind, _, name = key_of(live)
+    old = live["metadata"]
+    if md.get("resourceVersion") != old.get("resourceVersion") and not (given_only and "resourceVersion" not in md):
+        from ..kindnames import PLURAL
+        raise Conflict(f'Operation cannot be fulfilled on {PLURAL.get(kind, kind.lower())} "{name}": the object has '
+                       "been modified; please apply your changes to the latest version and try again")
+    for k in SERVER_META:
+        if md.get(k) != old.get(k) and not (given_only and k not in md):
+            raise SpecError(source, f"changes metadata.{k} of {what}, which netlab's API server and controllers "
+                            "set", fix)
+    if kind == "Pod" and with_defaults(new).get("spec") != live.get("spec"):
+        raise Forbidden(f'The Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other '
+                        "than the pod's labels and annotations in netlab (delete it and create it again, or "
+                        "patch the Deployment that owns it)")
+
+
 def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_read=None):
     """`kubectl patch` of `live` (an object of the lab's store) with `body` (the patch as read from `source`:
     controllers/patch.py's types): the patched object is checked as `apply` checks a manifest (the strict
@@ -255,10 +288,9 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
     spec change Forbidden, all before anything is written. `on_read(scenario)` gets the patched object's
     scenario, with only what the patch adds that netlab ignores."""
     from ..controllers.patch import PatchError, apply_patch
-    from ..store.api import Conflict
-    from .objects import apply_objects, manifest, with_defaults
+    from .objects import apply_objects, manifest
     kind, _, name = key_of(live)
-    what = f"{kind} {key_of(live)[1] or ''}/{name}".replace(" /", " ")
+    what = _what(live)
     if kind == "Node":
         raise SpecError(source, f"{what}: a node changes through `up` (its Cluster document), not a patch",
                         f"use netlab cordon/uncordon {name} or netlab label node {name} KEY=VALUE")
@@ -269,24 +301,13 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
     if "status" in patched:
         raise SpecError(source, f"changes {what}'s status, which its controllers and kubelets write",
                         "patch its spec or metadata (netlab has no --subresource=status)")
-    md, old = patched.get("metadata") or {}, live["metadata"]
-    if patched.get("kind") != kind or md.get("name") != name or md.get("namespace") != old.get("namespace"):
+    md = patched.get("metadata") or {}
+    if (patched.get("kind"), md.get("name"), md.get("namespace")) != (kind, name, live["metadata"].get("namespace")):
         raise SpecError(source, f"changes the kind, name or namespace of {what}", "patch its other fields")
-    for k in SERVER_META:
-        if md.get(k) != old.get(k):
-            raise SpecError(source, f"changes metadata.{k} of {what}, which netlab's API server and controllers "
-                            "set", "leave it out of the patch")
-    if md.get("resourceVersion") != old.get("resourceVersion"):
-        from ..kindnames import PLURAL
-        raise Conflict(f'Operation cannot be fulfilled on {PLURAL.get(kind, kind.lower())} "{name}": the object has '
-                       "been modified; please apply your changes to the latest version and try again")
     new = manifest(patched)
     if kind == "Service":
         _drop_type_dependent(new, live)
-    if kind == "Pod" and with_defaults(new).get("spec") != live.get("spec"):
-        raise Forbidden(f'The Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other '
-                        "than the pod's labels and annotations in netlab (delete it and create it again, or "
-                        "patch the Deployment that owns it)")
+    check_update(live, md, new, source, what, "leave it out of the patch")
     objs, sc = read_manifests([(manifest_text(new), source)], target, "patch")
     from ..spec.podparts import check_references, stored_sources
     check_references(objs, stored_sources(target.store))
@@ -303,3 +324,49 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
     applied = apply_objects(target.store, objs, allocate=target.service_allocator(sc.networking), whole=True)
     target.wrote()
     return applied[0]
+
+
+def replace_manifests(target: Target, inputs: list[tuple[str, str]], force: bool = False, on_read=None) -> list:
+    """`kubectl replace -f`: each object of the inputs, which must exist, is replaced whole by the one given
+    (what the file leaves out is gone, defaults filled in again; its status and the metadata the server sets
+    are kept), checked as `apply` checks a manifest; a resourceVersion in the file is a precondition. The
+    last applied configuration, if the object has one, becomes the file's object. `force` (`--force`): each
+    object is deleted and created anew instead, so a Pod's spec may change too. All in one transaction;
+    returns live.objects.Applied for each object. A missing object raises store.api.NotFoundError, bad input
+    SpecError, Conflict or Forbidden, before anything is written."""
+    from ..kindnames import PLURAL
+    from ..spec.podparts import check_references, stored_sources
+    from ..store.api import NotFoundError
+    from .objects import apply_objects
+    objs, sc = read_manifests(inputs, target, "replace")
+    given = {}
+    for src, d in _documents(inputs):
+        md = d.get("metadata")
+        if isinstance(d.get("kind"), str) and isinstance(md, dict) and isinstance(md.get("name"), str):
+            given.setdefault(key_of({"kind": d["kind"], "metadata": md}), (src, md))
+    objs = [o for o in objs if key_of(o) in given]   # (not the Namespaces read_manifests adds for them)
+    lives = []
+    for o in objs:
+        kind, ns, name = key = key_of(o)
+        src, md = given[key]
+        live = target.store.try_get(kind, ns, name)
+        if live is None or is_deleting(live):
+            raise NotFoundError(f'error when replacing "{src}": {PLURAL.get(kind, kind.lower())} "{name}" not found')
+        if kind == "Node":
+            raise SpecError(src, f"Node {name}: a node changes through `up` (its Cluster document), not a replace",
+                            f"use netlab cordon/uncordon {name} or netlab label node {name} KEY=VALUE")
+        if not force:
+            check_update(live, md, o, src, _what(live), "leave it out of the file", given_only=True)
+        lives.append(key)
+    check_references(objs, stored_sources(target.store))
+    check_room(target, workloads(target, objs, sc))
+    if on_read is not None:
+        on_read(sc)
+    allocate = target.service_allocator(sc.networking)
+    with target.store.transaction():
+        if force:
+            for kind, ns, name in lives:
+                target.store.delete(kind, ns, name, grace_seconds=0)
+        applied = apply_objects(target.store, objs, allocate=allocate, whole=True, record=True)
+    target.wrote()
+    return applied

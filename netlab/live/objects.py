@@ -233,7 +233,8 @@ def _comparable(obj: dict) -> dict:
 
 
 def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE, selector: str | None = None,
-                  graceful_pods: bool = False, allocate=None, whole: bool = False) -> list[Applied]:
+                  graceful_pods: bool = False, allocate=None, whole: bool = False,
+                  record: bool = False) -> list[Applied]:
     """Write `objects` (manifests) to `store` in one transaction; see the module's docstring. A bare
     Pod whose spec changed is deleted and created again (the API server refuses most pod updates;
     `up` has always made such a pod anew). `prune`: delete what an earlier apply made (and no controller
@@ -243,7 +244,8 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
     its ClusterIP and node ports, as the API server allocates them (None: as given, for a store without a
     lab's networking: tests'). `whole` (`patch`): each object that exists is replaced by the one given (its
     labels, annotations and every other field), not merged with it, and its last applied configuration stays
-    as it was (kubectl patch leaves it to the next apply)."""
+    as it was (kubectl patch leaves it to the next apply), or, with `record` (`replace`), becomes the object
+    given if it had one (kubectl replace updates an annotation that is there and adds none)."""
     out: list[Applied] = []
     services: dict | None = None   # the store's Services as this transaction leaves them, once one is written
 
@@ -279,7 +281,7 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
                 merged = copy.deepcopy(given)
                 annotations = dict(given["metadata"].get("annotations") or {})
                 if last_text:
-                    annotations[LAST_APPLIED] = last_text
+                    annotations[LAST_APPLIED] = text if record else last_text
                 merged["metadata"] = {k: v for k, v in live["metadata"].items() if k not in ("labels", "annotations")}
                 for k, v in (("labels", given["metadata"].get("labels")), ("annotations", annotations)):
                     if v:

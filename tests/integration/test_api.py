@@ -12,6 +12,8 @@ import yaml
 import netlab
 from netlab.dataplane import lab as labmod
 from netlab.errors import NotFound, SpecError, UsageError
+from netlab.store.api import Conflict
+from netlab.store.api import NotFoundError as StoreNotFound
 
 from .conftest import netlab_cli
 
@@ -189,7 +191,7 @@ def test_a_bad_manifest_is_one_line_naming_the_field_and_nothing_is_written(api_
         api_lab.get("gadgets")
 
 
-def test_patch_a_service_to_a_node_port_and_a_deployments_replicas(api_lab):
+def test_patch_and_replace_a_service_to_a_node_port_and_a_deployments_replicas(api_lab):
     assert api_lab.patch("svc", "web", {"spec": {"type": "NodePort"}}) == "service/web patched"
     svc = next(s for s in api_lab.get("services") if s.name == "web")
     port = svc.ports[0].node_port
@@ -204,6 +206,17 @@ def test_patch_a_service_to_a_node_port_and_a_deployments_replicas(api_lab):
         api_lab.patch("deploy", "web", {"spec": {"replica": 1}})
     with pytest.raises(NotFound):
         api_lab.patch("deploy", "nope", {})
+    # replace: the Service becomes what is given, a node port of its own choosing; a stale resourceVersion is
+    # the API server's Conflict, and an object that is not there NotFound
+    svc = {**WEB_SVC, "spec": {**WEB_SVC["spec"], "type": "NodePort",
+                               "ports": [{"port": 80, "targetPort": "http", "nodePort": 30090}]}}
+    assert api_lab.replace(svc) == ["service/web replaced"]
+    got = api_lab.exec("client", ["curl", "-sS", "--max-time", "5", f"http://{node.ip}:30090/hostname"])
+    assert got.stdout in {p.name for p in api_lab.get("pods") if p.labels.get("app") == "web"}, got.stderr
+    with pytest.raises(Conflict):
+        api_lab.replace({**svc, "metadata": {"name": "web", "resourceVersion": "1"}})
+    with pytest.raises(StoreNotFound):
+        api_lab.replace({**svc, "metadata": {"name": "nope"}})
 
 
 def test_a_bad_scenario_is_refused_before_anything_is_made():

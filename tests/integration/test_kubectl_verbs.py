@@ -365,3 +365,39 @@ def test_edit_in_an_editor_makes_the_service_a_node_port(lab, tmp_path, monkeypa
     assert got in pods, (got, pods)
     # run again: the line is already NodePort, nothing changes
     assert kubectl(lab, "edit", "svc", "web").stdout == "Edit cancelled, no changes made.\n"
+
+
+def test_replace_a_service_from_get_o_yaml_and_a_deployment_with_force(lab, tmp_path):
+    pods = web_up(lab, tmp_path)
+    # the round trip users make: get -o yaml, edit the file, replace -f it (status and resourceVersion included)
+    svc = store_obj(lab, "svc", "web")
+    svc["spec"]["type"] = "NodePort"
+    svc["spec"]["ports"][0]["nodePort"] = 30080
+    f = tmp_path / "svc.json"
+    f.write_text(json.dumps(svc))
+    r = kubectl(lab, "replace", "-f", str(f))
+    assert r.returncode == 0 and r.stdout == "service/web replaced\n", r
+    n1 = node_ip(lab, "n1")
+    got = until("node port 30080 answering", lambda: node_answers(lab, "n2", f"http://{n1}:30080/hostname"))
+    assert got in pods, (got, pods)
+    # the same file again: its resourceVersion is stale now, so the API server's Conflict, and nothing changes
+    before = store_obj(lab, "svc", "web")["metadata"]["resourceVersion"]
+    r = kubectl(lab, "replace", "-f", str(f), check=False)
+    assert r.returncode == 1 and r.stderr.startswith("Error from server (Conflict)"), r
+    assert store_obj(lab, "svc", "web")["metadata"]["resourceVersion"] == before
+
+    # --force: the Deployment is deleted and made again from the file, with new pods that see the new variable
+    d = tmp_path / "web.yaml"
+    args = "args: [netexec, --http-port=8080]"
+    d.write_text(WEB.split("---\n")[0].replace(args, args + "\n        env: [{name: COLOR, value: green}]"))
+    r = kubectl(lab, "replace", "--force", "-f", str(d))
+    assert r.returncode == 0 and r.stdout == 'deployment.apps "web" deleted\ndeployment.apps/web replaced\n', r
+    new = set(until("2 new pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 2 and not set(t) & pods
+                    and all(c[2] == "Running" for c in t.values()) and t))
+    for p in new:
+        assert netlab_cli("exec", "--lab", lab.name, p, "--", "sh", "-c", "echo $COLOR").stdout.strip() == "green"
+    assert new == pod_netns(lab)   # the old pods' namespaces are gone
+    got = until("the node port answering from a new pod", lambda: (a := node_answers(lab, "n2",
+                                                                                    f"http://{n1}:30080/hostname"))
+                in new and a)
+    assert got in new

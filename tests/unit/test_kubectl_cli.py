@@ -759,3 +759,62 @@ def test_edit_applies_what_changed_and_keeps_a_refused_copy(world, monkeypatch, 
     monkeypatch.setenv("KUBE_EDITOR", "no-such-editor")
     r = world.run("edit", "deploy/web", settle=False)
     assert r.exit_code == 1 and "no editor 'no-such-editor' found" in r.output
+
+
+# ------------------------------------------------------------------ replace
+
+def test_replace_writes_the_file_whole_and_keeps_what_the_server_set(world):
+    world.deploy(2)
+    assert world.run("label", "deploy/web", "team=a").exit_code == 0
+    svc = world.store.get("Service", "default", "web")
+    # the file as `get -o yaml` shows it, edited: a field left out is gone (apply would keep the label)
+    dep = world.store.get("Deployment", "default", "web")
+    dep["spec"]["replicas"] = 3
+    dep["metadata"]["labels"] = {"app": "web"}
+    r = world.run("replace", "-f", world.file(json.dumps(dep)))
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web replaced"], r.output
+    now = world.store.get("Deployment", "default", "web")
+    assert now["spec"]["replicas"] == 3 and now["metadata"]["labels"] == {"app": "web"}
+    assert now["metadata"]["uid"] == dep["metadata"]["uid"] and now["status"]
+    # the last applied configuration, which apply wrote, is the file's object now (kubectl's rule)
+    last = json.loads(now["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["replicas"] == 3 and "uid" not in last["metadata"]
+    # a Service written without its ClusterIP keeps the one it has, as the API server keeps it
+    r = world.run("replace", "-f", world.file(WEB.split("---\n")[1]))
+    assert r.exit_code == 0 and lines(r) == ["service/web replaced"], r.output
+    assert world.store.get("Service", "default", "web")["spec"]["clusterIP"] == svc["spec"]["clusterIP"]
+
+
+@pytest.mark.parametrize("edit,code,says", [
+    (lambda d: d["metadata"].update(resourceVersion="1"), 1, "Error from server (Conflict): Operation cannot be"),
+    # a stale file whose generation is stale too is a Conflict (what changed is someone's write), not a field
+    (lambda d: d["metadata"].update(resourceVersion="1", generation=9), 1, "Error from server (Conflict)"),
+    (lambda d: d["metadata"].update(uid="x"), 2, "changes metadata.uid of Deployment default/web"),
+    (lambda d: d["metadata"].update(name="nope"), 1, 'error when replacing "', ),
+    (lambda d: d["spec"].update(replicaz=1), 2, "unknown field spec.replicaz"),
+    (lambda d: d.update(kind="Cluster"), 2, "a Cluster document cannot be replaced in a running lab"),
+])
+def test_replace_refuses_with_one_line_and_writes_nothing(world, edit, code, says):
+    world.deploy(2)
+    dep = {k: v for k, v in world.store.get("Deployment", "default", "web").items() if k != "status"}
+    edit(dep)
+    before = world.store.revision()
+    r = world.run("replace", "-f", world.file(json.dumps(dep)), settle=False)
+    assert r.exit_code == code and says in r.output and len(lines(r)) == 1, r.output
+    assert world.store.revision() == before
+
+
+def test_replace_a_pods_spec_only_with_force(world):
+    world.run("run", "solo", "--image", "busybox", "--", "sleep", "3600")
+    pod = {k: v for k, v in world.store.get("Pod", "default", "solo").items() if k != "status"}
+    pod["spec"]["containers"][0]["args"] = ["sleep", "7200"]
+    f = world.file(json.dumps(pod))
+    before = world.store.revision()
+    r = world.run("replace", "-f", f, settle=False)
+    assert r.exit_code == 1 and "Forbidden: pod updates may not change" in r.output and len(lines(r)) == 1
+    assert world.store.revision() == before
+    r = world.run("replace", "--force", "-f", f)
+    assert r.exit_code == 0 and lines(r) == ['pod "solo" deleted', "pod/solo replaced"], r.output
+    now = world.store.get("Pod", "default", "solo")
+    assert now["spec"]["containers"][0]["args"] == ["sleep", "7200"]
+    assert now["metadata"]["uid"] != pod["metadata"]["uid"]
