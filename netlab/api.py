@@ -383,6 +383,17 @@ class Lab:
             self._settle(wait)
         return [str(a).replace(" recreated", " configured") for a in applied]
 
+    def diff(self, objs_or_path: str | os.PathLike | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+             ) -> list[tuple[str, dict | None, dict]]:
+        """What `apply` of the objects would change, changing nothing, as `netlab diff -f` (kubectl diff): for
+        each object it would create or change, (kubectl's name, e.g. `deployment.apps/web`; the object as stored
+        now, None if new; the object as apply would store it). Empty: apply would change nothing. Bad input:
+        SpecError."""
+        from .kindnames import SINGULAR
+        from .live import manifests
+        return [(f"{SINGULAR.get(k[0], k[0].lower())}/{k[2]}", live, merged)
+                for k, live, merged in manifests.diff_manifests(self._target(), self._inputs(objs_or_path))]
+
     def replace(self, objs_or_path: str | os.PathLike | Sequence[Mapping[str, Any]] | Mapping[str, Any], *,
                 force: bool = False, wait: float | None = 60.0) -> list[str]:
         """Replace objects whole, as `netlab replace -f` (kubectl replace): each must exist and becomes what is

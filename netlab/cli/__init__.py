@@ -1,7 +1,7 @@
 """The `netlab` command: kubectl- and containerlab-like verbs over an emulated cluster.
 
 This package holds the click group and main(); the commands are in one module per verb group
-(lifecycle: up, down; get; exec: exec, debug, logs; probe; graph; trace; render: render, validate; kubectl: apply,
+(lifecycle: up, down; get; exec: exec, debug, logs; probe; graph; trace; render: render, validate; kubectl: apply, diff,
 replace, delete, scale, set, patch, edit, wait, describe; expose; run; label, annotate; nodes: cordon, uncordon, drain;
 rollout; exercise) and the helpers they share in common and kubeutil (common is re-exported here). No module of
 this package imports the kernel layer (netlab.dataplane) or the renderers when it is imported, so `netlab --help`

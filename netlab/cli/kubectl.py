@@ -1,5 +1,5 @@
-"""kubectl's verbs on a live lab: apply, replace, delete, scale, set image|env, patch, edit, wait, describe (rollout
-is in rollout.py, cordon/uncordon/drain in nodes.py, get in get.py and getlive.py).
+"""kubectl's verbs on a live lab: apply, diff, replace, delete, scale, set image|env, patch, edit, wait, describe
+(rollout is in rollout.py, cordon/uncordon/drain in nodes.py, get in get.py and getlive.py).
 
 Each verb reads and writes the lab's store (netlab/live, netlab/store) and leaves the rest to the
 lab's control loop, which it starts if it is not running; the pure parts (messages, checks) are
@@ -68,6 +68,109 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
     applied = manifests.apply_manifests(t, read_inputs(list(files)), prune, selector, on_read=warn_ignored)
     for a in applied:
         out(str(a) if a.action != "recreated" else str(Applied(a.kind, a.namespace, a.name, "configured")))
+
+
+# ------------------------------------------------------------------ diff
+
+def diff_file_name(obj: dict) -> str:
+    """kubectl diff's name of an object's file: group.version.Kind.namespace.name
+    (`apps.v1.Deployment.default.web`, `v1.Service.default.web`; the namespace empty for a cluster-scoped kind)."""
+    group, _, version = obj.get("apiVersion", "v1").rpartition("/")
+    md = obj["metadata"]
+    return (f"{group}." if group else "") + f"{version}.{obj['kind']}.{md.get('namespace') or ''}.{md['name']}"
+
+
+def diff_texts(live: dict | None, merged: dict) -> tuple[str | None, str]:
+    """The two files kubectl diff compares for one object: YAML, keys sorted, without status and managedFields;
+    a Secret's values masked as kubectl masks them (`***`, or `*** (before)` / `*** (after)` where they differ)."""
+    import yaml
+
+    from ..live.objects import LAST_APPLIED
+
+    def shown(o: dict) -> dict:
+        o = {k: v for k, v in o.items() if k != "status"}
+        o["metadata"] = {k: v for k, v in o["metadata"].items() if k != "managedFields"}
+        return o
+    a, b = (shown(live) if live is not None else None), shown(merged)
+
+    def mask(old: dict, new: dict) -> None:
+        for k in old.keys() | new.keys():
+            same = old.get(k) == new.get(k)
+            if k in old:
+                old[k] = "***" if same else "*** (before)"
+            if k in new:
+                new[k] = "***" if same else "*** (after)"
+    if merged.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            old, new = dict((a or {}).get(field) or {}), dict(b.get(field) or {})
+            mask(old, new)
+            if a is not None and field in a:
+                a[field] = old
+            if field in b:
+                b[field] = new
+        # its last applied configuration holds the values too (kubectl's diff shows them there)
+        ann_a = dict(a["metadata"].get("annotations") or {}) if a is not None else {}
+        ann_b = dict(b["metadata"].get("annotations") or {})
+        old, new = ({k: v for k, v in ann.items() if k == LAST_APPLIED} for ann in (ann_a, ann_b))
+        mask(old, new)
+        ann_a.update(old)
+        ann_b.update(new)
+        if ann_a:
+            a["metadata"]["annotations"] = ann_a
+        if ann_b:
+            b["metadata"]["annotations"] = ann_b
+    dump = lambda o: yaml.safe_dump(o, sort_keys=True)   # noqa: E731
+    return (dump(a) if a is not None else None), dump(b)
+
+
+@click.command()
+@click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE", help=FILES_HELP)
+@lab_option
+@kubectl_errors
+def diff(files: tuple[str, ...], lab: str | None) -> None:
+    """Show what `apply -f` of the files would change, without changing anything, like kubectl diff -f.
+
+    \b
+      netlab diff -f web.yaml        # diff -u -N of each object as it is and as apply would leave it
+
+    The apply runs as `apply` runs it (the same checks, three-way merge, defaults and allocations) in a
+    transaction of the lab's store that is then rolled back. Each object it would create or change is written
+    to a file in LIVE-* and MERGED-* directories (named as kubectl names them, without status; a Secret's
+    values masked), compared by `diff -u -N` or by $KUBECTL_EXTERNAL_DIFF. Exit status 0: no differences, 1:
+    differences, above 1: an error (bad input: one line, exit 2)."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import tempfile
+
+    from ..live import manifests
+    from ..spec.sources import read_inputs
+    from .common import warn_ignored
+    t = kubeutil.open_target(lab)
+    changes = manifests.diff_manifests(t, read_inputs(list(files)), on_read=warn_ignored)
+    argv = shlex.split(os.environ.get("KUBECTL_EXTERNAL_DIFF") or "diff -u -N")
+    if not argv or shutil.which(argv[0]) is None:
+        raise KubeError(f"error: no diff program {argv[0] if argv else ''!r} found: install diffutils, or set "
+                        "KUBECTL_EXTERNAL_DIFF")
+    base = tempfile.mkdtemp(prefix="netlab-diff-")
+    try:
+        live_dir, merged_dir = os.path.join(base, "LIVE"), os.path.join(base, "MERGED")
+        os.mkdir(live_dir)
+        os.mkdir(merged_dir)
+        for _, live, merged in changes:
+            before, after = diff_texts(live, merged)
+            name = diff_file_name(merged)
+            if before is not None:
+                with open(os.path.join(live_dir, name), "w") as f:
+                    f.write(before)
+            with open(os.path.join(merged_dir, name), "w") as f:
+                f.write(after)
+        r = subprocess.run([*argv, live_dir, merged_dir], stdout=subprocess.PIPE, text=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    click.echo(r.stdout, nl=False)
+    click.get_current_context().exit(r.returncode)
 
 
 # ------------------------------------------------------------------ replace
@@ -565,6 +668,6 @@ def describe(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     out("\n\n\n".join(shown))
 
 
-COMMANDS = (apply, replace, delete, scale, set_, patch, edit, wait, describe)
+COMMANDS = (apply, diff, replace, delete, scale, set_, patch, edit, wait, describe)
 
 __all__ = ["COMMANDS", "read_manifests", "set_env_of", "pod_grace"]

@@ -214,17 +214,55 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     longer has, only those matching `selector` when given. `on_read(scenario)` is called once the input
     is read and checked (the CLI warns about ignored fields). Bad input raises SpecError before anything
     is written. The lab's control loop does the rest (`target.wrote()` makes sure it runs)."""
-    from ..spec.podparts import check_references, stored_sources
     from .objects import apply_objects
-    objs, sc = read_manifests(inputs, target)
-    check_references(objs, stored_sources(target.store))   # before anything is written
-    check_room(target, workloads(target, objs, sc))
-    if on_read is not None:
-        on_read(sc)
+    objs, sc = _checked(target, inputs, on_read)
     applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True,
                             allocate=target.service_allocator(sc.networking))
     target.wrote()
     return applied
+
+
+def _checked(target: Target, inputs: list[tuple[str, str]], on_read=None) -> tuple[list[dict], object]:
+    """The objects of the inputs and their scenario, read and checked as `apply` checks them (the parser, the
+    references, the pods this machine holds), before anything is written."""
+    from ..spec.podparts import check_references, stored_sources
+    objs, sc = read_manifests(inputs, target)
+    check_references(objs, stored_sources(target.store))
+    check_room(target, workloads(target, objs, sc))
+    if on_read is not None:
+        on_read(sc)
+    return objs, sc
+
+
+class _DryRun(Exception):
+    """Raised in a store transaction to roll back what it wrote (`diff_manifests`)."""
+
+
+def diff_manifests(target: Target, inputs: list[tuple[str, str]], on_read=None) -> list[tuple]:
+    """`kubectl diff -f`: what `apply` of the inputs would change, changing nothing. The apply runs as `apply`
+    runs it (the same checks, merge and allocations) in a store transaction that is then rolled back; returns
+    (key, the object as stored now or None, the object as the apply stored it) for each object it would create
+    or change, in the input's order (an unchanged one is left out). Bad input raises SpecError."""
+    from .objects import apply_objects
+    objs, sc = _checked(target, inputs, on_read)
+    store = target.store
+    out = []
+    try:
+        with store.transaction():
+            before = {key_of(o): store.try_get(*key_of(o)) for o in objs}
+            for a in apply_objects(store, objs, allocate=target.service_allocator(sc.networking)):
+                key = (a.kind, a.namespace, a.name)
+                if a.action != "unchanged":
+                    merged, live = store.try_get(*key), before.get(key)
+                    # a dry run writes nothing: no new resourceVersion (kubectl diff's server dry run)
+                    merged["metadata"].pop("resourceVersion", None)
+                    if live is not None and "resourceVersion" in live["metadata"]:
+                        merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+                    out.append((key, live, merged))
+            raise _DryRun
+    except _DryRun:
+        pass
+    return out
 
 
 def manifest_text(obj: dict) -> str:

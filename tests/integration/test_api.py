@@ -210,6 +210,11 @@ def test_patch_and_replace_a_service_to_a_node_port_and_a_deployments_replicas(a
     # the API server's Conflict, and an object that is not there NotFound
     svc = {**WEB_SVC, "spec": {**WEB_SVC["spec"], "type": "NodePort",
                                "ports": [{"port": 80, "targetPort": "http", "nodePort": 30090}]}}
+    # diff: what apply of it would change, nothing changed
+    (name, live, merged), = api_lab.diff(svc)
+    assert name == "service/web" and live["spec"]["type"] == "NodePort"
+    assert merged["spec"]["ports"][0]["nodePort"] == 30090
+    assert next(s for s in api_lab.get("services") if s.name == "web").ports[0].node_port == port
     assert api_lab.replace(svc) == ["service/web replaced"]
     got = api_lab.exec("client", ["curl", "-sS", "--max-time", "5", f"http://{node.ip}:30090/hostname"])
     assert got.stdout in {p.name for p in api_lab.get("pods") if p.labels.get("app") == "web"}, got.stderr

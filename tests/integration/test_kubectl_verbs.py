@@ -401,3 +401,21 @@ def test_replace_a_service_from_get_o_yaml_and_a_deployment_with_force(lab, tmp_
                                                                                     f"http://{n1}:30080/hostname"))
                 in new and a)
     assert got in new
+
+
+def test_diff_previews_an_apply_without_changing_the_lab(lab, tmp_path):
+    pods = web_up(lab, tmp_path)
+    rv = store_obj(lab, "deploy", "web")["metadata"]["resourceVersion"]
+    f = tmp_path / "web3.yaml"
+    f.write_text(WEB.replace("replicas: 2", "replicas: 3"))
+    r = kubectl(lab, "diff", "-f", str(f), check=False)
+    assert r.returncode == 1 and "-  replicas: 2\n+  replicas: 3\n" in r.stdout, r
+    assert [x.rsplit("/", 1)[1] for x in r.stdout.splitlines() if x.startswith("diff -u -N")] == \
+        ["apps.v1.Deployment.default.web"], r.stdout
+    time.sleep(2)   # (a loop that had been told to scale would have made the pod by now)
+    assert store_obj(lab, "deploy", "web")["metadata"]["resourceVersion"] == rv
+    assert set(pods_table(lab.name)) == pods == pod_netns(lab)
+    kubectl(lab, "apply", "-f", str(f))
+    until("3 pods", lambda: len(pod_netns(lab)) == 3)
+    r = kubectl(lab, "diff", "-f", str(f), check=False)
+    assert r.returncode == 0 and r.stdout == "", r

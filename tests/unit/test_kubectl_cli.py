@@ -818,3 +818,44 @@ def test_replace_a_pods_spec_only_with_force(world):
     now = world.store.get("Pod", "default", "solo")
     assert now["spec"]["containers"][0]["args"] == ["sleep", "7200"]
     assert now["metadata"]["uid"] != pod["metadata"]["uid"]
+
+
+# ------------------------------------------------------------------ diff
+
+def test_diff_shows_what_apply_would_change_and_changes_nothing(world):
+    world.deploy(2)
+    before = world.store.revision()
+    applied = WEB.replace("spec:\n  selector", "spec:\n  replicas: 2\n  selector", 1)   # what deploy(2) applied
+    r = world.run("diff", "-f", world.file(applied), settle=False)
+    assert r.exit_code == 0 and r.output == "", r.output
+    changed = applied.replace("replicas: 2", "replicas: 4") + """---
+apiVersion: v1
+kind: Secret
+metadata: {name: token}
+stringData: {token: s3cret}
+"""
+    r = world.run("diff", "-f", world.file(changed), settle=False)
+    assert r.exit_code == 1, r.output
+    assert world.store.revision() == before and world.store.try_get("Secret", "default", "token") is None
+    # diff -u -N of kubectl's files: the Deployment's replicas and generation, the new Secret masked
+    heads = [x.split()[-1].rsplit("/", 1)[1] for x in r.output.splitlines() if x.startswith("diff -u -N ")]
+    assert heads == ["apps.v1.Deployment.default.web", "v1.Secret.default.token"], r.output
+    assert "-  replicas: 2\n+  replicas: 4\n" in r.output and "-  generation: 1\n+  generation: 2\n" in r.output
+    assert "s3cret" not in r.output and "+  token: '*** (after)'" in r.output
+    assert "resourceVersion" not in "".join(x for x in r.output.splitlines() if x.startswith(("+", "-")))
+    # a field the file no longer sets is removed by apply's three-way merge: replicas back to its default
+    r = world.run("diff", "-f", world.file(WEB), settle=False)
+    assert r.exit_code == 1 and "-  replicas: 2\n+  replicas: 1\n" in r.output, r.output
+    # bad input: apply's line, exit 2, nothing written
+    r = world.run("diff", "-f", world.file(changed.replace("selector:", "selectr:", 1)), settle=False)
+    assert r.exit_code == 2 and "unknown field spec.selectr" in r.output, r.output
+
+
+def test_diff_runs_kubectl_external_diff(world, monkeypatch):
+    world.deploy(2)
+    monkeypatch.setenv("KUBECTL_EXTERNAL_DIFF", "diff -q")
+    r = world.run("diff", "-f", world.file(WEB.replace("8080]", "8080, --udp-port=8081]")), settle=False)
+    assert r.exit_code == 1 and r.output.startswith("Files ") and "differ" in r.output, r.output
+    monkeypatch.setenv("KUBECTL_EXTERNAL_DIFF", "no-such-diff -u")
+    r = world.run("diff", "-f", world.file(WEB), settle=False)
+    assert r.exit_code == 1 and "no diff program 'no-such-diff'" in r.output
