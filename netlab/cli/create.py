@@ -1,5 +1,8 @@
-"""`netlab create`: objects made from the command line, as kubectl create makes them.
+"""`netlab create`: objects made from manifests or the command line, as kubectl create makes them.
 
+- `create -f FILE`: the objects of the files that do not exist yet, created as `apply` would write them
+  (its checks, in one transaction; live/manifests.py `create_manifests`), without a last-applied
+  configuration unless --save-config; one that exists is kubectl's AlreadyExists (exit 1).
 - `create job NAME --from=cronjob/CJ`: a Job made now from a CronJob's jobTemplate, as kubectl create job
   --from does (annotation cronjob.kubernetes.io/instantiate: manual, owned by the CronJob). The lab's Job
   controller runs it.
@@ -20,9 +23,40 @@ from . import kubeutil
 from .kubeutil import KubeError, get_obj, kubectl_errors, lab_option, namespace_option, out
 
 
-@click.group()
-def create() -> None:
-    """Create an object: create deployment NAME --image=IMAGE, create job NAME --from=cronjob/CJ."""
+@click.group(invoke_without_command=True)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="A manifest file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
+                   "may be given several times.")
+@click.option("--save-config", is_flag=True,
+              help="Record each object as its last-applied configuration (a later apply merges against it).")
+@lab_option
+@click.pass_context
+@kubectl_errors
+def create(ctx, files: tuple[str, ...], save_config: bool, lab: str | None) -> None:
+    """Create objects: from manifests (create -f FILE, as kubectl create -f), or create deployment NAME
+    --image=IMAGE, create job NAME --from=cronjob/CJ.
+
+    \b
+    -f: each object of the files that does not exist is created as given, checked as `apply` checks a
+    file (one line naming the document, field and fix, exit 2, nothing written); one that exists is
+    kubectl's AlreadyExists (the others are created all the same; exit 1)."""
+    if ctx.invoked_subcommand is not None:
+        if files:
+            raise click.UsageError("-f is for `netlab create -f FILE` alone, not with a subcommand")
+        return
+    if not files:
+        raise KubeError("error: must specify one of -f and -k (or a subcommand: netlab create --help)")
+    from ..live import manifests
+    from ..spec.sources import read_inputs
+    from .common import warn_ignored
+    t = kubeutil.open_target(lab)
+    created, exists = manifests.create_manifests(t, read_inputs(list(files)), save_config, on_read=warn_ignored)
+    for a in created:
+        out(str(a))
+    for e in exists:
+        click.echo(f"Error from server (AlreadyExists): {e}", err=True)
+    if exists:
+        ctx.exit(1)
 
 
 @create.command("job")

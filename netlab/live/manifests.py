@@ -234,6 +234,31 @@ def _checked(target: Target, inputs: list[tuple[str, str]], on_read=None) -> tup
     return objs, sc
 
 
+def create_manifests(target: Target, inputs: list[tuple[str, str]], save_config: bool = False,
+                     on_read=None) -> tuple[list, list[str]]:
+    """`kubectl create -f`: the objects of the inputs that do not exist yet, created as given (checked as `apply`
+    checks them, in one transaction; without a last-applied configuration unless `save_config`); returns
+    (live.objects.Applied of those created, kubectl's AlreadyExists message for each one that exists, which
+    is left as it is). Bad input raises SpecError before anything is written."""
+    from ..kindnames import PLURAL
+    from .objects import apply_objects
+    objs, sc = _checked(target, inputs, on_read)
+    _, _, origin = scan(inputs)
+    new, exists = [], []
+    for o in objs:
+        kind, ns, name = key_of(o)
+        if target.store.try_get(kind, ns, name) is None:
+            new.append(o)
+        elif key_of(o) in origin:   # (not a Namespace read_manifests adds for the objects in it)
+            exists.append(f'error when creating "{origin[key_of(o)]}": {PLURAL.get(kind, kind.lower())} "{name}" '
+                          "already exists")
+    created = apply_objects(target.store, new, allocate=target.service_allocator(sc.networking),
+                            whole=not save_config) if new else []
+    if created:
+        target.wrote()
+    return created, exists
+
+
 class _DryRun(Exception):
     """Raised in a store transaction to roll back what it wrote (`diff_manifests`)."""
 

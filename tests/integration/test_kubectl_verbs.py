@@ -419,3 +419,21 @@ def test_diff_previews_an_apply_without_changing_the_lab(lab, tmp_path):
     until("3 pods", lambda: len(pod_netns(lab)) == 3)
     r = kubectl(lab, "diff", "-f", str(f), check=False)
     assert r.returncode == 0 and r.stdout == "", r
+
+
+def test_create_f_makes_a_deployment_and_its_service_once(lab, tmp_path):
+    lab.up(CLUSTER)
+    f = tmp_path / "web.yaml"
+    f.write_text(WEB)
+    r = kubectl(lab, "create", "-f", str(f))
+    assert r.stdout == "deployment.apps/web created\nservice/web created\n", r
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    pods = set(until("2 pods Running", lambda: (t := pods_table(lab.name)) and len(t) == 2
+                     and all(c[2] == "Running" for c in t.values()) and t))
+    assert until("both pods behind the Service", lambda: served_by(lab, 12) == pods)
+    r = kubectl(lab, "create", "-f", str(f), check=False)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr.splitlines() == [
+        f'Error from server (AlreadyExists): error when creating "{f}": deployments.apps "web" already exists',
+        f'Error from server (AlreadyExists): error when creating "{f}": services "web" already exists'], r
+    assert set(pods_table(lab.name)) == pods

@@ -859,3 +859,30 @@ def test_diff_runs_kubectl_external_diff(world, monkeypatch):
     monkeypatch.setenv("KUBECTL_EXTERNAL_DIFF", "no-such-diff -u")
     r = world.run("diff", "-f", world.file(WEB), settle=False)
     assert r.exit_code == 1 and "no diff program 'no-such-diff'" in r.output
+
+
+# ------------------------------------------------------------------ create -f
+
+def test_create_f_creates_what_is_not_there_and_says_already_exists_for_the_rest(world):
+    r = world.run("create", "-f", world.file(WEB))
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web created", "service/web created"], r.output
+    # as kubectl create: no last-applied configuration (unless --save-config)
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in \
+        (world.store.get("Deployment", "default", "web")["metadata"].get("annotations") or {})
+    other = WEB.replace("name: web", "name: api")
+    before = world.store.get("Deployment", "default", "web")["metadata"]["generation"]
+    r = world.run("create", "--save-config", "-f", world.file(other, "api.yaml"), "-f", world.file(WEB))
+    assert r.exit_code == 1, r.output
+    assert [x for x in lines(r) if not x.startswith("Error")] == ["deployment.apps/api created", "service/api created"]
+    assert 'Error from server (AlreadyExists): error when creating "' in r.output
+    assert 'deployments.apps "web" already exists' in r.output and 'services "web" already exists' in r.output
+    assert world.store.get("Deployment", "default", "web")["metadata"]["generation"] == before   # left as it was
+    assert "kubectl.kubernetes.io/last-applied-configuration" in \
+        world.store.get("Deployment", "default", "api")["metadata"]["annotations"]
+    # bad input: apply's line, exit 2, nothing written; no -f and no subcommand: kubectl's error
+    rev = world.store.revision()
+    r = world.run("create", "-f", world.file(WEB.replace("name: web", "name: x").replace("replicas", "replicaz")
+                                              .replace("selector:", "selectr:", 1)), settle=False)
+    assert r.exit_code == 2 and "unknown field spec.selectr" in r.output and world.store.revision() == rev
+    r = world.run("create", settle=False)
+    assert r.exit_code == 1 and "must specify one of -f and -k" in r.output
