@@ -512,7 +512,7 @@ def patch(args: tuple[str, ...], patch_text: str | None, patch_file, ptype: str,
 
 EDIT_HEADER = """# Please edit the object below. Lines beginning with a '#' will be ignored, and an empty file
 # will abort the edit. What you change is applied to the object as it is when you save (a merge patch,
-# checked as `netlab apply` checks a file); if it is refused, netlab says why and keeps a copy.
+# checked as `netlab apply` checks a file); if it is refused, this file is opened again with why.
 # (status is not shown: the controllers and kubelets write it)
 """
 
@@ -536,9 +536,10 @@ def _editor() -> list[str]:
 def edit(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     """Edit an object in your editor, like kubectl edit TYPE NAME ($KUBE_EDITOR, else $EDITOR, else vi).
 
-    What you change is applied as `patch` applies a merge patch: checked as `apply` checks a file (one line
-    naming the field and the fix, exit 2, nothing written; your edited copy is kept and named), to the object
-    as it is when you save. Saving it unchanged, or empty, changes nothing."""
+    What you change is applied as `patch` applies a merge patch: checked as `apply` checks a file, to the object
+    as it is when you save. A refused edit opens the editor again with why at the top, as kubectl edit does;
+    saved unchanged then, the refusal stands (one line naming the field and the fix, exit 2, nothing written;
+    your edited copy is kept and named). Saving it unchanged, or empty, the first time changes nothing."""
     import os
     import subprocess
     import tempfile
@@ -557,28 +558,48 @@ def edit(args: tuple[str, ...], namespace: str, lab: str | None) -> None:
     shown = {k: v for k, v in kubeutil.get_or_builtin(t.store, kind, namespace, name).items() if k != "status"}
     argv = _editor()
     with tempfile.NamedTemporaryFile("w", prefix=f"netlab-edit-{name}-", suffix=".yaml", delete=False) as f:
-        f.write(EDIT_HEADER + manifests.manifest_text(shown))
         path = f.name
-    if subprocess.run([*argv, path]).returncode != 0:
-        raise KubeError(f"error: the editor ({argv[0]}) failed; your copy is {path}")
-    with open(path) as f:
-        text = "".join(line for line in f if not line.lstrip().startswith("#"))
-    edited = load_document(text, path) if text.strip() else None
-    if edited is None or edited == shown:
+    content, refused = manifests.manifest_text(shown), None   # (refused: the last refused text and its error)
+    for _ in range(EDIT_ROUNDS):
+        with open(path, "w") as f:
+            f.write(EDIT_HEADER + (_refusal_comment(refused[1]) if refused else "") + content)
+        if subprocess.run([*argv, path]).returncode != 0:
+            raise KubeError(f"error: the editor ({argv[0]}) failed; your copy is {path}")
+        with open(path) as f:
+            text = "".join(line for line in f if not line.lstrip().startswith("#"))
+        if refused is not None and text == refused[0]:
+            break   # saved as it was refused: the refusal stands
+        try:
+            edited = load_document(text, path) if text.strip() else None
+            if edited is None or edited == shown:
+                os.unlink(path)
+                out("Edit cancelled, no changes made.")
+                return
+            if not isinstance(edited, dict):
+                raise SpecError(path, "is not an object (a YAML map)", "edit the object's fields")
+            now = kubeutil.get_or_builtin(t.store, kind, namespace, name)   # as it is by now
+            a = manifests.patch_object(t, now, merge_diff(shown, edited), "merge", path, on_read=warn_ignored)
+        except (SpecError, manifests.Forbidden, StoreError) as e:
+            content, refused = text, (text, e)   # opened again with why, as kubectl edit does
+            continue
         os.unlink(path)
-        out("Edit cancelled, no changes made.")
+        out(f"{SINGULAR[kind]}/{name} edited" + (" (no change)" if a.action == "unchanged" else ""))
         return
-    if not isinstance(edited, dict):
-        raise SpecError(path, "is not an object (a YAML map)", "edit the object's fields")
-    diff = merge_diff(shown, edited)
-    try:   # (a refused edit's line names `path`, the copy kept of the changes)
-        now = kubeutil.get_or_builtin(t.store, kind, namespace, name)   # as it is by now
-        a = manifests.patch_object(t, now, diff, "merge", path, on_read=warn_ignored)
-    except (manifests.Forbidden, StoreError) as e:
-        prefix = f"Error from server ({e.reason}): " if isinstance(e, StoreError) else ""
-        raise KubeError(f"{prefix}{e}; your changes are kept in {path}") from None
-    os.unlink(path)
-    out(f"{SINGULAR[kind]}/{name} edited" + (" (no change)" if a.action == "unchanged" else ""))
+    e = refused[1]   # (a refused edit's line names `path`, the copy kept of the changes)
+    if isinstance(e, SpecError):
+        raise e
+    prefix = f"Error from server ({e.reason}): " if isinstance(e, StoreError) else ""
+    raise KubeError(f"{prefix}{e}; your changes are kept in {path}") from None
+
+
+EDIT_ROUNDS = 20   # editor sessions before a refused edit ends `edit` (a script that edits again and again)
+
+
+def _refusal_comment(e: Exception) -> str:
+    """Why the last save was refused, as comment lines at the top of the file opened again."""
+    lines = str(e).splitlines() or [type(e).__name__]
+    return ("#\n# netlab refused the last save; fix it and save again (save it unchanged, or empty, to give up):\n"
+            + "".join(f"#   {line}\n" for line in lines) + "#\n")
 
 
 # ------------------------------------------------------------------ wait

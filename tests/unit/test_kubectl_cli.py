@@ -886,3 +886,25 @@ def test_create_f_creates_what_is_not_there_and_says_already_exists_for_the_rest
     assert r.exit_code == 2 and "unknown field spec.selectr" in r.output and world.store.revision() == rev
     r = world.run("create", settle=False)
     assert r.exit_code == 1 and "must specify one of -f and -k" in r.output
+
+
+def test_a_refused_edit_opens_the_editor_again_with_why(world, monkeypatch, tmp_path):
+    """As kubectl edit: the user's first save is refused, the file comes back with the reason on top, the
+    second save (fixed) is applied."""
+    world.deploy(2)
+    seen = tmp_path / "second.yaml"
+    ed = tmp_path / "human.sh"
+    ed.write_text(f"""#!/bin/sh
+if grep -q 'netlab refused the last save' "$1"; then
+  cp "$1" {seen}; sed -i 's/replicaz: 5/replicas: 5/' "$1"
+else
+  sed -i 's/replicas: 2/replicaz: 5/' "$1"
+fi
+""")
+    ed.chmod(0o755)
+    monkeypatch.setenv("KUBE_EDITOR", str(ed))
+    r = world.run("edit", "deploy/web")
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web edited"], r.output
+    assert world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 5
+    second = seen.read_text()
+    assert "#   " in second and "unknown field spec.replicaz" in second and "\n  replicaz: 5\n" in second
