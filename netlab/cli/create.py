@@ -29,10 +29,11 @@ from .kubeutil import KubeError, get_obj, kubectl_errors, lab_option, namespace_
                    "may be given several times.")
 @click.option("--save-config", is_flag=True,
               help="Record each object as its last-applied configuration (a later apply merges against it).")
+@kubeutil.dry_run_option
 @lab_option
 @click.pass_context
 @kubectl_errors
-def create(ctx, files: tuple[str, ...], save_config: bool, lab: str | None) -> None:
+def create(ctx, files: tuple[str, ...], save_config: bool, dry_run: str, lab: str | None) -> None:
     """Create objects: from manifests (create -f FILE, as kubectl create -f), or create deployment NAME
     --image=IMAGE, create job NAME --from=cronjob/CJ.
 
@@ -41,8 +42,9 @@ def create(ctx, files: tuple[str, ...], save_config: bool, lab: str | None) -> N
     file (one line naming the document, field and fix, exit 2, nothing written); one that exists is
     kubectl's AlreadyExists (the others are created all the same; exit 1)."""
     if ctx.invoked_subcommand is not None:
-        if files:
-            raise click.UsageError("-f is for `netlab create -f FILE` alone, not with a subcommand")
+        if files or dry_run != "none" or save_config:
+            raise click.UsageError("-f, --save-config and --dry-run are for `netlab create -f FILE`, not with a "
+                                   "subcommand")
         return
     if not files:
         raise KubeError("error: must specify one of -f and -k (or a subcommand: netlab create --help)")
@@ -50,9 +52,10 @@ def create(ctx, files: tuple[str, ...], save_config: bool, lab: str | None) -> N
     from ..spec.sources import read_inputs
     from .common import warn_ignored
     t = kubeutil.open_target(lab)
-    created, exists = manifests.create_manifests(t, read_inputs(list(files)), save_config, on_read=warn_ignored)
+    with kubeutil.dry_run_if(t, dry_run):
+        created, exists = manifests.create_manifests(t, read_inputs(list(files)), save_config, on_read=warn_ignored)
     for a in created:
-        out(str(a))
+        out(str(a) + kubeutil.DRY_RUN_SUFFIX[dry_run])
     for e in exists:
         click.echo(f"Error from server (AlreadyExists): {e}", err=True)
     if exists:

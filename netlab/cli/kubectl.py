@@ -17,8 +17,8 @@ from ..controllers import verbs
 from ..controllers.validation import ControllerError
 from ..store.meta import is_deleting, key_of
 from . import kubeutil
-from .kubeutil import (SINGULAR, Clock, KubeError, duration, get_obj, kind_of, kubectl_errors, lab_option,
-                       namespace_option, not_found, ns_of, out, refs, wait_change)
+from .kubeutil import (DRY_RUN_SUFFIX, SINGULAR, Clock, KubeError, dry_run_option, duration, get_obj, kind_of,
+                       kubectl_errors, lab_option, namespace_option, not_found, ns_of, out, refs, wait_change)
 
 FILES_HELP = ("A manifest file, a directory (its *.yaml, *.yml, *.json files in name order) or - (stdin); "
               "may be given several times.")
@@ -41,9 +41,11 @@ def read_manifests(files: tuple[str, ...], target, verb: str = "apply") -> tuple
                                             "(with -l SELECTOR or --all, as kubectl).")
 @click.option("-l", "--selector", help="With --prune: only objects with these labels are pruned.")
 @click.option("--all", "prune_all", is_flag=True, help="With --prune: every object an earlier apply made.")
+@dry_run_option
 @lab_option
 @kubectl_errors
-def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: bool, lab: str | None) -> None:
+def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: bool, dry_run: str,
+          lab: str | None) -> None:
     """Create or update objects from manifests, like kubectl apply -f (Deployments, Services, Pods,
     Namespaces, EndpointSlices and Endpoints written by hand; a Cluster document is refused: nodes and
     networking change only through `up`).
@@ -65,9 +67,11 @@ def apply(files: tuple[str, ...], prune: bool, selector: str | None, prune_all: 
     if (selector or prune_all) and not prune:
         raise click.UsageError("-l and --all are for --prune here; add --prune")
     t = kubeutil.open_target(lab)
-    applied = manifests.apply_manifests(t, read_inputs(list(files)), prune, selector, on_read=warn_ignored)
+    with kubeutil.dry_run_if(t, dry_run):
+        applied = manifests.apply_manifests(t, read_inputs(list(files)), prune, selector, on_read=warn_ignored)
     for a in applied:
-        out(str(a) if a.action != "recreated" else str(Applied(a.kind, a.namespace, a.name, "configured")))
+        line = str(a) if a.action != "recreated" else str(Applied(a.kind, a.namespace, a.name, "configured"))
+        out(line + DRY_RUN_SUFFIX[dry_run])
 
 
 # ------------------------------------------------------------------ diff
@@ -178,9 +182,10 @@ def diff(files: tuple[str, ...], lab: str | None) -> None:
 @click.command()
 @click.option("-f", "--filename", "files", multiple=True, required=True, metavar="FILE", help=FILES_HELP)
 @click.option("--force", is_flag=True, help="Delete each object and create it anew (so a Pod's spec may change).")
+@dry_run_option
 @lab_option
 @kubectl_errors
-def replace(files: tuple[str, ...], force: bool, lab: str | None) -> None:
+def replace(files: tuple[str, ...], force: bool, dry_run: str, lab: str | None) -> None:
     """Replace objects by the ones in manifests, like kubectl replace -f: each must exist, and becomes what the
     file says (a field the file leaves out is gone, not kept as `apply` keeps it).
 
@@ -197,13 +202,14 @@ def replace(files: tuple[str, ...], force: bool, lab: str | None) -> None:
     from .common import warn_ignored
     t = kubeutil.open_target(lab)
     try:
-        replaced = manifests.replace_manifests(t, read_inputs(list(files)), force, on_read=warn_ignored)
+        with kubeutil.dry_run_if(t, dry_run):
+            replaced = manifests.replace_manifests(t, read_inputs(list(files)), force, on_read=warn_ignored)
     except manifests.Forbidden as e:
         raise KubeError(str(e)) from None
     for a in replaced:
         if force:
-            out(f'{SINGULAR[a.kind]} "{a.name}" deleted')
-        out(f"{SINGULAR[a.kind]}/{a.name} replaced")
+            out(f'{SINGULAR[a.kind]} "{a.name}" deleted' + DRY_RUN_SUFFIX[dry_run])
+        out(f"{SINGULAR[a.kind]}/{a.name} replaced" + DRY_RUN_SUFFIX[dry_run])
 
 
 # ------------------------------------------------------------------ delete
@@ -468,10 +474,11 @@ def set_env(items: tuple[str, ...], containers: str, namespace: str, lab: str | 
 @click.option("--patch-file", type=click.File("r"), metavar="FILE", help="A file holding the patch (- : stdin).")
 @click.option("--type", "ptype", type=click.Choice(["strategic", "merge", "json"]), default="strategic",
               show_default=True, help="strategic merge patch, JSON merge patch (RFC 7386) or JSON patch (RFC 6902).")
+@dry_run_option
 @namespace_option
 @lab_option
 @kubectl_errors
-def patch(args: tuple[str, ...], patch_text: str | None, patch_file, ptype: str, namespace: str,
+def patch(args: tuple[str, ...], patch_text: str | None, patch_file, ptype: str, dry_run: str, namespace: str,
           lab: str | None) -> None:
     """Update fields of an object with a patch, like kubectl patch TYPE NAME -p PATCH:
 
@@ -502,10 +509,12 @@ def patch(args: tuple[str, ...], patch_text: str | None, patch_file, ptype: str,
     t = kubeutil.open_target(lab)
     live = kubeutil.get_or_builtin(t.store, kind, namespace, name)
     try:
-        a = manifests.patch_object(t, live, body, ptype, source, on_read=warn_ignored)
+        with kubeutil.dry_run_if(t, dry_run):
+            a = manifests.patch_object(t, live, body, ptype, source, on_read=warn_ignored)
     except manifests.Forbidden as e:
         raise KubeError(str(e)) from None
-    out(f"{SINGULAR[kind]}/{name} patched" + (" (no change)" if a.action == "unchanged" else ""))
+    out(f"{SINGULAR[kind]}/{name} patched" + (" (no change)" if a.action == "unchanged" else "")
+        + DRY_RUN_SUFFIX[dry_run])
 
 
 # ------------------------------------------------------------------ edit

@@ -7,6 +7,7 @@ of their own (tests/unit/test_kubectl_cli.py), so everything here but `_real_tar
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sys
@@ -116,6 +117,27 @@ def open_target(lab: str | None) -> Target:
 def lab_option(command):
     return click.option("--lab", metavar="NAME",
                         help="Lab to act on (default: the only lab up, else the one last brought up).")(command)
+
+
+DRY_RUN_SUFFIX = {"none": "", "server": " (server dry run)", "client": " (dry run)"}
+
+
+def dry_run_option(command):
+    return click.option("--dry-run", "dry_run", type=click.Choice(list(DRY_RUN_SUFFIX)), default="none",
+                        show_default=True,
+                        help="server or client: check everything and print what would change, writing nothing (both "
+                             "run netlab's own checks; each line ends as kubectl's does).")(command)
+
+
+@contextlib.contextmanager
+def dry_run_if(target, mode: str):
+    """The block as it is (`none`), or run as a dry run of the lab's store (live.manifests.dry_run)."""
+    if mode == "none":
+        yield
+        return
+    from ..live import manifests
+    with manifests.dry_run(target):
+        yield
 
 
 def namespace_option(command):

@@ -1,10 +1,15 @@
 """Manifests applied to a live lab, as `kubectl apply -f` does: read by the same strict parser as `up`,
-checked against the lab, written to its store (the lab's control loop does the rest); and an object
-patched, as `kubectl patch` does (`patch_object`: the patched object checked the same way). Shared by
-`netlab apply` / `netlab delete -f` / `netlab patch` (netlab/cli/kubectl.py) and netlab.Lab.apply / patch
+checked against the lab, written to its store (the lab's control loop does the rest); created
+(`create_manifests`), replaced (`replace_manifests`) or compared with what apply would make
+(`diff_manifests`) as kubectl create / replace / diff do; and an object patched, as `kubectl patch` does
+(`patch_object`: the patched object checked the same way). `dry_run` runs any of them without writing
+(kubectl's --dry-run=server). Shared by `netlab apply` / `create -f` / `replace` / `diff` / `delete -f` /
+`patch` / `edit` (netlab/cli/kubectl.py, create.py) and netlab.Lab.apply / replace / diff / patch
 (netlab/api.py).
 No root needed here: the store is what `Target` gives (tests give a store of their own)."""
 from __future__ import annotations
+
+import contextlib
 
 from ..errors import NetlabError, SpecError
 from ..store.meta import is_deleting, key_of
@@ -260,7 +265,22 @@ def create_manifests(target: Target, inputs: list[tuple[str, str]], save_config:
 
 
 class _DryRun(Exception):
-    """Raised in a store transaction to roll back what it wrote (`diff_manifests`)."""
+    """Raised in a store transaction to roll back what it wrote (`dry_run`)."""
+
+
+@contextlib.contextmanager
+def dry_run(target: Target):
+    """A dry run of what the block writes (kubectl's --dry-run=server): it runs as it would, in one transaction
+    of the lab's store that is then rolled back, and the lab's control loop is not started."""
+    ensure, target._ensure = target._ensure, None
+    try:
+        with target.store.transaction():
+            yield
+            raise _DryRun
+    except _DryRun:
+        pass
+    finally:
+        target._ensure = ensure
 
 
 def diff_manifests(target: Target, inputs: list[tuple[str, str]], on_read=None) -> list[tuple]:
@@ -272,21 +292,17 @@ def diff_manifests(target: Target, inputs: list[tuple[str, str]], on_read=None) 
     objs, sc = _checked(target, inputs, on_read)
     store = target.store
     out = []
-    try:
-        with store.transaction():
-            before = {key_of(o): store.try_get(*key_of(o)) for o in objs}
-            for a in apply_objects(store, objs, allocate=target.service_allocator(sc.networking)):
-                key = (a.kind, a.namespace, a.name)
-                if a.action != "unchanged":
-                    merged, live = store.try_get(*key), before.get(key)
-                    # a dry run writes nothing: no new resourceVersion (kubectl diff's server dry run)
-                    merged["metadata"].pop("resourceVersion", None)
-                    if live is not None and "resourceVersion" in live["metadata"]:
-                        merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-                    out.append((key, live, merged))
-            raise _DryRun
-    except _DryRun:
-        pass
+    with dry_run(target):
+        before = {key_of(o): store.try_get(*key_of(o)) for o in objs}
+        for a in apply_objects(store, objs, allocate=target.service_allocator(sc.networking)):
+            key = (a.kind, a.namespace, a.name)
+            if a.action != "unchanged":
+                merged, live = store.try_get(*key), before.get(key)
+                # a dry run writes nothing: no new resourceVersion (kubectl diff's server dry run)
+                merged["metadata"].pop("resourceVersion", None)
+                if live is not None and "resourceVersion" in live["metadata"]:
+                    merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+                out.append((key, live, merged))
     return out
 
 

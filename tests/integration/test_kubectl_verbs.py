@@ -403,7 +403,7 @@ def test_replace_a_service_from_get_o_yaml_and_a_deployment_with_force(lab, tmp_
     assert got in new
 
 
-def test_diff_previews_an_apply_without_changing_the_lab(lab, tmp_path):
+def test_diff_and_a_dry_run_preview_an_apply_without_changing_the_lab(lab, tmp_path):
     pods = web_up(lab, tmp_path)
     rv = store_obj(lab, "deploy", "web")["metadata"]["resourceVersion"]
     f = tmp_path / "web3.yaml"
@@ -412,6 +412,8 @@ def test_diff_previews_an_apply_without_changing_the_lab(lab, tmp_path):
     assert r.returncode == 1 and "-  replicas: 2\n+  replicas: 3\n" in r.stdout, r
     assert [x.rsplit("/", 1)[1] for x in r.stdout.splitlines() if x.startswith("diff -u -N")] == \
         ["apps.v1.Deployment.default.web"], r.stdout
+    r = kubectl(lab, "apply", "--dry-run=server", "-f", str(f))
+    assert r.stdout == "deployment.apps/web configured (server dry run)\nservice/web unchanged (server dry run)\n", r
     time.sleep(2)   # (a loop that had been told to scale would have made the pod by now)
     assert store_obj(lab, "deploy", "web")["metadata"]["resourceVersion"] == rv
     assert set(pods_table(lab.name)) == pods == pod_netns(lab)

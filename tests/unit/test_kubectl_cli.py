@@ -908,3 +908,28 @@ fi
     assert world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 5
     second = seen.read_text()
     assert "#   " in second and "unknown field spec.replicaz" in second and "\n  replicaz: 5\n" in second
+
+
+# ------------------------------------------------------------------ --dry-run
+
+def test_dry_run_checks_and_says_what_would_change_and_writes_nothing(world):
+    world.deploy(2)
+    dep = world.store.get("Deployment", "default", "web")
+    before = world.store.revision()
+    four = WEB.replace("spec:\n  selector", "spec:\n  replicas: 4\n  selector", 1)
+    r = world.run("apply", "--dry-run=server", "-f", world.file(four), settle=False)
+    assert lines(r) == ["deployment.apps/web configured (server dry run)", "service/web unchanged (server dry run)"]
+    r = world.run("patch", "deploy/web", "--dry-run=client", "-p", '{"spec": {"replicas": 5}}', settle=False)
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/web patched (dry run)"], r.output
+    r = world.run("create", "--dry-run=server", "-f", world.file(WEB.replace("name: web", "name: api")), settle=False)
+    assert lines(r) == ["deployment.apps/api created (server dry run)", "service/api created (server dry run)"]
+    dep["spec"]["replicas"] = 6
+    r = world.run("replace", "--dry-run=server", "-f", world.file(json.dumps(dep)), settle=False)
+    assert lines(r) == ["deployment.apps/web replaced (server dry run)"], r.output
+    assert world.store.revision() == before and world.ensured == ["sim"]   # (the loop: started by deploy only)
+    assert world.store.get("Deployment", "default", "web")["spec"]["replicas"] == 2
+    assert world.store.try_get("Deployment", "default", "api") is None
+    # a dry run checks as the real run does
+    r = world.run("apply", "--dry-run=server", "-f", world.file(four.replace("replicas: 4", "replicas: -1")),
+                  settle=False)
+    assert r.exit_code == 2 and "spec.replicas -1 is out" in r.output
