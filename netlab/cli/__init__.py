@@ -1,11 +1,11 @@
 """The `netlab` command: kubectl- and containerlab-like verbs over an emulated cluster.
 
 This package holds the click group and main(); the commands are in one module per verb group
-(lifecycle: up, down; get; exec: exec, debug, logs; probe; graph; trace; render: render, validate; kubectl: apply, diff,
-replace, delete, scale, set, patch, edit, wait, describe; expose; run; label, annotate; nodes: cordon, uncordon, drain;
-rollout; exercise) and the helpers they share in common and kubeutil (common is re-exported here). No module of
-this package imports the kernel layer (netlab.dataplane) or the renderers when it is imported, so `netlab --help`
-stays fast: a command imports them when it runs.
+(lifecycle: up, down; get; exec: exec, debug, logs; portforward: port-forward; probe; graph; trace; render: render,
+validate; kubectl: apply, diff, replace, delete, scale, set, patch, edit, wait, describe; create; expose; run; label,
+annotate; nodes: cordon, uncordon, drain; rollout; exercise) and the helpers they share in common and kubeutil
+(common is re-exported here). No module of this package imports the kernel layer (netlab.dataplane) or the
+renderers when it is imported, so `netlab --help` stays fast: a command imports them when it runs.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import click
 
 from .. import __version__
 from ..errors import NetlabError, SpecProblems
-from . import (agent, create, exec, exercise, expose, get, graph, kubectl, label, lifecycle, node, nodes, probe, render,
-               rollout, run, trace)
+from . import (agent, create, exec, exercise, expose, get, graph, kubectl, label, lifecycle, node, nodes, portforward,
+               probe, render, rollout, run, trace)
 from .common import Progress, default_scenario_text, load_scenario, scenario_paths, warn_ignored
 
 __all__ = ["cli", "main", "Progress", "default_scenario_text", "load_scenario", "scenario_paths", "warn_ignored"]
@@ -31,6 +31,7 @@ def cli() -> None:
 
 for _command in (lifecycle.up, lifecycle.down, get.get, exec.exec, exec.debug, probe.probe, exec.logs, render.render,
                  render.validate, *kubectl.COMMANDS, *expose.COMMANDS, *run.COMMANDS, *label.COMMANDS, *nodes.COMMANDS,
+                 *portforward.COMMANDS,
                  rollout.rollout, node.node, create.create, graph.graph, trace.trace, exercise.exercise, agent.agent):
     cli.add_command(_command)
 
