@@ -234,10 +234,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     _missing(names, [s.name for s in cluster.services], kind[:-1])
     if kind == "services":
         if fmt in ("json", "yaml"):
-            objs = out.service_objects(cluster, created)
-            stored = _stored_services(name)
-            for o in objs:
-                o["metadata"] = stored.get((o["metadata"]["namespace"], o["metadata"]["name"]), o["metadata"])
+            objs = _with_stored_metadata(name, "Service", out.service_objects(cluster, created))
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
         elif fmt == "name":
             click.echo("".join(f"service/{s.name}\n" for s in cluster.services), nl=False)
@@ -289,20 +286,28 @@ def _service_times(lab: str, created: float | None) -> dict:
     """When each of a live lab's Services was made (its stored creationTimestamp), the lab's time under None."""
     from ..store.meta import parse_time
     times: dict = {None: created}
-    for key, md in _stored_services(lab).items():
+    for key, md in _stored_metadata(lab, "Service").items():
         times[key] = parse_time(md.get("creationTimestamp")) or created
     return times
 
 
-def _stored_services(lab: str) -> dict:
-    """The stored metadata of a live lab's Services by (namespace, name): what -o json/yaml shows (uid,
-    resourceVersion, annotations, as kubectl shows them), so that the output can be edited and given back to
-    `replace`."""
+def _stored_metadata(lab: str, kind: str) -> dict:
+    """The stored metadata of a live lab's objects of `kind` by (namespace, name): what -o json/yaml shows of a
+    Service (uid, resourceVersion, the exact creationTimestamp, annotations, as kubectl shows them), so that the
+    output can be edited and given back to `replace`. (A pod's is the model's, with its namespace's name as an
+    annotation, and its spec is the model's too: `replace --force` takes it.)"""
     from ..live import has_store, store_for
     if not has_store(lab):
         return {}
     return {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o["metadata"]
-            for o in store_for(lab).list("Service")}
+            for o in store_for(lab).list(kind)}
+
+
+def _with_stored_metadata(lab: str, kind: str, objs: list[dict]) -> list[dict]:
+    stored = _stored_metadata(lab, kind)
+    for o in objs:
+        o["metadata"] = stored.get((o["metadata"].get("namespace", "default"), o["metadata"]["name"]), o["metadata"])
+    return objs
 
 
 def _with_store_view(lab: str, statuses: list, namespace: str, all_namespaces: bool, names, selector) -> list:
