@@ -234,7 +234,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     _missing(names, [s.name for s in cluster.services], kind[:-1])
     if kind == "services":
         if fmt in ("json", "yaml"):
-            objs = _with_stored_metadata(name, "Service", out.service_objects(cluster, created))
+            objs = _as_stored(name, "Service", out.service_objects(cluster, created))
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
         elif fmt == "name":
             click.echo("".join(f"service/{s.name}\n" for s in cluster.services), nl=False)
@@ -286,27 +286,31 @@ def _service_times(lab: str, created: float | None) -> dict:
     """When each of a live lab's Services was made (its stored creationTimestamp), the lab's time under None."""
     from ..store.meta import parse_time
     times: dict = {None: created}
-    for key, md in _stored_metadata(lab, "Service").items():
-        times[key] = parse_time(md.get("creationTimestamp")) or created
+    for key, obj in _stored(lab, "Service").items():
+        times[key] = parse_time(obj["metadata"].get("creationTimestamp")) or created
     return times
 
 
-def _stored_metadata(lab: str, kind: str) -> dict:
-    """The stored metadata of a live lab's objects of `kind` by (namespace, name): what -o json/yaml shows of a
-    Service (uid, resourceVersion, the exact creationTimestamp, annotations, as kubectl shows them), so that the
-    output can be edited and given back to `replace`. (A pod's is the model's, with its namespace's name as an
-    annotation, and its spec is the model's too: `replace --force` takes it.)"""
+def _stored(lab: str, kind: str) -> dict:
+    """A live lab's stored objects of `kind` by (namespace, name) (none when the lab has no store)."""
     from ..live import has_store, store_for
     if not has_store(lab):
         return {}
-    return {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o["metadata"]
-            for o in store_for(lab).list(kind)}
+    return {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o for o in store_for(lab).list(kind)}
 
 
-def _with_stored_metadata(lab: str, kind: str, objs: list[dict]) -> list[dict]:
-    stored = _stored_metadata(lab, kind)
+def _as_stored(lab: str, kind: str, objs: list[dict]) -> list[dict]:
+    """What -o json/yaml shows of a live lab's Services: the stored metadata (uid, resourceVersion, the exact
+    creationTimestamp, annotations) and the stored spec over the model's (every field the user set, those the
+    model does not render too), as kubectl shows the object, so that the output can be edited and given back to
+    `replace` without losing a field; the status is the model's. (A pod's is the model's, with its namespace's
+    name as an annotation, and its spec is the model's too: `replace --force` takes it.)"""
+    stored = _stored(lab, kind)
     for o in objs:
-        o["metadata"] = stored.get((o["metadata"].get("namespace", "default"), o["metadata"]["name"]), o["metadata"])
+        live = stored.get((o["metadata"].get("namespace", "default"), o["metadata"]["name"]))
+        if live is not None:
+            o["metadata"] = live["metadata"]
+            o["spec"] = {**(o.get("spec") or {}), **(live.get("spec") or {})}
     return objs
 
 
