@@ -373,10 +373,12 @@ def test_replace_a_service_from_get_o_yaml_and_a_deployment_with_force(lab, tmp_
     svc = store_obj(lab, "svc", "web")
     svc["spec"]["type"] = "NodePort"
     svc["spec"]["ports"][0]["nodePort"] = 30080
+    svc["spec"]["publishNotReadyAddresses"] = True   # (a field the lab's model does not render)
     f = tmp_path / "svc.json"
     f.write_text(json.dumps(svc))
     r = kubectl(lab, "replace", "-f", str(f))
     assert r.returncode == 0 and r.stdout == "service/web replaced\n", r
+    assert store_obj(lab, "svc", "web")["spec"]["publishNotReadyAddresses"] is True   # get -o json shows it
     n1 = node_ip(lab, "n1")
     got = until("node port 30080 answering", lambda: node_answers(lab, "n2", f"http://{n1}:30080/hostname"))
     assert got in pods, (got, pods)
