@@ -129,16 +129,17 @@ def deployment_for(name: str, namespace: str, images: list[str], replicas: int, 
               help="A container's image (again for more containers); netlab runs what it knows of the image.")
 @click.option("--replicas", type=click.IntRange(0), default=1, show_default=True, help="How many pods.")
 @click.option("--port", type=click.IntRange(1, 65535), help="The first container's containerPort.")
+@kubeutil.dry_run_option
+@kubeutil.output_option
 @namespace_option
 @lab_option
 @kubectl_errors
 def create_deployment(name: str, command: tuple[str, ...], images: tuple[str, ...], replicas: int, port: int | None,
-                      namespace: str, lab: str | None) -> None:
+                      dry_run: str, output: str | None, namespace: str, lab: str | None) -> None:
     """Make a Deployment, like kubectl create deployment NAME --image=IMAGE [--replicas N] [--port P]
     [-- COMMAND ARGS...]: labels app=NAME, a container per image named after it. Prints
     deployment.apps/NAME created; an existing Deployment of that name: kubectl's AlreadyExists, exit 1.
+    `--dry-run=client -o yaml` prints the manifest and needs no lab (`> web.yaml`, edit, `netlab apply -f`).
     """
-    t = kubeutil.open_target(lab)
-    kubeutil.create_new(t, [deployment_for(name, namespace, list(images), replicas, port, list(command))],
-                        f"create deployment {name}")
-    out(f"deployment.apps/{name} created")
+    kubeutil.make(lab, [deployment_for(name, namespace, list(images), replicas, port, list(command))],
+                  f"create deployment {name}", dry_run, output, [f"deployment.apps/{name} created"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import click
 
 from . import kubeutil
-from .kubeutil import KubeError, get_obj, kubectl_errors, lab_option, namespace_option, out, refs
+from .kubeutil import KubeError, get_obj, kubectl_errors, lab_option, namespace_option, refs
 
 EXPOSABLE = ("Deployment", "ReplicaSet", "Pod", "Service")
 TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -105,12 +105,14 @@ def service_for(obj: dict, name: str, port: int | None, target_port: str | None,
 @click.option("--type", "svc_type", type=click.Choice(TYPES), help="The Service's type (default: ClusterIP).")
 @click.option("--selector", help="The Service's selector, KEY=VALUE[,...] (default: the object's).")
 @click.option("--external-ip", help="An external IP the Service also answers on (spec.externalIPs).")
+@kubeutil.dry_run_option
+@kubeutil.output_option
 @namespace_option
 @lab_option
 @kubectl_errors
 def expose(args: tuple[str, ...], port: int | None, target_port: str | None, protocol: str | None,
            svc_name: str | None, svc_type: str | None, selector: str | None, external_ip: str | None,
-           namespace: str, lab: str | None) -> None:
+           dry_run: str, output: str | None, namespace: str, lab: str | None) -> None:
     """Make a Service for a Deployment, ReplicaSet, Pod or Service, like kubectl expose:
     expose deploy web --port 80 --target-port 8080 --type NodePort.
 
@@ -129,8 +131,8 @@ def expose(args: tuple[str, ...], port: int | None, target_port: str | None, pro
     t = kubeutil.open_target(lab)
     obj = get_obj(t.store, kind, namespace, name)
     svc = service_for(obj, svc_name or name, port, target_port, protocol, svc_type, selector, external_ip)
-    kubeutil.create_new(t, [svc], f"expose {kind.lower()}/{name}")
-    out(f"service/{svc['metadata']['name']} exposed")
+    kubeutil.make(lab, [svc], f"expose {kind.lower()}/{name}", dry_run, output,
+                  [f"service/{svc['metadata']['name']} exposed"], target=t)
 
 
 COMMANDS = (expose,)

@@ -46,6 +46,36 @@ def create_new(target, objs: list[dict], source: str) -> None:
     manifests.apply_manifests(target, [("\n---\n".join(json.dumps(o) for o in objs), source)])
 
 
+def output_option(command):
+    return click.option("-o", "--output", type=click.Choice(["yaml", "json", "name"]),
+                        help="Print the objects made (yaml, json: with --dry-run=client, a manifest to save and "
+                             "apply) or their names, not kubectl's lines.")(command)
+
+
+def make(lab: str | None, objs: list[dict], source: str, dry_run: str, output: str | None, lines: list[str],
+         target=None) -> None:
+    """What `create deployment`, `run` and `expose` do with the objects they made: create them (create_new), or
+    with --dry-run=server check everything in a dry run of the lab's store, or with --dry-run=client nothing at
+    all (no lab needed, as kubectl's client dry run needs no cluster); then print kubectl's `lines` (ending as a
+    dry run's do), or with `output` the objects (as stored, or as made for a client dry run) or their names."""
+    from .. import output as fmt
+    from ..store.meta import key_of
+    shown = objs
+    if dry_run != "client":
+        t = target if target is not None else open_target(lab)
+        with dry_run_if(t, dry_run):
+            create_new(t, objs, source)
+            shown = [t.store.get(*key_of(o)) for o in objs]
+    if output is None:
+        for line in lines:
+            out(line + DRY_RUN_SUFFIX[dry_run])
+    elif output == "name":
+        for o in shown:
+            out(f"{SINGULAR.get(o['kind'], o['kind'].lower())}/{o['metadata']['name']}")
+    else:
+        click.echo(fmt.dump(shown[0] if len(shown) == 1 else fmt.as_list(shown), output), nl=False)
+
+
 def kind_of(word: str) -> str:
     kind = KINDS.get(word.lower())
     if kind is None:

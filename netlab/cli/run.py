@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from . import kubeutil
-from .kubeutil import KubeError, kubectl_errors, lab_option, namespace_option, out
+from .kubeutil import KubeError, kubectl_errors, lab_option, namespace_option
 
 RESTART = {"Always": "Always", "Never": "Never", "OnFailure": "OnFailure"}
 
@@ -61,15 +61,18 @@ def pod_for(name: str, namespace: str, image: str, args: list[str], command: boo
 @click.option("-i", "--stdin", is_flag=True, hidden=True)
 @click.option("-t", "--tty", is_flag=True, hidden=True)
 @click.option("--rm", is_flag=True, hidden=True)
+@kubeutil.dry_run_option
+@kubeutil.output_option
 @namespace_option
 @lab_option
 @kubectl_errors
 def run(name: str, args: tuple[str, ...], image: str, port: int | None, env: tuple[str, ...], labels: str | None,
-        restart: str, as_command: bool, expose: bool, stdin: bool, tty: bool, rm: bool, namespace: str,
-        lab: str | None) -> None:
+        restart: str, as_command: bool, expose: bool, stdin: bool, tty: bool, rm: bool, dry_run: str,
+        output: str | None, namespace: str, lab: str | None) -> None:
     """Run a pod, like kubectl run NAME --image=IMAGE [--port P] [--env K=V] [--restart Never] [--expose]
     [-- ARGS...]: label run=NAME, one container NAME. Prints pod/NAME created (and service/NAME created
-    first with --expose). kubectl's -i/-t/--rm are refused: run the pod, then `netlab exec NAME -- CMD`
+    first with --expose; `--dry-run=client -o yaml` prints the manifest, no lab needed). kubectl's -i/-t/--rm are
+    refused: run the pod, then `netlab exec NAME -- CMD`
     (or `netlab debug NAME`), then `netlab delete pod NAME`.
     """
     if stdin or tty or rm:
@@ -77,16 +80,13 @@ def run(name: str, args: tuple[str, ...], image: str, port: int | None, env: tup
                         f"run it, then: netlab exec {name} -- CMD (or netlab debug {name}), netlab delete pod {name}")
     if expose and port is None:
         raise KubeError("error: --port must be set when exposing a service")
-    t = kubeutil.open_target(lab)
     pod = pod_for(name, namespace, image, list(args), as_command, port, list(env), labels, restart)
     docs = [pod]
     if expose:
         from .expose import service_for
         docs.insert(0, service_for(pod, name, port, None, None, None, None, None))
-    kubeutil.create_new(t, docs, f"run {name}")
-    if expose:
-        out(f"service/{name} created")
-    out(f"pod/{name} created")
+    kubeutil.make(lab, docs, f"run {name}", dry_run, output,
+                  ([f"service/{name} created"] if expose else []) + [f"pod/{name} created"])
 
 
 COMMANDS = (run,)

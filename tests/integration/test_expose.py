@@ -86,3 +86,27 @@ def test_create_deployment_and_expose_it_as_the_tutorials_do(lab):
         netlab_cli("exec", "client", "--lab", lab.name, "--", "curl", "-sS", "--max-time", "3", "http://web1/")),
         timeout=30)
     assert "Welcome to nginx!" in r.stdout
+
+
+def test_manifests_generated_with_dry_run_client_then_applied(lab, tmp_path):
+    """The tutorials' other first step: kubectl create deployment ... --dry-run=client -o yaml > file (no lab
+    needed), edit, apply -f; expose ... --dry-run=client -o yaml the same way; a node port answers."""
+    r = netlab_cli("create", "deployment", "nginx", "--image=nginx:1.25", "--replicas=2", "--port=80",
+                   "--dry-run=client", "-o", "yaml", check=True)   # (no lab is up yet)
+    d = tmp_path / "deploy.yaml"
+    d.write_text(r.stdout.replace("replicas: 2", "replicas: 3"))
+    lab.up(text(cluster(None, nodes=[{"name": "cp", "role": "control-plane"}, {"name": "w1"}])))
+    assert kubectl(lab, "apply", "-f", str(d)).stdout.strip() == "deployment.apps/nginx created"
+    kubectl(lab, "rollout", "status", "deployment/nginx", "--timeout=60s")
+    r = kubectl(lab, "expose", "deployment", "nginx", "--type=NodePort", "--dry-run=client", "-o", "yaml")
+    assert "kind: Service" in r.stdout and "not found" in kubectl(lab, "get", "svc", "nginx", check=False).stderr
+    s = tmp_path / "svc.yaml"
+    s.write_text(r.stdout)
+    assert kubectl(lab, "apply", "-f", str(s)).stdout.strip() == "service/nginx created"
+    svc = json.loads(kubectl(lab, "get", "svc", "nginx", "-o", "json").stdout)
+    ip = json.loads(kubectl(lab, "get", "nodes", "-o", "json").stdout)["items"][1]["status"]["addresses"][0]["address"]
+    url = f"http://{ip}:{svc['spec']['ports'][0]['nodePort']}/"
+    r = until(f"{url} answers", lambda: (lambda r: r if r.returncode == 0 else None)(
+        lab.ext_exec(["curl", "-sS", "--max-time", "3", url])), timeout=30)
+    assert "Welcome to nginx!" in r.stdout
+    assert len(json.loads(kubectl(lab, "get", "pods", "-o", "json").stdout)["items"]) == 3

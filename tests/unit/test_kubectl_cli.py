@@ -933,3 +933,37 @@ def test_dry_run_checks_and_says_what_would_change_and_writes_nothing(world):
     r = world.run("apply", "--dry-run=server", "-f", world.file(four.replace("replicas: 4", "replicas: -1")),
                   settle=False)
     assert r.exit_code == 2 and "spec.replicas -1 is out" in r.output
+
+
+def test_create_run_expose_dry_run_client_print_a_manifest_and_need_no_lab(world, monkeypatch):
+    def no_lab(lab):
+        raise AssertionError("a client dry run looked for a lab")
+    monkeypatch.setattr(kubeutil, "open_target", no_lab)
+    r = world.run("create", "deployment", "web", "--image=nginx", "--replicas=2", "--port=80", "--dry-run=client",
+                  "-o", "yaml", settle=False)
+    assert r.exit_code == 0, r.output
+    import yaml
+    d = yaml.safe_load(r.output)
+    assert d["kind"] == "Deployment" and d["spec"]["replicas"] == 2 and d["spec"]["selector"] == \
+        {"matchLabels": {"app": "web"}} and d["spec"]["template"]["spec"]["containers"][0]["ports"] == \
+        [{"containerPort": 80}]
+    r = world.run("run", "tmp", "--image=busybox", "--port=80", "--expose", "--dry-run=client", "-o", "json",
+                  settle=False)
+    assert r.exit_code == 0 and [i["kind"] for i in json.loads(r.output)["items"]] == ["Service", "Pod"], r.output
+    r = world.run("run", "tmp", "--image=busybox", "--dry-run=client", settle=False)
+    assert lines(r) == ["pod/tmp created (dry run)"]
+
+
+def test_create_run_expose_dry_run_server_check_and_write_nothing_and_o_yaml_shows_the_stored_object(world):
+    world.deploy(1)
+    before = world.store.revision()
+    r = world.run("expose", "deploy", "web", "--port=80", "--name=web2", "--dry-run=server", settle=False)
+    assert lines(r) == ["service/web2 exposed (server dry run)"], r.output
+    r = world.run("run", "p", "--image=busybox", "--dry-run=server", "-o", "yaml", settle=False)
+    assert r.exit_code == 0 and "uid:" in r.output, r.output   # as the store would hold it
+    r = world.run("create", "deployment", "web", "--image=nginx", "--dry-run=server", settle=False)
+    assert r.exit_code == 1 and 'deployments.apps "web" already exists' in r.output   # the server's checks
+    assert world.store.revision() == before
+    r = world.run("create", "deployment", "api", "--image=nginx", "-o", "name")
+    assert r.exit_code == 0 and lines(r) == ["deployment.apps/api"], r.output
+    assert world.store.try_get("Deployment", "default", "api") is not None
