@@ -442,6 +442,32 @@ def parse_args(argv: list[str]) -> tuple[str, str | None] | None:
     return lab, host
 
 
+LOCK_WAIT = 30.0   # seconds a loop waits for the lock of one that no longer runs (see _take_lock)
+
+
+def _agent_running(lab: str, host: str) -> bool:
+    from . import agent
+    return agent.running(lab, host) is not None
+
+
+def _take_lock(fd: int, other_runs, wait: float = LOCK_WAIT) -> bool:
+    """The loop's lock (flock on `fd`), or False when another loop holds it and runs (`other_runs()`). A loop
+    killed a moment ago may still hold it although it no longer runs: its first thread is a zombie while
+    another finishes a system call (a namespace's or a netlink request's, slow on a loaded machine), and the
+    kernel lets the lock go with the last thread. A loop started meanwhile (any netlab command starts one)
+    waits for it, up to `wait` seconds, instead of leaving the lab without one."""
+    import fcntl
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if other_runs() or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
 def main(argv: list[str]) -> int:
     import faulthandler
     try:
@@ -457,14 +483,15 @@ def main(argv: list[str]) -> int:
     if host is not None:
         layout.set_host(host)   # this process keeps its host's state (layout.state_file, terminations...)
     # one loop per lab (per host for an agent): the first holds this lock for its whole life; one started
-    # alongside (two commands found none running at the same moment) leaves at once
+    # alongside (two commands found none running at the same moment) leaves once the other has recorded itself
     import fcntl
     from ..dataplane import procs, state
     lock = layout.agent_lockfile(lab, host) if host else os.path.join(layout.run_dir(lab), f"{TAG}.lock")
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        return 0
+    if not _take_lock(fd, lambda: running(lab) if host is None else _agent_running(lab, host)):
         return 0
     state.write_private(layout.agent_pidfile(lab, host) if host else pidfile(lab),
                         json.dumps({"pid": os.getpid(), "start": procs.start_time(os.getpid()) or ""}))

@@ -278,7 +278,8 @@ def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):
     os.kill(int(rec["pid"]), signal.SIGKILL)
     until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
     kubectl(lab, "get", "pods")   # any netlab command brings it back (it records itself once started)
-    until("the loop back", lambda: loop.running(lab.name) is not None, timeout=10)
+    until("the loop back", lambda: loop.running(lab.name) is not None, timeout=10,
+          detail=lambda: open(loop.logfile(lab.name)).read()[-3000:])
     r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s", check=False)
     if "successfully rolled out" not in r.stdout:   # what the loop did, and what each node's server serves
         from netlab.dataplane import layout
