@@ -45,34 +45,27 @@ def parse_ports(specs: tuple[str, ...]) -> list[tuple[int, str]]:
     return out
 
 
-def _selects(selector: dict, labels: dict) -> bool:
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def _ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
 def choose_pod(store, kind: str, namespace: str, name: str) -> tuple[dict, dict | None]:
     """The pod to forward to and the Service it was found through (None for a pod or a Deployment)."""
-    from ..store.meta import is_deleting
+    from ..controllers.base import is_pod_ready
+    from ..store.meta import is_deleting, labels_of, matcher, selector_is_empty
     obj = store.try_get(kind, namespace, name)
     if obj is None:
         raise not_found(kind, name)
     if kind == "Pod":
         return obj, None
-    if kind == "Service":
-        selector = (obj.get("spec") or {}).get("selector") or {}
-    else:   # Deployment, ReplicaSet, StatefulSet, DaemonSet: their selector's matchLabels
-        selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    pods = [p for p in store.list("Pod", namespace) if not is_deleting(p)
-            and _selects(selector, p["metadata"].get("labels") or {})
-            and (p.get("status") or {}).get("phase") == "Running"]
+    # a Service's selector (a map), a workload's (a LabelSelector: matchLabels, matchExpressions); an empty
+    # one selects nothing here (a Service without a selector has no pods of its own)
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    selects = matcher(selector)
+    pods = [] if selector_is_empty(selector) else [
+        p for p in store.list("Pod", namespace) if not is_deleting(p) and selects(labels_of(p))
+        and (p.get("status") or {}).get("phase") == "Running"]
     if not pods:
+        shown = selector if kind == "Service" else (selector.get("matchLabels") or {})
         raise KubeError(f"error: no running pod for {kind.lower()}/{name} (its selector "
-                        f"{','.join(f'{k}={v}' for k, v in sorted(selector.items())) or 'selects nothing'})")
-    pods.sort(key=lambda p: (not _ready(p), p["metadata"]["name"]))
+                        f"{','.join(f'{k}={v}' for k, v in sorted(shown.items())) or 'selects nothing'})")
+    pods.sort(key=lambda p: (not is_pod_ready(p), p["metadata"]["name"]))
     return pods[0], (obj if kind == "Service" else None)
 
 

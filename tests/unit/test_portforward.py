@@ -62,3 +62,10 @@ def test_a_service_port_is_its_target_port_on_the_pod(store):
     assert remote_port(p, None, "9000") == 9000 and remote_port(p, None, "http") == 8080
     with pytest.raises(KubeError, match="no container port named 'x'"):
         remote_port(p, None, "x")
+
+
+def test_a_workloads_whole_label_selector_picks_its_pod(store):
+    """matchExpressions too, not only matchLabels (the store's selector matching)."""
+    store.create({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "default"},
+                  "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}}})
+    assert choose_pod(store, "StatefulSet", "default", "db")[0]["metadata"]["name"] == "web-b"
