@@ -151,12 +151,12 @@ def diff(files: tuple[str, ...], lab: str | None) -> None:
     from ..live import manifests
     from ..spec.sources import read_inputs
     from .common import warn_ignored
-    t = kubeutil.open_target(lab)
-    changes = manifests.diff_manifests(t, read_inputs(list(files)), on_read=warn_ignored)
     argv = shlex.split(os.environ.get("KUBECTL_EXTERNAL_DIFF") or "diff -u -N")
-    if not argv or shutil.which(argv[0]) is None:
+    if not argv or shutil.which(argv[0]) is None:   # (before the dry run: nothing to compare with)
         raise KubeError(f"error: no diff program {argv[0] if argv else ''!r} found: install diffutils, or set "
                         "KUBECTL_EXTERNAL_DIFF")
+    t = kubeutil.open_target(lab)
+    changes = manifests.diff_manifests(t, read_inputs(list(files)), on_read=warn_ignored)
     base = tempfile.mkdtemp(prefix="netlab-diff-")
     try:
         live_dir, merged_dir = os.path.join(base, "LIVE"), os.path.join(base, "MERGED")
