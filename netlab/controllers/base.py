@@ -12,7 +12,7 @@ import copy
 import hashlib
 from dataclasses import dataclass, field
 
-from netlab.store.meta import (controller_ref, get_condition, is_deleting, key_of, parse_time,
+from netlab.store.meta import (controller_ref, get_condition, key_of, parse_time,
                                matcher)
 
 # Kubernetes' alphabet for generated names (k8s.io/apimachinery/pkg/util/rand): no vowels, no
@@ -59,6 +59,9 @@ def delete(obj, grace_seconds: float | None = None) -> Action:
 
 def event(obj, etype: str, reason: str, message: str, component: str) -> Action:
     return Action("event", obj, event={"type": etype, "reason": reason, "message": message, "component": component})
+
+
+_NO_CONTROLLER = object()   # owned_by's index: the objects without a controller reference
 
 
 class Snapshot:
@@ -113,15 +116,28 @@ class Snapshot:
         """Objects of `kind` in the owner's namespace whose controller reference is `owner` (in the table's order;
         the objects of a kind are indexed by their controller's UID once per snapshot: the ReplicaSet
         controller asks for each ReplicaSet's pods, 10,000 of them, every round)."""
+        ns = key_of(owner)[1] or None
+        return [o for ons, o in self._owner_index(kind).get(owner["metadata"].get("uid"), ())
+                if ns is None or ons == ns]
+
+    def unowned(self, kind: str) -> list[dict]:
+        """Objects of `kind` without a controller reference (in the table's order): the orphans a controller may
+        adopt, from owned_by's index (not another look at every object's references)."""
+        return [o for _, o in self._owner_index(kind).get(_NO_CONTROLLER, ())]
+
+    def names(self, kind: str) -> set[str]:
+        """The names of the objects of `kind`, of every namespace."""
+        return {name for _, name in self._table(kind)}
+
+    def _owner_index(self, kind: str) -> dict:
+        """controller UID (or _NO_CONTROLLER) -> [(namespace, object)], in the table's order: once per snapshot."""
         index = self._owners.get(kind)
         if index is None:
             index = self._owners[kind] = {}
             for k, o in self._table(kind).items():
                 ref = controller_ref(o)
-                if ref is not None:
-                    index.setdefault(ref.get("uid"), []).append((k[0], o))
-        ns = key_of(owner)[1] or None
-        return [o for ons, o in index.get(owner["metadata"].get("uid"), ()) if ns is None or ons == ns]
+                index.setdefault(_NO_CONTROLLER if ref is None else ref.get("uid"), []).append((k[0], o))
+        return index
 
     def uids(self) -> set[str]:
         for kind in list(self._lazy):
@@ -161,8 +177,8 @@ PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 def is_pod_active(pod: dict) -> bool:
     """Kubernetes' IsPodActive: not Succeeded, not Failed, not being deleted."""
-    phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not is_deleting(pod)
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and \
+        not (pod.get("metadata") or {}).get("deletionTimestamp")   # (is_deleting, inline: 10,000 pods a round)
 
 
 def is_pod_ready(pod: dict) -> bool:

@@ -32,6 +32,8 @@ import functools
 import json
 import math
 
+import orjson
+
 from netlab.controllers import deployutil as du
 from netlab.controllers.base import (PHASE_ORDINAL, Action, Snapshot, clone, create, delete, event,
                                      generated_name, is_pod_active, is_pod_available, is_pod_ready, ready_since,
@@ -67,8 +69,17 @@ def pod_from_template(rs: dict, name: str) -> dict:
         md["annotations"] = dict(tmd["annotations"])
     if tmd.get("finalizers"):
         md["finalizers"] = list(tmd["finalizers"])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": clone(t.get("spec") or {}),
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": json_clone(t.get("spec") or {}),
             "status": {"phase": "Pending"}}
+
+
+def json_clone(obj):
+    """A copy of JSON data (a stored object's part), through orjson: a tenth of copy.deepcopy's time, for 10,000
+    pods' specs; deepcopy for what orjson does not write (an integer beyond 64 bits)."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except orjson.JSONEncodeError:
+        return clone(obj)
 
 
 def _log_rank(t: float | None, now: float) -> int:
@@ -138,8 +149,8 @@ def calculate_status(rs: dict, pods: list[dict], now: float) -> dict:
     mrs = du.min_ready_seconds(rs)
     status = dict(rs.get("status") or {})
     labeled = ready = available = 0
-    for p in pods:   # (one pass: 10,000 pods, every round of a big bring-up)
-        labeled += labelled(labels_of(p))
+    for p in pods:   # (one pass: 10,000 pods, every round of a big bring-up; a stored pod has its metadata)
+        labeled += labelled(p["metadata"].get("labels"))
         if is_pod_ready(p):
             ready += 1
             available += not mrs or is_pod_available(p, mrs, now)
@@ -164,10 +175,9 @@ def next_deadline(snap: Snapshot, now: float) -> float | None:
 
 def decide(snap: Snapshot, now: float, burst: int = BURST) -> list[Action]:
     actions: list[Action] = []
-    pods = snap.list("Pod")
-    taken = {p["metadata"]["name"] for p in pods}
+    taken = snap.names("Pod")
     # the pods any ReplicaSet may adopt: active, no controller (few: a lab's own pods all have one)
-    orphans = [p for p in pods if controller_ref(p) is None and is_pod_active(p)]
+    orphans = [p for p in snap.unowned("Pod") if is_pod_active(p)]
     for rs in snap.list("ReplicaSet"):
         actions += sync_replicaset(snap, rs, now, taken, burst, orphans)
     return actions
@@ -196,7 +206,7 @@ def claim(rs: dict, owned: list[dict], orphans: list[dict]) -> tuple[list[dict],
     uid = rs["metadata"].get("uid")
     released = []
     for p in owned:
-        if not wanted(labels_of(p)):
+        if not wanted(p["metadata"].get("labels")):
             new = clone(p)
             refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
             if refs:

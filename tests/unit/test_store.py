@@ -495,6 +495,22 @@ def test_time_and_selector_helpers():
         parse_selector("a=(b")
 
 
+def test_a_matchlabels_matcher_agrees_with_the_general_one():
+    """matcher() compares a selector of matchLabels alone directly: the same answers as the requirements'."""
+    from netlab.store.meta import _matches, matcher
+    sels = [{}, {"matchLabels": {}}, {"matchLabels": {"app": "web"}}, {"app": "web", "v": "1"}, "app=web",
+            "app=web,v=1", {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "v", "operator": "In",
+                                                                                 "values": ["1"]}]}]
+    labelsets = [None, {}, {"app": "web"}, {"app": "web", "v": "1"}, {"app": "db", "v": "1"}, {"v": "1"},
+                 {"app": "web", "v": "2", "x": "y"}]
+    for sel in sels:
+        m, reqs = matcher(sel), parse_selector(sel)
+        for labels in labelsets:
+            assert m(labels) == _matches(reqs, labels), (sel, labels)
+    assert not matcher({"matchLabels": {"app": "web"}})({"app": "web2"})
+    assert matcher({"matchLabels": {}})(None)
+
+
 def test_kind_revisions_survive_history_compaction(tmp_path):
     for s in (MemoryStore(history_limit=3), SQLiteStore(str(tmp_path), history_limit=3)):
         check_kind_revisions_survive_history_compaction(s)
