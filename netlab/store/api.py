@@ -474,21 +474,43 @@ class Store:
         PodScheduled condition) in one write, on the stored pod. Conflict if the pod is already bound to a
         node, as the API server refuses to bind a pod twice. Returns the pod as stored (`copy=False`: None)."""
         k = key_of(obj)
+        with self.transaction():
+            cur, _ = self._current(k, obj)
+            written = self._write(k, self._bound(k, obj, cur), "MODIFIED", copy)
+            return written if copy else None
+
+    def bind_all(self, objs: list[dict]) -> None:
+        """bind() of each of `objs` in order, in one transaction, for a caller that drops the copies (the
+        scheduler's pass binds by the thousand): the pods read together and written together (`_load_all`,
+        `_put_all`). Invalid, NotFoundError or Conflict as bind raises them, and then nothing is written."""
+        with self.transaction():
+            keys = [key_of(obj) for obj in objs]
+            raws = self._load_all(keys)
+            rows = []
+            for k, obj in zip(keys, objs):
+                new = self._bound(k, obj, self._checked(k, obj, raws.get(k)))
+                self._rev += 1
+                new["metadata"]["resourceVersion"] = str(self._rev)
+                raws[k] = text = _dump(new)   # (a pod twice in `objs`: its second binding finds it bound)
+                rows.append((k, text, self._rev))
+            self._put_all(rows, "MODIFIED")
+
+    @staticmethod
+    def _bound(k, obj: dict, cur: dict) -> dict:
+        """The stored pod `cur` bound as the binding `obj` says (bind, bind_all); Invalid without a node,
+        Conflict if `cur` is bound already."""
         node = (obj.get("spec") or {}).get("nodeName")
         if not node:
             raise Invalid("a binding needs spec.nodeName")
-        with self.transaction():
-            cur, raw = self._current(k, obj)
-            bound = (cur.get("spec") or {}).get("nodeName")
-            if bound:
-                raise Conflict(f"{_ref(*k)}: pod is already assigned to node {bound!r}")
-            md = dict(cur["metadata"])
-            md["generation"] = md.get("generation", 1) + 1   # its spec changed, as update() counts it
-            new = dict(cur, metadata=md, spec=dict(cur.get("spec") or {}, nodeName=node))
-            if "status" in obj:
-                new["status"] = obj["status"]
-            written = self._write(k, new, "MODIFIED", copy)
-            return written if copy else None
+        bound = (cur.get("spec") or {}).get("nodeName")
+        if bound:
+            raise Conflict(f"{_ref(*k)}: pod is already assigned to node {bound!r}")
+        md = dict(cur["metadata"])
+        md["generation"] = md.get("generation", 1) + 1   # its spec changed, as update() counts it
+        new = dict(cur, metadata=md, spec=dict(cur.get("spec") or {}, nodeName=node))
+        if "status" in obj:
+            new["status"] = obj["status"]   # (only read: written as JSON)
+        return new
 
     def delete(self, kind: str, namespace: str | None, name: str, grace_seconds: float | None = None,
                resource_version: str | None = None, uid: str | None = None) -> dict:

@@ -89,3 +89,39 @@ def test_a_failing_controller_is_reported_and_the_others_go_on():
     assert store.get("ConfigMap", "default", "x") and errors[0] == ("broken", "bad object")
     with pytest.raises(ValueError):
         Runner(store, [Controller("broken", ("Pod",), broken)]).round()
+
+
+def test_apply_actions_writes_batches_as_one_by_one_and_all_or_nothing():
+    """Consecutive creates, bindings and status writes go to the store together (create_all, bind_all,
+    update_status_all); the objects, their order in the history and a refusal are as one write at a time."""
+    import pytest
+    from netlab.controllers.base import bind, create, event, update, update_status
+    from netlab.controllers.runner import apply_actions
+    from netlab.store import AlreadyExists, MemoryStore
+
+    def pod(name, **kw):
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": []}, **kw}
+
+    store = MemoryStore()
+    rev = store.revision()
+    admitted = []
+    apply_actions(store, [create(pod("a")), create(pod("b")), event(pod("a"), "Normal", "R", "m", "c"),
+                          bind(pod("a", spec={"nodeName": "n1"})), bind(pod("b", spec={"nodeName": "n2"})),
+                          update_status(pod("a", status={"phase": "Running"})),
+                          update(pod("a", metadata={"name": "a", "labels": {"x": "1"}},   # on its own write
+                                     spec={"containers": [], "nodeName": "n1"})),
+                          create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "g-"},
+                                  "spec": {}})],
+                  1.0, admission=[lambda p: admitted.append(p["metadata"].get("name")) or p])
+    seen = [(w.type, w.object["metadata"]["name"]) for w in store.watch(rev) if w.object["kind"] == "Pod"]
+    assert seen[:6] == [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "a"), ("MODIFIED", "b"), ("MODIFIED", "a"),
+                        ("MODIFIED", "a")] and seen[6][0] == "ADDED" and seen[6][1].startswith("g-")
+    a = store.get("Pod", "default", "a")
+    assert a["spec"]["nodeName"] == "n1" and a["status"] == {"phase": "Running"} and a["metadata"]["labels"] == {
+        "x": "1"}
+    assert admitted == ["a", "b", None] and len(store.list("Event")) == 1
+    # a name taken refuses the whole transaction, as create raises it
+    rev = store.revision()
+    with pytest.raises(AlreadyExists, match='Pod "b" already exists in namespace "default"'):
+        apply_actions(store, [create(pod("c")), create(pod("b")), create(pod("d"))], 2.0)
+    assert store.revision() == rev and store.try_get("Pod", "default", "c") is None

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from netlab.store import (AlreadyExists, Conflict, MemoryStore, NotFoundError, SQLiteStore, TooOld,
+from netlab.store import (AlreadyExists, Conflict, Invalid, MemoryStore, NotFoundError, SQLiteStore, TooOld,
                           record_event)
 from netlab.store.events import events_for
 from netlab.store.meta import fmt_time, parse_selector, parse_time, selector_matches
@@ -406,6 +406,20 @@ def test_events_are_correlated_as_client_go_does(store):
     assert correlator(store).buckets == {} and correlator(store).similar == {}
 
 
+def test_the_correlators_memory_forgets_the_least_recently_seen_first(monkeypatch):
+    """client-go's LRU: past CACHE_SIZE objects, the one seen longest ago is forgotten (a new budget for it), one
+    seen again stays."""
+    from netlab.store import events
+    monkeypatch.setattr(events, "CACHE_SIZE", 3)
+    c = events.Correlator()
+    for k in ("a", "b", "c"):
+        assert c.allow((k,), 0.0)
+    assert c.allow(("a",), 0.0)          # a seen again: now the most recent
+    assert c.allow(("d",), 0.0)          # one too many: b (seen longest ago) goes
+    assert list(c.buckets) == [("c",), ("a",), ("d",)]
+    assert c.buckets[("a",)][0] == events.SPAM_BURST - 2 and len(c.buckets) == 3
+
+
 def test_record_events_writes_what_record_event_writes_one_by_one(store):
     """events.record_events (a pass's events in one transaction, the new ones created together) leaves the store
     as record_event leaves it called for each in turn: the combined event, the spam filter's held-back count,
@@ -481,6 +495,30 @@ def test_update_status_all_writes_what_update_status_writes_one_by_one(store):
         with pytest.raises(error):
             store.update_status_all(bad)
         assert store.revision() == rev + 3 and store.get("Pod", "default", "b").get("status") == b.get("status")
+
+
+def test_bind_all_writes_what_bind_writes_one_by_one(store):
+    a, b, c = (store.create(pod(n)) for n in "abc")
+    rev = store.revision()
+    cond = {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+    store.bind_all([dict(a, spec={"nodeName": "n1"}, status=cond), dict(c, spec={"nodeName": "n2"})])
+    assert [(w.type, w.object["metadata"]["name"], w.object["spec"]["nodeName"]) for w in store.watch(rev)] == [
+        ("MODIFIED", "a", "n1"), ("MODIFIED", "c", "n2")]
+    one = store.get("Pod", "default", "a")
+    assert one["status"] == cond and one["metadata"]["generation"] == 2 and store.revision() == rev + 2
+    assert store.get("Pod", "default", "c").get("status") == c.get("status")   # (a binding without one keeps it)
+    # refused as bind refuses it (bound already, twice in the list, stale, missing, no node), nothing written
+    for bad, error in (([dict(b, spec={"nodeName": "n1"}), {"kind": "Pod", "metadata": {"name": "a"},
+                                                            "spec": {"nodeName": "n3"}}], Conflict),
+                       ([{"kind": "Pod", "metadata": {"name": "b"}, "spec": {"nodeName": "n1"}},
+                         {"kind": "Pod", "metadata": {"name": "b"}, "spec": {"nodeName": "n2"}}], Conflict),
+                       ([dict(b, spec={"nodeName": "n1"}, metadata=dict(b["metadata"], resourceVersion="1"))],
+                        Conflict),
+                       ([dict(b, spec={"nodeName": "n1"}), pod("zz", spec={"nodeName": "n1"})], NotFoundError),
+                       ([dict(b, spec={})], Invalid)):
+        with pytest.raises(error):
+            store.bind_all(bad)
+        assert store.revision() == rev + 2 and not store.get("Pod", "default", "b")["spec"].get("nodeName")
 
 
 def test_time_and_selector_helpers():
