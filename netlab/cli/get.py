@@ -355,9 +355,18 @@ def _selects(svc, pod) -> bool:
     return bool(sel) and svc.namespace == pod.namespace and all(pod.labels.get(k) == v for k, v in sel.items())
 
 
+# the kinds _missing is told of, as kubectl names them in its NotFound line
+_KUBE_KINDS = {"node": "Node", "pod": "Pod", "service": "Service", "endpoint": "Endpoints"}
+
+
 def _missing(wanted: tuple[str, ...], found: list[str], kind: str) -> None:
+    """A name asked for and not found: kubectl's NotFound line (`Error from server (NotFound): services "x" not
+    found`, exit 1) for a Kubernetes kind, as getlive.show says it; netlab's own NotFound for a lab."""
+    from . import kubeutil
     for n in wanted:
         if n not in found:
+            if kind in _KUBE_KINDS:
+                raise kubeutil.not_found(_KUBE_KINDS[kind], n)
             raise NotFound(f'{kind} "{n}" not found')
 
 

@@ -441,3 +441,18 @@ def test_create_f_makes_a_deployment_and_its_service_once(lab, tmp_path):
         f'Error from server (AlreadyExists): error when creating "{f}": deployments.apps "web" already exists',
         f'Error from server (AlreadyExists): error when creating "{f}": services "web" already exists'], r
     assert set(pods_table(lab.name)) == pods
+
+
+def test_get_of_a_name_that_does_not_exist_is_kubectls_not_found(lab):
+    """`get svc|pod|node|ep NAME` of a missing name: kubectl's line and exit status 1, as every store kind's get;
+    a lab that does not exist stays netlab's own error (exit 2)."""
+    lab.up(CLUSTER)
+    for kind, plural in (("svc", "services"), ("pod", "pods"), ("node", "nodes"), ("ep", "endpoints"),
+                         ("deploy", "deployments.apps")):
+        r = kubectl(lab, "get", kind, "nope", check=False)
+        assert (r.returncode, r.stdout, r.stderr) == (
+            1, "", f'Error from server (NotFound): {plural} "nope" not found\n'), (kind, r)
+    r = kubectl(lab, "get", "svc", "kubernetes", check=False)
+    assert r.returncode == 0 and r.stdout.splitlines()[1].split()[0] == "kubernetes", r
+    r = netlab_cli("get", "labs", "nope", check=False)
+    assert r.returncode == 2 and r.stderr.strip() == 'error: lab "nope" not found', r
