@@ -12,7 +12,9 @@ import copy
 import hashlib
 from dataclasses import dataclass, field
 
-from netlab.store.meta import (controller_ref, get_condition, key_of, parse_time,
+import orjson
+
+from netlab.store.meta import (controller_ref, get_condition, is_deleting, key_of, parse_time,
                                matcher)
 
 # Kubernetes' alphabet for generated names (k8s.io/apimachinery/pkg/util/rand): no vowels, no
@@ -149,6 +151,15 @@ def clone(obj: dict) -> dict:
     return copy.deepcopy(obj)
 
 
+def json_clone(obj):
+    """clone() of JSON data (a stored object's part), through orjson: a tenth of copy.deepcopy's time, for 10,000
+    pods' specs; deepcopy for what orjson does not write (an integer beyond 64 bits)."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except orjson.JSONEncodeError:
+        return clone(obj)
+
+
 # ---------------------------------------------------------------- int or percent
 
 
@@ -177,8 +188,8 @@ PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 def is_pod_active(pod: dict) -> bool:
     """Kubernetes' IsPodActive: not Succeeded, not Failed, not being deleted."""
-    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and \
-        not (pod.get("metadata") or {}).get("deletionTimestamp")   # (is_deleting, inline: 10,000 pods a round)
+    phase = (pod.get("status") or {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and not is_deleting(pod)
 
 
 def is_pod_ready(pod: dict) -> bool:

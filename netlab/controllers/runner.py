@@ -71,19 +71,19 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
     (named ones), bindings or status writes of objects not written before go to the store together
     (Store.create_all, bind_all, update_status_all: a bring-up creates, binds and starts 10,000 pods), and the
     events are recorded last, together (events.record_events), in the order the actions give them."""
+    batched = None   # the verb of the objects in `batch`
     with store.transaction():
         written: set = set()
         events = []
-        batch: dict = {}    # key -> object, all of the verb `batched[0]`
-        batched = [None]
+        batch: dict = {}    # key -> object, all of the verb `batched`
 
         def flush() -> None:
             if not batch:
                 return
             objs = list(batch.values())
-            if batched[0] == "update_status":
+            if batched == "update_status":
                 store.update_status_all(objs)
-            elif batched[0] == "bind":
+            elif batched == "bind":
                 store.bind_all(objs)
             else:
                 for (kind, ns, name), stored in zip(batch, store.create_all(objs)):
@@ -105,9 +105,9 @@ def apply_actions(store, actions: list[Action], now: float, admission=()) -> Non
                     obj = admit(obj)
             if a.verb in BATCHED and k not in written and k not in batch and \
                     (a.verb != "create" or (obj.get("metadata") or {}).get("name")):
-                if batched[0] != a.verb:
+                if batched != a.verb:
                     flush()
-                    batched[0] = a.verb
+                    batched = a.verb
                 batch[k] = obj
                 continue
             flush()
