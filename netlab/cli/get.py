@@ -118,7 +118,7 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
                                      param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
-    from .kubeutil import KubeError
+    from .kubeutil import KubeError, NamesNotFound
     try:
         if watch:
             if any(k not in getlive.STORE_KINDS for k in kinds):
@@ -127,24 +127,33 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             getlive.watch([getlive.STORE_KINDS[k] for k in kinds], names, namespace, all_namespaces, output,
                           selector, show_labels, lab)
             return
+        missing: list[str] = []   # names not found beside some that were: said after what was found
         for i, kind in enumerate(kinds):
             if i and output not in ("json", "yaml", "name"):
                 click.echo()
-            if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
-                        "configmaps", "secrets", "serviceaccounts", "leases", "jobs", "cronjobs", "ipaddresspools",
-                        "l2advertisements", "bgppeers", "bgpadvertisements", "ingresses", "ingressclasses",
-                        "networkpolicies", "namespaces"):
-                getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
-                             show_labels, lab)
-            else:
-                _get_one(kind, names, namespace, all_namespaces, output, lab, selector, show_labels)
+            try:
+                if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
+                            "configmaps", "secrets", "serviceaccounts", "leases", "jobs", "cronjobs",
+                            "ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "ingresses",
+                            "ingressclasses", "networkpolicies", "namespaces"):
+                    getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
+                                 show_labels, lab, missing)
+                else:
+                    _get_one(kind, names, namespace, all_namespaces, output, lab, selector, show_labels, missing)
+            except NamesNotFound as e:   # none of the names is of this kind: the other kinds are still shown
+                missing.extend(str(e).splitlines())
+        if missing:
+            raise KubeError("\n".join(missing))
     except KubeError as e:
         click.echo(str(e), err=True)
         click.get_current_context().exit(e.exit_code)
 
 
 def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
-             lab: str | None, selector: str | None = None, show_labels: bool = False) -> None:
+             lab: str | None, selector: str | None = None, show_labels: bool = False,
+             missing: list[str] | None = None) -> None:
+    """`get` of a kind netlab's model shows (nodes, pods, services, endpoints) or of labs; `missing` as
+    _missing takes it."""
     from .. import output as out
     from ..dataplane import lab as labmod
     from .. import lab_spec
@@ -176,7 +185,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
                   for n in cluster.nodes}
         shown = [n for n in cluster.nodes if (not names or n.name in names)
                  and (not selector or selector_matches(selector, labels[n.name]))]
-        _missing(names, [n.name for n in shown], "node")
+        _missing(names, [n.name for n in shown], "node", missing)
         if fmt == "name":
             click.echo("".join(f"node/{n.name}\n" for n in shown), nl=False)
             return
@@ -211,7 +220,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         if fmt not in ("json", "yaml"):
             statuses = _with_store_view(name, statuses, namespace, all_namespaces, names, selector)
         statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
-        _missing(names, [s.pod.name for s in statuses], "pod")
+        _missing(names, [s.pod.name for s in statuses], "pod", missing)
         if fmt in ("json", "yaml"):
             objs = out.pod_objects(statuses, cluster)
             click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
@@ -231,7 +240,7 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     cluster.services = [s for s in cluster.services if (all_namespaces or s.namespace == namespace)
                         and (not names or s.name in names)]
     created = _service_times(name, created)
-    _missing(names, [s.name for s in cluster.services], kind[:-1])
+    _missing(names, [s.name for s in cluster.services], kind[:-1], missing)
     if kind == "services":
         if fmt in ("json", "yaml"):
             objs = _as_stored(name, "Service", out.service_objects(cluster, created))
@@ -359,14 +368,16 @@ def _selects(svc, pod) -> bool:
 _KUBE_KINDS = {"node": "Node", "pod": "Pod", "service": "Service", "endpoint": "Endpoints"}
 
 
-def _missing(wanted: tuple[str, ...], found: list[str], kind: str) -> None:
-    """A name asked for and not found: kubectl's NotFound line (`Error from server (NotFound): services "x" not
-    found`, exit 1) for a Kubernetes kind, as getlive.show says it; netlab's own NotFound for a lab."""
+def _missing(wanted: tuple[str, ...], found: list[str], kind: str, missing: list[str] | None = None) -> None:
+    """Names asked for and not found: kubectl's NotFound lines (`Error from server (NotFound): services "x" not
+    found`, exit 1) for a Kubernetes kind, as getlive.show says them (kubeutil.not_found_names: raised when
+    none was found, else added to `missing`); netlab's own NotFound for a lab."""
     from . import kubeutil
+    if kind in _KUBE_KINDS:
+        kubeutil.not_found_names(_KUBE_KINDS[kind], wanted, set(found), missing)
+        return
     for n in wanted:
         if n not in found:
-            if kind in _KUBE_KINDS:
-                raise kubeutil.not_found(_KUBE_KINDS[kind], n)
             raise NotFound(f'{kind} "{n}" not found')
 
 

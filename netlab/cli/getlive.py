@@ -71,7 +71,11 @@ def rows_of(kind: str, objs: list[dict], now: float, show_labels: bool, wide: bo
     return rows
 
 
-def _select(store, kind: str, names, namespace: str, all_ns: bool, selector: str | None) -> list[dict]:
+def _select(store, kind: str, names, namespace: str, all_ns: bool, selector: str | None,
+            missing: list[str] | None = None) -> list[dict]:
+    """The objects to show, in the order of `names` when given. A name not found is kubectl's NotFound line:
+    raised when nothing was found (or `missing` is None), else added to `missing` (kubectl prints what it
+    found, then the NotFound lines, and exits 1)."""
     ns = None if all_ns or kind in CLUSTER_SCOPED else namespace
     if kind == "Namespace":   # as the API server shows them (netlab/controllers/labeling.py)
         from ..controllers.labeling import namespaces_view
@@ -80,20 +84,18 @@ def _select(store, kind: str, names, namespace: str, all_ns: bool, selector: str
         objs = store.list(kind, ns, label_selector=selector or None)
     if names:
         by = {o["metadata"]["name"]: o for o in objs}
-        for n in names:
-            if n not in by:
-                raise KubeError(f'Error from server (NotFound): {PLURAL[kind]} "{n}" not found')
-        objs = [by[n] for n in names]
+        kubeutil.not_found_names(kind, names, by, missing)
+        objs = [by[n] for n in names if n in by]
     return objs
 
 
 def show(kind: str, names, namespace: str, all_ns: bool, output: str | None, selector: str | None,
-         show_labels: bool, lab: str | None) -> None:
-    """`get` of one store kind (see the module's docstring)."""
+         show_labels: bool, lab: str | None, missing: list[str] | None = None) -> None:
+    """`get` of one store kind (see the module's docstring); `missing` as _select takes it."""
     from .. import output as out
     from ..controllers import printers
     t = kubeutil.open_target(lab)
-    objs = _select(t.store, kind, names, namespace, all_ns, selector)
+    objs = _select(t.store, kind, names, namespace, all_ns, selector, missing)
     if output in ("json", "yaml"):
         click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), output), nl=False)
     elif output == "name":

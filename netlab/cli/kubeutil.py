@@ -32,6 +32,25 @@ def not_found(kind: str, name: str) -> KubeError:
     return KubeError(f'Error from server (NotFound): {PLURAL.get(kind, kind.lower())} "{name}" not found')
 
 
+class NamesNotFound(KubeError):
+    """kubectl get's NotFound lines (one per line) of names of which none was found: nothing to show of the kind."""
+
+
+def not_found_names(kind: str, names, found, missing: list[str] | None) -> None:
+    """kubectl get's NotFound line for each of `names` not in `found`: raised together (NamesNotFound, exit 1)
+    when none of them was found or `missing` is None (a caller that stops at the first), else added to
+    `missing`, for the caller to print after what it found (kubectl's `get svc web nope`: web's row, then the
+    error)."""
+    lines = [str(not_found(kind, n)) for n in names if n not in found]
+    if not lines:
+        return
+    if missing is None:
+        raise NamesNotFound(lines[0])
+    if len(lines) == len(names):
+        raise NamesNotFound("\n".join(lines))
+    missing.extend(lines)
+
+
 def create_new(target, objs: list[dict], source: str) -> None:
     """kubectl create of objects made on the command line (`create deployment`, `expose`, `run`): kubectl's
     AlreadyExists (exit 1) if a name is taken, else written as `apply` writes them (its checks and allocations;

@@ -454,5 +454,15 @@ def test_get_of_a_name_that_does_not_exist_is_kubectls_not_found(lab):
             1, "", f'Error from server (NotFound): {plural} "nope" not found\n'), (kind, r)
     r = kubectl(lab, "get", "svc", "kubernetes", check=False)
     assert r.returncode == 0 and r.stdout.splitlines()[1].split()[0] == "kubernetes", r
+    # some found, some not: kubectl shows what it found, then a NotFound line for each of the others, exit 1
+    r = kubectl(lab, "get", "svc", "nope", "kubernetes", "gone", check=False)
+    assert r.returncode == 1 and [ln.split()[0] for ln in r.stdout.splitlines()] == ["NAME", "kubernetes"], r
+    assert r.stderr == 'Error from server (NotFound): services "nope" not found\n' \
+                       'Error from server (NotFound): services "gone" not found\n', r
+    r = kubectl(lab, "get", "deploy,svc", "kubernetes", "-o", "name", check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        1, "service/kubernetes\n", 'Error from server (NotFound): deployments.apps "kubernetes" not found\n'), r
+    r = kubectl(lab, "get", "node", "nope", "-o", "json", check=False)
+    assert (r.returncode, r.stdout) == (1, ""), r
     r = netlab_cli("get", "labs", "nope", check=False)
     assert r.returncode == 2 and r.stderr.strip() == 'error: lab "nope" not found', r

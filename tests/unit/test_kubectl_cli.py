@@ -439,6 +439,14 @@ def test_get_deploy_rs_events_with_kubectl_columns(world):
     assert r.exit_code == 0 and "No resources found in default namespace." in r.output
     r = world.run("get", "deploy", "nope", settle=False)
     assert r.exit_code == 1 and lines(r) == ['Error from server (NotFound): deployments.apps "nope" not found']
+    # kubectl's `get deploy nope web gone`: web's row, then a NotFound line for each missing name, exit 1
+    r = world.run("get", "deploy", "nope", "web", "gone", "-o", "name", settle=False)
+    assert r.exit_code == 1 and lines(r) == ["deployment.apps/web",
+                                             'Error from server (NotFound): deployments.apps "nope" not found',
+                                             'Error from server (NotFound): deployments.apps "gone" not found']
+    r = world.run("get", "rs,deploy", "web", "-o", "name", settle=False)   # no rs named web: the deploy still shown
+    assert r.exit_code == 1 and lines(r) == ["deployment.apps/web",
+                                             'Error from server (NotFound): replicasets.apps "web" not found']
     r = world.run("get", "deploy", "-o", "wide", settle=False)
     assert lines(r)[0].split()[5:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
 
