@@ -509,7 +509,29 @@ class LiveLab:
                 told.add(pod.uid)
         self.terminator.update(infos, now)
         self.terminator.told(told)
-        return self.kubelet_tick(now)
+        ended = self.let_go_ended(stopped)
+        return self.kubelet_tick(now) or ended
+
+    def let_go_ended(self, stopped: set[str]) -> bool:
+        """Pods that ended (Succeeded, Failed) and are being deleted, on this kubelet's nodes: no container is
+        left to stop, so the kubelet removes them from the store at once, as Kubernetes' does (the model leaves
+        them out: live/objects.pod_specs, so let_go never sees them; they stayed in the store for ever, a Job's
+        pods after its ttlSecondsAfterFinished). Returns whether any went."""
+        objs, _ = self.store.snapshot(("Pod",))
+        gone = False
+        for o in objs["Pod"]:
+            node = (o.get("spec") or {}).get("nodeName")
+            if not node or node in stopped or not self.mine(node) or not is_deleting(o) or static_uid(o) \
+                    or (o.get("status") or {}).get("phase") not in podexit.TERMINAL:
+                continue
+            md = o["metadata"]
+            try:
+                self.store.delete("Pod", md.get("namespace", "default"), md["name"], grace_seconds=0,
+                                  uid=md.get("uid"))
+                gone = True
+            except Exception as e:  # noqa: BLE001 - gone meanwhile, or made again under another UID
+                self.errors.append(f"remove ended pod {md['name']}: {e}")
+        return gone
 
     def kubelet_tick(self, now: float) -> bool:
         """Termination work due now (hooks finished, SIGTERM, SIGKILL) and its events; True if a pod was

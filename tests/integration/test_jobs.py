@@ -264,7 +264,8 @@ def test_on_failure_restarts_in_place_deadline_and_ttl(lab, tmp_path):
     until("slow's pod gone", lambda: not pods_of(lab, "slow"), timeout=90)   # (busy CI: 45 s once ran out)
     # ttlSecondsAfterFinished: 0: the finished Job and its pod are deleted
     until("brief deleted", lambda: "brief" not in kubectl(lab, "get", "jobs").stdout, timeout=45)
-    until("brief's pod gone", lambda: not pods_of(lab, "brief"), timeout=45)
+    until("brief's pod gone", lambda: not pods_of(lab, "brief"), timeout=45,
+          detail=lambda: json.dumps([{k: p[k] for k in ("metadata", "status")} for p in pods_of(lab, "brief")]))
     # OnFailure: the container is restarted in place (same pod, restartCount 1, after the kubelet's
     # back-off); a restart reaching backoffLimit 1 fails the Job
     w = kubectl(lab, "wait", "--for=condition=failed", "job/retry", "--timeout=60s", check=False)
