@@ -69,8 +69,9 @@ def with_defaults(obj: dict) -> dict:
     kind = obj.get("kind")
     if kind == "Deployment":
         return default_deployment(obj)
-    if kind == "Pod":
-        return dict(obj, spec=default_pod_spec(obj.get("spec") or {}))
+    if kind == "Pod":   # (a new pod's status is the API server's: Pending until a kubelet says otherwise)
+        return dict(obj, spec=default_pod_spec(obj.get("spec") or {}),
+                    status=dict(obj.get("status") or {}, phase=(obj.get("status") or {}).get("phase") or "Pending"))
     if kind == "ReplicaSet":
         spec = dict(obj.get("spec") or {})
         spec.setdefault("replicas", 1)
