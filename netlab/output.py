@@ -1,6 +1,7 @@
 """kubectl-shaped output: tables with kubectl's columns, and `List` objects for -o json|yaml."""
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import platform
@@ -39,9 +40,24 @@ def age(since: float | None, now: float | None = None) -> str:
     return f"{d}d"
 
 
+# kubectl's --show-kind, which `get` of several kinds turns on (cli/getsink.py): the kind shown in the NAME column
+# of each table (`deployment.apps/web`); "" for none
+SHOW_KIND: contextvars.ContextVar[str] = contextvars.ContextVar("netlab_show_kind", default="")
+
+
+def kind_named(header: list[str], rows: list[list[Any]]) -> list[list[Any]]:
+    """`rows` (under `header`) with the kind SHOW_KIND names before each NAME cell, when it names one."""
+    kind = SHOW_KIND.get()
+    if not kind or "NAME" not in header:
+        return rows
+    i = header.index("NAME")
+    return [[*r[:i], f"{kind}/{r[i]}", *r[i + 1:]] for r in rows]
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     if not rows:
         return ""
+    rows = kind_named(headers, rows)
     cols = [headers] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cols) for i in range(len(headers))]
     lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cols]

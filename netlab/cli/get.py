@@ -43,6 +43,10 @@ RESOURCES = {
     "networkpolicies.networking.k8s.io": "networkpolicies", "networkpolicy.networking.k8s.io": "networkpolicies",
     "namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
 }
+# kubectl's `all` category, in the order kubectl shows it (no ReplicationControllers or HorizontalPodAutoscalers here)
+ALL = ("pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "cronjobs", "jobs")
+# kubectl's name of each kind, shown before its objects' names by `get` of several kinds (and by -o name)
+KIND_NAMES = {"nodes": "node", "pods": "pod", "services": "service", "endpoints": "endpoints", "labs": "lab"}
 
 
 @click.command()
@@ -61,8 +65,10 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
     statefulsets (sts), daemonsets (ds), jobs, cronjobs (cj), events (ev), configmaps (cm), secrets,
     serviceaccounts (sa), leases, ipaddresspools, l2advertisements, bgppeers, bgpadvertisements (MetalLB's, in
     metallb-system), ingresses
-    (ing), ingressclasses, networkpolicies (netpol), namespaces (ns) or labs, like kubectl get (RESOURCE may be a comma list, or TYPE/NAME as
-    kubectl takes it: sts/web sts/db).
+    (ing), ingressclasses, networkpolicies (netpol), namespaces (ns) or labs, like kubectl get. RESOURCE may be
+    TYPE/NAME as kubectl takes it (sts/web sts/db), a comma list, or `all` (pods, services, daemonsets,
+    deployments, replicasets, statefulsets, cronjobs, jobs): several kinds are shown as kubectl shows them, each
+    name with its kind (deployment.apps/web), one List for -o json|yaml.
 
     \b
     STATUS is checked against the kernel, not just the state file:
@@ -107,14 +113,17 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
         resource, names = resource.split("/")[0], tuple(t.split("/")[1] for t in typed)
     kinds = []
     for part in resource.split(","):
+        if part.strip().lower() == "all":
+            kinds += [k for k in ALL if k not in kinds]
+            continue
         kind = RESOURCES.get(part.strip().lower())
         if kind is None:
             raise click.BadParameter(f"unknown resource {part!r}; use nodes, pods, services, endpoints, "
                                      "endpointslices, deployments, replicasets, statefulsets, daemonsets, jobs, "
                                      "cronjobs, events, configmaps, secrets, serviceaccounts, leases, ipaddresspools, "
                                      "l2advertisements, bgppeers, bgpadvertisements, ingresses, ingressclasses, "
-                                     "networkpolicies, namespaces "
-                                     "or labs",
+                                     "networkpolicies, namespaces, "
+                                     "all or labs",
                                      param_hint="RESOURCE")
         kinds.append(kind)
     from . import getlive
@@ -127,21 +136,23 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
             getlive.watch([getlive.STORE_KINDS[k] for k in kinds], names, namespace, all_namespaces, output,
                           selector, show_labels, lab)
             return
+        from .getsink import Sink
+        from .kubeutil import SINGULAR
         missing: list[str] = []   # names not found beside some that were: said after what was found
-        for i, kind in enumerate(kinds):
-            if i and output not in ("json", "yaml", "name"):
-                click.echo()
+        sink = Sink(output, len(kinds) > 1 or resource.strip().lower() == "all", namespace, all_namespaces)
+        for kind in kinds:
+            store_kind = getlive.STORE_KINDS.get(kind) if kind not in KIND_NAMES else None
             try:
-                if kind in ("deployments", "replicasets", "statefulsets", "daemonsets", "events", "endpointslices",
-                            "configmaps", "secrets", "serviceaccounts", "leases", "jobs", "cronjobs",
-                            "ipaddresspools", "l2advertisements", "bgppeers", "bgpadvertisements", "ingresses",
-                            "ingressclasses", "networkpolicies", "namespaces"):
-                    getlive.show(getlive.STORE_KINDS[kind], names, namespace, all_namespaces, output, selector,
-                                 show_labels, lab, missing)
-                else:
-                    _get_one(kind, names, namespace, all_namespaces, output, lab, selector, show_labels, missing)
+                with sink.kind(SINGULAR[store_kind] if store_kind else KIND_NAMES.get(kind, kind)):
+                    if store_kind:
+                        getlive.show(store_kind, names, namespace, all_namespaces, output, selector, show_labels, lab,
+                                     missing, sink)
+                    else:
+                        _get_one(kind, names, namespace, all_namespaces, output, lab, selector, show_labels, missing,
+                                 sink)
             except NamesNotFound as e:   # none of the names is of this kind: the other kinds are still shown
                 missing.extend(str(e).splitlines())
+        sink.finish()
         if missing:
             raise KubeError("\n".join(missing))
     except KubeError as e:
@@ -151,25 +162,28 @@ def get(resource: str, names: tuple[str, ...], namespace: str, all_namespaces: b
 
 def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: bool, output: str | None,
              lab: str | None, selector: str | None = None, show_labels: bool = False,
-             missing: list[str] | None = None) -> None:
+             missing: list[str] | None = None, sink=None) -> None:
     """`get` of a kind netlab's model shows (nodes, pods, services, endpoints) or of labs; `missing` as
-    _missing takes it."""
+    _missing takes it; `sink`: where it goes (cli/getsink.py: one kind of several), else printed as the only kind."""
     from .. import output as out
     from ..dataplane import lab as labmod
     from .. import lab_spec
+    from .getsink import Sink
     labmod.require_root("read a lab's state")
     fmt = output
+    sink = sink or Sink(output, False, namespace, all_namespaces)
     if kind == "labs":
         shown = [n for n in labmod.labs() if not names or n in names]
         _missing(names, shown, "lab")
         if fmt in ("json", "yaml"):
             from ..dataplane import state
-            objs = out.lab_objects([(n, state.load(n)) for n in shown])
-            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+            sink.objects(out.lab_objects([(n, state.load(n)) for n in shown]), len(names) == 1)
         elif fmt == "name":
             click.echo("".join(f"lab/{n}\n" for n in shown), nl=False)
         elif shown:
-            click.echo(out.table(["NAME"], [[n] for n in shown]), nl=False)
+            sink.table(out.table(["NAME"], [[n] for n in shown]))
+        elif sink.several:
+            sink.empty()
         else:
             click.echo("No labs are up.")
         return
@@ -197,16 +211,15 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
         problems.update({n.name: [] for n in shown if n.name in away})
         cluster = _subset_nodes(cluster, names)
         if fmt in ("json", "yaml"):
-            objs = out.node_objects(cluster, problems, created, labmod.repair_command(name))
-            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+            sink.objects(out.node_objects(cluster, problems, created, labmod.repair_command(name)), len(names) == 1)
         else:
             from ..controllers.printers import node_row
             picked = {n.name for n in shown}
             cluster.nodes = [n for n in cluster.nodes if n.name in picked or not selector]
-            click.echo(out.node_table(cluster, problems, created, fmt == "wide",
+            sink.table(out.node_table(cluster, problems, created, fmt == "wide",
                                       {n: node_row(o, 0)[1] for n, o in live.items()},
                                       {n: ",".join(f"{k}={v}" for k, v in sorted(lb.items())) for n, lb in labels.items()}
-                                      if show_labels else None, _bgp_column(cluster, fmt)), nl=False)
+                                      if show_labels else None, _bgp_column(cluster, fmt)))
             for node, found in problems.items():
                 if found:
                     click.echo(f"node {node}: NotReady, `{labmod.repair_command(name)}` would repair: "
@@ -217,20 +230,24 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
                     if (all_namespaces or s.pod.namespace == namespace) and (not names or s.pod.name in names)
                     and (not selector or selector_matches(selector, s.pod.labels))]
         statuses, away = _elsewhere(name, cluster, statuses)
+        objs = _stored_pods(name, out.pod_objects(statuses, cluster), namespace, all_namespaces, names, selector) \
+            if fmt in ("json", "yaml") else None
+        if objs is not None:   # a live lab: the stored Pods, as the API server returns them
+            _missing(names, [o["metadata"]["name"] for o in objs], "pod", missing)
+            sink.objects(objs, len(names) == 1)
+            return
         if fmt not in ("json", "yaml"):
             statuses = _with_store_view(name, statuses, namespace, all_namespaces, names, selector)
         statuses.sort(key=lambda s: (s.pod.namespace, s.pod.name))
         _missing(names, [s.pod.name for s in statuses], "pod", missing)
         if fmt in ("json", "yaml"):
-            objs = out.pod_objects(statuses, cluster)
-            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+            sink.objects(out.pod_objects(statuses, cluster), len(names) == 1)
         elif fmt == "name":
             click.echo("".join(f"pod/{s.pod.name}\n" for s in statuses), nl=False)
         elif not statuses:
-            click.echo(f"No resources found in {namespace} namespace." if not all_namespaces else "No resources found",
-                       err=True)
+            sink.empty(f"No resources found in {namespace} namespace." if not all_namespaces else "No resources found")
         else:
-            click.echo(out.pod_table(statuses, all_namespaces, fmt == "wide", show_labels), nl=False)
+            sink.table(out.pod_table(statuses, all_namespaces, fmt == "wide", show_labels))
             for s in statuses:
                 if s.phase not in ("Terminating", "Pending") and s.pod.node not in away and s.is_ready != s.pod.ready \
                         and any(_selects(svc, s.pod) for svc in cluster.services):
@@ -243,24 +260,22 @@ def _get_one(kind: str, names: tuple[str, ...], namespace: str, all_namespaces: 
     _missing(names, [s.name for s in cluster.services], kind[:-1], missing)
     if kind == "services":
         if fmt in ("json", "yaml"):
-            objs = _as_stored(name, "Service", out.service_objects(cluster, created))
-            click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), fmt), nl=False)
+            sink.objects(_as_stored(name, "Service", out.service_objects(cluster, created)), len(names) == 1)
         elif fmt == "name":
             click.echo("".join(f"service/{s.name}\n" for s in cluster.services), nl=False)
         elif not cluster.services:
-            click.echo(f"No resources found in {namespace} namespace.", err=True)
+            sink.empty(f"No resources found in {namespace} namespace.")
         else:
-            click.echo(out.service_table(cluster, created, all_namespaces, fmt == "wide", namespace), nl=False)
+            sink.table(out.service_table(cluster, created, all_namespaces, fmt == "wide", namespace))
     else:
         if fmt in ("json", "yaml"):
-            objs = out.endpoints_objects(cluster, created)
-            click.echo(out.dump(objs[0] if len(names) == 1 and objs else out.as_list(objs), fmt), nl=False)
+            sink.objects(out.endpoints_objects(cluster, created), len(names) == 1)
         elif fmt == "name":
             click.echo("".join(f"endpoints/{s.name}\n" for s in cluster.services), nl=False)
         elif not cluster.services:
-            click.echo(f"No resources found in {namespace} namespace.", err=True)
+            sink.empty(f"No resources found in {namespace} namespace.")
         else:
-            click.echo(out.endpoints_table(cluster, created, all_namespaces, namespace), nl=False)
+            sink.table(out.endpoints_table(cluster, created, all_namespaces, namespace))
 
 
 def selector_matches(selector: str, labels: dict) -> bool:
@@ -308,12 +323,55 @@ def _stored(lab: str, kind: str) -> dict:
     return {(o["metadata"].get("namespace", "default"), o["metadata"]["name"]): o for o in store_for(lab).list(kind)}
 
 
+def _stored_pods(lab: str, seen: list[dict], namespace: str, all_namespaces: bool, names,
+                 selector: str | None) -> list[dict] | None:
+    """-o json|yaml of a live lab's pods: each stored Pod as the API server returns it (its metadata with uid and
+    resourceVersion, the whole spec as applied), in namespace and name order, those not scheduled or not started
+    yet too, with its status checked against the kernel as `get` documents it: `seen` (the model's objects,
+    output.pod_objects) says the phase, the containers' states and the conditions (where it agrees with the
+    stored status, the stored one's times and other fields stay), and netlab adds the annotation
+    netlab.dev/netns (the pod's network namespace, for `ip netns exec`). None for a lab without a store."""
+    from ..live import has_store, store_for
+    if not has_store(lab):
+        return None
+    views = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in seen}
+    out = []
+    for o in store_for(lab).list("Pod"):   # (the store's order: namespace, then name)
+        md = o["metadata"]
+        ns = md.get("namespace", "default")
+        if not (all_namespaces or ns == namespace) or (names and md["name"] not in names) or \
+                (selector and not selector_matches(selector, md.get("labels") or {})):
+            continue
+        obj = dict(o, metadata=dict(md))
+        view = views.get((ns, md["name"]))
+        if view is not None:
+            obj["metadata"]["annotations"] = {**(md.get("annotations") or {}), **view["metadata"]["annotations"]}
+            obj["status"] = _checked_status(o.get("status") or {}, view["status"])
+        out.append(obj)
+    return out
+
+
+def _checked_status(stored: dict, seen: dict) -> dict:
+    """A pod's stored status with what netlab's look at the kernel saw (`seen`) over it: its phase, reason and
+    message, each container's state, and each condition's status; a condition whose status the kernel confirms
+    keeps its stored times, a container its stored fields."""
+    status = dict(stored, **{k: v for k, v in seen.items() if k not in ("conditions", "containerStatuses")})
+    for k in ("reason", "message"):   # (the kernel's view says them when the pod is not as it should be)
+        if k not in seen:
+            status.pop(k, None)
+    conds = {c.get("type"): c for c in stored.get("conditions") or []}
+    status["conditions"] = [dict(conds[c["type"]], **c) if (conds.get(c["type"]) or {}).get("status") == c["status"]
+                            else dict(c) for c in seen.get("conditions") or []]
+    cs = {c.get("name"): c for c in stored.get("containerStatuses") or []}
+    status["containerStatuses"] = [dict(cs.get(c["name"]) or {}, **c) for c in seen.get("containerStatuses") or []]
+    return status
+
+
 def _as_stored(lab: str, kind: str, objs: list[dict]) -> list[dict]:
     """What -o json/yaml shows of a live lab's Services: the stored metadata (uid, resourceVersion, the exact
     creationTimestamp, annotations) and the stored spec over the model's (every field the user set, those the
     model does not render too), as kubectl shows the object, so that the output can be edited and given back to
-    `replace` without losing a field; the status is the model's. (A pod's is the model's, with its namespace's
-    name as an annotation, and its spec is the model's too: `replace --force` takes it.)"""
+    `replace` without losing a field; the status is the model's. (A pod is the stored one: _stored_pods.)"""
     stored = _stored(lab, kind)
     for o in objs:
         live = stored.get((o["metadata"].get("namespace", "default"), o["metadata"]["name"]))

@@ -90,21 +90,25 @@ def _select(store, kind: str, names, namespace: str, all_ns: bool, selector: str
 
 
 def show(kind: str, names, namespace: str, all_ns: bool, output: str | None, selector: str | None,
-         show_labels: bool, lab: str | None, missing: list[str] | None = None) -> None:
-    """`get` of one store kind (see the module's docstring); `missing` as _select takes it."""
+         show_labels: bool, lab: str | None, missing: list[str] | None = None, sink=None) -> None:
+    """`get` of one store kind (see the module's docstring); `missing` as _select takes it; `sink`: where it goes
+    (cli/getsink.py: one kind of several), else printed as the only kind."""
     from .. import output as out
     from ..controllers import printers
+    from .getsink import Sink
+    sink = sink or Sink(output, False, namespace, all_ns)
     t = kubeutil.open_target(lab)
     objs = _select(t.store, kind, names, namespace, all_ns, selector, missing)
     if output in ("json", "yaml"):
-        click.echo(out.dump(objs[0] if len(names) == 1 else out.as_list(objs), output), nl=False)
+        sink.objects(objs, len(names) == 1)
     elif output == "name":
         click.echo("".join(f"{SINGULAR[kind]}/{o['metadata']['name']}\n" for o in objs), nl=False)
     elif not objs:
-        click.echo("No resources found" + ("" if all_ns or kind in CLUSTER_SCOPED else f" in {namespace} namespace") + ".",
-                   err=True)
+        sink.empty("No resources found" + ("" if all_ns or kind in CLUSTER_SCOPED else f" in {namespace} namespace")
+                   + ".")
     else:
-        click.echo(printers.render(rows_of(kind, objs, time.time(), show_labels, output == "wide", all_ns)))
+        rows = rows_of(kind, objs, time.time(), show_labels, output == "wide", all_ns)
+        sink.table(printers.render([rows[0], *out.kind_named(rows[0], rows[1:])]))
 
 
 class _Stop(Exception):

@@ -466,3 +466,64 @@ def test_get_of_a_name_that_does_not_exist_is_kubectls_not_found(lab):
     assert (r.returncode, r.stdout) == (1, ""), r
     r = netlab_cli("get", "labs", "nope", check=False)
     assert r.returncode == 2 and r.stderr.strip() == 'error: lab "nope" not found', r
+
+
+def test_get_pod_json_and_yaml_is_the_stored_pod(lab, tmp_path):
+    """`get pod -o json|yaml` prints the Pod as the store holds it (as the API server returns it): its
+    resourceVersion, the spec as applied (fields netlab's model never renders), the status its kubelet wrote;
+    netlab adds the annotation naming its network namespace. A pod no node can take is shown too, Pending."""
+    lab.up(CLUSTER + "---\n" + WEB.replace("containers:", "terminationGracePeriodSeconds: 7\n      containers:"))
+    until("2 pods Running", lambda: sum(r[2] == "Running" for r in pods_table(lab.name).values()) == 2, timeout=60)
+    pods = json.loads(kubectl(lab, "get", "pods", "-o", "json").stdout)["items"]
+    assert len(pods) == 2, pods
+    p = pods[0]
+    name = p["metadata"]["name"]
+    stored = store_obj(lab, "pod", name)
+    assert stored["metadata"]["resourceVersion"] == p["metadata"]["resourceVersion"] != ""
+    assert p["spec"]["terminationGracePeriodSeconds"] == 7 and p["spec"]["containers"][0]["args"] == [
+        "netexec", "--http-port=8080"], p["spec"]
+    assert p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet" and p["metadata"]["ownerReferences"][0]["uid"]
+    netns = p["metadata"]["annotations"]["netlab.dev/netns"]
+    assert netns == f"nl.{lab.name}.pod.default.{name}" and name in pod_netns(lab)
+    assert p["status"]["phase"] == "Running" and p["status"]["podIP"].startswith("10.244.")
+    assert {c["type"]: c["status"] for c in p["status"]["conditions"]}["Ready"] == "True"
+    y = kubectl(lab, "get", "pod", name, "-o", "yaml").stdout
+    assert f"resourceVersion: '{p['metadata']['resourceVersion']}'" in y and "terminationGracePeriodSeconds: 7" in y, y
+    # no node matches its nodeSelector: Pending, unscheduled, and listed all the same
+    f = tmp_path / "nowhere.yaml"
+    f.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: nowhere}\nspec:\n  nodeSelector: {zone: mars}\n"
+                 "  containers: [{name: c, image: registry.k8s.io/pause:3.9}]\n")
+    kubectl(lab, "apply", "-f", str(f))
+    until("nowhere unschedulable", lambda: store_obj(lab, "pod", "nowhere")["status"].get("conditions"), timeout=30)
+    pending = store_obj(lab, "pod", "nowhere")
+    assert pending["status"]["phase"] == "Pending" and "nodeName" not in pending["spec"], pending
+    assert "netlab.dev/netns" not in (pending["metadata"].get("annotations") or {}), pending
+    names = [i["metadata"]["name"] for i in json.loads(kubectl(lab, "get", "pods", "-o", "json").stdout)["items"]]
+    assert names == sorted(names) and "nowhere" in names and len(names) == 3, names
+
+
+def test_get_all_shows_each_kind_with_its_kind_in_the_name(lab):
+    """`get all` as kubectl prints it: pods, services, deployments, replicasets (the kinds with objects, in
+    kubectl's order), each table's names with their kind, a blank line between tables; `-o name` every name;
+    -o json one List; a namespace with nothing says so once."""
+    lab.up(CLUSTER + "---\n" + WEB)
+    until("2 pods Running", lambda: sum(r[2] == "Running" for r in pods_table(lab.name).values()) == 2, timeout=60)
+    out = kubectl(lab, "get", "all").stdout
+    tables = [t.splitlines() for t in out.strip().split("\n\n")]
+    assert [t[0].split()[:2] for t in tables] == [["NAME", "READY"], ["NAME", "TYPE"], ["NAME", "READY"],
+                                                  ["NAME", "DESIRED"]], out
+    assert all(r.split()[0].startswith("pod/web-") and r.split()[2] == "Running" for r in tables[0][1:]), out
+    assert [r.split()[0] for r in tables[1][1:]] == ["service/kubernetes", "service/web"], out
+    assert tables[2][1].split()[:2] == ["deployment.apps/web", "2/2"], out
+    assert tables[3][1].split()[0].startswith("replicaset.apps/web-") and len(tables[3]) == 2, out
+    names = kubectl(lab, "get", "all", "-o", "name").stdout.split()
+    assert len(names) == 6 and {n.split("/")[0] for n in names} == {"pod", "service", "deployment.apps",
+                                                                    "replicaset.apps"}, names
+    items = json.loads(kubectl(lab, "get", "all", "-o", "json").stdout)["items"]
+    assert [i["kind"] for i in items] == ["Pod", "Pod", "Service", "Service", "Deployment", "ReplicaSet"], items
+    r = kubectl(lab, "get", "all", "-n", "nowhere", check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "No resources found in nowhere namespace.\n"), r
+    r = kubectl(lab, "get", "svc,po", "web", check=False)   # kubectl: service/web's row, then pods "web" not found
+    assert r.returncode == 1 and r.stdout.splitlines()[1].split()[0] == "service/web", r
+    assert r.stderr == 'Error from server (NotFound): pods "web" not found\n', r
+

@@ -422,10 +422,15 @@ def test_metallb_kinds_get_with_crd_columns_and_describe_svc_events(world):
 def test_get_deploy_rs_events_with_kubectl_columns(world):
     world.deploy(replicas=2)
     r = world.run("get", "deploy,rs", settle=False)
-    out = lines(r)
+    out = lines(r)   # several kinds: kubectl's --show-kind (each name with its kind), a blank line between
     assert out[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"] and out[1].split()[:4] == [
-        "web", "2/2", "2", "2"]
-    assert out[3].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"] and out[4].split()[1:4] == ["2", "2", "2"]
+        "deployment.apps/web", "2/2", "2", "2"]
+    assert out[2] == "" and out[3].split() == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    assert out[4].split()[0].startswith("replicaset.apps/web-") and out[4].split()[1:4] == ["2", "2", "2"]
+    r = world.run("get", "deploy,rs", "-o", "json", settle=False)   # one List of both kinds
+    assert [i["kind"] for i in json.loads(r.output)["items"]] == ["Deployment", "ReplicaSet"]
+    r = world.run("get", "deploy,sts,rs", "-n", "nowhere", settle=False)   # said once, not per kind
+    assert r.exit_code == 0 and lines(r) == ["No resources found in nowhere namespace."]
     r = world.run("get", "events", settle=False)
     reasons = [x.split()[2] for x in lines(r)[1:]]
     assert reasons[0] == "ScalingReplicaSet" and "SuccessfulCreate" in reasons and "Scheduled" in reasons
