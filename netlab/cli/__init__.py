@@ -3,7 +3,7 @@
 This package holds the click group and main(); the commands are in one module per verb group
 (lifecycle: up, down; get; exec: exec, debug, logs; portforward: port-forward; probe; graph; trace; render: render,
 validate; kubectl: apply, diff, replace, delete, scale, set, patch, edit, wait, describe; create; expose; run; label,
-annotate; nodes: cordon, uncordon, drain; rollout; exercise) and the helpers they share in common and kubeutil
+annotate; nodes: cordon, uncordon, drain, taint; rollout; exercise) and the helpers they share in common and kubeutil
 (common is re-exported here). No module of this package imports the kernel layer (netlab.dataplane) or the
 renderers when it is imported, so `netlab --help` stays fast: a command imports them when it runs.
 """

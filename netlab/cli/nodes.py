@@ -93,4 +93,63 @@ def drain(node: str, ignore_daemonsets: bool, force: bool, delete_emptydir_data:
     out(f"node/{node} drained")
 
 
-COMMANDS = (cordon, uncordon, drain)
+@click.command()
+@click.argument("items", nargs=-1, required=True, metavar="node NAME... KEY[=VALUE]:EFFECT... KEY[:EFFECT]-...")
+@click.option("--overwrite", is_flag=True, help="Replace the value of a taint the node has with the same key and "
+                                                "effect (without it: an error, nothing changed).")
+@click.option("--all", "select_all", is_flag=True, help="Every node.")
+@click.option("-l", "--selector", help="The nodes with these labels (zone=a).")
+@lab_option
+@kubectl_errors
+def taint(items: tuple[str, ...], overwrite: bool, select_all: bool, selector: str | None, lab: str | None) -> None:
+    """Add or remove taints of nodes, like kubectl taint: taint node n1 dedicated=db:NoSchedule, taint nodes
+    n1 n2 maintenance:NoExecute, taint node n1 dedicated:NoSchedule- (or dedicated-: every effect).
+
+    \b
+    EFFECT: NoSchedule (the scheduler puts no new pod there that does not tolerate it), PreferNoSchedule,
+    NoExecute (also the pods there that do not tolerate it are evicted, gracefully, and their controllers
+    make them again on other nodes; a toleration's tolerationSeconds counts from the taint's timeAdded).
+    Prints node/NAME tainted, untainted or modified. A taint the node has with the same key and effect is
+    changed only with --overwrite (kubectl's error, exit 1, nothing changed); removing one it does not have
+    is an error too. A malformed taint: one line, exit 2, nothing changed.
+    """
+    from ..controllers import taints as taintmod
+    from ..store.meta import fmt_time
+    from .label import _targets
+    specs = [a for a in items if taintmod.is_taint(a)]
+    resources = [a for a in items if not taintmod.is_taint(a)]
+    first = next((i for i, a in enumerate(items) if taintmod.is_taint(a)), len(items))
+    if any(not taintmod.is_taint(a) for a in items[first:]):
+        raise KubeError(f"error: all resources must be specified before taint changes: "
+                        f"{next(a for a in items[first:] if not taintmod.is_taint(a))}")
+    if not specs:
+        raise KubeError("error: at least one taint update is required; write KEY=VALUE:EFFECT or KEY:EFFECT-")
+    add, remove = taintmod.parse(specs)
+    t = kubeutil.open_target(lab)
+    store = t.store
+    kind, targets = _targets(store, resources, "default", False, select_all, selector, verb="taint")
+    if any(k != "Node" for k, _, _ in targets) or (kind and kind != "Node"):
+        raise KubeError("error: taint applies to nodes only; give node NAME... (e.g. netlab taint node n1 "
+                        "dedicated=db:NoSchedule)")
+    if not targets:   # --all or -l matched nothing
+        click.echo("No resources found", err=True)
+        return
+    lines = []
+    with store.transaction():   # every node checked before any is written: all or nothing
+        writes = []
+        for _, _, name in targets:
+            node = get_obj(store, "Node", "", name)
+            new, word = taintmod.retaint(node, add, remove, overwrite, fmt_time(store.clock()))
+            spec = dict(node.get("spec") or {}, taints=new)
+            if not new:
+                spec.pop("taints")
+            writes.append(dict(node, spec=spec))
+            lines.append(f"node/{name} {word}")
+        for node in writes:
+            store.update(node)
+    t.wrote()
+    for line in lines:
+        out(line)
+
+
+COMMANDS = (cordon, uncordon, drain, taint)

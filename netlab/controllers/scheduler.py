@@ -9,8 +9,10 @@ for spec.nodeSelector ("node(s) didn't match Pod's node affinity/selector"), Nod
 didn't have free ports for the requested pod ports": a hostPort, a hostNetwork pod's ports being
 hostPorts, already taken on the node by a pod bound there with the same protocol and port and an
 overlapping hostIP (0.0.0.0 overlaps every address), or used by netlab itself in the node's network
-namespace, as its Node object's RESERVED_PORTS annotation says: flannel's VXLAN port). Score: fewest pods of
-the same owner on the node (spreading a ReplicaSet), then fewest pods, then the name. A pod that
+namespace, as its Node object's RESERVED_PORTS annotation says: flannel's VXLAN port). Score: fewest
+PreferNoSchedule taints the pod does not tolerate (kube-scheduler's TaintToleration score: such a node only when
+every other is as bad), then fewest pods of the same owner on the node (spreading a ReplicaSet), then fewest
+pods, then the name. A pod that
 already names its node (spec.nodeName) is never scheduled: the name wins, as in Kubernetes; a pod
 for another scheduler (spec.schedulerName) is left alone; Nodes being deleted are not candidates.
 
@@ -89,6 +91,14 @@ def untolerated_taint(pod: dict, node: dict, effects=("NoSchedule", "NoExecute")
     return None
 
 
+def prefer_no_schedule(pod: dict, node: dict) -> int:
+    """How many of the node's PreferNoSchedule taints the pod does not tolerate (kube-scheduler's
+    TaintToleration score counts them: the fewer, the better)."""
+    tols = (pod.get("spec") or {}).get("tolerations")
+    return sum(1 for taint in (node.get("spec") or {}).get("taints") or []
+               if taint.get("effect") == "PreferNoSchedule" and not tolerates(tols, taint))
+
+
 def filter_node(pod: dict, node: dict, used_ports: list[tuple[str, str, int]] = ()) -> str | None:
     """None when the pod fits the node, else the scheduler's reason why not."""
     spec = pod.get("spec") or {}
@@ -145,26 +155,26 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
     t = fmt_time(now)
     # a ReplicaSet of 10,000 pods on 100 nodes: one filtering per kind of pod, not a million filter_node
     # calls, and the best node from a heap per (owner, kind of pod), not a min over every fitting node
-    verdicts: dict[str, tuple[list[str], dict[str, int]]] = {}
-    heaps: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+    verdicts: dict[str, tuple[list[str], dict[str, int], dict[str, int]]] = {}
+    heaps: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
 
-    def score(n: str, owner: str) -> tuple[int, int, str]:
-        return owner_load.get((n, owner), 0), load.get(n, 0), n
+    def score(n: str, owner: str, avoid: dict[str, int]) -> tuple[int, int, int, str]:
+        return avoid.get(n, 0), owner_load.get((n, owner), 0), load.get(n, 0), n
 
-    def best_of(fits: list[str], owner: str, key: str | None) -> str:
+    def best_of(fits: list[str], owner: str, key: str | None, avoid: dict[str, int]) -> str:
         if key is None:
-            return min(fits, key=lambda n: score(n, owner))
+            return min(fits, key=lambda n: score(n, owner, avoid))
         heap = heaps.get((owner, key))
         if heap is None:
-            heap = heaps[(owner, key)] = [score(n, owner) for n in fits]
+            heap = heaps[(owner, key)] = [score(n, owner, avoid) for n in fits]
             heapq.heapify(heap)
         # loads only grow, so an entry is never better than its node's current score: the first entry
         # that is still current is the minimum (a stale one goes back with its current score)
         while True:
             entry = heap[0]
-            now_score = score(entry[2], owner)
+            now_score = score(entry[-1], owner, avoid)
             if entry == now_score:
-                return entry[2]
+                return entry[-1]
             heapq.heapreplace(heap, now_score)
 
     for pod in pending:
@@ -176,16 +186,20 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
         if known is None:
             reasons: dict[str, int] = {}
             fits = []
+            avoid: dict[str, int] = {}   # fitting node -> its PreferNoSchedule taints the pod does not tolerate
             for node in nodes:
                 why = filter_node(pod, node, ports.get(node["metadata"]["name"], []))
                 if why is None:
                     fits.append(node["metadata"]["name"])
+                    soft = prefer_no_schedule(pod, node)
+                    if soft:
+                        avoid[node["metadata"]["name"]] = soft
                 else:
                     reasons[why] = reasons.get(why, 0) + 1
             if key is not None:
-                verdicts[key] = (fits, reasons)
+                verdicts[key] = (fits, reasons, avoid)
         else:
-            fits, reasons = known
+            fits, reasons, avoid = known
         status = dict(pod.get("status") or {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         if not fits:
@@ -198,7 +212,7 @@ def decide(snap: Snapshot, now: float) -> list[Action]:
             actions.append(update_status(dict(pod, status=status)))
             actions.append(event(pod, "Warning", "FailedScheduling", msg, COMPONENT))
             continue
-        best = best_of(fits, owner, key)
+        best = best_of(fits, owner, key, avoid)
         load[best] = load.get(best, 0) + 1
         ports.setdefault(best, []).extend(want)
         owner_load[(best, owner)] = owner_load.get((best, owner), 0) + 1

@@ -527,3 +527,39 @@ def test_get_all_shows_each_kind_with_its_kind_in_the_name(lab):
     assert r.returncode == 1 and r.stdout.splitlines()[1].split()[0] == "service/web", r
     assert r.stderr == 'Error from server (NotFound): pods "web" not found\n', r
 
+
+def test_taint_no_execute_moves_pods_off_a_node_and_its_namespaces_go(lab, tmp_path):
+    """`taint node n1 maint:NoExecute` on a live lab: the taint eviction controller evicts n1's pods that do not
+    tolerate it (kubectl's TaintManagerEviction events), their ReplicaSet makes them again on n2, their network
+    namespaces on n1 are removed, and the Service still answers from the new pods; a pod that tolerates it stays.
+    Removing the taint lets the scheduler use n1 again."""
+    lab.up(CLUSTER)
+    f = tmp_path / "web.yaml"
+    stay = ("apiVersion: v1\nkind: Pod\nmetadata: {name: stay}\nspec:\n  nodeName: n1\n  tolerations: "
+            "[{key: maint, operator: Exists, effect: NoExecute}]\n  containers:\n  - {name: c, image: "
+            "registry.k8s.io/e2e-test-images/agnhost:2.53, args: [netexec, --http-port=8080]}\n")
+    f.write_text(WEB.replace("replicas: 2", "replicas: 4") + "---\n" + stay)
+    kubectl(lab, "apply", "-f", str(f))
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    wide = kubectl(lab, "get", "pods", "-o", "wide").stdout.splitlines()[1:]
+    on_n1 = {x.split()[0] for x in wide if x.split()[6] == "n1" and x.split()[0].startswith("web-")}
+    assert on_n1 and on_n1 <= pod_netns(lab), wide
+    assert kubectl(lab, "taint", "node", "n1", "maint=now:NoExecute").stdout == "node/n1 tainted\n"
+    until("n1's web pods gone", lambda: not (pod_netns(lab) & on_n1), timeout=60)
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    wide = kubectl(lab, "get", "pods", "-o", "wide").stdout.splitlines()[1:]
+    where = {x.split()[0]: x.split()[6] for x in wide}
+    assert where.pop("stay") == "n1" and len(where) == 4 and set(where.values()) == {"n2"}, wide
+    assert "stay" in pod_netns(lab)
+    evicted = [ln for ln in kubectl(lab, "get", "events").stdout.splitlines() if "TaintManagerEviction" in ln]
+    assert len(evicted) >= len(on_n1), evicted
+    svc = store_obj(lab, "svc", "web")["spec"]["clusterIP"]
+    answers = {lab.http(("node", "n2"), svc, 80, "/hostname") for _ in range(12)}
+    assert answers and answers <= set(where), answers
+    assert ["Taints:", "maint=now:NoExecute"] in [ln.split() for ln in kubectl(lab, "describe", "node", "n1").stdout
+                                                   .splitlines()]
+    assert kubectl(lab, "taint", "node", "n1", "maint-").stdout == "node/n1 untainted\n"
+    kubectl(lab, "scale", "deploy/web", "--replicas", "6")
+    assert kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "60s").returncode == 0
+    wide = kubectl(lab, "get", "pods", "-o", "wide", "-l", "app=web").stdout.splitlines()[1:]
+    assert {x.split()[6] for x in wide} == {"n1", "n2"}, wide   # the scheduler spreads onto n1 again

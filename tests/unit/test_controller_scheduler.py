@@ -195,3 +195,18 @@ def test_memoized_filtering_binds_as_the_plain_rules_do():
                             created=f"2027-01-01T00:00:{rnd.randint(0, 59):02d}Z", **spec))
         got = bindings(scheduler.decide(Snapshot(nodes + pods), NOW))
         assert got == _reference(nodes, pods), case
+
+
+def test_prefer_no_schedule_is_avoided_while_another_node_fits_and_a_toleration_lifts_it():
+    soft = {"key": "maint", "value": "soon", "effect": "PreferNoSchedule"}
+    nodes = [node("w1", [soft]), node("w2"), node("w3", [soft, dict(soft, key="old")])]
+    pods = [pod(f"p{i}", created=f"2027-01-01T00:00:0{i}Z") for i in range(4)]
+    # w2 takes every pod (spreading comes after the taints); w1 (one taint) is still better than w3 (two)
+    assert bindings(scheduler.decide(Snapshot(nodes + pods), NOW)) == {f"p{i}": "w2" for i in range(4)}
+    assert bindings(scheduler.decide(Snapshot([nodes[0], nodes[2], pods[0]]), NOW)) == {"p0": "w1"}
+    # not a filter: a node with only PreferNoSchedule taints takes pods when it is the only one
+    assert bindings(scheduler.decide(Snapshot([nodes[2], pods[0]]), NOW)) == {"p0": "w3"}
+    tolerant = [pod(f"t{i}", owner="rs2", created=f"2027-01-01T00:00:0{i}Z",
+                    tolerations=[{"key": "maint", "operator": "Exists"}, {"key": "old", "operator": "Exists"}])
+                for i in range(3)]
+    assert bindings(scheduler.decide(Snapshot(nodes + tolerant), NOW)) == {"t0": "w1", "t1": "w2", "t2": "w3"}

@@ -301,6 +301,47 @@ def test_delete_deployment_pod_and_not_found(world):
 
 # ------------------------------------------------------------------ nodes
 
+def test_taint_steers_new_pods_and_no_execute_evicts_them(world):
+    world.deploy(replicas=3)
+    assert sorted(p["spec"]["nodeName"] for p in world.store.list("Pod")) == ["n1", "n2", "n3"]
+    r = world.run("taint", "node", "n1", "dedicated=db:NoSchedule")
+    assert (r.exit_code, lines(r)) == (0, ["node/n1 tainted"])
+    assert world.store.get("Node", None, "n1")["spec"]["taints"][0] == {"key": "dedicated", "value": "db",
+                                                                       "effect": "NoSchedule"}
+    world.run("scale", "deploy/web", "--replicas", "6")
+    for _ in range(5):
+        world.sim.tick(1)
+    on = [p["spec"]["nodeName"] for p in world.store.list("Pod")]
+    assert len(on) == 6 and on.count("n1") == 1, on   # the pod already there stays; no new one goes there
+    # the same key and effect again: kubectl's error, nothing written; --overwrite changes the value
+    before = world.store.revision()
+    r = world.run("taint", "nodes", "n1", "dedicated=web:NoSchedule", settle=False)
+    assert r.exit_code == 1 and lines(r) == [
+        "error: node n1 already has dedicated taint(s) with same effect(s) and --overwrite is false"]
+    assert world.store.revision() == before
+    assert lines(world.run("taint", "node/n1", "dedicated=web:NoSchedule", "--overwrite")) == ["node/n1 modified"]
+    # NoExecute: the pods there that do not tolerate it are evicted and made again elsewhere
+    assert lines(world.run("taint", "node", "n2", "maint:NoExecute")) == ["node/n2 tainted"]
+    for _ in range(40):
+        world.sim.tick(31)
+    on = [p["spec"]["nodeName"] for p in world.store.list("Pod") if not p["metadata"].get("deletionTimestamp")]
+    assert len(on) == 6 and "n2" not in on and on.count("n1") == 1, on
+    events = [e["reason"] for e in world.store.list("Event")]
+    assert "TaintManagerEviction" in events
+    assert lines(world.run("taint", "node", "n2", "maint-")) == ["node/n2 untainted"]
+    assert "taints" not in world.store.get("Node", None, "n2")["spec"]
+    r = world.run("taint", "node", "n2", "maint-", settle=False)
+    assert r.exit_code == 1 and lines(r) == ['error: taint "maint" not found']
+    r = world.run("taint", "node", "n2", "maint:Sometimes", settle=False)
+    assert r.exit_code == 2 and "invalid taint effect: Sometimes" in r.output and len(lines(r)) == 1
+    r = world.run("taint", "pod", "x", "a=b:NoSchedule", settle=False)
+    assert r.exit_code == 1 and "taint applies to nodes only" in r.output
+    r = world.run("taint", "node", "a=b:NoSchedule", "n1", settle=False)
+    assert r.exit_code == 1 and "all resources must be specified before taint changes: n1" in r.output
+    assert lines(world.run("taint", "nodes", "--all", "zone=x:PreferNoSchedule")) == [
+        "node/n1 tainted", "node/n2 tainted", "node/n3 tainted"]
+
+
 def test_cordon_uncordon_and_drain(world):
     world.deploy(replicas=3)
     assert lines(world.run("cordon", "n1")) == ["node/n1 cordoned"]
