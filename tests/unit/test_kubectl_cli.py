@@ -460,6 +460,36 @@ def test_metallb_kinds_get_with_crd_columns_and_describe_svc_events(world):
 
 # ------------------------------------------------------------------ get
 
+def test_a_stored_pods_status_is_checked_against_what_the_kernel_shows():
+    """get pod -o json|yaml: the stored status with the kernel's view over it (cli/get._checked_status): the
+    kernel's phase and container states win; a condition it confirms keeps its stored times; a stored reason
+    and message go when the kernel sees the pod running as it should."""
+    from netlab.cli.get import _checked_status
+    stored = {"phase": "Running", "qosClass": "BestEffort", "reason": "Stale", "message": "old news",
+              "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "T1"},
+                             {"type": "PodScheduled", "status": "True", "lastTransitionTime": "T0"}],
+              "containerStatuses": [{"name": "c", "image": "busybox", "containerID": "netlab://1",
+                                     "state": {"running": {"startedAt": "T1"}}, "ready": True}]}
+    ran = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"},
+                                              {"type": "PodScheduled", "status": "True"}],
+           "containerStatuses": [{"name": "c", "state": {"running": {"startedAt": "T1"}}, "ready": True}]}
+    out = _checked_status(stored, ran)
+    assert out["conditions"] == stored["conditions"] and out["qosClass"] == "BestEffort"
+    assert "reason" not in out and "message" not in out
+    assert out["containerStatuses"] == stored["containerStatuses"]
+    ended = {"phase": "Failed", "reason": "Error", "message": "exit 3",
+             "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                            {"type": "PodScheduled", "status": "True"}],
+             "containerStatuses": [{"name": "c", "state": {"terminated": {"exitCode": 3}}, "ready": False}]}
+    out = _checked_status(stored, ended)
+    assert (out["phase"], out["reason"], out["message"]) == ("Failed", "Error", "exit 3")
+    assert out["conditions"] == [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                                 stored["conditions"][1]]
+    assert out["containerStatuses"] == [{"name": "c", "image": "busybox", "containerID": "netlab://1",
+                                         "state": {"terminated": {"exitCode": 3}}, "ready": False}]
+    assert stored["phase"] == "Running" and stored["reason"] == "Stale"   # (the stored object is not changed)
+
+
 def test_get_deploy_rs_events_with_kubectl_columns(world):
     world.deploy(replicas=2)
     r = world.run("get", "deploy,rs", settle=False)
