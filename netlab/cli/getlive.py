@@ -10,7 +10,7 @@ import time
 import click
 
 from . import kubeutil
-from .kubeutil import CLUSTER_SCOPED, PLURAL, SINGULAR, KubeError
+from .kubeutil import CLUSTER_SCOPED, SINGULAR
 
 STORE_KINDS = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet",
                "daemonsets": "DaemonSet", "events": "Event",
