@@ -144,6 +144,25 @@ def probe_matrix_passes(lab, attempts: int = 3) -> None:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
 
 
+def agent_tails(lab, lines: int = 15) -> str:
+    """The last lines of each host's agent log: what a failed wait shows of why."""
+    out = []
+    for host in HOSTS:
+        try:
+            with open(layout.agent_log(lab.name, host)) as f:
+                tail = f.read().splitlines()[-lines:]
+        except OSError as e:
+            tail = [str(e)]
+        out.append(f"agent {host}:\n  " + "\n  ".join(tail))
+    return "\n".join(out)
+
+
+def nodes_said(lab) -> str:
+    """`netlab get nodes`, its output and what it said on stderr (why a node is NotReady)."""
+    r = kubectl(lab, "get", "nodes", check=False)
+    return r.stdout + r.stderr
+
+
 def node_status(lab) -> dict[str, str]:
     """NAME -> STATUS as `netlab get nodes` prints it."""
     out = kubectl(lab, "get", "nodes").stdout.splitlines()
@@ -296,7 +315,7 @@ def test_a_host_cut_off_has_its_nodes_notready_and_its_pods_moved(lab):
     until("c1 and c2 NotReady, the others Ready (netlab get nodes)",
           lambda: node_status(lab) == {"a1": "Ready", "a2": "Ready", "b1": "Ready", "b2": "Ready",
                                        "c1": "NotReady", "c2": "NotReady"}, timeout=90, every=1,
-          detail=lambda: f"netlab get nodes said {node_status(lab)}")   # (what a failure saw, for the next one)
+          detail=lambda: f"netlab get nodes said:\n{nodes_said(lab)}\n{agent_tails(lab)}")
     kept = set(HOSTS["a"] + HOSTS["b"])
     until("five ready web pods on hosts a and b", lambda: len(ready_on(lab, "web-", kept)) == 5, timeout=90, every=1)
     taints = {t["key"] for t in store_for(lab.name).get("Node", None, "c1")["spec"].get("taints") or []}
