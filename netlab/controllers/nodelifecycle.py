@@ -26,9 +26,22 @@ The runner runs the two halves as two controllers (``decide_health`` on Nodes an
 ``decide_eviction`` on Nodes and Pods), as Kubernetes runs the node lifecycle and the taint
 eviction controllers; ``decide`` does both at once.
 
+Disruption (Kubernetes' zone states): the nodes are grouped in zones by their region and zone labels
+(topology.kubernetes.io/region, /zone; unlabelled nodes are one zone). A zone where no node is Ready is
+in full disruption; one where more than 2 nodes and at least 55% of them are not Ready
+(--unhealthy-zone-threshold) in partial disruption. When every zone is in full disruption the
+controller takes it for its own connectivity problem, not the nodes' (a store that stalled for longer
+than the grace period, every kubelet's renewals held up): no node gets a NoExecute not-ready or
+unreachable taint and those already there are removed, so no pod is evicted; the conditions, the
+NoSchedule taints and the pods' Ready still follow the heartbeats. In partial disruption a zone of at
+most 50 nodes (--large-cluster-size-threshold) taints no more nodes NoExecute (its eviction rate is
+0); a larger one taints one node per 100 s (--secondary-node-eviction-rate 0.01), counted from the
+zone's latest NoExecute taint's timeAdded.
+
 Simplification: the eviction clock starts at the taint's timeAdded (Kubernetes starts it when the
 taint manager first sees the pod under the taint, which is the same moment for pods already
-running there); no rate limiting of evictions per zone.
+running there); a zone in its normal state taints its not-ready nodes at once (Kubernetes: one node
+every 10 s, --node-eviction-rate 0.1).
 """
 
 from __future__ import annotations
@@ -47,6 +60,26 @@ OWN_TAINTS = {NOT_READY, UNREACHABLE, UNSCHEDULABLE}
 LEASE_NAMESPACE = "kube-node-lease"
 K8S_GRACE, K8S_STARTUP_GRACE, K8S_TOLERATION_SECONDS = 40, 60, 300
 CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+ZONE_LABELS = ("topology.kubernetes.io/region", "topology.kubernetes.io/zone")
+UNHEALTHY_ZONE_THRESHOLD = 0.55      # kube-controller-manager's --unhealthy-zone-threshold
+LARGE_CLUSTER_SIZE = 50              # --large-cluster-size-threshold
+SECONDARY_TAINT_INTERVAL = 100.0     # s between new NoExecute taints in a large partially disrupted zone (0.01/s)
+NORMAL, PARTIAL, FULL = "Normal", "PartialDisruption", "FullDisruption"
+
+
+def zone_of(node: dict) -> tuple[str, str]:
+    labels = node["metadata"].get("labels") or {}
+    return tuple(labels.get(k, "") for k in ZONE_LABELS)
+
+
+def zone_state(readies: list[str | None]) -> str:
+    """A zone's state from its nodes' Ready statuses (a node without one counts as not ready)."""
+    not_ready = sum(1 for r in readies if r != "True")
+    if not_ready and not_ready == len(readies):
+        return FULL
+    if not_ready > 2 and not_ready / len(readies) >= UNHEALTHY_ZONE_THRESHOLD:
+        return PARTIAL
+    return NORMAL
 
 
 def default_tolerations(pod: dict, seconds: int = K8S_TOLERATION_SECONDS) -> dict:
@@ -149,11 +182,29 @@ class NodeLifecycle:
             states[node["metadata"]["name"]] = (ready, list((node.get("spec") or {}).get("taints") or []))
         return self._eviction(snap, states, now)
 
+    @staticmethod
+    def zones(nodes: list[dict], readies: dict[str, str | None]) -> dict[tuple, str]:
+        """zone -> its state (zone_state) as the nodes' Ready statuses now stand."""
+        by_zone: dict[tuple, list] = {}
+        for node in nodes:
+            by_zone.setdefault(zone_of(node), []).append(readies[node["metadata"]["name"]])
+        return {z: zone_state(r) for z, r in by_zone.items()}
+
+    @staticmethod
+    def _latest_noexec(nodes: list[dict]) -> float | None:
+        """The latest timeAdded of a NoExecute not-ready or unreachable taint among `nodes`."""
+        times = [parse_time(x.get("timeAdded")) for n in nodes for x in (n.get("spec") or {}).get("taints") or []
+                 if x.get("key") in (NOT_READY, UNREACHABLE) and x.get("effect") == "NoExecute"]
+        times = [t for t in times if t is not None]
+        return max(times) if times else None
+
     def _health(self, snap: Snapshot, now: float):
         actions: list[Action] = []
         states: dict[str, tuple] = {}
         t = fmt_time(now)
-        for node in snap.list("Node"):
+        nodes = snap.list("Node")
+        looked: list[tuple[dict, list]] = []
+        for node in nodes:
             name = node["metadata"]["name"]
             lease = snap.get("Lease", LEASE_NAMESPACE, name)
             conds = self.node_conditions(node, lease, now)
@@ -161,14 +212,41 @@ class NodeLifecycle:
                 actions.append(update_status(dict(node, status=dict(node.get("status") or {}, conditions=conds))))
             else:
                 conds = (node.get("status") or {}).get("conditions") or []
+            looked.append((node, conds))
+        readies = {node["metadata"]["name"]: next((c.get("status") for c in conds if c.get("type") == "Ready"), None)
+                   for node, conds in looked}
+        zones = self.zones(nodes, readies)
+        # every zone fully disrupted: the controller's own problem, not the nodes' (no NoExecute taint)
+        master_down = bool(zones) and all(z == FULL for z in zones.values())
+        # a large partially disrupted zone: one new NoExecute taint per SECONDARY_TAINT_INTERVAL
+        budget = {}
+        for z, zst in zones.items():
+            members = [n for n in nodes if zone_of(n) == z]
+            if zst == PARTIAL and len(members) > LARGE_CLUSTER_SIZE:
+                last = self._latest_noexec(members)
+                budget[z] = 1 if last is None or now >= last + SECONDARY_TAINT_INTERVAL else 0
+            elif zst == PARTIAL:
+                budget[z] = 0
+        for node, conds in looked:
+            name = node["metadata"]["name"]
             # A node that has not reported yet (no Ready condition, still in its startup grace)
             # gets no condition taints, as in Kubernetes.
-            ready = next((c.get("status") for c in conds if c.get("type") == "Ready"), None)
+            ready = readies[name]
             want = []
             if ready == "False":
                 want += [(NOT_READY, "NoExecute"), (NOT_READY, "NoSchedule")]
             elif ready == "Unknown":
                 want += [(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")]
+            had = [x for x in (node.get("spec") or {}).get("taints") or []
+                   if x.get("key") in (NOT_READY, UNREACHABLE) and x.get("effect") == "NoExecute"]
+            z = zone_of(node)
+            if master_down:
+                want = [w for w in want if w[1] != "NoExecute"]
+            elif z in budget and not had and any(w[1] == "NoExecute" for w in want):
+                if budget[z] > 0:
+                    budget[z] -= 1     # this node's taint is the zone's one for now
+                else:
+                    want = [w for w in want if w[1] != "NoExecute"]   # held back by the zone's rate
             if (node.get("spec") or {}).get("unschedulable"):
                 want.append((UNSCHEDULABLE, "NoSchedule"))
             taints = list((node.get("spec") or {}).get("taints") or [])
@@ -255,6 +333,25 @@ class NodeLifecycle:
                 times.append(beat + self.grace)
             elif get_condition(node, "Ready") is None and node["metadata"].get("creationTimestamp"):
                 times.append(parse_time(node["metadata"]["creationTimestamp"]) + self.startup_grace)
+        rated = self.rate_deadline(snap)
+        if rated is not None:
+            times.append(rated)
+        return min(times) if times else None
+
+    def rate_deadline(self, snap: Snapshot) -> float | None:
+        """When a large partially disrupted zone may taint its next not-ready node (its rate)."""
+        times = []
+        nodes = snap.list("Node")
+        readies = {n["metadata"]["name"]: (get_condition(n, "Ready") or {}).get("status") for n in nodes}
+        for z, zst in self.zones(nodes, readies).items():
+            members = [n for n in nodes if zone_of(n) == z]
+            if zst != PARTIAL or len(members) <= LARGE_CLUSTER_SIZE:
+                continue
+            last = self._latest_noexec(members)
+            waiting = [n for n in members if readies[n["metadata"]["name"]] in ("False", "Unknown")
+                       and self._latest_noexec([n]) is None]
+            if waiting and last is not None:
+                times.append(last + SECONDARY_TAINT_INTERVAL)
         return min(times) if times else None
 
     def eviction_deadline(self, snap: Snapshot) -> float | None:

@@ -191,3 +191,131 @@ def test_pods_bound_to_a_deleted_node_are_removed():
         sim.tick(1)
     assert all(sim.store.try_get("Pod", "default", n) is None for n in gone)
     assert len(sim.pods()) == 2 and {p["spec"]["nodeName"] for p in sim.pods()} == {"n2"}
+
+
+# ------------------------------------------------------------------ disruption (zone states)
+
+NOEXEC = {("node.kubernetes.io/unreachable", "NoExecute")}
+
+
+def test_zone_state_thresholds():
+    from netlab.controllers.nodelifecycle import FULL, NORMAL, PARTIAL, zone_state
+    assert zone_state(["True"] * 6) == NORMAL
+    assert zone_state(["True"] * 4 + ["Unknown"] * 2) == NORMAL      # 2 not ready: never more than normal
+    assert zone_state(["True"] * 2 + ["Unknown"] * 4) == PARTIAL     # 4 of 6 (67%) and more than 2
+    assert zone_state(["True"] * 3 + ["False"] * 3) == NORMAL        # 3 of 6 is 50%, under 55%
+    assert zone_state([None, "Unknown", "False"]) == FULL            # none ready (no condition: not ready)
+    assert zone_state(["Unknown"]) == FULL
+
+
+def test_every_node_stale_at_once_is_not_an_eviction():
+    """The store stalled for longer than the grace (every kubelet's renewals held up): every node is
+    NotReady, but the controller takes it for its own problem: no NoExecute taint, no pod evicted; the
+    renewals come back and the nodes are Ready with their pods."""
+    sim = Sim(nodes=("n1", "n2", "n3"), node_grace=10, toleration=5)
+    sim.kubelet.heartbeat = 2
+    sim.store.create(deployment(replicas=3))
+    for _ in range(3):
+        sim.tick(1)
+    before = {p["metadata"]["name"] for p in sim.pods()}
+    sim.kubelet.down.update(("n1", "n2", "n3"))
+    for _ in range(30):
+        sim.tick(1)
+        for n in ("n1", "n2", "n3"):
+            assert not node_taints(sim, n) & NOEXEC
+    for n in ("n1", "n2", "n3"):
+        assert get_condition(sim.get("Node", n, None), "Ready")["status"] == "Unknown"
+        assert node_taints(sim, n) == {("node.kubernetes.io/unreachable", "NoSchedule")}
+    assert sim.events("TaintManagerEviction") == []
+    assert all(get_condition(p, "Ready")["status"] == "False" for p in sim.pods())   # marked not ready all the same
+    sim.kubelet.down.clear()
+    sim.tick(1)
+    sim.tick(1)
+    assert {p["metadata"]["name"] for p in sim.pods(active_only=False)} == before
+    for n in ("n1", "n2", "n3"):
+        assert get_condition(sim.get("Node", n, None), "Ready")["status"] == "True" and not node_taints(sim, n)
+
+
+def test_a_node_failure_then_every_node_stale_lifts_its_taint_until_the_others_are_back():
+    sim = Sim(nodes=("n1", "n2", "n3"), node_grace=10, toleration=100)
+    sim.kubelet.heartbeat = 2
+    sim.kubelet.down.add("n3")
+    for _ in range(13):
+        sim.tick(1)
+    assert node_taints(sim, "n3") >= NOEXEC
+    first = next(t for t in sim.get("Node", "n3", None)["spec"]["taints"] if t["effect"] == "NoExecute")["timeAdded"]
+    sim.kubelet.down.update(("n1", "n2"))
+    for _ in range(13):
+        sim.tick(1)
+    assert all(not node_taints(sim, n) & NOEXEC for n in ("n1", "n2", "n3"))   # all down: none evicts
+    sim.kubelet.down.difference_update(("n1", "n2"))
+    sim.tick(1)
+    sim.tick(1)
+    assert node_taints(sim, "n3") >= NOEXEC and not node_taints(sim, "n1") and not node_taints(sim, "n2")
+    again = next(t for t in sim.get("Node", "n3", None)["spec"]["taints"] if t["effect"] == "NoExecute")["timeAdded"]
+    assert again > first   # the eviction clock starts again
+
+
+def test_a_small_zone_in_partial_disruption_taints_no_more_nodes():
+    nodes = tuple(f"n{i}" for i in range(1, 7))
+    sim = Sim(nodes=nodes, node_grace=10, toleration=5)
+    sim.kubelet.heartbeat = 2
+    sim.kubelet.down.update(("n1", "n2", "n3", "n4"))   # 4 of 6: partial disruption, a zone of 6 nodes
+    for _ in range(30):
+        sim.tick(1)
+    for n in ("n1", "n2", "n3", "n4"):
+        assert get_condition(sim.get("Node", n, None), "Ready")["status"] == "Unknown"
+        assert not node_taints(sim, n) & NOEXEC
+    sim.kubelet.down.difference_update(("n3", "n4"))   # 2 of 6: normal again, the two left are tainted
+    sim.tick(1)
+    sim.tick(1)
+    assert node_taints(sim, "n1") >= NOEXEC and node_taints(sim, "n2") >= NOEXEC
+    assert not node_taints(sim, "n3") and not node_taints(sim, "n4")
+
+
+def _nodes(names, ready, zone="", taints=None, beat="2027-01-01T00:16:40Z"):
+    """Nodes as stored: Ready as `ready(name)` says, the ready ones' heartbeat at `beat` (the tests' now)."""
+    out = []
+    for n in names:
+        md = {"name": n, "labels": {"topology.kubernetes.io/zone": zone} if zone else {}}
+        st = {"conditions": [{"type": "Ready", "status": ready(n),
+                              "lastHeartbeatTime": beat if ready(n) == "True" else "2027-01-01T00:00:00Z"}]}
+        out.append({"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": {"taints": list((taints or {}).get(n, []))},
+                    "status": st})
+    return out
+
+
+def test_a_large_zone_in_partial_disruption_taints_one_node_per_100_s():
+    t0 = 1798761600.0 + 1000   # well after every heartbeat
+    names = [f"n{i:02d}" for i in range(60)]
+    down = set(names[:40])
+    nl = NodeLifecycle(grace=10)
+    nodes = _nodes(names, lambda n: "Unknown" if n in down else "True")
+    acts = nl.decide_health(Snapshot(nodes), t0)
+    tainted = [a.obj["metadata"]["name"] for a in acts if a.verb == "update"
+               and any(x["effect"] == "NoExecute" for x in a.obj["spec"]["taints"])]
+    assert tainted == ["n00"]
+    stamp = "2027-01-01T00:16:40Z"   # t0
+    taints = {"n00": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": stamp}]}
+    def snap(at: str):
+        return Snapshot(_nodes(names, lambda n: "Unknown" if n in down else "True", taints=taints, beat=at))
+
+    def noexec(acts):   # the nodes newly tainted NoExecute (n00's taint is there already)
+        return [a.obj["metadata"]["name"] for a in acts if a.verb == "update" and a.obj["metadata"]["name"] != "n00"
+                and any(x["effect"] == "NoExecute" for x in a.obj["spec"]["taints"])]
+    assert noexec(nl.decide_health(snap("2027-01-01T00:18:19Z"), t0 + 99)) == []   # the zone's rate holds
+    assert nl.rate_deadline(snap("2027-01-01T00:18:19Z")) == t0 + 100
+    assert noexec(nl.decide_health(snap("2027-01-01T00:18:20Z"), t0 + 100)) == ["n01"]
+
+
+def test_zones_are_judged_apart():
+    """Zone a entirely down while zone b is well: a is one failed zone, not the controller's problem."""
+    nl = NodeLifecycle(grace=10)
+    t = 1798761600.0 + 1000
+    nodes = _nodes(["a1", "a2", "a3"], lambda n: "Unknown", zone="a") + _nodes(["b1", "b2"], lambda n: "True", zone="b")
+    got = {a.obj["metadata"]["name"] for a in nl.decide_health(Snapshot(nodes), t) if a.verb == "update"
+           and any(x["effect"] == "NoExecute" for x in a.obj["spec"]["taints"])}
+    assert got == {"a1", "a2", "a3"}
+    nodes = _nodes(["a1", "a2", "a3"], lambda n: "Unknown", zone="a") + _nodes(["b1", "b2"], lambda n: "False", zone="b")
+    assert not [a for a in nl.decide_health(Snapshot(nodes), t) if a.verb == "update"
+                and any(x["effect"] == "NoExecute" for x in a.obj["spec"]["taints"])]
