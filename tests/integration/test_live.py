@@ -265,6 +265,39 @@ def test_node_stop_moves_its_pods_and_start_brings_it_back(lab, tmp_path):
     until("the evicted pods let go", lambda: not (web_hosts(lab) & lost), timeout=30)
 
 
+def test_every_node_stopped_at_once_evicts_nothing(lab):
+    """Kubernetes' full disruption: no node Ready anywhere is taken for the controller's own problem
+    (a stalled store, every heartbeat held up), not the nodes': they are NotReady, but none is tainted
+    NoExecute and no pod is evicted, however long it lasts; started again, the same pods serve."""
+    lab.up(scenario(4).replace("name: live", "name: live\ncontrolPlane: {nodeMonitorGracePeriod: 3, "
+                                             "defaultTolerationSeconds: 1}"))
+    store = store_for(lab.name)
+    before = ready_web(lab)
+    assert len(before) == 4
+    nodes = ("n1", "n2", "n3")
+    for n in nodes:
+        kubectl(lab, "node", "stop", n)
+
+    def status() -> dict[str, str]:
+        rows = kubectl(lab, "get", "nodes").stdout.splitlines()[1:]
+        return {r.split()[0]: r.split()[1] for r in rows}
+    until("every node NotReady", lambda: all(status()[n].startswith("NotReady") for n in nodes), timeout=30)
+    time.sleep(6)   # the grace and the toleration twice over
+    pods = {p["metadata"]["name"]: p for p in store.list("Pod") if p["metadata"]["name"].startswith("web-")}
+    assert set(pods) == before and not any(p["metadata"].get("deletionTimestamp") for p in pods.values())
+    for n in nodes:
+        taints = store.get("Node", None, n)["spec"].get("taints") or []
+        assert {(t["key"], t["effect"]) for t in taints} == {("node.kubernetes.io/unreachable", "NoSchedule")}, taints
+    assert "TaintManagerEviction" not in kubectl(lab, "get", "events").stdout
+    for n in nodes:
+        kubectl(lab, "node", "start", n)
+    until("every node Ready", lambda: all(status()[n] == "Ready" for n in nodes), timeout=30)
+    until("the same four web pods ready", lambda: ready_web(lab) == before, timeout=30)
+    cip = lab.cluster.services[0].cluster_ip
+    r = lab.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{cip}/hostName"])
+    assert r.returncode == 0 and r.stdout.strip() in before, (r.stdout, r.stderr)
+
+
 def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):
     lab.up(scenario(6))
     v1 = web_hosts(lab)
