@@ -280,8 +280,8 @@ def _nodes(names, ready, zone="", taints=None, beat="2027-01-01T00:16:40Z"):
         md = {"name": n, "labels": {"topology.kubernetes.io/zone": zone} if zone else {}}
         st = {"conditions": [{"type": "Ready", "status": ready(n),
                               "lastHeartbeatTime": beat if ready(n) == "True" else "2027-01-01T00:00:00Z"}]}
-        out.append({"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": {"taints": list((taints or {}).get(n, []))},
-                    "status": st})
+        spec = {"taints": list((taints or {}).get(n, []))}
+        out.append({"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": spec, "status": st})
     return out
 
 
@@ -316,6 +316,7 @@ def test_zones_are_judged_apart():
     got = {a.obj["metadata"]["name"] for a in nl.decide_health(Snapshot(nodes), t) if a.verb == "update"
            and any(x["effect"] == "NoExecute" for x in a.obj["spec"]["taints"])}
     assert got == {"a1", "a2", "a3"}
-    nodes = _nodes(["a1", "a2", "a3"], lambda n: "Unknown", zone="a") + _nodes(["b1", "b2"], lambda n: "False", zone="b")
+    nodes = (_nodes(["a1", "a2", "a3"], lambda n: "Unknown", zone="a")
+             + _nodes(["b1", "b2"], lambda n: "False", zone="b"))
     assert not [a for a in nl.decide_health(Snapshot(nodes), t) if a.verb == "update"
                 and any(x["effect"] == "NoExecute" for x in a.obj["spec"]["taints"])]
