@@ -183,18 +183,24 @@ class NodeLifecycle:
         return self._eviction(snap, states, now)
 
     @staticmethod
-    def zones(nodes: list[dict], readies: dict[str, str | None]) -> dict[tuple, str]:
-        """zone -> its state (zone_state) as the nodes' Ready statuses now stand."""
-        by_zone: dict[tuple, list] = {}
+    def zones(nodes: list[dict], readies: dict[str, str | None]) -> dict[tuple, tuple[str, list[dict]]]:
+        """zone -> (its state (zone_state) as the nodes' Ready statuses now stand, its nodes)."""
+        by_zone: dict[tuple, list[dict]] = {}
         for node in nodes:
-            by_zone.setdefault(zone_of(node), []).append(readies[node["metadata"]["name"]])
-        return {z: zone_state(r) for z, r in by_zone.items()}
+            by_zone.setdefault(zone_of(node), []).append(node)
+        return {z: (zone_state([readies[n["metadata"]["name"]] for n in members]), members)
+                for z, members in by_zone.items()}
 
     @staticmethod
-    def _latest_noexec(nodes: list[dict]) -> float | None:
-        """The latest timeAdded of a NoExecute not-ready or unreachable taint among `nodes`."""
-        times = [parse_time(x.get("timeAdded")) for n in nodes for x in (n.get("spec") or {}).get("taints") or []
-                 if x.get("key") in (NOT_READY, UNREACHABLE) and x.get("effect") == "NoExecute"]
+    def _noexec(node: dict) -> list[dict]:
+        """The node's NoExecute not-ready and unreachable taints (the ones this controller adds)."""
+        return [x for x in (node.get("spec") or {}).get("taints") or []
+                if x.get("key") in (NOT_READY, UNREACHABLE) and x.get("effect") == "NoExecute"]
+
+    @classmethod
+    def _latest_noexec(cls, nodes: list[dict]) -> float | None:
+        """The latest timeAdded of those taints among `nodes`."""
+        times = [parse_time(x.get("timeAdded")) for n in nodes for x in cls._noexec(n)]
         times = [t for t in times if t is not None]
         return max(times) if times else None
 
@@ -217,11 +223,10 @@ class NodeLifecycle:
                    for node, conds in looked}
         zones = self.zones(nodes, readies)
         # every zone fully disrupted: the controller's own problem, not the nodes' (no NoExecute taint)
-        master_down = bool(zones) and all(z == FULL for z in zones.values())
+        master_down = bool(zones) and all(zst == FULL for zst, _ in zones.values())
         # a large partially disrupted zone: one new NoExecute taint per SECONDARY_TAINT_INTERVAL
         budget = {}
-        for z, zst in zones.items():
-            members = [n for n in nodes if zone_of(n) == z]
+        for z, (zst, members) in zones.items():
             if zst == PARTIAL and len(members) > LARGE_CLUSTER_SIZE:
                 last = self._latest_noexec(members)
                 budget[z] = 1 if last is None or now >= last + SECONDARY_TAINT_INTERVAL else 0
@@ -237,12 +242,10 @@ class NodeLifecycle:
                 want += [(NOT_READY, "NoExecute"), (NOT_READY, "NoSchedule")]
             elif ready == "Unknown":
                 want += [(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")]
-            had = [x for x in (node.get("spec") or {}).get("taints") or []
-                   if x.get("key") in (NOT_READY, UNREACHABLE) and x.get("effect") == "NoExecute"]
             z = zone_of(node)
             if master_down:
                 want = [w for w in want if w[1] != "NoExecute"]
-            elif z in budget and not had and any(w[1] == "NoExecute" for w in want):
+            elif z in budget and not self._noexec(node) and any(w[1] == "NoExecute" for w in want):
                 if budget[z] > 0:
                     budget[z] -= 1     # this node's taint is the zone's one for now
                 else:
@@ -343,13 +346,12 @@ class NodeLifecycle:
         times = []
         nodes = snap.list("Node")
         readies = {n["metadata"]["name"]: (get_condition(n, "Ready") or {}).get("status") for n in nodes}
-        for z, zst in self.zones(nodes, readies).items():
-            members = [n for n in nodes if zone_of(n) == z]
+        for zst, members in self.zones(nodes, readies).values():
             if zst != PARTIAL or len(members) <= LARGE_CLUSTER_SIZE:
                 continue
             last = self._latest_noexec(members)
             waiting = [n for n in members if readies[n["metadata"]["name"]] in ("False", "Unknown")
-                       and self._latest_noexec([n]) is None]
+                       and not self._noexec(n)]
             if waiting and last is not None:
                 times.append(last + SECONDARY_TAINT_INTERVAL)
         return min(times) if times else None
