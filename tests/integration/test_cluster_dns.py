@@ -97,14 +97,15 @@ def scenario(dnsconf: str) -> str:
     return SCENARIO.replace("DNSCONF", dnsconf)
 
 
-def dig(lab, *args: str, tcp: bool = False, pod: str = "client"):
-    """`dig @kube-dns ARGS` in the pod (`netlab exec`: the pod's own namespace and sandbox)."""
-    argv = ["dig", f"@{DNS}", "+time=2", "+tries=1", *(["+tcp"] if tcp else []), *args]
+def dig(lab, *args: str, tcp: bool = False, pod: str = "client", server: str = DNS):
+    """`dig @SERVER ARGS` in the pod (`netlab exec`: the pod's own namespace and sandbox); the server is
+    kube-dns's ClusterIP unless given (a DNS pod's own IP)."""
+    argv = ["dig", f"@{server}", "+time=2", "+tries=1", *(["+tcp"] if tcp else []), *args]
     return lab.pod_exec(pod, argv, timeout=20)
 
 
-def answer(lab, name: str, rtype: str = "A", tcp: bool = False) -> list[str]:
-    r = dig(lab, "+short", name, rtype, tcp=tcp)
+def answer(lab, name: str, rtype: str = "A", tcp: bool = False, server: str = DNS) -> list[str]:
+    r = dig(lab, "+short", name, rtype, tcp=tcp, server=server)
     return sorted(x for x in r.stdout.split() if x and not x.startswith(";;")) if r.returncode == 0 else []
 
 
@@ -266,9 +267,7 @@ def test_externalname_and_its_switch_to_clusterip(dns_lab):
     assert len(servers) == 2, servers
 
     def straight(server: str) -> list[str]:
-        r = lab.pod_exec("client", ["dig", f"@{server}", "+time=2", "+tries=1", "+short",
-                                    "ext.default.svc.cluster.local", "A"], timeout=20)
-        return sorted(r.stdout.split()) if r.returncode == 0 else []
+        return answer(lab, "ext.default.svc.cluster.local", server=server)
     until("ext a ClusterIP Service in every DNS pod", lambda: all(straight(s) == [cip] for s in servers), timeout=20,
           detail=lambda: {s: straight(s) for s in servers})
     for tcp in (False, True, False):
