@@ -78,7 +78,7 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
     from .live.rollouts import progress as rollout_progress
     from .live.rollouts import settled
     from .live.hostscope import hosts_of
-    from .live.sync import LiveLab
+    from .live.sync import LiveLab, pod_admission
     lab = scenario.name
     if proxy_mode:
         scenario.networking.proxy_mode = proxy_mode
@@ -132,10 +132,11 @@ def up(scenario: Scenario, scenario_text: str, progress=None, proxy_mode: str | 
         wanted = objects.scenario_objects(scenario, layout.dns_dir(lab),
                                           [str(n.ip) for n in base.nodes if n.role == "control-plane"])
         allocate = svcalloc.for_up(scenario, base, prev)
+        admit = pod_admission(scenario_text)
         if not replace and prev:
-            _refuse_replacing(store, scenario, wanted, prev, allocate)
+            _refuse_replacing(store, scenario, wanted, prev, allocate, admit)
         objects.sync_nodes(store, objects.node_objects(base))
-        objects.apply_objects(store, wanted, prune=True, allocate=allocate)
+        objects.apply_objects(store, wanted, prune=True, allocate=allocate, admit=admit)
         live = LiveLab(lab, store, kubelet=not control_loop)
         # a lab whose nodes are placed on hosts (their Node objects' label, kept as `netlab label` leaves it)
         # is built by its agents (one control loop per host), not here
@@ -238,7 +239,8 @@ def _check_placement(cluster: Cluster, live_nodes: list[dict] = ()) -> None:
                          f"the label {HOST_LABEL}=<host> in the Cluster document's nodes[].labels, or none")
 
 
-def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[str, Any], allocate=None) -> None:
+def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[str, Any], allocate=None,
+                      admit=None) -> None:
     """A lab built from one source, brought up from another that would remove what the first built:
     say so, and what to run to do it anyway (nothing is written: the trial is rolled back)."""
     from .dataplane.lab import source_identity
@@ -253,7 +255,7 @@ def _refuse_replacing(store, scenario: Scenario, wanted: list[dict], prev: dict[
         pass
     try:
         with store.transaction():
-            gone = [a for a in objects.apply_objects(store, wanted, prune=True, allocate=allocate)
+            gone = [a for a in objects.apply_objects(store, wanted, prune=True, allocate=allocate, admit=admit)
                     if a.action in ("pruned", "recreated")]
             for a in gone:
                 if a.kind == "Deployment":

@@ -19,8 +19,9 @@ Eviction: a pod on a node with NoExecute taints is deleted (gracefully, event Ta
 smallest tolerationSeconds of its matching tolerations has passed since the taints came (never
 without tolerationSeconds). ``default_tolerations`` is Kubernetes' DefaultTolerationSeconds
 admission: pods get not-ready and unreachable NoExecute tolerations for 300 s (a lab's
-defaultTolerationSeconds) unless they already tolerate them; the caller that creates pods applies
-it (the runner does, see runner.py).
+defaultTolerationSeconds) unless they already tolerate them; whatever writes a pod applies it: the
+runner for the controllers' pods (runner.py), live.objects.apply_objects' `admit` for the pods `up`,
+`apply`, `create`, `replace` and `patch` write (live.sync.pod_admission).
 
 The runner runs the two halves as two controllers (``decide_health`` on Nodes and Leases,
 ``decide_eviction`` on Nodes and Pods), as Kubernetes runs the node lifecycle and the taint

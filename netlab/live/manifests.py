@@ -54,6 +54,12 @@ class Target:
         from ..dataplane import state
         return svcalloc.allocator(networking, (state.load(self.name) or {}).get("services"))
 
+    def pod_admission(self):
+        """How a Pod is written to the store (live.objects.apply_objects' `admit`): with the tolerations the
+        API server's DefaultTolerationSeconds admission gives it, the lab's defaultTolerationSeconds."""
+        from .sync import pod_admission
+        return pod_admission(self.scenario_text())
+
     def proxy_mode(self) -> str | None:
         """The lab's kube-proxy mode as it was brought up (`up --proxy-mode` may differ from its Cluster
         document); None when the lab has no state (the Cluster document's then)."""
@@ -222,7 +228,8 @@ def apply_manifests(target: Target, inputs: list[tuple[str, str]], prune: bool =
     from .objects import apply_objects
     objs, sc = _checked(target, inputs, on_read)
     applied = apply_objects(target.store, objs, prune=prune, selector=selector, graceful_pods=True,
-                            allocate=target.service_allocator(sc.networking))
+                            allocate=target.service_allocator(sc.networking),
+                            admit=target.pod_admission())
     target.wrote()
     return applied
 
@@ -258,6 +265,7 @@ def create_manifests(target: Target, inputs: list[tuple[str, str]], save_config:
             exists.append(f'error when creating "{origin[key_of(o)]}": {PLURAL.get(kind, kind.lower())} "{name}" '
                           "already exists")
     created = apply_objects(target.store, new, allocate=target.service_allocator(sc.networking),
+                            admit=target.pod_admission(),
                             whole=not save_config) if new else []
     if created:
         target.wrote()
@@ -294,7 +302,8 @@ def diff_manifests(target: Target, inputs: list[tuple[str, str]], on_read=None) 
     out = []
     with dry_run(target):
         before = {key_of(o): store.try_get(*key_of(o)) for o in objs}
-        for a in apply_objects(store, objs, allocate=target.service_allocator(sc.networking)):
+        for a in apply_objects(store, objs, allocate=target.service_allocator(sc.networking),
+                               admit=target.pod_admission()):
             key = (a.kind, a.namespace, a.name)
             if a.action != "unchanged":
                 merged, live = store.try_get(*key), before.get(key)
@@ -335,11 +344,13 @@ def _what(obj: dict) -> str:
     return f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
 
 
-def check_update(live: dict, md: dict, new: dict, source: str, what: str, fix: str, given_only: bool = False) -> None:
+def check_update(live: dict, md: dict, new: dict, source: str, what: str, fix: str, given_only: bool = False,
+                 admit=None) -> None:
     """What the API server refuses in an update of `live` to `new` (a manifest: live.objects.manifest), whose
     metadata as written is `md`: a stale resourceVersion (store.api.Conflict), server-set metadata changed
-    (SpecError, with `fix`), a Pod's spec changed (Forbidden). `given_only` (`replace`: a file): what `md` leaves
-    out is kept, not a change."""
+    (SpecError, with `fix`), a Pod's spec changed (Forbidden; compared as admitted by `admit`, the lab's
+    Target.pod_admission, as the API server admits an update). `given_only` (`replace`: a file): what `md`
+    leaves out is kept, not a change."""
     from ..store.api import Conflict
     from .objects import with_defaults
     kind, _, name = key_of(live)
@@ -352,7 +363,7 @@ def check_update(live: dict, md: dict, new: dict, source: str, what: str, fix: s
         if md.get(k) != old.get(k) and not (given_only and k not in md):
             raise SpecError(source, f"changes metadata.{k} of {what}, which netlab's API server and controllers "
                             "set", fix)
-    if kind == "Pod" and with_defaults(new).get("spec") != live.get("spec"):
+    if kind == "Pod" and (admit or (lambda p: p))(with_defaults(new)).get("spec") != live.get("spec"):
         raise Forbidden(f'The Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields other '
                         "than the pod's labels and annotations in netlab (delete it and create it again, or "
                         "patch the Deployment that owns it)")
@@ -386,7 +397,7 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
     new = manifest(patched)
     if kind == "Service":
         _drop_type_dependent(new, live)
-    check_update(live, md, new, source, what, "leave it out of the patch")
+    check_update(live, md, new, source, what, "leave it out of the patch", admit=target.pod_admission())
     objs, sc = read_manifests([(manifest_text(new), source)], target, "patch")
     from ..spec.podparts import check_references, stored_sources
     check_references(objs, stored_sources(target.store))
@@ -400,7 +411,8 @@ def patch_object(target: Target, live: dict, body, ptype: str, source: str, on_r
             had = set()
         sc.ignored = [i for i in sc.ignored if i not in had]
         on_read(sc)
-    applied = apply_objects(target.store, objs, allocate=target.service_allocator(sc.networking), whole=True)
+    applied = apply_objects(target.store, objs, allocate=target.service_allocator(sc.networking),
+                            admit=target.pod_admission(), whole=True)
     target.wrote()
     return applied[0]
 
@@ -435,7 +447,8 @@ def replace_manifests(target: Target, inputs: list[tuple[str, str]], force: bool
             raise SpecError(src, f"Node {name}: a node changes through `up` (its Cluster document), not a replace",
                             f"use netlab cordon/uncordon {name} or netlab label node {name} KEY=VALUE")
         if not force:
-            check_update(live, md, o, src, _what(live), "leave it out of the file", given_only=True)
+            check_update(live, md, o, src, _what(live), "leave it out of the file", given_only=True,
+                         admit=target.pod_admission())
         lives.append(key)
     check_references(objs, stored_sources(target.store))
     check_room(target, workloads(target, objs, sc))
@@ -446,6 +459,7 @@ def replace_manifests(target: Target, inputs: list[tuple[str, str]], force: bool
         if force:
             for kind, ns, name in lives:
                 target.store.delete(kind, ns, name, grace_seconds=0)
-        applied = apply_objects(target.store, objs, allocate=allocate, whole=True, record=True)
+        applied = apply_objects(target.store, objs, allocate=allocate, whole=True, record=True,
+                                admit=target.pod_admission())
     target.wrote()
     return applied

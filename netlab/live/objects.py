@@ -235,7 +235,7 @@ def _comparable(obj: dict) -> dict:
 
 def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=PRUNABLE, selector: str | None = None,
                   graceful_pods: bool = False, allocate=None, whole: bool = False,
-                  record: bool = False) -> list[Applied]:
+                  record: bool = False, admit=None) -> list[Applied]:
     """Write `objects` (manifests) to `store` in one transaction; see the module's docstring. A bare
     Pod whose spec changed is deleted and created again (the API server refuses most pod updates;
     `up` has always made such a pod anew). `prune`: delete what an earlier apply made (and no controller
@@ -243,7 +243,10 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
     with their terminationGracePeriodSeconds when `graceful_pods` (`apply --prune`), at once otherwise.
     `allocate` (model.svcalloc.allocate with the lab's networking and hints bound): a Service is written with
     its ClusterIP and node ports, as the API server allocates them (None: as given, for a store without a
-    lab's networking: tests'). `whole` (`patch`): each object that exists is replaced by the one given (its
+    lab's networking: tests'). `admit` (live.sync.pod_admission of the lab's Cluster document): a Pod is
+    written as the API server's admission plugins leave it (DefaultTolerationSeconds: the lab's
+    not-ready/unreachable tolerations), on create and on update as Kubernetes runs it. `whole`
+    (`patch`): each object that exists is replaced by the one given (its
     labels, annotations and every other field), not merged with it, and its last applied configuration stays
     as it was (kubectl patch leaves it to the next apply), or, with `record` (`replace`), becomes the object
     given if it had one (kubectl replace updates an annotation that is there and adds none)."""
@@ -252,6 +255,8 @@ def apply_objects(store, objects: list[dict], prune: bool = False, prune_kinds=P
 
     def allocated(obj: dict, given: dict, live: dict | None) -> dict:
         nonlocal services
+        if admit is not None and obj.get("kind") == "Pod":
+            return admit(obj)
         if allocate is None or obj.get("kind") != "Service":
             return obj
         if services is None:

@@ -117,6 +117,14 @@ def periods(scenario_text: str) -> tuple[float, int]:
         live.get("defaultTolerationSeconds", LAB_TOLERATION))
 
 
+def pod_admission(scenario_text: str):
+    """The API server's admission of a Pod in the lab of `scenario_text` (live.objects.apply_objects' `admit`):
+    DefaultTolerationSeconds with the lab's defaultTolerationSeconds, as the controllers' pods get it."""
+    from ..controllers.nodelifecycle import default_tolerations
+    seconds = periods(scenario_text)[1]
+    return lambda pod: default_tolerations(pod, seconds)
+
+
 def has_readiness_probe(obj: dict) -> bool:
     """Whether a Pod object has a container with a readinessProbe (its readiness is then the kubelet's
     verdict, not netlab's "ready once it listens")."""
@@ -832,7 +840,7 @@ def preview(lab: str, scenario: Scenario, text: str, prev: dict) -> Cluster:
             from ..model import svcalloc
             objects.apply_objects(store, objects.scenario_objects(
                 scenario, layout.dns_dir(lab), [str(n.ip) for n in base.nodes if n.role == "control-plane"]),
-                prune=True, allocate=svcalloc.for_up(scenario, base, prev))
+                prune=True, allocate=svcalloc.for_up(scenario, base, prev), admit=pod_admission(text))
             runner = live.runner(text)
             live.heartbeats(live._periods[0], time.time())
             runner.run_until_quiescent(between=live.keep_alive)

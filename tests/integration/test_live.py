@@ -11,6 +11,8 @@ import signal
 import subprocess
 import time
 
+import yaml
+
 from netlab.dataplane import lab as labmod
 from netlab.live import loop, store_for
 
@@ -270,17 +272,15 @@ def test_every_node_stopped_at_once_evicts_nothing(lab):
     (a stalled store, every heartbeat held up), not the nodes': they are NotReady, but none is tainted
     NoExecute and no pod is evicted, however long it lasts; started again, the same pods serve.
     The nodes are stopped one `node stop` after the other: the first may be tainted alone for a moment
-    (one node of three is a node failure), and the web pods' toleration (12 s) outlasts that moment; the
-    client pod, a bare pod that `up` stores without the default tolerations, is on the node stopped last,
-    which is never tainted NoExecute."""
+    (one node of three is a node failure), and every pod's toleration (12 s, the bare client pod's too:
+    the API server's admission gives it) outlasts that moment."""
     lab.up(scenario(4).replace("name: live", "name: live\ncontrolPlane: {nodeMonitorGracePeriod: 3, "
                                              "defaultTolerationSeconds: 12}"))
     store = store_for(lab.name)
     before = ready_web(lab)
     assert len(before) == 4
     nodes = ("n1", "n2", "n3")
-    last = store.get("Pod", "default", "client")["spec"]["nodeName"]
-    for n in sorted(nodes, key=lambda n: n == last):
+    for n in nodes:   # (the client pod's node, n1, first)
         kubectl(lab, "node", "stop", n)
 
     def status() -> dict[str, str]:
@@ -294,8 +294,8 @@ def test_every_node_stopped_at_once_evicts_nothing(lab):
     until("no node tainted NoExecute", lambda: all(t == {("node.kubernetes.io/unreachable", "NoSchedule")}
                                                    for t in taints().values()), timeout=30, detail=taints)
     time.sleep(14)   # past the toleration of a taint that came before the last node went
-    pods = {p["metadata"]["name"]: p for p in store.list("Pod") if p["metadata"]["name"].startswith("web-")}
-    assert set(pods) == before and not any(p["metadata"].get("deletionTimestamp") for p in pods.values())
+    pods = {p["metadata"]["name"]: p for p in store.list("Pod") if p["metadata"]["name"].startswith(("web-", "client"))}
+    assert set(pods) == before | {"client"} and not any(p["metadata"].get("deletionTimestamp") for p in pods.values())
     assert all(t == {("node.kubernetes.io/unreachable", "NoSchedule")} for t in taints().values()), taints()
     events = kubectl(lab, "get", "events").stdout
     assert "TaintManagerEviction" not in events, events
@@ -306,6 +306,32 @@ def test_every_node_stopped_at_once_evicts_nothing(lab):
     cip = lab.cluster.services[0].cluster_ip
     r = lab.pod_exec("client", ["curl", "-sS", "--max-time", "2", f"http://{cip}/hostName"])
     assert r.returncode == 0 and r.stdout.strip() in before, (r.stdout, r.stderr)
+
+
+def test_a_bare_pod_on_a_failed_node_is_evicted_after_its_default_toleration_not_at_once(lab):
+    """A pod the user wrote (no controller's) gets the DefaultTolerationSeconds admission as the controllers'
+    pods do: `get -o yaml` shows the lab's tolerations, and when its node fails the pod outlives the NoExecute
+    taint for those seconds before the node lifecycle controller evicts it."""
+    lab.up(scenario(2).replace("name: live", "name: live\ncontrolPlane: {nodeMonitorGracePeriod: 3, "
+                                             "defaultTolerationSeconds: 20}"))
+    store = store_for(lab.name)
+    shown = yaml.safe_load(kubectl(lab, "get", "pod", "client", "-o", "yaml").stdout)
+    assert {(t["key"], t["effect"], t["tolerationSeconds"]) for t in shown["spec"]["tolerations"]} == {
+        ("node.kubernetes.io/not-ready", "NoExecute", 20), ("node.kubernetes.io/unreachable", "NoExecute", 20)}
+    node = shown["spec"]["nodeName"]
+    kubectl(lab, "node", "stop", node)
+
+    def noexec() -> list:
+        return [t for t in store.get("Node", None, node)["spec"].get("taints") or [] if t["effect"] == "NoExecute"]
+    until(f"{node} tainted NoExecute", noexec, timeout=30)
+    time.sleep(5)   # a quarter of the toleration: a pod without it was evicted at once
+    pod = store.try_get("Pod", "default", "client")
+    assert pod is not None and not pod["metadata"].get("deletionTimestamp"), pod and pod["metadata"]
+    until("the client pod evicted", lambda: (store.try_get("Pod", "default", "client") or {"metadata": {
+        "deletionTimestamp": "gone"}})["metadata"].get("deletionTimestamp"), timeout=60)
+    events = kubectl(lab, "get", "events").stdout
+    assert any("TaintManagerEviction" in x and "pod/client" in x for x in events.splitlines()), events
+    kubectl(lab, "node", "start", node)
 
 
 def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):

@@ -904,6 +904,49 @@ def test_replace_a_pods_spec_only_with_force(world):
     assert now["metadata"]["uid"] != pod["metadata"]["uid"]
 
 
+SOLO = """apiVersion: v1
+kind: Pod
+metadata: {name: solo, labels: {app: solo}}
+spec:
+  containers: [{name: c, image: busybox, args: [sleep, "3600"]}]
+  tolerations:
+  - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 60}
+"""
+
+
+def test_a_bare_pod_is_stored_with_the_default_tolerations_and_applies_again_unchanged(world, monkeypatch):
+    """DefaultTolerationSeconds admission for a pod the user writes (not only the controllers' pods): the
+    toleration it has is kept, the one it lacks is added with the lab's seconds; apply, diff and replace of
+    the same manifest see no change in the pod's spec (a pod is not made anew for the admission's fields)."""
+    def tolerations(name):
+        pod = world.store.get("Pod", "default", name)
+        return {t["key"]: t.get("tolerationSeconds") for t in pod["spec"]["tolerations"]}
+    f = world.file(SOLO)
+    r = world.run("apply", "-f", f)
+    assert r.exit_code == 0 and lines(r) == ["pod/solo created"], r.output
+    assert tolerations("solo") == {"node.kubernetes.io/not-ready": 60, "node.kubernetes.io/unreachable": 10}
+    uid = world.store.get("Pod", "default", "solo")["metadata"]["uid"]
+    r = world.run("apply", "-f", f)
+    assert r.exit_code == 0 and lines(r) == ["pod/solo unchanged"], r.output
+    r = world.run("diff", "-f", f, settle=False)
+    assert r.exit_code == 0 and r.output == "", r.output
+    # the pod as stored, a label added and the admission's toleration left out: admitted again, not a change
+    pod = {k: v for k, v in world.store.get("Pod", "default", "solo").items() if k != "status"}
+    pod["metadata"]["labels"]["tier"] = "x"
+    pod["spec"]["tolerations"] = pod["spec"]["tolerations"][:1]
+    r = world.run("replace", "-f", world.file(json.dumps(pod), "r.json"))
+    assert r.exit_code == 0 and lines(r) == ["pod/solo replaced"], r.output
+    assert world.store.get("Pod", "default", "solo")["metadata"]["uid"] == uid
+    assert tolerations("solo") == {"node.kubernetes.io/not-ready": 60, "node.kubernetes.io/unreachable": 10}
+    # the lab's own defaultTolerationSeconds (its Cluster document's controlPlane)
+    target = kubeutil.Target("sim", world.store, ensure=world.ensured.append,
+                             scenario=CLUSTER + "controlPlane: {defaultTolerationSeconds: 45}\n")
+    monkeypatch.setattr(kubeutil, "open_target", lambda lab: target)
+    r = world.run("run", "other", "--image", "busybox", "--", "sleep", "3600")
+    assert r.exit_code == 0, r.output
+    assert tolerations("other") == {"node.kubernetes.io/not-ready": 45, "node.kubernetes.io/unreachable": 45}
+
+
 # ------------------------------------------------------------------ diff
 
 def test_diff_shows_what_apply_would_change_and_changes_nothing(world):
