@@ -262,9 +262,11 @@ def apply(cluster: Cluster, scenario_text: str, prev: dict[str, Any], progress: 
     built = threading.Event()   # (until it is set, the servers start one after the other: start_idle_servers)
     idle = nsfs.Background(lambda: supervise.start_idle_servers(cluster, servers, changes, built),
                            "netlab-servers")
-    # every pod's /etc/resolv.conf and /etc/hosts (the kubelet's files: they depend on the model only), written
-    # on a thread of their own while the fabric's builds the pods (20,000 files at 10,000 pods)
-    files = nsfs.Background(lambda: podfiles.write_all(cluster), "netlab-podfiles")
+    # every pod's /etc/resolv.conf and /etc/hosts (the kubelet's files: they depend on the model only), and the
+    # new pods' built-in server logs, written on a thread of their own while the fabric's builds the pods
+    # (30,000 files at 10,000 pods)
+    files = nsfs.Background(lambda: (podfiles.write_all(cluster),
+                                     supervise.make_builtin_logs(cluster, set(todo.create))), "netlab-podfiles")
     files.start()
     try:
         broken = fabric.apply(create, check, before_pods=idle.start)

@@ -191,3 +191,25 @@ def test_the_fork_server_is_closed_when_a_start_fails(fake, monkeypatch):
     t.join(5)
     assert isinstance(box.get("error"), KernelError)
     assert FORKS == [("open", "idle/netexec-forks"), ("spawn failed",), ("close", None)]
+
+
+def test_builtin_logs_are_made_for_the_new_served_pods_only_and_kept(tmp_path, monkeypatch):
+    """make_builtin_logs (up's podfiles thread): an empty 0600 log for each new pod the built-in server
+    serves, where the server appends to it (workload/podconf.PodLog); an existing log keeps its lines."""
+    import os
+    from netlab.dataplane import layout
+    monkeypatch.setattr(layout, "RUN_DIR", str(tmp_path))
+    cluster = _cluster()
+    keys = [p.key for p in cluster.pods]
+    old = supervise.log_path(cluster.name, cluster.pods[0], layout.BUILTIN)
+    os.makedirs(os.path.dirname(old))
+    with open(old, "w") as f:
+        f.write("listening on TCP 0.0.0.0:8080\n")
+    supervise.make_builtin_logs(cluster, set(keys[:5]))
+    made = sorted(os.listdir(layout.logs_dir(cluster.name)))
+    assert made == sorted(os.path.basename(supervise.log_path(cluster.name, p, layout.BUILTIN))
+                          for p in cluster.pods[:5])
+    assert open(old).read() == "listening on TCP 0.0.0.0:8080\n"
+    for p in cluster.pods[1:5]:
+        path = supervise.log_path(cluster.name, p, layout.BUILTIN)
+        assert os.path.getsize(path) == 0 and os.stat(path).st_mode & 0o777 == 0o600
