@@ -30,6 +30,34 @@ class _ExecCommand(click.Command):
         return rest
 
 
+def pod_name(lab: str, ref: str, namespace: str, verb: str, say: bool = False) -> str:
+    """The pod that POD, pod/POD or TYPE/NAME (deploy/web, svc/web...) names, as kubectl takes it: another
+    object's pod is one its selector picks (live/attachable.py); `say`: when it picks one of several, say
+    which on stderr, as `kubectl logs` does."""
+    if "/" not in ref:
+        return ref
+    word, _, name = ref.partition("/")
+    if not name:
+        raise click.UsageError(f"{ref!r}: give POD, pod/POD or TYPE/NAME (e.g. deploy/web)")
+    from ..kindnames import KINDS
+    kind = KINDS.get(word.lower())
+    if kind is None:
+        raise click.UsageError(f"cannot {verb} {ref}: {word!r} is no kind kubectl knows; give POD, pod/POD or "
+                               "TYPE/NAME (e.g. deploy/web)")
+    if kind == "Pod":
+        return name
+    from ..live import store_for
+    from ..live.attachable import NoPod, pods_for
+    try:
+        pods = pods_for(store_for(lab), kind, namespace, name)
+    except NoPod as e:
+        raise NotFound(str(e)) from None
+    chosen = pods[0]["metadata"]["name"]
+    if say and len(pods) > 1:
+        click.echo(f"Found {len(pods)} pods, using pod/{chosen}", err=True)
+    return chosen
+
+
 @click.command(cls=_ExecCommand, context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("pod", required=False)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -45,7 +73,8 @@ class _ExecCommand(click.Command):
 @click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
 def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: str | None, stdin: bool, tty: bool,
          node: str | None, external: bool, lab: str | None) -> None:
-    """Run COMMAND inside a pod (POD or pod/POD, as `get pods -o name` prints it; or --node NODE, or
+    """Run COMMAND inside a pod (POD or pod/POD, as `get pods -o name` prints it; TYPE/NAME, e.g.
+    deploy/web or svc/web, for one of that object's pods, as kubectl picks it; or --node NODE, or
     --external) and exit with its status.
 
     In a pod, COMMAND runs with the container's privileges, as kubectl exec does: its user and groups,
@@ -75,14 +104,12 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
         argv = argv[1:]
     if not argv:
         raise click.UsageError("give a command after --, e.g. netlab exec POD -- ip addr")
-    if pod is not None and "/" in pod:
-        kind, _, pod = pod.partition("/")
-        if kind.lower() not in ("pod", "pods", "po") or not pod:
-            raise click.UsageError(f"cannot exec into {kind}/{pod}: give a pod, as POD or pod/POD")
     name = labmod.resolve_lab(lab)
-    cluster, _ = lab_spec.load_cluster(name)
     if not (node or external) and pod is None:
         raise click.UsageError("name a pod, or use --node NODE or --external")
+    if pod is not None:
+        pod = pod_name(name, pod, namespace, "exec into")
+    cluster, _ = lab_spec.load_cluster(name)
     from ..api import exec_argv   # the same command line as netlab.Lab.exec
     full = exec_argv(cluster, argv, pod=pod, namespace=namespace, container=container, node=node, external=external)
     if not stdin:  # kubectl without -i: the command reads nothing
@@ -106,10 +133,11 @@ def exec(pod: str | None, command: tuple[str, ...], namespace: str, container: s
               "NET_RAW; sysadmin: privileged (every capability, the host's filesystem writable).")
 @click.option("--lab", metavar="NAME", help="Lab (needed when several are up).")
 def debug(pod: str | None, command: tuple[str, ...], namespace: str, profile: str, lab: str | None) -> None:
-    """Run COMMAND (default: an interactive sh) in POD's network namespace with a debugging profile's
-    privileges, as `kubectl debug POD --profile=...` runs an ephemeral container: a fresh sandbox (its own
-    mount and PID namespaces, the host's filesystem read-only, its own /tmp, the pod's /etc/resolv.conf
-    and /etc/hosts) with the profile's capabilities. stdin is passed on.
+    """Run COMMAND (default: an interactive sh) in POD's network namespace (or TYPE/NAME's pod, as exec
+    takes it) with a debugging profile's privileges, as `kubectl debug POD --profile=...` runs an
+    ephemeral container: a fresh sandbox (its own mount and PID namespaces, the host's filesystem
+    read-only, its own /tmp, the pod's /etc/resolv.conf and /etc/hosts) with the profile's capabilities.
+    stdin is passed on.
 
     \b
     Examples:
@@ -125,11 +153,8 @@ def debug(pod: str | None, command: tuple[str, ...], namespace: str, profile: st
         argv = argv[1:]
     if pod is None:
         raise click.UsageError("name a pod: netlab debug POD [--profile=netadmin] -- COMMAND")
-    if "/" in pod:
-        kind, _, pod = pod.partition("/")
-        if kind.lower() not in ("pod", "pods", "po") or not pod:
-            raise click.UsageError(f"cannot debug {kind}/{pod}: give a pod, as POD or pod/POD")
     name = labmod.resolve_lab(lab)
+    pod = pod_name(name, pod, namespace, "debug")
     cluster, _ = lab_spec.load_cluster(name)
     p = cluster.pod(namespace, pod)
     if p is None:
@@ -156,7 +181,9 @@ def debug(pod: str | None, command: tuple[str, ...], namespace: str, profile: st
 @click.option("--lab", metavar="NAME")
 def logs(pod: str, namespace: str, container: str | None, follow: bool, tail: int, previous: bool,
          lab: str | None) -> None:
-    """Print a pod's container logs (the built-in server logs every request it answers).
+    """Print a pod's container logs (the built-in server logs every request it answers). POD is a pod
+    (POD or pod/POD), or TYPE/NAME of a Deployment, ReplicaSet, StatefulSet, DaemonSet, Job or Service:
+    one of its pods, chosen as kubectl chooses (ready and running first; which one is said on stderr).
 
     With -f, go on printing what the containers write, as kubectl logs -f does, until Ctrl-C or until
     the pod goes away."""
@@ -165,6 +192,7 @@ def logs(pod: str, namespace: str, container: str | None, follow: bool, tail: in
     from ..dataplane import layout
     labmod.require_root("read a lab's logs")
     name = labmod.resolve_lab(lab)
+    pod = pod_name(name, pod, namespace, "read the logs of", say=True)
     cluster, _ = lab_spec.load_cluster(name)
     p = cluster.pod(namespace, pod)
     if p is None:

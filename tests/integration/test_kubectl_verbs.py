@@ -528,6 +528,28 @@ def test_get_all_shows_each_kind_with_its_kind_in_the_name(lab):
     assert r.stderr == 'Error from server (NotFound): pods "web" not found\n', r
 
 
+def test_logs_exec_and_debug_of_a_deployment_or_service_act_on_one_of_its_pods(lab):
+    """kubectl's TYPE/NAME for a one-pod verb: `logs deploy/web` says which of the pods it took (stderr) and
+    prints that pod's log; `exec svc/web` runs in one of the Service's pods; an object without pods, or of a
+    kind without them, is one line and exit 2."""
+    lab.up(CLUSTER + "---\n" + WEB)
+    until("2 pods Running", lambda: sum(r[2] == "Running" for r in pods_table(lab.name).values()) == 2, timeout=60)
+    pods = {p for p in pods_table(lab.name) if p.startswith("web-")}
+    r = kubectl(lab, "logs", "deploy/web")
+    chosen = r.stderr.strip().removeprefix("Found 2 pods, using pod/")
+    assert chosen in pods and r.stderr == f"Found 2 pods, using pod/{chosen}\n", r
+    assert f"(pod {chosen}, netns /run/netns/nl.{lab.name}.pod.default.{chosen})" in r.stdout, r.stdout
+    r = netlab_cli("exec", "svc/web", "--lab", lab.name, "--", "hostname")
+    assert r.stdout.strip() in pods, r
+    r = netlab_cli("debug", "deployment.apps/web", "--lab", lab.name, "--", "cat", "/etc/hosts")
+    assert len([p for p in pods if p in r.stdout]) == 1, r   # the pod's own /etc/hosts names it
+    for ref, says in (("deploy/nope", 'deployments.apps "nope" not found in namespace default'),
+                      ("svc/kubernetes", "cannot attach to service/kubernetes: it has no selector"),
+                      ("cm/kube-root-ca.crt", "cannot attach to configmap/kube-root-ca.crt")):
+        r = kubectl(lab, "logs", ref, check=False)
+        assert r.returncode == 2 and r.stdout == "" and says in r.stderr and len(r.stderr.splitlines()) == 1, r
+
+
 def test_taint_no_execute_moves_pods_off_a_node_and_its_namespaces_go(lab, tmp_path):
     """`taint node n1 maint:NoExecute` on a live lab: the taint eviction controller evicts n1's pods that do not
     tolerate it (kubectl's TaintManagerEviction events), their ReplicaSet makes them again on n2, their network
