@@ -129,8 +129,8 @@ def _names(out: str) -> list[str]:
 
 
 def test_kubectl_habits_exec_and_get(lab):
-    """exec takes pod/NAME (what get -o name prints), -i (stdin passed; without it the command reads
-    nothing), -t, -c CONTAINER (checked); get lists sorted by name; get labs -o json|yaml|name."""
+    """exec takes pod/NAME (what get -o name prints) and svc/NAME (one of its pods), -i (stdin passed;
+    without it the command reads nothing), -t, -c CONTAINER (checked); get lists sorted by name; get labs -o json|yaml|name."""
     import yaml
     lab.up(UNSORTED)
     args = ("--lab", lab.name)
@@ -146,8 +146,11 @@ def test_kubectl_habits_exec_and_get(lab):
     # exec pod/NAME, as printed
     r = netlab_cli("exec", names[1], *args, "--", "hostname")
     assert r.returncode == 0 and r.stdout.strip() == "zeta", (r.stdout, r.stderr)
-    r = netlab_cli("exec", "svc/zz", *args, "--", "true")
-    assert r.returncode == 2 and "give a pod" in r.stderr
+    # svc/NAME: one of the Service's pods, as kubectl exec takes it; a kind without pods is refused
+    r = netlab_cli("exec", "svc/zz", *args, "--", "hostname")
+    assert r.returncode == 0 and r.stdout.strip() == "zeta", (r.stdout, r.stderr)
+    r = netlab_cli("exec", "node/nz", *args, "--", "true")
+    assert r.returncode == 2 and "give a pod, or a Deployment" in r.stderr, r
     # -c: a container of the pod, or an error listing the valid ones
     r = netlab_cli("exec", "zeta", "-c", "side", *args, "--", "hostname")
     assert r.returncode == 0 and r.stdout.strip() == "zeta"
