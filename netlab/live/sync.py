@@ -747,7 +747,10 @@ class LiveLab:
         that pass's UpResult, or None when nothing changed."""
         from ..dataplane import state
         cluster, by_key = self.last_cluster, self.last_by_key
-        if cluster is None or not any(has_readiness_probe(o) for o in by_key.values()):
+        if cluster is None:
+            return None
+        probed = [p for p in cluster.pods if p.key in by_key and has_readiness_probe(by_key[p.key])]
+        if all(p.decided_ready for p in probed):   # (none, or every one passed in the pass: first_probes)
             return None
         with self.first_kubelet():
             self.dirty = False
