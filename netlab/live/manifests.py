@@ -32,6 +32,7 @@ class Target:
 
     def __init__(self, name: str, store, ensure=None, scenario: str | None = None):
         self.name, self.store, self._ensure, self._scenario = name, store, ensure, scenario
+        self._admit = None
 
     def wrote(self) -> None:
         if self._ensure is not None:
@@ -56,9 +57,12 @@ class Target:
 
     def pod_admission(self):
         """How a Pod is written to the store (live.objects.apply_objects' `admit`): with the tolerations the
-        API server's DefaultTolerationSeconds admission gives it, the lab's defaultTolerationSeconds."""
-        from .sync import pod_admission
-        return pod_admission(self.scenario_text())
+        API server's DefaultTolerationSeconds admission gives it, the lab's defaultTolerationSeconds. Read
+        once a command (the lab's state.json, 10 MB at 10,000 pods): `replace` asks for it per object."""
+        if self._admit is None:
+            from .sync import pod_admission
+            self._admit = pod_admission(self.scenario_text())
+        return self._admit
 
     def proxy_mode(self) -> str | None:
         """The lab's kube-proxy mode as it was brought up (`up --proxy-mode` may differ from its Cluster
