@@ -9,6 +9,7 @@ The flavour (legacy or nft) is a setting: `auto` follows the host's `iptables` c
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -28,16 +29,30 @@ def flavour_commands(flavour: str) -> tuple[str, str, str]:
         exe = shutil.which("iptables")
         if exe is None:
             raise UsageError("iptables is not installed: run scripts/setup (or apt-get install iptables)")
-        try:
-            out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
-        except OSError as e:
-            raise UsageError(f"cannot run iptables: {e.strerror}") from None
-        flavour = "nft" if "nf_tables" in out else "legacy"
+        flavour = _auto_flavour(os.path.realpath(exe))
     restore, save = f"iptables-{flavour}-restore", f"iptables-{flavour}-save"
     for cmd in (restore, save):
         if shutil.which(cmd) is None:
             raise UsageError(f"{cmd} is not installed: run scripts/setup (or apt-get install iptables)")
     return flavour, restore, save
+
+
+@functools.lru_cache(maxsize=None)
+def _auto_flavour(exe: str) -> str:
+    """The flavour of the iptables at `exe` (its resolved path): Debian's and Ubuntu's alternatives point it at
+    xtables-nft-multi or xtables-legacy-multi, which say it by name; another is asked (`--version`), once a
+    process. A control loop resolves the flavour every pass: it ran `iptables --version` in the host's
+    namespace each time."""
+    name = os.path.basename(exe)
+    if name.startswith("xtables-nft"):
+        return "nft"
+    if name.startswith("xtables-legacy"):
+        return "legacy"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError as e:
+        raise UsageError(f"cannot run iptables: {e.strerror}") from None
+    return "nft" if "nf_tables" in out else "legacy"
 
 
 def parse_save(text: str) -> dict[str, dict[str, list[str]]]:

@@ -243,3 +243,21 @@ def test_a_missing_first_jump_is_only_inserted():
     assert [line for line in payload.splitlines() if "FORWARD -" in line or "FORWARD 1" in line] == \
         ["-I FORWARD 1 -j KUBE-ROUTER-FORWARD"]
     assert plan_restore(_fwd("KUBE-ROUTER-FORWARD", "FLANNEL-FWD"), parse_save(FWD_LIVE)) == ("", [])
+
+
+def test_auto_flavour_by_the_alternatives_name_runs_nothing(monkeypatch):
+    """`auto` on Debian and Ubuntu: the resolved iptables (alternatives) names its flavour, so no process is
+    run (a control loop resolves it every pass, in the host's namespace); another binary is asked once."""
+    import subprocess
+    from netlab.dataplane import iptables as ipt
+    ran = []
+
+    class Done:
+        stdout = "iptables v1.8.9 (nf_tables)"
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: ran.append(argv) or Done())
+    assert ipt._auto_flavour("/usr/sbin/xtables-nft-multi") == "nft"
+    assert ipt._auto_flavour("/usr/sbin/xtables-legacy-multi") == "legacy"
+    assert ran == []
+    assert ipt._auto_flavour("/opt/x/iptables-other") == "nft"
+    assert ipt._auto_flavour("/opt/x/iptables-other") == "nft"
+    assert ran == [["/opt/x/iptables-other", "--version"]]
