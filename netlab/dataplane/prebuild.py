@@ -20,7 +20,6 @@ kernel as it was. The child dies with `up` (PR_SET_PDEATHSIG): an `up` killed le
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 import signal
@@ -30,9 +29,7 @@ import orjson
 from ..errors import KernelError
 from ..model.objects import Cluster
 from .changes import Change, Changes
-
-PR_SET_PDEATHSIG = 1   # linux/prctl.h
-_libc = ctypes.CDLL(None, use_errno=True)
+from .forked import PR_SET_PDEATHSIG, _libc, fork, interrupted
 
 
 @dataclasses.dataclass
@@ -57,7 +54,7 @@ class NodeBuild:
         self.before = set(lab_namespaces(self.lab))
         r, w = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
+        pid, stop = fork()
         if pid == 0:   # the child: build, answer, and end without running the parent's cleanup
             os.close(r)
             code = 0
@@ -66,7 +63,6 @@ class NodeBuild:
                 # `down` run next would race with it)
                 if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
                     os._exit(1)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 changes = Changes()
                 Fabric(cluster, changes, None).apply([], [])
                 out = {"made": self._gained(), "changes": [dataclasses.astuple(c) for c in changes.records]}
@@ -82,6 +78,11 @@ class NodeBuild:
                 os._exit(code)
         os.close(w)
         self.pid, self.fd = pid, r
+        if stop:   # Ctrl-C during the fork (see forked.fork): the child ended, what it made is the lab's
+            self._ended()
+            self.fd = None
+            os.close(r)
+            interrupted()
 
     def wait(self) -> Prebuilt:
         """The child's answer once it has ended; raises its error (KernelError), having removed what it made."""
