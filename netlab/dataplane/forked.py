@@ -12,13 +12,9 @@ through PR_SET_PDEATHSIG, which its code sets).
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import threading
-
-PR_SET_PDEATHSIG = 1   # linux/prctl.h
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def fork() -> tuple[int, bool]:

@@ -20,6 +20,7 @@ kernel as it was. The child dies with `up` (PR_SET_PDEATHSIG): an `up` killed le
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 import signal
@@ -29,7 +30,10 @@ import orjson
 from ..errors import KernelError
 from ..model.objects import Cluster
 from .changes import Change, Changes
-from .forked import PR_SET_PDEATHSIG, _libc, fork, interrupted
+from .forked import fork, interrupted
+
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclasses.dataclass
