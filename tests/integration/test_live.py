@@ -220,16 +220,27 @@ spec:
                 assert r.returncode == 0, r.stderr
                 got.add(r.stdout.strip())
             return got
-        until("both pods chosen", lambda: answers() == {"flappy", "steady"})
+        def state() -> str:
+            # what the endpoints, the pods' conditions, the events and the loop's log said when a wait timed out
+            out = [kubectl(lab, "get", "endpointslices", check=False).stdout,
+                   kubectl(lab, "get", "pods", "-o", "wide", check=False).stdout,
+                   kubectl(lab, "get", "events", check=False).stdout[-3000:]]
+            try:
+                out.append(open(loop.logfile(lab.name)).read()[-3000:])
+            except OSError as e:
+                out.append(f"no loop log: {e}")
+            return "\n".join(out)
+
+        until("both pods chosen", lambda: answers() == {"flappy", "steady"}, detail=state)
         os.unlink(flag)   # its readiness probe fails from now on
-        until("flappy out of the endpoints", lambda: answers() == {"steady"}, timeout=20)
+        until("flappy out of the endpoints", lambda: answers() == {"steady"}, timeout=20, detail=state)
         events = kubectl(lab, "get", "events").stdout
         assert "Unhealthy" in events and "Readiness probe failed" in events, events
         open(flag, "w").close()
-        until("flappy back in the endpoints", lambda: answers() == {"flappy", "steady"}, timeout=20)
+        until("flappy back in the endpoints", lambda: answers() == {"flappy", "steady"}, timeout=20, detail=state)
         # liveness: the container is killed and started again; RESTARTS counts it
         os.unlink(alive)
-        until("lively restarted", lambda: restart_count(lab, "lively") >= 1, timeout=30)
+        until("lively restarted", lambda: restart_count(lab, "lively") >= 1, timeout=30, detail=state)
         open(alive, "w").close()
         pods = kubectl(lab, "get", "pods").stdout
         row = next(line.split() for line in pods.splitlines() if line.startswith("lively "))
