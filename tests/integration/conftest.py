@@ -178,6 +178,16 @@ def kubectl(lab, *args: str, check: bool = True, timeout: float = 180):
     return netlab_cli(*args, "--lab", lab.name, check=check, timeout=timeout)
 
 
+def loop_log(lab) -> str:
+    """The lab's control loop's log (what its passes did), for a failure's message."""
+    from netlab.live import loop
+    try:
+        with open(loop.logfile(lab.name)) as f:
+            return f.read()
+    except OSError as e:
+        return str(e)
+
+
 def until(what: str, check, timeout: float = 60.0, every: float = 0.3, detail=None):
     """`check()`'s first true value, looked at every `every` s; an AssertionError naming `what` after
     `timeout` s, with what `detail()` (if given) says of the state then."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import kubectl, netlab_cli, until
+from .conftest import kubectl, loop_log, netlab_cli, until
 
 SCENARIO = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -59,16 +59,6 @@ spec:
 
 def cluster_ip(lab, svc: str) -> str:
     return json.loads(kubectl(lab, "get", "svc", svc, "-o", "json").stdout)["spec"]["clusterIP"]
-
-
-def loop_log(lab) -> str:
-    """The lab's control loop's log (what its passes did), for a failure's message."""
-    from netlab.live import loop
-    try:
-        with open(loop.logfile(lab.name)) as f:
-            return f.read()
-    except OSError as e:
-        return str(e)
 
 
 def job_row(lab, name: str) -> list[str]:

@@ -16,7 +16,7 @@ import yaml
 from netlab.dataplane import lab as labmod
 from netlab.live import loop, store_for
 
-from .conftest import kubectl, until
+from .conftest import kubectl, loop_log, until
 
 CLUSTER = """apiVersion: netlab.dev/v1alpha1
 kind: Cluster
@@ -224,11 +224,7 @@ spec:
             # what the endpoints, the pods' conditions, the events and the loop's log said when a wait timed out
             out = [kubectl(lab, "get", "endpointslices", check=False).stdout,
                    kubectl(lab, "get", "pods", "-o", "wide", check=False).stdout,
-                   kubectl(lab, "get", "events", check=False).stdout[-3000:]]
-            try:
-                out.append(open(loop.logfile(lab.name)).read()[-3000:])
-            except OSError as e:
-                out.append(f"no loop log: {e}")
+                   kubectl(lab, "get", "events", check=False).stdout[-3000:], loop_log(lab)[-3000:]]
             return "\n".join(out)
 
         until("both pods chosen", lambda: answers() == {"flappy", "steady"}, detail=state)
@@ -359,14 +355,14 @@ def test_control_loop_killed_mid_rollout_comes_back_and_finishes(lab, tmp_path):
     until("the loop gone", lambda: loop.running(lab.name) is None, timeout=10)
     kubectl(lab, "get", "pods")   # any netlab command brings it back (it records itself once started)
     until("the loop back", lambda: loop.running(lab.name) is not None, timeout=10,
-          detail=lambda: open(loop.logfile(lab.name)).read()[-3000:])
+          detail=lambda: loop_log(lab)[-3000:])
     r = kubectl(lab, "rollout", "status", "deploy/web", "--timeout", "120s", check=False)
     if "successfully rolled out" not in r.stdout:   # what the loop did, and what each node's server serves
         from netlab.dataplane import layout
         servers = "".join(f"{n}: {open(layout.server_status(lab.name, n)).read()}\n" for n in ("n1", "n2", "n3")
                           if os.path.exists(layout.server_status(lab.name, n)))
         raise AssertionError(r.stdout + r.stderr + kubectl(lab, "get", "pods", "-o", "wide", check=False).stdout
-                             + servers + open(loop.logfile(lab.name)).read()[-4000:])
+                             + servers + loop_log(lab)[-4000:])
     try:
         final = until("six ready v2 pods", lambda: six_new(lab, v1))
     except AssertionError:
