@@ -115,7 +115,7 @@ def up(scenario: str | None, files: tuple[str, ...], lab: str | None, proxy_mode
         urls = ",".join((store_config(c.name) or {}).get("endpoints") or [])
         click.echo(f"hosts are real machines: on each host H's machine run: sudo netlab agent {c.name} --host H "
                    f"--etcd {urls} --detach (hosts: {', '.join(h.name for h in hc.hosts)})", err=True)
-    from ..probe.run import arp_limit
+    from ..dataplane.host import arp_limit
     from ..spec.capacity import neighbour_note
     limit = arp_limit()
     note = neighbour_note(len(c.pods), int(limit)) if limit.isdigit() else None

@@ -40,3 +40,13 @@ def require_sandbox_kernel(release: str | None = None) -> None:
                          "sandbox that needs mount_setattr; use Debian 12 / Ubuntu 22.04 or newer (or drop the "
                          "containers' commands to get the built-in test server)")
 
+
+
+def arp_limit() -> str:
+    """The host's neighbour-table limit (net.ipv4.neigh.default.gc_thresh3), "?" if unreadable. Here, not
+    with the probes (probe/run.py), so that `up`'s closing note does not import scapy (0.15 s)."""
+    try:
+        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..dataplane.host import arp_limit  # noqa: F401 (probeserve imports it from here)
 from .engine import ProbeResult, run_probes
 from .plan import Check
 
@@ -95,14 +96,6 @@ ARP_WARNING = ("warning: the kernel's neighbour (ARP) table overflowed {n} times
                "so some packets were dropped and some timeouts above may be that, not the lab. netlab never "
                "changes the host: raise it yourself (e.g. sysctl -w net.ipv4.neigh.default.gc_thresh3=16384 "
                "gc_thresh2=8192) or probe fewer pairs")
-
-
-def arp_limit() -> str:
-    try:
-        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
 
 
 def run_checks(checks: list[Check], concurrency: int = 64) -> tuple[list[CheckResult], float, list[str]]:
