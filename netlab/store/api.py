@@ -29,6 +29,7 @@ Objects handed out are copies: changing them changes nothing in the store.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -121,10 +122,23 @@ def _wide_ints_as_floats(x):
 _parse = orjson.loads   # a stored text, parsed (as json.loads; ValueError on a torn one)
 
 
-def _stamp_new(md: dict, created: str) -> None:
-    """A new object's metadata as the store sets it (create, create_all): its uid (kept if given), generation 1,
-    its creation time, and no deletion marks."""
-    md["uid"] = md.get("uid") or str(uuid.uuid4())
+def new_uids(n: int) -> list[str]:
+    """`n` random (version 4) UUIDs as text, as str(uuid.uuid4()) writes them, from one read of the system's
+    random source: a pass's 30,000 events spent a tenth of a second in uuid4, one system call each."""
+    raw = bytearray(os.urandom(16 * n))
+    out = []
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40   # version 4
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80   # the RFC 4122 variant
+        h = raw[i:i + 16].hex()
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def _stamp_new(md: dict, created: str, uid: str | None = None) -> None:
+    """A new object's metadata as the store sets it (create, create_all): its uid (kept if given, else `uid`
+    or a new one), generation 1, its creation time, and no deletion marks."""
+    md["uid"] = md.get("uid") or uid or str(uuid.uuid4())
     md["generation"] = 1
     md["creationTimestamp"] = created
     md.pop("deletionTimestamp", None)
@@ -387,12 +401,12 @@ class Store:
         now = fmt_time(self.clock())
         with self.transaction():
             keyed = []
-            for obj in objs:
+            for obj, uid in zip(objs, new_uids(len(objs))):
                 obj = dict(obj)   # (the caller's object unchanged, as create leaves it)
                 md = obj["metadata"] = dict(obj.get("metadata") or {})
                 if not obj.get("kind") or not md.get("name"):
                     raise Invalid("object needs kind and metadata.name")
-                _stamp_new(md, now)
+                _stamp_new(md, now, uid)
                 keyed.append((_keyed(obj), obj))
             taken = self._taken([k for k, _ in keyed])
             rows, stored = [], []

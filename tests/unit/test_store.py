@@ -477,6 +477,21 @@ def test_create_all_stores_the_free_names_together_as_create_does(store):
     assert store.create_all([]) == []
 
 
+def test_create_all_gives_each_object_a_random_version_4_uid_and_keeps_a_given_one(store):
+    import uuid
+    from netlab.store.api import new_uids
+    given = pod("kept")
+    given["metadata"]["uid"] = "11111111-2222-4333-8444-555555555555"
+    assert store.create_all([pod(f"p{i}") for i in range(200)] + [given]) == [True] * 201
+    uids = [store.get("Pod", "default", f"p{i}")["metadata"]["uid"] for i in range(200)]
+    assert len(set(uids)) == 200
+    for u in uids + new_uids(500):
+        parsed = uuid.UUID(u)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, u)
+    assert store.get("Pod", "default", "kept")["metadata"]["uid"] == "11111111-2222-4333-8444-555555555555"
+    assert new_uids(0) == []
+
+
 def test_update_status_all_writes_what_update_status_writes_one_by_one(store):
     a, b, c = (store.create(pod(n)) for n in "abc")
     rev = store.revision()
