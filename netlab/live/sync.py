@@ -384,7 +384,7 @@ class LiveLab:
         from . import observed
         stopped = partitioned(cluster)
         recs = st.get("pods") or {}
-        nodes = {n.name: n for n in cluster.nodes}
+        host_ips = {n.name: str(n.ip) for n in cluster.nodes}
         actions = []
         seen = observed.views(cluster, st)
         for pod in cluster.pods:
@@ -424,8 +424,8 @@ class LiveLab:
             conditions = pod_conditions(statuses, now, old.get("conditions"))
             if phase in podexit.TERMINAL:
                 conditions = podexit.terminal_conditions(conditions, now)
-            status = dict(old, phase=phase, podIP=str(pod.ip), podIPs=[{"ip": str(pod.ip)}],
-                          hostIP=str(nodes[pod.node].ip), hostIPs=[{"ip": str(nodes[pod.node].ip)}],
+            ip, host_ip = str(pod.ip), host_ips[pod.node]
+            status = dict(old, phase=phase, podIP=ip, podIPs=[{"ip": ip}], hostIP=host_ip, hostIPs=[{"ip": host_ip}],
                           startTime=old.get("startTime") or fmt_time(started), qosClass="BestEffort",
                           containerStatuses=statuses, conditions=conditions)
             actions += [event(obj, etype, reason, message, "kubelet")

@@ -104,12 +104,13 @@ def event_name(involved: dict, etype: str, reason: str, message: str, component:
 
 
 def _correlated(store, involved_obj: dict, etype: str, reason: str, message: str, component: str,
-                now: float) -> tuple[dict, int] | None:
+                now: float, ref: dict | None = None, ts: str | None = None) -> tuple[dict, int] | None:
     """The event to write as the recorder correlates it (see the module's docstring), and how many occurrences
-    it counts; None when the spam filter holds it back (counted for the next one written)."""
+    it counts; None when the spam filter holds it back (counted for the next one written). `ref` and `ts`:
+    involved_ref(involved_obj) and fmt_time(now), when the caller has them already."""
     if etype not in (NORMAL, WARNING):
         raise ValueError(f"event type {etype!r}: use Normal or Warning")
-    ref = involved_ref(involved_obj)
+    ref = ref or involved_ref(involved_obj)
     ns = ref.get("namespace") or "default"
     corr = correlator(store)
     obj_key = (component, ref.get("kind", ""), ns, ref.get("name", ""), ref.get("uid", ""), ref.get("apiVersion", ""))
@@ -120,7 +121,7 @@ def _correlated(store, involved_obj: dict, etype: str, reason: str, message: str
         corr.held[name] = corr.held.get(name, 0) + 1
         return None
     times = 1 + corr.held.pop(name, 0)
-    ts = fmt_time(now)
+    ts = ts or fmt_time(now)
     return {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": name, "namespace": ns},
@@ -168,7 +169,15 @@ def record_events(store, events: list[tuple[dict, str, str, str, str]], now: flo
     transaction: the new ones created together (Store.create_all), the repeats counted one by one. A pass
     of 10,000 new pods records 30,000 of the kubelet's events."""
     now = store.clock() if now is None else now
-    found = [f for f in (_correlated(store, *e, now) for e in events) if f is not None]
+    ts = fmt_time(now)
+    refs: dict[int, dict] = {}   # involved object's id -> its reference (a new pod has three events)
+
+    def ref(obj: dict) -> dict:
+        r = refs.get(id(obj))
+        if r is None:
+            r = refs[id(obj)] = involved_ref(obj)
+        return r
+    found = [f for f in (_correlated(store, *e, now, ref(e[0]), ts) for e in events) if f is not None]
     with store.transaction():
         stored = store.create_all([ev for ev, _ in found])
         for (ev, times), new in zip(found, stored):
