@@ -41,7 +41,6 @@ def require_sandbox_kernel(release: str | None = None) -> None:
                          "containers' commands to get the built-in test server)")
 
 
-
 def arp_limit() -> str:
     """The host's neighbour-table limit (net.ipv4.neigh.default.gc_thresh3), "?" if unreadable. Here, not
     with the probes (probe/run.py), so that `up`'s closing note does not import scapy (0.15 s)."""
