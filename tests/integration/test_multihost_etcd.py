@@ -271,7 +271,8 @@ def test_an_agent_killed_is_started_again_by_the_next_command_and_rebuilds_nothi
     # catches up on a loaded machine, as a node whose kubelet restarts does (seen once in CI, with the VM lane
     # taking a core); what must not happen is a pod evicted or rebuilt meanwhile (checked after it)
     until("every node Ready", lambda: set(node_status(lab).values()) == {"Ready"}, timeout=60,
-          detail=lambda: node_status(lab))
+          detail=lambda: f"netlab get nodes said:\n{nodes_said(lab)}\nagents' pids: "
+                         f"{ {h: agent_pid(lab, h) for h in HOSTS} }\n{agent_tails(lab)}")
     assert {n: identity(n) for n in theirs} == before, "no pod rebuilt: same network namespace, address and UID"
     assert all(ready(pods(lab)[n]) for n in theirs)
     probe_matrix_passes(lab)
