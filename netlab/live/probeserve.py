@@ -18,7 +18,8 @@ def serve(lab: str, host: str, name: str) -> int:
     """The process an agent starts for one request: the probes sent from this machine, the answer written."""
     from .. import lab_spec
     from ..probe import lookup
-    from ..probe.run import ARP_WARNING, arp_limit, neighbour_table_fulls
+    from ..dataplane.host import arp_limit
+    from ..probe.run import ARP_WARNING, neighbour_table_fulls
     from ..probe.scheduler import run_probes
     from . import store_for
     store = store_for(lab)

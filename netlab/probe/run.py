@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..dataplane.host import arp_limit  # noqa: F401 (probeserve imports it from here)
+from ..dataplane.host import arp_limit
 from .engine import ProbeResult, run_probes
 from .plan import Check
 
