@@ -33,7 +33,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -124,7 +123,8 @@ _parse = orjson.loads   # a stored text, parsed (as json.loads; ValueError on a 
 
 def new_uids(n: int) -> list[str]:
     """`n` random (version 4) UUIDs as text, as str(uuid.uuid4()) writes them, from one read of the system's
-    random source: a pass's 30,000 events spent a tenth of a second in uuid4, one system call each."""
+    random source (a pass's 30,000 events spent a tenth of a second in uuid4, one system call each). The
+    store's only source of uids."""
     raw = bytearray(os.urandom(16 * n))
     out = []
     for i in range(0, 16 * n, 16):
@@ -135,10 +135,10 @@ def new_uids(n: int) -> list[str]:
     return out
 
 
-def _stamp_new(md: dict, created: str, uid: str | None = None) -> None:
-    """A new object's metadata as the store sets it (create, create_all): its uid (kept if given, else `uid`
-    or a new one), generation 1, its creation time, and no deletion marks."""
-    md["uid"] = md.get("uid") or uid or str(uuid.uuid4())
+def _stamp_new(md: dict, created: str, uid: str) -> None:
+    """A new object's metadata as the store sets it (create, create_all): its uid (kept if given, else `uid`,
+    one of `new_uids`), generation 1, its creation time, and no deletion marks."""
+    md["uid"] = md.get("uid") or uid
     md["generation"] = 1
     md["creationTimestamp"] = created
     md.pop("deletionTimestamp", None)
@@ -381,7 +381,7 @@ class Store:
                 md["name"] = _generated(md["generateName"])
             if not obj.get("kind") or not md.get("name"):
                 raise Invalid("object needs kind and metadata.name (or metadata.generateName)")
-            _stamp_new(md, fmt_time(self.clock()))
+            _stamp_new(md, fmt_time(self.clock()), new_uids(1)[0])
             while True:
                 kind, ns, name = k = _keyed(obj)
                 written = self._write(k, obj, "ADDED", copy)
