@@ -3,8 +3,8 @@
 A node's speaker (router id: its underlay address, AS `bgp.asNumber`):
 - announces its podCIDR: a static blackhole route in protocol `pods` (as Calico's block route), sent
   to its peers through the filter `announced` (which names every protocol whose routes are announced:
-  MetalLB's BGP mode's LoadBalancer prefixes are one more, `lb_ips`, with their advertisement's
-  localPref and communities set on export);
+  MetalLB's BGP mode's LoadBalancer prefixes are one more, `lb_ips`, whose static routes carry their
+  advertisement's localPref and communities);
 - peers with every other node (iBGP full mesh) or, with `routeReflector: true`, only with the first
   node, which reflects for the others (`rr client`), keeping the originator's next hop;
 - peers with the external router (eBGP by default: the router is in AS `externalRouter.asNumber`,
@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..lb.bgpmode import Plan
+from ..lb.bgpmode import Plan, Route
 from ..model.objects import Cluster, Node
 from ..spec.types import BgpConfig
 
@@ -165,36 +165,26 @@ def _kernel() -> list[str]:
 
 
 def _lb_routes(lb: Plan | None, node: Node) -> list[str]:
-    """MetalLB's BGP mode: the static protocol of the LoadBalancer prefixes a node announces."""
+    """MetalLB's BGP mode: the static protocol of the LoadBalancer prefixes a node announces, each route
+    carrying its BGPAdvertisement's localPref and communities from its first announcement (set by the export
+    filter, a reload announced a new prefix bare first: docs/design.md, MetalLB's BGP mode)."""
     routes = lb.routes_of(node.name) if lb is not None else []
-    return ["# the LoadBalancer prefixes this node announces (MetalLB's BGP mode: BGPPeer, BGPAdvertisement)",
-            *_block(f"protocol static {LB_PROTOCOL}", ["ipv4;"] + [f"route {r.prefix} blackhole;" for r in routes]
-                    ), ""]
+    return ["# the LoadBalancer prefixes this node announces (MetalLB's BGP mode: BGPPeer, BGPAdvertisement),",
+            "# with their advertisement's localPref and communities",
+            *_block(f"protocol static {LB_PROTOCOL}", ["ipv4;"] + [_lb_route(r) for r in routes]), ""]
 
 
-def _lb_attributes(lb: Plan | None, node: Node) -> list[str]:
-    """The export statements giving a node's LoadBalancer prefixes their BGPAdvertisement's localPref and
-    communities (empty: none has any)."""
-    out = []
-    for r in lb.routes_of(node.name) if lb is not None else []:
-        sets = [f"bgp_local_pref = {r.local_pref};"] if r.local_pref is not None else []
-        for c in r.communities:
-            sets.append(f"bgp_community.add(({c[0]},{c[1]}));" if len(c) == 2 else
-                        f"bgp_large_community.add(({c[0]},{c[1]},{c[2]}));")
-        if sets:
-            out.append(f"if net = {r.prefix} then {{ {' '.join(sets)} }}")
-    return out
+def _lb_route(r: Route) -> str:
+    sets = [f"bgp_local_pref = {r.local_pref};"] if r.local_pref is not None else []
+    for c in r.communities:
+        sets.append(f"bgp_community.add(({c[0]},{c[1]}));" if len(c) == 2 else
+                    f"bgp_large_community.add(({c[0]},{c[1]},{c[2]}));")
+    return f"route {r.prefix} blackhole" + (f" {{ {' '.join(sets)} }};" if sets else ";")
 
 
-def _announced(protocols: tuple[str, ...], attributes: list[str]) -> list[str]:
-    body = []
-    for p in protocols:
-        if p == LB_PROTOCOL and attributes:
-            body += _block(f'if proto = "{p}" then', attributes + ["accept;"])
-        else:
-            body.append(f'if proto = "{p}" then accept;')
+def _announced(protocols: tuple[str, ...]) -> list[str]:
     return ["# what is announced to every peer: the routes of these protocols",
-            *_block("filter announced", body + ["reject;"]), ""]
+            *_block("filter announced", [f'if proto = "{p}" then accept;' for p in protocols] + ["reject;"]), ""]
 
 
 def node_config(cluster: Cluster, node: Node, lb: Plan | None = None) -> str:
@@ -209,7 +199,7 @@ def node_config(cluster: Cluster, node: Node, lb: Plan | None = None) -> str:
         "ipv4;", f"route {node.pod_cidr} blackhole;"]), ""]
     if lb is not None:   # MetalLB's BGP mode in this lab
         lines += _lb_routes(lb, node)
-    lines += _announced(ANNOUNCED if lb is not None else ("pods",), _lb_attributes(lb, node))
+    lines += _announced(ANNOUNCED if lb is not None else ("pods",))
     rr = reflector(cluster)
     if rr is not None and rr.name == node.name:
         lines += ["# what the reflector sends its clients: its own routes and those it learned",
@@ -237,7 +227,7 @@ def _lb_node_config(cluster: Cluster, node: Node, lb: Plan | None) -> str:
         return ""
     lines = _head(f"MetalLB BGP speaker of node {node.name} (lab {cluster.name})", str(node.ip))
     lines += _lb_routes(lb, node)
-    lines += _announced((LB_PROTOCOL,), _lb_attributes(lb, node))
+    lines += _announced((LB_PROTOCOL,))
     lines += _block("template bgp uplink", [f"local {node.ip} as {session.my_asn};", "direct;",
                                             *_timers(cfg.hold_time, cfg.keepalive_time),
                                             "ipv4 { import none; export filter announced; };"]) + [""]

@@ -13,11 +13,14 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
+import time
 
 import pytest
 
 from netlab import names
 from netlab.bgp import bird
+from netlab.dataplane import bgp
 from netlab.dataplane import lab as labmod
 from netlab.dataplane import layout
 from netlab.dataplane import procs
@@ -227,13 +230,41 @@ def test_deleting_the_advertisement_withdraws_the_route(mlab, tmp_path):
     until("the route withdrawn", lambda: not nexthops(mlab, LB_IP) and not nexthops(mlab, LOCAL_IP), timeout=30)
     r = mlab.ext_exec(["ip", "-4", "route", "get", LB_IP])
     assert "via" not in r.stdout, r.stdout   # back to the connected subnet
-    # applied again: announced again
+    # applied again, with another community: announced again, every path carrying it from its first update
+    # (the router's table sampled as it fills: a path seen without its community is a failure)
     ad = tmp_path / "ad.yaml"
     ad.write_text("apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\n"
-                  "metadata: {name: lab-bgp, namespace: metallb-system}\nspec: {ipAddressPools: [lab-pool]}\n")
+                  "metadata: {name: lab-bgp, namespace: metallb-system}\n"
+                  "spec: {ipAddressPools: [lab-pool], communities: ['64512:300']}\n")
     kubectl(mlab, "apply", "-f", str(ad))
+    seen = router_paths_until(mlab, LB_IP, lambda paths: len(paths) == 3)
+    assert all(c == ["(64512,300)"] for c in seen), seen
     until("the route back", lambda: nexthops(mlab, LB_IP) == set(ips.values()), timeout=30,
           detail=lambda: bgp_state(mlab))
+    # the community changed in place: each path goes from the old one to the new one, never through none
+    ad.write_text(ad.read_text().replace("64512:300", "64512:400"))
+    kubectl(mlab, "apply", "-f", str(ad))
+    seen = router_paths_until(mlab, LB_IP, lambda paths: paths == [["(64512,400)"]] * 3)
+    assert all(c in (["(64512,300)"], ["(64512,400)"]) for c in seen), seen
+
+
+def router_paths_until(handle: Lab, ip: str, done, timeout: float = 30.0) -> list[list[str]]:
+    """The router's BGP paths to ip/32 (each path's communities), read through its BIRD's socket as often as
+    birdc answers until `done(paths)`: every path seen on the way, one list of communities each."""
+    sock = bgp.socket_path(handle.name, None)
+    seen: list[list[str]] = []
+    paths: list[list[str]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["birdc", "-s", sock, "show", "route", "all", f"{ip}/32"], capture_output=True,
+                             text=True, timeout=5).stdout
+        paths = [re.findall(r"\(\d+,\d+\)", "".join(re.findall(r"BGP\.community: (.*)", p)))
+                 for p in re.split(r"\n(?=\S*\s+unicast \[)", out.split("Table master4:", 1)[-1]) if "unicast [" in p]
+        seen += paths
+        if done(paths):
+            return seen
+        time.sleep(0.01)
+    raise AssertionError(f"the router's paths to {ip} were {paths} after {timeout:.0f} s; seen on the way: {seen}")
 
 
 def test_with_the_bgp_backend_the_lb_routes_travel_on_the_nodes_sessions(lab_factory):
