@@ -620,6 +620,11 @@ class LiveLab:
         try:
             self.run_controllers(runner)
             self.seen = self.store.kind_revisions(DATAPLANE_KINDS)   # taken before the pass reads the store
+            if self.host is not None and scenario_text is None:
+                # an agent: the other hosts' pods (address, readiness) read again, now that `seen` is taken: read
+                # before the controllers ran, a pod made Ready meanwhile by its agent would be in `seen` and not
+                # in this pass, and no later pass would look (a Service's endpoints on this host left stale)
+                st = work = self.load_state()
             cluster, by_key = self.desired(work, proxy_mode)
             if self.writes_files():
                 self.files().before_pass(cluster)   # before the pass starts the add-ons' pods (up's first pass)
