@@ -398,7 +398,9 @@ def test_kinds_ingress_guide_as_written(lab, tmp_path):
         r = lab.ext_exec(["curl", "-s", "--max-time", "3", f"http://{node}:30080{path}"])
         return r.stdout.strip()
     until("the guide's /foo/hostname", lambda: get("/foo/hostname") == "foo", timeout=60)
-    assert get("/bar/hostname") == "bar"
+    # bar's pod may be Ready a moment after foo's: nginx answers 503 for /bar until its upstream has an endpoint
+    until("the guide's /bar/hostname", lambda: get("/bar/hostname") == "bar", timeout=30,
+          detail=lambda: f"/bar/hostname answered: {get('/bar/hostname')[:200]}")
     assert get("/foo") == "foo" and get("/foox") != "foo"
     rows = kubectl(lab, "get", "ingress").stdout.splitlines()
     assert rows[1].split()[:3] == ["example-ingress", "<none>", "*"]
